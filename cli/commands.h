@@ -1,0 +1,13 @@
+// Subcommands of the `eellm` binary. Each cmd_*.cpp registers one (or a few) on the app; the
+// callback runs the command and returns its exit code through `exit_code`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace eellm::cli {
+
+// Set by a subcommand callback; main returns it.
+int& exit_code();
+
+
+}  // namespace eellm::cli

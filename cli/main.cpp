@@ -1,0 +1,23 @@
+// eellm: plan, simulate and run early-exit LLMs under 3D parallelism.
+#include <iostream>
+
+#include "cli/commands.h"
+
+namespace eellm::cli {
+int& exit_code() {
+  static int code = 0;
+  return code;
+}
+}  // namespace eellm::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"eellm: plan, simulate and run early-exit LLMs under 3D parallelism"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "eellm 0.1.0");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return eellm::cli::exit_code();
+}

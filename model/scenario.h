@@ -1,0 +1,200 @@
+// Scenario: everything one run needs (model, exits, parallel layout, cluster, training, inference,
+// execution). Plain value types; key names follow Megatron-LM / EE-LLM flags in snake_case, units
+// live in key names. Parsing, validation and serialisation are in scenario_io.h / validate.h; the
+// derived sizes (data-parallel size, microbatches, layers per stage, exit placement) are computed in
+// one place, derive_layout() in layout.h.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace eellm {
+
+enum class Normalization { kLayerNorm, kRMSNorm };
+enum class PositionEmbedding { kLearnedAbsolute, kRope };
+enum class Activation { kGelu, kSwiGLU };
+enum class DType { kFP32, kFP16, kBF16 };
+enum class RecomputeGranularity { kNone, kSelective, kFull };
+enum class WarmupStyle { kLinear, kCosine };
+enum class LrDecayStyle { kConstant, kLinear, kCosine };
+
+// Pipeline schedules; every one is both simulated (sim/) and executed (exec/).
+enum class ScheduleKind {
+  kNoPipelining,    // pp == 1: forward/backward of every microbatch, then the step
+  kGPipe,           // all forwards, then all backwards
+  k1F1B,            // PipeDream-flush, Megatron's non-interleaved schedule
+  kInterleaved1F1B, // Megatron's interleaved schedule with virtual stages
+  kZBH1,            // zero bubble H1: backward split into B (input) and W (weight)
+  kEE1F1B,          // EE-LLM: 1F1B with exit losses computed and back-propagated on their own stage
+  kEEFill,          // EE-LLM: kEE1F1B plus explicit bubble filling (partial fwd/bwd to the exits)
+  kEETuning,        // EE-Tuning: frozen backbone, only exit heads train, no gradients cross stages
+};
+
+enum class Confidence { kMaxProb, kMargin, kEntropy };
+enum class InferenceMethod { kFull, kRecompute, kPipeline, kSpeculative };
+enum class Backend { kCPU, kCUDA };
+
+struct ModelSpec {
+  std::string arch = "gpt";  // free-form label ("gpt2", "llama")
+  int num_layers = 0;
+  int hidden_size = 0;
+  int num_attention_heads = 0;
+  int num_query_groups = 0;    // 0 → num_attention_heads (no GQA)
+  int ffn_hidden_size = 0;     // 0 → 4h (GELU) or Megatron's SwiGLU default 4h·2/3 rounded to 64
+  int kv_channels = 0;         // 0 → hidden_size / num_attention_heads
+  int seq_length = 0;
+  int max_position_embeddings = 0;  // 0 → seq_length
+  int vocab_size = 0;
+  int make_vocab_size_divisible_by = 128;  // Megatron pads to a multiple of this × TP
+  Normalization normalization = Normalization::kLayerNorm;
+  PositionEmbedding position_embedding_type = PositionEmbedding::kLearnedAbsolute;
+  Activation activation = Activation::kGelu;
+  bool add_bias_linear = true;
+  bool untie_embeddings_and_output_weights = false;
+  double init_method_std = 0.02;
+  double layernorm_epsilon = 1e-5;
+  double rotary_base = 10000.0;
+};
+
+struct ExitSpec {
+  std::vector<int> exit_layer_nums;          // 1-based layer numbers
+  std::vector<double> exit_layer_weight;     // final weight per exit (same length, or one for all)
+  std::vector<double> exit_layer_weight_init;  // warm-up start weight per exit (empty → = final)
+  int exit_layer_weight_warmup_iters = 0;
+  WarmupStyle exit_layer_weight_warmup_style = WarmupStyle::kLinear;
+  double final_exit_weight = 1.0;            // weight of the final (last-layer) loss
+  bool pre_exit = false;                     // exit sits before layer n (on its input) instead of after
+  bool use_exit_norm = false;
+  bool use_exit_mlp = false;
+  bool use_exit_block = false;
+  bool untie_exit_output_weights = false;
+};
+
+struct ParallelSpec {
+  int tensor_model_parallel_size = 1;
+  int pipeline_model_parallel_size = 1;
+  int data_parallel_size = 0;  // 0 → world_size / (tp·pp)
+  int world_size = 0;          // 0 → all GPUs of the cluster
+  int virtual_pipeline_model_parallel_size = 1;
+  std::vector<int> layer_partition;  // layers per (virtual) stage; empty → even split
+  ScheduleKind schedule = ScheduleKind::k1F1B;
+  bool sequence_parallel = false;
+  bool use_distributed_optimizer = false;
+  bool overlap_grad_reduce = false;
+  bool fill_explicit_bubbles = false;       // EE-LLM flag; with an EE schedule selects kEEFill
+  int num_fill_warmup_microbatches = -1;    // -1 → derived from pp and the bwd/fwd ratio
+  int num_fill_cooldown_microbatches = -1;
+  RecomputeGranularity recompute_granularity = RecomputeGranularity::kNone;
+};
+
+// Alpha-beta link: time(bytes) = latency + bytes / bandwidth.
+struct LinkSpec {
+  double bandwidth_GBps = 0;  // unidirectional, per GPU
+  double latency_us = 0;
+};
+
+// A device, as read from scenarios/devices/NAME.yaml (spec sheet, fitted or calibrated).
+struct DeviceProfile {
+  std::string name;
+  double peak_tflops_fp32 = 0;  // dense
+  double peak_tflops_fp16 = 0;
+  double peak_tflops_bf16 = 0;
+  double memory_GiB = 0;
+  double memory_bandwidth_GBps = 0;
+  double kernel_launch_us = 0;
+  // GEMM efficiency model: achieved = peak · gemm_max_efficiency · tile/wave quantisation
+  // · n/(n + gemm_half_efficiency_dim) for the smallest dimension n.
+  double gemm_max_efficiency = 0.8;
+  double gemm_half_efficiency_dim = 64;
+  int gemm_tile_m = 128;
+  int gemm_tile_n = 128;
+  int num_sms = 108;
+  double elementwise_efficiency = 0.7;   // fraction of memory bandwidth element-wise ops reach
+  double attention_efficiency = 0.5;     // of GEMM peak, for the softmax(QK^T)V core
+  double collective_efficiency = 0.8;    // fraction of link bandwidth collectives reach
+  double per_layer_overhead_us = 0;      // fitted residual per transformer layer and microbatch
+  double optimizer_bytes_per_param = 0;  // 0 → computed from dtypes (read+write of state)
+};
+
+struct ClusterSpec {
+  std::string name;
+  std::string device_name;  // a file under scenarios/devices/
+  DeviceProfile device;     // resolved
+  int num_nodes = 1;
+  int gpus_per_node = 1;
+  LinkSpec intra_node;      // NVLink / shared memory
+  LinkSpec inter_node;      // NIC per GPU
+  int total_gpus() const { return num_nodes * gpus_per_node; }
+};
+
+struct TrainingSpec {
+  int micro_batch_size = 1;
+  int global_batch_size = 1;
+  int train_iters = 100;
+  double lr = 3e-4;
+  double min_lr = 0;
+  int lr_warmup_iters = 0;
+  LrDecayStyle lr_decay_style = LrDecayStyle::kCosine;
+  int lr_decay_iters = 0;  // 0 → train_iters
+  double weight_decay = 0.1;
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.95;
+  double adam_eps = 1e-8;
+  double clip_grad = 1.0;
+  uint64_t seed = 1234;
+  DType params_dtype = DType::kBF16;  // mixed precision compute dtype (master weights fp32)
+  std::string data_path;              // token file; empty → default corpus
+  double valid_fraction = 0.05;
+  int eval_interval = 0;   // 0 → off
+  int eval_iters = 10;
+  int save_interval = 0;
+  int log_interval = 1;
+};
+
+struct InferenceSpec {
+  int batch_size = 1;
+  int prompt_length = 128;
+  int max_new_tokens = 128;
+  InferenceMethod method = InferenceMethod::kRecompute;
+  double early_exit_thres = 0.8;
+  Confidence confidence = Confidence::kMaxProb;
+  std::vector<double> exit_rates;  // fraction of tokens leaving at each exit (simulation input)
+  int speculative_draft_tokens = 4;
+  int draft_exit = 0;              // index into exit_layer_nums
+  int max_pending_recompute = 8;   // KV recomputation cap before a forced full pass
+};
+
+struct ExecutionSpec {
+  Backend device = Backend::kCPU;
+  int num_threads = 0;  // 0 → all cores
+  double recv_timeout_s = 60;
+};
+
+struct Scenario {
+  std::string name;
+  std::string description;
+  std::string source_path;  // file it was loaded from (for messages); empty when built in code
+  ModelSpec model;
+  ExitSpec exits;
+  ParallelSpec parallel;
+  ClusterSpec cluster;
+  TrainingSpec training;
+  InferenceSpec inference;
+  ExecutionSpec execution;
+};
+
+// Enum ↔ the strings used in scenario files and on the command line.
+const char* to_string(Normalization v);
+const char* to_string(PositionEmbedding v);
+const char* to_string(Activation v);
+const char* to_string(DType v);
+const char* to_string(RecomputeGranularity v);
+const char* to_string(WarmupStyle v);
+const char* to_string(LrDecayStyle v);
+const char* to_string(ScheduleKind v);
+const char* to_string(Confidence v);
+const char* to_string(InferenceMethod v);
+const char* to_string(Backend v);
+
+}  // namespace eellm
