@@ -32,6 +32,7 @@ struct OpTimes {
 struct ParamCounts {
   int64_t embedding = 0;         // word (+ learned position) embedding
   int64_t per_layer = 0;         // one transformer layer
+  int num_layers = 0;            // backbone layers (added: backbone() needs it)
   int64_t final_norm = 0;
   int64_t output_layer = 0;      // 0 when tied to the embedding
   std::vector<int64_t> exit_heads;  // each exit head (block + norm + MLP + untied projection)
@@ -113,6 +114,30 @@ class CostModel {
   // tp fastest, then dp, then pp).
   bool dp_group_inter_node() const;
   bool pp_hop_inter_node(int stage) const;
+
+  // --- Additions (helper "cost"): derived figures the simulator, planner and describe share. ---
+  // Peak dense FLOP/s of the device in the training compute dtype.
+  double peak_flops() const;
+  // Bytes of one activation element in the compute dtype (4 for fp32, 2 for fp16/bf16).
+  int activation_element_bytes() const;
+  // Parameters held by one GPU of `stage` (TP-sharded; replicated norms/biases counted whole; tied
+  // word-embedding copies on the last stage and on stages with tied exits included).
+  int64_t stage_params(int stage) const;
+  // Microbatches whose activations one GPU of `stage` holds at peak under the schedule (an upper
+  // bound for the analytical memory check; the simulator's memory timeline is the precise one).
+  int max_microbatches_in_flight(int stage) const;
+  // Seconds of the data-parallel gradient synchronisation of `stage` (ring all-reduce of fp32 grads,
+  // or reduce-scatter of grads + all-gather of compute-dtype params with the distributed optimizer).
+  double dp_sync_time(int stage) const;
+  // Seconds of the embedding-group all-reduce (0 when there is no group).
+  double embedding_group_time() const;
+  // Bytes one GPU of `stage` moves in tensor-parallel collectives per microbatch (fwd + bwd; full
+  // buffer sizes of each all-reduce, or of each reduce-scatter + all-gather with SP). 0 when tp == 1.
+  int64_t tp_bytes_per_microbatch(int stage) const;
+  // Seconds of one p2p transfer of this layout's activation (ChunkCosts::p2p_bytes) after `stage`.
+  double p2p_activation_time(int stage) const;
+  // Tensor-parallel group crosses nodes (tp > gpus_per_node).
+  bool tp_group_inter_node() const;
 
  private:
   const Scenario* scenario_;

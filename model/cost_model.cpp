@@ -1,0 +1,601 @@
+// Cost model of an early-exit GPT under tensor/pipeline/data parallelism (see cost_model.h).
+//
+// Conventions (stated once, relied on by the tests):
+// - FLOPs count matrix multiplications only (2·m·n·k each); element-wise work is costed in time,
+//   not in FLOPs, as in Megatron's and Narayanan et al.'s formulas.
+// - Attention scores count the full s² (QKᵀ and A·V, 4·b·s²·h per layer forward), not the causal
+//   half, as Megatron's formula does.
+// - Backward: every weight GEMM costs its forward once for the input gradient and once for the
+//   weight gradient; the attention core (no weights) costs twice its forward, all input gradient.
+// - Activation memory follows Korthikanti et al. 2022 Table 2 (16-bit activations, 1-byte dropout
+//   masks), generalised to ffn ≠ 4h, SwiGLU, GQA and fp32 so that the table's rows are exact for
+//   GPT-style models. Logits held for the cross-entropy backward are fp32 (Megatron casts them).
+// - All tensor-parallel collectives are exposed (Megatron without --tp-comm-overlap): their time
+//   is inside the layer's fwd / bwd_input time.
+// - Rank order is Megatron's: tensor-parallel fastest, then data-parallel, then pipeline.
+// Thread-safety: const methods only read the scenario and layout; safe to call concurrently.
+#include "model/cost_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace eellm {
+namespace {
+
+constexpr double kUs = 1e-6;
+
+int64_t norm_params(const ModelSpec& m) {
+  return m.normalization == Normalization::kLayerNorm ? 2LL * m.hidden_size : static_cast<int64_t>(m.hidden_size);
+}
+
+// Sizes of one transformer layer, split into the tensor-parallel-sharded part and the part every
+// TP rank holds whole (norms and the biases of row-parallel linears).
+struct LayerParams {
+  int64_t attn_sharded = 0, attn_replicated = 0;
+  int64_t mlp_sharded = 0, mlp_replicated = 0;
+  int64_t norms = 0;
+  int64_t total() const { return attn_sharded + attn_replicated + mlp_sharded + mlp_replicated + norms; }
+  int64_t per_gpu(int tp) const { return (attn_sharded + mlp_sharded) / tp + attn_replicated + mlp_replicated + norms; }
+};
+
+LayerParams layer_params(const ModelSpec& m, const Layout& L) {
+  const int64_t h = m.hidden_size, kv = L.kv_channels, nh = m.num_attention_heads, g = L.num_query_groups;
+  const int64_t ffn = L.ffn_hidden_size;
+  const bool bias = m.add_bias_linear;
+  const int64_t fc1_out = m.activation == Activation::kSwiGLU ? 2 * ffn : ffn;
+  LayerParams p;
+  p.attn_sharded = h * (nh + 2 * g) * kv + (bias ? (nh + 2 * g) * kv : 0) + nh * kv * h;
+  p.attn_replicated = bias ? h : 0;
+  p.mlp_sharded = h * fc1_out + (bias ? fc1_out : 0) + ffn * h;
+  p.mlp_replicated = bias ? h : 0;
+  p.norms = 2 * norm_params(m);
+  return p;
+}
+
+// Per-microbatch shapes of one GPU.
+struct Dims {
+  double b, s, h, nh, g, kv, ffn, fc1_out, V, t, e;
+  bool sp;
+  double m() const { return b * s; }  // GEMM rows (full sequence: SP all-gathers before the GEMMs)
+  double s_local() const { return sp ? s / t : s; }  // sequence held outside the TP region
+};
+
+Dims dims_of(const Scenario& sc, const Layout& L) {
+  Dims d{};
+  d.b = sc.training.micro_batch_size;
+  d.s = sc.model.seq_length;
+  d.h = sc.model.hidden_size;
+  d.nh = sc.model.num_attention_heads;
+  d.g = L.num_query_groups;
+  d.kv = L.kv_channels;
+  d.ffn = L.ffn_hidden_size;
+  d.fc1_out = sc.model.activation == Activation::kSwiGLU ? 2.0 * d.ffn : d.ffn;
+  d.V = L.padded_vocab_size;
+  d.t = L.tp;
+  d.e = sc.training.params_dtype == DType::kFP32 ? 4 : 2;
+  d.sp = sc.parallel.sequence_parallel && L.tp > 1;
+  return d;
+}
+
+// Full-model (unsharded) FLOPs of one transformer layer, one microbatch.
+Flops layer_flops(const Dims& d) {
+  const double m = d.m();
+  const double gemm = 2 * m * d.h * (d.nh + 2 * d.g) * d.kv + 2 * m * d.nh * d.kv * d.h + 2 * m * d.h * d.fc1_out +
+                      2 * m * d.ffn * d.h;
+  const double core = 2 * (2 * d.b * d.nh * d.s * d.s * d.kv);
+  return Flops{gemm + core, gemm + 2 * core, gemm};
+}
+Flops mlp_flops(const Dims& d) {
+  const double gemm = 2 * d.m() * d.h * d.fc1_out + 2 * d.m() * d.ffn * d.h;
+  return Flops{gemm, gemm, gemm};
+}
+Flops projection_flops(const Dims& d) {
+  const double gemm = 2 * d.m() * d.h * d.V;
+  return Flops{gemm, gemm, gemm};
+}
+Flops scaled(Flops f, double k) { return Flops{f.fwd * k, f.bwd_input * k, f.bwd_weight * k}; }
+
+// Korthikanti et al. 2022 Table 2, generalised. Unsharded part: two norm inputs, QKV input, MLP input
+// (each e·sbh) and two dropout masks (sbh); sharded part: Q, K, V, projection input, MLP inner
+// activations; attention core (2e+1)·a·s²·b (softmax output, its dropout mask and output).
+int64_t layer_activation(const Dims& d, RecomputeGranularity r) {
+  const double sbh = d.s * d.b * d.h;
+  if (r == RecomputeGranularity::kFull) return static_cast<int64_t>(std::llround(d.e * sbh / (d.sp ? d.t : 1)));
+  const double unsharded = 4 * d.e * sbh + 2 * sbh;
+  const double mlp_inner = (d.fc1_out + d.ffn) * d.e * d.s * d.b;  // fc1 output + activation output
+  const double attn_inner = d.e * d.s * d.b * (2 * d.nh * d.kv + 2 * d.g * d.kv);
+  const double core = r == RecomputeGranularity::kSelective ? 0.0 : (2 * d.e + 1) * d.nh * d.s * d.s * d.b;
+  const double v = (d.sp ? unsharded / d.t : unsharded) + (mlp_inner + attn_inner + core) / d.t;
+  return static_cast<int64_t>(std::llround(v));
+}
+int64_t mlp_activation(const Dims& d) {
+  const double in = d.e * d.s * d.b * d.h;
+  return static_cast<int64_t>(std::llround((d.sp ? in / d.t : in) + (d.fc1_out + d.ffn) * d.e * d.s * d.b / d.t));
+}
+
+// Node of a global rank under Megatron's rank order.
+int node_of(int rank, int gpus_per_node) { return rank / std::max(1, gpus_per_node); }
+
+}  // namespace
+
+int64_t ParamCounts::backbone() const { return embedding + per_layer * num_layers + final_norm + output_layer; }
+int64_t ParamCounts::total() const {
+  return backbone() + std::accumulate(exit_heads.begin(), exit_heads.end(), int64_t{0});
+}
+
+CostModel::CostModel(const Scenario& scenario, const Layout& layout) : scenario_(&scenario), layout_(&layout) {}
+
+ParamCounts CostModel::param_counts() const {
+  const ModelSpec& m = scenario_->model;
+  const Layout& L = *layout_;
+  const int64_t h = m.hidden_size, V = L.padded_vocab_size;
+  ParamCounts c;
+  const int64_t max_pos = m.max_position_embeddings > 0 ? m.max_position_embeddings : m.seq_length;
+  c.embedding = V * h + (m.position_embedding_type == PositionEmbedding::kLearnedAbsolute ? max_pos * h : 0);
+  const LayerParams lp = layer_params(m, L);
+  c.per_layer = lp.total();
+  c.num_layers = m.num_layers;
+  c.final_norm = norm_params(m);
+  c.output_layer = m.untie_embeddings_and_output_weights ? V * h : 0;
+  const ExitSpec& x = scenario_->exits;
+  for (size_t i = 0; i < L.exits.size(); ++i) {
+    int64_t head = 0;
+    if (x.use_exit_block) head += lp.total();
+    if (x.use_exit_norm) head += norm_params(m);
+    if (x.use_exit_mlp) head += lp.mlp_sharded + lp.mlp_replicated;
+    if (x.untie_exit_output_weights) head += V * h;
+    c.exit_heads.push_back(head);
+  }
+  return c;
+}
+
+int CostModel::activation_element_bytes() const { return scenario_->training.params_dtype == DType::kFP32 ? 4 : 2; }
+
+double CostModel::peak_flops() const {
+  const DeviceProfile& dev = scenario_->cluster.device;
+  switch (scenario_->training.params_dtype) {
+    case DType::kFP32: return dev.peak_tflops_fp32 * 1e12;
+    case DType::kFP16: return dev.peak_tflops_fp16 * 1e12;
+    case DType::kBF16: return dev.peak_tflops_bf16 * 1e12;
+  }
+  return dev.peak_tflops_bf16 * 1e12;
+}
+
+double CostModel::model_flops_per_iteration(bool include_exits) const {
+  const Dims d = dims_of(*scenario_, *layout_);
+  Flops per_mb = scaled(layer_flops(d), scenario_->model.num_layers);
+  per_mb += projection_flops(d);
+  if (include_exits) {
+    const ExitSpec& x = scenario_->exits;
+    for (size_t i = 0; i < layout_->exits.size(); ++i) {
+      if (x.use_exit_block) per_mb += layer_flops(d);
+      if (x.use_exit_mlp) per_mb += mlp_flops(d);
+      per_mb += projection_flops(d);
+    }
+  }
+  return per_mb.total() * layout_->num_microbatches * layout_->dp;
+}
+
+int64_t CostModel::layer_activation_bytes() const {
+  return layer_activation(dims_of(*scenario_, *layout_), scenario_->parallel.recompute_granularity);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Op times.
+
+double CostModel::gemm_time(double m, double n, double k) const {
+  if (m <= 0 || n <= 0 || k <= 0) return 0;
+  const DeviceProfile& dev = scenario_->cluster.device;
+  const double tm = std::max(1, dev.gemm_tile_m), tn = std::max(1, dev.gemm_tile_n);
+  const double tiles_m = std::ceil(m / tm), tiles_n = std::ceil(n / tn);
+  const double tiles = tiles_m * tiles_n;
+  const double sms = std::max(1, dev.num_sms);
+  const double waves = std::ceil(tiles / sms);
+  // Useful fraction of the launched tile-waves: partial edge tiles and a partial last wave idle
+  // (a GEMM with fewer tiles than SMs leaves the other SMs idle, the same formula with one wave).
+  const double util = (m * n) / (waves * sms * tm * tn);
+  const double nmin = std::min({m, n, k});
+  const double shape_eff = nmin / (nmin + std::max(0.0, dev.gemm_half_efficiency_dim));
+  const double eff = std::max(1e-6, dev.gemm_max_efficiency * util * shape_eff);
+  const double t_compute = 2 * m * n * k / (peak_flops() * eff);
+  const double t_memory = activation_element_bytes() * (m * k + k * n + m * n) /
+                          (dev.memory_bandwidth_GBps * 1e9 * std::max(1e-6, dev.elementwise_efficiency));
+  return std::max({t_compute, t_memory, dev.kernel_launch_us * kUs});
+}
+
+double CostModel::elementwise_time(double bytes) const {
+  if (bytes <= 0) return 0;
+  const DeviceProfile& dev = scenario_->cluster.device;
+  const double t = bytes / (dev.memory_bandwidth_GBps * 1e9 * std::max(1e-6, dev.elementwise_efficiency));
+  return std::max(t, dev.kernel_launch_us * kUs);
+}
+
+double CostModel::p2p_time(int64_t bytes, bool inter_node) const {
+  if (bytes <= 0) return 0;
+  const ClusterSpec& c = scenario_->cluster;
+  const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
+  const double bw = std::max(1e-9, link.bandwidth_GBps * 1e9 * c.device.collective_efficiency);
+  return link.latency_us * kUs + static_cast<double>(bytes) / bw;
+}
+
+double CostModel::allreduce_time(int64_t bytes, int group, bool inter_node, CollectiveAlgo algo) const {
+  if (group <= 1 || bytes <= 0) return 0;
+  const ClusterSpec& c = scenario_->cluster;
+  const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
+  const double bw = std::max(1e-9, link.bandwidth_GBps * 1e9 * c.device.collective_efficiency);
+  const double n = group, a = link.latency_us * kUs, B = static_cast<double>(bytes);
+  if (algo == CollectiveAlgo::kTree) {
+    // Pipelined (double binary) tree: reduce up and broadcast down, each moving the buffer once.
+    return 2 * std::ceil(std::log2(n)) * a + 2 * B / bw;
+  }
+  return 2 * (n - 1) / n * B / bw + 2 * (n - 1) * a;
+}
+
+double CostModel::reduce_scatter_time(int64_t bytes, int group, bool inter_node) const {
+  if (group <= 1 || bytes <= 0) return 0;
+  const ClusterSpec& c = scenario_->cluster;
+  const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
+  const double bw = std::max(1e-9, link.bandwidth_GBps * 1e9 * c.device.collective_efficiency);
+  const double n = group;
+  return (n - 1) / n * static_cast<double>(bytes) / bw + (n - 1) * link.latency_us * kUs;
+}
+
+double CostModel::allgather_time(int64_t bytes, int group, bool inter_node) const {
+  return reduce_scatter_time(bytes, group, inter_node);
+}
+
+bool CostModel::tp_group_inter_node() const {
+  return layout_->tp > std::max(1, scenario_->cluster.gpus_per_node);
+}
+
+bool CostModel::dp_group_inter_node() const {
+  if (layout_->dp <= 1) return false;
+  return layout_->tp * layout_->dp > std::max(1, scenario_->cluster.gpus_per_node);
+}
+
+bool CostModel::pp_hop_inter_node(int stage) const {
+  const Layout& L = *layout_;
+  const int g = std::max(1, scenario_->cluster.gpus_per_node);
+  const int stride = L.tp * L.dp;
+  const int next = (stage + 1) % L.pp;
+  for (int r = 0; r < stride; ++r)
+    if (node_of(stage * stride + r, g) != node_of(next * stride + r, g)) return true;
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-chunk costs.
+
+namespace {
+
+// Times of one transformer layer on one GPU (incl. its exposed TP collectives).
+struct LayerTimes {
+  OpTimes total;
+  double core_fwd = 0;  // attention core forward (selective recompute replays it)
+};
+
+}  // namespace
+
+ChunkCosts CostModel::chunk(int virtual_stage) const {
+  const Layout& L = *layout_;
+  const Scenario& sc = *scenario_;
+  const ChunkLayout& cl = L.chunks[static_cast<size_t>(virtual_stage)];
+  const DeviceProfile& dev = sc.cluster.device;
+  const Dims d = dims_of(sc, L);
+  const double m = d.m(), t = d.t, e = d.e;
+  const bool tp_inter = tp_group_inter_node();
+  const int tpn = L.tp;
+  const double act_bytes = m * d.h * e;  // one b·s·h activation in the compute dtype
+
+  // A column/row-parallel GEMM (M×K)·(K×N): forward, input-gradient and weight-gradient times.
+  auto gemm3 = [&](double M, double N, double K) {
+    return OpTimes{gemm_time(M, N, K), gemm_time(M, K, N), gemm_time(K, N, M)};
+  };
+  // Element-wise kernel moving `bytes` forward and about twice that backward.
+  auto elem = [&](double bytes) {
+    const double f = elementwise_time(bytes);
+    return OpTimes{f, elementwise_time(2 * bytes), 0};
+  };
+  // One TP "all-reduce point" (or RS+AG pair with SP) in forward and one in backward.
+  const double tp_ar = tpn > 1 ? allreduce_time(static_cast<int64_t>(act_bytes), tpn, tp_inter) : 0;
+  auto tp_point = [&](double fwd_count, double bwd_count) { return OpTimes{fwd_count * tp_ar, bwd_count * tp_ar, 0}; };
+
+  const double local_act = d.b * d.s_local() * d.h * e;  // residual stream held per GPU
+  auto norm_time = [&]() { return elem(2 * local_act); };
+
+  auto mlp_times = [&]() {
+    OpTimes o;
+    o += gemm3(m, d.fc1_out / t, d.h);
+    o += elem(m * (d.fc1_out + d.ffn) / t * e);  // bias + activation (GELU, or SwiGLU gate)
+    o += gemm3(m, d.h, d.ffn / t);
+    return o;
+  };
+
+  auto layer_times = [&]() {
+    LayerTimes lt;
+    OpTimes& o = lt.total;
+    o += norm_time();
+    o += gemm3(m, (d.nh + 2 * d.g) * d.kv / t, d.h);
+    if (sc.model.position_embedding_type == PositionEmbedding::kRope) o += elem(2 * m * (d.nh + d.g) * d.kv / t * e);
+    // Attention core: QKᵀ and A·V as batched GEMMs at attention_efficiency, softmax element-wise.
+    const double core_flops = 2 * (2 * d.b * d.nh / t * d.s * d.s * d.kv);
+    const double core_t = core_flops / (peak_flops() * std::max(1e-6, dev.attention_efficiency));
+    const double softmax_bytes = 2 * d.b * d.nh / t * d.s * d.s * e;
+    const double softmax_t = elementwise_time(softmax_bytes);
+    lt.core_fwd = core_t + softmax_t + 2 * dev.kernel_launch_us * kUs;
+    o += OpTimes{lt.core_fwd, 2 * core_t + elementwise_time(2 * softmax_bytes) + 2 * dev.kernel_launch_us * kUs, 0};
+    o += gemm3(m, d.h, d.nh * d.kv / t);
+    o += elem(3 * local_act);  // bias + residual add
+    o += norm_time();
+    o += mlp_times();
+    o += elem(3 * local_act);
+    o += tp_point(2, 2);
+    o.fwd += dev.per_layer_overhead_us * kUs;
+    o.bwd_input += dev.per_layer_overhead_us * kUs;
+    return lt;
+  };
+
+  // Output projection + vocab-parallel cross-entropy (logits kept in fp32 for backward).
+  auto projection_times = [&]() {
+    OpTimes o = gemm3(m, d.V / t, d.h);
+    o += elem(m * d.V / t * (e + 4));
+    if (tpn > 1) {
+      // Three tiny all-reduces of b·s fp32 (max, sum of exp, target logit) plus the input-gradient
+      // all-reduce (or the SP all-gather/reduce-scatter) of the head's input.
+      const double small = allreduce_time(static_cast<int64_t>(m * 4), tpn, tp_inter);
+      o.fwd += 3 * small + (d.sp ? tp_ar / 2 : 0);
+      o.bwd_input += tp_ar * (d.sp ? 0.5 : 1.0);
+    }
+    return o;
+  };
+
+  ChunkCosts cc;
+  cc.virtual_stage = virtual_stage;
+  const LayerTimes lt = layer_times();
+  cc.per_layer = lt.total;
+  const int nl = cl.num_layers;
+  cc.backbone = OpTimes{lt.total.fwd * nl, lt.total.bwd_input * nl, lt.total.bwd_weight * nl};
+  cc.backbone_flops = scaled(layer_flops(d), nl / t);
+
+  if (cl.has_embedding) {
+    OpTimes emb = elem(2 * act_bytes);
+    emb.bwd_input = 0;
+    emb.bwd_weight = elementwise_time(3 * act_bytes);
+    if (tpn > 1) emb.fwd += d.sp ? tp_ar / 2 : tp_ar;
+    cc.embedding = emb;
+    cc.backbone += emb;
+  }
+  if (cl.has_final_head) {
+    OpTimes head = norm_time();
+    head += projection_times();
+    cc.final_head = head;
+    cc.backbone += head;
+    cc.backbone_flops += scaled(projection_flops(d), 1 / t);
+  }
+  const ExitSpec& x = sc.exits;
+  for (int idx : cl.exits) {
+    (void)idx;
+    OpTimes o;
+    Flops f;
+    if (x.use_exit_block) {
+      o += lt.total;
+      f += scaled(layer_flops(d), 1 / t);
+    }
+    if (x.use_exit_norm) o += norm_time();
+    if (x.use_exit_mlp) {
+      o += mlp_times();
+      o += tp_point(1, 1);
+      f += scaled(mlp_flops(d), 1 / t);
+    }
+    o += projection_times();
+    f += scaled(projection_flops(d), 1 / t);
+    cc.exits.push_back(o);
+    cc.exit_flops.push_back(f);
+  }
+  switch (sc.parallel.recompute_granularity) {
+    case RecomputeGranularity::kNone: cc.recompute_fwd = 0; break;
+    case RecomputeGranularity::kSelective: cc.recompute_fwd = lt.core_fwd * nl; break;
+    case RecomputeGranularity::kFull: cc.recompute_fwd = lt.total.fwd * nl; break;
+  }
+  cc.p2p_bytes = static_cast<int64_t>(std::llround(d.b * d.s_local() * d.h * e));
+  return cc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory.
+
+int64_t CostModel::stage_params(int stage) const {
+  const Layout& L = *layout_;
+  const ModelSpec& m = scenario_->model;
+  const ExitSpec& x = scenario_->exits;
+  const int64_t h = m.hidden_size, V = L.padded_vocab_size, tp = L.tp;
+  const LayerParams lp = layer_params(m, L);
+  const int64_t max_pos = m.max_position_embeddings > 0 ? m.max_position_embeddings : m.seq_length;
+  const bool learned = m.position_embedding_type == PositionEmbedding::kLearnedAbsolute;
+  const bool tied = !m.untie_embeddings_and_output_weights;
+  int64_t p = 0;
+  bool has_word_embedding = false;
+  bool needs_tied_copy = false;
+  for (int c = 0; c < L.vp; ++c) {
+    const ChunkLayout& cl = L.chunk(stage, c);
+    p += lp.per_gpu(static_cast<int>(tp)) * cl.num_layers;
+    if (cl.has_embedding) {
+      p += V * h / tp + (learned ? max_pos * h : 0);
+      has_word_embedding = true;
+    }
+    if (cl.has_final_head) {
+      p += norm_params(m);
+      if (tied) needs_tied_copy = true;
+      else p += V * h / tp;
+    }
+    for (int idx : cl.exits) {
+      (void)idx;
+      if (x.use_exit_block) p += lp.per_gpu(static_cast<int>(tp));
+      if (x.use_exit_norm) p += norm_params(m);
+      if (x.use_exit_mlp) p += lp.mlp_sharded / tp + lp.mlp_replicated;
+      if (x.untie_exit_output_weights) p += V * h / tp;
+      else needs_tied_copy = true;
+    }
+  }
+  // A tied head on a stage without the embedding keeps its own copy of the word embedding, kept
+  // equal by the embedding-group all-reduce.
+  if (needs_tied_copy && !has_word_embedding) p += V * h / tp;
+  return p;
+}
+
+int CostModel::max_microbatches_in_flight(int stage) const {
+  const Layout& L = *layout_;
+  const int mbs = L.num_microbatches;
+  switch (L.schedule) {
+    case ScheduleKind::kNoPipelining: return 1;
+    case ScheduleKind::kGPipe: return mbs;
+    case ScheduleKind::kInterleaved1F1B: {
+      // Megatron: warm-up of (pp − rank − 1)·2 + (vp − 1)·pp chunk-microbatches, plus the one in
+      // the steady state; each chunk holds 1/vp of the stage's layers.
+      const int chunk_mbs = std::min((L.pp - stage - 1) * 2 + (L.vp - 1) * L.pp + 1, mbs * L.vp);
+      return (chunk_mbs + L.vp - 1) / L.vp;
+    }
+    case ScheduleKind::k1F1B:
+    case ScheduleKind::kZBH1:
+    case ScheduleKind::kEE1F1B:
+    case ScheduleKind::kEEFill:
+    case ScheduleKind::kEETuning: return std::min(L.pp - stage, mbs);
+  }
+  return std::min(L.pp - stage, mbs);
+}
+
+StageMemory CostModel::stage_memory(int stage) const {
+  const Layout& L = *layout_;
+  const Scenario& sc = *scenario_;
+  const Dims d = dims_of(sc, L);
+  const ExitSpec& x = sc.exits;
+  StageMemory mem;
+  mem.params = stage_params(stage);
+  const bool mixed = sc.training.params_dtype != DType::kFP32;
+  const bool dist = sc.parallel.use_distributed_optimizer;
+  const double P = static_cast<double>(mem.params);
+  // Megatron's table: mixed = 2 (weights) + 4 (fp32 main grads) + 12 (fp32 master, Adam m, v);
+  // fp32 = 4 + 4 + 8. The distributed optimizer shards the optimizer part over dp.
+  mem.weights_bytes = static_cast<int64_t>(P * (mixed ? 2 : 4));
+  mem.grads_bytes = static_cast<int64_t>(P * 4);
+  const double opt = mixed ? 12 : 8;
+  mem.optimizer_bytes = static_cast<int64_t>(std::ceil(P * opt / (dist ? L.dp : 1)));
+
+  const RecomputeGranularity r = sc.parallel.recompute_granularity;
+  const double local_act = d.b * d.s_local() * d.h * d.e;
+  const double logits = d.b * d.s * d.V / d.t * 4;
+  int64_t act = 0, logit_bytes = 0;
+  for (int c = 0; c < L.vp; ++c) {
+    const ChunkLayout& cl = L.chunk(stage, c);
+    act += layer_activation(d, r) * cl.num_layers;
+    if (cl.has_final_head) {
+      act += static_cast<int64_t>(2 * local_act);  // final norm input + projection input
+      logit_bytes += static_cast<int64_t>(logits);
+    }
+    for (int idx : cl.exits) {
+      (void)idx;
+      // Exit heads are not checkpointed: a block stores a full layer's activations.
+      if (x.use_exit_block) act += layer_activation(d, RecomputeGranularity::kNone);
+      if (x.use_exit_norm) act += static_cast<int64_t>(local_act);
+      if (x.use_exit_mlp) act += mlp_activation(d);
+      act += static_cast<int64_t>(local_act);
+      logit_bytes += static_cast<int64_t>(logits);
+    }
+  }
+  mem.activation_bytes_per_microbatch = act;
+  mem.exit_logits_bytes_per_microbatch = logit_bytes;
+  mem.max_microbatches_in_flight = max_microbatches_in_flight(stage);
+  return mem;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Communication.
+
+int64_t CostModel::dp_grad_bytes(int stage) const { return stage_params(stage) * 4; }
+
+double CostModel::dp_sync_time(int stage) const {
+  const Layout& L = *layout_;
+  if (L.dp <= 1) return 0;
+  const bool inter = dp_group_inter_node();
+  const int64_t grads = dp_grad_bytes(stage);
+  if (scenario_->parallel.use_distributed_optimizer) {
+    const int64_t params = stage_params(stage) * activation_element_bytes();
+    return reduce_scatter_time(grads, L.dp, inter) + allgather_time(params, L.dp, inter);
+  }
+  return allreduce_time(grads, L.dp, inter);
+}
+
+std::vector<int> CostModel::embedding_group_stages() const {
+  const Layout& L = *layout_;
+  const ModelSpec& m = scenario_->model;
+  std::vector<int> stages;
+  if (L.pp <= 1) return stages;
+  const bool tied_final = !m.untie_embeddings_and_output_weights;
+  const bool tied_exits = !scenario_->exits.untie_exit_output_weights;
+  for (int s = 0; s < L.pp; ++s) {
+    bool in = false;
+    for (int c = 0; c < L.vp; ++c) {
+      const ChunkLayout& cl = L.chunk(s, c);
+      if (cl.has_final_head && tied_final) in = true;
+      if (tied_exits && !cl.exits.empty()) in = true;
+    }
+    if (in || s == 0) stages.push_back(s);
+  }
+  if (stages.size() <= 1) stages.clear();  // only stage 0: nothing to keep in sync
+  return stages;
+}
+
+int64_t CostModel::embedding_group_bytes() const {
+  if (embedding_group_stages().empty()) return 0;
+  const Layout& L = *layout_;
+  return static_cast<int64_t>(L.padded_vocab_size) * scenario_->model.hidden_size / L.tp * 4;
+}
+
+double CostModel::embedding_group_time() const {
+  const std::vector<int> g = embedding_group_stages();
+  if (g.empty()) return 0;
+  const Layout& L = *layout_;
+  const int gpn = std::max(1, scenario_->cluster.gpus_per_node);
+  const int stride = L.tp * L.dp;
+  const bool inter = node_of(g.front() * stride, gpn) != node_of(g.back() * stride, gpn);
+  return allreduce_time(embedding_group_bytes(), static_cast<int>(g.size()), inter);
+}
+
+int64_t CostModel::tp_bytes_per_microbatch(int stage) const {
+  const Layout& L = *layout_;
+  if (L.tp <= 1) return 0;
+  const Dims d = dims_of(*scenario_, L);
+  const double act = d.m() * d.h * d.e;
+  const ExitSpec& x = scenario_->exits;
+  double points = 0;  // all-reduce-sized collectives, fwd + bwd
+  for (int c = 0; c < L.vp; ++c) {
+    const ChunkLayout& cl = L.chunk(stage, c);
+    points += 4.0 * cl.num_layers;
+    if (cl.has_embedding) points += 1;
+    if (cl.has_final_head) points += 1;
+    for (int idx : cl.exits) {
+      (void)idx;
+      points += 1 + (x.use_exit_block ? 4 : 0) + (x.use_exit_mlp ? 2 : 0);
+    }
+  }
+  return static_cast<int64_t>(points * act);
+}
+
+double CostModel::p2p_activation_time(int stage) const {
+  if (layout_->pp <= 1) return 0;
+  return p2p_time(chunk(stage).p2p_bytes, pp_hop_inter_node(stage));
+}
+
+double CostModel::optimizer_step_time(int stage) const {
+  const Scenario& sc = *scenario_;
+  const DeviceProfile& dev = sc.cluster.device;
+  double params = static_cast<double>(stage_params(stage));
+  if (sc.parallel.use_distributed_optimizer) params /= layout_->dp;
+  // Adam with fp32 master weights: read grad, master, m, v; write master, m, v (and the 16-bit copy).
+  const double bpp = dev.optimizer_bytes_per_param > 0 ? dev.optimizer_bytes_per_param
+                     : sc.training.params_dtype == DType::kFP32 ? 28.0 : 30.0;
+  return elementwise_time(params * bpp);
+}
+
+}  // namespace eellm
