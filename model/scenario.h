@@ -115,6 +115,13 @@ struct DeviceProfile {
   double collective_efficiency = 0.8;    // fraction of link bandwidth collectives reach
   double per_layer_overhead_us = 0;      // fitted residual per transformer layer and microbatch
   double optimizer_bytes_per_param = 0;  // 0 → computed from dtypes (read+write of state)
+  double per_iteration_overhead_us = 0;  // fitted fixed cost per training iteration (host side)
+  // Links this device ships with (spec sheet; a cluster profile's LinkSpecs override them):
+  // NVLink per GPU and the InfiniBand NIC per GPU, unidirectional.
+  double nvlink_bandwidth_GBps = 0;
+  double nvlink_latency_us = 0;
+  double network_bandwidth_GBps = 0;
+  double network_latency_us = 0;
 };
 
 struct ClusterSpec {
