@@ -1,0 +1,381 @@
+// Analytical iteration estimate and DeviceProfile fit (see fit.h).
+#include "model/fit.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "model/layout.h"
+
+namespace eellm {
+
+// ---------------------------------------------------------------------------------------------
+// Iteration estimate.
+//
+// Per pipeline rank i: F_i = forward of its chunks (backbone + exits), B_i = backward incl. the
+// recompute forward, W_i = its weight-gradient part. With m microbatches, p ranks:
+//   no pipelining          m·(F + B)
+//   GPipe, 1F1B, EE-*      Σ_i (F_i + B_i) + (m − 1)·max_i (F_i + B_i)   (= (m + p − 1)(F + B) when even)
+//   interleaved (v chunks) per-chunk c_i = (F_i + B_i)/v: Σ_i c_i + (m·v − 1)·max_i c_i
+//   ZB-H1                  the 1F1B figure − (p − 1)·W of the slowest rank (W fills the bubble)
+//   EE-Tuning              backbone forward only, exits forward + backward
+// p2p: Megatron's 1F1B blocks on each send/recv pair, so every step of the critical rank carries
+// one activation and one gradient transfer: 2·(m·v + p − 2)·t_p2p.
+// Gradient synchronisation is not overlapped unless overlap_grad_reduce, which hides it behind the
+// last microbatch's backward.
+IterationEstimate estimate_iteration(const CostModel& cost) {
+  const Layout& L = cost.layout();
+  const Scenario& sc = cost.scenario();
+  const int p = L.pp, v = L.vp, m = L.num_microbatches;
+  const bool tuning = L.schedule == ScheduleKind::kEETuning;
+  double sum = 0, worst = 0, worst_w = 0, worst_b = 0, max_p2p = 0;
+  for (int i = 0; i < p; ++i) {
+    double f = 0, b = 0, w = 0;
+    for (int c = 0; c < v; ++c) {
+      const ChunkCosts cc = cost.chunk(c * p + i);
+      for (const OpTimes& x : cc.exits) {
+        f += x.fwd;
+        b += x.bwd();
+        w += x.bwd_weight;
+      }
+      f += cc.backbone.fwd;
+      if (!tuning) {
+        b += cc.backbone.bwd() + cc.recompute_fwd;
+        w += cc.backbone.bwd_weight;
+      }
+    }
+    sum += f + b;
+    if (f + b > worst) {
+      worst = f + b;
+      worst_w = w;
+      worst_b = b;
+    }
+    if (p > 1) max_p2p = std::max(max_p2p, cost.p2p_activation_time(i));
+  }
+  IterationEstimate e;
+  switch (L.schedule) {
+    case ScheduleKind::kNoPipelining: e.pipeline_s = m * worst; break;
+    case ScheduleKind::kInterleaved1F1B: e.pipeline_s = sum / v + (static_cast<double>(m) * v - 1) * worst / v; break;
+    case ScheduleKind::kZBH1: e.pipeline_s = sum + (m - 1) * worst - (p - 1) * worst_w; break;
+    default: e.pipeline_s = sum + (m - 1) * worst; break;
+  }
+  e.bubble_s = std::max(0.0, e.pipeline_s - m * worst);
+  if (p > 1 && !tuning) e.p2p_s = 2.0 * (static_cast<double>(m) * v + p - 2) * max_p2p;
+  else if (p > 1) e.p2p_s = (static_cast<double>(m) * v + p - 2) * max_p2p;
+  double dp = 0, opt = 0;
+  for (int i = 0; i < p; ++i) {
+    dp = std::max(dp, cost.dp_sync_time(i));
+    opt = std::max(opt, cost.optimizer_step_time(i));
+  }
+  e.dp_sync_s = sc.parallel.overlap_grad_reduce ? std::max(0.1 * dp, dp - worst_b) : dp;
+  e.embedding_sync_s = cost.embedding_group_time();
+  e.optimizer_s = opt;
+  e.overhead_s = sc.cluster.device.per_iteration_overhead_us * 1e-6;
+  e.total_s = e.pipeline_s + e.p2p_s + e.dp_sync_s + e.embedding_sync_s + e.optimizer_s + e.overhead_s;
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calibration file.
+
+StatusOr<std::vector<CalibrationRow>> read_calibration_csv(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::not_found("calibration file " + path + " cannot be opened");
+  std::vector<CalibrationRow> rows;
+  std::string line;
+  int line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.empty() || line[0] == '#' || !std::isdigit(static_cast<unsigned char>(line[0]))) {
+      if (line_no == 1 || line.empty() || line[0] == '#') continue;
+      return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": expected 11 numbers, got '" + line + "'");
+    }
+    std::stringstream ss(line);
+    std::string cell;
+    std::vector<double> v;
+    while (std::getline(ss, cell, ',')) {
+      try {
+        size_t used = 0;
+        v.push_back(std::stod(cell, &used));
+      } catch (...) {
+        return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": column " + std::to_string(v.size() + 1) +
+                                        " ('" + cell + "') is not a number");
+      }
+    }
+    if (v.size() != 11)
+      return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": has " + std::to_string(v.size()) +
+                                      " columns; expected 11 (GPUs, global batch, micro batch, hidden, heads, layers, "
+                                      "seq, tp, dp, pp, time ms)");
+    CalibrationRow r;
+    r.gpus = static_cast<int>(v[0]);
+    r.global_batch = static_cast<int>(v[1]);
+    r.micro_batch = static_cast<int>(v[2]);
+    r.hidden = static_cast<int>(v[3]);
+    r.heads = static_cast<int>(v[4]);
+    r.layers = static_cast<int>(v[5]);
+    r.seq = static_cast<int>(v[6]);
+    r.tp = static_cast<int>(v[7]);
+    r.dp = static_cast<int>(v[8]);
+    r.pp = static_cast<int>(v[9]);
+    r.time_ms = v[10];
+    if (r.tp * r.dp * r.pp != r.gpus || r.time_ms <= 0)
+      return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": tp·dp·pp (" +
+                                      std::to_string(r.tp * r.dp * r.pp) + ") must equal the GPU count (" +
+                                      std::to_string(r.gpus) + ") and the time must be positive");
+    rows.push_back(r);
+  }
+  if (rows.empty()) return Status::invalid_argument("calibration file " + path + " has no data rows");
+  return rows;
+}
+
+Scenario calibration_scenario(const CalibrationRow& r, const DeviceProfile& device) {
+  Scenario s;
+  s.name = "calibration";
+  ModelSpec& m = s.model;
+  m.arch = "gpt2";
+  m.num_layers = r.layers;
+  m.hidden_size = r.hidden;
+  m.num_attention_heads = r.heads;
+  m.ffn_hidden_size = 4 * r.hidden;
+  m.seq_length = r.seq;
+  m.max_position_embeddings = r.seq;
+  m.vocab_size = 50257;
+  m.make_vocab_size_divisible_by = 128;
+  ParallelSpec& p = s.parallel;
+  p.tensor_model_parallel_size = r.tp;
+  p.pipeline_model_parallel_size = r.pp;
+  p.data_parallel_size = r.dp;
+  p.world_size = r.gpus;
+  p.schedule = r.pp > 1 ? ScheduleKind::k1F1B : ScheduleKind::kNoPipelining;
+  p.recompute_granularity = RecomputeGranularity::kFull;
+  s.cluster.name = "a100-node";
+  s.cluster.device_name = device.name;
+  s.cluster.device = device;
+  s.cluster.num_nodes = 1;
+  s.cluster.gpus_per_node = 8;
+  s.cluster.intra_node = LinkSpec{device.nvlink_bandwidth_GBps, device.nvlink_latency_us};
+  s.cluster.inter_node = LinkSpec{device.network_bandwidth_GBps, device.network_latency_us};
+  s.training.micro_batch_size = r.micro_batch;
+  s.training.global_batch_size = r.global_batch;
+  s.training.params_dtype = DType::kFP16;
+  return s;
+}
+
+bool is_validation_row(size_t index) {
+  uint64_t z = static_cast<uint64_t>(index) + 0x9E3779B97F4A7C15ULL;  // splitmix64
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return z % 5 == 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters.
+
+std::vector<FitParam> all_fit_params() {
+  return {FitParam::kGemmMaxEfficiency, FitParam::kGemmHalfEfficiencyDim, FitParam::kElementwiseEfficiency,
+          FitParam::kAttentionEfficiency, FitParam::kCollectiveEfficiency, FitParam::kKernelLaunchUs,
+          FitParam::kPerLayerOverheadUs, FitParam::kPerIterationOverheadUs, FitParam::kNvlinkLatencyUs};
+}
+
+const char* to_string(FitParam p) {
+  switch (p) {
+    case FitParam::kGemmMaxEfficiency: return "gemm_max_efficiency";
+    case FitParam::kGemmHalfEfficiencyDim: return "gemm_half_efficiency_dim";
+    case FitParam::kElementwiseEfficiency: return "elementwise_efficiency";
+    case FitParam::kAttentionEfficiency: return "attention_efficiency";
+    case FitParam::kCollectiveEfficiency: return "collective_efficiency";
+    case FitParam::kKernelLaunchUs: return "kernel_launch_us";
+    case FitParam::kPerLayerOverheadUs: return "per_layer_overhead_us";
+    case FitParam::kPerIterationOverheadUs: return "per_iteration_overhead_us";
+    case FitParam::kNvlinkLatencyUs: return "nvlink_latency_us";
+  }
+  return "?";
+}
+
+namespace {
+double& field(DeviceProfile& d, FitParam p) {
+  switch (p) {
+    case FitParam::kGemmMaxEfficiency: return d.gemm_max_efficiency;
+    case FitParam::kGemmHalfEfficiencyDim: return d.gemm_half_efficiency_dim;
+    case FitParam::kElementwiseEfficiency: return d.elementwise_efficiency;
+    case FitParam::kAttentionEfficiency: return d.attention_efficiency;
+    case FitParam::kCollectiveEfficiency: return d.collective_efficiency;
+    case FitParam::kKernelLaunchUs: return d.kernel_launch_us;
+    case FitParam::kPerLayerOverheadUs: return d.per_layer_overhead_us;
+    case FitParam::kPerIterationOverheadUs: return d.per_iteration_overhead_us;
+    case FitParam::kNvlinkLatencyUs: return d.nvlink_latency_us;
+  }
+  return d.per_iteration_overhead_us;
+}
+bool is_fraction(FitParam p) {
+  return p == FitParam::kGemmMaxEfficiency || p == FitParam::kElementwiseEfficiency ||
+         p == FitParam::kAttentionEfficiency || p == FitParam::kCollectiveEfficiency;
+}
+// Unconstrained coordinate ↔ parameter value: logit for fractions, log for positive values.
+double to_coord(FitParam p, double v) {
+  if (is_fraction(p)) {
+    v = std::clamp(v, 1e-4, 1 - 1e-4);
+    return std::log(v / (1 - v));
+  }
+  return std::log(std::max(v, 1e-3));
+}
+double from_coord(FitParam p, double x) {
+  if (is_fraction(p)) return 1 / (1 + std::exp(-x));
+  return std::exp(std::clamp(x, -20.0, 20.0));
+}
+
+// Scenarios and layouts of the rows, built once; each evaluation swaps the device in.
+struct Problem {
+  std::vector<Scenario> scenarios;
+  std::vector<Layout> layouts;
+  std::vector<double> measured_s;
+  std::vector<bool> validation;
+
+  double predict(size_t i) const { return estimate_iteration(CostModel(scenarios[i], layouts[i])).total_s; }
+  void set_device(const DeviceProfile& d) {
+    for (Scenario& s : scenarios) {
+      s.cluster.device = d;
+      s.cluster.intra_node = LinkSpec{d.nvlink_bandwidth_GBps, d.nvlink_latency_us};
+      s.cluster.inter_node = LinkSpec{d.network_bandwidth_GBps, d.network_latency_us};
+    }
+  }
+};
+
+StatusOr<Problem> make_problem(const std::vector<CalibrationRow>& rows, const DeviceProfile& device) {
+  Problem pr;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    pr.scenarios.push_back(calibration_scenario(rows[i], device));
+    StatusOr<Layout> L = derive_layout(pr.scenarios.back());
+    if (!L) return L.status().with_context("calibration row " + std::to_string(i + 1));
+    pr.layouts.push_back(std::move(L).value());
+    pr.measured_s.push_back(rows[i].time_ms * 1e-3);
+    pr.validation.push_back(is_validation_row(i));
+  }
+  return pr;
+}
+
+// Nelder–Mead (standard coefficients) minimising f from x0 with initial step `step`.
+template <typename F>
+std::vector<double> nelder_mead(F&& f, std::vector<double> x0, double step, int max_evals, int* evals) {
+  const size_t n = x0.size();
+  std::vector<std::vector<double>> pts(n + 1, x0);
+  std::vector<double> val(n + 1);
+  for (size_t i = 0; i < n; ++i) pts[i + 1][i] += step;
+  for (size_t i = 0; i <= n; ++i) val[i] = f(pts[i]);
+  *evals += static_cast<int>(n + 1);
+  std::vector<size_t> order(n + 1);
+  auto combine = [&](const std::vector<double>& c, const std::vector<double>& w, double t) {
+    std::vector<double> r(n);
+    for (size_t j = 0; j < n; ++j) r[j] = c[j] + t * (w[j] - c[j]);
+    return r;
+  };
+  for (int it = 0; *evals < max_evals; ++it) {
+    for (size_t i = 0; i <= n; ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return val[a] < val[b]; });
+    const size_t best = order[0], worst = order[n], second = order[n - 1];
+    if (std::abs(val[worst] - val[best]) < 1e-12 * (1 + std::abs(val[best]))) break;
+    std::vector<double> c(n, 0.0);
+    for (size_t i = 0; i <= n; ++i)
+      if (i != worst)
+        for (size_t j = 0; j < n; ++j) c[j] += pts[i][j] / static_cast<double>(n);
+    const std::vector<double> xr = combine(c, pts[worst], -1.0);
+    const double fr = f(xr);
+    ++*evals;
+    if (fr < val[best]) {
+      const std::vector<double> xe = combine(c, pts[worst], -2.0);
+      const double fe = f(xe);
+      ++*evals;
+      if (fe < fr) pts[worst] = xe, val[worst] = fe;
+      else pts[worst] = xr, val[worst] = fr;
+    } else if (fr < val[second]) {
+      pts[worst] = xr, val[worst] = fr;
+    } else {
+      const bool outside = fr < val[worst];
+      const std::vector<double> xc = combine(c, outside ? xr : pts[worst], 0.5);
+      const double fc = f(xc);
+      ++*evals;
+      if (fc < std::min(fr, val[worst])) {
+        pts[worst] = xc, val[worst] = fc;
+      } else {  // shrink towards the best point
+        for (size_t i = 0; i <= n; ++i) {
+          if (i == best) continue;
+          pts[i] = combine(pts[best], pts[i], 0.5);
+          val[i] = f(pts[i]);
+          ++*evals;
+        }
+      }
+    }
+  }
+  size_t best = 0;
+  for (size_t i = 1; i <= n; ++i)
+    if (val[i] < val[best]) best = i;
+  return pts[best];
+}
+
+}  // namespace
+
+double get_fit_param(const DeviceProfile& d, FitParam p) { return field(const_cast<DeviceProfile&>(d), p); }
+void set_fit_param(DeviceProfile& d, FitParam p, double v) { field(d, p) = v; }
+
+double calibration_mape(const std::vector<CalibrationRow>& rows, const DeviceProfile& profile, int which,
+                        std::vector<double>* predicted_ms) {
+  StatusOr<Problem> pr = make_problem(rows, profile);
+  if (!pr) return std::numeric_limits<double>::quiet_NaN();
+  double sum = 0;
+  int n = 0;
+  if (predicted_ms) predicted_ms->assign(rows.size(), 0.0);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const double pred = pr->predict(i);
+    if (predicted_ms) (*predicted_ms)[i] = pred * 1e3;
+    if (which == 2 || (which == 1) == pr->validation[i]) {
+      sum += std::abs(pred - pr->measured_s[i]) / pr->measured_s[i];
+      ++n;
+    }
+  }
+  return n > 0 ? 100.0 * sum / n : 0.0;
+}
+
+StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows, const DeviceProfile& start,
+                                       const FitOptions& options) {
+  if (options.params.empty()) return Status::invalid_argument("fit: no parameters to fit");
+  EELLM_ASSIGN_OR_RETURN(Problem pr, make_problem(rows, start));
+  DeviceProfile dev = start;
+  auto apply = [&](const std::vector<double>& x) {
+    for (size_t j = 0; j < x.size(); ++j) set_fit_param(dev, options.params[j], from_coord(options.params[j], x[j]));
+    pr.set_device(dev);
+  };
+  // Mean squared log error over the training rows: scale-free, so short and long iterations weigh
+  // alike, and smooth for the simplex.
+  auto objective = [&](const std::vector<double>& x) {
+    apply(x);
+    double s = 0;
+    int n = 0;
+    for (size_t i = 0; i < pr.scenarios.size(); ++i) {
+      if (pr.validation[i]) continue;
+      const double r = std::log(std::max(pr.predict(i), 1e-12) / pr.measured_s[i]);
+      s += r * r;
+      ++n;
+    }
+    return n > 0 ? s / n : 0.0;
+  };
+  std::vector<double> x;
+  for (FitParam p : options.params) x.push_back(to_coord(p, get_fit_param(start, p)));
+  FitResult res;
+  for (int run = 0; run <= options.restarts; ++run)
+    x = nelder_mead(objective, x, run == 0 ? 1.0 : 0.3, res.evaluations + options.max_evaluations, &res.evaluations);
+  apply(x);
+  res.profile = dev;
+  res.train_mape = calibration_mape(rows, dev, 0, &res.predicted_ms);
+  res.validation_mape = calibration_mape(rows, dev, 1);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    res.validation.push_back(pr.validation[i]);
+    (pr.validation[i] ? res.validation_rows : res.train_rows) += 1;
+  }
+  return res;
+}
+
+}  // namespace eellm
