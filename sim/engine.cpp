@@ -1,0 +1,381 @@
+// The discrete-event run loop and the deadlock report (see engine.h for the model).
+#include "sim/engine.h"
+
+#include <algorithm>
+#include <cassert>
+#include <string>
+
+namespace eellm {
+namespace {
+
+enum EventType : int32_t { kResume = 0, kArrive = 1 };
+
+struct Event {
+  TimeNs t;
+  uint64_t seq;
+  int32_t type;
+  int32_t id;  // rank (kResume) or message (kArrive)
+};
+struct Later {
+  bool operator()(const Event& a, const Event& b) const { return a.t != b.t ? a.t > b.t : a.seq > b.seq; }
+};
+
+TimeNs exit_part(const Instr& in, const ChunkTimes& c) {
+  switch (in.kind) {
+    case InstrKind::kForward: return c.exit_fwd;
+    case InstrKind::kBackward: return c.exit_bwd_input + c.exit_bwd_weight;
+    case InstrKind::kBackwardInput: return c.exit_bwd_input;
+    case InstrKind::kBackwardWeight: return c.exit_bwd_weight;
+    default: return 0;
+  }
+}
+
+double flops_of(const Instr& in, const ChunkTimes& c, bool exit) {
+  switch (in.kind) {
+    case InstrKind::kForward: return exit ? c.exit_fwd_flops : c.fwd_flops;
+    case InstrKind::kBackward:
+    case InstrKind::kBackwardInput:
+    case InstrKind::kBackwardWeight: {
+      const double total = exit ? c.exit_bwd_flops : c.bwd_flops;
+      if (in.kind == InstrKind::kBackward) return total;
+      return 0.5 * total;  // the B/W split of a linear layer's backward is even in FLOPs
+    }
+    default: return 0;
+  }
+}
+
+// One embedding-group all-reduce (the k-th on each member rank).
+struct Collective {
+  int posted = 0;
+  TimeNs max_post = 0;
+  TimeNs end = -1;  // -1 while members are missing
+};
+
+struct RankState {
+  size_t pc = 0;
+  bool waiting_msg = false;
+  bool waiting_coll = false;
+  int emb_count = 0;           // embedding collectives posted so far
+  TimeNs coll_free = 0;        // collective stream free from
+  TimeNs coll_end = 0;         // end of the latest posted collective
+};
+
+std::string describe_block(const Schedule& s, const std::vector<RankState>& st, const MessageMap& mm, int r) {
+  const auto& list = s.ranks[static_cast<size_t>(r)];
+  const RankState& rs = st[static_cast<size_t>(r)];
+  const Instr& in = list[rs.pc];
+  std::string line = "rank " + std::to_string(r) + " blocked at instruction " + std::to_string(rs.pc) + " (" + to_string(in) + ")";
+  if (in.is_recv()) {
+    const auto& msg = mm.messages[static_cast<size_t>(mm.message_of[static_cast<size_t>(r)][rs.pc])];
+    line += ", waiting for rank " + std::to_string(msg.src_rank) + " instruction " + std::to_string(msg.src_index) + " (" +
+            to_string(s.ranks[static_cast<size_t>(msg.src_rank)][static_cast<size_t>(msg.src_index)]) + ")";
+  } else if (rs.waiting_coll) {
+    line += ", waiting for the other members of its embedding-group all-reduce";
+  }
+  return line;
+}
+
+Status deadlock_report(const Schedule& s, const std::vector<RankState>& st, const MessageMap& mm) {
+  std::string report = "deadlock: the schedule cannot complete";
+  int first = -1;
+  for (size_t r = 0; r < st.size(); ++r) {
+    if (st[r].pc >= s.ranks[r].size()) continue;
+    if (first < 0) first = static_cast<int>(r);
+    report += "\n  " + describe_block(s, st, mm, static_cast<int>(r));
+  }
+  // Follow "waits for" from the first blocked rank until a rank repeats: that is the cycle.
+  std::vector<int> seen(st.size(), -1), chain;
+  int r = first;
+  while (r >= 0 && seen[static_cast<size_t>(r)] < 0) {
+    seen[static_cast<size_t>(r)] = static_cast<int>(chain.size());
+    chain.push_back(r);
+    const RankState& rs = st[static_cast<size_t>(r)];
+    if (rs.pc >= s.ranks[static_cast<size_t>(r)].size()) break;
+    const Instr& in = s.ranks[static_cast<size_t>(r)][rs.pc];
+    if (!in.is_recv()) break;
+    r = mm.messages[static_cast<size_t>(mm.message_of[static_cast<size_t>(r)][rs.pc])].src_rank;
+  }
+  if (r >= 0 && seen[static_cast<size_t>(r)] >= 0) {
+    report += "\n  cycle:";
+    for (size_t i = static_cast<size_t>(seen[static_cast<size_t>(r)]); i < chain.size(); ++i) {
+      const int cr = chain[i];
+      report += " rank " + std::to_string(cr) + " (" + to_string(s.ranks[static_cast<size_t>(cr)][st[static_cast<size_t>(cr)].pc]) + ") →";
+    }
+    report += " rank " + std::to_string(r);
+  }
+  return Status::failed_precondition(report);
+}
+
+}  // namespace
+
+TimeNs compute_duration(const Instr& in, const ChunkTimes& c, const RankTimes& rank) {
+  const bool trunc = in.has(kTruncated);
+  switch (in.kind) {
+    case InstrKind::kForward: return (trunc ? c.fwd_partial : c.fwd) + c.exit_fwd;
+    case InstrKind::kBackward:
+      if (in.has(kExitOnly)) return c.exit_bwd_input + c.exit_bwd_weight;
+      return (trunc ? c.bwd_input_partial + c.bwd_weight_partial + c.recompute_partial
+                    : c.bwd_input + c.bwd_weight + c.recompute) +
+             c.exit_bwd_input + c.exit_bwd_weight;
+    case InstrKind::kBackwardInput:
+      return (trunc ? c.bwd_input_partial + c.recompute_partial : c.bwd_input + c.recompute) + c.exit_bwd_input;
+    case InstrKind::kBackwardWeight: return (trunc ? c.bwd_weight_partial : c.bwd_weight) + c.exit_bwd_weight;
+    case InstrKind::kOptimizerStep: return rank.optimizer;
+    default: return 0;
+  }
+}
+
+SimCosts uniform_costs(int pp, int vp, TimeNs f, TimeNs b, TimeNs w) {
+  SimCosts c;
+  ChunkTimes ct;
+  ct.fwd = ct.fwd_partial = f;
+  ct.bwd_input = ct.bwd_input_partial = b;
+  ct.bwd_weight = ct.bwd_weight_partial = w;
+  c.chunks.assign(static_cast<size_t>(pp * vp), ct);
+  c.ranks.assign(static_cast<size_t>(pp), RankTimes{});
+  c.hops.assign(static_cast<size_t>(pp), LinkTimes{});
+  return c;
+}
+
+StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& costs, const EngineOptions& opt) {
+  const int pp = s.pp;
+  if (static_cast<int>(costs.chunks.size()) != s.num_virtual_stages() || static_cast<int>(costs.ranks.size()) != pp ||
+      static_cast<int>(costs.hops.size()) != pp)
+    return Status::invalid_argument("costs sized for " + std::to_string(costs.chunks.size()) + " chunks / " +
+                                    std::to_string(costs.ranks.size()) + " ranks do not fit a schedule with pp " +
+                                    std::to_string(pp) + " × vp " + std::to_string(s.vp));
+  EngineResult res;
+  EELLM_ASSIGN_OR_RETURN(res.messages, match_messages(s));
+  const MessageMap& mm = res.messages;
+  const size_t nmsg = mm.messages.size();
+  res.msg_posted.assign(nmsg, -1);
+  res.msg_arrival.assign(nmsg, -1);
+  std::vector<uint8_t> arrived(nmsg, 0);
+  res.timing.resize(static_cast<size_t>(pp));
+  for (int r = 0; r < pp; ++r) res.timing[static_cast<size_t>(r)].assign(s.ranks[static_cast<size_t>(r)].size(), InstrTiming{});
+  std::vector<RankState> st(static_cast<size_t>(pp));
+  // Link state per hop and direction: when its bandwidth is free again.
+  std::vector<TimeNs> link_free(static_cast<size_t>(2 * pp), 0);
+
+  // Embedding-group collectives: the k-th on every member is one collective.
+  std::vector<int> emb_members;
+  int emb_per_rank = 0;
+  for (int r = 0; r < pp; ++r) {
+    int n = 0;
+    for (const Instr& in : s.ranks[static_cast<size_t>(r)]) n += in.kind == InstrKind::kAllReduceEmbedding;
+    if (n > 0) emb_members.push_back(r);
+    emb_per_rank = std::max(emb_per_rank, n);
+  }
+  std::vector<Collective> emb(static_cast<size_t>(emb_per_rank));
+  TimeNs emb_duration = 0;
+  for (int r : emb_members) emb_duration = std::max(emb_duration, costs.ranks[static_cast<size_t>(r)].embedding_allreduce);
+
+  Timeline& tl = res.timeline;
+  tl.num_ranks = pp;
+  if (opt.record_timeline) tl.events.reserve(s.num_instructions() * 2);
+
+  std::vector<Event> heap;
+  heap.reserve(static_cast<size_t>(pp) * 4 + nmsg + 16);
+  uint64_t seq = 0;
+  auto schedule_event = [&](TimeNs t, int32_t type, int32_t id) {
+    heap.push_back(Event{t, seq++, type, id});
+    std::push_heap(heap.begin(), heap.end(), Later{});
+  };
+  auto record = [&](const TimelineEvent& e) {
+    if (opt.record_timeline) tl.events.push_back(e);
+  };
+  auto record_compute = [&](int r, size_t idx, const Instr& in, TimeNs t0, TimeNs d) {
+    if (!opt.record_timeline) return;
+    const ChunkTimes& c = costs.chunks[static_cast<size_t>(s.virtual_stage(r, in.chunk))];
+    TimelineEvent e;
+    e.rank = r;
+    e.stream = Stream::kCompute;
+    e.op = in.kind;
+    e.chunk = in.chunk;
+    e.microbatch = in.microbatch;
+    e.instr = static_cast<int32_t>(idx);
+    if (in.kind == InstrKind::kOptimizerStep) {
+      e.category = Category::kOptimizer;
+      e.t0 = t0;
+      e.t1 = t0 + d;
+      tl.events.push_back(e);
+      return;
+    }
+    const TimeNs ex = std::min(d, exit_part(in, c));
+    const bool fill = in.has(kFill);
+    const bool exit_first = in.kind != InstrKind::kForward;  // backward starts at the exit losses
+    TimeNs t = t0;
+    auto part = [&](bool is_exit, TimeNs len) {
+      if (len <= 0 && (is_exit || ex > 0)) return;  // keep one event even for a zero-cost step
+      TimelineEvent p = e;
+      p.exit_part = is_exit;
+      p.category = fill ? Category::kFill : is_exit ? Category::kExit
+                         : in.kind == InstrKind::kForward ? Category::kFwd : Category::kBwd;
+      p.t0 = t;
+      p.t1 = t + len;
+      p.flops = in.has(kExitOnly) && !is_exit ? 0 : flops_of(in, c, is_exit);
+      t += len;
+      tl.events.push_back(p);
+    };
+    if (exit_first) {
+      part(true, ex);
+      part(false, d - ex);
+    } else {
+      part(false, d - ex);
+      part(true, ex);
+    }
+  };
+
+  // Runs rank r's list from time t until it starts a compute step or blocks.
+  auto advance = [&](int r, TimeNs t) {
+    RankState& rs = st[static_cast<size_t>(r)];
+    const auto& list = s.ranks[static_cast<size_t>(r)];
+    auto& timing = res.timing[static_cast<size_t>(r)];
+    rs.waiting_msg = rs.waiting_coll = false;
+    while (rs.pc < list.size()) {
+      const size_t i = rs.pc;
+      const Instr& in = list[i];
+      switch (in.kind) {
+        case InstrKind::kSendAct:
+        case InstrKind::kSendGrad: {
+          const int id = mm.message_of[static_cast<size_t>(r)][i];
+          const int hop = in.kind == InstrKind::kSendAct ? r : in.peer;  // hop h joins h and h+1
+          const size_t dir = static_cast<size_t>(2 * hop + (in.kind == InstrKind::kSendGrad));
+          const LinkTimes& link = costs.hops[static_cast<size_t>(hop)];
+          const int64_t bytes = costs.chunks[static_cast<size_t>(s.virtual_stage(r, in.chunk))].p2p_bytes;
+          const TimeNs start = std::max(t, link_free[dir]);
+          const TimeNs xfer = static_cast<TimeNs>(static_cast<double>(bytes) * link.ns_per_byte + 0.5);
+          link_free[dir] = start + xfer;
+          const TimeNs arrival = start + xfer + link.latency;
+          res.msg_posted[static_cast<size_t>(id)] = t;
+          res.msg_arrival[static_cast<size_t>(id)] = arrival;
+          schedule_event(arrival, kArrive, id);
+          timing[i] = {t, arrival};
+          TimelineEvent e;
+          e.rank = r;
+          e.stream = Stream::kSend;
+          e.op = in.kind;
+          e.category = Category::kComm;
+          e.chunk = in.chunk;
+          e.microbatch = in.microbatch;
+          e.t0 = start;
+          e.t1 = arrival;
+          e.bytes = bytes;
+          e.instr = static_cast<int32_t>(i);
+          e.peer = in.peer;
+          record(e);
+          ++rs.pc;
+          break;
+        }
+        case InstrKind::kRecvAct:
+        case InstrKind::kRecvGrad: {
+          const int id = mm.message_of[static_cast<size_t>(r)][i];
+          if (!arrived[static_cast<size_t>(id)]) {
+            rs.waiting_msg = true;
+            return;
+          }
+          timing[i] = {t, t};
+          ++rs.pc;
+          break;
+        }
+        case InstrKind::kAllReduceDP: {
+          const RankTimes& rt = costs.ranks[static_cast<size_t>(r)];
+          const TimeNs start = std::max(t, rs.coll_free);
+          rs.coll_free = rs.coll_end = std::max(rs.coll_end, start + rt.dp_allreduce);
+          timing[i] = {start, start + rt.dp_allreduce};
+          TimelineEvent e;
+          e.rank = r;
+          e.stream = Stream::kCollective;
+          e.op = in.kind;
+          e.category = Category::kComm;
+          e.t0 = start;
+          e.t1 = start + rt.dp_allreduce;
+          e.bytes = rt.dp_bytes;
+          e.instr = static_cast<int32_t>(i);
+          if (rt.dp_allreduce > 0) record(e);
+          ++rs.pc;
+          break;
+        }
+        case InstrKind::kAllReduceEmbedding: {
+          Collective& c = emb[static_cast<size_t>(rs.emb_count++)];
+          ++c.posted;
+          c.max_post = std::max(c.max_post, std::max(t, rs.coll_free));
+          timing[i] = {t, t};
+          if (c.posted == static_cast<int>(emb_members.size())) {
+            c.end = c.max_post + emb_duration;
+            for (int m : emb_members) {
+              RankState& ms = st[static_cast<size_t>(m)];
+              ms.coll_free = ms.coll_end = std::max(ms.coll_end, c.end);
+              TimelineEvent e;
+              e.rank = m;
+              e.stream = Stream::kCollective;
+              e.op = in.kind;
+              e.category = Category::kComm;
+              e.t0 = c.max_post;
+              e.t1 = c.end;
+              e.bytes = costs.ranks[static_cast<size_t>(m)].embedding_bytes;
+              if (emb_duration > 0) record(e);
+              if (m != r && ms.waiting_coll) schedule_event(t, kResume, m);
+            }
+          }
+          ++rs.pc;
+          break;
+        }
+        case InstrKind::kOptimizerStep: {
+          for (int k = 0; k < rs.emb_count; ++k)
+            if (emb[static_cast<size_t>(k)].end < 0) {
+              rs.waiting_coll = true;
+              return;
+            }
+          const TimeNs start = std::max(t, rs.coll_end);
+          const TimeNs d = costs.ranks[static_cast<size_t>(r)].optimizer;
+          timing[i] = {start, start + d};
+          record_compute(r, i, in, start, d);
+          ++rs.pc;
+          schedule_event(start + d, kResume, r);
+          return;
+        }
+        default: {  // FWD, BWD, BWD_INPUT, BWD_WEIGHT
+          const TimeNs d = compute_duration(in, costs.chunks[static_cast<size_t>(s.virtual_stage(r, in.chunk))],
+                                            costs.ranks[static_cast<size_t>(r)]);
+          timing[i] = {t, t + d};
+          record_compute(r, i, in, t, d);
+          ++rs.pc;
+          schedule_event(t + d, kResume, r);
+          return;
+        }
+      }
+    }
+  };
+
+  res.rank_end.assign(static_cast<size_t>(pp), 0);
+  for (int r = 0; r < pp; ++r) schedule_event(0, kResume, r);
+  // The run loop: pop the earliest event, advance the clock, run it.
+  TimeNs now = 0;
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), Later{});
+    const Event ev = heap.back();
+    heap.pop_back();
+    assert(ev.t >= now && "simulation clock went backwards");
+    now = ev.t;
+    ++res.events_processed;
+    if (ev.type == kArrive) {
+      arrived[static_cast<size_t>(ev.id)] = 1;
+      const int dst = mm.messages[static_cast<size_t>(ev.id)].dst_rank;
+      RankState& ds = st[static_cast<size_t>(dst)];
+      if (ds.waiting_msg && mm.message_of[static_cast<size_t>(dst)][ds.pc] == ev.id) advance(dst, now);
+    } else {
+      advance(ev.id, now);
+      RankState& rs = st[static_cast<size_t>(ev.id)];
+      if (rs.pc >= s.ranks[static_cast<size_t>(ev.id)].size()) res.rank_end[static_cast<size_t>(ev.id)] = std::max(now, rs.coll_end);
+    }
+  }
+  for (int r = 0; r < pp; ++r)
+    if (st[static_cast<size_t>(r)].pc < s.ranks[static_cast<size_t>(r)].size()) return deadlock_report(s, st, mm);
+  res.iteration_ns = 0;
+  for (TimeNs e : res.rank_end) res.iteration_ns = std::max(res.iteration_ns, e);
+  if (opt.record_timeline) tl.sort_events();
+  return res;
+}
+
+}  // namespace eellm
