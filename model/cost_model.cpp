@@ -512,7 +512,12 @@ StageMemory CostModel::stage_memory(int stage) const {
 // ---------------------------------------------------------------------------------------------
 // Communication.
 
-int64_t CostModel::dp_grad_bytes(int stage) const { return stage_params(stage) * 4; }
+// Megatron reduces the main-grad buffer: fp32 for bf16 and fp32 training (bf16 forces
+// accumulate_allreduce_grads_in_fp32), fp16 for fp16 training (the flag's default is off). The
+// memory model keeps 4 bytes/param of grads for every mixed precision (the 18-byte table).
+int64_t CostModel::dp_grad_bytes(int stage) const {
+  return stage_params(stage) * (scenario_->training.params_dtype == DType::kFP16 ? 2 : 4);
+}
 
 double CostModel::dp_sync_time(int stage) const {
   const Layout& L = *layout_;
