@@ -1,0 +1,304 @@
+// simulate(): scenario → costs → schedule → engine → memory, bubbles, summary (see simulate.h).
+#include "sim/simulate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace eellm {
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+// Backbone layers of chunk `v` up to (and including) its deepest exit; all layers if it has none.
+int layers_to_deepest_exit(const Layout& L, int v) {
+  const ChunkLayout& cl = L.chunks[static_cast<size_t>(v)];
+  if (cl.exits.empty()) return cl.num_layers;
+  int depth = 0;
+  for (int idx : cl.exits) depth = std::max(depth, L.exits[static_cast<size_t>(idx)].depth);
+  return std::clamp(depth - cl.first_layer, 0, cl.num_layers);
+}
+
+// Fraction of a stage's parameters that are exit heads (EE-Tuning trains only those).
+double exit_param_fraction(const CostModel& cm, int stage) {
+  const Layout& L = cm.layout();
+  const ParamCounts pc = cm.param_counts();
+  double exit_params = 0;
+  for (int c = 0; c < L.vp; ++c)
+    for (int idx : L.chunk(stage, c).exits) exit_params += static_cast<double>(pc.exit_heads[static_cast<size_t>(idx)]) / L.tp;
+  const double total = static_cast<double>(cm.stage_params(stage));
+  return total > 0 ? std::min(1.0, exit_params / total) : 0;
+}
+
+}  // namespace
+
+SimCosts sim_costs_from_model(const CostModel& cm) {
+  const Layout& L = cm.layout();
+  const bool tuning = L.schedule == ScheduleKind::kEETuning;
+  SimCosts c;
+  for (int v = 0; v < L.num_virtual_stages(); ++v) {
+    const ChunkCosts cc = cm.chunk(v);
+    const ChunkLayout& cl = L.chunks[static_cast<size_t>(v)];
+    ChunkTimes t;
+    t.fwd = seconds_to_ns(cc.backbone.fwd);
+    t.bwd_input = seconds_to_ns(cc.backbone.bwd_input);
+    t.bwd_weight = seconds_to_ns(cc.backbone.bwd_weight);
+    const int upto = layers_to_deepest_exit(L, v);
+    const bool full = upto == cl.num_layers;
+    t.fwd_partial = full ? t.fwd : seconds_to_ns(cc.embedding.fwd + cc.per_layer.fwd * upto);
+    t.bwd_input_partial = full ? t.bwd_input : seconds_to_ns(cc.embedding.bwd_input + cc.per_layer.bwd_input * upto);
+    t.bwd_weight_partial = full ? t.bwd_weight : seconds_to_ns(cc.embedding.bwd_weight + cc.per_layer.bwd_weight * upto);
+    for (size_t k = 0; k < cc.exits.size(); ++k) {
+      t.exit_fwd += seconds_to_ns(cc.exits[k].fwd);
+      t.exit_bwd_input += seconds_to_ns(cc.exits[k].bwd_input);
+      t.exit_bwd_weight += seconds_to_ns(cc.exits[k].bwd_weight);
+      if (k < cc.exit_flops.size()) {
+        t.exit_fwd_flops += cc.exit_flops[k].fwd;
+        t.exit_bwd_flops += cc.exit_flops[k].bwd();
+      }
+    }
+    t.recompute = seconds_to_ns(cc.recompute_fwd);
+    t.recompute_partial = cl.num_layers > 0 ? t.recompute * upto / cl.num_layers : 0;
+    t.fwd_flops = cc.backbone_flops.fwd;
+    t.bwd_flops = cc.backbone_flops.bwd();
+    t.p2p_bytes = cc.p2p_bytes;
+    c.chunks.push_back(t);
+  }
+  for (int r = 0; r < L.pp; ++r) {
+    RankTimes rt;
+    const double share = tuning ? exit_param_fraction(cm, r) : 1.0;
+    if (L.dp > 1) {
+      rt.dp_allreduce = seconds_to_ns(cm.dp_sync_time(r) * share);
+      rt.dp_bytes = static_cast<int64_t>(static_cast<double>(cm.dp_grad_bytes(r)) * share);
+    }
+    rt.embedding_allreduce = tuning ? 0 : seconds_to_ns(cm.embedding_group_time());
+    rt.embedding_bytes = cm.embedding_group_bytes();
+    rt.optimizer = seconds_to_ns(cm.optimizer_step_time(r) * share);
+    c.ranks.push_back(rt);
+    // Alpha-beta figures of the hop r → r+1 taken from the cost model's p2p time.
+    LinkTimes lk;
+    const bool inter = cm.pp_hop_inter_node(r);
+    const int64_t probe = int64_t{1} << 30;
+    const double t0 = cm.p2p_time(0, inter), t1 = cm.p2p_time(probe, inter);
+    lk.latency = seconds_to_ns(t0);
+    lk.ns_per_byte = (t1 - t0) * 1e9 / static_cast<double>(probe);
+    c.hops.push_back(lk);
+  }
+  return c;
+}
+
+MemoryParams memory_params_from_model(const CostModel& cm) {
+  const Layout& L = cm.layout();
+  MemoryParams p;
+  p.chunks.resize(static_cast<size_t>(L.num_virtual_stages()));
+  for (int r = 0; r < L.pp; ++r) {
+    const StageMemory sm = cm.stage_memory(r);
+    p.static_bytes.push_back(sm.static_bytes());
+    int stage_layers = 0;
+    for (int c = 0; c < L.vp; ++c) stage_layers += L.chunk(r, c).num_layers;
+    for (int c = 0; c < L.vp; ++c) {
+      const ChunkLayout& cl = L.chunk(r, c);
+      // Stage totals split over its chunks by layer count (exact for vp = 1).
+      const double share = stage_layers > 0 ? static_cast<double>(cl.num_layers) / stage_layers : 1.0 / L.vp;
+      ChunkMemory m;
+      m.activation_bytes = static_cast<int64_t>(static_cast<double>(sm.activation_bytes_per_microbatch) * share);
+      m.exit_logits_bytes = static_cast<int64_t>(static_cast<double>(sm.exit_logits_bytes_per_microbatch) * share);
+      const int upto = layers_to_deepest_exit(L, cl.virtual_stage);
+      m.activation_partial_bytes =
+          cl.num_layers > 0 ? m.activation_bytes * upto / cl.num_layers : m.activation_bytes;
+      p.chunks[static_cast<size_t>(cl.virtual_stage)] = m;
+    }
+  }
+  return p;
+}
+
+double backward_forward_ratio(const SimCosts& c) {
+  double f = 0, b = 0;
+  for (const ChunkTimes& t : c.chunks) {
+    f += static_cast<double>(t.fwd + t.exit_fwd);
+    b += static_cast<double>(t.bwd_input + t.bwd_weight + t.recompute + t.exit_bwd_input + t.exit_bwd_weight);
+  }
+  return f > 0 && b > 0 ? b / f : 2.0;
+}
+
+StatusOr<SimulationResult> simulate(const Scenario& scenario, const SimulateOptions& options) {
+  SimulationResult res;
+  res.scenario = scenario;
+  EELLM_ASSIGN_OR_RETURN(res.layout, derive_layout(res.scenario));
+  const CostModel cm(res.scenario, res.layout);
+  res.costs = sim_costs_from_model(cm);
+  EELLM_ASSIGN_OR_RETURN(res.schedule, make_schedule(res.scenario, res.layout, backward_forward_ratio(res.costs)));
+  EngineOptions eo;
+  eo.record_timeline = options.record_timeline;
+  EELLM_ASSIGN_OR_RETURN(res.engine, simulate_schedule(res.schedule, res.costs, eo));
+  res.memory = memory_timeline(res.schedule, res.engine, memory_params_from_model(cm));
+  if (options.record_timeline) res.engine.timeline.memory = res.memory.samples;
+  res.bubbles = attribute_bubbles(res.schedule, res.engine, res.costs);
+
+  const Layout& L = res.layout;
+  SimulationSummary& s = res.summary;
+  s.scenario = scenario.name;
+  s.schedule = to_string(res.schedule.kind);
+  s.tp = L.tp;
+  s.pp = L.pp;
+  s.dp = L.dp;
+  s.vp = L.vp;
+  s.world_size = L.world_size;
+  s.num_microbatches = L.num_microbatches;
+  s.num_fill_warmup = res.schedule.num_fill_warmup;
+  s.num_fill_cooldown = res.schedule.num_fill_cooldown;
+  const double T = ns_to_seconds(res.engine.iteration_ns);
+  s.iteration_time_s = T;
+  s.engine_events = res.engine.events_processed;
+  if (T > 0) {
+    const double tokens = static_cast<double>(scenario.training.global_batch_size) * scenario.model.seq_length;
+    s.tokens_per_s = tokens / T;
+    const double flops = cm.model_flops_per_iteration(true);
+    s.model_tflops_per_gpu = flops / T / L.world_size / 1e12;
+    const double peak = cm.peak_flops();
+    s.mfu = peak > 0 ? flops / (T * L.world_size * peak) : 0;
+  }
+  const double denom = static_cast<double>(L.pp) * static_cast<double>(res.engine.iteration_ns);
+  for (int r = 0; r < L.pp; ++r) {
+    const BubbleAttribution& b = res.bubbles[static_cast<size_t>(r)];
+    const RankMemory& m = res.memory.ranks[static_cast<size_t>(r)];
+    StageSummary st;
+    st.stage = r;
+    st.busy_s = ns_to_seconds(b.busy);
+    st.exit_busy_s = ns_to_seconds(b.exit_busy);
+    st.idle_s = ns_to_seconds(b.idle);
+    st.bubble_dependency_s = ns_to_seconds(b.dependency);
+    st.bubble_exposed_comm_s = ns_to_seconds(b.exposed_comm);
+    st.bubble_imbalance_s = ns_to_seconds(b.imbalance);
+    st.bubble_exit_s = ns_to_seconds(b.exit);
+    st.peak_memory_GiB = static_cast<double>(m.peak_bytes) / kGiB;
+    st.peak_memory_time_s = ns_to_seconds(m.peak_time);
+    st.static_memory_GiB = static_cast<double>(m.static_bytes) / kGiB;
+    st.max_microbatches_in_flight = m.max_in_flight;
+    s.stages.push_back(st);
+    s.peak_memory_GiB = std::max(s.peak_memory_GiB, st.peak_memory_GiB);
+    if (denom > 0) {
+      s.bubble_fraction += static_cast<double>(b.idle) / denom;
+      s.bubble_dependency_fraction += static_cast<double>(b.dependency) / denom;
+      s.bubble_exposed_comm_fraction += static_cast<double>(b.exposed_comm) / denom;
+      s.bubble_imbalance_fraction += static_cast<double>(b.imbalance) / denom;
+      s.bubble_exit_fraction += static_cast<double>(b.exit) / denom;
+    }
+  }
+  s.critical_path = format_critical_path(res.schedule, critical_path(res.schedule, res.engine));
+
+  if (options.compare_without_exits && !scenario.exits.exit_layer_nums.empty() && L.schedule != ScheduleKind::kEETuning) {
+    Scenario base = scenario;
+    base.exits = ExitSpec{};
+    base.parallel.fill_explicit_bubbles = false;
+    if (base.parallel.schedule == ScheduleKind::kEE1F1B || base.parallel.schedule == ScheduleKind::kEEFill)
+      base.parallel.schedule = ScheduleKind::k1F1B;
+    SimulateOptions bo;
+    bo.record_timeline = false;
+    bo.compare_without_exits = false;
+    auto b = simulate(base, bo);
+    if (!b.is_ok()) return b.status().with_context("the same scenario without exits");
+    s.iteration_time_no_exits_s = b->summary.iteration_time_s;
+    if (s.iteration_time_no_exits_s > 0) s.exit_overhead_fraction = T / s.iteration_time_no_exits_s - 1.0;
+  }
+  return res;
+}
+
+std::string summary_to_json(const SimulationSummary& s) {
+  nlohmann::ordered_json j;
+  j["scenario"] = s.scenario;
+  j["schedule"] = s.schedule;
+  j["tensor_model_parallel_size"] = s.tp;
+  j["pipeline_model_parallel_size"] = s.pp;
+  j["data_parallel_size"] = s.dp;
+  j["virtual_pipeline_model_parallel_size"] = s.vp;
+  j["world_size"] = s.world_size;
+  j["num_microbatches"] = s.num_microbatches;
+  j["num_fill_warmup_microbatches"] = s.num_fill_warmup;
+  j["num_fill_cooldown_microbatches"] = s.num_fill_cooldown;
+  j["iteration_time_s"] = s.iteration_time_s;
+  j["tokens_per_s"] = s.tokens_per_s;
+  j["model_tflops_per_gpu"] = s.model_tflops_per_gpu;
+  j["mfu"] = s.mfu;
+  j["bubble_fraction"] = s.bubble_fraction;
+  j["bubble_attribution"] = {{"dependency_fraction", s.bubble_dependency_fraction},
+                             {"exposed_comm_fraction", s.bubble_exposed_comm_fraction},
+                             {"stage_imbalance_fraction", s.bubble_imbalance_fraction},
+                             {"exit_work_fraction", s.bubble_exit_fraction}};
+  j["iteration_time_no_exits_s"] = s.iteration_time_no_exits_s;
+  j["exit_overhead_fraction"] = s.exit_overhead_fraction;
+  j["peak_memory_GiB"] = s.peak_memory_GiB;
+  nlohmann::ordered_json stages = nlohmann::ordered_json::array();
+  for (const StageSummary& st : s.stages) {
+    nlohmann::ordered_json o;
+    o["stage"] = st.stage;
+    o["busy_time_s"] = st.busy_s;
+    o["exit_busy_time_s"] = st.exit_busy_s;
+    o["idle_time_s"] = st.idle_s;
+    o["bubble_dependency_s"] = st.bubble_dependency_s;
+    o["bubble_exposed_comm_s"] = st.bubble_exposed_comm_s;
+    o["bubble_stage_imbalance_s"] = st.bubble_imbalance_s;
+    o["bubble_exit_work_s"] = st.bubble_exit_s;
+    o["peak_memory_GiB"] = st.peak_memory_GiB;
+    o["peak_memory_time_s"] = st.peak_memory_time_s;
+    o["static_memory_GiB"] = st.static_memory_GiB;
+    o["max_microbatches_in_flight"] = st.max_microbatches_in_flight;
+    stages.push_back(o);
+  }
+  j["stages"] = stages;
+  j["critical_path"] = s.critical_path;
+  return j.dump(2) + "\n";
+}
+
+std::string summary_to_text(const SimulationSummary& s) {
+  std::ostringstream os;
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "scenario %s: schedule %s, TP %d × PP %d × DP %d (VP %d) = %d GPUs, %d microbatches\n", s.scenario.c_str(),
+                s.schedule.c_str(), s.tp, s.pp, s.dp, s.vp, s.world_size, s.num_microbatches);
+  os << buf;
+  if (s.num_fill_warmup + s.num_fill_cooldown > 0) {
+    std::snprintf(buf, sizeof buf, "  fill microbatches: %d warm-up, %d cool-down\n", s.num_fill_warmup, s.num_fill_cooldown);
+    os << buf;
+  }
+  std::snprintf(buf, sizeof buf,
+                "  iteration time     %.6f s\n  throughput         %.1f tokens/s\n  model TFLOP/s/GPU  %.2f\n"
+                "  MFU                %.1f %%\n  bubble             %.1f %% (dependency %.1f, exposed comm %.1f, "
+                "stage imbalance %.1f, exit work %.1f)\n",
+                s.iteration_time_s, s.tokens_per_s, s.model_tflops_per_gpu, 100 * s.mfu, 100 * s.bubble_fraction,
+                100 * s.bubble_dependency_fraction, 100 * s.bubble_exposed_comm_fraction, 100 * s.bubble_imbalance_fraction,
+                100 * s.bubble_exit_fraction);
+  os << buf;
+  if (s.iteration_time_no_exits_s > 0) {
+    std::snprintf(buf, sizeof buf, "  exit overhead      %+.1f %% (%.6f s without exits)\n", 100 * s.exit_overhead_fraction,
+                  s.iteration_time_no_exits_s);
+    os << buf;
+  }
+  os << "  stage   busy_s      exit_s      idle_s      peak_GiB  (at s)      in-flight\n";
+  for (const StageSummary& st : s.stages) {
+    std::snprintf(buf, sizeof buf, "  %5d   %-10.6f  %-10.6f  %-10.6f  %-8.3f  %-10.6f  %d\n", st.stage, st.busy_s,
+                  st.exit_busy_s, st.idle_s, st.peak_memory_GiB, st.peak_memory_time_s, st.max_microbatches_in_flight);
+    os << buf;
+  }
+  return os.str();
+}
+
+std::string summary_to_csv(const SimulationSummary& s) {
+  std::ostringstream os;
+  os << "scenario,schedule,tp,pp,dp,vp,num_microbatches,iteration_time_s,tokens_per_s,model_tflops_per_gpu,mfu,"
+        "bubble_fraction,exit_overhead_fraction,stage,busy_time_s,exit_busy_time_s,idle_time_s,peak_memory_GiB,"
+        "max_microbatches_in_flight\n";
+  char buf[512];
+  for (const StageSummary& st : s.stages) {
+    std::snprintf(buf, sizeof buf, "%s,%s,%d,%d,%d,%d,%d,%.9g,%.9g,%.6g,%.6g,%.6g,%.6g,%d,%.9g,%.9g,%.9g,%.6g,%d\n",
+                  s.scenario.c_str(), s.schedule.c_str(), s.tp, s.pp, s.dp, s.vp, s.num_microbatches, s.iteration_time_s,
+                  s.tokens_per_s, s.model_tflops_per_gpu, s.mfu, s.bubble_fraction, s.exit_overhead_fraction, st.stage,
+                  st.busy_s, st.exit_busy_s, st.idle_s, st.peak_memory_GiB, st.max_microbatches_in_flight);
+    os << buf;
+  }
+  return os.str();
+}
+
+}  // namespace eellm

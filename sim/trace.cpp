@@ -1,0 +1,209 @@
+// Chrome trace writer and reader (see trace.h for the layout).
+#include "sim/trace.h"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace eellm {
+namespace {
+
+// Nanoseconds as microseconds with exactly three decimals ("12.345").
+std::string us(TimeNs ns) {
+  char buf[40];
+  const TimeNs a = ns < 0 ? -ns : ns;
+  std::snprintf(buf, sizeof buf, "%s%lld.%03lld", ns < 0 ? "-" : "", static_cast<long long>(a / 1000),
+                static_cast<long long>(a % 1000));
+  return buf;
+}
+
+std::string quoted(const std::string& s) { return nlohmann::json(s).dump(); }
+
+bool op_from_string(const std::string& s, InstrKind* out) {
+  for (int k = 0; k < kNumInstrKinds; ++k)
+    if (s == to_string(static_cast<InstrKind>(k))) {
+      *out = static_cast<InstrKind>(k);
+      return true;
+    }
+  return false;
+}
+
+bool category_from_string(const std::string& s, Category* out) {
+  for (int k = 0; k < kNumCategories; ++k)
+    if (s == to_string(static_cast<Category>(k))) {
+      *out = static_cast<Category>(k);
+      return true;
+    }
+  return false;
+}
+
+// Fallback for slices without args: "FILL-EXIT-F3.c1" → op, exit, microbatch, chunk.
+void parse_name(std::string name, TimelineEvent* e) {
+  if (name.rfind("FILL-", 0) == 0) name = name.substr(5);
+  if (name.rfind("EXIT-", 0) == 0) {
+    e->exit_part = true;
+    name = name.substr(5);
+  }
+  static const std::pair<const char*, InstrKind> kPrefixes[] = {
+      {"SEND-ACT", InstrKind::kSendAct}, {"SEND-GRAD", InstrKind::kSendGrad}, {"RECV-ACT", InstrKind::kRecvAct},
+      {"RECV-GRAD", InstrKind::kRecvGrad}, {"AR-DP", InstrKind::kAllReduceDP}, {"AR-EMB", InstrKind::kAllReduceEmbedding},
+      {"OPT", InstrKind::kOptimizerStep}, {"BI", InstrKind::kBackwardInput}, {"F", InstrKind::kForward},
+      {"B", InstrKind::kBackward}, {"W", InstrKind::kBackwardWeight}};
+  for (const auto& [prefix, kind] : kPrefixes) {
+    const std::string p = prefix;
+    if (name.rfind(p, 0) != 0) continue;
+    e->op = kind;
+    const std::string rest = name.substr(p.size());
+    int mb = -1, chunk = 0;
+    if (std::sscanf(rest.c_str(), "%d.c%d", &mb, &chunk) >= 1) {
+      e->microbatch = mb;
+      e->chunk = static_cast<int16_t>(chunk);
+    }
+    return;
+  }
+}
+
+}  // namespace
+
+std::string trace_to_json(const Timeline& t, const TraceOptions& opt) {
+  std::ostringstream os;
+  os << "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"title\":" << quoted(opt.title) << ",\"num_ranks\":" << t.num_ranks
+     << "},\n\"traceEvents\":[\n";
+  bool first = true;
+  auto sep = [&] {
+    if (!first) os << ",\n";
+    first = false;
+  };
+  for (int r = 0; r < t.num_ranks; ++r) {
+    sep();
+    os << "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":" << r << ",\"args\":{\"name\":\"rank " << r << "\"}}";
+    sep();
+    os << "{\"ph\":\"M\",\"name\":\"process_sort_index\",\"pid\":" << r << ",\"args\":{\"sort_index\":" << r << "}}";
+    for (int s = 0; s < kNumStreams; ++s) {
+      sep();
+      os << "{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":" << r << ",\"tid\":" << s << ",\"args\":{\"name\":\""
+         << to_string(static_cast<Stream>(s)) << "\"}}";
+    }
+  }
+  int flow_id = 0;
+  for (const TimelineEvent& e : t.events) {
+    sep();
+    char flops[64];
+    std::snprintf(flops, sizeof flops, "%.6g", e.flops);
+    os << "{\"ph\":\"X\",\"name\":" << quoted(event_name(e)) << ",\"cat\":\"" << to_string(e.category) << "\",\"pid\":" << e.rank
+       << ",\"tid\":" << static_cast<int>(e.stream) << ",\"ts\":" << us(e.t0) << ",\"dur\":" << us(e.t1 - e.t0)
+       << ",\"args\":{\"op\":\"" << to_string(e.op) << "\",\"mb\":" << e.microbatch << ",\"chunk\":" << e.chunk
+       << ",\"exit\":" << (e.exit_part ? "true" : "false") << ",\"bytes\":" << e.bytes << ",\"flops\":" << flops
+       << ",\"instr\":" << e.instr << ",\"peer\":" << e.peer << "}}";
+    if (opt.flows && (e.op == InstrKind::kSendAct || e.op == InstrKind::kSendGrad) && e.peer >= 0) {
+      sep();
+      os << "{\"ph\":\"s\",\"name\":\"p2p\",\"cat\":\"flow\",\"id\":" << flow_id << ",\"pid\":" << e.rank
+         << ",\"tid\":" << static_cast<int>(Stream::kSend) << ",\"ts\":" << us(e.t0) << "}";
+      sep();
+      os << "{\"ph\":\"f\",\"bp\":\"e\",\"name\":\"p2p\",\"cat\":\"flow\",\"id\":" << flow_id << ",\"pid\":" << e.peer
+         << ",\"tid\":" << static_cast<int>(Stream::kCompute) << ",\"ts\":" << us(e.t1) << "}";
+      ++flow_id;
+    }
+  }
+  if (opt.counters) {
+    for (const MemorySample& m : t.memory) {
+      sep();
+      char gib[64];
+      std::snprintf(gib, sizeof gib, "%.12f", static_cast<double>(m.bytes) / (1024.0 * 1024.0 * 1024.0));
+      os << "{\"ph\":\"C\",\"name\":\"memory\",\"pid\":" << m.rank << ",\"ts\":" << us(m.t) << ",\"args\":{\"GiB\":" << gib
+         << "}}";
+    }
+  }
+  os << "\n]}\n";
+  return os.str();
+}
+
+Status write_trace(const Timeline& t, const std::string& path, const TraceOptions& opt) {
+  std::ofstream f(path, std::ios::binary);
+  if (!f) return Status::io_error("cannot open " + path + " for writing");
+  f << trace_to_json(t, opt);
+  if (!f) return Status::io_error("failed writing " + path);
+  return Status::ok();
+}
+
+StatusOr<Timeline> parse_trace(const std::string& text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& ex) {
+    return Status::corruption(source + ": not valid JSON: " + ex.what());
+  }
+  const nlohmann::json* events = &j;
+  if (j.is_object()) {
+    if (!j.contains("traceEvents") || !j["traceEvents"].is_array())
+      return Status::corruption(source + ": no \"traceEvents\" array");
+    events = &j["traceEvents"];
+  } else if (!j.is_array()) {
+    return Status::corruption(source + ": a trace is an object with \"traceEvents\" or an array of events");
+  }
+  Timeline t;
+  auto to_ns = [](const nlohmann::json& v) { return static_cast<TimeNs>(std::llround(v.get<double>() * 1000.0)); };
+  for (size_t i = 0; i < events->size(); ++i) {
+    const nlohmann::json& ev = (*events)[i];
+    const std::string where = source + ": traceEvents[" + std::to_string(i) + "]";
+    try {
+      const std::string ph = ev.value("ph", "");
+      const int pid = ev.value("pid", 0);
+      if (pid < 0) return Status::corruption(where + ": negative pid " + std::to_string(pid));
+      if (ph == "X") {
+        TimelineEvent e;
+        e.rank = pid;
+        const int tid = ev.value("tid", 0);
+        e.stream = tid >= 0 && tid < kNumStreams ? static_cast<Stream>(tid) : Stream::kCompute;
+        if (!ev.contains("ts")) return Status::corruption(where + ": slice without \"ts\"");
+        e.t0 = to_ns(ev["ts"]);
+        e.t1 = e.t0 + (ev.contains("dur") ? to_ns(ev["dur"]) : 0);
+        parse_name(ev.value("name", ""), &e);
+        Category cat;
+        if (category_from_string(ev.value("cat", ""), &cat)) e.category = cat;
+        else e.category = e.stream == Stream::kCompute ? Category::kFwd : Category::kComm;
+        if (ev.contains("args") && ev["args"].is_object()) {
+          const auto& a = ev["args"];
+          InstrKind op;
+          if (a.contains("op") && a["op"].is_string() && op_from_string(a["op"].get<std::string>(), &op)) e.op = op;
+          e.microbatch = a.value("mb", e.microbatch);
+          e.chunk = static_cast<int16_t>(a.value("chunk", static_cast<int>(e.chunk)));
+          e.exit_part = a.value("exit", e.exit_part);
+          e.bytes = a.value("bytes", int64_t{0});
+          e.flops = a.value("flops", 0.0);
+          e.instr = a.value("instr", -1);
+          e.peer = a.value("peer", -1);
+        }
+        t.events.push_back(e);
+        t.num_ranks = std::max(t.num_ranks, pid + 1);
+      } else if (ph == "C" && ev.value("name", "") == "memory") {
+        MemorySample m;
+        m.rank = pid;
+        m.t = to_ns(ev.at("ts"));
+        const double gib = ev.at("args").value("GiB", 0.0);
+        m.bytes = static_cast<int64_t>(std::llround(gib * 1024.0 * 1024.0 * 1024.0));
+        t.memory.push_back(m);
+        t.num_ranks = std::max(t.num_ranks, pid + 1);
+      } else if (ph == "M") {
+        t.num_ranks = std::max(t.num_ranks, pid + 1);
+      }
+    } catch (const std::exception& ex) {
+      return Status::corruption(where + ": " + ex.what());
+    }
+  }
+  t.sort_events();
+  return t;
+}
+
+StatusOr<Timeline> read_trace(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::not_found("cannot open trace " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_trace(ss.str(), path);
+}
+
+}  // namespace eellm
