@@ -184,7 +184,7 @@ int64_t CostModel::layer_activation_bytes() const {
 // ---------------------------------------------------------------------------------------------
 // Op times.
 
-double CostModel::gemm_time(double m, double n, double k) const {
+double CostModel::gemm_time_raw(double m, double n, double k) const {
   if (m <= 0 || n <= 0 || k <= 0) return 0;
   const DeviceProfile& dev = scenario_->cluster.device;
   const double tm = std::max(1, dev.gemm_tile_m), tn = std::max(1, dev.gemm_tile_n);
@@ -201,14 +201,23 @@ double CostModel::gemm_time(double m, double n, double k) const {
   const double t_compute = 2 * m * n * k / (peak_flops() * eff);
   const double t_memory = activation_element_bytes() * (m * k + k * n + m * n) /
                           (dev.memory_bandwidth_GBps * 1e9 * std::max(1e-6, dev.elementwise_efficiency));
-  return std::max({t_compute, t_memory, dev.kernel_launch_us * kUs});
+  return std::max(t_compute, t_memory);
+}
+
+double CostModel::gemm_time(double m, double n, double k) const {
+  if (m <= 0 || n <= 0 || k <= 0) return 0;
+  return std::max(gemm_time_raw(m, n, k), scenario_->cluster.device.kernel_launch_us * kUs);
+}
+
+double CostModel::elementwise_time_raw(double bytes) const {
+  if (bytes <= 0) return 0;
+  const DeviceProfile& dev = scenario_->cluster.device;
+  return bytes / (dev.memory_bandwidth_GBps * 1e9 * std::max(1e-6, dev.elementwise_efficiency));
 }
 
 double CostModel::elementwise_time(double bytes) const {
   if (bytes <= 0) return 0;
-  const DeviceProfile& dev = scenario_->cluster.device;
-  const double t = bytes / (dev.memory_bandwidth_GBps * 1e9 * std::max(1e-6, dev.elementwise_efficiency));
-  return std::max(t, dev.kernel_launch_us * kUs);
+  return std::max(elementwise_time_raw(bytes), scenario_->cluster.device.kernel_launch_us * kUs);
 }
 
 double CostModel::p2p_time(int64_t bytes, bool inter_node) const {
@@ -269,6 +278,22 @@ bool CostModel::pp_hop_inter_node(int stage) const {
 
 namespace {
 
+// A sequence of kernels: device time and kernel count per part (fwd, bwd-input, bwd-weight).
+struct Seq {
+  OpTimes raw;
+  OpTimes kernels;
+  Seq& operator+=(const Seq& o) {
+    raw += o.raw;
+    kernels += o.kernels;
+    return *this;
+  }
+  // Asynchronous launches overlap execution: a part takes its device time or its launch time.
+  OpTimes finish(double launch_s) const {
+    return OpTimes{std::max(raw.fwd, kernels.fwd * launch_s), std::max(raw.bwd_input, kernels.bwd_input * launch_s),
+                   std::max(raw.bwd_weight, kernels.bwd_weight * launch_s)};
+  }
+};
+
 // Times of one transformer layer on one GPU (incl. its exposed TP collectives).
 struct LayerTimes {
   OpTimes total;
@@ -288,64 +313,71 @@ ChunkCosts CostModel::chunk(int virtual_stage) const {
   const int tpn = L.tp;
   const double act_bytes = m * d.h * e;  // one b·s·h activation in the compute dtype
 
-  // A column/row-parallel GEMM (M×K)·(K×N): forward, input-gradient and weight-gradient times.
+  // A column/row-parallel GEMM (M×K)·(K×N): forward, input-gradient and weight-gradient kernels.
   auto gemm3 = [&](double M, double N, double K) {
-    return OpTimes{gemm_time(M, N, K), gemm_time(M, K, N), gemm_time(K, N, M)};
+    return Seq{{gemm_time_raw(M, N, K), gemm_time_raw(M, K, N), gemm_time_raw(K, N, M)}, {1, 1, 1}};
   };
   // Element-wise kernel moving `bytes` forward and about twice that backward.
   auto elem = [&](double bytes) {
-    const double f = elementwise_time(bytes);
-    return OpTimes{f, elementwise_time(2 * bytes), 0};
+    return Seq{{elementwise_time_raw(bytes), elementwise_time_raw(2 * bytes), 0}, {1, 1, 0}};
   };
-  // One TP "all-reduce point" (or RS+AG pair with SP) in forward and one in backward.
+  // TP "all-reduce points" (each an all-reduce, or an RS+AG pair with SP) in forward and backward.
   const double tp_ar = tpn > 1 ? allreduce_time(static_cast<int64_t>(act_bytes), tpn, tp_inter) : 0;
-  auto tp_point = [&](double fwd_count, double bwd_count) { return OpTimes{fwd_count * tp_ar, bwd_count * tp_ar, 0}; };
+  auto tp_point = [&](double fwd_count, double bwd_count) {
+    if (tpn <= 1) return Seq{};
+    return Seq{{fwd_count * tp_ar, bwd_count * tp_ar, 0}, {fwd_count, bwd_count, 0}};
+  };
 
   const double local_act = d.b * d.s_local() * d.h * e;  // residual stream held per GPU
-  auto norm_time = [&]() { return elem(2 * local_act); };
+  auto norm_seq = [&]() { return elem(2 * local_act); };
 
-  auto mlp_times = [&]() {
-    OpTimes o;
-    o += gemm3(m, d.fc1_out / t, d.h);
+  auto mlp_seq = [&]() {
+    Seq o = gemm3(m, d.fc1_out / t, d.h);
     o += elem(m * (d.fc1_out + d.ffn) / t * e);  // bias + activation (GELU, or SwiGLU gate)
     o += gemm3(m, d.h, d.ffn / t);
     return o;
   };
 
-  auto layer_times = [&]() {
-    LayerTimes lt;
-    OpTimes& o = lt.total;
-    o += norm_time();
+  // Attention core: QKᵀ and A·V as batched GEMMs at attention_efficiency, softmax element-wise.
+  const double core_flops = 2 * (2 * d.b * d.nh / t * d.s * d.s * d.kv);
+  const double core_t = core_flops / (peak_flops() * std::max(1e-6, dev.attention_efficiency));
+  const double softmax_bytes = 2 * d.b * d.nh / t * d.s * d.s * e;
+  const Seq core{{core_t + elementwise_time_raw(softmax_bytes), 2 * core_t + elementwise_time_raw(2 * softmax_bytes), 0},
+                 {3, 5, 0}};
+
+  auto layer_seq = [&]() {
+    Seq o = norm_seq();
     o += gemm3(m, (d.nh + 2 * d.g) * d.kv / t, d.h);
     if (sc.model.position_embedding_type == PositionEmbedding::kRope) o += elem(2 * m * (d.nh + d.g) * d.kv / t * e);
-    // Attention core: QKᵀ and A·V as batched GEMMs at attention_efficiency, softmax element-wise.
-    const double core_flops = 2 * (2 * d.b * d.nh / t * d.s * d.s * d.kv);
-    const double core_t = core_flops / (peak_flops() * std::max(1e-6, dev.attention_efficiency));
-    const double softmax_bytes = 2 * d.b * d.nh / t * d.s * d.s * e;
-    const double softmax_t = elementwise_time(softmax_bytes);
-    lt.core_fwd = core_t + softmax_t + 2 * dev.kernel_launch_us * kUs;
-    o += OpTimes{lt.core_fwd, 2 * core_t + elementwise_time(2 * softmax_bytes) + 2 * dev.kernel_launch_us * kUs, 0};
+    o += core;
     o += gemm3(m, d.h, d.nh * d.kv / t);
     o += elem(3 * local_act);  // bias + residual add
-    o += norm_time();
-    o += mlp_times();
+    o += norm_seq();
+    o += mlp_seq();
     o += elem(3 * local_act);
     o += tp_point(2, 2);
-    o.fwd += dev.per_layer_overhead_us * kUs;
-    o.bwd_input += dev.per_layer_overhead_us * kUs;
+    return o;
+  };
+  const double launch = dev.kernel_launch_us * kUs;
+  const double overhead = dev.per_layer_overhead_us * kUs;
+  auto layer_times = [&]() {
+    LayerTimes lt;
+    lt.total = layer_seq().finish(launch);
+    lt.total.fwd += overhead;
+    lt.total.bwd_input += overhead;
+    lt.core_fwd = core.finish(launch).fwd;
     return lt;
   };
 
   // Output projection + vocab-parallel cross-entropy (logits kept in fp32 for backward).
-  auto projection_times = [&]() {
-    OpTimes o = gemm3(m, d.V / t, d.h);
+  auto projection_seq = [&]() {
+    Seq o = gemm3(m, d.V / t, d.h);
     o += elem(m * d.V / t * (e + 4));
     if (tpn > 1) {
       // Three tiny all-reduces of b·s fp32 (max, sum of exp, target logit) plus the input-gradient
       // all-reduce (or the SP all-gather/reduce-scatter) of the head's input.
       const double small = allreduce_time(static_cast<int64_t>(m * 4), tpn, tp_inter);
-      o.fwd += 3 * small + (d.sp ? tp_ar / 2 : 0);
-      o.bwd_input += tp_ar * (d.sp ? 0.5 : 1.0);
+      o += Seq{{3 * small + (d.sp ? tp_ar / 2 : 0), tp_ar * (d.sp ? 0.5 : 1.0), 0}, {d.sp ? 4.0 : 3.0, 1, 0}};
     }
     return o;
   };
@@ -359,18 +391,18 @@ ChunkCosts CostModel::chunk(int virtual_stage) const {
   cc.backbone_flops = scaled(layer_flops(d), nl / t);
 
   if (cl.has_embedding) {
-    OpTimes emb = elem(2 * act_bytes);
-    emb.bwd_input = 0;
-    emb.bwd_weight = elementwise_time(3 * act_bytes);
-    if (tpn > 1) emb.fwd += d.sp ? tp_ar / 2 : tp_ar;
-    cc.embedding = emb;
-    cc.backbone += emb;
+    // Lookup (+ position add) forward, then the vocab-parallel all-reduce (reduce-scatter with SP);
+    // backward is the weight gradient's scatter-add.
+    Seq emb{{elementwise_time_raw(2 * act_bytes), 0, elementwise_time_raw(3 * act_bytes)}, {1, 0, 1}};
+    if (tpn > 1) emb += Seq{{d.sp ? tp_ar / 2 : tp_ar, 0, 0}, {1, 0, 0}};
+    cc.embedding = emb.finish(launch);
+    cc.backbone += cc.embedding;
   }
   if (cl.has_final_head) {
-    OpTimes head = norm_time();
-    head += projection_times();
-    cc.final_head = head;
-    cc.backbone += head;
+    Seq head = norm_seq();
+    head += projection_seq();
+    cc.final_head = head.finish(launch);
+    cc.backbone += cc.final_head;
     cc.backbone_flops += scaled(projection_flops(d), 1 / t);
   }
   const ExitSpec& x = sc.exits;
@@ -382,13 +414,15 @@ ChunkCosts CostModel::chunk(int virtual_stage) const {
       o += lt.total;
       f += scaled(layer_flops(d), 1 / t);
     }
-    if (x.use_exit_norm) o += norm_time();
+    Seq rest;
+    if (x.use_exit_norm) rest += norm_seq();
     if (x.use_exit_mlp) {
-      o += mlp_times();
-      o += tp_point(1, 1);
+      rest += mlp_seq();
+      rest += tp_point(1, 1);
       f += scaled(mlp_flops(d), 1 / t);
     }
-    o += projection_times();
+    rest += projection_seq();
+    o += rest.finish(launch);
     f += scaled(projection_flops(d), 1 / t);
     cc.exits.push_back(o);
     cc.exit_flops.push_back(f);

@@ -89,10 +89,14 @@ class CostModel {
   ChunkCosts chunk(int virtual_stage) const;
   StageMemory stage_memory(int stage) const;
 
-  // Time of one GEMM (m×k)·(k×n) in `dtype` on the device (roofline + efficiency model).
+  // Time of one GEMM (m×k)·(k×n) in `dtype` on the device (roofline + efficiency model), at least
+  // one kernel launch.
   double gemm_time(double m, double n, double k) const;
-  // Time of an element-wise op moving `bytes` through memory.
+  // Time of an element-wise op moving `bytes` through memory, at least one kernel launch.
   double elementwise_time(double bytes) const;
+  // Inside chunk(), a sequence of kernels (a layer's forward, its backward) takes
+  // max(Σ kernel device time, kernels × kernel_launch_us): the host launches asynchronously, so
+  // launch cost only shows when the kernels are shorter than it (small layers, small microbatches).
 
   // Point-to-point time between two global ranks (intra- or inter-node link).
   double p2p_time(int64_t bytes, bool inter_node) const;
@@ -140,6 +144,10 @@ class CostModel {
   bool tp_group_inter_node() const;
 
  private:
+  // Device time of a kernel without the launch floor (chunk() applies launch cost per sequence).
+  double gemm_time_raw(double m, double n, double k) const;
+  double elementwise_time_raw(double bytes) const;
+
   const Scenario* scenario_;
   const Layout* layout_;
 };

@@ -215,17 +215,26 @@ bool is_fraction(FitParam p) {
   return p == FitParam::kGemmMaxEfficiency || p == FitParam::kElementwiseEfficiency ||
          p == FitParam::kAttentionEfficiency || p == FitParam::kCollectiveEfficiency;
 }
-// Unconstrained coordinate ↔ parameter value: logit for fractions, log for positive values.
+// Offset of the log transform: log(v + unit) keeps a slope at v = 0, so an overhead that starts at
+// zero can grow (a plain log is flat there), and is multiplicative for v ≫ unit.
+double unit_of(FitParam p) {
+  switch (p) {
+    case FitParam::kGemmHalfEfficiencyDim: return 8;
+    case FitParam::kPerIterationOverheadUs: return 100;
+    default: return 1;
+  }
+}
+// Unconstrained coordinate ↔ parameter value: logit for fractions, log(v + unit) for the others.
 double to_coord(FitParam p, double v) {
   if (is_fraction(p)) {
     v = std::clamp(v, 1e-4, 1 - 1e-4);
     return std::log(v / (1 - v));
   }
-  return std::log(std::max(v, 1e-3));
+  return std::log(std::max(v, 0.0) + unit_of(p));
 }
 double from_coord(FitParam p, double x) {
   if (is_fraction(p)) return 1 / (1 + std::exp(-x));
-  return std::exp(std::clamp(x, -20.0, 20.0));
+  return std::max(0.0, std::exp(std::clamp(x, -30.0, 30.0)) - unit_of(p));
 }
 
 // Scenarios and layouts of the rows, built once; each evaluation swaps the device in.
@@ -366,7 +375,7 @@ StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows, 
   for (FitParam p : options.params) x.push_back(to_coord(p, get_fit_param(start, p)));
   FitResult res;
   for (int run = 0; run <= options.restarts; ++run)
-    x = nelder_mead(objective, x, run == 0 ? 1.0 : 0.3, res.evaluations + options.max_evaluations, &res.evaluations);
+    x = nelder_mead(objective, x, run % 2 == 0 ? 1.0 : 0.25, res.evaluations + options.max_evaluations, &res.evaluations);
   apply(x);
   res.profile = dev;
   res.train_mape = calibration_mape(rows, dev, 0, &res.predicted_ms);

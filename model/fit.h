@@ -7,8 +7,8 @@
 // calls, so it stays allocation-light; the simulator (sim/) is the precise model.
 //
 // fit_device_profile() minimises the mean squared log error of estimate vs measurement over the
-// training rows with Nelder–Mead on transformed parameters (logit for efficiencies in (0, 1), log
-// for positive sizes and times), deterministically (fixed start, fixed restarts). Rows are split
+// training rows with Nelder–Mead on transformed parameters (logit for efficiencies in (0, 1),
+// log(v + unit) for non-negative sizes and times), deterministically (fixed start, fixed restarts). Rows are split
 // 80/20 into train/validation by a hash of the row index (is_validation_row), so the split never
 // depends on the file's order of appearance elsewhere.
 // Thread-safety: pure functions; no shared state.
@@ -77,7 +77,7 @@ std::vector<FitParam> all_fit_params();
 struct FitOptions {
   std::vector<FitParam> params = all_fit_params();
   int max_evaluations = 4000;  // per Nelder–Mead run
-  int restarts = 2;            // re-runs from the best point with a fresh simplex
+  int restarts = 5;            // re-runs from the best point with a fresh simplex
 };
 
 struct FitResult {
