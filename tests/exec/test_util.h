@@ -1,0 +1,77 @@
+// Shared helpers for the exec tests: small scenarios built in code, temporary directories.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "model/scenario.h"
+
+namespace eellm::exec::testing {
+
+// The three head/backbone variants the tests cover.
+enum class Variant {
+  kGpt2,       // LayerNorm, learned positions, GELU, biases, tied; post-exits with norm, tied
+  kLlama,      // RMSNorm, RoPE, SwiGLU, GQA, no bias, untied; pre-exits with block+norm+MLP, untied
+  kGpt2Mlp,    // GPT-2 backbone; post-exits with an MLP branch and no norm, untied projection
+};
+
+inline Scenario small_scenario(Variant v) {
+  Scenario s;
+  s.name = "test-small";
+  ModelSpec& m = s.model;
+  m.num_layers = 3;
+  m.hidden_size = 32;
+  m.num_attention_heads = 4;
+  m.seq_length = 16;
+  m.vocab_size = 61;  // padded to 64: exercises the masked padding columns
+  m.make_vocab_size_divisible_by = 16;
+  m.init_method_std = 0.05;  // larger than Megatron's 0.02 so that gradients are not tiny
+  s.exits.exit_layer_nums = {1, 2};
+  s.exits.exit_layer_weight = {0.3, 0.6};
+  s.exits.use_exit_norm = true;
+  if (v == Variant::kLlama) {
+    m.normalization = Normalization::kRMSNorm;
+    m.position_embedding_type = PositionEmbedding::kRope;
+    m.activation = Activation::kSwiGLU;
+    m.ffn_hidden_size = 48;
+    m.num_query_groups = 2;
+    m.add_bias_linear = false;
+    m.untie_embeddings_and_output_weights = true;
+    s.exits.exit_layer_nums = {2, 3};
+    s.exits.pre_exit = true;
+    s.exits.use_exit_block = true;
+    s.exits.use_exit_mlp = true;
+    s.exits.untie_exit_output_weights = true;
+  } else if (v == Variant::kGpt2Mlp) {
+    s.exits.use_exit_norm = false;
+    s.exits.use_exit_mlp = true;
+    s.exits.untie_exit_output_weights = true;
+  }
+  s.parallel.schedule = ScheduleKind::kNoPipelining;
+  s.parallel.world_size = 1;
+  s.training.micro_batch_size = 2;
+  s.training.global_batch_size = 2;
+  s.training.lr = 1e-3;
+  s.training.min_lr = 1e-4;
+  s.training.lr_warmup_iters = 3;
+  s.training.train_iters = 10;
+  s.training.weight_decay = 0.1;
+  s.training.clip_grad = 1.0;
+  s.training.params_dtype = DType::kFP32;
+  s.execution.num_threads = 2;
+  return s;
+}
+
+// A fresh empty directory under the build tree, removed and recreated on each call.
+inline std::string temp_dir(const std::string& name) {
+  namespace fs = std::filesystem;
+  const fs::path p = fs::path(EELLM_BINARY_DIR) / "exec_test_tmp" / (name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+}  // namespace eellm::exec::testing
