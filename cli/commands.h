@@ -9,5 +9,8 @@ namespace eellm::cli {
 // Set by a subcommand callback; main returns it.
 int& exit_code();
 
+// eellm simulate (cli/cmd_simulate.cpp).
+void register_simulate(CLI::App& app);
+
 
 }  // namespace eellm::cli
