@@ -9,6 +9,11 @@ namespace eellm::cli {
 // Set by a subcommand callback; main returns it.
 int& exit_code();
 
+// eellm train, eellm eval, eellm data prepare (cli/cmd_train.cpp).
+void register_train(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_data(CLI::App& app);
+
 // eellm simulate (cli/cmd_simulate.cpp).
 void register_simulate(CLI::App& app);
 

@@ -1,0 +1,115 @@
+// `eellm train`, `eellm eval` and `eellm data prepare`: single-process training of an early-exit
+// GPT on the CPU backend, validation loss/perplexity per exit, and turning text into a token file.
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "exec/checkpoint.h"
+#include "exec/data.h"
+#include "exec/trainer.h"
+#include "model/scenario_io.h"
+
+namespace eellm::cli {
+namespace {
+
+void fail(const char* cmd, const Status& st) {
+  std::cerr << "eellm " << cmd << ": " << st.to_string() << "\n";
+  exit_code() = 1;
+}
+
+}  // namespace
+
+void register_train(CLI::App& app) {
+  struct Options {
+    std::string scenario, data, save, resume, metrics;
+    int steps = -1, threads = 0, save_interval = -1;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("train", "Train an early-exit GPT on the CPU (single process)");
+  cmd->add_option("scenario", o->scenario, "Scenario file or shipped scenario name (e.g. tiny-ee)")->required();
+  cmd->add_option("--steps", o->steps, "Train until this many iterations are done (default: training.train_iters)");
+  cmd->add_option("--data", o->data, "Token file from `eellm data prepare` (default: training.data_path, else the fortunes corpus)");
+  cmd->add_option("--save", o->save, "Checkpoint directory (saved every training.save_interval and at the end)");
+  cmd->add_option("--save-interval", o->save_interval, "Override training.save_interval");
+  cmd->add_option("--resume", o->resume, "Resume from this checkpoint directory");
+  cmd->add_option("--metrics", o->metrics, "Append one JSON line per iteration and evaluation to this file");
+  cmd->add_option("--threads", o->threads, "CPU threads (default: execution.num_threads, else all cores)");
+  cmd->callback([o] {
+    auto sc = load_scenario(o->scenario);
+    if (!sc.is_ok()) return fail("train", sc.status());
+    Scenario s = *sc;
+    if (o->save_interval >= 0) s.training.save_interval = o->save_interval;
+    exec::TrainOptions opt;
+    opt.steps = o->steps;
+    opt.data_path = o->data;
+    opt.save_dir = o->save;
+    opt.resume_dir = o->resume;
+    opt.metrics_path = o->metrics;
+    opt.num_threads = o->threads;
+    opt.log = &std::cerr;
+    auto tr = exec::Trainer::create(s, opt);
+    if (!tr.is_ok()) return fail("train", tr.status());
+    Status st = (*tr)->train();
+    if (!st.is_ok()) return fail("train", st);
+  });
+}
+
+void register_eval(CLI::App& app) {
+  struct Options {
+    std::string target, data;
+    int iters = 0, threads = 0;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("eval", "Validation loss and perplexity per exit of a checkpoint");
+  cmd->add_option("checkpoint", o->target, "Checkpoint directory (from eellm train --save)")->required();
+  cmd->add_option("--data", o->data, "Token file (default: the scenario's data, else the fortunes corpus)");
+  cmd->add_option("--iters", o->iters, "Validation batches (default: training.eval_iters)");
+  cmd->add_option("--threads", o->threads, "CPU threads");
+  cmd->callback([o] {
+    auto sc = exec::checkpoint_scenario(o->target);
+    if (!sc.is_ok()) return fail("eval", sc.status());
+    exec::TrainOptions opt;
+    opt.data_path = o->data;
+    opt.resume_dir = o->target;
+    opt.num_threads = o->threads;
+    auto tr = exec::Trainer::create(*sc, opt);
+    if (!tr.is_ok()) return fail("eval", tr.status());
+    const int iters = o->iters > 0 ? o->iters : std::max(1, sc->training.eval_iters);
+    exec::EvalResult r = (*tr)->evaluate(iters);
+    std::printf("%s at iteration %d: validation over %d batches of %d×%d tokens\n", sc->name.c_str(),
+                (*tr)->iteration(), iters, sc->training.micro_batch_size, sc->model.seq_length);
+    std::printf("  %-10s %10s %12s\n", "head", "loss", "perplexity");
+    for (size_t i = 0; i < r.loss.size(); ++i)
+      std::printf("  %-10s %10.4f %12.3f\n", r.names[i].c_str(), r.loss[i], std::exp(r.loss[i]));
+  });
+}
+
+void register_data(CLI::App& app) {
+  struct Options {
+    std::string output;
+    std::vector<std::string> inputs;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* data = app.add_subcommand("data", "Training data tools");
+  data->require_subcommand(1);
+  CLI::App* prep = data->add_subcommand("prepare", "Turn text files into a byte-level token file");
+  prep->add_option("output", o->output, "Token file to write")->required();
+  prep->add_option("inputs", o->inputs, "Text files (default: the Debian fortunes corpus, % separators removed)");
+  prep->callback([o] {
+    const std::vector<std::string> files = o->inputs.empty() ? exec::default_corpus_files() : o->inputs;
+    auto text = exec::read_corpus(files);
+    if (!text.is_ok()) return fail("data prepare", text.status());
+    const std::vector<int32_t> tokens = exec::encode_bytes(*text);
+    Status st = exec::write_token_file(o->output, tokens, exec::kByteVocab);
+    if (!st.is_ok()) return fail("data prepare", st);
+    std::printf("wrote %s: %zu tokens (byte-level, vocab %d) from %zu files; unigram entropy %.4f nats/token\n",
+                o->output.c_str(), tokens.size(), exec::kByteVocab, files.size(),
+                exec::unigram_entropy(tokens, exec::kByteVocab));
+  });
+}
+
+}  // namespace eellm::cli
