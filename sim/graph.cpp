@@ -137,19 +137,19 @@ std::vector<CriticalStep> critical_path(const Schedule& s, const EngineResult& r
 
 std::string format_critical_path(const Schedule& s, const std::vector<CriticalStep>& path) {
   std::string out;
-  for (size_t k = 0; k < path.size(); ++k) {
-    const CriticalStep& c = path[k];
+  const char* sep = " → ";
+  for (const CriticalStep& c : path) {
     if (c.kind == CriticalStep::Kind::kTransfer) {
-      out += " ~>";
+      sep = " ~> ";  // the next step waited for this transfer
       continue;
     }
     if (c.kind == CriticalStep::Kind::kCollective) {
-      out += " [wait collective]";
+      sep = " =collective=> ";
       continue;
     }
-    if (!out.empty()) out += " → ";
-    const Instr& in = s.ranks[static_cast<size_t>(c.rank)][static_cast<size_t>(c.instr)];
-    out += to_string(in);
+    if (!out.empty()) out += sep;
+    sep = " → ";
+    out += to_string(s.ranks[static_cast<size_t>(c.rank)][static_cast<size_t>(c.instr)]);
     out += '@';
     out += std::to_string(c.rank);
   }

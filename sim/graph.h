@@ -32,7 +32,8 @@ struct CriticalStep {
 // step to finish, at each step to whatever made it start when it did (its rank's previous step, or
 // the latest message/collective it waited for).
 std::vector<CriticalStep> critical_path(const Schedule& schedule, const EngineResult& result);
-// "F0@0 → F0@1 → ... → B0@0 → OPT@0" (rank after @; transfers shown as ~>).
+// "F0@0 ~> F0@1 ~> ... B0@0 → F4@0": step@rank; "→" follows the same rank, "~>" a transfer
+// the next step waited for, "=collective=>" a wait for a collective.
 std::string format_critical_path(const Schedule& schedule, const std::vector<CriticalStep>& path);
 
 // Idle time of a rank's compute stream over the iteration, split by cause. `dependency` is
