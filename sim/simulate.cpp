@@ -32,6 +32,30 @@ double exit_param_fraction(const CostModel& cm, int stage) {
   return total > 0 ? std::min(1.0, exit_params / total) : 0;
 }
 
+// Model FLOPs of the work the schedule runs, per GPU (no recompute): exact for fill microbatches,
+// truncated backwards and EE-Tuning's exit-only backward, where the backbone formula would not be.
+double executed_flops_per_gpu(const Schedule& s, const SimCosts& c) {
+  double total = 0;
+  for (size_t r = 0; r < s.ranks.size(); ++r)
+    for (const Instr& in : s.ranks[r]) {
+      if (in.kind > InstrKind::kBackwardWeight) continue;
+      const ChunkTimes& t = c.chunks[static_cast<size_t>(s.virtual_stage(static_cast<int>(r), in.chunk))];
+      const bool trunc = in.has(kTruncated) && !in.has(kExitOnly);
+      if (in.kind == InstrKind::kForward) {
+        const double share = trunc && t.fwd > 0 ? static_cast<double>(t.fwd_partial) / static_cast<double>(t.fwd) : 1.0;
+        total += t.fwd_flops * share + t.exit_fwd_flops;
+        continue;
+      }
+      const TimeNs full = t.bwd_input + t.bwd_weight;
+      const double share =
+          trunc && full > 0 ? static_cast<double>(t.bwd_input_partial + t.bwd_weight_partial) / static_cast<double>(full) : 1.0;
+      const double backbone = in.has(kExitOnly) ? 0 : t.bwd_flops * share;
+      const double both = backbone + t.exit_bwd_flops;
+      total += in.kind == InstrKind::kBackward ? both : 0.5 * both;
+    }
+  return total;
+}
+
 }  // namespace
 
 SimCosts sim_costs_from_model(const CostModel& cm) {
@@ -155,7 +179,7 @@ StatusOr<SimulationResult> simulate(const Scenario& scenario, const SimulateOpti
   if (T > 0) {
     const double tokens = static_cast<double>(scenario.training.global_batch_size) * scenario.model.seq_length;
     s.tokens_per_s = tokens / T;
-    const double flops = cm.model_flops_per_iteration(true);
+    const double flops = executed_flops_per_gpu(res.schedule, res.costs) * L.tp * L.dp;
     s.model_tflops_per_gpu = flops / T / L.world_size / 1e12;
     const double peak = cm.peak_flops();
     s.mfu = peak > 0 ? flops / (T * L.world_size * peak) : 0;

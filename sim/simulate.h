@@ -40,7 +40,9 @@ struct SimulationSummary {
   int num_fill_warmup = 0, num_fill_cooldown = 0;
   double iteration_time_s = 0;
   double tokens_per_s = 0;
-  double model_tflops_per_gpu = 0;  // model FLOPs (with exits, no recompute) / time / GPUs
+  // Model FLOPs of the work the schedule runs (backbone and exits, no recompute; fill steps and
+  // EE-Tuning's exit-only backward counted as run) / time / GPUs.
+  double model_tflops_per_gpu = 0;
   double mfu = 0;                   // model_tflops_per_gpu / device peak
   double bubble_fraction = 0;       // idle compute time / (pp · iteration time)
   // Shares of the bubble (fractions of pp · iteration time; they sum to bubble_fraction).
