@@ -9,6 +9,9 @@ namespace eellm::cli {
 // Set by a subcommand callback; main returns it.
 int& exit_code();
 
+// eellm convert (cli/cmd_convert.cpp).
+void register_convert(CLI::App& app);
+
 // eellm train, eellm eval, eellm data prepare (cli/cmd_train.cpp).
 void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
