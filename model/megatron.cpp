@@ -317,6 +317,9 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text, const M
   if (m.num_layers <= 0 || m.hidden_size <= 0 || m.num_attention_heads <= 0)
     return Status::invalid_argument("the command line lacks --num-layers, --hidden-size or --num-attention-heads");
   if (m.seq_length <= 0) m.seq_length = m.max_position_embeddings;
+  if (m.normalization == Normalization::kRMSNorm && m.position_embedding_type == PositionEmbedding::kRope &&
+      m.activation == Activation::kSwiGLU)
+    m.arch = "llama";
   if (p.num_query_groups > 0) {
     m.num_query_groups = p.num_query_groups;
     if (!p.group_query_attention) warnings.push_back("--num-query-groups without --group-query-attention: Megatron ignores it; eellm uses it");

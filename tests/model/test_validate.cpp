@@ -182,6 +182,28 @@ TEST(Validate, InferenceAndClusterChecks) {
   EXPECT_EQ(find_field(d, "parallel.world_size")->message, "parallel.world_size (32) exceeds the cluster's 16 GPUs (2 nodes × 8)");
 }
 
+TEST(Validate, EveryShippedDeviceAndClusterProfileLoads) {
+  const std::filesystem::path dir(scenarios_dir());
+  int devices = 0, clusters = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "devices")) {
+    auto d = load_device_profile(entry.path().stem().string());
+    ASSERT_TRUE(d.is_ok()) << d.status().to_string();
+    EXPECT_EQ(d->name, entry.path().stem().string());
+    EXPECT_GT(d->memory_GiB, 0);
+    EXPECT_GT(d->peak_tflops_fp32, 0);
+    ++devices;
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "clusters")) {
+    auto c = load_cluster_profile(entry.path().stem().string());
+    ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+    EXPECT_EQ(c->name, entry.path().stem().string());
+    EXPECT_GT(c->intra_node.bandwidth_GBps, 0);
+    ++clusters;
+  }
+  EXPECT_GE(devices, 4);
+  EXPECT_GE(clusters, 5);
+}
+
 TEST(Validate, EveryShippedScenarioLoadsAndValidates) {
   int count = 0;
   for (const auto& entry : std::filesystem::directory_iterator(scenarios_dir())) {
