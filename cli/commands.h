@@ -9,6 +9,10 @@ namespace eellm::cli {
 // Set by a subcommand callback; main returns it.
 int& exit_code();
 
+// eellm describe (cli/cmd_describe.cpp) and eellm fit (cli/cmd_fit.cpp).
+void register_describe(CLI::App& app);
+void register_fit(CLI::App& app);
+
 // eellm convert (cli/cmd_convert.cpp).
 void register_convert(CLI::App& app);
 

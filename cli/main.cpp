@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   CLI::App app{"eellm: plan, simulate and run early-exit LLMs under 3D parallelism"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "eellm 0.1.0");
+  eellm::cli::register_describe(app);
+  eellm::cli::register_fit(app);
   eellm::cli::register_convert(app);
   eellm::cli::register_train(app);
   eellm::cli::register_eval(app);

@@ -387,4 +387,69 @@ StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows, 
   return res;
 }
 
+std::string device_profile_to_yaml(const DeviceProfile& d, const std::string& comment) {
+  std::ostringstream o;
+  std::istringstream lines(comment);
+  std::string line;
+  while (std::getline(lines, line)) o << (line.empty() ? "#" : "# " + line) << "\n";
+  o.precision(6);
+  o << "name: " << d.name << "\n";
+  auto f = [&](const char* key, double v) { o << key << ": " << v << "\n"; };
+  f("peak_tflops_fp32", d.peak_tflops_fp32);
+  f("peak_tflops_fp16", d.peak_tflops_fp16);
+  f("peak_tflops_bf16", d.peak_tflops_bf16);
+  f("memory_GiB", d.memory_GiB);
+  f("memory_bandwidth_GBps", d.memory_bandwidth_GBps);
+  f("num_sms", d.num_sms);
+  f("gemm_tile_m", d.gemm_tile_m);
+  f("gemm_tile_n", d.gemm_tile_n);
+  f("nvlink_bandwidth_GBps", d.nvlink_bandwidth_GBps);
+  f("nvlink_latency_us", d.nvlink_latency_us);
+  f("network_bandwidth_GBps", d.network_bandwidth_GBps);
+  f("network_latency_us", d.network_latency_us);
+  f("kernel_launch_us", d.kernel_launch_us);
+  f("gemm_max_efficiency", d.gemm_max_efficiency);
+  f("gemm_half_efficiency_dim", d.gemm_half_efficiency_dim);
+  f("elementwise_efficiency", d.elementwise_efficiency);
+  f("attention_efficiency", d.attention_efficiency);
+  f("collective_efficiency", d.collective_efficiency);
+  f("per_layer_overhead_us", d.per_layer_overhead_us);
+  f("per_iteration_overhead_us", d.per_iteration_overhead_us);
+  f("optimizer_bytes_per_param", d.optimizer_bytes_per_param);
+  return o.str();
+}
+
+std::vector<ResidualGroup> residuals_by(const std::vector<CalibrationRow>& rows, const std::vector<double>& predicted_ms,
+                                        const std::string& attribute) {
+  auto key = [&](const CalibrationRow& r) {
+    if (attribute == "gpus") return r.gpus;
+    if (attribute == "tp") return r.tp;
+    if (attribute == "pp") return r.pp;
+    if (attribute == "dp") return r.dp;
+    if (attribute == "micro_batch") return r.micro_batch;
+    if (attribute == "hidden") return r.hidden;
+    if (attribute == "layers") return r.layers;
+    return 0;
+  };
+  std::vector<ResidualGroup> groups;
+  for (size_t i = 0; i < rows.size() && i < predicted_ms.size(); ++i) {
+    const int k = key(rows[i]);
+    auto it = std::find_if(groups.begin(), groups.end(), [k](const ResidualGroup& g) { return g.value == k; });
+    if (it == groups.end()) {
+      groups.push_back(ResidualGroup{k, 0, 0, 0});
+      it = groups.end() - 1;
+    }
+    const double rel = (predicted_ms[i] - rows[i].time_ms) / rows[i].time_ms;
+    it->rows += 1;
+    it->mape += std::abs(rel);
+    it->bias += rel;
+  }
+  for (ResidualGroup& g : groups) {
+    g.mape *= 100.0 / g.rows;
+    g.bias *= 100.0 / g.rows;
+  }
+  std::sort(groups.begin(), groups.end(), [](const ResidualGroup& a, const ResidualGroup& b) { return a.value < b.value; });
+  return groups;
+}
+
 }  // namespace eellm

@@ -97,4 +97,18 @@ double calibration_mape(const std::vector<CalibrationRow>& rows, const DevicePro
 StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows, const DeviceProfile& start,
                                        const FitOptions& options = {});
 
+// A device profile as YAML (every DeviceProfile field, scenarios/devices format), each line of
+// `comment` written as a leading '# ' comment.
+std::string device_profile_to_yaml(const DeviceProfile& d, const std::string& comment = "");
+
+// Residuals of a fit grouped by a row attribute: "gpus", "tp", "pp", "dp", "micro_batch", "hidden",
+// "layers". Each group: key value, rows, MAPE (percent), mean signed error (percent).
+struct ResidualGroup {
+  int value = 0;
+  int rows = 0;
+  double mape = 0, bias = 0;
+};
+std::vector<ResidualGroup> residuals_by(const std::vector<CalibrationRow>& rows, const std::vector<double>& predicted_ms,
+                                        const std::string& attribute);
+
 }  // namespace eellm
