@@ -1,3 +1,4 @@
+// Typed YAML reading with collected, located errors; edit-distance suggestions; enum aliases.
 #include "model/yaml_reader.h"
 
 #include <algorithm>
@@ -194,8 +195,16 @@ YAML::Node MapReader::take(const char* key) {
 
 void MapReader::finish() {
   if (!valid_) return;
+  std::vector<std::pair<std::string, int>> seen;  // key, line: yaml-cpp keeps duplicates silently
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     const std::string key = it->first.IsScalar() ? it->first.Scalar() : std::string("<non-scalar key>");
+    const int line = it->first.Mark().line + 1;
+    auto dup = std::find_if(seen.begin(), seen.end(), [&key](const auto& s) { return s.first == key; });
+    if (dup != seen.end()) {
+      ctx_->error(it->first, child_path(key), "duplicate key '" + key + "' (first given on line " + std::to_string(dup->second) + ")");
+      continue;
+    }
+    seen.emplace_back(key, line);
     if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
     std::string msg = "unknown key '" + key + "'";
     const std::string hint = closest_match(key, known_);

@@ -90,6 +90,12 @@ TEST(ScenarioIo, WrongTypeNamesFieldValueAndExpectedType) {
   EXPECT_NE(msg.find("types.yaml:11:"), std::string::npos) << msg;  // line of micro_batch_size
 }
 
+TEST(ScenarioIo, DuplicateKeyIsAnError) {
+  auto s = parse_scenario("model:\n  num_layers: 2\n  hidden_size: 8\n  num_layers: 3\n", "dup.yaml");
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.status().message(), "dup.yaml:4:3: model.num_layers: duplicate key 'num_layers' (first given on line 2)");
+}
+
 TEST(ScenarioIo, SectionOfWrongShapeIsAnError) {
   auto s = parse_scenario("model: [1, 2]\n", "shape.yaml");
   ASSERT_FALSE(s.is_ok());
