@@ -51,12 +51,15 @@ int write_output(const std::string& out, const std::string& text) {
 
 int run_convert(const ConvertOptions& o) {
   const int modes = !o.from_megatron.empty() + !o.to_megatron.empty() + !o.to_yaml.empty();
-  if (modes != 1) return fail("give exactly one of --from-megatron FILE, --to-megatron SCENARIO, --to-yaml SCENARIO");
+  if (modes != 1)
+    return fail(
+        "give exactly one of --from-megatron FILE, --to-megatron SCENARIO, --to-yaml SCENARIO");
   if (!o.from_megatron.empty()) {
     std::string text;
     if (!read_input(o.from_megatron, text)) return fail("cannot read " + o.from_megatron);
     MegatronImportOptions io = o.import;
-    if (io.name.empty() && o.from_megatron != "-") io.name = std::filesystem::path(o.from_megatron).stem().string();
+    if (io.name.empty() && o.from_megatron != "-")
+      io.name = std::filesystem::path(o.from_megatron).stem().string();
     auto imp = scenario_from_megatron(text, io);
     if (!imp.is_ok()) return fail(o.from_megatron + ": " + imp.status().to_string());
     for (const std::string& w : imp->warnings) std::cerr << "eellm convert: warning: " << w << "\n";
@@ -78,16 +81,23 @@ int run_convert(const ConvertOptions& o) {
 
 void register_convert(CLI::App& app) {
   auto o = std::make_shared<ConvertOptions>();
-  CLI::App* cmd = app.add_subcommand("convert", "Convert between Megatron-LM/EE-LLM command lines and scenario files");
-  cmd->add_option("--from-megatron", o->from_megatron,
-                  "Launch command line or script (pretrain_early_exit_gpt.py flags) to read; '-' for stdin");
-  cmd->add_option("--to-megatron", o->to_megatron, "Scenario file or shipped name to write as a torchrun command line");
+  CLI::App* cmd = app.add_subcommand(
+      "convert", "Convert between Megatron-LM/EE-LLM command lines and scenario files");
+  cmd->add_option(
+      "--from-megatron", o->from_megatron,
+      "Launch command line or script (pretrain_early_exit_gpt.py flags) to read; '-' for stdin");
+  cmd->add_option("--to-megatron", o->to_megatron,
+                  "Scenario file or shipped name to write as a torchrun command line");
   cmd->add_option("--to-yaml", o->to_yaml, "Scenario to write back with every field explicit");
-  cmd->add_option("--device", o->import.device, "Device profile for --from-megatron (a command line names no hardware)")
+  cmd->add_option("--device", o->import.device,
+                  "Device profile for --from-megatron (a command line names no hardware)")
       ->capture_default_str();
-  cmd->add_option("--cluster", o->import.cluster, "Cluster profile for --from-megatron (overrides --device)");
-  cmd->add_option("--gpus", o->import.gpus, "Total GPUs (default: torchrun's --nnodes × --nproc_per_node, else tp·pp)");
-  cmd->add_option("--gpus-per-node", o->import.gpus_per_node, "GPUs per node (default: torchrun's --nproc_per_node, else 8)");
+  cmd->add_option("--cluster", o->import.cluster,
+                  "Cluster profile for --from-megatron (overrides --device)");
+  cmd->add_option("--gpus", o->import.gpus,
+                  "Total GPUs (default: torchrun's --nnodes × --nproc_per_node, else tp·pp)");
+  cmd->add_option("--gpus-per-node", o->import.gpus_per_node,
+                  "GPUs per node (default: torchrun's --nproc_per_node, else 8)");
   cmd->add_option("--name", o->import.name, "Scenario name (default: the input file's name)");
   cmd->add_option("--out,-o", o->out, "Output file (default: stdout)");
   cmd->callback([o] { exit_code() = run_convert(*o); });

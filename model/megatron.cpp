@@ -1,5 +1,6 @@
-// Megatron-LM / EE-LLM flags ↔ Scenario fields. The flag table below is the one place that maps
-// each flag (EE-LLM's megatron/arguments.py names) to a field; the writer emits the same flags.
+// scenario_from_megatron: Megatron-LM / EE-LLM flags → Scenario fields. The flag table below maps
+// each flag (EE-LLM's megatron/arguments.py names) to a field; megatron_export.cpp writes the same
+// flags back.
 #include "model/megatron.h"
 
 #include <charconv>
@@ -16,13 +17,6 @@
 namespace eellm {
 namespace {
 
-std::string fmt(double v) {
-  char buf[64];
-  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  (void)ec;
-  return std::string(buf, ptr);
-}
-
 template <typename T>
 Status parse_as(const std::string& flag, const std::string& text, T& out, const char* what) {
   std::string t = text;
@@ -37,7 +31,9 @@ Status parse_as(const std::string& flag, const std::string& text, T& out, const 
 // Megatron's choices are exact strings; we also take the aliases the YAML reader takes.
 template <typename E>
 Status parse_choice(const std::string& flag, const std::string& text, E& out) {
-  if (!parse_enum(text, out)) return Status::invalid_argument(flag + ": unknown value '" + text + "'; allowed: " + enum_names<E>());
+  if (!parse_enum(text, out))
+    return Status::invalid_argument(flag + ": unknown value '" + text +
+                                    "'; allowed: " + enum_names<E>());
   return Status::ok();
 }
 
@@ -61,16 +57,21 @@ struct FlagSpec {
   std::function<Status(const std::string& flag, const std::vector<std::string>& values)> apply;
 };
 
-std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p, std::vector<std::string>& warnings) {
+std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p,
+                                           std::vector<std::string>& warnings) {
   ModelSpec& m = s.model;
   ExitSpec& e = s.exits;
   ParallelSpec& par = s.parallel;
   TrainingSpec& t = s.training;
   auto int_ = [](int& f) {
-    return FlagSpec{1, [&f](const std::string& flag, const auto& v) { return parse_as(flag, v[0], f, "an integer"); }};
+    return FlagSpec{1, [&f](const std::string& flag, const auto& v) {
+                      return parse_as(flag, v[0], f, "an integer");
+                    }};
   };
   auto dbl = [](double& f) {
-    return FlagSpec{1, [&f](const std::string& flag, const auto& v) { return parse_as(flag, v[0], f, "a number"); }};
+    return FlagSpec{1, [&f](const std::string& flag, const auto& v) {
+                      return parse_as(flag, v[0], f, "a number");
+                    }};
   };
   auto set = [](bool& f, bool value) {
     return FlagSpec{0, [&f, value](const std::string&, const auto&) {
@@ -101,7 +102,8 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p, std::vector<
                     }};
   };
   auto choice = [](auto& f) {
-    return FlagSpec{1, [&f](const std::string& flag, const auto& v) { return parse_choice(flag, v[0], f); }};
+    return FlagSpec{
+        1, [&f](const std::string& flag, const auto& v) { return parse_choice(flag, v[0], f); }};
   };
   auto run = [](int nargs, std::function<Status(const std::vector<std::string>&)> fn) {
     return FlagSpec{nargs, [fn](const std::string&, const auto& v) { return fn(v); }};
@@ -122,13 +124,26 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p, std::vector<
       {"--group-query-attention", set(p.group_query_attention, true)},
       {"--seq-length", int_(m.seq_length)},
       {"--max-position-embeddings", int_(m.max_position_embeddings)},
-      {"--vocab-size", run(1, [&](const auto& v) { p.vocab_given = true; return parse_as("--vocab-size", v[0], m.vocab_size, "an integer"); })},
+      {"--vocab-size", run(1,
+                           [&](const auto& v) {
+                             p.vocab_given = true;
+                             return parse_as("--vocab-size", v[0], m.vocab_size, "an integer");
+                           })},
       {"--make-vocab-size-divisible-by", int_(m.make_vocab_size_divisible_by)},
       {"--normalization", choice(m.normalization)},
       {"--position-embedding-type", choice(m.position_embedding_type)},
-      {"--use-rotary-position-embeddings", run(0, [&](const auto&) { m.position_embedding_type = PositionEmbedding::kRope; return Status::ok(); })},
+      {"--use-rotary-position-embeddings", run(0,
+                                               [&](const auto&) {
+                                                 m.position_embedding_type =
+                                                     PositionEmbedding::kRope;
+                                                 return Status::ok();
+                                               })},
       {"--rotary-base", dbl(m.rotary_base)},
-      {"--swiglu", run(0, [&](const auto&) { m.activation = Activation::kSwiGLU; return Status::ok(); })},
+      {"--swiglu", run(0,
+                       [&](const auto&) {
+                         m.activation = Activation::kSwiGLU;
+                         return Status::ok();
+                       })},
       {"--disable-bias-linear", set(m.add_bias_linear, false)},
       {"--untie-embeddings-and-output-weights", set(m.untie_embeddings_and_output_weights, true)},
       {"--init-method-std", dbl(m.init_method_std)},
@@ -147,22 +162,45 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p, std::vector<
       {"--fill-explicit-bubbles", set(par.fill_explicit_bubbles, true)},
       {"--num-fill-warmup-microbatches", int_(par.num_fill_warmup_microbatches)},
       {"--num-fill-cooldown-microbatches", int_(par.num_fill_cooldown_microbatches)},
-      {"--backward-forward-ratio", ignore("eellm takes the backward/forward ratio from the cost model")},
+      {"--backward-forward-ratio",
+       ignore("eellm takes the backward/forward ratio from the cost model")},
       {"--tensor-model-parallel-size", int_(par.tensor_model_parallel_size)},
       {"--pipeline-model-parallel-size", int_(par.pipeline_model_parallel_size)},
       {"--num-layers-per-virtual-pipeline-stage", int_(p.layers_per_virtual_stage)},
       {"--sequence-parallel", set(par.sequence_parallel, true)},
       {"--use-distributed-optimizer", set(par.use_distributed_optimizer, true)},
       {"--overlap-grad-reduce", set(par.overlap_grad_reduce, true)},
-      {"--recompute-granularity", run(1, [&](const auto& v) { p.recompute_given = true; return parse_choice("--recompute-granularity", v[0], par.recompute_granularity); })},
-      {"--recompute-activations", run(0, [&](const auto&) { p.recompute_given = true; par.recompute_granularity = RecomputeGranularity::kSelective; return Status::ok(); })},
-      {"--recompute-method", ignore("full recompute is modelled on every layer (uniform, all layers)")},
-      {"--recompute-num-layers", ignore("full recompute is modelled on every layer (uniform, all layers)")},
+      {"--recompute-granularity", run(1,
+                                      [&](const auto& v) {
+                                        p.recompute_given = true;
+                                        return parse_choice("--recompute-granularity", v[0],
+                                                            par.recompute_granularity);
+                                      })},
+      {"--recompute-activations", run(0,
+                                      [&](const auto&) {
+                                        p.recompute_given = true;
+                                        par.recompute_granularity =
+                                            RecomputeGranularity::kSelective;
+                                        return Status::ok();
+                                      })},
+      {"--recompute-method",
+       ignore("full recompute is modelled on every layer (uniform, all layers)")},
+      {"--recompute-num-layers",
+       ignore("full recompute is modelled on every layer (uniform, all layers)")},
       {"--use-flash-attn", set(p.flash_attn, true)},
       {"--micro-batch-size", int_(t.micro_batch_size)},
-      {"--global-batch-size", run(1, [&](const auto& v) { p.global_batch_given = true; return parse_as("--global-batch-size", v[0], t.global_batch_size, "an integer"); })},
+      {"--global-batch-size", run(1,
+                                  [&](const auto& v) {
+                                    p.global_batch_given = true;
+                                    return parse_as("--global-batch-size", v[0],
+                                                    t.global_batch_size, "an integer");
+                                  })},
       {"--train-iters", int_(t.train_iters)},
-      {"--train-samples", run(1, [&](const auto& v) { return parse_as("--train-samples", v[0], p.train_samples, "an integer"); })},
+      {"--train-samples", run(1,
+                              [&](const auto& v) {
+                                return parse_as("--train-samples", v[0], p.train_samples,
+                                                "an integer");
+                              })},
       {"--lr", dbl(t.lr)},
       {"--min-lr", dbl(t.min_lr)},
       {"--lr-warmup-iters", int_(t.lr_warmup_iters)},
@@ -174,55 +212,99 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p, std::vector<
       {"--adam-beta2", dbl(t.adam_beta2)},
       {"--adam-eps", dbl(t.adam_eps)},
       {"--clip-grad", dbl(t.clip_grad)},
-      {"--seed", run(1, [&](const auto& v) { return parse_as("--seed", v[0], t.seed, "a non-negative integer"); })},
+      {"--seed", run(1,
+                     [&](const auto& v) {
+                       return parse_as("--seed", v[0], t.seed, "a non-negative integer");
+                     })},
       {"--fp16", set(p.dtype_fp16, true)},
       {"--bf16", set(p.dtype_bf16, true)},
-      {"--data-path", run(-1, [&](const auto& v) {
-         std::string joined;
-         for (const std::string& x : v) joined += (joined.empty() ? "" : " ") + x;
-         t.data_path = joined;
-         if (v.size() > 1) warnings.push_back("--data-path is a blend of " + std::to_string(v.size() / 2) +
-                                              " weighted datasets; kept verbatim in training.data_path");
-         return Status::ok();
-       })},
-      {"--split", run(1, [&](const auto& v) {
-         std::vector<double> parts;
-         std::string item;
-         std::istringstream in(v[0]);
-         const char sep = v[0].find('/') != std::string::npos ? '/' : ',';
-         while (std::getline(in, item, sep)) {
-           double d = 0;
-           EELLM_RETURN_IF_ERROR(parse_as("--split", item, d, "comma-separated numbers"));
-           parts.push_back(d);
-         }
-         parts.resize(3, 0.0);
-         const double sum = parts[0] + parts[1] + parts[2];
-         if (!(sum > 0)) return Status::invalid_argument("--split '" + v[0] + "' has no positive part");
-         t.valid_fraction = std::abs(sum - 1.0) < 1e-9 ? parts[1] : parts[1] / sum;
-         return Status::ok();
-       })},
+      {"--data-path", run(-1,
+                          [&](const auto& v) {
+                            std::string joined;
+                            for (const std::string& x : v)
+                              joined += (joined.empty() ? "" : " ") + x;
+                            t.data_path = joined;
+                            if (v.size() > 1)
+                              warnings.push_back(
+                                  "--data-path is a blend of " + std::to_string(v.size() / 2) +
+                                  " weighted datasets; kept verbatim in training.data_path");
+                            return Status::ok();
+                          })},
+      {"--split",
+       run(1,
+           [&](const auto& v) {
+             std::vector<double> parts;
+             std::string item;
+             std::istringstream in(v[0]);
+             const char sep = v[0].find('/') != std::string::npos ? '/' : ',';
+             while (std::getline(in, item, sep)) {
+               double d = 0;
+               EELLM_RETURN_IF_ERROR(parse_as("--split", item, d, "comma-separated numbers"));
+               parts.push_back(d);
+             }
+             parts.resize(3, 0.0);
+             const double sum = parts[0] + parts[1] + parts[2];
+             if (!(sum > 0))
+               return Status::invalid_argument("--split '" + v[0] + "' has no positive part");
+             t.valid_fraction = std::abs(sum - 1.0) < 1e-9 ? parts[1] : parts[1] / sum;
+             return Status::ok();
+           })},
       {"--eval-interval", int_(t.eval_interval)},
       {"--eval-iters", int_(t.eval_iters)},
       {"--save-interval", int_(t.save_interval)},
       {"--log-interval", int_(t.log_interval)},
-      {"--tokenizer-type", run(1, [&](const auto& v) { p.tokenizer_type = v[0]; return Status::ok(); })},
-      {"--vocab-file", run(1, [&](const auto& v) { p.vocab_file = v[0]; return Status::ok(); })},
+      {"--tokenizer-type", run(1,
+                               [&](const auto& v) {
+                                 p.tokenizer_type = v[0];
+                                 return Status::ok();
+                               })},
+      {"--vocab-file", run(1,
+                           [&](const auto& v) {
+                             p.vocab_file = v[0];
+                             return Status::ok();
+                           })},
   };
-  // Flags that do not change what eellm models (paths, logging, kernels, fusions): accepted silently.
-  for (const char* name :
-       {"--save", "--load", "--tokenizer-model", "--merge-file", "--data-impl", "--distributed-backend", "--num-workers",
-        "--attention-dropout", "--hidden-dropout", "--DDP-impl", "--dataloader-type", "--data-cache-path",
-        "--timing-log-level", "--no-masked-softmax-fusion", "--no-bias-gelu-fusion", "--no-bias-dropout-fusion",
-        "--no-gradient-accumulation-fusion", "--accumulate-allreduce-grads-in-fp32", "--use-checkpoint-args",
-        "--no-load-optim", "--no-load-rng", "--finetune", "--exit-on-missing-checkpoint", "--use-cpu-initialization",
-        "--no-query-key-layer-scaling", "--apply-query-key-layer-scaling", "--attention-softmax-in-fp32",
-        "--no-persist-layer-norm", "--use-mcore-models", "--transformer-impl", "--vocab-extra-ids", "--no-async-tensor-model-parallel-allreduce"})
+  // Flags that do not change what eellm models (paths, logging, kernels, fusions): accepted
+  // silently.
+  for (const char* name : {"--save",
+                           "--load",
+                           "--tokenizer-model",
+                           "--merge-file",
+                           "--data-impl",
+                           "--distributed-backend",
+                           "--num-workers",
+                           "--attention-dropout",
+                           "--hidden-dropout",
+                           "--DDP-impl",
+                           "--dataloader-type",
+                           "--data-cache-path",
+                           "--timing-log-level",
+                           "--no-masked-softmax-fusion",
+                           "--no-bias-gelu-fusion",
+                           "--no-bias-dropout-fusion",
+                           "--no-gradient-accumulation-fusion",
+                           "--accumulate-allreduce-grads-in-fp32",
+                           "--use-checkpoint-args",
+                           "--no-load-optim",
+                           "--no-load-rng",
+                           "--finetune",
+                           "--exit-on-missing-checkpoint",
+                           "--use-cpu-initialization",
+                           "--no-query-key-layer-scaling",
+                           "--apply-query-key-layer-scaling",
+                           "--attention-softmax-in-fp32",
+                           "--no-persist-layer-norm",
+                           "--use-mcore-models",
+                           "--transformer-impl",
+                           "--vocab-extra-ids",
+                           "--no-async-tensor-model-parallel-allreduce"})
     f.emplace(name, FlagSpec{-3, nullptr});
   return f;
 }
 
 bool silently_ignored_prefix(const std::string& flag) {
-  for (const char* prefix : {"--log-", "--wandb-", "--tensorboard-", "--eval-", "--save-", "--load-", "--no-log-"})
+  for (const char* prefix :
+       {"--log-", "--wandb-", "--tensorboard-", "--eval-", "--save-", "--load-", "--no-log-"})
     if (flag.starts_with(prefix)) return true;
   return false;
 }
@@ -230,17 +312,20 @@ bool silently_ignored_prefix(const std::string& flag) {
 // A shipped cluster profile with this device and shape, if any (so the scenario names it).
 std::string matching_cluster_profile(const std::string& device, int nodes, int gpn) {
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(scenarios_dir()) / "clusters", ec)) {
+  for (const auto& entry : std::filesystem::directory_iterator(
+           std::filesystem::path(scenarios_dir()) / "clusters", ec)) {
     if (entry.path().extension() != ".yaml") continue;
     auto c = load_cluster_profile(entry.path().stem().string());
-    if (c.is_ok() && c->device_name == device && c->num_nodes == nodes && c->gpus_per_node == gpn) return c->name;
+    if (c.is_ok() && c->device_name == device && c->num_nodes == nodes && c->gpus_per_node == gpn)
+      return c->name;
   }
   return "";
 }
 
 }  // namespace
 
-StatusOr<MegatronImport> scenario_from_megatron(const std::string& text, const MegatronImportOptions& opts) {
+StatusOr<MegatronImport> scenario_from_megatron(const std::string& text,
+                                                const MegatronImportOptions& opts) {
   EELLM_ASSIGN_OR_RETURN(const std::vector<std::string> words, expand_launch_command(text));
   MegatronImport out;
   Scenario& s = out.scenario;
@@ -271,7 +356,8 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text, const M
       value = words[i + 1];
     }
     if (name == "--nnodes") (void)parse_as(name, value, launcher_nodes, "an integer");
-    if (name == "--nproc_per_node" || name == "--nproc-per-node") (void)parse_as(name, value, launcher_procs, "an integer");
+    if (name == "--nproc_per_node" || name == "--nproc-per-node")
+      (void)parse_as(name, value, launcher_procs, "an integer");
   }
   if (first == 0) {
     while (first < words.size() && !words[first].starts_with("--")) ++first;
@@ -299,10 +385,13 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text, const M
     }
     const FlagSpec& spec = it->second;
     if (spec.nargs == -3) continue;
-    if (spec.nargs == 0 && !values.empty()) return Status::invalid_argument(flag + " takes no value, got '" + values[0] + "'");
+    if (spec.nargs == 0 && !values.empty())
+      return Status::invalid_argument(flag + " takes no value, got '" + values[0] + "'");
     if (spec.nargs == 1 && values.size() != 1)
-      return Status::invalid_argument(flag + " expects one value, got " + std::to_string(values.size()));
-    if (spec.nargs == -1 && values.empty()) return Status::invalid_argument(flag + " expects at least one value");
+      return Status::invalid_argument(flag + " expects one value, got " +
+                                      std::to_string(values.size()));
+    if (spec.nargs == -1 && values.empty())
+      return Status::invalid_argument(flag + " expects at least one value");
     EELLM_RETURN_IF_ERROR(spec.apply(flag, values));
   }
   if (!unknown.empty()) {
@@ -315,40 +404,50 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text, const M
   ParallelSpec& par = s.parallel;
   TrainingSpec& t = s.training;
   if (m.num_layers <= 0 || m.hidden_size <= 0 || m.num_attention_heads <= 0)
-    return Status::invalid_argument("the command line lacks --num-layers, --hidden-size or --num-attention-heads");
+    return Status::invalid_argument(
+        "the command line lacks --num-layers, --hidden-size or --num-attention-heads");
   if (m.seq_length <= 0) m.seq_length = m.max_position_embeddings;
-  if (m.normalization == Normalization::kRMSNorm && m.position_embedding_type == PositionEmbedding::kRope &&
-      m.activation == Activation::kSwiGLU)
+  if (m.normalization == Normalization::kRMSNorm &&
+      m.position_embedding_type == PositionEmbedding::kRope && m.activation == Activation::kSwiGLU)
     m.arch = "llama";
   if (p.num_query_groups > 0) {
     m.num_query_groups = p.num_query_groups;
-    if (!p.group_query_attention) warnings.push_back("--num-query-groups without --group-query-attention: Megatron ignores it; eellm uses it");
+    if (!p.group_query_attention)
+      warnings.push_back(
+          "--num-query-groups without --group-query-attention: Megatron ignores it; eellm uses it");
   }
-  if (p.dtype_fp16 && p.dtype_bf16) return Status::invalid_argument("--fp16 and --bf16 are mutually exclusive");
+  if (p.dtype_fp16 && p.dtype_bf16)
+    return Status::invalid_argument("--fp16 and --bf16 are mutually exclusive");
   t.params_dtype = p.dtype_bf16 ? DType::kBF16 : p.dtype_fp16 ? DType::kFP16 : DType::kFP32;
   if (p.flash_attn && !p.recompute_given) {
     // Flash attention never stores the attention scores and recomputes them in backward.
     par.recompute_granularity = RecomputeGranularity::kSelective;
-    warnings.push_back("--use-flash-attn modelled as recompute_granularity: selective (attention scores recomputed in backward)");
+    warnings.push_back(
+        "--use-flash-attn modelled as recompute_granularity: selective (attention scores "
+        "recomputed in backward)");
   }
   if (!p.vocab_given) {
     const std::string tok = normalize_enum_text(p.tokenizer_type);
     if (tok.find("gpt2") != std::string::npos || p.vocab_file.find("gpt2") != std::string::npos) {
       m.vocab_size = 50257;
-    } else if (tok.find("sentencepiece") != std::string::npos || tok.find("llama") != std::string::npos) {
+    } else if (tok.find("sentencepiece") != std::string::npos ||
+               tok.find("llama") != std::string::npos) {
       m.vocab_size = 32000;
-      warnings.push_back("vocab_size 32000 assumed for tokenizer " + p.tokenizer_type + " (Llama SentencePiece); pass --vocab-size to be exact");
+      warnings.push_back("vocab_size 32000 assumed for tokenizer " + p.tokenizer_type +
+                         " (Llama SentencePiece); pass --vocab-size to be exact");
     } else {
       m.vocab_size = 50257;
       warnings.push_back("no --vocab-size or known tokenizer: GPT-2's 50257 assumed");
     }
   }
   const int tp = par.tensor_model_parallel_size, pp = par.pipeline_model_parallel_size;
-  if (tp <= 0 || pp <= 0) return Status::invalid_argument("tensor and pipeline parallel sizes must be positive");
+  if (tp <= 0 || pp <= 0)
+    return Status::invalid_argument("tensor and pipeline parallel sizes must be positive");
   if (p.layers_per_virtual_stage > 0) {
     if (m.num_layers % (pp * p.layers_per_virtual_stage) != 0)
-      return Status::invalid_argument("--num-layers (" + std::to_string(m.num_layers) + ") is not divisible by pipeline size (" +
-                                      std::to_string(pp) + ") × --num-layers-per-virtual-pipeline-stage (" +
+      return Status::invalid_argument("--num-layers (" + std::to_string(m.num_layers) +
+                                      ") is not divisible by pipeline size (" + std::to_string(pp) +
+                                      ") × --num-layers-per-virtual-pipeline-stage (" +
                                       std::to_string(p.layers_per_virtual_stage) + ")");
     par.virtual_pipeline_model_parallel_size = m.num_layers / (pp * p.layers_per_virtual_stage);
   }
@@ -368,19 +467,22 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text, const M
     if (opts.gpus_per_node > 0) s.cluster.gpus_per_node = opts.gpus_per_node;
     if (opts.gpus > 0) {
       if (opts.gpus % s.cluster.gpus_per_node != 0)
-        return Status::invalid_argument("--gpus (" + std::to_string(opts.gpus) + ") is not a multiple of the " +
-                                        std::to_string(s.cluster.gpus_per_node) + " GPUs per node of cluster " + opts.cluster);
+        return Status::invalid_argument(
+            "--gpus (" + std::to_string(opts.gpus) + ") is not a multiple of the " +
+            std::to_string(s.cluster.gpus_per_node) + " GPUs per node of cluster " + opts.cluster);
       s.cluster.num_nodes = opts.gpus / s.cluster.gpus_per_node;
     }
   } else {
     if (gpus <= 0) {
       gpus = tp * pp;
-      warnings.push_back("no GPU count given (--gpus or torchrun --nnodes/--nproc_per_node): assuming tp × pp = " +
-                         std::to_string(gpus) + " GPUs (data parallel 1)");
+      warnings.push_back(
+          "no GPU count given (--gpus or torchrun --nnodes/--nproc_per_node): assuming tp × pp = " +
+          std::to_string(gpus) + " GPUs (data parallel 1)");
     }
     if (gpn <= 0) gpn = std::min(gpus, 8);
     if (gpus % gpn != 0)
-      return Status::invalid_argument(std::to_string(gpus) + " GPUs do not fill nodes of " + std::to_string(gpn) + " GPUs");
+      return Status::invalid_argument(std::to_string(gpus) + " GPUs do not fill nodes of " +
+                                      std::to_string(gpn) + " GPUs");
     const std::string profile = matching_cluster_profile(opts.device, gpus / gpn, gpn);
     if (!profile.empty()) {
       EELLM_ASSIGN_OR_RETURN(s.cluster, load_cluster_profile(profile));
@@ -398,139 +500,20 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text, const M
   }
   const int world = s.cluster.total_gpus();
   if (world % (tp * pp) != 0)
-    return Status::invalid_argument("world size (" + std::to_string(world) + ") is not divisible by tp (" + std::to_string(tp) +
-                                    ") × pp (" + std::to_string(pp) + ")");
+    return Status::invalid_argument("world size (" + std::to_string(world) +
+                                    ") is not divisible by tp (" + std::to_string(tp) + ") × pp (" +
+                                    std::to_string(pp) + ")");
   const int dp = world / (tp * pp);
   if (!p.global_batch_given) t.global_batch_size = t.micro_batch_size * dp;  // Megatron's default
   if (p.train_samples > 0) {
     t.train_iters = static_cast<int>(p.train_samples / std::max(1, t.global_batch_size));
-    warnings.push_back("--train-samples " + std::to_string(p.train_samples) + " converted to train_iters " + std::to_string(t.train_iters));
+    warnings.push_back("--train-samples " + std::to_string(p.train_samples) +
+                       " converted to train_iters " + std::to_string(t.train_iters));
   }
   if (p.lr_warmup_fraction >= 0) {
     const int decay = t.lr_decay_iters > 0 ? t.lr_decay_iters : t.train_iters;
     t.lr_warmup_iters = static_cast<int>(p.lr_warmup_fraction * decay);
   }
-  return out;
-}
-
-MegatronExport scenario_to_megatron(const Scenario& s) {
-  MegatronExport out;
-  const ModelSpec& m = s.model;
-  const ExitSpec& e = s.exits;
-  const ParallelSpec& par = s.parallel;
-  const TrainingSpec& t = s.training;
-  std::vector<std::string> lines;
-  auto flag = [&lines](const std::string& f, const std::string& v = "") { lines.push_back(v.empty() ? f : f + " " + v); };
-  auto list = [](const auto& v) {
-    std::string r;
-    for (const auto& x : v) {
-      if (!r.empty()) r += " ";
-      if constexpr (std::is_same_v<std::decay_t<decltype(x)>, double>) r += fmt(x); else r += std::to_string(x);
-    }
-    return r;
-  };
-  auto num = [](int v) { return std::to_string(v); };
-
-  flag("--num-layers", num(m.num_layers));
-  flag("--hidden-size", num(m.hidden_size));
-  flag("--num-attention-heads", num(m.num_attention_heads));
-  if (m.ffn_hidden_size > 0) flag("--ffn-hidden-size", num(m.ffn_hidden_size));
-  if (m.kv_channels > 0) flag("--kv-channels", num(m.kv_channels));
-  if (m.num_query_groups > 0) {
-    flag("--group-query-attention");
-    flag("--num-query-groups", num(m.num_query_groups));
-  }
-  flag("--seq-length", num(m.seq_length));
-  flag("--max-position-embeddings", num(m.max_position_embeddings > 0 ? m.max_position_embeddings : m.seq_length));
-  flag("--vocab-size", num(m.vocab_size));
-  flag("--make-vocab-size-divisible-by", num(m.make_vocab_size_divisible_by));
-  flag("--normalization", to_string(m.normalization));
-  flag("--norm-epsilon", fmt(m.layernorm_epsilon));
-  flag("--position-embedding-type", to_string(m.position_embedding_type));
-  if (m.rotary_base != 10000.0) flag("--rotary-base", fmt(m.rotary_base));
-  if (m.activation == Activation::kSwiGLU) flag("--swiglu");
-  if (!m.add_bias_linear) flag("--disable-bias-linear");
-  if (m.untie_embeddings_and_output_weights) flag("--untie-embeddings-and-output-weights");
-  flag("--init-method-std", fmt(m.init_method_std));
-
-  flag("--tensor-model-parallel-size", num(par.tensor_model_parallel_size));
-  flag("--pipeline-model-parallel-size", num(par.pipeline_model_parallel_size));
-  if (par.virtual_pipeline_model_parallel_size > 1) {
-    const int per = m.num_layers / (par.pipeline_model_parallel_size * par.virtual_pipeline_model_parallel_size);
-    flag("--num-layers-per-virtual-pipeline-stage", num(per));
-  }
-  if (!par.layer_partition.empty())
-    out.warnings.push_back("parallel.layer_partition (an uneven split) has no Megatron flag; Megatron splits layers evenly");
-  if (par.sequence_parallel) flag("--sequence-parallel");
-  if (par.use_distributed_optimizer) flag("--use-distributed-optimizer");
-  if (par.overlap_grad_reduce) flag("--overlap-grad-reduce");
-  if (par.recompute_granularity != RecomputeGranularity::kNone)
-    flag("--recompute-granularity", to_string(par.recompute_granularity));
-  switch (par.schedule) {
-    case ScheduleKind::kGPipe:
-    case ScheduleKind::kZBH1:
-    case ScheduleKind::kEETuning:
-      out.warnings.push_back(std::string("schedule ") + to_string(par.schedule) +
-                             " has no Megatron/EE-LLM pretraining flag; the command runs 1F1B");
-      break;
-    case ScheduleKind::kEEFill:
-      if (!par.fill_explicit_bubbles) flag("--fill-explicit-bubbles");
-      break;
-    default: break;
-  }
-
-  if (!e.exit_layer_nums.empty()) {
-    flag("--exit-layer-nums", list(e.exit_layer_nums));
-    if (!e.exit_layer_weight.empty()) flag("--exit-layer-weight", list(e.exit_layer_weight));
-    if (!e.exit_layer_weight_init.empty()) flag("--exit-layer-weight-init", list(e.exit_layer_weight_init));
-    flag("--exit-layer-weight-warmup-iters", num(e.exit_layer_weight_warmup_iters));
-    flag("--exit-layer-weight-warmup-style", to_string(e.exit_layer_weight_warmup_style));
-  }
-  if (e.pre_exit) flag("--pre-exit");
-  if (e.use_exit_norm) flag("--use-exit-norm");
-  if (e.use_exit_mlp) flag("--use-exit-mlp");
-  if (e.use_exit_block) flag("--use-exit-block");
-  if (e.untie_exit_output_weights) flag("--untie-exit-output-weights");
-  if (e.final_exit_weight != 1.0) out.warnings.push_back("exits.final_exit_weight (" + fmt(e.final_exit_weight) + ") has no EE-LLM flag; EE-LLM uses 1");
-  if (par.fill_explicit_bubbles) flag("--fill-explicit-bubbles");
-  if (par.num_fill_warmup_microbatches >= 0) flag("--num-fill-warmup-microbatches", num(par.num_fill_warmup_microbatches));
-  if (par.num_fill_cooldown_microbatches >= 0) flag("--num-fill-cooldown-microbatches", num(par.num_fill_cooldown_microbatches));
-
-  flag("--micro-batch-size", num(t.micro_batch_size));
-  flag("--global-batch-size", num(t.global_batch_size));
-  flag("--train-iters", num(t.train_iters));
-  flag("--lr", fmt(t.lr));
-  flag("--min-lr", fmt(t.min_lr));
-  flag("--lr-warmup-iters", num(t.lr_warmup_iters));
-  flag("--lr-decay-style", to_string(t.lr_decay_style));
-  if (t.lr_decay_iters > 0) flag("--lr-decay-iters", num(t.lr_decay_iters));
-  flag("--weight-decay", fmt(t.weight_decay));
-  flag("--adam-beta1", fmt(t.adam_beta1));
-  flag("--adam-beta2", fmt(t.adam_beta2));
-  flag("--adam-eps", fmt(t.adam_eps));
-  flag("--clip-grad", fmt(t.clip_grad));
-  flag("--seed", std::to_string(t.seed));
-  if (t.params_dtype == DType::kBF16) flag("--bf16");
-  if (t.params_dtype == DType::kFP16) flag("--fp16");
-  if (!t.data_path.empty()) flag("--data-path", t.data_path);
-  flag("--split", fmt(1.0 - t.valid_fraction) + "," + fmt(t.valid_fraction) + ",0");
-  flag("--eval-interval", num(t.eval_interval));
-  flag("--eval-iters", num(t.eval_iters));
-  flag("--save-interval", num(t.save_interval));
-  flag("--log-interval", num(t.log_interval));
-
-  const int world = par.world_size > 0 ? par.world_size : s.cluster.total_gpus();
-  const int procs = std::max(1, std::min(world, s.cluster.gpus_per_node));
-  const int nodes = std::max(1, world / procs);
-  std::string title = s.name + (s.description.empty() ? "" : ": " + s.description);
-  for (char& c : title)
-    if (c == '\n') c = ' ';
-  std::string cmd = "# " + title + "\n";
-  if (par.sequence_parallel) cmd += "CUDA_DEVICE_MAX_CONNECTIONS=1 ";
-  cmd += "torchrun --nnodes " + num(nodes) + " --nproc_per_node " + num(procs) + " " +
-         (e.exit_layer_nums.empty() ? "pretrain_gpt.py" : "pretrain_early_exit_gpt.py");
-  for (const std::string& l : lines) cmd += " \\\n    " + l;
-  out.command = cmd + "\n";
   return out;
 }
 

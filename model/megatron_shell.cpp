@@ -11,16 +11,20 @@
 namespace eellm {
 namespace {
 
-bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+bool is_name_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+}
 
 // Integer arithmetic for $(( )): + - * / % and parentheses over literals and variable names.
 class Arith {
  public:
-  Arith(const std::string& s, const std::map<std::string, std::string>& vars) : s_(s), vars_(vars) {}
+  Arith(const std::string& s, const std::map<std::string, std::string>& vars)
+      : s_(s), vars_(vars) {}
   StatusOr<long long> eval() {
     long long v = expr();
     skip();
-    if (!ok_ || pos_ != s_.size()) return Status::invalid_argument("cannot evaluate $((" + s_ + "))");
+    if (!ok_ || pos_ != s_.size())
+      return Status::invalid_argument("cannot evaluate $((" + s_ + "))");
     return v;
   }
 
@@ -39,7 +43,8 @@ class Arith {
   }
   long long term() {
     long long v = factor();
-    for (skip(); pos_ < s_.size() && (s_[pos_] == '*' || s_[pos_] == '/' || s_[pos_] == '%'); skip()) {
+    for (skip(); pos_ < s_.size() && (s_[pos_] == '*' || s_[pos_] == '/' || s_[pos_] == '%');
+         skip()) {
       const char op = s_[pos_++];
       const long long r = factor();
       if (op != '*' && r == 0) {
@@ -60,7 +65,10 @@ class Arith {
       ++pos_;
       const long long v = expr();
       skip();
-      if (pos_ < s_.size() && s_[pos_] == ')') ++pos_; else ok_ = false;
+      if (pos_ < s_.size() && s_[pos_] == ')')
+        ++pos_;
+      else
+        ok_ = false;
       return v;
     }
     if (s_[pos_] == '-') {
@@ -130,13 +138,17 @@ class ShellReader {
         pos_ += 2;
       } else if (c == '>' || c == '<') {
         // Redirection (`> log 2>&1`): drop the fd number, the operator and its target.
-        if (!w.text.empty() && std::all_of(w.text.begin(), w.text.end(), [](char d) { return std::isdigit(static_cast<unsigned char>(d)); }))
+        if (!w.text.empty() && std::all_of(w.text.begin(), w.text.end(), [](char d) {
+              return std::isdigit(static_cast<unsigned char>(d));
+            }))
           w = Word{};
         else
           end_word();
         while (pos_ < s_.size() && (s_[pos_] == '>' || s_[pos_] == '<' || s_[pos_] == '&')) ++pos_;
         while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t')) ++pos_;
-        while (pos_ < s_.size() && !std::isspace(static_cast<unsigned char>(s_[pos_])) && s_[pos_] != ';') ++pos_;
+        while (pos_ < s_.size() && !std::isspace(static_cast<unsigned char>(s_[pos_])) &&
+               s_[pos_] != ';')
+          ++pos_;
       } else if (c == '\n' || c == ';' || c == '|' || c == '&') {
         end_command();
         ++pos_;
@@ -147,7 +159,8 @@ class ShellReader {
         while (pos_ < s_.size() && s_[pos_] != '\n') ++pos_;
       } else if (c == '\'') {
         const size_t end = s_.find('\'', pos_ + 1);
-        if (end == std::string::npos) return Status::invalid_argument("unterminated ' quote in the command line");
+        if (end == std::string::npos)
+          return Status::invalid_argument("unterminated ' quote in the command line");
         w.text += s_.substr(pos_ + 1, end - pos_ - 1);
         w.present = true;
         pos_ = end + 1;
@@ -172,7 +185,8 @@ class ShellReader {
             w.text += s_[pos_++];
           }
         }
-        if (pos_ >= s_.size()) return Status::invalid_argument("unterminated \" quote in the command line");
+        if (pos_ >= s_.size())
+          return Status::invalid_argument("unterminated \" quote in the command line");
         ++pos_;
       } else if (c == '$' || c == '`') {
         const std::string value = expansion();
@@ -196,7 +210,9 @@ class ShellReader {
         w.present = true;
         ++pos_;
         // NAME= at the start of a command: the value is not word-split (shell assignment rules).
-        if (c == '=' && words_are_assignments(words) && is_name(w.text.substr(0, w.text.size() - 1))) assignment_word = true;
+        if (c == '=' && words_are_assignments(words) &&
+            is_name(w.text.substr(0, w.text.size() - 1)))
+          assignment_word = true;
       }
       if (!ok_) return Status::invalid_argument(error_);
     }
@@ -221,7 +237,8 @@ class ShellReader {
     return true;
   }
 
-  void apply(const std::vector<std::string>& words, std::vector<std::vector<std::string>>& commands) {
+  void apply(const std::vector<std::string>& words,
+             std::vector<std::vector<std::string>>& commands) {
     if (words_are_assignments(words)) {
       for (const std::string& w : words) {
         if (w == "export") continue;
@@ -270,7 +287,8 @@ class ShellReader {
       const size_t dflt = inner.find(":-");
       const std::string name = inner.substr(0, dflt);
       auto it = vars_.find(name);
-      if ((it == vars_.end() || it->second.empty()) && dflt != std::string::npos) return inner.substr(dflt + 2);
+      if ((it == vars_.end() || it->second.empty()) && dflt != std::string::npos)
+        return inner.substr(dflt + 2);
       return it == vars_.end() ? "" : it->second;
     }
     const size_t start = pos_;
@@ -301,7 +319,8 @@ StatusOr<std::vector<std::string>> expand_launch_command(const std::string& scri
     for (const std::string& w : *it)
       if (w.ends_with(".py") || w == "--num-layers" || w.starts_with("--num-layers=")) return *it;
   }
-  return Status::invalid_argument("no Megatron launch command found: no line runs a .py script or passes --num-layers");
+  return Status::invalid_argument(
+      "no Megatron launch command found: no line runs a .py script or passes --num-layers");
 }
 
 }  // namespace eellm

@@ -15,25 +15,26 @@ namespace eellm {
 
 template <typename E>
 struct EnumValues;
-#define EELLM_ENUM_VALUES(E, ...)                                      \
-  template <>                                                          \
-  struct EnumValues<E> {                                               \
+#define EELLM_ENUM_VALUES(E, ...)                                   \
+  template <>                                                       \
+  struct EnumValues<E> {                                            \
     static constexpr auto values = std::to_array<E>({__VA_ARGS__}); \
   }
 EELLM_ENUM_VALUES(Normalization, Normalization::kLayerNorm, Normalization::kRMSNorm);
 EELLM_ENUM_VALUES(PositionEmbedding, PositionEmbedding::kLearnedAbsolute, PositionEmbedding::kRope);
 EELLM_ENUM_VALUES(Activation, Activation::kGelu, Activation::kSwiGLU);
 EELLM_ENUM_VALUES(DType, DType::kFP32, DType::kFP16, DType::kBF16);
-EELLM_ENUM_VALUES(RecomputeGranularity, RecomputeGranularity::kNone, RecomputeGranularity::kSelective,
-                  RecomputeGranularity::kFull);
+EELLM_ENUM_VALUES(RecomputeGranularity, RecomputeGranularity::kNone,
+                  RecomputeGranularity::kSelective, RecomputeGranularity::kFull);
 EELLM_ENUM_VALUES(WarmupStyle, WarmupStyle::kLinear, WarmupStyle::kCosine);
-EELLM_ENUM_VALUES(LrDecayStyle, LrDecayStyle::kConstant, LrDecayStyle::kLinear, LrDecayStyle::kCosine);
-EELLM_ENUM_VALUES(ScheduleKind, ScheduleKind::kNoPipelining, ScheduleKind::kGPipe, ScheduleKind::k1F1B,
-                  ScheduleKind::kInterleaved1F1B, ScheduleKind::kZBH1, ScheduleKind::kEE1F1B, ScheduleKind::kEEFill,
-                  ScheduleKind::kEETuning);
+EELLM_ENUM_VALUES(LrDecayStyle, LrDecayStyle::kConstant, LrDecayStyle::kLinear,
+                  LrDecayStyle::kCosine);
+EELLM_ENUM_VALUES(ScheduleKind, ScheduleKind::kNoPipelining, ScheduleKind::kGPipe,
+                  ScheduleKind::k1F1B, ScheduleKind::kInterleaved1F1B, ScheduleKind::kZBH1,
+                  ScheduleKind::kEE1F1B, ScheduleKind::kEEFill, ScheduleKind::kEETuning);
 EELLM_ENUM_VALUES(Confidence, Confidence::kMaxProb, Confidence::kMargin, Confidence::kEntropy);
-EELLM_ENUM_VALUES(InferenceMethod, InferenceMethod::kFull, InferenceMethod::kRecompute, InferenceMethod::kPipeline,
-                  InferenceMethod::kSpeculative);
+EELLM_ENUM_VALUES(InferenceMethod, InferenceMethod::kFull, InferenceMethod::kRecompute,
+                  InferenceMethod::kPipeline, InferenceMethod::kSpeculative);
 EELLM_ENUM_VALUES(Backend, Backend::kCPU, Backend::kCUDA);
 #undef EELLM_ENUM_VALUES
 
@@ -45,7 +46,7 @@ constexpr const auto& enum_values() {
 // In the overloads below `S` is the struct or its const version, so one list serves readers and
 // writers.
 template <typename S, typename V>
-  requires std::is_same_v<std::remove_const_t<S>, ModelSpec>
+requires std::is_same_v<std::remove_const_t<S>, ModelSpec>
 void for_each_field(S& m, V&& v) {
   v("arch", m.arch);
   v("num_layers", m.num_layers);
@@ -69,7 +70,7 @@ void for_each_field(S& m, V&& v) {
 }
 
 template <typename S, typename V>
-  requires std::is_same_v<std::remove_const_t<S>, ExitSpec>
+requires std::is_same_v<std::remove_const_t<S>, ExitSpec>
 void for_each_field(S& e, V&& v) {
   v("exit_layer_nums", e.exit_layer_nums);
   v("exit_layer_weight", e.exit_layer_weight);
@@ -85,7 +86,7 @@ void for_each_field(S& e, V&& v) {
 }
 
 template <typename S, typename V>
-  requires std::is_same_v<std::remove_const_t<S>, ParallelSpec>
+requires std::is_same_v<std::remove_const_t<S>, ParallelSpec>
 void for_each_field(S& p, V&& v) {
   v("tensor_model_parallel_size", p.tensor_model_parallel_size);
   v("pipeline_model_parallel_size", p.pipeline_model_parallel_size);
@@ -104,14 +105,14 @@ void for_each_field(S& p, V&& v) {
 }
 
 template <typename S, typename V>
-  requires std::is_same_v<std::remove_const_t<S>, LinkSpec>
+requires std::is_same_v<std::remove_const_t<S>, LinkSpec>
 void for_each_field(S& l, V&& v) {
   v("bandwidth_GBps", l.bandwidth_GBps);
   v("latency_us", l.latency_us);
 }
 
 template <typename S, typename V>
-  requires std::is_same_v<std::remove_const_t<S>, DeviceProfile>
+requires std::is_same_v<std::remove_const_t<S>, DeviceProfile>
 void for_each_field(S& d, V&& v) {
   v("name", d.name);
   v("peak_tflops_fp32", d.peak_tflops_fp32);
@@ -138,7 +139,7 @@ void for_each_field(S& d, V&& v) {
 }
 
 template <typename S, typename V>
-  requires std::is_same_v<std::remove_const_t<S>, TrainingSpec>
+requires std::is_same_v<std::remove_const_t<S>, TrainingSpec>
 void for_each_field(S& t, V&& v) {
   v("micro_batch_size", t.micro_batch_size);
   v("global_batch_size", t.global_batch_size);
@@ -164,7 +165,7 @@ void for_each_field(S& t, V&& v) {
 }
 
 template <typename S, typename V>
-  requires std::is_same_v<std::remove_const_t<S>, InferenceSpec>
+requires std::is_same_v<std::remove_const_t<S>, InferenceSpec>
 void for_each_field(S& i, V&& v) {
   v("batch_size", i.batch_size);
   v("prompt_length", i.prompt_length);
@@ -179,7 +180,7 @@ void for_each_field(S& i, V&& v) {
 }
 
 template <typename S, typename V>
-  requires std::is_same_v<std::remove_const_t<S>, ExecutionSpec>
+requires std::is_same_v<std::remove_const_t<S>, ExecutionSpec>
 void for_each_field(S& x, V&& v) {
   v("device", x.device);
   v("num_threads", x.num_threads);

@@ -34,7 +34,8 @@ StatusOr<YAML::Node> load_yaml(const std::string& text, const std::string& sourc
     return YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     std::string where = source;
-    if (e.mark.line >= 0) where += ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
+    if (e.mark.line >= 0)
+      where += ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
     return Status::invalid_argument(where + ": malformed YAML: " + e.msg);
   }
 }
@@ -60,13 +61,14 @@ std::string join(const std::vector<std::string>& v) {
 
 // A profile name ("a100-80gb-sxm") → scenarios_dir()/kind/NAME.yaml; a path → itself, relative to
 // `base_dir` (the file that names it) and then to the working directory.
-StatusOr<fs::path> resolve_profile(const char* kind, const char* what, const std::string& name, const fs::path& base_dir) {
+StatusOr<fs::path> resolve_profile(const char* kind, const char* what, const std::string& name,
+                                   const fs::path& base_dir) {
   if (looks_like_path(name)) {
     fs::path p(name);
     if (p.is_relative() && fs::exists(base_dir / p)) return base_dir / p;
     if (fs::exists(p)) return p;
-    return Status::not_found(std::string(what) + " file '" + name + "' not found (looked in " + base_dir.string() + " and " +
-                             fs::current_path().string() + ")");
+    return Status::not_found(std::string(what) + " file '" + name + "' not found (looked in " +
+                             base_dir.string() + " and " + fs::current_path().string() + ")");
   }
   const fs::path dir = fs::path(scenarios_dir()) / kind;
   const fs::path p = dir / (name + ".yaml");
@@ -80,7 +82,8 @@ StatusOr<fs::path> resolve_profile(const char* kind, const char* what, const std
 }
 
 StatusOr<DeviceProfile> load_device_impl(const std::string& name, const fs::path& base_dir) {
-  EELLM_ASSIGN_OR_RETURN(const fs::path path, resolve_profile("devices", "device profile", name, base_dir));
+  EELLM_ASSIGN_OR_RETURN(const fs::path path,
+                         resolve_profile("devices", "device profile", name, base_dir));
   EELLM_ASSIGN_OR_RETURN(const std::string text, read_text_file(path));
   EELLM_ASSIGN_OR_RETURN(const YAML::Node root, load_yaml(text, path.string()));
   YamlContext ctx{path.string(), {}};
@@ -96,8 +99,8 @@ StatusOr<DeviceProfile> load_device_impl(const std::string& name, const fs::path
 
 // `device: NAME-or-PATH`, or an inline mapping of DeviceProfile fields, optionally starting from
 // `base: NAME` (what-if overrides of a shipped device).
-void read_device_ref(YamlContext& ctx, const YAML::Node& node, const std::string& path, const fs::path& base_dir,
-                     std::string& device_name, DeviceProfile& device) {
+void read_device_ref(YamlContext& ctx, const YAML::Node& node, const std::string& path,
+                     const fs::path& base_dir, std::string& device_name, DeviceProfile& device) {
   if (node.IsScalar()) {
     auto d = load_device_impl(node.Scalar(), base_dir);
     if (!d.is_ok()) {
@@ -141,8 +144,8 @@ StatusOr<ClusterSpec> load_cluster_impl(const std::string& name, const fs::path&
 
 // The cluster keys shared by cluster files and a scenario's `cluster:` section (which may also
 // name a `profile` to start from).
-void read_cluster(YamlContext& ctx, const YAML::Node& node, const std::string& path, const fs::path& base_dir,
-                  bool allow_profile, ClusterSpec& c) {
+void read_cluster(YamlContext& ctx, const YAML::Node& node, const std::string& path,
+                  const fs::path& base_dir, bool allow_profile, ClusterSpec& c) {
   MapReader r(ctx, node, path);
   if (allow_profile) {
     const YAML::Node prof = r.take("profile");
@@ -158,11 +161,14 @@ void read_cluster(YamlContext& ctx, const YAML::Node& node, const std::string& p
     }
   }
   r("name", c.name);
-  if (const YAML::Node dev = r.take("device")) read_device_ref(ctx, dev, r.child_path("device"), base_dir, c.device_name, c.device);
+  if (const YAML::Node dev = r.take("device"))
+    read_device_ref(ctx, dev, r.child_path("device"), base_dir, c.device_name, c.device);
   r("num_nodes", c.num_nodes);
   r("gpus_per_node", c.gpus_per_node);
-  if (const YAML::Node n = r.take("intra_node")) read_link(ctx, n, r.child_path("intra_node"), c.intra_node);
-  if (const YAML::Node n = r.take("inter_node")) read_link(ctx, n, r.child_path("inter_node"), c.inter_node);
+  if (const YAML::Node n = r.take("intra_node"))
+    read_link(ctx, n, r.child_path("intra_node"), c.intra_node);
+  if (const YAML::Node n = r.take("inter_node"))
+    read_link(ctx, n, r.child_path("inter_node"), c.inter_node);
   r.finish();
   // Links not given come from the device's spec-sheet figures (NVLink, NIC per GPU).
   if (c.intra_node.bandwidth_GBps == 0 && c.intra_node.latency_us == 0)
@@ -172,14 +178,17 @@ void read_cluster(YamlContext& ctx, const YAML::Node& node, const std::string& p
 }
 
 StatusOr<ClusterSpec> load_cluster_impl(const std::string& name, const fs::path& base_dir) {
-  EELLM_ASSIGN_OR_RETURN(const fs::path path, resolve_profile("clusters", "cluster profile", name, base_dir));
+  EELLM_ASSIGN_OR_RETURN(const fs::path path,
+                         resolve_profile("clusters", "cluster profile", name, base_dir));
   EELLM_ASSIGN_OR_RETURN(const std::string text, read_text_file(path));
   EELLM_ASSIGN_OR_RETURN(const YAML::Node root, load_yaml(text, path.string()));
   YamlContext ctx{path.string(), {}};
   ClusterSpec c;
-  if (!root.IsMap()) ctx.error(root, "", "a cluster profile is a mapping (name, device, num_nodes, ...)");
+  if (!root.IsMap())
+    ctx.error(root, "", "a cluster profile is a mapping (name, device, num_nodes, ...)");
   read_cluster(ctx, root, "", path.parent_path(), /*allow_profile=*/false, c);
-  if (ctx.ok() && !root["device"]) ctx.error(root, "device", "a cluster profile must name its device");
+  if (ctx.ok() && !root["device"])
+    ctx.error(root, "device", "a cluster profile must name its device");
   EELLM_RETURN_IF_ERROR(ctx.status());
   if (c.name.empty()) c.name = path.stem().string();
   return c;
@@ -189,7 +198,8 @@ StatusOr<ClusterSpec> load_cluster_impl(const std::string& name, const fs::path&
 
 std::string format_double(double v) {
   char buf[64];
-  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);  // shortest form that reads back exactly
+  auto [ptr, ec] =
+      std::to_chars(buf, buf + sizeof buf, v);  // shortest form that reads back exactly
   (void)ec;
   return std::string(buf, ptr);
 }
@@ -228,7 +238,7 @@ struct FieldWriter {
     out << YAML::EndSeq;
   }
   template <typename E>
-    requires std::is_enum_v<E>
+  requires std::is_enum_v<E>
   void operator()(const char* key, E v) {
     if (want(key)) out << YAML::Key << key << YAML::Value << to_string(v);
   }
@@ -265,7 +275,8 @@ void write_section(YAML::Emitter& out, const char* key, const T& spec) {
 }
 
 void write_device(YAML::Emitter& out, const std::string& device_name, const DeviceProfile& device) {
-  auto shipped = device_name.empty() ? StatusOr<DeviceProfile>(Status::not_found("")) : load_device_profile(device_name);
+  auto shipped = device_name.empty() ? StatusOr<DeviceProfile>(Status::not_found(""))
+                                     : load_device_profile(device_name);
   out << YAML::Key << "device" << YAML::Value;
   if (shipped.is_ok()) {
     const std::set<std::string> diff = differing_fields(*shipped, device);
@@ -295,7 +306,8 @@ bool same_link(const LinkSpec& a, const LinkSpec& b) {
 
 void write_cluster(YAML::Emitter& out, const ClusterSpec& c) {
   out << YAML::Key << "cluster" << YAML::Value << YAML::BeginMap;
-  auto profile = c.name.empty() ? StatusOr<ClusterSpec>(Status::not_found("")) : load_cluster_profile(c.name);
+  auto profile =
+      c.name.empty() ? StatusOr<ClusterSpec>(Status::not_found("")) : load_cluster_profile(c.name);
   if (profile.is_ok()) {
     // By name, with only what differs from the profile inline.
     const ClusterSpec& p = *profile;
@@ -303,7 +315,8 @@ void write_cluster(YAML::Emitter& out, const ClusterSpec& c) {
     if (p.device_name != c.device_name || !differing_fields(p.device, c.device).empty())
       write_device(out, c.device_name, c.device);
     if (p.num_nodes != c.num_nodes) out << YAML::Key << "num_nodes" << YAML::Value << c.num_nodes;
-    if (p.gpus_per_node != c.gpus_per_node) out << YAML::Key << "gpus_per_node" << YAML::Value << c.gpus_per_node;
+    if (p.gpus_per_node != c.gpus_per_node)
+      out << YAML::Key << "gpus_per_node" << YAML::Value << c.gpus_per_node;
     if (!same_link(p.intra_node, c.intra_node)) write_link(out, "intra_node", c.intra_node);
     if (!same_link(p.inter_node, c.inter_node)) write_link(out, "inter_node", c.inter_node);
   } else {
@@ -338,11 +351,14 @@ StatusOr<ClusterSpec> load_cluster_profile(const std::string& path_or_name) {
   return load_cluster_impl(path_or_name, fs::current_path());
 }
 
-StatusOr<Scenario> parse_scenario(const std::string& yaml_text, const std::string& source, const std::string& base_dir) {
+StatusOr<Scenario> parse_scenario(const std::string& yaml_text, const std::string& source,
+                                  const std::string& base_dir) {
   EELLM_ASSIGN_OR_RETURN(const YAML::Node root, load_yaml(yaml_text, source));
   YamlContext ctx{source, {}};
   if (!root.IsMap()) {
-    ctx.error(root, "", root.IsNull() ? "the scenario is empty" : "a scenario is a mapping of sections (model, exits, ...)");
+    ctx.error(root, "",
+              root.IsNull() ? "the scenario is empty"
+                            : "a scenario is a mapping of sections (model, exits, ...)");
     return ctx.status();
   }
   Scenario s;
@@ -360,7 +376,8 @@ StatusOr<Scenario> parse_scenario(const std::string& yaml_text, const std::strin
   section("model", s.model);
   section("exits", s.exits);
   section("parallel", s.parallel);
-  if (const YAML::Node n = top.take("cluster")) read_cluster(ctx, n, "cluster", base_dir, /*allow_profile=*/true, s.cluster);
+  if (const YAML::Node n = top.take("cluster"))
+    read_cluster(ctx, n, "cluster", base_dir, /*allow_profile=*/true, s.cluster);
   section("training", s.training);
   section("inference", s.inference);
   section("execution", s.execution);
@@ -388,7 +405,8 @@ StatusOr<Scenario> load_scenario(const std::string& path_or_name) {
     }
   }
   EELLM_ASSIGN_OR_RETURN(const std::string text, read_text_file(path));
-  const std::string base = path.parent_path().empty() ? std::string(".") : path.parent_path().string();
+  const std::string base =
+      path.parent_path().empty() ? std::string(".") : path.parent_path().string();
   EELLM_ASSIGN_OR_RETURN(Scenario s, parse_scenario(text, path.string(), base));
   auto layout = derive_layout(s);
   if (!layout.is_ok()) return layout.status().with_context(path.string());

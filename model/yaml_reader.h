@@ -40,8 +40,10 @@ void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, 
 void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, int& out);
 void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, uint64_t& out);
 void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, double& out);
-void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, std::vector<int>& out);
-void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, std::vector<double>& out);
+void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path,
+                std::vector<int>& out);
+void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path,
+                std::vector<double>& out);
 
 // Parses an enum value by its to_string() name, case-insensitively and ignoring '-', '_' and
 // spaces, plus a few aliases ("rmsnorm", "1F1B", "bfloat16", "gpu"). False when unknown.
@@ -52,13 +54,14 @@ template <typename E>
 std::string enum_names();
 
 template <typename E>
-  requires std::is_enum_v<E>
+requires std::is_enum_v<E>
 void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, E& out) {
   std::string text;
   const size_t before = ctx.errors.size();
   read_value(ctx, n, path, text);
   if (ctx.errors.size() != before) return;
-  if (!parse_enum(text, out)) ctx.error(n, path, "unknown value '" + text + "'; allowed: " + enum_names<E>());
+  if (!parse_enum(text, out))
+    ctx.error(n, path, "unknown value '" + text + "'; allowed: " + enum_names<E>());
 }
 
 // Reads one mapping node. Call operator()(key, member) for every accepted key (for_each_field
@@ -77,11 +80,14 @@ class MapReader {
   }
   // Accepts `key` without reading it (handled by the caller); returns the node (may be undefined).
   YAML::Node take(const char* key);
-  // Reports keys that were not accepted, e.g. "unknown key model.num_layer; did you mean num_layers?".
+  // Reports keys that were not accepted, e.g. "unknown key model.num_layer; did you mean
+  // num_layers?".
   void finish();
 
   bool valid() const { return valid_; }
-  std::string child_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+  std::string child_path(const std::string& key) const {
+    return path_.empty() ? key : path_ + "." + key;
+  }
 
  private:
   YamlContext* ctx_;

@@ -15,16 +15,18 @@ const std::string kData = EELLM_TEST_DATA_DIR;
 
 std::string minimal_yaml(const std::string& extra_model = "", const std::string& extra = "") {
   return "name: t\n"
-         "model:\n  num_layers: 4\n  hidden_size: 64\n  num_attention_heads: 4\n  seq_length: 32\n  vocab_size: 100\n" +
+         "model:\n  num_layers: 4\n  hidden_size: 64\n  num_attention_heads: 4\n  seq_length: 32\n "
+         " vocab_size: 100\n" +
          extra_model + "cluster:\n  profile: " + kData + "/clusters/test-2x8.yaml\n" + extra;
 }
 
 TEST(ScenarioIo, ParsesSectionsEnumsAndResolvesClusterAndDevice) {
-  auto s = parse_scenario(minimal_yaml("  normalization: rmsnorm\n  activation: SwiGLU\n",
-                                       "parallel:\n  schedule: 1F1B\n  pipeline_model_parallel_size: 2\n"
-                                       "exits:\n  exit_layer_nums: [1, 3]\n  exit_layer_weight: [0.25, 0.5]\n"
-                                       "training:\n  params_dtype: BFloat16\n  lr: 3.0e-4\n  seed: 42\n"),
-                          "mem.yaml");
+  auto s = parse_scenario(
+      minimal_yaml("  normalization: rmsnorm\n  activation: SwiGLU\n",
+                   "parallel:\n  schedule: 1F1B\n  pipeline_model_parallel_size: 2\n"
+                   "exits:\n  exit_layer_nums: [1, 3]\n  exit_layer_weight: [0.25, 0.5]\n"
+                   "training:\n  params_dtype: BFloat16\n  lr: 3.0e-4\n  seed: 42\n"),
+      "mem.yaml");
   ASSERT_TRUE(s.is_ok()) << s.status().to_string();
   EXPECT_EQ(s->name, "t");
   EXPECT_EQ(s->model.num_layers, 4);
@@ -47,10 +49,15 @@ TEST(ScenarioIo, ParsesSectionsEnumsAndResolvesClusterAndDevice) {
 }
 
 TEST(ScenarioIo, ClusterOverridesApplyOnTopOfTheProfile) {
-  auto s = parse_scenario("model: {num_layers: 2, hidden_size: 8, num_attention_heads: 2, seq_length: 4, vocab_size: 8}\n"
-                          "cluster:\n  profile: " + kData + "/clusters/test-2x8.yaml\n  num_nodes: 4\n"
-                          "  inter_node: {bandwidth_GBps: 50}\n"
-                          "  device: {base: " + kData + "/devices/test-gpu.yaml, memory_GiB: 141}\n");
+  auto s = parse_scenario(
+      "model: {num_layers: 2, hidden_size: 8, num_attention_heads: 2, seq_length: 4, vocab_size: "
+      "8}\n"
+      "cluster:\n  profile: " +
+      kData +
+      "/clusters/test-2x8.yaml\n  num_nodes: 4\n"
+      "  inter_node: {bandwidth_GBps: 50}\n"
+      "  device: {base: " +
+      kData + "/devices/test-gpu.yaml, memory_GiB: 141}\n");
   ASSERT_TRUE(s.is_ok()) << s.status().to_string();
   EXPECT_EQ(s->cluster.num_nodes, 4);
   EXPECT_EQ(s->cluster.gpus_per_node, 8);
@@ -64,50 +71,64 @@ TEST(ScenarioIo, UnknownKeySuggestsTheNearestField) {
   auto s = parse_scenario(minimal_yaml("  num_atention_heads: 4\n"), "typo.yaml");
   ASSERT_FALSE(s.is_ok());
   const std::string msg = s.status().message();
-  EXPECT_NE(msg.find("typo.yaml:8:3: model.num_atention_heads: unknown key"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("typo.yaml:8:3: model.num_atention_heads: unknown key"), std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("did you mean 'num_attention_heads'?"), std::string::npos) << msg;
 }
 
 TEST(ScenarioIo, UnknownSectionIsReported) {
   auto s = parse_scenario(minimal_yaml("", "trainig:\n  lr: 1\n"), "x.yaml");
   ASSERT_FALSE(s.is_ok());
-  EXPECT_NE(s.status().message().find("unknown key 'trainig'; did you mean 'training'?"), std::string::npos)
+  EXPECT_NE(s.status().message().find("unknown key 'trainig'; did you mean 'training'?"),
+            std::string::npos)
       << s.status().message();
 }
 
 TEST(ScenarioIo, WrongTypeNamesFieldValueAndExpectedType) {
-  auto s = parse_scenario(minimal_yaml("", "training:\n  micro_batch_size: four\n  lr: fast\n  "
-                                           "seed: -3\nexits:\n  pre_exit: maybe\n  exit_layer_nums: [1, x]\n"),
-                          "types.yaml");
+  auto s = parse_scenario(
+      minimal_yaml("",
+                   "training:\n  micro_batch_size: four\n  lr: fast\n  "
+                   "seed: -3\nexits:\n  pre_exit: maybe\n  exit_layer_nums: [1, x]\n"),
+      "types.yaml");
   ASSERT_FALSE(s.is_ok());
   const std::string msg = s.status().message();
   // Every error is collected, not just the first.
-  EXPECT_NE(msg.find("training.micro_batch_size: expected an integer, got 'four'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("training.micro_batch_size: expected an integer, got 'four'"),
+            std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("training.lr: expected a number, got 'fast'"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("training.seed: expected a non-negative integer, got '-3'"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("exits.pre_exit: expected a boolean (true/false), got 'maybe'"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("exits.exit_layer_nums[1]: expected an integer, got 'x'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("training.seed: expected a non-negative integer, got '-3'"), std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("exits.pre_exit: expected a boolean (true/false), got 'maybe'"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("exits.exit_layer_nums[1]: expected an integer, got 'x'"), std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("types.yaml:11:"), std::string::npos) << msg;  // line of micro_batch_size
 }
 
 TEST(ScenarioIo, DuplicateKeyIsAnError) {
-  auto s = parse_scenario("model:\n  num_layers: 2\n  hidden_size: 8\n  num_layers: 3\n", "dup.yaml");
+  auto s =
+      parse_scenario("model:\n  num_layers: 2\n  hidden_size: 8\n  num_layers: 3\n", "dup.yaml");
   ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.status().message(), "dup.yaml:4:3: model.num_layers: duplicate key 'num_layers' (first given on line 2)");
+  EXPECT_EQ(s.status().message(),
+            "dup.yaml:4:3: model.num_layers: duplicate key 'num_layers' (first given on line 2)");
 }
 
 TEST(ScenarioIo, SectionOfWrongShapeIsAnError) {
   auto s = parse_scenario("model: [1, 2]\n", "shape.yaml");
   ASSERT_FALSE(s.is_ok());
-  EXPECT_NE(s.status().message().find("model: expected a mapping of keys, got a list"), std::string::npos)
+  EXPECT_NE(s.status().message().find("model: expected a mapping of keys, got a list"),
+            std::string::npos)
       << s.status().message();
 }
 
 TEST(ScenarioIo, BadEnumListsAllowedValues) {
   auto s = parse_scenario(minimal_yaml("", "parallel:\n  schedule: zigzag\n"), "enum.yaml");
   ASSERT_FALSE(s.is_ok());
-  EXPECT_NE(s.status().message().find("parallel.schedule: unknown value 'zigzag'; allowed: none, gpipe, 1f1b, "
-                                      "interleaved, zb-h1, ee-1f1b, ee-fill, ee-tuning"),
+  EXPECT_NE(s.status().message().find(
+                "parallel.schedule: unknown value 'zigzag'; allowed: none, gpipe, 1f1b, "
+                "interleaved, zb-h1, ee-1f1b, ee-fill, ee-tuning"),
             std::string::npos)
       << s.status().message();
 }
@@ -126,13 +147,15 @@ TEST(ScenarioIo, MissingFilesAreNotFound) {
   EXPECT_EQ(s.status().code(), StatusCode::kNotFound);
   auto shipped = load_scenario("tiny-eee");
   ASSERT_FALSE(shipped.is_ok());
-  EXPECT_NE(shipped.status().message().find("did you mean 'tiny-ee'?"), std::string::npos) << shipped.status().message();
+  EXPECT_NE(shipped.status().message().find("did you mean 'tiny-ee'?"), std::string::npos)
+      << shipped.status().message();
   auto d = load_device_profile("a100-80gb-sxn");
   ASSERT_FALSE(d.is_ok());
   EXPECT_EQ(d.status().code(), StatusCode::kNotFound);
   auto c = parse_scenario("cluster:\n  profile: no-such-cluster\n", "c.yaml");
   ASSERT_FALSE(c.is_ok());
-  EXPECT_NE(c.status().message().find("c.yaml:2:12: cluster.profile: cluster profile 'no-such-cluster' not found"),
+  EXPECT_NE(c.status().message().find(
+                "c.yaml:2:12: cluster.profile: cluster profile 'no-such-cluster' not found"),
             std::string::npos)
       << c.status().message();
 }
@@ -153,7 +176,9 @@ TEST(ScenarioIo, LoadByNameUsesTheShippedFolderAndChecksLayout) {
   auto bad = load_scenario(tmp.string());
   std::filesystem::remove(tmp);
   ASSERT_FALSE(bad.is_ok());
-  EXPECT_NE(bad.status().message().find("eellm_io_layout.yaml: model.num_layers (4) is not divisible"), std::string::npos)
+  EXPECT_NE(
+      bad.status().message().find("eellm_io_layout.yaml: model.num_layers (4) is not divisible"),
+      std::string::npos)
       << bad.status().message();
 }
 

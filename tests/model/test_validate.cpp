@@ -18,14 +18,20 @@ const std::string kData = EELLM_TEST_DATA_DIR;
 // A 7B-like early-exit model on the 2×8 test cluster: valid as written.
 Scenario valid_scenario() {
   auto s = parse_scenario(
-      "model: {num_layers: 32, hidden_size: 4096, num_attention_heads: 32, seq_length: 2048, vocab_size: 32000,\n"
-      "        normalization: RMSNorm, position_embedding_type: rope, activation: swiglu, add_bias_linear: false,\n"
+      "model: {num_layers: 32, hidden_size: 4096, num_attention_heads: 32, seq_length: 2048, "
+      "vocab_size: 32000,\n"
+      "        normalization: RMSNorm, position_embedding_type: rope, activation: swiglu, "
+      "add_bias_linear: false,\n"
       "        untie_embeddings_and_output_weights: true}\n"
-      "exits: {exit_layer_nums: [9, 17], exit_layer_weight: [0.1, 0.2], pre_exit: true, untie_exit_output_weights: true}\n"
-      "parallel: {tensor_model_parallel_size: 1, pipeline_model_parallel_size: 4, schedule: ee-1f1b,\n"
+      "exits: {exit_layer_nums: [9, 17], exit_layer_weight: [0.1, 0.2], pre_exit: true, "
+      "untie_exit_output_weights: true}\n"
+      "parallel: {tensor_model_parallel_size: 1, pipeline_model_parallel_size: 4, schedule: "
+      "ee-1f1b,\n"
       "           recompute_granularity: selective}\n"
-      "cluster: {profile: " + kData + "/clusters/test-2x8.yaml}\n"
-      "training: {micro_batch_size: 2, global_batch_size: 2048, params_dtype: bf16}\n",
+      "cluster: {profile: " +
+          kData +
+          "/clusters/test-2x8.yaml}\n"
+          "training: {micro_batch_size: 2, global_batch_size: 2048, params_dtype: bf16}\n",
       "valid.yaml");
   EXPECT_TRUE(s.is_ok()) << s.status().to_string();
   return *s;
@@ -57,7 +63,8 @@ TEST(Validate, NonDivisibleSizesNameTheNumbers) {
   const Diagnostics d = validate_scenario(s);
   ASSERT_TRUE(d.has_errors());
   EXPECT_EQ(d.first_error().message(),
-            "training.global_batch_size (100) is not divisible by micro_batch_size (3) × data_parallel_size (4)");
+            "training.global_batch_size (100) is not divisible by micro_batch_size (3) × "
+            "data_parallel_size (4)");
   EXPECT_EQ(d.items[0].field, "training.global_batch_size");
 
   Scenario h = valid_scenario();
@@ -65,7 +72,8 @@ TEST(Validate, NonDivisibleSizesNameTheNumbers) {
   h.parallel.world_size = 12;
   const Diagnostics dh = validate_scenario(h);
   ASSERT_TRUE(dh.has_errors());
-  EXPECT_EQ(dh.first_error().message(), "model.num_attention_heads (32) is not divisible by tensor_model_parallel_size (3)");
+  EXPECT_EQ(dh.first_error().message(),
+            "model.num_attention_heads (32) is not divisible by tensor_model_parallel_size (3)");
 }
 
 TEST(Validate, ExitOutOfRange) {
@@ -75,7 +83,8 @@ TEST(Validate, ExitOutOfRange) {
   const Diagnostic* x = find_field(d, "exits.exit_layer_nums[1]");
   ASSERT_NE(x, nullptr) << d.to_string();
   EXPECT_EQ(x->message, "exits.exit_layer_nums[1] (40) is out of range: layers are numbered 1..32");
-  EXPECT_EQ(of(d, Diagnostic::Severity::kError).size(), 1u) << d.to_string();  // not repeated by derive_layout
+  EXPECT_EQ(of(d, Diagnostic::Severity::kError).size(), 1u)
+      << d.to_string();  // not repeated by derive_layout
 }
 
 TEST(Validate, NegativeAndZeroSizesAreAllReported) {
@@ -116,7 +125,8 @@ TEST(Validate, MemoryWarningGivesThePerStageFigure) {
   const CostModel cost(s, *layout);
   int over = 0;
   for (int stage = 0; stage < layout->pp; ++stage) {
-    const double need = static_cast<double>(cost.stage_memory(stage).peak_bytes()) / (1024.0 * 1024 * 1024);
+    const double need =
+        static_cast<double>(cost.stage_memory(stage).peak_bytes()) / (1024.0 * 1024 * 1024);
     const Diagnostic* x = find_field(d, "memory.stage[" + std::to_string(stage) + "]");
     if (need <= 24) {
       EXPECT_EQ(x, nullptr) << "stage " << stage << " fits (" << need << " GiB) but was flagged";
@@ -125,7 +135,8 @@ TEST(Validate, MemoryWarningGivesThePerStageFigure) {
     ++over;
     ASSERT_NE(x, nullptr) << "stage " << stage << " needs " << need << " GiB\n" << d.to_string();
     char figure[96];
-    std::snprintf(figure, sizeof figure, "stage %d needs %.1f GiB of 24.0 GiB on test-gpu", stage, need);
+    std::snprintf(figure, sizeof figure, "stage %d needs %.1f GiB of 24.0 GiB on test-gpu", stage,
+                  need);
     EXPECT_EQ(x->message.rfind(figure, 0), 0u) << x->message;
     EXPECT_EQ(x->severity, Diagnostic::Severity::kWarning);
   }
@@ -138,19 +149,24 @@ TEST(Validate, MemoryWarningGivesThePerStageFigure) {
 TEST(Validate, UnknownKeyWithDidYouMean) {
   auto s = parse_scenario("exits:\n  exit_layer_num: [2]\n", "k.yaml");
   ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.status().message(), "k.yaml:2:3: exits.exit_layer_num: unknown key 'exit_layer_num'; did you mean 'exit_layer_nums'?");
+  EXPECT_EQ(s.status().message(),
+            "k.yaml:2:3: exits.exit_layer_num: unknown key 'exit_layer_num'; did you mean "
+            "'exit_layer_nums'?");
 }
 
 TEST(Validate, WrongType) {
   auto s = parse_scenario("parallel:\n  sequence_parallel: 2\n", "t.yaml");
   ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.status().message(), "t.yaml:2:22: parallel.sequence_parallel: expected a boolean (true/false), got '2'");
+  EXPECT_EQ(s.status().message(),
+            "t.yaml:2:22: parallel.sequence_parallel: expected a boolean (true/false), got '2'");
 }
 
 TEST(Validate, BadEnum) {
   auto s = parse_scenario("model:\n  normalization: batchnorm\n", "e.yaml");
   ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.status().message(), "e.yaml:2:18: model.normalization: unknown value 'batchnorm'; allowed: LayerNorm, RMSNorm");
+  EXPECT_EQ(
+      s.status().message(),
+      "e.yaml:2:18: model.normalization: unknown value 'batchnorm'; allowed: LayerNorm, RMSNorm");
 }
 
 TEST(Validate, MissingFile) {
@@ -179,7 +195,8 @@ TEST(Validate, InferenceAndClusterChecks) {
             "inference.exit_rates sum to 1.3; at most 1 of the tokens can exit early");
   ASSERT_NE(find_field(d, "inference.draft_exit"), nullptr);
   ASSERT_NE(find_field(d, "parallel.world_size"), nullptr);
-  EXPECT_EQ(find_field(d, "parallel.world_size")->message, "parallel.world_size (32) exceeds the cluster's 16 GPUs (2 nodes × 8)");
+  EXPECT_EQ(find_field(d, "parallel.world_size")->message,
+            "parallel.world_size (32) exceeds the cluster's 16 GPUs (2 nodes × 8)");
 }
 
 TEST(Validate, EveryShippedDeviceAndClusterProfileLoads) {

@@ -1,0 +1,160 @@
+// scenario_to_megatron: a Scenario as a torchrun launch of EE-LLM's pretrain_early_exit_gpt.py
+// (Megatron's pretrain_gpt.py without exits), one flag per line; the flags are those that
+// scenario_from_megatron (megatron.cpp) reads, so the two round-trip.
+#include <algorithm>
+#include <charconv>
+#include <string>
+#include <type_traits>
+
+#include "model/megatron.h"
+
+namespace eellm {
+namespace {
+
+// Shortest text that reads back to the same double.
+std::string fmt(double v) {
+  char buf[64];
+  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;
+  return std::string(buf, ptr);
+}
+
+}  // namespace
+
+MegatronExport scenario_to_megatron(const Scenario& s) {
+  MegatronExport out;
+  const ModelSpec& m = s.model;
+  const ExitSpec& e = s.exits;
+  const ParallelSpec& par = s.parallel;
+  const TrainingSpec& t = s.training;
+  std::vector<std::string> lines;
+  auto flag = [&lines](const std::string& f, const std::string& v = "") {
+    lines.push_back(v.empty() ? f : f + " " + v);
+  };
+  auto list = [](const auto& v) {
+    std::string r;
+    for (const auto& x : v) {
+      if (!r.empty()) r += " ";
+      if constexpr (std::is_same_v<std::decay_t<decltype(x)>, double>)
+        r += fmt(x);
+      else
+        r += std::to_string(x);
+    }
+    return r;
+  };
+  auto num = [](int v) { return std::to_string(v); };
+
+  flag("--num-layers", num(m.num_layers));
+  flag("--hidden-size", num(m.hidden_size));
+  flag("--num-attention-heads", num(m.num_attention_heads));
+  if (m.ffn_hidden_size > 0) flag("--ffn-hidden-size", num(m.ffn_hidden_size));
+  if (m.kv_channels > 0) flag("--kv-channels", num(m.kv_channels));
+  if (m.num_query_groups > 0) {
+    flag("--group-query-attention");
+    flag("--num-query-groups", num(m.num_query_groups));
+  }
+  flag("--seq-length", num(m.seq_length));
+  flag("--max-position-embeddings",
+       num(m.max_position_embeddings > 0 ? m.max_position_embeddings : m.seq_length));
+  flag("--vocab-size", num(m.vocab_size));
+  flag("--make-vocab-size-divisible-by", num(m.make_vocab_size_divisible_by));
+  flag("--normalization", to_string(m.normalization));
+  flag("--norm-epsilon", fmt(m.layernorm_epsilon));
+  flag("--position-embedding-type", to_string(m.position_embedding_type));
+  if (m.rotary_base != 10000.0) flag("--rotary-base", fmt(m.rotary_base));
+  if (m.activation == Activation::kSwiGLU) flag("--swiglu");
+  if (!m.add_bias_linear) flag("--disable-bias-linear");
+  if (m.untie_embeddings_and_output_weights) flag("--untie-embeddings-and-output-weights");
+  flag("--init-method-std", fmt(m.init_method_std));
+
+  flag("--tensor-model-parallel-size", num(par.tensor_model_parallel_size));
+  flag("--pipeline-model-parallel-size", num(par.pipeline_model_parallel_size));
+  if (par.virtual_pipeline_model_parallel_size > 1) {
+    const int per = m.num_layers /
+                    (par.pipeline_model_parallel_size * par.virtual_pipeline_model_parallel_size);
+    flag("--num-layers-per-virtual-pipeline-stage", num(per));
+  }
+  if (!par.layer_partition.empty())
+    out.warnings.push_back(
+        "parallel.layer_partition (an uneven split) has no Megatron flag; Megatron splits layers "
+        "evenly");
+  if (par.sequence_parallel) flag("--sequence-parallel");
+  if (par.use_distributed_optimizer) flag("--use-distributed-optimizer");
+  if (par.overlap_grad_reduce) flag("--overlap-grad-reduce");
+  if (par.recompute_granularity != RecomputeGranularity::kNone)
+    flag("--recompute-granularity", to_string(par.recompute_granularity));
+  switch (par.schedule) {
+    case ScheduleKind::kGPipe:
+    case ScheduleKind::kZBH1:
+    case ScheduleKind::kEETuning:
+      out.warnings.push_back(std::string("schedule ") + to_string(par.schedule) +
+                             " has no Megatron/EE-LLM pretraining flag; the command runs 1F1B");
+      break;
+    case ScheduleKind::kEEFill:
+      if (!par.fill_explicit_bubbles) flag("--fill-explicit-bubbles");
+      break;
+    default:
+      break;
+  }
+
+  if (!e.exit_layer_nums.empty()) {
+    flag("--exit-layer-nums", list(e.exit_layer_nums));
+    if (!e.exit_layer_weight.empty()) flag("--exit-layer-weight", list(e.exit_layer_weight));
+    if (!e.exit_layer_weight_init.empty())
+      flag("--exit-layer-weight-init", list(e.exit_layer_weight_init));
+    flag("--exit-layer-weight-warmup-iters", num(e.exit_layer_weight_warmup_iters));
+    flag("--exit-layer-weight-warmup-style", to_string(e.exit_layer_weight_warmup_style));
+  }
+  if (e.pre_exit) flag("--pre-exit");
+  if (e.use_exit_norm) flag("--use-exit-norm");
+  if (e.use_exit_mlp) flag("--use-exit-mlp");
+  if (e.use_exit_block) flag("--use-exit-block");
+  if (e.untie_exit_output_weights) flag("--untie-exit-output-weights");
+  if (e.final_exit_weight != 1.0)
+    out.warnings.push_back("exits.final_exit_weight (" + fmt(e.final_exit_weight) +
+                           ") has no EE-LLM flag; EE-LLM uses 1");
+  if (par.fill_explicit_bubbles) flag("--fill-explicit-bubbles");
+  if (par.num_fill_warmup_microbatches >= 0)
+    flag("--num-fill-warmup-microbatches", num(par.num_fill_warmup_microbatches));
+  if (par.num_fill_cooldown_microbatches >= 0)
+    flag("--num-fill-cooldown-microbatches", num(par.num_fill_cooldown_microbatches));
+
+  flag("--micro-batch-size", num(t.micro_batch_size));
+  flag("--global-batch-size", num(t.global_batch_size));
+  flag("--train-iters", num(t.train_iters));
+  flag("--lr", fmt(t.lr));
+  flag("--min-lr", fmt(t.min_lr));
+  flag("--lr-warmup-iters", num(t.lr_warmup_iters));
+  flag("--lr-decay-style", to_string(t.lr_decay_style));
+  if (t.lr_decay_iters > 0) flag("--lr-decay-iters", num(t.lr_decay_iters));
+  flag("--weight-decay", fmt(t.weight_decay));
+  flag("--adam-beta1", fmt(t.adam_beta1));
+  flag("--adam-beta2", fmt(t.adam_beta2));
+  flag("--adam-eps", fmt(t.adam_eps));
+  flag("--clip-grad", fmt(t.clip_grad));
+  flag("--seed", std::to_string(t.seed));
+  if (t.params_dtype == DType::kBF16) flag("--bf16");
+  if (t.params_dtype == DType::kFP16) flag("--fp16");
+  if (!t.data_path.empty()) flag("--data-path", t.data_path);
+  flag("--split", fmt(1.0 - t.valid_fraction) + "," + fmt(t.valid_fraction) + ",0");
+  flag("--eval-interval", num(t.eval_interval));
+  flag("--eval-iters", num(t.eval_iters));
+  flag("--save-interval", num(t.save_interval));
+  flag("--log-interval", num(t.log_interval));
+
+  const int world = par.world_size > 0 ? par.world_size : s.cluster.total_gpus();
+  const int procs = std::max(1, std::min(world, s.cluster.gpus_per_node));
+  const int nodes = std::max(1, world / procs);
+  std::string title = s.name + (s.description.empty() ? "" : ": " + s.description);
+  for (char& c : title)
+    if (c == '\n') c = ' ';
+  std::string cmd = "# " + title + "\n";
+  if (par.sequence_parallel) cmd += "CUDA_DEVICE_MAX_CONNECTIONS=1 ";
+  cmd += "torchrun --nnodes " + num(nodes) + " --nproc_per_node " + num(procs) + " " +
+         (e.exit_layer_nums.empty() ? "pretrain_gpt.py" : "pretrain_early_exit_gpt.py");
+  for (const std::string& l : lines) cmd += " \\\n    " + l;
+  out.command = cmd + "\n";
+  return out;
+}
+
+}  // namespace eellm
