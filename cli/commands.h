@@ -24,5 +24,7 @@ void register_data(CLI::App& app);
 // eellm simulate (cli/cmd_simulate.cpp).
 void register_simulate(CLI::App& app);
 
+// eellm plan (cli/cmd_plan.cpp).
+void register_plan(CLI::App& app);
 
 }  // namespace eellm::cli

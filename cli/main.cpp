@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   eellm::cli::register_eval(app);
   eellm::cli::register_data(app);
   eellm::cli::register_simulate(app);
+  eellm::cli::register_plan(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,95 @@
+// `eellm plan SCENARIO --gpus N [--device NAME] [--top K] [--exits fixed|movable] [--memory-margin F]
+// [--format text|json|csv] [--emit best.yaml]`: searches layouts of the scenario's model on N GPUs
+// (sim/plan.h) and prints the ranked table, prune counts and the Pareto front; --emit writes the
+// best plan as a scenario that simulate/train/the GUI accept. A progress bar goes to stderr when it
+// is a terminal.
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "cli/commands.h"
+#include "model/scenario_io.h"
+#include "sim/plan.h"
+
+namespace eellm::cli {
+namespace {
+
+void progress_bar(const char* phase, int64_t done, int64_t total) {
+  const int width = 40;
+  const double f = total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 1.0;
+  const int fill = static_cast<int>(f * width);
+  std::fprintf(stderr, "\r%-9s [%s%s] %5.1f%% %lld/%lld", phase, std::string(static_cast<size_t>(fill), '#').c_str(),
+               std::string(static_cast<size_t>(width - fill), '.').c_str(), f * 100, static_cast<long long>(done),
+               static_cast<long long>(total));
+  if (done >= total) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+void register_plan(CLI::App& app) {
+  struct Options {
+    std::string scenario, device, exits = "fixed", format = "text", emit;
+    int gpus = 0, min_gpus = 0, top = 10, simulate_top = 32, threads = 0;
+    double margin = 0.1;
+    bool no_progress = false;
+  };
+  auto opt = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("plan", "Search parallel layouts (TP/PP/DP, schedule, recompute, partition, exits) on a GPU budget");
+  cmd->add_option("scenario", opt->scenario, "Scenario file or shipped scenario name (e.g. ee-llm-7b)")->required();
+  cmd->add_option("--gpus", opt->gpus, "GPU budget (whole nodes when more than one node)")->required();
+  cmd->add_option("--min-gpus", opt->min_gpus, "Also try budget/2, /4, … down to this many GPUs");
+  cmd->add_option("--device", opt->device, "Device profile to plan for (name under scenarios/devices or a file)");
+  cmd->add_option("--top", opt->top, "Plans in the ranked table");
+  cmd->add_option("--simulate-top", opt->simulate_top, "Candidates the event simulator plays after the analytical screen (-1: all)");
+  cmd->add_option("--exits", opt->exits, "fixed: exits stay; movable: also snap exits to stage boundaries (pre/post)")
+      ->check(CLI::IsMember({"fixed", "movable"}));
+  cmd->add_option("--memory-margin", opt->margin, "Fraction of device memory kept free")->check(CLI::Range(0.0, 0.9));
+  cmd->add_option("--format", opt->format, "Output format")->check(CLI::IsMember({"text", "json", "csv"}));
+  cmd->add_option("--emit", opt->emit, "Write the best plan as a scenario YAML file");
+  cmd->add_option("--threads", opt->threads, "Worker threads (0: all cores)");
+  cmd->add_flag("--no-progress", opt->no_progress, "No progress bar on stderr");
+  cmd->callback([opt] {
+    auto fail = [](const std::string& msg) {
+      std::cerr << "eellm plan: " << msg << "\n";
+      exit_code() = 1;
+    };
+    auto sc = load_scenario(opt->scenario);
+    if (!sc.is_ok()) return fail(sc.status().to_string());
+    if (!opt->device.empty()) {
+      auto dev = load_device_profile(opt->device);
+      if (!dev.is_ok()) return fail(dev.status().to_string());
+      sc->cluster.device = *dev;
+      sc->cluster.device_name = opt->device;
+    }
+    PlanOptions po;
+    po.gpus = opt->gpus;
+    po.min_gpus = opt->min_gpus;
+    po.top_k = opt->top;
+    po.simulate_top = opt->simulate_top;
+    po.movable_exits = opt->exits == "movable";
+    po.memory_margin = opt->margin;
+    po.threads = opt->threads;
+    if (!opt->no_progress && isatty(STDERR_FILENO)) po.progress = progress_bar;
+    auto res = plan(*sc, po);
+    if (!res.is_ok()) return fail(res.status().to_string());
+    if (opt->format == "json") std::cout << plan_to_json(*res);
+    else if (opt->format == "csv") std::cout << plan_to_csv(*res);
+    else std::cout << plan_to_text(*res);
+    if (!opt->emit.empty()) {
+      Scenario best = apply_candidate(*sc, res->ranked.front().candidate);
+      best.description = "Planned by eellm plan from " + sc->name + " on " + std::to_string(opt->gpus) + " GPUs: " +
+                         to_string(res->ranked.front().candidate);
+      std::ofstream out(opt->emit);
+      out << scenario_to_yaml(best);
+      if (!out) return fail("cannot write " + opt->emit);
+      if (opt->format == "text") std::cout << "\nbest plan written to " << opt->emit << "\n";
+    }
+  });
+}
+
+}  // namespace eellm::cli

@@ -1,0 +1,167 @@
+// Renderings of a PlanResult (see plan.h): text tables, JSON, CSV.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "sim/plan.h"
+
+namespace eellm {
+namespace {
+
+std::string fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+std::string partition_str(const PlanCandidate& c) {
+  if (c.layer_partition.empty()) return "even";
+  std::string s;
+  for (size_t i = 0; i < c.layer_partition.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(c.layer_partition[i]);
+  }
+  return s;
+}
+
+std::string exits_str(const PlanCandidate& c) {
+  std::string s = c.pre_exit ? "pre:" : "post:";
+  for (size_t i = 0; i < c.exit_layer_nums.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(c.exit_layer_nums[i]);
+  }
+  return s;
+}
+
+std::string stage_mem_str(const PlanMetrics& m) {
+  std::string s;
+  for (size_t i = 0; i < m.stage_memory_GiB.size(); ++i) {
+    if (i) s += '/';
+    s += fmt("%.1f", m.stage_memory_GiB[i]);
+  }
+  return s;
+}
+
+void table(std::ostringstream& os, const std::vector<PlanEntry>& rows) {
+  char line[512];
+  std::snprintf(line, sizeof line, "%4s %6s %4s %4s %4s %3s %4s %-12s %-9s %3s %4s %10s %10s %12s %6s %7s %7s %8s  %s\n", "#",
+                "gpus", "tp", "pp", "dp", "vp", "mbs", "schedule", "recompute", "sp", "dopt", "iter_s", "est_s",
+                "tokens/s", "mfu%", "bubble%", "exit%", "peak_GiB", "partition | exits | GiB per stage");
+  os << line;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const PlanCandidate& c = rows[i].candidate;
+    const PlanMetrics& m = rows[i].metrics;
+    std::snprintf(line, sizeof line,
+                  "%4zu %6d %4d %4d %4d %3d %4d %-12s %-9s %3s %4s %10.3f %10.3f %12.0f %6.1f %7.1f %7.1f %8.1f  ", i + 1,
+                  c.world_size, c.tp, c.pp, c.dp, c.vp, c.micro_batch_size, to_string(c.schedule), to_string(c.recompute),
+                  c.sequence_parallel ? "y" : "n", c.distributed_optimizer ? "y" : "n", m.iteration_time_s,
+                  m.estimated_time_s, m.tokens_per_s, m.mfu * 100, m.bubble_fraction * 100, m.exit_overhead_fraction * 100,
+                  m.peak_memory_GiB);
+    os << line << partition_str(c) << (c.balanced_partition ? " (balanced)" : "") << " | " << exits_str(c)
+       << (c.exits_moved ? " (moved)" : "") << " | " << stage_mem_str(m) << "\n";
+  }
+}
+
+nlohmann::json entry_json(const PlanEntry& e) {
+  const PlanCandidate& c = e.candidate;
+  const PlanMetrics& m = e.metrics;
+  nlohmann::json j;
+  j["world_size"] = c.world_size;
+  j["tensor_model_parallel_size"] = c.tp;
+  j["pipeline_model_parallel_size"] = c.pp;
+  j["data_parallel_size"] = c.dp;
+  j["virtual_pipeline_model_parallel_size"] = c.vp;
+  j["micro_batch_size"] = c.micro_batch_size;
+  j["schedule"] = to_string(c.schedule);
+  j["recompute_granularity"] = to_string(c.recompute);
+  j["sequence_parallel"] = c.sequence_parallel;
+  j["use_distributed_optimizer"] = c.distributed_optimizer;
+  j["layer_partition"] = c.layer_partition;
+  j["balanced_partition"] = c.balanced_partition;
+  j["exit_layer_nums"] = c.exit_layer_nums;
+  j["pre_exit"] = c.pre_exit;
+  j["exits_moved"] = c.exits_moved;
+  j["label"] = to_string(c);
+  j["iteration_time_s"] = m.iteration_time_s;
+  j["estimated_time_s"] = m.estimated_time_s;
+  j["tokens_per_s"] = m.tokens_per_s;
+  j["mfu"] = m.mfu;
+  j["bubble_fraction"] = m.bubble_fraction;
+  j["exit_overhead_fraction"] = m.exit_overhead_fraction;
+  j["peak_memory_GiB"] = m.peak_memory_GiB;
+  j["stage_memory_GiB"] = m.stage_memory_GiB;
+  return j;
+}
+
+}  // namespace
+
+std::string plan_to_text(const PlanResult& r) {
+  std::ostringstream os;
+  os << "screened " << r.candidates << " candidates in " << fmt("%.2f", r.screen_seconds) << " s ("
+     << fmt("%.0f", r.screen_seconds > 0 ? static_cast<double>(r.candidates) / r.screen_seconds : 0.0) << "/s); "
+     << r.estimated << " passed the constraints, " << r.simulated << " event-simulated in " << fmt("%.2f", r.simulate_seconds)
+     << " s; memory budget " << fmt("%.1f", r.memory_budget_GiB) << " GiB per GPU (" << r.device << ")\n\n";
+  if (!r.pruned.empty()) {
+    os << "pruned:\n";
+    char line[160];
+    for (const PruneCount& p : r.pruned) {
+      std::snprintf(line, sizeof line, "  %-36s %10lld   e.g. ", p.reason.c_str(), static_cast<long long>(p.count));
+      os << line << p.example << "\n";
+    }
+    os << "\n";
+  }
+  os << "ranked (by simulated iteration time):\n";
+  table(os, r.ranked);
+  os << "\nPareto front (iteration time vs peak memory vs GPUs):\n";
+  table(os, r.pareto);
+  return os.str();
+}
+
+std::string plan_to_json(const PlanResult& r) {
+  nlohmann::json j;
+  j["candidates"] = r.candidates;
+  j["estimated"] = r.estimated;
+  j["simulated"] = r.simulated;
+  j["screen_seconds"] = r.screen_seconds;
+  j["simulate_seconds"] = r.simulate_seconds;
+  j["memory_budget_GiB"] = r.memory_budget_GiB;
+  j["device"] = r.device;
+  j["pruned"] = nlohmann::json::array();
+  for (const PruneCount& p : r.pruned) j["pruned"].push_back({{"reason", p.reason}, {"count", p.count}, {"example", p.example}});
+  j["ranked"] = nlohmann::json::array();
+  for (const PlanEntry& e : r.ranked) j["ranked"].push_back(entry_json(e));
+  j["pareto"] = nlohmann::json::array();
+  for (const PlanEntry& e : r.pareto) j["pareto"].push_back(entry_json(e));
+  return j.dump(2) + "\n";
+}
+
+std::string plan_to_csv(const PlanResult& r) {
+  std::ostringstream os;
+  os << "rank,world_size,tp,pp,dp,vp,micro_batch_size,schedule,recompute_granularity,sequence_parallel,"
+        "use_distributed_optimizer,layer_partition,exit_layer_nums,pre_exit,iteration_time_s,estimated_time_s,"
+        "tokens_per_s,mfu,bubble_fraction,exit_overhead_fraction,peak_memory_GiB,stage_memory_GiB\n";
+  for (size_t i = 0; i < r.ranked.size(); ++i) {
+    const PlanCandidate& c = r.ranked[i].candidate;
+    const PlanMetrics& m = r.ranked[i].metrics;
+    std::string exits;
+    for (size_t k = 0; k < c.exit_layer_nums.size(); ++k) {
+      if (k) exits += ' ';
+      exits += std::to_string(c.exit_layer_nums[k]);
+    }
+    std::string part = c.layer_partition.empty() ? "" : partition_str(c);
+    for (char& ch : part)
+      if (ch == ',') ch = ' ';
+    std::string mem = stage_mem_str(m);
+    for (char& ch : mem)
+      if (ch == '/') ch = ' ';
+    os << i + 1 << "," << c.world_size << "," << c.tp << "," << c.pp << "," << c.dp << "," << c.vp << ","
+       << c.micro_batch_size << "," << to_string(c.schedule) << "," << to_string(c.recompute) << ","
+       << (c.sequence_parallel ? 1 : 0) << "," << (c.distributed_optimizer ? 1 : 0) << "," << part << "," << exits << ","
+       << (c.pre_exit ? 1 : 0) << "," << fmt("%.6g", m.iteration_time_s) << "," << fmt("%.6g", m.estimated_time_s) << ","
+       << fmt("%.6g", m.tokens_per_s) << "," << fmt("%.6g", m.mfu) << "," << fmt("%.6g", m.bubble_fraction) << ","
+       << fmt("%.6g", m.exit_overhead_fraction) << "," << fmt("%.6g", m.peak_memory_GiB) << "," << mem << "\n";
+  }
+  return os.str();
+}
+
+}  // namespace eellm
