@@ -170,6 +170,21 @@ TEST(Megatron, EveryExpressibleFieldRoundTrips) {
   EXPECT_EQ(back->scenario.parallel.schedule, ScheduleKind::kInterleaved1F1B);
 }
 
+TEST(Megatron, ExportWarnsAboutWhatMegatronCannotExpress) {
+  auto s = load_scenario("tiny-ee-pp4");
+  ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+  s->exits.final_exit_weight = 0.5;
+  const MegatronExport ex = scenario_to_megatron(*s);
+  EXPECT_TRUE(has_warning(ex.warnings, "parallel.layer_partition")) << ex.command;
+  EXPECT_TRUE(has_warning(ex.warnings, "exits.final_exit_weight (0.5)"));
+  EXPECT_NE(ex.command.find("torchrun --nnodes 1 --nproc_per_node 4 pretrain_early_exit_gpt.py"),
+            std::string::npos)
+      << ex.command;
+  EXPECT_NE(ex.command.find("--exit-layer-nums 2 4 \\\n"), std::string::npos) << ex.command;
+  EXPECT_EQ(ex.command.find("--pre-exit"), std::string::npos);
+  EXPECT_NE(ex.command.find("--use-exit-norm"), std::string::npos);
+}
+
 TEST(Megatron, ClusterOptionsAndErrors) {
   MegatronImportOptions opts;
   opts.gpus = 32;
