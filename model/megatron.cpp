@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "model/scenario_io.h"
 #include "model/yaml_reader.h"
@@ -106,7 +107,8 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p,
         1, [&f](const std::string& flag, const auto& v) { return parse_choice(flag, v[0], f); }};
   };
   auto run = [](int nargs, std::function<Status(const std::vector<std::string>&)> fn) {
-    return FlagSpec{nargs, [fn](const std::string&, const auto& v) { return fn(v); }};
+    return FlagSpec{nargs,
+                    [fn = std::move(fn)](const std::string&, const auto& v) { return fn(v); }};
   };
   auto ignore = [&warnings](const std::string& why) {
     return FlagSpec{-2, [&warnings, why](const std::string& flag, const auto&) {
