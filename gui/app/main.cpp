@@ -1,0 +1,37 @@
+// eellm-gui: the desktop planner. Thin: everything lives in eellm_gui (MainWindow and below).
+// Usage: eellm-gui [SCENARIO.yaml | NAME] [--trace TRACE.json] [--screenshot OUT.png]
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QTimer>
+
+#include "gui/main_window.h"
+
+int main(int argc, char** argv) {
+  QApplication app(argc, argv);
+  QApplication::setApplicationName(QStringLiteral("eellm-gui"));
+  QApplication::setOrganizationName(QStringLiteral("eellm"));
+  QCommandLineParser cli;
+  cli.setApplicationDescription(QStringLiteral("Early-exit LLM pipeline planner"));
+  cli.addHelpOption();
+  cli.addPositionalArgument(QStringLiteral("scenario"), QStringLiteral("scenario YAML file or shipped name"));
+  QCommandLineOption trace_opt(QStringLiteral("trace"), QStringLiteral("open a Chrome trace"), QStringLiteral("file"));
+  QCommandLineOption shot_opt(QStringLiteral("screenshot"), QStringLiteral("save a PNG of the window and quit"),
+                              QStringLiteral("file"));
+  cli.addOption(trace_opt);
+  cli.addOption(shot_opt);
+  cli.process(app);
+
+  eellm::gui::MainWindow window;
+  window.resize(1600, 1000);
+  if (!cli.positionalArguments().isEmpty()) window.openScenario(cli.positionalArguments().front());
+  if (cli.isSet(trace_opt)) window.openTrace(cli.value(trace_opt));
+  window.show();
+  if (cli.isSet(shot_opt)) {
+    const QString out = cli.value(shot_opt);
+    QTimer::singleShot(500, &window, [&window, out] {
+      const bool ok = window.grab().save(out);
+      QApplication::exit(ok ? 0 : 1);
+    });
+  }
+  return QApplication::exec();
+}

@@ -1,0 +1,425 @@
+#include "gui/main_window.h"
+
+#include <QAction>
+#include <QFile>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QHeaderView>
+#include <QLabel>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QPainter>
+#include <QPushButton>
+#include <QScrollArea>
+#include <QSettings>
+#include <QSortFilterProxyModel>
+#include <QSplitter>
+#include <QStatusBar>
+#include <QSvgGenerator>
+#include <QTabWidget>
+#include <QTableView>
+#include <QTimer>
+#include <QVBoxLayout>
+
+#include "gui/compare_panel.h"
+#include "gui/format.h"
+#include "gui/metrics_panel.h"
+#include "gui/plans_panel.h"
+#include "gui/run_panel.h"
+#include "gui/scenario_form.h"
+#include "gui/stage_model.h"
+#include "gui/timeline_view.h"
+#include "model/scenario_io.h"
+#include "model/validate.h"
+#include "sim/trace.h"
+
+namespace eellm::gui {
+namespace {
+constexpr int kMaxRecent = 8;
+const QString kRecentKey = QStringLiteral("recentFiles");
+
+bool write_file(const QString& path, const QByteArray& bytes, QString* error) {
+  QFile f(path);
+  if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate) || f.write(bytes) != bytes.size()) {
+    *error = f.errorString();
+    return false;
+  }
+  return true;
+}
+}  // namespace
+
+MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
+  setWindowTitle(tr("eellm — early-exit pipeline planner"));
+  auto* split = new QSplitter(Qt::Horizontal, this);
+  auto* scroll = new QScrollArea(split);
+  form_ = new ScenarioForm(scroll);
+  scroll->setWidget(form_);
+  scroll->setWidgetResizable(true);
+  scroll->setMinimumWidth(340);
+  auto* right = new QSplitter(Qt::Vertical, split);
+  timeline_ = new TimelineView(right);
+  tabs_ = new QTabWidget(right);
+  metrics_ = new MetricsPanel(tabs_);
+  memory_ = new MemoryCharts(tabs_);
+  plans_ = new PlansPanel(tabs_);
+  tabs_->addTab(metrics_, tr("Metrics"));
+  tabs_->addTab(memory_, tr("Memory"));
+  tabs_->addTab(plans_, tr("Plans"));
+
+  auto* cmp_page = new QWidget(tabs_);
+  auto* cmp_lay = new QHBoxLayout(cmp_page);
+  compare_ = new ComparePanel(cmp_page);
+  auto* side = new QVBoxLayout;
+  what_if_ = new WhatIfPanel(cmp_page);
+  auto* pin_current = new QPushButton(tr("Pin current scenario as A"), cmp_page);
+  compare_status_ = new QLabel(cmp_page);
+  compare_status_->setWordWrap(true);
+  side->addWidget(pin_current);
+  side->addWidget(new QLabel(tr("<b>What-if</b> (shown as B, re-simulated live)"), cmp_page));
+  side->addWidget(what_if_);
+  side->addWidget(compare_status_);
+  side->addStretch(1);
+  cmp_lay->addWidget(compare_, 1);
+  cmp_lay->addLayout(side);
+  tabs_->addTab(cmp_page, tr("Compare && what-if"));
+
+  run_ = new RunPanel(tabs_);
+  tabs_->addTab(run_, tr("Run"));
+  op_errors_ = new OpErrorModel(this);
+  auto* err_view = new QTableView(tabs_);
+  auto* err_proxy = new QSortFilterProxyModel(this);
+  err_proxy->setSourceModel(op_errors_);
+  err_proxy->setSortRole(Qt::UserRole);
+  err_view->setModel(err_proxy);
+  err_view->setSortingEnabled(true);
+  err_view->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+  tabs_->addTab(err_view, tr("Predicted vs measured"));
+
+  right->addWidget(timeline_);
+  right->addWidget(tabs_);
+  right->setStretchFactor(0, 3);
+  right->setStretchFactor(1, 2);
+  split->addWidget(scroll);
+  split->addWidget(right);
+  split->setStretchFactor(1, 1);
+  split->setSizes({380, 1200});
+  setCentralWidget(split);
+
+  debounce_ = new QTimer(this);
+  debounce_->setSingleShot(true);
+  debounce_->setInterval(250);
+  connect(debounce_, &QTimer::timeout, this, [this] { simulateNow(); });
+  connect(form_, &ScenarioForm::scenarioEdited, this, &MainWindow::scenarioEdited);
+  connect(timeline_, &TimelineView::eventSelected, this, [this](int32_t i) {
+    if (i >= 0) statusBar()->showMessage(timeline_->tooltipText(i).replace(QStringLiteral("<br>"), QStringLiteral(" · "))
+                                             .remove(QStringLiteral("<b>")).remove(QStringLiteral("</b>")));
+  });
+  connect(what_if_, &WhatIfPanel::simulated, this, [this](std::shared_ptr<const SimulationResult> r, const QString& err) {
+    if (r) {
+      compare_->setSlot(1, tr("what-if"), std::move(r));
+      compare_status_->clear();
+    } else {
+      compare_status_->setText(err);
+    }
+  });
+  connect(pin_current, &QPushButton::clicked, this, [this] {
+    if (result_) compare_->setSlot(0, QString::fromStdString(result_->scenario.name), result_);
+  });
+  connect(plans_, &PlansPanel::useScenario, this, [this](const Scenario& s, const QString& label) {
+    form_->setScenario(s);
+    statusBar()->showMessage(tr("plan: %1").arg(label));
+    simulateNow();
+  });
+  connect(plans_, &PlansPanel::pinScenario, this, &MainWindow::pin);
+  connect(run_, &RunPanel::measuredTrace, this,
+          [this](std::shared_ptr<const Timeline> t, const QString& path) { setMeasured(std::move(t), path); });
+  connect(run_, &RunPanel::runError, this, [this](const QString& m) { reportError(tr("Run"), m); });
+  buildMenus();
+  statusBar()->showMessage(tr("Open a scenario (File → Open scenario) to see its pipeline."));
+}
+
+MainWindow::~MainWindow() = default;
+
+void MainWindow::buildMenus() {
+  QMenu* file = menuBar()->addMenu(tr("&File"));
+  auto ask_open = [this](const QString& title, const QString& filter, auto fn) {
+    return [this, title, filter, fn] {
+      const QString p = QFileDialog::getOpenFileName(this, title, QString(), filter);
+      if (!p.isEmpty()) (this->*fn)(p);
+    };
+  };
+  auto ask_save = [this](const QString& title, const QString& filter, auto fn) {
+    return [this, title, filter, fn] {
+      const QString p = QFileDialog::getSaveFileName(this, title, QString(), filter);
+      if (!p.isEmpty()) (this->*fn)(p);
+    };
+  };
+  QAction* open = file->addAction(tr("&Open scenario…"));
+  open->setShortcut(QKeySequence::Open);
+  connect(open, &QAction::triggered, this,
+          ask_open(tr("Open scenario"), tr("Scenarios (*.yaml *.yml)"), &MainWindow::openScenario));
+  recent_menu_ = file->addMenu(tr("Open &recent"));
+  QAction* save = file->addAction(tr("&Save scenario"));
+  save->setShortcut(QKeySequence::Save);
+  connect(save, &QAction::triggered, this, [this] {
+    if (scenario_path_.isEmpty()) {
+      const QString p = QFileDialog::getSaveFileName(this, tr("Save scenario"), QString(), tr("Scenarios (*.yaml)"));
+      if (!p.isEmpty()) saveScenario(p);
+    } else {
+      saveScenario(scenario_path_);
+    }
+  });
+  connect(file->addAction(tr("Save scenario &as…")), &QAction::triggered, this,
+          ask_save(tr("Save scenario"), tr("Scenarios (*.yaml)"), &MainWindow::saveScenario));
+  file->addSeparator();
+  connect(file->addAction(tr("Open &trace…")), &QAction::triggered, this,
+          ask_open(tr("Open trace"), tr("Chrome traces (*.json)"), &MainWindow::openTrace));
+  connect(file->addAction(tr("Overlay &measured trace…")), &QAction::triggered, this,
+          ask_open(tr("Overlay measured trace"), tr("Chrome traces (*.json)"), &MainWindow::overlayMeasuredTrace));
+  file->addSeparator();
+  connect(file->addAction(tr("Export timeline as &PNG…")), &QAction::triggered, this, [this] {
+    const QString p = QFileDialog::getSaveFileName(this, tr("Export PNG"), QString(), tr("PNG (*.png)"));
+    if (!p.isEmpty()) exportTimelinePng(p);
+  });
+  connect(file->addAction(tr("Export timeline as S&VG…")), &QAction::triggered, this, [this] {
+    const QString p = QFileDialog::getSaveFileName(this, tr("Export SVG"), QString(), tr("SVG (*.svg)"));
+    if (!p.isEmpty()) exportTimelineSvg(p);
+  });
+  connect(file->addAction(tr("Export metrics as &CSV…")), &QAction::triggered, this,
+          ask_save(tr("Export metrics"), tr("CSV (*.csv)"), &MainWindow::exportMetricsCsv));
+  connect(file->addAction(tr("Export trace as &JSON…")), &QAction::triggered, this,
+          ask_save(tr("Export trace"), tr("Chrome trace (*.json)"), &MainWindow::exportTraceJson));
+  file->addSeparator();
+  QAction* quit = file->addAction(tr("&Quit"));
+  quit->setShortcut(QKeySequence::Quit);
+  connect(quit, &QAction::triggered, this, &QWidget::close);
+  rebuildRecentMenu();
+}
+
+void MainWindow::reportError(const QString& title, const QString& message) {
+  last_error_ = message;
+  ++error_count_;
+  statusBar()->showMessage(message);
+  if (error_hook_) {
+    error_hook_(title, message);
+  } else {
+    QMessageBox::warning(this, title, message);
+  }
+}
+
+QStringList MainWindow::recentFiles() const { return QSettings().value(kRecentKey).toStringList(); }
+
+void MainWindow::addRecent(const QString& path) {
+  const QString abs = QFileInfo(path).exists() ? QFileInfo(path).absoluteFilePath() : path;
+  QStringList list = recentFiles();
+  list.removeAll(abs);
+  list.prepend(abs);
+  while (list.size() > kMaxRecent) list.removeLast();
+  QSettings().setValue(kRecentKey, list);
+  rebuildRecentMenu();
+}
+
+void MainWindow::rebuildRecentMenu() {
+  recent_menu_->clear();
+  const QStringList list = recentFiles();
+  for (const QString& p : list) {
+    connect(recent_menu_->addAction(p), &QAction::triggered, this, [this, p] { openScenario(p); });
+  }
+  recent_menu_->setEnabled(!list.isEmpty());
+}
+
+bool MainWindow::openScenario(const QString& path) {
+  auto sc = load_scenario(path.toStdString());
+  if (!sc.is_ok()) {
+    reportError(tr("Cannot open scenario"), QString::fromStdString(sc.status().to_string()));
+    return false;
+  }
+  scenario_path_ = QFileInfo::exists(path) ? path : QString::fromStdString(sc->source_path);
+  form_->setScenario(*sc);
+  addRecent(scenario_path_.isEmpty() ? path : scenario_path_);
+  setWindowTitle(tr("eellm — %1").arg(QString::fromStdString(sc->name)));
+  return simulateNow();
+}
+
+bool MainWindow::saveScenario(const QString& path) {
+  const Scenario s = form_->scenario();
+  QString err;
+  if (!write_file(path, QByteArray::fromStdString(scenario_to_yaml(s)), &err)) {
+    reportError(tr("Cannot save scenario"), tr("%1: %2").arg(path, err));
+    return false;
+  }
+  scenario_path_ = path;
+  addRecent(path);
+  statusBar()->showMessage(tr("saved %1").arg(path));
+  return true;
+}
+
+void MainWindow::scenarioEdited() { debounce_->start(); }
+
+bool MainWindow::simulateNow() {
+  debounce_->stop();
+  const Scenario s = form_->scenario();
+  Diagnostics diags = validate_scenario(s);
+  if (diags.has_errors()) {
+    form_->setDiagnostics(diags);
+    int n = 0;
+    for (const Diagnostic& d : diags.items) n += d.severity == Diagnostic::Severity::kError;
+    statusBar()->showMessage(tr("%n error(s) in the scenario; the timeline shows the last valid one", nullptr, n));
+    return false;
+  }
+  auto r = simulate(s);
+  if (!r.is_ok()) {
+    diags.items.push_back({Diagnostic::Severity::kError, "", "simulation: " + r.status().to_string()});
+    form_->setDiagnostics(diags);
+    statusBar()->showMessage(QString::fromStdString(r.status().to_string()));
+    return false;
+  }
+  form_->setDiagnostics(diags);  // warnings stay visible
+  showResult(std::make_shared<const SimulationResult>(std::move(r).value()));
+  return true;
+}
+
+void MainWindow::showResult(std::shared_ptr<const SimulationResult> result) {
+  result_ = std::move(result);
+  const SimulationResult& r = *result_;
+  timeline_->setSimulation(result_);
+  metrics_->setResult(r);
+  memory_->setResult(r);
+  what_if_->setBase(r.scenario, r.layout);
+  plans_->setBase(r.scenario);
+  run_->setScenario(QString::fromStdString(scenario_to_yaml(r.scenario)), QString::fromStdString(r.scenario.name),
+                    r.layout.world_size, r.scenario.training.train_iters);
+  op_errors_->clear();
+  if (!compare_->slot(0)) compare_->setSlot(0, QString::fromStdString(r.scenario.name), result_);
+  statusBar()->showMessage(tr("%1: iteration %2, %3 tokens/s, MFU %4, bubble %5")
+                               .arg(QString::fromStdString(r.scenario.name), format_seconds(r.summary.iteration_time_s))
+                               .arg(r.summary.tokens_per_s, 0, 'f', 0)
+                               .arg(format_percent(r.summary.mfu), format_percent(r.summary.bubble_fraction)));
+}
+
+void MainWindow::pin(int slot, const Scenario& scenario, const QString& label) {
+  auto r = simulate(scenario);
+  if (!r.is_ok()) {
+    reportError(tr("Cannot simulate the plan"), QString::fromStdString(r.status().to_string()));
+    return;
+  }
+  compare_->setSlot(slot, label, std::make_shared<const SimulationResult>(std::move(r).value()));
+}
+
+bool MainWindow::openTrace(const QString& path) {
+  auto tl = read_trace(path.toStdString());
+  if (!tl.is_ok()) {
+    reportError(tr("Cannot open trace"), QString::fromStdString(tl.status().to_string()));
+    return false;
+  }
+  if (tl->events.empty()) {
+    reportError(tr("Cannot open trace"), tr("%1: the trace holds no events").arg(path));
+    return false;
+  }
+  timeline_->setTimeline(std::make_shared<const Timeline>(std::move(tl).value()));
+  statusBar()->showMessage(tr("trace %1").arg(path));
+  return true;
+}
+
+bool MainWindow::overlayMeasuredTrace(const QString& path) {
+  auto tl = read_trace(path.toStdString());
+  if (!tl.is_ok()) {
+    reportError(tr("Cannot open trace"), QString::fromStdString(tl.status().to_string()));
+    return false;
+  }
+  setMeasured(std::make_shared<const Timeline>(std::move(tl).value()), path);
+  return true;
+}
+
+void MainWindow::setMeasured(std::shared_ptr<const Timeline> measured, const QString& source) {
+  if (!result_) {
+    reportError(tr("Cannot overlay trace"), tr("%1: simulate a scenario first, then overlay its measured trace").arg(source));
+    return;
+  }
+  const int ranks = std::max(measured->num_ranks, [&] {
+    int n = 0;
+    for (const TimelineEvent& e : measured->events) n = std::max(n, e.rank + 1);
+    return n;
+  }());
+  if (ranks != result_->layout.pp) {
+    reportError(tr("Trace of another scenario"),
+                tr("%1 has %2 pipeline ranks but scenario %3 has %4 stages (pipeline_model_parallel_size); it was not "
+                   "overlaid")
+                    .arg(source)
+                    .arg(ranks)
+                    .arg(QString::fromStdString(result_->scenario.name))
+                    .arg(result_->layout.pp));
+    return;
+  }
+  timeline_->setOverlay(measured);
+  const TimelineComparison cmp = eellm::compare(result_->engine.timeline, *measured);
+  op_errors_->setComparison(cmp);
+  statusBar()->showMessage(tr("measured %1: iteration %2 measured vs %3 predicted (%4)")
+                               .arg(source, format_seconds(cmp.measured_iteration_s), format_seconds(cmp.predicted_iteration_s),
+                                    format_percent(cmp.iteration_relative_error)));
+}
+
+bool MainWindow::exportTimelinePng(const QString& path, int width) {
+  if (!timeline_->timeline()) {
+    reportError(tr("Export"), tr("There is no timeline to export."));
+    return false;
+  }
+  if (!timeline_->renderImage(width).save(path, "PNG")) {
+    reportError(tr("Export"), tr("Cannot write %1").arg(path));
+    return false;
+  }
+  return true;
+}
+
+bool MainWindow::exportTimelineSvg(const QString& path, int width) {
+  if (!timeline_->timeline()) {
+    reportError(tr("Export"), tr("There is no timeline to export."));
+    return false;
+  }
+  const QSize size(width, TimelineView::kHeaderHeight + std::max(40, timeline_->lanes().total_height()));
+  QSvgGenerator gen;
+  gen.setFileName(path);
+  gen.setSize(size);
+  gen.setViewBox(QRect(QPoint(0, 0), size));
+  gen.setTitle(tr("eellm timeline"));
+  QPainter p;
+  if (!p.begin(&gen)) {
+    reportError(tr("Export"), tr("Cannot write %1").arg(path));
+    return false;
+  }
+  TimeAxis ax = TimeAxis::fit(std::max<TimeNs>(1, timeline_->axis().total), width - TimelineView::kLabelWidth);
+  timeline_->render(p, size, ax, 0);
+  p.end();
+  return QFileInfo::exists(path);
+}
+
+bool MainWindow::exportMetricsCsv(const QString& path) {
+  if (!result_) {
+    reportError(tr("Export"), tr("Simulate a scenario first."));
+    return false;
+  }
+  QString err;
+  if (!write_file(path, QByteArray::fromStdString(summary_to_csv(result_->summary)), &err)) {
+    reportError(tr("Export"), tr("%1: %2").arg(path, err));
+    return false;
+  }
+  return true;
+}
+
+bool MainWindow::exportTraceJson(const QString& path) {
+  const Timeline* tl = timeline_->timeline();
+  if (!tl) {
+    reportError(tr("Export"), tr("There is no timeline to export."));
+    return false;
+  }
+  TraceOptions opt;
+  opt.title = result_ ? result_->scenario.name : std::string("trace");
+  const Status st = write_trace(*tl, path.toStdString(), opt);
+  if (!st.is_ok()) {
+    reportError(tr("Export"), QString::fromStdString(st.to_string()));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace eellm::gui

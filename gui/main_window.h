@@ -1,0 +1,106 @@
+// MainWindow: the desktop planner. Left: the scenario form (validation messages next to the
+// fields). Right: the timeline of the simulated iteration, and tabs for metrics and stages,
+// memory, plans, compare / what-if, run, and prediction-vs-measured. Every edit re-simulates after
+// a short debounce. File menu: open / save scenario YAML, recent files, open a trace, overlay a
+// measured trace, export the timeline (PNG, SVG), metrics (CSV) and the trace (Chrome JSON).
+//
+// Errors a user can cause (a malformed YAML, a bad trace, a trace of another scenario, an
+// unwritable file) go through reportError(): a dialog by default, or the hook set with
+// setErrorHook (tests assert the message without a modal dialog). Never a crash.
+// GUI thread only.
+#pragma once
+
+#include <QMainWindow>
+#include <QStringList>
+#include <functional>
+#include <memory>
+
+#include "model/scenario.h"
+#include "sim/simulate.h"
+
+class QTabWidget;
+class QTimer;
+class QMenu;
+class QLabel;
+class QTableView;
+
+namespace eellm::gui {
+
+class ScenarioForm;
+class TimelineView;
+class MetricsPanel;
+class MemoryCharts;
+class PlansPanel;
+class ComparePanel;
+class WhatIfPanel;
+class RunPanel;
+class OpErrorModel;
+
+class MainWindow : public QMainWindow {
+  Q_OBJECT
+ public:
+  using ErrorHook = std::function<void(const QString& title, const QString& message)>;
+
+  explicit MainWindow(QWidget* parent = nullptr);
+  ~MainWindow() override;
+
+  // File operations; false (after reporting the error) on failure.
+  bool openScenario(const QString& path_or_name);
+  bool saveScenario(const QString& path);
+  bool openTrace(const QString& path);          // shows the trace alone
+  bool overlayMeasuredTrace(const QString& path);  // overlays it on the prediction
+  bool exportTimelinePng(const QString& path, int width = 2400);
+  bool exportTimelineSvg(const QString& path, int width = 2400);
+  bool exportMetricsCsv(const QString& path);
+  bool exportTraceJson(const QString& path);
+
+  // Simulates the form's scenario now (normally debounced after edits). False on errors.
+  bool simulateNow();
+
+  void setErrorHook(ErrorHook hook) { error_hook_ = std::move(hook); }
+  QString lastError() const { return last_error_; }
+  int errorCount() const { return error_count_; }
+
+  const SimulationResult* result() const { return result_.get(); }
+  ScenarioForm* form() const { return form_; }
+  TimelineView* timeline() const { return timeline_; }
+  MetricsPanel* metrics() const { return metrics_; }
+  MemoryCharts* memoryCharts() const { return memory_; }
+  PlansPanel* plans() const { return plans_; }
+  ComparePanel* compare() const { return compare_; }
+  WhatIfPanel* whatIf() const { return what_if_; }
+  RunPanel* runPanel() const { return run_; }
+  OpErrorModel* opErrors() const { return op_errors_; }
+  QStringList recentFiles() const;
+
+ private:
+  void buildMenus();
+  void reportError(const QString& title, const QString& message);
+  void scenarioEdited();
+  void showResult(std::shared_ptr<const SimulationResult> result);
+  void addRecent(const QString& path);
+  void rebuildRecentMenu();
+  void setMeasured(std::shared_ptr<const Timeline> measured, const QString& source);
+  void pin(int slot, const Scenario& scenario, const QString& label);
+
+  ErrorHook error_hook_;
+  QString last_error_;
+  int error_count_ = 0;
+  QString scenario_path_;
+  std::shared_ptr<const SimulationResult> result_;
+  ScenarioForm* form_ = nullptr;
+  TimelineView* timeline_ = nullptr;
+  MetricsPanel* metrics_ = nullptr;
+  MemoryCharts* memory_ = nullptr;
+  PlansPanel* plans_ = nullptr;
+  ComparePanel* compare_ = nullptr;
+  WhatIfPanel* what_if_ = nullptr;
+  RunPanel* run_ = nullptr;
+  OpErrorModel* op_errors_ = nullptr;
+  QLabel* compare_status_ = nullptr;
+  QTabWidget* tabs_ = nullptr;
+  QTimer* debounce_ = nullptr;
+  QMenu* recent_menu_ = nullptr;
+};
+
+}  // namespace eellm::gui

@@ -1,0 +1,206 @@
+#include "gui/metrics_panel.h"
+
+#include <QBarCategoryAxis>
+#include <QBarSet>
+#include <QChart>
+#include <QChartView>
+#include <QFormLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineSeries>
+#include <QSortFilterProxyModel>
+#include <QStackedBarSeries>
+#include <QTableView>
+#include <QVBoxLayout>
+#include <QValueAxis>
+
+#include "gui/format.h"
+#include "gui/stage_model.h"
+
+namespace eellm::gui {
+
+MetricsPanel::MetricsPanel(QWidget* parent) : QWidget(parent) {
+  auto* top = new QVBoxLayout(this);
+  auto* form = new QFormLayout;
+  top->addLayout(form);
+  auto row = [&](const QString& key, const QString& label) {
+    auto* v = new QLabel(QStringLiteral("—"), this);
+    v->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    v->setWordWrap(true);
+    form->addRow(label, v);
+    values_.insert(key, v);
+  };
+  row(QStringLiteral("layout"), tr("Layout"));
+  row(QStringLiteral("iteration"), tr("Iteration time"));
+  row(QStringLiteral("tokens_per_s"), tr("Throughput"));
+  row(QStringLiteral("mfu"), tr("MFU"));
+  row(QStringLiteral("bubble"), tr("Pipeline bubble"));
+  row(QStringLiteral("exit_overhead"), tr("Exit overhead"));
+  row(QStringLiteral("memory"), tr("Peak memory"));
+  row(QStringLiteral("critical_path"), tr("Critical path"));
+  stages_ = new StageModel(this);
+  auto* proxy = new QSortFilterProxyModel(this);
+  proxy->setSourceModel(stages_);
+  proxy->setSortRole(Qt::UserRole);
+  table_ = new QTableView(this);
+  table_->setModel(proxy);
+  table_->setSortingEnabled(true);
+  table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  table_->verticalHeader()->hide();
+  top->addWidget(table_, 1);
+}
+
+void MetricsPanel::clear() {
+  for (QLabel* l : values_) l->setText(QStringLiteral("—"));
+  stages_->setSummary({}, 0);
+}
+
+void MetricsPanel::setResult(const SimulationResult& r) {
+  const SimulationSummary& s = r.summary;
+  values_[QStringLiteral("layout")]->setText(
+      QStringLiteral("%1 — tp %2 × pp %3 × dp %4, vp %5, %6 GPUs, %7 microbatches%8")
+          .arg(QString::fromStdString(s.schedule))
+          .arg(s.tp)
+          .arg(s.pp)
+          .arg(s.dp)
+          .arg(s.vp)
+          .arg(s.world_size)
+          .arg(s.num_microbatches)
+          .arg(s.num_fill_warmup + s.num_fill_cooldown > 0
+                   ? QStringLiteral(" (fill: %1 warm-up, %2 cool-down)").arg(s.num_fill_warmup).arg(s.num_fill_cooldown)
+                   : QString()));
+  values_[QStringLiteral("iteration")]->setText(format_seconds(s.iteration_time_s));
+  values_[QStringLiteral("tokens_per_s")]->setText(
+      QStringLiteral("%1 tokens/s, %2 TFLOP/s per GPU").arg(s.tokens_per_s, 0, 'f', 0).arg(s.model_tflops_per_gpu, 0, 'f', 1));
+  values_[QStringLiteral("mfu")]->setText(format_percent(s.mfu));
+  values_[QStringLiteral("bubble")]->setText(
+      QStringLiteral("%1 of pp × iteration — fill/drain %2, exposed comm %3, imbalance %4, exits %5")
+          .arg(format_percent(s.bubble_fraction), format_percent(s.bubble_dependency_fraction),
+               format_percent(s.bubble_exposed_comm_fraction), format_percent(s.bubble_imbalance_fraction),
+               format_percent(s.bubble_exit_fraction)));
+  values_[QStringLiteral("exit_overhead")]->setText(
+      s.iteration_time_no_exits_s > 0
+          ? QStringLiteral("%1 (%2 without exits)")
+                .arg((s.exit_overhead_fraction >= 0 ? QStringLiteral("+") : QString()) + format_percent(s.exit_overhead_fraction),
+                     format_seconds(s.iteration_time_no_exits_s))
+          : tr("n/a (no exits)"));
+  values_[QStringLiteral("memory")]->setText(QStringLiteral("%1 GiB (device %2 GiB)")
+                                                 .arg(s.peak_memory_GiB, 0, 'f', 2)
+                                                 .arg(r.scenario.cluster.device.memory_GiB, 0, 'f', 0));
+  QString cp = QString::fromStdString(s.critical_path);
+  if (cp.size() > 400) cp = cp.left(400) + QStringLiteral(" …");
+  values_[QStringLiteral("critical_path")]->setText(cp);
+  stages_->setSummary(s, r.scenario.cluster.device.memory_GiB);
+}
+
+QString MetricsPanel::value(const QString& key) const {
+  QLabel* l = values_.value(key);
+  return l ? l->text() : QString();
+}
+
+MemoryCharts::MemoryCharts(QWidget* parent) : QWidget(parent) {
+  auto* lay = new QHBoxLayout(this);
+  bars_view_ = new QChartView(new QChart, this);
+  time_view_ = new QChartView(new QChart, this);
+  bars_view_->setRenderHint(QPainter::Antialiasing);
+  time_view_->setRenderHint(QPainter::Antialiasing);
+  bars_view_->chart()->setTitle(tr("Peak memory per stage"));
+  time_view_->chart()->setTitle(tr("Memory over the iteration"));
+  lay->addWidget(bars_view_, 2);
+  lay->addWidget(time_view_, 3);
+}
+
+void MemoryCharts::clear() {
+  bars_view_->chart()->removeAllSeries();
+  time_view_->chart()->removeAllSeries();
+  for (QAbstractAxis* a : bars_view_->chart()->axes()) bars_view_->chart()->removeAxis(a);
+  for (QAbstractAxis* a : time_view_->chart()->axes()) time_view_->chart()->removeAxis(a);
+}
+
+void MemoryCharts::setResult(const SimulationResult& r) {
+  clear();
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  const double capacity = r.scenario.cluster.device.memory_GiB;
+  // Bars: static + peak activations per stage, stacked.
+  QChart* bc = bars_view_->chart();
+  auto* stat = new QBarSet(tr("static (weights, grads, optimizer)"));
+  auto* act = new QBarSet(tr("activations at peak"));
+  QStringList cats;
+  double ymax = capacity;
+  for (const StageSummary& s : r.summary.stages) {
+    *stat << s.static_memory_GiB;
+    *act << std::max(0.0, s.peak_memory_GiB - s.static_memory_GiB);
+    cats << QStringLiteral("stage %1").arg(s.stage);
+    ymax = std::max(ymax, s.peak_memory_GiB);
+  }
+  stat->setColor(QColor(0x5b, 0x6b, 0x7d));
+  act->setColor(QColor(0x3b, 0x82, 0xd6));
+  auto* series = new QStackedBarSeries;
+  series->append(stat);
+  series->append(act);
+  bc->addSeries(series);
+  auto* cap = new QLineSeries;
+  cap->setName(tr("device capacity %1 GiB").arg(capacity, 0, 'f', 0));
+  cap->setPen(QPen(QColor(200, 0, 0), 2, Qt::DashLine));
+  cap->append(-0.5, capacity);
+  cap->append(std::max<qsizetype>(1, cats.size()) - 0.5, capacity);
+  bc->addSeries(cap);
+  auto* xa = new QBarCategoryAxis;
+  xa->append(cats);
+  auto* ya = new QValueAxis;
+  ya->setRange(0, ymax * 1.1 + 1e-9);
+  ya->setTitleText(tr("GiB"));
+  bc->addAxis(xa, Qt::AlignBottom);
+  bc->addAxis(ya, Qt::AlignLeft);
+  series->attachAxis(xa);
+  series->attachAxis(ya);
+  cap->attachAxis(xa);
+  cap->attachAxis(ya);
+
+  // Memory over time, one step line per stage.
+  QChart* tc = time_view_->chart();
+  auto* tx = new QValueAxis;
+  auto* ty = new QValueAxis;
+  tx->setTitleText(tr("time (ms)"));
+  ty->setTitleText(tr("GiB"));
+  tc->addAxis(tx, Qt::AlignBottom);
+  tc->addAxis(ty, Qt::AlignLeft);
+  const int pp = static_cast<int>(r.memory.ranks.size());
+  std::vector<QLineSeries*> lines(static_cast<size_t>(pp), nullptr);
+  std::vector<double> last(static_cast<size_t>(pp), 0.0);
+  double tmax = ns_to_seconds(r.engine.iteration_ns) * 1e3, gmax = 0;
+  for (int k = 0; k < pp; ++k) {
+    lines[static_cast<size_t>(k)] = new QLineSeries;
+    lines[static_cast<size_t>(k)]->setName(QStringLiteral("stage %1").arg(k));
+  }
+  for (const MemorySample& m : r.memory.samples) {
+    if (m.rank < 0 || m.rank >= pp) continue;
+    const double t = static_cast<double>(m.t) * 1e-6, g = static_cast<double>(m.bytes) / kGiB;
+    QLineSeries* l = lines[static_cast<size_t>(m.rank)];
+    if (l->count() > 0) l->append(t, last[static_cast<size_t>(m.rank)]);  // step
+    l->append(t, g);
+    last[static_cast<size_t>(m.rank)] = g;
+    gmax = std::max(gmax, g);
+    tmax = std::max(tmax, t);
+  }
+  for (QLineSeries* l : lines) {
+    if (l->count() > 0) l->append(tmax, l->at(l->count() - 1).y());
+    tc->addSeries(l);
+    l->attachAxis(tx);
+    l->attachAxis(ty);
+  }
+  tx->setRange(0, std::max(tmax, 1e-6));
+  ty->setRange(0, std::max(gmax, capacity) * 1.05 + 1e-9);
+}
+
+int MemoryCharts::barCount() const {
+  int n = 0;
+  for (QAbstractSeries* s : bars_view_->chart()->series()) {
+    if (auto* b = qobject_cast<QStackedBarSeries*>(s)) n += b->count() > 0 ? static_cast<int>(b->barSets().front()->count()) : 0;
+  }
+  return n;
+}
+
+int MemoryCharts::lineSeriesCount() const { return static_cast<int>(time_view_->chart()->series().size()); }
+
+}  // namespace eellm::gui

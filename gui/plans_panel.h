@@ -1,0 +1,97 @@
+// The planner in the GUI (sim/plan.h).
+//
+// PlansModel: ranked plans as a read-only table (layout, schedule, iteration time, tokens/s, MFU,
+// bubble, exit overhead, peak memory); Qt::UserRole gives raw numbers so a QSortFilterProxyModel
+// sorts numerically. PlansPanel: GPU budget, Plan / Cancel, a progress bar fed from the planner's
+// progress callback, the sortable table, and buttons to use a plan or pin it as A / B for
+// comparison. plan() runs on a worker thread; progress and the result come back as queued calls.
+// Cancel abandons the search: its result is discarded when it arrives (plan() itself has no stop
+// hook), and a new search can start at once. GUI thread only (except the worker's own closure).
+#pragma once
+
+#include <QAbstractTableModel>
+#include <QWidget>
+#include <atomic>
+#include <memory>
+
+#include "model/scenario.h"
+
+#ifdef EELLM_GUI_HAVE_PLANNER
+#include "sim/plan.h"
+#endif
+
+class QLabel;
+class QProgressBar;
+class QPushButton;
+class QSpinBox;
+class QTableView;
+class QSortFilterProxyModel;
+
+namespace eellm::gui {
+
+#ifdef EELLM_GUI_HAVE_PLANNER
+
+class PlansModel : public QAbstractTableModel {
+  Q_OBJECT
+ public:
+  enum Column {
+    kRank, kGpus, kTp, kPp, kDp, kVp, kMicroBatch, kSchedule, kRecompute, kIteration, kTokens, kMfu, kBubble,
+    kExitOverhead, kMemory, kLabel, kNumColumns
+  };
+  explicit PlansModel(QObject* parent = nullptr);
+  void setPlans(std::vector<PlanEntry> plans);
+  const std::vector<PlanEntry>& plans() const { return plans_; }
+
+  int rowCount(const QModelIndex& parent = {}) const override;
+  int columnCount(const QModelIndex& parent = {}) const override;
+  QVariant data(const QModelIndex& index, int role) const override;
+  QVariant headerData(int section, Qt::Orientation orientation, int role) const override;
+
+ private:
+  std::vector<PlanEntry> plans_;
+};
+
+#endif
+
+class PlansPanel : public QWidget {
+  Q_OBJECT
+ public:
+  explicit PlansPanel(QWidget* parent = nullptr);
+  ~PlansPanel() override;
+  void setBase(const Scenario& base);
+  // Starts a search (false when the planner is not built in or a search runs).
+  bool startPlanning();
+  void cancel();
+  bool planning() const { return running_; }
+  int planCount() const;
+  QString statusText() const;
+#ifdef EELLM_GUI_HAVE_PLANNER
+  PlansModel* model() const { return model_; }
+  QSortFilterProxyModel* proxy() const { return proxy_; }
+  // The scenario of the plan in proxy row `row`.
+  Scenario planScenario(int proxy_row) const;
+#endif
+
+ signals:
+  void useScenario(const eellm::Scenario& scenario, const QString& label);
+  void pinScenario(int slot, const eellm::Scenario& scenario, const QString& label);
+  void planningFinished(bool ok);
+
+ private:
+  void emitForSelection(int slot);  // -1 = use
+  Scenario base_;
+  bool running_ = false;
+  std::shared_ptr<std::atomic<int>> generation_;
+  QSpinBox* gpus_ = nullptr;
+  QPushButton* plan_ = nullptr;
+  QPushButton* cancel_ = nullptr;
+  QProgressBar* progress_ = nullptr;
+  QLabel* status_ = nullptr;
+  QTableView* table_ = nullptr;
+#ifdef EELLM_GUI_HAVE_PLANNER
+  PlansModel* model_ = nullptr;
+  QSortFilterProxyModel* proxy_ = nullptr;
+#endif
+};
+
+}  // namespace eellm::gui

@@ -1,0 +1,316 @@
+#include "gui/scenario_form.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDir>
+#include <QFormLayout>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QSpinBox>
+#include <QTableView>
+#include <QVBoxLayout>
+
+#include "gui/exits_model.h"
+#include "model/scenario_fields.h"
+#include "model/scenario_io.h"
+
+namespace eellm::gui {
+namespace {
+
+template <typename E>
+QStringList enum_names() {
+  QStringList out;
+  for (E v : enum_values<E>()) out << QString::fromLatin1(to_string(v));
+  return out;
+}
+
+template <typename E>
+int enum_index(E v) {
+  const auto& vals = enum_values<E>();
+  for (size_t i = 0; i < vals.size(); ++i) {
+    if (vals[i] == v) return static_cast<int>(i);
+  }
+  return 0;
+}
+
+template <typename E>
+E enum_at(int i) {
+  const auto& vals = enum_values<E>();
+  return vals[static_cast<size_t>(std::clamp<int>(i, 0, static_cast<int>(vals.size()) - 1))];
+}
+
+}  // namespace
+
+ScenarioForm::ScenarioForm(QWidget* parent) : QWidget(parent) {
+  auto* top = new QVBoxLayout(this);
+  general_ = new QLabel(this);
+  general_->setWordWrap(true);
+  general_->setStyleSheet(QStringLiteral("color: #b00000;"));
+  general_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  general_->hide();
+  top->addWidget(general_);
+
+  auto group = [&](const QString& title) {
+    auto* box = new QGroupBox(title, this);
+    auto* form = new QFormLayout(box);
+    form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
+    top->addWidget(box);
+    return form;
+  };
+
+  QFormLayout* model = group(tr("Model"));
+  num_layers_ = addSpin(model, QStringLiteral("model.num_layers"), tr("layers"), 1, 1000);
+  hidden_ = addSpin(model, QStringLiteral("model.hidden_size"), tr("hidden size"), 1, 1 << 17);
+  heads_ = addSpin(model, QStringLiteral("model.num_attention_heads"), tr("attention heads"), 1, 1024);
+  seq_ = addSpin(model, QStringLiteral("model.seq_length"), tr("sequence length"), 1, 1 << 20);
+  vocab_ = addSpin(model, QStringLiteral("model.vocab_size"), tr("vocabulary"), 1, 1 << 24);
+
+  QFormLayout* exits = group(tr("Exits"));
+  exits_ = new ExitsModel(this);
+  exits_view_ = new QTableView(this);
+  exits_view_->setModel(exits_);
+  exits_view_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+  exits_view_->setSelectionBehavior(QAbstractItemView::SelectRows);
+  exits_view_->setMinimumHeight(90);
+  exits_view_->setMaximumHeight(140);
+  exits->addRow(exits_view_);
+  auto* buttons = new QHBoxLayout;
+  auto* add = new QPushButton(tr("Add exit"), this);
+  auto* remove = new QPushButton(tr("Remove exit"), this);
+  buttons->addWidget(add);
+  buttons->addWidget(remove);
+  exits->addRow(buttons);
+  fields_.insert(QStringLiteral("exits"), Field{exits_view_, nullptr});
+  addErrorRow(exits, QStringLiteral("exits"), exits_view_);
+  pre_exit_ = addCheck(exits, QStringLiteral("exits.pre_exit"), tr("pre-exit (before the layer)"));
+  connect(add, &QPushButton::clicked, this, &ScenarioForm::addExitClicked);
+  connect(remove, &QPushButton::clicked, this, &ScenarioForm::removeExitClicked);
+  connect(exits_, &ExitsModel::exitsEdited, this, &ScenarioForm::edited);
+
+  QFormLayout* par = group(tr("Parallel layout and schedule"));
+  tp_ = addSpin(par, QStringLiteral("parallel.tensor_model_parallel_size"), tr("tensor parallel"), 1, 1024);
+  pp_ = addSpin(par, QStringLiteral("parallel.pipeline_model_parallel_size"), tr("pipeline parallel"), 1, 1024);
+  vp_ = addSpin(par, QStringLiteral("parallel.virtual_pipeline_model_parallel_size"), tr("virtual stages"), 1, 64);
+  world_ = addSpin(par, QStringLiteral("parallel.world_size"), tr("world size (0 = cluster)"), 0, 1 << 20);
+  partition_ = new QLineEdit(this);
+  partition_->setPlaceholderText(tr("even split, or e.g. 2,2,1,1"));
+  par->addRow(tr("layer partition"), partition_);
+  fields_.insert(QStringLiteral("parallel.layer_partition"), Field{partition_, nullptr});
+  addErrorRow(par, QStringLiteral("parallel.layer_partition"), partition_);
+  connect(partition_, &QLineEdit::editingFinished, this, &ScenarioForm::edited);
+  schedule_ = addCombo(par, QStringLiteral("parallel.schedule"), tr("schedule"), enum_names<ScheduleKind>());
+  fill_ = addCheck(par, QStringLiteral("parallel.fill_explicit_bubbles"), tr("fill explicit bubbles (EE-LLM)"));
+  recompute_ = addCombo(par, QStringLiteral("parallel.recompute_granularity"), tr("recompute"),
+                        enum_names<RecomputeGranularity>());
+  sp_ = addCheck(par, QStringLiteral("parallel.sequence_parallel"), tr("sequence parallel"));
+  dist_opt_ = addCheck(par, QStringLiteral("parallel.use_distributed_optimizer"), tr("distributed optimizer"));
+
+  QFormLayout* cl = group(tr("Cluster and batch"));
+  QStringList clusters;
+  const QDir dir(QString::fromStdString(scenarios_dir()) + QStringLiteral("/clusters"));
+  for (const QString& f : dir.entryList({QStringLiteral("*.yaml")}, QDir::Files, QDir::Name)) {
+    clusters << f.chopped(5);
+  }
+  cluster_ = addCombo(cl, QStringLiteral("cluster.profile"), tr("cluster profile"), clusters);
+  nodes_ = addSpin(cl, QStringLiteral("cluster.num_nodes"), tr("nodes"), 1, 1 << 16);
+  gpus_per_node_ = addSpin(cl, QStringLiteral("cluster.gpus_per_node"), tr("GPUs per node"), 1, 64);
+  mbs_ = addSpin(cl, QStringLiteral("training.micro_batch_size"), tr("micro batch"), 1, 1 << 16);
+  gbs_ = addSpin(cl, QStringLiteral("training.global_batch_size"), tr("global batch"), 1, 1 << 24);
+  dtype_ = addCombo(cl, QStringLiteral("training.params_dtype"), tr("dtype"), enum_names<DType>());
+  disconnect(cluster_, nullptr, this, nullptr);
+  connect(cluster_, &QComboBox::currentTextChanged, this, &ScenarioForm::clusterChosen);
+  top->addStretch(1);
+}
+
+void ScenarioForm::addErrorRow(QFormLayout* form, const QString& field, QWidget* editor) {
+  auto* err = new QLabel(this);
+  err->setWordWrap(true);
+  err->setStyleSheet(QStringLiteral("color: #b00000; font-size: small;"));
+  err->setObjectName(QStringLiteral("error:") + field);
+  err->hide();
+  form->addRow(QString(), err);
+  fields_[field] = Field{editor, err};
+}
+
+QSpinBox* ScenarioForm::addSpin(QFormLayout* form, const QString& field, const QString& label, int lo, int hi) {
+  auto* s = new QSpinBox(this);
+  s->setRange(lo, hi);
+  s->setObjectName(field);
+  form->addRow(label, s);
+  addErrorRow(form, field, s);
+  connect(s, &QSpinBox::valueChanged, this, &ScenarioForm::edited);
+  return s;
+}
+
+QComboBox* ScenarioForm::addCombo(QFormLayout* form, const QString& field, const QString& label,
+                                  const QStringList& items) {
+  auto* c = new QComboBox(this);
+  c->addItems(items);
+  c->setObjectName(field);
+  form->addRow(label, c);
+  addErrorRow(form, field, c);
+  connect(c, &QComboBox::currentIndexChanged, this, &ScenarioForm::edited);
+  return c;
+}
+
+QCheckBox* ScenarioForm::addCheck(QFormLayout* form, const QString& field, const QString& label) {
+  auto* c = new QCheckBox(label, this);
+  c->setObjectName(field);
+  form->addRow(QString(), c);
+  addErrorRow(form, field, c);
+  connect(c, &QCheckBox::toggled, this, &ScenarioForm::edited);
+  return c;
+}
+
+void ScenarioForm::edited() {
+  if (!loading_) emit scenarioEdited();
+}
+
+void ScenarioForm::clusterChosen(const QString& name) {
+  if (loading_ || name.isEmpty()) return;
+  auto cl = load_cluster_profile(name.toStdString());
+  Field& f = fields_[QStringLiteral("cluster.profile")];
+  if (!cl.is_ok()) {
+    f.error->setText(QString::fromStdString(cl.status().to_string()));
+    f.error->show();
+    return;
+  }
+  base_.cluster = *cl;
+  loading_ = true;
+  nodes_->setValue(cl->num_nodes);
+  gpus_per_node_->setValue(cl->gpus_per_node);
+  loading_ = false;
+  emit scenarioEdited();
+}
+
+void ScenarioForm::addExitClicked() {
+  // A new exit halfway between the last exit (or the input) and the output.
+  const auto& nums = exits_->exits().exit_layer_nums;
+  const int last = nums.empty() ? 0 : nums.back();
+  const int layer = std::max(1, (last + num_layers_->value()) / 2);
+  exits_->addExit(layer, nums.empty() ? 0.1 : exits_->exits().exit_layer_weight.back());
+}
+
+void ScenarioForm::removeExitClicked() {
+  const QModelIndex cur = exits_view_->currentIndex();
+  exits_->removeExit(cur.isValid() ? cur.row() : exits_->rowCount() - 1);
+}
+
+void ScenarioForm::setScenario(const Scenario& s) {
+  loading_ = true;
+  base_ = s;
+  num_layers_->setValue(s.model.num_layers);
+  hidden_->setValue(s.model.hidden_size);
+  heads_->setValue(s.model.num_attention_heads);
+  seq_->setValue(s.model.seq_length);
+  vocab_->setValue(s.model.vocab_size);
+  exits_->setExits(s.exits);
+  pre_exit_->setChecked(s.exits.pre_exit);
+  tp_->setValue(s.parallel.tensor_model_parallel_size);
+  pp_->setValue(s.parallel.pipeline_model_parallel_size);
+  vp_->setValue(s.parallel.virtual_pipeline_model_parallel_size);
+  world_->setValue(s.parallel.world_size);
+  QStringList parts;
+  for (int n : s.parallel.layer_partition) parts << QString::number(n);
+  partition_->setText(parts.join(QLatin1Char(',')));
+  schedule_->setCurrentIndex(enum_index(s.parallel.schedule));
+  fill_->setChecked(s.parallel.fill_explicit_bubbles);
+  recompute_->setCurrentIndex(enum_index(s.parallel.recompute_granularity));
+  sp_->setChecked(s.parallel.sequence_parallel);
+  dist_opt_->setChecked(s.parallel.use_distributed_optimizer);
+  const int ci = cluster_->findText(QString::fromStdString(s.cluster.name));
+  if (ci < 0 && !s.cluster.name.empty()) cluster_->addItem(QString::fromStdString(s.cluster.name));
+  cluster_->setCurrentIndex(cluster_->findText(QString::fromStdString(s.cluster.name)));
+  nodes_->setValue(s.cluster.num_nodes);
+  gpus_per_node_->setValue(s.cluster.gpus_per_node);
+  mbs_->setValue(s.training.micro_batch_size);
+  gbs_->setValue(s.training.global_batch_size);
+  dtype_->setCurrentIndex(enum_index(s.training.params_dtype));
+  setDiagnostics({});
+  loading_ = false;
+}
+
+Scenario ScenarioForm::scenario() const {
+  Scenario s = base_;
+  s.model.num_layers = num_layers_->value();
+  s.model.hidden_size = hidden_->value();
+  s.model.num_attention_heads = heads_->value();
+  s.model.seq_length = seq_->value();
+  s.model.vocab_size = vocab_->value();
+  s.exits = exits_->exits();
+  s.exits.pre_exit = pre_exit_->isChecked();
+  s.parallel.tensor_model_parallel_size = tp_->value();
+  s.parallel.pipeline_model_parallel_size = pp_->value();
+  s.parallel.virtual_pipeline_model_parallel_size = vp_->value();
+  s.parallel.world_size = world_->value();
+  s.parallel.layer_partition.clear();
+  for (const QString& p : partition_->text().split(QLatin1Char(','), Qt::SkipEmptyParts)) {
+    bool ok = false;
+    const int n = p.trimmed().toInt(&ok);
+    // A non-number is kept as 0 so validation names the entry instead of silently dropping it.
+    s.parallel.layer_partition.push_back(ok ? n : 0);
+  }
+  s.parallel.schedule = enum_at<ScheduleKind>(schedule_->currentIndex());
+  s.parallel.fill_explicit_bubbles = fill_->isChecked();
+  s.parallel.recompute_granularity = enum_at<RecomputeGranularity>(recompute_->currentIndex());
+  s.parallel.sequence_parallel = sp_->isChecked();
+  s.parallel.use_distributed_optimizer = dist_opt_->isChecked();
+  s.cluster.num_nodes = nodes_->value();
+  s.cluster.gpus_per_node = gpus_per_node_->value();
+  s.training.micro_batch_size = mbs_->value();
+  s.training.global_batch_size = gbs_->value();
+  s.training.params_dtype = enum_at<DType>(dtype_->currentIndex());
+  return s;
+}
+
+void ScenarioForm::setDiagnostics(const Diagnostics& diagnostics) {
+  QHash<QString, QStringList> by_field;
+  QStringList general;
+  for (const Diagnostic& d : diagnostics.items) {
+    const QString field = QString::fromStdString(d.field);
+    const QString text = (d.severity == Diagnostic::Severity::kError ? tr("error: ") : tr("warning: ")) +
+                         QString::fromStdString(d.message);
+    // Longest registered field that is a prefix of the diagnostic's field ("exits.exit_layer_nums[1]"
+    // → "exits"; "parallel.layer_partition[2]" → "parallel.layer_partition").
+    QString best;
+    for (auto it = fields_.cbegin(); it != fields_.cend(); ++it) {
+      const QString& k = it.key();
+      if (it->error && field.startsWith(k) &&
+          (field.size() == k.size() || field[k.size()] == QLatin1Char('.') || field[k.size()] == QLatin1Char('[')) &&
+          k.size() > best.size()) {
+        best = k;
+      }
+    }
+    if (best.isEmpty()) {
+      general << (field.isEmpty() ? text : field + QStringLiteral(": ") + text);
+    } else {
+      by_field[best] << text;
+    }
+  }
+  for (auto it = fields_.begin(); it != fields_.end(); ++it) {
+    if (!it->error) continue;
+    const QStringList msgs = by_field.value(it.key());
+    it->error->setText(msgs.join(QLatin1Char('\n')));
+    it->error->setVisible(!msgs.isEmpty());
+  }
+  general_->setText(general.join(QLatin1Char('\n')));
+  general_->setVisible(!general.isEmpty());
+}
+
+QString ScenarioForm::errorText(const QString& field) const {
+  auto it = fields_.find(field);
+  return it == fields_.end() || !it->error ? QString() : it->error->text();
+}
+
+QString ScenarioForm::generalErrors() const { return general_->text(); }
+
+QWidget* ScenarioForm::editor(const QString& field) const {
+  auto it = fields_.find(field);
+  return it == fields_.end() ? nullptr : it->editor;
+}
+
+}  // namespace eellm::gui

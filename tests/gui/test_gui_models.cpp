@@ -1,0 +1,218 @@
+// Item models of eellm_gui under QAbstractItemModelTester (exits, stages, per-op errors, plans),
+// the timeline lanes' culling and hit-testing against brute force, dependency look-ups, the
+// metrics-file reader and the run command line.
+#include <QAbstractItemModelTester>
+#include <QSortFilterProxyModel>
+#include <QtTest>
+
+#include "gui/exits_model.h"
+#include "gui/plans_panel.h"
+#include "gui/run_panel.h"
+#include "gui/stage_model.h"
+#include "gui/timeline_lanes.h"
+#include "model/scenario_io.h"
+#include "sim/simulate.h"
+
+using namespace eellm;
+using namespace eellm::gui;
+
+namespace {
+SimulationResult simulate_named(const char* name) {
+  auto sc = load_scenario(name);
+  if (!sc.is_ok()) qFatal("%s", sc.status().to_string().c_str());
+  auto r = simulate(*sc);
+  if (!r.is_ok()) qFatal("%s", r.status().to_string().c_str());
+  return std::move(r).value();
+}
+}  // namespace
+
+class GuiModelsTest : public QObject {
+  Q_OBJECT
+ private slots:
+  void exitsModel() {
+    ExitsModel m;
+    QAbstractItemModelTester tester(&m, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    ExitSpec e;
+    e.exit_layer_nums = {9, 17};
+    e.exit_layer_weight = {0.25};  // one weight for all
+    m.setExits(e);
+    QCOMPARE(m.rowCount(), 2);
+    QCOMPARE(m.data(m.index(1, ExitsModel::kWeight), Qt::DisplayRole).toDouble(), 0.25);
+    QSignalSpy edited(&m, &ExitsModel::exitsEdited);
+    m.addExit(4, 0.1);  // sorted in first
+    QCOMPARE(m.exits().exit_layer_nums, (std::vector<int>{4, 9, 17}));
+    QCOMPARE(m.exits().exit_layer_weight, (std::vector<double>{0.1, 0.25, 0.25}));
+    QVERIFY(m.setData(m.index(0, ExitsModel::kLayer), 20, Qt::EditRole));  // move exit 4 → 20
+    QCOMPARE(m.exits().exit_layer_nums, (std::vector<int>{9, 17, 20}));
+    QCOMPARE(m.exits().exit_layer_weight, (std::vector<double>{0.25, 0.25, 0.1}));
+    QVERIFY(m.setData(m.index(1, ExitsModel::kInitWeight), 0.0, Qt::EditRole));
+    QCOMPARE(m.exits().exit_layer_weight_init, (std::vector<double>{0.25, 0.0, 0.1}));
+    QVERIFY(!m.setData(m.index(1, ExitsModel::kWeight), QStringLiteral("abc"), Qt::EditRole));
+    QVERIFY(m.removeExit(1));
+    QVERIFY(!m.removeExit(5));
+    QCOMPARE(m.exits().exit_layer_nums, (std::vector<int>{9, 20}));
+    QCOMPARE(m.exits().exit_layer_weight_init.size(), size_t{2});
+    QCOMPARE(edited.count(), 4);
+  }
+
+  void stageAndErrorModels() {
+    const SimulationResult r = simulate_named("tiny-ee-pp4");
+    StageModel stages;
+    QAbstractItemModelTester t1(&stages, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    stages.setSummary(r.summary, r.scenario.cluster.device.memory_GiB);
+    QCOMPARE(stages.rowCount(), 4);
+    QCOMPARE(stages.data(stages.index(2, StageModel::kStage), Qt::UserRole).toInt(), 2);
+    QCOMPARE(stages.data(stages.index(1, StageModel::kBusy), Qt::UserRole).toDouble(), r.summary.stages[1].busy_s);
+    QSortFilterProxyModel proxy;
+    proxy.setSourceModel(&stages);
+    proxy.setSortRole(Qt::UserRole);
+    QAbstractItemModelTester t2(&proxy, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    proxy.sort(StageModel::kPeakMemory, Qt::DescendingOrder);
+    for (int row = 1; row < proxy.rowCount(); ++row) {
+      QVERIFY(proxy.data(proxy.index(row - 1, StageModel::kPeakMemory), Qt::UserRole).toDouble() >=
+              proxy.data(proxy.index(row, StageModel::kPeakMemory), Qt::UserRole).toDouble());
+    }
+    OpErrorModel errors;
+    QAbstractItemModelTester t3(&errors, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QCOMPARE(errors.rowCount(), 0);
+    errors.setComparison(compare(r.engine.timeline, r.engine.timeline));
+    QVERIFY(errors.rowCount() >= 3);  // forward, backward, ... + the iteration row
+    const int last = errors.rowCount() - 1;
+    QCOMPARE(errors.data(errors.index(last, OpErrorModel::kOp), Qt::DisplayRole).toString(), QStringLiteral("iteration"));
+    QCOMPARE(errors.data(errors.index(last, OpErrorModel::kError), Qt::UserRole).toDouble(), 0.0);
+    errors.clear();
+    QCOMPARE(errors.rowCount(), 0);
+  }
+
+  void lanesCullLikeBruteForce() {
+    const SimulationResult r = simulate_named("tiny-ee-pp4");
+    const Timeline& tl = r.engine.timeline;
+    TimelineLanes lanes;
+    lanes.build(tl);
+    QVERIFY(lanes.lanes().size() >= 4);
+    QCOMPARE(lanes.lanes().front().stream, Stream::kCompute);
+    size_t total = 0;
+    for (const Lane& l : lanes.lanes()) total += l.events.size();
+    QCOMPARE(total, tl.events.size());
+    const TimeNs end = tl.end_time();
+    // Several windows: the culled range must contain exactly the events overlapping the window.
+    for (int w = 0; w < 7; ++w) {
+      const TimeNs t0 = end * w / 8, t1 = t0 + end / 5;
+      for (const Lane& l : lanes.lanes()) {
+        const auto [first, last] = lanes.visible(l, t0, t1);
+        size_t brute = 0;
+        for (int32_t idx : l.events) {
+          const TimelineEvent& e = tl.events[static_cast<size_t>(idx)];
+          brute += e.t1 >= t0 && e.t0 <= t1;
+        }
+        size_t culled = 0;
+        for (size_t i = first; i < last; ++i) {
+          const TimelineEvent& e = tl.events[static_cast<size_t>(l.events[i])];
+          culled += e.t1 >= t0 && e.t0 <= t1;
+        }
+        QCOMPARE(culled, brute);
+      }
+    }
+    // Hit-testing finds the event under a time; lane_at / lane_of agree.
+    const Lane& c1 = lanes.lanes()[static_cast<size_t>(lanes.lane_of(1, Stream::kCompute))];
+    const TimelineEvent& e = tl.events[static_cast<size_t>(c1.events[3])];
+    QCOMPARE(lanes.event_at(tl, c1, (e.t0 + e.t1) / 2, 0), c1.events[3]);
+    QCOMPARE(lanes.lane_at(c1.y + 1), lanes.lane_of(1, Stream::kCompute));
+    QCOMPARE(lanes.lane_at(-5), -1);
+    const auto [a, b] = lanes.lanes_between(c1.y, c1.y + c1.height);
+    QCOMPARE(static_cast<int>(a), lanes.lane_of(1, Stream::kCompute));
+    QCOMPARE(b, a + 1);
+  }
+
+  void dependenciesAndCriticalPath() {
+    const SimulationResult r = simulate_named("tiny-ee-pp4");
+    const Timeline& tl = r.engine.timeline;
+    // The forward of microbatch 0 on stage 1 waited for stage 0's forward of microbatch 0.
+    int32_t f = -1;
+    for (size_t i = 0; i < tl.events.size(); ++i) {
+      const TimelineEvent& e = tl.events[i];
+      if (e.rank == 1 && e.stream == Stream::kCompute && e.op == InstrKind::kForward && e.microbatch == 0 && !e.exit_part) {
+        f = static_cast<int32_t>(i);
+      }
+    }
+    QVERIFY(f >= 0);
+    const std::vector<int32_t> deps = dependency_events(r, f);
+    bool producer = false;
+    for (int32_t d : deps) {
+      const TimelineEvent& e = tl.events[static_cast<size_t>(d)];
+      producer |= e.rank == 0 && e.op == InstrKind::kForward && e.microbatch == 0;
+      QVERIFY(e.t0 <= tl.events[static_cast<size_t>(f)].t0);  // nothing from the future
+    }
+    QVERIFY(producer);
+    QVERIFY(dependency_events(r, -1).empty());
+    const std::vector<int32_t> crit = critical_path_events(r);
+    QVERIFY(!crit.empty());
+    TimeNs last = 0;
+    for (int32_t c : crit) last = std::max(last, tl.events[static_cast<size_t>(c)].t1);
+    QCOMPARE(last, r.engine.iteration_ns);
+    // Colour classes: the timeline has forwards, backwards and exits.
+    QVERIFY(count_events(tl, 0, Stream::kCompute, OpClass::kFwd) == r.layout.num_microbatches);
+    QVERIFY(count_events(tl, 0, Stream::kCompute, OpClass::kExitFwd) > 0);
+  }
+
+  void metricsLogReadsPartialLines() {
+    MetricsLog log;
+    auto a = log.feed(R"({"step":1,"loss":5.5,"final":5.0,"exits":[6.0,5.8],"lr":0.001,"tokens_per_s":1200}
+{"step":2,"loss":5.)");
+    QCOMPARE(a.size(), size_t{1});
+    QCOMPARE(a[0].step, 1);
+    QCOMPARE(a[0].exits, (std::vector<double>{6.0, 5.8}));
+    QCOMPARE(a[0].final_loss, 5.0);
+    auto b = log.feed("4,\"final\":4.9,\"exits\":[5.9,5.7]}\nnot json\n{\"step\":2,\"eval\":{\"exit@2\":5.1,\"final\":4.8}}\n");
+    QCOMPARE(b.size(), size_t{2});
+    QCOMPARE(b[0].loss, 5.4);
+    QVERIFY(b[1].eval);
+    QCOMPARE(b[1].eval_losses.size(), size_t{2});
+    QCOMPARE(log.malformed(), 1);
+    QCOMPARE(log.records().size(), size_t{3});
+  }
+
+  void runCommandLine() {
+    RunRequest r;
+    r.eellm = QStringLiteral("/opt/eellm");
+    r.scenario_path = QStringLiteral("s.yaml");
+    r.metrics_path = QStringLiteral("m.jsonl");
+    QCOMPARE(run_command(r), (QStringList{"/opt/eellm", "train", "s.yaml", "--metrics", "m.jsonl"}));
+    r.processes = 4;
+    r.trace_path = QStringLiteral("t.json");
+    r.steps = 20;
+    QCOMPARE(run_command(r), (QStringList{"mpirun", "-np", "4", "/opt/eellm", "train", "s.yaml", "--metrics", "m.jsonl",
+                                          "--trace", "t.json", "--steps", "20"}));
+  }
+
+#ifdef EELLM_GUI_HAVE_PLANNER
+  void plansModel() {
+    auto sc = load_scenario("tiny-ee-pp4");
+    QVERIFY(sc.is_ok());
+    PlanOptions opt;
+    opt.gpus = 4;
+    opt.top_k = 8;
+    opt.threads = 1;
+    auto res = plan(*sc, opt);
+    QVERIFY2(res.is_ok(), res.status().to_string().c_str());
+    PlansModel m;
+    QAbstractItemModelTester tester(&m, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    m.setPlans(res->ranked);
+    QCOMPARE(m.rowCount(), static_cast<int>(res->ranked.size()));
+    QVERIFY(m.rowCount() > 0);
+    QSortFilterProxyModel proxy;
+    proxy.setSourceModel(&m);
+    proxy.setSortRole(Qt::UserRole);
+    QAbstractItemModelTester t2(&proxy, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    proxy.sort(PlansModel::kMemory, Qt::AscendingOrder);
+    for (int row = 1; row < proxy.rowCount(); ++row) {
+      QVERIFY(proxy.data(proxy.index(row - 1, PlansModel::kMemory), Qt::UserRole).toDouble() <=
+              proxy.data(proxy.index(row, PlansModel::kMemory), Qt::UserRole).toDouble());
+    }
+    QCOMPARE(m.data(m.index(0, PlansModel::kGpus), Qt::UserRole).toInt(), res->ranked[0].candidate.world_size);
+  }
+#endif
+};
+
+QTEST_MAIN(GuiModelsTest)
+#include "test_gui_models.moc"

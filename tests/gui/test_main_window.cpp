@@ -1,0 +1,365 @@
+// The main window end to end (offscreen): every shipped scenario loads, simulates and renders a
+// timeline whose forward blocks can be counted in the image; clicking an op highlights its
+// dependencies; validation errors land next to their field; bad files report an error through the
+// hook (no modal dialog); exports write readable files; what-if re-simulates; the planner fills
+// its table from a worker thread; a run through a stand-in `eellm` feeds the loss chart and the
+// measured-trace overlay.
+#include <QDir>
+#include <QLineEdit>
+#include <QPainter>
+#include <QPlainTextEdit>
+#include <QFile>
+#include <QSpinBox>
+#include <QStandardPaths>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include "gui/compare_panel.h"
+#include "gui/exits_model.h"
+#include "gui/main_window.h"
+#include "gui/metrics_panel.h"
+#include "gui/plans_panel.h"
+#include "gui/run_panel.h"
+#include "gui/scenario_form.h"
+#include "gui/stage_model.h"
+#include "gui/timeline_view.h"
+#include "sim/trace.h"
+
+using namespace eellm;
+using namespace eellm::gui;
+
+namespace {
+
+QString scenarios_dir() { return QStringLiteral(EELLM_SOURCE_DIR "/scenarios"); }
+
+// Runs of `color` along row y of the image between x0 and x1.
+int count_runs(const QImage& img, int y, int x0, int x1, QRgb color) {
+  int runs = 0;
+  bool in = false;
+  for (int x = x0; x < x1; ++x) {
+    const bool c = (img.pixel(x, y) & 0xffffff) == (color & 0xffffff);
+    if (c && !in) ++runs;
+    in = c;
+  }
+  return runs;
+}
+
+struct ErrorSink {
+  QStringList titles, messages;
+  MainWindow::ErrorHook hook() {
+    return [this](const QString& t, const QString& m) {
+      titles << t;
+      messages << m;
+    };
+  }
+};
+
+}  // namespace
+
+class MainWindowTest : public QObject {
+  Q_OBJECT
+ private slots:
+  void initTestCase() { QStandardPaths::setTestModeEnabled(true); }
+
+  void everyShippedScenarioRendersItsForwards() {
+    const QStringList files = QDir(scenarios_dir()).entryList({QStringLiteral("*.yaml")}, QDir::Files, QDir::Name);
+    QVERIFY(files.size() >= 5);
+    for (const QString& f : files) {
+      MainWindow w;
+      ErrorSink errors;
+      w.setErrorHook(errors.hook());
+      const QString path = scenarios_dir() + QLatin1Char('/') + f;
+      QVERIFY2(w.openScenario(path), qPrintable(f + QStringLiteral(": ") + errors.messages.join(QLatin1Char('\n')) +
+                                                 w.form()->generalErrors()));
+      QVERIFY(errors.messages.isEmpty());
+      const SimulationResult* r = w.result();
+      QVERIFY(r);
+      QVERIFY(!w.metrics()->value(QStringLiteral("iteration")).startsWith(QStringLiteral("—")));
+      QCOMPARE(w.metrics()->stageModel()->rowCount(), r->layout.pp);
+      const Timeline& tl = r->engine.timeline;
+      // A view from the start in which the shortest forward is 6 px wide (the whole iteration when
+      // that fits 12,000 px); its right edge is moved off any forward's first pixels.
+      TimeNs shortest = INT64_MAX;
+      for (const TimelineEvent& e : tl.events) {
+        if (op_class(e) == OpClass::kFwd) shortest = std::min(shortest, e.duration());
+      }
+      QVERIFY2(shortest > 0 && shortest < INT64_MAX, qPrintable(f));
+      const double ns_per_px = static_cast<double>(shortest) / 6.0;
+      int plot = std::min(12000, static_cast<int>(std::ceil(static_cast<double>(tl.end_time()) / ns_per_px)) + 2);
+      TimeAxis ax;
+      auto edge_clear = [&] {
+        for (const TimelineEvent& e : tl.events) {
+          const double x = ax.to_px(e.t0);
+          if (op_class(e) == OpClass::kFwd && x >= plot - 4 && x < plot + 1) return false;
+        }
+        return true;
+      };
+      do {
+        ax.total = tl.end_time();
+        ax.width = plot;
+        ax.start = 0;
+        ax.span = static_cast<TimeNs>(plot * ns_per_px);
+        ax.min_span = 1;
+        ax = ax.clamped();
+        if (edge_clear()) break;
+        plot -= 5;
+      } while (plot > 100);
+      const int width = TimelineView::kLabelWidth + plot;
+      QImage img(width, TimelineView::kHeaderHeight + w.timeline()->lanes().total_height(), QImage::Format_RGB32);
+      {
+        QPainter p(&img);
+        w.timeline()->render(p, img.size(), ax, 0);
+      }
+      const QRgb fwd = op_color(OpClass::kFwd).rgb();
+      for (int rank = 0; rank < r->layout.pp; ++rank) {
+        const int lane = w.timeline()->lanes().lane_of(rank, Stream::kCompute);
+        QVERIFY(lane >= 0);
+        const QRect rect = w.timeline()->laneRect(lane, width);
+        int expected = 0;
+        for (const TimelineEvent& e : tl.events) {
+          expected += e.rank == rank && e.stream == Stream::kCompute && op_class(e) == OpClass::kFwd && ax.to_px(e.t0) < plot;
+        }
+        const int seen = count_runs(img, rect.top() + 2, rect.left(), rect.right() + 1, fwd);
+        QVERIFY2(seen == expected, qPrintable(QStringLiteral("%1 stage %2: %3 forward blocks drawn, %4 forwards")
+                                                   .arg(f)
+                                                   .arg(rank)
+                                                   .arg(seen)
+                                                   .arg(expected)));
+        QVERIFY(expected > 0);
+      }
+      // The whole-iteration image has the lanes' height and the requested width.
+      const QImage whole = w.timeline()->renderImage(1000);
+      QCOMPARE(whole.width(), 1000);
+      QCOMPARE(whole.height(), TimelineView::kHeaderHeight + std::max(40, w.timeline()->lanes().total_height()));
+    }
+  }
+
+  void clickHighlightsDependenciesAndTooltip() {
+    MainWindow w;
+    w.resize(1400, 900);
+    w.show();
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp4")));
+    TimelineView* v = w.timeline();
+    const Timeline& tl = *v->timeline();
+    // Click in the middle of the forward of microbatch 1 on stage 2.
+    int32_t target = -1;
+    for (size_t i = 0; i < tl.events.size(); ++i) {
+      const TimelineEvent& e = tl.events[i];
+      if (e.rank == 2 && e.op == InstrKind::kForward && e.microbatch == 1 && !e.exit_part && e.stream == Stream::kCompute) {
+        target = static_cast<int32_t>(i);
+      }
+    }
+    QVERIFY(target >= 0);
+    const TimelineEvent& e = tl.events[static_cast<size_t>(target)];
+    const Lane& lane = v->lanes().lanes()[static_cast<size_t>(v->lanes().lane_of(2, Stream::kCompute))];
+    const QPoint at(TimelineView::kLabelWidth + static_cast<int>(v->axis().to_px((e.t0 + e.t1) / 2)),
+                    TimelineView::kHeaderHeight + lane.y + lane.height / 2);
+    QCOMPARE(v->eventAt(at), target);
+    QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, at);
+    QCOMPARE(v->selectedEvent(), target);
+    QVERIFY(!v->dependencyHighlight().empty());
+    QVERIFY(!v->criticalPath().empty());
+    const QString tip = v->tooltipText(target);
+    QVERIFY(tip.contains(QStringLiteral("microbatch 1")));
+    QVERIFY(tip.contains(QStringLiteral("duration")));
+    QVERIFY(tip.contains(QStringLiteral("FLOPs")));
+    // Wheel zoom around the click keeps the time under the cursor.
+    const TimeNs before = v->axis().to_time(at.x() - TimelineView::kLabelWidth);
+    QWheelEvent wheel(QPointF(at), v->viewport()->mapToGlobal(QPointF(at)), QPoint(), QPoint(0, 240), Qt::NoButton,
+                      Qt::NoModifier, Qt::NoScrollPhase, false);
+    QApplication::sendEvent(v->viewport(), &wheel);
+    QVERIFY(v->axis().span < v->axis().total);
+    QVERIFY(std::abs(v->axis().to_time(at.x() - TimelineView::kLabelWidth) - before) <= 2 * v->axis().ns_per_px() + 1);
+    // Drag pans to later times.
+    const TimeNs start = v->axis().start;
+    QTest::mousePress(v->viewport(), Qt::LeftButton, {}, at);
+    QMouseEvent move(QEvent::MouseMove, QPointF(at - QPoint(100, 0)), v->viewport()->mapToGlobal(QPointF(at - QPoint(100, 0))),
+                     Qt::NoButton, Qt::LeftButton, Qt::NoModifier);
+    QApplication::sendEvent(v->viewport(), &move);
+    QTest::mouseRelease(v->viewport(), Qt::LeftButton, {}, at - QPoint(100, 0));
+    QVERIFY(v->axis().start > start);
+  }
+
+  void validationErrorsNextToFields() {
+    MainWindow w;
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp4")));
+    auto* mbs = qobject_cast<QSpinBox*>(w.form()->editor(QStringLiteral("training.micro_batch_size")));
+    QVERIFY(mbs);
+    mbs->setValue(7);  // 64 is not a multiple of 7
+    QVERIFY(!w.simulateNow());
+    QVERIFY2(!w.form()->errorText(QStringLiteral("training.global_batch_size")).isEmpty() ||
+                 !w.form()->errorText(QStringLiteral("training.micro_batch_size")).isEmpty(),
+             qPrintable(w.form()->generalErrors()));
+    mbs->setValue(8);
+    QVERIFY(w.simulateNow());
+    QVERIFY(w.form()->errorText(QStringLiteral("training.global_batch_size")).isEmpty());
+    QVERIFY(w.form()->errorText(QStringLiteral("training.micro_batch_size")).isEmpty());
+    // An exit past the last layer is reported at the exits table.
+    w.form()->exitsModel()->addExit(40, 0.5);
+    QVERIFY(!w.simulateNow());
+    QVERIFY(!w.form()->errorText(QStringLiteral("exits")).isEmpty());
+  }
+
+  void badFilesReportErrors() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    MainWindow w;
+    ErrorSink errors;
+    w.setErrorHook(errors.hook());
+    const QString yaml = dir.filePath(QStringLiteral("broken.yaml"));
+    {
+      QFile f(yaml);
+      QVERIFY(f.open(QIODevice::WriteOnly));
+      f.write("name: broken\nmodel:\n  num_layers: [1, 2\n  hidden_size: 4\n");
+    }
+    QVERIFY(!w.openScenario(yaml));
+    QCOMPARE(errors.messages.size(), 1);
+    QVERIFY2(errors.messages[0].contains(QStringLiteral("broken.yaml")), qPrintable(errors.messages[0]));
+    QVERIFY(!w.result());
+    QVERIFY(!w.openScenario(dir.filePath(QStringLiteral("missing.yaml"))));
+    QCOMPARE(errors.messages.size(), 2);
+    const QString trace = dir.filePath(QStringLiteral("bad.json"));
+    {
+      QFile f(trace);
+      QVERIFY(f.open(QIODevice::WriteOnly));
+      f.write("{\"traceEvents\": [ {\"ph\": \"X\", \"name\": ");
+    }
+    QVERIFY(!w.openTrace(trace));
+    QCOMPARE(errors.messages.size(), 3);
+    QVERIFY2(errors.messages[2].contains(QStringLiteral("bad.json")), qPrintable(errors.messages[2]));
+    QCOMPARE(w.lastError(), errors.messages[2]);
+    // A trace from another scenario (4 stages) does not overlay a 2-stage prediction.
+    MainWindow other;
+    QVERIFY(other.openScenario(QStringLiteral("tiny-ee-pp4")));
+    const QString pp4 = dir.filePath(QStringLiteral("pp4.json"));
+    QVERIFY(other.exportTraceJson(pp4));
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp2")));
+    QVERIFY(w.overlayMeasuredTrace(pp4));  // file is fine ...
+    QCOMPARE(errors.messages.size(), 4);   // ... but it belongs to another scenario
+    QVERIFY2(errors.messages[3].contains(QStringLiteral("4 pipeline ranks")), qPrintable(errors.messages[3]));
+    QVERIFY(!w.timeline()->overlay());
+    // The trace opens on its own, though.
+    QVERIFY(w.openTrace(pp4));
+    QCOMPARE(w.timeline()->lanes().lane_of(3, Stream::kCompute) >= 0, true);
+  }
+
+  void exportsAndOverlay() {
+    QTemporaryDir dir;
+    MainWindow w;
+    ErrorSink errors;
+    w.setErrorHook(errors.hook());
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp2")));
+    const QString png = dir.filePath(QStringLiteral("t.png")), svg = dir.filePath(QStringLiteral("t.svg")),
+                  csv = dir.filePath(QStringLiteral("m.csv")), json = dir.filePath(QStringLiteral("t.json"));
+    QVERIFY(w.exportTimelinePng(png, 1200));
+    QVERIFY(w.exportTimelineSvg(svg, 1200));
+    QVERIFY(w.exportMetricsCsv(csv));
+    QVERIFY(w.exportTraceJson(json));
+    QImage img(png);
+    QCOMPARE(img.width(), 1200);
+    QFile s(svg);
+    QVERIFY(s.open(QIODevice::ReadOnly));
+    QVERIFY(s.readAll().contains("<svg"));
+    QFile c(csv);
+    QVERIFY(c.open(QIODevice::ReadOnly));
+    QVERIFY(c.readAll().count('\n') >= 3);  // header + 2 stages
+    auto back = read_trace(json.toStdString());
+    QVERIFY(back.is_ok());
+    QCOMPARE(back->events.size(), w.result()->engine.timeline.events.size());
+    // Overlaying the prediction's own trace: per-op errors of zero.
+    QVERIFY(w.overlayMeasuredTrace(json));
+    QVERIFY(errors.messages.isEmpty());
+    QVERIFY(w.timeline()->overlay());
+    QVERIFY(w.opErrors()->rowCount() > 1);
+    QCOMPARE(w.opErrors()->comparison().iteration_relative_error, 0.0);
+    QVERIFY(w.timeline()->tooltipText(0).contains(QStringLiteral("measured")));
+    QVERIFY(!w.exportTimelinePng(dir.filePath(QStringLiteral("no/such/dir/x.png"))));
+    QCOMPARE(errors.messages.size(), 1);
+  }
+
+  void whatIfResimulates() {
+    MainWindow w;
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp4")));
+    QCOMPARE(w.whatIf()->microbatchesBox()->value(), w.result()->layout.num_microbatches);
+    w.whatIf()->microbatchesBox()->setValue(16);
+    const SimulationResult* b = w.compare()->slot(1);
+    QVERIFY(b);
+    QCOMPARE(b->layout.num_microbatches, 16);
+    QVERIFY(b->summary.iteration_time_s > w.result()->summary.iteration_time_s);
+    QVERIFY(w.compare()->cell(0, 2).startsWith(QLatin1Char('+')));
+    w.whatIf()->exitsBox()->setValue(0);
+    QVERIFY(w.compare()->slot(1)->layout.exits.empty());
+    // Both compare views span the longer iteration.
+    QCOMPARE(w.compare()->view(0)->axis().total, w.compare()->view(1)->axis().total);
+  }
+
+#ifdef EELLM_GUI_HAVE_PLANNER
+  void plannerFillsTheTable() {
+    MainWindow w;
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp4")));
+    QSignalSpy done(w.plans(), &PlansPanel::planningFinished);
+    QVERIFY(w.plans()->startPlanning());
+    QVERIFY(w.plans()->planning());
+    QVERIFY(!w.plans()->startPlanning());  // one search at a time
+    QTRY_VERIFY_WITH_TIMEOUT(!done.isEmpty(), 300000);
+    QVERIFY2(done.front().front().toBool(), qPrintable(w.plans()->statusText()));
+    QVERIFY(w.plans()->planCount() > 0);
+    // Using a plan loads it into the form and simulates it.
+    const Scenario s = w.plans()->planScenario(0);
+    QVERIFY(s.parallel.pipeline_model_parallel_size >= 1);
+    // Cancel: a second search is abandoned and reports as cancelled.
+    QVERIFY(w.plans()->startPlanning());
+    w.plans()->cancel();
+    QVERIFY(!w.plans()->planning());
+    QCOMPARE(w.plans()->statusText(), QStringLiteral("cancelled"));
+  }
+#endif
+
+  void runThroughTheCommandLine() {
+#ifdef Q_OS_UNIX
+    QTemporaryDir dir;
+    // The prediction's own trace plays the measured one.
+    MainWindow w;
+    ErrorSink errors;
+    w.setErrorHook(errors.hook());
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp2")));
+    const QString measured = dir.filePath(QStringLiteral("measured-src.json"));
+    QVERIFY(w.exportTraceJson(measured));
+    // A stand-in for `eellm`: answers --help with --trace, writes three metric lines and the trace.
+    const QString fake = dir.filePath(QStringLiteral("eellm"));
+    {
+      QFile f(fake);
+      QVERIFY(f.open(QIODevice::WriteOnly));
+      f.write(QStringLiteral("#!/bin/sh\n"
+                             "case \"$*\" in *--help*) echo '  --metrics  --trace'; exit 0;; esac\n"
+                             "shift 2\n"
+                             "while [ $# -gt 0 ]; do case $1 in --metrics) m=$2; shift 2;; --trace) t=$2; shift 2;; *) shift;; esac; done\n"
+                             "for i in 1 2 3; do echo \"{\\\"step\\\":$i,\\\"loss\\\":5.$i,\\\"final\\\":5.0,\\\"exits\\\":[6.$i,5.$i]}\" >> $m; done\n"
+                             "cp %1 $t\necho done\n")
+                  .arg(measured)
+                  .toUtf8());
+    }
+    QFile::setPermissions(fake, QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner);
+    RunPanel* run = w.runPanel();
+    run->setBinary(fake);
+    run->setProcesses(1);  // plain `eellm train`, no mpirun
+    QSignalSpy finished(run, &RunPanel::finished);
+    QVERIFY(run->start());
+    QTRY_VERIFY_WITH_TIMEOUT(!finished.isEmpty(), 30000);
+    QVERIFY2(finished.front().front().toInt() == 0, qPrintable(run->findChild<QPlainTextEdit*>()->toPlainText()));
+    QCOMPARE(run->metrics().records().size(), size_t{3});
+    QCOMPARE(run->metrics().records()[2].exits.size(), size_t{2});
+    QVERIFY2(errors.messages.isEmpty(), qPrintable(errors.messages.join(QLatin1Char('\n'))));
+    QVERIFY(w.timeline()->overlay());
+    QVERIFY(w.opErrors()->rowCount() > 1);
+    // A binary that cannot start is an error, not a crash.
+    run->setBinary(dir.filePath(QStringLiteral("no-such-eellm")));
+    QSignalSpy failed(run, &RunPanel::runError);
+    run->start();
+    QTRY_VERIFY_WITH_TIMEOUT(!failed.isEmpty(), 30000);
+#endif
+  }
+};
+
+QTEST_MAIN(MainWindowTest)
+#include "test_main_window.moc"
