@@ -45,6 +45,7 @@ MetricsPanel::MetricsPanel(QWidget* parent) : QWidget(parent) {
   table_ = new QTableView(this);
   table_->setModel(proxy);
   table_->setSortingEnabled(true);
+  table_->sortByColumn(StageModel::kStage, Qt::AscendingOrder);
   table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
   table_->verticalHeader()->hide();
   top->addWidget(table_, 1);

@@ -173,6 +173,7 @@ void TimelineView::paintLane(QPainter& p, const Timeline& tl, const TimelineLane
     const double w = x1 - x0 >= 4 ? x1 - x0 - 1 : x1 - x0;  // 1 px gap between wide blocks
     const OpClass cls = op_class(e);
     p.fillRect(QRectF(kLabelWidth + x0, y, w, h), colors_[static_cast<size_t>(cls)]);
+    ++painted_blocks_;
     painted_to = std::ceil(x0 + w);
     if (labels && e.microbatch >= 0 && static_cast<size_t>(e.microbatch) < mb_labels_.size() && h >= 12 &&
         cls != OpClass::kComm && w >= mb_label_width_[static_cast<size_t>(e.microbatch)] + 4) {
@@ -199,6 +200,7 @@ void TimelineView::paintOutlines(QPainter& p, const std::vector<int32_t>& events
 
 void TimelineView::render(QPainter& p, QSize size, const TimeAxis& ax, int y_offset) const {
   const int w = size.width(), h = size.height();
+  painted_blocks_ = 0;
   p.fillRect(QRect(0, 0, w, h), Qt::white);
   p.setFont(font());
   const QFontMetrics fm(font());

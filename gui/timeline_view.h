@@ -69,6 +69,8 @@ class TimelineView : public QAbstractScrollArea {
   void render(QPainter& painter, QSize size, const TimeAxis& axis, int y_offset) const;
   // The whole iteration over `width` pixels, all lanes (height from the lanes).
   QImage renderImage(int width) const;
+  // Blocks filled by the last render() (culling check: at most visible lanes x plot width).
+  int lastPaintedBlocks() const { return painted_blocks_; }
   // Where lane `lane` lies in an image from renderImage (x spans the plot area).
   QRect laneRect(int lane, int image_width) const;
 
@@ -116,6 +118,7 @@ class TimelineView : public QAbstractScrollArea {
   QPoint press_pos_, drag_pos_;
   TimeAxis press_axis_;
   bool syncing_scrollbar_ = false;
+  mutable int painted_blocks_ = 0;
 };
 
 }  // namespace eellm::gui

@@ -1,10 +1,11 @@
 // eellm-gui: the desktop planner. Thin: everything lives in eellm_gui (MainWindow and below).
-// Usage: eellm-gui [SCENARIO.yaml | NAME] [--trace TRACE.json] [--screenshot OUT.png]
+// Usage: eellm-gui [SCENARIO.yaml | NAME] [--trace TRACE.json] [--zoom FRACTION] [--screenshot OUT.png]
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QTimer>
 
 #include "gui/main_window.h"
+#include "gui/timeline_view.h"
 
 int main(int argc, char** argv) {
   QApplication app(argc, argv);
@@ -17,7 +18,10 @@ int main(int argc, char** argv) {
   QCommandLineOption trace_opt(QStringLiteral("trace"), QStringLiteral("open a Chrome trace"), QStringLiteral("file"));
   QCommandLineOption shot_opt(QStringLiteral("screenshot"), QStringLiteral("save a PNG of the window and quit"),
                               QStringLiteral("file"));
+  QCommandLineOption zoom_opt(QStringLiteral("zoom"), QStringLiteral("show the first FRACTION of the iteration"),
+                              QStringLiteral("fraction"));
   cli.addOption(trace_opt);
+  cli.addOption(zoom_opt);
   cli.addOption(shot_opt);
   cli.process(app);
 
@@ -26,6 +30,13 @@ int main(int argc, char** argv) {
   if (!cli.positionalArguments().isEmpty()) window.openScenario(cli.positionalArguments().front());
   if (cli.isSet(trace_opt)) window.openTrace(cli.value(trace_opt));
   window.show();
+  if (cli.isSet(zoom_opt)) {
+    const double f = cli.value(zoom_opt).toDouble();
+    QTimer::singleShot(0, &window, [&window, f] {
+      eellm::gui::TimelineView* v = window.timeline();
+      if (f > 0 && f < 1) v->setAxis(v->axis().showing(0, static_cast<int64_t>(static_cast<double>(v->axis().total) * f)));
+    });
+  }
   if (cli.isSet(shot_opt)) {
     const QString out = cli.value(shot_opt);
     QTimer::singleShot(500, &window, [&window, out] {

@@ -1,7 +1,9 @@
 // Item models of eellm_gui under QAbstractItemModelTester (exits, stages, per-op errors, plans),
-// the timeline lanes' culling and hit-testing against brute force, dependency look-ups, the
-// metrics-file reader and the run command line.
+// the timeline lanes' culling and hit-testing against brute force, culled painting of a 1,024-rank
+// timeline, dependency look-ups, the metrics-file reader and the run command line.
 #include <QAbstractItemModelTester>
+#include <QElapsedTimer>
+#include <QPainter>
 #include <QSortFilterProxyModel>
 #include <QtTest>
 
@@ -10,6 +12,7 @@
 #include "gui/run_panel.h"
 #include "gui/stage_model.h"
 #include "gui/timeline_lanes.h"
+#include "gui/timeline_view.h"
 #include "model/scenario_io.h"
 #include "sim/simulate.h"
 
@@ -183,6 +186,65 @@ class GuiModelsTest : public QObject {
     r.steps = 20;
     QCOMPARE(run_command(r), (QStringList{"mpirun", "-np", "4", "/opt/eellm", "train", "s.yaml", "--metrics", "m.jsonl",
                                           "--trace", "t.json", "--steps", "20"}));
+  }
+
+  // A 1,024-rank timeline paints only what is visible: per frame at most (visible lanes x plot
+  // width) blocks, whatever the number of events. The frame time is printed, not asserted.
+  void thousandRankTimelineIsCulled() {
+    auto tl = std::make_shared<Timeline>();
+    tl->num_ranks = 1024;
+    constexpr int kPerRank = 400;
+    tl->events.reserve(1024 * (kPerRank + kPerRank / 4));
+    for (int r = 0; r < 1024; ++r) {
+      TimeNs t = r * 500;
+      for (int i = 0; i < kPerRank; ++i) {
+        TimelineEvent e;
+        e.rank = r;
+        e.op = i % 2 ? InstrKind::kBackward : InstrKind::kForward;
+        e.category = i % 2 ? Category::kBwd : Category::kFwd;
+        e.microbatch = i / 2;
+        e.t0 = t;
+        e.t1 = t + 1000 + (r % 7) * 10;
+        t = e.t1 + 50;
+        tl->events.push_back(e);
+        if (i % 4 == 0) {  // overlapping transfers on the send stream
+          TimelineEvent c = e;
+          c.stream = Stream::kSend;
+          c.op = InstrKind::kSendAct;
+          c.category = Category::kComm;
+          c.t1 = e.t0 + 3000;
+          tl->events.push_back(c);
+        }
+      }
+    }
+    TimelineView view;
+    view.resize(1600, 1000);
+    view.setTimeline(tl);
+    QCOMPARE(view.lanes().lanes().size(), size_t{2048});
+    QImage img(1600, 1000, QImage::Format_RGB32);
+    const int plot = 1600 - TimelineView::kLabelWidth;
+    auto frame = [&](const TimeAxis& ax) {
+      QPainter p(&img);
+      view.render(p, img.size(), ax, 0);
+    };
+    const auto [l0, l1] = view.lanes().lanes_between(0, 1000 - TimelineView::kHeaderHeight);
+    const int visible_lanes = static_cast<int>(l1 - l0);
+    QVERIFY(visible_lanes > 20 && visible_lanes < 80);
+    TimeAxis all = TimeAxis::fit(tl->end_time(), plot);
+    frame(all);
+    QVERIFY(view.lastPaintedBlocks() <= visible_lanes * plot);
+    QVERIFY(view.lastPaintedBlocks() >= visible_lanes);
+    // Zoomed to 1%: only the few events in the window are visited.
+    const TimeAxis zoom = all.showing(tl->end_time() / 10, tl->end_time() / 10 + tl->end_time() / 100);
+    frame(zoom);
+    QVERIFY(view.lastPaintedBlocks() > 0);
+    QVERIFY(view.lastPaintedBlocks() <= visible_lanes * (kPerRank / 100 + 6));
+    QElapsedTimer timer;
+    timer.start();
+    constexpr int kFrames = 20;
+    for (int i = 0; i < kFrames; ++i) frame(i % 2 ? zoom : all);
+    qInfo("1,024-rank timeline (%zu events): %.2f ms per 1600x1000 frame", tl->events.size(),
+          static_cast<double>(timer.nsecsElapsed()) * 1e-6 / kFrames);
   }
 
 #ifdef EELLM_GUI_HAVE_PLANNER

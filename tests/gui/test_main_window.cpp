@@ -76,6 +76,8 @@ class MainWindowTest : public QObject {
       QVERIFY(r);
       QVERIFY(!w.metrics()->value(QStringLiteral("iteration")).startsWith(QStringLiteral("—")));
       QCOMPARE(w.metrics()->stageModel()->rowCount(), r->layout.pp);
+      QCOMPARE(w.memoryCharts()->barCount(), r->layout.pp);
+      QCOMPARE(w.memoryCharts()->lineSeriesCount(), r->layout.pp);
       const Timeline& tl = r->engine.timeline;
       // A view from the start in which the shortest forward is 6 px wide (the whole iteration when
       // that fits 12,000 px); its right edge is moved off any forward's first pixels.
