@@ -18,6 +18,7 @@ void register_simulate(CLI::App& app) {
     std::string trace;
     std::string format = "text";
     bool listing = false;
+    InferenceCliOptions inference;  // --mode inference (helper "plan", cli/cmd_simulate_inference.cpp)
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("simulate", "Predict one training iteration event by event (discrete-event simulator)");
@@ -25,6 +26,7 @@ void register_simulate(CLI::App& app) {
   cmd->add_option("--trace", opt->trace, "Write a Chrome/Perfetto trace.json of the iteration");
   cmd->add_option("--format", opt->format, "Summary format")->check(CLI::IsMember({"text", "json", "csv"}));
   cmd->add_flag("--schedule-listing", opt->listing, "Also print each pipeline rank's instruction list");
+  add_inference_options(cmd, opt->inference);
   cmd->callback([opt] {
     auto sc = load_scenario(opt->scenario);
     if (!sc.is_ok()) {
@@ -32,6 +34,12 @@ void register_simulate(CLI::App& app) {
       exit_code() = 1;
       return;
     }
+    // --- inference mode: early-exit decoding (sim/inference_sim.h) ---
+    if (opt->inference.mode == "inference") {
+      exit_code() = run_simulate_inference(*sc, opt->inference, opt->format);
+      return;
+    }
+    // --- training mode ---
     SimulateOptions so;
     so.record_timeline = !opt->trace.empty();
     auto res = simulate(*sc, so);

@@ -3,6 +3,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "model/scenario.h"
 
 namespace eellm::cli {
 
@@ -26,5 +30,15 @@ void register_simulate(CLI::App& app);
 
 // eellm plan (cli/cmd_plan.cpp).
 void register_plan(CLI::App& app);
+
+// `eellm simulate --mode inference` (cli/cmd_simulate_inference.cpp; called by cmd_simulate.cpp).
+struct InferenceCliOptions {
+  std::string mode = "training";
+  std::string exit_rates_file;
+  std::vector<std::string> methods;
+  double acceptance_rate = -1;
+};
+void add_inference_options(CLI::App* cmd, InferenceCliOptions& options);
+int run_simulate_inference(const Scenario& scenario, const InferenceCliOptions& options, const std::string& format);
 
 }  // namespace eellm::cli
