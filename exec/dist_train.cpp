@@ -1,0 +1,122 @@
+// run_distributed_training: `eellm train` under mpirun (see runtime.h). Every rank reads the same
+// token stream, so the global batch is split by DP rank without any data messages: replica d takes
+// microbatches [d·m, (d+1)·m) of each global batch of m·dp microbatches.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <ostream>
+
+#include "exec/data.h"
+#include "exec/runtime.h"
+#include "sim/trace.h"
+
+namespace eellm::exec {
+namespace {
+
+std::string str(int v) { return std::to_string(v); }
+
+[[noreturn]] void fail(Communicator& world, const Status& st) {
+  std::fprintf(stderr, "eellm train: %s\n", st.message().c_str());
+  std::fflush(stderr);
+  world.abort(1);
+  std::_Exit(1);  // abort() never returns; this keeps the compiler's noreturn analysis satisfied
+}
+
+}  // namespace
+
+Status run_distributed_training(const Scenario& scenario, Communicator& world, const DistributedTrainOptions& options,
+                                std::ostream* log) {
+  EELLM_ASSIGN_OR_RETURN(Layout layout, derive_layout(scenario));
+  const ParallelDims dims{layout.tp, layout.pp, layout.dp};
+  if (world.size() != dims.world())
+    return Status::invalid_argument("mpirun started " + str(world.size()) + " processes but the scenario needs tp (" +
+                                    str(dims.tp) + ") × pp (" + str(dims.pp) + ") × dp (" + str(dims.dp) +
+                                    ") = " + str(dims.world()) + "; run mpirun -np " + str(dims.world()) +
+                                    " or set parallel.world_size / data_parallel_size");
+  EELLM_ASSIGN_OR_RETURN(Communicators comms,
+                         make_communicators(world, dims, embedding_group_ranks(scenario, layout)));
+  RuntimeOptions ro = options.runtime;
+  if (ro.recv_timeout_s <= 0) ro.recv_timeout_s = scenario.execution.recv_timeout_s;
+  EELLM_ASSIGN_OR_RETURN(auto rt, PipelineRuntime::create(scenario, comms, ro));
+  const bool root = world.rank() == 0;
+  std::ostream* out = root ? log : nullptr;
+
+  std::vector<int32_t> tokens;
+  const std::string path = !options.data_path.empty() ? options.data_path : scenario.training.data_path;
+  std::string source = path;
+  if (!path.empty()) {
+    EELLM_ASSIGN_OR_RETURN(tokens, read_token_file(path));
+  } else {
+    EELLM_ASSIGN_OR_RETURN(std::string text, read_corpus(default_corpus_files()));
+    tokens = encode_bytes(text);
+    source = "default corpus (Debian fortunes, byte-level)";
+  }
+  const int B = scenario.training.micro_batch_size, T = scenario.model.seq_length;
+  auto loader = DataLoader::create(std::move(tokens), rt->config().V, T, scenario.training.valid_fraction,
+                                   scenario.training.seed);
+  if (!loader.is_ok()) return loader.status().with_context(source);
+
+  const int m = layout.num_microbatches;
+  const int steps = options.steps >= 0 ? options.steps : scenario.training.train_iters;
+  if (out) {
+    *out << "eellm train (distributed): " << scenario.name << "\n"
+         << "  world " << dims.world() << " = tp " << dims.tp << " × pp " << dims.pp << " × dp " << dims.dp
+         << (layout.vp > 1 ? ", " + str(layout.vp) + " chunks per stage" : "") << "\n"
+         << "  schedule " << to_string(rt->schedule().kind) << ", " << m << " microbatches of " << B << "×" << T
+         << " per replica per iteration\n"
+         << "  data " << source << "\n";
+    for (int s = 0; s < layout.num_virtual_stages(); ++s) {
+      const ChunkLayout& c = layout.chunks[static_cast<size_t>(s)];
+      *out << "  stage " << c.stage << " chunk " << c.chunk << ": layers " << c.first_layer + 1 << "-"
+           << c.first_layer + c.num_layers << (c.has_embedding ? ", embedding" : "")
+           << (c.has_final_head ? ", final head" : "") << (c.exits.empty() ? "" : ", exits") << "\n";
+    }
+  }
+  std::ofstream metrics;
+  if (root && !options.metrics_path.empty()) {
+    metrics.open(options.metrics_path, std::ios::app);
+    if (!metrics) return Status::io_error("cannot open metrics file " + options.metrics_path);
+  }
+  const size_t mb_tokens = static_cast<size_t>(B) * T;
+  std::vector<int32_t> all_in(mb_tokens), all_tgt(mb_tokens), in(mb_tokens * m), tgt(mb_tokens * m);
+  const int dp_rank = comms.groups.coords.dp;
+  for (int it = 0; it < steps; ++it) {
+    for (int g = 0; g < m * dims.dp; ++g) {
+      loader->next_train(B, all_in.data(), all_tgt.data());
+      if (g / m != dp_rank) continue;
+      std::copy(all_in.begin(), all_in.end(), in.begin() + static_cast<std::ptrdiff_t>((g % m) * mb_tokens));
+      std::copy(all_tgt.begin(), all_tgt.end(), tgt.begin() + static_cast<std::ptrdiff_t>((g % m) * mb_tokens));
+    }
+    rt->set_record_timeline(!options.trace_path.empty() && it + 1 == steps);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = rt->run_iteration(in, tgt, it);
+    if (!r.is_ok()) fail(world, r.status());
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (out) {
+      char line[256];
+      std::snprintf(line, sizeof line, "iter %d | loss %.4f | final %.4f", it + 1, r->total_loss, r->final_loss);
+      *out << line;
+      for (size_t e = 0; e < r->exit_loss.size(); ++e) {
+        std::snprintf(line, sizeof line, " | exit@%d %.4f", rt->config().exit_layer[e], r->exit_loss[e]);
+        *out << line;
+      }
+      std::snprintf(line, sizeof line, " | grad norm %.3f | lr %.2e | %.0f ms\n", r->grad_norm, r->lr, secs * 1e3);
+      *out << line << std::flush;
+    }
+    if (metrics.is_open()) {
+      metrics << "{\"iter\":" << it + 1 << ",\"loss\":" << r->total_loss << ",\"final\":" << r->final_loss;
+      for (size_t e = 0; e < r->exit_loss.size(); ++e) metrics << ",\"exit" << e << "\":" << r->exit_loss[e];
+      metrics << ",\"grad_norm\":" << r->grad_norm << ",\"lr\":" << r->lr << ",\"seconds\":" << secs << "}\n";
+    }
+    if (root && !r->timeline.events.empty() && !options.trace_path.empty()) {
+      TraceOptions to;
+      to.title = scenario.name + " (measured, iteration " + str(it + 1) + ")";
+      EELLM_RETURN_IF_ERROR(write_trace(r->timeline, options.trace_path, to));
+      if (out) *out << "measured trace: " << options.trace_path << "\n";
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace eellm::exec

@@ -1,0 +1,459 @@
+// PipelineRuntime: the interpreter of one pipeline rank's instruction list (see runtime.h).
+#include "exec/runtime.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <thread>
+
+#include "exec/optimizer.h"
+
+namespace eellm::exec {
+namespace {
+
+std::string str(int v) { return std::to_string(v); }
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
+
+Category category_of(const Instr& in) {
+  switch (in.kind) {
+    case InstrKind::kForward: return in.has(kFill) ? Category::kFill : Category::kFwd;
+    case InstrKind::kBackward:
+    case InstrKind::kBackwardInput:
+    case InstrKind::kBackwardWeight: return in.has(kFill) ? Category::kFill : Category::kBwd;
+    case InstrKind::kOptimizerStep: return Category::kOptimizer;
+    default: return Category::kComm;
+  }
+}
+
+Stream stream_of(const Instr& in) {
+  if (in.is_send()) return Stream::kSend;
+  if (in.is_collective()) return Stream::kCollective;
+  return Stream::kCompute;
+}
+
+constexpr int kTagTimelineCount = 32000;
+constexpr int kTagTimelineData = 32001;
+constexpr int kEventFields = 11;
+
+}  // namespace
+
+StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenario& scenario, Communicators& comms,
+                                                                   const RuntimeOptions& options) {
+  std::unique_ptr<PipelineRuntime> rt(new PipelineRuntime());
+  rt->scenario_ = scenario;
+  rt->opt_ = options;
+  rt->comms_ = &comms;
+  EELLM_ASSIGN_OR_RETURN(rt->layout_, derive_layout(scenario));
+  const Layout& L = rt->layout_;
+  if (L.tp > 1)
+    return Status::failed_precondition("tensor_model_parallel_size (" + str(L.tp) +
+                                       ") > 1 is not executed yet by exec/runtime; run tp = 1");
+  const ParallelDims& d = comms.groups.dims;
+  if (d.tp != L.tp || d.pp != L.pp || d.dp != L.dp)
+    return Status::invalid_argument("the communicators were built for tp " + str(d.tp) + ", pp " + str(d.pp) +
+                                    ", dp " + str(d.dp) + " but the scenario's layout is tp " + str(L.tp) + ", pp " +
+                                    str(L.pp) + ", dp " + str(L.dp));
+  EELLM_ASSIGN_OR_RETURN(rt->schedule_, make_schedule(scenario, L, options.bwd_fwd_ratio));
+  EELLM_RETURN_IF_ERROR(check_schedule(rt->schedule_));
+  if (2 * L.num_microbatches * L.vp >= kTagTimelineCount)
+    return Status::invalid_argument("too many microbatches (" + str(L.num_microbatches) + ") for message tags");
+  rt->pp_rank_ = comms.groups.coords.pp;
+  EELLM_ASSIGN_OR_RETURN(rt->cfg_, make_gpt_config(scenario));
+  rt->be_ = make_cpu_backend(options.num_threads);
+
+  // Chunks of this rank, and the tensors they own.
+  const bool tuning = rt->schedule_.kind == ScheduleKind::kEETuning;
+  std::vector<std::string> prefixes;
+  bool wte = false, counts_wte = rt->pp_rank_ == 0;
+  for (int c = 0; c < L.vp; ++c) {
+    const ChunkLayout& cl = L.chunk(rt->pp_rank_, c);
+    auto ch = std::make_unique<GptChunk>(rt->cfg_, cl.first_layer, cl.num_layers, cl.has_embedding, cl.has_final_head);
+    ch->set_backend(rt->be_.get());
+    std::vector<int> want;
+    for (int x : cl.exits) want.push_back(L.exits[static_cast<size_t>(x)].index);
+    if (ch->exits() != want)
+      return Status::internal("chunk " + str(c) + " of stage " + str(rt->pp_rank_) +
+                              ": the layout and GptChunk place exits differently");
+    for (int i = 0; i < cl.num_layers; ++i) prefixes.push_back("layers." + str(cl.first_layer + i) + ".");
+    for (int e : ch->exits()) {
+      prefixes.push_back("exits." + str(e) + ".");
+      if (!rt->cfg_.untie_exits) wte = true;
+    }
+    if (cl.has_embedding) wte = true, prefixes.push_back("wpe");
+    if (cl.has_final_head) {
+      prefixes.push_back("lnf_");
+      if (rt->cfg_.untie_final)
+        prefixes.push_back("lm_head");
+      else
+        wte = true;
+    }
+    rt->chunks_.push_back(std::move(ch));
+  }
+  if (wte) prefixes.push_back("wte");
+  if (tuning) std::erase_if(prefixes, [](const std::string& p) { return !starts_with(p, "exits."); });
+
+  rt->params_.allocate(rt->cfg_);
+  init_params(rt->params_, rt->cfg_, scenario.training.seed);
+  rt->grads_.allocate(rt->cfg_);
+  rt->adam_m_.allocate(rt->cfg_);
+  rt->adam_v_.allocate(rt->cfg_);
+  auto P = rt->params_.named();
+  auto G = rt->grads_.named();
+  auto M = rt->adam_m_.named();
+  auto V = rt->adam_v_.named();
+  for (size_t i = 0; i < P.size(); ++i) {
+    const std::string& n = P[i].first;
+    bool own = false;
+    for (const std::string& p : prefixes) own = own || starts_with(n, p);
+    if (!own) continue;
+    rt->owned_names_.push_back(n);
+    rt->owned_.emplace_back(P[i].second, G[i].second);
+    rt->adam_state_.emplace_back(M[i].second, V[i].second);
+    rt->owned_counts_in_norm_.push_back(n != "wte" || counts_wte);
+  }
+
+  // The schedule decides who reduces what: check the embedding group, build the optimiser group.
+  std::vector<int> emb_stages, opt_stages;
+  for (int r = 0; r < L.pp; ++r)
+    for (const Instr& in : rt->schedule_.ranks[static_cast<size_t>(r)]) {
+      if (in.kind == InstrKind::kAllReduceEmbedding) emb_stages.push_back(r);
+      if (in.kind == InstrKind::kOptimizerStep) opt_stages.push_back(r);
+    }
+  std::vector<int> have;
+  for (int w : comms.groups.embedding) have.push_back(coords_of(d, w).pp);
+  const bool member = std::find(emb_stages.begin(), emb_stages.end(), rt->pp_rank_) != emb_stages.end();
+  if (!tuning && member && have != emb_stages)
+    return Status::internal("the embedding group of the communicators differs from the schedule's AR-EMB ranks");
+  const bool trains = std::find(opt_stages.begin(), opt_stages.end(), rt->pp_rank_) != opt_stages.end();
+  EELLM_ASSIGN_OR_RETURN(rt->trainers_,
+                         comms.pipeline->subgroup(trains ? opt_stages : std::vector<int>{}, "optimizer group"));
+
+  const auto& list = rt->instructions();
+  for (size_t i = 0; i < list.size(); ++i) {
+    const Instr& in = list[i];
+    if (in.kind == InstrKind::kBackward || in.kind == InstrKind::kBackwardInput)
+      rt->has_backward_.insert({in.microbatch, in.chunk});
+    if (in.kind == InstrKind::kBackward || in.kind == InstrKind::kBackwardInput ||
+        in.kind == InstrKind::kBackwardWeight)
+      rt->last_backward_index_ = static_cast<int>(i);
+  }
+  return rt;
+}
+
+int PipelineRuntime::tag(int microbatch, bool grad, int chunk) const {
+  return (microbatch * 2 + (grad ? 1 : 0)) * layout_.vp + chunk;
+}
+
+size_t PipelineRuntime::activation_floats() const {
+  return static_cast<size_t>(scenario_.training.micro_batch_size) * scenario_.model.seq_length * cfg_.C;
+}
+
+std::string PipelineRuntime::where(const Instr& in, int index) const {
+  const RankCoords& c = comms_->groups.coords;
+  return "rank " + str(comms_->groups.world_rank) + " (pipeline stage " + str(c.pp) + ", data-parallel rank " +
+         str(c.dp) + "), instruction " + str(index) + " " + to_string(in);
+}
+
+StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32_t>& inputs,
+                                                         const std::vector<int32_t>& targets, int iteration) {
+  const int B = scenario_.training.micro_batch_size, T = scenario_.model.seq_length;
+  const size_t want = static_cast<size_t>(schedule_.num_microbatches) * B * T;
+  if (inputs.size() != want || targets.size() != want)
+    return Status::invalid_argument("run_iteration needs " + str(schedule_.num_microbatches) + " microbatches of " +
+                                    str(B) + "×" + str(T) + " tokens (" + std::to_string(want) + "), got " +
+                                    std::to_string(inputs.size()) + " inputs and " + std::to_string(targets.size()) +
+                                    " targets");
+  IterationResult r;
+  r.iteration = iteration;
+  const int E = cfg_.num_exits();
+  HeadWeights w;
+  const double m = schedule_.num_microbatches;
+  for (int e = 0; e < E; ++e) w.exits.push_back(static_cast<float>(exit_loss_weight_at(scenario_.exits, e, iteration) / m));
+  w.final_weight = schedule_.kind == ScheduleKind::kEETuning
+                       ? 0.0f
+                       : static_cast<float>(scenario_.exits.final_exit_weight / m);
+  for (auto& [name, g] : grads_.named()) g->zero();
+  states_.clear(), act_in_.clear(), grad_in_.clear(), grad_out_.clear(), events_.clear();
+  loss_sum_.assign(static_cast<size_t>(E + 1), 0.0);
+  loss_count_.assign(static_cast<size_t>(E + 1), 0.0);
+  dp_pending_ = false;
+
+  const double timeout = opt_.recv_timeout_s;
+  EELLM_RETURN_IF_ERROR(comms_->world->barrier(timeout).with_context("rank " + str(comms_->groups.world_rank) +
+                                                                     ": barrier before iteration " + str(iteration)));
+  t_origin_ns_ = now_ns();
+  const auto& list = instructions();
+  for (size_t i = 0; i < list.size(); ++i) {
+    const Instr& in = list[i];
+    const int idx = static_cast<int>(i);
+    if (opt_.fault != FaultKind::kNone && comms_->groups.world_rank == opt_.fault_world_rank &&
+        opt_.fault_instruction == idx) {
+      std::fprintf(stderr, "eellm: fault injection: %s %s\n", where(in, idx).c_str(),
+                   opt_.fault == FaultKind::kExit ? "is killed" : "hangs");
+      std::fflush(stderr);
+      if (opt_.fault == FaultKind::kExit) std::raise(SIGKILL);
+      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    TimelineEvent ev;
+    ev.rank = pp_rank_;
+    ev.stream = stream_of(in);
+    ev.op = in.kind;
+    ev.category = category_of(in);
+    ev.chunk = in.chunk;
+    ev.microbatch = in.microbatch;
+    ev.instr = idx;
+    ev.peer = in.peer;
+    if (in.is_send() || in.is_recv()) ev.bytes = static_cast<int64_t>(activation_floats() * sizeof(float));
+    ev.t0 = now_ns() - t_origin_ns_;
+    Status st;
+    if (in.kind == InstrKind::kAllReduceDP && in.has(kOverlapped) && last_backward_index_ > idx) {
+      dp_pending_ = true;  // posted here; executed once the last backward has produced its gradients
+    } else if (in.kind == InstrKind::kOptimizerStep) {
+      st = optimizer_step(iteration, r);
+    } else {
+      st = execute(in, idx, inputs, targets, w);
+    }
+    if (!st.is_ok()) return st.with_context(where(in, idx));
+    ev.t1 = now_ns() - t_origin_ns_;
+    if (opt_.record_timeline) events_.push_back(ev);
+    if (dp_pending_ && idx == last_backward_index_) {
+      TimelineEvent ar = ev;
+      ar.stream = Stream::kCollective, ar.op = InstrKind::kAllReduceDP, ar.category = Category::kComm;
+      ar.chunk = 0, ar.microbatch = -1, ar.peer = -1, ar.bytes = 0, ar.t0 = ev.t1;
+      dp_pending_ = false;
+      EELLM_RETURN_IF_ERROR(reduce_data_parallel().with_context(where(in, idx) + " (overlapped AR-DP)"));
+      ar.t1 = now_ns() - t_origin_ns_;
+      if (opt_.record_timeline) events_.push_back(ar);
+    }
+  }
+  EELLM_RETURN_IF_ERROR(comms_->pipeline->wait_sends(timeout).with_context(
+      "rank " + str(comms_->groups.world_rank) + ": completing the sends of iteration " + str(iteration)));
+  if (!states_.empty() || !act_in_.empty() || !grad_in_.empty() || !grad_out_.empty())
+    return Status::internal("rank " + str(comms_->groups.world_rank) + ": microbatch state left after the iteration (" +
+                            std::to_string(states_.size()) + " chunk states)");
+
+  // Losses: each exit lives on one stage; sum (loss, count) over the whole job.
+  std::vector<double> buf = loss_sum_;
+  buf.insert(buf.end(), loss_count_.begin(), loss_count_.end());
+  EELLM_RETURN_IF_ERROR(comms_->world->all_reduce_sum(buf.data(), buf.size(), timeout));
+  const size_t n = static_cast<size_t>(E + 1);
+  auto mean = [&](size_t k) { return buf[n + k] > 0 ? buf[k] / buf[n + k] : 0.0; };
+  for (size_t e = 0; e < static_cast<size_t>(E); ++e) r.exit_loss.push_back(mean(e));
+  r.final_loss = mean(static_cast<size_t>(E));
+  r.total_loss = scenario_.exits.final_exit_weight * r.final_loss;
+  for (int e = 0; e < E; ++e)
+    r.total_loss += exit_loss_weight_at(scenario_.exits, e, iteration) * r.exit_loss[static_cast<size_t>(e)];
+
+  // Timeline: the pipeline of replica (dp 0, tp 0) sends its events to world rank 0.
+  const RankCoords& c = comms_->groups.coords;
+  if (opt_.record_timeline && c.dp == 0 && c.tp == 0) {
+    Communicator& pipe = *comms_->pipeline;
+    if (pipe.rank() != 0) {
+      std::vector<int64_t> data;
+      for (const TimelineEvent& e : events_)
+        data.insert(data.end(), {e.rank, static_cast<int64_t>(e.stream), static_cast<int64_t>(e.op),
+                                 static_cast<int64_t>(e.category), e.chunk, e.microbatch, e.t0, e.t1, e.bytes,
+                                 e.instr, e.peer});
+      const int64_t count = static_cast<int64_t>(events_.size());
+      EELLM_RETURN_IF_ERROR(pipe.send(&count, sizeof count, 0, kTagTimelineCount));
+      EELLM_RETURN_IF_ERROR(pipe.send(data.data(), data.size() * sizeof(int64_t), 0, kTagTimelineData));
+      EELLM_RETURN_IF_ERROR(pipe.wait_sends(timeout));
+    } else {
+      r.timeline.num_ranks = layout_.pp;
+      r.timeline.events = events_;
+      for (int p = 1; p < pipe.size(); ++p) {
+        int64_t count = 0;
+        EELLM_RETURN_IF_ERROR(pipe.recv(&count, sizeof count, p, kTagTimelineCount, timeout));
+        std::vector<int64_t> data(static_cast<size_t>(count) * kEventFields);
+        EELLM_RETURN_IF_ERROR(pipe.recv(data.data(), data.size() * sizeof(int64_t), p, kTagTimelineData, timeout));
+        for (size_t k = 0; k < static_cast<size_t>(count); ++k) {
+          const int64_t* f = &data[k * kEventFields];
+          TimelineEvent e;
+          e.rank = static_cast<int32_t>(f[0]);
+          e.stream = static_cast<Stream>(f[1]);
+          e.op = static_cast<InstrKind>(f[2]);
+          e.category = static_cast<Category>(f[3]);
+          e.chunk = static_cast<int16_t>(f[4]);
+          e.microbatch = static_cast<int32_t>(f[5]);
+          e.t0 = f[6], e.t1 = f[7], e.bytes = f[8];
+          e.instr = static_cast<int32_t>(f[9]);
+          e.peer = static_cast<int32_t>(f[10]);
+          r.timeline.events.push_back(e);
+        }
+      }
+      r.timeline.sort_events();
+    }
+  }
+  return r;
+}
+
+Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<int32_t>& inputs,
+                                const std::vector<int32_t>& targets, const HeadWeights& w) {
+  (void)index;
+  const int B = scenario_.training.micro_batch_size, T = scenario_.model.seq_length;
+  const size_t N = static_cast<size_t>(B) * T;
+  const double timeout = opt_.recv_timeout_s;
+  const Key key{in.microbatch, in.chunk};
+  const int pp = layout_.pp;
+  const int vs = in.chunk * pp + pp_rank_;
+  const int last_vs = layout_.num_virtual_stages() - 1;
+  Communicator& pipe = *comms_->pipeline;
+  const size_t act_bytes = activation_floats() * sizeof(float);
+  auto missing = [&](const char* what) {
+    return Status::internal(std::string(what) + " of microbatch " + str(in.microbatch) + " chunk " + str(in.chunk) +
+                            " is not there (the schedule's order is broken)");
+  };
+  switch (in.kind) {
+    case InstrKind::kForward: {
+      GptChunk& ch = *chunks_[static_cast<size_t>(in.chunk)];
+      const float* input = nullptr;
+      auto it = act_in_.find(key);
+      if (vs > 0) {
+        if (it == act_in_.end()) return missing("the received activation");
+        input = it->second.ptr();
+      }
+      HeadWeights hw = w;
+      if (in.has(kTruncated)) hw.final_weight = 0.0f;
+      const bool grad = has_backward_.count(key) > 0;
+      ChunkState& st = states_[key];
+      const size_t off = static_cast<size_t>(in.microbatch) * N;
+      ch.forward(st, params_, grads_, inputs.data() + off, input, targets.data() + off, B, T, hw, grad);
+      if (it != act_in_.end()) act_in_.erase(it);
+      for (size_t k = 0; k < ch.exits().size(); ++k) {
+        const size_t e = static_cast<size_t>(ch.exits()[k]);
+        if (!std::isfinite(st.exit_loss[k]))
+          return Status::failed_precondition("non-finite loss of exit " + str(static_cast<int>(e)));
+        loss_sum_[e] += st.exit_loss[k];
+        loss_count_[e] += 1;
+      }
+      const ChunkLayout& cl = layout_.chunk(pp_rank_, in.chunk);
+      if (cl.has_final_head && !in.has(kTruncated) && schedule_.kind != ScheduleKind::kEETuning) {
+        if (!std::isfinite(st.final_loss)) return Status::failed_precondition("non-finite final loss");
+        loss_sum_.back() += st.final_loss;
+        loss_count_.back() += 1;
+      }
+      // Without a backward or a send, nothing needs the state any more.
+      if (!grad && (vs == last_vs || in.has(kTruncated))) states_.erase(key);
+      return Status::ok();
+    }
+    case InstrKind::kBackward:
+    case InstrKind::kBackwardInput: {
+      auto st = states_.find(key);
+      if (st == states_.end()) return missing("the forward state");
+      if (in.has(kExitOnly)) {  // EE-Tuning: the heads' gradients were taken in the forward
+        states_.erase(st);
+        return Status::ok();
+      }
+      const float* dout = nullptr;
+      auto g = grad_in_.find(key);
+      if (vs < last_vs && !in.has(kTruncated)) {
+        if (g == grad_in_.end()) return missing("the received gradient");
+        dout = g->second.ptr();
+      }
+      float* dinput = nullptr;
+      if (vs > 0) {
+        Tensor& d = grad_out_[key];
+        d.data.assign(activation_floats(), 0.0f);
+        d.shape = {static_cast<int64_t>(activation_floats())};
+        dinput = d.ptr();
+      }
+      chunks_[static_cast<size_t>(in.chunk)]->backward(st->second, params_, grads_, dout, dinput);
+      states_.erase(st);
+      if (g != grad_in_.end()) grad_in_.erase(g);
+      // A backward that sends nothing (EE fill cool-down) leaves no gradient behind.
+      if (vs > 0) {
+        const auto& list = instructions();
+        bool sends = false;
+        for (size_t j = static_cast<size_t>(index) + 1; j < list.size() && !sends; ++j)
+          sends = list[j].kind == InstrKind::kSendGrad && list[j].microbatch == in.microbatch &&
+                  list[j].chunk == in.chunk;
+        if (!sends) grad_out_.erase(key);
+      }
+      return Status::ok();
+    }
+    case InstrKind::kBackwardWeight: return Status::ok();  // done by the preceding BWD_INPUT (no split API)
+    case InstrKind::kSendAct: {
+      auto st = states_.find(key);
+      if (st == states_.end()) return missing("the forward output");
+      EELLM_RETURN_IF_ERROR(pipe.send(st->second.output(), act_bytes, in.peer, tag(in.microbatch, false, (vs + 1) / pp)));
+      if (!has_backward_.count(key)) states_.erase(st);
+      return Status::ok();
+    }
+    case InstrKind::kSendGrad: {
+      auto g = grad_out_.find(key);
+      if (g == grad_out_.end()) return missing("the input gradient");
+      EELLM_RETURN_IF_ERROR(pipe.send(g->second.ptr(), act_bytes, in.peer, tag(in.microbatch, true, (vs - 1) / pp)));
+      grad_out_.erase(g);
+      return Status::ok();
+    }
+    case InstrKind::kRecvAct:
+    case InstrKind::kRecvGrad: {
+      const bool grad = in.kind == InstrKind::kRecvGrad;
+      Tensor& t = (grad ? grad_in_ : act_in_)[key];
+      t.data.assign(activation_floats(), 0.0f);
+      t.shape = {static_cast<int64_t>(activation_floats())};
+      return pipe.recv(t.ptr(), act_bytes, in.peer, tag(in.microbatch, grad, in.chunk), timeout);
+    }
+    case InstrKind::kAllReduceDP: return reduce_data_parallel();
+    case InstrKind::kAllReduceEmbedding:
+      if (schedule_.kind == ScheduleKind::kEETuning) return Status::ok();  // frozen: nothing to reduce
+      if (!comms_->embedding) return Status::internal("AR-EMB on a rank outside the embedding group");
+      return comms_->embedding->all_reduce_sum(grads_.wte.ptr(), grads_.wte.numel(), timeout);
+    case InstrKind::kOptimizerStep: return Status::internal("OPT is executed by run_iteration");
+  }
+  return Status::internal("unknown instruction kind");
+}
+
+Status PipelineRuntime::reduce_data_parallel() {
+  Communicator& data = *comms_->data;
+  if (data.size() == 1) return Status::ok();
+  size_t n = 0;
+  for (auto& [p, g] : owned_) n += g->numel();
+  std::vector<float> flat;
+  flat.reserve(n);
+  for (auto& [p, g] : owned_) flat.insert(flat.end(), g->data.begin(), g->data.end());
+  EELLM_RETURN_IF_ERROR(data.all_reduce_sum(flat.data(), flat.size(), opt_.recv_timeout_s));
+  const float inv = 1.0f / static_cast<float>(data.size());
+  size_t off = 0;
+  for (auto& [p, g] : owned_) {
+    for (float& v : g->data) v = flat[off++] * inv;
+  }
+  return Status::ok();
+}
+
+Status PipelineRuntime::optimizer_step(int iteration, IterationResult& r) {
+  const TrainingSpec& t = scenario_.training;
+  double sq = 0.0;
+  for (size_t i = 0; i < owned_.size(); ++i) {
+    Tensor& g = *owned_[i].second;
+    if (!be_->all_finite(g.ptr(), g.numel()))
+      return Status::failed_precondition("non-finite gradient in tensor " + owned_names_[i] + " at step " +
+                                         str(iteration + 1) + "; parameters left unchanged");
+    if (owned_counts_in_norm_[i]) sq += be_->sum_squares(g.ptr(), g.numel());
+  }
+  // Tied wte copies count once (stage 0); DP replicas hold equal gradients after AR-DP.
+  if (!trainers_) return Status::internal("OPT on a rank outside the optimizer group");
+  EELLM_RETURN_IF_ERROR(trainers_->all_reduce_sum(&sq, 1, opt_.recv_timeout_s));
+  r.grad_norm = std::sqrt(sq);
+  double clip = 1.0;
+  if (t.clip_grad > 0 && r.grad_norm > t.clip_grad) clip = t.clip_grad / (r.grad_norm + 1e-6);
+  r.lr = lr_at(t, iteration);
+  for (size_t i = 0; i < owned_.size(); ++i) {
+    Tensor& p = *owned_[i].first;
+    const float wd = decays(owned_names_[i], p) ? static_cast<float>(t.weight_decay) : 0.0f;
+    be_->adamw_step(p.ptr(), owned_[i].second->ptr(), adam_state_[i].first->ptr(), adam_state_[i].second->ptr(),
+                    p.numel(), static_cast<float>(r.lr), static_cast<float>(t.adam_beta1),
+                    static_cast<float>(t.adam_beta2), static_cast<float>(t.adam_eps), wd, static_cast<float>(clip),
+                    iteration + 1);
+  }
+  return Status::ok();
+}
+
+}  // namespace eellm::exec

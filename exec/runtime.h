@@ -1,0 +1,144 @@
+// PipelineRuntime: executes one pipeline rank's instruction list of the simulator's Schedule
+// (sim/schedule.h) for real — forward/backward of its model chunks per microbatch, activation and
+// gradient messages, exit losses on their own stage, DP and embedding-group gradient all-reduce,
+// AdamW — and times every instruction into a Timeline (the simulator's type, sim/timeline.h).
+//
+// Parameters: every rank allocates the full GptParams and initialises them with the scenario's
+// seed (identical to the single-process Trainer), but holds, reduces and updates only the tensors
+// of its chunks ("owned" tensors): layers and exit heads of its chunks, wte where the embedding or
+// a tied head lives, wpe on the first stage, the final norm/head on the last.
+//
+// Instruction semantics beyond schedule.h:
+//  - FWD keeps gradients (heads' backward at forward time, EE-LLM) only when this rank's list has
+//    a backward for (microbatch, chunk); so microbatches whose backward the schedule drops (EE fill
+//    cool-down, stages without exits in EE-Tuning) train nothing on this rank.
+//  - kTruncated FWD runs the whole chunk (its deepest exit is in it) with the final head's weight 0.
+//  - BWD_INPUT runs the full backward (the GptChunk API has no input/weight split); BWD_WEIGHT is
+//    then an empty, timed step. ZB-H1 is therefore executed with correct numbers but no W deferral.
+//  - kExitOnly BWD (EE-Tuning) back-propagates nothing further: the exit heads' gradients were
+//    accumulated in FWD; only exit-head tensors are updated, the backbone is frozen.
+//  - AR-EMB in EE-Tuning is a no-op (tied weights are frozen with the backbone); the gradient norm
+//    is reduced over the pipeline ranks that have an OPT (EE-Tuning: only stages with exits).
+//  - ALLREDUCE_DP with kOverlapped is executed after the rank's last backward-type step (it must
+//    include its gradients); the posted-at time is recorded in the timeline.
+// Loss weights per microbatch: exit_loss_weight_at(iter)/m and final_exit_weight/m (m = this
+// replica's microbatches), gradients averaged over DP: the same objective as exec/trainer.
+// Thread-safety: one runtime per process, used by the main thread.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "exec/backend.h"
+#include "exec/comm.h"
+#include "exec/gpt.h"
+#include "model/layout.h"
+#include "model/scenario.h"
+#include "sim/schedule.h"
+#include "sim/timeline.h"
+
+namespace eellm::exec {
+
+// Test hook: make one world rank fail at one instruction of its list.
+enum class FaultKind { kNone, kExit, kHang };
+
+struct RuntimeOptions {
+  double recv_timeout_s = 60;  // execution.recv_timeout_s
+  int num_threads = 1;         // CPU backend threads per rank
+  bool record_timeline = true;
+  // The ratio make_schedule derives EE fill counts from; pass the simulator's (sim/simulate.h
+  // backward_forward_ratio) so both run the same schedule.
+  double bwd_fwd_ratio = 2.0;
+  FaultKind fault = FaultKind::kNone;
+  int fault_world_rank = -1;
+  int fault_instruction = 0;
+};
+
+struct IterationResult {
+  int iteration = 0;              // 0-based index of the iteration just run
+  std::vector<double> exit_loss;  // per exit: mean over the microbatches whose forward reached it
+  double final_loss = 0;          // mean over the microbatches that reached the final head
+  double total_loss = 0;          // final_exit_weight·final + Σ weight(iter)·exit
+  double grad_norm = 0, lr = 0;  // 0 on ranks without an OPT (EE-Tuning stages without exits)
+  Timeline timeline;              // all pipeline ranks (dp 0, tp 0) on world rank 0, else empty
+};
+
+class PipelineRuntime {
+ public:
+  // `comms` must outlive the runtime. Fails for tensor parallelism (not yet executed) and for
+  // layouts whose world size differs from the communicator's.
+  static StatusOr<std::unique_ptr<PipelineRuntime>> create(const Scenario& scenario, Communicators& comms,
+                                                           const RuntimeOptions& options);
+
+  // One training iteration. `inputs`/`targets`: this DP replica's m microbatches, each B·T tokens
+  // (m·B·T values). Every rank of the job calls it; errors name the rank and the instruction.
+  StatusOr<IterationResult> run_iteration(const std::vector<int32_t>& inputs, const std::vector<int32_t>& targets,
+                                          int iteration);
+
+  const Schedule& schedule() const { return schedule_; }
+  const Layout& layout() const { return layout_; }
+  const GptConfig& config() const { return cfg_; }
+  GptParams& params() { return params_; }
+  const std::vector<Instr>& instructions() const { return schedule_.ranks[static_cast<size_t>(pp_rank_)]; }
+  // Tensors this rank updates (checkpoint names), in GptParams::named() order.
+  const std::vector<std::string>& owned_names() const { return owned_names_; }
+  int pp_rank() const { return pp_rank_; }
+  void set_record_timeline(bool on) { opt_.record_timeline = on; }
+
+ private:
+  PipelineRuntime() = default;
+  using Key = std::pair<int, int>;  // (microbatch, chunk)
+
+  Status execute(const Instr& in, int index, const std::vector<int32_t>& inputs,
+                 const std::vector<int32_t>& targets, const HeadWeights& w);
+  Status reduce_data_parallel();
+  Status optimizer_step(int iteration, IterationResult& r);
+  int tag(int microbatch, bool grad, int chunk) const;
+  size_t activation_floats() const;
+  std::string where(const Instr& in, int index) const;
+
+  Scenario scenario_;
+  Layout layout_;
+  Schedule schedule_;
+  RuntimeOptions opt_;
+  Communicators* comms_ = nullptr;
+  int pp_rank_ = 0;
+  GptConfig cfg_;
+  std::unique_ptr<Backend> be_;
+  std::vector<std::unique_ptr<GptChunk>> chunks_;  // per local chunk
+  GptParams params_, grads_, adam_m_, adam_v_;
+  std::vector<std::string> owned_names_;
+  std::vector<std::pair<Tensor*, Tensor*>> owned_;  // (param, grad) pairs, named() order
+  std::vector<bool> owned_counts_in_norm_;          // wte only on pp rank 0 (tied copies count once)
+  std::vector<std::pair<Tensor*, Tensor*>> adam_state_;  // (m, v) per owned tensor
+  std::unique_ptr<Communicator> trainers_;  // pipeline ranks with an OPT (all but EE-Tuning's exit-less)
+  std::set<Key> has_backward_;
+  int last_backward_index_ = -1;
+  // Per iteration.
+  std::map<Key, ChunkState> states_;
+  std::map<Key, Tensor> act_in_, grad_in_, grad_out_;
+  std::vector<double> loss_sum_, loss_count_;  // exits then final
+  bool dp_pending_ = false;
+  int64_t t_origin_ns_ = 0;
+  std::vector<TimelineEvent> events_;
+};
+
+// `eellm train` under mpirun: every rank reads the same data, takes its DP replica's microbatches,
+// runs `steps` iterations (−1 → training.train_iters) and rank 0 prints one line per iteration.
+struct DistributedTrainOptions {
+  int steps = -1;
+  std::string data_path;   // token file; empty → training.data_path, else the default corpus
+  std::string trace_path;  // measured trace of the last iteration (world rank 0 writes it)
+  std::string metrics_path;  // JSONL per iteration (world rank 0)
+  RuntimeOptions runtime;
+};
+Status run_distributed_training(const Scenario& scenario, Communicator& world, const DistributedTrainOptions& options,
+                                std::ostream* log);
+
+}  // namespace eellm::exec

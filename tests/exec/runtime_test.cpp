@@ -1,0 +1,122 @@
+// Process-group arithmetic and the runtime on one process (self communicator): the schedule
+// interpreter must reproduce exec/trainer's numbers exactly and time every instruction.
+#include <gtest/gtest.h>
+
+#include "exec/comm.h"
+#include "exec/runtime.h"
+#include "sim/trace.h"
+#include "tests/exec/dist_reference.h"
+
+namespace eellm::exec {
+namespace {
+
+TEST(ProcessGroups, MegatronRankOrderTensorFastestThenDataThenPipeline) {
+  const ParallelDims d{2, 2, 2};  // tp, pp, dp
+  auto g = make_process_groups(d, 8, 5, {0, 1});
+  ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+  EXPECT_EQ(g->coords.tp, 1);
+  EXPECT_EQ(g->coords.dp, 0);
+  EXPECT_EQ(g->coords.pp, 1);
+  EXPECT_EQ(g->tensor, (std::vector<int>{4, 5}));
+  EXPECT_EQ(g->pipeline, (std::vector<int>{1, 5}));
+  EXPECT_EQ(g->data, (std::vector<int>{5, 7}));
+  EXPECT_EQ(g->embedding, (std::vector<int>{1, 5}));
+  for (int r = 0; r < 8; ++r) EXPECT_EQ(world_rank_of(d, coords_of(d, r)), r);
+}
+
+TEST(ProcessGroups, EmbeddingGroupHoldsFirstLastAndTiedExitStagesOnly) {
+  const ParallelDims d{1, 4, 1};
+  EXPECT_EQ(make_process_groups(d, 4, 2, {0, 2, 3})->embedding, (std::vector<int>{0, 2, 3}));
+  EXPECT_TRUE(make_process_groups(d, 4, 1, {0, 2, 3})->embedding.empty());
+  EXPECT_TRUE(make_process_groups(d, 4, 0, {0})->embedding.empty());  // one copy: no group
+}
+
+TEST(ProcessGroups, WrongWorldSizeNamesTheNumbers) {
+  auto g = make_process_groups({1, 2, 2}, 3, 0, {});
+  ASSERT_FALSE(g.is_ok());
+  EXPECT_NE(g.status().message().find("3 processes"), std::string::npos) << g.status().message();
+  EXPECT_NE(g.status().message().find("mpirun -np 4"), std::string::npos) << g.status().message();
+  EXPECT_FALSE(make_process_groups({1, 2, 1}, 2, 0, {0, 2}).is_ok());  // stage 2 of a 2-stage pipeline
+}
+
+TEST(Runtime, OneProcessMatchesTheSingleProcessTrainerStepForStep) {
+  const Scenario s = testing::tiny_dist_scenario(1, 1, 1, ScheduleKind::kNoPipelining, 4);
+  auto world = make_self_communicator("world");
+  auto comms = make_communicators(*world, {1, 1, 1}, {});
+  ASSERT_TRUE(comms.is_ok()) << comms.status().to_string();
+  auto rt = PipelineRuntime::create(s, *comms, RuntimeOptions{});
+  ASSERT_TRUE(rt.is_ok()) << rt.status().to_string();
+  const int iters = 2;
+  const testing::ReferenceRun ref = testing::reference_full(s, iters, false);
+  std::vector<int32_t> in, tgt;
+  IterationResult r;
+  for (int it = 0; it < iters; ++it) {
+    testing::replica_tokens(it, 0, 4, 2, 16, in, tgt);
+    auto res = (*rt)->run_iteration(in, tgt, it);
+    ASSERT_TRUE(res.is_ok()) << res.status().to_string();
+    r = std::move(res).value();
+  }
+  // Same chunk, same op order: bitwise equal, except the loss sums (double vs float order).
+  ASSERT_EQ(r.exit_loss.size(), 2u);
+  for (size_t e = 0; e < 2; ++e) EXPECT_NEAR(r.exit_loss[e], ref.exit_loss[e], 1e-6);
+  EXPECT_NEAR(r.final_loss, ref.final_loss, 1e-6);
+  EXPECT_NEAR(r.grad_norm, ref.grad_norm, 1e-6 * ref.grad_norm);
+  EXPECT_EQ((*rt)->owned_names().size(), ref.params.named().size());  // one stage owns everything
+  const auto want = ref.params.named();
+  const auto got = (*rt)->params().named();
+  for (size_t i = 0; i < want.size(); ++i)
+    for (size_t k = 0; k < want[i].second->numel(); ++k)
+      ASSERT_EQ(got[i].second->data[k], want[i].second->data[k]) << want[i].first << "[" << k << "]";
+  // Every instruction of the list is one timed event of the measured timeline.
+  EXPECT_EQ(r.timeline.events.size(), (*rt)->instructions().size());
+  for (const TimelineEvent& e : r.timeline.events) EXPECT_LE(e.t0, e.t1);
+}
+
+TEST(Runtime, MeasuredTimelineRoundTripsThroughTheTraceFormat) {
+  const Scenario s = testing::tiny_dist_scenario(1, 1, 1, ScheduleKind::kNoPipelining, 2);
+  auto world = make_self_communicator("world");
+  auto comms = make_communicators(*world, {1, 1, 1}, {});
+  auto rt = PipelineRuntime::create(s, *comms, RuntimeOptions{});
+  ASSERT_TRUE(rt.is_ok()) << rt.status().to_string();
+  std::vector<int32_t> in, tgt;
+  testing::replica_tokens(0, 0, 2, 2, 16, in, tgt);
+  auto r = (*rt)->run_iteration(in, tgt, 0);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  auto back = parse_trace(trace_to_json(r->timeline), "measured");
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  ASSERT_EQ(back->events.size(), r->timeline.events.size());
+  EXPECT_EQ(back->end_time(), r->timeline.end_time());
+  const TimelineComparison c = compare(r->timeline, *back);
+  EXPECT_EQ(c.iteration_relative_error, 0.0);
+  // F0 F1 B0 B1 ... OPT: forward and backward counted per microbatch.
+  int fwd = 0, bwd = 0;
+  for (const OpKindError& k : c.per_op) {
+    if (k.op == InstrKind::kForward && !k.exit_part) fwd = k.count_measured;
+    if (k.op == InstrKind::kBackward && !k.exit_part) bwd = k.count_measured;
+  }
+  EXPECT_EQ(fwd, 2);
+  EXPECT_EQ(bwd, 2);
+}
+
+TEST(Runtime, RejectsWrongBatchSizeAndTensorParallelism) {
+  Scenario s = testing::tiny_dist_scenario(1, 1, 1, ScheduleKind::kNoPipelining, 2);
+  auto world = make_self_communicator("world");
+  auto comms = make_communicators(*world, {1, 1, 1}, {});
+  auto rt = PipelineRuntime::create(s, *comms, RuntimeOptions{});
+  ASSERT_TRUE(rt.is_ok());
+  std::vector<int32_t> in(5), tgt(5);
+  auto r = (*rt)->run_iteration(in, tgt, 0);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("2 microbatches of 2×16"), std::string::npos) << r.status().message();
+
+  s.parallel.tensor_model_parallel_size = 2;
+  s.parallel.world_size = 2;
+  Communicators c2;
+  c2.groups.dims = {2, 1, 1};
+  auto tp = PipelineRuntime::create(s, c2, RuntimeOptions{});
+  ASSERT_FALSE(tp.is_ok());
+  EXPECT_NE(tp.status().message().find("tensor_model_parallel_size (2)"), std::string::npos) << tp.status().message();
+}
+
+}  // namespace
+}  // namespace eellm::exec

@@ -1,0 +1,187 @@
+// The distributed runtime under mpirun: for every schedule of sim/schedule at PP=2, PP=4, DP=2 and
+// PP=2×DP=2, two training iterations give the single-process losses (every exit), gradient norm
+// and updated parameters within fp32 tolerance. Cases whose world size differs from the job's are
+// skipped (the binary runs at np 2 and np 4). Fault tests run only with EELLM_TEST_FAULT set.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+
+#include "exec/runtime.h"
+#include "tests/exec/dist_reference.h"
+#include "tests/mpi/mpi_test_util.h"
+
+namespace eellm::exec {
+namespace {
+
+using testing::world;
+
+struct Case {
+  const char* name;
+  int pp, dp, vp;
+  ScheduleKind kind;
+  int m;  // microbatches per replica
+  bool overlap = false;
+};
+
+std::ostream& operator<<(std::ostream& os, const Case& c) { return os << c.name; }
+
+const Case kCases[] = {
+    // np 2
+    {"pp2_gpipe", 2, 1, 1, ScheduleKind::kGPipe, 4},
+    {"pp2_1f1b", 2, 1, 1, ScheduleKind::k1F1B, 4},
+    {"pp2_interleaved", 2, 1, 2, ScheduleKind::kInterleaved1F1B, 4},
+    {"pp2_zbh1", 2, 1, 1, ScheduleKind::kZBH1, 4},
+    {"pp2_ee1f1b", 2, 1, 1, ScheduleKind::kEE1F1B, 4},
+    {"pp2_eetuning", 2, 1, 1, ScheduleKind::kEETuning, 4},
+    {"dp2_none", 1, 2, 1, ScheduleKind::kNoPipelining, 3},
+    {"dp2_none_overlap", 1, 2, 1, ScheduleKind::kNoPipelining, 3, true},
+    // np 4
+    {"pp4_gpipe", 4, 1, 1, ScheduleKind::kGPipe, 8},
+    {"pp4_1f1b", 4, 1, 1, ScheduleKind::k1F1B, 8},
+    {"pp4_interleaved", 4, 1, 2, ScheduleKind::kInterleaved1F1B, 4},
+    {"pp4_zbh1", 4, 1, 1, ScheduleKind::kZBH1, 8},
+    {"pp4_ee1f1b", 4, 1, 1, ScheduleKind::kEE1F1B, 8},
+    {"pp4_eefill", 4, 1, 1, ScheduleKind::kEEFill, 8},
+    {"pp4_eetuning", 4, 1, 1, ScheduleKind::kEETuning, 8},
+    {"pp2dp2_1f1b", 2, 2, 1, ScheduleKind::k1F1B, 4},
+    {"pp2dp2_interleaved_overlap", 2, 2, 2, ScheduleKind::kInterleaved1F1B, 4, true},
+    {"pp2dp2_ee1f1b", 2, 2, 1, ScheduleKind::kEE1F1B, 4},
+    {"pp2dp2_eetuning", 2, 2, 1, ScheduleKind::kEETuning, 4},
+};
+
+Scenario scenario_of(const Case& c) {
+  Scenario s = testing::tiny_dist_scenario(c.pp, c.dp, c.vp, c.kind, c.m);
+  s.parallel.overlap_grad_reduce = c.overlap;
+  return s;
+}
+
+StatusOr<IterationResult> run(PipelineRuntime& rt, const Case& c, int dp_rank, int iters) {
+  std::vector<int32_t> in, tgt;
+  StatusOr<IterationResult> r = Status::internal("no iteration");
+  for (int it = 0; it < iters; ++it) {
+    testing::replica_tokens(it, dp_rank, c.m, 2, 16, in, tgt);
+    r = rt.run_iteration(in, tgt, it);
+    if (!r.is_ok()) return r;
+  }
+  return r;
+}
+
+class Equivalence : public ::testing::TestWithParam<Case> {};
+
+TEST_P(Equivalence, TwoStepsMatchTheSingleProcessRun) {
+  const Case c = GetParam();
+  if (c.pp * c.dp != world().size()) GTEST_SKIP() << "needs np " << c.pp * c.dp;
+  const Scenario s = scenario_of(c);
+  const Layout lay = derive_layout(s).value();
+  auto comms = make_communicators(world(), {1, c.pp, c.dp}, embedding_group_ranks(s, lay));
+  ASSERT_TRUE(comms.is_ok()) << comms.status().to_string();
+  RuntimeOptions ro;
+  ro.recv_timeout_s = 60;
+  auto rt = PipelineRuntime::create(s, *comms, ro);
+  ASSERT_TRUE(rt.is_ok()) << rt.status().to_string();
+  const int iters = 2;
+  auto r = run(**rt, c, comms->groups.coords.dp, iters);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+
+  const bool fill = c.kind == ScheduleKind::kEEFill;
+  const testing::ReferenceRun ref = fill ? testing::reference_from_schedule(s, iters)
+                                         : testing::reference_full(s, iters, c.kind == ScheduleKind::kEETuning);
+  ASSERT_EQ(r->exit_loss.size(), ref.exit_loss.size());
+  for (size_t e = 0; e < ref.exit_loss.size(); ++e)
+    EXPECT_NEAR(r->exit_loss[e], ref.exit_loss[e], 1e-5 * ref.exit_loss[e]) << "exit " << e;
+  if (c.kind != ScheduleKind::kEETuning) {
+    EXPECT_NEAR(r->final_loss, ref.final_loss, 1e-5 * ref.final_loss);
+  }
+  // EE-Tuning: stages without exits train nothing (no OPT, no tensors, grad norm 0).
+  const bool idle = (*rt)->owned_names().empty();
+  EXPECT_EQ(idle, c.kind == ScheduleKind::kEETuning && (c.pp == 4 && (*rt)->pp_rank() % 2 == 1));
+  if (!idle) {
+    EXPECT_NEAR(r->grad_norm, ref.grad_norm, 1e-4 * ref.grad_norm);
+  }
+
+  std::map<std::string, const Tensor*> want;
+  for (auto& [n, t] : ref.params.named()) want[n] = t;
+  std::map<std::string, const Tensor*> got;
+  for (auto& [n, t] : (*rt)->params().named()) got[n] = t;
+  for (const std::string& n : (*rt)->owned_names()) {
+    const Tensor& a = *got.at(n);
+    const Tensor& b = *want.at(n);
+    double worst = 0;
+    size_t at = 0;
+    for (size_t k = 0; k < a.numel(); ++k)
+      if (std::abs(a.data[k] - b.data[k]) > worst) worst = std::abs(a.data[k] - b.data[k]), at = k;
+    EXPECT_LE(worst, 1e-5) << "rank " << world().rank() << " tensor " << n << "[" << at << "]: " << a.data[at]
+                           << " vs " << b.data[at];
+  }
+  // The measured timeline on world rank 0 holds every instruction of every pipeline rank.
+  if (world().rank() == 0) {
+    size_t expect = (*rt)->schedule().num_instructions();
+    if (c.overlap) expect += static_cast<size_t>(c.pp);  // the overlapped AR-DP: posted + executed
+    EXPECT_EQ(r->timeline.events.size(), expect);
+    EXPECT_EQ(r->timeline.num_ranks, c.pp);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Schedules, Equivalence, ::testing::ValuesIn(kCases),
+                         [](const ::testing::TestParamInfo<Case>& i) { return std::string(i.param.name); });
+
+// EE-LLM bubble filling: which microbatches train which stages, read off the schedule, is what
+// the runtime executes — and it differs from plain 1F1B (the fill and cool-down microbatches
+// train only some stages), so the equivalence above is not vacuous.
+TEST(EEFill, FillMicrobatchesStopAtTheirDeepestExitAndCooldownSkipsEarlyStages) {
+  if (world().size() != 4) GTEST_SKIP() << "needs np 4";
+  const Scenario s = testing::tiny_dist_scenario(4, 1, 1, ScheduleKind::kEEFill, 8);
+  const Layout lay = derive_layout(s).value();
+  const Schedule sched = make_schedule(s, lay).value();
+  ASSERT_GT(sched.num_fill_warmup, 0);
+  const int mfull = sched.num_microbatches - sched.num_fill_warmup;
+  // Exits sit on stages 0 (after layer 2) and 2 (after layer 5): fill microbatches run forward on
+  // stages ≤ 2 at most, truncated on their last stage, and never reach the final head.
+  for (int r = 0; r < 4; ++r)
+    for (const Instr& x : sched.ranks[static_cast<size_t>(r)])
+      if (x.kind == InstrKind::kForward && x.microbatch >= mfull) {
+        EXPECT_TRUE(x.has(kFill));
+        EXPECT_LE(r, 2) << to_string(x);
+      }
+  const auto full = testing::reference_full(s, 1, false);
+  const auto filled = testing::reference_from_schedule(s, 1);
+  EXPECT_NE(full.final_loss, filled.final_loss);  // fill microbatches contribute no final loss
+  double diff = 0;
+  const auto a = full.params.named(), b = filled.params.named();
+  for (size_t i = 0; i < a.size(); ++i)
+    for (size_t k = 0; k < a[i].second->numel(); ++k)
+      diff = std::max(diff, static_cast<double>(std::abs(a[i].second->data[k] - b[i].second->data[k])));
+  EXPECT_GT(diff, 1e-5);
+}
+
+// Run by ctest through tests/mpi/expect_failure.cmake with EELLM_TEST_FAULT=kill|hang: world rank
+// 1 dies (or hangs) at its first instruction; the job must fail naming the rank, never hang.
+TEST(Fault, ARankThatDiesOrHangsStopsTheJob) {
+  const char* mode = std::getenv("EELLM_TEST_FAULT");
+  if (!mode) GTEST_SKIP() << "set EELLM_TEST_FAULT=kill|hang";
+  const Case c{"pp2_1f1b", 2, 1, 1, ScheduleKind::k1F1B, 4};
+  if (world().size() != 2) GTEST_SKIP() << "needs np 2";
+  const Scenario s = scenario_of(c);
+  const Layout lay = derive_layout(s).value();
+  auto comms = make_communicators(world(), {1, 2, 1}, embedding_group_ranks(s, lay));
+  ASSERT_TRUE(comms.is_ok());
+  RuntimeOptions ro;
+  ro.recv_timeout_s = 2;
+  ro.fault = std::string(mode) == "kill" ? FaultKind::kExit : FaultKind::kHang;
+  ro.fault_world_rank = 1;
+  ro.fault_instruction = 0;
+  auto rt = PipelineRuntime::create(s, *comms, ro);
+  ASSERT_TRUE(rt.is_ok());
+  auto r = run(**rt, c, 0, 1);
+  if (!r.is_ok()) {
+    std::fprintf(stderr, "eellm: %s\n", r.status().message().c_str());
+    std::fflush(stderr);
+    world().abort(3);
+  }
+  ADD_FAILURE() << "the iteration completed although rank 1 failed";
+}
+
+}  // namespace
+}  // namespace eellm::exec
