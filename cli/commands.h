@@ -25,6 +25,9 @@ void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_data(CLI::App& app);
 
+// eellm compare-trace (cli/cmd_compare_trace.cpp): predicted vs measured trace.
+void register_compare_trace(CLI::App& app);
+
 // eellm simulate (cli/cmd_simulate.cpp).
 void register_simulate(CLI::App& app);
 

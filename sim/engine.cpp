@@ -8,13 +8,12 @@
 namespace eellm {
 namespace {
 
-enum EventType : int32_t { kResume = 0, kArrive = 1 };
-
+// The only event: "rank `rank` may continue at time t" (its compute step ended, or the data or
+// collective it waits for is there). 16 bytes, so the heap stays small and cache-friendly.
 struct Event {
   TimeNs t;
-  uint64_t seq;
-  int32_t type;
-  int32_t id;  // rank (kResume) or message (kArrive)
+  uint32_t seq;
+  int32_t rank;
 };
 struct Later {
   bool operator()(const Event& a, const Event& b) const { return a.t != b.t ? a.t > b.t : a.seq > b.seq; }
@@ -150,7 +149,6 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
   const size_t nmsg = mm.messages.size();
   res.msg_posted.assign(nmsg, -1);
   res.msg_arrival.assign(nmsg, -1);
-  std::vector<uint8_t> arrived(nmsg, 0);
   res.timing.resize(static_cast<size_t>(pp));
   for (int r = 0; r < pp; ++r) res.timing[static_cast<size_t>(r)].assign(s.ranks[static_cast<size_t>(r)].size(), InstrTiming{});
   std::vector<RankState> st(static_cast<size_t>(pp));
@@ -174,11 +172,14 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
   tl.num_ranks = pp;
   if (opt.record_timeline) tl.events.reserve(s.num_instructions() * 2);
 
+  // At most one pending event per rank: a rank is either computing, or blocked, or waiting for a
+  // wake-up at a known time.
   std::vector<Event> heap;
-  heap.reserve(static_cast<size_t>(pp) * 4 + nmsg + 16);
-  uint64_t seq = 0;
-  auto schedule_event = [&](TimeNs t, int32_t type, int32_t id) {
-    heap.push_back(Event{t, seq++, type, id});
+  heap.reserve(static_cast<size_t>(pp) + 1);
+  uint32_t seq = 0;
+  auto schedule_event = [&](TimeNs t, int32_t rank) {
+    assert(seq < UINT32_MAX);
+    heap.push_back(Event{t, seq++, rank});
     std::push_heap(heap.begin(), heap.end(), Later{});
   };
   auto record = [&](const TimelineEvent& e) {
@@ -231,7 +232,6 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
     RankState& rs = st[static_cast<size_t>(r)];
     const auto& list = s.ranks[static_cast<size_t>(r)];
     auto& timing = res.timing[static_cast<size_t>(r)];
-    rs.waiting_msg = rs.waiting_coll = false;
     while (rs.pc < list.size()) {
       const size_t i = rs.pc;
       const Instr& in = list[i];
@@ -249,7 +249,13 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
           const TimeNs arrival = start + xfer + link.latency;
           res.msg_posted[static_cast<size_t>(id)] = t;
           res.msg_arrival[static_cast<size_t>(id)] = arrival;
-          schedule_event(arrival, kArrive, id);
+          // Wake the receiver if it is already blocked on this message (no event otherwise: it
+          // will find the arrival time when it gets there).
+          RankState& ds = st[static_cast<size_t>(in.peer)];
+          if (ds.waiting_msg && mm.message_of[static_cast<size_t>(in.peer)][ds.pc] == id) {
+            ds.waiting_msg = false;
+            schedule_event(arrival, in.peer);
+          }
           timing[i] = {t, arrival};
           TimelineEvent e;
           e.rank = r;
@@ -270,8 +276,13 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
         case InstrKind::kRecvAct:
         case InstrKind::kRecvGrad: {
           const int id = mm.message_of[static_cast<size_t>(r)][i];
-          if (!arrived[static_cast<size_t>(id)]) {
+          const TimeNs arrival = res.msg_arrival[static_cast<size_t>(id)];
+          if (arrival < 0) {  // not sent yet: the send wakes this rank
             rs.waiting_msg = true;
+            return;
+          }
+          if (arrival > t) {  // in flight: continue when it lands
+            schedule_event(arrival, r);
             return;
           }
           timing[i] = {t, t};
@@ -315,7 +326,10 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
               e.t1 = c.end;
               e.bytes = costs.ranks[static_cast<size_t>(m)].embedding_bytes;
               if (emb_duration > 0) record(e);
-              if (m != r && ms.waiting_coll) schedule_event(t, kResume, m);
+              if (m != r && ms.waiting_coll) {
+                ms.waiting_coll = false;
+                schedule_event(t, m);
+              }
             }
           }
           ++rs.pc;
@@ -332,7 +346,7 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
           timing[i] = {start, start + d};
           record_compute(r, i, in, start, d);
           ++rs.pc;
-          schedule_event(start + d, kResume, r);
+          schedule_event(start + d, r);
           return;
         }
         default: {  // FWD, BWD, BWD_INPUT, BWD_WEIGHT
@@ -341,7 +355,7 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
           timing[i] = {t, t + d};
           record_compute(r, i, in, t, d);
           ++rs.pc;
-          schedule_event(t + d, kResume, r);
+          schedule_event(t + d, r);
           return;
         }
       }
@@ -349,7 +363,7 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
   };
 
   res.rank_end.assign(static_cast<size_t>(pp), 0);
-  for (int r = 0; r < pp; ++r) schedule_event(0, kResume, r);
+  for (int r = 0; r < pp; ++r) schedule_event(0, r);
   // The run loop: pop the earliest event, advance the clock, run it.
   TimeNs now = 0;
   while (!heap.empty()) {
@@ -359,16 +373,10 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
     assert(ev.t >= now && "simulation clock went backwards");
     now = ev.t;
     ++res.events_processed;
-    if (ev.type == kArrive) {
-      arrived[static_cast<size_t>(ev.id)] = 1;
-      const int dst = mm.messages[static_cast<size_t>(ev.id)].dst_rank;
-      RankState& ds = st[static_cast<size_t>(dst)];
-      if (ds.waiting_msg && mm.message_of[static_cast<size_t>(dst)][ds.pc] == ev.id) advance(dst, now);
-    } else {
-      advance(ev.id, now);
-      RankState& rs = st[static_cast<size_t>(ev.id)];
-      if (rs.pc >= s.ranks[static_cast<size_t>(ev.id)].size()) res.rank_end[static_cast<size_t>(ev.id)] = std::max(now, rs.coll_end);
-    }
+    advance(ev.rank, now);
+    const RankState& rs = st[static_cast<size_t>(ev.rank)];
+    if (rs.pc >= s.ranks[static_cast<size_t>(ev.rank)].size())
+      res.rank_end[static_cast<size_t>(ev.rank)] = std::max(now, rs.coll_end);
   }
   for (int r = 0; r < pp; ++r)
     if (st[static_cast<size_t>(r)].pc < s.ranks[static_cast<size_t>(r)].size()) return deadlock_report(s, st, mm);

@@ -355,11 +355,22 @@ StatusOr<Schedule> make_schedule(const Scenario& scenario, const Layout& layout,
 StatusOr<MessageMap> match_messages(const Schedule& s) {
   MessageMap mm;
   mm.message_of.resize(s.ranks.size());
-  // Key: (receiving rank, grad?, microbatch, receiving chunk). The receiving chunk of an
-  // activation sent from chunk c on rank r is the chunk of virtual stage c·pp + r + 1.
-  using Key = std::tuple<int, int, int, int>;
-  std::map<Key, std::pair<int, int>> sends;  // key → (rank, index)
-  const int pp = s.pp;
+  // Key: (receiving rank, grad?, microbatch, receiving chunk) in a flat table (no allocation per
+  // message: the engine matches every run). The receiving chunk of an activation sent from
+  // chunk c on rank r is the chunk of virtual stage c·pp + r + 1.
+  const int pp = s.pp, vp = s.vp;
+  int max_mb = 0;
+  for (const auto& list : s.ranks)
+    for (const Instr& in : list) max_mb = std::max(max_mb, static_cast<int>(in.microbatch));
+  const size_t nmb = static_cast<size_t>(max_mb) + 1;
+  auto key = [&](int dst_rank, bool grad, int mb, int chunk) {
+    return ((static_cast<size_t>(dst_rank) * 2 + (grad ? 1 : 0)) * nmb + static_cast<size_t>(mb)) * static_cast<size_t>(vp) +
+           static_cast<size_t>(chunk);
+  };
+  std::vector<int64_t> pending(static_cast<size_t>(pp) * 2 * nmb * static_cast<size_t>(vp), -1);  // rank << 32 | index
+  auto where = [&](size_t r, size_t i) {
+    return "rank " + str(static_cast<int>(r)) + " instruction " + str(static_cast<int>(i)) + " (" + to_string(s.ranks[r][i]) + ")";
+  };
   for (size_t r = 0; r < s.ranks.size(); ++r) {
     mm.message_of[r].assign(s.ranks[r].size(), -1);
     for (size_t i = 0; i < s.ranks[r].size(); ++i) {
@@ -368,38 +379,36 @@ StatusOr<MessageMap> match_messages(const Schedule& s) {
       const int v = in.chunk * pp + static_cast<int>(r);
       const bool grad = in.kind == InstrKind::kSendGrad;
       const int dst_v = grad ? v - 1 : v + 1;
-      if (dst_v < 0 || dst_v >= s.num_virtual_stages() || dst_v % pp != in.peer)
-        return Status::invalid_argument("rank " + str(static_cast<int>(r)) + " instruction " + str(static_cast<int>(i)) + " (" +
-                                        to_string(in) + ") sends to a stage that does not exist or to the wrong peer");
-      const Key k{in.peer, grad ? 1 : 0, in.microbatch, dst_v / pp};
-      if (!sends.emplace(k, std::make_pair(static_cast<int>(r), static_cast<int>(i))).second)
-        return Status::invalid_argument("rank " + str(static_cast<int>(r)) + " instruction " + str(static_cast<int>(i)) + " (" +
-                                        to_string(in) + ") duplicates an earlier send");
+      if (dst_v < 0 || dst_v >= s.num_virtual_stages() || dst_v % pp != in.peer || in.microbatch < 0)
+        return Status::invalid_argument(where(r, i) + " sends to a stage that does not exist or to the wrong peer");
+      int64_t& slot = pending[key(in.peer, grad, in.microbatch, dst_v / pp)];
+      if (slot >= 0) return Status::invalid_argument(where(r, i) + " duplicates an earlier send");
+      slot = (static_cast<int64_t>(r) << 32) | static_cast<int64_t>(i);
     }
   }
+  size_t sends = 0;
+  for (int64_t v : pending) sends += v >= 0;
+  mm.messages.reserve(sends);
   for (size_t r = 0; r < s.ranks.size(); ++r) {
     for (size_t i = 0; i < s.ranks[r].size(); ++i) {
       const Instr& in = s.ranks[r][i];
       if (!in.is_recv()) continue;
-      const Key k{static_cast<int>(r), in.kind == InstrKind::kRecvGrad ? 1 : 0, in.microbatch, in.chunk};
-      auto it = sends.find(k);
-      if (it == sends.end() || it->second.first != in.peer)
-        return Status::invalid_argument("rank " + str(static_cast<int>(r)) + " instruction " + str(static_cast<int>(i)) + " (" +
-                                        to_string(in) + ") has no matching send on rank " + str(in.peer));
-      MessageMap::Message msg{it->second.first, it->second.second, static_cast<int>(r), static_cast<int>(i)};
+      if (in.microbatch < 0 || in.chunk < 0 || in.chunk >= vp || in.peer < 0 || in.peer >= pp)
+        return Status::invalid_argument(where(r, i) + " names no valid microbatch, chunk or peer");
+      int64_t& slot = pending[key(static_cast<int>(r), in.kind == InstrKind::kRecvGrad, in.microbatch, in.chunk)];
+      if (slot < 0 || static_cast<int>(slot >> 32) != in.peer)
+        return Status::invalid_argument(where(r, i) + " has no matching send on rank " + str(in.peer));
+      MessageMap::Message msg{static_cast<int>(slot >> 32), static_cast<int>(slot & 0xffffffff), static_cast<int>(r),
+                              static_cast<int>(i)};
       const int id = static_cast<int>(mm.messages.size());
       mm.messages.push_back(msg);
       mm.message_of[r][i] = id;
       mm.message_of[static_cast<size_t>(msg.src_rank)][static_cast<size_t>(msg.src_index)] = id;
-      sends.erase(it);
+      slot = -1;
     }
   }
-  if (!sends.empty()) {
-    const auto& [rank, index] = sends.begin()->second;
-    return Status::invalid_argument("rank " + str(rank) + " instruction " + str(index) + " (" +
-                                    to_string(s.ranks[static_cast<size_t>(rank)][static_cast<size_t>(index)]) +
-                                    ") is never received");
-  }
+  for (int64_t v : pending)
+    if (v >= 0) return Status::invalid_argument(where(static_cast<size_t>(v >> 32), static_cast<size_t>(v & 0xffffffff)) + " is never received");
   return mm;
 }
 
