@@ -150,13 +150,15 @@ Status load_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& 
   EELLM_ASSIGN_OR_RETURN(std::string sub, resolve_checkpoint_dir(dir));
   EELLM_ASSIGN_OR_RETURN(json state, read_state(sub));
   const json want = fingerprint(cfg), have = state["model"];
+  std::string diffs;
   for (auto it = want.begin(); it != want.end(); ++it) {
     if (!have.contains(it.key()) || have[it.key()] != it.value())
-      return Status::failed_precondition("checkpoint " + sub + " was written for a different model (scenario '" +
-                                         state.value("scenario_name", "?") + "'): " + it.key() + " is " +
-                                         (have.contains(it.key()) ? have[it.key()].dump() : "missing") +
-                                         " there but " + it.value().dump() + " here");
+      diffs += (diffs.empty() ? "" : "; ") + it.key() + " is " +
+               (have.contains(it.key()) ? have[it.key()].dump() : "missing") + " there but " + it.value().dump() + " here";
   }
+  if (!diffs.empty())
+    return Status::failed_precondition("checkpoint " + sub + " was written for a different model (scenario '" +
+                                       state.value("scenario_name", "?") + "'): " + diffs);
   EELLM_ASSIGN_OR_RETURN(std::string model_bytes, read_verified(sub, state, "model.safetensors"));
   EELLM_ASSIGN_OR_RETURN(SafetensorsFile mf, parse_safetensors(model_bytes, sub + "/model.safetensors"));
   EELLM_RETURN_IF_ERROR(fill(mf, "", params, sub + "/model.safetensors"));

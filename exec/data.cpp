@@ -102,6 +102,7 @@ Status write_token_file(const std::string& path, const std::vector<int32_t>& tok
 StatusOr<std::vector<int32_t>> read_token_file(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return Status::not_found("data file " + path + " does not exist");
+  if (!fs::is_regular_file(path, ec)) return Status::invalid_argument("data file " + path + " is not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::io_error("cannot open data file " + path + " (permissions?)");
   std::string buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
