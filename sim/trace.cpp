@@ -92,7 +92,7 @@ std::string trace_to_json(const Timeline& t, const TraceOptions& opt) {
   for (const TimelineEvent& e : t.events) {
     sep();
     char flops[64];
-    std::snprintf(flops, sizeof flops, "%.6g", e.flops);
+    std::snprintf(flops, sizeof flops, "%.17g", e.flops);  // exact round trip
     os << "{\"ph\":\"X\",\"name\":" << quoted(event_name(e)) << ",\"cat\":\"" << to_string(e.category) << "\",\"pid\":" << e.rank
        << ",\"tid\":" << static_cast<int>(e.stream) << ",\"ts\":" << us(e.t0) << ",\"dur\":" << us(e.t1 - e.t0)
        << ",\"args\":{\"op\":\"" << to_string(e.op) << "\",\"mb\":" << e.microbatch << ",\"chunk\":" << e.chunk
