@@ -23,6 +23,8 @@ ComparePanel::ComparePanel(QWidget* parent) : QWidget(parent) {
     v->setContentsMargins(0, 0, 0, 0);
     names_[i] = new QLabel(i == 0 ? tr("A: (pin a plan or the current scenario)") : tr("B: (pin a plan or use what-if)"), box);
     views_[i] = new TimelineView(box);
+    views_[i]->setPlaceholderText(i == 0 ? tr("Pin a plan (Plans tab) or the current scenario as A")
+                                         : tr("Pin a plan as B, or turn a what-if knob"));
     v->addWidget(names_[i]);
     v->addWidget(views_[i], 1);
     split->addWidget(box);

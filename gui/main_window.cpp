@@ -254,6 +254,8 @@ bool MainWindow::saveScenario(const QString& path) {
   return true;
 }
 
+void MainWindow::showTab(int index) { tabs_->setCurrentIndex(index); }
+
 void MainWindow::scenarioEdited() { debounce_->start(); }
 
 bool MainWindow::simulateNow() {

@@ -54,6 +54,7 @@ class MainWindow : public QMainWindow {
   bool exportMetricsCsv(const QString& path);
   bool exportTraceJson(const QString& path);
 
+  void showTab(int index);
   // Simulates the form's scenario now (normally debounced after edits). False on errors.
   bool simulateNow();
 

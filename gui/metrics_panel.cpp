@@ -105,7 +105,7 @@ MemoryCharts::MemoryCharts(QWidget* parent) : QWidget(parent) {
   time_view_ = new QChartView(new QChart, this);
   bars_view_->setRenderHint(QPainter::Antialiasing);
   time_view_->setRenderHint(QPainter::Antialiasing);
-  bars_view_->chart()->setTitle(tr("Peak memory per stage"));
+  bars_view_->chart()->setTitle(tr("Peak memory per stage: static (weights, gradients, optimizer) + activations"));
   time_view_->chart()->setTitle(tr("Memory over the iteration"));
   lay->addWidget(bars_view_, 2);
   lay->addWidget(time_view_, 3);
@@ -124,8 +124,8 @@ void MemoryCharts::setResult(const SimulationResult& r) {
   const double capacity = r.scenario.cluster.device.memory_GiB;
   // Bars: static + peak activations per stage, stacked.
   QChart* bc = bars_view_->chart();
-  auto* stat = new QBarSet(tr("static (weights, grads, optimizer)"));
-  auto* act = new QBarSet(tr("activations at peak"));
+  auto* stat = new QBarSet(tr("static"));
+  auto* act = new QBarSet(tr("activations"));
   QStringList cats;
   double ymax = capacity;
   for (const StageSummary& s : r.summary.stages) {
@@ -141,7 +141,7 @@ void MemoryCharts::setResult(const SimulationResult& r) {
   series->append(act);
   bc->addSeries(series);
   auto* cap = new QLineSeries;
-  cap->setName(tr("device capacity %1 GiB").arg(capacity, 0, 'f', 0));
+  cap->setName(tr("capacity"));
   cap->setPen(QPen(QColor(200, 0, 0), 2, Qt::DashLine));
   cap->append(-0.5, capacity);
   cap->append(std::max<qsizetype>(1, cats.size()) - 0.5, capacity);

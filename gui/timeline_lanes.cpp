@@ -57,6 +57,7 @@ const char* op_class_name(OpClass c) {
 
 void TimelineLanes::clear() {
   lanes_.clear();
+  lane_index_.clear();
   total_height_ = 0;
 }
 
@@ -69,7 +70,8 @@ void TimelineLanes::build(const Timeline& timeline, const LaneGeometry& g) {
   for (const TimelineEvent& e : timeline.events) {
     if (e.rank >= 0) ++count[static_cast<size_t>(e.rank)][static_cast<size_t>(e.stream)];
   }
-  std::vector<int> lane_index(static_cast<size_t>(num_ranks) * kNumStreams, -1);
+  std::vector<int>& lane_index = lane_index_;
+  lane_index.assign(static_cast<size_t>(num_ranks) * kNumStreams, -1);
   int y = 0;
   for (int r = 0; r < num_ranks; ++r) {
     for (int s = 0; s < kNumStreams; ++s) {
@@ -119,10 +121,8 @@ int TimelineLanes::lane_at(int y) const {
 }
 
 int TimelineLanes::lane_of(int rank, Stream stream) const {
-  for (size_t i = 0; i < lanes_.size(); ++i) {
-    if (lanes_[i].rank == rank && lanes_[i].stream == stream) return static_cast<int>(i);
-  }
-  return -1;
+  const size_t i = static_cast<size_t>(rank) * kNumStreams + static_cast<size_t>(stream);
+  return rank < 0 || i >= lane_index_.size() ? -1 : lane_index_[i];
 }
 
 std::pair<size_t, size_t> TimelineLanes::visible(const Lane& lane, TimeNs t0, TimeNs t1) const {

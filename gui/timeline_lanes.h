@@ -65,6 +65,7 @@ class TimelineLanes {
 
  private:
   std::vector<Lane> lanes_;
+  std::vector<int> lane_index_;  // [rank * kNumStreams + stream] → lane, or -1
   int total_height_ = 0;
 };
 

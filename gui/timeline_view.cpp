@@ -40,6 +40,11 @@ void TimelineView::setSimulation(std::shared_ptr<const SimulationResult> result)
   rebuild();
 }
 
+void TimelineView::setPlaceholderText(const QString& text) {
+  placeholder_ = text;
+  viewport()->update();
+}
+
 void TimelineView::setTimeline(std::shared_ptr<const Timeline> timeline) {
   sim_.reset();
   timeline_ = std::move(timeline);
@@ -235,8 +240,7 @@ void TimelineView::render(QPainter& p, QSize size, const TimeAxis& ax, int y_off
     }
   }
   if (!timeline_) {
-    p.drawText(QRect(0, kHeaderHeight, w, std::max(0, h - kHeaderHeight)), Qt::AlignCenter,
-               QStringLiteral("No timeline: open a scenario or a trace"));
+    p.drawText(QRect(0, kHeaderHeight, w, std::max(0, h - kHeaderHeight)), Qt::AlignCenter, placeholder_);
     return;
   }
 

@@ -44,6 +44,8 @@ class TimelineView : public QAbstractScrollArea {
   // A measured timeline drawn under the prediction; null removes it.
   void setOverlay(std::shared_ptr<const Timeline> measured);
   void clear();
+  // What an empty view says.
+  void setPlaceholderText(const QString& text);
 
   const Timeline* timeline() const { return timeline_.get(); }
   const Timeline* overlay() const { return overlay_.get(); }
@@ -119,6 +121,7 @@ class TimelineView : public QAbstractScrollArea {
   TimeAxis press_axis_;
   bool syncing_scrollbar_ = false;
   mutable int painted_blocks_ = 0;
+  QString placeholder_ = QStringLiteral("No timeline: open a scenario or a trace");
 };
 
 }  // namespace eellm::gui

@@ -1,5 +1,5 @@
 // eellm-gui: the desktop planner. Thin: everything lives in eellm_gui (MainWindow and below).
-// Usage: eellm-gui [SCENARIO.yaml | NAME] [--trace TRACE.json] [--zoom FRACTION] [--screenshot OUT.png]
+// Usage: eellm-gui [SCENARIO.yaml | NAME] [--trace TRACE.json] [--zoom FRACTION] [--tab N] [--screenshot OUT.png]
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QTimer>
@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
                               QStringLiteral("file"));
   QCommandLineOption zoom_opt(QStringLiteral("zoom"), QStringLiteral("show the first FRACTION of the iteration"),
                               QStringLiteral("fraction"));
+  QCommandLineOption tab_opt(QStringLiteral("tab"), QStringLiteral("open this tab (0 metrics, 1 memory, 2 plans, 3 compare, 4 run)"),
+                             QStringLiteral("index"));
+  cli.addOption(tab_opt);
   cli.addOption(trace_opt);
   cli.addOption(zoom_opt);
   cli.addOption(shot_opt);
@@ -29,6 +32,7 @@ int main(int argc, char** argv) {
   window.resize(1600, 1000);
   if (!cli.positionalArguments().isEmpty()) window.openScenario(cli.positionalArguments().front());
   if (cli.isSet(trace_opt)) window.openTrace(cli.value(trace_opt));
+  if (cli.isSet(tab_opt)) window.showTab(cli.value(tab_opt).toInt());
   window.show();
   if (cli.isSet(zoom_opt)) {
     const double f = cli.value(zoom_opt).toDouble();
