@@ -1,14 +1,20 @@
 // run_distributed_training: `eellm train` under mpirun (see runtime.h). Every rank reads the same
 // token stream, so the global batch is split by DP rank without any data messages: replica d takes
 // microbatches [d·m, (d+1)·m) of each global batch of m·dp microbatches.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <ostream>
 
+#include <thread>
+
 #include "exec/data.h"
 #include "exec/runtime.h"
+#ifdef EELLM_HAVE_MPI
+#include "exec/mpi/mpi_comm.h"
+#endif
 #include "sim/trace.h"
 
 namespace eellm::exec {
@@ -117,6 +123,43 @@ Status run_distributed_training(const Scenario& scenario, Communicator& world, c
     }
   }
   return Status::ok();
+}
+
+bool launched_with_mpi() {
+#ifdef EELLM_HAVE_MPI
+  return launched_by_mpi();
+#else
+  return false;
+#endif
+}
+
+int train_distributed_main(const Scenario& scenario, const DistributedTrainOptions& options, std::ostream& log) {
+#ifdef EELLM_HAVE_MPI
+  auto env = MpiEnvironment::init(nullptr, nullptr);
+  if (!env.is_ok()) {
+    std::fprintf(stderr, "eellm train: %s\n", env.status().to_string().c_str());
+    return 1;
+  }
+  Communicator& world = (*env)->world();
+  DistributedTrainOptions o = options;
+  if (o.runtime.recv_timeout_s <= 0) o.runtime.recv_timeout_s = scenario.execution.recv_timeout_s;
+  if (o.runtime.num_threads <= 0) o.runtime.num_threads = scenario.execution.num_threads;
+  if (o.runtime.num_threads <= 0) {
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    const int ranks_here = local ? std::max(1, std::atoi(local)) : 1;
+    o.runtime.num_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / ranks_here);
+  }
+  const Status st = run_distributed_training(scenario, world, o, &log);
+  if (!st.is_ok()) {
+    if (world.rank() == 0) std::fprintf(stderr, "eellm train: %s\n", st.to_string().c_str());
+    return 1;
+  }
+  return 0;
+#else
+  (void)scenario, (void)options, (void)log;
+  std::fprintf(stderr, "eellm train: this build has no MPI (configure with EELLM_MPI=ON and Open MPI installed)\n");
+  return 1;
+#endif
 }
 
 }  // namespace eellm::exec

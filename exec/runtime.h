@@ -141,4 +141,13 @@ struct DistributedTrainOptions {
 Status run_distributed_training(const Scenario& scenario, Communicator& world, const DistributedTrainOptions& options,
                                 std::ostream* log);
 
+// True when this build has MPI and the process was started by mpirun/srun: `eellm train` then
+// takes the distributed path.
+bool launched_with_mpi();
+// The whole distributed `eellm train`: initialises MPI, runs run_distributed_training (rank 0
+// logs to `log`), finalises. Returns the process exit code; errors are printed by world rank 0
+// (configuration errors are the same on every rank), faults by the rank that sees them.
+// runtime.num_threads ≤ 0 → the cores divided among the ranks of this node.
+int train_distributed_main(const Scenario& scenario, const DistributedTrainOptions& options, std::ostream& log);
+
 }  // namespace eellm::exec
