@@ -462,7 +462,8 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text,
   }
 
   // Cluster: named profile, or the device with the launcher's / the caller's GPU count.
-  int gpus = opts.gpus > 0 ? opts.gpus : launcher_nodes * launcher_procs;
+  // torchrun without --nnodes runs one node.
+  int gpus = opts.gpus > 0 ? opts.gpus : std::max(1, launcher_nodes) * launcher_procs;
   int gpn = opts.gpus_per_node > 0 ? opts.gpus_per_node : launcher_procs;
   if (!opts.cluster.empty()) {
     EELLM_ASSIGN_OR_RETURN(s.cluster, load_cluster_profile(opts.cluster));
@@ -481,7 +482,7 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text,
           "no GPU count given (--gpus or torchrun --nnodes/--nproc_per_node): assuming tp × pp = " +
           std::to_string(gpus) + " GPUs (data parallel 1)");
     }
-    if (gpn <= 0) gpn = std::min(gpus, 8);
+    if (gpn <= 0 || gpn > gpus) gpn = std::min(gpus, gpn > 0 ? gpn : 8);
     if (gpus % gpn != 0)
       return Status::invalid_argument(std::to_string(gpus) + " GPUs do not fill nodes of " +
                                       std::to_string(gpn) + " GPUs");

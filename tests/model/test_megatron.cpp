@@ -207,6 +207,15 @@ TEST(Megatron, ClusterOptionsAndErrors) {
   ASSERT_TRUE(yaml.is_ok()) << yaml.status().to_string();
   EXPECT_EQ(yaml->cluster.total_gpus(), 32);
 
+  // torchrun without --nnodes is one node.
+  auto one = scenario_from_megatron(
+      "torchrun --nproc_per_node 4 x.py --num-layers 2 --hidden-size 64 --num-attention-heads 4 "
+      "--seq-length 32 --micro-batch-size 1 --vocab-size 100",
+      MegatronImportOptions{.device = "h100-sxm"});
+  ASSERT_TRUE(one.is_ok()) << one.status().to_string();
+  EXPECT_EQ(one->scenario.cluster.num_nodes, 1);
+  EXPECT_EQ(one->scenario.cluster.gpus_per_node, 4);
+
   auto bad = scenario_from_megatron("pretrain_gpt.py --num-layers many --hidden-size 8");
   ASSERT_FALSE(bad.is_ok());
   EXPECT_EQ(bad.status().message(), "--num-layers expects an integer, got 'many'");
