@@ -42,10 +42,10 @@ void register_fit(CLI::App& app) {
     if (!res.is_ok()) return fail(res.status());
     std::printf("fit of %s on %s: %d train rows, %d validation rows (hash split), %d evaluations\n", dev->name.c_str(),
                 opt->data.c_str(), res->train_rows, res->validation_rows, res->evaluations);
-    std::printf("MAPE        start    fitted\n");
+    std::printf("MAPE        given    fitted   (given: the --device profile as loaded)\n");
     std::printf("train     %6.2f %%  %6.2f %%\n", start_train, res->train_mape);
     std::printf("validation%6.2f %%  %6.2f %%\n", start_valid, res->validation_mape);
-    std::printf("\nparameter                      start       fitted\n");
+    std::printf("\nparameter                      given       fitted   (the fit starts from DeviceProfile defaults)\n");
     for (FitParam p : fo.params)
       std::printf("%-28s %10.4g %12.4g\n", to_string(p), get_fit_param(*dev, p), get_fit_param(res->profile, p));
     for (const char* attr : {"gpus", "tp", "pp", "dp", "micro_batch", "hidden"}) {
