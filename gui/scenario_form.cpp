@@ -14,7 +14,9 @@
 #include <QTableView>
 #include <QVBoxLayout>
 
+#include "gui/exit_ruler.h"
 #include "gui/exits_model.h"
+#include "model/layout.h"
 #include "model/scenario_fields.h"
 #include "model/scenario_io.h"
 
@@ -77,6 +79,9 @@ ScenarioForm::ScenarioForm(QWidget* parent) : QWidget(parent) {
   exits_view_->setSelectionBehavior(QAbstractItemView::SelectRows);
   exits_view_->setMinimumHeight(90);
   exits_view_->setMaximumHeight(140);
+  ruler_ = new ExitRuler(this);
+  ruler_->setModel(exits_);
+  exits->addRow(ruler_);
   exits->addRow(exits_view_);
   auto* buttons = new QHBoxLayout;
   auto* add = new QPushButton(tr("Add exit"), this);
@@ -167,7 +172,22 @@ QCheckBox* ScenarioForm::addCheck(QFormLayout* form, const QString& field, const
 }
 
 void ScenarioForm::edited() {
-  if (!loading_) emit scenarioEdited();
+  if (loading_) return;
+  refreshRuler();
+  emit scenarioEdited();
+}
+
+void ScenarioForm::refreshRuler() {
+  const Scenario s = scenario();
+  std::vector<int> layers, stages;
+  auto lay = derive_layout(s);
+  if (lay.is_ok()) {
+    for (const ChunkLayout& c : lay->chunks) {
+      layers.push_back(c.num_layers);
+      stages.push_back(c.stage);
+    }
+  }
+  ruler_->setLayers(s.model.num_layers, std::move(layers), std::move(stages), s.exits.pre_exit);
 }
 
 void ScenarioForm::clusterChosen(const QString& name) {
@@ -232,6 +252,7 @@ void ScenarioForm::setScenario(const Scenario& s) {
   dtype_->setCurrentIndex(enum_index(s.training.params_dtype));
   setDiagnostics({});
   loading_ = false;
+  refreshRuler();
 }
 
 Scenario ScenarioForm::scenario() const {

@@ -23,6 +23,7 @@ class QFormLayout;
 namespace eellm::gui {
 
 class ExitsModel;
+class ExitRuler;
 
 class ScenarioForm : public QWidget {
   Q_OBJECT
@@ -39,6 +40,7 @@ class ScenarioForm : public QWidget {
   // The editor of a field (QSpinBox, QComboBox, QCheckBox, QLineEdit or the exits table).
   QWidget* editor(const QString& field) const;
   ExitsModel* exitsModel() const { return exits_; }
+  ExitRuler* exitRuler() const { return ruler_; }
 
  signals:
   void scenarioEdited();
@@ -56,6 +58,7 @@ class ScenarioForm : public QWidget {
   void clusterChosen(const QString& name);
   void addExitClicked();
   void removeExitClicked();
+  void refreshRuler();
 
   Scenario base_;
   bool loading_ = false;
@@ -63,6 +66,7 @@ class ScenarioForm : public QWidget {
   QLabel* general_ = nullptr;
   ExitsModel* exits_ = nullptr;
   QTableView* exits_view_ = nullptr;
+  ExitRuler* ruler_ = nullptr;
   QSpinBox *num_layers_, *hidden_, *heads_, *seq_, *vocab_;
   QSpinBox *tp_, *pp_, *vp_, *world_, *mbs_, *gbs_, *nodes_, *gpus_per_node_;
   QComboBox *schedule_, *recompute_, *cluster_, *dtype_;

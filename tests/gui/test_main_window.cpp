@@ -15,6 +15,7 @@
 #include <QtTest>
 
 #include "gui/compare_panel.h"
+#include "gui/exit_ruler.h"
 #include "gui/exits_model.h"
 #include "gui/main_window.h"
 #include "gui/metrics_panel.h"
@@ -200,6 +201,37 @@ class MainWindowTest : public QObject {
     w.form()->exitsModel()->addExit(40, 0.5);
     QVERIFY(!w.simulateNow());
     QVERIFY(!w.form()->errorText(QStringLiteral("exits")).isEmpty());
+  }
+
+  void exitRulerMovesAddsAndRemovesExits() {
+    MainWindow w;
+    w.resize(1400, 900);
+    w.show();
+    QVERIFY(w.openScenario(QStringLiteral("ee-llm-7b")));  // 32 layers, pre-exits before 9 and 17
+    ExitRuler* ruler = w.form()->exitRuler();
+    ruler->resize(32 * 10 + 2 * ExitRuler::kMargin, 54);  // 10 px per layer
+    QCOMPARE(ruler->boundaryX(0), double(ExitRuler::kMargin));
+    QCOMPARE(ruler->boundaryAt(ruler->boundaryX(20)), 20);
+    QCOMPARE(ruler->layerForBoundary(8), 9);  // pre-exit before layer 9 = after 8 layers
+    const int y = 20;
+    const QPoint from(static_cast<int>(ruler->boundaryX(8)), y);
+    QCOMPARE(ruler->exitAt(from.x()), 0);
+    // Drag the first exit from boundary 8 to boundary 12: before layer 13.
+    QTest::mousePress(ruler, Qt::LeftButton, {}, from);
+    const QPoint to(static_cast<int>(ruler->boundaryX(12)), y);
+    QMouseEvent move(QEvent::MouseMove, QPointF(to), ruler->mapToGlobal(QPointF(to)), Qt::NoButton, Qt::LeftButton,
+                     Qt::NoModifier);
+    QApplication::sendEvent(ruler, &move);
+    QTest::mouseRelease(ruler, Qt::LeftButton, {}, to);
+    QCOMPARE(w.form()->scenario().exits.exit_layer_nums, (std::vector<int>{13, 17}));
+    // Double-click an empty boundary adds an exit; right-click removes one.
+    QTest::mouseDClick(ruler, Qt::LeftButton, {}, QPoint(static_cast<int>(ruler->boundaryX(24)), y));
+    QCOMPARE(w.form()->scenario().exits.exit_layer_nums, (std::vector<int>{13, 17, 25}));
+    QCOMPARE(w.form()->scenario().exits.exit_layer_weight.size(), size_t{3});
+    QTest::mouseClick(ruler, Qt::RightButton, {}, QPoint(static_cast<int>(ruler->boundaryX(16)), y));
+    QCOMPARE(w.form()->scenario().exits.exit_layer_nums, (std::vector<int>{13, 25}));
+    QVERIFY(w.simulateNow());
+    QCOMPARE(w.result()->layout.exits.size(), size_t{2});
   }
 
   void badFilesReportErrors() {
