@@ -31,8 +31,10 @@ void register_compare_trace(CLI::App& app);
 // eellm simulate (cli/cmd_simulate.cpp).
 void register_simulate(CLI::App& app);
 
-// eellm plan (cli/cmd_plan.cpp).
+// eellm plan, sweep, compare (cli/cmd_plan.cpp, cmd_sweep.cpp, cmd_compare.cpp).
 void register_plan(CLI::App& app);
+void register_sweep(CLI::App& app);
+void register_compare(CLI::App& app);
 
 // `eellm simulate --mode inference` (cli/cmd_simulate_inference.cpp; called by cmd_simulate.cpp).
 struct InferenceCliOptions {

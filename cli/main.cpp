@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   eellm::cli::register_compare_trace(app);
   eellm::cli::register_simulate(app);
   eellm::cli::register_plan(app);
+  eellm::cli::register_sweep(app);
+  eellm::cli::register_compare(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
