@@ -42,6 +42,7 @@ IterationEstimate estimate_iteration(const CostModel& cost) {
         w += x.bwd_weight;
       }
       f += cc.backbone.fwd;
+      if (p > 1 && c == 0) max_p2p = std::max(max_p2p, cost.p2p_time(cc.p2p_bytes, cost.pp_hop_inter_node(i)));
       if (!tuning) {
         b += cc.backbone.bwd() + cc.recompute_fwd;
         w += cc.backbone.bwd_weight;
@@ -53,7 +54,6 @@ IterationEstimate estimate_iteration(const CostModel& cost) {
       worst_w = w;
       worst_b = b;
     }
-    if (p > 1) max_p2p = std::max(max_p2p, cost.p2p_activation_time(i));
   }
   IterationEstimate e;
   switch (L.schedule) {
