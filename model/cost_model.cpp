@@ -221,7 +221,7 @@ double CostModel::elementwise_time(double bytes) const {
 }
 
 double CostModel::p2p_time(int64_t bytes, bool inter_node) const {
-  if (bytes <= 0) return 0;
+  if (bytes < 0) return 0;  // a zero-byte message still pays the latency (the simulator probes it)
   const ClusterSpec& c = scenario_->cluster;
   const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
   const double bw = std::max(1e-9, link.bandwidth_GBps * 1e9 * c.device.collective_efficiency);

@@ -98,7 +98,8 @@ class CostModel {
   // max(Σ kernel device time, kernels × kernel_launch_us): the host launches asynchronously, so
   // launch cost only shows when the kernels are shorter than it (small layers, small microbatches).
 
-  // Point-to-point time between two global ranks (intra- or inter-node link).
+  // Point-to-point time between two global ranks (intra- or inter-node link): latency + bytes/bw,
+  // so p2p_time(0, ·) is the link latency.
   double p2p_time(int64_t bytes, bool inter_node) const;
   // All-reduce / reduce-scatter / all-gather time of `bytes` (full buffer size) over `group`
   // GPUs, `inter_node` when the group spans nodes.

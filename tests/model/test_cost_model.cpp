@@ -238,6 +238,7 @@ TEST(CostModel, CollectivesMatchAlphaBeta) {
   EXPECT_NEAR(cm.reduce_scatter_time(1000000000, 8, false), 7.0 / 8 * B / bw_intra + 7 * a_intra, 1e-12);
   EXPECT_NEAR(cm.allgather_time(1000000000, 8, true), 7.0 / 8 * B / bw_inter + 7 * a_inter, 1e-12);
   EXPECT_NEAR(cm.p2p_time(1000000, true), a_inter + 1e6 / bw_inter, 1e-15);
+  EXPECT_NEAR(cm.p2p_time(0, false), a_intra, 1e-15);
   EXPECT_EQ(cm.allreduce_time(1000, 1, false), 0.0);
 }
 
