@@ -75,7 +75,8 @@ void TimelineLanes::build(const Timeline& timeline, const LaneGeometry& g) {
   int y = 0;
   for (int r = 0; r < num_ranks; ++r) {
     for (int s = 0; s < kNumStreams; ++s) {
-      if (s != 0 && count[static_cast<size_t>(r)][static_cast<size_t>(s)] == 0) continue;
+      const bool collapsed = static_cast<size_t>(r) < g.collapsed.size() && g.collapsed[static_cast<size_t>(r)];
+      if (s != 0 && (collapsed || count[static_cast<size_t>(r)][static_cast<size_t>(s)] == 0)) continue;
       Lane lane;
       lane.rank = r;
       lane.stream = static_cast<Stream>(s);
@@ -93,7 +94,7 @@ void TimelineLanes::build(const Timeline& timeline, const LaneGeometry& g) {
     const TimelineEvent& e = timeline.events[i];
     if (e.rank < 0) continue;
     const int li = lane_index[static_cast<size_t>(e.rank) * kNumStreams + static_cast<size_t>(e.stream)];
-    lanes_[static_cast<size_t>(li)].events.push_back(static_cast<int32_t>(i));
+    if (li >= 0) lanes_[static_cast<size_t>(li)].events.push_back(static_cast<int32_t>(i));
   }
   for (Lane& lane : lanes_) {
     std::stable_sort(lane.events.begin(), lane.events.end(), [&](int32_t a, int32_t b) {

@@ -43,6 +43,7 @@ struct LaneGeometry {
   int compute_height = 26;
   int comm_height = 12;
   int stage_gap = 6;  // between ranks
+  std::vector<bool> collapsed;  // per rank: show only the compute lane (its transfers are hidden)
 };
 
 class TimelineLanes {

@@ -83,12 +83,10 @@ void TimelineView::setOverlay(std::shared_ptr<const Timeline> measured) {
 void TimelineView::rebuild() {
   selected_ = -1;
   deps_.clear();
-  lanes_.clear();
+  collapsed_.clear();
   mb_labels_.clear();
   mb_label_width_.clear();
-  lane_labels_.clear();
   if (timeline_) {
-    lanes_.build(*timeline_);
     int max_mb = 0;
     for (const TimelineEvent& e : timeline_->events) max_mb = std::max(max_mb, e.microbatch);
     const QFontMetrics fm(font());
@@ -96,16 +94,50 @@ void TimelineView::rebuild() {
       mb_labels_.push_back(QString::number(m));
       mb_label_width_.push_back(fm.horizontalAdvance(mb_labels_.back()));
     }
-    for (const Lane& l : lanes_.lanes()) {
-      lane_labels_.push_back(l.stream == Stream::kCompute ? QStringLiteral("stage %1").arg(l.rank)
-                             : l.stream == Stream::kSend  ? QStringLiteral("  p2p")
-                                                          : QStringLiteral("  collective"));
-    }
   }
+  rebuildLanes();
   const TimeNs total = std::max<TimeNs>({1, forced_total_, timeline_ ? timeline_->end_time() : 0});
   TimeAxis a = TimeAxis::fit(total, plotWidth());
   a.min_span = kMinSpanNs;
   applyAxis(a.clamped(), true);
+}
+
+void TimelineView::rebuildLanes() {
+  lanes_.clear();
+  lane_labels_.clear();
+  if (timeline_) {
+    LaneGeometry g;
+    g.collapsed = collapsed_;
+    lanes_.build(*timeline_, g);
+    for (const Lane& l : lanes_.lanes()) {
+      const bool c = stageCollapsed(l.rank);
+      lane_labels_.push_back(l.stream == Stream::kCompute ? QStringLiteral("%1 stage %2").arg(c ? QStringLiteral("▸") : QStringLiteral("▾")).arg(l.rank)
+                             : l.stream == Stream::kSend  ? QStringLiteral("    p2p")
+                                                          : QStringLiteral("    collective"));
+    }
+  }
+  updateScrollBars();
+  viewport()->update();
+}
+
+bool TimelineView::stageCollapsed(int rank) const {
+  return rank >= 0 && static_cast<size_t>(rank) < collapsed_.size() && collapsed_[static_cast<size_t>(rank)];
+}
+
+void TimelineView::setStageCollapsed(int rank, bool collapsed) {
+  if (rank < 0) return;
+  if (collapsed_.size() <= static_cast<size_t>(rank)) collapsed_.resize(static_cast<size_t>(rank) + 1, false);
+  collapsed_[static_cast<size_t>(rank)] = collapsed;
+  rebuildLanes();
+}
+
+void TimelineView::setAllStagesCollapsed(bool collapsed) {
+  int n = timeline_ ? timeline_->num_ranks : 0;
+  if (timeline_) {
+    for (const TimelineEvent& e : timeline_->events) n = std::max(n, e.rank + 1);
+  }
+  collapsed_.assign(static_cast<size_t>(n), collapsed);
+  rebuildLanes();
 }
 
 int TimelineView::plotWidth() const { return std::max(1, viewport()->width() - kLabelWidth); }
@@ -382,6 +414,12 @@ void TimelineView::mouseReleaseEvent(QMouseEvent* event) {
   if (drag_ == Drag::kSelect && std::abs(pos.x() - press_pos_.x()) > 3) {
     applyAxis(axis_.showing(axis_.to_time(press_pos_.x() - kLabelWidth), axis_.to_time(pos.x() - kLabelWidth)),
               true);
+  } else if (drag_ == Drag::kPan && moved <= 3 && pos.x() < kLabelWidth && pos.y() >= kHeaderHeight) {
+    const int li = lanes_.lane_at(pos.y() - kHeaderHeight + verticalScrollBar()->value());
+    if (li >= 0) {
+      const Lane& l = lanes_.lanes()[static_cast<size_t>(li)];
+      setStageCollapsed(l.rank, !stageCollapsed(l.rank));
+    }
   } else if (drag_ == Drag::kPan && moved <= 3) {
     selectEvent(eventAt(pos));
   }

@@ -57,6 +57,11 @@ class TimelineView : public QAbstractScrollArea {
   // Forces the axis length (aligning two views on the longer iteration); 0 → the data's own.
   void setAxisTotal(TimeNs total);
 
+  // Hides (or shows) the communication sub-lanes of a stage; clicking a stage's label toggles it.
+  void setStageCollapsed(int rank, bool collapsed);
+  void setAllStagesCollapsed(bool collapsed);
+  bool stageCollapsed(int rank) const;
+
   void selectEvent(int32_t index);
   int32_t selectedEvent() const { return selected_; }
   const std::vector<int32_t>& dependencyHighlight() const { return deps_; }
@@ -92,6 +97,7 @@ class TimelineView : public QAbstractScrollArea {
 
  private:
   void rebuild();
+  void rebuildLanes();
   void applyAxis(const TimeAxis& axis, bool notify);
   void updateScrollBars();
   void paintLane(QPainter& p, const Timeline& tl, const TimelineLanes& lanes, const Lane& lane, const TimeAxis& ax,
@@ -112,6 +118,7 @@ class TimelineView : public QAbstractScrollArea {
   std::vector<QString> mb_labels_;  // "0".."max": built once, painting reuses them
   std::vector<int> mb_label_width_;
   std::vector<QString> lane_labels_;
+  std::vector<bool> collapsed_;
   int32_t selected_ = -1;
   std::vector<int32_t> deps_, critical_;
 

@@ -166,6 +166,20 @@ class MainWindowTest : public QObject {
     QVERIFY(tip.contains(QStringLiteral("microbatch 1")));
     QVERIFY(tip.contains(QStringLiteral("duration")));
     QVERIFY(tip.contains(QStringLiteral("FLOPs")));
+    // Clicking a stage's label collapses its communication sub-lanes, clicking again restores them.
+    const size_t lanes_before = v->lanes().lanes().size();
+    const int c2 = v->lanes().lane_of(2, Stream::kCompute);
+    const QPoint label(10, TimelineView::kHeaderHeight + v->lanes().lanes()[static_cast<size_t>(c2)].y + 5);
+    QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, label);
+    QVERIFY(v->stageCollapsed(2));
+    QVERIFY(v->lanes().lanes().size() < lanes_before);
+    QCOMPARE(v->lanes().lane_of(2, Stream::kSend), -1);
+    QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, label);
+    QVERIFY(!v->stageCollapsed(2));
+    QCOMPARE(v->lanes().lanes().size(), lanes_before);
+    v->setAllStagesCollapsed(true);
+    QCOMPARE(v->lanes().lanes().size(), size_t{4});
+    v->setAllStagesCollapsed(false);
     // Wheel zoom around the click keeps the time under the cursor.
     const TimeNs before = v->axis().to_time(at.x() - TimelineView::kLabelWidth);
     QWheelEvent wheel(QPointF(at), v->viewport()->mapToGlobal(QPointF(at)), QPoint(), QPoint(0, 240), Qt::NoButton,
