@@ -17,9 +17,14 @@ void register_describe(CLI::App& app) {
     std::string format = "text";
   };
   auto opt = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("describe", "Show a scenario's layout, parameters, FLOPs, memory and traffic per stage");
-  cmd->add_option("scenario", opt->scenario, "Scenario file or shipped scenario name (e.g. ee-llm-7b)")->required();
-  cmd->add_option("--format", opt->format, "Output format")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+  CLI::App* cmd = app.add_subcommand(
+      "describe", "Show a scenario's layout, parameters, FLOPs, memory and traffic per stage");
+  cmd->add_option("scenario", opt->scenario,
+                  "Scenario file or shipped scenario name (e.g. ee-llm-7b)")
+      ->required();
+  cmd->add_option("--format", opt->format, "Output format")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   cmd->callback([opt] {
     auto sc = load_scenario(opt->scenario);
     if (!sc.is_ok()) {
@@ -33,8 +38,10 @@ void register_describe(CLI::App& app) {
       exit_code() = 1;
       return;
     }
-    if (opt->format == "json") std::cout << describe_to_json(*report) << "\n";
-    else std::cout << describe_to_text(*report);
+    if (opt->format == "json")
+      std::cout << describe_to_json(*report) << "\n";
+    else
+      std::cout << describe_to_text(*report);
   });
 }
 

@@ -26,7 +26,8 @@ namespace {
 constexpr double kUs = 1e-6;
 
 int64_t norm_params(const ModelSpec& m) {
-  return m.normalization == Normalization::kLayerNorm ? 2LL * m.hidden_size : static_cast<int64_t>(m.hidden_size);
+  return m.normalization == Normalization::kLayerNorm ? 2LL * m.hidden_size
+                                                      : static_cast<int64_t>(m.hidden_size);
 }
 
 // Sizes of one transformer layer, split into the tensor-parallel-sharded part and the part every
@@ -35,12 +36,17 @@ struct LayerParams {
   int64_t attn_sharded = 0, attn_replicated = 0;
   int64_t mlp_sharded = 0, mlp_replicated = 0;
   int64_t norms = 0;
-  int64_t total() const { return attn_sharded + attn_replicated + mlp_sharded + mlp_replicated + norms; }
-  int64_t per_gpu(int tp) const { return (attn_sharded + mlp_sharded) / tp + attn_replicated + mlp_replicated + norms; }
+  int64_t total() const {
+    return attn_sharded + attn_replicated + mlp_sharded + mlp_replicated + norms;
+  }
+  int64_t per_gpu(int tp) const {
+    return (attn_sharded + mlp_sharded) / tp + attn_replicated + mlp_replicated + norms;
+  }
 };
 
 LayerParams layer_params(const ModelSpec& m, const Layout& L) {
-  const int64_t h = m.hidden_size, kv = L.kv_channels, nh = m.num_attention_heads, g = L.num_query_groups;
+  const int64_t h = m.hidden_size, kv = L.kv_channels, nh = m.num_attention_heads,
+                g = L.num_query_groups;
   const int64_t ffn = L.ffn_hidden_size;
   const bool bias = m.add_bias_linear;
   const int64_t fc1_out = m.activation == Activation::kSwiGLU ? 2 * ffn : ffn;
@@ -81,8 +87,8 @@ Dims dims_of(const Scenario& sc, const Layout& L) {
 // Full-model (unsharded) FLOPs of one transformer layer, one microbatch.
 Flops layer_flops(const Dims& d) {
   const double m = d.m();
-  const double gemm = 2 * m * d.h * (d.nh + 2 * d.g) * d.kv + 2 * m * d.nh * d.kv * d.h + 2 * m * d.h * d.fc1_out +
-                      2 * m * d.ffn * d.h;
+  const double gemm = 2 * m * d.h * (d.nh + 2 * d.g) * d.kv + 2 * m * d.nh * d.kv * d.h +
+                      2 * m * d.h * d.fc1_out + 2 * m * d.ffn * d.h;
   const double core = 2 * (2 * d.b * d.nh * d.s * d.s * d.kv);
   return Flops{gemm + core, gemm + 2 * core, gemm};
 }
@@ -94,37 +100,47 @@ Flops projection_flops(const Dims& d) {
   const double gemm = 2 * d.m() * d.h * d.V;
   return Flops{gemm, gemm, gemm};
 }
-Flops scaled(Flops f, double k) { return Flops{f.fwd * k, f.bwd_input * k, f.bwd_weight * k}; }
+Flops scaled(Flops f, double k) {
+  return Flops{f.fwd * k, f.bwd_input * k, f.bwd_weight * k};
+}
 
-// Korthikanti et al. 2022 Table 2, generalised. Unsharded part: two norm inputs, QKV input, MLP input
-// (each e·sbh) and two dropout masks (sbh); sharded part: Q, K, V, projection input, MLP inner
-// activations; attention core (2e+1)·a·s²·b (softmax output, its dropout mask and output).
+// Korthikanti et al. 2022 Table 2, generalised. Unsharded part: two norm inputs, QKV input, MLP
+// input (each e·sbh) and two dropout masks (sbh); sharded part: Q, K, V, projection input, MLP
+// inner activations; attention core (2e+1)·a·s²·b (softmax output, its dropout mask and output).
 int64_t layer_activation(const Dims& d, RecomputeGranularity r) {
   const double sbh = d.s * d.b * d.h;
-  if (r == RecomputeGranularity::kFull) return static_cast<int64_t>(std::llround(d.e * sbh / (d.sp ? d.t : 1)));
+  if (r == RecomputeGranularity::kFull)
+    return static_cast<int64_t>(std::llround(d.e * sbh / (d.sp ? d.t : 1)));
   const double unsharded = 4 * d.e * sbh + 2 * sbh;
   const double mlp_inner = (d.fc1_out + d.ffn) * d.e * d.s * d.b;  // fc1 output + activation output
   const double attn_inner = d.e * d.s * d.b * (2 * d.nh * d.kv + 2 * d.g * d.kv);
-  const double core = r == RecomputeGranularity::kSelective ? 0.0 : (2 * d.e + 1) * d.nh * d.s * d.s * d.b;
+  const double core =
+      r == RecomputeGranularity::kSelective ? 0.0 : (2 * d.e + 1) * d.nh * d.s * d.s * d.b;
   const double v = (d.sp ? unsharded / d.t : unsharded) + (mlp_inner + attn_inner + core) / d.t;
   return static_cast<int64_t>(std::llround(v));
 }
 int64_t mlp_activation(const Dims& d) {
   const double in = d.e * d.s * d.b * d.h;
-  return static_cast<int64_t>(std::llround((d.sp ? in / d.t : in) + (d.fc1_out + d.ffn) * d.e * d.s * d.b / d.t));
+  return static_cast<int64_t>(
+      std::llround((d.sp ? in / d.t : in) + (d.fc1_out + d.ffn) * d.e * d.s * d.b / d.t));
 }
 
 // Node of a global rank under Megatron's rank order.
-int node_of(int rank, int gpus_per_node) { return rank / std::max(1, gpus_per_node); }
+int node_of(int rank, int gpus_per_node) {
+  return rank / std::max(1, gpus_per_node);
+}
 
 }  // namespace
 
-int64_t ParamCounts::backbone() const { return embedding + per_layer * num_layers + final_norm + output_layer; }
+int64_t ParamCounts::backbone() const {
+  return embedding + per_layer * num_layers + final_norm + output_layer;
+}
 int64_t ParamCounts::total() const {
   return backbone() + std::accumulate(exit_heads.begin(), exit_heads.end(), int64_t{0});
 }
 
-CostModel::CostModel(const Scenario& scenario, const Layout& layout) : scenario_(&scenario), layout_(&layout) {}
+CostModel::CostModel(const Scenario& scenario, const Layout& layout)
+    : scenario_(&scenario), layout_(&layout) {}
 
 ParamCounts CostModel::param_counts() const {
   const ModelSpec& m = scenario_->model;
@@ -132,7 +148,8 @@ ParamCounts CostModel::param_counts() const {
   const int64_t h = m.hidden_size, V = L.padded_vocab_size;
   ParamCounts c;
   const int64_t max_pos = m.max_position_embeddings > 0 ? m.max_position_embeddings : m.seq_length;
-  c.embedding = V * h + (m.position_embedding_type == PositionEmbedding::kLearnedAbsolute ? max_pos * h : 0);
+  c.embedding =
+      V * h + (m.position_embedding_type == PositionEmbedding::kLearnedAbsolute ? max_pos * h : 0);
   const LayerParams lp = layer_params(m, L);
   c.per_layer = lp.total();
   c.num_layers = m.num_layers;
@@ -150,14 +167,19 @@ ParamCounts CostModel::param_counts() const {
   return c;
 }
 
-int CostModel::activation_element_bytes() const { return scenario_->training.params_dtype == DType::kFP32 ? 4 : 2; }
+int CostModel::activation_element_bytes() const {
+  return scenario_->training.params_dtype == DType::kFP32 ? 4 : 2;
+}
 
 double CostModel::peak_flops() const {
   const DeviceProfile& dev = scenario_->cluster.device;
   switch (scenario_->training.params_dtype) {
-    case DType::kFP32: return dev.peak_tflops_fp32 * 1e12;
-    case DType::kFP16: return dev.peak_tflops_fp16 * 1e12;
-    case DType::kBF16: return dev.peak_tflops_bf16 * 1e12;
+    case DType::kFP32:
+      return dev.peak_tflops_fp32 * 1e12;
+    case DType::kFP16:
+      return dev.peak_tflops_fp16 * 1e12;
+    case DType::kBF16:
+      return dev.peak_tflops_bf16 * 1e12;
   }
   return dev.peak_tflops_bf16 * 1e12;
 }
@@ -199,8 +221,9 @@ double CostModel::gemm_time_raw(double m, double n, double k) const {
   const double shape_eff = nmin / (nmin + std::max(0.0, dev.gemm_half_efficiency_dim));
   const double eff = std::max(1e-6, dev.gemm_max_efficiency * util * shape_eff);
   const double t_compute = 2 * m * n * k / (peak_flops() * eff);
-  const double t_memory = activation_element_bytes() * (m * k + k * n + m * n) /
-                          (dev.memory_bandwidth_GBps * 1e9 * std::max(1e-6, dev.elementwise_efficiency));
+  const double t_memory =
+      activation_element_bytes() * (m * k + k * n + m * n) /
+      (dev.memory_bandwidth_GBps * 1e9 * std::max(1e-6, dev.elementwise_efficiency));
   return std::max(t_compute, t_memory);
 }
 
@@ -228,7 +251,8 @@ double CostModel::p2p_time(int64_t bytes, bool inter_node) const {
   return link.latency_us * kUs + static_cast<double>(bytes) / bw;
 }
 
-double CostModel::allreduce_time(int64_t bytes, int group, bool inter_node, CollectiveAlgo algo) const {
+double CostModel::allreduce_time(int64_t bytes, int group, bool inter_node,
+                                 CollectiveAlgo algo) const {
   if (group <= 1 || bytes <= 0) return 0;
   const ClusterSpec& c = scenario_->cluster;
   const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
@@ -289,7 +313,8 @@ struct Seq {
   }
   // Asynchronous launches overlap execution: a part takes its device time or its launch time.
   OpTimes finish(double launch_s) const {
-    return OpTimes{std::max(raw.fwd, kernels.fwd * launch_s), std::max(raw.bwd_input, kernels.bwd_input * launch_s),
+    return OpTimes{std::max(raw.fwd, kernels.fwd * launch_s),
+                   std::max(raw.bwd_input, kernels.bwd_input * launch_s),
                    std::max(raw.bwd_weight, kernels.bwd_weight * launch_s)};
   }
 };
@@ -342,13 +367,15 @@ ChunkCosts CostModel::chunk(int virtual_stage) const {
   const double core_flops = 2 * (2 * d.b * d.nh / t * d.s * d.s * d.kv);
   const double core_t = core_flops / (peak_flops() * std::max(1e-6, dev.attention_efficiency));
   const double softmax_bytes = 2 * d.b * d.nh / t * d.s * d.s * e;
-  const Seq core{{core_t + elementwise_time_raw(softmax_bytes), 2 * core_t + elementwise_time_raw(2 * softmax_bytes), 0},
+  const Seq core{{core_t + elementwise_time_raw(softmax_bytes),
+                  2 * core_t + elementwise_time_raw(2 * softmax_bytes), 0},
                  {3, 5, 0}};
 
   auto layer_seq = [&]() {
     Seq o = norm_seq();
     o += gemm3(m, (d.nh + 2 * d.g) * d.kv / t, d.h);
-    if (sc.model.position_embedding_type == PositionEmbedding::kRope) o += elem(2 * m * (d.nh + d.g) * d.kv / t * e);
+    if (sc.model.position_embedding_type == PositionEmbedding::kRope)
+      o += elem(2 * m * (d.nh + d.g) * d.kv / t * e);
     o += core;
     o += gemm3(m, d.h, d.nh * d.kv / t);
     o += elem(3 * local_act);  // bias + residual add
@@ -377,7 +404,8 @@ ChunkCosts CostModel::chunk(int virtual_stage) const {
       // Three tiny all-reduces of b·s fp32 (max, sum of exp, target logit) plus the input-gradient
       // all-reduce (or the SP all-gather/reduce-scatter) of the head's input.
       const double small = allreduce_time(static_cast<int64_t>(m * 4), tpn, tp_inter);
-      o += Seq{{3 * small + (d.sp ? tp_ar / 2 : 0), tp_ar * (d.sp ? 0.5 : 1.0), 0}, {d.sp ? 4.0 : 3.0, 1, 0}};
+      o += Seq{{3 * small + (d.sp ? tp_ar / 2 : 0), tp_ar * (d.sp ? 0.5 : 1.0), 0},
+               {d.sp ? 4.0 : 3.0, 1, 0}};
     }
     return o;
   };
@@ -393,7 +421,8 @@ ChunkCosts CostModel::chunk(int virtual_stage) const {
   if (cl.has_embedding) {
     // Lookup (+ position add) forward, then the vocab-parallel all-reduce (reduce-scatter with SP);
     // backward is the weight gradient's scatter-add.
-    Seq emb{{elementwise_time_raw(2 * act_bytes), 0, elementwise_time_raw(3 * act_bytes)}, {1, 0, 1}};
+    Seq emb{{elementwise_time_raw(2 * act_bytes), 0, elementwise_time_raw(3 * act_bytes)},
+            {1, 0, 1}};
     if (tpn > 1) emb += Seq{{d.sp ? tp_ar / 2 : tp_ar, 0, 0}, {1, 0, 0}};
     cc.embedding = emb.finish(launch);
     cc.backbone += cc.embedding;
@@ -428,9 +457,15 @@ ChunkCosts CostModel::chunk(int virtual_stage) const {
     cc.exit_flops.push_back(f);
   }
   switch (sc.parallel.recompute_granularity) {
-    case RecomputeGranularity::kNone: cc.recompute_fwd = 0; break;
-    case RecomputeGranularity::kSelective: cc.recompute_fwd = lt.core_fwd * nl; break;
-    case RecomputeGranularity::kFull: cc.recompute_fwd = lt.total.fwd * nl; break;
+    case RecomputeGranularity::kNone:
+      cc.recompute_fwd = 0;
+      break;
+    case RecomputeGranularity::kSelective:
+      cc.recompute_fwd = lt.core_fwd * nl;
+      break;
+    case RecomputeGranularity::kFull:
+      cc.recompute_fwd = lt.total.fwd * nl;
+      break;
   }
   cc.p2p_bytes = static_cast<int64_t>(std::llround(d.b * d.s_local() * d.h * e));
   return cc;
@@ -460,16 +495,20 @@ int64_t CostModel::stage_params(int stage) const {
     }
     if (cl.has_final_head) {
       p += norm_params(m);
-      if (tied) needs_tied_copy = true;
-      else p += V * h / tp;
+      if (tied)
+        needs_tied_copy = true;
+      else
+        p += V * h / tp;
     }
     for (int idx : cl.exits) {
       (void)idx;
       if (x.use_exit_block) p += lp.per_gpu(static_cast<int>(tp));
       if (x.use_exit_norm) p += norm_params(m);
       if (x.use_exit_mlp) p += lp.mlp_sharded / tp + lp.mlp_replicated;
-      if (x.untie_exit_output_weights) p += V * h / tp;
-      else needs_tied_copy = true;
+      if (x.untie_exit_output_weights)
+        p += V * h / tp;
+      else
+        needs_tied_copy = true;
     }
   }
   // A tied head on a stage without the embedding keeps its own copy of the word embedding, kept
@@ -482,8 +521,10 @@ int CostModel::max_microbatches_in_flight(int stage) const {
   const Layout& L = *layout_;
   const int mbs = L.num_microbatches;
   switch (L.schedule) {
-    case ScheduleKind::kNoPipelining: return 1;
-    case ScheduleKind::kGPipe: return mbs;
+    case ScheduleKind::kNoPipelining:
+      return 1;
+    case ScheduleKind::kGPipe:
+      return mbs;
     case ScheduleKind::kInterleaved1F1B: {
       // Megatron: warm-up of (pp − rank − 1)·2 + (vp − 1)·pp chunk-microbatches, plus the one in
       // the steady state; each chunk holds 1/vp of the stage's layers.
@@ -494,7 +535,8 @@ int CostModel::max_microbatches_in_flight(int stage) const {
     case ScheduleKind::kZBH1:
     case ScheduleKind::kEE1F1B:
     case ScheduleKind::kEEFill:
-    case ScheduleKind::kEETuning: return std::min(L.pp - stage, mbs);
+    case ScheduleKind::kEETuning:
+      return std::min(L.pp - stage, mbs);
   }
   return std::min(L.pp - stage, mbs);
 }
@@ -631,9 +673,11 @@ double CostModel::optimizer_step_time(int stage) const {
   const DeviceProfile& dev = sc.cluster.device;
   double params = static_cast<double>(stage_params(stage));
   if (sc.parallel.use_distributed_optimizer) params /= layout_->dp;
-  // Adam with fp32 master weights: read grad, master, m, v; write master, m, v (and the 16-bit copy).
-  const double bpp = dev.optimizer_bytes_per_param > 0 ? dev.optimizer_bytes_per_param
-                     : sc.training.params_dtype == DType::kFP32 ? 28.0 : 30.0;
+  // Adam with fp32 master weights: read grad, master, m, v; write master, m, v (and the 16-bit
+  // copy).
+  const double bpp = dev.optimizer_bytes_per_param > 0          ? dev.optimizer_bytes_per_param
+                     : sc.training.params_dtype == DType::kFP32 ? 28.0
+                                                                : 30.0;
   return elementwise_time(params * bpp);
 }
 

@@ -18,40 +18,53 @@ struct Flops {
   double fwd = 0, bwd_input = 0, bwd_weight = 0;
   double bwd() const { return bwd_input + bwd_weight; }
   double total() const { return fwd + bwd_input + bwd_weight; }
-  Flops& operator+=(const Flops& o) { fwd += o.fwd; bwd_input += o.bwd_input; bwd_weight += o.bwd_weight; return *this; }
+  Flops& operator+=(const Flops& o) {
+    fwd += o.fwd;
+    bwd_input += o.bwd_input;
+    bwd_weight += o.bwd_weight;
+    return *this;
+  }
 };
 
 // Same split, in seconds on the device (compute incl. tensor-parallel collectives inside the op).
 struct OpTimes {
   double fwd = 0, bwd_input = 0, bwd_weight = 0;
   double bwd() const { return bwd_input + bwd_weight; }
-  OpTimes& operator+=(const OpTimes& o) { fwd += o.fwd; bwd_input += o.bwd_input; bwd_weight += o.bwd_weight; return *this; }
+  OpTimes& operator+=(const OpTimes& o) {
+    fwd += o.fwd;
+    bwd_input += o.bwd_input;
+    bwd_weight += o.bwd_weight;
+    return *this;
+  }
 };
 
 // Parameter counts of the whole (unsharded) model.
 struct ParamCounts {
-  int64_t embedding = 0;         // word (+ learned position) embedding
-  int64_t per_layer = 0;         // one transformer layer
-  int num_layers = 0;            // backbone layers (added: backbone() needs it)
+  int64_t embedding = 0;  // word (+ learned position) embedding
+  int64_t per_layer = 0;  // one transformer layer
+  int num_layers = 0;     // backbone layers (added: backbone() needs it)
   int64_t final_norm = 0;
-  int64_t output_layer = 0;      // 0 when tied to the embedding
+  int64_t output_layer = 0;         // 0 when tied to the embedding
   std::vector<int64_t> exit_heads;  // each exit head (block + norm + MLP + untied projection)
-  int64_t backbone() const;      // embedding + layers + final norm + output layer
-  int64_t total() const;         // backbone + exits
+  int64_t backbone() const;         // embedding + layers + final norm + output layer
+  int64_t total() const;            // backbone + exits
 };
 
 // Memory of one pipeline rank (one GPU), in bytes.
 struct StageMemory {
-  int64_t params = 0;            // parameters held by this GPU (sharded by TP)
-  int64_t weights_bytes = 0;     // model weights in compute dtype (+ fp32 master copy when mixed)
+  int64_t params = 0;         // parameters held by this GPU (sharded by TP)
+  int64_t weights_bytes = 0;  // model weights in compute dtype (+ fp32 master copy when mixed)
   int64_t grads_bytes = 0;
-  int64_t optimizer_bytes = 0;   // Adam moments (+ master weights), /dp with distributed optimizer
-  int64_t activation_bytes_per_microbatch = 0;  // stored for backward, all layers and exits of the stage
-  int64_t exit_logits_bytes_per_microbatch = 0; // logits held by exit heads (and final head) for backward
-  int max_microbatches_in_flight = 1;           // per the schedule (1F1B: pp - rank)
+  int64_t optimizer_bytes = 0;  // Adam moments (+ master weights), /dp with distributed optimizer
+  int64_t activation_bytes_per_microbatch =
+      0;  // stored for backward, all layers and exits of the stage
+  int64_t exit_logits_bytes_per_microbatch =
+      0;                               // logits held by exit heads (and final head) for backward
+  int max_microbatches_in_flight = 1;  // per the schedule (1F1B: pp - rank)
   int64_t static_bytes() const { return weights_bytes + grads_bytes + optimizer_bytes; }
   int64_t peak_bytes() const {
-    return static_bytes() + max_microbatches_in_flight * (activation_bytes_per_microbatch + exit_logits_bytes_per_microbatch);
+    return static_bytes() + max_microbatches_in_flight * (activation_bytes_per_microbatch +
+                                                          exit_logits_bytes_per_microbatch);
   }
 };
 
@@ -59,15 +72,15 @@ struct StageMemory {
 // simulator can attribute exit work and run partial forwards (bubble filling).
 struct ChunkCosts {
   int virtual_stage = 0;
-  Flops backbone_flops;          // layers + embedding/final head where present
-  OpTimes backbone;              // seconds
-  OpTimes per_layer;             // one transformer layer, seconds
-  OpTimes embedding;             // 0 unless the chunk has the embedding
-  OpTimes final_head;            // final norm + output projection + cross-entropy, 0 unless last
-  std::vector<OpTimes> exits;    // per exit on this chunk (order of ChunkLayout::exits)
+  Flops backbone_flops;        // layers + embedding/final head where present
+  OpTimes backbone;            // seconds
+  OpTimes per_layer;           // one transformer layer, seconds
+  OpTimes embedding;           // 0 unless the chunk has the embedding
+  OpTimes final_head;          // final norm + output projection + cross-entropy, 0 unless last
+  std::vector<OpTimes> exits;  // per exit on this chunk (order of ChunkLayout::exits)
   std::vector<Flops> exit_flops;
-  double recompute_fwd = 0;      // extra forward seconds in backward under activation recompute
-  int64_t p2p_bytes = 0;         // activation (or its gradient) sent to the neighbour per microbatch
+  double recompute_fwd = 0;  // extra forward seconds in backward under activation recompute
+  int64_t p2p_bytes = 0;     // activation (or its gradient) sent to the neighbour per microbatch
 };
 
 // A collective's algorithm for alpha-beta timing.
@@ -103,20 +116,22 @@ class CostModel {
   double p2p_time(int64_t bytes, bool inter_node) const;
   // All-reduce / reduce-scatter / all-gather time of `bytes` (full buffer size) over `group`
   // GPUs, `inter_node` when the group spans nodes.
-  double allreduce_time(int64_t bytes, int group, bool inter_node, CollectiveAlgo algo = CollectiveAlgo::kRing) const;
+  double allreduce_time(int64_t bytes, int group, bool inter_node,
+                        CollectiveAlgo algo = CollectiveAlgo::kRing) const;
   double reduce_scatter_time(int64_t bytes, int group, bool inter_node) const;
   double allgather_time(int64_t bytes, int group, bool inter_node) const;
 
   // Bytes this stage reduces over the data-parallel group per iteration (its gradients).
   int64_t dp_grad_bytes(int stage) const;
-  // Bytes of the embedding-group all-reduce (tied word embedding on first/last/exit stages); 0 if none.
+  // Bytes of the embedding-group all-reduce (tied word embedding on first/last/exit stages); 0 if
+  // none.
   int64_t embedding_group_bytes() const;
   // The ranks (pipeline stages) in the embedding group.
   std::vector<int> embedding_group_stages() const;
   // Optimizer step seconds on one GPU of `stage`.
   double optimizer_step_time(int stage) const;
-  // Whether a data-parallel group / the pipeline hop after `stage` crosses nodes (Megatron rank order:
-  // tp fastest, then dp, then pp).
+  // Whether a data-parallel group / the pipeline hop after `stage` crosses nodes (Megatron rank
+  // order: tp fastest, then dp, then pp).
   bool dp_group_inter_node() const;
   bool pp_hop_inter_node(int stage) const;
 
@@ -131,13 +146,15 @@ class CostModel {
   // Microbatches whose activations one GPU of `stage` holds at peak under the schedule (an upper
   // bound for the analytical memory check; the simulator's memory timeline is the precise one).
   int max_microbatches_in_flight(int stage) const;
-  // Seconds of the data-parallel gradient synchronisation of `stage` (ring all-reduce of fp32 grads,
-  // or reduce-scatter of grads + all-gather of compute-dtype params with the distributed optimizer).
+  // Seconds of the data-parallel gradient synchronisation of `stage` (ring all-reduce of fp32
+  // grads, or reduce-scatter of grads + all-gather of compute-dtype params with the distributed
+  // optimizer).
   double dp_sync_time(int stage) const;
   // Seconds of the embedding-group all-reduce (0 when there is no group).
   double embedding_group_time() const;
   // Bytes one GPU of `stage` moves in tensor-parallel collectives per microbatch (fwd + bwd; full
-  // buffer sizes of each all-reduce, or of each reduce-scatter + all-gather with SP). 0 when tp == 1.
+  // buffer sizes of each all-reduce, or of each reduce-scatter + all-gather with SP). 0 when tp
+  // == 1.
   int64_t tp_bytes_per_microbatch(int stage) const;
   // Seconds of one p2p transfer of this layout's activation (ChunkCosts::p2p_bytes) after `stage`.
   double p2p_activation_time(int stage) const;

@@ -14,9 +14,9 @@ namespace eellm {
 
 struct StageReport {
   int stage = 0;
-  std::string layers;            // 1-based ranges of its chunks, e.g. "1-6" or "1-3,13-15"
-  std::vector<int> exit_layers;  // exit_layer_nums of the exits on this stage
-  int64_t params = 0;            // held by one GPU
+  std::string layers;                   // 1-based ranges of its chunks, e.g. "1-6" or "1-3,13-15"
+  std::vector<int> exit_layers;         // exit_layer_nums of the exits on this stage
+  int64_t params = 0;                   // held by one GPU
   double fwd_flops = 0, bwd_flops = 0;  // per microbatch per GPU, backbone + exits
   double fwd_s = 0, bwd_s = 0;          // per microbatch, incl. recompute in bwd
   int64_t activation_bytes_per_microbatch = 0;  // incl. exit logits
@@ -27,7 +27,7 @@ struct StageReport {
   bool over_capacity = false;
   int64_t p2p_bytes_per_microbatch = 0;  // activation sent to the next stage (0 on the last)
   int64_t tp_bytes_per_microbatch = 0;
-  int64_t dp_bytes = 0;                  // gradient bytes reduced per iteration (0 when dp = 1)
+  int64_t dp_bytes = 0;  // gradient bytes reduced per iteration (0 when dp = 1)
   bool in_embedding_group = false;
 };
 

@@ -18,10 +18,10 @@ namespace eellm {
 // Per pipeline rank i: F_i = forward of its chunks (backbone + exits), B_i = backward incl. the
 // recompute forward, W_i = its weight-gradient part. With m microbatches, p ranks:
 //   no pipelining          m·(F + B)
-//   GPipe, 1F1B, EE-*      Σ_i (F_i + B_i) + (m − 1)·max_i (F_i + B_i)   (= (m + p − 1)(F + B) when even)
-//   interleaved (v chunks) per-chunk c_i = (F_i + B_i)/v: Σ_i c_i + (m·v − 1)·max_i c_i
-//   ZB-H1                  the 1F1B figure − (p − 1)·W of the slowest rank (W fills the bubble)
-//   EE-Tuning              backbone forward only, exits forward + backward
+//   GPipe, 1F1B, EE-*      Σ_i (F_i + B_i) + (m − 1)·max_i (F_i + B_i)   (= (m + p − 1)(F + B) when
+//   even) interleaved (v chunks) per-chunk c_i = (F_i + B_i)/v: Σ_i c_i + (m·v − 1)·max_i c_i ZB-H1
+//   the 1F1B figure − (p − 1)·W of the slowest rank (W fills the bubble) EE-Tuning backbone forward
+//   only, exits forward + backward
 // p2p: Megatron's 1F1B blocks on each send/recv pair, so every step of the critical rank carries
 // one activation and one gradient transfer: 2·(m·v + p − 2)·t_p2p.
 // Gradient synchronisation is not overlapped unless overlap_grad_reduce, which hides it behind the
@@ -42,7 +42,8 @@ IterationEstimate estimate_iteration(const CostModel& cost) {
         w += x.bwd_weight;
       }
       f += cc.backbone.fwd;
-      if (p > 1 && c == 0) max_p2p = std::max(max_p2p, cost.p2p_time(cc.p2p_bytes, cost.pp_hop_inter_node(i)));
+      if (p > 1 && c == 0)
+        max_p2p = std::max(max_p2p, cost.p2p_time(cc.p2p_bytes, cost.pp_hop_inter_node(i)));
       if (!tuning) {
         b += cc.backbone.bwd() + cc.recompute_fwd;
         w += cc.backbone.bwd_weight;
@@ -57,14 +58,24 @@ IterationEstimate estimate_iteration(const CostModel& cost) {
   }
   IterationEstimate e;
   switch (L.schedule) {
-    case ScheduleKind::kNoPipelining: e.pipeline_s = m * worst; break;
-    case ScheduleKind::kInterleaved1F1B: e.pipeline_s = sum / v + (static_cast<double>(m) * v - 1) * worst / v; break;
-    case ScheduleKind::kZBH1: e.pipeline_s = sum + (m - 1) * worst - (p - 1) * worst_w; break;
-    default: e.pipeline_s = sum + (m - 1) * worst; break;
+    case ScheduleKind::kNoPipelining:
+      e.pipeline_s = m * worst;
+      break;
+    case ScheduleKind::kInterleaved1F1B:
+      e.pipeline_s = sum / v + (static_cast<double>(m) * v - 1) * worst / v;
+      break;
+    case ScheduleKind::kZBH1:
+      e.pipeline_s = sum + (m - 1) * worst - (p - 1) * worst_w;
+      break;
+    default:
+      e.pipeline_s = sum + (m - 1) * worst;
+      break;
   }
   e.bubble_s = std::max(0.0, e.pipeline_s - m * worst);
-  if (p > 1 && !tuning) e.p2p_s = 2.0 * (static_cast<double>(m) * v + p - 2) * max_p2p;
-  else if (p > 1) e.p2p_s = (static_cast<double>(m) * v + p - 2) * max_p2p;
+  if (p > 1 && !tuning)
+    e.p2p_s = 2.0 * (static_cast<double>(m) * v + p - 2) * max_p2p;
+  else if (p > 1)
+    e.p2p_s = (static_cast<double>(m) * v + p - 2) * max_p2p;
   double dp = 0, opt = 0;
   for (int i = 0; i < p; ++i) {
     dp = std::max(dp, cost.dp_sync_time(i));
@@ -74,7 +85,8 @@ IterationEstimate estimate_iteration(const CostModel& cost) {
   e.embedding_sync_s = cost.embedding_group_time();
   e.optimizer_s = opt;
   e.overhead_s = sc.cluster.device.per_iteration_overhead_us * 1e-6;
-  e.total_s = e.pipeline_s + e.p2p_s + e.dp_sync_s + e.embedding_sync_s + e.optimizer_s + e.overhead_s;
+  e.total_s =
+      e.pipeline_s + e.p2p_s + e.dp_sync_s + e.embedding_sync_s + e.optimizer_s + e.overhead_s;
   return e;
 }
 
@@ -91,7 +103,8 @@ StatusOr<std::vector<CalibrationRow>> read_calibration_csv(const std::string& pa
     ++line_no;
     if (line.empty() || line[0] == '#' || !std::isdigit(static_cast<unsigned char>(line[0]))) {
       if (line_no == 1 || line.empty() || line[0] == '#') continue;
-      return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": expected 11 numbers, got '" + line + "'");
+      return Status::invalid_argument(path + ":" + std::to_string(line_no) +
+                                      ": expected 11 numbers, got '" + line + "'");
     }
     std::stringstream ss(line);
     std::string cell;
@@ -101,14 +114,16 @@ StatusOr<std::vector<CalibrationRow>> read_calibration_csv(const std::string& pa
         size_t used = 0;
         v.push_back(std::stod(cell, &used));
       } catch (...) {
-        return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": column " + std::to_string(v.size() + 1) +
-                                        " ('" + cell + "') is not a number");
+        return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": column " +
+                                        std::to_string(v.size() + 1) + " ('" + cell +
+                                        "') is not a number");
       }
     }
     if (v.size() != 11)
-      return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": has " + std::to_string(v.size()) +
-                                      " columns; expected 11 (GPUs, global batch, micro batch, hidden, heads, layers, "
-                                      "seq, tp, dp, pp, time ms)");
+      return Status::invalid_argument(
+          path + ":" + std::to_string(line_no) + ": has " + std::to_string(v.size()) +
+          " columns; expected 11 (GPUs, global batch, micro batch, hidden, heads, layers, "
+          "seq, tp, dp, pp, time ms)");
     CalibrationRow r;
     r.gpus = static_cast<int>(v[0]);
     r.global_batch = static_cast<int>(v[1]);
@@ -123,11 +138,13 @@ StatusOr<std::vector<CalibrationRow>> read_calibration_csv(const std::string& pa
     r.time_ms = v[10];
     if (r.tp * r.dp * r.pp != r.gpus || r.time_ms <= 0)
       return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": tp·dp·pp (" +
-                                      std::to_string(r.tp * r.dp * r.pp) + ") must equal the GPU count (" +
-                                      std::to_string(r.gpus) + ") and the time must be positive");
+                                      std::to_string(r.tp * r.dp * r.pp) +
+                                      ") must equal the GPU count (" + std::to_string(r.gpus) +
+                                      ") and the time must be positive");
     rows.push_back(r);
   }
-  if (rows.empty()) return Status::invalid_argument("calibration file " + path + " has no data rows");
+  if (rows.empty())
+    return Status::invalid_argument("calibration file " + path + " has no data rows");
   return rows;
 }
 
@@ -176,22 +193,33 @@ bool is_validation_row(size_t index) {
 // Parameters.
 
 std::vector<FitParam> all_fit_params() {
-  return {FitParam::kGemmMaxEfficiency, FitParam::kGemmHalfEfficiencyDim, FitParam::kElementwiseEfficiency,
-          FitParam::kAttentionEfficiency, FitParam::kCollectiveEfficiency, FitParam::kKernelLaunchUs,
-          FitParam::kPerLayerOverheadUs, FitParam::kPerIterationOverheadUs, FitParam::kNvlinkLatencyUs};
+  return {FitParam::kGemmMaxEfficiency,     FitParam::kGemmHalfEfficiencyDim,
+          FitParam::kElementwiseEfficiency, FitParam::kAttentionEfficiency,
+          FitParam::kCollectiveEfficiency,  FitParam::kKernelLaunchUs,
+          FitParam::kPerLayerOverheadUs,    FitParam::kPerIterationOverheadUs,
+          FitParam::kNvlinkLatencyUs};
 }
 
 const char* to_string(FitParam p) {
   switch (p) {
-    case FitParam::kGemmMaxEfficiency: return "gemm_max_efficiency";
-    case FitParam::kGemmHalfEfficiencyDim: return "gemm_half_efficiency_dim";
-    case FitParam::kElementwiseEfficiency: return "elementwise_efficiency";
-    case FitParam::kAttentionEfficiency: return "attention_efficiency";
-    case FitParam::kCollectiveEfficiency: return "collective_efficiency";
-    case FitParam::kKernelLaunchUs: return "kernel_launch_us";
-    case FitParam::kPerLayerOverheadUs: return "per_layer_overhead_us";
-    case FitParam::kPerIterationOverheadUs: return "per_iteration_overhead_us";
-    case FitParam::kNvlinkLatencyUs: return "nvlink_latency_us";
+    case FitParam::kGemmMaxEfficiency:
+      return "gemm_max_efficiency";
+    case FitParam::kGemmHalfEfficiencyDim:
+      return "gemm_half_efficiency_dim";
+    case FitParam::kElementwiseEfficiency:
+      return "elementwise_efficiency";
+    case FitParam::kAttentionEfficiency:
+      return "attention_efficiency";
+    case FitParam::kCollectiveEfficiency:
+      return "collective_efficiency";
+    case FitParam::kKernelLaunchUs:
+      return "kernel_launch_us";
+    case FitParam::kPerLayerOverheadUs:
+      return "per_layer_overhead_us";
+    case FitParam::kPerIterationOverheadUs:
+      return "per_iteration_overhead_us";
+    case FitParam::kNvlinkLatencyUs:
+      return "nvlink_latency_us";
   }
   return "?";
 }
@@ -199,15 +227,24 @@ const char* to_string(FitParam p) {
 namespace {
 double& field(DeviceProfile& d, FitParam p) {
   switch (p) {
-    case FitParam::kGemmMaxEfficiency: return d.gemm_max_efficiency;
-    case FitParam::kGemmHalfEfficiencyDim: return d.gemm_half_efficiency_dim;
-    case FitParam::kElementwiseEfficiency: return d.elementwise_efficiency;
-    case FitParam::kAttentionEfficiency: return d.attention_efficiency;
-    case FitParam::kCollectiveEfficiency: return d.collective_efficiency;
-    case FitParam::kKernelLaunchUs: return d.kernel_launch_us;
-    case FitParam::kPerLayerOverheadUs: return d.per_layer_overhead_us;
-    case FitParam::kPerIterationOverheadUs: return d.per_iteration_overhead_us;
-    case FitParam::kNvlinkLatencyUs: return d.nvlink_latency_us;
+    case FitParam::kGemmMaxEfficiency:
+      return d.gemm_max_efficiency;
+    case FitParam::kGemmHalfEfficiencyDim:
+      return d.gemm_half_efficiency_dim;
+    case FitParam::kElementwiseEfficiency:
+      return d.elementwise_efficiency;
+    case FitParam::kAttentionEfficiency:
+      return d.attention_efficiency;
+    case FitParam::kCollectiveEfficiency:
+      return d.collective_efficiency;
+    case FitParam::kKernelLaunchUs:
+      return d.kernel_launch_us;
+    case FitParam::kPerLayerOverheadUs:
+      return d.per_layer_overhead_us;
+    case FitParam::kPerIterationOverheadUs:
+      return d.per_iteration_overhead_us;
+    case FitParam::kNvlinkLatencyUs:
+      return d.nvlink_latency_us;
   }
   return d.per_iteration_overhead_us;
 }
@@ -218,15 +255,20 @@ bool is_fraction(FitParam p) {
 // Ceilings of the efficiencies. cuBLAS reaches about 90 % of an A100's fp16 tensor-core peak on
 // large GEMMs; without this bound the fit trades a 100 %-of-peak GEMM against per-layer overheads
 // (nearly as good on the calibration shapes, far too optimistic for large models).
-double upper_fraction(FitParam p) { return p == FitParam::kGemmMaxEfficiency ? 0.9 : 1.0; }
+double upper_fraction(FitParam p) {
+  return p == FitParam::kGemmMaxEfficiency ? 0.9 : 1.0;
+}
 
 // Offset of the log transform: log(v + unit) keeps a slope at v = 0, so an overhead that starts at
 // zero can grow (a plain log is flat there), and is multiplicative for v ≫ unit.
 double unit_of(FitParam p) {
   switch (p) {
-    case FitParam::kGemmHalfEfficiencyDim: return 8;
-    case FitParam::kPerIterationOverheadUs: return 100;
-    default: return 1;
+    case FitParam::kGemmHalfEfficiencyDim:
+      return 8;
+    case FitParam::kPerIterationOverheadUs:
+      return 100;
+    default:
+      return 1;
   }
 }
 // Unconstrained coordinate ↔ parameter value: logit for fractions, log(v + unit) for the others.
@@ -249,7 +291,9 @@ struct Problem {
   std::vector<double> measured_s;
   std::vector<bool> validation;
 
-  double predict(size_t i) const { return estimate_iteration(CostModel(scenarios[i], layouts[i])).total_s; }
+  double predict(size_t i) const {
+    return estimate_iteration(CostModel(scenarios[i], layouts[i])).total_s;
+  }
   void set_device(const DeviceProfile& d) {
     for (Scenario& s : scenarios) {
       s.cluster.device = d;
@@ -259,7 +303,8 @@ struct Problem {
   }
 };
 
-StatusOr<Problem> make_problem(const std::vector<CalibrationRow>& rows, const DeviceProfile& device) {
+StatusOr<Problem> make_problem(const std::vector<CalibrationRow>& rows,
+                               const DeviceProfile& device) {
   Problem pr;
   for (size_t i = 0; i < rows.size(); ++i) {
     pr.scenarios.push_back(calibration_scenario(rows[i], device));
@@ -274,7 +319,8 @@ StatusOr<Problem> make_problem(const std::vector<CalibrationRow>& rows, const De
 
 // Nelder–Mead (standard coefficients) minimising f from x0 with initial step `step`.
 template <typename F>
-std::vector<double> nelder_mead(F&& f, std::vector<double> x0, double step, int max_evals, int* evals) {
+std::vector<double> nelder_mead(F&& f, std::vector<double> x0, double step, int max_evals,
+                                int* evals) {
   const size_t n = x0.size();
   std::vector<std::vector<double>> pts(n + 1, x0);
   std::vector<double> val(n + 1);
@@ -303,8 +349,10 @@ std::vector<double> nelder_mead(F&& f, std::vector<double> x0, double step, int 
       const std::vector<double> xe = combine(c, pts[worst], -2.0);
       const double fe = f(xe);
       ++*evals;
-      if (fe < fr) pts[worst] = xe, val[worst] = fe;
-      else pts[worst] = xr, val[worst] = fr;
+      if (fe < fr)
+        pts[worst] = xe, val[worst] = fe;
+      else
+        pts[worst] = xr, val[worst] = fr;
     } else if (fr < val[second]) {
       pts[worst] = xr, val[worst] = fr;
     } else {
@@ -332,11 +380,15 @@ std::vector<double> nelder_mead(F&& f, std::vector<double> x0, double step, int 
 
 }  // namespace
 
-double get_fit_param(const DeviceProfile& d, FitParam p) { return field(const_cast<DeviceProfile&>(d), p); }
-void set_fit_param(DeviceProfile& d, FitParam p, double v) { field(d, p) = v; }
+double get_fit_param(const DeviceProfile& d, FitParam p) {
+  return field(const_cast<DeviceProfile&>(d), p);
+}
+void set_fit_param(DeviceProfile& d, FitParam p, double v) {
+  field(d, p) = v;
+}
 
-double calibration_mape(const std::vector<CalibrationRow>& rows, const DeviceProfile& profile, int which,
-                        std::vector<double>* predicted_ms) {
+double calibration_mape(const std::vector<CalibrationRow>& rows, const DeviceProfile& profile,
+                        int which, std::vector<double>* predicted_ms) {
   StatusOr<Problem> pr = make_problem(rows, profile);
   if (!pr) return std::numeric_limits<double>::quiet_NaN();
   double sum = 0;
@@ -353,15 +405,16 @@ double calibration_mape(const std::vector<CalibrationRow>& rows, const DevicePro
   return n > 0 ? 100.0 * sum / n : 0.0;
 }
 
-StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows, const DeviceProfile& start,
-                                       const FitOptions& options) {
+StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows,
+                                       const DeviceProfile& start, const FitOptions& options) {
   if (options.params.empty()) return Status::invalid_argument("fit: no parameters to fit");
   DeviceProfile dev = start;
   if (options.start_from_defaults)
     for (FitParam p : options.params) set_fit_param(dev, p, get_fit_param(DeviceProfile{}, p));
   EELLM_ASSIGN_OR_RETURN(Problem pr, make_problem(rows, dev));
   auto apply = [&](const std::vector<double>& x) {
-    for (size_t j = 0; j < x.size(); ++j) set_fit_param(dev, options.params[j], from_coord(options.params[j], x[j]));
+    for (size_t j = 0; j < x.size(); ++j)
+      set_fit_param(dev, options.params[j], from_coord(options.params[j], x[j]));
     pr.set_device(dev);
   };
   // Mean squared log error over the training rows: scale-free, so short and long iterations weigh
@@ -379,9 +432,13 @@ StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows, 
     return n > 0 ? s / n : 0.0;
   };
   const DeviceProfile first = dev;
-  auto fitted = [&](FitParam p) { return std::find(options.params.begin(), options.params.end(), p) != options.params.end(); };
-  std::vector<std::pair<double, double>> starts = {{first.kernel_launch_us, first.per_layer_overhead_us}};
-  if ((fitted(FitParam::kKernelLaunchUs) || fitted(FitParam::kPerLayerOverheadUs)) && !options.start_launch_and_layer_us.empty())
+  auto fitted = [&](FitParam p) {
+    return std::find(options.params.begin(), options.params.end(), p) != options.params.end();
+  };
+  std::vector<std::pair<double, double>> starts = {
+      {first.kernel_launch_us, first.per_layer_overhead_us}};
+  if ((fitted(FitParam::kKernelLaunchUs) || fitted(FitParam::kPerLayerOverheadUs)) &&
+      !options.start_launch_and_layer_us.empty())
     starts = options.start_launch_and_layer_us;
   FitResult res;
   std::vector<double> best;
@@ -393,7 +450,8 @@ StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows, 
     std::vector<double> x;
     for (FitParam p : options.params) x.push_back(to_coord(p, get_fit_param(s0, p)));
     for (int run = 0; run <= options.restarts; ++run)
-      x = nelder_mead(objective, x, run % 2 == 0 ? 1.0 : 0.25, res.evaluations + options.max_evaluations, &res.evaluations);
+      x = nelder_mead(objective, x, run % 2 == 0 ? 1.0 : 0.25,
+                      res.evaluations + options.max_evaluations, &res.evaluations);
     const double v = objective(x);
     if (v < best_value) best_value = v, best = x;
   }
@@ -440,7 +498,8 @@ std::string device_profile_to_yaml(const DeviceProfile& d, const std::string& co
   return o.str();
 }
 
-std::vector<ResidualGroup> residuals_by(const std::vector<CalibrationRow>& rows, const std::vector<double>& predicted_ms,
+std::vector<ResidualGroup> residuals_by(const std::vector<CalibrationRow>& rows,
+                                        const std::vector<double>& predicted_ms,
                                         const std::string& attribute) {
   auto key = [&](const CalibrationRow& r) {
     if (attribute == "gpus") return r.gpus;
@@ -455,7 +514,8 @@ std::vector<ResidualGroup> residuals_by(const std::vector<CalibrationRow>& rows,
   std::vector<ResidualGroup> groups;
   for (size_t i = 0; i < rows.size() && i < predicted_ms.size(); ++i) {
     const int k = key(rows[i]);
-    auto it = std::find_if(groups.begin(), groups.end(), [k](const ResidualGroup& g) { return g.value == k; });
+    auto it = std::find_if(groups.begin(), groups.end(),
+                           [k](const ResidualGroup& g) { return g.value == k; });
     if (it == groups.end()) {
       groups.push_back(ResidualGroup{k, 0, 0, 0});
       it = groups.end() - 1;
@@ -469,7 +529,8 @@ std::vector<ResidualGroup> residuals_by(const std::vector<CalibrationRow>& rows,
     g.mape *= 100.0 / g.rows;
     g.bias *= 100.0 / g.rows;
   }
-  std::sort(groups.begin(), groups.end(), [](const ResidualGroup& a, const ResidualGroup& b) { return a.value < b.value; });
+  std::sort(groups.begin(), groups.end(),
+            [](const ResidualGroup& a, const ResidualGroup& b) { return a.value < b.value; });
   return groups;
 }
 

@@ -8,10 +8,10 @@
 //
 // fit_device_profile() minimises the mean squared log error of estimate vs measurement over the
 // training rows with Nelder–Mead on transformed parameters (logit for efficiencies in (0, 1),
-// log(v + unit) for non-negative sizes and times), deterministically (fixed start, fixed restarts). Rows are split
-// 80/20 into train/validation by a hash of the row index (is_validation_row), so the split never
-// depends on the file's order of appearance elsewhere.
-// Thread-safety: pure functions; no shared state.
+// log(v + unit) for non-negative sizes and times), deterministically (fixed start, fixed restarts).
+// Rows are split 80/20 into train/validation by a hash of the row index (is_validation_row), so the
+// split never depends on the file's order of appearance elsewhere. Thread-safety: pure functions;
+// no shared state.
 #pragma once
 
 #include <string>
@@ -26,13 +26,13 @@ namespace eellm {
 
 // Breakdown of one iteration's estimated wall time, seconds.
 struct IterationEstimate {
-  double pipeline_s = 0;    // forward/backward work incl. the pipeline bubble
-  double bubble_s = 0;      // the part of pipeline_s the slowest stage spends idle
-  double p2p_s = 0;         // exposed pipeline point-to-point transfers
-  double dp_sync_s = 0;     // exposed data-parallel gradient synchronisation (slowest stage)
+  double pipeline_s = 0;  // forward/backward work incl. the pipeline bubble
+  double bubble_s = 0;    // the part of pipeline_s the slowest stage spends idle
+  double p2p_s = 0;       // exposed pipeline point-to-point transfers
+  double dp_sync_s = 0;   // exposed data-parallel gradient synchronisation (slowest stage)
   double embedding_sync_s = 0;
   double optimizer_s = 0;
-  double overhead_s = 0;    // DeviceProfile::per_iteration_overhead_us
+  double overhead_s = 0;  // DeviceProfile::per_iteration_overhead_us
   double total_s = 0;
 };
 
@@ -51,8 +51,8 @@ struct CalibrationRow {
 StatusOr<std::vector<CalibrationRow>> read_calibration_csv(const std::string& path);
 
 // The scenario a row describes, with the settings common to the file: GPT-2 style (LayerNorm,
-// learned positions, GELU, biases, tied embeddings), vocabulary 50257, ffn 4h, fp16, full recompute,
-// 1F1B, one node of 8 GPUs on `device`'s NVLink.
+// learned positions, GELU, biases, tied embeddings), vocabulary 50257, ffn 4h, fp16, full
+// recompute, 1F1B, one node of 8 GPUs on `device`'s NVLink.
 Scenario calibration_scenario(const CalibrationRow& row, const DeviceProfile& device);
 
 // Deterministic 80/20 split: true for roughly one row in five, by a hash of the 0-based row index.
@@ -89,21 +89,21 @@ struct FitOptions {
 };
 
 struct FitResult {
-  DeviceProfile profile;              // start profile with the fitted parameters
+  DeviceProfile profile;                       // start profile with the fitted parameters
   double train_mape = 0, validation_mape = 0;  // percent
   int train_rows = 0, validation_rows = 0;
   int evaluations = 0;
-  std::vector<double> predicted_ms;   // per input row
-  std::vector<bool> validation;       // per input row
+  std::vector<double> predicted_ms;  // per input row
+  std::vector<bool> validation;      // per input row
 };
 
 // MAPE (percent) of `profile` on the rows selected by `which` (0 train, 1 validation, 2 all).
-double calibration_mape(const std::vector<CalibrationRow>& rows, const DeviceProfile& profile, int which,
-                        std::vector<double>* predicted_ms = nullptr);
+double calibration_mape(const std::vector<CalibrationRow>& rows, const DeviceProfile& profile,
+                        int which, std::vector<double>* predicted_ms = nullptr);
 
 // Fits `options.params` of `start` to `rows` (train part only) and reports both MAPEs.
-StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows, const DeviceProfile& start,
-                                       const FitOptions& options = {});
+StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows,
+                                       const DeviceProfile& start, const FitOptions& options = {});
 
 // A device profile as YAML (every DeviceProfile field, scenarios/devices format), each line of
 // `comment` written as a leading '# ' comment.
@@ -116,7 +116,8 @@ struct ResidualGroup {
   int rows = 0;
   double mape = 0, bias = 0;
 };
-std::vector<ResidualGroup> residuals_by(const std::vector<CalibrationRow>& rows, const std::vector<double>& predicted_ms,
+std::vector<ResidualGroup> residuals_by(const std::vector<CalibrationRow>& rows,
+                                        const std::vector<double>& predicted_ms,
                                         const std::string& attribute);
 
 }  // namespace eellm

@@ -1,6 +1,7 @@
 // eellm describe's figures: per-stage rows agree with the cost model, exits are listed on their
 // stage, over-capacity stages are flagged, and the JSON carries the same numbers.
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 #include "model/cost_model.h"
