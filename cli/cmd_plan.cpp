@@ -34,7 +34,7 @@ void progress_bar(const char* phase, int64_t done, int64_t total) {
 void register_plan(CLI::App& app) {
   struct Options {
     std::string scenario, device, exits = "fixed", format = "text", emit;
-    int gpus = 0, min_gpus = 0, top = 10, simulate_top = 32, threads = 0;
+    int gpus = 0, min_gpus = 0, top = 10, simulate_top = 64, threads = 0;
     double margin = 0.1;
     bool no_progress = false;
   };

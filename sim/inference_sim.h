@@ -31,8 +31,11 @@
 // With B > 1 the batch leaves at the deepest exit any of its sequences needs (the step goes on until
 // every sequence is confident), which is why early exit pays off mostly at small batches.
 //
-// Exits are drawn deterministically from a low-discrepancy sequence (golden-ratio rotation) matching
-// the given rates, so results are reproducible and converge fast. Thread-safety: pure functions.
+// Exits (and speculative acceptances) are drawn from a deterministic pseudo-random sequence
+// (splitmix64 of the draw index) matching the given rates, over at least 20,000 tokens: per-token
+// figures are averages over those, decode_s scales them to the requested new tokens. Runs are
+// reproducible. With B > 1 a draft is accepted only if every sequence accepts it (α^B).
+// Thread-safety: pure functions.
 #pragma once
 
 #include <string>
@@ -82,7 +85,7 @@ struct DecodeResult {
   double tokens_per_s = 0;             // batch · tokens / decode time
   double avg_exit_layers = 0;          // layers a token needs before its decision
   double avg_layers_computed = 0;      // layer steps per token incl. KV recompute / fill
-  double decode_s = 0;                 // all new tokens
+  double decode_s = 0;                 // params.new_tokens tokens at the average per-token time
   double speedup_vs_full = 1;
   double acceptance_rate = 0;          // speculative only
 };

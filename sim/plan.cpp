@@ -512,41 +512,106 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
     return x != y ? x < y : a < b;
   });
 
-  // --- Event simulation of the most promising. ---
+  // --- Event simulation of the most promising, in two rounds. ---
+  // The closed form is biased differently per schedule and pipeline depth (bubble filling and
+  // zero-bubble gain more in the simulator than in the formula), so round one simulates the best
+  // estimate of every (schedule, pp, vp, recompute) group plus the overall best (up to two thirds of
+  // the simulation budget); the simulated/estimated ratio
+  // of each group then corrects the estimates, and round two simulates the best corrected ones.
   const size_t nsim = o.simulate_top < 0 ? alive.size()
                                          : std::min(alive.size(), static_cast<size_t>(std::max(o.simulate_top, o.top_k)));
-  std::vector<PlanEntry> entries(nsim);
-  std::vector<std::string> sim_error(nsim);
-  parallel_for(static_cast<int64_t>(nsim), threads, o, "simulate", [&](int tid, int64_t k) {
-    (void)tid;
-    const int64_t i = alive[static_cast<size_t>(k)];
-    PlanEntry& e = entries[static_cast<size_t>(k)];
-    e.candidate = materialize(cands[static_cast<size_t>(i)], tables, i);
-    e.metrics.estimated_time_s = scr[static_cast<size_t>(i)].est_s;
-    e.metrics.peak_memory_GiB = scr[static_cast<size_t>(i)].peak_GiB;
-    const Scenario s = apply_candidate(base, e.candidate);
-    SimulateOptions so;
-    so.record_timeline = false;
-    so.compare_without_exits = false;
-    auto r = simulate(s, so);
-    if (!r.is_ok()) {
-      sim_error[static_cast<size_t>(k)] = r.status().message();
-      return;
+  auto group_of = [&](int64_t i) {
+    const Cand& c = cands[static_cast<size_t>(i)];
+    return std::make_tuple(static_cast<int>(c.schedule), static_cast<int>(c.pp), static_cast<int>(c.vp),
+                           static_cast<int>(c.recompute));
+  };
+  std::vector<PlanEntry> entries;
+  std::vector<std::string> sim_error;
+  std::vector<char> picked(cands.size(), 0);
+  auto run_round = [&](const std::vector<int64_t>& idx) {
+    const size_t first = entries.size();
+    entries.resize(first + idx.size());
+    sim_error.resize(first + idx.size());
+    parallel_for(static_cast<int64_t>(idx.size()), threads, o, "simulate", [&](int, int64_t k) {
+      const int64_t i = idx[static_cast<size_t>(k)];
+      PlanEntry& e = entries[first + static_cast<size_t>(k)];
+      e.candidate = materialize(cands[static_cast<size_t>(i)], tables, i);
+      e.metrics.estimated_time_s = scr[static_cast<size_t>(i)].est_s;
+      e.metrics.peak_memory_GiB = scr[static_cast<size_t>(i)].peak_GiB;
+      const Scenario s = apply_candidate(base, e.candidate);
+      SimulateOptions so;
+      so.record_timeline = false;
+      so.compare_without_exits = false;
+      auto r = simulate(s, so);
+      if (!r.is_ok()) {
+        sim_error[first + static_cast<size_t>(k)] = r.status().message();
+        return;
+      }
+      const SimulationSummary& sum = r->summary;
+      e.metrics.simulated = true;
+      e.metrics.iteration_time_s = sum.iteration_time_s;
+      e.metrics.tokens_per_s = sum.tokens_per_s;
+      e.metrics.mfu = sum.mfu;
+      e.metrics.bubble_fraction = sum.bubble_fraction;
+      const CostModel cm(r->scenario, r->layout);
+      for (int st = 0; st < r->layout.pp; ++st)
+        e.metrics.stage_memory_GiB.push_back(static_cast<double>(cm.stage_memory(st).peak_bytes()) / kGiB);
+      e.metrics.peak_memory_GiB = std::max(e.metrics.peak_memory_GiB, sum.peak_memory_GiB);
+    });
+    for (int64_t i : idx) picked[static_cast<size_t>(i)] = 1;
+  };
+  if (nsim == alive.size()) {
+    run_round(alive);
+  } else {
+    std::vector<int64_t> round1;
+    std::map<std::tuple<int, int, int, int>, int64_t> rep;
+    for (int64_t i : alive) rep.emplace(group_of(i), i);  // alive is sorted: first = best estimate
+    std::vector<int64_t> reps;
+    for (const auto& [g, i] : rep) reps.push_back(i);
+    std::sort(reps.begin(), reps.end(), [&](int64_t a, int64_t b) {
+      return scr[static_cast<size_t>(a)].est_s != scr[static_cast<size_t>(b)].est_s
+                 ? scr[static_cast<size_t>(a)].est_s < scr[static_cast<size_t>(b)].est_s
+                 : a < b;
+    });
+    const size_t half = std::max<size_t>(1, nsim * 2 / 3);
+    round1.push_back(alive.front());
+    for (int64_t i : reps)
+      if (round1.size() < half && i != alive.front()) round1.push_back(i);
+    for (int64_t i : alive) {
+      if (round1.size() >= half) break;
+      if (std::find(round1.begin(), round1.end(), i) == round1.end()) round1.push_back(i);
     }
-    const SimulationSummary& sum = r->summary;
-    e.metrics.simulated = true;
-    e.metrics.iteration_time_s = sum.iteration_time_s;
-    e.metrics.tokens_per_s = sum.tokens_per_s;
-    e.metrics.mfu = sum.mfu;
-    e.metrics.bubble_fraction = sum.bubble_fraction;
-    const CostModel cm(r->scenario, r->layout);
-    for (int st = 0; st < r->layout.pp; ++st)
-      e.metrics.stage_memory_GiB.push_back(static_cast<double>(cm.stage_memory(st).peak_bytes()) / kGiB);
-    e.metrics.peak_memory_GiB = std::max(e.metrics.peak_memory_GiB, sum.peak_memory_GiB);
-  });
+    run_round(round1);
+    std::map<std::tuple<int, int, int, int>, std::pair<double, int>> ratio;  // group → (sum of ratios, count)
+    std::vector<double> all_ratios;
+    for (size_t k = 0; k < entries.size(); ++k)
+      if (sim_error[k].empty() && entries[k].metrics.estimated_time_s > 0) {
+        const double q = entries[k].metrics.iteration_time_s / entries[k].metrics.estimated_time_s;
+        auto& acc = ratio[group_of(entries[k].candidate.index)];
+        acc.first += q;
+        ++acc.second;
+        all_ratios.push_back(q);
+      }
+    std::sort(all_ratios.begin(), all_ratios.end());
+    const double global = all_ratios.empty() ? 1.0 : all_ratios[all_ratios.size() / 2];
+    std::vector<std::pair<double, int64_t>> corrected;
+    for (int64_t i : alive) {
+      if (picked[static_cast<size_t>(i)]) continue;
+      auto it = ratio.find(group_of(i));
+      const double q = it == ratio.end() ? global : it->second.first / it->second.second;
+      corrected.emplace_back(scr[static_cast<size_t>(i)].est_s * q, i);
+    }
+    std::sort(corrected.begin(), corrected.end());
+    std::vector<int64_t> round2;
+    for (const auto& [t, i] : corrected) {
+      if (round1.size() + round2.size() >= nsim) break;
+      round2.push_back(i);
+    }
+    run_round(round2);
+  }
   ThreadTally& main_tally = tally[0];
   std::vector<PlanEntry> ok;
-  for (size_t k = 0; k < nsim; ++k) {
+  for (size_t k = 0; k < entries.size(); ++k) {
     PlanEntry& e = entries[k];
     if (!sim_error[k].empty()) {
       main_tally.add("simulator: " + reason_key(sim_error[k]), e.candidate.index, sim_error[k]);
@@ -559,7 +624,7 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
       ok.push_back(std::move(e));
     }
   }
-  res.simulated = static_cast<int64_t>(nsim);
+  res.simulated = static_cast<int64_t>(entries.size());
   std::sort(ok.begin(), ok.end(), [](const PlanEntry& a, const PlanEntry& b) {
     const double x = a.metrics.iteration_time_s, y = b.metrics.iteration_time_s;
     return x != y ? x < y : a.candidate.index < b.candidate.index;

@@ -11,8 +11,10 @@
 // Search: every candidate is screened — structural rules (TP within a node, redundant settings),
 // derive_layout's divisibility errors, then the cost model's per-stage memory (stage_memory, with the
 // margin) — and the survivors are timed by the closed-form estimate (model/fit.h,
-// estimate_iteration). The best `simulate_top` by estimate are played by the event simulator
-// (record_timeline off); the ranked table is by simulated iteration time, and a candidate whose
+// estimate_iteration). `simulate_top` candidates are played by the event simulator (record_timeline
+// off) in two rounds: first the best estimate of every (schedule, pp, vp, recompute) group and the overall
+// best, then — with each group's simulated/estimated ratio correcting the estimates of the rest — the
+// best corrected ones. The ranked table is by simulated iteration time, and a candidate whose
 // simulated peak memory exceeds the budget is dropped too, so no returned plan fails the memory
 // model. Pruned candidates are counted per reason (with one example message each).
 //
@@ -84,7 +86,7 @@ struct PlanOptions {
   int top_k = 10;
   bool movable_exits = false;
   double memory_margin = 0.1;      // fraction of device memory kept free
-  int simulate_top = 32;           // candidates the event simulator plays; < 0 → all survivors
+  int simulate_top = 64;           // candidates the event simulator plays; < 0 → all survivors
   bool exit_overhead = true;       // simulate the ranked plans without exits too
   int threads = 0;                 // 0 → hardware concurrency
   // The axes; empty → the defaults below (what the CLI searches).
