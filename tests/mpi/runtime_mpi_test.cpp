@@ -6,9 +6,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <map>
 
+#include "exec/data.h"
 #include "exec/runtime.h"
+#include "sim/trace.h"
 #include "tests/exec/dist_reference.h"
 #include "tests/mpi/mpi_test_util.h"
 
@@ -154,6 +158,47 @@ TEST(EEFill, FillMicrobatchesStopAtTheirDeepestExitAndCooldownSkipsEarlyStages) 
     for (size_t k = 0; k < a[i].second->numel(); ++k)
       diff = std::max(diff, static_cast<double>(std::abs(a[i].second->data[k] - b[i].second->data[k])));
   EXPECT_GT(diff, 1e-5);
+}
+
+// The `eellm train` path under mpirun: the same data on every rank, a measured trace of the last
+// iteration with every pipeline rank, and one metrics line per iteration (world rank 0 writes).
+TEST(DistributedTraining, TrainsFromATokenFileAndWritesTraceAndMetrics) {
+  const int np = world().size();
+  const Scenario s = testing::tiny_dist_scenario(np, 1, 1, ScheduleKind::kEE1F1B, 4);
+  const std::string dir = std::string(EELLM_BINARY_DIR) + "/mpi_dist_train_np" + std::to_string(np);
+  const std::string tokens = dir + "_tokens_rank" + std::to_string(world().rank()) + ".bin";
+  std::vector<int32_t> text;
+  for (int i = 0; i < 20000; ++i) text.push_back('a' + (i * 7 + i / 13) % 26);
+  ASSERT_TRUE(write_token_file(tokens, text, kByteVocab).is_ok());
+  DistributedTrainOptions o;
+  o.steps = 3;
+  o.data_path = tokens;
+  o.trace_path = dir + "_trace.json";
+  o.metrics_path = dir + "_metrics.jsonl";
+  o.runtime.recv_timeout_s = 60;
+  std::remove(o.metrics_path.c_str());
+  ASSERT_TRUE(world().barrier(60).is_ok());
+  std::ostringstream log;
+  const Status st = run_distributed_training(s, world(), o, &log);
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  if (world().rank() != 0) {
+    EXPECT_TRUE(log.str().empty());  // only rank 0 prints
+    return;
+  }
+  EXPECT_NE(log.str().find("iter 3 | loss"), std::string::npos) << log.str();
+  auto t = read_trace(o.trace_path);
+  ASSERT_TRUE(t.is_ok()) << t.status().to_string();
+  EXPECT_EQ(t->num_ranks, np);
+  const Layout lay = derive_layout(s).value();
+  EXPECT_EQ(t->events.size(), make_schedule(s, lay).value().num_instructions());
+  std::ifstream m(o.metrics_path);
+  int lines = 0;
+  for (std::string l; std::getline(m, l);) lines += l.find("\"grad_norm\"") != std::string::npos;
+  EXPECT_EQ(lines, 3);
+  // The wrong process count is refused with the numbers before any message is exchanged.
+  Scenario wrong = testing::tiny_dist_scenario(np, 2, 1, ScheduleKind::k1F1B, 4);
+  const Status bad = run_distributed_training(wrong, world(), o, nullptr);
+  EXPECT_NE(bad.message().find("mpirun -np " + std::to_string(2 * np)), std::string::npos) << bad.message();
 }
 
 // Run by ctest through tests/mpi/expect_failure.cmake with EELLM_TEST_FAULT=kill|hang: world rank
