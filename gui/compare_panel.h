@@ -40,8 +40,8 @@ class ComparePanel : public QWidget {
 
 // The what-if knobs; variant(base) applies them.
 struct WhatIf {
-  int microbatches = 0;       // 0 → keep; else global_batch = m · micro_batch · dp
-  int exits_kept = -1;        // -1 → keep all; else the first k exits
+  int microbatches = 0;                  // 0 → keep; else global_batch = m · micro_batch · dp
+  int exits_kept = -1;                   // -1 → keep all; else the first k exits
   double inter_node_bandwidth_GBps = 0;  // 0 → keep
 };
 Scenario apply_what_if(const Scenario& base, const Layout& base_layout, const WhatIf& w);

@@ -21,8 +21,9 @@ void ExitsModel::sortByLayer() {
   const size_t n = exits_.exit_layer_nums.size();
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return exits_.exit_layer_nums[a] < exits_.exit_layer_nums[b]; });
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return exits_.exit_layer_nums[a] < exits_.exit_layer_nums[b];
+  });
   auto permute = [&](auto& v) {
     if (v.size() != n) return;
     auto copy = v;
@@ -77,18 +78,24 @@ int ExitsModel::rowCount(const QModelIndex& parent) const {
   return parent.isValid() ? 0 : static_cast<int>(exits_.exit_layer_nums.size());
 }
 
-int ExitsModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : kNumColumns; }
+int ExitsModel::columnCount(const QModelIndex& parent) const {
+  return parent.isValid() ? 0 : kNumColumns;
+}
 
 QVariant ExitsModel::data(const QModelIndex& index, int role) const {
   if (!index.isValid() || index.row() >= rowCount()) return {};
   if (role != Qt::DisplayRole && role != Qt::EditRole) return {};
   const auto r = static_cast<size_t>(index.row());
   switch (index.column()) {
-    case kLayer: return exits_.exit_layer_nums[r];
-    case kWeight: return exits_.exit_layer_weight[r];
+    case kLayer:
+      return exits_.exit_layer_nums[r];
+    case kWeight:
+      return exits_.exit_layer_weight[r];
     case kInitWeight:
-      return exits_.exit_layer_weight_init.empty() ? exits_.exit_layer_weight[r] : exits_.exit_layer_weight_init[r];
-    default: return {};
+      return exits_.exit_layer_weight_init.empty() ? exits_.exit_layer_weight[r]
+                                                   : exits_.exit_layer_weight_init[r];
+    default:
+      return {};
   }
 }
 
@@ -111,11 +118,13 @@ bool ExitsModel::setData(const QModelIndex& index, const QVariant& value, int ro
     case kInitWeight: {
       const double w = value.toDouble(&ok);
       if (!ok) return false;
-      if (exits_.exit_layer_weight_init.empty()) exits_.exit_layer_weight_init = exits_.exit_layer_weight;
+      if (exits_.exit_layer_weight_init.empty())
+        exits_.exit_layer_weight_init = exits_.exit_layer_weight;
       exits_.exit_layer_weight_init[r] = w;
       break;
     }
-    default: return false;
+    default:
+      return false;
   }
   emit dataChanged(index, index, {Qt::DisplayRole, Qt::EditRole});
   emit exitsEdited();
@@ -126,10 +135,14 @@ QVariant ExitsModel::headerData(int section, Qt::Orientation orientation, int ro
   if (role != Qt::DisplayRole) return {};
   if (orientation == Qt::Vertical) return section + 1;
   switch (section) {
-    case kLayer: return tr("layer");
-    case kWeight: return tr("loss weight");
-    case kInitWeight: return tr("initial weight");
-    default: return {};
+    case kLayer:
+      return tr("layer");
+    case kWeight:
+      return tr("loss weight");
+    case kInitWeight:
+      return tr("initial weight");
+    default:
+      return {};
   }
 }
 

@@ -13,7 +13,9 @@ QString format_duration_ns(int64_t ns) {
   return QStringLiteral("%1 s").arg(v * 1e-9, 0, 'f', 3);
 }
 
-QString format_seconds(double s) { return format_duration_ns(static_cast<int64_t>(std::llround(s * 1e9))); }
+QString format_seconds(double s) {
+  return format_duration_ns(static_cast<int64_t>(std::llround(s * 1e9)));
+}
 
 QString format_bytes(double b) {
   const double a = std::fabs(b);
@@ -30,6 +32,8 @@ QString format_flops(double f) {
   return QStringLiteral("%1 TFLOP").arg(f * 1e-12, 0, 'f', 2);
 }
 
-QString format_percent(double fraction) { return QStringLiteral("%1%").arg(fraction * 100, 0, 'f', 1); }
+QString format_percent(double fraction) {
+  return QStringLiteral("%1%").arg(fraction * 100, 0, 'f', 1);
+}
 
 }  // namespace eellm::gui

@@ -111,17 +111,21 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connect(debounce_, &QTimer::timeout, this, [this] { simulateNow(); });
   connect(form_, &ScenarioForm::scenarioEdited, this, &MainWindow::scenarioEdited);
   connect(timeline_, &TimelineView::eventSelected, this, [this](int32_t i) {
-    if (i >= 0) statusBar()->showMessage(timeline_->tooltipText(i).replace(QStringLiteral("<br>"), QStringLiteral(" · "))
-                                             .remove(QStringLiteral("<b>")).remove(QStringLiteral("</b>")));
+    if (i >= 0)
+      statusBar()->showMessage(timeline_->tooltipText(i)
+                                   .replace(QStringLiteral("<br>"), QStringLiteral(" · "))
+                                   .remove(QStringLiteral("<b>"))
+                                   .remove(QStringLiteral("</b>")));
   });
-  connect(what_if_, &WhatIfPanel::simulated, this, [this](std::shared_ptr<const SimulationResult> r, const QString& err) {
-    if (r) {
-      compare_->setSlot(1, tr("what-if"), std::move(r));
-      compare_status_->clear();
-    } else {
-      compare_status_->setText(err);
-    }
-  });
+  connect(what_if_, &WhatIfPanel::simulated, this,
+          [this](std::shared_ptr<const SimulationResult> r, const QString& err) {
+            if (r) {
+              compare_->setSlot(1, tr("what-if"), std::move(r));
+              compare_status_->clear();
+            } else {
+              compare_status_->setText(err);
+            }
+          });
   connect(pin_current, &QPushButton::clicked, this, [this] {
     if (result_) compare_->setSlot(0, QString::fromStdString(result_->scenario.name), result_);
   });
@@ -132,7 +136,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   });
   connect(plans_, &PlansPanel::pinScenario, this, &MainWindow::pin);
   connect(run_, &RunPanel::measuredTrace, this,
-          [this](std::shared_ptr<const Timeline> t, const QString& path) { setMeasured(std::move(t), path); });
+          [this](std::shared_ptr<const Timeline> t, const QString& path) {
+            setMeasured(std::move(t), path);
+          });
   connect(run_, &RunPanel::runError, this, [this](const QString& m) { reportError(tr("Run"), m); });
   buildMenus();
   statusBar()->showMessage(tr("Open a scenario (File → Open scenario) to see its pipeline."));
@@ -163,7 +169,8 @@ void MainWindow::buildMenus() {
   save->setShortcut(QKeySequence::Save);
   connect(save, &QAction::triggered, this, [this] {
     if (scenario_path_.isEmpty()) {
-      const QString p = QFileDialog::getSaveFileName(this, tr("Save scenario"), QString(), tr("Scenarios (*.yaml)"));
+      const QString p = QFileDialog::getSaveFileName(this, tr("Save scenario"), QString(),
+                                                     tr("Scenarios (*.yaml)"));
       if (!p.isEmpty()) saveScenario(p);
     } else {
       saveScenario(scenario_path_);
@@ -175,14 +182,17 @@ void MainWindow::buildMenus() {
   connect(file->addAction(tr("Open &trace…")), &QAction::triggered, this,
           ask_open(tr("Open trace"), tr("Chrome traces (*.json)"), &MainWindow::openTrace));
   connect(file->addAction(tr("Overlay &measured trace…")), &QAction::triggered, this,
-          ask_open(tr("Overlay measured trace"), tr("Chrome traces (*.json)"), &MainWindow::overlayMeasuredTrace));
+          ask_open(tr("Overlay measured trace"), tr("Chrome traces (*.json)"),
+                   &MainWindow::overlayMeasuredTrace));
   file->addSeparator();
   connect(file->addAction(tr("Export timeline as &PNG…")), &QAction::triggered, this, [this] {
-    const QString p = QFileDialog::getSaveFileName(this, tr("Export PNG"), QString(), tr("PNG (*.png)"));
+    const QString p =
+        QFileDialog::getSaveFileName(this, tr("Export PNG"), QString(), tr("PNG (*.png)"));
     if (!p.isEmpty()) exportTimelinePng(p);
   });
   connect(file->addAction(tr("Export timeline as S&VG…")), &QAction::triggered, this, [this] {
-    const QString p = QFileDialog::getSaveFileName(this, tr("Export SVG"), QString(), tr("SVG (*.svg)"));
+    const QString p =
+        QFileDialog::getSaveFileName(this, tr("Export SVG"), QString(), tr("SVG (*.svg)"));
     if (!p.isEmpty()) exportTimelineSvg(p);
   });
   connect(file->addAction(tr("Export metrics as &CSV…")), &QAction::triggered, this,
@@ -207,7 +217,9 @@ void MainWindow::reportError(const QString& title, const QString& message) {
   }
 }
 
-QStringList MainWindow::recentFiles() const { return QSettings().value(kRecentKey).toStringList(); }
+QStringList MainWindow::recentFiles() const {
+  return QSettings().value(kRecentKey).toStringList();
+}
 
 void MainWindow::addRecent(const QString& path) {
   const QString abs = QFileInfo(path).exists() ? QFileInfo(path).absoluteFilePath() : path;
@@ -254,9 +266,13 @@ bool MainWindow::saveScenario(const QString& path) {
   return true;
 }
 
-void MainWindow::showTab(int index) { tabs_->setCurrentIndex(index); }
+void MainWindow::showTab(int index) {
+  tabs_->setCurrentIndex(index);
+}
 
-void MainWindow::scenarioEdited() { debounce_->start(); }
+void MainWindow::scenarioEdited() {
+  debounce_->start();
+}
 
 bool MainWindow::simulateNow() {
   debounce_->stop();
@@ -266,12 +282,14 @@ bool MainWindow::simulateNow() {
     form_->setDiagnostics(diags);
     int n = 0;
     for (const Diagnostic& d : diags.items) n += d.severity == Diagnostic::Severity::kError;
-    statusBar()->showMessage(tr("%n error(s) in the scenario; the timeline shows the last valid one", nullptr, n));
+    statusBar()->showMessage(
+        tr("%n error(s) in the scenario; the timeline shows the last valid one", nullptr, n));
     return false;
   }
   auto r = simulate(s);
   if (!r.is_ok()) {
-    diags.items.push_back({Diagnostic::Severity::kError, "", "simulation: " + r.status().to_string()});
+    diags.items.push_back(
+        {Diagnostic::Severity::kError, "", "simulation: " + r.status().to_string()});
     form_->setDiagnostics(diags);
     statusBar()->showMessage(QString::fromStdString(r.status().to_string()));
     return false;
@@ -289,14 +307,16 @@ void MainWindow::showResult(std::shared_ptr<const SimulationResult> result) {
   memory_->setResult(r);
   what_if_->setBase(r.scenario, r.layout);
   plans_->setBase(r.scenario);
-  run_->setScenario(QString::fromStdString(scenario_to_yaml(r.scenario)), QString::fromStdString(r.scenario.name),
-                    r.layout.world_size, r.scenario.training.train_iters);
+  run_->setScenario(QString::fromStdString(scenario_to_yaml(r.scenario)),
+                    QString::fromStdString(r.scenario.name), r.layout.world_size,
+                    r.scenario.training.train_iters);
   op_errors_->clear();
   if (!compare_->slot(0)) compare_->setSlot(0, QString::fromStdString(r.scenario.name), result_);
-  statusBar()->showMessage(tr("%1: iteration %2, %3 tokens/s, MFU %4, bubble %5")
-                               .arg(QString::fromStdString(r.scenario.name), format_seconds(r.summary.iteration_time_s))
-                               .arg(r.summary.tokens_per_s, 0, 'f', 0)
-                               .arg(format_percent(r.summary.mfu), format_percent(r.summary.bubble_fraction)));
+  statusBar()->showMessage(
+      tr("%1: iteration %2, %3 tokens/s, MFU %4, bubble %5")
+          .arg(QString::fromStdString(r.scenario.name), format_seconds(r.summary.iteration_time_s))
+          .arg(r.summary.tokens_per_s, 0, 'f', 0)
+          .arg(format_percent(r.summary.mfu), format_percent(r.summary.bubble_fraction)));
 }
 
 void MainWindow::pin(int slot, const Scenario& scenario, const QString& label) {
@@ -335,7 +355,8 @@ bool MainWindow::overlayMeasuredTrace(const QString& path) {
 
 void MainWindow::setMeasured(std::shared_ptr<const Timeline> measured, const QString& source) {
   if (!result_) {
-    reportError(tr("Cannot overlay trace"), tr("%1: simulate a scenario first, then overlay its measured trace").arg(source));
+    reportError(tr("Cannot overlay trace"),
+                tr("%1: simulate a scenario first, then overlay its measured trace").arg(source));
     return;
   }
   const int ranks = std::max(measured->num_ranks, [&] {
@@ -345,7 +366,8 @@ void MainWindow::setMeasured(std::shared_ptr<const Timeline> measured, const QSt
   }());
   if (ranks != result_->layout.pp) {
     reportError(tr("Trace of another scenario"),
-                tr("%1 has %2 pipeline ranks but scenario %3 has %4 stages (pipeline_model_parallel_size); it was not "
+                tr("%1 has %2 pipeline ranks but scenario %3 has %4 stages "
+                   "(pipeline_model_parallel_size); it was not "
                    "overlaid")
                     .arg(source)
                     .arg(ranks)
@@ -357,7 +379,8 @@ void MainWindow::setMeasured(std::shared_ptr<const Timeline> measured, const QSt
   const TimelineComparison cmp = eellm::compare(result_->engine.timeline, *measured);
   op_errors_->setComparison(cmp);
   statusBar()->showMessage(tr("measured %1: iteration %2 measured vs %3 predicted (%4)")
-                               .arg(source, format_seconds(cmp.measured_iteration_s), format_seconds(cmp.predicted_iteration_s),
+                               .arg(source, format_seconds(cmp.measured_iteration_s),
+                                    format_seconds(cmp.predicted_iteration_s),
                                     format_percent(cmp.iteration_relative_error)));
 }
 
@@ -378,7 +401,8 @@ bool MainWindow::exportTimelineSvg(const QString& path, int width) {
     reportError(tr("Export"), tr("There is no timeline to export."));
     return false;
   }
-  const QSize size(width, TimelineView::kHeaderHeight + std::max(40, timeline_->lanes().total_height()));
+  const QSize size(width,
+                   TimelineView::kHeaderHeight + std::max(40, timeline_->lanes().total_height()));
   QSvgGenerator gen;
   gen.setFileName(path);
   gen.setSize(size);
@@ -389,7 +413,8 @@ bool MainWindow::exportTimelineSvg(const QString& path, int width) {
     reportError(tr("Export"), tr("Cannot write %1").arg(path));
     return false;
   }
-  TimeAxis ax = TimeAxis::fit(std::max<TimeNs>(1, timeline_->axis().total), width - TimelineView::kLabelWidth);
+  TimeAxis ax = TimeAxis::fit(std::max<TimeNs>(1, timeline_->axis().total),
+                              width - TimelineView::kLabelWidth);
   timeline_->render(p, size, ax, 0);
   p.end();
   return QFileInfo::exists(path);

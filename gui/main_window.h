@@ -47,7 +47,7 @@ class MainWindow : public QMainWindow {
   // File operations; false (after reporting the error) on failure.
   bool openScenario(const QString& path_or_name);
   bool saveScenario(const QString& path);
-  bool openTrace(const QString& path);          // shows the trace alone
+  bool openTrace(const QString& path);             // shows the trace alone
   bool overlayMeasuredTrace(const QString& path);  // overlays it on the prediction
   bool exportTimelinePng(const QString& path, int width = 2400);
   bool exportTimelineSvg(const QString& path, int width = 2400);

@@ -68,26 +68,33 @@ void MetricsPanel::setResult(const SimulationResult& r) {
           .arg(s.world_size)
           .arg(s.num_microbatches)
           .arg(s.num_fill_warmup + s.num_fill_cooldown > 0
-                   ? QStringLiteral(" (fill: %1 warm-up, %2 cool-down)").arg(s.num_fill_warmup).arg(s.num_fill_cooldown)
+                   ? QStringLiteral(" (fill: %1 warm-up, %2 cool-down)")
+                         .arg(s.num_fill_warmup)
+                         .arg(s.num_fill_cooldown)
                    : QString()));
   values_[QStringLiteral("iteration")]->setText(format_seconds(s.iteration_time_s));
-  values_[QStringLiteral("tokens_per_s")]->setText(
-      QStringLiteral("%1 tokens/s, %2 TFLOP/s per GPU").arg(s.tokens_per_s, 0, 'f', 0).arg(s.model_tflops_per_gpu, 0, 'f', 1));
+  values_[QStringLiteral("tokens_per_s")]->setText(QStringLiteral("%1 tokens/s, %2 TFLOP/s per GPU")
+                                                       .arg(s.tokens_per_s, 0, 'f', 0)
+                                                       .arg(s.model_tflops_per_gpu, 0, 'f', 1));
   values_[QStringLiteral("mfu")]->setText(format_percent(s.mfu));
   values_[QStringLiteral("bubble")]->setText(
-      QStringLiteral("%1 of pp × iteration — fill/drain %2, exposed comm %3, imbalance %4, exits %5")
+      QStringLiteral(
+          "%1 of pp × iteration — fill/drain %2, exposed comm %3, imbalance %4, exits %5")
           .arg(format_percent(s.bubble_fraction), format_percent(s.bubble_dependency_fraction),
-               format_percent(s.bubble_exposed_comm_fraction), format_percent(s.bubble_imbalance_fraction),
+               format_percent(s.bubble_exposed_comm_fraction),
+               format_percent(s.bubble_imbalance_fraction),
                format_percent(s.bubble_exit_fraction)));
   values_[QStringLiteral("exit_overhead")]->setText(
       s.iteration_time_no_exits_s > 0
           ? QStringLiteral("%1 (%2 without exits)")
-                .arg((s.exit_overhead_fraction >= 0 ? QStringLiteral("+") : QString()) + format_percent(s.exit_overhead_fraction),
+                .arg((s.exit_overhead_fraction >= 0 ? QStringLiteral("+") : QString()) +
+                         format_percent(s.exit_overhead_fraction),
                      format_seconds(s.iteration_time_no_exits_s))
           : tr("n/a (no exits)"));
-  values_[QStringLiteral("memory")]->setText(QStringLiteral("%1 GiB (device %2 GiB)")
-                                                 .arg(s.peak_memory_GiB, 0, 'f', 2)
-                                                 .arg(r.scenario.cluster.device.memory_GiB, 0, 'f', 0));
+  values_[QStringLiteral("memory")]->setText(
+      QStringLiteral("%1 GiB (device %2 GiB)")
+          .arg(s.peak_memory_GiB, 0, 'f', 2)
+          .arg(r.scenario.cluster.device.memory_GiB, 0, 'f', 0));
   QString cp = QString::fromStdString(s.critical_path);
   if (cp.size() > 400) cp = cp.left(400) + QStringLiteral(" …");
   values_[QStringLiteral("critical_path")]->setText(cp);
@@ -105,7 +112,8 @@ MemoryCharts::MemoryCharts(QWidget* parent) : QWidget(parent) {
   time_view_ = new QChartView(new QChart, this);
   bars_view_->setRenderHint(QPainter::Antialiasing);
   time_view_->setRenderHint(QPainter::Antialiasing);
-  bars_view_->chart()->setTitle(tr("Peak memory per stage: static (weights, gradients, optimizer) + activations"));
+  bars_view_->chart()->setTitle(
+      tr("Peak memory per stage: static (weights, gradients, optimizer) + activations"));
   time_view_->chart()->setTitle(tr("Memory over the iteration"));
   lay->addWidget(bars_view_, 2);
   lay->addWidget(time_view_, 3);
@@ -197,11 +205,14 @@ void MemoryCharts::setResult(const SimulationResult& r) {
 int MemoryCharts::barCount() const {
   int n = 0;
   for (QAbstractSeries* s : bars_view_->chart()->series()) {
-    if (auto* b = qobject_cast<QStackedBarSeries*>(s)) n += b->count() > 0 ? static_cast<int>(b->barSets().front()->count()) : 0;
+    if (auto* b = qobject_cast<QStackedBarSeries*>(s))
+      n += b->count() > 0 ? static_cast<int>(b->barSets().front()->count()) : 0;
   }
   return n;
 }
 
-int MemoryCharts::lineSeriesCount() const { return static_cast<int>(time_view_->chart()->series().size()); }
+int MemoryCharts::lineSeriesCount() const {
+  return static_cast<int>(time_view_->chart()->series().size());
+}
 
 }  // namespace eellm::gui

@@ -25,7 +25,8 @@ class MetricsPanel : public QWidget {
   explicit MetricsPanel(QWidget* parent = nullptr);
   void setResult(const SimulationResult& result);
   void clear();
-  // "iteration", "tokens_per_s", "mfu", "bubble", "exit_overhead", "memory", "layout", "critical_path"
+  // "iteration", "tokens_per_s", "mfu", "bubble", "exit_overhead", "memory", "layout",
+  // "critical_path"
   QString value(const QString& key) const;
   StageModel* stageModel() const { return stages_; }
 

@@ -2,7 +2,6 @@
 
 #include <QCoreApplication>
 #include <QHBoxLayout>
-#include <QThread>
 #include <QHeaderView>
 #include <QLabel>
 #include <QPointer>
@@ -11,6 +10,7 @@
 #include <QSortFilterProxyModel>
 #include <QSpinBox>
 #include <QTableView>
+#include <QThread>
 #include <QVBoxLayout>
 #include <mutex>
 #include <thread>
@@ -50,7 +50,9 @@ void PlansModel::setPlans(std::vector<PlanEntry> plans) {
 int PlansModel::rowCount(const QModelIndex& parent) const {
   return parent.isValid() ? 0 : static_cast<int>(plans_.size());
 }
-int PlansModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : kNumColumns; }
+int PlansModel::columnCount(const QModelIndex& parent) const {
+  return parent.isValid() ? 0 : kNumColumns;
+}
 
 QVariant PlansModel::data(const QModelIndex& index, int role) const {
   if (!index.isValid() || index.row() >= rowCount()) return {};
@@ -66,37 +68,59 @@ QVariant PlansModel::data(const QModelIndex& index, int role) const {
   }
   if (role != Qt::DisplayRole && !raw) return {};
   switch (index.column()) {
-    case kRank: return index.row() + 1;
-    case kGpus: return c.world_size;
-    case kTp: return c.tp;
-    case kPp: return c.pp;
-    case kDp: return c.dp;
-    case kVp: return c.vp;
-    case kMicroBatch: return c.micro_batch_size;
-    case kSchedule: return QString::fromLatin1(to_string(c.schedule));
-    case kRecompute: return QString::fromLatin1(to_string(c.recompute));
-    case kIteration: return raw ? QVariant(m.time_s()) : QVariant(format_seconds(m.time_s()));
-    case kTokens: return raw ? QVariant(m.tokens_per_s) : QVariant(QString::number(m.tokens_per_s, 'f', 0));
-    case kMfu: return raw ? QVariant(m.mfu) : QVariant(format_percent(m.mfu));
-    case kBubble: return raw ? QVariant(m.bubble_fraction) : QVariant(format_percent(m.bubble_fraction));
-    case kExitOverhead: return raw ? QVariant(m.exit_overhead_fraction) : QVariant(format_percent(m.exit_overhead_fraction));
-    case kMemory: return raw ? QVariant(m.peak_memory_GiB) : QVariant(QStringLiteral("%1 GiB").arg(m.peak_memory_GiB, 0, 'f', 1));
-    case kLabel: return QString::fromStdString(to_string(c));
-    default: return {};
+    case kRank:
+      return index.row() + 1;
+    case kGpus:
+      return c.world_size;
+    case kTp:
+      return c.tp;
+    case kPp:
+      return c.pp;
+    case kDp:
+      return c.dp;
+    case kVp:
+      return c.vp;
+    case kMicroBatch:
+      return c.micro_batch_size;
+    case kSchedule:
+      return QString::fromLatin1(to_string(c.schedule));
+    case kRecompute:
+      return QString::fromLatin1(to_string(c.recompute));
+    case kIteration:
+      return raw ? QVariant(m.time_s()) : QVariant(format_seconds(m.time_s()));
+    case kTokens:
+      return raw ? QVariant(m.tokens_per_s) : QVariant(QString::number(m.tokens_per_s, 'f', 0));
+    case kMfu:
+      return raw ? QVariant(m.mfu) : QVariant(format_percent(m.mfu));
+    case kBubble:
+      return raw ? QVariant(m.bubble_fraction) : QVariant(format_percent(m.bubble_fraction));
+    case kExitOverhead:
+      return raw ? QVariant(m.exit_overhead_fraction)
+                 : QVariant(format_percent(m.exit_overhead_fraction));
+    case kMemory:
+      return raw ? QVariant(m.peak_memory_GiB)
+                 : QVariant(QStringLiteral("%1 GiB").arg(m.peak_memory_GiB, 0, 'f', 1));
+    case kLabel:
+      return QString::fromStdString(to_string(c));
+    default:
+      return {};
   }
 }
 
 QVariant PlansModel::headerData(int section, Qt::Orientation orientation, int role) const {
   if (role != Qt::DisplayRole) return {};
   if (orientation == Qt::Vertical) return section + 1;
-  static const char* names[kNumColumns] = {"#",   "GPUs", "TP",  "PP",     "DP",            "VP",          "mbs",  "schedule",
-                                           "recompute", "iteration", "tokens/s", "MFU", "bubble", "exit overhead", "peak memory", "plan"};
+  static const char* names[kNumColumns] = {
+      "#",      "GPUs",          "TP",          "PP",        "DP",       "VP",
+      "mbs",    "schedule",      "recompute",   "iteration", "tokens/s", "MFU",
+      "bubble", "exit overhead", "peak memory", "plan"};
   return section >= 0 && section < kNumColumns ? tr(names[section]) : QVariant();
 }
 
 #endif
 
-PlansPanel::PlansPanel(QWidget* parent) : QWidget(parent), generation_(std::make_shared<std::atomic<int>>(0)) {
+PlansPanel::PlansPanel(QWidget* parent)
+    : QWidget(parent), generation_(std::make_shared<std::atomic<int>>(0)) {
   auto* lay = new QVBoxLayout(this);
   auto* bar = new QHBoxLayout;
   gpus_ = new QSpinBox(this);
@@ -157,7 +181,8 @@ PlansPanel::~PlansPanel() {
 
 void PlansPanel::setBase(const Scenario& base) {
   base_ = base;
-  gpus_->setValue(std::max(1, base.parallel.world_size > 0 ? base.parallel.world_size : base.cluster.total_gpus()));
+  gpus_->setValue(std::max(
+      1, base.parallel.world_size > 0 ? base.parallel.world_size : base.cluster.total_gpus()));
 }
 
 int PlansPanel::planCount() const {
@@ -168,7 +193,9 @@ int PlansPanel::planCount() const {
 #endif
 }
 
-QString PlansPanel::statusText() const { return status_->text(); }
+QString PlansPanel::statusText() const {
+  return status_->text();
+}
 
 void PlansPanel::cancel() {
   if (!running_) return;
@@ -208,35 +235,42 @@ bool PlansPanel::startPlanning() {
       last_permille = permille;
       last_phase = phase;
       const QString ph = QString::fromLatin1(phase);
-      QMetaObject::invokeMethod(qApp, [self, generation, gen, ph, permille, done, total] {
-        if (!self || generation->load() != gen) return;
-        self->progress_->setValue(permille);
-        self->status_->setText(tr("%1: %2 / %3").arg(ph).arg(done).arg(total));
-      }, Qt::QueuedConnection);
+      QMetaObject::invokeMethod(
+          qApp,
+          [self, generation, gen, ph, permille, done, total] {
+            if (!self || generation->load() != gen) return;
+            self->progress_->setValue(permille);
+            self->status_->setText(tr("%1: %2 / %3").arg(ph).arg(done).arg(total));
+          },
+          Qt::QueuedConnection);
     };
     auto result = std::make_shared<StatusOr<PlanResult>>(plan(base, opt));
-    QMetaObject::invokeMethod(qApp, [self, generation, gen, result] {
-      if (!self || generation->load() != gen) return;
-      self->running_ = false;
-      self->plan_->setEnabled(true);
-      self->cancel_->setEnabled(false);
-      self->progress_->setValue(1000);
-      if (!result->is_ok()) {
-        self->status_->setText(QString::fromStdString(result->status().to_string()));
-        emit self->planningFinished(false);
-        return;
-      }
-      const PlanResult& r = result->value();
-      self->model_->setPlans(r.ranked);
-      self->status_->setText(tr("%1 candidates, %2 passed the constraints, %3 simulated; %4 ranked plans (device %5, budget %6 GiB)")
-                                 .arg(r.candidates)
-                                 .arg(r.estimated)
-                                 .arg(r.simulated)
-                                 .arg(r.ranked.size())
-                                 .arg(QString::fromStdString(r.device))
-                                 .arg(r.memory_budget_GiB, 0, 'f', 1));
-      emit self->planningFinished(true);
-    }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        qApp,
+        [self, generation, gen, result] {
+          if (!self || generation->load() != gen) return;
+          self->running_ = false;
+          self->plan_->setEnabled(true);
+          self->cancel_->setEnabled(false);
+          self->progress_->setValue(1000);
+          if (!result->is_ok()) {
+            self->status_->setText(QString::fromStdString(result->status().to_string()));
+            emit self->planningFinished(false);
+            return;
+          }
+          const PlanResult& r = result->value();
+          self->model_->setPlans(r.ranked);
+          self->status_->setText(tr("%1 candidates, %2 passed the constraints, %3 simulated; %4 "
+                                    "ranked plans (device %5, budget %6 GiB)")
+                                     .arg(r.candidates)
+                                     .arg(r.estimated)
+                                     .arg(r.simulated)
+                                     .arg(r.ranked.size())
+                                     .arg(QString::fromStdString(r.device))
+                                     .arg(r.memory_budget_GiB, 0, 'f', 1));
+          emit self->planningFinished(true);
+        },
+        Qt::QueuedConnection);
   });
   return true;
 #else
@@ -257,7 +291,8 @@ void PlansPanel::emitForSelection(int slot) {
   if (!cur.isValid()) return;
   const Scenario s = planScenario(cur.row());
   const QModelIndex src = proxy_->mapToSource(cur);
-  const QString label = QString::fromStdString(to_string(model_->plans()[static_cast<size_t>(src.row())].candidate));
+  const QString label =
+      QString::fromStdString(to_string(model_->plans()[static_cast<size_t>(src.row())].candidate));
   if (slot < 0) {
     emit useScenario(s, label);
   } else {

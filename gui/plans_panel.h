@@ -35,8 +35,23 @@ class PlansModel : public QAbstractTableModel {
   Q_OBJECT
  public:
   enum Column {
-    kRank, kGpus, kTp, kPp, kDp, kVp, kMicroBatch, kSchedule, kRecompute, kIteration, kTokens, kMfu, kBubble,
-    kExitOverhead, kMemory, kLabel, kNumColumns
+    kRank,
+    kGpus,
+    kTp,
+    kPp,
+    kDp,
+    kVp,
+    kMicroBatch,
+    kSchedule,
+    kRecompute,
+    kIteration,
+    kTokens,
+    kMfu,
+    kBubble,
+    kExitOverhead,
+    kMemory,
+    kLabel,
+    kNumColumns
   };
   explicit PlansModel(QObject* parent = nullptr);
   void setPlans(std::vector<PlanEntry> plans);
@@ -66,8 +81,12 @@ class PlansPanel : public QWidget {
   int planCount() const;
   QString statusText() const;
 #ifdef EELLM_GUI_HAVE_PLANNER
-  PlansModel* model() const { return model_; }
-  QSortFilterProxyModel* proxy() const { return proxy_; }
+  PlansModel* model() const {
+    return model_;
+  }
+  QSortFilterProxyModel* proxy() const {
+    return proxy_;
+  }
   // The scenario of the plan in proxy row `row`.
   Scenario planScenario(int proxy_row) const;
 #endif

@@ -30,7 +30,8 @@ namespace eellm::gui {
 QStringList run_command(const RunRequest& r) {
   QStringList cmd;
   if (r.processes > 1) cmd << r.mpirun << QStringLiteral("-np") << QString::number(r.processes);
-  cmd << r.eellm << QStringLiteral("train") << r.scenario_path << QStringLiteral("--metrics") << r.metrics_path;
+  cmd << r.eellm << QStringLiteral("train") << r.scenario_path << QStringLiteral("--metrics")
+      << r.metrics_path;
   if (!r.trace_path.isEmpty()) cmd << QStringLiteral("--trace") << r.trace_path;
   if (r.steps > 0) cmd << QStringLiteral("--steps") << QString::number(r.steps);
   return cmd;
@@ -40,8 +41,8 @@ QString find_eellm_binary() {
   const QString env = qEnvironmentVariable("EELLM_BIN");
   if (!env.isEmpty()) return env;
   const QString here = QCoreApplication::applicationDirPath();
-  for (const QString& rel : {QStringLiteral("/eellm"), QStringLiteral("/../cli/eellm"), QStringLiteral("/../../cli/eellm"),
-                             QStringLiteral("/../bin/eellm")}) {
+  for (const QString& rel : {QStringLiteral("/eellm"), QStringLiteral("/../cli/eellm"),
+                             QStringLiteral("/../../cli/eellm"), QStringLiteral("/../bin/eellm")}) {
     const QFileInfo f(here + rel);
     if (f.isExecutable() && f.isFile()) return f.canonicalFilePath();
   }
@@ -65,7 +66,8 @@ std::vector<MetricsRecord> MetricsLog::feed(const QByteArray& bytes) {
     if (line.isEmpty()) continue;
     QJsonParseError err{};
     const QJsonDocument doc = QJsonDocument::fromJson(line, &err);
-    if (err.error != QJsonParseError::NoError || !doc.isObject() || !doc.object().contains(QStringLiteral("step"))) {
+    if (err.error != QJsonParseError::NoError || !doc.isObject() ||
+        !doc.object().contains(QStringLiteral("step"))) {
       ++malformed_;
       continue;
     }
@@ -75,13 +77,15 @@ std::vector<MetricsRecord> MetricsLog::feed(const QByteArray& bytes) {
     if (o.contains(QStringLiteral("eval"))) {
       r.eval = true;
       const QJsonObject ev = o.value(QStringLiteral("eval")).toObject();
-      for (auto it = ev.begin(); it != ev.end(); ++it) r.eval_losses.emplace_back(it.key(), it.value().toDouble());
+      for (auto it = ev.begin(); it != ev.end(); ++it)
+        r.eval_losses.emplace_back(it.key(), it.value().toDouble());
     } else {
       r.loss = o.value(QStringLiteral("loss")).toDouble();
       r.final_loss = o.value(QStringLiteral("final")).toDouble();
       r.lr = o.value(QStringLiteral("lr")).toDouble();
       r.tokens_per_s = o.value(QStringLiteral("tokens_per_s")).toDouble();
-      for (const QJsonValue& v : o.value(QStringLiteral("exits")).toArray()) r.exits.push_back(v.toDouble());
+      for (const QJsonValue& v : o.value(QStringLiteral("exits")).toArray())
+        r.exits.push_back(v.toDouble());
     }
     records_.push_back(r);
     out.push_back(std::move(r));
@@ -138,20 +142,31 @@ RunPanel::~RunPanel() {
   }
 }
 
-void RunPanel::setScenario(const QString& yaml, const QString& name, int world_size, int train_iters) {
+void RunPanel::setScenario(const QString& yaml, const QString& name, int world_size,
+                           int train_iters) {
   yaml_ = yaml;
   name_ = name;
   train_iters_ = train_iters;
   if (!running()) np_->setValue(std::max(1, world_size));
 }
 
-void RunPanel::setBinary(const QString& path) { binary_->setText(path); }
-void RunPanel::setProcesses(int n) { np_->setValue(n); }
-void RunPanel::setSteps(int n) { steps_->setValue(n); }
+void RunPanel::setBinary(const QString& path) {
+  binary_->setText(path);
+}
+void RunPanel::setProcesses(int n) {
+  np_->setValue(n);
+}
+void RunPanel::setSteps(int n) {
+  steps_->setValue(n);
+}
 
-bool RunPanel::running() const { return proc_ && proc_->state() != QProcess::NotRunning; }
+bool RunPanel::running() const {
+  return proc_ && proc_->state() != QProcess::NotRunning;
+}
 
-void RunPanel::appendLog(const QString& text) { output_->appendPlainText(text.trimmed()); }
+void RunPanel::appendLog(const QString& text) {
+  output_->appendPlainText(text.trimmed());
+}
 
 bool RunPanel::start() {
   if (running()) return false;
@@ -160,8 +175,8 @@ bool RunPanel::start() {
     emit runError(tr("No scenario to run."));
     return false;
   }
-  const QString base = QStandardPaths::writableLocation(QStandardPaths::TempLocation) + QStringLiteral("/eellm-gui-runs/") +
-                       name_ + QStringLiteral("-") +
+  const QString base = QStandardPaths::writableLocation(QStandardPaths::TempLocation) +
+                       QStringLiteral("/eellm-gui-runs/") + name_ + QStringLiteral("-") +
                        QDateTime::currentDateTime().toString(QStringLiteral("yyyyMMdd-hhmmss-zzz"));
   if (!QDir().mkpath(base)) {
     emit runError(tr("Cannot create the run folder %1").arg(base));
@@ -199,7 +214,8 @@ bool RunPanel::start() {
   proc_ = new QProcess(this);
   proc_->setProcessChannelMode(QProcess::MergedChannels);
   proc_->setWorkingDirectory(base);
-  connect(proc_, &QProcess::readyRead, this, [this] { appendLog(QString::fromUtf8(proc_->readAll())); });
+  connect(proc_, &QProcess::readyRead, this,
+          [this] { appendLog(QString::fromUtf8(proc_->readAll())); });
   connect(proc_, &QProcess::finished, this, &RunPanel::processFinished);
   connect(proc_, &QProcess::errorOccurred, this, [this](QProcess::ProcessError e) {
     if (e == QProcess::FailedToStart) {
@@ -269,7 +285,10 @@ void RunPanel::addPoints(const std::vector<MetricsRecord>& records) {
     auto* y = static_cast<QValueAxis*>(c->axes(Qt::Vertical).front());
     x->setRange(0, std::max<double>(progress_->maximum(), r.step));
     if (ymax > y->max()) y->setRange(0, ymax * 1.1);
-    status_->setText(tr("step %1: loss %2, %3 tokens/s").arg(r.step).arg(r.loss, 0, 'f', 4).arg(r.tokens_per_s, 0, 'f', 0));
+    status_->setText(tr("step %1: loss %2, %3 tokens/s")
+                         .arg(r.step)
+                         .arg(r.loss, 0, 'f', 4)
+                         .arg(r.tokens_per_s, 0, 'f', 0));
   }
 }
 
@@ -279,8 +298,10 @@ void RunPanel::processFinished(int code, QProcess::ExitStatus status) {
   start_->setEnabled(true);
   stop_->setEnabled(false);
   if (status != QProcess::NormalExit || code != 0) {
-    const QString msg = tr("the run ended with exit code %1%2; see the log").arg(code).arg(
-        status == QProcess::CrashExit ? tr(" (crashed or stopped)") : QString());
+    const QString msg =
+        tr("the run ended with exit code %1%2; see the log")
+            .arg(code)
+            .arg(status == QProcess::CrashExit ? tr(" (crashed or stopped)") : QString());
     status_->setText(msg);
     emit runError(msg);
     emit finished(code == 0 ? 1 : code);

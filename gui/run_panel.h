@@ -31,13 +31,13 @@ class QProgressBar;
 namespace eellm::gui {
 
 struct RunRequest {
-  QString eellm;         // path of the eellm binary
+  QString eellm;  // path of the eellm binary
   QString mpirun = QStringLiteral("mpirun");
   QString scenario_path;
   QString metrics_path;
-  QString trace_path;    // empty → no --trace
+  QString trace_path;  // empty → no --trace
   int processes = 1;
-  int steps = 0;         // 0 → the scenario's train_iters
+  int steps = 0;  // 0 → the scenario's train_iters
 };
 // {program, arguments...}
 QStringList run_command(const RunRequest& request);
@@ -49,7 +49,7 @@ struct MetricsRecord {
   int step = 0;
   bool eval = false;
   double loss = 0, final_loss = 0, lr = 0, tokens_per_s = 0;
-  std::vector<double> exits;           // per exit, in exit order
+  std::vector<double> exits;  // per exit, in exit order
   std::vector<std::pair<QString, double>> eval_losses;
 };
 

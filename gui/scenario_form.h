@@ -51,7 +51,8 @@ class ScenarioForm : public QWidget {
     QLabel* error = nullptr;
   };
   QSpinBox* addSpin(QFormLayout* form, const QString& field, const QString& label, int lo, int hi);
-  QComboBox* addCombo(QFormLayout* form, const QString& field, const QString& label, const QStringList& items);
+  QComboBox* addCombo(QFormLayout* form, const QString& field, const QString& label,
+                      const QStringList& items);
   QCheckBox* addCheck(QFormLayout* form, const QString& field, const QString& label);
   void addErrorRow(QFormLayout* form, const QString& field, QWidget* editor);
   void edited();

@@ -19,7 +19,9 @@ void StageModel::setSummary(const SimulationSummary& summary, double device_memo
 int StageModel::rowCount(const QModelIndex& parent) const {
   return parent.isValid() ? 0 : static_cast<int>(stages_.size());
 }
-int StageModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : kNumColumns; }
+int StageModel::columnCount(const QModelIndex& parent) const {
+  return parent.isValid() ? 0 : kNumColumns;
+}
 
 QVariant StageModel::data(const QModelIndex& index, int role) const {
   if (!index.isValid() || index.row() >= rowCount()) return {};
@@ -27,18 +29,45 @@ QVariant StageModel::data(const QModelIndex& index, int role) const {
   double v = 0;
   bool seconds = true;
   switch (index.column()) {
-    case kStage: v = s.stage; seconds = false; break;
-    case kBusy: v = s.busy_s; break;
-    case kExitBusy: v = s.exit_busy_s; break;
-    case kIdle: v = s.idle_s; break;
-    case kBubbleDependency: v = s.bubble_dependency_s; break;
-    case kBubbleComm: v = s.bubble_exposed_comm_s; break;
-    case kBubbleImbalance: v = s.bubble_imbalance_s; break;
-    case kBubbleExit: v = s.bubble_exit_s; break;
-    case kPeakMemory: v = s.peak_memory_GiB; seconds = false; break;
-    case kStaticMemory: v = s.static_memory_GiB; seconds = false; break;
-    case kInFlight: v = s.max_microbatches_in_flight; seconds = false; break;
-    default: return {};
+    case kStage:
+      v = s.stage;
+      seconds = false;
+      break;
+    case kBusy:
+      v = s.busy_s;
+      break;
+    case kExitBusy:
+      v = s.exit_busy_s;
+      break;
+    case kIdle:
+      v = s.idle_s;
+      break;
+    case kBubbleDependency:
+      v = s.bubble_dependency_s;
+      break;
+    case kBubbleComm:
+      v = s.bubble_exposed_comm_s;
+      break;
+    case kBubbleImbalance:
+      v = s.bubble_imbalance_s;
+      break;
+    case kBubbleExit:
+      v = s.bubble_exit_s;
+      break;
+    case kPeakMemory:
+      v = s.peak_memory_GiB;
+      seconds = false;
+      break;
+    case kStaticMemory:
+      v = s.static_memory_GiB;
+      seconds = false;
+      break;
+    case kInFlight:
+      v = s.max_microbatches_in_flight;
+      seconds = false;
+      break;
+    default:
+      return {};
   }
   if (role == Qt::UserRole) return v;
   if (role == Qt::TextAlignmentRole) return QVariant(Qt::AlignRight | Qt::AlignVCenter);
@@ -48,16 +77,25 @@ QVariant StageModel::data(const QModelIndex& index, int role) const {
   }
   if (role != Qt::DisplayRole) return {};
   if (seconds) return format_seconds(v);
-  if (index.column() == kPeakMemory || index.column() == kStaticMemory) return QStringLiteral("%1 GiB").arg(v, 0, 'f', 2);
+  if (index.column() == kPeakMemory || index.column() == kStaticMemory)
+    return QStringLiteral("%1 GiB").arg(v, 0, 'f', 2);
   return static_cast<int>(v);
 }
 
 QVariant StageModel::headerData(int section, Qt::Orientation orientation, int role) const {
   if (role != Qt::DisplayRole) return {};
   if (orientation == Qt::Vertical) return section;
-  static const char* names[kNumColumns] = {"stage",          "busy",           "exit busy",     "idle",
-                                           "bubble: fill/drain", "bubble: comm", "bubble: imbalance",
-                                           "bubble: exits",  "peak memory",    "static memory", "in flight"};
+  static const char* names[kNumColumns] = {"stage",
+                                           "busy",
+                                           "exit busy",
+                                           "idle",
+                                           "bubble: fill/drain",
+                                           "bubble: comm",
+                                           "bubble: imbalance",
+                                           "bubble: exits",
+                                           "peak memory",
+                                           "static memory",
+                                           "in flight"};
   return section >= 0 && section < kNumColumns ? tr(names[section]) : QVariant();
 }
 
@@ -81,44 +119,65 @@ int OpErrorModel::rowCount(const QModelIndex& parent) const {
   if (parent.isValid() || !has_) return 0;
   return static_cast<int>(cmp_.per_op.size()) + 1;
 }
-int OpErrorModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : kNumColumns; }
+int OpErrorModel::columnCount(const QModelIndex& parent) const {
+  return parent.isValid() ? 0 : kNumColumns;
+}
 
 QVariant OpErrorModel::data(const QModelIndex& index, int role) const {
   if (!index.isValid() || index.row() >= rowCount()) return {};
   const bool iteration = static_cast<size_t>(index.row()) == cmp_.per_op.size();
   if (role == Qt::ForegroundRole && index.column() == kError) {
-    const double e = iteration ? cmp_.iteration_relative_error : cmp_.per_op[static_cast<size_t>(index.row())].relative_error;
+    const double e = iteration ? cmp_.iteration_relative_error
+                               : cmp_.per_op[static_cast<size_t>(index.row())].relative_error;
     return QBrush(std::abs(e) > 0.2 ? QColor(200, 0, 0) : QColor(0, 120, 0));
   }
   if (role != Qt::DisplayRole && role != Qt::UserRole) return {};
   const bool raw = role == Qt::UserRole;
   if (iteration) {
     switch (index.column()) {
-      case kOp: return tr("iteration");
-      case kCountPredicted: case kCountMeasured: return raw ? QVariant(1) : QVariant(QString());
-      case kPredicted: return raw ? QVariant(cmp_.predicted_iteration_s) : QVariant(format_seconds(cmp_.predicted_iteration_s));
-      case kMeasured: return raw ? QVariant(cmp_.measured_iteration_s) : QVariant(format_seconds(cmp_.measured_iteration_s));
-      case kError: return raw ? QVariant(cmp_.iteration_relative_error) : QVariant(format_percent(cmp_.iteration_relative_error));
-      default: return {};
+      case kOp:
+        return tr("iteration");
+      case kCountPredicted:
+      case kCountMeasured:
+        return raw ? QVariant(1) : QVariant(QString());
+      case kPredicted:
+        return raw ? QVariant(cmp_.predicted_iteration_s)
+                   : QVariant(format_seconds(cmp_.predicted_iteration_s));
+      case kMeasured:
+        return raw ? QVariant(cmp_.measured_iteration_s)
+                   : QVariant(format_seconds(cmp_.measured_iteration_s));
+      case kError:
+        return raw ? QVariant(cmp_.iteration_relative_error)
+                   : QVariant(format_percent(cmp_.iteration_relative_error));
+      default:
+        return {};
     }
   }
   const OpKindError& o = cmp_.per_op[static_cast<size_t>(index.row())];
   switch (index.column()) {
-    case kOp: return QString::fromLatin1(to_string(o.op)) + (o.exit_part ? QStringLiteral(" (exit)") : QString());
-    case kCountPredicted: return o.count_predicted;
-    case kCountMeasured: return o.count_measured;
-    case kPredicted: return raw ? QVariant(o.mean_predicted_s) : QVariant(format_seconds(o.mean_predicted_s));
-    case kMeasured: return raw ? QVariant(o.mean_measured_s) : QVariant(format_seconds(o.mean_measured_s));
-    case kError: return raw ? QVariant(o.relative_error) : QVariant(format_percent(o.relative_error));
-    default: return {};
+    case kOp:
+      return QString::fromLatin1(to_string(o.op)) +
+             (o.exit_part ? QStringLiteral(" (exit)") : QString());
+    case kCountPredicted:
+      return o.count_predicted;
+    case kCountMeasured:
+      return o.count_measured;
+    case kPredicted:
+      return raw ? QVariant(o.mean_predicted_s) : QVariant(format_seconds(o.mean_predicted_s));
+    case kMeasured:
+      return raw ? QVariant(o.mean_measured_s) : QVariant(format_seconds(o.mean_measured_s));
+    case kError:
+      return raw ? QVariant(o.relative_error) : QVariant(format_percent(o.relative_error));
+    default:
+      return {};
   }
 }
 
 QVariant OpErrorModel::headerData(int section, Qt::Orientation orientation, int role) const {
   if (role != Qt::DisplayRole) return {};
   if (orientation == Qt::Vertical) return section + 1;
-  static const char* names[kNumColumns] = {"op", "# predicted", "# measured", "mean predicted", "mean measured",
-                                           "error"};
+  static const char* names[kNumColumns] = {
+      "op", "# predicted", "# measured", "mean predicted", "mean measured", "error"};
   return section >= 0 && section < kNumColumns ? tr(names[section]) : QVariant();
 }
 

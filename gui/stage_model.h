@@ -13,8 +13,18 @@ class StageModel : public QAbstractTableModel {
   Q_OBJECT
  public:
   enum Column {
-    kStage, kBusy, kExitBusy, kIdle, kBubbleDependency, kBubbleComm, kBubbleImbalance, kBubbleExit,
-    kPeakMemory, kStaticMemory, kInFlight, kNumColumns
+    kStage,
+    kBusy,
+    kExitBusy,
+    kIdle,
+    kBubbleDependency,
+    kBubbleComm,
+    kBubbleImbalance,
+    kBubbleExit,
+    kPeakMemory,
+    kStaticMemory,
+    kInFlight,
+    kNumColumns
   };
   explicit StageModel(QObject* parent = nullptr);
   void setSummary(const SimulationSummary& summary, double device_memory_GiB);

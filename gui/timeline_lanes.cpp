@@ -11,46 +11,69 @@ namespace eellm::gui {
 OpClass op_class(const TimelineEvent& e) {
   if (e.stream != Stream::kCompute) return OpClass::kComm;
   if (e.category == Category::kComm) return OpClass::kComm;
-  if (e.category == Category::kOptimizer || e.op == InstrKind::kOptimizerStep) return OpClass::kOptimizer;
+  if (e.category == Category::kOptimizer || e.op == InstrKind::kOptimizerStep)
+    return OpClass::kOptimizer;
   if (e.category == Category::kFill) return OpClass::kFill;
   if (e.exit_part || e.category == Category::kExit) {
     return e.op == InstrKind::kForward ? OpClass::kExitFwd : OpClass::kExitBwd;
   }
   switch (e.op) {
-    case InstrKind::kForward: return OpClass::kFwd;
+    case InstrKind::kForward:
+      return OpClass::kFwd;
     case InstrKind::kBackward:
-    case InstrKind::kBackwardInput: return OpClass::kBwd;
-    case InstrKind::kBackwardWeight: return OpClass::kBwdWeight;
-    default: return OpClass::kComm;
+    case InstrKind::kBackwardInput:
+      return OpClass::kBwd;
+    case InstrKind::kBackwardWeight:
+      return OpClass::kBwdWeight;
+    default:
+      return OpClass::kComm;
   }
 }
 
 QColor op_color(OpClass c) {
   switch (c) {
-    case OpClass::kFwd: return QColor(0x3b, 0x82, 0xd6);       // blue
-    case OpClass::kBwd: return QColor(0x2e, 0xa0, 0x5a);       // green
-    case OpClass::kBwdWeight: return QColor(0x9a, 0xd0, 0x6b); // light green
-    case OpClass::kExitFwd: return QColor(0xe6, 0x8a, 0x1e);   // orange
-    case OpClass::kExitBwd: return QColor(0xc0, 0x4b, 0x1c);   // rust
-    case OpClass::kFill: return QColor(0x8e, 0x5c, 0xc8);      // purple
-    case OpClass::kComm: return QColor(0x7a, 0x86, 0x94);      // slate
-    case OpClass::kOptimizer: return QColor(0xd9, 0x4c, 0x8c); // magenta
-    case OpClass::kIdle: return QColor(0xee, 0xee, 0xee);      // lane background
+    case OpClass::kFwd:
+      return QColor(0x3b, 0x82, 0xd6);  // blue
+    case OpClass::kBwd:
+      return QColor(0x2e, 0xa0, 0x5a);  // green
+    case OpClass::kBwdWeight:
+      return QColor(0x9a, 0xd0, 0x6b);  // light green
+    case OpClass::kExitFwd:
+      return QColor(0xe6, 0x8a, 0x1e);  // orange
+    case OpClass::kExitBwd:
+      return QColor(0xc0, 0x4b, 0x1c);  // rust
+    case OpClass::kFill:
+      return QColor(0x8e, 0x5c, 0xc8);  // purple
+    case OpClass::kComm:
+      return QColor(0x7a, 0x86, 0x94);  // slate
+    case OpClass::kOptimizer:
+      return QColor(0xd9, 0x4c, 0x8c);  // magenta
+    case OpClass::kIdle:
+      return QColor(0xee, 0xee, 0xee);  // lane background
   }
   return Qt::black;
 }
 
 const char* op_class_name(OpClass c) {
   switch (c) {
-    case OpClass::kFwd: return "forward";
-    case OpClass::kBwd: return "backward";
-    case OpClass::kBwdWeight: return "backward-weight";
-    case OpClass::kExitFwd: return "exit forward";
-    case OpClass::kExitBwd: return "exit backward";
-    case OpClass::kFill: return "fill";
-    case OpClass::kComm: return "communication";
-    case OpClass::kOptimizer: return "optimizer";
-    case OpClass::kIdle: return "idle";
+    case OpClass::kFwd:
+      return "forward";
+    case OpClass::kBwd:
+      return "backward";
+    case OpClass::kBwdWeight:
+      return "backward-weight";
+    case OpClass::kExitFwd:
+      return "exit forward";
+    case OpClass::kExitBwd:
+      return "exit backward";
+    case OpClass::kFill:
+      return "fill";
+    case OpClass::kComm:
+      return "communication";
+    case OpClass::kOptimizer:
+      return "optimizer";
+    case OpClass::kIdle:
+      return "idle";
   }
   return "?";
 }
@@ -65,7 +88,8 @@ void TimelineLanes::build(const Timeline& timeline, const LaneGeometry& g) {
   clear();
   int num_ranks = timeline.num_ranks;
   for (const TimelineEvent& e : timeline.events) num_ranks = std::max(num_ranks, e.rank + 1);
-  // Which streams each rank uses: the compute lane always exists, communication lanes only when used.
+  // Which streams each rank uses: the compute lane always exists, communication lanes only when
+  // used.
   std::vector<std::array<int32_t, kNumStreams>> count(static_cast<size_t>(num_ranks), {0, 0, 0});
   for (const TimelineEvent& e : timeline.events) {
     if (e.rank >= 0) ++count[static_cast<size_t>(e.rank)][static_cast<size_t>(e.stream)];
@@ -75,16 +99,20 @@ void TimelineLanes::build(const Timeline& timeline, const LaneGeometry& g) {
   int y = 0;
   for (int r = 0; r < num_ranks; ++r) {
     for (int s = 0; s < kNumStreams; ++s) {
-      const bool collapsed = static_cast<size_t>(r) < g.collapsed.size() && g.collapsed[static_cast<size_t>(r)];
-      if (s != 0 && (collapsed || count[static_cast<size_t>(r)][static_cast<size_t>(s)] == 0)) continue;
+      const bool collapsed =
+          static_cast<size_t>(r) < g.collapsed.size() && g.collapsed[static_cast<size_t>(r)];
+      if (s != 0 && (collapsed || count[static_cast<size_t>(r)][static_cast<size_t>(s)] == 0))
+        continue;
       Lane lane;
       lane.rank = r;
       lane.stream = static_cast<Stream>(s);
       lane.y = y;
       lane.height = s == 0 ? g.compute_height : g.comm_height;
-      lane.events.reserve(static_cast<size_t>(count[static_cast<size_t>(r)][static_cast<size_t>(s)]));
+      lane.events.reserve(
+          static_cast<size_t>(count[static_cast<size_t>(r)][static_cast<size_t>(s)]));
       y += lane.height + 1;
-      lane_index[static_cast<size_t>(r) * kNumStreams + static_cast<size_t>(s)] = static_cast<int>(lanes_.size());
+      lane_index[static_cast<size_t>(r) * kNumStreams + static_cast<size_t>(s)] =
+          static_cast<int>(lanes_.size());
       lanes_.push_back(std::move(lane));
     }
     y += g.stage_gap;
@@ -93,7 +121,8 @@ void TimelineLanes::build(const Timeline& timeline, const LaneGeometry& g) {
   for (size_t i = 0; i < timeline.events.size(); ++i) {
     const TimelineEvent& e = timeline.events[i];
     if (e.rank < 0) continue;
-    const int li = lane_index[static_cast<size_t>(e.rank) * kNumStreams + static_cast<size_t>(e.stream)];
+    const int li =
+        lane_index[static_cast<size_t>(e.rank) * kNumStreams + static_cast<size_t>(e.stream)];
     if (li >= 0) lanes_[static_cast<size_t>(li)].events.push_back(static_cast<int32_t>(i));
   }
   for (Lane& lane : lanes_) {
@@ -114,7 +143,8 @@ void TimelineLanes::build(const Timeline& timeline, const LaneGeometry& g) {
 }
 
 int TimelineLanes::lane_at(int y) const {
-  auto it = std::upper_bound(lanes_.begin(), lanes_.end(), y, [](int v, const Lane& l) { return v < l.y; });
+  auto it = std::upper_bound(lanes_.begin(), lanes_.end(), y,
+                             [](int v, const Lane& l) { return v < l.y; });
   if (it == lanes_.begin()) return -1;
   --it;
   if (y >= it->y + it->height) return -1;
@@ -128,15 +158,17 @@ int TimelineLanes::lane_of(int rank, Stream stream) const {
 
 std::pair<size_t, size_t> TimelineLanes::visible(const Lane& lane, TimeNs t0, TimeNs t1) const {
   // First event whose running max end reaches t0 (max_t1 is non-decreasing).
-  const size_t first = static_cast<size_t>(std::lower_bound(lane.max_t1.begin(), lane.max_t1.end(), t0) -
-                                           lane.max_t1.begin());
+  const size_t first = static_cast<size_t>(
+      std::lower_bound(lane.max_t1.begin(), lane.max_t1.end(), t0) - lane.max_t1.begin());
   // Events are sorted by start: the first one starting after t1 ends the range.
   const size_t last = static_cast<size_t>(
-      std::upper_bound(lane.t0.begin() + static_cast<std::ptrdiff_t>(first), lane.t0.end(), t1) - lane.t0.begin());
+      std::upper_bound(lane.t0.begin() + static_cast<std::ptrdiff_t>(first), lane.t0.end(), t1) -
+      lane.t0.begin());
   return {first, std::max(first, last)};
 }
 
-int32_t TimelineLanes::event_at(const Timeline& timeline, const Lane& lane, TimeNs t, TimeNs slack) const {
+int32_t TimelineLanes::event_at(const Timeline& timeline, const Lane& lane, TimeNs t,
+                                TimeNs slack) const {
   auto [first, last] = visible(lane, t - slack, t + slack);
   int32_t best = -1;
   TimeNs best_dist = INT64_MAX;
@@ -155,7 +187,8 @@ int32_t TimelineLanes::event_at(const Timeline& timeline, const Lane& lane, Time
 std::pair<size_t, size_t> TimelineLanes::lanes_between(int y0, int y1) const {
   auto first = std::lower_bound(lanes_.begin(), lanes_.end(), y0,
                                 [](const Lane& l, int v) { return l.y + l.height <= v; });
-  auto last = std::lower_bound(first, lanes_.end(), y1, [](const Lane& l, int v) { return l.y < v; });
+  auto last =
+      std::lower_bound(first, lanes_.end(), y1, [](const Lane& l, int v) { return l.y < v; });
   return {static_cast<size_t>(first - lanes_.begin()), static_cast<size_t>(last - lanes_.begin())};
 }
 
@@ -163,7 +196,8 @@ std::vector<int32_t> dependency_events(const SimulationResult& result, int32_t i
   const Timeline& tl = result.engine.timeline;
   if (index < 0 || static_cast<size_t>(index) >= tl.events.size()) return {};
   const TimelineEvent& e = tl.events[static_cast<size_t>(index)];
-  if (e.instr < 0 || e.rank < 0 || static_cast<size_t>(e.rank) >= result.schedule.ranks.size()) return {};
+  if (e.instr < 0 || e.rank < 0 || static_cast<size_t>(e.rank) >= result.schedule.ranks.size())
+    return {};
   const auto& lists = result.schedule.ranks;
   const auto& msg_of = result.engine.messages.message_of;
   // (rank, instr) pairs this step waited on.
@@ -207,7 +241,8 @@ std::vector<int32_t> dependency_events(const SimulationResult& result, int32_t i
 std::vector<int32_t> critical_path_events(const SimulationResult& result) {
   const Timeline& tl = result.engine.timeline;
   std::set<std::pair<int, int>> on_path;
-  for (const CriticalStep& s : critical_path(result.schedule, result.engine)) on_path.insert({s.rank, s.instr});
+  for (const CriticalStep& s : critical_path(result.schedule, result.engine))
+    on_path.insert({s.rank, s.instr});
   std::vector<int32_t> out;
   for (size_t i = 0; i < tl.events.size(); ++i) {
     const TimelineEvent& x = tl.events[i];
@@ -218,7 +253,8 @@ std::vector<int32_t> critical_path_events(const SimulationResult& result) {
 
 int count_events(const Timeline& timeline, int rank, Stream stream, OpClass cls) {
   int n = 0;
-  for (const TimelineEvent& e : timeline.events) n += e.rank == rank && e.stream == stream && op_class(e) == cls;
+  for (const TimelineEvent& e : timeline.events)
+    n += e.rank == rank && e.stream == stream && op_class(e) == cls;
   return n;
 }
 

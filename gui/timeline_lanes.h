@@ -22,7 +22,17 @@
 namespace eellm::gui {
 
 // What a block is drawn as; the legend lists these in order.
-enum class OpClass : uint8_t { kFwd, kBwd, kBwdWeight, kExitFwd, kExitBwd, kFill, kComm, kOptimizer, kIdle };
+enum class OpClass : uint8_t {
+  kFwd,
+  kBwd,
+  kBwdWeight,
+  kExitFwd,
+  kExitBwd,
+  kFill,
+  kComm,
+  kOptimizer,
+  kIdle
+};
 inline constexpr int kNumOpClasses = 9;
 
 OpClass op_class(const TimelineEvent& e);
@@ -32,7 +42,7 @@ const char* op_class_name(OpClass c);  // "forward", "backward", ...
 struct Lane {
   int rank = 0;
   Stream stream = Stream::kCompute;
-  int y = 0;       // top, in content coordinates (below the ruler)
+  int y = 0;  // top, in content coordinates (below the ruler)
   int height = 0;
   std::vector<int32_t> events;  // indices into Timeline::events, sorted by (t0, t1)
   std::vector<TimeNs> t0;       // t0[i] = start of events[i] (non-decreasing)
@@ -42,7 +52,7 @@ struct Lane {
 struct LaneGeometry {
   int compute_height = 26;
   int comm_height = 12;
-  int stage_gap = 6;  // between ranks
+  int stage_gap = 6;            // between ranks
   std::vector<bool> collapsed;  // per rank: show only the compute lane (its transfers are hidden)
 };
 

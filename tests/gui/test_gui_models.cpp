@@ -65,7 +65,8 @@ class GuiModelsTest : public QObject {
     stages.setSummary(r.summary, r.scenario.cluster.device.memory_GiB);
     QCOMPARE(stages.rowCount(), 4);
     QCOMPARE(stages.data(stages.index(2, StageModel::kStage), Qt::UserRole).toInt(), 2);
-    QCOMPARE(stages.data(stages.index(1, StageModel::kBusy), Qt::UserRole).toDouble(), r.summary.stages[1].busy_s);
+    QCOMPARE(stages.data(stages.index(1, StageModel::kBusy), Qt::UserRole).toDouble(),
+             r.summary.stages[1].busy_s);
     QSortFilterProxyModel proxy;
     proxy.setSourceModel(&stages);
     proxy.setSortRole(Qt::UserRole);
@@ -81,7 +82,8 @@ class GuiModelsTest : public QObject {
     errors.setComparison(compare(r.engine.timeline, r.engine.timeline));
     QVERIFY(errors.rowCount() >= 3);  // forward, backward, ... + the iteration row
     const int last = errors.rowCount() - 1;
-    QCOMPARE(errors.data(errors.index(last, OpErrorModel::kOp), Qt::DisplayRole).toString(), QStringLiteral("iteration"));
+    QCOMPARE(errors.data(errors.index(last, OpErrorModel::kOp), Qt::DisplayRole).toString(),
+             QStringLiteral("iteration"));
     QCOMPARE(errors.data(errors.index(last, OpErrorModel::kError), Qt::UserRole).toDouble(), 0.0);
     errors.clear();
     QCOMPARE(errors.rowCount(), 0);
@@ -134,7 +136,8 @@ class GuiModelsTest : public QObject {
     int32_t f = -1;
     for (size_t i = 0; i < tl.events.size(); ++i) {
       const TimelineEvent& e = tl.events[i];
-      if (e.rank == 1 && e.stream == Stream::kCompute && e.op == InstrKind::kForward && e.microbatch == 0 && !e.exit_part) {
+      if (e.rank == 1 && e.stream == Stream::kCompute && e.op == InstrKind::kForward &&
+          e.microbatch == 0 && !e.exit_part) {
         f = static_cast<int32_t>(i);
       }
     }
@@ -160,13 +163,16 @@ class GuiModelsTest : public QObject {
 
   void metricsLogReadsPartialLines() {
     MetricsLog log;
-    auto a = log.feed(R"({"step":1,"loss":5.5,"final":5.0,"exits":[6.0,5.8],"lr":0.001,"tokens_per_s":1200}
+    auto a = log.feed(
+        R"({"step":1,"loss":5.5,"final":5.0,"exits":[6.0,5.8],"lr":0.001,"tokens_per_s":1200}
 {"step":2,"loss":5.)");
     QCOMPARE(a.size(), size_t{1});
     QCOMPARE(a[0].step, 1);
     QCOMPARE(a[0].exits, (std::vector<double>{6.0, 5.8}));
     QCOMPARE(a[0].final_loss, 5.0);
-    auto b = log.feed("4,\"final\":4.9,\"exits\":[5.9,5.7]}\nnot json\n{\"step\":2,\"eval\":{\"exit@2\":5.1,\"final\":4.8}}\n");
+    auto b = log.feed(
+        "4,\"final\":4.9,\"exits\":[5.9,5.7]}\nnot "
+        "json\n{\"step\":2,\"eval\":{\"exit@2\":5.1,\"final\":4.8}}\n");
     QCOMPARE(b.size(), size_t{2});
     QCOMPARE(b[0].loss, 5.4);
     QVERIFY(b[1].eval);
@@ -180,12 +186,14 @@ class GuiModelsTest : public QObject {
     r.eellm = QStringLiteral("/opt/eellm");
     r.scenario_path = QStringLiteral("s.yaml");
     r.metrics_path = QStringLiteral("m.jsonl");
-    QCOMPARE(run_command(r), (QStringList{"/opt/eellm", "train", "s.yaml", "--metrics", "m.jsonl"}));
+    QCOMPARE(run_command(r),
+             (QStringList{"/opt/eellm", "train", "s.yaml", "--metrics", "m.jsonl"}));
     r.processes = 4;
     r.trace_path = QStringLiteral("t.json");
     r.steps = 20;
-    QCOMPARE(run_command(r), (QStringList{"mpirun", "-np", "4", "/opt/eellm", "train", "s.yaml", "--metrics", "m.jsonl",
-                                          "--trace", "t.json", "--steps", "20"}));
+    QCOMPARE(run_command(r),
+             (QStringList{"mpirun", "-np", "4", "/opt/eellm", "train", "s.yaml", "--metrics",
+                          "m.jsonl", "--trace", "t.json", "--steps", "20"}));
   }
 
   // A 1,024-rank timeline paints only what is visible: per frame at most (visible lanes x plot
@@ -235,7 +243,8 @@ class GuiModelsTest : public QObject {
     QVERIFY(view.lastPaintedBlocks() <= visible_lanes * plot);
     QVERIFY(view.lastPaintedBlocks() >= visible_lanes);
     // Zoomed to 1%: only the few events in the window are visited.
-    const TimeAxis zoom = all.showing(tl->end_time() / 10, tl->end_time() / 10 + tl->end_time() / 100);
+    const TimeAxis zoom =
+        all.showing(tl->end_time() / 10, tl->end_time() / 10 + tl->end_time() / 100);
     frame(zoom);
     QVERIFY(view.lastPaintedBlocks() > 0);
     QVERIFY(view.lastPaintedBlocks() <= visible_lanes * (kPerRank / 100 + 6));
@@ -271,7 +280,8 @@ class GuiModelsTest : public QObject {
       QVERIFY(proxy.data(proxy.index(row - 1, PlansModel::kMemory), Qt::UserRole).toDouble() <=
               proxy.data(proxy.index(row, PlansModel::kMemory), Qt::UserRole).toDouble());
     }
-    QCOMPARE(m.data(m.index(0, PlansModel::kGpus), Qt::UserRole).toInt(), res->ranked[0].candidate.world_size);
+    QCOMPARE(m.data(m.index(0, PlansModel::kGpus), Qt::UserRole).toInt(),
+             res->ranked[0].candidate.world_size);
   }
 #endif
 };

@@ -56,7 +56,8 @@ class TimeAxisTest : public QObject {
   }
 
   void panMovesAndClamps() {
-    const TimeAxis z = TimeAxis::fit(1'000'000, 1000).zoomed(10.0, 0.0);  // [0, 100'000) over 1000 px
+    const TimeAxis z =
+        TimeAxis::fit(1'000'000, 1000).zoomed(10.0, 0.0);  // [0, 100'000) over 1000 px
     QCOMPARE(z.ns_per_px(), 100.0);
     const TimeAxis p = z.panned(200.0);
     QCOMPARE(p.start, int64_t{20'000});
@@ -88,8 +89,8 @@ class TimeAxisTest : public QObject {
   void visibility() {
     const TimeAxis z = TimeAxis::fit(1'000'000, 1000).showing(100'000, 200'000);
     QVERIFY(z.visible(150'000, 160'000));
-    QVERIFY(z.visible(50'000, 100'000));   // touches the left edge
-    QVERIFY(z.visible(0, 1'000'000));      // spans the view
+    QVERIFY(z.visible(50'000, 100'000));  // touches the left edge
+    QVERIFY(z.visible(0, 1'000'000));     // spans the view
     QVERIFY(!z.visible(0, 99'999));
     QVERIFY(!z.visible(200'001, 300'000));
   }
@@ -107,13 +108,14 @@ class TimeAxisTest : public QObject {
     QCOMPARE(k.start, int64_t{100'000});
     QCOMPARE(k.span, int64_t{200'000});
     // Shrinking data clamps the zoomed view inside it.
-    const TimeAxis s = TimeAxis::fit(1'000'000, 1000).showing(800'000, 1'000'000).retargeted(500'000);
+    const TimeAxis s =
+        TimeAxis::fit(1'000'000, 1000).showing(800'000, 1'000'000).retargeted(500'000);
     QCOMPARE(s.start, int64_t{300'000});
     QCOMPARE(s.span, int64_t{200'000});
   }
 
   void ticks() {
-    const TimeAxis a = TimeAxis::fit(1'000'000, 1000);  // 1000 ns per px
+    const TimeAxis a = TimeAxis::fit(1'000'000, 1000);         // 1000 ns per px
     QCOMPARE(eellm::gui::tick_step(a, 80), int64_t{100'000});  // ≥ 80'000 ns → 1·10^5
     QCOMPARE(eellm::gui::tick_step(a, 150), int64_t{200'000});
     QCOMPARE(eellm::gui::tick_step(a, 300), int64_t{500'000});
