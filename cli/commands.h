@@ -36,6 +36,11 @@ void register_plan(CLI::App& app);
 void register_sweep(CLI::App& app);
 void register_compare(CLI::App& app);
 
+// eellm calibrate and eellm validate (cli/cmd_calibrate.cpp, cli/cmd_validate.cpp): measure this
+// machine, then predicted vs measured iteration times of small plans.
+void register_calibrate(CLI::App& app);
+void register_validate(CLI::App& app);
+
 // `eellm simulate --mode inference` (cli/cmd_simulate_inference.cpp; called by cmd_simulate.cpp).
 struct InferenceCliOptions {
   std::string mode = "training";

@@ -1,0 +1,168 @@
+// `eellm calibrate [--out profile.yaml] [--cluster-out cluster.yaml] [--quick]`: micro-benchmarks of
+// this machine through the CPU backend and, under mpirun, the MPI communicator (exec/calibrate.h);
+// writes a DeviceProfile YAML (scenarios/devices format) and, with --cluster-out, a cluster file
+// whose intra_node link is the fitted alpha-beta pair and whose device is the written profile.
+// Under mpirun every rank takes part in the communication benchmarks; world rank 0 then runs the
+// compute benchmarks with the threads one rank of that job gets, and writes the files.
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "cli/commands.h"
+#include "exec/calibrate.h"
+#include "exec/runtime.h"
+#include "model/fit.h"
+#include "model/scenario_io.h"
+#ifdef EELLM_HAVE_MPI
+#include "exec/mpi/mpi_comm.h"
+#endif
+
+namespace eellm::cli {
+namespace {
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&t));
+  return buf;
+}
+
+Status write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  if (!f) return Status::io_error("cannot write " + path);
+  f << text;
+  if (!f) return Status::io_error("error writing " + path);
+  return Status::ok();
+}
+
+struct CalibrateOptions {
+  std::string out, cluster_out, name = "cpu-local", base = "cpu-local";
+  bool quick = false;
+  int threads = 0;
+};
+
+Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
+  const bool root = !world || world->rank() == 0;
+  const int ranks = world ? world->size() : 1;
+  exec::CalibrationOptions co;
+  co.quick = o.quick;
+  co.min_time_s = o.quick ? 0.02 : 0.1;
+  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  co.num_threads = o.threads > 0 ? o.threads : std::max(1, hw / ranks);
+
+  exec::CommCalibration comm;
+  exec::LinkFit link;
+  bool have_link = false;
+  if (world && ranks >= 2) {
+    EELLM_ASSIGN_OR_RETURN(comm, exec::calibrate_comm(*world, co));
+    if (root) {
+      EELLM_ASSIGN_OR_RETURN(link, exec::fit_link(comm.p2p, comm.allreduce, ranks));
+      have_link = true;
+    }
+  }
+  if (!root) return world->barrier(600);  // wait (polling with sleeps) while rank 0 benchmarks compute
+
+  auto be = exec::make_cpu_backend(co.num_threads);
+  const auto t0 = std::chrono::steady_clock::now();
+  EELLM_ASSIGN_OR_RETURN(exec::ComputeCalibration cc, exec::calibrate_compute(*be, co));
+  exec::GemmFit gfit;
+  EELLM_ASSIGN_OR_RETURN(DeviceProfile d, exec::device_profile_from_calibration(cc, o.name, &gfit));
+  // Links not measured in this run keep the base profile's figures.
+  if (auto base = load_device_profile(o.base); base.is_ok()) {
+    d.nvlink_bandwidth_GBps = base->nvlink_bandwidth_GBps, d.nvlink_latency_us = base->nvlink_latency_us;
+    d.network_bandwidth_GBps = base->network_bandwidth_GBps, d.network_latency_us = base->network_latency_us;
+    d.per_layer_overhead_us = base->per_layer_overhead_us;
+    d.per_iteration_overhead_us = base->per_iteration_overhead_us;
+  }
+  if (have_link) {
+    d.nvlink_bandwidth_GBps = link.link.bandwidth_GBps;
+    d.nvlink_latency_us = link.link.latency_us;
+  }
+  std::cout << exec::calibration_report(cc, gfit, d);
+  if (have_link) std::cout << exec::comm_report(comm, link);
+  std::cout << "compute benchmarks took "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
+
+  const std::string cmd = std::string(ranks > 1 ? "mpirun -np " + std::to_string(ranks) + " " : "") +
+                          "eellm calibrate" + (o.quick ? " --quick" : "") +
+                          (o.threads > 0 ? " --threads " + std::to_string(o.threads) : "");
+  const std::string comment = o.name + ": measured by `" + cmd + "` on " + utc_now() + ", " +
+                              std::to_string(co.num_threads) + " backend thread(s) per rank.\n" +
+                              "GEMM fit MAPE " + std::to_string(std::lround(gfit.mape)) + " % over " +
+                              std::to_string(cc.gemm.size()) + " shapes; all peaks = the fitted fp32 GEMM peak " +
+                              "(the CPU backend computes in fp32).\n" +
+                              (have_link ? "nvlink_* = MPI shared-memory alpha-beta fit over " + std::to_string(ranks) +
+                                               " ranks (p2p + all-reduce).\n"
+                                         : "nvlink_*/network_* kept from " + o.base + " (run under mpirun to measure).\n") +
+                              "per_layer/per_iteration overheads are fitted by `eellm validate` on its fitting plans.";
+  const std::string yaml = device_profile_to_yaml(d, comment);
+  if (o.out.empty()) {
+    std::cout << "\n" << yaml;
+  } else {
+    EELLM_RETURN_IF_ERROR(write_file(o.out, yaml));
+    std::cout << "wrote " << o.out << "\n";
+  }
+  if (!o.cluster_out.empty()) {
+    namespace fs = std::filesystem;
+    std::string device_ref = o.name;
+    if (!o.out.empty()) {
+      const fs::path dir = fs::absolute(o.cluster_out).parent_path();
+      device_ref = fs::relative(fs::absolute(o.out), dir).string();
+    }
+    const LinkSpec intra = have_link ? link.link : LinkSpec{d.nvlink_bandwidth_GBps, d.nvlink_latency_us};
+    std::string text = "# Cluster of " + std::to_string(ranks) + " process(es) on this machine, written by `" + cmd +
+                       "` on " + utc_now() + ".\nname: local-cpu-calibrated\ndevice: " + device_ref +
+                       "\nnum_nodes: 1\ngpus_per_node: " + std::to_string(std::max(ranks, 4)) +
+                       "\nintra_node: {bandwidth_GBps: " + std::to_string(intra.bandwidth_GBps) +
+                       ", latency_us: " + std::to_string(intra.latency_us) + "}\ninter_node: {bandwidth_GBps: " +
+                       std::to_string(d.network_bandwidth_GBps) + ", latency_us: " +
+                       std::to_string(d.network_latency_us) + "}\n";
+    EELLM_RETURN_IF_ERROR(write_file(o.cluster_out, text));
+    std::cout << "wrote " << o.cluster_out << "\n";
+  }
+  if (world) return world->barrier(600);
+  return Status::ok();
+}
+
+}  // namespace
+
+void register_calibrate(CLI::App& app) {
+  auto o = std::make_shared<CalibrateOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "calibrate", "Measure this machine (GEMM, element-wise, attention, dispatch; MPI links under mpirun) and write a device profile");
+  cmd->add_option("--out", o->out, "Device profile YAML to write (default: print it)");
+  cmd->add_option("--cluster-out", o->cluster_out, "Also write a cluster file (intra_node = the fitted link, device = --out)");
+  cmd->add_option("--name", o->name, "Profile name (default cpu-local)");
+  cmd->add_option("--base", o->base, "Profile whose link figures are kept when not measured (default cpu-local)");
+  cmd->add_option("--threads", o->threads, "Backend threads for the compute benchmarks (default: cores / ranks)");
+  cmd->add_flag("--quick", o->quick, "Fewer shapes and shorter timing (about 10-20 s)");
+  cmd->callback([o] {
+    Status st;
+#ifdef EELLM_HAVE_MPI
+    if (exec::launched_by_mpi()) {
+      auto env = exec::MpiEnvironment::init(nullptr, nullptr);
+      if (!env.is_ok()) {
+        st = env.status();
+      } else {
+        st = run_calibrate(*o, &(*env)->world());
+      }
+    } else {
+      st = run_calibrate(*o, nullptr);
+    }
+#else
+    st = run_calibrate(*o, nullptr);
+#endif
+    if (!st.is_ok()) {
+      std::cerr << "eellm calibrate: " << st.to_string() << "\n";
+      exit_code() = 1;
+    }
+  });
+}
+
+}  // namespace eellm::cli

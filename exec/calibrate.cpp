@@ -1,0 +1,386 @@
+// Micro-benchmarks and fits of exec/calibrate.h. Why these cases: they are the kernels the cost
+// model prices (model/cost_model.cpp chunk()): GEMMs at the shapes of small transformer layers,
+// element-wise ops at activation sizes (which stay in cache on a CPU, hence a separate figure from
+// the large-buffer memory bandwidth), the attention core, AdamW and the per-op dispatch floor.
+#include "exec/calibrate.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <sstream>
+
+#include "model/cost_model.h"
+#include "model/layout.h"
+
+namespace eellm::exec {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Median seconds of one call of `fn` (`batch` calls per repetition), after one warm-up call.
+template <class F>
+double time_case(F&& fn, double min_time_s, int batch = 1) {
+  fn();
+  std::vector<double> reps;
+  const auto start = Clock::now();
+  while (reps.size() < 3 || std::chrono::duration<double>(Clock::now() - start).count() < min_time_s) {
+    const auto t0 = Clock::now();
+    for (int i = 0; i < batch; ++i) fn();
+    reps.push_back(std::chrono::duration<double>(Clock::now() - t0).count() / batch);
+    if (reps.size() >= 10000) break;
+  }
+  return median(reps);
+}
+
+std::vector<float> filled(size_t n, float scale) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = scale * static_cast<float>((i * 2654435761u) % 1000) / 1000.0f - 0.5f * scale;
+  return v;
+}
+
+double percent_error(double predicted, double measured) { return 100.0 * std::fabs(predicted - measured) / measured; }
+
+}  // namespace
+
+std::vector<double> nelder_mead(const std::function<double(const std::vector<double>&)>& f, std::vector<double> x0,
+                                double step, int max_evaluations, int* evaluations) {
+  const size_t n = x0.size();
+  std::vector<std::vector<double>> pts(n + 1, x0);
+  for (size_t i = 0; i < n; ++i) pts[i + 1][i] += step;
+  std::vector<double> val(n + 1);
+  int evals = 0;
+  auto eval = [&](const std::vector<double>& x) {
+    ++evals;
+    const double v = f(x);
+    return std::isfinite(v) ? v : 1e300;
+  };
+  for (size_t i = 0; i <= n; ++i) val[i] = eval(pts[i]);
+  std::vector<size_t> order(n + 1);
+  while (evals < max_evaluations) {
+    std::iota(order.begin(), order.end(), size_t{0});
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return val[a] < val[b]; });
+    const size_t best = order[0], worst = order[n], second = order[n - 1];
+    if (std::fabs(val[worst] - val[best]) <= 1e-12 * (std::fabs(val[best]) + 1e-30)) break;
+    std::vector<double> c(n, 0.0);
+    for (size_t i = 0; i <= n; ++i)
+      if (i != worst)
+        for (size_t j = 0; j < n; ++j) c[j] += pts[i][j] / static_cast<double>(n);
+    auto along = [&](double t) {
+      std::vector<double> x(n);
+      for (size_t j = 0; j < n; ++j) x[j] = c[j] + t * (pts[worst][j] - c[j]);
+      return x;
+    };
+    const std::vector<double> xr = along(-1.0);
+    const double fr = eval(xr);
+    if (fr < val[best]) {
+      const std::vector<double> xe = along(-2.0);
+      const double fe = eval(xe);
+      if (fe < fr) pts[worst] = xe, val[worst] = fe;
+      else pts[worst] = xr, val[worst] = fr;
+    } else if (fr < val[second]) {
+      pts[worst] = xr, val[worst] = fr;
+    } else {
+      const std::vector<double> xc = fr < val[worst] ? along(-0.5) : along(0.5);
+      const double fc = eval(xc);
+      if (fc < std::min(fr, val[worst])) {
+        pts[worst] = xc, val[worst] = fc;
+      } else {  // shrink towards the best point
+        for (size_t i = 0; i <= n; ++i) {
+          if (i == best) continue;
+          for (size_t j = 0; j < n; ++j) pts[i][j] = pts[best][j] + 0.5 * (pts[i][j] - pts[best][j]);
+          val[i] = eval(pts[i]);
+        }
+      }
+    }
+  }
+  const size_t best = static_cast<size_t>(std::min_element(val.begin(), val.end()) - val.begin());
+  if (evaluations) *evaluations += evals;
+  return pts[best];
+}
+
+StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOptions& o) {
+  ComputeCalibration c;
+  c.num_threads = be.num_threads();
+  const double tmin = o.quick ? std::min(o.min_time_s, 0.02) : o.min_time_s;
+
+  // GEMM grid: rows (B·T tokens) × the (N, K) pairs of a small transformer's linears.
+  const std::vector<int> rows = o.quick ? std::vector<int>{256, 2048} : std::vector<int>{64, 256, 1024, 2048, 4096};
+  const std::vector<std::pair<int, int>> nk =
+      o.quick ? std::vector<std::pair<int, int>>{{64, 64}, {768, 256}, {256, 1024}, {512, 512}}
+              : std::vector<std::pair<int, int>>{{64, 64},   {256, 256},  {768, 256},  {1024, 256},
+                                                 {256, 1024}, {512, 512}, {1536, 512}, {1024, 1024}};
+  for (int m : rows)
+    for (auto [n, k] : nk) {
+      const std::vector<float> x = filled(static_cast<size_t>(m) * k, 1.0f), w = filled(static_cast<size_t>(n) * k, 0.1f);
+      std::vector<float> out(static_cast<size_t>(m) * n);
+      GemmSample s{m, n, k, 0};
+      s.seconds = time_case([&] { be.matmul_forward(out.data(), x.data(), w.data(), nullptr, m, k, n); }, tmin);
+      c.gemm.push_back(s);
+    }
+
+  // Memory bandwidth: dst += src over buffers far larger than the last-level cache.
+  {
+    const size_t n = o.quick ? (size_t{8} << 20) : (size_t{32} << 20);
+    std::vector<float> a = filled(n, 1.0f), b = filled(n, 1.0f);
+    const double t = time_case([&] { be.add_inplace(a.data(), b.data(), n); }, tmin);
+    c.memory_bandwidth_GBps = 12.0 * static_cast<double>(n) / t * 1e-9;
+  }
+  // Element-wise ops at activation sizes (2048 tokens × 256 channels; GELU on the 4× MLP width).
+  {
+    const int N = 2048, C = 256;
+    const size_t act = static_cast<size_t>(N) * C;
+    std::vector<float> x = filled(4 * act, 1.0f), y(4 * act), w = filled(C, 1.0f), bias = filled(C, 0.1f);
+    std::vector<float> mean(N), rstd(N);
+    auto add = [&](double bytes, auto&& fn) { c.elementwise.push_back({bytes, time_case(fn, tmin)}); };
+    add(8.0 * act, [&] {
+      be.norm_forward(NormKind::kLayerNorm, y.data(), mean.data(), rstd.data(), x.data(), w.data(), bias.data(), N, C,
+                      1e-5f);
+    });
+    add(12.0 * act, [&] { be.add_inplace(y.data(), x.data(), act); });
+    double bytes = 0, secs = 0;
+    for (const SizeSample& s : c.elementwise) bytes += s.bytes, secs += s.seconds;
+    c.elementwise_GBps = bytes / secs * 1e-9;
+    // GELU (erf) is compute-bound on a CPU; the cost model prices it as memory traffic at the same
+    // rate as the GEMMs' operands, so it is reported, not folded into elementwise_GBps (its extra
+    // cost lands in the per-layer overhead `eellm validate` fits).
+    c.gelu_GBps = 8.0 * 4 * act / time_case([&] { be.gelu_forward(y.data(), x.data(), 4 * act); }, tmin) * 1e-9;
+  }
+  // Attention core forward + backward (tiny-ee's shape; quick: 2 sequences).
+  {
+    AttentionShape s{o.quick ? 2 : 8, 256, 8, 8, 32};
+    c.attention_shape = s;
+    const size_t tok = static_cast<size_t>(s.B) * s.T;
+    std::vector<float> qkv = filled(tok * s.qkv_stride(), 1.0f), out(tok * s.out_stride()), dout = filled(tok * s.out_stride(), 0.1f);
+    std::vector<float> lse(static_cast<size_t>(s.B) * s.NH * s.T), dqkv(tok * s.qkv_stride());
+    c.attention_fwd_bwd_s = time_case(
+        [&] {
+          be.attention_forward(out.data(), lse.data(), qkv.data(), s);
+          be.attention_backward(dqkv.data(), dout.data(), out.data(), lse.data(), qkv.data(), s);
+        },
+        tmin);
+    c.attention_core_flops = 3.0 * 2.0 * (2.0 * s.B * s.NH * double(s.T) * s.T * s.HS);
+  }
+  // AdamW per parameter.
+  {
+    const size_t n = o.quick ? (size_t{256} << 10) : (size_t{1} << 20);
+    std::vector<float> p = filled(n, 0.1f), g = filled(n, 0.01f), m(n, 0.0f), v(n, 0.0f);
+    int t = 0;
+    const double secs = time_case([&] { be.adamw_step(p.data(), g.data(), m.data(), v.data(), n, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, ++t); }, tmin);
+    c.adamw_s_per_param = secs / static_cast<double>(n);
+  }
+  // Dispatch floor: a 16-element op still forks/joins the thread pool.
+  {
+    std::vector<float> a(16, 1.0f), b(16, 0.0f);
+    c.dispatch_us = 1e6 * time_case([&] { be.add_inplace(a.data(), b.data(), 16); }, tmin, 200);
+  }
+  return c;
+}
+
+StatusOr<CommCalibration> calibrate_comm(Communicator& comm, const CalibrationOptions& o) {
+  CommCalibration c;
+  c.ranks = comm.size();
+  if (comm.size() < 2) return c;
+  const double timeout = 60;
+  const int64_t max_bytes = o.quick ? (int64_t{4} << 20) : (int64_t{64} << 20);
+  std::vector<float> buf(static_cast<size_t>(max_bytes / 4));
+  for (int64_t bytes = 8; bytes <= max_bytes; bytes *= o.quick ? 8 : 4) {
+    // Same repetition count on every rank (they must agree without talking).
+    const int reps = bytes <= (64 << 10) ? (o.quick ? 30 : 100) : bytes <= (1 << 20) ? (o.quick ? 8 : 20) : (o.quick ? 3 : 6);
+    std::vector<double> pp, ar;
+    EELLM_RETURN_IF_ERROR(comm.barrier(timeout));
+    for (int r = 0; r < reps + 1; ++r) {
+      const auto t0 = Clock::now();
+      if (comm.rank() == 0) {
+        EELLM_RETURN_IF_ERROR(comm.send(buf.data(), static_cast<size_t>(bytes), 1, 7));
+        EELLM_RETURN_IF_ERROR(comm.recv(buf.data(), static_cast<size_t>(bytes), 1, 8, timeout));
+        EELLM_RETURN_IF_ERROR(comm.wait_sends(timeout));
+      } else if (comm.rank() == 1) {
+        EELLM_RETURN_IF_ERROR(comm.recv(buf.data(), static_cast<size_t>(bytes), 0, 7, timeout));
+        EELLM_RETURN_IF_ERROR(comm.send(buf.data(), static_cast<size_t>(bytes), 0, 8));
+        EELLM_RETURN_IF_ERROR(comm.wait_sends(timeout));
+      }
+      if (r > 0) pp.push_back(0.5 * std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    for (int r = 0; r < reps + 1; ++r) {
+      EELLM_RETURN_IF_ERROR(comm.barrier(timeout));
+      const auto t0 = Clock::now();
+      EELLM_RETURN_IF_ERROR(comm.all_reduce_sum(buf.data(), static_cast<size_t>(std::max<int64_t>(1, bytes / 4)), timeout));
+      if (r > 0) ar.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    std::fill(buf.begin(), buf.end(), 0.0f);  // keep the sums finite
+    c.p2p.push_back({static_cast<double>(bytes), median(pp)});
+    c.allreduce.push_back({static_cast<double>(bytes), median(ar)});
+  }
+  return c;
+}
+
+double model_gemm_time(const DeviceProfile& device, double m, double n, double k) {
+  Scenario s;
+  s.cluster.device = device;
+  s.training.params_dtype = DType::kFP32;
+  const Layout layout;
+  return CostModel(s, layout).gemm_time(m, n, k);
+}
+
+StatusOr<GemmFit> fit_gemm_model(const std::vector<GemmSample>& samples, const DeviceProfile& device) {
+  if (samples.size() < 2)
+    return Status::invalid_argument("GEMM fit: " + std::to_string(samples.size()) + " samples; need at least 2");
+  double best_gflops = 0;
+  for (const GemmSample& s : samples) {
+    if (!(s.seconds > 0) || s.m <= 0 || s.n <= 0 || s.k <= 0)
+      return Status::invalid_argument("GEMM fit: sample " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
+                                      std::to_string(s.k) + " has time " + std::to_string(s.seconds) +
+                                      " s; sizes and times must be > 0");
+    best_gflops = std::max(best_gflops, s.gflops());
+  }
+  DeviceProfile d = device;
+  d.gemm_max_efficiency = 1.0;
+  // Coordinates: log of the peak (TFLOP/s) and log(1 + half-efficiency dim).
+  auto apply = [&](const std::vector<double>& x) {
+    d.peak_tflops_fp32 = std::exp(x[0]);
+    d.gemm_half_efficiency_dim = std::expm1(std::clamp(x[1], 0.0, 12.0));
+  };
+  auto objective = [&](const std::vector<double>& x) {
+    apply(x);
+    double e = 0;
+    for (const GemmSample& s : samples) {
+      const double r = std::log(model_gemm_time(d, s.m, s.n, s.k) / s.seconds);
+      e += r * r;
+    }
+    return e / static_cast<double>(samples.size());
+  };
+  GemmFit fit;
+  std::vector<double> x{std::log(best_gflops * 1.2e-3), std::log1p(32.0)};
+  for (int run = 0; run < 3; ++run) x = nelder_mead(objective, x, run == 0 ? 0.5 : 0.1, 600, &fit.evaluations);
+  apply(x);
+  fit.peak_tflops = d.peak_tflops_fp32;
+  fit.half_efficiency_dim = d.gemm_half_efficiency_dim;
+  for (const GemmSample& s : samples) fit.mape += percent_error(model_gemm_time(d, s.m, s.n, s.k), s.seconds);
+  fit.mape /= static_cast<double>(samples.size());
+  return fit;
+}
+
+StatusOr<LinkFit> fit_link(const std::vector<SizeSample>& p2p, const std::vector<SizeSample>& allreduce, int ranks) {
+  // Rows (c_alpha, c_beta·bytes) / t so that the residuals are relative errors.
+  struct Row {
+    double ca, cb, bytes, t;
+  };
+  std::vector<Row> rows;
+  for (const SizeSample& s : p2p) rows.push_back({1.0, 1.0, s.bytes, s.seconds});
+  const double n = std::max(2, ranks);
+  if (ranks >= 2)
+    for (const SizeSample& s : allreduce) rows.push_back({2 * (n - 1), 2 * (n - 1) / n, s.bytes, s.seconds});
+  if (rows.size() < 2) return Status::invalid_argument("link fit: need at least 2 samples, got " + std::to_string(rows.size()));
+  for (const Row& r : rows)
+    if (!(r.t > 0) || r.bytes <= 0)
+      return Status::invalid_argument("link fit: sample of " + std::to_string(r.bytes) + " bytes has time " +
+                                      std::to_string(r.t) + " s; both must be > 0");
+  // Normal equations of min Σ ((ca·α + cb·B·γ) / t − 1)², γ = 1/bandwidth.
+  double s11 = 0, s12 = 0, s22 = 0, b1 = 0, b2 = 0;
+  for (const Row& r : rows) {
+    const double u = r.ca / r.t, v = r.cb * r.bytes / r.t;
+    s11 += u * u, s12 += u * v, s22 += v * v, b1 += u, b2 += v;
+  }
+  const double det = s11 * s22 - s12 * s12;
+  double alpha = det != 0 ? (b1 * s22 - b2 * s12) / det : 0;
+  double gamma = det != 0 ? (s11 * b2 - s12 * b1) / det : 0;
+  if (alpha < 0) alpha = 0, gamma = b2 / s22;          // latency cannot be negative
+  if (!(gamma > 0)) return Status::invalid_argument("link fit: times do not grow with message size");
+  LinkFit f;
+  f.link.latency_us = alpha * 1e6;
+  f.link.bandwidth_GBps = 1e-9 / gamma;
+  auto mape = [&](const std::vector<SizeSample>& v, double ca, double cb) {
+    double e = 0;
+    for (const SizeSample& s : v) e += percent_error(ca * alpha + cb * s.bytes * gamma, s.seconds);
+    return v.empty() ? 0.0 : e / static_cast<double>(v.size());
+  };
+  f.p2p_mape = mape(p2p, 1, 1);
+  f.allreduce_mape = ranks >= 2 ? mape(allreduce, 2 * (n - 1), 2 * (n - 1) / n) : 0;
+  return f;
+}
+
+StatusOr<DeviceProfile> device_profile_from_calibration(const ComputeCalibration& c, const std::string& name,
+                                                        GemmFit* gemm_fit) {
+  DeviceProfile d;
+  d.name = name;
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  d.memory_GiB = pages > 0 && page > 0 ? std::round(double(pages) * double(page) / double(1 << 30)) : 0;
+  // Activation-sized element-wise ops run from cache and can beat the large-buffer bandwidth; the
+  // profile's bandwidth is the larger, so elementwise_efficiency stays a fraction (≤ 1).
+  d.memory_bandwidth_GBps = std::max(c.memory_bandwidth_GBps, c.elementwise_GBps);
+  d.elementwise_efficiency = c.elementwise_GBps / d.memory_bandwidth_GBps;
+  d.kernel_launch_us = c.dispatch_us;
+  d.gemm_tile_m = d.gemm_tile_n = 32;
+  d.num_sms = std::max(1, c.num_threads);
+  d.collective_efficiency = 1.0;
+  EELLM_ASSIGN_OR_RETURN(GemmFit g, fit_gemm_model(c.gemm, d));
+  d.peak_tflops_fp32 = d.peak_tflops_fp16 = d.peak_tflops_bf16 = g.peak_tflops;
+  d.gemm_max_efficiency = 1.0;
+  d.gemm_half_efficiency_dim = g.half_efficiency_dim;
+  if (c.attention_fwd_bwd_s > 0) {
+    const AttentionShape& s = c.attention_shape;
+    // The cost model adds the softmax as element-wise traffic (fwd 2·B·NH·T²·e, bwd twice that).
+    const double softmax_bytes = 3.0 * 2.0 * s.B * s.NH * double(s.T) * s.T * 4.0;
+    const double softmax_s = softmax_bytes / (d.memory_bandwidth_GBps * 1e9 * d.elementwise_efficiency);
+    const double core_s = std::max(0.1 * c.attention_fwd_bwd_s, c.attention_fwd_bwd_s - softmax_s);
+    d.attention_efficiency = std::clamp(c.attention_core_flops / (core_s * g.peak_tflops * 1e12), 1e-4, 1.0);
+  }
+  d.optimizer_bytes_per_param = c.adamw_s_per_param * d.memory_bandwidth_GBps * 1e9 * d.elementwise_efficiency;
+  d.per_layer_overhead_us = 0;
+  d.per_iteration_overhead_us = 0;
+  if (gemm_fit) *gemm_fit = g;
+  return d;
+}
+
+std::string calibration_report(const ComputeCalibration& c, const GemmFit& g, const DeviceProfile& d) {
+  std::ostringstream os;
+  char line[640];
+  os << "compute (" << c.num_threads << " backend thread" << (c.num_threads == 1 ? "" : "s") << ")\n";
+  os << "  GEMM (m x n x k)        measured GFLOP/s   model GFLOP/s\n";
+  for (const GemmSample& s : c.gemm) {
+    const double model = 2.0 * s.m * s.n * s.k / model_gemm_time(d, s.m, s.n, s.k) * 1e-9;
+    std::snprintf(line, sizeof line, "  %5d x %5d x %5d   %14.1f   %13.1f\n", s.m, s.n, s.k, s.gflops(), model);
+    os << line;
+  }
+  std::snprintf(line, sizeof line,
+                "  fit: peak %.1f GFLOP/s, half-efficiency dim %.1f, MAPE %.1f %% over %zu shapes (%d evaluations)\n",
+                g.peak_tflops * 1e3, g.half_efficiency_dim, g.mape, c.gemm.size(), g.evaluations);
+  os << line;
+  std::snprintf(line, sizeof line,
+                "  memory bandwidth %.1f GB/s (large buffers); element-wise at activation sizes %.1f GB/s (GELU %.2f GB/s)\n"
+                "  attention %dx%dx%dx%d fwd+bwd %.2f ms -> efficiency %.3f of the GEMM peak\n"
+                "  AdamW %.2f ns/param -> %.1f bytes/param; dispatch floor %.2f us/op\n",
+                c.memory_bandwidth_GBps, c.elementwise_GBps, c.gelu_GBps, c.attention_shape.B, c.attention_shape.T,
+                c.attention_shape.NH, c.attention_shape.HS, c.attention_fwd_bwd_s * 1e3, d.attention_efficiency,
+                c.adamw_s_per_param * 1e9, d.optimizer_bytes_per_param, c.dispatch_us);
+  os << line;
+  return os.str();
+}
+
+std::string comm_report(const CommCalibration& c, const LinkFit& f) {
+  std::ostringstream os;
+  char line[640];
+  os << "communication (" << c.ranks << " ranks)\n  bytes        p2p us   all-reduce us\n";
+  for (size_t i = 0; i < c.p2p.size(); ++i) {
+    std::snprintf(line, sizeof line, "  %-10.0f %8.1f %15.1f\n", c.p2p[i].bytes, c.p2p[i].seconds * 1e6,
+                  i < c.allreduce.size() ? c.allreduce[i].seconds * 1e6 : 0.0);
+    os << line;
+  }
+  std::snprintf(line, sizeof line, "  fit: latency %.2f us, bandwidth %.2f GB/s; MAPE p2p %.1f %%, all-reduce %.1f %%\n",
+                f.link.latency_us, f.link.bandwidth_GBps, f.p2p_mape, f.allreduce_mape);
+  os << line;
+  return os.str();
+}
+
+}  // namespace eellm::exec

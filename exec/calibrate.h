@@ -1,0 +1,115 @@
+// Calibration: micro-benchmarks of the machine at hand through the real backends (exec/backend.h)
+// and communicators (exec/comm.h), and the fits that turn them into the DeviceProfile and link
+// figures the simulator reads (model/scenario.h, model/cost_model.h).
+//
+// Compute (one process, `num_threads` backend threads — the threads one rank gets when the
+// executor runs): GEMM throughput over a grid of shapes (matmul_forward), element-wise bandwidth
+// (add_inplace over a large buffer = memory bandwidth; LayerNorm / add at activation sizes =
+// element-wise efficiency), the attention core forward + backward, AdamW bytes per parameter and the
+// dispatch overhead of a tiny op. The GEMM efficiency model of CostModel::gemm_time is fitted to the
+// GEMM samples (free: asymptotic peak and gemm_half_efficiency_dim; gemm_max_efficiency = 1, so
+// peak_tflops_fp32 IS the fitted asymptotic throughput) by Nelder–Mead on the mean squared log
+// error, with the cost model itself as the predictor (no second copy of the formula).
+//
+// Communication (all ranks of a communicator, rank 0 keeps the samples): ping-pong between ranks 0
+// and 1 over message sizes, and all_reduce_sum over all ranks. One alpha-beta pair (latency,
+// effective bandwidth) is fitted to both with the cost model's p2p and ring all-reduce formulas;
+// collective_efficiency is then 1 (the fitted bandwidth is already the achieved one).
+//
+// Timing: each case is repeated until `min_time_s` has passed (at least 3 repetitions); the
+// median repetition is kept. Thread-safety: functions use the given backend/communicator, which
+// are single-threaded objects; the fits are pure.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "exec/backend.h"
+#include "exec/comm.h"
+#include "model/scenario.h"
+#include "model/status.h"
+
+namespace eellm::exec {
+
+struct CalibrationOptions {
+  bool quick = false;       // fewer shapes and sizes, shorter timing (the whole run < ~20 s)
+  double min_time_s = 0.1;  // per case (quick: 0.02)
+  int num_threads = 1;      // backend threads (the executor gives each rank cores / ranks)
+};
+
+struct GemmSample {
+  int m = 0, n = 0, k = 0;  // (m×k)·(k×n)
+  double seconds = 0;
+  double gflops() const { return 2.0 * m * n * k / seconds * 1e-9; }
+};
+
+struct SizeSample {
+  double bytes = 0;  // bytes moved (element-wise) or message size (communication)
+  double seconds = 0;
+};
+
+struct ComputeCalibration {
+  int num_threads = 1;
+  std::vector<GemmSample> gemm;
+  double memory_bandwidth_GBps = 0;      // add_inplace over a buffer far larger than the caches
+  std::vector<SizeSample> elementwise;   // LayerNorm and add at activation sizes
+  double elementwise_GBps = 0;           // bytes / seconds over `elementwise`
+  double gelu_GBps = 0;                  // GELU (erf) at the MLP width: reported, not fitted
+  double attention_fwd_bwd_s = 0;        // one attention forward + backward of `attention_shape`
+  AttentionShape attention_shape;
+  double attention_core_flops = 0;       // the cost model's count: 3 · 2·(2·B·NH·T²·HS)
+  double adamw_s_per_param = 0;
+  double dispatch_us = 0;                // a tiny op (fork/join of the thread pool)
+};
+
+struct CommCalibration {
+  int ranks = 1;
+  std::vector<SizeSample> p2p;        // one-way time (half a ping-pong round trip)
+  std::vector<SizeSample> allreduce;  // all_reduce_sum of `bytes` (fp32) over all ranks
+};
+
+// Fit of the GEMM efficiency model: the fields it sets and its error on the samples.
+struct GemmFit {
+  double peak_tflops = 0;
+  double half_efficiency_dim = 0;
+  double mape = 0;  // percent, over the samples
+  int evaluations = 0;
+};
+
+struct LinkFit {
+  LinkSpec link;            // latency and effective (achieved) bandwidth
+  double p2p_mape = 0, allreduce_mape = 0;  // percent
+};
+
+// Generic Nelder–Mead (standard coefficients) minimising f from x0 with initial simplex step.
+std::vector<double> nelder_mead(const std::function<double(const std::vector<double>&)>& f, std::vector<double> x0,
+                                double step, int max_evaluations, int* evaluations = nullptr);
+
+// Benchmarks (see the file comment).
+StatusOr<ComputeCalibration> calibrate_compute(Backend& backend, const CalibrationOptions& options);
+// Collective over `comm`: every rank calls it. Needs ≥ 2 ranks for p2p samples; with one rank
+// both lists stay empty.
+StatusOr<CommCalibration> calibrate_comm(Communicator& comm, const CalibrationOptions& options);
+
+// CostModel::gemm_time of `device` (fp32) for one sample shape: the model the fit targets.
+double model_gemm_time(const DeviceProfile& device, double m, double n, double k);
+// Fits peak_tflops_fp32 and gemm_half_efficiency_dim of `device` (its memory figures, tiles and
+// launch cost are kept) to `samples`; errors when there are fewer than 2 samples or a time ≤ 0.
+StatusOr<GemmFit> fit_gemm_model(const std::vector<GemmSample>& samples, const DeviceProfile& device);
+
+// Alpha-beta fit over p2p (t = α + B/β) and ring all-reduce over `ranks`
+// (t = 2(n−1)/n·B/β + 2(n−1)·α) samples by weighted least squares on relative error.
+StatusOr<LinkFit> fit_link(const std::vector<SizeSample>& p2p, const std::vector<SizeSample>& allreduce, int ranks);
+
+// The DeviceProfile the compute calibration implies (name `name`; all three peaks = the fitted
+// fp32 GEMM peak — the CPU backend computes in fp32 whatever the dtype), and the fit behind it.
+StatusOr<DeviceProfile> device_profile_from_calibration(const ComputeCalibration& c, const std::string& name,
+                                                        GemmFit* gemm_fit = nullptr);
+
+// Human-readable table of the measurements and fits.
+std::string calibration_report(const ComputeCalibration& c, const GemmFit& g, const DeviceProfile& d);
+std::string comm_report(const CommCalibration& c, const LinkFit& f);
+
+}  // namespace eellm::exec

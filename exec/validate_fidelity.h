@@ -1,0 +1,97 @@
+// Fidelity harness (`eellm validate`): runs small scenario plans with the real executor under
+// mpirun (exec/runtime.h, one process per rank), simulates the same plans with a calibrated
+// DeviceProfile (sim/simulate.h), and reports iteration-time error per plan and the mean absolute
+// percentage error (MAPE), plus the error per op kind (sim/timeline.h compare()).
+//
+// Fitting vs judging: every plan is marked `for_fit` or not. The residual free parameters the
+// micro-benchmarks cannot see — per_layer_overhead_us (framework work per layer and microbatch)
+// and, per rank count, the share of a core a rank really gets (`compute_share`: 4 ranks on a
+// 2-core machine time-share it) — are fitted on the fitting plans only; the MAPE that counts is
+// the one over the judged plans, which never enter the fit.
+//
+// Measured iteration time: the median over the iterations after the first (warm-up) of world
+// rank 0's wall time per iteration (the executor's metrics file), excluding the last, traced
+// iteration. Thread-safety: free functions; run_plan spawns processes and writes under `workdir`.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/scenario.h"
+#include "model/status.h"
+#include "sim/timeline.h"
+
+namespace eellm::exec {
+
+struct FidelityPlan {
+  std::string name;
+  bool for_fit = false;  // used to fit the residual parameters; never judged
+  Scenario scenario;
+  int np() const { return scenario.parallel.world_size; }
+};
+
+// The default set, built from scenarios/tiny-ee.yaml shrunk to 128 tokens × 4 sequences per
+// microbatch (fitting plans: 1), for the requested rank counts (2 and/or 4): PP 2/4, DP 2, PP2×DP2; schedules 1F1B,
+// GPipe, EE-1F1B, EE-fill, ZB-H1, no-pipelining; with and without exits. Fitting plans: 1F1B and
+// no-pipelining/PP2×DP2 (see the .cpp); the rest are judged.
+StatusOr<std::vector<FidelityPlan>> default_fidelity_plans(const std::vector<int>& nps);
+// Every *.yaml of `dir`; files whose name starts with "fit-" are fitting plans.
+StatusOr<std::vector<FidelityPlan>> load_fidelity_plans(const std::string& dir, const std::vector<int>& nps);
+
+// One plan's outcome.
+struct PlanMeasurement {
+  std::string name;
+  int np = 1;
+  bool for_fit = false;
+  double measured_s = 0, predicted_s = 0;
+  Timeline measured, predicted;  // for per-op errors (may be empty)
+};
+
+// Runs `plan` with `mpirun -np N <exe> validate --worker ...` for `steps` iterations in `workdir`,
+// filling name/np/for_fit/measured_s/measured. `mpirun` is the launcher command with its flags.
+StatusOr<PlanMeasurement> run_plan(const FidelityPlan& plan, const std::string& exe, const std::string& mpirun,
+                                   int steps, const std::string& workdir);
+// Reads world rank 0's per-iteration seconds from the executor's metrics file (JSON lines).
+StatusOr<std::vector<double>> read_iteration_seconds(const std::string& metrics_path);
+// The measured iteration time from per-iteration seconds: median of [1, n−1) (n ≥ 3), else the
+// last value.
+double measured_iteration_seconds(const std::vector<double>& seconds);
+
+// Residual parameters fitted on the fitting plans.
+struct ResidualFit {
+  double per_layer_overhead_us = 0;
+  std::map<int, double> compute_share;  // np → fraction of the calibrated throughput a rank gets
+  double fit_mape = 0;                  // percent, over the fitting plans
+};
+// `device` with the residual parameters of `np` applied (compute peaks and bandwidth × share).
+DeviceProfile apply_residuals(const DeviceProfile& device, const ResidualFit& fit, int np);
+// The plan's scenario on `device` (cluster intra_node link = the device's nvlink_* figures).
+Scenario with_device(const Scenario& scenario, const DeviceProfile& device);
+// Simulated iteration seconds (and the predicted timeline when `timeline` is non-null).
+StatusOr<double> predict(const Scenario& scenario, Timeline* timeline = nullptr);
+// Fits ResidualFit on the measurements marked for_fit (others ignored), minimising the mean
+// squared log error with Nelder–Mead. Rank counts without a fitting plan keep share 1.
+StatusOr<ResidualFit> fit_residuals(const std::vector<FidelityPlan>& plans, const std::vector<PlanMeasurement>& measured,
+                                    const DeviceProfile& device);
+
+// Error summary.
+struct OpKindFidelity {
+  InstrKind op = InstrKind::kForward;
+  bool exit_part = false;
+  int plans = 0;
+  double mape = 0;         // mean over plans of |mean predicted − mean measured| / measured, percent
+  double mean_signed = 0;  // percent; > 0: the simulator over-predicts
+};
+struct FidelityReport {
+  std::vector<PlanMeasurement> plans;
+  double fit_mape = 0, judged_mape = 0;  // percent
+  std::map<int, double> judged_mape_by_np;
+  std::vector<OpKindFidelity> per_op;    // over the judged plans
+  std::string to_text() const;
+};
+// Absolute percentage error of one prediction (measured > 0).
+double absolute_percentage_error(double predicted, double measured);
+FidelityReport summarize_fidelity(const std::vector<PlanMeasurement>& plans);
+
+}  // namespace eellm::exec
