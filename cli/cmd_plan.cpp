@@ -34,9 +34,9 @@ void progress_bar(const char* phase, int64_t done, int64_t total) {
 void register_plan(CLI::App& app) {
   struct Options {
     std::string scenario, device, exits = "fixed", format = "text", emit;
-    int gpus = 0, min_gpus = 0, top = 10, simulate_top = 64, threads = 0;
+    int gpus = 0, min_gpus = 0, top = 10, simulate_top = 128, threads = 0;
     double margin = 0.1;
-    bool no_progress = false;
+    bool no_progress = false, neighbourhood = false;
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("plan", "Search parallel layouts (TP/PP/DP, schedule, recompute, partition, exits) on a GPU budget");
@@ -52,6 +52,8 @@ void register_plan(CLI::App& app) {
   cmd->add_option("--format", opt->format, "Output format")->check(CLI::IsMember({"text", "json", "csv"}));
   cmd->add_option("--emit", opt->emit, "Write the best plan as a scenario YAML file");
   cmd->add_option("--threads", opt->threads, "Worker threads (0: all cores)");
+  cmd->add_flag("--partition-neighbourhood", opt->neighbourhood,
+                "Also try every layer split one layer away from the balanced one (larger search)");
   cmd->add_flag("--no-progress", opt->no_progress, "No progress bar on stderr");
   cmd->callback([opt] {
     auto fail = [](const std::string& msg) {
@@ -74,6 +76,7 @@ void register_plan(CLI::App& app) {
     po.movable_exits = opt->exits == "movable";
     po.memory_margin = opt->margin;
     po.threads = opt->threads;
+    po.partition_neighbourhood = opt->neighbourhood;
     if (!opt->no_progress && isatty(STDERR_FILENO)) po.progress = progress_bar;
     auto res = plan(*sc, po);
     if (!res.is_ok()) return fail(res.status().to_string());

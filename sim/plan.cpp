@@ -162,10 +162,14 @@ std::vector<int> even_parts(int layers, int v) {
   return std::vector<int>(static_cast<size_t>(v), layers / v);
 }
 
-// Short key of a derive_layout message: its leading field name ("training.global_batch_size").
+// Short key of a derive_layout message: its leading field name ("training.global_batch_size"),
+// or the words before the first number ("number of microbatches").
 std::string reason_key(const std::string& msg) {
-  const size_t cut = msg.find_first_of(" (:");
-  return cut == std::string::npos ? msg : msg.substr(0, cut);
+  const size_t sp = msg.find(' ');
+  const std::string first = msg.substr(0, sp);
+  if (first.find('.') != std::string::npos) return first;
+  const size_t cut = msg.find(" (");
+  return msg.substr(0, std::min<size_t>(cut == std::string::npos ? msg.size() : cut, 48));
 }
 
 struct Budget {
@@ -254,7 +258,20 @@ StatusOr<std::vector<Cand>> enumerate(const Scenario& base, const PlanOptions& o
                   if (it == unit_cache.end()) it = unit_cache.emplace(key, unit_costs(base, tp, mbs, sp == 1, rc)).first;
                   if (it->second.ok) {
                     std::vector<int> bal = balanced_partition(m.num_layers, nvs, it->second, q);
-                    if (!bal.empty() && bal != even_parts(m.num_layers, nvs)) parts.push_back(tables.partition_id(bal));
+                    const std::vector<int> even = even_parts(m.num_layers, nvs);
+                    if (!bal.empty() && bal != even) parts.push_back(tables.partition_id(bal));
+                    // Neighbourhood: one layer moved across one boundary of the balanced split
+                    // (trades a little time for memory on the early stages, or the reverse).
+                    if (!bal.empty() && o.partition_neighbourhood)
+                      for (size_t b = 0; b + 1 < bal.size(); ++b)
+                        for (int delta : {-1, 1}) {
+                          std::vector<int> q2 = bal;
+                          q2[b] += delta;
+                          q2[b + 1] -= delta;
+                          if (q2[b] < 1 || q2[b + 1] < 1 || q2 == even) continue;
+                          const int32_t id = tables.partition_id(q2);
+                          if (std::find(parts.begin(), parts.end(), id) == parts.end()) parts.push_back(id);
+                        }
                   }
                 }
                 for (int32_t part : parts) {
@@ -512,12 +529,12 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
     return x != y ? x < y : a < b;
   });
 
-  // --- Event simulation of the most promising, in two rounds. ---
-  // The closed form is biased differently per schedule and pipeline depth (bubble filling and
-  // zero-bubble gain more in the simulator than in the formula), so round one simulates the best
-  // estimate of every (schedule, pp, vp, recompute) group plus the overall best (up to two thirds of
-  // the simulation budget); the simulated/estimated ratio
-  // of each group then corrects the estimates, and round two simulates the best corrected ones.
+  // --- Event simulation of the most promising, in rounds. ---
+  // The closed form is biased differently per schedule, pipeline depth and microbatch count
+  // (bubble filling and zero-bubble gain more in the simulator than in the formula), so round one
+  // simulates the best estimate of every (schedule, pp, vp, recompute) group (a third of the
+  // budget); each later round (an eighth) simulates the best estimates corrected by the
+  // simulated/estimated ratios seen so far.
   const size_t nsim = o.simulate_top < 0 ? alive.size()
                                          : std::min(alive.size(), static_cast<size_t>(std::max(o.simulate_top, o.top_k)));
   auto group_of = [&](int64_t i) {
@@ -563,51 +580,68 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
   if (nsim == alive.size()) {
     run_round(alive);
   } else {
-    std::vector<int64_t> round1;
+    // Round one: the overall best and the best estimate of every coarse group.
+    std::vector<int64_t> round1{alive.front()};
     std::map<std::tuple<int, int, int, int>, int64_t> rep;
     for (int64_t i : alive) rep.emplace(group_of(i), i);  // alive is sorted: first = best estimate
     std::vector<int64_t> reps;
-    for (const auto& [g, i] : rep) reps.push_back(i);
+    for (const auto& [g, i] : rep)
+      if (i != alive.front()) reps.push_back(i);
     std::sort(reps.begin(), reps.end(), [&](int64_t a, int64_t b) {
       return scr[static_cast<size_t>(a)].est_s != scr[static_cast<size_t>(b)].est_s
                  ? scr[static_cast<size_t>(a)].est_s < scr[static_cast<size_t>(b)].est_s
                  : a < b;
     });
-    const size_t half = std::max<size_t>(1, nsim * 2 / 3);
-    round1.push_back(alive.front());
+    const size_t first_round = std::max<size_t>(1, nsim / 3);
     for (int64_t i : reps)
-      if (round1.size() < half && i != alive.front()) round1.push_back(i);
-    for (int64_t i : alive) {
-      if (round1.size() >= half) break;
-      if (std::find(round1.begin(), round1.end(), i) == round1.end()) round1.push_back(i);
-    }
+      if (round1.size() < first_round) round1.push_back(i);
     run_round(round1);
-    std::map<std::tuple<int, int, int, int>, std::pair<double, int>> ratio;  // group → (sum of ratios, count)
-    std::vector<double> all_ratios;
-    for (size_t k = 0; k < entries.size(); ++k)
-      if (sim_error[k].empty() && entries[k].metrics.estimated_time_s > 0) {
+    // Later rounds: estimates corrected by the simulated/estimated ratio of the finest group with
+    // data — (schedule, pp, vp, recompute, micro-batch), then (schedule, pp, vp, recompute), then
+    // the schedule, then all — re-ranked after every round.
+    const size_t step = std::max<size_t>(1, nsim / 8);
+    while (entries.size() < nsim) {
+      std::map<std::tuple<int, int, int, int, int>, std::pair<double, int>> fine;
+      std::map<std::tuple<int, int, int, int>, std::pair<double, int>> coarse;
+      std::map<int, std::pair<double, int>> by_schedule;
+      std::vector<double> all_ratios;
+      for (size_t k = 0; k < entries.size(); ++k) {
+        if (!sim_error[k].empty() || entries[k].metrics.estimated_time_s <= 0) continue;
         const double q = entries[k].metrics.iteration_time_s / entries[k].metrics.estimated_time_s;
-        auto& acc = ratio[group_of(entries[k].candidate.index)];
-        acc.first += q;
-        ++acc.second;
+        const int64_t i = entries[k].candidate.index;
+        const auto g = group_of(i);
+        auto add = [q](std::pair<double, int>& acc) {
+          acc.first += q;
+          ++acc.second;
+        };
+        add(fine[std::tuple_cat(g, std::make_tuple(static_cast<int>(cands[static_cast<size_t>(i)].mbs)))]);
+        add(coarse[g]);
+        add(by_schedule[std::get<0>(g)]);
         all_ratios.push_back(q);
       }
-    std::sort(all_ratios.begin(), all_ratios.end());
-    const double global = all_ratios.empty() ? 1.0 : all_ratios[all_ratios.size() / 2];
-    std::vector<std::pair<double, int64_t>> corrected;
-    for (int64_t i : alive) {
-      if (picked[static_cast<size_t>(i)]) continue;
-      auto it = ratio.find(group_of(i));
-      const double q = it == ratio.end() ? global : it->second.first / it->second.second;
-      corrected.emplace_back(scr[static_cast<size_t>(i)].est_s * q, i);
+      std::sort(all_ratios.begin(), all_ratios.end());
+      const double global = all_ratios.empty() ? 1.0 : all_ratios[all_ratios.size() / 2];
+      std::vector<std::pair<double, int64_t>> corrected;
+      for (int64_t i : alive) {
+        if (picked[static_cast<size_t>(i)]) continue;
+        const auto g = group_of(i);
+        double q = global;
+        if (auto f = fine.find(std::tuple_cat(g, std::make_tuple(static_cast<int>(cands[static_cast<size_t>(i)].mbs))));
+            f != fine.end())
+          q = f->second.first / f->second.second;
+        else if (auto c = coarse.find(g); c != coarse.end())
+          q = c->second.first / c->second.second;
+        else if (auto sc = by_schedule.find(std::get<0>(g)); sc != by_schedule.end())
+          q = sc->second.first / sc->second.second;
+        corrected.emplace_back(scr[static_cast<size_t>(i)].est_s * q, i);
+      }
+      if (corrected.empty()) break;
+      const size_t take = std::min({step, nsim - entries.size(), corrected.size()});
+      std::partial_sort(corrected.begin(), corrected.begin() + static_cast<std::ptrdiff_t>(take), corrected.end());
+      std::vector<int64_t> round;
+      for (size_t k = 0; k < take; ++k) round.push_back(corrected[k].second);
+      run_round(round);
     }
-    std::sort(corrected.begin(), corrected.end());
-    std::vector<int64_t> round2;
-    for (const auto& [t, i] : corrected) {
-      if (round1.size() + round2.size() >= nsim) break;
-      round2.push_back(i);
-    }
-    run_round(round2);
   }
   ThreadTally& main_tally = tally[0];
   std::vector<PlanEntry> ok;

@@ -5,18 +5,19 @@
 // interleaved, ZB-H1, EE bubble filling), recompute granularity, sequence parallel, distributed
 // optimizer, layer partition (even, and "balanced": a min-max partition over the cost model's
 // per-layer, embedding, final-head and exit-head times, so the stages that hold exit heads get fewer
-// layers — EE-LLM only splits evenly) and, with movable exits, exits snapped to stage boundaries
+// layers — EE-LLM only splits evenly — optionally with its neighbourhood: one layer moved across
+// one boundary) and, with movable exits, exits snapped to stage boundaries
 // (post-exit at the end of the earlier stage or pre-exit at the start of the later one).
 //
 // Search: every candidate is screened — structural rules (TP within a node, redundant settings),
 // derive_layout's divisibility errors, then the cost model's per-stage memory (stage_memory, with the
 // margin) — and the survivors are timed by the closed-form estimate (model/fit.h,
 // estimate_iteration). `simulate_top` candidates are played by the event simulator (record_timeline
-// off) in two rounds: first the best estimate of every (schedule, pp, vp, recompute) group and the overall
-// best, then — with each group's simulated/estimated ratio correcting the estimates of the rest — the
-// best corrected ones. The ranked table is by simulated iteration time, and a candidate whose
-// simulated peak memory exceeds the budget is dropped too, so no returned plan fails the memory
-// model. Pruned candidates are counted per reason (with one example message each).
+// off) in rounds: first the best estimate of every (schedule, pp, vp, recompute) group and the
+// overall best, then — re-ranked after each round by estimates corrected with the simulated/estimated
+// ratio of the finest group seen (adding the micro-batch size), else coarser — the best corrected
+// ones. The ranked table is by simulated iteration time, and a candidate whose simulated peak memory
+// exceeds the budget is dropped too, so no returned plan fails the memory model. Pruned candidates are counted per reason (with one example message each).
 //
 // Determinism: enumeration order is fixed, screening results are independent of thread count, ties
 // are broken by enumeration index. Thread-safety: plan() is a pure function of its arguments (it
@@ -86,7 +87,7 @@ struct PlanOptions {
   int top_k = 10;
   bool movable_exits = false;
   double memory_margin = 0.1;      // fraction of device memory kept free
-  int simulate_top = 64;           // candidates the event simulator plays; < 0 → all survivors
+  int simulate_top = 128;           // candidates the event simulator plays; < 0 → all survivors
   bool exit_overhead = true;       // simulate the ranked plans without exits too
   int threads = 0;                 // 0 → hardware concurrency
   // The axes; empty → the defaults below (what the CLI searches).
@@ -101,6 +102,7 @@ struct PlanOptions {
   bool search_sequence_parallel = true;
   bool search_distributed_optimizer = true;
   bool search_partition = true;    // add the balanced partition next to the even one
+  bool partition_neighbourhood = false;  // also every split one layer away from the balanced one
   // Progress of a phase ("screen", "simulate"): done of total. Called from the calling thread.
   std::function<void(const char* phase, int64_t done, int64_t total)> progress;
 };

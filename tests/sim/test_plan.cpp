@@ -73,11 +73,11 @@ TEST(Plan, FindsTheExhaustiveOptimumOnASmallSpace) {
   }
   EXPECT_DOUBLE_EQ(all->ranked.front().metrics.iteration_time_s, best);
 
-  // The default search (analytical screen, then 64 simulated in two rounds) returns the same optimum.
+  // The default search (analytical screen, then 128 simulated in rounds) returns the same optimum.
   PlanOptions fast = small_space(8);
   auto p = plan(base, fast);
   ASSERT_TRUE(p.is_ok());
-  EXPECT_EQ(p->simulated, 64);
+  EXPECT_EQ(p->simulated, 128);
   EXPECT_LE(p->ranked.front().metrics.iteration_time_s, best * 1.02);
   EXPECT_EQ(to_string(p->ranked.front().candidate), to_string(all->ranked.front().candidate));
 }
@@ -146,9 +146,10 @@ TEST(Plan, UnevenPartitionBeatsEvenWhenExitsLoadTheLastStages) {
   EXPECT_GT(part[0], 8);
   EXPECT_LT(part[3], 8);
   const double gain = worst.metrics.iteration_time_s / best.metrics.iteration_time_s - 1;
-  // Measured: the balanced split is 9.6 % faster (stage times 8 vs ~9.3 layer-equivalents).
-  EXPECT_GT(gain, 0.05) << "even " << worst.metrics.iteration_time_s << " s, balanced " << best.metrics.iteration_time_s << " s";
-  EXPECT_LT(gain, 0.20);
+  // Balanced [9,9,7,7] is 7.6 % faster than even [8,8,8,8] (3.22 s vs 3.46 s per iteration on
+  // 16 A100s, full recompute, 16 microbatches of 1).
+  EXPECT_NEAR(gain, 0.076, 0.02) << "even " << worst.metrics.iteration_time_s << " s, balanced " << best.metrics.iteration_time_s
+                                 << " s";
 }
 
 TEST(Plan, MovableExitsAddBoundaryPlacements) {
