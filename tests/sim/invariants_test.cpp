@@ -136,10 +136,15 @@ TEST(ScheduleInvariants, HoldForEverySchedule) {
         if (m.rank == rank) last = m.bytes;
       EXPECT_EQ(last, 1000) << "rank " << rank << " ends with activations still held";
       const int in_flight = mem.ranks[static_cast<size_t>(rank)].max_in_flight;
-      if (c.kind == ScheduleKind::k1F1B || c.kind == ScheduleKind::kEE1F1B)
+      if (c.kind == ScheduleKind::k1F1B || c.kind == ScheduleKind::kEE1F1B) {
         EXPECT_EQ(in_flight, std::min(c.pp - rank, c.m)) << "rank " << rank;
-      if (c.kind == ScheduleKind::kZBH1) EXPECT_LE(in_flight, c.pp) << "rank " << rank;
-      if (c.kind == ScheduleKind::kGPipe) EXPECT_EQ(in_flight, c.m);
+      }
+      if (c.kind == ScheduleKind::kZBH1) {
+        EXPECT_LE(in_flight, c.pp) << "rank " << rank;
+      }
+      if (c.kind == ScheduleKind::kGPipe) {
+        EXPECT_EQ(in_flight, c.m);
+      }
     }
   }
 }

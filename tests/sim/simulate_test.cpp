@@ -61,7 +61,15 @@ TEST(Simulate, PipelinedEEScenariosWithEveryEESchedule) {
       ASSERT_TRUE(r.is_ok()) << r.status().to_string();
       expect_consistent(r->summary);
       EXPECT_GT(r->summary.pp, 1);
-      if (k == ScheduleKind::kEEFill) EXPECT_GT(r->summary.num_fill_warmup, 0);
+      if (k == ScheduleKind::kEEFill) {
+        EXPECT_GT(r->summary.num_fill_warmup, 0);
+      }
+      if (k == ScheduleKind::kEE1F1B) {
+        // The FLOPs of the executed instructions equal the cost model's model FLOPs per iteration.
+        const CostModel cm(r->scenario, r->layout);
+        const double executed = r->summary.model_tflops_per_gpu * 1e12 * r->summary.iteration_time_s * r->summary.world_size;
+        EXPECT_NEAR(executed / cm.model_flops_per_iteration(true), 1.0, 1e-6);
+      }
       // The trace of a real scenario round-trips.
       auto back = parse_trace(trace_to_json(r->engine.timeline));
       ASSERT_TRUE(back.is_ok()) << back.status().to_string();
