@@ -1,0 +1,113 @@
+#include "exec/confidence.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+namespace eellm::exec {
+
+StatusOr<ConfidenceRule> parse_confidence_rule(const std::string& name) {
+  if (name == "max_prob") return ConfidenceRule::kMaxProb;
+  if (name == "margin") return ConfidenceRule::kMargin;
+  if (name == "entropy") return ConfidenceRule::kEntropy;
+  return Status::invalid_argument("confidence rule '" + name + "' is not one of max_prob, margin, entropy");
+}
+
+std::string confidence_rule_name(ConfidenceRule rule) {
+  switch (rule) {
+    case ConfidenceRule::kMaxProb: return "max_prob";
+    case ConfidenceRule::kMargin: return "margin";
+    case ConfidenceRule::kEntropy: return "entropy";
+  }
+  return "?";
+}
+
+double confidence_score(ConfidenceRule rule, const float* logits, int V) {
+  double mx = -std::numeric_limits<double>::infinity();
+  for (int j = 0; j < V; ++j) mx = std::max(mx, static_cast<double>(logits[j]));
+  double sum = 0.0, p1 = 0.0, p2 = 0.0;
+  for (int j = 0; j < V; ++j) sum += std::exp(logits[j] - mx);
+  if (rule == ConfidenceRule::kEntropy) {
+    double h = 0.0;
+    for (int j = 0; j < V; ++j) {
+      const double p = std::exp(logits[j] - mx) / sum;
+      if (p > 0) h -= p * std::log(p);
+    }
+    return V > 1 ? std::clamp(1.0 - h / std::log(static_cast<double>(V)), 0.0, 1.0) : 1.0;
+  }
+  for (int j = 0; j < V; ++j) {
+    const double p = std::exp(logits[j] - mx) / sum;
+    if (p > p1) p2 = p1, p1 = p;
+    else if (p > p2) p2 = p;
+  }
+  return rule == ConfidenceRule::kMaxProb ? p1 : p1 - p2;
+}
+
+StatusOr<double> parse_threshold(const std::string& text) {
+  if (text == "off") return 1.0;
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || !std::isfinite(v))
+    return Status::invalid_argument("threshold '" + text + "' is not a number in [0, 1] or \"off\"");
+  if (v < 0.0 || v > 1.0)
+    return Status::invalid_argument("threshold (" + text + ") must lie in [0, 1] (1 or \"off\" = full model)");
+  return v;
+}
+
+Status check_sampling(const SamplingOptions& s) {
+  if (!(s.temperature >= 0.0f) || !std::isfinite(s.temperature))
+    return Status::invalid_argument("temperature (" + std::to_string(s.temperature) + ") must be ≥ 0");
+  if (s.top_k < 0) return Status::invalid_argument("top_k (" + std::to_string(s.top_k) + ") must be ≥ 0");
+  if (!(s.top_p > 0.0f && s.top_p <= 1.0f))
+    return Status::invalid_argument("top_p (" + std::to_string(s.top_p) + ") must lie in (0, 1]");
+  return Status::ok();
+}
+
+int32_t argmax_token(const float* logits, int V) {
+  int32_t best = 0;
+  for (int j = 1; j < V; ++j)
+    if (logits[j] > logits[best]) best = j;
+  return best;
+}
+
+int32_t pick_token(const float* logits, int V, const SamplingOptions& s, std::mt19937_64& rng) {
+  if (s.temperature <= 0.0f) return argmax_token(logits, V);
+  std::vector<int32_t> idx(static_cast<size_t>(V));
+  std::iota(idx.begin(), idx.end(), 0);
+  // Largest first, index order on ties, so a draw depends only on the logits and the RNG.
+  std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  size_t keep = idx.size();
+  if (s.top_k > 0) keep = std::min(keep, static_cast<size_t>(s.top_k));
+  const double mx = logits[idx[0]];
+  std::vector<double> p(keep);
+  double sum = 0.0;
+  for (size_t i = 0; i < keep; ++i) sum += p[i] = std::exp((logits[idx[i]] - mx) / s.temperature);
+  if (s.top_p < 1.0f) {
+    double acc = 0.0;
+    size_t n = 0;
+    while (n < keep) {
+      acc += p[n++] / sum;
+      if (acc >= s.top_p) break;
+    }
+    keep = n;
+    p.resize(keep);
+    sum = std::accumulate(p.begin(), p.end(), 0.0);
+  }
+  // Uniform in [0, 1) from the top 53 bits: the same draw on every standard library.
+  const double u = static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0) * sum;
+  double acc = 0.0;
+  for (size_t i = 0; i < keep; ++i) {
+    acc += p[i];
+    if (u < acc) return idx[i];
+  }
+  return idx[keep - 1];
+}
+
+}  // namespace eellm::exec

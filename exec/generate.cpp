@@ -1,0 +1,336 @@
+// The incremental decoder (Decoder), teacher-forced incremental logits, option checks and the
+// statistics writers. The decoding loops are in generate_loop.cpp.
+#include "exec/generate.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "exec/checkpoint.h"
+
+namespace eellm::exec {
+namespace {
+
+const float* opt(const Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
+
+void fit(Tensor& t, size_t n) {
+  if (t.data.size() < n) t.data.resize(n);
+}
+
+}  // namespace
+
+Decoder::Decoder(const GptConfig& cfg, const GptParams& params, Backend& be, int batch)
+    : cfg_(cfg),
+      p_(&params),
+      be_(&be),
+      batch_(batch),
+      cache_(cfg.L, cfg.exit_block ? cfg.num_exits() : 0, batch, cfg.max_T, cfg.KV()),
+      resid_(static_cast<size_t>(batch) * cfg.max_T * cfg.C, 0.0f) {
+  // The CPU backend's rotary frequencies, bit for bit (float angle = float(t) · float(inv_freq)).
+  const int half = cfg.HS / 2;
+  inv_freq_.resize(static_cast<size_t>(half));
+  for (int i = 0; i < half; ++i)
+    inv_freq_[static_cast<size_t>(i)] =
+        static_cast<float>(1.0 / std::pow(static_cast<double>(cfg.rope_base), 2.0 * i / cfg.HS));
+}
+
+void Decoder::embed(int b, int pos, int32_t token) {
+  const float* wpe = cfg_.rope ? nullptr : p_->wpe.ptr() + static_cast<size_t>(pos) * cfg_.C;
+  be_->embedding_forward(resid(b, pos), &token, p_->wte.ptr(), wpe, 1, 1, cfg_.C);
+}
+
+void Decoder::rope(const std::vector<DecodeRow>& rows) {
+  const int HS = cfg_.HS, half = HS / 2, ld = cfg_.qkv_dim(), heads = cfg_.NH + cfg_.G;
+  const int R = static_cast<int>(rows.size());
+#pragma omp parallel for schedule(static) num_threads(be_->num_threads())
+  for (int r = 0; r < R; ++r) {
+    float* row = qkv_.ptr() + static_cast<size_t>(r) * ld;
+    for (int i = 0; i < half; ++i) {
+      const float ang = static_cast<float>(rows[static_cast<size_t>(r)].pos) * inv_freq_[static_cast<size_t>(i)];
+      const float c = std::cos(ang), sn = std::sin(ang);
+      for (int h = 0; h < heads; ++h) {
+        float* x = row + h * HS;
+        const float x1 = x[i], x2 = x[i + half];
+        x[i] = x1 * c - x2 * sn;
+        x[i + half] = x2 * c + x1 * sn;
+      }
+    }
+  }
+}
+
+// Row r (sequence b, position p) attends over keys [0, p] of its sequence in the cache slot; the
+// rows' own K/V are already written, so rows of one sequence in one call see each other causally.
+void Decoder::attention(int slot, const std::vector<DecodeRow>& rows) {
+  const int HS = cfg_.HS, NH = cfg_.NH, per_group = cfg_.NH / cfg_.G, ld = cfg_.qkv_dim(), Q = cfg_.Q();
+  const int R = static_cast<int>(rows.size());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
+#pragma omp parallel num_threads(be_->num_threads())
+  {
+    std::vector<float> s(static_cast<size_t>(cfg_.max_T));
+#pragma omp for schedule(static)
+    for (int rh = 0; rh < R * NH; ++rh) {
+      const int r = rh / NH, h = rh % NH, g = h / per_group;
+      const DecodeRow row = rows[static_cast<size_t>(r)];
+      const float* q = qkv_.ptr() + static_cast<size_t>(r) * ld + h * HS;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int u = 0; u <= row.pos; ++u) {
+        const float* k = cache_.k(slot, row.b, u) + g * HS;
+        float dot = 0.0f;
+        for (int i = 0; i < HS; ++i) dot += q[i] * k[i];
+        s[static_cast<size_t>(u)] = dot * scale;
+        mx = std::max(mx, s[static_cast<size_t>(u)]);
+      }
+      float sum = 0.0f;
+      for (int u = 0; u <= row.pos; ++u) sum += s[static_cast<size_t>(u)] = std::exp(s[static_cast<size_t>(u)] - mx);
+      const float inv = 1.0f / sum;
+      float* o = att_.ptr() + static_cast<size_t>(r) * Q + h * HS;
+      std::fill(o, o + HS, 0.0f);
+      for (int u = 0; u <= row.pos; ++u) {
+        const float w = s[static_cast<size_t>(u)] * inv;
+        const float* v = cache_.v(slot, row.b, u) + g * HS;
+        for (int i = 0; i < HS; ++i) o[i] += w * v[i];
+      }
+    }
+  }
+}
+
+// One transformer layer on R rows held in x (R, C), in place; the same op sequence as
+// GptChunk::layer_forward, with attention over the cache instead of over a full sequence.
+void Decoder::block_forward(const LayerParams& lp, int slot, const std::vector<DecodeRow>& rows, float* x) {
+  const GptConfig& c = cfg_;
+  const int R = static_cast<int>(rows.size());
+  const size_t RC = static_cast<size_t>(R) * c.C;
+  Backend& be = *be_;
+  fit(ln_, RC), fit(mean_, R), fit(rstd_, R), fit(qkv_, static_cast<size_t>(R) * c.qkv_dim());
+  fit(att_, static_cast<size_t>(R) * c.Q()), fit(res2_, RC), fit(fc_, static_cast<size_t>(R) * c.fc_dim());
+  fit(act_, static_cast<size_t>(R) * c.F);
+  be.norm_forward(c.norm, ln_.ptr(), mean_.ptr(), rstd_.ptr(), x, lp.ln1_w.ptr(), opt(lp.ln1_b), R, c.C, c.eps);
+  be.matmul_forward(qkv_.ptr(), ln_.ptr(), lp.qkv_w.ptr(), opt(lp.qkv_b), R, c.C, c.qkv_dim());
+  if (c.rope) rope(rows);
+  for (int r = 0; r < R; ++r) {
+    const DecodeRow row = rows[static_cast<size_t>(r)];
+    const float* src = qkv_.ptr() + static_cast<size_t>(r) * c.qkv_dim() + c.Q();
+    std::copy(src, src + c.KV(), cache_.k(slot, row.b, row.pos));
+    std::copy(src + c.KV(), src + 2 * c.KV(), cache_.v(slot, row.b, row.pos));
+    cache_.mark(slot, row.b, row.pos);
+  }
+  attention(slot, rows);
+  be.matmul_forward(res2_.ptr(), att_.ptr(), lp.proj_w.ptr(), opt(lp.proj_b), R, c.Q(), c.C);
+  be.add_inplace(res2_.ptr(), x, RC);
+  be.norm_forward(c.norm, ln_.ptr(), mean_.ptr(), rstd_.ptr(), res2_.ptr(), lp.ln2_w.ptr(), opt(lp.ln2_b), R, c.C,
+                  c.eps);
+  be.matmul_forward(fc_.ptr(), ln_.ptr(), lp.fc_w.ptr(), opt(lp.fc_b), R, c.C, c.fc_dim());
+  if (c.swiglu)
+    be.swiglu_forward(act_.ptr(), fc_.ptr(), R, c.F);
+  else
+    be.gelu_forward(act_.ptr(), fc_.ptr(), static_cast<size_t>(R) * c.F);
+  be.matmul_forward(x, act_.ptr(), lp.fcproj_w.ptr(), opt(lp.fcproj_b), R, c.F, c.C);
+  be.add_inplace(x, res2_.ptr(), RC);
+}
+
+void Decoder::layer(int l, const std::vector<DecodeRow>& rows) {
+  if (rows.empty()) return;
+  const size_t C = static_cast<size_t>(cfg_.C);
+  fit(x_, rows.size() * C);
+  for (size_t r = 0; r < rows.size(); ++r) std::copy_n(resid(rows[r].b, rows[r].pos), C, x_.ptr() + r * C);
+  block_forward(p_->layers[static_cast<size_t>(l)], l, rows, x_.ptr());
+  for (size_t r = 0; r < rows.size(); ++r) std::copy_n(x_.ptr() + r * C, C, resid(rows[r].b, rows[r].pos));
+  layer_rows_ += static_cast<long>(rows.size());
+}
+
+void Decoder::exit_block(int e, const std::vector<DecodeRow>& rows, float* out) {
+  const size_t C = static_cast<size_t>(cfg_.C);
+  for (size_t r = 0; r < rows.size(); ++r) std::copy_n(resid(rows[r].b, rows[r].pos), C, out + r * C);
+  if (!rows.empty()) block_forward(p_->exits[static_cast<size_t>(e)].block, cfg_.L + e, rows, out);
+}
+
+void Decoder::head(int e, const float* x, int R, float* logits) {
+  const GptConfig& c = cfg_;
+  Backend& be = *be_;
+  const bool is_exit = e >= 0;
+  const ExitParams* ep = is_exit ? &p_->exits[static_cast<size_t>(e)] : nullptr;
+  const bool norm = !is_exit || c.exit_norm, mlp = is_exit && c.exit_mlp;
+  const size_t RC = static_cast<size_t>(R) * c.C;
+  const float* hn = x;
+  if (norm) {
+    fit(hn_, RC), fit(mean_, R), fit(rstd_, R);
+    be.norm_forward(c.norm, hn_.ptr(), mean_.ptr(), rstd_.ptr(), x, is_exit ? ep->norm_w.ptr() : p_->lnf_w.ptr(),
+                    opt(is_exit ? ep->norm_b : p_->lnf_b), R, c.C, c.eps);
+    hn = hn_.ptr();
+  }
+  const float* hm = hn;
+  if (mlp) {
+    fit(hfc_, static_cast<size_t>(R) * c.fc_dim()), fit(hact_, static_cast<size_t>(R) * c.F), fit(hm_, RC);
+    be.matmul_forward(hfc_.ptr(), hn, ep->mlp_fc_w.ptr(), opt(ep->mlp_fc_b), R, c.C, c.fc_dim());
+    if (c.swiglu)
+      be.swiglu_forward(hact_.ptr(), hfc_.ptr(), R, c.F);
+    else
+      be.gelu_forward(hact_.ptr(), hfc_.ptr(), static_cast<size_t>(R) * c.F);
+    be.matmul_forward(hm_.ptr(), hact_.ptr(), ep->mlp_fcproj_w.ptr(), opt(ep->mlp_fcproj_b), R, c.F, c.C);
+    be.add_inplace(hm_.ptr(), hn, RC);
+    hm = hm_.ptr();
+  }
+  const Tensor& W = is_exit ? (c.untie_exits ? ep->out_w : p_->wte) : (c.untie_final ? p_->lm_head : p_->wte);
+  be.matmul_forward(logits, hm, W.ptr(), nullptr, R, c.C, c.Vp);
+}
+
+std::vector<Tensor> incremental_logits(const GptConfig& cfg, const GptParams& params, Backend& be,
+                                       const std::vector<int32_t>& tokens, int chunk) {
+  const int T = static_cast<int>(tokens.size()), E = cfg.num_exits();
+  std::vector<Tensor> out(static_cast<size_t>(E + 1), Tensor({T, cfg.Vp}));
+  Decoder dec(cfg, params, be, 1);
+  std::vector<float> x, logits;
+  for (int t0 = 0; t0 < T; t0 += chunk) {
+    std::vector<DecodeRow> rows;
+    for (int t = t0; t < std::min(T, t0 + chunk); ++t) {
+      rows.push_back({0, t});
+      dec.embed(0, t, tokens[static_cast<size_t>(t)]);
+    }
+    const int R = static_cast<int>(rows.size());
+    x.resize(static_cast<size_t>(R) * cfg.C), logits.resize(static_cast<size_t>(R) * cfg.Vp);
+    auto run_head = [&](int e) {
+      if (e >= 0 && cfg.exit_block) {
+        dec.exit_block(e, rows, x.data());
+      } else {
+        for (int r = 0; r < R; ++r) std::copy_n(dec.resid(0, t0 + r), cfg.C, x.data() + static_cast<size_t>(r) * cfg.C);
+      }
+      dec.head(e, x.data(), R, logits.data());
+      std::copy(logits.begin(), logits.end(), out[static_cast<size_t>(e >= 0 ? e : E)].ptr() +
+                                                  static_cast<size_t>(t0) * cfg.Vp);
+    };
+    for (int depth = 0; depth <= cfg.L; ++depth) {
+      for (int e = 0; e < E; ++e)
+        if (cfg.exit_depth[static_cast<size_t>(e)] == depth) run_head(e);
+      if (depth < cfg.L) dec.layer(depth, rows);
+    }
+    run_head(-1);
+  }
+  return out;
+}
+
+StatusOr<DecodeMethod> parse_decode_method(const std::string& name) {
+  if (name == "full") return DecodeMethod::kFull;
+  if (name == "recompute") return DecodeMethod::kRecompute;
+  if (name == "pipeline") return DecodeMethod::kPipeline;
+  if (name == "speculative") return DecodeMethod::kSpeculative;
+  return Status::invalid_argument("method '" + name + "' is not one of full, recompute, pipeline, speculative");
+}
+
+std::string decode_method_name(DecodeMethod m) {
+  switch (m) {
+    case DecodeMethod::kFull: return "full";
+    case DecodeMethod::kRecompute: return "recompute";
+    case DecodeMethod::kPipeline: return "pipeline";
+    case DecodeMethod::kSpeculative: return "speculative";
+  }
+  return "?";
+}
+
+Status check_generate_options(const GptConfig& cfg, const GenerateOptions& o) {
+  if (!(o.threshold >= 0.0 && o.threshold <= 1.0))
+    return Status::invalid_argument("threshold (" + std::to_string(o.threshold) +
+                                    ") must lie in [0, 1] (1 or \"off\" = full model)");
+  for (int e : o.exits)
+    if (e < 0 || e >= cfg.num_exits())
+      return Status::invalid_argument("exit index " + std::to_string(e) + " does not exist: the model has " +
+                                      std::to_string(cfg.num_exits()) + " exits (0-based indices)");
+  if (o.max_new_tokens < 1)
+    return Status::invalid_argument("max_new_tokens (" + std::to_string(o.max_new_tokens) + ") must be ≥ 1");
+  if (o.max_pending < 0)
+    return Status::invalid_argument("max_pending (" + std::to_string(o.max_pending) + ") must be ≥ 0");
+  EELLM_RETURN_IF_ERROR(check_sampling(o.sampling));
+  for (const std::string& s : o.stop)
+    if (s.empty()) return Status::invalid_argument("a stop string is empty");
+  if (o.method == DecodeMethod::kPipeline)
+    return Status::failed_precondition(
+        "method pipeline needs the MPI pipeline runtime, which generation does not have yet; use recompute "
+        "(the same tokens in one process)");
+  if (o.method == DecodeMethod::kSpeculative) {
+    if (cfg.num_exits() == 0) return Status::invalid_argument("method speculative needs a model with an exit head");
+    if (o.sampling.temperature > 0.0f)
+      return Status::invalid_argument("method speculative is lossless for greedy decoding only; temperature (" +
+                                      std::to_string(o.sampling.temperature) + ") must be 0");
+    if (o.draft_tokens < 1)
+      return Status::invalid_argument("draft_tokens (" + std::to_string(o.draft_tokens) + ") must be ≥ 1");
+    if (o.draft_exit >= cfg.num_exits())
+      return Status::invalid_argument("draft exit " + std::to_string(o.draft_exit) + " does not exist: the model has " +
+                                      std::to_string(cfg.num_exits()) + " exits");
+  }
+  return Status::ok();
+}
+
+Status check_prompts(const GptConfig& cfg, const std::vector<std::vector<int32_t>>& prompts) {
+  if (prompts.empty()) return Status::invalid_argument("no prompt given");
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto& p = prompts[i];
+    const std::string which = "prompt " + std::to_string(i + 1);
+    if (p.empty()) return Status::invalid_argument(which + " is empty");
+    if (static_cast<int>(p.size()) >= cfg.max_T)
+      return Status::invalid_argument(which + " has " + std::to_string(p.size()) +
+                                      " tokens; the context (max_position_embeddings " + std::to_string(cfg.max_T) +
+                                      ") leaves no room for a new token: at most " + std::to_string(cfg.max_T - 1));
+    for (int32_t t : p)
+      if (t < 0 || t >= cfg.V)
+        return Status::invalid_argument(which + " holds token " + std::to_string(t) + " outside the vocabulary [0, " +
+                                        std::to_string(cfg.V) + ")");
+  }
+  return Status::ok();
+}
+
+StatusOr<GenerationModel> load_generation_model(const std::string& checkpoint_dir) {
+  GenerationModel m;
+  EELLM_ASSIGN_OR_RETURN(m.scenario, checkpoint_scenario(checkpoint_dir));
+  EELLM_ASSIGN_OR_RETURN(m.config, make_gpt_config(m.scenario));
+  m.params.allocate(m.config);
+  EELLM_RETURN_IF_ERROR(load_checkpoint(checkpoint_dir, m.config, m.params, nullptr, nullptr));
+  return m;
+}
+
+std::vector<double> GenerateStats::exit_rates() const {
+  std::vector<double> r;
+  for (size_t e = 0; e + 1 < head_counts.size(); ++e)
+    r.push_back(tokens > 0 ? static_cast<double>(head_counts[e]) / static_cast<double>(tokens) : 0.0);
+  return r;
+}
+
+std::string exit_rates_json(const GptConfig& cfg, const GenerateOptions& o, const GenerateStats& s) {
+  nlohmann::json j;
+  j["exit_rates"] = s.exit_rates();
+  j["exit_layers"] = cfg.exit_layer;
+  j["method"] = decode_method_name(o.method);
+  j["confidence"] = confidence_rule_name(o.confidence);
+  j["threshold"] = o.threshold;
+  j["tokens"] = s.tokens;
+  j["tokens_per_s"] = s.tokens_per_s();
+  j["avg_exit_layers"] = s.avg_exit_layers;
+  j["layers_per_token"] = s.layers_per_token;
+  return j.dump(2) + "\n";
+}
+
+std::string stats_to_text(const GptConfig& cfg, const GenerateStats& s) {
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(2);
+  os << "tokens " << s.tokens << ", decode " << s.decode_s << " s, " << s.tokens_per_s() << " tokens/s (prefill "
+     << s.prefill_s << " s)\n";
+  os << "exit histogram:";
+  for (size_t e = 0; e < s.head_counts.size(); ++e) {
+    const bool fin = e + 1 == s.head_counts.size();
+    os << "  " << (fin ? std::string("final") : "exit@" + std::to_string(cfg.exit_layer[e])) << " "
+       << s.head_counts[e] << " ("
+       << (s.tokens > 0 ? 100.0 * static_cast<double>(s.head_counts[e]) / static_cast<double>(s.tokens) : 0.0)
+       << " %)";
+  }
+  os << "\navg exit layers " << s.avg_exit_layers << " of " << cfg.L << ", layers computed per token "
+     << s.layers_per_token << "\n";
+  if (s.drafted > 0)
+    os << "drafted " << s.drafted << ", accepted " << s.accepted << " ("
+       << 100.0 * static_cast<double>(s.accepted) / static_cast<double>(s.drafted) << " %)\n";
+  return os.str();
+}
+
+}  // namespace eellm::exec

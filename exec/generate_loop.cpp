@@ -1,0 +1,316 @@
+// The decoding loops over the Decoder: full / KV recomputation (one step = one token per sequence)
+// and self-speculative (one round = draft through an early exit, verify with the rest).
+#include <algorithm>
+#include <chrono>
+
+#include "exec/data.h"
+#include "exec/generate.h"
+
+namespace eellm::exec {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+Generator::Generator(const GptConfig& cfg, const GptParams& params, Backend& be, const GenerateOptions& o, int batch)
+    : cfg_(cfg), o_(o), dec_(cfg, params, be, batch), seq_(static_cast<size_t>(batch)) {}
+
+StatusOr<std::unique_ptr<Generator>> Generator::create(const GptConfig& cfg, const GptParams& params, Backend& be,
+                                                       const std::vector<std::vector<int32_t>>& prompts,
+                                                       const GenerateOptions& o) {
+  EELLM_RETURN_IF_ERROR(check_generate_options(cfg, o));
+  EELLM_RETURN_IF_ERROR(check_prompts(cfg, prompts));
+  std::unique_ptr<Generator> g(new Generator(cfg, params, be, o, static_cast<int>(prompts.size())));
+  std::vector<int> enabled = o.exits;
+  if (enabled.empty())
+    for (int e = 0; e < cfg.num_exits(); ++e) enabled.push_back(e);
+  std::sort(enabled.begin(), enabled.end(), [&](int a, int b) {
+    return cfg.exit_depth[static_cast<size_t>(a)] < cfg.exit_depth[static_cast<size_t>(b)];
+  });
+  enabled.erase(std::unique(enabled.begin(), enabled.end()), enabled.end());
+  // Threshold 1 ("off") evaluates no exit at all, so the computation is the full model's exactly.
+  if (o.method == DecodeMethod::kRecompute && o.threshold < 1.0) g->active_exits_ = enabled;
+  if (o.method == DecodeMethod::kSpeculative) {
+    g->draft_exit_ = o.draft_exit >= 0 ? o.draft_exit : enabled.front();
+    g->active_exits_ = {g->draft_exit_};
+  }
+  if (cfg.exit_block) g->block_exits_ = g->active_exits_;
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    g->seq_[b].tokens = prompts[b];
+    g->seq_[b].rng.seed(o.seed + b);
+  }
+  g->stats_.head_counts.assign(static_cast<size_t>(cfg.num_exits() + 1), 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  g->prefill();
+  g->stats_.prefill_s = seconds_since(t0);
+  g->decode_rows0_ = g->dec_.layer_rows();
+  return g;
+}
+
+std::vector<int> Generator::unfinished() const {
+  std::vector<int> out;
+  for (size_t b = 0; b < seq_.size(); ++b)
+    if (!seq_[b].done) out.push_back(static_cast<int>(b));
+  return out;
+}
+
+bool Generator::done() const { return unfinished().empty(); }
+
+std::vector<DecodeRow> Generator::rows_from(int slot, const std::vector<int>& seqs, const std::vector<int>& last) const {
+  std::vector<DecodeRow> rows;
+  for (size_t i = 0; i < seqs.size(); ++i)
+    for (int p = dec_.cache().length(slot, seqs[i]); p <= last[i]; ++p) rows.push_back({seqs[i], p});
+  return rows;
+}
+
+// Every prompt position but the last runs through all layers (and the blocks of the exits in use,
+// whose K/V later tokens attend to). The last prompt token is the first decode step's input, so
+// the first new token may exit early too.
+void Generator::prefill() {
+  std::vector<int> seqs, last;
+  for (size_t b = 0; b < seq_.size(); ++b) {
+    const int n = static_cast<int>(seq_[b].tokens.size());
+    for (int p = 0; p + 1 < n; ++p) dec_.embed(static_cast<int>(b), p, seq_[b].tokens[static_cast<size_t>(p)]);
+    seqs.push_back(static_cast<int>(b));
+    last.push_back(n - 2);
+  }
+  for (int depth = 0; depth <= cfg_.L; ++depth) {
+    for (int e : block_exits_)
+      if (cfg_.exit_depth[static_cast<size_t>(e)] == depth) {
+        const auto rows = rows_from(cfg_.L + e, seqs, last);
+        x_.resize(rows.size() * static_cast<size_t>(cfg_.C));
+        dec_.exit_block(e, rows, x_.data());
+      }
+    if (depth < cfg_.L) dec_.layer(depth, rows_from(depth, seqs, last));
+  }
+}
+
+void Generator::append(int b, int32_t token, int head) {
+  Seq& s = seq_[static_cast<size_t>(b)];
+  s.tokens.push_back(token);
+  s.out.tokens.push_back(token);
+  s.out.head.push_back(head);
+  s.out.text += decode_bytes({token});
+  ++stats_.tokens;
+  ++stats_.head_counts[static_cast<size_t>(head)];
+  stats_.avg_exit_layers += head < cfg_.num_exits() ? cfg_.exit_depth[static_cast<size_t>(head)] : cfg_.L;
+  for (const std::string& stop : o_.stop) {
+    if (s.out.text.size() >= stop.size() && s.out.text.ends_with(stop)) {
+      // Byte tokenizer: one token per byte, so the stop string is its last stop.size() tokens.
+      s.out.text.resize(s.out.text.size() - stop.size());
+      const size_t keep = s.out.tokens.size() - std::min(s.out.tokens.size(), stop.size());
+      s.out.tokens.resize(keep), s.out.head.resize(keep);
+      s.out.stopped = s.done = true;
+      return;
+    }
+  }
+  if (static_cast<int>(s.out.tokens.size()) >= o_.max_new_tokens || static_cast<int>(s.tokens.size()) >= cfg_.max_T)
+    s.done = true;
+}
+
+void Generator::step() {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (o_.method == DecodeMethod::kSpeculative)
+    round_speculative();
+  else
+    step_recompute();
+  stats_.decode_s += seconds_since(t0);
+}
+
+// One token per unfinished sequence. Rows of layer l for sequence b: positions [length(l, b), p_b]
+// — the new token plus the tokens that exited before reaching l (KV recomputation), one batch.
+void Generator::step_recompute() {
+  std::vector<int> going = unfinished();
+  if (going.empty()) return;
+  const int E = cfg_.num_exits(), C = cfg_.C, Vp = cfg_.Vp;
+  std::vector<int> last(seq_.size(), 0);
+  for (int b : going) {
+    const Seq& s = seq_[static_cast<size_t>(b)];
+    last[static_cast<size_t>(b)] = static_cast<int>(s.tokens.size()) - 1;
+    dec_.embed(b, last[static_cast<size_t>(b)], s.tokens.back());
+  }
+  auto lasts = [&](const std::vector<int>& seqs) {
+    std::vector<int> l;
+    for (int b : seqs) l.push_back(last[static_cast<size_t>(b)]);
+    return l;
+  };
+  std::vector<std::pair<int, int>> decided;  // (b, head)
+  std::vector<int32_t> decided_token;
+  for (int depth = 0; depth <= cfg_.L && !going.empty(); ++depth) {
+    for (int e : active_exits_) {
+      if (cfg_.exit_depth[static_cast<size_t>(e)] != depth || going.empty()) continue;
+      std::vector<float> block_out;
+      std::vector<DecodeRow> block_rows;
+      if (cfg_.exit_block) {
+        block_rows = rows_from(cfg_.L + e, going, lasts(going));
+        block_out.resize(block_rows.size() * static_cast<size_t>(C));
+        dec_.exit_block(e, block_rows, block_out.data());
+      }
+      // Sequences with max_pending tokens already missing from the last layer must go all the way.
+      std::vector<int> eligible;
+      for (int b : going)
+        if (last[static_cast<size_t>(b)] - dec_.cache().length(cfg_.L - 1, b) < o_.max_pending) eligible.push_back(b);
+      if (eligible.empty()) continue;
+      x_.resize(eligible.size() * static_cast<size_t>(C));
+      for (size_t i = 0; i < eligible.size(); ++i) {
+        const int b = eligible[i];
+        const float* src = dec_.resid(b, last[static_cast<size_t>(b)]);
+        if (cfg_.exit_block) {
+          size_t r = 0;
+          while (!(block_rows[r].b == b && block_rows[r].pos == last[static_cast<size_t>(b)])) ++r;
+          src = block_out.data() + r * static_cast<size_t>(C);
+        }
+        std::copy_n(src, C, x_.data() + i * static_cast<size_t>(C));
+      }
+      logits_.resize(eligible.size() * static_cast<size_t>(Vp));
+      dec_.head(e, x_.data(), static_cast<int>(eligible.size()), logits_.data());
+      for (size_t i = 0; i < eligible.size(); ++i) {
+        const float* lg = logits_.data() + i * static_cast<size_t>(Vp);
+        if (confidence_score(o_.confidence, lg, cfg_.V) < o_.threshold) continue;
+        const int b = eligible[i];
+        decided.emplace_back(b, e);
+        decided_token.push_back(pick_token(lg, cfg_.V, o_.sampling, seq_[static_cast<size_t>(b)].rng));
+        going.erase(std::find(going.begin(), going.end(), b));
+      }
+    }
+    if (depth < cfg_.L) dec_.layer(depth, rows_from(depth, going, lasts(going)));
+  }
+  if (!going.empty()) {
+    x_.resize(going.size() * static_cast<size_t>(C));
+    for (size_t i = 0; i < going.size(); ++i)
+      std::copy_n(dec_.resid(going[i], last[static_cast<size_t>(going[i])]), C, x_.data() + i * static_cast<size_t>(C));
+    logits_.resize(going.size() * static_cast<size_t>(Vp));
+    dec_.head(-1, x_.data(), static_cast<int>(going.size()), logits_.data());
+    for (size_t i = 0; i < going.size(); ++i) {
+      decided.emplace_back(going[i], E);
+      decided_token.push_back(pick_token(logits_.data() + i * static_cast<size_t>(Vp), cfg_.V, o_.sampling,
+                                         seq_[static_cast<size_t>(going[i])].rng));
+    }
+  }
+  for (size_t i = 0; i < decided.size(); ++i) append(decided[i].first, decided_token[i], decided[i].second);
+}
+
+void Generator::flush_pending() {
+  std::vector<int> seqs, last;
+  for (size_t b = 0; b < seq_.size(); ++b) {
+    seqs.push_back(static_cast<int>(b));
+    // Positions whose K/V some layer holds: those at or below the first layer's length.
+    last.push_back(dec_.cache().length(0, static_cast<int>(b)) - 1);
+  }
+  for (int depth = 0; depth <= cfg_.L; ++depth) {
+    for (int e : block_exits_)
+      if (cfg_.exit_depth[static_cast<size_t>(e)] == depth) {
+        const auto rows = rows_from(cfg_.L + e, seqs, last);
+        x_.resize(rows.size() * static_cast<size_t>(cfg_.C));
+        dec_.exit_block(e, rows, x_.data());
+      }
+    if (depth < cfg_.L) dec_.layer(depth, rows_from(depth, seqs, last));
+  }
+}
+
+// Draft k_b tokens per sequence through layers < d and the draft exit (one row per sequence per
+// draft step), then verify all drafted positions of all sequences with layers ≥ d and the final
+// head in one pass. Position cur−1+i holds the i-th token of the round (the last committed token,
+// then drafts); the final head there predicts the token at cur+i.
+void Generator::round_speculative() {
+  const std::vector<int> seqs = unfinished();
+  if (seqs.empty()) return;
+  const int e = draft_exit_, d = cfg_.exit_depth[static_cast<size_t>(e)], C = cfg_.C, Vp = cfg_.Vp, E = cfg_.num_exits();
+  std::vector<int> cur, k;
+  int maxk = 0;
+  for (int b : seqs) {
+    const Seq& s = seq_[static_cast<size_t>(b)];
+    cur.push_back(static_cast<int>(s.tokens.size()));
+    k.push_back(std::min({o_.draft_tokens, o_.max_new_tokens - static_cast<int>(s.out.tokens.size()),
+                          cfg_.max_T - cur.back()}));
+    maxk = std::max(maxk, k.back());
+  }
+  std::vector<std::vector<int32_t>> draft(seqs.size());
+  for (int j = 0; j < maxk; ++j) {
+    std::vector<int> ds, dlast;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      if (j >= k[i]) continue;
+      const int b = seqs[i], pos = cur[i] - 1 + j;
+      dec_.embed(b, pos, j == 0 ? seq_[static_cast<size_t>(b)].tokens.back() : draft[i].back());
+      ds.push_back(b), dlast.push_back(pos);
+    }
+    for (int l = 0; l < d; ++l) dec_.layer(l, rows_from(l, ds, dlast));
+    std::vector<float> block_out;
+    std::vector<DecodeRow> block_rows;
+    if (cfg_.exit_block) {
+      block_rows = rows_from(cfg_.L + e, ds, dlast);
+      block_out.resize(block_rows.size() * static_cast<size_t>(C));
+      dec_.exit_block(e, block_rows, block_out.data());
+    }
+    x_.resize(ds.size() * static_cast<size_t>(C));
+    for (size_t i = 0; i < ds.size(); ++i) {
+      const float* src = dec_.resid(ds[i], dlast[i]);
+      if (cfg_.exit_block) {
+        size_t r = 0;
+        while (!(block_rows[r].b == ds[i] && block_rows[r].pos == dlast[i])) ++r;
+        src = block_out.data() + r * static_cast<size_t>(C);
+      }
+      std::copy_n(src, C, x_.data() + i * static_cast<size_t>(C));
+    }
+    logits_.resize(ds.size() * static_cast<size_t>(Vp));
+    dec_.head(e, x_.data(), static_cast<int>(ds.size()), logits_.data());
+    for (size_t i = 0, n = 0; i < seqs.size(); ++i)
+      if (j < k[i]) draft[i].push_back(argmax_token(logits_.data() + (n++) * static_cast<size_t>(Vp), cfg_.V));
+  }
+  // Verification: layers ≥ d over every drafted position, then the final head on all of them.
+  std::vector<int> vlast;
+  for (size_t i = 0; i < seqs.size(); ++i) vlast.push_back(cur[i] - 1 + k[i] - 1);
+  for (int l = d; l < cfg_.L; ++l) dec_.layer(l, rows_from(l, seqs, vlast));
+  std::vector<DecodeRow> vrows;
+  for (size_t i = 0; i < seqs.size(); ++i)
+    for (int j = 0; j < k[i]; ++j) vrows.push_back({seqs[i], cur[i] - 1 + j});
+  x_.resize(vrows.size() * static_cast<size_t>(C));
+  for (size_t r = 0; r < vrows.size(); ++r) std::copy_n(dec_.resid(vrows[r].b, vrows[r].pos), C, x_.data() + r * C);
+  logits_.resize(vrows.size() * static_cast<size_t>(Vp));
+  dec_.head(-1, x_.data(), static_cast<int>(vrows.size()), logits_.data());
+  size_t base = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const int b = seqs[i];
+    const size_t r0 = base;
+    base += static_cast<size_t>(k[i]);
+    for (int j = 0; j < k[i]; ++j) {
+      const size_t r = r0 + static_cast<size_t>(j);
+      if (seq_[static_cast<size_t>(b)].done) continue;
+      const int32_t y = argmax_token(logits_.data() + r * static_cast<size_t>(Vp), cfg_.V);
+      ++stats_.drafted;
+      if (y == draft[i][static_cast<size_t>(j)]) {
+        ++stats_.accepted;
+        append(b, y, e);
+      } else {
+        append(b, y, E);  // the verifier's correction; later drafts were conditioned on a wrong token
+        break;
+      }
+    }
+    // Keep K/V of committed positions only: all but the last committed token (the next input).
+    dec_.cache().truncate(b, static_cast<int>(seq_[static_cast<size_t>(b)].tokens.size()) - 1);
+  }
+}
+
+GenerateResult Generator::result() const {
+  GenerateResult r;
+  for (const Seq& s : seq_) r.sequences.push_back(s.out);
+  r.stats = stats_;
+  if (stats_.tokens > 0) {
+    r.stats.avg_exit_layers = stats_.avg_exit_layers / static_cast<double>(stats_.tokens);
+    r.stats.layers_per_token =
+        static_cast<double>(dec_.layer_rows() - decode_rows0_) / static_cast<double>(stats_.tokens);
+  }
+  return r;
+}
+
+StatusOr<GenerateResult> generate(const GptConfig& cfg, const GptParams& params, Backend& be,
+                                  const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o) {
+  EELLM_ASSIGN_OR_RETURN(std::unique_ptr<Generator> g, Generator::create(cfg, params, be, prompts, o));
+  while (!g->done()) g->step();
+  return g->result();
+}
+
+}  // namespace eellm::exec
