@@ -108,7 +108,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   debounce_ = new QTimer(this);
   debounce_->setSingleShot(true);
   debounce_->setInterval(250);
-  connect(debounce_, &QTimer::timeout, this, [this] { simulateNow(); });
+  connect(debounce_, &QTimer::timeout, this, [this] { simulateNow(true); });
   connect(form_, &ScenarioForm::scenarioEdited, this, &MainWindow::scenarioEdited);
   connect(timeline_, &TimelineView::eventSelected, this, [this](int32_t i) {
     if (i >= 0)
@@ -274,7 +274,7 @@ void MainWindow::scenarioEdited() {
   debounce_->start();
 }
 
-bool MainWindow::simulateNow() {
+bool MainWindow::simulateNow(bool keep_view) {
   debounce_->stop();
   const Scenario s = form_->scenario();
   Diagnostics diags = validate_scenario(s);
@@ -295,14 +295,14 @@ bool MainWindow::simulateNow() {
     return false;
   }
   form_->setDiagnostics(diags);  // warnings stay visible
-  showResult(std::make_shared<const SimulationResult>(std::move(r).value()));
+  showResult(std::make_shared<const SimulationResult>(std::move(r).value()), keep_view);
   return true;
 }
 
-void MainWindow::showResult(std::shared_ptr<const SimulationResult> result) {
+void MainWindow::showResult(std::shared_ptr<const SimulationResult> result, bool keep_view) {
   result_ = std::move(result);
   const SimulationResult& r = *result_;
-  timeline_->setSimulation(result_);
+  timeline_->setSimulation(result_, keep_view);
   metrics_->setResult(r);
   memory_->setResult(r);
   what_if_->setBase(r.scenario, r.layout);

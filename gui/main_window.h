@@ -55,8 +55,9 @@ class MainWindow : public QMainWindow {
   bool exportTraceJson(const QString& path);
 
   void showTab(int index);
-  // Simulates the form's scenario now (normally debounced after edits). False on errors.
-  bool simulateNow();
+  // Simulates the form's scenario now (normally debounced after edits; those keep the timeline's
+  // zoom). False on errors.
+  bool simulateNow(bool keep_view = false);
 
   void setErrorHook(ErrorHook hook) { error_hook_ = std::move(hook); }
   QString lastError() const { return last_error_; }
@@ -78,7 +79,7 @@ class MainWindow : public QMainWindow {
   void buildMenus();
   void reportError(const QString& title, const QString& message);
   void scenarioEdited();
-  void showResult(std::shared_ptr<const SimulationResult> result);
+  void showResult(std::shared_ptr<const SimulationResult> result, bool keep_view);
   void addRecent(const QString& path);
   void rebuildRecentMenu();
   void setMeasured(std::shared_ptr<const Timeline> measured, const QString& source);

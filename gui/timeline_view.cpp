@@ -34,11 +34,12 @@ TimelineView::TimelineView(QWidget* parent) : QAbstractScrollArea(parent) {
   });
 }
 
-void TimelineView::setSimulation(std::shared_ptr<const SimulationResult> result) {
+void TimelineView::setSimulation(std::shared_ptr<const SimulationResult> result, bool keep_view) {
+  keep_view = keep_view && timeline_ != nullptr;
   sim_ = std::move(result);
   timeline_ = sim_ ? std::shared_ptr<const Timeline>(sim_, &sim_->engine.timeline) : nullptr;
   critical_ = sim_ ? critical_path_events(*sim_) : std::vector<int32_t>{};
-  rebuild();
+  rebuild(keep_view);
 }
 
 void TimelineView::setPlaceholderText(const QString& text) {
@@ -83,10 +84,10 @@ void TimelineView::setOverlay(std::shared_ptr<const Timeline> measured) {
   viewport()->update();
 }
 
-void TimelineView::rebuild() {
+void TimelineView::rebuild(bool keep_view) {
   selected_ = -1;
   deps_.clear();
-  collapsed_.clear();
+  if (!keep_view) collapsed_.clear();
   mb_labels_.clear();
   mb_label_width_.clear();
   if (timeline_) {
@@ -100,7 +101,8 @@ void TimelineView::rebuild() {
   }
   rebuildLanes();
   const TimeNs total = std::max<TimeNs>({1, forced_total_, timeline_ ? timeline_->end_time() : 0});
-  TimeAxis a = TimeAxis::fit(total, plotWidth());
+  TimeAxis a =
+      keep_view ? axis_.resized(plotWidth()).retargeted(total) : TimeAxis::fit(total, plotWidth());
   a.min_span = kMinSpanNs;
   applyAxis(a.clamped(), true);
 }

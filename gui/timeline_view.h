@@ -37,8 +37,9 @@ class TimelineView : public QAbstractScrollArea {
 
   explicit TimelineView(QWidget* parent = nullptr);
 
-  // A simulated iteration (dependencies and critical path available).
-  void setSimulation(std::shared_ptr<const SimulationResult> result);
+  // A simulated iteration (dependencies and critical path available). keep_view keeps the zoom
+  // and collapsed stages (a re-simulation after an edit); otherwise the view fits the new data.
+  void setSimulation(std::shared_ptr<const SimulationResult> result, bool keep_view = false);
   // A timeline without a schedule (a trace file).
   void setTimeline(std::shared_ptr<const Timeline> timeline);
   // A measured timeline drawn under the prediction; null removes it.
@@ -96,7 +97,7 @@ class TimelineView : public QAbstractScrollArea {
   void scrollContentsBy(int dx, int dy) override;
 
  private:
-  void rebuild();
+  void rebuild(bool keep_view = false);
   void rebuildLanes();
   void applyAxis(const TimeAxis& axis, bool notify);
   void updateScrollBars();

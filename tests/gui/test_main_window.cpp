@@ -266,6 +266,22 @@ class MainWindowTest : public QObject {
     QCOMPARE(w.result()->layout.exits.size(), size_t{2});
   }
 
+  void editsResimulateAndKeepTheZoom() {
+    MainWindow w;
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp4")));
+    TimelineView* v = w.timeline();
+    v->setAxis(v->axis().showing(0, v->axis().total / 10));
+    const TimeNs span = v->axis().span;
+    auto* gbs =
+        qobject_cast<QSpinBox*>(w.form()->editor(QStringLiteral("training.global_batch_size")));
+    QVERIFY(gbs);
+    gbs->setValue(128);  // 16 microbatches instead of 8; simulated after the debounce
+    QTRY_COMPARE_WITH_TIMEOUT(w.result()->layout.num_microbatches, 16, 10000);
+    QCOMPARE(v->axis().span, span);
+    QCOMPARE(v->axis().start, TimeNs{0});
+    QVERIFY(v->axis().total > span * 10);  // the longer iteration, same zoomed window
+  }
+
   void badFilesReportErrors() {
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
