@@ -1,0 +1,155 @@
+// `eellm generate CHECKPOINT`: early-exit text generation from a trained checkpoint on the CPU
+// backend — full model, KV recomputation or self-speculative decoding; greedy or sampled; prints the
+// text, and with --stats the throughput, the exit histogram and the layers per token; --stats-out
+// writes the measured exit rates that `eellm simulate --mode inference --exit-rates` reads.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "exec/data.h"
+#include "exec/generate.h"
+
+namespace eellm::cli {
+namespace {
+
+void fail(const Status& st) {
+  std::cerr << "eellm generate: " << st.to_string() << "\n";
+  exit_code() = 1;
+}
+
+// One prompt per line; "\n" inside a line stands for a newline. Blank lines are errors (they would
+// be empty prompts), named by line number.
+StatusOr<std::vector<std::string>> read_batch_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::not_found("batch file " + path + " cannot be opened");
+  std::vector<std::string> out;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    std::string p;
+    for (size_t i = 0; i < line.size(); ++i) {
+      if (line[i] == '\\' && i + 1 < line.size() && line[i + 1] == 'n') p += '\n', ++i;
+      else p += line[i];
+    }
+    if (p.empty()) return Status::invalid_argument(path + ":" + std::to_string(n) + ": empty prompt");
+    out.push_back(p);
+  }
+  if (out.empty()) return Status::invalid_argument("batch file " + path + " holds no prompt");
+  return out;
+}
+
+}  // namespace
+
+void register_generate(CLI::App& app) {
+  struct Options {
+    std::string checkpoint, method = "recompute", threshold = "", confidence = "max_prob", batch_file, stats_out;
+    std::vector<std::string> prompts, stop;
+    std::vector<int> exits;
+    int max_new_tokens = 64, top_k = 0, threads = 0, max_pending = 8, draft_exit = -1, draft_tokens = 4;
+    float temperature = 0.0f, top_p = 1.0f;
+    uint64_t seed = 0;
+    bool stats = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("generate", "Early-exit text generation from a trained checkpoint");
+  cmd->add_option("checkpoint", o->checkpoint, "Checkpoint directory (from eellm train --save)")->required();
+  cmd->add_option("--prompt", o->prompts, "Prompt text (repeat for a batch)");
+  cmd->add_option("--batch-file", o->batch_file, "Prompts, one per line (\\n for a newline); decoded as one batch");
+  cmd->add_option("--method", o->method, "full | recompute (EE-LLM KV recomputation) | speculative | pipeline")
+      ->capture_default_str();
+  cmd->add_option("--threshold", o->threshold,
+                  "Exit confidence threshold in [0, 1], or off (default: the scenario's early_exit_thres)");
+  cmd->add_option("--confidence", o->confidence, "max_prob | margin | entropy")->capture_default_str();
+  cmd->add_option("--exits", o->exits, "Enabled exits as layer numbers (default: all)");
+  cmd->add_option("--max-pending", o->max_pending, "recompute: pending tokens that force a full pass")
+      ->capture_default_str();
+  cmd->add_option("--draft-exit", o->draft_exit, "speculative: drafting exit as a layer number (default: the first)");
+  cmd->add_option("--draft-tokens", o->draft_tokens, "speculative: tokens drafted per round")->capture_default_str();
+  cmd->add_option("--max-new-tokens", o->max_new_tokens, "Tokens to generate per prompt")->capture_default_str();
+  cmd->add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", o->top_k, "Sample from the k most likely tokens (0 = all)");
+  cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Sampling seed (sequence b uses seed + b)");
+  cmd->add_option("--stop", o->stop, "Stop string (repeatable); not included in the output");
+  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
+  cmd->add_flag("--stats", o->stats, "Print tokens/s, the exit histogram and layers per token");
+  cmd->add_option("--stats-out", o->stats_out, "Write {\"exit_rates\": [...]} for eellm simulate --exit-rates");
+  cmd->callback([o] {
+    std::vector<std::string> texts = o->prompts;
+    if (!o->batch_file.empty()) {
+      auto b = read_batch_file(o->batch_file);
+      if (!b.is_ok()) return fail(b.status());
+      texts.insert(texts.end(), b->begin(), b->end());
+    }
+    if (texts.empty()) return fail(Status::invalid_argument("give a prompt with --prompt or --batch-file"));
+    auto model = exec::load_generation_model(o->checkpoint);
+    if (!model.is_ok()) return fail(model.status());
+    const exec::GptConfig& cfg = model->config;
+
+    exec::GenerateOptions g;
+    auto method = exec::parse_decode_method(o->method);
+    if (!method.is_ok()) return fail(method.status());
+    g.method = *method;
+    auto rule = exec::parse_confidence_rule(o->confidence);
+    if (!rule.is_ok()) return fail(rule.status());
+    g.confidence = *rule;
+    if (o->threshold.empty()) {
+      g.threshold = model->scenario.inference.early_exit_thres;
+    } else {
+      auto t = exec::parse_threshold(o->threshold);
+      if (!t.is_ok()) return fail(t.status());
+      g.threshold = *t;
+    }
+    auto exit_index = [&](int layer) -> StatusOr<int> {
+      for (int e = 0; e < cfg.num_exits(); ++e)
+        if (cfg.exit_layer[static_cast<size_t>(e)] == layer) return e;
+      std::string have;
+      for (int l : cfg.exit_layer) have += (have.empty() ? "" : ", ") + std::to_string(l);
+      return Status::invalid_argument("no exit at layer " + std::to_string(layer) + "; the model's exits are at layers [" +
+                                      have + "]");
+    };
+    for (int layer : o->exits) {
+      auto e = exit_index(layer);
+      if (!e.is_ok()) return fail(e.status());
+      g.exits.push_back(*e);
+    }
+    if (o->draft_exit >= 0) {
+      auto e = exit_index(o->draft_exit);
+      if (!e.is_ok()) return fail(e.status());
+      g.draft_exit = *e;
+    }
+    g.draft_tokens = o->draft_tokens;
+    g.max_pending = o->max_pending;
+    g.max_new_tokens = o->max_new_tokens;
+    g.sampling = {o->temperature, o->top_k, o->top_p};
+    g.seed = o->seed;
+    g.stop = o->stop;
+
+    std::vector<std::vector<int32_t>> prompts;
+    for (const std::string& t : texts) prompts.push_back(exec::encode_bytes(t));
+    auto be = exec::make_cpu_backend(o->threads);
+    auto r = exec::generate(cfg, model->params, *be, prompts, g);
+    if (!r.is_ok()) return fail(r.status());
+    for (size_t i = 0; i < texts.size(); ++i) {
+      if (texts.size() > 1) std::printf("=== prompt %zu ===\n", i + 1);
+      std::printf("%s%s\n", texts[i].c_str(), r->sequences[i].text.c_str());
+    }
+    if (o->stats) {
+      std::printf("--- %s, %s, threshold %s, batch %zu\n", exec::decode_method_name(g.method).c_str(),
+                  exec::confidence_rule_name(g.confidence).c_str(),
+                  g.threshold >= 1.0 ? "off" : std::to_string(g.threshold).c_str(), texts.size());
+      std::printf("%s", exec::stats_to_text(cfg, r->stats).c_str());
+    }
+    if (!o->stats_out.empty()) {
+      std::ofstream out(o->stats_out);
+      out << exec::exit_rates_json(cfg, g, r->stats);
+      if (!out) return fail(Status::io_error("cannot write " + o->stats_out));
+    }
+  });
+}
+
+}  // namespace eellm::cli
