@@ -41,6 +41,9 @@ void register_compare(CLI::App& app);
 void register_calibrate(CLI::App& app);
 void register_validate(CLI::App& app);
 
+// eellm generate (cli/cmd_generate.cpp): early-exit text generation from a checkpoint.
+void register_generate(CLI::App& app);
+
 // `eellm simulate --mode inference` (cli/cmd_simulate_inference.cpp; called by cmd_simulate.cpp).
 struct InferenceCliOptions {
   std::string mode = "training";

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   eellm::cli::register_plan(app);
   eellm::cli::register_sweep(app);
   eellm::cli::register_compare(app);
+  eellm::cli::register_generate(app);
   eellm::cli::register_calibrate(app);
   eellm::cli::register_validate(app);
   try {
