@@ -33,6 +33,14 @@ std::string utc_now() {
   return buf;
 }
 
+// The 1-minute load average (/proc/loadavg): benchmarks on a shared machine are only as good as it.
+std::string load_average() {
+  std::ifstream f("/proc/loadavg");
+  std::string one;
+  if (!(f >> one)) return "unknown";
+  return one;
+}
+
 Status write_file(const std::string& path, const std::string& text) {
   std::ofstream f(path);
   if (!f) return Status::io_error("cannot write " + path);
@@ -93,7 +101,8 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
                           "eellm calibrate" + (o.quick ? " --quick" : "") +
                           (o.threads > 0 ? " --threads " + std::to_string(o.threads) : "");
   const std::string comment = o.name + ": measured by `" + cmd + "` on " + utc_now() + ", " +
-                              std::to_string(co.num_threads) + " backend thread(s) per rank.\n" +
+                              std::to_string(co.num_threads) + " backend thread(s) per rank, load average " + load_average() +
+                              " on " + std::to_string(hw) + " cores.\n" +
                               "GEMM fit MAPE " + std::to_string(std::lround(gfit.mape)) + " % over " +
                               std::to_string(cc.gemm.size()) + " shapes; all peaks = the fitted fp32 GEMM peak " +
                               "(the CPU backend computes in fp32).\n" +

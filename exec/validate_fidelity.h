@@ -88,6 +88,7 @@ struct FidelityReport {
   double fit_mape = 0, judged_mape = 0;  // percent
   std::map<int, double> judged_mape_by_np;
   std::vector<OpKindFidelity> per_op;    // over the judged plans
+  std::vector<std::string> not_executed; // op kinds predicted but ~0 when measured (ZB-H1's W)
   std::string to_text() const;
 };
 // Absolute percentage error of one prediction (measured > 0).
