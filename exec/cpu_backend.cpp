@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "exec/backend.h"
+#include "exec/fast_math.h"
 
 namespace eellm::exec {
 namespace {
@@ -179,8 +180,9 @@ class CpuBackend final : public Backend {
           float mx = -std::numeric_limits<float>::infinity();
           for (int u = 0; u <= t; ++u) mx = std::max(mx, row[u] * scale);
           float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
           for (int u = 0; u <= t; ++u) {
-            row[u] = std::exp(row[u] * scale - mx);
+            row[u] = fast_expf(row[u] * scale - mx);
             sum += row[u];
           }
           const float inv = 1.0f / sum;
@@ -223,7 +225,9 @@ class CpuBackend final : public Backend {
           P.noalias() = q * k.transpose();
           for (int t = 0; t < T; ++t) {
             float* row = P.data() + static_cast<size_t>(t) * T;
-            for (int u = 0; u <= t; ++u) row[u] = std::exp(row[u] * scale - l[t]);
+            const float lt = l[t];
+#pragma omp simd
+            for (int u = 0; u <= t; ++u) row[u] = fast_expf(row[u] * scale - lt);
             for (int u = t + 1; u < T; ++u) row[u] = 0.0f;
             float d = 0.0f;
             for (int i = 0; i < HS; ++i) d += dO(t, i) * o(t, i);
@@ -234,7 +238,9 @@ class CpuBackend final : public Backend {
           for (int t = 0; t < T; ++t) {
             float* pr = P.data() + static_cast<size_t>(t) * T;
             const float* dpr = dP.data() + static_cast<size_t>(t) * T;
-            for (int u = 0; u <= t; ++u) pr[u] = pr[u] * (dpr[u] - D[static_cast<size_t>(t)]) * scale;
+            const float dt = D[static_cast<size_t>(t)];
+#pragma omp simd
+            for (int u = 0; u <= t; ++u) pr[u] = pr[u] * (dpr[u] - dt) * scale;
           }  // P now holds dS (already scaled), zero above the diagonal
           dq.noalias() += P * k;
           dk.noalias() += P.transpose() * q;
@@ -244,15 +250,15 @@ class CpuBackend final : public Backend {
   }
 
   void gelu_forward(float* out, const float* inp, size_t n) override {
-#pragma omp parallel for schedule(static) num_threads(threads_)
-    for (size_t i = 0; i < n; ++i) out[i] = 0.5f * inp[i] * (1.0f + std::erf(inp[i] * kInvSqrt2));
+#pragma omp parallel for simd schedule(static) num_threads(threads_)
+    for (size_t i = 0; i < n; ++i) out[i] = 0.5f * inp[i] * fast_erfcf(-inp[i] * kInvSqrt2);
   }
   void gelu_backward(float* dinp, const float* dout, const float* inp, size_t n) override {
-#pragma omp parallel for schedule(static) num_threads(threads_)
+#pragma omp parallel for simd schedule(static) num_threads(threads_)
     for (size_t i = 0; i < n; ++i) {
       const float x = inp[i];
-      const float cdf = 0.5f * (1.0f + std::erf(x * kInvSqrt2));
-      const float pdf = std::exp(-0.5f * x * x) * kInvSqrt2Pi;
+      const float cdf = 0.5f * fast_erfcf(-x * kInvSqrt2);
+      const float pdf = fast_expf(-0.5f * x * x) * kInvSqrt2Pi;
       dinp[i] += dout[i] * (cdf + x * pdf);
     }
   }
@@ -262,7 +268,8 @@ class CpuBackend final : public Backend {
       const float* a = inp + static_cast<size_t>(n) * 2 * F;
       const float* b = a + F;
       float* o = out + static_cast<size_t>(n) * F;
-      for (int i = 0; i < F; ++i) o[i] = a[i] / (1.0f + std::exp(-a[i])) * b[i];
+#pragma omp simd
+      for (int i = 0; i < F; ++i) o[i] = a[i] / (1.0f + fast_expf(-a[i])) * b[i];
     }
   }
   void swiglu_backward(float* dinp, const float* dout, const float* inp, int N, int F) override {
@@ -273,8 +280,9 @@ class CpuBackend final : public Backend {
       float* da = dinp + static_cast<size_t>(n) * 2 * F;
       float* db = da + F;
       const float* dy = dout + static_cast<size_t>(n) * F;
+#pragma omp simd
       for (int i = 0; i < F; ++i) {
-        const float sig = 1.0f / (1.0f + std::exp(-a[i]));
+        const float sig = 1.0f / (1.0f + fast_expf(-a[i]));
         const float silu = a[i] * sig;
         da[i] += dy[i] * b[i] * sig * (1.0f + a[i] * (1.0f - sig));
         db[i] += dy[i] * silu;
@@ -302,12 +310,14 @@ class CpuBackend final : public Backend {
         float mx = -std::numeric_limits<float>::infinity();
         for (int j = 0; j < V; ++j) mx = std::max(mx, row[j]);
         float sum = 0.0f;
-        for (int j = 0; j < V; ++j) sum += std::exp(row[j] - mx);
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < V; ++j) sum += fast_expf(row[j] - mx);
         const float lse = mx + std::log(sum);
         const int tgt = targets[r0 + r];
         losses[r0 + r] = lse - row[tgt];
         if (dx) {  // row becomes dlogits = scale·(softmax − onehot); padded columns get 0
-          for (int j = 0; j < V; ++j) row[j] = std::exp(row[j] - lse) * grad_scale;
+#pragma omp simd
+          for (int j = 0; j < V; ++j) row[j] = fast_expf(row[j] - lse) * grad_scale;
           row[tgt] -= grad_scale;
           for (int j = V; j < Vp; ++j) row[j] = 0.0f;
         }

@@ -50,18 +50,27 @@ TEST(Checkpoint, SurvivesKillDuringSave) {
   TrainProgress prog;
   ASSERT_TRUE(save_checkpoint(dir, s, *cfg, p, &opt, prog).is_ok());
   int kills_after_first_save = 0;
-  for (int round = 0; round < 12; ++round) {
+  for (int round = 0; round < 10; ++round) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
     const pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {  // child: save new checkpoints as fast as it can until killed
+      ::close(fds[0]);
       for (int it = 1;; ++it) {
         for (float& x : p.wte.data) x += 1.0f;  // every save differs
         TrainProgress pr;
         pr.iteration = round * 1000 + it;
         if (!save_checkpoint(dir, s, *cfg, p, &opt, pr).is_ok()) ::_exit(3);
+        if (it == 1 && ::write(fds[1], "x", 1) != 1) ::_exit(4);  // one complete save: kill from now on
       }
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20 + 37 * round % 150));
+    ::close(fds[1]);
+    char c = 0;
+    ASSERT_EQ(::read(fds[0], &c, 1), 1) << "the saving child died before completing a save";
+    ::close(fds[0]);
+    // Kill at a different point of the following saves each round.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1 + 13 * round));
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
@@ -74,10 +83,12 @@ TEST(Checkpoint, SurvivesKillDuringSave) {
     ASSERT_TRUE(st.is_ok()) << "after kill " << round << ": " << st.to_string();
     // The loaded weights are those of the iteration the checkpoint names.
     const int it = got.iteration % 1000;
-    if (got.iteration > 0) ++kills_after_first_save;
-    EXPECT_FLOAT_EQ(q.wte.data[0], p.wte.data[0] + static_cast<float>(it)) << "iteration " << got.iteration;
+    EXPECT_GE(it, 1);
+    EXPECT_NEAR(q.wte.data[0], p.wte.data[0] + static_cast<float>(it), 1e-3) << "iteration " << got.iteration;
+    EXPECT_NEAR(q.wte.data.back(), p.wte.data.back() + static_cast<float>(it), 1e-3) << "iteration " << got.iteration;
+    ++kills_after_first_save;
   }
-  EXPECT_GT(kills_after_first_save, 0);
+  EXPECT_EQ(kills_after_first_save, 10);
 }
 
 }  // namespace

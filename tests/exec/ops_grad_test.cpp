@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "exec/backend.h"
+#include "exec/fast_math.h"
 
 namespace eellm::exec {
 namespace {
@@ -170,6 +171,24 @@ TEST_F(OpsGrad, FusedClassifierWithPaddedVocab) {
   std::vector<float> zero_w(Vp * C, 0.0f);
   be->classifier_fused(losses.data(), nullptr, nullptr, nullptr, x.data(), zero_w.data(), tgt.data(), N, C, V, Vp, 0);
   EXPECT_NEAR(losses[0], std::log(static_cast<float>(V)), 1e-6);
+}
+
+TEST(FastMath, ExpAndErfcAccuracy) {
+  double worst_exp = 0, worst_erfc = 0;
+  for (double x = -80.0; x <= 80.0; x += 1e-3) {
+    const float xf = static_cast<float>(x);
+    const double ref = std::exp(static_cast<double>(xf));
+    worst_exp = std::max(worst_exp, std::fabs(fast_expf(xf) - ref) / ref);
+  }
+  for (double x = -6.0; x <= 6.0; x += 1e-4) {
+    const float xf = static_cast<float>(x);
+    const double ref = std::erfc(static_cast<double>(xf));
+    worst_erfc = std::max(worst_erfc, std::fabs(fast_erfcf(xf) - ref) / ref);
+  }
+  EXPECT_LT(worst_exp, 3e-7);
+  EXPECT_LT(worst_erfc, 2e-5);
+  EXPECT_EQ(fast_expf(-1000.0f) < 1e-37f, true);
+  EXPECT_TRUE(std::isnan(fast_expf(std::nanf(""))));
 }
 
 TEST_F(OpsGrad, DeterministicForFixedThreads) {
