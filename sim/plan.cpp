@@ -709,8 +709,12 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
 
   ok.resize(std::min(ok.size(), static_cast<size_t>(std::max(1, o.top_k))));
   if (o.exit_overhead && !base.exits.exit_layer_nums.empty()) {
-    parallel_for(static_cast<int64_t>(ok.size()), threads, PlanOptions{}, "exit overhead", [&](int, int64_t k) {
-      PlanEntry& e = ok[static_cast<size_t>(k)];
+    // The same layout without exits (EE schedules become 1F1B), for the ranked plans and the front.
+    std::vector<PlanEntry*> todo;
+    for (PlanEntry& e : ok) todo.push_back(&e);
+    for (PlanEntry& e : res.pareto) todo.push_back(&e);
+    parallel_for(static_cast<int64_t>(todo.size()), threads, PlanOptions{}, "exit overhead", [&](int, int64_t k) {
+      PlanEntry& e = *todo[static_cast<size_t>(k)];
       Scenario s = apply_candidate(base, e.candidate);
       s.exits = ExitSpec{};
       if (s.parallel.schedule == ScheduleKind::kEE1F1B || s.parallel.schedule == ScheduleKind::kEEFill)

@@ -271,6 +271,19 @@ Status set_scenario_value(Scenario& s, const std::string& key, const std::string
       found = set_field(s.cluster.device, field.substr(7), key, value, st);
     }
   }
+  if (found && st.is_ok() && key == "exits.exit_layer_nums") {
+    // Per-exit lists that no longer match the number of exits follow it: loss weights collapse to
+    // their mean (one weight for all), measured exit rates no longer apply and are dropped.
+    const size_t n = s.exits.exit_layer_nums.size();
+    for (std::vector<double>* w : {&s.exits.exit_layer_weight, &s.exits.exit_layer_weight_init})
+      if (w->size() > 1 && w->size() != n) {
+        double mean = 0;
+        for (double x : *w) mean += x / static_cast<double>(w->size());
+        *w = {mean};
+      }
+    if (!s.inference.exit_rates.empty() && s.inference.exit_rates.size() != n) s.inference.exit_rates.clear();
+    if (s.inference.draft_exit >= static_cast<int>(n)) s.inference.draft_exit = 0;
+  }
   if (!found) {
     std::vector<std::pair<int, std::string>> near;
     for (const std::string& k : sweep_keys()) {

@@ -7,7 +7,9 @@
 // "cluster.device" (a device profile name), "cluster.device.memory_GiB", "cluster.profile" (a
 // cluster profile name), "cluster.num_nodes". A key that does not exist is an error with the
 // closest valid keys. Values are parsed by the field's type (int, float, bool, enum by its YAML
-// name, lists as "[8,16]" or "8 16"); a bad value is an error naming key and value.
+// name, lists as "[8,16]" or "8 16"); a bad value is an error naming key and value. Changing the
+// number of exits (exits.exit_layer_nums) collapses per-exit loss weights of another length to
+// their mean and drops measured exit rates of another length.
 //
 // Determinism: points are evaluated in grid order (first axis outermost) and their results do not
 // depend on thread count. Thread-safety: pure functions (sweep() runs worker threads internally).

@@ -23,6 +23,9 @@ TEST(Sweep, ParsesVaryWithListValues) {
   Scenario s = small_1p3b();
   ASSERT_TRUE(set_scenario_value(s, a->key, a->values[0]).is_ok());
   EXPECT_EQ(s.exits.exit_layer_nums, (std::vector<int>{8, 16}));
+  // Four exits: the scenario's two per-exit weights (0.25, 0.5) collapse to their mean for all.
+  ASSERT_TRUE(set_scenario_value(s, a->key, "[4,8,12,16]").is_ok());
+  EXPECT_EQ(s.exits.exit_layer_weight, (std::vector<double>{0.375}));
   ASSERT_TRUE(set_scenario_value(s, "parallel.schedule", "zb-h1").is_ok());
   EXPECT_EQ(s.parallel.schedule, ScheduleKind::kZBH1);
   ASSERT_TRUE(set_scenario_value(s, "cluster.inter_node.bandwidth_GBps", "50").is_ok());
