@@ -1,0 +1,308 @@
+// Search-space enumeration of the planner (see plan_space.h).
+#include "sim/plan_space.h"
+
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+
+#include "model/cost_model.h"
+#include "model/layout.h"
+
+namespace eellm::plan_detail {
+namespace {
+
+// Per-layer and head times (fwd + bwd + recompute, seconds) of one (tp, mbs, sp, recompute).
+struct UnitCosts {
+  bool ok = false;
+  double layer = 0, embedding = 0, final_head = 0;
+  std::vector<double> exits;  // per exit, in exit_layer_nums order
+};
+
+double total(const OpTimes& t) { return t.fwd + t.bwd(); }
+
+// Times from a one-stage layout of the same model: every layer, head and exit on one chunk.
+UnitCosts unit_costs(const Scenario& base, int tp, int mbs, bool sp, RecomputeGranularity r) {
+  Scenario s = base;
+  s.parallel.tensor_model_parallel_size = tp;
+  s.parallel.pipeline_model_parallel_size = 1;
+  s.parallel.virtual_pipeline_model_parallel_size = 1;
+  s.parallel.world_size = tp;
+  s.parallel.data_parallel_size = 0;
+  s.parallel.layer_partition.clear();
+  s.parallel.schedule = ScheduleKind::kNoPipelining;
+  s.parallel.fill_explicit_bubbles = false;
+  s.parallel.sequence_parallel = sp;
+  s.parallel.recompute_granularity = r;
+  s.training.micro_batch_size = mbs;
+  s.training.global_batch_size = mbs;
+  UnitCosts u;
+  auto L = derive_layout(s);
+  if (!L.is_ok()) return u;
+  const CostModel cm(s, *L);
+  const ChunkCosts c = cm.chunk(0);
+  const int n = std::max(1, s.model.num_layers);
+  u.layer = total(c.per_layer) + c.recompute_fwd / n;
+  u.embedding = total(c.embedding);
+  u.final_head = total(c.final_head);
+  u.exits.assign(s.exits.exit_layer_nums.size(), 0.0);
+  const ChunkLayout& cl = L->chunks[0];
+  for (size_t k = 0; k < cl.exits.size() && k < c.exits.size(); ++k)
+    u.exits[static_cast<size_t>(cl.exits[k])] = total(c.exits[k]);
+  u.ok = true;
+  return u;
+}
+
+// Min-max partition of `layers` into `v` chunks of ≥ 1 layer; exit k sits in the chunk holding
+// 0-based layer q[k] (derive_layout's rule). O(v·layers²).
+std::vector<int> balanced_partition(int layers, int v, const UnitCosts& u, const std::vector<int>& q) {
+  const double inf = 1e300;
+  auto cost = [&](int i, int j) {
+    double c = (j - i) * u.layer;
+    if (i == 0) c += u.embedding;
+    if (j == layers) c += u.final_head;
+    for (size_t k = 0; k < q.size(); ++k)
+      if (q[k] >= i && q[k] < j) c += u.exits[k];
+    return c;
+  };
+  std::vector<std::vector<double>> best(static_cast<size_t>(v + 1), std::vector<double>(static_cast<size_t>(layers + 1), inf));
+  std::vector<std::vector<int>> from(static_cast<size_t>(v + 1), std::vector<int>(static_cast<size_t>(layers + 1), -1));
+  best[0][0] = 0;
+  for (int s = 1; s <= v; ++s)
+    for (int j = s; j <= layers - (v - s); ++j)
+      for (int i = s - 1; i < j; ++i) {
+        if (best[static_cast<size_t>(s - 1)][static_cast<size_t>(i)] >= inf) continue;
+        const double c = std::max(best[static_cast<size_t>(s - 1)][static_cast<size_t>(i)], cost(i, j));
+        // Ties go to the later boundary: earlier stages hold more microbatches in flight under
+        // 1F1B, so extra layers are cheaper in memory further down the pipeline.
+        if (c < best[static_cast<size_t>(s)][static_cast<size_t>(j)] - 1e-15 ||
+            (c <= best[static_cast<size_t>(s)][static_cast<size_t>(j)] + 1e-15 && i < from[static_cast<size_t>(s)][static_cast<size_t>(j)])) {
+          best[static_cast<size_t>(s)][static_cast<size_t>(j)] = c;
+          from[static_cast<size_t>(s)][static_cast<size_t>(j)] = i;
+        }
+      }
+  std::vector<int> parts(static_cast<size_t>(v));
+  int j = layers;
+  for (int s = v; s >= 1; --s) {
+    const int i = from[static_cast<size_t>(s)][static_cast<size_t>(j)];
+    if (i < 0) return {};
+    parts[static_cast<size_t>(s - 1)] = j - i;
+    j = i;
+  }
+  return parts;
+}
+
+// Exits snapped to the nearest chunk boundary of `parts`: post-exits end the earlier chunk, or
+// pre-exits start the later one. Empty nums when two exits collide.
+ExitConfig snap_exits(const ExitSpec& e, const std::vector<int>& parts, bool pre) {
+  std::vector<int> bounds;
+  int acc = 0;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) bounds.push_back(acc += parts[i]);
+  ExitConfig out;
+  out.pre = pre;
+  if (bounds.empty()) return out;
+  for (int n : e.exit_layer_nums) {
+    const int depth = e.pre_exit ? n - 1 : n;
+    int b = bounds[0];
+    for (int x : bounds)
+      if (std::abs(x - depth) < std::abs(b - depth)) b = x;
+    const int num = pre ? b + 1 : b;
+    if (!out.nums.empty() && num <= out.nums.back()) return ExitConfig{{}, pre};
+    out.nums.push_back(num);
+  }
+  return out;
+}
+
+std::vector<int> even_parts(int layers, int v) {
+  if (v <= 0 || layers % v != 0) return {};
+  return std::vector<int>(static_cast<size_t>(v), layers / v);
+}
+
+struct Budget {
+  std::vector<int> worlds;
+};
+
+StatusOr<Budget> check_budget(const Scenario& base, const PlanOptions& o) {
+  const int gpn = std::max(1, base.cluster.gpus_per_node);
+  auto check = [&](int g, const char* what) -> Status {
+    if (g <= 0) return Status::invalid_argument(std::string(what) + " (" + std::to_string(g) + ") must be a positive number of GPUs");
+    if (g > gpn && g % gpn != 0)
+      return Status::invalid_argument(std::string(what) + " (" + std::to_string(g) + ") spans more than one node of cluster '" +
+                                      base.cluster.name + "' (" + std::to_string(gpn) +
+                                      " GPUs per node) but is not a whole number of nodes; use a multiple of " +
+                                      std::to_string(gpn) + " or at most " + std::to_string(gpn));
+    return Status::ok();
+  };
+  EELLM_RETURN_IF_ERROR(check(o.gpus, "--gpus"));
+  Budget b;
+  b.worlds.push_back(o.gpus);
+  if (o.min_gpus > 0) {
+    if (o.min_gpus > o.gpus)
+      return Status::invalid_argument("--min-gpus (" + std::to_string(o.min_gpus) + ") exceeds --gpus (" + std::to_string(o.gpus) + ")");
+    for (int g = o.gpus; g % 2 == 0 && g / 2 >= o.min_gpus;) {
+      g /= 2;
+      if (check(g, "scaled-down GPU count").is_ok()) b.worlds.push_back(g);
+    }
+  }
+  return b;
+}
+
+std::vector<int> divisors_up_to(int n, int cap) {
+  std::vector<int> d;
+  for (int i = 1; i <= std::min(n, cap); ++i)
+    if (n % i == 0) d.push_back(i);
+  return d;
+}
+
+}  // namespace
+
+StatusOr<std::vector<Cand>> enumerate(const Scenario& base, const PlanOptions& o, Tables& tables) {
+  EELLM_ASSIGN_OR_RETURN(Budget budget, check_budget(base, o));
+  const ModelSpec& m = base.model;
+  const bool has_exits = !base.exits.exit_layer_nums.empty();
+  tables.exit_id(ExitConfig{base.exits.exit_layer_nums, base.exits.pre_exit});
+  std::map<std::tuple<int, int, bool, int>, UnitCosts> unit_cache;
+  std::vector<int> q;  // 0-based reading layer of each given exit
+  for (int n : base.exits.exit_layer_nums) q.push_back(n - 1);
+  std::vector<Cand> out;
+  for (int world : budget.worlds) {
+    std::vector<int> tps = o.tp_values;
+    if (tps.empty())
+      for (int t = 1; t <= std::min(world, std::max(1, m.num_attention_heads)); t *= 2) tps.push_back(t);
+    for (int tp : tps) {
+      if (tp <= 0 || world % tp != 0) continue;
+      std::vector<int> pps = o.pp_values.empty() ? divisors_up_to(world / tp, world / tp) : o.pp_values;
+      for (int pp : pps) {
+        if (pp <= 0 || (world / tp) % pp != 0) continue;
+        const int dp = world / (tp * pp);
+        for (int mbs : o.micro_batch_values) {
+          std::vector<std::pair<ScheduleKind, int>> scheds;
+          if (pp == 1) {
+            scheds.emplace_back(ScheduleKind::kNoPipelining, 1);
+          } else {
+            for (ScheduleKind k : o.schedules) {
+              if (k == ScheduleKind::kInterleaved1F1B) {
+                for (int vp : o.vp_values)
+                  if (vp >= 2) scheds.emplace_back(k, vp);
+              } else if (k == ScheduleKind::k1F1B || k == ScheduleKind::kEE1F1B) {
+                scheds.emplace_back(has_exits ? ScheduleKind::kEE1F1B : ScheduleKind::k1F1B, 1);
+              } else if (k == ScheduleKind::kEEFill) {
+                if (has_exits) scheds.emplace_back(k, 1);
+              } else if (k != ScheduleKind::kNoPipelining) {
+                scheds.emplace_back(k, 1);
+              }
+            }
+          }
+          for (auto [kind, vp] : scheds) {
+            const int nvs = pp * vp;
+            for (RecomputeGranularity rc : o.recompute) {
+              for (int sp = 0; sp <= (o.search_sequence_parallel && tp > 1 ? 1 : 0); ++sp) {
+                // Partitions of this (nvs, unit costs): even (id 0) and the balanced one.
+                std::vector<int32_t> parts{0};
+                if (o.search_partition && nvs > 1 && nvs <= m.num_layers) {
+                  auto key = std::make_tuple(tp, mbs, sp == 1, static_cast<int>(rc));
+                  auto it = unit_cache.find(key);
+                  if (it == unit_cache.end()) it = unit_cache.emplace(key, unit_costs(base, tp, mbs, sp == 1, rc)).first;
+                  if (it->second.ok) {
+                    std::vector<int> bal = balanced_partition(m.num_layers, nvs, it->second, q);
+                    const std::vector<int> even = even_parts(m.num_layers, nvs);
+                    if (!bal.empty() && bal != even) parts.push_back(tables.partition_id(bal));
+                    // Neighbourhood: one layer moved across one boundary of the balanced split
+                    // (trades a little time for memory on the early stages, or the reverse).
+                    if (!bal.empty() && o.partition_neighbourhood)
+                      for (size_t b = 0; b + 1 < bal.size(); ++b)
+                        for (int delta : {-1, 1}) {
+                          std::vector<int> q2 = bal;
+                          q2[b] += delta;
+                          q2[b + 1] -= delta;
+                          if (q2[b] < 1 || q2[b + 1] < 1 || q2 == even) continue;
+                          const int32_t id = tables.partition_id(q2);
+                          if (std::find(parts.begin(), parts.end(), id) == parts.end()) parts.push_back(id);
+                        }
+                  }
+                }
+                for (int32_t part : parts) {
+                  std::vector<int32_t> exit_vars{0};
+                  if (o.movable_exits && has_exits && nvs > 1) {
+                    const std::vector<int> pv = part == 0 ? even_parts(m.num_layers, nvs) : tables.partitions[static_cast<size_t>(part)];
+                    if (!pv.empty())
+                      for (bool pre : {false, true}) {
+                        ExitConfig ec = snap_exits(base.exits, pv, pre);
+                        if (ec.nums.empty()) continue;
+                        if (ec.nums == base.exits.exit_layer_nums && pre == base.exits.pre_exit) continue;
+                        exit_vars.push_back(tables.exit_id(ec));
+                      }
+                  }
+                  for (int32_t ev : exit_vars)
+                    for (int dopt = 0; dopt <= (o.search_distributed_optimizer && dp > 1 ? 1 : 0); ++dopt) {
+                      Cand c;
+                      c.world = world;
+                      c.tp = static_cast<int16_t>(tp);
+                      c.pp = static_cast<int16_t>(pp);
+                      c.vp = static_cast<int16_t>(vp);
+                      c.mbs = static_cast<int16_t>(mbs);
+                      c.schedule = kind;
+                      c.recompute = rc;
+                      c.sp = sp == 1;
+                      c.dopt = dopt == 1;
+                      c.partition = part;
+                      c.exits = ev;
+                      out.push_back(c);
+                    }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+PlanCandidate materialize(const Cand& c, const Tables& t, int64_t index) {
+  PlanCandidate p;
+  p.world_size = c.world;
+  p.tp = c.tp;
+  p.pp = c.pp;
+  p.vp = c.vp;
+  p.dp = c.world / (c.tp * c.pp);
+  p.micro_batch_size = c.mbs;
+  p.schedule = c.schedule;
+  p.recompute = c.recompute;
+  p.sequence_parallel = c.sp;
+  p.distributed_optimizer = c.dopt;
+  p.layer_partition = t.partitions[static_cast<size_t>(c.partition)];
+  p.balanced_partition = c.partition != 0;
+  p.exit_layer_nums = t.exits[static_cast<size_t>(c.exits)].nums;
+  p.pre_exit = t.exits[static_cast<size_t>(c.exits)].pre;
+  p.exits_moved = c.exits != 0;
+  p.index = index;
+  return p;
+}
+
+// Writes a candidate into a scenario in place (the screening loop reuses one scenario per thread).
+void write_candidate(Scenario& s, const Cand& c, const Tables& t, int gpus_per_node) {
+  ParallelSpec& p = s.parallel;
+  p.tensor_model_parallel_size = c.tp;
+  p.pipeline_model_parallel_size = c.pp;
+  p.virtual_pipeline_model_parallel_size = c.vp;
+  p.world_size = c.world;
+  p.data_parallel_size = 0;
+  p.schedule = c.schedule;
+  p.fill_explicit_bubbles = false;
+  p.num_fill_warmup_microbatches = -1;
+  p.num_fill_cooldown_microbatches = -1;
+  p.recompute_granularity = c.recompute;
+  p.sequence_parallel = c.sp;
+  p.use_distributed_optimizer = c.dopt;
+  p.layer_partition = t.partitions[static_cast<size_t>(c.partition)];
+  s.exits.exit_layer_nums = t.exits[static_cast<size_t>(c.exits)].nums;
+  s.exits.pre_exit = t.exits[static_cast<size_t>(c.exits)].pre;
+  s.training.micro_batch_size = c.mbs;
+  const int gpn = std::max(1, gpus_per_node);
+  s.cluster.gpus_per_node = std::min(gpn, c.world);
+  s.cluster.num_nodes = (c.world + s.cluster.gpus_per_node - 1) / s.cluster.gpus_per_node;
+}
+
+
+}  // namespace eellm::plan_detail
