@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "exec/checkpoint.h"
 #include "exec/data.h"
+#include "exec/runtime.h"
 #include "exec/trainer.h"
 #include "model/scenario_io.h"
 
@@ -25,7 +26,7 @@ void fail(const char* cmd, const Status& st) {
 
 void register_train(CLI::App& app) {
   struct Options {
-    std::string scenario, data, save, resume, metrics;
+    std::string scenario, data, save, resume, metrics, trace;
     int steps = -1, threads = 0, save_interval = -1;
   };
   auto o = std::make_shared<Options>();
@@ -38,11 +39,21 @@ void register_train(CLI::App& app) {
   cmd->add_option("--resume", o->resume, "Resume from this checkpoint directory");
   cmd->add_option("--metrics", o->metrics, "Append one JSON line per iteration and evaluation to this file");
   cmd->add_option("--threads", o->threads, "CPU threads (default: execution.num_threads, else all cores)");
+  cmd->add_option("--trace", o->trace, "Under mpirun: write the measured trace of the last iteration (rank 0)");
   cmd->callback([o] {
     auto sc = load_scenario(o->scenario);
     if (!sc.is_ok()) return fail("train", sc.status());
     Scenario s = *sc;
     if (o->save_interval >= 0) s.training.save_interval = o->save_interval;
+    if (exec::launched_with_mpi()) {  // mpirun -np N eellm train: the distributed runtime (exec/runtime.h)
+      if (!o->save.empty() || !o->resume.empty())
+        return fail("train", Status::failed_precondition("--save/--resume are not supported under mpirun yet"));
+      exec::DistributedTrainOptions d;
+      d.steps = o->steps, d.data_path = o->data, d.trace_path = o->trace, d.metrics_path = o->metrics;
+      d.runtime.num_threads = o->threads;
+      exit_code() = exec::train_distributed_main(s, d, std::cerr);
+      return;
+    }
     exec::TrainOptions opt;
     opt.steps = o->steps;
     opt.data_path = o->data;
