@@ -59,13 +59,22 @@ Status run_validate(const ValidateOptions& o) {
   }
   const std::string exe = self_exe();
   std::vector<exec::PlanMeasurement> measured;
+  std::vector<exec::FidelityPlan> ran;
+  int failed = 0;
   for (const exec::FidelityPlan& p : plans) {
     std::printf("running %-22s np %d (%s) ... ", p.name.c_str(), p.np(), p.for_fit ? "fit" : "judged");
     std::fflush(stdout);
-    EELLM_ASSIGN_OR_RETURN(exec::PlanMeasurement m, exec::run_plan(p, exe, o.mpirun, o.steps, o.workdir));
-    std::printf("%.1f ms\n", m.measured_s * 1e3);
-    measured.push_back(std::move(m));
+    auto m = exec::run_plan(p, exe, o.mpirun, o.steps, o.workdir);
+    if (!m.is_ok()) {  // one broken plan must not throw away the others' measurements
+      std::printf("FAILED\n%s\n", m.status().to_string().c_str());
+      ++failed;
+      continue;
+    }
+    std::printf("%.1f ms\n", m->measured_s * 1e3);
+    measured.push_back(std::move(*m));
+    ran.push_back(p);
   }
+  plans = std::move(ran);
   EELLM_ASSIGN_OR_RETURN(exec::ResidualFit fit, exec::fit_residuals(plans, measured, device));
   std::printf("residual fit on the fitting plans: per_layer_overhead_us %.1f", fit.per_layer_overhead_us);
   for (const auto& [np, share] : fit.compute_share) std::printf(", compute share np %d %.3f", np, share);
@@ -77,6 +86,7 @@ Status run_validate(const ValidateOptions& o) {
   }
   const exec::FidelityReport report = exec::summarize_fidelity(measured);
   std::cout << report.to_text();
+  if (failed > 0) std::cout << failed << " plan(s) failed (not in the figures above)\n";
   if (!o.fitted_out.empty()) {
     // The profile with the fitted per-layer overhead at the smallest rank count measured.
     const int np = fit.compute_share.empty() ? 1 : fit.compute_share.begin()->first;
@@ -88,6 +98,7 @@ Status run_validate(const ValidateOptions& o) {
     if (!f) return Status::io_error("cannot write " + o.fitted_out);
     std::cout << "wrote " << o.fitted_out << "\n";
   }
+  if (failed > 0) return Status::internal(std::to_string(failed) + " plan(s) failed to run");
   return Status::ok();
 }
 

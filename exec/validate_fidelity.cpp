@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "exec/calibrate.h"
+#include "model/layout.h"
 #include "model/scenario_io.h"
 #include "sim/simulate.h"
 #include "sim/trace.h"
@@ -92,12 +93,14 @@ StatusOr<std::vector<FidelityPlan>> default_fidelity_plans(const std::vector<int
       s.exits.exit_layer_weight.clear();
       s.exits.exit_layer_weight_init.clear();
     }
+    s.model.num_layers = p.pp == 4 ? 8 : 6;  // whole layers per stage (exits stay after 2 and 4)
     s.training.micro_batch_size = p.micro_batch;
     s.training.global_batch_size = s.training.micro_batch_size * p.dp * p.microbatches_per_replica;
     // Round-trip through YAML so a plan is exactly what a file would give (and is checked).
     auto parsed = parse_scenario(scenario_to_yaml(s), f.name, scenarios_dir());
     if (!parsed.is_ok()) return parsed.status().with_context("default plan " + f.name);
     s = *parsed;
+    if (auto layout = derive_layout(s); !layout.is_ok()) return layout.status().with_context("default plan " + f.name);
     out.push_back(std::move(f));
   }
   if (out.empty()) return Status::invalid_argument("no default plan for the requested rank counts (have 2 and 4)");
