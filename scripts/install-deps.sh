@@ -11,7 +11,7 @@ packages=(
   libeigen3-dev libopenblas-dev
   libopenmpi-dev openmpi-bin
   libgtest-dev libgmock-dev libbenchmark-dev
-  qt6-base-dev qt6-charts-dev libqt6svg6-dev libqt6opengl6-dev libxkbcommon-dev libgl-dev xvfb xauth
+  qt6-base-dev qt6-charts-dev qt6-svg-dev libqt6opengl6-dev libxkbcommon-dev libgl-dev xvfb xauth
   fortunes-min fortunes
   python3 python3-numpy python3-torch
 )
