@@ -57,7 +57,7 @@ void register_generate(CLI::App& app) {
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("generate", "Early-exit text generation from a trained checkpoint");
   cmd->add_option("checkpoint", o->checkpoint, "Checkpoint directory (from eellm train --save)")->required();
-  cmd->add_option("--prompt", o->prompts, "Prompt text (repeat for a batch)");
+  cmd->add_option("--prompt", o->prompts, "Prompt text (repeat for a batch)")->allow_extra_args(false);
   cmd->add_option("--batch-file", o->batch_file, "Prompts, one per line (\\n for a newline); decoded as one batch");
   cmd->add_option("--method", o->method, "full | recompute (EE-LLM KV recomputation) | speculative | pipeline")
       ->capture_default_str();
@@ -74,7 +74,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--top-k", o->top_k, "Sample from the k most likely tokens (0 = all)");
   cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Sampling seed (sequence b uses seed + b)");
-  cmd->add_option("--stop", o->stop, "Stop string (repeatable); not included in the output");
+  cmd->add_option("--stop", o->stop, "Stop string (repeatable); not included in the output")->allow_extra_args(false);
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
   cmd->add_flag("--stats", o->stats, "Print tokens/s, the exit histogram and layers per token");
   cmd->add_option("--stats-out", o->stats_out, "Write {\"exit_rates\": [...]} for eellm simulate --exit-rates");
