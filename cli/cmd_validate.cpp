@@ -24,7 +24,7 @@ namespace eellm::cli {
 namespace {
 
 struct ValidateOptions {
-  std::string plans = "default", profile = "cpu-local", workdir = "validate-runs", fitted_out, worker, metrics, trace;
+  std::string plans = "default", profile = "cpu-local", workdir = "runs/validate", fitted_out, worker, metrics, trace;
   std::string mpirun = "mpirun --oversubscribe --allow-run-as-root --bind-to none";
   std::vector<int> nps{2, 4};
   int steps = 5;
