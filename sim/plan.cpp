@@ -249,6 +249,7 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
       e.metrics.simulated = true;
       e.metrics.iteration_time_s = sum.iteration_time_s;
       e.metrics.tokens_per_s = sum.tokens_per_s;
+      e.metrics.backbone_fraction = static_cast<double>(sum.num_backbone_microbatches) / sum.num_microbatches;
       e.metrics.mfu = sum.mfu;
       e.metrics.bubble_fraction = sum.bubble_fraction;
       const CostModel cm(r->scenario, r->layout);
@@ -341,7 +342,7 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
   }
   res.simulated = static_cast<int64_t>(entries.size());
   std::sort(ok.begin(), ok.end(), [](const PlanEntry& a, const PlanEntry& b) {
-    const double x = a.metrics.iteration_time_s, y = b.metrics.iteration_time_s;
+    const double x = a.metrics.ranking_time_s(), y = b.metrics.ranking_time_s();
     return x != y ? x < y : a.candidate.index < b.candidate.index;
   });
 
@@ -381,8 +382,9 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
       if (a == b) continue;
       const PlanMetrics &x = ok[a].metrics, &y = ok[b].metrics;
       const int gx = ok[a].candidate.world_size, gy = ok[b].candidate.world_size;
-      const bool le = y.iteration_time_s <= x.iteration_time_s && y.peak_memory_GiB <= x.peak_memory_GiB && gy <= gx;
-      const bool lt = y.iteration_time_s < x.iteration_time_s || y.peak_memory_GiB < x.peak_memory_GiB || gy < gx;
+      const double ty = y.ranking_time_s(), tx = x.ranking_time_s();
+      const bool le = ty <= tx && y.peak_memory_GiB <= x.peak_memory_GiB && gy <= gx;
+      const bool lt = ty < tx || y.peak_memory_GiB < x.peak_memory_GiB || gy < gx;
       dominated = le && lt;
     }
     if (!dominated) res.pareto.push_back(ok[a]);
@@ -405,7 +407,7 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
       so.compare_without_exits = false;
       auto r = simulate(s, so);
       if (r.is_ok() && r->summary.iteration_time_s > 0)
-        e.metrics.exit_overhead_fraction = e.metrics.iteration_time_s / r->summary.iteration_time_s - 1.0;
+        e.metrics.exit_overhead_fraction = e.metrics.ranking_time_s() / r->summary.iteration_time_s - 1.0;
     });
   }
   res.ranked = std::move(ok);

@@ -67,7 +67,13 @@ struct PlanMetrics {
   double peak_memory_GiB = 0;         // max over stages (analytical, or simulated when simulated)
   std::vector<double> stage_memory_GiB;  // analytical peak per pipeline stage
   bool simulated = false;
+  // Share of the m microbatches that train the whole backbone (sim num_backbone_microbatches / m):
+  // < 1 only for ee-fill, whose fills are taken out of the batch as in EE-LLM's code.
+  double backbone_fraction = 1.0;
   double time_s() const { return simulated ? iteration_time_s : estimated_time_s; }
+  // Simulated time per backbone-equivalent batch: how plans are ranked, so that ee-fill is not
+  // favoured for training the backbone on fewer samples (= iteration_time_s for other schedules).
+  double ranking_time_s() const { return iteration_time_s / backbone_fraction; }
 };
 
 struct PlanEntry {

@@ -235,6 +235,17 @@ size_t Schedule::num_instructions() const {
   return n;
 }
 
+int num_backbone_microbatches(const Schedule& s) {
+  if (s.kind != ScheduleKind::kEEFill || s.ranks.empty()) return s.num_microbatches;
+  // Virtual stage 0 is chunk 0 of rank 0; a full microbatch's backward ends there.
+  std::vector<bool> full(static_cast<size_t>(s.num_microbatches), false);
+  for (const Instr& in : s.ranks[0])
+    if ((in.kind == InstrKind::kBackward || in.kind == InstrKind::kBackwardInput) && in.chunk == 0 && !in.has(kFill) &&
+        in.microbatch >= 0 && in.microbatch < s.num_microbatches)
+      full[static_cast<size_t>(in.microbatch)] = true;
+  return static_cast<int>(std::count(full.begin(), full.end(), true));
+}
+
 int default_num_fill_microbatches(int pp, double bwd_fwd_ratio) {
   if (pp <= 1) return 0;
   return static_cast<int>(bwd_fwd_ratio * (pp - 1) / (1.0 + bwd_fwd_ratio));
@@ -272,6 +283,12 @@ StatusOr<Schedule> build_schedule(const ScheduleParams& params) {
     const int def = default_num_fill_microbatches(pp, p.bwd_fwd_ratio);
     if (p.num_fill_warmup < 0) p.num_fill_warmup = def;
     if (p.num_fill_cooldown < 0) p.num_fill_cooldown = def;
+    // Without any exit a fill microbatch trains nothing and a truncated cool-down backward only
+    // drops backbone gradients (EE-LLM's code would still skip their data): no filling at all, so
+    // ee-fill without exits is exactly 1F1B.
+    bool any_exit = false;
+    for (int r = 0; r < pp; ++r) any_exit = any_exit || rank_has_exit(p, r);
+    if (!any_exit) p.num_fill_warmup = p.num_fill_cooldown = 0;
     if (m < pp + p.num_fill_warmup)
       return Status::invalid_argument("bubble filling needs num_microbatches (" + str(m) + ") ≥ pipeline size (" + str(pp) +
                                       ") + num_fill_warmup_microbatches (" + str(p.num_fill_warmup) + ")");

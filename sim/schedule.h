@@ -15,6 +15,15 @@
 //  - kFill: a bubble-filling microbatch (EE-LLM): it trains only stages up to the deepest exit it
 //    reaches. kTruncated on FWD: the forward stops at the deepest exit of this chunk (nothing is sent).
 //    kTruncated on BWD: no gradient arrives from the next stage; only local exit losses start it.
+//  - kEEFill follows EE-LLM's released code (megatron/core/pipeline_parallel/schedules.py,
+//    early_exit_forward_backward_pipelining_with_bubble_filling), where the fill microbatches are
+//    part of the iteration's num_microbatches m, not extra data: microbatches 0..m−f_w−1 are full
+//    ones (the loss is divided by m − f_w there), m−f_w..m−1 are the warm-up fills (partial forward
+//    up to their deepest exit, then partial backward), and with f_c cool-down fills the backward of
+//    the last full microbatches stops before the first stages (rank r runs m − f_w − f_c + its
+//    partial-backward count of backwards). So only the microbatches counted by
+//    num_backbone_microbatches() train the whole backbone; sim/simulate counts throughput on those.
+//    Without any exit there is nothing to fill: both counts are 0 and the lists equal 1F1B's.
 //  - kExitOnly (EE-Tuning): BWD back-propagates only through the exit heads (frozen backbone).
 //  - ALLREDUCE_* are collectives posted on a communication stream; OPTIMIZER_STEP waits for all of
 //    the rank's posted collectives. kOverlapped on ALLREDUCE_DP: posted before the rank's last
@@ -76,8 +85,8 @@ struct Schedule {
   ScheduleKind kind = ScheduleKind::k1F1B;
   int pp = 1, vp = 1;
   int num_microbatches = 1;      // data microbatches per iteration per DP replica (incl. fill ones)
-  int num_fill_warmup = 0;       // EE fill: microbatches that run only to the exits (taken from m)
-  int num_fill_cooldown = 0;     // EE fill: last microbatches whose backward is truncated early
+  int num_fill_warmup = 0;       // EE fill: microbatches that run only to the exits (taken from m, as EE-LLM)
+  int num_fill_cooldown = 0;     // EE fill: last microbatches whose backward stops before rank 0
   double bwd_fwd_ratio = 2.0;    // the ratio the fill counts were derived with
   std::vector<std::vector<Instr>> ranks;  // [pipeline rank] → instruction list
 
@@ -100,6 +109,11 @@ struct ScheduleParams {
   bool overlap_grad_reduce = false;
   std::vector<int> embedding_group;   // pipeline ranks of the tied-embedding group (< 2 → none)
 };
+
+// Microbatches per DP replica whose forward and backward run through every virtual stage (they
+// train the whole backbone): m, except for kEEFill where warm-up fills and the microbatches whose
+// cool-down backward is truncated do not count. EE-Tuning: m (the backbone is frozen by design).
+int num_backbone_microbatches(const Schedule& schedule);
 
 // EE-LLM's default fill counts: int(ratio·(pp−1) / (1 + ratio)).
 int default_num_fill_microbatches(int pp, double bwd_fwd_ratio);

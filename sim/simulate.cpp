@@ -176,9 +176,12 @@ StatusOr<SimulationResult> simulate(const Scenario& scenario, const SimulateOpti
   const double T = ns_to_seconds(res.engine.iteration_ns);
   s.iteration_time_s = T;
   s.engine_events = res.engine.events_processed;
+  s.num_backbone_microbatches = num_backbone_microbatches(res.schedule);
   if (T > 0) {
     const double tokens = static_cast<double>(scenario.training.global_batch_size) * scenario.model.seq_length;
-    s.tokens_per_s = tokens / T;
+    const double backbone_share = static_cast<double>(s.num_backbone_microbatches) / L.num_microbatches;
+    s.tokens_per_s = tokens * backbone_share / T;
+    s.fill_tokens_per_s = tokens * (1.0 - backbone_share) / T;
     const double flops = executed_flops_per_gpu(res.schedule, res.costs) * L.tp * L.dp;
     s.model_tflops_per_gpu = flops / T / L.world_size / 1e12;
     const double peak = cm.peak_flops();
@@ -225,7 +228,13 @@ StatusOr<SimulationResult> simulate(const Scenario& scenario, const SimulateOpti
     auto b = simulate(base, bo);
     if (!b.is_ok()) return b.status().with_context("the same scenario without exits");
     s.iteration_time_no_exits_s = b->summary.iteration_time_s;
-    if (s.iteration_time_no_exits_s > 0) s.exit_overhead_fraction = T / s.iteration_time_no_exits_s - 1.0;
+    if (s.iteration_time_no_exits_s > 0) {
+      // Per backbone token: ee-fill trains the backbone on fewer microbatches than the baseline.
+      const double per_token = static_cast<double>(b->summary.num_backbone_microbatches) / s.num_backbone_microbatches;
+      s.exit_overhead_fraction = s.num_backbone_microbatches == b->summary.num_backbone_microbatches
+                                     ? T / s.iteration_time_no_exits_s - 1.0
+                                     : T * per_token / s.iteration_time_no_exits_s - 1.0;
+    }
   }
   return res;
 }
@@ -242,8 +251,10 @@ std::string summary_to_json(const SimulationSummary& s) {
   j["num_microbatches"] = s.num_microbatches;
   j["num_fill_warmup_microbatches"] = s.num_fill_warmup;
   j["num_fill_cooldown_microbatches"] = s.num_fill_cooldown;
+  j["num_backbone_microbatches"] = s.num_backbone_microbatches;
   j["iteration_time_s"] = s.iteration_time_s;
   j["tokens_per_s"] = s.tokens_per_s;
+  j["fill_tokens_per_s"] = s.fill_tokens_per_s;
   j["model_tflops_per_gpu"] = s.model_tflops_per_gpu;
   j["mfu"] = s.mfu;
   j["bubble_fraction"] = s.bubble_fraction;
@@ -284,7 +295,11 @@ std::string summary_to_text(const SimulationSummary& s) {
                 s.schedule.c_str(), s.tp, s.pp, s.dp, s.vp, s.world_size, s.num_microbatches);
   os << buf;
   if (s.num_fill_warmup + s.num_fill_cooldown > 0) {
-    std::snprintf(buf, sizeof buf, "  fill microbatches: %d warm-up, %d cool-down\n", s.num_fill_warmup, s.num_fill_cooldown);
+    std::snprintf(buf, sizeof buf,
+                  "  fill microbatches: %d warm-up, %d cool-down (taken from the %d, as EE-LLM; %d train the whole "
+                  "backbone)\n  fill throughput    %.1f tokens/s (not counted in the throughput below)\n",
+                  s.num_fill_warmup, s.num_fill_cooldown, s.num_microbatches, s.num_backbone_microbatches,
+                  s.fill_tokens_per_s);
     os << buf;
   }
   std::snprintf(buf, sizeof buf,

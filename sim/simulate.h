@@ -38,8 +38,14 @@ struct SimulationSummary {
   std::string schedule;
   int tp = 1, pp = 1, dp = 1, vp = 1, world_size = 1, num_microbatches = 1;
   int num_fill_warmup = 0, num_fill_cooldown = 0;
+  int num_backbone_microbatches = 1;  // per replica, trained through every stage (num_backbone_microbatches())
   double iteration_time_s = 0;
+  // Backbone tokens/s: num_backbone_microbatches · micro_batch_size · seq_length · dp / time, so
+  // schedules that train the backbone on fewer samples (ee-fill) compare fairly with 1F1B.
   double tokens_per_s = 0;
+  // Tokens/s of the rest of the m microbatches (ee-fill: warm-up fills and truncated cool-down
+  // microbatches, which train only the exits and/or later stages); 0 for the other schedules.
+  double fill_tokens_per_s = 0;
   // Model FLOPs of the work the schedule runs (backbone and exits, no recompute; fill steps and
   // EE-Tuning's exit-only backward counted as run) / time / GPUs.
   double model_tflops_per_gpu = 0;
@@ -49,7 +55,9 @@ struct SimulationSummary {
   double bubble_dependency_fraction = 0, bubble_exposed_comm_fraction = 0, bubble_imbalance_fraction = 0,
          bubble_exit_fraction = 0;
   double iteration_time_no_exits_s = 0;  // same scenario without exits (0 when not applicable)
-  double exit_overhead_fraction = 0;     // time / time without exits − 1
+  // Time per backbone token / that of the run without exits − 1 (= time / time without exits − 1
+  // when both train the backbone on all m microbatches).
+  double exit_overhead_fraction = 0;
   double peak_memory_GiB = 0;            // max over stages
   std::vector<StageSummary> stages;
   std::string critical_path;
