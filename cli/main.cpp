@@ -14,18 +14,19 @@ int main(int argc, char** argv) {
   CLI::App app{"eellm: plan, simulate and run early-exit LLMs under 3D parallelism"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "eellm 0.1.0");
+  // Plan on the desktop, what-if, interop and device models; then execution and its checks.
   eellm::cli::register_describe(app);
-  eellm::cli::register_fit(app);
-  eellm::cli::register_convert(app);
-  eellm::cli::register_train(app);
-  eellm::cli::register_eval(app);
-  eellm::cli::register_data(app);
-  eellm::cli::register_compare_trace(app);
   eellm::cli::register_simulate(app);
   eellm::cli::register_plan(app);
   eellm::cli::register_sweep(app);
   eellm::cli::register_compare(app);
+  eellm::cli::register_convert(app);
+  eellm::cli::register_fit(app);
+  eellm::cli::register_train(app);
+  eellm::cli::register_eval(app);
   eellm::cli::register_generate(app);
+  eellm::cli::register_data(app);
+  eellm::cli::register_compare_trace(app);
   eellm::cli::register_calibrate(app);
   eellm::cli::register_validate(app);
   try {
