@@ -2,13 +2,17 @@
 #include "model/fit.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <string_view>
+#include <type_traits>
 
 #include "model/layout.h"
+#include "model/scenario_fields.h"
 
 namespace eellm {
 
@@ -471,30 +475,21 @@ std::string device_profile_to_yaml(const DeviceProfile& d, const std::string& co
   std::istringstream lines(comment);
   std::string line;
   while (std::getline(lines, line)) o << (line.empty() ? "#" : "# " + line) << "\n";
-  o.precision(6);
-  o << "name: " << d.name << "\n";
-  auto f = [&](const char* key, double v) { o << key << ": " << v << "\n"; };
-  f("peak_tflops_fp32", d.peak_tflops_fp32);
-  f("peak_tflops_fp16", d.peak_tflops_fp16);
-  f("peak_tflops_bf16", d.peak_tflops_bf16);
-  f("memory_GiB", d.memory_GiB);
-  f("memory_bandwidth_GBps", d.memory_bandwidth_GBps);
-  f("num_sms", d.num_sms);
-  f("gemm_tile_m", d.gemm_tile_m);
-  f("gemm_tile_n", d.gemm_tile_n);
-  f("nvlink_bandwidth_GBps", d.nvlink_bandwidth_GBps);
-  f("nvlink_latency_us", d.nvlink_latency_us);
-  f("network_bandwidth_GBps", d.network_bandwidth_GBps);
-  f("network_latency_us", d.network_latency_us);
-  f("kernel_launch_us", d.kernel_launch_us);
-  f("gemm_max_efficiency", d.gemm_max_efficiency);
-  f("gemm_half_efficiency_dim", d.gemm_half_efficiency_dim);
-  f("elementwise_efficiency", d.elementwise_efficiency);
-  f("attention_efficiency", d.attention_efficiency);
-  f("collective_efficiency", d.collective_efficiency);
-  f("per_layer_overhead_us", d.per_layer_overhead_us);
-  f("per_iteration_overhead_us", d.per_iteration_overhead_us);
-  f("optimizer_bytes_per_param", d.optimizer_bytes_per_param);
+  // Every field of the profile (the one list in scenario_fields.h), doubles in their shortest
+  // round-trip form so a fitted or measured profile reads back exactly.
+  for_each_field(d, [&o](const char* key, const auto& v) {
+    using T = std::decay_t<decltype(v)>;
+    o << key << ": ";
+    if constexpr (std::is_same_v<T, double>) {
+      char buf[64];
+      auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);
+      (void)ec;
+      o << std::string_view(buf, static_cast<size_t>(ptr - buf));
+    } else {
+      o << v;
+    }
+    o << "\n";
+  });
   return o.str();
 }
 
