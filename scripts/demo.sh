@@ -4,6 +4,7 @@
 #   2. plan the EE-LLM 1.3B model on 16 GPUs and write the best plan as a scenario,
 #   3. run a small plan for real: the tiny early-exit GPT, 2 pipeline stages over MPI on this CPU,
 #      and compare the simulator's prediction with the measured timeline.
+# One backend thread per rank (2 ranks on 2 cores), as cpu-local.yaml was calibrated.
 # Outputs (traces open in ui.perfetto.dev) land in runs/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ echo; echo "== 2. Plan EE-LLM 1.3B on 16 GPUs (best plan → $out/best-1.3b.yaml
 
 echo; echo "== 3. Run a small plan for real: tiny-ee, 2 pipeline stages over MPI, 3 steps =="
 "$eellm" simulate tiny-ee-pp2 --trace "$out/tiny-ee-pp2.predicted.json"
-mpirun -np 2 "$eellm" train tiny-ee-pp2 --steps 3 --trace "$out/tiny-ee-pp2.measured.json" \
+mpirun -np 2 "$eellm" train tiny-ee-pp2 --steps 3 --threads 1 --trace "$out/tiny-ee-pp2.measured.json" \
   --metrics "$out/tiny-ee-pp2.metrics.jsonl"
 echo; echo "== predicted vs measured =="
 "$eellm" compare-trace "$out/tiny-ee-pp2.predicted.json" "$out/tiny-ee-pp2.measured.json"
