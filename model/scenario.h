@@ -82,6 +82,7 @@ struct ParallelSpec {
   bool sequence_parallel = false;
   bool use_distributed_optimizer = false;
   bool overlap_grad_reduce = false;
+  int ddp_bucket_size = 0;  // gradient bucket, elements; 0 → max(40M, 1M·dp) (Megatron)
   bool fill_explicit_bubbles = false;       // EE-LLM flag; with an EE schedule selects kEEFill
   int num_fill_warmup_microbatches = -1;    // -1 → derived from pp and the bwd/fwd ratio
   int num_fill_cooldown_microbatches = -1;

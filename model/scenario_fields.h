@@ -98,6 +98,7 @@ void for_each_field(S& p, V&& v) {
   v("sequence_parallel", p.sequence_parallel);
   v("use_distributed_optimizer", p.use_distributed_optimizer);
   v("overlap_grad_reduce", p.overlap_grad_reduce);
+  v("ddp_bucket_size", p.ddp_bucket_size);
   v("fill_explicit_bubbles", p.fill_explicit_bubbles);
   v("num_fill_warmup_microbatches", p.num_fill_warmup_microbatches);
   v("num_fill_cooldown_microbatches", p.num_fill_cooldown_microbatches);
