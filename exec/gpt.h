@@ -44,6 +44,9 @@ struct GptConfig {
   std::vector<int> exit_depth;   // backbone layers before each exit head (model order)
   std::vector<int> exit_layer;   // the scenario's 1-based layer number of each exit
   bool exit_block = false, exit_norm = false, exit_mlp = false, untie_exits = false;
+  // Tensor parallelism: 1 for a full model; local_config (exec/tp_shard.h) sets tp and divides
+  // NH, G, F and Vp by it (V stays the full real vocabulary).
+  int tp = 1;
   int Q() const { return NH * HS; }
   int KV() const { return G * HS; }
   int qkv_dim() const { return Q() + 2 * KV(); }
