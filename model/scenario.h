@@ -114,7 +114,24 @@ struct DeviceProfile {
   double elementwise_efficiency = 0.7;   // fraction of memory bandwidth element-wise ops reach
   double attention_efficiency = 0.5;     // of GEMM peak, for the softmax(QK^T)V core
   double collective_efficiency = 0.8;    // fraction of link bandwidth collectives reach
+  // Link model beyond one alpha-beta line (calibrated CPU profiles; the defaults change nothing):
+  // p2p transfers reach p2p_efficiency of the link bandwidth (0 → collective_efficiency);
+  // collectives pay collective_latency_us per step (0 → the link latency); bytes of a buffer
+  // beyond large_message_KiB (0 → one regime) move at large_message_*_efficiency × that rate.
+  double p2p_efficiency = 0;
+  double collective_latency_us = 0;
+  double large_message_KiB = 0;
+  double large_message_p2p_efficiency = 1;
+  double large_message_collective_efficiency = 1;
   double per_layer_overhead_us = 0;      // fitted residual per transformer layer and microbatch
+  double per_exit_overhead_us = 0;       // fitted residual per exit head and microbatch
+  // Fraction of the calibrated compute throughput (GEMM peak, memory bandwidth) one rank reaches
+  // in a real run (fitted by `eellm validate`). With host_cores > 0 (CPU profiles), ranks × threads
+  // beyond the host's cores time-share them: the fraction is then further multiplied by
+  // oversubscribed_efficiency · host_cores / (ranks on the node × threads per rank).
+  double compute_share = 1;
+  int host_cores = 0;
+  double oversubscribed_efficiency = 1;
   double optimizer_bytes_per_param = 0;  // 0 → computed from dtypes (read+write of state)
   double per_iteration_overhead_us = 0;  // fitted fixed cost per training iteration (host side)
   // Links this device ships with (spec sheet; a cluster profile's LinkSpecs override them):

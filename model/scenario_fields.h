@@ -130,7 +130,16 @@ void for_each_field(S& d, V&& v) {
   v("elementwise_efficiency", d.elementwise_efficiency);
   v("attention_efficiency", d.attention_efficiency);
   v("collective_efficiency", d.collective_efficiency);
+  v("p2p_efficiency", d.p2p_efficiency);
+  v("collective_latency_us", d.collective_latency_us);
+  v("large_message_KiB", d.large_message_KiB);
+  v("large_message_p2p_efficiency", d.large_message_p2p_efficiency);
+  v("large_message_collective_efficiency", d.large_message_collective_efficiency);
   v("per_layer_overhead_us", d.per_layer_overhead_us);
+  v("per_exit_overhead_us", d.per_exit_overhead_us);
+  v("compute_share", d.compute_share);
+  v("host_cores", d.host_cores);
+  v("oversubscribed_efficiency", d.oversubscribed_efficiency);
   v("optimizer_bytes_per_param", d.optimizer_bytes_per_param);
   v("per_iteration_overhead_us", d.per_iteration_overhead_us);
   v("nvlink_bandwidth_GBps", d.nvlink_bandwidth_GBps);
