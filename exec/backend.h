@@ -41,6 +41,10 @@ class Backend {
   virtual void copy(float* dst, const float* src, size_t n) = 0;
   virtual void add_inplace(float* dst, const float* src, size_t n) = 0;  // dst += src
   virtual void scale_inplace(float* p, float s, size_t n) = 0;
+  // Waits until every op queued so far has finished (a device backend runs ops asynchronously).
+  // Call it before the host reads or writes backend memory: losses, tensors reduced or copied on
+  // the host, buffers handed to a host-memory (MPI) communicator. No-op on the CPU backend.
+  virtual void synchronize() {}
 
   // out (N, OC) = inp (N, C) · weightᵀ (weight is (OC, C)) + bias (OC, nullable).
   virtual void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C,
