@@ -100,6 +100,37 @@ class Backend {
   // True if all n values are finite.
   virtual bool all_finite(const float* p, size_t n) = 0;
 
+  // ---- Decode ops: incremental generation over a KV cache (exec/generate.h) ----
+  // Rows: a decode step processes R rows, row r = (sequence seq[r], position pos[r]) — the new
+  // tokens of several sequences, possibly several positions per sequence (KV recomputation,
+  // speculative verification). The index arrays seq/pos/idx/tokens of these ops are HOST memory
+  // (R entries; a device backend copies them with the launch); every float pointer is backend
+  // memory. KV cache slot (one attention layer): two buffers k, v, each (B, max_T, KV) row-major,
+  // KV = G·HS; position p of sequence b is row b·max_T + p. All decode ops OVERWRITE their outputs.
+  // AttentionShape: only NH, G, HS are read (B and T are ignored; R and max_T are passed).
+
+  // dst row dst_row[r] (C floats) = wte[tokens[r]] + wpe[pos[r]] (wpe nullable: RoPE models).
+  virtual void embed_rows(float* dst, const int32_t* dst_row, const int32_t* tokens, const int32_t* pos, int R,
+                          const float* wte, const float* wpe, int C) = 0;
+  // dst (R, C): row r = src row idx[r] (gather_rows); dst row idx[r] = src row r (scatter_rows;
+  // idx entries distinct). Used to move rows between the (B·max_T, C) residual store and a batch.
+  virtual void gather_rows(float* dst, const float* src, const int32_t* idx, int R, int C) = 0;
+  virtual void scatter_rows(float* dst, const float* src, const int32_t* idx, int R, int C) = 0;
+  // RoPE in place on qkv (R, qkv_stride) at per-row positions pos[r]: exactly rope_forward's
+  // rotation of a row at time t = pos[r] (same float angles, bitwise on the CPU backend).
+  virtual void rope_rows(float* qkv, const int32_t* pos, int R, const AttentionShape& s, float base) = 0;
+  // Writes the k and v parts of qkv row r into k/v cache rows seq[r]·max_T + pos[r] (KV floats each).
+  virtual void kv_append(float* k, float* v, const float* qkv, const int32_t* seq, const int32_t* pos, int R,
+                         int max_T, const AttentionShape& s) = 0;
+  // out (R, NH·HS): for row r and head h, softmax(q·kᵀ/√HS)·v over the cached keys [0, pos[r]] of
+  // sequence seq[r] (group h / (NH/G)); q is the q part of qkv row r. Causal within a call because
+  // kv_append of the same rows precedes it. Exact exp (no lse saved: inference only).
+  virtual void attention_cached(float* out, const float* qkv, const float* k, const float* v, const int32_t* seq,
+                                const int32_t* pos, int R, int max_T, const AttentionShape& s) = 0;
+  // Backend memory ↔ host memory (n floats). The generator reads logits on the host with download.
+  virtual void download(float* host_dst, const float* src, size_t n) { copy(host_dst, src, n); }
+  virtual void upload(float* dst, const float* host_src, size_t n) { copy(dst, host_src, n); }
+
   // AdamW step on one tensor (torch semantics: decoupled decay p -= lr·wd·p, bias-corrected moments,
   // step t is 1-based). grad is multiplied by grad_scale first (gradient clipping).
   virtual void adamw_step(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1,

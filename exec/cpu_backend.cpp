@@ -196,6 +196,79 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void embed_rows(float* dst, const int32_t* dst_row, const int32_t* tokens, const int32_t* pos, int R,
+                  const float* wte, const float* wpe, int C) override {
+#pragma omp parallel for schedule(static) num_threads(threads_)
+    for (int r = 0; r < R; ++r) {
+      float* o = dst + static_cast<size_t>(dst_row[r]) * C;
+      const float* w = wte + static_cast<size_t>(tokens[r]) * C;
+      if (wpe) {
+        const float* p = wpe + static_cast<size_t>(pos[r]) * C;
+        for (int c = 0; c < C; ++c) o[c] = w[c] + p[c];
+      } else {
+        std::copy_n(w, C, o);
+      }
+    }
+  }
+  void gather_rows(float* dst, const float* src, const int32_t* idx, int R, int C) override {
+    for (int r = 0; r < R; ++r)
+      std::copy_n(src + static_cast<size_t>(idx[r]) * C, C, dst + static_cast<size_t>(r) * C);
+  }
+  void scatter_rows(float* dst, const float* src, const int32_t* idx, int R, int C) override {
+    for (int r = 0; r < R; ++r)
+      std::copy_n(src + static_cast<size_t>(r) * C, C, dst + static_cast<size_t>(idx[r]) * C);
+  }
+  void rope_rows(float* qkv, const int32_t* pos, int R, const AttentionShape& s, float base) override {
+    rope(qkv, s, base, 1.0f, pos, R);
+  }
+  void kv_append(float* k, float* v, const float* qkv, const int32_t* seq, const int32_t* pos, int R, int max_T,
+                 const AttentionShape& s) override {
+    const int KV = s.G * s.HS, Q = s.NH * s.HS, ld = s.qkv_stride();
+    for (int r = 0; r < R; ++r) {
+      const float* src = qkv + static_cast<size_t>(r) * ld + Q;
+      const size_t dst = (static_cast<size_t>(seq[r]) * max_T + pos[r]) * KV;
+      std::copy_n(src, KV, k + dst);
+      std::copy_n(src + KV, KV, v + dst);
+    }
+  }
+  void attention_cached(float* out, const float* qkv, const float* k, const float* v, const int32_t* seq,
+                        const int32_t* pos, int R, int max_T, const AttentionShape& s) override {
+    const int HS = s.HS, NH = s.NH, per_group = s.NH / s.G, ld = s.qkv_stride(), lo = s.out_stride();
+    const int KV = s.G * HS;
+    int max_len = 0;
+    for (int r = 0; r < R; ++r) max_len = std::max(max_len, pos[r] + 1);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
+#pragma omp parallel num_threads(threads_)
+    {
+      std::vector<float> sc(static_cast<size_t>(max_len));
+#pragma omp for schedule(static)
+      for (int rh = 0; rh < R * NH; ++rh) {
+        const int r = rh / NH, h = rh % NH, g = h / per_group, p = pos[r];
+        const float* q = qkv + static_cast<size_t>(r) * ld + h * HS;
+        const float* kb = k + static_cast<size_t>(seq[r]) * max_T * KV + g * HS;
+        const float* vb = v + static_cast<size_t>(seq[r]) * max_T * KV + g * HS;
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int u = 0; u <= p; ++u) {
+          const float* ku = kb + static_cast<size_t>(u) * KV;
+          float dot = 0.0f;
+          for (int i = 0; i < HS; ++i) dot += q[i] * ku[i];
+          sc[static_cast<size_t>(u)] = dot * scale;
+          mx = std::max(mx, sc[static_cast<size_t>(u)]);
+        }
+        float sum = 0.0f;
+        for (int u = 0; u <= p; ++u) sum += sc[static_cast<size_t>(u)] = std::exp(sc[static_cast<size_t>(u)] - mx);
+        const float inv = 1.0f / sum;
+        float* o = out + static_cast<size_t>(r) * lo + h * HS;
+        std::fill(o, o + HS, 0.0f);
+        for (int u = 0; u <= p; ++u) {
+          const float w = sc[static_cast<size_t>(u)] * inv;
+          const float* vu = vb + static_cast<size_t>(u) * KV;
+          for (int i = 0; i < HS; ++i) o[i] += w * vu[i];
+        }
+      }
+    }
+  }
+
   void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse, const float* qkv,
                           const AttentionShape& s) override {
     const int T = s.T, HS = s.HS, per_group = s.NH / s.G;
@@ -379,15 +452,18 @@ class CpuBackend final : public Backend {
   }
 
   // sign = +1 rotates by +angle (forward), −1 by −angle (gradient of the forward rotation).
-  void rope(float* qkv, const AttentionShape& s, float base, float sign) {
+  // pos (nullable): per-row positions of `rows` rows (decode); null → row bt is at t = bt % T.
+  void rope(float* qkv, const AttentionShape& s, float base, float sign, const int32_t* pos = nullptr,
+            int rows = 0) {
     const int HS = s.HS, half = HS / 2, ld = s.qkv_stride(), heads = s.NH + s.G;
     std::vector<float> inv_freq(static_cast<size_t>(half));
     for (int i = 0; i < half; ++i)
       inv_freq[static_cast<size_t>(i)] =
           static_cast<float>(1.0 / std::pow(static_cast<double>(base), 2.0 * i / HS));
+    const int n = pos ? rows : s.B * s.T;
 #pragma omp parallel for schedule(static) num_threads(threads_)
-    for (int bt = 0; bt < s.B * s.T; ++bt) {
-      const int t = bt % s.T;
+    for (int bt = 0; bt < n; ++bt) {
+      const int t = pos ? pos[bt] : bt % s.T;
       float* row = qkv + static_cast<size_t>(bt) * ld;
       for (int i = 0; i < half; ++i) {
         const float ang = static_cast<float>(t) * inv_freq[static_cast<size_t>(i)];

@@ -2,11 +2,9 @@
 // statistics writers. The decoding loops are in generate_loop.cpp.
 #include "exec/generate.h"
 
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -29,77 +27,23 @@ Decoder::Decoder(const GptConfig& cfg, const GptParams& params, Backend& be, int
       be_(&be),
       batch_(batch),
       cache_(cfg.L, cfg.exit_block ? cfg.num_exits() : 0, batch, cfg.max_T, cfg.KV()),
-      resid_(static_cast<size_t>(batch) * cfg.max_T * cfg.C, 0.0f) {
-  // The CPU backend's rotary frequencies, bit for bit (float angle = float(t) · float(inv_freq)).
-  const int half = cfg.HS / 2;
-  inv_freq_.resize(static_cast<size_t>(half));
-  for (int i = 0; i < half; ++i)
-    inv_freq_[static_cast<size_t>(i)] =
-        static_cast<float>(1.0 / std::pow(static_cast<double>(cfg.rope_base), 2.0 * i / cfg.HS));
-}
+      resid_(static_cast<size_t>(batch) * cfg.max_T * cfg.C, 0.0f) {}
 
 void Decoder::embed(int b, int pos, int32_t token) {
-  const float* wpe = cfg_.rope ? nullptr : p_->wpe.ptr() + static_cast<size_t>(pos) * cfg_.C;
-  be_->embedding_forward(resid(b, pos), &token, p_->wte.ptr(), wpe, 1, 1, cfg_.C);
+  const int32_t row = b * cfg_.max_T + pos, p = pos;
+  be_->embed_rows(resid_.data(), &row, &token, &p, 1, p_->wte.ptr(), cfg_.rope ? nullptr : p_->wpe.ptr(), cfg_.C);
 }
 
-void Decoder::rope(const std::vector<DecodeRow>& rows) {
-  const int HS = cfg_.HS, half = HS / 2, ld = cfg_.qkv_dim(), heads = cfg_.NH + cfg_.G;
-  const int R = static_cast<int>(rows.size());
-#pragma omp parallel for schedule(static) num_threads(be_->num_threads())
-  for (int r = 0; r < R; ++r) {
-    float* row = qkv_.ptr() + static_cast<size_t>(r) * ld;
-    for (int i = 0; i < half; ++i) {
-      const float ang = static_cast<float>(rows[static_cast<size_t>(r)].pos) * inv_freq_[static_cast<size_t>(i)];
-      const float c = std::cos(ang), sn = std::sin(ang);
-      for (int h = 0; h < heads; ++h) {
-        float* x = row + h * HS;
-        const float x1 = x[i], x2 = x[i + half];
-        x[i] = x1 * c - x2 * sn;
-        x[i + half] = x2 * c + x1 * sn;
-      }
-    }
+void Decoder::index(const std::vector<DecodeRow>& rows) {
+  seq_idx_.resize(rows.size()), pos_idx_.resize(rows.size()), row_idx_.resize(rows.size());
+  for (size_t r = 0; r < rows.size(); ++r) {
+    seq_idx_[r] = rows[r].b, pos_idx_[r] = rows[r].pos;
+    row_idx_[r] = rows[r].b * cfg_.max_T + rows[r].pos;
   }
 }
 
-// Row r (sequence b, position p) attends over keys [0, p] of its sequence in the cache slot; the
-// rows' own K/V are already written, so rows of one sequence in one call see each other causally.
-void Decoder::attention(int slot, const std::vector<DecodeRow>& rows) {
-  const int HS = cfg_.HS, NH = cfg_.NH, per_group = cfg_.NH / cfg_.G, ld = cfg_.qkv_dim(), Q = cfg_.Q();
-  const int R = static_cast<int>(rows.size());
-  const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
-#pragma omp parallel num_threads(be_->num_threads())
-  {
-    std::vector<float> s(static_cast<size_t>(cfg_.max_T));
-#pragma omp for schedule(static)
-    for (int rh = 0; rh < R * NH; ++rh) {
-      const int r = rh / NH, h = rh % NH, g = h / per_group;
-      const DecodeRow row = rows[static_cast<size_t>(r)];
-      const float* q = qkv_.ptr() + static_cast<size_t>(r) * ld + h * HS;
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int u = 0; u <= row.pos; ++u) {
-        const float* k = cache_.k(slot, row.b, u) + g * HS;
-        float dot = 0.0f;
-        for (int i = 0; i < HS; ++i) dot += q[i] * k[i];
-        s[static_cast<size_t>(u)] = dot * scale;
-        mx = std::max(mx, s[static_cast<size_t>(u)]);
-      }
-      float sum = 0.0f;
-      for (int u = 0; u <= row.pos; ++u) sum += s[static_cast<size_t>(u)] = std::exp(s[static_cast<size_t>(u)] - mx);
-      const float inv = 1.0f / sum;
-      float* o = att_.ptr() + static_cast<size_t>(r) * Q + h * HS;
-      std::fill(o, o + HS, 0.0f);
-      for (int u = 0; u <= row.pos; ++u) {
-        const float w = s[static_cast<size_t>(u)] * inv;
-        const float* v = cache_.v(slot, row.b, u) + g * HS;
-        for (int i = 0; i < HS; ++i) o[i] += w * v[i];
-      }
-    }
-  }
-}
-
-// One transformer layer on R rows held in x (R, C), in place; the same op sequence as
-// GptChunk::layer_forward, with attention over the cache instead of over a full sequence.
+// One transformer layer on R rows held in x (R, C), in place (index(rows) already called); the same
+// op sequence as GptChunk::layer_forward, with attention over the cache instead of a full sequence.
 void Decoder::block_forward(const LayerParams& lp, int slot, const std::vector<DecodeRow>& rows, float* x) {
   const GptConfig& c = cfg_;
   const int R = static_cast<int>(rows.size());
@@ -110,15 +54,13 @@ void Decoder::block_forward(const LayerParams& lp, int slot, const std::vector<D
   fit(act_, static_cast<size_t>(R) * c.F);
   be.norm_forward(c.norm, ln_.ptr(), mean_.ptr(), rstd_.ptr(), x, lp.ln1_w.ptr(), opt(lp.ln1_b), R, c.C, c.eps);
   be.matmul_forward(qkv_.ptr(), ln_.ptr(), lp.qkv_w.ptr(), opt(lp.qkv_b), R, c.C, c.qkv_dim());
-  if (c.rope) rope(rows);
-  for (int r = 0; r < R; ++r) {
-    const DecodeRow row = rows[static_cast<size_t>(r)];
-    const float* src = qkv_.ptr() + static_cast<size_t>(r) * c.qkv_dim() + c.Q();
-    std::copy(src, src + c.KV(), cache_.k(slot, row.b, row.pos));
-    std::copy(src + c.KV(), src + 2 * c.KV(), cache_.v(slot, row.b, row.pos));
-    cache_.mark(slot, row.b, row.pos);
-  }
-  attention(slot, rows);
+  const AttentionShape shape{0, 0, c.NH, c.G, c.HS};
+  if (c.rope) be.rope_rows(qkv_.ptr(), pos_idx_.data(), R, shape, c.rope_base);
+  be.kv_append(cache_.k(slot, 0, 0), cache_.v(slot, 0, 0), qkv_.ptr(), seq_idx_.data(), pos_idx_.data(), R, c.max_T,
+               shape);
+  for (const DecodeRow& row : rows) cache_.mark(slot, row.b, row.pos);
+  be.attention_cached(att_.ptr(), qkv_.ptr(), cache_.k(slot, 0, 0), cache_.v(slot, 0, 0), seq_idx_.data(),
+                      pos_idx_.data(), R, c.max_T, shape);
   be.matmul_forward(res2_.ptr(), att_.ptr(), lp.proj_w.ptr(), opt(lp.proj_b), R, c.Q(), c.C);
   be.add_inplace(res2_.ptr(), x, RC);
   be.norm_forward(c.norm, ln_.ptr(), mean_.ptr(), rstd_.ptr(), res2_.ptr(), lp.ln2_w.ptr(), opt(lp.ln2_b), R, c.C,
@@ -135,17 +77,20 @@ void Decoder::block_forward(const LayerParams& lp, int slot, const std::vector<D
 void Decoder::layer(int l, const std::vector<DecodeRow>& rows) {
   if (rows.empty()) return;
   const size_t C = static_cast<size_t>(cfg_.C);
+  const int R = static_cast<int>(rows.size());
   fit(x_, rows.size() * C);
-  for (size_t r = 0; r < rows.size(); ++r) std::copy_n(resid(rows[r].b, rows[r].pos), C, x_.ptr() + r * C);
+  index(rows);
+  be_->gather_rows(x_.ptr(), resid_.data(), row_idx_.data(), R, cfg_.C);
   block_forward(p_->layers[static_cast<size_t>(l)], l, rows, x_.ptr());
-  for (size_t r = 0; r < rows.size(); ++r) std::copy_n(x_.ptr() + r * C, C, resid(rows[r].b, rows[r].pos));
+  be_->scatter_rows(resid_.data(), x_.ptr(), row_idx_.data(), R, cfg_.C);
   layer_rows_ += static_cast<long>(rows.size());
 }
 
 void Decoder::exit_block(int e, const std::vector<DecodeRow>& rows, float* out) {
-  const size_t C = static_cast<size_t>(cfg_.C);
-  for (size_t r = 0; r < rows.size(); ++r) std::copy_n(resid(rows[r].b, rows[r].pos), C, out + r * C);
-  if (!rows.empty()) block_forward(p_->exits[static_cast<size_t>(e)].block, cfg_.L + e, rows, out);
+  if (rows.empty()) return;
+  index(rows);
+  be_->gather_rows(out, resid_.data(), row_idx_.data(), static_cast<int>(rows.size()), cfg_.C);
+  block_forward(p_->exits[static_cast<size_t>(e)].block, cfg_.L + e, rows, out);
 }
 
 void Decoder::head(int e, const float* x, int R, float* logits) {

@@ -71,8 +71,8 @@ class Decoder {
 
  private:
   void block_forward(const LayerParams& lp, int slot, const std::vector<DecodeRow>& rows, float* x);
-  void attention(int slot, const std::vector<DecodeRow>& rows);
-  void rope(const std::vector<DecodeRow>& rows);
+  // Fills the host index arrays of the decode ops (seq, pos, residual-store row) for `rows`.
+  void index(const std::vector<DecodeRow>& rows);
 
   GptConfig cfg_;
   const GptParams* p_;
@@ -81,7 +81,7 @@ class Decoder {
   KvCache cache_;
   std::vector<float> resid_;  // (B, max_T, C)
   long layer_rows_ = 0;
-  std::vector<float> inv_freq_;
+  std::vector<int32_t> seq_idx_, pos_idx_, row_idx_;
   Tensor x_, ln_, mean_, rstd_, qkv_, att_, res2_, fc_, act_, hn_, hm_, hfc_, hact_;
 };
 
