@@ -199,7 +199,10 @@ std::vector<int32_t> dependency_events(const SimulationResult& result, int32_t i
   if (e.instr < 0 || e.rank < 0 || static_cast<size_t>(e.rank) >= result.schedule.ranks.size())
     return {};
   const auto& lists = result.schedule.ranks;
-  const auto& msg_of = result.engine.messages.message_of;
+  // A result read from a trace file has no message map: then only same-rank dependencies.
+  static const MessageMap kNoMessages;
+  const MessageMap& mm = result.engine.messages ? *result.engine.messages : kNoMessages;
+  const auto& msg_of = mm.message_of;
   // (rank, instr) pairs this step waited on.
   std::set<std::pair<int, int>> want;
   auto add_producer = [&](int rank, int instr) {
@@ -211,7 +214,7 @@ std::vector<int32_t> dependency_events(const SimulationResult& result, int32_t i
       if (in.is_recv() && static_cast<size_t>(rank) < msg_of.size()) {
         const int32_t m = msg_of[static_cast<size_t>(rank)][static_cast<size_t>(i)];
         if (m >= 0) {
-          const auto& msg = result.engine.messages.messages[static_cast<size_t>(m)];
+          const auto& msg = mm.messages[static_cast<size_t>(m)];
           want.insert({msg.src_rank, msg.src_index});
           for (int j = msg.src_index - 1; j >= 0; --j) {
             const Instr& p = lists[static_cast<size_t>(msg.src_rank)][static_cast<size_t>(j)];

@@ -144,8 +144,17 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
                                     std::to_string(costs.ranks.size()) + " ranks do not fit a schedule with pp " +
                                     std::to_string(pp) + " × vp " + std::to_string(s.vp));
   EngineResult res;
-  EELLM_ASSIGN_OR_RETURN(res.messages, match_messages(s));
-  const MessageMap& mm = res.messages;
+  if (opt.messages) {
+    const MessageMap& given = *opt.messages;
+    bool fits = given.message_of.size() == s.ranks.size();
+    for (size_t r = 0; fits && r < s.ranks.size(); ++r) fits = given.message_of[r].size() == s.ranks[r].size();
+    if (!fits) return Status::invalid_argument("EngineOptions::messages was matched for another schedule (shape differs)");
+    res.messages = opt.messages;
+  } else {
+    EELLM_ASSIGN_OR_RETURN(MessageMap matched, match_messages(s));
+    res.messages = std::make_shared<const MessageMap>(std::move(matched));
+  }
+  const MessageMap& mm = *res.messages;
   const size_t nmsg = mm.messages.size();
   res.msg_posted.assign(nmsg, -1);
   res.msg_arrival.assign(nmsg, -1);
@@ -257,19 +266,21 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
             schedule_event(arrival, in.peer);
           }
           timing[i] = {t, arrival};
-          TimelineEvent e;
-          e.rank = r;
-          e.stream = Stream::kSend;
-          e.op = in.kind;
-          e.category = Category::kComm;
-          e.chunk = in.chunk;
-          e.microbatch = in.microbatch;
-          e.t0 = start;
-          e.t1 = arrival;
-          e.bytes = bytes;
-          e.instr = static_cast<int32_t>(i);
-          e.peer = in.peer;
-          record(e);
+          if (opt.record_timeline) {  // (not built at all otherwise: the planner's hot path)
+            TimelineEvent e;
+            e.rank = r;
+            e.stream = Stream::kSend;
+            e.op = in.kind;
+            e.category = Category::kComm;
+            e.chunk = in.chunk;
+            e.microbatch = in.microbatch;
+            e.t0 = start;
+            e.t1 = arrival;
+            e.bytes = bytes;
+            e.instr = static_cast<int32_t>(i);
+            e.peer = in.peer;
+            tl.events.push_back(e);
+          }
           ++rs.pc;
           break;
         }
@@ -294,16 +305,18 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
           const TimeNs start = std::max(t, rs.coll_free);
           rs.coll_free = rs.coll_end = std::max(rs.coll_end, start + rt.dp_allreduce);
           timing[i] = {start, start + rt.dp_allreduce};
-          TimelineEvent e;
-          e.rank = r;
-          e.stream = Stream::kCollective;
-          e.op = in.kind;
-          e.category = Category::kComm;
-          e.t0 = start;
-          e.t1 = start + rt.dp_allreduce;
-          e.bytes = rt.dp_bytes;
-          e.instr = static_cast<int32_t>(i);
-          if (rt.dp_allreduce > 0) record(e);
+          if (opt.record_timeline && rt.dp_allreduce > 0) {
+            TimelineEvent e;
+            e.rank = r;
+            e.stream = Stream::kCollective;
+            e.op = in.kind;
+            e.category = Category::kComm;
+            e.t0 = start;
+            e.t1 = start + rt.dp_allreduce;
+            e.bytes = rt.dp_bytes;
+            e.instr = static_cast<int32_t>(i);
+            tl.events.push_back(e);
+          }
           ++rs.pc;
           break;
         }

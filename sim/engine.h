@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,10 @@ SimCosts uniform_costs(int pp, int vp, TimeNs f, TimeNs b, TimeNs w = 0);
 
 struct EngineOptions {
   bool record_timeline = true;  // off: only times (what a planner needs)
+  // match_messages(schedule) of this very schedule, computed once by a caller that plays the same
+  // schedule many times (benchmarks, sweeps over costs only): matching is ~18 % of a run. Null →
+  // matched here. A map of another schedule is a caller bug (checked by shape, not by content).
+  std::shared_ptr<const MessageMap> messages;
 };
 
 // Start and end of every instruction on its rank (a RECV "ends" when its data is there).
@@ -78,7 +83,7 @@ struct EngineResult {
   TimeNs iteration_ns = 0;
   std::vector<TimeNs> rank_end;                   // when each rank finished its list
   std::vector<std::vector<InstrTiming>> timing;   // [rank][instr]
-  MessageMap messages;
+  std::shared_ptr<const MessageMap> messages;   // never null in a result; shared with the options'
   std::vector<TimeNs> msg_posted, msg_arrival;    // [message]: send posted, data arrived
   Timeline timeline;
   int64_t events_processed = 0;

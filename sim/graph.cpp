@@ -105,7 +105,7 @@ std::vector<CriticalStep> critical_path(const Schedule& s, const EngineResult& r
         break;
       }
       if (in.is_recv()) {
-        const int id = res.messages.message_of[static_cast<size_t>(r)][static_cast<size_t>(j)];
+        const int id = res.messages->message_of[static_cast<size_t>(r)][static_cast<size_t>(j)];
         if (res.msg_arrival[static_cast<size_t>(id)] > cause_t) {
           cause_t = res.msg_arrival[static_cast<size_t>(id)];
           cause_msg = id;
@@ -114,7 +114,7 @@ std::vector<CriticalStep> critical_path(const Schedule& s, const EngineResult& r
     }
     const TimeNs prev_end = prev >= 0 ? timing[static_cast<size_t>(prev)].end : 0;
     if (ti.start > prev_end && cause_msg >= 0 && cause_t == ti.start) {
-      const auto& m = res.messages.messages[static_cast<size_t>(cause_msg)];
+      const auto& m = res.messages->messages[static_cast<size_t>(cause_msg)];
       path.push_back({CriticalStep::Kind::kTransfer, m.src_rank, m.src_index, res.msg_posted[static_cast<size_t>(cause_msg)],
                       cause_t});
       // Continue at the sender's compute step that preceded the send.
@@ -169,11 +169,11 @@ std::vector<BubbleAttribution> attribute_bubbles(const Schedule& s, const Engine
       const Instr& in = list[i];
       const InstrTiming ti = res.timing[r][i];
       if (in.is_recv()) {
-        const int id = res.messages.message_of[r][i];
+        const int id = res.messages->message_of[r][i];
         const TimeNs arr = res.msg_arrival[static_cast<size_t>(id)];
         if (arr > latest_arrival) {
           latest_arrival = arr;
-          const auto& m = res.messages.messages[static_cast<size_t>(id)];
+          const auto& m = res.messages->messages[static_cast<size_t>(id)];
           // Transfer time proper: from the send's start on the link to the arrival.
           TimeNs posted = res.msg_posted[static_cast<size_t>(id)];
           (void)m;
