@@ -59,37 +59,59 @@ int thread_count(const PlanOptions& o) {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-// Runs f(i) for i in [0, n) on `threads` workers, reporting progress from this thread.
+bool cancel_requested(const PlanOptions& o) {
+  return o.cancelled && o.cancelled();
+}
+
+// Runs f(i) for i in [0, n) on `threads` workers, reporting progress from this thread. Workers take
+// `block` indices at a time (large for cheap screening steps, 1 for simulations, so a round of a
+// few dozen simulations still spreads over every thread) and poll o.cancelled before each block:
+// after a cancel they stop at the next block and the caller checks cancel_requested().
 template <typename F>
-void parallel_for(int64_t n, int threads, const PlanOptions& o, const char* phase, F&& f) {
+int64_t parallel_for(int64_t n, int threads, const PlanOptions& o, const char* phase, int64_t block, F&& f) {
   std::atomic<int64_t> next{0}, done{0};
-  constexpr int64_t kBlock = 256;
+  std::atomic<int> active{0};
   auto worker = [&](int tid) {
     for (;;) {
-      const int64_t start = next.fetch_add(kBlock);
-      if (start >= n) return;
-      const int64_t end = std::min(n, start + kBlock);
+      if (cancel_requested(o)) break;
+      const int64_t start = next.fetch_add(block);
+      if (start >= n) break;
+      const int64_t end = std::min(n, start + block);
       for (int64_t i = start; i < end; ++i) f(tid, i);
       done.fetch_add(end - start);
     }
+    active.fetch_sub(1);
   };
   std::vector<std::thread> pool;
   if (!o.progress) {
+    active = threads;
     for (int t = 1; t < threads; ++t) pool.emplace_back(worker, t);
     worker(0);
   } else {
-    // Every thread of the pool works; this one only reports.
+    // Every thread of the pool works; this one only reports, until every worker has returned
+    // (done stops short of n after a cancel).
+    active = threads;
     for (int t = 0; t < threads; ++t) pool.emplace_back(worker, t);
-    while (done.load() < n) {
+    while (active.load() > 0) {
       o.progress(phase, done.load(), n);
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    o.progress(phase, n, n);
+    o.progress(phase, done.load(), n);
   }
   for (auto& th : pool) th.join();
+  return done.load();  // < n only after a cancel
+}
+
+Status cancelled_status(const char* phase, int64_t done, int64_t total) {
+  return Status::failed_precondition(std::string(kPlanCancelled) + ": the search was stopped by the caller during " +
+                                     phase + " (" + std::to_string(done) + " of " + std::to_string(total) + " done)");
 }
 
 }  // namespace
+
+bool is_plan_cancelled(const Status& status) {
+  return status.code() == StatusCode::kFailedPrecondition && status.message().rfind(kPlanCancelled, 0) == 0;
+}
 
 std::string to_string(const PlanCandidate& c) {
   std::ostringstream os;
@@ -156,7 +178,7 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
   std::vector<Screened> scr(cands.size());
   std::vector<ThreadTally> tally(static_cast<size_t>(threads));
   std::vector<Scenario> work(static_cast<size_t>(threads), base);
-  parallel_for(static_cast<int64_t>(cands.size()), threads, o, "screen", [&](int tid, int64_t i) {
+  const int64_t screened = parallel_for(static_cast<int64_t>(cands.size()), threads, o, "screen", 256, [&](int tid, int64_t i) {
     const Cand& c = cands[static_cast<size_t>(i)];
     ThreadTally& tt = tally[static_cast<size_t>(tid)];
     if (c.tp > gpn) {
@@ -198,6 +220,7 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
     }
     scr[static_cast<size_t>(i)] = Screened{estimate_iteration(cm).total_s, peak};
   });
+  if (cancel_requested(o)) return cancelled_status("screening", screened, res.candidates);
   const auto t1 = Clock::now();
   res.screen_seconds = std::chrono::duration<double>(t1 - t0).count();
 
@@ -226,11 +249,12 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
   std::vector<PlanEntry> entries;
   std::vector<std::string> sim_error;
   std::vector<char> picked(cands.size(), 0);
+  int64_t sim_done = 0;
   auto run_round = [&](const std::vector<int64_t>& idx) {
     const size_t first = entries.size();
     entries.resize(first + idx.size());
     sim_error.resize(first + idx.size());
-    parallel_for(static_cast<int64_t>(idx.size()), threads, o, "simulate", [&](int, int64_t k) {
+    sim_done += parallel_for(static_cast<int64_t>(idx.size()), threads, o, "simulate", 1, [&](int, int64_t k) {
       const int64_t i = idx[static_cast<size_t>(k)];
       PlanEntry& e = entries[first + static_cast<size_t>(k)];
       e.candidate = materialize(cands[static_cast<size_t>(i)], tables, i);
@@ -258,9 +282,11 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
       e.metrics.peak_memory_GiB = std::max(e.metrics.peak_memory_GiB, sum.peak_memory_GiB);
     });
     for (int64_t i : idx) picked[static_cast<size_t>(i)] = 1;
+    return !cancel_requested(o);
   };
+  auto cancelled_simulating = [&] { return cancelled_status("simulation", sim_done, static_cast<int64_t>(nsim)); };
   if (nsim == alive.size()) {
-    run_round(alive);
+    if (!run_round(alive)) return cancelled_simulating();
   } else {
     // Round one: the overall best and the best estimate of every coarse group.
     std::vector<int64_t> round1{alive.front()};
@@ -277,7 +303,7 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
     const size_t first_round = std::max<size_t>(1, nsim / 3);
     for (int64_t i : reps)
       if (round1.size() < first_round) round1.push_back(i);
-    run_round(round1);
+    if (!run_round(round1)) return cancelled_simulating();
     // Later rounds: estimates corrected by the simulated/estimated ratio of the finest group with
     // data — (schedule, pp, vp, recompute, micro-batch), then (schedule, pp, vp, recompute), then
     // the schedule, then all — re-ranked after every round.
@@ -322,7 +348,7 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
       std::partial_sort(corrected.begin(), corrected.begin() + static_cast<std::ptrdiff_t>(take), corrected.end());
       std::vector<int64_t> round;
       for (size_t k = 0; k < take; ++k) round.push_back(corrected[k].second);
-      run_round(round);
+      if (!run_round(round)) return cancelled_simulating();
     }
   }
   ThreadTally& main_tally = tally[0];
@@ -396,7 +422,9 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
     std::vector<PlanEntry*> todo;
     for (PlanEntry& e : ok) todo.push_back(&e);
     for (PlanEntry& e : res.pareto) todo.push_back(&e);
-    parallel_for(static_cast<int64_t>(todo.size()), threads, PlanOptions{}, "exit overhead", [&](int, int64_t k) {
+    PlanOptions quiet;  // no progress reports for this short phase, but the same cancel hook
+    quiet.cancelled = o.cancelled;
+    parallel_for(static_cast<int64_t>(todo.size()), threads, quiet, "exit overhead", 1, [&](int, int64_t k) {
       PlanEntry& e = *todo[static_cast<size_t>(k)];
       Scenario s = apply_candidate(base, e.candidate);
       s.exits = ExitSpec{};
@@ -410,6 +438,7 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
         e.metrics.exit_overhead_fraction = e.metrics.ranking_time_s() / r->summary.iteration_time_s - 1.0;
     });
   }
+  if (cancel_requested(o)) return cancelled_status("the exit-overhead runs", 0, static_cast<int64_t>(ok.size()));
   res.ranked = std::move(ok);
   res.simulate_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
   return res;

@@ -21,7 +21,8 @@
 //
 // Determinism: enumeration order is fixed, screening results are independent of thread count, ties
 // are broken by enumeration index. Thread-safety: plan() is a pure function of its arguments (it
-// runs worker threads internally); the progress callback is called from the calling thread only.
+// runs worker threads internally); the progress callback is called from the calling thread only,
+// the cancelled callback from any of its threads.
 #pragma once
 
 #include <cstdint>
@@ -111,7 +112,16 @@ struct PlanOptions {
   bool partition_neighbourhood = false;  // also every split one layer away from the balanced one
   // Progress of a phase ("screen", "simulate"): done of total. Called from the calling thread.
   std::function<void(const char* phase, int64_t done, int64_t total)> progress;
+  // Stop hook: polled by every planner thread before each block of screened candidates and before
+  // each simulation; once it returns true plan() stops within one block / one simulation per
+  // thread and returns the cancelled status (is_plan_cancelled). Must be thread-safe and cheap
+  // (e.g. an atomic load).
+  std::function<bool()> cancelled;
 };
+
+// Status message prefix of a cancelled search (failed_precondition "cancelled: ...").
+inline constexpr const char* kPlanCancelled = "cancelled";
+bool is_plan_cancelled(const Status& status);
 
 struct PlanResult {
   int64_t candidates = 0;         // enumerated = screened
@@ -130,7 +140,7 @@ struct PlanResult {
 StatusOr<std::vector<PlanCandidate>> enumerate_candidates(const Scenario& base, const PlanOptions& options);
 
 // Runs the search. Fails on an impossible budget, or when no candidate survives (the message lists
-// the prune counts).
+// the prune counts), or with the cancelled status when options.cancelled() turned true.
 StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& options);
 
 // Renderings. Text: header with counts, pruned-by-reason table, ranked table, Pareto front.
