@@ -1,8 +1,12 @@
 #include "exec/gpt.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 #include <random>
+
+#include "exec/fast_math.h"
 
 namespace eellm::exec {
 namespace {
@@ -194,7 +198,8 @@ void GptChunk::layer_forward(LayerActs& a, const LayerParams& lp, const float* i
   be.matmul_forward(a.qkv.ptr(), a.ln1.ptr(), lp.qkv_w.ptr(), opt(lp.qkv_b), N, c.C, c.qkv_dim());
   if (c.rope) be.rope_forward(a.qkv.ptr(), sh, c.rope_base);
   be.attention_forward(a.att.ptr(), a.lse.ptr(), a.qkv.ptr(), sh);
-  be.matmul_forward(a.res2.ptr(), a.att.ptr(), lp.proj_w.ptr(), opt(lp.proj_b), N, c.Q(), c.C);
+  be.matmul_forward(a.res2.ptr(), a.att.ptr(), lp.proj_w.ptr(), row_parallel_bias(lp.proj_b), N, c.Q(), c.C);
+  tp_all_reduce(a.res2.ptr(), a.res2.numel());  // row-parallel: sum of the heads' partial projections
   be.add_inplace(a.res2.ptr(), inp, a.res2.numel());
   be.norm_forward(c.norm, a.ln2.ptr(), opt(a.ln2_mean), a.ln2_rstd.ptr(), a.res2.ptr(), lp.ln2_w.ptr(),
                   opt(lp.ln2_b), N, c.C, c.eps);
@@ -203,7 +208,8 @@ void GptChunk::layer_forward(LayerActs& a, const LayerParams& lp, const float* i
     be.swiglu_forward(a.act.ptr(), a.fc.ptr(), N, c.F);
   else
     be.gelu_forward(a.act.ptr(), a.fc.ptr(), a.act.numel());
-  be.matmul_forward(a.out.ptr(), a.act.ptr(), lp.fcproj_w.ptr(), opt(lp.fcproj_b), N, c.F, c.C);
+  be.matmul_forward(a.out.ptr(), a.act.ptr(), lp.fcproj_w.ptr(), row_parallel_bias(lp.fcproj_b), N, c.F, c.C);
+  tp_all_reduce(a.out.ptr(), a.out.numel());
   be.add_inplace(a.out.ptr(), a.res2.ptr(), a.out.numel());
 }
 
@@ -227,6 +233,7 @@ void GptChunk::layer_backward(LayerActs& a, const LayerParams& lp, LayerParams& 
   be.zero(d_ln_.ptr(), d_ln_.numel());
   be.matmul_backward(d_ln_.ptr(), lg.fc_w.ptr(), opt(lg.fc_b), d_fc_.ptr(), a.ln2.ptr(), lp.fc_w.ptr(), N, c.C,
                      c.fc_dim());
+  tp_all_reduce(d_ln_.ptr(), d_ln_.numel());  // column-parallel: sum over the ffn shards
   be.norm_backward(c.norm, d_res2_.ptr(), lg.ln2_w.ptr(), opt(lg.ln2_b), d_ln_.ptr(), a.res2.ptr(), lp.ln2_w.ptr(),
                    opt(a.ln2_mean), a.ln2_rstd.ptr(), N, c.C);
   be.add_inplace(dinp, d_res2_.ptr(), d_res2_.numel());
@@ -239,6 +246,7 @@ void GptChunk::layer_backward(LayerActs& a, const LayerParams& lp, LayerParams& 
   be.zero(d_ln_.ptr(), d_ln_.numel());
   be.matmul_backward(d_ln_.ptr(), lg.qkv_w.ptr(), opt(lg.qkv_b), d_qkv_.ptr(), a.ln1.ptr(), lp.qkv_w.ptr(), N, c.C,
                      c.qkv_dim());
+  tp_all_reduce(d_ln_.ptr(), d_ln_.numel());  // column-parallel: sum over the heads' shards
   be.norm_backward(c.norm, dinp, lg.ln1_w.ptr(), opt(lg.ln1_b), d_ln_.ptr(), inp, lp.ln1_w.ptr(), opt(a.ln1_mean),
                    a.ln1_rstd.ptr(), N, c.C);
 }
@@ -274,7 +282,9 @@ float GptChunk::head(int e, const GptParams& p, GptParams& g, const float* x, co
       be.swiglu_forward(s_act_.ptr(), s_fc_.ptr(), N, c.F);
     else
       be.gelu_forward(s_act_.ptr(), s_fc_.ptr(), s_act_.numel());
-    be.matmul_forward(s_mlp_.ptr(), s_act_.ptr(), ep->mlp_fcproj_w.ptr(), opt(ep->mlp_fcproj_b), N, c.F, c.C);
+    be.matmul_forward(s_mlp_.ptr(), s_act_.ptr(), ep->mlp_fcproj_w.ptr(), row_parallel_bias(ep->mlp_fcproj_b), N,
+                      c.F, c.C);
+    tp_all_reduce(s_mlp_.ptr(), s_mlp_.numel());
     be.add_inplace(s_mlp_.ptr(), hn, s_mlp_.numel());
     hm = s_mlp_.ptr();
   }
@@ -284,9 +294,13 @@ float GptChunk::head(int e, const GptParams& p, GptParams& g, const float* x, co
   resize(s_losses_, {N});
   if (logits) resize(*logits, {B, T, c.Vp});
   if (grad) resize(s_dh_, {N, c.C}), be.zero(s_dh_.ptr(), s_dh_.numel());
-  be.classifier_fused(s_losses_.ptr(), grad ? s_dh_.ptr() : nullptr, grad ? dW.ptr() : nullptr,
-                      logits ? logits->ptr() : nullptr, hm, W.ptr(), targets, N, c.C, c.V, c.Vp,
-                      weight / static_cast<float>(N));
+  if (tp_ == 1)
+    be.classifier_fused(s_losses_.ptr(), grad ? s_dh_.ptr() : nullptr, grad ? dW.ptr() : nullptr,
+                        logits ? logits->ptr() : nullptr, hm, W.ptr(), targets, N, c.C, c.V, c.Vp,
+                        weight / static_cast<float>(N));
+  else
+    tp_classifier(grad ? s_dh_.ptr() : nullptr, dW, logits, hm, W, targets, N, weight / static_cast<float>(N));
+  be.synchronize();  // the losses are read on the host (a device backend runs asynchronously)
   double sum = 0.0;
   for (float l : s_losses_.data) sum += l;
   const float loss = static_cast<float>(sum / N);
@@ -295,7 +309,10 @@ float GptChunk::head(int e, const GptParams& p, GptParams& g, const float* x, co
   // Back through the head, ending in dx (the residual stream).
   if (mlp) {  // hm = hn + MLP(hn): d(hn) = d(hm) + MLP'
     resize(s_dact_, {N, c.F}), resize(s_dfc_, {N, c.fc_dim()}), resize(s_dn_, {N, c.C});
-    be.copy(s_dn_.ptr(), s_dh_.ptr(), s_dn_.numel());
+    if (tp_ == 1)
+      be.copy(s_dn_.ptr(), s_dh_.ptr(), s_dn_.numel());
+    else
+      be.zero(s_dn_.ptr(), s_dn_.numel());  // the column-parallel fc's partial input gradient first
     be.zero(s_dact_.ptr(), s_dact_.numel());
     be.matmul_backward(s_dact_.ptr(), eg->mlp_fcproj_w.ptr(), opt(eg->mlp_fcproj_b), s_dh_.ptr(), s_act_.ptr(),
                        ep->mlp_fcproj_w.ptr(), N, c.F, c.C);
@@ -306,6 +323,7 @@ float GptChunk::head(int e, const GptParams& p, GptParams& g, const float* x, co
       be.gelu_backward(s_dfc_.ptr(), s_dact_.ptr(), s_fc_.ptr(), s_dact_.numel());
     be.matmul_backward(s_dn_.ptr(), eg->mlp_fc_w.ptr(), opt(eg->mlp_fc_b), s_dfc_.ptr(), hn, ep->mlp_fc_w.ptr(), N,
                        c.C, c.fc_dim());
+    if (tp_ > 1) tp_all_reduce(s_dn_.ptr(), s_dn_.numel()), be.add_inplace(s_dn_.ptr(), s_dh_.ptr(), s_dn_.numel());
     std::swap(s_dn_, s_dh_);
   }
   // s_dh_ = d(hn). Norm backward into d(h): straight into dx without a block, else into scratch.
@@ -322,6 +340,94 @@ float GptChunk::head(int e, const GptParams& p, GptParams& g, const float* x, co
   return loss;
 }
 
+Status GptChunk::set_tensor_parallel(Communicator* tensor, double timeout_s) {
+  const int n = tensor ? tensor->size() : 1;
+  if (n != cfg_.tp)
+    return Status::invalid_argument("tensor-parallel group of " + std::to_string(n) + " ranks for a chunk config local to tp " +
+                                    std::to_string(cfg_.tp) + " (use local_config)");
+  tp_comm_ = n > 1 ? tensor : nullptr;
+  tp_timeout_ = timeout_s;
+  tp_ = n;
+  tp_rank_ = tensor ? tensor->rank() : 0;
+  vocab_begin_ = tp_rank_ * cfg_.Vp;
+  vocab_valid_ = std::clamp(cfg_.V - vocab_begin_, 0, cfg_.Vp);
+  tp_status_ = Status::ok();
+  return Status::ok();
+}
+
+void GptChunk::tp_all_reduce(float* p, size_t n) {
+  if (tp_ == 1 || !tp_status_.is_ok()) return;
+  be_->synchronize();
+  tp_status_ = tp_comm_->all_reduce_sum(p, n, tp_timeout_);
+}
+
+const float* GptChunk::row_parallel_bias(const Tensor& b) const { return tp_rank_ == 0 ? opt(b) : nullptr; }
+
+void GptChunk::local_tokens(const int32_t* tokens, int N) {
+  s_tok_.resize(static_cast<size_t>(N));
+  s_tok_out_.resize(static_cast<size_t>(N));
+  for (int n = 0; n < N; ++n) {
+    const int local = tokens[n] - vocab_begin_;
+    const bool out = local < 0 || local >= cfg_.Vp;
+    s_tok_[static_cast<size_t>(n)] = out ? 0 : local;
+    s_tok_out_[static_cast<size_t>(n)] = out;
+  }
+}
+
+// Vocabulary-parallel cross-entropy (Megatron's): local logits (N, Vp_l); per row the local max,
+// Σ exp(logit − local max) over this rank's real-vocabulary columns and the target logit (0 unless
+// this rank holds the target) are all-gathered and combined into the global log-sum-exp, so every
+// rank gets the same losses; d(logits) = scale·(softmax − onehot) stays local.
+void GptChunk::tp_classifier(float* dx, Tensor& dW, Tensor* logits, const float* x, const Tensor& W,
+                             const int32_t* targets, int N, float grad_scale) {
+  const GptConfig& c = cfg_;
+  Backend& be = *be_;
+  const int Vl = c.Vp, valid = vocab_valid_;
+  const size_t n3 = 3 * static_cast<size_t>(N);
+  resize(s_logits_, {N, Vl}), resize(s_stats_, {static_cast<int64_t>(n3)});
+  resize(s_gather_, {static_cast<int64_t>(n3) * tp_});
+  be.matmul_forward(s_logits_.ptr(), x, W.ptr(), nullptr, N, c.C, Vl);
+  be.synchronize();
+  if (logits) std::copy(s_logits_.data.begin(), s_logits_.data.end(), logits->data.begin());
+  const float ninf = -std::numeric_limits<float>::infinity();
+  for (int n = 0; n < N; ++n) {
+    const float* row = s_logits_.ptr() + static_cast<size_t>(n) * Vl;
+    float mx = ninf, sum = 0.0f;
+    for (int j = 0; j < valid; ++j) mx = std::max(mx, row[j]);
+    for (int j = 0; j < valid; ++j) sum += fast_expf(row[j] - mx);
+    const int t = targets[n] - vocab_begin_;
+    s_stats_.data[static_cast<size_t>(n)] = valid > 0 ? mx : 0.0f;  // empty shard: (0, Σ 0)
+    s_stats_.data[static_cast<size_t>(N + n)] = sum;
+    s_stats_.data[static_cast<size_t>(2 * N + n)] = t >= 0 && t < valid ? row[t] : 0.0f;
+  }
+  if (tp_status_.is_ok()) tp_status_ = tp_comm_->all_gather(s_stats_.ptr(), s_gather_.ptr(), n3, tp_timeout_);
+  for (int n = 0; n < N; ++n) {
+    float M = ninf, S = 0.0f, tl = 0.0f;
+    for (int r = 0; r < tp_; ++r)
+      if (s_gather_.data[r * n3 + static_cast<size_t>(N + n)] > 0.0f)
+        M = std::max(M, s_gather_.data[r * n3 + static_cast<size_t>(n)]);
+    for (int r = 0; r < tp_; ++r) {
+      const float* g = s_gather_.ptr() + r * n3;
+      if (g[N + n] > 0.0f) S += g[N + n] * fast_expf(g[n] - M);
+      tl += g[2 * N + n];
+    }
+    const float lse = M + std::log(S);
+    s_losses_.data[static_cast<size_t>(n)] = lse - tl;
+    s_stats_.data[static_cast<size_t>(n)] = lse;
+  }
+  if (!dx) return;
+  for (int n = 0; n < N; ++n) {
+    float* row = s_logits_.ptr() + static_cast<size_t>(n) * Vl;
+    const float lse = s_stats_.data[static_cast<size_t>(n)];
+    for (int j = 0; j < valid; ++j) row[j] = fast_expf(row[j] - lse) * grad_scale;
+    for (int j = valid; j < Vl; ++j) row[j] = 0.0f;
+    const int t = targets[n] - vocab_begin_;
+    if (t >= 0 && t < valid) row[t] -= grad_scale;
+  }
+  be.matmul_backward(dx, dW.ptr(), nullptr, s_logits_.ptr(), x, W.ptr(), N, c.C, Vl);
+  tp_all_reduce(dx, static_cast<size_t>(N) * c.C);
+}
+
 void GptChunk::forward(ChunkState& st, const GptParams& p, GptParams& g, const int32_t* tokens, const float* input,
                        const int32_t* targets, int B, int T, const HeadWeights& w, bool compute_grad,
                        std::vector<Tensor>* logits) {
@@ -332,7 +438,18 @@ void GptChunk::forward(ChunkState& st, const GptParams& p, GptParams& g, const i
   resize(st.input, {N, c.C});
   if (has_embedding_) {
     st.tokens.assign(tokens, tokens + N);
-    be.embedding_forward(st.input.ptr(), tokens, p.wte.ptr(), c.rope ? nullptr : p.wpe.ptr(), B, T, c.C);
+    if (tp_ == 1) {
+      be.embedding_forward(st.input.ptr(), tokens, p.wte.ptr(), c.rope ? nullptr : p.wpe.ptr(), B, T, c.C);
+    } else {  // vocabulary-parallel: rows of other ranks' tokens are 0 before the sum
+      local_tokens(tokens, N);
+      be.embedding_forward(st.input.ptr(), s_tok_.data(), p.wte.ptr(), nullptr, B, T, c.C);
+      for (int n = 0; n < N; ++n)
+        if (s_tok_out_[static_cast<size_t>(n)]) be.zero(st.input.ptr() + static_cast<size_t>(n) * c.C, c.C);
+      tp_all_reduce(st.input.ptr(), st.input.numel());
+      if (!c.rope)
+        for (int b = 0; b < B; ++b)
+          be.add_inplace(st.input.ptr() + static_cast<size_t>(b) * T * c.C, p.wpe.ptr(), static_cast<size_t>(T) * c.C);
+    }
   } else {
     be.copy(st.input.ptr(), input, st.input.numel());
   }
@@ -387,9 +504,19 @@ void GptChunk::backward(ChunkState& st, const GptParams& p, GptParams& g, const 
     std::swap(d_res_, d_res_next_);
   }
   add_exits_at(0);
-  if (has_embedding_)
+  if (has_embedding_ && tp_ == 1) {
     be.embedding_backward(g.wte.ptr(), c.rope ? nullptr : g.wpe.ptr(), d_res_.ptr(), st.tokens.data(), B, T, c.C);
-  else if (dinput)
+  } else if (has_embedding_) {  // d_res_ is replicated: this rank's rows of wte, all of wpe
+    local_tokens(st.tokens.data(), N);
+    resize(s_demb_, {N, c.C});
+    be.copy(s_demb_.ptr(), d_res_.ptr(), s_demb_.numel());
+    for (int n = 0; n < N; ++n)
+      if (s_tok_out_[static_cast<size_t>(n)]) be.zero(s_demb_.ptr() + static_cast<size_t>(n) * c.C, c.C);
+    be.embedding_backward(g.wte.ptr(), nullptr, s_demb_.ptr(), s_tok_.data(), B, T, c.C);
+    if (!c.rope)
+      for (int b = 0; b < B; ++b)
+        be.add_inplace(g.wpe.ptr(), d_res_.ptr() + static_cast<size_t>(b) * T * c.C, static_cast<size_t>(T) * c.C);
+  } else if (dinput)
     be.copy(dinput, d_res_.ptr(), d_res_.numel());
 }
 

@@ -12,6 +12,19 @@
 // residual stream (B,T,C) is kept until the chunk's backward, where it is added to the gradient
 // flowing down the residual stream (EE-LLM's method). Head activations are never held.
 //
+// Tensor parallelism (Megatron, exec/tp_shard.h): a chunk built on local_config(full, tp) with
+// set_tensor_parallel(group) holds this rank's shards. Column-parallel qkv (local heads and kv
+// groups) and fc; row-parallel proj and fcproj whose partial outputs are all-reduced over the
+// group, the replicated bias added once (by tp rank 0 before the sum); the input gradient of
+// every column-parallel block is all-reduced before its norm's backward. The same in exit blocks
+// and exit MLPs. Vocabulary-parallel embedding (rank r holds rows [r·Vp_l, (r+1)·Vp_l); other
+// tokens contribute 0; all-reduced; positions added after) and cross-entropy for every head
+// (local logits; per-row max, Σexp and target logit combined over the group with one all-gather;
+// logit gradients computed locally; the head's input gradient all-reduced). Activations between
+// chunks stay full (B,T,C) and identical on every tp rank; replicated parameters get identical
+// gradients on every tp rank. Without a group (or a group of 1) every op is exactly the
+// single-process one, bit for bit. Sequence parallelism is not implemented.
+//
 // Thread-safety: a GptChunk is used by one thread; ChunkState is per microbatch.
 #pragma once
 
@@ -22,6 +35,7 @@
 #include <vector>
 
 #include "exec/backend.h"
+#include "exec/comm.h"
 #include "exec/tensor.h"
 #include "model/layout.h"
 #include "model/scenario.h"
@@ -145,6 +159,14 @@ class GptChunk {
   Backend& backend() { return *be_; }
   void set_backend(Backend* be) { be_ = be; }
 
+  // Tensor parallelism over `tensor` (this stage's tp group; not owned; null → none). The chunk's
+  // config must be local_config(full, tensor->size()). With TP, `logits` of forward() receive this
+  // rank's vocabulary shard (B,T,Vp_local).
+  Status set_tensor_parallel(Communicator* tensor, double timeout_s);
+  // The first failed collective of forward/backward (ok otherwise). After a failure the chunk
+  // makes no further collective calls, so the caller must check it after every call with TP.
+  const Status& comm_status() const { return tp_status_; }
+
  private:
   void layer_forward(LayerActs& a, const LayerParams& lp, const float* inp, int B, int T);
   void layer_backward(LayerActs& a, const LayerParams& lp, LayerParams& lg, const float* inp, const float* dout,
@@ -158,6 +180,20 @@ class GptChunk {
   bool has_embedding_ = false, has_final_ = false;
   std::vector<int> exits_;
   Backend* be_ = nullptr;
+  // Tensor parallelism (set_tensor_parallel).
+  Communicator* tp_comm_ = nullptr;
+  double tp_timeout_ = 60;
+  int tp_ = 1, tp_rank_ = 0;
+  int vocab_begin_ = 0, vocab_valid_ = 0;  // global id of local vocab row 0; local rows < V
+  Status tp_status_;
+  void tp_all_reduce(float* p, size_t n);
+  const float* row_parallel_bias(const Tensor& b) const;
+  void tp_classifier(float* dx, Tensor& dW, Tensor* logits, const float* x, const Tensor& W, const int32_t* targets,
+                     int N, float grad_scale);
+  void local_tokens(const int32_t* tokens, int N);  // fills s_tok_ / s_tok_out_
+  std::vector<int32_t> s_tok_;
+  std::vector<char> s_tok_out_;
+  Tensor s_logits_, s_stats_, s_gather_, s_demb_;
   // Scratch reused across calls (not per microbatch).
   LayerActs head_block_;
   Tensor s_norm_, s_mean_, s_rstd_, s_fc_, s_act_, s_mlp_, s_losses_, s_dh_, s_dn_, s_dfc_, s_dact_, s_tmp_;

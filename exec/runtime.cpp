@@ -6,8 +6,10 @@
 #include <cmath>
 #include <csignal>
 #include <thread>
+#include <utility>
 
 #include "exec/optimizer.h"
+#include "exec/tp_shard.h"
 
 namespace eellm::exec {
 namespace {
@@ -52,9 +54,6 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
   rt->comms_ = &comms;
   EELLM_ASSIGN_OR_RETURN(rt->layout_, derive_layout(scenario));
   const Layout& L = rt->layout_;
-  if (L.tp > 1)
-    return Status::failed_precondition("tensor_model_parallel_size (" + str(L.tp) +
-                                       ") > 1 is not executed yet by exec/runtime; run tp = 1");
   const ParallelDims& d = comms.groups.dims;
   if (d.tp != L.tp || d.pp != L.pp || d.dp != L.dp)
     return Status::invalid_argument("the communicators were built for tp " + str(d.tp) + ", pp " + str(d.pp) +
@@ -65,7 +64,12 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
   if (2 * L.num_microbatches * L.vp >= kTagTimelineCount)
     return Status::invalid_argument("too many microbatches (" + str(L.num_microbatches) + ") for message tags");
   rt->pp_rank_ = comms.groups.coords.pp;
-  EELLM_ASSIGN_OR_RETURN(rt->cfg_, make_gpt_config(scenario));
+  if (scenario.parallel.sequence_parallel && L.tp > 1)
+    return Status::failed_precondition("parallel.sequence_parallel is not executed yet by exec/runtime (tensor "
+                                       "parallelism without it is); set it to false");
+  EELLM_ASSIGN_OR_RETURN(rt->full_cfg_, make_gpt_config(scenario));
+  EELLM_ASSIGN_OR_RETURN(rt->cfg_, local_config(rt->full_cfg_, L.tp));
+  // Before any tensor is allocated: the CUDA backend switches tensors to managed memory.
   rt->be_ = make_cpu_backend(options.num_threads);
 
   // Chunks of this rank, and the tensors they own.
@@ -76,6 +80,7 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
     const ChunkLayout& cl = L.chunk(rt->pp_rank_, c);
     auto ch = std::make_unique<GptChunk>(rt->cfg_, cl.first_layer, cl.num_layers, cl.has_embedding, cl.has_final_head);
     ch->set_backend(rt->be_.get());
+    EELLM_RETURN_IF_ERROR(ch->set_tensor_parallel(comms.tensor.get(), options.recv_timeout_s));
     std::vector<int> want;
     for (int x : cl.exits) want.push_back(L.exits[static_cast<size_t>(x)].index);
     if (ch->exits() != want)
@@ -97,26 +102,49 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
     rt->chunks_.push_back(std::move(ch));
   }
   if (wte) prefixes.push_back("wte");
+  // Held: every tensor the chunks read; owned (updated): the same, but EE-Tuning's frozen backbone.
+  const std::vector<std::string> held_prefixes = prefixes;
   if (tuning) std::erase_if(prefixes, [](const std::string& p) { return !starts_with(p, "exits."); });
+  auto matches = [](const std::string& n, const std::vector<std::string>& pre) {
+    return std::any_of(pre.begin(), pre.end(), [&](const std::string& p) { return starts_with(n, p); });
+  };
 
-  rt->params_.allocate(rt->cfg_);
-  init_params(rt->params_, rt->cfg_, scenario.training.seed);
-  rt->grads_.allocate(rt->cfg_);
-  rt->adam_m_.allocate(rt->cfg_);
-  rt->adam_v_.allocate(rt->cfg_);
+  // Local (tp-shard) shapes; only held tensors keep storage. Values: the full model initialised as
+  // the single-process Trainer does, then this rank's shard of each held tensor.
+  const int tp_rank = comms.groups.coords.tp;
+  for (GptParams* gp : {&rt->params_, &rt->grads_, &rt->adam_m_, &rt->adam_v_}) {
+    gp->allocate(rt->cfg_);
+    for (auto& [n, t] : gp->named())
+      if (!matches(n, held_prefixes) || ((gp == &rt->adam_m_ || gp == &rt->adam_v_) && !matches(n, prefixes)))
+        *t = Tensor();
+  }
+  {
+    GptParams full;
+    full.allocate(rt->full_cfg_);
+    init_params(full, rt->full_cfg_, scenario.training.seed);
+    std::map<std::string, const Tensor*> by_name;
+    for (auto& [n, t] : std::as_const(full).named()) by_name[n] = t;
+    for (auto& [n, t] : rt->params_.named()) {
+      EELLM_ASSIGN_OR_RETURN(ShardSpec spec, shard_spec(rt->full_cfg_, n, L.tp, tp_rank));
+      *t = extract_shard(*by_name.at(n), spec);
+    }
+  }
   auto P = rt->params_.named();
   auto G = rt->grads_.named();
-  auto M = rt->adam_m_.named();
-  auto V = rt->adam_v_.named();
+  std::map<std::string, std::pair<Tensor*, Tensor*>> moments;
+  {
+    auto M = rt->adam_m_.named();
+    auto V = rt->adam_v_.named();
+    for (size_t i = 0; i < M.size(); ++i) moments[M[i].first] = {M[i].second, V[i].second};
+  }
   for (size_t i = 0; i < P.size(); ++i) {
     const std::string& n = P[i].first;
-    bool own = false;
-    for (const std::string& p : prefixes) own = own || starts_with(n, p);
-    if (!own) continue;
+    if (!matches(n, prefixes)) continue;
     rt->owned_names_.push_back(n);
     rt->owned_.emplace_back(P[i].second, G[i].second);
-    rt->adam_state_.emplace_back(M[i].second, V[i].second);
-    rt->owned_counts_in_norm_.push_back(n != "wte" || counts_wte);
+    rt->adam_state_.push_back(moments.at(n));
+    // Tied wte copies count once (stage 0), tp-replicated tensors once (tp rank 0).
+    rt->owned_counts_in_norm_.push_back((n != "wte" || counts_wte) && (tp_rank == 0 || !is_tp_replicated(n)));
   }
 
   // The schedule decides who reduces what: check the embedding group, build the optimiser group.
@@ -158,7 +186,7 @@ size_t PipelineRuntime::activation_floats() const {
 std::string PipelineRuntime::where(const Instr& in, int index) const {
   const RankCoords& c = comms_->groups.coords;
   return "rank " + str(comms_->groups.world_rank) + " (pipeline stage " + str(c.pp) + ", data-parallel rank " +
-         str(c.dp) + "), instruction " + str(index) + " " + to_string(in);
+         str(c.dp) + ", tensor-parallel rank " + str(c.tp) + "), instruction " + str(index) + " " + to_string(in);
 }
 
 StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32_t>& inputs,
@@ -325,6 +353,7 @@ Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<in
       ChunkState& st = states_[key];
       const size_t off = static_cast<size_t>(in.microbatch) * N;
       ch.forward(st, params_, grads_, inputs.data() + off, input, targets.data() + off, B, T, hw, grad);
+      EELLM_RETURN_IF_ERROR(ch.comm_status());
       if (it != act_in_.end()) act_in_.erase(it);
       for (size_t k = 0; k < ch.exits().size(); ++k) {
         const size_t e = static_cast<size_t>(ch.exits()[k]);
@@ -365,6 +394,7 @@ Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<in
         dinput = d.ptr();
       }
       chunks_[static_cast<size_t>(in.chunk)]->backward(st->second, params_, grads_, dout, dinput);
+      EELLM_RETURN_IF_ERROR(chunks_[static_cast<size_t>(in.chunk)]->comm_status());
       states_.erase(st);
       if (g != grad_in_.end()) grad_in_.erase(g);
       // A backward that sends nothing (EE fill cool-down) leaves no gradient behind.
@@ -441,6 +471,7 @@ Status PipelineRuntime::optimizer_step(int iteration, IterationResult& r) {
   // Tied wte copies count once (stage 0); DP replicas hold equal gradients after AR-DP.
   if (!trainers_) return Status::internal("OPT on a rank outside the optimizer group");
   EELLM_RETURN_IF_ERROR(trainers_->all_reduce_sum(&sq, 1, opt_.recv_timeout_s));
+  EELLM_RETURN_IF_ERROR(comms_->tensor->all_reduce_sum(&sq, 1, opt_.recv_timeout_s));  // tp shards
   r.grad_norm = std::sqrt(sq);
   double clip = 1.0;
   if (t.clip_grad > 0 && r.grad_norm > t.clip_grad) clip = t.clip_grad / (r.grad_norm + 1e-6);

@@ -3,10 +3,17 @@
 // gradient messages, exit losses on their own stage, DP and embedding-group gradient all-reduce,
 // AdamW — and times every instruction into a Timeline (the simulator's type, sim/timeline.h).
 //
-// Parameters: every rank allocates the full GptParams and initialises them with the scenario's
-// seed (identical to the single-process Trainer), but holds, reduces and updates only the tensors
-// of its chunks ("owned" tensors): layers and exit heads of its chunks, wte where the embedding or
-// a tied head lives, wpe on the first stage, the final norm/head on the last.
+// Tensor parallelism (Megatron): the ranks of comms.tensor run the same instruction list on their
+// shards (exec/gpt.h, exec/tp_shard.h); activations between stages are full and go between ranks
+// of equal tp rank. Sequence parallelism is refused (not executed yet).
+//
+// Parameters: each rank allocates, in its tp-shard shapes (local_config), only the tensors its
+// chunks read ("held"; the rest of params() stays empty): layers and exit heads of its chunks, wte
+// where the embedding or a tied head lives, wpe on the first stage, the final norm/head on the
+// last. Values: the full model initialised with the scenario's seed exactly as the single-process
+// Trainer does, then this rank's shard. It reduces and updates the held tensors ("owned"; all but
+// EE-Tuning's frozen backbone). The gradient norm counts tied wte copies once (stage 0) and
+// tp-replicated tensors once (tp rank 0), summed over the optimizer group and the tp group.
 //
 // Instruction semantics beyond schedule.h:
 //  - FWD keeps gradients (heads' backward at forward time, EE-LLM) only when this rank's list has
@@ -71,7 +78,7 @@ struct IterationResult {
 
 class PipelineRuntime {
  public:
-  // `comms` must outlive the runtime. Fails for tensor parallelism (not yet executed) and for
+  // `comms` must outlive the runtime. Fails for sequence parallelism (not yet executed) and for
   // layouts whose world size differs from the communicator's.
   static StatusOr<std::unique_ptr<PipelineRuntime>> create(const Scenario& scenario, Communicators& comms,
                                                            const RuntimeOptions& options);
@@ -83,8 +90,9 @@ class PipelineRuntime {
 
   const Schedule& schedule() const { return schedule_; }
   const Layout& layout() const { return layout_; }
-  const GptConfig& config() const { return cfg_; }
-  GptParams& params() { return params_; }
+  const GptConfig& config() const { return cfg_; }            // this rank's tp shard of the model
+  const GptConfig& full_config() const { return full_cfg_; }  // the whole model
+  GptParams& params() { return params_; }  // held tensors only, in tp-shard shapes
   const std::vector<Instr>& instructions() const { return schedule_.ranks[static_cast<size_t>(pp_rank_)]; }
   // Tensors this rank updates (checkpoint names), in GptParams::named() order.
   const std::vector<std::string>& owned_names() const { return owned_names_; }
@@ -109,7 +117,8 @@ class PipelineRuntime {
   RuntimeOptions opt_;
   Communicators* comms_ = nullptr;
   int pp_rank_ = 0;
-  GptConfig cfg_;
+  GptConfig full_cfg_;  // the whole model
+  GptConfig cfg_;       // this rank's tensor-parallel shard of it (local_config; = full_cfg_ at tp 1)
   std::unique_ptr<Backend> be_;
   std::vector<std::unique_ptr<GptChunk>> chunks_;  // per local chunk
   GptParams params_, grads_, adam_m_, adam_v_;

@@ -19,8 +19,9 @@
 namespace eellm::exec::testing {
 
 // tiny-ee (LayerNorm, learned positions, GELU, tied embedding and exits with a norm) at 8 layers,
-// hidden 32, 4 heads, 16 tokens, exits after layers 2 and 5; m microbatches of 2 per replica.
-inline Scenario tiny_dist_scenario(int pp, int dp, int vp, ScheduleKind kind, int m) {
+// hidden 32, 4 heads, 16 tokens, exits after layers 2 and 5; m microbatches of 2 per replica;
+// tp-way tensor parallelism.
+inline Scenario tiny_dist_scenario(int pp, int dp, int vp, ScheduleKind kind, int m, int tp = 1) {
   auto loaded = load_scenario(std::string(EELLM_SOURCE_DIR) + "/scenarios/tiny-ee.yaml");
   Scenario s = loaded.value();
   s.model.num_layers = 8;
@@ -33,7 +34,8 @@ inline Scenario tiny_dist_scenario(int pp, int dp, int vp, ScheduleKind kind, in
   s.parallel.pipeline_model_parallel_size = pp;
   s.parallel.virtual_pipeline_model_parallel_size = vp;
   s.parallel.data_parallel_size = dp;
-  s.parallel.world_size = pp * dp;
+  s.parallel.tensor_model_parallel_size = tp;
+  s.parallel.world_size = tp * pp * dp;
   s.parallel.schedule = kind;
   s.training.micro_batch_size = 2;
   s.training.global_batch_size = 2 * m * dp;
@@ -43,6 +45,25 @@ inline Scenario tiny_dist_scenario(int pp, int dp, int vp, ScheduleKind kind, in
   s.training.adam_eps = 1e-6;  // keeps AdamW's first steps well-conditioned for tiny gradients
   s.training.clip_grad = 1.0;
   s.execution.num_threads = 1;
+  return s;
+}
+
+// A variant that uses every tensor-parallel sharding rule: RoPE, SwiGLU (fc rows [a | b]), RMSNorm,
+// GQA (2 kv groups for 4 heads), biases, untied final and exit heads, exit heads with a block
+// and an MLP, and a vocabulary of 199 (padded to 200 at tp 2: the last row of rank 1 is padding;
+// the letters 'a'..'z' = 97..122 fall on both halves).
+inline Scenario every_tp_rule(Scenario s) {
+  s.model.position_embedding_type = PositionEmbedding::kRope;
+  s.model.activation = Activation::kSwiGLU;
+  s.model.normalization = Normalization::kRMSNorm;
+  s.model.num_query_groups = 2;
+  s.model.ffn_hidden_size = 64;
+  s.model.vocab_size = 199;
+  s.model.make_vocab_size_divisible_by = 1;
+  s.model.untie_embeddings_and_output_weights = true;
+  s.exits.use_exit_block = true;
+  s.exits.use_exit_mlp = true;
+  s.exits.untie_exit_output_weights = true;
   return s;
 }
 

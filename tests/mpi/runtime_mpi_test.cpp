@@ -1,6 +1,7 @@
 // The distributed runtime under mpirun: for every schedule of sim/schedule at PP=2, PP=4, DP=2 and
-// PP=2×DP=2, two training iterations give the single-process losses (every exit), gradient norm
-// and updated parameters within fp32 tolerance. Cases whose world size differs from the job's are
+// PP=2×DP=2, and with tensor parallelism at TP=2, PP=2×TP=2 and TP=2×DP=2 (plus a model that uses
+// every TP sharding rule), two training iterations give the single-process losses (every exit),
+// gradient norm and updated parameters (each rank's shards of them) within fp32 tolerance. Cases whose world size differs from the job's are
 // skipped (the binary runs at np 2 and np 4). Fault tests run only with EELLM_TEST_FAULT set.
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@
 
 #include "exec/data.h"
 #include "exec/runtime.h"
+#include "exec/tp_shard.h"
 #include "sim/trace.h"
 #include "tests/exec/dist_reference.h"
 #include "tests/mpi/mpi_test_util.h"
@@ -27,6 +29,9 @@ struct Case {
   ScheduleKind kind;
   int m;  // microbatches per replica
   bool overlap = false;
+  int tp = 1;
+  bool every_rule = false;  // testing::every_tp_rule's model
+  int world() const { return tp * pp * dp; }
 };
 
 std::ostream& operator<<(std::ostream& os, const Case& c) { return os << c.name; }
@@ -55,10 +60,27 @@ const Case kCases[] = {
     {"pp2dp2_eetuning", 2, 2, 1, ScheduleKind::kEETuning, 4},
 };
 
+// Tensor parallelism (ctest mpi.tp.np2 / mpi.tp.np4).
+const Case kTpCases[] = {
+    // np 2
+    {"tp2_none", 1, 1, 1, ScheduleKind::kNoPipelining, 3, false, 2},
+    {"tp2_none_every_rule", 1, 1, 1, ScheduleKind::kNoPipelining, 3, false, 2, true},
+    // np 4
+    {"pp2tp2_gpipe", 2, 1, 1, ScheduleKind::kGPipe, 4, false, 2},
+    {"pp2tp2_1f1b", 2, 1, 1, ScheduleKind::k1F1B, 4, false, 2},
+    {"pp2tp2_interleaved", 2, 1, 2, ScheduleKind::kInterleaved1F1B, 4, false, 2},
+    {"pp2tp2_zbh1", 2, 1, 1, ScheduleKind::kZBH1, 4, false, 2},
+    {"pp2tp2_ee1f1b", 2, 1, 1, ScheduleKind::kEE1F1B, 4, false, 2},
+    {"pp2tp2_eetuning", 2, 1, 1, ScheduleKind::kEETuning, 4, false, 2},
+    {"pp2tp2_ee1f1b_every_rule", 2, 1, 1, ScheduleKind::kEE1F1B, 4, false, 2, true},
+    {"tp2dp2_none", 1, 2, 1, ScheduleKind::kNoPipelining, 3, false, 2},
+    {"tp2dp2_none_overlap", 1, 2, 1, ScheduleKind::kNoPipelining, 3, true, 2},
+};
+
 Scenario scenario_of(const Case& c) {
-  Scenario s = testing::tiny_dist_scenario(c.pp, c.dp, c.vp, c.kind, c.m);
+  Scenario s = testing::tiny_dist_scenario(c.pp, c.dp, c.vp, c.kind, c.m, c.tp);
   s.parallel.overlap_grad_reduce = c.overlap;
-  return s;
+  return c.every_rule ? testing::every_tp_rule(s) : s;
 }
 
 StatusOr<IterationResult> run(PipelineRuntime& rt, const Case& c, int dp_rank, int iters) {
@@ -76,10 +98,10 @@ class Equivalence : public ::testing::TestWithParam<Case> {};
 
 TEST_P(Equivalence, TwoStepsMatchTheSingleProcessRun) {
   const Case c = GetParam();
-  if (c.pp * c.dp != world().size()) GTEST_SKIP() << "needs np " << c.pp * c.dp;
+  if (c.world() != world().size()) GTEST_SKIP() << "needs np " << c.world();
   const Scenario s = scenario_of(c);
   const Layout lay = derive_layout(s).value();
-  auto comms = make_communicators(world(), {1, c.pp, c.dp}, embedding_group_ranks(s, lay));
+  auto comms = make_communicators(world(), {c.tp, c.pp, c.dp}, embedding_group_ranks(s, lay));
   ASSERT_TRUE(comms.is_ok()) << comms.status().to_string();
   RuntimeOptions ro;
   ro.recv_timeout_s = 60;
@@ -111,7 +133,11 @@ TEST_P(Equivalence, TwoStepsMatchTheSingleProcessRun) {
   for (auto& [n, t] : (*rt)->params().named()) got[n] = t;
   for (const std::string& n : (*rt)->owned_names()) {
     const Tensor& a = *got.at(n);
-    const Tensor& b = *want.at(n);
+    // This rank's shard of the single-process tensor (the whole tensor without TP).
+    auto spec = shard_spec((*rt)->full_config(), n, c.tp, comms->groups.coords.tp);
+    ASSERT_TRUE(spec.is_ok()) << spec.status().to_string();
+    const Tensor b = extract_shard(*want.at(n), *spec);
+    ASSERT_EQ(a.shape, b.shape) << n;
     double worst = 0;
     size_t at = 0;
     for (size_t k = 0; k < a.numel(); ++k)
@@ -129,6 +155,8 @@ TEST_P(Equivalence, TwoStepsMatchTheSingleProcessRun) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Schedules, Equivalence, ::testing::ValuesIn(kCases),
+                         [](const ::testing::TestParamInfo<Case>& i) { return std::string(i.param.name); });
+INSTANTIATE_TEST_SUITE_P(TensorParallel, Equivalence, ::testing::ValuesIn(kTpCases),
                          [](const ::testing::TestParamInfo<Case>& i) { return std::string(i.param.name); });
 
 // EE-LLM bubble filling: which microbatches train which stages, read off the schedule, is what
