@@ -33,6 +33,7 @@ MetricsPanel::MetricsPanel(QWidget* parent) : QWidget(parent) {
   row(QStringLiteral("layout"), tr("Layout"));
   row(QStringLiteral("iteration"), tr("Iteration time"));
   row(QStringLiteral("tokens_per_s"), tr("Throughput"));
+  row(QStringLiteral("fill_tokens_per_s"), tr("Bubble filling"));
   row(QStringLiteral("mfu"), tr("MFU"));
   row(QStringLiteral("bubble"), tr("Pipeline bubble"));
   row(QStringLiteral("exit_overhead"), tr("Exit overhead"));
@@ -73,9 +74,21 @@ void MetricsPanel::setResult(const SimulationResult& r) {
                          .arg(s.num_fill_cooldown)
                    : QString()));
   values_[QStringLiteral("iteration")]->setText(format_seconds(s.iteration_time_s));
-  values_[QStringLiteral("tokens_per_s")]->setText(QStringLiteral("%1 tokens/s, %2 TFLOP/s per GPU")
-                                                       .arg(s.tokens_per_s, 0, 'f', 0)
-                                                       .arg(s.model_tflops_per_gpu, 0, 'f', 1));
+  values_[QStringLiteral("tokens_per_s")]->setText(
+      QStringLiteral("%1 backbone tokens/s, %2 TFLOP/s per GPU")
+          .arg(s.tokens_per_s, 0, 'f', 0)
+          .arg(s.model_tflops_per_gpu, 0, 'f', 1));
+  // EE bubble filling: the fill microbatches train exits (and later stages) only, so their tokens
+  // are reported apart from the backbone throughput above, never added to it.
+  const int fills = s.num_microbatches - s.num_backbone_microbatches;
+  values_[QStringLiteral("fill_tokens_per_s")]->setText(
+      s.fill_tokens_per_s > 0
+          ? tr("%1 tokens/s in %2 of %3 microbatches (warm-up fills / truncated cool-down: "
+               "exits and partial backbone only)")
+                .arg(s.fill_tokens_per_s, 0, 'f', 0)
+                .arg(fills)
+                .arg(s.num_microbatches)
+          : tr("none (%1 schedule)").arg(QString::fromStdString(s.schedule)));
   values_[QStringLiteral("mfu")]->setText(format_percent(s.mfu));
   values_[QStringLiteral("bubble")]->setText(
       QStringLiteral(

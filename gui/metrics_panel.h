@@ -1,4 +1,5 @@
-// MetricsPanel: the headline figures of a simulated iteration (iteration time, tokens/s, MFU,
+// MetricsPanel: the headline figures of a simulated iteration (iteration time, backbone tokens/s,
+// tokens/s of EE bubble-filling microbatches shown apart, MFU,
 // bubble fraction with its attribution, exit overhead vs the same run without exits, peak memory,
 // layout) above the per-stage table (StageModel). MemoryCharts: per-stage peak and static memory
 // as bars against the device capacity, and memory over time per stage (Qt Charts).
@@ -25,8 +26,8 @@ class MetricsPanel : public QWidget {
   explicit MetricsPanel(QWidget* parent = nullptr);
   void setResult(const SimulationResult& result);
   void clear();
-  // "iteration", "tokens_per_s", "mfu", "bubble", "exit_overhead", "memory", "layout",
-  // "critical_path"
+  // "iteration", "tokens_per_s" (backbone), "fill_tokens_per_s" (EE bubble filling, apart),
+  // "mfu", "bubble", "exit_overhead", "memory", "layout", "critical_path"
   QString value(const QString& key) const;
   StageModel* stageModel() const { return stages_; }
 

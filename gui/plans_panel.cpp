@@ -224,6 +224,10 @@ bool PlansPanel::startPlanning() {
   opt.gpus = gpus_->value();
   opt.top_k = 20;
   opt.threads = std::max(1, QThread::idealThreadCount() - 1);  // leave a core to the GUI
+  // Cancel (or a newer search, or closing the panel) bumps the generation: the planner's threads
+  // see it before their next block or simulation and plan() returns the cancelled status.
+  opt.cancelled = [generation, gen] { return generation->load() != gen; };
+  ++threads_in_flight_;
   std::lock_guard<std::mutex> lock(workers().mu);
   workers().threads.emplace_back([self, generation, gen, base, opt]() mutable {
     int last_permille = -1;
@@ -248,7 +252,11 @@ bool PlansPanel::startPlanning() {
     QMetaObject::invokeMethod(
         qApp,
         [self, generation, gen, result] {
-          if (!self || generation->load() != gen) return;
+          if (!self) return;
+          --self->threads_in_flight_;
+          self->last_outcome_ = result->is_ok() ? QStringLiteral("ok")
+                                                : QString::fromStdString(result->status().message());
+          if (generation->load() != gen) return;
           self->running_ = false;
           self->plan_->setEnabled(true);
           self->cancel_->setEnabled(false);

@@ -5,8 +5,10 @@
 // sorts numerically. PlansPanel: GPU budget, Plan / Cancel, a progress bar fed from the planner's
 // progress callback, the sortable table, and buttons to use a plan or pin it as A / B for
 // comparison. plan() runs on a worker thread; progress and the result come back as queued calls.
-// Cancel abandons the search: its result is discarded when it arrives (plan() itself has no stop
-// hook), and a new search can start at once. GUI thread only (except the worker's own closure).
+// Cancel stops the search: the planner polls PlanOptions::cancelled (the panel's generation
+// counter) before each block of candidates and each simulation, so the worker ends within one
+// simulation per thread; a new search can start at once (a late result of the old one is
+// discarded by generation). GUI thread only (except the worker's own closure).
 #pragma once
 
 #include <QAbstractTableModel>
@@ -80,6 +82,10 @@ class PlansPanel : public QWidget {
   bool planning() const { return running_; }
   int planCount() const;
   QString statusText() const;
+  // Planner threads that have not returned yet (a cancelled one returns at its next poll), and
+  // how the latest one to return ended: "ok" or its status message ("cancelled: ...").
+  int threadsInFlight() const { return threads_in_flight_; }
+  QString lastOutcome() const { return last_outcome_; }
 #ifdef EELLM_GUI_HAVE_PLANNER
   PlansModel* model() const {
     return model_;
@@ -100,6 +106,8 @@ class PlansPanel : public QWidget {
   void emitForSelection(int slot);  // -1 = use
   Scenario base_;
   bool running_ = false;
+  int threads_in_flight_ = 0;
+  QString last_outcome_;
   std::shared_ptr<std::atomic<int>> generation_;
   QSpinBox* gpus_ = nullptr;
   QPushButton* plan_ = nullptr;

@@ -2,6 +2,7 @@
 
 #include <QChart>
 #include <QChartView>
+#include <QComboBox>
 #include <QCoreApplication>
 #include <QDateTime>
 #include <QDir>
@@ -18,12 +19,17 @@
 #include <QProgressBar>
 #include <QPushButton>
 #include <QSpinBox>
+#include <QStackedWidget>
 #include <QStandardPaths>
 #include <QTimer>
 #include <QVBoxLayout>
 #include <QValueAxis>
 
 #include "sim/trace.h"
+
+#ifdef Q_OS_UNIX
+#include <unistd.h>
+#endif
 
 namespace eellm::gui {
 
@@ -35,6 +41,88 @@ QStringList run_command(const RunRequest& r) {
   if (!r.trace_path.isEmpty()) cmd << QStringLiteral("--trace") << r.trace_path;
   if (r.steps > 0) cmd << QStringLiteral("--steps") << QString::number(r.steps);
   return cmd;
+}
+
+QString validate_generate(const GenerateRequest& r) {
+  if (r.checkpoint.trimmed().isEmpty()) return QObject::tr("checkpoint: empty (a directory written by eellm train --save)");
+  if (r.prompt.isEmpty()) return QObject::tr("prompt: empty");
+  static const QStringList methods{QStringLiteral("full"), QStringLiteral("recompute"),
+                                   QStringLiteral("speculative"), QStringLiteral("pipeline")};
+  if (!methods.contains(r.method))
+    return QObject::tr("method (%1): must be one of %2").arg(r.method, methods.join(QStringLiteral(", ")));
+  const QString t = r.threshold.trimmed();
+  if (!t.isEmpty() && t != QStringLiteral("off")) {
+    bool ok = false;
+    const double v = t.toDouble(&ok);
+    if (!ok || v < 0 || v > 1) return QObject::tr("threshold (%1): must be a number in [0, 1], off, or empty").arg(t);
+  }
+  if (r.max_new_tokens < 1) return QObject::tr("max new tokens (%1): must be at least 1").arg(r.max_new_tokens);
+  if (r.processes < 1) return QObject::tr("processes (%1): must be at least 1").arg(r.processes);
+  return {};
+}
+
+QStringList generate_command(const GenerateRequest& r) {
+  QStringList cmd;
+  if (r.processes > 1) cmd << r.mpirun << QStringLiteral("-np") << QString::number(r.processes);
+  cmd << r.eellm << QStringLiteral("generate") << r.checkpoint << QStringLiteral("--prompt") << r.prompt
+      << QStringLiteral("--method") << r.method;
+  if (!r.threshold.trimmed().isEmpty()) cmd << QStringLiteral("--threshold") << r.threshold.trimmed();
+  cmd << QStringLiteral("--max-new-tokens") << QString::number(r.max_new_tokens) << QStringLiteral("--stats");
+  if (!r.stats_path.isEmpty()) cmd << QStringLiteral("--stats-out") << r.stats_path;
+  return cmd;
+}
+
+GenerateStats parse_generate_stats(const QByteArray& json) {
+  GenerateStats st;
+  QJsonParseError err{};
+  const QJsonDocument doc = QJsonDocument::fromJson(json, &err);
+  if (err.error != QJsonParseError::NoError || !doc.isObject()) {
+    st.error = QObject::tr("statistics are not a JSON object: %1").arg(err.errorString());
+    return st;
+  }
+  const QJsonObject o = doc.object();
+  if (!o.value(QStringLiteral("exit_rates")).isArray()) {
+    st.error = QObject::tr("statistics have no exit_rates array");
+    return st;
+  }
+  for (const QJsonValue& v : o.value(QStringLiteral("exit_rates")).toArray()) st.exit_rates.push_back(v.toDouble());
+  for (const QJsonValue& v : o.value(QStringLiteral("exit_layers")).toArray()) st.exit_layers.push_back(v.toInt());
+  st.tokens = o.value(QStringLiteral("tokens")).toInt();
+  st.tokens_per_s = o.value(QStringLiteral("tokens_per_s")).toDouble();
+  st.layers_per_token = o.value(QStringLiteral("layers_per_token")).toDouble();
+  st.ok = true;
+  return st;
+}
+
+QString format_generate_stats(const GenerateStats& s) {
+  if (!s.ok) return s.error;
+  QStringList heads;
+  for (size_t e = 0; e < s.exit_rates.size(); ++e) {
+    const QString name = e < s.exit_layers.size() ? QStringLiteral("@%1").arg(s.exit_layers[e]) : QStringLiteral("final");
+    heads << QStringLiteral("%1 %2 %").arg(name).arg(100.0 * s.exit_rates[e], 0, 'f', 1);
+  }
+  return QObject::tr("%1 tokens, %2 tokens/s, %3 layers per token; exits: %4")
+      .arg(s.tokens)
+      .arg(s.tokens_per_s, 0, 'f', 1)
+      .arg(s.layers_per_token, 0, 'f', 2)
+      .arg(heads.join(QStringLiteral(", ")));
+}
+
+QProcessEnvironment run_environment(const QProcessEnvironment& base, bool as_root) {
+  QProcessEnvironment env = base;
+  if (as_root) {
+    for (const QString& k : {QStringLiteral("OMPI_ALLOW_RUN_AS_ROOT"), QStringLiteral("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM")})
+      if (!env.contains(k)) env.insert(k, QStringLiteral("1"));
+  }
+  return env;
+}
+
+bool running_as_root() {
+#ifdef Q_OS_UNIX
+  return geteuid() == 0;
+#else
+  return false;
+#endif
 }
 
 QString find_eellm_binary() {
@@ -103,10 +191,47 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   steps_ = new QSpinBox(this);
   steps_->setRange(0, 10'000'000);
   steps_->setSpecialValueText(tr("scenario's train_iters"));
+  mode_ = new QComboBox(this);
+  mode_->addItem(tr("train (eellm train)"));
+  mode_->addItem(tr("generate (eellm generate)"));
+  form->addRow(tr("run"), mode_);
   form->addRow(tr("eellm binary"), binary_);
   form->addRow(tr("processes (mpirun -np)"), np_);
-  form->addRow(tr("steps"), steps_);
   left->addLayout(form);
+  // Per-mode fields: train takes steps; generate a checkpoint, prompt, method and threshold.
+  mode_pages_ = new QStackedWidget(this);
+  auto* train_page = new QWidget(mode_pages_);
+  auto* train_form = new QFormLayout(train_page);
+  train_form->setContentsMargins(0, 0, 0, 0);
+  train_form->addRow(tr("steps"), steps_);
+  auto* gen_page = new QWidget(mode_pages_);
+  auto* gen_form = new QFormLayout(gen_page);
+  gen_form->setContentsMargins(0, 0, 0, 0);
+  checkpoint_ = new QLineEdit(gen_page);
+  checkpoint_->setPlaceholderText(tr("directory written by eellm train --save"));
+  prompt_ = new QLineEdit(gen_page);
+  method_ = new QComboBox(gen_page);
+  method_->addItems({QStringLiteral("recompute"), QStringLiteral("full"), QStringLiteral("speculative"),
+                     QStringLiteral("pipeline")});
+  method_->setToolTip(tr("recompute: EE-LLM KV recomputation; speculative: draft through an exit, verify "
+                         "with the rest; pipeline: one stage per process under mpirun"));
+  threshold_ = new QLineEdit(gen_page);
+  threshold_->setPlaceholderText(tr("scenario's early_exit_thres (or 0…1, off)"));
+  max_new_ = new QSpinBox(gen_page);
+  max_new_->setRange(1, 100000);
+  max_new_->setValue(64);
+  gen_form->addRow(tr("checkpoint"), checkpoint_);
+  gen_form->addRow(tr("prompt"), prompt_);
+  gen_form->addRow(tr("method"), method_);
+  gen_form->addRow(tr("confidence threshold"), threshold_);
+  gen_form->addRow(tr("max new tokens"), max_new_);
+  mode_pages_->addWidget(train_page);
+  mode_pages_->addWidget(gen_page);
+  left->addWidget(mode_pages_);
+  connect(mode_, &QComboBox::currentIndexChanged, mode_pages_, &QStackedWidget::setCurrentIndex);
+  connect(mode_, &QComboBox::currentIndexChanged, this, [this](int i) {
+    start_->setText(i == 0 ? tr("Run this plan") : tr("Generate"));
+  });
   auto* buttons = new QHBoxLayout;
   start_ = new QPushButton(tr("Run this plan"), this);
   stop_ = new QPushButton(tr("Stop"), this);
@@ -168,21 +293,91 @@ void RunPanel::appendLog(const QString& text) {
   output_->appendPlainText(text.trimmed());
 }
 
+void RunPanel::setMode(Mode mode) {
+  mode_->setCurrentIndex(mode == Mode::kTrain ? 0 : 1);
+}
+
+RunPanel::Mode RunPanel::mode() const {
+  return mode_->currentIndex() == 0 ? Mode::kTrain : Mode::kGenerate;
+}
+
+void RunPanel::setGenerate(const GenerateRequest& r) {
+  checkpoint_->setText(r.checkpoint);
+  prompt_->setText(r.prompt);
+  const int m = method_->findText(r.method);
+  if (m >= 0) method_->setCurrentIndex(m);
+  threshold_->setText(r.threshold);
+  max_new_->setValue(r.max_new_tokens);
+}
+
+GenerateRequest RunPanel::generateRequest() const {
+  GenerateRequest r;
+  r.eellm = binary_->text();
+  r.checkpoint = checkpoint_->text().trimmed();
+  r.prompt = prompt_->text();
+  r.method = method_->currentText();
+  r.threshold = threshold_->text().trimmed();
+  r.max_new_tokens = max_new_->value();
+  r.processes = np_->value();
+  return r;
+}
+
+QString RunPanel::statusText() const {
+  return status_->text();
+}
+
+QString RunPanel::logText() const {
+  return output_->toPlainText();
+}
+
+QString RunPanel::makeRunDirectory(const QString& name) {
+  const QString base = QStandardPaths::writableLocation(QStandardPaths::TempLocation) +
+                       QStringLiteral("/eellm-gui-runs/") + name + QStringLiteral("-") +
+                       QDateTime::currentDateTime().toString(QStringLiteral("yyyyMMdd-hhmmss-zzz"));
+  if (!QDir().mkpath(base)) {
+    emit runError(tr("Cannot create the run folder %1").arg(base));
+    return {};
+  }
+  return base;
+}
+
 bool RunPanel::start() {
   if (running()) return false;
+  return mode() == Mode::kTrain ? startTrain() : startGenerate();
+}
+
+bool RunPanel::startGenerate() {
+  GenerateRequest req = generateRequest();
+  if (const QString why = validate_generate(req); !why.isEmpty()) {
+    appendLog(tr("cannot generate: %1").arg(why));
+    status_->setText(why);
+    emit runError(tr("Cannot generate: %1").arg(why));
+    return false;
+  }
+  const QString base = makeRunDirectory(QStringLiteral("generate"));
+  if (base.isEmpty()) return false;
+  run_dir_ = base;
+  req.stats_path = stats_path_ = base + QStringLiteral("/stats.json");
+  metrics_path_.clear();
+  trace_path_.clear();
+  gen_stats_ = GenerateStats{};
+  running_mode_ = Mode::kGenerate;
+  progress_->setRange(0, 0);  // busy: generation reports no steps
+  launch(generate_command(req), base);
+  return true;
+}
+
+bool RunPanel::startTrain() {
   if (yaml_.isEmpty()) {
     appendLog(tr("no scenario to run: open or edit a scenario first"));
     emit runError(tr("No scenario to run."));
     return false;
   }
-  const QString base = QStandardPaths::writableLocation(QStandardPaths::TempLocation) +
-                       QStringLiteral("/eellm-gui-runs/") + name_ + QStringLiteral("-") +
-                       QDateTime::currentDateTime().toString(QStringLiteral("yyyyMMdd-hhmmss-zzz"));
-  if (!QDir().mkpath(base)) {
-    emit runError(tr("Cannot create the run folder %1").arg(base));
-    return false;
-  }
+  const QString base = makeRunDirectory(name_);
+  if (base.isEmpty()) return false;
   run_dir_ = base;
+  running_mode_ = Mode::kTrain;
+  stats_path_.clear();
   const QString scenario_path = base + QStringLiteral("/scenario.yaml");
   QFile f(scenario_path);
   if (!f.open(QIODevice::WriteOnly) || f.write(yaml_.toUtf8()) < 0) {
@@ -210,10 +405,16 @@ bool RunPanel::start() {
   for (QAbstractAxis* a : chart_->chart()->axes()) chart_->chart()->removeAxis(a);
   progress_->setRange(0, req.steps > 0 ? req.steps : std::max(1, train_iters_));
   progress_->setValue(0);
+  launch(cmd, base);
+  return true;
+}
+
+void RunPanel::launch(const QStringList& cmd, const QString& base) {
   delete proc_;
   proc_ = new QProcess(this);
   proc_->setProcessChannelMode(QProcess::MergedChannels);
   proc_->setWorkingDirectory(base);
+  proc_->setProcessEnvironment(run_environment(QProcessEnvironment::systemEnvironment(), running_as_root()));
   connect(proc_, &QProcess::readyRead, this,
           [this] { appendLog(QString::fromUtf8(proc_->readAll())); });
   connect(proc_, &QProcess::finished, this, &RunPanel::processFinished);
@@ -232,8 +433,7 @@ bool RunPanel::start() {
   start_->setEnabled(false);
   stop_->setEnabled(true);
   proc_->start(cmd.front(), cmd.mid(1));
-  timer_->start();
-  return true;
+  if (running_mode_ == Mode::kTrain) timer_->start();
 }
 
 void RunPanel::stop() {
@@ -297,6 +497,10 @@ void RunPanel::processFinished(int code, QProcess::ExitStatus status) {
   pollMetrics();
   start_->setEnabled(true);
   stop_->setEnabled(false);
+  if (running_mode_ == Mode::kGenerate) {
+    progress_->setRange(0, 1);
+    progress_->setValue(1);
+  }
   if (status != QProcess::NormalExit || code != 0) {
     const QString msg =
         tr("the run ended with exit code %1%2; see the log")
@@ -305,6 +509,16 @@ void RunPanel::processFinished(int code, QProcess::ExitStatus status) {
     status_->setText(msg);
     emit runError(msg);
     emit finished(code == 0 ? 1 : code);
+    return;
+  }
+  if (running_mode_ == Mode::kGenerate) {
+    QFile f(stats_path_);
+    gen_stats_ = f.open(QIODevice::ReadOnly) ? parse_generate_stats(f.readAll()) : GenerateStats{};
+    if (!gen_stats_.ok && gen_stats_.error.isEmpty())
+      gen_stats_.error = tr("no statistics file %1: %2").arg(stats_path_, f.errorString());
+    status_->setText(tr("generated: %1").arg(format_generate_stats(gen_stats_)));
+    if (!gen_stats_.ok) emit runError(tr("Generation finished but its statistics cannot be read: %1").arg(gen_stats_.error));
+    emit finished(0);
     return;
   }
   status_->setText(tr("finished: %1 iterations logged").arg(log_.records().size()));

@@ -8,11 +8,15 @@
 // next feed; malformed lines are counted, never fatal.
 // RunPanel: the widget — QProcess, live loss per exit (Qt Charts), the process log, and when the
 // run ends the measured trace (sim/trace.h read_trace) handed to the main window to overlay.
-// GUI thread only.
+// In generate mode it runs `eellm generate CHECKPOINT --prompt … --method … [--threshold …] --stats
+// --stats-out S.json` instead and shows the text and the statistics (GenerateRequest). Children
+// get OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM)=1 when the GUI runs as root (run_environment), since Open
+// MPI's mpirun refuses root otherwise. GUI thread only.
 #pragma once
 
 #include <QByteArray>
 #include <QProcess>
+#include <QProcessEnvironment>
 #include <QStringList>
 #include <QWidget>
 #include <memory>
@@ -26,6 +30,8 @@ class QPushButton;
 class QSpinBox;
 class QLineEdit;
 class QChartView;
+class QComboBox;
+class QStackedWidget;
 class QProgressBar;
 
 namespace eellm::gui {
@@ -41,6 +47,40 @@ struct RunRequest {
 };
 // {program, arguments...}
 QStringList run_command(const RunRequest& request);
+
+// Early-exit generation from a checkpoint (`eellm generate`, exec/generate.h).
+struct GenerateRequest {
+  QString eellm;
+  QString mpirun = QStringLiteral("mpirun");
+  QString checkpoint;  // directory written by eellm train --save
+  QString prompt;
+  QString method = QStringLiteral("recompute");  // full | recompute | speculative | pipeline
+  QString threshold;   // empty → the checkpoint scenario's early_exit_thres; "off" or a number in [0, 1]
+  int max_new_tokens = 64;
+  int processes = 1;   // > 1 → under mpirun -np (the pipeline method: one stage per process)
+  QString stats_path;  // --stats-out file (empty → none); --stats is always passed
+};
+// Empty when the request can run, else the reason naming the field and value.
+QString validate_generate(const GenerateRequest& request);
+QStringList generate_command(const GenerateRequest& request);
+// What --stats-out writes: {"exit_rates": [...], "exit_layers": [...], "tokens", "tokens_per_s",
+// "layers_per_token", ...}; ok = false (and the reason in error) for a missing or malformed file.
+struct GenerateStats {
+  bool ok = false;
+  QString error;
+  int tokens = 0;
+  double tokens_per_s = 0, layers_per_token = 0;
+  std::vector<int> exit_layers;
+  std::vector<double> exit_rates;  // per exit, then the final head
+};
+GenerateStats parse_generate_stats(const QByteArray& json);
+// One line for the status label: "24 tokens, 310.5 tokens/s; exits: @2 40.0 %, final 60.0 % ...".
+QString format_generate_stats(const GenerateStats& stats);
+
+// The child environment: `base` plus OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+// when `as_root` (never overriding values already set).
+QProcessEnvironment run_environment(const QProcessEnvironment& base, bool as_root);
+bool running_as_root();
 // The eellm binary next to this program (build tree or install), else "eellm" from PATH;
 // $EELLM_BIN wins when set.
 QString find_eellm_binary();
@@ -80,7 +120,18 @@ class RunPanel : public QWidget {
   void setSteps(int n);
   const MetricsLog& metrics() const { return log_; }
   QString runDirectory() const { return run_dir_; }
-  // Starts the run; false (with the reason in the log) when it cannot start.
+  enum class Mode { kTrain, kGenerate };
+  void setMode(Mode mode);
+  Mode mode() const;
+  // Generate mode's fields (what the form holds).
+  void setGenerate(const GenerateRequest& request);
+  GenerateRequest generateRequest() const;
+  // Statistics of the last finished generation (ok = false before one).
+  const GenerateStats& generateStats() const { return gen_stats_; }
+  QString statusText() const;
+  QString logText() const;
+  // Starts the run (train or generate, by mode); false (with the reason in the log and
+  // runError) when it cannot start.
   bool start();
   void stop();
   // Reads new metrics now (also done by a timer while running).
@@ -92,6 +143,11 @@ class RunPanel : public QWidget {
   void finished(int exit_code);
 
  private:
+  bool startTrain();
+  bool startGenerate();
+  // Runs cmd in dir with run_environment; wires output, errors and the finish handler.
+  void launch(const QStringList& cmd, const QString& dir);
+  QString makeRunDirectory(const QString& name);
   void processFinished(int code, QProcess::ExitStatus status);
   void appendLog(const QString& text);
   void addPoints(const std::vector<MetricsRecord>& records);
@@ -102,7 +158,16 @@ class RunPanel : public QWidget {
   QProcess* proc_ = nullptr;
   MetricsLog log_;
   qint64 metrics_offset_ = 0;
-  QString metrics_path_, trace_path_;
+  QString metrics_path_, trace_path_, stats_path_;
+  Mode running_mode_ = Mode::kTrain;
+  GenerateStats gen_stats_;
+  QComboBox* mode_ = nullptr;
+  QStackedWidget* mode_pages_ = nullptr;
+  QLineEdit* checkpoint_ = nullptr;
+  QLineEdit* prompt_ = nullptr;
+  QComboBox* method_ = nullptr;
+  QLineEdit* threshold_ = nullptr;
+  QSpinBox* max_new_ = nullptr;
   QLineEdit* binary_ = nullptr;
   QSpinBox* np_ = nullptr;
   QSpinBox* steps_ = nullptr;

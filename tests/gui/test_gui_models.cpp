@@ -196,6 +196,67 @@ class GuiModelsTest : public QObject {
                           "m.jsonl", "--trace", "t.json", "--steps", "20"}));
   }
 
+  void generateCommandLine() {
+    GenerateRequest g;
+    g.eellm = QStringLiteral("/opt/eellm");
+    g.checkpoint = QStringLiteral("ckpt");
+    g.prompt = QStringLiteral("Once upon a time");
+    QVERIFY(validate_generate(g).isEmpty());
+    QCOMPARE(generate_command(g),
+             (QStringList{"/opt/eellm", "generate", "ckpt", "--prompt", "Once upon a time", "--method",
+                          "recompute", "--max-new-tokens", "64", "--stats"}));
+    g.method = QStringLiteral("pipeline");
+    g.processes = 2;
+    g.threshold = QStringLiteral(" 0.8 ");
+    g.max_new_tokens = 16;
+    g.stats_path = QStringLiteral("s.json");
+    QCOMPARE(generate_command(g),
+             (QStringList{"mpirun", "-np", "2", "/opt/eellm", "generate", "ckpt", "--prompt",
+                          "Once upon a time", "--method", "pipeline", "--threshold", "0.8",
+                          "--max-new-tokens", "16", "--stats", "--stats-out", "s.json"}));
+    // Each bad field is named with its value.
+    GenerateRequest bad = g;
+    bad.threshold = QStringLiteral("1.5");
+    QVERIFY2(validate_generate(bad).startsWith(QStringLiteral("threshold (1.5)")), qPrintable(validate_generate(bad)));
+    bad.threshold = QStringLiteral("off");
+    QVERIFY(validate_generate(bad).isEmpty());
+    bad.method = QStringLiteral("greedy");
+    QVERIFY(validate_generate(bad).startsWith(QStringLiteral("method (greedy)")));
+    bad = g;
+    bad.checkpoint.clear();
+    QVERIFY(validate_generate(bad).startsWith(QStringLiteral("checkpoint")));
+    bad = g;
+    bad.prompt.clear();
+    QVERIFY(validate_generate(bad).startsWith(QStringLiteral("prompt")));
+  }
+
+  void generateStatsParse() {
+    const GenerateStats s = parse_generate_stats(
+        R"({"exit_rates":[0.25,0.15,0.6],"exit_layers":[2,3],"method":"recompute","tokens":20,)"
+        R"("tokens_per_s":412.5,"avg_exit_layers":3.1,"layers_per_token":3.4})");
+    QVERIFY2(s.ok, qPrintable(s.error));
+    QCOMPARE(s.tokens, 20);
+    QCOMPARE(s.exit_rates.size(), size_t{3});
+    QCOMPARE(s.exit_layers, (std::vector<int>{2, 3}));
+    QCOMPARE(format_generate_stats(s),
+             QStringLiteral("20 tokens, 412.5 tokens/s, 3.40 layers per token; exits: @2 25.0 %, @3 15.0 %, final 60.0 %"));
+    QVERIFY(!parse_generate_stats("{").ok);
+    QVERIFY(!parse_generate_stats(R"({"tokens": 3})").ok);
+  }
+
+  void rootEnvironmentForMpirun() {
+    QProcessEnvironment base;
+    base.insert(QStringLiteral("PATH"), QStringLiteral("/usr/bin"));
+    const QProcessEnvironment user = run_environment(base, false);
+    QVERIFY(!user.contains(QStringLiteral("OMPI_ALLOW_RUN_AS_ROOT")));
+    const QProcessEnvironment root = run_environment(base, true);
+    QCOMPARE(root.value(QStringLiteral("OMPI_ALLOW_RUN_AS_ROOT")), QStringLiteral("1"));
+    QCOMPARE(root.value(QStringLiteral("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM")), QStringLiteral("1"));
+    QCOMPARE(root.value(QStringLiteral("PATH")), QStringLiteral("/usr/bin"));
+    base.insert(QStringLiteral("OMPI_ALLOW_RUN_AS_ROOT"), QStringLiteral("0"));  // the user's choice stays
+    QCOMPARE(run_environment(base, true).value(QStringLiteral("OMPI_ALLOW_RUN_AS_ROOT")), QStringLiteral("0"));
+  }
+
   // A 1,024-rank timeline paints only what is visible: per frame at most (visible lanes x plot
   // width) blocks, whatever the number of events. The frame time is printed, not asserted.
   void thousandRankTimelineIsCulled() {

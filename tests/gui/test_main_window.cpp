@@ -2,8 +2,9 @@
 // timeline whose forward blocks can be counted in the image; clicking an op highlights its
 // dependencies; validation errors land next to their field; bad files report an error through the
 // hook (no modal dialog); exports write readable files; what-if re-simulates; the planner fills
-// its table from a worker thread; a run through a stand-in `eellm` feeds the loss chart and the
-// measured-trace overlay.
+// its table from a worker thread and Cancel ends that thread with the cancelled status; ee-fill's
+// fill tokens/s show apart from the backbone's; a run through a stand-in `eellm` feeds the loss
+// chart and the measured-trace overlay; a generation through another shows text and --stats.
 #include <QDir>
 #include <QFile>
 #include <QLineEdit>
@@ -394,11 +395,19 @@ class MainWindowTest : public QObject {
     // Using a plan loads it into the form and simulates it.
     const Scenario s = w.plans()->planScenario(0);
     QVERIFY(s.parallel.pipeline_model_parallel_size >= 1);
-    // Cancel: a second search is abandoned and reports as cancelled.
+    QCOMPARE(w.plans()->lastOutcome(), QStringLiteral("ok"));
+    const int plans_before = w.plans()->planCount();
+    // Cancel: a second search is abandoned at once in the panel, and the planner thread itself
+    // stops at its next poll and returns the cancelled status (not a finished search).
     QVERIFY(w.plans()->startPlanning());
+    QCOMPARE(w.plans()->threadsInFlight(), 1);
     w.plans()->cancel();
     QVERIFY(!w.plans()->planning());
     QCOMPARE(w.plans()->statusText(), QStringLiteral("cancelled"));
+    QTRY_COMPARE_WITH_TIMEOUT(w.plans()->threadsInFlight(), 0, 300000);
+    QVERIFY2(w.plans()->lastOutcome().startsWith(QStringLiteral("cancelled: the search was stopped")),
+             qPrintable(w.plans()->lastOutcome()));
+    QCOMPARE(w.plans()->planCount(), plans_before);  // the finished search's table is kept
   }
 #endif
 
@@ -449,6 +458,96 @@ class MainWindowTest : public QObject {
     run->start();
     QTRY_VERIFY_WITH_TIMEOUT(!failed.isEmpty(), 30000);
 #endif
+  }
+
+  // Generate mode through a stand-in `eellm generate`: the arguments reach it as given, its text
+  // and --stats lines land in the log, --stats-out is parsed into the status line, and the child
+  // sees OMPI_ALLOW_RUN_AS_ROOT exactly when this test runs as root.
+  void generateThroughTheCommandLine() {
+#ifdef Q_OS_UNIX
+    QTemporaryDir dir;
+    const QString fake = dir.filePath(QStringLiteral("eellm"));
+    {
+      QFile f(fake);
+      QVERIFY(f.open(QIODevice::WriteOnly));
+      f.write(R"(#!/bin/sh
+echo "args: $*"
+echo "ompi=$OMPI_ALLOW_RUN_AS_ROOT/$OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"
+while [ $# -gt 0 ]; do case $1 in --stats-out) s=$2; shift 2;; *) shift;; esac; done
+echo 'Once upon a time there was a pipeline.'
+echo 'tokens 8, decode 0.01 s, 800.00 tokens/s (prefill 0.00 s)'
+printf '{"exit_rates": [0.5, 0.125, 0.375], "exit_layers": [2, 3], "tokens": 8, "tokens_per_s": 800.0, "layers_per_token": 2.9}' > "$s"
+)");
+    }
+    QFile::setPermissions(fake, QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner);
+    MainWindow w;
+    ErrorSink errors;
+    w.setErrorHook(errors.hook());
+    RunPanel* run = w.runPanel();
+    run->setBinary(fake);
+    run->setProcesses(1);
+    run->setMode(RunPanel::Mode::kGenerate);
+    GenerateRequest g;
+    g.checkpoint = dir.filePath(QStringLiteral("ckpt"));
+    g.prompt = QStringLiteral("Once upon a time");
+    g.method = QStringLiteral("speculative");
+    g.threshold = QStringLiteral("0.8");
+    g.max_new_tokens = 8;
+    run->setGenerate(g);
+    QSignalSpy finished(run, &RunPanel::finished);
+    QVERIFY(run->start());
+    QTRY_VERIFY_WITH_TIMEOUT(!finished.isEmpty(), 30000);
+    QCOMPARE(finished.front().front().toInt(), 0);
+    const QString log = run->logText();
+    QVERIFY2(log.contains(QStringLiteral("args: generate ") + g.checkpoint +
+                          QStringLiteral(" --prompt Once upon a time --method speculative --threshold 0.8 "
+                                         "--max-new-tokens 8 --stats --stats-out")),
+             qPrintable(log));
+    QVERIFY(log.contains(QStringLiteral("Once upon a time there was a pipeline.")));
+    QVERIFY(log.contains(QStringLiteral("800.00 tokens/s")));
+    QVERIFY(log.contains(running_as_root() ? QStringLiteral("ompi=1/1") : QStringLiteral("ompi=/")));
+    QVERIFY2(run->generateStats().ok, qPrintable(run->generateStats().error));
+    QCOMPARE(run->generateStats().exit_rates, (std::vector<double>{0.5, 0.125, 0.375}));
+    QVERIFY2(run->statusText().contains(QStringLiteral("exits: @2 50.0 %, @3 12.5 %, final 37.5 %")),
+             qPrintable(run->statusText()));
+    QVERIFY2(errors.messages.isEmpty(), qPrintable(errors.messages.join(QLatin1Char('\n'))));
+    // A bad threshold is refused before anything starts, naming the field.
+    g.threshold = QStringLiteral("2");
+    run->setGenerate(g);
+    QSignalSpy failed(run, &RunPanel::runError);
+    QVERIFY(!run->start());
+    QCOMPARE(failed.size(), 1);
+    QVERIFY(failed.front().front().toString().contains(QStringLiteral("threshold (2)")));
+#endif
+  }
+
+  // EE bubble filling: fill tokens/s shown apart from the backbone throughput.
+  void metricsShowFillTokensApart() {
+    QTemporaryDir dir;
+    QFile src(scenarios_dir() + QStringLiteral("/tiny-ee-pp4.yaml"));
+    QVERIFY(src.open(QIODevice::ReadOnly));
+    QString yaml = QString::fromUtf8(src.readAll());
+    QVERIFY(yaml.contains(QStringLiteral("schedule: ee-1f1b")));
+    MainWindow w;
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp4")));
+    QVERIFY(w.metrics()->value(QStringLiteral("fill_tokens_per_s")).startsWith(QStringLiteral("none")));
+    yaml.replace(QStringLiteral("schedule: ee-1f1b"), QStringLiteral("schedule: ee-fill"));
+    const QString path = dir.filePath(QStringLiteral("tiny-ee-fill.yaml"));
+    QFile out(path);
+    QVERIFY(out.open(QIODevice::WriteOnly));
+    out.write(yaml.toUtf8());
+    out.close();
+    QVERIFY(w.openScenario(path));
+    const SimulationSummary& s = w.result()->summary;
+    QVERIFY(s.fill_tokens_per_s > 0);
+    QVERIFY(s.num_backbone_microbatches < s.num_microbatches);
+    const QString fill = w.metrics()->value(QStringLiteral("fill_tokens_per_s"));
+    QVERIFY2(fill.startsWith(QString::number(s.fill_tokens_per_s, 'f', 0) + QStringLiteral(" tokens/s in ") +
+                             QString::number(s.num_microbatches - s.num_backbone_microbatches) +
+                             QStringLiteral(" of ") + QString::number(s.num_microbatches)),
+             qPrintable(fill));
+    QVERIFY(w.metrics()->value(QStringLiteral("tokens_per_s"))
+                .startsWith(QString::number(s.tokens_per_s, 'f', 0) + QStringLiteral(" backbone tokens/s")));
   }
 };
 
