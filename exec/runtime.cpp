@@ -8,6 +8,7 @@
 #include <thread>
 #include <utility>
 
+#include "exec/device.h"
 #include "exec/optimizer.h"
 #include "exec/tp_shard.h"
 
@@ -70,7 +71,7 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
   EELLM_ASSIGN_OR_RETURN(rt->full_cfg_, make_gpt_config(scenario));
   EELLM_ASSIGN_OR_RETURN(rt->cfg_, local_config(rt->full_cfg_, L.tp));
   // Before any tensor is allocated: the CUDA backend switches tensors to managed memory.
-  rt->be_ = make_cpu_backend(options.num_threads);
+  EELLM_ASSIGN_OR_RETURN(rt->be_, make_backend(scenario.execution.device, options.num_threads));
 
   // Chunks of this rank, and the tensors they own.
   const bool tuning = rt->schedule_.kind == ScheduleKind::kEETuning;
@@ -412,6 +413,7 @@ Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<in
     case InstrKind::kSendAct: {
       auto st = states_.find(key);
       if (st == states_.end()) return missing("the forward output");
+      be_->synchronize();  // a host-memory (MPI) communicator reads what a device backend wrote
       EELLM_RETURN_IF_ERROR(pipe.send(st->second.output(), act_bytes, in.peer, tag(in.microbatch, false, (vs + 1) / pp)));
       if (!has_backward_.count(key)) states_.erase(st);
       return Status::ok();
@@ -419,6 +421,7 @@ Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<in
     case InstrKind::kSendGrad: {
       auto g = grad_out_.find(key);
       if (g == grad_out_.end()) return missing("the input gradient");
+      be_->synchronize();
       EELLM_RETURN_IF_ERROR(pipe.send(g->second.ptr(), act_bytes, in.peer, tag(in.microbatch, true, (vs - 1) / pp)));
       grad_out_.erase(g);
       return Status::ok();
@@ -435,6 +438,7 @@ Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<in
     case InstrKind::kAllReduceEmbedding:
       if (schedule_.kind == ScheduleKind::kEETuning) return Status::ok();  // frozen: nothing to reduce
       if (!comms_->embedding) return Status::internal("AR-EMB on a rank outside the embedding group");
+      be_->synchronize();
       return comms_->embedding->all_reduce_sum(grads_.wte.ptr(), grads_.wte.numel(), timeout);
     case InstrKind::kOptimizerStep: return Status::internal("OPT is executed by run_iteration");
   }

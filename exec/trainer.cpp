@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "exec/device.h"
 #include "model/layout.h"
 
 namespace eellm::exec {
@@ -43,13 +44,11 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::create(const Scenario& scenario, con
     return Status::invalid_argument("single-process training needs tp × pp × dp = 1; this scenario has tp " +
                                     std::to_string(lay.tp) + ", pp " + std::to_string(lay.pp) + ", dp " +
                                     std::to_string(lay.dp) + " (run it with mpirun)");
-  if (scenario.execution.device != ::eellm::Backend::kCPU)
-    return Status::failed_precondition(std::string("execution.device is ") + to_string(scenario.execution.device) +
-                                       "; this build trains on the CPU backend only (device: cpu)");
   tr->num_microbatches_ = lay.num_microbatches;
   tr->steps_ = options.steps >= 0 ? options.steps : scenario.training.train_iters;
   const int threads = options.num_threads > 0 ? options.num_threads : scenario.execution.num_threads;
-  tr->be_ = make_cpu_backend(threads);
+  // Before any tensor is allocated: the CUDA backend switches tensors to managed memory.
+  EELLM_ASSIGN_OR_RETURN(tr->be_, make_backend(scenario.execution.device, threads));
 
   // Data.
   std::vector<int32_t> tokens;
