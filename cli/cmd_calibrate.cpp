@@ -82,16 +82,22 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
   exec::GemmFit gfit;
   EELLM_ASSIGN_OR_RETURN(DeviceProfile d, exec::device_profile_from_calibration(cc, o.name, &gfit));
   // Links not measured in this run keep the base profile's figures.
+  // Residuals fitted by `eellm validate` are kept too (re-run validate after a calibration).
   if (auto base = load_device_profile(o.base); base.is_ok()) {
     d.nvlink_bandwidth_GBps = base->nvlink_bandwidth_GBps, d.nvlink_latency_us = base->nvlink_latency_us;
     d.network_bandwidth_GBps = base->network_bandwidth_GBps, d.network_latency_us = base->network_latency_us;
+    d.collective_efficiency = base->collective_efficiency, d.p2p_efficiency = base->p2p_efficiency;
+    d.collective_latency_us = base->collective_latency_us, d.large_message_KiB = base->large_message_KiB;
+    d.large_message_p2p_efficiency = base->large_message_p2p_efficiency;
+    d.large_message_collective_efficiency = base->large_message_collective_efficiency;
     d.per_layer_overhead_us = base->per_layer_overhead_us;
+    d.per_exit_overhead_us = base->per_exit_overhead_us;
     d.per_iteration_overhead_us = base->per_iteration_overhead_us;
+    d.compute_share = base->compute_share;
+    d.oversubscribed_efficiency = base->oversubscribed_efficiency;
   }
-  if (have_link) {
-    d.nvlink_bandwidth_GBps = link.link.bandwidth_GBps;
-    d.nvlink_latency_us = link.link.latency_us;
-  }
+  d.host_cores = hw;
+  if (have_link) exec::apply_link_fit(link, d);
   std::cout << exec::calibration_report(cc, gfit, d);
   if (have_link) std::cout << exec::comm_report(comm, link);
   std::cout << "compute benchmarks took "
@@ -106,10 +112,12 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
                               "GEMM fit MAPE " + std::to_string(std::lround(gfit.mape)) + " % over " +
                               std::to_string(cc.gemm.size()) + " shapes; all peaks = the fitted fp32 GEMM peak " +
                               "(the CPU backend computes in fp32).\n" +
-                              (have_link ? "nvlink_* = MPI shared-memory alpha-beta fit over " + std::to_string(ranks) +
-                                               " ranks (p2p + all-reduce).\n"
+                              (have_link ? "nvlink_*, p2p/collective efficiencies and latency, large_message_* = MPI "
+                                           "shared-memory fit over " + std::to_string(ranks) +
+                                               " ranks (p2p and all-reduce apart, piecewise in size).\n"
                                          : "nvlink_*/network_* kept from " + o.base + " (run under mpirun to measure).\n") +
-                              "per_layer/per_iteration overheads are fitted by `eellm validate` on its fitting plans.";
+                              "per_layer/per_exit overheads, compute_share and oversubscribed_efficiency are fitted by `eellm validate`\n"
+                              "on its fitting plans (kept from " + o.base + " until then).";
   const std::string yaml = device_profile_to_yaml(d, comment);
   if (o.out.empty()) {
     std::cout << "\n" << yaml;
@@ -124,7 +132,7 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
       const fs::path dir = fs::absolute(o.cluster_out).parent_path();
       device_ref = fs::relative(fs::absolute(o.out), dir).string();
     }
-    const LinkSpec intra = have_link ? link.link : LinkSpec{d.nvlink_bandwidth_GBps, d.nvlink_latency_us};
+    const LinkSpec intra{d.nvlink_bandwidth_GBps, d.nvlink_latency_us};
     std::string text = "# Cluster of " + std::to_string(ranks) + " process(es) on this machine, written by `" + cmd +
                        "` on " + utc_now() + ".\nname: local-cpu-calibrated\ndevice: " + device_ref +
                        "\nnum_nodes: 1\ngpus_per_node: " + std::to_string(std::max(ranks, 4)) +

@@ -6,12 +6,15 @@
 // the harness launches (the distributed executor of exec/runtime.h, as `eellm train` under mpirun).
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli/commands.h"
@@ -27,6 +30,8 @@ struct ValidateOptions {
   std::string plans = "default", profile = "cpu-local", workdir = "runs/validate", fitted_out, worker, metrics, trace;
   std::string mpirun = "mpirun --oversubscribe --allow-run-as-root --bind-to none";
   std::vector<int> nps{2, 4};
+  std::vector<std::string> only;  // plan names to run (empty: all)
+  bool no_fit = false;            // judge every plan with the profile's residuals as they are
   int steps = 5;
 };
 
@@ -51,12 +56,25 @@ int run_worker(const ValidateOptions& o) {
 
 Status run_validate(const ValidateOptions& o) {
   EELLM_ASSIGN_OR_RETURN(DeviceProfile device, load_device_profile(o.profile));
+  // A profile from before host_cores existed: this machine's cores (the runs happen here).
+  if (device.host_cores <= 0) device.host_cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::vector<exec::FidelityPlan> plans;
   if (o.plans == "default") {
     EELLM_ASSIGN_OR_RETURN(plans, exec::default_fidelity_plans(o.nps));
   } else {
     EELLM_ASSIGN_OR_RETURN(plans, exec::load_fidelity_plans(o.plans, o.nps));
   }
+  if (!o.only.empty()) {
+    std::vector<exec::FidelityPlan> kept;
+    for (const std::string& name : o.only) {
+      const auto it = std::find_if(plans.begin(), plans.end(), [&](const exec::FidelityPlan& p) { return p.name == name; });
+      if (it == plans.end()) return Status::invalid_argument("--only: no plan named " + name + " for the requested --np");
+      kept.push_back(*it);
+    }
+    plans = std::move(kept);
+  }
+  // The executor and the simulator must run the same EE-fill lists: pin the counts.
+  EELLM_RETURN_IF_ERROR(exec::pin_fill_counts(plans, device));
   const std::string exe = self_exe();
   std::vector<exec::PlanMeasurement> measured;
   std::vector<exec::FidelityPlan> ran;
@@ -75,26 +93,37 @@ Status run_validate(const ValidateOptions& o) {
     ran.push_back(p);
   }
   plans = std::move(ran);
-  EELLM_ASSIGN_OR_RETURN(exec::ResidualFit fit, exec::fit_residuals(plans, measured, device));
-  std::printf("residual fit on the fitting plans: per_layer_overhead_us %.1f", fit.per_layer_overhead_us);
-  for (const auto& [np, share] : fit.compute_share) std::printf(", compute share np %d %.3f", np, share);
-  std::printf("\n");
+  const bool any_fit = std::any_of(measured.begin(), measured.end(), [](const exec::PlanMeasurement& m) { return m.for_fit; });
+  DeviceProfile fitted = device;
+  if (o.no_fit || !any_fit) {
+    std::printf("no residual fit (%s): the profile's per_layer_overhead_us %.1f, per_exit_overhead_us %.1f, "
+                "compute_share %.3f, oversubscribed_efficiency %.3f\n",
+                o.no_fit ? "--no-fit" : "no fitting plan ran", device.per_layer_overhead_us, device.per_exit_overhead_us,
+                device.compute_share, device.oversubscribed_efficiency);
+    for (exec::PlanMeasurement& m : measured) m.for_fit = false;  // nothing was fitted: all are judged
+  } else {
+    EELLM_ASSIGN_OR_RETURN(exec::ResidualFit fit, exec::fit_residuals(plans, measured, device));
+    fitted = exec::apply_residuals(device, fit);
+    std::printf("residual fit on the fitting plans (");
+    for (size_t i = 0; i < fit.fitted.size(); ++i) std::printf("%s%s", i ? ", " : "", fit.fitted[i].c_str());
+    std::printf("): per_layer_overhead_us %.1f, per_exit_overhead_us %.1f, compute_share %.3f, "
+                "oversubscribed_efficiency %.3f\n",
+                fit.per_layer_overhead_us, fit.per_exit_overhead_us, fit.compute_share, fit.oversubscribed_efficiency);
+  }
   for (size_t i = 0; i < plans.size(); ++i) {
-    const DeviceProfile d = exec::apply_residuals(device, fit, plans[i].np());
     EELLM_ASSIGN_OR_RETURN(measured[i].predicted_s,
-                           exec::predict(exec::with_device(plans[i].scenario, d), &measured[i].predicted));
+                           exec::predict(exec::with_device(plans[i].scenario, fitted), &measured[i].predicted));
   }
   const exec::FidelityReport report = exec::summarize_fidelity(measured);
   std::cout << report.to_text();
   if (failed > 0) std::cout << failed << " plan(s) failed (not in the figures above)\n";
   if (!o.fitted_out.empty()) {
-    // The profile with the fitted per-layer overhead at the smallest rank count measured.
-    const int np = fit.compute_share.empty() ? 1 : fit.compute_share.begin()->first;
-    DeviceProfile d = device;
-    d.per_layer_overhead_us = exec::apply_residuals(device, fit, np).per_layer_overhead_us;
+    // Everything the predictions above used: `eellm simulate` with this profile predicts the same.
     std::ofstream f(o.fitted_out);
-    f << device_profile_to_yaml(d, device.name + " with per_layer_overhead_us fitted by `eellm validate` (np " +
-                                       std::to_string(np) + ")");
+    f << device_profile_to_yaml(fitted, device.name + ": " + o.profile +
+                                            " with per_layer/per_exit overheads, compute_share and "
+                                            "oversubscribed_efficiency fitted by `eellm validate` on its fitting plans\n"
+                                            "(judged-plan MAPE " + std::to_string(report.judged_mape).substr(0, 5) + " %).");
     if (!f) return Status::io_error("cannot write " + o.fitted_out);
     std::cout << "wrote " << o.fitted_out << "\n";
   }
@@ -114,7 +143,9 @@ void register_validate(CLI::App& app) {
   cmd->add_option("--steps", o->steps, "Iterations per plan (the first and the traced last are not timed)");
   cmd->add_option("--workdir", o->workdir, "Where plan files, logs, metrics and traces go");
   cmd->add_option("--mpirun", o->mpirun, "Launcher command and flags");
-  cmd->add_option("--fitted-out", o->fitted_out, "Write the profile with the fitted per-layer overhead");
+  cmd->add_option("--fitted-out", o->fitted_out, "Write the profile with the fitted residuals (what simulate then reads)");
+  cmd->add_option("--only", o->only, "Run only these plans (comma-separated names)")->delimiter(',');
+  cmd->add_flag("--no-fit", o->no_fit, "Judge every plan with the profile's residual figures as they are (no fit)");
   cmd->add_option("--worker", o->worker, "(internal) run one plan as a rank of the distributed executor")->group("");
   cmd->add_option("--metrics", o->metrics, "(internal, --worker) metrics JSONL")->group("");
   cmd->add_option("--trace", o->trace, "(internal, --worker) measured trace of the last iteration")->group("");

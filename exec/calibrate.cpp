@@ -15,6 +15,7 @@
 
 #include "model/cost_model.h"
 #include "model/layout.h"
+#include "model/optimize.h"
 
 namespace eellm::exec {
 namespace {
@@ -49,65 +50,7 @@ std::vector<float> filled(size_t n, float scale) {
   return v;
 }
 
-double percent_error(double predicted, double measured) { return 100.0 * std::fabs(predicted - measured) / measured; }
-
 }  // namespace
-
-std::vector<double> nelder_mead(const std::function<double(const std::vector<double>&)>& f, std::vector<double> x0,
-                                double step, int max_evaluations, int* evaluations) {
-  const size_t n = x0.size();
-  std::vector<std::vector<double>> pts(n + 1, x0);
-  for (size_t i = 0; i < n; ++i) pts[i + 1][i] += step;
-  std::vector<double> val(n + 1);
-  int evals = 0;
-  auto eval = [&](const std::vector<double>& x) {
-    ++evals;
-    const double v = f(x);
-    return std::isfinite(v) ? v : 1e300;
-  };
-  for (size_t i = 0; i <= n; ++i) val[i] = eval(pts[i]);
-  std::vector<size_t> order(n + 1);
-  while (evals < max_evaluations) {
-    std::iota(order.begin(), order.end(), size_t{0});
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return val[a] < val[b]; });
-    const size_t best = order[0], worst = order[n], second = order[n - 1];
-    if (std::fabs(val[worst] - val[best]) <= 1e-12 * (std::fabs(val[best]) + 1e-30)) break;
-    std::vector<double> c(n, 0.0);
-    for (size_t i = 0; i <= n; ++i)
-      if (i != worst)
-        for (size_t j = 0; j < n; ++j) c[j] += pts[i][j] / static_cast<double>(n);
-    auto along = [&](double t) {
-      std::vector<double> x(n);
-      for (size_t j = 0; j < n; ++j) x[j] = c[j] + t * (pts[worst][j] - c[j]);
-      return x;
-    };
-    const std::vector<double> xr = along(-1.0);
-    const double fr = eval(xr);
-    if (fr < val[best]) {
-      const std::vector<double> xe = along(-2.0);
-      const double fe = eval(xe);
-      if (fe < fr) pts[worst] = xe, val[worst] = fe;
-      else pts[worst] = xr, val[worst] = fr;
-    } else if (fr < val[second]) {
-      pts[worst] = xr, val[worst] = fr;
-    } else {
-      const std::vector<double> xc = fr < val[worst] ? along(-0.5) : along(0.5);
-      const double fc = eval(xc);
-      if (fc < std::min(fr, val[worst])) {
-        pts[worst] = xc, val[worst] = fc;
-      } else {  // shrink towards the best point
-        for (size_t i = 0; i <= n; ++i) {
-          if (i == best) continue;
-          for (size_t j = 0; j < n; ++j) pts[i][j] = pts[best][j] + 0.5 * (pts[i][j] - pts[best][j]);
-          val[i] = eval(pts[i]);
-        }
-      }
-    }
-  }
-  const size_t best = static_cast<size_t>(std::min_element(val.begin(), val.end()) - val.begin());
-  if (evaluations) *evaluations += evals;
-  return pts[best];
-}
 
 StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOptions& o) {
   ComputeCalibration c;
@@ -266,48 +209,166 @@ StatusOr<GemmFit> fit_gemm_model(const std::vector<GemmSample>& samples, const D
   apply(x);
   fit.peak_tflops = d.peak_tflops_fp32;
   fit.half_efficiency_dim = d.gemm_half_efficiency_dim;
-  for (const GemmSample& s : samples) fit.mape += percent_error(model_gemm_time(d, s.m, s.n, s.k), s.seconds);
+  for (const GemmSample& s : samples) fit.mape += absolute_percentage_error(model_gemm_time(d, s.m, s.n, s.k), s.seconds);
   fit.mape /= static_cast<double>(samples.size());
   return fit;
 }
 
-StatusOr<LinkFit> fit_link(const std::vector<SizeSample>& p2p, const std::vector<SizeSample>& allreduce, int ranks) {
-  // Rows (c_alpha, c_beta·bytes) / t so that the residuals are relative errors.
-  struct Row {
-    double ca, cb, bytes, t;
-  };
-  std::vector<Row> rows;
-  for (const SizeSample& s : p2p) rows.push_back({1.0, 1.0, s.bytes, s.seconds});
-  const double n = std::max(2, ranks);
-  if (ranks >= 2)
-    for (const SizeSample& s : allreduce) rows.push_back({2 * (n - 1), 2 * (n - 1) / n, s.bytes, s.seconds});
-  if (rows.size() < 2) return Status::invalid_argument("link fit: need at least 2 samples, got " + std::to_string(rows.size()));
-  for (const Row& r : rows)
-    if (!(r.t > 0) || r.bytes <= 0)
-      return Status::invalid_argument("link fit: sample of " + std::to_string(r.bytes) + " bytes has time " +
-                                      std::to_string(r.t) + " s; both must be > 0");
-  // Normal equations of min Σ ((ca·α + cb·B·γ) / t − 1)², γ = 1/bandwidth.
-  double s11 = 0, s12 = 0, s22 = 0, b1 = 0, b2 = 0;
-  for (const Row& r : rows) {
-    const double u = r.ca / r.t, v = r.cb * r.bytes / r.t;
-    s11 += u * u, s12 += u * v, s22 += v * v, b1 += u, b2 += v;
+namespace {
+
+// Least squares of t ≈ ca·α + cb·(min(B, Bc)·γ1 + max(0, B − Bc)·γ2) on relative residuals
+// (t is the measured time), Bc = 0: one rate (γ2 = γ1). α ≥ 0 (refit without it when negative).
+struct LineSolve {
+  bool ok = false;
+  double alpha = 0, g1 = 0, g2 = 0;
+  double msre = 0;  // mean squared relative error
+};
+
+// Solves the k×k system a·x = b (k ≤ 3) by Gaussian elimination with partial pivoting.
+bool solve_small(std::vector<std::vector<double>> a, std::vector<double> b, std::vector<double>& x) {
+  const size_t k = b.size();
+  for (size_t c = 0; c < k; ++c) {
+    size_t piv = c;
+    for (size_t r = c + 1; r < k; ++r)
+      if (std::fabs(a[r][c]) > std::fabs(a[piv][c])) piv = r;
+    if (!(std::fabs(a[piv][c]) > 1e-300)) return false;
+    std::swap(a[c], a[piv]);
+    std::swap(b[c], b[piv]);
+    for (size_t r = c + 1; r < k; ++r) {
+      const double f = a[r][c] / a[c][c];
+      for (size_t j = c; j < k; ++j) a[r][j] -= f * a[c][j];
+      b[r] -= f * b[c];
+    }
   }
-  const double det = s11 * s22 - s12 * s12;
-  double alpha = det != 0 ? (b1 * s22 - b2 * s12) / det : 0;
-  double gamma = det != 0 ? (s11 * b2 - s12 * b1) / det : 0;
-  if (alpha < 0) alpha = 0, gamma = b2 / s22;          // latency cannot be negative
-  if (!(gamma > 0)) return Status::invalid_argument("link fit: times do not grow with message size");
+  x.assign(k, 0.0);
+  for (size_t c = k; c-- > 0;) {
+    double v = b[c];
+    for (size_t j = c + 1; j < k; ++j) v -= a[c][j] * x[j];
+    x[c] = v / a[c][c];
+  }
+  return true;
+}
+
+LineSolve solve_line(const std::vector<SizeSample>& v, double ca, double cb, double limit) {
+  const bool split = limit > 0;
+  auto features = [&](const SizeSample& s, bool with_alpha) {
+    std::vector<double> f;
+    if (with_alpha) f.push_back(ca / s.seconds);
+    const double lo = split ? std::min(s.bytes, limit) : s.bytes, hi = split ? std::max(0.0, s.bytes - limit) : 0;
+    f.push_back(cb * lo / s.seconds);
+    if (split) f.push_back(cb * hi / s.seconds);
+    return f;
+  };
+  LineSolve out;
+  for (const bool with_alpha : {true, false}) {
+    const size_t k = (with_alpha ? 1 : 0) + (split ? 2 : 1);
+    if (v.size() < k) return out;
+    std::vector<std::vector<double>> a(k, std::vector<double>(k, 0.0));
+    std::vector<double> b(k, 0.0), x;
+    for (const SizeSample& s : v) {
+      const std::vector<double> f = features(s, with_alpha);
+      for (size_t i = 0; i < k; ++i) {
+        b[i] += f[i];
+        for (size_t j = 0; j < k; ++j) a[i][j] += f[i] * f[j];
+      }
+    }
+    if (!solve_small(a, b, x)) return out;
+    size_t i = 0;
+    out.alpha = with_alpha ? x[i++] : 0.0;
+    out.g1 = x[i++];
+    out.g2 = split ? x[i] : out.g1;
+    if (with_alpha && out.alpha < 0) continue;  // latency cannot be negative: refit without it
+    if (!(out.g1 > 0) || !(out.g2 > 0)) return out;
+    out.ok = true;
+    out.msre = 0;
+    for (const SizeSample& s : v) {
+      double r = -1;
+      const std::vector<double> f = features(s, true);
+      r += out.alpha * f[0] + out.g1 * f[1] + (split ? out.g2 * f[2] : 0.0);
+      out.msre += r * r;
+    }
+    out.msre /= static_cast<double>(v.size());
+    return out;
+  }
+  return out;
+}
+
+LinkLine to_line(const LineSolve& s) {
+  return LinkLine{s.alpha * 1e6, 1e-9 / s.g1, 1e-9 / s.g2};
+}
+
+// Model time of a LinkLine (ca, cb as in solve_line).
+double line_time(const LinkLine& l, double limit, double ca, double cb, double bytes) {
+  const double lo = limit > 0 ? std::min(bytes, limit) : bytes, hi = limit > 0 ? std::max(0.0, bytes - limit) : 0;
+  return ca * l.latency_us * 1e-6 + cb * (lo / (l.bandwidth_GBps * 1e9) + hi / (l.large_bandwidth_GBps * 1e9));
+}
+
+}  // namespace
+
+StatusOr<LinkFit> fit_link(const std::vector<SizeSample>& p2p, const std::vector<SizeSample>& allreduce, int ranks) {
+  const bool have_ar = ranks >= 2 && !allreduce.empty();
+  if (p2p.size() < 2 || (have_ar && allreduce.size() < 2))
+    return Status::invalid_argument("link fit: need at least 2 p2p and 2 all-reduce samples, got " +
+                                    std::to_string(p2p.size()) + " and " + std::to_string(allreduce.size()));
+  for (const std::vector<SizeSample>* v : {&p2p, &allreduce})
+    for (const SizeSample& s : *v)
+      if (!(s.seconds > 0) || !(s.bytes > 0))
+        return Status::invalid_argument("link fit: sample of " + std::to_string(s.bytes) + " bytes has time " +
+                                        std::to_string(s.seconds) + " s; both must be > 0");
+  const double n = std::max(2, ranks);
+  const double ar_ca = 2 * (n - 1), ar_cb = 2 * (n - 1) / n;
+  // Candidate thresholds: the sample sizes that leave at least two samples of each kind above.
+  std::vector<double> sizes;
+  for (const SizeSample& s : p2p) sizes.push_back(s.bytes);
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  std::vector<double> limits{0};
+  for (size_t i = 0; i + 2 < sizes.size(); ++i) limits.push_back(sizes[i]);
+  auto above = [](const std::vector<SizeSample>& v, double lim) {
+    return std::count_if(v.begin(), v.end(), [&](const SizeSample& s) { return s.bytes > lim; });
+  };
+  double best_score = 0, best_limit = -1;
+  LineSolve best_p, best_a;
+  for (const double lim : limits) {
+    if (lim > 0 && (above(p2p, lim) < 2 || (have_ar && above(allreduce, lim) < 2))) continue;
+    const LineSolve p = solve_line(p2p, 1, 1, lim);
+    const LineSolve a = have_ar ? solve_line(allreduce, ar_ca, ar_cb, lim) : p;
+    if (!p.ok || !a.ok) continue;
+    const double score = p.msre + (have_ar ? a.msre : 0.0);
+    // A threshold has to earn its two extra parameters: at least 10 % lower error than none, and
+    // more than round-off (a mean squared relative error of 1e-10 is a 0.001 % fit).
+    const bool better = best_limit < 0 || (lim > 0 && best_limit == 0
+                                               ? score < 0.9 * best_score && best_score - score > 1e-10
+                                               : score < best_score);
+    if (better) best_score = score, best_limit = lim, best_p = p, best_a = a;
+  }
+  if (best_limit < 0) return Status::invalid_argument("link fit: times do not grow with message size");
   LinkFit f;
-  f.link.latency_us = alpha * 1e6;
-  f.link.bandwidth_GBps = 1e-9 / gamma;
-  auto mape = [&](const std::vector<SizeSample>& v, double ca, double cb) {
+  f.large_message_KiB = best_limit / 1024.0;
+  f.p2p = to_line(best_p);
+  f.allreduce = to_line(best_a);
+  f.link.latency_us = f.p2p.latency_us;
+  f.link.bandwidth_GBps = std::max(f.p2p.bandwidth_GBps, f.allreduce.bandwidth_GBps);
+  auto mape = [&](const std::vector<SizeSample>& v, const LinkLine& l, double ca, double cb) {
     double e = 0;
-    for (const SizeSample& s : v) e += percent_error(ca * alpha + cb * s.bytes * gamma, s.seconds);
+    for (const SizeSample& s : v) e += absolute_percentage_error(line_time(l, best_limit, ca, cb, s.bytes), s.seconds);
     return v.empty() ? 0.0 : e / static_cast<double>(v.size());
   };
-  f.p2p_mape = mape(p2p, 1, 1);
-  f.allreduce_mape = ranks >= 2 ? mape(allreduce, 2 * (n - 1), 2 * (n - 1) / n) : 0;
+  f.p2p_mape = mape(p2p, f.p2p, 1, 1);
+  f.allreduce_mape = have_ar ? mape(allreduce, f.allreduce, ar_ca, ar_cb) : 0;
   return f;
+}
+
+void apply_link_fit(const LinkFit& f, DeviceProfile& d) {
+  d.nvlink_latency_us = f.link.latency_us;
+  d.nvlink_bandwidth_GBps = f.link.bandwidth_GBps;
+  d.p2p_efficiency = f.p2p.bandwidth_GBps / f.link.bandwidth_GBps;
+  d.collective_efficiency = f.allreduce.bandwidth_GBps / f.link.bandwidth_GBps;
+  // 0 would mean "the link's latency"; a measured zero is kept as a tiny positive figure.
+  d.collective_latency_us = std::max(1e-6, f.allreduce.latency_us);
+  d.large_message_KiB = f.large_message_KiB;
+  d.large_message_p2p_efficiency = f.p2p.large_bandwidth_GBps / f.p2p.bandwidth_GBps;
+  d.large_message_collective_efficiency = f.allreduce.large_bandwidth_GBps / f.allreduce.bandwidth_GBps;
 }
 
 StatusOr<DeviceProfile> device_profile_from_calibration(const ComputeCalibration& c, const std::string& name,
@@ -377,8 +438,12 @@ std::string comm_report(const CommCalibration& c, const LinkFit& f) {
                   i < c.allreduce.size() ? c.allreduce[i].seconds * 1e6 : 0.0);
     os << line;
   }
-  std::snprintf(line, sizeof line, "  fit: latency %.2f us, bandwidth %.2f GB/s; MAPE p2p %.1f %%, all-reduce %.1f %%\n",
-                f.link.latency_us, f.link.bandwidth_GBps, f.p2p_mape, f.allreduce_mape);
+  std::snprintf(line, sizeof line,
+                "  fit p2p:        latency %.2f us, bandwidth %.2f GB/s (beyond %.0f KiB: %.2f GB/s); MAPE %.1f %%\n"
+                "  fit all-reduce: latency %.2f us, bandwidth %.2f GB/s (beyond %.0f KiB: %.2f GB/s); MAPE %.1f %%\n",
+                f.p2p.latency_us, f.p2p.bandwidth_GBps, f.large_message_KiB, f.p2p.large_bandwidth_GBps, f.p2p_mape,
+                f.allreduce.latency_us, f.allreduce.bandwidth_GBps, f.large_message_KiB, f.allreduce.large_bandwidth_GBps,
+                f.allreduce_mape);
   os << line;
   return os.str();
 }

@@ -12,9 +12,11 @@
 // error, with the cost model itself as the predictor (no second copy of the formula).
 //
 // Communication (all ranks of a communicator, rank 0 keeps the samples): ping-pong between ranks 0
-// and 1 over message sizes, and all_reduce_sum over all ranks. One alpha-beta pair (latency,
-// effective bandwidth) is fitted to both with the cost model's p2p and ring all-reduce formulas;
-// collective_efficiency is then 1 (the fitted bandwidth is already the achieved one).
+// and 1 over message sizes, and all_reduce_sum over all ranks. p2p and all-reduce get separate
+// latency/bandwidth pairs (one line for both over-predicted p2p sends by 270 % and under-predicted
+// gradient all-reduces by 90 %), each piecewise in message size: bytes beyond a common threshold
+// (chosen among the sample sizes, or none) move at their own rate — the caches overflow. The fit
+// is written as the DeviceProfile's link fields the cost model reads (apply_link_fit).
 //
 // Timing: each case is repeated until `min_time_s` has passed (at least 3 repetitions); the
 // median repetition is kept. Thread-safety: functions use the given backend/communicator, which
@@ -78,14 +80,24 @@ struct GemmFit {
   int evaluations = 0;
 };
 
-struct LinkFit {
-  LinkSpec link;            // latency and effective (achieved) bandwidth
-  double p2p_mape = 0, allreduce_mape = 0;  // percent
+// One kind of transfer: t = alpha_s + bytes_up_to_threshold / bw + bytes_beyond / large_bw (p2p),
+// with the ring all-reduce's factors 2(n−1) on alpha and 2(n−1)/n on the byte terms.
+struct LinkLine {
+  double latency_us = 0;
+  double bandwidth_GBps = 0;
+  double large_bandwidth_GBps = 0;  // = bandwidth_GBps without a large-message regime
 };
 
-// Generic Nelder–Mead (standard coefficients) minimising f from x0 with initial simplex step.
-std::vector<double> nelder_mead(const std::function<double(const std::vector<double>&)>& f, std::vector<double> x0,
-                                double step, int max_evaluations, int* evaluations = nullptr);
+struct LinkFit {
+  LinkLine p2p, allreduce;
+  double large_message_KiB = 0;  // 0: one regime
+  double p2p_mape = 0, allreduce_mape = 0;  // percent
+  LinkSpec link;  // intra-node link written to the profile: p2p latency, max of both bandwidths
+};
+
+// The profile fields of `fit`: nvlink_* = fit.link, p2p/collective efficiencies (both ≤ 1),
+// collective_latency_us, large_message_*.
+void apply_link_fit(const LinkFit& fit, DeviceProfile& device);
 
 // Benchmarks (see the file comment).
 StatusOr<ComputeCalibration> calibrate_compute(Backend& backend, const CalibrationOptions& options);
@@ -99,8 +111,10 @@ double model_gemm_time(const DeviceProfile& device, double m, double n, double k
 // launch cost are kept) to `samples`; errors when there are fewer than 2 samples or a time ≤ 0.
 StatusOr<GemmFit> fit_gemm_model(const std::vector<GemmSample>& samples, const DeviceProfile& device);
 
-// Alpha-beta fit over p2p (t = α + B/β) and ring all-reduce over `ranks`
-// (t = 2(n−1)/n·B/β + 2(n−1)·α) samples by weighted least squares on relative error.
+// Fit of LinkFit: for each candidate threshold (none, or each sample size but the two largest),
+// linear least squares on relative error per kind (latency ≥ 0, rates > 0); the threshold with the
+// smallest summed mean squared relative error wins, none unless a threshold lowers it by 10 %.
+// Needs ≥ 2 p2p samples and, with ranks ≥ 2, ≥ 2 all-reduce samples.
 StatusOr<LinkFit> fit_link(const std::vector<SizeSample>& p2p, const std::vector<SizeSample>& allreduce, int ranks);
 
 // The DeviceProfile the compute calibration implies (name `name`; all three peaks = the fitted

@@ -12,7 +12,9 @@
 #include <sstream>
 
 #include "exec/calibrate.h"
+#include "model/cost_model.h"
 #include "model/layout.h"
+#include "model/optimize.h"
 #include "model/scenario_io.h"
 #include "sim/simulate.h"
 #include "sim/trace.h"
@@ -36,9 +38,12 @@ struct PlanSpec {
 // Fitting plans: per rank count a plain 1F1B run and one with 1-sequence microbatches (so the
 // per-layer overhead, which does not scale with the microbatch, and the compute share, which does,
 // are both identifiable). Everything else (EE schedules, GPipe, fill, ZB-H1, other layouts) is judged.
+// A third np-2 fitting plan (EE-1F1B, 1-sequence microbatches) has exits on a pipeline, so the
+// per-exit overhead is identifiable apart from the per-layer one.
 constexpr PlanSpec kPlans[] = {
     {"np2-pp2-1f1b", 2, 2, 1, ScheduleKind::k1F1B, false, 4, true},
     {"np2-dp2-nopipe-mb1", 2, 1, 2, ScheduleKind::kNoPipelining, true, 4, true, 1},
+    {"np2-pp2-ee1f1b-mb1", 2, 2, 1, ScheduleKind::kEE1F1B, true, 4, true, 1},
     {"np2-pp2-ee1f1b", 2, 2, 1, ScheduleKind::kEE1F1B, true, 4, false},
     {"np2-pp2-gpipe", 2, 2, 1, ScheduleKind::kGPipe, true, 4, false},
     {"np2-pp2-eefill", 2, 2, 1, ScheduleKind::kEEFill, true, 4, false},
@@ -188,14 +193,29 @@ StatusOr<PlanMeasurement> run_plan(const FidelityPlan& plan, const std::string& 
   return m;
 }
 
-DeviceProfile apply_residuals(const DeviceProfile& device, const ResidualFit& fit, int np) {
+DeviceProfile apply_residuals(const DeviceProfile& device, const ResidualFit& fit) {
   DeviceProfile d = device;
   d.per_layer_overhead_us = fit.per_layer_overhead_us;
-  const auto it = fit.compute_share.find(np);
-  const double share = it == fit.compute_share.end() ? 1.0 : it->second;
-  d.peak_tflops_fp32 *= share, d.peak_tflops_fp16 *= share, d.peak_tflops_bf16 *= share;
-  d.memory_bandwidth_GBps *= share;
+  d.per_exit_overhead_us = fit.per_exit_overhead_us;
+  d.compute_share = fit.compute_share;
+  d.oversubscribed_efficiency = fit.oversubscribed_efficiency;
   return d;
+}
+
+Status pin_fill_counts(std::vector<FidelityPlan>& plans, const DeviceProfile& device) {
+  for (FidelityPlan& p : plans) {
+    ParallelSpec& par = p.scenario.parallel;
+    if (par.schedule != ScheduleKind::kEEFill || (par.num_fill_warmup_microbatches >= 0 && par.num_fill_cooldown_microbatches >= 0))
+      continue;
+    SimulateOptions o;
+    o.record_timeline = false;
+    o.compare_without_exits = false;
+    auto r = simulate(with_device(p.scenario, device), o);
+    if (!r.is_ok()) return r.status().with_context("plan " + p.name);
+    if (par.num_fill_warmup_microbatches < 0) par.num_fill_warmup_microbatches = r->summary.num_fill_warmup;
+    if (par.num_fill_cooldown_microbatches < 0) par.num_fill_cooldown_microbatches = r->summary.num_fill_cooldown;
+  }
+  return Status::ok();
 }
 
 Scenario with_device(const Scenario& scenario, const DeviceProfile& device) {
@@ -216,35 +236,63 @@ StatusOr<double> predict(const Scenario& scenario, Timeline* timeline) {
   return r.summary.iteration_time_s;
 }
 
+namespace {
+// Whether the plan's ranks time-share the host's cores on `device` (CostModel::compute_share rule).
+bool oversubscribed(const Scenario& sc, const DeviceProfile& device) {
+  const Scenario s = with_device(sc, device);
+  auto L = derive_layout(s);
+  if (!L.is_ok()) return false;
+  Scenario a = s, b = s;
+  a.cluster.device.oversubscribed_efficiency = 1;
+  b.cluster.device.oversubscribed_efficiency = 0.5;
+  return CostModel(a, *L).compute_share() != CostModel(b, *L).compute_share();
+}
+}  // namespace
+
 StatusOr<ResidualFit> fit_residuals(const std::vector<FidelityPlan>& plans, const std::vector<PlanMeasurement>& measured,
                                     const DeviceProfile& device) {
   std::vector<std::pair<const FidelityPlan*, double>> rows;
+  bool with_exits = false, without_exits = false, over = false, under = false;
   for (const PlanMeasurement& m : measured) {
     if (!m.for_fit) continue;
     const auto it = std::find_if(plans.begin(), plans.end(), [&](const FidelityPlan& p) { return p.name == m.name; });
     if (it == plans.end()) return Status::invalid_argument("measurement of unknown plan " + m.name);
     if (!(m.measured_s > 0)) return Status::invalid_argument("plan " + m.name + ": measured time must be > 0");
     rows.push_back({&*it, m.measured_s});
+    (it->scenario.exits.exit_layer_nums.empty() ? without_exits : with_exits) = true;
+    (oversubscribed(it->scenario, device) ? over : under) = true;
   }
   if (rows.empty()) return Status::invalid_argument("no fitting plan among the measurements");
-  std::vector<int> nps;
-  for (const auto& r : rows)
-    if (std::find(nps.begin(), nps.end(), r.first->np()) == nps.end()) nps.push_back(r.first->np());
-  std::sort(nps.begin(), nps.end());
-  // Coordinates: log(1 + overhead/10 µs), then logit(share) per rank count (share in (0, 1]... up
-  // to 1.5: a rank may beat the single-thread micro-benchmark when caches are warmer).
+  // Free coordinates: log(1 + overhead/10 µs) for the per-layer (and, with plans with and without
+  // exits, the per-exit) overhead; 1.5·logistic for the compute share (a rank may beat the
+  // single-thread micro-benchmark when its caches are warmer) and, when some fitting plan time-shares
+  // the cores and some does not, the oversubscribed efficiency.
+  const bool fit_exit = with_exits && without_exits, fit_over = over && under;
+  ResidualFit base;
+  base.per_layer_overhead_us = device.per_layer_overhead_us;
+  base.per_exit_overhead_us = fit_exit ? 0 : device.per_exit_overhead_us;
+  base.compute_share = device.compute_share;
+  base.oversubscribed_efficiency = device.oversubscribed_efficiency;
+  base.fitted = {"per_layer_overhead_us", "compute_share"};
+  if (fit_exit) base.fitted.push_back("per_exit_overhead_us");
+  if (fit_over) base.fitted.push_back("oversubscribed_efficiency");
+  auto overhead = [](double x) { return 10.0 * std::expm1(std::clamp(x, 0.0, 12.0)); };
+  auto fraction = [](double x) { return 1.5 / (1.0 + std::exp(-x)); };
   auto decode = [&](const std::vector<double>& x) {
-    ResidualFit f;
-    f.per_layer_overhead_us = 10.0 * std::expm1(std::clamp(x[0], 0.0, 12.0));
-    for (size_t i = 0; i < nps.size(); ++i) f.compute_share[nps[i]] = 1.5 / (1.0 + std::exp(-x[i + 1]));
+    ResidualFit f = base;
+    size_t i = 0;
+    f.per_layer_overhead_us = overhead(x[i++]);
+    f.compute_share = fraction(x[i++]);
+    if (fit_exit) f.per_exit_overhead_us = overhead(x[i++]);
+    if (fit_over) f.oversubscribed_efficiency = fraction(x[i++]);
     return f;
   };
   Status error = Status::ok();
   auto objective = [&](const std::vector<double>& x) {
-    const ResidualFit f = decode(x);
+    const DeviceProfile d = apply_residuals(device, decode(x));
     double e = 0;
     for (const auto& [plan, t] : rows) {
-      auto p = predict(with_device(plan->scenario, apply_residuals(device, f, plan->np())));
+      auto p = predict(with_device(plan->scenario, d));
       if (!p.is_ok()) {
         error = p.status();
         return 1e300;
@@ -253,24 +301,22 @@ StatusOr<ResidualFit> fit_residuals(const std::vector<FidelityPlan>& plans, cons
     }
     return e / static_cast<double>(rows.size());
   };
-  std::vector<double> x0(nps.size() + 1, std::log(2.0));  // share 1.5/(1+0.5) = 1
-  x0[0] = 0;
+  std::vector<double> x0(base.fitted.size(), std::log(2.0));  // fractions 1.5/(1+0.5) = 1
+  x0[0] = 0;                                                   // no per-layer overhead
+  if (fit_exit) x0[2] = 0;
   int evals = 0;
-  std::vector<double> x = nelder_mead(objective, x0, 0.5, 300, &evals);
-  x = nelder_mead(objective, x, 0.1, 200, &evals);
+  std::vector<double> x = nelder_mead(objective, x0, 0.5, 400, &evals);
+  x = nelder_mead(objective, x, 0.1, 300, &evals);
   if (!error.is_ok()) return error;
   ResidualFit fit = decode(x);
+  const DeviceProfile d = apply_residuals(device, fit);
   double sum = 0;
   for (const auto& [plan, t] : rows) {
-    EELLM_ASSIGN_OR_RETURN(double p, predict(with_device(plan->scenario, apply_residuals(device, fit, plan->np()))));
+    EELLM_ASSIGN_OR_RETURN(double p, predict(with_device(plan->scenario, d)));
     sum += absolute_percentage_error(p, t);
   }
   fit.fit_mape = sum / static_cast<double>(rows.size());
   return fit;
-}
-
-double absolute_percentage_error(double predicted, double measured) {
-  return 100.0 * std::fabs(predicted - measured) / measured;
 }
 
 FidelityReport summarize_fidelity(const std::vector<PlanMeasurement>& plans) {

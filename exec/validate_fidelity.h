@@ -4,10 +4,16 @@
 // percentage error (MAPE), plus the error per op kind (sim/timeline.h compare()).
 //
 // Fitting vs judging: every plan is marked `for_fit` or not. The residual free parameters the
-// micro-benchmarks cannot see — per_layer_overhead_us (framework work per layer and microbatch)
-// and, per rank count, the share of a core a rank really gets (`compute_share`: 4 ranks on a
-// 2-core machine time-share it) — are fitted on the fitting plans only; the MAPE that counts is
-// the one over the judged plans, which never enter the fit.
+// micro-benchmarks cannot see — per_layer_overhead_us (framework work per layer and microbatch),
+// per_exit_overhead_us (the same per exit head), the share of the calibrated throughput a rank
+// really gets (compute_share) and, when ranks × threads exceed the cores (4 ranks on a 2-core
+// machine time-share them), oversubscribed_efficiency — are DeviceProfile fields, fitted on the
+// fitting plans only; the MAPE that counts is the one over the judged plans, which never enter the
+// fit. Predictions read nothing but the profile, so `eellm simulate` with the fitted profile
+// (--fitted-out) predicts what validate predicts.
+//
+// EE fill counts follow from the backward/forward time ratio; the plans pin them to the counts the
+// simulator derives with the given profile (pin_fill_counts), so the executor runs the same lists.
 //
 // Measured iteration time: the median over the iterations after the first (warm-up) of world
 // rank 0's wall time per iteration (the executor's metrics file), excluding the last, traced
@@ -58,20 +64,27 @@ StatusOr<std::vector<double>> read_iteration_seconds(const std::string& metrics_
 // last value.
 double measured_iteration_seconds(const std::vector<double>& seconds);
 
-// Residual parameters fitted on the fitting plans.
+// Residual parameters fitted on the fitting plans (the DeviceProfile fields of the same names).
 struct ResidualFit {
   double per_layer_overhead_us = 0;
-  std::map<int, double> compute_share;  // np → fraction of the calibrated throughput a rank gets
-  double fit_mape = 0;                  // percent, over the fitting plans
+  double per_exit_overhead_us = 0;
+  double compute_share = 1;
+  double oversubscribed_efficiency = 1;
+  double fit_mape = 0;  // percent, over the fitting plans
+  std::vector<std::string> fitted;  // names of the parameters the fitting plans could identify
 };
-// `device` with the residual parameters of `np` applied (compute peaks and bandwidth × share).
-DeviceProfile apply_residuals(const DeviceProfile& device, const ResidualFit& fit, int np);
+// `device` with the residual fields set from `fit`.
+DeviceProfile apply_residuals(const DeviceProfile& device, const ResidualFit& fit);
+// Sets parallel.num_fill_* of every EE-fill plan that derives them (-1) to the counts the
+// simulator derives on `device`.
+Status pin_fill_counts(std::vector<FidelityPlan>& plans, const DeviceProfile& device);
 // The plan's scenario on `device` (cluster intra_node link = the device's nvlink_* figures).
 Scenario with_device(const Scenario& scenario, const DeviceProfile& device);
 // Simulated iteration seconds (and the predicted timeline when `timeline` is non-null).
 StatusOr<double> predict(const Scenario& scenario, Timeline* timeline = nullptr);
 // Fits ResidualFit on the measurements marked for_fit (others ignored), minimising the mean
-// squared log error with Nelder–Mead. Rank counts without a fitting plan keep share 1.
+// squared log error with Nelder–Mead. Parameters the fitting plans cannot identify (no plan with
+// exits, none oversubscribed) keep `device`'s values.
 StatusOr<ResidualFit> fit_residuals(const std::vector<FidelityPlan>& plans, const std::vector<PlanMeasurement>& measured,
                                     const DeviceProfile& device);
 
@@ -91,8 +104,6 @@ struct FidelityReport {
   std::vector<std::string> not_executed; // op kinds predicted but ~0 when measured (ZB-H1's W)
   std::string to_text() const;
 };
-// Absolute percentage error of one prediction (measured > 0).
-double absolute_percentage_error(double predicted, double measured);
 FidelityReport summarize_fidelity(const std::vector<PlanMeasurement>& plans);
 
 }  // namespace eellm::exec

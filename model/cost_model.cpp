@@ -220,10 +220,11 @@ double CostModel::gemm_time_raw(double m, double n, double k) const {
   const double nmin = std::min({m, n, k});
   const double shape_eff = nmin / (nmin + std::max(0.0, dev.gemm_half_efficiency_dim));
   const double eff = std::max(1e-6, dev.gemm_max_efficiency * util * shape_eff);
-  const double t_compute = 2 * m * n * k / (peak_flops() * eff);
+  const double share = compute_share();
+  const double t_compute = 2 * m * n * k / (peak_flops() * share * eff);
   const double t_memory =
       activation_element_bytes() * (m * k + k * n + m * n) /
-      (dev.memory_bandwidth_GBps * 1e9 * std::max(1e-6, dev.elementwise_efficiency));
+      (dev.memory_bandwidth_GBps * share * 1e9 * std::max(1e-6, dev.elementwise_efficiency));
   return std::max(t_compute, t_memory);
 }
 
@@ -235,7 +236,22 @@ double CostModel::gemm_time(double m, double n, double k) const {
 double CostModel::elementwise_time_raw(double bytes) const {
   if (bytes <= 0) return 0;
   const DeviceProfile& dev = scenario_->cluster.device;
-  return bytes / (dev.memory_bandwidth_GBps * 1e9 * std::max(1e-6, dev.elementwise_efficiency));
+  return bytes / (dev.memory_bandwidth_GBps * compute_share() * 1e9 *
+                  std::max(1e-6, dev.elementwise_efficiency));
+}
+
+double CostModel::compute_share() const {
+  const DeviceProfile& dev = scenario_->cluster.device;
+  const double share = dev.compute_share > 0 ? dev.compute_share : 1.0;
+  if (dev.host_cores <= 0) return share;
+  const Layout& L = *layout_;
+  const int ranks = std::max(1, std::min(L.tp * L.pp * L.dp, std::max(1, scenario_->cluster.gpus_per_node)));
+  // The executor's default: each rank gets cores / ranks threads (at least one).
+  const int threads = scenario_->execution.num_threads > 0 ? scenario_->execution.num_threads
+                                                            : std::max(1, dev.host_cores / ranks);
+  const double demand = static_cast<double>(ranks) * threads;
+  if (demand <= dev.host_cores) return share;
+  return share * dev.oversubscribed_efficiency * dev.host_cores / demand;
 }
 
 double CostModel::elementwise_time(double bytes) const {
@@ -243,12 +259,30 @@ double CostModel::elementwise_time(double bytes) const {
   return std::max(elementwise_time_raw(bytes), scenario_->cluster.device.kernel_launch_us * kUs);
 }
 
+// Seconds to move `bytes` at `bw` bytes/s, the part beyond the device's large-message threshold at
+// `large_eff` × bw (caches overflow: a CPU's shared-memory transport slows down past them).
+double CostModel::transfer_seconds(double bytes, double bw, bool collective) const {
+  const DeviceProfile& dev = scenario_->cluster.device;
+  const double limit = dev.large_message_KiB * 1024.0;
+  if (!(limit > 0) || bytes <= limit) return bytes / bw;
+  const double eff = std::max(1e-6, collective ? dev.large_message_collective_efficiency
+                                               : dev.large_message_p2p_efficiency);
+  return limit / bw + (bytes - limit) / (bw * eff);
+}
+
 double CostModel::p2p_time(int64_t bytes, bool inter_node) const {
   if (bytes < 0) return 0;  // a zero-byte message still pays the latency (the simulator probes it)
   const ClusterSpec& c = scenario_->cluster;
   const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
-  const double bw = std::max(1e-9, link.bandwidth_GBps * 1e9 * c.device.collective_efficiency);
-  return link.latency_us * kUs + static_cast<double>(bytes) / bw;
+  const double eff = c.device.p2p_efficiency > 0 ? c.device.p2p_efficiency : c.device.collective_efficiency;
+  const double bw = std::max(1e-9, link.bandwidth_GBps * 1e9 * eff);
+  return link.latency_us * kUs + transfer_seconds(static_cast<double>(bytes), bw, false);
+}
+
+double CostModel::collective_latency(bool inter_node) const {
+  const ClusterSpec& c = scenario_->cluster;
+  const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
+  return (c.device.collective_latency_us > 0 ? c.device.collective_latency_us : link.latency_us) * kUs;
 }
 
 double CostModel::allreduce_time(int64_t bytes, int group, bool inter_node,
@@ -257,12 +291,14 @@ double CostModel::allreduce_time(int64_t bytes, int group, bool inter_node,
   const ClusterSpec& c = scenario_->cluster;
   const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
   const double bw = std::max(1e-9, link.bandwidth_GBps * 1e9 * c.device.collective_efficiency);
-  const double n = group, a = link.latency_us * kUs, B = static_cast<double>(bytes);
+  const double n = group, a = collective_latency(inter_node), B = static_cast<double>(bytes);
+  // The large-message regime applies to the buffer size (what overflows the caches).
+  const double move = transfer_seconds(B, bw, true);
   if (algo == CollectiveAlgo::kTree) {
     // Pipelined (double binary) tree: reduce up and broadcast down, each moving the buffer once.
-    return 2 * std::ceil(std::log2(n)) * a + 2 * B / bw;
+    return 2 * std::ceil(std::log2(n)) * a + 2 * move;
   }
-  return 2 * (n - 1) / n * B / bw + 2 * (n - 1) * a;
+  return 2 * (n - 1) / n * move + 2 * (n - 1) * a;
 }
 
 double CostModel::reduce_scatter_time(int64_t bytes, int group, bool inter_node) const {
@@ -271,7 +307,8 @@ double CostModel::reduce_scatter_time(int64_t bytes, int group, bool inter_node)
   const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
   const double bw = std::max(1e-9, link.bandwidth_GBps * 1e9 * c.device.collective_efficiency);
   const double n = group;
-  return (n - 1) / n * static_cast<double>(bytes) / bw + (n - 1) * link.latency_us * kUs;
+  return (n - 1) / n * transfer_seconds(static_cast<double>(bytes), bw, true) +
+         (n - 1) * collective_latency(inter_node);
 }
 
 double CostModel::allgather_time(int64_t bytes, int group, bool inter_node) const {
@@ -365,7 +402,8 @@ ChunkCosts CostModel::chunk(int virtual_stage) const {
 
   // Attention core: QKᵀ and A·V as batched GEMMs at attention_efficiency, softmax element-wise.
   const double core_flops = 2 * (2 * d.b * d.nh / t * d.s * d.s * d.kv);
-  const double core_t = core_flops / (peak_flops() * std::max(1e-6, dev.attention_efficiency));
+  const double core_t =
+      core_flops / (peak_flops() * compute_share() * std::max(1e-6, dev.attention_efficiency));
   const double softmax_bytes = 2 * d.b * d.nh / t * d.s * d.s * e;
   const Seq core{{core_t + elementwise_time_raw(softmax_bytes),
                   2 * core_t + elementwise_time_raw(2 * softmax_bytes), 0},
@@ -452,6 +490,10 @@ ChunkCosts CostModel::chunk(int virtual_stage) const {
     }
     rest += projection_seq();
     o += rest.finish(launch);
+    // Fitted residual per head (framework work the kernels do not show: loss bookkeeping, the
+    // head's small ops), charged like per_layer_overhead_us.
+    o.fwd += dev.per_exit_overhead_us * kUs;
+    o.bwd_input += dev.per_exit_overhead_us * kUs;
     f += scaled(projection_flops(d), 1 / t);
     cc.exits.push_back(o);
     cc.exit_flops.push_back(f);

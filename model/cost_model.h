@@ -160,11 +160,18 @@ class CostModel {
   double p2p_activation_time(int stage) const;
   // Tensor-parallel group crosses nodes (tp > gpus_per_node).
   bool tp_group_inter_node() const;
+  // Fraction of the profile's compute throughput one rank gets (DeviceProfile::compute_share, and
+  // the CPU time-sharing rule when ranks × threads exceed host_cores); 1 for spec-sheet profiles.
+  double compute_share() const;
+  // Per-step latency of a collective (DeviceProfile::collective_latency_us, else the link's).
+  double collective_latency(bool inter_node) const;
 
  private:
   // Device time of a kernel without the launch floor (chunk() applies launch cost per sequence).
   double gemm_time_raw(double m, double n, double k) const;
   double elementwise_time_raw(double bytes) const;
+  // Seconds to move `bytes` at `bw` bytes/s with the large-message regime of p2p or collectives.
+  double transfer_seconds(double bytes, double bw, bool collective) const;
 
   const Scenario* scenario_;
   const Layout* layout_;

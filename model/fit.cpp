@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "model/layout.h"
+#include "model/optimize.h"
 #include "model/scenario_fields.h"
 
 namespace eellm {
@@ -321,67 +322,6 @@ StatusOr<Problem> make_problem(const std::vector<CalibrationRow>& rows,
   return pr;
 }
 
-// Nelder–Mead (standard coefficients) minimising f from x0 with initial step `step`.
-template <typename F>
-std::vector<double> nelder_mead(F&& f, std::vector<double> x0, double step, int max_evals,
-                                int* evals) {
-  const size_t n = x0.size();
-  std::vector<std::vector<double>> pts(n + 1, x0);
-  std::vector<double> val(n + 1);
-  for (size_t i = 0; i < n; ++i) pts[i + 1][i] += step;
-  for (size_t i = 0; i <= n; ++i) val[i] = f(pts[i]);
-  *evals += static_cast<int>(n + 1);
-  std::vector<size_t> order(n + 1);
-  auto combine = [&](const std::vector<double>& c, const std::vector<double>& w, double t) {
-    std::vector<double> r(n);
-    for (size_t j = 0; j < n; ++j) r[j] = c[j] + t * (w[j] - c[j]);
-    return r;
-  };
-  for (int it = 0; *evals < max_evals; ++it) {
-    for (size_t i = 0; i <= n; ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return val[a] < val[b]; });
-    const size_t best = order[0], worst = order[n], second = order[n - 1];
-    if (std::abs(val[worst] - val[best]) < 1e-12 * (1 + std::abs(val[best]))) break;
-    std::vector<double> c(n, 0.0);
-    for (size_t i = 0; i <= n; ++i)
-      if (i != worst)
-        for (size_t j = 0; j < n; ++j) c[j] += pts[i][j] / static_cast<double>(n);
-    const std::vector<double> xr = combine(c, pts[worst], -1.0);
-    const double fr = f(xr);
-    ++*evals;
-    if (fr < val[best]) {
-      const std::vector<double> xe = combine(c, pts[worst], -2.0);
-      const double fe = f(xe);
-      ++*evals;
-      if (fe < fr)
-        pts[worst] = xe, val[worst] = fe;
-      else
-        pts[worst] = xr, val[worst] = fr;
-    } else if (fr < val[second]) {
-      pts[worst] = xr, val[worst] = fr;
-    } else {
-      const bool outside = fr < val[worst];
-      const std::vector<double> xc = combine(c, outside ? xr : pts[worst], 0.5);
-      const double fc = f(xc);
-      ++*evals;
-      if (fc < std::min(fr, val[worst])) {
-        pts[worst] = xc, val[worst] = fc;
-      } else {  // shrink towards the best point
-        for (size_t i = 0; i <= n; ++i) {
-          if (i == best) continue;
-          pts[i] = combine(pts[best], pts[i], 0.5);
-          val[i] = f(pts[i]);
-          ++*evals;
-        }
-      }
-    }
-  }
-  size_t best = 0;
-  for (size_t i = 1; i <= n; ++i)
-    if (val[i] < val[best]) best = i;
-  return pts[best];
-}
-
 }  // namespace
 
 double get_fit_param(const DeviceProfile& d, FitParam p) {
@@ -402,11 +342,11 @@ double calibration_mape(const std::vector<CalibrationRow>& rows, const DevicePro
     const double pred = pr->predict(i);
     if (predicted_ms) (*predicted_ms)[i] = pred * 1e3;
     if (which == 2 || (which == 1) == pr->validation[i]) {
-      sum += std::abs(pred - pr->measured_s[i]) / pr->measured_s[i];
+      sum += absolute_percentage_error(pred, pr->measured_s[i]);
       ++n;
     }
   }
-  return n > 0 ? 100.0 * sum / n : 0.0;
+  return n > 0 ? sum / n : 0.0;
 }
 
 StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows,
@@ -454,8 +394,8 @@ StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows,
     std::vector<double> x;
     for (FitParam p : options.params) x.push_back(to_coord(p, get_fit_param(s0, p)));
     for (int run = 0; run <= options.restarts; ++run)
-      x = nelder_mead(objective, x, run % 2 == 0 ? 1.0 : 0.25,
-                      res.evaluations + options.max_evaluations, &res.evaluations);
+      x = nelder_mead(objective, x, run % 2 == 0 ? 1.0 : 0.25, options.max_evaluations,
+                      &res.evaluations);
     const double v = objective(x);
     if (v < best_value) best_value = v, best = x;
   }

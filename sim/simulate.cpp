@@ -101,10 +101,13 @@ SimCosts sim_costs_from_model(const CostModel& cm) {
     rt.embedding_bytes = cm.embedding_group_bytes();
     rt.optimizer = seconds_to_ns(cm.optimizer_step_time(r) * share);
     c.ranks.push_back(rt);
-    // Alpha-beta figures of the hop r → r+1 taken from the cost model's p2p time.
+    // Alpha-beta figures of the hop r → r+1 taken from the cost model's p2p time at the size this
+    // layout sends (its activation), so a profile with a large-message regime is exact for it.
     LinkTimes lk;
     const bool inter = cm.pp_hop_inter_node(r);
-    const int64_t probe = int64_t{1} << 30;
+    const int64_t sent = c.chunks.empty() ? 0 : c.chunks[static_cast<size_t>(r) % c.chunks.size()].p2p_bytes;
+    const bool piecewise = cm.scenario().cluster.device.large_message_KiB > 0;
+    const int64_t probe = piecewise && sent > 0 ? sent : int64_t{1} << 30;
     const double t0 = cm.p2p_time(0, inter), t1 = cm.p2p_time(probe, inter);
     lk.latency = seconds_to_ns(t0);
     lk.ns_per_byte = (t1 - t0) * 1e9 / static_cast<double>(probe);

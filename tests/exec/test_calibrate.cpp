@@ -9,8 +9,13 @@
 
 #include "exec/calibrate.h"
 #include "exec/validate_fidelity.h"
+#include "model/cost_model.h"
 #include "model/fit.h"
+#include "model/layout.h"
+#include "model/optimize.h"
 #include "model/scenario_io.h"
+#include "sim/schedule.h"
+#include "sim/simulate.h"
 
 namespace eellm::exec {
 namespace {
@@ -90,21 +95,54 @@ TEST(Calibrate, GemmFitRecoversModelParameters) {
   EXPECT_NE(bad.status().message().find("must be > 0"), std::string::npos);
 }
 
-TEST(Calibrate, LinkFitRecoversAlphaBeta) {
-  const double alpha = 3e-6, bw = 4e9;  // 3 µs, 4 GB/s
+TEST(Calibrate, LinkFitRecoversOneLinePerKind) {
+  // p2p: 3 µs, 4 GB/s; all-reduce: 20 µs per step, 1.5 GB/s — one line for both would miss both.
   const int n = 4;
   std::vector<SizeSample> p2p, ar;
   for (double b = 8; b <= (64 << 20); b *= 4) {
-    p2p.push_back({b, alpha + b / bw});
-    ar.push_back({b, 2.0 * (n - 1) * alpha + 2.0 * (n - 1) / n * b / bw});
+    p2p.push_back({b, 3e-6 + b / 4e9});
+    ar.push_back({b, 2.0 * (n - 1) * 20e-6 + 2.0 * (n - 1) / n * b / 1.5e9});
   }
   auto f = fit_link(p2p, ar, n);
   ASSERT_TRUE(f.is_ok()) << f.status().to_string();
-  EXPECT_NEAR(f->link.latency_us, 3.0, 1e-6);
-  EXPECT_NEAR(f->link.bandwidth_GBps, 4.0, 1e-6);
+  EXPECT_NEAR(f->p2p.latency_us, 3.0, 1e-6);
+  EXPECT_NEAR(f->p2p.bandwidth_GBps, 4.0, 1e-6);
+  EXPECT_NEAR(f->allreduce.latency_us, 20.0, 1e-6);
+  EXPECT_NEAR(f->allreduce.bandwidth_GBps, 1.5, 1e-6);
+  EXPECT_EQ(f->large_message_KiB, 0);  // no regime change in the data: none fitted
   EXPECT_LT(f->p2p_mape, 1e-6);
   EXPECT_LT(f->allreduce_mape, 1e-6);
   EXPECT_FALSE(fit_link({p2p[0]}, {}, 1).is_ok());
+}
+
+TEST(Calibrate, LinkFitRecoversLargeMessageRegimeAndTheCostModelReproducesIt) {
+  // Beyond 512 KiB the bytes move at half (p2p) and a third (all-reduce) of the small-message rate.
+  const double limit = 512.0 * 1024, n = 2;
+  auto p2p_t = [&](double b) { return 2e-6 + std::min(b, limit) / 6e9 + std::max(0.0, b - limit) / 3e9; };
+  auto ar_t = [&](double b) {
+    return 2 * (n - 1) * 5e-6 + 2 * (n - 1) / n * (std::min(b, limit) / 3e9 + std::max(0.0, b - limit) / 1e9);
+  };
+  std::vector<SizeSample> p2p, ar;
+  for (double b = 8; b <= (32 << 20); b *= 4) p2p.push_back({b, p2p_t(b)}), ar.push_back({b, ar_t(b)});
+  auto f = fit_link(p2p, ar, 2);
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  EXPECT_NEAR(f->large_message_KiB, 512, 1e-9);
+  EXPECT_NEAR(f->p2p.latency_us, 2.0, 1e-6);
+  EXPECT_NEAR(f->p2p.bandwidth_GBps, 6.0, 1e-6);
+  EXPECT_NEAR(f->p2p.large_bandwidth_GBps, 3.0, 1e-6);
+  EXPECT_NEAR(f->allreduce.latency_us, 5.0, 1e-6);
+  EXPECT_NEAR(f->allreduce.bandwidth_GBps, 3.0, 1e-6);
+  EXPECT_NEAR(f->allreduce.large_bandwidth_GBps, 1.0, 1e-6);
+  // Written into a profile, the cost model's p2p and ring all-reduce times are the generating ones.
+  Scenario s;
+  apply_link_fit(*f, s.cluster.device);
+  s.cluster.intra_node = LinkSpec{s.cluster.device.nvlink_bandwidth_GBps, s.cluster.device.nvlink_latency_us};
+  const Layout layout;
+  const CostModel cm(s, layout);
+  for (double b : {64.0, 100e3, 3e6, 40e6}) {
+    EXPECT_NEAR(cm.p2p_time(static_cast<int64_t>(b), false), p2p_t(b), 1e-9 * p2p_t(b) + 1e-12) << b;
+    EXPECT_NEAR(cm.allreduce_time(static_cast<int64_t>(b), 2, false), ar_t(b), 1e-9 * ar_t(b) + 1e-12) << b;
+  }
 }
 
 TEST(Calibrate, NelderMeadFindsQuadraticMinimum) {
@@ -172,29 +210,67 @@ TEST(Fidelity, MeasuredIterationTimeSkipsWarmupAndTracedIteration) {
   std::filesystem::remove(p);
 }
 
-TEST(Fidelity, ResidualFitRecoversOverheadAndShare) {
-  auto plans = default_fidelity_plans({2});
+TEST(Fidelity, ResidualFitRecoversOverheadsShareAndOversubscription) {
+  auto plans = default_fidelity_plans({2, 4});
   ASSERT_TRUE(plans.is_ok()) << plans.status().to_string();
   auto device = load_device_profile("cpu-local");
   ASSERT_TRUE(device.is_ok());
+  device->host_cores = 2;  // np 4 time-shares the 2 cores, np 2 does not
   ResidualFit truth;
   truth.per_layer_overhead_us = 300;
-  truth.compute_share[2] = 0.8;
+  truth.per_exit_overhead_us = 2000;
+  truth.compute_share = 0.8;
+  truth.oversubscribed_efficiency = 0.9;
   std::vector<PlanMeasurement> measured;
   int fitting = 0;
   for (const FidelityPlan& p : *plans) {
-    auto t = predict(with_device(p.scenario, apply_residuals(*device, truth, p.np())));
+    auto t = predict(with_device(p.scenario, apply_residuals(*device, truth)));
     ASSERT_TRUE(t.is_ok()) << p.name << ": " << t.status().to_string();
     measured.push_back({p.name, p.np(), p.for_fit, *t, 0, {}, {}});
     fitting += p.for_fit;
   }
-  EXPECT_EQ(fitting, 2);
-  EXPECT_GE(plans->size(), 5u);
+  EXPECT_EQ(fitting, 5);
+  EXPECT_EQ(plans->size(), 15u);
   auto fit = fit_residuals(*plans, measured, *device);
   ASSERT_TRUE(fit.is_ok()) << fit.status().to_string();
-  EXPECT_NEAR(fit->per_layer_overhead_us, 300, 300 * 0.03);
-  EXPECT_NEAR(fit->compute_share.at(2), 0.8, 0.8 * 0.03);
+  EXPECT_EQ(fit->fitted.size(), 4u);
+  EXPECT_NEAR(fit->per_layer_overhead_us, 300, 300 * 0.05);
+  EXPECT_NEAR(fit->per_exit_overhead_us, 2000, 2000 * 0.05);
+  EXPECT_NEAR(fit->compute_share, 0.8, 0.8 * 0.03);
+  EXPECT_NEAR(fit->oversubscribed_efficiency, 0.9, 0.9 * 0.03);
   EXPECT_LT(fit->fit_mape, 0.5);
+}
+
+TEST(Fidelity, FillCountsArePinnedToTheSimulatorsAndTheRuntimeAgrees) {
+  auto plans = default_fidelity_plans({4});
+  ASSERT_TRUE(plans.is_ok()) << plans.status().to_string();
+  auto device = load_device_profile("cpu-local");
+  ASSERT_TRUE(device.is_ok());
+  ASSERT_TRUE(pin_fill_counts(*plans, *device).is_ok());
+  int pinned = 0;
+  for (const FidelityPlan& p : *plans) {
+    if (p.scenario.parallel.schedule != ScheduleKind::kEEFill) {
+      EXPECT_EQ(p.scenario.parallel.num_fill_warmup_microbatches, -1) << p.name;
+      continue;
+    }
+    ++pinned;
+    SimulateOptions o;
+    o.record_timeline = false;
+    auto r = simulate(with_device(p.scenario, *device), o);
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(p.scenario.parallel.num_fill_warmup_microbatches, r->summary.num_fill_warmup);
+    EXPECT_EQ(p.scenario.parallel.num_fill_cooldown_microbatches, r->summary.num_fill_cooldown);
+    // Pinned counts hold whatever backward/forward ratio the executor passes to make_schedule.
+    auto L = derive_layout(p.scenario);
+    ASSERT_TRUE(L.is_ok());
+    for (double ratio : {1.0, 2.0, 3.0}) {
+      auto sched = make_schedule(p.scenario, *L, ratio);
+      ASSERT_TRUE(sched.is_ok());
+      EXPECT_EQ(sched->num_fill_warmup, r->summary.num_fill_warmup);
+      EXPECT_EQ(sched->num_fill_cooldown, r->summary.num_fill_cooldown);
+    }
+  }
+  EXPECT_EQ(pinned, 1);
 }
 
 }  // namespace

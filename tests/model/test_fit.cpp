@@ -153,3 +153,55 @@ TEST(Fit, ShippedA100ProfileValidationMape) {
 
 }  // namespace
 }  // namespace eellm
+
+namespace eellm {
+namespace {
+
+// The residual terms `eellm validate` fits, as the cost model charges them.
+TEST(CostModelResiduals, ExitOverheadIsChargedPerHeadAndMicrobatchOnly) {
+  auto sc = load_scenario("tiny-ee");
+  ASSERT_TRUE(sc.is_ok()) << sc.status().to_string();
+  auto L = derive_layout(*sc);
+  ASSERT_TRUE(L.is_ok());
+  Scenario with = *sc;
+  with.cluster.device.per_exit_overhead_us = 1500;
+  const ChunkCosts a = CostModel(*sc, *L).chunk(0), b = CostModel(with, *L).chunk(0);
+  ASSERT_EQ(a.exits.size(), 2u);  // tiny-ee: exits after layers 2 and 4, one stage
+  for (size_t k = 0; k < a.exits.size(); ++k) {
+    EXPECT_NEAR(b.exits[k].fwd - a.exits[k].fwd, 1500e-6, 1e-12);
+    EXPECT_NEAR(b.exits[k].bwd_input - a.exits[k].bwd_input, 1500e-6, 1e-12);
+    EXPECT_DOUBLE_EQ(b.exits[k].bwd_weight, a.exits[k].bwd_weight);
+  }
+  EXPECT_DOUBLE_EQ(b.backbone.fwd, a.backbone.fwd);
+  EXPECT_DOUBLE_EQ(b.backbone.bwd_input, a.backbone.bwd_input);
+}
+
+TEST(CostModelResiduals, ComputeShareAndTimeSharingScaleComputeOnly) {
+  auto sc = load_scenario("tiny-ee");
+  ASSERT_TRUE(sc.is_ok());
+  sc->parallel.pipeline_model_parallel_size = 2;
+  sc->parallel.schedule = ScheduleKind::k1F1B;
+  sc->parallel.data_parallel_size = 2;
+  sc->parallel.world_size = 4;
+  sc->cluster.gpus_per_node = 4;
+  sc->execution.num_threads = 0;
+  sc->cluster.device.per_layer_overhead_us = 0;
+  auto L = derive_layout(*sc);
+  ASSERT_TRUE(L.is_ok()) << L.status().to_string();
+  Scenario shared = *sc;
+  shared.cluster.device.compute_share = 0.8;
+  shared.cluster.device.host_cores = 2;  // 4 ranks × 1 thread on 2 cores: half a core each
+  shared.cluster.device.oversubscribed_efficiency = 0.9;
+  const CostModel base(*sc, *L), cm(shared, *L);
+  const double share = 0.8 * 0.9 * 2.0 / 4.0;
+  EXPECT_NEAR(cm.compute_share(), share, 1e-12);
+  EXPECT_NEAR(cm.gemm_time(4096, 1024, 1024), base.gemm_time(4096, 1024, 1024) / share,
+              1e-9 * base.gemm_time(4096, 1024, 1024));
+  EXPECT_NEAR(cm.elementwise_time(1e9), base.elementwise_time(1e9) / share, 1e-9 * base.elementwise_time(1e9));
+  EXPECT_DOUBLE_EQ(cm.p2p_time(1 << 20, false), base.p2p_time(1 << 20, false));  // links are not compute
+  shared.cluster.device.host_cores = 4;  // enough cores: only the share
+  EXPECT_NEAR(CostModel(shared, *L).compute_share(), 0.8, 1e-12);
+}
+
+}  // namespace
+}  // namespace eellm

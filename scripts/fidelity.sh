@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Full fidelity run on a QUIET machine (nothing else compiling or running; check `uptime`):
+#   1. mpirun -np 2 eellm calibrate        → micro-benchmarks + link fit → $WORK/cpu-cal.yaml
+#   2. eellm validate --np 2,4             → runs the 15 plans under mpirun, fits the residuals on
+#                                            the 5 fitting plans, judges the other 10, and writes
+#                                            the fitted profile (what `eellm simulate` then reads)
+# and prints the judged-plan MAPE. With --install the fitted profile replaces
+# scenarios/devices/cpu-local.yaml (commit it with the figures in docs/accuracy.md).
+# About 8-10 minutes on the 2-core VM (calibrate ≈ 30 s, validate ≈ 7-9 min).
+#
+# Usage: scripts/fidelity.sh [--build DIR] [--steps N] [--install]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=build/release
+STEPS=4
+INSTALL=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --build) BUILD="$2"; shift 2 ;;
+    --steps) STEPS="$2"; shift 2 ;;
+    --install) INSTALL=1; shift ;;
+    *) echo "usage: $0 [--build DIR] [--steps N] [--install]" >&2; exit 2 ;;
+  esac
+done
+EELLM="$BUILD/cli/eellm"
+[[ -x "$EELLM" ]] || { echo "no $EELLM: build it first (cmake --build $BUILD --target eellm)" >&2; exit 1; }
+WORK=runs/fidelity
+mkdir -p "$WORK"
+MPIRUN=(mpirun --oversubscribe --allow-run-as-root --bind-to none)
+
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+start=$(date +%s)
+"${MPIRUN[@]}" -np 2 "$EELLM" calibrate --out "$WORK/cpu-cal.yaml" | tee "$WORK/calibrate.log"
+"$EELLM" validate --np 2,4 --steps "$STEPS" --profile "$WORK/cpu-cal.yaml" --workdir "$WORK/runs" \
+  --fitted-out "$WORK/cpu-local.yaml" | tee "$WORK/validate.log"
+end=$(date +%s)
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg); took $((end - start)) s"
+grep -E "^MAPE" "$WORK/validate.log"
+if [[ $INSTALL == 1 ]]; then
+  cp "$WORK/cpu-local.yaml" scenarios/devices/cpu-local.yaml
+  echo "installed scenarios/devices/cpu-local.yaml (fitted profile)"
+fi
