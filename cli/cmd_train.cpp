@@ -34,9 +34,13 @@ void register_train(CLI::App& app) {
   cmd->add_option("scenario", o->scenario, "Scenario file or shipped scenario name (e.g. tiny-ee)")->required();
   cmd->add_option("--steps", o->steps, "Train until this many iterations are done (default: training.train_iters)");
   cmd->add_option("--data", o->data, "Token file from `eellm data prepare` (default: training.data_path, else the fortunes corpus)");
-  cmd->add_option("--save", o->save, "Checkpoint directory (saved every training.save_interval and at the end)");
+  cmd->add_option("--save", o->save,
+                  "Checkpoint directory (saved every training.save_interval and at the end; under mpirun per-rank "
+                  "shards + manifest)");
   cmd->add_option("--save-interval", o->save_interval, "Override training.save_interval");
-  cmd->add_option("--resume", o->resume, "Resume from this checkpoint directory");
+  cmd->add_option("--resume", o->resume,
+                  "Resume from this checkpoint directory (under mpirun: from any parallel layout, or a single-process "
+                  "checkpoint)");
   cmd->add_option("--metrics", o->metrics, "Append one JSON line per iteration and evaluation to this file");
   cmd->add_option("--threads", o->threads, "CPU threads (default: execution.num_threads, else all cores)");
   cmd->add_option("--trace", o->trace, "Under mpirun: write the measured trace of the last iteration (rank 0)");
@@ -46,9 +50,8 @@ void register_train(CLI::App& app) {
     Scenario s = *sc;
     if (o->save_interval >= 0) s.training.save_interval = o->save_interval;
     if (exec::launched_with_mpi()) {  // mpirun -np N eellm train: the distributed runtime (exec/runtime.h)
-      if (!o->save.empty() || !o->resume.empty())
-        return fail("train", Status::failed_precondition("--save/--resume are not supported under mpirun yet"));
       exec::DistributedTrainOptions d;
+      d.save_dir = o->save, d.resume_dir = o->resume, d.save_interval = s.training.save_interval;
       d.steps = o->steps, d.data_path = o->data, d.trace_path = o->trace, d.metrics_path = o->metrics;
       d.runtime.num_threads = o->threads;
       exit_code() = exec::train_distributed_main(s, d, std::cerr);

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "exec/dist_checkpoint.h"
 #include "exec/safetensors.h"
 #include "model/scenario_io.h"
 
@@ -57,17 +58,34 @@ Status fill(const SafetensorsFile& f, const std::string& prefix, GptParams& p, c
 
 }  // namespace
 
+std::string model_fingerprint(const GptConfig& cfg) { return fingerprint(cfg).dump(); }
+std::string checkpoint_iter_name(int iteration) { return iter_name(iteration); }
+
+Status check_model_fingerprint(const std::string& stored_json, const GptConfig& cfg, const std::string& source) {
+  const json want = fingerprint(cfg), have = json::parse(stored_json, nullptr, false);
+  if (have.is_discarded() || !have.is_object()) return Status::corruption(source + ": the model fingerprint is not a JSON object");
+  std::string diffs;
+  for (auto it = want.begin(); it != want.end(); ++it) {
+    if (!have.contains(it.key()) || have[it.key()] != it.value())
+      diffs += (diffs.empty() ? "" : "; ") + it.key() + " is " +
+               (have.contains(it.key()) ? have[it.key()].dump() : "missing") + " there but " + it.value().dump() + " here";
+  }
+  if (!diffs.empty()) return Status::failed_precondition(source + " was written for a different model: " + diffs);
+  return Status::ok();
+}
+
 StatusOr<std::string> resolve_checkpoint_dir(const std::string& dir) {
   std::error_code ec;
-  if (fs::exists(fs::path(dir) / "state.json", ec)) return dir;
+  if (fs::exists(fs::path(dir) / "state.json", ec) || fs::exists(fs::path(dir) / "manifest.json", ec)) return dir;
   const fs::path latest = fs::path(dir) / "latest";
   if (!fs::exists(latest, ec))
     return Status::not_found("checkpoint directory " + dir + " has neither a `latest` file nor a state.json");
   EELLM_ASSIGN_OR_RETURN(std::string name, read_file(latest.string()));
   while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
   const fs::path sub = fs::path(dir) / name;
-  if (name.empty() || !fs::exists(sub / "state.json", ec))
-    return Status::corruption("checkpoint " + latest.string() + " names '" + name + "', which has no state.json");
+  if (name.empty() || !(fs::exists(sub / "state.json", ec) || fs::exists(sub / "manifest.json", ec)))
+    return Status::corruption("checkpoint " + latest.string() + " names '" + name +
+                              "', which has neither state.json nor manifest.json (an incomplete save?)");
   return sub.string();
 }
 
@@ -148,6 +166,25 @@ StatusOr<std::string> read_verified(const std::string& sub, const json& state, c
 Status load_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& params, AdamW* opt,
                        TrainProgress* progress) {
   EELLM_ASSIGN_OR_RETURN(std::string sub, resolve_checkpoint_dir(dir));
+  std::error_code ec;
+  if (fs::exists(fs::path(sub) / "manifest.json", ec)) {  // distributed checkpoint: assemble full tensors
+    std::vector<CkptParam> ps;
+    std::vector<CkptMoments> ms;
+    if (opt) opt->init(cfg);
+    auto P = params.named();
+    for (auto& [n, t] : P) ps.push_back({n, t->shape, ShardSpec{}, t});
+    if (opt) {
+      auto M = opt->m().named(), V = opt->v().named();
+      for (size_t i = 0; i < P.size(); ++i)
+        ms.push_back({P[i].first, P[i].second->shape, ShardSpec{}, P[i].second->shape, 0, P[i].second->numel(),
+                      M[i].second->ptr(), V[i].second->ptr()});
+    }
+    TrainProgress p;
+    EELLM_RETURN_IF_ERROR(load_distributed_checkpoint(sub, cfg, ps, ms, &p));
+    if (opt) opt->set_step_count(p.iteration);
+    if (progress) *progress = p;
+    return Status::ok();
+  }
   EELLM_ASSIGN_OR_RETURN(json state, read_state(sub));
   const json want = fingerprint(cfg), have = state["model"];
   std::string diffs;
@@ -181,6 +218,14 @@ Status load_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& 
 
 StatusOr<Scenario> checkpoint_scenario(const std::string& dir) {
   EELLM_ASSIGN_OR_RETURN(std::string sub, resolve_checkpoint_dir(dir));
+  std::error_code ec;
+  if (fs::exists(fs::path(sub) / "manifest.json", ec)) {
+    const std::string path = (fs::path(sub) / "manifest.json").string();
+    EELLM_ASSIGN_OR_RETURN(std::string text, read_file(path));
+    const json m = json::parse(text, nullptr, false);
+    if (m.is_discarded() || !m.is_object()) return Status::corruption(path + " is not valid JSON");
+    return parse_scenario(m.value("scenario_yaml", ""), path + ":scenario_yaml", scenarios_dir());
+  }
   EELLM_ASSIGN_OR_RETURN(json state, read_state(sub));
   return parse_scenario(state.value("scenario_yaml", ""), sub + "/state.json:scenario_yaml", scenarios_dir());
 }

@@ -41,7 +41,15 @@ Status load_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& 
 // The scenario stored in a checkpoint (for `eellm eval`/`generate CHECKPOINT`).
 StatusOr<Scenario> checkpoint_scenario(const std::string& dir);
 
-// The directory of the checkpoint `latest` names (or dir itself when it holds state.json).
+// The directory of the checkpoint `latest` names (or dir itself when it holds state.json or,
+// for a distributed checkpoint (exec/dist_checkpoint.h), manifest.json).
 StatusOr<std::string> resolve_checkpoint_dir(const std::string& dir);
+
+// The model fingerprint stored in checkpoints (JSON text: architecture fields that must match)
+// and its check: kFailedPrecondition listing every differing field, `source` naming the file.
+std::string model_fingerprint(const GptConfig& cfg);
+Status check_model_fingerprint(const std::string& stored_json, const GptConfig& cfg, const std::string& source);
+// "iter_0000100"
+std::string checkpoint_iter_name(int iteration);
 
 }  // namespace eellm::exec

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
 namespace eellm::exec {
 namespace {
@@ -45,7 +46,38 @@ class SelfCommunicator final : public Communicator {
   std::string name_;
 };
 
+// The base-class non-blocking collective: the blocking operation runs inside wait() (see comm.h).
+class DeferredRequest final : public CollectiveRequest {
+ public:
+  explicit DeferredRequest(std::function<Status(double)> op) : op_(std::move(op)) {}
+  bool test() override { return done_; }
+  Status wait(double timeout_s) override {
+    if (done_) return Status::ok();
+    EELLM_RETURN_IF_ERROR(op_(timeout_s));
+    done_ = true;
+    return Status::ok();
+  }
+
+ private:
+  std::function<Status(double)> op_;
+  bool done_ = false;
+};
+
 }  // namespace
+
+StatusOr<std::unique_ptr<CollectiveRequest>> Communicator::iall_reduce_sum(float* data, size_t n) {
+  return std::unique_ptr<CollectiveRequest>(
+      new DeferredRequest([this, data, n](double t) { return all_reduce_sum(data, n, t); }));
+}
+StatusOr<std::unique_ptr<CollectiveRequest>> Communicator::ireduce_scatter_sum(const float* in, float* out,
+                                                                               size_t n_per_rank) {
+  return std::unique_ptr<CollectiveRequest>(
+      new DeferredRequest([this, in, out, n_per_rank](double t) { return reduce_scatter_sum(in, out, n_per_rank, t); }));
+}
+StatusOr<std::unique_ptr<CollectiveRequest>> Communicator::iall_gather(const float* in, float* out, size_t n_per_rank) {
+  return std::unique_ptr<CollectiveRequest>(
+      new DeferredRequest([this, in, out, n_per_rank](double t) { return all_gather(in, out, n_per_rank, t); }));
+}
 
 RankCoords coords_of(const ParallelDims& d, int world_rank) {
   RankCoords c;

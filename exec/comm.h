@@ -7,6 +7,12 @@
 // returns a Status naming the peer/operation when it expires, so a dead or hung rank turns into
 // an error on every other rank within the timeout instead of a silent hang (issue [exec-dist] 6).
 //
+// Non-blocking collectives (iall_reduce_sum, ireduce_scatter_sum, iall_gather) return a
+// CollectiveRequest; its wait() takes a deadline like the blocking ops. Every rank of the group must
+// post the same collectives in the same order. The base-class versions are "deferred": the
+// blocking op runs inside wait(), which is correct (same order everywhere) but overlaps nothing;
+// the MPI communicator posts real MPI_I* operations.
+//
 // Megatron rank order: tensor-parallel rank fastest, then data-parallel, then pipeline:
 //   world_rank = pp_rank·(dp·tp) + dp_rank·tp + tp_rank.
 // Thread-safety: a Communicator is used by one thread.
@@ -52,6 +58,18 @@ struct ProcessGroups {
 StatusOr<ProcessGroups> make_process_groups(const ParallelDims& dims, int world_size, int world_rank,
                                             const std::vector<int>& embedding_stages);
 
+// A posted non-blocking collective. The buffers it was given must stay alive and untouched until
+// wait() has returned ok. Destroying an unfinished request abandons it (only after a fault, when
+// the job is being torn down). Used by one thread.
+class CollectiveRequest {
+ public:
+  virtual ~CollectiveRequest() = default;
+  // Non-blocking poll (also drives MPI's progress engine); true once the operation is complete.
+  virtual bool test() = 0;
+  // Blocks until complete or `timeout_s` (≤ 0 → forever) passes; the error names the operation.
+  virtual Status wait(double timeout_s) = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -78,6 +96,11 @@ class Communicator {
   // in: n_per_rank values; out: size()·n_per_rank values, block r from group rank r.
   virtual Status all_gather(const float* in, float* out, size_t n_per_rank, double timeout_s) = 0;
   virtual Status broadcast(void* data, size_t bytes, int root, double timeout_s) = 0;
+  // Non-blocking forms of the three collectives above (same buffer semantics).
+  virtual StatusOr<std::unique_ptr<CollectiveRequest>> iall_reduce_sum(float* data, size_t n);
+  virtual StatusOr<std::unique_ptr<CollectiveRequest>> ireduce_scatter_sum(const float* in, float* out,
+                                                                           size_t n_per_rank);
+  virtual StatusOr<std::unique_ptr<CollectiveRequest>> iall_gather(const float* in, float* out, size_t n_per_rank);
   virtual Status barrier(double timeout_s) = 0;
 
   // A communicator over the listed ranks of this group (ascending, this rank must be in it).

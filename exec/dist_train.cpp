@@ -1,6 +1,8 @@
 // run_distributed_training: `eellm train` under mpirun (see runtime.h). Every rank reads the same
 // token stream, so the global batch is split by DP rank without any data messages: replica d takes
-// microbatches [d·m, (d+1)·m) of each global batch of m·dp microbatches.
+// microbatches [d·m, (d+1)·m) of each global batch of m·dp microbatches. Checkpoints are the
+// distributed ones of exec/dist_checkpoint.h: each rank contributes its owned tensors (its TP
+// shard of them) and its GradSync AdamW moment slices.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -11,6 +13,7 @@
 #include <thread>
 
 #include "exec/data.h"
+#include "exec/dist_checkpoint.h"
 #include "exec/runtime.h"
 #ifdef EELLM_HAVE_MPI
 #include "exec/mpi/mpi_comm.h"
@@ -21,6 +24,33 @@ namespace eellm::exec {
 namespace {
 
 std::string str(int v) { return std::to_string(v); }
+
+// What this rank holds, as the checkpoint sees it: owned tensors (TP shards) and moment slices.
+struct RankView {
+  std::vector<CkptParam> params;
+  std::vector<CkptMoments> moments;
+};
+StatusOr<RankView> rank_view(PipelineRuntime& rt, const GptConfig& full, const Layout& layout, int tp_rank) {
+  EELLM_ASSIGN_OR_RETURN(GradSync * gs, rt.grad_sync());
+  RankView v;
+  std::vector<ShardSpec> specs;
+  std::vector<std::vector<int64_t>> shapes;
+  for (const SyncTensor& t : gs->tensors()) {
+    ShardSpec spec;  // tp 1: the whole tensor
+    if (layout.tp > 1) {
+      EELLM_ASSIGN_OR_RETURN(spec, shard_spec(full, t.name, layout.tp, tp_rank));
+    }
+    EELLM_ASSIGN_OR_RETURN(std::vector<int64_t> shape, full_shape_of(full, t.name, t.param->shape, layout.tp));
+    v.params.push_back({t.name, shape, spec, t.param});
+    specs.push_back(spec);
+    shapes.push_back(shape);
+  }
+  for (const GradSync::MomentSlice& ms : gs->moment_slices()) {
+    const SyncTensor& t = gs->tensors()[ms.tensor];
+    v.moments.push_back({t.name, shapes[ms.tensor], specs[ms.tensor], t.param->shape, ms.begin, ms.end, ms.m, ms.v});
+  }
+  return v;
+}
 
 [[noreturn]] void fail(Communicator& world, const Status& st) {
   std::fprintf(stderr, "eellm train: %s\n", st.message().c_str());
@@ -65,6 +95,23 @@ Status run_distributed_training(const Scenario& scenario, Communicator& world, c
 
   const int m = layout.num_microbatches;
   const int steps = options.steps >= 0 ? options.steps : scenario.training.train_iters;
+  EELLM_ASSIGN_OR_RETURN(GptConfig full_cfg, make_gpt_config(scenario));
+  const int tp_rank = comms.groups.coords.tp;
+  const double timeout = ro.recv_timeout_s;
+  int start = 0;
+  if (!options.resume_dir.empty()) {
+    TrainProgress p;
+    Status st;
+    auto view = rank_view(*rt, full_cfg, layout, tp_rank);
+    st = view.is_ok() ? load_distributed_checkpoint(options.resume_dir, full_cfg, view->params, view->moments, &p)
+                      : view.status();
+    EELLM_RETURN_IF_ERROR(agree_on_status(world, st.with_context("resuming from " + options.resume_dir), timeout));
+    start = p.iteration;
+    loader->set_position(p.data);
+    if (out)
+      *out << "  resumed from " << options.resume_dir << " at iteration " << start << " (data epoch " << p.data.epoch
+           << ", window " << p.data.index << ")\n";
+  }
   if (out) {
     *out << "eellm train (distributed): " << scenario.name << "\n"
          << "  world " << dims.world() << " = tp " << dims.tp << " × pp " << dims.pp << " × dp " << dims.dp
@@ -87,7 +134,7 @@ Status run_distributed_training(const Scenario& scenario, Communicator& world, c
   const size_t mb_tokens = static_cast<size_t>(B) * T;
   std::vector<int32_t> all_in(mb_tokens), all_tgt(mb_tokens), in(mb_tokens * m), tgt(mb_tokens * m);
   const int dp_rank = comms.groups.coords.dp;
-  for (int it = 0; it < steps; ++it) {
+  for (int it = start; it < steps; ++it) {
     for (int g = 0; g < m * dims.dp; ++g) {
       loader->next_train(B, all_in.data(), all_tgt.data());
       if (g / m != dp_rank) continue;
@@ -120,6 +167,18 @@ Status run_distributed_training(const Scenario& scenario, Communicator& world, c
       to.title = scenario.name + " (measured, iteration " + str(it + 1) + ")";
       EELLM_RETURN_IF_ERROR(write_trace(r->timeline, options.trace_path, to));
       if (out) *out << "measured trace: " << options.trace_path << "\n";
+    }
+    const int done = it + 1;
+    if (!options.save_dir.empty() &&
+        (done == steps || (options.save_interval > 0 && done % options.save_interval == 0))) {
+      EELLM_ASSIGN_OR_RETURN(RankView view, rank_view(*rt, full_cfg, layout, tp_rank));
+      TrainProgress p;
+      p.iteration = done, p.data = loader->position(), p.seed = scenario.training.seed;
+      CkptLayout cl{layout.tp, layout.pp, layout.dp, layout.vp,
+                    scenario.parallel.use_distributed_optimizer && layout.dp > 1};
+      EELLM_RETURN_IF_ERROR(save_distributed_checkpoint(options.save_dir, world, scenario, full_cfg, cl, view.params,
+                                                        view.moments, p, timeout));
+      if (out) *out << "saved checkpoint " << options.save_dir << "/" << checkpoint_iter_name(done) << "\n";
     }
   }
   return Status::ok();

@@ -252,6 +252,7 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
     if (!st.is_ok()) return st.with_context(where(in, idx));
     ev.t1 = now_ns() - t_origin_ns_;
     if (opt_.record_timeline) events_.push_back(ev);
+    EELLM_RETURN_IF_ERROR(after_instruction(idx).with_context(where(in, idx)));
     if (dp_pending_ && idx == last_backward_index_) {
       TimelineEvent ar = ev;
       ar.stream = Stream::kCollective, ar.op = InstrKind::kAllReduceDP, ar.category = Category::kComm;
@@ -445,49 +446,67 @@ Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<in
   return Status::internal("unknown instruction kind");
 }
 
-Status PipelineRuntime::reduce_data_parallel() {
-  Communicator& data = *comms_->data;
-  if (data.size() == 1) return Status::ok();
-  size_t n = 0;
-  for (auto& [p, g] : owned_) n += g->numel();
-  std::vector<float> flat;
-  flat.reserve(n);
-  for (auto& [p, g] : owned_) flat.insert(flat.end(), g->data.begin(), g->data.end());
-  EELLM_RETURN_IF_ERROR(data.all_reduce_sum(flat.data(), flat.size(), opt_.recv_timeout_s));
-  const float inv = 1.0f / static_cast<float>(data.size());
-  size_t off = 0;
-  for (auto& [p, g] : owned_) {
-    for (float& v : g->data) v = flat[off++] * inv;
+StatusOr<GradSync*> PipelineRuntime::grad_sync() {
+  if (grad_sync_) return grad_sync_.get();
+  // Readiness group of each owned tensor: the local chunk that produces its gradient (-1: several
+  // chunks or the tied embedding, ready only at AR-DP).
+  std::vector<SyncTensor> ts;
+  const bool in_emb_group = comms_->embedding && schedule_.kind != ScheduleKind::kEETuning;
+  for (size_t i = 0; i < owned_.size(); ++i) {
+    SyncTensor t;
+    t.name = owned_names_[i];
+    t.param = owned_[i].first, t.grad = owned_[i].second;
+    t.counts_in_norm = owned_counts_in_norm_[i];
+    t.reduced_again = t.name == "wte" && in_emb_group;
+    for (int c = 0; c < layout_.vp && t.name != "wte"; ++c) {
+      const ChunkLayout& cl = layout_.chunk(pp_rank_, c);
+      bool mine = (t.name.starts_with("wpe") && cl.has_embedding) ||
+                  ((t.name.starts_with("lnf_") || t.name.starts_with("lm_head")) && cl.has_final_head);
+      for (int l = 0; l < cl.num_layers && !mine; ++l)
+        mine = t.name.starts_with("layers." + str(cl.first_layer + l) + ".");
+      for (int e : chunks_[static_cast<size_t>(c)]->exits()) mine = mine || t.name.starts_with("exits." + str(e) + ".");
+      if (mine) t.group = c;
+    }
+    ts.push_back(std::move(t));
   }
+  GradSyncOptions o;
+  o.distributed_optimizer = scenario_.parallel.use_distributed_optimizer;
+  o.overlap = scenario_.parallel.overlap_grad_reduce;
+  o.bucket_floats = static_cast<size_t>(std::max(0, scenario_.parallel.ddp_bucket_size));
+  o.timeout_s = opt_.recv_timeout_s;
+  EELLM_ASSIGN_OR_RETURN(grad_sync_, GradSync::create(std::move(ts), *comms_->data, *be_, o));
+  chunk_last_backward_.assign(static_cast<size_t>(layout_.vp), -1);
+  const auto& list = instructions();
+  for (size_t i = 0; i < list.size(); ++i) {
+    const InstrKind k = list[i].kind;
+    if (k == InstrKind::kBackward || k == InstrKind::kBackwardInput || k == InstrKind::kBackwardWeight)
+      chunk_last_backward_[static_cast<size_t>(list[i].chunk)] = static_cast<int>(i);
+  }
+  return grad_sync_.get();
+}
+
+Status PipelineRuntime::after_instruction(int index) {
+  if (comms_->data->size() == 1 || !scenario_.parallel.overlap_grad_reduce) return Status::ok();
+  EELLM_ASSIGN_OR_RETURN(GradSync * gs, grad_sync());
+  for (size_t c = 0; c < chunk_last_backward_.size(); ++c)
+    if (chunk_last_backward_[c] == index) EELLM_RETURN_IF_ERROR(gs->group_ready(static_cast<int>(c)));
+  gs->poll();
   return Status::ok();
 }
 
+Status PipelineRuntime::reduce_data_parallel() {
+  EELLM_ASSIGN_OR_RETURN(GradSync * gs, grad_sync());
+  return gs->reduce();
+}
+
 Status PipelineRuntime::optimizer_step(int iteration, IterationResult& r) {
-  const TrainingSpec& t = scenario_.training;
-  double sq = 0.0;
-  for (size_t i = 0; i < owned_.size(); ++i) {
-    Tensor& g = *owned_[i].second;
-    if (!be_->all_finite(g.ptr(), g.numel()))
-      return Status::failed_precondition("non-finite gradient in tensor " + owned_names_[i] + " at step " +
-                                         str(iteration + 1) + "; parameters left unchanged");
-    if (owned_counts_in_norm_[i]) sq += be_->sum_squares(g.ptr(), g.numel());
-  }
   // Tied wte copies count once (stage 0); DP replicas hold equal gradients after AR-DP.
   if (!trainers_) return Status::internal("OPT on a rank outside the optimizer group");
-  EELLM_RETURN_IF_ERROR(trainers_->all_reduce_sum(&sq, 1, opt_.recv_timeout_s));
-  EELLM_RETURN_IF_ERROR(comms_->tensor->all_reduce_sum(&sq, 1, opt_.recv_timeout_s));  // tp shards
-  r.grad_norm = std::sqrt(sq);
-  double clip = 1.0;
-  if (t.clip_grad > 0 && r.grad_norm > t.clip_grad) clip = t.clip_grad / (r.grad_norm + 1e-6);
-  r.lr = lr_at(t, iteration);
-  for (size_t i = 0; i < owned_.size(); ++i) {
-    Tensor& p = *owned_[i].first;
-    const float wd = decays(owned_names_[i], p) ? static_cast<float>(t.weight_decay) : 0.0f;
-    be_->adamw_step(p.ptr(), owned_[i].second->ptr(), adam_state_[i].first->ptr(), adam_state_[i].second->ptr(),
-                    p.numel(), static_cast<float>(r.lr), static_cast<float>(t.adam_beta1),
-                    static_cast<float>(t.adam_beta2), static_cast<float>(t.adam_eps), wd, static_cast<float>(clip),
-                    iteration + 1);
-  }
+  EELLM_ASSIGN_OR_RETURN(GradSync * gs, grad_sync());
+  EELLM_ASSIGN_OR_RETURN(GradSync::Step st, gs->step({trainers_.get(), comms_->tensor.get()}, scenario_.training, iteration));
+  r.grad_norm = st.grad_norm;
+  r.lr = st.lr;
+  be_->synchronize();  // updated parameters are read on the host next (checkpoints, tests)
   return Status::ok();
 }
 

@@ -26,8 +26,14 @@
 //    accumulated in FWD; only exit-head tensors are updated, the backbone is frozen.
 //  - AR-EMB in EE-Tuning is a no-op (tied weights are frozen with the backbone); the gradient norm
 //    is reduced over the pipeline ranks that have an OPT (EE-Tuning: only stages with exits).
-//  - ALLREDUCE_DP with kOverlapped is executed after the rank's last backward-type step (it must
-//    include its gradients); the posted-at time is recorded in the timeline.
+//  - DP gradient reduction and AdamW are exec/grad_sync's GradSync (built on first use from the
+//    owned tensors): gradients in buckets of parallel.ddp_bucket_size, all-reduced, or with
+//    parallel.use_distributed_optimizer reduce-scattered with AdamW on this DP rank's shard and the
+//    parameters all-gathered (ZeRO-1). With overlap_grad_reduce a chunk's buckets are posted as
+//    non-blocking collectives right after the chunk's last backward-type step; ALLREDUCE_DP with
+//    kOverlapped then waits for them after the rank's last backward-type step (it must include
+//    its gradients); the posted-at time is recorded in the timeline. The tied wte gradient is
+//    all-reduced in full even under ZeRO-1, because AR-EMB sums it afterwards.
 // Loss weights per microbatch: exit_loss_weight_at(iter)/m and final_exit_weight/m (m = this
 // replica's microbatches), gradients averaged over DP: the same objective as exec/trainer.
 // Thread-safety: one runtime per process, used by the main thread.
@@ -45,6 +51,7 @@
 #include "exec/backend.h"
 #include "exec/comm.h"
 #include "exec/gpt.h"
+#include "exec/grad_sync.h"
 #include "model/layout.h"
 #include "model/scenario.h"
 #include "sim/schedule.h"
@@ -97,6 +104,9 @@ class PipelineRuntime {
   // Tensors this rank updates (checkpoint names), in GptParams::named() order.
   const std::vector<std::string>& owned_names() const { return owned_names_; }
   int pp_rank() const { return pp_rank_; }
+  // The DP reduction / optimizer of this rank (created on first use); checkpoints read and write
+  // its AdamW moments.
+  StatusOr<GradSync*> grad_sync();
   void set_record_timeline(bool on) { opt_.record_timeline = on; }
 
  private:
@@ -106,6 +116,8 @@ class PipelineRuntime {
   Status execute(const Instr& in, int index, const std::vector<int32_t>& inputs,
                  const std::vector<int32_t>& targets, const HeadWeights& w);
   Status reduce_data_parallel();
+  // After instruction `index`: posts the buckets of chunks whose last backward it was (overlap).
+  Status after_instruction(int index);
   Status optimizer_step(int iteration, IterationResult& r);
   int tag(int microbatch, bool grad, int chunk) const;
   size_t activation_floats() const;
@@ -127,6 +139,8 @@ class PipelineRuntime {
   std::vector<bool> owned_counts_in_norm_;          // wte only on pp rank 0 (tied copies count once)
   std::vector<std::pair<Tensor*, Tensor*>> adam_state_;  // (m, v) per owned tensor
   std::unique_ptr<Communicator> trainers_;  // pipeline ranks with an OPT (all but EE-Tuning's exit-less)
+  std::unique_ptr<GradSync> grad_sync_;      // see grad_sync(); adam_state_ is unused since it exists
+  std::vector<int> chunk_last_backward_;     // per local chunk: index of its last backward-type step
   std::set<Key> has_backward_;
   int last_backward_index_ = -1;
   // Per iteration.
@@ -145,6 +159,11 @@ struct DistributedTrainOptions {
   std::string data_path;   // token file; empty → training.data_path, else the default corpus
   std::string trace_path;  // measured trace of the last iteration (world rank 0 writes it)
   std::string metrics_path;  // JSONL per iteration (world rank 0)
+  // Distributed checkpoints (exec/dist_checkpoint.h): saved every save_interval iterations (≤ 0:
+  // only at the end) and after the last one; a resume may come from any parallel layout or from a
+  // single-process checkpoint, and continues the iteration count, LR schedule and data position.
+  std::string save_dir, resume_dir;
+  int save_interval = 0;
   RuntimeOptions runtime;
 };
 Status run_distributed_training(const Scenario& scenario, Communicator& world, const DistributedTrainOptions& options,

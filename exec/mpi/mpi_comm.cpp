@@ -87,6 +87,31 @@ Status wait_request(MPI_Request* req, double timeout_s, const std::string& what,
   }
 }
 
+// A posted MPI_I* collective; wait() polls against the deadline like the blocking operations.
+class MpiRequest final : public CollectiveRequest {
+ public:
+  MpiRequest(MPI_Request req, std::string what) : req_(req), what_(std::move(what)) {}
+  ~MpiRequest() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized && req_ != MPI_REQUEST_NULL) MPI_Request_free(&req_);  // abandoned after a fault
+  }
+  bool test() override {
+    if (req_ == MPI_REQUEST_NULL) return true;
+    int done = 0;
+    if (MPI_Test(&req_, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) return false;  // wait() reports it
+    return done != 0;
+  }
+  Status wait(double timeout_s) override {
+    if (req_ == MPI_REQUEST_NULL) return Status::ok();
+    return wait_request(&req_, timeout_s, what_);  // MPI_Test sets req_ to MPI_REQUEST_NULL when done
+  }
+
+ private:
+  MPI_Request req_;
+  std::string what_;
+};
+
 class MpiCommunicator final : public Communicator {
  public:
   MpiCommunicator(MPI_Comm comm, std::string name) : comm_(comm), name_(std::move(name)) {
@@ -167,6 +192,26 @@ class MpiCommunicator final : public Communicator {
     EELLM_MPI_CHECK(MPI_Iallgather(in, static_cast<int>(n), MPI_FLOAT, out, static_cast<int>(n), MPI_FLOAT,
                                    comm_.get(), &req));
     return wait_request(&req, timeout_s, name_ + ": all-gather of " + std::to_string(n) + " floats per rank");
+  }
+  StatusOr<std::unique_ptr<CollectiveRequest>> iall_reduce_sum(float* data, size_t n) override {
+    MPI_Request req;
+    EELLM_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_.get(), &req));
+    return std::unique_ptr<CollectiveRequest>(
+        new MpiRequest(req, name_ + ": non-blocking all-reduce of " + std::to_string(n) + " floats"));
+  }
+  StatusOr<std::unique_ptr<CollectiveRequest>> ireduce_scatter_sum(const float* in, float* out, size_t n) override {
+    MPI_Request req;
+    EELLM_MPI_CHECK(
+        MPI_Ireduce_scatter_block(in, out, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_.get(), &req));
+    return std::unique_ptr<CollectiveRequest>(new MpiRequest(
+        req, name_ + ": non-blocking reduce-scatter of " + std::to_string(n) + " floats per rank"));
+  }
+  StatusOr<std::unique_ptr<CollectiveRequest>> iall_gather(const float* in, float* out, size_t n) override {
+    MPI_Request req;
+    EELLM_MPI_CHECK(MPI_Iallgather(in, static_cast<int>(n), MPI_FLOAT, out, static_cast<int>(n), MPI_FLOAT,
+                                   comm_.get(), &req));
+    return std::unique_ptr<CollectiveRequest>(
+        new MpiRequest(req, name_ + ": non-blocking all-gather of " + std::to_string(n) + " floats per rank"));
   }
   Status broadcast(void* data, size_t bytes, int root, double timeout_s) override {
     EELLM_RETURN_IF_ERROR(check_peer(root));

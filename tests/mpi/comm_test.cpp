@@ -62,6 +62,41 @@ TEST(Comm, CollectivesGiveExactSums) {
   EXPECT_TRUE(w.barrier(kTimeout).is_ok());
 }
 
+// Non-blocking collectives: several in flight at once, completed out of posting order, exact sums;
+// the self communicator's deferred requests give the identity.
+TEST(Comm, NonBlockingCollectivesOverlapAndGiveExactSums) {
+  Communicator& w = world();
+  const int n = w.size(), r = w.rank();
+  std::vector<float> a(1000, 1.0f + static_cast<float>(r)), b(4, static_cast<float>(r));
+  std::vector<float> in(static_cast<size_t>(n) * 2), out(2), mine{static_cast<float>(r)}, all(static_cast<size_t>(n));
+  for (size_t k = 0; k < in.size(); ++k) in[k] = static_cast<float>(k);
+  auto ra = w.iall_reduce_sum(a.data(), a.size());
+  auto rb = w.iall_reduce_sum(b.data(), b.size());
+  auto rs = w.ireduce_scatter_sum(in.data(), out.data(), 2);
+  auto rg = w.iall_gather(mine.data(), all.data(), 1);
+  ASSERT_TRUE(ra.is_ok() && rb.is_ok() && rs.is_ok() && rg.is_ok());
+  ASSERT_TRUE((*rg)->wait(kTimeout).is_ok());
+  ASSERT_TRUE((*rb)->wait(kTimeout).is_ok());
+  ASSERT_TRUE((*rs)->wait(kTimeout).is_ok());
+  ASSERT_TRUE((*ra)->wait(kTimeout).is_ok());
+  EXPECT_TRUE((*ra)->test());
+  const float tri = n * (n - 1) / 2.0f;
+  EXPECT_EQ(a.front(), n + tri);
+  EXPECT_EQ(a.back(), n + tri);
+  EXPECT_EQ(b, std::vector<float>(4, tri));
+  EXPECT_EQ(out[0], static_cast<float>(n * 2 * r));
+  EXPECT_EQ(out[1], static_cast<float>(n * (2 * r + 1)));
+  for (int k = 0; k < n; ++k) EXPECT_EQ(all[static_cast<size_t>(k)], static_cast<float>(k));
+
+  auto self = make_self_communicator();
+  std::vector<float> x{1, 2, 3, 4}, y(4);
+  auto s1 = self->ireduce_scatter_sum(x.data(), y.data(), 4);
+  ASSERT_TRUE(s1.is_ok());
+  EXPECT_FALSE((*s1)->test());  // deferred: runs inside wait()
+  ASSERT_TRUE((*s1)->wait(1).is_ok());
+  EXPECT_EQ(y, x);
+}
+
 TEST(Comm, MegatronGroupsReduceOverTheRightRanks) {
   Communicator& w = world();
   const int n = w.size();
