@@ -190,10 +190,6 @@ Status check_generate_options(const GptConfig& cfg, const GenerateOptions& o) {
   EELLM_RETURN_IF_ERROR(check_sampling(o.sampling));
   for (const std::string& s : o.stop)
     if (s.empty()) return Status::invalid_argument("a stop string is empty");
-  if (o.method == DecodeMethod::kPipeline)
-    return Status::failed_precondition(
-        "method pipeline needs the MPI pipeline runtime, which generation does not have yet; use recompute "
-        "(the same tokens in one process)");
   if (o.method == DecodeMethod::kSpeculative) {
     if (cfg.num_exits() == 0) return Status::invalid_argument("method speculative needs a model with an exit head");
     if (o.sampling.temperature > 0.0f)

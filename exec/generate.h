@@ -132,6 +132,20 @@ struct GenerateResult {
   GenerateStats stats;
 };
 
+// One sequence's generation state, shared by the single-process loops and the pipeline mode.
+struct SequenceState {
+  std::vector<int32_t> tokens;  // prompt + generated (before stop-string stripping)
+  bool done = false;
+  std::mt19937_64 rng;
+  SequenceOutput out;
+};
+// Appends `token` (produced by head `head`: exit index, or num_exits for the final head) to `s`,
+// counts it in `stats`, applies stop strings, max_new_tokens and the context limit (sets done).
+void append_token(const GptConfig& cfg, const GenerateOptions& o, SequenceState& s, GenerateStats& stats,
+                  int32_t token, int head);
+// Exits evaluated while decoding with `o` (enabled exits by depth; none when threshold ≥ 1).
+std::vector<int> active_exits(const GptConfig& cfg, const GenerateOptions& o);
+
 // Checks options against the model: exits, threshold, draft settings, sampling.
 Status check_generate_options(const GptConfig& cfg, const GenerateOptions& o);
 // Prompts must be non-empty and leave room for at least one new token in the context.
@@ -157,12 +171,7 @@ class Generator {
   const std::vector<int32_t>& sequence(int b) const { return seq_[static_cast<size_t>(b)].tokens; }
 
  private:
-  struct Seq {
-    std::vector<int32_t> tokens;
-    bool done = false;
-    std::mt19937_64 rng;
-    SequenceOutput out;
-  };
+  using Seq = SequenceState;
   Generator(const GptConfig& cfg, const GptParams& params, Backend& be, const GenerateOptions& o, int batch);
   void prefill();
   void step_recompute();
@@ -184,7 +193,7 @@ class Generator {
   std::vector<float> x_, logits_;
 };
 
-// Generates for every prompt (one batch). Pipeline mode is not available in a single process.
+// Generates for every prompt (one batch). Pipeline mode runs under MPI (exec/pipeline_generate.h).
 StatusOr<GenerateResult> generate(const GptConfig& cfg, const GptParams& params, Backend& be,
                                   const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o);
 

@@ -23,18 +23,16 @@ StatusOr<std::unique_ptr<Generator>> Generator::create(const GptConfig& cfg, con
                                                        const GenerateOptions& o) {
   EELLM_RETURN_IF_ERROR(check_generate_options(cfg, o));
   EELLM_RETURN_IF_ERROR(check_prompts(cfg, prompts));
+  if (o.method == DecodeMethod::kPipeline)
+    return Status::failed_precondition(
+        "method pipeline runs its stages on MPI ranks: start it under mpirun (eellm generate --method pipeline), "
+        "or use recompute for the same tokens in one process");
   std::unique_ptr<Generator> g(new Generator(cfg, params, be, o, static_cast<int>(prompts.size())));
-  std::vector<int> enabled = o.exits;
-  if (enabled.empty())
-    for (int e = 0; e < cfg.num_exits(); ++e) enabled.push_back(e);
-  std::sort(enabled.begin(), enabled.end(), [&](int a, int b) {
-    return cfg.exit_depth[static_cast<size_t>(a)] < cfg.exit_depth[static_cast<size_t>(b)];
-  });
-  enabled.erase(std::unique(enabled.begin(), enabled.end()), enabled.end());
-  // Threshold 1 ("off") evaluates no exit at all, so the computation is the full model's exactly.
-  if (o.method == DecodeMethod::kRecompute && o.threshold < 1.0) g->active_exits_ = enabled;
+  if (o.method == DecodeMethod::kRecompute) g->active_exits_ = active_exits(cfg, o);
   if (o.method == DecodeMethod::kSpeculative) {
-    g->draft_exit_ = o.draft_exit >= 0 ? o.draft_exit : enabled.front();
+    GenerateOptions all = o;
+    all.threshold = 0.0;  // the enabled exits, whatever the threshold
+    g->draft_exit_ = o.draft_exit >= 0 ? o.draft_exit : active_exits(cfg, all).front();
     g->active_exits_ = {g->draft_exit_};
   }
   if (cfg.exit_block) g->block_exits_ = g->active_exits_;
@@ -88,16 +86,29 @@ void Generator::prefill() {
   }
 }
 
-void Generator::append(int b, int32_t token, int head) {
-  Seq& s = seq_[static_cast<size_t>(b)];
+std::vector<int> active_exits(const GptConfig& cfg, const GenerateOptions& o) {
+  // Threshold 1 ("off") evaluates no exit at all, so the computation is the full model's exactly.
+  if (o.threshold >= 1.0) return {};
+  std::vector<int> enabled = o.exits;
+  if (enabled.empty())
+    for (int e = 0; e < cfg.num_exits(); ++e) enabled.push_back(e);
+  std::stable_sort(enabled.begin(), enabled.end(), [&](int a, int b) {
+    return cfg.exit_depth[static_cast<size_t>(a)] < cfg.exit_depth[static_cast<size_t>(b)];
+  });
+  enabled.erase(std::unique(enabled.begin(), enabled.end()), enabled.end());
+  return enabled;
+}
+
+void append_token(const GptConfig& cfg, const GenerateOptions& o, SequenceState& s, GenerateStats& stats,
+                  int32_t token, int head) {
   s.tokens.push_back(token);
   s.out.tokens.push_back(token);
   s.out.head.push_back(head);
   s.out.text += decode_bytes({token});
-  ++stats_.tokens;
-  ++stats_.head_counts[static_cast<size_t>(head)];
-  stats_.avg_exit_layers += head < cfg_.num_exits() ? cfg_.exit_depth[static_cast<size_t>(head)] : cfg_.L;
-  for (const std::string& stop : o_.stop) {
+  ++stats.tokens;
+  ++stats.head_counts[static_cast<size_t>(head)];
+  stats.avg_exit_layers += head < cfg.num_exits() ? cfg.exit_depth[static_cast<size_t>(head)] : cfg.L;
+  for (const std::string& stop : o.stop) {
     if (s.out.text.size() >= stop.size() && s.out.text.ends_with(stop)) {
       // Byte tokenizer: one token per byte, so the stop string is its last stop.size() tokens.
       s.out.text.resize(s.out.text.size() - stop.size());
@@ -107,8 +118,12 @@ void Generator::append(int b, int32_t token, int head) {
       return;
     }
   }
-  if (static_cast<int>(s.out.tokens.size()) >= o_.max_new_tokens || static_cast<int>(s.tokens.size()) >= cfg_.max_T)
+  if (static_cast<int>(s.out.tokens.size()) >= o.max_new_tokens || static_cast<int>(s.tokens.size()) >= cfg.max_T)
     s.done = true;
+}
+
+void Generator::append(int b, int32_t token, int head) {
+  append_token(cfg_, o_, seq_[static_cast<size_t>(b)], stats_, token, head);
 }
 
 void Generator::step() {
