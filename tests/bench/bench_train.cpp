@@ -2,10 +2,14 @@
 // byte vocabulary, exits after 2 and 4 with norm, tied) on the CPU backend with 2 threads, side by
 // side in the same run with the same model in PyTorch on 2 threads
 // (tests/exec/torch/bench_train.py via /usr/bin/python3), plus the fraction of the measured GEMM
-// peak that training reaches. Run: build/<dir>/tests/bench/bench_train
+// peak that training reaches, and the same GEMMs through OpenBLAS (cblas_sgemm, Debian
+// libopenblas-dev, openblas_set_num_threads(2): the same 2 threads as Eigen) when it is found at
+// build time — the measurement behind choosing Eigen for the CPU backend.
+// Run: build/<dir>/tests/bench/bench_train (--benchmark_filter=Gemm for the GEMM rows alone)
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -13,6 +17,10 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#ifdef EELLM_BENCH_OPENBLAS
+#include <cblas.h>
+#endif
 
 #include "exec/backend.h"
 #include "exec/trainer.h"
@@ -22,7 +30,19 @@ namespace {
 
 using namespace eellm;
 constexpr int kThreads = 2;
-double g_train_tps = 0, g_gemm_peak = 0, g_model_flops_per_token = 0;
+double g_train_tps = 0, g_gemm_peak = 0, g_model_flops_per_token = 0, g_openblas_peak = 0;
+double g_openblas_max_rel_diff = 0;
+
+struct GemmInputs {
+  std::vector<float> x, w, y;
+  GemmInputs(int N, int C, int OC)
+      : x(static_cast<size_t>(N) * C), w(static_cast<size_t>(OC) * C), y(static_cast<size_t>(N) * OC) {
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> d(-1, 1);
+    for (float& v : x) v = d(rng);
+    for (float& v : w) v = d(rng);
+  }
+};
 
 Scenario tiny_ee() {
   auto sc = load_scenario("tiny-ee");
@@ -80,26 +100,56 @@ void BM_Gemm(benchmark::State& state) {
   const int N = static_cast<int>(state.range(0)), C = static_cast<int>(state.range(1)),
             OC = static_cast<int>(state.range(2));
   auto be = exec::make_cpu_backend(kThreads);
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> d(-1, 1);
-  std::vector<float> x(static_cast<size_t>(N) * C), w(static_cast<size_t>(OC) * C), y(static_cast<size_t>(N) * OC);
-  for (float& v : x) v = d(rng);
-  for (float& v : w) v = d(rng);
+  GemmInputs in(N, C, OC);
   for (auto _ : state) {
-    be->matmul_forward(y.data(), x.data(), w.data(), nullptr, N, C, OC);
-    benchmark::DoNotOptimize(y.data());
+    be->matmul_forward(in.y.data(), in.x.data(), in.w.data(), nullptr, N, C, OC);
+    benchmark::DoNotOptimize(in.y.data());
   }
   const double flops = 2.0 * N * C * OC * static_cast<double>(state.iterations());
   state.counters["GFLOP/s"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Gemm)->Args({2048, 256, 768})->Args({2048, 256, 1024})->Args({2048, 1024, 256})->UseRealTime();
 
+#ifdef EELLM_BENCH_OPENBLAS
+// The same product y[N×OC] = x[N×C] · w[OC×C]ᵀ through OpenBLAS with as many threads as Eigen; the
+// result is checked against the CPU backend's once (max relative difference printed at the end).
+void BM_GemmOpenBLAS(benchmark::State& state) {
+  const int N = static_cast<int>(state.range(0)), C = static_cast<int>(state.range(1)),
+            OC = static_cast<int>(state.range(2));
+  openblas_set_num_threads(kThreads);
+  GemmInputs in(N, C, OC);
+  auto gemm = [&](float* y) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, in.x.data(), C, in.w.data(), C, 0.0f, y, OC);
+  };
+  std::vector<float> ref(in.y.size());
+  exec::make_cpu_backend(kThreads)->matmul_forward(ref.data(), in.x.data(), in.w.data(), nullptr, N, C, OC);
+  gemm(in.y.data());
+  double max_diff = 0, max_ref = 0;  // relative to the largest entry (entries near 0 are noise)
+  for (size_t i = 0; i < ref.size(); ++i) {
+    max_diff = std::max(max_diff, static_cast<double>(std::abs(in.y[i] - ref[i])));
+    max_ref = std::max(max_ref, static_cast<double>(std::abs(ref[i])));
+  }
+  g_openblas_max_rel_diff = std::max(g_openblas_max_rel_diff, max_diff / std::max(max_ref, 1e-30));
+  for (auto _ : state) {
+    gemm(in.y.data());
+    benchmark::DoNotOptimize(in.y.data());
+  }
+  const double flops = 2.0 * N * C * OC * static_cast<double>(state.iterations());
+  state.counters["GFLOP/s"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsRate);
+  state.SetLabel(std::string("OpenBLAS core ") + openblas_get_corename());
+}
+BENCHMARK(BM_GemmOpenBLAS)->Args({2048, 256, 768})->Args({2048, 256, 1024})->Args({2048, 1024, 256})->UseRealTime();
+#endif
+
 class PeakReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& r : runs) {
       auto it = r.counters.find("GFLOP/s");
-      if (r.benchmark_name().starts_with("BM_Gemm") && it != r.counters.end())
+      if (it == r.counters.end()) continue;
+      if (r.benchmark_name().starts_with("BM_GemmOpenBLAS"))
+        g_openblas_peak = std::max(g_openblas_peak, static_cast<double>(it->second.value));
+      else if (r.benchmark_name().starts_with("BM_Gemm"))
         g_gemm_peak = std::max(g_gemm_peak, static_cast<double>(it->second.value));
     }
     ConsoleReporter::ReportRuns(runs);
@@ -113,6 +163,14 @@ int main(int argc, char** argv) {
   PeakReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
+  if (g_gemm_peak > 0 && g_openblas_peak > 0) {
+#ifdef EELLM_BENCH_OPENBLAS
+    std::printf("\nGEMM at the training shapes, %d threads each: Eigen (CPU backend) %.1f GFLOP/s, OpenBLAS %.1f "
+                "GFLOP/s (core %s; OPENBLAS_CORETYPE overrides) → Eigen is %.2f× OpenBLAS; results agree to %.1e rel\n",
+                kThreads, g_gemm_peak, g_openblas_peak, openblas_get_corename(), g_gemm_peak / g_openblas_peak,
+                g_openblas_max_rel_diff);
+#endif
+  }
   if (g_train_tps <= 0) return 0;
 
   const Scenario s = tiny_ee();
