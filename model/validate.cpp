@@ -188,6 +188,15 @@ void check_cluster(Checker& c, const Scenario& s) {
   c.in_range("cluster.device.elementwise_efficiency", d.elementwise_efficiency, 0, 1, true);
   c.in_range("cluster.device.attention_efficiency", d.attention_efficiency, 0, 1, true);
   c.in_range("cluster.device.collective_efficiency", d.collective_efficiency, 0, 1, true);
+  c.in_range("cluster.device.p2p_efficiency", d.p2p_efficiency, 0, 1, false, " (0: collective_efficiency)");
+  c.non_negative("cluster.device.collective_latency_us", d.collective_latency_us);
+  c.non_negative("cluster.device.large_message_KiB", d.large_message_KiB);
+  c.positive("cluster.device.large_message_p2p_efficiency", d.large_message_p2p_efficiency);
+  c.positive("cluster.device.large_message_collective_efficiency", d.large_message_collective_efficiency);
+  c.non_negative("cluster.device.per_exit_overhead_us", d.per_exit_overhead_us);
+  c.positive("cluster.device.compute_share", d.compute_share);
+  c.non_negative("cluster.device.host_cores", d.host_cores);
+  c.positive("cluster.device.oversubscribed_efficiency", d.oversubscribed_efficiency);
   c.positive("cluster.device.gemm_tile_m", d.gemm_tile_m);
   c.positive("cluster.device.gemm_tile_n", d.gemm_tile_n);
   c.positive("cluster.device.num_sms", d.num_sms);

@@ -186,6 +186,9 @@ TEST(CostModelResiduals, ComputeShareAndTimeSharingScaleComputeOnly) {
   sc->cluster.gpus_per_node = 4;
   sc->execution.num_threads = 0;
   sc->cluster.device.per_layer_overhead_us = 0;
+  sc->cluster.device.compute_share = 1;  // the reference: no residual scaling at all
+  sc->cluster.device.host_cores = 0;
+  sc->cluster.device.oversubscribed_efficiency = 1;
   auto L = derive_layout(*sc);
   ASSERT_TRUE(L.is_ok()) << L.status().to_string();
   Scenario shared = *sc;
