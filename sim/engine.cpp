@@ -191,8 +191,25 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
     heap.push_back(Event{t, seq++, rank});
     std::push_heap(heap.begin(), heap.end(), Later{});
   };
-  auto record = [&](const TimelineEvent& e) {
-    if (opt.record_timeline) tl.events.push_back(e);
+  // A transfer or collective on `rank`'s send / collective stream; nothing is built when the
+  // timeline is off (the planner's hot path). Sends also carry chunk, microbatch and peer.
+  auto record_comm = [&](int rank, Stream stream, const Instr& in, TimeNs t0, TimeNs t1, int64_t bytes, int32_t idx) {
+    if (!opt.record_timeline) return;
+    TimelineEvent e;
+    e.rank = rank;
+    e.stream = stream;
+    e.op = in.kind;
+    e.category = Category::kComm;
+    if (stream == Stream::kSend) {
+      e.chunk = in.chunk;
+      e.microbatch = in.microbatch;
+      e.peer = in.peer;
+    }
+    e.t0 = t0;
+    e.t1 = t1;
+    e.bytes = bytes;
+    e.instr = idx;
+    tl.events.push_back(e);
   };
   auto record_compute = [&](int r, size_t idx, const Instr& in, TimeNs t0, TimeNs d) {
     if (!opt.record_timeline) return;
@@ -266,21 +283,7 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
             schedule_event(arrival, in.peer);
           }
           timing[i] = {t, arrival};
-          if (opt.record_timeline) {  // (not built at all otherwise: the planner's hot path)
-            TimelineEvent e;
-            e.rank = r;
-            e.stream = Stream::kSend;
-            e.op = in.kind;
-            e.category = Category::kComm;
-            e.chunk = in.chunk;
-            e.microbatch = in.microbatch;
-            e.t0 = start;
-            e.t1 = arrival;
-            e.bytes = bytes;
-            e.instr = static_cast<int32_t>(i);
-            e.peer = in.peer;
-            tl.events.push_back(e);
-          }
+          record_comm(r, Stream::kSend, in, start, arrival, bytes, static_cast<int32_t>(i));
           ++rs.pc;
           break;
         }
@@ -305,18 +308,8 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
           const TimeNs start = std::max(t, rs.coll_free);
           rs.coll_free = rs.coll_end = std::max(rs.coll_end, start + rt.dp_allreduce);
           timing[i] = {start, start + rt.dp_allreduce};
-          if (opt.record_timeline && rt.dp_allreduce > 0) {
-            TimelineEvent e;
-            e.rank = r;
-            e.stream = Stream::kCollective;
-            e.op = in.kind;
-            e.category = Category::kComm;
-            e.t0 = start;
-            e.t1 = start + rt.dp_allreduce;
-            e.bytes = rt.dp_bytes;
-            e.instr = static_cast<int32_t>(i);
-            tl.events.push_back(e);
-          }
+          if (rt.dp_allreduce > 0)
+            record_comm(r, Stream::kCollective, in, start, start + rt.dp_allreduce, rt.dp_bytes, static_cast<int32_t>(i));
           ++rs.pc;
           break;
         }
@@ -330,15 +323,8 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
             for (int m : emb_members) {
               RankState& ms = st[static_cast<size_t>(m)];
               ms.coll_free = ms.coll_end = std::max(ms.coll_end, c.end);
-              TimelineEvent e;
-              e.rank = m;
-              e.stream = Stream::kCollective;
-              e.op = in.kind;
-              e.category = Category::kComm;
-              e.t0 = c.max_post;
-              e.t1 = c.end;
-              e.bytes = costs.ranks[static_cast<size_t>(m)].embedding_bytes;
-              if (emb_duration > 0) record(e);
+              if (emb_duration > 0)
+                record_comm(m, Stream::kCollective, in, c.max_post, c.end, costs.ranks[static_cast<size_t>(m)].embedding_bytes, -1);
               if (m != r && ms.waiting_coll) {
                 ms.waiting_coll = false;
                 schedule_event(t, m);
