@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "exec/data.h"
 #include "exec/generate.h"
+#include "exec/pipeline_generate.h"
 
 namespace eellm::cli {
 namespace {
@@ -53,13 +54,14 @@ void register_generate(CLI::App& app) {
     float temperature = 0.0f, top_p = 1.0f;
     uint64_t seed = 0;
     bool stats = false;
+    double timeout = 300.0;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("generate", "Early-exit text generation from a trained checkpoint");
   cmd->add_option("checkpoint", o->checkpoint, "Checkpoint directory (from eellm train --save)")->required();
   cmd->add_option("--prompt", o->prompts, "Prompt text (repeat for a batch)")->allow_extra_args(false);
   cmd->add_option("--batch-file", o->batch_file, "Prompts, one per line (\\n for a newline); decoded as one batch");
-  cmd->add_option("--method", o->method, "full | recompute (EE-LLM KV recomputation) | speculative | pipeline")
+  cmd->add_option("--method", o->method, "full | recompute (EE-LLM KV recomputation) | speculative | pipeline (under mpirun -np P: P stages)")
       ->capture_default_str();
   cmd->add_option("--threshold", o->threshold,
                   "Exit confidence threshold in [0, 1], or off (default: the scenario's early_exit_thres)");
@@ -76,6 +78,8 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "Sampling seed (sequence b uses seed + b)");
   cmd->add_option("--stop", o->stop, "Stop string (repeatable); not included in the output")->allow_extra_args(false);
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--timeout", o->timeout, "pipeline: seconds a stage waits for a message before failing")
+      ->capture_default_str();
   cmd->add_flag("--stats", o->stats, "Print tokens/s, the exit histogram and layers per token");
   cmd->add_option("--stats-out", o->stats_out, "Write {\"exit_rates\": [...]} for eellm simulate --exit-rates");
   cmd->callback([o] {
@@ -131,9 +135,17 @@ void register_generate(CLI::App& app) {
 
     std::vector<std::vector<int32_t>> prompts;
     for (const std::string& t : texts) prompts.push_back(exec::encode_bytes(t));
-    auto be = exec::make_cpu_backend(o->threads);
-    auto r = exec::generate(cfg, model->params, *be, prompts, g);
+    int rank = 0;
+    StatusOr<exec::GenerateResult> r = Status::internal("not run");
+    if (g.method == exec::DecodeMethod::kPipeline) {
+      // mpirun -np P: one pipeline stage per rank; rank 0 prints.
+      r = exec::generate_pipeline_mpi(*model, prompts, g, o->threads, o->timeout, &rank);
+    } else {
+      auto be = exec::make_cpu_backend(o->threads);
+      r = exec::generate(cfg, model->params, *be, prompts, g);
+    }
     if (!r.is_ok()) return fail(r.status());
+    if (rank != 0) return;
     for (size_t i = 0; i < texts.size(); ++i) {
       if (texts.size() > 1) std::printf("=== prompt %zu ===\n", i + 1);
       std::printf("%s%s\n", texts[i].c_str(), r->sequences[i].text.c_str());
