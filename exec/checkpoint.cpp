@@ -79,7 +79,8 @@ StatusOr<std::string> resolve_checkpoint_dir(const std::string& dir) {
   if (fs::exists(fs::path(dir) / "state.json", ec) || fs::exists(fs::path(dir) / "manifest.json", ec)) return dir;
   const fs::path latest = fs::path(dir) / "latest";
   if (!fs::exists(latest, ec))
-    return Status::not_found("checkpoint directory " + dir + " has neither a `latest` file nor a state.json");
+    return Status::not_found("checkpoint directory " + dir +
+                                  " has neither a `latest` file nor a state.json / manifest.json");
   EELLM_ASSIGN_OR_RETURN(std::string name, read_file(latest.string()));
   while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
   const fs::path sub = fs::path(dir) / name;
@@ -224,7 +225,14 @@ StatusOr<Scenario> checkpoint_scenario(const std::string& dir) {
     EELLM_ASSIGN_OR_RETURN(std::string text, read_file(path));
     const json m = json::parse(text, nullptr, false);
     if (m.is_discarded() || !m.is_object()) return Status::corruption(path + " is not valid JSON");
-    return parse_scenario(m.value("scenario_yaml", ""), path + ":scenario_yaml", scenarios_dir());
+    EELLM_ASSIGN_OR_RETURN(Scenario s, parse_scenario(m.value("scenario_yaml", ""), path + ":scenario_yaml",
+                                                      scenarios_dir()));
+    // The weights are layout-independent: a single process (eval, generate) reads them whole.
+    ParallelSpec one;
+    one.schedule = ScheduleKind::kNoPipelining;
+    one.world_size = 1;
+    s.parallel = one;
+    return s;
   }
   EELLM_ASSIGN_OR_RETURN(json state, read_state(sub));
   return parse_scenario(state.value("scenario_yaml", ""), sub + "/state.json:scenario_yaml", scenarios_dir());

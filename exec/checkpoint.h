@@ -38,7 +38,8 @@ Status save_checkpoint(const std::string& dir, const Scenario& scenario, const G
 Status load_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& params, AdamW* opt,
                        TrainProgress* progress);
 
-// The scenario stored in a checkpoint (for `eellm eval`/`generate CHECKPOINT`).
+// The scenario stored in a checkpoint (for `eellm eval`/`generate CHECKPOINT`); for a distributed
+// checkpoint its parallel section is reset to one process (the weights load into any layout).
 StatusOr<Scenario> checkpoint_scenario(const std::string& dir);
 
 // The directory of the checkpoint `latest` names (or dir itself when it holds state.json or,

@@ -3,7 +3,8 @@
 //    single-process losses, gradient norm and parameters after two steps (tests/exec/dist_reference.h);
 //  - 2 steps + save at one layout, then resume at another (PP=4 → PP=2×DP=2 with ZeRO-1, PP=2 →
 //    DP=2, and PP=2×TP=2 once the runtime executes TP) continue the uninterrupted loss curve;
-//  - the single-process loader reads a distributed checkpoint (weights equal the runtime's);
+//  - the single-process loader reads a distributed checkpoint, the distributed one a single-process
+//    checkpoint;
 //  - a checkpoint without manifest (crashed save), a damaged manifest, a missing or altered
 //    shard file and a different model are refused with messages naming the file/field.
 #include <gtest/gtest.h>
@@ -243,6 +244,57 @@ TEST(DistCheckpoint, ResumeOnADifferentLayoutContinuesTheLossCurve) {
     for (size_t k = 0; k < a[i].second->numel(); ++k)
       moved = std::max(moved, static_cast<double>(std::abs(a[i].second->data[k] - b[i].second->data[k])));
   EXPECT_GT(moved, 1e-4);  // trained weights, not the initialisation
+}
+
+// A single-process checkpoint (exec/checkpoint.h) loads into a PP = np, ZeRO-1-free layout: every
+// rank's owned tensors and moment slices equal the saved ones.
+TEST(DistCheckpoint, ReadsASingleProcessCheckpoint) {
+  const Scenario s = layout_scenario(world().size(), 1, 1, false);
+  const GptConfig cfg = make_gpt_config(s).value();
+  const std::string dir = base_dir() + "_single";
+  GptParams saved;
+  saved.allocate(cfg);
+  init_params(saved, cfg, 77);
+  AdamW adam;
+  adam.init(cfg);
+  init_params(adam.m(), cfg, 78);
+  init_params(adam.v(), cfg, 79);
+  adam.set_step_count(5);
+  TrainProgress prog;
+  prog.iteration = 5, prog.data.index = 40, prog.seed = s.training.seed;
+  if (world().rank() == 0) {
+    fs::remove_all(dir);
+    ASSERT_TRUE(save_checkpoint(dir, s, cfg, saved, &adam, prog).is_ok());
+  }
+  ASSERT_TRUE(world().barrier(60).is_ok());
+  const Layout lay = derive_layout(s).value();
+  auto comms = make_communicators(world(), {1, world().size(), 1}, embedding_group_ranks(s, lay));
+  ASSERT_TRUE(comms.is_ok());
+  auto rt = PipelineRuntime::create(s, *comms, RuntimeOptions{});
+  ASSERT_TRUE(rt.is_ok()) << rt.status().to_string();
+  GradSync* gs = (*rt)->grad_sync().value();
+  std::vector<CkptParam> ps;
+  std::vector<CkptMoments> ms;
+  for (const SyncTensor& t : gs->tensors()) ps.push_back({t.name, t.param->shape, ShardSpec{}, t.param});
+  for (const auto& sl : gs->moment_slices()) {
+    const SyncTensor& t = gs->tensors()[sl.tensor];
+    ms.push_back({t.name, t.param->shape, ShardSpec{}, t.param->shape, sl.begin, sl.end, sl.m, sl.v});
+  }
+  TrainProgress got;
+  const Status st = load_distributed_checkpoint(dir, cfg, ps, ms, &got);
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  EXPECT_EQ(got.iteration, 5);
+  EXPECT_EQ(got.data.index, 40u);
+  std::map<std::string, const Tensor*> P, M, V;
+  for (auto& [n, t] : saved.named()) P[n] = t;
+  for (auto& [n, t] : adam.m().named()) M[n] = t;
+  for (auto& [n, t] : adam.v().named()) V[n] = t;
+  ASSERT_FALSE(ps.empty());
+  for (const CkptParam& p : ps) EXPECT_EQ(p.local->data, P.at(p.name)->data) << p.name;
+  for (const CkptMoments& m : ms) {
+    EXPECT_TRUE(std::equal(m.m, m.m + (m.end - m.begin), M.at(m.name)->data.begin() + static_cast<std::ptrdiff_t>(m.begin)));
+    EXPECT_TRUE(std::equal(m.v, m.v + (m.end - m.begin), V.at(m.name)->data.begin() + static_cast<std::ptrdiff_t>(m.begin)));
+  }
 }
 
 TEST(DistCheckpoint, IncompleteOrDamagedCheckpointsAreRefusedByName) {
