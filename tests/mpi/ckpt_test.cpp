@@ -36,6 +36,7 @@ struct ZCase {
   int m;
   bool zero, overlap;
   int bucket;  // parallel.ddp_bucket_size (elements)
+  int tp = 1;
 };
 std::ostream& operator<<(std::ostream& os, const ZCase& c) { return os << c.name; }
 
@@ -46,24 +47,28 @@ const ZCase kZCases[] = {
     {"pp2dp2_zero_1f1b", 2, 2, 1, ScheduleKind::k1F1B, 4, true, false, 5000},
     {"pp2dp2_zero_overlap_interleaved", 2, 2, 2, ScheduleKind::kInterleaved1F1B, 4, true, true, 2000},
     {"pp2dp2_overlap_buckets_ee1f1b", 2, 2, 1, ScheduleKind::kEE1F1B, 4, false, true, 2000},
+    {"tp2dp2_zero_overlap_buckets", 1, 2, 1, ScheduleKind::kNoPipelining, 2, true, true, 2000, 2},
 };
 
 class DataParallel : public ::testing::TestWithParam<ZCase> {};
 
 TEST_P(DataParallel, TwoStepsMatchTheSingleProcessRun) {
   const ZCase c = GetParam();
-  if (c.pp * c.dp != world().size()) GTEST_SKIP() << "needs np " << c.pp * c.dp;
+  if (c.pp * c.dp * c.tp != world().size()) GTEST_SKIP() << "needs np " << c.pp * c.dp * c.tp;
   Scenario s = testing::tiny_dist_scenario(c.pp, c.dp, c.vp, c.kind, c.m);
+  s.parallel.tensor_model_parallel_size = c.tp;
+  s.parallel.world_size = c.pp * c.dp * c.tp;
   s.parallel.use_distributed_optimizer = c.zero;
   s.parallel.overlap_grad_reduce = c.overlap;
   s.parallel.ddp_bucket_size = c.bucket;
   const Layout lay = derive_layout(s).value();
-  auto comms = make_communicators(world(), {1, c.pp, c.dp}, embedding_group_ranks(s, lay));
+  auto comms = make_communicators(world(), {c.tp, c.pp, c.dp}, embedding_group_ranks(s, lay));
   ASSERT_TRUE(comms.is_ok()) << comms.status().to_string();
   RuntimeOptions ro;
   ro.recv_timeout_s = 60;
   auto rt = PipelineRuntime::create(s, *comms, ro);
   ASSERT_TRUE(rt.is_ok()) << rt.status().to_string();
+  const GptConfig full_cfg = make_gpt_config(s).value();
   auto gs = (*rt)->grad_sync();
   ASSERT_TRUE(gs.is_ok());
   EXPECT_EQ((*gs)->distributed_optimizer(), c.zero);
@@ -87,9 +92,12 @@ TEST_P(DataParallel, TwoStepsMatchTheSingleProcessRun) {
   std::map<std::string, Tensor*> got;
   for (auto& [n, t] : (*rt)->params().named()) got[n] = t;
   for (const std::string& n : (*rt)->owned_names()) {
+    // This rank's TP shard of the single-process tensor (the whole tensor at tp 1).
+    const Tensor ref_part = extract_shard(*want.at(n), shard_spec(full_cfg, n, c.tp, comms->groups.coords.tp).value());
+    ASSERT_EQ(got.at(n)->shape, ref_part.shape) << n;
     double worst = 0;
     for (size_t k = 0; k < got.at(n)->numel(); ++k)
-      worst = std::max(worst, static_cast<double>(std::abs(got.at(n)->data[k] - want.at(n)->data[k])));
+      worst = std::max(worst, static_cast<double>(std::abs(got.at(n)->data[k] - ref_part.data[k])));
     EXPECT_LE(worst, 1e-5) << "rank " << world().rank() << " tensor " << n;
   }
   // ZeRO-1: this rank keeps moments only for its shard (about 1/dp of the elements).
