@@ -98,7 +98,16 @@ python3 - "$OUT_DIR/describe.log" "$OUT_DIR/train_metrics.jsonl" "$PEAK_TFLOPS" 
 import json, statistics, sys
 raw = open(sys.argv[1]).read()
 desc = json.loads(raw[raw.index("{"):])
-flops = desc["model_flops_per_iteration"]
+def find(d, key):  # the key sits in a nested section ("totals")
+    if isinstance(d, dict):
+        if key in d:
+            return d[key]
+        for v in d.values():
+            r = find(v, key)
+            if r is not None:
+                return r
+    return None
+flops = find(desc, "model_flops_per_iteration")
 steps = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
 steps = [s for s in steps if "step_s" in s]
 if len(steps) < 6:
