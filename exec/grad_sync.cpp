@@ -231,17 +231,24 @@ StatusOr<GradSync::Step> GradSync::step(const std::vector<Communicator*>& norm_g
   if (!zero) return r;
   // ZeRO-1: every DP rank updated its shard of each bucket; gather the parameters.
   be_->synchronize();  // the updated parameters are read on the host
+  // All buckets' gathers in flight at once; shard_grad (consumed by AdamW) is the send buffer.
   for (size_t b = 0; b < plan_.buckets.size(); ++b) {
     const BucketPlan::Bucket& bk = plan_.buckets[b];
     BucketState& s = state_[b];
-    std::vector<float> mine(s.hi - s.lo, 0.0f);
+    float* mine = s.shard_grad.ptr();
+    std::fill(mine, mine + (s.hi - s.lo), 0.0f);
     for (size_t k = 0; k < bk.tensors.size(); ++k) {
       const Tensor& param = *tensors_[bk.tensors[k]].param;
       const size_t t0 = bk.offsets[k], t1 = t0 + param.numel();
       for (size_t j = std::max(t0, s.lo); j < std::min(t1, s.hi); ++j) mine[j - s.lo] = param.data[j - t0];
     }
-    EELLM_RETURN_IF_ERROR(data_->all_gather(mine.data(), s.gather.ptr(), mine.size(), opt_.timeout_s)
-                              .with_context("parameter all-gather of bucket " + str(b)));
+    EELLM_ASSIGN_OR_RETURN(s.req, data_->iall_gather(mine, s.gather.ptr(), s.hi - s.lo));
+  }
+  for (size_t b = 0; b < plan_.buckets.size(); ++b) {
+    const BucketPlan::Bucket& bk = plan_.buckets[b];
+    BucketState& s = state_[b];
+    EELLM_RETURN_IF_ERROR(s.req->wait(opt_.timeout_s).with_context("parameter all-gather of bucket " + str(b)));
+    s.req.reset();
     for (size_t k = 0; k < bk.tensors.size(); ++k) {
       Tensor& param = *tensors_[bk.tensors[k]].param;
       std::copy_n(s.gather.ptr() + bk.offsets[k], param.numel(), param.ptr());
