@@ -185,76 +185,80 @@ GptChunk::GptChunk(const GptConfig& cfg, int first_layer, int num_layers, bool h
 
 void GptChunk::layer_forward(LayerActs& a, const LayerParams& lp, const float* inp, int B, int T) {
   const GptConfig& c = cfg_;
-  const int N = B * T;
+  const int N = B * T, R = rows(N);  // R: this rank's residual rows (N without sequence parallelism)
   const bool ln = c.norm == NormKind::kLayerNorm;
   const AttentionShape sh{B, T, c.NH, c.G, c.HS};
-  resize(a.ln1, {N, c.C}), resize(a.ln1_rstd, {N}), resize(a.qkv, {N, c.qkv_dim()}), resize(a.att, {N, c.Q()});
-  resize(a.lse, {B, c.NH, T}), resize(a.res2, {N, c.C}), resize(a.ln2, {N, c.C}), resize(a.ln2_rstd, {N});
-  resize(a.fc, {N, c.fc_dim()}), resize(a.act, {N, c.F}), resize(a.out, {N, c.C});
-  if (ln) resize(a.ln1_mean, {N}), resize(a.ln2_mean, {N});
+  resize(a.ln1, {R, c.C}), resize(a.ln1_rstd, {R}), resize(a.qkv, {N, c.qkv_dim()}), resize(a.att, {N, c.Q()});
+  resize(a.lse, {B, c.NH, T}), resize(a.res2, {R, c.C}), resize(a.ln2, {R, c.C}), resize(a.ln2_rstd, {R});
+  resize(a.fc, {N, c.fc_dim()}), resize(a.act, {N, c.F}), resize(a.out, {R, c.C});
+  if (ln) resize(a.ln1_mean, {R}), resize(a.ln2_mean, {R});
   Backend& be = *be_;
-  be.norm_forward(c.norm, a.ln1.ptr(), opt(a.ln1_mean), a.ln1_rstd.ptr(), inp, lp.ln1_w.ptr(), opt(lp.ln1_b), N, c.C,
+  be.norm_forward(c.norm, a.ln1.ptr(), opt(a.ln1_mean), a.ln1_rstd.ptr(), inp, lp.ln1_w.ptr(), opt(lp.ln1_b), R, c.C,
                   c.eps);
-  be.matmul_forward(a.qkv.ptr(), a.ln1.ptr(), lp.qkv_w.ptr(), opt(lp.qkv_b), N, c.C, c.qkv_dim());
+  const float* x1 = sp_ ? sp_gather(a.ln1.ptr(), a.ln1_full, N) : a.ln1.ptr();
+  be.matmul_forward(a.qkv.ptr(), x1, lp.qkv_w.ptr(), opt(lp.qkv_b), N, c.C, c.qkv_dim());
   if (c.rope) be.rope_forward(a.qkv.ptr(), sh, c.rope_base);
   be.attention_forward(a.att.ptr(), a.lse.ptr(), a.qkv.ptr(), sh);
-  be.matmul_forward(a.res2.ptr(), a.att.ptr(), lp.proj_w.ptr(), row_parallel_bias(lp.proj_b), N, c.Q(), c.C);
-  tp_all_reduce(a.res2.ptr(), a.res2.numel());  // row-parallel: sum of the heads' partial projections
+  row_parallel_forward(a.res2.ptr(), a.att.ptr(), lp.proj_w, lp.proj_b, N, c.Q());
   be.add_inplace(a.res2.ptr(), inp, a.res2.numel());
   be.norm_forward(c.norm, a.ln2.ptr(), opt(a.ln2_mean), a.ln2_rstd.ptr(), a.res2.ptr(), lp.ln2_w.ptr(),
-                  opt(lp.ln2_b), N, c.C, c.eps);
-  be.matmul_forward(a.fc.ptr(), a.ln2.ptr(), lp.fc_w.ptr(), opt(lp.fc_b), N, c.C, c.fc_dim());
+                  opt(lp.ln2_b), R, c.C, c.eps);
+  const float* x2 = sp_ ? sp_gather(a.ln2.ptr(), a.ln2_full, N) : a.ln2.ptr();
+  be.matmul_forward(a.fc.ptr(), x2, lp.fc_w.ptr(), opt(lp.fc_b), N, c.C, c.fc_dim());
   if (c.swiglu)
     be.swiglu_forward(a.act.ptr(), a.fc.ptr(), N, c.F);
   else
     be.gelu_forward(a.act.ptr(), a.fc.ptr(), a.act.numel());
-  be.matmul_forward(a.out.ptr(), a.act.ptr(), lp.fcproj_w.ptr(), row_parallel_bias(lp.fcproj_b), N, c.F, c.C);
-  tp_all_reduce(a.out.ptr(), a.out.numel());
+  row_parallel_forward(a.out.ptr(), a.act.ptr(), lp.fcproj_w, lp.fcproj_b, N, c.F);
   be.add_inplace(a.out.ptr(), a.res2.ptr(), a.out.numel());
 }
 
 void GptChunk::layer_backward(LayerActs& a, const LayerParams& lp, LayerParams& lg, const float* inp,
                               const float* dout, float* dinp, int B, int T) {
   const GptConfig& c = cfg_;
-  const int N = B * T;
+  const int N = B * T, R = rows(N);
   const AttentionShape sh{B, T, c.NH, c.G, c.HS};
   Backend& be = *be_;
-  resize(d_res2_, {N, c.C}), resize(d_act_, {N, c.F}), resize(d_fc_, {N, c.fc_dim()}), resize(d_ln_, {N, c.C});
+  resize(d_res2_, {R, c.C}), resize(d_act_, {N, c.F}), resize(d_fc_, {N, c.fc_dim()}), resize(d_ln_, {N, c.C});
   resize(d_att_, {N, c.Q()}), resize(d_qkv_, {N, c.qkv_dim()});
+  // Norm weight gradients: with sequence parallelism each rank sees only its rows; they are summed
+  // over the group once per call (scratch), so the accumulated gradient is never double counted.
+  NormGrads ng2 = norm_grads(lg.ln2_w, lg.ln2_b, 0), ng1 = norm_grads(lg.ln1_w, lg.ln1_b, 2);
   be.copy(d_res2_.ptr(), dout, d_res2_.numel());
   be.zero(d_act_.ptr(), d_act_.numel());
-  be.matmul_backward(d_act_.ptr(), lg.fcproj_w.ptr(), opt(lg.fcproj_b), dout, a.act.ptr(), lp.fcproj_w.ptr(), N, c.F,
-                     c.C);
+  be.matmul_backward(d_act_.ptr(), lg.fcproj_w.ptr(), opt(lg.fcproj_b), sp_ ? sp_gather(dout, s_gfull_, N) : dout,
+                     a.act.ptr(), lp.fcproj_w.ptr(), N, c.F, c.C);
   be.zero(d_fc_.ptr(), d_fc_.numel());
   if (c.swiglu)
     be.swiglu_backward(d_fc_.ptr(), d_act_.ptr(), a.fc.ptr(), N, c.F);
   else
     be.gelu_backward(d_fc_.ptr(), d_act_.ptr(), a.fc.ptr(), d_act_.numel());
   be.zero(d_ln_.ptr(), d_ln_.numel());
-  be.matmul_backward(d_ln_.ptr(), lg.fc_w.ptr(), opt(lg.fc_b), d_fc_.ptr(), a.ln2.ptr(), lp.fc_w.ptr(), N, c.C,
-                     c.fc_dim());
-  tp_all_reduce(d_ln_.ptr(), d_ln_.numel());  // column-parallel: sum over the ffn shards
-  be.norm_backward(c.norm, d_res2_.ptr(), lg.ln2_w.ptr(), opt(lg.ln2_b), d_ln_.ptr(), a.res2.ptr(), lp.ln2_w.ptr(),
-                   opt(a.ln2_mean), a.ln2_rstd.ptr(), N, c.C);
+  be.matmul_backward(d_ln_.ptr(), lg.fc_w.ptr(), opt(lg.fc_b), d_fc_.ptr(), sp_ ? a.ln2_full.ptr() : a.ln2.ptr(),
+                     lp.fc_w.ptr(), N, c.C, c.fc_dim());
+  const float* dln = column_parallel_input_grad(d_ln_, N);  // sum over the ffn shards
+  be.norm_backward(c.norm, d_res2_.ptr(), ng2.w, ng2.b, dln, a.res2.ptr(), lp.ln2_w.ptr(), opt(a.ln2_mean),
+                   a.ln2_rstd.ptr(), R, c.C);
   be.add_inplace(dinp, d_res2_.ptr(), d_res2_.numel());
   be.zero(d_att_.ptr(), d_att_.numel());
-  be.matmul_backward(d_att_.ptr(), lg.proj_w.ptr(), opt(lg.proj_b), d_res2_.ptr(), a.att.ptr(), lp.proj_w.ptr(), N,
-                     c.Q(), c.C);
+  be.matmul_backward(d_att_.ptr(), lg.proj_w.ptr(), opt(lg.proj_b), sp_ ? sp_gather(d_res2_.ptr(), s_gfull_, N)
+                                                                        : d_res2_.ptr(),
+                     a.att.ptr(), lp.proj_w.ptr(), N, c.Q(), c.C);
   be.zero(d_qkv_.ptr(), d_qkv_.numel());
   be.attention_backward(d_qkv_.ptr(), d_att_.ptr(), a.att.ptr(), a.lse.ptr(), a.qkv.ptr(), sh);
   if (c.rope) be.rope_backward(d_qkv_.ptr(), sh, c.rope_base);
   be.zero(d_ln_.ptr(), d_ln_.numel());
-  be.matmul_backward(d_ln_.ptr(), lg.qkv_w.ptr(), opt(lg.qkv_b), d_qkv_.ptr(), a.ln1.ptr(), lp.qkv_w.ptr(), N, c.C,
-                     c.qkv_dim());
-  tp_all_reduce(d_ln_.ptr(), d_ln_.numel());  // column-parallel: sum over the heads' shards
-  be.norm_backward(c.norm, dinp, lg.ln1_w.ptr(), opt(lg.ln1_b), d_ln_.ptr(), inp, lp.ln1_w.ptr(), opt(a.ln1_mean),
-                   a.ln1_rstd.ptr(), N, c.C);
+  be.matmul_backward(d_ln_.ptr(), lg.qkv_w.ptr(), opt(lg.qkv_b), d_qkv_.ptr(), sp_ ? a.ln1_full.ptr() : a.ln1.ptr(),
+                     lp.qkv_w.ptr(), N, c.C, c.qkv_dim());
+  dln = column_parallel_input_grad(d_ln_, N);  // sum over the heads' shards
+  be.norm_backward(c.norm, dinp, ng1.w, ng1.b, dln, inp, lp.ln1_w.ptr(), opt(a.ln1_mean), a.ln1_rstd.ptr(), R, c.C);
+  finish_norm_grads({{ng2, &lg.ln2_w, &lg.ln2_b}, {ng1, &lg.ln1_w, &lg.ln1_b}});
 }
 
 float GptChunk::head(int e, const GptParams& p, GptParams& g, const float* x, const int32_t* targets, int B, int T,
                      float weight, float* dx, Tensor* logits) {
   const GptConfig& c = cfg_;
-  const int N = B * T;
+  const int N = B * T, R = rows(N);  // x, h, hn, hm, dx: R rows; MLP inner and logits: N rows
   Backend& be = *be_;
   const bool is_exit = e >= 0;
   const ExitParams* ep = is_exit ? &p.exits[static_cast<size_t>(e)] : nullptr;
@@ -270,21 +274,21 @@ float GptChunk::head(int e, const GptParams& p, GptParams& g, const float* x, co
   const Tensor& nw = is_exit ? ep->norm_w : p.lnf_w;
   const Tensor& nb = is_exit ? ep->norm_b : p.lnf_b;
   if (norm) {
-    resize(s_norm_, {N, c.C}), resize(s_mean_, {N}), resize(s_rstd_, {N});
-    be.norm_forward(c.norm, s_norm_.ptr(), s_mean_.ptr(), s_rstd_.ptr(), h, nw.ptr(), opt(nb), N, c.C, c.eps);
+    resize(s_norm_, {R, c.C}), resize(s_mean_, {R}), resize(s_rstd_, {R});
+    be.norm_forward(c.norm, s_norm_.ptr(), s_mean_.ptr(), s_rstd_.ptr(), h, nw.ptr(), opt(nb), R, c.C, c.eps);
     hn = s_norm_.ptr();
   }
   const float* hm = hn;
+  const float* hn_full = hn;  // the MLP's (column-parallel) input, all rows
   if (mlp) {
-    resize(s_fc_, {N, c.fc_dim()}), resize(s_act_, {N, c.F}), resize(s_mlp_, {N, c.C});
-    be.matmul_forward(s_fc_.ptr(), hn, ep->mlp_fc_w.ptr(), opt(ep->mlp_fc_b), N, c.C, c.fc_dim());
+    if (sp_) hn_full = sp_gather(hn, s_hn_full_, N);
+    resize(s_fc_, {N, c.fc_dim()}), resize(s_act_, {N, c.F}), resize(s_mlp_, {R, c.C});
+    be.matmul_forward(s_fc_.ptr(), hn_full, ep->mlp_fc_w.ptr(), opt(ep->mlp_fc_b), N, c.C, c.fc_dim());
     if (c.swiglu)
       be.swiglu_forward(s_act_.ptr(), s_fc_.ptr(), N, c.F);
     else
       be.gelu_forward(s_act_.ptr(), s_fc_.ptr(), s_act_.numel());
-    be.matmul_forward(s_mlp_.ptr(), s_act_.ptr(), ep->mlp_fcproj_w.ptr(), row_parallel_bias(ep->mlp_fcproj_b), N,
-                      c.F, c.C);
-    tp_all_reduce(s_mlp_.ptr(), s_mlp_.numel());
+    row_parallel_forward(s_mlp_.ptr(), s_act_.ptr(), ep->mlp_fcproj_w, ep->mlp_fcproj_b, N, c.F);
     be.add_inplace(s_mlp_.ptr(), hn, s_mlp_.numel());
     hm = s_mlp_.ptr();
   }
@@ -293,13 +297,14 @@ float GptChunk::head(int e, const GptParams& p, GptParams& g, const float* x, co
   const bool grad = dx != nullptr && weight != 0.0f;  // a zero-weight head contributes exactly nothing
   resize(s_losses_, {N});
   if (logits) resize(*logits, {B, T, c.Vp});
-  if (grad) resize(s_dh_, {N, c.C}), be.zero(s_dh_.ptr(), s_dh_.numel());
+  if (grad) resize(s_dh_, {R, c.C}), be.zero(s_dh_.ptr(), s_dh_.numel());
   if (tp_ == 1)
     be.classifier_fused(s_losses_.ptr(), grad ? s_dh_.ptr() : nullptr, grad ? dW.ptr() : nullptr,
                         logits ? logits->ptr() : nullptr, hm, W.ptr(), targets, N, c.C, c.V, c.Vp,
                         weight / static_cast<float>(N));
   else
-    tp_classifier(grad ? s_dh_.ptr() : nullptr, dW, logits, hm, W, targets, N, weight / static_cast<float>(N));
+    tp_classifier(grad ? s_dh_.ptr() : nullptr, dW, logits, sp_ ? sp_gather(hm, s_hm_full_, N) : hm, W, targets, N,
+                  weight / static_cast<float>(N));
   be.synchronize();  // the losses are read on the host (a device backend runs asynchronously)
   double sum = 0.0;
   for (float l : s_losses_.data) sum += l;
@@ -314,25 +319,32 @@ float GptChunk::head(int e, const GptParams& p, GptParams& g, const float* x, co
     else
       be.zero(s_dn_.ptr(), s_dn_.numel());  // the column-parallel fc's partial input gradient first
     be.zero(s_dact_.ptr(), s_dact_.numel());
-    be.matmul_backward(s_dact_.ptr(), eg->mlp_fcproj_w.ptr(), opt(eg->mlp_fcproj_b), s_dh_.ptr(), s_act_.ptr(),
-                       ep->mlp_fcproj_w.ptr(), N, c.F, c.C);
+    be.matmul_backward(s_dact_.ptr(), eg->mlp_fcproj_w.ptr(), opt(eg->mlp_fcproj_b),
+                       sp_ ? sp_gather(s_dh_.ptr(), s_gfull_, N) : s_dh_.ptr(), s_act_.ptr(), ep->mlp_fcproj_w.ptr(),
+                       N, c.F, c.C);
     be.zero(s_dfc_.ptr(), s_dfc_.numel());
     if (c.swiglu)
       be.swiglu_backward(s_dfc_.ptr(), s_dact_.ptr(), s_fc_.ptr(), N, c.F);
     else
       be.gelu_backward(s_dfc_.ptr(), s_dact_.ptr(), s_fc_.ptr(), s_dact_.numel());
-    be.matmul_backward(s_dn_.ptr(), eg->mlp_fc_w.ptr(), opt(eg->mlp_fc_b), s_dfc_.ptr(), hn, ep->mlp_fc_w.ptr(), N,
-                       c.C, c.fc_dim());
-    if (tp_ > 1) tp_all_reduce(s_dn_.ptr(), s_dn_.numel()), be.add_inplace(s_dn_.ptr(), s_dh_.ptr(), s_dn_.numel());
+    be.matmul_backward(s_dn_.ptr(), eg->mlp_fc_w.ptr(), opt(eg->mlp_fc_b), s_dfc_.ptr(), hn_full, ep->mlp_fc_w.ptr(),
+                       N, c.C, c.fc_dim());
+    if (tp_ > 1) {
+      const float* dn = column_parallel_input_grad(s_dn_, N);  // (R, C); s_dn_ itself without SP
+      if (sp_) resize(s_dn_r_, {R, c.C}), be.copy(s_dn_r_.ptr(), dn, s_dn_r_.numel()), std::swap(s_dn_, s_dn_r_);
+      be.add_inplace(s_dn_.ptr(), s_dh_.ptr(), s_dh_.numel());
+    }
     std::swap(s_dn_, s_dh_);
   }
   // s_dh_ = d(hn). Norm backward into d(h): straight into dx without a block, else into scratch.
   float* dh = dx;
-  if (block) resize(s_tmp_, {N, c.C}), be.zero(s_tmp_.ptr(), s_tmp_.numel()), dh = s_tmp_.ptr();
+  if (block) resize(s_tmp_, {R, c.C}), be.zero(s_tmp_.ptr(), s_tmp_.numel()), dh = s_tmp_.ptr();
   if (norm) {
     Tensor& gw = is_exit ? eg->norm_w : g.lnf_w;
     Tensor& gb = is_exit ? eg->norm_b : g.lnf_b;
-    be.norm_backward(c.norm, dh, gw.ptr(), opt(gb), s_dh_.ptr(), h, nw.ptr(), s_mean_.ptr(), s_rstd_.ptr(), N, c.C);
+    const NormGrads ng = norm_grads(gw, gb, 0);
+    be.norm_backward(c.norm, dh, ng.w, ng.b, s_dh_.ptr(), h, nw.ptr(), s_mean_.ptr(), s_rstd_.ptr(), R, c.C);
+    finish_norm_grads({{ng, &gw, &gb}});
   } else {
     be.add_inplace(dh, s_dh_.ptr(), s_dh_.numel());
   }
@@ -340,116 +352,20 @@ float GptChunk::head(int e, const GptParams& p, GptParams& g, const float* x, co
   return loss;
 }
 
-Status GptChunk::set_tensor_parallel(Communicator* tensor, double timeout_s) {
-  const int n = tensor ? tensor->size() : 1;
-  if (n != cfg_.tp)
-    return Status::invalid_argument("tensor-parallel group of " + std::to_string(n) + " ranks for a chunk config local to tp " +
-                                    std::to_string(cfg_.tp) + " (use local_config)");
-  tp_comm_ = n > 1 ? tensor : nullptr;
-  tp_timeout_ = timeout_s;
-  tp_ = n;
-  tp_rank_ = tensor ? tensor->rank() : 0;
-  vocab_begin_ = tp_rank_ * cfg_.Vp;
-  vocab_valid_ = std::clamp(cfg_.V - vocab_begin_, 0, cfg_.Vp);
-  tp_status_ = Status::ok();
-  return Status::ok();
-}
-
-void GptChunk::tp_all_reduce(float* p, size_t n) {
-  if (tp_ == 1 || !tp_status_.is_ok()) return;
-  be_->synchronize();
-  tp_status_ = tp_comm_->all_reduce_sum(p, n, tp_timeout_);
-}
-
-const float* GptChunk::row_parallel_bias(const Tensor& b) const { return tp_rank_ == 0 ? opt(b) : nullptr; }
-
-void GptChunk::local_tokens(const int32_t* tokens, int N) {
-  s_tok_.resize(static_cast<size_t>(N));
-  s_tok_out_.resize(static_cast<size_t>(N));
-  for (int n = 0; n < N; ++n) {
-    const int local = tokens[n] - vocab_begin_;
-    const bool out = local < 0 || local >= cfg_.Vp;
-    s_tok_[static_cast<size_t>(n)] = out ? 0 : local;
-    s_tok_out_[static_cast<size_t>(n)] = out;
-  }
-}
-
-// Vocabulary-parallel cross-entropy (Megatron's): local logits (N, Vp_l); per row the local max,
-// Σ exp(logit − local max) over this rank's real-vocabulary columns and the target logit (0 unless
-// this rank holds the target) are all-gathered and combined into the global log-sum-exp, so every
-// rank gets the same losses; d(logits) = scale·(softmax − onehot) stays local.
-void GptChunk::tp_classifier(float* dx, Tensor& dW, Tensor* logits, const float* x, const Tensor& W,
-                             const int32_t* targets, int N, float grad_scale) {
-  const GptConfig& c = cfg_;
-  Backend& be = *be_;
-  const int Vl = c.Vp, valid = vocab_valid_;
-  const size_t n3 = 3 * static_cast<size_t>(N);
-  resize(s_logits_, {N, Vl}), resize(s_stats_, {static_cast<int64_t>(n3)});
-  resize(s_gather_, {static_cast<int64_t>(n3) * tp_});
-  be.matmul_forward(s_logits_.ptr(), x, W.ptr(), nullptr, N, c.C, Vl);
-  be.synchronize();
-  if (logits) std::copy(s_logits_.data.begin(), s_logits_.data.end(), logits->data.begin());
-  const float ninf = -std::numeric_limits<float>::infinity();
-  for (int n = 0; n < N; ++n) {
-    const float* row = s_logits_.ptr() + static_cast<size_t>(n) * Vl;
-    float mx = ninf, sum = 0.0f;
-    for (int j = 0; j < valid; ++j) mx = std::max(mx, row[j]);
-    for (int j = 0; j < valid; ++j) sum += fast_expf(row[j] - mx);
-    const int t = targets[n] - vocab_begin_;
-    s_stats_.data[static_cast<size_t>(n)] = valid > 0 ? mx : 0.0f;  // empty shard: (0, Σ 0)
-    s_stats_.data[static_cast<size_t>(N + n)] = sum;
-    s_stats_.data[static_cast<size_t>(2 * N + n)] = t >= 0 && t < valid ? row[t] : 0.0f;
-  }
-  if (tp_status_.is_ok()) tp_status_ = tp_comm_->all_gather(s_stats_.ptr(), s_gather_.ptr(), n3, tp_timeout_);
-  for (int n = 0; n < N; ++n) {
-    float M = ninf, S = 0.0f, tl = 0.0f;
-    for (int r = 0; r < tp_; ++r)
-      if (s_gather_.data[r * n3 + static_cast<size_t>(N + n)] > 0.0f)
-        M = std::max(M, s_gather_.data[r * n3 + static_cast<size_t>(n)]);
-    for (int r = 0; r < tp_; ++r) {
-      const float* g = s_gather_.ptr() + r * n3;
-      if (g[N + n] > 0.0f) S += g[N + n] * fast_expf(g[n] - M);
-      tl += g[2 * N + n];
-    }
-    const float lse = M + std::log(S);
-    s_losses_.data[static_cast<size_t>(n)] = lse - tl;
-    s_stats_.data[static_cast<size_t>(n)] = lse;
-  }
-  if (!dx) return;
-  for (int n = 0; n < N; ++n) {
-    float* row = s_logits_.ptr() + static_cast<size_t>(n) * Vl;
-    const float lse = s_stats_.data[static_cast<size_t>(n)];
-    for (int j = 0; j < valid; ++j) row[j] = fast_expf(row[j] - lse) * grad_scale;
-    for (int j = valid; j < Vl; ++j) row[j] = 0.0f;
-    const int t = targets[n] - vocab_begin_;
-    if (t >= 0 && t < valid) row[t] -= grad_scale;
-  }
-  be.matmul_backward(dx, dW.ptr(), nullptr, s_logits_.ptr(), x, W.ptr(), N, c.C, Vl);
-  tp_all_reduce(dx, static_cast<size_t>(N) * c.C);
-}
-
 void GptChunk::forward(ChunkState& st, const GptParams& p, GptParams& g, const int32_t* tokens, const float* input,
                        const int32_t* targets, int B, int T, const HeadWeights& w, bool compute_grad,
                        std::vector<Tensor>* logits) {
   const GptConfig& c = cfg_;
-  const int N = B * T;
+  const int N = B * T, R = rows(N);
   Backend& be = *be_;
   st.B = B, st.T = T;
-  resize(st.input, {N, c.C});
+  resize(st.input, {R, c.C});
   if (has_embedding_) {
     st.tokens.assign(tokens, tokens + N);
-    if (tp_ == 1) {
+    if (tp_ == 1)
       be.embedding_forward(st.input.ptr(), tokens, p.wte.ptr(), c.rope ? nullptr : p.wpe.ptr(), B, T, c.C);
-    } else {  // vocabulary-parallel: rows of other ranks' tokens are 0 before the sum
-      local_tokens(tokens, N);
-      be.embedding_forward(st.input.ptr(), s_tok_.data(), p.wte.ptr(), nullptr, B, T, c.C);
-      for (int n = 0; n < N; ++n)
-        if (s_tok_out_[static_cast<size_t>(n)]) be.zero(st.input.ptr() + static_cast<size_t>(n) * c.C, c.C);
-      tp_all_reduce(st.input.ptr(), st.input.numel());
-      if (!c.rope)
-        for (int b = 0; b < B; ++b)
-          be.add_inplace(st.input.ptr() + static_cast<size_t>(b) * T * c.C, p.wpe.ptr(), static_cast<size_t>(T) * c.C);
-    }
+    else
+      tp_embedding_forward(st.input.ptr(), p, tokens, B, T);
   } else {
     be.copy(st.input.ptr(), input, st.input.numel());
   }
@@ -463,7 +379,7 @@ void GptChunk::forward(ChunkState& st, const GptParams& p, GptParams& g, const i
       const int e = exits_[k];
       if (c.exit_depth[static_cast<size_t>(e)] - first_ != pos) continue;
       float* dx = nullptr;
-      if (compute_grad) resize(st.exit_dx[k], {N, c.C}), be.zero(st.exit_dx[k].ptr(), st.exit_dx[k].numel()),
+      if (compute_grad) resize(st.exit_dx[k], {R, c.C}), be.zero(st.exit_dx[k].ptr(), st.exit_dx[k].numel()),
                         dx = st.exit_dx[k].ptr();
       st.exit_loss[k] = head(e, p, g, res, targets, B, T, w.exits[static_cast<size_t>(e)], dx,
                              logits ? &(*logits)[k] : nullptr);
@@ -473,7 +389,7 @@ void GptChunk::forward(ChunkState& st, const GptParams& p, GptParams& g, const i
   }
   if (has_final_) {
     float* dx = nullptr;
-    if (compute_grad) resize(st.final_dx, {N, c.C}), be.zero(st.final_dx.ptr(), st.final_dx.numel()),
+    if (compute_grad) resize(st.final_dx, {R, c.C}), be.zero(st.final_dx.ptr(), st.final_dx.numel()),
                       dx = st.final_dx.ptr();
     st.final_loss = head(-1, p, g, st.output(), targets, B, T, w.final_weight, dx,
                          logits ? &logits->back() : nullptr);
@@ -482,9 +398,9 @@ void GptChunk::forward(ChunkState& st, const GptParams& p, GptParams& g, const i
 
 void GptChunk::backward(ChunkState& st, const GptParams& p, GptParams& g, const float* dout, float* dinput) {
   const GptConfig& c = cfg_;
-  const int B = st.B, T = st.T, N = B * T;
+  const int B = st.B, T = st.T, N = B * T, R = rows(N);
   Backend& be = *be_;
-  resize(d_res_, {N, c.C});
+  resize(d_res_, {R, c.C});
   be.zero(d_res_.ptr(), d_res_.numel());
   if (has_final_ && !st.final_dx.empty()) be.add_inplace(d_res_.ptr(), st.final_dx.ptr(), d_res_.numel());
   if (dout) be.add_inplace(d_res_.ptr(), dout, d_res_.numel());
@@ -495,7 +411,7 @@ void GptChunk::backward(ChunkState& st, const GptParams& p, GptParams& g, const 
   };
   for (int pos = count_; pos >= 1; --pos) {
     add_exits_at(pos);
-    resize(d_res_next_, {N, c.C});
+    resize(d_res_next_, {R, c.C});
     be.zero(d_res_next_.ptr(), d_res_next_.numel());
     const float* inp = pos == 1 ? st.input.ptr() : st.layers[static_cast<size_t>(pos - 2)].out.ptr();
     const size_t li = static_cast<size_t>(first_ + pos - 1);
@@ -504,19 +420,11 @@ void GptChunk::backward(ChunkState& st, const GptParams& p, GptParams& g, const 
     std::swap(d_res_, d_res_next_);
   }
   add_exits_at(0);
-  if (has_embedding_ && tp_ == 1) {
+  if (has_embedding_ && tp_ == 1)
     be.embedding_backward(g.wte.ptr(), c.rope ? nullptr : g.wpe.ptr(), d_res_.ptr(), st.tokens.data(), B, T, c.C);
-  } else if (has_embedding_) {  // d_res_ is replicated: this rank's rows of wte, all of wpe
-    local_tokens(st.tokens.data(), N);
-    resize(s_demb_, {N, c.C});
-    be.copy(s_demb_.ptr(), d_res_.ptr(), s_demb_.numel());
-    for (int n = 0; n < N; ++n)
-      if (s_tok_out_[static_cast<size_t>(n)]) be.zero(s_demb_.ptr() + static_cast<size_t>(n) * c.C, c.C);
-    be.embedding_backward(g.wte.ptr(), nullptr, s_demb_.ptr(), s_tok_.data(), B, T, c.C);
-    if (!c.rope)
-      for (int b = 0; b < B; ++b)
-        be.add_inplace(g.wpe.ptr(), d_res_.ptr() + static_cast<size_t>(b) * T * c.C, static_cast<size_t>(T) * c.C);
-  } else if (dinput)
+  else if (has_embedding_)
+    tp_embedding_backward(g, d_res_.ptr(), st.tokens.data(), B, T);
+  else if (dinput)
     be.copy(dinput, d_res_.ptr(), d_res_.numel());
 }
 

@@ -23,13 +23,21 @@
 // logit gradients computed locally; the head's input gradient all-reduced). Activations between
 // chunks stay full (B,T,C) and identical on every tp rank; replicated parameters get identical
 // gradients on every tp rank. Without a group (or a group of 1) every op is exactly the
-// single-process one, bit for bit. Sequence parallelism is not implemented.
+// single-process one, bit for bit.
+// Sequence parallelism (Megatron): the residual stream, norms and the chunk's input/output hold
+// only this rank's rows [r·N/tp, (r+1)·N/tp) of the N = B·T tokens (any row split works, as norms
+// and residual adds are per row); the norm output is all-gathered before each column-parallel
+// block (the gathered copy is kept for backward) and row-parallel outputs are reduce-scattered
+// instead of all-reduced (backward: the mirror images). Norm-weight gradients, computed from this
+// rank's rows only, are summed over the group per call; heads gather their input before the
+// vocabulary-parallel cross-entropy and reduce-scatter its input gradient.
 //
 // Thread-safety: a GptChunk is used by one thread; ChunkState is per microbatch.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -111,13 +119,16 @@ void init_params(GptParams& p, const GptConfig& cfg, uint64_t seed);
 // Saved activations of one layer for one microbatch.
 struct LayerActs {
   Tensor ln1, ln1_mean, ln1_rstd, qkv, att, lse, res2, ln2, ln2_mean, ln2_rstd, fc, act, out;
+  Tensor ln1_full, ln2_full;  // sequence parallelism: the all-gathered norm outputs (N, C)
 };
 
 // Everything one chunk keeps for one microbatch between its forward and its backward.
 struct ChunkState {
   int B = 0, T = 0;
   std::vector<int32_t> tokens;       // (B,T) when the chunk has the embedding
-  Tensor input;                      // (B,T,C) chunk input (embedding output on the first chunk)
+  Tensor input;                      // (B,T,C) chunk input (embedding output on the first chunk);
+                                     // with sequence parallelism this rank's rows (B·T/tp, C), as are
+                                     // output(), exit_dx, final_dx and backward's dout/dinput
   std::vector<LayerActs> layers;
   std::vector<Tensor> exit_dx;       // per local exit: d(weighted exit loss)/d(residual) (B,T,C)
   Tensor final_dx;                   // final head: d(weighted loss)/d(chunk output) (B,T,C)
@@ -161,8 +172,11 @@ class GptChunk {
 
   // Tensor parallelism over `tensor` (this stage's tp group; not owned; null → none). The chunk's
   // config must be local_config(full, tensor->size()). With TP, `logits` of forward() receive this
-  // rank's vocabulary shard (B,T,Vp_local).
-  Status set_tensor_parallel(Communicator* tensor, double timeout_s);
+  // rank's vocabulary shard (B,T,Vp_local). sequence_parallel: see the header comment (B·T must
+  // divide by the group size).
+  Status set_tensor_parallel(Communicator* tensor, double timeout_s, bool sequence_parallel = false);
+  // Rows of the residual stream this rank holds for N tokens (N / tp with sequence parallelism).
+  int rows(int N) const { return sp_ ? N / tp_ : N; }
   // The first failed collective of forward/backward (ok otherwise). After a failure the chunk
   // makes no further collective calls, so the caller must check it after every call with TP.
   const Status& comm_status() const { return tp_status_; }
@@ -184,16 +198,37 @@ class GptChunk {
   Communicator* tp_comm_ = nullptr;
   double tp_timeout_ = 60;
   int tp_ = 1, tp_rank_ = 0;
+  bool sp_ = false;
   int vocab_begin_ = 0, vocab_valid_ = 0;  // global id of local vocab row 0; local rows < V
   Status tp_status_;
+  // Collectives (no-ops at tp 1; skipped after a failure, see comm_status()).
   void tp_all_reduce(float* p, size_t n);
-  const float* row_parallel_bias(const Tensor& b) const;
+  const float* sp_gather(const float* shard, Tensor& full, int N);  // rows(N) rows → N rows in `full`
+  void sp_scatter(const float* full, float* shard, int N);          // Σ over the group, this rank's rows
+  const float* row_parallel_bias(const Tensor& b) const;            // the bias on tp rank 0 only
+  // out (rows(N), C) = Σ_group in (N, K) · Wᵀ + b.
+  void row_parallel_forward(float* out, const float* in, const Tensor& W, const Tensor& b, int N, int K);
+  // The summed input gradient (rows(N), C) of a column-parallel block from this rank's part `full` (N, C).
+  const float* column_parallel_input_grad(Tensor& full, int N);
+  struct NormGrads {
+    float* w;
+    float* b;
+  };
+  struct NormGradsTarget {
+    NormGrads g;
+    Tensor* w;
+    Tensor* b;
+  };
+  NormGrads norm_grads(Tensor& w, Tensor& b, int slot);  // where norm_backward writes (scratch with SP)
+  void finish_norm_grads(std::initializer_list<NormGradsTarget> targets);
   void tp_classifier(float* dx, Tensor& dW, Tensor* logits, const float* x, const Tensor& W, const int32_t* targets,
                      int N, float grad_scale);
+  void tp_embedding_forward(float* out, const GptParams& p, const int32_t* tokens, int B, int T);
+  void tp_embedding_backward(GptParams& g, const float* d, const int32_t* tokens, int B, int T);
   void local_tokens(const int32_t* tokens, int N);  // fills s_tok_ / s_tok_out_
   std::vector<int32_t> s_tok_;
   std::vector<char> s_tok_out_;
-  Tensor s_logits_, s_stats_, s_gather_, s_demb_;
+  Tensor s_logits_, s_stats_, s_gather_, s_demb_, s_gfull_, s_hn_full_, s_hm_full_, s_part_, s_rs_, s_ng_, s_dn_r_;
   // Scratch reused across calls (not per microbatch).
   LayerActs head_block_;
   Tensor s_norm_, s_mean_, s_rstd_, s_fc_, s_act_, s_mlp_, s_losses_, s_dh_, s_dn_, s_dfc_, s_dact_, s_tmp_;

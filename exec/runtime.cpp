@@ -65,9 +65,6 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
   if (2 * L.num_microbatches * L.vp >= kTagTimelineCount)
     return Status::invalid_argument("too many microbatches (" + str(L.num_microbatches) + ") for message tags");
   rt->pp_rank_ = comms.groups.coords.pp;
-  if (scenario.parallel.sequence_parallel && L.tp > 1)
-    return Status::failed_precondition("parallel.sequence_parallel is not executed yet by exec/runtime (tensor "
-                                       "parallelism without it is); set it to false");
   EELLM_ASSIGN_OR_RETURN(rt->full_cfg_, make_gpt_config(scenario));
   EELLM_ASSIGN_OR_RETURN(rt->cfg_, local_config(rt->full_cfg_, L.tp));
   // Before any tensor is allocated: the CUDA backend switches tensors to managed memory.
@@ -81,7 +78,8 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
     const ChunkLayout& cl = L.chunk(rt->pp_rank_, c);
     auto ch = std::make_unique<GptChunk>(rt->cfg_, cl.first_layer, cl.num_layers, cl.has_embedding, cl.has_final_head);
     ch->set_backend(rt->be_.get());
-    EELLM_RETURN_IF_ERROR(ch->set_tensor_parallel(comms.tensor.get(), options.recv_timeout_s));
+    EELLM_RETURN_IF_ERROR(
+        ch->set_tensor_parallel(comms.tensor.get(), options.recv_timeout_s, scenario.parallel.sequence_parallel));
     std::vector<int> want;
     for (int x : cl.exits) want.push_back(L.exits[static_cast<size_t>(x)].index);
     if (ch->exits() != want)
@@ -181,7 +179,9 @@ int PipelineRuntime::tag(int microbatch, bool grad, int chunk) const {
 }
 
 size_t PipelineRuntime::activation_floats() const {
-  return static_cast<size_t>(scenario_.training.micro_batch_size) * scenario_.model.seq_length * cfg_.C;
+  // With sequence parallelism a stage holds (and sends) only its tp rank's rows.
+  return static_cast<size_t>(chunks_.front()->rows(scenario_.training.micro_batch_size * scenario_.model.seq_length)) *
+         cfg_.C;
 }
 
 std::string PipelineRuntime::where(const Instr& in, int index) const {

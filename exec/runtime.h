@@ -4,8 +4,8 @@
 // AdamW — and times every instruction into a Timeline (the simulator's type, sim/timeline.h).
 //
 // Tensor parallelism (Megatron): the ranks of comms.tensor run the same instruction list on their
-// shards (exec/gpt.h, exec/tp_shard.h); activations between stages are full and go between ranks
-// of equal tp rank. Sequence parallelism is refused (not executed yet).
+// shards (exec/gpt.h, exec/tp_shard.h); activations between stages go between ranks of equal tp
+// rank: full (B·T, C), or with parallel.sequence_parallel this rank's B·T/tp rows.
 //
 // Parameters: each rank allocates, in its tp-shard shapes (local_config), only the tensors its
 // chunks read ("held"; the rest of params() stays empty): layers and exit heads of its chunks, wte
@@ -85,8 +85,8 @@ struct IterationResult {
 
 class PipelineRuntime {
  public:
-  // `comms` must outlive the runtime. Fails for sequence parallelism (not yet executed) and for
-  // layouts whose world size differs from the communicator's.
+  // `comms` must outlive the runtime. Fails for layouts whose world size differs from the
+  // communicator's.
   static StatusOr<std::unique_ptr<PipelineRuntime>> create(const Scenario& scenario, Communicators& comms,
                                                            const RuntimeOptions& options);
 

@@ -1,6 +1,6 @@
 // The distributed runtime under mpirun: for every schedule of sim/schedule at PP=2, PP=4, DP=2 and
 // PP=2×DP=2, and with tensor parallelism at TP=2, PP=2×TP=2 and TP=2×DP=2 (plus a model that uses
-// every TP sharding rule), two training iterations give the single-process losses (every exit),
+// every TP sharding rule; with and without sequence parallelism), two training iterations give the single-process losses (every exit),
 // gradient norm and updated parameters (each rank's shards of them) within fp32 tolerance. Cases whose world size differs from the job's are
 // skipped (the binary runs at np 2 and np 4). Fault tests run only with EELLM_TEST_FAULT set.
 #include <gtest/gtest.h>
@@ -31,6 +31,7 @@ struct Case {
   bool overlap = false;
   int tp = 1;
   bool every_rule = false;  // testing::every_tp_rule's model
+  bool sp = false;          // sequence parallelism
   int world() const { return tp * pp * dp; }
 };
 
@@ -65,6 +66,8 @@ const Case kTpCases[] = {
     // np 2
     {"tp2_none", 1, 1, 1, ScheduleKind::kNoPipelining, 3, false, 2},
     {"tp2_none_every_rule", 1, 1, 1, ScheduleKind::kNoPipelining, 3, false, 2, true},
+    {"tp2_sp_none", 1, 1, 1, ScheduleKind::kNoPipelining, 3, false, 2, false, true},
+    {"tp2_sp_none_every_rule", 1, 1, 1, ScheduleKind::kNoPipelining, 3, false, 2, true, true},
     // np 4
     {"pp2tp2_gpipe", 2, 1, 1, ScheduleKind::kGPipe, 4, false, 2},
     {"pp2tp2_1f1b", 2, 1, 1, ScheduleKind::k1F1B, 4, false, 2},
@@ -75,11 +78,15 @@ const Case kTpCases[] = {
     {"pp2tp2_ee1f1b_every_rule", 2, 1, 1, ScheduleKind::kEE1F1B, 4, false, 2, true},
     {"tp2dp2_none", 1, 2, 1, ScheduleKind::kNoPipelining, 3, false, 2},
     {"tp2dp2_none_overlap", 1, 2, 1, ScheduleKind::kNoPipelining, 3, true, 2},
+    {"pp2tp2_sp_1f1b", 2, 1, 1, ScheduleKind::k1F1B, 4, false, 2, false, true},
+    {"pp2tp2_sp_interleaved_every_rule", 2, 1, 2, ScheduleKind::kInterleaved1F1B, 4, false, 2, true, true},
+    {"tp2dp2_sp_none", 1, 2, 1, ScheduleKind::kNoPipelining, 3, false, 2, false, true},
 };
 
 Scenario scenario_of(const Case& c) {
   Scenario s = testing::tiny_dist_scenario(c.pp, c.dp, c.vp, c.kind, c.m, c.tp);
   s.parallel.overlap_grad_reduce = c.overlap;
+  s.parallel.sequence_parallel = c.sp;
   return c.every_rule ? testing::every_tp_rule(s) : s;
 }
 
@@ -151,6 +158,12 @@ TEST_P(Equivalence, TwoStepsMatchTheSingleProcessRun) {
     if (c.overlap) expect += static_cast<size_t>(c.pp);  // the overlapped AR-DP: posted + executed
     EXPECT_EQ(r->timeline.events.size(), expect);
     EXPECT_EQ(r->timeline.num_ranks, c.pp);
+    // Activations between stages: B·T·C floats, this tp rank's B·T/tp rows with sequence parallelism.
+    for (const TimelineEvent& e : r->timeline.events) {
+      if (e.op == InstrKind::kSendAct) {
+        EXPECT_EQ(e.bytes, 2 * 16 * 32 * 4 / (c.sp ? c.tp : 1));
+      }
+    }
   }
 }
 
