@@ -172,6 +172,7 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p,
       {"--sequence-parallel", set(par.sequence_parallel, true)},
       {"--use-distributed-optimizer", set(par.use_distributed_optimizer, true)},
       {"--overlap-grad-reduce", set(par.overlap_grad_reduce, true)},
+      {"--ddp-bucket-size", int_(par.ddp_bucket_size)},
       {"--recompute-granularity", run(1,
                                       [&](const auto& v) {
                                         p.recompute_given = true;

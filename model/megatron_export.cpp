@@ -81,6 +81,7 @@ MegatronExport scenario_to_megatron(const Scenario& s) {
   if (par.sequence_parallel) flag("--sequence-parallel");
   if (par.use_distributed_optimizer) flag("--use-distributed-optimizer");
   if (par.overlap_grad_reduce) flag("--overlap-grad-reduce");
+  if (par.ddp_bucket_size > 0) flag("--ddp-bucket-size", num(par.ddp_bucket_size));
   if (par.recompute_granularity != RecomputeGranularity::kNone)
     flag("--recompute-granularity", to_string(par.recompute_granularity));
   switch (par.schedule) {

@@ -149,6 +149,7 @@ void check_parallel(Checker& c, const Scenario& s) {
              p.virtual_pipeline_model_parallel_size);
   c.non_negative("parallel.data_parallel_size", p.data_parallel_size);
   c.non_negative("parallel.world_size", p.world_size);
+  c.non_negative("parallel.ddp_bucket_size", p.ddp_bucket_size);
   if (p.num_fill_warmup_microbatches < -1)
     c.error("parallel.num_fill_warmup_microbatches", "parallel.num_fill_warmup_microbatches (" +
                                                          num(p.num_fill_warmup_microbatches) +
