@@ -32,6 +32,7 @@ struct ValidateOptions {
   std::vector<int> nps{2, 4};
   std::vector<std::string> only;  // plan names to run (empty: all)
   bool no_fit = false;            // judge every plan with the profile's residuals as they are
+  bool reuse = false;             // read the measurements an earlier run left in --workdir
   int steps = 5;
 };
 
@@ -82,7 +83,7 @@ Status run_validate(const ValidateOptions& o) {
   for (const exec::FidelityPlan& p : plans) {
     std::printf("running %-22s np %d (%s) ... ", p.name.c_str(), p.np(), p.for_fit ? "fit" : "judged");
     std::fflush(stdout);
-    auto m = exec::run_plan(p, exe, o.mpirun, o.steps, o.workdir);
+    auto m = o.reuse ? exec::load_plan_measurement(p, o.workdir) : exec::run_plan(p, exe, o.mpirun, o.steps, o.workdir);
     if (!m.is_ok()) {  // one broken plan must not throw away the others' measurements
       std::printf("FAILED\n%s\n", m.status().to_string().c_str());
       ++failed;
@@ -145,6 +146,7 @@ void register_validate(CLI::App& app) {
   cmd->add_option("--mpirun", o->mpirun, "Launcher command and flags");
   cmd->add_option("--fitted-out", o->fitted_out, "Write the profile with the fitted residuals (what simulate then reads)");
   cmd->add_option("--only", o->only, "Run only these plans (comma-separated names)")->delimiter(',');
+  cmd->add_flag("--reuse", o->reuse, "Do not run: re-fit and re-predict the measurements an earlier run left in --workdir");
   cmd->add_flag("--no-fit", o->no_fit, "Judge every plan with the profile's residual figures as they are (no fit)");
   cmd->add_option("--worker", o->worker, "(internal) run one plan as a rank of the distributed executor")->group("");
   cmd->add_option("--metrics", o->metrics, "(internal, --worker) metrics JSONL")->group("");

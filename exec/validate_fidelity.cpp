@@ -183,13 +183,18 @@ StatusOr<PlanMeasurement> run_plan(const FidelityPlan& plan, const std::string& 
   if (rc != 0)
     return Status::internal("plan " + plan.name + ": `" + cmd + "` exited with status " + std::to_string(rc) +
                             " (see " + log + ")");
-  EELLM_ASSIGN_OR_RETURN(std::vector<double> secs, read_iteration_seconds(metrics));
+  return load_plan_measurement(plan, workdir);
+}
+
+StatusOr<PlanMeasurement> load_plan_measurement(const FidelityPlan& plan, const std::string& workdir) {
+  const fs::path dir = fs::path(workdir) / plan.name;
+  EELLM_ASSIGN_OR_RETURN(std::vector<double> secs, read_iteration_seconds((dir / "metrics.jsonl").string()));
   PlanMeasurement m;
   m.name = plan.name;
   m.np = plan.np();
   m.for_fit = plan.for_fit;
   m.measured_s = measured_iteration_seconds(secs);
-  EELLM_ASSIGN_OR_RETURN(m.measured, read_trace(trace));
+  EELLM_ASSIGN_OR_RETURN(m.measured, read_trace((dir / "measured.json").string()));
   return m;
 }
 

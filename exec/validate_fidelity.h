@@ -58,6 +58,9 @@ struct PlanMeasurement {
 // filling name/np/for_fit/measured_s/measured. `mpirun` is the launcher command with its flags.
 StatusOr<PlanMeasurement> run_plan(const FidelityPlan& plan, const std::string& exe, const std::string& mpirun,
                                    int steps, const std::string& workdir);
+// The measurement run_plan left in `workdir` (metrics.jsonl, measured.json), read back without
+// running (re-fit or re-predict an earlier run: `eellm validate --reuse`).
+StatusOr<PlanMeasurement> load_plan_measurement(const FidelityPlan& plan, const std::string& workdir);
 // Reads world rank 0's per-iteration seconds from the executor's metrics file (JSON lines).
 StatusOr<std::vector<double>> read_iteration_seconds(const std::string& metrics_path);
 // The measured iteration time from per-iteration seconds: median of [1, n−1) (n ≥ 3), else the

@@ -240,18 +240,23 @@ double CostModel::elementwise_time_raw(double bytes) const {
                   std::max(1e-6, dev.elementwise_efficiency));
 }
 
-double CostModel::compute_share() const {
+double CostModel::core_time_share() const {
   const DeviceProfile& dev = scenario_->cluster.device;
-  const double share = dev.compute_share > 0 ? dev.compute_share : 1.0;
-  if (dev.host_cores <= 0) return share;
+  if (dev.host_cores <= 0) return 1.0;
   const Layout& L = *layout_;
   const int ranks = std::max(1, std::min(L.tp * L.pp * L.dp, std::max(1, scenario_->cluster.gpus_per_node)));
   // The executor's default: each rank gets cores / ranks threads (at least one).
   const int threads = scenario_->execution.num_threads > 0 ? scenario_->execution.num_threads
                                                             : std::max(1, dev.host_cores / ranks);
-  const double demand = static_cast<double>(ranks) * threads;
-  if (demand <= dev.host_cores) return share;
-  return share * dev.oversubscribed_efficiency * dev.host_cores / demand;
+  const double demand = static_cast<double>(ranks) * threads * busy_fraction_;
+  return demand <= dev.host_cores ? 1.0 : dev.host_cores / demand;
+}
+
+double CostModel::compute_share() const {
+  const DeviceProfile& dev = scenario_->cluster.device;
+  const double share = dev.compute_share > 0 ? dev.compute_share : 1.0;
+  const double t = core_time_share();
+  return t < 1.0 ? share * std::min(1.0, dev.oversubscribed_efficiency * t) : share;
 }
 
 double CostModel::elementwise_time(double bytes) const {
@@ -275,7 +280,7 @@ double CostModel::p2p_time(int64_t bytes, bool inter_node) const {
   const ClusterSpec& c = scenario_->cluster;
   const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
   const double eff = c.device.p2p_efficiency > 0 ? c.device.p2p_efficiency : c.device.collective_efficiency;
-  const double bw = std::max(1e-9, link.bandwidth_GBps * 1e9 * eff);
+  const double bw = std::max(1e-9, link.bandwidth_GBps * 1e9 * eff * core_time_share());
   return link.latency_us * kUs + transfer_seconds(static_cast<double>(bytes), bw, false);
 }
 
@@ -290,7 +295,8 @@ double CostModel::allreduce_time(int64_t bytes, int group, bool inter_node,
   if (group <= 1 || bytes <= 0) return 0;
   const ClusterSpec& c = scenario_->cluster;
   const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
-  const double bw = std::max(1e-9, link.bandwidth_GBps * 1e9 * c.device.collective_efficiency);
+  const double bw =
+      std::max(1e-9, link.bandwidth_GBps * 1e9 * c.device.collective_efficiency * core_time_share());
   const double n = group, a = collective_latency(inter_node), B = static_cast<double>(bytes);
   // The large-message regime applies to the buffer size (what overflows the caches).
   const double move = transfer_seconds(B, bw, true);
@@ -305,7 +311,8 @@ double CostModel::reduce_scatter_time(int64_t bytes, int group, bool inter_node)
   if (group <= 1 || bytes <= 0) return 0;
   const ClusterSpec& c = scenario_->cluster;
   const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
-  const double bw = std::max(1e-9, link.bandwidth_GBps * 1e9 * c.device.collective_efficiency);
+  const double bw =
+      std::max(1e-9, link.bandwidth_GBps * 1e9 * c.device.collective_efficiency * core_time_share());
   const double n = group;
   return (n - 1) / n * transfer_seconds(static_cast<double>(bytes), bw, true) +
          (n - 1) * collective_latency(inter_node);

@@ -163,6 +163,13 @@ class CostModel {
   // Fraction of the profile's compute throughput one rank gets (DeviceProfile::compute_share, and
   // the CPU time-sharing rule when ranks × threads exceed host_cores); 1 for spec-sheet profiles.
   double compute_share() const;
+  // With host_cores > 0: cores / (ranks on the node × threads per rank) when that demand exceeds
+  // the cores, else 1. CPU-driven transfers (MPI over shared memory) time-share the cores too, so
+  // link bandwidths are scaled by it (compute by compute_share()).
+  double core_time_share() const;
+  // Fraction of the time the node's ranks compute at once (default 1: all, always); the simulator
+  // refines it from a first pass for time-shared CPU ranks (sim/simulate.cpp). Clamped to (0, 1].
+  void set_busy_fraction(double f) { busy_fraction_ = f > 0 && f < 1 ? f : 1.0; }
   // Per-step latency of a collective (DeviceProfile::collective_latency_us, else the link's).
   double collective_latency(bool inter_node) const;
 
@@ -175,6 +182,7 @@ class CostModel {
 
   const Scenario* scenario_;
   const Layout* layout_;
+  double busy_fraction_ = 1.0;
 };
 
 }  // namespace eellm

@@ -176,7 +176,7 @@ TEST(CostModelResiduals, ExitOverheadIsChargedPerHeadAndMicrobatchOnly) {
   EXPECT_DOUBLE_EQ(b.backbone.bwd_input, a.backbone.bwd_input);
 }
 
-TEST(CostModelResiduals, ComputeShareAndTimeSharingScaleComputeOnly) {
+TEST(CostModelResiduals, ComputeShareScalesComputeAndTimeSharingAlsoLinks) {
   auto sc = load_scenario("tiny-ee");
   ASSERT_TRUE(sc.is_ok());
   sc->parallel.pipeline_model_parallel_size = 2;
@@ -201,9 +201,15 @@ TEST(CostModelResiduals, ComputeShareAndTimeSharingScaleComputeOnly) {
   EXPECT_NEAR(cm.gemm_time(4096, 1024, 1024), base.gemm_time(4096, 1024, 1024) / share,
               1e-9 * base.gemm_time(4096, 1024, 1024));
   EXPECT_NEAR(cm.elementwise_time(1e9), base.elementwise_time(1e9) / share, 1e-9 * base.elementwise_time(1e9));
-  EXPECT_DOUBLE_EQ(cm.p2p_time(1 << 20, false), base.p2p_time(1 << 20, false));  // links are not compute
-  shared.cluster.device.host_cores = 4;  // enough cores: only the share
-  EXPECT_NEAR(CostModel(shared, *L).compute_share(), 0.8, 1e-12);
+  // Shared-memory transfers are CPU copies: time-sharing halves their bandwidth (not the share).
+  const double b = 1 << 20;
+  EXPECT_NEAR(cm.p2p_time(1 << 20, false) - cm.p2p_time(0, false),
+              2 * (base.p2p_time(1 << 20, false) - base.p2p_time(0, false)), 1e-9 * b);
+  shared.cluster.device.host_cores = 4;  // enough cores: only the share, links untouched
+  const CostModel roomy(shared, *L);
+  EXPECT_NEAR(roomy.compute_share(), 0.8, 1e-12);
+  EXPECT_DOUBLE_EQ(roomy.p2p_time(1 << 20, false), base.p2p_time(1 << 20, false));
+  EXPECT_DOUBLE_EQ(roomy.allreduce_time(1 << 24, 4, false), base.allreduce_time(1 << 24, 4, false));
 }
 
 }  // namespace
