@@ -1,5 +1,6 @@
 // Checkpoints: safetensors round trip, and atomicity — a process killed (SIGKILL) at arbitrary
-// points of a save always leaves a checkpoint that loads and verifies.
+// points of a save always leaves a checkpoint that loads and verifies (single-process format and
+// the distributed one saved by a 1-process world).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "exec/checkpoint.h"
+#include "exec/dist_checkpoint.h"
 #include "exec/safetensors.h"
 #include "test_util.h"
 
@@ -89,6 +91,69 @@ TEST(Checkpoint, SurvivesKillDuringSave) {
     ++kills_after_first_save;
   }
   EXPECT_EQ(kills_after_first_save, 10);
+}
+
+// The distributed checkpoint's collective save (exec/dist_checkpoint.h) over a 1-process world:
+// a process killed at arbitrary points of its saves always leaves `latest` naming a complete
+// checkpoint (manifest written last, directory renamed, then `latest` replaced).
+TEST(DistCheckpoint, SurvivesKillDuringSave) {
+  const std::string dir = testing::temp_dir("dist_kill") + "/ckpt";
+  Scenario s = testing::small_scenario(testing::Variant::kLlama);
+  s.model.hidden_size = 128;
+  s.model.num_attention_heads = 4;
+  s.model.ffn_hidden_size = 512;
+  const GptConfig cfg = make_gpt_config(s).value();
+  GptParams p;
+  p.allocate(cfg);
+  init_params(p, cfg, 1);
+  AdamW opt;
+  opt.init(cfg);
+  std::vector<CkptParam> ps;
+  std::vector<CkptMoments> ms;
+  auto P = p.named(), M = opt.m().named(), V = opt.v().named();
+  for (size_t i = 0; i < P.size(); ++i) {
+    ps.push_back({P[i].first, P[i].second->shape, ShardSpec{}, P[i].second});
+    ms.push_back({P[i].first, P[i].second->shape, ShardSpec{}, P[i].second->shape, 0, P[i].second->numel(),
+                  M[i].second->ptr(), V[i].second->ptr()});
+  }
+  auto world = make_self_communicator("world");
+  TrainProgress prog;
+  ASSERT_TRUE(save_distributed_checkpoint(dir, *world, s, cfg, CkptLayout{}, ps, ms, prog, 10).is_ok());
+  for (int round = 0; round < 6; ++round) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      for (int it = 1;; ++it) {
+        for (float& x : p.wte.data) x += 1.0f;
+        TrainProgress pr;
+        pr.iteration = round * 1000 + it;
+        if (!save_distributed_checkpoint(dir, *world, s, cfg, CkptLayout{}, ps, ms, pr, 10).is_ok()) ::_exit(3);
+        if (it == 1 && ::write(fds[1], "x", 1) != 1) ::_exit(4);
+      }
+    }
+    ::close(fds[1]);
+    char c = 0;
+    ASSERT_EQ(::read(fds[0], &c, 1), 1) << "the saving child died before completing a save";
+    ::close(fds[0]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1 + 17 * round));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the saving child exited by itself (status " << status << ")";
+    GptParams q;
+    q.allocate(cfg);
+    AdamW o2;
+    TrainProgress got;
+    const Status st = load_checkpoint(dir, cfg, q, &o2, &got);
+    ASSERT_TRUE(st.is_ok()) << "after kill " << round << ": " << st.to_string();
+    const int it = got.iteration % 1000;
+    EXPECT_GE(it, 1);
+    EXPECT_NEAR(q.wte.data[0], p.wte.data[0] + static_cast<float>(it), 1e-3) << "iteration " << got.iteration;
+    EXPECT_NEAR(q.wte.data.back(), p.wte.data.back() + static_cast<float>(it), 1e-3) << "iteration " << got.iteration;
+  }
 }
 
 }  // namespace
