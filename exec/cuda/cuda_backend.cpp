@@ -89,7 +89,7 @@ class CudaBackend final : public Backend {
                        const float* weight, int N, int C, int OC) override {
     if (N == 0) return;
     if (dinp) gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, weight, C, dout, OC, 1.0f, dinp, C);
-    gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, 1.0f, dweight, C);
+    if (dweight) gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, 1.0f, dweight, C);
     if (dbias) {
       float* partial = floats(partial_, cuda::column_sum_partial_floats(N, OC));
       cuda::launch_column_sum_add(dbias, dout, N, OC, partial, st_);
