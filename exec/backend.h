@@ -49,7 +49,8 @@ class Backend {
   // out (N, OC) = inp (N, C) · weightᵀ (weight is (OC, C)) + bias (OC, nullable).
   virtual void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C,
                               int OC) = 0;
-  // dinp += dout · weight; dweight += doutᵀ · inp; dbias += Σ_rows dout. dinp/dbias nullable.
+  // dinp += dout · weight; dweight += doutᵀ · inp; dbias += Σ_rows dout. dinp/dweight/dbias
+  // nullable (the zero-bubble split computes dinp and dweight in separate calls).
   virtual void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                                const float* weight, int N, int C, int OC) = 0;
 

@@ -65,8 +65,10 @@ class CpuBackend final : public Backend {
       Map dx(dinp, N, C);
       dx.noalias() += dy * w;
     }
-    Map dw(dweight, OC, C);
-    dw.noalias() += dy.transpose() * x;
+    if (dweight) {
+      Map dw(dweight, OC, C);
+      dw.noalias() += dy.transpose() * x;
+    }
     if (dbias) column_sums_add(dbias, dout, N, OC);
   }
 

@@ -226,30 +226,35 @@ void GptChunk::layer_backward(LayerActs& a, const LayerParams& lp, LayerParams& 
   NormGrads ng2 = norm_grads(lg.ln2_w, lg.ln2_b, 0), ng1 = norm_grads(lg.ln1_w, lg.ln1_b, 2);
   be.copy(d_res2_.ptr(), dout, d_res2_.numel());
   be.zero(d_act_.ptr(), d_act_.numel());
-  be.matmul_backward(d_act_.ptr(), lg.fcproj_w.ptr(), opt(lg.fcproj_b), sp_ ? sp_gather(dout, s_gfull_, N) : dout,
-                     a.act.ptr(), lp.fcproj_w.ptr(), N, c.F, c.C);
+  const float* gout = sp_ ? sp_gather(dout, s_gfull_, N) : dout;
+  be.matmul_backward(d_act_.ptr(), weight_grad(lg.fcproj_w), opt(lg.fcproj_b), gout, a.act.ptr(), lp.fcproj_w.ptr(), N,
+                     c.F, c.C);
+  keep_for_weight(a.w_fcproj, gout, static_cast<size_t>(N) * c.C);
   be.zero(d_fc_.ptr(), d_fc_.numel());
   if (c.swiglu)
     be.swiglu_backward(d_fc_.ptr(), d_act_.ptr(), a.fc.ptr(), N, c.F);
   else
     be.gelu_backward(d_fc_.ptr(), d_act_.ptr(), a.fc.ptr(), d_act_.numel());
   be.zero(d_ln_.ptr(), d_ln_.numel());
-  be.matmul_backward(d_ln_.ptr(), lg.fc_w.ptr(), opt(lg.fc_b), d_fc_.ptr(), sp_ ? a.ln2_full.ptr() : a.ln2.ptr(),
-                     lp.fc_w.ptr(), N, c.C, c.fc_dim());
+  be.matmul_backward(d_ln_.ptr(), weight_grad(lg.fc_w), opt(lg.fc_b), d_fc_.ptr(),
+                     sp_ ? a.ln2_full.ptr() : a.ln2.ptr(), lp.fc_w.ptr(), N, c.C, c.fc_dim());
+  keep_for_weight(a.w_fc, d_fc_.ptr(), d_fc_.numel());
   const float* dln = column_parallel_input_grad(d_ln_, N);  // sum over the ffn shards
   be.norm_backward(c.norm, d_res2_.ptr(), ng2.w, ng2.b, dln, a.res2.ptr(), lp.ln2_w.ptr(), opt(a.ln2_mean),
                    a.ln2_rstd.ptr(), R, c.C);
   be.add_inplace(dinp, d_res2_.ptr(), d_res2_.numel());
   be.zero(d_att_.ptr(), d_att_.numel());
-  be.matmul_backward(d_att_.ptr(), lg.proj_w.ptr(), opt(lg.proj_b), sp_ ? sp_gather(d_res2_.ptr(), s_gfull_, N)
-                                                                        : d_res2_.ptr(),
-                     a.att.ptr(), lp.proj_w.ptr(), N, c.Q(), c.C);
+  const float* g2 = sp_ ? sp_gather(d_res2_.ptr(), s_gfull_, N) : d_res2_.ptr();
+  be.matmul_backward(d_att_.ptr(), weight_grad(lg.proj_w), opt(lg.proj_b), g2, a.att.ptr(), lp.proj_w.ptr(), N, c.Q(),
+                     c.C);
+  keep_for_weight(a.w_proj, g2, static_cast<size_t>(N) * c.C);
   be.zero(d_qkv_.ptr(), d_qkv_.numel());
   be.attention_backward(d_qkv_.ptr(), d_att_.ptr(), a.att.ptr(), a.lse.ptr(), a.qkv.ptr(), sh);
   if (c.rope) be.rope_backward(d_qkv_.ptr(), sh, c.rope_base);
   be.zero(d_ln_.ptr(), d_ln_.numel());
-  be.matmul_backward(d_ln_.ptr(), lg.qkv_w.ptr(), opt(lg.qkv_b), d_qkv_.ptr(), sp_ ? a.ln1_full.ptr() : a.ln1.ptr(),
-                     lp.qkv_w.ptr(), N, c.C, c.qkv_dim());
+  be.matmul_backward(d_ln_.ptr(), weight_grad(lg.qkv_w), opt(lg.qkv_b), d_qkv_.ptr(),
+                     sp_ ? a.ln1_full.ptr() : a.ln1.ptr(), lp.qkv_w.ptr(), N, c.C, c.qkv_dim());
+  keep_for_weight(a.w_qkv, d_qkv_.ptr(), d_qkv_.numel());
   dln = column_parallel_input_grad(d_ln_, N);  // sum over the heads' shards
   be.norm_backward(c.norm, dinp, ng1.w, ng1.b, dln, inp, lp.ln1_w.ptr(), opt(a.ln1_mean), a.ln1_rstd.ptr(), R, c.C);
   finish_norm_grads({{ng2, &lg.ln2_w, &lg.ln2_b}, {ng1, &lg.ln1_w, &lg.ln1_b}});
@@ -426,6 +431,37 @@ void GptChunk::backward(ChunkState& st, const GptParams& p, GptParams& g, const 
     tp_embedding_backward(g, d_res_.ptr(), st.tokens.data(), B, T);
   else if (dinput)
     be.copy(dinput, d_res_.ptr(), d_res_.numel());
+}
+
+void GptChunk::keep_for_weight(Tensor& t, const float* src, size_t n) {
+  if (!defer_w_) return;
+  resize(t, {static_cast<int64_t>(n)});
+  be_->copy(t.ptr(), src, n);
+}
+
+void GptChunk::backward_input(ChunkState& st, const GptParams& p, GptParams& g, const float* dout, float* dinput) {
+  defer_w_ = true;
+  backward(st, p, g, dout, dinput);
+  defer_w_ = false;
+}
+
+void GptChunk::backward_weight(ChunkState& st, const GptParams& p, GptParams& g) {
+  const GptConfig& c = cfg_;
+  const int N = st.B * st.T;
+  Backend& be = *be_;
+  for (int pos = 0; pos < count_; ++pos) {
+    LayerActs& a = st.layers[static_cast<size_t>(pos)];
+    const LayerParams& lp = p.layers[static_cast<size_t>(first_ + pos)];
+    LayerParams& lg = g.layers[static_cast<size_t>(first_ + pos)];
+    be.matmul_backward(nullptr, lg.fcproj_w.ptr(), nullptr, a.w_fcproj.ptr(), a.act.ptr(), lp.fcproj_w.ptr(), N, c.F,
+                       c.C);
+    be.matmul_backward(nullptr, lg.fc_w.ptr(), nullptr, a.w_fc.ptr(), sp_ ? a.ln2_full.ptr() : a.ln2.ptr(),
+                       lp.fc_w.ptr(), N, c.C, c.fc_dim());
+    be.matmul_backward(nullptr, lg.proj_w.ptr(), nullptr, a.w_proj.ptr(), a.att.ptr(), lp.proj_w.ptr(), N, c.Q(), c.C);
+    be.matmul_backward(nullptr, lg.qkv_w.ptr(), nullptr, a.w_qkv.ptr(), sp_ ? a.ln1_full.ptr() : a.ln1.ptr(),
+                       lp.qkv_w.ptr(), N, c.C, c.qkv_dim());
+    a.w_fcproj = Tensor(), a.w_fc = Tensor(), a.w_proj = Tensor(), a.w_qkv = Tensor();
+  }
 }
 
 }  // namespace eellm::exec

@@ -120,6 +120,8 @@ void init_params(GptParams& p, const GptConfig& cfg, uint64_t seed);
 struct LayerActs {
   Tensor ln1, ln1_mean, ln1_rstd, qkv, att, lse, res2, ln2, ln2_mean, ln2_rstd, fc, act, out;
   Tensor ln1_full, ln2_full;  // sequence parallelism: the all-gathered norm outputs (N, C)
+  // Zero-bubble split: the output gradients of fcproj, fc, proj and qkv that backward_weight needs.
+  Tensor w_fcproj, w_fc, w_proj, w_qkv;
 };
 
 // Everything one chunk keeps for one microbatch between its forward and its backward.
@@ -166,6 +168,14 @@ class GptChunk {
   // last chunk). Writes d(input) into `dinput` (B,T,C; ignored on the first chunk, which
   // back-propagates into the embedding instead). Accumulates parameter gradients into `grads`.
   void backward(ChunkState& st, const GptParams& p, GptParams& grads, const float* dout, float* dinput);
+  // The zero-bubble split of backward (ZB-H1's B and W steps): backward_input is backward() without
+  // the weight gradients of the backbone layers' four matmuls (qkv, proj, fc, fcproj), whose
+  // output gradients it keeps in `st`; backward_weight then accumulates those weight gradients
+  // (no communication, tensor-parallel or not). Norm, bias and embedding gradients are taken in
+  // backward_input, the heads' at forward time. Together they equal backward() (the weight sums in
+  // another order only). `st` must live until backward_weight.
+  void backward_input(ChunkState& st, const GptParams& p, GptParams& grads, const float* dout, float* dinput);
+  void backward_weight(ChunkState& st, const GptParams& p, GptParams& grads);
 
   Backend& backend() { return *be_; }
   void set_backend(Backend* be) { be_ = be; }
@@ -199,6 +209,9 @@ class GptChunk {
   double tp_timeout_ = 60;
   int tp_ = 1, tp_rank_ = 0;
   bool sp_ = false;
+  bool defer_w_ = false;  // inside backward_input
+  float* weight_grad(Tensor& g) { return defer_w_ ? nullptr : g.ptr(); }
+  void keep_for_weight(Tensor& t, const float* src, size_t n);
   int vocab_begin_ = 0, vocab_valid_ = 0;  // global id of local vocab row 0; local rows < V
   Status tp_status_;
   // Collectives (no-ops at tp 1; skipped after a failure, see comm_status()).

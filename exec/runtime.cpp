@@ -167,6 +167,7 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
     const Instr& in = list[i];
     if (in.kind == InstrKind::kBackward || in.kind == InstrKind::kBackwardInput)
       rt->has_backward_.insert({in.microbatch, in.chunk});
+    if (in.kind == InstrKind::kBackwardWeight) rt->has_weight_step_.insert({in.microbatch, in.chunk});
     if (in.kind == InstrKind::kBackward || in.kind == InstrKind::kBackwardInput ||
         in.kind == InstrKind::kBackwardWeight)
       rt->last_backward_index_ = static_cast<int>(i);
@@ -209,7 +210,7 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
                        ? 0.0f
                        : static_cast<float>(scenario_.exits.final_exit_weight / m);
   for (auto& [name, g] : grads_.named()) g->zero();
-  states_.clear(), act_in_.clear(), grad_in_.clear(), grad_out_.clear(), events_.clear();
+  states_.clear(), w_states_.clear(), act_in_.clear(), grad_in_.clear(), grad_out_.clear(), events_.clear();
   loss_sum_.assign(static_cast<size_t>(E + 1), 0.0);
   loss_count_.assign(static_cast<size_t>(E + 1), 0.0);
   dp_pending_ = false;
@@ -265,7 +266,7 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
   }
   EELLM_RETURN_IF_ERROR(comms_->pipeline->wait_sends(timeout).with_context(
       "rank " + str(comms_->groups.world_rank) + ": completing the sends of iteration " + str(iteration)));
-  if (!states_.empty() || !act_in_.empty() || !grad_in_.empty() || !grad_out_.empty())
+  if (!states_.empty() || !w_states_.empty() || !act_in_.empty() || !grad_in_.empty() || !grad_out_.empty())
     return Status::internal("rank " + str(comms_->groups.world_rank) + ": microbatch state left after the iteration (" +
                             std::to_string(states_.size()) + " chunk states)");
 
@@ -395,8 +396,15 @@ Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<in
         d.shape = {static_cast<int64_t>(activation_floats())};
         dinput = d.ptr();
       }
-      chunks_[static_cast<size_t>(in.chunk)]->backward(st->second, params_, grads_, dout, dinput);
-      EELLM_RETURN_IF_ERROR(chunks_[static_cast<size_t>(in.chunk)]->comm_status());
+      GptChunk& ch = *chunks_[static_cast<size_t>(in.chunk)];
+      // BWD_INPUT with a BWD_WEIGHT to follow: the zero-bubble split; the state waits for the W step.
+      const bool split = in.kind == InstrKind::kBackwardInput && has_weight_step_.count(key) > 0;
+      if (split)
+        ch.backward_input(st->second, params_, grads_, dout, dinput);
+      else
+        ch.backward(st->second, params_, grads_, dout, dinput);
+      EELLM_RETURN_IF_ERROR(ch.comm_status());
+      if (split) w_states_[key] = std::move(st->second);
       states_.erase(st);
       if (g != grad_in_.end()) grad_in_.erase(g);
       // A backward that sends nothing (EE fill cool-down) leaves no gradient behind.
@@ -410,7 +418,13 @@ Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<in
       }
       return Status::ok();
     }
-    case InstrKind::kBackwardWeight: return Status::ok();  // done by the preceding BWD_INPUT (no split API)
+    case InstrKind::kBackwardWeight: {
+      auto st = w_states_.find(key);
+      if (st == w_states_.end()) return missing("the state kept by BWD_INPUT");
+      chunks_[static_cast<size_t>(in.chunk)]->backward_weight(st->second, params_, grads_);
+      w_states_.erase(st);
+      return Status::ok();
+    }
     case InstrKind::kSendAct: {
       auto st = states_.find(key);
       if (st == states_.end()) return missing("the forward output");

@@ -20,8 +20,9 @@
 //    a backward for (microbatch, chunk); so microbatches whose backward the schedule drops (EE fill
 //    cool-down, stages without exits in EE-Tuning) train nothing on this rank.
 //  - kTruncated FWD runs the whole chunk (its deepest exit is in it) with the final head's weight 0.
-//  - BWD_INPUT runs the full backward (the GptChunk API has no input/weight split); BWD_WEIGHT is
-//    then an empty, timed step. ZB-H1 is therefore executed with correct numbers but no W deferral.
+//  - ZB-H1: BWD_INPUT computes the input gradient (GptChunk::backward_input) and keeps the chunk
+//    state; BWD_WEIGHT adds the deferred weight gradients of the backbone matmuls
+//    (backward_weight) and frees it. A BWD_INPUT without a BWD_WEIGHT runs the whole backward.
 //  - kExitOnly BWD (EE-Tuning) back-propagates nothing further: the exit heads' gradients were
 //    accumulated in FWD; only exit-head tensors are updated, the backbone is frozen.
 //  - AR-EMB in EE-Tuning is a no-op (tied weights are frozen with the backbone); the gradient norm
@@ -142,9 +143,11 @@ class PipelineRuntime {
   std::unique_ptr<GradSync> grad_sync_;      // see grad_sync(); adam_state_ is unused since it exists
   std::vector<int> chunk_last_backward_;     // per local chunk: index of its last backward-type step
   std::set<Key> has_backward_;
+  std::set<Key> has_weight_step_;  // BWD_WEIGHT steps of this rank (ZB-H1)
   int last_backward_index_ = -1;
   // Per iteration.
   std::map<Key, ChunkState> states_;
+  std::map<Key, ChunkState> w_states_;  // between a BWD_INPUT and its BWD_WEIGHT
   std::map<Key, Tensor> act_in_, grad_in_, grad_out_;
   std::vector<double> loss_sum_, loss_count_;  // exits then final
   bool dp_pending_ = false;

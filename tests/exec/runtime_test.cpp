@@ -2,6 +2,9 @@
 // interpreter must reproduce exec/trainer's numbers exactly and time every instruction.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "exec/comm.h"
 #include "exec/runtime.h"
 #include "sim/trace.h"
@@ -96,6 +99,43 @@ TEST(Runtime, MeasuredTimelineRoundTripsThroughTheTraceFormat) {
   }
   EXPECT_EQ(fwd, 2);
   EXPECT_EQ(bwd, 2);
+}
+
+// The zero-bubble split: backward_input leaves the backbone matmul weights' gradients untouched
+// and gives backward()'s input gradient; backward_weight then completes backward()'s gradients.
+TEST(Runtime, ZeroBubbleSplitEqualsTheFullBackward) {
+  const Scenario s = testing::every_tp_rule(testing::tiny_dist_scenario(2, 1, 1, ScheduleKind::kZBH1, 4));
+  const GptConfig cfg = make_gpt_config(s).value();
+  auto be = make_cpu_backend(1);
+  GptParams p, g_full, g_split;
+  p.allocate(cfg), g_full.allocate(cfg), g_split.allocate(cfg);
+  init_params(p, cfg, 5);
+  GptChunk ch(cfg, 4, 4, false, true);  // the second half: exit 5 and the final head
+  ch.set_backend(be.get());
+  const int B = 2, T = 16, N = B * T;
+  std::vector<int32_t> in(static_cast<size_t>(N)), tgt(in.size());
+  testing::microbatch_tokens(0, 0, B, T, in.data(), tgt.data());
+  std::vector<float> x(static_cast<size_t>(N) * cfg.C), dout(x.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.1f * std::sin(0.37f * i), dout[i] = 1e-3f * std::cos(0.11f * i);
+  HeadWeights w{{0.5f, 0.25f}, 1.0f};
+  std::vector<float> din_full(x.size(), 0.0f), din_split(x.size(), 0.0f);
+  ChunkState a, b;
+  ch.forward(a, p, g_full, nullptr, x.data(), tgt.data(), B, T, w, true);
+  ch.backward(a, p, g_full, dout.data(), din_full.data());
+  ch.forward(b, p, g_split, nullptr, x.data(), tgt.data(), B, T, w, true);
+  ch.backward_input(b, p, g_split, dout.data(), din_split.data());
+  EXPECT_EQ(din_split, din_full);
+  for (int l = 4; l < 8; ++l) {
+    const LayerParams& lg = g_split.layers[static_cast<size_t>(l)];
+    for (const Tensor* t : {&lg.qkv_w, &lg.proj_w, &lg.fc_w, &lg.fcproj_w})
+      EXPECT_TRUE(std::all_of(t->data.begin(), t->data.end(), [](float v) { return v == 0.0f; })) << "layer " << l;
+  }
+  ch.backward_weight(b, p, g_split);
+  const auto f = g_full.named(), sp = g_split.named();
+  ASSERT_EQ(f.size(), sp.size());
+  for (size_t i = 0; i < f.size(); ++i)
+    for (size_t k = 0; k < f[i].second->numel(); ++k)
+      ASSERT_NEAR(sp[i].second->data[k], f[i].second->data[k], 1e-7) << f[i].first << "[" << k << "]";
 }
 
 TEST(Runtime, RejectsWrongBatchSizeAndCommunicatorsOfAnotherLayout) {
