@@ -6,7 +6,8 @@
 #                                            the fitted profile (what `eellm simulate` then reads)
 # and prints the judged-plan MAPE. With --install the fitted profile replaces
 # scenarios/devices/cpu-local.yaml (commit it with the figures in docs/accuracy.md).
-# About 8-10 minutes on the 2-core VM (calibrate ≈ 30 s, validate ≈ 7-9 min).
+# Took 301 s at load average 8-12 with --steps 3 (calibrate ≈ 20 s); expect about 3-5 minutes on a
+# quiet machine with the default --steps 4.
 #
 # Usage: scripts/fidelity.sh [--build DIR] [--steps N] [--install]
 set -euo pipefail
