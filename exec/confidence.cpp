@@ -110,4 +110,51 @@ int32_t pick_token(const float* logits, int V, const SamplingOptions& s, std::mt
   return idx[keep - 1];
 }
 
+std::vector<double> sampling_distribution(const float* logits, int V, const SamplingOptions& s) {
+  std::vector<double> out(static_cast<size_t>(V), 0.0);
+  if (s.temperature <= 0.0f) {
+    out[static_cast<size_t>(argmax_token(logits, V))] = 1.0;
+    return out;
+  }
+  // The same filtering as pick_token, step for step.
+  std::vector<int32_t> idx(static_cast<size_t>(V));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  size_t keep = idx.size();
+  if (s.top_k > 0) keep = std::min(keep, static_cast<size_t>(s.top_k));
+  const double mx = logits[idx[0]];
+  std::vector<double> p(keep);
+  double sum = 0.0;
+  for (size_t i = 0; i < keep; ++i) sum += p[i] = std::exp((logits[idx[i]] - mx) / s.temperature);
+  if (s.top_p < 1.0f) {
+    double acc = 0.0;
+    size_t n = 0;
+    while (n < keep) {
+      acc += p[n++] / sum;
+      if (acc >= s.top_p) break;
+    }
+    keep = n;
+    p.resize(keep);
+    sum = std::accumulate(p.begin(), p.end(), 0.0);
+  }
+  for (size_t i = 0; i < keep; ++i) out[static_cast<size_t>(idx[i])] = p[i] / sum;
+  return out;
+}
+
+double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0); }
+
+int32_t sample_index(const std::vector<double>& p, std::mt19937_64& rng) {
+  const double sum = std::accumulate(p.begin(), p.end(), 0.0);
+  const double u = uniform01(rng) * sum;
+  double acc = 0.0;
+  int32_t last = 0;
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] <= 0.0) continue;
+    acc += p[i];
+    last = static_cast<int32_t>(i);
+    if (u < acc) return last;
+  }
+  return last;
+}
+
 }  // namespace eellm::exec

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "model/status.h"
 
@@ -42,5 +43,13 @@ int32_t argmax_token(const float* logits, int V);
 // Greedy when temperature is 0, else a draw from softmax(logits / temperature) restricted to the
 // top_k largest and then to the smallest prefix whose probability reaches top_p.
 int32_t pick_token(const float* logits, int V, const SamplingOptions& s, std::mt19937_64& rng);
+
+// The distribution pick_token draws from, as V probabilities summing to 1 (zero outside the top-k /
+// top-p set; one-hot at the argmax when temperature is 0). Speculative sampling compares two.
+std::vector<double> sampling_distribution(const float* logits, int V, const SamplingOptions& s);
+// Uniform in [0, 1) from the top 53 bits of one draw (the same value on every standard library).
+double uniform01(std::mt19937_64& rng);
+// A draw from the weights p (non-negative, positive sum; need not be normalised), one uniform01.
+int32_t sample_index(const std::vector<double>& p, std::mt19937_64& rng);
 
 }  // namespace eellm::exec

@@ -29,6 +29,7 @@ Decoder::Decoder(const GptConfig& cfg, const GptParams& params, Backend& be, int
       cache_(cfg.L, cfg.exit_block ? cfg.num_exits() : 0, batch, cfg.max_T, cfg.KV()),
       resid_(static_cast<size_t>(batch) * cfg.max_T * cfg.C, 0.0f) {}
 
+
 void Decoder::embed(int b, int pos, int32_t token) {
   const int32_t row = b * cfg_.max_T + pos, p = pos;
   be_->embed_rows(resid_.data(), &row, &token, &p, 1, p_->wte.ptr(), cfg_.rope ? nullptr : p_->wpe.ptr(), cfg_.C);
@@ -83,6 +84,7 @@ void Decoder::layer(int l, const std::vector<DecodeRow>& rows) {
   be_->gather_rows(x_.ptr(), resid_.data(), row_idx_.data(), R, cfg_.C);
   block_forward(p_->layers[static_cast<size_t>(l)], l, rows, x_.ptr());
   be_->scatter_rows(resid_.data(), x_.ptr(), row_idx_.data(), R, cfg_.C);
+  be_->synchronize();
   layer_rows_ += static_cast<long>(rows.size());
 }
 
@@ -91,6 +93,7 @@ void Decoder::exit_block(int e, const std::vector<DecodeRow>& rows, float* out) 
   index(rows);
   be_->gather_rows(out, resid_.data(), row_idx_.data(), static_cast<int>(rows.size()), cfg_.C);
   block_forward(p_->exits[static_cast<size_t>(e)].block, cfg_.L + e, rows, out);
+  be_->synchronize();
 }
 
 void Decoder::head(int e, const float* x, int R, float* logits) {
@@ -121,6 +124,7 @@ void Decoder::head(int e, const float* x, int R, float* logits) {
   }
   const Tensor& W = is_exit ? (c.untie_exits ? ep->out_w : p_->wte) : (c.untie_final ? p_->lm_head : p_->wte);
   be.matmul_forward(logits, hm, W.ptr(), nullptr, R, c.C, c.Vp);
+  be.synchronize();
 }
 
 std::vector<Tensor> incremental_logits(const GptConfig& cfg, const GptParams& params, Backend& be,
@@ -128,7 +132,7 @@ std::vector<Tensor> incremental_logits(const GptConfig& cfg, const GptParams& pa
   const int T = static_cast<int>(tokens.size()), E = cfg.num_exits();
   std::vector<Tensor> out(static_cast<size_t>(E + 1), Tensor({T, cfg.Vp}));
   Decoder dec(cfg, params, be, 1);
-  std::vector<float> x, logits;
+  TensorData x, logits;
   for (int t0 = 0; t0 < T; t0 += chunk) {
     std::vector<DecodeRow> rows;
     for (int t = t0; t < std::min(T, t0 + chunk); ++t) {
@@ -192,9 +196,6 @@ Status check_generate_options(const GptConfig& cfg, const GenerateOptions& o) {
     if (s.empty()) return Status::invalid_argument("a stop string is empty");
   if (o.method == DecodeMethod::kSpeculative) {
     if (cfg.num_exits() == 0) return Status::invalid_argument("method speculative needs a model with an exit head");
-    if (o.sampling.temperature > 0.0f)
-      return Status::invalid_argument("method speculative is lossless for greedy decoding only; temperature (" +
-                                      std::to_string(o.sampling.temperature) + ") must be 0");
     if (o.draft_tokens < 1)
       return Status::invalid_argument("draft_tokens (" + std::to_string(o.draft_tokens) + ") must be ≥ 1");
     if (o.draft_exit >= cfg.num_exits())

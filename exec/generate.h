@@ -14,6 +14,9 @@
 //                through layers < d and the draft exit, then layers ≥ d and the final head verify
 //                them in one pass reusing the drafted K/V of layers < d; the matching prefix plus
 //                the final head's correction is kept and the caches are truncated behind it.
+//                With sampling: drafts are drawn from the exit's distribution q and accepted by
+//                speculative rejection sampling against the final head's p, so every token is
+//                distributed exactly as the full model samples it (lossless in distribution).
 // The residual store holds, per sequence and position, the residual stream at the depth that
 // position has reached; a layer reads its rows from it and writes them back in place.
 //
@@ -64,7 +67,9 @@ class Decoder {
   // the block outputs to `out` (R, C). Precondition: cfg.exit_block.
   void exit_block(int e, const std::vector<DecodeRow>& rows, float* out);
   // Head e (≥ 0: exit, −1: final) from R input rows x (R, C) — the residual at the head's depth, or
-  // the exit block's output — to logits (R, Vp).
+  // the exit block's output — to logits (R, Vp). layer, exit_block and head end with
+  // Backend::synchronize(), so the host may read the residual store and the logits afterwards;
+  // every buffer passed in must be backend memory (TensorData).
   void head(int e, const float* x, int R, float* logits);
   // Number of layer-rows computed so far (the work metric behind "layers per token").
   long layer_rows() const { return layer_rows_; }
@@ -79,7 +84,7 @@ class Decoder {
   Backend* be_;
   int batch_;
   KvCache cache_;
-  std::vector<float> resid_;  // (B, max_T, C)
+  TensorData resid_;  // (B, max_T, C), backend memory
   long layer_rows_ = 0;
   std::vector<int32_t> seq_idx_, pos_idx_, row_idx_;
   Tensor x_, ln_, mean_, rstd_, qkv_, att_, res2_, fc_, act_, hn_, hm_, hfc_, hact_;
@@ -190,7 +195,7 @@ class Generator {
   int draft_exit_ = -1;
   GenerateStats stats_;
   long decode_rows0_ = 0;
-  std::vector<float> x_, logits_;
+  TensorData x_, logits_;  // backend memory: head inputs and logits
 };
 
 // Generates for every prompt (one batch). Pipeline mode runs under MPI (exec/pipeline_generate.h).

@@ -157,7 +157,7 @@ void Generator::step_recompute() {
   for (int depth = 0; depth <= cfg_.L && !going.empty(); ++depth) {
     for (int e : active_exits_) {
       if (cfg_.exit_depth[static_cast<size_t>(e)] != depth || going.empty()) continue;
-      std::vector<float> block_out;
+      TensorData block_out;
       std::vector<DecodeRow> block_rows;
       if (cfg_.exit_block) {
         block_rows = rows_from(cfg_.L + e, going, lasts(going));
@@ -227,7 +227,7 @@ void Generator::flush_pending() {
 }
 
 // Draft k_b tokens per sequence through layers < d and the draft exit (one row per sequence per
-// draft step), then verify all drafted positions of all sequences with layers ≥ d and the final
+// draft step; greedy: argmax, sampling: a draw from the exit's distribution q), then verify all drafted positions of all sequences with layers ≥ d and the final
 // head in one pass. Position cur−1+i holds the i-th token of the round (the last committed token,
 // then drafts); the final head there predicts the token at cur+i.
 void Generator::round_speculative() {
@@ -244,6 +244,9 @@ void Generator::round_speculative() {
     maxk = std::max(maxk, k.back());
   }
   std::vector<std::vector<int32_t>> draft(seqs.size());
+  // Sampling: the draft distributions q (per sequence, per drafted token) for rejection sampling.
+  const bool sampled = o_.sampling.temperature > 0.0f;
+  std::vector<std::vector<std::vector<double>>> draft_q(seqs.size());
   for (int j = 0; j < maxk; ++j) {
     std::vector<int> ds, dlast;
     for (size_t i = 0; i < seqs.size(); ++i) {
@@ -253,7 +256,7 @@ void Generator::round_speculative() {
       ds.push_back(b), dlast.push_back(pos);
     }
     for (int l = 0; l < d; ++l) dec_.layer(l, rows_from(l, ds, dlast));
-    std::vector<float> block_out;
+    TensorData block_out;
     std::vector<DecodeRow> block_rows;
     if (cfg_.exit_block) {
       block_rows = rows_from(cfg_.L + e, ds, dlast);
@@ -272,8 +275,16 @@ void Generator::round_speculative() {
     }
     logits_.resize(ds.size() * static_cast<size_t>(Vp));
     dec_.head(e, x_.data(), static_cast<int>(ds.size()), logits_.data());
-    for (size_t i = 0, n = 0; i < seqs.size(); ++i)
-      if (j < k[i]) draft[i].push_back(argmax_token(logits_.data() + (n++) * static_cast<size_t>(Vp), cfg_.V));
+    for (size_t i = 0, n = 0; i < seqs.size(); ++i) {
+      if (j >= k[i]) continue;
+      const float* lg = logits_.data() + (n++) * static_cast<size_t>(Vp);
+      if (!sampled) {
+        draft[i].push_back(argmax_token(lg, cfg_.V));
+      } else {  // draw the draft from q, the draft exit's sampling distribution
+        draft_q[i].push_back(sampling_distribution(lg, cfg_.V, o_.sampling));
+        draft[i].push_back(sample_index(draft_q[i].back(), seq_[static_cast<size_t>(seqs[i])].rng));
+      }
+    }
   }
   // Verification: layers ≥ d over every drafted position, then the final head on all of them.
   std::vector<int> vlast;
@@ -294,7 +305,29 @@ void Generator::round_speculative() {
     for (int j = 0; j < k[i]; ++j) {
       const size_t r = r0 + static_cast<size_t>(j);
       if (seq_[static_cast<size_t>(b)].done) continue;
-      const int32_t y = argmax_token(logits_.data() + r * static_cast<size_t>(Vp), cfg_.V);
+      const float* lg = logits_.data() + r * static_cast<size_t>(Vp);
+      if (sampled) {
+        // Speculative sampling (Leviathan et al. 2023; Chen et al. 2023): accept the draft x with
+        // probability min(1, p(x)/q(x)), else draw from max(0, p − q) normalised and stop. The
+        // committed token is then distributed exactly as p, the full model's sampling distribution.
+        const std::vector<double> pd = sampling_distribution(lg, cfg_.V, o_.sampling);
+        const std::vector<double>& qd = draft_q[i][static_cast<size_t>(j)];
+        const int32_t x = draft[i][static_cast<size_t>(j)];
+        Seq& sq = seq_[static_cast<size_t>(b)];
+        ++stats_.drafted;
+        const double ratio = qd[static_cast<size_t>(x)] > 0 ? pd[static_cast<size_t>(x)] / qd[static_cast<size_t>(x)] : 1.0;
+        if (uniform01(sq.rng) < ratio) {
+          ++stats_.accepted;
+          append(b, x, e);
+          continue;
+        }
+        std::vector<double> res(pd.size());
+        double mass = 0;
+        for (size_t v = 0; v < pd.size(); ++v) mass += res[v] = std::max(0.0, pd[v] - qd[v]);
+        append(b, sample_index(mass > 0 ? res : pd, sq.rng), E);
+        break;
+      }
+      const int32_t y = argmax_token(lg, cfg_.V);
       ++stats_.drafted;
       if (y == draft[i][static_cast<size_t>(j)]) {
         ++stats_.accepted;

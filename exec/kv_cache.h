@@ -17,6 +17,8 @@
 #include <cstddef>
 #include <vector>
 
+#include "exec/tensor.h"
+
 namespace eellm::exec {
 
 class KvCache {
@@ -51,7 +53,7 @@ class KvCache {
     return ((static_cast<size_t>(slot) * batch_ + b) * max_T_ + pos) * kv_;
   }
   int num_layers_ = 0, num_slots_ = 0, batch_ = 0, max_T_ = 0, kv_ = 0;
-  std::vector<float> k_, v_;
+  TensorData k_, v_;  // backend memory (host, or CUDA managed memory under the CUDA backend)
   std::vector<int> len_;
 };
 

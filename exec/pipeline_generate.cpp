@@ -209,7 +209,8 @@ class Stage {
   int B_, s_, l0_ = 0, l1_ = 0;
   Decoder dec_;
   std::vector<int> exits_;
-  std::vector<float> x_, hx_, logits_, buf_;
+  TensorData x_, hx_, logits_;  // backend memory
+  std::vector<float> buf_;
 };
 
 }  // namespace
