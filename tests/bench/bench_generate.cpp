@@ -4,8 +4,10 @@
 // generated continuation under the full model — and self-speculative decoding (draft exit × draft
 // length), whose tokens must agree 100 %.
 // Run: build/<dir>/tests/bench/bench_generate [--checkpoint DIR] [--train-steps N] [--prompts N]
-//      [--new-tokens N]. Without --checkpoint it trains tiny-ee for --train-steps (default 150,
-// global batch 4) into build/<dir>/tests/bench/bench_generate_ckpt_STEPS, reusing it later.
+//      [--new-tokens N] [--threads N (default 2)]. Without --checkpoint it trains tiny-ee for
+// --train-steps (default 150, global batch 4) into build/<dir>/tests/bench/bench_generate_ckpt_STEPS,
+// reusing it later. Under load use --threads 1: OpenMP threads spinning on a shared core distort
+// tokens/s far more than one thread does.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -25,7 +27,7 @@
 namespace {
 
 using namespace eellm;
-constexpr int kThreads = 2;
+int kThreads = 2;  // --threads
 
 struct Row {
   std::string name;
@@ -146,6 +148,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--train-steps")) steps = std::stoi(next());
     else if (!std::strcmp(argv[i], "--prompts")) nprompts = std::stoi(next());
     else if (!std::strcmp(argv[i], "--new-tokens")) new_tokens = std::stoi(next());
+    else if (!std::strcmp(argv[i], "--threads")) kThreads = std::stoi(next());
     else rest.push_back(argv[i]);
   }
   if (ckpt.empty()) ckpt = train_checkpoint(steps);
