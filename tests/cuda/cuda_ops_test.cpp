@@ -82,6 +82,11 @@ TEST_F(CudaOps, Matmul) {
   gpu->synchronize();
   EXPECT_CLOSE("matmul_forward (no bias)", O, out, kFp32Tol);
   EXPECT_CLOSE("matmul_backward dweight (no dinp)", DW, dw, kFp32Tol);
+  // Input gradient only (the zero-bubble split's BWD_INPUT).
+  cpu->matmul_backward(dx.data(), nullptr, nullptr, dy.data(), x.data(), w.data(), N, C, OC);
+  gpu->matmul_backward(DX.ptr(), nullptr, nullptr, DY.ptr(), X.ptr(), W.ptr(), N, C, OC);
+  gpu->synchronize();
+  EXPECT_CLOSE("matmul_backward dinp only", DX, dx, kFp32Tol);
 }
 
 TEST_F(CudaOps, Norms) {
