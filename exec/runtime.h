@@ -69,6 +69,7 @@ struct RuntimeOptions {
   bool record_timeline = true;
   // The ratio make_schedule derives EE fill counts from; pass the simulator's (sim/simulate.h
   // backward_forward_ratio) so both run the same schedule.
+  // ≤ 0 in DistributedTrainOptions::runtime → run_distributed_training takes the simulator's.
   double bwd_fwd_ratio = 2.0;
   FaultKind fault = FaultKind::kNone;
   int fault_world_rank = -1;
@@ -158,6 +159,7 @@ class PipelineRuntime {
 // `eellm train` under mpirun: every rank reads the same data, takes its DP replica's microbatches,
 // runs `steps` iterations (−1 → training.train_iters) and rank 0 prints one line per iteration.
 struct DistributedTrainOptions {
+  DistributedTrainOptions() { runtime.bwd_fwd_ratio = 0; }  // the simulator's ratio (see above)
   int steps = -1;
   std::string data_path;   // token file; empty → training.data_path, else the default corpus
   std::string trace_path;  // measured trace of the last iteration (world rank 0 writes it)
