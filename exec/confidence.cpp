@@ -77,37 +77,53 @@ int32_t argmax_token(const float* logits, int V) {
   return best;
 }
 
-int32_t pick_token(const float* logits, int V, const SamplingOptions& s, std::mt19937_64& rng) {
-  if (s.temperature <= 0.0f) return argmax_token(logits, V);
-  std::vector<int32_t> idx(static_cast<size_t>(V));
-  std::iota(idx.begin(), idx.end(), 0);
-  // Largest first, index order on ties, so a draw depends only on the logits and the RNG.
-  std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
-  size_t keep = idx.size();
-  if (s.top_k > 0) keep = std::min(keep, static_cast<size_t>(s.top_k));
-  const double mx = logits[idx[0]];
-  std::vector<double> p(keep);
+namespace {
+
+// Temperature, top-k and top-p applied to the logits: the kept tokens, largest first (index order
+// on ties, so a draw depends only on the logits and the RNG), with unnormalised weights p and
+// their sum. The one filter behind pick_token and sampling_distribution, so both agree exactly.
+struct Filtered {
+  std::vector<int32_t> idx;
+  std::vector<double> p;
   double sum = 0.0;
-  for (size_t i = 0; i < keep; ++i) sum += p[i] = std::exp((logits[idx[i]] - mx) / s.temperature);
+};
+
+Filtered filter_logits(const float* logits, int V, const SamplingOptions& s) {
+  Filtered f;
+  f.idx.resize(static_cast<size_t>(V));
+  std::iota(f.idx.begin(), f.idx.end(), 0);
+  std::stable_sort(f.idx.begin(), f.idx.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  size_t keep = f.idx.size();
+  if (s.top_k > 0) keep = std::min(keep, static_cast<size_t>(s.top_k));
+  const double mx = logits[f.idx[0]];
+  f.p.resize(keep);
+  for (size_t i = 0; i < keep; ++i) f.sum += f.p[i] = std::exp((logits[f.idx[i]] - mx) / s.temperature);
   if (s.top_p < 1.0f) {
     double acc = 0.0;
     size_t n = 0;
     while (n < keep) {
-      acc += p[n++] / sum;
+      acc += f.p[n++] / f.sum;
       if (acc >= s.top_p) break;
     }
-    keep = n;
-    p.resize(keep);
-    sum = std::accumulate(p.begin(), p.end(), 0.0);
+    f.p.resize(n);
+    f.sum = std::accumulate(f.p.begin(), f.p.end(), 0.0);
   }
+  return f;
+}
+
+}  // namespace
+
+int32_t pick_token(const float* logits, int V, const SamplingOptions& s, std::mt19937_64& rng) {
+  if (s.temperature <= 0.0f) return argmax_token(logits, V);
+  const Filtered f = filter_logits(logits, V, s);
   // Uniform in [0, 1) from the top 53 bits: the same draw on every standard library.
-  const double u = static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0) * sum;
+  const double u = static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0) * f.sum;
   double acc = 0.0;
-  for (size_t i = 0; i < keep; ++i) {
-    acc += p[i];
-    if (u < acc) return idx[i];
+  for (size_t i = 0; i < f.p.size(); ++i) {
+    acc += f.p[i];
+    if (u < acc) return f.idx[i];
   }
-  return idx[keep - 1];
+  return f.idx[f.p.size() - 1];
 }
 
 std::vector<double> sampling_distribution(const float* logits, int V, const SamplingOptions& s) {
@@ -116,28 +132,8 @@ std::vector<double> sampling_distribution(const float* logits, int V, const Samp
     out[static_cast<size_t>(argmax_token(logits, V))] = 1.0;
     return out;
   }
-  // The same filtering as pick_token, step for step.
-  std::vector<int32_t> idx(static_cast<size_t>(V));
-  std::iota(idx.begin(), idx.end(), 0);
-  std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
-  size_t keep = idx.size();
-  if (s.top_k > 0) keep = std::min(keep, static_cast<size_t>(s.top_k));
-  const double mx = logits[idx[0]];
-  std::vector<double> p(keep);
-  double sum = 0.0;
-  for (size_t i = 0; i < keep; ++i) sum += p[i] = std::exp((logits[idx[i]] - mx) / s.temperature);
-  if (s.top_p < 1.0f) {
-    double acc = 0.0;
-    size_t n = 0;
-    while (n < keep) {
-      acc += p[n++] / sum;
-      if (acc >= s.top_p) break;
-    }
-    keep = n;
-    p.resize(keep);
-    sum = std::accumulate(p.begin(), p.end(), 0.0);
-  }
-  for (size_t i = 0; i < keep; ++i) out[static_cast<size_t>(idx[i])] = p[i] / sum;
+  const Filtered f = filter_logits(logits, V, s);
+  for (size_t i = 0; i < f.p.size(); ++i) out[static_cast<size_t>(f.idx[i])] = f.p[i] / f.sum;
   return out;
 }
 

@@ -13,8 +13,6 @@
 namespace eellm::exec {
 namespace {
 
-const float* opt(const Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
-
 void fit(Tensor& t, size_t n) {
   if (t.data.size() < n) t.data.resize(n);
 }

@@ -11,11 +11,6 @@
 namespace eellm::exec {
 namespace {
 
-void resize(Tensor& t, std::vector<int64_t> shape) {
-  const size_t n = Tensor::numel_of(shape);
-  if (t.data.size() != n) t.data.assign(n, 0.0f);
-  t.shape = std::move(shape);
-}
 
 void alloc_layer(LayerParams& l, const GptConfig& c) {
   const bool ln = c.norm == NormKind::kLayerNorm;
@@ -42,9 +37,6 @@ void name_layer(std::vector<std::pair<std::string, Tensor*>>& out, const std::st
   add("proj_w", l.proj_w), add("proj_b", l.proj_b), add("ln2_w", l.ln2_w), add("ln2_b", l.ln2_b);
   add("fc_w", l.fc_w), add("fc_b", l.fc_b), add("fcproj_w", l.fcproj_w), add("fcproj_b", l.fcproj_b);
 }
-
-const float* opt(const Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
-float* opt(Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
 
 }  // namespace
 

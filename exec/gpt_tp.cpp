@@ -9,16 +9,6 @@
 #include "exec/gpt.h"
 
 namespace eellm::exec {
-namespace {
-
-void resize(Tensor& t, std::vector<int64_t> shape) {
-  const size_t n = Tensor::numel_of(shape);
-  if (t.data.size() != n) t.data.assign(n, 0.0f);
-  t.shape = std::move(shape);
-}
-const float* opt(const Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
-
-}  // namespace
 
 Status GptChunk::set_tensor_parallel(Communicator* tensor, double timeout_s, bool sequence_parallel) {
   const int n = tensor ? tensor->size() : 1;

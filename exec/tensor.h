@@ -90,6 +90,17 @@ struct Tensor {
   }
 };
 
+// Gives `t` the shape, reallocating (zero-filled) only when the element count changes: scratch and
+// activation buffers reused across microbatches.
+inline void resize(Tensor& t, std::vector<int64_t> shape) {
+  const size_t n = Tensor::numel_of(shape);
+  if (t.data.size() != n) t.data.assign(n, 0.0f);
+  t.shape = std::move(shape);
+}
+// Null for an unallocated (optional) tensor: biases, learned positions, untied heads.
+inline const float* opt(const Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
+inline float* opt(Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
+
 inline std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "(";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);

@@ -20,8 +20,6 @@ using namespace eellm::exec;
 
 namespace {
 
-const float* opt(const Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
-
 int fail(const std::string& msg) {
   std::fprintf(stderr, "eellm_cuda_bench_decode: %s\n", msg.c_str());
   return 1;
