@@ -111,11 +111,11 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
   // Local (tp-shard) shapes; only held tensors keep storage. Values: the full model initialised as
   // the single-process Trainer does, then this rank's shard of each held tensor.
   const int tp_rank = comms.groups.coords.tp;
-  for (GptParams* gp : {&rt->params_, &rt->grads_, &rt->adam_m_, &rt->adam_v_}) {
+  // AdamW moments live in GradSync (sharded over DP with ZeRO-1), not here.
+  for (GptParams* gp : {&rt->params_, &rt->grads_}) {
     gp->allocate(rt->cfg_);
     for (auto& [n, t] : gp->named())
-      if (!matches(n, held_prefixes) || ((gp == &rt->adam_m_ || gp == &rt->adam_v_) && !matches(n, prefixes)))
-        *t = Tensor();
+      if (!matches(n, held_prefixes)) *t = Tensor();
   }
   {
     GptParams full;
@@ -130,18 +130,11 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
   }
   auto P = rt->params_.named();
   auto G = rt->grads_.named();
-  std::map<std::string, std::pair<Tensor*, Tensor*>> moments;
-  {
-    auto M = rt->adam_m_.named();
-    auto V = rt->adam_v_.named();
-    for (size_t i = 0; i < M.size(); ++i) moments[M[i].first] = {M[i].second, V[i].second};
-  }
   for (size_t i = 0; i < P.size(); ++i) {
     const std::string& n = P[i].first;
     if (!matches(n, prefixes)) continue;
     rt->owned_names_.push_back(n);
     rt->owned_.emplace_back(P[i].second, G[i].second);
-    rt->adam_state_.push_back(moments.at(n));
     // Tied wte copies count once (stage 0), tp-replicated tensors once (tp rank 0).
     rt->owned_counts_in_norm_.push_back((n != "wte" || counts_wte) && (tp_rank == 0 || !is_tp_replicated(n)));
   }

@@ -135,13 +135,12 @@ class PipelineRuntime {
   GptConfig cfg_;       // this rank's tensor-parallel shard of it (local_config; = full_cfg_ at tp 1)
   std::unique_ptr<Backend> be_;
   std::vector<std::unique_ptr<GptChunk>> chunks_;  // per local chunk
-  GptParams params_, grads_, adam_m_, adam_v_;
+  GptParams params_, grads_;
   std::vector<std::string> owned_names_;
   std::vector<std::pair<Tensor*, Tensor*>> owned_;  // (param, grad) pairs, named() order
   std::vector<bool> owned_counts_in_norm_;          // wte only on pp rank 0 (tied copies count once)
-  std::vector<std::pair<Tensor*, Tensor*>> adam_state_;  // (m, v) per owned tensor
   std::unique_ptr<Communicator> trainers_;  // pipeline ranks with an OPT (all but EE-Tuning's exit-less)
-  std::unique_ptr<GradSync> grad_sync_;      // see grad_sync(); adam_state_ is unused since it exists
+  std::unique_ptr<GradSync> grad_sync_;      // see grad_sync(); owns the AdamW moments (ZeRO-1: this rank's DP shard)
   std::vector<int> chunk_last_backward_;     // per local chunk: index of its last backward-type step
   std::set<Key> has_backward_;
   std::set<Key> has_weight_step_;  // BWD_WEIGHT steps of this rank (ZB-H1)
