@@ -179,6 +179,8 @@ class Generator {
   using Seq = SequenceState;
   Generator(const GptConfig& cfg, const GptParams& params, Backend& be, const GenerateOptions& o, int batch);
   void prefill();
+  // Every layer and kept exit block over the positions its cache lacks, up to last[b] per sequence.
+  void fill_kv(const std::vector<int>& seqs, const std::vector<int>& last);
   void step_recompute();
   void round_speculative();
   void append(int b, int32_t token, int head);

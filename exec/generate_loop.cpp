@@ -64,6 +64,20 @@ std::vector<DecodeRow> Generator::rows_from(int slot, const std::vector<int>& se
   return rows;
 }
 
+// After it every cache slot holds K/V for positions ≤ last[b]: the prompt at prefill, the tokens
+// skipped by early exits at a flush.
+void Generator::fill_kv(const std::vector<int>& seqs, const std::vector<int>& last) {
+  for (int depth = 0; depth <= cfg_.L; ++depth) {
+    for (int e : block_exits_)
+      if (cfg_.exit_depth[static_cast<size_t>(e)] == depth) {
+        const auto rows = rows_from(cfg_.L + e, seqs, last);
+        x_.resize(rows.size() * static_cast<size_t>(cfg_.C));
+        dec_.exit_block(e, rows, x_.data());
+      }
+    if (depth < cfg_.L) dec_.layer(depth, rows_from(depth, seqs, last));
+  }
+}
+
 // Every prompt position but the last runs through all layers (and the blocks of the exits in use,
 // whose K/V later tokens attend to). The last prompt token is the first decode step's input, so
 // the first new token may exit early too.
@@ -75,15 +89,7 @@ void Generator::prefill() {
     seqs.push_back(static_cast<int>(b));
     last.push_back(n - 2);
   }
-  for (int depth = 0; depth <= cfg_.L; ++depth) {
-    for (int e : block_exits_)
-      if (cfg_.exit_depth[static_cast<size_t>(e)] == depth) {
-        const auto rows = rows_from(cfg_.L + e, seqs, last);
-        x_.resize(rows.size() * static_cast<size_t>(cfg_.C));
-        dec_.exit_block(e, rows, x_.data());
-      }
-    if (depth < cfg_.L) dec_.layer(depth, rows_from(depth, seqs, last));
-  }
+  fill_kv(seqs, last);
 }
 
 std::vector<int> active_exits(const GptConfig& cfg, const GenerateOptions& o) {
@@ -215,15 +221,7 @@ void Generator::flush_pending() {
     // Positions whose K/V some layer holds: those at or below the first layer's length.
     last.push_back(dec_.cache().length(0, static_cast<int>(b)) - 1);
   }
-  for (int depth = 0; depth <= cfg_.L; ++depth) {
-    for (int e : block_exits_)
-      if (cfg_.exit_depth[static_cast<size_t>(e)] == depth) {
-        const auto rows = rows_from(cfg_.L + e, seqs, last);
-        x_.resize(rows.size() * static_cast<size_t>(cfg_.C));
-        dec_.exit_block(e, rows, x_.data());
-      }
-    if (depth < cfg_.L) dec_.layer(depth, rows_from(depth, seqs, last));
-  }
+  fill_kv(seqs, last);
 }
 
 // Draft k_b tokens per sequence through layers < d and the draft exit (one row per sequence per

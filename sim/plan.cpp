@@ -426,10 +426,7 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
     quiet.cancelled = o.cancelled;
     parallel_for(static_cast<int64_t>(todo.size()), threads, quiet, "exit overhead", 1, [&](int, int64_t k) {
       PlanEntry& e = *todo[static_cast<size_t>(k)];
-      Scenario s = apply_candidate(base, e.candidate);
-      s.exits = ExitSpec{};
-      if (s.parallel.schedule == ScheduleKind::kEE1F1B || s.parallel.schedule == ScheduleKind::kEEFill)
-        s.parallel.schedule = ScheduleKind::k1F1B;
+      const Scenario s = scenario_without_exits(apply_candidate(base, e.candidate));
       SimulateOptions so;
       so.record_timeline = false;
       so.compare_without_exits = false;

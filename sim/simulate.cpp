@@ -150,6 +150,15 @@ double backward_forward_ratio(const SimCosts& c) {
   return f > 0 && b > 0 ? b / f : 2.0;
 }
 
+Scenario scenario_without_exits(const Scenario& scenario) {
+  Scenario base = scenario;
+  base.exits = ExitSpec{};
+  base.parallel.fill_explicit_bubbles = false;
+  if (base.parallel.schedule == ScheduleKind::kEE1F1B || base.parallel.schedule == ScheduleKind::kEEFill)
+    base.parallel.schedule = ScheduleKind::k1F1B;
+  return base;
+}
+
 StatusOr<SimulationResult> simulate(const Scenario& scenario, const SimulateOptions& options) {
   SimulationResult res;
   res.scenario = scenario;
@@ -232,11 +241,7 @@ StatusOr<SimulationResult> simulate(const Scenario& scenario, const SimulateOpti
   s.critical_path = format_critical_path(res.schedule, critical_path(res.schedule, res.engine));
 
   if (options.compare_without_exits && !scenario.exits.exit_layer_nums.empty() && L.schedule != ScheduleKind::kEETuning) {
-    Scenario base = scenario;
-    base.exits = ExitSpec{};
-    base.parallel.fill_explicit_bubbles = false;
-    if (base.parallel.schedule == ScheduleKind::kEE1F1B || base.parallel.schedule == ScheduleKind::kEEFill)
-      base.parallel.schedule = ScheduleKind::k1F1B;
+    const Scenario base = scenario_without_exits(scenario);
     SimulateOptions bo;
     bo.record_timeline = false;
     bo.compare_without_exits = false;

@@ -82,6 +82,10 @@ struct SimulateOptions {
 
 StatusOr<SimulationResult> simulate(const Scenario& scenario, const SimulateOptions& options = {});
 
+// The baseline an exit overhead is measured against: the same scenario without exits, EE schedules
+// replaced by 1F1B and no fill bubbles (the planner and simulate() compare against it).
+Scenario scenario_without_exits(const Scenario& scenario);
+
 // The engine's costs and the memory parameters of a scenario, from the cost model.
 SimCosts sim_costs_from_model(const CostModel& model);
 MemoryParams memory_params_from_model(const CostModel& model);
