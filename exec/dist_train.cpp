@@ -18,7 +18,6 @@
 #ifdef EELLM_HAVE_MPI
 #include "exec/mpi/mpi_comm.h"
 #endif
-#include "sim/simulate.h"
 #include "sim/trace.h"
 
 namespace eellm::exec {
@@ -75,10 +74,6 @@ Status run_distributed_training(const Scenario& scenario, Communicator& world, c
                          make_communicators(world, dims, embedding_group_ranks(scenario, layout)));
   RuntimeOptions ro = options.runtime;
   if (ro.recv_timeout_s <= 0) ro.recv_timeout_s = scenario.execution.recv_timeout_s;
-  // EE bubble filling derives its fill counts from the backward/forward ratio: take the
-  // simulator's (cost model of this scenario's device) so `eellm train` runs the very schedule
-  // `eellm simulate` predicts (with 2.0, PP 4 ran 2+2 fills where the simulator planned 1+1).
-  if (ro.bwd_fwd_ratio <= 0) ro.bwd_fwd_ratio = backward_forward_ratio(sim_costs_from_model(CostModel(scenario, layout)));
   EELLM_ASSIGN_OR_RETURN(auto rt, PipelineRuntime::create(scenario, comms, ro));
   const bool root = world.rank() == 0;
   std::ostream* out = root ? log : nullptr;

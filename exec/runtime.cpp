@@ -11,6 +11,7 @@
 #include "exec/device.h"
 #include "exec/optimizer.h"
 #include "exec/tp_shard.h"
+#include "sim/simulate.h"
 
 namespace eellm::exec {
 namespace {
@@ -60,7 +61,12 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
     return Status::invalid_argument("the communicators were built for tp " + str(d.tp) + ", pp " + str(d.pp) +
                                     ", dp " + str(d.dp) + " but the scenario's layout is tp " + str(L.tp) + ", pp " +
                                     str(L.pp) + ", dp " + str(L.dp));
-  EELLM_ASSIGN_OR_RETURN(rt->schedule_, make_schedule(scenario, L, options.bwd_fwd_ratio));
+  // EE bubble filling derives its fill counts from the backward/forward ratio; ≤ 0 takes the
+  // simulator's (cost model of the scenario's device), so the executor runs the very schedule
+  // `eellm simulate` predicts (with 2.0, PP 4 ran 2+2 fills where the simulator planned 1+1).
+  const double ratio = options.bwd_fwd_ratio > 0 ? options.bwd_fwd_ratio
+                                                 : backward_forward_ratio(sim_costs_from_model(CostModel(scenario, L)));
+  EELLM_ASSIGN_OR_RETURN(rt->schedule_, make_schedule(scenario, L, ratio));
   EELLM_RETURN_IF_ERROR(check_schedule(rt->schedule_));
   if (2 * L.num_microbatches * L.vp >= kTagTimelineCount)
     return Status::invalid_argument("too many microbatches (" + str(L.num_microbatches) + ") for message tags");

@@ -69,7 +69,8 @@ struct RuntimeOptions {
   bool record_timeline = true;
   // The ratio make_schedule derives EE fill counts from; pass the simulator's (sim/simulate.h
   // backward_forward_ratio) so both run the same schedule.
-  // ≤ 0 in DistributedTrainOptions::runtime → run_distributed_training takes the simulator's.
+  // ≤ 0 → the simulator's ratio for the scenario (what DistributedTrainOptions, i.e. `eellm train`,
+  // uses); tests pin 2.0 to compare with reference schedules built by make_schedule's default.
   double bwd_fwd_ratio = 2.0;
   FaultKind fault = FaultKind::kNone;
   int fault_world_rank = -1;
@@ -158,7 +159,7 @@ class PipelineRuntime {
 // `eellm train` under mpirun: every rank reads the same data, takes its DP replica's microbatches,
 // runs `steps` iterations (−1 → training.train_iters) and rank 0 prints one line per iteration.
 struct DistributedTrainOptions {
-  DistributedTrainOptions() { runtime.bwd_fwd_ratio = 0; }  // the simulator's ratio (see above)
+  DistributedTrainOptions() { runtime.bwd_fwd_ratio = 0; }  // the simulator's ratio (see RuntimeOptions)
   int steps = -1;
   std::string data_path;   // token file; empty → training.data_path, else the default corpus
   std::string trace_path;  // measured trace of the last iteration (world rank 0 writes it)
