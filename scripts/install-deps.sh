@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
+  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
   libboost-graph-dev
   libeigen3-dev libopenblas-dev
   libopenmpi-dev openmpi-bin
