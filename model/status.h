@@ -10,7 +10,10 @@
 
 namespace eellm {
 
-enum class StatusCode { kOk, kInvalidArgument, kNotFound, kCorruption, kIOError, kFailedPrecondition, kInternal };
+// Values are stable (exec/dist_checkpoint.cpp broadcasts them as integers): append new codes.
+// kCancelled: the caller asked a long operation to stop (e.g. PlanOptions::cancelled); not an error
+// of the input, so front ends test the code and treat it apart (GUI: "cancelled", CLI: exit 130).
+enum class StatusCode { kOk, kInvalidArgument, kNotFound, kCorruption, kIOError, kFailedPrecondition, kInternal, kCancelled };
 
 class Status {
  public:
@@ -24,8 +27,10 @@ class Status {
     return Status(StatusCode::kFailedPrecondition, std::move(msg));
   }
   static Status internal(std::string msg) { return Status(StatusCode::kInternal, std::move(msg)); }
+  static Status cancelled(std::string msg) { return Status(StatusCode::kCancelled, std::move(msg)); }
 
   bool is_ok() const { return code_ == StatusCode::kOk; }
+  bool is_cancelled() const { return code_ == StatusCode::kCancelled; }
   explicit operator bool() const { return is_ok(); }
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
@@ -60,6 +65,7 @@ inline const char* status_code_name(StatusCode code) {
     case StatusCode::kIOError: return "I/O error";
     case StatusCode::kFailedPrecondition: return "failed precondition";
     case StatusCode::kInternal: return "internal error";
+    case StatusCode::kCancelled: return "cancelled";
   }
   return "unknown";
 }

@@ -103,14 +103,14 @@ int64_t parallel_for(int64_t n, int threads, const PlanOptions& o, const char* p
 }
 
 Status cancelled_status(const char* phase, int64_t done, int64_t total) {
-  return Status::failed_precondition(std::string(kPlanCancelled) + ": the search was stopped by the caller during " +
-                                     phase + " (" + std::to_string(done) + " of " + std::to_string(total) + " done)");
+  return Status::cancelled(std::string("the search was stopped by the caller during ") + phase + " (" +
+                           std::to_string(done) + " of " + std::to_string(total) + " done)");
 }
 
 }  // namespace
 
 bool is_plan_cancelled(const Status& status) {
-  return status.code() == StatusCode::kFailedPrecondition && status.message().rfind(kPlanCancelled, 0) == 0;
+  return status.is_cancelled();
 }
 
 std::string to_string(const PlanCandidate& c) {

@@ -119,8 +119,9 @@ struct PlanOptions {
   std::function<bool()> cancelled;
 };
 
-// Status message prefix of a cancelled search (failed_precondition "cancelled: ...").
-inline constexpr const char* kPlanCancelled = "cancelled";
+// A cancelled search returns StatusCode::kCancelled (message: the phase and how far it got, e.g.
+// "the search was stopped by the caller during simulation (3 of 40 done)"); callers test the code,
+// never the text. is_plan_cancelled(s) == s.is_cancelled().
 bool is_plan_cancelled(const Status& status);
 
 struct PlanResult {

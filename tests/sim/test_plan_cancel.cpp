@@ -41,8 +41,10 @@ TEST(PlanCancel, CancelledBeforeStartScreensNothing) {
   auto r = plan(small_1p3b(), o);
   ASSERT_FALSE(r.is_ok());
   EXPECT_TRUE(is_plan_cancelled(r.status())) << r.status().to_string();
-  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.status().code(), StatusCode::kCancelled);
   EXPECT_NE(r.status().message().find("during screening (0 of "), std::string::npos) << r.status().message();
+  EXPECT_EQ(r.status().to_string().rfind("cancelled: the search was stopped by the caller", 0), 0u)
+      << r.status().to_string();
   EXPECT_GE(polls.load(), 2);  // each worker polled once and stopped
 }
 
@@ -61,6 +63,7 @@ TEST(PlanCancel, StopsWithinOneSimulationOfTheHook) {
   auto r = plan(base, o);
   ASSERT_FALSE(r.is_ok());
   ASSERT_TRUE(is_plan_cancelled(r.status())) << r.status().to_string();
+  EXPECT_EQ(r.status().code(), StatusCode::kCancelled);
   EXPECT_NE(r.status().message().find("during simulation (3 of "), std::string::npos) << r.status().message();
   // The first "true" stops the worker; plan() polls once more to learn the round was cut short.
   EXPECT_EQ(polls, screen_polls + 5);
@@ -86,6 +89,7 @@ TEST(PlanCancel, CancelFromTheProgressCallbackStopsTheWorkers) {
   auto r = plan(small_1p3b(), o);
   ASSERT_FALSE(r.is_ok());
   EXPECT_TRUE(is_plan_cancelled(r.status())) << r.status().to_string();
+  EXPECT_EQ(r.status().code(), StatusCode::kCancelled);
   // The reporter saw the workers stop (its loop ended) instead of waiting for the phase to finish.
   EXPECT_GE(reports_after_stop, 1);
 }
@@ -96,9 +100,16 @@ TEST(PlanCancel, OnlyTheCancelledStatusCounts) {
   auto r = plan(small_1p3b(), o);
   ASSERT_FALSE(r.is_ok());
   EXPECT_FALSE(is_plan_cancelled(r.status())) << r.status().to_string();
+  EXPECT_NE(r.status().code(), StatusCode::kCancelled);
+  // The code decides, never the text.
   EXPECT_FALSE(is_plan_cancelled(Status::failed_precondition("deadlock: cancelled nothing")));
-  EXPECT_TRUE(is_plan_cancelled(Status::failed_precondition("cancelled: test")));
+  EXPECT_FALSE(is_plan_cancelled(Status::failed_precondition("cancelled: test")));
   EXPECT_FALSE(is_plan_cancelled(Status::invalid_argument("cancelled: wrong code")));
+  EXPECT_TRUE(is_plan_cancelled(Status::cancelled("any message")));
+  EXPECT_TRUE(Status::cancelled("x").is_cancelled());
+  EXPECT_EQ(Status::cancelled("x").to_string(), "cancelled: x");
+  // Appended after kInternal: the integer codes exec/dist_checkpoint.cpp broadcasts stay stable.
+  EXPECT_EQ(static_cast<int>(StatusCode::kCancelled), static_cast<int>(StatusCode::kInternal) + 1);
 }
 
 }  // namespace
