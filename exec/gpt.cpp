@@ -414,6 +414,7 @@ void GptChunk::backward(ChunkState& st, const GptParams& p, GptParams& g, const 
     const size_t li = static_cast<size_t>(first_ + pos - 1);
     layer_backward(st.layers[static_cast<size_t>(pos - 1)], p.layers[li], g.layers[li], inp, d_res_.ptr(),
                    d_res_next_.ptr(), B, T);
+    if (layer_hook_ && !defer_w_) layer_hook_(static_cast<int>(li));
     std::swap(d_res_, d_res_next_);
   }
   add_exits_at(0);
@@ -441,7 +442,9 @@ void GptChunk::backward_weight(ChunkState& st, const GptParams& p, GptParams& g)
   const GptConfig& c = cfg_;
   const int N = st.B * st.T;
   Backend& be = *be_;
-  for (int pos = 0; pos < count_; ++pos) {
+  // Top layer first (the layers' weight gradients are independent), so that the overlapped DP
+  // reduction can post the last layers' buckets while the earlier layers are still computed.
+  for (int pos = count_ - 1; pos >= 0; --pos) {
     LayerActs& a = st.layers[static_cast<size_t>(pos)];
     const LayerParams& lp = p.layers[static_cast<size_t>(first_ + pos)];
     LayerParams& lg = g.layers[static_cast<size_t>(first_ + pos)];
@@ -453,6 +456,7 @@ void GptChunk::backward_weight(ChunkState& st, const GptParams& p, GptParams& g)
     be.matmul_backward(nullptr, lg.qkv_w.ptr(), nullptr, a.w_qkv.ptr(), sp_ ? a.ln1_full.ptr() : a.ln1.ptr(),
                        lp.qkv_w.ptr(), N, c.C, c.qkv_dim());
     a.w_fcproj = Tensor(), a.w_fc = Tensor(), a.w_proj = Tensor(), a.w_qkv = Tensor();
+    if (layer_hook_) layer_hook_(first_ + pos);
   }
 }
 

@@ -180,6 +180,13 @@ class GptChunk {
   Backend& backend() { return *be_; }
   void set_backend(Backend* be) { be_ = be; }
 
+  // Per-layer gradient readiness (overlapped DP reduction): called with the backbone layer index
+  // (model numbering) right after backward() — not backward_input(), whose matmul weight
+  // gradients are still missing — or backward_weight() has accumulated that layer's gradients for
+  // this call, top layer first. Null → none. The runtime sets it around a chunk's last backward
+  // step of the iteration, when those gradients are final.
+  void set_layer_grads_hook(std::function<void(int layer)> hook) { layer_hook_ = std::move(hook); }
+
   // Tensor parallelism over `tensor` (this stage's tp group; not owned; null → none). The chunk's
   // config must be local_config(full, tensor->size()). With TP, `logits` of forward() receive this
   // rank's vocabulary shard (B,T,Vp_local). sequence_parallel: see the header comment (B·T must
@@ -210,6 +217,7 @@ class GptChunk {
   int tp_ = 1, tp_rank_ = 0;
   bool sp_ = false;
   bool defer_w_ = false;  // inside backward_input
+  std::function<void(int)> layer_hook_;  // set_layer_grads_hook
   float* weight_grad(Tensor& g) { return defer_w_ ? nullptr : g.ptr(); }
   void keep_for_weight(Tensor& t, const float* src, size_t n);
   int vocab_begin_ = 0, vocab_valid_ = 0;  // global id of local vocab row 0; local rows < V

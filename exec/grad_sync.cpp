@@ -2,6 +2,7 @@
 #include "exec/grad_sync.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <utility>
@@ -13,9 +14,12 @@ namespace {
 
 std::string str(size_t v) { return std::to_string(v); }
 
-void resize(Tensor& t, size_t n) {
-  t.data.assign(n, 0.0f);
-  t.shape = {static_cast<int64_t>(n)};
+// A flat (n) buffer; GradSync::create fills fresh tensors only, so tensor.h's resize zero-fills.
+void alloc_flat(Tensor& t, size_t n) { resize(t, {static_cast<int64_t>(n)}); }
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
@@ -69,18 +73,32 @@ StatusOr<std::unique_ptr<GradSync>> GradSync::create(std::vector<SyncTensor> ten
   for (size_t b = 0; b < gs->plan_.buckets.size(); ++b) {
     const BucketPlan::Bucket& bk = gs->plan_.buckets[b];
     BucketState& s = gs->state_[b];
-    if (dp > 1) resize(s.flat, bk.padded);
+    if (dp > 1) alloc_flat(s.flat, bk.padded);
     if (zero) {
       std::tie(s.lo, s.hi) = shard_range(bk.padded, dp, data.rank());
-      resize(s.shard_grad, s.hi - s.lo);
-      resize(s.gather, bk.padded);
+      alloc_flat(s.shard_grad, s.hi - s.lo);
+      alloc_flat(s.gather, bk.padded);
     } else {
       s.lo = 0, s.hi = bk.numel;
     }
-    resize(s.m, s.hi - s.lo);
-    resize(s.v, s.hi - s.lo);
+    alloc_flat(s.m, s.hi - s.lo);
+    alloc_flat(s.v, s.hi - s.lo);
   }
+  gs->bucket_of_.assign(gs->tensors_.size(), 0);
+  for (size_t b = 0; b < gs->plan_.buckets.size(); ++b)
+    for (size_t t : gs->plan_.buckets[b].tensors) gs->bucket_of_[t] = b;
+  gs->reset_iteration();
   return gs;
+}
+
+void GradSync::reset_iteration() {
+  final_.assign(tensors_.size(), 0);
+  for (size_t b = 0; b < state_.size(); ++b) {
+    BucketState& s = state_[b];
+    s.posted = s.done = false;
+    s.pending = plan_.buckets[b].tensors.size();
+    s.post_ns = s.done_ns = -1;
+  }
 }
 
 Status GradSync::post(size_t b) {
@@ -93,16 +111,17 @@ Status GradSync::post(size_t b) {
   }
   const BucketPlan::Bucket& bk = plan_.buckets[b];
   be_->synchronize();  // the gradients are copied on the host (a device backend runs asynchronously)
-  float* flat = s.flat.ptr();
+  float* fl = s.flat.ptr();
   for (size_t k = 0; k < bk.tensors.size(); ++k) {
     const Tensor& g = *tensors_[bk.tensors[k]].grad;
-    std::copy(g.data.begin(), g.data.end(), flat + bk.offsets[k]);
+    std::copy(g.data.begin(), g.data.end(), fl + bk.offsets[k]);
   }
-  std::fill(flat + bk.numel, flat + bk.padded, 0.0f);
+  std::fill(fl + bk.numel, fl + bk.padded, 0.0f);
+  s.post_ns = now_ns();
   if (distributed_optimizer() && !bk.reduced_again) {
-    EELLM_ASSIGN_OR_RETURN(s.req, data_->ireduce_scatter_sum(flat, s.shard_grad.ptr(), s.hi - s.lo));
+    EELLM_ASSIGN_OR_RETURN(s.req, data_->ireduce_scatter_sum(fl, s.shard_grad.ptr(), s.hi - s.lo));
   } else {
-    EELLM_ASSIGN_OR_RETURN(s.req, data_->iall_reduce_sum(flat, bk.padded));
+    EELLM_ASSIGN_OR_RETURN(s.req, data_->iall_reduce_sum(fl, bk.padded));
   }
   return Status::ok();
 }
@@ -116,6 +135,7 @@ Status GradSync::finish(size_t b) {
                                                                  str(b)));
   s.req.reset();
   s.done = true;
+  s.done_ns = now_ns();
   const BucketPlan::Bucket& bk = plan_.buckets[b];
   const float inv = 1.0f / static_cast<float>(data_->size());
   if (distributed_optimizer() && !bk.reduced_again) {
@@ -136,6 +156,27 @@ Status GradSync::group_ready(int group) {
   for (size_t b = 0; b < plan_.buckets.size(); ++b)
     if (plan_.buckets[b].group == group) EELLM_RETURN_IF_ERROR(post(b));
   return Status::ok();
+}
+
+Status GradSync::tensors_ready(const std::vector<size_t>& tensors) {
+  if (!opt_.overlap || data_->size() == 1) return Status::ok();
+  // Last tensor first: buckets are filled in reverse tensor order, so they are posted in bucket order.
+  for (auto it = tensors.rbegin(); it != tensors.rend(); ++it) {
+    const size_t t = *it;
+    if (t >= tensors_.size()) return Status::internal("GradSync::tensors_ready: no tensor " + str(t));
+    if (final_[t]) continue;
+    final_[t] = 1;
+    const size_t b = bucket_of_[t];
+    if (--state_[b].pending == 0) EELLM_RETURN_IF_ERROR(post(b));
+  }
+  return Status::ok();
+}
+
+std::vector<GradSync::BucketTiming> GradSync::timings() const {
+  std::vector<BucketTiming> out;
+  for (size_t b = 0; b < state_.size(); ++b)
+    out.push_back({plan_.buckets[b].group, plan_.buckets[b].padded, state_[b].post_ns, state_[b].done_ns});
+  return out;
 }
 
 void GradSync::poll() {
@@ -172,7 +213,7 @@ StatusOr<GradSync::Step> GradSync::step(const std::vector<Communicator*>& norm_g
                                          int iteration) {
   if (!reduced_) EELLM_RETURN_IF_ERROR(reduce());
   reduced_ = false;
-  for (BucketState& s : state_) s.posted = s.done = false;
+  reset_iteration();
   const bool zero = distributed_optimizer();
 
   // The pieces this rank updates: (tensor, element range, gradient pointer, moment offset).

@@ -16,9 +16,14 @@
 //    flagged `reduced_again` (the tied word embedding, which the embedding group sums after the DP
 //    reduction) are all-reduced in full instead, so that sum sees averaged gradients; their
 //    optimizer state is still sharded.
-//  - overlap: group_ready(g) posts group g's buckets as non-blocking collectives as soon as the
-//    runtime knows their gradients are final (after the chunk's last backward); reduce() posts the
-//    rest and waits. Without overlap everything is posted and waited in reduce().
+//  - overlap (Megatron's overlap_grad_reduce): a bucket is posted as a non-blocking collective as
+//    soon as every one of its gradients is final. The runtime reports final gradients per tensor
+//    (tensors_ready: per layer during the chunk's last backward, the heads' before it) and per
+//    readiness group (group_ready: everything of the chunk after its last backward step); as
+//    buckets are filled in reverse tensor order (last layers first), the first buckets complete
+//    while the backward still runs through the earlier layers. reduce() posts the rest and waits.
+//    Without overlap everything is posted and waited in reduce(). Post order may differ from
+//    bucket order but is the same on every DP replica (they run the same instruction list).
 // The gradient norm is Σ over tensors with counts_in_norm of Σ g², in double, summed over the
 // norm group (and, with ZeRO, over the DP shards) — the same quantity as the single-process run.
 // A non-finite gradient anywhere fails the step on every rank of the norm/DP groups alike.
@@ -27,6 +32,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -88,6 +94,9 @@ class GradSync {
 
   // Overlap only (else a no-op): group g's gradients are final; post its buckets.
   Status group_ready(int group);
+  // Overlap only (else a no-op): the gradients of these tensors (indices into tensors()) are final
+  // for this iteration; posts every bucket whose tensors are now all final.
+  Status tensors_ready(const std::vector<size_t>& tensors);
   // Drives the progress of posted collectives (MPI progresses non-blocking ops only inside calls).
   void poll();
   // Posts every bucket not yet posted and waits for all. After it, plain DP: every grad tensor
@@ -113,6 +122,14 @@ class GradSync {
   std::vector<MomentSlice> moment_slices();
   const std::vector<SyncTensor>& tensors() const { return tensors_; }
   const BucketPlan& plan() const { return plan_; }
+  // When each bucket of the last reduce() was posted and found complete (steady_clock ns; -1 for a
+  // bucket that needed no collective, dp 1). Valid from reduce() until the next step().
+  struct BucketTiming {
+    int group = -1;
+    size_t floats = 0;  // padded bucket size
+    int64_t post_ns = -1, done_ns = -1;
+  };
+  std::vector<BucketTiming> timings() const;
   bool distributed_optimizer() const { return opt_.distributed_optimizer && data_->size() > 1; }
 
  private:
@@ -128,10 +145,15 @@ class GradSync {
     size_t lo = 0, hi = 0;  // this rank's optimizer range in the bucket
     std::unique_ptr<CollectiveRequest> req;
     bool posted = false, done = false;
+    size_t pending = 0;  // tensors of the bucket not yet reported final (tensors_ready)
+    int64_t post_ns = -1, done_ns = -1;
   };
+  void reset_iteration();
   std::vector<SyncTensor> tensors_;
   BucketPlan plan_;
   std::vector<BucketState> state_;
+  std::vector<size_t> bucket_of_;  // per tensor: its bucket
+  std::vector<char> final_;        // per tensor: reported final this iteration
   Communicator* data_ = nullptr;
   Backend* be_ = nullptr;
   GradSyncOptions opt_;

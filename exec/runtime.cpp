@@ -213,6 +213,7 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
   loss_sum_.assign(static_cast<size_t>(E + 1), 0.0);
   loss_count_.assign(static_cast<size_t>(E + 1), 0.0);
   dp_pending_ = false;
+  dp_timings_.clear();
 
   const double timeout = opt_.recv_timeout_s;
   EELLM_RETURN_IF_ERROR(comms_->world->barrier(timeout).with_context("rank " + str(comms_->groups.world_rank) +
@@ -268,6 +269,8 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
   if (!states_.empty() || !w_states_.empty() || !act_in_.empty() || !grad_in_.empty() || !grad_out_.empty())
     return Status::internal("rank " + str(comms_->groups.world_rank) + ": microbatch state left after the iteration (" +
                             std::to_string(states_.size()) + " chunk states)");
+
+  r.dp_buckets = dp_timings_;
 
   // Losses: each exit lives on one stage; sum (loss, count) over the whole job.
   std::vector<double> buf = loss_sum_;
@@ -326,7 +329,6 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
 
 Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<int32_t>& inputs,
                                 const std::vector<int32_t>& targets, const HeadWeights& w) {
-  (void)index;
   const int B = scenario_.training.micro_batch_size, T = scenario_.model.seq_length;
   const size_t N = static_cast<size_t>(B) * T;
   const double timeout = opt_.recv_timeout_s;
@@ -398,10 +400,12 @@ Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<in
       GptChunk& ch = *chunks_[static_cast<size_t>(in.chunk)];
       // BWD_INPUT with a BWD_WEIGHT to follow: the zero-bubble split; the state waits for the W step.
       const bool split = in.kind == InstrKind::kBackwardInput && has_weight_step_.count(key) > 0;
+      EELLM_ASSIGN_OR_RETURN(const bool hooked, arm_layer_hook(in.chunk, index));
       if (split)
         ch.backward_input(st->second, params_, grads_, dout, dinput);
       else
         ch.backward(st->second, params_, grads_, dout, dinput);
+      if (hooked) EELLM_RETURN_IF_ERROR(disarm_layer_hook(in.chunk));
       EELLM_RETURN_IF_ERROR(ch.comm_status());
       if (split) w_states_[key] = std::move(st->second);
       states_.erase(st);
@@ -420,7 +424,9 @@ Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<in
     case InstrKind::kBackwardWeight: {
       auto st = w_states_.find(key);
       if (st == w_states_.end()) return missing("the state kept by BWD_INPUT");
+      EELLM_ASSIGN_OR_RETURN(const bool hooked, arm_layer_hook(in.chunk, index));
       chunks_[static_cast<size_t>(in.chunk)]->backward_weight(st->second, params_, grads_);
+      if (hooked) EELLM_RETURN_IF_ERROR(disarm_layer_hook(in.chunk));
       w_states_.erase(st);
       return Status::ok();
     }
@@ -482,6 +488,18 @@ StatusOr<GradSync*> PipelineRuntime::grad_sync() {
     }
     ts.push_back(std::move(t));
   }
+  // Per-layer readiness: a layer's tensors, and per chunk the heads' (exits, final norm/head).
+  head_sync_.assign(static_cast<size_t>(layout_.vp), {});
+  layer_sync_.clear();
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const std::string& n = ts[i].name;
+    if (ts[i].group < 0) continue;
+    if (n.starts_with("layers.")) {
+      layer_sync_[std::stoi(n.substr(7))].push_back(i);
+    } else if (n.starts_with("exits.") || n.starts_with("lnf_") || n.starts_with("lm_head")) {
+      head_sync_[static_cast<size_t>(ts[i].group)].push_back(i);
+    }
+  }
   GradSyncOptions o;
   o.distributed_optimizer = scenario_.parallel.use_distributed_optimizer;
   o.overlap = scenario_.parallel.overlap_grad_reduce;
@@ -507,9 +525,39 @@ Status PipelineRuntime::after_instruction(int index) {
   return Status::ok();
 }
 
+StatusOr<bool> PipelineRuntime::arm_layer_hook(int chunk, int index) {
+  if (comms_->data->size() == 1 || !scenario_.parallel.overlap_grad_reduce) return false;
+  EELLM_ASSIGN_OR_RETURN(GradSync * gs, grad_sync());
+  if (chunk_last_backward_[static_cast<size_t>(chunk)] != index) return false;
+  // The heads' gradients were accumulated at forward time: every forward that trains this chunk
+  // precedes its backward, so they are final before the chunk's last backward step.
+  EELLM_RETURN_IF_ERROR(gs->tensors_ready(head_sync_[static_cast<size_t>(chunk)]));
+  hook_status_ = Status::ok();
+  chunks_[static_cast<size_t>(chunk)]->set_layer_grads_hook([this, gs](int layer) {
+    if (!hook_status_.is_ok()) return;
+    auto it = layer_sync_.find(layer);
+    if (it != layer_sync_.end()) hook_status_ = gs->tensors_ready(it->second);
+    gs->poll();  // MPI progresses the buckets already posted only inside MPI calls
+  });
+  return true;
+}
+
+Status PipelineRuntime::disarm_layer_hook(int chunk) {
+  chunks_[static_cast<size_t>(chunk)]->set_layer_grads_hook(nullptr);
+  return hook_status_.with_context("posting a gradient bucket during the backward");
+}
+
 Status PipelineRuntime::reduce_data_parallel() {
   EELLM_ASSIGN_OR_RETURN(GradSync * gs, grad_sync());
-  return gs->reduce();
+  EELLM_RETURN_IF_ERROR(gs->reduce());
+  dp_timings_.clear();
+  if (comms_->data->size() > 1)
+    for (GradSync::BucketTiming t : gs->timings()) {
+      if (t.post_ns >= 0) t.post_ns -= t_origin_ns_;
+      if (t.done_ns >= 0) t.done_ns -= t_origin_ns_;
+      dp_timings_.push_back(t);
+    }
+  return Status::ok();
 }
 
 Status PipelineRuntime::optimizer_step(int iteration, IterationResult& r) {

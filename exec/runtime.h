@@ -30,11 +30,16 @@
 //  - DP gradient reduction and AdamW are exec/grad_sync's GradSync (built on first use from the
 //    owned tensors): gradients in buckets of parallel.ddp_bucket_size, all-reduced, or with
 //    parallel.use_distributed_optimizer reduce-scattered with AdamW on this DP rank's shard and the
-//    parameters all-gathered (ZeRO-1). With overlap_grad_reduce a chunk's buckets are posted as
-//    non-blocking collectives right after the chunk's last backward-type step; ALLREDUCE_DP with
-//    kOverlapped then waits for them after the rank's last backward-type step (it must include
-//    its gradients); the posted-at time is recorded in the timeline. The tied wte gradient is
-//    all-reduced in full even under ZeRO-1, because AR-EMB sums it afterwards.
+//    parameters all-gathered (ZeRO-1). With overlap_grad_reduce each bucket is posted as a
+//    non-blocking collective as soon as its gradients are final (Megatron): during a chunk's
+//    last backward-type step of the iteration — a full BWD, or under ZB-H1 the last BWD_WEIGHT,
+//    since BWD_INPUT leaves the matmul weight gradients out — GptChunk reports each layer when
+//    its backward is done (top layer first), the chunk's exit heads and final head (whose
+//    gradients are taken at forward time) are final when that step begins, and whatever is left
+//    of the chunk (positions) right after it. ALLREDUCE_DP with kOverlapped then waits for all
+//    of them after the rank's last backward-type step; IterationResult::dp_buckets says when each
+//    bucket was posted. The tied wte gradient (summed by AR-EMB too, over several chunks) is
+//    posted at AR-DP and all-reduced in full even under ZeRO-1.
 // Loss weights per microbatch: exit_loss_weight_at(iter)/m and final_exit_weight/m (m = this
 // replica's microbatches), gradients averaged over DP: the same objective as exec/trainer.
 // Thread-safety: one runtime per process, used by the main thread.
@@ -84,6 +89,9 @@ struct IterationResult {
   double total_loss = 0;          // final_exit_weight·final + Σ weight(iter)·exit
   double grad_norm = 0, lr = 0;  // 0 on ranks without an OPT (EE-Tuning stages without exits)
   Timeline timeline;              // all pipeline ranks (dp 0, tp 0) on world rank 0, else empty
+  // This rank's DP gradient buckets (dp > 1): chunk (readiness group; -1: AR-DP), padded size and
+  // when each was posted and found complete, in ns since the iteration's start (the timeline's clock).
+  std::vector<GradSync::BucketTiming> dp_buckets;
 };
 
 class PipelineRuntime {
@@ -121,6 +129,10 @@ class PipelineRuntime {
   Status reduce_data_parallel();
   // After instruction `index`: posts the buckets of chunks whose last backward it was (overlap).
   Status after_instruction(int index);
+  // Overlap: when `index` is the last backward-type step of `chunk`, reports the chunk's heads
+  // final and arms the chunk's per-layer hook (disarm_layer_hook after the step). False otherwise.
+  StatusOr<bool> arm_layer_hook(int chunk, int index);
+  Status disarm_layer_hook(int chunk);
   Status optimizer_step(int iteration, IterationResult& r);
   int tag(int microbatch, bool grad, int chunk) const;
   size_t activation_floats() const;
@@ -143,6 +155,10 @@ class PipelineRuntime {
   std::unique_ptr<Communicator> trainers_;  // pipeline ranks with an OPT (all but EE-Tuning's exit-less)
   std::unique_ptr<GradSync> grad_sync_;      // see grad_sync(); owns the AdamW moments (ZeRO-1: this rank's DP shard)
   std::vector<int> chunk_last_backward_;     // per local chunk: index of its last backward-type step
+  std::map<int, std::vector<size_t>> layer_sync_;  // backbone layer → its GradSync tensor indices
+  std::vector<std::vector<size_t>> head_sync_;     // per local chunk: its heads' GradSync tensor indices
+  Status hook_status_;                             // first failure inside the per-layer hook
+  std::vector<GradSync::BucketTiming> dp_timings_;  // of this iteration's reduce()
   std::set<Key> has_backward_;
   std::set<Key> has_weight_step_;  // BWD_WEIGHT steps of this rank (ZB-H1)
   int last_backward_index_ = -1;
@@ -180,7 +196,9 @@ bool launched_with_mpi();
 // The whole distributed `eellm train`: initialises MPI, runs run_distributed_training (rank 0
 // logs to `log`), finalises. Returns the process exit code; errors are printed by world rank 0
 // (configuration errors are the same on every rank), faults by the rank that sees them.
-// runtime.num_threads ≤ 0 → the cores divided among the ranks of this node.
+// runtime.num_threads ≤ 0 → the cores divided among the ranks of this node. With
+// execution.device cuda in a CUDA build the ranks talk over NCCL (bootstrapped over MPI; an error
+// names NCCL if it cannot start); EELLM_DIST_COMM=mpi keeps MPI with host copies.
 int train_distributed_main(const Scenario& scenario, const DistributedTrainOptions& options, std::ostream& log);
 
 }  // namespace eellm::exec

@@ -155,10 +155,11 @@ inline ReferenceRun reference_full(const Scenario& s, int iters, bool ee_tuning)
 // EE-LLM bubble filling (vp = 1), single process: per microbatch, the stages that run its forward
 // and backward are read off the schedule (fill microbatches stop at their deepest exit, cool-down
 // microbatches skip the backward of the first stages); the chunks are chained in one process.
-inline ReferenceRun reference_from_schedule(const Scenario& s, int iters) {
+// `schedule`: the one to read (e.g. simulate()'s); null → make_schedule's at its default ratio.
+inline ReferenceRun reference_from_schedule(const Scenario& s, int iters, const Schedule* schedule = nullptr) {
   const GptConfig cfg = make_gpt_config(s).value();
   const Layout lay = derive_layout(s).value();
-  const Schedule sched = make_schedule(s, lay).value();
+  const Schedule sched = schedule ? *schedule : make_schedule(s, lay).value();
   auto be = make_cpu_backend(1);
   const int pp = lay.pp, m = lay.num_microbatches, B = s.training.micro_batch_size, T = s.model.seq_length;
   const size_t act = static_cast<size_t>(B) * T * cfg.C;

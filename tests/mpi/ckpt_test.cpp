@@ -27,6 +27,7 @@ namespace eellm::exec {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::RuntimeFixture;
 using testing::world;
 
 struct ZCase {
@@ -48,40 +49,51 @@ const ZCase kZCases[] = {
     {"pp2dp2_zero_overlap_interleaved", 2, 2, 2, ScheduleKind::kInterleaved1F1B, 4, true, true, 2000},
     {"pp2dp2_overlap_buckets_ee1f1b", 2, 2, 1, ScheduleKind::kEE1F1B, 4, false, true, 2000},
     {"tp2dp2_zero_overlap_buckets", 1, 2, 1, ScheduleKind::kNoPipelining, 2, true, true, 2000, 2},
+    {"pp2dp2_zero_overlap_buckets_zbh1", 2, 2, 1, ScheduleKind::kZBH1, 4, true, true, 2000},
 };
 
-class DataParallel : public ::testing::TestWithParam<ZCase> {};
-
-TEST_P(DataParallel, TwoStepsMatchTheSingleProcessRun) {
-  const ZCase c = GetParam();
-  if (c.pp * c.dp * c.tp != world().size()) GTEST_SKIP() << "needs np " << c.pp * c.dp * c.tp;
+Scenario scenario_of(const ZCase& c) {
   Scenario s = testing::tiny_dist_scenario(c.pp, c.dp, c.vp, c.kind, c.m);
   s.parallel.tensor_model_parallel_size = c.tp;
   s.parallel.world_size = c.pp * c.dp * c.tp;
   s.parallel.use_distributed_optimizer = c.zero;
   s.parallel.overlap_grad_reduce = c.overlap;
   s.parallel.ddp_bucket_size = c.bucket;
-  const Layout lay = derive_layout(s).value();
-  auto comms = make_communicators(world(), {c.tp, c.pp, c.dp}, embedding_group_ranks(s, lay));
-  ASSERT_TRUE(comms.is_ok()) << comms.status().to_string();
+  return s;
+}
+
+// Two iterations; the second one's result.
+StatusOr<IterationResult> two_steps(PipelineRuntime& rt, const ZCase& c, int dp_rank) {
+  StatusOr<IterationResult> r = Status::internal("no iteration");
+  std::vector<int32_t> in, tgt;
+  for (int it = 0; it < 2; ++it) {
+    testing::replica_tokens(it, dp_rank, c.m, 2, 16, in, tgt);
+    r = rt.run_iteration(in, tgt, it);
+    if (!r.is_ok()) return r;
+  }
+  return r;
+}
+
+class DataParallel : public ::testing::TestWithParam<ZCase> {};
+
+TEST_P(DataParallel, TwoStepsMatchTheSingleProcessRun) {
+  const ZCase c = GetParam();
+  if (c.pp * c.dp * c.tp != world().size()) GTEST_SKIP() << "needs np " << c.pp * c.dp * c.tp;
+  const Scenario s = scenario_of(c);
   RuntimeOptions ro;
   ro.recv_timeout_s = 60;
-  auto rt = PipelineRuntime::create(s, *comms, ro);
-  ASSERT_TRUE(rt.is_ok()) << rt.status().to_string();
+  auto f = RuntimeFixture::create(s, ro);
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  PipelineRuntime& rt = (*f)->rt();
   const GptConfig full_cfg = make_gpt_config(s).value();
-  auto gs = (*rt)->grad_sync();
+  auto gs = rt.grad_sync();
   ASSERT_TRUE(gs.is_ok());
   EXPECT_EQ((*gs)->distributed_optimizer(), c.zero);
   if (c.bucket > 0) {
     EXPECT_GT((*gs)->plan().buckets.size(), 2u);  // several buckets really in use
   }
-  StatusOr<IterationResult> r = Status::internal("no iteration");
-  std::vector<int32_t> in, tgt;
-  for (int it = 0; it < 2; ++it) {
-    testing::replica_tokens(it, comms->groups.coords.dp, c.m, 2, 16, in, tgt);
-    r = (*rt)->run_iteration(in, tgt, it);
-    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-  }
+  auto r = two_steps(rt, c, (*f)->coords().dp);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   const testing::ReferenceRun ref = testing::reference_full(s, 2, false);
   for (size_t e = 0; e < ref.exit_loss.size(); ++e)
     EXPECT_NEAR(r->exit_loss[e], ref.exit_loss[e], 1e-5 * ref.exit_loss[e]) << "exit " << e;
@@ -90,10 +102,10 @@ TEST_P(DataParallel, TwoStepsMatchTheSingleProcessRun) {
   std::map<std::string, const Tensor*> want;
   for (auto& [n, t] : ref.params.named()) want[n] = t;
   std::map<std::string, Tensor*> got;
-  for (auto& [n, t] : (*rt)->params().named()) got[n] = t;
-  for (const std::string& n : (*rt)->owned_names()) {
+  for (auto& [n, t] : rt.params().named()) got[n] = t;
+  for (const std::string& n : rt.owned_names()) {
     // This rank's TP shard of the single-process tensor (the whole tensor at tp 1).
-    const Tensor ref_part = extract_shard(*want.at(n), shard_spec(full_cfg, n, c.tp, comms->groups.coords.tp).value());
+    const Tensor ref_part = extract_shard(*want.at(n), shard_spec(full_cfg, n, c.tp, (*f)->coords().tp).value());
     ASSERT_EQ(got.at(n)->shape, ref_part.shape) << n;
     double worst = 0;
     for (size_t k = 0; k < got.at(n)->numel(); ++k)
@@ -108,6 +120,52 @@ TEST_P(DataParallel, TwoStepsMatchTheSingleProcessRun) {
     EXPECT_LT(held, total / 2 + 4096) << "held " << held << " of " << total;
   } else {
     EXPECT_EQ(held, total);
+  }
+}
+
+// Megatron's overlap: a bucket is posted as soon as its gradients are final — during the chunk's
+// last backward step (ZB-H1: its last BWD_WEIGHT, as BWD_INPUT leaves weight gradients out),
+// layer by layer from the top, not after it. The equivalence above proves nothing was posted
+// before it was final; this proves the posts happen while that step still runs.
+TEST_P(DataParallel, OverlapPostsBucketsWhileTheChunksLastBackwardStepRuns) {
+  const ZCase c = GetParam();
+  if (c.pp * c.dp * c.tp != world().size()) GTEST_SKIP() << "needs np " << c.pp * c.dp * c.tp;
+  if (!c.overlap) GTEST_SKIP() << "overlap off";
+  auto f = RuntimeFixture::create(scenario_of(c), RuntimeOptions{});
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  PipelineRuntime& rt = (*f)->rt();
+  auto r = two_steps(rt, c, (*f)->coords().dp);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  ASSERT_EQ(r->dp_buckets.size(), rt.grad_sync().value()->plan().buckets.size());
+  for (const GradSync::BucketTiming& b : r->dp_buckets) {
+    EXPECT_GE(b.post_ns, 0);
+    EXPECT_GE(b.done_ns, b.post_ns);
+  }
+  if (world().rank() != 0) return;  // the measured timeline is on world rank 0 (pipeline stage 0)
+  const bool zbh1 = c.kind == ScheduleKind::kZBH1;
+  for (int chunk = 0; chunk < c.vp; ++chunk) {
+    // The chunk's last backward-type step on this stage.
+    const TimelineEvent* last = nullptr;
+    for (const TimelineEvent& e : r->timeline.events)
+      if (e.rank == 0 && e.chunk == chunk &&
+          (e.op == InstrKind::kBackward || e.op == InstrKind::kBackwardInput || e.op == InstrKind::kBackwardWeight) &&
+          (!last || e.instr > last->instr))
+        last = &e;
+    ASSERT_NE(last, nullptr) << "chunk " << chunk;
+    EXPECT_EQ(last->op, zbh1 ? InstrKind::kBackwardWeight : InstrKind::kBackward);
+    int during = 0, in_group = 0;
+    int64_t prev = -1;
+    for (const GradSync::BucketTiming& b : r->dp_buckets) {
+      if (b.group != chunk) continue;
+      ++in_group;
+      EXPECT_GE(b.post_ns, last->t0) << "a bucket of chunk " << chunk << " was posted before its last backward step";
+      during += b.post_ns < last->t1;
+      // Buckets are filled from the last layers down, so they are posted in bucket order.
+      EXPECT_GE(b.post_ns, prev) << "chunk " << chunk;
+      prev = b.post_ns;
+    }
+    EXPECT_GE(during, 2) << "of " << in_group << " buckets of chunk " << chunk << " posted during "
+                         << to_string(last->op);
   }
 }
 
@@ -275,12 +333,9 @@ TEST(DistCheckpoint, ReadsASingleProcessCheckpoint) {
     ASSERT_TRUE(save_checkpoint(dir, s, cfg, saved, &adam, prog).is_ok());
   }
   ASSERT_TRUE(world().barrier(60).is_ok());
-  const Layout lay = derive_layout(s).value();
-  auto comms = make_communicators(world(), {1, world().size(), 1}, embedding_group_ranks(s, lay));
-  ASSERT_TRUE(comms.is_ok());
-  auto rt = PipelineRuntime::create(s, *comms, RuntimeOptions{});
-  ASSERT_TRUE(rt.is_ok()) << rt.status().to_string();
-  GradSync* gs = (*rt)->grad_sync().value();
+  auto f = RuntimeFixture::create(s, RuntimeOptions{});
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  GradSync* gs = (*f)->rt().grad_sync().value();
   std::vector<CkptParam> ps;
   std::vector<CkptMoments> ms;
   for (const SyncTensor& t : gs->tensors()) ps.push_back({t.name, t.param->shape, ShardSpec{}, t.param});

@@ -10,10 +10,12 @@
 #include <fstream>
 #include <sstream>
 #include <map>
+#include <utility>
 
 #include "exec/data.h"
 #include "exec/runtime.h"
 #include "exec/tp_shard.h"
+#include "sim/simulate.h"
 #include "sim/trace.h"
 #include "tests/exec/dist_reference.h"
 #include "tests/mpi/mpi_test_util.h"
@@ -21,6 +23,7 @@
 namespace eellm::exec {
 namespace {
 
+using testing::RuntimeFixture;
 using testing::world;
 
 struct Case {
@@ -101,47 +104,28 @@ StatusOr<IterationResult> run(PipelineRuntime& rt, const Case& c, int dp_rank, i
   return r;
 }
 
-class Equivalence : public ::testing::TestWithParam<Case> {};
-
-TEST_P(Equivalence, TwoStepsMatchTheSingleProcessRun) {
-  const Case c = GetParam();
-  if (c.world() != world().size()) GTEST_SKIP() << "needs np " << c.world();
-  const Scenario s = scenario_of(c);
-  const Layout lay = derive_layout(s).value();
-  auto comms = make_communicators(world(), {c.tp, c.pp, c.dp}, embedding_group_ranks(s, lay));
-  ASSERT_TRUE(comms.is_ok()) << comms.status().to_string();
-  RuntimeOptions ro;
-  ro.recv_timeout_s = 60;
-  auto rt = PipelineRuntime::create(s, *comms, ro);
-  ASSERT_TRUE(rt.is_ok()) << rt.status().to_string();
-  const int iters = 2;
-  auto r = run(**rt, c, comms->groups.coords.dp, iters);
-  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-
-  const bool fill = c.kind == ScheduleKind::kEEFill;
-  const testing::ReferenceRun ref = fill ? testing::reference_from_schedule(s, iters)
-                                         : testing::reference_full(s, iters, c.kind == ScheduleKind::kEETuning);
-  ASSERT_EQ(r->exit_loss.size(), ref.exit_loss.size());
+// The losses, gradient norm and this rank's updated tensors (its TP shards) of a distributed run
+// against the single-process reference.
+void expect_matches(RuntimeFixture& f, const IterationResult& r, const testing::ReferenceRun& ref, bool tuning) {
+  PipelineRuntime& rt = f.rt();
+  ASSERT_EQ(r.exit_loss.size(), ref.exit_loss.size());
   for (size_t e = 0; e < ref.exit_loss.size(); ++e)
-    EXPECT_NEAR(r->exit_loss[e], ref.exit_loss[e], 1e-5 * ref.exit_loss[e]) << "exit " << e;
-  if (c.kind != ScheduleKind::kEETuning) {
-    EXPECT_NEAR(r->final_loss, ref.final_loss, 1e-5 * ref.final_loss);
+    EXPECT_NEAR(r.exit_loss[e], ref.exit_loss[e], 1e-5 * ref.exit_loss[e]) << "exit " << e;
+  if (!tuning) {
+    EXPECT_NEAR(r.final_loss, ref.final_loss, 1e-5 * ref.final_loss);
   }
-  // EE-Tuning: stages without exits train nothing (no OPT, no tensors, grad norm 0).
-  const bool idle = (*rt)->owned_names().empty();
-  EXPECT_EQ(idle, c.kind == ScheduleKind::kEETuning && (c.pp == 4 && (*rt)->pp_rank() % 2 == 1));
-  if (!idle) {
-    EXPECT_NEAR(r->grad_norm, ref.grad_norm, 1e-4 * ref.grad_norm);
+  if (!rt.owned_names().empty()) {
+    EXPECT_NEAR(r.grad_norm, ref.grad_norm, 1e-4 * ref.grad_norm);
   }
-
   std::map<std::string, const Tensor*> want;
   for (auto& [n, t] : ref.params.named()) want[n] = t;
   std::map<std::string, const Tensor*> got;
-  for (auto& [n, t] : (*rt)->params().named()) got[n] = t;
-  for (const std::string& n : (*rt)->owned_names()) {
+  for (auto& [n, t] : rt.params().named()) got[n] = t;
+  const int tp = rt.layout().tp;
+  for (const std::string& n : rt.owned_names()) {
     const Tensor& a = *got.at(n);
     // This rank's shard of the single-process tensor (the whole tensor without TP).
-    auto spec = shard_spec((*rt)->full_config(), n, c.tp, comms->groups.coords.tp);
+    auto spec = shard_spec(rt.full_config(), n, tp, f.coords().tp);
     ASSERT_TRUE(spec.is_ok()) << spec.status().to_string();
     const Tensor b = extract_shard(*want.at(n), *spec);
     ASSERT_EQ(a.shape, b.shape) << n;
@@ -152,9 +136,33 @@ TEST_P(Equivalence, TwoStepsMatchTheSingleProcessRun) {
     EXPECT_LE(worst, 1e-5) << "rank " << world().rank() << " tensor " << n << "[" << at << "]: " << a.data[at]
                            << " vs " << b.data[at];
   }
+}
+
+class Equivalence : public ::testing::TestWithParam<Case> {};
+
+TEST_P(Equivalence, TwoStepsMatchTheSingleProcessRun) {
+  const Case c = GetParam();
+  if (c.world() != world().size()) GTEST_SKIP() << "needs np " << c.world();
+  const Scenario s = scenario_of(c);
+  RuntimeOptions ro;
+  ro.recv_timeout_s = 60;
+  auto f = RuntimeFixture::create(s, ro);
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  PipelineRuntime& rt = (*f)->rt();
+  const int iters = 2;
+  auto r = run(rt, c, (*f)->coords().dp, iters);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+
+  const bool fill = c.kind == ScheduleKind::kEEFill, tuning = c.kind == ScheduleKind::kEETuning;
+  const testing::ReferenceRun ref = fill ? testing::reference_from_schedule(s, iters)
+                                         : testing::reference_full(s, iters, tuning);
+  expect_matches(**f, *r, ref, tuning);
+  // EE-Tuning: stages without exits train nothing (no OPT, no tensors, grad norm 0).
+  const bool idle = rt.owned_names().empty();
+  EXPECT_EQ(idle, tuning && (c.pp == 4 && rt.pp_rank() % 2 == 1));
   // The measured timeline on world rank 0 holds every instruction of every pipeline rank.
   if (world().rank() == 0) {
-    size_t expect = (*rt)->schedule().num_instructions();
+    size_t expect = rt.schedule().num_instructions();
     if (c.overlap) expect += static_cast<size_t>(c.pp);  // the overlapped AR-DP: posted + executed
     EXPECT_EQ(r->timeline.events.size(), expect);
     EXPECT_EQ(r->timeline.num_ranks, c.pp);
@@ -199,6 +207,38 @@ TEST(EEFill, FillMicrobatchesStopAtTheirDeepestExitAndCooldownSkipsEarlyStages) 
     for (size_t k = 0; k < a[i].second->numel(); ++k)
       diff = std::max(diff, static_cast<double>(std::abs(a[i].second->data[k] - b[i].second->data[k])));
   EXPECT_GT(diff, 1e-5);
+}
+
+// `eellm train` runs EE fill at the simulator's backward/forward ratio (RuntimeOptions 0), not
+// the 2.0 the tests above pin: the runtime's fill counts are the ones `eellm simulate` plans, and
+// the run still equals the single-process reference of that schedule.
+TEST(EEFill, AtTheSimulatorsRatioTheFillCountsAreTheSimulatorsAndTheRunMatchesTheReference) {
+  if (world().size() != 4) GTEST_SKIP() << "needs np 4";
+  const Case c{"pp4_eefill_sim_ratio", 4, 1, 1, ScheduleKind::kEEFill, 8};
+  const Scenario s = scenario_of(c);
+  SimulateOptions so;
+  so.record_timeline = false;
+  so.compare_without_exits = false;
+  auto sim = simulate(s, so);
+  ASSERT_TRUE(sim.is_ok()) << sim.status().to_string();
+  RuntimeOptions ro;
+  ro.recv_timeout_s = 60;
+  ro.bwd_fwd_ratio = 0;  // the simulator's, as DistributedTrainOptions passes
+  auto f = RuntimeFixture::create(s, ro);
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  const Schedule& sched = (*f)->rt().schedule();
+  EXPECT_EQ(sched.num_fill_warmup, sim->summary.num_fill_warmup);
+  EXPECT_EQ(sched.num_fill_cooldown, sim->summary.num_fill_cooldown);
+  EXPECT_GT(sched.num_fill_warmup, 0);
+  // Not the pinned-ratio schedule in disguise: at 2.0 PP 4 fills 2 + 2 microbatches.
+  const Schedule pinned = make_schedule(s, (*f)->rt().layout(), 2.0).value();
+  EXPECT_NE(std::make_pair(sched.num_fill_warmup, sched.num_fill_cooldown),
+            std::make_pair(pinned.num_fill_warmup, pinned.num_fill_cooldown));
+  const int iters = 2;
+  auto r = run((*f)->rt(), c, 0, iters);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  // The reference reads the simulator's schedule: which stages train which microbatch.
+  expect_matches(**f, *r, testing::reference_from_schedule(s, iters, &sim->schedule), false);
 }
 
 // The `eellm train` path under mpirun: the same data on every rank, a measured trace of the last
@@ -250,17 +290,14 @@ TEST(Fault, ARankThatDiesOrHangsStopsTheJob) {
   const Case c{"pp2_1f1b", 2, 1, 1, ScheduleKind::k1F1B, 4};
   if (world().size() != 2) GTEST_SKIP() << "needs np 2";
   const Scenario s = scenario_of(c);
-  const Layout lay = derive_layout(s).value();
-  auto comms = make_communicators(world(), {1, 2, 1}, embedding_group_ranks(s, lay));
-  ASSERT_TRUE(comms.is_ok());
   RuntimeOptions ro;
   ro.recv_timeout_s = 2;
   ro.fault = std::string(mode) == "kill" ? FaultKind::kExit : FaultKind::kHang;
   ro.fault_world_rank = 1;
   ro.fault_instruction = 0;
-  auto rt = PipelineRuntime::create(s, *comms, ro);
-  ASSERT_TRUE(rt.is_ok());
-  auto r = run(**rt, c, 0, 1);
+  auto f = RuntimeFixture::create(s, ro);
+  ASSERT_TRUE(f.is_ok());
+  auto r = run((*f)->rt(), c, 0, 1);
   if (!r.is_ok()) {
     std::fprintf(stderr, "eellm: %s\n", r.status().message().c_str());
     std::fflush(stderr);
