@@ -1,5 +1,5 @@
-// `eellm generate CHECKPOINT`: early-exit text generation from a trained checkpoint on the CPU
-// backend — full model, KV recomputation or self-speculative decoding; greedy or sampled; prints the
+// `eellm generate CHECKPOINT`: early-exit text generation from a trained checkpoint on the CPU or
+// CUDA backend (--device; default: the checkpoint scenario's execution.device) — full model, KV recomputation or self-speculative decoding; greedy or sampled; prints the
 // text, and with --stats the throughput, the exit histogram and the layers per token; --stats-out
 // writes the measured exit rates that `eellm simulate --mode inference --exit-rates` reads.
 #include <cstdio>
@@ -14,6 +14,7 @@
 #include "exec/data.h"
 #include "exec/generate.h"
 #include "exec/pipeline_generate.h"
+#include "exec/serve.h"
 
 namespace eellm::cli {
 namespace {
@@ -47,7 +48,7 @@ StatusOr<std::vector<std::string>> read_batch_file(const std::string& path) {
 
 void register_generate(CLI::App& app) {
   struct Options {
-    std::string checkpoint, method = "recompute", threshold = "", confidence = "max_prob", batch_file, stats_out;
+    std::string checkpoint, device, method = "recompute", threshold = "", confidence = "max_prob", batch_file, stats_out;
     std::vector<std::string> prompts, stop;
     std::vector<int> exits;
     int max_new_tokens = 64, top_k = 0, threads = 0, max_pending = 8, draft_exit = -1, draft_tokens = 4;
@@ -78,6 +79,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "Sampling seed (sequence b uses seed + b)");
   cmd->add_option("--stop", o->stop, "Stop string (repeatable); not included in the output")->allow_extra_args(false);
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--device", o->device, "cpu | cuda (default: the checkpoint scenario's execution.device)");
   cmd->add_option("--timeout", o->timeout, "pipeline: seconds a stage waits for a message before failing")
       ->capture_default_str();
   cmd->add_flag("--stats", o->stats, "Print tokens/s, the exit histogram and layers per token");
@@ -90,7 +92,21 @@ void register_generate(CLI::App& app) {
       texts.insert(texts.end(), b->begin(), b->end());
     }
     if (texts.empty()) return fail(Status::invalid_argument("give a prompt with --prompt or --batch-file"));
-    auto model = exec::load_generation_model(o->checkpoint);
+    // The pipeline mode makes its backends per rank (CPU); the others open the checkpoint on the
+    // device, the backend created before the weights are allocated.
+    const bool pipeline = o->method == "pipeline";
+    if (pipeline && !o->device.empty() && o->device != "cpu")
+      return fail(Status::invalid_argument("--device " + o->device + ": method pipeline runs on the CPU backend"));
+    std::unique_ptr<exec::Backend> be;
+    StatusOr<exec::GenerationModel> model = Status::internal("not loaded");
+    if (pipeline) {
+      model = exec::load_generation_model(o->checkpoint);
+    } else {
+      auto session = exec::open_generation(o->checkpoint, o->device, o->threads);
+      if (!session.is_ok()) return fail(session.status());
+      be = std::move(session->backend);
+      model = std::move(session->model);
+    }
     if (!model.is_ok()) return fail(model.status());
     const exec::GptConfig& cfg = model->config;
 
@@ -108,14 +124,7 @@ void register_generate(CLI::App& app) {
       if (!t.is_ok()) return fail(t.status());
       g.threshold = *t;
     }
-    auto exit_index = [&](int layer) -> StatusOr<int> {
-      for (int e = 0; e < cfg.num_exits(); ++e)
-        if (cfg.exit_layer[static_cast<size_t>(e)] == layer) return e;
-      std::string have;
-      for (int l : cfg.exit_layer) have += (have.empty() ? "" : ", ") + std::to_string(l);
-      return Status::invalid_argument("no exit at layer " + std::to_string(layer) + "; the model's exits are at layers [" +
-                                      have + "]");
-    };
+    auto exit_index = [&](int layer) { return exec::exit_index_at_layer(cfg, layer); };
     for (int layer : o->exits) {
       auto e = exit_index(layer);
       if (!e.is_ok()) return fail(e.status());
@@ -141,7 +150,6 @@ void register_generate(CLI::App& app) {
       // mpirun -np P: one pipeline stage per rank; rank 0 prints.
       r = exec::generate_pipeline_mpi(*model, prompts, g, o->threads, o->timeout, &rank);
     } else {
-      auto be = exec::make_cpu_backend(o->threads);
       r = exec::generate(cfg, model->params, *be, prompts, g);
     }
     if (!r.is_ok()) return fail(r.status());

@@ -43,6 +43,8 @@ void register_validate(CLI::App& app);
 
 // eellm generate (cli/cmd_generate.cpp): early-exit text generation from a checkpoint.
 void register_generate(CLI::App& app);
+// eellm serve (cli/cmd_serve.cpp): the same generation behind an HTTP endpoint (EE-LLM's PUT /api).
+void register_serve(CLI::App& app);
 
 // `eellm simulate --mode inference` (cli/cmd_simulate_inference.cpp; called by cmd_simulate.cpp).
 struct InferenceCliOptions {

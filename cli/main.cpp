@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   eellm::cli::register_train(app);
   eellm::cli::register_eval(app);
   eellm::cli::register_generate(app);
+  eellm::cli::register_serve(app);
   eellm::cli::register_data(app);
   eellm::cli::register_compare_trace(app);
   eellm::cli::register_calibrate(app);

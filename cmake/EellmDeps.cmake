@@ -8,6 +8,14 @@ find_package(Boost 1.74 REQUIRED)  # Boost.Graph is header-only
 find_package(Threads REQUIRED)
 find_package(OpenMP REQUIRED)
 find_package(BLAS REQUIRED)
+# cpp-httplib (eellm serve): Debian's libcpp-httplib-dev ships a compiled library with a pkg-config
+# file whose flags (SSL/zlib/brotli support) must match the header's class layouts, so use them.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(CPP_HTTPLIB QUIET IMPORTED_TARGET cpp-httplib>=0.11)
+if(NOT CPP_HTTPLIB_FOUND)
+  message(FATAL_ERROR "cpp-httplib >= 0.11 (pkg-config cpp-httplib) not found: install libcpp-httplib-dev "
+                      "(scripts/install-deps.sh)")
+endif()
 
 function(eellm_optional name found)
   set(opt ${EELLM_${name}})
