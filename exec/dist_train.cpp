@@ -8,8 +8,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <ostream>
-
+#include <string>
 #include <thread>
 
 #include "exec/data.h"
@@ -17,6 +18,9 @@
 #include "exec/runtime.h"
 #ifdef EELLM_HAVE_MPI
 #include "exec/mpi/mpi_comm.h"
+#endif
+#if defined(EELLM_HAVE_MPI) && defined(EELLM_HAVE_CUDA)
+#include "exec/cuda/nccl_comm.h"
 #endif
 #include "sim/trace.h"
 
@@ -208,7 +212,39 @@ int train_distributed_main(const Scenario& scenario, const DistributedTrainOptio
     const int ranks_here = local ? std::max(1, std::atoi(local)) : 1;
     o.runtime.num_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / ranks_here);
   }
-  const Status st = run_distributed_training(scenario, world, o, &log);
+  Communicator* comm = &world;
+#ifdef EELLM_HAVE_CUDA
+  // GPU ranks talk over NCCL (bootstrapped over MPI; its subgroups are ncclCommSplits), not over
+  // MPI through host copies. EELLM_DIST_COMM=mpi keeps MPI (a fallback while NCCL is unverified).
+  std::unique_ptr<Communicator> nccl;  // after env: destroyed before MPI is finalised
+  const char* forced = std::getenv("EELLM_DIST_COMM");
+  const bool use_mpi = forced && std::string(forced) == "mpi";
+  if (forced && !use_mpi && std::string(forced) != "nccl") {
+    if (world.rank() == 0)
+      std::fprintf(stderr, "eellm train: EELLM_DIST_COMM is '%s'; it must be 'nccl' or 'mpi'\n", forced);
+    return 1;
+  }
+  if (scenario.execution.device == ::eellm::Backend::kCUDA && !use_mpi) {
+    auto c = make_nccl_communicator(world, "world (NCCL)", o.runtime.recv_timeout_s);
+    if (!c.is_ok()) {
+      std::fprintf(stderr, "eellm train: rank %d: creating the NCCL communicator for execution.device cuda: %s "
+                           "(EELLM_DIST_COMM=mpi runs over MPI instead)\n",
+                   world.rank(), c.status().to_string().c_str());
+      world.abort(1);
+      return 1;
+    }
+    nccl = std::move(*c);
+    comm = nccl.get();
+  }
+#else
+  if (const char* forced = std::getenv("EELLM_DIST_COMM"); forced && std::string(forced) == "nccl") {
+    if (world.rank() == 0)
+      std::fprintf(stderr, "eellm train: EELLM_DIST_COMM=nccl but this build has no CUDA/NCCL "
+                           "(configure with EELLM_CUDA=ON on a machine with the CUDA toolkit and NCCL)\n");
+    return 1;
+  }
+#endif
+  const Status st = run_distributed_training(scenario, *comm, o, &log);
   if (!st.is_ok()) {
     if (world.rank() == 0) std::fprintf(stderr, "eellm train: %s\n", st.to_string().c_str());
     return 1;
