@@ -2,9 +2,13 @@
 // [--format text|json|csv] [--emit best.yaml]`: searches layouts of the scenario's model on N GPUs
 // (sim/plan.h) and prints the ranked table, prune counts and the Pareto front; --emit writes the
 // best plan as a scenario that simulate/train/the GUI accept. A progress bar goes to stderr when it
-// is a terminal.
+// is a terminal. Ctrl-C (SIGINT) cancels the search through PlanOptions::cancelled: the planner
+// returns StatusCode::kCancelled within one simulation per thread and the command exits with 130
+// (128 + SIGINT, as a shell reports an interrupted command); a second Ctrl-C kills it at once.
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -27,6 +31,15 @@ void progress_bar(const char* phase, int64_t done, int64_t total) {
                static_cast<long long>(total));
   if (done >= total) std::fprintf(stderr, "\n");
   std::fflush(stderr);
+}
+
+// Set by the SIGINT handler, polled by the planner's threads (lock-free, async-signal-safe).
+std::atomic<bool> g_interrupted{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+extern "C" void on_sigint(int) {
+  g_interrupted.store(true);
+  std::signal(SIGINT, SIG_DFL);  // the next Ctrl-C ends the process
 }
 
 }  // namespace
@@ -78,7 +91,16 @@ void register_plan(CLI::App& app) {
     po.threads = opt->threads;
     po.partition_neighbourhood = opt->neighbourhood;
     if (!opt->no_progress && isatty(STDERR_FILENO)) po.progress = progress_bar;
+    po.cancelled = [] { return g_interrupted.load(std::memory_order_relaxed); };
+    g_interrupted = false;
+    auto previous = std::signal(SIGINT, on_sigint);
     auto res = plan(*sc, po);
+    std::signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous);
+    if (!res.is_ok() && res.status().is_cancelled()) {  // the code, not the text
+      std::cerr << "\neellm plan: " << res.status().to_string() << "\n";
+      exit_code() = 130;
+      return;
+    }
     if (!res.is_ok()) return fail(res.status().to_string());
     if (opt->format == "json") std::cout << plan_to_json(*res);
     else if (opt->format == "csv") std::cout << plan_to_csv(*res);

@@ -255,14 +255,18 @@ bool PlansPanel::startPlanning() {
           if (!self) return;
           --self->threads_in_flight_;
           self->last_outcome_ = result->is_ok() ? QStringLiteral("ok")
-                                                : QString::fromStdString(result->status().message());
+                                                : QString::fromStdString(result->status().to_string());
+          self->last_cancelled_ = result->status().is_cancelled();  // the code, never the text
           if (generation->load() != gen) return;
           self->running_ = false;
           self->plan_->setEnabled(true);
           self->cancel_->setEnabled(false);
           self->progress_->setValue(1000);
           if (!result->is_ok()) {
-            self->status_->setText(QString::fromStdString(result->status().to_string()));
+            // A search cancelled through the hook without the panel's Cancel reads as one.
+            self->status_->setText(result->status().is_cancelled()
+                                       ? tr("cancelled")
+                                       : QString::fromStdString(result->status().to_string()));
             emit self->planningFinished(false);
             return;
           }

@@ -83,9 +83,11 @@ class PlansPanel : public QWidget {
   int planCount() const;
   QString statusText() const;
   // Planner threads that have not returned yet (a cancelled one returns at its next poll), and
-  // how the latest one to return ended: "ok" or its status message ("cancelled: ...").
+  // how the latest one to return ended: "ok" or its status ("cancelled: ..."); lastCancelled():
+  // whether that status was StatusCode::kCancelled.
   int threadsInFlight() const { return threads_in_flight_; }
   QString lastOutcome() const { return last_outcome_; }
+  bool lastCancelled() const { return last_cancelled_; }
 #ifdef EELLM_GUI_HAVE_PLANNER
   PlansModel* model() const {
     return model_;
@@ -108,6 +110,7 @@ class PlansPanel : public QWidget {
   bool running_ = false;
   int threads_in_flight_ = 0;
   QString last_outcome_;
+  bool last_cancelled_ = false;
   std::shared_ptr<std::atomic<int>> generation_;
   QSpinBox* gpus_ = nullptr;
   QPushButton* plan_ = nullptr;

@@ -396,6 +396,7 @@ class MainWindowTest : public QObject {
     const Scenario s = w.plans()->planScenario(0);
     QVERIFY(s.parallel.pipeline_model_parallel_size >= 1);
     QCOMPARE(w.plans()->lastOutcome(), QStringLiteral("ok"));
+    QVERIFY(!w.plans()->lastCancelled());
     const int plans_before = w.plans()->planCount();
     // Cancel: a second search is abandoned at once in the panel, and the planner thread itself
     // stops at its next poll and returns the cancelled status (not a finished search).
@@ -405,6 +406,7 @@ class MainWindowTest : public QObject {
     QVERIFY(!w.plans()->planning());
     QCOMPARE(w.plans()->statusText(), QStringLiteral("cancelled"));
     QTRY_COMPARE_WITH_TIMEOUT(w.plans()->threadsInFlight(), 0, 300000);
+    QVERIFY2(w.plans()->lastCancelled(), qPrintable(w.plans()->lastOutcome()));  // StatusCode::kCancelled
     QVERIFY2(w.plans()->lastOutcome().startsWith(QStringLiteral("cancelled: the search was stopped")),
              qPrintable(w.plans()->lastOutcome()));
     QCOMPARE(w.plans()->planCount(), plans_before);  // the finished search's table is kept
