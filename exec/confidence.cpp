@@ -25,24 +25,28 @@ std::string confidence_rule_name(ConfidenceRule rule) {
 }
 
 double confidence_score(ConfidenceRule rule, const float* logits, int V) {
+  // One pass of exponentials (evaluated at every exit of every decode step): the largest term is
+  // exp(0) = 1, so max_prob = 1 / sum and margin = (1 − e₂) / sum with e₂ the second largest.
   double mx = -std::numeric_limits<double>::infinity();
   for (int j = 0; j < V; ++j) mx = std::max(mx, static_cast<double>(logits[j]));
-  double sum = 0.0, p1 = 0.0, p2 = 0.0;
-  for (int j = 0; j < V; ++j) sum += std::exp(logits[j] - mx);
   if (rule == ConfidenceRule::kEntropy) {
-    double h = 0.0;
+    // H = log S − Σ e_j (x_j − mx) / S with e_j = exp(x_j − mx), S = Σ e_j.
+    double sum = 0.0, dot = 0.0;
     for (int j = 0; j < V; ++j) {
-      const double p = std::exp(logits[j] - mx) / sum;
-      if (p > 0) h -= p * std::log(p);
+      const double d = logits[j] - mx, e = std::exp(d);
+      sum += e, dot += e * d;
     }
+    const double h = std::log(sum) - dot / sum;
     return V > 1 ? std::clamp(1.0 - h / std::log(static_cast<double>(V)), 0.0, 1.0) : 1.0;
   }
+  double sum = 0.0, e1 = 0.0, e2 = 0.0;
   for (int j = 0; j < V; ++j) {
-    const double p = std::exp(logits[j] - mx) / sum;
-    if (p > p1) p2 = p1, p1 = p;
-    else if (p > p2) p2 = p;
+    const double e = std::exp(logits[j] - mx);
+    sum += e;
+    if (e > e1) e2 = e1, e1 = e;
+    else if (e > e2) e2 = e;
   }
-  return rule == ConfidenceRule::kMaxProb ? p1 : p1 - p2;
+  return rule == ConfidenceRule::kMaxProb ? e1 / sum : (e1 - e2) / sum;
 }
 
 StatusOr<double> parse_threshold(const std::string& text) {

@@ -48,6 +48,10 @@ class CpuBackend final : public Backend {
 
   void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C,
                       int OC) override {
+    if (N <= kSkinnyRows) {
+      skinny_matmul(out, inp, weight, bias, N, C, OC);
+      return;
+    }
     Map o(out, N, OC);
     CMap x(inp, N, C), w(weight, OC, C);
     o.noalias() = x * w.transpose();
@@ -240,16 +244,46 @@ class CpuBackend final : public Backend {
     int max_len = 0;
     for (int r = 0; r < R; ++r) max_len = std::max(max_len, pos[r] + 1);
     const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
-#pragma omp parallel num_threads(threads_)
+    // Vector path over the head dimension when it is a multiple of the vector width (every shipped
+    // model): per key one vector dot product, the exponentials through the vector fast_expf, and
+    // the weighted sum of values accumulated in registers.
+    const bool vec = HS % kVecLanes == 0 && HS <= kMaxVecHead;
+#pragma omp parallel num_threads(threads_) if (threads_ > 1 && R * NH > 1)
     {
-      std::vector<float> sc(static_cast<size_t>(max_len));
+      std::vector<float> sc(static_cast<size_t>(max_len) + kVecLanes);
 #pragma omp for schedule(static)
       for (int rh = 0; rh < R * NH; ++rh) {
         const int r = rh / NH, h = rh % NH, g = h / per_group, p = pos[r];
         const float* q = qkv + static_cast<size_t>(r) * ld + h * HS;
         const float* kb = k + static_cast<size_t>(seq[r]) * max_T * KV + g * HS;
         const float* vb = v + static_cast<size_t>(seq[r]) * max_T * KV + g * HS;
+        float* o = out + static_cast<size_t>(r) * lo + h * HS;
         float mx = -std::numeric_limits<float>::infinity();
+        if (vec) {
+          const int nv = HS / kVecLanes;
+          vfloat qv[kMaxVecHead / kVecLanes];
+          for (int i = 0; i < nv; ++i) qv[i] = vload(q + i * kVecLanes) * scale;
+          for (int u = 0; u <= p; ++u) {
+            const float* ku = kb + static_cast<size_t>(u) * KV;
+            vfloat acc = qv[0] * vload(ku);
+            for (int i = 1; i < nv; ++i) acc += qv[i] * vload(ku + i * kVecLanes);
+            const float dot = vsum(acc);
+            sc[static_cast<size_t>(u)] = dot;
+            mx = std::max(mx, dot);
+          }
+          vec_map(sc.data(), sc.data(), static_cast<size_t>(p) + 1, [mx](vfloat x) { return fast_expf(x - mx); });
+          vfloat ov[kMaxVecHead / kVecLanes] = {};
+          float sum = 0.0f;
+          for (int u = 0; u <= p; ++u) {
+            const float w = sc[static_cast<size_t>(u)];
+            sum += w;
+            const float* vu = vb + static_cast<size_t>(u) * KV;
+            for (int i = 0; i < nv; ++i) ov[i] += w * vload(vu + i * kVecLanes);
+          }
+          const float inv = 1.0f / sum;
+          for (int i = 0; i < nv; ++i) vstore(o + i * kVecLanes, ov[i] * inv);
+          continue;
+        }
         for (int u = 0; u <= p; ++u) {
           const float* ku = kb + static_cast<size_t>(u) * KV;
           float dot = 0.0f;
@@ -258,9 +292,8 @@ class CpuBackend final : public Backend {
           mx = std::max(mx, sc[static_cast<size_t>(u)]);
         }
         float sum = 0.0f;
-        for (int u = 0; u <= p; ++u) sum += sc[static_cast<size_t>(u)] = std::exp(sc[static_cast<size_t>(u)] - mx);
+        for (int u = 0; u <= p; ++u) sum += sc[static_cast<size_t>(u)] = fast_expf(sc[static_cast<size_t>(u)] - mx);
         const float inv = 1.0f / sum;
-        float* o = out + static_cast<size_t>(r) * lo + h * HS;
         std::fill(o, o + HS, 0.0f);
         for (int u = 0; u <= p; ++u) {
           const float w = sc[static_cast<size_t>(u)] * inv;
@@ -324,18 +357,30 @@ class CpuBackend final : public Backend {
     }
   }
 
+  // Elementwise ops run in vector blocks (fast_math.h: vec_map), split over threads in whole
+  // blocks so an element's result does not depend on the thread count.
   void gelu_forward(float* out, const float* inp, size_t n) override {
-#pragma omp parallel for simd schedule(static) num_threads(threads_)
-    for (size_t i = 0; i < n; ++i) out[i] = 0.5f * inp[i] * fast_erfcf(-inp[i] * kInvSqrt2);
+    for_blocks(n, [&](size_t i0, size_t len) {
+      vec_map(out + i0, inp + i0, len, [](vfloat x) { return 0.5f * x * fast_erfcf(-x * kInvSqrt2); });
+    });
   }
   void gelu_backward(float* dinp, const float* dout, const float* inp, size_t n) override {
-#pragma omp parallel for simd schedule(static) num_threads(threads_)
-    for (size_t i = 0; i < n; ++i) {
-      const float x = inp[i];
-      const float cdf = 0.5f * fast_erfcf(-x * kInvSqrt2);
-      const float pdf = fast_expf(-0.5f * x * x) * kInvSqrt2Pi;
-      dinp[i] += dout[i] * (cdf + x * pdf);
-    }
+    for_blocks(n, [&](size_t i0, size_t len) {
+      size_t i = i0;
+      const size_t end = i0 + len;
+      auto grad = [](vfloat x) {
+        const vfloat cdf = 0.5f * fast_erfcf(-x * kInvSqrt2);
+        const vfloat pdf = fast_expf(-0.5f * x * x) * kInvSqrt2Pi;
+        return cdf + x * pdf;
+      };
+      for (; i + kVecLanes <= end; i += kVecLanes)
+        vstore(dinp + i, vload(dinp + i) + vload(dout + i) * grad(vload(inp + i)));
+      for (; i < end; ++i) {
+        float g1[kVecLanes] = {};
+        g1[0] = inp[i];
+        dinp[i] += dout[i] * grad(vload(g1))[0];
+      }
+    });
   }
   void swiglu_forward(float* out, const float* inp, int N, int F) override {
 #pragma omp parallel for schedule(static) num_threads(threads_)
@@ -343,8 +388,10 @@ class CpuBackend final : public Backend {
       const float* a = inp + static_cast<size_t>(n) * 2 * F;
       const float* b = a + F;
       float* o = out + static_cast<size_t>(n) * F;
-#pragma omp simd
-      for (int i = 0; i < F; ++i) o[i] = a[i] / (1.0f + fast_expf(-a[i])) * b[i];
+      vec_map(o, a, static_cast<size_t>(F), [](vfloat x) { return x / (1.0f + fast_expf(-x)); });
+      int i = 0;
+      for (; i + kVecLanes <= F; i += kVecLanes) vstore(o + i, vload(o + i) * vload(b + i));
+      for (; i < F; ++i) o[i] *= b[i];
     }
   }
   void swiglu_backward(float* dinp, const float* dout, const float* inp, int N, int F) override {
@@ -443,6 +490,77 @@ class CpuBackend final : public Backend {
  private:
   static constexpr float kInvSqrt2 = 0.70710678118654752f;
   static constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+
+  // Matmuls with at most this many rows (decode steps: one token per sequence, a few pending or
+  // drafted tokens) take skinny_matmul instead of Eigen's GEMM.
+  static constexpr int kSkinnyRows = 16;
+  static constexpr int kMaxVecHead = 256;  // attention_cached's vector path: head sizes up to this
+
+  // Calls f(begin, length) on contiguous ranges of [0, n) that start at multiples of 1024 elements,
+  // in parallel when there is enough work for several threads.
+  template <class F>
+  void for_blocks(size_t n, F f) {
+    constexpr size_t kBlock = 1024;
+    const long blocks = static_cast<long>((n + kBlock - 1) / kBlock);
+#pragma omp parallel for schedule(static) num_threads(threads_) if (threads_ > 1 && blocks > 1)
+    for (long b = 0; b < blocks; ++b) {
+      const size_t i0 = static_cast<size_t>(b) * kBlock;
+      f(i0, std::min(kBlock, n - i0));
+    }
+  }
+
+  // out (M, OC) = x (M, C) · wᵀ + bias for M ≤ kSkinnyRows. Batch-1 decoding is bound by reading
+  // the weights (tiny-ee: 19 MB per token, from L3), and Eigen's GEMM packs the whole weight matrix
+  // even for one row; here each tile of NO weight rows is read from memory once and multiplied
+  // into all M input rows (later row tiles find it in L1), so M rows cost little more than one.
+  // Every output (m, o) is the same sequence of vector FMAs over C and the same horizontal sum,
+  // whatever M and the tiling: a row's result does not depend on the other rows (so verifying k
+  // drafted tokens gives bitwise the logits of decoding them one at a time).
+  template <int NM, int NO>
+  static void skinny_tile(float* out, const float* x, const float* w, const float* bias, int C, int OC, int m0,
+                          int o0) {
+    const int Cv = C / kVecLanes * kVecLanes;
+    vfloat acc[NM][NO] = {};
+    const float* xr[NM];
+    const float* wr[NO];
+    for (int i = 0; i < NM; ++i) xr[i] = x + static_cast<size_t>(m0 + i) * C;
+    for (int j = 0; j < NO; ++j) wr[j] = w + static_cast<size_t>(o0 + j) * C;
+    for (int c = 0; c < Cv; c += kVecLanes) {
+      vfloat wv[NO];
+      for (int j = 0; j < NO; ++j) wv[j] = vload(wr[j] + c);
+      for (int i = 0; i < NM; ++i) {
+        const vfloat xv = vload(xr[i] + c);
+        for (int j = 0; j < NO; ++j) acc[i][j] += xv * wv[j];
+      }
+    }
+    for (int i = 0; i < NM; ++i)
+      for (int j = 0; j < NO; ++j) {
+        float r = vsum(acc[i][j]);
+        for (int c = Cv; c < C; ++c) r += xr[i][c] * wr[j][c];
+        if (bias) r += bias[o0 + j];
+        out[static_cast<size_t>(m0 + i) * OC + o0 + j] = r;
+      }
+  }
+  template <int NO>
+  static void skinny_column(float* out, const float* x, const float* w, const float* bias, int M, int C, int OC,
+                            int o0) {
+    int m0 = 0;
+    for (; m0 + 4 <= M; m0 += 4) skinny_tile<4, NO>(out, x, w, bias, C, OC, m0, o0);
+    switch (M - m0) {
+      case 3: skinny_tile<3, NO>(out, x, w, bias, C, OC, m0, o0); break;
+      case 2: skinny_tile<2, NO>(out, x, w, bias, C, OC, m0, o0); break;
+      case 1: skinny_tile<1, NO>(out, x, w, bias, C, OC, m0, o0); break;
+      default: break;
+    }
+  }
+  void skinny_matmul(float* out, const float* x, const float* w, const float* bias, int M, int C, int OC) {
+    constexpr int NO = 4;
+    const int tiles = OC / NO;
+    const bool par = threads_ > 1 && static_cast<long>(OC) * C >= (1L << 16);
+#pragma omp parallel for schedule(static) num_threads(threads_) if (par)
+    for (int t = 0; t < tiles; ++t) skinny_column<NO>(out, x, w, bias, M, C, OC, t * NO);
+    for (int o = tiles * NO; o < OC; ++o) skinny_column<1>(out, x, w, bias, M, C, OC, o);
+  }
 
   void column_sums_add(float* dst, const float* src, int N, int OC) {
 #pragma omp parallel for schedule(static) num_threads(threads_)

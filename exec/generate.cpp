@@ -196,6 +196,8 @@ Status check_generate_options(const GptConfig& cfg, const GenerateOptions& o) {
     if (cfg.num_exits() == 0) return Status::invalid_argument("method speculative needs a model with an exit head");
     if (o.draft_tokens < 1)
       return Status::invalid_argument("draft_tokens (" + std::to_string(o.draft_tokens) + ") must be ≥ 1");
+    if (!(o.draft_threshold >= 0.0 && o.draft_threshold <= 1.0))
+      return Status::invalid_argument("draft_threshold (" + std::to_string(o.draft_threshold) + ") must lie in [0, 1]");
     if (o.draft_exit >= cfg.num_exits())
       return Status::invalid_argument("draft exit " + std::to_string(o.draft_exit) + " does not exist: the model has " +
                                       std::to_string(cfg.num_exits()) + " exits");

@@ -107,7 +107,11 @@ struct GenerateOptions {
   std::vector<int> exits;     // enabled exits (model indices); empty → all
   int max_pending = 8;        // recompute: pending tokens that force a full pass
   int draft_exit = -1;        // speculative: model exit index; −1 → the first enabled exit
-  int draft_tokens = 4;       // speculative: tokens drafted per round
+  int draft_tokens = 4;       // speculative: tokens drafted per round (at most)
+  // speculative: a sequence stops drafting in a round once its draft exit's confidence (the rule
+  // `confidence`) falls below this; the unconfident draft is still verified. 0 → always draft
+  // draft_tokens. Lossless either way: it only decides how many drafts the verifier sees.
+  double draft_threshold = 0.0;
   int max_new_tokens = 64;
   SamplingOptions sampling;
   uint64_t seed = 0;          // sequence b draws from mt19937_64(seed + b)
@@ -124,11 +128,15 @@ struct SequenceOutput {
 struct GenerateStats {
   long tokens = 0;                 // generated tokens, all sequences
   double prefill_s = 0, decode_s = 0;
+  // CPU time of the calling thread while decoding: the decode work itself when the backend runs on
+  // that one thread (CPU backend with 1 thread), unaffected by other processes sharing the cores.
+  double decode_cpu_s = 0;
   std::vector<long> head_counts;   // per exit, then the final head
   double avg_exit_layers = 0;      // layers before the head that produced each token
   double layers_per_token = 0;     // layer-rows computed while decoding / tokens (incl. recompute)
   long drafted = 0, accepted = 0;  // speculative
   double tokens_per_s() const { return decode_s > 0 ? static_cast<double>(tokens) / decode_s : 0.0; }
+  double tokens_per_cpu_s() const { return decode_cpu_s > 0 ? static_cast<double>(tokens) / decode_cpu_s : 0.0; }
   std::vector<double> exit_rates() const;  // head_counts[e] / tokens, per exit (not the final head)
 };
 

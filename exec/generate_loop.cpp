@@ -2,6 +2,7 @@
 // and self-speculative (one round = draft through an early exit, verify with the rest).
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 
 #include "exec/data.h"
 #include "exec/generate.h"
@@ -11,6 +12,12 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 }  // namespace
@@ -134,11 +141,13 @@ void Generator::append(int b, int32_t token, int head) {
 
 void Generator::step() {
   const auto t0 = std::chrono::steady_clock::now();
+  const double c0 = thread_cpu_seconds();
   if (o_.method == DecodeMethod::kSpeculative)
     round_speculative();
   else
     step_recompute();
   stats_.decode_s += seconds_since(t0);
+  stats_.decode_cpu_s += thread_cpu_seconds() - c0;
 }
 
 // One token per unfinished sequence. Rows of layer l for sequence b: positions [length(l, b), p_b]
@@ -276,6 +285,9 @@ void Generator::round_speculative() {
     for (size_t i = 0, n = 0; i < seqs.size(); ++i) {
       if (j >= k[i]) continue;
       const float* lg = logits_.data() + (n++) * static_cast<size_t>(Vp);
+      // Unconfident drafts are likely rejected: verify this one and draft no further this round.
+      if (o_.draft_threshold > 0.0 && j + 1 < k[i] && confidence_score(o_.confidence, lg, cfg_.V) < o_.draft_threshold)
+        k[i] = j + 1;
       if (!sampled) {
         draft[i].push_back(argmax_token(lg, cfg_.V));
       } else {  // draw the draft from q, the draft exit's sampling distribution

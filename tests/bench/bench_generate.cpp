@@ -1,14 +1,24 @@
-// bench_generate: early-exit decoding on tiny-ee (CPU backend, 2 threads, one sequence at a time as
-// EE-LLM decodes): a threshold sweep of KV recomputation — decode tokens/s against the full model,
-// agreement with the full model's greedy tokens, layers per token, and the perplexity of the
-// generated continuation under the full model — and self-speculative decoding (draft exit × draft
-// length), whose tokens must agree 100 %.
-// Run: build/<dir>/tests/bench/bench_generate [--checkpoint DIR] [--train-steps N] [--prompts N]
-//      [--new-tokens N] [--threads N (default 2)]. Without --checkpoint it trains tiny-ee for
-// --train-steps (default 150, global batch 4) into build/<dir>/tests/bench/bench_generate_ckpt_STEPS,
-// reusing it later. Under load use --threads 1: OpenMP threads spinning on a shared core distort
-// tokens/s far more than one thread does.
+// bench_generate: early-exit decoding on tiny-ee (CPU backend, one sequence at a time as EE-LLM
+// decodes): a sweep of KV recomputation (thresholds, confidence rules, exit subsets, pending cap) —
+// decode tokens/s against the full model, agreement with the full model's greedy tokens, layers per
+// token, and the perplexity of the generated continuation under the full model — and
+// self-speculative decoding (draft exit × draft length), whose tokens must agree 100 %.
+// Two agreements: `agree` compares the free-running generation with the full model's position by
+// position (one early deviation changes the rest of the continuation, so it is harsh and chaotic);
+// `tf-agree` is the fraction of generated tokens that equal the full model's greedy choice given the
+// same (generated) prefix — the per-decision agreement of the exit rule.
+// Run: build/<dir>/tests/bench/bench_generate [--checkpoint DIR] [--train-steps N] [--train-batch B]
+//      [--prompts N] [--new-tokens N] [--threads N (default 2)] [--pipeline-np P [--pipeline-threshold T]].
+// Without --checkpoint it trains tiny-ee for --train-steps (default 500) at global batch
+// --train-batch (default 8) into build/<dir>/tests/bench/bench_generate_ckpt_<STEPS>x<BATCH>
+// (~15-20 minutes on one quiet core), reusing it later. 150 steps (the old default) leave exits
+// unconfident and the model repeating itself. Under load use --threads 1: OpenMP threads spinning on a
+// shared core distort tokens/s far more than one thread does.
+// --pipeline-np P adds pipeline rows: `mpirun -np P eellm generate --method pipeline` per prompt
+// (eellm from this build tree), its tokens/s from --stats-out.
 #include <benchmark/benchmark.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -16,9 +26,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "exec/confidence.h"
 #include "exec/data.h"
 #include "exec/generate.h"
 #include "exec/trainer.h"
@@ -31,7 +45,7 @@ int kThreads = 2;  // --threads
 
 struct Row {
   std::string name;
-  double tps = 0, agreement = 0, layers = 0, ppl = 0, accept = -1;
+  double tps = 0, cpu_tps = 0, agreement = 0, tf_agreement = 0, layers = 0, ppl = 0, accept = -1;
   std::vector<double> rates;
 };
 
@@ -50,21 +64,27 @@ void die(const std::string& what) {
   std::exit(1);
 }
 
-std::string train_checkpoint(int steps) {
-  const std::string dir = std::string(EELLM_BINARY_DIR) + "/tests/bench/bench_generate_ckpt_" + std::to_string(steps);
+std::string train_checkpoint(int steps, int batch) {
+  const std::string dir = std::string(EELLM_BINARY_DIR) + "/tests/bench/bench_generate_ckpt_" + std::to_string(steps) +
+                          "x" + std::to_string(batch);
   if (std::filesystem::exists(dir + "/latest")) return dir;
   auto sc = load_scenario("tiny-ee");
   if (!sc.is_ok()) die(sc.status().to_string());
-  // A short run (~2 minutes on a quiet core): one micro batch of 4 × 256 tokens per step, the cosine
-  // schedule over `steps`. Equivalent to `eellm train` on tiny-ee with micro_batch_size: 4,
-  // global_batch_size: 4 and train_iters: steps.
-  sc->training.micro_batch_size = sc->training.global_batch_size = 4;
+  // One micro batch of `batch` × 256 tokens per step, the cosine schedule over `steps`; the default
+  // 500 × 8 (1M tokens, ~0.4 epoch of the corpus) takes ~18 minutes on one quiet core. Equivalent to
+  // `eellm train` on tiny-ee with micro_batch_size = global_batch_size = batch, train_iters = steps,
+  // eval_interval 100, eval_iters 8.
+  sc->training.micro_batch_size = sc->training.global_batch_size = batch;
   sc->training.train_iters = steps;
+  sc->training.eval_interval = 100;
+  sc->training.eval_iters = 8;
   exec::TrainOptions o;
   o.steps = steps;
   o.save_dir = dir;
   o.num_threads = kThreads;
-  std::fprintf(stderr, "bench_generate: training tiny-ee for %d steps into %s\n", steps, dir.c_str());
+  o.log = &std::cerr;
+  std::fprintf(stderr, "bench_generate: training tiny-ee for %d steps (batch %d) into %s\n", steps, batch,
+               dir.c_str());
   auto tr = exec::Trainer::create(*sc, o);
   if (!tr.is_ok()) die(tr.status().to_string());
   Status st = (*tr)->train();
@@ -84,6 +104,7 @@ double run(const exec::GenerateOptions& o, std::vector<std::vector<int32_t>>& to
     tokens.push_back(r->sequences[0].tokens);
     total.tokens += r->stats.tokens;
     total.decode_s += r->stats.decode_s;
+    total.decode_cpu_s += r->stats.decode_cpu_s;
     total.drafted += r->stats.drafted, total.accepted += r->stats.accepted;
     layer_rows += r->stats.layers_per_token * static_cast<double>(r->stats.tokens);
     for (size_t h = 0; h < total.head_counts.size(); ++h) total.head_counts[h] += r->stats.head_counts[h];
@@ -99,11 +120,12 @@ double agreement(const std::vector<std::vector<int32_t>>& t) {
   return all ? static_cast<double>(same) / static_cast<double>(all) : 0.0;
 }
 
-// Perplexity of the generated continuations under the full model (final head, teacher-forced).
-double perplexity(const std::vector<std::vector<int32_t>>& t) {
+// Perplexity of the generated continuations under the full model (final head, teacher-forced), and
+// the fraction of generated tokens that are the full model's greedy choice after the same prefix.
+std::pair<double, double> perplexity_and_tf_agreement(const std::vector<std::vector<int32_t>>& t) {
   const exec::GptConfig& c = g.model.config;
   double nll = 0;
-  long n = 0;
+  long n = 0, same = 0;
   for (size_t i = 0; i < t.size(); ++i) {
     std::vector<int32_t> seq = g.prompts[i];
     seq.insert(seq.end(), t[i].begin(), t[i].end());
@@ -114,10 +136,12 @@ double perplexity(const std::vector<std::vector<int32_t>>& t) {
       for (int v = 0; v < c.V; ++v) mx = std::max(mx, static_cast<double>(row[v]));
       for (int v = 0; v < c.V; ++v) sum += std::exp(row[v] - mx);
       nll += mx + std::log(sum) - row[seq[p]];
+      same += exec::argmax_token(row, c.V) == seq[p];
       ++n;
     }
   }
-  return std::exp(nll / static_cast<double>(std::max<long>(1, n)));
+  const double N = static_cast<double>(std::max<long>(1, n));
+  return {std::exp(nll / N), static_cast<double>(same) / N};
 }
 
 void measure(benchmark::State& state, const std::string& name, exec::GenerateOptions o) {
@@ -125,7 +149,8 @@ void measure(benchmark::State& state, const std::string& name, exec::GenerateOpt
   exec::GenerateStats s;
   double tps = 0;
   for (auto _ : state) tps = run(o, tokens, s);
-  Row r{name, tps, agreement(tokens), s.layers_per_token, perplexity(tokens), -1, s.exit_rates()};
+  const auto [ppl, tf] = perplexity_and_tf_agreement(tokens);
+  Row r{name, tps, s.tokens_per_cpu_s(), agreement(tokens), tf, s.layers_per_token, ppl, -1, s.exit_rates()};
   if (s.drafted > 0) r.accept = static_cast<double>(s.accepted) / static_cast<double>(s.drafted);
   state.counters["tokens_per_s"] = tps;
   state.counters["speedup"] = g.full_tps > 0 ? tps / g.full_tps : 1.0;
@@ -133,11 +158,80 @@ void measure(benchmark::State& state, const std::string& name, exec::GenerateOpt
   g.rows.push_back(r);
 }
 
+// Pipeline mode under MPI: `mpirun -np P eellm generate CKPT --method pipeline` once per prompt
+// (batch 1 like the other rows); tokens from stdout (prompt + continuation + "\n"), tokens/s and
+// the exit histogram from --stats-out. eellm comes from this build tree.
+void measure_pipeline(benchmark::State& state, const std::string& name, const std::string& ckpt, int np,
+                      double threshold, int new_tokens) {
+  const std::string bin = std::string(EELLM_BINARY_DIR) + "/cli/eellm";
+  if (!std::filesystem::exists(bin)) die("pipeline rows need " + bin + " (build the eellm target)");
+  const std::string dir = std::string(EELLM_BINARY_DIR) + "/tests/bench/bench_generate_pipeline";
+  std::filesystem::create_directories(dir);
+  std::vector<std::vector<int32_t>> tokens;
+  double decode_s = 0;
+  long ntok = 0;
+  std::vector<double> rates;
+  for (auto _ : state) {
+    tokens.clear(), decode_s = 0, ntok = 0, rates.clear();
+    for (size_t i = 0; i < g.prompts.size(); ++i) {
+      const std::string prompt = exec::decode_bytes(g.prompts[i]);
+      const std::string out = dir + "/out.txt", json = dir + "/stats.json";
+      std::vector<std::string> args = {"mpirun", "-np", std::to_string(np), "--oversubscribe", bin, "generate", ckpt,
+                                       "--method", "pipeline", "--threshold", std::to_string(threshold),
+                                       "--max-new-tokens", std::to_string(new_tokens), "--threads", "1",
+                                       "--prompt", prompt, "--stats-out", json};
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      const pid_t pid = fork();
+      if (pid == 0) {
+        if (!std::freopen(out.c_str(), "w", stdout)) _exit(127);
+        execvp("mpirun", argv.data());
+        _exit(127);
+      }
+      int status = 0;
+      waitpid(pid, &status, 0);
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("pipeline run failed (exit " + std::to_string(WEXITSTATUS(status)) + "); output in " + out);
+      std::ifstream o(out, std::ios::binary);
+      std::string text((std::istreambuf_iterator<char>(o)), std::istreambuf_iterator<char>());
+      if (text.size() < prompt.size() + 1 || text.compare(0, prompt.size(), prompt) != 0) die("unexpected output in " + out);
+      text = text.substr(prompt.size(), text.size() - prompt.size() - 1);
+      tokens.push_back(exec::encode_bytes(text));
+      std::ifstream js(json);
+      const auto j = nlohmann::json::parse(js);
+      const long n = j.at("tokens").get<long>();
+      const double tps = j.at("tokens_per_s").get<double>();
+      ntok += n;
+      decode_s += tps > 0 ? static_cast<double>(n) / tps : 0.0;
+      const auto r = j.at("exit_rates").get<std::vector<double>>();
+      rates.resize(r.size(), 0.0);
+      for (size_t e = 0; e < r.size(); ++e) rates[e] += r[e] * static_cast<double>(n);
+    }
+  }
+  for (double& x : rates) x /= static_cast<double>(std::max<long>(1, ntok));
+  const double tps = decode_s > 0 ? static_cast<double>(ntok) / decode_s : 0.0;
+  const auto [ppl, tf] = perplexity_and_tf_agreement(tokens);
+  g.rows.push_back(Row{name, tps, 0.0, agreement(tokens), tf, 0.0, ppl, -1, rates});
+  state.counters["tokens_per_s"] = tps;
+}
+
+void add(const std::string& name, const exec::GenerateOptions& o) {
+  benchmark::RegisterBenchmark(name.c_str(), [o, name](benchmark::State& st) { measure(st, name, o); })->Iterations(1);
+}
+
+std::string fmt(const char* f, double a, double b = 0) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, f, a, b);
+  return buf;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string ckpt;
-  int steps = 150, nprompts = 8, new_tokens = 64;
+  int steps = 500, batch = 8, nprompts = 8, new_tokens = 64, pipeline_np = 0;
+  double pipeline_threshold = 0.8;
   std::vector<char*> rest{argv[0]};
   for (int i = 1; i < argc; ++i) {
     auto next = [&]() -> std::string {
@@ -146,12 +240,15 @@ int main(int argc, char** argv) {
     };
     if (!std::strcmp(argv[i], "--checkpoint")) ckpt = next();
     else if (!std::strcmp(argv[i], "--train-steps")) steps = std::stoi(next());
+    else if (!std::strcmp(argv[i], "--train-batch")) batch = std::stoi(next());
     else if (!std::strcmp(argv[i], "--prompts")) nprompts = std::stoi(next());
     else if (!std::strcmp(argv[i], "--new-tokens")) new_tokens = std::stoi(next());
     else if (!std::strcmp(argv[i], "--threads")) kThreads = std::stoi(next());
+    else if (!std::strcmp(argv[i], "--pipeline-np")) pipeline_np = std::stoi(next());
+    else if (!std::strcmp(argv[i], "--pipeline-threshold")) pipeline_threshold = std::stod(next());
     else rest.push_back(argv[i]);
   }
-  if (ckpt.empty()) ckpt = train_checkpoint(steps);
+  if (ckpt.empty()) ckpt = train_checkpoint(steps, batch);
   auto m = exec::load_generation_model(ckpt);
   if (!m.is_ok()) die(m.status().to_string());
   g.model = std::move(*m);
@@ -168,47 +265,67 @@ int main(int argc, char** argv) {
   base.max_new_tokens = new_tokens;
   exec::GenerateStats s;
   g.full_tps = run(base, g.reference, s);  // warm-up and the reference tokens
+  const exec::GptConfig& cfg = g.model.config;
 
-  benchmark::RegisterBenchmark("full", [base](benchmark::State& st) { measure(st, "full", base); })->Iterations(1);
-  for (double thr : {0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3}) {
-    exec::GenerateOptions o = base;
-    o.method = exec::DecodeMethod::kRecompute;
+  add("full", base);
+  exec::GenerateOptions rc = base;
+  rc.method = exec::DecodeMethod::kRecompute;
+  for (double thr : {0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5}) {
+    exec::GenerateOptions o = rc;
     o.threshold = thr;
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "recompute/max_prob>=%.1f", thr);
-    const std::string name = buf;
-    benchmark::RegisterBenchmark(name.c_str(), [o, name](benchmark::State& st) { measure(st, name, o); })
-        ->Iterations(1);
+    add(fmt("recompute/max_prob>=%.2f", thr), o);
   }
-  for (int e = 0; e < g.model.config.num_exits(); ++e)
-    for (int k : {2, 4, 6, 8}) {
+  for (auto rule : {exec::ConfidenceRule::kMargin, exec::ConfidenceRule::kEntropy})
+    for (double thr : {0.9, 0.8, 0.6}) {
+      exec::GenerateOptions o = rc;
+      o.confidence = rule, o.threshold = thr;
+      add("recompute/" + exec::confidence_rule_name(rule) + fmt(">=%.2f", thr), o);
+    }
+  for (int e = 0; e < cfg.num_exits(); ++e)  // one exit alone
+    for (double thr : {0.9, 0.8}) {
+      exec::GenerateOptions o = rc;
+      o.exits = {e}, o.threshold = thr;
+      add(fmt("recompute/only@%.0f/max_prob>=%.2f", cfg.exit_layer[static_cast<size_t>(e)], thr), o);
+    }
+  for (int cap : {2, 32}) {
+    exec::GenerateOptions o = rc;
+    o.threshold = 0.8, o.max_pending = cap;
+    add(fmt("recompute/max_prob>=0.80/cap=%.0f", cap), o);
+  }
+  for (int e = 0; e < cfg.num_exits(); ++e)
+    for (int k : {2, 4, 6, 8, 12, 16}) {
       exec::GenerateOptions o = base;
       o.method = exec::DecodeMethod::kSpeculative;
       o.draft_exit = e;
       o.draft_tokens = k;
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "speculative/exit@%d/k=%d", g.model.config.exit_layer[static_cast<size_t>(e)], k);
-      const std::string name = buf;
-      benchmark::RegisterBenchmark(name.c_str(), [o, name](benchmark::State& st) { measure(st, name, o); })
-          ->Iterations(1);
+      add(fmt("speculative/exit@%.0f/k=%.0f", cfg.exit_layer[static_cast<size_t>(e)], k), o);
     }
+  if (pipeline_np > 0) {
+    const std::string name = fmt("pipeline/np=%.0f/max_prob>=%.2f", pipeline_np, pipeline_threshold);
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
+      measure_pipeline(st, name, ckpt, pipeline_np, pipeline_threshold, new_tokens);
+    })->Iterations(1);
+  }
   int bargc = static_cast<int>(rest.size());
   benchmark::Initialize(&bargc, rest.data());
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
 
-  double full = 0;
+  double full = 0, full_cpu = 0;
   for (const Row& r : g.rows)
-    if (r.name == "full") full = r.tps;
+    if (r.name == "full") full = r.tps, full_cpu = r.cpu_tps;
+  // cpu: tokens per second of the decoding thread's CPU time — with --threads 1 the decode work
+  // itself, robust when other processes share the cores (wall-clock tokens/s is not).
   std::printf("\ntiny-ee (%s), %zu prompts × %d new tokens, batch 1, %d threads\n", ckpt.c_str(), g.prompts.size(),
               new_tokens, kThreads);
-  std::printf("%-28s %10s %8s %10s %10s %8s %8s  %s\n", "method", "tokens/s", "speedup", "agreement", "layers/tok",
-              "ppl", "accept", "exit rates");
+  std::printf("%-34s %9s %8s %9s %8s %7s %9s %10s %7s %7s  %s\n", "method", "tokens/s", "speedup", "cpu tok/s",
+              "cpu spd", "agree", "tf-agree", "layers/tok", "ppl", "accept", "exit rates");
   for (const Row& r : g.rows) {
     char accept[16] = "-";
     if (r.accept >= 0) std::snprintf(accept, sizeof accept, "%.3f", r.accept);
-    std::printf("%-28s %10.1f %7.2fx %9.1f%% %10.2f %8.3f %8s ", r.name.c_str(), r.tps, full > 0 ? r.tps / full : 0,
-                100 * r.agreement, r.layers, r.ppl, accept);
+    std::printf("%-34s %9.1f %7.2fx %9.1f %7.2fx %6.1f%% %8.1f%% %10.2f %7.3f %7s ", r.name.c_str(), r.tps,
+                full > 0 ? r.tps / full : 0, r.cpu_tps, full_cpu > 0 ? r.cpu_tps / full_cpu : 0, 100 * r.agreement,
+                100 * r.tf_agreement, r.layers, r.ppl, accept);
     for (double x : r.rates) std::printf(" %.3f", x);
     std::printf("\n");
   }

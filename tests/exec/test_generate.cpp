@@ -167,6 +167,15 @@ TEST(Generate, SelfSpeculativeGreedyEqualsFullGreedyOnManyPrompts) {
         EXPECT_LE(r.stats.accepted, r.stats.drafted);
       }
     }
+    // Confidence-limited drafting (rounds end at the first unconfident draft) is lossless too, and
+    // computes fewer layer rows than always drafting k (the random test model is never confident).
+    GenerateOptions fixed = full, adaptive = full;
+    fixed.method = adaptive.method = DecodeMethod::kSpeculative;
+    fixed.draft_tokens = adaptive.draft_tokens = 6;
+    adaptive.draft_threshold = 0.3;
+    const auto ra = run(m, prompts, adaptive), rf = run(m, prompts, fixed);
+    EXPECT_EQ(tokens_of(ra), ref) << "variant " << static_cast<int>(v) << " draft_threshold 0.3";
+    EXPECT_LT(ra.stats.layers_per_token, rf.stats.layers_per_token) << "variant " << static_cast<int>(v);
     // One prompt at a time gives the same tokens as the batch (sequences accept different counts).
     GenerateOptions o = full;
     o.method = DecodeMethod::kSpeculative;
