@@ -1,5 +1,7 @@
 // Simulator benchmarks (issue [sim]): engine events per second on one core (target ≥ 20 M/s; the
-// prematched rows hand the engine the schedule's message match, the others match in every run) and
+// prematched rows hand the engine the schedule's message match, the others match in every run;
+// pp 64 × m 128 next to pp 16 × m 128 and pp 64 × m 1024 separates the cost of more ranks in the
+// event queue from that of a working set beyond the L2 cache) and
 // the wall time of simulating one iteration of a 1,024-GPU job — GPT-3 175B, TP 8 × PP 16 × DP 8,
 // 128 microbatches — (target < 50 ms), both as the engine alone and as the whole simulate() call
 // (cost model, schedule, engine, memory, bubbles, and the no-exit baseline when exits exist).
@@ -48,6 +50,7 @@ BENCHMARK(BM_EngineEvents)
     ->Args({16, 128, 0, 1})
     ->Args({16, 128, 1, 0})
     ->Args({16, 128, 1, 1})
+    ->Args({64, 128, 0, 1})  // pp 64 on a small schedule (~1 MiB): the queue's cost apart from the data's
     ->Args({64, 1024, 0, 0})
     ->Args({64, 1024, 0, 1})
     ->Unit(benchmark::kMicrosecond);
