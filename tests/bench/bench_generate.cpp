@@ -8,12 +8,14 @@
 // `tf-agree` is the fraction of generated tokens that equal the full model's greedy choice given the
 // same (generated) prefix — the per-decision agreement of the exit rule.
 // Run: build/<dir>/tests/bench/bench_generate [--checkpoint DIR] [--train-steps N] [--train-batch B]
-//      [--prompts N] [--new-tokens N] [--threads N (default 2)] [--pipeline-np P [--pipeline-threshold T]].
+//      [--train-lr LR] [--prompts N] [--new-tokens N] [--threads N (default 2)]
+//      [--pipeline-np P [--pipeline-threshold T]].
 // Without --checkpoint it trains tiny-ee for --train-steps (default 500) at global batch
-// --train-batch (default 8) into build/<dir>/tests/bench/bench_generate_ckpt_<STEPS>x<BATCH>
-// (~15-20 minutes on one quiet core), reusing it later. 150 steps (the old default) leave exits
-// unconfident and the model repeating itself. Under load use --threads 1: OpenMP threads spinning on a
-// shared core distort tokens/s far more than one thread does.
+// --train-batch (default 8) and peak learning rate --train-lr (default 3e-3, cosine to a tenth) into
+// build/<dir>/tests/bench/bench_generate_ckpt_<STEPS>x<BATCH>_lr<LR> (~20 minutes on one quiet
+// core), reusing it later. The tokens/s columns: wall clock, and the decoding thread's CPU time
+// (robust on a shared machine with --threads 1). Under load use --threads 1: OpenMP threads
+// spinning on a shared core distort tokens/s far more than one thread does.
 // --pipeline-np P adds pipeline rows: `mpirun -np P eellm generate --method pipeline` per prompt
 // (eellm from this build tree), its tokens/s from --stats-out.
 #include <benchmark/benchmark.h>
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -64,18 +67,21 @@ void die(const std::string& what) {
   std::exit(1);
 }
 
-std::string train_checkpoint(int steps, int batch) {
+std::string train_checkpoint(int steps, int batch, double lr) {
+  char lr_tag[32];
+  std::snprintf(lr_tag, sizeof lr_tag, "_lr%g", lr);
   const std::string dir = std::string(EELLM_BINARY_DIR) + "/tests/bench/bench_generate_ckpt_" + std::to_string(steps) +
-                          "x" + std::to_string(batch);
+                          "x" + std::to_string(batch) + lr_tag;
   if (std::filesystem::exists(dir + "/latest")) return dir;
   auto sc = load_scenario("tiny-ee");
   if (!sc.is_ok()) die(sc.status().to_string());
   // One micro batch of `batch` × 256 tokens per step, the cosine schedule over `steps`; the default
-  // 500 × 8 (1M tokens, ~0.4 epoch of the corpus) takes ~18 minutes on one quiet core. Equivalent to
+  // 500 × 8 (1M tokens, ~0.4 epoch of the corpus) takes ~20 minutes on one quiet core. Equivalent to
   // `eellm train` on tiny-ee with micro_batch_size = global_batch_size = batch, train_iters = steps,
-  // eval_interval 100, eval_iters 8.
+  // lr = LR, min_lr = LR/10, eval_interval 100, eval_iters 8.
   sc->training.micro_batch_size = sc->training.global_batch_size = batch;
   sc->training.train_iters = steps;
+  sc->training.lr = lr, sc->training.min_lr = lr / 10;
   sc->training.eval_interval = 100;
   sc->training.eval_iters = 8;
   exec::TrainOptions o;
@@ -216,6 +222,33 @@ void measure_pipeline(benchmark::State& state, const std::string& name, const st
   state.counters["tokens_per_s"] = tps;
 }
 
+// Cost of a decode matmul against its row count: the fc layer of tiny-ee (256 → 1024), weights of
+// all 6 layers' fc cycled so they come from L3 as in decoding. Verifying k drafts or recomputing
+// pending rows is cheap only while this stays near 1× of one row.
+void print_matmul_rows() {
+  const int C = 256, OC = 1024, layers = 6, reps = 200;
+  std::vector<float> w(static_cast<size_t>(layers) * OC * C, 0.01f), x(16 * C, 1.0f), out(16 * OC);
+  auto cpu_now = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  };
+  double one = 0;
+  std::printf("\nmatmul_forward 256→1024 (CPU backend, %d threads): CPU time vs rows M\n", kThreads);
+  for (int M : {1, 2, 4, 8, 16}) {
+    double best = 1e30;
+    for (int trial = 0; trial < 5; ++trial) {
+      const double t0 = cpu_now();
+      for (int r = 0; r < reps; ++r)
+        g.be->matmul_forward(out.data(), x.data(), w.data() + static_cast<size_t>(r % layers) * OC * C, nullptr, M, C,
+                             OC);
+      best = std::min(best, (cpu_now() - t0) / reps);
+    }
+    if (M == 1) one = best;
+    std::printf("  M=%-2d %7.1f us  %.2fx of one row\n", M, 1e6 * best, best / one);
+  }
+}
+
 void add(const std::string& name, const exec::GenerateOptions& o) {
   benchmark::RegisterBenchmark(name.c_str(), [o, name](benchmark::State& st) { measure(st, name, o); })->Iterations(1);
 }
@@ -231,7 +264,7 @@ std::string fmt(const char* f, double a, double b = 0) {
 int main(int argc, char** argv) {
   std::string ckpt;
   int steps = 500, batch = 8, nprompts = 8, new_tokens = 64, pipeline_np = 0;
-  double pipeline_threshold = 0.8;
+  double pipeline_threshold = 0.8, lr = 3e-3;
   std::vector<char*> rest{argv[0]};
   for (int i = 1; i < argc; ++i) {
     auto next = [&]() -> std::string {
@@ -241,6 +274,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--checkpoint")) ckpt = next();
     else if (!std::strcmp(argv[i], "--train-steps")) steps = std::stoi(next());
     else if (!std::strcmp(argv[i], "--train-batch")) batch = std::stoi(next());
+    else if (!std::strcmp(argv[i], "--train-lr")) lr = std::stod(next());
     else if (!std::strcmp(argv[i], "--prompts")) nprompts = std::stoi(next());
     else if (!std::strcmp(argv[i], "--new-tokens")) new_tokens = std::stoi(next());
     else if (!std::strcmp(argv[i], "--threads")) kThreads = std::stoi(next());
@@ -248,7 +282,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--pipeline-threshold")) pipeline_threshold = std::stod(next());
     else rest.push_back(argv[i]);
   }
-  if (ckpt.empty()) ckpt = train_checkpoint(steps, batch);
+  if (ckpt.empty()) ckpt = train_checkpoint(steps, batch, lr);
   auto m = exec::load_generation_model(ckpt);
   if (!m.is_ok()) die(m.status().to_string());
   g.model = std::move(*m);
@@ -300,6 +334,13 @@ int main(int argc, char** argv) {
       o.draft_tokens = k;
       add(fmt("speculative/exit@%.0f/k=%.0f", cfg.exit_layer[static_cast<size_t>(e)], k), o);
     }
+  for (int k : {8, 16})  // confidence-limited drafting through the first exit
+    for (double dt : {0.5, 0.8}) {
+      exec::GenerateOptions o = base;
+      o.method = exec::DecodeMethod::kSpeculative;
+      o.draft_exit = 0, o.draft_tokens = k, o.draft_threshold = dt;
+      add(fmt("speculative/exit@%.0f/k=%.0f", cfg.exit_layer[0], k) + fmt("/draft>=%.1f", dt), o);
+    }
   if (pipeline_np > 0) {
     const std::string name = fmt("pipeline/np=%.0f/max_prob>=%.2f", pipeline_np, pipeline_threshold);
     benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
@@ -329,5 +370,6 @@ int main(int argc, char** argv) {
     for (double x : r.rates) std::printf(" %.3f", x);
     std::printf("\n");
   }
+  print_matmul_rows();
   return 0;
 }
