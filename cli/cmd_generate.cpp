@@ -55,7 +55,7 @@ void register_generate(CLI::App& app) {
     float temperature = 0.0f, top_p = 1.0f;
     uint64_t seed = 0;
     bool stats = false;
-    double timeout = 300.0;
+    double timeout = 300.0, draft_threshold = 0.0;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("generate", "Early-exit text generation from a trained checkpoint");
@@ -72,6 +72,9 @@ void register_generate(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--draft-exit", o->draft_exit, "speculative: drafting exit as a layer number (default: the first)");
   cmd->add_option("--draft-tokens", o->draft_tokens, "speculative: tokens drafted per round")->capture_default_str();
+  cmd->add_option("--draft-threshold", o->draft_threshold,
+                  "speculative: stop drafting in a round at a draft whose confidence is below this (0 = never)")
+      ->capture_default_str();
   cmd->add_option("--max-new-tokens", o->max_new_tokens, "Tokens to generate per prompt")->capture_default_str();
   cmd->add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", o->top_k, "Sample from the k most likely tokens (0 = all)");
@@ -136,6 +139,7 @@ void register_generate(CLI::App& app) {
       g.draft_exit = *e;
     }
     g.draft_tokens = o->draft_tokens;
+    g.draft_threshold = o->draft_threshold;
     g.max_pending = o->max_pending;
     g.max_new_tokens = o->max_new_tokens;
     g.sampling = {o->temperature, o->top_k, o->top_p};
