@@ -222,6 +222,7 @@ void GptChunk::layer_backward(LayerActs& a, const LayerParams& lp, LayerParams& 
   be.matmul_backward(d_act_.ptr(), weight_grad(lg.fcproj_w), opt(lg.fcproj_b), gout, a.act.ptr(), lp.fcproj_w.ptr(), N,
                      c.F, c.C);
   keep_for_weight(a.w_fcproj, gout, static_cast<size_t>(N) * c.C);
+  progress();
   be.zero(d_fc_.ptr(), d_fc_.numel());
   if (c.swiglu)
     be.swiglu_backward(d_fc_.ptr(), d_act_.ptr(), a.fc.ptr(), N, c.F);
@@ -231,6 +232,7 @@ void GptChunk::layer_backward(LayerActs& a, const LayerParams& lp, LayerParams& 
   be.matmul_backward(d_ln_.ptr(), weight_grad(lg.fc_w), opt(lg.fc_b), d_fc_.ptr(),
                      sp_ ? a.ln2_full.ptr() : a.ln2.ptr(), lp.fc_w.ptr(), N, c.C, c.fc_dim());
   keep_for_weight(a.w_fc, d_fc_.ptr(), d_fc_.numel());
+  progress();
   const float* dln = column_parallel_input_grad(d_ln_, N);  // sum over the ffn shards
   be.norm_backward(c.norm, d_res2_.ptr(), ng2.w, ng2.b, dln, a.res2.ptr(), lp.ln2_w.ptr(), opt(a.ln2_mean),
                    a.ln2_rstd.ptr(), R, c.C);
@@ -240,13 +242,16 @@ void GptChunk::layer_backward(LayerActs& a, const LayerParams& lp, LayerParams& 
   be.matmul_backward(d_att_.ptr(), weight_grad(lg.proj_w), opt(lg.proj_b), g2, a.att.ptr(), lp.proj_w.ptr(), N, c.Q(),
                      c.C);
   keep_for_weight(a.w_proj, g2, static_cast<size_t>(N) * c.C);
+  progress();
   be.zero(d_qkv_.ptr(), d_qkv_.numel());
   be.attention_backward(d_qkv_.ptr(), d_att_.ptr(), a.att.ptr(), a.lse.ptr(), a.qkv.ptr(), sh);
+  progress();
   if (c.rope) be.rope_backward(d_qkv_.ptr(), sh, c.rope_base);
   be.zero(d_ln_.ptr(), d_ln_.numel());
   be.matmul_backward(d_ln_.ptr(), weight_grad(lg.qkv_w), opt(lg.qkv_b), d_qkv_.ptr(),
                      sp_ ? a.ln1_full.ptr() : a.ln1.ptr(), lp.qkv_w.ptr(), N, c.C, c.qkv_dim());
   keep_for_weight(a.w_qkv, d_qkv_.ptr(), d_qkv_.numel());
+  progress();
   dln = column_parallel_input_grad(d_ln_, N);  // sum over the heads' shards
   be.norm_backward(c.norm, dinp, ng1.w, ng1.b, dln, inp, lp.ln1_w.ptr(), opt(a.ln1_mean), a.ln1_rstd.ptr(), R, c.C);
   finish_norm_grads({{ng2, &lg.ln2_w, &lg.ln2_b}, {ng1, &lg.ln1_w, &lg.ln1_b}});
@@ -452,7 +457,9 @@ void GptChunk::backward_weight(ChunkState& st, const GptParams& p, GptParams& g)
                        c.C);
     be.matmul_backward(nullptr, lg.fc_w.ptr(), nullptr, a.w_fc.ptr(), sp_ ? a.ln2_full.ptr() : a.ln2.ptr(),
                        lp.fc_w.ptr(), N, c.C, c.fc_dim());
+    progress();
     be.matmul_backward(nullptr, lg.proj_w.ptr(), nullptr, a.w_proj.ptr(), a.att.ptr(), lp.proj_w.ptr(), N, c.Q(), c.C);
+    progress();
     be.matmul_backward(nullptr, lg.qkv_w.ptr(), nullptr, a.w_qkv.ptr(), sp_ ? a.ln1_full.ptr() : a.ln1.ptr(),
                        lp.qkv_w.ptr(), N, c.C, c.qkv_dim());
     a.w_fcproj = Tensor(), a.w_fc = Tensor(), a.w_proj = Tensor(), a.w_qkv = Tensor();

@@ -186,6 +186,10 @@ class GptChunk {
   // this call, top layer first. Null → none. The runtime sets it around a chunk's last backward
   // step of the iteration, when those gradients are final.
   void set_layer_grads_hook(std::function<void(int layer)> hook) { layer_hook_ = std::move(hook); }
+  // Called between the big operations of a layer's backward (after each matmul backward): lets
+  // the caller drive the progress of communication in flight (MPI progresses non-blocking
+  // collectives only inside MPI calls). Null → none.
+  void set_progress_hook(std::function<void()> hook) { progress_hook_ = std::move(hook); }
 
   // Tensor parallelism over `tensor` (this stage's tp group; not owned; null → none). The chunk's
   // config must be local_config(full, tensor->size()). With TP, `logits` of forward() receive this
@@ -218,6 +222,10 @@ class GptChunk {
   bool sp_ = false;
   bool defer_w_ = false;  // inside backward_input
   std::function<void(int)> layer_hook_;  // set_layer_grads_hook
+  std::function<void()> progress_hook_;  // set_progress_hook
+  void progress() {
+    if (progress_hook_) progress_hook_();
+  }
   float* weight_grad(Tensor& g) { return defer_w_ ? nullptr : g.ptr(); }
   void keep_for_weight(Tensor& t, const float* src, size_t n);
   int vocab_begin_ = 0, vocab_valid_ = 0;  // global id of local vocab row 0; local rows < V

@@ -539,11 +539,13 @@ StatusOr<bool> PipelineRuntime::arm_layer_hook(int chunk, int index) {
     if (it != layer_sync_.end()) hook_status_ = gs->tensors_ready(it->second);
     gs->poll();  // MPI progresses the buckets already posted only inside MPI calls
   });
+  chunks_[static_cast<size_t>(chunk)]->set_progress_hook([gs] { gs->poll(); });
   return true;
 }
 
 Status PipelineRuntime::disarm_layer_hook(int chunk) {
   chunks_[static_cast<size_t>(chunk)]->set_layer_grads_hook(nullptr);
+  chunks_[static_cast<size_t>(chunk)]->set_progress_hook(nullptr);
   return hook_status_.with_context("posting a gradient bucket during the backward");
 }
 
