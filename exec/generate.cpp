@@ -192,6 +192,14 @@ Status check_generate_options(const GptConfig& cfg, const GenerateOptions& o) {
   EELLM_RETURN_IF_ERROR(check_sampling(o.sampling));
   for (const std::string& s : o.stop)
     if (s.empty()) return Status::invalid_argument("a stop string is empty");
+  if (!o.forced.empty() && o.method != DecodeMethod::kFull && o.method != DecodeMethod::kRecompute)
+    return Status::invalid_argument("forced tokens (teacher forcing) work with methods full and recompute only, not " +
+                                    decode_method_name(o.method));
+  for (const auto& f : o.forced)
+    for (int32_t t : f)
+      if (t < 0 || t >= cfg.V)
+        return Status::invalid_argument("forced token " + std::to_string(t) + " outside the vocabulary [0, " +
+                                        std::to_string(cfg.V) + ")");
   if (o.method == DecodeMethod::kSpeculative) {
     if (cfg.num_exits() == 0) return Status::invalid_argument("method speculative needs a model with an exit head");
     if (o.draft_tokens < 1)

@@ -116,6 +116,11 @@ struct GenerateOptions {
   SamplingOptions sampling;
   uint64_t seed = 0;          // sequence b draws from mt19937_64(seed + b)
   std::vector<std::string> stop;  // a sequence ends when its generated text ends with one of these
+  // Teacher forcing (methods full and recompute; for measuring exit decisions on real text): when
+  // non-empty, one list per sequence; the i-th token fed back into sequence b is forced[b][i]
+  // (while the list lasts) instead of the token it generated. The generated tokens are still what
+  // SequenceOutput reports, so they are per-position predictions given the same context.
+  std::vector<std::vector<int32_t>> forced;
 };
 
 struct SequenceOutput {
@@ -151,6 +156,7 @@ struct SequenceState {
   bool done = false;
   std::mt19937_64 rng;
   SequenceOutput out;
+  const std::vector<int32_t>* forced = nullptr;  // GenerateOptions::forced[b], if given
 };
 // Appends `token` (produced by head `head`: exit index, or num_exits for the final head) to `s`,
 // counts it in `stats`, applies stop strings, max_new_tokens and the context limit (sets done).

@@ -43,7 +43,11 @@ StatusOr<std::unique_ptr<Generator>> Generator::create(const GptConfig& cfg, con
     g->active_exits_ = {g->draft_exit_};
   }
   if (cfg.exit_block) g->block_exits_ = g->active_exits_;
+  if (!o.forced.empty() && o.forced.size() != prompts.size())
+    return Status::invalid_argument("forced tokens are given for " + std::to_string(o.forced.size()) +
+                                    " sequences, but there are " + std::to_string(prompts.size()) + " prompts");
   for (size_t b = 0; b < prompts.size(); ++b) {
+    if (!o.forced.empty()) g->seq_[b].forced = &g->o_.forced[b];
     g->seq_[b].tokens = prompts[b];
     g->seq_[b].rng.seed(o.seed + b);
   }
@@ -114,7 +118,8 @@ std::vector<int> active_exits(const GptConfig& cfg, const GenerateOptions& o) {
 
 void append_token(const GptConfig& cfg, const GenerateOptions& o, SequenceState& s, GenerateStats& stats,
                   int32_t token, int head) {
-  s.tokens.push_back(token);
+  const size_t i = s.out.tokens.size();
+  s.tokens.push_back(s.forced && i < s.forced->size() ? (*s.forced)[i] : token);
   s.out.tokens.push_back(token);
   s.out.head.push_back(head);
   s.out.text += decode_bytes({token});

@@ -421,6 +421,37 @@ TEST(Generate, ContextLimitEndsGeneration) {
   }
 }
 
+// Teacher forcing: the fed-back tokens come from the given text, and each reported token is the
+// full model's greedy prediction after that text (the final head's argmax at that position of a
+// teacher-forced forward); recompute with an exit that always fires reports the exit's argmax.
+TEST(Generate, ForcedTokensGivePerPositionPredictions) {
+  Model m = make_model(Variant::kGpt2, 32);
+  const std::vector<int32_t> prompt = random_prompts(1, 1, m.cfg.V, 5)[0];
+  std::vector<int32_t> text = random_prompts(1, 20, m.cfg.V, 6)[0];
+  text.resize(12, 1);
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), text.begin(), text.end());
+  const auto ref = incremental_logits(m.cfg, m.params(), *m.be, all, 1);
+  GenerateOptions o;
+  o.max_new_tokens = static_cast<int>(text.size());
+  o.forced = {text};
+  for (auto [method, head] : {std::pair{DecodeMethod::kFull, m.cfg.num_exits()}, std::pair{DecodeMethod::kRecompute, 0}}) {
+    o.method = method;
+    o.threshold = method == DecodeMethod::kFull ? 1.0 : 0.0;
+    const auto r = run(m, {prompt}, o);
+    ASSERT_EQ(r.sequences[0].tokens.size(), text.size());
+    for (size_t i = 0; i < text.size(); ++i) {
+      const float* row = ref[static_cast<size_t>(head)].ptr() + (prompt.size() - 1 + i) * static_cast<size_t>(m.cfg.Vp);
+      EXPECT_EQ(r.sequences[0].tokens[i], argmax_token(row, m.cfg.V)) << decode_method_name(method) << " i " << i;
+    }
+  }
+  o.method = DecodeMethod::kSpeculative;
+  EXPECT_FALSE(generate(m.cfg, m.params(), *m.be, {prompt}, o).is_ok());
+  o.method = DecodeMethod::kFull;
+  o.forced = {text, text};
+  EXPECT_FALSE(generate(m.cfg, m.params(), *m.be, {prompt}, o).is_ok());
+}
+
 TEST(Generate, ClearErrors) {
   Model m = make_model(Variant::kGpt2, 16);
   GenerateOptions o;
