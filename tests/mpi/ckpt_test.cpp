@@ -38,6 +38,7 @@ struct ZCase {
   bool zero, overlap;
   int bucket;  // parallel.ddp_bucket_size (elements)
   int tp = 1;
+  bool every_rule = false;  // testing::every_tp_rule's model: untied heads, exit blocks and MLPs
 };
 std::ostream& operator<<(std::ostream& os, const ZCase& c) { return os << c.name; }
 
@@ -50,6 +51,7 @@ const ZCase kZCases[] = {
     {"pp2dp2_overlap_buckets_ee1f1b", 2, 2, 1, ScheduleKind::kEE1F1B, 4, false, true, 2000},
     {"tp2dp2_zero_overlap_buckets", 1, 2, 1, ScheduleKind::kNoPipelining, 2, true, true, 2000, 2},
     {"pp2dp2_zero_overlap_buckets_zbh1", 2, 2, 1, ScheduleKind::kZBH1, 4, true, true, 2000},
+    {"dp2_overlap_buckets_every_rule", 1, 2, 1, ScheduleKind::kNoPipelining, 3, false, true, 2000, 1, true},
 };
 
 Scenario scenario_of(const ZCase& c) {
@@ -59,7 +61,7 @@ Scenario scenario_of(const ZCase& c) {
   s.parallel.use_distributed_optimizer = c.zero;
   s.parallel.overlap_grad_reduce = c.overlap;
   s.parallel.ddp_bucket_size = c.bucket;
-  return s;
+  return c.every_rule ? testing::every_tp_rule(s) : s;
 }
 
 // Two iterations; the second one's result.
