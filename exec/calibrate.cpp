@@ -44,6 +44,26 @@ double time_case(F&& fn, double min_time_s, int batch = 1) {
   return median(reps);
 }
 
+// Median seconds of `a` and of `b`, timed alternately (a, b, a, b, ...) so that the ratio of the
+// two does not depend on which moment of a drifting or shared machine each was timed at.
+template <class A, class B>
+std::pair<double, double> time_pair(A&& a, B&& b, double min_time_s) {
+  a(), b();
+  std::vector<double> ra, rb;
+  const auto start = Clock::now();
+  while (ra.size() < 5 || std::chrono::duration<double>(Clock::now() - start).count() < 2 * min_time_s) {
+    auto t0 = Clock::now();
+    a();
+    auto t1 = Clock::now();
+    b();
+    const auto t2 = Clock::now();
+    ra.push_back(std::chrono::duration<double>(t1 - t0).count());
+    rb.push_back(std::chrono::duration<double>(t2 - t1).count());
+    if (ra.size() >= 10000) break;
+  }
+  return {median(ra), median(rb)};
+}
+
 std::vector<float> filled(size_t n, float scale) {
   std::vector<float> v(n);
   for (size_t i = 0; i < n; ++i) v[i] = scale * static_cast<float>((i * 2654435761u) % 1000) / 1000.0f - 0.5f * scale;
@@ -97,7 +117,25 @@ StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOpt
     // GELU (erf) is compute-bound on a CPU; the cost model prices it as memory traffic at the same
     // rate as the GEMMs' operands, so it is reported, not folded into elementwise_GBps (its extra
     // cost lands in the per-layer overhead `eellm validate` fits).
-    c.gelu_GBps = 8.0 * 4 * act / time_case([&] { be.gelu_forward(y.data(), x.data(), 4 * act); }, tmin) * 1e-9;
+    const double gelu_fwd = time_case([&] { be.gelu_forward(y.data(), x.data(), 4 * act); }, tmin);
+    c.gelu_GBps = 8.0 * 4 * act / gelu_fwd * 1e-9;
+    // The backward kernels as the executor runs them (its layer backward: norm_backward,
+    // gelu_backward): the cost model prices an element-wise backward at this ratio × its forward.
+    // Each backward is timed alternately with its forward (time_pair).
+    std::vector<float> dy = filled(4 * act, 0.1f), dx(4 * act), dw(C), db(C);
+    const auto [ln_fwd, ln_bwd] = time_pair(
+        [&] {
+          be.norm_forward(NormKind::kLayerNorm, y.data(), mean.data(), rstd.data(), x.data(), w.data(), bias.data(), N,
+                          C, 1e-5f);
+        },
+        [&] {
+          be.norm_backward(NormKind::kLayerNorm, dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(),
+                           mean.data(), rstd.data(), N, C);
+        },
+        tmin);
+    const auto [gelu_f, gelu_bwd] = time_pair([&] { be.gelu_forward(y.data(), x.data(), 4 * act); },
+                                              [&] { be.gelu_backward(dx.data(), dy.data(), x.data(), 4 * act); }, tmin);
+    c.elementwise_backward_ratio = (ln_bwd + gelu_bwd) / (ln_fwd + gelu_f);
   }
   // Attention core forward + backward (tiny-ee's shape; quick: 2 sequences).
   {
@@ -106,13 +144,13 @@ StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOpt
     const size_t tok = static_cast<size_t>(s.B) * s.T;
     std::vector<float> qkv = filled(tok * s.qkv_stride(), 1.0f), out(tok * s.out_stride()), dout = filled(tok * s.out_stride(), 0.1f);
     std::vector<float> lse(static_cast<size_t>(s.B) * s.NH * s.T), dqkv(tok * s.qkv_stride());
-    c.attention_fwd_bwd_s = time_case(
-        [&] {
-          be.attention_forward(out.data(), lse.data(), qkv.data(), s);
-          be.attention_backward(dqkv.data(), dout.data(), out.data(), lse.data(), qkv.data(), s);
-        },
-        tmin);
-    c.attention_core_flops = 3.0 * 2.0 * (2.0 * s.B * s.NH * double(s.T) * s.T * s.HS);
+    // Forward and backward timed alternately (time_pair): their ratio is a profile field.
+    const auto [fwd, bwd] = time_pair(
+        [&] { be.attention_forward(out.data(), lse.data(), qkv.data(), s); },
+        [&] { be.attention_backward(dqkv.data(), dout.data(), out.data(), lse.data(), qkv.data(), s); }, tmin);
+    c.attention_fwd_s = fwd;
+    c.attention_fwd_bwd_s = fwd + bwd;
+    c.attention_core_flops = 2.0 * (2.0 * s.B * s.NH * double(s.T) * s.T * s.HS);
   }
   // AdamW per parameter.
   {
@@ -389,13 +427,17 @@ StatusOr<DeviceProfile> device_profile_from_calibration(const ComputeCalibration
   d.peak_tflops_fp32 = d.peak_tflops_fp16 = d.peak_tflops_bf16 = g.peak_tflops;
   d.gemm_max_efficiency = 1.0;
   d.gemm_half_efficiency_dim = g.half_efficiency_dim;
-  if (c.attention_fwd_bwd_s > 0) {
+  if (c.elementwise_backward_ratio > 0) d.elementwise_backward_ratio = c.elementwise_backward_ratio;
+  if (c.attention_fwd_s > 0 && c.attention_fwd_bwd_s > c.attention_fwd_s) {
     const AttentionShape& s = c.attention_shape;
-    // The cost model adds the softmax as element-wise traffic (fwd 2·B·NH·T²·e, bwd twice that).
-    const double softmax_bytes = 3.0 * 2.0 * s.B * s.NH * double(s.T) * s.T * 4.0;
+    // The cost model prices the forward as the core GEMMs at attention_efficiency plus the softmax
+    // as element-wise traffic (2·B·NH·T²·e), and the backward as attention_backward_ratio × that.
+    const double fwd = c.attention_fwd_s, bwd = c.attention_fwd_bwd_s - c.attention_fwd_s;
+    const double softmax_bytes = 2.0 * s.B * s.NH * double(s.T) * s.T * 4.0;
     const double softmax_s = softmax_bytes / (d.memory_bandwidth_GBps * 1e9 * d.elementwise_efficiency);
-    const double core_s = std::max(0.1 * c.attention_fwd_bwd_s, c.attention_fwd_bwd_s - softmax_s);
+    const double core_s = std::max(0.1 * fwd, fwd - softmax_s);
     d.attention_efficiency = std::clamp(c.attention_core_flops / (core_s * g.peak_tflops * 1e12), 1e-4, 1.0);
+    d.attention_backward_ratio = bwd / fwd;
   }
   d.optimizer_bytes_per_param = c.adamw_s_per_param * d.memory_bandwidth_GBps * 1e9 * d.elementwise_efficiency;
   d.per_layer_overhead_us = 0;
@@ -420,10 +462,13 @@ std::string calibration_report(const ComputeCalibration& c, const GemmFit& g, co
   os << line;
   std::snprintf(line, sizeof line,
                 "  memory bandwidth %.1f GB/s (large buffers); element-wise at activation sizes %.1f GB/s (GELU %.2f GB/s)\n"
-                "  attention %dx%dx%dx%d fwd+bwd %.2f ms -> efficiency %.3f of the GEMM peak\n"
+                "  element-wise backward / forward (LayerNorm + GELU) %.2f\n"
+                "  attention %dx%dx%dx%d fwd %.2f ms, bwd %.2f ms -> efficiency %.3f of the GEMM peak, bwd/fwd %.2f\n"
                 "  AdamW %.2f ns/param -> %.1f bytes/param; dispatch floor %.2f us/op\n",
-                c.memory_bandwidth_GBps, c.elementwise_GBps, c.gelu_GBps, c.attention_shape.B, c.attention_shape.T,
-                c.attention_shape.NH, c.attention_shape.HS, c.attention_fwd_bwd_s * 1e3, d.attention_efficiency,
+                c.memory_bandwidth_GBps, c.elementwise_GBps, c.gelu_GBps, d.elementwise_backward_ratio,
+                c.attention_shape.B, c.attention_shape.T, c.attention_shape.NH, c.attention_shape.HS,
+                c.attention_fwd_s * 1e3, (c.attention_fwd_bwd_s - c.attention_fwd_s) * 1e3, d.attention_efficiency,
+                d.attention_backward_ratio,
                 c.adamw_s_per_param * 1e9, d.optimizer_bytes_per_param, c.dispatch_us);
   os << line;
   return os.str();

@@ -59,9 +59,12 @@ struct ComputeCalibration {
   std::vector<SizeSample> elementwise;   // LayerNorm and add at activation sizes
   double elementwise_GBps = 0;           // bytes / seconds over `elementwise`
   double gelu_GBps = 0;                  // GELU (erf) at the MLP width: reported, not fitted
+  // Backward / forward time of the element-wise kernels that have both (LayerNorm, GELU), summed.
+  double elementwise_backward_ratio = 0;
   double attention_fwd_bwd_s = 0;        // one attention forward + backward of `attention_shape`
+  double attention_fwd_s = 0;            // the forward alone (attention_fwd_bwd_s less it: backward)
   AttentionShape attention_shape;
-  double attention_core_flops = 0;       // the cost model's count: 3 · 2·(2·B·NH·T²·HS)
+  double attention_core_flops = 0;       // the cost model's forward count: 2·(2·B·NH·T²·HS)
   double adamw_s_per_param = 0;
   double dispatch_us = 0;                // a tiny op (fork/join of the thread pool)
 };

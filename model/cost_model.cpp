@@ -6,7 +6,9 @@
 // - Attention scores count the full s² (QKᵀ and A·V, 4·b·s²·h per layer forward), not the causal
 //   half, as Megatron's formula does.
 // - Backward: every weight GEMM costs its forward once for the input gradient and once for the
-//   weight gradient; the attention core (no weights) costs twice its forward, all input gradient.
+//   weight gradient; the attention core (no weights) costs attention_backward_ratio × its forward
+//   (2 on a GPU), all input gradient, and an element-wise kernel elementwise_backward_ratio × its
+//   forward (2 on a GPU; both measured by `eellm calibrate` for the CPU executor).
 // - Activation memory follows Korthikanti et al. 2022 Table 2 (16-bit activations, 1-byte dropout
 //   masks), generalised to ffn ≠ 4h, SwiGLU, GQA and fp32 so that the table's rows are exact for
 //   GPT-style models. Logits held for the cross-entropy backward are fp32 (Megatron casts them).
@@ -386,9 +388,11 @@ ChunkCosts CostModel::chunk(int virtual_stage) const {
   auto gemm3 = [&](double M, double N, double K) {
     return Seq{{gemm_time_raw(M, N, K), gemm_time_raw(M, K, N), gemm_time_raw(K, N, M)}, {1, 1, 1}};
   };
-  // Element-wise kernel moving `bytes` forward and about twice that backward.
+  // Element-wise kernel moving `bytes` forward; its backward takes elementwise_backward_ratio
+  // times as long (2 on a GPU: about twice the bytes; measured for the CPU executor's kernels).
+  const double ew_bwd = dev.elementwise_backward_ratio;
   auto elem = [&](double bytes) {
-    return Seq{{elementwise_time_raw(bytes), elementwise_time_raw(2 * bytes), 0}, {1, 1, 0}};
+    return Seq{{elementwise_time_raw(bytes), elementwise_time_raw(ew_bwd * bytes), 0}, {1, 1, 0}};
   };
   // TP "all-reduce points" (each an all-reduce, or an RS+AG pair with SP) in forward and backward.
   const double tp_ar = tpn > 1 ? allreduce_time(static_cast<int64_t>(act_bytes), tpn, tp_inter) : 0;
@@ -412,9 +416,10 @@ ChunkCosts CostModel::chunk(int virtual_stage) const {
   const double core_t =
       core_flops / (peak_flops() * compute_share() * std::max(1e-6, dev.attention_efficiency));
   const double softmax_bytes = 2 * d.b * d.nh / t * d.s * d.s * e;
-  const Seq core{{core_t + elementwise_time_raw(softmax_bytes),
-                  2 * core_t + elementwise_time_raw(2 * softmax_bytes), 0},
-                 {3, 5, 0}};
+  // Backward: attention_backward_ratio × the forward (2 on a GPU: twice the GEMM work and softmax
+  // traffic; the CPU executor's measured ratio is lower, its forward being exp-bound).
+  const double core_fwd = core_t + elementwise_time_raw(softmax_bytes);
+  const Seq core{{core_fwd, dev.attention_backward_ratio * core_fwd, 0}, {3, 5, 0}};
 
   auto layer_seq = [&]() {
     Seq o = norm_seq();

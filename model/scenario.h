@@ -113,6 +113,12 @@ struct DeviceProfile {
   int num_sms = 108;
   double elementwise_efficiency = 0.7;   // fraction of memory bandwidth element-wise ops reach
   double attention_efficiency = 0.5;     // of GEMM peak, for the softmax(QK^T)V core
+  // Backward time / forward time of an element-wise kernel and of the attention core. 2 is the
+  // GPU rule (a backward moves about twice the bytes, and does twice the core's GEMM work); a CPU
+  // executor's kernels are measured by `eellm calibrate` (its forward softmax is exp-bound and its
+  // element-wise backwards read three tensors where the forward reads two: about 1.5).
+  double elementwise_backward_ratio = 2;
+  double attention_backward_ratio = 2;
   double collective_efficiency = 0.8;    // fraction of link bandwidth collectives reach
   // Link model beyond one alpha-beta line (calibrated CPU profiles; the defaults change nothing):
   // p2p transfers reach p2p_efficiency of the link bandwidth (0 → collective_efficiency);

@@ -188,6 +188,8 @@ void check_cluster(Checker& c, const Scenario& s) {
   c.in_range("cluster.device.gemm_max_efficiency", d.gemm_max_efficiency, 0, 1, true);
   c.in_range("cluster.device.elementwise_efficiency", d.elementwise_efficiency, 0, 1, true);
   c.in_range("cluster.device.attention_efficiency", d.attention_efficiency, 0, 1, true);
+  c.positive("cluster.device.elementwise_backward_ratio", d.elementwise_backward_ratio);
+  c.positive("cluster.device.attention_backward_ratio", d.attention_backward_ratio);
   c.in_range("cluster.device.collective_efficiency", d.collective_efficiency, 0, 1, true);
   c.in_range("cluster.device.p2p_efficiency", d.p2p_efficiency, 0, 1, false, " (0: collective_efficiency)");
   c.non_negative("cluster.device.collective_latency_us", d.collective_latency_us);
