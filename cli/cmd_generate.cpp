@@ -127,14 +127,13 @@ void register_generate(CLI::App& app) {
       if (!t.is_ok()) return fail(t.status());
       g.threshold = *t;
     }
-    auto exit_index = [&](int layer) { return exec::exit_index_at_layer(cfg, layer); };
     for (int layer : o->exits) {
-      auto e = exit_index(layer);
+      auto e = exec::exit_index_at_layer(cfg, layer);
       if (!e.is_ok()) return fail(e.status());
       g.exits.push_back(*e);
     }
     if (o->draft_exit >= 0) {
-      auto e = exit_index(o->draft_exit);
+      auto e = exec::exit_index_at_layer(cfg, o->draft_exit);
       if (!e.is_ok()) return fail(e.status());
       g.draft_exit = *e;
     }

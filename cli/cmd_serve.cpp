@@ -96,13 +96,13 @@ void register_serve(CLI::App& app) {
     exec::ServeConfig sc;
     auto method = exec::parse_decode_method(o->method);
     if (!method.is_ok()) return fail(method.status());
-    sc.method = *method;
+    sc.decode.method = *method;
     auto rule = exec::parse_confidence_rule(o->confidence);
     if (!rule.is_ok()) return fail(rule.status());
-    sc.confidence = *rule;
+    sc.decode.confidence = *rule;
     sc.max_batch = o->max_batch;
-    sc.max_pending = o->max_pending;
-    sc.draft_tokens = o->draft_tokens;
+    sc.decode.max_pending = o->max_pending;
+    sc.decode.draft_tokens = o->draft_tokens;
 
     auto session = exec::open_generation(o->checkpoint, o->device, o->threads);
     if (!session.is_ok()) return fail(session.status());
@@ -110,7 +110,7 @@ void register_serve(CLI::App& app) {
     if (o->draft_exit >= 0) {
       auto e = exec::exit_index_at_layer(cfg, o->draft_exit);
       if (!e.is_ok()) return fail(e.status().with_context("--draft-exit"));
-      sc.draft_exit = *e;
+      sc.decode.draft_exit = *e;
     }
     if (Status st = exec::check_serve_config(cfg, sc); !st.is_ok()) return fail(st);
     const std::string device = to_string(session->device);
@@ -161,7 +161,7 @@ void register_serve(CLI::App& app) {
       json_error(res, 500, req.method + " " + req.path + ": internal error: " + what);
     });
     svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-      if (!logged_by_handler && !(req.path == "/api" && res.status == 200)) log_line(req, res.status, "");
+      if (!logged_by_handler) log_line(req, res.status, "");
       logged_by_handler = false;
     });
 
@@ -174,7 +174,7 @@ void register_serve(CLI::App& app) {
                                    " (in use, or not an address of this machine)"));
     }
     std::printf("eellm serve: listening on http://%s:%d (model %s, %s, %s)\n", o->host.c_str(), port,
-                service.model().scenario.name.c_str(), device.c_str(), exec::decode_method_name(sc.method).c_str());
+                service.model().scenario.name.c_str(), device.c_str(), exec::decode_method_name(sc.decode.method).c_str());
     std::fflush(stdout);
 
     std::atomic<bool> listen_done{false};

@@ -515,8 +515,9 @@ class CpuBackend final : public Backend {
   // even for one row; here each tile of NO weight rows is read from memory once and multiplied
   // into all M input rows (later row tiles find it in L1), so M rows cost little more than one.
   // Every output (m, o) is the same sequence of vector FMAs over C and the same horizontal sum,
-  // whatever M and the tiling: a row's result does not depend on the other rows (so verifying k
-  // drafted tokens gives bitwise the logits of decoding them one at a time).
+  // whatever M and the tiling: a row's result does not depend on the other rows of the call (so,
+  // while a decode step has ≤ kSkinnyRows rows, verifying k drafted tokens gives bitwise the logits
+  // of decoding them one at a time; larger steps go through Eigen and agree to fp32 rounding).
   template <int NM, int NO>
   static void skinny_tile(float* out, const float* x, const float* w, const float* bias, int C, int OC, int m0,
                           int o0) {

@@ -27,7 +27,6 @@ Decoder::Decoder(const GptConfig& cfg, const GptParams& params, Backend& be, int
       cache_(cfg.L, cfg.exit_block ? cfg.num_exits() : 0, batch, cfg.max_T, cfg.KV()),
       resid_(static_cast<size_t>(batch) * cfg.max_T * cfg.C, 0.0f) {}
 
-
 void Decoder::embed(int b, int pos, int32_t token) {
   const int32_t row = b * cfg_.max_T + pos, p = pos;
   be_->embed_rows(resid_.data(), &row, &token, &p, 1, p_->wte.ptr(), cfg_.rope ? nullptr : p_->wpe.ptr(), cfg_.C);

@@ -455,6 +455,7 @@ void GptChunk::backward_weight(ChunkState& st, const GptParams& p, GptParams& g)
     LayerParams& lg = g.layers[static_cast<size_t>(first_ + pos)];
     be.matmul_backward(nullptr, lg.fcproj_w.ptr(), nullptr, a.w_fcproj.ptr(), a.act.ptr(), lp.fcproj_w.ptr(), N, c.F,
                        c.C);
+    progress();
     be.matmul_backward(nullptr, lg.fc_w.ptr(), nullptr, a.w_fc.ptr(), sp_ ? a.ln2_full.ptr() : a.ln2.ptr(),
                        lp.fc_w.ptr(), N, c.C, c.fc_dim());
     progress();

@@ -17,10 +17,6 @@ std::string str(size_t v) { return std::to_string(v); }
 // A flat (n) buffer; GradSync::create fills fresh tensors only, so tensor.h's resize zero-fills.
 void alloc_flat(Tensor& t, size_t n) { resize(t, {static_cast<int64_t>(n)}); }
 
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -117,7 +113,7 @@ Status GradSync::post(size_t b) {
     std::copy(g.data.begin(), g.data.end(), fl + bk.offsets[k]);
   }
   std::fill(fl + bk.numel, fl + bk.padded, 0.0f);
-  s.post_ns = now_ns();
+  s.post_ns = steady_now_ns();
   if (distributed_optimizer() && !bk.reduced_again) {
     EELLM_ASSIGN_OR_RETURN(s.req, data_->ireduce_scatter_sum(fl, s.shard_grad.ptr(), s.hi - s.lo));
   } else {
@@ -135,7 +131,7 @@ Status GradSync::finish(size_t b) {
                                                                  str(b)));
   s.req.reset();
   s.done = true;
-  s.done_ns = now_ns();
+  s.done_ns = steady_now_ns();
   const BucketPlan::Bucket& bk = plan_.buckets[b];
   const float inv = 1.0f / static_cast<float>(data_->size());
   if (distributed_optimizer() && !bk.reduced_again) {
@@ -296,6 +292,11 @@ StatusOr<GradSync::Step> GradSync::step(const std::vector<Communicator*>& norm_g
     }
   }
   return r;
+}
+
+int64_t steady_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace eellm::exec

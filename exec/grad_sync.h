@@ -45,6 +45,9 @@
 
 namespace eellm::exec {
 
+// steady_clock now in ns: the clock of BucketTiming and of the runtime's measured timeline.
+int64_t steady_now_ns();
+
 struct SyncTensor {
   std::string name;  // checkpoint name (GptParams::named()); decides weight decay
   Tensor* param = nullptr;
@@ -122,7 +125,7 @@ class GradSync {
   std::vector<MomentSlice> moment_slices();
   const std::vector<SyncTensor>& tensors() const { return tensors_; }
   const BucketPlan& plan() const { return plan_; }
-  // When each bucket of the last reduce() was posted and found complete (steady_clock ns; -1 for a
+  // When each bucket of the last reduce() was posted and found complete (steady_now_ns(); -1 for a
   // bucket that needed no collective, dp 1). Valid from reduce() until the next step().
   struct BucketTiming {
     int group = -1;

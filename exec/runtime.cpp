@@ -18,10 +18,6 @@ namespace {
 
 std::string str(int v) { return std::to_string(v); }
 
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
 
@@ -218,7 +214,7 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
   const double timeout = opt_.recv_timeout_s;
   EELLM_RETURN_IF_ERROR(comms_->world->barrier(timeout).with_context("rank " + str(comms_->groups.world_rank) +
                                                                      ": barrier before iteration " + str(iteration)));
-  t_origin_ns_ = now_ns();
+  t_origin_ns_ = steady_now_ns();
   const auto& list = instructions();
   for (size_t i = 0; i < list.size(); ++i) {
     const Instr& in = list[i];
@@ -241,7 +237,7 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
     ev.instr = idx;
     ev.peer = in.peer;
     if (in.is_send() || in.is_recv()) ev.bytes = static_cast<int64_t>(activation_floats() * sizeof(float));
-    ev.t0 = now_ns() - t_origin_ns_;
+    ev.t0 = steady_now_ns() - t_origin_ns_;
     Status st;
     if (in.kind == InstrKind::kAllReduceDP && in.has(kOverlapped) && last_backward_index_ > idx) {
       dp_pending_ = true;  // posted here; executed once the last backward has produced its gradients
@@ -251,7 +247,7 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
       st = execute(in, idx, inputs, targets, w);
     }
     if (!st.is_ok()) return st.with_context(where(in, idx));
-    ev.t1 = now_ns() - t_origin_ns_;
+    ev.t1 = steady_now_ns() - t_origin_ns_;
     if (opt_.record_timeline) events_.push_back(ev);
     EELLM_RETURN_IF_ERROR(after_instruction(idx).with_context(where(in, idx)));
     if (dp_pending_ && idx == last_backward_index_) {
@@ -260,7 +256,7 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
       ar.chunk = 0, ar.microbatch = -1, ar.peer = -1, ar.bytes = 0, ar.t0 = ev.t1;
       dp_pending_ = false;
       EELLM_RETURN_IF_ERROR(reduce_data_parallel().with_context(where(in, idx) + " (overlapped AR-DP)"));
-      ar.t1 = now_ns() - t_origin_ns_;
+      ar.t1 = steady_now_ns() - t_origin_ns_;
       if (opt_.record_timeline) events_.push_back(ar);
     }
   }

@@ -11,6 +11,7 @@
 #include "exec/checkpoint.h"
 #include "exec/data.h"
 #include "exec/device.h"
+#include "model/yaml_reader.h"
 
 namespace eellm::exec {
 
@@ -25,36 +26,25 @@ StatusOr<int> exit_index_at_layer(const GptConfig& cfg, int layer) {
                                   have + "]");
 }
 
-StatusOr<::eellm::Backend> parse_device(const std::string& name) {
-  if (name == "cpu") return ::eellm::Backend::kCPU;
-  if (name == "cuda") return ::eellm::Backend::kCUDA;
-  return Status::invalid_argument("device '" + name + "' is not cpu or cuda");
-}
-
 StatusOr<GenerationSession> open_generation(const std::string& checkpoint, const std::string& device, int threads) {
   GenerationSession s;
   EELLM_ASSIGN_OR_RETURN(Scenario scenario, checkpoint_scenario(checkpoint));
   s.device = scenario.execution.device;
-  if (!device.empty()) {
-    EELLM_ASSIGN_OR_RETURN(s.device, parse_device(device));
-  }
+  // The scenario reader's names and aliases, so --device accepts what execution.device does.
+  if (!device.empty() && !parse_enum(device, s.device))
+    return Status::invalid_argument("--device: unknown device '" + device + "'; allowed: " +
+                                    enum_names<::eellm::Backend>());
   EELLM_ASSIGN_OR_RETURN(s.backend, make_backend(s.device, threads));
   EELLM_ASSIGN_OR_RETURN(s.model, load_generation_model(checkpoint));
   return s;
 }
 
 Status check_serve_config(const GptConfig& cfg, const ServeConfig& sc) {
-  if (sc.method == DecodeMethod::kPipeline)
+  if (sc.decode.method == DecodeMethod::kPipeline)
     return Status::invalid_argument("method pipeline is not served (it runs under mpirun); use recompute, speculative "
                                     "or full");
   if (sc.max_batch < 1) return Status::invalid_argument("max_batch (" + std::to_string(sc.max_batch) + ") must be ≥ 1");
-  GenerateOptions g;
-  g.method = sc.method;
-  g.confidence = sc.confidence;
-  g.max_pending = sc.max_pending;
-  g.draft_tokens = sc.draft_tokens;
-  g.draft_exit = sc.draft_exit;
-  return check_generate_options(cfg, g);
+  return check_generate_options(cfg, sc.decode);
 }
 
 namespace {
@@ -139,6 +129,7 @@ StatusOr<ServeRequest> parse_serve_request(const std::string& body, const Genera
       return Status::invalid_argument(key + ": unknown field; the fields are " + known_list());
 
   ServeRequest r;
+  r.options = sc.decode;
   GenerateOptions& g = r.options;
   // prompts: a string or a non-empty list of non-empty strings, each leaving room in the context.
   if (!req.contains("prompts")) return Status::invalid_argument("prompts: required (a string or a list of strings)");
@@ -206,12 +197,8 @@ StatusOr<ServeRequest> parse_serve_request(const std::string& body, const Genera
     }
     g.exits.assign(exits.begin(), exits.end());
   }
-  g.method = r.use_early_exit ? sc.method : DecodeMethod::kFull;
+  if (!r.use_early_exit) g.method = DecodeMethod::kFull;
   g.threshold = r.use_early_exit ? thres : 1.0;
-  g.confidence = sc.confidence;
-  g.max_pending = sc.max_pending;
-  g.draft_tokens = sc.draft_tokens;
-  g.draft_exit = sc.draft_exit;
   if (g.method == DecodeMethod::kSpeculative && g.draft_exit >= 0 && !g.exits.empty() &&
       std::find(g.exits.begin(), g.exits.end(), g.draft_exit) == g.exits.end())
     return Status::invalid_argument("exit_layers: must include the server's draft exit (layer " +
@@ -360,8 +347,8 @@ std::string GenerationService::health() const {
                  {"exit_layers", c.exit_layer},
                  {"early_exit_thres", m.scenario.inference.early_exit_thres}};
   json server = {{"device", to_string(session_.device)},
-                 {"method", decode_method_name(sc_.method)},
-                 {"confidence", confidence_rule_name(sc_.confidence)},
+                 {"method", decode_method_name(sc_.decode.method)},
+                 {"confidence", confidence_rule_name(sc_.decode.confidence)},
                  {"max_batch", sc_.max_batch},
                  {"requests_served", served_.load()}};
   return dump_json(json{{"status", "ok"}, {"model", m.scenario.name}, {"config", config}, {"server", server}});

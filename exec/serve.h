@@ -36,9 +36,6 @@ namespace eellm::exec {
 // Model exit index of the exit at 1-based layer number `layer`; the error lists the model's exits.
 StatusOr<int> exit_index_at_layer(const GptConfig& cfg, int layer);
 
-// "cpu" | "cuda" → the device.
-StatusOr<::eellm::Backend> parse_device(const std::string& name);
-
 // A checkpoint opened for generation: the backend first, then the weights (make_backend must run
 // before the tensors it uses are allocated).
 struct GenerationSession {
@@ -52,12 +49,15 @@ StatusOr<GenerationSession> open_generation(const std::string& checkpoint, const
 
 // Server-wide settings (command-line flags of `eellm serve`).
 struct ServeConfig {
-  DecodeMethod method = DecodeMethod::kRecompute;  // with use_early_exit: recompute or speculative
-  ConfidenceRule confidence = ConfidenceRule::kMaxProb;
+  // The server's decoding settings: method (with use_early_exit: recompute or speculative),
+  // confidence rule, max_pending, draft_tokens, draft_exit (model exit index; −1 → the first
+  // enabled exit). Each request starts from these and sets its own threshold, exits and sampling.
+  GenerateOptions decode = [] {
+    GenerateOptions g;
+    g.method = DecodeMethod::kRecompute;
+    return g;
+  }();
   int max_batch = 128;  // prompts per request (EE-LLM's limit)
-  int max_pending = 8;
-  int draft_tokens = 4;
-  int draft_exit = -1;  // model exit index; −1 → the first enabled exit
 };
 Status check_serve_config(const GptConfig& cfg, const ServeConfig& sc);
 

@@ -109,10 +109,6 @@ Status cancelled_status(const char* phase, int64_t done, int64_t total) {
 
 }  // namespace
 
-bool is_plan_cancelled(const Status& status) {
-  return status.is_cancelled();
-}
-
 std::string to_string(const PlanCandidate& c) {
   std::ostringstream os;
   os << "tp" << c.tp << " pp" << c.pp << " dp" << c.dp << " vp" << c.vp << " mbs" << c.micro_batch_size << " "

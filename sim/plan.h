@@ -114,15 +114,14 @@ struct PlanOptions {
   std::function<void(const char* phase, int64_t done, int64_t total)> progress;
   // Stop hook: polled by every planner thread before each block of screened candidates and before
   // each simulation; once it returns true plan() stops within one block / one simulation per
-  // thread and returns the cancelled status (is_plan_cancelled). Must be thread-safe and cheap
+  // thread and returns the cancelled status (Status::is_cancelled). Must be thread-safe and cheap
   // (e.g. an atomic load).
   std::function<bool()> cancelled;
 };
 
 // A cancelled search returns StatusCode::kCancelled (message: the phase and how far it got, e.g.
 // "the search was stopped by the caller during simulation (3 of 40 done)"); callers test the code,
-// never the text. is_plan_cancelled(s) == s.is_cancelled().
-bool is_plan_cancelled(const Status& status);
+// never the text.
 
 struct PlanResult {
   int64_t candidates = 0;         // enumerated = screened

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "exec/checkpoint.h"
@@ -40,6 +41,17 @@ using nlohmann::json;
 constexpr int kContext = 32;
 
 // The checkpoint every test serves: GPT-2 variant, vocab 256 (bytes), context 32, exits at 1 and 2.
+// Runs a shell command; its exit status (as pclose gives it) and standard output.
+std::pair<int, std::string> run_command(const std::string& cmd) {
+  std::string out;
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (f == nullptr) return {-1, "popen failed: " + cmd};
+  char buf[256];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  return {::pclose(f), out};
+}
+
 std::string make_checkpoint() {
   Scenario s = testing::small_scenario(testing::Variant::kGpt2);
   s.name = "serve-test";
@@ -228,13 +240,8 @@ TEST_F(ServeTest, SameTokensAsEellmGenerate) {
   ASSERT_EQ(status, 200) << body.dump();
   const std::string cmd = std::string(EELLM_BIN) + " generate " + *ckpt_ +
                           " --prompt Once --max-new-tokens 6 --method full --threads 1 --device cpu";
-  FILE* f = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(f, nullptr);
-  std::string out;
-  char buf[256];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  ASSERT_EQ(::pclose(f), 0) << out;
+  const auto [rc, out] = run_command(cmd);
+  ASSERT_EQ(rc, 0) << out;
   EXPECT_EQ(out, "Once" + decode_bytes(body["tokens"][0].get<std::vector<int32_t>>()) + "\n");
 }
 
@@ -443,13 +450,7 @@ TEST_F(ServeTest, SigintStopsTooAndBadStartupIsAnError) {
 
 TEST_F(ServeTest, DeviceCudaWithoutGpuIsAClearError) {
   const std::string cmd = std::string(EELLM_BIN) + " generate " + *ckpt_ + " --prompt hi --max-new-tokens 2 --device cuda 2>&1";
-  FILE* f = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(f, nullptr);
-  std::string out;
-  char buf[256];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  const int rc = ::pclose(f);
+  const auto [rc, out] = run_command(cmd);
   if (!cuda_compiled()) {
     EXPECT_NE(rc, 0);
     EXPECT_NE(out.find("built without CUDA"), std::string::npos) << out;

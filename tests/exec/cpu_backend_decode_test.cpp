@@ -10,16 +10,11 @@
 #include <vector>
 
 #include "exec/backend.h"
+#include "test_util.h"
 
 namespace eellm::exec {
 namespace {
 
-std::vector<float> random_vec(size_t n, std::mt19937& rng, float scale = 1.0f) {
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 // out (M, OC) = x · wᵀ + bias in double.
 std::vector<double> matmul_ref(const std::vector<float>& x, const std::vector<float>& w, const float* bias, int M,
@@ -42,10 +37,10 @@ TEST(CpuBackendDecode, SkinnyMatmulMatchesReferenceForEveryRowCountAndOddShapes)
     // C not a multiple of the vector width, OC not a multiple of the 4-row weight tile; M across
     // the skinny range (1..16) and just past it (Eigen).
     for (auto [C, OC] : {std::pair{37, 13}, std::pair{256, 768}, std::pair{64, 5}}) {
-      const auto w = random_vec(static_cast<size_t>(OC) * C, rng, 0.1f);
-      const auto bias = random_vec(static_cast<size_t>(OC), rng);
+      const auto w = testing::randn(static_cast<size_t>(OC) * C, rng, 0.1f);
+      const auto bias = testing::randn(static_cast<size_t>(OC), rng);
       for (int M : {1, 2, 3, 4, 5, 7, 8, 16, 17}) {
-        const auto x = random_vec(static_cast<size_t>(M) * C, rng);
+        const auto x = testing::randn(static_cast<size_t>(M) * C, rng);
         for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
           std::vector<float> out(static_cast<size_t>(M) * OC, -1.0f);
           be->matmul_forward(out.data(), x.data(), w.data(), b, M, C, OC);
@@ -63,10 +58,10 @@ TEST(CpuBackendDecode, SkinnyMatmulRowsAreIndependentOfTheirNeighbours) {
   std::mt19937 rng(11);
   auto be = make_cpu_backend(1);
   const int C = 256, OC = 1024;
-  const auto w = random_vec(static_cast<size_t>(OC) * C, rng, 0.05f);
-  const auto bias = random_vec(static_cast<size_t>(OC), rng);
+  const auto w = testing::randn(static_cast<size_t>(OC) * C, rng, 0.05f);
+  const auto bias = testing::randn(static_cast<size_t>(OC), rng);
   for (int M : {2, 5, 9, 16}) {
-    const auto x = random_vec(static_cast<size_t>(M) * C, rng);
+    const auto x = testing::randn(static_cast<size_t>(M) * C, rng);
     std::vector<float> all(static_cast<size_t>(M) * OC), one(static_cast<size_t>(OC));
     be->matmul_forward(all.data(), x.data(), w.data(), bias.data(), M, C, OC);
     for (int m = 0; m < M; ++m) {
@@ -83,9 +78,9 @@ TEST(CpuBackendDecode, CachedAttentionMatchesReference) {
     auto be = make_cpu_backend(2);
     const AttentionShape s{0, 0, 4, 2, HS};
     const int B = 2, max_T = 20, KV = s.G * HS, R = 3;
-    const auto k = random_vec(static_cast<size_t>(B) * max_T * KV, rng);
-    const auto v = random_vec(static_cast<size_t>(B) * max_T * KV, rng);
-    const auto qkv = random_vec(static_cast<size_t>(R) * s.qkv_stride(), rng);
+    const auto k = testing::randn(static_cast<size_t>(B) * max_T * KV, rng);
+    const auto v = testing::randn(static_cast<size_t>(B) * max_T * KV, rng);
+    const auto qkv = testing::randn(static_cast<size_t>(R) * s.qkv_stride(), rng);
     const int32_t seq[R] = {0, 1, 1}, pos[R] = {0, 6, 19};
     std::vector<float> out(static_cast<size_t>(R) * s.out_stride());
     be->attention_cached(out.data(), qkv.data(), k.data(), v.data(), seq, pos, R, max_T, s);

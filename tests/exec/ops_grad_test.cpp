@@ -8,17 +8,12 @@
 #include <vector>
 
 #include "exec/backend.h"
+#include "test_util.h"
 #include "exec/fast_math.h"
 
 namespace eellm::exec {
 namespace {
 
-std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f) {
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 double dot(const std::vector<float>& a, const std::vector<float>& b) {
   double s = 0;
@@ -55,7 +50,7 @@ class OpsGrad : public ::testing::Test {
 
 TEST_F(OpsGrad, Matmul) {
   const int N = 6, C = 5, OC = 7;
-  auto x = randn(N * C, rng), w = randn(OC * C, rng), b = randn(OC, rng), r = randn(N * OC, rng);
+  auto x = testing::randn(N * C, rng), w = testing::randn(OC * C, rng), b = testing::randn(OC, rng), r = testing::randn(N * OC, rng);
   std::vector<float> out(N * OC), dx(N * C, 0), dw(OC * C, 0), db(OC, 0);
   auto loss = [&] {
     be->matmul_forward(out.data(), x.data(), w.data(), b.data(), N, C, OC);
@@ -71,7 +66,7 @@ TEST_F(OpsGrad, Norms) {
   for (NormKind kind : {NormKind::kLayerNorm, NormKind::kRMSNorm}) {
     const int N = 5, C = 16;
     const bool ln = kind == NormKind::kLayerNorm;
-    auto x = randn(N * C, rng), w = randn(C, rng), b = randn(C, rng), r = randn(N * C, rng);
+    auto x = testing::randn(N * C, rng), w = testing::randn(C, rng), b = testing::randn(C, rng), r = testing::randn(N * C, rng);
     std::vector<float> out(N * C), mean(N), rstd(N), dx(N * C, 0), dw(C, 0), db(C, 0);
     auto loss = [&] {
       be->norm_forward(kind, out.data(), mean.data(), rstd.data(), x.data(), w.data(), ln ? b.data() : nullptr, N, C,
@@ -90,7 +85,7 @@ TEST_F(OpsGrad, Norms) {
 TEST_F(OpsGrad, Embedding) {
   const int B = 2, T = 4, C = 3, V = 5;
   std::vector<int32_t> tok = {0, 3, 3, 1, 4, 0, 2, 3};
-  auto wte = randn(V * C, rng), wpe = randn(T * C, rng), r = randn(B * T * C, rng);
+  auto wte = testing::randn(V * C, rng), wpe = testing::randn(T * C, rng), r = testing::randn(B * T * C, rng);
   std::vector<float> out(B * T * C), dwte(V * C, 0), dwpe(T * C, 0);
   auto loss = [&] {
     be->embedding_forward(out.data(), tok.data(), wte.data(), wpe.data(), B, T, C);
@@ -104,7 +99,7 @@ TEST_F(OpsGrad, Embedding) {
 TEST_F(OpsGrad, RopeAndAttentionWithGqa) {
   const AttentionShape s{2, 7, 4, 2, 6};
   const size_t nqkv = static_cast<size_t>(s.B) * s.T * s.qkv_stride(), nout = static_cast<size_t>(s.B) * s.T * s.out_stride();
-  auto qkv = randn(nqkv, rng), r = randn(nout, rng);
+  auto qkv = testing::randn(nqkv, rng), r = testing::randn(nout, rng);
   std::vector<float> tmp(nqkv), out(nout), lse(static_cast<size_t>(s.B) * s.NH * s.T), dqkv(nqkv, 0);
   auto loss = [&] {
     tmp = qkv;
@@ -122,7 +117,7 @@ TEST_F(OpsGrad, AttentionIsCausal) {
   // Changing the last token's k/v must not change any earlier output.
   const AttentionShape s{1, 5, 2, 2, 4};
   const size_t nqkv = static_cast<size_t>(s.T) * s.qkv_stride(), nout = static_cast<size_t>(s.T) * s.out_stride();
-  auto qkv = randn(nqkv, rng);
+  auto qkv = testing::randn(nqkv, rng);
   std::vector<float> out1(nout), out2(nout), lse(static_cast<size_t>(s.NH) * s.T);
   be->attention_forward(out1.data(), lse.data(), qkv.data(), s);
   for (int i = s.NH * s.HS; i < s.qkv_stride(); ++i) qkv[static_cast<size_t>((s.T - 1) * s.qkv_stride() + i)] += 1.0f;
@@ -132,7 +127,7 @@ TEST_F(OpsGrad, AttentionIsCausal) {
 
 TEST_F(OpsGrad, Activations) {
   const int N = 4, F = 6;
-  auto x = randn(N * 2 * F, rng), r = randn(N * 2 * F, rng), r2 = randn(N * F, rng);
+  auto x = testing::randn(N * 2 * F, rng), r = testing::randn(N * 2 * F, rng), r2 = testing::randn(N * F, rng);
   std::vector<float> out(N * 2 * F), dx(N * 2 * F, 0);
   auto gelu = [&] {
     be->gelu_forward(out.data(), x.data(), x.size());
@@ -151,7 +146,7 @@ TEST_F(OpsGrad, Activations) {
 
 TEST_F(OpsGrad, FusedClassifierWithPaddedVocab) {
   const int N = 5, C = 8, V = 11, Vp = 16;
-  auto x = randn(N * C, rng), w = randn(Vp * C, rng, 0.5f);
+  auto x = testing::randn(N * C, rng), w = testing::randn(Vp * C, rng, 0.5f);
   std::vector<int32_t> tgt = {0, 10, 3, 7, 3};
   std::vector<float> losses(N), dx(N * C, 0), dw(Vp * C, 0);
   const float scale = 0.7f;
@@ -194,7 +189,7 @@ TEST(FastMath, ExpAndErfcAccuracy) {
 TEST_F(OpsGrad, DeterministicForFixedThreads) {
   const AttentionShape s{2, 33, 4, 4, 8};
   const size_t nqkv = static_cast<size_t>(s.B) * s.T * s.qkv_stride(), nout = static_cast<size_t>(s.B) * s.T * s.out_stride();
-  auto qkv = randn(nqkv, rng), r = randn(nout, rng);
+  auto qkv = testing::randn(nqkv, rng), r = testing::randn(nout, rng);
   std::vector<float> out(nout), lse(static_cast<size_t>(s.B) * s.NH * s.T), d1(nqkv, 0), d2(nqkv, 0);
   be->attention_forward(out.data(), lse.data(), qkv.data(), s);
   be->attention_backward(d1.data(), r.data(), out.data(), lse.data(), qkv.data(), s);

@@ -17,6 +17,7 @@
 #include "model/scenario_io.h"
 #include "sim/schedule.h"
 #include "sim/simulate.h"
+#include "test_util.h"
 
 namespace eellm::exec {
 namespace {
@@ -42,6 +43,13 @@ TEST(Calibrate, QuickProfileIsWellFormedAndPlausible) {
   for (double eff : {d->elementwise_efficiency, d->attention_efficiency, d->gemm_max_efficiency}) {
     EXPECT_GT(eff, 0.0);
     EXPECT_LE(eff, 1.0);
+  }
+  // Backward ÷ forward of the executor's element-wise and attention kernels, measured (not the
+  // default 2): a backward reads more than its forward, and no kernel here is 5× its forward.
+  EXPECT_GT(c->elementwise_backward_ratio, 0.0);
+  for (double r : {d->elementwise_backward_ratio, d->attention_backward_ratio}) {
+    EXPECT_GT(r, 0.3);
+    EXPECT_LT(r, 5.0);
   }
   EXPECT_GT(d->kernel_launch_us, 0.0);
   EXPECT_LT(d->kernel_launch_us, 1000.0);
@@ -155,14 +163,6 @@ TEST(Calibrate, NelderMeadFindsQuadraticMinimum) {
   EXPECT_GT(evals, 10);
 }
 
-TimelineEvent compute_event(int rank, InstrKind op, TimeNs t0, TimeNs t1) {
-  TimelineEvent e;
-  e.rank = rank;
-  e.op = op;
-  e.t0 = t0;
-  e.t1 = t1;
-  return e;
-}
 
 TEST(Fidelity, SummaryOfAKnownCase) {
   PlanMeasurement a{"a", 2, false, 0.100, 0.110, {}, {}};  // +10 %
@@ -171,10 +171,10 @@ TEST(Fidelity, SummaryOfAKnownCase) {
   PlanMeasurement f{"f", 2, true, 0.050, 0.100, {}, {}};   // +100 %, fitting: not judged
   // Per op on plan a: forwards predicted 2 ms, measured 1 ms (+100 %); backwards 3 vs 4 ms (−25 %).
   a.predicted.num_ranks = a.measured.num_ranks = 1;
-  a.predicted.events = {compute_event(0, InstrKind::kForward, 0, 2'000'000),
-                        compute_event(0, InstrKind::kBackward, 2'000'000, 5'000'000)};
-  a.measured.events = {compute_event(0, InstrKind::kForward, 0, 1'000'000),
-                       compute_event(0, InstrKind::kBackward, 1'000'000, 5'000'000)};
+  a.predicted.events = {testing::timeline_event(0, InstrKind::kForward, 0, 2'000'000),
+                        testing::timeline_event(0, InstrKind::kBackward, 2'000'000, 5'000'000)};
+  a.measured.events = {testing::timeline_event(0, InstrKind::kForward, 0, 1'000'000),
+                       testing::timeline_event(0, InstrKind::kBackward, 1'000'000, 5'000'000)};
   const FidelityReport r = summarize_fidelity({a, b, c, f});
   EXPECT_NEAR(r.judged_mape, 20.0, 1e-9);
   EXPECT_NEAR(r.fit_mape, 100.0, 1e-9);

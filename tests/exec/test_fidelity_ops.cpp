@@ -11,18 +11,11 @@
 #include "sim/engine.h"
 #include "sim/schedule.h"
 #include "sim/simulate.h"
+#include "test_util.h"
 
 namespace eellm::exec {
 namespace {
 
-TimelineEvent ev(int rank, InstrKind op, TimeNs t0, TimeNs t1) {
-  TimelineEvent e;
-  e.rank = rank;
-  e.op = op;
-  e.t0 = t0;
-  e.t1 = t1;
-  return e;
-}
 
 const OpRow* find_row(const std::vector<OpRow>& rows, const std::string& name) {
   for (const OpRow& r : rows)
@@ -37,23 +30,23 @@ constexpr TimeNs kMs = 1'000'000;
 Timeline measured(TimeNs offset) {
   Timeline t;
   t.num_ranks = 2;
-  t.events = {ev(0, InstrKind::kForward, 0, 1 * kMs),
-              ev(0, InstrKind::kSendAct, 1 * kMs, 1 * kMs + 100'000),  // posting only
-              ev(1, InstrKind::kRecvAct, offset, offset + 3 * kMs),    // waited 3 ms
-              ev(0, InstrKind::kAllReduceEmbedding, 5 * kMs, 10 * kMs),  // waited 3 ms, then 2 ms
-              ev(1, InstrKind::kAllReduceEmbedding, offset + 8 * kMs, offset + 10 * kMs),
-              ev(0, InstrKind::kAllReduceEmbedding, 20 * kMs, 21 * kMs),  // second one: 1 ms, no wait
-              ev(1, InstrKind::kAllReduceEmbedding, offset + 20 * kMs, offset + 21 * kMs)};
+  t.events = {testing::timeline_event(0, InstrKind::kForward, 0, 1 * kMs),
+              testing::timeline_event(0, InstrKind::kSendAct, 1 * kMs, 1 * kMs + 100'000),  // posting only
+              testing::timeline_event(1, InstrKind::kRecvAct, offset, offset + 3 * kMs),    // waited 3 ms
+              testing::timeline_event(0, InstrKind::kAllReduceEmbedding, 5 * kMs, 10 * kMs),  // waited 3 ms, then 2 ms
+              testing::timeline_event(1, InstrKind::kAllReduceEmbedding, offset + 8 * kMs, offset + 10 * kMs),
+              testing::timeline_event(0, InstrKind::kAllReduceEmbedding, 20 * kMs, 21 * kMs),  // second one: 1 ms, no wait
+              testing::timeline_event(1, InstrKind::kAllReduceEmbedding, offset + 20 * kMs, offset + 21 * kMs)};
   return t;
 }
 
 TEST(FidelityOps, RowsCompareTheSameQuantities) {
   Timeline predicted;
   predicted.num_ranks = 2;
-  predicted.events = {ev(0, InstrKind::kForward, 0, 2 * kMs),
-                      ev(1, InstrKind::kRecvAct, 0, 2 * kMs),
-                      ev(0, InstrKind::kAllReduceEmbedding, 6 * kMs, 9 * kMs),
-                      ev(1, InstrKind::kAllReduceEmbedding, 7 * kMs, 9 * kMs)};
+  predicted.events = {testing::timeline_event(0, InstrKind::kForward, 0, 2 * kMs),
+                      testing::timeline_event(1, InstrKind::kRecvAct, 0, 2 * kMs),
+                      testing::timeline_event(0, InstrKind::kAllReduceEmbedding, 6 * kMs, 9 * kMs),
+                      testing::timeline_event(1, InstrKind::kAllReduceEmbedding, 7 * kMs, 9 * kMs)};
   for (TimeNs offset : {TimeNs{0}, 7 * kMs, -3 * kMs}) {
     const std::vector<OpRow> rows = compare_ops(predicted, measured(offset));
     ASSERT_EQ(rows.size(), 4u);  // FWD, RECV_ACT wait, AR-EMB transfer and wait; no SEND row

@@ -5,9 +5,12 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "model/scenario.h"
+#include "sim/timeline.h"
 
 namespace eellm::exec::testing {
 
@@ -72,6 +75,24 @@ inline std::string temp_dir(const std::string& name) {
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
+}
+
+// n normally distributed floats (mean 0, standard deviation `scale`).
+inline std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// A timeline event with only rank, op and interval set (measured/predicted timelines in tests).
+inline TimelineEvent timeline_event(int rank, InstrKind op, TimeNs t0, TimeNs t1) {
+  TimelineEvent e;
+  e.rank = rank;
+  e.op = op;
+  e.t0 = t0;
+  e.t1 = t1;
+  return e;
 }
 
 }  // namespace eellm::exec::testing

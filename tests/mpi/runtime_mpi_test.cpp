@@ -76,6 +76,7 @@ const Case kTpCases[] = {
     {"pp2tp2_1f1b", 2, 1, 1, ScheduleKind::k1F1B, 4, false, 2},
     {"pp2tp2_interleaved", 2, 1, 2, ScheduleKind::kInterleaved1F1B, 4, false, 2},
     {"pp2tp2_zbh1", 2, 1, 1, ScheduleKind::kZBH1, 4, false, 2},
+    {"pp2tp2_sp_zbh1", 2, 1, 1, ScheduleKind::kZBH1, 4, false, 2, false, true},
     {"pp2tp2_ee1f1b", 2, 1, 1, ScheduleKind::kEE1F1B, 4, false, 2},
     {"pp2tp2_eetuning", 2, 1, 1, ScheduleKind::kEETuning, 4, false, 2},
     {"pp2tp2_ee1f1b_every_rule", 2, 1, 1, ScheduleKind::kEE1F1B, 4, false, 2, true},

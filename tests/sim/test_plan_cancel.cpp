@@ -40,7 +40,7 @@ TEST(PlanCancel, CancelledBeforeStartScreensNothing) {
   };
   auto r = plan(small_1p3b(), o);
   ASSERT_FALSE(r.is_ok());
-  EXPECT_TRUE(is_plan_cancelled(r.status())) << r.status().to_string();
+  EXPECT_TRUE(r.status().is_cancelled()) << r.status().to_string();
   EXPECT_EQ(r.status().code(), StatusCode::kCancelled);
   EXPECT_NE(r.status().message().find("during screening (0 of "), std::string::npos) << r.status().message();
   EXPECT_EQ(r.status().to_string().rfind("cancelled: the search was stopped by the caller", 0), 0u)
@@ -62,7 +62,7 @@ TEST(PlanCancel, StopsWithinOneSimulationOfTheHook) {
   o.cancelled = [&] { return ++polls > screen_polls + 3; };
   auto r = plan(base, o);
   ASSERT_FALSE(r.is_ok());
-  ASSERT_TRUE(is_plan_cancelled(r.status())) << r.status().to_string();
+  ASSERT_TRUE(r.status().is_cancelled()) << r.status().to_string();
   EXPECT_EQ(r.status().code(), StatusCode::kCancelled);
   EXPECT_NE(r.status().message().find("during simulation (3 of "), std::string::npos) << r.status().message();
   // The first "true" stops the worker; plan() polls once more to learn the round was cut short.
@@ -88,7 +88,7 @@ TEST(PlanCancel, CancelFromTheProgressCallbackStopsTheWorkers) {
   o.cancelled = [&] { return stop.load(); };
   auto r = plan(small_1p3b(), o);
   ASSERT_FALSE(r.is_ok());
-  EXPECT_TRUE(is_plan_cancelled(r.status())) << r.status().to_string();
+  EXPECT_TRUE(r.status().is_cancelled()) << r.status().to_string();
   EXPECT_EQ(r.status().code(), StatusCode::kCancelled);
   // The reporter saw the workers stop (its loop ended) instead of waiting for the phase to finish.
   EXPECT_GE(reports_after_stop, 1);
@@ -99,13 +99,13 @@ TEST(PlanCancel, OnlyTheCancelledStatusCounts) {
   o.gpus = 0;  // impossible budget: an error, but not a cancellation
   auto r = plan(small_1p3b(), o);
   ASSERT_FALSE(r.is_ok());
-  EXPECT_FALSE(is_plan_cancelled(r.status())) << r.status().to_string();
+  EXPECT_FALSE(r.status().is_cancelled()) << r.status().to_string();
   EXPECT_NE(r.status().code(), StatusCode::kCancelled);
   // The code decides, never the text.
-  EXPECT_FALSE(is_plan_cancelled(Status::failed_precondition("deadlock: cancelled nothing")));
-  EXPECT_FALSE(is_plan_cancelled(Status::failed_precondition("cancelled: test")));
-  EXPECT_FALSE(is_plan_cancelled(Status::invalid_argument("cancelled: wrong code")));
-  EXPECT_TRUE(is_plan_cancelled(Status::cancelled("any message")));
+  EXPECT_FALSE(Status::failed_precondition("deadlock: cancelled nothing").is_cancelled());
+  EXPECT_FALSE(Status::failed_precondition("cancelled: test").is_cancelled());
+  EXPECT_FALSE(Status::invalid_argument("cancelled: wrong code").is_cancelled());
+  EXPECT_TRUE(Status::cancelled("any message").is_cancelled());
   EXPECT_TRUE(Status::cancelled("x").is_cancelled());
   EXPECT_EQ(Status::cancelled("x").to_string(), "cancelled: x");
   // Appended after kInternal: the integer codes exec/dist_checkpoint.cpp broadcasts stay stable.
