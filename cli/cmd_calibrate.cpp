@@ -1,5 +1,5 @@
 // `eellm calibrate [--out profile.yaml] [--cluster-out cluster.yaml] [--quick]`: micro-benchmarks of
-// this machine through the CPU backend and, under mpirun, the MPI communicator (exec/calibrate.h);
+// this machine through the CPU backend and, under mpirun, the MPI communicator (fidelity/calibrate.h);
 // writes a DeviceProfile YAML (scenarios/devices format) and, with --cluster-out, a cluster file
 // whose intra_node link is the fitted alpha-beta pair and whose device is the written profile.
 // Under mpirun every rank takes part in the communication benchmarks; world rank 0 then runs the
@@ -15,12 +15,12 @@
 #include <thread>
 
 #include "cli/commands.h"
-#include "exec/calibrate.h"
-#include "exec/runtime.h"
+#include "fidelity/calibrate.h"
+#include "exec/train/runtime.h"
 #include "model/fit.h"
 #include "model/scenario_io.h"
 #ifdef EELLM_HAVE_MPI
-#include "exec/mpi/mpi_comm.h"
+#include "exec/comm/mpi/mpi_comm.h"
 #endif
 
 namespace eellm::cli {
@@ -58,19 +58,19 @@ struct CalibrateOptions {
 Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
   const bool root = !world || world->rank() == 0;
   const int ranks = world ? world->size() : 1;
-  exec::CalibrationOptions co;
+  fidelity::CalibrationOptions co;
   co.quick = o.quick;
   co.min_time_s = o.quick ? 0.02 : 0.1;
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   co.num_threads = o.threads > 0 ? o.threads : std::max(1, hw / ranks);
 
-  exec::CommCalibration comm;
-  exec::LinkFit link;
+  fidelity::CommCalibration comm;
+  fidelity::LinkFit link;
   bool have_link = false;
   if (world && ranks >= 2) {
-    EELLM_ASSIGN_OR_RETURN(comm, exec::calibrate_comm(*world, co));
+    EELLM_ASSIGN_OR_RETURN(comm, fidelity::calibrate_comm(*world, co));
     if (root) {
-      EELLM_ASSIGN_OR_RETURN(link, exec::fit_link(comm.p2p, comm.allreduce, ranks));
+      EELLM_ASSIGN_OR_RETURN(link, fidelity::fit_link(comm.p2p, comm.allreduce, ranks));
       have_link = true;
     }
   }
@@ -78,9 +78,9 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
 
   auto be = exec::make_cpu_backend(co.num_threads);
   const auto t0 = std::chrono::steady_clock::now();
-  EELLM_ASSIGN_OR_RETURN(exec::ComputeCalibration cc, exec::calibrate_compute(*be, co));
-  exec::GemmFit gfit;
-  EELLM_ASSIGN_OR_RETURN(DeviceProfile d, exec::device_profile_from_calibration(cc, o.name, &gfit));
+  EELLM_ASSIGN_OR_RETURN(fidelity::ComputeCalibration cc, fidelity::calibrate_compute(*be, co));
+  fidelity::GemmFit gfit;
+  EELLM_ASSIGN_OR_RETURN(DeviceProfile d, fidelity::device_profile_from_calibration(cc, o.name, &gfit));
   // Links not measured in this run keep the base profile's figures.
   // Residuals fitted by `eellm validate` are kept too (re-run validate after a calibration).
   if (auto base = load_device_profile(o.base); base.is_ok()) {
@@ -97,9 +97,9 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
     d.oversubscribed_efficiency = base->oversubscribed_efficiency;
   }
   d.host_cores = hw;
-  if (have_link) exec::apply_link_fit(link, d);
-  std::cout << exec::calibration_report(cc, gfit, d);
-  if (have_link) std::cout << exec::comm_report(comm, link);
+  if (have_link) fidelity::apply_link_fit(link, d);
+  std::cout << fidelity::calibration_report(cc, gfit, d);
+  if (have_link) std::cout << fidelity::comm_report(comm, link);
   std::cout << "compute benchmarks took "
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
 

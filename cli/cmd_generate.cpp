@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "cli/commands.h"
-#include "exec/data.h"
-#include "exec/generate.h"
-#include "exec/pipeline_generate.h"
-#include "exec/serve.h"
+#include "exec/io/data.h"
+#include "exec/generate/generate.h"
+#include "exec/generate/pipeline_generate.h"
+#include "exec/generate/serve.h"
 
 namespace eellm::cli {
 namespace {

@@ -1,5 +1,5 @@
 // `eellm serve CHECKPOINT`: early-exit generation behind HTTP, with EE-LLM's request fields
-// (PUT /api, JSON; exec/serve.h parses and answers) and GET /health. cpp-httplib serves the
+// (PUT /api, JSON; exec/generate/serve.h parses and answers) and GET /health. cpp-httplib serves the
 // connections on a small thread pool; generation runs one request at a time (GenerationService's
 // mutex). SIGINT/SIGTERM stop the server gracefully: the listening socket closes, requests in
 // flight finish and are answered, then the command exits 0. Signals are blocked in every thread and
@@ -21,7 +21,7 @@
 #include <thread>
 
 #include "cli/commands.h"
-#include "exec/serve.h"
+#include "exec/generate/serve.h"
 
 namespace eellm::cli {
 namespace {

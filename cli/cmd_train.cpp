@@ -8,10 +8,10 @@
 #include <vector>
 
 #include "cli/commands.h"
-#include "exec/checkpoint.h"
-#include "exec/data.h"
-#include "exec/runtime.h"
-#include "exec/trainer.h"
+#include "exec/io/checkpoint.h"
+#include "exec/io/data.h"
+#include "exec/train/runtime.h"
+#include "exec/train/trainer.h"
 #include "model/scenario_io.h"
 
 namespace eellm::cli {
@@ -49,7 +49,7 @@ void register_train(CLI::App& app) {
     if (!sc.is_ok()) return fail("train", sc.status());
     Scenario s = *sc;
     if (o->save_interval >= 0) s.training.save_interval = o->save_interval;
-    if (exec::launched_with_mpi()) {  // mpirun -np N eellm train: the distributed runtime (exec/runtime.h)
+    if (exec::launched_with_mpi()) {  // mpirun -np N eellm train: the distributed runtime (exec/train/runtime.h)
       exec::DistributedTrainOptions d;
       d.save_dir = o->save, d.resume_dir = o->resume, d.save_interval = s.training.save_interval;
       d.steps = o->steps, d.data_path = o->data, d.trace_path = o->trace, d.metrics_path = o->metrics;

@@ -1,9 +1,9 @@
 // `eellm validate [--plans DIR|default] [--np 2,4] [--profile DEVICE]`: the fidelity harness
-// (exec/validate_fidelity.h). Runs each plan with the executor under mpirun, fits the residual
+// (fidelity/fidelity.h). Runs each plan with the executor under mpirun, fits the residual
 // parameters on the fitting plans, simulates every plan with the calibrated profile and prints
 // per-plan errors, the MAPE of fitting and judged plans and the error per op kind.
 // `eellm validate --worker PLAN.yaml --steps N --metrics M --trace T` is the per-rank entry point
-// the harness launches (the distributed executor of exec/runtime.h, as `eellm train` under mpirun).
+// the harness launches (the distributed executor of exec/train/runtime.h, as `eellm train` under mpirun).
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "cli/commands.h"
-#include "exec/runtime.h"
-#include "exec/validate_fidelity.h"
+#include "exec/train/runtime.h"
+#include "fidelity/fidelity.h"
 #include "model/fit.h"
 #include "model/scenario_io.h"
 
@@ -59,31 +59,31 @@ Status run_validate(const ValidateOptions& o) {
   EELLM_ASSIGN_OR_RETURN(DeviceProfile device, load_device_profile(o.profile));
   // A profile from before host_cores existed: this machine's cores (the runs happen here).
   if (device.host_cores <= 0) device.host_cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<exec::FidelityPlan> plans;
+  std::vector<fidelity::FidelityPlan> plans;
   if (o.plans == "default") {
-    EELLM_ASSIGN_OR_RETURN(plans, exec::default_fidelity_plans(o.nps));
+    EELLM_ASSIGN_OR_RETURN(plans, fidelity::default_fidelity_plans(o.nps));
   } else {
-    EELLM_ASSIGN_OR_RETURN(plans, exec::load_fidelity_plans(o.plans, o.nps));
+    EELLM_ASSIGN_OR_RETURN(plans, fidelity::load_fidelity_plans(o.plans, o.nps));
   }
   if (!o.only.empty()) {
-    std::vector<exec::FidelityPlan> kept;
+    std::vector<fidelity::FidelityPlan> kept;
     for (const std::string& name : o.only) {
-      const auto it = std::find_if(plans.begin(), plans.end(), [&](const exec::FidelityPlan& p) { return p.name == name; });
+      const auto it = std::find_if(plans.begin(), plans.end(), [&](const fidelity::FidelityPlan& p) { return p.name == name; });
       if (it == plans.end()) return Status::invalid_argument("--only: no plan named " + name + " for the requested --np");
       kept.push_back(*it);
     }
     plans = std::move(kept);
   }
   // The executor and the simulator must run the same EE-fill lists: pin the counts.
-  EELLM_RETURN_IF_ERROR(exec::pin_fill_counts(plans, device));
+  EELLM_RETURN_IF_ERROR(fidelity::pin_fill_counts(plans, device));
   const std::string exe = self_exe();
-  std::vector<exec::PlanMeasurement> measured;
-  std::vector<exec::FidelityPlan> ran;
+  std::vector<fidelity::PlanMeasurement> measured;
+  std::vector<fidelity::FidelityPlan> ran;
   int failed = 0;
-  for (const exec::FidelityPlan& p : plans) {
+  for (const fidelity::FidelityPlan& p : plans) {
     std::printf("running %-22s np %d (%s) ... ", p.name.c_str(), p.np(), p.for_fit ? "fit" : "judged");
     std::fflush(stdout);
-    auto m = o.reuse ? exec::load_plan_measurement(p, o.workdir) : exec::run_plan(p, exe, o.mpirun, o.steps, o.workdir);
+    auto m = o.reuse ? fidelity::load_plan_measurement(p, o.workdir) : fidelity::run_plan(p, exe, o.mpirun, o.steps, o.workdir);
     if (!m.is_ok()) {  // one broken plan must not throw away the others' measurements
       std::printf("FAILED\n%s\n", m.status().to_string().c_str());
       ++failed;
@@ -94,17 +94,17 @@ Status run_validate(const ValidateOptions& o) {
     ran.push_back(p);
   }
   plans = std::move(ran);
-  const bool any_fit = std::any_of(measured.begin(), measured.end(), [](const exec::PlanMeasurement& m) { return m.for_fit; });
+  const bool any_fit = std::any_of(measured.begin(), measured.end(), [](const fidelity::PlanMeasurement& m) { return m.for_fit; });
   DeviceProfile fitted = device;
   if (o.no_fit || !any_fit) {
     std::printf("no residual fit (%s): the profile's per_layer_overhead_us %.1f, per_exit_overhead_us %.1f, "
                 "compute_share %.3f, oversubscribed_efficiency %.3f\n",
                 o.no_fit ? "--no-fit" : "no fitting plan ran", device.per_layer_overhead_us, device.per_exit_overhead_us,
                 device.compute_share, device.oversubscribed_efficiency);
-    for (exec::PlanMeasurement& m : measured) m.for_fit = false;  // nothing was fitted: all are judged
+    for (fidelity::PlanMeasurement& m : measured) m.for_fit = false;  // nothing was fitted: all are judged
   } else {
-    EELLM_ASSIGN_OR_RETURN(exec::ResidualFit fit, exec::fit_residuals(plans, measured, device));
-    fitted = exec::apply_residuals(device, fit);
+    EELLM_ASSIGN_OR_RETURN(fidelity::ResidualFit fit, fidelity::fit_residuals(plans, measured, device));
+    fitted = fidelity::apply_residuals(device, fit);
     std::printf("residual fit on the fitting plans (");
     for (size_t i = 0; i < fit.fitted.size(); ++i) std::printf("%s%s", i ? ", " : "", fit.fitted[i].c_str());
     std::printf("): per_layer_overhead_us %.1f, per_exit_overhead_us %.1f, compute_share %.3f, "
@@ -113,9 +113,9 @@ Status run_validate(const ValidateOptions& o) {
   }
   for (size_t i = 0; i < plans.size(); ++i) {
     EELLM_ASSIGN_OR_RETURN(measured[i].predicted_s,
-                           exec::predict(exec::with_device(plans[i].scenario, fitted), &measured[i].predicted));
+                           fidelity::predict(fidelity::with_device(plans[i].scenario, fitted), &measured[i].predicted));
   }
-  const exec::FidelityReport report = exec::summarize_fidelity(measured);
+  const fidelity::FidelityReport report = fidelity::summarize_fidelity(measured);
   std::cout << report.to_text();
   if (failed > 0) std::cout << failed << " plan(s) failed (not in the figures above)\n";
   if (!o.fitted_out.empty()) {

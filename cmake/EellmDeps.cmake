@@ -67,7 +67,7 @@ if(EELLM_HAVE_CUDA)
     set(CMAKE_CUDA_ARCHITECTURES 80 90)
   endif()
   # CMake 3.25 knows no C++20 dialect flag for nvcc and would otherwise inherit CXX_STANDARD 20;
-  # the .cu files are C++17 (exec/cuda/cuda_kernels.h is their only project header).
+  # the .cu files are C++17 (exec/backend/cuda/cuda_kernels.h is their only project header).
   set(CMAKE_CUDA_STANDARD 17)
   set(CMAKE_CUDA_STANDARD_REQUIRED ON)
   enable_language(CUDA)

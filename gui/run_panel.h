@@ -48,7 +48,7 @@ struct RunRequest {
 // {program, arguments...}
 QStringList run_command(const RunRequest& request);
 
-// Early-exit generation from a checkpoint (`eellm generate`, exec/generate.h).
+// Early-exit generation from a checkpoint (`eellm generate`, exec/generate/generate.h).
 struct GenerateRequest {
   QString eellm;
   QString mpirun = QStringLiteral("mpirun");

@@ -340,7 +340,7 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text,
   s.training.weight_decay = 0.01;
   s.training.adam_beta2 = 0.999;
   s.training.global_batch_size = 0;
-  s.execution.device = Backend::kCUDA;
+  s.execution.device = DeviceKind::kCUDA;
 
   // The launcher's own options, before the script: torchrun --nnodes / --nproc_per_node.
   size_t first = 0;

@@ -1,5 +1,5 @@
 // Small numerical tools shared by every fit in eellm (the A100 profile fit in model/fit.cpp, the
-// GEMM and link fits of exec/calibrate.cpp, the residual fit of exec/validate_fidelity.cpp), so
+// GEMM and link fits of fidelity/calibrate.cpp, the residual fit of fidelity/fidelity.cpp), so
 // there is one minimiser and one definition of "percent error":
 // - nelder_mead(): derivative-free simplex minimiser (standard coefficients: reflection 1,
 //   expansion 2, contraction ½, shrink ½). Deterministic: the same f, start and step give the same

@@ -60,6 +60,6 @@ const char* to_string(InferenceMethod v) {
   }
   return "?";
 }
-const char* to_string(Backend v) { return v == Backend::kCPU ? "cpu" : "cuda"; }
+const char* to_string(DeviceKind v) { return v == DeviceKind::kCPU ? "cpu" : "cuda"; }
 
 }  // namespace eellm

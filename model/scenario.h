@@ -33,7 +33,7 @@ enum class ScheduleKind {
 
 enum class Confidence { kMaxProb, kMargin, kEntropy };
 enum class InferenceMethod { kFull, kRecompute, kPipeline, kSpeculative };
-enum class Backend { kCPU, kCUDA };
+enum class DeviceKind { kCPU, kCUDA };
 
 struct ModelSpec {
   std::string arch = "gpt";  // free-form label ("gpt2", "llama")
@@ -197,7 +197,7 @@ struct InferenceSpec {
 };
 
 struct ExecutionSpec {
-  Backend device = Backend::kCPU;
+  DeviceKind device = DeviceKind::kCPU;
   int num_threads = 0;  // 0 → all cores
   double recv_timeout_s = 60;
 };
@@ -226,6 +226,6 @@ const char* to_string(LrDecayStyle v);
 const char* to_string(ScheduleKind v);
 const char* to_string(Confidence v);
 const char* to_string(InferenceMethod v);
-const char* to_string(Backend v);
+const char* to_string(DeviceKind v);
 
 }  // namespace eellm

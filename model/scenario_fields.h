@@ -35,7 +35,7 @@ EELLM_ENUM_VALUES(ScheduleKind, ScheduleKind::kNoPipelining, ScheduleKind::kGPip
 EELLM_ENUM_VALUES(Confidence, Confidence::kMaxProb, Confidence::kMargin, Confidence::kEntropy);
 EELLM_ENUM_VALUES(InferenceMethod, InferenceMethod::kFull, InferenceMethod::kRecompute,
                   InferenceMethod::kPipeline, InferenceMethod::kSpeculative);
-EELLM_ENUM_VALUES(Backend, Backend::kCPU, Backend::kCUDA);
+EELLM_ENUM_VALUES(DeviceKind, DeviceKind::kCPU, DeviceKind::kCUDA);
 #undef EELLM_ENUM_VALUES
 
 template <typename E>

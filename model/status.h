@@ -10,7 +10,7 @@
 
 namespace eellm {
 
-// Values are stable (exec/dist_checkpoint.cpp broadcasts them as integers): append new codes.
+// Values are stable (exec/io/dist_checkpoint.cpp broadcasts them as integers): append new codes.
 // kCancelled: the caller asked a long operation to stop (e.g. PlanOptions::cancelled); not an error
 // of the input, so front ends test the code and treat it apart (GUI: "cancelled", CLI: exit 130).
 enum class StatusCode { kOk, kInvalidArgument, kNotFound, kCorruption, kIOError, kFailedPrecondition, kInternal, kCancelled };

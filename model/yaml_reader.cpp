@@ -273,9 +273,9 @@ bool parse_enum_alias(const std::string& t, ScheduleKind& out) {
   if (t == "eefillbubbles" || t == "fill") return (out = ScheduleKind::kEEFill), true;
   return false;
 }
-bool parse_enum_alias(const std::string& t, Backend& out) {
-  if (t == "gpu") return (out = Backend::kCUDA), true;
-  if (t == "host") return (out = Backend::kCPU), true;
+bool parse_enum_alias(const std::string& t, DeviceKind& out) {
+  if (t == "gpu") return (out = DeviceKind::kCUDA), true;
+  if (t == "host") return (out = DeviceKind::kCPU), true;
   return false;
 }
 bool parse_enum_alias(const std::string& t, InferenceMethod& out) {

@@ -104,7 +104,7 @@ bool parse_enum_alias(const std::string& normalized, PositionEmbedding& out);
 bool parse_enum_alias(const std::string& normalized, Activation& out);
 bool parse_enum_alias(const std::string& normalized, DType& out);
 bool parse_enum_alias(const std::string& normalized, ScheduleKind& out);
-bool parse_enum_alias(const std::string& normalized, Backend& out);
+bool parse_enum_alias(const std::string& normalized, DeviceKind& out);
 bool parse_enum_alias(const std::string& normalized, InferenceMethod& out);
 bool parse_enum_alias(const std::string& normalized, Confidence& out);
 template <typename E>

@@ -38,10 +38,10 @@
 #include <string>
 #include <vector>
 
-#include "exec/confidence.h"
-#include "exec/data.h"
-#include "exec/generate.h"
-#include "exec/trainer.h"
+#include "exec/generate/confidence.h"
+#include "exec/io/data.h"
+#include "exec/generate/generate.h"
+#include "exec/train/trainer.h"
 #include "model/scenario_io.h"
 
 namespace {

@@ -22,8 +22,8 @@
 #include <cblas.h>
 #endif
 
-#include "exec/backend.h"
-#include "exec/trainer.h"
+#include "exec/backend/backend.h"
+#include "exec/train/trainer.h"
 #include "model/scenario_io.h"
 
 namespace {

@@ -24,11 +24,11 @@
 #include <utility>
 #include <vector>
 
-#include "exec/checkpoint.h"
-#include "exec/data.h"
-#include "exec/device.h"
-#include "exec/generate.h"
-#include "exec/serve.h"
+#include "exec/io/checkpoint.h"
+#include "exec/io/data.h"
+#include "exec/backend/device.h"
+#include "exec/generate/generate.h"
+#include "exec/generate/serve.h"
 #include "tests/exec/test_util.h"
 
 extern char** environ;

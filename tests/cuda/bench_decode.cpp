@@ -1,6 +1,6 @@
 // eellm_cuda_bench_decode SCENARIO [TOKENS] [BANDWIDTH_GBps]: batch-1 greedy decoding of the
 // scenario's model (random init, full depth, no early exit) on the CUDA backend through the decode
-// ops of exec/backend.h (embed_rows, rope_rows, kv_append, attention_cached) and the GEMMs, one
+// ops of exec/backend/backend.h (embed_rows, rope_rows, kv_append, attention_cached) and the GEMMs, one
 // token at a time with the argmax on the host. Prints tokens/s and the memory-bandwidth bound:
 // every weight the token passes is read once, so the bound is weight bytes / HBM bandwidth
 // (default 4800 GB/s, H200). A benchmark, not a test: scripts/gpu-check.sh runs it.
@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "exec/device.h"
-#include "exec/gpt.h"
+#include "exec/backend/device.h"
+#include "exec/gpt/gpt.h"
 #include "model/scenario_io.h"
 
 using namespace eellm;
@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   auto cfg_or = make_gpt_config(*sc);
   if (!cfg_or.is_ok()) return fail(cfg_or.status().to_string());
   const GptConfig c = *cfg_or;
-  auto be_or = make_backend(::eellm::Backend::kCUDA, 0);
+  auto be_or = make_backend(::eellm::DeviceKind::kCUDA, 0);
   if (!be_or.is_ok()) return fail(be_or.status().to_string());
   std::unique_ptr<exec::Backend> be = std::move(be_or).value();
   const int max_T = c.max_T;

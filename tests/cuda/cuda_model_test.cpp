@@ -1,4 +1,4 @@
-// The whole early-exit GPT (exec/gpt_model.h) on the CUDA backend against the CPU backend: every
+// The whole early-exit GPT (exec/gpt/gpt_model.h) on the CUDA backend against the CPU backend: every
 // head's loss and every parameter gradient of one microbatch, then the losses after three AdamW
 // steps, for the GPT-2 style tiny-ee scenario and a LLaMA-style variant (RMSNorm, RoPE, SwiGLU,
 // grouped queries, no biases, exit MLP). fp32 GEMMs; tolerance 1e-3 relative to each tensor's
@@ -7,9 +7,9 @@
 
 #include <random>
 
-#include "exec/cuda/cuda_backend.h"
-#include "exec/gpt_model.h"
-#include "exec/optimizer.h"
+#include "exec/backend/cuda/cuda_backend.h"
+#include "exec/gpt/gpt_model.h"
+#include "exec/gpt/optimizer.h"
 #include "model/scenario_io.h"
 #include "tests/cuda/cuda_test_util.h"
 

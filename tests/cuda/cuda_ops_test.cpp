@@ -8,8 +8,8 @@
 #include <limits>
 #include <memory>
 
-#include "exec/backend.h"
-#include "exec/cuda/cuda_backend.h"
+#include "exec/backend/backend.h"
+#include "exec/backend/cuda/cuda_backend.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace eellm::exec::testing {

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "exec/cuda/cuda_context.h"
-#include "exec/tensor.h"
+#include "exec/backend/cuda/cuda_context.h"
+#include "exec/backend/tensor.h"
 
 namespace eellm::exec::testing {
 

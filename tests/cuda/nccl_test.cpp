@@ -1,4 +1,4 @@
-// The NCCL communicator (exec/cuda/nccl_comm.h) over every operation of the Communicator
+// The NCCL communicator (exec/comm/nccl/nccl_comm.h) over every operation of the Communicator
 // interface, with device (managed) and host buffers. Run as one process (bootstrap: the self
 // communicator; NCCL world of 1) or under mpirun (bootstrap: the MPI world; one process per GPU).
 // Skipped when there is no GPU or fewer GPUs than processes (NCCL refuses two ranks on one GPU).
@@ -10,12 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "exec/cuda/cuda_backend.h"
-#include "exec/cuda/cuda_context.h"
-#include "exec/cuda/nccl_comm.h"
+#include "exec/backend/cuda/cuda_backend.h"
+#include "exec/backend/cuda/cuda_context.h"
+#include "exec/comm/nccl/nccl_comm.h"
 #include "tests/cuda/cuda_test_util.h"
 #ifdef EELLM_HAVE_MPI
-#include "exec/mpi/mpi_comm.h"
+#include "exec/comm/mpi/mpi_comm.h"
 #endif
 
 namespace eellm::exec::testing {

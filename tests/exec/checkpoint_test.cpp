@@ -10,9 +10,9 @@
 #include <cstring>
 #include <thread>
 
-#include "exec/checkpoint.h"
-#include "exec/dist_checkpoint.h"
-#include "exec/safetensors.h"
+#include "exec/io/checkpoint.h"
+#include "exec/io/dist_checkpoint.h"
+#include "exec/io/safetensors.h"
 #include "test_util.h"
 
 namespace eellm::exec {
@@ -93,7 +93,7 @@ TEST(Checkpoint, SurvivesKillDuringSave) {
   EXPECT_EQ(kills_after_first_save, 10);
 }
 
-// The distributed checkpoint's collective save (exec/dist_checkpoint.h) over a 1-process world:
+// The distributed checkpoint's collective save (exec/io/dist_checkpoint.h) over a 1-process world:
 // a process killed at arbitrary points of its saves always leaves `latest` naming a complete
 // checkpoint (manifest written last, directory renamed, then `latest` replaced).
 TEST(DistCheckpoint, SurvivesKillDuringSave) {

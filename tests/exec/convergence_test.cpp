@@ -8,7 +8,7 @@
 
 #include <cstdio>
 
-#include "exec/trainer.h"
+#include "exec/train/trainer.h"
 #include "model/scenario_io.h"
 
 namespace eellm::exec {

@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "exec/backend.h"
+#include "exec/backend/backend.h"
 #include "test_util.h"
 
 namespace eellm::exec {

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "exec/gpt.h"
-#include "exec/gpt_model.h"
-#include "exec/optimizer.h"
+#include "exec/gpt/gpt.h"
+#include "exec/gpt/gpt_model.h"
+#include "exec/gpt/optimizer.h"
 #include "model/layout.h"
 #include "model/scenario_io.h"
 #include "sim/schedule.h"

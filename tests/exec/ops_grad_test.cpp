@@ -7,9 +7,9 @@
 #include <random>
 #include <vector>
 
-#include "exec/backend.h"
+#include "exec/backend/backend.h"
 #include "test_util.h"
-#include "exec/fast_math.h"
+#include "exec/backend/fast_math.h"
 
 namespace eellm::exec {
 namespace {

@@ -13,9 +13,9 @@
 #include <random>
 #include <utility>
 
-#include "exec/gpt_model.h"
-#include "exec/optimizer.h"
-#include "exec/safetensors.h"
+#include "exec/gpt/gpt_model.h"
+#include "exec/gpt/optimizer.h"
+#include "exec/io/safetensors.h"
 #include "test_util.h"
 
 namespace eellm::exec {

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "exec/comm.h"
-#include "exec/runtime.h"
+#include "exec/comm/comm.h"
+#include "exec/train/runtime.h"
 #include "sim/trace.h"
 #include "tests/exec/dist_reference.h"
 

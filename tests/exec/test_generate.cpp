@@ -10,8 +10,8 @@
 #include <random>
 #include <set>
 
-#include "exec/generate.h"
-#include "exec/gpt_model.h"
+#include "exec/generate/generate.h"
+#include "exec/gpt/gpt_model.h"
 #include "tests/exec/test_util.h"
 
 namespace eellm::exec {

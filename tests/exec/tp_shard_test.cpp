@@ -1,4 +1,4 @@
-// Tensor-parallel sharding rules (exec/tp_shard.h): for every parameter of a model that uses every
+// Tensor-parallel sharding rules (exec/gpt/tp_shard.h): for every parameter of a model that uses every
 // rule (GQA, SwiGLU, RMSNorm, untied heads, exit block and MLP), the shards of all tp ranks have
 // the shapes GptParams::allocate(local_config) gives, tile the full tensor exactly once, and
 // extract → insert round-trips.
@@ -6,7 +6,7 @@
 
 #include <map>
 
-#include "exec/tp_shard.h"
+#include "exec/gpt/tp_shard.h"
 
 namespace eellm::exec {
 namespace {

@@ -7,11 +7,11 @@
 #include <fstream>
 #include <limits>
 
-#include "exec/checkpoint.h"
-#include "exec/data.h"
-#include "exec/optimizer.h"
-#include "exec/safetensors.h"
-#include "exec/trainer.h"
+#include "exec/io/checkpoint.h"
+#include "exec/io/data.h"
+#include "exec/gpt/optimizer.h"
+#include "exec/io/safetensors.h"
+#include "exec/train/trainer.h"
 #include "model/layout.h"
 #include "test_util.h"
 

@@ -274,7 +274,7 @@ Scenario everything_changed() {
   i.speculative_draft_tokens = 6;
   i.draft_exit = 1;
   i.max_pending_recompute = 3;
-  s.execution.device = Backend::kCUDA;
+  s.execution.device = DeviceKind::kCUDA;
   s.execution.num_threads = 2;
   s.execution.recv_timeout_s = 12.5;
   return s;

@@ -16,10 +16,10 @@
 #include <sstream>
 #include <tuple>
 
-#include "exec/checkpoint.h"
-#include "exec/data.h"
-#include "exec/dist_checkpoint.h"
-#include "exec/runtime.h"
+#include "exec/io/checkpoint.h"
+#include "exec/io/data.h"
+#include "exec/io/dist_checkpoint.h"
+#include "exec/train/runtime.h"
 #include "tests/exec/dist_reference.h"
 #include "tests/mpi/mpi_test_util.h"
 
@@ -314,7 +314,7 @@ TEST(DistCheckpoint, ResumeOnADifferentLayoutContinuesTheLossCurve) {
   EXPECT_GT(moved, 1e-4);  // trained weights, not the initialisation
 }
 
-// A single-process checkpoint (exec/checkpoint.h) loads into a PP = np, ZeRO-1-free layout: every
+// A single-process checkpoint (exec/io/checkpoint.h) loads into a PP = np, ZeRO-1-free layout: every
 // rank's owned tensors and moment slices equal the saved ones.
 TEST(DistCheckpoint, ReadsASingleProcessCheckpoint) {
   const Scenario s = layout_scenario(world().size(), 1, 1, false);

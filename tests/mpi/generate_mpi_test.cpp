@@ -1,4 +1,4 @@
-// Pipeline-based early-exit generation over MPI (exec/pipeline_generate.h): with one stage per rank
+// Pipeline-based early-exit generation over MPI (exec/generate/pipeline_generate.h): with one stage per rank
 // (PP = world size: 2 or 4) the tokens, the heads they left at and the sampled tokens equal the
 // single-process KV-recomputation method with the same threshold (unbounded pending cap), and with
 // the threshold off they equal the full model. Random-init 4-layer models, GPT-2 (post-exits) and
@@ -8,9 +8,9 @@
 #include <algorithm>
 #include <random>
 
-#include "exec/generate.h"
-#include "exec/gpt_model.h"
-#include "exec/pipeline_generate.h"
+#include "exec/generate/generate.h"
+#include "exec/gpt/gpt_model.h"
+#include "exec/generate/pipeline_generate.h"
 #include "tests/exec/test_util.h"
 #include "tests/mpi/mpi_test_util.h"
 

@@ -5,7 +5,7 @@
 
 #include <cstdio>
 
-#include "exec/mpi/mpi_comm.h"
+#include "exec/comm/mpi/mpi_comm.h"
 #include "tests/mpi/mpi_test_util.h"
 
 namespace eellm::exec::testing {

@@ -4,8 +4,8 @@
 
 #include <memory>
 
-#include "exec/comm.h"
-#include "exec/runtime.h"
+#include "exec/comm/comm.h"
+#include "exec/train/runtime.h"
 #include "model/layout.h"
 
 namespace eellm::exec::testing {

@@ -12,9 +12,9 @@
 #include <map>
 #include <utility>
 
-#include "exec/data.h"
-#include "exec/runtime.h"
-#include "exec/tp_shard.h"
+#include "exec/io/data.h"
+#include "exec/train/runtime.h"
+#include "exec/gpt/tp_shard.h"
 #include "sim/simulate.h"
 #include "sim/trace.h"
 #include "tests/exec/dist_reference.h"

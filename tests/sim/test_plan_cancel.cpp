@@ -108,7 +108,7 @@ TEST(PlanCancel, OnlyTheCancelledStatusCounts) {
   EXPECT_TRUE(Status::cancelled("any message").is_cancelled());
   EXPECT_TRUE(Status::cancelled("x").is_cancelled());
   EXPECT_EQ(Status::cancelled("x").to_string(), "cancelled: x");
-  // Appended after kInternal: the integer codes exec/dist_checkpoint.cpp broadcasts stay stable.
+  // Appended after kInternal: the integer codes exec/io/dist_checkpoint.cpp broadcasts stay stable.
   EXPECT_EQ(static_cast<int>(StatusCode::kCancelled), static_cast<int>(StatusCode::kInternal) + 1);
 }
 

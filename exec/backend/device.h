@@ -1,0 +1,24 @@
+// Backend selection by the scenario's `execution.device` (cpu | cuda): the one place that creates
+// the backend of a training or generation run, so callers stay device-agnostic. Creating the CUDA
+// backend also switches Tensor memory to CUDA managed memory (exec/backend/tensor.h): call make_backend
+// BEFORE allocating the tensors the backend will use.
+// Thread-safety: call from one thread at start-up.
+#pragma once
+
+#include <memory>
+
+#include "exec/backend/backend.h"
+#include "model/scenario.h"
+#include "model/status.h"
+
+namespace eellm::exec {
+
+// device cpu → make_cpu_backend(num_threads). device cuda → the CUDA backend (GEMM math from the
+// environment variable EELLM_CUDA_GEMM = bf16 (default) | tf32 | fp32); a Status error when this
+// build has no CUDA or the machine has no usable GPU.
+StatusOr<std::unique_ptr<Backend>> make_backend(::eellm::DeviceKind device, int num_threads);
+
+// True when this binary was built with the CUDA backend (EELLM_HAVE_CUDA).
+bool cuda_compiled();
+
+}  // namespace eellm::exec

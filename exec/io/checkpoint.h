@@ -1,0 +1,56 @@
+// Training checkpoints. A checkpoint directory holds one sub-directory per saved iteration and a
+// `latest` file naming the newest complete one:
+//   DIR/latest                      "iter_0000100\n"
+//   DIR/iter_0000100/model.safetensors      weights under GptParams::named() names
+//   DIR/iter_0000100/optimizer.safetensors  AdamW moments "m.<name>", "v.<name>"
+//   DIR/iter_0000100/state.json             iteration, Adam step, data position, seed, the scenario
+//                                            (YAML), the model fingerprint, each file's size and
+//                                            FNV-1a checksum
+// Saving writes DIR/.tmp_iter_N/ (every file fsynced), renames it to DIR/iter_N, fsyncs DIR, then
+// replaces `latest` atomically; a crash at any point leaves `latest` naming a complete checkpoint.
+// Loading verifies sizes, checksums, tensor names and shapes, and that the model matches.
+// Thread-compatible.
+#pragma once
+
+#include <string>
+
+#include "exec/io/data.h"
+#include "exec/gpt/gpt.h"
+#include "exec/gpt/optimizer.h"
+#include "model/scenario.h"
+#include "model/status.h"
+
+namespace eellm::exec {
+
+struct TrainProgress {
+  int iteration = 0;  // iterations completed
+  DataPosition data;
+  uint64_t seed = 0;
+};
+
+// Keeps the newest `keep` checkpoints (older iter_* directories are removed after `latest` moves).
+Status save_checkpoint(const std::string& dir, const Scenario& scenario, const GptConfig& cfg, const GptParams& params,
+                       AdamW* opt, const TrainProgress& progress, int keep = 2);
+
+// Loads the checkpoint `latest` names (or `dir` itself if it holds state.json). Fails with
+// kFailedPrecondition when it was written for a different model, kCorruption on bad checksums or
+// sizes. `opt` may be null (weights only).
+Status load_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& params, AdamW* opt,
+                       TrainProgress* progress);
+
+// The scenario stored in a checkpoint (for `eellm eval`/`generate CHECKPOINT`); for a distributed
+// checkpoint its parallel section is reset to one process (the weights load into any layout).
+StatusOr<Scenario> checkpoint_scenario(const std::string& dir);
+
+// The directory of the checkpoint `latest` names (or dir itself when it holds state.json or,
+// for a distributed checkpoint (exec/io/dist_checkpoint.h), manifest.json).
+StatusOr<std::string> resolve_checkpoint_dir(const std::string& dir);
+
+// The model fingerprint stored in checkpoints (JSON text: architecture fields that must match)
+// and its check: kFailedPrecondition listing every differing field, `source` naming the file.
+std::string model_fingerprint(const GptConfig& cfg);
+Status check_model_fingerprint(const std::string& stored_json, const GptConfig& cfg, const std::string& source);
+// "iter_0000100"
+std::string checkpoint_iter_name(int iteration);
+
+}  // namespace eellm::exec

@@ -1,0 +1,204 @@
+// PipelineRuntime: executes one pipeline rank's instruction list of the simulator's Schedule
+// (sim/schedule.h) for real — forward/backward of its model chunks per microbatch, activation and
+// gradient messages, exit losses on their own stage, DP and embedding-group gradient all-reduce,
+// AdamW — and times every instruction into a Timeline (the simulator's type, sim/timeline.h).
+//
+// Tensor parallelism (Megatron): the ranks of comms.tensor run the same instruction list on their
+// shards (exec/gpt/gpt.h, exec/gpt/tp_shard.h); activations between stages go between ranks of equal tp
+// rank: full (B·T, C), or with parallel.sequence_parallel this rank's B·T/tp rows.
+//
+// Parameters: each rank allocates, in its tp-shard shapes (local_config), only the tensors its
+// chunks read ("held"; the rest of params() stays empty): layers and exit heads of its chunks, wte
+// where the embedding or a tied head lives, wpe on the first stage, the final norm/head on the
+// last. Values: the full model initialised with the scenario's seed exactly as the single-process
+// Trainer does, then this rank's shard. It reduces and updates the held tensors ("owned"; all but
+// EE-Tuning's frozen backbone). The gradient norm counts tied wte copies once (stage 0) and
+// tp-replicated tensors once (tp rank 0), summed over the optimizer group and the tp group.
+//
+// Instruction semantics beyond schedule.h:
+//  - FWD keeps gradients (heads' backward at forward time, EE-LLM) only when this rank's list has
+//    a backward for (microbatch, chunk); so microbatches whose backward the schedule drops (EE fill
+//    cool-down, stages without exits in EE-Tuning) train nothing on this rank.
+//  - kTruncated FWD runs the whole chunk (its deepest exit is in it) with the final head's weight 0.
+//  - ZB-H1: BWD_INPUT computes the input gradient (GptChunk::backward_input) and keeps the chunk
+//    state; BWD_WEIGHT adds the deferred weight gradients of the backbone matmuls
+//    (backward_weight) and frees it. A BWD_INPUT without a BWD_WEIGHT runs the whole backward.
+//  - kExitOnly BWD (EE-Tuning) back-propagates nothing further: the exit heads' gradients were
+//    accumulated in FWD; only exit-head tensors are updated, the backbone is frozen.
+//  - AR-EMB in EE-Tuning is a no-op (tied weights are frozen with the backbone); the gradient norm
+//    is reduced over the pipeline ranks that have an OPT (EE-Tuning: only stages with exits).
+//  - DP gradient reduction and AdamW are exec/grad_sync's GradSync (built on first use from the
+//    owned tensors): gradients in buckets of parallel.ddp_bucket_size, all-reduced, or with
+//    parallel.use_distributed_optimizer reduce-scattered with AdamW on this DP rank's shard and the
+//    parameters all-gathered (ZeRO-1). With overlap_grad_reduce each bucket is posted as a
+//    non-blocking collective as soon as its gradients are final (Megatron): during a chunk's
+//    last backward-type step of the iteration — a full BWD, or under ZB-H1 the last BWD_WEIGHT,
+//    since BWD_INPUT leaves the matmul weight gradients out — GptChunk reports each layer when
+//    its backward is done (top layer first), the chunk's exit heads and final head (whose
+//    gradients are taken at forward time) are final when that step begins, and whatever is left
+//    of the chunk (positions) right after it. ALLREDUCE_DP with kOverlapped then waits for all
+//    of them after the rank's last backward-type step; IterationResult::dp_buckets says when each
+//    bucket was posted. The tied wte gradient (summed by AR-EMB too, over several chunks) is
+//    posted at AR-DP and all-reduced in full even under ZeRO-1.
+// Loss weights per microbatch: exit_loss_weight_at(iter)/m and final_exit_weight/m (m = this
+// replica's microbatches), gradients averaged over DP: the same objective as exec/trainer.
+// Thread-safety: one runtime per process, used by the main thread.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "exec/backend/backend.h"
+#include "exec/comm/comm.h"
+#include "exec/gpt/gpt.h"
+#include "exec/train/grad_sync.h"
+#include "model/layout.h"
+#include "model/scenario.h"
+#include "sim/schedule.h"
+#include "sim/timeline.h"
+
+namespace eellm::exec {
+
+// Test hook: make one world rank fail at one instruction of its list.
+enum class FaultKind { kNone, kExit, kHang };
+
+struct RuntimeOptions {
+  double recv_timeout_s = 60;  // execution.recv_timeout_s
+  int num_threads = 1;         // CPU backend threads per rank
+  bool record_timeline = true;
+  // The ratio make_schedule derives EE fill counts from; pass the simulator's (sim/simulate.h
+  // backward_forward_ratio) so both run the same schedule.
+  // ≤ 0 → the simulator's ratio for the scenario (what DistributedTrainOptions, i.e. `eellm train`,
+  // uses); tests pin 2.0 to compare with reference schedules built by make_schedule's default.
+  double bwd_fwd_ratio = 2.0;
+  FaultKind fault = FaultKind::kNone;
+  int fault_world_rank = -1;
+  int fault_instruction = 0;
+};
+
+struct IterationResult {
+  int iteration = 0;              // 0-based index of the iteration just run
+  std::vector<double> exit_loss;  // per exit: mean over the microbatches whose forward reached it
+  double final_loss = 0;          // mean over the microbatches that reached the final head
+  double total_loss = 0;          // final_exit_weight·final + Σ weight(iter)·exit
+  double grad_norm = 0, lr = 0;  // 0 on ranks without an OPT (EE-Tuning stages without exits)
+  Timeline timeline;              // all pipeline ranks (dp 0, tp 0) on world rank 0, else empty
+  // This rank's DP gradient buckets (dp > 1): chunk (readiness group; -1: AR-DP), padded size and
+  // when each was posted and found complete, in ns since the iteration's start (the timeline's clock).
+  std::vector<GradSync::BucketTiming> dp_buckets;
+};
+
+class PipelineRuntime {
+ public:
+  // `comms` must outlive the runtime. Fails for layouts whose world size differs from the
+  // communicator's.
+  static StatusOr<std::unique_ptr<PipelineRuntime>> create(const Scenario& scenario, Communicators& comms,
+                                                           const RuntimeOptions& options);
+
+  // One training iteration. `inputs`/`targets`: this DP replica's m microbatches, each B·T tokens
+  // (m·B·T values). Every rank of the job calls it; errors name the rank and the instruction.
+  StatusOr<IterationResult> run_iteration(const std::vector<int32_t>& inputs, const std::vector<int32_t>& targets,
+                                          int iteration);
+
+  const Schedule& schedule() const { return schedule_; }
+  const Layout& layout() const { return layout_; }
+  const GptConfig& config() const { return cfg_; }            // this rank's tp shard of the model
+  const GptConfig& full_config() const { return full_cfg_; }  // the whole model
+  GptParams& params() { return params_; }  // held tensors only, in tp-shard shapes
+  const std::vector<Instr>& instructions() const { return schedule_.ranks[static_cast<size_t>(pp_rank_)]; }
+  // Tensors this rank updates (checkpoint names), in GptParams::named() order.
+  const std::vector<std::string>& owned_names() const { return owned_names_; }
+  int pp_rank() const { return pp_rank_; }
+  // The DP reduction / optimizer of this rank (created on first use); checkpoints read and write
+  // its AdamW moments.
+  StatusOr<GradSync*> grad_sync();
+  void set_record_timeline(bool on) { opt_.record_timeline = on; }
+
+ private:
+  PipelineRuntime() = default;
+  using Key = std::pair<int, int>;  // (microbatch, chunk)
+
+  Status execute(const Instr& in, int index, const std::vector<int32_t>& inputs,
+                 const std::vector<int32_t>& targets, const HeadWeights& w);
+  Status reduce_data_parallel();
+  // After instruction `index`: posts the buckets of chunks whose last backward it was (overlap).
+  Status after_instruction(int index);
+  // Overlap: when `index` is the last backward-type step of `chunk`, reports the chunk's heads
+  // final and arms the chunk's per-layer hook (disarm_layer_hook after the step). False otherwise.
+  StatusOr<bool> arm_layer_hook(int chunk, int index);
+  Status disarm_layer_hook(int chunk);
+  Status optimizer_step(int iteration, IterationResult& r);
+  int tag(int microbatch, bool grad, int chunk) const;
+  size_t activation_floats() const;
+  std::string where(const Instr& in, int index) const;
+
+  Scenario scenario_;
+  Layout layout_;
+  Schedule schedule_;
+  RuntimeOptions opt_;
+  Communicators* comms_ = nullptr;
+  int pp_rank_ = 0;
+  GptConfig full_cfg_;  // the whole model
+  GptConfig cfg_;       // this rank's tensor-parallel shard of it (local_config; = full_cfg_ at tp 1)
+  std::unique_ptr<Backend> be_;
+  std::vector<std::unique_ptr<GptChunk>> chunks_;  // per local chunk
+  GptParams params_, grads_;
+  std::vector<std::string> owned_names_;
+  std::vector<std::pair<Tensor*, Tensor*>> owned_;  // (param, grad) pairs, named() order
+  std::vector<bool> owned_counts_in_norm_;          // wte only on pp rank 0 (tied copies count once)
+  std::unique_ptr<Communicator> trainers_;  // pipeline ranks with an OPT (all but EE-Tuning's exit-less)
+  std::unique_ptr<GradSync> grad_sync_;      // see grad_sync(); owns the AdamW moments (ZeRO-1: this rank's DP shard)
+  std::vector<int> chunk_last_backward_;     // per local chunk: index of its last backward-type step
+  std::map<int, std::vector<size_t>> layer_sync_;  // backbone layer → its GradSync tensor indices
+  std::vector<std::vector<size_t>> head_sync_;     // per local chunk: its heads' GradSync tensor indices
+  Status hook_status_;                             // first failure inside the per-layer hook
+  std::vector<GradSync::BucketTiming> dp_timings_;  // of this iteration's reduce()
+  std::set<Key> has_backward_;
+  std::set<Key> has_weight_step_;  // BWD_WEIGHT steps of this rank (ZB-H1)
+  int last_backward_index_ = -1;
+  // Per iteration.
+  std::map<Key, ChunkState> states_;
+  std::map<Key, ChunkState> w_states_;  // between a BWD_INPUT and its BWD_WEIGHT
+  std::map<Key, Tensor> act_in_, grad_in_, grad_out_;
+  std::vector<double> loss_sum_, loss_count_;  // exits then final
+  bool dp_pending_ = false;
+  int64_t t_origin_ns_ = 0;
+  std::vector<TimelineEvent> events_;
+};
+
+// `eellm train` under mpirun: every rank reads the same data, takes its DP replica's microbatches,
+// runs `steps` iterations (−1 → training.train_iters) and rank 0 prints one line per iteration.
+struct DistributedTrainOptions {
+  DistributedTrainOptions() { runtime.bwd_fwd_ratio = 0; }  // the simulator's ratio (see RuntimeOptions)
+  int steps = -1;
+  std::string data_path;   // token file; empty → training.data_path, else the default corpus
+  std::string trace_path;  // measured trace of the last iteration (world rank 0 writes it)
+  std::string metrics_path;  // JSONL per iteration (world rank 0)
+  // Distributed checkpoints (exec/io/dist_checkpoint.h): saved every save_interval iterations (≤ 0:
+  // only at the end) and after the last one; a resume may come from any parallel layout or from a
+  // single-process checkpoint, and continues the iteration count, LR schedule and data position.
+  std::string save_dir, resume_dir;
+  int save_interval = 0;
+  RuntimeOptions runtime;
+};
+Status run_distributed_training(const Scenario& scenario, Communicator& world, const DistributedTrainOptions& options,
+                                std::ostream* log);
+
+// True when this build has MPI and the process was started by mpirun/srun: `eellm train` then
+// takes the distributed path.
+bool launched_with_mpi();
+// The whole distributed `eellm train`: initialises MPI, runs run_distributed_training (rank 0
+// logs to `log`), finalises. Returns the process exit code; errors are printed by world rank 0
+// (configuration errors are the same on every rank), faults by the rank that sees them.
+// runtime.num_threads ≤ 0 → the cores divided among the ranks of this node. With
+// execution.device cuda in a CUDA build the ranks talk over NCCL (bootstrapped over MPI; an error
+// names NCCL if it cannot start); EELLM_DIST_COMM=mpi keeps MPI with host copies.
+int train_distributed_main(const Scenario& scenario, const DistributedTrainOptions& options, std::ostream& log);
+
+}  // namespace eellm::exec
