@@ -7,7 +7,6 @@ find_package(CLI11 REQUIRED)
 find_package(Boost 1.74 REQUIRED)  # Boost.Graph is header-only
 find_package(Threads REQUIRED)
 find_package(OpenMP REQUIRED)
-find_package(BLAS REQUIRED)
 # cpp-httplib (eellm serve): Debian's libcpp-httplib-dev ships a compiled library with a pkg-config
 # file whose flags (SSL/zlib/brotli support) must match the header's class layouts, so use them.
 find_package(PkgConfig REQUIRED)

@@ -37,7 +37,6 @@ Workers& workers() {
 }
 }  // namespace
 
-#ifdef EELLM_GUI_HAVE_PLANNER
 
 PlansModel::PlansModel(QObject* parent) : QAbstractTableModel(parent) {}
 
@@ -117,7 +116,6 @@ QVariant PlansModel::headerData(int section, Qt::Orientation orientation, int ro
   return section >= 0 && section < kNumColumns ? tr(names[section]) : QVariant();
 }
 
-#endif
 
 PlansPanel::PlansPanel(QWidget* parent)
     : QWidget(parent), generation_(std::make_shared<std::atomic<int>>(0)) {
@@ -160,7 +158,6 @@ PlansPanel::PlansPanel(QWidget* parent)
   connect(use, &QPushButton::clicked, this, [this] { emitForSelection(-1); });
   connect(pin_a, &QPushButton::clicked, this, [this] { emitForSelection(0); });
   connect(pin_b, &QPushButton::clicked, this, [this] { emitForSelection(1); });
-#ifdef EELLM_GUI_HAVE_PLANNER
   model_ = new PlansModel(this);
   proxy_ = new QSortFilterProxyModel(this);
   proxy_->setSourceModel(model_);
@@ -169,10 +166,6 @@ PlansPanel::PlansPanel(QWidget* parent)
   table_->sortByColumn(PlansModel::kIteration, Qt::AscendingOrder);
   connect(table_, &QTableView::doubleClicked, this, [this] { emitForSelection(-1); });
   status_->setText(tr("Search the parallel layouts of this model on the GPU budget."));
-#else
-  plan_->setEnabled(false);
-  status_->setText(tr("This build has no planner (sim/plan.h)."));
-#endif
 }
 
 PlansPanel::~PlansPanel() {
@@ -186,11 +179,7 @@ void PlansPanel::setBase(const Scenario& base) {
 }
 
 int PlansPanel::planCount() const {
-#ifdef EELLM_GUI_HAVE_PLANNER
   return model_->rowCount();
-#else
-  return 0;
-#endif
 }
 
 QString PlansPanel::statusText() const {
@@ -209,7 +198,6 @@ void PlansPanel::cancel() {
 }
 
 bool PlansPanel::startPlanning() {
-#ifdef EELLM_GUI_HAVE_PLANNER
   if (running_) return false;
   running_ = true;
   plan_->setEnabled(false);
@@ -285,20 +273,14 @@ bool PlansPanel::startPlanning() {
         Qt::QueuedConnection);
   });
   return true;
-#else
-  return false;
-#endif
 }
 
-#ifdef EELLM_GUI_HAVE_PLANNER
 Scenario PlansPanel::planScenario(int proxy_row) const {
   const QModelIndex src = proxy_->mapToSource(proxy_->index(proxy_row, 0));
   return apply_candidate(base_, model_->plans()[static_cast<size_t>(src.row())].candidate);
 }
-#endif
 
 void PlansPanel::emitForSelection(int slot) {
-#ifdef EELLM_GUI_HAVE_PLANNER
   const QModelIndex cur = table_->currentIndex();
   if (!cur.isValid()) return;
   const Scenario s = planScenario(cur.row());
@@ -310,9 +292,6 @@ void PlansPanel::emitForSelection(int slot) {
   } else {
     emit pinScenario(slot, s, label);
   }
-#else
-  (void)slot;
-#endif
 }
 
 }  // namespace eellm::gui

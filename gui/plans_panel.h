@@ -18,9 +18,7 @@
 
 #include "model/scenario.h"
 
-#ifdef EELLM_GUI_HAVE_PLANNER
 #include "sim/plan.h"
-#endif
 
 class QLabel;
 class QProgressBar;
@@ -31,7 +29,6 @@ class QSortFilterProxyModel;
 
 namespace eellm::gui {
 
-#ifdef EELLM_GUI_HAVE_PLANNER
 
 class PlansModel : public QAbstractTableModel {
   Q_OBJECT
@@ -68,7 +65,6 @@ class PlansModel : public QAbstractTableModel {
   std::vector<PlanEntry> plans_;
 };
 
-#endif
 
 class PlansPanel : public QWidget {
   Q_OBJECT
@@ -88,7 +84,6 @@ class PlansPanel : public QWidget {
   int threadsInFlight() const { return threads_in_flight_; }
   QString lastOutcome() const { return last_outcome_; }
   bool lastCancelled() const { return last_cancelled_; }
-#ifdef EELLM_GUI_HAVE_PLANNER
   PlansModel* model() const {
     return model_;
   }
@@ -97,7 +92,6 @@ class PlansPanel : public QWidget {
   }
   // The scenario of the plan in proxy row `row`.
   Scenario planScenario(int proxy_row) const;
-#endif
 
  signals:
   void useScenario(const eellm::Scenario& scenario, const QString& label);
@@ -118,10 +112,8 @@ class PlansPanel : public QWidget {
   QProgressBar* progress_ = nullptr;
   QLabel* status_ = nullptr;
   QTableView* table_ = nullptr;
-#ifdef EELLM_GUI_HAVE_PLANNER
   PlansModel* model_ = nullptr;
   QSortFilterProxyModel* proxy_ = nullptr;
-#endif
 };
 
 }  // namespace eellm::gui

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git ccache clang-format clang-tidy
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
   libboost-graph-dev
   libeigen3-dev libopenblas-dev

@@ -317,7 +317,6 @@ class GuiModelsTest : public QObject {
           static_cast<double>(timer.nsecsElapsed()) * 1e-6 / kFrames);
   }
 
-#ifdef EELLM_GUI_HAVE_PLANNER
   void plansModel() {
     auto sc = load_scenario("tiny-ee-pp4");
     QVERIFY(sc.is_ok());
@@ -344,7 +343,6 @@ class GuiModelsTest : public QObject {
     QCOMPARE(m.data(m.index(0, PlansModel::kGpus), Qt::UserRole).toInt(),
              res->ranked[0].candidate.world_size);
   }
-#endif
 };
 
 QTEST_MAIN(GuiModelsTest)

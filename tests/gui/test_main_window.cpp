@@ -381,7 +381,6 @@ class MainWindowTest : public QObject {
     QCOMPARE(w.compare()->view(0)->axis().total, w.compare()->view(1)->axis().total);
   }
 
-#ifdef EELLM_GUI_HAVE_PLANNER
   void plannerFillsTheTable() {
     MainWindow w;
     QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp4")));
@@ -411,7 +410,6 @@ class MainWindowTest : public QObject {
              qPrintable(w.plans()->lastOutcome()));
     QCOMPARE(w.plans()->planCount(), plans_before);  // the finished search's table is kept
   }
-#endif
 
   void runThroughTheCommandLine() {
 #ifdef Q_OS_UNIX
