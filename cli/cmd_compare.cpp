@@ -45,65 +45,75 @@ std::vector<Row> rows_of(const SimulationSummary& a, const SimulationSummary& b)
   return r;
 }
 
+struct CompareCliOptions {
+  std::string a, b, format = "text";
+};
+
+int fail(const std::string& msg) {
+  std::cerr << "eellm compare: " << msg << "\n";
+  return 1;
+}
+
+// The two simulations side by side in `format` (text, json or csv).
+void print_comparison(const std::string& format, const SimulationSummary (&sum)[2], const std::string (&names)[2]) {
+  const std::vector<Row> rows = rows_of(sum[0], sum[1]);
+  if (format == "json") {
+    nlohmann::json j;
+    j["a"] = names[0];
+    j["b"] = names[1];
+    j["a_schedule"] = sum[0].schedule;
+    j["b_schedule"] = sum[1].schedule;
+    for (const Row& r : rows)
+      j["metrics"][r.name] = {{"a", r.a}, {"b", r.b}, {"diff", r.b - r.a}, {"ratio", r.a != 0 ? r.b / r.a : 0.0}};
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  if (format == "csv") {
+    std::cout << "metric,a,b,diff,ratio\n";
+    for (const Row& r : rows)
+      std::cout << r.name << "," << r.a << "," << r.b << "," << r.b - r.a << "," << (r.a != 0 ? r.b / r.a : 0.0) << "\n";
+    return;
+  }
+  char line[256];
+  std::printf("A: %s (%s)\nB: %s (%s)\n\n", names[0].c_str(), sum[0].schedule.c_str(), names[1].c_str(), sum[1].schedule.c_str());
+  std::snprintf(line, sizeof line, "%-38s %14s %14s %14s %9s  %s\n", "metric", "A", "B", "B - A", "B / A", "better");
+  std::cout << line;
+  for (const Row& r : rows) {
+    const double d = r.b - r.a;
+    const char* better = std::abs(d) <= 1e-12 * std::max(1.0, std::abs(r.a)) ? "=" : ((d < 0) == r.lower_is_better ? "B" : "A");
+    std::snprintf(line, sizeof line, "%-38s %14.6g %14.6g %+14.6g %9s  %s\n", r.name.c_str(), r.a, r.b, d,
+                  r.a != 0 ? (std::to_string(r.b / r.a).substr(0, 6) + "x").c_str() : "-", better);
+    std::cout << line;
+  }
+}
+
+int run_compare(const CompareCliOptions& opt) {
+  SimulationSummary sum[2];
+  std::string names[2];
+  const std::string paths[2] = {opt.a, opt.b};
+  for (int i = 0; i < 2; ++i) {
+    auto sc = load_scenario(paths[i]);
+    if (!sc.is_ok()) return fail(sc.status().to_string());
+    SimulateOptions so;
+    so.record_timeline = false;
+    auto r = simulate(*sc, so);
+    if (!r.is_ok()) return fail(paths[i] + ": " + r.status().to_string());
+    sum[i] = r->summary;
+    names[i] = sc->name.empty() ? paths[i] : sc->name;
+  }
+  print_comparison(opt.format, sum, names);
+  return 0;
+}
+
 }  // namespace
 
 void register_compare(CLI::App& app) {
-  struct Options {
-    std::string a, b, format = "text";
-  };
-  auto opt = std::make_shared<Options>();
+  auto opt = std::make_shared<CompareCliOptions>();
   CLI::App* cmd = app.add_subcommand("compare", "Simulate two scenarios and compare them metric by metric");
   cmd->add_option("a", opt->a, "First scenario (the reference)")->required();
   cmd->add_option("b", opt->b, "Second scenario")->required();
   cmd->add_option("--format", opt->format, "Output format")->check(CLI::IsMember({"text", "json", "csv"}));
-  cmd->callback([opt] {
-    auto fail = [](const std::string& msg) {
-      std::cerr << "eellm compare: " << msg << "\n";
-      exit_code() = 1;
-    };
-    SimulationSummary sum[2];
-    std::string names[2];
-    const std::string paths[2] = {opt->a, opt->b};
-    for (int i = 0; i < 2; ++i) {
-      auto sc = load_scenario(paths[i]);
-      if (!sc.is_ok()) return fail(sc.status().to_string());
-      SimulateOptions so;
-      so.record_timeline = false;
-      auto r = simulate(*sc, so);
-      if (!r.is_ok()) return fail(paths[i] + ": " + r.status().to_string());
-      sum[i] = r->summary;
-      names[i] = sc->name.empty() ? paths[i] : sc->name;
-    }
-    const std::vector<Row> rows = rows_of(sum[0], sum[1]);
-    if (opt->format == "json") {
-      nlohmann::json j;
-      j["a"] = names[0];
-      j["b"] = names[1];
-      j["a_schedule"] = sum[0].schedule;
-      j["b_schedule"] = sum[1].schedule;
-      for (const Row& r : rows)
-        j["metrics"][r.name] = {{"a", r.a}, {"b", r.b}, {"diff", r.b - r.a}, {"ratio", r.a != 0 ? r.b / r.a : 0.0}};
-      std::cout << j.dump(2) << "\n";
-      return;
-    }
-    if (opt->format == "csv") {
-      std::cout << "metric,a,b,diff,ratio\n";
-      for (const Row& r : rows)
-        std::cout << r.name << "," << r.a << "," << r.b << "," << r.b - r.a << "," << (r.a != 0 ? r.b / r.a : 0.0) << "\n";
-      return;
-    }
-    char line[256];
-    std::printf("A: %s (%s)\nB: %s (%s)\n\n", names[0].c_str(), sum[0].schedule.c_str(), names[1].c_str(), sum[1].schedule.c_str());
-    std::snprintf(line, sizeof line, "%-38s %14s %14s %14s %9s  %s\n", "metric", "A", "B", "B - A", "B / A", "better");
-    std::cout << line;
-    for (const Row& r : rows) {
-      const double d = r.b - r.a;
-      const char* better = std::abs(d) <= 1e-12 * std::max(1.0, std::abs(r.a)) ? "=" : ((d < 0) == r.lower_is_better ? "B" : "A");
-      std::snprintf(line, sizeof line, "%-38s %14.6g %14.6g %+14.6g %9s  %s\n", r.name.c_str(), r.a, r.b, d,
-                    r.a != 0 ? (std::to_string(r.b / r.a).substr(0, 6) + "x").c_str() : "-", better);
-      std::cout << line;
-    }
-  });
+  cmd->callback([opt] { exit_code() = run_compare(*opt); });
 }
 
 }  // namespace eellm::cli

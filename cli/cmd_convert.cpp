@@ -16,7 +16,7 @@
 namespace eellm::cli {
 namespace {
 
-struct ConvertOptions {
+struct ConvertCliOptions {
   std::string from_megatron, to_megatron, to_yaml, out;
   MegatronImportOptions import;
 };
@@ -49,7 +49,7 @@ int write_output(const std::string& out, const std::string& text) {
   return 0;
 }
 
-int run_convert(const ConvertOptions& o) {
+int run_convert(const ConvertCliOptions& o) {
   const int modes = !o.from_megatron.empty() + !o.to_megatron.empty() + !o.to_yaml.empty();
   if (modes != 1)
     return fail(
@@ -80,7 +80,7 @@ int run_convert(const ConvertOptions& o) {
 }  // namespace
 
 void register_convert(CLI::App& app) {
-  auto o = std::make_shared<ConvertOptions>();
+  auto o = std::make_shared<ConvertCliOptions>();
   CLI::App* cmd = app.add_subcommand(
       "convert", "Convert between Megatron-LM/EE-LLM command lines and scenario files");
   cmd->add_option(

@@ -19,9 +19,9 @@
 namespace eellm::cli {
 namespace {
 
-void fail(const Status& st) {
+int fail(const Status& st) {
   std::cerr << "eellm generate: " << st.to_string() << "\n";
-  exit_code() = 1;
+  return 1;
 }
 
 // One prompt per line; "\n" inside a line stands for a newline. Blank lines are errors (they would
@@ -44,20 +44,118 @@ StatusOr<std::vector<std::string>> read_batch_file(const std::string& path) {
   return out;
 }
 
+struct GenerateCliOptions {
+  std::string checkpoint, device, method = "recompute", threshold = "", confidence = "max_prob", batch_file, stats_out;
+  std::vector<std::string> prompts, stop;
+  std::vector<int> exits;
+  int max_new_tokens = 64, top_k = 0, threads = 0, max_pending = 8, draft_exit = -1, draft_tokens = 4;
+  float temperature = 0.0f, top_p = 1.0f;
+  uint64_t seed = 0;
+  bool stats = false;
+  double timeout = 300.0, draft_threshold = 0.0;
+};
+
+// The prompts of --prompt, then those of --batch-file.
+StatusOr<std::vector<std::string>> prompt_texts(const GenerateCliOptions& o) {
+  std::vector<std::string> texts = o.prompts;
+  if (!o.batch_file.empty()) {
+    EELLM_ASSIGN_OR_RETURN(const std::vector<std::string> b, read_batch_file(o.batch_file));
+    texts.insert(texts.end(), b.begin(), b.end());
+  }
+  if (texts.empty()) return Status::invalid_argument("give a prompt with --prompt or --batch-file");
+  return texts;
+}
+
+// The pipeline mode makes its backends per rank (CPU); the others open the checkpoint on the
+// device, the backend (into `be`) created before the weights are allocated.
+StatusOr<exec::GenerationModel> load_model(const GenerateCliOptions& o, std::unique_ptr<exec::Backend>& be) {
+  if (o.method == "pipeline") {
+    if (!o.device.empty() && o.device != "cpu")
+      return Status::invalid_argument("--device " + o.device + ": method pipeline runs on the CPU backend");
+    return exec::load_generation_model(o.checkpoint);
+  }
+  EELLM_ASSIGN_OR_RETURN(exec::GenerationSession session, exec::open_generation(o.checkpoint, o.device, o.threads));
+  be = std::move(session.backend);
+  return std::move(session.model);
+}
+
+// The decoding options: method, confidence rule, threshold (default: the scenario's), exits and
+// the draft exit as layer numbers, sampling.
+StatusOr<exec::GenerateOptions> generate_options(const GenerateCliOptions& o, const exec::GenerationModel& model) {
+  exec::GenerateOptions g;
+  EELLM_ASSIGN_OR_RETURN(g.method, exec::parse_decode_method(o.method));
+  EELLM_ASSIGN_OR_RETURN(g.confidence, exec::parse_confidence_rule(o.confidence));
+  if (o.threshold.empty()) {
+    g.threshold = model.scenario.inference.early_exit_thres;
+  } else {
+    EELLM_ASSIGN_OR_RETURN(g.threshold, exec::parse_threshold(o.threshold));
+  }
+  for (int layer : o.exits) {
+    EELLM_ASSIGN_OR_RETURN(const int e, exec::exit_index_at_layer(model.config, layer));
+    g.exits.push_back(e);
+  }
+  if (o.draft_exit >= 0) {
+    EELLM_ASSIGN_OR_RETURN(g.draft_exit, exec::exit_index_at_layer(model.config, o.draft_exit));
+  }
+  g.draft_tokens = o.draft_tokens;
+  g.draft_threshold = o.draft_threshold;
+  g.max_pending = o.max_pending;
+  g.max_new_tokens = o.max_new_tokens;
+  g.sampling = {o.temperature, o.top_k, o.top_p};
+  g.seed = o.seed;
+  g.stop = o.stop;
+  return g;
+}
+
+// Prints each prompt with its continuation, the --stats summary, and writes --stats-out.
+Status report(const GenerateCliOptions& o, const std::vector<std::string>& texts, const exec::GptConfig& cfg,
+              const exec::GenerateOptions& g, const exec::GenerateResult& r) {
+  for (size_t i = 0; i < texts.size(); ++i) {
+    if (texts.size() > 1) std::printf("=== prompt %zu ===\n", i + 1);
+    std::printf("%s%s\n", texts[i].c_str(), r.sequences[i].text.c_str());
+  }
+  if (o.stats) {
+    std::printf("--- %s, %s, threshold %s, batch %zu\n", exec::decode_method_name(g.method).c_str(),
+                exec::confidence_rule_name(g.confidence).c_str(),
+                g.threshold >= 1.0 ? "off" : std::to_string(g.threshold).c_str(), texts.size());
+    std::printf("%s", exec::stats_to_text(cfg, r.stats).c_str());
+  }
+  if (!o.stats_out.empty()) {
+    std::ofstream out(o.stats_out);
+    out << exec::exit_rates_json(cfg, g, r.stats);
+    if (!out) return Status::io_error("cannot write " + o.stats_out);
+  }
+  return Status::ok();
+}
+
+int run_generate(const GenerateCliOptions& o) {
+  auto texts = prompt_texts(o);
+  if (!texts.is_ok()) return fail(texts.status());
+  std::unique_ptr<exec::Backend> be;
+  auto model = load_model(o, be);
+  if (!model.is_ok()) return fail(model.status());
+  auto g = generate_options(o, *model);
+  if (!g.is_ok()) return fail(g.status());
+  std::vector<std::vector<int32_t>> prompts;
+  for (const std::string& t : *texts) prompts.push_back(exec::encode_bytes(t));
+  int rank = 0;
+  StatusOr<exec::GenerateResult> r = Status::internal("not run");
+  if (g->method == exec::DecodeMethod::kPipeline) {
+    // mpirun -np P: one pipeline stage per rank; rank 0 prints.
+    r = exec::generate_pipeline_mpi(*model, prompts, *g, o.threads, o.timeout, &rank);
+  } else {
+    r = exec::generate(model->config, model->params, *be, prompts, *g);
+  }
+  if (!r.is_ok()) return fail(r.status());
+  if (rank != 0) return 0;
+  const Status st = report(o, *texts, model->config, *g, *r);
+  return st.is_ok() ? 0 : fail(st);
+}
+
 }  // namespace
 
 void register_generate(CLI::App& app) {
-  struct Options {
-    std::string checkpoint, device, method = "recompute", threshold = "", confidence = "max_prob", batch_file, stats_out;
-    std::vector<std::string> prompts, stop;
-    std::vector<int> exits;
-    int max_new_tokens = 64, top_k = 0, threads = 0, max_pending = 8, draft_exit = -1, draft_tokens = 4;
-    float temperature = 0.0f, top_p = 1.0f;
-    uint64_t seed = 0;
-    bool stats = false;
-    double timeout = 300.0, draft_threshold = 0.0;
-  };
-  auto o = std::make_shared<Options>();
+  auto o = std::make_shared<GenerateCliOptions>();
   CLI::App* cmd = app.add_subcommand("generate", "Early-exit text generation from a trained checkpoint");
   cmd->add_option("checkpoint", o->checkpoint, "Checkpoint directory (from eellm train --save)")->required();
   cmd->add_option("--prompt", o->prompts, "Prompt text (repeat for a batch)")->allow_extra_args(false);
@@ -87,92 +185,7 @@ void register_generate(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--stats", o->stats, "Print tokens/s, the exit histogram and layers per token");
   cmd->add_option("--stats-out", o->stats_out, "Write {\"exit_rates\": [...]} for eellm simulate --exit-rates");
-  cmd->callback([o] {
-    std::vector<std::string> texts = o->prompts;
-    if (!o->batch_file.empty()) {
-      auto b = read_batch_file(o->batch_file);
-      if (!b.is_ok()) return fail(b.status());
-      texts.insert(texts.end(), b->begin(), b->end());
-    }
-    if (texts.empty()) return fail(Status::invalid_argument("give a prompt with --prompt or --batch-file"));
-    // The pipeline mode makes its backends per rank (CPU); the others open the checkpoint on the
-    // device, the backend created before the weights are allocated.
-    const bool pipeline = o->method == "pipeline";
-    if (pipeline && !o->device.empty() && o->device != "cpu")
-      return fail(Status::invalid_argument("--device " + o->device + ": method pipeline runs on the CPU backend"));
-    std::unique_ptr<exec::Backend> be;
-    StatusOr<exec::GenerationModel> model = Status::internal("not loaded");
-    if (pipeline) {
-      model = exec::load_generation_model(o->checkpoint);
-    } else {
-      auto session = exec::open_generation(o->checkpoint, o->device, o->threads);
-      if (!session.is_ok()) return fail(session.status());
-      be = std::move(session->backend);
-      model = std::move(session->model);
-    }
-    if (!model.is_ok()) return fail(model.status());
-    const exec::GptConfig& cfg = model->config;
-
-    exec::GenerateOptions g;
-    auto method = exec::parse_decode_method(o->method);
-    if (!method.is_ok()) return fail(method.status());
-    g.method = *method;
-    auto rule = exec::parse_confidence_rule(o->confidence);
-    if (!rule.is_ok()) return fail(rule.status());
-    g.confidence = *rule;
-    if (o->threshold.empty()) {
-      g.threshold = model->scenario.inference.early_exit_thres;
-    } else {
-      auto t = exec::parse_threshold(o->threshold);
-      if (!t.is_ok()) return fail(t.status());
-      g.threshold = *t;
-    }
-    for (int layer : o->exits) {
-      auto e = exec::exit_index_at_layer(cfg, layer);
-      if (!e.is_ok()) return fail(e.status());
-      g.exits.push_back(*e);
-    }
-    if (o->draft_exit >= 0) {
-      auto e = exec::exit_index_at_layer(cfg, o->draft_exit);
-      if (!e.is_ok()) return fail(e.status());
-      g.draft_exit = *e;
-    }
-    g.draft_tokens = o->draft_tokens;
-    g.draft_threshold = o->draft_threshold;
-    g.max_pending = o->max_pending;
-    g.max_new_tokens = o->max_new_tokens;
-    g.sampling = {o->temperature, o->top_k, o->top_p};
-    g.seed = o->seed;
-    g.stop = o->stop;
-
-    std::vector<std::vector<int32_t>> prompts;
-    for (const std::string& t : texts) prompts.push_back(exec::encode_bytes(t));
-    int rank = 0;
-    StatusOr<exec::GenerateResult> r = Status::internal("not run");
-    if (g.method == exec::DecodeMethod::kPipeline) {
-      // mpirun -np P: one pipeline stage per rank; rank 0 prints.
-      r = exec::generate_pipeline_mpi(*model, prompts, g, o->threads, o->timeout, &rank);
-    } else {
-      r = exec::generate(cfg, model->params, *be, prompts, g);
-    }
-    if (!r.is_ok()) return fail(r.status());
-    if (rank != 0) return;
-    for (size_t i = 0; i < texts.size(); ++i) {
-      if (texts.size() > 1) std::printf("=== prompt %zu ===\n", i + 1);
-      std::printf("%s%s\n", texts[i].c_str(), r->sequences[i].text.c_str());
-    }
-    if (o->stats) {
-      std::printf("--- %s, %s, threshold %s, batch %zu\n", exec::decode_method_name(g.method).c_str(),
-                  exec::confidence_rule_name(g.confidence).c_str(),
-                  g.threshold >= 1.0 ? "off" : std::to_string(g.threshold).c_str(), texts.size());
-      std::printf("%s", exec::stats_to_text(cfg, r->stats).c_str());
-    }
-    if (!o->stats_out.empty()) {
-      std::ofstream out(o->stats_out);
-      out << exec::exit_rates_json(cfg, g, r->stats);
-      if (!out) return fail(Status::io_error("cannot write " + o->stats_out));
-    }
-  });
+  cmd->callback([o] { exit_code() = run_generate(*o); });
 }
 
 }  // namespace eellm::cli

@@ -42,16 +42,74 @@ extern "C" void on_sigint(int) {
   std::signal(SIGINT, SIG_DFL);  // the next Ctrl-C ends the process
 }
 
+struct PlanCliOptions {
+  std::string scenario, device, exits = "fixed", format = "text", emit;
+  int gpus = 0, min_gpus = 0, top = 10, simulate_top = 128, threads = 0;
+  double margin = 0.1;
+  bool no_progress = false, neighbourhood = false;
+};
+
+int fail(const std::string& msg) {
+  std::cerr << "eellm plan: " << msg << "\n";
+  return 1;
+}
+
+PlanOptions plan_options(const PlanCliOptions& opt) {
+  PlanOptions po;
+  po.gpus = opt.gpus;
+  po.min_gpus = opt.min_gpus;
+  po.top_k = opt.top;
+  po.simulate_top = opt.simulate_top;
+  po.movable_exits = opt.exits == "movable";
+  po.memory_margin = opt.margin;
+  po.threads = opt.threads;
+  po.partition_neighbourhood = opt.neighbourhood;
+  if (!opt.no_progress && isatty(STDERR_FILENO)) po.progress = progress_bar;
+  po.cancelled = [] { return g_interrupted.load(std::memory_order_relaxed); };
+  return po;
+}
+
+// Writes the best plan as a scenario (--emit).
+int emit_best(const PlanCliOptions& opt, const Scenario& sc, const PlanResult& res) {
+  Scenario best = apply_candidate(sc, res.ranked.front().candidate);
+  best.description = "Planned by eellm plan from " + sc.name + " on " + std::to_string(opt.gpus) + " GPUs: " +
+                     to_string(res.ranked.front().candidate);
+  std::ofstream out(opt.emit);
+  out << scenario_to_yaml(best);
+  if (!out) return fail("cannot write " + opt.emit);
+  if (opt.format == "text") std::cout << "\nbest plan written to " << opt.emit << "\n";
+  return 0;
+}
+
+int run_plan(const PlanCliOptions& opt) {
+  auto sc = load_scenario(opt.scenario);
+  if (!sc.is_ok()) return fail(sc.status().to_string());
+  if (!opt.device.empty()) {
+    auto dev = load_device_profile(opt.device);
+    if (!dev.is_ok()) return fail(dev.status().to_string());
+    sc->cluster.device = *dev;
+    sc->cluster.device_name = opt.device;
+  }
+  const PlanOptions po = plan_options(opt);
+  g_interrupted = false;
+  auto previous = std::signal(SIGINT, on_sigint);
+  auto res = plan(*sc, po);
+  std::signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous);
+  if (!res.is_ok() && res.status().is_cancelled()) {  // the code, not the text
+    std::cerr << "\neellm plan: " << res.status().to_string() << "\n";
+    return 130;
+  }
+  if (!res.is_ok()) return fail(res.status().to_string());
+  if (opt.format == "json") std::cout << plan_to_json(*res);
+  else if (opt.format == "csv") std::cout << plan_to_csv(*res);
+  else std::cout << plan_to_text(*res);
+  return opt.emit.empty() ? 0 : emit_best(opt, *sc, *res);
+}
+
 }  // namespace
 
 void register_plan(CLI::App& app) {
-  struct Options {
-    std::string scenario, device, exits = "fixed", format = "text", emit;
-    int gpus = 0, min_gpus = 0, top = 10, simulate_top = 128, threads = 0;
-    double margin = 0.1;
-    bool no_progress = false, neighbourhood = false;
-  };
-  auto opt = std::make_shared<Options>();
+  auto opt = std::make_shared<PlanCliOptions>();
   CLI::App* cmd = app.add_subcommand("plan", "Search parallel layouts (TP/PP/DP, schedule, recompute, partition, exits) on a GPU budget");
   cmd->add_option("scenario", opt->scenario, "Scenario file or shipped scenario name (e.g. ee-llm-7b)")->required();
   cmd->add_option("--gpus", opt->gpus, "GPU budget (whole nodes when more than one node)")->required();
@@ -68,53 +126,7 @@ void register_plan(CLI::App& app) {
   cmd->add_flag("--partition-neighbourhood", opt->neighbourhood,
                 "Also try every layer split one layer away from the balanced one (larger search)");
   cmd->add_flag("--no-progress", opt->no_progress, "No progress bar on stderr");
-  cmd->callback([opt] {
-    auto fail = [](const std::string& msg) {
-      std::cerr << "eellm plan: " << msg << "\n";
-      exit_code() = 1;
-    };
-    auto sc = load_scenario(opt->scenario);
-    if (!sc.is_ok()) return fail(sc.status().to_string());
-    if (!opt->device.empty()) {
-      auto dev = load_device_profile(opt->device);
-      if (!dev.is_ok()) return fail(dev.status().to_string());
-      sc->cluster.device = *dev;
-      sc->cluster.device_name = opt->device;
-    }
-    PlanOptions po;
-    po.gpus = opt->gpus;
-    po.min_gpus = opt->min_gpus;
-    po.top_k = opt->top;
-    po.simulate_top = opt->simulate_top;
-    po.movable_exits = opt->exits == "movable";
-    po.memory_margin = opt->margin;
-    po.threads = opt->threads;
-    po.partition_neighbourhood = opt->neighbourhood;
-    if (!opt->no_progress && isatty(STDERR_FILENO)) po.progress = progress_bar;
-    po.cancelled = [] { return g_interrupted.load(std::memory_order_relaxed); };
-    g_interrupted = false;
-    auto previous = std::signal(SIGINT, on_sigint);
-    auto res = plan(*sc, po);
-    std::signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous);
-    if (!res.is_ok() && res.status().is_cancelled()) {  // the code, not the text
-      std::cerr << "\neellm plan: " << res.status().to_string() << "\n";
-      exit_code() = 130;
-      return;
-    }
-    if (!res.is_ok()) return fail(res.status().to_string());
-    if (opt->format == "json") std::cout << plan_to_json(*res);
-    else if (opt->format == "csv") std::cout << plan_to_csv(*res);
-    else std::cout << plan_to_text(*res);
-    if (!opt->emit.empty()) {
-      Scenario best = apply_candidate(*sc, res->ranked.front().candidate);
-      best.description = "Planned by eellm plan from " + sc->name + " on " + std::to_string(opt->gpus) + " GPUs: " +
-                         to_string(res->ranked.front().candidate);
-      std::ofstream out(opt->emit);
-      out << scenario_to_yaml(best);
-      if (!out) return fail("cannot write " + opt->emit);
-      if (opt->format == "text") std::cout << "\nbest plan written to " << opt->emit << "\n";
-    }
-  });
+  cmd->callback([opt] { exit_code() = run_plan(*opt); });
 }
 
 }  // namespace eellm::cli

@@ -26,9 +26,9 @@
 namespace eellm::cli {
 namespace {
 
-void fail(const Status& st) {
+int fail(const Status& st) {
   std::cerr << "eellm serve: " << st.to_string() << "\n";
-  exit_code() = 1;
+  return 1;
 }
 
 std::mutex log_mu;
@@ -53,15 +53,159 @@ void json_error(httplib::Response& res, int status, const std::string& message) 
   res.set_content(exec::error_body(message), "application/json");
 }
 
+struct ServeCliOptions {
+  std::string checkpoint, host = "127.0.0.1", device, method = "recompute", confidence = "max_prob";
+  int port = 5000, threads = 0, max_batch = 128, max_pending = 8, draft_exit = -1, draft_tokens = 4;
+  int connections = 4;
+};
+
+// Blocks the stop signals before any thread exists (backend pools, connection threads inherit
+// the mask), so only the waiter of listen_until_stopped receives them.
+sigset_t block_stop_signals() {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGUSR1);  // the main thread's "listen ended, stop waiting"
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  return stop_signals;
+}
+
+// The server's decoding settings from the flags, before the checkpoint is opened (the draft exit,
+// a layer number, is resolved against the model afterwards).
+StatusOr<exec::ServeConfig> serve_config(const ServeCliOptions& o) {
+  exec::ServeConfig sc;
+  EELLM_ASSIGN_OR_RETURN(sc.decode.method, exec::parse_decode_method(o.method));
+  EELLM_ASSIGN_OR_RETURN(sc.decode.confidence, exec::parse_confidence_rule(o.confidence));
+  sc.max_batch = o.max_batch;
+  sc.decode.max_pending = o.max_pending;
+  sc.decode.draft_tokens = o.draft_tokens;
+  return sc;
+}
+
+// PUT/POST /api generates, GET /health reports; other methods get 405 with Allow, unrouted requests
+// a JSON 404, handler exceptions a JSON 500. One log line per request.
+void add_routes(httplib::Server& svr, exec::GenerationService& service) {
+  auto api = [&service](const httplib::Request& req, httplib::Response& res) {
+    exec::GenerationService::Reply reply = service.generate(req.body);
+    res.status = reply.status;
+    res.set_content(reply.body, "application/json");
+    logged_by_handler = true;
+    if (!reply.log.empty()) log_line(req, reply.status, reply.log);
+  };
+  svr.Put("/api", api);
+  svr.Post("/api", api);
+  auto not_allowed = [](const std::string& allow) {
+    return [allow](const httplib::Request& req, httplib::Response& res) {
+      res.set_header("Allow", allow);
+      json_error(res, 405, req.method + " " + req.path + ": method not allowed; use " + allow);
+    };
+  };
+  svr.Get("/api", not_allowed("PUT, POST"));
+  svr.Delete("/api", not_allowed("PUT, POST"));
+  svr.Patch("/api", not_allowed("PUT, POST"));
+  svr.Get("/health", [&service](const httplib::Request&, httplib::Response& res) {
+    res.set_content(service.health(), "application/json");
+  });
+  svr.Put("/health", not_allowed("GET"));
+  svr.Post("/health", not_allowed("GET"));
+  svr.Delete("/health", not_allowed("GET"));
+  svr.Patch("/health", not_allowed("GET"));
+  // Unrouted requests (and httplib's own 4xx) get a JSON body; handler errors keep theirs.
+  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.body.empty())
+      json_error(res, res.status, req.method + " " + req.path + ": no such endpoint (PUT /api, GET /health)");
+  });
+  svr.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    json_error(res, 500, req.method + " " + req.path + ": internal error: " + what);
+  });
+  svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    if (!logged_by_handler) log_line(req, res.status, "");
+    logged_by_handler = false;
+  });
+}
+
+// Binds --host:--port (port 0: any free port); returns the bound port.
+StatusOr<int> bind_port(httplib::Server& svr, const ServeCliOptions& o) {
+  int port = o.port;
+  if (port == 0) {
+    port = svr.bind_to_any_port(o.host);
+    if (port < 0) return Status::io_error("cannot listen on " + o.host + " (any port)");
+  } else if (!svr.bind_to_port(o.host, port)) {
+    return Status::io_error("cannot listen on " + o.host + ":" + std::to_string(port) +
+                            " (in use, or not an address of this machine)");
+  }
+  return port;
+}
+
+// Serves until the listen loop ends or a stop signal arrives (taken by a waiter thread with
+// sigwait); returns whether listening ended cleanly.
+bool listen_until_stopped(httplib::Server& svr, sigset_t& stop_signals) {
+  std::atomic<bool> listen_done{false};
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (sig == SIGUSR1) return;  // listen ended on its own
+    {
+      std::lock_guard<std::mutex> lock(log_mu);
+      std::cerr << "eellm serve: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
+                << ": stopping (requests in flight finish)\n"
+                << std::flush;
+    }
+    // stop() only acts on a running server; a signal right after bind waits for listen to start.
+    while (!svr.is_running() && !listen_done) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    svr.stop();
+  });
+  const bool clean = svr.listen_after_bind();
+  listen_done = true;
+  pthread_kill(waiter.native_handle(), SIGUSR1);
+  waiter.join();
+  std::cerr << "eellm serve: stopped\n";
+  return clean;
+}
+
+int run_serve(const ServeCliOptions& o) {
+  sigset_t stop_signals = block_stop_signals();
+  auto sc = serve_config(o);
+  if (!sc.is_ok()) return fail(sc.status());
+  auto session = exec::open_generation(o.checkpoint, o.device, o.threads);
+  if (!session.is_ok()) return fail(session.status());
+  const exec::GptConfig& cfg = session->model.config;
+  if (o.draft_exit >= 0) {
+    auto e = exec::exit_index_at_layer(cfg, o.draft_exit);
+    if (!e.is_ok()) return fail(e.status().with_context("--draft-exit"));
+    sc->decode.draft_exit = *e;
+  }
+  if (Status st = exec::check_serve_config(cfg, *sc); !st.is_ok()) return fail(st);
+  const std::string device = to_string(session->device);
+  exec::GenerationService service(std::move(session).value(), *sc);
+
+  httplib::Server svr;
+  const size_t connections = static_cast<size_t>(o.connections);
+  svr.new_task_queue = [connections] { return new httplib::ThreadPool(connections); };
+  svr.set_payload_max_length(size_t{16} << 20);
+  add_routes(svr, service);
+  auto port = bind_port(svr, o);
+  if (!port.is_ok()) return fail(port.status());
+  std::printf("eellm serve: listening on http://%s:%d (model %s, %s, %s)\n", o.host.c_str(), *port,
+              service.model().scenario.name.c_str(), device.c_str(), exec::decode_method_name(sc->decode.method).c_str());
+  std::fflush(stdout);
+  if (!listen_until_stopped(svr, stop_signals))
+    return fail(Status::io_error("the server on port " + std::to_string(*port) + " stopped with an error"));
+  return 0;
+}
+
 }  // namespace
 
 void register_serve(CLI::App& app) {
-  struct Options {
-    std::string checkpoint, host = "127.0.0.1", device, method = "recompute", confidence = "max_prob";
-    int port = 5000, threads = 0, max_batch = 128, max_pending = 8, draft_exit = -1, draft_tokens = 4;
-    int connections = 4;
-  };
-  auto o = std::make_shared<Options>();
+  auto o = std::make_shared<ServeCliOptions>();
   CLI::App* cmd = app.add_subcommand("serve", "HTTP text generation server (EE-LLM's PUT /api request fields)");
   cmd->add_option("checkpoint", o->checkpoint, "Checkpoint directory (from eellm train --save)")->required();
   cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
@@ -83,122 +227,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--connections", o->connections, "Connection threads (requests still generate one at a time)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd->callback([o] {
-    // Block the stop signals before any thread exists (backend pools, connection threads inherit
-    // the mask), so only the waiter below receives them.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGUSR1);  // the main thread's "listen ended, stop waiting"
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-    exec::ServeConfig sc;
-    auto method = exec::parse_decode_method(o->method);
-    if (!method.is_ok()) return fail(method.status());
-    sc.decode.method = *method;
-    auto rule = exec::parse_confidence_rule(o->confidence);
-    if (!rule.is_ok()) return fail(rule.status());
-    sc.decode.confidence = *rule;
-    sc.max_batch = o->max_batch;
-    sc.decode.max_pending = o->max_pending;
-    sc.decode.draft_tokens = o->draft_tokens;
-
-    auto session = exec::open_generation(o->checkpoint, o->device, o->threads);
-    if (!session.is_ok()) return fail(session.status());
-    const exec::GptConfig& cfg = session->model.config;
-    if (o->draft_exit >= 0) {
-      auto e = exec::exit_index_at_layer(cfg, o->draft_exit);
-      if (!e.is_ok()) return fail(e.status().with_context("--draft-exit"));
-      sc.decode.draft_exit = *e;
-    }
-    if (Status st = exec::check_serve_config(cfg, sc); !st.is_ok()) return fail(st);
-    const std::string device = to_string(session->device);
-    exec::GenerationService service(std::move(session).value(), sc);
-
-    httplib::Server svr;
-    const size_t connections = static_cast<size_t>(o->connections);
-    svr.new_task_queue = [connections] { return new httplib::ThreadPool(connections); };
-    svr.set_payload_max_length(size_t{16} << 20);
-    auto api = [&service](const httplib::Request& req, httplib::Response& res) {
-      exec::GenerationService::Reply reply = service.generate(req.body);
-      res.status = reply.status;
-      res.set_content(reply.body, "application/json");
-      logged_by_handler = true;
-      if (!reply.log.empty()) log_line(req, reply.status, reply.log);
-    };
-    svr.Put("/api", api);
-    svr.Post("/api", api);
-    auto not_allowed = [](const std::string& allow) {
-      return [allow](const httplib::Request& req, httplib::Response& res) {
-        res.set_header("Allow", allow);
-        json_error(res, 405, req.method + " " + req.path + ": method not allowed; use " + allow);
-      };
-    };
-    svr.Get("/api", not_allowed("PUT, POST"));
-    svr.Delete("/api", not_allowed("PUT, POST"));
-    svr.Patch("/api", not_allowed("PUT, POST"));
-    svr.Get("/health", [&service](const httplib::Request&, httplib::Response& res) {
-      res.set_content(service.health(), "application/json");
-    });
-    svr.Put("/health", not_allowed("GET"));
-    svr.Post("/health", not_allowed("GET"));
-    svr.Delete("/health", not_allowed("GET"));
-    svr.Patch("/health", not_allowed("GET"));
-    // Unrouted requests (and httplib's own 4xx) get a JSON body; handler errors keep theirs.
-    svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-      if (res.body.empty())
-        json_error(res, res.status, req.method + " " + req.path + ": no such endpoint (PUT /api, GET /health)");
-    });
-    svr.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-      std::string what = "unknown exception";
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      json_error(res, 500, req.method + " " + req.path + ": internal error: " + what);
-    });
-    svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-      if (!logged_by_handler) log_line(req, res.status, "");
-      logged_by_handler = false;
-    });
-
-    int port = o->port;
-    if (port == 0) {
-      port = svr.bind_to_any_port(o->host);
-      if (port < 0) return fail(Status::io_error("cannot listen on " + o->host + " (any port)"));
-    } else if (!svr.bind_to_port(o->host, port)) {
-      return fail(Status::io_error("cannot listen on " + o->host + ":" + std::to_string(port) +
-                                   " (in use, or not an address of this machine)"));
-    }
-    std::printf("eellm serve: listening on http://%s:%d (model %s, %s, %s)\n", o->host.c_str(), port,
-                service.model().scenario.name.c_str(), device.c_str(), exec::decode_method_name(sc.decode.method).c_str());
-    std::fflush(stdout);
-
-    std::atomic<bool> listen_done{false};
-    std::thread waiter([&] {
-      int sig = 0;
-      sigwait(&stop_signals, &sig);
-      if (sig == SIGUSR1) return;  // listen ended on its own
-      {
-        std::lock_guard<std::mutex> lock(log_mu);
-        std::cerr << "eellm serve: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
-                  << ": stopping (requests in flight finish)\n"
-                  << std::flush;
-      }
-      // stop() only acts on a running server; a signal right after bind waits for listen to start.
-      while (!svr.is_running() && !listen_done) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      svr.stop();
-    });
-    const bool clean = svr.listen_after_bind();
-    listen_done = true;
-    pthread_kill(waiter.native_handle(), SIGUSR1);
-    waiter.join();
-    std::cerr << "eellm serve: stopped\n";
-    if (!clean) return fail(Status::io_error("the server on port " + std::to_string(port) + " stopped with an error"));
-  });
+  cmd->callback([o] { exit_code() = run_serve(*o); });
 }
 
 }  // namespace eellm::cli

@@ -13,13 +13,54 @@
 
 namespace eellm::cli {
 
+namespace {
+
+struct SweepCliOptions {
+  std::string scenario, metric = "iteration_time_s", csv, plot;
+  std::vector<std::string> vary;
+  int threads = 0;
+};
+
+int fail(const std::string& msg) {
+  std::cerr << "eellm sweep: " << msg << "\n";
+  return 1;
+}
+
+// Writes `text` to `path` and says so; false (with the error printed) when it cannot.
+bool write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  if (!out) {
+    fail("cannot write " + path);
+    return false;
+  }
+  std::cout << "wrote " << path << "\n";
+  return true;
+}
+
+int run_sweep(const SweepCliOptions& opt) {
+  auto sc = load_scenario(opt.scenario);
+  if (!sc.is_ok()) return fail(sc.status().to_string());
+  SweepOptions so;
+  so.metric = opt.metric;
+  so.threads = opt.threads;
+  for (const std::string& v : opt.vary) {
+    auto axis = parse_vary(v);
+    if (!axis.is_ok()) return fail(axis.status().message());
+    so.axes.push_back(*axis);
+  }
+  auto res = sweep(*sc, so);
+  if (!res.is_ok()) return fail(res.status().message());
+  std::cout << sweep_to_text(*res);
+  if (!opt.csv.empty() && !write_file(opt.csv, sweep_to_csv(*res))) return 1;
+  if (!opt.plot.empty() && !write_file(opt.plot, sweep_to_svg(*res))) return 1;
+  return 0;
+}
+
+}  // namespace
+
 void register_sweep(CLI::App& app) {
-  struct Options {
-    std::string scenario, metric = "iteration_time_s", csv, plot;
-    std::vector<std::string> vary;
-    int threads = 0;
-  };
-  auto opt = std::make_shared<Options>();
+  auto opt = std::make_shared<SweepCliOptions>();
   CLI::App* cmd = app.add_subcommand("sweep", "What-if table: vary one or two scenario fields and simulate each point");
   cmd->add_option("scenario", opt->scenario, "Scenario file or shipped scenario name")->required();
   cmd->add_option("--vary", opt->vary,
@@ -36,37 +77,7 @@ void register_sweep(CLI::App& app) {
   cmd->add_option("--csv", opt->csv, "Write all metrics of every point as CSV");
   cmd->add_option("--plot", opt->plot, "Write an SVG chart of the metric (line for one key, heatmap for two)");
   cmd->add_option("--threads", opt->threads, "Worker threads (0: all cores)");
-  cmd->callback([opt] {
-    auto fail = [](const std::string& msg) {
-      std::cerr << "eellm sweep: " << msg << "\n";
-      exit_code() = 1;
-    };
-    auto sc = load_scenario(opt->scenario);
-    if (!sc.is_ok()) return fail(sc.status().to_string());
-    SweepOptions so;
-    so.metric = opt->metric;
-    so.threads = opt->threads;
-    for (const std::string& v : opt->vary) {
-      auto axis = parse_vary(v);
-      if (!axis.is_ok()) return fail(axis.status().message());
-      so.axes.push_back(*axis);
-    }
-    auto res = sweep(*sc, so);
-    if (!res.is_ok()) return fail(res.status().message());
-    std::cout << sweep_to_text(*res);
-    auto write = [&](const std::string& path, const std::string& text) {
-      std::ofstream out(path);
-      out << text;
-      if (!out) {
-        fail("cannot write " + path);
-        return false;
-      }
-      std::cout << "wrote " << path << "\n";
-      return true;
-    };
-    if (!opt->csv.empty() && !write(opt->csv, sweep_to_csv(*res))) return;
-    if (!opt->plot.empty()) write(opt->plot, sweep_to_svg(*res));
-  });
+  cmd->callback([opt] { exit_code() = run_sweep(*opt); });
 }
 
 }  // namespace eellm::cli

@@ -39,8 +39,10 @@ double exit_loss_weight_at(const ExitSpec& spec, int exit_index, int iteration) 
   return init_w + (final_w - init_w) * shape;
 }
 
-StatusOr<Layout> derive_layout(const Scenario& s) {
-  Layout L;
+namespace {
+
+// Sizes: every parallel degree and model dimension the rest divides by is positive.
+Status check_sizes(const Scenario& s, Layout& L) {
   const ModelSpec& m = s.model;
   const ParallelSpec& p = s.parallel;
   L.tp = p.tensor_model_parallel_size;
@@ -55,7 +57,13 @@ StatusOr<Layout> derive_layout(const Scenario& s) {
     return Status::invalid_argument("model.num_attention_heads (" + str(m.num_attention_heads) + ") must be positive");
   if (m.vocab_size <= 0) return Status::invalid_argument("model.vocab_size (" + str(m.vocab_size) + ") must be positive");
   if (m.seq_length <= 0) return Status::invalid_argument("model.seq_length (" + str(m.seq_length) + ") must be positive");
+  return Status::ok();
+}
 
+// World and data-parallel size: parallel.world_size, else data_parallel_size × tp × pp, else the
+// cluster's GPUs.
+Status resolve_world(const Scenario& s, Layout& L) {
+  const ParallelSpec& p = s.parallel;
   L.world_size = p.world_size > 0 ? p.world_size : s.cluster.total_gpus();
   if (p.world_size <= 0 && p.data_parallel_size > 0) L.world_size = L.tp * L.pp * p.data_parallel_size;
   if (L.world_size <= 0) L.world_size = L.tp * L.pp;
@@ -66,7 +74,11 @@ StatusOr<Layout> derive_layout(const Scenario& s) {
   if (p.data_parallel_size > 0 && p.data_parallel_size != L.dp)
     return Status::invalid_argument("parallel.data_parallel_size (" + str(p.data_parallel_size) + ") != world size (" +
                                     str(L.world_size) + ") / (tp " + str(L.tp) + " × pp " + str(L.pp) + ") = " + str(L.dp));
+  return Status::ok();
+}
 
+// Microbatches per iteration: global batch / (micro-batch × dp).
+Status resolve_microbatches(const Scenario& s, Layout& L) {
   const TrainingSpec& t = s.training;
   if (t.micro_batch_size <= 0)
     return Status::invalid_argument("training.micro_batch_size (" + str(t.micro_batch_size) + ") must be positive");
@@ -77,7 +89,14 @@ StatusOr<Layout> derive_layout(const Scenario& s) {
                                     ") is not divisible by micro_batch_size (" + str(t.micro_batch_size) +
                                     ") × data_parallel_size (" + str(L.dp) + ")");
   L.num_microbatches = t.global_batch_size / (t.micro_batch_size * L.dp);
+  return Status::ok();
+}
 
+// Resolved model dimensions (query groups, kv channels, ffn size, padded vocabulary) and their
+// divisibility by tp.
+Status resolve_dimensions(const Scenario& s, Layout& L) {
+  const ModelSpec& m = s.model;
+  const ParallelSpec& p = s.parallel;
   L.num_query_groups = m.num_query_groups > 0 ? m.num_query_groups : m.num_attention_heads;
   L.kv_channels = m.kv_channels > 0 ? m.kv_channels : m.hidden_size / m.num_attention_heads;
   if (m.kv_channels <= 0 && m.hidden_size % m.num_attention_heads != 0)
@@ -102,10 +121,14 @@ StatusOr<Layout> derive_layout(const Scenario& s) {
                                     ") as sequence_parallel requires");
   const int multiple = std::max(1, m.make_vocab_size_divisible_by) * L.tp;
   L.padded_vocab_size = (m.vocab_size + multiple - 1) / multiple * multiple;
+  return Status::ok();
+}
 
-  // Layers per virtual stage.
+// Layers per virtual stage: parallel.layer_partition, or an even split.
+StatusOr<std::vector<int>> layer_partition(const Scenario& s, const Layout& L) {
+  const ModelSpec& m = s.model;
   const int nvs = L.pp * L.vp;
-  std::vector<int> parts = p.layer_partition;
+  std::vector<int> parts = s.parallel.layer_partition;
   if (parts.empty()) {
     if (m.num_layers % nvs != 0)
       return Status::invalid_argument("model.num_layers (" + str(m.num_layers) + ") is not divisible by pipeline_model_parallel_size (" +
@@ -126,6 +149,12 @@ StatusOr<Layout> derive_layout(const Scenario& s) {
       return Status::invalid_argument("parallel.layer_partition sums to " + str(sum) + " layers; model.num_layers is " +
                                       str(m.num_layers));
   }
+  return parts;
+}
+
+// The chunks (one per virtual stage, round-robin over the stages) with their layers and heads.
+void place_chunks(const std::vector<int>& parts, Layout& L) {
+  const int nvs = L.pp * L.vp;
   int first = 0;
   L.chunks.resize(static_cast<size_t>(nvs));
   for (int v = 0; v < nvs; ++v) {
@@ -139,8 +168,11 @@ StatusOr<Layout> derive_layout(const Scenario& s) {
     c.has_final_head = v == nvs - 1;
     first += c.num_layers;
   }
+}
 
-  // Exits.
+// Exits: their weights' lengths, their numbers (in range, increasing) and the chunk each reads.
+Status place_exits(const Scenario& s, Layout& L) {
+  const ModelSpec& m = s.model;
   const ExitSpec& e = s.exits;
   const size_t ne = e.exit_layer_nums.size();
   auto check_len = [ne](const std::vector<double>& v, const char* name) -> Status {
@@ -181,7 +213,13 @@ StatusOr<Layout> derive_layout(const Scenario& s) {
     L.chunks[static_cast<size_t>(x.virtual_stage)].exits.push_back(x.index);
     L.exits.push_back(x);
   }
+  return Status::ok();
+}
 
+// The schedule (fill_explicit_bubbles → ee-fill) and what it needs of vp, pp, microbatches, exits.
+Status resolve_schedule(const Scenario& s, Layout& L) {
+  const ParallelSpec& p = s.parallel;
+  const size_t ne = s.exits.exit_layer_nums.size();
   L.schedule = p.schedule;
   if (p.fill_explicit_bubbles) {
     if (p.schedule != ScheduleKind::k1F1B && p.schedule != ScheduleKind::kEE1F1B && p.schedule != ScheduleKind::kEEFill)
@@ -205,6 +243,21 @@ StatusOr<Layout> derive_layout(const Scenario& s) {
     return Status::invalid_argument("parallel.schedule none needs pipeline_model_parallel_size 1 (got " + str(L.pp) + ")");
   if (L.schedule == ScheduleKind::kEETuning && ne == 0)
     return Status::invalid_argument("parallel.schedule ee-tuning trains only exit heads; exits.exit_layer_nums is empty");
+  return Status::ok();
+}
+
+}  // namespace
+
+StatusOr<Layout> derive_layout(const Scenario& s) {
+  Layout L;
+  EELLM_RETURN_IF_ERROR(check_sizes(s, L));
+  EELLM_RETURN_IF_ERROR(resolve_world(s, L));
+  EELLM_RETURN_IF_ERROR(resolve_microbatches(s, L));
+  EELLM_RETURN_IF_ERROR(resolve_dimensions(s, L));
+  EELLM_ASSIGN_OR_RETURN(const std::vector<int> parts, layer_partition(s, L));
+  place_chunks(parts, L);
+  EELLM_RETURN_IF_ERROR(place_exits(s, L));
+  EELLM_RETURN_IF_ERROR(resolve_schedule(s, L));
   return L;
 }
 

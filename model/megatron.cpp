@@ -325,29 +325,17 @@ std::string matching_cluster_profile(const std::string& device, int nodes, int g
   return "";
 }
 
-}  // namespace
+// The launcher's own options, before the script: torchrun --nnodes / --nproc_per_node.
+struct Launcher {
+  size_t first = 0;  // index of the script's first argument
+  int nodes = 0, procs = 0;
+};
 
-StatusOr<MegatronImport> scenario_from_megatron(const std::string& text,
-                                                const MegatronImportOptions& opts) {
-  EELLM_ASSIGN_OR_RETURN(const std::vector<std::string> words, expand_launch_command(text));
-  MegatronImport out;
-  Scenario& s = out.scenario;
-  std::vector<std::string>& warnings = out.warnings;
-  s.name = opts.name.empty() ? "megatron-import" : opts.name;
-  s.description = "imported from a Megatron-LM / EE-LLM command line";
-  // Megatron's defaults where they differ from eellm's.
-  s.training.lr_decay_style = LrDecayStyle::kLinear;
-  s.training.weight_decay = 0.01;
-  s.training.adam_beta2 = 0.999;
-  s.training.global_batch_size = 0;
-  s.execution.device = DeviceKind::kCUDA;
-
-  // The launcher's own options, before the script: torchrun --nnodes / --nproc_per_node.
-  size_t first = 0;
-  int launcher_nodes = 0, launcher_procs = 0;
+Launcher parse_launcher(const std::vector<std::string>& words) {
+  Launcher l;
   for (size_t i = 0; i < words.size(); ++i) {
     if (words[i].ends_with(".py")) {
-      first = i + 1;
+      l.first = i + 1;
       break;
     }
     // `--nnodes 2`, `--nnodes=2`; torchrun spells nproc_per_node with '_' or '-'.
@@ -358,16 +346,19 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text,
     } else if (i + 1 < words.size()) {
       value = words[i + 1];
     }
-    if (name == "--nnodes") (void)parse_as(name, value, launcher_nodes, "an integer");
-    if (name == "--nproc_per_node" || name == "--nproc-per-node")
-      (void)parse_as(name, value, launcher_procs, "an integer");
+    if (name == "--nnodes") (void)parse_as(name, value, l.nodes, "an integer");
+    if (name == "--nproc_per_node" || name == "--nproc-per-node") (void)parse_as(name, value, l.procs, "an integer");
   }
-  if (first == 0) {
-    while (first < words.size() && !words[first].starts_with("--")) ++first;
+  if (l.first == 0) {
+    while (l.first < words.size() && !words[l.first].starts_with("--")) ++l.first;
   }
+  return l;
+}
 
-  Pending p;
-  const std::map<std::string, FlagSpec> table = flag_table(s, p, warnings);
+// Applies the script's flags from words[first] on through the table; unknown flags are collected
+// into one warning, stray arguments warned about one by one.
+Status apply_flags(const std::vector<std::string>& words, size_t first, const std::map<std::string, FlagSpec>& table,
+                   std::vector<std::string>& warnings) {
   std::vector<std::string> unknown;
   for (size_t i = first; i < words.size();) {
     std::string flag = words[i++];
@@ -402,10 +393,30 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text,
     for (const std::string& u : unknown) list += (list.empty() ? "" : ", ") + u;
     warnings.push_back("unknown flags ignored: " + list);
   }
+  return Status::ok();
+}
 
+// Without --vocab-size: the size of the named tokenizer (GPT-2's when unknown).
+void resolve_vocab(ModelSpec& m, const Pending& p, std::vector<std::string>& warnings) {
+  if (p.vocab_given) return;
+  const std::string tok = normalize_enum_text(p.tokenizer_type);
+  if (tok.find("gpt2") != std::string::npos || p.vocab_file.find("gpt2") != std::string::npos) {
+    m.vocab_size = 50257;
+  } else if (tok.find("sentencepiece") != std::string::npos ||
+             tok.find("llama") != std::string::npos) {
+    m.vocab_size = 32000;
+    warnings.push_back("vocab_size 32000 assumed for tokenizer " + p.tokenizer_type +
+                       " (Llama SentencePiece); pass --vocab-size to be exact");
+  } else {
+    m.vocab_size = 50257;
+    warnings.push_back("no --vocab-size or known tokenizer: GPT-2's 50257 assumed");
+  }
+}
+
+// The model fields that depend on several flags: sequence length, architecture, query groups,
+// dtype, flash attention's recompute, vocabulary.
+Status resolve_model(Scenario& s, const Pending& p, std::vector<std::string>& warnings) {
   ModelSpec& m = s.model;
-  ParallelSpec& par = s.parallel;
-  TrainingSpec& t = s.training;
   if (m.num_layers <= 0 || m.hidden_size <= 0 || m.num_attention_heads <= 0)
     return Status::invalid_argument(
         "the command line lacks --num-layers, --hidden-size or --num-attention-heads");
@@ -421,28 +432,22 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text,
   }
   if (p.dtype_fp16 && p.dtype_bf16)
     return Status::invalid_argument("--fp16 and --bf16 are mutually exclusive");
-  t.params_dtype = p.dtype_bf16 ? DType::kBF16 : p.dtype_fp16 ? DType::kFP16 : DType::kFP32;
+  s.training.params_dtype = p.dtype_bf16 ? DType::kBF16 : p.dtype_fp16 ? DType::kFP16 : DType::kFP32;
   if (p.flash_attn && !p.recompute_given) {
     // Flash attention never stores the attention scores and recomputes them in backward.
-    par.recompute_granularity = RecomputeGranularity::kSelective;
+    s.parallel.recompute_granularity = RecomputeGranularity::kSelective;
     warnings.push_back(
         "--use-flash-attn modelled as recompute_granularity: selective (attention scores "
         "recomputed in backward)");
   }
-  if (!p.vocab_given) {
-    const std::string tok = normalize_enum_text(p.tokenizer_type);
-    if (tok.find("gpt2") != std::string::npos || p.vocab_file.find("gpt2") != std::string::npos) {
-      m.vocab_size = 50257;
-    } else if (tok.find("sentencepiece") != std::string::npos ||
-               tok.find("llama") != std::string::npos) {
-      m.vocab_size = 32000;
-      warnings.push_back("vocab_size 32000 assumed for tokenizer " + p.tokenizer_type +
-                         " (Llama SentencePiece); pass --vocab-size to be exact");
-    } else {
-      m.vocab_size = 50257;
-      warnings.push_back("no --vocab-size or known tokenizer: GPT-2's 50257 assumed");
-    }
-  }
+  resolve_vocab(m, p, warnings);
+  return Status::ok();
+}
+
+// Virtual stages from --num-layers-per-virtual-pipeline-stage, and the schedule Megatron runs.
+Status resolve_schedule(Scenario& s, const Pending& p) {
+  const ModelSpec& m = s.model;
+  ParallelSpec& par = s.parallel;
   const int tp = par.tensor_model_parallel_size, pp = par.pipeline_model_parallel_size;
   if (tp <= 0 || pp <= 0)
     return Status::invalid_argument("tensor and pipeline parallel sizes must be positive");
@@ -461,11 +466,13 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text,
   } else {
     par.schedule = s.exits.exit_layer_nums.empty() ? ScheduleKind::k1F1B : ScheduleKind::kEE1F1B;
   }
+  return Status::ok();
+}
 
-  // Cluster: named profile, or the device with the launcher's / the caller's GPU count.
-  // torchrun without --nnodes runs one node.
-  int gpus = opts.gpus > 0 ? opts.gpus : std::max(1, launcher_nodes) * launcher_procs;
-  int gpn = opts.gpus_per_node > 0 ? opts.gpus_per_node : launcher_procs;
+// Cluster: named profile, or the device with the launcher's / the caller's GPU count (a shipped
+// profile of that shape when there is one). torchrun without --nnodes runs one node.
+Status resolve_cluster(Scenario& s, const MegatronImportOptions& opts, const Launcher& launcher,
+                       std::vector<std::string>& warnings) {
   if (!opts.cluster.empty()) {
     EELLM_ASSIGN_OR_RETURN(s.cluster, load_cluster_profile(opts.cluster));
     if (opts.gpus_per_node > 0) s.cluster.gpus_per_node = opts.gpus_per_node;
@@ -476,32 +483,42 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text,
             std::to_string(s.cluster.gpus_per_node) + " GPUs per node of cluster " + opts.cluster);
       s.cluster.num_nodes = opts.gpus / s.cluster.gpus_per_node;
     }
-  } else {
-    if (gpus <= 0) {
-      gpus = tp * pp;
-      warnings.push_back(
-          "no GPU count given (--gpus or torchrun --nnodes/--nproc_per_node): assuming tp × pp = " +
-          std::to_string(gpus) + " GPUs (data parallel 1)");
-    }
-    if (gpn <= 0 || gpn > gpus) gpn = std::min(gpus, gpn > 0 ? gpn : 8);
-    if (gpus % gpn != 0)
-      return Status::invalid_argument(std::to_string(gpus) + " GPUs do not fill nodes of " +
-                                      std::to_string(gpn) + " GPUs");
-    const std::string profile = matching_cluster_profile(opts.device, gpus / gpn, gpn);
-    if (!profile.empty()) {
-      EELLM_ASSIGN_OR_RETURN(s.cluster, load_cluster_profile(profile));
-    } else {
-      EELLM_ASSIGN_OR_RETURN(const DeviceProfile device, load_device_profile(opts.device));
-      ClusterSpec& c = s.cluster;
-      c.name = opts.device + "-" + std::to_string(gpus / gpn) + "x" + std::to_string(gpn);
-      c.device_name = opts.device;
-      c.device = device;
-      c.num_nodes = gpus / gpn;
-      c.gpus_per_node = gpn;
-      c.intra_node = LinkSpec{device.nvlink_bandwidth_GBps, device.nvlink_latency_us};
-      c.inter_node = LinkSpec{device.network_bandwidth_GBps, device.network_latency_us};
-    }
+    return Status::ok();
   }
+  int gpus = opts.gpus > 0 ? opts.gpus : std::max(1, launcher.nodes) * launcher.procs;
+  int gpn = opts.gpus_per_node > 0 ? opts.gpus_per_node : launcher.procs;
+  if (gpus <= 0) {
+    gpus = s.parallel.tensor_model_parallel_size * s.parallel.pipeline_model_parallel_size;
+    warnings.push_back(
+        "no GPU count given (--gpus or torchrun --nnodes/--nproc_per_node): assuming tp × pp = " +
+        std::to_string(gpus) + " GPUs (data parallel 1)");
+  }
+  if (gpn <= 0 || gpn > gpus) gpn = std::min(gpus, gpn > 0 ? gpn : 8);
+  if (gpus % gpn != 0)
+    return Status::invalid_argument(std::to_string(gpus) + " GPUs do not fill nodes of " +
+                                    std::to_string(gpn) + " GPUs");
+  const std::string profile = matching_cluster_profile(opts.device, gpus / gpn, gpn);
+  if (!profile.empty()) {
+    EELLM_ASSIGN_OR_RETURN(s.cluster, load_cluster_profile(profile));
+    return Status::ok();
+  }
+  EELLM_ASSIGN_OR_RETURN(const DeviceProfile device, load_device_profile(opts.device));
+  ClusterSpec& c = s.cluster;
+  c.name = opts.device + "-" + std::to_string(gpus / gpn) + "x" + std::to_string(gpn);
+  c.device_name = opts.device;
+  c.device = device;
+  c.num_nodes = gpus / gpn;
+  c.gpus_per_node = gpn;
+  c.intra_node = LinkSpec{device.nvlink_bandwidth_GBps, device.nvlink_latency_us};
+  c.inter_node = LinkSpec{device.network_bandwidth_GBps, device.network_latency_us};
+  return Status::ok();
+}
+
+// The batch and iteration fields that need the world size: Megatron's default global batch
+// (micro-batch × dp), --train-samples and --lr-warmup-fraction.
+Status resolve_training(Scenario& s, const Pending& p, std::vector<std::string>& warnings) {
+  TrainingSpec& t = s.training;
+  const int tp = s.parallel.tensor_model_parallel_size, pp = s.parallel.pipeline_model_parallel_size;
   const int world = s.cluster.total_gpus();
   if (world % (tp * pp) != 0)
     return Status::invalid_argument("world size (" + std::to_string(world) +
@@ -518,6 +535,33 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text,
     const int decay = t.lr_decay_iters > 0 ? t.lr_decay_iters : t.train_iters;
     t.lr_warmup_iters = static_cast<int>(p.lr_warmup_fraction * decay);
   }
+  return Status::ok();
+}
+
+}  // namespace
+
+StatusOr<MegatronImport> scenario_from_megatron(const std::string& text,
+                                                const MegatronImportOptions& opts) {
+  EELLM_ASSIGN_OR_RETURN(const std::vector<std::string> words, expand_launch_command(text));
+  MegatronImport out;
+  Scenario& s = out.scenario;
+  s.name = opts.name.empty() ? "megatron-import" : opts.name;
+  s.description = "imported from a Megatron-LM / EE-LLM command line";
+  // Megatron's defaults where they differ from eellm's.
+  s.training.lr_decay_style = LrDecayStyle::kLinear;
+  s.training.weight_decay = 0.01;
+  s.training.adam_beta2 = 0.999;
+  s.training.global_batch_size = 0;
+  s.execution.device = DeviceKind::kCUDA;
+
+  const Launcher launcher = parse_launcher(words);
+  Pending p;
+  const std::map<std::string, FlagSpec> table = flag_table(s, p, out.warnings);
+  EELLM_RETURN_IF_ERROR(apply_flags(words, launcher.first, table, out.warnings));
+  EELLM_RETURN_IF_ERROR(resolve_model(s, p, out.warnings));
+  EELLM_RETURN_IF_ERROR(resolve_schedule(s, p));
+  EELLM_RETURN_IF_ERROR(resolve_cluster(s, opts, launcher, out.warnings));
+  EELLM_RETURN_IF_ERROR(resolve_training(s, p, out.warnings));
   return out;
 }
 

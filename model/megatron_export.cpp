@@ -5,6 +5,7 @@
 #include <charconv>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "model/megatron.h"
 
@@ -19,31 +20,29 @@ std::string fmt(double v) {
   return std::string(buf, ptr);
 }
 
-}  // namespace
-
-MegatronExport scenario_to_megatron(const Scenario& s) {
-  MegatronExport out;
-  const ModelSpec& m = s.model;
-  const ExitSpec& e = s.exits;
-  const ParallelSpec& par = s.parallel;
-  const TrainingSpec& t = s.training;
+// The flag lines of a launch, "--flag value" or "--flag".
+struct Flags {
   std::vector<std::string> lines;
-  auto flag = [&lines](const std::string& f, const std::string& v = "") {
-    lines.push_back(v.empty() ? f : f + " " + v);
-  };
-  auto list = [](const auto& v) {
-    std::string r;
-    for (const auto& x : v) {
-      if (!r.empty()) r += " ";
-      if constexpr (std::is_same_v<std::decay_t<decltype(x)>, double>)
-        r += fmt(x);
-      else
-        r += std::to_string(x);
-    }
-    return r;
-  };
-  auto num = [](int v) { return std::to_string(v); };
+  void operator()(const std::string& f, const std::string& v = "") { lines.push_back(v.empty() ? f : f + " " + v); }
+};
 
+// Space-separated values (doubles in their shortest round-trip form).
+template <typename T>
+std::string list(const std::vector<T>& v) {
+  std::string r;
+  for (const auto& x : v) {
+    if (!r.empty()) r += " ";
+    if constexpr (std::is_same_v<T, double>)
+      r += fmt(x);
+    else
+      r += std::to_string(x);
+  }
+  return r;
+}
+
+std::string num(int v) { return std::to_string(v); }
+
+void model_flags(const ModelSpec& m, Flags& flag) {
   flag("--num-layers", num(m.num_layers));
   flag("--hidden-size", num(m.hidden_size));
   flag("--num-attention-heads", num(m.num_attention_heads));
@@ -66,7 +65,11 @@ MegatronExport scenario_to_megatron(const Scenario& s) {
   if (!m.add_bias_linear) flag("--disable-bias-linear");
   if (m.untie_embeddings_and_output_weights) flag("--untie-embeddings-and-output-weights");
   flag("--init-method-std", fmt(m.init_method_std));
+}
 
+void parallel_flags(const Scenario& s, Flags& flag, std::vector<std::string>& warnings) {
+  const ModelSpec& m = s.model;
+  const ParallelSpec& par = s.parallel;
   flag("--tensor-model-parallel-size", num(par.tensor_model_parallel_size));
   flag("--pipeline-model-parallel-size", num(par.pipeline_model_parallel_size));
   if (par.virtual_pipeline_model_parallel_size > 1) {
@@ -75,7 +78,7 @@ MegatronExport scenario_to_megatron(const Scenario& s) {
     flag("--num-layers-per-virtual-pipeline-stage", num(per));
   }
   if (!par.layer_partition.empty())
-    out.warnings.push_back(
+    warnings.push_back(
         "parallel.layer_partition (an uneven split) has no Megatron flag; Megatron splits layers "
         "evenly");
   if (par.sequence_parallel) flag("--sequence-parallel");
@@ -88,7 +91,7 @@ MegatronExport scenario_to_megatron(const Scenario& s) {
     case ScheduleKind::kGPipe:
     case ScheduleKind::kZBH1:
     case ScheduleKind::kEETuning:
-      out.warnings.push_back(std::string("schedule ") + to_string(par.schedule) +
+      warnings.push_back(std::string("schedule ") + to_string(par.schedule) +
                              " has no Megatron/EE-LLM pretraining flag; the command runs 1F1B");
       break;
     case ScheduleKind::kEEFill:
@@ -97,7 +100,11 @@ MegatronExport scenario_to_megatron(const Scenario& s) {
     default:
       break;
   }
+}
 
+void exit_flags(const Scenario& s, Flags& flag, std::vector<std::string>& warnings) {
+  const ExitSpec& e = s.exits;
+  const ParallelSpec& par = s.parallel;
   if (!e.exit_layer_nums.empty()) {
     flag("--exit-layer-nums", list(e.exit_layer_nums));
     if (!e.exit_layer_weight.empty()) flag("--exit-layer-weight", list(e.exit_layer_weight));
@@ -112,14 +119,16 @@ MegatronExport scenario_to_megatron(const Scenario& s) {
   if (e.use_exit_block) flag("--use-exit-block");
   if (e.untie_exit_output_weights) flag("--untie-exit-output-weights");
   if (e.final_exit_weight != 1.0)
-    out.warnings.push_back("exits.final_exit_weight (" + fmt(e.final_exit_weight) +
+    warnings.push_back("exits.final_exit_weight (" + fmt(e.final_exit_weight) +
                            ") has no EE-LLM flag; EE-LLM uses 1");
   if (par.fill_explicit_bubbles) flag("--fill-explicit-bubbles");
   if (par.num_fill_warmup_microbatches >= 0)
     flag("--num-fill-warmup-microbatches", num(par.num_fill_warmup_microbatches));
   if (par.num_fill_cooldown_microbatches >= 0)
     flag("--num-fill-cooldown-microbatches", num(par.num_fill_cooldown_microbatches));
+}
 
+void training_flags(const TrainingSpec& t, Flags& flag) {
   flag("--micro-batch-size", num(t.micro_batch_size));
   flag("--global-batch-size", num(t.global_batch_size));
   flag("--train-iters", num(t.train_iters));
@@ -142,7 +151,12 @@ MegatronExport scenario_to_megatron(const Scenario& s) {
   flag("--eval-iters", num(t.eval_iters));
   flag("--save-interval", num(t.save_interval));
   flag("--log-interval", num(t.log_interval));
+}
 
+// The torchrun command: a title comment, the launcher with the world's nodes and GPUs per node,
+// the script and one flag per line.
+std::string launch_command(const Scenario& s, const Flags& flags) {
+  const ParallelSpec& par = s.parallel;
   const int world = par.world_size > 0 ? par.world_size : s.cluster.total_gpus();
   const int procs = std::max(1, std::min(world, s.cluster.gpus_per_node));
   const int nodes = std::max(1, world / procs);
@@ -152,9 +166,21 @@ MegatronExport scenario_to_megatron(const Scenario& s) {
   std::string cmd = "# " + title + "\n";
   if (par.sequence_parallel) cmd += "CUDA_DEVICE_MAX_CONNECTIONS=1 ";
   cmd += "torchrun --nnodes " + num(nodes) + " --nproc_per_node " + num(procs) + " " +
-         (e.exit_layer_nums.empty() ? "pretrain_gpt.py" : "pretrain_early_exit_gpt.py");
-  for (const std::string& l : lines) cmd += " \\\n    " + l;
-  out.command = cmd + "\n";
+         (s.exits.exit_layer_nums.empty() ? "pretrain_gpt.py" : "pretrain_early_exit_gpt.py");
+  for (const std::string& l : flags.lines) cmd += " \\\n    " + l;
+  return cmd + "\n";
+}
+
+}  // namespace
+
+MegatronExport scenario_to_megatron(const Scenario& s) {
+  MegatronExport out;
+  Flags flags;
+  model_flags(s.model, flags);
+  parallel_flags(s, flags, out.warnings);
+  exit_flags(s, flags, out.warnings);
+  training_flags(s.training, flags);
+  out.command = launch_command(s, flags);
   return out;
 }
 

@@ -112,115 +112,123 @@ class ShellReader {
 
   // Splits into commands, applying assignments as they come; returns every non-assignment command.
   StatusOr<std::vector<std::vector<std::string>>> run() {
-    std::vector<std::vector<std::string>> commands;
-    std::vector<std::string> words;
-    Word w;
-    bool assignment_word = false;
-    auto end_word = [&] {
-      if (w.present) words.push_back(w.text);
-      w = Word{};
-      assignment_word = false;
-    };
-    auto end_command = [&] {
-      end_word();
-      if (!words.empty()) apply(words, commands);
-      words.clear();
-    };
     while (pos_ < s_.size()) {
-      const char c = s_[pos_];
-      if (c == '\\' && pos_ + 1 < s_.size()) {
-        if (s_[pos_ + 1] == '\n') {  // continuation
-          pos_ += 2;
-          continue;
-        }
-        w.text += s_[pos_ + 1];
-        w.present = true;
-        pos_ += 2;
-      } else if (c == '>' || c == '<') {
-        // Redirection (`> log 2>&1`): drop the fd number, the operator and its target.
-        if (!w.text.empty() && std::all_of(w.text.begin(), w.text.end(), [](char d) {
-              return std::isdigit(static_cast<unsigned char>(d));
-            }))
-          w = Word{};
-        else
-          end_word();
-        while (pos_ < s_.size() && (s_[pos_] == '>' || s_[pos_] == '<' || s_[pos_] == '&')) ++pos_;
-        while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t')) ++pos_;
-        while (pos_ < s_.size() && !std::isspace(static_cast<unsigned char>(s_[pos_])) &&
-               s_[pos_] != ';')
-          ++pos_;
-      } else if (c == '\n' || c == ';' || c == '|' || c == '&') {
-        end_command();
-        ++pos_;
-      } else if (c == ' ' || c == '\t' || c == '\r') {
-        end_word();
-        ++pos_;
-      } else if (c == '#' && !w.present) {
-        while (pos_ < s_.size() && s_[pos_] != '\n') ++pos_;
-      } else if (c == '\'') {
-        const size_t end = s_.find('\'', pos_ + 1);
-        if (end == std::string::npos)
-          return Status::invalid_argument("unterminated ' quote in the command line");
-        w.text += s_.substr(pos_ + 1, end - pos_ - 1);
-        w.present = true;
-        pos_ = end + 1;
-      } else if (c == '"') {
-        ++pos_;
-        w.present = true;
-        while (pos_ < s_.size() && s_[pos_] != '"') {
-          if (s_[pos_] == '\\' && pos_ + 1 < s_.size()) {
-            const char n = s_[pos_ + 1];
-            if (n == '\n') {
-              pos_ += 2;
-            } else if (n == '"' || n == '\\' || n == '$' || n == '`') {
-              w.text += n;
-              pos_ += 2;
-            } else {
-              w.text += '\\';
-              ++pos_;
-            }
-          } else if (s_[pos_] == '$' || s_[pos_] == '`') {
-            w.text += expansion();
-          } else {
-            w.text += s_[pos_++];
-          }
-        }
-        if (pos_ >= s_.size())
-          return Status::invalid_argument("unterminated \" quote in the command line");
-        ++pos_;
-      } else if (c == '$' || c == '`') {
-        const std::string value = expansion();
-        if (!ok_) return Status::invalid_argument(error_);
-        if (assignment_word) {
-          w.text += value;
-          w.present = true;
-        } else {
-          // Unquoted: split on whitespace.
-          for (char v : value) {
-            if (std::isspace(static_cast<unsigned char>(v))) {
-              if (w.present) end_word();
-            } else {
-              w.text += v;
-              w.present = true;
-            }
-          }
-        }
-      } else {
-        w.text += c;
-        w.present = true;
-        ++pos_;
-        // NAME= at the start of a command: the value is not word-split (shell assignment rules).
-        if (c == '=' && words_are_assignments(words) &&
-            is_name(w.text.substr(0, w.text.size() - 1)))
-          assignment_word = true;
-      }
+      EELLM_RETURN_IF_ERROR(step());
       if (!ok_) return Status::invalid_argument(error_);
     }
     end_command();
-    return commands;
+    return commands_;
   }
 
  private:
+  void end_word() {
+    if (w_.present) words_.push_back(w_.text);
+    w_ = Word{};
+    assignment_word_ = false;
+  }
+  void end_command() {
+    end_word();
+    if (!words_.empty()) apply(words_, commands_);
+    words_.clear();
+  }
+
+  // Reads what starts at pos_: a character, an escape, a quoted string, an expansion, a separator.
+  Status step() {
+    const char c = s_[pos_];
+    if (c == '\\' && pos_ + 1 < s_.size()) {
+      if (s_[pos_ + 1] != '\n') {  // else a continuation
+        w_.text += s_[pos_ + 1];
+        w_.present = true;
+      }
+      pos_ += 2;
+    } else if (c == '>' || c == '<') {
+      skip_redirection();
+    } else if (c == '\n' || c == ';' || c == '|' || c == '&') {
+      end_command();
+      ++pos_;
+    } else if (c == ' ' || c == '\t' || c == '\r') {
+      end_word();
+      ++pos_;
+    } else if (c == '#' && !w_.present) {
+      while (pos_ < s_.size() && s_[pos_] != '\n') ++pos_;
+    } else if (c == '\'') {
+      const size_t end = s_.find('\'', pos_ + 1);
+      if (end == std::string::npos) return Status::invalid_argument("unterminated ' quote in the command line");
+      w_.text += s_.substr(pos_ + 1, end - pos_ - 1);
+      w_.present = true;
+      pos_ = end + 1;
+    } else if (c == '"') {
+      return double_quoted();
+    } else if (c == '$' || c == '`') {
+      const std::string value = expansion();
+      if (ok_) add_unquoted(value);
+    } else {
+      w_.text += c;
+      w_.present = true;
+      ++pos_;
+      // NAME= at the start of a command: the value is not word-split (shell assignment rules).
+      if (c == '=' && words_are_assignments(words_) && is_name(w_.text.substr(0, w_.text.size() - 1)))
+        assignment_word_ = true;
+    }
+    return Status::ok();
+  }
+
+  // Redirection (`> log 2>&1`): drop the fd number, the operator and its target.
+  void skip_redirection() {
+    if (!w_.text.empty() &&
+        std::all_of(w_.text.begin(), w_.text.end(), [](char d) { return std::isdigit(static_cast<unsigned char>(d)); }))
+      w_ = Word{};
+    else
+      end_word();
+    while (pos_ < s_.size() && (s_[pos_] == '>' || s_[pos_] == '<' || s_[pos_] == '&')) ++pos_;
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t')) ++pos_;
+    while (pos_ < s_.size() && !std::isspace(static_cast<unsigned char>(s_[pos_])) && s_[pos_] != ';') ++pos_;
+  }
+
+  // At '"': the quoted text, with \-escapes of " \ $ ` and expansions (not word-split).
+  Status double_quoted() {
+    ++pos_;
+    w_.present = true;
+    while (pos_ < s_.size() && s_[pos_] != '"') {
+      if (s_[pos_] == '\\' && pos_ + 1 < s_.size()) {
+        const char n = s_[pos_ + 1];
+        if (n == '\n') {
+          pos_ += 2;
+        } else if (n == '"' || n == '\\' || n == '$' || n == '`') {
+          w_.text += n;
+          pos_ += 2;
+        } else {
+          w_.text += '\\';
+          ++pos_;
+        }
+      } else if (s_[pos_] == '$' || s_[pos_] == '`') {
+        w_.text += expansion();
+      } else {
+        w_.text += s_[pos_++];
+      }
+    }
+    if (pos_ >= s_.size()) return Status::invalid_argument("unterminated \" quote in the command line");
+    ++pos_;
+    return Status::ok();
+  }
+
+  // An unquoted expansion: split on whitespace, except as an assignment's value.
+  void add_unquoted(const std::string& value) {
+    if (assignment_word_) {
+      w_.text += value;
+      w_.present = true;
+      return;
+    }
+    for (char v : value) {
+      if (std::isspace(static_cast<unsigned char>(v))) {
+        if (w_.present) end_word();
+      } else {
+        w_.text += v;
+        w_.present = true;
+      }
+    }
+  }
+
   static bool is_name(const std::string& s) {
     if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
     for (char c : s)
@@ -308,6 +316,10 @@ class ShellReader {
   std::map<std::string, std::string> vars_;
   bool ok_ = true;
   std::string error_;
+  std::vector<std::vector<std::string>> commands_;  // the commands read so far
+  std::vector<std::string> words_;                  // of the command being read
+  Word w_;                                          // the word being read
+  bool assignment_word_ = false;                    // w_ is NAME=… at the start of a command
 };
 
 }  // namespace

@@ -150,125 +150,164 @@ StatusOr<InferenceCosts> inference_costs(const Scenario& s) {
   return c;
 }
 
-DecodeResult simulate_decode(const InferenceCosts& c, InferenceMethod method, const DecodeParams& p) {
-  DecodeResult r;
-  r.method = method;
-  const int N = std::max(kMinSimulatedTokens, p.new_tokens);
-  const int new_tokens = std::max(1, p.new_tokens);
+namespace {
+
+// What a decode of N tokens adds up: its time, the layers tokens needed before their decision and
+// the layer steps run (incl. KV recompute / fill).
+struct DecodeTally {
+  double total = 0, exit_layers = 0, computed = 0;
+};
+
+// One full-model token after another.
+DecodeTally decode_full(const InferenceCosts& c, int N, double full_token) {
+  DecodeTally d;
+  d.total = N * full_token;
+  d.exit_layers = d.computed = static_cast<double>(N) * c.num_layers;
+  return d;
+}
+
+// Early exit with KV recompute: the layers an exited token skipped run later, batched with the next
+// token that goes deeper (a full pass once more than max_pending_recompute tokens wait).
+DecodeTally decode_recompute(const InferenceCosts& c, int N, const DecodeParams& p) {
+  DecodeTally d;
+  const int Lz = c.num_layers;
+  std::vector<int> pending;  // depths reached by earlier tokens whose deeper KV is missing
+  for (int t = 0; t < N; ++t) {
+    size_t k = batch_exit(c, p.exit_rates, t);
+    if (static_cast<int>(pending.size()) > p.max_pending_recompute) k = c.exit_depth.size();  // forced full pass
+    const int D = depth_of(c, k);
+    for (int j = 1; j <= D; ++j) {
+      int n = 1;
+      for (int q : pending) n += q < j ? 1 : 0;
+      d.total += c.layer.time(n);
+      d.computed += n;
+    }
+    d.total += exit_heads_time(c, k);
+    if (k >= c.exit_depth.size()) d.total += c.final_head.time(1);
+    const int s = stage_at_depth(c, D);
+    d.total += c.p2p_s * (s + (s > 0 ? 1 : 0));
+    d.exit_layers += D;
+    std::vector<int> keep;
+    for (int q : pending)
+      if (std::max(q, D) < Lz) keep.push_back(std::max(q, D));
+    if (D < Lz) keep.push_back(D);
+    pending.swap(keep);
+  }
+  return d;
+}
+
+// Pipeline-based early exit: the next token starts once this one is decided; later stages keep
+// filling the KV of the exited token behind it.
+DecodeTally decode_pipeline(const InferenceCosts& c, int N, const DecodeParams& p) {
+  DecodeTally d;
   const int Lz = c.num_layers;
   const double t1 = c.layer.time(1);
-  const double full_token = Lz * t1 + c.final_head.time(1) + (c.pp > 1 ? c.pp * c.p2p_s : 0);
-  double total = 0, exit_layers = 0, computed = 0;
-  switch (method) {
-    case InferenceMethod::kFull: {
-      total = N * full_token;
-      exit_layers = computed = static_cast<double>(N) * Lz;
-      break;
-    }
-    case InferenceMethod::kRecompute: {
-      std::vector<int> pending;  // depths reached by earlier tokens whose deeper KV is missing
-      for (int t = 0; t < N; ++t) {
-        size_t k = batch_exit(c, p.exit_rates, t);
-        if (static_cast<int>(pending.size()) > p.max_pending_recompute) k = c.exit_depth.size();  // forced full pass
-        const int D = depth_of(c, k);
-        for (int j = 1; j <= D; ++j) {
-          int n = 1;
-          for (int q : pending) n += q < j ? 1 : 0;
-          total += c.layer.time(n);
-          computed += n;
-        }
-        total += exit_heads_time(c, k);
-        if (k >= c.exit_depth.size()) total += c.final_head.time(1);
-        const int s = stage_at_depth(c, D);
-        total += c.p2p_s * (s + (s > 0 ? 1 : 0));
-        exit_layers += D;
-        std::vector<int> keep;
-        for (int q : pending)
-          if (std::max(q, D) < Lz) keep.push_back(std::max(q, D));
-        if (D < Lz) keep.push_back(D);
-        pending.swap(keep);
-      }
-      break;
-    }
-    case InferenceMethod::kPipeline: {
-      std::vector<double> free(static_cast<size_t>(c.pp), 0.0);
-      double ready = 0, decided = 0;
-      for (int t = 0; t < N; ++t) {
-        const size_t k = batch_exit(c, p.exit_rates, t);
-        const int D = depth_of(c, k);
-        double arrival = ready, decision = -1;
-        int decision_stage = c.pp - 1;
-        int layer = 0;
-        for (int s = 0; s < c.pp; ++s) {
-          double cur = std::max(arrival, free[static_cast<size_t>(s)]);
-          while (layer < Lz && c.stage_of_layer[static_cast<size_t>(layer)] == s) {
-            cur += t1;
-            ++layer;
-            // Exit heads that decide after this layer, while the token is still undecided.
-            for (size_t j = 0; j < c.exit_depth.size() && decision < 0; ++j)
-              if (c.exit_depth[j] == layer && j <= k) {
-                cur += c.exit_heads[j].time(1);
-                if (j == k) {
-                  decision = cur;
-                  decision_stage = s;
-                }
-              }
+  std::vector<double> free(static_cast<size_t>(c.pp), 0.0);
+  double ready = 0, decided = 0;
+  for (int t = 0; t < N; ++t) {
+    const size_t k = batch_exit(c, p.exit_rates, t);
+    const int D = depth_of(c, k);
+    double arrival = ready, decision = -1;
+    int decision_stage = c.pp - 1;
+    int layer = 0;
+    for (int s = 0; s < c.pp; ++s) {
+      double cur = std::max(arrival, free[static_cast<size_t>(s)]);
+      while (layer < Lz && c.stage_of_layer[static_cast<size_t>(layer)] == s) {
+        cur += t1;
+        ++layer;
+        // Exit heads that decide after this layer, while the token is still undecided.
+        for (size_t j = 0; j < c.exit_depth.size() && decision < 0; ++j)
+          if (c.exit_depth[j] == layer && j <= k) {
+            cur += c.exit_heads[j].time(1);
+            if (j == k) {
+              decision = cur;
+              decision_stage = s;
+            }
           }
-          if (s == c.pp - 1 && decision < 0) {
-            cur += c.final_head.time(1);
-            decision = cur;
-          }
-          free[static_cast<size_t>(s)] = cur;
-          arrival = cur + c.p2p_s;
-        }
-        ready = decision + (c.pp > 1 && decision_stage > 0 ? c.p2p_s : 0);
-        decided = decision;
-        exit_layers += D;
-        computed += Lz;
       }
-      total = decided;
-      break;
+      if (s == c.pp - 1 && decision < 0) {
+        cur += c.final_head.time(1);
+        decision = cur;
+      }
+      free[static_cast<size_t>(s)] = cur;
+      arrival = cur + c.p2p_s;
     }
-    case InferenceMethod::kSpeculative: {
-      const size_t dk = std::min(static_cast<size_t>(std::max(0, p.draft_exit)), c.exit_depth.empty() ? 0 : c.exit_depth.size() - 1);
-      const int d = c.exit_depth.empty() ? Lz : c.exit_depth[dk];
-      const int K = std::max(1, p.draft_tokens);
-      double alpha = p.acceptance_rate;
-      if (alpha < 0) {
-        alpha = 0;
-        for (size_t j = 0; j <= dk && j < p.exit_rates.size(); ++j) alpha += p.exit_rates[j];
-      }
-      alpha = std::clamp(alpha, 0.0, 1.0);
-      r.acceptance_rate = alpha;
-      const double alpha_batch = std::pow(alpha, c.batch_size);  // every sequence must accept
-      const int sd = stage_at_depth(c, d);
-      const double draft_step = d * t1 + (c.exit_heads.empty() ? 0 : c.exit_heads[dk].time(1)) + c.p2p_s * 2 * sd;
-      const double verify = (Lz - d) * c.layer.time(K) + c.final_head.time(K) + (c.pp > 1 ? c.p2p_s * (c.pp - sd) : 0);
-      int produced = 0;
-      int64_t draw = 0;
-      while (produced < N) {
-        int n = 0;
-        while (n < K && uniform_at(draw++) < alpha_batch) ++n;
-        produced += n < K ? n + 1 : K;
-        total += K * draft_step + verify;
-        exit_layers += static_cast<double>(K) * d + (Lz - d);
-        computed += static_cast<double>(K) * d + static_cast<double>(K) * (Lz - d);
-      }
-      // Per-token figures over the tokens actually produced (the last round may overshoot N).
-      r.time_per_output_token_s = total / produced;
-      r.tokens_per_s = c.batch_size * produced / total;
-      r.avg_exit_layers = exit_layers / produced;
-      r.avg_layers_computed = computed / produced;
-      r.speedup_vs_full = full_token / r.time_per_output_token_s;
-      r.decode_s = r.time_per_output_token_s * new_tokens;
-      return r;
-    }
+    ready = decision + (c.pp > 1 && decision_stage > 0 ? c.p2p_s : 0);
+    decided = decision;
+    d.exit_layers += D;
+    d.computed += Lz;
   }
-  r.time_per_output_token_s = total / N;
-  r.decode_s = r.time_per_output_token_s * new_tokens;
-  r.tokens_per_s = total > 0 ? c.batch_size * N / total : 0;
-  r.avg_exit_layers = exit_layers / N;
-  r.avg_layers_computed = computed / N;
+  d.total = decided;
+  return d;
+}
+
+// Self-speculative decoding: K drafts from an exit, verified by the rest of the model in one pass.
+// Per-token figures over the tokens actually produced (the last round may overshoot N).
+DecodeResult decode_speculative(const InferenceCosts& c, int N, const DecodeParams& p, double full_token) {
+  DecodeResult r;
+  r.method = InferenceMethod::kSpeculative;
+  const int Lz = c.num_layers;
+  const double t1 = c.layer.time(1);
+  const size_t dk = std::min(static_cast<size_t>(std::max(0, p.draft_exit)), c.exit_depth.empty() ? 0 : c.exit_depth.size() - 1);
+  const int d = c.exit_depth.empty() ? Lz : c.exit_depth[dk];
+  const int K = std::max(1, p.draft_tokens);
+  double alpha = p.acceptance_rate;
+  if (alpha < 0) {
+    alpha = 0;
+    for (size_t j = 0; j <= dk && j < p.exit_rates.size(); ++j) alpha += p.exit_rates[j];
+  }
+  alpha = std::clamp(alpha, 0.0, 1.0);
+  r.acceptance_rate = alpha;
+  const double alpha_batch = std::pow(alpha, c.batch_size);  // every sequence must accept
+  const int sd = stage_at_depth(c, d);
+  const double draft_step = d * t1 + (c.exit_heads.empty() ? 0 : c.exit_heads[dk].time(1)) + c.p2p_s * 2 * sd;
+  const double verify = (Lz - d) * c.layer.time(K) + c.final_head.time(K) + (c.pp > 1 ? c.p2p_s * (c.pp - sd) : 0);
+  DecodeTally t;
+  int produced = 0;
+  int64_t draw = 0;
+  while (produced < N) {
+    int n = 0;
+    while (n < K && uniform_at(draw++) < alpha_batch) ++n;
+    produced += n < K ? n + 1 : K;
+    t.total += K * draft_step + verify;
+    t.exit_layers += static_cast<double>(K) * d + (Lz - d);
+    t.computed += static_cast<double>(K) * d + static_cast<double>(K) * (Lz - d);
+  }
+  r.time_per_output_token_s = t.total / produced;
+  r.tokens_per_s = c.batch_size * produced / t.total;
+  r.avg_exit_layers = t.exit_layers / produced;
+  r.avg_layers_computed = t.computed / produced;
+  r.speedup_vs_full = full_token / r.time_per_output_token_s;
+  r.decode_s = r.time_per_output_token_s * std::max(1, p.new_tokens);
+  return r;
+}
+
+}  // namespace
+
+DecodeResult simulate_decode(const InferenceCosts& c, InferenceMethod method, const DecodeParams& p) {
+  const int N = std::max(kMinSimulatedTokens, p.new_tokens);
+  const double full_token = c.num_layers * c.layer.time(1) + c.final_head.time(1) + (c.pp > 1 ? c.pp * c.p2p_s : 0);
+  DecodeTally d;
+  switch (method) {
+    case InferenceMethod::kFull:
+      d = decode_full(c, N, full_token);
+      break;
+    case InferenceMethod::kRecompute:
+      d = decode_recompute(c, N, p);
+      break;
+    case InferenceMethod::kPipeline:
+      d = decode_pipeline(c, N, p);
+      break;
+    case InferenceMethod::kSpeculative:
+      return decode_speculative(c, N, p, full_token);
+  }
+  DecodeResult r;
+  r.method = method;
+  r.time_per_output_token_s = d.total / N;
+  r.decode_s = r.time_per_output_token_s * std::max(1, p.new_tokens);
+  r.tokens_per_s = d.total > 0 ? c.batch_size * N / d.total : 0;
+  r.avg_exit_layers = d.exit_layers / N;
+  r.avg_layers_computed = d.computed / N;
   r.speedup_vs_full = r.time_per_output_token_s > 0 ? full_token / r.time_per_output_token_s : 1;
   return r;
 }

@@ -157,218 +157,272 @@ StatusOr<std::vector<PlanCandidate>> enumerate_candidates(const Scenario& base, 
   return out;
 }
 
-StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
-  using Clock = std::chrono::steady_clock;
-  const auto t0 = Clock::now();
+namespace {
+
+// What the phases of one search share: the inputs, the enumerated space, the screening results and
+// the prune tallies (one per thread, merged at the end).
+struct Search {
+  Search(const Scenario& b, const PlanOptions& opts) : base(b), o(opts) {}
+  const Scenario& base;
+  const PlanOptions& o;
   Tables tables;
-  EELLM_ASSIGN_OR_RETURN(std::vector<Cand> cands, plan_detail::enumerate(base, o, tables));
-  PlanResult res;
-  res.candidates = static_cast<int64_t>(cands.size());
-  res.device = base.cluster.device.name;
-  const double budget_GiB = base.cluster.device.memory_GiB * (1.0 - o.memory_margin);
-  res.memory_budget_GiB = budget_GiB;
-  const int gpn = std::max(1, base.cluster.gpus_per_node);
-  const int threads = thread_count(o);
+  std::vector<Cand> cands;
+  std::vector<Screened> scr;
+  std::vector<ThreadTally> tally;
+  double budget_GiB = 0;
+  int threads = 1;
+  int gpn = 1;
+  double est_s(int64_t i) const { return scr[static_cast<size_t>(i)].est_s; }
+};
 
-  // --- Screen: rules, layout, memory, closed form. ---
-  std::vector<Screened> scr(cands.size());
-  std::vector<ThreadTally> tally(static_cast<size_t>(threads));
-  std::vector<Scenario> work(static_cast<size_t>(threads), base);
-  const int64_t screened = parallel_for(static_cast<int64_t>(cands.size()), threads, o, "screen", 256, [&](int tid, int64_t i) {
-    const Cand& c = cands[static_cast<size_t>(i)];
-    ThreadTally& tt = tally[static_cast<size_t>(tid)];
-    if (c.tp > gpn) {
-      tt.add("tp > gpus_per_node", i,
-             "tensor_model_parallel_size (" + std::to_string(c.tp) + ") exceeds the GPUs of a node (" + std::to_string(gpn) +
-                 "): tensor-parallel collectives must stay on NVLink");
-      return;
-    }
-    if (c.pp * c.vp > base.model.num_layers) {
-      tt.add("pp x vp > num_layers", i,
-             "pipeline_model_parallel_size (" + std::to_string(c.pp) + ") × virtual stages (" + std::to_string(c.vp) +
-                 ") exceeds model.num_layers (" + std::to_string(base.model.num_layers) + ")");
-      return;
-    }
-    Scenario& s = work[static_cast<size_t>(tid)];
-    write_candidate(s, c, tables, gpn);
-    auto L = derive_layout(s);
-    if (!L.is_ok()) {
-      tt.add(reason_key(L.status().message()), i, L.status().message());
-      return;
-    }
-    const CostModel cm(s, *L);
-    double peak = 0;
-    int worst = 0;
-    for (int st = 0; st < L->pp; ++st) {
-      const double g = static_cast<double>(cm.stage_memory(st).peak_bytes()) / kGiB;
-      if (g > peak) {
-        peak = g;
-        worst = st;
-      }
-    }
-    if (peak > budget_GiB) {
-      std::ostringstream os;
-      os.precision(3);
-      os << "stage " << worst << " needs " << peak << " GiB > " << budget_GiB << " GiB (" << s.cluster.device.name
-         << " " << s.cluster.device.memory_GiB << " GiB less " << o.memory_margin * 100 << " % margin)";
-      tt.add("memory", i, os.str());
-      return;
-    }
-    scr[static_cast<size_t>(i)] = Screened{estimate_iteration(cm).total_s, peak};
-  });
-  if (cancel_requested(o)) return cancelled_status("screening", screened, res.candidates);
-  const auto t1 = Clock::now();
-  res.screen_seconds = std::chrono::duration<double>(t1 - t0).count();
-
-  std::vector<int64_t> alive;
-  for (size_t i = 0; i < scr.size(); ++i)
-    if (scr[i].est_s >= 0) alive.push_back(static_cast<int64_t>(i));
-  res.estimated = static_cast<int64_t>(alive.size());
-  std::sort(alive.begin(), alive.end(), [&](int64_t a, int64_t b) {
-    const double x = scr[static_cast<size_t>(a)].est_s, y = scr[static_cast<size_t>(b)].est_s;
-    return x != y ? x < y : a < b;
-  });
-
-  // --- Event simulation of the most promising, in rounds. ---
-  // The closed form is biased differently per schedule, pipeline depth and microbatch count
-  // (bubble filling and zero-bubble gain more in the simulator than in the formula), so round one
-  // simulates the best estimate of every (schedule, pp, vp, recompute) group (a third of the
-  // budget); each later round (an eighth) simulates the best estimates corrected by the
-  // simulated/estimated ratios seen so far.
-  const size_t nsim = o.simulate_top < 0 ? alive.size()
-                                         : std::min(alive.size(), static_cast<size_t>(std::max(o.simulate_top, o.top_k)));
-  auto group_of = [&](int64_t i) {
-    const Cand& c = cands[static_cast<size_t>(i)];
-    return std::make_tuple(static_cast<int>(c.schedule), static_cast<int>(c.pp), static_cast<int>(c.vp),
-                           static_cast<int>(c.recompute));
-  };
-  std::vector<PlanEntry> entries;
-  std::vector<std::string> sim_error;
-  std::vector<char> picked(cands.size(), 0);
-  int64_t sim_done = 0;
-  auto run_round = [&](const std::vector<int64_t>& idx) {
-    const size_t first = entries.size();
-    entries.resize(first + idx.size());
-    sim_error.resize(first + idx.size());
-    sim_done += parallel_for(static_cast<int64_t>(idx.size()), threads, o, "simulate", 1, [&](int, int64_t k) {
-      const int64_t i = idx[static_cast<size_t>(k)];
-      PlanEntry& e = entries[first + static_cast<size_t>(k)];
-      e.candidate = materialize(cands[static_cast<size_t>(i)], tables, i);
-      e.metrics.estimated_time_s = scr[static_cast<size_t>(i)].est_s;
-      e.metrics.peak_memory_GiB = scr[static_cast<size_t>(i)].peak_GiB;
-      const Scenario s = apply_candidate(base, e.candidate);
-      SimulateOptions so;
-      so.record_timeline = false;
-      so.compare_without_exits = false;
-      auto r = simulate(s, so);
-      if (!r.is_ok()) {
-        sim_error[first + static_cast<size_t>(k)] = r.status().message();
-        return;
-      }
-      const SimulationSummary& sum = r->summary;
-      e.metrics.simulated = true;
-      e.metrics.iteration_time_s = sum.iteration_time_s;
-      e.metrics.tokens_per_s = sum.tokens_per_s;
-      e.metrics.backbone_fraction = static_cast<double>(sum.num_backbone_microbatches) / sum.num_microbatches;
-      e.metrics.mfu = sum.mfu;
-      e.metrics.bubble_fraction = sum.bubble_fraction;
-      const CostModel cm(r->scenario, r->layout);
-      for (int st = 0; st < r->layout.pp; ++st)
-        e.metrics.stage_memory_GiB.push_back(static_cast<double>(cm.stage_memory(st).peak_bytes()) / kGiB);
-      e.metrics.peak_memory_GiB = std::max(e.metrics.peak_memory_GiB, sum.peak_memory_GiB);
-    });
-    for (int64_t i : idx) picked[static_cast<size_t>(i)] = 1;
-    return !cancel_requested(o);
-  };
-  auto cancelled_simulating = [&] { return cancelled_status("simulation", sim_done, static_cast<int64_t>(nsim)); };
-  if (nsim == alive.size()) {
-    if (!run_round(alive)) return cancelled_simulating();
-  } else {
-    // Round one: the overall best and the best estimate of every coarse group.
-    std::vector<int64_t> round1{alive.front()};
-    std::map<std::tuple<int, int, int, int>, int64_t> rep;
-    for (int64_t i : alive) rep.emplace(group_of(i), i);  // alive is sorted: first = best estimate
-    std::vector<int64_t> reps;
-    for (const auto& [g, i] : rep)
-      if (i != alive.front()) reps.push_back(i);
-    std::sort(reps.begin(), reps.end(), [&](int64_t a, int64_t b) {
-      return scr[static_cast<size_t>(a)].est_s != scr[static_cast<size_t>(b)].est_s
-                 ? scr[static_cast<size_t>(a)].est_s < scr[static_cast<size_t>(b)].est_s
-                 : a < b;
-    });
-    const size_t first_round = std::max<size_t>(1, nsim / 3);
-    for (int64_t i : reps)
-      if (round1.size() < first_round) round1.push_back(i);
-    if (!run_round(round1)) return cancelled_simulating();
-    // Later rounds: estimates corrected by the simulated/estimated ratio of the finest group with
-    // data — (schedule, pp, vp, recompute, micro-batch), then (schedule, pp, vp, recompute), then
-    // the schedule, then all — re-ranked after every round.
-    const size_t step = std::max<size_t>(1, nsim / 8);
-    while (entries.size() < nsim) {
-      std::map<std::tuple<int, int, int, int, int>, std::pair<double, int>> fine;
-      std::map<std::tuple<int, int, int, int>, std::pair<double, int>> coarse;
-      std::map<int, std::pair<double, int>> by_schedule;
-      std::vector<double> all_ratios;
-      for (size_t k = 0; k < entries.size(); ++k) {
-        if (!sim_error[k].empty() || entries[k].metrics.estimated_time_s <= 0) continue;
-        const double q = entries[k].metrics.iteration_time_s / entries[k].metrics.estimated_time_s;
-        const int64_t i = entries[k].candidate.index;
-        const auto g = group_of(i);
-        auto add = [q](std::pair<double, int>& acc) {
-          acc.first += q;
-          ++acc.second;
-        };
-        add(fine[std::tuple_cat(g, std::make_tuple(static_cast<int>(cands[static_cast<size_t>(i)].mbs)))]);
-        add(coarse[g]);
-        add(by_schedule[std::get<0>(g)]);
-        all_ratios.push_back(q);
-      }
-      std::sort(all_ratios.begin(), all_ratios.end());
-      const double global = all_ratios.empty() ? 1.0 : all_ratios[all_ratios.size() / 2];
-      std::vector<std::pair<double, int64_t>> corrected;
-      for (int64_t i : alive) {
-        if (picked[static_cast<size_t>(i)]) continue;
-        const auto g = group_of(i);
-        double q = global;
-        if (auto f = fine.find(std::tuple_cat(g, std::make_tuple(static_cast<int>(cands[static_cast<size_t>(i)].mbs))));
-            f != fine.end())
-          q = f->second.first / f->second.second;
-        else if (auto c = coarse.find(g); c != coarse.end())
-          q = c->second.first / c->second.second;
-        else if (auto sc = by_schedule.find(std::get<0>(g)); sc != by_schedule.end())
-          q = sc->second.first / sc->second.second;
-        corrected.emplace_back(scr[static_cast<size_t>(i)].est_s * q, i);
-      }
-      if (corrected.empty()) break;
-      const size_t take = std::min({step, nsim - entries.size(), corrected.size()});
-      std::partial_sort(corrected.begin(), corrected.begin() + static_cast<std::ptrdiff_t>(take), corrected.end());
-      std::vector<int64_t> round;
-      for (size_t k = 0; k < take; ++k) round.push_back(corrected[k].second);
-      if (!run_round(round)) return cancelled_simulating();
+// Screens candidate i in `s` (a per-thread scratch scenario): structural rules, derive_layout, the
+// cost model's per-stage memory, then the closed form. Pruned candidates go to `tt`.
+void screen_one(Search& q, Scenario& s, ThreadTally& tt, int64_t i) {
+  const Cand& c = q.cands[static_cast<size_t>(i)];
+  if (c.tp > q.gpn) {
+    tt.add("tp > gpus_per_node", i,
+           "tensor_model_parallel_size (" + std::to_string(c.tp) + ") exceeds the GPUs of a node (" +
+               std::to_string(q.gpn) + "): tensor-parallel collectives must stay on NVLink");
+    return;
+  }
+  if (c.pp * c.vp > q.base.model.num_layers) {
+    tt.add("pp x vp > num_layers", i,
+           "pipeline_model_parallel_size (" + std::to_string(c.pp) + ") × virtual stages (" + std::to_string(c.vp) +
+               ") exceeds model.num_layers (" + std::to_string(q.base.model.num_layers) + ")");
+    return;
+  }
+  write_candidate(s, c, q.tables, q.gpn);
+  auto L = derive_layout(s);
+  if (!L.is_ok()) {
+    tt.add(reason_key(L.status().message()), i, L.status().message());
+    return;
+  }
+  const CostModel cm(s, *L);
+  double peak = 0;
+  int worst = 0;
+  for (int st = 0; st < L->pp; ++st) {
+    const double g = static_cast<double>(cm.stage_memory(st).peak_bytes()) / kGiB;
+    if (g > peak) {
+      peak = g;
+      worst = st;
     }
   }
-  ThreadTally& main_tally = tally[0];
+  if (peak > q.budget_GiB) {
+    std::ostringstream os;
+    os.precision(3);
+    os << "stage " << worst << " needs " << peak << " GiB > " << q.budget_GiB << " GiB (" << s.cluster.device.name
+       << " " << s.cluster.device.memory_GiB << " GiB less " << q.o.memory_margin * 100 << " % margin)";
+    tt.add("memory", i, os.str());
+    return;
+  }
+  q.scr[static_cast<size_t>(i)] = Screened{estimate_iteration(cm).total_s, peak};
+}
+
+// Screens every candidate on the worker threads; returns the survivors, best estimate first (ties
+// by enumeration index), or the cancelled status.
+StatusOr<std::vector<int64_t>> screen(Search& q) {
+  const int64_t n = static_cast<int64_t>(q.cands.size());
+  q.scr.assign(q.cands.size(), Screened{});
+  q.tally.assign(static_cast<size_t>(q.threads), ThreadTally{});
+  std::vector<Scenario> work(static_cast<size_t>(q.threads), q.base);
+  const int64_t screened = parallel_for(n, q.threads, q.o, "screen", 256, [&](int tid, int64_t i) {
+    screen_one(q, work[static_cast<size_t>(tid)], q.tally[static_cast<size_t>(tid)], i);
+  });
+  if (cancel_requested(q.o)) return cancelled_status("screening", screened, n);
+  std::vector<int64_t> alive;
+  for (size_t i = 0; i < q.scr.size(); ++i)
+    if (q.scr[i].est_s >= 0) alive.push_back(static_cast<int64_t>(i));
+  std::sort(alive.begin(), alive.end(), [&](int64_t a, int64_t b) {
+    const double x = q.est_s(a), y = q.est_s(b);
+    return x != y ? x < y : a < b;
+  });
+  return alive;
+}
+
+// The simulated candidates so far (entries[k] failed when error[k] is set) and which were picked.
+struct Simulated {
+  std::vector<PlanEntry> entries;
+  std::vector<std::string> error;
+  std::vector<char> picked;
+  int64_t done = 0;
+};
+
+SimulateOptions quick_simulation() {
+  SimulateOptions so;
+  so.record_timeline = false;
+  so.compare_without_exits = false;
+  return so;
+}
+
+// Plays candidate i in the event simulator; the message of a failed run goes to `error`.
+PlanEntry simulate_one(const Search& q, int64_t i, std::string& error) {
+  PlanEntry e;
+  e.candidate = materialize(q.cands[static_cast<size_t>(i)], q.tables, i);
+  e.metrics.estimated_time_s = q.est_s(i);
+  e.metrics.peak_memory_GiB = q.scr[static_cast<size_t>(i)].peak_GiB;
+  auto r = simulate(apply_candidate(q.base, e.candidate), quick_simulation());
+  if (!r.is_ok()) {
+    error = r.status().message();
+    return e;
+  }
+  const SimulationSummary& sum = r->summary;
+  e.metrics.simulated = true;
+  e.metrics.iteration_time_s = sum.iteration_time_s;
+  e.metrics.tokens_per_s = sum.tokens_per_s;
+  e.metrics.backbone_fraction = static_cast<double>(sum.num_backbone_microbatches) / sum.num_microbatches;
+  e.metrics.mfu = sum.mfu;
+  e.metrics.bubble_fraction = sum.bubble_fraction;
+  const CostModel cm(r->scenario, r->layout);
+  for (int st = 0; st < r->layout.pp; ++st)
+    e.metrics.stage_memory_GiB.push_back(static_cast<double>(cm.stage_memory(st).peak_bytes()) / kGiB);
+  e.metrics.peak_memory_GiB = std::max(e.metrics.peak_memory_GiB, sum.peak_memory_GiB);
+  return e;
+}
+
+// Simulates the candidates `idx` on the worker threads; false once the search was cancelled.
+bool run_round(const Search& q, Simulated& sim, const std::vector<int64_t>& idx) {
+  const size_t first = sim.entries.size();
+  sim.entries.resize(first + idx.size());
+  sim.error.resize(first + idx.size());
+  sim.done += parallel_for(static_cast<int64_t>(idx.size()), q.threads, q.o, "simulate", 1, [&](int, int64_t k) {
+    const size_t at = first + static_cast<size_t>(k);
+    sim.entries[at] = simulate_one(q, idx[static_cast<size_t>(k)], sim.error[at]);
+  });
+  for (int64_t i : idx) sim.picked[static_cast<size_t>(i)] = 1;
+  return !cancel_requested(q.o);
+}
+
+using Group = std::tuple<int, int, int, int>;  // (schedule, pp, vp, recompute)
+using FineGroup = std::tuple<int, int, int, int, int>;  // … and the micro-batch size
+
+Group group_of(const Cand& c) {
+  return std::make_tuple(static_cast<int>(c.schedule), static_cast<int>(c.pp), static_cast<int>(c.vp),
+                         static_cast<int>(c.recompute));
+}
+
+FineGroup fine_group_of(const Cand& c) { return std::tuple_cat(group_of(c), std::make_tuple(static_cast<int>(c.mbs))); }
+
+// Round one: the overall best and the best estimate of every (schedule, pp, vp, recompute) group,
+// a third of the simulation budget at most.
+std::vector<int64_t> first_round(const Search& q, const std::vector<int64_t>& alive, size_t nsim) {
+  std::vector<int64_t> round1{alive.front()};
+  std::map<Group, int64_t> rep;
+  // alive is sorted: the first of a group is its best estimate.
+  for (int64_t i : alive) rep.emplace(group_of(q.cands[static_cast<size_t>(i)]), i);
+  std::vector<int64_t> reps;
+  for (const auto& [g, i] : rep)
+    if (i != alive.front()) reps.push_back(i);
+  std::sort(reps.begin(), reps.end(), [&](int64_t a, int64_t b) {
+    return q.est_s(a) != q.est_s(b) ? q.est_s(a) < q.est_s(b) : a < b;
+  });
+  const size_t cap = std::max<size_t>(1, nsim / 3);
+  for (int64_t i : reps)
+    if (round1.size() < cap) round1.push_back(i);
+  return round1;
+}
+
+// Simulated/estimated ratios seen so far, summed per group: the finest group with data corrects an
+// estimate — (schedule, pp, vp, recompute, micro-batch), then (schedule, pp, vp, recompute), then
+// the schedule, then the median of all.
+struct Ratios {
+  std::map<FineGroup, std::pair<double, int>> fine;
+  std::map<Group, std::pair<double, int>> coarse;
+  std::map<int, std::pair<double, int>> by_schedule;
+  double global = 1.0;
+
+  Ratios(const Search& q, const Simulated& sim) {
+    std::vector<double> all;
+    for (size_t k = 0; k < sim.entries.size(); ++k) {
+      const PlanMetrics& m = sim.entries[k].metrics;
+      if (!sim.error[k].empty() || m.estimated_time_s <= 0) continue;
+      const double r = m.iteration_time_s / m.estimated_time_s;
+      const Cand& c = q.cands[static_cast<size_t>(sim.entries[k].candidate.index)];
+      auto add = [r](std::pair<double, int>& acc) {
+        acc.first += r;
+        ++acc.second;
+      };
+      add(fine[fine_group_of(c)]);
+      add(coarse[group_of(c)]);
+      add(by_schedule[static_cast<int>(c.schedule)]);
+      all.push_back(r);
+    }
+    std::sort(all.begin(), all.end());
+    if (!all.empty()) global = all[all.size() / 2];
+  }
+
+  double of(const Cand& c) const {
+    if (auto f = fine.find(fine_group_of(c)); f != fine.end()) return f->second.first / f->second.second;
+    if (auto g = coarse.find(group_of(c)); g != coarse.end()) return g->second.first / g->second.second;
+    if (auto s = by_schedule.find(static_cast<int>(c.schedule)); s != by_schedule.end())
+      return s->second.first / s->second.second;
+    return global;
+  }
+};
+
+// A later round: the `take` best estimates not yet simulated, corrected by the ratios seen so far.
+std::vector<int64_t> corrected_round(const Search& q, const Simulated& sim, const std::vector<int64_t>& alive,
+                                     size_t take) {
+  const Ratios ratios(q, sim);
+  std::vector<std::pair<double, int64_t>> corrected;
+  for (int64_t i : alive)
+    if (!sim.picked[static_cast<size_t>(i)])
+      corrected.emplace_back(q.est_s(i) * ratios.of(q.cands[static_cast<size_t>(i)]), i);
+  take = std::min(take, corrected.size());
+  std::partial_sort(corrected.begin(), corrected.begin() + static_cast<std::ptrdiff_t>(take), corrected.end());
+  std::vector<int64_t> round;
+  for (size_t k = 0; k < take; ++k) round.push_back(corrected[k].second);
+  return round;
+}
+
+// Event simulation of the most promising survivors, in rounds. The closed form is biased
+// differently per schedule, pipeline depth and microbatch count (bubble filling and zero-bubble
+// gain more in the simulator than in the formula), so round one simulates the best estimate of
+// every (schedule, pp, vp, recompute) group (a third of the budget); each later round (an eighth)
+// simulates the best estimates corrected by the simulated/estimated ratios seen so far.
+Status simulate_best(const Search& q, const std::vector<int64_t>& alive, Simulated& sim) {
+  const size_t nsim = q.o.simulate_top < 0
+                          ? alive.size()
+                          : std::min(alive.size(), static_cast<size_t>(std::max(q.o.simulate_top, q.o.top_k)));
+  sim.picked.assign(q.cands.size(), 0);
+  auto stop = [&] { return cancelled_status("simulation", sim.done, static_cast<int64_t>(nsim)); };
+  if (nsim == alive.size()) return run_round(q, sim, alive) ? Status::ok() : stop();
+  if (!run_round(q, sim, first_round(q, alive, nsim))) return stop();
+  const size_t step = std::max<size_t>(1, nsim / 8);
+  while (sim.entries.size() < nsim) {
+    const std::vector<int64_t> round = corrected_round(q, sim, alive, std::min(step, nsim - sim.entries.size()));
+    if (round.empty()) break;
+    if (!run_round(q, sim, round)) return stop();
+  }
+  return Status::ok();
+}
+
+// The simulated plans that ran and fit the memory budget, ranked by time per backbone-equivalent
+// batch (ties by enumeration index); the others are tallied as pruned in `tt`.
+std::vector<PlanEntry> feasible_ranked(Simulated& sim, double budget_GiB, ThreadTally& tt) {
   std::vector<PlanEntry> ok;
-  for (size_t k = 0; k < entries.size(); ++k) {
-    PlanEntry& e = entries[k];
-    if (!sim_error[k].empty()) {
-      main_tally.add("simulator: " + reason_key(sim_error[k]), e.candidate.index, sim_error[k]);
+  for (size_t k = 0; k < sim.entries.size(); ++k) {
+    PlanEntry& e = sim.entries[k];
+    if (!sim.error[k].empty()) {
+      tt.add("simulator: " + reason_key(sim.error[k]), e.candidate.index, sim.error[k]);
     } else if (e.metrics.peak_memory_GiB > budget_GiB) {
       std::ostringstream os;
       os.precision(3);
       os << "simulated peak " << e.metrics.peak_memory_GiB << " GiB > " << budget_GiB << " GiB";
-      main_tally.add("memory (simulated)", e.candidate.index, os.str());
+      tt.add("memory (simulated)", e.candidate.index, os.str());
     } else {
       ok.push_back(std::move(e));
     }
   }
-  res.simulated = static_cast<int64_t>(entries.size());
   std::sort(ok.begin(), ok.end(), [](const PlanEntry& a, const PlanEntry& b) {
     const double x = a.metrics.ranking_time_s(), y = b.metrics.ranking_time_s();
     return x != y ? x < y : a.candidate.index < b.candidate.index;
   });
+  return ok;
+}
 
-  // Prune tallies merged over threads, by count.
+// Prune tallies merged over threads, by count descending (ties by reason); each reason's example
+// is the message of its first candidate in enumeration order.
+std::vector<PruneCount> merge_tallies(const std::vector<ThreadTally>& tally) {
   std::map<std::string, PruneCount> merged;
   std::map<std::string, int64_t> first_index;
   for (const ThreadTally& tt : tally)
@@ -382,55 +436,87 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
         pc.example = v.second.second;
       }
     }
-  for (auto& [key, pc] : merged) res.pruned.push_back(pc);
-  std::sort(res.pruned.begin(), res.pruned.end(), [](const PruneCount& a, const PruneCount& b) {
+  std::vector<PruneCount> out;
+  for (auto& [key, pc] : merged) out.push_back(pc);
+  std::sort(out.begin(), out.end(), [](const PruneCount& a, const PruneCount& b) {
     return a.count != b.count ? a.count > b.count : a.reason < b.reason;
   });
+  return out;
+}
 
-  if (ok.empty()) {
-    std::ostringstream os;
-    os << "no layout of " << base.name << " fits " << o.gpus << " GPUs of " << res.device << " (" << res.candidates
-       << " candidates screened; pruned:";
-    for (const PruneCount& pc : res.pruned) os << " " << pc.reason << " " << pc.count << ";";
-    if (!res.pruned.empty()) os << " e.g. " << res.pruned.front().example;
-    os << ")";
-    return Status::failed_precondition(os.str());
-  }
+Status no_plan_fits(const Scenario& base, const PlanOptions& o, const PlanResult& res) {
+  std::ostringstream os;
+  os << "no layout of " << base.name << " fits " << o.gpus << " GPUs of " << res.device << " (" << res.candidates
+     << " candidates screened; pruned:";
+  for (const PruneCount& pc : res.pruned) os << " " << pc.reason << " " << pc.count << ";";
+  if (!res.pruned.empty()) os << " e.g. " << res.pruned.front().example;
+  os << ")";
+  return Status::failed_precondition(os.str());
+}
 
-  // Pareto front over (time, peak memory, GPUs) of the simulated plans.
-  for (size_t a = 0; a < ok.size(); ++a) {
+// The exit overhead of the ranked plans and the front: each simulated again without exits (EE
+// schedules become 1F1B). No progress reports for this short phase, but the same cancel hook.
+void measure_exit_overhead(const Search& q, std::vector<PlanEntry>& ranked, std::vector<PlanEntry>& front) {
+  std::vector<PlanEntry*> todo;
+  for (PlanEntry& e : ranked) todo.push_back(&e);
+  for (PlanEntry& e : front) todo.push_back(&e);
+  PlanOptions quiet;
+  quiet.cancelled = q.o.cancelled;
+  parallel_for(static_cast<int64_t>(todo.size()), q.threads, quiet, "exit overhead", 1, [&](int, int64_t k) {
+    PlanEntry& e = *todo[static_cast<size_t>(k)];
+    auto r = simulate(scenario_without_exits(apply_candidate(q.base, e.candidate)), quick_simulation());
+    if (r.is_ok() && r->summary.iteration_time_s > 0)
+      e.metrics.exit_overhead_fraction = e.metrics.ranking_time_s() / r->summary.iteration_time_s - 1.0;
+  });
+}
+
+}  // namespace
+
+std::vector<PlanEntry> pareto_front(const std::vector<PlanEntry>& plans) {
+  std::vector<PlanEntry> front;
+  for (size_t a = 0; a < plans.size(); ++a) {
     bool dominated = false;
-    for (size_t b = 0; b < ok.size() && !dominated; ++b) {
+    for (size_t b = 0; b < plans.size() && !dominated; ++b) {
       if (a == b) continue;
-      const PlanMetrics &x = ok[a].metrics, &y = ok[b].metrics;
-      const int gx = ok[a].candidate.world_size, gy = ok[b].candidate.world_size;
+      const PlanMetrics &x = plans[a].metrics, &y = plans[b].metrics;
+      const int gx = plans[a].candidate.world_size, gy = plans[b].candidate.world_size;
       const double ty = y.ranking_time_s(), tx = x.ranking_time_s();
       const bool le = ty <= tx && y.peak_memory_GiB <= x.peak_memory_GiB && gy <= gx;
       const bool lt = ty < tx || y.peak_memory_GiB < x.peak_memory_GiB || gy < gx;
       dominated = le && lt;
     }
-    if (!dominated) res.pareto.push_back(ok[a]);
+    if (!dominated) front.push_back(plans[a]);
   }
+  return front;
+}
 
+StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  Search q(base, o);
+  EELLM_ASSIGN_OR_RETURN(q.cands, plan_detail::enumerate(base, o, q.tables));
+  PlanResult res;
+  res.candidates = static_cast<int64_t>(q.cands.size());
+  res.device = base.cluster.device.name;
+  q.budget_GiB = res.memory_budget_GiB = base.cluster.device.memory_GiB * (1.0 - o.memory_margin);
+  q.gpn = std::max(1, base.cluster.gpus_per_node);
+  q.threads = thread_count(o);
+
+  EELLM_ASSIGN_OR_RETURN(const std::vector<int64_t> alive, screen(q));
+  res.estimated = static_cast<int64_t>(alive.size());
+  const auto t1 = Clock::now();
+  res.screen_seconds = std::chrono::duration<double>(t1 - t0).count();
+
+  Simulated sim;
+  EELLM_RETURN_IF_ERROR(simulate_best(q, alive, sim));
+  std::vector<PlanEntry> ok = feasible_ranked(sim, q.budget_GiB, q.tally[0]);
+  res.simulated = static_cast<int64_t>(sim.entries.size());
+  res.pruned = merge_tallies(q.tally);
+  if (ok.empty()) return no_plan_fits(base, o, res);
+
+  res.pareto = pareto_front(ok);
   ok.resize(std::min(ok.size(), static_cast<size_t>(std::max(1, o.top_k))));
-  if (o.exit_overhead && !base.exits.exit_layer_nums.empty()) {
-    // The same layout without exits (EE schedules become 1F1B), for the ranked plans and the front.
-    std::vector<PlanEntry*> todo;
-    for (PlanEntry& e : ok) todo.push_back(&e);
-    for (PlanEntry& e : res.pareto) todo.push_back(&e);
-    PlanOptions quiet;  // no progress reports for this short phase, but the same cancel hook
-    quiet.cancelled = o.cancelled;
-    parallel_for(static_cast<int64_t>(todo.size()), threads, quiet, "exit overhead", 1, [&](int, int64_t k) {
-      PlanEntry& e = *todo[static_cast<size_t>(k)];
-      const Scenario s = scenario_without_exits(apply_candidate(base, e.candidate));
-      SimulateOptions so;
-      so.record_timeline = false;
-      so.compare_without_exits = false;
-      auto r = simulate(s, so);
-      if (r.is_ok() && r->summary.iteration_time_s > 0)
-        e.metrics.exit_overhead_fraction = e.metrics.ranking_time_s() / r->summary.iteration_time_s - 1.0;
-    });
-  }
+  if (o.exit_overhead && !base.exits.exit_layer_nums.empty()) measure_exit_overhead(q, ok, res.pareto);
   if (cancel_requested(o)) return cancelled_status("the exit-overhead runs", 0, static_cast<int64_t>(ok.size()));
   res.ranked = std::move(ok);
   res.simulate_seconds = std::chrono::duration<double>(Clock::now() - t1).count();

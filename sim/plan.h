@@ -143,6 +143,10 @@ StatusOr<std::vector<PlanCandidate>> enumerate_candidates(const Scenario& base, 
 // the prune counts), or with the cancelled status when options.cancelled() turned true.
 StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& options);
 
+// The plans not dominated in (ranking time, peak memory, GPUs): a plan is dropped when another is
+// at least as good in all three and better in one. Equal plans all stay; input order is kept.
+std::vector<PlanEntry> pareto_front(const std::vector<PlanEntry>& plans);
+
 // Renderings. Text: header with counts, pruned-by-reason table, ranked table, Pareto front.
 std::string plan_to_text(const PlanResult& r);
 std::string plan_to_json(const PlanResult& r);

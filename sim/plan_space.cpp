@@ -153,17 +153,119 @@ std::vector<int> divisors_up_to(int n, int cap) {
   return d;
 }
 
+// The schedules (kind, virtual stages) a pipeline of `pp` stages is tried with.
+std::vector<std::pair<ScheduleKind, int>> pipeline_schedules(int pp, const PlanOptions& o, bool has_exits) {
+  std::vector<std::pair<ScheduleKind, int>> scheds;
+  if (pp == 1) {
+    scheds.emplace_back(ScheduleKind::kNoPipelining, 1);
+    return scheds;
+  }
+  for (ScheduleKind k : o.schedules) {
+    if (k == ScheduleKind::kInterleaved1F1B) {
+      for (int vp : o.vp_values)
+        if (vp >= 2) scheds.emplace_back(k, vp);
+    } else if (k == ScheduleKind::k1F1B || k == ScheduleKind::kEE1F1B) {
+      scheds.emplace_back(has_exits ? ScheduleKind::kEE1F1B : ScheduleKind::k1F1B, 1);
+    } else if (k == ScheduleKind::kEEFill) {
+      if (has_exits) scheds.emplace_back(k, 1);
+    } else if (k != ScheduleKind::kNoPipelining) {
+      scheds.emplace_back(k, 1);
+    }
+  }
+  return scheds;
+}
+
+// State of one enumeration: the inputs, the tables it fills, the unit costs per (tp, mbs, sp,
+// recompute) and the candidates so far.
+struct Walk {
+  Walk(const Scenario& b, const PlanOptions& opts, Tables& t) : base(b), o(opts), tables(t) {}
+  const Scenario& base;
+  const PlanOptions& o;
+  Tables& tables;
+  bool has_exits = false;
+  std::vector<int> q;  // 0-based reading layer of each given exit
+  std::map<std::tuple<int, int, bool, int>, UnitCosts> unit_cache;
+  std::vector<Cand> out;
+};
+
+// Partitions of `nvs` chunks under these unit costs: even (id 0), the balanced one and, when asked,
+// its neighbourhood.
+std::vector<int32_t> partitions_of(Walk& w, const Cand& c, int nvs) {
+  const int layers = w.base.model.num_layers;
+  std::vector<int32_t> parts{0};
+  if (!w.o.search_partition || nvs <= 1 || nvs > layers) return parts;
+  auto key = std::make_tuple(static_cast<int>(c.tp), static_cast<int>(c.mbs), c.sp, static_cast<int>(c.recompute));
+  auto it = w.unit_cache.find(key);
+  if (it == w.unit_cache.end())
+    it = w.unit_cache.emplace(key, unit_costs(w.base, c.tp, c.mbs, c.sp, c.recompute)).first;
+  if (!it->second.ok) return parts;
+  std::vector<int> bal = balanced_partition(layers, nvs, it->second, w.q);
+  const std::vector<int> even = even_parts(layers, nvs);
+  if (!bal.empty() && bal != even) parts.push_back(w.tables.partition_id(bal));
+  // Neighbourhood: one layer moved across one boundary of the balanced split
+  // (trades a little time for memory on the early stages, or the reverse).
+  if (!bal.empty() && w.o.partition_neighbourhood)
+    for (size_t b = 0; b + 1 < bal.size(); ++b)
+      for (int delta : {-1, 1}) {
+        std::vector<int> q2 = bal;
+        q2[b] += delta;
+        q2[b + 1] -= delta;
+        if (q2[b] < 1 || q2[b + 1] < 1 || q2 == even) continue;
+        const int32_t id = w.tables.partition_id(q2);
+        if (std::find(parts.begin(), parts.end(), id) == parts.end()) parts.push_back(id);
+      }
+  return parts;
+}
+
+// Exit placements tried with partition `part`: as given (id 0) and, with movable exits, snapped to
+// its chunk boundaries as post- and pre-exits.
+std::vector<int32_t> exit_variants(Walk& w, int32_t part, int nvs) {
+  std::vector<int32_t> exit_vars{0};
+  if (!w.o.movable_exits || !w.has_exits || nvs <= 1) return exit_vars;
+  const ExitSpec& given = w.base.exits;
+  const std::vector<int> pv =
+      part == 0 ? even_parts(w.base.model.num_layers, nvs) : w.tables.partitions[static_cast<size_t>(part)];
+  if (pv.empty()) return exit_vars;
+  for (bool pre : {false, true}) {
+    ExitConfig ec = snap_exits(given, pv, pre);
+    if (ec.nums.empty()) continue;
+    if (ec.nums == given.exit_layer_nums && pre == given.pre_exit) continue;
+    exit_vars.push_back(w.tables.exit_id(ec));
+  }
+  return exit_vars;
+}
+
+// Every candidate of one (world, tp, pp, vp, mbs, schedule): recompute × SP × partition × exit
+// placement × distributed optimizer.
+void add_layouts(Walk& w, Cand c) {
+  const int nvs = c.pp * c.vp;
+  const int dp = c.world / (c.tp * c.pp);
+  for (RecomputeGranularity rc : w.o.recompute) {
+    c.recompute = rc;
+    for (int sp = 0; sp <= (w.o.search_sequence_parallel && c.tp > 1 ? 1 : 0); ++sp) {
+      c.sp = sp == 1;
+      for (int32_t part : partitions_of(w, c, nvs)) {
+        c.partition = part;
+        for (int32_t ev : exit_variants(w, part, nvs))
+          for (int dopt = 0; dopt <= (w.o.search_distributed_optimizer && dp > 1 ? 1 : 0); ++dopt) {
+            c.exits = ev;
+            c.dopt = dopt == 1;
+            w.out.push_back(c);
+          }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 StatusOr<std::vector<Cand>> enumerate(const Scenario& base, const PlanOptions& o, Tables& tables) {
   EELLM_ASSIGN_OR_RETURN(Budget budget, check_budget(base, o));
   const ModelSpec& m = base.model;
-  const bool has_exits = !base.exits.exit_layer_nums.empty();
+  Walk w(base, o, tables);
+  w.has_exits = !base.exits.exit_layer_nums.empty();
   tables.exit_id(ExitConfig{base.exits.exit_layer_nums, base.exits.pre_exit});
-  std::map<std::tuple<int, int, bool, int>, UnitCosts> unit_cache;
-  std::vector<int> q;  // 0-based reading layer of each given exit
-  for (int n : base.exits.exit_layer_nums) q.push_back(n - 1);
-  std::vector<Cand> out;
+  for (int n : base.exits.exit_layer_nums) w.q.push_back(n - 1);
   for (int world : budget.worlds) {
     std::vector<int> tps = o.tp_values;
     if (tps.empty())
@@ -173,90 +275,21 @@ StatusOr<std::vector<Cand>> enumerate(const Scenario& base, const PlanOptions& o
       std::vector<int> pps = o.pp_values.empty() ? divisors_up_to(world / tp, world / tp) : o.pp_values;
       for (int pp : pps) {
         if (pp <= 0 || (world / tp) % pp != 0) continue;
-        const int dp = world / (tp * pp);
-        for (int mbs : o.micro_batch_values) {
-          std::vector<std::pair<ScheduleKind, int>> scheds;
-          if (pp == 1) {
-            scheds.emplace_back(ScheduleKind::kNoPipelining, 1);
-          } else {
-            for (ScheduleKind k : o.schedules) {
-              if (k == ScheduleKind::kInterleaved1F1B) {
-                for (int vp : o.vp_values)
-                  if (vp >= 2) scheds.emplace_back(k, vp);
-              } else if (k == ScheduleKind::k1F1B || k == ScheduleKind::kEE1F1B) {
-                scheds.emplace_back(has_exits ? ScheduleKind::kEE1F1B : ScheduleKind::k1F1B, 1);
-              } else if (k == ScheduleKind::kEEFill) {
-                if (has_exits) scheds.emplace_back(k, 1);
-              } else if (k != ScheduleKind::kNoPipelining) {
-                scheds.emplace_back(k, 1);
-              }
-            }
+        for (int mbs : o.micro_batch_values)
+          for (auto [kind, vp] : pipeline_schedules(pp, o, w.has_exits)) {
+            Cand c;
+            c.world = world;
+            c.tp = static_cast<int16_t>(tp);
+            c.pp = static_cast<int16_t>(pp);
+            c.vp = static_cast<int16_t>(vp);
+            c.mbs = static_cast<int16_t>(mbs);
+            c.schedule = kind;
+            add_layouts(w, c);
           }
-          for (auto [kind, vp] : scheds) {
-            const int nvs = pp * vp;
-            for (RecomputeGranularity rc : o.recompute) {
-              for (int sp = 0; sp <= (o.search_sequence_parallel && tp > 1 ? 1 : 0); ++sp) {
-                // Partitions of this (nvs, unit costs): even (id 0) and the balanced one.
-                std::vector<int32_t> parts{0};
-                if (o.search_partition && nvs > 1 && nvs <= m.num_layers) {
-                  auto key = std::make_tuple(tp, mbs, sp == 1, static_cast<int>(rc));
-                  auto it = unit_cache.find(key);
-                  if (it == unit_cache.end()) it = unit_cache.emplace(key, unit_costs(base, tp, mbs, sp == 1, rc)).first;
-                  if (it->second.ok) {
-                    std::vector<int> bal = balanced_partition(m.num_layers, nvs, it->second, q);
-                    const std::vector<int> even = even_parts(m.num_layers, nvs);
-                    if (!bal.empty() && bal != even) parts.push_back(tables.partition_id(bal));
-                    // Neighbourhood: one layer moved across one boundary of the balanced split
-                    // (trades a little time for memory on the early stages, or the reverse).
-                    if (!bal.empty() && o.partition_neighbourhood)
-                      for (size_t b = 0; b + 1 < bal.size(); ++b)
-                        for (int delta : {-1, 1}) {
-                          std::vector<int> q2 = bal;
-                          q2[b] += delta;
-                          q2[b + 1] -= delta;
-                          if (q2[b] < 1 || q2[b + 1] < 1 || q2 == even) continue;
-                          const int32_t id = tables.partition_id(q2);
-                          if (std::find(parts.begin(), parts.end(), id) == parts.end()) parts.push_back(id);
-                        }
-                  }
-                }
-                for (int32_t part : parts) {
-                  std::vector<int32_t> exit_vars{0};
-                  if (o.movable_exits && has_exits && nvs > 1) {
-                    const std::vector<int> pv = part == 0 ? even_parts(m.num_layers, nvs) : tables.partitions[static_cast<size_t>(part)];
-                    if (!pv.empty())
-                      for (bool pre : {false, true}) {
-                        ExitConfig ec = snap_exits(base.exits, pv, pre);
-                        if (ec.nums.empty()) continue;
-                        if (ec.nums == base.exits.exit_layer_nums && pre == base.exits.pre_exit) continue;
-                        exit_vars.push_back(tables.exit_id(ec));
-                      }
-                  }
-                  for (int32_t ev : exit_vars)
-                    for (int dopt = 0; dopt <= (o.search_distributed_optimizer && dp > 1 ? 1 : 0); ++dopt) {
-                      Cand c;
-                      c.world = world;
-                      c.tp = static_cast<int16_t>(tp);
-                      c.pp = static_cast<int16_t>(pp);
-                      c.vp = static_cast<int16_t>(vp);
-                      c.mbs = static_cast<int16_t>(mbs);
-                      c.schedule = kind;
-                      c.recompute = rc;
-                      c.sp = sp == 1;
-                      c.dopt = dopt == 1;
-                      c.partition = part;
-                      c.exits = ev;
-                      out.push_back(c);
-                    }
-                }
-              }
-            }
-          }
-        }
       }
     }
   }
-  return out;
+  return std::move(w.out);
 }
 
 PlanCandidate materialize(const Cand& c, const Tables& t, int64_t index) {

@@ -58,11 +58,98 @@ std::string ramp(double t) {
   return b;
 }
 
+// Chart area: the SVG's size and the plot's margins.
+constexpr double W = 760, H = 460, left = 90, right = 30, top = 50, bottom = 80;
+constexpr double pw = W - left - right, ph = H - top - bottom;
+
+// One axis: the metric over its values as a line (gaps at failed points, "n/a" marks), y range
+// [lo, hi] padded and snapped to ticks.
+void line_chart(std::ostringstream& os, const SweepResult& r, double lo, double hi) {
+  double span = hi - lo;
+  if (span <= 0) span = std::abs(hi) > 0 ? std::abs(hi) * 0.1 : 1;
+  const double step = nice_step(lo - 0.05 * span, hi + 0.05 * span, 5);
+  const double y0 = std::floor((lo - 0.05 * span) / step) * step, y1 = std::ceil((hi + 0.05 * span) / step) * step;
+  auto Y = [&](double v) { return top + ph * (1 - (v - y0) / (y1 - y0)); };
+  const size_t n = r.points.size();
+  auto X = [&](size_t i) { return left + (n > 1 ? pw * static_cast<double>(i) / static_cast<double>(n - 1) : pw / 2); };
+  for (double t = y0; t <= y1 + step * 1e-6; t += step) {
+    os << "<line x1=\"" << left << "\" x2=\"" << left + pw << "\" y1=\"" << px(Y(t)) << "\" y2=\"" << px(Y(t))
+       << "\" stroke=\"#e5e5e5\"/>\n<text x=\"" << left - 8 << "\" y=\"" << px(Y(t) + 4) << "\" text-anchor=\"end\">" << num(t)
+       << "</text>\n";
+  }
+  os << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << pw << "\" height=\"" << ph
+     << "\" fill=\"none\" stroke=\"#444\"/>\n";
+  std::string path;
+  bool pen = false;
+  for (size_t i = 0; i < n; ++i) {
+    const double v = r.metric_of(r.points[i]);
+    os << "<text x=\"" << px(X(i)) << "\" y=\"" << top + ph + 18 << "\" text-anchor=\"middle\">" << esc(r.points[i].values[0])
+       << "</text>\n";
+    if (std::isnan(v)) {
+      pen = false;
+      continue;
+    }
+    path += pen ? " L" : " M";
+    path += px(X(i));
+    path += ',';
+    path += px(Y(v));
+    pen = true;
+  }
+  if (!path.empty()) os << "<path d=\"" << path << "\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\"/>\n";
+  for (size_t i = 0; i < n; ++i) {
+    const double v = r.metric_of(r.points[i]);
+    if (std::isnan(v)) {
+      os << "<text x=\"" << px(X(i)) << "\" y=\"" << px(top + ph - 6) << "\" text-anchor=\"middle\" fill=\"#c00\">n/a</text>\n";
+      continue;
+    }
+    os << "<circle cx=\"" << px(X(i)) << "\" cy=\"" << px(Y(v)) << "\" r=\"4\" fill=\"#1f77b4\"><title>" << esc(r.points[i].values[0])
+       << ": " << num(v) << "</title></circle>\n";
+  }
+  os << "<text x=\"" << left + pw / 2 << "\" y=\"" << H - 30 << "\" text-anchor=\"middle\">" << esc(r.axes[0].key) << "</text>\n";
+  os << "<text transform=\"translate(20," << top + ph / 2 << ") rotate(-90)\" text-anchor=\"middle\">" << esc(r.metric) << "</text>\n";
+}
+
+// Two axes: a heatmap (first axis → rows, second → columns) coloured over [lo, hi], with a legend.
+void heatmap(std::ostringstream& os, const SweepResult& r, double lo, double hi) {
+  const size_t rows = r.axes[0].values.size(), cols = r.axes[1].values.size();
+  const double cw = (pw - 70) / static_cast<double>(cols), ch = ph / static_cast<double>(rows);
+  os << "<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\"><path d=\"M0,6 L6,0\" "
+        "stroke=\"#999\"/></pattern></defs>\n";
+  for (size_t i = 0; i < rows; ++i) {
+    for (size_t j = 0; j < cols; ++j) {
+      const SweepPoint& p = r.points[i * cols + j];
+      const double v = r.metric_of(p);
+      const double x = left + cw * static_cast<double>(j), y = top + ch * static_cast<double>(i);
+      const double t = hi > lo ? (v - lo) / (hi - lo) : 0.5;
+      os << "<rect x=\"" << px(x) << "\" y=\"" << px(y) << "\" width=\"" << px(cw) << "\" height=\"" << px(ch) << "\" fill=\""
+         << (std::isnan(v) ? "url(#hatch)" : ramp(t)) << "\" stroke=\"white\"><title>" << esc(p.values[0]) << ", "
+         << esc(p.values[1]) << ": " << (std::isnan(v) ? esc(p.error) : num(v)) << "</title></rect>\n";
+      os << "<text x=\"" << px(x + cw / 2) << "\" y=\"" << px(y + ch / 2 + 4) << "\" text-anchor=\"middle\" fill=\""
+         << (std::isnan(v) || t > 0.6 ? "black" : "white") << "\">" << (std::isnan(v) ? "n/a" : num(v)) << "</text>\n";
+    }
+    os << "<text x=\"" << left - 8 << "\" y=\"" << px(top + ch * (static_cast<double>(i) + 0.5) + 4)
+       << "\" text-anchor=\"end\">" << esc(r.axes[0].values[i]) << "</text>\n";
+  }
+  for (size_t j = 0; j < cols; ++j)
+    os << "<text x=\"" << px(left + cw * (static_cast<double>(j) + 0.5)) << "\" y=\"" << top + ph + 18
+       << "\" text-anchor=\"middle\">" << esc(r.axes[1].values[j]) << "</text>\n";
+  os << "<text x=\"" << left + (pw - 70) / 2 << "\" y=\"" << H - 30 << "\" text-anchor=\"middle\">" << esc(r.axes[1].key)
+     << "</text>\n";
+  os << "<text transform=\"translate(20," << top + ph / 2 << ") rotate(-90)\" text-anchor=\"middle\">" << esc(r.axes[0].key)
+     << "</text>\n";
+  // Colour legend.
+  const double lx = left + pw - 40;
+  for (int k = 0; k < 50; ++k)
+    os << "<rect x=\"" << lx << "\" y=\"" << px(top + ph * k / 50.0) << "\" width=\"16\" height=\"" << px(ph / 50.0 + 0.5)
+       << "\" fill=\"" << ramp(1 - k / 49.0) << "\"/>\n";
+  os << "<text x=\"" << lx + 20 << "\" y=\"" << top + 10 << "\">" << num(hi) << "</text>\n<text x=\"" << lx + 20 << "\" y=\""
+     << top + ph << "\">" << num(lo) << "</text>\n";
+  os << "<text x=\"" << lx + 8 << "\" y=\"" << top - 8 << "\" text-anchor=\"middle\">" << esc(r.metric) << "</text>\n";
+}
+
 }  // namespace
 
 std::string sweep_to_svg(const SweepResult& r) {
-  const double W = 760, H = 460, left = 90, right = 30, top = 50, bottom = 80;
-  const double pw = W - left - right, ph = H - top - bottom;
   std::ostringstream os;
   os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W << " " << H
      << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
@@ -79,89 +166,11 @@ std::string sweep_to_svg(const SweepResult& r) {
     lo = std::min(lo, v);
     hi = std::max(hi, v);
   }
-  const bool any = lo <= hi;
-  if (!any) lo = 0, hi = 1;
-
-  if (r.axes.size() == 1) {
-    // y range padded and snapped to ticks.
-    double span = hi - lo;
-    if (span <= 0) span = std::abs(hi) > 0 ? std::abs(hi) * 0.1 : 1;
-    const double step = nice_step(lo - 0.05 * span, hi + 0.05 * span, 5);
-    const double y0 = std::floor((lo - 0.05 * span) / step) * step, y1 = std::ceil((hi + 0.05 * span) / step) * step;
-    auto Y = [&](double v) { return top + ph * (1 - (v - y0) / (y1 - y0)); };
-    const size_t n = r.points.size();
-    auto X = [&](size_t i) { return left + (n > 1 ? pw * static_cast<double>(i) / static_cast<double>(n - 1) : pw / 2); };
-    for (double t = y0; t <= y1 + step * 1e-6; t += step) {
-      os << "<line x1=\"" << left << "\" x2=\"" << left + pw << "\" y1=\"" << px(Y(t)) << "\" y2=\"" << px(Y(t))
-         << "\" stroke=\"#e5e5e5\"/>\n<text x=\"" << left - 8 << "\" y=\"" << px(Y(t) + 4) << "\" text-anchor=\"end\">" << num(t)
-         << "</text>\n";
-    }
-    os << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << pw << "\" height=\"" << ph
-       << "\" fill=\"none\" stroke=\"#444\"/>\n";
-    std::string path;
-    bool pen = false;
-    for (size_t i = 0; i < n; ++i) {
-      const double v = r.metric_of(r.points[i]);
-      os << "<text x=\"" << px(X(i)) << "\" y=\"" << top + ph + 18 << "\" text-anchor=\"middle\">" << esc(r.points[i].values[0])
-         << "</text>\n";
-      if (std::isnan(v)) {
-        pen = false;
-        continue;
-      }
-      path += pen ? " L" : " M";
-      path += px(X(i));
-      path += ',';
-      path += px(Y(v));
-      pen = true;
-    }
-    if (!path.empty()) os << "<path d=\"" << path << "\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\"/>\n";
-    for (size_t i = 0; i < n; ++i) {
-      const double v = r.metric_of(r.points[i]);
-      if (std::isnan(v)) {
-        os << "<text x=\"" << px(X(i)) << "\" y=\"" << px(top + ph - 6) << "\" text-anchor=\"middle\" fill=\"#c00\">n/a</text>\n";
-        continue;
-      }
-      os << "<circle cx=\"" << px(X(i)) << "\" cy=\"" << px(Y(v)) << "\" r=\"4\" fill=\"#1f77b4\"><title>" << esc(r.points[i].values[0])
-         << ": " << num(v) << "</title></circle>\n";
-    }
-    os << "<text x=\"" << left + pw / 2 << "\" y=\"" << H - 30 << "\" text-anchor=\"middle\">" << esc(r.axes[0].key) << "</text>\n";
-    os << "<text transform=\"translate(20," << top + ph / 2 << ") rotate(-90)\" text-anchor=\"middle\">" << esc(r.metric) << "</text>\n";
-  } else {
-    const size_t rows = r.axes[0].values.size(), cols = r.axes[1].values.size();
-    const double cw = (pw - 70) / static_cast<double>(cols), ch = ph / static_cast<double>(rows);
-    os << "<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\"><path d=\"M0,6 L6,0\" "
-          "stroke=\"#999\"/></pattern></defs>\n";
-    for (size_t i = 0; i < rows; ++i) {
-      for (size_t j = 0; j < cols; ++j) {
-        const SweepPoint& p = r.points[i * cols + j];
-        const double v = r.metric_of(p);
-        const double x = left + cw * static_cast<double>(j), y = top + ch * static_cast<double>(i);
-        const double t = hi > lo ? (v - lo) / (hi - lo) : 0.5;
-        os << "<rect x=\"" << px(x) << "\" y=\"" << px(y) << "\" width=\"" << px(cw) << "\" height=\"" << px(ch) << "\" fill=\""
-           << (std::isnan(v) ? "url(#hatch)" : ramp(t)) << "\" stroke=\"white\"><title>" << esc(p.values[0]) << ", "
-           << esc(p.values[1]) << ": " << (std::isnan(v) ? esc(p.error) : num(v)) << "</title></rect>\n";
-        os << "<text x=\"" << px(x + cw / 2) << "\" y=\"" << px(y + ch / 2 + 4) << "\" text-anchor=\"middle\" fill=\""
-           << (std::isnan(v) || t > 0.6 ? "black" : "white") << "\">" << (std::isnan(v) ? "n/a" : num(v)) << "</text>\n";
-      }
-      os << "<text x=\"" << left - 8 << "\" y=\"" << px(top + ch * (static_cast<double>(i) + 0.5) + 4)
-         << "\" text-anchor=\"end\">" << esc(r.axes[0].values[i]) << "</text>\n";
-    }
-    for (size_t j = 0; j < cols; ++j)
-      os << "<text x=\"" << px(left + cw * (static_cast<double>(j) + 0.5)) << "\" y=\"" << top + ph + 18
-         << "\" text-anchor=\"middle\">" << esc(r.axes[1].values[j]) << "</text>\n";
-    os << "<text x=\"" << left + (pw - 70) / 2 << "\" y=\"" << H - 30 << "\" text-anchor=\"middle\">" << esc(r.axes[1].key)
-       << "</text>\n";
-    os << "<text transform=\"translate(20," << top + ph / 2 << ") rotate(-90)\" text-anchor=\"middle\">" << esc(r.axes[0].key)
-       << "</text>\n";
-    // Colour legend.
-    const double lx = left + pw - 40;
-    for (int k = 0; k < 50; ++k)
-      os << "<rect x=\"" << lx << "\" y=\"" << px(top + ph * k / 50.0) << "\" width=\"16\" height=\"" << px(ph / 50.0 + 0.5)
-         << "\" fill=\"" << ramp(1 - k / 49.0) << "\"/>\n";
-    os << "<text x=\"" << lx + 20 << "\" y=\"" << top + 10 << "\">" << num(hi) << "</text>\n<text x=\"" << lx + 20 << "\" y=\""
-       << top + ph << "\">" << num(lo) << "</text>\n";
-    os << "<text x=\"" << lx + 8 << "\" y=\"" << top - 8 << "\" text-anchor=\"middle\">" << esc(r.metric) << "</text>\n";
-  }
+  if (lo > hi) lo = 0, hi = 1;  // no point succeeded
+  if (r.axes.size() == 1)
+    line_chart(os, r, lo, hi);
+  else
+    heatmap(os, r, lo, hi);
   os << "</svg>\n";
   return os.str();
 }
