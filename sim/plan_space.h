@@ -13,7 +13,7 @@
 
 #include "model/scenario.h"
 #include "model/status.h"
-#include "sim/plan.h"
+#include "sim/plan_types.h"
 
 namespace eellm::plan_detail {
 
