@@ -23,8 +23,12 @@ bool is_recv(InstrKind k) { return k == InstrKind::kRecvAct || k == InstrKind::k
 
 // Samples (seconds) of each row of one timeline.
 using RowKey = std::tuple<int, bool, std::string>;  // op, exit_part, part
-std::map<RowKey, std::vector<double>> samples(const Timeline& t) {
+std::map<RowKey, std::vector<double>> samples(const Timeline& timeline) {
   std::map<RowKey, std::vector<double>> out;
+  // Exit parts on their own rows; every other row per instruction, its parts merged (timeline.h).
+  for (const TimelineEvent& e : timeline.events)
+    if (e.exit_part) out[{static_cast<int>(e.op), true, ""}].push_back(ns_to_seconds(e.duration()));
+  const Timeline t = whole_instructions(timeline);
   // ALLREDUCE_EMBEDDING: the k-th on each member rank is one collective.
   std::map<int32_t, std::vector<const TimelineEvent*>> emb_by_rank;
   for (const TimelineEvent& e : t.events) {
@@ -79,7 +83,9 @@ std::vector<OpRow> compare_ops(const Timeline& predicted, const Timeline& measur
   add(m, false);
   std::vector<OpRow> out;
   for (auto& [key, r] : rows) {
-    r.relative_error = r.mean_measured_s > 0 ? (r.mean_predicted_s - r.mean_measured_s) / r.mean_measured_s : 0;
+    r.relative_error = r.comparable() && r.mean_measured_s > 0
+                           ? (r.mean_predicted_s - r.mean_measured_s) / r.mean_measured_s
+                           : 0;
     out.push_back(r);
   }
   return out;

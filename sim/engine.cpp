@@ -68,15 +68,26 @@ class RankQueue {
   std::vector<int32_t> node_;  // node_[i]: winning rank of subtree i; leaves at [leaves_, 2·leaves_)
 };
 
-TimeNs exit_part(const Instr& in, const ChunkTimes& c) {
+}  // namespace
+
+TimeNs exit_duration(const Instr& in, const ChunkTimes& c) {
   switch (in.kind) {
     case InstrKind::kForward: return c.exit_fwd;
     case InstrKind::kBackward: return c.exit_bwd_input + c.exit_bwd_weight;
     case InstrKind::kBackwardInput: return c.exit_bwd_input;
     case InstrKind::kBackwardWeight: return c.exit_bwd_weight;
-    default: return 0;
+    case InstrKind::kSendAct:
+    case InstrKind::kRecvAct:
+    case InstrKind::kSendGrad:
+    case InstrKind::kRecvGrad:
+    case InstrKind::kAllReduceDP:
+    case InstrKind::kAllReduceEmbedding:
+    case InstrKind::kOptimizerStep: return 0;
   }
+  return 0;
 }
+
+namespace {
 
 double flops_of(const Instr& in, const ChunkTimes& c, bool exit) {
   switch (in.kind) {
@@ -88,8 +99,15 @@ double flops_of(const Instr& in, const ChunkTimes& c, bool exit) {
       if (in.kind == InstrKind::kBackward) return total;
       return 0.5 * total;  // the B/W split of a linear layer's backward is even in FLOPs
     }
-    default: return 0;
+    case InstrKind::kSendAct:
+    case InstrKind::kRecvAct:
+    case InstrKind::kSendGrad:
+    case InstrKind::kRecvGrad:
+    case InstrKind::kAllReduceDP:
+    case InstrKind::kAllReduceEmbedding:
+    case InstrKind::kOptimizerStep: return 0;
   }
+  return 0;
 }
 
 // One embedding-group all-reduce (the k-th on each member rank).
@@ -169,8 +187,14 @@ TimeNs compute_duration(const Instr& in, const ChunkTimes& c, const RankTimes& r
       return (trunc ? c.bwd_input_partial + c.recompute_partial : c.bwd_input + c.recompute) + c.exit_bwd_input;
     case InstrKind::kBackwardWeight: return (trunc ? c.bwd_weight_partial : c.bwd_weight) + c.exit_bwd_weight;
     case InstrKind::kOptimizerStep: return rank.optimizer;
-    default: return 0;
+    case InstrKind::kSendAct:
+    case InstrKind::kRecvAct:
+    case InstrKind::kSendGrad:
+    case InstrKind::kRecvGrad:
+    case InstrKind::kAllReduceDP:
+    case InstrKind::kAllReduceEmbedding: return 0;
   }
+  return 0;
 }
 
 SimCosts uniform_costs(int pp, int vp, TimeNs f, TimeNs b, TimeNs w) {
@@ -242,64 +266,22 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
   };
   // A transfer or collective on `rank`'s send / collective stream; nothing is built when the
   // timeline is off (the planner's hot path). Sends also carry chunk, microbatch and peer.
-  auto record_comm = [&](int rank, Stream stream, const Instr& in, TimeNs t0, TimeNs t1, int64_t bytes, int32_t idx) {
+  auto record_comm = [&](int rank, const Instr& in, TimeNs t0, TimeNs t1, int64_t bytes, int32_t idx) {
     if (!opt.record_timeline) return;
-    TimelineEvent e;
-    e.rank = rank;
-    e.stream = stream;
-    e.op = in.kind;
-    e.category = Category::kComm;
-    if (stream == Stream::kSend) {
-      e.chunk = in.chunk;
-      e.microbatch = in.microbatch;
-      e.peer = in.peer;
-    }
-    e.t0 = t0;
-    e.t1 = t1;
+    TimelineEvent e = instr_event(rank, in, idx, t0, t1);
     e.bytes = bytes;
-    e.instr = idx;
     tl.events.push_back(e);
   };
   auto record_compute = [&](int r, size_t idx, const Instr& in, TimeNs t0, TimeNs d) {
     if (!opt.record_timeline) return;
-    const ChunkTimes& c = costs.chunks[static_cast<size_t>(s.virtual_stage(r, in.chunk))];
-    TimelineEvent e;
-    e.rank = r;
-    e.stream = Stream::kCompute;
-    e.op = in.kind;
-    e.chunk = in.chunk;
-    e.microbatch = in.microbatch;
-    e.instr = static_cast<int32_t>(idx);
+    const TimelineEvent whole = instr_event(r, in, static_cast<int32_t>(idx), t0, t0 + d);
     if (in.kind == InstrKind::kOptimizerStep) {
-      e.category = Category::kOptimizer;
-      e.t0 = t0;
-      e.t1 = t0 + d;
-      tl.events.push_back(e);
+      tl.events.push_back(whole);
       return;
     }
-    const TimeNs ex = std::min(d, exit_part(in, c));
-    const bool fill = in.has(kFill);
-    const bool exit_first = in.kind != InstrKind::kForward;  // backward starts at the exit losses
-    TimeNs t = t0;
-    auto part = [&](bool is_exit, TimeNs len) {
-      if (len <= 0 && (is_exit || ex > 0)) return;  // keep one event even for a zero-cost step
-      TimelineEvent p = e;
-      p.exit_part = is_exit;
-      p.category = fill ? Category::kFill : is_exit ? Category::kExit
-                         : in.kind == InstrKind::kForward ? Category::kFwd : Category::kBwd;
-      p.t0 = t;
-      p.t1 = t + len;
-      p.flops = in.has(kExitOnly) && !is_exit ? 0 : flops_of(in, c, is_exit);
-      t += len;
-      tl.events.push_back(p);
-    };
-    if (exit_first) {
-      part(true, ex);
-      part(false, d - ex);
-    } else {
-      part(false, d - ex);
-      part(true, ex);
-    }
+    const ChunkTimes& c = costs.chunks[static_cast<size_t>(s.virtual_stage(r, in.chunk))];
+    append_compute_events(tl.events, whole, exit_duration(in, c), in.has(kExitOnly) ? 0 : flops_of(in, c, false),
+                          flops_of(in, c, true));
   };
 
   // Runs rank r's list from time t until it starts a compute step or blocks.
@@ -332,7 +314,7 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
             schedule_event(arrival, in.peer);
           }
           timing[i] = {t, arrival};
-          record_comm(r, Stream::kSend, in, start, arrival, bytes, static_cast<int32_t>(i));
+          record_comm(r, in, start, arrival, bytes, static_cast<int32_t>(i));
           ++rs.pc;
           break;
         }
@@ -358,7 +340,7 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
           rs.coll_free = rs.coll_end = std::max(rs.coll_end, start + rt.dp_allreduce);
           timing[i] = {start, start + rt.dp_allreduce};
           if (rt.dp_allreduce > 0)
-            record_comm(r, Stream::kCollective, in, start, start + rt.dp_allreduce, rt.dp_bytes, static_cast<int32_t>(i));
+            record_comm(r, in, start, start + rt.dp_allreduce, rt.dp_bytes, static_cast<int32_t>(i));
           ++rs.pc;
           break;
         }
@@ -373,7 +355,7 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
               RankState& ms = st[static_cast<size_t>(m)];
               ms.coll_free = ms.coll_end = std::max(ms.coll_end, c.end);
               if (emb_duration > 0)
-                record_comm(m, Stream::kCollective, in, c.max_post, c.end, costs.ranks[static_cast<size_t>(m)].embedding_bytes, -1);
+                record_comm(m, in, c.max_post, c.end, costs.ranks[static_cast<size_t>(m)].embedding_bytes, -1);
               if (m != r && ms.waiting_coll) {
                 ms.waiting_coll = false;
                 schedule_event(t, m);
@@ -397,7 +379,10 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
           schedule_event(start + d, r);
           return;
         }
-        default: {  // FWD, BWD, BWD_INPUT, BWD_WEIGHT
+        case InstrKind::kForward:
+        case InstrKind::kBackward:
+        case InstrKind::kBackwardInput:
+        case InstrKind::kBackwardWeight: {
           const TimeNs d = compute_duration(in, costs.chunks[static_cast<size_t>(s.virtual_stage(r, in.chunk))],
                                             costs.ranks[static_cast<size_t>(r)]);
           timing[i] = {t, t + d};

@@ -11,7 +11,6 @@
 #include "exec/backend/device.h"
 #include "exec/gpt/optimizer.h"
 #include "exec/gpt/tp_shard.h"
-#include "sim/simulate.h"
 
 namespace eellm::exec {
 namespace {
@@ -21,28 +20,17 @@ std::string str(int v) { return std::to_string(v); }
 
 bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
 
-Category category_of(const Instr& in) {
-  switch (in.kind) {
-    case InstrKind::kForward: return in.has(kFill) ? Category::kFill : Category::kFwd;
-    case InstrKind::kBackward:
-    case InstrKind::kBackwardInput:
-    case InstrKind::kBackwardWeight: return in.has(kFill) ? Category::kFill : Category::kBwd;
-    case InstrKind::kOptimizerStep: return Category::kOptimizer;
-    default: return Category::kComm;
-  }
-}
-
-Stream stream_of(const Instr& in) {
-  if (in.is_send()) return Stream::kSend;
-  if (in.is_collective()) return Stream::kCollective;
-  return Stream::kCompute;
-}
-
 constexpr int kTagTimelineCount = 32000;
 constexpr int kTagTimelineData = 32001;
-constexpr int kEventFields = 11;
 
 }  // namespace
+
+StatusOr<Schedule> runtime_schedule(const Scenario& scenario) {
+  EELLM_ASSIGN_OR_RETURN(const Layout layout, derive_layout(scenario));
+  EELLM_ASSIGN_OR_RETURN(Schedule schedule, make_schedule(scenario, layout));
+  EELLM_RETURN_IF_ERROR(check_schedule(schedule));
+  return schedule;
+}
 
 StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenario& scenario, Communicators& comms,
                                                                    const RuntimeOptions& options) {
@@ -57,13 +45,7 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
     return Status::invalid_argument("the communicators were built for tp " + str(d.tp) + ", pp " + str(d.pp) +
                                     ", dp " + str(d.dp) + " but the scenario's layout is tp " + str(L.tp) + ", pp " +
                                     str(L.pp) + ", dp " + str(L.dp));
-  // EE bubble filling derives its fill counts from the backward/forward ratio; ≤ 0 takes the
-  // simulator's (cost model of the scenario's device), so the executor runs the very schedule
-  // `eellm simulate` predicts (with 2.0, PP 4 ran 2+2 fills where the simulator planned 1+1).
-  const double ratio = options.bwd_fwd_ratio > 0 ? options.bwd_fwd_ratio
-                                                 : backward_forward_ratio(sim_costs_from_model(CostModel(scenario, L)));
-  EELLM_ASSIGN_OR_RETURN(rt->schedule_, make_schedule(scenario, L, ratio));
-  EELLM_RETURN_IF_ERROR(check_schedule(rt->schedule_));
+  EELLM_ASSIGN_OR_RETURN(rt->schedule_, runtime_schedule(scenario));
   if (2 * L.num_microbatches * L.vp >= kTagTimelineCount)
     return Status::invalid_argument("too many microbatches (" + str(L.num_microbatches) + ") for message tags");
   rt->pp_rank_ = comms.groups.coords.pp;
@@ -227,20 +209,12 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
       if (opt_.fault == FaultKind::kExit) std::raise(SIGKILL);
       for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
     }
-    TimelineEvent ev;
-    ev.rank = pp_rank_;
-    ev.stream = stream_of(in);
-    ev.op = in.kind;
-    ev.category = category_of(in);
-    ev.chunk = in.chunk;
-    ev.microbatch = in.microbatch;
-    ev.instr = idx;
-    ev.peer = in.peer;
+    TimelineEvent ev = instr_event(pp_rank_, in, idx, steady_now_ns() - t_origin_ns_, 0);
     if (in.is_send() || in.is_recv()) ev.bytes = static_cast<int64_t>(activation_floats() * sizeof(float));
-    ev.t0 = steady_now_ns() - t_origin_ns_;
     Status st;
     if (in.kind == InstrKind::kAllReduceDP && in.has(kOverlapped) && last_backward_index_ > idx) {
       dp_pending_ = true;  // posted here; executed once the last backward has produced its gradients
+      dp_pending_index_ = idx;
     } else if (in.kind == InstrKind::kOptimizerStep) {
       st = optimizer_step(iteration, r);
     } else {
@@ -248,16 +222,17 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
     }
     if (!st.is_ok()) return st.with_context(where(in, idx));
     ev.t1 = steady_now_ns() - t_origin_ns_;
-    if (opt_.record_timeline) events_.push_back(ev);
+    if (opt_.record_timeline && in.is_compute())  // the exit heads are not timed apart: one backbone event
+      append_compute_events(events_, ev, 0, 0, 0);
+    else if (opt_.record_timeline)
+      events_.push_back(ev);
     EELLM_RETURN_IF_ERROR(after_instruction(idx).with_context(where(in, idx)));
     if (dp_pending_ && idx == last_backward_index_) {
-      TimelineEvent ar = ev;
-      ar.stream = Stream::kCollective, ar.op = InstrKind::kAllReduceDP, ar.category = Category::kComm;
-      ar.chunk = 0, ar.microbatch = -1, ar.peer = -1, ar.bytes = 0, ar.t0 = ev.t1;
       dp_pending_ = false;
       EELLM_RETURN_IF_ERROR(reduce_data_parallel().with_context(where(in, idx) + " (overlapped AR-DP)"));
-      ar.t1 = steady_now_ns() - t_origin_ns_;
-      if (opt_.record_timeline) events_.push_back(ar);
+      const size_t ar = static_cast<size_t>(dp_pending_index_);
+      if (opt_.record_timeline)
+        events_.push_back(instr_event(pp_rank_, list[ar], dp_pending_index_, ev.t1, steady_now_ns() - t_origin_ns_));
     }
   }
   EELLM_RETURN_IF_ERROR(comms_->pipeline->wait_sends(timeout).with_context(
@@ -286,10 +261,7 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
     Communicator& pipe = *comms_->pipeline;
     if (pipe.rank() != 0) {
       std::vector<int64_t> data;
-      for (const TimelineEvent& e : events_)
-        data.insert(data.end(), {e.rank, static_cast<int64_t>(e.stream), static_cast<int64_t>(e.op),
-                                 static_cast<int64_t>(e.category), e.chunk, e.microbatch, e.t0, e.t1, e.bytes,
-                                 e.instr, e.peer});
+      pack_events(events_, data);
       const int64_t count = static_cast<int64_t>(events_.size());
       EELLM_RETURN_IF_ERROR(pipe.send(&count, sizeof count, 0, kTagTimelineCount));
       EELLM_RETURN_IF_ERROR(pipe.send(data.data(), data.size() * sizeof(int64_t), 0, kTagTimelineData));
@@ -300,22 +272,10 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
       for (int p = 1; p < pipe.size(); ++p) {
         int64_t count = 0;
         EELLM_RETURN_IF_ERROR(pipe.recv(&count, sizeof count, p, kTagTimelineCount, timeout));
-        std::vector<int64_t> data(static_cast<size_t>(count) * kEventFields);
+        std::vector<int64_t> data(static_cast<size_t>(count) * kPackedEventFields);
         EELLM_RETURN_IF_ERROR(pipe.recv(data.data(), data.size() * sizeof(int64_t), p, kTagTimelineData, timeout));
-        for (size_t k = 0; k < static_cast<size_t>(count); ++k) {
-          const int64_t* f = &data[k * kEventFields];
-          TimelineEvent e;
-          e.rank = static_cast<int32_t>(f[0]);
-          e.stream = static_cast<Stream>(f[1]);
-          e.op = static_cast<InstrKind>(f[2]);
-          e.category = static_cast<Category>(f[3]);
-          e.chunk = static_cast<int16_t>(f[4]);
-          e.microbatch = static_cast<int32_t>(f[5]);
-          e.t0 = f[6], e.t1 = f[7], e.bytes = f[8];
-          e.instr = static_cast<int32_t>(f[9]);
-          e.peer = static_cast<int32_t>(f[10]);
-          r.timeline.events.push_back(e);
-        }
+        EELLM_RETURN_IF_ERROR(unpack_events(data.data(), static_cast<size_t>(count), r.timeline.events)
+                                  .with_context("timeline of pipeline rank " + str(p)));
       }
       r.timeline.sort_events();
     }
