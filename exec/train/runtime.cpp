@@ -285,140 +285,151 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
 
 Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<int32_t>& inputs,
                                 const std::vector<int32_t>& targets, const HeadWeights& w) {
-  const int B = scenario_.training.micro_batch_size, T = scenario_.model.seq_length;
-  const size_t N = static_cast<size_t>(B) * T;
-  const double timeout = opt_.recv_timeout_s;
-  const Key key{in.microbatch, in.chunk};
-  const int pp = layout_.pp;
-  const int vs = in.chunk * pp + pp_rank_;
-  const int last_vs = layout_.num_virtual_stages() - 1;
-  Communicator& pipe = *comms_->pipeline;
-  const size_t act_bytes = activation_floats() * sizeof(float);
-  auto missing = [&](const char* what) {
-    return Status::internal(std::string(what) + " of microbatch " + str(in.microbatch) + " chunk " + str(in.chunk) +
-                            " is not there (the schedule's order is broken)");
-  };
   switch (in.kind) {
-    case InstrKind::kForward: {
-      GptChunk& ch = *chunks_[static_cast<size_t>(in.chunk)];
-      const float* input = nullptr;
-      auto it = act_in_.find(key);
-      if (vs > 0) {
-        if (it == act_in_.end()) return missing("the received activation");
-        input = it->second.ptr();
-      }
-      HeadWeights hw = w;
-      if (in.has(kTruncated)) hw.final_weight = 0.0f;
-      const bool grad = has_backward_.count(key) > 0;
-      ChunkState& st = states_[key];
-      const size_t off = static_cast<size_t>(in.microbatch) * N;
-      ch.forward(st, params_, grads_, inputs.data() + off, input, targets.data() + off, B, T, hw, grad);
-      EELLM_RETURN_IF_ERROR(ch.comm_status());
-      if (it != act_in_.end()) act_in_.erase(it);
-      for (size_t k = 0; k < ch.exits().size(); ++k) {
-        const size_t e = static_cast<size_t>(ch.exits()[k]);
-        if (!std::isfinite(st.exit_loss[k]))
-          return Status::failed_precondition("non-finite loss of exit " + str(static_cast<int>(e)));
-        loss_sum_[e] += st.exit_loss[k];
-        loss_count_[e] += 1;
-      }
-      const ChunkLayout& cl = layout_.chunk(pp_rank_, in.chunk);
-      if (cl.has_final_head && !in.has(kTruncated) && schedule_.kind != ScheduleKind::kEETuning) {
-        if (!std::isfinite(st.final_loss)) return Status::failed_precondition("non-finite final loss");
-        loss_sum_.back() += st.final_loss;
-        loss_count_.back() += 1;
-      }
-      // Without a backward or a send, nothing needs the state any more.
-      if (!grad && (vs == last_vs || in.has(kTruncated))) states_.erase(key);
-      return Status::ok();
-    }
+    case InstrKind::kForward: return run_forward(in, inputs, targets, w);
     case InstrKind::kBackward:
-    case InstrKind::kBackwardInput: {
-      auto st = states_.find(key);
-      if (st == states_.end()) return missing("the forward state");
-      if (in.has(kExitOnly)) {  // EE-Tuning: the heads' gradients were taken in the forward
-        states_.erase(st);
-        return Status::ok();
-      }
-      const float* dout = nullptr;
-      auto g = grad_in_.find(key);
-      if (vs < last_vs && !in.has(kTruncated)) {
-        if (g == grad_in_.end()) return missing("the received gradient");
-        dout = g->second.ptr();
-      }
-      float* dinput = nullptr;
-      if (vs > 0) {
-        Tensor& d = grad_out_[key];
-        d.data.assign(activation_floats(), 0.0f);
-        d.shape = {static_cast<int64_t>(activation_floats())};
-        dinput = d.ptr();
-      }
-      GptChunk& ch = *chunks_[static_cast<size_t>(in.chunk)];
-      // BWD_INPUT with a BWD_WEIGHT to follow: the zero-bubble split; the state waits for the W step.
-      const bool split = in.kind == InstrKind::kBackwardInput && has_weight_step_.count(key) > 0;
-      EELLM_ASSIGN_OR_RETURN(const bool hooked, arm_layer_hook(in.chunk, index));
-      if (split)
-        ch.backward_input(st->second, params_, grads_, dout, dinput);
-      else
-        ch.backward(st->second, params_, grads_, dout, dinput);
-      if (hooked) EELLM_RETURN_IF_ERROR(disarm_layer_hook(in.chunk));
-      EELLM_RETURN_IF_ERROR(ch.comm_status());
-      if (split) w_states_[key] = std::move(st->second);
-      states_.erase(st);
-      if (g != grad_in_.end()) grad_in_.erase(g);
-      // A backward that sends nothing (EE fill cool-down) leaves no gradient behind.
-      if (vs > 0) {
-        const auto& list = instructions();
-        bool sends = false;
-        for (size_t j = static_cast<size_t>(index) + 1; j < list.size() && !sends; ++j)
-          sends = list[j].kind == InstrKind::kSendGrad && list[j].microbatch == in.microbatch &&
-                  list[j].chunk == in.chunk;
-        if (!sends) grad_out_.erase(key);
-      }
-      return Status::ok();
-    }
+    case InstrKind::kBackwardInput: return run_backward(in, index);
     case InstrKind::kBackwardWeight: {
-      auto st = w_states_.find(key);
-      if (st == w_states_.end()) return missing("the state kept by BWD_INPUT");
+      auto st = w_states_.find({in.microbatch, in.chunk});
+      if (st == w_states_.end()) return missing(in, "the state kept by BWD_INPUT");
       EELLM_ASSIGN_OR_RETURN(const bool hooked, arm_layer_hook(in.chunk, index));
       chunks_[static_cast<size_t>(in.chunk)]->backward_weight(st->second, params_, grads_);
       if (hooked) EELLM_RETURN_IF_ERROR(disarm_layer_hook(in.chunk));
       w_states_.erase(st);
       return Status::ok();
     }
-    case InstrKind::kSendAct: {
-      auto st = states_.find(key);
-      if (st == states_.end()) return missing("the forward output");
-      be_->synchronize();  // a host-memory (MPI) communicator reads what a device backend wrote
-      EELLM_RETURN_IF_ERROR(pipe.send(st->second.output(), act_bytes, in.peer, tag(in.microbatch, false, (vs + 1) / pp)));
-      if (!has_backward_.count(key)) states_.erase(st);
-      return Status::ok();
-    }
-    case InstrKind::kSendGrad: {
-      auto g = grad_out_.find(key);
-      if (g == grad_out_.end()) return missing("the input gradient");
-      be_->synchronize();
-      EELLM_RETURN_IF_ERROR(pipe.send(g->second.ptr(), act_bytes, in.peer, tag(in.microbatch, true, (vs - 1) / pp)));
-      grad_out_.erase(g);
-      return Status::ok();
-    }
+    case InstrKind::kSendAct:
+    case InstrKind::kSendGrad: return send(in);
     case InstrKind::kRecvAct:
     case InstrKind::kRecvGrad: {
       const bool grad = in.kind == InstrKind::kRecvGrad;
-      Tensor& t = (grad ? grad_in_ : act_in_)[key];
+      Tensor& t = (grad ? grad_in_ : act_in_)[{in.microbatch, in.chunk}];
       t.data.assign(activation_floats(), 0.0f);
       t.shape = {static_cast<int64_t>(activation_floats())};
-      return pipe.recv(t.ptr(), act_bytes, in.peer, tag(in.microbatch, grad, in.chunk), timeout);
+      return comms_->pipeline->recv(t.ptr(), activation_floats() * sizeof(float), in.peer,
+                                    tag(in.microbatch, grad, in.chunk), opt_.recv_timeout_s);
     }
     case InstrKind::kAllReduceDP: return reduce_data_parallel();
     case InstrKind::kAllReduceEmbedding:
       if (schedule_.kind == ScheduleKind::kEETuning) return Status::ok();  // frozen: nothing to reduce
       if (!comms_->embedding) return Status::internal("AR-EMB on a rank outside the embedding group");
       be_->synchronize();
-      return comms_->embedding->all_reduce_sum(grads_.wte.ptr(), grads_.wte.numel(), timeout);
+      return comms_->embedding->all_reduce_sum(grads_.wte.ptr(), grads_.wte.numel(), opt_.recv_timeout_s);
     case InstrKind::kOptimizerStep: return Status::internal("OPT is executed by run_iteration");
   }
   return Status::internal("unknown instruction kind");
+}
+
+Status PipelineRuntime::missing(const Instr& in, const char* what) const {
+  return Status::internal(std::string(what) + " of microbatch " + str(in.microbatch) + " chunk " + str(in.chunk) +
+                          " is not there (the schedule's order is broken)");
+}
+
+int PipelineRuntime::virtual_stage(const Instr& in) const { return in.chunk * layout_.pp + pp_rank_; }
+
+Status PipelineRuntime::run_forward(const Instr& in, const std::vector<int32_t>& inputs,
+                                    const std::vector<int32_t>& targets, const HeadWeights& w) {
+  const int B = scenario_.training.micro_batch_size, T = scenario_.model.seq_length;
+  const Key key{in.microbatch, in.chunk};
+  const int vs = virtual_stage(in);
+  GptChunk& ch = *chunks_[static_cast<size_t>(in.chunk)];
+  const float* input = nullptr;
+  auto it = act_in_.find(key);
+  if (vs > 0) {
+    if (it == act_in_.end()) return missing(in, "the received activation");
+    input = it->second.ptr();
+  }
+  HeadWeights hw = w;
+  if (in.has(kTruncated)) hw.final_weight = 0.0f;
+  const bool grad = has_backward_.count(key) > 0;
+  ChunkState& st = states_[key];
+  const size_t off = static_cast<size_t>(in.microbatch) * static_cast<size_t>(B) * static_cast<size_t>(T);
+  ch.forward(st, params_, grads_, inputs.data() + off, input, targets.data() + off, B, T, hw, grad);
+  EELLM_RETURN_IF_ERROR(ch.comm_status());
+  if (it != act_in_.end()) act_in_.erase(it);
+  for (size_t k = 0; k < ch.exits().size(); ++k) {
+    const size_t e = static_cast<size_t>(ch.exits()[k]);
+    if (!std::isfinite(st.exit_loss[k]))
+      return Status::failed_precondition("non-finite loss of exit " + str(static_cast<int>(e)));
+    loss_sum_[e] += st.exit_loss[k];
+    loss_count_[e] += 1;
+  }
+  const ChunkLayout& cl = layout_.chunk(pp_rank_, in.chunk);
+  if (cl.has_final_head && !in.has(kTruncated) && schedule_.kind != ScheduleKind::kEETuning) {
+    if (!std::isfinite(st.final_loss)) return Status::failed_precondition("non-finite final loss");
+    loss_sum_.back() += st.final_loss;
+    loss_count_.back() += 1;
+  }
+  // Without a backward or a send, nothing needs the state any more.
+  if (!grad && (vs == layout_.num_virtual_stages() - 1 || in.has(kTruncated))) states_.erase(key);
+  return Status::ok();
+}
+
+Status PipelineRuntime::run_backward(const Instr& in, int index) {
+  const Key key{in.microbatch, in.chunk};
+  const int vs = virtual_stage(in);
+  auto st = states_.find(key);
+  if (st == states_.end()) return missing(in, "the forward state");
+  if (in.has(kExitOnly)) {  // EE-Tuning: the heads' gradients were taken in the forward
+    states_.erase(st);
+    return Status::ok();
+  }
+  const float* dout = nullptr;
+  auto g = grad_in_.find(key);
+  if (vs < layout_.num_virtual_stages() - 1 && !in.has(kTruncated)) {
+    if (g == grad_in_.end()) return missing(in, "the received gradient");
+    dout = g->second.ptr();
+  }
+  float* dinput = nullptr;
+  if (vs > 0) {
+    Tensor& d = grad_out_[key];
+    d.data.assign(activation_floats(), 0.0f);
+    d.shape = {static_cast<int64_t>(activation_floats())};
+    dinput = d.ptr();
+  }
+  GptChunk& ch = *chunks_[static_cast<size_t>(in.chunk)];
+  // BWD_INPUT with a BWD_WEIGHT to follow: the zero-bubble split; the state waits for the W step.
+  const bool split = in.kind == InstrKind::kBackwardInput && has_weight_step_.count(key) > 0;
+  EELLM_ASSIGN_OR_RETURN(const bool hooked, arm_layer_hook(in.chunk, index));
+  if (split)
+    ch.backward_input(st->second, params_, grads_, dout, dinput);
+  else
+    ch.backward(st->second, params_, grads_, dout, dinput);
+  if (hooked) EELLM_RETURN_IF_ERROR(disarm_layer_hook(in.chunk));
+  EELLM_RETURN_IF_ERROR(ch.comm_status());
+  if (split) w_states_[key] = std::move(st->second);
+  states_.erase(st);
+  if (g != grad_in_.end()) grad_in_.erase(g);
+  // A backward that sends nothing (EE fill cool-down) leaves no gradient behind.
+  if (vs > 0) {
+    const auto& list = instructions();
+    bool sends = false;
+    for (size_t j = static_cast<size_t>(index) + 1; j < list.size() && !sends; ++j)
+      sends = list[j].kind == InstrKind::kSendGrad && list[j].microbatch == in.microbatch && list[j].chunk == in.chunk;
+    if (!sends) grad_out_.erase(key);
+  }
+  return Status::ok();
+}
+
+Status PipelineRuntime::send(const Instr& in) {
+  const Key key{in.microbatch, in.chunk};
+  const int vs = virtual_stage(in), pp = layout_.pp;
+  const size_t act_bytes = activation_floats() * sizeof(float);
+  Communicator& pipe = *comms_->pipeline;
+  if (in.kind == InstrKind::kSendAct) {
+    auto st = states_.find(key);
+    if (st == states_.end()) return missing(in, "the forward output");
+    be_->synchronize();  // a host-memory (MPI) communicator reads what a device backend wrote
+    EELLM_RETURN_IF_ERROR(pipe.send(st->second.output(), act_bytes, in.peer, tag(in.microbatch, false, (vs + 1) / pp)));
+    if (!has_backward_.count(key)) states_.erase(st);
+    return Status::ok();
+  }
+  auto g = grad_out_.find(key);
+  if (g == grad_out_.end()) return missing(in, "the input gradient");
+  be_->synchronize();
+  EELLM_RETURN_IF_ERROR(pipe.send(g->second.ptr(), act_bytes, in.peer, tag(in.microbatch, true, (vs - 1) / pp)));
+  grad_out_.erase(g);
+  return Status::ok();
 }
 
 StatusOr<GradSync*> PipelineRuntime::grad_sync() {

@@ -125,6 +125,13 @@ class PipelineRuntime {
 
   Status execute(const Instr& in, int index, const std::vector<int32_t>& inputs,
                  const std::vector<int32_t>& targets, const HeadWeights& w);
+  // execute()'s handlers of the compute and point-to-point kinds.
+  Status run_forward(const Instr& in, const std::vector<int32_t>& inputs, const std::vector<int32_t>& targets,
+                     const HeadWeights& w);
+  Status run_backward(const Instr& in, int index);  // BWD and BWD_INPUT
+  Status send(const Instr& in);                     // SEND_ACT and SEND_GRAD
+  Status missing(const Instr& in, const char* what) const;
+  int virtual_stage(const Instr& in) const;
   Status reduce_data_parallel();
   // After instruction `index`: posts the buckets of chunks whose last backward it was (overlap).
   Status after_instruction(int index);
