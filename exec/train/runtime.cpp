@@ -123,33 +123,41 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
     rt->owned_counts_in_norm_.push_back((n != "wte" || counts_wte) && (tp_rank == 0 || !is_tp_replicated(n)));
   }
 
+  EELLM_RETURN_IF_ERROR(rt->bind_schedule(comms));
+  return rt;
+}
+
+Status PipelineRuntime::bind_schedule(Communicators& comms) {
+  const Layout& L = layout_;
+  const ParallelDims& d = comms.groups.dims;
+  const bool tuning = schedule_.kind == ScheduleKind::kEETuning;
   // The schedule decides who reduces what: check the embedding group, build the optimiser group.
   std::vector<int> emb_stages, opt_stages;
   for (int r = 0; r < L.pp; ++r)
-    for (const Instr& in : rt->schedule_.ranks[static_cast<size_t>(r)]) {
+    for (const Instr& in : schedule_.ranks[static_cast<size_t>(r)]) {
       if (in.kind == InstrKind::kAllReduceEmbedding) emb_stages.push_back(r);
       if (in.kind == InstrKind::kOptimizerStep) opt_stages.push_back(r);
     }
   std::vector<int> have;
   for (int w : comms.groups.embedding) have.push_back(coords_of(d, w).pp);
-  const bool member = std::find(emb_stages.begin(), emb_stages.end(), rt->pp_rank_) != emb_stages.end();
+  const bool member = std::find(emb_stages.begin(), emb_stages.end(), pp_rank_) != emb_stages.end();
   if (!tuning && member && have != emb_stages)
     return Status::internal("the embedding group of the communicators differs from the schedule's AR-EMB ranks");
-  const bool trains = std::find(opt_stages.begin(), opt_stages.end(), rt->pp_rank_) != opt_stages.end();
-  EELLM_ASSIGN_OR_RETURN(rt->trainers_,
+  const bool trains = std::find(opt_stages.begin(), opt_stages.end(), pp_rank_) != opt_stages.end();
+  EELLM_ASSIGN_OR_RETURN(trainers_,
                          comms.pipeline->subgroup(trains ? opt_stages : std::vector<int>{}, "optimizer group"));
 
-  const auto& list = rt->instructions();
+  const auto& list = instructions();
   for (size_t i = 0; i < list.size(); ++i) {
     const Instr& in = list[i];
     if (in.kind == InstrKind::kBackward || in.kind == InstrKind::kBackwardInput)
-      rt->has_backward_.insert({in.microbatch, in.chunk});
-    if (in.kind == InstrKind::kBackwardWeight) rt->has_weight_step_.insert({in.microbatch, in.chunk});
+      has_backward_.insert({in.microbatch, in.chunk});
+    if (in.kind == InstrKind::kBackwardWeight) has_weight_step_.insert({in.microbatch, in.chunk});
     if (in.kind == InstrKind::kBackward || in.kind == InstrKind::kBackwardInput ||
         in.kind == InstrKind::kBackwardWeight)
-      rt->last_backward_index_ = static_cast<int>(i);
+      last_backward_index_ = static_cast<int>(i);
   }
-  return rt;
+  return Status::ok();
 }
 
 int PipelineRuntime::tag(int microbatch, bool grad, int chunk) const {
@@ -255,6 +263,12 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
   for (int e = 0; e < E; ++e)
     r.total_loss += exit_loss_weight_at(scenario_.exits, e, iteration) * r.exit_loss[static_cast<size_t>(e)];
 
+  EELLM_RETURN_IF_ERROR(gather_timeline(r));
+  return r;
+}
+
+Status PipelineRuntime::gather_timeline(IterationResult& r) {
+  const double timeout = opt_.recv_timeout_s;
   // Timeline: the pipeline of replica (dp 0, tp 0) sends its events to world rank 0.
   const RankCoords& c = comms_->groups.coords;
   if (opt_.record_timeline && c.dp == 0 && c.tp == 0) {
@@ -280,7 +294,7 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
       r.timeline.sort_events();
     }
   }
-  return r;
+  return Status::ok();
 }
 
 Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<int32_t>& inputs,

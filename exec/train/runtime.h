@@ -125,6 +125,11 @@ class PipelineRuntime {
 
   Status execute(const Instr& in, int index, const std::vector<int32_t>& inputs,
                  const std::vector<int32_t>& targets, const HeadWeights& w);
+  // create(): checks the embedding group against the schedule's AR-EMB ranks, builds the
+  // optimizer group and indexes the backward steps of this rank's list.
+  Status bind_schedule(Communicators& comms);
+  // run_iteration(): the pipeline of replica (dp 0, tp 0) sends its events to world rank 0.
+  Status gather_timeline(IterationResult& r);
   // execute()'s handlers of the compute and point-to-point kinds.
   Status run_forward(const Instr& in, const std::vector<int32_t>& inputs, const std::vector<int32_t>& targets,
                      const HeadWeights& w);
