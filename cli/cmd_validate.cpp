@@ -74,8 +74,9 @@ Status run_validate(const ValidateOptions& o) {
     }
     plans = std::move(kept);
   }
-  // The executor and the simulator must run the same EE-fill lists: pin the counts.
-  EELLM_RETURN_IF_ERROR(fidelity::pin_fill_counts(plans, device));
+  // The executor derives its schedule from the scenario alone: run it on the profile the
+  // simulator predicts with, so both build the same EE-fill lists.
+  for (fidelity::FidelityPlan& p : plans) p.scenario = fidelity::with_device(p.scenario, device);
   const std::string exe = self_exe();
   std::vector<fidelity::PlanMeasurement> measured;
   std::vector<fidelity::FidelityPlan> ran;

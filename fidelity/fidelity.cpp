@@ -208,22 +208,6 @@ DeviceProfile apply_residuals(const DeviceProfile& device, const ResidualFit& fi
   return d;
 }
 
-Status pin_fill_counts(std::vector<FidelityPlan>& plans, const DeviceProfile& device) {
-  for (FidelityPlan& p : plans) {
-    ParallelSpec& par = p.scenario.parallel;
-    if (par.schedule != ScheduleKind::kEEFill || (par.num_fill_warmup_microbatches >= 0 && par.num_fill_cooldown_microbatches >= 0))
-      continue;
-    SimulateOptions o;
-    o.record_timeline = false;
-    o.compare_without_exits = false;
-    auto r = simulate(with_device(p.scenario, device), o);
-    if (!r.is_ok()) return r.status().with_context("plan " + p.name);
-    if (par.num_fill_warmup_microbatches < 0) par.num_fill_warmup_microbatches = r->summary.num_fill_warmup;
-    if (par.num_fill_cooldown_microbatches < 0) par.num_fill_cooldown_microbatches = r->summary.num_fill_cooldown;
-  }
-  return Status::ok();
-}
-
 Scenario with_device(const Scenario& scenario, const DeviceProfile& device) {
   Scenario s = scenario;
   s.cluster.device = device;
@@ -341,7 +325,12 @@ FidelityReport summarize_fidelity(const std::vector<PlanMeasurement>& plans) {
     r.judged_mape_by_np[m.np] += ape, ++count_by_np[m.np];
     if (m.predicted.events.empty() || m.measured.events.empty()) continue;
     for (const OpRow& e : compare_ops(m.predicted, m.measured)) {
-      if (e.count_measured == 0 || e.count_predicted == 0) continue;
+      if (e.count_measured == 0 && e.count_predicted > 0) {
+        if (std::find(r.not_measured.begin(), r.not_measured.end(), e.name()) == r.not_measured.end())
+          r.not_measured.push_back(e.name());
+        continue;
+      }
+      if (!e.comparable()) continue;
       // Work the executor does not do as a separate step (ZB-H1's W: BWD_INPUT runs the whole
       // backward, W is an empty timed step) has no meaningful relative error; it is listed apart.
       // (Not for waits: a wait the simulator predicts but the run did not have is an error.)
@@ -395,6 +384,11 @@ std::string FidelityReport::to_text() const {
     std::snprintf(line, sizeof line, "  %-28s %3d plans %7.1f %% %+8.1f %%\n", row.name().c_str(), o.plans, o.mape,
                   o.mean_signed);
     os << line;
+  }
+  if (!not_measured.empty()) {
+    os << "  not measured (the executor does not record them):";
+    for (const std::string& n : not_measured) os << " " << n;
+    os << "\n";
   }
   if (!not_executed.empty()) {
     os << "  not separate steps in the executor (predicted > 0, measured ~0):";

@@ -12,8 +12,9 @@
 // fit. Predictions read nothing but the profile, so `eellm simulate` with the fitted profile
 // (--fitted-out) predicts what validate predicts.
 //
-// EE fill counts follow from the backward/forward time ratio; the plans pin them to the counts the
-// simulator derives with the given profile (pin_fill_counts), so the executor runs the same lists.
+// EE fill counts follow from the backward/forward time ratio of the scenario's cost model
+// (make_schedule): validate runs every plan with the given profile applied (with_device), so the
+// executor builds the lists the simulator plays on that profile.
 //
 // Measured iteration time: the median over the iterations after the first (warm-up) of world
 // rank 0's wall time per iteration (the executor's metrics file), excluding the last, traced
@@ -82,9 +83,6 @@ struct ResidualFit {
 };
 // `device` with the residual fields set from `fit`.
 DeviceProfile apply_residuals(const DeviceProfile& device, const ResidualFit& fit);
-// Sets parallel.num_fill_* of every EE-fill plan that derives them (-1) to the counts the
-// simulator derives on `device`.
-Status pin_fill_counts(std::vector<FidelityPlan>& plans, const DeviceProfile& device);
 // The plan's scenario on `device` (cluster intra_node link = the device's nvlink_* figures).
 Scenario with_device(const Scenario& scenario, const DeviceProfile& device);
 // Simulated iteration seconds, and when `timeline` is non-null the prediction shaped as the
@@ -113,8 +111,11 @@ struct OpRow {
   std::string part;  // "", "wait" or "transfer"
   int count_predicted = 0, count_measured = 0;
   double mean_predicted_s = 0, mean_measured_s = 0;
-  double relative_error = 0;  // (predicted − measured) / measured; 0 when nothing was measured
+  double relative_error = 0;  // (predicted − measured) / measured; 0 and meaningless unless comparable()
   std::string name() const;   // "FWD", "EXIT-BWD", "RECV_ACT wait", "ALLREDUCE_EMBEDDING transfer"
+  // Both sides recorded the row (the executor does not time exit heads apart: EXIT-* rows are
+  // predicted only and reported as not measured, never as 0 %).
+  bool comparable() const { return count_predicted > 0 && count_measured > 0; }
 };
 // Rows for the op kinds present in either timeline, in (op, exit_part, part) order. `predicted`
 // must be executor-shaped (predict() / executor_shaped_timeline()); a raw engine timeline has no
@@ -141,6 +142,7 @@ struct FidelityReport {
   double fit_mape = 0, judged_mape = 0;  // percent
   std::map<int, double> judged_mape_by_np;
   std::vector<OpKindFidelity> per_op;    // over the judged plans
+  std::vector<std::string> not_measured;  // rows predicted but never measured (OpRow::comparable)
   std::vector<std::string> not_executed; // op kinds predicted but ~0 when measured (ZB-H1's W)
   std::string to_text() const;
 };

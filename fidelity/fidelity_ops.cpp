@@ -1,13 +1,17 @@
 // The per-op part of the fidelity harness: the simulation reshaped into what the executor traces,
-// and the like-for-like comparison of both (see validate_fidelity.h, compare_ops, and
-// docs/accuracy.md "What each per-op row compares").
+// and the like-for-like comparison of both (see fidelity.h, compare_ops, and
+// docs/accuracy.md "What each per-op row compares"). Rows are taken per instruction with its
+// parts merged (sim/timeline.h whole_instructions, the event contract), exit parts on rows of
+// their own that the executor does not measure.
 //
 // What the executor's trace records (exec/train/runtime.cpp, run_iteration): one event per instruction,
 // from the rank reaching it to the rank leaving it, on the rank's own clock (origin: leaving the
 // barrier before the iteration). So a SEND_* event is the posting of a non-blocking send (its
 // completion is not traced; wait_sends runs after the loop), a RECV_* event the time the rank
 // blocks until the data is there, and an ALLREDUCE_EMBEDDING event a blocking all-reduce: the
-// wait for the group's last member plus the transfer. Thread-safety: pure functions.
+// wait for the group's last member plus the transfer. The engine models SEND_* as the transfer
+// and records no RECV_* event, so executor_shaped_timeline still reshapes the prediction for
+// these (the SEND/RECV half of the event contract is not unified yet). Thread-safety: pure functions.
 #include <algorithm>
 #include <map>
 #include <tuple>
@@ -23,8 +27,12 @@ bool is_recv(InstrKind k) { return k == InstrKind::kRecvAct || k == InstrKind::k
 
 // Samples (seconds) of each row of one timeline.
 using RowKey = std::tuple<int, bool, std::string>;  // op, exit_part, part
-std::map<RowKey, std::vector<double>> samples(const Timeline& t) {
+std::map<RowKey, std::vector<double>> samples(const Timeline& timeline) {
   std::map<RowKey, std::vector<double>> out;
+  // Exit parts on their own rows; every other row per instruction, its parts merged (timeline.h).
+  for (const TimelineEvent& e : timeline.events)
+    if (e.exit_part) out[{static_cast<int>(e.op), true, ""}].push_back(ns_to_seconds(e.duration()));
+  const Timeline t = whole_instructions(timeline);
   // ALLREDUCE_EMBEDDING: the k-th on each member rank is one collective.
   std::map<int32_t, std::vector<const TimelineEvent*>> emb_by_rank;
   for (const TimelineEvent& e : t.events) {
@@ -79,7 +87,9 @@ std::vector<OpRow> compare_ops(const Timeline& predicted, const Timeline& measur
   add(m, false);
   std::vector<OpRow> out;
   for (auto& [key, r] : rows) {
-    r.relative_error = r.mean_measured_s > 0 ? (r.mean_predicted_s - r.mean_measured_s) / r.mean_measured_s : 0;
+    r.relative_error = r.comparable() && r.mean_measured_s > 0
+                           ? (r.mean_predicted_s - r.mean_measured_s) / r.mean_measured_s
+                           : 0;
     out.push_back(r);
   }
   return out;

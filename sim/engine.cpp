@@ -68,15 +68,26 @@ class RankQueue {
   std::vector<int32_t> node_;  // node_[i]: winning rank of subtree i; leaves at [leaves_, 2·leaves_)
 };
 
-TimeNs exit_part(const Instr& in, const ChunkTimes& c) {
+}  // namespace
+
+TimeNs exit_duration(const Instr& in, const ChunkTimes& c) {
   switch (in.kind) {
     case InstrKind::kForward: return c.exit_fwd;
     case InstrKind::kBackward: return c.exit_bwd_input + c.exit_bwd_weight;
     case InstrKind::kBackwardInput: return c.exit_bwd_input;
     case InstrKind::kBackwardWeight: return c.exit_bwd_weight;
-    default: return 0;
+    case InstrKind::kSendAct:
+    case InstrKind::kRecvAct:
+    case InstrKind::kSendGrad:
+    case InstrKind::kRecvGrad:
+    case InstrKind::kAllReduceDP:
+    case InstrKind::kAllReduceEmbedding:
+    case InstrKind::kOptimizerStep: return 0;
   }
+  return 0;
 }
+
+namespace {
 
 double flops_of(const Instr& in, const ChunkTimes& c, bool exit) {
   switch (in.kind) {
@@ -88,8 +99,15 @@ double flops_of(const Instr& in, const ChunkTimes& c, bool exit) {
       if (in.kind == InstrKind::kBackward) return total;
       return 0.5 * total;  // the B/W split of a linear layer's backward is even in FLOPs
     }
-    default: return 0;
+    case InstrKind::kSendAct:
+    case InstrKind::kRecvAct:
+    case InstrKind::kSendGrad:
+    case InstrKind::kRecvGrad:
+    case InstrKind::kAllReduceDP:
+    case InstrKind::kAllReduceEmbedding:
+    case InstrKind::kOptimizerStep: return 0;
   }
+  return 0;
 }
 
 // One embedding-group all-reduce (the k-th on each member rank).
@@ -169,8 +187,14 @@ TimeNs compute_duration(const Instr& in, const ChunkTimes& c, const RankTimes& r
       return (trunc ? c.bwd_input_partial + c.recompute_partial : c.bwd_input + c.recompute) + c.exit_bwd_input;
     case InstrKind::kBackwardWeight: return (trunc ? c.bwd_weight_partial : c.bwd_weight) + c.exit_bwd_weight;
     case InstrKind::kOptimizerStep: return rank.optimizer;
-    default: return 0;
+    case InstrKind::kSendAct:
+    case InstrKind::kRecvAct:
+    case InstrKind::kSendGrad:
+    case InstrKind::kRecvGrad:
+    case InstrKind::kAllReduceDP:
+    case InstrKind::kAllReduceEmbedding: return 0;
   }
+  return 0;
 }
 
 SimCosts uniform_costs(int pp, int vp, TimeNs f, TimeNs b, TimeNs w) {
@@ -184,6 +208,242 @@ SimCosts uniform_costs(int pp, int vp, TimeNs f, TimeNs b, TimeNs w) {
   c.hops.assign(static_cast<size_t>(pp), LinkTimes{});
   return c;
 }
+
+namespace {
+
+// The engine of one run (ns-3's shape): state in flat members sized before the loop, one handler
+// per instruction kind, and a short run loop. Each handler runs rank r's instruction at time t
+// and returns whether the rank goes on to its next instruction now (false: it started a compute
+// step, or blocks, and an event will wake it).
+class Engine {
+ public:
+  Engine(const Schedule& s, const SimCosts& costs, const EngineOptions& opt, EngineResult& res)
+      : s_(s), costs_(costs), opt_(opt), res_(res), mm_(*res.messages), st_(static_cast<size_t>(s.pp)),
+        link_free_(static_cast<size_t>(2 * s.pp), 0), queue_(s.pp) {
+    const int pp = s.pp;
+    res_.msg_posted.assign(mm_.messages.size(), -1);
+    res_.msg_arrival.assign(mm_.messages.size(), -1);
+    res_.timing.resize(static_cast<size_t>(pp));
+    for (int r = 0; r < pp; ++r) res_.timing[static_cast<size_t>(r)].assign(list(r).size(), InstrTiming{});
+    // Embedding-group collectives: the k-th on every member is one collective.
+    int emb_per_rank = 0;
+    for (int r = 0; r < pp; ++r) {
+      int n = 0;
+      for (const Instr& in : list(r)) n += in.kind == InstrKind::kAllReduceEmbedding;
+      if (n > 0) emb_members_.push_back(r);
+      emb_per_rank = std::max(emb_per_rank, n);
+    }
+    emb_.resize(static_cast<size_t>(emb_per_rank));
+    for (int r : emb_members_) emb_duration_ = std::max(emb_duration_, rank_times(r).embedding_allreduce);
+    res_.timeline.num_ranks = pp;
+    if (opt_.record_timeline) res_.timeline.events.reserve(s.num_instructions() * 2);
+  }
+
+  // The run loop: pop the earliest event, advance the clock, run the rank until it waits.
+  Status run() {
+    const int pp = s_.pp;
+    res_.rank_end.assign(static_cast<size_t>(pp), 0);
+    for (int r = 0; r < pp; ++r) schedule_event(0, r);
+    TimeNs now = 0;
+    while (!queue_.empty()) {
+      const int r = queue_.top();
+      assert(queue_.top_time() >= now && "simulation clock went backwards");
+      now = queue_.top_time();
+      queue_.clear_deferred(r);
+      running_ = r;
+      ++res_.events_processed;
+      advance(r, now);
+      running_ = -1;
+      queue_.replay(r);
+      const RankState& rs = st_[static_cast<size_t>(r)];
+      if (rs.pc >= list(r).size()) res_.rank_end[static_cast<size_t>(r)] = std::max(now, rs.coll_end);
+    }
+    for (int r = 0; r < pp; ++r)
+      if (st_[static_cast<size_t>(r)].pc < list(r).size()) return deadlock_report(s_, st_, mm_);
+    res_.iteration_ns = 0;
+    for (TimeNs e : res_.rank_end) res_.iteration_ns = std::max(res_.iteration_ns, e);
+    if (opt_.record_timeline) res_.timeline.sort_events();
+    return Status::ok();
+  }
+
+ private:
+  const std::vector<Instr>& list(int r) const { return s_.ranks[static_cast<size_t>(r)]; }
+  const RankTimes& rank_times(int r) const { return costs_.ranks[static_cast<size_t>(r)]; }
+  const ChunkTimes& chunk_times(int r, const Instr& in) const {
+    return costs_.chunks[static_cast<size_t>(s_.virtual_stage(r, in.chunk))];
+  }
+  InstrTiming& timing(int r) { return res_.timing[static_cast<size_t>(r)][st_[static_cast<size_t>(r)].pc]; }
+  int message(int r, size_t i) const { return mm_.message_of[static_cast<size_t>(r)][i]; }
+
+  // At most one pending event per rank: a rank is either computing, or blocked, or waiting for a
+  // wake-up at a known time. The rank being run has its queue path replayed once afterwards.
+  void schedule_event(TimeNs t, int rank) {
+    assert(seq_ < UINT32_MAX);
+    if (rank == running_) queue_.set_deferred(rank, t, seq_++);
+    else queue_.set(rank, t, seq_++);
+  }
+
+  // Events are built only when the timeline is on (off: the planner's hot path).
+  void record_comm(int rank, const Instr& in, TimeNs t0, TimeNs t1, int64_t bytes, int32_t idx) {
+    if (!opt_.record_timeline) return;
+    TimelineEvent e = instr_event(rank, in, idx, t0, t1);
+    e.bytes = bytes;
+    res_.timeline.events.push_back(e);
+  }
+  void record_compute(int r, const Instr& in, TimeNs t0, TimeNs d) {
+    if (!opt_.record_timeline) return;
+    const TimelineEvent whole =
+        instr_event(r, in, static_cast<int32_t>(st_[static_cast<size_t>(r)].pc), t0, t0 + d);
+    if (in.kind == InstrKind::kOptimizerStep) {
+      res_.timeline.events.push_back(whole);
+      return;
+    }
+    const ChunkTimes& c = chunk_times(r, in);
+    append_compute_events(res_.timeline.events, whole, exit_duration(in, c),
+                          in.has(kExitOnly) ? 0 : flops_of(in, c, false), flops_of(in, c, true));
+  }
+
+  // Runs rank r's list from time t until it starts a compute step or blocks.
+  void advance(int r, TimeNs t) {
+    RankState& rs = st_[static_cast<size_t>(r)];
+    const auto& instrs = list(r);
+    while (rs.pc < instrs.size()) {
+      const Instr& in = instrs[rs.pc];
+      bool go = false;
+      switch (in.kind) {
+        case InstrKind::kSendAct:
+        case InstrKind::kSendGrad: go = on_send(r, in, t); break;
+        case InstrKind::kRecvAct:
+        case InstrKind::kRecvGrad: go = on_recv(r, t); break;
+        case InstrKind::kAllReduceDP: go = on_allreduce_dp(r, in, t); break;
+        case InstrKind::kAllReduceEmbedding: go = on_allreduce_embedding(r, in, t); break;
+        case InstrKind::kOptimizerStep: go = on_optimizer(r, in, t); break;
+        case InstrKind::kForward:
+        case InstrKind::kBackward:
+        case InstrKind::kBackwardInput:
+        case InstrKind::kBackwardWeight: go = on_compute(r, in, t); break;
+      }
+      if (!go) return;
+    }
+  }
+
+  bool on_send(int r, const Instr& in, TimeNs t) {
+    RankState& rs = st_[static_cast<size_t>(r)];
+    const int id = message(r, rs.pc);
+    const int hop = in.kind == InstrKind::kSendAct ? r : in.peer;  // hop h joins h and h+1
+    const size_t dir = static_cast<size_t>(2 * hop + (in.kind == InstrKind::kSendGrad));
+    const LinkTimes& link = costs_.hops[static_cast<size_t>(hop)];
+    const int64_t bytes = chunk_times(r, in).p2p_bytes;
+    const TimeNs start = std::max(t, link_free_[dir]);
+    const TimeNs xfer = static_cast<TimeNs>(static_cast<double>(bytes) * link.ns_per_byte + 0.5);
+    link_free_[dir] = start + xfer;
+    const TimeNs arrival = start + xfer + link.latency;
+    res_.msg_posted[static_cast<size_t>(id)] = t;
+    res_.msg_arrival[static_cast<size_t>(id)] = arrival;
+    // Wake the receiver if it is already blocked on this message (no event otherwise: it will
+    // find the arrival time when it gets there).
+    RankState& ds = st_[static_cast<size_t>(in.peer)];
+    if (ds.waiting_msg && message(in.peer, ds.pc) == id) {
+      ds.waiting_msg = false;
+      schedule_event(arrival, in.peer);
+    }
+    timing(r) = {t, arrival};
+    record_comm(r, in, start, arrival, bytes, static_cast<int32_t>(rs.pc));
+    ++rs.pc;
+    return true;
+  }
+
+  bool on_recv(int r, TimeNs t) {
+    RankState& rs = st_[static_cast<size_t>(r)];
+    const TimeNs arrival = res_.msg_arrival[static_cast<size_t>(message(r, rs.pc))];
+    if (arrival < 0) {  // not sent yet: the send wakes this rank
+      rs.waiting_msg = true;
+      return false;
+    }
+    if (arrival > t) {  // in flight: continue when it lands
+      schedule_event(arrival, r);
+      return false;
+    }
+    timing(r) = {t, t};
+    ++rs.pc;
+    return true;
+  }
+
+  bool on_allreduce_dp(int r, const Instr& in, TimeNs t) {
+    RankState& rs = st_[static_cast<size_t>(r)];
+    const RankTimes& rt = rank_times(r);
+    const TimeNs start = std::max(t, rs.coll_free);
+    rs.coll_free = rs.coll_end = std::max(rs.coll_end, start + rt.dp_allreduce);
+    timing(r) = {start, start + rt.dp_allreduce};
+    if (rt.dp_allreduce > 0)
+      record_comm(r, in, start, start + rt.dp_allreduce, rt.dp_bytes, static_cast<int32_t>(rs.pc));
+    ++rs.pc;
+    return true;
+  }
+
+  bool on_allreduce_embedding(int r, const Instr& in, TimeNs t) {
+    RankState& rs = st_[static_cast<size_t>(r)];
+    Collective& c = emb_[static_cast<size_t>(rs.emb_count++)];
+    ++c.posted;
+    c.max_post = std::max(c.max_post, std::max(t, rs.coll_free));
+    timing(r) = {t, t};
+    if (c.posted == static_cast<int>(emb_members_.size())) {
+      c.end = c.max_post + emb_duration_;
+      for (int m : emb_members_) {
+        RankState& ms = st_[static_cast<size_t>(m)];
+        ms.coll_free = ms.coll_end = std::max(ms.coll_end, c.end);
+        if (emb_duration_ > 0) record_comm(m, in, c.max_post, c.end, rank_times(m).embedding_bytes, -1);
+        if (m != r && ms.waiting_coll) {
+          ms.waiting_coll = false;
+          schedule_event(t, m);
+        }
+      }
+    }
+    ++rs.pc;
+    return true;
+  }
+
+  bool on_optimizer(int r, const Instr& in, TimeNs t) {
+    RankState& rs = st_[static_cast<size_t>(r)];
+    for (int k = 0; k < rs.emb_count; ++k)
+      if (emb_[static_cast<size_t>(k)].end < 0) {
+        rs.waiting_coll = true;
+        return false;
+      }
+    const TimeNs start = std::max(t, rs.coll_end);
+    const TimeNs d = rank_times(r).optimizer;
+    timing(r) = {start, start + d};
+    record_compute(r, in, start, d);
+    ++rs.pc;
+    schedule_event(start + d, r);
+    return false;
+  }
+
+  bool on_compute(int r, const Instr& in, TimeNs t) {
+    const TimeNs d = compute_duration(in, chunk_times(r, in), rank_times(r));
+    timing(r) = {t, t + d};
+    record_compute(r, in, t, d);
+    ++st_[static_cast<size_t>(r)].pc;
+    schedule_event(t + d, r);
+    return false;
+  }
+
+  const Schedule& s_;
+  const SimCosts& costs_;
+  const EngineOptions& opt_;
+  EngineResult& res_;
+  const MessageMap& mm_;
+  std::vector<RankState> st_;
+  std::vector<TimeNs> link_free_;  // per hop and direction: when its bandwidth is free again
+  std::vector<int> emb_members_;
+  std::vector<Collective> emb_;
+  TimeNs emb_duration_ = 0;
+  RankQueue queue_;
+  int running_ = -1;  // the rank being advanced
+  uint32_t seq_ = 0;
+};
+
+}  // namespace
 
 StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& costs, const EngineOptions& opt) {
   const int pp = s.pp;
@@ -203,235 +463,8 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
     EELLM_ASSIGN_OR_RETURN(MessageMap matched, match_messages(s));
     res.messages = std::make_shared<const MessageMap>(std::move(matched));
   }
-  const MessageMap& mm = *res.messages;
-  const size_t nmsg = mm.messages.size();
-  res.msg_posted.assign(nmsg, -1);
-  res.msg_arrival.assign(nmsg, -1);
-  res.timing.resize(static_cast<size_t>(pp));
-  for (int r = 0; r < pp; ++r) res.timing[static_cast<size_t>(r)].assign(s.ranks[static_cast<size_t>(r)].size(), InstrTiming{});
-  std::vector<RankState> st(static_cast<size_t>(pp));
-  // Link state per hop and direction: when its bandwidth is free again.
-  std::vector<TimeNs> link_free(static_cast<size_t>(2 * pp), 0);
-
-  // Embedding-group collectives: the k-th on every member is one collective.
-  std::vector<int> emb_members;
-  int emb_per_rank = 0;
-  for (int r = 0; r < pp; ++r) {
-    int n = 0;
-    for (const Instr& in : s.ranks[static_cast<size_t>(r)]) n += in.kind == InstrKind::kAllReduceEmbedding;
-    if (n > 0) emb_members.push_back(r);
-    emb_per_rank = std::max(emb_per_rank, n);
-  }
-  std::vector<Collective> emb(static_cast<size_t>(emb_per_rank));
-  TimeNs emb_duration = 0;
-  for (int r : emb_members) emb_duration = std::max(emb_duration, costs.ranks[static_cast<size_t>(r)].embedding_allreduce);
-
-  Timeline& tl = res.timeline;
-  tl.num_ranks = pp;
-  if (opt.record_timeline) tl.events.reserve(s.num_instructions() * 2);
-
-  // At most one pending event per rank: a rank is either computing, or blocked, or waiting for a
-  // wake-up at a known time.
-  RankQueue queue(pp);
-  int running = -1;  // the rank being advanced: its queue path is replayed once afterwards
-  uint32_t seq = 0;
-  auto schedule_event = [&](TimeNs t, int32_t rank) {
-    assert(seq < UINT32_MAX);
-    if (rank == running) queue.set_deferred(rank, t, seq++);
-    else queue.set(rank, t, seq++);
-  };
-  // A transfer or collective on `rank`'s send / collective stream; nothing is built when the
-  // timeline is off (the planner's hot path). Sends also carry chunk, microbatch and peer.
-  auto record_comm = [&](int rank, Stream stream, const Instr& in, TimeNs t0, TimeNs t1, int64_t bytes, int32_t idx) {
-    if (!opt.record_timeline) return;
-    TimelineEvent e;
-    e.rank = rank;
-    e.stream = stream;
-    e.op = in.kind;
-    e.category = Category::kComm;
-    if (stream == Stream::kSend) {
-      e.chunk = in.chunk;
-      e.microbatch = in.microbatch;
-      e.peer = in.peer;
-    }
-    e.t0 = t0;
-    e.t1 = t1;
-    e.bytes = bytes;
-    e.instr = idx;
-    tl.events.push_back(e);
-  };
-  auto record_compute = [&](int r, size_t idx, const Instr& in, TimeNs t0, TimeNs d) {
-    if (!opt.record_timeline) return;
-    const ChunkTimes& c = costs.chunks[static_cast<size_t>(s.virtual_stage(r, in.chunk))];
-    TimelineEvent e;
-    e.rank = r;
-    e.stream = Stream::kCompute;
-    e.op = in.kind;
-    e.chunk = in.chunk;
-    e.microbatch = in.microbatch;
-    e.instr = static_cast<int32_t>(idx);
-    if (in.kind == InstrKind::kOptimizerStep) {
-      e.category = Category::kOptimizer;
-      e.t0 = t0;
-      e.t1 = t0 + d;
-      tl.events.push_back(e);
-      return;
-    }
-    const TimeNs ex = std::min(d, exit_part(in, c));
-    const bool fill = in.has(kFill);
-    const bool exit_first = in.kind != InstrKind::kForward;  // backward starts at the exit losses
-    TimeNs t = t0;
-    auto part = [&](bool is_exit, TimeNs len) {
-      if (len <= 0 && (is_exit || ex > 0)) return;  // keep one event even for a zero-cost step
-      TimelineEvent p = e;
-      p.exit_part = is_exit;
-      p.category = fill ? Category::kFill : is_exit ? Category::kExit
-                         : in.kind == InstrKind::kForward ? Category::kFwd : Category::kBwd;
-      p.t0 = t;
-      p.t1 = t + len;
-      p.flops = in.has(kExitOnly) && !is_exit ? 0 : flops_of(in, c, is_exit);
-      t += len;
-      tl.events.push_back(p);
-    };
-    if (exit_first) {
-      part(true, ex);
-      part(false, d - ex);
-    } else {
-      part(false, d - ex);
-      part(true, ex);
-    }
-  };
-
-  // Runs rank r's list from time t until it starts a compute step or blocks.
-  auto advance = [&](int r, TimeNs t) {
-    RankState& rs = st[static_cast<size_t>(r)];
-    const auto& list = s.ranks[static_cast<size_t>(r)];
-    auto& timing = res.timing[static_cast<size_t>(r)];
-    while (rs.pc < list.size()) {
-      const size_t i = rs.pc;
-      const Instr& in = list[i];
-      switch (in.kind) {
-        case InstrKind::kSendAct:
-        case InstrKind::kSendGrad: {
-          const int id = mm.message_of[static_cast<size_t>(r)][i];
-          const int hop = in.kind == InstrKind::kSendAct ? r : in.peer;  // hop h joins h and h+1
-          const size_t dir = static_cast<size_t>(2 * hop + (in.kind == InstrKind::kSendGrad));
-          const LinkTimes& link = costs.hops[static_cast<size_t>(hop)];
-          const int64_t bytes = costs.chunks[static_cast<size_t>(s.virtual_stage(r, in.chunk))].p2p_bytes;
-          const TimeNs start = std::max(t, link_free[dir]);
-          const TimeNs xfer = static_cast<TimeNs>(static_cast<double>(bytes) * link.ns_per_byte + 0.5);
-          link_free[dir] = start + xfer;
-          const TimeNs arrival = start + xfer + link.latency;
-          res.msg_posted[static_cast<size_t>(id)] = t;
-          res.msg_arrival[static_cast<size_t>(id)] = arrival;
-          // Wake the receiver if it is already blocked on this message (no event otherwise: it
-          // will find the arrival time when it gets there).
-          RankState& ds = st[static_cast<size_t>(in.peer)];
-          if (ds.waiting_msg && mm.message_of[static_cast<size_t>(in.peer)][ds.pc] == id) {
-            ds.waiting_msg = false;
-            schedule_event(arrival, in.peer);
-          }
-          timing[i] = {t, arrival};
-          record_comm(r, Stream::kSend, in, start, arrival, bytes, static_cast<int32_t>(i));
-          ++rs.pc;
-          break;
-        }
-        case InstrKind::kRecvAct:
-        case InstrKind::kRecvGrad: {
-          const int id = mm.message_of[static_cast<size_t>(r)][i];
-          const TimeNs arrival = res.msg_arrival[static_cast<size_t>(id)];
-          if (arrival < 0) {  // not sent yet: the send wakes this rank
-            rs.waiting_msg = true;
-            return;
-          }
-          if (arrival > t) {  // in flight: continue when it lands
-            schedule_event(arrival, r);
-            return;
-          }
-          timing[i] = {t, t};
-          ++rs.pc;
-          break;
-        }
-        case InstrKind::kAllReduceDP: {
-          const RankTimes& rt = costs.ranks[static_cast<size_t>(r)];
-          const TimeNs start = std::max(t, rs.coll_free);
-          rs.coll_free = rs.coll_end = std::max(rs.coll_end, start + rt.dp_allreduce);
-          timing[i] = {start, start + rt.dp_allreduce};
-          if (rt.dp_allreduce > 0)
-            record_comm(r, Stream::kCollective, in, start, start + rt.dp_allreduce, rt.dp_bytes, static_cast<int32_t>(i));
-          ++rs.pc;
-          break;
-        }
-        case InstrKind::kAllReduceEmbedding: {
-          Collective& c = emb[static_cast<size_t>(rs.emb_count++)];
-          ++c.posted;
-          c.max_post = std::max(c.max_post, std::max(t, rs.coll_free));
-          timing[i] = {t, t};
-          if (c.posted == static_cast<int>(emb_members.size())) {
-            c.end = c.max_post + emb_duration;
-            for (int m : emb_members) {
-              RankState& ms = st[static_cast<size_t>(m)];
-              ms.coll_free = ms.coll_end = std::max(ms.coll_end, c.end);
-              if (emb_duration > 0)
-                record_comm(m, Stream::kCollective, in, c.max_post, c.end, costs.ranks[static_cast<size_t>(m)].embedding_bytes, -1);
-              if (m != r && ms.waiting_coll) {
-                ms.waiting_coll = false;
-                schedule_event(t, m);
-              }
-            }
-          }
-          ++rs.pc;
-          break;
-        }
-        case InstrKind::kOptimizerStep: {
-          for (int k = 0; k < rs.emb_count; ++k)
-            if (emb[static_cast<size_t>(k)].end < 0) {
-              rs.waiting_coll = true;
-              return;
-            }
-          const TimeNs start = std::max(t, rs.coll_end);
-          const TimeNs d = costs.ranks[static_cast<size_t>(r)].optimizer;
-          timing[i] = {start, start + d};
-          record_compute(r, i, in, start, d);
-          ++rs.pc;
-          schedule_event(start + d, r);
-          return;
-        }
-        default: {  // FWD, BWD, BWD_INPUT, BWD_WEIGHT
-          const TimeNs d = compute_duration(in, costs.chunks[static_cast<size_t>(s.virtual_stage(r, in.chunk))],
-                                            costs.ranks[static_cast<size_t>(r)]);
-          timing[i] = {t, t + d};
-          record_compute(r, i, in, t, d);
-          ++rs.pc;
-          schedule_event(t + d, r);
-          return;
-        }
-      }
-    }
-  };
-
-  res.rank_end.assign(static_cast<size_t>(pp), 0);
-  for (int r = 0; r < pp; ++r) schedule_event(0, r);
-  // The run loop: pop the earliest event, advance the clock, run it.
-  TimeNs now = 0;
-  while (!queue.empty()) {
-    const int r = queue.top();
-    assert(queue.top_time() >= now && "simulation clock went backwards");
-    now = queue.top_time();
-    queue.clear_deferred(r);
-    running = r;
-    ++res.events_processed;
-    advance(r, now);
-    running = -1;
-    queue.replay(r);
-    const RankState& rs = st[static_cast<size_t>(r)];
-    if (rs.pc >= s.ranks[static_cast<size_t>(r)].size()) res.rank_end[static_cast<size_t>(r)] = std::max(now, rs.coll_end);
-  }
-  for (int r = 0; r < pp; ++r)
-    if (st[static_cast<size_t>(r)].pc < s.ranks[static_cast<size_t>(r)].size()) return deadlock_report(s, st, mm);
-  res.iteration_ns = 0;
-  for (TimeNs e : res.rank_end) res.iteration_ns = std::max(res.iteration_ns, e);
-  if (opt.record_timeline) tl.sort_events();
+  Engine engine(s, costs, opt, res);
+  EELLM_RETURN_IF_ERROR(engine.run());
   return res;
 }
 

@@ -94,6 +94,9 @@ struct EngineResult {
 StatusOr<EngineResult> simulate_schedule(const Schedule& schedule, const SimCosts& costs,
                                          const EngineOptions& options = {});
 
+// The exit heads' share of a compute instruction's duration (0 for other kinds).
+TimeNs exit_duration(const Instr& instr, const ChunkTimes& chunk);
+
 // Duration of one compute instruction on `costs` (what the engine charges).
 TimeNs compute_duration(const Instr& instr, const ChunkTimes& chunk, const RankTimes& rank);
 

@@ -199,14 +199,7 @@ std::vector<BubbleAttribution> attribute_bubbles(const Schedule& s, const Engine
       b.busy += d;
       if (in.kind != InstrKind::kOptimizerStep) {
         const ChunkTimes& c = costs.chunks[static_cast<size_t>(s.virtual_stage(static_cast<int>(r), in.chunk))];
-        TimeNs ex = 0;
-        switch (in.kind) {
-          case InstrKind::kForward: ex = c.exit_fwd; break;
-          case InstrKind::kBackward: ex = c.exit_bwd_input + c.exit_bwd_weight; break;
-          case InstrKind::kBackwardInput: ex = c.exit_bwd_input; break;
-          case InstrKind::kBackwardWeight: ex = c.exit_bwd_weight; break;
-          default: break;
-        }
+        const TimeNs ex = exit_duration(in, c);
         b.exit_busy += std::min(ex, d);
       }
       prev_end = ti.end;

@@ -8,6 +8,9 @@
 #include <sstream>
 #include <tuple>
 
+#include "model/cost_model.h"
+#include "sim/simulate.h"
+
 namespace eellm {
 namespace {
 
@@ -349,7 +352,7 @@ std::vector<int> embedding_group_ranks(const Scenario& scenario, const Layout& l
   return g;
 }
 
-StatusOr<Schedule> make_schedule(const Scenario& scenario, const Layout& layout, double bwd_fwd_ratio) {
+StatusOr<Schedule> make_schedule(const Scenario& scenario, const Layout& layout) {
   ScheduleParams p;
   p.kind = layout.schedule;
   p.pp = layout.pp;
@@ -359,7 +362,10 @@ StatusOr<Schedule> make_schedule(const Scenario& scenario, const Layout& layout,
   for (const ExitPlacement& x : layout.exits) p.stage_has_exit[static_cast<size_t>(x.virtual_stage)] = true;
   p.num_fill_warmup = scenario.parallel.num_fill_warmup_microbatches;
   p.num_fill_cooldown = scenario.parallel.num_fill_cooldown_microbatches;
-  p.bwd_fwd_ratio = bwd_fwd_ratio;
+  // Only bubble filling uses the ratio (fill counts and each rank's share of them); the cost model
+  // is not free, so other schedules skip it.
+  if (p.kind == ScheduleKind::kEEFill)
+    p.bwd_fwd_ratio = backward_forward_ratio(sim_costs_from_model(CostModel(scenario, layout)));
   p.dp_allreduce = layout.dp > 1;
   p.overlap_grad_reduce = scenario.parallel.overlap_grad_reduce;
   p.embedding_group = embedding_group_ranks(scenario, layout);
@@ -454,7 +460,13 @@ Status check_schedule(const Schedule& s) {
           if (state[key] != 2) return Status::invalid_argument(where() + " runs W before its B");
           state[key] = 3;
           break;
-        default: break;
+        case InstrKind::kSendAct:
+        case InstrKind::kRecvAct:
+        case InstrKind::kSendGrad:
+        case InstrKind::kRecvGrad:
+        case InstrKind::kAllReduceDP:
+        case InstrKind::kAllReduceEmbedding:
+        case InstrKind::kOptimizerStep: break;
       }
     }
   }

@@ -122,9 +122,13 @@ int default_num_fill_microbatches(int pp, double bwd_fwd_ratio);
 // (e.g. interleaved with m not divisible by pp, fill counts larger than the microbatches allow).
 StatusOr<Schedule> build_schedule(const ScheduleParams& params);
 
-// The schedule of a scenario: parameters from the derived layout (exits per chunk, embedding
-// group, fill overrides parallel.num_fill_*), `bwd_fwd_ratio` from the cost model.
-StatusOr<Schedule> make_schedule(const Scenario& scenario, const Layout& layout, double bwd_fwd_ratio = 2.0);
+// The schedule of a scenario — a function of the scenario alone, so the simulator (simulate()) and
+// the executor (exec/train/runtime) build the same lists: parameters from the derived layout
+// (exits per chunk, embedding group, fill overrides parallel.num_fill_*); EE-fill counts not given
+// there, and each rank's share of them, follow EE-LLM from the backward/forward ratio of the
+// scenario's own cost model (backward_forward_ratio(sim_costs_from_model(CostModel(scenario,
+// layout))), sim/simulate.h) — the costs simulate() plays the schedule with.
+StatusOr<Schedule> make_schedule(const Scenario& scenario, const Layout& layout);
 
 // Pipeline ranks holding a tied word embedding: first, last and every rank with a tied exit head
 // (EE-LLM: tied exit heads keep an embedding copy). Empty when nothing is tied or only one rank

@@ -165,7 +165,7 @@ StatusOr<SimulationResult> simulate(const Scenario& scenario, const SimulateOpti
   EELLM_ASSIGN_OR_RETURN(res.layout, derive_layout(res.scenario));
   CostModel cm(res.scenario, res.layout);
   res.costs = sim_costs_from_model(cm);
-  EELLM_ASSIGN_OR_RETURN(res.schedule, make_schedule(res.scenario, res.layout, backward_forward_ratio(res.costs)));
+  EELLM_ASSIGN_OR_RETURN(res.schedule, make_schedule(res.scenario, res.layout));
   EngineOptions eo;
   eo.record_timeline = options.record_timeline;
   EELLM_ASSIGN_OR_RETURN(res.engine, simulate_schedule(res.schedule, res.costs, eo));

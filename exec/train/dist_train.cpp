@@ -63,6 +63,45 @@ StatusOr<RankView> rank_view(PipelineRuntime& rt, const GptConfig& full, const L
   std::_Exit(1);  // abort() never returns; this keeps the compiler's noreturn analysis satisfied
 }
 
+// The run's configuration, printed once by world rank 0.
+void print_run_header(std::ostream& out, const Scenario& scenario, const Layout& layout, const PipelineRuntime& rt,
+                      const std::string& source) {
+  const int B = scenario.training.micro_batch_size, T = scenario.model.seq_length;
+  out << "eellm train (distributed): " << scenario.name << "\n"
+      << "  world " << layout.tp * layout.pp * layout.dp << " = tp " << layout.tp << " × pp " << layout.pp << " × dp " << layout.dp
+      << (layout.vp > 1 ? ", " + str(layout.vp) + " chunks per stage" : "") << "\n"
+      << "  schedule " << to_string(rt.schedule().kind) << ", " << layout.num_microbatches << " microbatches of " << B
+      << "×" << T << " per replica per iteration\n"
+      << "  data " << source << "\n";
+  for (int s = 0; s < layout.num_virtual_stages(); ++s) {
+    const ChunkLayout& c = layout.chunks[static_cast<size_t>(s)];
+    out << "  stage " << c.stage << " chunk " << c.chunk << ": layers " << c.first_layer + 1 << "-"
+        << c.first_layer + c.num_layers << (c.has_embedding ? ", embedding" : "")
+        << (c.has_final_head ? ", final head" : "") << (c.exits.empty() ? "" : ", exits") << "\n";
+  }
+}
+
+// One iteration's line on the log (world rank 0: `out` non-null) and in the metrics file.
+void log_iteration(std::ostream* out, std::ofstream& metrics, const PipelineRuntime& rt, const IterationResult& r,
+                   int it, double secs) {
+  if (out) {
+    char line[256];
+    std::snprintf(line, sizeof line, "iter %d | loss %.4f | final %.4f", it + 1, r.total_loss, r.final_loss);
+    *out << line;
+    for (size_t e = 0; e < r.exit_loss.size(); ++e) {
+      std::snprintf(line, sizeof line, " | exit@%d %.4f", rt.config().exit_layer[e], r.exit_loss[e]);
+      *out << line;
+    }
+    std::snprintf(line, sizeof line, " | grad norm %.3f | lr %.2e | %.0f ms\n", r.grad_norm, r.lr, secs * 1e3);
+    *out << line << std::flush;
+  }
+  if (metrics.is_open()) {
+    metrics << "{\"iter\":" << it + 1 << ",\"loss\":" << r.total_loss << ",\"final\":" << r.final_loss;
+    for (size_t e = 0; e < r.exit_loss.size(); ++e) metrics << ",\"exit" << e << "\":" << r.exit_loss[e];
+    metrics << ",\"grad_norm\":" << r.grad_norm << ",\"lr\":" << r.lr << ",\"seconds\":" << secs << "}\n";
+  }
+}
+
 }  // namespace
 
 Status run_distributed_training(const Scenario& scenario, Communicator& world, const DistributedTrainOptions& options,
@@ -116,20 +155,7 @@ Status run_distributed_training(const Scenario& scenario, Communicator& world, c
       *out << "  resumed from " << options.resume_dir << " at iteration " << start << " (data epoch " << p.data.epoch
            << ", window " << p.data.index << ")\n";
   }
-  if (out) {
-    *out << "eellm train (distributed): " << scenario.name << "\n"
-         << "  world " << dims.world() << " = tp " << dims.tp << " × pp " << dims.pp << " × dp " << dims.dp
-         << (layout.vp > 1 ? ", " + str(layout.vp) + " chunks per stage" : "") << "\n"
-         << "  schedule " << to_string(rt->schedule().kind) << ", " << m << " microbatches of " << B << "×" << T
-         << " per replica per iteration\n"
-         << "  data " << source << "\n";
-    for (int s = 0; s < layout.num_virtual_stages(); ++s) {
-      const ChunkLayout& c = layout.chunks[static_cast<size_t>(s)];
-      *out << "  stage " << c.stage << " chunk " << c.chunk << ": layers " << c.first_layer + 1 << "-"
-           << c.first_layer + c.num_layers << (c.has_embedding ? ", embedding" : "")
-           << (c.has_final_head ? ", final head" : "") << (c.exits.empty() ? "" : ", exits") << "\n";
-    }
-  }
+  if (out) print_run_header(*out, scenario, layout, *rt, source);
   std::ofstream metrics;
   if (root && !options.metrics_path.empty()) {
     metrics.open(options.metrics_path, std::ios::app);
@@ -150,22 +176,7 @@ Status run_distributed_training(const Scenario& scenario, Communicator& world, c
     auto r = rt->run_iteration(in, tgt, it);
     if (!r.is_ok()) fail(world, r.status());
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (out) {
-      char line[256];
-      std::snprintf(line, sizeof line, "iter %d | loss %.4f | final %.4f", it + 1, r->total_loss, r->final_loss);
-      *out << line;
-      for (size_t e = 0; e < r->exit_loss.size(); ++e) {
-        std::snprintf(line, sizeof line, " | exit@%d %.4f", rt->config().exit_layer[e], r->exit_loss[e]);
-        *out << line;
-      }
-      std::snprintf(line, sizeof line, " | grad norm %.3f | lr %.2e | %.0f ms\n", r->grad_norm, r->lr, secs * 1e3);
-      *out << line << std::flush;
-    }
-    if (metrics.is_open()) {
-      metrics << "{\"iter\":" << it + 1 << ",\"loss\":" << r->total_loss << ",\"final\":" << r->final_loss;
-      for (size_t e = 0; e < r->exit_loss.size(); ++e) metrics << ",\"exit" << e << "\":" << r->exit_loss[e];
-      metrics << ",\"grad_norm\":" << r->grad_norm << ",\"lr\":" << r->lr << ",\"seconds\":" << secs << "}\n";
-    }
+    log_iteration(out, metrics, *rt, *r, it, secs);
     if (root && !r->timeline.events.empty() && !options.trace_path.empty()) {
       TraceOptions to;
       to.title = scenario.name + " (measured, iteration " + str(it + 1) + ")";

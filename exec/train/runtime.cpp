@@ -11,7 +11,6 @@
 #include "exec/backend/device.h"
 #include "exec/gpt/optimizer.h"
 #include "exec/gpt/tp_shard.h"
-#include "sim/simulate.h"
 
 namespace eellm::exec {
 namespace {
@@ -21,28 +20,17 @@ std::string str(int v) { return std::to_string(v); }
 
 bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
 
-Category category_of(const Instr& in) {
-  switch (in.kind) {
-    case InstrKind::kForward: return in.has(kFill) ? Category::kFill : Category::kFwd;
-    case InstrKind::kBackward:
-    case InstrKind::kBackwardInput:
-    case InstrKind::kBackwardWeight: return in.has(kFill) ? Category::kFill : Category::kBwd;
-    case InstrKind::kOptimizerStep: return Category::kOptimizer;
-    default: return Category::kComm;
-  }
-}
-
-Stream stream_of(const Instr& in) {
-  if (in.is_send()) return Stream::kSend;
-  if (in.is_collective()) return Stream::kCollective;
-  return Stream::kCompute;
-}
-
 constexpr int kTagTimelineCount = 32000;
 constexpr int kTagTimelineData = 32001;
-constexpr int kEventFields = 11;
 
 }  // namespace
+
+StatusOr<Schedule> runtime_schedule(const Scenario& scenario) {
+  EELLM_ASSIGN_OR_RETURN(const Layout layout, derive_layout(scenario));
+  EELLM_ASSIGN_OR_RETURN(Schedule schedule, make_schedule(scenario, layout));
+  EELLM_RETURN_IF_ERROR(check_schedule(schedule));
+  return schedule;
+}
 
 StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenario& scenario, Communicators& comms,
                                                                    const RuntimeOptions& options) {
@@ -57,13 +45,7 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
     return Status::invalid_argument("the communicators were built for tp " + str(d.tp) + ", pp " + str(d.pp) +
                                     ", dp " + str(d.dp) + " but the scenario's layout is tp " + str(L.tp) + ", pp " +
                                     str(L.pp) + ", dp " + str(L.dp));
-  // EE bubble filling derives its fill counts from the backward/forward ratio; ≤ 0 takes the
-  // simulator's (cost model of the scenario's device), so the executor runs the very schedule
-  // `eellm simulate` predicts (with 2.0, PP 4 ran 2+2 fills where the simulator planned 1+1).
-  const double ratio = options.bwd_fwd_ratio > 0 ? options.bwd_fwd_ratio
-                                                 : backward_forward_ratio(sim_costs_from_model(CostModel(scenario, L)));
-  EELLM_ASSIGN_OR_RETURN(rt->schedule_, make_schedule(scenario, L, ratio));
-  EELLM_RETURN_IF_ERROR(check_schedule(rt->schedule_));
+  EELLM_ASSIGN_OR_RETURN(rt->schedule_, runtime_schedule(scenario));
   if (2 * L.num_microbatches * L.vp >= kTagTimelineCount)
     return Status::invalid_argument("too many microbatches (" + str(L.num_microbatches) + ") for message tags");
   rt->pp_rank_ = comms.groups.coords.pp;
@@ -141,33 +123,41 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
     rt->owned_counts_in_norm_.push_back((n != "wte" || counts_wte) && (tp_rank == 0 || !is_tp_replicated(n)));
   }
 
+  EELLM_RETURN_IF_ERROR(rt->bind_schedule(comms));
+  return rt;
+}
+
+Status PipelineRuntime::bind_schedule(Communicators& comms) {
+  const Layout& L = layout_;
+  const ParallelDims& d = comms.groups.dims;
+  const bool tuning = schedule_.kind == ScheduleKind::kEETuning;
   // The schedule decides who reduces what: check the embedding group, build the optimiser group.
   std::vector<int> emb_stages, opt_stages;
   for (int r = 0; r < L.pp; ++r)
-    for (const Instr& in : rt->schedule_.ranks[static_cast<size_t>(r)]) {
+    for (const Instr& in : schedule_.ranks[static_cast<size_t>(r)]) {
       if (in.kind == InstrKind::kAllReduceEmbedding) emb_stages.push_back(r);
       if (in.kind == InstrKind::kOptimizerStep) opt_stages.push_back(r);
     }
   std::vector<int> have;
   for (int w : comms.groups.embedding) have.push_back(coords_of(d, w).pp);
-  const bool member = std::find(emb_stages.begin(), emb_stages.end(), rt->pp_rank_) != emb_stages.end();
+  const bool member = std::find(emb_stages.begin(), emb_stages.end(), pp_rank_) != emb_stages.end();
   if (!tuning && member && have != emb_stages)
     return Status::internal("the embedding group of the communicators differs from the schedule's AR-EMB ranks");
-  const bool trains = std::find(opt_stages.begin(), opt_stages.end(), rt->pp_rank_) != opt_stages.end();
-  EELLM_ASSIGN_OR_RETURN(rt->trainers_,
+  const bool trains = std::find(opt_stages.begin(), opt_stages.end(), pp_rank_) != opt_stages.end();
+  EELLM_ASSIGN_OR_RETURN(trainers_,
                          comms.pipeline->subgroup(trains ? opt_stages : std::vector<int>{}, "optimizer group"));
 
-  const auto& list = rt->instructions();
+  const auto& list = instructions();
   for (size_t i = 0; i < list.size(); ++i) {
     const Instr& in = list[i];
     if (in.kind == InstrKind::kBackward || in.kind == InstrKind::kBackwardInput)
-      rt->has_backward_.insert({in.microbatch, in.chunk});
-    if (in.kind == InstrKind::kBackwardWeight) rt->has_weight_step_.insert({in.microbatch, in.chunk});
+      has_backward_.insert({in.microbatch, in.chunk});
+    if (in.kind == InstrKind::kBackwardWeight) has_weight_step_.insert({in.microbatch, in.chunk});
     if (in.kind == InstrKind::kBackward || in.kind == InstrKind::kBackwardInput ||
         in.kind == InstrKind::kBackwardWeight)
-      rt->last_backward_index_ = static_cast<int>(i);
+      last_backward_index_ = static_cast<int>(i);
   }
-  return rt;
+  return Status::ok();
 }
 
 int PipelineRuntime::tag(int microbatch, bool grad, int chunk) const {
@@ -227,20 +217,12 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
       if (opt_.fault == FaultKind::kExit) std::raise(SIGKILL);
       for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
     }
-    TimelineEvent ev;
-    ev.rank = pp_rank_;
-    ev.stream = stream_of(in);
-    ev.op = in.kind;
-    ev.category = category_of(in);
-    ev.chunk = in.chunk;
-    ev.microbatch = in.microbatch;
-    ev.instr = idx;
-    ev.peer = in.peer;
+    TimelineEvent ev = instr_event(pp_rank_, in, idx, steady_now_ns() - t_origin_ns_, 0);
     if (in.is_send() || in.is_recv()) ev.bytes = static_cast<int64_t>(activation_floats() * sizeof(float));
-    ev.t0 = steady_now_ns() - t_origin_ns_;
     Status st;
     if (in.kind == InstrKind::kAllReduceDP && in.has(kOverlapped) && last_backward_index_ > idx) {
       dp_pending_ = true;  // posted here; executed once the last backward has produced its gradients
+      dp_pending_index_ = idx;
     } else if (in.kind == InstrKind::kOptimizerStep) {
       st = optimizer_step(iteration, r);
     } else {
@@ -248,16 +230,17 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
     }
     if (!st.is_ok()) return st.with_context(where(in, idx));
     ev.t1 = steady_now_ns() - t_origin_ns_;
-    if (opt_.record_timeline) events_.push_back(ev);
+    if (opt_.record_timeline && in.is_compute())  // the exit heads are not timed apart: one backbone event
+      append_compute_events(events_, ev, 0, 0, 0);
+    else if (opt_.record_timeline)
+      events_.push_back(ev);
     EELLM_RETURN_IF_ERROR(after_instruction(idx).with_context(where(in, idx)));
     if (dp_pending_ && idx == last_backward_index_) {
-      TimelineEvent ar = ev;
-      ar.stream = Stream::kCollective, ar.op = InstrKind::kAllReduceDP, ar.category = Category::kComm;
-      ar.chunk = 0, ar.microbatch = -1, ar.peer = -1, ar.bytes = 0, ar.t0 = ev.t1;
       dp_pending_ = false;
       EELLM_RETURN_IF_ERROR(reduce_data_parallel().with_context(where(in, idx) + " (overlapped AR-DP)"));
-      ar.t1 = steady_now_ns() - t_origin_ns_;
-      if (opt_.record_timeline) events_.push_back(ar);
+      const size_t ar = static_cast<size_t>(dp_pending_index_);
+      if (opt_.record_timeline)
+        events_.push_back(instr_event(pp_rank_, list[ar], dp_pending_index_, ev.t1, steady_now_ns() - t_origin_ns_));
     }
   }
   EELLM_RETURN_IF_ERROR(comms_->pipeline->wait_sends(timeout).with_context(
@@ -280,16 +263,19 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
   for (int e = 0; e < E; ++e)
     r.total_loss += exit_loss_weight_at(scenario_.exits, e, iteration) * r.exit_loss[static_cast<size_t>(e)];
 
+  EELLM_RETURN_IF_ERROR(gather_timeline(r));
+  return r;
+}
+
+Status PipelineRuntime::gather_timeline(IterationResult& r) {
+  const double timeout = opt_.recv_timeout_s;
   // Timeline: the pipeline of replica (dp 0, tp 0) sends its events to world rank 0.
   const RankCoords& c = comms_->groups.coords;
   if (opt_.record_timeline && c.dp == 0 && c.tp == 0) {
     Communicator& pipe = *comms_->pipeline;
     if (pipe.rank() != 0) {
       std::vector<int64_t> data;
-      for (const TimelineEvent& e : events_)
-        data.insert(data.end(), {e.rank, static_cast<int64_t>(e.stream), static_cast<int64_t>(e.op),
-                                 static_cast<int64_t>(e.category), e.chunk, e.microbatch, e.t0, e.t1, e.bytes,
-                                 e.instr, e.peer});
+      pack_events(events_, data);
       const int64_t count = static_cast<int64_t>(events_.size());
       EELLM_RETURN_IF_ERROR(pipe.send(&count, sizeof count, 0, kTagTimelineCount));
       EELLM_RETURN_IF_ERROR(pipe.send(data.data(), data.size() * sizeof(int64_t), 0, kTagTimelineData));
@@ -300,165 +286,164 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
       for (int p = 1; p < pipe.size(); ++p) {
         int64_t count = 0;
         EELLM_RETURN_IF_ERROR(pipe.recv(&count, sizeof count, p, kTagTimelineCount, timeout));
-        std::vector<int64_t> data(static_cast<size_t>(count) * kEventFields);
+        std::vector<int64_t> data(static_cast<size_t>(count) * kPackedEventFields);
         EELLM_RETURN_IF_ERROR(pipe.recv(data.data(), data.size() * sizeof(int64_t), p, kTagTimelineData, timeout));
-        for (size_t k = 0; k < static_cast<size_t>(count); ++k) {
-          const int64_t* f = &data[k * kEventFields];
-          TimelineEvent e;
-          e.rank = static_cast<int32_t>(f[0]);
-          e.stream = static_cast<Stream>(f[1]);
-          e.op = static_cast<InstrKind>(f[2]);
-          e.category = static_cast<Category>(f[3]);
-          e.chunk = static_cast<int16_t>(f[4]);
-          e.microbatch = static_cast<int32_t>(f[5]);
-          e.t0 = f[6], e.t1 = f[7], e.bytes = f[8];
-          e.instr = static_cast<int32_t>(f[9]);
-          e.peer = static_cast<int32_t>(f[10]);
-          r.timeline.events.push_back(e);
-        }
+        EELLM_RETURN_IF_ERROR(unpack_events(data.data(), static_cast<size_t>(count), r.timeline.events)
+                                  .with_context("timeline of pipeline rank " + str(p)));
       }
       r.timeline.sort_events();
     }
   }
-  return r;
+  return Status::ok();
 }
 
 Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<int32_t>& inputs,
                                 const std::vector<int32_t>& targets, const HeadWeights& w) {
-  const int B = scenario_.training.micro_batch_size, T = scenario_.model.seq_length;
-  const size_t N = static_cast<size_t>(B) * T;
-  const double timeout = opt_.recv_timeout_s;
-  const Key key{in.microbatch, in.chunk};
-  const int pp = layout_.pp;
-  const int vs = in.chunk * pp + pp_rank_;
-  const int last_vs = layout_.num_virtual_stages() - 1;
-  Communicator& pipe = *comms_->pipeline;
-  const size_t act_bytes = activation_floats() * sizeof(float);
-  auto missing = [&](const char* what) {
-    return Status::internal(std::string(what) + " of microbatch " + str(in.microbatch) + " chunk " + str(in.chunk) +
-                            " is not there (the schedule's order is broken)");
-  };
   switch (in.kind) {
-    case InstrKind::kForward: {
-      GptChunk& ch = *chunks_[static_cast<size_t>(in.chunk)];
-      const float* input = nullptr;
-      auto it = act_in_.find(key);
-      if (vs > 0) {
-        if (it == act_in_.end()) return missing("the received activation");
-        input = it->second.ptr();
-      }
-      HeadWeights hw = w;
-      if (in.has(kTruncated)) hw.final_weight = 0.0f;
-      const bool grad = has_backward_.count(key) > 0;
-      ChunkState& st = states_[key];
-      const size_t off = static_cast<size_t>(in.microbatch) * N;
-      ch.forward(st, params_, grads_, inputs.data() + off, input, targets.data() + off, B, T, hw, grad);
-      EELLM_RETURN_IF_ERROR(ch.comm_status());
-      if (it != act_in_.end()) act_in_.erase(it);
-      for (size_t k = 0; k < ch.exits().size(); ++k) {
-        const size_t e = static_cast<size_t>(ch.exits()[k]);
-        if (!std::isfinite(st.exit_loss[k]))
-          return Status::failed_precondition("non-finite loss of exit " + str(static_cast<int>(e)));
-        loss_sum_[e] += st.exit_loss[k];
-        loss_count_[e] += 1;
-      }
-      const ChunkLayout& cl = layout_.chunk(pp_rank_, in.chunk);
-      if (cl.has_final_head && !in.has(kTruncated) && schedule_.kind != ScheduleKind::kEETuning) {
-        if (!std::isfinite(st.final_loss)) return Status::failed_precondition("non-finite final loss");
-        loss_sum_.back() += st.final_loss;
-        loss_count_.back() += 1;
-      }
-      // Without a backward or a send, nothing needs the state any more.
-      if (!grad && (vs == last_vs || in.has(kTruncated))) states_.erase(key);
-      return Status::ok();
-    }
+    case InstrKind::kForward: return run_forward(in, inputs, targets, w);
     case InstrKind::kBackward:
-    case InstrKind::kBackwardInput: {
-      auto st = states_.find(key);
-      if (st == states_.end()) return missing("the forward state");
-      if (in.has(kExitOnly)) {  // EE-Tuning: the heads' gradients were taken in the forward
-        states_.erase(st);
-        return Status::ok();
-      }
-      const float* dout = nullptr;
-      auto g = grad_in_.find(key);
-      if (vs < last_vs && !in.has(kTruncated)) {
-        if (g == grad_in_.end()) return missing("the received gradient");
-        dout = g->second.ptr();
-      }
-      float* dinput = nullptr;
-      if (vs > 0) {
-        Tensor& d = grad_out_[key];
-        d.data.assign(activation_floats(), 0.0f);
-        d.shape = {static_cast<int64_t>(activation_floats())};
-        dinput = d.ptr();
-      }
-      GptChunk& ch = *chunks_[static_cast<size_t>(in.chunk)];
-      // BWD_INPUT with a BWD_WEIGHT to follow: the zero-bubble split; the state waits for the W step.
-      const bool split = in.kind == InstrKind::kBackwardInput && has_weight_step_.count(key) > 0;
-      EELLM_ASSIGN_OR_RETURN(const bool hooked, arm_layer_hook(in.chunk, index));
-      if (split)
-        ch.backward_input(st->second, params_, grads_, dout, dinput);
-      else
-        ch.backward(st->second, params_, grads_, dout, dinput);
-      if (hooked) EELLM_RETURN_IF_ERROR(disarm_layer_hook(in.chunk));
-      EELLM_RETURN_IF_ERROR(ch.comm_status());
-      if (split) w_states_[key] = std::move(st->second);
-      states_.erase(st);
-      if (g != grad_in_.end()) grad_in_.erase(g);
-      // A backward that sends nothing (EE fill cool-down) leaves no gradient behind.
-      if (vs > 0) {
-        const auto& list = instructions();
-        bool sends = false;
-        for (size_t j = static_cast<size_t>(index) + 1; j < list.size() && !sends; ++j)
-          sends = list[j].kind == InstrKind::kSendGrad && list[j].microbatch == in.microbatch &&
-                  list[j].chunk == in.chunk;
-        if (!sends) grad_out_.erase(key);
-      }
-      return Status::ok();
-    }
+    case InstrKind::kBackwardInput: return run_backward(in, index);
     case InstrKind::kBackwardWeight: {
-      auto st = w_states_.find(key);
-      if (st == w_states_.end()) return missing("the state kept by BWD_INPUT");
+      auto st = w_states_.find({in.microbatch, in.chunk});
+      if (st == w_states_.end()) return missing(in, "the state kept by BWD_INPUT");
       EELLM_ASSIGN_OR_RETURN(const bool hooked, arm_layer_hook(in.chunk, index));
       chunks_[static_cast<size_t>(in.chunk)]->backward_weight(st->second, params_, grads_);
       if (hooked) EELLM_RETURN_IF_ERROR(disarm_layer_hook(in.chunk));
       w_states_.erase(st);
       return Status::ok();
     }
-    case InstrKind::kSendAct: {
-      auto st = states_.find(key);
-      if (st == states_.end()) return missing("the forward output");
-      be_->synchronize();  // a host-memory (MPI) communicator reads what a device backend wrote
-      EELLM_RETURN_IF_ERROR(pipe.send(st->second.output(), act_bytes, in.peer, tag(in.microbatch, false, (vs + 1) / pp)));
-      if (!has_backward_.count(key)) states_.erase(st);
-      return Status::ok();
-    }
-    case InstrKind::kSendGrad: {
-      auto g = grad_out_.find(key);
-      if (g == grad_out_.end()) return missing("the input gradient");
-      be_->synchronize();
-      EELLM_RETURN_IF_ERROR(pipe.send(g->second.ptr(), act_bytes, in.peer, tag(in.microbatch, true, (vs - 1) / pp)));
-      grad_out_.erase(g);
-      return Status::ok();
-    }
+    case InstrKind::kSendAct:
+    case InstrKind::kSendGrad: return send(in);
     case InstrKind::kRecvAct:
     case InstrKind::kRecvGrad: {
       const bool grad = in.kind == InstrKind::kRecvGrad;
-      Tensor& t = (grad ? grad_in_ : act_in_)[key];
+      Tensor& t = (grad ? grad_in_ : act_in_)[{in.microbatch, in.chunk}];
       t.data.assign(activation_floats(), 0.0f);
       t.shape = {static_cast<int64_t>(activation_floats())};
-      return pipe.recv(t.ptr(), act_bytes, in.peer, tag(in.microbatch, grad, in.chunk), timeout);
+      return comms_->pipeline->recv(t.ptr(), activation_floats() * sizeof(float), in.peer,
+                                    tag(in.microbatch, grad, in.chunk), opt_.recv_timeout_s);
     }
     case InstrKind::kAllReduceDP: return reduce_data_parallel();
     case InstrKind::kAllReduceEmbedding:
       if (schedule_.kind == ScheduleKind::kEETuning) return Status::ok();  // frozen: nothing to reduce
       if (!comms_->embedding) return Status::internal("AR-EMB on a rank outside the embedding group");
       be_->synchronize();
-      return comms_->embedding->all_reduce_sum(grads_.wte.ptr(), grads_.wte.numel(), timeout);
+      return comms_->embedding->all_reduce_sum(grads_.wte.ptr(), grads_.wte.numel(), opt_.recv_timeout_s);
     case InstrKind::kOptimizerStep: return Status::internal("OPT is executed by run_iteration");
   }
   return Status::internal("unknown instruction kind");
+}
+
+Status PipelineRuntime::missing(const Instr& in, const char* what) const {
+  return Status::internal(std::string(what) + " of microbatch " + str(in.microbatch) + " chunk " + str(in.chunk) +
+                          " is not there (the schedule's order is broken)");
+}
+
+int PipelineRuntime::virtual_stage(const Instr& in) const { return in.chunk * layout_.pp + pp_rank_; }
+
+Status PipelineRuntime::run_forward(const Instr& in, const std::vector<int32_t>& inputs,
+                                    const std::vector<int32_t>& targets, const HeadWeights& w) {
+  const int B = scenario_.training.micro_batch_size, T = scenario_.model.seq_length;
+  const Key key{in.microbatch, in.chunk};
+  const int vs = virtual_stage(in);
+  GptChunk& ch = *chunks_[static_cast<size_t>(in.chunk)];
+  const float* input = nullptr;
+  auto it = act_in_.find(key);
+  if (vs > 0) {
+    if (it == act_in_.end()) return missing(in, "the received activation");
+    input = it->second.ptr();
+  }
+  HeadWeights hw = w;
+  if (in.has(kTruncated)) hw.final_weight = 0.0f;
+  const bool grad = has_backward_.count(key) > 0;
+  ChunkState& st = states_[key];
+  const size_t off = static_cast<size_t>(in.microbatch) * static_cast<size_t>(B) * static_cast<size_t>(T);
+  ch.forward(st, params_, grads_, inputs.data() + off, input, targets.data() + off, B, T, hw, grad);
+  EELLM_RETURN_IF_ERROR(ch.comm_status());
+  if (it != act_in_.end()) act_in_.erase(it);
+  for (size_t k = 0; k < ch.exits().size(); ++k) {
+    const size_t e = static_cast<size_t>(ch.exits()[k]);
+    if (!std::isfinite(st.exit_loss[k]))
+      return Status::failed_precondition("non-finite loss of exit " + str(static_cast<int>(e)));
+    loss_sum_[e] += st.exit_loss[k];
+    loss_count_[e] += 1;
+  }
+  const ChunkLayout& cl = layout_.chunk(pp_rank_, in.chunk);
+  if (cl.has_final_head && !in.has(kTruncated) && schedule_.kind != ScheduleKind::kEETuning) {
+    if (!std::isfinite(st.final_loss)) return Status::failed_precondition("non-finite final loss");
+    loss_sum_.back() += st.final_loss;
+    loss_count_.back() += 1;
+  }
+  // Without a backward or a send, nothing needs the state any more.
+  if (!grad && (vs == layout_.num_virtual_stages() - 1 || in.has(kTruncated))) states_.erase(key);
+  return Status::ok();
+}
+
+Status PipelineRuntime::run_backward(const Instr& in, int index) {
+  const Key key{in.microbatch, in.chunk};
+  const int vs = virtual_stage(in);
+  auto st = states_.find(key);
+  if (st == states_.end()) return missing(in, "the forward state");
+  if (in.has(kExitOnly)) {  // EE-Tuning: the heads' gradients were taken in the forward
+    states_.erase(st);
+    return Status::ok();
+  }
+  const float* dout = nullptr;
+  auto g = grad_in_.find(key);
+  if (vs < layout_.num_virtual_stages() - 1 && !in.has(kTruncated)) {
+    if (g == grad_in_.end()) return missing(in, "the received gradient");
+    dout = g->second.ptr();
+  }
+  float* dinput = nullptr;
+  if (vs > 0) {
+    Tensor& d = grad_out_[key];
+    d.data.assign(activation_floats(), 0.0f);
+    d.shape = {static_cast<int64_t>(activation_floats())};
+    dinput = d.ptr();
+  }
+  GptChunk& ch = *chunks_[static_cast<size_t>(in.chunk)];
+  // BWD_INPUT with a BWD_WEIGHT to follow: the zero-bubble split; the state waits for the W step.
+  const bool split = in.kind == InstrKind::kBackwardInput && has_weight_step_.count(key) > 0;
+  EELLM_ASSIGN_OR_RETURN(const bool hooked, arm_layer_hook(in.chunk, index));
+  if (split)
+    ch.backward_input(st->second, params_, grads_, dout, dinput);
+  else
+    ch.backward(st->second, params_, grads_, dout, dinput);
+  if (hooked) EELLM_RETURN_IF_ERROR(disarm_layer_hook(in.chunk));
+  EELLM_RETURN_IF_ERROR(ch.comm_status());
+  if (split) w_states_[key] = std::move(st->second);
+  states_.erase(st);
+  if (g != grad_in_.end()) grad_in_.erase(g);
+  // A backward that sends nothing (EE fill cool-down) leaves no gradient behind.
+  if (vs > 0) {
+    const auto& list = instructions();
+    bool sends = false;
+    for (size_t j = static_cast<size_t>(index) + 1; j < list.size() && !sends; ++j)
+      sends = list[j].kind == InstrKind::kSendGrad && list[j].microbatch == in.microbatch && list[j].chunk == in.chunk;
+    if (!sends) grad_out_.erase(key);
+  }
+  return Status::ok();
+}
+
+Status PipelineRuntime::send(const Instr& in) {
+  const Key key{in.microbatch, in.chunk};
+  const int vs = virtual_stage(in), pp = layout_.pp;
+  const size_t act_bytes = activation_floats() * sizeof(float);
+  Communicator& pipe = *comms_->pipeline;
+  if (in.kind == InstrKind::kSendAct) {
+    auto st = states_.find(key);
+    if (st == states_.end()) return missing(in, "the forward output");
+    be_->synchronize();  // a host-memory (MPI) communicator reads what a device backend wrote
+    EELLM_RETURN_IF_ERROR(pipe.send(st->second.output(), act_bytes, in.peer, tag(in.microbatch, false, (vs + 1) / pp)));
+    if (!has_backward_.count(key)) states_.erase(st);
+    return Status::ok();
+  }
+  auto g = grad_out_.find(key);
+  if (g == grad_out_.end()) return missing(in, "the input gradient");
+  be_->synchronize();
+  EELLM_RETURN_IF_ERROR(pipe.send(g->second.ptr(), act_bytes, in.peer, tag(in.microbatch, true, (vs - 1) / pp)));
+  grad_out_.erase(g);
+  return Status::ok();
 }
 
 StatusOr<GradSync*> PipelineRuntime::grad_sync() {

@@ -72,11 +72,6 @@ struct RuntimeOptions {
   double recv_timeout_s = 60;  // execution.recv_timeout_s
   int num_threads = 1;         // CPU backend threads per rank
   bool record_timeline = true;
-  // The ratio make_schedule derives EE fill counts from; pass the simulator's (sim/simulate.h
-  // backward_forward_ratio) so both run the same schedule.
-  // ≤ 0 → the simulator's ratio for the scenario (what DistributedTrainOptions, i.e. `eellm train`,
-  // uses); tests pin 2.0 to compare with reference schedules built by make_schedule's default.
-  double bwd_fwd_ratio = 2.0;
   FaultKind fault = FaultKind::kNone;
   int fault_world_rank = -1;
   int fault_instruction = 0;
@@ -93,6 +88,10 @@ struct IterationResult {
   // when each was posted and found complete, in ns since the iteration's start (the timeline's clock).
   std::vector<GradSync::BucketTiming> dp_buckets;
 };
+
+// The schedule every rank of a run of `scenario` executes: make_schedule of the scenario alone (the
+// very lists simulate() plays), checked. PipelineRuntime::create runs this.
+StatusOr<Schedule> runtime_schedule(const Scenario& scenario);
 
 class PipelineRuntime {
  public:
@@ -126,6 +125,18 @@ class PipelineRuntime {
 
   Status execute(const Instr& in, int index, const std::vector<int32_t>& inputs,
                  const std::vector<int32_t>& targets, const HeadWeights& w);
+  // create(): checks the embedding group against the schedule's AR-EMB ranks, builds the
+  // optimizer group and indexes the backward steps of this rank's list.
+  Status bind_schedule(Communicators& comms);
+  // run_iteration(): the pipeline of replica (dp 0, tp 0) sends its events to world rank 0.
+  Status gather_timeline(IterationResult& r);
+  // execute()'s handlers of the compute and point-to-point kinds.
+  Status run_forward(const Instr& in, const std::vector<int32_t>& inputs, const std::vector<int32_t>& targets,
+                     const HeadWeights& w);
+  Status run_backward(const Instr& in, int index);  // BWD and BWD_INPUT
+  Status send(const Instr& in);                     // SEND_ACT and SEND_GRAD
+  Status missing(const Instr& in, const char* what) const;
+  int virtual_stage(const Instr& in) const;
   Status reduce_data_parallel();
   // After instruction `index`: posts the buckets of chunks whose last backward it was (overlap).
   Status after_instruction(int index);
@@ -168,6 +179,7 @@ class PipelineRuntime {
   std::map<Key, Tensor> act_in_, grad_in_, grad_out_;
   std::vector<double> loss_sum_, loss_count_;  // exits then final
   bool dp_pending_ = false;
+  int dp_pending_index_ = -1;  // the overlapped ALLREDUCE_DP posted (dp_pending_)
   int64_t t_origin_ns_ = 0;
   std::vector<TimelineEvent> events_;
 };
@@ -175,7 +187,6 @@ class PipelineRuntime {
 // `eellm train` under mpirun: every rank reads the same data, takes its DP replica's microbatches,
 // runs `steps` iterations (−1 → training.train_iters) and rank 0 prints one line per iteration.
 struct DistributedTrainOptions {
-  DistributedTrainOptions() { runtime.bwd_fwd_ratio = 0; }  // the simulator's ratio (see RuntimeOptions)
   int steps = -1;
   std::string data_path;   // token file; empty → training.data_path, else the default corpus
   std::string trace_path;  // measured trace of the last iteration (world rank 0 writes it)

@@ -90,7 +90,7 @@ void BM_Engine1024Gpus(benchmark::State& state) {
   const Layout L = *derive_layout(sc);
   const CostModel cm(sc, L);
   const SimCosts c = sim_costs_from_model(cm);
-  const Schedule s = *make_schedule(sc, L, backward_forward_ratio(c));
+  const Schedule s = *make_schedule(sc, L);
   EngineOptions opt;
   opt.record_timeline = false;
   for (auto _ : state) {

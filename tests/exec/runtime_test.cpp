@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include "exec/comm/comm.h"
 #include "exec/train/runtime.h"
+#include "model/scenario_io.h"
+#include "sim/simulate.h"
 #include "sim/trace.h"
 #include "tests/exec/dist_reference.h"
 
@@ -40,6 +43,37 @@ TEST(ProcessGroups, WrongWorldSizeNamesTheNumbers) {
   EXPECT_NE(g.status().message().find("3 processes"), std::string::npos) << g.status().message();
   EXPECT_NE(g.status().message().find("mpirun -np 4"), std::string::npos) << g.status().message();
   EXPECT_FALSE(make_process_groups({1, 2, 1}, 2, 0, {0, 2}).is_ok());  // stage 2 of a 2-stage pipeline
+}
+
+// One schedule, two interpreters: the lists the executor builds for a scenario are simulate()'s,
+// instruction for instruction, for every shipped scenario and the test scenarios (every schedule
+// kind, EE fill at PP 4 where the cost model's backward/forward ratio sets the fill counts).
+TEST(Runtime, ScheduleEqualsTheSimulatorsForEveryScenario) {
+  std::vector<Scenario> all;
+  for (const auto& e : std::filesystem::directory_iterator(scenarios_dir()))
+    if (e.path().extension() == ".yaml") all.push_back(load_scenario(e.path().string()).value());
+  all.push_back(load_scenario(std::string(EELLM_SOURCE_DIR) + "/tests/cli/data/ee-llm-7b-1024-gpus.yaml").value());
+  ASSERT_GE(all.size(), 12u);
+  for (ScheduleKind k : {ScheduleKind::k1F1B, ScheduleKind::kGPipe, ScheduleKind::kEE1F1B, ScheduleKind::kEEFill,
+                         ScheduleKind::kZBH1, ScheduleKind::kEETuning})
+    all.push_back(testing::tiny_dist_scenario(4, 2, 1, k, 8));
+  all.push_back(testing::tiny_dist_scenario(2, 1, 2, ScheduleKind::kInterleaved1F1B, 4));
+  int fills = 0;
+  for (const Scenario& s : all) {
+    SimulateOptions o;
+    o.record_timeline = false;
+    o.compare_without_exits = false;
+    auto sim = simulate(s, o);
+    ASSERT_TRUE(sim.is_ok()) << s.name << ": " << sim.status().to_string();
+    auto executed = runtime_schedule(s);
+    ASSERT_TRUE(executed.is_ok()) << s.name << ": " << executed.status().to_string();
+    EXPECT_EQ(executed->ranks, sim->schedule.ranks) << s.name;
+    EXPECT_EQ(executed->num_fill_warmup, sim->schedule.num_fill_warmup) << s.name;
+    EXPECT_EQ(executed->num_fill_cooldown, sim->schedule.num_fill_cooldown) << s.name;
+    EXPECT_GT(executed->num_instructions(), 0u) << s.name;
+    fills += executed->num_fill_warmup > 0;
+  }
+  EXPECT_GE(fills, 1);  // the fill counts were exercised, not all zero
 }
 
 TEST(Runtime, OneProcessMatchesTheSingleProcessTrainerStepForStep) {

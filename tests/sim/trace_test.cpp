@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "sim/engine.h"
 #include "sim/memory.h"
@@ -216,4 +217,61 @@ TEST(Compare, ReportsIterationAndPerOpErrors) {
 }
 
 }  // namespace
+// The event contract: a recording that does not time the exit heads apart (the executor's: one
+// event per compute instruction) compares like for like with the simulator's split recording;
+// the exit rows only the simulator has are "not measured", not 0 %.
+TEST(Compare, SplitAndWholeRecordingsOfOneRunAgreeAndExitRowsAreNotMeasured) {
+  const Timeline predicted = play(golden_case("ee_fill_pp4_m6"));
+  const Timeline measured = whole_instructions(predicted);
+  int exit_parts = 0;
+  for (const TimelineEvent& e : predicted.events) exit_parts += e.exit_part;
+  ASSERT_GT(exit_parts, 0);
+  EXPECT_EQ(measured.events.size(), predicted.events.size() - static_cast<size_t>(exit_parts));
+  const TimelineComparison c = compare(predicted, measured);
+  int compared = 0, not_measured = 0;
+  for (const OpKindError& o : c.per_op) {
+    if (o.exit_part) {
+      EXPECT_FALSE(o.comparable());
+      EXPECT_EQ(o.count_measured, 0);
+      EXPECT_GT(o.count_predicted, 0);
+      ++not_measured;
+      continue;
+    }
+    EXPECT_TRUE(o.comparable()) << to_string(o.op);
+    EXPECT_EQ(o.count_predicted, o.count_measured) << to_string(o.op);
+    EXPECT_NEAR(o.relative_error, 0, 1e-12) << to_string(o.op);
+    ++compared;
+  }
+  EXPECT_EQ(not_measured, 2);  // EXIT-FWD, EXIT-BWD
+  EXPECT_GE(compared, 5);
+  const std::string text = c.to_string();
+  EXPECT_NE(text.find("EXIT-FWD"), std::string::npos) << text;
+  EXPECT_NE(text.find("not measured"), std::string::npos) << text;
+  const size_t at = text.find("EXIT-FWD");
+  const std::string exit_line = text.substr(at, text.find('\n', at) - at);
+  EXPECT_EQ(exit_line.find("error"), std::string::npos) << exit_line;  // no "+0.0%" for a row never measured
+}
+
+TEST(Timeline, PackedEventsRoundTripAndBadFieldsAreNamed) {
+  const Timeline t = play(golden_case("ee_fill_pp4_m6"));
+  std::vector<int64_t> packed;
+  pack_events(t.events, packed);
+  ASSERT_EQ(packed.size(), t.events.size() * kPackedEventFields);
+  std::vector<TimelineEvent> back;
+  ASSERT_TRUE(unpack_events(packed.data(), t.events.size(), back).is_ok());
+  ASSERT_EQ(back.size(), t.events.size());
+  for (size_t i = 0; i < back.size(); ++i) {
+    EXPECT_EQ(back[i].exit_part, t.events[i].exit_part);
+    EXPECT_EQ(back[i].flops, t.events[i].flops);
+    EXPECT_EQ(event_name(back[i]), event_name(t.events[i]));
+    EXPECT_EQ(std::tie(back[i].t0, back[i].t1, back[i].instr, back[i].peer, back[i].bytes),
+              std::tie(t.events[i].t0, t.events[i].t1, t.events[i].instr, t.events[i].peer, t.events[i].bytes));
+  }
+  packed[2] = kNumInstrKinds;  // event 0's op
+  back.clear();
+  const Status st = unpack_events(packed.data(), 1, back);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("event 0: op out of range"), std::string::npos) << st.message();
+}
+
 }  // namespace eellm
