@@ -9,7 +9,7 @@
 #include <tuple>
 
 #include "model/cost_model.h"
-#include "sim/simulate.h"
+#include "sim/sim_costs.h"
 
 namespace eellm {
 namespace {

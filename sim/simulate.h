@@ -17,6 +17,7 @@
 #include "sim/graph.h"
 #include "sim/memory.h"
 #include "sim/schedule.h"
+#include "sim/sim_costs.h"
 #include "sim/timeline.h"
 
 namespace eellm {
@@ -86,12 +87,8 @@ StatusOr<SimulationResult> simulate(const Scenario& scenario, const SimulateOpti
 // replaced by 1F1B and no fill bubbles (the planner and simulate() compare against it).
 Scenario scenario_without_exits(const Scenario& scenario);
 
-// The engine's costs and the memory parameters of a scenario, from the cost model.
-SimCosts sim_costs_from_model(const CostModel& model);
+// The memory parameters of a scenario, from the cost model (the engine's costs: sim/sim_costs.h).
 MemoryParams memory_params_from_model(const CostModel& model);
-
-// Backward/forward time ratio of the pipeline (EE-LLM's fill counts use it); 2 when unknown.
-double backward_forward_ratio(const SimCosts& costs);
 
 // Renderings of the summary: human text table, JSON (keys with units), CSV (one header + one row
 // per stage, iteration-level columns repeated).

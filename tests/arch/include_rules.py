@@ -2,8 +2,8 @@
 """Checks the include rules between eellm's layers and between exec/'s parts (docs/architecture.md).
 
 Every quoted #include of a source file is classified by the folder it names; a file may include
-only what its layer (and, inside exec/, its part) is allowed to see, and no two files may include
-each other. Exit status 1 lists every broken rule with file and line; 0 prints a one-line summary.
+only what its layer (and, inside exec/, its part) is allowed to see, and no files may include each
+other in a cycle. Exit status 1 lists every broken rule with file and line; 0 prints a one-line summary.
 """
 import os
 import re
@@ -61,8 +61,9 @@ def check_file(rel, text, errors, edges):
                 errors.append(f"{where}: exec/{mine} may not depend on the later part exec/{theirs}")
 
 
-def mutual_includes(edges):
-    """Pairs of files where each includes the other (header/source pairs count as one unit)."""
+def include_cycles(edges):
+    """Cycles between files (a header and its source count as one unit): every strongly connected
+    component of more than one unit is reported once, e.g. "a -> b -> a"."""
     def unit(path):
         return os.path.splitext(path)[0]
     graph = {}
@@ -70,11 +71,32 @@ def mutual_includes(edges):
         for inc, _ in incs:
             if unit(inc) != unit(src):
                 graph.setdefault(unit(src), set()).add(unit(inc))
-    found = []
-    for a, outs in sorted(graph.items()):
-        for b in sorted(outs):
-            if a < b and a in graph.get(b, set()):
-                found.append(f"{a} and {b} include each other")
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append("include cycle: " + " -> ".join(sorted(component)) + " -> " + sorted(component)[0])
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
     return found
 
 
@@ -87,7 +109,7 @@ def main():
             rel = path.relative_to(ROOT).as_posix()
             check_file(rel, path.read_text(encoding="utf-8", errors="replace"), errors, edges)
             count += 1
-    errors += mutual_includes(edges)
+    errors += include_cycles(edges)
     if count == 0:
         print(f"include_rules: no sources found under {ROOT}")
         return 1
