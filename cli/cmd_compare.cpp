@@ -57,20 +57,16 @@ void register_compare(CLI::App& app) {
   cmd->add_option("b", opt->b, "Second scenario")->required();
   cmd->add_option("--format", opt->format, "Output format")->check(CLI::IsMember({"text", "json", "csv"}));
   cmd->callback([opt] {
-    auto fail = [](const std::string& msg) {
-      std::cerr << "eellm compare: " << msg << "\n";
-      exit_code() = 1;
-    };
     SimulationSummary sum[2];
     std::string names[2];
     const std::string paths[2] = {opt->a, opt->b};
     for (int i = 0; i < 2; ++i) {
       auto sc = load_scenario(paths[i]);
-      if (!sc.is_ok()) return fail(sc.status().to_string());
+      if (!sc.is_ok()) return finish("compare", sc.status());
       SimulateOptions so;
       so.record_timeline = false;
       auto r = simulate(*sc, so);
-      if (!r.is_ok()) return fail(paths[i] + ": " + r.status().to_string());
+      if (!r.is_ok()) return finish("compare", r.status().with_context(paths[i]));
       sum[i] = r->summary;
       names[i] = sc->name.empty() ? paths[i] : sc->name;
     }

@@ -15,14 +15,12 @@
 #include "exec/generate/generate.h"
 #include "exec/generate/pipeline_generate.h"
 #include "exec/generate/serve.h"
+#include "model/yaml_reader.h"
 
 namespace eellm::cli {
 namespace {
 
-void fail(const Status& st) {
-  std::cerr << "eellm generate: " << st.to_string() << "\n";
-  exit_code() = 1;
-}
+void fail(const Status& st) { finish("generate", st); }
 
 // One prompt per line; "\n" inside a line stands for a newline. Blank lines are errors (they would
 // be empty prompts), named by line number.
@@ -114,10 +112,10 @@ void register_generate(CLI::App& app) {
     const exec::GptConfig& cfg = model->config;
 
     exec::GenerateOptions g;
-    auto method = exec::parse_decode_method(o->method);
+    auto method = parse_enum_value<InferenceMethod>("--method", o->method);
     if (!method.is_ok()) return fail(method.status());
     g.method = *method;
-    auto rule = exec::parse_confidence_rule(o->confidence);
+    auto rule = parse_enum_value<Confidence>("--confidence", o->confidence);
     if (!rule.is_ok()) return fail(rule.status());
     g.confidence = *rule;
     if (o->threshold.empty()) {
@@ -149,7 +147,7 @@ void register_generate(CLI::App& app) {
     for (const std::string& t : texts) prompts.push_back(exec::encode_bytes(t));
     int rank = 0;
     StatusOr<exec::GenerateResult> r = Status::internal("not run");
-    if (g.method == exec::DecodeMethod::kPipeline) {
+    if (g.method == InferenceMethod::kPipeline) {
       // mpirun -np P: one pipeline stage per rank; rank 0 prints.
       r = exec::generate_pipeline_mpi(*model, prompts, g, o->threads, o->timeout, &rank);
     } else {
@@ -162,8 +160,8 @@ void register_generate(CLI::App& app) {
       std::printf("%s%s\n", texts[i].c_str(), r->sequences[i].text.c_str());
     }
     if (o->stats) {
-      std::printf("--- %s, %s, threshold %s, batch %zu\n", exec::decode_method_name(g.method).c_str(),
-                  exec::confidence_rule_name(g.confidence).c_str(),
+      std::printf("--- %s, %s, threshold %s, batch %zu\n", to_string(g.method),
+                  to_string(g.confidence),
                   g.threshold >= 1.0 ? "off" : std::to_string(g.threshold).c_str(), texts.size());
       std::printf("%s", exec::stats_to_text(cfg, r->stats).c_str());
     }

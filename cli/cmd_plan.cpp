@@ -69,15 +69,11 @@ void register_plan(CLI::App& app) {
                 "Also try every layer split one layer away from the balanced one (larger search)");
   cmd->add_flag("--no-progress", opt->no_progress, "No progress bar on stderr");
   cmd->callback([opt] {
-    auto fail = [](const std::string& msg) {
-      std::cerr << "eellm plan: " << msg << "\n";
-      exit_code() = 1;
-    };
     auto sc = load_scenario(opt->scenario);
-    if (!sc.is_ok()) return fail(sc.status().to_string());
+    if (!sc.is_ok()) return finish("plan", sc.status());
     if (!opt->device.empty()) {
       auto dev = load_device_profile(opt->device);
-      if (!dev.is_ok()) return fail(dev.status().to_string());
+      if (!dev.is_ok()) return finish("plan", dev.status());
       sc->cluster.device = *dev;
       sc->cluster.device_name = opt->device;
     }
@@ -97,11 +93,10 @@ void register_plan(CLI::App& app) {
     auto res = plan(*sc, po);
     std::signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous);
     if (!res.is_ok() && res.status().is_cancelled()) {  // the code, not the text
-      std::cerr << "\neellm plan: " << res.status().to_string() << "\n";
-      exit_code() = 130;
-      return;
+      std::cerr << "\n";  // end the progress line; main prints the status and exits 130
+      return finish("plan", res.status());
     }
-    if (!res.is_ok()) return fail(res.status().to_string());
+    if (!res.is_ok()) return finish("plan", res.status());
     if (opt->format == "json") std::cout << plan_to_json(*res);
     else if (opt->format == "csv") std::cout << plan_to_csv(*res);
     else std::cout << plan_to_text(*res);
@@ -111,7 +106,7 @@ void register_plan(CLI::App& app) {
                          to_string(res->ranked.front().candidate);
       std::ofstream out(opt->emit);
       out << scenario_to_yaml(best);
-      if (!out) return fail("cannot write " + opt->emit);
+      if (!out) return finish("plan", Status::io_error("cannot write " + opt->emit));
       if (opt->format == "text") std::cout << "\nbest plan written to " << opt->emit << "\n";
     }
   });

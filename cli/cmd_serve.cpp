@@ -22,14 +22,12 @@
 
 #include "cli/commands.h"
 #include "exec/generate/serve.h"
+#include "model/yaml_reader.h"
 
 namespace eellm::cli {
 namespace {
 
-void fail(const Status& st) {
-  std::cerr << "eellm serve: " << st.to_string() << "\n";
-  exit_code() = 1;
-}
+void fail(const Status& st) { finish("serve", st); }
 
 std::mutex log_mu;
 // Set by a handler that logged its request itself (with the generation's figures); the logger
@@ -94,10 +92,10 @@ void register_serve(CLI::App& app) {
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
     exec::ServeConfig sc;
-    auto method = exec::parse_decode_method(o->method);
+    auto method = parse_enum_value<InferenceMethod>("--method", o->method);
     if (!method.is_ok()) return fail(method.status());
     sc.decode.method = *method;
-    auto rule = exec::parse_confidence_rule(o->confidence);
+    auto rule = parse_enum_value<Confidence>("--confidence", o->confidence);
     if (!rule.is_ok()) return fail(rule.status());
     sc.decode.confidence = *rule;
     sc.max_batch = o->max_batch;
@@ -174,7 +172,7 @@ void register_serve(CLI::App& app) {
                                    " (in use, or not an address of this machine)"));
     }
     std::printf("eellm serve: listening on http://%s:%d (model %s, %s, %s)\n", o->host.c_str(), port,
-                service.model().scenario.name.c_str(), device.c_str(), exec::decode_method_name(sc.decode.method).c_str());
+                service.model().scenario.name.c_str(), device.c_str(), to_string(sc.decode.method));
     std::fflush(stdout);
 
     std::atomic<bool> listen_done{false};

@@ -37,28 +37,24 @@ void register_sweep(CLI::App& app) {
   cmd->add_option("--plot", opt->plot, "Write an SVG chart of the metric (line for one key, heatmap for two)");
   cmd->add_option("--threads", opt->threads, "Worker threads (0: all cores)");
   cmd->callback([opt] {
-    auto fail = [](const std::string& msg) {
-      std::cerr << "eellm sweep: " << msg << "\n";
-      exit_code() = 1;
-    };
     auto sc = load_scenario(opt->scenario);
-    if (!sc.is_ok()) return fail(sc.status().to_string());
+    if (!sc.is_ok()) return finish("sweep", sc.status());
     SweepOptions so;
     so.metric = opt->metric;
     so.threads = opt->threads;
     for (const std::string& v : opt->vary) {
       auto axis = parse_vary(v);
-      if (!axis.is_ok()) return fail(axis.status().message());
+      if (!axis.is_ok()) return finish("sweep", axis.status());
       so.axes.push_back(*axis);
     }
     auto res = sweep(*sc, so);
-    if (!res.is_ok()) return fail(res.status().message());
+    if (!res.is_ok()) return finish("sweep", res.status());
     std::cout << sweep_to_text(*res);
     auto write = [&](const std::string& path, const std::string& text) {
       std::ofstream out(path);
       out << text;
       if (!out) {
-        fail("cannot write " + path);
+        finish("sweep", Status::io_error("cannot write " + path));
         return false;
       }
       std::cout << "wrote " << path << "\n";
