@@ -484,9 +484,9 @@ TEST(Generate, ClearErrors) {
   EXPECT_FALSE(parse_threshold("-0.1").is_ok());
   EXPECT_FALSE(parse_threshold("0.8x").is_ok());
   EXPECT_FALSE(parse_threshold("nan").is_ok());
-  auto bad_rule = parse_enum_value<Confidence>("--confidence", "softmax");
+  auto bad_rule = parse_enum_value<Confidence>("--confidence", "sigmoid");
   ASSERT_FALSE(bad_rule.is_ok());
-  EXPECT_EQ(bad_rule.status().message(), "--confidence: unknown value 'softmax'; allowed: max_prob, margin, entropy");
+  EXPECT_EQ(bad_rule.status().message(), "--confidence: unknown value 'sigmoid'; allowed: max_prob, margin, entropy");
   auto bad_method = parse_enum_value<InferenceMethod>("--method", "fast");
   ASSERT_FALSE(bad_method.is_ok());
   EXPECT_EQ(bad_method.status().message(),
