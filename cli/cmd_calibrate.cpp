@@ -82,7 +82,7 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
   fidelity::GemmFit gfit;
   EELLM_ASSIGN_OR_RETURN(DeviceProfile d, fidelity::device_profile_from_calibration(cc, o.name, &gfit));
   // Links not measured in this run keep the base profile's figures.
-  // Residuals fitted by `eellm validate` are kept too (re-run validate after a calibration).
+  // Residuals fitted by `eellm fidelity` are kept too (re-run validate after a calibration).
   if (auto base = load_device_profile(o.base); base.is_ok()) {
     d.nvlink_bandwidth_GBps = base->nvlink_bandwidth_GBps, d.nvlink_latency_us = base->nvlink_latency_us;
     d.network_bandwidth_GBps = base->network_bandwidth_GBps, d.network_latency_us = base->network_latency_us;
@@ -116,7 +116,7 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
                                            "shared-memory fit over " + std::to_string(ranks) +
                                                " ranks (p2p and all-reduce apart, piecewise in size).\n"
                                          : "nvlink_*/network_* kept from " + o.base + " (run under mpirun to measure).\n") +
-                              "per_layer/per_exit overheads, compute_share and oversubscribed_efficiency are fitted by `eellm validate`\n"
+                              "per_layer/per_exit overheads, compute_share and oversubscribed_efficiency are fitted by `eellm fidelity`\n"
                               "on its fitting plans (kept from " + o.base + " until then).";
   const std::string yaml = device_profile_to_yaml(d, comment);
   if (o.out.empty()) {
@@ -175,10 +175,7 @@ void register_calibrate(CLI::App& app) {
 #else
     st = run_calibrate(*o, nullptr);
 #endif
-    if (!st.is_ok()) {
-      std::cerr << "eellm calibrate: " << st.to_string() << "\n";
-      exit_code() = 1;
-    }
+    finish("calibrate", st);
   });
 }
 

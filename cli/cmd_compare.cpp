@@ -49,11 +49,6 @@ struct CompareCliOptions {
   std::string a, b, format = "text";
 };
 
-int fail(const std::string& msg) {
-  std::cerr << "eellm compare: " << msg << "\n";
-  return 1;
-}
-
 // The two simulations side by side in `format` (text, json or csv).
 void print_comparison(const std::string& format, const SimulationSummary (&sum)[2], const std::string (&names)[2]) {
   const std::vector<Row> rows = rows_of(sum[0], sum[1]);
@@ -87,22 +82,22 @@ void print_comparison(const std::string& format, const SimulationSummary (&sum)[
   }
 }
 
-int run_compare(const CompareCliOptions& opt) {
+Status run_compare(const CompareCliOptions& opt) {
   SimulationSummary sum[2];
   std::string names[2];
   const std::string paths[2] = {opt.a, opt.b};
   for (int i = 0; i < 2; ++i) {
     auto sc = load_scenario(paths[i]);
-    if (!sc.is_ok()) return fail(sc.status().to_string());
+    if (!sc.is_ok()) return sc.status();
     SimulateOptions so;
     so.record_timeline = false;
     auto r = simulate(*sc, so);
-    if (!r.is_ok()) return fail(paths[i] + ": " + r.status().to_string());
+    if (!r.is_ok()) return r.status().with_context(paths[i]);
     sum[i] = r->summary;
     names[i] = sc->name.empty() ? paths[i] : sc->name;
   }
   print_comparison(opt.format, sum, names);
-  return 0;
+  return Status::ok();
 }
 
 }  // namespace
@@ -113,7 +108,7 @@ void register_compare(CLI::App& app) {
   cmd->add_option("a", opt->a, "First scenario (the reference)")->required();
   cmd->add_option("b", opt->b, "Second scenario")->required();
   cmd->add_option("--format", opt->format, "Output format")->check(CLI::IsMember({"text", "json", "csv"}));
-  cmd->callback([opt] { exit_code() = run_compare(*opt); });
+  cmd->callback([opt] { finish("compare", run_compare(*opt)); });
 }
 
 }  // namespace eellm::cli

@@ -22,14 +22,12 @@ void register_compare_trace(CLI::App& app) {
   cmd->callback([o] {
     auto p = read_trace(o->predicted);
     if (!p.is_ok()) {
-      std::cerr << "eellm compare-trace: " << p.status().to_string() << "\n";
-      exit_code() = 1;
+      finish("compare-trace", p.status());
       return;
     }
     auto m = read_trace(o->measured);
     if (!m.is_ok()) {
-      std::cerr << "eellm compare-trace: " << m.status().to_string() << "\n";
-      exit_code() = 1;
+      finish("compare-trace", m.status());
       return;
     }
     if (p->num_ranks != m->num_ranks)

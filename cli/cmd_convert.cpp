@@ -21,11 +21,6 @@ struct ConvertCliOptions {
   MegatronImportOptions import;
 };
 
-int fail(const std::string& msg) {
-  std::cerr << "eellm convert: " << msg << "\n";
-  return 1;
-}
-
 bool read_input(const std::string& path, std::string& text) {
   if (path == "-") {
     text.assign(std::istreambuf_iterator<char>(std::cin), {});
@@ -37,40 +32,41 @@ bool read_input(const std::string& path, std::string& text) {
   return true;
 }
 
-int write_output(const std::string& out, const std::string& text) {
+Status write_output(const std::string& out, const std::string& text) {
   if (out.empty() || out == "-") {
     std::cout << text;
-    return 0;
+    return Status::ok();
   }
   std::ofstream f(out, std::ios::binary);
   f << text;
-  if (!f) return fail("cannot write " + out);
+  if (!f) return Status::io_error("cannot write " + out);
   std::cerr << "eellm convert: wrote " << out << "\n";
-  return 0;
+  return Status::ok();
 }
 
-int run_convert(const ConvertCliOptions& o) {
+Status run_convert(const ConvertCliOptions& o) {
   const int modes = !o.from_megatron.empty() + !o.to_megatron.empty() + !o.to_yaml.empty();
   if (modes != 1)
-    return fail(
+    return Status::invalid_argument(
         "give exactly one of --from-megatron FILE, --to-megatron SCENARIO, --to-yaml SCENARIO");
   if (!o.from_megatron.empty()) {
     std::string text;
-    if (!read_input(o.from_megatron, text)) return fail("cannot read " + o.from_megatron);
+    if (!read_input(o.from_megatron, text)) return Status::io_error("cannot read " + o.from_megatron);
     MegatronImportOptions io = o.import;
     if (io.name.empty() && o.from_megatron != "-")
       io.name = std::filesystem::path(o.from_megatron).stem().string();
     auto imp = scenario_from_megatron(text, io);
-    if (!imp.is_ok()) return fail(o.from_megatron + ": " + imp.status().to_string());
+    if (!imp.is_ok()) return imp.status().with_context(o.from_megatron);
     for (const std::string& w : imp->warnings) std::cerr << "eellm convert: warning: " << w << "\n";
     const Diagnostics d = validate_scenario(imp->scenario);
     std::cerr << d.to_string();
-    const int rc = write_output(o.out, scenario_to_yaml(imp->scenario));
-    return rc != 0 ? rc : d.has_errors() ? 1 : 0;
+    EELLM_RETURN_IF_ERROR(write_output(o.out, scenario_to_yaml(imp->scenario)));
+    // The diagnostics are printed above; the failure names them only.
+    return d.has_errors() ? Status::invalid_argument("the imported scenario has errors (listed above)") : Status::ok();
   }
   const std::string& name = o.to_megatron.empty() ? o.to_yaml : o.to_megatron;
   auto sc = load_scenario(name);
-  if (!sc.is_ok()) return fail(sc.status().to_string());
+  if (!sc.is_ok()) return sc.status();
   if (!o.to_yaml.empty()) return write_output(o.out, scenario_to_yaml(*sc));
   const MegatronExport ex = scenario_to_megatron(*sc);
   for (const std::string& w : ex.warnings) std::cerr << "eellm convert: warning: " << w << "\n";
@@ -100,7 +96,7 @@ void register_convert(CLI::App& app) {
                   "GPUs per node (default: torchrun's --nproc_per_node, else 8)");
   cmd->add_option("--name", o->import.name, "Scenario name (default: the input file's name)");
   cmd->add_option("--out,-o", o->out, "Output file (default: stdout)");
-  cmd->callback([o] { exit_code() = run_convert(*o); });
+  cmd->callback([o] { finish("convert", run_convert(*o)); });
 }
 
 }  // namespace eellm::cli

@@ -28,14 +28,12 @@ void register_describe(CLI::App& app) {
   cmd->callback([opt] {
     auto sc = load_scenario(opt->scenario);
     if (!sc.is_ok()) {
-      std::cerr << "eellm describe: " << sc.status().to_string() << "\n";
-      exit_code() = 1;
+      finish("describe", sc.status());
       return;
     }
     auto report = describe_scenario(*sc);
     if (!report.is_ok()) {
-      std::cerr << "eellm describe: " << report.status().to_string() << "\n";
-      exit_code() = 1;
+      finish("describe", report.status());
       return;
     }
     if (opt->format == "json")

@@ -32,20 +32,16 @@ void register_fit(CLI::App& app) {
   cmd->add_option("--max-evaluations", opt->max_evaluations, "Nelder-Mead evaluations per run")
       ->capture_default_str();
   cmd->callback([opt] {
-    auto fail = [](const Status& st) {
-      std::cerr << "eellm fit: " << st.to_string() << "\n";
-      exit_code() = 1;
-    };
     auto dev = load_device_profile(opt->device);
-    if (!dev.is_ok()) return fail(dev.status());
+    if (!dev.is_ok()) return finish("fit", dev.status());
     auto rows = read_calibration_csv(opt->data);
-    if (!rows.is_ok()) return fail(rows.status());
+    if (!rows.is_ok()) return finish("fit", rows.status());
     FitOptions fo;
     fo.max_evaluations = opt->max_evaluations;
     const double start_train = calibration_mape(*rows, *dev, 0),
                  start_valid = calibration_mape(*rows, *dev, 1);
     auto res = fit_device_profile(*rows, *dev, fo);
-    if (!res.is_ok()) return fail(res.status());
+    if (!res.is_ok()) return finish("fit", res.status());
     std::printf("fit of %s on %s: %d train rows, %d validation rows (hash split), %d evaluations\n",
                 dev->name.c_str(), opt->data.c_str(), res->train_rows, res->validation_rows,
                 res->evaluations);
@@ -71,7 +67,7 @@ void register_fit(CLI::App& app) {
                     res->train_mape, res->train_rows, res->validation_mape, res->validation_rows);
       out << device_profile_to_yaml(res->profile, "Fitted by: eellm fit --data " + opt->data +
                                                       " --device " + opt->device + "\n" + buf);
-      if (!out) return fail(Status::io_error("cannot write " + opt->out));
+      if (!out) return finish("fit", Status::io_error("cannot write " + opt->out));
       std::printf("\nfitted profile written to %s\n", opt->out.c_str());
     }
   });

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "model/yaml_reader.h"
 #include "exec/io/data.h"
 #include "exec/generate/generate.h"
 #include "exec/generate/pipeline_generate.h"
@@ -19,8 +20,9 @@
 namespace eellm::cli {
 namespace {
 
+// The one failure path (cli/commands.h): main prints "eellm generate: <status>" and exits 1.
 int fail(const Status& st) {
-  std::cerr << "eellm generate: " << st.to_string() << "\n";
+  finish("generate", st);
   return 1;
 }
 
@@ -83,8 +85,8 @@ StatusOr<exec::GenerationModel> load_model(const GenerateCliOptions& o, std::uni
 // the draft exit as layer numbers, sampling.
 StatusOr<exec::GenerateOptions> generate_options(const GenerateCliOptions& o, const exec::GenerationModel& model) {
   exec::GenerateOptions g;
-  EELLM_ASSIGN_OR_RETURN(g.method, exec::parse_decode_method(o.method));
-  EELLM_ASSIGN_OR_RETURN(g.confidence, exec::parse_confidence_rule(o.confidence));
+  EELLM_ASSIGN_OR_RETURN(g.method, parse_enum_value<InferenceMethod>("--method", o.method));
+  EELLM_ASSIGN_OR_RETURN(g.confidence, parse_enum_value<Confidence>("--confidence", o.confidence));
   if (o.threshold.empty()) {
     g.threshold = model.scenario.inference.early_exit_thres;
   } else {
@@ -115,8 +117,8 @@ Status report(const GenerateCliOptions& o, const std::vector<std::string>& texts
     std::printf("%s%s\n", texts[i].c_str(), r.sequences[i].text.c_str());
   }
   if (o.stats) {
-    std::printf("--- %s, %s, threshold %s, batch %zu\n", exec::decode_method_name(g.method).c_str(),
-                exec::confidence_rule_name(g.confidence).c_str(),
+    std::printf("--- %s, %s, threshold %s, batch %zu\n", to_string(g.method),
+                to_string(g.confidence),
                 g.threshold >= 1.0 ? "off" : std::to_string(g.threshold).c_str(), texts.size());
     std::printf("%s", exec::stats_to_text(cfg, r.stats).c_str());
   }
@@ -140,7 +142,7 @@ int run_generate(const GenerateCliOptions& o) {
   for (const std::string& t : *texts) prompts.push_back(exec::encode_bytes(t));
   int rank = 0;
   StatusOr<exec::GenerateResult> r = Status::internal("not run");
-  if (g->method == exec::DecodeMethod::kPipeline) {
+  if (g->method == InferenceMethod::kPipeline) {
     // mpirun -np P: one pipeline stage per rank; rank 0 prints.
     r = exec::generate_pipeline_mpi(*model, prompts, *g, o.threads, o.timeout, &rank);
   } else {

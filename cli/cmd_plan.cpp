@@ -49,11 +49,6 @@ struct PlanCliOptions {
   bool no_progress = false, neighbourhood = false;
 };
 
-int fail(const std::string& msg) {
-  std::cerr << "eellm plan: " << msg << "\n";
-  return 1;
-}
-
 PlanOptions plan_options(const PlanCliOptions& opt) {
   PlanOptions po;
   po.gpus = opt.gpus;
@@ -70,23 +65,23 @@ PlanOptions plan_options(const PlanCliOptions& opt) {
 }
 
 // Writes the best plan as a scenario (--emit).
-int emit_best(const PlanCliOptions& opt, const Scenario& sc, const PlanResult& res) {
+Status emit_best(const PlanCliOptions& opt, const Scenario& sc, const PlanResult& res) {
   Scenario best = apply_candidate(sc, res.ranked.front().candidate);
   best.description = "Planned by eellm plan from " + sc.name + " on " + std::to_string(opt.gpus) + " GPUs: " +
                      to_string(res.ranked.front().candidate);
   std::ofstream out(opt.emit);
   out << scenario_to_yaml(best);
-  if (!out) return fail("cannot write " + opt.emit);
+  if (!out) return Status::io_error("cannot write " + opt.emit);
   if (opt.format == "text") std::cout << "\nbest plan written to " << opt.emit << "\n";
-  return 0;
+  return Status::ok();
 }
 
-int run_plan(const PlanCliOptions& opt) {
+Status run_plan(const PlanCliOptions& opt) {
   auto sc = load_scenario(opt.scenario);
-  if (!sc.is_ok()) return fail(sc.status().to_string());
+  if (!sc.is_ok()) return sc.status();
   if (!opt.device.empty()) {
     auto dev = load_device_profile(opt.device);
-    if (!dev.is_ok()) return fail(dev.status().to_string());
+    if (!dev.is_ok()) return dev.status();
     sc->cluster.device = *dev;
     sc->cluster.device_name = opt.device;
   }
@@ -96,14 +91,14 @@ int run_plan(const PlanCliOptions& opt) {
   auto res = plan(*sc, po);
   std::signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous);
   if (!res.is_ok() && res.status().is_cancelled()) {  // the code, not the text
-    std::cerr << "\neellm plan: " << res.status().to_string() << "\n";
-    return 130;
+    std::cerr << "\n";  // end the progress line; main prints the status and exits 130
+    return res.status();
   }
-  if (!res.is_ok()) return fail(res.status().to_string());
+  if (!res.is_ok()) return res.status();
   if (opt.format == "json") std::cout << plan_to_json(*res);
   else if (opt.format == "csv") std::cout << plan_to_csv(*res);
   else std::cout << plan_to_text(*res);
-  return opt.emit.empty() ? 0 : emit_best(opt, *sc, *res);
+  return opt.emit.empty() ? Status::ok() : emit_best(opt, *sc, *res);
 }
 
 }  // namespace
@@ -126,7 +121,7 @@ void register_plan(CLI::App& app) {
   cmd->add_flag("--partition-neighbourhood", opt->neighbourhood,
                 "Also try every layer split one layer away from the balanced one (larger search)");
   cmd->add_flag("--no-progress", opt->no_progress, "No progress bar on stderr");
-  cmd->callback([opt] { exit_code() = run_plan(*opt); });
+  cmd->callback([opt] { finish("plan", run_plan(*opt)); });
 }
 
 }  // namespace eellm::cli

@@ -21,13 +21,15 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "model/yaml_reader.h"
 #include "exec/generate/serve.h"
 
 namespace eellm::cli {
 namespace {
 
+// The one failure path (cli/commands.h): main prints "eellm serve: <status>" and exits 1.
 int fail(const Status& st) {
-  std::cerr << "eellm serve: " << st.to_string() << "\n";
+  finish("serve", st);
   return 1;
 }
 
@@ -75,8 +77,8 @@ sigset_t block_stop_signals() {
 // a layer number, is resolved against the model afterwards).
 StatusOr<exec::ServeConfig> serve_config(const ServeCliOptions& o) {
   exec::ServeConfig sc;
-  EELLM_ASSIGN_OR_RETURN(sc.decode.method, exec::parse_decode_method(o.method));
-  EELLM_ASSIGN_OR_RETURN(sc.decode.confidence, exec::parse_confidence_rule(o.confidence));
+  EELLM_ASSIGN_OR_RETURN(sc.decode.method, parse_enum_value<InferenceMethod>("--method", o.method));
+  EELLM_ASSIGN_OR_RETURN(sc.decode.confidence, parse_enum_value<Confidence>("--confidence", o.confidence));
   sc.max_batch = o.max_batch;
   sc.decode.max_pending = o.max_pending;
   sc.decode.draft_tokens = o.draft_tokens;
@@ -195,7 +197,7 @@ int run_serve(const ServeCliOptions& o) {
   auto port = bind_port(svr, o);
   if (!port.is_ok()) return fail(port.status());
   std::printf("eellm serve: listening on http://%s:%d (model %s, %s, %s)\n", o.host.c_str(), *port,
-              service.model().scenario.name.c_str(), device.c_str(), exec::decode_method_name(sc->decode.method).c_str());
+              service.model().scenario.name.c_str(), device.c_str(), to_string(sc->decode.method));
   std::fflush(stdout);
   if (!listen_until_stopped(svr, stop_signals))
     return fail(Status::io_error("the server on port " + std::to_string(*port) + " stopped with an error"));

@@ -30,8 +30,7 @@ void register_simulate(CLI::App& app) {
   cmd->callback([opt] {
     auto sc = load_scenario(opt->scenario);
     if (!sc.is_ok()) {
-      std::cerr << "eellm simulate: " << sc.status().to_string() << "\n";
-      exit_code() = 1;
+      finish("simulate", sc.status());
       return;
     }
     // --- inference mode: early-exit decoding (sim/inference_sim.h) ---
@@ -44,8 +43,7 @@ void register_simulate(CLI::App& app) {
     so.record_timeline = !opt->trace.empty();
     auto res = simulate(*sc, so);
     if (!res.is_ok()) {
-      std::cerr << "eellm simulate: " << res.status().to_string() << "\n";
-      exit_code() = 1;
+      finish("simulate", res.status());
       return;
     }
     if (!opt->trace.empty()) {
@@ -53,8 +51,7 @@ void register_simulate(CLI::App& app) {
       to.title = sc->name + " (" + res->summary.schedule + ", predicted)";
       Status st = write_trace(res->engine.timeline, opt->trace, to);
       if (!st.is_ok()) {
-        std::cerr << "eellm simulate: " << st.to_string() << "\n";
-        exit_code() = 1;
+        finish("simulate", st);
         return;
       }
     }

@@ -21,40 +21,32 @@ struct SweepCliOptions {
   int threads = 0;
 };
 
-int fail(const std::string& msg) {
-  std::cerr << "eellm sweep: " << msg << "\n";
-  return 1;
-}
-
-// Writes `text` to `path` and says so; false (with the error printed) when it cannot.
-bool write_file(const std::string& path, const std::string& text) {
+// Writes `text` to `path` and says so.
+Status write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path);
   out << text;
-  if (!out) {
-    fail("cannot write " + path);
-    return false;
-  }
+  if (!out) return Status::io_error("cannot write " + path);
   std::cout << "wrote " << path << "\n";
-  return true;
+  return Status::ok();
 }
 
-int run_sweep(const SweepCliOptions& opt) {
+Status run_sweep(const SweepCliOptions& opt) {
   auto sc = load_scenario(opt.scenario);
-  if (!sc.is_ok()) return fail(sc.status().to_string());
+  if (!sc.is_ok()) return sc.status();
   SweepOptions so;
   so.metric = opt.metric;
   so.threads = opt.threads;
   for (const std::string& v : opt.vary) {
     auto axis = parse_vary(v);
-    if (!axis.is_ok()) return fail(axis.status().message());
+    if (!axis.is_ok()) return axis.status();
     so.axes.push_back(*axis);
   }
   auto res = sweep(*sc, so);
-  if (!res.is_ok()) return fail(res.status().message());
+  if (!res.is_ok()) return res.status();
   std::cout << sweep_to_text(*res);
-  if (!opt.csv.empty() && !write_file(opt.csv, sweep_to_csv(*res))) return 1;
-  if (!opt.plot.empty() && !write_file(opt.plot, sweep_to_svg(*res))) return 1;
-  return 0;
+  if (!opt.csv.empty()) EELLM_RETURN_IF_ERROR(write_file(opt.csv, sweep_to_csv(*res)));
+  if (!opt.plot.empty()) EELLM_RETURN_IF_ERROR(write_file(opt.plot, sweep_to_svg(*res)));
+  return Status::ok();
 }
 
 }  // namespace
@@ -77,7 +69,7 @@ void register_sweep(CLI::App& app) {
   cmd->add_option("--csv", opt->csv, "Write all metrics of every point as CSV");
   cmd->add_option("--plot", opt->plot, "Write an SVG chart of the metric (line for one key, heatmap for two)");
   cmd->add_option("--threads", opt->threads, "Worker threads (0: all cores)");
-  cmd->callback([opt] { exit_code() = run_sweep(*opt); });
+  cmd->callback([opt] { finish("sweep", run_sweep(*opt)); });
 }
 
 }  // namespace eellm::cli

@@ -15,15 +15,6 @@
 #include "model/scenario_io.h"
 
 namespace eellm::cli {
-namespace {
-
-void fail(const char* cmd, const Status& st) {
-  std::cerr << "eellm " << cmd << ": " << st.to_string() << "\n";
-  exit_code() = 1;
-}
-
-}  // namespace
-
 void register_train(CLI::App& app) {
   struct Options {
     std::string scenario, data, save, resume, metrics, trace;
@@ -46,7 +37,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--trace", o->trace, "Under mpirun: write the measured trace of the last iteration (rank 0)");
   cmd->callback([o] {
     auto sc = load_scenario(o->scenario);
-    if (!sc.is_ok()) return fail("train", sc.status());
+    if (!sc.is_ok()) return finish("train", sc.status());
     Scenario s = *sc;
     if (o->save_interval >= 0) s.training.save_interval = o->save_interval;
     if (exec::launched_with_mpi()) {  // mpirun -np N eellm train: the distributed runtime (exec/train/runtime.h)
@@ -66,9 +57,9 @@ void register_train(CLI::App& app) {
     opt.num_threads = o->threads;
     opt.log = &std::cerr;
     auto tr = exec::Trainer::create(s, opt);
-    if (!tr.is_ok()) return fail("train", tr.status());
+    if (!tr.is_ok()) return finish("train", tr.status());
     Status st = (*tr)->train();
-    if (!st.is_ok()) return fail("train", st);
+    if (!st.is_ok()) return finish("train", st);
   });
 }
 
@@ -85,13 +76,13 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "CPU threads");
   cmd->callback([o] {
     auto sc = exec::checkpoint_scenario(o->target);
-    if (!sc.is_ok()) return fail("eval", sc.status());
+    if (!sc.is_ok()) return finish("eval", sc.status());
     exec::TrainOptions opt;
     opt.data_path = o->data;
     opt.resume_dir = o->target;
     opt.num_threads = o->threads;
     auto tr = exec::Trainer::create(*sc, opt);
-    if (!tr.is_ok()) return fail("eval", tr.status());
+    if (!tr.is_ok()) return finish("eval", tr.status());
     const int iters = o->iters > 0 ? o->iters : std::max(1, sc->training.eval_iters);
     exec::EvalResult r = (*tr)->evaluate(iters);
     std::printf("%s at iteration %d: validation over %d batches of %d×%d tokens\n", sc->name.c_str(),
@@ -116,10 +107,10 @@ void register_data(CLI::App& app) {
   prep->callback([o] {
     const std::vector<std::string> files = o->inputs.empty() ? exec::default_corpus_files() : o->inputs;
     auto text = exec::read_corpus(files);
-    if (!text.is_ok()) return fail("data prepare", text.status());
+    if (!text.is_ok()) return finish("data prepare", text.status());
     const std::vector<int32_t> tokens = exec::encode_bytes(*text);
     Status st = exec::write_token_file(o->output, tokens, exec::kByteVocab);
-    if (!st.is_ok()) return fail("data prepare", st);
+    if (!st.is_ok()) return finish("data prepare", st);
     std::printf("wrote %s: %zu tokens (byte-level, vocab %d) from %zu files; unigram entropy %.4f nats/token\n",
                 o->output.c_str(), tokens.size(), exec::kByteVocab, files.size(),
                 exec::unigram_entropy(tokens, exec::kByteVocab));

@@ -1,5 +1,7 @@
 // Subcommands of the `eellm` binary. Each cmd_*.cpp registers one (or a few) on the app; the
-// callback runs the command and returns its exit code through `exit_code`.
+// callback runs the command and hands its Status to finish() — the one failure path: main prints
+// "eellm COMMAND: <status>" on stderr and exits 1, or 130 when the status is kCancelled. A command
+// whose success has several exit codes (a distributed run's) sets `exit_code` instead.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -7,11 +9,14 @@
 #include <vector>
 
 #include "model/scenario.h"
+#include "model/status.h"
 
 namespace eellm::cli {
 
-// Set by a subcommand callback; main returns it.
+// Set by a subcommand callback; main returns it when no failure was recorded by finish().
 int& exit_code();
+// Records the outcome of subcommand `command` (e.g. "train", "data prepare"); ok records nothing.
+void finish(const std::string& command, const Status& st);
 
 // eellm describe (cli/cmd_describe.cpp) and eellm fit (cli/cmd_fit.cpp).
 void register_describe(CLI::App& app);
@@ -36,10 +41,11 @@ void register_plan(CLI::App& app);
 void register_sweep(CLI::App& app);
 void register_compare(CLI::App& app);
 
-// eellm calibrate and eellm validate (cli/cmd_calibrate.cpp, cli/cmd_validate.cpp): measure this
-// machine, then predicted vs measured iteration times of small plans.
+// eellm calibrate and eellm fidelity (cli/cmd_calibrate.cpp, cli/cmd_fidelity.cpp): measure this
+// machine, then predicted vs measured iteration times of small plans. `eellm validate` is a
+// deprecated alias of fidelity ("validate" means scenario validation).
 void register_calibrate(CLI::App& app);
-void register_validate(CLI::App& app);
+void register_fidelity(CLI::App& app);
 
 // eellm generate (cli/cmd_generate.cpp): early-exit text generation from a checkpoint.
 void register_generate(CLI::App& app);

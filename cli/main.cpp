@@ -4,9 +4,25 @@
 #include "cli/commands.h"
 
 namespace eellm::cli {
+namespace {
+struct Failure {
+  std::string command;
+  Status status;
+};
+Failure& failure() {
+  static Failure f;
+  return f;
+}
+}  // namespace
+
 int& exit_code() {
   static int code = 0;
   return code;
+}
+
+void finish(const std::string& command, const Status& st) {
+  if (st.is_ok() || !failure().status.is_ok()) return;  // the first failure is the one reported
+  failure() = {command, st};
 }
 }  // namespace eellm::cli
 
@@ -29,11 +45,16 @@ int main(int argc, char** argv) {
   eellm::cli::register_data(app);
   eellm::cli::register_compare_trace(app);
   eellm::cli::register_calibrate(app);
-  eellm::cli::register_validate(app);
+  eellm::cli::register_fidelity(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  const auto& [command, status] = eellm::cli::failure();
+  if (!status.is_ok()) {
+    std::cerr << "eellm " << command << ": " << status.to_string() << "\n";
+    return status.is_cancelled() ? 130 : 1;
   }
   return eellm::cli::exit_code();
 }

@@ -21,7 +21,6 @@ namespace eellm::fidelity {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using exec::NormKind;
 
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
@@ -108,7 +107,7 @@ StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOpt
     std::vector<float> mean(N), rstd(N);
     auto add = [&](double bytes, auto&& fn) { c.elementwise.push_back({bytes, time_case(fn, tmin)}); };
     add(8.0 * act, [&] {
-      be.norm_forward(NormKind::kLayerNorm, y.data(), mean.data(), rstd.data(), x.data(), w.data(), bias.data(), N, C,
+      be.norm_forward(Normalization::kLayerNorm, y.data(), mean.data(), rstd.data(), x.data(), w.data(), bias.data(), N, C,
                       1e-5f);
     });
     add(12.0 * act, [&] { be.add_inplace(y.data(), x.data(), act); });
@@ -117,7 +116,7 @@ StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOpt
     c.elementwise_GBps = bytes / secs * 1e-9;
     // GELU (erf) is compute-bound on a CPU; the cost model prices it as memory traffic at the same
     // rate as the GEMMs' operands, so it is reported, not folded into elementwise_GBps (its extra
-    // cost lands in the per-layer overhead `eellm validate` fits).
+    // cost lands in the per-layer overhead `eellm fidelity` fits).
     const double gelu_fwd = time_case([&] { be.gelu_forward(y.data(), x.data(), 4 * act); }, tmin);
     c.gelu_GBps = 8.0 * 4 * act / gelu_fwd * 1e-9;
     // The backward kernels as the executor runs them (its layer backward: norm_backward,
@@ -126,11 +125,11 @@ StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOpt
     std::vector<float> dy = filled(4 * act, 0.1f), dx(4 * act), dw(C), db(C);
     const auto [ln_fwd, ln_bwd] = time_pair(
         [&] {
-          be.norm_forward(NormKind::kLayerNorm, y.data(), mean.data(), rstd.data(), x.data(), w.data(), bias.data(), N,
+          be.norm_forward(Normalization::kLayerNorm, y.data(), mean.data(), rstd.data(), x.data(), w.data(), bias.data(), N,
                           C, 1e-5f);
         },
         [&] {
-          be.norm_backward(NormKind::kLayerNorm, dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(),
+          be.norm_backward(Normalization::kLayerNorm, dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(),
                            mean.data(), rstd.data(), N, C);
         },
         tmin);

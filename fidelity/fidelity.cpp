@@ -88,7 +88,7 @@ StatusOr<std::vector<FidelityPlan>> default_fidelity_plans(const std::vector<int
     Scenario& s = f.scenario;
     s = base;
     s.name = p.name;
-    s.description = "eellm validate plan " + f.name;
+    s.description = "eellm fidelity plan " + f.name;
     s.parallel.pipeline_model_parallel_size = p.pp;
     s.parallel.data_parallel_size = p.dp;
     s.parallel.world_size = p.np;
@@ -177,7 +177,7 @@ StatusOr<PlanMeasurement> run_plan(const FidelityPlan& plan, const std::string& 
   }
   fs::remove(metrics);
   fs::remove(trace);
-  const std::string cmd = mpirun + " -np " + std::to_string(plan.np()) + " '" + exe + "' validate --worker '" + yaml +
+  const std::string cmd = mpirun + " -np " + std::to_string(plan.np()) + " '" + exe + "' fidelity --worker '" + yaml +
                           "' --steps " + std::to_string(steps) + " --metrics '" + metrics + "' --trace '" + trace +
                           "' > '" + log + "' 2>&1";
   const int rc = std::system(cmd.c_str());

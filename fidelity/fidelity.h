@@ -1,4 +1,4 @@
-// Fidelity harness (`eellm validate`): runs small scenario plans with the real executor under
+// Fidelity harness (`eellm fidelity`): runs small scenario plans with the real executor under
 // mpirun (exec/train/runtime.h, one process per rank), simulates the same plans with a calibrated
 // DeviceProfile (sim/simulate.h), and reports iteration-time error per plan and the mean absolute
 // percentage error (MAPE), plus the error per op kind (sim/timeline.h compare()).
@@ -59,12 +59,12 @@ struct PlanMeasurement {
   Timeline measured, predicted;  // for per-op errors (may be empty)
 };
 
-// Runs `plan` with `mpirun -np N <exe> validate --worker ...` for `steps` iterations in `workdir`,
+// Runs `plan` with `mpirun -np N <exe> fidelity --worker ...` for `steps` iterations in `workdir`,
 // filling name/np/for_fit/measured_s/measured. `mpirun` is the launcher command with its flags.
 StatusOr<PlanMeasurement> run_plan(const FidelityPlan& plan, const std::string& exe, const std::string& mpirun,
                                    int steps, const std::string& workdir);
 // The measurement run_plan left in `workdir` (metrics.jsonl, measured.json), read back without
-// running (re-fit or re-predict an earlier run: `eellm validate --reuse`).
+// running (re-fit or re-predict an earlier run: `eellm fidelity --reuse`).
 StatusOr<PlanMeasurement> load_plan_measurement(const FidelityPlan& plan, const std::string& workdir);
 // Reads world rank 0's per-iteration seconds from the executor's metrics file (JSON lines).
 StatusOr<std::vector<double>> read_iteration_seconds(const std::string& metrics_path);

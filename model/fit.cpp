@@ -13,6 +13,7 @@
 
 #include "model/layout.h"
 #include "model/optimize.h"
+#include "model/parse.h"
 #include "model/scenario_fields.h"
 
 namespace eellm {
@@ -115,14 +116,11 @@ StatusOr<std::vector<CalibrationRow>> read_calibration_csv(const std::string& pa
     std::string cell;
     std::vector<double> v;
     while (std::getline(ss, cell, ',')) {
-      try {
-        size_t used = 0;
-        v.push_back(std::stod(cell, &used));
-      } catch (...) {
-        return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": column " +
-                                        std::to_string(v.size() + 1) + " ('" + cell +
-                                        "') is not a number");
-      }
+      const size_t a = cell.find_first_not_of(" \t\r"), b = cell.find_last_not_of(" \t\r");
+      auto x = parse_double(path + ":" + std::to_string(line_no) + ": column " + std::to_string(v.size() + 1),
+                            a == std::string::npos ? std::string() : cell.substr(a, b - a + 1));
+      if (!x.is_ok()) return x.status();
+      v.push_back(*x);
     }
     if (v.size() != 11)
       return Status::invalid_argument(

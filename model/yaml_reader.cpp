@@ -3,9 +3,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <cmath>
 #include <limits>
+
+#include "model/parse.h"
 
 namespace eellm {
 
@@ -97,15 +98,6 @@ bool expect_scalar(YamlContext& ctx, const YAML::Node& n, const std::string& pat
 }
 
 template <typename T>
-bool parse_number(std::string text, T& out) {
-  if (!text.empty() && text[0] == '+') text.erase(0, 1);
-  if (text.empty()) return false;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, out);
-  return ec == std::errc() && ptr == end;
-}
-
-template <typename T>
 void read_list(YamlContext& ctx, const YAML::Node& n, const std::string& path,
                std::vector<T>& out) {
   out.clear();
@@ -171,7 +163,7 @@ void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, 
 void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, double& out) {
   if (!expect_scalar(ctx, n, path, "a number")) return;
   double v = 0;
-  if (!parse_number(n.Scalar(), v) || !std::isfinite(v)) {
+  if (!parse_number(n.Scalar(), v)) {
     ctx.error(n, path, "expected a number, got '" + n.Scalar() + "'");
   } else {
     out = v;

@@ -52,6 +52,9 @@ bool parse_enum(const std::string& text, E& out);
 // "LayerNorm, RMSNorm" — the accepted names, for messages.
 template <typename E>
 std::string enum_names();
+// parse_enum as a StatusOr: "FIELD: unknown value 'TEXT'; allowed: A, B, C" when unknown.
+template <typename E>
+StatusOr<E> parse_enum_value(const std::string& field, const std::string& text);
 
 template <typename E>
 requires std::is_enum_v<E>
@@ -122,6 +125,13 @@ bool parse_enum(const std::string& text, E& out) {
     }
   }
   return parse_enum_alias(norm, out);
+}
+
+template <typename E>
+StatusOr<E> parse_enum_value(const std::string& field, const std::string& text) {
+  E v{};
+  if (parse_enum(text, v)) return v;
+  return Status::invalid_argument(field + ": unknown value '" + text + "'; allowed: " + enum_names<E>());
 }
 
 template <typename E>

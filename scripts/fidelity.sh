@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Full fidelity run on a QUIET machine (nothing else compiling or running; check `uptime`):
 #   1. mpirun -np 2 eellm calibrate        → micro-benchmarks + link fit → $WORK/cpu-cal.yaml
-#   2. eellm validate --np 2,4             → runs the 15 plans under mpirun, fits the residuals on
+#   2. eellm fidelity --np 2,4             → runs the 15 plans under mpirun, fits the residuals on
 #                                            the 5 fitting plans, judges the other 10, and writes
 #                                            the fitted profile (what `eellm simulate` then reads)
 # and prints the judged-plan MAPE. With --install the fitted profile replaces
@@ -32,11 +32,11 @@ MPIRUN=(mpirun --oversubscribe --allow-run-as-root --bind-to none)
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 start=$(date +%s)
 "${MPIRUN[@]}" -np 2 "$EELLM" calibrate --out "$WORK/cpu-cal.yaml" | tee "$WORK/calibrate.log"
-"$EELLM" validate --np 2,4 --steps "$STEPS" --profile "$WORK/cpu-cal.yaml" --workdir "$WORK/runs" \
-  --fitted-out "$WORK/cpu-local.yaml" | tee "$WORK/validate.log"
+"$EELLM" fidelity --np 2,4 --steps "$STEPS" --profile "$WORK/cpu-cal.yaml" --workdir "$WORK/runs" \
+  --fitted-out "$WORK/cpu-local.yaml" | tee "$WORK/fidelity.log"
 end=$(date +%s)
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg); took $((end - start)) s"
-grep -E "^MAPE" "$WORK/validate.log"
+grep -E "^MAPE" "$WORK/fidelity.log"
 if [[ $INSTALL == 1 ]]; then
   cp "$WORK/cpu-local.yaml" scenarios/devices/cpu-local.yaml
   echo "installed scenarios/devices/cpu-local.yaml (fitted profile)"

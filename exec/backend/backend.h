@@ -18,9 +18,9 @@
 #include <memory>
 #include <string>
 
-namespace eellm::exec {
+#include "model/scenario.h"
 
-enum class NormKind { kLayerNorm, kRMSNorm };
+namespace eellm::exec {
 
 // Shape of one attention call. The qkv rows are laid out per token as
 // [q: NH·HS | k: G·HS | v: G·HS] (row stride qkv_stride = (NH + 2G)·HS).
@@ -56,9 +56,9 @@ class Backend {
 
   // Norms over the last dim C. LayerNorm saves mean and rstd (N); RMSNorm saves rstd (mean unused,
   // nullable). bias nullable (RMSNorm has none).
-  virtual void norm_forward(NormKind kind, float* out, float* mean, float* rstd, const float* inp, const float* weight,
+  virtual void norm_forward(Normalization kind, float* out, float* mean, float* rstd, const float* inp, const float* weight,
                             const float* bias, int N, int C, float eps) = 0;
-  virtual void norm_backward(NormKind kind, float* dinp, float* dweight, float* dbias, const float* dout,
+  virtual void norm_backward(Normalization kind, float* dinp, float* dweight, float* dbias, const float* dout,
                              const float* inp, const float* weight, const float* mean, const float* rstd, int N,
                              int C) = 0;
 

@@ -77,14 +77,14 @@ class CpuBackend final : public Backend {
     if (dbias) column_sums_add(dbias, dout, N, OC);
   }
 
-  void norm_forward(NormKind kind, float* out, float* mean, float* rstd, const float* inp, const float* weight,
+  void norm_forward(Normalization kind, float* out, float* mean, float* rstd, const float* inp, const float* weight,
                     const float* bias, int N, int C, float eps) override {
 #pragma omp parallel for schedule(static) num_threads(threads_)
     for (int n = 0; n < N; ++n) {
       const float* x = inp + static_cast<size_t>(n) * C;
       float* y = out + static_cast<size_t>(n) * C;
       float m = 0.0f;
-      if (kind == NormKind::kLayerNorm) {
+      if (kind == Normalization::kLayerNorm) {
         for (int i = 0; i < C; ++i) m += x[i];
         m /= static_cast<float>(C);
       }
@@ -98,9 +98,9 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void norm_backward(NormKind kind, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+  void norm_backward(Normalization kind, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, const float* mean, const float* rstd, int N, int C) override {
-    const bool ln = kind == NormKind::kLayerNorm;
+    const bool ln = kind == Normalization::kLayerNorm;
     std::vector<float> partial(static_cast<size_t>(threads_) * 2 * C, 0.0f);
 #pragma omp parallel num_threads(threads_)
     {

@@ -6,30 +6,16 @@
 #include <numeric>
 #include <vector>
 
+#include "model/parse.h"
+
 namespace eellm::exec {
 
-StatusOr<ConfidenceRule> parse_confidence_rule(const std::string& name) {
-  if (name == "max_prob") return ConfidenceRule::kMaxProb;
-  if (name == "margin") return ConfidenceRule::kMargin;
-  if (name == "entropy") return ConfidenceRule::kEntropy;
-  return Status::invalid_argument("confidence rule '" + name + "' is not one of max_prob, margin, entropy");
-}
-
-std::string confidence_rule_name(ConfidenceRule rule) {
-  switch (rule) {
-    case ConfidenceRule::kMaxProb: return "max_prob";
-    case ConfidenceRule::kMargin: return "margin";
-    case ConfidenceRule::kEntropy: return "entropy";
-  }
-  return "?";
-}
-
-double confidence_score(ConfidenceRule rule, const float* logits, int V) {
+double confidence_score(Confidence rule, const float* logits, int V) {
   // One pass of exponentials (evaluated at every exit of every decode step): the largest term is
   // exp(0) = 1, so max_prob = 1 / sum and margin = (1 − e₂) / sum with e₂ the second largest.
   double mx = -std::numeric_limits<double>::infinity();
   for (int j = 0; j < V; ++j) mx = std::max(mx, static_cast<double>(logits[j]));
-  if (rule == ConfidenceRule::kEntropy) {
+  if (rule == Confidence::kEntropy) {
     // H = log S − Σ e_j (x_j − mx) / S with e_j = exp(x_j − mx), S = Σ e_j.
     double sum = 0.0, dot = 0.0;
     for (int j = 0; j < V; ++j) {
@@ -46,19 +32,13 @@ double confidence_score(ConfidenceRule rule, const float* logits, int V) {
     if (e > e1) e2 = e1, e1 = e;
     else if (e > e2) e2 = e;
   }
-  return rule == ConfidenceRule::kMaxProb ? e1 / sum : (e1 - e2) / sum;
+  return rule == Confidence::kMaxProb ? e1 / sum : (e1 - e2) / sum;
 }
 
 StatusOr<double> parse_threshold(const std::string& text) {
   if (text == "off") return 1.0;
-  size_t used = 0;
   double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size() || !std::isfinite(v))
+  if (!parse_number(text, v))
     return Status::invalid_argument("threshold '" + text + "' is not a number in [0, 1] or \"off\"");
   if (v < 0.0 || v > 1.0)
     return Status::invalid_argument("threshold (" + text + ") must lie in [0, 1] (1 or \"off\" = full model)");

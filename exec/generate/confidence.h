@@ -1,4 +1,4 @@
-// Confidence rules that decide whether a token may leave the network at an exit head, and the
+// Confidence rules (eellm::Confidence, the scenario's enum) that decide whether a token may leave the network at an exit head, and the
 // token pickers (greedy, temperature, top-k, top-p) used by generation.
 //
 // Every rule maps one row of logits (the V real columns; padded columns are ignored) to a score in
@@ -15,17 +15,13 @@
 #include <string>
 #include <vector>
 
+#include "model/scenario.h"
 #include "model/status.h"
 
 namespace eellm::exec {
 
-enum class ConfidenceRule { kMaxProb, kMargin, kEntropy };
-
-StatusOr<ConfidenceRule> parse_confidence_rule(const std::string& name);
-std::string confidence_rule_name(ConfidenceRule rule);
-
 // Score in [0, 1] of one logits row (V real columns).
-double confidence_score(ConfidenceRule rule, const float* logits, int V);
+double confidence_score(Confidence rule, const float* logits, int V);
 
 // Parses "off" (→ 1.0) or a number in [0, 1]; anything else is an error naming the value.
 StatusOr<double> parse_threshold(const std::string& text);

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "exec/io/checkpoint.h"
+#include "exec/io/dist_checkpoint.h"
 
 namespace eellm::exec {
 namespace {
@@ -158,24 +158,6 @@ std::vector<Tensor> incremental_logits(const GptConfig& cfg, const GptParams& pa
   return out;
 }
 
-StatusOr<DecodeMethod> parse_decode_method(const std::string& name) {
-  if (name == "full") return DecodeMethod::kFull;
-  if (name == "recompute") return DecodeMethod::kRecompute;
-  if (name == "pipeline") return DecodeMethod::kPipeline;
-  if (name == "speculative") return DecodeMethod::kSpeculative;
-  return Status::invalid_argument("method '" + name + "' is not one of full, recompute, pipeline, speculative");
-}
-
-std::string decode_method_name(DecodeMethod m) {
-  switch (m) {
-    case DecodeMethod::kFull: return "full";
-    case DecodeMethod::kRecompute: return "recompute";
-    case DecodeMethod::kPipeline: return "pipeline";
-    case DecodeMethod::kSpeculative: return "speculative";
-  }
-  return "?";
-}
-
 Status check_generate_options(const GptConfig& cfg, const GenerateOptions& o) {
   if (!(o.threshold >= 0.0 && o.threshold <= 1.0))
     return Status::invalid_argument("threshold (" + std::to_string(o.threshold) +
@@ -191,15 +173,15 @@ Status check_generate_options(const GptConfig& cfg, const GenerateOptions& o) {
   EELLM_RETURN_IF_ERROR(check_sampling(o.sampling));
   for (const std::string& s : o.stop)
     if (s.empty()) return Status::invalid_argument("a stop string is empty");
-  if (!o.forced.empty() && o.method != DecodeMethod::kFull && o.method != DecodeMethod::kRecompute)
+  if (!o.forced.empty() && o.method != InferenceMethod::kFull && o.method != InferenceMethod::kRecompute)
     return Status::invalid_argument("forced tokens (teacher forcing) work with methods full and recompute only, not " +
-                                    decode_method_name(o.method));
+                                    std::string(to_string(o.method)));
   for (const auto& f : o.forced)
     for (int32_t t : f)
       if (t < 0 || t >= cfg.V)
         return Status::invalid_argument("forced token " + std::to_string(t) + " outside the vocabulary [0, " +
                                         std::to_string(cfg.V) + ")");
-  if (o.method == DecodeMethod::kSpeculative) {
+  if (o.method == InferenceMethod::kSpeculative) {
     if (cfg.num_exits() == 0) return Status::invalid_argument("method speculative needs a model with an exit head");
     if (o.draft_tokens < 1)
       return Status::invalid_argument("draft_tokens (" + std::to_string(o.draft_tokens) + ") must be ≥ 1");
@@ -250,8 +232,8 @@ std::string exit_rates_json(const GptConfig& cfg, const GenerateOptions& o, cons
   nlohmann::json j;
   j["exit_rates"] = s.exit_rates();
   j["exit_layers"] = cfg.exit_layer;
-  j["method"] = decode_method_name(o.method);
-  j["confidence"] = confidence_rule_name(o.confidence);
+  j["method"] = to_string(o.method);
+  j["confidence"] = to_string(o.confidence);
   j["threshold"] = o.threshold;
   j["tokens"] = s.tokens;
   j["tokens_per_s"] = s.tokens_per_s();

@@ -4,7 +4,7 @@
 // Legend: B = batch of sequences, R = rows of one step (tokens of several sequences), C = hidden,
 // Vp = padded vocab, L = layers.
 //
-// Methods (DecodeMethod):
+// Methods (InferenceMethod):
 //   full         every token runs all L layers and the final head; no exit head runs.
 //   recompute    EE-LLM's KV recomputation: a token leaving at an exit of depth d skips layers ≥ d;
 //                its residual at depth d is kept and those layers process it later, batched with
@@ -96,13 +96,9 @@ class Decoder {
 std::vector<Tensor> incremental_logits(const GptConfig& cfg, const GptParams& params, Backend& be,
                                        const std::vector<int32_t>& tokens, int chunk);
 
-enum class DecodeMethod { kFull, kRecompute, kPipeline, kSpeculative };
-StatusOr<DecodeMethod> parse_decode_method(const std::string& name);
-std::string decode_method_name(DecodeMethod m);
-
 struct GenerateOptions {
-  DecodeMethod method = DecodeMethod::kFull;
-  ConfidenceRule confidence = ConfidenceRule::kMaxProb;
+  InferenceMethod method = InferenceMethod::kFull;
+  Confidence confidence = Confidence::kMaxProb;
   double threshold = 1.0;     // ≥ 1 → no early exit ("off")
   std::vector<int> exits;     // enabled exits (model indices); empty → all
   int max_pending = 8;        // recompute: pending tokens that force a full pass
@@ -197,6 +193,19 @@ class Generator {
   void fill_kv(const std::vector<int>& seqs, const std::vector<int>& last);
   void step_recompute();
   void round_speculative();
+  // One speculative round's state: per unfinished sequence seqs[i], its length cur[i] at the start,
+  // its draft count k[i], its drafts and (sampling) their draft distributions q.
+  struct SpecRound {
+    std::vector<int> seqs, cur, k;
+    std::vector<std::vector<int32_t>> draft;
+    std::vector<std::vector<std::vector<double>>> draft_q;
+    bool sampled = false;
+  };
+  // The j-th draft token of every sequence still drafting: layers < d, the exit (block) and head.
+  void draft_step(SpecRound& s, int j);
+  // Sequence i's drafts against the final head's logits (rows from `lg`): accepts the agreeing
+  // prefix and appends the verifier's token at the first disagreement.
+  void commit_drafts(const SpecRound& s, size_t i, const float* lg);
   void append(int b, int32_t token, int head);
   // Rows [length(slot, b), last] of every sequence in `seqs`.
   std::vector<DecodeRow> rows_from(int slot, const std::vector<int>& seqs, const std::vector<int>& last) const;

@@ -30,13 +30,13 @@ StatusOr<std::unique_ptr<Generator>> Generator::create(const GptConfig& cfg, con
                                                        const GenerateOptions& o) {
   EELLM_RETURN_IF_ERROR(check_generate_options(cfg, o));
   EELLM_RETURN_IF_ERROR(check_prompts(cfg, prompts));
-  if (o.method == DecodeMethod::kPipeline)
+  if (o.method == InferenceMethod::kPipeline)
     return Status::failed_precondition(
         "method pipeline runs its stages on MPI ranks: start it under mpirun (eellm generate --method pipeline), "
         "or use recompute for the same tokens in one process");
   std::unique_ptr<Generator> g(new Generator(cfg, params, be, o, static_cast<int>(prompts.size())));
-  if (o.method == DecodeMethod::kRecompute) g->active_exits_ = active_exits(cfg, o);
-  if (o.method == DecodeMethod::kSpeculative) {
+  if (o.method == InferenceMethod::kRecompute) g->active_exits_ = active_exits(cfg, o);
+  if (o.method == InferenceMethod::kSpeculative) {
     GenerateOptions all = o;
     all.threshold = 0.0;  // the enabled exits, whatever the threshold
     g->draft_exit_ = o.draft_exit >= 0 ? o.draft_exit : active_exits(cfg, all).front();
@@ -147,7 +147,7 @@ void Generator::append(int b, int32_t token, int head) {
 void Generator::step() {
   const auto t0 = std::chrono::steady_clock::now();
   const double c0 = thread_cpu_seconds();
-  if (o_.method == DecodeMethod::kSpeculative)
+  if (o_.method == InferenceMethod::kSpeculative)
     round_speculative();
   else
     step_recompute();
@@ -243,117 +243,121 @@ void Generator::flush_pending() {
 // head in one pass. Position cur−1+i holds the i-th token of the round (the last committed token,
 // then drafts); the final head there predicts the token at cur+i.
 void Generator::round_speculative() {
-  const std::vector<int> seqs = unfinished();
-  if (seqs.empty()) return;
-  const int e = draft_exit_, d = cfg_.exit_depth[static_cast<size_t>(e)], C = cfg_.C, Vp = cfg_.Vp, E = cfg_.num_exits();
-  std::vector<int> cur, k;
+  SpecRound s;
+  s.seqs = unfinished();
+  if (s.seqs.empty()) return;
+  const int d = cfg_.exit_depth[static_cast<size_t>(draft_exit_)], C = cfg_.C, Vp = cfg_.Vp;
   int maxk = 0;
-  for (int b : seqs) {
-    const Seq& s = seq_[static_cast<size_t>(b)];
-    cur.push_back(static_cast<int>(s.tokens.size()));
-    k.push_back(std::min({o_.draft_tokens, o_.max_new_tokens - static_cast<int>(s.out.tokens.size()),
-                          cfg_.max_T - cur.back()}));
-    maxk = std::max(maxk, k.back());
+  for (int b : s.seqs) {
+    const Seq& q = seq_[static_cast<size_t>(b)];
+    s.cur.push_back(static_cast<int>(q.tokens.size()));
+    s.k.push_back(std::min({o_.draft_tokens, o_.max_new_tokens - static_cast<int>(q.out.tokens.size()),
+                            cfg_.max_T - s.cur.back()}));
+    maxk = std::max(maxk, s.k.back());
   }
-  std::vector<std::vector<int32_t>> draft(seqs.size());
-  // Sampling: the draft distributions q (per sequence, per drafted token) for rejection sampling.
-  const bool sampled = o_.sampling.temperature > 0.0f;
-  std::vector<std::vector<std::vector<double>>> draft_q(seqs.size());
-  for (int j = 0; j < maxk; ++j) {
-    std::vector<int> ds, dlast;
-    for (size_t i = 0; i < seqs.size(); ++i) {
-      if (j >= k[i]) continue;
-      const int b = seqs[i], pos = cur[i] - 1 + j;
-      dec_.embed(b, pos, j == 0 ? seq_[static_cast<size_t>(b)].tokens.back() : draft[i].back());
-      ds.push_back(b), dlast.push_back(pos);
-    }
-    for (int l = 0; l < d; ++l) dec_.layer(l, rows_from(l, ds, dlast));
-    TensorData block_out;
-    std::vector<DecodeRow> block_rows;
-    if (cfg_.exit_block) {
-      block_rows = rows_from(cfg_.L + e, ds, dlast);
-      block_out.resize(block_rows.size() * static_cast<size_t>(C));
-      dec_.exit_block(e, block_rows, block_out.data());
-    }
-    x_.resize(ds.size() * static_cast<size_t>(C));
-    for (size_t i = 0; i < ds.size(); ++i) {
-      const float* src = dec_.resid(ds[i], dlast[i]);
-      if (cfg_.exit_block) {
-        size_t r = 0;
-        while (!(block_rows[r].b == ds[i] && block_rows[r].pos == dlast[i])) ++r;
-        src = block_out.data() + r * static_cast<size_t>(C);
-      }
-      std::copy_n(src, C, x_.data() + i * static_cast<size_t>(C));
-    }
-    logits_.resize(ds.size() * static_cast<size_t>(Vp));
-    dec_.head(e, x_.data(), static_cast<int>(ds.size()), logits_.data());
-    for (size_t i = 0, n = 0; i < seqs.size(); ++i) {
-      if (j >= k[i]) continue;
-      const float* lg = logits_.data() + (n++) * static_cast<size_t>(Vp);
-      // Unconfident drafts are likely rejected: verify this one and draft no further this round.
-      if (o_.draft_threshold > 0.0 && j + 1 < k[i] && confidence_score(o_.confidence, lg, cfg_.V) < o_.draft_threshold)
-        k[i] = j + 1;
-      if (!sampled) {
-        draft[i].push_back(argmax_token(lg, cfg_.V));
-      } else {  // draw the draft from q, the draft exit's sampling distribution
-        draft_q[i].push_back(sampling_distribution(lg, cfg_.V, o_.sampling));
-        draft[i].push_back(sample_index(draft_q[i].back(), seq_[static_cast<size_t>(seqs[i])].rng));
-      }
-    }
-  }
+  s.draft.resize(s.seqs.size());
+  s.sampled = o_.sampling.temperature > 0.0f;
+  s.draft_q.resize(s.seqs.size());
+  for (int j = 0; j < maxk; ++j) draft_step(s, j);
   // Verification: layers ≥ d over every drafted position, then the final head on all of them.
   std::vector<int> vlast;
-  for (size_t i = 0; i < seqs.size(); ++i) vlast.push_back(cur[i] - 1 + k[i] - 1);
-  for (int l = d; l < cfg_.L; ++l) dec_.layer(l, rows_from(l, seqs, vlast));
+  for (size_t i = 0; i < s.seqs.size(); ++i) vlast.push_back(s.cur[i] - 1 + s.k[i] - 1);
+  for (int l = d; l < cfg_.L; ++l) dec_.layer(l, rows_from(l, s.seqs, vlast));
   std::vector<DecodeRow> vrows;
-  for (size_t i = 0; i < seqs.size(); ++i)
-    for (int j = 0; j < k[i]; ++j) vrows.push_back({seqs[i], cur[i] - 1 + j});
+  for (size_t i = 0; i < s.seqs.size(); ++i)
+    for (int j = 0; j < s.k[i]; ++j) vrows.push_back({s.seqs[i], s.cur[i] - 1 + j});
   x_.resize(vrows.size() * static_cast<size_t>(C));
   for (size_t r = 0; r < vrows.size(); ++r) std::copy_n(dec_.resid(vrows[r].b, vrows[r].pos), C, x_.data() + r * C);
   logits_.resize(vrows.size() * static_cast<size_t>(Vp));
   dec_.head(-1, x_.data(), static_cast<int>(vrows.size()), logits_.data());
   size_t base = 0;
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    const int b = seqs[i];
-    const size_t r0 = base;
-    base += static_cast<size_t>(k[i]);
-    for (int j = 0; j < k[i]; ++j) {
-      const size_t r = r0 + static_cast<size_t>(j);
-      if (seq_[static_cast<size_t>(b)].done) continue;
-      const float* lg = logits_.data() + r * static_cast<size_t>(Vp);
-      if (sampled) {
-        // Speculative sampling (Leviathan et al. 2023; Chen et al. 2023): accept the draft x with
-        // probability min(1, p(x)/q(x)), else draw from max(0, p − q) normalised and stop. The
-        // committed token is then distributed exactly as p, the full model's sampling distribution.
-        const std::vector<double> pd = sampling_distribution(lg, cfg_.V, o_.sampling);
-        const std::vector<double>& qd = draft_q[i][static_cast<size_t>(j)];
-        const int32_t x = draft[i][static_cast<size_t>(j)];
-        Seq& sq = seq_[static_cast<size_t>(b)];
-        ++stats_.drafted;
-        const double ratio = qd[static_cast<size_t>(x)] > 0 ? pd[static_cast<size_t>(x)] / qd[static_cast<size_t>(x)] : 1.0;
-        if (uniform01(sq.rng) < ratio) {
-          ++stats_.accepted;
-          append(b, x, e);
-          continue;
-        }
-        std::vector<double> res(pd.size());
-        double mass = 0;
-        for (size_t v = 0; v < pd.size(); ++v) mass += res[v] = std::max(0.0, pd[v] - qd[v]);
-        append(b, sample_index(mass > 0 ? res : pd, sq.rng), E);
-        break;
-      }
-      const int32_t y = argmax_token(lg, cfg_.V);
-      ++stats_.drafted;
-      if (y == draft[i][static_cast<size_t>(j)]) {
-        ++stats_.accepted;
-        append(b, y, e);
-      } else {
-        append(b, y, E);  // the verifier's correction; later drafts were conditioned on a wrong token
-        break;
-      }
-    }
+  for (size_t i = 0; i < s.seqs.size(); ++i) {
+    const int b = s.seqs[i];
+    commit_drafts(s, i, logits_.data() + base * static_cast<size_t>(Vp));
+    base += static_cast<size_t>(s.k[i]);
     // Keep K/V of committed positions only: all but the last committed token (the next input).
     dec_.cache().truncate(b, static_cast<int>(seq_[static_cast<size_t>(b)].tokens.size()) - 1);
+  }
+}
+
+void Generator::draft_step(SpecRound& s, int j) {
+  const int e = draft_exit_, d = cfg_.exit_depth[static_cast<size_t>(e)], C = cfg_.C, Vp = cfg_.Vp;
+  std::vector<int> ds, dlast;
+  for (size_t i = 0; i < s.seqs.size(); ++i) {
+    if (j >= s.k[i]) continue;
+    const int b = s.seqs[i], pos = s.cur[i] - 1 + j;
+    dec_.embed(b, pos, j == 0 ? seq_[static_cast<size_t>(b)].tokens.back() : s.draft[i].back());
+    ds.push_back(b), dlast.push_back(pos);
+  }
+  for (int l = 0; l < d; ++l) dec_.layer(l, rows_from(l, ds, dlast));
+  TensorData block_out;
+  std::vector<DecodeRow> block_rows;
+  if (cfg_.exit_block) {
+    block_rows = rows_from(cfg_.L + e, ds, dlast);
+    block_out.resize(block_rows.size() * static_cast<size_t>(C));
+    dec_.exit_block(e, block_rows, block_out.data());
+  }
+  x_.resize(ds.size() * static_cast<size_t>(C));
+  for (size_t i = 0; i < ds.size(); ++i) {
+    const float* src = dec_.resid(ds[i], dlast[i]);
+    if (cfg_.exit_block) {
+      size_t r = 0;
+      while (!(block_rows[r].b == ds[i] && block_rows[r].pos == dlast[i])) ++r;
+      src = block_out.data() + r * static_cast<size_t>(C);
+    }
+    std::copy_n(src, C, x_.data() + i * static_cast<size_t>(C));
+  }
+  logits_.resize(ds.size() * static_cast<size_t>(Vp));
+  dec_.head(e, x_.data(), static_cast<int>(ds.size()), logits_.data());
+  for (size_t i = 0, n = 0; i < s.seqs.size(); ++i) {
+    if (j >= s.k[i]) continue;
+    const float* lg = logits_.data() + (n++) * static_cast<size_t>(Vp);
+    // Unconfident drafts are likely rejected: verify this one and draft no further this round.
+    if (o_.draft_threshold > 0.0 && j + 1 < s.k[i] && confidence_score(o_.confidence, lg, cfg_.V) < o_.draft_threshold)
+      s.k[i] = j + 1;
+    if (!s.sampled) {
+      s.draft[i].push_back(argmax_token(lg, cfg_.V));
+    } else {  // draw the draft from q, the draft exit's sampling distribution
+      s.draft_q[i].push_back(sampling_distribution(lg, cfg_.V, o_.sampling));
+      s.draft[i].push_back(sample_index(s.draft_q[i].back(), seq_[static_cast<size_t>(s.seqs[i])].rng));
+    }
+  }
+}
+
+void Generator::commit_drafts(const SpecRound& s, size_t i, const float* logits) {
+  const int b = s.seqs[i], e = draft_exit_, E = cfg_.num_exits();
+  for (int j = 0; j < s.k[i]; ++j) {
+    if (seq_[static_cast<size_t>(b)].done) continue;
+    const float* lg = logits + static_cast<size_t>(j) * static_cast<size_t>(cfg_.Vp);
+    const int32_t x = s.draft[i][static_cast<size_t>(j)];
+    ++stats_.drafted;
+    if (s.sampled) {
+      // Speculative sampling (Leviathan et al. 2023; Chen et al. 2023): accept the draft x with
+      // probability min(1, p(x)/q(x)), else draw from max(0, p − q) normalised and stop. The
+      // committed token is then distributed exactly as p, the full model's sampling distribution.
+      const std::vector<double> pd = sampling_distribution(lg, cfg_.V, o_.sampling);
+      const std::vector<double>& qd = s.draft_q[i][static_cast<size_t>(j)];
+      Seq& sq = seq_[static_cast<size_t>(b)];
+      const double ratio = qd[static_cast<size_t>(x)] > 0 ? pd[static_cast<size_t>(x)] / qd[static_cast<size_t>(x)] : 1.0;
+      if (uniform01(sq.rng) < ratio) {
+        ++stats_.accepted;
+        append(b, x, e);
+        continue;
+      }
+      std::vector<double> res(pd.size());
+      double mass = 0;
+      for (size_t v = 0; v < pd.size(); ++v) mass += res[v] = std::max(0.0, pd[v] - qd[v]);
+      append(b, sample_index(mass > 0 ? res : pd, sq.rng), E);
+      break;
+    }
+    const int32_t y = argmax_token(lg, cfg_.V);
+    if (y == x) {
+      ++stats_.accepted;
+      append(b, y, e);
+    } else {
+      append(b, y, E);  // the verifier's correction; later drafts were conditioned on a wrong token
+      break;
+    }
   }
 }
 

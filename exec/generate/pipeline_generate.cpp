@@ -8,6 +8,8 @@
 #include <string>
 #include <thread>
 
+#include "model/parse.h"
+
 #ifdef EELLM_HAVE_MPI
 #include "exec/comm/mpi/mpi_comm.h"
 #endif
@@ -268,7 +270,7 @@ StatusOr<GenerateResult> generate_pipeline(const GptConfig& cfg, const GptParams
                                            const PipelineStages& st, const std::vector<std::vector<int32_t>>& prompts,
                                            const GenerateOptions& o, Communicator& pipeline, double timeout_s) {
   GenerateOptions opts = o;
-  opts.method = DecodeMethod::kRecompute;  // the option checks of the single-process method
+  opts.method = InferenceMethod::kRecompute;  // the option checks of the single-process method
   EELLM_RETURN_IF_ERROR(check_generate_options(cfg, opts));
   EELLM_RETURN_IF_ERROR(check_prompts(cfg, prompts));
   if (pipeline.size() != st.pp())
@@ -366,13 +368,17 @@ StatusOr<GenerateResult> generate_pipeline_mpi(GenerationModel& model, const std
     EELLM_ASSIGN_OR_RETURN(st, even_pipeline_stages(model.config, pp));
   }
   GenerateOptions checked = o;
-  checked.method = DecodeMethod::kRecompute;  // the single-process method's option checks
+  checked.method = InferenceMethod::kRecompute;  // the single-process method's option checks
   EELLM_RETURN_IF_ERROR(check_generate_options(model.config, checked));  // same answer on every rank
   EELLM_RETURN_IF_ERROR(check_prompts(model.config, prompts));
   keep_stage_params(model.config, st, world.rank(), model.params);
   if (threads <= 0) {
     const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    const int ranks_here = local ? std::max(1, std::atoi(local)) : 1;
+    int ranks_here = 1;
+    if (local) {
+      EELLM_ASSIGN_OR_RETURN(ranks_here, parse_int("OMPI_COMM_WORLD_LOCAL_SIZE", local));
+    }
+    ranks_here = std::max(1, ranks_here);
     threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / ranks_here);
   }
   auto be = make_cpu_backend(threads);

@@ -40,7 +40,7 @@ StatusOr<GenerationSession> open_generation(const std::string& checkpoint, const
 }
 
 Status check_serve_config(const GptConfig& cfg, const ServeConfig& sc) {
-  if (sc.decode.method == DecodeMethod::kPipeline)
+  if (sc.decode.method == InferenceMethod::kPipeline)
     return Status::invalid_argument("method pipeline is not served (it runs under mpirun); use recompute, speculative "
                                     "or full");
   if (sc.max_batch < 1) return Status::invalid_argument("max_batch (" + std::to_string(sc.max_batch) + ") must be ≥ 1");
@@ -108,11 +108,8 @@ std::string known_list() {
   return s;
 }
 
-}  // namespace
-
-StatusOr<ServeRequest> parse_serve_request(const std::string& body, const GenerationModel& model,
-                                           const ServeConfig& sc) {
-  const GptConfig& cfg = model.config;
+// The body as a JSON object whose every field is known.
+StatusOr<json> parse_body(const std::string& body) {
   json req;
   try {
     req = json::parse(body);
@@ -127,11 +124,11 @@ StatusOr<ServeRequest> parse_serve_request(const std::string& body, const Genera
   for (const auto& [key, value] : req.items())
     if (!known_fields().count(key))
       return Status::invalid_argument(key + ": unknown field; the fields are " + known_list());
+  return req;
+}
 
-  ServeRequest r;
-  r.options = sc.decode;
-  GenerateOptions& g = r.options;
-  // prompts: a string or a non-empty list of non-empty strings, each leaving room in the context.
+// prompts: a string or a non-empty list of non-empty strings, each leaving room in the context.
+Status parse_prompts(const json& req, const GptConfig& cfg, const ServeConfig& sc, ServeRequest& r) {
   if (!req.contains("prompts")) return Status::invalid_argument("prompts: required (a string or a list of strings)");
   const json& p = req["prompts"];
   if (p.is_string()) {
@@ -160,13 +157,16 @@ StatusOr<ServeRequest> parse_serve_request(const std::string& body, const Genera
                                       std::to_string(cfg.max_T) + ") leaves no room for a new token: at most " +
                                       std::to_string(cfg.max_T - 1));
   }
+  return Status::ok();
+}
 
+// tokens_to_generate and the output flags; fields of features this server lacks are refused.
+Status parse_output_fields(const json& req, ServeRequest& r) {
   // A sequence that reaches the end of the context stops there (Megatron refuses such requests;
   // stopping keeps EE-LLM's default of 64 usable on small-context models).
   EELLM_ASSIGN_OR_RETURN(const int64_t ttg,
                          get_int(req, "tokens_to_generate", 64, 1, std::numeric_limits<int32_t>::max()));
-  g.max_new_tokens = static_cast<int>(ttg);
-
+  r.options.max_new_tokens = static_cast<int>(ttg);
   EELLM_ASSIGN_OR_RETURN(const bool logprobs, get_bool(req, "logprobs", false));
   if (logprobs) return Status::invalid_argument("logprobs: not supported; this server returns no log-probabilities");
   EELLM_ASSIGN_OR_RETURN(r.echo_prompts, get_bool(req, "echo_prompts", false));
@@ -178,8 +178,13 @@ StatusOr<ServeRequest> parse_serve_request(const std::string& body, const Genera
   if (req.contains("beam_width")) return Status::invalid_argument("beam_width: beam search is not supported");
   EELLM_ASSIGN_OR_RETURN(const double length_penalty, get_number(req, "length_penalty", 1.0, -1e9, 1e9));
   (void)length_penalty;  // only read by beam search
+  return Status::ok();
+}
 
-  // Early exit.
+// use_early_exit, early_exit_thres and exit_layers.
+Status parse_early_exit(const json& req, const GenerationModel& model, ServeRequest& r) {
+  const GptConfig& cfg = model.config;
+  GenerateOptions& g = r.options;
   EELLM_ASSIGN_OR_RETURN(r.use_early_exit, get_bool(req, "use_early_exit", false));
   EELLM_ASSIGN_OR_RETURN(const double thres,
                          get_number(req, "early_exit_thres", model.scenario.inference.early_exit_thres, 0.0, 1.0));
@@ -197,14 +202,18 @@ StatusOr<ServeRequest> parse_serve_request(const std::string& body, const Genera
     }
     g.exits.assign(exits.begin(), exits.end());
   }
-  if (!r.use_early_exit) g.method = DecodeMethod::kFull;
+  if (!r.use_early_exit) g.method = InferenceMethod::kFull;
   g.threshold = r.use_early_exit ? thres : 1.0;
-  if (g.method == DecodeMethod::kSpeculative && g.draft_exit >= 0 && !g.exits.empty() &&
+  if (g.method == InferenceMethod::kSpeculative && g.draft_exit >= 0 && !g.exits.empty() &&
       std::find(g.exits.begin(), g.exits.end(), g.draft_exit) == g.exits.end())
     return Status::invalid_argument("exit_layers: must include the server's draft exit (layer " +
                                     std::to_string(cfg.exit_layer[static_cast<size_t>(g.draft_exit)]) + ")");
+  return Status::ok();
+}
 
-  // Sampling: temperature 0 is greedy (EE-LLM then forces top_k 1); top_p 0 means no nucleus filter.
+// Sampling (temperature 0 is greedy: EE-LLM then forces top_k 1; top_p 0 means no nucleus filter),
+// random_seed and stop_sequences.
+Status parse_sampling(const json& req, GenerateOptions& g) {
   EELLM_ASSIGN_OR_RETURN(const int64_t top_k, get_int(req, "top_k", 0, 0, 1000));
   EELLM_ASSIGN_OR_RETURN(const double top_p, get_number(req, "top_p", 0.0, 0.0, 1.0));
   if (top_k > 0 && top_p > 0) return Status::invalid_argument("top_k, top_p: cannot set both top-k and top-p sampling");
@@ -218,7 +227,6 @@ StatusOr<ServeRequest> parse_serve_request(const std::string& body, const Genera
   g.sampling.top_p = top_p > 0 ? static_cast<float>(top_p) : 1.0f;
   EELLM_ASSIGN_OR_RETURN(const int64_t seed, get_int(req, "random_seed", 1234, 0, std::numeric_limits<int64_t>::max()));
   g.seed = static_cast<uint64_t>(seed);
-
   if (req.contains("stop_sequences")) {
     const json& ss = req["stop_sequences"];
     if (!ss.is_array()) return field_error("stop_sequences", "must be a list of strings", ss);
@@ -229,8 +237,22 @@ StatusOr<ServeRequest> parse_serve_request(const std::string& body, const Genera
       g.stop.push_back(ss[i].get<std::string>());
     }
   }
+  return Status::ok();
+}
+
+}  // namespace
+
+StatusOr<ServeRequest> parse_serve_request(const std::string& body, const GenerationModel& model,
+                                           const ServeConfig& sc) {
+  EELLM_ASSIGN_OR_RETURN(const json req, parse_body(body));
+  ServeRequest r;
+  r.options = sc.decode;
+  EELLM_RETURN_IF_ERROR(parse_prompts(req, model.config, sc, r));
+  EELLM_RETURN_IF_ERROR(parse_output_fields(req, r));
+  EELLM_RETURN_IF_ERROR(parse_early_exit(req, model, r));
+  EELLM_RETURN_IF_ERROR(parse_sampling(req, r.options));
   // Whatever the rules above let through, generate() checks again; name that as the request's fault.
-  if (Status st = check_generate_options(cfg, g); !st.is_ok())
+  if (Status st = check_generate_options(model.config, r.options); !st.is_ok())
     return Status::invalid_argument("request: " + st.message());
   return r;
 }
@@ -267,10 +289,10 @@ json serve_response(const GptConfig& cfg, const ServeRequest& req, const Generat
                     {"rate", rate}});
   }
   const GenerateOptions& g = req.options;
-  json stats = {{"method", decode_method_name(g.method)},
+  json stats = {{"method", to_string(g.method)},
                 {"use_early_exit", req.use_early_exit},
                 {"early_exit_thres", g.threshold >= 1.0 ? json(nullptr) : json(g.threshold)},
-                {"confidence", confidence_rule_name(g.confidence)},
+                {"confidence", to_string(g.confidence)},
                 {"batch", r.sequences.size()},
                 {"tokens", st.tokens},
                 {"prefill_s", st.prefill_s},
@@ -280,7 +302,7 @@ json serve_response(const GptConfig& cfg, const ServeRequest& req, const Generat
                 {"layers_per_token", st.layers_per_token},
                 {"num_layers", cfg.L},
                 {"exit_histogram", hist}};
-  if (g.method == DecodeMethod::kSpeculative) {
+  if (g.method == InferenceMethod::kSpeculative) {
     stats["drafted"] = st.drafted;
     stats["accepted"] = st.accepted;
   }
@@ -328,7 +350,7 @@ GenerationService::Reply GenerationService::generate(const std::string& body) {
     os.precision(2);
     const GenerateStats& st = r->stats;
     os << req->prompts.size() << " prompt(s), " << st.tokens << " tokens, "
-       << decode_method_name(req->options.method);
+       << to_string(req->options.method);
     if (req->use_early_exit) os << " thres " << req->options.threshold;
     os << ", " << st.tokens_per_s() << " tokens/s, " << st.layers_per_token << " layers/token, " << secs << " s";
     reply.log = os.str();
@@ -347,8 +369,8 @@ std::string GenerationService::health() const {
                  {"exit_layers", c.exit_layer},
                  {"early_exit_thres", m.scenario.inference.early_exit_thres}};
   json server = {{"device", to_string(session_.device)},
-                 {"method", decode_method_name(sc_.decode.method)},
-                 {"confidence", confidence_rule_name(sc_.decode.confidence)},
+                 {"method", to_string(sc_.decode.method)},
+                 {"confidence", to_string(sc_.decode.confidence)},
                  {"max_batch", sc_.max_batch},
                  {"requests_served", served_.load()}};
   return dump_json(json{{"status", "ok"}, {"model", m.scenario.name}, {"config", config}, {"server", server}});

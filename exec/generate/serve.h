@@ -10,7 +10,7 @@
 //   stop_sequences ([]), no_log (false); print_max_prob and length_penalty are accepted and have no
 //   effect; logprobs, add_BOS, prevent_newline_after_colon, top_p_decay, top_p_bound and beam_width
 //   are refused when they ask for something this server does not do.
-// A request with use_early_exit false decodes with the full model (DecodeMethod::kFull); with true,
+// A request with use_early_exit false decodes with the full model (InferenceMethod::kFull); with true,
 // with the server's method (recompute or speculative) and the threshold.
 //
 // Thread-safety: GenerationService::generate may be called from any number of threads; requests
@@ -54,7 +54,7 @@ struct ServeConfig {
   // enabled exit). Each request starts from these and sets its own threshold, exits and sampling.
   GenerateOptions decode = [] {
     GenerateOptions g;
-    g.method = DecodeMethod::kRecompute;
+    g.method = InferenceMethod::kRecompute;
     return g;
   }();
   int max_batch = 128;  // prompts per request (EE-LLM's limit)

@@ -5,15 +5,17 @@
 #include <limits>
 #include <numbers>
 #include <random>
+#include <string_view>
 
 #include "exec/backend/fast_math.h"
+#include "model/parse.h"
 
 namespace eellm::exec {
 namespace {
 
 
 void alloc_layer(LayerParams& l, const GptConfig& c) {
-  const bool ln = c.norm == NormKind::kLayerNorm;
+  const bool ln = c.norm == Normalization::kLayerNorm;
   resize(l.ln1_w, {c.C});
   resize(l.ln2_w, {c.C});
   if (ln) resize(l.ln1_b, {c.C}), resize(l.ln2_b, {c.C});
@@ -29,13 +31,87 @@ void alloc_layer(LayerParams& l, const GptConfig& c) {
   }
 }
 
-void name_layer(std::vector<std::pair<std::string, Tensor*>>& out, const std::string& pre, LayerParams& l) {
-  auto add = [&](const char* n, Tensor& t) {
-    if (!t.empty()) out.emplace_back(pre + n, &t);
+// The serialized names of a layer's and an exit's tensors with their parts, in checkpoint order.
+struct LayerPart {
+  const char* name;
+  ParamPart part;
+  Tensor LayerParams::*member;
+};
+constexpr LayerPart kLayerParts[] = {
+    {"ln1_w", ParamPart::kNormWeight, &LayerParams::ln1_w},   {"ln1_b", ParamPart::kNormBias, &LayerParams::ln1_b},
+    {"qkv_w", ParamPart::kQkvWeight, &LayerParams::qkv_w},    {"qkv_b", ParamPart::kQkvBias, &LayerParams::qkv_b},
+    {"proj_w", ParamPart::kProjWeight, &LayerParams::proj_w}, {"proj_b", ParamPart::kProjBias, &LayerParams::proj_b},
+    {"ln2_w", ParamPart::kNormWeight, &LayerParams::ln2_w},   {"ln2_b", ParamPart::kNormBias, &LayerParams::ln2_b},
+    {"fc_w", ParamPart::kFcWeight, &LayerParams::fc_w},       {"fc_b", ParamPart::kFcBias, &LayerParams::fc_b},
+    {"fcproj_w", ParamPart::kFcProjWeight, &LayerParams::fcproj_w},
+    {"fcproj_b", ParamPart::kFcProjBias, &LayerParams::fcproj_b},
+};
+struct ExitPart {
+  const char* name;
+  ParamPart part;
+  Tensor ExitParams::*member;
+};
+constexpr ExitPart kExitParts[] = {
+    {"norm_w", ParamPart::kNormWeight, &ExitParams::norm_w},
+    {"norm_b", ParamPart::kNormBias, &ExitParams::norm_b},
+    {"mlp_fc_w", ParamPart::kFcWeight, &ExitParams::mlp_fc_w},
+    {"mlp_fc_b", ParamPart::kFcBias, &ExitParams::mlp_fc_b},
+    {"mlp_fcproj_w", ParamPart::kFcProjWeight, &ExitParams::mlp_fcproj_w},
+    {"mlp_fcproj_b", ParamPart::kFcProjBias, &ExitParams::mlp_fcproj_b},
+    {"out_w", ParamPart::kOutputWeight, &ExitParams::out_w},
+};
+struct TopPart {
+  const char* name;
+  ParamOwner owner;
+  ParamPart part;
+  Tensor GptParams::*member;
+};
+constexpr TopPart kEmbeddingParts[] = {
+    {"wte", ParamOwner::kEmbedding, ParamPart::kEmbeddingTable, &GptParams::wte},
+    {"wpe", ParamOwner::kPositionEmbedding, ParamPart::kPositionTable, &GptParams::wpe},
+};
+constexpr TopPart kFinalParts[] = {
+    {"lnf_w", ParamOwner::kFinalNorm, ParamPart::kNormWeight, &GptParams::lnf_w},
+    {"lnf_b", ParamOwner::kFinalNorm, ParamPart::kNormBias, &GptParams::lnf_b},
+    {"lm_head", ParamOwner::kHead, ParamPart::kOutputWeight, &GptParams::lm_head},
+};
+
+// Every allocated tensor of `p` (GptParams or const GptParams) with its name and role.
+template <typename P, typename T>
+std::vector<NamedParam<T>> enumerate(P& p) {
+  std::vector<NamedParam<T>> out;
+  auto add = [&](std::string name, T& t, ParamRole role) {
+    if (!t.empty()) out.push_back({std::move(name), &t, role});
   };
-  add("ln1_w", l.ln1_w), add("ln1_b", l.ln1_b), add("qkv_w", l.qkv_w), add("qkv_b", l.qkv_b);
-  add("proj_w", l.proj_w), add("proj_b", l.proj_b), add("ln2_w", l.ln2_w), add("ln2_b", l.ln2_b);
-  add("fc_w", l.fc_w), add("fc_b", l.fc_b), add("fcproj_w", l.fcproj_w), add("fcproj_b", l.fcproj_b);
+  auto add_layer = [&](const std::string& pre, auto& l, ParamOwner owner, int index, bool block) {
+    for (const LayerPart& x : kLayerParts) add(pre + x.name, l.*x.member, {owner, index, block, x.part});
+  };
+  for (const TopPart& x : kEmbeddingParts) add(x.name, p.*x.member, {x.owner, -1, false, x.part});
+  for (size_t i = 0; i < p.layers.size(); ++i)
+    add_layer("layers." + std::to_string(i) + ".", p.layers[i], ParamOwner::kLayer, static_cast<int>(i), false);
+  for (const TopPart& x : kFinalParts) add(x.name, p.*x.member, {x.owner, -1, false, x.part});
+  for (size_t e = 0; e < p.exits.size(); ++e) {
+    const std::string pre = "exits." + std::to_string(e) + ".";
+    const int j = static_cast<int>(e);
+    add_layer(pre + "block.", p.exits[e].block, ParamOwner::kExit, j, true);
+    for (const ExitPart& x : kExitParts) add(pre + x.name, p.exits[e].*x.member, {ParamOwner::kExit, j, false, x.part});
+  }
+  return out;
+}
+
+template <typename Table>
+const auto* find_part(const Table& table, std::string_view name) {
+  for (const auto& x : table)
+    if (name == x.name) return &x;
+  return static_cast<decltype(&table[0])>(nullptr);
+}
+
+// "3.rest" → 3 and "rest"; false when no index and dot lead.
+bool split_index(std::string_view s, int& index, std::string_view& rest) {
+  const size_t dot = s.find('.');
+  if (dot == std::string_view::npos || !parse_number(s.substr(0, dot), index) || index < 0) return false;
+  rest = s.substr(dot + 1);
+  return true;
 }
 
 }  // namespace
@@ -53,7 +129,7 @@ StatusOr<GptConfig> make_gpt_config(const Scenario& s) {
   c.V = m.vocab_size;
   c.Vp = lay.padded_vocab_size;
   c.max_T = m.max_position_embeddings > 0 ? m.max_position_embeddings : m.seq_length;
-  c.norm = m.normalization == Normalization::kLayerNorm ? NormKind::kLayerNorm : NormKind::kRMSNorm;
+  c.norm = m.normalization;
   c.rope = m.position_embedding_type == PositionEmbedding::kRope;
   c.swiglu = m.activation == Activation::kSwiGLU;
   c.bias = m.add_bias_linear;
@@ -83,14 +159,14 @@ void GptParams::allocate(const GptConfig& c) {
   layers.resize(static_cast<size_t>(c.L));
   for (LayerParams& l : layers) alloc_layer(l, c);
   resize(lnf_w, {c.C});
-  if (c.norm == NormKind::kLayerNorm) resize(lnf_b, {c.C});
+  if (c.norm == Normalization::kLayerNorm) resize(lnf_b, {c.C});
   if (c.untie_final) resize(lm_head, {c.Vp, c.C});
   exits.resize(static_cast<size_t>(c.num_exits()));
   for (ExitParams& e : exits) {
     if (c.exit_block) alloc_layer(e.block, c);
     if (c.exit_norm) {
       resize(e.norm_w, {c.C});
-      if (c.norm == NormKind::kLayerNorm) resize(e.norm_b, {c.C});
+      if (c.norm == Normalization::kLayerNorm) resize(e.norm_b, {c.C});
     }
     if (c.exit_mlp) {
       resize(e.mlp_fc_w, {c.fc_dim(), c.C});
@@ -101,35 +177,101 @@ void GptParams::allocate(const GptConfig& c) {
   }
 }
 
+std::vector<NamedParam<Tensor>> GptParams::params() { return enumerate<GptParams, Tensor>(*this); }
+std::vector<NamedParam<const Tensor>> GptParams::params() const {
+  return enumerate<const GptParams, const Tensor>(*this);
+}
+
 std::vector<std::pair<std::string, Tensor*>> GptParams::named() {
   std::vector<std::pair<std::string, Tensor*>> out;
-  auto add = [&](const std::string& n, Tensor& t) {
-    if (!t.empty()) out.emplace_back(n, &t);
-  };
-  add("wte", wte);
-  add("wpe", wpe);
-  for (size_t i = 0; i < layers.size(); ++i) name_layer(out, "layers." + std::to_string(i) + ".", layers[i]);
-  add("lnf_w", lnf_w);
-  add("lnf_b", lnf_b);
-  add("lm_head", lm_head);
-  for (size_t e = 0; e < exits.size(); ++e) {
-    const std::string pre = "exits." + std::to_string(e) + ".";
-    name_layer(out, pre + "block.", exits[e].block);
-    add(pre + "norm_w", exits[e].norm_w);
-    add(pre + "norm_b", exits[e].norm_b);
-    add(pre + "mlp_fc_w", exits[e].mlp_fc_w);
-    add(pre + "mlp_fc_b", exits[e].mlp_fc_b);
-    add(pre + "mlp_fcproj_w", exits[e].mlp_fcproj_w);
-    add(pre + "mlp_fcproj_b", exits[e].mlp_fcproj_b);
-    add(pre + "out_w", exits[e].out_w);
-  }
+  for (auto& p : params()) out.emplace_back(std::move(p.name), p.tensor);
   return out;
 }
 
 std::vector<std::pair<std::string, const Tensor*>> GptParams::named() const {
   std::vector<std::pair<std::string, const Tensor*>> out;
-  for (auto& [n, t] : const_cast<GptParams*>(this)->named()) out.emplace_back(n, t);
+  for (auto& p : params()) out.emplace_back(std::move(p.name), p.tensor);
   return out;
+}
+
+TpSplit tp_split_of(ParamPart part) {
+  switch (part) {
+    case ParamPart::kEmbeddingTable:
+    case ParamPart::kOutputWeight: return TpSplit::kVocab;
+    case ParamPart::kQkvWeight:
+    case ParamPart::kQkvBias:
+    case ParamPart::kFcWeight:
+    case ParamPart::kFcBias: return TpSplit::kColumn;
+    case ParamPart::kProjWeight:
+    case ParamPart::kFcProjWeight: return TpSplit::kRow;
+    case ParamPart::kPositionTable:
+    case ParamPart::kNormWeight:
+    case ParamPart::kNormBias:
+    case ParamPart::kProjBias:
+    case ParamPart::kFcProjBias: return TpSplit::kReplicated;  // row-parallel biases: added once
+  }
+  return TpSplit::kReplicated;
+}
+
+int ParamRole::split_dim() const {
+  switch (split()) {
+    case TpSplit::kColumn:
+    case TpSplit::kVocab: return 0;
+    case TpSplit::kRow: return 1;
+    case TpSplit::kReplicated: return -1;
+  }
+  return -1;
+}
+
+bool ParamRole::decays() const {
+  switch (part) {
+    case ParamPart::kNormWeight:
+    case ParamPart::kNormBias:
+    case ParamPart::kQkvBias:
+    case ParamPart::kProjBias:
+    case ParamPart::kFcBias:
+    case ParamPart::kFcProjBias: return false;
+    case ParamPart::kEmbeddingTable:
+    case ParamPart::kPositionTable:
+    case ParamPart::kQkvWeight:
+    case ParamPart::kProjWeight:
+    case ParamPart::kFcWeight:
+    case ParamPart::kFcProjWeight:
+    case ParamPart::kOutputWeight: return true;
+  }
+  return true;
+}
+
+std::string to_string(const ParamRole& r) {
+  static constexpr const char* kOwner[] = {"embedding", "position embedding", "layer", "exit", "final norm", "head"};
+  static constexpr const char* kPart[] = {"embedding table", "position table", "norm weight", "norm bias",
+                                          "qkv weight", "qkv bias", "proj weight", "proj bias", "fc weight",
+                                          "fc bias", "fcproj weight", "fcproj bias", "output weight"};
+  static constexpr const char* kSplit[] = {"replicated", "column-parallel", "row-parallel", "vocabulary-parallel"};
+  std::string s = kOwner[static_cast<int>(r.owner)];
+  if (r.index >= 0) s += " " + std::to_string(r.index);
+  if (r.exit_block) s += " block";
+  return s + " " + kPart[static_cast<int>(r.part)] + " (" + kSplit[static_cast<int>(r.split())] + ")";
+}
+
+StatusOr<ParamRole> param_role_of(const std::string& name) {
+  const TopPart* top = find_part(kEmbeddingParts, name);
+  if (!top) top = find_part(kFinalParts, name);
+  if (top) return ParamRole{top->owner, -1, false, top->part};
+  std::string_view rest;
+  int index = -1;
+  const std::string_view n = name;
+  if (n.starts_with("layers.") && split_index(n.substr(7), index, rest)) {
+    if (const LayerPart* x = find_part(kLayerParts, rest)) return ParamRole{ParamOwner::kLayer, index, false, x->part};
+  } else if (n.starts_with("exits.") && split_index(n.substr(6), index, rest)) {
+    if (rest.starts_with("block.")) {
+      if (const LayerPart* x = find_part(kLayerParts, rest.substr(6)))
+        return ParamRole{ParamOwner::kExit, index, true, x->part};
+    } else if (const ExitPart* x = find_part(kExitParts, rest)) {
+      return ParamRole{ParamOwner::kExit, index, false, x->part};
+    }
+  }
+  return Status::invalid_argument("'" + name + "' names no parameter of the early-exit GPT");
 }
 
 size_t GptParams::num_parameters() const {
@@ -150,14 +292,14 @@ void init_params(GptParams& p, const GptConfig& c, uint64_t seed) {
     }
   };
   const double out_std = c.init_std / std::sqrt(2.0 * c.L);
-  for (auto& [name, t] : p.named()) {
-    const bool is_norm_weight = name.ends_with("ln1_w") || name.ends_with("ln2_w") || name.ends_with("lnf_w") ||
-                                name.ends_with("norm_w");
-    if (is_norm_weight) {
+  for (const NamedParam<Tensor>& np : p.params()) {
+    Tensor* t = np.tensor;
+    const ParamPart part = np.role.part;
+    if (part == ParamPart::kNormWeight) {
       std::fill(t->data.begin(), t->data.end(), 1.0f);
-    } else if (t->shape.size() == 1) {
+    } else if (!np.role.decays()) {
       t->zero();  // biases
-    } else if (name.ends_with("proj_w") && !name.ends_with("qkv_w")) {
+    } else if (part == ParamPart::kProjWeight || part == ParamPart::kFcProjWeight) {
       fill_normal(*t, out_std);  // proj_w, fcproj_w, mlp_fcproj_w: Megatron's scaled output init
     } else {
       fill_normal(*t, c.init_std);
@@ -178,7 +320,7 @@ GptChunk::GptChunk(const GptConfig& cfg, int first_layer, int num_layers, bool h
 void GptChunk::layer_forward(LayerActs& a, const LayerParams& lp, const float* inp, int B, int T) {
   const GptConfig& c = cfg_;
   const int N = B * T, R = rows(N);  // R: this rank's residual rows (N without sequence parallelism)
-  const bool ln = c.norm == NormKind::kLayerNorm;
+  const bool ln = c.norm == Normalization::kLayerNorm;
   const AttentionShape sh{B, T, c.NH, c.G, c.HS};
   resize(a.ln1, {R, c.C}), resize(a.ln1_rstd, {R}), resize(a.qkv, {N, c.qkv_dim()}), resize(a.att, {N, c.Q()});
   resize(a.lse, {B, c.NH, T}), resize(a.res2, {R, c.C}), resize(a.ln2, {R, c.C}), resize(a.ln2_rstd, {R});

@@ -54,7 +54,7 @@ namespace eellm::exec {
 // Resolved sizes and switches; the single source for shapes in exec/.
 struct GptConfig {
   int L = 0, C = 0, NH = 0, G = 0, HS = 0, F = 0, V = 0, Vp = 0, max_T = 0;
-  NormKind norm = NormKind::kLayerNorm;
+  Normalization norm = Normalization::kLayerNorm;
   bool rope = false;
   bool swiglu = false;
   bool bias = true;
@@ -96,6 +96,55 @@ struct ExitParams {
   Tensor out_w;             // (Vp, C) with untie_exit_output_weights
 };
 
+// What a parameter tensor is, attached where GptParams names its tensors (as Megatron attaches
+// tensor_model_parallel / partition_dim to its parameters). Sharding (exec/gpt/tp_shard.h), data-
+// parallel readiness (exec/train/grad_sync.h), weight decay and initialisation read the role; the
+// names (GptParams::named) are for serialization only (checkpoint and safetensors keys).
+enum class ParamOwner { kEmbedding, kPositionEmbedding, kLayer, kExit, kFinalNorm, kHead };
+enum class ParamPart {
+  kEmbeddingTable,  // wte (Vp, C)
+  kPositionTable,   // wpe (max_T, C)
+  kNormWeight,
+  kNormBias,
+  kQkvWeight,
+  kQkvBias,
+  kProjWeight,
+  kProjBias,
+  kFcWeight,      // also an exit MLP's mlp_fc_w
+  kFcBias,
+  kFcProjWeight,  // also an exit MLP's mlp_fcproj_w
+  kFcProjBias,
+  kOutputWeight,  // lm_head, exits.j.out_w (Vp, C)
+};
+// Megatron's tensor-parallel split: column-parallel (output features, dim 0), row-parallel (input
+// features, dim 1), vocabulary-parallel (vocabulary rows, dim 0) or replicated.
+enum class TpSplit { kReplicated, kColumn, kRow, kVocab };
+TpSplit tp_split_of(ParamPart part);
+
+struct ParamRole {
+  ParamOwner owner = ParamOwner::kLayer;
+  int index = -1;           // layer i (kLayer) or exit j (kExit); −1 otherwise
+  bool exit_block = false;  // a tensor of exit j's transformer block (use_exit_block)
+  ParamPart part = ParamPart::kNormWeight;
+  TpSplit split() const { return tp_split_of(part); }
+  int split_dim() const;    // 0, 1, or −1 when replicated
+  // Weight decay applies to matrices (weights and tables), not to biases and norms.
+  bool decays() const;
+  bool operator==(const ParamRole&) const = default;
+};
+std::string to_string(const ParamRole& r);  // "layer 3 qkv weight (column-parallel)", for messages
+
+// The role a serialized name ("layers.3.qkv_w", a checkpoint key) stands for; for readers that hold
+// only names (manifests, checkpoints). Unknown names are an error naming them.
+StatusOr<ParamRole> param_role_of(const std::string& name);
+
+template <typename T>
+struct NamedParam {
+  std::string name;
+  T* tensor = nullptr;
+  ParamRole role;
+};
+
 struct GptParams {
   Tensor wte;    // (Vp, C)
   Tensor wpe;    // (max_T, C), learned positions only
@@ -106,7 +155,10 @@ struct GptParams {
 
   // Allocates every tensor of the config with zeros.
   void allocate(const GptConfig& cfg);
-  // Every allocated tensor with its checkpoint name ("layers.3.qkv_w"), in a fixed order.
+  // Every allocated tensor with its checkpoint name ("layers.3.qkv_w") and role, in a fixed order.
+  std::vector<NamedParam<Tensor>> params();
+  std::vector<NamedParam<const Tensor>> params() const;
+  // The same tensors as (name, tensor) pairs.
   std::vector<std::pair<std::string, Tensor*>> named();
   std::vector<std::pair<std::string, const Tensor*>> named() const;
   size_t num_parameters() const;

@@ -17,8 +17,6 @@ double lr_at(const TrainingSpec& t, int iter) {
   return t.min_lr + coeff * (t.lr - t.min_lr);
 }
 
-bool decays(const std::string&, const Tensor& t) { return t.shape.size() >= 2; }
-
 void AdamW::init(const GptConfig& cfg) {
   m_.allocate(cfg);
   v_.allocate(cfg);
@@ -27,7 +25,7 @@ void AdamW::init(const GptConfig& cfg) {
 
 StepStats AdamW::step(Backend& be, GptParams& params, GptParams& grads, const TrainingSpec& spec, int iter) {
   StepStats s;
-  auto P = params.named();
+  auto P = params.params();
   auto G = grads.named();
   auto M = m_.named();
   auto V = v_.named();
@@ -38,8 +36,8 @@ StepStats AdamW::step(Backend& be, GptParams& params, GptParams& grads, const Tr
   s.lr = lr_at(spec, iter);
   t_ = iter + 1;
   for (size_t i = 0; i < P.size(); ++i) {
-    const float wd = decays(P[i].first, *P[i].second) ? static_cast<float>(spec.weight_decay) : 0.0f;
-    be.adamw_step(P[i].second->ptr(), G[i].second->ptr(), M[i].second->ptr(), V[i].second->ptr(), P[i].second->numel(),
+    const float wd = P[i].role.decays() ? static_cast<float>(spec.weight_decay) : 0.0f;  // matrices only
+    be.adamw_step(P[i].tensor->ptr(), G[i].second->ptr(), M[i].second->ptr(), V[i].second->ptr(), P[i].tensor->numel(),
                   static_cast<float>(s.lr), static_cast<float>(spec.adam_beta1), static_cast<float>(spec.adam_beta2),
                   static_cast<float>(spec.adam_eps), wd, static_cast<float>(s.clip_scale), t_);
   }

@@ -13,9 +13,6 @@ namespace eellm::exec {
 // Learning rate for the 0-based iteration `iter`.
 double lr_at(const TrainingSpec& t, int iter);
 
-// Weight decay applies to matrices (embeddings and linear weights), never to biases or norm weights.
-bool decays(const std::string& name, const Tensor& t);
-
 struct StepStats {
   double grad_norm = 0;  // before clipping
   double clip_scale = 1;

@@ -9,10 +9,6 @@ namespace {
 
 std::string str(int64_t v) { return std::to_string(v); }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // Block r of tp equal blocks of [offset, offset + extent).
 std::pair<int64_t, int64_t> block(int64_t offset, int64_t extent, int tp, int r) {
   const int64_t b = extent / tp;
@@ -59,39 +55,39 @@ StatusOr<GptConfig> local_config(const GptConfig& full, int tp) {
   return c;
 }
 
-bool is_tp_replicated(const std::string& n) {
-  if (n == "wte" || n == "lm_head" || ends_with(n, ".out_w")) return false;
-  if (ends_with(n, "qkv_w") || ends_with(n, "qkv_b")) return false;
-  if (ends_with(n, "fcproj_w") || ends_with(n, "fcproj_b")) return ends_with(n, "fcproj_b");
-  if (ends_with(n, "proj_w") || ends_with(n, "proj_b")) return ends_with(n, "proj_b");
-  if (ends_with(n, "fc_w") || ends_with(n, "fc_b")) return false;
-  return true;  // norms, wpe
+bool is_tp_replicated(const ParamRole& role) { return role.split() == TpSplit::kReplicated; }
+
+bool is_tp_replicated(const std::string& name) {
+  auto role = param_role_of(name);
+  return !role.is_ok() || is_tp_replicated(*role);
 }
 
-StatusOr<ShardSpec> shard_spec(const GptConfig& c, const std::string& n, int tp, int r) {
+StatusOr<ShardSpec> shard_spec(const GptConfig& c, const ParamRole& role, int tp, int r) {
   if (tp < 1 || r < 0 || r >= tp)
     return Status::invalid_argument("tensor-parallel rank " + str(r) + " of " + str(tp) + " is out of range");
   ShardSpec s;
-  const bool known_replicated = n == "wpe" || ends_with(n, "ln1_w") || ends_with(n, "ln1_b") ||
-                                ends_with(n, "ln2_w") || ends_with(n, "ln2_b") || n == "lnf_w" || n == "lnf_b" ||
-                                ends_with(n, "norm_w") || ends_with(n, "norm_b") || ends_with(n, "proj_b");
-  if (known_replicated) return s;  // proj_b, fcproj_b, mlp_fcproj_b: row-parallel biases
+  s.dim = role.split_dim();
   const int64_t Q = c.Q(), KV = c.KV(), F = c.F, Vp = c.Vp;
-  if (n == "wte" || n == "lm_head" || ends_with(n, ".out_w")) {
-    s.dim = 0, s.ranges = {block(0, Vp, tp, r)};
-  } else if (ends_with(n, "qkv_w") || ends_with(n, "qkv_b")) {
-    s.dim = 0, s.ranges = {block(0, Q, tp, r), block(Q, KV, tp, r), block(Q + KV, KV, tp, r)};
-  } else if (ends_with(n, "fcproj_w")) {
-    s.dim = 1, s.ranges = {block(0, F, tp, r)};
-  } else if (ends_with(n, "proj_w")) {
-    s.dim = 1, s.ranges = {block(0, Q, tp, r)};
-  } else if (ends_with(n, "fc_w") || ends_with(n, "fc_b")) {
-    s.dim = 0, s.ranges = {block(0, F, tp, r)};
-    if (c.swiglu) s.ranges.push_back(block(F, F, tp, r));
-  } else {
-    return Status::invalid_argument("no tensor-parallel sharding rule for tensor '" + n + "'");
+  switch (role.split()) {
+    case TpSplit::kReplicated: break;  // norms, wpe, row-parallel biases
+    case TpSplit::kVocab: s.ranges = {block(0, Vp, tp, r)}; break;
+    case TpSplit::kColumn:
+      if (role.part == ParamPart::kQkvWeight || role.part == ParamPart::kQkvBias) {
+        s.ranges = {block(0, Q, tp, r), block(Q, KV, tp, r), block(Q + KV, KV, tp, r)};
+      } else {  // fc, exit mlp_fc: [a | b] with SwiGLU
+        s.ranges = {block(0, F, tp, r)};
+        if (c.swiglu) s.ranges.push_back(block(F, F, tp, r));
+      }
+      break;
+    case TpSplit::kRow: s.ranges = {block(0, role.part == ParamPart::kProjWeight ? Q : F, tp, r)}; break;
   }
   return s;
+}
+
+StatusOr<ShardSpec> shard_spec(const GptConfig& c, const std::string& name, int tp, int r) {
+  auto role = param_role_of(name);
+  if (!role.is_ok()) return Status::invalid_argument("no tensor-parallel sharding rule for tensor '" + name + "'");
+  return shard_spec(c, *role, tp, r);
 }
 
 std::vector<int64_t> shard_shape(const std::vector<int64_t>& full_shape, const ShardSpec& spec) {

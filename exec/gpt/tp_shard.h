@@ -1,5 +1,5 @@
 // Megatron tensor-parallel sharding of the early-exit GPT's parameters: which part of each FULL
-// tensor (GptParams::named() checkpoint name, full-model shapes) one tensor-parallel rank holds,
+// tensor (by its ParamRole, exec/gpt/gpt.h; full-model shapes) one tensor-parallel rank holds,
 // the local model config whose GptParams::allocate() gives exactly those shard shapes, and the
 // copy between a full tensor and a shard. Used by exec/runtime (init, TP execution), the sharded
 // checkpoints and the tests; the one place where the sharding rules live.
@@ -44,8 +44,10 @@ struct ShardSpec {
 // Fails (naming the field) when NH, G, F or Vp is not divisible by tp.
 StatusOr<GptConfig> local_config(const GptConfig& full, int tp);
 
-// The part of tensor `name` (a GptParams::named() name of the FULL config) that rank `tp_rank`
-// holds. Unknown names are an error.
+// The part of a tensor with role `role` (GptParams::params(); FULL config) that rank `tp_rank` holds:
+// the rules above, keyed by the role's split and part.
+StatusOr<ShardSpec> shard_spec(const GptConfig& full, const ParamRole& role, int tp, int tp_rank);
+// The same for a serialized name (a checkpoint key; param_role_of). Unknown names are an error.
 StatusOr<ShardSpec> shard_spec(const GptConfig& full, const std::string& name, int tp, int tp_rank);
 
 // Shape of the shard of a full tensor of shape `full_shape`.
@@ -57,6 +59,7 @@ void insert_shard(Tensor& full, const Tensor& shard, const ShardSpec& spec);
 
 // True for tensors whose every tp rank holds an identical full copy (the gradient norm counts
 // them once; their gradients are equal on every tp rank).
-bool is_tp_replicated(const std::string& name);
+bool is_tp_replicated(const ParamRole& role);
+bool is_tp_replicated(const std::string& name);  // by param_role_of; unknown names count as replicated
 
 }  // namespace eellm::exec

@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "exec/io/dist_checkpoint.h"
 #include "exec/io/safetensors.h"
 #include "model/scenario_io.h"
 
@@ -25,7 +24,7 @@ json fingerprint(const GptConfig& c) {
               {"vocab_size", c.V},
               {"padded_vocab_size", c.Vp},
               {"max_position_embeddings", c.max_T},
-              {"normalization", c.norm == NormKind::kLayerNorm ? "LayerNorm" : "RMSNorm"},
+              {"normalization", to_string(c.norm)},
               {"rope", c.rope},
               {"swiglu", c.swiglu},
               {"add_bias_linear", c.bias},
@@ -96,7 +95,7 @@ Status save_checkpoint(const std::string& dir, const Scenario& scenario, const G
   fs::create_directories(dir, ec);
   if (ec) return Status::io_error("cannot create checkpoint directory " + dir + ": " + ec.message());
   const std::string name = iter_name(progress.iteration);
-  const fs::path tmp = fs::path(dir) / (".tmp_" + name), final_dir = fs::path(dir) / name;
+  const fs::path tmp = fs::path(dir) / (".tmp_" + name);
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp, ec);
   if (ec) return Status::io_error("cannot create " + tmp.string() + ": " + ec.message());
@@ -124,10 +123,16 @@ Status save_checkpoint(const std::string& dir, const Scenario& scenario, const G
              {"model", fingerprint(cfg)},
              {"files", files}};
   EELLM_RETURN_IF_ERROR(write_file_atomic((tmp / "state.json").string(), state.dump(2)));
-  EELLM_RETURN_IF_ERROR(fsync_dir(tmp.string()));
+  return publish_checkpoint(dir, tmp.string(), name, keep);
+}
+
+Status publish_checkpoint(const std::string& dir, const std::string& tmp, const std::string& name, int keep) {
+  const fs::path final_dir = fs::path(dir) / name;
+  EELLM_RETURN_IF_ERROR(fsync_dir(tmp));
+  std::error_code ec;
   fs::remove_all(final_dir, ec);
   fs::rename(tmp, final_dir, ec);
-  if (ec) return Status::io_error("cannot rename " + tmp.string() + " to " + final_dir.string() + ": " + ec.message());
+  if (ec) return Status::io_error("cannot rename " + tmp + " to " + final_dir.string() + ": " + ec.message());
   EELLM_RETURN_IF_ERROR(fsync_dir(dir));
   EELLM_RETURN_IF_ERROR(write_file_atomic((fs::path(dir) / "latest").string(), name + "\n"));
   // Prune: keep the newest `keep` iter_* directories.
@@ -135,7 +140,7 @@ Status save_checkpoint(const std::string& dir, const Scenario& scenario, const G
   for (const auto& e : fs::directory_iterator(dir, ec))
     if (e.is_directory() && e.path().filename().string().starts_with("iter_")) olds.push_back(e.path().string());
   std::sort(olds.begin(), olds.end());
-  for (size_t i = 0; i + static_cast<size_t>(keep) < olds.size(); ++i) fs::remove_all(olds[i], ec);
+  for (size_t i = 0; i + static_cast<size_t>(std::max(1, keep)) < olds.size(); ++i) fs::remove_all(olds[i], ec);
   return Status::ok();
 }
 
@@ -164,28 +169,9 @@ StatusOr<std::string> read_verified(const std::string& sub, const json& state, c
 }
 }  // namespace
 
-Status load_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& params, AdamW* opt,
-                       TrainProgress* progress) {
+Status load_single_process_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& params, AdamW* opt,
+                                      TrainProgress* progress) {
   EELLM_ASSIGN_OR_RETURN(std::string sub, resolve_checkpoint_dir(dir));
-  std::error_code ec;
-  if (fs::exists(fs::path(sub) / "manifest.json", ec)) {  // distributed checkpoint: assemble full tensors
-    std::vector<CkptParam> ps;
-    std::vector<CkptMoments> ms;
-    if (opt) opt->init(cfg);
-    auto P = params.named();
-    for (auto& [n, t] : P) ps.push_back({n, t->shape, ShardSpec{}, t});
-    if (opt) {
-      auto M = opt->m().named(), V = opt->v().named();
-      for (size_t i = 0; i < P.size(); ++i)
-        ms.push_back({P[i].first, P[i].second->shape, ShardSpec{}, P[i].second->shape, 0, P[i].second->numel(),
-                      M[i].second->ptr(), V[i].second->ptr()});
-    }
-    TrainProgress p;
-    EELLM_RETURN_IF_ERROR(load_distributed_checkpoint(sub, cfg, ps, ms, &p));
-    if (opt) opt->set_step_count(p.iteration);
-    if (progress) *progress = p;
-    return Status::ok();
-  }
   EELLM_ASSIGN_OR_RETURN(json state, read_state(sub));
   const json want = fingerprint(cfg), have = state["model"];
   std::string diffs;

@@ -32,11 +32,12 @@ struct TrainProgress {
 Status save_checkpoint(const std::string& dir, const Scenario& scenario, const GptConfig& cfg, const GptParams& params,
                        AdamW* opt, const TrainProgress& progress, int keep = 2);
 
-// Loads the checkpoint `latest` names (or `dir` itself if it holds state.json). Fails with
-// kFailedPrecondition when it was written for a different model, kCorruption on bad checksums or
-// sizes. `opt` may be null (weights only).
-Status load_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& params, AdamW* opt,
-                       TrainProgress* progress);
+// Loads the single-process checkpoint `latest` names (or `dir` itself if it holds state.json). Fails
+// with kFailedPrecondition when it was written for a different model, kCorruption on bad checksums or
+// sizes. `opt` may be null (weights only). load_checkpoint (exec/io/dist_checkpoint.h) reads either
+// kind; this header does not know distributed checkpoints (dist_checkpoint.h builds on it).
+Status load_single_process_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& params, AdamW* opt,
+                                      TrainProgress* progress);
 
 // The scenario stored in a checkpoint (for `eellm eval`/`generate CHECKPOINT`); for a distributed
 // checkpoint its parallel section is reset to one process (the weights load into any layout).
@@ -50,6 +51,9 @@ StatusOr<std::string> resolve_checkpoint_dir(const std::string& dir);
 // and its check: kFailedPrecondition listing every differing field, `source` naming the file.
 std::string model_fingerprint(const GptConfig& cfg);
 Status check_model_fingerprint(const std::string& stored_json, const GptConfig& cfg, const std::string& source);
+// The last steps of every save, once `tmp` holds the complete checkpoint: fsync it, rename it to
+// DIR/NAME, fsync DIR, replace DIR/latest, then keep only the newest `keep` (≥ 1) iter_* directories.
+Status publish_checkpoint(const std::string& dir, const std::string& tmp, const std::string& name, int keep);
 // "iter_0000100"
 std::string checkpoint_iter_name(int iteration);
 

@@ -111,25 +111,8 @@ StatusOr<std::vector<int64_t>> full_shape_of(const GptConfig& full_cfg, const st
   return shape;
 }
 
-Status save_distributed_checkpoint(const std::string& dir, Communicator& world, const Scenario& scenario,
-                                   const GptConfig& full_cfg, const CkptLayout& layout,
-                                   const std::vector<CkptParam>& params, const std::vector<CkptMoments>& moments,
-                                   const TrainProgress& progress, double timeout_s, int keep) {
-  const int me = world.rank();
-  const std::string name = checkpoint_iter_name(progress.iteration);
-  const fs::path tmp = fs::path(dir) / (".tmp_" + name), final_dir = fs::path(dir) / name;
-  // Phase 1: rank 0 prepares the temporary directory.
-  Status st;
-  if (me == 0) {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (!ec) fs::remove_all(tmp, ec);
-    if (!ec) fs::create_directories(tmp, ec);
-    if (ec) st = Status::io_error("cannot create checkpoint directory " + tmp.string() + ": " + ec.message());
-  }
-  EELLM_RETURN_IF_ERROR(agree(world, st, timeout_s, "directory"));
-
-  // Phase 2: describe what this rank holds; rank 0 assigns each piece to its first holder.
+std::string describe_checkpoint_holdings(const std::vector<CkptParam>& params,
+                                         const std::vector<CkptMoments>& moments) {
   json desc{{"params", json::array()}, {"moments", json::array()}};
   for (const CkptParam& p : params)
     desc["params"].push_back({{"name", p.name}, {"shape", p.full_shape}, {"dim", p.spec.dim},
@@ -138,146 +121,225 @@ Status save_distributed_checkpoint(const std::string& dir, Communicator& world, 
     desc["moments"].push_back({{"name", m.name}, {"shape", m.full_shape}, {"dim", m.spec.dim},
                                {"ranges", spec_json(m.spec)}, {"local_shape", m.local_shape}, {"begin", m.begin},
                                {"end", m.end}});
-  EELLM_ASSIGN_OR_RETURN(std::vector<std::string> all, gather_strings(world, desc.dump(), timeout_s));
-  std::string plan_text;
-  json tensors = json::object();
-  if (me == 0) {
-    json plan = json::array();
-    std::set<std::string> taken;
-    std::map<std::string, int64_t> param_cover;                  // name → covered elements
-    std::map<std::string, std::map<std::string, std::pair<int64_t, int64_t>>> mom_cover;  // name → spec → (covered, local)
-    for (size_t r = 0; r < all.size(); ++r) {
-      const json d = json::parse(all[r]);
-      json mine{{"params", json::array()}, {"moments", json::array()}};
-      for (size_t i = 0; i < d["params"].size(); ++i) {
-        const json& p = d["params"][i];
-        const std::string key = "param/" + p["name"].get<std::string>() + "/" + p["dim"].dump() + p["ranges"].dump();
-        // (p["dim"].dump() + p["ranges"].dump() is spec_key of the holder's ShardSpec.)
-        if (!taken.insert(key).second) continue;
-        mine["params"].push_back(i);
-        json& t = tensors[p["name"].get<std::string>()];
-        t["shape"] = p["shape"];
-        t["params"].push_back({{"file", rank_file(static_cast<int>(r))}, {"key", key}, {"dim", p["dim"]},
-                               {"ranges", p["ranges"]}, {"local_shape", p["local_shape"]}});
-        int64_t n = 1;
-        for (int64_t e : p["local_shape"]) n *= e;
-        param_cover[p["name"].get<std::string>()] += n;
-      }
-      for (size_t i = 0; i < d["moments"].size(); ++i) {
-        const json& m = d["moments"][i];
-        if (m["begin"] == m["end"]) continue;
-        const std::string spec = m["dim"].dump() + m["ranges"].dump();
-        const std::string nm = m["name"].get<std::string>();
-        const size_t begin = m["begin"].get<size_t>();
-        if (!taken.insert("moments/" + nm + "/" + spec + "@" + m["begin"].dump() + "-" + m["end"].dump()).second)
-          continue;
-        mine["moments"].push_back(i);
-        json& t = tensors[nm];
-        t["shape"] = m["shape"];
-        t["moments"].push_back({{"file", rank_file(static_cast<int>(r))},
-                                {"m", moment_key("m", nm, spec, begin)},
-                                {"v", moment_key("v", nm, spec, begin)},
-                                {"dim", m["dim"]},
-                                {"ranges", m["ranges"]},
-                                {"local_shape", m["local_shape"]},
-                                {"begin", m["begin"]},
-                                {"end", m["end"]}});
-        int64_t local = 1;
-        for (int64_t e : m["local_shape"]) local *= e;
-        auto& c = mom_cover[nm][spec];
-        c.first += m["end"].get<int64_t>() - m["begin"].get<int64_t>();
-        c.second = local;
-      }
-      plan.push_back(mine);
-    }
-    // Every tensor tiled exactly once (params), every TP shard's moments exactly once.
-    for (auto& [n, t] : tensors.items()) {
-      int64_t full = 1;
-      for (int64_t e : t["shape"]) full *= e;
-      if (param_cover[n] != full)
-        st = Status::internal("checkpoint: the ranks' pieces of tensor " + n + " cover " + str(param_cover[n]) +
-                              " of " + str(full) + " elements");
-      for (auto& [spec, c] : mom_cover[n])
-        if (c.first != c.second)
-          st = Status::internal("checkpoint: the ranks' AdamW moment slices of tensor " + n + " (shard " + spec +
+  return desc.dump();
+}
+
+namespace {
+
+int64_t product(const json& shape) {
+  int64_t n = 1;
+  for (int64_t e : shape) n *= e;
+  return n;
+}
+
+// Covered elements per tensor (params) and per tensor and TP shard (moments: covered, shard size).
+struct Coverage {
+  std::map<std::string, int64_t> params;
+  std::map<std::string, std::map<std::string, std::pair<int64_t, int64_t>>> moments;
+};
+
+// Assigns rank r's param pieces nobody before it holds (into `out` and the manifest `tensors`).
+void assign_params(const json& d, int r, std::set<std::string>& taken, json& tensors, Coverage& cover,
+                   std::vector<size_t>& out) {
+  for (size_t i = 0; i < d["params"].size(); ++i) {
+    const json& p = d["params"][i];
+    // (p["dim"].dump() + p["ranges"].dump() is spec_key of the holder's ShardSpec.)
+    const std::string key = "param/" + p["name"].get<std::string>() + "/" + p["dim"].dump() + p["ranges"].dump();
+    if (!taken.insert(key).second) continue;
+    out.push_back(i);
+    json& t = tensors[p["name"].get<std::string>()];
+    t["shape"] = p["shape"];
+    t["params"].push_back({{"file", rank_file(r)}, {"key", key}, {"dim", p["dim"]}, {"ranges", p["ranges"]},
+                           {"local_shape", p["local_shape"]}});
+    cover.params[p["name"].get<std::string>()] += product(p["local_shape"]);
+  }
+}
+
+// Assigns rank r's non-empty moment slices nobody before it holds.
+void assign_moments(const json& d, int r, std::set<std::string>& taken, json& tensors, Coverage& cover,
+                    std::vector<size_t>& out) {
+  for (size_t i = 0; i < d["moments"].size(); ++i) {
+    const json& m = d["moments"][i];
+    if (m["begin"] == m["end"]) continue;
+    const std::string spec = m["dim"].dump() + m["ranges"].dump();
+    const std::string nm = m["name"].get<std::string>();
+    const size_t begin = m["begin"].get<size_t>();
+    if (!taken.insert("moments/" + nm + "/" + spec + "@" + m["begin"].dump() + "-" + m["end"].dump()).second) continue;
+    out.push_back(i);
+    json& t = tensors[nm];
+    t["shape"] = m["shape"];
+    t["moments"].push_back({{"file", rank_file(r)},
+                            {"m", moment_key("m", nm, spec, begin)},
+                            {"v", moment_key("v", nm, spec, begin)},
+                            {"dim", m["dim"]},
+                            {"ranges", m["ranges"]},
+                            {"local_shape", m["local_shape"]},
+                            {"begin", m["begin"]},
+                            {"end", m["end"]}});
+    auto& c = cover.moments[nm][spec];
+    c.first += m["end"].get<int64_t>() - m["begin"].get<int64_t>();
+    c.second = product(m["local_shape"]);
+  }
+}
+
+// Every tensor tiled exactly once (params), every TP shard's moments exactly once.
+Status check_coverage(const json& tensors, const Coverage& cover) {
+  for (auto& [n, t] : tensors.items()) {
+    const int64_t full = product(t["shape"]);
+    const auto it = cover.params.find(n);
+    const int64_t have = it == cover.params.end() ? 0 : it->second;
+    if (have != full)
+      return Status::internal("checkpoint: the ranks' pieces of tensor " + n + " cover " + str(have) + " of " +
+                              str(full) + " elements");
+    const auto mt = cover.moments.find(n);
+    if (mt == cover.moments.end()) continue;
+    for (auto& [spec, c] : mt->second)
+      if (c.first != c.second)
+        return Status::internal("checkpoint: the ranks' AdamW moment slices of tensor " + n + " (shard " + spec +
                                 ") cover " + str(c.first) + " of " + str(c.second) + " elements");
+  }
+  return Status::ok();
+}
+
+json plan_json(const PieceAssignment& a) {
+  json plan = json::array();
+  for (size_t r = 0; r < a.params.size(); ++r) plan.push_back({{"params", a.params[r]}, {"moments", a.moments[r]}});
+  return plan;
+}
+
+}  // namespace
+
+StatusOr<PieceAssignment> assign_checkpoint_pieces(const std::vector<std::string>& descriptions) {
+  PieceAssignment a;
+  a.params.resize(descriptions.size());
+  a.moments.resize(descriptions.size());
+  json tensors = json::object();
+  std::set<std::string> taken;
+  Coverage cover;
+  for (size_t r = 0; r < descriptions.size(); ++r) {
+    const json d = json::parse(descriptions[r], nullptr, false);
+    if (d.is_discarded() || !d.contains("params") || !d.contains("moments"))
+      return Status::internal("checkpoint: rank " + str(static_cast<int64_t>(r)) + "'s description is not valid");
+    assign_params(d, static_cast<int>(r), taken, tensors, cover, a.params[r]);
+    assign_moments(d, static_cast<int>(r), taken, tensors, cover, a.moments[r]);
+  }
+  EELLM_RETURN_IF_ERROR(check_coverage(tensors, cover));
+  a.tensors_json = tensors.dump();
+  return a;
+}
+
+namespace {
+
+// Phase 1: rank 0 (re)creates the temporary directory.
+Status prepare_directory(const std::string& dir, const fs::path& tmp) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!ec) fs::remove_all(tmp, ec);
+  if (!ec) fs::create_directories(tmp, ec);
+  if (ec) return Status::io_error("cannot create checkpoint directory " + tmp.string() + ": " + ec.message());
+  return Status::ok();
+}
+
+// Phase 3: this rank's assigned pieces into tmp/rank_NNNNN.safetensors; `file_info` describes the file
+// (empty when the rank writes nothing).
+Status write_rank_file(const fs::path& tmp, int me, const json& mine, const std::vector<CkptParam>& params,
+                       const std::vector<CkptMoments>& moments, std::string& file_info) {
+  if (mine["params"].empty() && mine["moments"].empty()) return Status::ok();
+  std::vector<Tensor> store;
+  store.reserve(2 * mine["moments"].size());
+  std::vector<std::pair<std::string, const Tensor*>> items;
+  for (size_t i : mine["params"]) {
+    const CkptParam& p = params[i];
+    items.emplace_back("param/" + p.name + "/" + spec_key(p.spec), p.local);
+  }
+  for (size_t i : mine["moments"]) {
+    const CkptMoments& m = moments[i];
+    const std::string spec = spec_key(m.spec);
+    for (int k = 0; k < 2; ++k) {
+      Tensor& t = store.emplace_back();
+      t.shape = {static_cast<int64_t>(m.end - m.begin)};
+      const float* src = k == 0 ? m.m : m.v;
+      t.data.assign(src, src + (m.end - m.begin));
+      items.emplace_back(moment_key(k == 0 ? "m" : "v", m.name, spec, m.begin), &t);
     }
-    plan_text = plan.dump();
+  }
+  const std::string bytes = safetensors_bytes(items, {{"format", "eellm-dist-shard"}});
+  file_info = json{{"file", rank_file(me)}, {"bytes", bytes.size()}, {"fnv1a64", fnv1a64_hex(bytes)}}.dump();
+  return write_file_atomic((tmp / rank_file(me)).string(), bytes);
+}
+
+// What phase 4 writes besides the files: the manifest's contents.
+struct ManifestInput {
+  const Scenario* scenario;
+  const GptConfig* full_cfg;
+  const CkptLayout* layout;
+  const TrainProgress* progress;
+  int world = 1;
+};
+
+json manifest_json(const ManifestInput& in, const std::vector<std::string>& infos, const std::string& tensors) {
+  json files = json::object();
+  for (const std::string& s : infos)
+    if (!s.empty()) {
+      const json f = json::parse(s);
+      files[f["file"].get<std::string>()] = {{"bytes", f["bytes"]}, {"fnv1a64", f["fnv1a64"]}};
+    }
+  const CkptLayout& l = *in.layout;
+  return json{{"format", kFormat},
+              {"iteration", in.progress->iteration},
+              {"data", {{"epoch", in.progress->data.epoch}, {"index", in.progress->data.index}}},
+              {"seed", in.progress->seed},
+              {"scenario_name", in.scenario->name},
+              {"scenario_yaml", scenario_to_yaml(*in.scenario)},
+              {"model", json::parse(model_fingerprint(*in.full_cfg))},
+              {"layout",
+               {{"tp", l.tp},
+                {"pp", l.pp},
+                {"dp", l.dp},
+                {"vp", l.vp},
+                {"world", in.world},
+                {"distributed_optimizer", l.distributed_optimizer}}},
+              {"files", files},
+              {"tensors", json::parse(tensors)}};
+}
+
+
+}  // namespace
+
+Status save_distributed_checkpoint(const std::string& dir, Communicator& world, const Scenario& scenario,
+                                   const GptConfig& full_cfg, const CkptLayout& layout,
+                                   const std::vector<CkptParam>& params, const std::vector<CkptMoments>& moments,
+                                   const TrainProgress& progress, double timeout_s, int keep) {
+  const int me = world.rank();
+  const std::string name = checkpoint_iter_name(progress.iteration);
+  const fs::path tmp = fs::path(dir) / (".tmp_" + name);
+  EELLM_RETURN_IF_ERROR(agree(world, me == 0 ? prepare_directory(dir, tmp) : Status::ok(), timeout_s, "directory"));
+
+  // Phase 2: describe what this rank holds; rank 0 assigns each piece to its first holder.
+  EELLM_ASSIGN_OR_RETURN(std::vector<std::string> all,
+                         gather_strings(world, describe_checkpoint_holdings(params, moments), timeout_s));
+  std::string plan_text, tensors;
+  Status st;
+  if (me == 0) {
+    auto a = assign_checkpoint_pieces(all);
+    st = a.status();
+    if (a.is_ok()) plan_text = plan_json(*a).dump(), tensors = a->tensors_json;
   }
   EELLM_RETURN_IF_ERROR(agree(world, st, timeout_s, "plan"));
   EELLM_RETURN_IF_ERROR(broadcast_string(world, plan_text, timeout_s));
   const json plan = json::parse(plan_text);
 
   // Phase 3: the assigned pieces into rank_NNNNN.safetensors.
-  const json& mine = plan[static_cast<size_t>(me)];
   std::string file_info;
-  if (!mine["params"].empty() || !mine["moments"].empty()) {
-    std::vector<Tensor> store;
-    store.reserve(2 * mine["moments"].size());
-    std::vector<std::pair<std::string, const Tensor*>> items;
-    for (size_t i : mine["params"]) {
-      const CkptParam& p = params[i];
-      items.emplace_back("param/" + p.name + "/" + spec_key(p.spec), p.local);
-    }
-    for (size_t i : mine["moments"]) {
-      const CkptMoments& m = moments[i];
-      const std::string spec = spec_key(m.spec);
-      for (int k = 0; k < 2; ++k) {
-        Tensor& t = store.emplace_back();
-        t.shape = {static_cast<int64_t>(m.end - m.begin)};
-        const float* src = k == 0 ? m.m : m.v;
-        t.data.assign(src, src + (m.end - m.begin));
-        items.emplace_back(moment_key(k == 0 ? "m" : "v", m.name, spec, m.begin), &t);
-      }
-    }
-    const std::string bytes = safetensors_bytes(items, {{"format", "eellm-dist-shard"}});
-    st = write_file_atomic((tmp / rank_file(me)).string(), bytes);
-    file_info = json{{"file", rank_file(me)}, {"bytes", bytes.size()}, {"fnv1a64", fnv1a64_hex(bytes)}}.dump();
-  }
+  st = write_rank_file(tmp, me, plan[static_cast<size_t>(me)], params, moments, file_info);
   EELLM_RETURN_IF_ERROR(agree(world, st, timeout_s, "shard write"));
   EELLM_ASSIGN_OR_RETURN(std::vector<std::string> infos, gather_strings(world, file_info, timeout_s));
 
   // Phase 4: rank 0 publishes.
   if (me == 0) {
-    json files = json::object();
-    for (const std::string& s : infos)
-      if (!s.empty()) {
-        const json f = json::parse(s);
-        files[f["file"].get<std::string>()] = {{"bytes", f["bytes"]}, {"fnv1a64", f["fnv1a64"]}};
-      }
-    const json manifest{{"format", kFormat},
-                        {"iteration", progress.iteration},
-                        {"data", {{"epoch", progress.data.epoch}, {"index", progress.data.index}}},
-                        {"seed", progress.seed},
-                        {"scenario_name", scenario.name},
-                        {"scenario_yaml", scenario_to_yaml(scenario)},
-                        {"model", json::parse(model_fingerprint(full_cfg))},
-                        {"layout",
-                         {{"tp", layout.tp},
-                          {"pp", layout.pp},
-                          {"dp", layout.dp},
-                          {"vp", layout.vp},
-                          {"world", world.size()},
-                          {"distributed_optimizer", layout.distributed_optimizer}}},
-                        {"files", files},
-                        {"tensors", tensors}};
-    st = write_file_atomic((tmp / "manifest.json").string(), manifest.dump(1));
-    if (st.is_ok()) st = fsync_dir(tmp.string());
-    std::error_code ec;
-    if (st.is_ok()) {
-      fs::remove_all(final_dir, ec);
-      fs::rename(tmp, final_dir, ec);
-      if (ec) st = Status::io_error("cannot rename " + tmp.string() + " to " + final_dir.string() + ": " + ec.message());
-    }
-    if (st.is_ok()) st = fsync_dir(dir);
-    if (st.is_ok()) st = write_file_atomic((fs::path(dir) / "latest").string(), name + "\n");
-    if (st.is_ok()) {
-      std::vector<std::string> olds;
-      for (const auto& e : fs::directory_iterator(dir, ec))
-        if (e.is_directory() && e.path().filename().string().starts_with("iter_")) olds.push_back(e.path().string());
-      std::sort(olds.begin(), olds.end());
-      for (size_t i = 0; i + static_cast<size_t>(std::max(1, keep)) < olds.size(); ++i) fs::remove_all(olds[i], ec);
-    }
+    const ManifestInput in{&scenario, &full_cfg, &layout, &progress, world.size()};
+    st = write_file_atomic((tmp / "manifest.json").string(), manifest_json(in, infos, tensors).dump(1));
+    if (st.is_ok()) st = publish_checkpoint(dir, tmp.string(), name, keep);
   }
   return agree(world, st, timeout_s, "publish");
 }
@@ -493,6 +555,31 @@ Status load_distributed_checkpoint(const std::string& dir, const GptConfig& full
     progress->data.index = j["data"]["index"].get<uint64_t>();
     progress->seed = j["seed"].get<uint64_t>();
   }
+  return Status::ok();
+}
+
+Status load_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& params, AdamW* opt,
+                       TrainProgress* progress) {
+  EELLM_ASSIGN_OR_RETURN(std::string sub, resolve_checkpoint_dir(dir));
+  std::error_code ec;
+  if (!fs::exists(fs::path(sub) / "manifest.json", ec))
+    return load_single_process_checkpoint(sub, cfg, params, opt, progress);
+  // A distributed checkpoint: assemble the full tensors.
+  std::vector<CkptParam> ps;
+  std::vector<CkptMoments> ms;
+  if (opt) opt->init(cfg);
+  auto P = params.named();
+  for (auto& [n, t] : P) ps.push_back({n, t->shape, ShardSpec{}, t});
+  if (opt) {
+    auto M = opt->m().named(), V = opt->v().named();
+    for (size_t i = 0; i < P.size(); ++i)
+      ms.push_back({P[i].first, P[i].second->shape, ShardSpec{}, P[i].second->shape, 0, P[i].second->numel(),
+                    M[i].second->ptr(), V[i].second->ptr()});
+  }
+  TrainProgress p;
+  EELLM_RETURN_IF_ERROR(load_distributed_checkpoint(sub, cfg, ps, ms, &p));
+  if (opt) opt->set_step_count(p.iteration);
+  if (progress) *progress = p;
   return Status::ok();
 }
 

@@ -70,12 +70,30 @@ Status save_distributed_checkpoint(const std::string& dir, Communicator& world, 
                                    const std::vector<CkptParam>& params, const std::vector<CkptMoments>& moments,
                                    const TrainProgress& progress, double timeout_s, int keep = 2);
 
+// The pieces of a save, decided by rank 0. describe_checkpoint_holdings: one rank's params and
+// moments as JSON text (what rank 0 gathers). assign_checkpoint_pieces (pure): each piece goes to the
+// first rank in world order that holds it; `params[r]`/`moments[r]` index rank r's own lists;
+// `tensors_json` is the manifest's "tensors" section. kInternal when the pieces do not tile a
+// tensor (or a TP shard's moments) exactly once, naming the tensor and the covered count.
+struct PieceAssignment {
+  std::vector<std::vector<size_t>> params, moments;
+  std::string tensors_json;
+};
+std::string describe_checkpoint_holdings(const std::vector<CkptParam>& params, const std::vector<CkptMoments>& moments);
+StatusOr<PieceAssignment> assign_checkpoint_pieces(const std::vector<std::string>& descriptions);
+
 // Not collective. Reads the checkpoint `latest` names (or `dir` itself) — a distributed one, or a
 // single-process one from exec/io/checkpoint.h — and fills every listed param and moment slice.
 // `progress` may be null.
 Status load_distributed_checkpoint(const std::string& dir, const GptConfig& full_cfg,
                                    const std::vector<CkptParam>& params, const std::vector<CkptMoments>& moments,
                                    TrainProgress* progress);
+
+// Any checkpoint into a single process's full model: a single-process one (load_single_process_checkpoint)
+// or a distributed one (its pieces assembled into the full tensors). `opt` may be null (weights only),
+// `progress` too.
+Status load_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& params, AdamW* opt,
+                       TrainProgress* progress);
 
 // The layout recorded in a distributed checkpoint's manifest.
 StatusOr<CkptLayout> distributed_checkpoint_layout(const std::string& dir);

@@ -54,9 +54,14 @@ StatusOr<std::unique_ptr<GradSync>> GradSync::create(std::vector<SyncTensor> ten
   std::vector<size_t> numels;
   std::vector<int> groups;
   std::vector<bool> again;
-  for (const SyncTensor& t : tensors) {
+  for (SyncTensor& t : tensors) {
     if (!t.param || !t.grad || t.param->numel() != t.grad->numel())
       return Status::invalid_argument("GradSync: tensor " + t.name + " has no parameter/gradient pair of equal size");
+    if (!t.role) {
+      auto role = param_role_of(t.name);
+      if (!role.is_ok()) return role.status().with_context("GradSync");
+      t.role = *role;
+    }
     numels.push_back(t.param->numel());
     groups.push_back(t.group);
     again.push_back(t.reduced_again);
@@ -260,7 +265,7 @@ StatusOr<GradSync::Step> GradSync::step(const std::vector<Communicator*>& norm_g
   r.lr = lr_at(t, iteration);
   for (const Piece& p : pieces) {
     Tensor& param = *tensors_[p.tensor].param;
-    const float wd = decays(tensors_[p.tensor].name, param) ? static_cast<float>(t.weight_decay) : 0.0f;
+    const float wd = tensors_[p.tensor].role->decays() ? static_cast<float>(t.weight_decay) : 0.0f;
     be_->adamw_step(param.ptr() + p.begin, p.grad, p.m, p.v, p.end - p.begin, static_cast<float>(r.lr),
                     static_cast<float>(t.adam_beta1), static_cast<float>(t.adam_beta2), static_cast<float>(t.adam_eps),
                     wd, static_cast<float>(r.clip), iteration + 1);

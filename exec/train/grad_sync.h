@@ -34,12 +34,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "exec/backend/backend.h"
 #include "exec/comm/comm.h"
 #include "exec/backend/tensor.h"
+#include "exec/gpt/gpt.h"
 #include "model/scenario.h"
 #include "model/status.h"
 
@@ -49,12 +51,14 @@ namespace eellm::exec {
 int64_t steady_now_ns();
 
 struct SyncTensor {
-  std::string name;  // checkpoint name (GptParams::named()); decides weight decay
+  std::string name;  // checkpoint name (GptParams::named()), for messages and checkpoints
   Tensor* param = nullptr;
   Tensor* grad = nullptr;
   int group = -1;                // readiness group (model chunk); -1: ready only at reduce()
   bool reduced_again = false;    // another collective sums this gradient after the DP reduction
   bool counts_in_norm = true;    // false for a tied copy counted on another stage
+  // What the tensor is (GptParams::params()); decides weight decay. Unset: param_role_of(name).
+  std::optional<ParamRole> role;
 };
 
 struct GradSyncOptions {

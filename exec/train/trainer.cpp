@@ -95,7 +95,7 @@ void Trainer::print_config(std::ostream& os) const {
   row("model", std::to_string(cfg_.L) + " layers, hidden " + std::to_string(cfg_.C) + ", " + std::to_string(cfg_.NH) +
                    " heads (" + std::to_string(cfg_.G) + " kv groups, head " + std::to_string(cfg_.HS) + "), ffn " +
                    std::to_string(cfg_.F));
-  row("style", std::string(cfg_.norm == NormKind::kLayerNorm ? "LayerNorm" : "RMSNorm") + ", " +
+  row("style", std::string(to_string(cfg_.norm)) + ", " +
                    (cfg_.rope ? "RoPE" : "learned positions") + ", " + (cfg_.swiglu ? "SwiGLU" : "GELU") + ", " +
                    (cfg_.bias ? "biases" : "no biases") + ", " + (cfg_.untie_final ? "untied" : "tied") + " output");
   row("vocab", std::to_string(cfg_.V) + " (padded " + std::to_string(cfg_.Vp) + ")");

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "exec/backend/backend.h"
-#include "exec/io/checkpoint.h"
+#include "exec/io/dist_checkpoint.h"
 #include "exec/io/data.h"
 #include "exec/gpt/gpt_model.h"
 #include "exec/gpt/optimizer.h"

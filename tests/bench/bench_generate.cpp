@@ -170,7 +170,7 @@ void measure(benchmark::State& state, const std::string& name, exec::GenerateOpt
   // method: this VM's speed drifts by 10–20 % over minutes, so a speedup taken against a baseline
   // measured once at the start would carry that drift; the interleaved pair does not.
   exec::GenerateOptions full = o;
-  full.method = exec::DecodeMethod::kFull;
+  full.method = InferenceMethod::kFull;
   full.threshold = 1.0;
   for (auto _ : state) {
     for (int rep = 0; rep < kRepeats; ++rep) {
@@ -351,17 +351,17 @@ int main(int argc, char** argv) {
 
   add("full", base);
   exec::GenerateOptions rc = base;
-  rc.method = exec::DecodeMethod::kRecompute;
+  rc.method = InferenceMethod::kRecompute;
   for (double thr : {0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5}) {
     exec::GenerateOptions o = rc;
     o.threshold = thr;
     add(fmt("recompute/max_prob>=%.2f", thr), o);
   }
-  for (auto rule : {exec::ConfidenceRule::kMargin, exec::ConfidenceRule::kEntropy})
+  for (auto rule : {Confidence::kMargin, Confidence::kEntropy})
     for (double thr : {0.9, 0.8, 0.6}) {
       exec::GenerateOptions o = rc;
       o.confidence = rule, o.threshold = thr;
-      add("recompute/" + exec::confidence_rule_name(rule) + fmt(">=%.2f", thr), o);
+      add(std::string("recompute/") + to_string(rule) + fmt(">=%.2f", thr), o);
     }
   for (int e = 0; e < cfg.num_exits(); ++e)  // one exit alone
     for (double thr : {0.9, 0.8}) {
@@ -377,7 +377,7 @@ int main(int argc, char** argv) {
   for (int e = 0; e < cfg.num_exits(); ++e)
     for (int k : {2, 4, 6, 8, 12, 16}) {
       exec::GenerateOptions o = base;
-      o.method = exec::DecodeMethod::kSpeculative;
+      o.method = InferenceMethod::kSpeculative;
       o.draft_exit = e;
       o.draft_tokens = k;
       add(fmt("speculative/exit@%.0f/k=%.0f", cfg.exit_layer[static_cast<size_t>(e)], k), o);
@@ -387,19 +387,19 @@ int main(int argc, char** argv) {
   add("text/full", forced);
   for (double thr : {0.9, 0.8, 0.7, 0.6, 0.5, 0.4}) {
     exec::GenerateOptions o = forced;
-    o.method = exec::DecodeMethod::kRecompute, o.threshold = thr;
+    o.method = InferenceMethod::kRecompute, o.threshold = thr;
     add(fmt("text/recompute/max_prob>=%.2f", thr), o);
   }
-  for (auto rule : {exec::ConfidenceRule::kMargin, exec::ConfidenceRule::kEntropy})
+  for (auto rule : {Confidence::kMargin, Confidence::kEntropy})
     for (double thr : {0.6, 0.5, 0.45, 0.4}) {
       exec::GenerateOptions o = forced;
-      o.method = exec::DecodeMethod::kRecompute, o.confidence = rule, o.threshold = thr;
-      add("text/recompute/" + exec::confidence_rule_name(rule) + fmt(">=%.2f", thr), o);
+      o.method = InferenceMethod::kRecompute, o.confidence = rule, o.threshold = thr;
+      add(std::string("text/recompute/") + to_string(rule) + fmt(">=%.2f", thr), o);
     }
   for (int k : {8, 16})  // confidence-limited drafting through the first exit
     for (double dt : {0.5, 0.8}) {
       exec::GenerateOptions o = base;
-      o.method = exec::DecodeMethod::kSpeculative;
+      o.method = InferenceMethod::kSpeculative;
       o.draft_exit = 0, o.draft_tokens = k, o.draft_threshold = dt;
       add(fmt("speculative/exit@%.0f/k=%.0f", cfg.exit_layer[0], k) + fmt("/draft>=%.1f", dt), o);
     }

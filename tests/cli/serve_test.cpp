@@ -253,7 +253,7 @@ TEST_F(ServeTest, EarlyExitTokensAndStats) {
                                  {"early_exit_thres", 0.0}});
   ASSERT_EQ(status, 200) << body.dump();
   GenerateOptions g;
-  g.method = DecodeMethod::kRecompute;
+  g.method = InferenceMethod::kRecompute;
   g.threshold = 0.0;
   g.max_new_tokens = 6;
   const GenerateResult ref = reference({"The cat", "xyz"}, g);

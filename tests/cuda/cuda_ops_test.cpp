@@ -91,8 +91,8 @@ TEST_F(CudaOps, Matmul) {
 
 TEST_F(CudaOps, Norms) {
   const int N = 50, C = 200;
-  for (NormKind kind : {NormKind::kLayerNorm, NormKind::kRMSNorm}) {
-    const bool ln = kind == NormKind::kLayerNorm;
+  for (Normalization kind : {Normalization::kLayerNorm, Normalization::kRMSNorm}) {
+    const bool ln = kind == Normalization::kLayerNorm;
     SCOPED_TRACE(ln ? "LayerNorm" : "RMSNorm");
     auto x = randn(N * C, rng, 2.0f), w = randn(C, rng), b = randn(C, rng), dy = randn(N * C, rng);
     std::vector<float> out(N * C), mean(N), rstd(N);

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "exec/io/checkpoint.h"
@@ -34,6 +35,48 @@ TEST(Safetensors, RoundTripAndRejectsDamage) {
   EXPECT_EQ(f->metadata.at("k"), "v");
   EXPECT_FALSE(parse_safetensors(bytes.substr(0, bytes.size() - 4), "mem").is_ok());
   EXPECT_FALSE(parse_safetensors("1234", "mem").is_ok());
+}
+
+// The distributed save's piece assignment (pure): each piece to the first rank in world order
+// that holds it, duplicates written once, TP shards and ZeRO-1 moment slices tiling each tensor.
+TEST(DistCheckpoint, AssignsEachPieceToItsFirstHolder) {
+  Tensor wte({4, 2}), qkv0({3, 2}), qkv1({3, 2});
+  std::vector<float> m(12, 0.5f), v(12, 0.25f);
+  const ShardSpec whole;
+  ShardSpec top{0, {{0, 3}}}, bottom{0, {{3, 6}}};
+  // Rank 0: wte (replicated), the top half of qkv, moments [0, 4) of its qkv shard.
+  const std::vector<CkptParam> p0 = {{"wte", {4, 2}, whole, &wte}, {"layers.0.qkv_w", {6, 2}, top, &qkv0}};
+  const std::vector<CkptMoments> m0 = {{"layers.0.qkv_w", {6, 2}, top, {3, 2}, 0, 4, m.data(), v.data()}};
+  // Rank 1: wte again (a DP replica), the bottom half, and moments [4, 6) of the top shard plus all of
+  // the bottom shard's; an empty moment slice is skipped.
+  const std::vector<CkptParam> p1 = {{"wte", {4, 2}, whole, &wte}, {"layers.0.qkv_w", {6, 2}, bottom, &qkv1}};
+  const std::vector<CkptMoments> m1 = {{"layers.0.qkv_w", {6, 2}, top, {3, 2}, 4, 6, m.data(), v.data()},
+                                       {"layers.0.qkv_w", {6, 2}, bottom, {3, 2}, 0, 6, m.data(), v.data()},
+                                       {"wte", {4, 2}, whole, {4, 2}, 3, 3, m.data(), v.data()}};
+  const std::vector<CkptMoments> wte_moments = {{"wte", {4, 2}, whole, {4, 2}, 0, 8, m.data(), v.data()}};
+  std::vector<CkptMoments> m0_all = m0;
+  m0_all.push_back(wte_moments[0]);
+  auto a = assign_checkpoint_pieces({describe_checkpoint_holdings(p0, m0_all), describe_checkpoint_holdings(p1, m1)});
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  EXPECT_EQ(a->params, (std::vector<std::vector<size_t>>{{0, 1}, {1}}));
+  EXPECT_EQ(a->moments, (std::vector<std::vector<size_t>>{{0, 1}, {0, 1}}));
+  const auto tensors = nlohmann::json::parse(a->tensors_json);
+  EXPECT_EQ(tensors["wte"]["params"].size(), 1u);
+  EXPECT_EQ(tensors["wte"]["params"][0]["file"], "rank_00000.safetensors");
+  EXPECT_EQ(tensors["layers.0.qkv_w"]["params"][1]["file"], "rank_00001.safetensors");
+  EXPECT_EQ(tensors["layers.0.qkv_w"]["moments"].size(), 3u);
+  EXPECT_EQ(tensors["layers.0.qkv_w"]["shape"], (std::vector<int64_t>{6, 2}));
+
+  // Without rank 1 the bottom half of qkv is missing; without its moments the top shard is short.
+  auto gap = assign_checkpoint_pieces({describe_checkpoint_holdings(p0, m0_all)});
+  ASSERT_FALSE(gap.is_ok());
+  EXPECT_EQ(gap.status().message(), "checkpoint: the ranks' pieces of tensor layers.0.qkv_w cover 6 of 12 elements");
+  auto short_moments = assign_checkpoint_pieces(
+      {describe_checkpoint_holdings(p0, m0_all), describe_checkpoint_holdings(p1, {m1[1]})});
+  ASSERT_FALSE(short_moments.is_ok());
+  EXPECT_NE(short_moments.status().message().find("AdamW moment slices of tensor layers.0.qkv_w"), std::string::npos)
+      << short_moments.status().message();
+  EXPECT_NE(short_moments.status().message().find("cover 4 of 6 elements"), std::string::npos);
 }
 
 TEST(Checkpoint, SurvivesKillDuringSave) {

@@ -129,21 +129,21 @@ inline ReferenceRun reference_full(const Scenario& s, int iters, bool ee_tuning)
       continue;
     }
     // Exit heads only: norm, clipping and AdamW over exits.* tensors (as the runtime does).
-    auto P = model.params().named();
+    auto P = model.params().params();
     auto G = model.grads().named();
     auto Mo = adam.m().named();
     auto V = adam.v().named();
     double sq = 0;
     for (size_t i = 0; i < P.size(); ++i)
-      if (P[i].first.rfind("exits.", 0) == 0) sq += be->sum_squares(G[i].second->ptr(), G[i].second->numel());
+      if (P[i].role.owner == ParamOwner::kExit) sq += be->sum_squares(G[i].second->ptr(), G[i].second->numel());
     r.grad_norm = std::sqrt(sq);
     const TrainingSpec& t = s.training;
     const double clip = t.clip_grad > 0 && r.grad_norm > t.clip_grad ? t.clip_grad / (r.grad_norm + 1e-6) : 1.0;
     for (size_t i = 0; i < P.size(); ++i) {
-      if (P[i].first.rfind("exits.", 0) != 0) continue;
-      const float wd = decays(P[i].first, *P[i].second) ? static_cast<float>(t.weight_decay) : 0.0f;
-      be->adamw_step(P[i].second->ptr(), G[i].second->ptr(), Mo[i].second->ptr(), V[i].second->ptr(),
-                     P[i].second->numel(), static_cast<float>(lr_at(t, it)), static_cast<float>(t.adam_beta1),
+      if (P[i].role.owner != ParamOwner::kExit) continue;
+      const float wd = P[i].role.decays() ? static_cast<float>(t.weight_decay) : 0.0f;
+      be->adamw_step(P[i].tensor->ptr(), G[i].second->ptr(), Mo[i].second->ptr(), V[i].second->ptr(),
+                     P[i].tensor->numel(), static_cast<float>(lr_at(t, it)), static_cast<float>(t.adam_beta1),
                      static_cast<float>(t.adam_beta2), static_cast<float>(t.adam_eps), wd, static_cast<float>(clip),
                      it + 1);
     }

@@ -63,9 +63,9 @@ TEST_F(OpsGrad, Matmul) {
 }
 
 TEST_F(OpsGrad, Norms) {
-  for (NormKind kind : {NormKind::kLayerNorm, NormKind::kRMSNorm}) {
+  for (Normalization kind : {Normalization::kLayerNorm, Normalization::kRMSNorm}) {
     const int N = 5, C = 16;
-    const bool ln = kind == NormKind::kLayerNorm;
+    const bool ln = kind == Normalization::kLayerNorm;
     auto x = testing::randn(N * C, rng), w = testing::randn(C, rng), b = testing::randn(C, rng), r = testing::randn(N * C, rng);
     std::vector<float> out(N * C), mean(N), rstd(N), dx(N * C, 0), dw(C, 0), db(C, 0);
     auto loss = [&] {

@@ -57,7 +57,7 @@ void run_parity(Variant variant, const std::string& name) {
   for (double x : s.exits.exit_layer_weight) w.exits.push_back(static_cast<float>(x));
   w.final_weight = 1.0f;
   nlohmann::json j{{"L", cfg.L}, {"C", cfg.C}, {"NH", cfg.NH}, {"G", cfg.G}, {"HS", cfg.HS}, {"F", cfg.F},
-                   {"V", cfg.V}, {"Vp", cfg.Vp}, {"norm", cfg.norm == NormKind::kLayerNorm ? "LayerNorm" : "RMSNorm"},
+                   {"V", cfg.V}, {"Vp", cfg.Vp}, {"norm", cfg.norm == Normalization::kLayerNorm ? "LayerNorm" : "RMSNorm"},
                    {"rope", cfg.rope}, {"swiglu", cfg.swiglu}, {"untie_final", cfg.untie_final}, {"eps", cfg.eps},
                    {"rope_base", cfg.rope_base}, {"exit_depth", cfg.exit_depth}, {"exit_block", cfg.exit_block},
                    {"exit_norm", cfg.exit_norm}, {"exit_mlp", cfg.exit_mlp}, {"untie_exits", cfg.untie_exits},

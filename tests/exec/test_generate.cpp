@@ -12,6 +12,7 @@
 
 #include "exec/generate/generate.h"
 #include "exec/gpt/gpt_model.h"
+#include "model/yaml_reader.h"
 #include "tests/exec/test_util.h"
 
 namespace eellm::exec {
@@ -66,7 +67,7 @@ GenerateResult run(const Model& m, const std::vector<std::vector<int32_t>>& prom
 
 // The median max-prob score of exit 0 over a few positions: a threshold at which exits fire for
 // some tokens and not for others on a random-init model.
-double median_exit_score(const Model& m, ConfidenceRule rule) {
+double median_exit_score(const Model& m, Confidence rule) {
   std::vector<int32_t> toks = random_prompts(1, 1, m.cfg.V, 99)[0];
   toks.resize(24);
   std::mt19937_64 rng(5);
@@ -135,13 +136,13 @@ TEST(Generate, ThresholdOffGivesTheFullModelForEveryMethod) {
     GenerateOptions full;
     full.max_new_tokens = 16;
     const auto ref = tokens_of(run(m, prompts, full));
-    for (DecodeMethod method : {DecodeMethod::kRecompute, DecodeMethod::kSpeculative}) {
+    for (InferenceMethod method : {InferenceMethod::kRecompute, InferenceMethod::kSpeculative}) {
       GenerateOptions o = full;
       o.method = method;
       o.threshold = 1.0;
       const auto r = run(m, prompts, o);
-      EXPECT_EQ(tokens_of(r), ref) << decode_method_name(method) << " variant " << static_cast<int>(v);
-      if (method == DecodeMethod::kRecompute) {
+      EXPECT_EQ(tokens_of(r), ref) << to_string(method) << " variant " << static_cast<int>(v);
+      if (method == InferenceMethod::kRecompute) {
         EXPECT_EQ(r.stats.head_counts.back(), r.stats.tokens);
       }
     }
@@ -158,7 +159,7 @@ TEST(Generate, SelfSpeculativeGreedyEqualsFullGreedyOnManyPrompts) {
     for (int e = 0; e < m.cfg.num_exits(); ++e) {
       for (int k : {1, 3, 6}) {
         GenerateOptions o = full;
-        o.method = DecodeMethod::kSpeculative;
+        o.method = InferenceMethod::kSpeculative;
         o.draft_exit = e;
         o.draft_tokens = k;
         const auto r = run(m, prompts, o);
@@ -170,7 +171,7 @@ TEST(Generate, SelfSpeculativeGreedyEqualsFullGreedyOnManyPrompts) {
     // Confidence-limited drafting (rounds end at the first unconfident draft) is lossless too, and
     // computes fewer layer rows than always drafting k (the random test model is never confident).
     GenerateOptions fixed = full, adaptive = full;
-    fixed.method = adaptive.method = DecodeMethod::kSpeculative;
+    fixed.method = adaptive.method = InferenceMethod::kSpeculative;
     fixed.draft_tokens = adaptive.draft_tokens = 6;
     adaptive.draft_threshold = 0.3;
     const auto ra = run(m, prompts, adaptive), rf = run(m, prompts, fixed);
@@ -178,7 +179,7 @@ TEST(Generate, SelfSpeculativeGreedyEqualsFullGreedyOnManyPrompts) {
     EXPECT_LT(ra.stats.layers_per_token, rf.stats.layers_per_token) << "variant " << static_cast<int>(v);
     // One prompt at a time gives the same tokens as the batch (sequences accept different counts).
     GenerateOptions o = full;
-    o.method = DecodeMethod::kSpeculative;
+    o.method = InferenceMethod::kSpeculative;
     o.draft_tokens = 4;
     for (size_t i = 0; i < 4; ++i) EXPECT_EQ(tokens_of(run(m, {prompts[i]}, o))[0], ref[i]);
   }
@@ -207,7 +208,7 @@ TEST(Generate, SelfSpeculativeSamplingMatchesTheFullModelDistribution) {
 
   const int N = 3000;
   GenerateOptions o;
-  o.method = DecodeMethod::kSpeculative;
+  o.method = InferenceMethod::kSpeculative;
   o.draft_exit = 0;
   o.draft_tokens = 3;
   o.max_new_tokens = 2;
@@ -256,8 +257,8 @@ TEST(Generate, RecomputeTokensAreTheirHeadsArgmaxAndBatchesMixExits) {
     Model m = make_model(v);
     const auto prompts = random_prompts(5, 6, m.cfg.V, 44);
     GenerateOptions o;
-    o.method = DecodeMethod::kRecompute;
-    o.threshold = median_exit_score(m, ConfidenceRule::kMaxProb);
+    o.method = InferenceMethod::kRecompute;
+    o.threshold = median_exit_score(m, Confidence::kMaxProb);
     o.max_new_tokens = 20;
     o.max_pending = 3;
     auto g = Generator::create(m.cfg, m.params(), *m.be, prompts, o);
@@ -282,7 +283,7 @@ TEST(Generate, RecomputeTokensAreTheirHeadsArgmaxAndBatchesMixExits) {
         EXPECT_EQ(out.tokens[i], argmax_token(row, m.cfg.V)) << "variant " << static_cast<int>(v) << " seq " << b
                                                                 << " token " << i << " head " << h;
         if (h < m.cfg.num_exits()) {
-          EXPECT_GE(confidence_score(ConfidenceRule::kMaxProb, row, m.cfg.V), o.threshold);
+          EXPECT_GE(confidence_score(Confidence::kMaxProb, row, m.cfg.V), o.threshold);
         }
       }
       EXPECT_GT(heads_here.size(), 1u) << "sequence " << b << " should leave at more than one head";
@@ -300,8 +301,8 @@ TEST(Generate, RecomputedKvEqualsFullModelKv) {
     Model m = make_model(v);
     const auto prompts = random_prompts(3, 5, m.cfg.V, 55);
     GenerateOptions o;
-    o.method = DecodeMethod::kRecompute;
-    o.threshold = median_exit_score(m, ConfidenceRule::kMaxProb);
+    o.method = InferenceMethod::kRecompute;
+    o.threshold = median_exit_score(m, Confidence::kMaxProb);
     o.max_new_tokens = 16;
     auto g = Generator::create(m.cfg, m.params(), *m.be, prompts, o);
     ASSERT_TRUE(g.is_ok());
@@ -334,7 +335,7 @@ TEST(Generate, RecomputedKvEqualsFullModelKv) {
 TEST(Generate, PendingCapZeroForcesFullPasses) {
   Model m = make_model(Variant::kGpt2);
   GenerateOptions o;
-  o.method = DecodeMethod::kRecompute;
+  o.method = InferenceMethod::kRecompute;
   o.threshold = 0.0;  // every exit would fire
   o.max_pending = 0;
   o.max_new_tokens = 8;
@@ -350,20 +351,20 @@ TEST(Generate, PendingCapZeroForcesFullPasses) {
 TEST(Generate, ConfidenceRulesAndSubsetsOfExits) {
   const float logits[4] = {2.0f, 1.0f, 0.0f, -100.0f};
   const double z = std::exp(2.0) + std::exp(1.0) + 1.0 + std::exp(-100.0);
-  EXPECT_NEAR(confidence_score(ConfidenceRule::kMaxProb, logits, 4), std::exp(2.0) / z, 1e-9);
-  EXPECT_NEAR(confidence_score(ConfidenceRule::kMargin, logits, 4), (std::exp(2.0) - std::exp(1.0)) / z, 1e-9);
+  EXPECT_NEAR(confidence_score(Confidence::kMaxProb, logits, 4), std::exp(2.0) / z, 1e-9);
+  EXPECT_NEAR(confidence_score(Confidence::kMargin, logits, 4), (std::exp(2.0) - std::exp(1.0)) / z, 1e-9);
   const float uniform[4] = {1, 1, 1, 1}, onehot[4] = {0, 0, 500, 0};
-  EXPECT_NEAR(confidence_score(ConfidenceRule::kEntropy, uniform, 4), 0.0, 1e-9);
-  EXPECT_NEAR(confidence_score(ConfidenceRule::kEntropy, onehot, 4), 1.0, 1e-9);
+  EXPECT_NEAR(confidence_score(Confidence::kEntropy, uniform, 4), 0.0, 1e-9);
+  EXPECT_NEAR(confidence_score(Confidence::kEntropy, onehot, 4), 1.0, 1e-9);
   EXPECT_EQ(argmax_token(logits, 3), 0);
 
   Model m = make_model(Variant::kGpt2);
   GenerateOptions o;
-  o.method = DecodeMethod::kRecompute;
+  o.method = InferenceMethod::kRecompute;
   o.threshold = 0.0;
   o.exits = {1};  // only the second exit may fire
   o.max_new_tokens = 6;
-  for (ConfidenceRule rule : {ConfidenceRule::kMaxProb, ConfidenceRule::kMargin, ConfidenceRule::kEntropy}) {
+  for (Confidence rule : {Confidence::kMaxProb, Confidence::kMargin, Confidence::kEntropy}) {
     o.confidence = rule;
     const auto r = run(m, random_prompts(2, 3, m.cfg.V, 2), o);
     EXPECT_EQ(r.stats.head_counts[0], 0);
@@ -414,10 +415,10 @@ TEST(Generate, ContextLimitEndsGeneration) {
   Model m = make_model(Variant::kGpt2, 16);
   GenerateOptions o;
   o.max_new_tokens = 100;
-  for (DecodeMethod method : {DecodeMethod::kFull, DecodeMethod::kSpeculative}) {
+  for (InferenceMethod method : {InferenceMethod::kFull, InferenceMethod::kSpeculative}) {
     o.method = method;
     const auto r = run(m, {std::vector<int32_t>(10, 3)}, o);
-    EXPECT_EQ(r.sequences[0].tokens.size(), 6u) << decode_method_name(method);
+    EXPECT_EQ(r.sequences[0].tokens.size(), 6u) << to_string(method);
   }
 }
 
@@ -435,19 +436,19 @@ TEST(Generate, ForcedTokensGivePerPositionPredictions) {
   GenerateOptions o;
   o.max_new_tokens = static_cast<int>(text.size());
   o.forced = {text};
-  for (auto [method, head] : {std::pair{DecodeMethod::kFull, m.cfg.num_exits()}, std::pair{DecodeMethod::kRecompute, 0}}) {
+  for (auto [method, head] : {std::pair{InferenceMethod::kFull, m.cfg.num_exits()}, std::pair{InferenceMethod::kRecompute, 0}}) {
     o.method = method;
-    o.threshold = method == DecodeMethod::kFull ? 1.0 : 0.0;
+    o.threshold = method == InferenceMethod::kFull ? 1.0 : 0.0;
     const auto r = run(m, {prompt}, o);
     ASSERT_EQ(r.sequences[0].tokens.size(), text.size());
     for (size_t i = 0; i < text.size(); ++i) {
       const float* row = ref[static_cast<size_t>(head)].ptr() + (prompt.size() - 1 + i) * static_cast<size_t>(m.cfg.Vp);
-      EXPECT_EQ(r.sequences[0].tokens[i], argmax_token(row, m.cfg.V)) << decode_method_name(method) << " i " << i;
+      EXPECT_EQ(r.sequences[0].tokens[i], argmax_token(row, m.cfg.V)) << to_string(method) << " i " << i;
     }
   }
-  o.method = DecodeMethod::kSpeculative;
+  o.method = InferenceMethod::kSpeculative;
   EXPECT_FALSE(generate(m.cfg, m.params(), *m.be, {prompt}, o).is_ok());
-  o.method = DecodeMethod::kFull;
+  o.method = InferenceMethod::kFull;
   o.forced = {text, text};
   EXPECT_FALSE(generate(m.cfg, m.params(), *m.be, {prompt}, o).is_ok());
 }
@@ -470,9 +471,9 @@ TEST(Generate, ClearErrors) {
   expect_error({{1}}, bad, "threshold (1.5");
   bad = o, bad.exits = {2};
   expect_error({{1}}, bad, "exit index 2");
-  bad = o, bad.method = DecodeMethod::kSpeculative, bad.draft_tokens = 0;
+  bad = o, bad.method = InferenceMethod::kSpeculative, bad.draft_tokens = 0;
   expect_error({{1}}, bad, "draft_tokens");
-  bad = o, bad.method = DecodeMethod::kPipeline;
+  bad = o, bad.method = InferenceMethod::kPipeline;
   expect_error({{1}}, bad, "pipeline");
   bad = o, bad.sampling.top_p = 0.0f;
   expect_error({{1}}, bad, "top_p");
@@ -483,8 +484,13 @@ TEST(Generate, ClearErrors) {
   EXPECT_FALSE(parse_threshold("-0.1").is_ok());
   EXPECT_FALSE(parse_threshold("0.8x").is_ok());
   EXPECT_FALSE(parse_threshold("nan").is_ok());
-  EXPECT_FALSE(parse_confidence_rule("softmax").is_ok());
-  EXPECT_FALSE(parse_decode_method("fast").is_ok());
+  auto bad_rule = parse_enum_value<Confidence>("--confidence", "sigmoid");
+  ASSERT_FALSE(bad_rule.is_ok());
+  EXPECT_EQ(bad_rule.status().message(), "--confidence: unknown value 'sigmoid'; allowed: max_prob, margin, entropy");
+  auto bad_method = parse_enum_value<InferenceMethod>("--method", "fast");
+  ASSERT_FALSE(bad_method.is_ok());
+  EXPECT_EQ(bad_method.status().message(),
+            "--method: unknown value 'fast'; allowed: full, recompute, pipeline, speculative");
 
   auto missing = load_generation_model("/nonexistent/eellm/ckpt");
   ASSERT_FALSE(missing.is_ok());

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <limits>
 
-#include "exec/io/checkpoint.h"
+#include "exec/io/dist_checkpoint.h"
 #include "exec/io/data.h"
 #include "exec/gpt/optimizer.h"
 #include "exec/io/safetensors.h"

@@ -157,7 +157,7 @@ TEST(Fit, ShippedA100ProfileValidationMape) {
 namespace eellm {
 namespace {
 
-// The residual terms `eellm validate` fits, as the cost model charges them.
+// The residual terms `eellm fidelity` fits, as the cost model charges them.
 TEST(CostModelResiduals, ExitOverheadIsChargedPerHeadAndMicrobatchOnly) {
   auto sc = load_scenario("tiny-ee");
   ASSERT_TRUE(sc.is_ok()) << sc.status().to_string();

@@ -61,14 +61,14 @@ double median_score(const Model& m, Backend& be) {
   const auto logits = incremental_logits(m.cfg, m.params, be, toks, 4);
   std::vector<double> s;
   for (int t = 0; t < 24; ++t)
-    s.push_back(confidence_score(ConfidenceRule::kMaxProb, logits[0].ptr() + static_cast<size_t>(t) * m.cfg.Vp, m.cfg.V));
+    s.push_back(confidence_score(Confidence::kMaxProb, logits[0].ptr() + static_cast<size_t>(t) * m.cfg.Vp, m.cfg.V));
   std::sort(s.begin(), s.end());
   return s[s.size() / 2];
 }
 
 // Runs the pipeline on every rank (each keeping only its stage's weights) and, on rank 0, compares
 // with the single-process method `ref_method` at the same options.
-void expect_pipeline_matches(Variant v, GenerateOptions o, DecodeMethod ref_method, bool expect_exits) {
+void expect_pipeline_matches(Variant v, GenerateOptions o, InferenceMethod ref_method, bool expect_exits) {
   const int pp = world().size();
   Model m = make_model(v);
   auto be = make_cpu_backend(1);
@@ -78,7 +78,7 @@ void expect_pipeline_matches(Variant v, GenerateOptions o, DecodeMethod ref_meth
   GptParams stage_params = m.params;
   keep_stage_params(m.cfg, *st, world().rank(), stage_params);
   const auto ps = prompts(m.cfg);
-  o.method = DecodeMethod::kPipeline;
+  o.method = InferenceMethod::kPipeline;
   auto got = generate_pipeline(m.cfg, stage_params, *be, *st, ps, o, world(), 60.0);
   ASSERT_TRUE(got.is_ok()) << got.status().message();
   if (world().rank() != 0) {
@@ -93,7 +93,7 @@ void expect_pipeline_matches(Variant v, GenerateOptions o, DecodeMethod ref_meth
   ASSERT_EQ(got->sequences.size(), ps.size());
   for (size_t b = 0; b < ps.size(); ++b) {
     EXPECT_EQ(got->sequences[b].tokens, want->sequences[b].tokens) << "sequence " << b << ", pp " << pp;
-    if (ref_method != DecodeMethod::kFull) {
+    if (ref_method != InferenceMethod::kFull) {
       EXPECT_EQ(got->sequences[b].head, want->sequences[b].head) << "sequence " << b;
     }
   }
@@ -111,14 +111,14 @@ TEST(PipelineGenerate, Gpt2GreedyEqualsSingleProcessEarlyExit) {
   GenerateOptions o;
   o.threshold = -1;  // median score
   o.max_new_tokens = 12;
-  expect_pipeline_matches(Variant::kGpt2, o, DecodeMethod::kRecompute, true);
+  expect_pipeline_matches(Variant::kGpt2, o, InferenceMethod::kRecompute, true);
 }
 
 TEST(PipelineGenerate, LlamaPreExitBlocksGreedyEqualsSingleProcessEarlyExit) {
   GenerateOptions o;
   o.threshold = -1;
   o.max_new_tokens = 12;
-  expect_pipeline_matches(Variant::kLlama, o, DecodeMethod::kRecompute, true);
+  expect_pipeline_matches(Variant::kLlama, o, InferenceMethod::kRecompute, true);
 }
 
 TEST(PipelineGenerate, SampledTokensEqualSingleProcessWithTheSameSeed) {
@@ -127,15 +127,15 @@ TEST(PipelineGenerate, SampledTokensEqualSingleProcessWithTheSameSeed) {
   o.max_new_tokens = 10;
   o.sampling = {0.8f, 20, 0.95f};
   o.seed = 42;
-  expect_pipeline_matches(Variant::kGpt2, o, DecodeMethod::kRecompute, true);
+  expect_pipeline_matches(Variant::kGpt2, o, InferenceMethod::kRecompute, true);
 }
 
 TEST(PipelineGenerate, ThresholdOffEqualsFullModel) {
   GenerateOptions o;
   o.threshold = 1.0;
   o.max_new_tokens = 12;
-  expect_pipeline_matches(Variant::kGpt2, o, DecodeMethod::kFull, false);
-  expect_pipeline_matches(Variant::kLlama, o, DecodeMethod::kFull, false);
+  expect_pipeline_matches(Variant::kGpt2, o, InferenceMethod::kFull, false);
+  expect_pipeline_matches(Variant::kLlama, o, InferenceMethod::kFull, false);
 }
 
 TEST(PipelineGenerate, StagesFromTheLayoutAndBadInput) {

@@ -96,16 +96,16 @@ class CudaBackend final : public Backend {
     }
   }
 
-  void norm_forward(NormKind kind, float* out, float* mean, float* rstd, const float* inp, const float* weight,
+  void norm_forward(Normalization kind, float* out, float* mean, float* rstd, const float* inp, const float* weight,
                     const float* bias, int N, int C, float eps) override {
     if (N == 0) return;
-    cuda::launch_norm_forward(kind == NormKind::kLayerNorm, out, mean, rstd, inp, weight, bias, N, C, eps, st_);
+    cuda::launch_norm_forward(kind == Normalization::kLayerNorm, out, mean, rstd, inp, weight, bias, N, C, eps, st_);
   }
-  void norm_backward(NormKind kind, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+  void norm_backward(Normalization kind, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, const float* mean, const float* rstd, int N, int C) override {
     if (N == 0) return;
     float* partial = floats(partial_, cuda::norm_partial_floats(N, C));
-    cuda::launch_norm_backward(kind == NormKind::kLayerNorm, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N,
+    cuda::launch_norm_backward(kind == Normalization::kLayerNorm, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N,
                                C, partial, st_);
   }
 

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "exec/backend/cuda/cuda_check.h"
+#include "model/parse.h"
 
 namespace eellm::exec::cuda {
 
@@ -64,7 +65,10 @@ int device_count(std::string* why) {
 
 int local_rank() {
   for (const char* v : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID", "LOCAL_RANK"})
-    if (const char* s = std::getenv(v)) return std::atoi(s);
+    if (const char* s = std::getenv(v)) {
+      int r = 0;
+      return parse_number(s, r) ? r : 0;  // a malformed value selects device 0, as no value does
+    }
   return 0;
 }
 

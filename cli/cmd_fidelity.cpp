@@ -1,9 +1,10 @@
-// `eellm validate [--plans DIR|default] [--np 2,4] [--profile DEVICE]`: the fidelity harness
+// `eellm fidelity [--plans DIR|default] [--np 2,4] [--profile DEVICE]`: the fidelity harness
 // (fidelity/fidelity.h). Runs each plan with the executor under mpirun, fits the residual
 // parameters on the fitting plans, simulates every plan with the calibrated profile and prints
 // per-plan errors, the MAPE of fitting and judged plans and the error per op kind.
-// `eellm validate --worker PLAN.yaml --steps N --metrics M --trace T` is the per-rank entry point
+// `eellm fidelity --worker PLAN.yaml --steps N --metrics M --trace T` is the per-rank entry point
 // the harness launches (the distributed executor of exec/train/runtime.h, as `eellm train` under mpirun).
+// `eellm validate` is its deprecated alias (one notice on stderr): "validate" means scenario validation.
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,8 +27,8 @@
 namespace eellm::cli {
 namespace {
 
-struct ValidateOptions {
-  std::string plans = "default", profile = "cpu-local", workdir = "runs/validate", fitted_out, worker, metrics, trace;
+struct FidelityOptions {
+  std::string plans = "default", profile = "cpu-local", workdir = "runs/fidelity", fitted_out, worker, metrics, trace;
   std::string mpirun = "mpirun --oversubscribe --allow-run-as-root --bind-to none";
   std::vector<int> nps{2, 4};
   std::vector<std::string> only;  // plan names to run (empty: all)
@@ -42,20 +43,16 @@ std::string self_exe() {
   return ec ? std::string("eellm") : p.string();
 }
 
-int run_worker(const ValidateOptions& o) {
-  auto sc = load_scenario(o.worker);
-  if (!sc.is_ok()) {
-    std::cerr << "eellm validate --worker: " << sc.status().to_string() << "\n";
-    return 1;
-  }
+StatusOr<int> run_worker(const FidelityOptions& o) {
+  EELLM_ASSIGN_OR_RETURN(Scenario sc, load_scenario(o.worker));
   exec::DistributedTrainOptions d;
   d.steps = o.steps;
   d.metrics_path = o.metrics;
   d.trace_path = o.trace;
-  return exec::train_distributed_main(*sc, d, std::cout);
+  return exec::train_distributed_main(sc, d, std::cout);
 }
 
-Status run_validate(const ValidateOptions& o) {
+Status run_fidelity(const FidelityOptions& o) {
   EELLM_ASSIGN_OR_RETURN(DeviceProfile device, load_device_profile(o.profile));
   // A profile from before host_cores existed: this machine's cores (the runs happen here).
   if (device.host_cores <= 0) device.host_cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -124,7 +121,7 @@ Status run_validate(const ValidateOptions& o) {
     std::ofstream f(o.fitted_out);
     f << device_profile_to_yaml(fitted, device.name + ": " + o.profile +
                                             " with per_layer/per_exit overheads, compute_share and "
-                                            "oversubscribed_efficiency fitted by `eellm validate` on its fitting plans\n"
+                                            "oversubscribed_efficiency fitted by `eellm fidelity` on its fitting plans\n"
                                             "(judged-plan MAPE " + std::to_string(report.judged_mape).substr(0, 5) + " %).");
     if (!f) return Status::io_error("cannot write " + o.fitted_out);
     std::cout << "wrote " << o.fitted_out << "\n";
@@ -133,12 +130,12 @@ Status run_validate(const ValidateOptions& o) {
   return Status::ok();
 }
 
-}  // namespace
-
-void register_validate(CLI::App& app) {
-  auto o = std::make_shared<ValidateOptions>();
+// `eellm NAME`: fidelity, or its deprecated alias validate (hidden from the help).
+void add_fidelity_command(CLI::App& app, const std::string& name, bool deprecated) {
+  auto o = std::make_shared<FidelityOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "validate", "Run small plans with the executor under mpirun and report the simulator's prediction error");
+      name, "Run small plans with the executor under mpirun and report the simulator's prediction error");
+  if (deprecated) cmd->group("");
   cmd->add_option("--plans", o->plans, "Plan directory (*.yaml; fit-*.yaml are fitting plans) or `default`");
   cmd->add_option("--np", o->nps, "Rank counts to run (default 2,4)")->delimiter(',');
   cmd->add_option("--profile", o->profile, "Calibrated device profile (name or file; default cpu-local)");
@@ -152,22 +149,26 @@ void register_validate(CLI::App& app) {
   cmd->add_option("--worker", o->worker, "(internal) run one plan as a rank of the distributed executor")->group("");
   cmd->add_option("--metrics", o->metrics, "(internal, --worker) metrics JSONL")->group("");
   cmd->add_option("--trace", o->trace, "(internal, --worker) measured trace of the last iteration")->group("");
-  cmd->callback([o] {
+  cmd->callback([o, name, deprecated] {
+    if (deprecated && o->worker.empty())
+      std::cerr << "eellm validate: deprecated name of `eellm fidelity` (validate means scenario validation)\n";
     if (!o->worker.empty()) {
-      exit_code() = run_worker(*o);
-      return;
+      auto rc = run_worker(*o);
+      if (rc.is_ok()) exit_code() = *rc;
+      return finish(name + " --worker", rc.status());
     }
-    if (o->steps < 3) {
-      std::cerr << "eellm validate: --steps " << o->steps << " must be at least 3 (warm-up, timed, traced)\n";
-      exit_code() = 1;
-      return;
-    }
-    const Status st = run_validate(*o);
-    if (!st.is_ok()) {
-      std::cerr << "eellm validate: " << st.to_string() << "\n";
-      exit_code() = 1;
-    }
+    if (o->steps < 3)
+      return finish(name, Status::invalid_argument("--steps " + std::to_string(o->steps) +
+                                                   " must be at least 3 (warm-up, timed, traced)"));
+    finish(name, run_fidelity(*o));
   });
+}
+
+}  // namespace
+
+void register_fidelity(CLI::App& app) {
+  add_fidelity_command(app, "fidelity", false);
+  add_fidelity_command(app, "validate", true);
 }
 
 }  // namespace eellm::cli
