@@ -342,6 +342,13 @@ void check_memory(Checker& c, const Scenario& s, const Layout& layout, double ma
 
 }  // namespace
 
+Diagnostics validate_cost_fields(const Scenario& s) {
+  Diagnostics diags;
+  Checker c(diags);
+  check_cost(c, s);
+  return diags;
+}
+
 Diagnostics validate_scenario(const Scenario& s, double memory_margin_fraction) {
   Diagnostics diags;
   Checker c(diags);
