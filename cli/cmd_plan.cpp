@@ -62,7 +62,7 @@ void add_objective_options(CLI::App* cmd, ObjectiveOptions& o) {
   cmd->add_option("--max-cost", o.limits.max_cost_usd, "Drop plans whose training costs more (USD)")->check(CLI::PositiveNumber);
   cmd->add_option("--deadline-days", o.limits.deadline_days, "Drop plans that take longer to train (days, wall clock)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--max-gpus", o.limits.max_gpus, "Drop plans on more GPUs")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-gpus", o.limits.max_gpus, "Cap on the GPUs of a plan (below --gpus: the budget searched)")->check(CLI::PositiveNumber);
 }
 
 // The planner's simulated plans ranked by the objective, printed in `format`; the best one.
@@ -132,8 +132,8 @@ void register_plan(CLI::App& app) {
     if (opt->objective.active()) {  // cost every simulated plan, then rank by the objective
       po.top_k = opt->simulate_top < 0 ? INT_MAX : std::max(opt->top, opt->simulate_top);
       po.exit_overhead = false;
-      const int max_gpus = opt->objective.limits.max_gpus;  // search down to the cap unless told
-      if (max_gpus > 0 && max_gpus < opt->gpus && opt->min_gpus == 0) po.min_gpus = max_gpus;
+      const int max_gpus = opt->objective.limits.max_gpus;  // the cap is the budget searched
+      if (max_gpus > 0 && max_gpus < opt->gpus) po.gpus = max_gpus;
     }
     if (!opt->no_progress && isatty(STDERR_FILENO)) po.progress = progress_bar;
     po.cancelled = [] { return g_interrupted.load(std::memory_order_relaxed); };

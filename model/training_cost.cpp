@@ -74,9 +74,9 @@ void add_energy(const TrainingCostInput& in, TrainingCost& c) {
   // Lost work is re-run at the same busy/idle mix; checkpoint writes and restarts leave GPUs idle.
   const double rerun = c.useful_s > 0 ? (c.useful_s + c.lost_work_s) / c.useful_s : 1;
   c.energy_gpu_busy_kWh = busy_J * c.iterations * rerun / kJoulesPerKWh;
-  c.energy_gpu_idle_kWh = (idle_J * c.iterations * rerun +
-                           in.gpus * in.power_idle_W * (c.checkpoint_overhead_s + c.restart_total_s)) /
-                          kJoulesPerKWh;
+  c.energy_gpu_idle_kWh =
+      (idle_J * c.iterations * rerun + in.gpus * in.power_idle_W * (c.checkpoint_overhead_s + c.restart_total_s)) /
+      kJoulesPerKWh;
   c.energy_node_kWh = in.nodes * in.cost.node_overhead_W * c.wall_s / kJoulesPerKWh;
   c.energy_kWh = in.cost.pue * (c.energy_gpu_busy_kWh + c.energy_gpu_idle_kWh + c.energy_node_kWh);
 }

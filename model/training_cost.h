@@ -42,16 +42,16 @@ struct TrainingCostInput {
   double train_tokens = 0;          // 0 → train_iters
   int64_t train_iters = 0;
   std::vector<StageLoad> stages;
-  int gpus = 1;                     // GPUs the job holds (billed)
+  int gpus = 1;  // GPUs the job holds (billed)
   int nodes = 1;
-  double checkpoint_bytes = 0;      // weights + optimizer state of the whole model
+  double checkpoint_bytes = 0;  // weights + optimizer state of the whole model
   double power_busy_W = 0, power_idle_W = 0;
   CostSpec cost;
 };
 
 struct TrainingCost {
   double iterations = 0;
-  double useful_s = 0;               // iterations × iteration time
+  double useful_s = 0;  // iterations × iteration time
   double checkpoint_bytes = 0;
   double checkpoint_write_s = 0;     // δ
   double job_mtbf_s = 0;             // M; 0 when failures are not modelled
@@ -62,7 +62,7 @@ struct TrainingCost {
   double lost_work_s = 0;            // N × τ/2
   double restart_total_s = 0;        // N × restart
   double wall_s = 0;
-  double goodput = 1;                // useful / wall
+  double goodput = 1;  // useful / wall
   double gpu_hours = 0;
   double cost_usd = 0;
   double energy_kWh = 0;

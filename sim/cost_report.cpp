@@ -1,11 +1,10 @@
 // The cost block of simulate, the GUI and `plan --objective` (see cost_report.h).
 #include "sim/cost_report.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "model/cost_model.h"
@@ -68,38 +67,61 @@ std::string training_cost_to_text(const TrainingCost& c, const CostSpec& k) {
   os << "  time to train      " << duration(c.wall_s) << " (useful " << duration(c.useful_s) << ", goodput "
      << fmt("%.1f %%)\n", 100 * c.goodput);
   os << "  GPU-hours          " << fmt("%.0f\n", c.gpu_hours);
-  os << "  cost               " << fmt("%.0f USD", c.cost_usd) << fmt(" at %.2f USD per GPU-hour\n", k.price_per_gpu_hour_usd);
+  os << "  cost               " << fmt("%.0f USD", c.cost_usd)
+     << fmt(" at %.2f USD per GPU-hour\n", k.price_per_gpu_hour_usd);
   os << "  energy             " << fmt("%.0f kWh", c.energy_kWh) << fmt(" (GPUs busy %.0f", c.energy_gpu_busy_kWh)
      << fmt(", idle %.0f", c.energy_gpu_idle_kWh) << fmt(", node overhead %.0f kWh", c.energy_node_kWh)
      << fmt("; PUE %.2f)\n", k.pue);
   if (c.job_mtbf_s > 0)
-    os << "  failures           job MTBF " << duration(c.job_mtbf_s) << fmt(": %.1f expected interruptions", c.interruptions)
-       << " (lost work " << duration(c.lost_work_s) << ", restarts " << duration(c.restart_total_s) << ")\n";
+    os << "  failures           job MTBF " << duration(c.job_mtbf_s)
+       << fmt(": %.1f expected interruptions", c.interruptions) << " (lost work " << duration(c.lost_work_s)
+       << ", restarts " << duration(c.restart_total_s) << ")\n";
   else
     os << "  failures           not modelled (cluster.cost.node_mtbf_hours is 0)\n";
   if (c.checkpoint_write_s > 0)
-    os << "  checkpoints        " << fmt("%.1f GB", c.checkpoint_bytes / 1e9) << ", write " << duration(c.checkpoint_write_s)
-       << ", Young/Daly interval " << duration(c.checkpoint_interval_s) << fmt(": %.0f writes", c.checkpoints) << " ("
-       << duration(c.checkpoint_overhead_s) << ")\n";
+    os << "  checkpoints        " << fmt("%.1f GB", c.checkpoint_bytes / 1e9) << ", write "
+       << duration(c.checkpoint_write_s) << ", Young/Daly interval " << duration(c.checkpoint_interval_s)
+       << fmt(": %.0f writes", c.checkpoints) << " (" << duration(c.checkpoint_overhead_s) << ")\n";
   else
     os << "  checkpoints        not modelled (cluster.cost.checkpoint_write_GBps_per_node is 0)\n";
   return os.str();
 }
 
 const std::vector<std::string>& training_cost_csv_header() {
-  static const std::vector<std::string> h = {
-      "train_iterations",      "useful_time_s",        "wall_time_s",         "goodput",
-      "gpu_hours",             "cost_usd",             "energy_kWh",          "interruptions",
-      "job_mtbf_s",            "checkpoint_bytes",     "checkpoint_write_s",  "checkpoint_interval_s",
-      "checkpoint_overhead_s", "lost_work_s",          "restart_total_s"};
+  static const std::vector<std::string> h = {"train_iterations",
+                                             "useful_time_s",
+                                             "wall_time_s",
+                                             "goodput",
+                                             "gpu_hours",
+                                             "cost_usd",
+                                             "energy_kWh",
+                                             "interruptions",
+                                             "job_mtbf_s",
+                                             "checkpoint_bytes",
+                                             "checkpoint_write_s",
+                                             "checkpoint_interval_s",
+                                             "checkpoint_overhead_s",
+                                             "lost_work_s",
+                                             "restart_total_s"};
   return h;
 }
 
 std::vector<double> training_cost_csv_values(const TrainingCost& c) {
-  return {c.iterations,       c.useful_s,          c.wall_s,           c.goodput,
-          c.gpu_hours,        c.cost_usd,          c.energy_kWh,       c.interruptions,
-          c.job_mtbf_s,       c.checkpoint_bytes,  c.checkpoint_write_s, c.checkpoint_interval_s,
-          c.checkpoint_overhead_s, c.lost_work_s,  c.restart_total_s};
+  return {c.iterations,
+          c.useful_s,
+          c.wall_s,
+          c.goodput,
+          c.gpu_hours,
+          c.cost_usd,
+          c.energy_kWh,
+          c.interruptions,
+          c.job_mtbf_s,
+          c.checkpoint_bytes,
+          c.checkpoint_write_s,
+          c.checkpoint_interval_s,
+          c.checkpoint_overhead_s,
+          c.lost_work_s,
+          c.restart_total_s};
 }
 
 std::string training_cost_to_json(const TrainingCost& c) {
@@ -148,8 +170,8 @@ StatusOr<std::vector<InferenceCost>> inference_costs(const Scenario& scenario, c
 std::string inference_cost_to_text(const InferenceSimResult& r, const std::vector<InferenceCost>& costs,
                                    const CostSpec& k) {
   std::ostringstream os;
-  os << "cost per million generated tokens (" << r.tp * r.pp << fmt(" GPUs at %.2f USD per GPU-hour", k.price_per_gpu_hour_usd)
-     << fmt(", PUE %.2f)\n", k.pue);
+  os << "cost per million generated tokens (" << r.tp * r.pp
+     << fmt(" GPUs at %.2f USD per GPU-hour", k.price_per_gpu_hour_usd) << fmt(", PUE %.2f)\n", k.pue);
   os << "  method        USD/Mtok    kWh/Mtok\n";
   for (size_t i = 0; i < r.methods.size() && i < costs.size(); ++i) {
     char line[128];
@@ -170,10 +192,14 @@ StatusOr<PlanObjective> parse_plan_objective(const std::string& name) {
 
 const char* to_string(PlanObjective o) {
   switch (o) {
-    case PlanObjective::kTime: return "time";
-    case PlanObjective::kCost: return "cost";
-    case PlanObjective::kEnergy: return "energy";
-    case PlanObjective::kGoodput: return "goodput";
+    case PlanObjective::kTime:
+      return "time";
+    case PlanObjective::kCost:
+      return "cost";
+    case PlanObjective::kEnergy:
+      return "energy";
+    case PlanObjective::kGoodput:
+      return "goodput";
   }
   return "?";
 }
@@ -183,20 +209,28 @@ namespace {
 // Smaller is better.
 double objective_key(PlanObjective o, const TrainingCost& c) {
   switch (o) {
-    case PlanObjective::kTime: return c.wall_s;
-    case PlanObjective::kCost: return c.cost_usd;
-    case PlanObjective::kEnergy: return c.energy_kWh;
-    case PlanObjective::kGoodput: return -c.goodput;
+    case PlanObjective::kTime:
+      return c.wall_s;
+    case PlanObjective::kCost:
+      return c.cost_usd;
+    case PlanObjective::kEnergy:
+      return c.energy_kWh;
+    case PlanObjective::kGoodput:
+      return -c.goodput;
   }
   return c.wall_s;
 }
 
 const char* objective_unit(PlanObjective o) {
   switch (o) {
-    case PlanObjective::kTime: return "wall-clock time to train, days";
-    case PlanObjective::kCost: return "cost, USD";
-    case PlanObjective::kEnergy: return "energy, kWh";
-    case PlanObjective::kGoodput: return "goodput, highest first";
+    case PlanObjective::kTime:
+      return "wall-clock time to train, days";
+    case PlanObjective::kCost:
+      return "cost, USD";
+    case PlanObjective::kEnergy:
+      return "energy, kWh";
+    case PlanObjective::kGoodput:
+      return "goodput, highest first";
   }
   return "";
 }
@@ -206,8 +240,8 @@ StatusOr<TrainingCost> plan_entry_cost(const Scenario& base, const PlanEntry& e)
   EELLM_RETURN_IF_ERROR(validate_cost_fields(base).first_error());
   Scenario s = apply_candidate(base, e.candidate);
   if (s.training.train_tokens <= 0)
-    s.training.train_tokens = static_cast<double>(s.training.train_iters) * s.training.global_batch_size *
-                              s.model.seq_length;
+    s.training.train_tokens =
+        static_cast<double>(s.training.train_iters) * s.training.global_batch_size * s.model.seq_length;
   EELLM_ASSIGN_OR_RETURN(const Layout layout, derive_layout(s));
   TrainingCostInput in = base_input(s, layout);
   const double t = e.metrics.time_s();
@@ -219,7 +253,8 @@ StatusOr<TrainingCost> plan_entry_cost(const Scenario& base, const PlanEntry& e)
 
 bool over_limits(const PlanLimits& l, const PlanEntry& e, const TrainingCost& c) {
   return (l.max_gpus > 0 && e.candidate.world_size > l.max_gpus) ||
-         (l.max_cost_usd > 0 && c.cost_usd > l.max_cost_usd) || (l.deadline_days > 0 && c.wall_s > l.deadline_days * 86400);
+         (l.max_cost_usd > 0 && c.cost_usd > l.max_cost_usd) ||
+         (l.deadline_days > 0 && c.wall_s > l.deadline_days * 86400);
 }
 
 std::string limits_text(const PlanLimits& l) {
@@ -244,19 +279,22 @@ StatusOr<CostRanking> rank_plans_by_cost(const Scenario& base, const std::vector
       continue;
     }
     ++r.considered;
-    if (over_limits(limits, e, *c)) ++r.over_limits;
-    else r.ranked.push_back({e, *c});
+    if (over_limits(limits, e, *c))
+      ++r.over_limits;
+    else
+      r.ranked.push_back({e, *c});
   }
   std::stable_sort(r.ranked.begin(), r.ranked.end(), [objective](const CostRankedPlan& a, const CostRankedPlan& b) {
     const double ka = objective_key(objective, a.cost), kb = objective_key(objective, b.cost);
-    if (ka != kb) return ka < kb;
+    if (std::abs(ka - kb) > 1e-9 * std::max(std::abs(ka), std::abs(kb))) return ka < kb;  // else a tie
     if (a.entry.metrics.ranking_time_s() != b.entry.metrics.ranking_time_s())
       return a.entry.metrics.ranking_time_s() < b.entry.metrics.ranking_time_s();
     return a.entry.candidate.index < b.entry.candidate.index;
   });
   if (r.ranked.empty()) {
-    std::string msg = "no plan meets the limits (" + limits_text(limits).substr(2) + "): " +
-                      std::to_string(r.considered) + " costed, " + std::to_string(r.over_limits) + " over a limit";
+    std::string msg = "no plan meets the limits (" + limits_text(limits).substr(2) +
+                      "): " + std::to_string(r.considered) + " costed, " + std::to_string(r.over_limits) +
+                      " over a limit";
     if (!r.errors.empty()) msg += "; e.g. " + r.errors.front();
     return Status::not_found(msg);
   }
@@ -266,14 +304,15 @@ StatusOr<CostRanking> rank_plans_by_cost(const Scenario& base, const std::vector
 
 std::string cost_ranking_to_text(const CostRanking& r) {
   std::ostringstream os;
-  os << "ranked by " << to_string(r.objective) << " (" << objective_unit(r.objective) << limits_text(r.limits) << "): "
-     << r.considered << " simulated plans costed, " << r.over_limits << " over a limit\n";
+  os << "ranked by " << to_string(r.objective) << " (" << objective_unit(r.objective) << limits_text(r.limits)
+     << "): " << r.considered << " simulated plans costed, " << r.over_limits << " over a limit\n";
   os << "  #   days      GPU-h       cost_USD      energy_kWh   goodput   iter_s      plan\n";
   for (size_t i = 0; i < r.ranked.size(); ++i) {
     const TrainingCost& c = r.ranked[i].cost;
     char line[256];
-    std::snprintf(line, sizeof line, "  %-3zu %-9.2f %-11.0f %-13.0f %-12.0f %5.1f %%   %-11.6f ", i + 1, c.wall_s / 86400,
-                  c.gpu_hours, c.cost_usd, c.energy_kWh, 100 * c.goodput, r.ranked[i].entry.metrics.time_s());
+    std::snprintf(line, sizeof line, "  %-3zu %-9.2f %-11.0f %-13.0f %-12.0f %5.1f %%   %-11.6f ", i + 1,
+                  c.wall_s / 86400, c.gpu_hours, c.cost_usd, c.energy_kWh, 100 * c.goodput,
+                  r.ranked[i].entry.metrics.time_s());
     os << line << to_string(r.ranked[i].entry.candidate) << "\n";
   }
   for (const std::string& e : r.errors) os << "  not costed: " << e << "\n";
@@ -283,7 +322,8 @@ std::string cost_ranking_to_text(const CostRanking& r) {
 std::string cost_ranking_to_json(const CostRanking& r) {
   nlohmann::ordered_json j;
   j["objective"] = to_string(r.objective);
-  j["limits"] = {{"max_cost_usd", r.limits.max_cost_usd}, {"deadline_days", r.limits.deadline_days},
+  j["limits"] = {{"max_cost_usd", r.limits.max_cost_usd},
+                 {"deadline_days", r.limits.deadline_days},
                  {"max_gpus", r.limits.max_gpus}};
   j["considered"] = r.considered;
   j["over_limits"] = r.over_limits;

@@ -60,8 +60,8 @@ struct CostRankedPlan {
 struct CostRanking {
   PlanObjective objective = PlanObjective::kTime;
   PlanLimits limits;
-  int considered = 0;            // planner results costed
-  int over_limits = 0;           // dropped by a limit
+  int considered = 0;               // planner results costed
+  int over_limits = 0;              // dropped by a limit
   std::vector<std::string> errors;  // plans the cost model could not cost (first few messages)
   std::vector<CostRankedPlan> ranked;
 };

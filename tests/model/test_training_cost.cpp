@@ -146,7 +146,7 @@ TEST(TrainingCost, Llama3InterruptionsAndGoodput) {
   in.gpus = 16384;
   in.nodes = 2048;
   in.checkpoint_bytes = ckpt;
-  in.cost = s->cluster.cost;  // h100-sxm-2x8: 2 GB/s per node, 10 min restarts
+  in.cost = s->cluster.cost;                                       // h100-sxm-2x8: 2 GB/s per node, 10 min restarts
   in.cost.node_mtbf_hours = in.nodes * days * 24 / interruptions;  // the rate the counts give
   in.train_iters = 1000000;
   in.iteration_time_s = 1;
