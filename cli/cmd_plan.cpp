@@ -5,9 +5,13 @@
 // is a terminal. Ctrl-C (SIGINT) cancels the search through PlanOptions::cancelled: the planner
 // returns StatusCode::kCancelled within one simulation per thread and the command exits with 130
 // (128 + SIGINT, as a shell reports an interrupted command); a second Ctrl-C kills it at once.
+// --objective time|cost|energy|goodput with --max-cost / --deadline-days / --max-gpus ranks the
+// simulated plans by the what-if cost of the scenario's training budget instead (sim/cost_report.h).
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <climits>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -17,6 +21,7 @@
 
 #include "cli/commands.h"
 #include "model/scenario_io.h"
+#include "sim/cost_report.h"
 #include "sim/plan.h"
 
 namespace eellm::cli {
@@ -42,11 +47,44 @@ extern "C" void on_sigint(int) {
   std::signal(SIGINT, SIG_DFL);  // the next Ctrl-C ends the process
 }
 
+// --objective and its limits (kept apart from the search options).
+struct ObjectiveOptions {
+  std::string objective;
+  PlanLimits limits;
+  bool active() const {
+    return !objective.empty() || limits.max_cost_usd > 0 || limits.deadline_days > 0 || limits.max_gpus > 0;
+  }
+};
+
+void add_objective_options(CLI::App* cmd, ObjectiveOptions& o) {
+  cmd->add_option("--objective", o.objective, "Rank by the cost of the training budget: time (to train), cost, energy, goodput")
+      ->check(CLI::IsMember({"time", "cost", "energy", "goodput"}));
+  cmd->add_option("--max-cost", o.limits.max_cost_usd, "Drop plans whose training costs more (USD)")->check(CLI::PositiveNumber);
+  cmd->add_option("--deadline-days", o.limits.deadline_days, "Drop plans that take longer to train (days, wall clock)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-gpus", o.limits.max_gpus, "Cap on the GPUs of a plan (below --gpus: the budget searched)")->check(CLI::PositiveNumber);
+}
+
+// The planner's simulated plans ranked by the objective, printed in `format`; the best one.
+StatusOr<PlanCandidate> print_cost_ranking(const Scenario& sc, const PlanResult& res, const ObjectiveOptions& o, int top,
+                                           const std::string& format) {
+  EELLM_ASSIGN_OR_RETURN(const PlanObjective objective, parse_plan_objective(o.objective.empty() ? "time" : o.objective));
+  std::vector<PlanEntry> simulated;
+  for (const PlanEntry& e : res.ranked)
+    if (e.metrics.simulated) simulated.push_back(e);
+  EELLM_ASSIGN_OR_RETURN(const CostRanking r, rank_plans_by_cost(sc, simulated, objective, o.limits, top));
+  if (format == "json") std::cout << cost_ranking_to_json(r);
+  else if (format == "csv") std::cout << cost_ranking_to_csv(r);
+  else std::cout << "searched " << res.candidates << " candidates, simulated " << res.simulated << "\n" << cost_ranking_to_text(r);
+  return r.ranked.front().entry.candidate;
+}
+
 struct PlanCliOptions {
   std::string scenario, device, exits = "fixed", format = "text", emit;
   int gpus = 0, min_gpus = 0, top = 10, simulate_top = 128, threads = 0;
   double margin = 0.1;
   bool no_progress = false, neighbourhood = false;
+  ObjectiveOptions objective;
 };
 
 PlanOptions plan_options(const PlanCliOptions& opt) {
@@ -59,16 +97,22 @@ PlanOptions plan_options(const PlanCliOptions& opt) {
   po.memory_margin = opt.margin;
   po.threads = opt.threads;
   po.partition_neighbourhood = opt.neighbourhood;
+  if (opt.objective.active()) {  // cost every simulated plan, then rank by the objective
+    po.top_k = opt.simulate_top < 0 ? INT_MAX : std::max(opt.top, opt.simulate_top);
+    po.exit_overhead = false;
+    const int max_gpus = opt.objective.limits.max_gpus;  // the cap is the budget searched
+    if (max_gpus > 0 && max_gpus < opt.gpus) po.gpus = max_gpus;
+  }
   if (!opt.no_progress && isatty(STDERR_FILENO)) po.progress = progress_bar;
   po.cancelled = [] { return g_interrupted.load(std::memory_order_relaxed); };
   return po;
 }
 
 // Writes the best plan as a scenario (--emit).
-Status emit_best(const PlanCliOptions& opt, const Scenario& sc, const PlanResult& res) {
-  Scenario best = apply_candidate(sc, res.ranked.front().candidate);
+Status emit_best(const PlanCliOptions& opt, const Scenario& sc, const PlanCandidate& candidate) {
+  Scenario best = apply_candidate(sc, candidate);
   best.description = "Planned by eellm plan from " + sc.name + " on " + std::to_string(opt.gpus) + " GPUs: " +
-                     to_string(res.ranked.front().candidate);
+                     to_string(candidate);
   std::ofstream out(opt.emit);
   out << scenario_to_yaml(best);
   if (!out) return Status::io_error("cannot write " + opt.emit);
@@ -95,10 +139,17 @@ Status run_plan(const PlanCliOptions& opt) {
     return res.status();
   }
   if (!res.is_ok()) return res.status();
-  if (opt.format == "json") std::cout << plan_to_json(*res);
-  else if (opt.format == "csv") std::cout << plan_to_csv(*res);
-  else std::cout << plan_to_text(*res);
-  return opt.emit.empty() ? Status::ok() : emit_best(opt, *sc, *res);
+  PlanCandidate best = res->ranked.front().candidate;
+  if (opt.objective.active()) {
+    EELLM_ASSIGN_OR_RETURN(best, print_cost_ranking(*sc, *res, opt.objective, opt.top, opt.format));
+  } else if (opt.format == "json") {
+    std::cout << plan_to_json(*res);
+  } else if (opt.format == "csv") {
+    std::cout << plan_to_csv(*res);
+  } else {
+    std::cout << plan_to_text(*res);
+  }
+  return opt.emit.empty() ? Status::ok() : emit_best(opt, *sc, best);
 }
 
 }  // namespace
@@ -121,6 +172,7 @@ void register_plan(CLI::App& app) {
   cmd->add_flag("--partition-neighbourhood", opt->neighbourhood,
                 "Also try every layer split one layer away from the balanced one (larger search)");
   cmd->add_flag("--no-progress", opt->no_progress, "No progress bar on stderr");
+  add_objective_options(cmd, opt->objective);
   cmd->callback([opt] { finish("plan", run_plan(*opt)); });
 }
 

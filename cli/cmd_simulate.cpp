@@ -1,16 +1,40 @@
 // `eellm simulate SCENARIO [--trace trace.json] [--format text|json|csv] [--schedule-listing]`:
 // predicts one training iteration with the discrete-event simulator (sim/simulate.h) and prints
-// the summary; the trace opens in ui.perfetto.dev.
+// the summary with its what-if cost block (sim/cost_report.h: time to train, GPU-hours, cost, energy,
+// failures, checkpoints); the trace opens in ui.perfetto.dev.
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <string>
 
 #include "cli/commands.h"
 #include "model/scenario_io.h"
+#include "model/validate.h"
+#include "sim/cost_report.h"
 #include "sim/simulate.h"
 #include "sim/trace.h"
 
 namespace eellm::cli {
+namespace {
+
+// The summary in `format` with the cost block: text lines after it, a "cost" member of the JSON
+// object, cost columns on every CSV row. A run the cost model cannot cost says why instead.
+std::string summary_with_cost(const SimulationResult& r, const std::string& format) {
+  const auto cost = training_cost_of(r);
+  if (format == "json") {
+    const std::string block = cost.is_ok() ? training_cost_to_json(*cost)
+                                           : nlohmann::json{{"error", cost.status().message()}}.dump();
+    return add_json_member(summary_to_json(r.summary), "cost", block);
+  }
+  if (format == "csv") {
+    if (!cost.is_ok()) return summary_to_csv(r.summary);
+    return append_csv_columns(summary_to_csv(r.summary), training_cost_csv_header(), {training_cost_csv_values(*cost)});
+  }
+  return summary_to_text(r.summary) + (cost.is_ok() ? training_cost_to_text(*cost, r.scenario.cluster.cost)
+                                                    : "cost: not computed: " + cost.status().message() + "\n");
+}
+
+}  // namespace
 
 void register_simulate(CLI::App& app) {
   struct Options {
@@ -31,6 +55,11 @@ void register_simulate(CLI::App& app) {
     auto sc = load_scenario(opt->scenario);
     if (!sc.is_ok()) {
       finish("simulate", sc.status());
+      return;
+    }
+    if (Status st = validate_cost_fields(*sc).first_error(); !st.is_ok()) {  // the cost block's inputs
+      std::cerr << "eellm simulate: " << sc->source_path << ": " << st.message() << "\n";
+      exit_code() = 1;
       return;
     }
     // --- inference mode: early-exit decoding (sim/inference_sim.h) ---
@@ -55,9 +84,7 @@ void register_simulate(CLI::App& app) {
         return;
       }
     }
-    if (opt->format == "json") std::cout << summary_to_json(res->summary);
-    else if (opt->format == "csv") std::cout << summary_to_csv(res->summary);
-    else std::cout << summary_to_text(res->summary);
+    std::cout << summary_with_cost(*res, opt->format);
     if (opt->listing) std::cout << format_schedule(res->schedule);
     if (!opt->trace.empty() && opt->format == "text") std::cout << "trace written to " << opt->trace << "\n";
   });

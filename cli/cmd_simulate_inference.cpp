@@ -1,10 +1,13 @@
 // `eellm simulate SCENARIO --mode inference [--exit-rates rates.json] [--method M] [--acceptance-rate A]`:
 // the inference branch of `simulate` (registered by cmd_simulate.cpp): early-exit decoding predicted
 // by sim/inference_sim.h for the full model, KV recomputation, pipeline-based and self-speculative
-// decoding, from the scenario's inference section or a rates file written by `eellm generate`.
+// decoding, from the scenario's inference section or a rates file written by `eellm generate`; with
+// the cost per million generated tokens of each method (sim/cost_report.h).
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "sim/cost_report.h"
 #include "sim/inference_sim.h"
 
 namespace eellm::cli {
@@ -41,9 +44,26 @@ int run_simulate_inference(const Scenario& scenario, const InferenceCliOptions& 
     std::cerr << "eellm simulate: " << res.status().to_string() << "\n";
     return 1;
   }
-  if (format == "json") std::cout << inference_to_json(*res);
-  else if (format == "csv") std::cout << inference_to_csv(*res);
-  else std::cout << inference_to_text(*res);
+  const auto cost_or = inference_costs(scenario, *res);
+  if (!cost_or.is_ok()) {
+    std::cerr << "eellm simulate: " << cost_or.status().to_string() << "\n";
+    return 1;
+  }
+  const std::vector<InferenceCost>& costs = *cost_or;
+  if (format == "json") {
+    nlohmann::json block = nlohmann::json::array();
+    for (size_t i = 0; i < costs.size(); ++i)
+      block.push_back({{"method", to_string(res->methods[i].method)},
+                       {"usd_per_million_tokens", costs[i].usd_per_million_tokens},
+                       {"kWh_per_million_tokens", costs[i].kWh_per_million_tokens}});
+    std::cout << add_json_member(inference_to_json(*res), "cost", block.dump());
+  } else if (format == "csv") {
+    std::vector<std::vector<double>> rows;
+    for (const InferenceCost& c : costs) rows.push_back({c.usd_per_million_tokens, c.kWh_per_million_tokens});
+    std::cout << append_csv_columns(inference_to_csv(*res), {"usd_per_million_tokens", "kWh_per_million_tokens"}, rows);
+  } else {
+    std::cout << inference_to_text(*res) << inference_cost_to_text(*res, costs, scenario.cluster.cost);
+  }
   return 0;
 }
 

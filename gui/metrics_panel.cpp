@@ -16,6 +16,7 @@
 
 #include "gui/format.h"
 #include "gui/stage_model.h"
+#include "sim/cost_report.h"
 
 namespace eellm::gui {
 
@@ -39,6 +40,11 @@ MetricsPanel::MetricsPanel(QWidget* parent) : QWidget(parent) {
   row(QStringLiteral("exit_overhead"), tr("Exit overhead"));
   row(QStringLiteral("memory"), tr("Peak memory"));
   row(QStringLiteral("critical_path"), tr("Critical path"));
+  row(QStringLiteral("time_to_train"), tr("Time to train"));
+  row(QStringLiteral("cost"), tr("Cost"));
+  row(QStringLiteral("energy"), tr("Energy"));
+  row(QStringLiteral("failures"), tr("Failures"));
+  row(QStringLiteral("checkpoints"), tr("Checkpoints"));
   stages_ = new StageModel(this);
   auto* proxy = new QSortFilterProxyModel(this);
   proxy->setSourceModel(stages_);
@@ -112,6 +118,45 @@ void MetricsPanel::setResult(const SimulationResult& r) {
   if (cp.size() > 400) cp = cp.left(400) + QStringLiteral(" …");
   values_[QStringLiteral("critical_path")]->setText(cp);
   stages_->setSummary(s, r.scenario.cluster.device.memory_GiB);
+  setCost(r);
+}
+
+void MetricsPanel::setCost(const SimulationResult& r) {
+  const auto c = training_cost_of(r);
+  if (!c.is_ok()) {
+    values_[QStringLiteral("time_to_train")]->setText(QString::fromStdString(c.status().message()));
+    for (const char* k : {"cost", "energy", "failures", "checkpoints"}) values_[QLatin1String(k)]->setText(QStringLiteral("—"));
+    return;
+  }
+  const CostSpec& k = r.scenario.cluster.cost;
+  values_[QStringLiteral("time_to_train")]->setText(tr("%1 days for %2 iterations (goodput %3)")
+                                                        .arg(c->wall_s / 86400, 0, 'f', 2)
+                                                        .arg(c->iterations, 0, 'f', 0)
+                                                        .arg(format_percent(c->goodput)));
+  values_[QStringLiteral("cost")]->setText(tr("%1 USD: %2 GPU-hours at %3 USD")
+                                               .arg(c->cost_usd, 0, 'f', 0)
+                                               .arg(c->gpu_hours, 0, 'f', 0)
+                                               .arg(k.price_per_gpu_hour_usd, 0, 'f', 2));
+  values_[QStringLiteral("energy")]->setText(tr("%1 kWh (GPUs busy %2, idle %3, node overhead %4; PUE %5)")
+                                                 .arg(c->energy_kWh, 0, 'f', 0)
+                                                 .arg(c->energy_gpu_busy_kWh, 0, 'f', 0)
+                                                 .arg(c->energy_gpu_idle_kWh, 0, 'f', 0)
+                                                 .arg(c->energy_node_kWh, 0, 'f', 0)
+                                                 .arg(k.pue, 0, 'f', 2));
+  values_[QStringLiteral("failures")]->setText(
+      c->job_mtbf_s > 0 ? tr("%1 expected interruptions (job MTBF %2 h): lost work %3 h, restarts %4 h")
+                              .arg(c->interruptions, 0, 'f', 1)
+                              .arg(c->job_mtbf_s / 3600, 0, 'f', 1)
+                              .arg(c->lost_work_s / 3600, 0, 'f', 1)
+                              .arg(c->restart_total_s / 3600, 0, 'f', 1)
+                        : tr("not modelled (node MTBF 0)"));
+  values_[QStringLiteral("checkpoints")]->setText(
+      c->checkpoint_write_s > 0 ? tr("%1 GB, written in %2 every %3 (Young/Daly): %4 h in all")
+                                      .arg(c->checkpoint_bytes / 1e9, 0, 'f', 1)
+                                      .arg(format_seconds(c->checkpoint_write_s))
+                                      .arg(format_seconds(c->checkpoint_interval_s))
+                                      .arg(c->checkpoint_overhead_s / 3600, 0, 'f', 2)
+                                : tr("not modelled (checkpoint bandwidth 0)"));
 }
 
 QString MetricsPanel::value(const QString& key) const {

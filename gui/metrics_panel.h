@@ -1,7 +1,8 @@
 // MetricsPanel: the headline figures of a simulated iteration (iteration time, backbone tokens/s,
 // tokens/s of EE bubble-filling microbatches shown apart, MFU,
 // bubble fraction with its attribution, exit overhead vs the same run without exits, peak memory,
-// layout) above the per-stage table (StageModel). MemoryCharts: per-stage peak and static memory
+// layout), the what-if cost of the training budget (time to train, GPU-hours and cost, energy,
+// failures and checkpoints, goodput; sim/cost_report.h) above the per-stage table (StageModel). MemoryCharts: per-stage peak and static memory
 // as bars against the device capacity, and memory over time per stage (Qt Charts).
 // GUI thread only.
 #pragma once
@@ -27,11 +28,13 @@ class MetricsPanel : public QWidget {
   void setResult(const SimulationResult& result);
   void clear();
   // "iteration", "tokens_per_s" (backbone), "fill_tokens_per_s" (EE bubble filling, apart),
-  // "mfu", "bubble", "exit_overhead", "memory", "layout", "critical_path"
+  // "mfu", "bubble", "exit_overhead", "memory", "layout", "critical_path"; cost: "time_to_train",
+  // "cost", "energy", "failures", "checkpoints"
   QString value(const QString& key) const;
   StageModel* stageModel() const { return stages_; }
 
  private:
+  void setCost(const SimulationResult& result);
   QHash<QString, QLabel*> values_;
   StageModel* stages_ = nullptr;
   QTableView* table_ = nullptr;

@@ -3,6 +3,7 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDir>
+#include <QDoubleSpinBox>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
@@ -136,7 +137,37 @@ ScenarioForm::ScenarioForm(QWidget* parent) : QWidget(parent) {
   dtype_ = addCombo(cl, QStringLiteral("training.params_dtype"), tr("dtype"), enum_names<DType>());
   disconnect(cluster_, nullptr, this, nullptr);
   connect(cluster_, &QComboBox::currentTextChanged, this, &ScenarioForm::clusterChosen);
+  addCostGroup(top);
   top->addStretch(1);
+}
+
+void ScenarioForm::addCostGroup(QVBoxLayout* top) {
+  auto* box = new QGroupBox(tr("What-if cost (docs/cost.md)"), this);
+  auto* form = new QFormLayout(box);
+  form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
+  top->addWidget(box);
+  price_ = addDoubleSpin(form, QStringLiteral("cluster.cost.price_per_gpu_hour_usd"), tr("USD per GPU-hour"), 1e4, 2);
+  mtbf_ = addDoubleSpin(form, QStringLiteral("cluster.cost.node_mtbf_hours"), tr("node MTBF, hours (0 = none)"), 1e8, 1);
+  ckpt_bw_ = addDoubleSpin(form, QStringLiteral("cluster.cost.checkpoint_write_GBps_per_node"),
+                           tr("checkpoint write GB/s per node"), 1e5, 2);
+}
+
+void ScenarioForm::showCost(const CostSpec& cost) {
+  price_->setValue(cost.price_per_gpu_hour_usd);
+  mtbf_->setValue(cost.node_mtbf_hours);
+  ckpt_bw_->setValue(cost.checkpoint_write_GBps_per_node);
+}
+
+QDoubleSpinBox* ScenarioForm::addDoubleSpin(QFormLayout* form, const QString& field, const QString& label, double hi,
+                                            int decimals) {
+  auto* s = new QDoubleSpinBox(this);
+  s->setRange(0, hi);
+  s->setDecimals(decimals);
+  s->setObjectName(field);
+  form->addRow(label, s);
+  addErrorRow(form, field, s);
+  connect(s, &QDoubleSpinBox::valueChanged, this, &ScenarioForm::edited);
+  return s;
 }
 
 void ScenarioForm::addErrorRow(QFormLayout* form, const QString& field, QWidget* editor) {
@@ -212,6 +243,7 @@ void ScenarioForm::clusterChosen(const QString& name) {
   loading_ = true;
   nodes_->setValue(cl->num_nodes);
   gpus_per_node_->setValue(cl->gpus_per_node);
+  showCost(cl->cost);
   loading_ = false;
   emit scenarioEdited();
 }
@@ -259,6 +291,7 @@ void ScenarioForm::setScenario(const Scenario& s) {
   mbs_->setValue(s.training.micro_batch_size);
   gbs_->setValue(s.training.global_batch_size);
   dtype_->setCurrentIndex(enum_index(s.training.params_dtype));
+  showCost(s.cluster.cost);
   setDiagnostics({});
   loading_ = false;
   refreshRuler();
@@ -294,6 +327,9 @@ Scenario ScenarioForm::scenario() const {
   s.training.micro_batch_size = mbs_->value();
   s.training.global_batch_size = gbs_->value();
   s.training.params_dtype = enum_at<DType>(dtype_->currentIndex());
+  s.cluster.cost.price_per_gpu_hour_usd = price_->value();
+  s.cluster.cost.node_mtbf_hours = mtbf_->value();
+  s.cluster.cost.checkpoint_write_GBps_per_node = ckpt_bw_->value();
   return s;
 }
 

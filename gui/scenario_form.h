@@ -1,5 +1,6 @@
 // ScenarioForm: the editable face of a Scenario — model, exits (add / remove / move), parallel
-// layout, schedule, cluster and batch sizes — with the validation messages of validate_scenario
+// layout, schedule, cluster and batch sizes, the what-if cost inputs (price per GPU-hour, node MTBF,
+// checkpoint write bandwidth) — with the validation messages of validate_scenario
 // shown under the field they name (the longest registered field path that prefixes the
 // diagnostic's field; anything else in a general box at the top). Fields the form does not show are
 // kept from the scenario given to setScenario. Emits scenarioEdited() on every user edit (the main
@@ -16,6 +17,8 @@ class QLabel;
 class QTableView;
 class QComboBox;
 class QSpinBox;
+class QDoubleSpinBox;
+class QVBoxLayout;
 class QCheckBox;
 class QLineEdit;
 class QFormLayout;
@@ -54,6 +57,11 @@ class ScenarioForm : public QWidget {
   QComboBox* addCombo(QFormLayout* form, const QString& field, const QString& label,
                       const QStringList& items);
   QCheckBox* addCheck(QFormLayout* form, const QString& field, const QString& label);
+  QDoubleSpinBox* addDoubleSpin(QFormLayout* form, const QString& field, const QString& label, double hi,
+                                int decimals);
+  // What-if cost: price per GPU-hour, node MTBF, checkpoint write bandwidth (cluster.cost.*).
+  void addCostGroup(QVBoxLayout* top);
+  void showCost(const CostSpec& cost);
   void addErrorRow(QFormLayout* form, const QString& field, QWidget* editor);
   void edited();
   void clusterChosen(const QString& name);
@@ -73,6 +81,7 @@ class ScenarioForm : public QWidget {
   QComboBox *schedule_, *recompute_, *cluster_, *dtype_;
   QCheckBox *fill_, *sp_, *pre_exit_, *dist_opt_;
   QLineEdit* partition_;
+  QDoubleSpinBox *price_ = nullptr, *mtbf_ = nullptr, *ckpt_bw_ = nullptr;  // cluster.cost
 };
 
 }  // namespace eellm::gui

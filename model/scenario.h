@@ -146,6 +146,22 @@ struct DeviceProfile {
   double nvlink_latency_us = 0;
   double network_bandwidth_GBps = 0;
   double network_latency_us = 0;
+  // --- Power (what-if cost analysis, model/training_cost.h) ---
+  // Board power while the compute stream is busy (spec-sheet TDP) and while it idles (bubbles,
+  // checkpoint writes, restarts); watts per device.
+  double power_busy_W = 0;
+  double power_idle_W = 0;
+};
+
+// What-if cost analysis inputs of a cluster (the `cost:` block of a cluster profile, overridable in
+// a scenario's `cluster:` section; model/training_cost.h). Zero turns a term off where noted.
+struct CostSpec {
+  double price_per_gpu_hour_usd = 0;
+  double node_overhead_W = 0;          // CPUs, NICs, switches, fans per node (beyond the GPUs)
+  double pue = 1;                      // data-centre power usage effectiveness (≥ 1)
+  double node_mtbf_hours = 0;          // mean time between failures of one node; 0 → no failures
+  double checkpoint_write_GBps_per_node = 0;  // each node writes its shard; 0 → no checkpoints
+  double restart_s = 0;                // job restart after a failure, incl. checkpoint load
 };
 
 struct ClusterSpec {
@@ -156,6 +172,7 @@ struct ClusterSpec {
   int gpus_per_node = 1;
   LinkSpec intra_node;      // NVLink / shared memory
   LinkSpec inter_node;      // NIC per GPU
+  CostSpec cost;            // what-if cost analysis (separate block)
   int total_gpus() const { return num_nodes * gpus_per_node; }
 };
 
@@ -181,6 +198,8 @@ struct TrainingSpec {
   int eval_iters = 10;
   int save_interval = 0;
   int log_interval = 1;
+  // --- Training budget (what-if cost analysis) ---
+  double train_tokens = 0;  // backbone tokens to train on; 0 → train_iters iterations
 };
 
 struct InferenceSpec {

@@ -148,6 +148,20 @@ void for_each_field(S& d, V&& v) {
   v("nvlink_latency_us", d.nvlink_latency_us);
   v("network_bandwidth_GBps", d.network_bandwidth_GBps);
   v("network_latency_us", d.network_latency_us);
+  // Power (cost analysis)
+  v("power_busy_W", d.power_busy_W);
+  v("power_idle_W", d.power_idle_W);
+}
+
+template <typename S, typename V>
+requires std::is_same_v<std::remove_const_t<S>, CostSpec>
+void for_each_field(S& c, V&& v) {
+  v("price_per_gpu_hour_usd", c.price_per_gpu_hour_usd);
+  v("node_overhead_W", c.node_overhead_W);
+  v("pue", c.pue);
+  v("node_mtbf_hours", c.node_mtbf_hours);
+  v("checkpoint_write_GBps_per_node", c.checkpoint_write_GBps_per_node);
+  v("restart_s", c.restart_s);
 }
 
 template <typename S, typename V>
@@ -174,6 +188,8 @@ void for_each_field(S& t, V&& v) {
   v("eval_iters", t.eval_iters);
   v("save_interval", t.save_interval);
   v("log_interval", t.log_interval);
+  // Training budget (cost analysis)
+  v("train_tokens", t.train_tokens);
 }
 
 template <typename S, typename V>

@@ -169,6 +169,11 @@ void read_cluster(YamlContext& ctx, const YAML::Node& node, const std::string& p
     read_link(ctx, n, r.child_path("intra_node"), c.intra_node);
   if (const YAML::Node n = r.take("inter_node"))
     read_link(ctx, n, r.child_path("inter_node"), c.inter_node);
+  if (const YAML::Node n = r.take("cost")) {  // what-if cost block: keys given override the profile's
+    MapReader cr(ctx, n, r.child_path("cost"));
+    for_each_field(c.cost, cr);
+    cr.finish();
+  }
   r.finish();
   // Links not given come from the device's spec-sheet figures (NVLink, NIC per GPU).
   if (c.intra_node.bandwidth_GBps == 0 && c.intra_node.latency_us == 0)
@@ -319,6 +324,11 @@ void write_cluster(YAML::Emitter& out, const ClusterSpec& c) {
       out << YAML::Key << "gpus_per_node" << YAML::Value << c.gpus_per_node;
     if (!same_link(p.intra_node, c.intra_node)) write_link(out, "intra_node", c.intra_node);
     if (!same_link(p.inter_node, c.inter_node)) write_link(out, "inter_node", c.inter_node);
+    if (const std::set<std::string> diff = differing_fields(p.cost, c.cost); !diff.empty()) {
+      out << YAML::Key << "cost" << YAML::Value << YAML::BeginMap;
+      for_each_field(c.cost, FieldWriter{out, &diff});
+      out << YAML::EndMap;
+    }
   } else {
     out << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted << c.name;
     write_device(out, c.device_name, c.device);
@@ -326,6 +336,7 @@ void write_cluster(YAML::Emitter& out, const ClusterSpec& c) {
     out << YAML::Key << "gpus_per_node" << YAML::Value << c.gpus_per_node;
     write_link(out, "intra_node", c.intra_node);
     write_link(out, "inter_node", c.inter_node);
+    write_section(out, "cost", c.cost);
   }
   out << YAML::EndMap;
 }

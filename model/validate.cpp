@@ -280,6 +280,32 @@ void check_inference(Checker& c, const Scenario& s) {
                                             " learned positions of the model");
 }
 
+// What-if cost inputs (cluster.cost, the device's power, training.train_tokens): finite, and
+// non-negative where zero turns a term off; PUE ≥ 1.
+void check_cost(Checker& c, const Scenario& s) {
+  const CostSpec& k = s.cluster.cost;
+  const DeviceProfile& d = s.cluster.device;
+  const std::pair<const char*, double> fields[] = {
+      {"cluster.cost.price_per_gpu_hour_usd", k.price_per_gpu_hour_usd},
+      {"cluster.cost.node_overhead_W", k.node_overhead_W},
+      {"cluster.cost.node_mtbf_hours", k.node_mtbf_hours},
+      {"cluster.cost.checkpoint_write_GBps_per_node", k.checkpoint_write_GBps_per_node},
+      {"cluster.cost.restart_s", k.restart_s},
+      {"cluster.device.power_busy_W", d.power_busy_W},
+      {"cluster.device.power_idle_W", d.power_idle_W},
+      {"training.train_tokens", s.training.train_tokens}};
+  for (const auto& [field, v] : fields) {
+    if (!std::isfinite(v)) c.error(field, std::string(field) + " (" + num(v) + ") must be a finite number");
+    else c.non_negative(field, v);
+  }
+  if (!(std::isfinite(k.pue) && k.pue >= 1))
+    c.error("cluster.cost.pue", "cluster.cost.pue (" + num(k.pue) +
+                                    ") must be a finite number ≥ 1 (facility power / IT power)");
+  if (d.power_idle_W > d.power_busy_W)
+    c.warning("cluster.device.power_idle_W", "cluster.device.power_idle_W (" + num(d.power_idle_W) +
+                                                 ") exceeds power_busy_W (" + num(d.power_busy_W) + ")");
+}
+
 // The field a derive_layout message starts with ("model.num_layers (4) is not ..." →
 // model.num_layers).
 std::string leading_field(const std::string& message) {
@@ -316,6 +342,13 @@ void check_memory(Checker& c, const Scenario& s, const Layout& layout, double ma
 
 }  // namespace
 
+Diagnostics validate_cost_fields(const Scenario& s) {
+  Diagnostics diags;
+  Checker c(diags);
+  check_cost(c, s);
+  return diags;
+}
+
 Diagnostics validate_scenario(const Scenario& s, double memory_margin_fraction) {
   Diagnostics diags;
   Checker c(diags);
@@ -325,6 +358,7 @@ Diagnostics validate_scenario(const Scenario& s, double memory_margin_fraction) 
   check_cluster(c, s);
   check_training(c, s.training);
   check_inference(c, s);
+  check_cost(c, s);
   c.non_negative("execution.num_threads", s.execution.num_threads);
   c.positive("execution.recv_timeout_s", s.execution.recv_timeout_s);
 

@@ -28,4 +28,8 @@ struct Diagnostics {
 // All errors and warnings of a scenario (layout, ranges, memory fit against the device).
 Diagnostics validate_scenario(const Scenario& scenario, double memory_margin_fraction = 0.0);
 
+// Only the what-if cost inputs (cluster.cost.*, the device's power, training.train_tokens); the
+// cost block checks them before costing a run (part of validate_scenario too).
+Diagnostics validate_cost_fields(const Scenario& scenario);
+
 }  // namespace eellm

@@ -17,6 +17,7 @@
 #include "model/scenario_fields.h"
 #include "model/scenario_io.h"
 #include "model/yaml_reader.h"
+#include "sim/cost_report.h"
 #include "sim/inference_sim.h"
 #include "sim/simulate.h"
 
@@ -184,6 +185,12 @@ SweepPoint evaluate(const Scenario& base, const std::vector<SweepAxis>& axes, co
     p.metrics[8] = inf->methods[1].tokens_per_s;
     p.metrics[9] = inf->methods[1].speedup_vs_full;
   }
+  if (auto cost = training_cost_of(*r); cost.is_ok()) {  // what-if cost of the training budget
+    p.metrics[10] = cost->wall_s / 86400;
+    p.metrics[11] = cost->cost_usd;
+    p.metrics[12] = cost->energy_kWh;
+    p.metrics[13] = cost->goodput;
+  }
   p.ok = true;
   return p;
 }
@@ -193,7 +200,8 @@ SweepPoint evaluate(const Scenario& base, const std::vector<SweepAxis>& axes, co
 const std::vector<std::string>& sweep_metrics() {
   static const std::vector<std::string> m = {
       "iteration_time_s", "tokens_per_s",      "mfu",          "model_tflops_per_gpu",   "bubble_fraction",
-      "exit_overhead_fraction", "peak_memory_GiB", "estimated_time_s", "inference_tokens_per_s", "inference_speedup"};
+      "exit_overhead_fraction", "peak_memory_GiB", "estimated_time_s", "inference_tokens_per_s", "inference_speedup",
+      "time_to_train_days", "cost_usd", "energy_kWh", "goodput"};
   return m;
 }
 
@@ -216,6 +224,7 @@ std::vector<std::string> sweep_keys() {
   collect(s.cluster.intra_node, "cluster.intra_node.", k);
   collect(s.cluster.inter_node, "cluster.inter_node.", k);
   collect(s.cluster.device, "cluster.device.", k);
+  collect(s.cluster.cost, "cluster.cost.", k);
   return k;
 }
 
@@ -269,6 +278,8 @@ Status set_scenario_value(Scenario& s, const std::string& key, const std::string
       found = set_field(s.cluster.inter_node, field.substr(11), key, value, st);
     } else if (field.rfind("device.", 0) == 0) {
       found = set_field(s.cluster.device, field.substr(7), key, value, st);
+    } else if (field.rfind("cost.", 0) == 0) {  // what-if cost block (sim/cost_report.h)
+      found = set_field(s.cluster.cost, field.substr(5), key, value, st);
     }
   }
   if (found && st.is_ok() && key == "exits.exit_layer_nums") {
@@ -300,7 +311,7 @@ Status set_scenario_value(Scenario& s, const std::string& key, const std::string
       msg += "?";
     }
     msg += " (keys are dotted YAML paths: model.*, exits.*, parallel.*, training.*, inference.*, cluster.device, "
-           "cluster.profile, cluster.num_nodes, cluster.intra_node.*, cluster.inter_node.*, cluster.device.*)";
+           "cluster.profile, cluster.num_nodes, cluster.intra_node.*, cluster.inter_node.*, cluster.device.*, cluster.cost.*)";
     return Status::not_found(msg);
   }
   return st;

@@ -6,6 +6,7 @@
 // fill tokens/s show apart from the backbone's; a run through a stand-in `eellm` feeds the loss
 // chart and the measured-trace overlay; a generation through another shows text and --stats.
 #include <QDir>
+#include <QDoubleSpinBox>
 #include <QFile>
 #include <QLineEdit>
 #include <QPainter>
@@ -25,6 +26,7 @@
 #include "gui/scenario_form.h"
 #include "gui/stage_model.h"
 #include "gui/timeline_view.h"
+#include "sim/cost_report.h"
 #include "sim/trace.h"
 
 using namespace eellm;
@@ -548,6 +550,39 @@ printf '{"exit_rates": [0.5, 0.125, 0.375], "exit_layers": [2, 3], "tokens": 8, 
              qPrintable(fill));
     QVERIFY(w.metrics()->value(QStringLiteral("tokens_per_s"))
                 .startsWith(QString::number(s.tokens_per_s, 'f', 0) + QStringLiteral(" backbone tokens/s")));
+  }
+
+  // The what-if cost block follows the form's price, MTBF and checkpoint bandwidth live.
+  void costFieldsEditLive() {
+    MainWindow w;
+    QVERIFY(w.openScenario(QStringLiteral("ee-llm-1.3b")));
+    auto cost_usd = [&w] {
+      auto c = training_cost_of(*w.result());
+      return c.is_ok() ? c->cost_usd : -1.0;
+    };
+    const double before = cost_usd();
+    QVERIFY(before > 0);
+    QVERIFY2(w.metrics()->value(QStringLiteral("cost")).startsWith(QString::number(before, 'f', 0) + QStringLiteral(" USD")),
+             qPrintable(w.metrics()->value(QStringLiteral("cost"))));
+    auto spin = [&w](const char* field) {
+      return qobject_cast<QDoubleSpinBox*>(w.form()->editor(QString::fromLatin1(field)));
+    };
+    QDoubleSpinBox* price = spin("cluster.cost.price_per_gpu_hour_usd");
+    QDoubleSpinBox* mtbf = spin("cluster.cost.node_mtbf_hours");
+    QDoubleSpinBox* bw = spin("cluster.cost.checkpoint_write_GBps_per_node");
+    QVERIFY(price && mtbf && bw);
+    QCOMPARE(price->value(), 1.79);  // a100-80gb-2x8's cost block
+    price->setValue(3.58);
+    QVERIFY(w.simulateNow());
+    QCOMPARE(cost_usd(), 2 * before);
+    QVERIFY(w.metrics()->value(QStringLiteral("cost")).contains(QStringLiteral("at 3.58 USD")));
+    QVERIFY(w.metrics()->value(QStringLiteral("failures")).contains(QStringLiteral("expected interruptions")));
+    mtbf->setValue(0);
+    bw->setValue(0);
+    QVERIFY(w.simulateNow());
+    QVERIFY(w.metrics()->value(QStringLiteral("failures")).startsWith(QStringLiteral("not modelled")));
+    QVERIFY(w.metrics()->value(QStringLiteral("checkpoints")).startsWith(QStringLiteral("not modelled")));
+    QVERIFY(w.metrics()->value(QStringLiteral("time_to_train")).contains(QStringLiteral("goodput 100.0%")));
   }
 };
 
