@@ -38,9 +38,10 @@ void resolve_paths(const Scenario& plan, LaunchCliOptions& o) {
   const std::string stem = script.stem().string();
   o.output = script.string();
   o.job.scenario_path = (dir / (stem + ".yaml")).string();
-  o.job.checkpoint_dir = fs::absolute(o.checkpoint_dir.empty() ? dir / (stem + "-checkpoints") : fs::path(o.checkpoint_dir))
-                             .lexically_normal()
-                             .string();
+  o.job.checkpoint_dir =
+      fs::absolute(o.checkpoint_dir.empty() ? dir / (stem + "-checkpoints") : fs::path(o.checkpoint_dir))
+          .lexically_normal()
+          .string();
   o.job.log_dir =
       fs::absolute(o.log_dir.empty() ? dir / (stem + "-logs") : fs::path(o.log_dir)).lexically_normal().string();
   std::error_code ec;
@@ -87,14 +88,17 @@ int run_launch(LaunchCliOptions& o) {
 void register_launch(CLI::App& app) {
   auto o = std::make_shared<LaunchCliOptions>();
   CLI::App* cmd = app.add_subcommand("launch", "Write a Slurm job script that runs a plan (eellm train, or EE-LLM)");
-  cmd->add_option("plan", o->plan, "Plan (scenario file from `eellm plan --emit`) or shipped scenario name")->required();
+  cmd->add_option("plan", o->plan, "Plan (scenario file from `eellm plan --emit`) or shipped scenario name")
+      ->required();
   cmd->add_flag("--slurm", o->slurm, "The plan's ranks running `eellm train` under srun or mpirun");
   cmd->add_flag("--megatron", o->megatron, "The plan as an EE-LLM/Megatron torchrun job under srun");
-  cmd->add_option("-o,--output", o->output, "Job script to write (default: <plan name>.sbatch); the scenario goes beside it");
+  cmd->add_option("-o,--output", o->output,
+                  "Job script to write (default: <plan name>.sbatch); the scenario goes beside it");
   cmd->add_flag("--dry-run", o->dry_run, "Print the script; write nothing");
   cmd->add_option("--nodes", o->job.nodes, "Nodes (default: 1 on the CPU, else ranks / cluster.gpus_per_node)");
   cmd->add_option("--gpus-per-node", o->job.gpus_per_node, "GPUs per node (default: one per rank on a GPU plan)");
-  cmd->add_option("--cpus-per-task", o->job.cpus_per_task, "CPUs per rank, its OMP_NUM_THREADS (default: execution.num_threads, else 1)");
+  cmd->add_option("--cpus-per-task", o->job.cpus_per_task,
+                  "CPUs per rank, its OMP_NUM_THREADS (default: execution.num_threads, else 1)");
   cmd->add_option("--time", o->job.time, "Time limit, [D-]HH:MM:SS")->capture_default_str();
   cmd->add_option("--partition", o->job.partition, "Slurm partition");
   cmd->add_option("--account", o->job.account, "Slurm account");
@@ -102,7 +106,8 @@ void register_launch(CLI::App& app) {
   cmd->add_option("--launcher", o->launcher, "Start the ranks with srun (PMIx) or mpirun")
       ->check(CLI::IsMember({"srun", "mpirun"}))
       ->capture_default_str();
-  cmd->add_option("--checkpoint-dir", o->checkpoint_dir, "Checkpoints (default: <script>-checkpoints beside the script)");
+  cmd->add_option("--checkpoint-dir", o->checkpoint_dir,
+                  "Checkpoints (default: <script>-checkpoints beside the script)");
   cmd->add_option("--log-dir", o->log_dir, "Job, per-rank logs and metrics.jsonl (default: <script>-logs)");
   cmd->add_option("--signal-seconds", o->job.signal_seconds, "Seconds before the time limit the job is signalled")
       ->capture_default_str();

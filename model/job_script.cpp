@@ -13,7 +13,9 @@
 namespace eellm {
 namespace {
 
-std::string str(int v) { return std::to_string(v); }
+std::string str(int v) {
+  return std::to_string(v);
+}
 
 // The allocation of a plan: ranks, nodes, ranks (tasks) per node, GPUs per node, CPUs per task.
 struct Allocation {
@@ -32,13 +34,15 @@ Status check_paths(const JobScriptOptions& o) {
   if (o.scenario_path.empty()) return Status::invalid_argument("job script: the scenario path is empty");
   if (o.checkpoint_dir.empty()) return Status::invalid_argument("--checkpoint-dir: empty");
   if (o.log_dir.empty()) return Status::invalid_argument("job script: the log directory is empty");
-  if (std::any_of(o.log_dir.begin(), o.log_dir.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); }))
+  if (std::any_of(o.log_dir.begin(), o.log_dir.end(),
+                  [](char c) { return std::isspace(static_cast<unsigned char>(c)); }))
     return Status::invalid_argument("log directory '" + o.log_dir +
                                     "' contains whitespace, which a #SBATCH --output line cannot hold");
   EELLM_RETURN_IF_ERROR(check_word(o.job_name, "--job-name"));
   EELLM_RETURN_IF_ERROR(check_word(o.partition, "--partition"));
   EELLM_RETURN_IF_ERROR(check_word(o.account, "--account"));
-  if (o.signal_seconds < 1) return Status::invalid_argument("signal_seconds " + str(o.signal_seconds) + ": must be ≥ 1");
+  if (o.signal_seconds < 1)
+    return Status::invalid_argument("signal_seconds " + str(o.signal_seconds) + ": must be ≥ 1");
   return slurm_time_minutes(o.time).status();
 }
 
@@ -108,7 +112,8 @@ std::string eellm_launch(const JobScriptOptions& o, const Allocation& a) {
       << " --output=\"$LOGS/rank-%t.log\" --open-mode=append \\\n";
   } else {
     s << "mpirun -np " << a.ranks << " --map-by ppr:" << a.per_node << ":node --bind-to none \\\n"
-      << "  -x OMP_NUM_THREADS -x EELLM_DIST_COMM --output-filename \"$LOGS/ranks-restart${SLURM_RESTART_COUNT:-0}\" \\\n";
+      << "  -x OMP_NUM_THREADS -x EELLM_DIST_COMM --output-filename \"$LOGS/ranks-restart${SLURM_RESTART_COUNT:-0}\" "
+         "\\\n";
   }
   s << "  \"$EELLM\" train \"$SCENARIO\" --threads \"$OMP_NUM_THREADS\" --save \"$CKPT\" --resume-latest \"$CKPT\" \\\n"
     << "  --metrics \"$LOGS/metrics.jsonl\"" << (o.steps >= 0 ? " --steps " + str(o.steps) : "") << " &\n";
@@ -219,8 +224,8 @@ StatusOr<std::string> megatron_job_script(const Scenario& plan, const JobScriptO
                                     " nodes of " + str(a.per_node) + " GPUs (the plan's cluster section)");
   a.gpus = o.gpus_per_node >= 0 ? o.gpus_per_node : a.per_node;
   if (a.gpus < a.per_node)
-    return Status::invalid_argument("--gpus-per-node " + str(a.gpus) + " is fewer than torchrun's " +
-                                    str(a.per_node) + " processes per node");
+    return Status::invalid_argument("--gpus-per-node " + str(a.gpus) + " is fewer than torchrun's " + str(a.per_node) +
+                                    " processes per node");
   a.cpus = o.cpus_per_task > 0 ? o.cpus_per_task : 8 * a.per_node;
   std::string command = ex.command.substr(static_cast<size_t>(m.position(0)));
   command.replace(0, std::string("torchrun ").size(),

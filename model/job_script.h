@@ -33,7 +33,7 @@ struct JobScriptOptions {
   int nodes = 0;
   int gpus_per_node = -1;
   int cpus_per_task = 0;
-  std::string time = "01:00:00";  // [D-]HH:MM:SS, or minutes
+  std::string time = "01:00:00";   // [D-]HH:MM:SS, or minutes
   std::string partition, account;  // omitted when empty
   JobLauncher launcher = JobLauncher::kSrun;
   int signal_seconds = 120;  // --signal=B:USR1@N: how long before the limit the job is warned

@@ -11,7 +11,9 @@ namespace {
 
 volatile std::sig_atomic_t g_signal = 0;
 
-extern "C" void on_preempt_signal(int sig) { g_signal = sig; }
+extern "C" void on_preempt_signal(int sig) {
+  g_signal = sig;
+}
 
 }  // namespace
 
@@ -24,9 +26,15 @@ void install_preempt_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-bool preempt_requested() { return g_signal != 0; }
-int preempt_signal() { return static_cast<int>(g_signal); }
-void clear_preempt_request() { g_signal = 0; }
+bool preempt_requested() {
+  return g_signal != 0;
+}
+int preempt_signal() {
+  return static_cast<int>(g_signal);
+}
+void clear_preempt_request() {
+  g_signal = 0;
+}
 
 StatusOr<bool> agree_on_preempt(Communicator& world, double timeout_s) {
   double any = preempt_requested() ? 1.0 : 0.0;
@@ -41,8 +49,8 @@ Status preempted_status(int iteration, const std::string& save_dir) {
   if (save_dir.empty())
     msg += "no checkpoint written (no --save directory)";
   else
-    msg += "checkpoint " + save_dir + "/" + checkpoint_iter_name(iteration) + " written (continue with --resume-latest " +
-           save_dir + ")";
+    msg += "checkpoint " + save_dir + "/" + checkpoint_iter_name(iteration) +
+           " written (continue with --resume-latest " + save_dir + ")";
   return Status::cancelled(msg);
 }
 

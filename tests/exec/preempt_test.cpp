@@ -1,6 +1,8 @@
 // Preemption of the single-process trainer (exec/train/preempt.h), without Slurm: SIGUSR1 or
 // SIGTERM during training stops it after the current step with a checkpoint and kCancelled; the
 // runs resumed through checkpoint_to_resume() give the uninterrupted losses, each iteration once.
+#include "exec/train/preempt.h"
+
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -9,7 +11,6 @@
 #include <nlohmann/json.hpp>
 
 #include "exec/io/checkpoint.h"
-#include "exec/train/preempt.h"
 #include "exec/train/trainer.h"
 #include "test_util.h"
 

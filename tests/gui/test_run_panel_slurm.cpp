@@ -21,8 +21,9 @@ class RunPanelSlurmTest : public QObject {
     r.script_path = QStringLiteral("/runs/job.sbatch");
     r.launcher = QStringLiteral("mpirun");
     r.time = QStringLiteral("00:10:00");
-    QCOMPARE(eellm::gui::slurm_command(r).join(QLatin1Char(' ')),
-             QStringLiteral("/bin/eellm launch /runs/s.yaml --slurm -o /runs/job.sbatch --launcher mpirun --time 00:10:00"));
+    QCOMPARE(
+        eellm::gui::slurm_command(r).join(QLatin1Char(' ')),
+        QStringLiteral("/bin/eellm launch /runs/s.yaml --slurm -o /runs/job.sbatch --launcher mpirun --time 00:10:00"));
     r.steps = 7;
     QVERIFY(eellm::gui::slurm_command(r).join(QLatin1Char(' ')).endsWith(QStringLiteral("--steps 7")));
   }

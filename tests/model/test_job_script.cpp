@@ -19,7 +19,9 @@ JobScriptOptions options() {
   return o;
 }
 
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 TEST(JobScript, CpuPlanUnderSrun) {
   const Scenario s = load_scenario("tiny-ee-pp2").value();
@@ -30,16 +32,17 @@ TEST(JobScript, CpuPlanUnderSrun) {
   ASSERT_TRUE(script.is_ok()) << script.status().to_string();
   const std::string& t = *script;
   EXPECT_EQ(t.rfind("#!/bin/bash\n", 0), 0u);
-  for (const char* line : {"#SBATCH --job-name=eellm-tiny-ee-pp2\n", "#SBATCH --nodes=1\n",
-                           "#SBATCH --ntasks-per-node=2\n", "#SBATCH --cpus-per-task=1\n", "#SBATCH --time=01:00:00\n",
-                           "#SBATCH --partition=debug\n", "#SBATCH --output=/jobs/logs/slurm-%j.out\n",
-                           "#SBATCH --signal=B:USR1@120\n", "#SBATCH --requeue\n"})
+  for (const char* line :
+       {"#SBATCH --job-name=eellm-tiny-ee-pp2\n", "#SBATCH --nodes=1\n", "#SBATCH --ntasks-per-node=2\n",
+        "#SBATCH --cpus-per-task=1\n", "#SBATCH --time=01:00:00\n", "#SBATCH --partition=debug\n",
+        "#SBATCH --output=/jobs/logs/slurm-%j.out\n", "#SBATCH --signal=B:USR1@120\n", "#SBATCH --requeue\n"})
     EXPECT_TRUE(has(t, line)) << line << "\n" << t;
   EXPECT_FALSE(has(t, "--gpus-per-node")) << "a CPU plan asks for no GPUs";
   EXPECT_FALSE(has(t, "--account"));
   EXPECT_TRUE(has(t, "srun --mpi=pmix --ntasks=2 --ntasks-per-node=2 --output=\"$LOGS/rank-%t.log\""));
-  EXPECT_TRUE(has(t, "\"$EELLM\" train \"$SCENARIO\" --threads \"$OMP_NUM_THREADS\" --save \"$CKPT\" "
-                     "--resume-latest \"$CKPT\""));
+  EXPECT_TRUE(has(t,
+                  "\"$EELLM\" train \"$SCENARIO\" --threads \"$OMP_NUM_THREADS\" --save \"$CKPT\" "
+                  "--resume-latest \"$CKPT\""));
   EXPECT_TRUE(has(t, "--steps 40 &\n"));
   EXPECT_TRUE(has(t, "EELLM='/opt/eellm/bin/eellm'\n"));
   EXPECT_TRUE(has(t, "CKPT='/scratch/ckpt'\n"));
