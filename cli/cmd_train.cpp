@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "exec/io/checkpoint.h"
 #include "exec/io/data.h"
+#include "exec/train/preempt.h"
 #include "exec/train/runtime.h"
 #include "exec/train/trainer.h"
 #include "model/scenario_io.h"
@@ -17,7 +18,7 @@
 namespace eellm::cli {
 void register_train(CLI::App& app) {
   struct Options {
-    std::string scenario, data, save, resume, metrics, trace;
+    std::string scenario, data, save, resume, resume_latest, metrics, trace;
     int steps = -1, threads = 0, save_interval = -1;
   };
   auto o = std::make_shared<Options>();
@@ -32,13 +33,22 @@ void register_train(CLI::App& app) {
   cmd->add_option("--resume", o->resume,
                   "Resume from this checkpoint directory (under mpirun: from any parallel layout, or a single-process "
                   "checkpoint)");
+  cmd->add_option("--resume-latest", o->resume_latest,
+                  "Resume from the latest complete checkpoint in this directory if there is one, else start fresh "
+                  "(for requeued jobs; SIGUSR1/SIGTERM save a checkpoint and exit 75, docs/cluster.md)");
   cmd->add_option("--metrics", o->metrics, "Append one JSON line per iteration and evaluation to this file");
   cmd->add_option("--threads", o->threads, "CPU threads (default: execution.num_threads, else all cores)");
   cmd->add_option("--trace", o->trace, "Under mpirun: write the measured trace of the last iteration (rank 0)");
   cmd->callback([o] {
+    exec::install_preempt_handlers();  // SIGUSR1/SIGTERM: checkpoint after this step, exit 75
     auto sc = load_scenario(o->scenario);
     if (!sc.is_ok()) return finish("train", sc.status());
     Scenario s = *sc;
+    if (!o->resume_latest.empty()) {
+      auto latest = exec::checkpoint_to_resume(o->resume_latest);
+      if (!latest.is_ok()) return fail("train", latest.status());
+      if (!latest->empty()) o->resume = *latest;
+    }
     if (o->save_interval >= 0) s.training.save_interval = o->save_interval;
     if (exec::launched_with_mpi()) {  // mpirun -np N eellm train: the distributed runtime (exec/train/runtime.h)
       exec::DistributedTrainOptions d;
@@ -59,6 +69,11 @@ void register_train(CLI::App& app) {
     auto tr = exec::Trainer::create(s, opt);
     if (!tr.is_ok()) return finish("train", tr.status());
     Status st = (*tr)->train();
+    if (st.is_cancelled()) {  // preempted: checkpoint written, exit so that Slurm requeues the job
+      std::cerr << "eellm train: " << st.message() << "\n";
+      exit_code() = kPreemptedExitCode;
+      return;
+    }
     if (!st.is_ok()) return finish("train", st);
   });
 }

@@ -47,6 +47,9 @@ void register_compare(CLI::App& app);
 void register_calibrate(CLI::App& app);
 void register_fidelity(CLI::App& app);
 
+// eellm launch (cli/cmd_launch.cpp): a Slurm job script that runs a plan.
+void register_launch(CLI::App& app);
+
 // eellm generate (cli/cmd_generate.cpp): early-exit text generation from a checkpoint.
 void register_generate(CLI::App& app);
 // eellm serve (cli/cmd_serve.cpp): the same generation behind an HTTP endpoint (EE-LLM's PUT /api).

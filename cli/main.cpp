@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   eellm::cli::register_convert(app);
   eellm::cli::register_fit(app);
   eellm::cli::register_train(app);
+  eellm::cli::register_launch(app);
   eellm::cli::register_eval(app);
   eellm::cli::register_generate(app);
   eellm::cli::register_serve(app);

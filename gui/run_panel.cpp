@@ -43,6 +43,14 @@ QStringList run_command(const RunRequest& r) {
   return cmd;
 }
 
+QStringList slurm_command(const SlurmRequest& r) {
+  QStringList cmd{r.eellm,          QStringLiteral("launch"),     r.scenario_path, QStringLiteral("--slurm"),
+                  QStringLiteral("-o"), r.script_path,          QStringLiteral("--launcher"), r.launcher,
+                  QStringLiteral("--time"), r.time};
+  if (r.steps > 0) cmd << QStringLiteral("--steps") << QString::number(r.steps);
+  return cmd;
+}
+
 QString validate_generate(const GenerateRequest& r) {
   if (r.checkpoint.trimmed().isEmpty()) return QObject::tr("checkpoint: empty (a directory written by eellm train --save)");
   if (r.prompt.isEmpty()) return QObject::tr("prompt: empty");
@@ -194,6 +202,7 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   mode_ = new QComboBox(this);
   mode_->addItem(tr("train (eellm train)"));
   mode_->addItem(tr("generate (eellm generate)"));
+  mode_->addItem(tr("Slurm job script (eellm launch --slurm)"));
   form->addRow(tr("run"), mode_);
   form->addRow(tr("eellm binary"), binary_);
   form->addRow(tr("processes (mpirun -np)"), np_);
@@ -225,12 +234,22 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   gen_form->addRow(tr("method"), method_);
   gen_form->addRow(tr("confidence threshold"), threshold_);
   gen_form->addRow(tr("max new tokens"), max_new_);
+  // Slurm: the launcher and time limit of the job script (steps come from the train page's field).
+  auto* slurm_page = new QWidget(mode_pages_);
+  auto* slurm_form = new QFormLayout(slurm_page);
+  slurm_form->setContentsMargins(0, 0, 0, 0);
+  slurm_launcher_ = new QComboBox(slurm_page);
+  slurm_launcher_->addItems({QStringLiteral("srun"), QStringLiteral("mpirun")});
+  slurm_time_ = new QLineEdit(QStringLiteral("01:00:00"), slurm_page);
+  slurm_form->addRow(tr("ranks started by"), slurm_launcher_);
+  slurm_form->addRow(tr("time limit"), slurm_time_);
   mode_pages_->addWidget(train_page);
   mode_pages_->addWidget(gen_page);
+  mode_pages_->addWidget(slurm_page);
   left->addWidget(mode_pages_);
   connect(mode_, &QComboBox::currentIndexChanged, mode_pages_, &QStackedWidget::setCurrentIndex);
   connect(mode_, &QComboBox::currentIndexChanged, this, [this](int i) {
-    start_->setText(i == 0 ? tr("Run this plan") : tr("Generate"));
+    start_->setText(i == 0 ? tr("Run this plan") : i == 1 ? tr("Generate") : tr("Write Slurm script"));
   });
   auto* buttons = new QHBoxLayout;
   start_ = new QPushButton(tr("Run this plan"), this);
@@ -294,11 +313,12 @@ void RunPanel::appendLog(const QString& text) {
 }
 
 void RunPanel::setMode(Mode mode) {
-  mode_->setCurrentIndex(mode == Mode::kTrain ? 0 : 1);
+  mode_->setCurrentIndex(mode == Mode::kTrain ? 0 : mode == Mode::kGenerate ? 1 : 2);
 }
 
 RunPanel::Mode RunPanel::mode() const {
-  return mode_->currentIndex() == 0 ? Mode::kTrain : Mode::kGenerate;
+  const int i = mode_->currentIndex();
+  return i == 0 ? Mode::kTrain : i == 1 ? Mode::kGenerate : Mode::kSlurm;
 }
 
 void RunPanel::setGenerate(const GenerateRequest& r) {
@@ -343,7 +363,8 @@ QString RunPanel::makeRunDirectory(const QString& name) {
 
 bool RunPanel::start() {
   if (running()) return false;
-  return mode() == Mode::kTrain ? startTrain() : startGenerate();
+  const Mode m = mode();
+  return m == Mode::kTrain ? startTrain() : m == Mode::kGenerate ? startGenerate() : startSlurm();
 }
 
 bool RunPanel::startGenerate() {
@@ -367,6 +388,40 @@ bool RunPanel::startGenerate() {
   return true;
 }
 
+QString RunPanel::writeScenario(const QString& base) {
+  const QString scenario_path = base + QStringLiteral("/scenario.yaml");
+  QFile f(scenario_path);
+  if (!f.open(QIODevice::WriteOnly) || f.write(yaml_.toUtf8()) < 0) {
+    emit runError(tr("Cannot write %1: %2").arg(scenario_path, f.errorString()));
+    return QString();
+  }
+  return scenario_path;
+}
+
+bool RunPanel::startSlurm() {
+  if (yaml_.isEmpty()) {
+    appendLog(tr("no scenario: open or edit a scenario first"));
+    emit runError(tr("No scenario to write a job script for."));
+    return false;
+  }
+  const QString base = makeRunDirectory(name_ + QStringLiteral("-slurm"));
+  if (base.isEmpty()) return false;
+  SlurmRequest req;
+  req.eellm = binary_->text();
+  req.scenario_path = writeScenario(base);
+  if (req.scenario_path.isEmpty()) return false;
+  run_dir_ = base;
+  running_mode_ = Mode::kSlurm;
+  metrics_path_.clear(), trace_path_.clear(), stats_path_.clear(), slurm_script_.clear();
+  req.script_path = script_path_ = base + QStringLiteral("/job.sbatch");
+  req.launcher = slurm_launcher_->currentText();
+  req.time = slurm_time_->text().trimmed();
+  req.steps = steps_->value();
+  progress_->setRange(0, 0);
+  launch(slurm_command(req), base);
+  return true;
+}
+
 bool RunPanel::startTrain() {
   if (yaml_.isEmpty()) {
     appendLog(tr("no scenario to run: open or edit a scenario first"));
@@ -375,16 +430,11 @@ bool RunPanel::startTrain() {
   }
   const QString base = makeRunDirectory(name_);
   if (base.isEmpty()) return false;
+  const QString scenario_path = writeScenario(base);
+  if (scenario_path.isEmpty()) return false;
   run_dir_ = base;
   running_mode_ = Mode::kTrain;
   stats_path_.clear();
-  const QString scenario_path = base + QStringLiteral("/scenario.yaml");
-  QFile f(scenario_path);
-  if (!f.open(QIODevice::WriteOnly) || f.write(yaml_.toUtf8()) < 0) {
-    emit runError(tr("Cannot write %1: %2").arg(scenario_path, f.errorString()));
-    return false;
-  }
-  f.close();
   RunRequest req;
   req.eellm = binary_->text();
   req.scenario_path = scenario_path;
@@ -497,7 +547,7 @@ void RunPanel::processFinished(int code, QProcess::ExitStatus status) {
   pollMetrics();
   start_->setEnabled(true);
   stop_->setEnabled(false);
-  if (running_mode_ == Mode::kGenerate) {
+  if (running_mode_ != Mode::kTrain) {
     progress_->setRange(0, 1);
     progress_->setValue(1);
   }
@@ -509,6 +559,19 @@ void RunPanel::processFinished(int code, QProcess::ExitStatus status) {
     status_->setText(msg);
     emit runError(msg);
     emit finished(code == 0 ? 1 : code);
+    return;
+  }
+  if (running_mode_ == Mode::kSlurm) {  // show the script that was written
+    QFile f(script_path_);
+    if (!f.open(QIODevice::ReadOnly)) {
+      emit runError(tr("eellm launch finished but %1 cannot be read: %2").arg(script_path_, f.errorString()));
+      emit finished(1);
+      return;
+    }
+    slurm_script_ = QString::fromUtf8(f.readAll());
+    appendLog(slurm_script_);
+    status_->setText(tr("wrote %1; submit it with: sbatch %1").arg(script_path_));
+    emit finished(0);
     return;
   }
   if (running_mode_ == Mode::kGenerate) {

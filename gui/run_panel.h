@@ -11,7 +11,8 @@
 // In generate mode it runs `eellm generate CHECKPOINT --prompt … --method … [--threshold …] --stats
 // --stats-out S.json` instead and shows the text and the statistics (GenerateRequest). Children
 // get OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM)=1 when the GUI runs as root (run_environment), since Open
-// MPI's mpirun refuses root otherwise. GUI thread only.
+// MPI's mpirun refuses root otherwise. In Slurm mode it writes a job script for the plan with `eellm
+// launch --slurm` (SlurmRequest) and shows the script. GUI thread only.
 #pragma once
 
 #include <QByteArray>
@@ -47,6 +48,18 @@ struct RunRequest {
 };
 // {program, arguments...}
 QStringList run_command(const RunRequest& request);
+
+// A Slurm job script for the plan: `eellm launch SCENARIO --slurm -o SCRIPT --launcher L --time T
+// [--steps N]` (cli/cmd_launch.cpp; docs/cluster.md) writes SCRIPT and the scenario beside it.
+struct SlurmRequest {
+  QString eellm;
+  QString scenario_path;
+  QString script_path;
+  QString launcher = QStringLiteral("srun");  // srun | mpirun
+  QString time = QStringLiteral("01:00:00");
+  int steps = 0;  // 0 → the scenario's train_iters
+};
+QStringList slurm_command(const SlurmRequest& request);
 
 // Early-exit generation from a checkpoint (`eellm generate`, exec/generate/generate.h).
 struct GenerateRequest {
@@ -120,7 +133,7 @@ class RunPanel : public QWidget {
   void setSteps(int n);
   const MetricsLog& metrics() const { return log_; }
   QString runDirectory() const { return run_dir_; }
-  enum class Mode { kTrain, kGenerate };
+  enum class Mode { kTrain, kGenerate, kSlurm };
   void setMode(Mode mode);
   Mode mode() const;
   // Generate mode's fields (what the form holds).
@@ -128,6 +141,8 @@ class RunPanel : public QWidget {
   GenerateRequest generateRequest() const;
   // Statistics of the last finished generation (ok = false before one).
   const GenerateStats& generateStats() const { return gen_stats_; }
+  // The job script the last Slurm-mode run wrote (empty before one).
+  QString slurmScript() const { return slurm_script_; }
   QString statusText() const;
   QString logText() const;
   // Starts the run (train or generate, by mode); false (with the reason in the log and
@@ -145,6 +160,9 @@ class RunPanel : public QWidget {
  private:
   bool startTrain();
   bool startGenerate();
+  bool startSlurm();
+  // Writes the scenario YAML into a new run folder; returns its path (empty on failure).
+  QString writeScenario(const QString& base);
   // Runs cmd in dir with run_environment; wires output, errors and the finish handler.
   void launch(const QStringList& cmd, const QString& dir);
   QString makeRunDirectory(const QString& name);
@@ -158,7 +176,7 @@ class RunPanel : public QWidget {
   QProcess* proc_ = nullptr;
   MetricsLog log_;
   qint64 metrics_offset_ = 0;
-  QString metrics_path_, trace_path_, stats_path_;
+  QString metrics_path_, trace_path_, stats_path_, script_path_, slurm_script_;
   Mode running_mode_ = Mode::kTrain;
   GenerateStats gen_stats_;
   QComboBox* mode_ = nullptr;
@@ -168,6 +186,8 @@ class RunPanel : public QWidget {
   QComboBox* method_ = nullptr;
   QLineEdit* threshold_ = nullptr;
   QSpinBox* max_new_ = nullptr;
+  QComboBox* slurm_launcher_ = nullptr;
+  QLineEdit* slurm_time_ = nullptr;
   QLineEdit* binary_ = nullptr;
   QSpinBox* np_ = nullptr;
   QSpinBox* steps_ = nullptr;

@@ -10,6 +10,7 @@ packages=(
   libboost-graph-dev
   libeigen3-dev libopenblas-dev
   libopenmpi-dev openmpi-bin
+  slurm-wlm slurmctld slurmd slurm-client munge
   libgtest-dev libgmock-dev libbenchmark-dev
   qt6-base-dev qt6-charts-dev qt6-svg-dev libqt6opengl6-dev libxkbcommon-dev libgl-dev xvfb xauth
   fortunes-min fortunes

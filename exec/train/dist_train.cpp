@@ -15,6 +15,7 @@
 
 #include "exec/io/data.h"
 #include "exec/io/dist_checkpoint.h"
+#include "exec/train/preempt.h"
 #include "exec/train/runtime.h"
 #ifdef EELLM_HAVE_MPI
 #include "exec/comm/mpi/mpi_comm.h"
@@ -184,8 +185,12 @@ Status run_distributed_training(const Scenario& scenario, Communicator& world, c
       if (out) *out << "measured trace: " << options.trace_path << "\n";
     }
     const int done = it + 1;
+    bool preempted = false;  // SIGUSR1/SIGTERM on any rank (exec/train/preempt.h): all save and stop here
+    if (done != steps) {
+      EELLM_ASSIGN_OR_RETURN(preempted, agree_on_preempt(world, timeout));
+    }
     if (!options.save_dir.empty() &&
-        (done == steps || (options.save_interval > 0 && done % options.save_interval == 0))) {
+        (done == steps || preempted || (options.save_interval > 0 && done % options.save_interval == 0))) {
       EELLM_ASSIGN_OR_RETURN(RankView view, rank_view(*rt, full_cfg, layout, tp_rank));
       TrainProgress p;
       p.iteration = done, p.data = loader->position(), p.seed = scenario.training.seed;
@@ -195,6 +200,7 @@ Status run_distributed_training(const Scenario& scenario, Communicator& world, c
                                                         view.moments, p, timeout));
       if (out) *out << "saved checkpoint " << options.save_dir << "/" << checkpoint_iter_name(done) << "\n";
     }
+    if (preempted) return preempted_status(done, options.save_dir);
   }
   return Status::ok();
 }
@@ -258,7 +264,7 @@ int train_distributed_main(const Scenario& scenario, const DistributedTrainOptio
   const Status st = run_distributed_training(scenario, *comm, o, &log);
   if (!st.is_ok()) {
     if (world.rank() == 0) std::fprintf(stderr, "eellm train: %s\n", st.to_string().c_str());
-    return 1;
+    return st.is_cancelled() ? kPreemptedExitCode : 1;
   }
   return 0;
 #else

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "exec/backend/device.h"
+#include "exec/train/preempt.h"
 #include "model/layout.h"
 
 namespace eellm::exec {
@@ -255,8 +256,11 @@ Status Trainer::train() {
       log_metrics(e.dump());
       if (opt_.log) *opt_.log << line.str() << std::endl;
     }
-    if (!opt_.save_dir.empty() && t.save_interval > 0 && r.iteration % t.save_interval == 0 && r.iteration != steps_)
+    const bool preempted = preempt_requested() && r.iteration != steps_;  // SIGUSR1/SIGTERM (exec/train/preempt.h)
+    if (!opt_.save_dir.empty() && r.iteration != steps_ &&
+        (preempted || (t.save_interval > 0 && r.iteration % t.save_interval == 0)))
       EELLM_RETURN_IF_ERROR(save(opt_.save_dir));
+    if (preempted) return preempted_status(r.iteration, opt_.save_dir);
   }
   if (!opt_.save_dir.empty()) {
     EELLM_RETURN_IF_ERROR(save(opt_.save_dir));
