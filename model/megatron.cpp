@@ -43,7 +43,6 @@ struct Pending {
   int layers_per_virtual_stage = 0;
   int num_query_groups = 0;
   bool group_query_attention = false;
-  bool flash_attn = false;
   bool recompute_given = false;
   bool global_batch_given = false;
   bool vocab_given = false;
@@ -190,7 +189,8 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p,
        ignore("full recompute is modelled on every layer (uniform, all layers)")},
       {"--recompute-num-layers",
        ignore("full recompute is modelled on every layer (uniform, all layers)")},
-      {"--use-flash-attn", set(p.flash_attn, true)},
+      {"--use-flash-attn", set(m.use_flash_attn, true)},
+      {"--accumulate-allreduce-grads-in-fp32", set(t.accumulate_allreduce_grads_in_fp32, true)},
       {"--micro-batch-size", int_(t.micro_batch_size)},
       {"--global-batch-size", run(1,
                                   [&](const auto& v) {
@@ -286,7 +286,6 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p,
                            "--no-bias-gelu-fusion",
                            "--no-bias-dropout-fusion",
                            "--no-gradient-accumulation-fusion",
-                           "--accumulate-allreduce-grads-in-fp32",
                            "--use-checkpoint-args",
                            "--no-load-optim",
                            "--no-load-rng",
@@ -422,13 +421,6 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text,
   if (p.dtype_fp16 && p.dtype_bf16)
     return Status::invalid_argument("--fp16 and --bf16 are mutually exclusive");
   t.params_dtype = p.dtype_bf16 ? DType::kBF16 : p.dtype_fp16 ? DType::kFP16 : DType::kFP32;
-  if (p.flash_attn && !p.recompute_given) {
-    // Flash attention never stores the attention scores and recomputes them in backward.
-    par.recompute_granularity = RecomputeGranularity::kSelective;
-    warnings.push_back(
-        "--use-flash-attn modelled as recompute_granularity: selective (attention scores "
-        "recomputed in backward)");
-  }
   if (!p.vocab_given) {
     const std::string tok = normalize_enum_text(p.tokenizer_type);
     if (tok.find("gpt2") != std::string::npos || p.vocab_file.find("gpt2") != std::string::npos) {

@@ -136,8 +136,7 @@ TEST(Fit, CsvErrorsNameTheLine) {
 // The shipped, fitted A100 profile on the shared measurements (a fixed number, not a timing).
 TEST(Fit, ShippedA100ProfileValidationMape) {
   const std::string csv =
-      std::string(EELLM_SOURCE_DIR) + "/../shared/calibration/a100_megatron_single_node.csv";
-  if (!std::filesystem::exists(csv)) GTEST_SKIP() << csv << " not present";
+      std::string(EELLM_SOURCE_DIR) + "/data/calibration/a100_megatron_single_node.csv";
   const auto rows = read_calibration_csv(csv);
   ASSERT_TRUE(rows.is_ok()) << rows.status().to_string();
   EXPECT_EQ(rows->size(), 1440u);
