@@ -611,8 +611,6 @@ int CostModel::max_microbatches_in_flight(int stage) const {
 StageMemory CostModel::stage_memory(int stage) const {
   const Layout& L = *layout_;
   const Scenario& sc = *scenario_;
-  const Dims d = dims_of(sc, L);
-  const ExitSpec& x = sc.exits;
   StageMemory mem;
   mem.params = stage_params(stage);
   const bool mixed = sc.training.params_dtype != DType::kFP32;
