@@ -422,8 +422,11 @@ class ChunkKernels {
 //   forward on a GPU (scaled by the device's attention_backward_ratio / 2).
 Seq ChunkKernels::attention_core() const {
   const double heads = d_.b * d_.nh / d_.t;
-  const double core_flops = 2 * (2 * heads * d_.s * d_.s * d_.kv);
-  const double gemm = core_flops / (cm_.peak_flops() * cm_.compute_share() * std::max(1e-6, dev_.attention_efficiency));
+  // The batched GEMMs through the GEMM model (heads stacked along M): QKᵀ (s×kv)·(kv×s) has the
+  // head dimension as its K, A·V (s×s)·(s×kv) as its N — the skinny shapes the shape term prices;
+  // attention_efficiency is what the batched kernels reach beyond that.
+  const double gemm = (cm_.gemm_time_raw(heads * d_.s, d_.s, d_.kv) + cm_.gemm_time_raw(heads * d_.s, d_.kv, d_.s)) /
+                      std::max(1e-6, dev_.attention_efficiency);
   if (sc_.model.use_flash_attn) {
     const double fwd = gemm;
     return Seq{{fwd, 1.25 * dev_.attention_backward_ratio * fwd, 0}, {1, 2, 0}};
@@ -782,11 +785,16 @@ double CostModel::optimizer_step_time(int stage) const {
   const DeviceProfile& dev = sc.cluster.device;
   double params = static_cast<double>(stage_params(stage));
   if (sc.parallel.use_distributed_optimizer) params /= layout_->dp;
-  // Adam with fp32 master weights: read grad, master, m, v; write master, m, v (and the 16-bit
-  // copy).
-  const double bpp = dev.optimizer_bytes_per_param > 0          ? dev.optimizer_bytes_per_param
-                     : sc.training.params_dtype == DType::kFP32 ? 28.0
-                                                                : 30.0;
+  // Bytes a parameter moves in Megatron's optimizer step. Adam itself: read grad, master, m, v;
+  // write master, m, v (28). Mixed precision adds the grad-norm pass (read 4) and the copy of the
+  // fp32 master weights back to the 16-bit ones (read 4, write 2): 38 for bf16 (fp32 main grads
+  // used in place); fp16 first copies its 16-bit grads into fp32 main grads (read 2, write 4) and
+  // unscales them with the inf check (read 4, write 4): 52. fp32: the fused Adam alone (28).
+  const TrainingSpec& t = sc.training;
+  const double mixed_bpp = t.params_dtype == DType::kFP16 && !t.accumulate_allreduce_grads_in_fp32 ? 52.0 : 38.0;
+  const double bpp = dev.optimizer_bytes_per_param > 0 ? dev.optimizer_bytes_per_param
+                     : t.params_dtype == DType::kFP32   ? 28.0
+                                                        : mixed_bpp;
   return elementwise_time(params * bpp);
 }
 

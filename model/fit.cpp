@@ -572,8 +572,6 @@ const char* to_string(NetworkFitParam p) {
       return "inter_node_efficiency";
     case NetworkFitParam::kInterNodeLatencyUs:
       return "inter_node.latency_us";
-    case NetworkFitParam::kGemmMaxEfficiency:
-      return "gemm_max_efficiency";
   }
   return "?";
 }
@@ -587,45 +585,39 @@ double& network_field(ClusterSpec& c, NetworkFitParam p) {
       return c.inter_node_efficiency;
     case NetworkFitParam::kInterNodeLatencyUs:
       return c.inter_node.latency_us;
-    case NetworkFitParam::kGemmMaxEfficiency:
-      return c.device.gemm_max_efficiency;
   }
   return c.inter_node_efficiency;
 }
 double network_to_coord(NetworkFitParam p, double v) {
   if (p == NetworkFitParam::kInterNodeLatencyUs) return std::log(std::max(v, 0.0) + 1);
-  const double hi = p == NetworkFitParam::kGemmMaxEfficiency ? upper_fraction(FitParam::kGemmMaxEfficiency) : 1.0;
-  v = std::clamp(v / hi, 1e-4, 1 - 1e-4);
+  v = std::clamp(v, 1e-4, 1 - 1e-4);
   return std::log(v / (1 - v));
 }
 double network_from_coord(NetworkFitParam p, double x) {
   if (p == NetworkFitParam::kInterNodeLatencyUs) return std::max(0.0, std::exp(std::clamp(x, -30.0, 30.0)) - 1);
-  const double hi = p == NetworkFitParam::kGemmMaxEfficiency ? upper_fraction(FitParam::kGemmMaxEfficiency) : 1.0;
-  return hi / (1 + std::exp(-x));
+  return 1 / (1 + std::exp(-x));
 }
 
-// Stage 2 on the multi-node rows with `use[i]` (and, when the GEMM ceiling is fitted, on every
-// fifth single-node training row, so that the device keeps fitting the single-node set). Each
-// row's open settings are chosen once per round (predict_multi_node with the round's start) and
-// held during the round's simplex, so the objective stays smooth; two rounds.
-ClusterSpec fit_multi_node_stage(const std::vector<CalibrationRow>& single, const FitResult& stage1,
-                                 const std::vector<MultiNodeRow>& multi, const std::vector<bool>& use,
-                                 ClusterSpec c, const JointFitOptions& o) {
-  if (o.multi_node_params.empty()) return c;
+// The joint objective: mean squared log error over the single-node training rows plus the same
+// over the multi-node rows with `use[i]`, each set weighing alike. The parameters: the device's
+// (o.device.params) and the cluster's (o.multi_node_params). Each row's open settings are chosen
+// once per round (predict_multi_node at the round's start) and held during the round's simplex,
+// so the objective stays smooth.
+ClusterSpec fit_joint_stage(Problem& pr, const std::vector<MultiNodeRow>& multi, const std::vector<bool>& use,
+                            ClusterSpec c, const JointFitOptions& o, int evaluations, int rounds) {
+  const size_t nd = o.device.params.size();
   std::vector<RunChoice> choice(multi.size());
-  std::vector<CalibrationRow> sub;
-  const bool gemm = std::find(o.multi_node_params.begin(), o.multi_node_params.end(),
-                              NetworkFitParam::kGemmMaxEfficiency) != o.multi_node_params.end();
-  for (size_t i = 0; gemm && i < single.size(); ++i)
-    if (!stage1.validation[i] && i % 5 == 0) sub.push_back(single[i]);
   auto apply = [&](const std::vector<double>& x) {
-    for (size_t j = 0; j < x.size(); ++j)
-      network_field(c, o.multi_node_params[j]) = network_from_coord(o.multi_node_params[j], x[j]);
+    for (size_t j = 0; j < nd; ++j) set_fit_param(c.device, o.device.params[j], from_coord(o.device.params[j], x[j]));
+    for (size_t j = nd; j < x.size(); ++j)
+      network_field(c, o.multi_node_params[j - nd]) = network_from_coord(o.multi_node_params[j - nd], x[j]);
+    c.intra_node = LinkSpec{c.device.nvlink_bandwidth_GBps, c.device.nvlink_latency_us};
+    pr.set_device(c.device);
   };
   auto objective = [&](const std::vector<double>& x) {
     apply(x);
-    double s = 0;
-    int n = 0;
+    double s = 0, q = 0;
+    int n = 0, k = 0;
     for (size_t i = 0; i < multi.size(); ++i) {
       if (!use[i]) continue;
       const Scenario sc = multi_node_scenario(multi[i], c, choice[i]);
@@ -634,23 +626,21 @@ ClusterSpec fit_multi_node_stage(const std::vector<CalibrationRow>& single, cons
       const double r = t > 0 ? std::log(t / multi[i].time_s) : 10.0;
       s += r * r, ++n;
     }
-    double total = n > 0 ? s / n : 0.0;
-    if (!sub.empty()) {
-      std::vector<double> pred;
-      calibration_mape(sub, c.device, 2, &pred);
-      double q = 0;
-      for (size_t i = 0; i < sub.size(); ++i) q += std::pow(std::log(pred[i] / sub[i].time_ms), 2);
-      total += q / static_cast<double>(sub.size());
+    for (size_t i = 0; i < pr.scenarios.size(); ++i) {
+      if (pr.validation[i]) continue;
+      const double r = std::log(std::max(pr.predict(i), 1e-12) / pr.measured_s[i]);
+      q += r * r, ++k;
     }
-    return total;
+    return (n > 0 ? s / n : 0.0) + o.single_node_weight * (k > 0 ? q / k : 0.0);
   };
   std::vector<double> x;
+  for (FitParam p : o.device.params) x.push_back(to_coord(p, get_fit_param(c.device, p)));
   for (NetworkFitParam p : o.multi_node_params) x.push_back(network_to_coord(p, network_field(c, p)));
-  for (int round = 0; round < 2; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     apply(x);
     for (size_t i = 0; i < multi.size(); ++i)
       if (use[i]) choice[i] = predict_multi_node(multi[i], c).choice;
-    x = nelder_mead(objective, x, round == 0 ? 0.5 : 0.1, o.multi_node_evaluations);
+    x = nelder_mead(objective, x, round == 0 ? 0.25 : 0.1, evaluations);
   }
   apply(x);
   return c;
@@ -674,7 +664,7 @@ std::vector<ScaleBucket> scale_buckets(const std::vector<int>& gpus, const std::
 StatusOr<JointFitResult> fit_joint(const std::vector<CalibrationRow>& single, const std::vector<MultiNodeRow>& multi,
                                    const ClusterSpec& start, const JointFitOptions& o) {
   JointFitResult res;
-  if (o.device.params.empty()) {  // stage 1 skipped: the start device as given
+  if (!o.stage1) {  // stage 1 skipped: stage 2 starts from the device as given
     res.single.profile = start.device;
     for (size_t i = 0; i < single.size(); ++i) {
       res.single.validation.push_back(is_validation_row(i));
@@ -687,7 +677,8 @@ StatusOr<JointFitResult> fit_joint(const std::vector<CalibrationRow>& single, co
   c.device = res.single.profile;
   c.device_name = start.device_name;
   const std::vector<bool> all(multi.size(), true);
-  res.cluster = fit_multi_node_stage(single, res.single, multi, all, c, o);
+  EELLM_ASSIGN_OR_RETURN(Problem pr, make_problem(single, c.device));
+  res.cluster = fit_joint_stage(pr, multi, all, c, o, o.joint_evaluations, 2);
   // The final device may differ from stage 1's (the GEMM ceiling): single-node figures anew.
   res.single.profile = res.cluster.device;
   res.single.train_mape = calibration_mape(single, res.cluster.device, 0, &res.single.predicted_ms);
@@ -705,7 +696,9 @@ StatusOr<JointFitResult> fit_joint(const std::vector<CalibrationRow>& single, co
     fit_sum += absolute_percentage_error(res.fitted.back().time_s, multi[i].time_s);
     std::vector<bool> use = all;
     use[i] = false;
-    const ClusterSpec loo = o.leave_one_out ? fit_multi_node_stage(single, res.single, multi, use, c, o) : res.cluster;
+    // Leave-one-out: the joint stage again without row i, from the joint optimum.
+    const ClusterSpec loo =
+        o.leave_one_out ? fit_joint_stage(pr, multi, use, res.cluster, o, o.loo_evaluations, 1) : res.cluster;
     res.held_out.push_back(predict_multi_node(multi[i], loo));
     const double r = (res.held_out.back().time_s - multi[i].time_s) / multi[i].time_s;
     loo_sum += std::abs(r) * 100, loo_bias += r * 100;
