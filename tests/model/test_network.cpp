@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "model/network.h"
+#include "model/scenario_io.h"
+#include "model/validate.h"
 
 namespace eellm {
 namespace {
@@ -74,6 +76,34 @@ TEST(Network, DefaultNicCountIsOnePerGpu) {
   ClusterSpec c = dgx(0);
   EXPECT_EQ(c.nics(), 8);
   EXPECT_NEAR(NetworkModel(c).bus_bandwidth(CommGroup{4, 1, 0}), 25e9, 1);
+}
+
+// The topology fields of a cluster: the shipped DGX A100 states them, a scenario may override them,
+// they survive a round trip, and bad values are named.
+TEST(Network, ClusterTopologyFieldsReadValidateAndRoundTrip) {
+  const auto dgx_a100 = load_cluster_profile("a100-80gb-128x8");
+  ASSERT_TRUE(dgx_a100.is_ok()) << dgx_a100.status().to_string();
+  EXPECT_EQ(dgx_a100->nics_per_node, 8);
+  EXPECT_EQ(dgx_a100->intra_node_fabric, IntraNodeFabric::kNVSwitch);
+  EXPECT_DOUBLE_EQ(dgx_a100->inter_node.bandwidth_GBps, 25);  // HDR 200 Gb/s
+  auto sc = load_scenario("gpt3-175b");
+  ASSERT_TRUE(sc.is_ok()) << sc.status().to_string();
+  sc->cluster.nics_per_node = 4;
+  sc->cluster.inter_node_efficiency = 0.9;
+  sc->cluster.intra_node_fabric = IntraNodeFabric::kPCIe;
+  const auto back = parse_scenario(scenario_to_yaml(*sc));
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back->cluster.nics_per_node, 4);
+  EXPECT_DOUBLE_EQ(back->cluster.inter_node_efficiency, 0.9);
+  EXPECT_EQ(back->cluster.intra_node_fabric, IntraNodeFabric::kPCIe);
+  sc->cluster.nics_per_node = -1;
+  sc->cluster.inter_node_efficiency = 1.5;
+  const std::string d = validate_scenario(*sc).to_string();
+  EXPECT_NE(d.find("cluster.nics_per_node (-1) must not be negative"), std::string::npos) << d;
+  EXPECT_NE(d.find("cluster.inter_node_efficiency (1.5) must be in [0, 1]"), std::string::npos) << d;
+  const auto bad = parse_scenario("cluster: {profile: a100-80gb-2x8, intra_node_fabric: infiniband}\n");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("nvswitch"), std::string::npos) << bad.status().message();
 }
 
 }  // namespace
