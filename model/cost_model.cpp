@@ -422,6 +422,15 @@ class ChunkKernels {
 //   forward on a GPU (scaled by the device's attention_backward_ratio / 2).
 Seq ChunkKernels::attention_core() const {
   const double heads = d_.b * d_.nh / d_.t;
+  if (dev_.host_cores > 0) {
+    // eellm's own CPU executor (profiles with host_cores, measured by `eellm calibrate`): its core
+    // GEMMs at attention_efficiency of peak and a softmax moving the scores twice, no dropout — the
+    // pricing fidelity/calibrate.cpp inverts to measure attention_efficiency.
+    const double flops = 2 * (2 * heads * d_.s * d_.s * d_.kv);
+    const double fwd = flops / (cm_.peak_flops() * cm_.compute_share() * std::max(1e-6, dev_.attention_efficiency)) +
+                       cm_.elementwise_time_raw(2 * heads * d_.s * d_.s * d_.e);
+    return Seq{{fwd, dev_.attention_backward_ratio * fwd, 0}, {3, 5, 0}};
+  }
   // The batched GEMMs through the GEMM model (heads stacked along M): QKᵀ (s×kv)·(kv×s) has the
   // head dimension as its K, A·V (s×s)·(s×kv) as its N — the skinny shapes the shape term prices;
   // attention_efficiency is what the batched kernels reach beyond that.
