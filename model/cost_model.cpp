@@ -344,10 +344,11 @@ struct Seq {
     kernels += o.kernels;
     return *this;
   }
-  // Asynchronous launches overlap execution: a part takes its device time or its launch time.
-  OpTimes finish(double launch_s) const {
-    return OpTimes{std::max(raw.fwd, kernels.fwd * launch_s),
-                   std::max(raw.bwd_input, kernels.bwd_input * launch_s),
+  // Asynchronous launches overlap execution: a part takes its device time or its host time (its
+  // launches plus `host_s` of other host work in the forward and in the input-gradient part).
+  OpTimes finish(double launch_s, double host_s = 0) const {
+    return OpTimes{std::max(raw.fwd, kernels.fwd * launch_s + host_s),
+                   std::max(raw.bwd_input, kernels.bwd_input * launch_s + host_s),
                    std::max(raw.bwd_weight, kernels.bwd_weight * launch_s)};
   }
 };
@@ -464,9 +465,15 @@ Seq ChunkKernels::layer() const {
 LayerTimes ChunkKernels::layer_times() const {
   const double overhead = dev_.per_layer_overhead_us * kUs;
   LayerTimes lt;
-  lt.total = layer().finish(launch_);
-  lt.total.fwd += overhead;
-  lt.total.bwd_input += overhead;
+  // On a GPU the host's per-layer work (Python, framework bookkeeping) runs ahead of the device,
+  // like the launches: it shows only when it exceeds the kernels' time. On eellm's CPU executor
+  // (host_cores profiles) the host is the device: it adds.
+  const bool cpu = dev_.host_cores > 0;
+  lt.total = layer().finish(launch_, cpu ? 0.0 : overhead);
+  if (cpu) {
+    lt.total.fwd += overhead;
+    lt.total.bwd_input += overhead;
+  }
   lt.core_fwd = attention_core().finish(launch_).fwd;
   return lt;
 }

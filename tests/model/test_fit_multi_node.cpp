@@ -91,8 +91,8 @@ TEST(MultiNodeFit, ShippedProfileHeldOutErrors) {
   for (const ScaleBucket& b : r->buckets)
     std::printf("  %-7s %4d rows  MAPE %5.2f %%  mean signed %+5.2f %%\n", b.label.c_str(), b.rows, b.mape, b.bias);
   EXPECT_EQ(r->single.validation_rows, 308);
-  EXPECT_LT(r->single.validation_mape, 7.5);
-  EXPECT_LT(r->multi_loo_mape, 6.0);
+  EXPECT_LT(r->single.validation_mape, 7.2);  // 7.09 % (7.11 % before the joint fit)
+  EXPECT_LT(r->multi_loo_mape, 3.0);  // 2.32 %; the target 6 %
   EXPECT_GE(r->multi_loo_mape, r->multi_fit_mape - 0.5);  // leaving a row out does not help it
   ASSERT_EQ(r->buckets.size(), 4u);
   for (const ScaleBucket& b : r->buckets) {
