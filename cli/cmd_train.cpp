@@ -46,7 +46,7 @@ void register_train(CLI::App& app) {
     Scenario s = *sc;
     if (!o->resume_latest.empty()) {
       auto latest = exec::checkpoint_to_resume(o->resume_latest);
-      if (!latest.is_ok()) return fail("train", latest.status());
+      if (!latest.is_ok()) return finish("train", latest.status());
       if (!latest->empty()) o->resume = *latest;
     }
     if (o->save_interval >= 0) s.training.save_interval = o->save_interval;

@@ -64,7 +64,7 @@ LayerParams layer_params(const ModelSpec& m, const Layout& L) {
 // Per-microbatch shapes of one GPU.
 struct Dims {
   double b, s, h, nh, g, kv, ffn, fc1_out, V, t, e;
-  bool sp;
+  bool sp, flash;
   double m() const { return b * s; }  // GEMM rows (full sequence: SP all-gathers before the GEMMs)
   double s_local() const { return sp ? s / t : s; }  // sequence held outside the TP region
 };
@@ -83,6 +83,7 @@ Dims dims_of(const Scenario& sc, const Layout& L) {
   d.t = L.tp;
   d.e = sc.training.params_dtype == DType::kFP32 ? 4 : 2;
   d.sp = sc.parallel.sequence_parallel && L.tp > 1;
+  d.flash = sc.model.use_flash_attn;
   return d;
 }
 
@@ -108,7 +109,9 @@ Flops scaled(Flops f, double k) {
 
 // Korthikanti et al. 2022 Table 2, generalised. Unsharded part: two norm inputs, QKV input, MLP
 // input (each e·sbh) and two dropout masks (sbh); sharded part: Q, K, V, projection input, MLP
-// inner activations; attention core (2e+1)·a·s²·b (softmax output, its dropout mask and output).
+// inner activations; attention core (2e+1)·a·s²·b (softmax output, its dropout mask and output),
+// not stored under selective recompute (replayed in backward) nor with flash attention (never
+// materialised; its b·a·s fp32 softmax statistics are negligible and not counted).
 int64_t layer_activation(const Dims& d, RecomputeGranularity r) {
   const double sbh = d.s * d.b * d.h;
   if (r == RecomputeGranularity::kFull)
@@ -117,7 +120,7 @@ int64_t layer_activation(const Dims& d, RecomputeGranularity r) {
   const double mlp_inner = (d.fc1_out + d.ffn) * d.e * d.s * d.b;  // fc1 output + activation output
   const double attn_inner = d.e * d.s * d.b * (2 * d.nh * d.kv + 2 * d.g * d.kv);
   const double core =
-      r == RecomputeGranularity::kSelective ? 0.0 : (2 * d.e + 1) * d.nh * d.s * d.s * d.b;
+      r == RecomputeGranularity::kSelective || d.flash ? 0.0 : (2 * d.e + 1) * d.nh * d.s * d.s * d.b;
   const double v = (d.sp ? unsharded / d.t : unsharded) + (mlp_inner + attn_inner + core) / d.t;
   return static_cast<int64_t>(std::llround(v));
 }
@@ -266,58 +269,42 @@ double CostModel::elementwise_time(double bytes) const {
   return std::max(elementwise_time_raw(bytes), scenario_->cluster.device.kernel_launch_us * kUs);
 }
 
-// Seconds to move `bytes` at `bw` bytes/s, the part beyond the device's large-message threshold at
-// `large_eff` × bw (caches overflow: a CPU's shared-memory transport slows down past them).
-double CostModel::transfer_seconds(double bytes, double bw, bool collective) const {
-  const DeviceProfile& dev = scenario_->cluster.device;
-  const double limit = dev.large_message_KiB * 1024.0;
-  if (!(limit > 0) || bytes <= limit) return bytes / bw;
-  const double eff = std::max(1e-6, collective ? dev.large_message_collective_efficiency
-                                               : dev.large_message_p2p_efficiency);
-  return limit / bw + (bytes - limit) / (bw * eff);
+NetworkModel CostModel::network() const {
+  return NetworkModel(scenario_->cluster, core_time_share());
+}
+
+CommGroup CostModel::tp_group() const {
+  const int gpn = std::max(1, scenario_->cluster.gpus_per_node);
+  return CommGroup{layout_->tp, std::min(layout_->tp, gpn), 0};
+}
+
+CommGroup CostModel::dp_group() const {
+  const Layout& L = *layout_;
+  const int gpn = std::max(1, scenario_->cluster.gpus_per_node);
+  // DP ranks are tp apart: a node holds max(1, gpn / tp) of them (all, when tp·dp fits a node).
+  const int per_node = std::clamp(gpn / std::max(1, L.tp), 1, std::max(1, L.dp));
+  return CommGroup{L.dp, per_node, 0};
 }
 
 double CostModel::p2p_time(int64_t bytes, bool inter_node) const {
-  if (bytes < 0) return 0;  // a zero-byte message still pays the latency (the simulator probes it)
-  const ClusterSpec& c = scenario_->cluster;
-  const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
-  const double eff = c.device.p2p_efficiency > 0 ? c.device.p2p_efficiency : c.device.collective_efficiency;
-  const double bw = std::max(1e-9, link.bandwidth_GBps * 1e9 * eff * core_time_share());
-  return link.latency_us * kUs + transfer_seconds(static_cast<double>(bytes), bw, false);
+  const Layout& L = *layout_;
+  // A stage's tp·dp GPUs all send to the next stage at once; those of one node share its NICs.
+  const int crossing = std::min(std::max(1, scenario_->cluster.gpus_per_node), L.tp * L.dp);
+  return network().p2p(static_cast<double>(bytes), inter_node, crossing);
 }
 
 double CostModel::collective_latency(bool inter_node) const {
-  const ClusterSpec& c = scenario_->cluster;
-  const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
-  return (c.device.collective_latency_us > 0 ? c.device.collective_latency_us : link.latency_us) * kUs;
+  const CommGroup g{2, inter_node ? 1 : 2, 0};
+  return network().step_latency(g);
 }
 
 double CostModel::allreduce_time(int64_t bytes, int group, bool inter_node,
                                  CollectiveAlgo algo) const {
-  if (group <= 1 || bytes <= 0) return 0;
-  const ClusterSpec& c = scenario_->cluster;
-  const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
-  const double bw =
-      std::max(1e-9, link.bandwidth_GBps * 1e9 * c.device.collective_efficiency * core_time_share());
-  const double n = group, a = collective_latency(inter_node), B = static_cast<double>(bytes);
-  // The large-message regime applies to the buffer size (what overflows the caches).
-  const double move = transfer_seconds(B, bw, true);
-  if (algo == CollectiveAlgo::kTree) {
-    // Pipelined (double binary) tree: reduce up and broadcast down, each moving the buffer once.
-    return 2 * std::ceil(std::log2(n)) * a + 2 * move;
-  }
-  return 2 * (n - 1) / n * move + 2 * (n - 1) * a;
+  return network().allreduce(static_cast<double>(bytes), CommGroup{group, inter_node ? 1 : group, 0}, algo);
 }
 
 double CostModel::reduce_scatter_time(int64_t bytes, int group, bool inter_node) const {
-  if (group <= 1 || bytes <= 0) return 0;
-  const ClusterSpec& c = scenario_->cluster;
-  const LinkSpec& link = inter_node ? c.inter_node : c.intra_node;
-  const double bw =
-      std::max(1e-9, link.bandwidth_GBps * 1e9 * c.device.collective_efficiency * core_time_share());
-  const double n = group;
-  return (n - 1) / n * transfer_seconds(static_cast<double>(bytes), bw, true) +
-         (n - 1) * collective_latency(inter_node);
+  return network().reduce_scatter(static_cast<double>(bytes), CommGroup{group, inter_node ? 1 : group, 0});
 }
 
 double CostModel::allgather_time(int64_t bytes, int group, bool inter_node) const {
@@ -357,10 +344,11 @@ struct Seq {
     kernels += o.kernels;
     return *this;
   }
-  // Asynchronous launches overlap execution: a part takes its device time or its launch time.
-  OpTimes finish(double launch_s) const {
-    return OpTimes{std::max(raw.fwd, kernels.fwd * launch_s),
-                   std::max(raw.bwd_input, kernels.bwd_input * launch_s),
+  // Asynchronous launches overlap execution: a part takes its device time or its host time (its
+  // launches plus `host_s` of other host work in the forward and in the input-gradient part).
+  OpTimes finish(double launch_s, double host_s = 0) const {
+    return OpTimes{std::max(raw.fwd, kernels.fwd * launch_s + host_s),
+                   std::max(raw.bwd_input, kernels.bwd_input * launch_s + host_s),
                    std::max(raw.bwd_weight, kernels.bwd_weight * launch_s)};
   }
 };
@@ -373,155 +361,199 @@ struct LayerTimes {
 
 }  // namespace
 
-ChunkCosts CostModel::chunk(int virtual_stage) const {
-  const Layout& L = *layout_;
-  const Scenario& sc = *scenario_;
-  const ChunkLayout& cl = L.chunks[static_cast<size_t>(virtual_stage)];
-  const DeviceProfile& dev = sc.cluster.device;
-  const Dims d = dims_of(sc, L);
-  const double m = d.m(), t = d.t, e = d.e;
-  const bool tp_inter = tp_group_inter_node();
-  const int tpn = L.tp;
-  const double act_bytes = m * d.h * e;  // one b·s·h activation in the compute dtype
+// The kernels of one microbatch on one GPU, as sequences (CostModel::chunk() sums them).
+class ChunkKernels {
+ public:
+  explicit ChunkKernels(const CostModel& cm)
+      : cm_(cm), sc_(cm.scenario()), dev_(sc_.cluster.device), d_(dims_of(sc_, cm.layout())) {
+    const NetworkModel net = cm.network();
+    act_bytes_ = d_.m() * d_.h * d_.e;
+    local_act_ = d_.b * d_.s_local() * d_.h * d_.e;
+    tp_ar_ = cm.layout().tp > 1 ? net.allreduce(act_bytes_, cm.tp_group()) : 0;
+    small_ar_ = cm.layout().tp > 1 ? net.allreduce(d_.m() * 4, cm.tp_group()) : 0;
+    launch_ = dev_.kernel_launch_us * kUs;
+  }
+  const Dims& dims() const { return d_; }
+  double launch() const { return launch_; }
 
   // A column/row-parallel GEMM (M×K)·(K×N): forward, input-gradient and weight-gradient kernels.
-  auto gemm3 = [&](double M, double N, double K) {
-    return Seq{{gemm_time_raw(M, N, K), gemm_time_raw(M, K, N), gemm_time_raw(K, N, M)}, {1, 1, 1}};
-  };
+  Seq gemm3(double M, double N, double K) const {
+    return Seq{{cm_.gemm_time_raw(M, N, K), cm_.gemm_time_raw(M, K, N), cm_.gemm_time_raw(K, N, M)}, {1, 1, 1}};
+  }
   // Element-wise kernel moving `bytes` forward; its backward takes elementwise_backward_ratio
   // times as long (2 on a GPU: about twice the bytes; measured for the CPU executor's kernels).
-  const double ew_bwd = dev.elementwise_backward_ratio;
-  auto elem = [&](double bytes) {
-    return Seq{{elementwise_time_raw(bytes), elementwise_time_raw(ew_bwd * bytes), 0}, {1, 1, 0}};
-  };
+  Seq elem(double bytes) const {
+    return Seq{{cm_.elementwise_time_raw(bytes), cm_.elementwise_time_raw(dev_.elementwise_backward_ratio * bytes), 0},
+               {1, 1, 0}};
+  }
   // TP "all-reduce points" (each an all-reduce, or an RS+AG pair with SP) in forward and backward.
-  const double tp_ar = tpn > 1 ? allreduce_time(static_cast<int64_t>(act_bytes), tpn, tp_inter) : 0;
-  auto tp_point = [&](double fwd_count, double bwd_count) {
-    if (tpn <= 1) return Seq{};
-    return Seq{{fwd_count * tp_ar, bwd_count * tp_ar, 0}, {fwd_count, bwd_count, 0}};
-  };
-
-  const double local_act = d.b * d.s_local() * d.h * e;  // residual stream held per GPU
-  auto norm_seq = [&]() { return elem(2 * local_act); };
-
-  auto mlp_seq = [&]() {
-    Seq o = gemm3(m, d.fc1_out / t, d.h);
-    o += elem(m * (d.fc1_out + d.ffn) / t * e);  // bias + activation (GELU, or SwiGLU gate)
-    o += gemm3(m, d.h, d.ffn / t);
+  Seq tp_point(double fwd_count, double bwd_count) const {
+    if (cm_.layout().tp <= 1) return Seq{};
+    return Seq{{fwd_count * tp_ar_, bwd_count * tp_ar_, 0}, {fwd_count, bwd_count, 0}};
+  }
+  Seq norm() const { return elem(2 * local_act_); }
+  Seq mlp() const {
+    const double t = d_.t;
+    Seq o = gemm3(d_.m(), d_.fc1_out / t, d_.h);
+    o += elem(d_.m() * (d_.fc1_out + d_.ffn) / t * d_.e);  // bias + activation (GELU, or SwiGLU gate)
+    o += gemm3(d_.m(), d_.h, d_.ffn / t);
     return o;
-  };
+  }
+  Seq attention_core() const;
+  Seq layer() const;
+  LayerTimes layer_times() const;
+  Seq projection() const;
+  OpTimes embedding() const;
 
-  // Attention core: QKᵀ and A·V as batched GEMMs at attention_efficiency, softmax element-wise.
-  const double core_flops = 2 * (2 * d.b * d.nh / t * d.s * d.s * d.kv);
-  const double core_t =
-      core_flops / (peak_flops() * compute_share() * std::max(1e-6, dev.attention_efficiency));
-  const double softmax_bytes = 2 * d.b * d.nh / t * d.s * d.s * e;
-  // Backward: attention_backward_ratio × the forward (2 on a GPU: twice the GEMM work and softmax
-  // traffic; the CPU executor's measured ratio is lower, its forward being exp-bound).
-  const double core_fwd = core_t + elementwise_time_raw(softmax_bytes);
-  const Seq core{{core_fwd, dev.attention_backward_ratio * core_fwd, 0}, {3, 5, 0}};
+ private:
+  const CostModel& cm_;
+  const Scenario& sc_;
+  const DeviceProfile& dev_;
+  Dims d_;
+  double act_bytes_ = 0, local_act_ = 0, tp_ar_ = 0, small_ar_ = 0, launch_ = 0;
+};
 
-  auto layer_seq = [&]() {
-    Seq o = norm_seq();
-    o += gemm3(m, (d.nh + 2 * d.g) * d.kv / t, d.h);
-    if (sc.model.position_embedding_type == PositionEmbedding::kRope)
-      o += elem(2 * m * (d.nh + d.g) * d.kv / t * e);
-    o += core;
-    o += gemm3(m, d.h, d.nh * d.kv / t);
-    o += elem(3 * local_act);  // bias + residual add
-    o += norm_seq();
-    o += mlp_seq();
-    o += elem(3 * local_act);
-    o += tp_point(2, 2);
-    return o;
-  };
-  const double launch = dev.kernel_launch_us * kUs;
-  const double overhead = dev.per_layer_overhead_us * kUs;
-  auto layer_times = [&]() {
-    LayerTimes lt;
-    lt.total = layer_seq().finish(launch);
+// Attention core: QKᵀ and A·V as batched GEMMs at attention_efficiency.
+// - Without flash attention (Megatron's unfused path: baddbmm, fused scale-mask-softmax kernel,
+//   dropout, bmm) the s×s scores go through memory: the softmax reads and writes them (2e bytes an
+//   element), the dropout reads them and writes its output and a 1-byte mask (2e + 1). Backward:
+//   attention_backward_ratio × the forward (2 on a GPU: twice the GEMM work and score traffic).
+// - FlashAttention is one kernel that keeps the scores on chip; its backward recomputes QKᵀ and
+//   the softmax: 5 matmuls to the forward's 2 (Dao 2023, FlashAttention-2, §3.1.2) = 2.5× the
+//   forward on a GPU (scaled by the device's attention_backward_ratio / 2).
+Seq ChunkKernels::attention_core() const {
+  const double heads = d_.b * d_.nh / d_.t;
+  if (dev_.host_cores > 0) {
+    // eellm's own CPU executor (profiles with host_cores, measured by `eellm calibrate`): its core
+    // GEMMs at attention_efficiency of peak and a softmax moving the scores twice, no dropout — the
+    // pricing fidelity/calibrate.cpp inverts to measure attention_efficiency.
+    const double flops = 2 * (2 * heads * d_.s * d_.s * d_.kv);
+    const double fwd = flops / (cm_.peak_flops() * cm_.compute_share() * std::max(1e-6, dev_.attention_efficiency)) +
+                       cm_.elementwise_time_raw(2 * heads * d_.s * d_.s * d_.e);
+    return Seq{{fwd, dev_.attention_backward_ratio * fwd, 0}, {3, 5, 0}};
+  }
+  // The batched GEMMs through the GEMM model (heads stacked along M): QKᵀ (s×kv)·(kv×s) has the
+  // head dimension as its K, A·V (s×s)·(s×kv) as its N — the skinny shapes the shape term prices;
+  // attention_efficiency is what the batched kernels reach beyond that.
+  const double gemm = (cm_.gemm_time_raw(heads * d_.s, d_.s, d_.kv) + cm_.gemm_time_raw(heads * d_.s, d_.kv, d_.s)) /
+                      std::max(1e-6, dev_.attention_efficiency);
+  if (sc_.model.use_flash_attn) {
+    const double fwd = gemm;
+    return Seq{{fwd, 1.25 * dev_.attention_backward_ratio * fwd, 0}, {1, 2, 0}};
+  }
+  const double scores = heads * d_.s * d_.s;
+  const double fwd = gemm + cm_.elementwise_time_raw(scores * (4 * d_.e + 1));
+  return Seq{{fwd, dev_.attention_backward_ratio * fwd, 0}, {4, 6, 0}};
+}
+
+Seq ChunkKernels::layer() const {
+  const double t = d_.t, m = d_.m();
+  Seq o = norm();
+  o += gemm3(m, (d_.nh + 2 * d_.g) * d_.kv / t, d_.h);
+  if (sc_.model.position_embedding_type == PositionEmbedding::kRope)
+    o += elem(2 * m * (d_.nh + d_.g) * d_.kv / t * d_.e);
+  o += attention_core();
+  o += gemm3(m, d_.h, d_.nh * d_.kv / t);
+  o += elem(3 * local_act_);  // bias + residual add
+  o += norm();
+  o += mlp();
+  o += elem(3 * local_act_);
+  o += tp_point(2, 2);
+  return o;
+}
+
+LayerTimes ChunkKernels::layer_times() const {
+  const double overhead = dev_.per_layer_overhead_us * kUs;
+  LayerTimes lt;
+  // On a GPU the host's per-layer work (Python, framework bookkeeping) runs ahead of the device,
+  // like the launches: it shows only when it exceeds the kernels' time. On eellm's CPU executor
+  // (host_cores profiles) the host is the device: it adds.
+  const bool cpu = dev_.host_cores > 0;
+  lt.total = layer().finish(launch_, cpu ? 0.0 : overhead);
+  if (cpu) {
     lt.total.fwd += overhead;
     lt.total.bwd_input += overhead;
-    lt.core_fwd = core.finish(launch).fwd;
-    return lt;
-  };
+  }
+  lt.core_fwd = attention_core().finish(launch_).fwd;
+  return lt;
+}
 
-  // Output projection + vocab-parallel cross-entropy (logits kept in fp32 for backward).
-  auto projection_seq = [&]() {
-    Seq o = gemm3(m, d.V / t, d.h);
-    o += elem(m * d.V / t * (e + 4));
-    if (tpn > 1) {
-      // Three tiny all-reduces of b·s fp32 (max, sum of exp, target logit) plus the input-gradient
-      // all-reduce (or the SP all-gather/reduce-scatter) of the head's input.
-      const double small = allreduce_time(static_cast<int64_t>(m * 4), tpn, tp_inter);
-      o += Seq{{3 * small + (d.sp ? tp_ar / 2 : 0), tp_ar * (d.sp ? 0.5 : 1.0), 0},
-               {d.sp ? 4.0 : 3.0, 1, 0}};
-    }
-    return o;
-  };
+// Output projection + vocab-parallel cross-entropy (logits kept in fp32 for backward).
+Seq ChunkKernels::projection() const {
+  const double t = d_.t, m = d_.m();
+  Seq o = gemm3(m, d_.V / t, d_.h);
+  o += elem(m * d_.V / t * (d_.e + 4));
+  if (cm_.layout().tp > 1) {
+    // Three tiny all-reduces of b·s fp32 (max, sum of exp, target logit) plus the input-gradient
+    // all-reduce (or the SP all-gather/reduce-scatter) of the head's input.
+    o += Seq{{3 * small_ar_ + (d_.sp ? tp_ar_ / 2 : 0), tp_ar_ * (d_.sp ? 0.5 : 1.0), 0}, {d_.sp ? 4.0 : 3.0, 1, 0}};
+  }
+  return o;
+}
 
+// Lookup (+ position add) forward, then the vocab-parallel all-reduce (reduce-scatter with SP);
+// backward is the weight gradient's scatter-add.
+OpTimes ChunkKernels::embedding() const {
+  Seq emb{{cm_.elementwise_time_raw(2 * act_bytes_), 0, cm_.elementwise_time_raw(3 * act_bytes_)}, {1, 0, 1}};
+  if (cm_.layout().tp > 1) emb += Seq{{d_.sp ? tp_ar_ / 2 : tp_ar_, 0, 0}, {1, 0, 0}};
+  return emb.finish(launch_);
+}
+
+ChunkCosts CostModel::chunk(int virtual_stage) const {
+  const ChunkLayout& cl = layout_->chunks[static_cast<size_t>(virtual_stage)];
+  const DeviceProfile& dev = scenario_->cluster.device;
+  const ChunkKernels k(*this);
+  const Dims& d = k.dims();
   ChunkCosts cc;
   cc.virtual_stage = virtual_stage;
-  const LayerTimes lt = layer_times();
+  const LayerTimes lt = k.layer_times();
   cc.per_layer = lt.total;
   const int nl = cl.num_layers;
   cc.backbone = OpTimes{lt.total.fwd * nl, lt.total.bwd_input * nl, lt.total.bwd_weight * nl};
-  cc.backbone_flops = scaled(layer_flops(d), nl / t);
-
+  cc.backbone_flops = scaled(layer_flops(d), nl / d.t);
   if (cl.has_embedding) {
-    // Lookup (+ position add) forward, then the vocab-parallel all-reduce (reduce-scatter with SP);
-    // backward is the weight gradient's scatter-add.
-    Seq emb{{elementwise_time_raw(2 * act_bytes), 0, elementwise_time_raw(3 * act_bytes)},
-            {1, 0, 1}};
-    if (tpn > 1) emb += Seq{{d.sp ? tp_ar / 2 : tp_ar, 0, 0}, {1, 0, 0}};
-    cc.embedding = emb.finish(launch);
+    cc.embedding = k.embedding();
     cc.backbone += cc.embedding;
   }
   if (cl.has_final_head) {
-    Seq head = norm_seq();
-    head += projection_seq();
-    cc.final_head = head.finish(launch);
+    Seq head = k.norm();
+    head += k.projection();
+    cc.final_head = head.finish(k.launch());
     cc.backbone += cc.final_head;
-    cc.backbone_flops += scaled(projection_flops(d), 1 / t);
+    cc.backbone_flops += scaled(projection_flops(d), 1 / d.t);
   }
-  const ExitSpec& x = sc.exits;
-  for (int idx : cl.exits) {
-    (void)idx;
+  const ExitSpec& x = scenario_->exits;
+  for (size_t i = 0; i < cl.exits.size(); ++i) {
     OpTimes o;
     Flops f;
     if (x.use_exit_block) {
       o += lt.total;
-      f += scaled(layer_flops(d), 1 / t);
+      f += scaled(layer_flops(d), 1 / d.t);
     }
     Seq rest;
-    if (x.use_exit_norm) rest += norm_seq();
+    if (x.use_exit_norm) rest += k.norm();
     if (x.use_exit_mlp) {
-      rest += mlp_seq();
-      rest += tp_point(1, 1);
-      f += scaled(mlp_flops(d), 1 / t);
+      rest += k.mlp();
+      rest += k.tp_point(1, 1);
+      f += scaled(mlp_flops(d), 1 / d.t);
     }
-    rest += projection_seq();
-    o += rest.finish(launch);
+    rest += k.projection();
+    o += rest.finish(k.launch());
     // Fitted residual per head (framework work the kernels do not show: loss bookkeeping, the
     // head's small ops), charged like per_layer_overhead_us.
     o.fwd += dev.per_exit_overhead_us * kUs;
     o.bwd_input += dev.per_exit_overhead_us * kUs;
-    f += scaled(projection_flops(d), 1 / t);
+    f += scaled(projection_flops(d), 1 / d.t);
     cc.exits.push_back(o);
     cc.exit_flops.push_back(f);
   }
-  switch (sc.parallel.recompute_granularity) {
-    case RecomputeGranularity::kNone:
-      cc.recompute_fwd = 0;
-      break;
-    case RecomputeGranularity::kSelective:
-      cc.recompute_fwd = lt.core_fwd * nl;
-      break;
-    case RecomputeGranularity::kFull:
-      cc.recompute_fwd = lt.total.fwd * nl;
-      break;
-  }
-  cc.p2p_bytes = static_cast<int64_t>(std::llround(d.b * d.s_local() * d.h * e));
+  // Selective recompute (Korthikanti et al. 2022 §4.2) replays the attention core only; full
+  // recompute the whole forward of every layer.
+  const RecomputeGranularity r = scenario_->parallel.recompute_granularity;
+  cc.recompute_fwd = r == RecomputeGranularity::kSelective ? lt.core_fwd * nl
+                     : r == RecomputeGranularity::kFull    ? lt.total.fwd * nl
+                                                           : 0.0;
+  cc.p2p_bytes = static_cast<int64_t>(std::llround(d.b * d.s_local() * d.h * d.e));
   return cc;
 }
 
@@ -598,67 +630,107 @@ int CostModel::max_microbatches_in_flight(int stage) const {
 StageMemory CostModel::stage_memory(int stage) const {
   const Layout& L = *layout_;
   const Scenario& sc = *scenario_;
-  const Dims d = dims_of(sc, L);
-  const ExitSpec& x = sc.exits;
   StageMemory mem;
   mem.params = stage_params(stage);
   const bool mixed = sc.training.params_dtype != DType::kFP32;
   const bool dist = sc.parallel.use_distributed_optimizer;
   const double P = static_cast<double>(mem.params);
-  // Megatron's table: mixed = 2 (weights) + 4 (fp32 main grads) + 12 (fp32 master, Adam m, v);
-  // fp32 = 4 + 4 + 8. The distributed optimizer shards the optimizer part over dp.
+  // Megatron's accounting (Rajbhandari et al. 2020's 2 + 2 + 12 for fp16; Megatron-LM's
+  // distributed-optimizer doc table for the rest): 16-bit weights, gradients in the dtype of the
+  // main-grad buffer (grad_bytes_per_param()), 12 bytes of fp32 master weights and Adam m, v; fp32
+  // training: 4 + 4 + 8. The distributed optimizer shards the optimizer part over dp.
   mem.weights_bytes = static_cast<int64_t>(P * (mixed ? 2 : 4));
-  mem.grads_bytes = static_cast<int64_t>(P * 4);
+  mem.grads_bytes = static_cast<int64_t>(P * grad_bytes_per_param());
   const double opt = mixed ? 12 : 8;
   mem.optimizer_bytes = static_cast<int64_t>(std::ceil(P * opt / (dist ? L.dp : 1)));
 
-  const RecomputeGranularity r = sc.parallel.recompute_granularity;
-  const double local_act = d.b * d.s_local() * d.h * d.e;
-  const double logits = d.b * d.s * d.V / d.t * 4;
   int64_t act = 0, logit_bytes = 0;
   for (int c = 0; c < L.vp; ++c) {
-    const ChunkLayout& cl = L.chunk(stage, c);
-    act += layer_activation(d, r) * cl.num_layers;
-    if (cl.has_final_head) {
-      act += static_cast<int64_t>(2 * local_act);  // final norm input + projection input
-      logit_bytes += static_cast<int64_t>(logits);
-    }
-    for (int idx : cl.exits) {
-      (void)idx;
-      // Exit heads are not checkpointed: a block stores a full layer's activations.
-      if (x.use_exit_block) act += layer_activation(d, RecomputeGranularity::kNone);
-      if (x.use_exit_norm) act += static_cast<int64_t>(local_act);
-      if (x.use_exit_mlp) act += mlp_activation(d);
-      act += static_cast<int64_t>(local_act);
-      logit_bytes += static_cast<int64_t>(logits);
-    }
+    const ChunkActivation ca = chunk_activation(c * L.pp + stage);
+    act += ca.activation_bytes;
+    logit_bytes += ca.logits_bytes;
   }
   mem.activation_bytes_per_microbatch = act;
   mem.exit_logits_bytes_per_microbatch = logit_bytes;
   mem.max_microbatches_in_flight = max_microbatches_in_flight(stage);
+  if (L.schedule == ScheduleKind::kInterleaved1F1B) mem.held_activation_bytes = interleaved_held_bytes(stage);
   return mem;
+}
+
+ChunkActivation CostModel::chunk_activation(int virtual_stage) const {
+  const Layout& L = *layout_;
+  const Dims d = dims_of(*scenario_, L);
+  const ExitSpec& x = scenario_->exits;
+  const ChunkLayout& cl = L.chunks[static_cast<size_t>(virtual_stage)];
+  const double local_act = d.b * d.s_local() * d.h * d.e;
+  const double logits = d.b * d.s * d.V / d.t * 4;
+  ChunkActivation ca;
+  ca.activation_bytes = layer_activation(d, scenario_->parallel.recompute_granularity) * cl.num_layers;
+  if (cl.has_final_head) {
+    ca.activation_bytes += static_cast<int64_t>(2 * local_act);  // final norm input + projection input
+    ca.logits_bytes += static_cast<int64_t>(logits);
+  }
+  for (size_t i = 0; i < cl.exits.size(); ++i) {
+    // Exit heads are not checkpointed: a block stores a full layer's activations.
+    if (x.use_exit_block) ca.activation_bytes += layer_activation(d, RecomputeGranularity::kNone);
+    if (x.use_exit_norm) ca.activation_bytes += static_cast<int64_t>(local_act);
+    if (x.use_exit_mlp) ca.activation_bytes += mlp_activation(d);
+    ca.activation_bytes += static_cast<int64_t>(local_act);
+    ca.logits_bytes += static_cast<int64_t>(logits);
+  }
+  return ca;
+}
+
+// Megatron's interleaved order (sim/schedule.cpp builds the same): virtual microbatch k runs chunk
+// (k mod pp·vp)/pp forward (reversed for backward); w warm-up forwards, then forward k + w with
+// backward k, then the cool-down backwards. A forward holds its chunk's bytes until its backward
+// ends, so the peak is the largest sum after a forward.
+int64_t CostModel::interleaved_held_bytes(int stage) const {
+  const Layout& L = *layout_;
+  const int pp = L.pp, vp = L.vp, total = L.num_microbatches * vp;
+  const int w = L.num_microbatches == pp ? total : std::min((pp - stage - 1) * 2 + (vp - 1) * pp, total);
+  std::vector<int64_t> bytes(static_cast<size_t>(vp));
+  for (int c = 0; c < vp; ++c) {
+    const ChunkActivation ca = chunk_activation(c * pp + stage);
+    bytes[static_cast<size_t>(c)] = ca.activation_bytes + ca.logits_bytes;
+  }
+  auto fwd = [&](int k) { return bytes[static_cast<size_t>((k % (pp * vp)) / pp)]; };
+  auto bwd = [&](int k) { return bytes[static_cast<size_t>(vp - 1 - (k % (pp * vp)) / pp)]; };
+  int64_t held = 0, peak = 0;
+  for (int k = 0; k < w; ++k) peak = std::max(peak, held += fwd(k));
+  for (int i = 0; i < total - w; ++i) {
+    peak = std::max(peak, held += fwd(w + i));
+    held -= bwd(i);
+  }
+  return peak;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Communication.
 
-// Megatron reduces the main-grad buffer: fp32 for bf16 and fp32 training (bf16 forces
-// accumulate_allreduce_grads_in_fp32), fp16 for fp16 training (the flag's default is off). The
-// memory model keeps 4 bytes/param of grads for every mixed precision (the 18-byte table).
+// Megatron reduces (and keeps) the main-grad buffer: fp32 for bf16 and fp32 training (bf16 forces
+// accumulate_allreduce_grads_in_fp32), fp16 for fp16 training unless
+// --accumulate-allreduce-grads-in-fp32.
+int CostModel::grad_bytes_per_param() const {
+  const TrainingSpec& t = scenario_->training;
+  return t.params_dtype == DType::kFP16 && !t.accumulate_allreduce_grads_in_fp32 ? 2 : 4;
+}
+
 int64_t CostModel::dp_grad_bytes(int stage) const {
-  return stage_params(stage) * (scenario_->training.params_dtype == DType::kFP16 ? 2 : 4);
+  return stage_params(stage) * grad_bytes_per_param();
 }
 
 double CostModel::dp_sync_time(int stage) const {
   const Layout& L = *layout_;
   if (L.dp <= 1) return 0;
-  const bool inter = dp_group_inter_node();
-  const int64_t grads = dp_grad_bytes(stage);
+  const NetworkModel net = network();
+  const CommGroup g = dp_group();
+  const double grads = static_cast<double>(dp_grad_bytes(stage));
   if (scenario_->parallel.use_distributed_optimizer) {
-    const int64_t params = stage_params(stage) * activation_element_bytes();
-    return reduce_scatter_time(grads, L.dp, inter) + allgather_time(params, L.dp, inter);
+    const double params = static_cast<double>(stage_params(stage)) * activation_element_bytes();
+    return net.reduce_scatter(grads, g) + net.allgather(params, g);
   }
-  return allreduce_time(grads, L.dp, inter);
+  return net.allreduce(grads, g);
 }
 
 std::vector<int> CostModel::embedding_group_stages() const {
@@ -684,7 +756,7 @@ std::vector<int> CostModel::embedding_group_stages() const {
 int64_t CostModel::embedding_group_bytes() const {
   if (embedding_group_stages().empty()) return 0;
   const Layout& L = *layout_;
-  return static_cast<int64_t>(L.padded_vocab_size) * scenario_->model.hidden_size / L.tp * 4;
+  return static_cast<int64_t>(L.padded_vocab_size) * scenario_->model.hidden_size / L.tp * grad_bytes_per_param();
 }
 
 double CostModel::embedding_group_time() const {
@@ -694,7 +766,9 @@ double CostModel::embedding_group_time() const {
   const int gpn = std::max(1, scenario_->cluster.gpus_per_node);
   const int stride = L.tp * L.dp;
   const bool inter = node_of(g.front() * stride, gpn) != node_of(g.back() * stride, gpn);
-  return allreduce_time(embedding_group_bytes(), static_cast<int>(g.size()), inter);
+  // One rank per stage; every TP×DP rank of those stages reduces its shard at the same time.
+  const CommGroup group{static_cast<int>(g.size()), inter ? 1 : static_cast<int>(g.size()), 0};
+  return network().allreduce(static_cast<double>(embedding_group_bytes()), group);
 }
 
 int64_t CostModel::tp_bytes_per_microbatch(int stage) const {
@@ -727,11 +801,16 @@ double CostModel::optimizer_step_time(int stage) const {
   const DeviceProfile& dev = sc.cluster.device;
   double params = static_cast<double>(stage_params(stage));
   if (sc.parallel.use_distributed_optimizer) params /= layout_->dp;
-  // Adam with fp32 master weights: read grad, master, m, v; write master, m, v (and the 16-bit
-  // copy).
-  const double bpp = dev.optimizer_bytes_per_param > 0          ? dev.optimizer_bytes_per_param
-                     : sc.training.params_dtype == DType::kFP32 ? 28.0
-                                                                : 30.0;
+  // Bytes a parameter moves in Megatron's optimizer step. Adam itself: read grad, master, m, v;
+  // write master, m, v (28). Mixed precision adds the grad-norm pass (read 4) and the copy of the
+  // fp32 master weights back to the 16-bit ones (read 4, write 2): 38 for bf16 (fp32 main grads
+  // used in place); fp16 first copies its 16-bit grads into fp32 main grads (read 2, write 4) and
+  // unscales them with the inf check (read 4, write 4): 52. fp32: the fused Adam alone (28).
+  const TrainingSpec& t = sc.training;
+  const double mixed_bpp = t.params_dtype == DType::kFP16 && !t.accumulate_allreduce_grads_in_fp32 ? 52.0 : 38.0;
+  const double bpp = dev.optimizer_bytes_per_param > 0 ? dev.optimizer_bytes_per_param
+                     : t.params_dtype == DType::kFP32   ? 28.0
+                                                        : mixed_bpp;
   return elementwise_time(params * bpp);
 }
 

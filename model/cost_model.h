@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/layout.h"
+#include "model/network.h"
 #include "model/scenario.h"
 
 namespace eellm {
@@ -61,11 +62,23 @@ struct StageMemory {
   int64_t exit_logits_bytes_per_microbatch =
       0;                               // logits held by exit heads (and final head) for backward
   int max_microbatches_in_flight = 1;  // per the schedule (1F1B: pp - rank)
+  // Activation + logit bytes held at the peak when the chunks of the stage differ in size
+  // (interleaved: the schedule's order decides which chunk-microbatches are held); -1 → in flight
+  // × per microbatch.
+  int64_t held_activation_bytes = -1;
   int64_t static_bytes() const { return weights_bytes + grads_bytes + optimizer_bytes; }
-  int64_t peak_bytes() const {
-    return static_bytes() + max_microbatches_in_flight * (activation_bytes_per_microbatch +
-                                                          exit_logits_bytes_per_microbatch);
+  int64_t held_bytes() const {
+    return held_activation_bytes >= 0 ? held_activation_bytes
+                                      : max_microbatches_in_flight * (activation_bytes_per_microbatch +
+                                                                      exit_logits_bytes_per_microbatch);
   }
+  int64_t peak_bytes() const { return static_bytes() + held_bytes(); }
+};
+
+// Bytes one microbatch of one chunk (virtual stage) keeps for its backward on one GPU.
+struct ChunkActivation {
+  int64_t activation_bytes = 0;
+  int64_t logits_bytes = 0;  // fp32 logits of the final head and the exit heads on the chunk
 };
 
 // One model chunk's costs per microbatch. Exit heads are kept separate from the backbone so the
@@ -83,9 +96,6 @@ struct ChunkCosts {
   int64_t p2p_bytes = 0;     // activation (or its gradient) sent to the neighbour per microbatch
 };
 
-// A collective's algorithm for alpha-beta timing.
-enum class CollectiveAlgo { kRing, kTree };
-
 class CostModel {
  public:
   CostModel(const Scenario& scenario, const Layout& layout);
@@ -101,6 +111,9 @@ class CostModel {
 
   ChunkCosts chunk(int virtual_stage) const;
   StageMemory stage_memory(int stage) const;
+  ChunkActivation chunk_activation(int virtual_stage) const;
+  // Peak activation + logit bytes of `stage` under the interleaved schedule, walking its order.
+  int64_t interleaved_held_bytes(int stage) const;
 
   // Time of one GEMM (m×k)·(k×n) in `dtype` on the device (roofline + efficiency model), at least
   // one kernel launch.
@@ -111,16 +124,28 @@ class CostModel {
   // max(Σ kernel device time, kernels × kernel_launch_us): the host launches asynchronously, so
   // launch cost only shows when the kernels are shorter than it (small layers, small microbatches).
 
+  // The cluster's network (model/network.h), with this layout's CPU link time-sharing applied.
+  NetworkModel network() const;
+  // This layout's tensor- and data-parallel groups as the network model sees them (Megatron rank
+  // order: TP fastest, then DP, then PP; every group of a kind communicates at the same time).
+  CommGroup tp_group() const;
+  CommGroup dp_group() const;
+
   // Point-to-point time between two global ranks (intra- or inter-node link): latency + bytes/bw,
-  // so p2p_time(0, ·) is the link latency.
+  // so p2p_time(0, ·) is the link latency. Inter-node hops share the node's NICs with the other
+  // GPUs of the stage sending at the same time.
   double p2p_time(int64_t bytes, bool inter_node) const;
   // All-reduce / reduce-scatter / all-gather time of `bytes` (full buffer size) over `group`
-  // GPUs, `inter_node` when the group spans nodes.
+  // GPUs, `inter_node` when the group spans nodes (then one rank per node, each on its own rail;
+  // the layout's own groups use tp_group() / dp_group() through the network model).
   double allreduce_time(int64_t bytes, int group, bool inter_node,
                         CollectiveAlgo algo = CollectiveAlgo::kRing) const;
   double reduce_scatter_time(int64_t bytes, int group, bool inter_node) const;
   double allgather_time(int64_t bytes, int group, bool inter_node) const;
 
+  // Bytes of one gradient in Megatron's main-grad buffer: 2 for fp16 training without
+  // accumulate_allreduce_grads_in_fp32, else 4.
+  int grad_bytes_per_param() const;
   // Bytes this stage reduces over the data-parallel group per iteration (its gradients).
   int64_t dp_grad_bytes(int stage) const;
   // Bytes of the embedding-group all-reduce (tied word embedding on first/last/exit stages); 0 if
@@ -174,11 +199,10 @@ class CostModel {
   double collective_latency(bool inter_node) const;
 
  private:
+  friend class ChunkKernels;
   // Device time of a kernel without the launch floor (chunk() applies launch cost per sequence).
   double gemm_time_raw(double m, double n, double k) const;
   double elementwise_time_raw(double bytes) const;
-  // Seconds to move `bytes` at `bw` bytes/s with the large-message regime of p2p or collectives.
-  double transfer_seconds(double bytes, double bw, bool collective) const;
 
   const Scenario* scenario_;
   const Layout* layout_;

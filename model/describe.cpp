@@ -67,7 +67,7 @@ StatusOr<DescribeReport> describe_scenario(const Scenario& sc) {
     st.activation_bytes_per_microbatch =
         m.activation_bytes_per_microbatch + m.exit_logits_bytes_per_microbatch;
     st.microbatches_in_flight = m.max_microbatches_in_flight;
-    st.activation_bytes = st.activation_bytes_per_microbatch * m.max_microbatches_in_flight;
+    st.activation_bytes = m.held_bytes();
     st.static_bytes = m.static_bytes();
     st.total_bytes = m.peak_bytes();
     st.over_capacity = r.device_capacity_bytes > 0 &&

@@ -468,3 +468,258 @@ std::vector<ResidualGroup> residuals_by(const std::vector<CalibrationRow>& rows,
 }
 
 }  // namespace eellm
+
+// ---------------------------------------------------------------------------------------------
+// The multi-node set.
+
+namespace eellm {
+
+StatusOr<std::vector<MultiNodeRow>> read_multi_node_csv(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::not_found("multi-node calibration file " + path + " cannot be opened");
+  std::vector<MultiNodeRow> rows;
+  std::string line;
+  for (int line_no = 1; std::getline(in, line); ++line_no) {
+    if (line.empty() || line[0] == '#' || line.rfind("source,", 0) == 0) continue;
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    for (std::string cell; std::getline(ss, cell, ',');) cells.push_back(cell);
+    if (!line.empty() && line.back() == ',') cells.emplace_back();
+    const std::string where = path + ":" + std::to_string(line_no);
+    if (cells.size() != 15)
+      return Status::invalid_argument(where + ": has " + std::to_string(cells.size()) +
+                                      " columns; expected 15 (source, parameters_billion, ..., "
+                                      "iteration_time_s)");
+    std::vector<double> v(15, 0.0);
+    for (size_t c = 1; c < 15; ++c) {
+      if (c == 12 && cells[c].empty()) continue;  // micro batch not given
+      try {
+        v[c] = std::stod(cells[c]);
+      } catch (...) {
+        return Status::invalid_argument(where + ": column " + std::to_string(c + 1) + " ('" + cells[c] +
+                                        "') is not a number");
+      }
+    }
+    MultiNodeRow r;
+    r.source = cells[0];
+    r.params_billion = v[1];
+    r.heads = static_cast<int>(v[2]), r.hidden = static_cast<int>(v[3]), r.layers = static_cast<int>(v[4]);
+    r.seq = static_cast<int>(v[5]), r.vocab = static_cast<int>(v[6]);
+    r.tp = static_cast<int>(v[7]), r.pp = static_cast<int>(v[8]), r.dp = static_cast<int>(v[9]);
+    r.gpus = static_cast<int>(v[10]), r.global_batch = static_cast<int>(v[11]);
+    r.micro_batch = static_cast<int>(v[12]);
+    r.achieved_tflops = v[13], r.time_s = v[14];
+    if (r.tp * r.pp * r.dp != r.gpus || r.time_s <= 0 || r.layers % r.pp != 0)
+      return Status::invalid_argument(where + ": tp·pp·dp must equal gpus, the layers must split evenly "
+                                      "over pp and iteration_time_s must be positive");
+    rows.push_back(r);
+  }
+  if (rows.empty()) return Status::invalid_argument("multi-node calibration file " + path + " has no data rows");
+  return rows;
+}
+
+Scenario multi_node_scenario(const MultiNodeRow& r, const ClusterSpec& cluster, RunChoice choice) {
+  CalibrationRow c{r.gpus, r.global_batch, choice.micro_batch, r.hidden, r.heads, r.layers, r.seq,
+                   r.tp, r.dp, r.pp, r.time_s * 1e3};
+  Scenario s = calibration_scenario(c, cluster.device);
+  s.name = "multi-node " + r.source;
+  s.model.vocab_size = r.vocab;
+  s.cluster = cluster;
+  s.cluster.num_nodes = (r.gpus + std::max(1, cluster.gpus_per_node) - 1) / std::max(1, cluster.gpus_per_node);
+  if (choice.vp > 1) {
+    s.parallel.virtual_pipeline_model_parallel_size = choice.vp;
+    s.parallel.schedule = ScheduleKind::kInterleaved1F1B;
+  }
+  return s;
+}
+
+namespace {
+
+bool fits_memory(const CostModel& cm) {
+  const double capacity = cm.scenario().cluster.device.memory_GiB * 1024.0 * 1024.0 * 1024.0;
+  for (int st = 0; st < cm.layout().pp; ++st)
+    if (static_cast<double>(cm.stage_memory(st).peak_bytes()) > capacity) return false;
+  return true;
+}
+
+}  // namespace
+
+MultiNodePrediction predict_multi_node(const MultiNodeRow& r, const ClusterSpec& cluster) {
+  MultiNodePrediction best;
+  std::vector<int> mbs = r.micro_batch > 0 ? std::vector<int>{r.micro_batch} : std::vector<int>{1, 2, 4, 8};
+  const int per_stage = r.layers / r.pp;
+  for (int mb : mbs) {
+    if ((r.global_batch / r.dp) % mb != 0) continue;
+    for (int vp = 1; vp <= per_stage; ++vp) {
+      if (per_stage % vp != 0 || (vp > 1 && r.pp <= 2)) continue;
+      const Scenario s = multi_node_scenario(r, cluster, RunChoice{mb, vp});
+      StatusOr<Layout> L = derive_layout(s);
+      if (!L) continue;
+      const CostModel cm(s, *L);
+      if (!fits_memory(cm)) continue;
+      const double t = estimate_iteration(cm).total_s;
+      if (best.time_s < 0 || t < best.time_s) best = MultiNodePrediction{t, RunChoice{mb, vp}};
+    }
+  }
+  return best;
+}
+
+const char* to_string(NetworkFitParam p) {
+  switch (p) {
+    case NetworkFitParam::kInterNodeEfficiency:
+      return "inter_node_efficiency";
+    case NetworkFitParam::kInterNodeLatencyUs:
+      return "inter_node.latency_us";
+  }
+  return "?";
+}
+
+namespace {
+
+// Stage-2 parameters ↔ unconstrained coordinates (logit for fractions, log(v + 1) for latency).
+double& network_field(ClusterSpec& c, NetworkFitParam p) {
+  switch (p) {
+    case NetworkFitParam::kInterNodeEfficiency:
+      return c.inter_node_efficiency;
+    case NetworkFitParam::kInterNodeLatencyUs:
+      return c.inter_node.latency_us;
+  }
+  return c.inter_node_efficiency;
+}
+double network_to_coord(NetworkFitParam p, double v) {
+  if (p == NetworkFitParam::kInterNodeLatencyUs) return std::log(std::max(v, 0.0) + 1);
+  v = std::clamp(v, 1e-4, 1 - 1e-4);
+  return std::log(v / (1 - v));
+}
+double network_from_coord(NetworkFitParam p, double x) {
+  if (p == NetworkFitParam::kInterNodeLatencyUs) return std::max(0.0, std::exp(std::clamp(x, -30.0, 30.0)) - 1);
+  return 1 / (1 + std::exp(-x));
+}
+
+// The joint objective: mean squared log error over the single-node training rows plus the same
+// over the multi-node rows with `use[i]`, each set weighing alike. The parameters: the device's
+// (o.device.params) and the cluster's (o.multi_node_params). Each row's open settings are chosen
+// once per round (predict_multi_node at the round's start) and held during the round's simplex,
+// so the objective stays smooth.
+ClusterSpec fit_joint_stage(Problem& pr, const std::vector<MultiNodeRow>& multi, const std::vector<bool>& use,
+                            ClusterSpec c, const JointFitOptions& o, int evaluations, int rounds) {
+  const size_t nd = o.device.params.size();
+  std::vector<RunChoice> choice(multi.size());
+  auto apply = [&](const std::vector<double>& x) {
+    for (size_t j = 0; j < nd; ++j) set_fit_param(c.device, o.device.params[j], from_coord(o.device.params[j], x[j]));
+    for (size_t j = nd; j < x.size(); ++j)
+      network_field(c, o.multi_node_params[j - nd]) = network_from_coord(o.multi_node_params[j - nd], x[j]);
+    c.intra_node = LinkSpec{c.device.nvlink_bandwidth_GBps, c.device.nvlink_latency_us};
+    pr.set_device(c.device);
+  };
+  auto objective = [&](const std::vector<double>& x) {
+    apply(x);
+    double s = 0, q = 0;
+    int n = 0, k = 0;
+    for (size_t i = 0; i < multi.size(); ++i) {
+      if (!use[i]) continue;
+      const Scenario sc = multi_node_scenario(multi[i], c, choice[i]);
+      StatusOr<Layout> L = derive_layout(sc);
+      const double t = L ? estimate_iteration(CostModel(sc, *L)).total_s : -1;
+      const double r = t > 0 ? std::log(t / multi[i].time_s) : 10.0;
+      s += r * r, ++n;
+    }
+    for (size_t i = 0; i < pr.scenarios.size(); ++i) {
+      if (pr.validation[i]) continue;
+      const double r = std::log(std::max(pr.predict(i), 1e-12) / pr.measured_s[i]);
+      q += r * r, ++k;
+    }
+    return (n > 0 ? s / n : 0.0) + o.single_node_weight * (k > 0 ? q / k : 0.0);
+  };
+  std::vector<double> x;
+  for (FitParam p : o.device.params) x.push_back(to_coord(p, get_fit_param(c.device, p)));
+  for (NetworkFitParam p : o.multi_node_params) x.push_back(network_to_coord(p, network_field(c, p)));
+  for (int round = 0; round < rounds; ++round) {
+    apply(x);
+    for (size_t i = 0; i < multi.size(); ++i)
+      if (use[i]) choice[i] = predict_multi_node(multi[i], c).choice;
+    x = nelder_mead(objective, x, round == 0 ? 0.25 : 0.1, evaluations);
+  }
+  apply(x);
+  return c;
+}
+
+std::vector<ScaleBucket> scale_buckets(const std::vector<int>& gpus, const std::vector<double>& rel) {
+  std::vector<ScaleBucket> b = {{"<= 8", 0, 0, 0}, {"9-64", 0, 0, 0}, {"65-512", 0, 0, 0}, {"> 512", 0, 0, 0}};
+  for (size_t i = 0; i < gpus.size(); ++i) {
+    ScaleBucket& k = b[gpus[i] <= 8 ? 0 : gpus[i] <= 64 ? 1 : gpus[i] <= 512 ? 2 : 3];
+    k.rows += 1;
+    k.mape += std::abs(rel[i]);
+    k.bias += rel[i];
+  }
+  for (ScaleBucket& k : b)
+    if (k.rows > 0) k.mape *= 100.0 / k.rows, k.bias *= 100.0 / k.rows;
+  return b;
+}
+
+}  // namespace
+
+StatusOr<JointFitResult> fit_joint(const std::vector<CalibrationRow>& single, const std::vector<MultiNodeRow>& multi,
+                                   const ClusterSpec& start, const JointFitOptions& o) {
+  JointFitResult res;
+  if (!o.stage1) {  // stage 1 skipped: stage 2 starts from the device as given
+    res.single.profile = start.device;
+    for (size_t i = 0; i < single.size(); ++i) {
+      res.single.validation.push_back(is_validation_row(i));
+      (is_validation_row(i) ? res.single.validation_rows : res.single.train_rows) += 1;
+    }
+  } else {
+    EELLM_ASSIGN_OR_RETURN(res.single, fit_device_profile(single, start.device, o.device));
+  }
+  ClusterSpec c = start;
+  c.device = res.single.profile;
+  c.device_name = start.device_name;
+  const std::vector<bool> all(multi.size(), true);
+  EELLM_ASSIGN_OR_RETURN(Problem pr, make_problem(single, c.device));
+  res.cluster = fit_joint_stage(pr, multi, all, c, o, o.joint_evaluations, 2);
+  // The final device may differ from stage 1's (the GEMM ceiling): single-node figures anew.
+  res.single.profile = res.cluster.device;
+  res.single.train_mape = calibration_mape(single, res.cluster.device, 0, &res.single.predicted_ms);
+  res.single.validation_mape = calibration_mape(single, res.cluster.device, 1);
+  std::vector<int> gpus;
+  std::vector<double> rel;
+  for (size_t i = 0; i < single.size(); ++i)
+    if (res.single.validation[i]) {
+      gpus.push_back(single[i].gpus);
+      rel.push_back((res.single.predicted_ms[i] - single[i].time_ms) / single[i].time_ms);
+    }
+  double fit_sum = 0, loo_sum = 0, loo_bias = 0;
+  for (size_t i = 0; i < multi.size(); ++i) {
+    res.fitted.push_back(predict_multi_node(multi[i], res.cluster));
+    fit_sum += absolute_percentage_error(res.fitted.back().time_s, multi[i].time_s);
+    std::vector<bool> use = all;
+    use[i] = false;
+    // Leave-one-out: the joint stage again without row i, from the joint optimum.
+    const ClusterSpec loo =
+        o.leave_one_out ? fit_joint_stage(pr, multi, use, res.cluster, o, o.loo_evaluations, 1) : res.cluster;
+    res.held_out.push_back(predict_multi_node(multi[i], loo));
+    const double r = (res.held_out.back().time_s - multi[i].time_s) / multi[i].time_s;
+    loo_sum += std::abs(r) * 100, loo_bias += r * 100;
+    gpus.push_back(multi[i].gpus);
+    rel.push_back(r);
+  }
+  const double n = std::max<double>(1, static_cast<double>(multi.size()));
+  res.multi_fit_mape = fit_sum / n, res.multi_loo_mape = loo_sum / n, res.multi_loo_bias = loo_bias / n;
+  res.buckets = scale_buckets(gpus, rel);
+  return res;
+}
+
+std::string cluster_profile_to_yaml(const ClusterSpec& c, const std::string& comment) {
+  std::ostringstream o;
+  std::istringstream lines(comment);
+  for (std::string line; std::getline(lines, line);) o << (line.empty() ? "#" : "# " + line) << "\n";
+  o << "name: " << c.name << "\ndevice: " << c.device_name << "\nnum_nodes: " << c.num_nodes
+    << "\ngpus_per_node: " << c.gpus_per_node << "\nintra_node_fabric: " << to_string(c.intra_node_fabric)
+    << "\nnics_per_node: " << c.nics_per_node << "\ninter_node_efficiency: " << c.inter_node_efficiency
+    << "\nintra_node: {bandwidth_GBps: " << c.intra_node.bandwidth_GBps << ", latency_us: " << c.intra_node.latency_us
+    << "}\ninter_node: {bandwidth_GBps: " << c.inter_node.bandwidth_GBps
+    << ", latency_us: " << c.inter_node.latency_us << "}\n";
+  return o.str();
+}
+
+}  // namespace eellm

@@ -120,4 +120,87 @@ std::vector<ResidualGroup> residuals_by(const std::vector<CalibrationRow>& rows,
                                         const std::vector<double>& predicted_ms,
                                         const std::string& attribute);
 
+// ---------------------------------------------------------------------------------------------
+// The multi-node set (data/calibration/megatron_a100_multi_node.csv: Megatron-LM on Selene).
+
+struct MultiNodeRow {
+  std::string source;
+  double params_billion = 0;
+  int heads = 0, hidden = 0, layers = 0, seq = 0, vocab = 0, tp = 0, pp = 0, dp = 0, gpus = 0;
+  int global_batch = 0;
+  int micro_batch = 0;  // 0: the table does not give it (a free choice of the run)
+  double achieved_tflops = 0, time_s = 0;
+};
+
+// Reads the multi-node CSV (header line, 15 columns; micro batch may be empty); errors name the
+// line and the column.
+StatusOr<std::vector<MultiNodeRow>> read_multi_node_csv(const std::string& path);
+
+// Settings a row leaves open: micro batch (where not given) and interleaving (virtual stages).
+struct RunChoice {
+  int micro_batch = 1;
+  int vp = 1;  // 1: Megatron's 1F1B; > 1: interleaved 1F1B with vp chunks per stage
+};
+
+// The scenario of a row on `cluster` (its num_nodes set to gpus / gpus_per_node): GPT-3 style
+// (LayerNorm, learned positions, GELU, biases, tied embeddings, ffn 4h), fp16 without fp32 grad
+// accumulation, full recompute, no sequence parallelism, no distributed optimizer (the 2021 code).
+Scenario multi_node_scenario(const MultiNodeRow& row, const ClusterSpec& cluster, RunChoice choice);
+
+// The prediction of a row: the fastest estimate over the open settings (micro batch 1, 2, 4, 8
+// where not given; vp 1 or any divisor ≥ 2 of the layers per stage that Megatron accepts) among
+// the layouts whose every stage fits device memory — the run as a user would tune it, i.e. the
+// planner's choice. time_s < 0 when no choice fits.
+struct MultiNodePrediction {
+  double time_s = -1;
+  RunChoice choice;
+};
+MultiNodePrediction predict_multi_node(const MultiNodeRow& row, const ClusterSpec& cluster);
+
+// The joint fit of one A100 device + cluster profile on both sets. Stage 1 fits the device's
+// parameters (FitOptions::params) on the single-node training rows alone (fit_device_profile, its
+// fixed starts); stage 2 starts there and fits the device's and the cluster's parameters
+// (multi_node_params) together on both sets: the mean squared log error of the single-node
+// training rows plus that of the multi-node rows. Held-out errors: the single-node held-back rows
+// (in neither stage), and leave-one-out over the multi-node rows (stage 2 re-fitted without each
+// row in turn, from the joint optimum).
+enum class NetworkFitParam { kInterNodeEfficiency, kInterNodeLatencyUs };
+const char* to_string(NetworkFitParam p);
+
+struct JointFitOptions {
+  FitOptions device;   // the device's parameters and stage 1's options
+  bool stage1 = true;  // false: stage 2 starts from the start device as given
+  // None by default: the NICs run at their line rate × the device's collective_efficiency (the
+  // spec sheet's 8 × 200 Gb/s). Fitted, inter_node_efficiency falls to ~0.33 of line rate: the
+  // fit then uses slow pipeline transfers to stand in for what the model lacks, which would mislead
+  // on runs that lean on the NICs for other reasons (docs/accuracy.md).
+  std::vector<NetworkFitParam> multi_node_params = {};
+  double single_node_weight = 1;  // of the single-node set's mean in stage 2's objective
+  int joint_evaluations = 1500;  // per Nelder–Mead round of stage 2 (two rounds)
+  int loo_evaluations = 400;     // per leave-one-out re-fit (one round)
+  bool leave_one_out = true;
+};
+
+struct ScaleBucket {
+  std::string label;  // "<= 8", "9-64", "65-512", "> 512" GPUs
+  int rows = 0;
+  double mape = 0, bias = 0;  // percent, over held-out predictions
+};
+
+struct JointFitResult {
+  FitResult single;       // stage 1 (its MAPEs: single-node train / held-back rows)
+  ClusterSpec cluster;    // fitted cluster, its device = the fitted device
+  std::vector<MultiNodePrediction> fitted;  // per multi-node row, all rows fitted on
+  std::vector<MultiNodePrediction> held_out;  // per row, from the fit without that row
+  double multi_fit_mape = 0, multi_loo_mape = 0, multi_loo_bias = 0;
+  std::vector<ScaleBucket> buckets;  // held-out errors of both sets by GPU count
+};
+
+StatusOr<JointFitResult> fit_joint(const std::vector<CalibrationRow>& single,
+                                   const std::vector<MultiNodeRow>& multi, const ClusterSpec& start,
+                                   const JointFitOptions& options = {});
+
+// A cluster profile as YAML (scenarios/clusters format, the device by name), comment lines first.
+std::string cluster_profile_to_yaml(const ClusterSpec& c, const std::string& comment = "");
+
 }  // namespace eellm

@@ -43,7 +43,6 @@ struct Pending {
   int layers_per_virtual_stage = 0;
   int num_query_groups = 0;
   bool group_query_attention = false;
-  bool flash_attn = false;
   bool recompute_given = false;
   bool global_batch_given = false;
   bool vocab_given = false;
@@ -190,7 +189,8 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p,
        ignore("full recompute is modelled on every layer (uniform, all layers)")},
       {"--recompute-num-layers",
        ignore("full recompute is modelled on every layer (uniform, all layers)")},
-      {"--use-flash-attn", set(p.flash_attn, true)},
+      {"--use-flash-attn", set(m.use_flash_attn, true)},
+      {"--accumulate-allreduce-grads-in-fp32", set(t.accumulate_allreduce_grads_in_fp32, true)},
       {"--micro-batch-size", int_(t.micro_batch_size)},
       {"--global-batch-size", run(1,
                                   [&](const auto& v) {
@@ -286,7 +286,6 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p,
                            "--no-bias-gelu-fusion",
                            "--no-bias-dropout-fusion",
                            "--no-gradient-accumulation-fusion",
-                           "--accumulate-allreduce-grads-in-fp32",
                            "--use-checkpoint-args",
                            "--no-load-optim",
                            "--no-load-rng",
@@ -414,7 +413,7 @@ void resolve_vocab(ModelSpec& m, const Pending& p, std::vector<std::string>& war
 }
 
 // The model fields that depend on several flags: sequence length, architecture, query groups,
-// dtype, flash attention's recompute, vocabulary.
+// dtype, vocabulary.
 Status resolve_model(Scenario& s, const Pending& p, std::vector<std::string>& warnings) {
   ModelSpec& m = s.model;
   if (m.num_layers <= 0 || m.hidden_size <= 0 || m.num_attention_heads <= 0)
@@ -433,13 +432,6 @@ Status resolve_model(Scenario& s, const Pending& p, std::vector<std::string>& wa
   if (p.dtype_fp16 && p.dtype_bf16)
     return Status::invalid_argument("--fp16 and --bf16 are mutually exclusive");
   s.training.params_dtype = p.dtype_bf16 ? DType::kBF16 : p.dtype_fp16 ? DType::kFP16 : DType::kFP32;
-  if (p.flash_attn && !p.recompute_given) {
-    // Flash attention never stores the attention scores and recomputes them in backward.
-    s.parallel.recompute_granularity = RecomputeGranularity::kSelective;
-    warnings.push_back(
-        "--use-flash-attn modelled as recompute_granularity: selective (attention scores "
-        "recomputed in backward)");
-  }
   resolve_vocab(m, p, warnings);
   return Status::ok();
 }

@@ -65,6 +65,7 @@ void model_flags(const ModelSpec& m, Flags& flag) {
   if (!m.add_bias_linear) flag("--disable-bias-linear");
   if (m.untie_embeddings_and_output_weights) flag("--untie-embeddings-and-output-weights");
   flag("--init-method-std", fmt(m.init_method_std));
+  if (m.use_flash_attn) flag("--use-flash-attn");
 }
 
 void parallel_flags(const Scenario& s, Flags& flag, std::vector<std::string>& warnings) {
@@ -145,6 +146,7 @@ void training_flags(const TrainingSpec& t, Flags& flag) {
   flag("--seed", std::to_string(t.seed));
   if (t.params_dtype == DType::kBF16) flag("--bf16");
   if (t.params_dtype == DType::kFP16) flag("--fp16");
+  if (t.accumulate_allreduce_grads_in_fp32) flag("--accumulate-allreduce-grads-in-fp32");
   if (!t.data_path.empty()) flag("--data-path", t.data_path);
   flag("--split", fmt(1.0 - t.valid_fraction) + "," + fmt(t.valid_fraction) + ",0");
   flag("--eval-interval", num(t.eval_interval));

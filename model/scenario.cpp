@@ -62,4 +62,13 @@ const char* to_string(InferenceMethod v) {
 }
 const char* to_string(DeviceKind v) { return v == DeviceKind::kCPU ? "cpu" : "cuda"; }
 
+const char* to_string(IntraNodeFabric v) {
+  switch (v) {
+    case IntraNodeFabric::kNVSwitch: return "nvswitch";
+    case IntraNodeFabric::kPCIe: return "pcie";
+    case IntraNodeFabric::kSharedMemory: return "shared_memory";
+  }
+  return "?";
+}
+
 }  // namespace eellm

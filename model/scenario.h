@@ -34,6 +34,11 @@ enum class ScheduleKind {
 enum class Confidence { kMaxProb, kMargin, kEntropy };
 enum class InferenceMethod { kFull, kRecompute, kPipeline, kSpeculative };
 enum class DeviceKind { kCPU, kCUDA };
+// How a node's GPUs reach each other: NVSwitch (every GPU at its full NVLink bandwidth to every
+// other, DGX/HGX A100/H100/H200), PCIe (through the host bridge) or the host's shared memory (CPU
+// ranks). The network model (model/network.h) uses the link figures; the fabric is stated so a
+// profile says what machine it describes.
+enum class IntraNodeFabric { kNVSwitch, kPCIe, kSharedMemory };
 
 struct ModelSpec {
   std::string arch = "gpt";  // free-form label ("gpt2", "llama")
@@ -55,6 +60,9 @@ struct ModelSpec {
   double init_method_std = 0.02;
   double layernorm_epsilon = 1e-5;
   double rotary_base = 10000.0;
+  // Megatron's --use-flash-attn: the attention core is one fused kernel (FlashAttention) that never
+  // stores the s×s scores and recomputes them in its backward. Independent of recompute_granularity.
+  bool use_flash_attn = false;
 };
 
 struct ExitSpec {
@@ -170,10 +178,19 @@ struct ClusterSpec {
   DeviceProfile device;     // resolved
   int num_nodes = 1;
   int gpus_per_node = 1;
-  LinkSpec intra_node;      // NVLink / shared memory
-  LinkSpec inter_node;      // NIC per GPU
+  IntraNodeFabric intra_node_fabric = IntraNodeFabric::kNVSwitch;
+  LinkSpec intra_node;      // per GPU, unidirectional: NVLink / PCIe / shared memory
+  // Inter-node: nics_per_node NICs (rail-optimised: GPU i uses the NIC(s) of its rail), each
+  // inter_node.bandwidth_GBps per direction; 0 → one NIC per GPU. Every transfer that crosses the
+  // node boundary at the same time shares them (model/network.h).
+  int nics_per_node = 0;
+  LinkSpec inter_node;      // one NIC
+  // Fraction of the NIC line rate NCCL's inter-node transfers reach (0 → the device's
+  // collective_efficiency, the same figure as within a node).
+  double inter_node_efficiency = 0;
   CostSpec cost;            // what-if cost analysis (separate block)
   int total_gpus() const { return num_nodes * gpus_per_node; }
+  int nics() const { return nics_per_node > 0 ? nics_per_node : gpus_per_node; }
 };
 
 struct TrainingSpec {
@@ -192,6 +209,9 @@ struct TrainingSpec {
   double clip_grad = 1.0;
   uint64_t seed = 1234;
   DType params_dtype = DType::kBF16;  // mixed precision compute dtype (master weights fp32)
+  // Megatron's --accumulate-allreduce-grads-in-fp32: fp16 runs keep fp32 main grads (4 bytes per
+  // parameter, reduced in fp32) instead of fp16 ones (2 bytes). bf16 runs always keep fp32 grads.
+  bool accumulate_allreduce_grads_in_fp32 = false;
   std::string data_path;              // token file; empty → default corpus
   double valid_fraction = 0.05;
   int eval_interval = 0;   // 0 → off
@@ -246,5 +266,6 @@ const char* to_string(ScheduleKind v);
 const char* to_string(Confidence v);
 const char* to_string(InferenceMethod v);
 const char* to_string(DeviceKind v);
+const char* to_string(IntraNodeFabric v);
 
 }  // namespace eellm

@@ -36,6 +36,8 @@ EELLM_ENUM_VALUES(Confidence, Confidence::kMaxProb, Confidence::kMargin, Confide
 EELLM_ENUM_VALUES(InferenceMethod, InferenceMethod::kFull, InferenceMethod::kRecompute,
                   InferenceMethod::kPipeline, InferenceMethod::kSpeculative);
 EELLM_ENUM_VALUES(DeviceKind, DeviceKind::kCPU, DeviceKind::kCUDA);
+EELLM_ENUM_VALUES(IntraNodeFabric, IntraNodeFabric::kNVSwitch, IntraNodeFabric::kPCIe,
+                  IntraNodeFabric::kSharedMemory);
 #undef EELLM_ENUM_VALUES
 
 template <typename E>
@@ -67,6 +69,7 @@ void for_each_field(S& m, V&& v) {
   v("init_method_std", m.init_method_std);
   v("layernorm_epsilon", m.layernorm_epsilon);
   v("rotary_base", m.rotary_base);
+  v("use_flash_attn", m.use_flash_attn);
 }
 
 template <typename S, typename V>
@@ -182,6 +185,7 @@ void for_each_field(S& t, V&& v) {
   v("clip_grad", t.clip_grad);
   v("seed", t.seed);
   v("params_dtype", t.params_dtype);
+  v("accumulate_allreduce_grads_in_fp32", t.accumulate_allreduce_grads_in_fp32);
   v("data_path", t.data_path);
   v("valid_fraction", t.valid_fraction);
   v("eval_interval", t.eval_interval);

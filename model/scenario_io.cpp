@@ -165,6 +165,9 @@ void read_cluster(YamlContext& ctx, const YAML::Node& node, const std::string& p
     read_device_ref(ctx, dev, r.child_path("device"), base_dir, c.device_name, c.device);
   r("num_nodes", c.num_nodes);
   r("gpus_per_node", c.gpus_per_node);
+  r("intra_node_fabric", c.intra_node_fabric);
+  r("nics_per_node", c.nics_per_node);
+  r("inter_node_efficiency", c.inter_node_efficiency);
   if (const YAML::Node n = r.take("intra_node"))
     read_link(ctx, n, r.child_path("intra_node"), c.intra_node);
   if (const YAML::Node n = r.take("inter_node"))
@@ -309,6 +312,17 @@ bool same_link(const LinkSpec& a, const LinkSpec& b) {
   return a.bandwidth_GBps == b.bandwidth_GBps && a.latency_us == b.latency_us;
 }
 
+// The topology keys beyond nodes and GPUs; with `profile`, only those that differ from it.
+void write_topology(YAML::Emitter& out, const ClusterSpec& c, const ClusterSpec* profile) {
+  if (!profile || profile->intra_node_fabric != c.intra_node_fabric)
+    out << YAML::Key << "intra_node_fabric" << YAML::Value << to_string(c.intra_node_fabric);
+  if (!profile || profile->nics_per_node != c.nics_per_node)
+    out << YAML::Key << "nics_per_node" << YAML::Value << c.nics_per_node;
+  if (!profile || profile->inter_node_efficiency != c.inter_node_efficiency)
+    out << YAML::Key << "inter_node_efficiency" << YAML::Value
+        << format_double(c.inter_node_efficiency);
+}
+
 void write_cluster(YAML::Emitter& out, const ClusterSpec& c) {
   out << YAML::Key << "cluster" << YAML::Value << YAML::BeginMap;
   auto profile =
@@ -322,6 +336,7 @@ void write_cluster(YAML::Emitter& out, const ClusterSpec& c) {
     if (p.num_nodes != c.num_nodes) out << YAML::Key << "num_nodes" << YAML::Value << c.num_nodes;
     if (p.gpus_per_node != c.gpus_per_node)
       out << YAML::Key << "gpus_per_node" << YAML::Value << c.gpus_per_node;
+    write_topology(out, c, &p);
     if (!same_link(p.intra_node, c.intra_node)) write_link(out, "intra_node", c.intra_node);
     if (!same_link(p.inter_node, c.inter_node)) write_link(out, "inter_node", c.inter_node);
     if (const std::set<std::string> diff = differing_fields(p.cost, c.cost); !diff.empty()) {
@@ -334,6 +349,7 @@ void write_cluster(YAML::Emitter& out, const ClusterSpec& c) {
     write_device(out, c.device_name, c.device);
     out << YAML::Key << "num_nodes" << YAML::Value << c.num_nodes;
     out << YAML::Key << "gpus_per_node" << YAML::Value << c.gpus_per_node;
+    write_topology(out, c, nullptr);
     write_link(out, "intra_node", c.intra_node);
     write_link(out, "inter_node", c.inter_node);
     write_section(out, "cost", c.cost);

@@ -209,6 +209,9 @@ void check_cluster(Checker& c, const Scenario& s) {
   if (k.num_nodes > 1) c.positive("cluster.inter_node.bandwidth_GBps", k.inter_node.bandwidth_GBps);
   c.non_negative("cluster.intra_node.latency_us", k.intra_node.latency_us);
   c.non_negative("cluster.inter_node.latency_us", k.inter_node.latency_us);
+  c.non_negative("cluster.nics_per_node", k.nics_per_node);
+  c.in_range("cluster.inter_node_efficiency", k.inter_node_efficiency, 0, 1, false,
+             " (0: the device's collective_efficiency)");
 }
 
 void check_training(Checker& c, const TrainingSpec& t) {

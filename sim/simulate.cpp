@@ -45,15 +45,12 @@ MemoryParams memory_params_from_model(const CostModel& cm) {
   for (int r = 0; r < L.pp; ++r) {
     const StageMemory sm = cm.stage_memory(r);
     p.static_bytes.push_back(sm.static_bytes());
-    int stage_layers = 0;
-    for (int c = 0; c < L.vp; ++c) stage_layers += L.chunk(r, c).num_layers;
     for (int c = 0; c < L.vp; ++c) {
       const ChunkLayout& cl = L.chunk(r, c);
-      // Stage totals split over its chunks by layer count (exact for vp = 1).
-      const double share = stage_layers > 0 ? static_cast<double>(cl.num_layers) / stage_layers : 1.0 / L.vp;
+      const ChunkActivation ca = cm.chunk_activation(cl.virtual_stage);  // what describe counts
       ChunkMemory m;
-      m.activation_bytes = static_cast<int64_t>(static_cast<double>(sm.activation_bytes_per_microbatch) * share);
-      m.exit_logits_bytes = static_cast<int64_t>(static_cast<double>(sm.exit_logits_bytes_per_microbatch) * share);
+      m.activation_bytes = ca.activation_bytes;
+      m.exit_logits_bytes = ca.logits_bytes;
       const int upto = layers_to_deepest_exit(L, cl.virtual_stage);
       m.activation_partial_bytes =
           cl.num_layers > 0 ? m.activation_bytes * upto / cl.num_layers : m.activation_bytes;

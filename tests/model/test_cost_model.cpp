@@ -131,7 +131,7 @@ TEST(CostModel, BytesPerParameter) {
   };
   const int dp = 8;
   for (const Case& c :
-       {Case{DType::kBF16, false, 2, 4, 12}, Case{DType::kFP16, false, 2, 4, 12},
+       {Case{DType::kBF16, false, 2, 4, 12}, Case{DType::kFP16, false, 2, 2, 12},
         Case{DType::kBF16, true, 2, 4, 12.0 / dp}, Case{DType::kFP32, false, 4, 4, 8},
         Case{DType::kFP32, true, 4, 4, 8.0 / dp}}) {
     Scenario s = gpt3(8, 16, dp);
@@ -147,6 +147,34 @@ TEST(CostModel, BytesPerParameter) {
     const int64_t h = 12288;
     EXPECT_EQ(m.params, 6 * ((12 * h * h + 7 * h) / 8 + 2 * h + 4 * h));
   }
+}
+
+// Megatron's accounting by hand: GPT-3 175B, TP 8, PP 16, fp16, micro batch 1, full recompute,
+// 1F1B. Stage 3 holds 6 layers; fp16 without --accumulate-allreduce-grads-in-fp32 keeps 2-byte
+// grads: 2 + 2 + 12 = 16 bytes a parameter (the optimizer's fp32 copy of the grads exists only
+// during the step, when no activations are held); with the flag 18. Full recompute stores each
+// layer's 2-byte input (2·s·b·h), for pp − 3 = 13 microbatches in flight.
+TEST(CostModel, MegatronMemoryByHand) {
+  Scenario s = gpt3(8, 16, 8);
+  s.training.params_dtype = DType::kFP16;
+  s.training.micro_batch_size = 1;
+  s.parallel.recompute_granularity = RecomputeGranularity::kFull;
+  s.parallel.sequence_parallel = false;
+  s.parallel.use_distributed_optimizer = false;
+  const Layout L = layout_of(s);
+  const int64_t h = 12288, seq = 2048;
+  const int64_t P = 6 * ((12 * h * h + 7 * h) / 8 + 6 * h);  // 1,360,343,040 parameters
+  const StageMemory m = CostModel(s, L).stage_memory(3);
+  EXPECT_EQ(m.params, P);
+  EXPECT_EQ(m.static_bytes(), 16 * P);
+  EXPECT_EQ(m.activation_bytes_per_microbatch, 6 * 2 * seq * h);
+  EXPECT_EQ(m.max_microbatches_in_flight, 13);
+  EXPECT_EQ(m.peak_bytes(), 16 * P + 13 * 6 * 2 * seq * h);  // 24.3 GB
+  s.training.accumulate_allreduce_grads_in_fp32 = true;
+  EXPECT_EQ(CostModel(s, layout_of(s)).stage_memory(3).static_bytes(), 18 * P);
+  s.training.params_dtype = DType::kBF16;  // bf16 always keeps fp32 main grads
+  s.training.accumulate_allreduce_grads_in_fp32 = false;
+  EXPECT_EQ(CostModel(s, layout_of(s)).stage_memory(3).static_bytes(), 18 * P);
 }
 
 // One exit on a middle stage: each head variant adds exactly its parameters, FLOPs and memory.
@@ -230,7 +258,7 @@ TEST(CostModel, TiedExitOnStageWithoutEmbeddingHoldsACopyAndJoinsTheGroup) {
   const Layout Lu = layout_of(untied);
   EXPECT_EQ(cm.embedding_group_stages(), (std::vector<int>{0, 2, 3}));
   EXPECT_EQ(CostModel(untied, Lu).embedding_group_stages(), (std::vector<int>{0, 3}));
-  EXPECT_EQ(cm.embedding_group_bytes(), int64_t{51200} * 12288 / 8 * 4);
+  EXPECT_EQ(cm.embedding_group_bytes(), int64_t{51200} * 12288 / 8 * 2);  // fp16 grads
   EXPECT_EQ(cm.stage_params(2) - cm.stage_params(1), int64_t{51200} * 12288 / 8);
 }
 

@@ -100,7 +100,7 @@ TEST(Fit, RecoversKnownParametersFromSyntheticData) {
   truth.gemm_max_efficiency = 0.7;
   truth.elementwise_efficiency = 0.5;
   truth.collective_efficiency = 0.6;
-  truth.per_layer_overhead_us = 20;
+  truth.per_layer_overhead_us = 2000;  // host work a layer: visible where it exceeds the kernels
   truth.per_iteration_overhead_us = 5000;
   std::vector<CalibrationRow> rows = synthetic_rows();
   std::vector<double> pred;
@@ -136,8 +136,7 @@ TEST(Fit, CsvErrorsNameTheLine) {
 // The shipped, fitted A100 profile on the shared measurements (a fixed number, not a timing).
 TEST(Fit, ShippedA100ProfileValidationMape) {
   const std::string csv =
-      std::string(EELLM_SOURCE_DIR) + "/../shared/calibration/a100_megatron_single_node.csv";
-  if (!std::filesystem::exists(csv)) GTEST_SKIP() << csv << " not present";
+      std::string(EELLM_SOURCE_DIR) + "/data/calibration/a100_megatron_single_node.csv";
   const auto rows = read_calibration_csv(csv);
   ASSERT_TRUE(rows.is_ok()) << rows.status().to_string();
   EXPECT_EQ(rows->size(), 1440u);

@@ -92,7 +92,8 @@ TEST(Megatron, ImportsEeLlmScript) {
   EXPECT_TRUE(s.exits.untie_exit_output_weights);
   EXPECT_EQ(s.parallel.pipeline_model_parallel_size, 4);
   EXPECT_EQ(s.parallel.schedule, ScheduleKind::kEE1F1B);
-  EXPECT_EQ(s.parallel.recompute_granularity, RecomputeGranularity::kSelective);  // flash attention
+  EXPECT_EQ(s.parallel.recompute_granularity, RecomputeGranularity::kNone);  // flash is its own field
+  EXPECT_TRUE(s.model.use_flash_attn);
   EXPECT_EQ(s.training.train_iters, 72000);
   EXPECT_EQ(s.training.global_batch_size, 2048);
   EXPECT_EQ(s.training.params_dtype, DType::kBF16);
