@@ -63,6 +63,10 @@ void print_comparison(const std::string& format, const SimulationSummary (&sum)[
     j["b"] = names[1];
     j["a_schedule"] = sum[0].schedule;
     j["b_schedule"] = sum[1].schedule;
+    j["a_fits_memory"] = memory_overflow(sum[0]).empty();
+    j["b_fits_memory"] = memory_overflow(sum[1]).empty();
+    j["a_memory_note"] = memory_overflow(sum[0]);
+    j["b_memory_note"] = memory_overflow(sum[1]);
     for (const Row& r : rows)
       j["metrics"][r.name] = {{"a", r.a}, {"b", r.b}, {"diff", r.b - r.a}, {"ratio", r.a != 0 ? r.b / r.a : 0.0}};
     std::cout << j.dump(2) << "\n";
@@ -72,10 +76,16 @@ void print_comparison(const std::string& format, const SimulationSummary (&sum)[
     std::cout << "metric,a,b,diff,ratio\n";
     for (const Row& r : rows)
       std::cout << r.name << "," << r.a << "," << r.b << "," << r.b - r.a << "," << (r.a != 0 ? r.b / r.a : 0.0) << "\n";
+    std::cout << "fits_memory," << memory_overflow(sum[0]).empty() << "," << memory_overflow(sum[1]).empty() << ",,\n";
     return;
   }
   char line[256];
-  std::printf("A: %s (%s)\nB: %s (%s)\n\n", names[0].c_str(), sum[0].schedule.c_str(), names[1].c_str(), sum[1].schedule.c_str());
+  for (int i = 0; i < 2; ++i) {
+    const std::string over = memory_overflow(sum[i]);
+    std::printf("%s: %s (%s)%s%s\n", i == 0 ? "A" : "B", names[i].c_str(), sum[i].schedule.c_str(),
+                over.empty() ? "" : " — ", over.c_str());
+  }
+  std::printf("\n");
   std::snprintf(line, sizeof line, "%-38s %14s %14s %14s %9s  %s\n", "metric", "A", "B", "B - A", "B / A", "better");
   std::cout << line;
   for (const Row& r : rows) {
@@ -99,6 +109,8 @@ int run_compare(const CompareCliOptions& opt) {
     auto r = simulate(*sc, so);
     if (!r.is_ok()) return fail(paths[i] + ": " + r.status().to_string());
     sum[i] = r->summary;
+    if (const std::string over = memory_overflow(sum[i]); !over.empty())
+      std::cerr << "eellm compare: warning: " << (i == 0 ? "A " : "B ") << paths[i] << " " << over << "\n";
     names[i] = sc->name.empty() ? paths[i] : sc->name;
   }
   print_comparison(opt.format, sum, names);

@@ -1,6 +1,7 @@
-// `eellm simulate SCENARIO [--trace trace.json] [--format text|json|csv] [--schedule-listing]`:
-// predicts one training iteration with the discrete-event simulator (sim/simulate.h) and prints
-// the summary; the trace opens in ui.perfetto.dev.
+// `eellm simulate SCENARIO [--trace trace.json] [--format text|json|csv] [--schedule-listing]
+// [--strict-memory]`: predicts one training iteration with the discrete-event simulator
+// (sim/simulate.h) and prints the summary; the trace opens in ui.perfetto.dev. A stage over the GPU's
+// memory is flagged in every format and warned about on stderr (an error with --strict-memory).
 #include <iostream>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@ void register_simulate(CLI::App& app) {
     std::string trace;
     std::string format = "text";
     bool listing = false;
+    bool strict_memory = false;
     InferenceCliOptions inference;  // --mode inference (helper "plan", cli/cmd_simulate_inference.cpp)
   };
   auto opt = std::make_shared<Options>();
@@ -26,6 +28,8 @@ void register_simulate(CLI::App& app) {
   cmd->add_option("--trace", opt->trace, "Write a Chrome/Perfetto trace.json of the iteration");
   cmd->add_option("--format", opt->format, "Summary format")->check(CLI::IsMember({"text", "json", "csv"}));
   cmd->add_flag("--schedule-listing", opt->listing, "Also print each pipeline rank's instruction list");
+  cmd->add_flag("--strict-memory", opt->strict_memory,
+                "Exit 1 when a stage's peak memory exceeds the GPU's memory (default: warn on stderr)");
   add_inference_options(cmd, opt->inference);
   cmd->callback([opt] {
     auto sc = load_scenario(opt->scenario);
@@ -54,6 +58,16 @@ void register_simulate(CLI::App& app) {
       Status st = write_trace(res->engine.timeline, opt->trace, to);
       if (!st.is_ok()) {
         std::cerr << "eellm simulate: " << st.to_string() << "\n";
+        exit_code() = 1;
+        return;
+      }
+    }
+    const std::string over = memory_overflow(res->summary);
+    if (!over.empty()) {
+      std::cerr << "eellm simulate: " << (opt->strict_memory ? "error" : "warning") << ": " << sc->name << " " << over
+                << (opt->strict_memory ? "" : " (the times below assume it ran; --strict-memory makes this an error)")
+                << "\n";
+      if (opt->strict_memory) {
         exit_code() = 1;
         return;
       }

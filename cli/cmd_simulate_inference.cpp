@@ -23,12 +23,14 @@ int run_simulate_inference(const Scenario& scenario, const InferenceCliOptions& 
   InferenceSimOptions so;
   so.acceptance_rate = o.acceptance_rate;
   if (!o.exit_rates_file.empty()) {
-    auto rates = read_exit_rates_json(o.exit_rates_file);
+    auto rates = read_exit_rates_file(o.exit_rates_file);
     if (!rates.is_ok()) {
       std::cerr << "eellm simulate: " << rates.status().to_string() << "\n";
       return 1;
     }
-    so.exit_rates = *rates;
+    so.exit_rates = rates->rates;
+    so.exit_rates_layers = rates->exit_layers;
+    so.exit_rates_source = o.exit_rates_file;
   }
   for (const std::string& m : o.methods) {
     if (m == "full") so.methods.push_back(InferenceMethod::kFull);
@@ -41,6 +43,8 @@ int run_simulate_inference(const Scenario& scenario, const InferenceCliOptions& 
     std::cerr << "eellm simulate: " << res.status().to_string() << "\n";
     return 1;
   }
+  if (res->exit_rates_assumed)
+    std::cerr << "eellm simulate: warning: exit rates " << res->exit_rates_source << "\n";
   if (format == "json") std::cout << inference_to_json(*res);
   else if (format == "csv") std::cout << inference_to_csv(*res);
   else std::cout << inference_to_text(*res);
