@@ -294,6 +294,8 @@ bool MainWindow::simulateNow(bool keep_view) {
     statusBar()->showMessage(QString::fromStdString(r.status().to_string()));
     return false;
   }
+  if (const std::string over = memory_overflow(r->summary); !over.empty())
+    diags.items.push_back({Diagnostic::Severity::kWarning, "", "memory: " + over});
   form_->setDiagnostics(diags);  // warnings stay visible
   showResult(std::make_shared<const SimulationResult>(std::move(r).value()), keep_view);
   return true;

@@ -1,5 +1,6 @@
 #include "gui/plans_panel.h"
 
+#include <QComboBox>
 #include <QCoreApplication>
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -147,7 +148,13 @@ PlansPanel::PlansPanel(QWidget* parent)
   progress_ = new QProgressBar(this);
   progress_->setRange(0, 1000);
   progress_->setValue(0);
+  launch_ = new QComboBox(this);
+  launch_->addItem(tr("launchable with: any"));
+  for (LaunchTarget t : kLaunchTargets) launch_->addItem(tr("launchable with: %1").arg(QString::fromLatin1(to_string(t))));
+  launch_->setToolTip(tr("Only plans this system can launch (eellm runs every schedule; EE-LLM: 1F1B/EE-1F1B and "
+                         "bubble filling, even layer splits; Megatron-LM: no early exits)"));
   bar->addWidget(gpus_);
+  bar->addWidget(launch_);
   bar->addWidget(plan_);
   bar->addWidget(cancel_);
   bar->addWidget(progress_, 1);
@@ -228,6 +235,7 @@ bool PlansPanel::startPlanning() {
   PlanOptions opt;
   opt.gpus = gpus_->value();
   opt.top_k = 20;
+  if (launch_->currentIndex() > 0) opt.launchable_with = {kLaunchTargets[launch_->currentIndex() - 1]};
   opt.threads = std::max(1, QThread::idealThreadCount() - 1);  // leave a core to the GUI
   // Cancel (or a newer search, or closing the panel) bumps the generation: the planner's threads
   // see it before their next block or simulation and plan() returns the cancelled status.
@@ -277,14 +285,16 @@ bool PlansPanel::startPlanning() {
           }
           const PlanResult& r = result->value();
           self->model_->setPlans(r.ranked);
-          self->status_->setText(tr("%1 candidates, %2 passed the constraints, %3 simulated; %4 "
-                                    "ranked plans (device %5, budget %6 GiB)")
+          self->status_->setText(tr("%1 candidates, %2 passed the constraints, %3 simulated (closed-form "
+                                    "error on them: mean %7, max %8); %4 plans ranked by time per backbone "
+                                    "batch (device %5, budget %6 GiB)")
                                      .arg(r.candidates)
                                      .arg(r.estimated)
                                      .arg(r.simulated)
                                      .arg(r.ranked.size())
                                      .arg(QString::fromStdString(r.device))
-                                     .arg(r.memory_budget_GiB, 0, 'f', 1));
+                                     .arg(r.memory_budget_GiB, 0, 'f', 1)
+                                     .arg(format_percent(r.estimate_error_mean), format_percent(r.estimate_error_max)));
           emit self->planningFinished(true);
         },
         Qt::QueuedConnection);

@@ -21,6 +21,7 @@
 
 #include "sim/plan.h"
 
+class QComboBox;
 class QLabel;
 class QProgressBar;
 class QPushButton;
@@ -89,6 +90,8 @@ class PlansPanel : public QWidget {
   PlansModel* model() const {
     return model_;
   }
+  // "launchable with": any (index 0) or one of kLaunchTargets (index 1…), as plan --launchable-with.
+  QComboBox* launchTarget() const { return launch_; }
   QSortFilterProxyModel* proxy() const {
     return proxy_;
   }
@@ -109,6 +112,7 @@ class PlansPanel : public QWidget {
   bool last_cancelled_ = false;
   std::shared_ptr<std::atomic<int>> generation_;
   QSpinBox* gpus_ = nullptr;
+  QComboBox* launch_ = nullptr;
   QPushButton* plan_ = nullptr;
   QPushButton* cancel_ = nullptr;
   QProgressBar* progress_ = nullptr;

@@ -131,17 +131,17 @@ Status choose_exit_rates(const Scenario& s, const InferenceSimOptions& o, size_t
                                     "model with eellm generate --stats-out, or set inference.exit_rates)");
   r.exit_rates = from_options ? o.exit_rates : s.inference.exit_rates;
   if (from_options) {
-    r.exit_rates_source = source + (o.exit_rates_layers.empty() ? "" : " (measured with exits at layers " +
+    r.exit_rates_source = "from " + source + (o.exit_rates_layers.empty() ? "" : " (measured with exits at layers " +
                                                                          layer_list(o.exit_rates_layers) + ")");
   } else if (!r.exit_rates.empty()) {
-    r.exit_rates_source = "the scenario's inference.exit_rates";
+    r.exit_rates_source = "from the scenario's inference.exit_rates";
   } else {
     r.exit_rates.assign(num_exits, 0.0);
     r.exit_rates_assumed = num_exits > 0;
-    r.exit_rates_source = num_exits > 0 ? "none given, so 0: no token exits early and every early-exit method can "
-                                          "only be slower (pass --exit-rates from eellm generate --stats-out, or set "
-                                          "inference.exit_rates)"
-                                        : "no exits";
+    r.exit_rates_source = num_exits > 0 ? "assumed: none were given, so no token exits early and every early-exit "
+                                          "method can only be slower (pass --exit-rates from eellm generate "
+                                          "--stats-out, or set inference.exit_rates)"
+                                        : "(no exits)";
   }
   return check_exit_rates(r.exit_rates, num_exits, source);
 }
@@ -406,7 +406,7 @@ std::string inference_to_text(const InferenceSimResult& r) {
   os << r.scenario << ": inference, tp " << r.tp << " pp " << r.pp << ", batch " << r.batch_size << ", prompt " << r.prompt_length
      << ", " << r.new_tokens << " new tokens; exit rates [";
   for (size_t k = 0; k < r.exit_rates.size(); ++k) os << (k ? ", " : "") << r.exit_rates[k];
-  os << "] from " << r.exit_rates_source;
+  os << "] " << r.exit_rates_source;
   std::snprintf(line, sizeof line, "\nprefill (time to first token) %.3f ms; one decode layer step %.4f ms\n\n", r.prefill_s * 1e3,
                 r.layer_step_s * 1e3);
   os << line;
