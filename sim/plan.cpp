@@ -688,6 +688,7 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
   if (!st.is_ok()) return interrupted(q, res, alive, cache, st);
 
   st = simulate_best(q, alive, cache, res.spaces);
+  res.simulate_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
   if (!st.is_ok()) return interrupted(q, res, alive, cache, st);
   estimate_error(cache.all, res);
   std::vector<PlanEntry> ok = feasible_ranked(cache.all, q.budget_GiB, q.tally[0]);
