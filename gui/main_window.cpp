@@ -127,7 +127,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
             }
           });
   connect(pin_current, &QPushButton::clicked, this, [this] {
-    if (result_) compare_->setSlot(0, QString::fromStdString(result_->scenario.name), result_);
+    if (!result_) return;
+    a_pinned_ = true;
+    compare_->setSlot(0, tr("%1 (pinned)").arg(QString::fromStdString(result_->scenario.name)), result_);
   });
   connect(plans_, &PlansPanel::useScenario, this, [this](const Scenario& s, const QString& label) {
     form_->setScenario(s);
@@ -313,7 +315,8 @@ void MainWindow::showResult(std::shared_ptr<const SimulationResult> result, bool
                     QString::fromStdString(r.scenario.name), r.layout.world_size,
                     r.scenario.training.train_iters);
   op_errors_->clear();
-  if (!compare_->slot(0)) compare_->setSlot(0, QString::fromStdString(r.scenario.name), result_);
+  if (!a_pinned_ || !compare_->slot(0))  // A follows the current scenario until pinned (no stale baseline)
+    compare_->setSlot(0, tr("%1 (current scenario)").arg(QString::fromStdString(r.scenario.name)), result_);
   statusBar()->showMessage(
       tr("%1: iteration %2, %3 tokens/s, MFU %4, bubble %5")
           .arg(QString::fromStdString(r.scenario.name), format_seconds(r.summary.iteration_time_s))
@@ -327,7 +330,9 @@ void MainWindow::pin(int slot, const Scenario& scenario, const QString& label) {
     reportError(tr("Cannot simulate the plan"), QString::fromStdString(r.status().to_string()));
     return;
   }
-  compare_->setSlot(slot, label, std::make_shared<const SimulationResult>(std::move(r).value()));
+  if (slot == 0) a_pinned_ = true;
+  compare_->setSlot(slot, slot == 0 ? tr("%1 (pinned)").arg(label) : label,
+                    std::make_shared<const SimulationResult>(std::move(r).value()));
 }
 
 bool MainWindow::openTrace(const QString& path) {

@@ -90,6 +90,8 @@ class MainWindow : public QMainWindow {
   int error_count_ = 0;
   QString scenario_path_;
   std::shared_ptr<const SimulationResult> result_;
+  // A of the comparison follows the current scenario until the user pins one (Pin current, Pin as A).
+  bool a_pinned_ = false;
   ScenarioForm* form_ = nullptr;
   TimelineView* timeline_ = nullptr;
   MetricsPanel* metrics_ = nullptr;

@@ -365,6 +365,23 @@ class MainWindowTest : public QObject {
     QCOMPARE(errors.messages.size(), 1);
   }
 
+  // [plan-trust] A follows the current scenario (after "Use this plan" the what-if compares against the
+  // plan in use, not the scenario as first loaded) until the user pins it; the label says which.
+  void compareAFollowsTheCurrentScenarioUntilPinned() {
+    MainWindow w;
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp4")));
+    QCOMPARE(w.compare()->slotName(0), QStringLiteral("A: tiny-ee-pp4 (current scenario)"));
+    const Scenario first = w.result()->scenario;
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp2")));
+    QCOMPARE(w.compare()->slot(0), w.result());
+    QCOMPARE(w.compare()->slotName(0), QStringLiteral("A: tiny-ee-pp2 (current scenario)"));
+    emit w.plans()->pinScenario(0, first, QStringLiteral("tiny-ee-pp4"));
+    QCOMPARE(w.compare()->slotName(0), QStringLiteral("A: tiny-ee-pp4 (pinned)"));
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee")));
+    QCOMPARE(w.compare()->slotName(0), QStringLiteral("A: tiny-ee-pp4 (pinned)"));  // pinned A stays
+    QVERIFY(w.compare()->slot(0) != w.result());
+  }
+
   void whatIfResimulates() {
     MainWindow w;
     QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp4")));
