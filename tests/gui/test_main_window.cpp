@@ -12,6 +12,7 @@
 #include <QPlainTextEdit>
 #include <QSpinBox>
 #include <QStandardPaths>
+#include <QStatusBar>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -360,6 +361,13 @@ class MainWindowTest : public QObject {
     QVERIFY(w.timeline()->overlay());
     QVERIFY(w.opErrors()->rowCount() > 1);
     QCOMPARE(w.opErrors()->comparison().iteration_relative_error, 0.0);
+    // [plan-trust] The overlay belongs to its scenario: opening another clears it and says so.
+    const QString with_overlay = w.result()->scenario.name.c_str();
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee")));
+    QVERIFY(!w.timeline()->overlay());
+    QVERIFY(w.statusBar()->currentMessage().contains(QStringLiteral("measured overlay of %1 cleared").arg(with_overlay)));
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp2")));
+    QVERIFY(w.overlayMeasuredTrace(json));
     QVERIFY(w.timeline()->tooltipText(0).contains(QStringLiteral("measured")));
     QVERIFY(!w.exportTimelinePng(dir.filePath(QStringLiteral("no/such/dir/x.png"))));
     QCOMPARE(errors.messages.size(), 1);
