@@ -135,9 +135,13 @@ std::string TimelineComparison::to_string() const {
                 measured_iteration_s, 100 * iteration_relative_error);
   s += buf;
   for (const OpKindError& o : per_op) {
-    std::snprintf(buf, sizeof buf, "  %-20s n=%d/%d  predicted %.6f s  measured %.6f s  error %+.1f%%\n",
-                  (std::string(o.exit_part ? "EXIT-" : "") + eellm::to_string(o.op)).c_str(), o.count_predicted,
-                  o.count_measured, o.mean_predicted_s, o.mean_measured_s, 100 * o.relative_error);
+    const std::string name = std::string(o.exit_part ? "EXIT-" : "") + eellm::to_string(o.op);
+    if (o.count_measured == 0 || o.count_predicted == 0)  // one side did not record it: never a 0 % error
+      std::snprintf(buf, sizeof buf, "  %-20s n=%d/%d  %s\n", name.c_str(), o.count_predicted, o.count_measured,
+                    o.count_measured == 0 ? "not measured" : "not predicted");
+    else
+      std::snprintf(buf, sizeof buf, "  %-20s n=%d/%d  predicted %.6f s  measured %.6f s  error %+.1f%%\n", name.c_str(),
+                    o.count_predicted, o.count_measured, o.mean_predicted_s, o.mean_measured_s, 100 * o.relative_error);
     s += buf;
   }
   return s;

@@ -85,6 +85,25 @@ class GuiModelsTest : public QObject {
     QCOMPARE(errors.data(errors.index(last, OpErrorModel::kOp), Qt::DisplayRole).toString(),
              QStringLiteral("iteration"));
     QCOMPARE(errors.data(errors.index(last, OpErrorModel::kError), Qt::UserRole).toDouble(), 0.0);
+    // [plan-trust] An op the executor did not record (exit forward, 8 predicted / 0 measured) reads
+    // "not measured" in grey, never a green +0.0 %.
+    TimelineComparison unmeasured;
+    OpKindError exit_fwd;
+    exit_fwd.exit_part = true;
+    exit_fwd.count_predicted = 8;
+    exit_fwd.mean_predicted_s = 1e-3;
+    unmeasured.per_op = {exit_fwd};
+    errors.setComparison(unmeasured);
+    QCOMPARE(errors.data(errors.index(0, OpErrorModel::kError), Qt::DisplayRole).toString(), QStringLiteral("not measured"));
+    QCOMPARE(errors.data(errors.index(0, OpErrorModel::kMeasured), Qt::DisplayRole).toString(), QStringLiteral("not measured"));
+    QVERIFY(std::isnan(errors.data(errors.index(0, OpErrorModel::kError), Qt::UserRole).toDouble()));
+    QCOMPARE(errors.data(errors.index(0, OpErrorModel::kError), Qt::ForegroundRole).value<QBrush>().color(),
+             QColor(128, 128, 128));
+    const std::string text = unmeasured.to_string();
+    QVERIFY(text.find("EXIT-") != std::string::npos);
+    const std::string exit_line = text.substr(text.find("EXIT-"));
+    QVERIFY(exit_line.find("not measured") != std::string::npos);
+    QVERIFY(exit_line.find("error") == std::string::npos);
     errors.clear();
     QCOMPARE(errors.rowCount(), 0);
   }
