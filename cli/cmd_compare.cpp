@@ -19,16 +19,17 @@ struct Row {
   std::string name;
   double a = 0, b = 0;
   bool lower_is_better = true;
+  bool metric = true;  // false: a layout figure (GPUs, TP, …), which is neither better nor worse
 };
 
 std::vector<Row> rows_of(const SimulationSummary& a, const SimulationSummary& b) {
   std::vector<Row> r = {
-      {"world_size", double(a.world_size), double(b.world_size), true},
-      {"tensor_model_parallel_size", double(a.tp), double(b.tp), true},
-      {"pipeline_model_parallel_size", double(a.pp), double(b.pp), true},
-      {"data_parallel_size", double(a.dp), double(b.dp), true},
-      {"virtual_pipeline_model_parallel_size", double(a.vp), double(b.vp), true},
-      {"num_microbatches", double(a.num_microbatches), double(b.num_microbatches), true},
+      {"world_size", double(a.world_size), double(b.world_size), true, false},
+      {"tensor_model_parallel_size", double(a.tp), double(b.tp), true, false},
+      {"pipeline_model_parallel_size", double(a.pp), double(b.pp), true, false},
+      {"data_parallel_size", double(a.dp), double(b.dp), true, false},
+      {"virtual_pipeline_model_parallel_size", double(a.vp), double(b.vp), true, false},
+      {"num_microbatches", double(a.num_microbatches), double(b.num_microbatches), true, false},
       {"iteration_time_s", a.iteration_time_s, b.iteration_time_s, true},
       {"tokens_per_s", a.tokens_per_s, b.tokens_per_s, false},
       {"model_tflops_per_gpu", a.model_tflops_per_gpu, b.model_tflops_per_gpu, false},
@@ -90,7 +91,10 @@ void print_comparison(const std::string& format, const SimulationSummary (&sum)[
   std::cout << line;
   for (const Row& r : rows) {
     const double d = r.b - r.a;
-    const char* better = std::abs(d) <= 1e-12 * std::max(1.0, std::abs(r.a)) ? "=" : ((d < 0) == r.lower_is_better ? "B" : "A");
+    const char* better = !r.metric                                          ? ""
+                         : std::abs(d) <= 1e-12 * std::max(1.0, std::abs(r.a)) ? "="
+                         : (d < 0) == r.lower_is_better                      ? "B"
+                                                                             : "A";
     std::snprintf(line, sizeof line, "%-38s %14.6g %14.6g %+14.6g %9s  %s\n", r.name.c_str(), r.a, r.b, d,
                   r.a != 0 ? (std::to_string(r.b / r.a).substr(0, 6) + "x").c_str() : "-", better);
     std::cout << line;
@@ -124,7 +128,9 @@ void register_compare(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("compare", "Simulate two scenarios and compare them metric by metric");
   cmd->add_option("a", opt->a, "First scenario (the reference)")->required();
   cmd->add_option("b", opt->b, "Second scenario")->required();
-  cmd->add_option("--format", opt->format, "Output format")->check(CLI::IsMember({"text", "json", "csv"}));
+  cmd->add_option("--format", opt->format, "Output format")
+      ->check(CLI::IsMember({"text", "json", "csv"}))
+      ->capture_default_str();
   cmd->callback([opt] { exit_code() = run_compare(*opt); });
 }
 

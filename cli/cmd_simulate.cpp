@@ -26,7 +26,9 @@ void register_simulate(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("simulate", "Predict one training iteration event by event (discrete-event simulator)");
   cmd->add_option("scenario", opt->scenario, "Scenario file or shipped scenario name (e.g. ee-llm-7b)")->required();
   cmd->add_option("--trace", opt->trace, "Write a Chrome/Perfetto trace.json of the iteration");
-  cmd->add_option("--format", opt->format, "Summary format")->check(CLI::IsMember({"text", "json", "csv"}));
+  cmd->add_option("--format", opt->format, "Summary format")
+      ->check(CLI::IsMember({"text", "json", "csv"}))
+      ->capture_default_str();
   cmd->add_flag("--schedule-listing", opt->listing, "Also print each pipeline rank's instruction list");
   cmd->add_flag("--strict-memory", opt->strict_memory,
                 "Exit 1 when a stage's peak memory exceeds the GPU's memory (default: warn on stderr)");
