@@ -1,10 +1,12 @@
 // `eellm plan SCENARIO --gpus N [--device NAME] [--top K] [--exits fixed|movable] [--memory-margin F]
-// [--format text|json|csv] [--emit best.yaml]`: searches layouts of the scenario's model on N GPUs
-// (sim/plan.h) and prints the ranked table, prune counts and the Pareto front; --emit writes the
-// best plan as a scenario that simulate/train/the GUI accept. A progress bar goes to stderr when it
-// is a terminal. Ctrl-C (SIGINT) cancels the search through PlanOptions::cancelled: the planner
-// returns StatusCode::kCancelled within one simulation per thread and the command exits with 130
-// (128 + SIGINT, as a shell reports an interrupted command); a second Ctrl-C kills it at once.
+// [--launchable-with T,…] [--schedules S,…] [--format text|json|csv] [--emit best.yaml]
+// [--pareto-svg front.svg]`: searches layouts of the scenario's model on N GPUs (sim/plan.h) and
+// prints the ranked table, prune counts and the Pareto front; --emit writes the best plan as a
+// scenario that simulate/train/the GUI accept. A progress bar goes to stderr when it is a terminal.
+// Ctrl-C (SIGINT) stops the search through PlanOptions::cancelled: the planner stops within one
+// simulation per thread and returns the best plans found so far (partial_on_cancel), which are
+// printed before the command exits with 130 (128 + SIGINT, as a shell reports an interrupted
+// command); a second Ctrl-C kills it at once.
 // --objective time|cost|energy|goodput with --max-cost / --deadline-days / --max-gpus ranks the
 // simulated plans by the what-if cost of the scenario's training budget instead (sim/cost_report.h).
 #include <unistd.h>
@@ -20,6 +22,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "model/scenario_fields.h"
 #include "model/scenario_io.h"
 #include "sim/cost_report.h"
 #include "sim/plan.h"
@@ -80,15 +83,43 @@ StatusOr<PlanCandidate> print_cost_ranking(const Scenario& sc, const PlanResult&
 }
 
 struct PlanCliOptions {
-  std::string scenario, device, exits = "fixed", format = "text", emit;
+  std::string scenario, device, exits = "fixed", format = "text", emit, pareto_svg;
+  std::vector<std::string> launchable_with, schedules;
   int gpus = 0, min_gpus = 0, top = 10, simulate_top = 128, threads = 0;
   double margin = 0.1;
   bool no_progress = false, neighbourhood = false;
   ObjectiveOptions objective;
 };
 
-PlanOptions plan_options(const PlanCliOptions& opt) {
+// --schedules names (as in scenarios: 1f1b, interleaved-1f1b, zb-h1, ee-1f1b, ee-fill, …).
+StatusOr<std::vector<ScheduleKind>> parse_schedules(const std::vector<std::string>& names) {
+  std::vector<ScheduleKind> out;
+  for (const std::string& n : names) {
+    bool found = false;
+    for (ScheduleKind k : EnumValues<ScheduleKind>::values)
+      if (n == to_string(k)) {
+        out.push_back(k);
+        found = true;
+      }
+    if (!found) {
+      std::string all;
+      for (ScheduleKind k : EnumValues<ScheduleKind>::values) all += std::string(all.empty() ? "" : ", ") + to_string(k);
+      return Status::invalid_argument("--schedules: '" + n + "' is not a schedule (one of " + all + ")");
+    }
+  }
+  return out;
+}
+
+StatusOr<PlanOptions> plan_options(const PlanCliOptions& opt) {
   PlanOptions po;
+  if (!opt.schedules.empty()) {
+    EELLM_ASSIGN_OR_RETURN(po.schedules, parse_schedules(opt.schedules));
+  }
+  for (const std::string& t : opt.launchable_with) {
+    EELLM_ASSIGN_OR_RETURN(LaunchTarget target, parse_launch_target(t));
+    po.launchable_with.push_back(target);
+  }
+  po.partial_on_cancel = true;
   po.gpus = opt.gpus;
   po.min_gpus = opt.min_gpus;
   po.top_k = opt.top;
@@ -108,9 +139,32 @@ PlanOptions plan_options(const PlanCliOptions& opt) {
   return po;
 }
 
+// The ranked plans in opt.format (by the --objective when one is given) and the Pareto plot; the best
+// plan of the ranking printed.
+StatusOr<PlanCandidate> write_outputs(const PlanCliOptions& opt, const Scenario& sc, const PlanResult& res) {
+  PlanCandidate best = res.ranked.front().candidate;
+  if (opt.objective.active()) {
+    EELLM_ASSIGN_OR_RETURN(best, print_cost_ranking(sc, res, opt.objective, opt.top, opt.format));
+  } else if (opt.format == "json") {
+    std::cout << plan_to_json(res);
+  } else if (opt.format == "csv") {
+    std::cout << plan_to_csv(res);
+  } else {
+    std::cout << plan_to_text(res);
+  }
+  if (!opt.pareto_svg.empty()) {
+    std::ofstream out(opt.pareto_svg);
+    out << plan_pareto_svg(res, sc.name);
+    if (!out) return Status::io_error("cannot write " + opt.pareto_svg);
+    if (opt.format == "text") std::cout << "Pareto plot written to " << opt.pareto_svg << "\n";
+  }
+  return best;
+}
+
 // Writes the best plan as a scenario (--emit).
 Status emit_best(const PlanCliOptions& opt, const Scenario& sc, const PlanCandidate& candidate) {
   Scenario best = apply_candidate(sc, candidate);
+  best.name = sc.name + "-plan-" + std::to_string(candidate.world_size) + "gpus";
   best.description = "Planned by eellm plan from " + sc.name + " on " + std::to_string(opt.gpus) + " GPUs: " +
                      to_string(candidate);
   std::ofstream out(opt.emit);
@@ -129,26 +183,23 @@ Status run_plan(const PlanCliOptions& opt) {
     sc->cluster.device = *dev;
     sc->cluster.device_name = opt.device;
   }
-  const PlanOptions po = plan_options(opt);
+  EELLM_ASSIGN_OR_RETURN(const PlanOptions po, plan_options(opt));
   g_interrupted = false;
   auto previous = std::signal(SIGINT, on_sigint);
   auto res = plan(*sc, po);
   std::signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous);
-  if (!res.is_ok() && res.status().is_cancelled()) {  // the code, not the text
-    std::cerr << "\n";  // end the progress line; main prints the status and exits 130
-    return res.status();
+  if (!res.is_ok() && res.status().is_cancelled()) {  // the code, not the text; main exits 130
+    std::cerr << "\n";                                 // end the progress line
+    return Status::cancelled(res.status().message() + " (no plan had been screened yet)");
   }
   if (!res.is_ok()) return res.status();
-  PlanCandidate best = res->ranked.front().candidate;
-  if (opt.objective.active()) {
-    EELLM_ASSIGN_OR_RETURN(best, print_cost_ranking(*sc, *res, opt.objective, opt.top, opt.format));
-  } else if (opt.format == "json") {
-    std::cout << plan_to_json(*res);
-  } else if (opt.format == "csv") {
-    std::cout << plan_to_csv(*res);
-  } else {
-    std::cout << plan_to_text(*res);
+  if (!res->interrupted.empty()) {  // Ctrl-C: the best so far, then 130 as a shell reports it
+    std::cerr << "\neellm plan: cancelled: " << res->interrupted << "; printing the best plans found so far\n";
+    EELLM_RETURN_IF_ERROR(write_outputs(opt, *sc, *res).status());
+    exit_code() = 130;
+    return Status::ok();
   }
+  EELLM_ASSIGN_OR_RETURN(const PlanCandidate best, write_outputs(opt, *sc, *res));
   return opt.emit.empty() ? Status::ok() : emit_best(opt, *sc, best);
 }
 
@@ -161,12 +212,27 @@ void register_plan(CLI::App& app) {
   cmd->add_option("--gpus", opt->gpus, "GPU budget (whole nodes when more than one node)")->required();
   cmd->add_option("--min-gpus", opt->min_gpus, "Also try budget/2, /4, … down to this many GPUs");
   cmd->add_option("--device", opt->device, "Device profile to plan for (name under scenarios/devices or a file)");
-  cmd->add_option("--top", opt->top, "Plans in the ranked table");
-  cmd->add_option("--simulate-top", opt->simulate_top, "Candidates the event simulator plays after the analytical screen (-1: all)");
+  cmd->add_option("--top", opt->top, "Plans in the ranked table")->capture_default_str();
+  cmd->add_option("--simulate-top", opt->simulate_top,
+                  "Candidates the event simulator plays per searched space after the analytical screen (-1: all)")
+      ->capture_default_str();
+  cmd->add_option("--launchable-with", opt->launchable_with,
+                  "Only plans these systems can launch (eellm: every schedule; ee-llm: 1F1B/EE-1F1B/ee-fill, even "
+                  "splits; megatron: no exits); rows show which can run them")
+      ->check(CLI::IsMember({"eellm", "ee-llm", "megatron"}))
+      ->delimiter(',');
+  cmd->add_option("--schedules", opt->schedules,
+                  "Schedules to search, comma-separated (default: 1f1b,interleaved-1f1b,zb-h1,ee-fill)")
+      ->delimiter(',');
+  cmd->add_option("--pareto-svg", opt->pareto_svg, "Write the Pareto front (rank_s vs GPUs, memory) as an SVG plot");
   cmd->add_option("--exits", opt->exits, "fixed: exits stay; movable: also snap exits to stage boundaries (pre/post)")
       ->check(CLI::IsMember({"fixed", "movable"}));
-  cmd->add_option("--memory-margin", opt->margin, "Fraction of device memory kept free")->check(CLI::Range(0.0, 0.9));
-  cmd->add_option("--format", opt->format, "Output format")->check(CLI::IsMember({"text", "json", "csv"}));
+  cmd->add_option("--memory-margin", opt->margin, "Fraction of device memory kept free")
+      ->check(CLI::Range(0.0, 0.9))
+      ->capture_default_str();
+  cmd->add_option("--format", opt->format, "Output format")
+      ->check(CLI::IsMember({"text", "json", "csv"}))
+      ->capture_default_str();
   cmd->add_option("--emit", opt->emit, "Write the best plan as a scenario YAML file");
   cmd->add_option("--threads", opt->threads, "Worker threads (0: all cores)");
   cmd->add_flag("--partition-neighbourhood", opt->neighbourhood,

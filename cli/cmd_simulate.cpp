@@ -1,7 +1,9 @@
-// `eellm simulate SCENARIO [--trace trace.json] [--format text|json|csv] [--schedule-listing]`:
-// predicts one training iteration with the discrete-event simulator (sim/simulate.h) and prints
-// the summary with its what-if cost block (sim/cost_report.h: time to train, GPU-hours, cost, energy,
-// failures, checkpoints); the trace opens in ui.perfetto.dev.
+// `eellm simulate SCENARIO [--trace trace.json] [--format text|json|csv] [--schedule-listing]
+// [--strict-memory]`: predicts one training iteration with the discrete-event simulator
+// (sim/simulate.h) and prints the summary with its what-if cost block (sim/cost_report.h: time to
+// train, GPU-hours, cost, energy, failures, checkpoints); the trace opens in ui.perfetto.dev. A stage
+// over the GPU's memory is flagged in every format and warned about on stderr (an error with
+// --strict-memory).
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <memory>
@@ -42,14 +44,19 @@ void register_simulate(CLI::App& app) {
     std::string trace;
     std::string format = "text";
     bool listing = false;
+    bool strict_memory = false;
     InferenceCliOptions inference;  // --mode inference (helper "plan", cli/cmd_simulate_inference.cpp)
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("simulate", "Predict one training iteration event by event (discrete-event simulator)");
   cmd->add_option("scenario", opt->scenario, "Scenario file or shipped scenario name (e.g. ee-llm-7b)")->required();
   cmd->add_option("--trace", opt->trace, "Write a Chrome/Perfetto trace.json of the iteration");
-  cmd->add_option("--format", opt->format, "Summary format")->check(CLI::IsMember({"text", "json", "csv"}));
+  cmd->add_option("--format", opt->format, "Summary format")
+      ->check(CLI::IsMember({"text", "json", "csv"}))
+      ->capture_default_str();
   cmd->add_flag("--schedule-listing", opt->listing, "Also print each pipeline rank's instruction list");
+  cmd->add_flag("--strict-memory", opt->strict_memory,
+                "Exit 1 when a stage's peak memory exceeds the GPU's memory (default: warn on stderr)");
   add_inference_options(cmd, opt->inference);
   cmd->callback([opt] {
     auto sc = load_scenario(opt->scenario);
@@ -81,6 +88,16 @@ void register_simulate(CLI::App& app) {
       Status st = write_trace(res->engine.timeline, opt->trace, to);
       if (!st.is_ok()) {
         finish("simulate", st);
+        return;
+      }
+    }
+    const std::string over = memory_overflow(res->summary);
+    if (!over.empty()) {
+      std::cerr << "eellm simulate: " << (opt->strict_memory ? "error" : "warning") << ": " << sc->name << " " << over
+                << (opt->strict_memory ? "" : " (the times below assume it ran; --strict-memory makes this an error)")
+                << "\n";
+      if (opt->strict_memory) {
+        exit_code() = 1;
         return;
       }
     }

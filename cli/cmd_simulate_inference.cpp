@@ -26,12 +26,14 @@ int run_simulate_inference(const Scenario& scenario, const InferenceCliOptions& 
   InferenceSimOptions so;
   so.acceptance_rate = o.acceptance_rate;
   if (!o.exit_rates_file.empty()) {
-    auto rates = read_exit_rates_json(o.exit_rates_file);
+    auto rates = read_exit_rates_file(o.exit_rates_file);
     if (!rates.is_ok()) {
       std::cerr << "eellm simulate: " << rates.status().to_string() << "\n";
       return 1;
     }
-    so.exit_rates = *rates;
+    so.exit_rates = rates->rates;
+    so.exit_rates_layers = rates->exit_layers;
+    so.exit_rates_source = o.exit_rates_file;
   }
   for (const std::string& m : o.methods) {
     if (m == "full") so.methods.push_back(InferenceMethod::kFull);
@@ -44,6 +46,8 @@ int run_simulate_inference(const Scenario& scenario, const InferenceCliOptions& 
     std::cerr << "eellm simulate: " << res.status().to_string() << "\n";
     return 1;
   }
+  if (res->exit_rates_assumed)
+    std::cerr << "eellm simulate: warning: exit rates " << res->exit_rates_source << "\n";
   const auto cost_or = inference_costs(scenario, *res);
   if (!cost_or.is_ok()) {
     std::cerr << "eellm simulate: " << cost_or.status().to_string() << "\n";

@@ -53,6 +53,8 @@ void ComparePanel::setSlot(int slot, const QString& name,
   refresh();
 }
 
+QString ComparePanel::slotName(int slot) const { return names_[slot]->text(); }
+
 void ComparePanel::refresh() {
   TimeNs total = 0;
   for (const auto& r : results_) {

@@ -26,6 +26,8 @@ class ComparePanel : public QWidget {
   // slot 0 = A, 1 = B.
   void setSlot(int slot, const QString& name, std::shared_ptr<const SimulationResult> result);
   const SimulationResult* slot(int slot) const { return results_[slot].get(); }
+  // The label above a slot ("A: ee-llm-7b (current scenario)", "A: … (pinned)").
+  QString slotName(int slot) const;
   TimelineView* view(int slot) const { return views_[slot]; }
   // The delta table: rows iteration, tokens/s, MFU, bubble, exit overhead, peak memory.
   QString cell(int row, int column) const;

@@ -127,7 +127,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
             }
           });
   connect(pin_current, &QPushButton::clicked, this, [this] {
-    if (result_) compare_->setSlot(0, QString::fromStdString(result_->scenario.name), result_);
+    if (!result_) return;
+    a_pinned_ = true;
+    compare_->setSlot(0, tr("%1 (pinned)").arg(QString::fromStdString(result_->scenario.name)), result_);
   });
   connect(plans_, &PlansPanel::useScenario, this, [this](const Scenario& s, const QString& label) {
     form_->setScenario(s);
@@ -294,6 +296,8 @@ bool MainWindow::simulateNow(bool keep_view) {
     statusBar()->showMessage(QString::fromStdString(r.status().to_string()));
     return false;
   }
+  if (const std::string over = memory_overflow(r->summary); !over.empty())
+    diags.items.push_back({Diagnostic::Severity::kWarning, "", "memory: " + over});
   form_->setDiagnostics(diags);  // warnings stay visible
   showResult(std::make_shared<const SimulationResult>(std::move(r).value()), keep_view);
   return true;
@@ -311,12 +315,24 @@ void MainWindow::showResult(std::shared_ptr<const SimulationResult> result, bool
                     QString::fromStdString(r.scenario.name), r.layout.world_size,
                     r.scenario.training.train_iters);
   op_errors_->clear();
-  if (!compare_->slot(0)) compare_->setSlot(0, QString::fromStdString(r.scenario.name), result_);
+  QString overlay_note;
+  if (const Timeline* ov = timeline_->overlay()) {  // a measured overlay is tied to its scenario
+    if (r.scenario.name != overlay_scenario_ || r.layout.pp != overlay_stages_) {
+      timeline_->setOverlay(nullptr);
+      overlay_note = tr(" · measured overlay of %1 cleared: the scenario changed")
+                         .arg(QString::fromStdString(overlay_scenario_));
+    } else {
+      op_errors_->setComparison(eellm::compare(r.engine.timeline, *ov));
+    }
+  }
+  if (!a_pinned_ || !compare_->slot(0))  // A follows the current scenario until pinned (no stale baseline)
+    compare_->setSlot(0, tr("%1 (current scenario)").arg(QString::fromStdString(r.scenario.name)), result_);
   statusBar()->showMessage(
       tr("%1: iteration %2, %3 tokens/s, MFU %4, bubble %5")
           .arg(QString::fromStdString(r.scenario.name), format_seconds(r.summary.iteration_time_s))
           .arg(r.summary.tokens_per_s, 0, 'f', 0)
-          .arg(format_percent(r.summary.mfu), format_percent(r.summary.bubble_fraction)));
+          .arg(format_percent(r.summary.mfu), format_percent(r.summary.bubble_fraction)) +
+      overlay_note);
 }
 
 void MainWindow::pin(int slot, const Scenario& scenario, const QString& label) {
@@ -325,7 +341,9 @@ void MainWindow::pin(int slot, const Scenario& scenario, const QString& label) {
     reportError(tr("Cannot simulate the plan"), QString::fromStdString(r.status().to_string()));
     return;
   }
-  compare_->setSlot(slot, label, std::make_shared<const SimulationResult>(std::move(r).value()));
+  if (slot == 0) a_pinned_ = true;
+  compare_->setSlot(slot, slot == 0 ? tr("%1 (pinned)").arg(label) : label,
+                    std::make_shared<const SimulationResult>(std::move(r).value()));
 }
 
 bool MainWindow::openTrace(const QString& path) {
@@ -376,6 +394,8 @@ void MainWindow::setMeasured(std::shared_ptr<const Timeline> measured, const QSt
     return;
   }
   timeline_->setOverlay(measured);
+  overlay_scenario_ = result_->scenario.name;
+  overlay_stages_ = result_->layout.pp;
   const TimelineComparison cmp = eellm::compare(result_->engine.timeline, *measured);
   op_errors_->setComparison(cmp);
   statusBar()->showMessage(tr("measured %1: iteration %2 measured vs %3 predicted (%4)")

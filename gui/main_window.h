@@ -90,6 +90,11 @@ class MainWindow : public QMainWindow {
   int error_count_ = 0;
   QString scenario_path_;
   std::shared_ptr<const SimulationResult> result_;
+  // A of the comparison follows the current scenario until the user pins one (Pin current, Pin as A).
+  bool a_pinned_ = false;
+  // The scenario and stage count a measured overlay belongs to: a result of another clears it.
+  std::string overlay_scenario_;
+  int overlay_stages_ = 0;
   ScenarioForm* form_ = nullptr;
   TimelineView* timeline_ = nullptr;
   MetricsPanel* metrics_ = nullptr;

@@ -110,10 +110,13 @@ void MetricsPanel::setResult(const SimulationResult& r) {
                          format_percent(s.exit_overhead_fraction),
                      format_seconds(s.iteration_time_no_exits_s))
           : tr("n/a (no exits)"));
+  const std::string over = memory_overflow(s);  // a plan that does not fit says so, in red
   values_[QStringLiteral("memory")]->setText(
-      QStringLiteral("%1 GiB (device %2 GiB)")
+      QStringLiteral("%1 GiB (device %2 GiB)%3")
           .arg(s.peak_memory_GiB, 0, 'f', 2)
-          .arg(r.scenario.cluster.device.memory_GiB, 0, 'f', 0));
+          .arg(r.scenario.cluster.device.memory_GiB, 0, 'f', 0)
+          .arg(over.empty() ? QString() : QStringLiteral(" — ") + QString::fromStdString(over)));
+  values_[QStringLiteral("memory")]->setStyleSheet(over.empty() ? QString() : QStringLiteral("color: #c00;"));
   QString cp = QString::fromStdString(s.critical_path);
   if (cp.size() > 400) cp = cp.left(400) + QStringLiteral(" …");
   values_[QStringLiteral("critical_path")]->setText(cp);

@@ -1,5 +1,6 @@
 #include "gui/plans_panel.h"
 
+#include <QComboBox>
 #include <QCoreApplication>
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -59,6 +60,14 @@ QVariant PlansModel::data(const QModelIndex& index, int role) const {
   const PlanCandidate& c = p.candidate;
   const PlanMetrics& m = p.metrics;
   const bool raw = role == Qt::UserRole;
+  if (role == Qt::ToolTipRole && index.column() == kRunsOn) {
+    QStringList why;
+    for (LaunchTarget t : kLaunchTargets)
+      if (const std::string w = launch_problem(t, c); !w.empty())
+        why << QStringLiteral("%1: %2").arg(QString::fromLatin1(to_string(t)), QString::fromStdString(w));
+    return why.isEmpty() ? tr("every target can launch this plan") : why.join(QLatin1Char('\n'));
+  }
+  if (role == Qt::ToolTipRole && index.column() == kIteration) return QString::fromLatin1(kRankingKey);
   if (role == Qt::ToolTipRole) return QString::fromStdString(to_string(c));
   if (role == Qt::TextAlignmentRole) {
     return index.column() == kSchedule || index.column() == kRecompute || index.column() == kLabel
@@ -85,8 +94,11 @@ QVariant PlansModel::data(const QModelIndex& index, int role) const {
       return QString::fromLatin1(to_string(c.schedule));
     case kRecompute:
       return QString::fromLatin1(to_string(c.recompute));
-    case kIteration:
-      return raw ? QVariant(m.time_s()) : QVariant(format_seconds(m.time_s()));
+    case kIteration:  // the ranking key; ee-fill trains the backbone on fewer microbatches: both figures
+      if (raw) return m.ranking_time_s();
+      return m.backbone_fraction < 1.0 ? tr("%1 (iteration %2)").arg(format_seconds(m.ranking_time_s()),
+                                                                     format_seconds(m.time_s()))
+                                       : format_seconds(m.ranking_time_s());
     case kTokens:
       return raw ? QVariant(m.tokens_per_s) : QVariant(QString::number(m.tokens_per_s, 'f', 0));
     case kMfu:
@@ -99,6 +111,12 @@ QVariant PlansModel::data(const QModelIndex& index, int role) const {
     case kMemory:
       return raw ? QVariant(m.peak_memory_GiB)
                  : QVariant(QStringLiteral("%1 GiB").arg(m.peak_memory_GiB, 0, 'f', 1));
+    case kRunsOn: {
+      QStringList on;
+      for (LaunchTarget t : kLaunchTargets)
+        if (launch_problem(t, c).empty()) on << QString::fromLatin1(to_string(t));
+      return on.join(QLatin1Char(','));
+    }
     case kLabel:
       return QString::fromStdString(to_string(c));
     default:
@@ -111,8 +129,8 @@ QVariant PlansModel::headerData(int section, Qt::Orientation orientation, int ro
   if (orientation == Qt::Vertical) return section + 1;
   static const char* names[kNumColumns] = {
       "#",      "GPUs",          "TP",          "PP",        "DP",       "VP",
-      "mbs",    "schedule",      "recompute",   "iteration", "tokens/s", "MFU",
-      "bubble", "exit overhead", "peak memory", "plan"};
+      "mbs",    "schedule",      "recompute",   "s per backbone batch", "tokens/s", "MFU",
+      "bubble", "exit overhead", "peak memory", "runs on", "plan"};
   return section >= 0 && section < kNumColumns ? tr(names[section]) : QVariant();
 }
 
@@ -130,7 +148,13 @@ PlansPanel::PlansPanel(QWidget* parent)
   progress_ = new QProgressBar(this);
   progress_->setRange(0, 1000);
   progress_->setValue(0);
+  launch_ = new QComboBox(this);
+  launch_->addItem(tr("launchable with: any"));
+  for (LaunchTarget t : kLaunchTargets) launch_->addItem(tr("launchable with: %1").arg(QString::fromLatin1(to_string(t))));
+  launch_->setToolTip(tr("Only plans this system can launch (eellm runs every schedule; EE-LLM: 1F1B/EE-1F1B and "
+                         "bubble filling, even layer splits; Megatron-LM: no early exits)"));
   bar->addWidget(gpus_);
+  bar->addWidget(launch_);
   bar->addWidget(plan_);
   bar->addWidget(cancel_);
   bar->addWidget(progress_, 1);
@@ -163,7 +187,7 @@ PlansPanel::PlansPanel(QWidget* parent)
   proxy_->setSourceModel(model_);
   proxy_->setSortRole(Qt::UserRole);
   table_->setModel(proxy_);
-  table_->sortByColumn(PlansModel::kIteration, Qt::AscendingOrder);
+  table_->sortByColumn(PlansModel::kRank, Qt::AscendingOrder);  // the planner's ranking (kRankingKey)
   connect(table_, &QTableView::doubleClicked, this, [this] { emitForSelection(-1); });
   status_->setText(tr("Search the parallel layouts of this model on the GPU budget."));
 }
@@ -211,6 +235,7 @@ bool PlansPanel::startPlanning() {
   PlanOptions opt;
   opt.gpus = gpus_->value();
   opt.top_k = 20;
+  if (launch_->currentIndex() > 0) opt.launchable_with = {kLaunchTargets[launch_->currentIndex() - 1]};
   opt.threads = std::max(1, QThread::idealThreadCount() - 1);  // leave a core to the GUI
   // Cancel (or a newer search, or closing the panel) bumps the generation: the planner's threads
   // see it before their next block or simulation and plan() returns the cancelled status.
@@ -260,14 +285,16 @@ bool PlansPanel::startPlanning() {
           }
           const PlanResult& r = result->value();
           self->model_->setPlans(r.ranked);
-          self->status_->setText(tr("%1 candidates, %2 passed the constraints, %3 simulated; %4 "
-                                    "ranked plans (device %5, budget %6 GiB)")
+          self->status_->setText(tr("%1 candidates, %2 passed the constraints, %3 simulated (closed-form "
+                                    "error on them: mean %7, max %8); %4 plans ranked by time per backbone "
+                                    "batch (device %5, budget %6 GiB)")
                                      .arg(r.candidates)
                                      .arg(r.estimated)
                                      .arg(r.simulated)
                                      .arg(r.ranked.size())
                                      .arg(QString::fromStdString(r.device))
-                                     .arg(r.memory_budget_GiB, 0, 'f', 1));
+                                     .arg(r.memory_budget_GiB, 0, 'f', 1)
+                                     .arg(format_percent(r.estimate_error_mean), format_percent(r.estimate_error_max)));
           emit self->planningFinished(true);
         },
         Qt::QueuedConnection);

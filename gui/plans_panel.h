@@ -1,8 +1,9 @@
 // The planner in the GUI (sim/plan.h).
 //
-// PlansModel: ranked plans as a read-only table (layout, schedule, iteration time, tokens/s, MFU,
-// bubble, exit overhead, peak memory); Qt::UserRole gives raw numbers so a QSortFilterProxyModel
-// sorts numerically. PlansPanel: GPU budget, Plan / Cancel, a progress bar fed from the planner's
+// PlansModel: ranked plans as a read-only table (layout, schedule, the ranking key kRankingKey —
+// ee-fill rows show the iteration time beside it —, tokens/s, MFU, bubble, exit overhead, peak memory,
+// the systems that can launch the plan); Qt::UserRole gives raw numbers so a QSortFilterProxyModel
+// sorts numerically; the table opens sorted by # (the planner's ranking), which the time column agrees with. PlansPanel: GPU budget, Plan / Cancel, a progress bar fed from the planner's
 // progress callback, the sortable table, and buttons to use a plan or pin it as A / B for
 // comparison. plan() runs on a worker thread; progress and the result come back as queued calls.
 // Cancel stops the search: the planner polls PlanOptions::cancelled (the panel's generation
@@ -20,6 +21,7 @@
 
 #include "sim/plan.h"
 
+class QComboBox;
 class QLabel;
 class QProgressBar;
 class QPushButton;
@@ -49,6 +51,7 @@ class PlansModel : public QAbstractTableModel {
     kBubble,
     kExitOverhead,
     kMemory,
+    kRunsOn,
     kLabel,
     kNumColumns
   };
@@ -87,6 +90,8 @@ class PlansPanel : public QWidget {
   PlansModel* model() const {
     return model_;
   }
+  // "launchable with": any (index 0) or one of kLaunchTargets (index 1…), as plan --launchable-with.
+  QComboBox* launchTarget() const { return launch_; }
   QSortFilterProxyModel* proxy() const {
     return proxy_;
   }
@@ -107,6 +112,7 @@ class PlansPanel : public QWidget {
   bool last_cancelled_ = false;
   std::shared_ptr<std::atomic<int>> generation_;
   QSpinBox* gpus_ = nullptr;
+  QComboBox* launch_ = nullptr;
   QPushButton* plan_ = nullptr;
   QPushButton* cancel_ = nullptr;
   QProgressBar* progress_ = nullptr;

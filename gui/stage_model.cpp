@@ -1,5 +1,7 @@
 #include "gui/stage_model.h"
 
+#include <limits>
+
 #include <QBrush>
 #include <QColor>
 
@@ -126,10 +128,21 @@ int OpErrorModel::columnCount(const QModelIndex& parent) const {
 QVariant OpErrorModel::data(const QModelIndex& index, int role) const {
   if (!index.isValid() || index.row() >= rowCount()) return {};
   const bool iteration = static_cast<size_t>(index.row()) == cmp_.per_op.size();
+  // An op one side did not record is "not measured" (grey, NaN for sorting), never a perfect 0 %.
+  const bool unmeasured = !iteration && (cmp_.per_op[static_cast<size_t>(index.row())].count_measured == 0 ||
+                                         cmp_.per_op[static_cast<size_t>(index.row())].count_predicted == 0);
   if (role == Qt::ForegroundRole && index.column() == kError) {
+    if (unmeasured) return QBrush(QColor(128, 128, 128));
     const double e = iteration ? cmp_.iteration_relative_error
                                : cmp_.per_op[static_cast<size_t>(index.row())].relative_error;
     return QBrush(std::abs(e) > 0.2 ? QColor(200, 0, 0) : QColor(0, 120, 0));
+  }
+  if (unmeasured && (index.column() == kMeasured || index.column() == kError) &&
+      (role == Qt::DisplayRole || role == Qt::UserRole)) {
+    const OpKindError& o = cmp_.per_op[static_cast<size_t>(index.row())];
+    if (role == Qt::UserRole) return std::numeric_limits<double>::quiet_NaN();
+    if (o.count_measured == 0) return tr("not measured");
+    return index.column() == kMeasured ? QVariant(format_seconds(o.mean_measured_s)) : QVariant(tr("not predicted"));
   }
   if (role != Qt::DisplayRole && role != Qt::UserRole) return {};
   const bool raw = role == Qt::UserRole;

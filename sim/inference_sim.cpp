@@ -78,7 +78,7 @@ Status check_exit_rates(const std::vector<double>& rates, size_t num_exits, cons
   return Status::ok();
 }
 
-StatusOr<std::vector<double>> read_exit_rates_json(const std::string& path) {
+StatusOr<MeasuredExitRates> read_exit_rates_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Status::not_found("cannot open exit-rates file " + path);
   nlohmann::json j;
@@ -89,13 +89,64 @@ StatusOr<std::vector<double>> read_exit_rates_json(const std::string& path) {
   }
   if (!j.is_object() || !j.contains("exit_rates") || !j["exit_rates"].is_array())
     return Status::invalid_argument(path + ": expected an object with an array \"exit_rates\"");
-  std::vector<double> r;
+  MeasuredExitRates r;
   for (const auto& v : j["exit_rates"]) {
     if (!v.is_number()) return Status::invalid_argument(path + ": exit_rates holds a non-number: " + v.dump());
-    r.push_back(v.get<double>());
+    r.rates.push_back(v.get<double>());
+  }
+  if (j.contains("exit_layers")) {
+    if (!j["exit_layers"].is_array()) return Status::invalid_argument(path + ": exit_layers must be a list of layer numbers");
+    for (const auto& v : j["exit_layers"]) {
+      if (!v.is_number_integer()) return Status::invalid_argument(path + ": exit_layers holds a non-integer: " + v.dump());
+      r.exit_layers.push_back(v.get<int>());
+    }
   }
   return r;
 }
+
+StatusOr<std::vector<double>> read_exit_rates_json(const std::string& path) {
+  EELLM_ASSIGN_OR_RETURN(MeasuredExitRates r, read_exit_rates_file(path));
+  return r.rates;
+}
+
+namespace {
+
+std::string layer_list(const std::vector<int>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+// Picks the rates (options, else the scenario's, else all 0) and says where they came from; refuses
+// rates measured on a model whose exits sit elsewhere.
+Status choose_exit_rates(const Scenario& s, const InferenceSimOptions& o, size_t num_exits, InferenceSimResult& r) {
+  const bool from_options = !o.exit_rates.empty();
+  const std::string source = from_options ? (o.exit_rates_source.empty() ? "exit_rates" : o.exit_rates_source)
+                                          : "inference.exit_rates";
+  if (from_options && !o.exit_rates_layers.empty() && o.exit_rates_layers != s.exits.exit_layer_nums)
+    return Status::invalid_argument(source + " was measured on a model with exits at layers " +
+                                    layer_list(o.exit_rates_layers) + "; " + s.name + " has exits at " +
+                                    layer_list(s.exits.exit_layer_nums) +
+                                    ": exit rates do not carry over to other exit depths (measure them on this "
+                                    "model with eellm generate --stats-out, or set inference.exit_rates)");
+  r.exit_rates = from_options ? o.exit_rates : s.inference.exit_rates;
+  if (from_options) {
+    r.exit_rates_source = "from " + source + (o.exit_rates_layers.empty() ? "" : " (measured with exits at layers " +
+                                                                         layer_list(o.exit_rates_layers) + ")");
+  } else if (!r.exit_rates.empty()) {
+    r.exit_rates_source = "from the scenario's inference.exit_rates";
+  } else {
+    r.exit_rates.assign(num_exits, 0.0);
+    r.exit_rates_assumed = num_exits > 0;
+    r.exit_rates_source = num_exits > 0 ? "assumed: none were given, so no token exits early and every early-exit "
+                                          "method can only be slower (pass --exit-rates from eellm generate "
+                                          "--stats-out, or set inference.exit_rates)"
+                                        : "(no exits)";
+  }
+  return check_exit_rates(r.exit_rates, num_exits, source);
+}
+
+}  // namespace
 
 StatusOr<InferenceCosts> inference_costs(const Scenario& s) {
   EELLM_ASSIGN_OR_RETURN(Layout L, derive_layout(s));
@@ -321,10 +372,7 @@ StatusOr<InferenceSimResult> simulate_inference(const Scenario& s, const Inferen
   r.batch_size = c.batch_size;
   r.prompt_length = s.inference.prompt_length;
   r.new_tokens = s.inference.max_new_tokens;
-  const bool from_options = !o.exit_rates.empty();
-  r.exit_rates = from_options ? o.exit_rates : s.inference.exit_rates;
-  if (r.exit_rates.empty()) r.exit_rates.assign(c.exit_depth.size(), 0.0);  // no measurement: nobody exits early
-  EELLM_RETURN_IF_ERROR(check_exit_rates(r.exit_rates, c.exit_depth.size(), from_options ? "exit_rates" : "inference.exit_rates"));
+  EELLM_RETURN_IF_ERROR(choose_exit_rates(s, o, c.exit_depth.size(), r));
   r.prefill_s = c.num_layers * c.prefill_layer.time(s.inference.prompt_length) + c.final_head.time(1) +
                 (c.pp > 1 ? (c.pp - 1) * c.p2p_s : 0);
   r.layer_step_s = c.layer.time(1);
@@ -358,7 +406,8 @@ std::string inference_to_text(const InferenceSimResult& r) {
   os << r.scenario << ": inference, tp " << r.tp << " pp " << r.pp << ", batch " << r.batch_size << ", prompt " << r.prompt_length
      << ", " << r.new_tokens << " new tokens; exit rates [";
   for (size_t k = 0; k < r.exit_rates.size(); ++k) os << (k ? ", " : "") << r.exit_rates[k];
-  std::snprintf(line, sizeof line, "]\nprefill (time to first token) %.3f ms; one decode layer step %.4f ms\n\n", r.prefill_s * 1e3,
+  os << "] " << r.exit_rates_source;
+  std::snprintf(line, sizeof line, "\nprefill (time to first token) %.3f ms; one decode layer step %.4f ms\n\n", r.prefill_s * 1e3,
                 r.layer_step_s * 1e3);
   os << line;
   std::snprintf(line, sizeof line, "%-12s %12s %12s %12s %14s %9s %8s\n", "method", "ms/token", "tokens/s", "exit_layers",
@@ -382,6 +431,8 @@ std::string inference_to_json(const InferenceSimResult& r) {
   j["prompt_length"] = r.prompt_length;
   j["new_tokens"] = r.new_tokens;
   j["exit_rates"] = r.exit_rates;
+  j["exit_rates_source"] = r.exit_rates_source;
+  j["exit_rates_assumed"] = r.exit_rates_assumed;
   j["prefill_s"] = r.prefill_s;
   j["layer_step_s"] = r.layer_step_s;
   j["methods"] = nlohmann::json::array();

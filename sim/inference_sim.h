@@ -97,12 +97,22 @@ DecodeResult simulate_decode(const InferenceCosts& costs, InferenceMethod method
 // Rates must have one entry per exit, each in [0, 1], summing to at most 1. `source` names them.
 Status check_exit_rates(const std::vector<double>& rates, size_t num_exits, const std::string& source);
 
-// Reads {"exit_rates": [...]} (what `eellm generate --stats-out` writes).
+// What `eellm generate --stats-out` writes: {"exit_rates": [...], "exit_layers": [...], ...}.
+struct MeasuredExitRates {
+  std::vector<double> rates;
+  std::vector<int> exit_layers;  // 1-based layer of each exit of the model they were measured on (may be empty)
+};
+StatusOr<MeasuredExitRates> read_exit_rates_file(const std::string& path);
+// The rates alone (read_exit_rates_file(path).rates).
 StatusOr<std::vector<double>> read_exit_rates_json(const std::string& path);
 
 struct InferenceSimOptions {
   std::vector<InferenceMethod> methods;  // empty → all four (pipeline only when pp > 1)
   std::vector<double> exit_rates;        // empty → scenario.inference.exit_rates
+  // Where exit_rates came from (e.g. the file name) and the exits of the model they were measured on:
+  // rates measured with other exits than the scenario's are refused (a rate belongs to one exit depth).
+  std::string exit_rates_source;
+  std::vector<int> exit_rates_layers;
   double acceptance_rate = -1;
 };
 
@@ -110,6 +120,8 @@ struct InferenceSimResult {
   std::string scenario;
   int tp = 1, pp = 1, batch_size = 1, prompt_length = 0, new_tokens = 0;
   std::vector<double> exit_rates;
+  std::string exit_rates_source;  // where the rates came from, or why none were (then all 0)
+  bool exit_rates_assumed = false;  // no rates given: nobody exits early, so early-exit methods only add cost
   double prefill_s = 0;          // time to first token
   double layer_step_s = 0;       // one decode layer step, n = 1 (for reading the table)
   std::vector<DecodeResult> methods;

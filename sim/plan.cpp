@@ -128,6 +128,43 @@ std::string to_string(const PlanCandidate& c) {
   return os.str();
 }
 
+const char* to_string(LaunchTarget t) {
+  switch (t) {
+    case LaunchTarget::kEellm:
+      return "eellm";
+    case LaunchTarget::kEELLM:
+      return "ee-llm";
+    case LaunchTarget::kMegatron:
+      return "megatron";
+  }
+  return "?";
+}
+
+StatusOr<LaunchTarget> parse_launch_target(const std::string& name) {
+  for (LaunchTarget t : kLaunchTargets)
+    if (name == to_string(t)) return t;
+  return Status::invalid_argument("launch target '" + name + "' is not one of eellm, ee-llm, megatron");
+}
+
+// EE-LLM picks its pipeline function from the flags (megatron/core/pipeline_parallel/schedules.py):
+// with exits, the early-exit 1F1B or its bubble-filling variant (no interleaving, no zero bubble);
+// without, Megatron's 1F1B or interleaved. Neither splits layers unevenly (--to-megatron warns).
+std::string launch_problem(LaunchTarget t, ScheduleKind k, bool uneven_partition, bool has_exits) {
+  if (t == LaunchTarget::kEellm) return "";
+  if (t == LaunchTarget::kMegatron && has_exits) return "Megatron-LM has no early exits";
+  if (uneven_partition) return "no flag for an uneven layer split";
+  const bool plain = k == ScheduleKind::kNoPipelining || k == ScheduleKind::k1F1B || k == ScheduleKind::kEE1F1B;
+  if (plain) return "";
+  if (k == ScheduleKind::kInterleaved1F1B && !has_exits) return "";
+  if (k == ScheduleKind::kEEFill && has_exits && t == LaunchTarget::kEELLM) return "";
+  if (k == ScheduleKind::kInterleaved1F1B) return "EE-LLM does not interleave a model with exits";
+  return std::string("no ") + to_string(k) + " schedule";
+}
+
+std::string launch_problem(LaunchTarget t, const PlanCandidate& c) {
+  return launch_problem(t, c.schedule, !c.layer_partition.empty(), !c.exit_layer_nums.empty());
+}
+
 Scenario apply_candidate(const Scenario& base, const PlanCandidate& pc) {
   Tables t;
   t.partitions = {pc.layer_partition};
@@ -191,6 +228,14 @@ void screen_one(Search& q, Scenario& s, ThreadTally& tt, int64_t i) {
                ") exceeds model.num_layers (" + std::to_string(q.base.model.num_layers) + ")");
     return;
   }
+  for (LaunchTarget t : q.o.launchable_with) {
+    const std::string why =
+        launch_problem(t, c.schedule, c.partition != 0, !q.tables.exits[static_cast<size_t>(c.exits)].nums.empty());
+    if (!why.empty()) {
+      tt.add(std::string("not launchable with ") + to_string(t), i, why);
+      return;
+    }
+  }
   write_candidate(s, c, q.tables, q.gpn);
   auto L = derive_layout(s);
   if (!L.is_ok()) {
@@ -218,9 +263,10 @@ void screen_one(Search& q, Scenario& s, ThreadTally& tt, int64_t i) {
   q.scr[static_cast<size_t>(i)] = Screened{estimate_iteration(cm).total_s, peak};
 }
 
-// Screens every candidate on the worker threads; returns the survivors, best estimate first (ties
-// by enumeration index), or the cancelled status.
-StatusOr<std::vector<int64_t>> screen(Search& q) {
+// Screens every candidate on the worker threads; `alive` gets the survivors, best estimate first
+// (ties by enumeration index). After a cancel `alive` holds those screened so far and the cancelled
+// status is returned.
+Status screen(Search& q, std::vector<int64_t>& alive) {
   const int64_t n = static_cast<int64_t>(q.cands.size());
   q.scr.assign(q.cands.size(), Screened{});
   q.tally.assign(static_cast<size_t>(q.threads), ThreadTally{});
@@ -228,15 +274,13 @@ StatusOr<std::vector<int64_t>> screen(Search& q) {
   const int64_t screened = parallel_for(n, q.threads, q.o, "screen", 256, [&](int tid, int64_t i) {
     screen_one(q, work[static_cast<size_t>(tid)], q.tally[static_cast<size_t>(tid)], i);
   });
-  if (cancel_requested(q.o)) return cancelled_status("screening", screened, n);
-  std::vector<int64_t> alive;
   for (size_t i = 0; i < q.scr.size(); ++i)
     if (q.scr[i].est_s >= 0) alive.push_back(static_cast<int64_t>(i));
   std::sort(alive.begin(), alive.end(), [&](int64_t a, int64_t b) {
     const double x = q.est_s(a), y = q.est_s(b);
     return x != y ? x < y : a < b;
   });
-  return alive;
+  return cancel_requested(q.o) ? cancelled_status("screening", screened, n) : Status::ok();
 }
 
 // The simulated candidates so far (entries[k] failed when error[k] is set) and which were picked.
@@ -279,16 +323,52 @@ PlanEntry simulate_one(const Search& q, int64_t i, std::string& error) {
   return e;
 }
 
-// Simulates the candidates `idx` on the worker threads; false once the search was cancelled.
-bool run_round(const Search& q, Simulated& sim, const std::vector<int64_t>& idx) {
-  const size_t first = sim.entries.size();
-  sim.entries.resize(first + idx.size());
-  sim.error.resize(first + idx.size());
-  sim.done += parallel_for(static_cast<int64_t>(idx.size()), q.threads, q.o, "simulate", 1, [&](int, int64_t k) {
+// Every simulation of one search, by candidate index, shared by the runs over its sub-spaces.
+struct SimCache {
+  std::map<int64_t, size_t> at;  // candidate index → position in all.entries
+  Simulated all;
+};
+
+// Simulates the candidates `idx` on the worker threads (those `cache` already holds are copied);
+// false once the search was cancelled.
+bool run_round(const Search& q, Simulated& sim, const std::vector<int64_t>& idx, SimCache& cache) {
+  std::vector<int64_t> fresh;
+  for (int64_t i : idx)
+    if (!cache.at.count(i)) fresh.push_back(i);
+  Simulated& all = cache.all;
+  const size_t first = all.entries.size();
+  all.entries.resize(first + fresh.size());
+  all.error.resize(first + fresh.size());
+  const int64_t n = static_cast<int64_t>(fresh.size());
+  const int64_t done = parallel_for(n, q.threads, q.o, "simulate", 1, [&](int, int64_t k) {
     const size_t at = first + static_cast<size_t>(k);
-    sim.entries[at] = simulate_one(q, idx[static_cast<size_t>(k)], sim.error[at]);
+    all.entries[at] = simulate_one(q, fresh[static_cast<size_t>(k)], all.error[at]);
   });
-  for (int64_t i : idx) sim.picked[static_cast<size_t>(i)] = 1;
+  if (done < n) {  // cancelled: keep only what ran (workers stop after a whole simulation)
+    std::vector<PlanEntry> kept;
+    std::vector<std::string> kept_error;
+    for (size_t at = first; at < all.entries.size(); ++at)
+      if (all.entries[at].metrics.simulated || !all.error[at].empty()) {
+        kept.push_back(std::move(all.entries[at]));
+        kept_error.push_back(std::move(all.error[at]));
+      }
+    all.entries.resize(first);
+    all.error.resize(first);
+    for (size_t k = 0; k < kept.size(); ++k) {
+      all.entries.push_back(std::move(kept[k]));
+      all.error.push_back(std::move(kept_error[k]));
+    }
+  }
+  for (size_t at = first; at < all.entries.size(); ++at) cache.at[all.entries[at].candidate.index] = at;
+  all.done = static_cast<int64_t>(all.entries.size());
+  for (int64_t i : idx) {
+    auto it = cache.at.find(i);
+    if (it == cache.at.end()) continue;
+    sim.entries.push_back(all.entries[it->second]);
+    sim.error.push_back(all.error[it->second]);
+    sim.picked[static_cast<size_t>(i)] = 1;
+  }
+  sim.done = static_cast<int64_t>(sim.entries.size());
   return !cancel_requested(q.o);
 }
 
@@ -374,24 +454,77 @@ std::vector<int64_t> corrected_round(const Search& q, const Simulated& sim, cons
   return round;
 }
 
-// Event simulation of the most promising survivors, in rounds. The closed form is biased
-// differently per schedule, pipeline depth and microbatch count (bubble filling and zero-bubble
+// Event simulation of the most promising survivors of one space, in rounds. The closed form is
+// biased differently per schedule, pipeline depth and microbatch count (bubble filling and zero-bubble
 // gain more in the simulator than in the formula), so round one simulates the best estimate of
 // every (schedule, pp, vp, recompute) group (a third of the budget); each later round (an eighth)
 // simulates the best estimates corrected by the simulated/estimated ratios seen so far.
-Status simulate_best(const Search& q, const std::vector<int64_t>& alive, Simulated& sim) {
+Status simulate_space(const Search& q, const std::vector<int64_t>& alive, SimCache& cache) {
   const size_t nsim = q.o.simulate_top < 0
                           ? alive.size()
                           : std::min(alive.size(), static_cast<size_t>(std::max(q.o.simulate_top, q.o.top_k)));
+  Simulated sim;
   sim.picked.assign(q.cands.size(), 0);
-  auto stop = [&] { return cancelled_status("simulation", sim.done, static_cast<int64_t>(nsim)); };
-  if (nsim == alive.size()) return run_round(q, sim, alive) ? Status::ok() : stop();
-  if (!run_round(q, sim, first_round(q, alive, nsim))) return stop();
+  auto stop = [&] { return cancelled_status("simulation", cache.all.done, static_cast<int64_t>(nsim)); };
+  if (nsim == alive.size()) return run_round(q, sim, alive, cache) ? Status::ok() : stop();
+  if (!run_round(q, sim, first_round(q, alive, nsim), cache)) return stop();
   const size_t step = std::max<size_t>(1, nsim / 8);
   while (sim.entries.size() < nsim) {
     const std::vector<int64_t> round = corrected_round(q, sim, alive, std::min(step, nsim - sim.entries.size()));
     if (round.empty()) break;
-    if (!run_round(q, sim, round)) return stop();
+    if (!run_round(q, sim, round, cache)) return stop();
+  }
+  return Status::ok();
+}
+
+// A part of the search space a narrower search would have searched: one world size (0: all), and
+// whether moved exits and neighbourhood partitions belong to it.
+struct Space {
+  int world = 0;
+  bool moved = true, neighbour = true;
+  bool contains(const Cand& c) const {
+    return (world == 0 || c.world == world) && (moved || c.exits == 0) && (neighbour || !c.neighbour);
+  }
+  std::string name() const {
+    std::string n = world > 0 ? std::to_string(world) + " GPUs" : "";
+    if (!moved) n += std::string(n.empty() ? "" : ", ") + "fixed exits";
+    if (!neighbour) n += std::string(n.empty() ? "" : ", ") + "no partition neighbourhood";
+    return n.empty() ? "the full space" : n;
+  }
+};
+
+// The narrower searches the options contain (each flag off, each world size alone), then the full
+// space. Simulating the best of each on its own is what makes a wider search never worse: it
+// simulates everything the narrower search would have.
+std::vector<Space> spaces_of(const Search& q) {
+  std::vector<int> worlds;
+  for (const Cand& c : q.cands)
+    if (std::find(worlds.begin(), worlds.end(), c.world) == worlds.end()) worlds.push_back(c.world);
+  const bool can_move = q.o.movable_exits && !q.base.exits.exit_layer_nums.empty();
+  const bool can_neighbour = q.o.partition_neighbourhood;
+  std::vector<Space> narrow;
+  for (bool moved : {false, true})
+    for (bool neighbour : {false, true}) {
+      if ((moved && !can_move) || (neighbour && !can_neighbour)) continue;  // not searched at all
+      if (moved == can_move && neighbour == can_neighbour) continue;        // the full space, last
+      narrow.push_back(Space{0, moved || !can_move, neighbour || !can_neighbour});
+    }
+  if (worlds.size() > 1)
+    for (int w : worlds) narrow.push_back(Space{w, true, true});
+  narrow.push_back(Space{});
+  return narrow;
+}
+
+// Runs simulate_space over every space of spaces_of (a shared cache: a candidate is simulated once).
+Status simulate_best(const Search& q, const std::vector<int64_t>& alive, SimCache& cache,
+                     std::vector<std::string>& names) {
+  for (const Space& sp : spaces_of(q)) {
+    std::vector<int64_t> sub;
+    for (int64_t i : alive)
+      if (sp.contains(q.cands[static_cast<size_t>(i)])) sub.push_back(i);
+    if (sub.empty()) continue;
+    names.push_back(sp.name());
+    EELLM_RETURN_IF_ERROR(simulate_space(q, sub, cache));
   }
   return Status::ok();
 }
@@ -490,6 +623,49 @@ std::vector<PlanEntry> pareto_front(const std::vector<PlanEntry>& plans) {
   return front;
 }
 
+namespace {
+
+// |estimate / simulated − 1| over the simulated plans: mean and max.
+void estimate_error(const Simulated& all, PlanResult& res) {
+  double sum = 0;
+  int n = 0;
+  for (const PlanEntry& e : all.entries) {
+    if (!e.metrics.simulated || e.metrics.iteration_time_s <= 0) continue;
+    const double err = std::abs(e.metrics.estimated_time_s / e.metrics.iteration_time_s - 1.0);
+    sum += err;
+    res.estimate_error_max = std::max(res.estimate_error_max, err);
+    ++n;
+  }
+  res.estimate_error_mean = n > 0 ? sum / n : 0.0;
+}
+
+// The best plans of a stopped search: the simulated ones that fit, else the best estimates.
+StatusOr<PlanResult> interrupted(Search& q, PlanResult res, const std::vector<int64_t>& alive, SimCache& cache,
+                                 const Status& why) {
+  if (!q.o.partial_on_cancel || !why.is_cancelled()) return why;
+  res.interrupted = why.message();
+  res.simulated = static_cast<int64_t>(cache.all.entries.size());
+  estimate_error(cache.all, res);
+  std::vector<PlanEntry> ok = feasible_ranked(cache.all, q.budget_GiB, q.tally[0]);
+  res.pruned = merge_tallies(q.tally);
+  res.feasible = ok;
+  res.pareto = pareto_front(ok);
+  for (size_t k = 0; ok.empty() && k < alive.size() && k < static_cast<size_t>(std::max(1, q.o.top_k)); ++k) {
+    const int64_t i = alive[k];
+    PlanEntry e;
+    e.candidate = materialize(q.cands[static_cast<size_t>(i)], q.tables, i);
+    e.metrics.estimated_time_s = q.est_s(i);
+    e.metrics.peak_memory_GiB = q.scr[static_cast<size_t>(i)].peak_GiB;
+    res.ranked.push_back(e);
+  }
+  if (!ok.empty()) ok.resize(std::min(ok.size(), static_cast<size_t>(std::max(1, q.o.top_k))));
+  if (res.ranked.empty()) res.ranked = std::move(ok);
+  if (res.ranked.empty()) return why;
+  return res;
+}
+
+}  // namespace
+
 StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
@@ -498,26 +674,37 @@ StatusOr<PlanResult> plan(const Scenario& base, const PlanOptions& o) {
   PlanResult res;
   res.candidates = static_cast<int64_t>(q.cands.size());
   res.device = base.cluster.device.name;
+  res.launchable_with = o.launchable_with;
   q.budget_GiB = res.memory_budget_GiB = base.cluster.device.memory_GiB * (1.0 - o.memory_margin);
   q.gpn = std::max(1, base.cluster.gpus_per_node);
   q.threads = thread_count(o);
 
-  EELLM_ASSIGN_OR_RETURN(const std::vector<int64_t> alive, screen(q));
+  std::vector<int64_t> alive;
+  SimCache cache;
+  Status st = screen(q, alive);
   res.estimated = static_cast<int64_t>(alive.size());
   const auto t1 = Clock::now();
   res.screen_seconds = std::chrono::duration<double>(t1 - t0).count();
+  if (!st.is_ok()) return interrupted(q, res, alive, cache, st);
 
-  Simulated sim;
-  EELLM_RETURN_IF_ERROR(simulate_best(q, alive, sim));
-  std::vector<PlanEntry> ok = feasible_ranked(sim, q.budget_GiB, q.tally[0]);
-  res.simulated = static_cast<int64_t>(sim.entries.size());
+  st = simulate_best(q, alive, cache, res.spaces);
+  res.simulate_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
+  if (!st.is_ok()) return interrupted(q, res, alive, cache, st);
+  estimate_error(cache.all, res);
+  std::vector<PlanEntry> ok = feasible_ranked(cache.all, q.budget_GiB, q.tally[0]);
+  res.simulated = static_cast<int64_t>(cache.all.entries.size());
   res.pruned = merge_tallies(q.tally);
   if (ok.empty()) return no_plan_fits(base, o, res);
 
   res.pareto = pareto_front(ok);
+  res.feasible = ok;
   ok.resize(std::min(ok.size(), static_cast<size_t>(std::max(1, o.top_k))));
   if (o.exit_overhead && !base.exits.exit_layer_nums.empty()) measure_exit_overhead(q, ok, res.pareto);
-  if (cancel_requested(o)) return cancelled_status("the exit-overhead runs", 0, static_cast<int64_t>(ok.size()));
+  if (cancel_requested(o)) {
+    st = cancelled_status("the exit-overhead runs", 0, static_cast<int64_t>(ok.size()));
+    if (!o.partial_on_cancel) return st;
+    res.interrupted = st.message();
+  }
   res.ranked = std::move(ok);
   res.simulate_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
   return res;

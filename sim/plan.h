@@ -16,8 +16,11 @@
 // off) in rounds: first the best estimate of every (schedule, pp, vp, recompute) group and the
 // overall best, then — re-ranked after each round by estimates corrected with the simulated/estimated
 // ratio of the finest group seen (adding the micro-batch size), else coarser — the best corrected
-// ones. The ranked table is by simulated iteration time, and a candidate whose simulated peak memory
-// exceeds the budget is dropped too, so no returned plan fails the memory model. Pruned candidates are counted per reason (with one example message each).
+// ones. These rounds run on their own for every narrower space the options contain (fixed exits when
+// exits are movable, no neighbourhood partitions, each world size when min_gpus < gpus) and then for
+// the whole space, sharing one cache, so a wider search simulates everything a narrower one would and
+// never returns a worse plan. The ranked table is by kRankingKey (plan_types.h), and a candidate whose
+// simulated peak memory exceeds the budget is dropped too, so no returned plan fails the memory model. Pruned candidates are counted per reason (with one example message each).
 //
 // Determinism: enumeration order is fixed, screening results are independent of thread count, ties
 // are broken by enumeration index. Thread-safety: plan() is a pure function of its arguments (it
@@ -49,5 +52,7 @@ std::vector<PlanEntry> pareto_front(const std::vector<PlanEntry>& plans);
 std::string plan_to_text(const PlanResult& r);
 std::string plan_to_json(const PlanResult& r);
 std::string plan_to_csv(const PlanResult& r);  // one row per ranked plan
+// SVG plot: every simulated plan that fits at (GPUs, rank_s), the Pareto front highlighted.
+std::string plan_pareto_svg(const PlanResult& r, const std::string& scenario);
 
 }  // namespace eellm

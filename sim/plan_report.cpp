@@ -42,23 +42,32 @@ std::string stage_mem_str(const PlanMetrics& m) {
   return s;
 }
 
+// The systems that can launch the plan ("eellm,ee-llm"), per launch_problem.
+std::string runs_on(const PlanCandidate& c) {
+  std::string s;
+  for (LaunchTarget t : kLaunchTargets)
+    if (launch_problem(t, c).empty()) s += std::string(s.empty() ? "" : ",") + to_string(t);
+  return s;
+}
+
 void table(std::ostringstream& os, const std::vector<PlanEntry>& rows) {
   char line[512];
-  std::snprintf(line, sizeof line, "%4s %6s %4s %4s %4s %3s %4s %-12s %-9s %3s %4s %10s %10s %12s %6s %7s %7s %8s  %s\n", "#",
-                "gpus", "tp", "pp", "dp", "vp", "mbs", "schedule", "recompute", "sp", "dopt", "iter_s", "est_s",
-                "tokens/s", "mfu%", "bubble%", "exit%", "peak_GiB", "partition | exits | GiB per stage");
+  std::snprintf(line, sizeof line,
+                "%4s %6s %4s %4s %4s %3s %4s %-12s %-9s %3s %4s %10s %10s %10s %12s %6s %7s %7s %8s  %s\n", "#", "gpus",
+                "tp", "pp", "dp", "vp", "mbs", "schedule", "recompute", "sp", "dopt", "rank_s", "iter_s", "est_s",
+                "tokens/s", "mfu%", "bubble%", "exit%", "peak_GiB", "partition | exits | GiB per stage | runs on");
   os << line;
   for (size_t i = 0; i < rows.size(); ++i) {
     const PlanCandidate& c = rows[i].candidate;
     const PlanMetrics& m = rows[i].metrics;
     std::snprintf(line, sizeof line,
-                  "%4zu %6d %4d %4d %4d %3d %4d %-12s %-9s %3s %4s %10.3f %10.3f %12.0f %6.1f %7.1f %7.1f %8.1f  ", i + 1,
-                  c.world_size, c.tp, c.pp, c.dp, c.vp, c.micro_batch_size, to_string(c.schedule), to_string(c.recompute),
-                  c.sequence_parallel ? "y" : "n", c.distributed_optimizer ? "y" : "n", m.iteration_time_s,
-                  m.estimated_time_s, m.tokens_per_s, m.mfu * 100, m.bubble_fraction * 100, m.exit_overhead_fraction * 100,
-                  m.peak_memory_GiB);
+                  "%4zu %6d %4d %4d %4d %3d %4d %-12s %-9s %3s %4s %10.3f %10s %10.3f %12.0f %6.1f %7.1f %7.1f %8.1f  ",
+                  i + 1, c.world_size, c.tp, c.pp, c.dp, c.vp, c.micro_batch_size, to_string(c.schedule),
+                  to_string(c.recompute), c.sequence_parallel ? "y" : "n", c.distributed_optimizer ? "y" : "n",
+                  m.ranking_time_s(), m.simulated ? fmt("%.3f", m.iteration_time_s).c_str() : "-", m.estimated_time_s,
+                  m.tokens_per_s, m.mfu * 100, m.bubble_fraction * 100, m.exit_overhead_fraction * 100, m.peak_memory_GiB);
     os << line << partition_str(c) << (c.balanced_partition ? " (balanced)" : "") << " | " << exits_str(c)
-       << (c.exits_moved ? " (moved)" : "") << " | " << stage_mem_str(m) << "\n";
+       << (c.exits_moved ? " (moved)" : "") << " | " << stage_mem_str(m) << " | " << runs_on(c) << "\n";
   }
 }
 
@@ -82,6 +91,9 @@ nlohmann::json entry_json(const PlanEntry& e) {
   j["pre_exit"] = c.pre_exit;
   j["exits_moved"] = c.exits_moved;
   j["label"] = to_string(c);
+  j["ranking_time_s"] = m.ranking_time_s();
+  j["simulated"] = m.simulated;
+  j["backbone_fraction"] = m.backbone_fraction;
   j["iteration_time_s"] = m.iteration_time_s;
   j["estimated_time_s"] = m.estimated_time_s;
   j["tokens_per_s"] = m.tokens_per_s;
@@ -90,17 +102,51 @@ nlohmann::json entry_json(const PlanEntry& e) {
   j["exit_overhead_fraction"] = m.exit_overhead_fraction;
   j["peak_memory_GiB"] = m.peak_memory_GiB;
   j["stage_memory_GiB"] = m.stage_memory_GiB;
+  j["launchable_with"] = nlohmann::json::array();
+  j["not_launchable_with"] = nlohmann::json::object();
+  for (LaunchTarget t : kLaunchTargets) {
+    const std::string why = launch_problem(t, c);
+    if (why.empty()) j["launchable_with"].push_back(to_string(t));
+    else j["not_launchable_with"][to_string(t)] = why;
+  }
   return j;
+}
+
+}  // namespace
+
+namespace {
+
+// What was simulated, and how far the closed form was off on those plans.
+void search_summary(std::ostringstream& os, const PlanResult& r) {
+  os << "screened " << r.candidates << " candidates in " << fmt("%.2f", r.screen_seconds) << " s ("
+     << fmt("%.0f", r.screen_seconds > 0 ? static_cast<double>(r.candidates) / r.screen_seconds : 0.0) << "/s); "
+     << r.estimated << " passed the constraints, " << r.simulated << " event-simulated in "
+     << fmt("%.2f", r.simulate_seconds) << " s; memory budget " << fmt("%.1f", r.memory_budget_GiB) << " GiB per GPU ("
+     << r.device << ")\n";
+  if (r.simulated > 0)
+    os << "closed-form estimate (est_s) vs simulated on those " << r.simulated << ": mean error "
+       << fmt("%.1f", 100 * r.estimate_error_mean) << " %, max " << fmt("%.1f", 100 * r.estimate_error_max) << " %\n";
+  if (r.spaces.size() > 1) {
+    os << "simulated the best of each narrower search too, so widening never returns a worse plan:";
+    for (size_t i = 0; i < r.spaces.size(); ++i) os << (i ? "; " : " ") << r.spaces[i];
+    os << "\n";
+  }
+  if (!r.launchable_with.empty()) {
+    os << "only plans launchable with";
+    for (LaunchTarget t : r.launchable_with) os << " " << to_string(t);
+    os << "\n";
+  }
+  os << "\n";
 }
 
 }  // namespace
 
 std::string plan_to_text(const PlanResult& r) {
   std::ostringstream os;
-  os << "screened " << r.candidates << " candidates in " << fmt("%.2f", r.screen_seconds) << " s ("
-     << fmt("%.0f", r.screen_seconds > 0 ? static_cast<double>(r.candidates) / r.screen_seconds : 0.0) << "/s); "
-     << r.estimated << " passed the constraints, " << r.simulated << " event-simulated in " << fmt("%.2f", r.simulate_seconds)
-     << " s; memory budget " << fmt("%.1f", r.memory_budget_GiB) << " GiB per GPU (" << r.device << ")\n\n";
+  if (!r.interrupted.empty())
+    os << "INTERRUPTED (" << r.interrupted << "): the best plans found so far"
+       << (r.simulated > 0 ? "" : ", closed-form estimates only (nothing was simulated yet)") << "\n";
+  search_summary(os, r);
   if (!r.pruned.empty()) {
     os << "pruned:\n";
     char line[160];
@@ -110,9 +156,11 @@ std::string plan_to_text(const PlanResult& r) {
     }
     os << "\n";
   }
-  os << "ranked (by simulated iteration time):\n";
+  os << "ranked by " << kRankingKey << ":\n";
   table(os, r.ranked);
-  os << "\nPareto front (iteration time vs peak memory vs GPUs):\n";
+  os << "columns: rank_s the ranking key; iter_s simulated iteration time (- not simulated); est_s the closed-form "
+        "estimate; exit% time added by the exits; peak_GiB the highest of the per-stage peaks that follow\n";
+  os << "\nPareto front (rank_s vs peak memory vs GPUs: no other plan is as good in all three and better in one):\n";
   table(os, r.pareto);
   return os.str();
 }
@@ -122,6 +170,13 @@ std::string plan_to_json(const PlanResult& r) {
   j["candidates"] = r.candidates;
   j["estimated"] = r.estimated;
   j["simulated"] = r.simulated;
+  j["ranking_key"] = kRankingKey;
+  j["estimate_error_mean"] = r.estimate_error_mean;
+  j["estimate_error_max"] = r.estimate_error_max;
+  j["spaces"] = r.spaces;
+  j["interrupted"] = r.interrupted;
+  j["launchable_with_filter"] = nlohmann::json::array();
+  for (LaunchTarget t : r.launchable_with) j["launchable_with_filter"].push_back(to_string(t));
   j["screen_seconds"] = r.screen_seconds;
   j["simulate_seconds"] = r.simulate_seconds;
   j["memory_budget_GiB"] = r.memory_budget_GiB;
@@ -138,8 +193,9 @@ std::string plan_to_json(const PlanResult& r) {
 std::string plan_to_csv(const PlanResult& r) {
   std::ostringstream os;
   os << "rank,world_size,tp,pp,dp,vp,micro_batch_size,schedule,recompute_granularity,sequence_parallel,"
-        "use_distributed_optimizer,layer_partition,exit_layer_nums,pre_exit,iteration_time_s,estimated_time_s,"
-        "tokens_per_s,mfu,bubble_fraction,exit_overhead_fraction,peak_memory_GiB,stage_memory_GiB\n";
+        "use_distributed_optimizer,layer_partition,exit_layer_nums,pre_exit,ranking_time_s,iteration_time_s,"
+        "estimated_time_s,tokens_per_s,mfu,bubble_fraction,exit_overhead_fraction,peak_memory_GiB,stage_memory_GiB,"
+        "launchable_with\n";
   for (size_t i = 0; i < r.ranked.size(); ++i) {
     const PlanCandidate& c = r.ranked[i].candidate;
     const PlanMetrics& m = r.ranked[i].metrics;
@@ -157,9 +213,11 @@ std::string plan_to_csv(const PlanResult& r) {
     os << i + 1 << "," << c.world_size << "," << c.tp << "," << c.pp << "," << c.dp << "," << c.vp << ","
        << c.micro_batch_size << "," << to_string(c.schedule) << "," << to_string(c.recompute) << ","
        << (c.sequence_parallel ? 1 : 0) << "," << (c.distributed_optimizer ? 1 : 0) << "," << part << "," << exits << ","
-       << (c.pre_exit ? 1 : 0) << "," << fmt("%.6g", m.iteration_time_s) << "," << fmt("%.6g", m.estimated_time_s) << ","
+       << (c.pre_exit ? 1 : 0) << "," << fmt("%.6g", m.ranking_time_s()) << "," << fmt("%.6g", m.iteration_time_s) << "," << fmt("%.6g", m.estimated_time_s) << ","
        << fmt("%.6g", m.tokens_per_s) << "," << fmt("%.6g", m.mfu) << "," << fmt("%.6g", m.bubble_fraction) << ","
-       << fmt("%.6g", m.exit_overhead_fraction) << "," << fmt("%.6g", m.peak_memory_GiB) << "," << mem << "\n";
+       << fmt("%.6g", m.exit_overhead_fraction) << "," << fmt("%.6g", m.peak_memory_GiB) << "," << mem << ",";
+    for (char ch : runs_on(c)) os << (ch == ',' ? ' ' : ch);
+    os << "\n";
   }
   return os.str();
 }

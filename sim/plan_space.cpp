@@ -189,8 +189,9 @@ struct Walk {
 };
 
 // Partitions of `nvs` chunks under these unit costs: even (id 0), the balanced one and, when asked,
-// its neighbourhood.
-std::vector<int32_t> partitions_of(Walk& w, const Cand& c, int nvs) {
+// its neighbourhood (from index `narrow` on).
+std::vector<int32_t> partitions_of(Walk& w, const Cand& c, int nvs, size_t& narrow) {
+  narrow = 1;
   const int layers = w.base.model.num_layers;
   std::vector<int32_t> parts{0};
   if (!w.o.search_partition || nvs <= 1 || nvs > layers) return parts;
@@ -202,6 +203,7 @@ std::vector<int32_t> partitions_of(Walk& w, const Cand& c, int nvs) {
   std::vector<int> bal = balanced_partition(layers, nvs, it->second, w.q);
   const std::vector<int> even = even_parts(layers, nvs);
   if (!bal.empty() && bal != even) parts.push_back(w.tables.partition_id(bal));
+  narrow = parts.size();
   // Neighbourhood: one layer moved across one boundary of the balanced split
   // (trades a little time for memory on the early stages, or the reverse).
   if (!bal.empty() && w.o.partition_neighbourhood)
@@ -244,8 +246,12 @@ void add_layouts(Walk& w, Cand c) {
     c.recompute = rc;
     for (int sp = 0; sp <= (w.o.search_sequence_parallel && c.tp > 1 ? 1 : 0); ++sp) {
       c.sp = sp == 1;
-      for (int32_t part : partitions_of(w, c, nvs)) {
+      size_t narrow = 1;
+      const std::vector<int32_t> parts = partitions_of(w, c, nvs, narrow);
+      for (size_t pi = 0; pi < parts.size(); ++pi) {
+        const int32_t part = parts[pi];
         c.partition = part;
+        c.neighbour = pi >= narrow;
         for (int32_t ev : exit_variants(w, part, nvs))
           for (int dopt = 0; dopt <= (w.o.search_distributed_optimizer && dp > 1 ? 1 : 0); ++dopt) {
             c.exits = ev;

@@ -26,6 +26,7 @@ struct Cand {
   ScheduleKind schedule = ScheduleKind::k1F1B;
   RecomputeGranularity recompute = RecomputeGranularity::kNone;
   bool sp = false, dopt = false;
+  bool neighbour = false;  // the partition is one of the balanced split's neighbourhood (not even/balanced)
   int32_t partition = 0;  // index into Tables::partitions (0 = even)
   int32_t exits = 0;      // index into Tables::exits (0 = as given)
 };

@@ -52,13 +52,29 @@ struct PlanMetrics {
   double time_s() const { return simulated ? iteration_time_s : estimated_time_s; }
   // Simulated time per backbone-equivalent batch: how plans are ranked, so that ee-fill is not
   // favoured for training the backbone on fewer samples (= iteration_time_s for other schedules).
-  double ranking_time_s() const { return iteration_time_s / backbone_fraction; }
+  double ranking_time_s() const { return time_s() / backbone_fraction; }
 };
 
 struct PlanEntry {
   PlanCandidate candidate;
   PlanMetrics metrics;
 };
+
+// The one key plans are ranked by (CLI table, JSON, CSV and the GUI), named in their headers.
+inline constexpr const char* kRankingKey =
+    "simulated time per backbone batch (rank_s = iter_s / share of microbatches training the whole backbone; "
+    "= iter_s except for ee-fill)";
+
+// Systems that launch a plan: eellm's own executor (every schedule), EE-LLM (eellm convert
+// --to-megatron: 1F1B/EE-1F1B, interleaved, EE bubble filling; even layer splits only) and Megatron-LM
+// (as EE-LLM, without early exits or bubble filling).
+enum class LaunchTarget { kEellm, kEELLM, kMegatron };
+const char* to_string(LaunchTarget t);
+StatusOr<LaunchTarget> parse_launch_target(const std::string& name);  // "eellm", "ee-llm", "megatron"
+inline constexpr LaunchTarget kLaunchTargets[] = {LaunchTarget::kEellm, LaunchTarget::kEELLM, LaunchTarget::kMegatron};
+// Why `t` cannot run a plan with this schedule, layer split and exits; "" when it can.
+std::string launch_problem(LaunchTarget t, ScheduleKind schedule, bool uneven_partition, bool has_exits);
+std::string launch_problem(LaunchTarget t, const PlanCandidate& c);
 
 struct PruneCount {
   std::string reason;   // short key, e.g. "memory", "training.global_batch_size", "tp > gpus_per_node"
@@ -88,6 +104,11 @@ struct PlanOptions {
   bool search_distributed_optimizer = true;
   bool search_partition = true;    // add the balanced partition next to the even one
   bool partition_neighbourhood = false;  // also every split one layer away from the balanced one
+  // Only plans these systems can all launch (empty → any); see launch_problem.
+  std::vector<LaunchTarget> launchable_with;
+  // A cancelled search returns the best plans found so far (PlanResult::interrupted set) instead of
+  // the cancelled status: simulated ones when any ran, else the best closed-form estimates.
+  bool partial_on_cancel = false;
   // Progress of a phase ("screen", "simulate"): done of total. Called from the calling thread.
   std::function<void(const char* phase, int64_t done, int64_t total)> progress;
   // Stop hook: polled by every planner thread before each block of screened candidates and before
@@ -105,9 +126,19 @@ struct PlanResult {
   int64_t candidates = 0;         // enumerated = screened
   int64_t estimated = 0;          // passed every constraint, timed by the closed form
   int64_t simulated = 0;          // played by the event simulator
+  // The closed-form estimate's relative error |estimate / simulated − 1| over the simulated plans.
+  double estimate_error_mean = 0, estimate_error_max = 0;
+  // The spaces whose best candidates were simulated on their own, so that widening the search never
+  // returns a worse plan than a narrower search (e.g. "fixed exits", "64 GPUs"); the full space last.
+  std::vector<std::string> spaces;
+  // Non-empty when the caller stopped the search (partial_on_cancel): where it stopped; `ranked`
+  // holds the best found so far (estimates only when nothing was simulated yet).
+  std::string interrupted;
   std::vector<PruneCount> pruned; // by count, descending
-  std::vector<PlanEntry> ranked;  // top_k by simulated iteration time
-  std::vector<PlanEntry> pareto;  // simulated plans not dominated in (time, peak memory, GPUs)
+  std::vector<PlanEntry> ranked;  // top_k by kRankingKey
+  std::vector<PlanEntry> pareto;  // simulated plans not dominated in (ranking time, peak memory, GPUs)
+  std::vector<PlanEntry> feasible;  // every simulated plan that fits (for the Pareto plot)
+  std::vector<LaunchTarget> launchable_with;  // the filter the search ran with
   double screen_seconds = 0, simulate_seconds = 0;
   double memory_budget_GiB = 0;   // device memory × (1 − margin)
   std::string device;

@@ -104,6 +104,7 @@ StatusOr<SimulationResult> simulate(const Scenario& scenario, const SimulateOpti
   s.dp = L.dp;
   s.vp = L.vp;
   s.world_size = L.world_size;
+  s.device_memory_GiB = scenario.cluster.device.memory_GiB;
   s.num_microbatches = L.num_microbatches;
   s.num_fill_warmup = res.schedule.num_fill_warmup;
   s.num_fill_cooldown = res.schedule.num_fill_cooldown;
@@ -169,6 +170,40 @@ StatusOr<SimulationResult> simulate(const Scenario& scenario, const SimulateOpti
   return res;
 }
 
+double memory_excess_GiB(const SimulationSummary& s) {
+  return s.device_memory_GiB > 0 ? s.peak_memory_GiB - s.device_memory_GiB : 0.0;
+}
+
+std::string memory_overflow(const SimulationSummary& s) {
+  if (memory_excess_GiB(s) <= 0) return "";
+  const StageSummary* worst = nullptr;
+  std::vector<int> others;
+  for (const StageSummary& st : s.stages)
+    if (st.peak_memory_GiB > s.device_memory_GiB) {
+      if (worst == nullptr || st.peak_memory_GiB > worst->peak_memory_GiB) {
+        if (worst != nullptr) others.push_back(worst->stage);
+        worst = &st;
+      } else {
+        others.push_back(st.stage);
+      }
+    }
+  if (worst == nullptr) return "";
+  char b[200];
+  std::snprintf(b, sizeof b, "does not fit: stage %d needs %.1f GiB, %.1f GiB more than the %.1f GiB of a GPU", worst->stage,
+                worst->peak_memory_GiB, worst->peak_memory_GiB - s.device_memory_GiB, s.device_memory_GiB);
+  std::string out = b;
+  if (!others.empty()) {
+    std::sort(others.begin(), others.end());
+    out += " (over too: stage";
+    for (int o : others) {
+      out += ' ';
+      out.append(std::to_string(o));
+    }
+    out += ")";
+  }
+  return out;
+}
+
 std::string summary_to_json(const SimulationSummary& s) {
   nlohmann::ordered_json j;
   j["scenario"] = s.scenario;
@@ -195,6 +230,10 @@ std::string summary_to_json(const SimulationSummary& s) {
   j["iteration_time_no_exits_s"] = s.iteration_time_no_exits_s;
   j["exit_overhead_fraction"] = s.exit_overhead_fraction;
   j["peak_memory_GiB"] = s.peak_memory_GiB;
+  j["device_memory_GiB"] = s.device_memory_GiB;
+  j["fits_memory"] = memory_excess_GiB(s) <= 0;
+  j["memory_excess_GiB"] = std::max(0.0, memory_excess_GiB(s));
+  j["memory_note"] = memory_overflow(s);
   nlohmann::ordered_json stages = nlohmann::ordered_json::array();
   for (const StageSummary& st : s.stages) {
     nlohmann::ordered_json o;
@@ -207,6 +246,7 @@ std::string summary_to_json(const SimulationSummary& s) {
     o["bubble_stage_imbalance_s"] = st.bubble_imbalance_s;
     o["bubble_exit_work_s"] = st.bubble_exit_s;
     o["peak_memory_GiB"] = st.peak_memory_GiB;
+    o["fits_memory"] = s.device_memory_GiB <= 0 || st.peak_memory_GiB <= s.device_memory_GiB;
     o["peak_memory_time_s"] = st.peak_memory_time_s;
     o["static_memory_GiB"] = st.static_memory_GiB;
     o["max_microbatches_in_flight"] = st.max_microbatches_in_flight;
@@ -245,10 +285,13 @@ std::string summary_to_text(const SimulationSummary& s) {
                   s.iteration_time_no_exits_s);
     os << buf;
   }
+  const std::string over = memory_overflow(s);
+  if (!over.empty()) os << "  MEMORY             " << over << "\n";
   os << "  stage   busy_s      exit_s      idle_s      peak_GiB  (at s)      in-flight\n";
   for (const StageSummary& st : s.stages) {
-    std::snprintf(buf, sizeof buf, "  %5d   %-10.6f  %-10.6f  %-10.6f  %-8.3f  %-10.6f  %d\n", st.stage, st.busy_s,
-                  st.exit_busy_s, st.idle_s, st.peak_memory_GiB, st.peak_memory_time_s, st.max_microbatches_in_flight);
+    std::snprintf(buf, sizeof buf, "  %5d   %-10.6f  %-10.6f  %-10.6f  %-8.3f  %-10.6f  %d%s\n", st.stage, st.busy_s,
+                  st.exit_busy_s, st.idle_s, st.peak_memory_GiB, st.peak_memory_time_s, st.max_microbatches_in_flight,
+                  s.device_memory_GiB > 0 && st.peak_memory_GiB > s.device_memory_GiB ? "  over memory" : "");
     os << buf;
   }
   return os.str();
@@ -258,13 +301,14 @@ std::string summary_to_csv(const SimulationSummary& s) {
   std::ostringstream os;
   os << "scenario,schedule,tp,pp,dp,vp,num_microbatches,iteration_time_s,tokens_per_s,model_tflops_per_gpu,mfu,"
         "bubble_fraction,exit_overhead_fraction,stage,busy_time_s,exit_busy_time_s,idle_time_s,peak_memory_GiB,"
-        "max_microbatches_in_flight\n";
+        "max_microbatches_in_flight,device_memory_GiB,fits_memory\n";
   char buf[512];
   for (const StageSummary& st : s.stages) {
-    std::snprintf(buf, sizeof buf, "%s,%s,%d,%d,%d,%d,%d,%.9g,%.9g,%.6g,%.6g,%.6g,%.6g,%d,%.9g,%.9g,%.9g,%.6g,%d\n",
+    std::snprintf(buf, sizeof buf, "%s,%s,%d,%d,%d,%d,%d,%.9g,%.9g,%.6g,%.6g,%.6g,%.6g,%d,%.9g,%.9g,%.9g,%.6g,%d,%.6g,%d\n",
                   s.scenario.c_str(), s.schedule.c_str(), s.tp, s.pp, s.dp, s.vp, s.num_microbatches, s.iteration_time_s,
                   s.tokens_per_s, s.model_tflops_per_gpu, s.mfu, s.bubble_fraction, s.exit_overhead_fraction, st.stage,
-                  st.busy_s, st.exit_busy_s, st.idle_s, st.peak_memory_GiB, st.max_microbatches_in_flight);
+                  st.busy_s, st.exit_busy_s, st.idle_s, st.peak_memory_GiB, st.max_microbatches_in_flight,
+                  s.device_memory_GiB, s.device_memory_GiB <= 0 || st.peak_memory_GiB <= s.device_memory_GiB ? 1 : 0);
     os << buf;
   }
   return os.str();

@@ -60,6 +60,7 @@ struct SimulationSummary {
   // when both train the backbone on all m microbatches).
   double exit_overhead_fraction = 0;
   double peak_memory_GiB = 0;            // max over stages
+  double device_memory_GiB = 0;          // of one GPU (cluster.device.memory_GiB): a stage above it does not fit
   std::vector<StageSummary> stages;
   std::string critical_path;
   int64_t engine_events = 0;
@@ -89,6 +90,13 @@ Scenario scenario_without_exits(const Scenario& scenario);
 
 // The memory parameters of a scenario, from the cost model (the engine's costs: sim/sim_costs.h).
 MemoryParams memory_params_from_model(const CostModel& model);
+
+// "" when every stage's peak fits the device memory, else e.g. "does not fit: stage 0 needs 135.1 GiB,
+// 60.6 GiB more than the 74.5 GiB of a GPU (stage 1 too)". What simulate, sweep, compare and the
+// GUI show for a plan over memory.
+std::string memory_overflow(const SimulationSummary& s);
+// The worst stage's excess over the device memory in GiB (≤ 0 when it fits).
+double memory_excess_GiB(const SimulationSummary& s);
 
 // Renderings of the summary: human text table, JSON (keys with units), CSV (one header + one row
 // per stage, iteration-level columns repeated).

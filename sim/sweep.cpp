@@ -178,6 +178,8 @@ SweepPoint evaluate(const Scenario& base, const std::vector<SweepAxis>& axes, co
   p.metrics[5] = m.exit_overhead_fraction;
   p.metrics[6] = m.peak_memory_GiB;
   p.metrics[7] = estimate_iteration(cm).total_s;
+  p.memory_note = memory_overflow(m);
+  p.memory_excess_GiB = std::max(0.0, memory_excess_GiB(m));
   InferenceSimOptions io;
   io.methods = {InferenceMethod::kFull, InferenceMethod::kRecompute};
   auto inf = simulate_inference(s, io);
@@ -365,7 +367,7 @@ std::string sweep_to_text(const SweepResult& r) {
     for (const std::string& v : p.values) os << v << "\t";
     if (p.ok) {
       std::snprintf(buf, sizeof buf, "%.6g", r.metric_of(p));
-      os << buf << "\t\n";
+      os << buf << "\t" << p.memory_note << "\n";
     } else {
       os << "-\t" << p.error << "\n";
     }
@@ -383,7 +385,7 @@ std::string sweep_to_csv(const SweepResult& r) {
   };
   for (const SweepAxis& a : r.axes) os << quote(a.key) << ",";
   for (const std::string& m : sweep_metrics()) os << m << ",";
-  os << "error\n";
+  os << "fits_memory,memory_excess_GiB,memory_note,error\n";
   char buf[64];
   for (const SweepPoint& p : r.points) {
     for (const std::string& v : p.values) os << quote(v) << ",";
@@ -395,7 +397,13 @@ std::string sweep_to_csv(const SweepResult& r) {
       }
       os << ",";
     }
-    os << quote(p.error) << "\n";
+    if (p.ok) {
+      std::snprintf(buf, sizeof buf, "%.6g", p.memory_excess_GiB);
+      os << (p.memory_note.empty() ? 1 : 0) << "," << buf;
+    } else {
+      os << ",";
+    }
+    os << "," << quote(p.memory_note) << "," << quote(p.error) << "\n";
   }
   return os.str();
 }

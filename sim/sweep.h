@@ -52,6 +52,10 @@ struct SweepPoint {
   bool ok = false;
   std::string error;                    // why the point could not be simulated
   std::vector<double> metrics;          // in sweep_metrics() order
+  // memory_overflow of the point's simulation: "" when every stage fits the GPU, else which stage
+  // needs how much more (the table's note, the CSV and the chart show it).
+  std::string memory_note;
+  double memory_excess_GiB = 0;         // the worst stage's excess (0 when it fits)
 };
 
 struct SweepResult {

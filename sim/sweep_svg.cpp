@@ -8,9 +8,10 @@
 #include <sstream>
 
 #include "sim/sweep.h"
+#include "sim/sweep_svg.h"
 
 namespace eellm {
-namespace {
+namespace svg {
 
 std::string esc(const std::string& s) {
   std::string o;
@@ -44,6 +45,15 @@ double nice_step(double lo, double hi, int n) {
   const double f = raw / mag;
   return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * mag;
 }
+
+}  // namespace svg
+
+namespace {
+
+using svg::esc;
+using svg::nice_step;
+using svg::num;
+using svg::px;
 
 // Viridis-like ramp from a handful of stops, t in [0, 1].
 std::string ramp(double t) {
@@ -102,8 +112,14 @@ void line_chart(std::ostringstream& os, const SweepResult& r, double lo, double 
       os << "<text x=\"" << px(X(i)) << "\" y=\"" << px(top + ph - 6) << "\" text-anchor=\"middle\" fill=\"#c00\">n/a</text>\n";
       continue;
     }
-    os << "<circle cx=\"" << px(X(i)) << "\" cy=\"" << px(Y(v)) << "\" r=\"4\" fill=\"#1f77b4\"><title>" << esc(r.points[i].values[0])
-       << ": " << num(v) << "</title></circle>\n";
+    const SweepPoint& p = r.points[i];
+    os << "<circle cx=\"" << px(X(i)) << "\" cy=\"" << px(Y(v)) << "\" r=\"" << (p.memory_note.empty() ? 4 : 6)
+       << "\" fill=\"" << (p.memory_note.empty() ? "#1f77b4" : "white") << "\" stroke=\"" << (p.memory_note.empty() ? "none" : "#c00")
+       << "\" stroke-width=\"2\"><title>" << esc(p.values[0]) << ": " << num(v)
+       << (p.memory_note.empty() ? "" : "; " + esc(p.memory_note)) << "</title></circle>\n";
+    if (!p.memory_note.empty())
+      os << "<text x=\"" << px(X(i)) << "\" y=\"" << px(Y(v) - 10) << "\" text-anchor=\"middle\" fill=\"#c00\">"
+         << "over memory +" << num(p.memory_excess_GiB) << " GiB</text>\n";
   }
   os << "<text x=\"" << left + pw / 2 << "\" y=\"" << H - 30 << "\" text-anchor=\"middle\">" << esc(r.axes[0].key) << "</text>\n";
   os << "<text transform=\"translate(20," << top + ph / 2 << ") rotate(-90)\" text-anchor=\"middle\">" << esc(r.metric) << "</text>\n";
@@ -125,7 +141,11 @@ void heatmap(std::ostringstream& os, const SweepResult& r, double lo, double hi)
          << (std::isnan(v) ? "url(#hatch)" : ramp(t)) << "\" stroke=\"white\"><title>" << esc(p.values[0]) << ", "
          << esc(p.values[1]) << ": " << (std::isnan(v) ? esc(p.error) : num(v)) << "</title></rect>\n";
       os << "<text x=\"" << px(x + cw / 2) << "\" y=\"" << px(y + ch / 2 + 4) << "\" text-anchor=\"middle\" fill=\""
-         << (std::isnan(v) || t > 0.6 ? "black" : "white") << "\">" << (std::isnan(v) ? "n/a" : num(v)) << "</text>\n";
+         << (std::isnan(v) || t > 0.6 ? "black" : "white") << "\">" << (std::isnan(v) ? "n/a" : num(v))
+         << (p.memory_note.empty() ? "" : " ✗mem") << "</text>\n";
+      if (!p.memory_note.empty())
+        os << "<rect x=\"" << px(x + 2) << "\" y=\"" << px(y + 2) << "\" width=\"" << px(cw - 4) << "\" height=\"" << px(ch - 4)
+           << "\" fill=\"none\" stroke=\"#c00\" stroke-width=\"3\"><title>" << esc(p.memory_note) << "</title></rect>\n";
     }
     os << "<text x=\"" << left - 8 << "\" y=\"" << px(top + ch * (static_cast<double>(i) + 0.5) + 4)
        << "\" text-anchor=\"end\">" << esc(r.axes[0].values[i]) << "</text>\n";
@@ -159,6 +179,9 @@ std::string sweep_to_svg(const SweepResult& r) {
     title += r.axes[1].key;
   }
   os << "<text x=\"" << W / 2 << "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">" << esc(title) << "</text>\n";
+  if (std::any_of(r.points.begin(), r.points.end(), [](const SweepPoint& p) { return !p.memory_note.empty(); }))
+    os << "<text x=\"" << W / 2 << "\" y=\"40\" text-anchor=\"middle\" fill=\"#c00\">red: does not fit in GPU memory "
+          "(times assume it ran)</text>\n";
   double lo = INFINITY, hi = -INFINITY;
   for (const SweepPoint& p : r.points) {
     const double v = r.metric_of(p);

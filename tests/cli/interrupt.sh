@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # interrupt.sh CMD ARGS...: runs the command in the background, waits until it has installed a SIGINT
-# handler (bit 2 of SigCgt in /proc/PID/status; at most 30 s), sends one SIGINT, and exits with the
+# handler (bit 2 of SigCgt in /proc/PID/status; at most 30 s), waits EELLM_INTERRUPT_AFTER seconds
+# more (default 0.2), sends one SIGINT, and exits with the
 # command's status. A fixed delay is not enough: a background job of a non-interactive shell
 # ignores SIGINT until the program installs its handler, and a loaded machine may take seconds.
 set -u
@@ -11,6 +12,6 @@ for _ in $(seq 300); do
   [ -n "$mask" ] && (( (16#$mask >> 1) & 1 )) && break
   sleep 0.1
 done
-sleep 0.2  # into the search, past start-up
+sleep "${EELLM_INTERRUPT_AFTER:-0.2}"  # into the search, past start-up
 kill -INT "$pid" 2>/dev/null
 wait "$pid"

@@ -85,6 +85,25 @@ class GuiModelsTest : public QObject {
     QCOMPARE(errors.data(errors.index(last, OpErrorModel::kOp), Qt::DisplayRole).toString(),
              QStringLiteral("iteration"));
     QCOMPARE(errors.data(errors.index(last, OpErrorModel::kError), Qt::UserRole).toDouble(), 0.0);
+    // [plan-trust] An op the executor did not record (exit forward, 8 predicted / 0 measured) reads
+    // "not measured" in grey, never a green +0.0 %.
+    TimelineComparison unmeasured;
+    OpKindError exit_fwd;
+    exit_fwd.exit_part = true;
+    exit_fwd.count_predicted = 8;
+    exit_fwd.mean_predicted_s = 1e-3;
+    unmeasured.per_op = {exit_fwd};
+    errors.setComparison(unmeasured);
+    QCOMPARE(errors.data(errors.index(0, OpErrorModel::kError), Qt::DisplayRole).toString(), QStringLiteral("not measured"));
+    QCOMPARE(errors.data(errors.index(0, OpErrorModel::kMeasured), Qt::DisplayRole).toString(), QStringLiteral("not measured"));
+    QVERIFY(std::isnan(errors.data(errors.index(0, OpErrorModel::kError), Qt::UserRole).toDouble()));
+    QCOMPARE(errors.data(errors.index(0, OpErrorModel::kError), Qt::ForegroundRole).value<QBrush>().color(),
+             QColor(128, 128, 128));
+    const std::string text = unmeasured.to_string();
+    QVERIFY(text.find("EXIT-") != std::string::npos);
+    const std::string exit_line = text.substr(text.find("EXIT-"));
+    QVERIFY(exit_line.find("not measured") != std::string::npos);
+    QVERIFY(exit_line.find("error") == std::string::npos);
     errors.clear();
     QCOMPARE(errors.rowCount(), 0);
   }
@@ -342,6 +361,47 @@ class GuiModelsTest : public QObject {
     }
     QCOMPARE(m.data(m.index(0, PlansModel::kGpus), Qt::UserRole).toInt(),
              res->ranked[0].candidate.world_size);
+  }
+
+  // [plan-trust] The # column, the time column and the planner agree on one key (kRankingKey); ee-fill
+  // rows show both figures; "runs on" names the systems that can launch each plan.
+  void plansRankAgreesWithTheTimeColumnAndRunsOnIsMarked() {
+    auto sc = load_scenario("tiny-ee-pp4");
+    QVERIFY(sc.is_ok());
+    PlanOptions opt;
+    opt.gpus = 4;
+    opt.top_k = 40;
+    opt.threads = 1;
+    auto res = plan(*sc, opt);
+    QVERIFY2(res.is_ok(), res.status().to_string().c_str());
+    PlansModel m;
+    m.setPlans(res->ranked);
+    QVERIFY(m.rowCount() > 1);
+    bool saw_zb = false;
+    for (int row = 0; row < m.rowCount(); ++row) {
+      const PlanEntry& e = res->ranked[static_cast<size_t>(row)];
+      QCOMPARE(m.data(m.index(row, PlansModel::kRank), Qt::UserRole).toInt(), row + 1);
+      QCOMPARE(m.data(m.index(row, PlansModel::kIteration), Qt::UserRole).toDouble(), e.metrics.ranking_time_s());
+      if (row > 0)
+        QVERIFY(m.data(m.index(row - 1, PlansModel::kIteration), Qt::UserRole).toDouble() <=
+                m.data(m.index(row, PlansModel::kIteration), Qt::UserRole).toDouble());
+      const QString shown = m.data(m.index(row, PlansModel::kIteration), Qt::DisplayRole).toString();
+      QCOMPARE(shown.contains(QStringLiteral("(iteration ")), e.metrics.backbone_fraction < 1.0);
+      const QString on = m.data(m.index(row, PlansModel::kRunsOn), Qt::DisplayRole).toString();
+      QVERIFY(on.startsWith(QStringLiteral("eellm")));
+      if (e.candidate.schedule == ScheduleKind::kZBH1) {
+        saw_zb = true;
+        QCOMPARE(on, QStringLiteral("eellm"));
+        const std::string why = launch_problem(LaunchTarget::kEELLM, e.candidate);
+        QVERIFY(why == "no zb-h1 schedule" || why == "no flag for an uneven layer split");
+        QVERIFY(m.data(m.index(row, PlansModel::kRunsOn), Qt::ToolTipRole)
+                    .toString()
+                    .contains(QStringLiteral("ee-llm: ") + QString::fromStdString(why)));
+      }
+    }
+    QVERIFY(saw_zb);
+    QCOMPARE(m.headerData(PlansModel::kIteration, Qt::Horizontal, Qt::DisplayRole).toString(),
+             QStringLiteral("s per backbone batch"));
   }
 };
 

@@ -13,6 +13,7 @@
 #include <QPlainTextEdit>
 #include <QSpinBox>
 #include <QStandardPaths>
+#include <QStatusBar>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -362,9 +363,33 @@ class MainWindowTest : public QObject {
     QVERIFY(w.timeline()->overlay());
     QVERIFY(w.opErrors()->rowCount() > 1);
     QCOMPARE(w.opErrors()->comparison().iteration_relative_error, 0.0);
+    // [plan-trust] The overlay belongs to its scenario: opening another clears it and says so.
+    const QString with_overlay = w.result()->scenario.name.c_str();
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee")));
+    QVERIFY(!w.timeline()->overlay());
+    QVERIFY(w.statusBar()->currentMessage().contains(QStringLiteral("measured overlay of %1 cleared").arg(with_overlay)));
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp2")));
+    QVERIFY(w.overlayMeasuredTrace(json));
     QVERIFY(w.timeline()->tooltipText(0).contains(QStringLiteral("measured")));
     QVERIFY(!w.exportTimelinePng(dir.filePath(QStringLiteral("no/such/dir/x.png"))));
     QCOMPARE(errors.messages.size(), 1);
+  }
+
+  // [plan-trust] A follows the current scenario (after "Use this plan" the what-if compares against the
+  // plan in use, not the scenario as first loaded) until the user pins it; the label says which.
+  void compareAFollowsTheCurrentScenarioUntilPinned() {
+    MainWindow w;
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp4")));
+    QCOMPARE(w.compare()->slotName(0), QStringLiteral("A: tiny-ee-pp4 (current scenario)"));
+    const Scenario first = w.result()->scenario;
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp2")));
+    QCOMPARE(w.compare()->slot(0), w.result());
+    QCOMPARE(w.compare()->slotName(0), QStringLiteral("A: tiny-ee-pp2 (current scenario)"));
+    emit w.plans()->pinScenario(0, first, QStringLiteral("tiny-ee-pp4"));
+    QCOMPARE(w.compare()->slotName(0), QStringLiteral("A: tiny-ee-pp4 (pinned)"));
+    QVERIFY(w.openScenario(QStringLiteral("tiny-ee")));
+    QCOMPARE(w.compare()->slotName(0), QStringLiteral("A: tiny-ee-pp4 (pinned)"));  // pinned A stays
+    QVERIFY(w.compare()->slot(0) != w.result());
   }
 
   void whatIfResimulates() {
