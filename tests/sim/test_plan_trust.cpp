@@ -59,7 +59,7 @@ TEST(PlanTrust, AWiderSearchIsNeverWorse) {
   // fixed exits ×{no neighbourhood, neighbourhood}, movable without neighbourhood, then the full space.
   EXPECT_EQ(r->spaces.size(), 4u);
   EXPECT_EQ(r->spaces.back(), "the full space");
-  EXPECT_GT(r->simulated, 6);
+  EXPECT_GE(r->simulated, 6);  // at least the full space's top 6; more when a narrower space's best differ
   EXPECT_GT(r->estimate_error_max, 0.0);
   EXPECT_LE(r->estimate_error_mean, r->estimate_error_max);
 }
