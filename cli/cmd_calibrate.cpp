@@ -15,8 +15,8 @@
 #include <thread>
 
 #include "cli/commands.h"
-#include "fidelity/calibrate.h"
 #include "exec/train/runtime.h"
+#include "fidelity/calibrate.h"
 #include "model/fit.h"
 #include "model/scenario_io.h"
 #ifdef EELLM_HAVE_MPI
@@ -106,18 +106,18 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
   const std::string cmd = std::string(ranks > 1 ? "mpirun -np " + std::to_string(ranks) + " " : "") +
                           "eellm calibrate" + (o.quick ? " --quick" : "") +
                           (o.threads > 0 ? " --threads " + std::to_string(o.threads) : "");
-  const std::string comment = o.name + ": measured by `" + cmd + "` on " + utc_now() + ", " +
-                              std::to_string(co.num_threads) + " backend thread(s) per rank, load average " + load_average() +
-                              " on " + std::to_string(hw) + " cores.\n" +
-                              "GEMM fit MAPE " + std::to_string(std::lround(gfit.mape)) + " % over " +
-                              std::to_string(cc.gemm.size()) + " shapes; all peaks = the fitted fp32 GEMM peak " +
-                              "(the CPU backend computes in fp32).\n" +
-                              (have_link ? "nvlink_*, p2p/collective efficiencies and latency, large_message_* = MPI "
-                                           "shared-memory fit over " + std::to_string(ranks) +
-                                               " ranks (p2p and all-reduce apart, piecewise in size).\n"
-                                         : "nvlink_*/network_* kept from " + o.base + " (run under mpirun to measure).\n") +
-                              "per_layer/per_exit overheads, compute_share and oversubscribed_efficiency are fitted by `eellm fidelity`\n"
-                              "on its fitting plans (kept from " + o.base + " until then).";
+  const std::string comment =
+      o.name + ": measured by `" + cmd + "` on " + utc_now() + ", " + std::to_string(co.num_threads) +
+      " backend thread(s) per rank, load average " + load_average() + " on " + std::to_string(hw) + " cores.\n" +
+      "GEMM fit MAPE " + std::to_string(std::lround(gfit.mape)) + " % over " + std::to_string(cc.gemm.size()) +
+      " shapes; all peaks = the fitted fp32 GEMM peak " + "(the CPU backend computes in fp32).\n" +
+      (have_link ? "nvlink_*, p2p/collective efficiencies and latency, large_message_* = MPI "
+                   "shared-memory fit over " +
+                       std::to_string(ranks) + " ranks (p2p and all-reduce apart, piecewise in size).\n"
+                 : "nvlink_*/network_* kept from " + o.base + " (run under mpirun to measure).\n") +
+      "per_layer/per_exit overheads, compute_share and oversubscribed_efficiency are fitted by `eellm fidelity`\n"
+      "on its fitting plans (kept from " +
+      o.base + " until then).";
   const std::string yaml = device_profile_to_yaml(d, comment);
   if (o.out.empty()) {
     std::cout << "\n" << yaml;
@@ -137,9 +137,9 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
                        "` on " + utc_now() + ".\nname: local-cpu-calibrated\ndevice: " + device_ref +
                        "\nnum_nodes: 1\ngpus_per_node: " + std::to_string(std::max(ranks, 4)) +
                        "\nintra_node: {bandwidth_GBps: " + std::to_string(intra.bandwidth_GBps) +
-                       ", latency_us: " + std::to_string(intra.latency_us) + "}\ninter_node: {bandwidth_GBps: " +
-                       std::to_string(d.network_bandwidth_GBps) + ", latency_us: " +
-                       std::to_string(d.network_latency_us) + "}\n";
+                       ", latency_us: " + std::to_string(intra.latency_us) +
+                       "}\ninter_node: {bandwidth_GBps: " + std::to_string(d.network_bandwidth_GBps) +
+                       ", latency_us: " + std::to_string(d.network_latency_us) + "}\n";
     EELLM_RETURN_IF_ERROR(write_file(o.cluster_out, text));
     std::cout << "wrote " << o.cluster_out << "\n";
   }
@@ -151,10 +151,12 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
 
 void register_calibrate(CLI::App& app) {
   auto o = std::make_shared<CalibrateOptions>();
-  CLI::App* cmd = app.add_subcommand(
-      "calibrate", "Measure this machine (GEMM, element-wise, attention, dispatch; MPI links under mpirun) and write a device profile");
+  CLI::App* cmd = app.add_subcommand("calibrate",
+                                     "Measure this machine (GEMM, element-wise, attention, dispatch; MPI links under "
+                                     "mpirun) and write a device profile");
   cmd->add_option("--out", o->out, "Device profile YAML to write (default: print it)");
-  cmd->add_option("--cluster-out", o->cluster_out, "Also write a cluster file (intra_node = the fitted link, device = --out)");
+  cmd->add_option("--cluster-out", o->cluster_out,
+                  "Also write a cluster file (intra_node = the fitted link, device = --out)");
   cmd->add_option("--name", o->name, "Profile name (default cpu-local)");
   cmd->add_option("--base", o->base, "Profile whose link figures are kept when not measured (default cpu-local)");
   cmd->add_option("--threads", o->threads, "Backend threads for the compute benchmarks (default: cores / ranks)");

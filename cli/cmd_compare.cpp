@@ -71,7 +71,8 @@ void print_comparison(const std::string& format, const SimulationSummary (&sum)[
   if (format == "csv") {
     std::cout << "metric,a,b,diff,ratio\n";
     for (const Row& r : rows)
-      std::cout << r.name << "," << r.a << "," << r.b << "," << r.b - r.a << "," << (r.a != 0 ? r.b / r.a : 0.0) << "\n";
+      std::cout << r.name << "," << r.a << "," << r.b << "," << r.b - r.a << "," << (r.a != 0 ? r.b / r.a : 0.0)
+                << "\n";
     std::cout << "fits_memory," << memory_overflow(sum[0]).empty() << "," << memory_overflow(sum[1]).empty() << ",,\n";
     return;
   }
@@ -86,10 +87,10 @@ void print_comparison(const std::string& format, const SimulationSummary (&sum)[
   std::cout << line;
   for (const Row& r : rows) {
     const double d = r.b - r.a;
-    const char* better = !r.metric                                          ? ""
+    const char* better = !r.metric                                             ? ""
                          : std::abs(d) <= 1e-12 * std::max(1.0, std::abs(r.a)) ? "="
-                         : (d < 0) == r.lower_is_better                      ? "B"
-                                                                             : "A";
+                         : (d < 0) == r.lower_is_better                        ? "B"
+                                                                               : "A";
     std::snprintf(line, sizeof line, "%-38s %14.6g %14.6g %+14.6g %9s  %s\n", r.name.c_str(), r.a, r.b, d,
                   r.a != 0 ? (std::to_string(r.b / r.a).substr(0, 6) + "x").c_str() : "-", better);
     std::cout << line;

@@ -16,7 +16,8 @@ void register_compare_trace(CLI::App& app) {
     std::string predicted, measured;
   };
   auto o = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("compare-trace", "Compare a predicted trace with a measured one (iteration time, per op kind)");
+  CLI::App* cmd = app.add_subcommand("compare-trace",
+                                     "Compare a predicted trace with a measured one (iteration time, per op kind)");
   cmd->add_option("predicted", o->predicted, "Trace from `eellm simulate --trace`")->required();
   cmd->add_option("measured", o->measured, "Trace from `mpirun -np N eellm train --trace`")->required();
   cmd->callback([o] {
@@ -33,8 +34,7 @@ void register_compare_trace(CLI::App& app) {
     if (p->num_ranks != m->num_ranks)
       std::cerr << "eellm compare-trace: warning: " << p->num_ranks << " pipeline ranks predicted, " << m->num_ranks
                 << " measured\n";
-    std::cout << "predicted: " << o->predicted << "\nmeasured:  " << o->measured << "\n"
-              << compare(*p, *m).to_string();
+    std::cout << "predicted: " << o->predicted << "\nmeasured:  " << o->measured << "\n" << compare(*p, *m).to_string();
   });
 }
 

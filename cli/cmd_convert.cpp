@@ -53,8 +53,7 @@ Status run_convert(const ConvertCliOptions& o) {
     std::string text;
     if (!read_input(o.from_megatron, text)) return Status::io_error("cannot read " + o.from_megatron);
     MegatronImportOptions io = o.import;
-    if (io.name.empty() && o.from_megatron != "-")
-      io.name = std::filesystem::path(o.from_megatron).stem().string();
+    if (io.name.empty() && o.from_megatron != "-") io.name = std::filesystem::path(o.from_megatron).stem().string();
     auto imp = scenario_from_megatron(text, io);
     if (!imp.is_ok()) return imp.status().with_context(o.from_megatron);
     for (const std::string& w : imp->warnings) std::cerr << "eellm convert: warning: " << w << "\n";
@@ -77,21 +76,15 @@ Status run_convert(const ConvertCliOptions& o) {
 
 void register_convert(CLI::App& app) {
   auto o = std::make_shared<ConvertCliOptions>();
-  CLI::App* cmd = app.add_subcommand(
-      "convert", "Convert between Megatron-LM/EE-LLM command lines and scenario files");
-  cmd->add_option(
-      "--from-megatron", o->from_megatron,
-      "Launch command line or script (pretrain_early_exit_gpt.py flags) to read; '-' for stdin");
-  cmd->add_option("--to-megatron", o->to_megatron,
-                  "Scenario file or shipped name to write as a torchrun command line");
+  CLI::App* cmd = app.add_subcommand("convert", "Convert between Megatron-LM/EE-LLM command lines and scenario files");
+  cmd->add_option("--from-megatron", o->from_megatron,
+                  "Launch command line or script (pretrain_early_exit_gpt.py flags) to read; '-' for stdin");
+  cmd->add_option("--to-megatron", o->to_megatron, "Scenario file or shipped name to write as a torchrun command line");
   cmd->add_option("--to-yaml", o->to_yaml, "Scenario to write back with every field explicit");
-  cmd->add_option("--device", o->import.device,
-                  "Device profile for --from-megatron (a command line names no hardware)")
+  cmd->add_option("--device", o->import.device, "Device profile for --from-megatron (a command line names no hardware)")
       ->capture_default_str();
-  cmd->add_option("--cluster", o->import.cluster,
-                  "Cluster profile for --from-megatron (overrides --device)");
-  cmd->add_option("--gpus", o->import.gpus,
-                  "Total GPUs (default: torchrun's --nnodes × --nproc_per_node, else tp·pp)");
+  cmd->add_option("--cluster", o->import.cluster, "Cluster profile for --from-megatron (overrides --device)");
+  cmd->add_option("--gpus", o->import.gpus, "Total GPUs (default: torchrun's --nnodes × --nproc_per_node, else tp·pp)");
   cmd->add_option("--gpus-per-node", o->import.gpus_per_node,
                   "GPUs per node (default: torchrun's --nproc_per_node, else 8)");
   cmd->add_option("--name", o->import.name, "Scenario name (default: the input file's name)");

@@ -17,11 +17,9 @@ void register_describe(CLI::App& app) {
     std::string format = "text";
   };
   auto opt = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand(
-      "describe", "Show a scenario's layout, parameters, FLOPs, memory and traffic per stage");
-  cmd->add_option("scenario", opt->scenario,
-                  "Scenario file or shipped scenario name (e.g. ee-llm-7b)")
-      ->required();
+  CLI::App* cmd =
+      app.add_subcommand("describe", "Show a scenario's layout, parameters, FLOPs, memory and traffic per stage");
+  cmd->add_option("scenario", opt->scenario, "Scenario file or shipped scenario name (e.g. ee-llm-7b)")->required();
   cmd->add_option("--format", opt->format, "Output format")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();

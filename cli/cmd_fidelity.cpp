@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -65,8 +64,10 @@ Status run_fidelity(const FidelityOptions& o) {
   if (!o.only.empty()) {
     std::vector<fidelity::FidelityPlan> kept;
     for (const std::string& name : o.only) {
-      const auto it = std::find_if(plans.begin(), plans.end(), [&](const fidelity::FidelityPlan& p) { return p.name == name; });
-      if (it == plans.end()) return Status::invalid_argument("--only: no plan named " + name + " for the requested --np");
+      const auto it =
+          std::find_if(plans.begin(), plans.end(), [&](const fidelity::FidelityPlan& p) { return p.name == name; });
+      if (it == plans.end())
+        return Status::invalid_argument("--only: no plan named " + name + " for the requested --np");
       kept.push_back(*it);
     }
     plans = std::move(kept);
@@ -81,7 +82,8 @@ Status run_fidelity(const FidelityOptions& o) {
   for (const fidelity::FidelityPlan& p : plans) {
     std::printf("running %-22s np %d (%s) ... ", p.name.c_str(), p.np(), p.for_fit ? "fit" : "judged");
     std::fflush(stdout);
-    auto m = o.reuse ? fidelity::load_plan_measurement(p, o.workdir) : fidelity::run_plan(p, exe, o.mpirun, o.steps, o.workdir);
+    auto m = o.reuse ? fidelity::load_plan_measurement(p, o.workdir)
+                     : fidelity::run_plan(p, exe, o.mpirun, o.steps, o.workdir);
     if (!m.is_ok()) {  // one broken plan must not throw away the others' measurements
       std::printf("FAILED\n%s\n", m.status().to_string().c_str());
       ++failed;
@@ -92,22 +94,25 @@ Status run_fidelity(const FidelityOptions& o) {
     ran.push_back(p);
   }
   plans = std::move(ran);
-  const bool any_fit = std::any_of(measured.begin(), measured.end(), [](const fidelity::PlanMeasurement& m) { return m.for_fit; });
+  const bool any_fit =
+      std::any_of(measured.begin(), measured.end(), [](const fidelity::PlanMeasurement& m) { return m.for_fit; });
   DeviceProfile fitted = device;
   if (o.no_fit || !any_fit) {
-    std::printf("no residual fit (%s): the profile's per_layer_overhead_us %.1f, per_exit_overhead_us %.1f, "
-                "compute_share %.3f, oversubscribed_efficiency %.3f\n",
-                o.no_fit ? "--no-fit" : "no fitting plan ran", device.per_layer_overhead_us, device.per_exit_overhead_us,
-                device.compute_share, device.oversubscribed_efficiency);
+    std::printf(
+        "no residual fit (%s): the profile's per_layer_overhead_us %.1f, per_exit_overhead_us %.1f, "
+        "compute_share %.3f, oversubscribed_efficiency %.3f\n",
+        o.no_fit ? "--no-fit" : "no fitting plan ran", device.per_layer_overhead_us, device.per_exit_overhead_us,
+        device.compute_share, device.oversubscribed_efficiency);
     for (fidelity::PlanMeasurement& m : measured) m.for_fit = false;  // nothing was fitted: all are judged
   } else {
     EELLM_ASSIGN_OR_RETURN(fidelity::ResidualFit fit, fidelity::fit_residuals(plans, measured, device));
     fitted = fidelity::apply_residuals(device, fit);
     std::printf("residual fit on the fitting plans (");
     for (size_t i = 0; i < fit.fitted.size(); ++i) std::printf("%s%s", i ? ", " : "", fit.fitted[i].c_str());
-    std::printf("): per_layer_overhead_us %.1f, per_exit_overhead_us %.1f, compute_share %.3f, "
-                "oversubscribed_efficiency %.3f\n",
-                fit.per_layer_overhead_us, fit.per_exit_overhead_us, fit.compute_share, fit.oversubscribed_efficiency);
+    std::printf(
+        "): per_layer_overhead_us %.1f, per_exit_overhead_us %.1f, compute_share %.3f, "
+        "oversubscribed_efficiency %.3f\n",
+        fit.per_layer_overhead_us, fit.per_exit_overhead_us, fit.compute_share, fit.oversubscribed_efficiency);
   }
   for (size_t i = 0; i < plans.size(); ++i) {
     EELLM_ASSIGN_OR_RETURN(measured[i].predicted_s,
@@ -119,10 +124,12 @@ Status run_fidelity(const FidelityOptions& o) {
   if (!o.fitted_out.empty()) {
     // Everything the predictions above used: `eellm simulate` with this profile predicts the same.
     std::ofstream f(o.fitted_out);
-    f << device_profile_to_yaml(fitted, device.name + ": " + o.profile +
-                                            " with per_layer/per_exit overheads, compute_share and "
-                                            "oversubscribed_efficiency fitted by `eellm fidelity` on its fitting plans\n"
-                                            "(judged-plan MAPE " + std::to_string(report.judged_mape).substr(0, 5) + " %).");
+    f << device_profile_to_yaml(fitted,
+                                device.name + ": " + o.profile +
+                                    " with per_layer/per_exit overheads, compute_share and "
+                                    "oversubscribed_efficiency fitted by `eellm fidelity` on its fitting plans\n"
+                                    "(judged-plan MAPE " +
+                                    std::to_string(report.judged_mape).substr(0, 5) + " %).");
     if (!f) return Status::io_error("cannot write " + o.fitted_out);
     std::cout << "wrote " << o.fitted_out << "\n";
   }
@@ -142,9 +149,11 @@ void add_fidelity_command(CLI::App& app, const std::string& name, bool deprecate
   cmd->add_option("--steps", o->steps, "Iterations per plan (the first and the traced last are not timed)");
   cmd->add_option("--workdir", o->workdir, "Where plan files, logs, metrics and traces go");
   cmd->add_option("--mpirun", o->mpirun, "Launcher command and flags");
-  cmd->add_option("--fitted-out", o->fitted_out, "Write the profile with the fitted residuals (what simulate then reads)");
+  cmd->add_option("--fitted-out", o->fitted_out,
+                  "Write the profile with the fitted residuals (what simulate then reads)");
   cmd->add_option("--only", o->only, "Run only these plans (comma-separated names)")->delimiter(',');
-  cmd->add_flag("--reuse", o->reuse, "Do not run: re-fit and re-predict the measurements an earlier run left in --workdir");
+  cmd->add_flag("--reuse", o->reuse,
+                "Do not run: re-fit and re-predict the measurements an earlier run left in --workdir");
   cmd->add_flag("--no-fit", o->no_fit, "Judge every plan with the profile's residual figures as they are (no fit)");
   cmd->add_option("--worker", o->worker, "(internal) run one plan as a rank of the distributed executor")->group("");
   cmd->add_option("--metrics", o->metrics, "(internal, --worker) metrics JSONL")->group("");

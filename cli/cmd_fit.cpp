@@ -36,21 +36,22 @@ int fail(const Status& st) {
 
 void print_multi_node(const std::vector<MultiNodeRow>& multi, const JointFitResult& r) {
   std::printf("\nmulti-node rows: predicted with every row fitted on, and leave-one-out (fitted without it)\n");
-  std::printf("  %-22s %5s %3s %3s %3s  %-8s %10s %10s %8s %10s %8s\n", "source", "gpus", "tp", "pp", "dp",
-              "mb/vp", "measured_s", "fitted_s", "err %", "held_out_s", "err %");
+  std::printf("  %-22s %5s %3s %3s %3s  %-8s %10s %10s %8s %10s %8s\n", "source", "gpus", "tp", "pp", "dp", "mb/vp",
+              "measured_s", "fitted_s", "err %", "held_out_s", "err %");
   for (size_t i = 0; i < multi.size(); ++i) {
     const MultiNodeRow& m = multi[i];
     const MultiNodePrediction& f = r.fitted[i];
     const MultiNodePrediction& h = r.held_out[i];
-    std::printf("  %-22s %5d %3d %3d %3d  %2d/%-5d %10.3f %10.3f %+8.2f %10.3f %+8.2f\n", m.source.c_str(), m.gpus, m.tp,
-                m.pp, m.dp, h.choice.micro_batch, h.choice.vp, m.time_s, f.time_s,
+    std::printf("  %-22s %5d %3d %3d %3d  %2d/%-5d %10.3f %10.3f %+8.2f %10.3f %+8.2f\n", m.source.c_str(), m.gpus,
+                m.tp, m.pp, m.dp, h.choice.micro_batch, h.choice.vp, m.time_s, f.time_s,
                 100 * (f.time_s - m.time_s) / m.time_s, h.time_s, 100 * (h.time_s - m.time_s) / m.time_s);
   }
   std::printf("multi-node MAPE: fitted on all rows %.2f %%, leave-one-out %.2f %% (mean signed %+.2f %%)\n",
               r.multi_fit_mape, r.multi_loo_mape, r.multi_loo_bias);
   std::printf("\nheld-out error by scale (single-node held-back rows + multi-node leave-one-out)\n");
   std::printf("  %-8s %5s %8s %12s\n", "GPUs", "rows", "MAPE %", "mean signed %");
-  for (const ScaleBucket& b : r.buckets) std::printf("  %-8s %5d %8.2f %+12.2f\n", b.label.c_str(), b.rows, b.mape, b.bias);
+  for (const ScaleBucket& b : r.buckets)
+    std::printf("  %-8s %5d %8.2f %+12.2f\n", b.label.c_str(), b.rows, b.mape, b.bias);
 }
 
 void run_joint_fit(const FitCmdOptions& opt) {
@@ -82,8 +83,8 @@ void run_joint_fit(const FitCmdOptions& opt) {
                 "single-node MAPE train %.2f %%, held-back %.2f %%; multi-node MAPE fitted %.2f %%, "
                 "leave-one-out %.2f %%",
                 r->single.train_mape, r->single.validation_mape, r->multi_fit_mape, r->multi_loo_mape);
-  const std::string how = "Fitted by: eellm fit --data " + opt.data + " --multi-node " + opt.multi_node +
-                          " --device " + opt.device + " --cluster " + opt.cluster + "\n" + buf;
+  const std::string how = "Fitted by: eellm fit --data " + opt.data + " --multi-node " + opt.multi_node + " --device " +
+                          opt.device + " --cluster " + opt.cluster + "\n" + buf;
   if (!opt.out.empty()) {
     std::ofstream out(opt.out);
     out << device_profile_to_yaml(r->cluster.device, how);
@@ -101,16 +102,13 @@ void run_joint_fit(const FitCmdOptions& opt) {
 void register_fit(CLI::App& app) {
   using Options = FitCmdOptions;
   auto opt = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand(
-      "fit", "Fit a device profile to measured iteration times (e.g. the shared A100 file)");
-  cmd->add_option("--data", opt->data, "CSV of measured iterations (vTrain/Megatron columns)")
-      ->required();
-  cmd->add_option("--device", opt->device,
-                  "Start profile: a file or a name under scenarios/devices/")
+  CLI::App* cmd =
+      app.add_subcommand("fit", "Fit a device profile to measured iteration times (e.g. the shared A100 file)");
+  cmd->add_option("--data", opt->data, "CSV of measured iterations (vTrain/Megatron columns)")->required();
+  cmd->add_option("--device", opt->device, "Start profile: a file or a name under scenarios/devices/")
       ->capture_default_str();
   cmd->add_option("--out", opt->out, "Write the fitted profile (YAML) here");
-  cmd->add_option("--max-evaluations", opt->max_evaluations, "Nelder-Mead evaluations per run")
-      ->capture_default_str();
+  cmd->add_option("--max-evaluations", opt->max_evaluations, "Nelder-Mead evaluations per run")->capture_default_str();
   cmd->add_option("--multi-node", opt->multi_node,
                   "CSV of multi-node Megatron-LM runs (data/calibration/megatron_a100_multi_node.csv): fit "
                   "device + cluster on both sets, leave-one-out over its rows");
@@ -124,13 +122,11 @@ void register_fit(CLI::App& app) {
     if (!rows.is_ok()) return finish("fit", rows.status());
     FitOptions fo;
     fo.max_evaluations = opt->max_evaluations;
-    const double start_train = calibration_mape(*rows, *dev, 0),
-                 start_valid = calibration_mape(*rows, *dev, 1);
+    const double start_train = calibration_mape(*rows, *dev, 0), start_valid = calibration_mape(*rows, *dev, 1);
     auto res = fit_device_profile(*rows, *dev, fo);
     if (!res.is_ok()) return finish("fit", res.status());
-    std::printf("fit of %s on %s: %d train rows, %d validation rows (hash split), %d evaluations\n",
-                dev->name.c_str(), opt->data.c_str(), res->train_rows, res->validation_rows,
-                res->evaluations);
+    std::printf("fit of %s on %s: %d train rows, %d validation rows (hash split), %d evaluations\n", dev->name.c_str(),
+                opt->data.c_str(), res->train_rows, res->validation_rows, res->evaluations);
     std::printf("MAPE        given    fitted   (given: the --device profile as loaded)\n");
     std::printf("train     %6.2f %%  %6.2f %%\n", start_train, res->train_mape);
     std::printf("validation%6.2f %%  %6.2f %%\n", start_valid, res->validation_mape);
@@ -138,8 +134,7 @@ void register_fit(CLI::App& app) {
         "\nparameter                      given       fitted   (the fit starts from DeviceProfile "
         "defaults)\n");
     for (FitParam p : fo.params)
-      std::printf("%-28s %10.4g %12.4g\n", to_string(p), get_fit_param(*dev, p),
-                  get_fit_param(res->profile, p));
+      std::printf("%-28s %10.4g %12.4g\n", to_string(p), get_fit_param(*dev, p), get_fit_param(res->profile, p));
     for (const char* attr : {"gpus", "tp", "pp", "dp", "micro_batch", "hidden"}) {
       std::printf("\nresiduals by %-12s rows   MAPE %%   bias %%\n", attr);
       for (const ResidualGroup& g : residuals_by(*rows, res->predicted_ms, attr))
@@ -148,11 +143,10 @@ void register_fit(CLI::App& app) {
     if (!opt->out.empty()) {
       std::ofstream out(opt->out);
       char buf[256];
-      std::snprintf(buf, sizeof buf,
-                    "train MAPE %.2f %% (%d rows), validation MAPE %.2f %% (%d rows)",
-                    res->train_mape, res->train_rows, res->validation_mape, res->validation_rows);
-      out << device_profile_to_yaml(res->profile, "Fitted by: eellm fit --data " + opt->data +
-                                                      " --device " + opt->device + "\n" + buf);
+      std::snprintf(buf, sizeof buf, "train MAPE %.2f %% (%d rows), validation MAPE %.2f %% (%d rows)", res->train_mape,
+                    res->train_rows, res->validation_mape, res->validation_rows);
+      out << device_profile_to_yaml(
+          res->profile, "Fitted by: eellm fit --data " + opt->data + " --device " + opt->device + "\n" + buf);
       if (!out) return finish("fit", Status::io_error("cannot write " + opt->out));
       std::printf("\nfitted profile written to %s\n", opt->out.c_str());
     }

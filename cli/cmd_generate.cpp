@@ -1,7 +1,8 @@
 // `eellm generate CHECKPOINT`: early-exit text generation from a trained checkpoint on the CPU or
-// CUDA backend (--device; default: the checkpoint scenario's execution.device) — full model, KV recomputation or self-speculative decoding; greedy or sampled; prints the
-// text, and with --stats the throughput, the exit histogram and the layers per token; --stats-out
-// writes the measured exit rates that `eellm simulate --mode inference --exit-rates` reads.
+// CUDA backend (--device; default: the checkpoint scenario's execution.device) — full model, KV recomputation or
+// self-speculative decoding; greedy or sampled; prints the text, and with --stats the throughput, the exit histogram
+// and the layers per token; --stats-out writes the measured exit rates that `eellm simulate --mode inference
+// --exit-rates` reads.
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -11,11 +12,11 @@
 #include <vector>
 
 #include "cli/commands.h"
-#include "model/yaml_reader.h"
-#include "exec/io/data.h"
 #include "exec/generate/generate.h"
 #include "exec/generate/pipeline_generate.h"
 #include "exec/generate/serve.h"
+#include "exec/io/data.h"
+#include "model/yaml_reader.h"
 
 namespace eellm::cli {
 namespace {
@@ -36,8 +37,10 @@ StatusOr<std::vector<std::string>> read_batch_file(const std::string& path) {
   for (int n = 1; std::getline(in, line); ++n) {
     std::string p;
     for (size_t i = 0; i < line.size(); ++i) {
-      if (line[i] == '\\' && i + 1 < line.size() && line[i + 1] == 'n') p += '\n', ++i;
-      else p += line[i];
+      if (line[i] == '\\' && i + 1 < line.size() && line[i + 1] == 'n')
+        p += '\n', ++i;
+      else
+        p += line[i];
     }
     if (p.empty()) return Status::invalid_argument(path + ":" + std::to_string(n) + ": empty prompt");
     out.push_back(p);
@@ -117,8 +120,7 @@ Status report(const GenerateCliOptions& o, const std::vector<std::string>& texts
     std::printf("%s%s\n", texts[i].c_str(), r.sequences[i].text.c_str());
   }
   if (o.stats) {
-    std::printf("--- %s, %s, threshold %s, batch %zu\n", to_string(g.method),
-                to_string(g.confidence),
+    std::printf("--- %s, %s, threshold %s, batch %zu\n", to_string(g.method), to_string(g.confidence),
                 g.threshold >= 1.0 ? "off" : std::to_string(g.threshold).c_str(), texts.size());
     std::printf("%s", exec::stats_to_text(cfg, r.stats).c_str());
   }
@@ -162,7 +164,8 @@ void register_generate(CLI::App& app) {
   cmd->add_option("checkpoint", o->checkpoint, "Checkpoint directory (from eellm train --save)")->required();
   cmd->add_option("--prompt", o->prompts, "Prompt text (repeat for a batch)")->allow_extra_args(false);
   cmd->add_option("--batch-file", o->batch_file, "Prompts, one per line (\\n for a newline); decoded as one batch");
-  cmd->add_option("--method", o->method, "full | recompute (EE-LLM KV recomputation) | speculative | pipeline (under mpirun -np P: P stages)")
+  cmd->add_option("--method", o->method,
+                  "full | recompute (EE-LLM KV recomputation) | speculative | pipeline (under mpirun -np P: P stages)")
       ->capture_default_str();
   cmd->add_option("--threshold", o->threshold,
                   "Exit confidence threshold in [0, 1], or off (default: the scenario's early_exit_thres)");

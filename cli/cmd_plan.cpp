@@ -60,25 +60,33 @@ struct ObjectiveOptions {
 };
 
 void add_objective_options(CLI::App* cmd, ObjectiveOptions& o) {
-  cmd->add_option("--objective", o.objective, "Rank by the cost of the training budget: time (to train), cost, energy, goodput")
+  cmd->add_option("--objective", o.objective,
+                  "Rank by the cost of the training budget: time (to train), cost, energy, goodput")
       ->check(CLI::IsMember({"time", "cost", "energy", "goodput"}));
-  cmd->add_option("--max-cost", o.limits.max_cost_usd, "Drop plans whose training costs more (USD)")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-cost", o.limits.max_cost_usd, "Drop plans whose training costs more (USD)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--deadline-days", o.limits.deadline_days, "Drop plans that take longer to train (days, wall clock)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--max-gpus", o.limits.max_gpus, "Cap on the GPUs of a plan (below --gpus: the budget searched)")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-gpus", o.limits.max_gpus, "Cap on the GPUs of a plan (below --gpus: the budget searched)")
+      ->check(CLI::PositiveNumber);
 }
 
 // The planner's simulated plans ranked by the objective, printed in `format`; the best one.
-StatusOr<PlanCandidate> print_cost_ranking(const Scenario& sc, const PlanResult& res, const ObjectiveOptions& o, int top,
-                                           const std::string& format) {
-  EELLM_ASSIGN_OR_RETURN(const PlanObjective objective, parse_plan_objective(o.objective.empty() ? "time" : o.objective));
+StatusOr<PlanCandidate> print_cost_ranking(const Scenario& sc, const PlanResult& res, const ObjectiveOptions& o,
+                                           int top, const std::string& format) {
+  EELLM_ASSIGN_OR_RETURN(const PlanObjective objective,
+                         parse_plan_objective(o.objective.empty() ? "time" : o.objective));
   std::vector<PlanEntry> simulated;
   for (const PlanEntry& e : res.ranked)
     if (e.metrics.simulated) simulated.push_back(e);
   EELLM_ASSIGN_OR_RETURN(const CostRanking r, rank_plans_by_cost(sc, simulated, objective, o.limits, top));
-  if (format == "json") std::cout << cost_ranking_to_json(r);
-  else if (format == "csv") std::cout << cost_ranking_to_csv(r);
-  else std::cout << "searched " << res.candidates << " candidates, simulated " << res.simulated << "\n" << cost_ranking_to_text(r);
+  if (format == "json")
+    std::cout << cost_ranking_to_json(r);
+  else if (format == "csv")
+    std::cout << cost_ranking_to_csv(r);
+  else
+    std::cout << "searched " << res.candidates << " candidates, simulated " << res.simulated << "\n"
+              << cost_ranking_to_text(r);
   return r.ranked.front().entry.candidate;
 }
 
@@ -103,7 +111,8 @@ StatusOr<std::vector<ScheduleKind>> parse_schedules(const std::vector<std::strin
       }
     if (!found) {
       std::string all;
-      for (ScheduleKind k : EnumValues<ScheduleKind>::values) all += std::string(all.empty() ? "" : ", ") + to_string(k);
+      for (ScheduleKind k : EnumValues<ScheduleKind>::values)
+        all += std::string(all.empty() ? "" : ", ") + to_string(k);
       return Status::invalid_argument("--schedules: '" + n + "' is not a schedule (one of " + all + ")");
     }
   }
@@ -165,8 +174,8 @@ StatusOr<PlanCandidate> write_outputs(const PlanCliOptions& opt, const Scenario&
 Status emit_best(const PlanCliOptions& opt, const Scenario& sc, const PlanCandidate& candidate) {
   Scenario best = apply_candidate(sc, candidate);
   best.name = sc.name + "-plan-" + std::to_string(candidate.world_size) + "gpus";
-  best.description = "Planned by eellm plan from " + sc.name + " on " + std::to_string(opt.gpus) + " GPUs: " +
-                     to_string(candidate);
+  best.description =
+      "Planned by eellm plan from " + sc.name + " on " + std::to_string(opt.gpus) + " GPUs: " + to_string(candidate);
   std::ofstream out(opt.emit);
   out << scenario_to_yaml(best);
   if (!out) return Status::io_error("cannot write " + opt.emit);
@@ -189,7 +198,7 @@ Status run_plan(const PlanCliOptions& opt) {
   auto res = plan(*sc, po);
   std::signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous);
   if (!res.is_ok() && res.status().is_cancelled()) {  // the code, not the text; main exits 130
-    std::cerr << "\n";                                 // end the progress line
+    std::cerr << "\n";                                // end the progress line
     return Status::cancelled(res.status().message() + " (no plan had been screened yet)");
   }
   if (!res.is_ok()) return res.status();
@@ -207,7 +216,8 @@ Status run_plan(const PlanCliOptions& opt) {
 
 void register_plan(CLI::App& app) {
   auto opt = std::make_shared<PlanCliOptions>();
-  CLI::App* cmd = app.add_subcommand("plan", "Search parallel layouts (TP/PP/DP, schedule, recompute, partition, exits) on a GPU budget");
+  CLI::App* cmd = app.add_subcommand(
+      "plan", "Search parallel layouts (TP/PP/DP, schedule, recompute, partition, exits) on a GPU budget");
   cmd->add_option("scenario", opt->scenario, "Scenario file or shipped scenario name (e.g. ee-llm-7b)")->required();
   cmd->add_option("--gpus", opt->gpus, "GPU budget (whole nodes when more than one node)")->required();
   cmd->add_option("--min-gpus", opt->min_gpus, "Also try budget/2, /4, … down to this many GPUs");

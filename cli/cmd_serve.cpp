@@ -21,8 +21,8 @@
 #include <thread>
 
 #include "cli/commands.h"
-#include "model/yaml_reader.h"
 #include "exec/generate/serve.h"
+#include "model/yaml_reader.h"
 
 namespace eellm::cli {
 namespace {

@@ -5,8 +5,8 @@
 // over the GPU's memory is flagged in every format and warned about on stderr (an error with
 // --strict-memory).
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli/commands.h"
@@ -24,8 +24,8 @@ namespace {
 std::string summary_with_cost(const SimulationResult& r, const std::string& format) {
   const auto cost = training_cost_of(r);
   if (format == "json") {
-    const std::string block = cost.is_ok() ? training_cost_to_json(*cost)
-                                           : nlohmann::json{{"error", cost.status().message()}}.dump();
+    const std::string block =
+        cost.is_ok() ? training_cost_to_json(*cost) : nlohmann::json{{"error", cost.status().message()}}.dump();
     return add_json_member(summary_to_json(r.summary), "cost", block);
   }
   if (format == "csv") {
@@ -48,7 +48,8 @@ void register_simulate(CLI::App& app) {
     InferenceCliOptions inference;  // --mode inference (helper "plan", cli/cmd_simulate_inference.cpp)
   };
   auto opt = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("simulate", "Predict one training iteration event by event (discrete-event simulator)");
+  CLI::App* cmd =
+      app.add_subcommand("simulate", "Predict one training iteration event by event (discrete-event simulator)");
   cmd->add_option("scenario", opt->scenario, "Scenario file or shipped scenario name (e.g. ee-llm-7b)")->required();
   cmd->add_option("--trace", opt->trace, "Write a Chrome/Perfetto trace.json of the iteration");
   cmd->add_option("--format", opt->format, "Summary format")

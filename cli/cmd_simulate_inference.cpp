@@ -15,10 +15,12 @@ namespace eellm::cli {
 void add_inference_options(CLI::App* cmd, InferenceCliOptions& o) {
   cmd->add_option("--mode", o.mode, "training: one training iteration; inference: early-exit decoding")
       ->check(CLI::IsMember({"training", "inference"}));
-  cmd->add_option("--exit-rates", o.exit_rates_file, "Inference: JSON {\"exit_rates\": [...]} (eellm generate --stats-out)");
+  cmd->add_option("--exit-rates", o.exit_rates_file,
+                  "Inference: JSON {\"exit_rates\": [...]} (eellm generate --stats-out)");
   cmd->add_option("--method", o.methods, "Inference: methods to compare (default: all that apply)")
       ->check(CLI::IsMember({"full", "recompute", "pipeline", "speculative"}));
-  cmd->add_option("--acceptance-rate", o.acceptance_rate, "Inference: self-speculative acceptance rate α (default: from the exit rates)")
+  cmd->add_option("--acceptance-rate", o.acceptance_rate,
+                  "Inference: self-speculative acceptance rate α (default: from the exit rates)")
       ->check(CLI::Range(0.0, 1.0));
 }
 
@@ -36,18 +38,21 @@ int run_simulate_inference(const Scenario& scenario, const InferenceCliOptions& 
     so.exit_rates_source = o.exit_rates_file;
   }
   for (const std::string& m : o.methods) {
-    if (m == "full") so.methods.push_back(InferenceMethod::kFull);
-    else if (m == "recompute") so.methods.push_back(InferenceMethod::kRecompute);
-    else if (m == "pipeline") so.methods.push_back(InferenceMethod::kPipeline);
-    else so.methods.push_back(InferenceMethod::kSpeculative);
+    if (m == "full")
+      so.methods.push_back(InferenceMethod::kFull);
+    else if (m == "recompute")
+      so.methods.push_back(InferenceMethod::kRecompute);
+    else if (m == "pipeline")
+      so.methods.push_back(InferenceMethod::kPipeline);
+    else
+      so.methods.push_back(InferenceMethod::kSpeculative);
   }
   auto res = simulate_inference(scenario, so);
   if (!res.is_ok()) {
     std::cerr << "eellm simulate: " << res.status().to_string() << "\n";
     return 1;
   }
-  if (res->exit_rates_assumed)
-    std::cerr << "eellm simulate: warning: exit rates " << res->exit_rates_source << "\n";
+  if (res->exit_rates_assumed) std::cerr << "eellm simulate: warning: exit rates " << res->exit_rates_source << "\n";
   const auto cost_or = inference_costs(scenario, *res);
   if (!cost_or.is_ok()) {
     std::cerr << "eellm simulate: " << cost_or.status().to_string() << "\n";

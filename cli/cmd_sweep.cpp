@@ -55,9 +55,10 @@ void register_sweep(CLI::App& app) {
   auto opt = std::make_shared<SweepCliOptions>();
   CLI::App* cmd = app.add_subcommand("sweep", "What-if table: vary one or two scenario fields and simulate each point");
   cmd->add_option("scenario", opt->scenario, "Scenario file or shipped scenario name")->required();
-  cmd->add_option("--vary", opt->vary,
-                  "KEY=V1,V2,... with KEY a dotted scenario path (parallel.pipeline_model_parallel_size, "
-                  "exits.exit_layer_nums=[8,16],[12,24], cluster.inter_node.bandwidth_GBps, cluster.device); once or twice")
+  cmd->add_option(
+         "--vary", opt->vary,
+         "KEY=V1,V2,... with KEY a dotted scenario path (parallel.pipeline_model_parallel_size, "
+         "exits.exit_layer_nums=[8,16],[12,24], cluster.inter_node.bandwidth_GBps, cluster.device); once or twice")
       ->required()
       ->take_all();
   std::string metrics;

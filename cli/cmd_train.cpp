@@ -25,7 +25,8 @@ void register_train(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "Train an early-exit GPT on the CPU (single process)");
   cmd->add_option("scenario", o->scenario, "Scenario file or shipped scenario name (e.g. tiny-ee)")->required();
   cmd->add_option("--steps", o->steps, "Train until this many iterations are done (default: training.train_iters)");
-  cmd->add_option("--data", o->data, "Token file from `eellm data prepare` (default: training.data_path, else the fortunes corpus)");
+  cmd->add_option("--data", o->data,
+                  "Token file from `eellm data prepare` (default: training.data_path, else the fortunes corpus)");
   cmd->add_option("--save", o->save,
                   "Checkpoint directory (saved every training.save_interval and at the end; under mpirun per-rank "
                   "shards + manifest)");

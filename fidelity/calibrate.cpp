@@ -81,11 +81,12 @@ StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOpt
   const std::vector<int> rows = o.quick ? std::vector<int>{256, 2048} : std::vector<int>{64, 256, 1024, 2048, 4096};
   const std::vector<std::pair<int, int>> nk =
       o.quick ? std::vector<std::pair<int, int>>{{64, 64}, {768, 256}, {256, 1024}, {512, 512}}
-              : std::vector<std::pair<int, int>>{{64, 64},   {256, 256},  {768, 256},  {1024, 256},
+              : std::vector<std::pair<int, int>>{{64, 64},    {256, 256}, {768, 256},  {1024, 256},
                                                  {256, 1024}, {512, 512}, {1536, 512}, {1024, 1024}};
   for (int m : rows)
     for (auto [n, k] : nk) {
-      const std::vector<float> x = filled(static_cast<size_t>(m) * k, 1.0f), w = filled(static_cast<size_t>(n) * k, 0.1f);
+      const std::vector<float> x = filled(static_cast<size_t>(m) * k, 1.0f),
+                               w = filled(static_cast<size_t>(n) * k, 0.1f);
       std::vector<float> out(static_cast<size_t>(m) * n);
       GemmSample s{m, n, k, 0};
       s.seconds = time_case([&] { be.matmul_forward(out.data(), x.data(), w.data(), nullptr, m, k, n); }, tmin);
@@ -107,8 +108,8 @@ StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOpt
     std::vector<float> mean(N), rstd(N);
     auto add = [&](double bytes, auto&& fn) { c.elementwise.push_back({bytes, time_case(fn, tmin)}); };
     add(8.0 * act, [&] {
-      be.norm_forward(Normalization::kLayerNorm, y.data(), mean.data(), rstd.data(), x.data(), w.data(), bias.data(), N, C,
-                      1e-5f);
+      be.norm_forward(Normalization::kLayerNorm, y.data(), mean.data(), rstd.data(), x.data(), w.data(), bias.data(), N,
+                      C, 1e-5f);
     });
     add(12.0 * act, [&] { be.add_inplace(y.data(), x.data(), act); });
     double bytes = 0, secs = 0;
@@ -125,8 +126,8 @@ StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOpt
     std::vector<float> dy = filled(4 * act, 0.1f), dx(4 * act), dw(C), db(C);
     const auto [ln_fwd, ln_bwd] = time_pair(
         [&] {
-          be.norm_forward(Normalization::kLayerNorm, y.data(), mean.data(), rstd.data(), x.data(), w.data(), bias.data(), N,
-                          C, 1e-5f);
+          be.norm_forward(Normalization::kLayerNorm, y.data(), mean.data(), rstd.data(), x.data(), w.data(),
+                          bias.data(), N, C, 1e-5f);
         },
         [&] {
           be.norm_backward(Normalization::kLayerNorm, dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(),
@@ -142,7 +143,8 @@ StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOpt
     AttentionShape s{o.quick ? 2 : 8, 256, 8, 8, 32};
     c.attention_shape = s;
     const size_t tok = static_cast<size_t>(s.B) * s.T;
-    std::vector<float> qkv = filled(tok * s.qkv_stride(), 1.0f), out(tok * s.out_stride()), dout = filled(tok * s.out_stride(), 0.1f);
+    std::vector<float> qkv = filled(tok * s.qkv_stride(), 1.0f), out(tok * s.out_stride()),
+                       dout = filled(tok * s.out_stride(), 0.1f);
     std::vector<float> lse(static_cast<size_t>(s.B) * s.NH * s.T), dqkv(tok * s.qkv_stride());
     // Forward and backward timed alternately (time_pair): their ratio is a profile field.
     const auto [fwd, bwd] = time_pair(
@@ -157,7 +159,9 @@ StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOpt
     const size_t n = o.quick ? (size_t{256} << 10) : (size_t{1} << 20);
     std::vector<float> p = filled(n, 0.1f), g = filled(n, 0.01f), m(n, 0.0f), v(n, 0.0f);
     int t = 0;
-    const double secs = time_case([&] { be.adamw_step(p.data(), g.data(), m.data(), v.data(), n, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, ++t); }, tmin);
+    const double secs = time_case(
+        [&] { be.adamw_step(p.data(), g.data(), m.data(), v.data(), n, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, ++t); },
+        tmin);
     c.adamw_s_per_param = secs / static_cast<double>(n);
   }
   // Dispatch floor: a 16-element op still forks/joins the thread pool.
@@ -177,7 +181,9 @@ StatusOr<CommCalibration> calibrate_comm(Communicator& comm, const CalibrationOp
   std::vector<float> buf(static_cast<size_t>(max_bytes / 4));
   for (int64_t bytes = 8; bytes <= max_bytes; bytes *= o.quick ? 8 : 4) {
     // Same repetition count on every rank (they must agree without talking).
-    const int reps = bytes <= (64 << 10) ? (o.quick ? 30 : 100) : bytes <= (1 << 20) ? (o.quick ? 8 : 20) : (o.quick ? 3 : 6);
+    const int reps = bytes <= (64 << 10)  ? (o.quick ? 30 : 100)
+                     : bytes <= (1 << 20) ? (o.quick ? 8 : 20)
+                                          : (o.quick ? 3 : 6);
     std::vector<double> pp, ar;
     EELLM_RETURN_IF_ERROR(comm.barrier(timeout));
     for (int r = 0; r < reps + 1; ++r) {
@@ -196,7 +202,8 @@ StatusOr<CommCalibration> calibrate_comm(Communicator& comm, const CalibrationOp
     for (int r = 0; r < reps + 1; ++r) {
       EELLM_RETURN_IF_ERROR(comm.barrier(timeout));
       const auto t0 = Clock::now();
-      EELLM_RETURN_IF_ERROR(comm.all_reduce_sum(buf.data(), static_cast<size_t>(std::max<int64_t>(1, bytes / 4)), timeout));
+      EELLM_RETURN_IF_ERROR(
+          comm.all_reduce_sum(buf.data(), static_cast<size_t>(std::max<int64_t>(1, bytes / 4)), timeout));
       if (r > 0) ar.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
     }
     std::fill(buf.begin(), buf.end(), 0.0f);  // keep the sums finite
@@ -247,7 +254,8 @@ StatusOr<GemmFit> fit_gemm_model(const std::vector<GemmSample>& samples, const D
   apply(x);
   fit.peak_tflops = d.peak_tflops_fp32;
   fit.half_efficiency_dim = d.gemm_half_efficiency_dim;
-  for (const GemmSample& s : samples) fit.mape += absolute_percentage_error(model_gemm_time(d, s.m, s.n, s.k), s.seconds);
+  for (const GemmSample& s : samples)
+    fit.mape += absolute_percentage_error(model_gemm_time(d, s.m, s.n, s.k), s.seconds);
   fit.mape /= static_cast<double>(samples.size());
   return fit;
 }
@@ -375,9 +383,9 @@ StatusOr<LinkFit> fit_link(const std::vector<SizeSample>& p2p, const std::vector
     const double score = p.msre + (have_ar ? a.msre : 0.0);
     // A threshold has to earn its two extra parameters: at least 10 % lower error than none, and
     // more than round-off (a mean squared relative error of 1e-10 is a 0.001 % fit).
-    const bool better = best_limit < 0 || (lim > 0 && best_limit == 0
-                                               ? score < 0.9 * best_score && best_score - score > 1e-10
-                                               : score < best_score);
+    const bool better =
+        best_limit < 0 ||
+        (lim > 0 && best_limit == 0 ? score < 0.9 * best_score && best_score - score > 1e-10 : score < best_score);
     if (better) best_score = score, best_limit = lim, best_p = p, best_a = a;
   }
   if (best_limit < 0) return Status::invalid_argument("link fit: times do not grow with message size");
@@ -460,16 +468,16 @@ std::string calibration_report(const ComputeCalibration& c, const GemmFit& g, co
                 "  fit: peak %.1f GFLOP/s, half-efficiency dim %.1f, MAPE %.1f %% over %zu shapes (%d evaluations)\n",
                 g.peak_tflops * 1e3, g.half_efficiency_dim, g.mape, c.gemm.size(), g.evaluations);
   os << line;
-  std::snprintf(line, sizeof line,
-                "  memory bandwidth %.1f GB/s (large buffers); element-wise at activation sizes %.1f GB/s (GELU %.2f GB/s)\n"
-                "  element-wise backward / forward (LayerNorm + GELU) %.2f\n"
-                "  attention %dx%dx%dx%d fwd %.2f ms, bwd %.2f ms -> efficiency %.3f of the GEMM peak, bwd/fwd %.2f\n"
-                "  AdamW %.2f ns/param -> %.1f bytes/param; dispatch floor %.2f us/op\n",
-                c.memory_bandwidth_GBps, c.elementwise_GBps, c.gelu_GBps, d.elementwise_backward_ratio,
-                c.attention_shape.B, c.attention_shape.T, c.attention_shape.NH, c.attention_shape.HS,
-                c.attention_fwd_s * 1e3, (c.attention_fwd_bwd_s - c.attention_fwd_s) * 1e3, d.attention_efficiency,
-                d.attention_backward_ratio,
-                c.adamw_s_per_param * 1e9, d.optimizer_bytes_per_param, c.dispatch_us);
+  std::snprintf(
+      line, sizeof line,
+      "  memory bandwidth %.1f GB/s (large buffers); element-wise at activation sizes %.1f GB/s (GELU %.2f GB/s)\n"
+      "  element-wise backward / forward (LayerNorm + GELU) %.2f\n"
+      "  attention %dx%dx%dx%d fwd %.2f ms, bwd %.2f ms -> efficiency %.3f of the GEMM peak, bwd/fwd %.2f\n"
+      "  AdamW %.2f ns/param -> %.1f bytes/param; dispatch floor %.2f us/op\n",
+      c.memory_bandwidth_GBps, c.elementwise_GBps, c.gelu_GBps, d.elementwise_backward_ratio, c.attention_shape.B,
+      c.attention_shape.T, c.attention_shape.NH, c.attention_shape.HS, c.attention_fwd_s * 1e3,
+      (c.attention_fwd_bwd_s - c.attention_fwd_s) * 1e3, d.attention_efficiency, d.attention_backward_ratio,
+      c.adamw_s_per_param * 1e9, d.optimizer_bytes_per_param, c.dispatch_us);
   os << line;
   return os.str();
 }
@@ -487,8 +495,8 @@ std::string comm_report(const CommCalibration& c, const LinkFit& f) {
                 "  fit p2p:        latency %.2f us, bandwidth %.2f GB/s (beyond %.0f KiB: %.2f GB/s); MAPE %.1f %%\n"
                 "  fit all-reduce: latency %.2f us, bandwidth %.2f GB/s (beyond %.0f KiB: %.2f GB/s); MAPE %.1f %%\n",
                 f.p2p.latency_us, f.p2p.bandwidth_GBps, f.large_message_KiB, f.p2p.large_bandwidth_GBps, f.p2p_mape,
-                f.allreduce.latency_us, f.allreduce.bandwidth_GBps, f.large_message_KiB, f.allreduce.large_bandwidth_GBps,
-                f.allreduce_mape);
+                f.allreduce.latency_us, f.allreduce.bandwidth_GBps, f.large_message_KiB,
+                f.allreduce.large_bandwidth_GBps, f.allreduce_mape);
   os << line;
   return os.str();
 }

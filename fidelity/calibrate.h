@@ -35,9 +35,9 @@
 
 namespace eellm::fidelity {
 
+using exec::AttentionShape;
 using exec::Backend;
 using exec::Communicator;
-using exec::AttentionShape;
 
 struct CalibrationOptions {
   bool quick = false;       // fewer shapes and sizes, shorter timing (the whole run < ~20 s)
@@ -59,18 +59,18 @@ struct SizeSample {
 struct ComputeCalibration {
   int num_threads = 1;
   std::vector<GemmSample> gemm;
-  double memory_bandwidth_GBps = 0;      // add_inplace over a buffer far larger than the caches
-  std::vector<SizeSample> elementwise;   // LayerNorm and add at activation sizes
-  double elementwise_GBps = 0;           // bytes / seconds over `elementwise`
-  double gelu_GBps = 0;                  // GELU (erf) at the MLP width: reported, not fitted
+  double memory_bandwidth_GBps = 0;     // add_inplace over a buffer far larger than the caches
+  std::vector<SizeSample> elementwise;  // LayerNorm and add at activation sizes
+  double elementwise_GBps = 0;          // bytes / seconds over `elementwise`
+  double gelu_GBps = 0;                 // GELU (erf) at the MLP width: reported, not fitted
   // Backward / forward time of the element-wise kernels that have both (LayerNorm, GELU), summed.
   double elementwise_backward_ratio = 0;
-  double attention_fwd_bwd_s = 0;        // one attention forward + backward of `attention_shape`
-  double attention_fwd_s = 0;            // the forward alone (attention_fwd_bwd_s less it: backward)
+  double attention_fwd_bwd_s = 0;  // one attention forward + backward of `attention_shape`
+  double attention_fwd_s = 0;      // the forward alone (attention_fwd_bwd_s less it: backward)
   AttentionShape attention_shape;
-  double attention_core_flops = 0;       // the cost model's forward count: 2·(2·B·NH·T²·HS)
+  double attention_core_flops = 0;  // the cost model's forward count: 2·(2·B·NH·T²·HS)
   double adamw_s_per_param = 0;
-  double dispatch_us = 0;                // a tiny op (fork/join of the thread pool)
+  double dispatch_us = 0;  // a tiny op (fork/join of the thread pool)
 };
 
 struct CommCalibration {
@@ -97,7 +97,7 @@ struct LinkLine {
 
 struct LinkFit {
   LinkLine p2p, allreduce;
-  double large_message_KiB = 0;  // 0: one regime
+  double large_message_KiB = 0;             // 0: one regime
   double p2p_mape = 0, allreduce_mape = 0;  // percent
   LinkSpec link;  // intra-node link written to the profile: p2p latency, max of both bandwidths
 };

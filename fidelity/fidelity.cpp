@@ -212,7 +212,8 @@ Scenario with_device(const Scenario& scenario, const DeviceProfile& device) {
   Scenario s = scenario;
   s.cluster.device = device;
   s.cluster.device_name = device.name;
-  if (device.nvlink_bandwidth_GBps > 0) s.cluster.intra_node = LinkSpec{device.nvlink_bandwidth_GBps, device.nvlink_latency_us};
+  if (device.nvlink_bandwidth_GBps > 0)
+    s.cluster.intra_node = LinkSpec{device.nvlink_bandwidth_GBps, device.nvlink_latency_us};
   s.cluster.gpus_per_node = std::max(s.cluster.gpus_per_node, s.parallel.world_size);
   return s;
 }
@@ -239,8 +240,8 @@ bool oversubscribed(const Scenario& sc, const DeviceProfile& device) {
 }
 }  // namespace
 
-StatusOr<ResidualFit> fit_residuals(const std::vector<FidelityPlan>& plans, const std::vector<PlanMeasurement>& measured,
-                                    const DeviceProfile& device) {
+StatusOr<ResidualFit> fit_residuals(const std::vector<FidelityPlan>& plans,
+                                    const std::vector<PlanMeasurement>& measured, const DeviceProfile& device) {
   std::vector<std::pair<const FidelityPlan*, double>> rows;
   bool with_exits = false, without_exits = false, over = false, under = false;
   for (const PlanMeasurement& m : measured) {
@@ -292,7 +293,7 @@ StatusOr<ResidualFit> fit_residuals(const std::vector<FidelityPlan>& plans, cons
     return e / static_cast<double>(rows.size());
   };
   std::vector<double> x0(base.fitted.size(), std::log(2.0));  // fractions 1.5/(1+0.5) = 1
-  x0[0] = 0;                                                   // no per-layer overhead
+  x0[0] = 0;                                                  // no per-layer overhead
   if (fit_exit) x0[2] = 0;
   int evals = 0;
   std::vector<double> x = nelder_mead(objective, x0, 0.5, 400, &evals);
@@ -361,8 +362,8 @@ FidelityReport summarize_fidelity(const std::vector<PlanMeasurement>& plans) {
 std::string FidelityReport::to_text() const {
   std::ostringstream os;
   char line[200];
-  std::snprintf(line, sizeof line, "%-22s %3s %-6s %12s %12s %9s\n", "plan", "np", "role", "measured ms", "predicted ms",
-                "error %");
+  std::snprintf(line, sizeof line, "%-22s %3s %-6s %12s %12s %9s\n", "plan", "np", "role", "measured ms",
+                "predicted ms", "error %");
   os << line;
   for (const PlanMeasurement& m : plans) {
     std::snprintf(line, sizeof line, "%-22s %3d %-6s %12.1f %12.1f %+9.1f\n", m.name.c_str(), m.np,

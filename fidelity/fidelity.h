@@ -78,7 +78,7 @@ struct ResidualFit {
   double per_exit_overhead_us = 0;
   double compute_share = 1;
   double oversubscribed_efficiency = 1;
-  double fit_mape = 0;  // percent, over the fitting plans
+  double fit_mape = 0;              // percent, over the fitting plans
   std::vector<std::string> fitted;  // names of the parameters the fitting plans could identify
 };
 // `device` with the residual fields set from `fit`.
@@ -91,8 +91,8 @@ StatusOr<double> predict(const Scenario& scenario, Timeline* timeline = nullptr)
 // Fits ResidualFit on the measurements marked for_fit (others ignored), minimising the mean
 // squared log error with Nelder–Mead. Parameters the fitting plans cannot identify (no plan with
 // exits, none oversubscribed) keep `device`'s values.
-StatusOr<ResidualFit> fit_residuals(const std::vector<FidelityPlan>& plans, const std::vector<PlanMeasurement>& measured,
-                                    const DeviceProfile& device);
+StatusOr<ResidualFit> fit_residuals(const std::vector<FidelityPlan>& plans,
+                                    const std::vector<PlanMeasurement>& measured, const DeviceProfile& device);
 
 // Per-op comparison, like for like (docs/accuracy.md, "What each per-op row compares"). The
 // executor times each instruction as the wall time its rank spends in it; the engine times the
@@ -132,7 +132,7 @@ Timeline executor_shaped_timeline(const SimulationResult& result);
 struct OpKindFidelity {
   InstrKind op = InstrKind::kForward;
   bool exit_part = false;
-  std::string part;        // OpRow::part
+  std::string part;  // OpRow::part
   int plans = 0;
   double mape = 0;         // mean over plans of |mean predicted − mean measured| / measured, percent
   double mean_signed = 0;  // percent; > 0: the simulator over-predicts
@@ -141,9 +141,9 @@ struct FidelityReport {
   std::vector<PlanMeasurement> plans;
   double fit_mape = 0, judged_mape = 0;  // percent
   std::map<int, double> judged_mape_by_np;
-  std::vector<OpKindFidelity> per_op;    // over the judged plans
+  std::vector<OpKindFidelity> per_op;     // over the judged plans
   std::vector<std::string> not_measured;  // rows predicted but never measured (OpRow::comparable)
-  std::vector<std::string> not_executed; // op kinds predicted but ~0 when measured (ZB-H1's W)
+  std::vector<std::string> not_executed;  // op kinds predicted but ~0 when measured (ZB-H1's W)
   std::string to_text() const;
 };
 FidelityReport summarize_fidelity(const std::vector<PlanMeasurement>& plans);

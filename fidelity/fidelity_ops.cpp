@@ -22,8 +22,12 @@
 namespace eellm::fidelity {
 namespace {
 
-bool is_send(InstrKind k) { return k == InstrKind::kSendAct || k == InstrKind::kSendGrad; }
-bool is_recv(InstrKind k) { return k == InstrKind::kRecvAct || k == InstrKind::kRecvGrad; }
+bool is_send(InstrKind k) {
+  return k == InstrKind::kSendAct || k == InstrKind::kSendGrad;
+}
+bool is_recv(InstrKind k) {
+  return k == InstrKind::kRecvAct || k == InstrKind::kRecvGrad;
+}
 
 // Samples (seconds) of each row of one timeline.
 using RowKey = std::tuple<int, bool, std::string>;  // op, exit_part, part
@@ -87,9 +91,8 @@ std::vector<OpRow> compare_ops(const Timeline& predicted, const Timeline& measur
   add(m, false);
   std::vector<OpRow> out;
   for (auto& [key, r] : rows) {
-    r.relative_error = r.comparable() && r.mean_measured_s > 0
-                           ? (r.mean_predicted_s - r.mean_measured_s) / r.mean_measured_s
-                           : 0;
+    r.relative_error =
+        r.comparable() && r.mean_measured_s > 0 ? (r.mean_predicted_s - r.mean_measured_s) / r.mean_measured_s : 0;
     out.push_back(r);
   }
   return out;
@@ -135,15 +138,15 @@ Timeline executor_shaped_timeline(const SimulationResult& result) {
       e.category = Category::kComm;
       if (in.is_recv()) {
         e.stream = Stream::kCompute;
-        e.t0 = clock;  // reached the receive
-        e.t1 = ti.end; // the data is there (= clock when it already was)
+        e.t0 = clock;   // reached the receive
+        e.t1 = ti.end;  // the data is there (= clock when it already was)
         clock = ti.end;
         t.events.push_back(e);
       } else if (in.kind == InstrKind::kAllReduceEmbedding) {
         if (emb_k < emb.size()) {
           e.stream = Stream::kCollective;
-          e.t0 = ti.start;            // this member's post
-          e.t1 = emb[emb_k]->t1;      // the collective's end, as a blocking call returns
+          e.t0 = ti.start;        // this member's post
+          e.t1 = emb[emb_k]->t1;  // the collective's end, as a blocking call returns
           e.bytes = emb[emb_k]->bytes;
           t.events.push_back(e);
         }

@@ -21,9 +21,8 @@ ComparePanel::ComparePanel(QWidget* parent) : QWidget(parent) {
     auto* box = new QWidget(split);
     auto* v = new QVBoxLayout(box);
     v->setContentsMargins(0, 0, 0, 0);
-    names_[i] = new QLabel(i == 0 ? tr("A: (pin a plan or the current scenario)")
-                                  : tr("B: (pin a plan or use what-if)"),
-                           box);
+    names_[i] =
+        new QLabel(i == 0 ? tr("A: (pin a plan or the current scenario)") : tr("B: (pin a plan or use what-if)"), box);
     views_[i] = new TimelineView(box);
     views_[i]->setPlaceholderText(i == 0 ? tr("Pin a plan (Plans tab) or the current scenario as A")
                                          : tr("Pin a plan as B, or turn a what-if knob"));
@@ -36,8 +35,8 @@ ComparePanel::ComparePanel(QWidget* parent) : QWidget(parent) {
   connect(views_[1], &TimelineView::axisChanged, views_[0], &TimelineView::setAxis);
   deltas_ = new QTableWidget(6, 3, this);
   deltas_->setHorizontalHeaderLabels({tr("A"), tr("B"), tr("B − A")});
-  deltas_->setVerticalHeaderLabels({tr("iteration"), tr("tokens/s"), tr("MFU"), tr("bubble"),
-                                    tr("exit overhead"), tr("peak memory")});
+  deltas_->setVerticalHeaderLabels(
+      {tr("iteration"), tr("tokens/s"), tr("MFU"), tr("bubble"), tr("exit overhead"), tr("peak memory")});
   deltas_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   deltas_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
   deltas_->setMinimumWidth(330);
@@ -45,15 +44,16 @@ ComparePanel::ComparePanel(QWidget* parent) : QWidget(parent) {
   lay->addWidget(deltas_, 1);
 }
 
-void ComparePanel::setSlot(int slot, const QString& name,
-                           std::shared_ptr<const SimulationResult> result) {
+void ComparePanel::setSlot(int slot, const QString& name, std::shared_ptr<const SimulationResult> result) {
   results_[slot] = std::move(result);
   names_[slot]->setText((slot == 0 ? QStringLiteral("A: ") : QStringLiteral("B: ")) + name);
   views_[slot]->setSimulation(results_[slot]);
   refresh();
 }
 
-QString ComparePanel::slotName(int slot) const { return names_[slot]->text(); }
+QString ComparePanel::slotName(int slot) const {
+  return names_[slot]->text();
+}
 
 void ComparePanel::refresh() {
   TimeNs total = 0;
@@ -104,18 +104,15 @@ QString ComparePanel::cell(int row, int column) const {
 
 Scenario apply_what_if(const Scenario& base, const Layout& layout, const WhatIf& w) {
   Scenario s = base;
-  if (w.microbatches > 0)
-    s.training.global_batch_size = w.microbatches * s.training.micro_batch_size * layout.dp;
+  if (w.microbatches > 0) s.training.global_batch_size = w.microbatches * s.training.micro_batch_size * layout.dp;
   if (w.exits_kept >= 0 && static_cast<size_t>(w.exits_kept) < s.exits.exit_layer_nums.size()) {
     const auto k = static_cast<size_t>(w.exits_kept);
     s.exits.exit_layer_nums.resize(k);
-    if (s.exits.exit_layer_weight.size() > k)
-      s.exits.exit_layer_weight.resize(std::max<size_t>(k, 1));
+    if (s.exits.exit_layer_weight.size() > k) s.exits.exit_layer_weight.resize(std::max<size_t>(k, 1));
     if (s.exits.exit_layer_weight_init.size() > k) s.exits.exit_layer_weight_init.resize(k);
     if (k == 0) s.exits.exit_layer_weight.clear();
   }
-  if (w.inter_node_bandwidth_GBps > 0)
-    s.cluster.inter_node.bandwidth_GBps = w.inter_node_bandwidth_GBps;
+  if (w.inter_node_bandwidth_GBps > 0) s.cluster.inter_node.bandwidth_GBps = w.inter_node_bandwidth_GBps;
   return s;
 }
 

@@ -13,8 +13,7 @@ namespace eellm::gui {
 ExitRuler::ExitRuler(QWidget* parent) : QWidget(parent) {
   setMinimumHeight(54);
   setMouseTracking(true);
-  setToolTip(
-      tr("Drag an exit to move it, double-click to add one, right-click an exit to remove it"));
+  setToolTip(tr("Drag an exit to move it, double-click to add one, right-click an exit to remove it"));
 }
 
 void ExitRuler::setModel(ExitsModel* model) {
@@ -25,8 +24,7 @@ void ExitRuler::setModel(ExitsModel* model) {
   update();
 }
 
-void ExitRuler::setLayers(int num_layers, std::vector<int> band_layers, std::vector<int> band_stage,
-                          bool pre_exit) {
+void ExitRuler::setLayers(int num_layers, std::vector<int> band_layers, std::vector<int> band_stage, bool pre_exit) {
   num_layers_ = std::max(1, num_layers);
   stage_layers_ = std::move(band_layers);
   band_stage_ = std::move(band_stage);
@@ -65,12 +63,10 @@ void ExitRuler::paintEvent(QPaintEvent*) {
   const int bar_y = 22, bar_h = 14;
   // Stages as alternating bands with their names.
   int first = 0;
-  const std::vector<int> stages =
-      stage_layers_.empty() ? std::vector<int>{num_layers_} : stage_layers_;
+  const std::vector<int> stages = stage_layers_.empty() ? std::vector<int>{num_layers_} : stage_layers_;
   for (size_t s = 0; s < stages.size(); ++s) {
     const double x0 = boundaryX(first), x1 = boundaryX(std::min(num_layers_, first + stages[s]));
-    p.fillRect(QRectF(x0, bar_y, x1 - x0, bar_h),
-               s % 2 ? QColor(0xdd, 0xe6, 0xf2) : QColor(0xc6, 0xd4, 0xe8));
+    p.fillRect(QRectF(x0, bar_y, x1 - x0, bar_h), s % 2 ? QColor(0xdd, 0xe6, 0xf2) : QColor(0xc6, 0xd4, 0xe8));
     p.setPen(QColor(60, 60, 60));
     const int stage = s < band_stage_.size() ? band_stage_[s] : static_cast<int>(s);
     p.drawText(QRectF(x0, bar_y + bar_h, x1 - x0, 16), Qt::AlignCenter,
@@ -133,8 +129,7 @@ void ExitRuler::mouseReleaseEvent(QMouseEvent* event) {
   const int row = dragging_;
   dragging_ = -1;
   const int layer = layerForBoundary(boundaryAt(event->position().x()));
-  if (layer != model_->exits().exit_layer_nums[static_cast<size_t>(row)])
-    model_->moveExit(row, layer);
+  if (layer != model_->exits().exit_layer_nums[static_cast<size_t>(row)]) model_->moveExit(row, layer);
   update();
 }
 

@@ -22,8 +22,7 @@ class ExitRuler : public QWidget {
   void setModel(ExitsModel* model);
   // Layers and the model chunks in model order: layers per chunk and the pipeline stage holding it
   // (empty → one band). With virtual stages a stage appears more than once.
-  void setLayers(int num_layers, std::vector<int> band_layers, std::vector<int> band_stage,
-                 bool pre_exit);
+  void setLayers(int num_layers, std::vector<int> band_layers, std::vector<int> band_stage, bool pre_exit);
 
   // Boundary b (0..num_layers, after b layers) ↔ x in widget pixels.
   double boundaryX(int boundary) const;

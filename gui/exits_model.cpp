@@ -21,9 +21,8 @@ void ExitsModel::sortByLayer() {
   const size_t n = exits_.exit_layer_nums.size();
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return exits_.exit_layer_nums[a] < exits_.exit_layer_nums[b];
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return exits_.exit_layer_nums[a] < exits_.exit_layer_nums[b]; });
   auto permute = [&](auto& v) {
     if (v.size() != n) return;
     auto copy = v;
@@ -92,8 +91,7 @@ QVariant ExitsModel::data(const QModelIndex& index, int role) const {
     case kWeight:
       return exits_.exit_layer_weight[r];
     case kInitWeight:
-      return exits_.exit_layer_weight_init.empty() ? exits_.exit_layer_weight[r]
-                                                   : exits_.exit_layer_weight_init[r];
+      return exits_.exit_layer_weight_init.empty() ? exits_.exit_layer_weight[r] : exits_.exit_layer_weight_init[r];
     default:
       return {};
   }
@@ -118,8 +116,7 @@ bool ExitsModel::setData(const QModelIndex& index, const QVariant& value, int ro
     case kInitWeight: {
       const double w = value.toDouble(&ok);
       if (!ok) return false;
-      if (exits_.exit_layer_weight_init.empty())
-        exits_.exit_layer_weight_init = exits_.exit_layer_weight;
+      if (exits_.exit_layer_weight_init.empty()) exits_.exit_layer_weight_init = exits_.exit_layer_weight;
       exits_.exit_layer_weight_init[r] = w;
       break;
     }

@@ -138,9 +138,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   });
   connect(plans_, &PlansPanel::pinScenario, this, &MainWindow::pin);
   connect(run_, &RunPanel::measuredTrace, this,
-          [this](std::shared_ptr<const Timeline> t, const QString& path) {
-            setMeasured(std::move(t), path);
-          });
+          [this](std::shared_ptr<const Timeline> t, const QString& path) { setMeasured(std::move(t), path); });
   connect(run_, &RunPanel::runError, this, [this](const QString& m) { reportError(tr("Run"), m); });
   buildMenus();
   statusBar()->showMessage(tr("Open a scenario (File → Open scenario) to see its pipeline."));
@@ -171,8 +169,7 @@ void MainWindow::buildMenus() {
   save->setShortcut(QKeySequence::Save);
   connect(save, &QAction::triggered, this, [this] {
     if (scenario_path_.isEmpty()) {
-      const QString p = QFileDialog::getSaveFileName(this, tr("Save scenario"), QString(),
-                                                     tr("Scenarios (*.yaml)"));
+      const QString p = QFileDialog::getSaveFileName(this, tr("Save scenario"), QString(), tr("Scenarios (*.yaml)"));
       if (!p.isEmpty()) saveScenario(p);
     } else {
       saveScenario(scenario_path_);
@@ -184,17 +181,14 @@ void MainWindow::buildMenus() {
   connect(file->addAction(tr("Open &trace…")), &QAction::triggered, this,
           ask_open(tr("Open trace"), tr("Chrome traces (*.json)"), &MainWindow::openTrace));
   connect(file->addAction(tr("Overlay &measured trace…")), &QAction::triggered, this,
-          ask_open(tr("Overlay measured trace"), tr("Chrome traces (*.json)"),
-                   &MainWindow::overlayMeasuredTrace));
+          ask_open(tr("Overlay measured trace"), tr("Chrome traces (*.json)"), &MainWindow::overlayMeasuredTrace));
   file->addSeparator();
   connect(file->addAction(tr("Export timeline as &PNG…")), &QAction::triggered, this, [this] {
-    const QString p =
-        QFileDialog::getSaveFileName(this, tr("Export PNG"), QString(), tr("PNG (*.png)"));
+    const QString p = QFileDialog::getSaveFileName(this, tr("Export PNG"), QString(), tr("PNG (*.png)"));
     if (!p.isEmpty()) exportTimelinePng(p);
   });
   connect(file->addAction(tr("Export timeline as S&VG…")), &QAction::triggered, this, [this] {
-    const QString p =
-        QFileDialog::getSaveFileName(this, tr("Export SVG"), QString(), tr("SVG (*.svg)"));
+    const QString p = QFileDialog::getSaveFileName(this, tr("Export SVG"), QString(), tr("SVG (*.svg)"));
     if (!p.isEmpty()) exportTimelineSvg(p);
   });
   connect(file->addAction(tr("Export metrics as &CSV…")), &QAction::triggered, this,
@@ -284,14 +278,12 @@ bool MainWindow::simulateNow(bool keep_view) {
     form_->setDiagnostics(diags);
     int n = 0;
     for (const Diagnostic& d : diags.items) n += d.severity == Diagnostic::Severity::kError;
-    statusBar()->showMessage(
-        tr("%n error(s) in the scenario; the timeline shows the last valid one", nullptr, n));
+    statusBar()->showMessage(tr("%n error(s) in the scenario; the timeline shows the last valid one", nullptr, n));
     return false;
   }
   auto r = simulate(s);
   if (!r.is_ok()) {
-    diags.items.push_back(
-        {Diagnostic::Severity::kError, "", "simulation: " + r.status().to_string()});
+    diags.items.push_back({Diagnostic::Severity::kError, "", "simulation: " + r.status().to_string()});
     form_->setDiagnostics(diags);
     statusBar()->showMessage(QString::fromStdString(r.status().to_string()));
     return false;
@@ -311,28 +303,26 @@ void MainWindow::showResult(std::shared_ptr<const SimulationResult> result, bool
   memory_->setResult(r);
   what_if_->setBase(r.scenario, r.layout);
   plans_->setBase(r.scenario);
-  run_->setScenario(QString::fromStdString(scenario_to_yaml(r.scenario)),
-                    QString::fromStdString(r.scenario.name), r.layout.world_size,
-                    r.scenario.training.train_iters);
+  run_->setScenario(QString::fromStdString(scenario_to_yaml(r.scenario)), QString::fromStdString(r.scenario.name),
+                    r.layout.world_size, r.scenario.training.train_iters);
   op_errors_->clear();
   QString overlay_note;
   if (const Timeline* ov = timeline_->overlay()) {  // a measured overlay is tied to its scenario
     if (r.scenario.name != overlay_scenario_ || r.layout.pp != overlay_stages_) {
       timeline_->setOverlay(nullptr);
-      overlay_note = tr(" · measured overlay of %1 cleared: the scenario changed")
-                         .arg(QString::fromStdString(overlay_scenario_));
+      overlay_note =
+          tr(" · measured overlay of %1 cleared: the scenario changed").arg(QString::fromStdString(overlay_scenario_));
     } else {
       op_errors_->setComparison(eellm::compare(r.engine.timeline, *ov));
     }
   }
   if (!a_pinned_ || !compare_->slot(0))  // A follows the current scenario until pinned (no stale baseline)
     compare_->setSlot(0, tr("%1 (current scenario)").arg(QString::fromStdString(r.scenario.name)), result_);
-  statusBar()->showMessage(
-      tr("%1: iteration %2, %3 tokens/s, MFU %4, bubble %5")
-          .arg(QString::fromStdString(r.scenario.name), format_seconds(r.summary.iteration_time_s))
-          .arg(r.summary.tokens_per_s, 0, 'f', 0)
-          .arg(format_percent(r.summary.mfu), format_percent(r.summary.bubble_fraction)) +
-      overlay_note);
+  statusBar()->showMessage(tr("%1: iteration %2, %3 tokens/s, MFU %4, bubble %5")
+                               .arg(QString::fromStdString(r.scenario.name), format_seconds(r.summary.iteration_time_s))
+                               .arg(r.summary.tokens_per_s, 0, 'f', 0)
+                               .arg(format_percent(r.summary.mfu), format_percent(r.summary.bubble_fraction)) +
+                           overlay_note);
 }
 
 void MainWindow::pin(int slot, const Scenario& scenario, const QString& label) {
@@ -383,14 +373,13 @@ void MainWindow::setMeasured(std::shared_ptr<const Timeline> measured, const QSt
     return n;
   }());
   if (ranks != result_->layout.pp) {
-    reportError(tr("Trace of another scenario"),
-                tr("%1 has %2 pipeline ranks but scenario %3 has %4 stages "
-                   "(pipeline_model_parallel_size); it was not "
-                   "overlaid")
-                    .arg(source)
-                    .arg(ranks)
-                    .arg(QString::fromStdString(result_->scenario.name))
-                    .arg(result_->layout.pp));
+    reportError(tr("Trace of another scenario"), tr("%1 has %2 pipeline ranks but scenario %3 has %4 stages "
+                                                    "(pipeline_model_parallel_size); it was not "
+                                                    "overlaid")
+                                                     .arg(source)
+                                                     .arg(ranks)
+                                                     .arg(QString::fromStdString(result_->scenario.name))
+                                                     .arg(result_->layout.pp));
     return;
   }
   timeline_->setOverlay(measured);
@@ -421,8 +410,7 @@ bool MainWindow::exportTimelineSvg(const QString& path, int width) {
     reportError(tr("Export"), tr("There is no timeline to export."));
     return false;
   }
-  const QSize size(width,
-                   TimelineView::kHeaderHeight + std::max(40, timeline_->lanes().total_height()));
+  const QSize size(width, TimelineView::kHeaderHeight + std::max(40, timeline_->lanes().total_height()));
   QSvgGenerator gen;
   gen.setFileName(path);
   gen.setSize(size);
@@ -433,8 +421,7 @@ bool MainWindow::exportTimelineSvg(const QString& path, int width) {
     reportError(tr("Export"), tr("Cannot write %1").arg(path));
     return false;
   }
-  TimeAxis ax = TimeAxis::fit(std::max<TimeNs>(1, timeline_->axis().total),
-                              width - TimelineView::kLabelWidth);
+  TimeAxis ax = TimeAxis::fit(std::max<TimeNs>(1, timeline_->axis().total), width - TimelineView::kLabelWidth);
   timeline_->render(p, size, ax, 0);
   p.end();
   return QFileInfo::exists(path);

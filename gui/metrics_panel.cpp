@@ -75,41 +75,34 @@ void MetricsPanel::setResult(const SimulationResult& r) {
           .arg(s.world_size)
           .arg(s.num_microbatches)
           .arg(s.num_fill_warmup + s.num_fill_cooldown > 0
-                   ? QStringLiteral(" (fill: %1 warm-up, %2 cool-down)")
-                         .arg(s.num_fill_warmup)
-                         .arg(s.num_fill_cooldown)
+                   ? QStringLiteral(" (fill: %1 warm-up, %2 cool-down)").arg(s.num_fill_warmup).arg(s.num_fill_cooldown)
                    : QString()));
   values_[QStringLiteral("iteration")]->setText(format_seconds(s.iteration_time_s));
-  values_[QStringLiteral("tokens_per_s")]->setText(
-      QStringLiteral("%1 backbone tokens/s, %2 TFLOP/s per GPU")
-          .arg(s.tokens_per_s, 0, 'f', 0)
-          .arg(s.model_tflops_per_gpu, 0, 'f', 1));
+  values_[QStringLiteral("tokens_per_s")]->setText(QStringLiteral("%1 backbone tokens/s, %2 TFLOP/s per GPU")
+                                                       .arg(s.tokens_per_s, 0, 'f', 0)
+                                                       .arg(s.model_tflops_per_gpu, 0, 'f', 1));
   // EE bubble filling: the fill microbatches train exits (and later stages) only, so their tokens
   // are reported apart from the backbone throughput above, never added to it.
   const int fills = s.num_microbatches - s.num_backbone_microbatches;
   values_[QStringLiteral("fill_tokens_per_s")]->setText(
-      s.fill_tokens_per_s > 0
-          ? tr("%1 tokens/s in %2 of %3 microbatches (warm-up fills / truncated cool-down: "
-               "exits and partial backbone only)")
-                .arg(s.fill_tokens_per_s, 0, 'f', 0)
-                .arg(fills)
-                .arg(s.num_microbatches)
-          : tr("none (%1 schedule)").arg(QString::fromStdString(s.schedule)));
+      s.fill_tokens_per_s > 0 ? tr("%1 tokens/s in %2 of %3 microbatches (warm-up fills / truncated cool-down: "
+                                   "exits and partial backbone only)")
+                                    .arg(s.fill_tokens_per_s, 0, 'f', 0)
+                                    .arg(fills)
+                                    .arg(s.num_microbatches)
+                              : tr("none (%1 schedule)").arg(QString::fromStdString(s.schedule)));
   values_[QStringLiteral("mfu")]->setText(format_percent(s.mfu));
   values_[QStringLiteral("bubble")]->setText(
-      QStringLiteral(
-          "%1 of pp × iteration — fill/drain %2, exposed comm %3, imbalance %4, exits %5")
+      QStringLiteral("%1 of pp × iteration — fill/drain %2, exposed comm %3, imbalance %4, exits %5")
           .arg(format_percent(s.bubble_fraction), format_percent(s.bubble_dependency_fraction),
-               format_percent(s.bubble_exposed_comm_fraction),
-               format_percent(s.bubble_imbalance_fraction),
+               format_percent(s.bubble_exposed_comm_fraction), format_percent(s.bubble_imbalance_fraction),
                format_percent(s.bubble_exit_fraction)));
   values_[QStringLiteral("exit_overhead")]->setText(
-      s.iteration_time_no_exits_s > 0
-          ? QStringLiteral("%1 (%2 without exits)")
-                .arg((s.exit_overhead_fraction >= 0 ? QStringLiteral("+") : QString()) +
-                         format_percent(s.exit_overhead_fraction),
-                     format_seconds(s.iteration_time_no_exits_s))
-          : tr("n/a (no exits)"));
+      s.iteration_time_no_exits_s > 0 ? QStringLiteral("%1 (%2 without exits)")
+                                            .arg((s.exit_overhead_fraction >= 0 ? QStringLiteral("+") : QString()) +
+                                                     format_percent(s.exit_overhead_fraction),
+                                                 format_seconds(s.iteration_time_no_exits_s))
+                                      : tr("n/a (no exits)"));
   const std::string over = memory_overflow(s);  // a plan that does not fit says so, in red
   values_[QStringLiteral("memory")]->setText(
       QStringLiteral("%1 GiB (device %2 GiB)%3")
@@ -128,7 +121,8 @@ void MetricsPanel::setCost(const SimulationResult& r) {
   const auto c = training_cost_of(r);
   if (!c.is_ok()) {
     values_[QStringLiteral("time_to_train")]->setText(QString::fromStdString(c.status().message()));
-    for (const char* k : {"cost", "energy", "failures", "checkpoints"}) values_[QLatin1String(k)]->setText(QStringLiteral("—"));
+    for (const char* k : {"cost", "energy", "failures", "checkpoints"})
+      values_[QLatin1String(k)]->setText(QStringLiteral("—"));
     return;
   }
   const CostSpec& k = r.scenario.cluster.cost;
@@ -153,13 +147,13 @@ void MetricsPanel::setCost(const SimulationResult& r) {
                               .arg(c->lost_work_s / 3600, 0, 'f', 1)
                               .arg(c->restart_total_s / 3600, 0, 'f', 1)
                         : tr("not modelled (node MTBF 0)"));
-  values_[QStringLiteral("checkpoints")]->setText(
-      c->checkpoint_write_s > 0 ? tr("%1 GB, written in %2 every %3 (Young/Daly): %4 h in all")
-                                      .arg(c->checkpoint_bytes / 1e9, 0, 'f', 1)
-                                      .arg(format_seconds(c->checkpoint_write_s))
-                                      .arg(format_seconds(c->checkpoint_interval_s))
-                                      .arg(c->checkpoint_overhead_s / 3600, 0, 'f', 2)
-                                : tr("not modelled (checkpoint bandwidth 0)"));
+  values_[QStringLiteral("checkpoints")]->setText(c->checkpoint_write_s > 0
+                                                      ? tr("%1 GB, written in %2 every %3 (Young/Daly): %4 h in all")
+                                                            .arg(c->checkpoint_bytes / 1e9, 0, 'f', 1)
+                                                            .arg(format_seconds(c->checkpoint_write_s))
+                                                            .arg(format_seconds(c->checkpoint_interval_s))
+                                                            .arg(c->checkpoint_overhead_s / 3600, 0, 'f', 2)
+                                                      : tr("not modelled (checkpoint bandwidth 0)"));
 }
 
 QString MetricsPanel::value(const QString& key) const {
@@ -173,8 +167,7 @@ MemoryCharts::MemoryCharts(QWidget* parent) : QWidget(parent) {
   time_view_ = new QChartView(new QChart, this);
   bars_view_->setRenderHint(QPainter::Antialiasing);
   time_view_->setRenderHint(QPainter::Antialiasing);
-  bars_view_->chart()->setTitle(
-      tr("Peak memory per stage: static (weights, gradients, optimizer) + activations"));
+  bars_view_->chart()->setTitle(tr("Peak memory per stage: static (weights, gradients, optimizer) + activations"));
   time_view_->chart()->setTitle(tr("Memory over the iteration"));
   lay->addWidget(bars_view_, 2);
   lay->addWidget(time_view_, 3);

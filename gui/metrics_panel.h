@@ -2,9 +2,9 @@
 // tokens/s of EE bubble-filling microbatches shown apart, MFU,
 // bubble fraction with its attribution, exit overhead vs the same run without exits, peak memory,
 // layout), the what-if cost of the training budget (time to train, GPU-hours and cost, energy,
-// failures and checkpoints, goodput; sim/cost_report.h) above the per-stage table (StageModel). MemoryCharts: per-stage peak and static memory
-// as bars against the device capacity, and memory over time per stage (Qt Charts).
-// GUI thread only.
+// failures and checkpoints, goodput; sim/cost_report.h) above the per-stage table (StageModel). MemoryCharts: per-stage
+// peak and static memory as bars against the device capacity, and memory over time per stage (Qt Charts). GUI thread
+// only.
 #pragma once
 
 #include <QHash>

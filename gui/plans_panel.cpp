@@ -38,7 +38,6 @@ Workers& workers() {
 }
 }  // namespace
 
-
 PlansModel::PlansModel(QObject* parent) : QAbstractTableModel(parent) {}
 
 void PlansModel::setPlans(std::vector<PlanEntry> plans) {
@@ -96,9 +95,9 @@ QVariant PlansModel::data(const QModelIndex& index, int role) const {
       return QString::fromLatin1(to_string(c.recompute));
     case kIteration:  // the ranking key; ee-fill trains the backbone on fewer microbatches: both figures
       if (raw) return m.ranking_time_s();
-      return m.backbone_fraction < 1.0 ? tr("%1 (iteration %2)").arg(format_seconds(m.ranking_time_s()),
-                                                                     format_seconds(m.time_s()))
-                                       : format_seconds(m.ranking_time_s());
+      return m.backbone_fraction < 1.0
+                 ? tr("%1 (iteration %2)").arg(format_seconds(m.ranking_time_s()), format_seconds(m.time_s()))
+                 : format_seconds(m.ranking_time_s());
     case kTokens:
       return raw ? QVariant(m.tokens_per_s) : QVariant(QString::number(m.tokens_per_s, 'f', 0));
     case kMfu:
@@ -106,11 +105,9 @@ QVariant PlansModel::data(const QModelIndex& index, int role) const {
     case kBubble:
       return raw ? QVariant(m.bubble_fraction) : QVariant(format_percent(m.bubble_fraction));
     case kExitOverhead:
-      return raw ? QVariant(m.exit_overhead_fraction)
-                 : QVariant(format_percent(m.exit_overhead_fraction));
+      return raw ? QVariant(m.exit_overhead_fraction) : QVariant(format_percent(m.exit_overhead_fraction));
     case kMemory:
-      return raw ? QVariant(m.peak_memory_GiB)
-                 : QVariant(QStringLiteral("%1 GiB").arg(m.peak_memory_GiB, 0, 'f', 1));
+      return raw ? QVariant(m.peak_memory_GiB) : QVariant(QStringLiteral("%1 GiB").arg(m.peak_memory_GiB, 0, 'f', 1));
     case kRunsOn: {
       QStringList on;
       for (LaunchTarget t : kLaunchTargets)
@@ -127,16 +124,19 @@ QVariant PlansModel::data(const QModelIndex& index, int role) const {
 QVariant PlansModel::headerData(int section, Qt::Orientation orientation, int role) const {
   if (role != Qt::DisplayRole) return {};
   if (orientation == Qt::Vertical) return section + 1;
-  static const char* names[kNumColumns] = {
-      "#",      "GPUs",          "TP",          "PP",        "DP",       "VP",
-      "mbs",    "schedule",      "recompute",   "s per backbone batch", "tokens/s", "MFU",
-      "bubble", "exit overhead", "peak memory", "runs on", "plan"};
+  static const char* names[kNumColumns] = {"#",           "GPUs",
+                                           "TP",          "PP",
+                                           "DP",          "VP",
+                                           "mbs",         "schedule",
+                                           "recompute",   "s per backbone batch",
+                                           "tokens/s",    "MFU",
+                                           "bubble",      "exit overhead",
+                                           "peak memory", "runs on",
+                                           "plan"};
   return section >= 0 && section < kNumColumns ? tr(names[section]) : QVariant();
 }
 
-
-PlansPanel::PlansPanel(QWidget* parent)
-    : QWidget(parent), generation_(std::make_shared<std::atomic<int>>(0)) {
+PlansPanel::PlansPanel(QWidget* parent) : QWidget(parent), generation_(std::make_shared<std::atomic<int>>(0)) {
   auto* lay = new QVBoxLayout(this);
   auto* bar = new QHBoxLayout;
   gpus_ = new QSpinBox(this);
@@ -150,9 +150,11 @@ PlansPanel::PlansPanel(QWidget* parent)
   progress_->setValue(0);
   launch_ = new QComboBox(this);
   launch_->addItem(tr("launchable with: any"));
-  for (LaunchTarget t : kLaunchTargets) launch_->addItem(tr("launchable with: %1").arg(QString::fromLatin1(to_string(t))));
-  launch_->setToolTip(tr("Only plans this system can launch (eellm runs every schedule; EE-LLM: 1F1B/EE-1F1B and "
-                         "bubble filling, even layer splits; Megatron-LM: no early exits)"));
+  for (LaunchTarget t : kLaunchTargets)
+    launch_->addItem(tr("launchable with: %1").arg(QString::fromLatin1(to_string(t))));
+  launch_->setToolTip(
+      tr("Only plans this system can launch (eellm runs every schedule; EE-LLM: 1F1B/EE-1F1B and "
+         "bubble filling, even layer splits; Megatron-LM: no early exits)"));
   bar->addWidget(gpus_);
   bar->addWidget(launch_);
   bar->addWidget(plan_);
@@ -198,8 +200,7 @@ PlansPanel::~PlansPanel() {
 
 void PlansPanel::setBase(const Scenario& base) {
   base_ = base;
-  gpus_->setValue(std::max(
-      1, base.parallel.world_size > 0 ? base.parallel.world_size : base.cluster.total_gpus()));
+  gpus_->setValue(std::max(1, base.parallel.world_size > 0 ? base.parallel.world_size : base.cluster.total_gpus()));
 }
 
 int PlansPanel::planCount() const {
@@ -267,8 +268,8 @@ bool PlansPanel::startPlanning() {
         [self, generation, gen, result] {
           if (!self) return;
           --self->threads_in_flight_;
-          self->last_outcome_ = result->is_ok() ? QStringLiteral("ok")
-                                                : QString::fromStdString(result->status().to_string());
+          self->last_outcome_ =
+              result->is_ok() ? QStringLiteral("ok") : QString::fromStdString(result->status().to_string());
           self->last_cancelled_ = result->status().is_cancelled();  // the code, never the text
           if (generation->load() != gen) return;
           self->running_ = false;
@@ -312,8 +313,7 @@ void PlansPanel::emitForSelection(int slot) {
   if (!cur.isValid()) return;
   const Scenario s = planScenario(cur.row());
   const QModelIndex src = proxy_->mapToSource(cur);
-  const QString label =
-      QString::fromStdString(to_string(model_->plans()[static_cast<size_t>(src.row())].candidate));
+  const QString label = QString::fromStdString(to_string(model_->plans()[static_cast<size_t>(src.row())].candidate));
   if (slot < 0) {
     emit useScenario(s, label);
   } else {

@@ -3,10 +3,10 @@
 // PlansModel: ranked plans as a read-only table (layout, schedule, the ranking key kRankingKey —
 // ee-fill rows show the iteration time beside it —, tokens/s, MFU, bubble, exit overhead, peak memory,
 // the systems that can launch the plan); Qt::UserRole gives raw numbers so a QSortFilterProxyModel
-// sorts numerically; the table opens sorted by # (the planner's ranking), which the time column agrees with. PlansPanel: GPU budget, Plan / Cancel, a progress bar fed from the planner's
-// progress callback, the sortable table, and buttons to use a plan or pin it as A / B for
-// comparison. plan() runs on a worker thread; progress and the result come back as queued calls.
-// Cancel stops the search: the planner polls PlanOptions::cancelled (the panel's generation
+// sorts numerically; the table opens sorted by # (the planner's ranking), which the time column agrees with.
+// PlansPanel: GPU budget, Plan / Cancel, a progress bar fed from the planner's progress callback, the sortable table,
+// and buttons to use a plan or pin it as A / B for comparison. plan() runs on a worker thread; progress and the result
+// come back as queued calls. Cancel stops the search: the planner polls PlanOptions::cancelled (the panel's generation
 // counter) before each block of candidates and each simulation, so the worker ends within one
 // simulation per thread; a new search can start at once (a late result of the old one is
 // discarded by generation). GUI thread only (except the worker's own closure).
@@ -18,7 +18,6 @@
 #include <memory>
 
 #include "model/scenario.h"
-
 #include "sim/plan.h"
 
 class QComboBox;
@@ -30,7 +29,6 @@ class QTableView;
 class QSortFilterProxyModel;
 
 namespace eellm::gui {
-
 
 class PlansModel : public QAbstractTableModel {
   Q_OBJECT
@@ -68,7 +66,6 @@ class PlansModel : public QAbstractTableModel {
   std::vector<PlanEntry> plans_;
 };
 
-
 class PlansPanel : public QWidget {
   Q_OBJECT
  public:
@@ -87,14 +84,10 @@ class PlansPanel : public QWidget {
   int threadsInFlight() const { return threads_in_flight_; }
   QString lastOutcome() const { return last_outcome_; }
   bool lastCancelled() const { return last_cancelled_; }
-  PlansModel* model() const {
-    return model_;
-  }
+  PlansModel* model() const { return model_; }
   // "launchable with": any (index 0) or one of kLaunchTargets (index 1…), as plan --launchable-with.
   QComboBox* launchTarget() const { return launch_; }
-  QSortFilterProxyModel* proxy() const {
-    return proxy_;
-  }
+  QSortFilterProxyModel* proxy() const { return proxy_; }
   // The scenario of the plan in proxy row `row`.
   Scenario planScenario(int proxy_row) const;
 

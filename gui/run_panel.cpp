@@ -36,26 +36,26 @@ namespace eellm::gui {
 QStringList run_command(const RunRequest& r) {
   QStringList cmd;
   if (r.processes > 1) cmd << r.mpirun << QStringLiteral("-np") << QString::number(r.processes);
-  cmd << r.eellm << QStringLiteral("train") << r.scenario_path << QStringLiteral("--metrics")
-      << r.metrics_path;
+  cmd << r.eellm << QStringLiteral("train") << r.scenario_path << QStringLiteral("--metrics") << r.metrics_path;
   if (!r.trace_path.isEmpty()) cmd << QStringLiteral("--trace") << r.trace_path;
   if (r.steps > 0) cmd << QStringLiteral("--steps") << QString::number(r.steps);
   return cmd;
 }
 
 QStringList slurm_command(const SlurmRequest& r) {
-  QStringList cmd{r.eellm,          QStringLiteral("launch"),     r.scenario_path, QStringLiteral("--slurm"),
-                  QStringLiteral("-o"), r.script_path,          QStringLiteral("--launcher"), r.launcher,
-                  QStringLiteral("--time"), r.time};
+  QStringList cmd{
+      r.eellm,       QStringLiteral("launch"),     r.scenario_path, QStringLiteral("--slurm"), QStringLiteral("-o"),
+      r.script_path, QStringLiteral("--launcher"), r.launcher,      QStringLiteral("--time"),  r.time};
   if (r.steps > 0) cmd << QStringLiteral("--steps") << QString::number(r.steps);
   return cmd;
 }
 
 QString validate_generate(const GenerateRequest& r) {
-  if (r.checkpoint.trimmed().isEmpty()) return QObject::tr("checkpoint: empty (a directory written by eellm train --save)");
+  if (r.checkpoint.trimmed().isEmpty())
+    return QObject::tr("checkpoint: empty (a directory written by eellm train --save)");
   if (r.prompt.isEmpty()) return QObject::tr("prompt: empty");
-  static const QStringList methods{QStringLiteral("full"), QStringLiteral("recompute"),
-                                   QStringLiteral("speculative"), QStringLiteral("pipeline")};
+  static const QStringList methods{QStringLiteral("full"), QStringLiteral("recompute"), QStringLiteral("speculative"),
+                                   QStringLiteral("pipeline")};
   if (!methods.contains(r.method))
     return QObject::tr("method (%1): must be one of %2").arg(r.method, methods.join(QStringLiteral(", ")));
   const QString t = r.threshold.trimmed();
@@ -106,7 +106,8 @@ QString format_generate_stats(const GenerateStats& s) {
   if (!s.ok) return s.error;
   QStringList heads;
   for (size_t e = 0; e < s.exit_rates.size(); ++e) {
-    const QString name = e < s.exit_layers.size() ? QStringLiteral("@%1").arg(s.exit_layers[e]) : QStringLiteral("final");
+    const QString name =
+        e < s.exit_layers.size() ? QStringLiteral("@%1").arg(s.exit_layers[e]) : QStringLiteral("final");
     heads << QStringLiteral("%1 %2 %").arg(name).arg(100.0 * s.exit_rates[e], 0, 'f', 1);
   }
   return QObject::tr("%1 tokens, %2 tokens/s, %3 layers per token; exits: %4")
@@ -119,7 +120,8 @@ QString format_generate_stats(const GenerateStats& s) {
 QProcessEnvironment run_environment(const QProcessEnvironment& base, bool as_root) {
   QProcessEnvironment env = base;
   if (as_root) {
-    for (const QString& k : {QStringLiteral("OMPI_ALLOW_RUN_AS_ROOT"), QStringLiteral("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM")})
+    for (const QString& k :
+         {QStringLiteral("OMPI_ALLOW_RUN_AS_ROOT"), QStringLiteral("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM")})
       if (!env.contains(k)) env.insert(k, QStringLiteral("1"));
   }
   return env;
@@ -162,8 +164,7 @@ std::vector<MetricsRecord> MetricsLog::feed(const QByteArray& bytes) {
     if (line.isEmpty()) continue;
     QJsonParseError err{};
     const QJsonDocument doc = QJsonDocument::fromJson(line, &err);
-    if (err.error != QJsonParseError::NoError || !doc.isObject() ||
-        !doc.object().contains(QStringLiteral("step"))) {
+    if (err.error != QJsonParseError::NoError || !doc.isObject() || !doc.object().contains(QStringLiteral("step"))) {
       ++malformed_;
       continue;
     }
@@ -173,15 +174,13 @@ std::vector<MetricsRecord> MetricsLog::feed(const QByteArray& bytes) {
     if (o.contains(QStringLiteral("eval"))) {
       r.eval = true;
       const QJsonObject ev = o.value(QStringLiteral("eval")).toObject();
-      for (auto it = ev.begin(); it != ev.end(); ++it)
-        r.eval_losses.emplace_back(it.key(), it.value().toDouble());
+      for (auto it = ev.begin(); it != ev.end(); ++it) r.eval_losses.emplace_back(it.key(), it.value().toDouble());
     } else {
       r.loss = o.value(QStringLiteral("loss")).toDouble();
       r.final_loss = o.value(QStringLiteral("final")).toDouble();
       r.lr = o.value(QStringLiteral("lr")).toDouble();
       r.tokens_per_s = o.value(QStringLiteral("tokens_per_s")).toDouble();
-      for (const QJsonValue& v : o.value(QStringLiteral("exits")).toArray())
-        r.exits.push_back(v.toDouble());
+      for (const QJsonValue& v : o.value(QStringLiteral("exits")).toArray()) r.exits.push_back(v.toDouble());
     }
     records_.push_back(r);
     out.push_back(std::move(r));
@@ -220,10 +219,11 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   checkpoint_->setPlaceholderText(tr("directory written by eellm train --save"));
   prompt_ = new QLineEdit(gen_page);
   method_ = new QComboBox(gen_page);
-  method_->addItems({QStringLiteral("recompute"), QStringLiteral("full"), QStringLiteral("speculative"),
-                     QStringLiteral("pipeline")});
-  method_->setToolTip(tr("recompute: EE-LLM KV recomputation; speculative: draft through an exit, verify "
-                         "with the rest; pipeline: one stage per process under mpirun"));
+  method_->addItems(
+      {QStringLiteral("recompute"), QStringLiteral("full"), QStringLiteral("speculative"), QStringLiteral("pipeline")});
+  method_->setToolTip(
+      tr("recompute: EE-LLM KV recomputation; speculative: draft through an exit, verify "
+         "with the rest; pipeline: one stage per process under mpirun"));
   threshold_ = new QLineEdit(gen_page);
   threshold_->setPlaceholderText(tr("scenario's early_exit_thres (or 0…1, off)"));
   max_new_ = new QSpinBox(gen_page);
@@ -286,8 +286,7 @@ RunPanel::~RunPanel() {
   }
 }
 
-void RunPanel::setScenario(const QString& yaml, const QString& name, int world_size,
-                           int train_iters) {
+void RunPanel::setScenario(const QString& yaml, const QString& name, int world_size, int train_iters) {
   yaml_ = yaml;
   name_ = name;
   train_iters_ = train_iters;
@@ -465,8 +464,7 @@ void RunPanel::launch(const QStringList& cmd, const QString& base) {
   proc_->setProcessChannelMode(QProcess::MergedChannels);
   proc_->setWorkingDirectory(base);
   proc_->setProcessEnvironment(run_environment(QProcessEnvironment::systemEnvironment(), running_as_root()));
-  connect(proc_, &QProcess::readyRead, this,
-          [this] { appendLog(QString::fromUtf8(proc_->readAll())); });
+  connect(proc_, &QProcess::readyRead, this, [this] { appendLog(QString::fromUtf8(proc_->readAll())); });
   connect(proc_, &QProcess::finished, this, &RunPanel::processFinished);
   connect(proc_, &QProcess::errorOccurred, this, [this](QProcess::ProcessError e) {
     if (e == QProcess::FailedToStart) {
@@ -535,10 +533,8 @@ void RunPanel::addPoints(const std::vector<MetricsRecord>& records) {
     auto* y = static_cast<QValueAxis*>(c->axes(Qt::Vertical).front());
     x->setRange(0, std::max<double>(progress_->maximum(), r.step));
     if (ymax > y->max()) y->setRange(0, ymax * 1.1);
-    status_->setText(tr("step %1: loss %2, %3 tokens/s")
-                         .arg(r.step)
-                         .arg(r.loss, 0, 'f', 4)
-                         .arg(r.tokens_per_s, 0, 'f', 0));
+    status_->setText(
+        tr("step %1: loss %2, %3 tokens/s").arg(r.step).arg(r.loss, 0, 'f', 4).arg(r.tokens_per_s, 0, 'f', 0));
   }
 }
 
@@ -552,10 +548,9 @@ void RunPanel::processFinished(int code, QProcess::ExitStatus status) {
     progress_->setValue(1);
   }
   if (status != QProcess::NormalExit || code != 0) {
-    const QString msg =
-        tr("the run ended with exit code %1%2; see the log")
-            .arg(code)
-            .arg(status == QProcess::CrashExit ? tr(" (crashed or stopped)") : QString());
+    const QString msg = tr("the run ended with exit code %1%2; see the log")
+                            .arg(code)
+                            .arg(status == QProcess::CrashExit ? tr(" (crashed or stopped)") : QString());
     status_->setText(msg);
     emit runError(msg);
     emit finished(code == 0 ? 1 : code);
@@ -580,7 +575,8 @@ void RunPanel::processFinished(int code, QProcess::ExitStatus status) {
     if (!gen_stats_.ok && gen_stats_.error.isEmpty())
       gen_stats_.error = tr("no statistics file %1: %2").arg(stats_path_, f.errorString());
     status_->setText(tr("generated: %1").arg(format_generate_stats(gen_stats_)));
-    if (!gen_stats_.ok) emit runError(tr("Generation finished but its statistics cannot be read: %1").arg(gen_stats_.error));
+    if (!gen_stats_.ok)
+      emit runError(tr("Generation finished but its statistics cannot be read: %1").arg(gen_stats_.error));
     emit finished(0);
     return;
   }

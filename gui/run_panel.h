@@ -68,7 +68,7 @@ struct GenerateRequest {
   QString checkpoint;  // directory written by eellm train --save
   QString prompt;
   QString method = QStringLiteral("recompute");  // full | recompute | speculative | pipeline
-  QString threshold;   // empty → the checkpoint scenario's early_exit_thres; "off" or a number in [0, 1]
+  QString threshold;  // empty → the checkpoint scenario's early_exit_thres; "off" or a number in [0, 1]
   int max_new_tokens = 64;
   int processes = 1;   // > 1 → under mpirun -np (the pipeline method: one stage per process)
   QString stats_path;  // --stats-out file (empty → none); --stats is always passed

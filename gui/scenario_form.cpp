@@ -68,8 +68,7 @@ ScenarioForm::ScenarioForm(QWidget* parent) : QWidget(parent) {
   QFormLayout* model = group(tr("Model"));
   num_layers_ = addSpin(model, QStringLiteral("model.num_layers"), tr("layers"), 1, 1000);
   hidden_ = addSpin(model, QStringLiteral("model.hidden_size"), tr("hidden size"), 1, 1 << 17);
-  heads_ =
-      addSpin(model, QStringLiteral("model.num_attention_heads"), tr("attention heads"), 1, 1024);
+  heads_ = addSpin(model, QStringLiteral("model.num_attention_heads"), tr("attention heads"), 1, 1024);
   seq_ = addSpin(model, QStringLiteral("model.seq_length"), tr("sequence length"), 1, 1 << 20);
   vocab_ = addSpin(model, QStringLiteral("model.vocab_size"), tr("vocabulary"), 1, 1 << 24);
 
@@ -99,29 +98,22 @@ ScenarioForm::ScenarioForm(QWidget* parent) : QWidget(parent) {
   connect(exits_, &ExitsModel::exitsEdited, this, &ScenarioForm::edited);
 
   QFormLayout* par = group(tr("Parallel layout and schedule"));
-  tp_ = addSpin(par, QStringLiteral("parallel.tensor_model_parallel_size"), tr("tensor parallel"),
-                1, 1024);
-  pp_ = addSpin(par, QStringLiteral("parallel.pipeline_model_parallel_size"),
-                tr("pipeline parallel"), 1, 1024);
-  vp_ = addSpin(par, QStringLiteral("parallel.virtual_pipeline_model_parallel_size"),
-                tr("virtual stages"), 1, 64);
-  world_ = addSpin(par, QStringLiteral("parallel.world_size"), tr("world size (0 = cluster)"), 0,
-                   1 << 20);
+  tp_ = addSpin(par, QStringLiteral("parallel.tensor_model_parallel_size"), tr("tensor parallel"), 1, 1024);
+  pp_ = addSpin(par, QStringLiteral("parallel.pipeline_model_parallel_size"), tr("pipeline parallel"), 1, 1024);
+  vp_ = addSpin(par, QStringLiteral("parallel.virtual_pipeline_model_parallel_size"), tr("virtual stages"), 1, 64);
+  world_ = addSpin(par, QStringLiteral("parallel.world_size"), tr("world size (0 = cluster)"), 0, 1 << 20);
   partition_ = new QLineEdit(this);
   partition_->setPlaceholderText(tr("even split, or e.g. 2,2,1,1"));
   par->addRow(tr("layer partition"), partition_);
   fields_.insert(QStringLiteral("parallel.layer_partition"), Field{partition_, nullptr});
   addErrorRow(par, QStringLiteral("parallel.layer_partition"), partition_);
   connect(partition_, &QLineEdit::editingFinished, this, &ScenarioForm::edited);
-  schedule_ = addCombo(par, QStringLiteral("parallel.schedule"), tr("schedule"),
-                       enum_names<ScheduleKind>());
-  fill_ = addCheck(par, QStringLiteral("parallel.fill_explicit_bubbles"),
-                   tr("fill explicit bubbles (EE-LLM)"));
+  schedule_ = addCombo(par, QStringLiteral("parallel.schedule"), tr("schedule"), enum_names<ScheduleKind>());
+  fill_ = addCheck(par, QStringLiteral("parallel.fill_explicit_bubbles"), tr("fill explicit bubbles (EE-LLM)"));
   recompute_ = addCombo(par, QStringLiteral("parallel.recompute_granularity"), tr("recompute"),
                         enum_names<RecomputeGranularity>());
   sp_ = addCheck(par, QStringLiteral("parallel.sequence_parallel"), tr("sequence parallel"));
-  dist_opt_ = addCheck(par, QStringLiteral("parallel.use_distributed_optimizer"),
-                       tr("distributed optimizer"));
+  dist_opt_ = addCheck(par, QStringLiteral("parallel.use_distributed_optimizer"), tr("distributed optimizer"));
 
   QFormLayout* cl = group(tr("Cluster and batch"));
   QStringList clusters;
@@ -147,7 +139,8 @@ void ScenarioForm::addCostGroup(QVBoxLayout* top) {
   form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
   top->addWidget(box);
   price_ = addDoubleSpin(form, QStringLiteral("cluster.cost.price_per_gpu_hour_usd"), tr("USD per GPU-hour"), 1e4, 2);
-  mtbf_ = addDoubleSpin(form, QStringLiteral("cluster.cost.node_mtbf_hours"), tr("node MTBF, hours (0 = none)"), 1e8, 1);
+  mtbf_ =
+      addDoubleSpin(form, QStringLiteral("cluster.cost.node_mtbf_hours"), tr("node MTBF, hours (0 = none)"), 1e8, 1);
   ckpt_bw_ = addDoubleSpin(form, QStringLiteral("cluster.cost.checkpoint_write_GBps_per_node"),
                            tr("checkpoint write GB/s per node"), 1e5, 2);
 }
@@ -180,8 +173,7 @@ void ScenarioForm::addErrorRow(QFormLayout* form, const QString& field, QWidget*
   fields_[field] = Field{editor, err};
 }
 
-QSpinBox* ScenarioForm::addSpin(QFormLayout* form, const QString& field, const QString& label,
-                                int lo, int hi) {
+QSpinBox* ScenarioForm::addSpin(QFormLayout* form, const QString& field, const QString& label, int lo, int hi) {
   auto* s = new QSpinBox(this);
   s->setRange(lo, hi);
   s->setObjectName(field);
@@ -338,9 +330,8 @@ void ScenarioForm::setDiagnostics(const Diagnostics& diagnostics) {
   QStringList general;
   for (const Diagnostic& d : diagnostics.items) {
     const QString field = QString::fromStdString(d.field);
-    const QString text =
-        (d.severity == Diagnostic::Severity::kError ? tr("error: ") : tr("warning: ")) +
-        QString::fromStdString(d.message);
+    const QString text = (d.severity == Diagnostic::Severity::kError ? tr("error: ") : tr("warning: ")) +
+                         QString::fromStdString(d.message);
     // Longest registered field that is a prefix of the diagnostic's field
     // ("exits.exit_layer_nums[1]" → "exits"; "parallel.layer_partition[2]" →
     // "parallel.layer_partition").
@@ -348,8 +339,7 @@ void ScenarioForm::setDiagnostics(const Diagnostics& diagnostics) {
     for (auto it = fields_.cbegin(); it != fields_.cend(); ++it) {
       const QString& k = it.key();
       if (it->error && field.startsWith(k) &&
-          (field.size() == k.size() || field[k.size()] == QLatin1Char('.') ||
-           field[k.size()] == QLatin1Char('[')) &&
+          (field.size() == k.size() || field[k.size()] == QLatin1Char('.') || field[k.size()] == QLatin1Char('[')) &&
           k.size() > best.size()) {
         best = k;
       }

@@ -54,11 +54,9 @@ class ScenarioForm : public QWidget {
     QLabel* error = nullptr;
   };
   QSpinBox* addSpin(QFormLayout* form, const QString& field, const QString& label, int lo, int hi);
-  QComboBox* addCombo(QFormLayout* form, const QString& field, const QString& label,
-                      const QStringList& items);
+  QComboBox* addCombo(QFormLayout* form, const QString& field, const QString& label, const QStringList& items);
   QCheckBox* addCheck(QFormLayout* form, const QString& field, const QString& label);
-  QDoubleSpinBox* addDoubleSpin(QFormLayout* form, const QString& field, const QString& label, double hi,
-                                int decimals);
+  QDoubleSpinBox* addDoubleSpin(QFormLayout* form, const QString& field, const QString& label, double hi, int decimals);
   // What-if cost: price per GPU-hour, node MTBF, checkpoint write bandwidth (cluster.cost.*).
   void addCostGroup(QVBoxLayout* top);
   void showCost(const CostSpec& cost);

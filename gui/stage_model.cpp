@@ -1,9 +1,8 @@
 #include "gui/stage_model.h"
 
-#include <limits>
-
 #include <QBrush>
 #include <QColor>
+#include <limits>
 
 #include "gui/format.h"
 
@@ -133,8 +132,8 @@ QVariant OpErrorModel::data(const QModelIndex& index, int role) const {
                                          cmp_.per_op[static_cast<size_t>(index.row())].count_predicted == 0);
   if (role == Qt::ForegroundRole && index.column() == kError) {
     if (unmeasured) return QBrush(QColor(128, 128, 128));
-    const double e = iteration ? cmp_.iteration_relative_error
-                               : cmp_.per_op[static_cast<size_t>(index.row())].relative_error;
+    const double e =
+        iteration ? cmp_.iteration_relative_error : cmp_.per_op[static_cast<size_t>(index.row())].relative_error;
     return QBrush(std::abs(e) > 0.2 ? QColor(200, 0, 0) : QColor(0, 120, 0));
   }
   if (unmeasured && (index.column() == kMeasured || index.column() == kError) &&
@@ -154,14 +153,11 @@ QVariant OpErrorModel::data(const QModelIndex& index, int role) const {
       case kCountMeasured:
         return raw ? QVariant(1) : QVariant(QString());
       case kPredicted:
-        return raw ? QVariant(cmp_.predicted_iteration_s)
-                   : QVariant(format_seconds(cmp_.predicted_iteration_s));
+        return raw ? QVariant(cmp_.predicted_iteration_s) : QVariant(format_seconds(cmp_.predicted_iteration_s));
       case kMeasured:
-        return raw ? QVariant(cmp_.measured_iteration_s)
-                   : QVariant(format_seconds(cmp_.measured_iteration_s));
+        return raw ? QVariant(cmp_.measured_iteration_s) : QVariant(format_seconds(cmp_.measured_iteration_s));
       case kError:
-        return raw ? QVariant(cmp_.iteration_relative_error)
-                   : QVariant(format_percent(cmp_.iteration_relative_error));
+        return raw ? QVariant(cmp_.iteration_relative_error) : QVariant(format_percent(cmp_.iteration_relative_error));
       default:
         return {};
     }
@@ -169,8 +165,7 @@ QVariant OpErrorModel::data(const QModelIndex& index, int role) const {
   const OpKindError& o = cmp_.per_op[static_cast<size_t>(index.row())];
   switch (index.column()) {
     case kOp:
-      return QString::fromLatin1(to_string(o.op)) +
-             (o.exit_part ? QStringLiteral(" (exit)") : QString());
+      return QString::fromLatin1(to_string(o.op)) + (o.exit_part ? QStringLiteral(" (exit)") : QString());
     case kCountPredicted:
       return o.count_predicted;
     case kCountMeasured:
@@ -189,8 +184,8 @@ QVariant OpErrorModel::data(const QModelIndex& index, int role) const {
 QVariant OpErrorModel::headerData(int section, Qt::Orientation orientation, int role) const {
   if (role != Qt::DisplayRole) return {};
   if (orientation == Qt::Vertical) return section + 1;
-  static const char* names[kNumColumns] = {
-      "op", "# predicted", "# measured", "mean predicted", "mean measured", "error"};
+  static const char* names[kNumColumns] = {"op",   "# predicted", "# measured", "mean predicted", "mean measured",
+                                           "error"};
   return section >= 0 && section < kNumColumns ? tr(names[section]) : QVariant();
 }
 

@@ -32,14 +32,12 @@ TimeAxis TimeAxis::clamped() const {
 TimeAxis TimeAxis::zoomed(double factor, double anchor_px) const {
   if (!(factor > 0)) return *this;
   TimeAxis a = *this;
-  const double anchor_t =
-      static_cast<double>(start) + anchor_px * static_cast<double>(span) / width;
+  const double anchor_t = static_cast<double>(start) + anchor_px * static_cast<double>(span) / width;
   const int64_t max_span = std::max(total, min_span);
-  a.span = std::clamp<int64_t>(
-      static_cast<int64_t>(std::llround(static_cast<double>(span) / factor)), min_span, max_span);
+  a.span =
+      std::clamp<int64_t>(static_cast<int64_t>(std::llround(static_cast<double>(span) / factor)), min_span, max_span);
   // Keep anchor_t under anchor_px with the new span.
-  a.start = static_cast<int64_t>(
-      std::llround(anchor_t - anchor_px * static_cast<double>(a.span) / width));
+  a.start = static_cast<int64_t>(std::llround(anchor_t - anchor_px * static_cast<double>(a.span) / width));
   return a.clamped();
 }
 

@@ -21,9 +21,7 @@ struct TimeAxis {
   static TimeAxis fit(int64_t total, int width);
 
   double ns_per_px() const { return static_cast<double>(span) / width; }
-  double to_px(int64_t t) const {
-    return static_cast<double>(t - start) * width / static_cast<double>(span);
-  }
+  double to_px(int64_t t) const { return static_cast<double>(t - start) * width / static_cast<double>(span); }
   int64_t to_time(double px) const;
   int64_t end() const { return start + span; }
   bool visible(int64_t t0, int64_t t1) const { return t1 >= start && t0 <= end(); }

@@ -11,8 +11,7 @@ namespace eellm::gui {
 OpClass op_class(const TimelineEvent& e) {
   if (e.stream != Stream::kCompute) return OpClass::kComm;
   if (e.category == Category::kComm) return OpClass::kComm;
-  if (e.category == Category::kOptimizer || e.op == InstrKind::kOptimizerStep)
-    return OpClass::kOptimizer;
+  if (e.category == Category::kOptimizer || e.op == InstrKind::kOptimizerStep) return OpClass::kOptimizer;
   if (e.category == Category::kFill) return OpClass::kFill;
   if (e.exit_part || e.category == Category::kExit) {
     return e.op == InstrKind::kForward ? OpClass::kExitFwd : OpClass::kExitBwd;
@@ -99,20 +98,16 @@ void TimelineLanes::build(const Timeline& timeline, const LaneGeometry& g) {
   int y = 0;
   for (int r = 0; r < num_ranks; ++r) {
     for (int s = 0; s < kNumStreams; ++s) {
-      const bool collapsed =
-          static_cast<size_t>(r) < g.collapsed.size() && g.collapsed[static_cast<size_t>(r)];
-      if (s != 0 && (collapsed || count[static_cast<size_t>(r)][static_cast<size_t>(s)] == 0))
-        continue;
+      const bool collapsed = static_cast<size_t>(r) < g.collapsed.size() && g.collapsed[static_cast<size_t>(r)];
+      if (s != 0 && (collapsed || count[static_cast<size_t>(r)][static_cast<size_t>(s)] == 0)) continue;
       Lane lane;
       lane.rank = r;
       lane.stream = static_cast<Stream>(s);
       lane.y = y;
       lane.height = s == 0 ? g.compute_height : g.comm_height;
-      lane.events.reserve(
-          static_cast<size_t>(count[static_cast<size_t>(r)][static_cast<size_t>(s)]));
+      lane.events.reserve(static_cast<size_t>(count[static_cast<size_t>(r)][static_cast<size_t>(s)]));
       y += lane.height + 1;
-      lane_index[static_cast<size_t>(r) * kNumStreams + static_cast<size_t>(s)] =
-          static_cast<int>(lanes_.size());
+      lane_index[static_cast<size_t>(r) * kNumStreams + static_cast<size_t>(s)] = static_cast<int>(lanes_.size());
       lanes_.push_back(std::move(lane));
     }
     y += g.stage_gap;
@@ -121,8 +116,7 @@ void TimelineLanes::build(const Timeline& timeline, const LaneGeometry& g) {
   for (size_t i = 0; i < timeline.events.size(); ++i) {
     const TimelineEvent& e = timeline.events[i];
     if (e.rank < 0) continue;
-    const int li =
-        lane_index[static_cast<size_t>(e.rank) * kNumStreams + static_cast<size_t>(e.stream)];
+    const int li = lane_index[static_cast<size_t>(e.rank) * kNumStreams + static_cast<size_t>(e.stream)];
     if (li >= 0) lanes_[static_cast<size_t>(li)].events.push_back(static_cast<int32_t>(i));
   }
   for (Lane& lane : lanes_) {
@@ -143,8 +137,7 @@ void TimelineLanes::build(const Timeline& timeline, const LaneGeometry& g) {
 }
 
 int TimelineLanes::lane_at(int y) const {
-  auto it = std::upper_bound(lanes_.begin(), lanes_.end(), y,
-                             [](int v, const Lane& l) { return v < l.y; });
+  auto it = std::upper_bound(lanes_.begin(), lanes_.end(), y, [](int v, const Lane& l) { return v < l.y; });
   if (it == lanes_.begin()) return -1;
   --it;
   if (y >= it->y + it->height) return -1;
@@ -158,17 +151,15 @@ int TimelineLanes::lane_of(int rank, Stream stream) const {
 
 std::pair<size_t, size_t> TimelineLanes::visible(const Lane& lane, TimeNs t0, TimeNs t1) const {
   // First event whose running max end reaches t0 (max_t1 is non-decreasing).
-  const size_t first = static_cast<size_t>(
-      std::lower_bound(lane.max_t1.begin(), lane.max_t1.end(), t0) - lane.max_t1.begin());
+  const size_t first =
+      static_cast<size_t>(std::lower_bound(lane.max_t1.begin(), lane.max_t1.end(), t0) - lane.max_t1.begin());
   // Events are sorted by start: the first one starting after t1 ends the range.
   const size_t last = static_cast<size_t>(
-      std::upper_bound(lane.t0.begin() + static_cast<std::ptrdiff_t>(first), lane.t0.end(), t1) -
-      lane.t0.begin());
+      std::upper_bound(lane.t0.begin() + static_cast<std::ptrdiff_t>(first), lane.t0.end(), t1) - lane.t0.begin());
   return {first, std::max(first, last)};
 }
 
-int32_t TimelineLanes::event_at(const Timeline& timeline, const Lane& lane, TimeNs t,
-                                TimeNs slack) const {
+int32_t TimelineLanes::event_at(const Timeline& timeline, const Lane& lane, TimeNs t, TimeNs slack) const {
   auto [first, last] = visible(lane, t - slack, t + slack);
   int32_t best = -1;
   TimeNs best_dist = INT64_MAX;
@@ -185,10 +176,9 @@ int32_t TimelineLanes::event_at(const Timeline& timeline, const Lane& lane, Time
 }
 
 std::pair<size_t, size_t> TimelineLanes::lanes_between(int y0, int y1) const {
-  auto first = std::lower_bound(lanes_.begin(), lanes_.end(), y0,
-                                [](const Lane& l, int v) { return l.y + l.height <= v; });
-  auto last =
-      std::lower_bound(first, lanes_.end(), y1, [](const Lane& l, int v) { return l.y < v; });
+  auto first =
+      std::lower_bound(lanes_.begin(), lanes_.end(), y0, [](const Lane& l, int v) { return l.y + l.height <= v; });
+  auto last = std::lower_bound(first, lanes_.end(), y1, [](const Lane& l, int v) { return l.y < v; });
   return {static_cast<size_t>(first - lanes_.begin()), static_cast<size_t>(last - lanes_.begin())};
 }
 
@@ -196,8 +186,7 @@ std::vector<int32_t> dependency_events(const SimulationResult& result, int32_t i
   const Timeline& tl = result.engine.timeline;
   if (index < 0 || static_cast<size_t>(index) >= tl.events.size()) return {};
   const TimelineEvent& e = tl.events[static_cast<size_t>(index)];
-  if (e.instr < 0 || e.rank < 0 || static_cast<size_t>(e.rank) >= result.schedule.ranks.size())
-    return {};
+  if (e.instr < 0 || e.rank < 0 || static_cast<size_t>(e.rank) >= result.schedule.ranks.size()) return {};
   const auto& lists = result.schedule.ranks;
   // A result read from a trace file has no message map: then only same-rank dependencies.
   static const MessageMap kNoMessages;
@@ -244,8 +233,7 @@ std::vector<int32_t> dependency_events(const SimulationResult& result, int32_t i
 std::vector<int32_t> critical_path_events(const SimulationResult& result) {
   const Timeline& tl = result.engine.timeline;
   std::set<std::pair<int, int>> on_path;
-  for (const CriticalStep& s : critical_path(result.schedule, result.engine))
-    on_path.insert({s.rank, s.instr});
+  for (const CriticalStep& s : critical_path(result.schedule, result.engine)) on_path.insert({s.rank, s.instr});
   std::vector<int32_t> out;
   for (size_t i = 0; i < tl.events.size(); ++i) {
     const TimelineEvent& x = tl.events[i];
@@ -256,8 +244,7 @@ std::vector<int32_t> critical_path_events(const SimulationResult& result) {
 
 int count_events(const Timeline& timeline, int rank, Stream stream, OpClass cls) {
   int n = 0;
-  for (const TimelineEvent& e : timeline.events)
-    n += e.rank == rank && e.stream == stream && op_class(e) == cls;
+  for (const TimelineEvent& e : timeline.events) n += e.rank == rank && e.stream == stream && op_class(e) == cls;
   return n;
 }
 

@@ -22,17 +22,7 @@
 namespace eellm::gui {
 
 // What a block is drawn as; the legend lists these in order.
-enum class OpClass : uint8_t {
-  kFwd,
-  kBwd,
-  kBwdWeight,
-  kExitFwd,
-  kExitBwd,
-  kFill,
-  kComm,
-  kOptimizer,
-  kIdle
-};
+enum class OpClass : uint8_t { kFwd, kBwd, kBwdWeight, kExitFwd, kExitBwd, kFill, kComm, kOptimizer, kIdle };
 inline constexpr int kNumOpClasses = 9;
 
 OpClass op_class(const TimelineEvent& e);

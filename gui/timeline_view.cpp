@@ -19,8 +19,7 @@ constexpr int kOverlayHeight = 7;  // measured bars at the bottom of a compute l
 }  // namespace
 
 TimelineView::TimelineView(QWidget* parent) : QAbstractScrollArea(parent) {
-  for (int c = 0; c < kNumOpClasses; ++c)
-    colors_[static_cast<size_t>(c)] = op_color(static_cast<OpClass>(c));
+  for (int c = 0; c < kNumOpClasses; ++c) colors_[static_cast<size_t>(c)] = op_color(static_cast<OpClass>(c));
   viewport()->setMouseTracking(true);
   setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOn);
   setVerticalScrollBarPolicy(Qt::ScrollBarAsNeeded);
@@ -64,11 +63,9 @@ void TimelineView::clear() {
 
 uint64_t TimelineView::eventKey(const TimelineEvent& e) const {
   // rank 24 bits | stream 2 | op 4 | exit 1 | chunk 8 | microbatch 24 (+1 so -1 fits).
-  return (static_cast<uint64_t>(e.rank & 0xffffff) << 40) |
-         (static_cast<uint64_t>(e.stream) << 38) | (static_cast<uint64_t>(e.op) << 34) |
-         (static_cast<uint64_t>(e.exit_part) << 33) |
-         (static_cast<uint64_t>(e.chunk & 0xff) << 25) |
-         static_cast<uint64_t>((e.microbatch + 1) & 0xffffff);
+  return (static_cast<uint64_t>(e.rank & 0xffffff) << 40) | (static_cast<uint64_t>(e.stream) << 38) |
+         (static_cast<uint64_t>(e.op) << 34) | (static_cast<uint64_t>(e.exit_part) << 33) |
+         (static_cast<uint64_t>(e.chunk & 0xff) << 25) | static_cast<uint64_t>((e.microbatch + 1) & 0xffffff);
 }
 
 void TimelineView::setOverlay(std::shared_ptr<const Timeline> measured) {
@@ -101,8 +98,7 @@ void TimelineView::rebuild(bool keep_view) {
   }
   rebuildLanes();
   const TimeNs total = std::max<TimeNs>({1, forced_total_, timeline_ ? timeline_->end_time() : 0});
-  TimeAxis a =
-      keep_view ? axis_.resized(plotWidth()).retargeted(total) : TimeAxis::fit(total, plotWidth());
+  TimeAxis a = keep_view ? axis_.resized(plotWidth()).retargeted(total) : TimeAxis::fit(total, plotWidth());
   a.min_span = kMinSpanNs;
   applyAxis(a.clamped(), true);
 }
@@ -116,12 +112,11 @@ void TimelineView::rebuildLanes() {
     lanes_.build(*timeline_, g);
     for (const Lane& l : lanes_.lanes()) {
       const bool c = stageCollapsed(l.rank);
-      lane_labels_.push_back(l.stream == Stream::kCompute
-                                 ? QStringLiteral("%1 stage %2")
-                                       .arg(c ? QStringLiteral("▸") : QStringLiteral("▾"))
-                                       .arg(l.rank)
-                             : l.stream == Stream::kSend ? QStringLiteral("    p2p")
-                                                         : QStringLiteral("    collective"));
+      lane_labels_.push_back(
+          l.stream == Stream::kCompute
+              ? QStringLiteral("%1 stage %2").arg(c ? QStringLiteral("▸") : QStringLiteral("▾")).arg(l.rank)
+          : l.stream == Stream::kSend ? QStringLiteral("    p2p")
+                                      : QStringLiteral("    collective"));
     }
   }
   updateScrollBars();
@@ -129,14 +124,12 @@ void TimelineView::rebuildLanes() {
 }
 
 bool TimelineView::stageCollapsed(int rank) const {
-  return rank >= 0 && static_cast<size_t>(rank) < collapsed_.size() &&
-         collapsed_[static_cast<size_t>(rank)];
+  return rank >= 0 && static_cast<size_t>(rank) < collapsed_.size() && collapsed_[static_cast<size_t>(rank)];
 }
 
 void TimelineView::setStageCollapsed(int rank, bool collapsed) {
   if (rank < 0) return;
-  if (collapsed_.size() <= static_cast<size_t>(rank))
-    collapsed_.resize(static_cast<size_t>(rank) + 1, false);
+  if (collapsed_.size() <= static_cast<size_t>(rank)) collapsed_.resize(static_cast<size_t>(rank) + 1, false);
   collapsed_[static_cast<size_t>(rank)] = collapsed;
   rebuildLanes();
 }
@@ -202,8 +195,7 @@ void TimelineView::paintEvent(QPaintEvent*) {
   QPainter p(viewport());
   render(p, viewport()->size(), axis_, verticalScrollBar()->value());
   if (drag_ == Drag::kSelect) {
-    const int x0 = std::min(press_pos_.x(), drag_pos_.x()),
-              x1 = std::max(press_pos_.x(), drag_pos_.x());
+    const int x0 = std::min(press_pos_.x(), drag_pos_.x()), x1 = std::max(press_pos_.x(), drag_pos_.x());
     p.fillRect(QRect(x0, kHeaderHeight, x1 - x0, viewport()->height()), QColor(60, 120, 220, 50));
     p.setPen(QColor(60, 120, 220));
     p.drawLine(x0, kHeaderHeight, x0, viewport()->height());
@@ -211,9 +203,8 @@ void TimelineView::paintEvent(QPaintEvent*) {
   }
 }
 
-void TimelineView::paintLane(QPainter& p, const Timeline& tl, const TimelineLanes& lanes,
-                             const Lane& lane, const TimeAxis& ax, int y, int h,
-                             bool labels) const {
+void TimelineView::paintLane(QPainter& p, const Timeline& tl, const TimelineLanes& lanes, const Lane& lane,
+                             const TimeAxis& ax, int y, int h, bool labels) const {
   const auto [first, last] = lanes.visible(lane, ax.start, ax.end());
   const double plot_w = ax.width;
   double painted_to = -1e18;  // right edge (px) already painted in this lane
@@ -228,18 +219,15 @@ void TimelineView::paintLane(QPainter& p, const Timeline& tl, const TimelineLane
     p.fillRect(QRectF(kLabelWidth + x0, y, w, h), colors_[static_cast<size_t>(cls)]);
     ++painted_blocks_;
     painted_to = std::ceil(x0 + w);
-    if (labels && e.microbatch >= 0 && static_cast<size_t>(e.microbatch) < mb_labels_.size() &&
-        h >= 12 && cls != OpClass::kComm &&
-        w >= mb_label_width_[static_cast<size_t>(e.microbatch)] + 4) {
-      p.drawText(QRectF(kLabelWidth + x0, y, w, h), Qt::AlignCenter,
-                 mb_labels_[static_cast<size_t>(e.microbatch)]);
+    if (labels && e.microbatch >= 0 && static_cast<size_t>(e.microbatch) < mb_labels_.size() && h >= 12 &&
+        cls != OpClass::kComm && w >= mb_label_width_[static_cast<size_t>(e.microbatch)] + 4) {
+      p.drawText(QRectF(kLabelWidth + x0, y, w, h), Qt::AlignCenter, mb_labels_[static_cast<size_t>(e.microbatch)]);
     }
   }
 }
 
-void TimelineView::paintOutlines(QPainter& p, const std::vector<int32_t>& events,
-                                 const TimeAxis& ax, int top, int y_offset, const QColor& color,
-                                 qreal width) const {
+void TimelineView::paintOutlines(QPainter& p, const std::vector<int32_t>& events, const TimeAxis& ax, int top,
+                                 int y_offset, const QColor& color, qreal width) const {
   if (!timeline_ || events.empty()) return;
   p.setPen(QPen(color, width));
   p.setBrush(Qt::NoBrush);
@@ -250,8 +238,7 @@ void TimelineView::paintOutlines(QPainter& p, const std::vector<int32_t>& events
     if (li < 0) continue;
     const Lane& lane = lanes_.lanes()[static_cast<size_t>(li)];
     const double x0 = std::max(-2.0, ax.to_px(e.t0)), x1 = std::min(ax.width + 2.0, ax.to_px(e.t1));
-    p.drawRect(QRectF(kLabelWidth + x0, top + lane.y - y_offset, std::max(1.0, x1 - x0 - 1),
-                      lane.height - 1));
+    p.drawRect(QRectF(kLabelWidth + x0, top + lane.y - y_offset, std::max(1.0, x1 - x0 - 1), lane.height - 1));
   }
 }
 
@@ -288,14 +275,11 @@ void TimelineView::render(QPainter& p, QSize size, const TimeAxis& ax, int y_off
       const int x = kLabelWidth + static_cast<int>(std::lround(ax.to_px(t)));
       p.drawLine(x, ruler_y + kRulerHeight - 6, x, ruler_y + kRulerHeight - 1);
       p.drawText(QPoint(x + 2, ruler_y + kRulerHeight - 8),
-                 QStringLiteral("%1 %2")
-                     .arg(time_in_unit(t, step), 0, 'g', 6)
-                     .arg(QString::fromUtf8(unit)));
+                 QStringLiteral("%1 %2").arg(time_in_unit(t, step), 0, 'g', 6).arg(QString::fromUtf8(unit)));
     }
   }
   if (!timeline_) {
-    p.drawText(QRect(0, kHeaderHeight, w, std::max(0, h - kHeaderHeight)), Qt::AlignCenter,
-               placeholder_);
+    p.drawText(QRect(0, kHeaderHeight, w, std::max(0, h - kHeaderHeight)), Qt::AlignCenter, placeholder_);
     return;
   }
 
@@ -317,14 +301,13 @@ void TimelineView::render(QPainter& p, QSize size, const TimeAxis& ax, int y_off
     if (with_overlay) {
       const int oi = overlay_lanes_.lane_of(lane.rank, Stream::kCompute);
       if (oi >= 0) {
-        paintLane(p, *overlay_, overlay_lanes_, overlay_lanes_.lanes()[static_cast<size_t>(oi)], ax,
-                  y + pred_h + 1, kOverlayHeight, false);
+        paintLane(p, *overlay_, overlay_lanes_, overlay_lanes_.lanes()[static_cast<size_t>(oi)], ax, y + pred_h + 1,
+                  kOverlayHeight, false);
       }
     }
     p.setPen(compute ? Qt::black : QColor(100, 100, 100));
     p.fillRect(QRect(0, y, kLabelWidth, lane.height), Qt::white);
-    p.drawText(QRect(4, y, kLabelWidth - 8, lane.height), Qt::AlignVCenter | Qt::AlignLeft,
-               lane_labels_[li]);
+    p.drawText(QRect(4, y, kLabelWidth - 8, lane.height), Qt::AlignVCenter | Qt::AlignLeft, lane_labels_[li]);
   }
   // Highlights: critical path (when an op is selected), dependencies, the selection.
   if (selected_ >= 0) {
@@ -336,9 +319,8 @@ void TimelineView::render(QPainter& p, QSize size, const TimeAxis& ax, int y_off
 }
 
 QImage TimelineView::renderImage(int width) const {
-  TimeAxis ax =
-      TimeAxis::fit(std::max<TimeNs>({1, forced_total_, timeline_ ? timeline_->end_time() : 0}),
-                    std::max(1, width - kLabelWidth));
+  TimeAxis ax = TimeAxis::fit(std::max<TimeNs>({1, forced_total_, timeline_ ? timeline_->end_time() : 0}),
+                              std::max(1, width - kLabelWidth));
   ax.min_span = kMinSpanNs;
   const int height = kHeaderHeight + std::max(40, lanes_.total_height());
   QImage img(width, height, QImage::Format_RGB32);
@@ -365,27 +347,22 @@ QString TimelineView::tooltipText(int32_t index) const {
   if (!timeline_ || index < 0 || static_cast<size_t>(index) >= timeline_->events.size()) return {};
   const TimelineEvent& e = timeline_->events[static_cast<size_t>(index)];
   QString s = QStringLiteral("<b>%1</b> (%2) — stage %3, %4 stream")
-                  .arg(QString::fromStdString(event_name(e)),
-                       QString::fromLatin1(op_class_name(op_class(e))))
+                  .arg(QString::fromStdString(event_name(e)), QString::fromLatin1(op_class_name(op_class(e))))
                   .arg(e.rank)
                   .arg(QString::fromLatin1(to_string(e.stream)));
   if (e.microbatch >= 0) s += QStringLiteral("<br>microbatch %1").arg(e.microbatch);
   if (e.chunk > 0) s += QStringLiteral(", chunk %1").arg(e.chunk);
-  s += QStringLiteral("<br>start %1, duration %2")
-           .arg(format_duration_ns(e.t0), format_duration_ns(e.duration()));
-  if (e.bytes > 0)
-    s += QStringLiteral("<br>bytes %1").arg(format_bytes(static_cast<double>(e.bytes)));
+  s += QStringLiteral("<br>start %1, duration %2").arg(format_duration_ns(e.t0), format_duration_ns(e.duration()));
+  if (e.bytes > 0) s += QStringLiteral("<br>bytes %1").arg(format_bytes(static_cast<double>(e.bytes)));
   if (e.flops > 0) s += QStringLiteral("<br>FLOPs %1 per GPU").arg(format_flops(e.flops));
   if (e.peer >= 0) s += QStringLiteral("<br>peer stage %1").arg(e.peer);
   if (overlay_) {
     auto it = overlay_by_key_.find(eventKey(e));
     if (it != overlay_by_key_.end()) {
       const TimelineEvent& m = overlay_->events[static_cast<size_t>(it->second)];
-      const double err =
-          m.duration() > 0 ? static_cast<double>(e.duration() - m.duration()) / m.duration() : 0;
+      const double err = m.duration() > 0 ? static_cast<double>(e.duration() - m.duration()) / m.duration() : 0;
       s += QStringLiteral("<br>measured %1 (prediction error %2%3)")
-               .arg(format_duration_ns(m.duration()), err >= 0 ? QStringLiteral("+") : QString(),
-                    format_percent(err));
+               .arg(format_duration_ns(m.duration()), err >= 0 ? QStringLiteral("+") : QString(), format_percent(err));
     } else {
       s += QStringLiteral("<br>no matching measured op");
     }
@@ -394,8 +371,7 @@ QString TimelineView::tooltipText(int32_t index) const {
 }
 
 void TimelineView::selectEvent(int32_t index) {
-  selected_ =
-      timeline_ && index >= 0 && static_cast<size_t>(index) < timeline_->events.size() ? index : -1;
+  selected_ = timeline_ && index >= 0 && static_cast<size_t>(index) < timeline_->events.size() ? index : -1;
   deps_ = selected_ >= 0 && sim_ ? dependency_events(*sim_, selected_) : std::vector<int32_t>{};
   viewport()->update();
   emit eventSelected(selected_);
@@ -415,9 +391,8 @@ void TimelineView::wheelEvent(QWheelEvent* event) {
 void TimelineView::mousePressEvent(QMouseEvent* event) {
   press_pos_ = drag_pos_ = event->position().toPoint();
   press_axis_ = axis_;
-  const bool select =
-      event->button() == Qt::RightButton ||
-      (event->button() == Qt::LeftButton && (event->modifiers() & Qt::ShiftModifier));
+  const bool select = event->button() == Qt::RightButton ||
+                      (event->button() == Qt::LeftButton && (event->modifiers() & Qt::ShiftModifier));
   drag_ = select ? Drag::kSelect : event->button() == Qt::LeftButton ? Drag::kPan : Drag::kNone;
 }
 
@@ -444,11 +419,8 @@ void TimelineView::mouseReleaseEvent(QMouseEvent* event) {
   const QPoint pos = event->position().toPoint();
   const int moved = std::abs(pos.x() - press_pos_.x()) + std::abs(pos.y() - press_pos_.y());
   if (drag_ == Drag::kSelect && std::abs(pos.x() - press_pos_.x()) > 3) {
-    applyAxis(axis_.showing(axis_.to_time(press_pos_.x() - kLabelWidth),
-                            axis_.to_time(pos.x() - kLabelWidth)),
-              true);
-  } else if (drag_ == Drag::kPan && moved <= 3 && pos.x() < kLabelWidth &&
-             pos.y() >= kHeaderHeight) {
+    applyAxis(axis_.showing(axis_.to_time(press_pos_.x() - kLabelWidth), axis_.to_time(pos.x() - kLabelWidth)), true);
+  } else if (drag_ == Drag::kPan && moved <= 3 && pos.x() < kLabelWidth && pos.y() >= kHeaderHeight) {
     const int li = lanes_.lane_at(pos.y() - kHeaderHeight + verticalScrollBar()->value());
     if (li >= 0) {
       const Lane& l = lanes_.lanes()[static_cast<size_t>(li)];

@@ -101,10 +101,10 @@ class TimelineView : public QAbstractScrollArea {
   void rebuildLanes();
   void applyAxis(const TimeAxis& axis, bool notify);
   void updateScrollBars();
-  void paintLane(QPainter& p, const Timeline& tl, const TimelineLanes& lanes, const Lane& lane,
-                 const TimeAxis& ax, int y, int h, bool labels) const;
-  void paintOutlines(QPainter& p, const std::vector<int32_t>& events, const TimeAxis& ax, int top,
-                     int y_offset, const QColor& color, qreal width) const;
+  void paintLane(QPainter& p, const Timeline& tl, const TimelineLanes& lanes, const Lane& lane, const TimeAxis& ax,
+                 int y, int h, bool labels) const;
+  void paintOutlines(QPainter& p, const std::vector<int32_t>& events, const TimeAxis& ax, int top, int y_offset,
+                     const QColor& color, qreal width) const;
   int plotWidth() const;
   uint64_t eventKey(const TimelineEvent& e) const;
 

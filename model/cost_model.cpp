@@ -28,8 +28,7 @@ namespace {
 constexpr double kUs = 1e-6;
 
 int64_t norm_params(const ModelSpec& m) {
-  return m.normalization == Normalization::kLayerNorm ? 2LL * m.hidden_size
-                                                      : static_cast<int64_t>(m.hidden_size);
+  return m.normalization == Normalization::kLayerNorm ? 2LL * m.hidden_size : static_cast<int64_t>(m.hidden_size);
 }
 
 // Sizes of one transformer layer, split into the tensor-parallel-sharded part and the part every
@@ -38,17 +37,12 @@ struct LayerParams {
   int64_t attn_sharded = 0, attn_replicated = 0;
   int64_t mlp_sharded = 0, mlp_replicated = 0;
   int64_t norms = 0;
-  int64_t total() const {
-    return attn_sharded + attn_replicated + mlp_sharded + mlp_replicated + norms;
-  }
-  int64_t per_gpu(int tp) const {
-    return (attn_sharded + mlp_sharded) / tp + attn_replicated + mlp_replicated + norms;
-  }
+  int64_t total() const { return attn_sharded + attn_replicated + mlp_sharded + mlp_replicated + norms; }
+  int64_t per_gpu(int tp) const { return (attn_sharded + mlp_sharded) / tp + attn_replicated + mlp_replicated + norms; }
 };
 
 LayerParams layer_params(const ModelSpec& m, const Layout& L) {
-  const int64_t h = m.hidden_size, kv = L.kv_channels, nh = m.num_attention_heads,
-                g = L.num_query_groups;
+  const int64_t h = m.hidden_size, kv = L.kv_channels, nh = m.num_attention_heads, g = L.num_query_groups;
   const int64_t ffn = L.ffn_hidden_size;
   const bool bias = m.add_bias_linear;
   const int64_t fc1_out = m.activation == Activation::kSwiGLU ? 2 * ffn : ffn;
@@ -65,7 +59,7 @@ LayerParams layer_params(const ModelSpec& m, const Layout& L) {
 struct Dims {
   double b, s, h, nh, g, kv, ffn, fc1_out, V, t, e;
   bool sp, flash;
-  double m() const { return b * s; }  // GEMM rows (full sequence: SP all-gathers before the GEMMs)
+  double m() const { return b * s; }                 // GEMM rows (full sequence: SP all-gathers before the GEMMs)
   double s_local() const { return sp ? s / t : s; }  // sequence held outside the TP region
 };
 
@@ -90,8 +84,8 @@ Dims dims_of(const Scenario& sc, const Layout& L) {
 // Full-model (unsharded) FLOPs of one transformer layer, one microbatch.
 Flops layer_flops(const Dims& d) {
   const double m = d.m();
-  const double gemm = 2 * m * d.h * (d.nh + 2 * d.g) * d.kv + 2 * m * d.nh * d.kv * d.h +
-                      2 * m * d.h * d.fc1_out + 2 * m * d.ffn * d.h;
+  const double gemm =
+      2 * m * d.h * (d.nh + 2 * d.g) * d.kv + 2 * m * d.nh * d.kv * d.h + 2 * m * d.h * d.fc1_out + 2 * m * d.ffn * d.h;
   const double core = 2 * (2 * d.b * d.nh * d.s * d.s * d.kv);
   return Flops{gemm + core, gemm + 2 * core, gemm};
 }
@@ -114,20 +108,17 @@ Flops scaled(Flops f, double k) {
 // materialised; its b·a·s fp32 softmax statistics are negligible and not counted).
 int64_t layer_activation(const Dims& d, RecomputeGranularity r) {
   const double sbh = d.s * d.b * d.h;
-  if (r == RecomputeGranularity::kFull)
-    return static_cast<int64_t>(std::llround(d.e * sbh / (d.sp ? d.t : 1)));
+  if (r == RecomputeGranularity::kFull) return static_cast<int64_t>(std::llround(d.e * sbh / (d.sp ? d.t : 1)));
   const double unsharded = 4 * d.e * sbh + 2 * sbh;
   const double mlp_inner = (d.fc1_out + d.ffn) * d.e * d.s * d.b;  // fc1 output + activation output
   const double attn_inner = d.e * d.s * d.b * (2 * d.nh * d.kv + 2 * d.g * d.kv);
-  const double core =
-      r == RecomputeGranularity::kSelective || d.flash ? 0.0 : (2 * d.e + 1) * d.nh * d.s * d.s * d.b;
+  const double core = r == RecomputeGranularity::kSelective || d.flash ? 0.0 : (2 * d.e + 1) * d.nh * d.s * d.s * d.b;
   const double v = (d.sp ? unsharded / d.t : unsharded) + (mlp_inner + attn_inner + core) / d.t;
   return static_cast<int64_t>(std::llround(v));
 }
 int64_t mlp_activation(const Dims& d) {
   const double in = d.e * d.s * d.b * d.h;
-  return static_cast<int64_t>(
-      std::llround((d.sp ? in / d.t : in) + (d.fc1_out + d.ffn) * d.e * d.s * d.b / d.t));
+  return static_cast<int64_t>(std::llround((d.sp ? in / d.t : in) + (d.fc1_out + d.ffn) * d.e * d.s * d.b / d.t));
 }
 
 // Node of a global rank under Megatron's rank order.
@@ -144,8 +135,7 @@ int64_t ParamCounts::total() const {
   return backbone() + std::accumulate(exit_heads.begin(), exit_heads.end(), int64_t{0});
 }
 
-CostModel::CostModel(const Scenario& scenario, const Layout& layout)
-    : scenario_(&scenario), layout_(&layout) {}
+CostModel::CostModel(const Scenario& scenario, const Layout& layout) : scenario_(&scenario), layout_(&layout) {}
 
 ParamCounts CostModel::param_counts() const {
   const ModelSpec& m = scenario_->model;
@@ -153,8 +143,7 @@ ParamCounts CostModel::param_counts() const {
   const int64_t h = m.hidden_size, V = L.padded_vocab_size;
   ParamCounts c;
   const int64_t max_pos = m.max_position_embeddings > 0 ? m.max_position_embeddings : m.seq_length;
-  c.embedding =
-      V * h + (m.position_embedding_type == PositionEmbedding::kLearnedAbsolute ? max_pos * h : 0);
+  c.embedding = V * h + (m.position_embedding_type == PositionEmbedding::kLearnedAbsolute ? max_pos * h : 0);
   const LayerParams lp = layer_params(m, L);
   c.per_layer = lp.total();
   c.num_layers = m.num_layers;
@@ -227,9 +216,8 @@ double CostModel::gemm_time_raw(double m, double n, double k) const {
   const double eff = std::max(1e-6, dev.gemm_max_efficiency * util * shape_eff);
   const double share = compute_share();
   const double t_compute = 2 * m * n * k / (peak_flops() * share * eff);
-  const double t_memory =
-      activation_element_bytes() * (m * k + k * n + m * n) /
-      (dev.memory_bandwidth_GBps * share * 1e9 * std::max(1e-6, dev.elementwise_efficiency));
+  const double t_memory = activation_element_bytes() * (m * k + k * n + m * n) /
+                          (dev.memory_bandwidth_GBps * share * 1e9 * std::max(1e-6, dev.elementwise_efficiency));
   return std::max(t_compute, t_memory);
 }
 
@@ -241,8 +229,7 @@ double CostModel::gemm_time(double m, double n, double k) const {
 double CostModel::elementwise_time_raw(double bytes) const {
   if (bytes <= 0) return 0;
   const DeviceProfile& dev = scenario_->cluster.device;
-  return bytes / (dev.memory_bandwidth_GBps * compute_share() * 1e9 *
-                  std::max(1e-6, dev.elementwise_efficiency));
+  return bytes / (dev.memory_bandwidth_GBps * compute_share() * 1e9 * std::max(1e-6, dev.elementwise_efficiency));
 }
 
 double CostModel::core_time_share() const {
@@ -251,8 +238,8 @@ double CostModel::core_time_share() const {
   const Layout& L = *layout_;
   const int ranks = std::max(1, std::min(L.tp * L.pp * L.dp, std::max(1, scenario_->cluster.gpus_per_node)));
   // The executor's default: each rank gets cores / ranks threads (at least one).
-  const int threads = scenario_->execution.num_threads > 0 ? scenario_->execution.num_threads
-                                                            : std::max(1, dev.host_cores / ranks);
+  const int threads =
+      scenario_->execution.num_threads > 0 ? scenario_->execution.num_threads : std::max(1, dev.host_cores / ranks);
   const double demand = static_cast<double>(ranks) * threads * busy_fraction_;
   return demand <= dev.host_cores ? 1.0 : dev.host_cores / demand;
 }
@@ -298,8 +285,7 @@ double CostModel::collective_latency(bool inter_node) const {
   return network().step_latency(g);
 }
 
-double CostModel::allreduce_time(int64_t bytes, int group, bool inter_node,
-                                 CollectiveAlgo algo) const {
+double CostModel::allreduce_time(int64_t bytes, int group, bool inter_node, CollectiveAlgo algo) const {
   return network().allreduce(static_cast<double>(bytes), CommGroup{group, inter_node ? 1 : group, 0}, algo);
 }
 
@@ -809,8 +795,8 @@ double CostModel::optimizer_step_time(int stage) const {
   const TrainingSpec& t = sc.training;
   const double mixed_bpp = t.params_dtype == DType::kFP16 && !t.accumulate_allreduce_grads_in_fp32 ? 52.0 : 38.0;
   const double bpp = dev.optimizer_bytes_per_param > 0 ? dev.optimizer_bytes_per_param
-                     : t.params_dtype == DType::kFP32   ? 28.0
-                                                        : mixed_bpp;
+                     : t.params_dtype == DType::kFP32  ? 28.0
+                                                       : mixed_bpp;
   return elementwise_time(params * bpp);
 }
 

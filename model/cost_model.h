@@ -56,21 +56,19 @@ struct StageMemory {
   int64_t params = 0;         // parameters held by this GPU (sharded by TP)
   int64_t weights_bytes = 0;  // model weights in compute dtype (+ fp32 master copy when mixed)
   int64_t grads_bytes = 0;
-  int64_t optimizer_bytes = 0;  // Adam moments (+ master weights), /dp with distributed optimizer
-  int64_t activation_bytes_per_microbatch =
-      0;  // stored for backward, all layers and exits of the stage
-  int64_t exit_logits_bytes_per_microbatch =
-      0;                               // logits held by exit heads (and final head) for backward
-  int max_microbatches_in_flight = 1;  // per the schedule (1F1B: pp - rank)
+  int64_t optimizer_bytes = 0;                   // Adam moments (+ master weights), /dp with distributed optimizer
+  int64_t activation_bytes_per_microbatch = 0;   // stored for backward, all layers and exits of the stage
+  int64_t exit_logits_bytes_per_microbatch = 0;  // logits held by exit heads (and final head) for backward
+  int max_microbatches_in_flight = 1;            // per the schedule (1F1B: pp - rank)
   // Activation + logit bytes held at the peak when the chunks of the stage differ in size
   // (interleaved: the schedule's order decides which chunk-microbatches are held); -1 → in flight
   // × per microbatch.
   int64_t held_activation_bytes = -1;
   int64_t static_bytes() const { return weights_bytes + grads_bytes + optimizer_bytes; }
   int64_t held_bytes() const {
-    return held_activation_bytes >= 0 ? held_activation_bytes
-                                      : max_microbatches_in_flight * (activation_bytes_per_microbatch +
-                                                                      exit_logits_bytes_per_microbatch);
+    return held_activation_bytes >= 0
+               ? held_activation_bytes
+               : max_microbatches_in_flight * (activation_bytes_per_microbatch + exit_logits_bytes_per_microbatch);
   }
   int64_t peak_bytes() const { return static_bytes() + held_bytes(); }
 };
@@ -138,8 +136,7 @@ class CostModel {
   // All-reduce / reduce-scatter / all-gather time of `bytes` (full buffer size) over `group`
   // GPUs, `inter_node` when the group spans nodes (then one rank per node, each on its own rail;
   // the layout's own groups use tp_group() / dp_group() through the network model).
-  double allreduce_time(int64_t bytes, int group, bool inter_node,
-                        CollectiveAlgo algo = CollectiveAlgo::kRing) const;
+  double allreduce_time(int64_t bytes, int group, bool inter_node, CollectiveAlgo algo = CollectiveAlgo::kRing) const;
   double reduce_scatter_time(int64_t bytes, int group, bool inter_node) const;
   double allgather_time(int64_t bytes, int group, bool inter_node) const;
 

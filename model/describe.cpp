@@ -44,8 +44,7 @@ StatusOr<DescribeReport> describe_scenario(const Scenario& sc) {
       const ChunkLayout& cl = L.chunk(s, c);
       char range[48] = "-";
       if (cl.num_layers > 0)
-        std::snprintf(range, sizeof range, "%d-%d", cl.first_layer + 1,
-                      cl.first_layer + cl.num_layers);
+        std::snprintf(range, sizeof range, "%d-%d", cl.first_layer + 1, cl.first_layer + cl.num_layers);
       if (!st.layers.empty()) st.layers.push_back(',');
       st.layers.append(range);
       for (int x : cl.exits) st.exit_layers.push_back(L.exits[static_cast<size_t>(x)].layer);
@@ -64,14 +63,12 @@ StatusOr<DescribeReport> describe_scenario(const Scenario& sc) {
     }
     const StageMemory m = cm.stage_memory(s);
     st.params = m.params;
-    st.activation_bytes_per_microbatch =
-        m.activation_bytes_per_microbatch + m.exit_logits_bytes_per_microbatch;
+    st.activation_bytes_per_microbatch = m.activation_bytes_per_microbatch + m.exit_logits_bytes_per_microbatch;
     st.microbatches_in_flight = m.max_microbatches_in_flight;
     st.activation_bytes = m.held_bytes();
     st.static_bytes = m.static_bytes();
     st.total_bytes = m.peak_bytes();
-    st.over_capacity = r.device_capacity_bytes > 0 &&
-                       static_cast<double>(st.total_bytes) > r.device_capacity_bytes;
+    st.over_capacity = r.device_capacity_bytes > 0 && static_cast<double>(st.total_bytes) > r.device_capacity_bytes;
     st.tp_bytes_per_microbatch = cm.tp_bytes_per_microbatch(s);
     st.dp_bytes = L.dp > 1 ? cm.dp_grad_bytes(s) : 0;
     for (int g : group) st.in_embedding_group |= g == s;
@@ -112,32 +109,25 @@ std::string describe_to_text(const DescribeReport& r) {
   std::snprintf(line, sizeof line,
                 "layout   world %d = tp %d x pp %d x dp %d, vp %d | micro batch %d, global batch "
                 "%d -> %d microbatches\n",
-                r.world_size, r.tp, r.pp, r.dp, r.vp, r.micro_batch_size, r.global_batch_size,
-                r.num_microbatches);
-  o += line;
-  std::snprintf(
-      line, sizeof line,
-      "         schedule %s, recompute %s, sequence parallel %s, distributed optimizer %s, %s\n",
-      r.schedule.c_str(), r.recompute.c_str(), r.sequence_parallel ? "on" : "off",
-      r.distributed_optimizer ? "on" : "off", r.dtype.c_str());
+                r.world_size, r.tp, r.pp, r.dp, r.vp, r.micro_batch_size, r.global_batch_size, r.num_microbatches);
   o += line;
   std::snprintf(line, sizeof line,
-                "sizes    padded vocab %d, ffn %d, query groups %d, kv channels %d\n",
+                "         schedule %s, recompute %s, sequence parallel %s, distributed optimizer %s, %s\n",
+                r.schedule.c_str(), r.recompute.c_str(), r.sequence_parallel ? "on" : "off",
+                r.distributed_optimizer ? "on" : "off", r.dtype.c_str());
+  o += line;
+  std::snprintf(line, sizeof line, "sizes    padded vocab %d, ffn %d, query groups %d, kv channels %d\n",
                 r.padded_vocab_size, r.ffn_hidden_size, r.num_query_groups, r.kv_channels);
   o += line;
-  std::snprintf(
-      line, sizeof line, "params   %.4g B without exits, %.4g B with exits (+%.2f %%)\n",
-      r.params_backbone / 1e9, r.params_total / 1e9,
-      100.0 * (r.params_total - r.params_backbone) / std::max<int64_t>(1, r.params_backbone));
+  std::snprintf(line, sizeof line, "params   %.4g B without exits, %.4g B with exits (+%.2f %%)\n",
+                r.params_backbone / 1e9, r.params_total / 1e9,
+                100.0 * (r.params_total - r.params_backbone) / std::max<int64_t>(1, r.params_backbone));
   o += line;
-  std::snprintf(line, sizeof line,
-                "flops    %.4g PFLOP per iteration (model, no recompute), %.4g without exits\n",
+  std::snprintf(line, sizeof line, "flops    %.4g PFLOP per iteration (model, no recompute), %.4g without exits\n",
                 r.model_flops_per_iteration / 1e15, r.model_flops_per_iteration_no_exits / 1e15);
   o += line;
-  std::snprintf(line, sizeof line,
-                "device   %s, %.1f GiB per GPU; embedding-group all-reduce %.1f MiB\n\n",
-                r.device.c_str(), gib(r.device_capacity_bytes),
-                mib(static_cast<double>(r.embedding_group_bytes)));
+  std::snprintf(line, sizeof line, "device   %s, %.1f GiB per GPU; embedding-group all-reduce %.1f MiB\n\n",
+                r.device.c_str(), gib(r.device_capacity_bytes), mib(static_cast<double>(r.embedding_group_bytes)));
   o += line;
   o += "stage layers       exits   params/GPU  fwd GFLOP  bwd GFLOP  fwd ms  bwd ms  act/mb GiB  "
        "inflight  act GiB  "
@@ -146,14 +136,13 @@ std::string describe_to_text(const DescribeReport& r) {
     std::snprintf(line, sizeof line,
                   "%5d %-12s %-7s %10.4gM %10.1f %10.1f %7.2f %7.2f %11.3f %9d %8.2f %11.2f "
                   "%10.2f%s %10.1f %10.1f %7.1f\n",
-                  s.stage, s.layers.c_str(), exits_str(s.exit_layers).c_str(), s.params / 1e6,
-                  s.fwd_flops / 1e9, s.bwd_flops / 1e9, s.fwd_s * 1e3, s.bwd_s * 1e3,
-                  gib(static_cast<double>(s.activation_bytes_per_microbatch)),
-                  s.microbatches_in_flight, gib(static_cast<double>(s.activation_bytes)),
-                  gib(static_cast<double>(s.static_bytes)), gib(static_cast<double>(s.total_bytes)),
-                  s.over_capacity ? "!" : " ", mib(static_cast<double>(s.p2p_bytes_per_microbatch)),
-                  mib(static_cast<double>(s.tp_bytes_per_microbatch)),
-                  mib(static_cast<double>(s.dp_bytes)));
+                  s.stage, s.layers.c_str(), exits_str(s.exit_layers).c_str(), s.params / 1e6, s.fwd_flops / 1e9,
+                  s.bwd_flops / 1e9, s.fwd_s * 1e3, s.bwd_s * 1e3,
+                  gib(static_cast<double>(s.activation_bytes_per_microbatch)), s.microbatches_in_flight,
+                  gib(static_cast<double>(s.activation_bytes)), gib(static_cast<double>(s.static_bytes)),
+                  gib(static_cast<double>(s.total_bytes)), s.over_capacity ? "!" : " ",
+                  mib(static_cast<double>(s.p2p_bytes_per_microbatch)),
+                  mib(static_cast<double>(s.tp_bytes_per_microbatch)), mib(static_cast<double>(s.dp_bytes)));
     o += line;
   }
   bool over = false;
@@ -161,8 +150,7 @@ std::string describe_to_text(const DescribeReport& r) {
   if (over)
     o.append("! over device capacity (")
         .append(fmt("%.1f", gib(r.device_capacity_bytes)))
-        .append(
-            " GiB): analytical upper bound; `eellm simulate` has the precise memory timeline\n");
+        .append(" GiB): analytical upper bound; `eellm simulate` has the precise memory timeline\n");
   return o;
 }
 

@@ -14,11 +14,11 @@ namespace eellm {
 
 struct StageReport {
   int stage = 0;
-  std::string layers;                   // 1-based ranges of its chunks, e.g. "1-6" or "1-3,13-15"
-  std::vector<int> exit_layers;         // exit_layer_nums of the exits on this stage
-  int64_t params = 0;                   // held by one GPU
-  double fwd_flops = 0, bwd_flops = 0;  // per microbatch per GPU, backbone + exits
-  double fwd_s = 0, bwd_s = 0;          // per microbatch, incl. recompute in bwd
+  std::string layers;                           // 1-based ranges of its chunks, e.g. "1-6" or "1-3,13-15"
+  std::vector<int> exit_layers;                 // exit_layer_nums of the exits on this stage
+  int64_t params = 0;                           // held by one GPU
+  double fwd_flops = 0, bwd_flops = 0;          // per microbatch per GPU, backbone + exits
+  double fwd_s = 0, bwd_s = 0;                  // per microbatch, incl. recompute in bwd
   int64_t activation_bytes_per_microbatch = 0;  // incl. exit logits
   int microbatches_in_flight = 0;
   int64_t activation_bytes = 0;  // peak: in flight × per microbatch

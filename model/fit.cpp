@@ -48,8 +48,7 @@ IterationEstimate estimate_iteration(const CostModel& cost) {
         w += x.bwd_weight;
       }
       f += cc.backbone.fwd;
-      if (p > 1 && c == 0)
-        max_p2p = std::max(max_p2p, cost.p2p_time(cc.p2p_bytes, cost.pp_hop_inter_node(i)));
+      if (p > 1 && c == 0) max_p2p = std::max(max_p2p, cost.p2p_time(cc.p2p_bytes, cost.pp_hop_inter_node(i)));
       if (!tuning) {
         b += cc.backbone.bwd() + cc.recompute_fwd;
         w += cc.backbone.bwd_weight;
@@ -91,8 +90,7 @@ IterationEstimate estimate_iteration(const CostModel& cost) {
   e.embedding_sync_s = cost.embedding_group_time();
   e.optimizer_s = opt;
   e.overhead_s = sc.cluster.device.per_iteration_overhead_us * 1e-6;
-  e.total_s =
-      e.pipeline_s + e.p2p_s + e.dp_sync_s + e.embedding_sync_s + e.optimizer_s + e.overhead_s;
+  e.total_s = e.pipeline_s + e.p2p_s + e.dp_sync_s + e.embedding_sync_s + e.optimizer_s + e.overhead_s;
   return e;
 }
 
@@ -109,8 +107,8 @@ StatusOr<std::vector<CalibrationRow>> read_calibration_csv(const std::string& pa
     ++line_no;
     if (line.empty() || line[0] == '#' || !std::isdigit(static_cast<unsigned char>(line[0]))) {
       if (line_no == 1 || line.empty() || line[0] == '#') continue;
-      return Status::invalid_argument(path + ":" + std::to_string(line_no) +
-                                      ": expected 11 numbers, got '" + line + "'");
+      return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": expected 11 numbers, got '" + line +
+                                      "'");
     }
     std::stringstream ss(line);
     std::string cell;
@@ -123,10 +121,9 @@ StatusOr<std::vector<CalibrationRow>> read_calibration_csv(const std::string& pa
       v.push_back(*x);
     }
     if (v.size() != 11)
-      return Status::invalid_argument(
-          path + ":" + std::to_string(line_no) + ": has " + std::to_string(v.size()) +
-          " columns; expected 11 (GPUs, global batch, micro batch, hidden, heads, layers, "
-          "seq, tp, dp, pp, time ms)");
+      return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": has " + std::to_string(v.size()) +
+                                      " columns; expected 11 (GPUs, global batch, micro batch, hidden, heads, layers, "
+                                      "seq, tp, dp, pp, time ms)");
     CalibrationRow r;
     r.gpus = static_cast<int>(v[0]);
     r.global_batch = static_cast<int>(v[1]);
@@ -141,13 +138,11 @@ StatusOr<std::vector<CalibrationRow>> read_calibration_csv(const std::string& pa
     r.time_ms = v[10];
     if (r.tp * r.dp * r.pp != r.gpus || r.time_ms <= 0)
       return Status::invalid_argument(path + ":" + std::to_string(line_no) + ": tp·dp·pp (" +
-                                      std::to_string(r.tp * r.dp * r.pp) +
-                                      ") must equal the GPU count (" + std::to_string(r.gpus) +
-                                      ") and the time must be positive");
+                                      std::to_string(r.tp * r.dp * r.pp) + ") must equal the GPU count (" +
+                                      std::to_string(r.gpus) + ") and the time must be positive");
     rows.push_back(r);
   }
-  if (rows.empty())
-    return Status::invalid_argument("calibration file " + path + " has no data rows");
+  if (rows.empty()) return Status::invalid_argument("calibration file " + path + " has no data rows");
   return rows;
 }
 
@@ -196,11 +191,9 @@ bool is_validation_row(size_t index) {
 // Parameters.
 
 std::vector<FitParam> all_fit_params() {
-  return {FitParam::kGemmMaxEfficiency,     FitParam::kGemmHalfEfficiencyDim,
-          FitParam::kElementwiseEfficiency, FitParam::kAttentionEfficiency,
-          FitParam::kCollectiveEfficiency,  FitParam::kKernelLaunchUs,
-          FitParam::kPerLayerOverheadUs,    FitParam::kPerIterationOverheadUs,
-          FitParam::kNvlinkLatencyUs};
+  return {FitParam::kGemmMaxEfficiency,   FitParam::kGemmHalfEfficiencyDim,  FitParam::kElementwiseEfficiency,
+          FitParam::kAttentionEfficiency, FitParam::kCollectiveEfficiency,   FitParam::kKernelLaunchUs,
+          FitParam::kPerLayerOverheadUs,  FitParam::kPerIterationOverheadUs, FitParam::kNvlinkLatencyUs};
 }
 
 const char* to_string(FitParam p) {
@@ -294,9 +287,7 @@ struct Problem {
   std::vector<double> measured_s;
   std::vector<bool> validation;
 
-  double predict(size_t i) const {
-    return estimate_iteration(CostModel(scenarios[i], layouts[i])).total_s;
-  }
+  double predict(size_t i) const { return estimate_iteration(CostModel(scenarios[i], layouts[i])).total_s; }
   void set_device(const DeviceProfile& d) {
     for (Scenario& s : scenarios) {
       s.cluster.device = d;
@@ -306,8 +297,7 @@ struct Problem {
   }
 };
 
-StatusOr<Problem> make_problem(const std::vector<CalibrationRow>& rows,
-                               const DeviceProfile& device) {
+StatusOr<Problem> make_problem(const std::vector<CalibrationRow>& rows, const DeviceProfile& device) {
   Problem pr;
   for (size_t i = 0; i < rows.size(); ++i) {
     pr.scenarios.push_back(calibration_scenario(rows[i], device));
@@ -329,8 +319,8 @@ void set_fit_param(DeviceProfile& d, FitParam p, double v) {
   field(d, p) = v;
 }
 
-double calibration_mape(const std::vector<CalibrationRow>& rows, const DeviceProfile& profile,
-                        int which, std::vector<double>* predicted_ms) {
+double calibration_mape(const std::vector<CalibrationRow>& rows, const DeviceProfile& profile, int which,
+                        std::vector<double>* predicted_ms) {
   StatusOr<Problem> pr = make_problem(rows, profile);
   if (!pr) return std::numeric_limits<double>::quiet_NaN();
   double sum = 0;
@@ -347,16 +337,15 @@ double calibration_mape(const std::vector<CalibrationRow>& rows, const DevicePro
   return n > 0 ? sum / n : 0.0;
 }
 
-StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows,
-                                       const DeviceProfile& start, const FitOptions& options) {
+StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows, const DeviceProfile& start,
+                                       const FitOptions& options) {
   if (options.params.empty()) return Status::invalid_argument("fit: no parameters to fit");
   DeviceProfile dev = start;
   if (options.start_from_defaults)
     for (FitParam p : options.params) set_fit_param(dev, p, get_fit_param(DeviceProfile{}, p));
   EELLM_ASSIGN_OR_RETURN(Problem pr, make_problem(rows, dev));
   auto apply = [&](const std::vector<double>& x) {
-    for (size_t j = 0; j < x.size(); ++j)
-      set_fit_param(dev, options.params[j], from_coord(options.params[j], x[j]));
+    for (size_t j = 0; j < x.size(); ++j) set_fit_param(dev, options.params[j], from_coord(options.params[j], x[j]));
     pr.set_device(dev);
   };
   // Mean squared log error over the training rows: scale-free, so short and long iterations weigh
@@ -377,8 +366,7 @@ StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows,
   auto fitted = [&](FitParam p) {
     return std::find(options.params.begin(), options.params.end(), p) != options.params.end();
   };
-  std::vector<std::pair<double, double>> starts = {
-      {first.kernel_launch_us, first.per_layer_overhead_us}};
+  std::vector<std::pair<double, double>> starts = {{first.kernel_launch_us, first.per_layer_overhead_us}};
   if ((fitted(FitParam::kKernelLaunchUs) || fitted(FitParam::kPerLayerOverheadUs)) &&
       !options.start_launch_and_layer_us.empty())
     starts = options.start_launch_and_layer_us;
@@ -392,8 +380,7 @@ StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows,
     std::vector<double> x;
     for (FitParam p : options.params) x.push_back(to_coord(p, get_fit_param(s0, p)));
     for (int run = 0; run <= options.restarts; ++run)
-      x = nelder_mead(objective, x, run % 2 == 0 ? 1.0 : 0.25, options.max_evaluations,
-                      &res.evaluations);
+      x = nelder_mead(objective, x, run % 2 == 0 ? 1.0 : 0.25, options.max_evaluations, &res.evaluations);
     const double v = objective(x);
     if (v < best_value) best_value = v, best = x;
   }
@@ -432,8 +419,7 @@ std::string device_profile_to_yaml(const DeviceProfile& d, const std::string& co
 }
 
 std::vector<ResidualGroup> residuals_by(const std::vector<CalibrationRow>& rows,
-                                        const std::vector<double>& predicted_ms,
-                                        const std::string& attribute) {
+                                        const std::vector<double>& predicted_ms, const std::string& attribute) {
   auto key = [&](const CalibrationRow& r) {
     if (attribute == "gpus") return r.gpus;
     if (attribute == "tp") return r.tp;
@@ -447,8 +433,7 @@ std::vector<ResidualGroup> residuals_by(const std::vector<CalibrationRow>& rows,
   std::vector<ResidualGroup> groups;
   for (size_t i = 0; i < rows.size() && i < predicted_ms.size(); ++i) {
     const int k = key(rows[i]);
-    auto it = std::find_if(groups.begin(), groups.end(),
-                           [k](const ResidualGroup& g) { return g.value == k; });
+    auto it = std::find_if(groups.begin(), groups.end(), [k](const ResidualGroup& g) { return g.value == k; });
     if (it == groups.end()) {
       groups.push_back(ResidualGroup{k, 0, 0, 0});
       it = groups.end() - 1;
@@ -510,7 +495,8 @@ StatusOr<std::vector<MultiNodeRow>> read_multi_node_csv(const std::string& path)
     r.micro_batch = static_cast<int>(v[12]);
     r.achieved_tflops = v[13], r.time_s = v[14];
     if (r.tp * r.pp * r.dp != r.gpus || r.time_s <= 0 || r.layers % r.pp != 0)
-      return Status::invalid_argument(where + ": tp·pp·dp must equal gpus, the layers must split evenly "
+      return Status::invalid_argument(where +
+                                      ": tp·pp·dp must equal gpus, the layers must split evenly "
                                       "over pp and iteration_time_s must be positive");
     rows.push_back(r);
   }
@@ -519,8 +505,8 @@ StatusOr<std::vector<MultiNodeRow>> read_multi_node_csv(const std::string& path)
 }
 
 Scenario multi_node_scenario(const MultiNodeRow& r, const ClusterSpec& cluster, RunChoice choice) {
-  CalibrationRow c{r.gpus, r.global_batch, choice.micro_batch, r.hidden, r.heads, r.layers, r.seq,
-                   r.tp, r.dp, r.pp, r.time_s * 1e3};
+  CalibrationRow c{r.gpus, r.global_batch, choice.micro_batch, r.hidden, r.heads, r.layers, r.seq, r.tp,
+                   r.dp,   r.pp,           r.time_s * 1e3};
   Scenario s = calibration_scenario(c, cluster.device);
   s.name = "multi-node " + r.source;
   s.model.vocab_size = r.vocab;
@@ -717,8 +703,8 @@ std::string cluster_profile_to_yaml(const ClusterSpec& c, const std::string& com
     << "\ngpus_per_node: " << c.gpus_per_node << "\nintra_node_fabric: " << to_string(c.intra_node_fabric)
     << "\nnics_per_node: " << c.nics_per_node << "\ninter_node_efficiency: " << c.inter_node_efficiency
     << "\nintra_node: {bandwidth_GBps: " << c.intra_node.bandwidth_GBps << ", latency_us: " << c.intra_node.latency_us
-    << "}\ninter_node: {bandwidth_GBps: " << c.inter_node.bandwidth_GBps
-    << ", latency_us: " << c.inter_node.latency_us << "}\n";
+    << "}\ninter_node: {bandwidth_GBps: " << c.inter_node.bandwidth_GBps << ", latency_us: " << c.inter_node.latency_us
+    << "}\n";
   return o.str();
 }
 

@@ -98,12 +98,12 @@ struct FitResult {
 };
 
 // MAPE (percent) of `profile` on the rows selected by `which` (0 train, 1 validation, 2 all).
-double calibration_mape(const std::vector<CalibrationRow>& rows, const DeviceProfile& profile,
-                        int which, std::vector<double>* predicted_ms = nullptr);
+double calibration_mape(const std::vector<CalibrationRow>& rows, const DeviceProfile& profile, int which,
+                        std::vector<double>* predicted_ms = nullptr);
 
 // Fits `options.params` of `start` to `rows` (train part only) and reports both MAPEs.
-StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows,
-                                       const DeviceProfile& start, const FitOptions& options = {});
+StatusOr<FitResult> fit_device_profile(const std::vector<CalibrationRow>& rows, const DeviceProfile& start,
+                                       const FitOptions& options = {});
 
 // A device profile as YAML (every DeviceProfile field, scenarios/devices format), each line of
 // `comment` written as a leading '# ' comment.
@@ -117,8 +117,7 @@ struct ResidualGroup {
   double mape = 0, bias = 0;
 };
 std::vector<ResidualGroup> residuals_by(const std::vector<CalibrationRow>& rows,
-                                        const std::vector<double>& predicted_ms,
-                                        const std::string& attribute);
+                                        const std::vector<double>& predicted_ms, const std::string& attribute);
 
 // ---------------------------------------------------------------------------------------------
 // The multi-node set (data/calibration/megatron_a100_multi_node.csv: Megatron-LM on Selene).
@@ -176,8 +175,8 @@ struct JointFitOptions {
   // on runs that lean on the NICs for other reasons (docs/accuracy.md).
   std::vector<NetworkFitParam> multi_node_params = {};
   double single_node_weight = 1;  // of the single-node set's mean in stage 2's objective
-  int joint_evaluations = 1500;  // per Nelder–Mead round of stage 2 (two rounds)
-  int loo_evaluations = 400;     // per leave-one-out re-fit (one round)
+  int joint_evaluations = 1500;   // per Nelder–Mead round of stage 2 (two rounds)
+  int loo_evaluations = 400;      // per leave-one-out re-fit (one round)
   bool leave_one_out = true;
 };
 
@@ -188,17 +187,16 @@ struct ScaleBucket {
 };
 
 struct JointFitResult {
-  FitResult single;       // stage 1 (its MAPEs: single-node train / held-back rows)
-  ClusterSpec cluster;    // fitted cluster, its device = the fitted device
-  std::vector<MultiNodePrediction> fitted;  // per multi-node row, all rows fitted on
+  FitResult single;                           // stage 1 (its MAPEs: single-node train / held-back rows)
+  ClusterSpec cluster;                        // fitted cluster, its device = the fitted device
+  std::vector<MultiNodePrediction> fitted;    // per multi-node row, all rows fitted on
   std::vector<MultiNodePrediction> held_out;  // per row, from the fit without that row
   double multi_fit_mape = 0, multi_loo_mape = 0, multi_loo_bias = 0;
   std::vector<ScaleBucket> buckets;  // held-out errors of both sets by GPU count
 };
 
-StatusOr<JointFitResult> fit_joint(const std::vector<CalibrationRow>& single,
-                                   const std::vector<MultiNodeRow>& multi, const ClusterSpec& start,
-                                   const JointFitOptions& options = {});
+StatusOr<JointFitResult> fit_joint(const std::vector<CalibrationRow>& single, const std::vector<MultiNodeRow>& multi,
+                                   const ClusterSpec& start, const JointFitOptions& options = {});
 
 // A cluster profile as YAML (scenarios/clusters format, the device by name), comment lines first.
 std::string cluster_profile_to_yaml(const ClusterSpec& c, const std::string& comment = "");

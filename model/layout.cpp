@@ -9,7 +9,9 @@
 namespace eellm {
 namespace {
 
-std::string str(int v) { return std::to_string(v); }
+std::string str(int v) {
+  return std::to_string(v);
+}
 
 }  // namespace
 
@@ -33,9 +35,9 @@ double exit_loss_weight_at(const ExitSpec& spec, int exit_index, int iteration) 
   const int warm = spec.exit_layer_weight_warmup_iters;
   if (warm <= 0 || iteration >= warm) return final_w;
   const double frac = static_cast<double>(std::max(iteration, 0)) / warm;
-  const double shape =
-      spec.exit_layer_weight_warmup_style == WarmupStyle::kLinear ? frac
-                                                                  : 0.5 * (1.0 - std::cos(std::numbers::pi * frac));
+  const double shape = spec.exit_layer_weight_warmup_style == WarmupStyle::kLinear
+                           ? frac
+                           : 0.5 * (1.0 - std::cos(std::numbers::pi * frac));
   return init_w + (final_w - init_w) * shape;
 }
 
@@ -48,15 +50,23 @@ Status check_sizes(const Scenario& s, Layout& L) {
   L.tp = p.tensor_model_parallel_size;
   L.pp = p.pipeline_model_parallel_size;
   L.vp = p.virtual_pipeline_model_parallel_size;
-  if (L.tp <= 0) return Status::invalid_argument("parallel.tensor_model_parallel_size (" + str(L.tp) + ") must be positive");
-  if (L.pp <= 0) return Status::invalid_argument("parallel.pipeline_model_parallel_size (" + str(L.pp) + ") must be positive");
-  if (L.vp <= 0) return Status::invalid_argument("parallel.virtual_pipeline_model_parallel_size (" + str(L.vp) + ") must be positive");
-  if (m.num_layers <= 0) return Status::invalid_argument("model.num_layers (" + str(m.num_layers) + ") must be positive");
-  if (m.hidden_size <= 0) return Status::invalid_argument("model.hidden_size (" + str(m.hidden_size) + ") must be positive");
+  if (L.tp <= 0)
+    return Status::invalid_argument("parallel.tensor_model_parallel_size (" + str(L.tp) + ") must be positive");
+  if (L.pp <= 0)
+    return Status::invalid_argument("parallel.pipeline_model_parallel_size (" + str(L.pp) + ") must be positive");
+  if (L.vp <= 0)
+    return Status::invalid_argument("parallel.virtual_pipeline_model_parallel_size (" + str(L.vp) +
+                                    ") must be positive");
+  if (m.num_layers <= 0)
+    return Status::invalid_argument("model.num_layers (" + str(m.num_layers) + ") must be positive");
+  if (m.hidden_size <= 0)
+    return Status::invalid_argument("model.hidden_size (" + str(m.hidden_size) + ") must be positive");
   if (m.num_attention_heads <= 0)
     return Status::invalid_argument("model.num_attention_heads (" + str(m.num_attention_heads) + ") must be positive");
-  if (m.vocab_size <= 0) return Status::invalid_argument("model.vocab_size (" + str(m.vocab_size) + ") must be positive");
-  if (m.seq_length <= 0) return Status::invalid_argument("model.seq_length (" + str(m.seq_length) + ") must be positive");
+  if (m.vocab_size <= 0)
+    return Status::invalid_argument("model.vocab_size (" + str(m.vocab_size) + ") must be positive");
+  if (m.seq_length <= 0)
+    return Status::invalid_argument("model.seq_length (" + str(m.seq_length) + ") must be positive");
   return Status::ok();
 }
 
@@ -68,12 +78,14 @@ Status resolve_world(const Scenario& s, Layout& L) {
   if (p.world_size <= 0 && p.data_parallel_size > 0) L.world_size = L.tp * L.pp * p.data_parallel_size;
   if (L.world_size <= 0) L.world_size = L.tp * L.pp;
   if (L.world_size % (L.tp * L.pp) != 0)
-    return Status::invalid_argument("world size (" + str(L.world_size) + ") is not divisible by tensor_model_parallel_size (" +
-                                    str(L.tp) + ") × pipeline_model_parallel_size (" + str(L.pp) + ")");
+    return Status::invalid_argument("world size (" + str(L.world_size) +
+                                    ") is not divisible by tensor_model_parallel_size (" + str(L.tp) +
+                                    ") × pipeline_model_parallel_size (" + str(L.pp) + ")");
   L.dp = L.world_size / (L.tp * L.pp);
   if (p.data_parallel_size > 0 && p.data_parallel_size != L.dp)
     return Status::invalid_argument("parallel.data_parallel_size (" + str(p.data_parallel_size) + ") != world size (" +
-                                    str(L.world_size) + ") / (tp " + str(L.tp) + " × pp " + str(L.pp) + ") = " + str(L.dp));
+                                    str(L.world_size) + ") / (tp " + str(L.tp) + " × pp " + str(L.pp) +
+                                    ") = " + str(L.dp));
   return Status::ok();
 }
 
@@ -100,8 +112,8 @@ Status resolve_dimensions(const Scenario& s, Layout& L) {
   L.num_query_groups = m.num_query_groups > 0 ? m.num_query_groups : m.num_attention_heads;
   L.kv_channels = m.kv_channels > 0 ? m.kv_channels : m.hidden_size / m.num_attention_heads;
   if (m.kv_channels <= 0 && m.hidden_size % m.num_attention_heads != 0)
-    return Status::invalid_argument("model.hidden_size (" + str(m.hidden_size) + ") is not divisible by num_attention_heads (" +
-                                    str(m.num_attention_heads) + ")");
+    return Status::invalid_argument("model.hidden_size (" + str(m.hidden_size) +
+                                    ") is not divisible by num_attention_heads (" + str(m.num_attention_heads) + ")");
   if (m.num_attention_heads % L.num_query_groups != 0)
     return Status::invalid_argument("model.num_attention_heads (" + str(m.num_attention_heads) +
                                     ") is not divisible by num_query_groups (" + str(L.num_query_groups) + ")");
@@ -131,15 +143,16 @@ StatusOr<std::vector<int>> layer_partition(const Scenario& s, const Layout& L) {
   std::vector<int> parts = s.parallel.layer_partition;
   if (parts.empty()) {
     if (m.num_layers % nvs != 0)
-      return Status::invalid_argument("model.num_layers (" + str(m.num_layers) + ") is not divisible by pipeline_model_parallel_size (" +
-                                      str(L.pp) + ") × virtual_pipeline_model_parallel_size (" + str(L.vp) +
+      return Status::invalid_argument("model.num_layers (" + str(m.num_layers) +
+                                      ") is not divisible by pipeline_model_parallel_size (" + str(L.pp) +
+                                      ") × virtual_pipeline_model_parallel_size (" + str(L.vp) +
                                       "); give parallel.layer_partition for an uneven split");
     parts.assign(static_cast<size_t>(nvs), m.num_layers / nvs);
   } else {
     if (static_cast<int>(parts.size()) != nvs)
       return Status::invalid_argument("parallel.layer_partition has " + str(static_cast<int>(parts.size())) +
-                                      " entries; it needs one per virtual stage: pp (" + str(L.pp) + ") × vp (" + str(L.vp) +
-                                      ") = " + str(nvs));
+                                      " entries; it needs one per virtual stage: pp (" + str(L.pp) + ") × vp (" +
+                                      str(L.vp) + ") = " + str(nvs));
     for (size_t i = 0; i < parts.size(); ++i)
       if (parts[i] < 0)
         return Status::invalid_argument("parallel.layer_partition[" + str(static_cast<int>(i)) + "] (" + str(parts[i]) +
@@ -190,12 +203,14 @@ Status place_exits(const Scenario& s, Layout& L) {
       return Status::invalid_argument(field + " is out of range: layers are numbered 1.." + str(m.num_layers));
     const int depth = e.pre_exit ? n - 1 : n;
     if (depth < 1)
-      return Status::invalid_argument(field + " with pre_exit would sit before the first layer; use 2.." + str(m.num_layers));
+      return Status::invalid_argument(field + " with pre_exit would sit before the first layer; use 2.." +
+                                      str(m.num_layers));
     if (depth >= m.num_layers)
-      return Status::invalid_argument(field + " would sit after the last layer, where the final head already is; use 1.." +
-                                      str(m.num_layers - 1));
+      return Status::invalid_argument(
+          field + " would sit after the last layer, where the final head already is; use 1.." + str(m.num_layers - 1));
     if (i > 0 && n <= e.exit_layer_nums[i - 1])
-      return Status::invalid_argument(field + " must be greater than the previous exit (" + str(e.exit_layer_nums[i - 1]) +
+      return Status::invalid_argument(field + " must be greater than the previous exit (" +
+                                      str(e.exit_layer_nums[i - 1]) +
                                       "): exits are listed in increasing order, once each");
     ExitPlacement x;
     x.index = static_cast<int>(i);
@@ -223,14 +238,15 @@ Status resolve_schedule(const Scenario& s, Layout& L) {
   L.schedule = p.schedule;
   if (p.fill_explicit_bubbles) {
     if (p.schedule != ScheduleKind::k1F1B && p.schedule != ScheduleKind::kEE1F1B && p.schedule != ScheduleKind::kEEFill)
-      return Status::invalid_argument(std::string("parallel.fill_explicit_bubbles needs the 1f1b or ee-1f1b schedule, not ") +
-                                      to_string(p.schedule));
+      return Status::invalid_argument(
+          std::string("parallel.fill_explicit_bubbles needs the 1f1b or ee-1f1b schedule, not ") +
+          to_string(p.schedule));
     L.schedule = ScheduleKind::kEEFill;
   }
   if (L.schedule == ScheduleKind::kInterleaved1F1B) {
     if (L.vp < 2)
-      return Status::invalid_argument("parallel.schedule interleaved needs virtual_pipeline_model_parallel_size ≥ 2 (got " +
-                                      str(L.vp) + ")");
+      return Status::invalid_argument(
+          "parallel.schedule interleaved needs virtual_pipeline_model_parallel_size ≥ 2 (got " + str(L.vp) + ")");
     if (L.num_microbatches % L.pp != 0)
       return Status::invalid_argument("number of microbatches (" + str(L.num_microbatches) +
                                       ") must be divisible by pipeline_model_parallel_size (" + str(L.pp) +
@@ -240,9 +256,11 @@ Status resolve_schedule(const Scenario& s, Layout& L) {
                                     ") > 1 needs schedule: interleaved (got " + to_string(L.schedule) + ")");
   }
   if (L.schedule == ScheduleKind::kNoPipelining && L.pp != 1)
-    return Status::invalid_argument("parallel.schedule none needs pipeline_model_parallel_size 1 (got " + str(L.pp) + ")");
+    return Status::invalid_argument("parallel.schedule none needs pipeline_model_parallel_size 1 (got " + str(L.pp) +
+                                    ")");
   if (L.schedule == ScheduleKind::kEETuning && ne == 0)
-    return Status::invalid_argument("parallel.schedule ee-tuning trains only exit heads; exits.exit_layer_nums is empty");
+    return Status::invalid_argument(
+        "parallel.schedule ee-tuning trains only exit heads; exits.exit_layer_nums is empty");
   return Status::ok();
 }
 

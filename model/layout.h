@@ -12,11 +12,11 @@ namespace eellm {
 
 // One exit head as placed on the pipeline.
 struct ExitPlacement {
-  int index = 0;       // position in exits.exit_layer_nums
-  int layer = 0;       // the 1-based layer number from the scenario
-  int depth = 0;       // backbone layers before the head: layer-1 with pre_exit, else layer
-  int stage = 0;       // pipeline rank holding it
-  int chunk = 0;       // model chunk (virtual stage index on that rank)
+  int index = 0;          // position in exits.exit_layer_nums
+  int layer = 0;          // the 1-based layer number from the scenario
+  int depth = 0;          // backbone layers before the head: layer-1 with pre_exit, else layer
+  int stage = 0;          // pipeline rank holding it
+  int chunk = 0;          // model chunk (virtual stage index on that rank)
   int virtual_stage = 0;  // chunk·pp + stage: position along the model
 };
 
@@ -27,21 +27,21 @@ struct ChunkLayout {
   int virtual_stage = 0;  // chunk·pp + stage
   int first_layer = 0;    // 0-based index of the first backbone layer
   int num_layers = 0;
-  bool has_embedding = false;    // virtual stage 0: word (and position) embedding
-  bool has_final_head = false;   // last virtual stage: final norm + output projection + loss
-  std::vector<int> exits;        // indices into Layout::exits, in model order
+  bool has_embedding = false;   // virtual stage 0: word (and position) embedding
+  bool has_final_head = false;  // last virtual stage: final norm + output projection + loss
+  std::vector<int> exits;       // indices into Layout::exits, in model order
 };
 
 struct Layout {
   int tp = 1, pp = 1, dp = 1, vp = 1;
   int world_size = 1;
-  int num_microbatches = 1;      // global_batch / (micro_batch · dp)
-  int padded_vocab_size = 0;     // vocab padded to a multiple of make_vocab_size_divisible_by · tp
-  int ffn_hidden_size = 0;       // resolved default
-  int kv_channels = 0;           // resolved default
-  int num_query_groups = 0;      // resolved default
-  std::vector<ChunkLayout> chunks;  // indexed by virtual_stage (pp·vp entries)
-  std::vector<ExitPlacement> exits;  // in exit_layer_nums order
+  int num_microbatches = 1;                     // global_batch / (micro_batch · dp)
+  int padded_vocab_size = 0;                    // vocab padded to a multiple of make_vocab_size_divisible_by · tp
+  int ffn_hidden_size = 0;                      // resolved default
+  int kv_channels = 0;                          // resolved default
+  int num_query_groups = 0;                     // resolved default
+  std::vector<ChunkLayout> chunks;              // indexed by virtual_stage (pp·vp entries)
+  std::vector<ExitPlacement> exits;             // in exit_layer_nums order
   ScheduleKind schedule = ScheduleKind::k1F1B;  // resolved (fill_explicit_bubbles → kEEFill)
 
   const ChunkLayout& chunk(int stage, int chunk_index) const { return chunks[chunk_index * pp + stage]; }

@@ -33,8 +33,7 @@ Status parse_as(const std::string& flag, const std::string& text, T& out, const 
 template <typename E>
 Status parse_choice(const std::string& flag, const std::string& text, E& out) {
   if (!parse_enum(text, out))
-    return Status::invalid_argument(flag + ": unknown value '" + text +
-                                    "'; allowed: " + enum_names<E>());
+    return Status::invalid_argument(flag + ": unknown value '" + text + "'; allowed: " + enum_names<E>());
   return Status::ok();
 }
 
@@ -57,21 +56,16 @@ struct FlagSpec {
   std::function<Status(const std::string& flag, const std::vector<std::string>& values)> apply;
 };
 
-std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p,
-                                           std::vector<std::string>& warnings) {
+std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p, std::vector<std::string>& warnings) {
   ModelSpec& m = s.model;
   ExitSpec& e = s.exits;
   ParallelSpec& par = s.parallel;
   TrainingSpec& t = s.training;
   auto int_ = [](int& f) {
-    return FlagSpec{1, [&f](const std::string& flag, const auto& v) {
-                      return parse_as(flag, v[0], f, "an integer");
-                    }};
+    return FlagSpec{1, [&f](const std::string& flag, const auto& v) { return parse_as(flag, v[0], f, "an integer"); }};
   };
   auto dbl = [](double& f) {
-    return FlagSpec{1, [&f](const std::string& flag, const auto& v) {
-                      return parse_as(flag, v[0], f, "a number");
-                    }};
+    return FlagSpec{1, [&f](const std::string& flag, const auto& v) { return parse_as(flag, v[0], f, "a number"); }};
   };
   auto set = [](bool& f, bool value) {
     return FlagSpec{0, [&f, value](const std::string&, const auto&) {
@@ -102,12 +96,10 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p,
                     }};
   };
   auto choice = [](auto& f) {
-    return FlagSpec{
-        1, [&f](const std::string& flag, const auto& v) { return parse_choice(flag, v[0], f); }};
+    return FlagSpec{1, [&f](const std::string& flag, const auto& v) { return parse_choice(flag, v[0], f); }};
   };
   auto run = [](int nargs, std::function<Status(const std::vector<std::string>&)> fn) {
-    return FlagSpec{nargs,
-                    [fn = std::move(fn)](const std::string&, const auto& v) { return fn(v); }};
+    return FlagSpec{nargs, [fn = std::move(fn)](const std::string&, const auto& v) { return fn(v); }};
   };
   auto ignore = [&warnings](const std::string& why) {
     return FlagSpec{-2, [&warnings, why](const std::string& flag, const auto&) {
@@ -135,8 +127,7 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p,
       {"--position-embedding-type", choice(m.position_embedding_type)},
       {"--use-rotary-position-embeddings", run(0,
                                                [&](const auto&) {
-                                                 m.position_embedding_type =
-                                                     PositionEmbedding::kRope;
+                                                 m.position_embedding_type = PositionEmbedding::kRope;
                                                  return Status::ok();
                                                })},
       {"--rotary-base", dbl(m.rotary_base)},
@@ -163,8 +154,7 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p,
       {"--fill-explicit-bubbles", set(par.fill_explicit_bubbles, true)},
       {"--num-fill-warmup-microbatches", int_(par.num_fill_warmup_microbatches)},
       {"--num-fill-cooldown-microbatches", int_(par.num_fill_cooldown_microbatches)},
-      {"--backward-forward-ratio",
-       ignore("eellm takes the backward/forward ratio from the cost model")},
+      {"--backward-forward-ratio", ignore("eellm takes the backward/forward ratio from the cost model")},
       {"--tensor-model-parallel-size", int_(par.tensor_model_parallel_size)},
       {"--pipeline-model-parallel-size", int_(par.pipeline_model_parallel_size)},
       {"--num-layers-per-virtual-pipeline-stage", int_(p.layers_per_virtual_stage)},
@@ -175,35 +165,27 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p,
       {"--recompute-granularity", run(1,
                                       [&](const auto& v) {
                                         p.recompute_given = true;
-                                        return parse_choice("--recompute-granularity", v[0],
-                                                            par.recompute_granularity);
+                                        return parse_choice("--recompute-granularity", v[0], par.recompute_granularity);
                                       })},
       {"--recompute-activations", run(0,
                                       [&](const auto&) {
                                         p.recompute_given = true;
-                                        par.recompute_granularity =
-                                            RecomputeGranularity::kSelective;
+                                        par.recompute_granularity = RecomputeGranularity::kSelective;
                                         return Status::ok();
                                       })},
-      {"--recompute-method",
-       ignore("full recompute is modelled on every layer (uniform, all layers)")},
-      {"--recompute-num-layers",
-       ignore("full recompute is modelled on every layer (uniform, all layers)")},
+      {"--recompute-method", ignore("full recompute is modelled on every layer (uniform, all layers)")},
+      {"--recompute-num-layers", ignore("full recompute is modelled on every layer (uniform, all layers)")},
       {"--use-flash-attn", set(m.use_flash_attn, true)},
       {"--accumulate-allreduce-grads-in-fp32", set(t.accumulate_allreduce_grads_in_fp32, true)},
       {"--micro-batch-size", int_(t.micro_batch_size)},
       {"--global-batch-size", run(1,
                                   [&](const auto& v) {
                                     p.global_batch_given = true;
-                                    return parse_as("--global-batch-size", v[0],
-                                                    t.global_batch_size, "an integer");
+                                    return parse_as("--global-batch-size", v[0], t.global_batch_size, "an integer");
                                   })},
       {"--train-iters", int_(t.train_iters)},
-      {"--train-samples", run(1,
-                              [&](const auto& v) {
-                                return parse_as("--train-samples", v[0], p.train_samples,
-                                                "an integer");
-                              })},
+      {"--train-samples",
+       run(1, [&](const auto& v) { return parse_as("--train-samples", v[0], p.train_samples, "an integer"); })},
       {"--lr", dbl(t.lr)},
       {"--min-lr", dbl(t.min_lr)},
       {"--lr-warmup-iters", int_(t.lr_warmup_iters)},
@@ -215,43 +197,36 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p,
       {"--adam-beta2", dbl(t.adam_beta2)},
       {"--adam-eps", dbl(t.adam_eps)},
       {"--clip-grad", dbl(t.clip_grad)},
-      {"--seed", run(1,
-                     [&](const auto& v) {
-                       return parse_as("--seed", v[0], t.seed, "a non-negative integer");
-                     })},
+      {"--seed", run(1, [&](const auto& v) { return parse_as("--seed", v[0], t.seed, "a non-negative integer"); })},
       {"--fp16", set(p.dtype_fp16, true)},
       {"--bf16", set(p.dtype_bf16, true)},
       {"--data-path", run(-1,
                           [&](const auto& v) {
                             std::string joined;
-                            for (const std::string& x : v)
-                              joined += (joined.empty() ? "" : " ") + x;
+                            for (const std::string& x : v) joined += (joined.empty() ? "" : " ") + x;
                             t.data_path = joined;
                             if (v.size() > 1)
-                              warnings.push_back(
-                                  "--data-path is a blend of " + std::to_string(v.size() / 2) +
-                                  " weighted datasets; kept verbatim in training.data_path");
+                              warnings.push_back("--data-path is a blend of " + std::to_string(v.size() / 2) +
+                                                 " weighted datasets; kept verbatim in training.data_path");
                             return Status::ok();
                           })},
-      {"--split",
-       run(1,
-           [&](const auto& v) {
-             std::vector<double> parts;
-             std::string item;
-             std::istringstream in(v[0]);
-             const char sep = v[0].find('/') != std::string::npos ? '/' : ',';
-             while (std::getline(in, item, sep)) {
-               double d = 0;
-               EELLM_RETURN_IF_ERROR(parse_as("--split", item, d, "comma-separated numbers"));
-               parts.push_back(d);
-             }
-             parts.resize(3, 0.0);
-             const double sum = parts[0] + parts[1] + parts[2];
-             if (!(sum > 0))
-               return Status::invalid_argument("--split '" + v[0] + "' has no positive part");
-             t.valid_fraction = std::abs(sum - 1.0) < 1e-9 ? parts[1] : parts[1] / sum;
-             return Status::ok();
-           })},
+      {"--split", run(1,
+                      [&](const auto& v) {
+                        std::vector<double> parts;
+                        std::string item;
+                        std::istringstream in(v[0]);
+                        const char sep = v[0].find('/') != std::string::npos ? '/' : ',';
+                        while (std::getline(in, item, sep)) {
+                          double d = 0;
+                          EELLM_RETURN_IF_ERROR(parse_as("--split", item, d, "comma-separated numbers"));
+                          parts.push_back(d);
+                        }
+                        parts.resize(3, 0.0);
+                        const double sum = parts[0] + parts[1] + parts[2];
+                        if (!(sum > 0)) return Status::invalid_argument("--split '" + v[0] + "' has no positive part");
+                        t.valid_fraction = std::abs(sum - 1.0) < 1e-9 ? parts[1] : parts[1] / sum;
+                        return Status::ok();
+                      })},
       {"--eval-interval", int_(t.eval_interval)},
       {"--eval-iters", int_(t.eval_iters)},
       {"--save-interval", int_(t.save_interval)},
@@ -305,8 +280,7 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p,
 }
 
 bool silently_ignored_prefix(const std::string& flag) {
-  for (const char* prefix :
-       {"--log-", "--wandb-", "--tensorboard-", "--eval-", "--save-", "--load-", "--no-log-"})
+  for (const char* prefix : {"--log-", "--wandb-", "--tensorboard-", "--eval-", "--save-", "--load-", "--no-log-"})
     if (flag.starts_with(prefix)) return true;
   return false;
 }
@@ -314,12 +288,11 @@ bool silently_ignored_prefix(const std::string& flag) {
 // A shipped cluster profile with this device and shape, if any (so the scenario names it).
 std::string matching_cluster_profile(const std::string& device, int nodes, int gpn) {
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(
-           std::filesystem::path(scenarios_dir()) / "clusters", ec)) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::filesystem::path(scenarios_dir()) / "clusters", ec)) {
     if (entry.path().extension() != ".yaml") continue;
     auto c = load_cluster_profile(entry.path().stem().string());
-    if (c.is_ok() && c->device_name == device && c->num_nodes == nodes && c->gpus_per_node == gpn)
-      return c->name;
+    if (c.is_ok() && c->device_name == device && c->num_nodes == nodes && c->gpus_per_node == gpn) return c->name;
   }
   return "";
 }
@@ -381,10 +354,8 @@ Status apply_flags(const std::vector<std::string>& words, size_t first, const st
     if (spec.nargs == 0 && !values.empty())
       return Status::invalid_argument(flag + " takes no value, got '" + values[0] + "'");
     if (spec.nargs == 1 && values.size() != 1)
-      return Status::invalid_argument(flag + " expects one value, got " +
-                                      std::to_string(values.size()));
-    if (spec.nargs == -1 && values.empty())
-      return Status::invalid_argument(flag + " expects at least one value");
+      return Status::invalid_argument(flag + " expects one value, got " + std::to_string(values.size()));
+    if (spec.nargs == -1 && values.empty()) return Status::invalid_argument(flag + " expects at least one value");
     EELLM_RETURN_IF_ERROR(spec.apply(flag, values));
   }
   if (!unknown.empty()) {
@@ -401,8 +372,7 @@ void resolve_vocab(ModelSpec& m, const Pending& p, std::vector<std::string>& war
   const std::string tok = normalize_enum_text(p.tokenizer_type);
   if (tok.find("gpt2") != std::string::npos || p.vocab_file.find("gpt2") != std::string::npos) {
     m.vocab_size = 50257;
-  } else if (tok.find("sentencepiece") != std::string::npos ||
-             tok.find("llama") != std::string::npos) {
+  } else if (tok.find("sentencepiece") != std::string::npos || tok.find("llama") != std::string::npos) {
     m.vocab_size = 32000;
     warnings.push_back("vocab_size 32000 assumed for tokenizer " + p.tokenizer_type +
                        " (Llama SentencePiece); pass --vocab-size to be exact");
@@ -417,20 +387,17 @@ void resolve_vocab(ModelSpec& m, const Pending& p, std::vector<std::string>& war
 Status resolve_model(Scenario& s, const Pending& p, std::vector<std::string>& warnings) {
   ModelSpec& m = s.model;
   if (m.num_layers <= 0 || m.hidden_size <= 0 || m.num_attention_heads <= 0)
-    return Status::invalid_argument(
-        "the command line lacks --num-layers, --hidden-size or --num-attention-heads");
+    return Status::invalid_argument("the command line lacks --num-layers, --hidden-size or --num-attention-heads");
   if (m.seq_length <= 0) m.seq_length = m.max_position_embeddings;
-  if (m.normalization == Normalization::kRMSNorm &&
-      m.position_embedding_type == PositionEmbedding::kRope && m.activation == Activation::kSwiGLU)
+  if (m.normalization == Normalization::kRMSNorm && m.position_embedding_type == PositionEmbedding::kRope &&
+      m.activation == Activation::kSwiGLU)
     m.arch = "llama";
   if (p.num_query_groups > 0) {
     m.num_query_groups = p.num_query_groups;
     if (!p.group_query_attention)
-      warnings.push_back(
-          "--num-query-groups without --group-query-attention: Megatron ignores it; eellm uses it");
+      warnings.push_back("--num-query-groups without --group-query-attention: Megatron ignores it; eellm uses it");
   }
-  if (p.dtype_fp16 && p.dtype_bf16)
-    return Status::invalid_argument("--fp16 and --bf16 are mutually exclusive");
+  if (p.dtype_fp16 && p.dtype_bf16) return Status::invalid_argument("--fp16 and --bf16 are mutually exclusive");
   s.training.params_dtype = p.dtype_bf16 ? DType::kBF16 : p.dtype_fp16 ? DType::kFP16 : DType::kFP32;
   resolve_vocab(m, p, warnings);
   return Status::ok();
@@ -441,8 +408,7 @@ Status resolve_schedule(Scenario& s, const Pending& p) {
   const ModelSpec& m = s.model;
   ParallelSpec& par = s.parallel;
   const int tp = par.tensor_model_parallel_size, pp = par.pipeline_model_parallel_size;
-  if (tp <= 0 || pp <= 0)
-    return Status::invalid_argument("tensor and pipeline parallel sizes must be positive");
+  if (tp <= 0 || pp <= 0) return Status::invalid_argument("tensor and pipeline parallel sizes must be positive");
   if (p.layers_per_virtual_stage > 0) {
     if (m.num_layers % (pp * p.layers_per_virtual_stage) != 0)
       return Status::invalid_argument("--num-layers (" + std::to_string(m.num_layers) +
@@ -470,9 +436,9 @@ Status resolve_cluster(Scenario& s, const MegatronImportOptions& opts, const Lau
     if (opts.gpus_per_node > 0) s.cluster.gpus_per_node = opts.gpus_per_node;
     if (opts.gpus > 0) {
       if (opts.gpus % s.cluster.gpus_per_node != 0)
-        return Status::invalid_argument(
-            "--gpus (" + std::to_string(opts.gpus) + ") is not a multiple of the " +
-            std::to_string(s.cluster.gpus_per_node) + " GPUs per node of cluster " + opts.cluster);
+        return Status::invalid_argument("--gpus (" + std::to_string(opts.gpus) + ") is not a multiple of the " +
+                                        std::to_string(s.cluster.gpus_per_node) + " GPUs per node of cluster " +
+                                        opts.cluster);
       s.cluster.num_nodes = opts.gpus / s.cluster.gpus_per_node;
     }
     return Status::ok();
@@ -481,14 +447,13 @@ Status resolve_cluster(Scenario& s, const MegatronImportOptions& opts, const Lau
   int gpn = opts.gpus_per_node > 0 ? opts.gpus_per_node : launcher.procs;
   if (gpus <= 0) {
     gpus = s.parallel.tensor_model_parallel_size * s.parallel.pipeline_model_parallel_size;
-    warnings.push_back(
-        "no GPU count given (--gpus or torchrun --nnodes/--nproc_per_node): assuming tp × pp = " +
-        std::to_string(gpus) + " GPUs (data parallel 1)");
+    warnings.push_back("no GPU count given (--gpus or torchrun --nnodes/--nproc_per_node): assuming tp × pp = " +
+                       std::to_string(gpus) + " GPUs (data parallel 1)");
   }
   if (gpn <= 0 || gpn > gpus) gpn = std::min(gpus, gpn > 0 ? gpn : 8);
   if (gpus % gpn != 0)
-    return Status::invalid_argument(std::to_string(gpus) + " GPUs do not fill nodes of " +
-                                    std::to_string(gpn) + " GPUs");
+    return Status::invalid_argument(std::to_string(gpus) + " GPUs do not fill nodes of " + std::to_string(gpn) +
+                                    " GPUs");
   const std::string profile = matching_cluster_profile(opts.device, gpus / gpn, gpn);
   if (!profile.empty()) {
     EELLM_ASSIGN_OR_RETURN(s.cluster, load_cluster_profile(profile));
@@ -513,15 +478,14 @@ Status resolve_training(Scenario& s, const Pending& p, std::vector<std::string>&
   const int tp = s.parallel.tensor_model_parallel_size, pp = s.parallel.pipeline_model_parallel_size;
   const int world = s.cluster.total_gpus();
   if (world % (tp * pp) != 0)
-    return Status::invalid_argument("world size (" + std::to_string(world) +
-                                    ") is not divisible by tp (" + std::to_string(tp) + ") × pp (" +
-                                    std::to_string(pp) + ")");
+    return Status::invalid_argument("world size (" + std::to_string(world) + ") is not divisible by tp (" +
+                                    std::to_string(tp) + ") × pp (" + std::to_string(pp) + ")");
   const int dp = world / (tp * pp);
   if (!p.global_batch_given) t.global_batch_size = t.micro_batch_size * dp;  // Megatron's default
   if (p.train_samples > 0) {
     t.train_iters = static_cast<int>(p.train_samples / std::max(1, t.global_batch_size));
-    warnings.push_back("--train-samples " + std::to_string(p.train_samples) +
-                       " converted to train_iters " + std::to_string(t.train_iters));
+    warnings.push_back("--train-samples " + std::to_string(p.train_samples) + " converted to train_iters " +
+                       std::to_string(t.train_iters));
   }
   if (p.lr_warmup_fraction >= 0) {
     const int decay = t.lr_decay_iters > 0 ? t.lr_decay_iters : t.train_iters;
@@ -532,8 +496,7 @@ Status resolve_training(Scenario& s, const Pending& p, std::vector<std::string>&
 
 }  // namespace
 
-StatusOr<MegatronImport> scenario_from_megatron(const std::string& text,
-                                                const MegatronImportOptions& opts) {
+StatusOr<MegatronImport> scenario_from_megatron(const std::string& text, const MegatronImportOptions& opts) {
   EELLM_ASSIGN_OR_RETURN(const std::vector<std::string> words, expand_launch_command(text));
   MegatronImport out;
   Scenario& s = out.scenario;

@@ -18,8 +18,8 @@ struct MegatronImportOptions {
   std::string name;                      // scenario name (empty → "megatron-import")
   std::string cluster;                   // a cluster profile; overrides `device`
   std::string device = "a100-80gb-sxm";  // device profile when no cluster profile is named
-  int gpus = 0;           // 0 → torchrun's --nnodes × --nproc_per_node, else tp·pp
-  int gpus_per_node = 0;  // 0 → torchrun's --nproc_per_node, else min(gpus, 8)
+  int gpus = 0;                          // 0 → torchrun's --nnodes × --nproc_per_node, else tp·pp
+  int gpus_per_node = 0;                 // 0 → torchrun's --nproc_per_node, else min(gpus, 8)
 };
 
 struct MegatronImport {
@@ -29,11 +29,10 @@ struct MegatronImport {
 
 // Parses the command (or script) text. Errors: no Megatron command in the text, a flag with a
 // missing or malformed value, sizes that contradict each other.
-StatusOr<MegatronImport> scenario_from_megatron(const std::string& text,
-                                                const MegatronImportOptions& options = {});
+StatusOr<MegatronImport> scenario_from_megatron(const std::string& text, const MegatronImportOptions& options = {});
 
 struct MegatronExport {
-  std::string command;  // `torchrun ... pretrain_early_exit_gpt.py \` one flag per line
+  std::string command;                // `torchrun ... pretrain_early_exit_gpt.py \` one flag per line
   std::vector<std::string> warnings;  // scenario fields a Megatron command line cannot express
 };
 MegatronExport scenario_to_megatron(const Scenario& scenario);

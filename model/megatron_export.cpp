@@ -40,7 +40,9 @@ std::string list(const std::vector<T>& v) {
   return r;
 }
 
-std::string num(int v) { return std::to_string(v); }
+std::string num(int v) {
+  return std::to_string(v);
+}
 
 void model_flags(const ModelSpec& m, Flags& flag) {
   flag("--num-layers", num(m.num_layers));
@@ -53,8 +55,7 @@ void model_flags(const ModelSpec& m, Flags& flag) {
     flag("--num-query-groups", num(m.num_query_groups));
   }
   flag("--seq-length", num(m.seq_length));
-  flag("--max-position-embeddings",
-       num(m.max_position_embeddings > 0 ? m.max_position_embeddings : m.seq_length));
+  flag("--max-position-embeddings", num(m.max_position_embeddings > 0 ? m.max_position_embeddings : m.seq_length));
   flag("--vocab-size", num(m.vocab_size));
   flag("--make-vocab-size-divisible-by", num(m.make_vocab_size_divisible_by));
   flag("--normalization", to_string(m.normalization));
@@ -74,8 +75,7 @@ void parallel_flags(const Scenario& s, Flags& flag, std::vector<std::string>& wa
   flag("--tensor-model-parallel-size", num(par.tensor_model_parallel_size));
   flag("--pipeline-model-parallel-size", num(par.pipeline_model_parallel_size));
   if (par.virtual_pipeline_model_parallel_size > 1) {
-    const int per = m.num_layers /
-                    (par.pipeline_model_parallel_size * par.virtual_pipeline_model_parallel_size);
+    const int per = m.num_layers / (par.pipeline_model_parallel_size * par.virtual_pipeline_model_parallel_size);
     flag("--num-layers-per-virtual-pipeline-stage", num(per));
   }
   if (!par.layer_partition.empty())
@@ -93,7 +93,7 @@ void parallel_flags(const Scenario& s, Flags& flag, std::vector<std::string>& wa
     case ScheduleKind::kZBH1:
     case ScheduleKind::kEETuning:
       warnings.push_back(std::string("schedule ") + to_string(par.schedule) +
-                             " has no Megatron/EE-LLM pretraining flag; the command runs 1F1B");
+                         " has no Megatron/EE-LLM pretraining flag; the command runs 1F1B");
       break;
     case ScheduleKind::kEEFill:
       if (!par.fill_explicit_bubbles) flag("--fill-explicit-bubbles");
@@ -109,8 +109,7 @@ void exit_flags(const Scenario& s, Flags& flag, std::vector<std::string>& warnin
   if (!e.exit_layer_nums.empty()) {
     flag("--exit-layer-nums", list(e.exit_layer_nums));
     if (!e.exit_layer_weight.empty()) flag("--exit-layer-weight", list(e.exit_layer_weight));
-    if (!e.exit_layer_weight_init.empty())
-      flag("--exit-layer-weight-init", list(e.exit_layer_weight_init));
+    if (!e.exit_layer_weight_init.empty()) flag("--exit-layer-weight-init", list(e.exit_layer_weight_init));
     flag("--exit-layer-weight-warmup-iters", num(e.exit_layer_weight_warmup_iters));
     flag("--exit-layer-weight-warmup-style", to_string(e.exit_layer_weight_warmup_style));
   }
@@ -120,8 +119,7 @@ void exit_flags(const Scenario& s, Flags& flag, std::vector<std::string>& warnin
   if (e.use_exit_block) flag("--use-exit-block");
   if (e.untie_exit_output_weights) flag("--untie-exit-output-weights");
   if (e.final_exit_weight != 1.0)
-    warnings.push_back("exits.final_exit_weight (" + fmt(e.final_exit_weight) +
-                           ") has no EE-LLM flag; EE-LLM uses 1");
+    warnings.push_back("exits.final_exit_weight (" + fmt(e.final_exit_weight) + ") has no EE-LLM flag; EE-LLM uses 1");
   if (par.fill_explicit_bubbles) flag("--fill-explicit-bubbles");
   if (par.num_fill_warmup_microbatches >= 0)
     flag("--num-fill-warmup-microbatches", num(par.num_fill_warmup_microbatches));

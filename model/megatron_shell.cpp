@@ -18,13 +18,11 @@ bool is_name_char(char c) {
 // Integer arithmetic for $(( )): + - * / % and parentheses over literals and variable names.
 class Arith {
  public:
-  Arith(const std::string& s, const std::map<std::string, std::string>& vars)
-      : s_(s), vars_(vars) {}
+  Arith(const std::string& s, const std::map<std::string, std::string>& vars) : s_(s), vars_(vars) {}
   StatusOr<long long> eval() {
     long long v = expr();
     skip();
-    if (!ok_ || pos_ != s_.size())
-      return Status::invalid_argument("cannot evaluate $((" + s_ + "))");
+    if (!ok_ || pos_ != s_.size()) return Status::invalid_argument("cannot evaluate $((" + s_ + "))");
     return v;
   }
 
@@ -43,8 +41,7 @@ class Arith {
   }
   long long term() {
     long long v = factor();
-    for (skip(); pos_ < s_.size() && (s_[pos_] == '*' || s_[pos_] == '/' || s_[pos_] == '%');
-         skip()) {
+    for (skip(); pos_ < s_.size() && (s_[pos_] == '*' || s_[pos_] == '/' || s_[pos_] == '%'); skip()) {
       const char op = s_[pos_++];
       const long long r = factor();
       if (op != '*' && r == 0) {
@@ -245,8 +242,7 @@ class ShellReader {
     return true;
   }
 
-  void apply(const std::vector<std::string>& words,
-             std::vector<std::vector<std::string>>& commands) {
+  void apply(const std::vector<std::string>& words, std::vector<std::vector<std::string>>& commands) {
     if (words_are_assignments(words)) {
       for (const std::string& w : words) {
         if (w == "export") continue;
@@ -295,8 +291,7 @@ class ShellReader {
       const size_t dflt = inner.find(":-");
       const std::string name = inner.substr(0, dflt);
       auto it = vars_.find(name);
-      if ((it == vars_.end() || it->second.empty()) && dflt != std::string::npos)
-        return inner.substr(dflt + 2);
+      if ((it == vars_.end() || it->second.empty()) && dflt != std::string::npos) return inner.substr(dflt + 2);
       return it == vars_.end() ? "" : it->second;
     }
     const size_t start = pos_;
@@ -331,8 +326,7 @@ StatusOr<std::vector<std::string>> expand_launch_command(const std::string& scri
     for (const std::string& w : *it)
       if (w.ends_with(".py") || w == "--num-layers" || w.starts_with("--num-layers=")) return *it;
   }
-  return Status::invalid_argument(
-      "no Megatron launch command found: no line runs a .py script or passes --num-layers");
+  return Status::invalid_argument("no Megatron launch command found: no line runs a .py script or passes --num-layers");
 }
 
 }  // namespace eellm

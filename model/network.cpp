@@ -15,8 +15,8 @@ constexpr double kUs = 1e-6;
 double move_seconds(const DeviceProfile& dev, double bytes, double bw, bool collective) {
   const double limit = dev.large_message_KiB * 1024.0;
   if (!(limit > 0) || bytes <= limit) return bytes / bw;
-  const double eff = std::max(1e-6, collective ? dev.large_message_collective_efficiency
-                                               : dev.large_message_p2p_efficiency);
+  const double eff =
+      std::max(1e-6, collective ? dev.large_message_collective_efficiency : dev.large_message_p2p_efficiency);
   return limit / bw + (bytes - limit) / (bw * eff);
 }
 
@@ -95,9 +95,9 @@ double NetworkModel::p2p(double bytes, bool inter_node, int crossing_per_node) c
   const ClusterSpec& c = *cluster_;
   const DeviceProfile& dev = c.device;
   const double eff = dev.p2p_efficiency > 0 ? dev.p2p_efficiency : dev.collective_efficiency;
-  const double bw = inter_node
-                        ? nic_line_rate(crossing_per_node) * (c.inter_node_efficiency > 0 ? c.inter_node_efficiency : eff)
-                        : c.intra_node.bandwidth_GBps * 1e9 * eff * link_scale_;
+  const double bw =
+      inter_node ? nic_line_rate(crossing_per_node) * (c.inter_node_efficiency > 0 ? c.inter_node_efficiency : eff)
+                 : c.intra_node.bandwidth_GBps * 1e9 * eff * link_scale_;
   const double latency = (inter_node ? c.inter_node.latency_us : c.intra_node.latency_us) * kUs;
   return latency + move_seconds(dev, bytes, std::max(1e-9, bw), false);
 }

@@ -7,9 +7,8 @@
 
 namespace eellm {
 
-std::vector<double> nelder_mead(const std::function<double(const std::vector<double>&)>& f,
-                                std::vector<double> x0, double step, int max_evaluations,
-                                int* evaluations) {
+std::vector<double> nelder_mead(const std::function<double(const std::vector<double>&)>& f, std::vector<double> x0,
+                                double step, int max_evaluations, int* evaluations) {
   const size_t n = x0.size();
   int evals = 0;
   auto eval = [&](const std::vector<double>& x) {

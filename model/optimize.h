@@ -18,9 +18,8 @@ namespace eellm {
 // `max_evaluations` evaluations of f in this call, or when the simplex's values agree to 1e-12
 // relative (|f_worst − f_best| < 1e-12·(1 + |f_best|)). Adds the evaluations it made to
 // *evaluations when given. Returns the best vertex.
-std::vector<double> nelder_mead(const std::function<double(const std::vector<double>&)>& f,
-                                std::vector<double> x0, double step, int max_evaluations,
-                                int* evaluations = nullptr);
+std::vector<double> nelder_mead(const std::function<double(const std::vector<double>&)>& f, std::vector<double> x0,
+                                double step, int max_evaluations, int* evaluations = nullptr);
 
 // 100·|predicted − measured| / measured (measured > 0; the caller checks).
 double absolute_percentage_error(double predicted, double measured);

@@ -43,7 +43,9 @@ StatusOr<T> parse_number(const std::string& field, std::string_view text) {
   return Status::invalid_argument(field + " expects " + what + ", got '" + std::string(text) + "'");
 }
 
-inline StatusOr<int> parse_int(const std::string& field, std::string_view text) { return parse_number<int>(field, text); }
+inline StatusOr<int> parse_int(const std::string& field, std::string_view text) {
+  return parse_number<int>(field, text);
+}
 inline StatusOr<int64_t> parse_int64(const std::string& field, std::string_view text) {
   return parse_number<int64_t>(field, text);
 }

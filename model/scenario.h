@@ -21,14 +21,14 @@ enum class LrDecayStyle { kConstant, kLinear, kCosine };
 
 // Pipeline schedules; every one is both simulated (sim/) and executed (exec/).
 enum class ScheduleKind {
-  kNoPipelining,    // pp == 1: forward/backward of every microbatch, then the step
-  kGPipe,           // all forwards, then all backwards
-  k1F1B,            // PipeDream-flush, Megatron's non-interleaved schedule
-  kInterleaved1F1B, // Megatron's interleaved schedule with virtual stages
-  kZBH1,            // zero bubble H1: backward split into B (input) and W (weight)
-  kEE1F1B,          // EE-LLM: 1F1B with exit losses computed and back-propagated on their own stage
-  kEEFill,          // EE-LLM: kEE1F1B plus explicit bubble filling (partial fwd/bwd to the exits)
-  kEETuning,        // EE-Tuning: frozen backbone, only exit heads train, no gradients cross stages
+  kNoPipelining,     // pp == 1: forward/backward of every microbatch, then the step
+  kGPipe,            // all forwards, then all backwards
+  k1F1B,             // PipeDream-flush, Megatron's non-interleaved schedule
+  kInterleaved1F1B,  // Megatron's interleaved schedule with virtual stages
+  kZBH1,             // zero bubble H1: backward split into B (input) and W (weight)
+  kEE1F1B,           // EE-LLM: 1F1B with exit losses computed and back-propagated on their own stage
+  kEEFill,           // EE-LLM: kEE1F1B plus explicit bubble filling (partial fwd/bwd to the exits)
+  kEETuning,         // EE-Tuning: frozen backbone, only exit heads train, no gradients cross stages
 };
 
 enum class Confidence { kMaxProb, kMargin, kEntropy };
@@ -45,9 +45,9 @@ struct ModelSpec {
   int num_layers = 0;
   int hidden_size = 0;
   int num_attention_heads = 0;
-  int num_query_groups = 0;    // 0 → num_attention_heads (no GQA)
-  int ffn_hidden_size = 0;     // 0 → 4h (GELU) or Megatron's SwiGLU default 4h·2/3 rounded to 64
-  int kv_channels = 0;         // 0 → hidden_size / num_attention_heads
+  int num_query_groups = 0;  // 0 → num_attention_heads (no GQA)
+  int ffn_hidden_size = 0;   // 0 → 4h (GELU) or Megatron's SwiGLU default 4h·2/3 rounded to 64
+  int kv_channels = 0;       // 0 → hidden_size / num_attention_heads
   int seq_length = 0;
   int max_position_embeddings = 0;  // 0 → seq_length
   int vocab_size = 0;
@@ -66,13 +66,13 @@ struct ModelSpec {
 };
 
 struct ExitSpec {
-  std::vector<int> exit_layer_nums;          // 1-based layer numbers
-  std::vector<double> exit_layer_weight;     // final weight per exit (same length, or one for all)
+  std::vector<int> exit_layer_nums;            // 1-based layer numbers
+  std::vector<double> exit_layer_weight;       // final weight per exit (same length, or one for all)
   std::vector<double> exit_layer_weight_init;  // warm-up start weight per exit (empty → = final)
   int exit_layer_weight_warmup_iters = 0;
   WarmupStyle exit_layer_weight_warmup_style = WarmupStyle::kLinear;
-  double final_exit_weight = 1.0;            // weight of the final (last-layer) loss
-  bool pre_exit = false;                     // exit sits before layer n (on its input) instead of after
+  double final_exit_weight = 1.0;  // weight of the final (last-layer) loss
+  bool pre_exit = false;           // exit sits before layer n (on its input) instead of after
   bool use_exit_norm = false;
   bool use_exit_mlp = false;
   bool use_exit_block = false;
@@ -90,9 +90,9 @@ struct ParallelSpec {
   bool sequence_parallel = false;
   bool use_distributed_optimizer = false;
   bool overlap_grad_reduce = false;
-  int ddp_bucket_size = 0;  // gradient bucket, elements; 0 → max(40M, 1M·dp) (Megatron)
-  bool fill_explicit_bubbles = false;       // EE-LLM flag; with an EE schedule selects kEEFill
-  int num_fill_warmup_microbatches = -1;    // -1 → derived from pp and the bwd/fwd ratio
+  int ddp_bucket_size = 0;                // gradient bucket, elements; 0 → max(40M, 1M·dp) (Megatron)
+  bool fill_explicit_bubbles = false;     // EE-LLM flag; with an EE schedule selects kEEFill
+  int num_fill_warmup_microbatches = -1;  // -1 → derived from pp and the bwd/fwd ratio
   int num_fill_cooldown_microbatches = -1;
   RecomputeGranularity recompute_granularity = RecomputeGranularity::kNone;
 };
@@ -119,15 +119,15 @@ struct DeviceProfile {
   int gemm_tile_m = 128;
   int gemm_tile_n = 128;
   int num_sms = 108;
-  double elementwise_efficiency = 0.7;   // fraction of memory bandwidth element-wise ops reach
-  double attention_efficiency = 0.5;     // of GEMM peak, for the softmax(QK^T)V core
+  double elementwise_efficiency = 0.7;  // fraction of memory bandwidth element-wise ops reach
+  double attention_efficiency = 0.5;    // of GEMM peak, for the softmax(QK^T)V core
   // Backward time / forward time of an element-wise kernel and of the attention core. 2 is the
   // GPU rule (a backward moves about twice the bytes, and does twice the core's GEMM work); a CPU
   // executor's kernels are measured by `eellm calibrate` (its forward softmax is exp-bound and its
   // element-wise backwards read three tensors where the forward reads two: about 1.5).
   double elementwise_backward_ratio = 2;
   double attention_backward_ratio = 2;
-  double collective_efficiency = 0.8;    // fraction of link bandwidth collectives reach
+  double collective_efficiency = 0.8;  // fraction of link bandwidth collectives reach
   // Link model beyond one alpha-beta line (calibrated CPU profiles; the defaults change nothing):
   // p2p transfers reach p2p_efficiency of the link bandwidth (0 → collective_efficiency);
   // collectives pay collective_latency_us per step (0 → the link latency); bytes of a buffer
@@ -137,8 +137,8 @@ struct DeviceProfile {
   double large_message_KiB = 0;
   double large_message_p2p_efficiency = 1;
   double large_message_collective_efficiency = 1;
-  double per_layer_overhead_us = 0;      // fitted residual per transformer layer and microbatch
-  double per_exit_overhead_us = 0;       // fitted residual per exit head and microbatch
+  double per_layer_overhead_us = 0;  // fitted residual per transformer layer and microbatch
+  double per_exit_overhead_us = 0;   // fitted residual per exit head and microbatch
   // Fraction of the calibrated compute throughput (GEMM peak, memory bandwidth) one rank reaches
   // in a real run (fitted by `eellm validate`). With host_cores > 0 (CPU profiles), ranks × threads
   // beyond the host's cores time-share them: the fraction is then further multiplied by
@@ -165,11 +165,11 @@ struct DeviceProfile {
 // a scenario's `cluster:` section; model/training_cost.h). Zero turns a term off where noted.
 struct CostSpec {
   double price_per_gpu_hour_usd = 0;
-  double node_overhead_W = 0;          // CPUs, NICs, switches, fans per node (beyond the GPUs)
-  double pue = 1;                      // data-centre power usage effectiveness (≥ 1)
-  double node_mtbf_hours = 0;          // mean time between failures of one node; 0 → no failures
+  double node_overhead_W = 0;                 // CPUs, NICs, switches, fans per node (beyond the GPUs)
+  double pue = 1;                             // data-centre power usage effectiveness (≥ 1)
+  double node_mtbf_hours = 0;                 // mean time between failures of one node; 0 → no failures
   double checkpoint_write_GBps_per_node = 0;  // each node writes its shard; 0 → no checkpoints
-  double restart_s = 0;                // job restart after a failure, incl. checkpoint load
+  double restart_s = 0;                       // job restart after a failure, incl. checkpoint load
 };
 
 struct ClusterSpec {
@@ -179,16 +179,16 @@ struct ClusterSpec {
   int num_nodes = 1;
   int gpus_per_node = 1;
   IntraNodeFabric intra_node_fabric = IntraNodeFabric::kNVSwitch;
-  LinkSpec intra_node;      // per GPU, unidirectional: NVLink / PCIe / shared memory
+  LinkSpec intra_node;  // per GPU, unidirectional: NVLink / PCIe / shared memory
   // Inter-node: nics_per_node NICs (rail-optimised: GPU i uses the NIC(s) of its rail), each
   // inter_node.bandwidth_GBps per direction; 0 → one NIC per GPU. Every transfer that crosses the
   // node boundary at the same time shares them (model/network.h).
   int nics_per_node = 0;
-  LinkSpec inter_node;      // one NIC
+  LinkSpec inter_node;  // one NIC
   // Fraction of the NIC line rate NCCL's inter-node transfers reach (0 → the device's
   // collective_efficiency, the same figure as within a node).
   double inter_node_efficiency = 0;
-  CostSpec cost;            // what-if cost analysis (separate block)
+  CostSpec cost;  // what-if cost analysis (separate block)
   int total_gpus() const { return num_nodes * gpus_per_node; }
   int nics() const { return nics_per_node > 0 ? nics_per_node : gpus_per_node; }
 };
@@ -212,9 +212,9 @@ struct TrainingSpec {
   // Megatron's --accumulate-allreduce-grads-in-fp32: fp16 runs keep fp32 main grads (4 bytes per
   // parameter, reduced in fp32) instead of fp16 ones (2 bytes). bf16 runs always keep fp32 grads.
   bool accumulate_allreduce_grads_in_fp32 = false;
-  std::string data_path;              // token file; empty → default corpus
+  std::string data_path;  // token file; empty → default corpus
   double valid_fraction = 0.05;
-  int eval_interval = 0;   // 0 → off
+  int eval_interval = 0;  // 0 → off
   int eval_iters = 10;
   int save_interval = 0;
   int log_interval = 1;
@@ -231,8 +231,8 @@ struct InferenceSpec {
   Confidence confidence = Confidence::kMaxProb;
   std::vector<double> exit_rates;  // fraction of tokens leaving at each exit (simulation input)
   int speculative_draft_tokens = 4;
-  int draft_exit = 0;              // index into exit_layer_nums
-  int max_pending_recompute = 8;   // KV recomputation cap before a forced full pass
+  int draft_exit = 0;             // index into exit_layer_nums
+  int max_pending_recompute = 8;  // KV recomputation cap before a forced full pass
 };
 
 struct ExecutionSpec {

@@ -24,20 +24,18 @@ EELLM_ENUM_VALUES(Normalization, Normalization::kLayerNorm, Normalization::kRMSN
 EELLM_ENUM_VALUES(PositionEmbedding, PositionEmbedding::kLearnedAbsolute, PositionEmbedding::kRope);
 EELLM_ENUM_VALUES(Activation, Activation::kGelu, Activation::kSwiGLU);
 EELLM_ENUM_VALUES(DType, DType::kFP32, DType::kFP16, DType::kBF16);
-EELLM_ENUM_VALUES(RecomputeGranularity, RecomputeGranularity::kNone,
-                  RecomputeGranularity::kSelective, RecomputeGranularity::kFull);
+EELLM_ENUM_VALUES(RecomputeGranularity, RecomputeGranularity::kNone, RecomputeGranularity::kSelective,
+                  RecomputeGranularity::kFull);
 EELLM_ENUM_VALUES(WarmupStyle, WarmupStyle::kLinear, WarmupStyle::kCosine);
-EELLM_ENUM_VALUES(LrDecayStyle, LrDecayStyle::kConstant, LrDecayStyle::kLinear,
-                  LrDecayStyle::kCosine);
-EELLM_ENUM_VALUES(ScheduleKind, ScheduleKind::kNoPipelining, ScheduleKind::kGPipe,
-                  ScheduleKind::k1F1B, ScheduleKind::kInterleaved1F1B, ScheduleKind::kZBH1,
-                  ScheduleKind::kEE1F1B, ScheduleKind::kEEFill, ScheduleKind::kEETuning);
+EELLM_ENUM_VALUES(LrDecayStyle, LrDecayStyle::kConstant, LrDecayStyle::kLinear, LrDecayStyle::kCosine);
+EELLM_ENUM_VALUES(ScheduleKind, ScheduleKind::kNoPipelining, ScheduleKind::kGPipe, ScheduleKind::k1F1B,
+                  ScheduleKind::kInterleaved1F1B, ScheduleKind::kZBH1, ScheduleKind::kEE1F1B, ScheduleKind::kEEFill,
+                  ScheduleKind::kEETuning);
 EELLM_ENUM_VALUES(Confidence, Confidence::kMaxProb, Confidence::kMargin, Confidence::kEntropy);
-EELLM_ENUM_VALUES(InferenceMethod, InferenceMethod::kFull, InferenceMethod::kRecompute,
-                  InferenceMethod::kPipeline, InferenceMethod::kSpeculative);
+EELLM_ENUM_VALUES(InferenceMethod, InferenceMethod::kFull, InferenceMethod::kRecompute, InferenceMethod::kPipeline,
+                  InferenceMethod::kSpeculative);
 EELLM_ENUM_VALUES(DeviceKind, DeviceKind::kCPU, DeviceKind::kCUDA);
-EELLM_ENUM_VALUES(IntraNodeFabric, IntraNodeFabric::kNVSwitch, IntraNodeFabric::kPCIe,
-                  IntraNodeFabric::kSharedMemory);
+EELLM_ENUM_VALUES(IntraNodeFabric, IntraNodeFabric::kNVSwitch, IntraNodeFabric::kPCIe, IntraNodeFabric::kSharedMemory);
 #undef EELLM_ENUM_VALUES
 
 template <typename E>

@@ -34,8 +34,7 @@ StatusOr<YAML::Node> load_yaml(const std::string& text, const std::string& sourc
     return YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     std::string where = source;
-    if (e.mark.line >= 0)
-      where += ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
+    if (e.mark.line >= 0) where += ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
     return Status::invalid_argument(where + ": malformed YAML: " + e.msg);
   }
 }
@@ -67,8 +66,8 @@ StatusOr<fs::path> resolve_profile(const char* kind, const char* what, const std
     fs::path p(name);
     if (p.is_relative() && fs::exists(base_dir / p)) return base_dir / p;
     if (fs::exists(p)) return p;
-    return Status::not_found(std::string(what) + " file '" + name + "' not found (looked in " +
-                             base_dir.string() + " and " + fs::current_path().string() + ")");
+    return Status::not_found(std::string(what) + " file '" + name + "' not found (looked in " + base_dir.string() +
+                             " and " + fs::current_path().string() + ")");
   }
   const fs::path dir = fs::path(scenarios_dir()) / kind;
   const fs::path p = dir / (name + ".yaml");
@@ -82,8 +81,7 @@ StatusOr<fs::path> resolve_profile(const char* kind, const char* what, const std
 }
 
 StatusOr<DeviceProfile> load_device_impl(const std::string& name, const fs::path& base_dir) {
-  EELLM_ASSIGN_OR_RETURN(const fs::path path,
-                         resolve_profile("devices", "device profile", name, base_dir));
+  EELLM_ASSIGN_OR_RETURN(const fs::path path, resolve_profile("devices", "device profile", name, base_dir));
   EELLM_ASSIGN_OR_RETURN(const std::string text, read_text_file(path));
   EELLM_ASSIGN_OR_RETURN(const YAML::Node root, load_yaml(text, path.string()));
   YamlContext ctx{path.string(), {}};
@@ -99,8 +97,8 @@ StatusOr<DeviceProfile> load_device_impl(const std::string& name, const fs::path
 
 // `device: NAME-or-PATH`, or an inline mapping of DeviceProfile fields, optionally starting from
 // `base: NAME` (what-if overrides of a shipped device).
-void read_device_ref(YamlContext& ctx, const YAML::Node& node, const std::string& path,
-                     const fs::path& base_dir, std::string& device_name, DeviceProfile& device) {
+void read_device_ref(YamlContext& ctx, const YAML::Node& node, const std::string& path, const fs::path& base_dir,
+                     std::string& device_name, DeviceProfile& device) {
   if (node.IsScalar()) {
     auto d = load_device_impl(node.Scalar(), base_dir);
     if (!d.is_ok()) {
@@ -144,8 +142,8 @@ StatusOr<ClusterSpec> load_cluster_impl(const std::string& name, const fs::path&
 
 // The cluster keys shared by cluster files and a scenario's `cluster:` section (which may also
 // name a `profile` to start from).
-void read_cluster(YamlContext& ctx, const YAML::Node& node, const std::string& path,
-                  const fs::path& base_dir, bool allow_profile, ClusterSpec& c) {
+void read_cluster(YamlContext& ctx, const YAML::Node& node, const std::string& path, const fs::path& base_dir,
+                  bool allow_profile, ClusterSpec& c) {
   MapReader r(ctx, node, path);
   if (allow_profile) {
     const YAML::Node prof = r.take("profile");
@@ -168,10 +166,8 @@ void read_cluster(YamlContext& ctx, const YAML::Node& node, const std::string& p
   r("intra_node_fabric", c.intra_node_fabric);
   r("nics_per_node", c.nics_per_node);
   r("inter_node_efficiency", c.inter_node_efficiency);
-  if (const YAML::Node n = r.take("intra_node"))
-    read_link(ctx, n, r.child_path("intra_node"), c.intra_node);
-  if (const YAML::Node n = r.take("inter_node"))
-    read_link(ctx, n, r.child_path("inter_node"), c.inter_node);
+  if (const YAML::Node n = r.take("intra_node")) read_link(ctx, n, r.child_path("intra_node"), c.intra_node);
+  if (const YAML::Node n = r.take("inter_node")) read_link(ctx, n, r.child_path("inter_node"), c.inter_node);
   if (const YAML::Node n = r.take("cost")) {  // what-if cost block: keys given override the profile's
     MapReader cr(ctx, n, r.child_path("cost"));
     for_each_field(c.cost, cr);
@@ -186,17 +182,14 @@ void read_cluster(YamlContext& ctx, const YAML::Node& node, const std::string& p
 }
 
 StatusOr<ClusterSpec> load_cluster_impl(const std::string& name, const fs::path& base_dir) {
-  EELLM_ASSIGN_OR_RETURN(const fs::path path,
-                         resolve_profile("clusters", "cluster profile", name, base_dir));
+  EELLM_ASSIGN_OR_RETURN(const fs::path path, resolve_profile("clusters", "cluster profile", name, base_dir));
   EELLM_ASSIGN_OR_RETURN(const std::string text, read_text_file(path));
   EELLM_ASSIGN_OR_RETURN(const YAML::Node root, load_yaml(text, path.string()));
   YamlContext ctx{path.string(), {}};
   ClusterSpec c;
-  if (!root.IsMap())
-    ctx.error(root, "", "a cluster profile is a mapping (name, device, num_nodes, ...)");
+  if (!root.IsMap()) ctx.error(root, "", "a cluster profile is a mapping (name, device, num_nodes, ...)");
   read_cluster(ctx, root, "", path.parent_path(), /*allow_profile=*/false, c);
-  if (ctx.ok() && !root["device"])
-    ctx.error(root, "device", "a cluster profile must name its device");
+  if (ctx.ok() && !root["device"]) ctx.error(root, "device", "a cluster profile must name its device");
   EELLM_RETURN_IF_ERROR(ctx.status());
   if (c.name.empty()) c.name = path.stem().string();
   return c;
@@ -206,8 +199,7 @@ StatusOr<ClusterSpec> load_cluster_impl(const std::string& name, const fs::path&
 
 std::string format_double(double v) {
   char buf[64];
-  auto [ptr, ec] =
-      std::to_chars(buf, buf + sizeof buf, v);  // shortest form that reads back exactly
+  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);  // shortest form that reads back exactly
   (void)ec;
   return std::string(buf, ptr);
 }
@@ -283,8 +275,8 @@ void write_section(YAML::Emitter& out, const char* key, const T& spec) {
 }
 
 void write_device(YAML::Emitter& out, const std::string& device_name, const DeviceProfile& device) {
-  auto shipped = device_name.empty() ? StatusOr<DeviceProfile>(Status::not_found(""))
-                                     : load_device_profile(device_name);
+  auto shipped =
+      device_name.empty() ? StatusOr<DeviceProfile>(Status::not_found("")) : load_device_profile(device_name);
   out << YAML::Key << "device" << YAML::Value;
   if (shipped.is_ok()) {
     const std::set<std::string> diff = differing_fields(*shipped, device);
@@ -319,14 +311,12 @@ void write_topology(YAML::Emitter& out, const ClusterSpec& c, const ClusterSpec*
   if (!profile || profile->nics_per_node != c.nics_per_node)
     out << YAML::Key << "nics_per_node" << YAML::Value << c.nics_per_node;
   if (!profile || profile->inter_node_efficiency != c.inter_node_efficiency)
-    out << YAML::Key << "inter_node_efficiency" << YAML::Value
-        << format_double(c.inter_node_efficiency);
+    out << YAML::Key << "inter_node_efficiency" << YAML::Value << format_double(c.inter_node_efficiency);
 }
 
 void write_cluster(YAML::Emitter& out, const ClusterSpec& c) {
   out << YAML::Key << "cluster" << YAML::Value << YAML::BeginMap;
-  auto profile =
-      c.name.empty() ? StatusOr<ClusterSpec>(Status::not_found("")) : load_cluster_profile(c.name);
+  auto profile = c.name.empty() ? StatusOr<ClusterSpec>(Status::not_found("")) : load_cluster_profile(c.name);
   if (profile.is_ok()) {
     // By name, with only what differs from the profile inline.
     const ClusterSpec& p = *profile;
@@ -334,8 +324,7 @@ void write_cluster(YAML::Emitter& out, const ClusterSpec& c) {
     if (p.device_name != c.device_name || !differing_fields(p.device, c.device).empty())
       write_device(out, c.device_name, c.device);
     if (p.num_nodes != c.num_nodes) out << YAML::Key << "num_nodes" << YAML::Value << c.num_nodes;
-    if (p.gpus_per_node != c.gpus_per_node)
-      out << YAML::Key << "gpus_per_node" << YAML::Value << c.gpus_per_node;
+    if (p.gpus_per_node != c.gpus_per_node) out << YAML::Key << "gpus_per_node" << YAML::Value << c.gpus_per_node;
     write_topology(out, c, &p);
     if (!same_link(p.intra_node, c.intra_node)) write_link(out, "intra_node", c.intra_node);
     if (!same_link(p.inter_node, c.inter_node)) write_link(out, "inter_node", c.inter_node);
@@ -384,8 +373,7 @@ StatusOr<Scenario> parse_scenario(const std::string& yaml_text, const std::strin
   YamlContext ctx{source, {}};
   if (!root.IsMap()) {
     ctx.error(root, "",
-              root.IsNull() ? "the scenario is empty"
-                            : "a scenario is a mapping of sections (model, exits, ...)");
+              root.IsNull() ? "the scenario is empty" : "a scenario is a mapping of sections (model, exits, ...)");
     return ctx.status();
   }
   Scenario s;
@@ -432,8 +420,7 @@ StatusOr<Scenario> load_scenario(const std::string& path_or_name) {
     }
   }
   EELLM_ASSIGN_OR_RETURN(const std::string text, read_text_file(path));
-  const std::string base =
-      path.parent_path().empty() ? std::string(".") : path.parent_path().string();
+  const std::string base = path.parent_path().empty() ? std::string(".") : path.parent_path().string();
   EELLM_ASSIGN_OR_RETURN(Scenario s, parse_scenario(text, path.string(), base));
   auto layout = derive_layout(s);
   if (!layout.is_ok()) return layout.status().with_context(path.string());

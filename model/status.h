@@ -13,7 +13,16 @@ namespace eellm {
 // Values are stable (exec/io/dist_checkpoint.cpp broadcasts them as integers): append new codes.
 // kCancelled: the caller asked a long operation to stop (e.g. PlanOptions::cancelled); not an error
 // of the input, so front ends test the code and treat it apart (GUI: "cancelled", CLI: exit 130).
-enum class StatusCode { kOk, kInvalidArgument, kNotFound, kCorruption, kIOError, kFailedPrecondition, kInternal, kCancelled };
+enum class StatusCode {
+  kOk,
+  kInvalidArgument,
+  kNotFound,
+  kCorruption,
+  kIOError,
+  kFailedPrecondition,
+  kInternal,
+  kCancelled
+};
 
 class Status {
  public:
@@ -23,9 +32,7 @@ class Status {
   static Status not_found(std::string msg) { return Status(StatusCode::kNotFound, std::move(msg)); }
   static Status corruption(std::string msg) { return Status(StatusCode::kCorruption, std::move(msg)); }
   static Status io_error(std::string msg) { return Status(StatusCode::kIOError, std::move(msg)); }
-  static Status failed_precondition(std::string msg) {
-    return Status(StatusCode::kFailedPrecondition, std::move(msg));
-  }
+  static Status failed_precondition(std::string msg) { return Status(StatusCode::kFailedPrecondition, std::move(msg)); }
   static Status internal(std::string msg) { return Status(StatusCode::kInternal, std::move(msg)); }
   static Status cancelled(std::string msg) { return Status(StatusCode::kCancelled, std::move(msg)); }
 
@@ -58,14 +65,22 @@ inline std::string Status::to_string() const {
 
 inline const char* status_code_name(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "ok";
-    case StatusCode::kInvalidArgument: return "invalid argument";
-    case StatusCode::kNotFound: return "not found";
-    case StatusCode::kCorruption: return "corruption";
-    case StatusCode::kIOError: return "I/O error";
-    case StatusCode::kFailedPrecondition: return "failed precondition";
-    case StatusCode::kInternal: return "internal error";
-    case StatusCode::kCancelled: return "cancelled";
+    case StatusCode::kOk:
+      return "ok";
+    case StatusCode::kInvalidArgument:
+      return "invalid argument";
+    case StatusCode::kNotFound:
+      return "not found";
+    case StatusCode::kCorruption:
+      return "corruption";
+    case StatusCode::kIOError:
+      return "I/O error";
+    case StatusCode::kFailedPrecondition:
+      return "failed precondition";
+    case StatusCode::kInternal:
+      return "internal error";
+    case StatusCode::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -75,14 +90,23 @@ template <typename T>
 class StatusOr {
  public:
   StatusOr(Status status) : status_(std::move(status)) { assert(!status_.is_ok()); }  // NOLINT
-  StatusOr(T value) : value_(std::move(value)) {}                                    // NOLINT
+  StatusOr(T value) : value_(std::move(value)) {}                                     // NOLINT
 
   bool is_ok() const { return status_.is_ok(); }
   explicit operator bool() const { return is_ok(); }
   const Status& status() const { return status_; }
-  const T& value() const& { assert(is_ok()); return *value_; }
-  T& value() & { assert(is_ok()); return *value_; }
-  T&& value() && { assert(is_ok()); return std::move(*value_); }
+  const T& value() const& {
+    assert(is_ok());
+    return *value_;
+  }
+  T& value() & {
+    assert(is_ok());
+    return *value_;
+  }
+  T&& value() && {
+    assert(is_ok());
+    return std::move(*value_);
+  }
   const T& operator*() const& { return value(); }
   T& operator*() & { return value(); }
   const T* operator->() const { return &value(); }
@@ -95,10 +119,10 @@ class StatusOr {
 
 }  // namespace eellm
 
-#define EELLM_RETURN_IF_ERROR(expr)          \
-  do {                                       \
-    ::eellm::Status _st = (expr);            \
-    if (!_st.is_ok()) return _st;            \
+#define EELLM_RETURN_IF_ERROR(expr) \
+  do {                              \
+    ::eellm::Status _st = (expr);   \
+    if (!_st.is_ok()) return _st;   \
   } while (0)
 
 #define EELLM_CONCAT_INNER(a, b) a##b

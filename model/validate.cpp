@@ -71,12 +71,11 @@ class Checker {
     if (!(v >= 0)) error(field, field + " (" + num(v) + ") must not be negative");
   }
   // lo < v ≤ hi (open below) or lo ≤ v ≤ hi.
-  void in_range(const std::string& field, double v, double lo, double hi, bool open_below,
-                const char* why = "") {
+  void in_range(const std::string& field, double v, double lo, double hi, bool open_below, const char* why = "") {
     const bool ok = (open_below ? v > lo : v >= lo) && v <= hi;
     if (!ok)
-      error(field, field + " (" + num(v) + ") must be in " + (open_below ? "(" : "[") + num(lo) +
-                       ", " + num(hi) + "]" + why);
+      error(field,
+            field + " (" + num(v) + ") must be in " + (open_below ? "(" : "[") + num(lo) + ", " + num(hi) + "]" + why);
   }
   bool reported(const std::string& field) const {
     for (const Diagnostic& d : diags_.items)
@@ -104,14 +103,12 @@ void check_model(Checker& c, const ModelSpec& m) {
   c.positive("model.make_vocab_size_divisible_by", m.make_vocab_size_divisible_by);
   c.positive("model.init_method_std", m.init_method_std);
   c.positive("model.layernorm_epsilon", m.layernorm_epsilon);
-  if (m.position_embedding_type == PositionEmbedding::kRope)
-    c.positive("model.rotary_base", m.rotary_base);
-  if (m.position_embedding_type == PositionEmbedding::kLearnedAbsolute &&
-      m.max_position_embeddings > 0 && m.max_position_embeddings < m.seq_length)
-    c.error("model.max_position_embeddings",
-            "model.max_position_embeddings (" + num(m.max_position_embeddings) +
-                ") is smaller than seq_length (" + num(m.seq_length) +
-                "): learned positions cannot cover the sequence");
+  if (m.position_embedding_type == PositionEmbedding::kRope) c.positive("model.rotary_base", m.rotary_base);
+  if (m.position_embedding_type == PositionEmbedding::kLearnedAbsolute && m.max_position_embeddings > 0 &&
+      m.max_position_embeddings < m.seq_length)
+    c.error("model.max_position_embeddings", "model.max_position_embeddings (" + num(m.max_position_embeddings) +
+                                                 ") is smaller than seq_length (" + num(m.seq_length) +
+                                                 "): learned positions cannot cover the sequence");
 }
 
 void check_exits(Checker& c, const Scenario& s) {
@@ -126,18 +123,14 @@ void check_exits(Checker& c, const Scenario& s) {
   for (size_t i = 0; i < e.exit_layer_weight.size(); ++i)
     c.non_negative("exits.exit_layer_weight[" + std::to_string(i) + "]", e.exit_layer_weight[i]);
   for (size_t i = 0; i < e.exit_layer_weight_init.size(); ++i)
-    c.non_negative("exits.exit_layer_weight_init[" + std::to_string(i) + "]",
-                   e.exit_layer_weight_init[i]);
+    c.non_negative("exits.exit_layer_weight_init[" + std::to_string(i) + "]", e.exit_layer_weight_init[i]);
   c.non_negative("exits.exit_layer_weight_warmup_iters", e.exit_layer_weight_warmup_iters);
   c.non_negative("exits.final_exit_weight", e.final_exit_weight);
   if (e.exit_layer_nums.empty() &&
       (e.use_exit_norm || e.use_exit_mlp || e.use_exit_block || e.untie_exit_output_weights))
-    c.warning(
-        "exits",
-        "exit head options are set but exits.exit_layer_nums is empty: the model has no exits");
+    c.warning("exits", "exit head options are set but exits.exit_layer_nums is empty: the model has no exits");
   if (!e.exit_layer_nums.empty() && !e.exit_layer_weight.empty() &&
-      std::all_of(e.exit_layer_weight.begin(), e.exit_layer_weight.end(),
-                  [](double w) { return w == 0; }))
+      std::all_of(e.exit_layer_weight.begin(), e.exit_layer_weight.end(), [](double w) { return w == 0; }))
     c.warning("exits.exit_layer_weight", "every exit_layer_weight is 0: the exits do not train");
 }
 
@@ -145,8 +138,7 @@ void check_parallel(Checker& c, const Scenario& s) {
   const ParallelSpec& p = s.parallel;
   c.positive("parallel.tensor_model_parallel_size", p.tensor_model_parallel_size);
   c.positive("parallel.pipeline_model_parallel_size", p.pipeline_model_parallel_size);
-  c.positive("parallel.virtual_pipeline_model_parallel_size",
-             p.virtual_pipeline_model_parallel_size);
+  c.positive("parallel.virtual_pipeline_model_parallel_size", p.virtual_pipeline_model_parallel_size);
   c.non_negative("parallel.data_parallel_size", p.data_parallel_size);
   c.non_negative("parallel.world_size", p.world_size);
   c.non_negative("parallel.ddp_bucket_size", p.ddp_bucket_size);
@@ -160,9 +152,8 @@ void check_parallel(Checker& c, const Scenario& s) {
                                                            ") must be ≥ 0, or -1 to derive it");
   const int gpus = s.cluster.total_gpus();
   if (p.world_size > 0 && gpus > 0 && p.world_size > gpus)
-    c.error("parallel.world_size", "parallel.world_size (" + num(p.world_size) +
-                                       ") exceeds the cluster's " + num(gpus) + " GPUs (" +
-                                       num(s.cluster.num_nodes) + " nodes × " +
+    c.error("parallel.world_size", "parallel.world_size (" + num(p.world_size) + ") exceeds the cluster's " +
+                                       num(gpus) + " GPUs (" + num(s.cluster.num_nodes) + " nodes × " +
                                        num(s.cluster.gpus_per_node) + ")");
   if (p.fill_explicit_bubbles && s.exits.exit_layer_nums.empty())
     c.warning("parallel.fill_explicit_bubbles",
@@ -204,8 +195,7 @@ void check_cluster(Checker& c, const Scenario& s) {
   c.positive("cluster.device.gemm_tile_n", d.gemm_tile_n);
   c.positive("cluster.device.num_sms", d.num_sms);
   // A link only matters when some traffic crosses it.
-  if (k.gpus_per_node > 1)
-    c.positive("cluster.intra_node.bandwidth_GBps", k.intra_node.bandwidth_GBps);
+  if (k.gpus_per_node > 1) c.positive("cluster.intra_node.bandwidth_GBps", k.intra_node.bandwidth_GBps);
   if (k.num_nodes > 1) c.positive("cluster.inter_node.bandwidth_GBps", k.inter_node.bandwidth_GBps);
   c.non_negative("cluster.intra_node.latency_us", k.intra_node.latency_us);
   c.non_negative("cluster.inter_node.latency_us", k.inter_node.latency_us);
@@ -221,8 +211,7 @@ void check_training(Checker& c, const TrainingSpec& t) {
   c.non_negative("training.lr", t.lr);
   c.non_negative("training.min_lr", t.min_lr);
   if (t.min_lr > t.lr)
-    c.error("training.min_lr",
-            "training.min_lr (" + num(t.min_lr) + ") is larger than lr (" + num(t.lr) + ")");
+    c.error("training.min_lr", "training.min_lr (" + num(t.min_lr) + ") is larger than lr (" + num(t.lr) + ")");
   c.non_negative("training.lr_warmup_iters", t.lr_warmup_iters);
   c.non_negative("training.lr_decay_iters", t.lr_decay_iters);
   if (t.train_iters > 0 && t.lr_warmup_iters > t.train_iters)
@@ -230,19 +219,17 @@ void check_training(Checker& c, const TrainingSpec& t) {
                                               ") exceeds train_iters (" + num(t.train_iters) +
                                               "): the learning rate never reaches lr");
   c.non_negative("training.weight_decay", t.weight_decay);
-  for (const auto& [field, beta] : {std::pair{"training.adam_beta1", t.adam_beta1},
-                                    std::pair{"training.adam_beta2", t.adam_beta2}})
-    if (!(beta >= 0 && beta < 1))
-      c.error(field, std::string(field) + " (" + num(beta) + ") must be in [0, 1)");
+  for (const auto& [field, beta] :
+       {std::pair{"training.adam_beta1", t.adam_beta1}, std::pair{"training.adam_beta2", t.adam_beta2}})
+    if (!(beta >= 0 && beta < 1)) c.error(field, std::string(field) + " (" + num(beta) + ") must be in [0, 1)");
   c.positive("training.adam_eps", t.adam_eps);
   c.non_negative("training.clip_grad", t.clip_grad);
-  c.in_range("training.valid_fraction", t.valid_fraction, 0, 0.9, false,
-             " (a fraction of the data)");
+  c.in_range("training.valid_fraction", t.valid_fraction, 0, 0.9, false, " (a fraction of the data)");
   c.non_negative("training.eval_interval", t.eval_interval);
   c.non_negative("training.eval_iters", t.eval_iters);
   if (t.eval_interval > 0 && t.eval_iters <= 0)
-    c.error("training.eval_iters", "training.eval_iters (" + num(t.eval_iters) +
-                                       ") must be positive when eval_interval is set");
+    c.error("training.eval_iters",
+            "training.eval_iters (" + num(t.eval_iters) + ") must be positive when eval_interval is set");
   c.non_negative("training.save_interval", t.save_interval);
   c.non_negative("training.log_interval", t.log_interval);
 }
@@ -258,28 +245,23 @@ void check_inference(Checker& c, const Scenario& s) {
   const size_t ne = s.exits.exit_layer_nums.size();
   if (!i.exit_rates.empty()) {
     if (i.exit_rates.size() != ne)
-      c.error("inference.exit_rates",
-              "inference.exit_rates has " + std::to_string(i.exit_rates.size()) +
-                  " entries; give one per exit (" + std::to_string(ne) + ")");
+      c.error("inference.exit_rates", "inference.exit_rates has " + std::to_string(i.exit_rates.size()) +
+                                          " entries; give one per exit (" + std::to_string(ne) + ")");
     for (size_t k = 0; k < i.exit_rates.size(); ++k)
       c.in_range("inference.exit_rates[" + std::to_string(k) + "]", i.exit_rates[k], 0, 1, false);
     const double sum = std::accumulate(i.exit_rates.begin(), i.exit_rates.end(), 0.0);
     if (sum > 1 + 1e-9)
-      c.error("inference.exit_rates", "inference.exit_rates sum to " + num(sum) +
-                                          "; at most 1 of the tokens can exit early");
+      c.error("inference.exit_rates",
+              "inference.exit_rates sum to " + num(sum) + "; at most 1 of the tokens can exit early");
   }
-  if (i.method == InferenceMethod::kSpeculative &&
-      (i.draft_exit < 0 || static_cast<size_t>(i.draft_exit) >= ne))
-    c.error("inference.draft_exit",
-            "inference.draft_exit (" + num(i.draft_exit) + ") must index an exit (0.." +
-                num(static_cast<int>(ne) - 1) + ") for the speculative method");
-  const int max_pos =
-      s.model.max_position_embeddings > 0 ? s.model.max_position_embeddings : s.model.seq_length;
+  if (i.method == InferenceMethod::kSpeculative && (i.draft_exit < 0 || static_cast<size_t>(i.draft_exit) >= ne))
+    c.error("inference.draft_exit", "inference.draft_exit (" + num(i.draft_exit) + ") must index an exit (0.." +
+                                        num(static_cast<int>(ne) - 1) + ") for the speculative method");
+  const int max_pos = s.model.max_position_embeddings > 0 ? s.model.max_position_embeddings : s.model.seq_length;
   if (s.model.position_embedding_type == PositionEmbedding::kLearnedAbsolute && max_pos > 0 &&
       i.prompt_length + i.max_new_tokens > max_pos)
-    c.error("inference.max_new_tokens", "inference.prompt_length (" + num(i.prompt_length) +
-                                            ") + max_new_tokens (" + num(i.max_new_tokens) +
-                                            ") exceeds the " + num(max_pos) +
+    c.error("inference.max_new_tokens", "inference.prompt_length (" + num(i.prompt_length) + ") + max_new_tokens (" +
+                                            num(i.max_new_tokens) + ") exceeds the " + num(max_pos) +
                                             " learned positions of the model");
 }
 
@@ -298,12 +280,14 @@ void check_cost(Checker& c, const Scenario& s) {
       {"cluster.device.power_idle_W", d.power_idle_W},
       {"training.train_tokens", s.training.train_tokens}};
   for (const auto& [field, v] : fields) {
-    if (!std::isfinite(v)) c.error(field, std::string(field) + " (" + num(v) + ") must be a finite number");
-    else c.non_negative(field, v);
+    if (!std::isfinite(v))
+      c.error(field, std::string(field) + " (" + num(v) + ") must be a finite number");
+    else
+      c.non_negative(field, v);
   }
   if (!(std::isfinite(k.pue) && k.pue >= 1))
-    c.error("cluster.cost.pue", "cluster.cost.pue (" + num(k.pue) +
-                                    ") must be a finite number ≥ 1 (facility power / IT power)");
+    c.error("cluster.cost.pue",
+            "cluster.cost.pue (" + num(k.pue) + ") must be a finite number ≥ 1 (facility power / IT power)");
   if (d.power_idle_W > d.power_busy_W)
     c.warning("cluster.device.power_idle_W", "cluster.device.power_idle_W (" + num(d.power_idle_W) +
                                                  ") exceeds power_busy_W (" + num(d.power_busy_W) + ")");
@@ -326,19 +310,14 @@ void check_memory(Checker& c, const Scenario& s, const Layout& layout, double ma
     const StageMemory m = cost.stage_memory(stage);
     const double peak = static_cast<double>(m.peak_bytes());
     if (peak <= usable) continue;
-    const double per_mb =
-        static_cast<double>(m.activation_bytes_per_microbatch + m.exit_logits_bytes_per_microbatch);
+    const double per_mb = static_cast<double>(m.activation_bytes_per_microbatch + m.exit_logits_bytes_per_microbatch);
     std::string msg =
         "stage " + std::to_string(stage) + " needs " + gib(peak) + " of " + gib(capacity) +
-        (margin > 0 ? " (" + gib(usable) + " usable with a " + num(margin * 100) + "% margin)"
-                    : "") +
-        " on " +
-        (s.cluster.device.name.empty() ? std::string("the device") : s.cluster.device.name) +
-        ": weights " + gib(static_cast<double>(m.weights_bytes)) + " + gradients " +
-        gib(static_cast<double>(m.grads_bytes)) + " + optimizer " +
-        gib(static_cast<double>(m.optimizer_bytes)) + " + " +
-        std::to_string(m.max_microbatches_in_flight) + " microbatch(es) in flight × " +
-        gib(per_mb) + " activations";
+        (margin > 0 ? " (" + gib(usable) + " usable with a " + num(margin * 100) + "% margin)" : "") + " on " +
+        (s.cluster.device.name.empty() ? std::string("the device") : s.cluster.device.name) + ": weights " +
+        gib(static_cast<double>(m.weights_bytes)) + " + gradients " + gib(static_cast<double>(m.grads_bytes)) +
+        " + optimizer " + gib(static_cast<double>(m.optimizer_bytes)) + " + " +
+        std::to_string(m.max_microbatches_in_flight) + " microbatch(es) in flight × " + gib(per_mb) + " activations";
     c.warning("memory.stage[" + std::to_string(stage) + "]", msg);
   }
 }

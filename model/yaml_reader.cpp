@@ -39,16 +39,12 @@ std::string closest_match(const std::string& word, const std::vector<std::string
   return best_d <= limit ? best : std::string();
 }
 
-void YamlContext::error(const YAML::Node& node, const std::string& path,
-                        const std::string& message) {
+void YamlContext::error(const YAML::Node& node, const std::string& path, const std::string& message) {
   const YAML::Mark m = node.Mark();
   std::string msg = source;
   if (m.line >= 0) {
     // Appended piecewise: GCC 12 reports a false -Wrestrict on chained std::string + at -O3.
-    msg.append(":")
-        .append(std::to_string(m.line + 1))
-        .append(":")
-        .append(std::to_string(m.column + 1));
+    msg.append(":").append(std::to_string(m.line + 1)).append(":").append(std::to_string(m.column + 1));
   }
   msg.append(": ");
   if (!path.empty()) msg.append(path).append(": ");
@@ -90,16 +86,14 @@ const char* node_kind(const YAML::Node& n) {
 }
 
 // True when `n` is a scalar; otherwise reports what was expected.
-bool expect_scalar(YamlContext& ctx, const YAML::Node& n, const std::string& path,
-                   const char* expected) {
+bool expect_scalar(YamlContext& ctx, const YAML::Node& n, const std::string& path, const char* expected) {
   if (n.IsScalar()) return true;
   ctx.error(n, path, std::string("expected ") + expected + ", got " + node_kind(n));
   return false;
 }
 
 template <typename T>
-void read_list(YamlContext& ctx, const YAML::Node& n, const std::string& path,
-               std::vector<T>& out) {
+void read_list(YamlContext& ctx, const YAML::Node& n, const std::string& path, std::vector<T>& out) {
   out.clear();
   if (n.IsNull()) return;
   if (n.IsScalar()) {  // `exit_layer_nums: 7` is a list of one
@@ -156,8 +150,7 @@ void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, 
 
 void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, uint64_t& out) {
   if (!expect_scalar(ctx, n, path, "a non-negative integer")) return;
-  if (!parse_number(n.Scalar(), out))
-    ctx.error(n, path, "expected a non-negative integer, got '" + n.Scalar() + "'");
+  if (!parse_number(n.Scalar(), out)) ctx.error(n, path, "expected a non-negative integer, got '" + n.Scalar() + "'");
 }
 
 void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, double& out) {
@@ -170,13 +163,11 @@ void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, 
   }
 }
 
-void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path,
-                std::vector<int>& out) {
+void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, std::vector<int>& out) {
   read_list(ctx, n, path, out);
 }
 
-void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path,
-                std::vector<double>& out) {
+void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, std::vector<double>& out) {
   read_list(ctx, n, path, out);
 }
 
@@ -202,15 +193,12 @@ void MapReader::finish() {
   if (!valid_) return;
   std::vector<std::pair<std::string, int>> seen;  // key, line: yaml-cpp keeps duplicates silently
   for (auto it = node_.begin(); it != node_.end(); ++it) {
-    const std::string key =
-        it->first.IsScalar() ? it->first.Scalar() : std::string("<non-scalar key>");
+    const std::string key = it->first.IsScalar() ? it->first.Scalar() : std::string("<non-scalar key>");
     const int line = it->first.Mark().line + 1;
-    auto dup =
-        std::find_if(seen.begin(), seen.end(), [&key](const auto& s) { return s.first == key; });
+    auto dup = std::find_if(seen.begin(), seen.end(), [&key](const auto& s) { return s.first == key; });
     if (dup != seen.end()) {
-      ctx_->error(
-          it->first, child_path(key),
-          "duplicate key '" + key + "' (first given on line " + std::to_string(dup->second) + ")");
+      ctx_->error(it->first, child_path(key),
+                  "duplicate key '" + key + "' (first given on line " + std::to_string(dup->second) + ")");
       continue;
     }
     seen.emplace_back(key, line);
@@ -241,8 +229,7 @@ bool parse_enum_alias(const std::string& t, Normalization& out) {
   return false;
 }
 bool parse_enum_alias(const std::string& t, PositionEmbedding& out) {
-  if (t == "learned" || t == "absolute" || t == "learnedabs")
-    return (out = PositionEmbedding::kLearnedAbsolute), true;
+  if (t == "learned" || t == "absolute" || t == "learnedabs") return (out = PositionEmbedding::kLearnedAbsolute), true;
   if (t == "rotary") return (out = PositionEmbedding::kRope), true;
   return false;
 }
@@ -279,8 +266,7 @@ bool parse_enum_alias(const std::string& t, InferenceMethod& out) {
   return false;
 }
 bool parse_enum_alias(const std::string& t, Confidence& out) {
-  if (t == "maxprobability" || t == "prob" || t == "softmax")
-    return (out = Confidence::kMaxProb), true;
+  if (t == "maxprobability" || t == "prob" || t == "softmax") return (out = Confidence::kMaxProb), true;
   return false;
 }
 

@@ -40,10 +40,8 @@ void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, 
 void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, int& out);
 void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, uint64_t& out);
 void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, double& out);
-void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path,
-                std::vector<int>& out);
-void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path,
-                std::vector<double>& out);
+void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, std::vector<int>& out);
+void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, std::vector<double>& out);
 
 // Parses an enum value by its to_string() name, case-insensitively and ignoring '-', '_' and
 // spaces, plus a few aliases ("rmsnorm", "1F1B", "bfloat16", "gpu"). False when unknown.
@@ -63,8 +61,7 @@ void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, 
   const size_t before = ctx.errors.size();
   read_value(ctx, n, path, text);
   if (ctx.errors.size() != before) return;
-  if (!parse_enum(text, out))
-    ctx.error(n, path, "unknown value '" + text + "'; allowed: " + enum_names<E>());
+  if (!parse_enum(text, out)) ctx.error(n, path, "unknown value '" + text + "'; allowed: " + enum_names<E>());
 }
 
 // Reads one mapping node. Call operator()(key, member) for every accepted key (for_each_field
@@ -88,9 +85,7 @@ class MapReader {
   void finish();
 
   bool valid() const { return valid_; }
-  std::string child_path(const std::string& key) const {
-    return path_.empty() ? key : path_ + "." + key;
-  }
+  std::string child_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
  private:
   YamlContext* ctx_;

@@ -72,17 +72,22 @@ class RankQueue {
 
 TimeNs exit_duration(const Instr& in, const ChunkTimes& c) {
   switch (in.kind) {
-    case InstrKind::kForward: return c.exit_fwd;
-    case InstrKind::kBackward: return c.exit_bwd_input + c.exit_bwd_weight;
-    case InstrKind::kBackwardInput: return c.exit_bwd_input;
-    case InstrKind::kBackwardWeight: return c.exit_bwd_weight;
+    case InstrKind::kForward:
+      return c.exit_fwd;
+    case InstrKind::kBackward:
+      return c.exit_bwd_input + c.exit_bwd_weight;
+    case InstrKind::kBackwardInput:
+      return c.exit_bwd_input;
+    case InstrKind::kBackwardWeight:
+      return c.exit_bwd_weight;
     case InstrKind::kSendAct:
     case InstrKind::kRecvAct:
     case InstrKind::kSendGrad:
     case InstrKind::kRecvGrad:
     case InstrKind::kAllReduceDP:
     case InstrKind::kAllReduceEmbedding:
-    case InstrKind::kOptimizerStep: return 0;
+    case InstrKind::kOptimizerStep:
+      return 0;
   }
   return 0;
 }
@@ -91,7 +96,8 @@ namespace {
 
 double flops_of(const Instr& in, const ChunkTimes& c, bool exit) {
   switch (in.kind) {
-    case InstrKind::kForward: return exit ? c.exit_fwd_flops : c.fwd_flops;
+    case InstrKind::kForward:
+      return exit ? c.exit_fwd_flops : c.fwd_flops;
     case InstrKind::kBackward:
     case InstrKind::kBackwardInput:
     case InstrKind::kBackwardWeight: {
@@ -105,7 +111,8 @@ double flops_of(const Instr& in, const ChunkTimes& c, bool exit) {
     case InstrKind::kRecvGrad:
     case InstrKind::kAllReduceDP:
     case InstrKind::kAllReduceEmbedding:
-    case InstrKind::kOptimizerStep: return 0;
+    case InstrKind::kOptimizerStep:
+      return 0;
   }
   return 0;
 }
@@ -121,20 +128,21 @@ struct RankState {
   size_t pc = 0;
   bool waiting_msg = false;
   bool waiting_coll = false;
-  int emb_count = 0;           // embedding collectives posted so far
-  TimeNs coll_free = 0;        // collective stream free from
-  TimeNs coll_end = 0;         // end of the latest posted collective
+  int emb_count = 0;     // embedding collectives posted so far
+  TimeNs coll_free = 0;  // collective stream free from
+  TimeNs coll_end = 0;   // end of the latest posted collective
 };
 
 std::string describe_block(const Schedule& s, const std::vector<RankState>& st, const MessageMap& mm, int r) {
   const auto& list = s.ranks[static_cast<size_t>(r)];
   const RankState& rs = st[static_cast<size_t>(r)];
   const Instr& in = list[rs.pc];
-  std::string line = "rank " + std::to_string(r) + " blocked at instruction " + std::to_string(rs.pc) + " (" + to_string(in) + ")";
+  std::string line =
+      "rank " + std::to_string(r) + " blocked at instruction " + std::to_string(rs.pc) + " (" + to_string(in) + ")";
   if (in.is_recv()) {
     const auto& msg = mm.messages[static_cast<size_t>(mm.message_of[static_cast<size_t>(r)][rs.pc])];
-    line += ", waiting for rank " + std::to_string(msg.src_rank) + " instruction " + std::to_string(msg.src_index) + " (" +
-            to_string(s.ranks[static_cast<size_t>(msg.src_rank)][static_cast<size_t>(msg.src_index)]) + ")";
+    line += ", waiting for rank " + std::to_string(msg.src_rank) + " instruction " + std::to_string(msg.src_index) +
+            " (" + to_string(s.ranks[static_cast<size_t>(msg.src_rank)][static_cast<size_t>(msg.src_index)]) + ")";
   } else if (rs.waiting_coll) {
     line += ", waiting for the other members of its embedding-group all-reduce";
   }
@@ -165,7 +173,8 @@ Status deadlock_report(const Schedule& s, const std::vector<RankState>& st, cons
     report += "\n  cycle:";
     for (size_t i = static_cast<size_t>(seen[static_cast<size_t>(r)]); i < chain.size(); ++i) {
       const int cr = chain[i];
-      report += " rank " + std::to_string(cr) + " (" + to_string(s.ranks[static_cast<size_t>(cr)][st[static_cast<size_t>(cr)].pc]) + ") →";
+      report += " rank " + std::to_string(cr) + " (" +
+                to_string(s.ranks[static_cast<size_t>(cr)][st[static_cast<size_t>(cr)].pc]) + ") →";
     }
     report += " rank " + std::to_string(r);
   }
@@ -177,7 +186,8 @@ Status deadlock_report(const Schedule& s, const std::vector<RankState>& st, cons
 TimeNs compute_duration(const Instr& in, const ChunkTimes& c, const RankTimes& rank) {
   const bool trunc = in.has(kTruncated);
   switch (in.kind) {
-    case InstrKind::kForward: return (trunc ? c.fwd_partial : c.fwd) + c.exit_fwd;
+    case InstrKind::kForward:
+      return (trunc ? c.fwd_partial : c.fwd) + c.exit_fwd;
     case InstrKind::kBackward:
       if (in.has(kExitOnly)) return c.exit_bwd_input + c.exit_bwd_weight;
       return (trunc ? c.bwd_input_partial + c.bwd_weight_partial + c.recompute_partial
@@ -185,14 +195,17 @@ TimeNs compute_duration(const Instr& in, const ChunkTimes& c, const RankTimes& r
              c.exit_bwd_input + c.exit_bwd_weight;
     case InstrKind::kBackwardInput:
       return (trunc ? c.bwd_input_partial + c.recompute_partial : c.bwd_input + c.recompute) + c.exit_bwd_input;
-    case InstrKind::kBackwardWeight: return (trunc ? c.bwd_weight_partial : c.bwd_weight) + c.exit_bwd_weight;
-    case InstrKind::kOptimizerStep: return rank.optimizer;
+    case InstrKind::kBackwardWeight:
+      return (trunc ? c.bwd_weight_partial : c.bwd_weight) + c.exit_bwd_weight;
+    case InstrKind::kOptimizerStep:
+      return rank.optimizer;
     case InstrKind::kSendAct:
     case InstrKind::kRecvAct:
     case InstrKind::kSendGrad:
     case InstrKind::kRecvGrad:
     case InstrKind::kAllReduceDP:
-    case InstrKind::kAllReduceEmbedding: return 0;
+    case InstrKind::kAllReduceEmbedding:
+      return 0;
   }
   return 0;
 }
@@ -218,8 +231,14 @@ namespace {
 class Engine {
  public:
   Engine(const Schedule& s, const SimCosts& costs, const EngineOptions& opt, EngineResult& res)
-      : s_(s), costs_(costs), opt_(opt), res_(res), mm_(*res.messages), st_(static_cast<size_t>(s.pp)),
-        link_free_(static_cast<size_t>(2 * s.pp), 0), queue_(s.pp) {
+      : s_(s),
+        costs_(costs),
+        opt_(opt),
+        res_(res),
+        mm_(*res.messages),
+        st_(static_cast<size_t>(s.pp)),
+        link_free_(static_cast<size_t>(2 * s.pp), 0),
+        queue_(s.pp) {
     const int pp = s.pp;
     res_.msg_posted.assign(mm_.messages.size(), -1);
     res_.msg_arrival.assign(mm_.messages.size(), -1);
@@ -279,8 +298,10 @@ class Engine {
   // wake-up at a known time. The rank being run has its queue path replayed once afterwards.
   void schedule_event(TimeNs t, int rank) {
     assert(seq_ < UINT32_MAX);
-    if (rank == running_) queue_.set_deferred(rank, t, seq_++);
-    else queue_.set(rank, t, seq_++);
+    if (rank == running_)
+      queue_.set_deferred(rank, t, seq_++);
+    else
+      queue_.set(rank, t, seq_++);
   }
 
   // Events are built only when the timeline is on (off: the planner's hot path).
@@ -292,8 +313,7 @@ class Engine {
   }
   void record_compute(int r, const Instr& in, TimeNs t0, TimeNs d) {
     if (!opt_.record_timeline) return;
-    const TimelineEvent whole =
-        instr_event(r, in, static_cast<int32_t>(st_[static_cast<size_t>(r)].pc), t0, t0 + d);
+    const TimelineEvent whole = instr_event(r, in, static_cast<int32_t>(st_[static_cast<size_t>(r)].pc), t0, t0 + d);
     if (in.kind == InstrKind::kOptimizerStep) {
       res_.timeline.events.push_back(whole);
       return;
@@ -312,16 +332,28 @@ class Engine {
       bool go = false;
       switch (in.kind) {
         case InstrKind::kSendAct:
-        case InstrKind::kSendGrad: go = on_send(r, in, t); break;
+        case InstrKind::kSendGrad:
+          go = on_send(r, in, t);
+          break;
         case InstrKind::kRecvAct:
-        case InstrKind::kRecvGrad: go = on_recv(r, t); break;
-        case InstrKind::kAllReduceDP: go = on_allreduce_dp(r, in, t); break;
-        case InstrKind::kAllReduceEmbedding: go = on_allreduce_embedding(r, in, t); break;
-        case InstrKind::kOptimizerStep: go = on_optimizer(r, in, t); break;
+        case InstrKind::kRecvGrad:
+          go = on_recv(r, t);
+          break;
+        case InstrKind::kAllReduceDP:
+          go = on_allreduce_dp(r, in, t);
+          break;
+        case InstrKind::kAllReduceEmbedding:
+          go = on_allreduce_embedding(r, in, t);
+          break;
+        case InstrKind::kOptimizerStep:
+          go = on_optimizer(r, in, t);
+          break;
         case InstrKind::kForward:
         case InstrKind::kBackward:
         case InstrKind::kBackwardInput:
-        case InstrKind::kBackwardWeight: go = on_compute(r, in, t); break;
+        case InstrKind::kBackwardWeight:
+          go = on_compute(r, in, t);
+          break;
       }
       if (!go) return;
     }
@@ -457,7 +489,8 @@ StatusOr<EngineResult> simulate_schedule(const Schedule& s, const SimCosts& cost
     const MessageMap& given = *opt.messages;
     bool fits = given.message_of.size() == s.ranks.size();
     for (size_t r = 0; fits && r < s.ranks.size(); ++r) fits = given.message_of[r].size() == s.ranks[r].size();
-    if (!fits) return Status::invalid_argument("EngineOptions::messages was matched for another schedule (shape differs)");
+    if (!fits)
+      return Status::invalid_argument("EngineOptions::messages was matched for another schedule (shape differs)");
     res.messages = opt.messages;
   } else {
     EELLM_ASSIGN_OR_RETURN(MessageMap matched, match_messages(s));

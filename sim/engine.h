@@ -50,10 +50,10 @@ struct InstrTiming {
 
 struct EngineResult {
   TimeNs iteration_ns = 0;
-  std::vector<TimeNs> rank_end;                   // when each rank finished its list
-  std::vector<std::vector<InstrTiming>> timing;   // [rank][instr]
-  std::shared_ptr<const MessageMap> messages;   // never null in a result; shared with the options'
-  std::vector<TimeNs> msg_posted, msg_arrival;    // [message]: send posted, data arrived
+  std::vector<TimeNs> rank_end;                  // when each rank finished its list
+  std::vector<std::vector<InstrTiming>> timing;  // [rank][instr]
+  std::shared_ptr<const MessageMap> messages;    // never null in a result; shared with the options'
+  std::vector<TimeNs> msg_posted, msg_arrival;   // [message]: send posted, data arrived
   Timeline timeline;
   int64_t events_processed = 0;
 };

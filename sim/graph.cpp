@@ -70,7 +70,8 @@ Status find_deadlock(const Schedule& s) {
       msg += "\n  rank " + std::to_string(r) + " instruction " + std::to_string(i) + " (" +
              to_string(s.ranks[static_cast<size_t>(r)][static_cast<size_t>(i)]) + ")";
     }
-    msg += "\n  → back to rank " + std::to_string(where[c.to].first) + " instruction " + std::to_string(where[c.to].second);
+    msg += "\n  → back to rank " + std::to_string(where[c.to].first) + " instruction " +
+           std::to_string(where[c.to].second);
     return Status::failed_precondition(msg);
   }
   return Status::ok();
@@ -115,8 +116,8 @@ std::vector<CriticalStep> critical_path(const Schedule& s, const EngineResult& r
     const TimeNs prev_end = prev >= 0 ? timing[static_cast<size_t>(prev)].end : 0;
     if (ti.start > prev_end && cause_msg >= 0 && cause_t == ti.start) {
       const auto& m = res.messages->messages[static_cast<size_t>(cause_msg)];
-      path.push_back({CriticalStep::Kind::kTransfer, m.src_rank, m.src_index, res.msg_posted[static_cast<size_t>(cause_msg)],
-                      cause_t});
+      path.push_back({CriticalStep::Kind::kTransfer, m.src_rank, m.src_index,
+                      res.msg_posted[static_cast<size_t>(cause_msg)], cause_t});
       // Continue at the sender's compute step that preceded the send.
       r = m.src_rank;
       i = -1;

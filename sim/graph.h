@@ -24,7 +24,7 @@ struct CriticalStep {
   enum class Kind { kCompute, kTransfer, kCollective };
   Kind kind = Kind::kCompute;
   int rank = 0;
-  int instr = 0;     // on `rank` (the SEND for a transfer)
+  int instr = 0;  // on `rank` (the SEND for a transfer)
   TimeNs t0 = 0, t1 = 0;
 };
 

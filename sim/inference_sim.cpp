@@ -40,7 +40,9 @@ size_t draw_exit(const std::vector<double>& rates, int64_t i) {
 }
 
 // Depth (layers run) for an exit index; the final head needs all layers.
-int depth_of(const InferenceCosts& c, size_t k) { return k < c.exit_depth.size() ? c.exit_depth[k] : c.num_layers; }
+int depth_of(const InferenceCosts& c, size_t k) {
+  return k < c.exit_depth.size() ? c.exit_depth[k] : c.num_layers;
+}
 
 // The exit the whole batch leaves at: the deepest of its sequences' draws.
 size_t batch_exit(const InferenceCosts& c, const std::vector<double>& rates, int64_t step) {
@@ -66,15 +68,18 @@ int stage_at_depth(const InferenceCosts& c, int depth) {
 Status check_exit_rates(const std::vector<double>& rates, size_t num_exits, const std::string& source) {
   if (rates.size() != num_exits)
     return Status::invalid_argument(source + " has " + std::to_string(rates.size()) + " entries; the model has " +
-                                    std::to_string(num_exits) + " exits (one rate per exit, the rest reach the final head)");
+                                    std::to_string(num_exits) +
+                                    " exits (one rate per exit, the rest reach the final head)");
   double sum = 0;
   for (size_t k = 0; k < rates.size(); ++k) {
     if (!(rates[k] >= 0 && rates[k] <= 1))
-      return Status::invalid_argument(source + "[" + std::to_string(k) + "] (" + std::to_string(rates[k]) + ") must lie in [0, 1]");
+      return Status::invalid_argument(source + "[" + std::to_string(k) + "] (" + std::to_string(rates[k]) +
+                                      ") must lie in [0, 1]");
     sum += rates[k];
   }
   if (sum > 1 + 1e-9)
-    return Status::invalid_argument(source + " sums to " + std::to_string(sum) + "; the fractions of tokens leaving at the exits must sum to at most 1");
+    return Status::invalid_argument(source + " sums to " + std::to_string(sum) +
+                                    "; the fractions of tokens leaving at the exits must sum to at most 1");
   return Status::ok();
 }
 
@@ -95,9 +100,11 @@ StatusOr<MeasuredExitRates> read_exit_rates_file(const std::string& path) {
     r.rates.push_back(v.get<double>());
   }
   if (j.contains("exit_layers")) {
-    if (!j["exit_layers"].is_array()) return Status::invalid_argument(path + ": exit_layers must be a list of layer numbers");
+    if (!j["exit_layers"].is_array())
+      return Status::invalid_argument(path + ": exit_layers must be a list of layer numbers");
     for (const auto& v : j["exit_layers"]) {
-      if (!v.is_number_integer()) return Status::invalid_argument(path + ": exit_layers holds a non-integer: " + v.dump());
+      if (!v.is_number_integer())
+        return Status::invalid_argument(path + ": exit_layers holds a non-integer: " + v.dump());
       r.exit_layers.push_back(v.get<int>());
     }
   }
@@ -121,8 +128,8 @@ std::string layer_list(const std::vector<int>& v) {
 // rates measured on a model whose exits sit elsewhere.
 Status choose_exit_rates(const Scenario& s, const InferenceSimOptions& o, size_t num_exits, InferenceSimResult& r) {
   const bool from_options = !o.exit_rates.empty();
-  const std::string source = from_options ? (o.exit_rates_source.empty() ? "exit_rates" : o.exit_rates_source)
-                                          : "inference.exit_rates";
+  const std::string source =
+      from_options ? (o.exit_rates_source.empty() ? "exit_rates" : o.exit_rates_source) : "inference.exit_rates";
   if (from_options && !o.exit_rates_layers.empty() && o.exit_rates_layers != s.exits.exit_layer_nums)
     return Status::invalid_argument(source + " was measured on a model with exits at layers " +
                                     layer_list(o.exit_rates_layers) + "; " + s.name + " has exits at " +
@@ -131,8 +138,9 @@ Status choose_exit_rates(const Scenario& s, const InferenceSimOptions& o, size_t
                                     "model with eellm generate --stats-out, or set inference.exit_rates)");
   r.exit_rates = from_options ? o.exit_rates : s.inference.exit_rates;
   if (from_options) {
-    r.exit_rates_source = "from " + source + (o.exit_rates_layers.empty() ? "" : " (measured with exits at layers " +
-                                                                         layer_list(o.exit_rates_layers) + ")");
+    r.exit_rates_source =
+        "from " + source +
+        (o.exit_rates_layers.empty() ? "" : " (measured with exits at layers " + layer_list(o.exit_rates_layers) + ")");
   } else if (!r.exit_rates.empty()) {
     r.exit_rates_source = "from the scenario's inference.exit_rates";
   } else {
@@ -153,20 +161,26 @@ StatusOr<InferenceCosts> inference_costs(const Scenario& s) {
   const CostModel cm(s, L);
   const DeviceProfile& d = s.cluster.device;
   const InferenceSpec& inf = s.inference;
-  if (inf.batch_size <= 0) return Status::invalid_argument("inference.batch_size (" + std::to_string(inf.batch_size) + ") must be positive");
+  if (inf.batch_size <= 0)
+    return Status::invalid_argument("inference.batch_size (" + std::to_string(inf.batch_size) + ") must be positive");
   if (inf.prompt_length <= 0)
-    return Status::invalid_argument("inference.prompt_length (" + std::to_string(inf.prompt_length) + ") must be positive");
+    return Status::invalid_argument("inference.prompt_length (" + std::to_string(inf.prompt_length) +
+                                    ") must be positive");
   if (inf.max_new_tokens <= 0)
-    return Status::invalid_argument("inference.max_new_tokens (" + std::to_string(inf.max_new_tokens) + ") must be positive");
+    return Status::invalid_argument("inference.max_new_tokens (" + std::to_string(inf.max_new_tokens) +
+                                    ") must be positive");
   const double bw = d.memory_bandwidth_GBps * 1e9 * std::max(0.05, d.elementwise_efficiency);
   const double flops = cm.peak_flops() * std::max(0.05, d.gemm_max_efficiency);
-  if (bw <= 0 || flops <= 0) return Status::invalid_argument("device " + d.name + " has no memory bandwidth or peak FLOP/s");
+  if (bw <= 0 || flops <= 0)
+    return Status::invalid_argument("device " + d.name + " has no memory bandwidth or peak FLOP/s");
   const ParamCounts pc = cm.param_counts();
   const double eb = cm.activation_element_bytes();
   const double B = inf.batch_size, h = s.model.hidden_size, tp = L.tp;
   const double kv_per_token = 2.0 * L.num_query_groups * L.kv_channels * eb / tp;
   const bool inter_tp = cm.tp_group_inter_node();
-  auto tp_comm = [&](double tokens) { return L.tp > 1 ? 2 * cm.allreduce_time(static_cast<int64_t>(B * tokens * h * eb), L.tp, inter_tp) : 0.0; };
+  auto tp_comm = [&](double tokens) {
+    return L.tp > 1 ? 2 * cm.allreduce_time(static_cast<int64_t>(B * tokens * h * eb), L.tp, inter_tp) : 0.0;
+  };
   auto layer_cost = [&](double context, double tokens_for_comm) {
     StepCost c;
     c.memory_s = (static_cast<double>(pc.per_layer) / tp * eb + B * context * kv_per_token) / bw;
@@ -196,7 +210,8 @@ StatusOr<InferenceCosts> inference_costs(const Scenario& s) {
   }
   c.stage_of_layer.assign(static_cast<size_t>(c.num_layers), 0);
   for (const ChunkLayout& ch : L.chunks)
-    for (int l = ch.first_layer; l < ch.first_layer + ch.num_layers; ++l) c.stage_of_layer[static_cast<size_t>(l)] = ch.stage;
+    for (int l = ch.first_layer; l < ch.first_layer + ch.num_layers; ++l)
+      c.stage_of_layer[static_cast<size_t>(l)] = ch.stage;
   if (L.pp > 1) c.p2p_s = cm.p2p_time(static_cast<int64_t>(B * h * eb), cm.pp_hop_inter_node(0));
   return c;
 }
@@ -299,7 +314,8 @@ DecodeResult decode_speculative(const InferenceCosts& c, int N, const DecodePara
   r.method = InferenceMethod::kSpeculative;
   const int Lz = c.num_layers;
   const double t1 = c.layer.time(1);
-  const size_t dk = std::min(static_cast<size_t>(std::max(0, p.draft_exit)), c.exit_depth.empty() ? 0 : c.exit_depth.size() - 1);
+  const size_t dk =
+      std::min(static_cast<size_t>(std::max(0, p.draft_exit)), c.exit_depth.empty() ? 0 : c.exit_depth.size() - 1);
   const int d = c.exit_depth.empty() ? Lz : c.exit_depth[dk];
   const int K = std::max(1, p.draft_tokens);
   double alpha = p.acceptance_rate;
@@ -391,9 +407,12 @@ StatusOr<InferenceSimResult> simulate_inference(const Scenario& s, const Inferen
   }
   for (InferenceMethod m : methods) {
     if ((m == InferenceMethod::kSpeculative) && c.exit_depth.empty())
-      return Status::invalid_argument("self-speculative decoding drafts through an exit; exits.exit_layer_nums is empty");
-    if (m == InferenceMethod::kSpeculative && (s.inference.draft_exit < 0 || s.inference.draft_exit >= static_cast<int>(c.exit_depth.size())))
-      return Status::invalid_argument("inference.draft_exit (" + std::to_string(s.inference.draft_exit) + ") must index exits.exit_layer_nums (0.." +
+      return Status::invalid_argument(
+          "self-speculative decoding drafts through an exit; exits.exit_layer_nums is empty");
+    if (m == InferenceMethod::kSpeculative &&
+        (s.inference.draft_exit < 0 || s.inference.draft_exit >= static_cast<int>(c.exit_depth.size())))
+      return Status::invalid_argument("inference.draft_exit (" + std::to_string(s.inference.draft_exit) +
+                                      ") must index exits.exit_layer_nums (0.." +
                                       std::to_string(c.exit_depth.size() - 1) + ")");
     r.methods.push_back(simulate_decode(c, m, dp));
   }
@@ -403,20 +422,21 @@ StatusOr<InferenceSimResult> simulate_inference(const Scenario& s, const Inferen
 std::string inference_to_text(const InferenceSimResult& r) {
   std::ostringstream os;
   char line[256];
-  os << r.scenario << ": inference, tp " << r.tp << " pp " << r.pp << ", batch " << r.batch_size << ", prompt " << r.prompt_length
-     << ", " << r.new_tokens << " new tokens; exit rates [";
+  os << r.scenario << ": inference, tp " << r.tp << " pp " << r.pp << ", batch " << r.batch_size << ", prompt "
+     << r.prompt_length << ", " << r.new_tokens << " new tokens; exit rates [";
   for (size_t k = 0; k < r.exit_rates.size(); ++k) os << (k ? ", " : "") << r.exit_rates[k];
   os << "] " << r.exit_rates_source;
-  std::snprintf(line, sizeof line, "\nprefill (time to first token) %.3f ms; one decode layer step %.4f ms\n\n", r.prefill_s * 1e3,
-                r.layer_step_s * 1e3);
+  std::snprintf(line, sizeof line, "\nprefill (time to first token) %.3f ms; one decode layer step %.4f ms\n\n",
+                r.prefill_s * 1e3, r.layer_step_s * 1e3);
   os << line;
-  std::snprintf(line, sizeof line, "%-12s %12s %12s %12s %14s %9s %8s\n", "method", "ms/token", "tokens/s", "exit_layers",
-                "layers_computed", "speedup", "accept");
+  std::snprintf(line, sizeof line, "%-12s %12s %12s %12s %14s %9s %8s\n", "method", "ms/token", "tokens/s",
+                "exit_layers", "layers_computed", "speedup", "accept");
   os << line;
   for (const DecodeResult& d : r.methods) {
-    std::snprintf(line, sizeof line, "%-12s %12.4f %12.1f %12.2f %14.2f %8.3fx %8s\n", to_string(d.method),
-                  d.time_per_output_token_s * 1e3, d.tokens_per_s, d.avg_exit_layers, d.avg_layers_computed, d.speedup_vs_full,
-                  d.method == InferenceMethod::kSpeculative ? std::to_string(d.acceptance_rate).substr(0, 5).c_str() : "-");
+    std::snprintf(
+        line, sizeof line, "%-12s %12.4f %12.1f %12.2f %14.2f %8.3fx %8s\n", to_string(d.method),
+        d.time_per_output_token_s * 1e3, d.tokens_per_s, d.avg_exit_layers, d.avg_layers_computed, d.speedup_vs_full,
+        d.method == InferenceMethod::kSpeculative ? std::to_string(d.acceptance_rate).substr(0, 5).c_str() : "-");
     os << line;
   }
   return os.str();
@@ -450,10 +470,11 @@ std::string inference_to_json(const InferenceSimResult& r) {
 
 std::string inference_to_csv(const InferenceSimResult& r) {
   std::ostringstream os;
-  os << "method,time_per_output_token_s,tokens_per_s,avg_exit_layers,avg_layers_computed,decode_s,speedup_vs_full,prefill_s\n";
+  os << "method,time_per_output_token_s,tokens_per_s,avg_exit_layers,avg_layers_computed,decode_s,speedup_vs_full,"
+        "prefill_s\n";
   for (const DecodeResult& d : r.methods)
-    os << to_string(d.method) << "," << d.time_per_output_token_s << "," << d.tokens_per_s << "," << d.avg_exit_layers << ","
-       << d.avg_layers_computed << "," << d.decode_s << "," << d.speedup_vs_full << "," << r.prefill_s << "\n";
+    os << to_string(d.method) << "," << d.time_per_output_token_s << "," << d.tokens_per_s << "," << d.avg_exit_layers
+       << "," << d.avg_layers_computed << "," << d.decode_s << "," << d.speedup_vs_full << "," << r.prefill_s << "\n";
   return os.str();
 }
 

@@ -51,7 +51,9 @@ struct StepCost {
   double memory_s = 0;
   double compute_per_token_s = 0;
   double comm_s = 0;
-  double time(double tokens) const { return (memory_s > tokens * compute_per_token_s ? memory_s : tokens * compute_per_token_s) + comm_s; }
+  double time(double tokens) const {
+    return (memory_s > tokens * compute_per_token_s ? memory_s : tokens * compute_per_token_s) + comm_s;
+  }
 };
 
 struct InferenceCosts {
@@ -61,9 +63,9 @@ struct InferenceCosts {
   StepCost layer;                   // one decode step of one transformer layer
   StepCost prefill_layer;           // the same layer with the prefill context
   StepCost final_head;
-  std::vector<StepCost> exit_heads; // per exit
-  std::vector<int> exit_depth;      // layers before each exit decides (layer, or layer − 1 with pre_exit)
-  double p2p_s = 0;                 // one hop between pipeline stages
+  std::vector<StepCost> exit_heads;  // per exit
+  std::vector<int> exit_depth;       // layers before each exit decides (layer, or layer − 1 with pre_exit)
+  double p2p_s = 0;                  // one hop between pipeline stages
   int batch_size = 1;
 };
 
@@ -74,9 +76,9 @@ struct DecodeParams {
   std::vector<double> exit_rates;  // fraction of tokens leaving at each exit; the rest reach the end
   int new_tokens = 128;            // per sequence
   int max_pending_recompute = 8;
-  int draft_exit = 0;              // speculative: index of the drafting exit
-  int draft_tokens = 4;            // speculative: K
-  double acceptance_rate = -1;     // speculative: α; < 0 → cumulative exit rate up to the draft exit
+  int draft_exit = 0;           // speculative: index of the drafting exit
+  int draft_tokens = 4;         // speculative: K
+  double acceptance_rate = -1;  // speculative: α; < 0 → cumulative exit rate up to the draft exit
 };
 
 struct DecodeResult {
@@ -87,7 +89,7 @@ struct DecodeResult {
   double avg_layers_computed = 0;      // layer steps per token incl. KV recompute / fill
   double decode_s = 0;                 // params.new_tokens tokens at the average per-token time
   double speedup_vs_full = 1;
-  double acceptance_rate = 0;          // speculative only
+  double acceptance_rate = 0;  // speculative only
 };
 
 // Decodes params.new_tokens tokens with `method` on `costs`. Preconditions: checked rates (see
@@ -120,10 +122,10 @@ struct InferenceSimResult {
   std::string scenario;
   int tp = 1, pp = 1, batch_size = 1, prompt_length = 0, new_tokens = 0;
   std::vector<double> exit_rates;
-  std::string exit_rates_source;  // where the rates came from, or why none were (then all 0)
+  std::string exit_rates_source;    // where the rates came from, or why none were (then all 0)
   bool exit_rates_assumed = false;  // no rates given: nobody exits early, so early-exit methods only add cost
-  double prefill_s = 0;          // time to first token
-  double layer_step_s = 0;       // one decode layer step, n = 1 (for reading the table)
+  double prefill_s = 0;             // time to first token
+  double layer_step_s = 0;          // one decode layer step, n = 1 (for reading the table)
   std::vector<DecodeResult> methods;
 };
 

@@ -14,7 +14,7 @@ MemoryTimeline memory_timeline(const Schedule& s, const EngineResult& res, const
   out.ranks.resize(pp);
   struct Delta {
     TimeNs t;
-    int order;      // frees before allocations at the same instant
+    int order;  // frees before allocations at the same instant
     int64_t bytes;
     int flight;
   };

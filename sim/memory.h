@@ -16,10 +16,10 @@
 
 namespace eellm {
 
-struct ChunkMemory {             // per virtual stage, per microbatch, one GPU
-  int64_t activation_bytes = 0;  // stored for the backward (with recompute: what recompute keeps)
+struct ChunkMemory {                     // per virtual stage, per microbatch, one GPU
+  int64_t activation_bytes = 0;          // stored for the backward (with recompute: what recompute keeps)
   int64_t activation_partial_bytes = 0;  // a truncated fill step (layers up to the deepest exit)
-  int64_t exit_logits_bytes = 0;  // logits of the chunk's exit heads (and the final head)
+  int64_t exit_logits_bytes = 0;         // logits of the chunk's exit heads (and the final head)
 };
 
 struct MemoryParams {
@@ -31,7 +31,7 @@ struct RankMemory {
   int64_t static_bytes = 0;
   int64_t peak_bytes = 0;
   TimeNs peak_time = 0;
-  int max_in_flight = 0;      // microbatch-chunks whose activations are held at once
+  int max_in_flight = 0;  // microbatch-chunks whose activations are held at once
 };
 
 struct MemoryTimeline {

@@ -41,12 +41,13 @@ std::string reason_key(const std::string& msg) {
 
 // Result of screening one candidate.
 struct Screened {
-  double est_s = -1;   // < 0: pruned
+  double est_s = -1;  // < 0: pruned
   double peak_GiB = 0;
 };
 
 struct ThreadTally {
-  std::map<std::string, std::pair<int64_t, std::pair<int64_t, std::string>>> reasons;  // key → (count, (first index, msg))
+  std::map<std::string, std::pair<int64_t, std::pair<int64_t, std::string>>>
+      reasons;  // key → (count, (first index, msg))
   void add(const std::string& key, int64_t index, const std::string& msg) {
     auto& e = reasons[key];
     if (e.first == 0 || index < e.second.first) e.second = {index, msg};
@@ -372,7 +373,7 @@ bool run_round(const Search& q, Simulated& sim, const std::vector<int64_t>& idx,
   return !cancel_requested(q.o);
 }
 
-using Group = std::tuple<int, int, int, int>;  // (schedule, pp, vp, recompute)
+using Group = std::tuple<int, int, int, int>;           // (schedule, pp, vp, recompute)
 using FineGroup = std::tuple<int, int, int, int, int>;  // … and the micro-batch size
 
 Group group_of(const Cand& c) {
@@ -380,7 +381,9 @@ Group group_of(const Cand& c) {
                          static_cast<int>(c.recompute));
 }
 
-FineGroup fine_group_of(const Cand& c) { return std::tuple_cat(group_of(c), std::make_tuple(static_cast<int>(c.mbs))); }
+FineGroup fine_group_of(const Cand& c) {
+  return std::tuple_cat(group_of(c), std::make_tuple(static_cast<int>(c.mbs)));
+}
 
 // Round one: the overall best and the best estimate of every (schedule, pp, vp, recompute) group,
 // a third of the simulation budget at most.
@@ -392,9 +395,8 @@ std::vector<int64_t> first_round(const Search& q, const std::vector<int64_t>& al
   std::vector<int64_t> reps;
   for (const auto& [g, i] : rep)
     if (i != alive.front()) reps.push_back(i);
-  std::sort(reps.begin(), reps.end(), [&](int64_t a, int64_t b) {
-    return q.est_s(a) != q.est_s(b) ? q.est_s(a) < q.est_s(b) : a < b;
-  });
+  std::sort(reps.begin(), reps.end(),
+            [&](int64_t a, int64_t b) { return q.est_s(a) != q.est_s(b) ? q.est_s(a) < q.est_s(b) : a < b; });
   const size_t cap = std::max<size_t>(1, nsim / 3);
   for (int64_t i : reps)
     if (round1.size() < cap) round1.push_back(i);

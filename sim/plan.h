@@ -20,7 +20,8 @@
 // exits are movable, no neighbourhood partitions, each world size when min_gpus < gpus) and then for
 // the whole space, sharing one cache, so a wider search simulates everything a narrower one would and
 // never returns a worse plan. The ranked table is by kRankingKey (plan_types.h), and a candidate whose
-// simulated peak memory exceeds the budget is dropped too, so no returned plan fails the memory model. Pruned candidates are counted per reason (with one example message each).
+// simulated peak memory exceeds the budget is dropped too, so no returned plan fails the memory model. Pruned
+// candidates are counted per reason (with one example message each).
 //
 // Determinism: enumeration order is fixed, screening results are independent of thread count, ties
 // are broken by enumeration index. Thread-safety: plan() is a pure function of its arguments (it

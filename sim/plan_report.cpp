@@ -65,7 +65,8 @@ void table(std::ostringstream& os, const std::vector<PlanEntry>& rows) {
                   i + 1, c.world_size, c.tp, c.pp, c.dp, c.vp, c.micro_batch_size, to_string(c.schedule),
                   to_string(c.recompute), c.sequence_parallel ? "y" : "n", c.distributed_optimizer ? "y" : "n",
                   m.ranking_time_s(), m.simulated ? fmt("%.3f", m.iteration_time_s).c_str() : "-", m.estimated_time_s,
-                  m.tokens_per_s, m.mfu * 100, m.bubble_fraction * 100, m.exit_overhead_fraction * 100, m.peak_memory_GiB);
+                  m.tokens_per_s, m.mfu * 100, m.bubble_fraction * 100, m.exit_overhead_fraction * 100,
+                  m.peak_memory_GiB);
     os << line << partition_str(c) << (c.balanced_partition ? " (balanced)" : "") << " | " << exits_str(c)
        << (c.exits_moved ? " (moved)" : "") << " | " << stage_mem_str(m) << " | " << runs_on(c) << "\n";
   }
@@ -106,8 +107,10 @@ nlohmann::json entry_json(const PlanEntry& e) {
   j["not_launchable_with"] = nlohmann::json::object();
   for (LaunchTarget t : kLaunchTargets) {
     const std::string why = launch_problem(t, c);
-    if (why.empty()) j["launchable_with"].push_back(to_string(t));
-    else j["not_launchable_with"][to_string(t)] = why;
+    if (why.empty())
+      j["launchable_with"].push_back(to_string(t));
+    else
+      j["not_launchable_with"][to_string(t)] = why;
   }
   return j;
 }
@@ -182,7 +185,8 @@ std::string plan_to_json(const PlanResult& r) {
   j["memory_budget_GiB"] = r.memory_budget_GiB;
   j["device"] = r.device;
   j["pruned"] = nlohmann::json::array();
-  for (const PruneCount& p : r.pruned) j["pruned"].push_back({{"reason", p.reason}, {"count", p.count}, {"example", p.example}});
+  for (const PruneCount& p : r.pruned)
+    j["pruned"].push_back({{"reason", p.reason}, {"count", p.count}, {"example", p.example}});
   j["ranked"] = nlohmann::json::array();
   for (const PlanEntry& e : r.ranked) j["ranked"].push_back(entry_json(e));
   j["pareto"] = nlohmann::json::array();
@@ -212,8 +216,9 @@ std::string plan_to_csv(const PlanResult& r) {
       if (ch == '/') ch = ' ';
     os << i + 1 << "," << c.world_size << "," << c.tp << "," << c.pp << "," << c.dp << "," << c.vp << ","
        << c.micro_batch_size << "," << to_string(c.schedule) << "," << to_string(c.recompute) << ","
-       << (c.sequence_parallel ? 1 : 0) << "," << (c.distributed_optimizer ? 1 : 0) << "," << part << "," << exits << ","
-       << (c.pre_exit ? 1 : 0) << "," << fmt("%.6g", m.ranking_time_s()) << "," << fmt("%.6g", m.iteration_time_s) << "," << fmt("%.6g", m.estimated_time_s) << ","
+       << (c.sequence_parallel ? 1 : 0) << "," << (c.distributed_optimizer ? 1 : 0) << "," << part << "," << exits
+       << "," << (c.pre_exit ? 1 : 0) << "," << fmt("%.6g", m.ranking_time_s()) << ","
+       << fmt("%.6g", m.iteration_time_s) << "," << fmt("%.6g", m.estimated_time_s) << ","
        << fmt("%.6g", m.tokens_per_s) << "," << fmt("%.6g", m.mfu) << "," << fmt("%.6g", m.bubble_fraction) << ","
        << fmt("%.6g", m.exit_overhead_fraction) << "," << fmt("%.6g", m.peak_memory_GiB) << "," << mem << ",";
     for (char ch : runs_on(c)) os << (ch == ',' ? ' ' : ch);

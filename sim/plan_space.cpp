@@ -18,7 +18,9 @@ struct UnitCosts {
   std::vector<double> exits;  // per exit, in exit_layer_nums order
 };
 
-double total(const OpTimes& t) { return t.fwd + t.bwd(); }
+double total(const OpTimes& t) {
+  return t.fwd + t.bwd();
+}
 
 // Times from a one-stage layout of the same model: every layer, head and exit on one chunk.
 UnitCosts unit_costs(const Scenario& base, int tp, int mbs, bool sp, RecomputeGranularity r) {
@@ -64,7 +66,8 @@ std::vector<int> balanced_partition(int layers, int v, const UnitCosts& u, const
       if (q[k] >= i && q[k] < j) c += u.exits[k];
     return c;
   };
-  std::vector<std::vector<double>> best(static_cast<size_t>(v + 1), std::vector<double>(static_cast<size_t>(layers + 1), inf));
+  std::vector<std::vector<double>> best(static_cast<size_t>(v + 1),
+                                        std::vector<double>(static_cast<size_t>(layers + 1), inf));
   std::vector<std::vector<int>> from(static_cast<size_t>(v + 1), std::vector<int>(static_cast<size_t>(layers + 1), -1));
   best[0][0] = 0;
   for (int s = 1; s <= v; ++s)
@@ -75,7 +78,8 @@ std::vector<int> balanced_partition(int layers, int v, const UnitCosts& u, const
         // Ties go to the later boundary: earlier stages hold more microbatches in flight under
         // 1F1B, so extra layers are cheaper in memory further down the pipeline.
         if (c < best[static_cast<size_t>(s)][static_cast<size_t>(j)] - 1e-15 ||
-            (c <= best[static_cast<size_t>(s)][static_cast<size_t>(j)] + 1e-15 && i < from[static_cast<size_t>(s)][static_cast<size_t>(j)])) {
+            (c <= best[static_cast<size_t>(s)][static_cast<size_t>(j)] + 1e-15 &&
+             i < from[static_cast<size_t>(s)][static_cast<size_t>(j)])) {
           best[static_cast<size_t>(s)][static_cast<size_t>(j)] = c;
           from[static_cast<size_t>(s)][static_cast<size_t>(j)] = i;
         }
@@ -124,12 +128,14 @@ struct Budget {
 StatusOr<Budget> check_budget(const Scenario& base, const PlanOptions& o) {
   const int gpn = std::max(1, base.cluster.gpus_per_node);
   auto check = [&](int g, const char* what) -> Status {
-    if (g <= 0) return Status::invalid_argument(std::string(what) + " (" + std::to_string(g) + ") must be a positive number of GPUs");
+    if (g <= 0)
+      return Status::invalid_argument(std::string(what) + " (" + std::to_string(g) +
+                                      ") must be a positive number of GPUs");
     if (g > gpn && g % gpn != 0)
-      return Status::invalid_argument(std::string(what) + " (" + std::to_string(g) + ") spans more than one node of cluster '" +
-                                      base.cluster.name + "' (" + std::to_string(gpn) +
-                                      " GPUs per node) but is not a whole number of nodes; use a multiple of " +
-                                      std::to_string(gpn) + " or at most " + std::to_string(gpn));
+      return Status::invalid_argument(
+          std::string(what) + " (" + std::to_string(g) + ") spans more than one node of cluster '" + base.cluster.name +
+          "' (" + std::to_string(gpn) + " GPUs per node) but is not a whole number of nodes; use a multiple of " +
+          std::to_string(gpn) + " or at most " + std::to_string(gpn));
     return Status::ok();
   };
   EELLM_RETURN_IF_ERROR(check(o.gpus, "--gpus"));
@@ -137,7 +143,8 @@ StatusOr<Budget> check_budget(const Scenario& base, const PlanOptions& o) {
   b.worlds.push_back(o.gpus);
   if (o.min_gpus > 0) {
     if (o.min_gpus > o.gpus)
-      return Status::invalid_argument("--min-gpus (" + std::to_string(o.min_gpus) + ") exceeds --gpus (" + std::to_string(o.gpus) + ")");
+      return Status::invalid_argument("--min-gpus (" + std::to_string(o.min_gpus) + ") exceeds --gpus (" +
+                                      std::to_string(o.gpus) + ")");
     for (int g = o.gpus; g % 2 == 0 && g / 2 >= o.min_gpus;) {
       g /= 2;
       if (check(g, "scaled-down GPU count").is_ok()) b.worlds.push_back(g);
@@ -342,6 +349,5 @@ void write_candidate(Scenario& s, const Cand& c, const Tables& t, int gpus_per_n
   s.cluster.gpus_per_node = std::min(gpn, c.world);
   s.cluster.num_nodes = (c.world + s.cluster.gpus_per_node - 1) / s.cluster.gpus_per_node;
 }
-
 
 }  // namespace eellm::plan_detail

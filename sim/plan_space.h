@@ -17,7 +17,6 @@
 
 namespace eellm::plan_detail {
 
-
 // Compact form of a candidate: partitions and exit placements live in shared tables, so a space of
 // millions of candidates costs a few dozen bytes each.
 struct Cand {
@@ -27,8 +26,8 @@ struct Cand {
   RecomputeGranularity recompute = RecomputeGranularity::kNone;
   bool sp = false, dopt = false;
   bool neighbour = false;  // the partition is one of the balanced split's neighbourhood (not even/balanced)
-  int32_t partition = 0;  // index into Tables::partitions (0 = even)
-  int32_t exits = 0;      // index into Tables::exits (0 = as given)
+  int32_t partition = 0;   // index into Tables::partitions (0 = even)
+  int32_t exits = 0;       // index into Tables::exits (0 = as given)
 };
 
 struct ExitConfig {
@@ -52,7 +51,6 @@ struct Tables {
     return it->second;
   }
 };
-
 
 // Enumerates the space in a fixed order, resolving partitions and exit variants into `tables`.
 // Fails on an impossible budget (gpus ≤ 0, or several nodes but not whole ones).

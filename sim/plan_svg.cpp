@@ -72,8 +72,9 @@ void axes(std::ostringstream& os, const Frame& f) {
 
 std::string plan_pareto_svg(const PlanResult& r, const std::string& scenario) {
   std::ostringstream os;
-  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W << " "
-     << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W
+     << " " << H
+     << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   os << "<text x=\"" << W / 2 << "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">" << esc(scenario)
      << ": plans by GPUs and time (" << r.pareto.size() << " on the Pareto front)</text>\n";
   const Frame f = frame_of(r);
@@ -91,8 +92,8 @@ std::string plan_pareto_svg(const PlanResult& r, const std::string& scenario) {
   if (!path.empty()) os << "<path d=\"" << path << "\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.5\"/>\n";
   for (const PlanEntry& e : r.pareto)
     os << "<circle cx=\"" << px(f.X(e.candidate.world_size)) << "\" cy=\"" << px(f.Y(e.metrics.ranking_time_s()))
-       << "\" r=\"5\" fill=\"#d62728\"><title>" << esc(to_string(e.candidate)) << ": " << num(e.metrics.ranking_time_s())
-       << " s, peak " << num(e.metrics.peak_memory_GiB) << " GiB</title></circle>\n";
+       << "\" r=\"5\" fill=\"#d62728\"><title>" << esc(to_string(e.candidate)) << ": "
+       << num(e.metrics.ranking_time_s()) << " s, peak " << num(e.metrics.peak_memory_GiB) << " GiB</title></circle>\n";
   os << "</svg>\n";
   return os.str();
 }

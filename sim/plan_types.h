@@ -26,7 +26,7 @@ struct PlanCandidate {
   std::vector<int> exit_layer_nums;  // as in the scenario unless exits were moved
   bool pre_exit = false;
   bool exits_moved = false;
-  int64_t index = 0;                 // enumeration order (tie-breaker)
+  int64_t index = 0;  // enumeration order (tie-breaker)
 };
 
 // A one-line label: "tp2 pp4 dp8 vp1 mbs2 ee-1f1b sel sp dopt part=[7,8,9,8] exits=pre[9,17]".
@@ -37,13 +37,13 @@ std::string to_string(const PlanCandidate& c);
 Scenario apply_candidate(const Scenario& base, const PlanCandidate& c);
 
 struct PlanMetrics {
-  double estimated_time_s = 0;   // closed form (pre-filter)
-  double iteration_time_s = 0;   // event simulator (0 when not simulated)
+  double estimated_time_s = 0;  // closed form (pre-filter)
+  double iteration_time_s = 0;  // event simulator (0 when not simulated)
   double tokens_per_s = 0;
   double mfu = 0;
   double bubble_fraction = 0;
-  double exit_overhead_fraction = 0;  // vs the same layout without exits (0 when not computed)
-  double peak_memory_GiB = 0;         // max over stages (analytical, or simulated when simulated)
+  double exit_overhead_fraction = 0;     // vs the same layout without exits (0 when not computed)
+  double peak_memory_GiB = 0;            // max over stages (analytical, or simulated when simulated)
   std::vector<double> stage_memory_GiB;  // analytical peak per pipeline stage
   bool simulated = false;
   // Share of the m microbatches that train the whole backbone (sim num_backbone_microbatches / m):
@@ -77,23 +77,23 @@ std::string launch_problem(LaunchTarget t, ScheduleKind schedule, bool uneven_pa
 std::string launch_problem(LaunchTarget t, const PlanCandidate& c);
 
 struct PruneCount {
-  std::string reason;   // short key, e.g. "memory", "training.global_batch_size", "tp > gpus_per_node"
+  std::string reason;  // short key, e.g. "memory", "training.global_batch_size", "tp > gpus_per_node"
   int64_t count = 0;
   std::string example;  // the full message of the first candidate pruned for it
 };
 
 struct PlanOptions {
-  int gpus = 0;                    // the budget (required)
-  int min_gpus = 0;                // also try budget/2, /4, … down to this (0 → only the budget)
+  int gpus = 0;      // the budget (required)
+  int min_gpus = 0;  // also try budget/2, /4, … down to this (0 → only the budget)
   int top_k = 10;
   bool movable_exits = false;
-  double memory_margin = 0.1;      // fraction of device memory kept free
-  int simulate_top = 128;           // candidates the event simulator plays; < 0 → all survivors
-  bool exit_overhead = true;       // simulate the ranked plans without exits too
-  int threads = 0;                 // 0 → hardware concurrency
+  double memory_margin = 0.1;  // fraction of device memory kept free
+  int simulate_top = 128;      // candidates the event simulator plays; < 0 → all survivors
+  bool exit_overhead = true;   // simulate the ranked plans without exits too
+  int threads = 0;             // 0 → hardware concurrency
   // The axes; empty → the defaults below (what the CLI searches).
-  std::vector<int> tp_values;          // default: powers of two ≤ gpus_per_node
-  std::vector<int> pp_values;          // default: 1..num_layers dividing world/tp
+  std::vector<int> tp_values;              // default: powers of two ≤ gpus_per_node
+  std::vector<int> pp_values;              // default: 1..num_layers dividing world/tp
   std::vector<int> vp_values = {2, 4, 8};  // virtual stages of the interleaved schedule
   std::vector<int> micro_batch_values = {1, 2, 4, 8, 16};
   std::vector<ScheduleKind> schedules = {ScheduleKind::k1F1B, ScheduleKind::kInterleaved1F1B, ScheduleKind::kZBH1,
@@ -102,7 +102,7 @@ struct PlanOptions {
                                                  RecomputeGranularity::kFull};
   bool search_sequence_parallel = true;
   bool search_distributed_optimizer = true;
-  bool search_partition = true;    // add the balanced partition next to the even one
+  bool search_partition = true;          // add the balanced partition next to the even one
   bool partition_neighbourhood = false;  // also every split one layer away from the balanced one
   // Only plans these systems can all launch (empty → any); see launch_problem.
   std::vector<LaunchTarget> launchable_with;
@@ -123,9 +123,9 @@ struct PlanOptions {
 // never the text.
 
 struct PlanResult {
-  int64_t candidates = 0;         // enumerated = screened
-  int64_t estimated = 0;          // passed every constraint, timed by the closed form
-  int64_t simulated = 0;          // played by the event simulator
+  int64_t candidates = 0;  // enumerated = screened
+  int64_t estimated = 0;   // passed every constraint, timed by the closed form
+  int64_t simulated = 0;   // played by the event simulator
   // The closed-form estimate's relative error |estimate / simulated − 1| over the simulated plans.
   double estimate_error_mean = 0, estimate_error_max = 0;
   // The spaces whose best candidates were simulated on their own, so that widening the search never
@@ -134,13 +134,13 @@ struct PlanResult {
   // Non-empty when the caller stopped the search (partial_on_cancel): where it stopped; `ranked`
   // holds the best found so far (estimates only when nothing was simulated yet).
   std::string interrupted;
-  std::vector<PruneCount> pruned; // by count, descending
-  std::vector<PlanEntry> ranked;  // top_k by kRankingKey
-  std::vector<PlanEntry> pareto;  // simulated plans not dominated in (ranking time, peak memory, GPUs)
-  std::vector<PlanEntry> feasible;  // every simulated plan that fits (for the Pareto plot)
+  std::vector<PruneCount> pruned;             // by count, descending
+  std::vector<PlanEntry> ranked;              // top_k by kRankingKey
+  std::vector<PlanEntry> pareto;              // simulated plans not dominated in (ranking time, peak memory, GPUs)
+  std::vector<PlanEntry> feasible;            // every simulated plan that fits (for the Pareto plot)
   std::vector<LaunchTarget> launchable_with;  // the filter the search ran with
   double screen_seconds = 0, simulate_seconds = 0;
-  double memory_budget_GiB = 0;   // device memory × (1 − margin)
+  double memory_budget_GiB = 0;  // device memory × (1 − margin)
   std::string device;
 };
 

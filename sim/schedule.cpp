@@ -14,7 +14,9 @@
 namespace eellm {
 namespace {
 
-std::string str(int v) { return std::to_string(v); }
+std::string str(int v) {
+  return std::to_string(v);
+}
 
 // Appends one rank's instructions, adding the receives and sends around each compute step.
 class RankEmitter {
@@ -130,10 +132,10 @@ void build_zbh1(const ScheduleParams& p, int r, RankEmitter& e) {
 }
 
 struct FillPlan {
-  int full = 0;                    // full microbatches M' = m − fill_warmup
-  std::vector<int> partial_fwd;    // per rank: fill microbatches it may forward (EE-LLM's count)
-  std::vector<int> partial_bwd;    // per rank: extra cool-down backwards it still runs
-  std::vector<int> fill_last;      // per fill microbatch: deepest participating rank (-1: unused)
+  int full = 0;                  // full microbatches M' = m − fill_warmup
+  std::vector<int> partial_fwd;  // per rank: fill microbatches it may forward (EE-LLM's count)
+  std::vector<int> partial_bwd;  // per rank: extra cool-down backwards it still runs
+  std::vector<int> fill_last;    // per fill microbatch: deepest participating rank (-1: unused)
 };
 
 FillPlan plan_fill(const ScheduleParams& p, int fw, int fc) {
@@ -179,9 +181,7 @@ void build_ee_fill(const ScheduleParams& p, const FillPlan& f, int r, RankEmitte
   }
   // Steady state and cool-down; the last microbatches' backward stops early (partial backward).
   const int cool_fill = p.num_fill_cooldown;
-  auto runs_bwd = [&](int rank, int mb) {
-    return mb < mfull - cool_fill + f.partial_bwd[static_cast<size_t>(rank)];
-  };
+  auto runs_bwd = [&](int rank, int mb) { return mb < mfull - cool_fill + f.partial_bwd[static_cast<size_t>(rank)]; };
   for (int i = 0; i < mfull; ++i) {
     if (runs_bwd(r, i)) e.backward(i, 0, 0, r > 0 && runs_bwd(r - 1, i));
     if (w + i < mfull) e.forward(w + i, 0);
@@ -264,13 +264,14 @@ StatusOr<Schedule> build_schedule(const ScheduleParams& params) {
     return Status::invalid_argument("stage_has_exit has " + str(static_cast<int>(p.stage_has_exit.size())) +
                                     " entries; expected pp × vp = " + str(pp * vp));
   if (vp > 1 && p.kind != ScheduleKind::kInterleaved1F1B)
-    return Status::invalid_argument(std::string("virtual pipeline size ") + str(vp) + " needs the interleaved schedule, not " +
-                                    to_string(p.kind));
+    return Status::invalid_argument(std::string("virtual pipeline size ") + str(vp) +
+                                    " needs the interleaved schedule, not " + to_string(p.kind));
   if (p.kind == ScheduleKind::kNoPipelining && pp != 1)
     return Status::invalid_argument("schedule none needs pipeline size 1 (got " + str(pp) + ")");
   if (p.kind == ScheduleKind::kInterleaved1F1B && (m % pp != 0 || m < pp))
-    return Status::invalid_argument("number of microbatches (" + str(m) + ") must be a positive multiple of pipeline size (" +
-                                    str(pp) + ") for the interleaved schedule");
+    return Status::invalid_argument("number of microbatches (" + str(m) +
+                                    ") must be a positive multiple of pipeline size (" + str(pp) +
+                                    ") for the interleaved schedule");
 
   Schedule s;
   s.kind = p.kind;
@@ -293,8 +294,8 @@ StatusOr<Schedule> build_schedule(const ScheduleParams& params) {
     for (int r = 0; r < pp; ++r) any_exit = any_exit || rank_has_exit(p, r);
     if (!any_exit) p.num_fill_warmup = p.num_fill_cooldown = 0;
     if (m < pp + p.num_fill_warmup)
-      return Status::invalid_argument("bubble filling needs num_microbatches (" + str(m) + ") ≥ pipeline size (" + str(pp) +
-                                      ") + num_fill_warmup_microbatches (" + str(p.num_fill_warmup) + ")");
+      return Status::invalid_argument("bubble filling needs num_microbatches (" + str(m) + ") ≥ pipeline size (" +
+                                      str(pp) + ") + num_fill_warmup_microbatches (" + str(p.num_fill_warmup) + ")");
     if (p.num_fill_cooldown > m - p.num_fill_warmup)
       return Status::invalid_argument("num_fill_cooldown_microbatches (" + str(p.num_fill_cooldown) +
                                       ") exceeds the full microbatches (" + str(m - p.num_fill_warmup) + ")");
@@ -319,10 +320,18 @@ StatusOr<Schedule> build_schedule(const ScheduleParams& params) {
         for (int i = 0; i < m; ++i) e.backward(i, 0);
         break;
       case ScheduleKind::k1F1B:
-      case ScheduleKind::kEE1F1B: build_1f1b(p, r, e); break;
-      case ScheduleKind::kInterleaved1F1B: build_interleaved(p, r, e); break;
-      case ScheduleKind::kZBH1: build_zbh1(p, r, e); break;
-      case ScheduleKind::kEEFill: build_ee_fill(p, fill, r, e); break;
+      case ScheduleKind::kEE1F1B:
+        build_1f1b(p, r, e);
+        break;
+      case ScheduleKind::kInterleaved1F1B:
+        build_interleaved(p, r, e);
+        break;
+      case ScheduleKind::kZBH1:
+        build_zbh1(p, r, e);
+        break;
+      case ScheduleKind::kEEFill:
+        build_ee_fill(p, fill, r, e);
+        break;
       case ScheduleKind::kEETuning:
         build_ee_tuning(p, r, e);
         trains = rank_has_exit(p, r);
@@ -387,12 +396,14 @@ StatusOr<MessageMap> match_messages(const Schedule& s) {
     for (const Instr& in : list) max_mb = std::max(max_mb, static_cast<int>(in.microbatch));
   const size_t nmb = static_cast<size_t>(max_mb) + 1;
   auto key = [&](int dst_rank, bool grad, int mb, int chunk) {
-    return ((static_cast<size_t>(dst_rank) * 2 + (grad ? 1 : 0)) * nmb + static_cast<size_t>(mb)) * static_cast<size_t>(vp) +
+    return ((static_cast<size_t>(dst_rank) * 2 + (grad ? 1 : 0)) * nmb + static_cast<size_t>(mb)) *
+               static_cast<size_t>(vp) +
            static_cast<size_t>(chunk);
   };
   std::vector<int64_t> pending(static_cast<size_t>(pp) * 2 * nmb * static_cast<size_t>(vp), -1);  // rank << 32 | index
   auto where = [&](size_t r, size_t i) {
-    return "rank " + str(static_cast<int>(r)) + " instruction " + str(static_cast<int>(i)) + " (" + to_string(s.ranks[r][i]) + ")";
+    return "rank " + str(static_cast<int>(r)) + " instruction " + str(static_cast<int>(i)) + " (" +
+           to_string(s.ranks[r][i]) + ")";
   };
   for (size_t r = 0; r < s.ranks.size(); ++r) {
     mm.message_of[r].assign(s.ranks[r].size(), -1);
@@ -431,7 +442,9 @@ StatusOr<MessageMap> match_messages(const Schedule& s) {
     }
   }
   for (int64_t v : pending)
-    if (v >= 0) return Status::invalid_argument(where(static_cast<size_t>(v >> 32), static_cast<size_t>(v & 0xffffffff)) + " is never received");
+    if (v >= 0)
+      return Status::invalid_argument(where(static_cast<size_t>(v >> 32), static_cast<size_t>(v & 0xffffffff)) +
+                                      " is never received");
   return mm;
 }
 
@@ -444,7 +457,8 @@ Status check_schedule(const Schedule& s) {
       const Instr& in = s.ranks[r][i];
       const std::pair<int, int> key{in.microbatch, in.chunk};
       auto where = [&] {
-        return "rank " + str(static_cast<int>(r)) + " instruction " + str(static_cast<int>(i)) + " (" + to_string(in) + ")";
+        return "rank " + str(static_cast<int>(r)) + " instruction " + str(static_cast<int>(i)) + " (" + to_string(in) +
+               ")";
       };
       switch (in.kind) {
         case InstrKind::kForward:
@@ -466,7 +480,8 @@ Status check_schedule(const Schedule& s) {
         case InstrKind::kRecvGrad:
         case InstrKind::kAllReduceDP:
         case InstrKind::kAllReduceEmbedding:
-        case InstrKind::kOptimizerStep: break;
+        case InstrKind::kOptimizerStep:
+          break;
       }
     }
   }
@@ -475,17 +490,28 @@ Status check_schedule(const Schedule& s) {
 
 const char* to_string(InstrKind k) {
   switch (k) {
-    case InstrKind::kForward: return "FWD";
-    case InstrKind::kBackward: return "BWD";
-    case InstrKind::kBackwardInput: return "BWD_INPUT";
-    case InstrKind::kBackwardWeight: return "BWD_WEIGHT";
-    case InstrKind::kSendAct: return "SEND_ACT";
-    case InstrKind::kRecvAct: return "RECV_ACT";
-    case InstrKind::kSendGrad: return "SEND_GRAD";
-    case InstrKind::kRecvGrad: return "RECV_GRAD";
-    case InstrKind::kAllReduceDP: return "ALLREDUCE_DP";
-    case InstrKind::kAllReduceEmbedding: return "ALLREDUCE_EMBEDDING";
-    case InstrKind::kOptimizerStep: return "OPTIMIZER_STEP";
+    case InstrKind::kForward:
+      return "FWD";
+    case InstrKind::kBackward:
+      return "BWD";
+    case InstrKind::kBackwardInput:
+      return "BWD_INPUT";
+    case InstrKind::kBackwardWeight:
+      return "BWD_WEIGHT";
+    case InstrKind::kSendAct:
+      return "SEND_ACT";
+    case InstrKind::kRecvAct:
+      return "RECV_ACT";
+    case InstrKind::kSendGrad:
+      return "SEND_GRAD";
+    case InstrKind::kRecvGrad:
+      return "RECV_GRAD";
+    case InstrKind::kAllReduceDP:
+      return "ALLREDUCE_DP";
+    case InstrKind::kAllReduceEmbedding:
+      return "ALLREDUCE_EMBEDDING";
+    case InstrKind::kOptimizerStep:
+      return "OPTIMIZER_STEP";
   }
   return "?";
 }
@@ -494,17 +520,36 @@ std::string to_string(const Instr& in) {
   std::string s;
   if (in.has(kFill)) s += "FILL-";
   switch (in.kind) {
-    case InstrKind::kForward: s += "F"; break;
-    case InstrKind::kBackward: s += in.has(kExitOnly) ? "EXIT-B" : "B"; break;
-    case InstrKind::kBackwardInput: s += "BI"; break;
-    case InstrKind::kBackwardWeight: s += "W"; break;
-    case InstrKind::kSendAct: s += "SEND-ACT"; break;
-    case InstrKind::kRecvAct: s += "RECV-ACT"; break;
-    case InstrKind::kSendGrad: s += "SEND-GRAD"; break;
-    case InstrKind::kRecvGrad: s += "RECV-GRAD"; break;
-    case InstrKind::kAllReduceDP: return in.has(kOverlapped) ? "AR-DP(overlap)" : "AR-DP";
-    case InstrKind::kAllReduceEmbedding: return "AR-EMB";
-    case InstrKind::kOptimizerStep: return "OPT";
+    case InstrKind::kForward:
+      s += "F";
+      break;
+    case InstrKind::kBackward:
+      s += in.has(kExitOnly) ? "EXIT-B" : "B";
+      break;
+    case InstrKind::kBackwardInput:
+      s += "BI";
+      break;
+    case InstrKind::kBackwardWeight:
+      s += "W";
+      break;
+    case InstrKind::kSendAct:
+      s += "SEND-ACT";
+      break;
+    case InstrKind::kRecvAct:
+      s += "RECV-ACT";
+      break;
+    case InstrKind::kSendGrad:
+      s += "SEND-GRAD";
+      break;
+    case InstrKind::kRecvGrad:
+      s += "RECV-GRAD";
+      break;
+    case InstrKind::kAllReduceDP:
+      return in.has(kOverlapped) ? "AR-DP(overlap)" : "AR-DP";
+    case InstrKind::kAllReduceEmbedding:
+      return "AR-EMB";
+    case InstrKind::kOptimizerStep:
+      return "OPT";
   }
   s += std::to_string(in.microbatch);
   if (in.chunk > 0) s += ".c" + std::to_string(in.chunk);

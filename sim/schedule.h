@@ -69,9 +69,9 @@ enum InstrFlag : uint8_t {
 struct Instr {
   InstrKind kind = InstrKind::kForward;
   uint8_t flags = 0;
-  int16_t chunk = 0;       // model chunk on this rank (0..vp-1)
-  int32_t microbatch = -1; // -1 for collectives and the optimizer step
-  int32_t peer = -1;       // pipeline rank at the other end of a send/recv, else -1
+  int16_t chunk = 0;        // model chunk on this rank (0..vp-1)
+  int32_t microbatch = -1;  // -1 for collectives and the optimizer step
+  int32_t peer = -1;        // pipeline rank at the other end of a send/recv, else -1
 
   bool has(InstrFlag f) const { return (flags & f) != 0; }
   bool is_compute() const { return kind <= InstrKind::kBackwardWeight || kind == InstrKind::kOptimizerStep; }
@@ -84,10 +84,10 @@ struct Instr {
 struct Schedule {
   ScheduleKind kind = ScheduleKind::k1F1B;
   int pp = 1, vp = 1;
-  int num_microbatches = 1;      // data microbatches per iteration per DP replica (incl. fill ones)
-  int num_fill_warmup = 0;       // EE fill: microbatches that run only to the exits (taken from m, as EE-LLM)
-  int num_fill_cooldown = 0;     // EE fill: last microbatches whose backward stops before rank 0
-  double bwd_fwd_ratio = 2.0;    // the ratio the fill counts were derived with
+  int num_microbatches = 1;               // data microbatches per iteration per DP replica (incl. fill ones)
+  int num_fill_warmup = 0;                // EE fill: microbatches that run only to the exits (taken from m, as EE-LLM)
+  int num_fill_cooldown = 0;              // EE fill: last microbatches whose backward stops before rank 0
+  double bwd_fwd_ratio = 2.0;             // the ratio the fill counts were derived with
   std::vector<std::vector<Instr>> ranks;  // [pipeline rank] → instruction list
 
   int num_virtual_stages() const { return pp * vp; }
@@ -102,12 +102,12 @@ struct ScheduleParams {
   int num_microbatches = 1;
   // Per virtual stage (pp·vp entries, or empty = no exits): whether the chunk holds an exit head.
   std::vector<bool> stage_has_exit;
-  int num_fill_warmup = -1;    // -1 → EE-LLM's default from pp and bwd_fwd_ratio
+  int num_fill_warmup = -1;  // -1 → EE-LLM's default from pp and bwd_fwd_ratio
   int num_fill_cooldown = -1;
   double bwd_fwd_ratio = 2.0;
-  bool dp_allreduce = false;          // emit ALLREDUCE_DP (data_parallel_size > 1)
+  bool dp_allreduce = false;  // emit ALLREDUCE_DP (data_parallel_size > 1)
   bool overlap_grad_reduce = false;
-  std::vector<int> embedding_group;   // pipeline ranks of the tied-embedding group (< 2 → none)
+  std::vector<int> embedding_group;  // pipeline ranks of the tied-embedding group (< 2 → none)
 };
 
 // Microbatches per DP replica whose forward and backward run through every virtual stage (they

@@ -11,7 +11,8 @@ double exit_param_fraction(const CostModel& cm, int stage) {
   const ParamCounts pc = cm.param_counts();
   double exit_params = 0;
   for (int c = 0; c < L.vp; ++c)
-    for (int idx : L.chunk(stage, c).exits) exit_params += static_cast<double>(pc.exit_heads[static_cast<size_t>(idx)]) / L.tp;
+    for (int idx : L.chunk(stage, c).exits)
+      exit_params += static_cast<double>(pc.exit_heads[static_cast<size_t>(idx)]) / L.tp;
   const double total = static_cast<double>(cm.stage_params(stage));
   return total > 0 ? std::min(1.0, exit_params / total) : 0;
 }
@@ -41,7 +42,8 @@ SimCosts sim_costs_from_model(const CostModel& cm) {
     const bool full = upto == cl.num_layers;
     t.fwd_partial = full ? t.fwd : seconds_to_ns(cc.embedding.fwd + cc.per_layer.fwd * upto);
     t.bwd_input_partial = full ? t.bwd_input : seconds_to_ns(cc.embedding.bwd_input + cc.per_layer.bwd_input * upto);
-    t.bwd_weight_partial = full ? t.bwd_weight : seconds_to_ns(cc.embedding.bwd_weight + cc.per_layer.bwd_weight * upto);
+    t.bwd_weight_partial =
+        full ? t.bwd_weight : seconds_to_ns(cc.embedding.bwd_weight + cc.per_layer.bwd_weight * upto);
     for (size_t k = 0; k < cc.exits.size(); ++k) {
       t.exit_fwd += seconds_to_ns(cc.exits[k].fwd);
       t.exit_bwd_input += seconds_to_ns(cc.exits[k].bwd_input);

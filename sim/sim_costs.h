@@ -19,15 +19,15 @@ struct ChunkTimes {
   // Backbone up to (and including) the chunk's deepest exit: what a truncated fill step runs.
   TimeNs fwd_partial = 0, bwd_input_partial = 0, bwd_weight_partial = 0;
   TimeNs exit_fwd = 0, exit_bwd_input = 0, exit_bwd_weight = 0;  // all exit heads of the chunk
-  TimeNs recompute = 0;          // forward recomputed inside backward (activation recompute)
+  TimeNs recompute = 0;  // forward recomputed inside backward (activation recompute)
   TimeNs recompute_partial = 0;
   double fwd_flops = 0, bwd_flops = 0, exit_fwd_flops = 0, exit_bwd_flops = 0;
-  int64_t p2p_bytes = 0;         // activation (= its gradient) sent to the neighbour
+  int64_t p2p_bytes = 0;  // activation (= its gradient) sent to the neighbour
 };
 
 // Per pipeline rank.
 struct RankTimes {
-  TimeNs dp_allreduce = 0;       // gradient reduction over the DP group (0 if dp == 1)
+  TimeNs dp_allreduce = 0;  // gradient reduction over the DP group (0 if dp == 1)
   TimeNs embedding_allreduce = 0;
   TimeNs optimizer = 0;
   int64_t dp_bytes = 0, embedding_bytes = 0;

@@ -27,8 +27,9 @@ double executed_flops_per_gpu(const Schedule& s, const SimCosts& c) {
         continue;
       }
       const TimeNs full = t.bwd_input + t.bwd_weight;
-      const double share =
-          trunc && full > 0 ? static_cast<double>(t.bwd_input_partial + t.bwd_weight_partial) / static_cast<double>(full) : 1.0;
+      const double share = trunc && full > 0 ? static_cast<double>(t.bwd_input_partial + t.bwd_weight_partial) /
+                                                   static_cast<double>(full)
+                                             : 1.0;
       const double backbone = in.has(kExitOnly) ? 0 : t.bwd_flops * share;
       const double both = backbone + t.exit_bwd_flops;
       total += in.kind == InstrKind::kBackward ? both : 0.5 * both;
@@ -52,8 +53,7 @@ MemoryParams memory_params_from_model(const CostModel& cm) {
       m.activation_bytes = ca.activation_bytes;
       m.exit_logits_bytes = ca.logits_bytes;
       const int upto = layers_to_deepest_exit(L, cl.virtual_stage);
-      m.activation_partial_bytes =
-          cl.num_layers > 0 ? m.activation_bytes * upto / cl.num_layers : m.activation_bytes;
+      m.activation_partial_bytes = cl.num_layers > 0 ? m.activation_bytes * upto / cl.num_layers : m.activation_bytes;
       p.chunks[static_cast<size_t>(cl.virtual_stage)] = m;
     }
   }
@@ -87,7 +87,8 @@ StatusOr<SimulationResult> simulate(const Scenario& scenario, const SimulateOpti
     double busy = 0;
     for (const BubbleAttribution& b : attribute_bubbles(res.schedule, res.engine, res.costs))
       busy += static_cast<double>(b.busy);
-    cm.set_busy_fraction(std::clamp(busy / (static_cast<double>(res.layout.pp) * static_cast<double>(res.engine.iteration_ns)), 0.05, 1.0));
+    cm.set_busy_fraction(std::clamp(
+        busy / (static_cast<double>(res.layout.pp) * static_cast<double>(res.engine.iteration_ns)), 0.05, 1.0));
     res.costs = sim_costs_from_model(cm);
     EELLM_ASSIGN_OR_RETURN(res.engine, simulate_schedule(res.schedule, res.costs, eo));
   }
@@ -151,7 +152,8 @@ StatusOr<SimulationResult> simulate(const Scenario& scenario, const SimulateOpti
   }
   s.critical_path = format_critical_path(res.schedule, critical_path(res.schedule, res.engine));
 
-  if (options.compare_without_exits && !scenario.exits.exit_layer_nums.empty() && L.schedule != ScheduleKind::kEETuning) {
+  if (options.compare_without_exits && !scenario.exits.exit_layer_nums.empty() &&
+      L.schedule != ScheduleKind::kEETuning) {
     const Scenario base = scenario_without_exits(scenario);
     SimulateOptions bo;
     bo.record_timeline = false;
@@ -189,8 +191,9 @@ std::string memory_overflow(const SimulationSummary& s) {
     }
   if (worst == nullptr) return "";
   char b[200];
-  std::snprintf(b, sizeof b, "does not fit: stage %d needs %.1f GiB, %.1f GiB more than the %.1f GiB of a GPU", worst->stage,
-                worst->peak_memory_GiB, worst->peak_memory_GiB - s.device_memory_GiB, s.device_memory_GiB);
+  std::snprintf(b, sizeof b, "does not fit: stage %d needs %.1f GiB, %.1f GiB more than the %.1f GiB of a GPU",
+                worst->stage, worst->peak_memory_GiB, worst->peak_memory_GiB - s.device_memory_GiB,
+                s.device_memory_GiB);
   std::string out = b;
   if (!others.empty()) {
     std::sort(others.begin(), others.end());
@@ -260,9 +263,8 @@ std::string summary_to_json(const SimulationSummary& s) {
 std::string summary_to_text(const SimulationSummary& s) {
   std::ostringstream os;
   char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "scenario %s: schedule %s, TP %d × PP %d × DP %d (VP %d) = %d GPUs, %d microbatches\n", s.scenario.c_str(),
-                s.schedule.c_str(), s.tp, s.pp, s.dp, s.vp, s.world_size, s.num_microbatches);
+  std::snprintf(buf, sizeof buf, "scenario %s: schedule %s, TP %d × PP %d × DP %d (VP %d) = %d GPUs, %d microbatches\n",
+                s.scenario.c_str(), s.schedule.c_str(), s.tp, s.pp, s.dp, s.vp, s.world_size, s.num_microbatches);
   os << buf;
   if (s.num_fill_warmup + s.num_fill_cooldown > 0) {
     std::snprintf(buf, sizeof buf,
@@ -277,12 +279,12 @@ std::string summary_to_text(const SimulationSummary& s) {
                 "  MFU                %.1f %%\n  bubble             %.1f %% (dependency %.1f, exposed comm %.1f, "
                 "stage imbalance %.1f, exit work %.1f)\n",
                 s.iteration_time_s, s.tokens_per_s, s.model_tflops_per_gpu, 100 * s.mfu, 100 * s.bubble_fraction,
-                100 * s.bubble_dependency_fraction, 100 * s.bubble_exposed_comm_fraction, 100 * s.bubble_imbalance_fraction,
-                100 * s.bubble_exit_fraction);
+                100 * s.bubble_dependency_fraction, 100 * s.bubble_exposed_comm_fraction,
+                100 * s.bubble_imbalance_fraction, 100 * s.bubble_exit_fraction);
   os << buf;
   if (s.iteration_time_no_exits_s > 0) {
-    std::snprintf(buf, sizeof buf, "  exit overhead      %+.1f %% (%.6f s without exits)\n", 100 * s.exit_overhead_fraction,
-                  s.iteration_time_no_exits_s);
+    std::snprintf(buf, sizeof buf, "  exit overhead      %+.1f %% (%.6f s without exits)\n",
+                  100 * s.exit_overhead_fraction, s.iteration_time_no_exits_s);
     os << buf;
   }
   const std::string over = memory_overflow(s);
@@ -304,11 +306,12 @@ std::string summary_to_csv(const SimulationSummary& s) {
         "max_microbatches_in_flight,device_memory_GiB,fits_memory\n";
   char buf[512];
   for (const StageSummary& st : s.stages) {
-    std::snprintf(buf, sizeof buf, "%s,%s,%d,%d,%d,%d,%d,%.9g,%.9g,%.6g,%.6g,%.6g,%.6g,%d,%.9g,%.9g,%.9g,%.6g,%d,%.6g,%d\n",
-                  s.scenario.c_str(), s.schedule.c_str(), s.tp, s.pp, s.dp, s.vp, s.num_microbatches, s.iteration_time_s,
-                  s.tokens_per_s, s.model_tflops_per_gpu, s.mfu, s.bubble_fraction, s.exit_overhead_fraction, st.stage,
-                  st.busy_s, st.exit_busy_s, st.idle_s, st.peak_memory_GiB, st.max_microbatches_in_flight,
-                  s.device_memory_GiB, s.device_memory_GiB <= 0 || st.peak_memory_GiB <= s.device_memory_GiB ? 1 : 0);
+    std::snprintf(
+        buf, sizeof buf, "%s,%s,%d,%d,%d,%d,%d,%.9g,%.9g,%.6g,%.6g,%.6g,%.6g,%d,%.9g,%.9g,%.9g,%.6g,%d,%.6g,%d\n",
+        s.scenario.c_str(), s.schedule.c_str(), s.tp, s.pp, s.dp, s.vp, s.num_microbatches, s.iteration_time_s,
+        s.tokens_per_s, s.model_tflops_per_gpu, s.mfu, s.bubble_fraction, s.exit_overhead_fraction, st.stage, st.busy_s,
+        st.exit_busy_s, st.idle_s, st.peak_memory_GiB, st.max_microbatches_in_flight, s.device_memory_GiB,
+        s.device_memory_GiB <= 0 || st.peak_memory_GiB <= s.device_memory_GiB ? 1 : 0);
     os << buf;
   }
   return os.str();

@@ -24,8 +24,8 @@ namespace eellm {
 
 struct StageSummary {
   int stage = 0;
-  double busy_s = 0;           // compute stream busy
-  double exit_busy_s = 0;      // of which exit heads
+  double busy_s = 0;       // compute stream busy
+  double exit_busy_s = 0;  // of which exit heads
   double idle_s = 0;
   double bubble_dependency_s = 0, bubble_exposed_comm_s = 0, bubble_imbalance_s = 0, bubble_exit_s = 0;
   double peak_memory_GiB = 0;
@@ -50,8 +50,8 @@ struct SimulationSummary {
   // Model FLOPs of the work the schedule runs (backbone and exits, no recompute; fill steps and
   // EE-Tuning's exit-only backward counted as run) / time / GPUs.
   double model_tflops_per_gpu = 0;
-  double mfu = 0;                   // model_tflops_per_gpu / device peak
-  double bubble_fraction = 0;       // idle compute time / (pp · iteration time)
+  double mfu = 0;              // model_tflops_per_gpu / device peak
+  double bubble_fraction = 0;  // idle compute time / (pp · iteration time)
   // Shares of the bubble (fractions of pp · iteration time; they sum to bubble_fraction).
   double bubble_dependency_fraction = 0, bubble_exposed_comm_fraction = 0, bubble_imbalance_fraction = 0,
          bubble_exit_fraction = 0;
@@ -59,8 +59,8 @@ struct SimulationSummary {
   // Time per backbone token / that of the run without exits − 1 (= time / time without exits − 1
   // when both train the backbone on all m microbatches).
   double exit_overhead_fraction = 0;
-  double peak_memory_GiB = 0;            // max over stages
-  double device_memory_GiB = 0;          // of one GPU (cluster.device.memory_GiB): a stage above it does not fit
+  double peak_memory_GiB = 0;    // max over stages
+  double device_memory_GiB = 0;  // of one GPU (cluster.device.memory_GiB): a stage above it does not fit
   std::vector<StageSummary> stages;
   std::string critical_path;
   int64_t engine_events = 0;
@@ -71,14 +71,14 @@ struct SimulationResult {
   Layout layout;
   Schedule schedule;
   SimCosts costs;
-  EngineResult engine;         // engine.timeline includes memory samples
+  EngineResult engine;  // engine.timeline includes memory samples
   MemoryTimeline memory;
   std::vector<BubbleAttribution> bubbles;
   SimulationSummary summary;
 };
 
 struct SimulateOptions {
-  bool record_timeline = true;    // false: times and summary only (planner sweeps)
+  bool record_timeline = true;  // false: times and summary only (planner sweeps)
   bool compare_without_exits = true;
 };
 

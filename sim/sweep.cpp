@@ -52,7 +52,8 @@ Status parse_number(const std::string& key, const std::string& v, T& out) {
     } else {
       const long long x = std::stoll(s, &used);
       if (used != s.size()) return bad_value(key, v, "an integer");
-      if (x < static_cast<long long>(std::numeric_limits<T>::min()) || x > static_cast<long long>(std::numeric_limits<T>::max()))
+      if (x < static_cast<long long>(std::numeric_limits<T>::min()) ||
+          x > static_cast<long long>(std::numeric_limits<T>::max()))
         return bad_value(key, v, "an integer in range");
       out = static_cast<T>(x);
     }
@@ -66,9 +67,12 @@ template <typename T>
 Status parse_value(const std::string& key, const std::string& v, T& out) {
   if constexpr (std::is_same_v<T, bool>) {
     const std::string s = lower(trim(v));
-    if (s == "true" || s == "1" || s == "yes" || s == "on") out = true;
-    else if (s == "false" || s == "0" || s == "no" || s == "off") out = false;
-    else return bad_value(key, v, "a boolean (true/false)");
+    if (s == "true" || s == "1" || s == "yes" || s == "on")
+      out = true;
+    else if (s == "false" || s == "0" || s == "no" || s == "off")
+      out = false;
+    else
+      return bad_value(key, v, "a boolean (true/false)");
     return Status::ok();
   } else if constexpr (std::is_same_v<T, std::string>) {
     out = trim(v);
@@ -200,10 +204,20 @@ SweepPoint evaluate(const Scenario& base, const std::vector<SweepAxis>& axes, co
 }  // namespace
 
 const std::vector<std::string>& sweep_metrics() {
-  static const std::vector<std::string> m = {
-      "iteration_time_s", "tokens_per_s",      "mfu",          "model_tflops_per_gpu",   "bubble_fraction",
-      "exit_overhead_fraction", "peak_memory_GiB", "estimated_time_s", "inference_tokens_per_s", "inference_speedup",
-      "time_to_train_days", "cost_usd", "energy_kWh", "goodput"};
+  static const std::vector<std::string> m = {"iteration_time_s",
+                                             "tokens_per_s",
+                                             "mfu",
+                                             "model_tflops_per_gpu",
+                                             "bubble_fraction",
+                                             "exit_overhead_fraction",
+                                             "peak_memory_GiB",
+                                             "estimated_time_s",
+                                             "inference_tokens_per_s",
+                                             "inference_speedup",
+                                             "time_to_train_days",
+                                             "cost_usd",
+                                             "energy_kWh",
+                                             "goodput"};
   return m;
 }
 
@@ -233,7 +247,8 @@ std::vector<std::string> sweep_keys() {
 StatusOr<SweepAxis> parse_vary(const std::string& arg) {
   const size_t eq = arg.find('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 >= arg.size())
-    return Status::invalid_argument("--vary '" + arg + "': expected KEY=V1,V2,... (e.g. parallel.pipeline_model_parallel_size=2,4,8)");
+    return Status::invalid_argument("--vary '" + arg +
+                                    "': expected KEY=V1,V2,... (e.g. parallel.pipeline_model_parallel_size=2,4,8)");
   SweepAxis a;
   a.key = trim(arg.substr(0, eq));
   a.values = split_values(arg.substr(eq + 1));
@@ -248,12 +263,18 @@ Status set_scenario_value(Scenario& s, const std::string& key, const std::string
   const std::string field = dot == std::string::npos ? "" : key.substr(dot + 1);
   Status st = Status::ok();
   bool found = false;
-  if (section == "model") found = set_field(s.model, field, key, value, st);
-  else if (section == "exits") found = set_field(s.exits, field, key, value, st);
-  else if (section == "parallel") found = set_field(s.parallel, field, key, value, st);
-  else if (section == "training") found = set_field(s.training, field, key, value, st);
-  else if (section == "inference") found = set_field(s.inference, field, key, value, st);
-  else if (section == "execution") found = set_field(s.execution, field, key, value, st);
+  if (section == "model")
+    found = set_field(s.model, field, key, value, st);
+  else if (section == "exits")
+    found = set_field(s.exits, field, key, value, st);
+  else if (section == "parallel")
+    found = set_field(s.parallel, field, key, value, st);
+  else if (section == "training")
+    found = set_field(s.training, field, key, value, st);
+  else if (section == "inference")
+    found = set_field(s.inference, field, key, value, st);
+  else if (section == "execution")
+    found = set_field(s.execution, field, key, value, st);
   else if (section == "cluster") {
     if (field == "device") {
       auto d = load_device_profile(trim(value));
@@ -301,8 +322,8 @@ Status set_scenario_value(Scenario& s, const std::string& key, const std::string
     std::vector<std::pair<int, std::string>> near;
     for (const std::string& k : sweep_keys()) {
       const size_t kd = k.rfind('.');
-      const int d = std::min(edit_distance(key, k), edit_distance(field.empty() ? key : key.substr(key.rfind('.') + 1),
-                                                                      k.substr(kd + 1)) + 1);
+      const int d = std::min(edit_distance(key, k),
+                             edit_distance(field.empty() ? key : key.substr(key.rfind('.') + 1), k.substr(kd + 1)) + 1);
       near.emplace_back(d, k);
     }
     std::stable_sort(near.begin(), near.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -312,8 +333,10 @@ Status set_scenario_value(Scenario& s, const std::string& key, const std::string
       if (near.size() > 1 && near[1].first == near[0].first) msg += " or '" + near[1].second + "'";
       msg += "?";
     }
-    msg += " (keys are dotted YAML paths: model.*, exits.*, parallel.*, training.*, inference.*, cluster.device, "
-           "cluster.profile, cluster.num_nodes, cluster.intra_node.*, cluster.inter_node.*, cluster.device.*, cluster.cost.*)";
+    msg +=
+        " (keys are dotted YAML paths: model.*, exits.*, parallel.*, training.*, inference.*, cluster.device, "
+        "cluster.profile, cluster.num_nodes, cluster.intra_node.*, cluster.inter_node.*, cluster.device.*, "
+        "cluster.cost.*)";
     return Status::not_found(msg);
   }
   return st;
@@ -321,7 +344,8 @@ Status set_scenario_value(Scenario& s, const std::string& key, const std::string
 
 StatusOr<SweepResult> sweep(const Scenario& base, const SweepOptions& o) {
   if (o.axes.empty() || o.axes.size() > 2)
-    return Status::invalid_argument("a sweep varies one or two keys (got " + std::to_string(o.axes.size()) + " --vary)");
+    return Status::invalid_argument("a sweep varies one or two keys (got " + std::to_string(o.axes.size()) +
+                                    " --vary)");
   const auto& names = sweep_metrics();
   if (std::find(names.begin(), names.end(), o.metric) == names.end()) {
     std::string list;
@@ -344,7 +368,8 @@ StatusOr<SweepResult> sweep(const Scenario& base, const SweepOptions& o) {
   std::vector<std::vector<size_t>> grid;
   const size_t n0 = o.axes[0].values.size(), n1 = o.axes.size() > 1 ? o.axes[1].values.size() : 1;
   for (size_t i = 0; i < n0; ++i)
-    for (size_t j = 0; j < n1; ++j) grid.push_back(o.axes.size() > 1 ? std::vector<size_t>{i, j} : std::vector<size_t>{i});
+    for (size_t j = 0; j < n1; ++j)
+      grid.push_back(o.axes.size() > 1 ? std::vector<size_t>{i, j} : std::vector<size_t>{i});
   r.points.resize(grid.size());
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::atomic<size_t> next{0};

@@ -42,27 +42,27 @@ std::vector<std::string> sweep_keys();
 const std::vector<std::string>& sweep_metrics();
 
 struct SweepOptions {
-  std::vector<SweepAxis> axes;          // one or two
+  std::vector<SweepAxis> axes;  // one or two
   std::string metric = "iteration_time_s";
-  int threads = 0;                      // 0 → hardware concurrency
+  int threads = 0;  // 0 → hardware concurrency
 };
 
 struct SweepPoint {
-  std::vector<std::string> values;      // one per axis
+  std::vector<std::string> values;  // one per axis
   bool ok = false;
-  std::string error;                    // why the point could not be simulated
-  std::vector<double> metrics;          // in sweep_metrics() order
+  std::string error;            // why the point could not be simulated
+  std::vector<double> metrics;  // in sweep_metrics() order
   // memory_overflow of the point's simulation: "" when every stage fits the GPU, else which stage
   // needs how much more (the table's note, the CSV and the chart show it).
   std::string memory_note;
-  double memory_excess_GiB = 0;         // the worst stage's excess (0 when it fits)
+  double memory_excess_GiB = 0;  // the worst stage's excess (0 when it fits)
 };
 
 struct SweepResult {
   std::string scenario;
   std::vector<SweepAxis> axes;
   std::string metric;
-  std::vector<SweepPoint> points;       // grid order
+  std::vector<SweepPoint> points;  // grid order
   double metric_of(const SweepPoint& p) const;
 };
 

@@ -6,9 +6,9 @@
 
 namespace eellm::svg {
 
-std::string esc(const std::string& s);         // &, <, >, " escaped
-std::string num(double v);                     // "%.4g"
-std::string px(double v);                      // "%.1f"
+std::string esc(const std::string& s);          // &, <, >, " escaped
+std::string num(double v);                      // "%.4g"
+std::string px(double v);                       // "%.1f"
 double nice_step(double lo, double hi, int n);  // 1, 2 or 5 × 10^k giving about n intervals over [lo, hi]
 
 }  // namespace eellm::svg

@@ -21,8 +21,9 @@ void Timeline::sort_events() {
     return std::tie(a.t0, a.rank, a.stream, a.t1, a.op, a.microbatch) <
            std::tie(b.t0, b.rank, b.stream, b.t1, b.op, b.microbatch);
   });
-  std::stable_sort(memory.begin(), memory.end(),
-                   [](const MemorySample& a, const MemorySample& b) { return std::tie(a.rank, a.t) < std::tie(b.rank, b.t); });
+  std::stable_sort(memory.begin(), memory.end(), [](const MemorySample& a, const MemorySample& b) {
+    return std::tie(a.rank, a.t) < std::tie(b.rank, b.t);
+  });
 }
 
 Stream stream_of(InstrKind kind) {
@@ -33,11 +34,14 @@ Stream stream_of(InstrKind kind) {
     case InstrKind::kBackwardWeight:
     case InstrKind::kRecvAct:
     case InstrKind::kRecvGrad:
-    case InstrKind::kOptimizerStep: return Stream::kCompute;
+    case InstrKind::kOptimizerStep:
+      return Stream::kCompute;
     case InstrKind::kSendAct:
-    case InstrKind::kSendGrad: return Stream::kSend;
+    case InstrKind::kSendGrad:
+      return Stream::kSend;
     case InstrKind::kAllReduceDP:
-    case InstrKind::kAllReduceEmbedding: return Stream::kCollective;
+    case InstrKind::kAllReduceEmbedding:
+      return Stream::kCollective;
   }
   return Stream::kCompute;
 }
@@ -51,13 +55,15 @@ Category category_of(const Instr& in, bool exit_part) {
       if (in.has(kFill)) return Category::kFill;
       if (exit_part) return Category::kExit;
       return in.kind == InstrKind::kForward ? Category::kFwd : Category::kBwd;
-    case InstrKind::kOptimizerStep: return Category::kOptimizer;
+    case InstrKind::kOptimizerStep:
+      return Category::kOptimizer;
     case InstrKind::kSendAct:
     case InstrKind::kRecvAct:
     case InstrKind::kSendGrad:
     case InstrKind::kRecvGrad:
     case InstrKind::kAllReduceDP:
-    case InstrKind::kAllReduceEmbedding: return Category::kComm;
+    case InstrKind::kAllReduceEmbedding:
+      return Category::kComm;
   }
   return Category::kComm;
 }
@@ -138,17 +144,36 @@ Status unpack_events(const int64_t* data, size_t count, std::vector<TimelineEven
 std::string event_name(const TimelineEvent& e) {
   std::string s;
   switch (e.op) {
-    case InstrKind::kForward: s = "F"; break;
-    case InstrKind::kBackward: s = "B"; break;
-    case InstrKind::kBackwardInput: s = "BI"; break;
-    case InstrKind::kBackwardWeight: s = "W"; break;
-    case InstrKind::kSendAct: s = "SEND-ACT"; break;
-    case InstrKind::kRecvAct: s = "RECV-ACT"; break;
-    case InstrKind::kSendGrad: s = "SEND-GRAD"; break;
-    case InstrKind::kRecvGrad: s = "RECV-GRAD"; break;
-    case InstrKind::kAllReduceDP: return "AR-DP";
-    case InstrKind::kAllReduceEmbedding: return "AR-EMB";
-    case InstrKind::kOptimizerStep: return "OPT";
+    case InstrKind::kForward:
+      s = "F";
+      break;
+    case InstrKind::kBackward:
+      s = "B";
+      break;
+    case InstrKind::kBackwardInput:
+      s = "BI";
+      break;
+    case InstrKind::kBackwardWeight:
+      s = "W";
+      break;
+    case InstrKind::kSendAct:
+      s = "SEND-ACT";
+      break;
+    case InstrKind::kRecvAct:
+      s = "RECV-ACT";
+      break;
+    case InstrKind::kSendGrad:
+      s = "SEND-GRAD";
+      break;
+    case InstrKind::kRecvGrad:
+      s = "RECV-GRAD";
+      break;
+    case InstrKind::kAllReduceDP:
+      return "AR-DP";
+    case InstrKind::kAllReduceEmbedding:
+      return "AR-EMB";
+    case InstrKind::kOptimizerStep:
+      return "OPT";
   }
   if (e.exit_part) s = "EXIT-" + s;
   if (e.category == Category::kFill) s = "FILL-" + s;
@@ -159,21 +184,30 @@ std::string event_name(const TimelineEvent& e) {
 
 const char* to_string(Stream s) {
   switch (s) {
-    case Stream::kCompute: return "compute";
-    case Stream::kSend: return "p2p";
-    case Stream::kCollective: return "collective";
+    case Stream::kCompute:
+      return "compute";
+    case Stream::kSend:
+      return "p2p";
+    case Stream::kCollective:
+      return "collective";
   }
   return "?";
 }
 
 const char* to_string(Category c) {
   switch (c) {
-    case Category::kFwd: return "fwd";
-    case Category::kBwd: return "bwd";
-    case Category::kExit: return "exit";
-    case Category::kComm: return "comm";
-    case Category::kFill: return "fill";
-    case Category::kOptimizer: return "optimizer";
+    case Category::kFwd:
+      return "fwd";
+    case Category::kBwd:
+      return "bwd";
+    case Category::kExit:
+      return "exit";
+    case Category::kComm:
+      return "comm";
+    case Category::kFill:
+      return "fill";
+    case Category::kOptimizer:
+      return "optimizer";
   }
   return "?";
 }
@@ -243,7 +277,8 @@ using OpKey = std::pair<int, bool>;  // op, exit_part
 void add_samples(const Timeline& t, bool predicted, std::map<OpKey, OpAcc>& acc) {
   for (const TimelineEvent& e : t.events)
     if (e.exit_part) acc[{static_cast<int>(e.op), true}].add(predicted, e.duration());
-  for (const TimelineEvent& e : whole_instructions(t).events) acc[{static_cast<int>(e.op), false}].add(predicted, e.duration());
+  for (const TimelineEvent& e : whole_instructions(t).events)
+    acc[{static_cast<int>(e.op), false}].add(predicted, e.duration());
 }
 
 }  // namespace
@@ -265,9 +300,8 @@ TimelineComparison compare(const Timeline& predicted, const Timeline& measured) 
     o.count_measured = a.nm;
     o.mean_predicted_s = a.np ? a.sp / a.np : 0;
     o.mean_measured_s = a.nm ? a.sm / a.nm : 0;
-    o.relative_error = o.comparable() && o.mean_measured_s > 0
-                           ? (o.mean_predicted_s - o.mean_measured_s) / o.mean_measured_s
-                           : 0;
+    o.relative_error =
+        o.comparable() && o.mean_measured_s > 0 ? (o.mean_predicted_s - o.mean_measured_s) / o.mean_measured_s : 0;
     c.per_op.push_back(o);
   }
   return c;
@@ -289,8 +323,8 @@ std::string TimelineComparison::to_string() const {
       std::snprintf(buf, sizeof buf, "  %-20s n=%d/0  predicted %.6f s  not measured\n", name.c_str(),
                     o.count_predicted, o.mean_predicted_s);
     } else {
-      std::snprintf(buf, sizeof buf, "  %-20s n=0/%d  not predicted  measured %.6f s\n", name.c_str(),
-                    o.count_measured, o.mean_measured_s);
+      std::snprintf(buf, sizeof buf, "  %-20s n=0/%d  not predicted  measured %.6f s\n", name.c_str(), o.count_measured,
+                    o.mean_measured_s);
     }
     s += buf;
   }

@@ -41,18 +41,18 @@ enum class Category : uint8_t { kFwd, kBwd, kExit, kComm, kFill, kOptimizer };
 inline constexpr int kNumCategories = 6;
 
 struct TimelineEvent {
-  int32_t rank = 0;              // pipeline rank (trace pid)
+  int32_t rank = 0;  // pipeline rank (trace pid)
   Stream stream = Stream::kCompute;
   InstrKind op = InstrKind::kForward;
   Category category = Category::kFwd;
-  bool exit_part = false;        // the exit-head part of a FWD/BWD (named EXIT-F3 / EXIT-B3)
+  bool exit_part = false;  // the exit-head part of a FWD/BWD (named EXIT-F3 / EXIT-B3)
   int16_t chunk = 0;
   int32_t microbatch = -1;
   TimeNs t0 = 0, t1 = 0;
-  int64_t bytes = 0;             // transferred bytes (comm events)
-  double flops = 0;              // per GPU
-  int32_t instr = -1;            // index into the rank's instruction list; -1 if unknown
-  int32_t peer = -1;             // comm: other rank
+  int64_t bytes = 0;   // transferred bytes (comm events)
+  double flops = 0;    // per GPU
+  int32_t instr = -1;  // index into the rank's instruction list; -1 if unknown
+  int32_t peer = -1;   // comm: other rank
 
   TimeNs duration() const { return t1 - t0; }
 };
@@ -69,8 +69,8 @@ struct Timeline {
   std::vector<TimelineEvent> events;
   std::vector<MemorySample> memory;  // optional; per rank in time order
 
-  TimeNs end_time() const;           // max t1 (0 when empty)
-  void sort_events();                // deterministic order: t0, rank, stream, t1, op, microbatch
+  TimeNs end_time() const;  // max t1 (0 when empty)
+  void sort_events();       // deterministic order: t0, rank, stream, t1, op, microbatch
 };
 
 // Event constructors (the contract above). stream_of: the stream an instruction kind runs on.

@@ -20,7 +20,9 @@ std::string us(TimeNs ns) {
   return buf;
 }
 
-std::string quoted(const std::string& s) { return nlohmann::json(s).dump(); }
+std::string quoted(const std::string& s) {
+  return nlohmann::json(s).dump();
+}
 
 bool op_from_string(const std::string& s, InstrKind* out) {
   for (int k = 0; k < kNumInstrKinds; ++k)
@@ -48,10 +50,12 @@ void parse_name(std::string name, TimelineEvent* e) {
     name = name.substr(5);
   }
   static const std::pair<const char*, InstrKind> kPrefixes[] = {
-      {"SEND-ACT", InstrKind::kSendAct}, {"SEND-GRAD", InstrKind::kSendGrad}, {"RECV-ACT", InstrKind::kRecvAct},
-      {"RECV-GRAD", InstrKind::kRecvGrad}, {"AR-DP", InstrKind::kAllReduceDP}, {"AR-EMB", InstrKind::kAllReduceEmbedding},
-      {"OPT", InstrKind::kOptimizerStep}, {"BI", InstrKind::kBackwardInput}, {"F", InstrKind::kForward},
-      {"B", InstrKind::kBackward}, {"W", InstrKind::kBackwardWeight}};
+      {"SEND-ACT", InstrKind::kSendAct},  {"SEND-GRAD", InstrKind::kSendGrad},
+      {"RECV-ACT", InstrKind::kRecvAct},  {"RECV-GRAD", InstrKind::kRecvGrad},
+      {"AR-DP", InstrKind::kAllReduceDP}, {"AR-EMB", InstrKind::kAllReduceEmbedding},
+      {"OPT", InstrKind::kOptimizerStep}, {"BI", InstrKind::kBackwardInput},
+      {"F", InstrKind::kForward},         {"B", InstrKind::kBackward},
+      {"W", InstrKind::kBackwardWeight}};
   for (const auto& [prefix, kind] : kPrefixes) {
     const std::string p = prefix;
     if (name.rfind(p, 0) != 0) continue;
@@ -93,11 +97,11 @@ std::string trace_to_json(const Timeline& t, const TraceOptions& opt) {
     sep();
     char flops[64];
     std::snprintf(flops, sizeof flops, "%.17g", e.flops);  // exact round trip
-    os << "{\"ph\":\"X\",\"name\":" << quoted(event_name(e)) << ",\"cat\":\"" << to_string(e.category) << "\",\"pid\":" << e.rank
-       << ",\"tid\":" << static_cast<int>(e.stream) << ",\"ts\":" << us(e.t0) << ",\"dur\":" << us(e.t1 - e.t0)
-       << ",\"args\":{\"op\":\"" << to_string(e.op) << "\",\"mb\":" << e.microbatch << ",\"chunk\":" << e.chunk
-       << ",\"exit\":" << (e.exit_part ? "true" : "false") << ",\"bytes\":" << e.bytes << ",\"flops\":" << flops
-       << ",\"instr\":" << e.instr << ",\"peer\":" << e.peer << "}}";
+    os << "{\"ph\":\"X\",\"name\":" << quoted(event_name(e)) << ",\"cat\":\"" << to_string(e.category)
+       << "\",\"pid\":" << e.rank << ",\"tid\":" << static_cast<int>(e.stream) << ",\"ts\":" << us(e.t0)
+       << ",\"dur\":" << us(e.t1 - e.t0) << ",\"args\":{\"op\":\"" << to_string(e.op) << "\",\"mb\":" << e.microbatch
+       << ",\"chunk\":" << e.chunk << ",\"exit\":" << (e.exit_part ? "true" : "false") << ",\"bytes\":" << e.bytes
+       << ",\"flops\":" << flops << ",\"instr\":" << e.instr << ",\"peer\":" << e.peer << "}}";
     if (opt.flows && (e.op == InstrKind::kSendAct || e.op == InstrKind::kSendGrad) && e.peer >= 0) {
       sep();
       os << "{\"ph\":\"s\",\"name\":\"p2p\",\"cat\":\"flow\",\"id\":" << flow_id << ",\"pid\":" << e.rank
@@ -113,8 +117,8 @@ std::string trace_to_json(const Timeline& t, const TraceOptions& opt) {
       sep();
       char gib[64];
       std::snprintf(gib, sizeof gib, "%.12f", static_cast<double>(m.bytes) / (1024.0 * 1024.0 * 1024.0));
-      os << "{\"ph\":\"C\",\"name\":\"memory\",\"pid\":" << m.rank << ",\"ts\":" << us(m.t) << ",\"args\":{\"GiB\":" << gib
-         << "}}";
+      os << "{\"ph\":\"C\",\"name\":\"memory\",\"pid\":" << m.rank << ",\"ts\":" << us(m.t)
+         << ",\"args\":{\"GiB\":" << gib << "}}";
     }
   }
   os << "\n]}\n";
@@ -163,8 +167,10 @@ StatusOr<Timeline> parse_trace(const std::string& text, const std::string& sourc
         e.t1 = e.t0 + (ev.contains("dur") ? to_ns(ev["dur"]) : 0);
         parse_name(ev.value("name", ""), &e);
         Category cat;
-        if (category_from_string(ev.value("cat", ""), &cat)) e.category = cat;
-        else e.category = e.stream == Stream::kCompute ? Category::kFwd : Category::kComm;
+        if (category_from_string(ev.value("cat", ""), &cat))
+          e.category = cat;
+        else
+          e.category = e.stream == Stream::kCompute ? Category::kFwd : Category::kComm;
         if (ev.contains("args") && ev["args"].is_object()) {
           const auto& a = ev["args"];
           InstrKind op;

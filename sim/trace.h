@@ -18,9 +18,9 @@
 namespace eellm {
 
 struct TraceOptions {
-  std::string title;      // stored in otherData.title
-  bool flows = true;      // send → receive arrows
-  bool counters = true;   // memory counters (when the timeline has samples)
+  std::string title;     // stored in otherData.title
+  bool flows = true;     // send → receive arrows
+  bool counters = true;  // memory counters (when the timeline has samples)
 };
 
 std::string trace_to_json(const Timeline& timeline, const TraceOptions& options = {});

@@ -56,8 +56,8 @@ class Backend {
 
   // Norms over the last dim C. LayerNorm saves mean and rstd (N); RMSNorm saves rstd (mean unused,
   // nullable). bias nullable (RMSNorm has none).
-  virtual void norm_forward(Normalization kind, float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                            const float* bias, int N, int C, float eps) = 0;
+  virtual void norm_forward(Normalization kind, float* out, float* mean, float* rstd, const float* inp,
+                            const float* weight, const float* bias, int N, int C, float eps) = 0;
   virtual void norm_backward(Normalization kind, float* dinp, float* dweight, float* dbias, const float* dout,
                              const float* inp, const float* weight, const float* mean, const float* rstd, int N,
                              int C) = 0;
@@ -77,8 +77,8 @@ class Backend {
   // Causal softmax(q·kᵀ/√HS)·v per head. Saves only lse (B, NH, T) — the attention matrix is never
   // stored; backward recomputes it per head from q, k and lse (flash-attention style).
   virtual void attention_forward(float* out, float* lse, const float* qkv, const AttentionShape& s) = 0;
-  virtual void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse,
-                                  const float* qkv, const AttentionShape& s) = 0;
+  virtual void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse, const float* qkv,
+                                  const AttentionShape& s) = 0;
 
   // GELU (exact erf form, Megatron's default): out = gelu(inp), N elements.
   virtual void gelu_forward(float* out, const float* inp, size_t n) = 0;
@@ -121,8 +121,8 @@ class Backend {
   // rotation of a row at time t = pos[r] (same float angles, bitwise on the CPU backend).
   virtual void rope_rows(float* qkv, const int32_t* pos, int R, const AttentionShape& s, float base) = 0;
   // Writes the k and v parts of qkv row r into k/v cache rows seq[r]·max_T + pos[r] (KV floats each).
-  virtual void kv_append(float* k, float* v, const float* qkv, const int32_t* seq, const int32_t* pos, int R,
-                         int max_T, const AttentionShape& s) = 0;
+  virtual void kv_append(float* k, float* v, const float* qkv, const int32_t* seq, const int32_t* pos, int R, int max_T,
+                         const AttentionShape& s) = 0;
   // out (R, NH·HS): for row r and head h, softmax(q·kᵀ/√HS)·v over the cached keys [0, pos[r]] of
   // sequence seq[r] (group h / (NH/G)); q is the q part of qkv row r. Causal within a call because
   // kv_append of the same rows precedes it. Exact exp (no lse saved: inference only).

@@ -163,8 +163,12 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void rope_forward(float* qkv, const AttentionShape& s, float base) override { rope(qkv, s, base, 1.0f); }
-  void rope_backward(float* dqkv, const AttentionShape& s, float base) override { rope(dqkv, s, base, -1.0f); }
+  void rope_forward(float* qkv, const AttentionShape& s, float base) override {
+    rope(qkv, s, base, 1.0f);
+  }
+  void rope_backward(float* dqkv, const AttentionShape& s, float base) override {
+    rope(dqkv, s, base, -1.0f);
+  }
 
   void attention_forward(float* out, float* lse, const float* qkv, const AttentionShape& s) override {
     const int T = s.T, HS = s.HS, per_group = s.NH / s.G;
@@ -218,12 +222,10 @@ class CpuBackend final : public Backend {
     }
   }
   void gather_rows(float* dst, const float* src, const int32_t* idx, int R, int C) override {
-    for (int r = 0; r < R; ++r)
-      std::copy_n(src + static_cast<size_t>(idx[r]) * C, C, dst + static_cast<size_t>(r) * C);
+    for (int r = 0; r < R; ++r) std::copy_n(src + static_cast<size_t>(idx[r]) * C, C, dst + static_cast<size_t>(r) * C);
   }
   void scatter_rows(float* dst, const float* src, const int32_t* idx, int R, int C) override {
-    for (int r = 0; r < R; ++r)
-      std::copy_n(src + static_cast<size_t>(r) * C, C, dst + static_cast<size_t>(idx[r]) * C);
+    for (int r = 0; r < R; ++r) std::copy_n(src + static_cast<size_t>(r) * C, C, dst + static_cast<size_t>(idx[r]) * C);
   }
   void rope_rows(float* qkv, const int32_t* pos, int R, const AttentionShape& s, float base) override {
     rope(qkv, s, base, 1.0f, pos, R);
@@ -425,8 +427,9 @@ class CpuBackend final : public Backend {
       CMap xb(x + static_cast<size_t>(r0) * C, R, C);
       logits.resize(R, Vp);
       logits.noalias() = xb * w.transpose();
-      if (logits_out) std::copy(logits.data(), logits.data() + static_cast<size_t>(R) * Vp,
-                                logits_out + static_cast<size_t>(r0) * Vp);
+      if (logits_out)
+        std::copy(logits.data(), logits.data() + static_cast<size_t>(R) * Vp,
+                  logits_out + static_cast<size_t>(r0) * Vp);
 #pragma omp parallel for schedule(static) num_threads(threads_)
       for (int r = 0; r < R; ++r) {
         float* row = logits.data() + static_cast<size_t>(r) * Vp;
@@ -549,10 +552,17 @@ class CpuBackend final : public Backend {
     int m0 = 0;
     for (; m0 + 4 <= M; m0 += 4) skinny_tile<4, NO>(out, x, w, bias, C, OC, m0, o0);
     switch (M - m0) {
-      case 3: skinny_tile<3, NO>(out, x, w, bias, C, OC, m0, o0); break;
-      case 2: skinny_tile<2, NO>(out, x, w, bias, C, OC, m0, o0); break;
-      case 1: skinny_tile<1, NO>(out, x, w, bias, C, OC, m0, o0); break;
-      default: break;
+      case 3:
+        skinny_tile<3, NO>(out, x, w, bias, C, OC, m0, o0);
+        break;
+      case 2:
+        skinny_tile<2, NO>(out, x, w, bias, C, OC, m0, o0);
+        break;
+      case 1:
+        skinny_tile<1, NO>(out, x, w, bias, C, OC, m0, o0);
+        break;
+      default:
+        break;
     }
   }
   void skinny_matmul(float* out, const float* x, const float* w, const float* bias, int M, int C, int OC) {
@@ -575,13 +585,11 @@ class CpuBackend final : public Backend {
 
   // sign = +1 rotates by +angle (forward), −1 by −angle (gradient of the forward rotation).
   // pos (nullable): per-row positions of `rows` rows (decode); null → row bt is at t = bt % T.
-  void rope(float* qkv, const AttentionShape& s, float base, float sign, const int32_t* pos = nullptr,
-            int rows = 0) {
+  void rope(float* qkv, const AttentionShape& s, float base, float sign, const int32_t* pos = nullptr, int rows = 0) {
     const int HS = s.HS, half = HS / 2, ld = s.qkv_stride(), heads = s.NH + s.G;
     std::vector<float> inv_freq(static_cast<size_t>(half));
     for (int i = 0; i < half; ++i)
-      inv_freq[static_cast<size_t>(i)] =
-          static_cast<float>(1.0 / std::pow(static_cast<double>(base), 2.0 * i / HS));
+      inv_freq[static_cast<size_t>(i)] = static_cast<float>(1.0 / std::pow(static_cast<double>(base), 2.0 * i / HS));
     const int n = pos ? rows : s.B * s.T;
 #pragma omp parallel for schedule(static) num_threads(threads_)
     for (int bt = 0; bt < n; ++bt) {
@@ -605,6 +613,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int num_threads) { return std::make_unique<CpuBackend>(num_threads); }
+std::unique_ptr<Backend> make_cpu_backend(int num_threads) {
+  return std::make_unique<CpuBackend>(num_threads);
+}
 
 }  // namespace eellm::exec

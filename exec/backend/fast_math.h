@@ -24,7 +24,7 @@ namespace eellm::exec {
 inline float fast_expf(float x) {
   x = std::min(std::max(x, -87.3f), 88.7f);
   const float n = std::floor(x * 1.44269504088896341f + 0.5f);  // |n| ≤ 128
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;  // Cephes ln2 split (C1, −C2)
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;    // Cephes ln2 split (C1, −C2)
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
@@ -47,7 +47,8 @@ inline float fast_erfcf(float x) {
            t * (0.37409196f +
                 t * (0.09678418f +
                      t * (-0.18628806f +
-                          t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f + t * (-0.82215223f + t * 0.17087277f))))))));
+                          t * (0.27886807f +
+                               t * (-1.13520398f + t * (1.48851587f + t * (-0.82215223f + t * 0.17087277f))))))));
   const float r = t * fast_expf(poly);
   return x >= 0.0f ? r : 2.0f - r;
 }
@@ -66,14 +67,20 @@ inline constexpr int kVecLanes = 8;
 using vfloat = float __attribute__((vector_size(kVecLanes * 4)));
 using vint = int32_t __attribute__((vector_size(kVecLanes * 4)));
 
-inline vfloat vsplat(float x) { return vfloat{} + x; }
+inline vfloat vsplat(float x) {
+  return vfloat{} + x;
+}
 inline vfloat vload(const float* p) {
   vfloat v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-inline void vstore(float* p, vfloat v) { std::memcpy(p, &v, sizeof v); }
-inline vfloat vselect(vint mask, vfloat a, vfloat b) { return mask ? a : b; }
+inline void vstore(float* p, vfloat v) {
+  std::memcpy(p, &v, sizeof v);
+}
+inline vfloat vselect(vint mask, vfloat a, vfloat b) {
+  return mask ? a : b;
+}
 // Horizontal sum in a fixed order (halves added until one lane is left): a few shuffles instead of
 // one scalar add per lane — it ends every output of the skinny matmul.
 inline float vsum(vfloat v) {
@@ -120,7 +127,8 @@ inline vfloat fast_erfcf(vfloat x) {
            t * (0.37409196f +
                 t * (0.09678418f +
                      t * (-0.18628806f +
-                          t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f + t * (-0.82215223f + t * 0.17087277f))))))));
+                          t * (0.27886807f +
+                               t * (-1.13520398f + t * (1.48851587f + t * (-0.82215223f + t * 0.17087277f))))))));
   const vfloat r = t * fast_expf(poly);
   return vselect(x >= 0.0f, r, 2.0f - r);
 }

@@ -14,16 +14,24 @@ void* host_alloc(size_t bytes) {
   const size_t rounded = (bytes + 255) / 256 * 256;
   return std::aligned_alloc(256, rounded == 0 ? 256 : rounded);
 }
-void host_release(void* p) { std::free(p); }
+void host_release(void* p) {
+  std::free(p);
+}
 
 const TensorMemory kHost{"host", &host_alloc, &host_release, nullptr};
 std::atomic<const TensorMemory*> g_memory{&kHost};
 
 }  // namespace
 
-const TensorMemory& host_tensor_memory() { return kHost; }
-const TensorMemory& tensor_memory() { return *g_memory.load(std::memory_order_acquire); }
-void set_tensor_memory(const TensorMemory& m) { g_memory.store(&m, std::memory_order_release); }
+const TensorMemory& host_tensor_memory() {
+  return kHost;
+}
+const TensorMemory& tensor_memory() {
+  return *g_memory.load(std::memory_order_acquire);
+}
+void set_tensor_memory(const TensorMemory& m) {
+  g_memory.store(&m, std::memory_order_release);
+}
 
 namespace detail {
 
@@ -43,8 +51,10 @@ Header& header_of(void* payload) {
   return *reinterpret_cast<Header*>(static_cast<char*>(payload) - kTensorHeader);
 }
 [[noreturn]] void corrupted(const char* what, void* payload, size_t bytes) {
-  std::fprintf(stderr, "eellm: tensor memory corrupted: %s (block at %p, %zu bytes); a write out of a tensor's "
-               "bounds happened earlier\n", what, payload, bytes);
+  std::fprintf(stderr,
+               "eellm: tensor memory corrupted: %s (block at %p, %zu bytes); a write out of a tensor's "
+               "bounds happened earlier\n",
+               what, payload, bytes);
   std::abort();
 }
 }  // namespace

@@ -98,8 +98,12 @@ inline void resize(Tensor& t, std::vector<int64_t> shape) {
   t.shape = std::move(shape);
 }
 // Null for an unallocated (optional) tensor: biases, learned positions, untied heads.
-inline const float* opt(const Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
-inline float* opt(Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
+inline const float* opt(const Tensor& t) {
+  return t.empty() ? nullptr : t.ptr();
+}
+inline float* opt(Tensor& t) {
+  return t.empty() ? nullptr : t.ptr();
+}
 
 inline std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "(";

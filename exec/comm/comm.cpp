@@ -8,7 +8,9 @@
 namespace eellm::exec {
 namespace {
 
-std::string str(int v) { return std::to_string(v); }
+std::string str(int v) {
+  return std::to_string(v);
+}
 
 class SelfCommunicator final : public Communicator {
  public:
@@ -71,8 +73,8 @@ StatusOr<std::unique_ptr<CollectiveRequest>> Communicator::iall_reduce_sum(float
 }
 StatusOr<std::unique_ptr<CollectiveRequest>> Communicator::ireduce_scatter_sum(const float* in, float* out,
                                                                                size_t n_per_rank) {
-  return std::unique_ptr<CollectiveRequest>(
-      new DeferredRequest([this, in, out, n_per_rank](double t) { return reduce_scatter_sum(in, out, n_per_rank, t); }));
+  return std::unique_ptr<CollectiveRequest>(new DeferredRequest(
+      [this, in, out, n_per_rank](double t) { return reduce_scatter_sum(in, out, n_per_rank, t); }));
 }
 StatusOr<std::unique_ptr<CollectiveRequest>> Communicator::iall_gather(const float* in, float* out, size_t n_per_rank) {
   return std::unique_ptr<CollectiveRequest>(
@@ -87,7 +89,9 @@ RankCoords coords_of(const ParallelDims& d, int world_rank) {
   return c;
 }
 
-int world_rank_of(const ParallelDims& d, const RankCoords& c) { return c.pp * d.dp * d.tp + c.dp * d.tp + c.tp; }
+int world_rank_of(const ParallelDims& d, const RankCoords& c) {
+  return c.pp * d.dp * d.tp + c.dp * d.tp + c.tp;
+}
 
 StatusOr<ProcessGroups> make_process_groups(const ParallelDims& dims, int world_size, int world_rank,
                                             const std::vector<int>& embedding_stages) {
@@ -97,8 +101,8 @@ StatusOr<ProcessGroups> make_process_groups(const ParallelDims& dims, int world_
   if (world_size != dims.world())
     return Status::invalid_argument("the job has " + str(world_size) + " processes but tensor (" + str(dims.tp) +
                                     ") × pipeline (" + str(dims.pp) + ") × data (" + str(dims.dp) +
-                                    ") parallel sizes need " + str(dims.world()) +
-                                    "; launch with mpirun -np " + str(dims.world()));
+                                    ") parallel sizes need " + str(dims.world()) + "; launch with mpirun -np " +
+                                    str(dims.world()));
   if (world_rank < 0 || world_rank >= world_size)
     return Status::invalid_argument("rank " + str(world_rank) + " outside the world of " + str(world_size));
   for (int s : embedding_stages)

@@ -45,9 +45,9 @@ struct ProcessGroups {
   ParallelDims dims;
   int world_rank = 0;
   RankCoords coords;
-  std::vector<int> tensor;     // same dp, pp; all tp ranks
-  std::vector<int> pipeline;   // same tp, dp; all pp stages (index = pp rank)
-  std::vector<int> data;       // same tp, pp; all dp replicas
+  std::vector<int> tensor;    // same dp, pp; all tp ranks
+  std::vector<int> pipeline;  // same tp, dp; all pp stages (index = pp rank)
+  std::vector<int> data;      // same tp, pp; all dp replicas
   // Same tp, dp; the pipeline stages holding a tied word embedding (first, last, tied-exit stages).
   // Empty when this rank is not one of them or the group has fewer than two stages.
   std::vector<int> embedding;
@@ -118,7 +118,7 @@ std::unique_ptr<Communicator> make_self_communicator(const std::string& name = "
 // The communicators of one rank, built from a world communicator by make_communicators().
 struct Communicators {
   ProcessGroups groups;
-  Communicator* world = nullptr;           // not owned
+  Communicator* world = nullptr;                                    // not owned
   std::unique_ptr<Communicator> tensor, pipeline, data, embedding;  // embedding null if not a member
 };
 StatusOr<Communicators> make_communicators(Communicator& world, const ParallelDims& dims,

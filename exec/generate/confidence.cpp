@@ -29,8 +29,10 @@ double confidence_score(Confidence rule, const float* logits, int V) {
   for (int j = 0; j < V; ++j) {
     const double e = std::exp(logits[j] - mx);
     sum += e;
-    if (e > e1) e2 = e1, e1 = e;
-    else if (e > e2) e2 = e;
+    if (e > e1)
+      e2 = e1, e1 = e;
+    else if (e > e2)
+      e2 = e;
   }
   return rule == Confidence::kMaxProb ? e1 / sum : (e1 - e2) / sum;
 }
@@ -121,7 +123,9 @@ std::vector<double> sampling_distribution(const float* logits, int V, const Samp
   return out;
 }
 
-double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0); }
+double uniform01(std::mt19937_64& rng) {
+  return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
+}
 
 int32_t sample_index(const std::vector<double>& p, std::mt19937_64& rng) {
   const double sum = std::accumulate(p.begin(), p.end(), 0.0);

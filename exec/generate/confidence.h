@@ -1,5 +1,5 @@
-// Confidence rules (eellm::Confidence, the scenario's enum) that decide whether a token may leave the network at an exit head, and the
-// token pickers (greedy, temperature, top-k, top-p) used by generation.
+// Confidence rules (eellm::Confidence, the scenario's enum) that decide whether a token may leave the network at an
+// exit head, and the token pickers (greedy, temperature, top-k, top-p) used by generation.
 //
 // Every rule maps one row of logits (the V real columns; padded columns are ignored) to a score in
 // [0, 1]; a token exits when score ≥ threshold, so one threshold scale serves every rule and a

@@ -2,7 +2,6 @@
 // statistics writers. The decoding loops are in generate_loop.cpp.
 #include "exec/generate/generate.h"
 
-
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -145,8 +144,8 @@ std::vector<Tensor> incremental_logits(const GptConfig& cfg, const GptParams& pa
         for (int r = 0; r < R; ++r) std::copy_n(dec.resid(0, t0 + r), cfg.C, x.data() + static_cast<size_t>(r) * cfg.C);
       }
       dec.head(e, x.data(), R, logits.data());
-      std::copy(logits.begin(), logits.end(), out[static_cast<size_t>(e >= 0 ? e : E)].ptr() +
-                                                  static_cast<size_t>(t0) * cfg.Vp);
+      std::copy(logits.begin(), logits.end(),
+                out[static_cast<size_t>(e >= 0 ? e : E)].ptr() + static_cast<size_t>(t0) * cfg.Vp);
     };
     for (int depth = 0; depth <= cfg.L; ++depth) {
       for (int e = 0; e < E; ++e)
@@ -251,9 +250,8 @@ std::string stats_to_text(const GptConfig& cfg, const GenerateStats& s) {
   os << "exit histogram:";
   for (size_t e = 0; e < s.head_counts.size(); ++e) {
     const bool fin = e + 1 == s.head_counts.size();
-    os << "  " << (fin ? std::string("final") : "exit@" + std::to_string(cfg.exit_layer[e])) << " "
-       << s.head_counts[e] << " ("
-       << (s.tokens > 0 ? 100.0 * static_cast<double>(s.head_counts[e]) / static_cast<double>(s.tokens) : 0.0)
+    os << "  " << (fin ? std::string("final") : "exit@" + std::to_string(cfg.exit_layer[e])) << " " << s.head_counts[e]
+       << " (" << (s.tokens > 0 ? 100.0 * static_cast<double>(s.head_counts[e]) / static_cast<double>(s.tokens) : 0.0)
        << " %)";
   }
   os << "\navg exit layers " << s.avg_exit_layers << " of " << cfg.L << ", layers computed per token "

@@ -33,8 +33,8 @@
 
 #include "exec/backend/backend.h"
 #include "exec/generate/confidence.h"
-#include "exec/gpt/gpt.h"
 #include "exec/generate/kv_cache.h"
+#include "exec/gpt/gpt.h"
 #include "model/scenario.h"
 #include "model/status.h"
 
@@ -99,18 +99,18 @@ std::vector<Tensor> incremental_logits(const GptConfig& cfg, const GptParams& pa
 struct GenerateOptions {
   InferenceMethod method = InferenceMethod::kFull;
   Confidence confidence = Confidence::kMaxProb;
-  double threshold = 1.0;     // ≥ 1 → no early exit ("off")
-  std::vector<int> exits;     // enabled exits (model indices); empty → all
-  int max_pending = 8;        // recompute: pending tokens that force a full pass
-  int draft_exit = -1;        // speculative: model exit index; −1 → the first enabled exit
-  int draft_tokens = 4;       // speculative: tokens drafted per round (at most)
+  double threshold = 1.0;  // ≥ 1 → no early exit ("off")
+  std::vector<int> exits;  // enabled exits (model indices); empty → all
+  int max_pending = 8;     // recompute: pending tokens that force a full pass
+  int draft_exit = -1;     // speculative: model exit index; −1 → the first enabled exit
+  int draft_tokens = 4;    // speculative: tokens drafted per round (at most)
   // speculative: a sequence stops drafting in a round once its draft exit's confidence (the rule
   // `confidence`) falls below this; the unconfident draft is still verified. 0 → always draft
   // draft_tokens. Lossless either way: it only decides how many drafts the verifier sees.
   double draft_threshold = 0.0;
   int max_new_tokens = 64;
   SamplingOptions sampling;
-  uint64_t seed = 0;          // sequence b draws from mt19937_64(seed + b)
+  uint64_t seed = 0;              // sequence b draws from mt19937_64(seed + b)
   std::vector<std::string> stop;  // a sequence ends when its generated text ends with one of these
   // Teacher forcing (methods full and recompute; for measuring exit decisions on real text): when
   // non-empty, one list per sequence; the i-th token fed back into sequence b is forced[b][i]
@@ -122,12 +122,12 @@ struct GenerateOptions {
 struct SequenceOutput {
   std::vector<int32_t> tokens;  // generated (without the prompt, without a matched stop string)
   std::string text;
-  std::vector<int> head;        // per generated token: exit index, or num_exits for the final head
-  bool stopped = false;         // ended on a stop string
+  std::vector<int> head;  // per generated token: exit index, or num_exits for the final head
+  bool stopped = false;   // ended on a stop string
 };
 
 struct GenerateStats {
-  long tokens = 0;                 // generated tokens, all sequences
+  long tokens = 0;  // generated tokens, all sequences
   double prefill_s = 0, decode_s = 0;
   // CPU time of the calling thread while decoding: the decode work itself when the backend runs on
   // that one thread (CPU backend with 1 thread), unaffected by other processes sharing the cores.
@@ -156,8 +156,8 @@ struct SequenceState {
 };
 // Appends `token` (produced by head `head`: exit index, or num_exits for the final head) to `s`,
 // counts it in `stats`, applies stop strings, max_new_tokens and the context limit (sets done).
-void append_token(const GptConfig& cfg, const GenerateOptions& o, SequenceState& s, GenerateStats& stats,
-                  int32_t token, int head);
+void append_token(const GptConfig& cfg, const GenerateOptions& o, SequenceState& s, GenerateStats& stats, int32_t token,
+                  int head);
 // Exits evaluated while decoding with `o` (enabled exits by depth; none when threshold ≥ 1).
 std::vector<int> active_exits(const GptConfig& cfg, const GenerateOptions& o);
 

@@ -4,8 +4,8 @@
 #include <chrono>
 #include <ctime>
 
-#include "exec/io/data.h"
 #include "exec/generate/generate.h"
+#include "exec/io/data.h"
 
 namespace eellm::exec {
 namespace {
@@ -66,9 +66,12 @@ std::vector<int> Generator::unfinished() const {
   return out;
 }
 
-bool Generator::done() const { return unfinished().empty(); }
+bool Generator::done() const {
+  return unfinished().empty();
+}
 
-std::vector<DecodeRow> Generator::rows_from(int slot, const std::vector<int>& seqs, const std::vector<int>& last) const {
+std::vector<DecodeRow> Generator::rows_from(int slot, const std::vector<int>& seqs,
+                                            const std::vector<int>& last) const {
   std::vector<DecodeRow> rows;
   for (size_t i = 0; i < seqs.size(); ++i)
     for (int p = dec_.cache().length(slot, seqs[i]); p <= last[i]; ++p) rows.push_back({seqs[i], p});
@@ -116,8 +119,8 @@ std::vector<int> active_exits(const GptConfig& cfg, const GenerateOptions& o) {
   return enabled;
 }
 
-void append_token(const GptConfig& cfg, const GenerateOptions& o, SequenceState& s, GenerateStats& stats,
-                  int32_t token, int head) {
+void append_token(const GptConfig& cfg, const GenerateOptions& o, SequenceState& s, GenerateStats& stats, int32_t token,
+                  int head) {
   const size_t i = s.out.tokens.size();
   s.tokens.push_back(s.forced && i < s.forced->size() ? (*s.forced)[i] : token);
   s.out.tokens.push_back(token);
@@ -239,9 +242,9 @@ void Generator::flush_pending() {
 }
 
 // Draft k_b tokens per sequence through layers < d and the draft exit (one row per sequence per
-// draft step; greedy: argmax, sampling: a draw from the exit's distribution q), then verify all drafted positions of all sequences with layers ≥ d and the final
-// head in one pass. Position cur−1+i holds the i-th token of the round (the last committed token,
-// then drafts); the final head there predicts the token at cur+i.
+// draft step; greedy: argmax, sampling: a draw from the exit's distribution q), then verify all drafted positions of
+// all sequences with layers ≥ d and the final head in one pass. Position cur−1+i holds the i-th token of the round (the
+// last committed token, then drafts); the final head there predicts the token at cur+i.
 void Generator::round_speculative() {
   SpecRound s;
   s.seqs = unfinished();
@@ -251,8 +254,8 @@ void Generator::round_speculative() {
   for (int b : s.seqs) {
     const Seq& q = seq_[static_cast<size_t>(b)];
     s.cur.push_back(static_cast<int>(q.tokens.size()));
-    s.k.push_back(std::min({o_.draft_tokens, o_.max_new_tokens - static_cast<int>(q.out.tokens.size()),
-                            cfg_.max_T - s.cur.back()}));
+    s.k.push_back(std::min(
+        {o_.draft_tokens, o_.max_new_tokens - static_cast<int>(q.out.tokens.size()), cfg_.max_T - s.cur.back()}));
     maxk = std::max(maxk, s.k.back());
   }
   s.draft.resize(s.seqs.size());
@@ -338,7 +341,8 @@ void Generator::commit_drafts(const SpecRound& s, size_t i, const float* logits)
       const std::vector<double> pd = sampling_distribution(lg, cfg_.V, o_.sampling);
       const std::vector<double>& qd = s.draft_q[i][static_cast<size_t>(j)];
       Seq& sq = seq_[static_cast<size_t>(b)];
-      const double ratio = qd[static_cast<size_t>(x)] > 0 ? pd[static_cast<size_t>(x)] / qd[static_cast<size_t>(x)] : 1.0;
+      const double ratio =
+          qd[static_cast<size_t>(x)] > 0 ? pd[static_cast<size_t>(x)] / qd[static_cast<size_t>(x)] : 1.0;
       if (uniform01(sq.rng) < ratio) {
         ++stats_.accepted;
         append(b, x, e);

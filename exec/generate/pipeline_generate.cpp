@@ -29,7 +29,14 @@ class Stage {
  public:
   Stage(const GptConfig& cfg, const GptParams& params, Backend& be, const PipelineStages& st, const GenerateOptions& o,
         Communicator& comm, double timeout, int batch)
-      : cfg_(cfg), o_(o), st_(st), comm_(comm), timeout_(timeout), B_(batch), s_(comm.rank()), dec_(cfg, params, be, batch) {
+      : cfg_(cfg),
+        o_(o),
+        st_(st),
+        comm_(comm),
+        timeout_(timeout),
+        B_(batch),
+        s_(comm.rank()),
+        dec_(cfg, params, be, batch) {
     for (int e : active_exits(cfg, o))
       if (st.exit_stage[static_cast<size_t>(e)] == s_) exits_.push_back(e);
     l0_ = st.first_layer[static_cast<size_t>(s_)];
@@ -123,7 +130,8 @@ class Stage {
     if (prefill) {
       std::vector<int32_t> idx(static_cast<size_t>(2 * R));
       EELLM_RETURN_IF_ERROR(comm_.recv(idx.data(), idx.size() * sizeof(int32_t), s_ - 1, kTagRows, timeout_));
-      for (int r = 0; r < R; ++r) rows.push_back({idx[static_cast<size_t>(2 * r)], idx[static_cast<size_t>(2 * r + 1)]});
+      for (int r = 0; r < R; ++r)
+        rows.push_back({idx[static_cast<size_t>(2 * r)], idx[static_cast<size_t>(2 * r + 1)]});
       decided.assign(static_cast<size_t>(R), 1);
     } else {
       for (int r = 0; r < R; ++r) {
@@ -241,8 +249,8 @@ StatusOr<PipelineStages> pipeline_stages(const Layout& layout, const GptConfig& 
     return Status::invalid_argument("tensor_model_parallel_size (" + std::to_string(layout.tp) +
                                     ") must be 1 for pipeline generation");
   if (static_cast<int>(layout.exits.size()) != cfg.num_exits())
-    return Status::invalid_argument("the layout has " + std::to_string(layout.exits.size()) +
-                                    " exits, the model " + std::to_string(cfg.num_exits()));
+    return Status::invalid_argument("the layout has " + std::to_string(layout.exits.size()) + " exits, the model " +
+                                    std::to_string(cfg.num_exits()));
   PipelineStages st;
   for (int s = 0; s < layout.pp; ++s) st.first_layer.push_back(layout.chunk(s, 0).first_layer);
   st.first_layer.push_back(cfg.L);
@@ -324,8 +332,7 @@ StatusOr<GenerateResult> generate_pipeline(const GptConfig& cfg, const GptParams
     for (const auto& [r, head] : dec_rows) seq_head.emplace_back(rows[static_cast<size_t>(r)].b, head);
     if (!stage.last()) EELLM_RETURN_IF_ERROR(stage.forward(kStep, rows, decided));
     for (int from = 1; seq_head.size() < rows.size(); ++from) {
-      if (from >= st.pp())
-        return Status::internal("pipeline generation: rows left undecided after the last stage");
+      if (from >= st.pp()) return Status::internal("pipeline generation: rows left undecided after the last stage");
       EELLM_RETURN_IF_ERROR(stage.receive_decision(from, seq_head, dec_logits));
     }
     for (size_t i = 0; i < seq_head.size(); ++i) {
@@ -368,7 +375,7 @@ StatusOr<GenerateResult> generate_pipeline_mpi(GenerationModel& model, const std
     EELLM_ASSIGN_OR_RETURN(st, even_pipeline_stages(model.config, pp));
   }
   GenerateOptions checked = o;
-  checked.method = InferenceMethod::kRecompute;  // the single-process method's option checks
+  checked.method = InferenceMethod::kRecompute;                          // the single-process method's option checks
   EELLM_RETURN_IF_ERROR(check_generate_options(model.config, checked));  // same answer on every rank
   EELLM_RETURN_IF_ERROR(check_prompts(model.config, prompts));
   keep_stage_params(model.config, st, world.rank(), model.params);

@@ -8,9 +8,9 @@
 #include <set>
 #include <sstream>
 
+#include "exec/backend/device.h"
 #include "exec/io/checkpoint.h"
 #include "exec/io/data.h"
-#include "exec/backend/device.h"
 #include "model/yaml_reader.h"
 
 namespace eellm::exec {
@@ -32,8 +32,8 @@ StatusOr<GenerationSession> open_generation(const std::string& checkpoint, const
   s.device = scenario.execution.device;
   // The scenario reader's names and aliases, so --device accepts what execution.device does.
   if (!device.empty() && !parse_enum(device, s.device))
-    return Status::invalid_argument("--device: unknown device '" + device + "'; allowed: " +
-                                    enum_names<::eellm::DeviceKind>());
+    return Status::invalid_argument("--device: unknown device '" + device +
+                                    "'; allowed: " + enum_names<::eellm::DeviceKind>());
   EELLM_ASSIGN_OR_RETURN(s.backend, make_backend(s.device, threads));
   EELLM_ASSIGN_OR_RETURN(s.model, load_generation_model(checkpoint));
   return s;
@@ -41,8 +41,9 @@ StatusOr<GenerationSession> open_generation(const std::string& checkpoint, const
 
 Status check_serve_config(const GptConfig& cfg, const ServeConfig& sc) {
   if (sc.decode.method == InferenceMethod::kPipeline)
-    return Status::invalid_argument("method pipeline is not served (it runs under mpirun); use recompute, speculative "
-                                    "or full");
+    return Status::invalid_argument(
+        "method pipeline is not served (it runs under mpirun); use recompute, speculative "
+        "or full");
   if (sc.max_batch < 1) return Status::invalid_argument("max_batch (" + std::to_string(sc.max_batch) + ") must be ≥ 1");
   return check_generate_options(cfg, sc.decode);
 }
@@ -93,12 +94,26 @@ StatusOr<double> get_number(const json& req, const char* name, double fallback, 
 
 // Every field EE-LLM's (and Megatron's) server reads; anything else is a typo worth a 400.
 const std::set<std::string>& known_fields() {
-  static const std::set<std::string> k = {
-      "prompts",     "tokens_to_generate", "logprobs",       "echo_prompts", "early_exit_thres",
-      "print_max_prob", "top_k",           "top_p",          "top_p_decay",  "top_p_bound",
-      "temperature", "add_BOS",            "stop_sequences", "prevent_newline_after_colon",
-      "random_seed", "use_early_exit",     "no_log",         "beam_width",   "length_penalty",
-      "exit_layers"};
+  static const std::set<std::string> k = {"prompts",
+                                          "tokens_to_generate",
+                                          "logprobs",
+                                          "echo_prompts",
+                                          "early_exit_thres",
+                                          "print_max_prob",
+                                          "top_k",
+                                          "top_p",
+                                          "top_p_decay",
+                                          "top_p_bound",
+                                          "temperature",
+                                          "add_BOS",
+                                          "stop_sequences",
+                                          "prevent_newline_after_colon",
+                                          "random_seed",
+                                          "use_early_exit",
+                                          "no_log",
+                                          "beam_width",
+                                          "length_penalty",
+                                          "exit_layers"};
   return k;
 }
 
@@ -146,16 +161,15 @@ Status parse_prompts(const json& req, const GptConfig& cfg, const ServeConfig& s
     return Status::invalid_argument("prompts: " + std::to_string(r.prompts.size()) + " prompts; at most " +
                                     std::to_string(sc.max_batch) + " per request (eellm serve --max-batch)");
   EELLM_ASSIGN_OR_RETURN(const bool add_bos, get_bool(req, "add_BOS", false));
-  if (add_bos)
-    return Status::invalid_argument("add_BOS: not supported; the byte-level tokenizer has no BOS token");
+  if (add_bos) return Status::invalid_argument("add_BOS: not supported; the byte-level tokenizer has no BOS token");
   for (size_t i = 0; i < r.prompts.size(); ++i) {
     const std::string which = "prompts[" + std::to_string(i) + "]";
     const size_t n = r.prompts[i].size();  // byte-level tokenizer: one token per byte
     if (n == 0) return Status::invalid_argument(which + ": is empty (EE-LLM needs add_BOS for that, not supported)");
     if (static_cast<int64_t>(n) >= cfg.max_T)
-      return Status::invalid_argument(which + ": " + std::to_string(n) + " tokens; the context (max_position_embeddings " +
-                                      std::to_string(cfg.max_T) + ") leaves no room for a new token: at most " +
-                                      std::to_string(cfg.max_T - 1));
+      return Status::invalid_argument(which + ": " + std::to_string(n) +
+                                      " tokens; the context (max_position_embeddings " + std::to_string(cfg.max_T) +
+                                      ") leaves no room for a new token: at most " + std::to_string(cfg.max_T - 1));
   }
   return Status::ok();
 }
@@ -257,7 +271,9 @@ StatusOr<ServeRequest> parse_serve_request(const std::string& body, const Genera
   return r;
 }
 
-std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump_json(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 json serve_response(const GptConfig& cfg, const ServeRequest& req, const GenerateResult& r, double request_s) {
   json text = json::array(), segments = json::array(), tokens = json::array(), exit_layer = json::array();
@@ -307,12 +323,19 @@ json serve_response(const GptConfig& cfg, const ServeRequest& req, const Generat
     stats["accepted"] = st.accepted;
   }
   // "requst_time" is EE-LLM's spelling, kept for its clients.
-  return {{"text", text},         {"segments", segments},    {"logprobs", nullptr},
-          {"tokens", tokens},     {"exit_layer", exit_layer}, {"stats", stats},
-          {"request_time", request_s}, {"requst_time", request_s}};
+  return {{"text", text},
+          {"segments", segments},
+          {"logprobs", nullptr},
+          {"tokens", tokens},
+          {"exit_layer", exit_layer},
+          {"stats", stats},
+          {"request_time", request_s},
+          {"requst_time", request_s}};
 }
 
-std::string error_body(const std::string& message) { return dump_json(json{{"error", message}}); }
+std::string error_body(const std::string& message) {
+  return dump_json(json{{"error", message}});
+}
 
 GenerationService::GenerationService(GenerationSession session, ServeConfig sc)
     : session_(std::move(session)), sc_(sc) {}
@@ -349,8 +372,7 @@ GenerationService::Reply GenerationService::generate(const std::string& body) {
     os.setf(std::ios::fixed);
     os.precision(2);
     const GenerateStats& st = r->stats;
-    os << req->prompts.size() << " prompt(s), " << st.tokens << " tokens, "
-       << to_string(req->options.method);
+    os << req->prompts.size() << " prompt(s), " << st.tokens << " tokens, " << to_string(req->options.method);
     if (req->use_early_exit) os << " thres " << req->options.threshold;
     os << ", " << st.tokens_per_s() << " tokens/s, " << st.layers_per_token << " layers/token, " << secs << " s";
     reply.log = os.str();

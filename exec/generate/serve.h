@@ -21,10 +21,9 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "exec/backend/backend.h"
 #include "exec/generate/generate.h"
@@ -74,8 +73,7 @@ struct ServeRequest {
 StatusOr<ServeRequest> parse_serve_request(const std::string& body, const GenerationModel& model,
                                            const ServeConfig& sc);
 // The answer: text, segments, tokens, per-token exit layer, stats (see docs/serve.md).
-nlohmann::json serve_response(const GptConfig& cfg, const ServeRequest& req, const GenerateResult& r,
-                              double request_s);
+nlohmann::json serve_response(const GptConfig& cfg, const ServeRequest& req, const GenerateResult& r, double request_s);
 // JSON text with invalid UTF-8 (byte-level tokens can split characters) replaced by U+FFFD.
 std::string dump_json(const nlohmann::json& j);
 
@@ -84,9 +82,9 @@ class GenerationService {
   GenerationService(GenerationSession session, ServeConfig sc);
 
   struct Reply {
-    int status = 200;   // HTTP status: 200, 400 (bad request), 500 (generation failed)
-    std::string body;   // JSON
-    std::string log;    // the request's figures or error for the server log ("" when it asked for no_log)
+    int status = 200;  // HTTP status: 200, 400 (bad request), 500 (generation failed)
+    std::string body;  // JSON
+    std::string log;   // the request's figures or error for the server log ("" when it asked for no_log)
   };
   // Parses, generates and answers one request body (serialised with every other call).
   Reply generate(const std::string& body);

@@ -13,7 +13,6 @@
 namespace eellm::exec {
 namespace {
 
-
 void alloc_layer(LayerParams& l, const GptConfig& c) {
   const bool ln = c.norm == Normalization::kLayerNorm;
   resize(l.ln1_w, {c.C});
@@ -38,11 +37,16 @@ struct LayerPart {
   Tensor LayerParams::*member;
 };
 constexpr LayerPart kLayerParts[] = {
-    {"ln1_w", ParamPart::kNormWeight, &LayerParams::ln1_w},   {"ln1_b", ParamPart::kNormBias, &LayerParams::ln1_b},
-    {"qkv_w", ParamPart::kQkvWeight, &LayerParams::qkv_w},    {"qkv_b", ParamPart::kQkvBias, &LayerParams::qkv_b},
-    {"proj_w", ParamPart::kProjWeight, &LayerParams::proj_w}, {"proj_b", ParamPart::kProjBias, &LayerParams::proj_b},
-    {"ln2_w", ParamPart::kNormWeight, &LayerParams::ln2_w},   {"ln2_b", ParamPart::kNormBias, &LayerParams::ln2_b},
-    {"fc_w", ParamPart::kFcWeight, &LayerParams::fc_w},       {"fc_b", ParamPart::kFcBias, &LayerParams::fc_b},
+    {"ln1_w", ParamPart::kNormWeight, &LayerParams::ln1_w},
+    {"ln1_b", ParamPart::kNormBias, &LayerParams::ln1_b},
+    {"qkv_w", ParamPart::kQkvWeight, &LayerParams::qkv_w},
+    {"qkv_b", ParamPart::kQkvBias, &LayerParams::qkv_b},
+    {"proj_w", ParamPart::kProjWeight, &LayerParams::proj_w},
+    {"proj_b", ParamPart::kProjBias, &LayerParams::proj_b},
+    {"ln2_w", ParamPart::kNormWeight, &LayerParams::ln2_w},
+    {"ln2_b", ParamPart::kNormBias, &LayerParams::ln2_b},
+    {"fc_w", ParamPart::kFcWeight, &LayerParams::fc_w},
+    {"fc_b", ParamPart::kFcBias, &LayerParams::fc_b},
     {"fcproj_w", ParamPart::kFcProjWeight, &LayerParams::fcproj_w},
     {"fcproj_b", ParamPart::kFcProjBias, &LayerParams::fcproj_b},
 };
@@ -177,7 +181,9 @@ void GptParams::allocate(const GptConfig& c) {
   }
 }
 
-std::vector<NamedParam<Tensor>> GptParams::params() { return enumerate<GptParams, Tensor>(*this); }
+std::vector<NamedParam<Tensor>> GptParams::params() {
+  return enumerate<GptParams, Tensor>(*this);
+}
 std::vector<NamedParam<const Tensor>> GptParams::params() const {
   return enumerate<const GptParams, const Tensor>(*this);
 }
@@ -197,18 +203,22 @@ std::vector<std::pair<std::string, const Tensor*>> GptParams::named() const {
 TpSplit tp_split_of(ParamPart part) {
   switch (part) {
     case ParamPart::kEmbeddingTable:
-    case ParamPart::kOutputWeight: return TpSplit::kVocab;
+    case ParamPart::kOutputWeight:
+      return TpSplit::kVocab;
     case ParamPart::kQkvWeight:
     case ParamPart::kQkvBias:
     case ParamPart::kFcWeight:
-    case ParamPart::kFcBias: return TpSplit::kColumn;
+    case ParamPart::kFcBias:
+      return TpSplit::kColumn;
     case ParamPart::kProjWeight:
-    case ParamPart::kFcProjWeight: return TpSplit::kRow;
+    case ParamPart::kFcProjWeight:
+      return TpSplit::kRow;
     case ParamPart::kPositionTable:
     case ParamPart::kNormWeight:
     case ParamPart::kNormBias:
     case ParamPart::kProjBias:
-    case ParamPart::kFcProjBias: return TpSplit::kReplicated;  // row-parallel biases: added once
+    case ParamPart::kFcProjBias:
+      return TpSplit::kReplicated;  // row-parallel biases: added once
   }
   return TpSplit::kReplicated;
 }
@@ -216,9 +226,12 @@ TpSplit tp_split_of(ParamPart part) {
 int ParamRole::split_dim() const {
   switch (split()) {
     case TpSplit::kColumn:
-    case TpSplit::kVocab: return 0;
-    case TpSplit::kRow: return 1;
-    case TpSplit::kReplicated: return -1;
+    case TpSplit::kVocab:
+      return 0;
+    case TpSplit::kRow:
+      return 1;
+    case TpSplit::kReplicated:
+      return -1;
   }
   return -1;
 }
@@ -230,23 +243,25 @@ bool ParamRole::decays() const {
     case ParamPart::kQkvBias:
     case ParamPart::kProjBias:
     case ParamPart::kFcBias:
-    case ParamPart::kFcProjBias: return false;
+    case ParamPart::kFcProjBias:
+      return false;
     case ParamPart::kEmbeddingTable:
     case ParamPart::kPositionTable:
     case ParamPart::kQkvWeight:
     case ParamPart::kProjWeight:
     case ParamPart::kFcWeight:
     case ParamPart::kFcProjWeight:
-    case ParamPart::kOutputWeight: return true;
+    case ParamPart::kOutputWeight:
+      return true;
   }
   return true;
 }
 
 std::string to_string(const ParamRole& r) {
   static constexpr const char* kOwner[] = {"embedding", "position embedding", "layer", "exit", "final norm", "head"};
-  static constexpr const char* kPart[] = {"embedding table", "position table", "norm weight", "norm bias",
-                                          "qkv weight", "qkv bias", "proj weight", "proj bias", "fc weight",
-                                          "fc bias", "fcproj weight", "fcproj bias", "output weight"};
+  static constexpr const char* kPart[] = {
+      "embedding table", "position table", "norm weight", "norm bias",     "qkv weight",  "qkv bias",     "proj weight",
+      "proj bias",       "fc weight",      "fc bias",     "fcproj weight", "fcproj bias", "output weight"};
   static constexpr const char* kSplit[] = {"replicated", "column-parallel", "row-parallel", "vocabulary-parallel"};
   std::string s = kOwner[static_cast<int>(r.owner)];
   if (r.index >= 0) s += " " + std::to_string(r.index);
@@ -307,7 +322,9 @@ void init_params(GptParams& p, const GptConfig& c, uint64_t seed) {
   }
 }
 
-const float* ChunkState::output() const { return layers.empty() ? input.ptr() : layers.back().out.ptr(); }
+const float* ChunkState::output() const {
+  return layers.empty() ? input.ptr() : layers.back().out.ptr();
+}
 
 GptChunk::GptChunk(const GptConfig& cfg, int first_layer, int num_layers, bool has_embedding, bool has_final_head)
     : cfg_(cfg), first_(first_layer), count_(num_layers), has_embedding_(has_embedding), has_final_(has_final_head) {
@@ -335,8 +352,8 @@ void GptChunk::layer_forward(LayerActs& a, const LayerParams& lp, const float* i
   be.attention_forward(a.att.ptr(), a.lse.ptr(), a.qkv.ptr(), sh);
   row_parallel_forward(a.res2.ptr(), a.att.ptr(), lp.proj_w, lp.proj_b, N, c.Q());
   be.add_inplace(a.res2.ptr(), inp, a.res2.numel());
-  be.norm_forward(c.norm, a.ln2.ptr(), opt(a.ln2_mean), a.ln2_rstd.ptr(), a.res2.ptr(), lp.ln2_w.ptr(),
-                  opt(lp.ln2_b), R, c.C, c.eps);
+  be.norm_forward(c.norm, a.ln2.ptr(), opt(a.ln2_mean), a.ln2_rstd.ptr(), a.res2.ptr(), lp.ln2_w.ptr(), opt(lp.ln2_b),
+                  R, c.C, c.eps);
   const float* x2 = sp_ ? sp_gather(a.ln2.ptr(), a.ln2_full, N) : a.ln2.ptr();
   be.matmul_forward(a.fc.ptr(), x2, lp.fc_w.ptr(), opt(lp.fc_b), N, c.C, c.fc_dim());
   if (c.swiglu)
@@ -347,8 +364,8 @@ void GptChunk::layer_forward(LayerActs& a, const LayerParams& lp, const float* i
   be.add_inplace(a.out.ptr(), a.res2.ptr(), a.out.numel());
 }
 
-void GptChunk::layer_backward(LayerActs& a, const LayerParams& lp, LayerParams& lg, const float* inp,
-                              const float* dout, float* dinp, int B, int T) {
+void GptChunk::layer_backward(LayerActs& a, const LayerParams& lp, LayerParams& lg, const float* inp, const float* dout,
+                              float* dinp, int B, int T) {
   const GptConfig& c = cfg_;
   const int N = B * T, R = rows(N);
   const AttentionShape sh{B, T, c.NH, c.G, c.HS};
@@ -371,8 +388,8 @@ void GptChunk::layer_backward(LayerActs& a, const LayerParams& lp, LayerParams& 
   else
     be.gelu_backward(d_fc_.ptr(), d_act_.ptr(), a.fc.ptr(), d_act_.numel());
   be.zero(d_ln_.ptr(), d_ln_.numel());
-  be.matmul_backward(d_ln_.ptr(), weight_grad(lg.fc_w), opt(lg.fc_b), d_fc_.ptr(),
-                     sp_ ? a.ln2_full.ptr() : a.ln2.ptr(), lp.fc_w.ptr(), N, c.C, c.fc_dim());
+  be.matmul_backward(d_ln_.ptr(), weight_grad(lg.fc_w), opt(lg.fc_b), d_fc_.ptr(), sp_ ? a.ln2_full.ptr() : a.ln2.ptr(),
+                     lp.fc_w.ptr(), N, c.C, c.fc_dim());
   keep_for_weight(a.w_fc, d_fc_.ptr(), d_fc_.numel());
   progress();
   const float* dln = column_parallel_input_grad(d_ln_, N);  // sum over the ffn shards
@@ -464,15 +481,15 @@ float GptChunk::head(int e, const GptParams& p, GptParams& g, const float* x, co
       be.zero(s_dn_.ptr(), s_dn_.numel());  // the column-parallel fc's partial input gradient first
     be.zero(s_dact_.ptr(), s_dact_.numel());
     be.matmul_backward(s_dact_.ptr(), eg->mlp_fcproj_w.ptr(), opt(eg->mlp_fcproj_b),
-                       sp_ ? sp_gather(s_dh_.ptr(), s_gfull_, N) : s_dh_.ptr(), s_act_.ptr(), ep->mlp_fcproj_w.ptr(),
-                       N, c.F, c.C);
+                       sp_ ? sp_gather(s_dh_.ptr(), s_gfull_, N) : s_dh_.ptr(), s_act_.ptr(), ep->mlp_fcproj_w.ptr(), N,
+                       c.F, c.C);
     be.zero(s_dfc_.ptr(), s_dfc_.numel());
     if (c.swiglu)
       be.swiglu_backward(s_dfc_.ptr(), s_dact_.ptr(), s_fc_.ptr(), N, c.F);
     else
       be.gelu_backward(s_dfc_.ptr(), s_dact_.ptr(), s_fc_.ptr(), s_dact_.numel());
-    be.matmul_backward(s_dn_.ptr(), eg->mlp_fc_w.ptr(), opt(eg->mlp_fc_b), s_dfc_.ptr(), hn_full, ep->mlp_fc_w.ptr(),
-                       N, c.C, c.fc_dim());
+    be.matmul_backward(s_dn_.ptr(), eg->mlp_fc_w.ptr(), opt(eg->mlp_fc_b), s_dfc_.ptr(), hn_full, ep->mlp_fc_w.ptr(), N,
+                       c.C, c.fc_dim());
     if (tp_ > 1) {
       const float* dn = column_parallel_input_grad(s_dn_, N);  // (R, C); s_dn_ itself without SP
       if (sp_) resize(s_dn_r_, {R, c.C}), be.copy(s_dn_r_.ptr(), dn, s_dn_r_.numel()), std::swap(s_dn_, s_dn_r_);
@@ -523,20 +540,19 @@ void GptChunk::forward(ChunkState& st, const GptParams& p, GptParams& g, const i
       const int e = exits_[k];
       if (c.exit_depth[static_cast<size_t>(e)] - first_ != pos) continue;
       float* dx = nullptr;
-      if (compute_grad) resize(st.exit_dx[k], {R, c.C}), be.zero(st.exit_dx[k].ptr(), st.exit_dx[k].numel()),
-                        dx = st.exit_dx[k].ptr();
-      st.exit_loss[k] = head(e, p, g, res, targets, B, T, w.exits[static_cast<size_t>(e)], dx,
-                             logits ? &(*logits)[k] : nullptr);
+      if (compute_grad)
+        resize(st.exit_dx[k], {R, c.C}), be.zero(st.exit_dx[k].ptr(), st.exit_dx[k].numel()), dx = st.exit_dx[k].ptr();
+      st.exit_loss[k] =
+          head(e, p, g, res, targets, B, T, w.exits[static_cast<size_t>(e)], dx, logits ? &(*logits)[k] : nullptr);
     }
     if (pos < count_)
       layer_forward(st.layers[static_cast<size_t>(pos)], p.layers[static_cast<size_t>(first_ + pos)], res, B, T);
   }
   if (has_final_) {
     float* dx = nullptr;
-    if (compute_grad) resize(st.final_dx, {R, c.C}), be.zero(st.final_dx.ptr(), st.final_dx.numel()),
-                      dx = st.final_dx.ptr();
-    st.final_loss = head(-1, p, g, st.output(), targets, B, T, w.final_weight, dx,
-                         logits ? &logits->back() : nullptr);
+    if (compute_grad)
+      resize(st.final_dx, {R, c.C}), be.zero(st.final_dx.ptr(), st.final_dx.numel()), dx = st.final_dx.ptr();
+    st.final_loss = head(-1, p, g, st.output(), targets, B, T, w.final_weight, dx, logits ? &logits->back() : nullptr);
   }
 }
 

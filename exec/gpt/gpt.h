@@ -43,8 +43,8 @@
 #include <vector>
 
 #include "exec/backend/backend.h"
-#include "exec/comm/comm.h"
 #include "exec/backend/tensor.h"
+#include "exec/comm/comm.h"
 #include "model/layout.h"
 #include "model/scenario.h"
 #include "model/status.h"
@@ -63,8 +63,8 @@ struct GptConfig {
   float rope_base = 10000.0f;
   float init_std = 0.02f;
   // Exits.
-  std::vector<int> exit_depth;   // backbone layers before each exit head (model order)
-  std::vector<int> exit_layer;   // the scenario's 1-based layer number of each exit
+  std::vector<int> exit_depth;  // backbone layers before each exit head (model order)
+  std::vector<int> exit_layer;  // the scenario's 1-based layer number of each exit
   bool exit_block = false, exit_norm = false, exit_mlp = false, untie_exits = false;
   // Tensor parallelism: 1 for a full model; local_config (exec/gpt/tp_shard.h) sets tp and divides
   // NH, G, F and Vp by it (V stays the full real vocabulary).
@@ -80,20 +80,20 @@ StatusOr<GptConfig> make_gpt_config(const Scenario& scenario);
 
 // One transformer layer (also the exit heads' optional block).
 struct LayerParams {
-  Tensor ln1_w, ln1_b;      // (C) (C; LayerNorm only)
-  Tensor qkv_w, qkv_b;      // (Q+2KV, C) (Q+2KV; with bias)
-  Tensor proj_w, proj_b;    // (C, Q) (C)
-  Tensor ln2_w, ln2_b;      // (C) (C)
-  Tensor fc_w, fc_b;        // (F or 2F for SwiGLU, C) (F|2F)
+  Tensor ln1_w, ln1_b;        // (C) (C; LayerNorm only)
+  Tensor qkv_w, qkv_b;        // (Q+2KV, C) (Q+2KV; with bias)
+  Tensor proj_w, proj_b;      // (C, Q) (C)
+  Tensor ln2_w, ln2_b;        // (C) (C)
+  Tensor fc_w, fc_b;          // (F or 2F for SwiGLU, C) (F|2F)
   Tensor fcproj_w, fcproj_b;  // (C, F) (C)
 };
 
 struct ExitParams {
-  LayerParams block;        // with use_exit_block
-  Tensor norm_w, norm_b;    // (C) with use_exit_norm
+  LayerParams block;                  // with use_exit_block
+  Tensor norm_w, norm_b;              // (C) with use_exit_norm
   Tensor mlp_fc_w, mlp_fc_b;          // (F|2F, C) with use_exit_mlp
   Tensor mlp_fcproj_w, mlp_fcproj_b;  // (C, F)
-  Tensor out_w;             // (Vp, C) with untie_exit_output_weights
+  Tensor out_w;                       // (Vp, C) with untie_exit_output_weights
 };
 
 // What a parameter tensor is, attached where GptParams names its tensors (as Megatron attaches
@@ -110,7 +110,7 @@ enum class ParamPart {
   kQkvBias,
   kProjWeight,
   kProjBias,
-  kFcWeight,      // also an exit MLP's mlp_fc_w
+  kFcWeight,  // also an exit MLP's mlp_fc_w
   kFcBias,
   kFcProjWeight,  // also an exit MLP's mlp_fcproj_w
   kFcProjBias,
@@ -127,7 +127,7 @@ struct ParamRole {
   bool exit_block = false;  // a tensor of exit j's transformer block (use_exit_block)
   ParamPart part = ParamPart::kNormWeight;
   TpSplit split() const { return tp_split_of(part); }
-  int split_dim() const;    // 0, 1, or −1 when replicated
+  int split_dim() const;  // 0, 1, or −1 when replicated
   // Weight decay applies to matrices (weights and tables), not to biases and norms.
   bool decays() const;
   bool operator==(const ParamRole&) const = default;
@@ -146,11 +146,11 @@ struct NamedParam {
 };
 
 struct GptParams {
-  Tensor wte;    // (Vp, C)
-  Tensor wpe;    // (max_T, C), learned positions only
+  Tensor wte;                       // (Vp, C)
+  Tensor wpe;                       // (max_T, C), learned positions only
   std::vector<LayerParams> layers;  // L
-  Tensor lnf_w, lnf_b;  // (C)
-  Tensor lm_head;       // (Vp, C) when untied
+  Tensor lnf_w, lnf_b;              // (C)
+  Tensor lm_head;                   // (Vp, C) when untied
   std::vector<ExitParams> exits;
 
   // Allocates every tensor of the config with zeros.
@@ -179,16 +179,16 @@ struct LayerActs {
 // Everything one chunk keeps for one microbatch between its forward and its backward.
 struct ChunkState {
   int B = 0, T = 0;
-  std::vector<int32_t> tokens;       // (B,T) when the chunk has the embedding
-  Tensor input;                      // (B,T,C) chunk input (embedding output on the first chunk);
-                                     // with sequence parallelism this rank's rows (B·T/tp, C), as are
-                                     // output(), exit_dx, final_dx and backward's dout/dinput
+  std::vector<int32_t> tokens;  // (B,T) when the chunk has the embedding
+  Tensor input;                 // (B,T,C) chunk input (embedding output on the first chunk);
+                                // with sequence parallelism this rank's rows (B·T/tp, C), as are
+                                // output(), exit_dx, final_dx and backward's dout/dinput
   std::vector<LayerActs> layers;
-  std::vector<Tensor> exit_dx;       // per local exit: d(weighted exit loss)/d(residual) (B,T,C)
-  Tensor final_dx;                   // final head: d(weighted loss)/d(chunk output) (B,T,C)
-  std::vector<float> exit_loss;      // per local exit: mean CE over B·T
+  std::vector<Tensor> exit_dx;   // per local exit: d(weighted exit loss)/d(residual) (B,T,C)
+  Tensor final_dx;               // final head: d(weighted loss)/d(chunk output) (B,T,C)
+  std::vector<float> exit_loss;  // per local exit: mean CE over B·T
   float final_loss = 0.0f;
-  const float* output() const;       // (B,T,C) residual after the chunk's last layer
+  const float* output() const;  // (B,T,C) residual after the chunk's last layer
 };
 
 // Loss weights for one microbatch, already divided by the number of microbatches.
@@ -272,7 +272,7 @@ class GptChunk {
   double tp_timeout_ = 60;
   int tp_ = 1, tp_rank_ = 0;
   bool sp_ = false;
-  bool defer_w_ = false;  // inside backward_input
+  bool defer_w_ = false;                 // inside backward_input
   std::function<void(int)> layer_hook_;  // set_layer_grads_hook
   std::function<void()> progress_hook_;  // set_progress_hook
   void progress() {

@@ -13,8 +13,9 @@ namespace eellm::exec {
 Status GptChunk::set_tensor_parallel(Communicator* tensor, double timeout_s, bool sequence_parallel) {
   const int n = tensor ? tensor->size() : 1;
   if (n != cfg_.tp)
-    return Status::invalid_argument("tensor-parallel group of " + std::to_string(n) + " ranks for a chunk config local to tp " +
-                                    std::to_string(cfg_.tp) + " (use local_config)");
+    return Status::invalid_argument("tensor-parallel group of " + std::to_string(n) +
+                                    " ranks for a chunk config local to tp " + std::to_string(cfg_.tp) +
+                                    " (use local_config)");
   tp_comm_ = n > 1 ? tensor : nullptr;
   tp_timeout_ = timeout_s;
   tp_ = n;
@@ -46,7 +47,9 @@ void GptChunk::sp_scatter(const float* full, float* shard, int N) {
   tp_status_ = tp_comm_->reduce_scatter_sum(full, shard, static_cast<size_t>(rows(N)) * cfg_.C, tp_timeout_);
 }
 
-const float* GptChunk::row_parallel_bias(const Tensor& b) const { return tp_rank_ == 0 ? opt(b) : nullptr; }
+const float* GptChunk::row_parallel_bias(const Tensor& b) const {
+  return tp_rank_ == 0 ? opt(b) : nullptr;
+}
 
 void GptChunk::row_parallel_forward(float* out, const float* in, const Tensor& W, const Tensor& b, int N, int K) {
   if (!sp_) {  // all-reduce of the partial products (tp 1: the plain matmul)

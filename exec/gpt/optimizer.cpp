@@ -12,8 +12,8 @@ double lr_at(const TrainingSpec& t, int iter) {
   const int decay_iters = t.lr_decay_iters > 0 ? t.lr_decay_iters : t.train_iters;
   if (t.lr_decay_style == LrDecayStyle::kConstant || decay_iters <= warm) return t.lr;
   const double ratio = std::clamp(static_cast<double>(iter - warm) / (decay_iters - warm), 0.0, 1.0);
-  const double coeff = t.lr_decay_style == LrDecayStyle::kLinear ? 1.0 - ratio
-                                                                 : 0.5 * (std::cos(std::numbers::pi * ratio) + 1.0);
+  const double coeff =
+      t.lr_decay_style == LrDecayStyle::kLinear ? 1.0 - ratio : 0.5 * (std::cos(std::numbers::pi * ratio) + 1.0);
   return t.min_lr + coeff * (t.lr - t.min_lr);
 }
 

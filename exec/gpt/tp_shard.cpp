@@ -7,7 +7,9 @@
 namespace eellm::exec {
 namespace {
 
-std::string str(int64_t v) { return std::to_string(v); }
+std::string str(int64_t v) {
+  return std::to_string(v);
+}
 
 // Block r of tp equal blocks of [offset, offset + extent).
 std::pair<int64_t, int64_t> block(int64_t offset, int64_t extent, int tp, int r) {
@@ -37,12 +39,13 @@ int64_t ShardSpec::local_extent() const {
 
 StatusOr<GptConfig> local_config(const GptConfig& full, int tp) {
   if (tp < 1) return Status::invalid_argument("tensor-parallel size (" + str(tp) + ") must be ≥ 1");
-  if (full.tp != 1) return Status::invalid_argument("local_config needs a full config (its tp is " + str(full.tp) + ")");
+  if (full.tp != 1)
+    return Status::invalid_argument("local_config needs a full config (its tp is " + str(full.tp) + ")");
   if (tp == 1) return full;
   auto check = [&](const char* what, int v) -> Status {
     if (v % tp != 0)
-      return Status::invalid_argument(std::string(what) + " (" + str(v) + ") is not divisible by tensor_model_parallel_size (" +
-                                      str(tp) + ")");
+      return Status::invalid_argument(std::string(what) + " (" + str(v) +
+                                      ") is not divisible by tensor_model_parallel_size (" + str(tp) + ")");
     return Status::ok();
   };
   EELLM_RETURN_IF_ERROR(check("model.num_attention_heads", full.NH));
@@ -55,7 +58,9 @@ StatusOr<GptConfig> local_config(const GptConfig& full, int tp) {
   return c;
 }
 
-bool is_tp_replicated(const ParamRole& role) { return role.split() == TpSplit::kReplicated; }
+bool is_tp_replicated(const ParamRole& role) {
+  return role.split() == TpSplit::kReplicated;
+}
 
 bool is_tp_replicated(const std::string& name) {
   auto role = param_role_of(name);
@@ -69,8 +74,11 @@ StatusOr<ShardSpec> shard_spec(const GptConfig& c, const ParamRole& role, int tp
   s.dim = role.split_dim();
   const int64_t Q = c.Q(), KV = c.KV(), F = c.F, Vp = c.Vp;
   switch (role.split()) {
-    case TpSplit::kReplicated: break;  // norms, wpe, row-parallel biases
-    case TpSplit::kVocab: s.ranges = {block(0, Vp, tp, r)}; break;
+    case TpSplit::kReplicated:
+      break;  // norms, wpe, row-parallel biases
+    case TpSplit::kVocab:
+      s.ranges = {block(0, Vp, tp, r)};
+      break;
     case TpSplit::kColumn:
       if (role.part == ParamPart::kQkvWeight || role.part == ParamPart::kQkvBias) {
         s.ranges = {block(0, Q, tp, r), block(Q, KV, tp, r), block(Q + KV, KV, tp, r)};
@@ -79,7 +87,9 @@ StatusOr<ShardSpec> shard_spec(const GptConfig& c, const ParamRole& role, int tp
         if (c.swiglu) s.ranges.push_back(block(F, F, tp, r));
       }
       break;
-    case TpSplit::kRow: s.ranges = {block(0, role.part == ParamPart::kProjWeight ? Q : F, tp, r)}; break;
+    case TpSplit::kRow:
+      s.ranges = {block(0, role.part == ParamPart::kProjWeight ? Q : F, tp, r)};
+      break;
   }
   return s;
 }

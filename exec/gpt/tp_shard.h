@@ -24,8 +24,8 @@
 #include <utility>
 #include <vector>
 
-#include "exec/gpt/gpt.h"
 #include "exec/backend/tensor.h"
+#include "exec/gpt/gpt.h"
 #include "model/status.h"
 
 namespace eellm::exec {
@@ -35,7 +35,7 @@ struct ShardSpec {
   int dim = -1;
   std::vector<std::pair<int64_t, int64_t>> ranges;  // [begin, end) along dim of the FULL tensor
   bool replicated() const { return dim < 0; }
-  int64_t local_extent() const;                       // Σ (end − begin)
+  int64_t local_extent() const;  // Σ (end − begin)
 };
 
 // The model config of one tp rank: NH/tp heads, G/tp kv groups, F/tp ffn, Vp/tp vocabulary rows;

@@ -49,7 +49,8 @@ Status fill(const SafetensorsFile& f, const std::string& prefix, GptParams& p, c
     if (it == f.tensors.end()) return Status::failed_precondition(source + " has no tensor " + prefix + name);
     if (it->second.shape != t->shape)
       return Status::failed_precondition(source + ": tensor " + prefix + name + " has shape " +
-                                         shape_string(it->second.shape) + ", the model needs " + shape_string(t->shape));
+                                         shape_string(it->second.shape) + ", the model needs " +
+                                         shape_string(t->shape));
     t->data = it->second.data;
   }
   return Status::ok();
@@ -57,17 +58,23 @@ Status fill(const SafetensorsFile& f, const std::string& prefix, GptParams& p, c
 
 }  // namespace
 
-std::string model_fingerprint(const GptConfig& cfg) { return fingerprint(cfg).dump(); }
-std::string checkpoint_iter_name(int iteration) { return iter_name(iteration); }
+std::string model_fingerprint(const GptConfig& cfg) {
+  return fingerprint(cfg).dump();
+}
+std::string checkpoint_iter_name(int iteration) {
+  return iter_name(iteration);
+}
 
 Status check_model_fingerprint(const std::string& stored_json, const GptConfig& cfg, const std::string& source) {
   const json want = fingerprint(cfg), have = json::parse(stored_json, nullptr, false);
-  if (have.is_discarded() || !have.is_object()) return Status::corruption(source + ": the model fingerprint is not a JSON object");
+  if (have.is_discarded() || !have.is_object())
+    return Status::corruption(source + ": the model fingerprint is not a JSON object");
   std::string diffs;
   for (auto it = want.begin(); it != want.end(); ++it) {
     if (!have.contains(it.key()) || have[it.key()] != it.value())
       diffs += (diffs.empty() ? "" : "; ") + it.key() + " is " +
-               (have.contains(it.key()) ? have[it.key()].dump() : "missing") + " there but " + it.value().dump() + " here";
+               (have.contains(it.key()) ? have[it.key()].dump() : "missing") + " there but " + it.value().dump() +
+               " here";
   }
   if (!diffs.empty()) return Status::failed_precondition(source + " was written for a different model: " + diffs);
   return Status::ok();
@@ -79,7 +86,7 @@ StatusOr<std::string> resolve_checkpoint_dir(const std::string& dir) {
   const fs::path latest = fs::path(dir) / "latest";
   if (!fs::exists(latest, ec))
     return Status::not_found("checkpoint directory " + dir +
-                                  " has neither a `latest` file nor a state.json / manifest.json");
+                             " has neither a `latest` file nor a state.json / manifest.json");
   EELLM_ASSIGN_OR_RETURN(std::string name, read_file(latest.string()));
   while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
   const fs::path sub = fs::path(dir) / name;
@@ -178,7 +185,8 @@ Status load_single_process_checkpoint(const std::string& dir, const GptConfig& c
   for (auto it = want.begin(); it != want.end(); ++it) {
     if (!have.contains(it.key()) || have[it.key()] != it.value())
       diffs += (diffs.empty() ? "" : "; ") + it.key() + " is " +
-               (have.contains(it.key()) ? have[it.key()].dump() : "missing") + " there but " + it.value().dump() + " here";
+               (have.contains(it.key()) ? have[it.key()].dump() : "missing") + " there but " + it.value().dump() +
+               " here";
   }
   if (!diffs.empty())
     return Status::failed_precondition("checkpoint " + sub + " was written for a different model (scenario '" +
@@ -211,8 +219,8 @@ StatusOr<Scenario> checkpoint_scenario(const std::string& dir) {
     EELLM_ASSIGN_OR_RETURN(std::string text, read_file(path));
     const json m = json::parse(text, nullptr, false);
     if (m.is_discarded() || !m.is_object()) return Status::corruption(path + " is not valid JSON");
-    EELLM_ASSIGN_OR_RETURN(Scenario s, parse_scenario(m.value("scenario_yaml", ""), path + ":scenario_yaml",
-                                                      scenarios_dir()));
+    EELLM_ASSIGN_OR_RETURN(Scenario s,
+                           parse_scenario(m.value("scenario_yaml", ""), path + ":scenario_yaml", scenarios_dir()));
     // The weights are layout-independent: a single process (eval, generate) reads them whole.
     ParallelSpec one;
     one.schedule = ScheduleKind::kNoPipelining;

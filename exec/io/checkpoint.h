@@ -14,9 +14,9 @@
 
 #include <string>
 
-#include "exec/io/data.h"
 #include "exec/gpt/gpt.h"
 #include "exec/gpt/optimizer.h"
+#include "exec/io/data.h"
 #include "model/scenario.h"
 #include "model/status.h"
 

@@ -41,8 +41,9 @@ std::vector<std::string> default_corpus_files() {
 
 StatusOr<std::string> read_corpus(const std::vector<std::string>& files) {
   if (files.empty())
-    return Status::not_found("no input text files (the default corpus needs the Debian package `fortunes`: "
-                             "scripts/install-deps.sh installs it)");
+    return Status::not_found(
+        "no input text files (the default corpus needs the Debian package `fortunes`: "
+        "scripts/install-deps.sh installs it)");
   std::string out;
   for (const std::string& f : files) {
     std::ifstream in(f, std::ios::binary);
@@ -68,7 +69,8 @@ constexpr size_t kHeaderBytes = 32;
 Status write_token_file(const std::string& path, const std::vector<int32_t>& tokens, int vocab_size) {
   if (tokens.empty()) return Status::invalid_argument("no tokens to write to " + path);
   const uint32_t width = vocab_size <= 256 ? 1 : 2;
-  if (vocab_size > 65536) return Status::invalid_argument("vocab size " + std::to_string(vocab_size) + " exceeds 65536");
+  if (vocab_size > 65536)
+    return Status::invalid_argument("vocab size " + std::to_string(vocab_size) + " exceeds 65536");
   std::string buf(kHeaderBytes, '\0');
   std::memcpy(buf.data(), kMagic, 8);
   const uint32_t version = 1, vocab = static_cast<uint32_t>(vocab_size), reserved = 0;
@@ -108,21 +110,23 @@ StatusOr<std::vector<int32_t>> read_token_file(const std::string& path) {
   std::string buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (buf.empty()) return Status::invalid_argument("data file " + path + " is empty");
   if (buf.size() < kHeaderBytes || std::memcmp(buf.data(), kMagic, 8) != 0)
-    return Status::invalid_argument("data file " + path +
-                                    " is not an eellm token file (no EELLMTOK header); make one with `eellm data prepare`");
+    return Status::invalid_argument(
+        "data file " + path + " is not an eellm token file (no EELLMTOK header); make one with `eellm data prepare`");
   uint32_t version = 0, width = 0, vocab = 0;
   uint64_t n = 0;
   std::memcpy(&version, buf.data() + 8, 4);
   std::memcpy(&width, buf.data() + 12, 4);
   std::memcpy(&vocab, buf.data() + 16, 4);
   std::memcpy(&n, buf.data() + 24, 8);
-  if (version != 1) return Status::invalid_argument("data file " + path + ": unsupported version " + std::to_string(version));
+  if (version != 1)
+    return Status::invalid_argument("data file " + path + ": unsupported version " + std::to_string(version));
   if (width != 1 && width != 2)
-    return Status::corruption("data file " + path + ": bytes per token is " + std::to_string(width) + ", must be 1 or 2");
+    return Status::corruption("data file " + path + ": bytes per token is " + std::to_string(width) +
+                              ", must be 1 or 2");
   if (buf.size() != kHeaderBytes + n * width)
     return Status::corruption("data file " + path + ": header says " + std::to_string(n) + " tokens of " +
-                              std::to_string(width) + " bytes but the file holds " + std::to_string(buf.size() - kHeaderBytes) +
-                              " bytes of tokens (truncated?)");
+                              std::to_string(width) + " bytes but the file holds " +
+                              std::to_string(buf.size() - kHeaderBytes) + " bytes of tokens (truncated?)");
   if (n == 0) return Status::invalid_argument("data file " + path + " holds no tokens");
   std::vector<int32_t> tokens(n);
   for (size_t i = 0; i < n; ++i) {
@@ -153,7 +157,8 @@ StatusOr<DataLoader> DataLoader::create(std::vector<int32_t> tokens, int vocab_s
       return Status::invalid_argument("token " + std::to_string(tokens[i]) + " at position " + std::to_string(i) +
                                       " is outside model.vocab_size (" + std::to_string(vocab_size) + ")");
   if (valid_fraction <= 0 || valid_fraction >= 1)
-    return Status::invalid_argument("training.valid_fraction (" + std::to_string(valid_fraction) + ") must be in (0, 1)");
+    return Status::invalid_argument("training.valid_fraction (" + std::to_string(valid_fraction) +
+                                    ") must be in (0, 1)");
   DataLoader d;
   d.T_ = T;
   d.seed_ = seed;

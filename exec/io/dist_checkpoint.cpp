@@ -20,7 +20,9 @@ namespace {
 constexpr int kTagLen = 31000, kTagData = 31001;
 constexpr const char* kFormat = "eellm-dist-checkpoint-1";
 
-std::string str(int64_t v) { return std::to_string(v); }
+std::string str(int64_t v) {
+  return std::to_string(v);
+}
 
 std::string rank_file(int r) {
   char b[40];
@@ -67,7 +69,9 @@ Status broadcast_string(Communicator& w, std::string& s, double timeout) {
 }
 
 // Shard file keys: "param/NAME/DIM[RANGES]", "m/NAME/DIM[RANGES]@BEGIN" (and "v/...").
-std::string spec_key(const ShardSpec& s) { return json(s.dim).dump() + spec_json(s).dump(); }
+std::string spec_key(const ShardSpec& s) {
+  return json(s.dim).dump() + spec_json(s).dump();
+}
 std::string moment_key(const char* mv, const std::string& name, const std::string& spec, size_t begin) {
   return std::string(mv) + "/" + name + "/" + spec + "@" + std::to_string(begin);
 }
@@ -90,12 +94,18 @@ Status agree_on_status(Communicator& world, const Status& st, double timeout_s) 
   EELLM_RETURN_IF_ERROR(world.broadcast(msg.data(), n, root, timeout_s));
   msg = "rank " + std::to_string(root) + ": " + msg;
   switch (static_cast<StatusCode>(code)) {
-    case StatusCode::kInvalidArgument: return Status::invalid_argument(msg);
-    case StatusCode::kNotFound: return Status::not_found(msg);
-    case StatusCode::kCorruption: return Status::corruption(msg);
-    case StatusCode::kIOError: return Status::io_error(msg);
-    case StatusCode::kFailedPrecondition: return Status::failed_precondition(msg);
-    default: return Status::internal(msg);
+    case StatusCode::kInvalidArgument:
+      return Status::invalid_argument(msg);
+    case StatusCode::kNotFound:
+      return Status::not_found(msg);
+    case StatusCode::kCorruption:
+      return Status::corruption(msg);
+    case StatusCode::kIOError:
+      return Status::io_error(msg);
+    case StatusCode::kFailedPrecondition:
+      return Status::failed_precondition(msg);
+    default:
+      return Status::internal(msg);
   }
 }
 
@@ -115,11 +125,18 @@ std::string describe_checkpoint_holdings(const std::vector<CkptParam>& params,
                                          const std::vector<CkptMoments>& moments) {
   json desc{{"params", json::array()}, {"moments", json::array()}};
   for (const CkptParam& p : params)
-    desc["params"].push_back({{"name", p.name}, {"shape", p.full_shape}, {"dim", p.spec.dim},
-                              {"ranges", spec_json(p.spec)}, {"local_shape", p.local->shape}});
+    desc["params"].push_back({{"name", p.name},
+                              {"shape", p.full_shape},
+                              {"dim", p.spec.dim},
+                              {"ranges", spec_json(p.spec)},
+                              {"local_shape", p.local->shape}});
   for (const CkptMoments& m : moments)
-    desc["moments"].push_back({{"name", m.name}, {"shape", m.full_shape}, {"dim", m.spec.dim},
-                               {"ranges", spec_json(m.spec)}, {"local_shape", m.local_shape}, {"begin", m.begin},
+    desc["moments"].push_back({{"name", m.name},
+                               {"shape", m.full_shape},
+                               {"dim", m.spec.dim},
+                               {"ranges", spec_json(m.spec)},
+                               {"local_shape", m.local_shape},
+                               {"begin", m.begin},
                                {"end", m.end}});
   return desc.dump();
 }
@@ -149,7 +166,10 @@ void assign_params(const json& d, int r, std::set<std::string>& taken, json& ten
     out.push_back(i);
     json& t = tensors[p["name"].get<std::string>()];
     t["shape"] = p["shape"];
-    t["params"].push_back({{"file", rank_file(r)}, {"key", key}, {"dim", p["dim"]}, {"ranges", p["ranges"]},
+    t["params"].push_back({{"file", rank_file(r)},
+                           {"key", key},
+                           {"dim", p["dim"]},
+                           {"ranges", p["ranges"]},
                            {"local_shape", p["local_shape"]}});
     cover.params[p["name"].get<std::string>()] += product(p["local_shape"]);
   }
@@ -303,7 +323,6 @@ json manifest_json(const ManifestInput& in, const std::vector<std::string>& info
               {"tensors", json::parse(tensors)}};
 }
 
-
 }  // namespace
 
 Status save_distributed_checkpoint(const std::string& dir, Communicator& world, const Scenario& scenario,
@@ -389,7 +408,8 @@ class Reader {
     if (it == files_.end()) {
       const std::string path = (fs::path(sub_) / file).string();
       if (!m_["files"].contains(file))
-        return Status::corruption(source_ + ": tensor " + tensor + " names file " + file + ", which `files` does not list");
+        return Status::corruption(source_ + ": tensor " + tensor + " names file " + file +
+                                  ", which `files` does not list");
       std::error_code ec;
       if (!fs::exists(path, ec))
         return Status::not_found("checkpoint shard file " + path + " is missing (" + source_ + " lists it for tensor " +
@@ -472,7 +492,8 @@ class Reader {
   StatusOr<ShardSpec> spec_of(const json& p, const std::string& name) const {
     ShardSpec s;
     s.dim = p.value("dim", -1);
-    for (const json& r : p.value("ranges", json::array())) s.ranges.emplace_back(r[0].get<int64_t>(), r[1].get<int64_t>());
+    for (const json& r : p.value("ranges", json::array()))
+      s.ranges.emplace_back(r[0].get<int64_t>(), r[1].get<int64_t>());
     if (!s.replicated() && (s.ranges.empty() || s.dim >= static_cast<int>(m_["tensors"][name]["shape"].size())))
       return Status::corruption(source_ + ": tensor " + name + " has a piece with a bad `dim`/`ranges`");
     return s;
@@ -491,8 +512,13 @@ class Reader {
     const json st = json::parse(text, nullptr, false);
     if (st.is_discarded() || !st.is_object() || st.value("format", "") != "eellm-checkpoint-1")
       return Status::corruption(source_ + " is not an eellm checkpoint state (bad JSON or format)");
-    m_ = json{{"format", kFormat}, {"iteration", st["iteration"]}, {"data", st["data"]}, {"seed", st["seed"]},
-              {"model", st["model"]}, {"files", st["files"]}, {"scenario_yaml", st.value("scenario_yaml", "")},
+    m_ = json{{"format", kFormat},
+              {"iteration", st["iteration"]},
+              {"data", st["data"]},
+              {"seed", st["seed"]},
+              {"model", st["model"]},
+              {"files", st["files"]},
+              {"scenario_yaml", st.value("scenario_yaml", "")},
               {"layout", {{"tp", 1}, {"pp", 1}, {"dp", 1}, {"vp", 1}, {"world", 1}, {"distributed_optimizer", false}}},
               {"tensors", json::object()}};
     EELLM_ASSIGN_OR_RETURN(const SafetensorsFile* model, load_file("model.safetensors", "(all)"));
@@ -500,12 +526,20 @@ class Reader {
     for (const auto& [name, t] : model->tensors) {
       json& e = m_["tensors"][name];
       e["shape"] = t.shape;
-      e["params"] = json::array({{{"file", "model.safetensors"}, {"key", name}, {"dim", -1},
-                                  {"ranges", json::array()}, {"local_shape", t.shape}}});
+      e["params"] = json::array({{{"file", "model.safetensors"},
+                                  {"key", name},
+                                  {"dim", -1},
+                                  {"ranges", json::array()},
+                                  {"local_shape", t.shape}}});
       if (has_opt)
-        e["moments"] = json::array({{{"file", "optimizer.safetensors"}, {"m", "m." + name}, {"v", "v." + name},
-                                     {"dim", -1}, {"ranges", json::array()}, {"local_shape", t.shape},
-                                     {"begin", 0}, {"end", t.numel()}}});
+        e["moments"] = json::array({{{"file", "optimizer.safetensors"},
+                                     {"m", "m." + name},
+                                     {"v", "v." + name},
+                                     {"dim", -1},
+                                     {"ranges", json::array()},
+                                     {"local_shape", t.shape},
+                                     {"begin", 0},
+                                     {"end", t.numel()}}});
     }
     return Status::ok();
   }
@@ -526,7 +560,8 @@ Status load_distributed_checkpoint(const std::string& dir, const GptConfig& full
     Tensor local = p.spec.replicated() ? std::move(full) : extract_shard(full, p.spec);
     if (local.shape != p.local->shape)
       return Status::failed_precondition("checkpoint tensor " + p.name + ": this rank's part has shape " +
-                                         shape_string(local.shape) + ", the model needs " + shape_string(p.local->shape));
+                                         shape_string(local.shape) + ", the model needs " +
+                                         shape_string(p.local->shape));
     p.local->data = local.data;
   }
   std::string last;
@@ -543,10 +578,12 @@ Status load_distributed_checkpoint(const std::string& dir, const GptConfig& full
     }
     if (lm.numel() < m.end || m.end < m.begin)
       return Status::failed_precondition("checkpoint moments of " + m.name + ": slice [" + std::to_string(m.begin) +
-                                         ", " + std::to_string(m.end) + ") is outside its " + std::to_string(lm.numel()) +
-                                         " elements");
-    std::copy(lm.data.begin() + static_cast<std::ptrdiff_t>(m.begin), lm.data.begin() + static_cast<std::ptrdiff_t>(m.end), m.m);
-    std::copy(lv.data.begin() + static_cast<std::ptrdiff_t>(m.begin), lv.data.begin() + static_cast<std::ptrdiff_t>(m.end), m.v);
+                                         ", " + std::to_string(m.end) + ") is outside its " +
+                                         std::to_string(lm.numel()) + " elements");
+    std::copy(lm.data.begin() + static_cast<std::ptrdiff_t>(m.begin),
+              lm.data.begin() + static_cast<std::ptrdiff_t>(m.end), m.m);
+    std::copy(lv.data.begin() + static_cast<std::ptrdiff_t>(m.begin),
+              lv.data.begin() + static_cast<std::ptrdiff_t>(m.end), m.v);
   }
   if (progress) {
     const json& j = r.manifest();

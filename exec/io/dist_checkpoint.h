@@ -32,10 +32,10 @@
 #include <string>
 #include <vector>
 
-#include "exec/io/checkpoint.h"
 #include "exec/comm/comm.h"
 #include "exec/gpt/gpt.h"
 #include "exec/gpt/tp_shard.h"
+#include "exec/io/checkpoint.h"
 #include "model/scenario.h"
 #include "model/status.h"
 

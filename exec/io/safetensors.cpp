@@ -28,8 +28,7 @@ std::string safetensors_bytes(const std::vector<std::pair<std::string, const Ten
   std::memcpy(out.data(), &hlen, 8);
   out += h;
   out.reserve(out.size() + offset);
-  for (const auto& [name, t] : tensors)
-    out.append(reinterpret_cast<const char*>(t->ptr()), t->numel() * sizeof(float));
+  for (const auto& [name, t] : tensors) out.append(reinterpret_cast<const char*>(t->ptr()), t->numel() * sizeof(float));
   return out;
 }
 

@@ -28,7 +28,9 @@
 namespace eellm::exec {
 namespace {
 
-std::string str(int v) { return std::to_string(v); }
+std::string str(int v) {
+  return std::to_string(v);
+}
 
 // What this rank holds, as the checkpoint sees it: owned tensors (TP shards) and moment slices.
 struct RankView {
@@ -69,8 +71,8 @@ void print_run_header(std::ostream& out, const Scenario& scenario, const Layout&
                       const std::string& source) {
   const int B = scenario.training.micro_batch_size, T = scenario.model.seq_length;
   out << "eellm train (distributed): " << scenario.name << "\n"
-      << "  world " << layout.tp * layout.pp * layout.dp << " = tp " << layout.tp << " × pp " << layout.pp << " × dp " << layout.dp
-      << (layout.vp > 1 ? ", " + str(layout.vp) + " chunks per stage" : "") << "\n"
+      << "  world " << layout.tp * layout.pp * layout.dp << " = tp " << layout.tp << " × pp " << layout.pp << " × dp "
+      << layout.dp << (layout.vp > 1 ? ", " + str(layout.vp) + " chunks per stage" : "") << "\n"
       << "  schedule " << to_string(rt.schedule().kind) << ", " << layout.num_microbatches << " microbatches of " << B
       << "×" << T << " per replica per iteration\n"
       << "  data " << source << "\n";
@@ -114,8 +116,7 @@ Status run_distributed_training(const Scenario& scenario, Communicator& world, c
                                     str(dims.tp) + ") × pp (" + str(dims.pp) + ") × dp (" + str(dims.dp) +
                                     ") = " + str(dims.world()) + "; run mpirun -np " + str(dims.world()) +
                                     " or set parallel.world_size / data_parallel_size");
-  EELLM_ASSIGN_OR_RETURN(Communicators comms,
-                         make_communicators(world, dims, embedding_group_ranks(scenario, layout)));
+  EELLM_ASSIGN_OR_RETURN(Communicators comms, make_communicators(world, dims, embedding_group_ranks(scenario, layout)));
   RuntimeOptions ro = options.runtime;
   if (ro.recv_timeout_s <= 0) ro.recv_timeout_s = scenario.execution.recv_timeout_s;
   EELLM_ASSIGN_OR_RETURN(auto rt, PipelineRuntime::create(scenario, comms, ro));
@@ -244,8 +245,9 @@ int train_distributed_main(const Scenario& scenario, const DistributedTrainOptio
   if (scenario.execution.device == ::eellm::DeviceKind::kCUDA && !use_mpi) {
     auto c = make_nccl_communicator(world, "world (NCCL)", o.runtime.recv_timeout_s);
     if (!c.is_ok()) {
-      std::fprintf(stderr, "eellm train: rank %d: creating the NCCL communicator for execution.device cuda: %s "
-                           "(EELLM_DIST_COMM=mpi runs over MPI instead)\n",
+      std::fprintf(stderr,
+                   "eellm train: rank %d: creating the NCCL communicator for execution.device cuda: %s "
+                   "(EELLM_DIST_COMM=mpi runs over MPI instead)\n",
                    world.rank(), c.status().to_string().c_str());
       world.abort(1);
       return 1;
@@ -256,8 +258,9 @@ int train_distributed_main(const Scenario& scenario, const DistributedTrainOptio
 #else
   if (const char* forced = std::getenv("EELLM_DIST_COMM"); forced && std::string(forced) == "nccl") {
     if (world.rank() == 0)
-      std::fprintf(stderr, "eellm train: EELLM_DIST_COMM=nccl but this build has no CUDA/NCCL "
-                           "(configure with EELLM_CUDA=ON on a machine with the CUDA toolkit and NCCL)\n");
+      std::fprintf(stderr,
+                   "eellm train: EELLM_DIST_COMM=nccl but this build has no CUDA/NCCL "
+                   "(configure with EELLM_CUDA=ON on a machine with the CUDA toolkit and NCCL)\n");
     return 1;
   }
 #endif

@@ -12,15 +12,20 @@
 namespace eellm::exec {
 namespace {
 
-std::string str(size_t v) { return std::to_string(v); }
+std::string str(size_t v) {
+  return std::to_string(v);
+}
 
 // A flat (n) buffer; GradSync::create fills fresh tensors only, so tensor.h's resize zero-fills.
-void alloc_flat(Tensor& t, size_t n) { resize(t, {static_cast<int64_t>(n)}); }
-
+void alloc_flat(Tensor& t, size_t n) {
+  resize(t, {static_cast<int64_t>(n)});
+}
 
 }  // namespace
 
-size_t default_bucket_floats(int dp) { return std::max<size_t>(40'000'000, 1'000'000 * static_cast<size_t>(dp)); }
+size_t default_bucket_floats(int dp) {
+  return std::max<size_t>(40'000'000, 1'000'000 * static_cast<size_t>(dp));
+}
 
 BucketPlan plan_buckets(const std::vector<size_t>& numels, const std::vector<int>& groups,
                         const std::vector<bool>& reduced_again, size_t bucket_floats, int dp) {
@@ -48,7 +53,7 @@ BucketPlan plan_buckets(const std::vector<size_t>& numels, const std::vector<int
 }
 
 StatusOr<std::unique_ptr<GradSync>> GradSync::create(std::vector<SyncTensor> tensors, Communicator& data, Backend& be,
-                                                      const GradSyncOptions& options) {
+                                                     const GradSyncOptions& options) {
   std::unique_ptr<GradSync> gs(new GradSync());
   gs->data_ = &data, gs->be_ = &be, gs->opt_ = options;
   std::vector<size_t> numels;
@@ -132,8 +137,8 @@ Status GradSync::finish(size_t b) {
   if (s.done) return Status::ok();
   EELLM_RETURN_IF_ERROR(post(b));
   if (s.done) return Status::ok();
-  EELLM_RETURN_IF_ERROR(s.req->wait(opt_.timeout_s).with_context("data-parallel reduction of gradient bucket " +
-                                                                 str(b)));
+  EELLM_RETURN_IF_ERROR(
+      s.req->wait(opt_.timeout_s).with_context("data-parallel reduction of gradient bucket " + str(b)));
   s.req.reset();
   s.done = true;
   s.done_ns = steady_now_ns();
@@ -211,7 +216,7 @@ std::vector<GradSync::MomentSlice> GradSync::moment_slices() {
 }
 
 StatusOr<GradSync::Step> GradSync::step(const std::vector<Communicator*>& norm_groups, const TrainingSpec& t,
-                                         int iteration) {
+                                        int iteration) {
   if (!reduced_) EELLM_RETURN_IF_ERROR(reduce());
   reduced_ = false;
   reset_iteration();
@@ -251,10 +256,12 @@ StatusOr<GradSync::Step> GradSync::step(const std::vector<Communicator*>& norm_g
     }
     if (tensors_[p.tensor].counts_in_norm) buf[0] += be_->sum_squares(p.grad, n);
   }
-  if (zero) EELLM_RETURN_IF_ERROR(data_->all_reduce_sum(buf, 2, opt_.timeout_s).with_context("gradient norm over DP shards"));
+  if (zero)
+    EELLM_RETURN_IF_ERROR(data_->all_reduce_sum(buf, 2, opt_.timeout_s).with_context("gradient norm over DP shards"));
   for (Communicator* g : norm_groups)
     if (g && g->size() > 1)
-      EELLM_RETURN_IF_ERROR(g->all_reduce_sum(buf, 2, opt_.timeout_s).with_context("gradient norm over the " + g->name()));
+      EELLM_RETURN_IF_ERROR(
+          g->all_reduce_sum(buf, 2, opt_.timeout_s).with_context("gradient norm over the " + g->name()));
   if (buf[1] > 0)
     return Status::failed_precondition(
         (bad.empty() ? std::string("non-finite gradient on another rank") : "non-finite gradient in tensor " + bad) +

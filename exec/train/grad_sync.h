@@ -39,8 +39,8 @@
 #include <vector>
 
 #include "exec/backend/backend.h"
-#include "exec/comm/comm.h"
 #include "exec/backend/tensor.h"
+#include "exec/comm/comm.h"
 #include "exec/gpt/gpt.h"
 #include "model/scenario.h"
 #include "model/status.h"
@@ -54,9 +54,9 @@ struct SyncTensor {
   std::string name;  // checkpoint name (GptParams::named()), for messages and checkpoints
   Tensor* param = nullptr;
   Tensor* grad = nullptr;
-  int group = -1;                // readiness group (model chunk); -1: ready only at reduce()
-  bool reduced_again = false;    // another collective sums this gradient after the DP reduction
-  bool counts_in_norm = true;    // false for a tied copy counted on another stage
+  int group = -1;              // readiness group (model chunk); -1: ready only at reduce()
+  bool reduced_again = false;  // another collective sums this gradient after the DP reduction
+  bool counts_in_norm = true;  // false for a tied copy counted on another stage
   // What the tensor is (GptParams::params()); decides weight decay. Unset: param_role_of(name).
   std::optional<ParamRole> role;
 };
@@ -145,10 +145,10 @@ class GradSync {
   Status finish(size_t b);
 
   struct BucketState {
-    Tensor flat;         // padded gradient sums (then averages)
-    Tensor shard_grad;   // ZeRO-1: this rank's reduce-scatter result
-    Tensor m, v;         // AdamW moments over [lo, hi)
-    Tensor gather;       // ZeRO-1: the all-gathered parameters
+    Tensor flat;            // padded gradient sums (then averages)
+    Tensor shard_grad;      // ZeRO-1: this rank's reduce-scatter result
+    Tensor m, v;            // AdamW moments over [lo, hi)
+    Tensor gather;          // ZeRO-1: the all-gathered parameters
     size_t lo = 0, hi = 0;  // this rank's optimizer range in the bucket
     std::unique_ptr<CollectiveRequest> req;
     bool posted = false, done = false;

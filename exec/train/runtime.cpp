@@ -15,10 +15,13 @@
 namespace eellm::exec {
 namespace {
 
-std::string str(int v) { return std::to_string(v); }
+std::string str(int v) {
+  return std::to_string(v);
+}
 
-
-bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
+bool starts_with(const std::string& s, const std::string& p) {
+  return s.compare(0, p.size(), p) == 0;
+}
 
 constexpr int kTagTimelineCount = 32000;
 constexpr int kTagTimelineData = 32001;
@@ -42,9 +45,9 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
   const Layout& L = rt->layout_;
   const ParallelDims& d = comms.groups.dims;
   if (d.tp != L.tp || d.pp != L.pp || d.dp != L.dp)
-    return Status::invalid_argument("the communicators were built for tp " + str(d.tp) + ", pp " + str(d.pp) +
-                                    ", dp " + str(d.dp) + " but the scenario's layout is tp " + str(L.tp) + ", pp " +
-                                    str(L.pp) + ", dp " + str(L.dp));
+    return Status::invalid_argument("the communicators were built for tp " + str(d.tp) + ", pp " + str(d.pp) + ", dp " +
+                                    str(d.dp) + " but the scenario's layout is tp " + str(L.tp) + ", pp " + str(L.pp) +
+                                    ", dp " + str(L.dp));
   EELLM_ASSIGN_OR_RETURN(rt->schedule_, runtime_schedule(scenario));
   if (2 * L.num_microbatches * L.vp >= kTagTimelineCount)
     return Status::invalid_argument("too many microbatches (" + str(L.num_microbatches) + ") for message tags");
@@ -190,10 +193,10 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
   const int E = cfg_.num_exits();
   HeadWeights w;
   const double m = schedule_.num_microbatches;
-  for (int e = 0; e < E; ++e) w.exits.push_back(static_cast<float>(exit_loss_weight_at(scenario_.exits, e, iteration) / m));
-  w.final_weight = schedule_.kind == ScheduleKind::kEETuning
-                       ? 0.0f
-                       : static_cast<float>(scenario_.exits.final_exit_weight / m);
+  for (int e = 0; e < E; ++e)
+    w.exits.push_back(static_cast<float>(exit_loss_weight_at(scenario_.exits, e, iteration) / m));
+  w.final_weight =
+      schedule_.kind == ScheduleKind::kEETuning ? 0.0f : static_cast<float>(scenario_.exits.final_exit_weight / m);
   for (auto& [name, g] : grads_.named()) g->zero();
   states_.clear(), w_states_.clear(), act_in_.clear(), grad_in_.clear(), grad_out_.clear(), events_.clear();
   loss_sum_.assign(static_cast<size_t>(E + 1), 0.0);
@@ -300,9 +303,11 @@ Status PipelineRuntime::gather_timeline(IterationResult& r) {
 Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<int32_t>& inputs,
                                 const std::vector<int32_t>& targets, const HeadWeights& w) {
   switch (in.kind) {
-    case InstrKind::kForward: return run_forward(in, inputs, targets, w);
+    case InstrKind::kForward:
+      return run_forward(in, inputs, targets, w);
     case InstrKind::kBackward:
-    case InstrKind::kBackwardInput: return run_backward(in, index);
+    case InstrKind::kBackwardInput:
+      return run_backward(in, index);
     case InstrKind::kBackwardWeight: {
       auto st = w_states_.find({in.microbatch, in.chunk});
       if (st == w_states_.end()) return missing(in, "the state kept by BWD_INPUT");
@@ -313,7 +318,8 @@ Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<in
       return Status::ok();
     }
     case InstrKind::kSendAct:
-    case InstrKind::kSendGrad: return send(in);
+    case InstrKind::kSendGrad:
+      return send(in);
     case InstrKind::kRecvAct:
     case InstrKind::kRecvGrad: {
       const bool grad = in.kind == InstrKind::kRecvGrad;
@@ -323,13 +329,15 @@ Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<in
       return comms_->pipeline->recv(t.ptr(), activation_floats() * sizeof(float), in.peer,
                                     tag(in.microbatch, grad, in.chunk), opt_.recv_timeout_s);
     }
-    case InstrKind::kAllReduceDP: return reduce_data_parallel();
+    case InstrKind::kAllReduceDP:
+      return reduce_data_parallel();
     case InstrKind::kAllReduceEmbedding:
       if (schedule_.kind == ScheduleKind::kEETuning) return Status::ok();  // frozen: nothing to reduce
       if (!comms_->embedding) return Status::internal("AR-EMB on a rank outside the embedding group");
       be_->synchronize();
       return comms_->embedding->all_reduce_sum(grads_.wte.ptr(), grads_.wte.numel(), opt_.recv_timeout_s);
-    case InstrKind::kOptimizerStep: return Status::internal("OPT is executed by run_iteration");
+    case InstrKind::kOptimizerStep:
+      return Status::internal("OPT is executed by run_iteration");
   }
   return Status::internal("unknown instruction kind");
 }
@@ -339,7 +347,9 @@ Status PipelineRuntime::missing(const Instr& in, const char* what) const {
                           " is not there (the schedule's order is broken)");
 }
 
-int PipelineRuntime::virtual_stage(const Instr& in) const { return in.chunk * layout_.pp + pp_rank_; }
+int PipelineRuntime::virtual_stage(const Instr& in) const {
+  return in.chunk * layout_.pp + pp_rank_;
+}
 
 Status PipelineRuntime::run_forward(const Instr& in, const std::vector<int32_t>& inputs,
                                     const std::vector<int32_t>& targets, const HeadWeights& w) {
@@ -547,7 +557,8 @@ Status PipelineRuntime::optimizer_step(int iteration, IterationResult& r) {
   // Tied wte copies count once (stage 0); DP replicas hold equal gradients after AR-DP.
   if (!trainers_) return Status::internal("OPT on a rank outside the optimizer group");
   EELLM_ASSIGN_OR_RETURN(GradSync * gs, grad_sync());
-  EELLM_ASSIGN_OR_RETURN(GradSync::Step st, gs->step({trainers_.get(), comms_->tensor.get()}, scenario_.training, iteration));
+  EELLM_ASSIGN_OR_RETURN(GradSync::Step st,
+                         gs->step({trainers_.get(), comms_->tensor.get()}, scenario_.training, iteration));
   r.grad_norm = st.grad_norm;
   r.lr = st.lr;
   be_->synchronize();  // updated parameters are read on the host next (checkpoints, tests)

@@ -82,7 +82,7 @@ struct IterationResult {
   std::vector<double> exit_loss;  // per exit: mean over the microbatches whose forward reached it
   double final_loss = 0;          // mean over the microbatches that reached the final head
   double total_loss = 0;          // final_exit_weight·final + Σ weight(iter)·exit
-  double grad_norm = 0, lr = 0;  // 0 on ranks without an OPT (EE-Tuning stages without exits)
+  double grad_norm = 0, lr = 0;   // 0 on ranks without an OPT (EE-Tuning stages without exits)
   Timeline timeline;              // all pipeline ranks (dp 0, tp 0) on world rank 0, else empty
   // This rank's DP gradient buckets (dp > 1): chunk (readiness group; -1: AR-DP), padded size and
   // when each was posted and found complete, in ns since the iteration's start (the timeline's clock).
@@ -109,7 +109,7 @@ class PipelineRuntime {
   const Layout& layout() const { return layout_; }
   const GptConfig& config() const { return cfg_; }            // this rank's tp shard of the model
   const GptConfig& full_config() const { return full_cfg_; }  // the whole model
-  GptParams& params() { return params_; }  // held tensors only, in tp-shard shapes
+  GptParams& params() { return params_; }                     // held tensors only, in tp-shard shapes
   const std::vector<Instr>& instructions() const { return schedule_.ranks[static_cast<size_t>(pp_rank_)]; }
   // Tensors this rank updates (checkpoint names), in GptParams::named() order.
   const std::vector<std::string>& owned_names() const { return owned_names_; }
@@ -123,8 +123,8 @@ class PipelineRuntime {
   PipelineRuntime() = default;
   using Key = std::pair<int, int>;  // (microbatch, chunk)
 
-  Status execute(const Instr& in, int index, const std::vector<int32_t>& inputs,
-                 const std::vector<int32_t>& targets, const HeadWeights& w);
+  Status execute(const Instr& in, int index, const std::vector<int32_t>& inputs, const std::vector<int32_t>& targets,
+                 const HeadWeights& w);
   // create(): checks the embedding group against the schedule's AR-EMB ranks, builds the
   // optimizer group and indexes the backward steps of this rank's list.
   Status bind_schedule(Communicators& comms);
@@ -163,12 +163,12 @@ class PipelineRuntime {
   std::vector<std::string> owned_names_;
   std::vector<std::pair<Tensor*, Tensor*>> owned_;  // (param, grad) pairs, named() order
   std::vector<bool> owned_counts_in_norm_;          // wte only on pp rank 0 (tied copies count once)
-  std::unique_ptr<Communicator> trainers_;  // pipeline ranks with an OPT (all but EE-Tuning's exit-less)
-  std::unique_ptr<GradSync> grad_sync_;      // see grad_sync(); owns the AdamW moments (ZeRO-1: this rank's DP shard)
-  std::vector<int> chunk_last_backward_;     // per local chunk: index of its last backward-type step
-  std::map<int, std::vector<size_t>> layer_sync_;  // backbone layer → its GradSync tensor indices
-  std::vector<std::vector<size_t>> head_sync_;     // per local chunk: its heads' GradSync tensor indices
-  Status hook_status_;                             // first failure inside the per-layer hook
+  std::unique_ptr<Communicator> trainers_;          // pipeline ranks with an OPT (all but EE-Tuning's exit-less)
+  std::unique_ptr<GradSync> grad_sync_;   // see grad_sync(); owns the AdamW moments (ZeRO-1: this rank's DP shard)
+  std::vector<int> chunk_last_backward_;  // per local chunk: index of its last backward-type step
+  std::map<int, std::vector<size_t>> layer_sync_;   // backbone layer → its GradSync tensor indices
+  std::vector<std::vector<size_t>> head_sync_;      // per local chunk: its heads' GradSync tensor indices
+  Status hook_status_;                              // first failure inside the per-layer hook
   std::vector<GradSync::BucketTiming> dp_timings_;  // of this iteration's reduce()
   std::set<Key> has_backward_;
   std::set<Key> has_weight_step_;  // BWD_WEIGHT steps of this rank (ZB-H1)
@@ -188,8 +188,8 @@ class PipelineRuntime {
 // runs `steps` iterations (−1 → training.train_iters) and rank 0 prints one line per iteration.
 struct DistributedTrainOptions {
   int steps = -1;
-  std::string data_path;   // token file; empty → training.data_path, else the default corpus
-  std::string trace_path;  // measured trace of the last iteration (world rank 0 writes it)
+  std::string data_path;     // token file; empty → training.data_path, else the default corpus
+  std::string trace_path;    // measured trace of the last iteration (world rank 0 writes it)
   std::string metrics_path;  // JSONL per iteration (world rank 0)
   // Distributed checkpoints (exec/io/dist_checkpoint.h): saved every save_interval iterations (≤ 0:
   // only at the end) and after the last one; a resume may come from any parallel layout or from a

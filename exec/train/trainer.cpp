@@ -63,8 +63,8 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::create(const Scenario& scenario, con
     tr->data_source_ = "default corpus (Debian fortunes, byte-level)";
   }
   const int T = scenario.model.seq_length;
-  auto loader = DataLoader::create(std::move(tokens), tr->cfg_.V, T, scenario.training.valid_fraction,
-                                   scenario.training.seed);
+  auto loader =
+      DataLoader::create(std::move(tokens), tr->cfg_.V, T, scenario.training.valid_fraction, scenario.training.seed);
   if (!loader.is_ok()) return loader.status().with_context(tr->data_source_);
   tr->loader_ = std::make_unique<DataLoader>(std::move(loader).value());
 
@@ -86,7 +86,9 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::create(const Scenario& scenario, con
 void Trainer::print_config(std::ostream& os) const {
   const TrainingSpec& t = scenario_.training;
   const int B = t.micro_batch_size, T = scenario_.model.seq_length;
-  auto row = [&os](const std::string& k, const std::string& v) { os << "  " << std::left << std::setw(24) << k << v << "\n"; };
+  auto row = [&os](const std::string& k, const std::string& v) {
+    os << "  " << std::left << std::setw(24) << k << v << "\n";
+  };
   std::ostringstream exits;
   for (size_t i = 0; i < cfg_.exit_layer.size(); ++i)
     exits << (i ? ", " : "") << (scenario_.exits.pre_exit ? "before " : "after ") << cfg_.exit_layer[i];
@@ -96,9 +98,9 @@ void Trainer::print_config(std::ostream& os) const {
   row("model", std::to_string(cfg_.L) + " layers, hidden " + std::to_string(cfg_.C) + ", " + std::to_string(cfg_.NH) +
                    " heads (" + std::to_string(cfg_.G) + " kv groups, head " + std::to_string(cfg_.HS) + "), ffn " +
                    std::to_string(cfg_.F));
-  row("style", std::string(to_string(cfg_.norm)) + ", " +
-                   (cfg_.rope ? "RoPE" : "learned positions") + ", " + (cfg_.swiglu ? "SwiGLU" : "GELU") + ", " +
-                   (cfg_.bias ? "biases" : "no biases") + ", " + (cfg_.untie_final ? "untied" : "tied") + " output");
+  row("style", std::string(to_string(cfg_.norm)) + ", " + (cfg_.rope ? "RoPE" : "learned positions") + ", " +
+                   (cfg_.swiglu ? "SwiGLU" : "GELU") + ", " + (cfg_.bias ? "biases" : "no biases") + ", " +
+                   (cfg_.untie_final ? "untied" : "tied") + " output");
   row("vocab", std::to_string(cfg_.V) + " (padded " + std::to_string(cfg_.Vp) + ")");
   row("parameters", std::to_string(model_->params().num_parameters()));
   row("exits", cfg_.exit_layer.empty() ? "none" : exits.str() + "; head " + head);
@@ -113,8 +115,8 @@ void Trainer::print_config(std::ostream& os) const {
                    std::to_string(t.global_batch_size) + " × seq " + std::to_string(T) + " = " +
                    std::to_string(t.global_batch_size * T) + " tokens/iter");
   std::ostringstream lr;
-  lr << t.lr << " → " << t.min_lr << " " << to_string(t.lr_decay_style) << ", warm-up " << t.lr_warmup_iters
-     << ", wd " << t.weight_decay << ", clip " << t.clip_grad << ", betas " << t.adam_beta1 << "/" << t.adam_beta2;
+  lr << t.lr << " → " << t.min_lr << " " << to_string(t.lr_decay_style) << ", warm-up " << t.lr_warmup_iters << ", wd "
+     << t.weight_decay << ", clip " << t.clip_grad << ", betas " << t.adam_beta1 << "/" << t.adam_beta2;
   row("optimizer", "AdamW, lr " + lr.str());
   row("iterations", std::to_string(progress_.iteration) + " → " + std::to_string(steps_) +
                         (opt_.resume_dir.empty() ? "" : " (resumed from " + opt_.resume_dir + ")"));
@@ -122,8 +124,8 @@ void Trainer::print_config(std::ostream& os) const {
                   std::to_string(loader_->valid_tokens()) + " validation tokens");
   row("backend", be_->name() + ", " + std::to_string(be_->num_threads()) + " threads, fp32, Eigen GEMM");
   if (!opt_.save_dir.empty())
-    row("checkpoints", opt_.save_dir + (t.save_interval > 0 ? " every " + std::to_string(t.save_interval) : "") +
-                           " and at the end");
+    row("checkpoints",
+        opt_.save_dir + (t.save_interval > 0 ? " every " + std::to_string(t.save_interval) : "") + " and at the end");
 }
 
 void Trainer::log_metrics(const std::string& line) {
@@ -159,7 +161,8 @@ StatusOr<StepResult> Trainer::step() {
                                            " (microbatch " + std::to_string(mb) + "); parameters left unchanged");
       }
     }
-    for (int e = 0; e < cfg_.num_exits(); ++e) r.exit_loss[static_cast<size_t>(e)] += l.exits[static_cast<size_t>(e)] / M;
+    for (int e = 0; e < cfg_.num_exits(); ++e)
+      r.exit_loss[static_cast<size_t>(e)] += l.exits[static_cast<size_t>(e)] / M;
     r.final_loss += l.final_loss / M;
   }
   for (auto& [name, g] : model_->grads().named()) {
@@ -171,7 +174,8 @@ StatusOr<StepResult> Trainer::step() {
   }
   r.total_loss = static_cast<float>(scenario_.exits.final_exit_weight) * r.final_loss;
   for (int e = 0; e < cfg_.num_exits(); ++e)
-    r.total_loss += static_cast<float>(exit_loss_weight_at(scenario_.exits, e, iter)) * r.exit_loss[static_cast<size_t>(e)];
+    r.total_loss +=
+        static_cast<float>(exit_loss_weight_at(scenario_.exits, e, iter)) * r.exit_loss[static_cast<size_t>(e)];
   StepStats s = adam_.step(*be_, model_->params(), model_->grads(), t, iter);
   for (auto& [name, p] : model_->params().named()) {
     if (!be_->all_finite(p->ptr(), p->numel()))
@@ -198,7 +202,8 @@ EvalResult Trainer::evaluate(int iters) {
   for (int i = 0; i < iters; ++i) {
     loader_->valid_batch(i, B, in.data(), tgt.data());
     MicrobatchLosses l = model_->run_microbatch(in.data(), tgt.data(), B, T, w, false);
-    for (int e = 0; e < cfg_.num_exits(); ++e) r.loss[static_cast<size_t>(e)] += l.exits[static_cast<size_t>(e)] / iters;
+    for (int e = 0; e < cfg_.num_exits(); ++e)
+      r.loss[static_cast<size_t>(e)] += l.exits[static_cast<size_t>(e)] / iters;
     r.loss.back() += l.final_loss / iters;
   }
   return r;
@@ -225,9 +230,8 @@ Status Trainer::train() {
     const StepResult& r = *sr;
     elapsed += r.seconds;
     const double tps = tokens_per_iter * (r.iteration - start) / std::max(elapsed, 1e-9);
-    nlohmann::json j{{"step", r.iteration}, {"loss", r.total_loss}, {"final", r.final_loss},
-                     {"exits", r.exit_loss}, {"lr", r.lr},          {"grad_norm", r.grad_norm},
-                     {"tokens_per_s", tps},  {"step_s", r.seconds}};
+    nlohmann::json j{{"step", r.iteration}, {"loss", r.total_loss},     {"final", r.final_loss}, {"exits", r.exit_loss},
+                     {"lr", r.lr},          {"grad_norm", r.grad_norm}, {"tokens_per_s", tps},   {"step_s", r.seconds}};
     log_metrics(j.dump());
     if (opt_.log && (r.iteration % log_every == 0 || r.iteration == steps_ || r.iteration == start + 1)) {
       char buf[256];

@@ -10,22 +10,22 @@
 #include <vector>
 
 #include "exec/backend/backend.h"
-#include "exec/io/dist_checkpoint.h"
-#include "exec/io/data.h"
 #include "exec/gpt/gpt_model.h"
 #include "exec/gpt/optimizer.h"
+#include "exec/io/data.h"
+#include "exec/io/dist_checkpoint.h"
 #include "model/scenario.h"
 
 namespace eellm::exec {
 
 struct TrainOptions {
-  int steps = -1;             // train until this many iterations are done; -1 → training.train_iters
-  std::string data_path;      // token file; empty → training.data_path, else the default corpus
-  std::string save_dir;       // checkpoints (every training.save_interval and at the end)
-  std::string resume_dir;     // resume from this checkpoint directory
-  std::string metrics_path;   // JSONL, one line per iteration and per evaluation
-  int num_threads = 0;        // 0 → execution.num_threads, 0 there → all cores
-  std::ostream* log = nullptr;  // progress and the start-up table; null → silent
+  int steps = -1;                 // train until this many iterations are done; -1 → training.train_iters
+  std::string data_path;          // token file; empty → training.data_path, else the default corpus
+  std::string save_dir;           // checkpoints (every training.save_interval and at the end)
+  std::string resume_dir;         // resume from this checkpoint directory
+  std::string metrics_path;       // JSONL, one line per iteration and per evaluation
+  int num_threads = 0;            // 0 → execution.num_threads, 0 there → all cores
+  std::ostream* log = nullptr;    // progress and the start-up table; null → silent
   std::vector<int> chunk_layers;  // split the model into chunks (tests); empty → one chunk
 };
 
@@ -33,7 +33,7 @@ struct StepResult {
   int iteration = 0;             // the iteration just completed (1-based count)
   std::vector<float> exit_loss;  // mean over microbatches, per exit
   float final_loss = 0;
-  float total_loss = 0;          // the weighted objective
+  float total_loss = 0;  // the weighted objective
   double grad_norm = 0, lr = 0;
   double seconds = 0;
 };

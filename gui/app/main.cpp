@@ -15,20 +15,15 @@ int main(int argc, char** argv) {
   QCommandLineParser cli;
   cli.setApplicationDescription(QStringLiteral("Early-exit LLM pipeline planner"));
   cli.addHelpOption();
-  cli.addPositionalArgument(QStringLiteral("scenario"),
-                            QStringLiteral("scenario YAML file or shipped name"));
-  QCommandLineOption trace_opt(QStringLiteral("trace"), QStringLiteral("open a Chrome trace"),
-                               QStringLiteral("file"));
-  QCommandLineOption shot_opt(QStringLiteral("screenshot"),
-                              QStringLiteral("save a PNG of the window and quit"),
+  cli.addPositionalArgument(QStringLiteral("scenario"), QStringLiteral("scenario YAML file or shipped name"));
+  QCommandLineOption trace_opt(QStringLiteral("trace"), QStringLiteral("open a Chrome trace"), QStringLiteral("file"));
+  QCommandLineOption shot_opt(QStringLiteral("screenshot"), QStringLiteral("save a PNG of the window and quit"),
                               QStringLiteral("file"));
-  QCommandLineOption zoom_opt(QStringLiteral("zoom"),
-                              QStringLiteral("show the first FRACTION of the iteration"),
+  QCommandLineOption zoom_opt(QStringLiteral("zoom"), QStringLiteral("show the first FRACTION of the iteration"),
                               QStringLiteral("fraction"));
-  QCommandLineOption tab_opt(
-      QStringLiteral("tab"),
-      QStringLiteral("open this tab (0 metrics, 1 memory, 2 plans, 3 compare, 4 run)"),
-      QStringLiteral("index"));
+  QCommandLineOption tab_opt(QStringLiteral("tab"),
+                             QStringLiteral("open this tab (0 metrics, 1 memory, 2 plans, 3 compare, 4 run)"),
+                             QStringLiteral("index"));
   cli.addOption(tab_opt);
   cli.addOption(trace_opt);
   cli.addOption(zoom_opt);
@@ -46,8 +41,7 @@ int main(int argc, char** argv) {
     QTimer::singleShot(0, &window, [&window, f] {
       eellm::gui::TimelineView* v = window.timeline();
       if (f > 0 && f < 1)
-        v->setAxis(
-            v->axis().showing(0, static_cast<int64_t>(static_cast<double>(v->axis().total) * f)));
+        v->setAxis(v->axis().showing(0, static_cast<int64_t>(static_cast<double>(v->axis().total) * f)));
     });
   }
   if (cli.isSet(shot_opt)) {

@@ -26,11 +26,11 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -39,8 +39,8 @@
 #include <vector>
 
 #include "exec/generate/confidence.h"
-#include "exec/io/data.h"
 #include "exec/generate/generate.h"
+#include "exec/io/data.h"
 #include "exec/train/trainer.h"
 #include "model/scenario_io.h"
 
@@ -61,8 +61,8 @@ struct Bench {
   exec::GenerationModel model;
   std::unique_ptr<exec::Backend> be;
   std::vector<std::vector<int32_t>> prompts;
-  std::vector<std::vector<int32_t>> reference;  // full-model greedy tokens
-  std::vector<std::vector<int32_t>> text;       // the corpus bytes that follow each prompt (teacher forcing)
+  std::vector<std::vector<int32_t>> reference;       // full-model greedy tokens
+  std::vector<std::vector<int32_t>> text;            // the corpus bytes that follow each prompt (teacher forcing)
   std::vector<std::vector<int32_t>> text_reference;  // full-model greedy predictions along `text`
   double full_tps = 0;
   std::vector<Row> rows;
@@ -96,8 +96,7 @@ std::string train_checkpoint(int steps, int batch, double lr) {
   o.save_dir = dir;
   o.num_threads = kThreads;
   o.log = &std::cerr;
-  std::fprintf(stderr, "bench_generate: training tiny-ee for %d steps (batch %d) into %s\n", steps, batch,
-               dir.c_str());
+  std::fprintf(stderr, "bench_generate: training tiny-ee for %d steps (batch %d) into %s\n", steps, batch, dir.c_str());
   auto tr = exec::Trainer::create(*sc, o);
   if (!tr.is_ok()) die(tr.status().to_string());
   Status st = (*tr)->train();
@@ -220,10 +219,25 @@ void measure_pipeline(benchmark::State& state, const std::string& name, const st
     for (size_t i = 0; i < g.prompts.size(); ++i) {
       const std::string prompt = exec::decode_bytes(g.prompts[i]);
       const std::string out = dir + "/out.txt", json = dir + "/stats.json";
-      std::vector<std::string> args = {"mpirun", "-np", std::to_string(np), "--oversubscribe", bin, "generate", ckpt,
-                                       "--method", "pipeline", "--threshold", std::to_string(threshold),
-                                       "--max-new-tokens", std::to_string(new_tokens), "--threads", "1",
-                                       "--prompt", prompt, "--stats-out", json};
+      std::vector<std::string> args = {"mpirun",
+                                       "-np",
+                                       std::to_string(np),
+                                       "--oversubscribe",
+                                       bin,
+                                       "generate",
+                                       ckpt,
+                                       "--method",
+                                       "pipeline",
+                                       "--threshold",
+                                       std::to_string(threshold),
+                                       "--max-new-tokens",
+                                       std::to_string(new_tokens),
+                                       "--threads",
+                                       "1",
+                                       "--prompt",
+                                       prompt,
+                                       "--stats-out",
+                                       json};
       std::vector<char*> argv;
       for (std::string& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -243,7 +257,8 @@ void measure_pipeline(benchmark::State& state, const std::string& name, const st
         die("pipeline run failed (exit " + std::to_string(WEXITSTATUS(status)) + "); output in " + out);
       std::ifstream o(out, std::ios::binary);
       std::string text((std::istreambuf_iterator<char>(o)), std::istreambuf_iterator<char>());
-      if (text.size() < prompt.size() + 1 || text.compare(0, prompt.size(), prompt) != 0) die("unexpected output in " + out);
+      if (text.size() < prompt.size() + 1 || text.compare(0, prompt.size(), prompt) != 0)
+        die("unexpected output in " + out);
       text = text.substr(prompt.size(), text.size() - prompt.size() - 1);
       tokens.push_back(exec::encode_bytes(text));
       std::ifstream js(json);
@@ -313,17 +328,28 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) die(std::string(argv[i]) + " needs a value");
       return argv[++i];
     };
-    if (!std::strcmp(argv[i], "--checkpoint")) ckpt = next();
-    else if (!std::strcmp(argv[i], "--train-steps")) steps = std::stoi(next());
-    else if (!std::strcmp(argv[i], "--train-batch")) batch = std::stoi(next());
-    else if (!std::strcmp(argv[i], "--train-lr")) lr = std::stod(next());
-    else if (!std::strcmp(argv[i], "--prompts")) nprompts = std::stoi(next());
-    else if (!std::strcmp(argv[i], "--new-tokens")) new_tokens = std::stoi(next());
-    else if (!std::strcmp(argv[i], "--threads")) kThreads = std::stoi(next());
-    else if (!std::strcmp(argv[i], "--repeats")) kRepeats = std::max(1, std::stoi(next()));
-    else if (!std::strcmp(argv[i], "--pipeline-np")) pipeline_np = std::stoi(next());
-    else if (!std::strcmp(argv[i], "--pipeline-threshold")) pipeline_threshold = std::stod(next());
-    else rest.push_back(argv[i]);
+    if (!std::strcmp(argv[i], "--checkpoint"))
+      ckpt = next();
+    else if (!std::strcmp(argv[i], "--train-steps"))
+      steps = std::stoi(next());
+    else if (!std::strcmp(argv[i], "--train-batch"))
+      batch = std::stoi(next());
+    else if (!std::strcmp(argv[i], "--train-lr"))
+      lr = std::stod(next());
+    else if (!std::strcmp(argv[i], "--prompts"))
+      nprompts = std::stoi(next());
+    else if (!std::strcmp(argv[i], "--new-tokens"))
+      new_tokens = std::stoi(next());
+    else if (!std::strcmp(argv[i], "--threads"))
+      kThreads = std::stoi(next());
+    else if (!std::strcmp(argv[i], "--repeats"))
+      kRepeats = std::max(1, std::stoi(next()));
+    else if (!std::strcmp(argv[i], "--pipeline-np"))
+      pipeline_np = std::stoi(next());
+    else if (!std::strcmp(argv[i], "--pipeline-threshold"))
+      pipeline_threshold = std::stod(next());
+    else
+      rest.push_back(argv[i]);
   }
   if (ckpt.empty()) ckpt = train_checkpoint(steps, batch, lr);
   auto m = exec::load_generation_model(ckpt);
@@ -346,7 +372,7 @@ int main(int argc, char** argv) {
   g.full_tps = run(base, g.reference, s);  // warm-up and the reference tokens
   const exec::GptConfig& cfg = g.model.config;
   exec::GenerateOptions forced = base;  // teacher-forced along the corpus text
-  forced.forced = {{0}};              // marker: run() substitutes each prompt's text
+  forced.forced = {{0}};                // marker: run() substitutes each prompt's text
   run(forced, g.text_reference, s);
 
   add("full", base);

@@ -106,7 +106,13 @@ void BM_PlanVsExhaustive(benchmark::State& state) {
     state.counters["default_s"] = fast->screen_seconds + fast->simulate_seconds;
   }
 }
-BENCHMARK(BM_PlanVsExhaustive)->Args({16, 0})->Args({64, 0})->Args({64, 1})->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK(BM_PlanVsExhaustive)
+    ->Args({16, 0})
+    ->Args({64, 0})
+    ->Args({64, 1})
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace eellm

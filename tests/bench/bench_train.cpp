@@ -165,10 +165,11 @@ int main(int argc, char** argv) {
   benchmark::Shutdown();
   if (g_gemm_peak > 0 && g_openblas_peak > 0) {
 #ifdef EELLM_BENCH_OPENBLAS
-    std::printf("\nGEMM at the training shapes, %d threads each: Eigen (CPU backend) %.1f GFLOP/s, OpenBLAS %.1f "
-                "GFLOP/s (core %s; OPENBLAS_CORETYPE overrides) → Eigen is %.2f× OpenBLAS; results agree to %.1e rel\n",
-                kThreads, g_gemm_peak, g_openblas_peak, openblas_get_corename(), g_gemm_peak / g_openblas_peak,
-                g_openblas_max_rel_diff);
+    std::printf(
+        "\nGEMM at the training shapes, %d threads each: Eigen (CPU backend) %.1f GFLOP/s, OpenBLAS %.1f "
+        "GFLOP/s (core %s; OPENBLAS_CORETYPE overrides) → Eigen is %.2f× OpenBLAS; results agree to %.1e rel\n",
+        kThreads, g_gemm_peak, g_openblas_peak, openblas_get_corename(), g_gemm_peak / g_openblas_peak,
+        g_openblas_max_rel_diff);
 #endif
   }
   if (g_train_tps <= 0) return 0;

@@ -5,6 +5,8 @@
 // early exit, sampling with a seed), the early-exit statistics, a 400 naming the field for every
 // bad request field, malformed JSON, 404/405 for wrong paths and methods, and a clean exit with one
 // log line per request on SIGTERM.
+#include "exec/generate/serve.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -24,11 +26,10 @@
 #include <utility>
 #include <vector>
 
-#include "exec/io/checkpoint.h"
-#include "exec/io/data.h"
 #include "exec/backend/device.h"
 #include "exec/generate/generate.h"
-#include "exec/generate/serve.h"
+#include "exec/io/checkpoint.h"
+#include "exec/io/data.h"
 #include "tests/exec/test_util.h"
 
 extern char** environ;
@@ -179,7 +180,9 @@ GenerationModel* ServeTest::model_ = nullptr;
 Backend* ServeTest::be_ = nullptr;
 
 // The text as the server's JSON carries it (invalid UTF-8 bytes replaced).
-std::string as_served(const std::string& text) { return json::parse(dump_json(json(text))).get<std::string>(); }
+std::string as_served(const std::string& text) {
+  return json::parse(dump_json(json(text))).get<std::string>();
+}
 
 TEST_F(ServeTest, GreedyFullModelEqualsGenerate) {
   const std::vector<std::string> prompts = {"Hello", "ab"};
@@ -219,8 +222,8 @@ TEST_F(ServeTest, SpeculativeServerIsLosslessForGreedy) {
   ASSERT_GT(spec.port(), 0) << spec.log();
   httplib::Client c("127.0.0.1", spec.port());
   c.set_read_timeout(120, 0);
-  const json req = {{"prompts", {"The cat", "xyz"}}, {"tokens_to_generate", 10}, {"use_early_exit", true},
-                    {"early_exit_thres", 0.5}};
+  const json req = {
+      {"prompts", {"The cat", "xyz"}}, {"tokens_to_generate", 10}, {"use_early_exit", true}, {"early_exit_thres", 0.5}};
   auto res = c.Put("/api", req.dump(), "application/json");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
@@ -247,10 +250,8 @@ TEST_F(ServeTest, SameTokensAsEellmGenerate) {
 
 TEST_F(ServeTest, EarlyExitTokensAndStats) {
   // Threshold 0: every token leaves at the first enabled exit.
-  auto [status, body] = put(json{{"prompts", {"The cat", "xyz"}},
-                                 {"tokens_to_generate", 6},
-                                 {"use_early_exit", true},
-                                 {"early_exit_thres", 0.0}});
+  auto [status, body] = put(json{
+      {"prompts", {"The cat", "xyz"}}, {"tokens_to_generate", 6}, {"use_early_exit", true}, {"early_exit_thres", 0.0}});
   ASSERT_EQ(status, 200) << body.dump();
   GenerateOptions g;
   g.method = InferenceMethod::kRecompute;
@@ -315,14 +316,15 @@ TEST_F(ServeTest, SamplingWithSeedEchoAndStop) {
   for (const std::string prompt : {"abc", "hello", "The cat", "0123", "xyz", "Once upon"}) {
     const std::vector<int32_t> full = reference({prompt}, greedy).sequences[0].tokens;
     for (size_t k = 1; k < full.size() && !found; ++k) {
-      if (full[k] < 32 || full[k] >= 127 || std::find(full.begin(), full.begin() + static_cast<long>(k), full[k]) !=
-                                                   full.begin() + static_cast<long>(k))
+      if (full[k] < 32 || full[k] >= 127 ||
+          std::find(full.begin(), full.begin() + static_cast<long>(k), full[k]) != full.begin() + static_cast<long>(k))
         continue;
       found = true;
       const std::string stop = decode_bytes({full[k]});
       auto [s2, b2] = put(json{{"prompts", prompt}, {"tokens_to_generate", 12}, {"stop_sequences", {stop}}});
       ASSERT_EQ(s2, 200) << b2.dump();
-      EXPECT_EQ(b2["tokens"][0].get<std::vector<int32_t>>(), std::vector<int32_t>(full.begin(), full.begin() + static_cast<long>(k)))
+      EXPECT_EQ(b2["tokens"][0].get<std::vector<int32_t>>(),
+                std::vector<int32_t>(full.begin(), full.begin() + static_cast<long>(k)))
           << "stop '" << stop << "'";
     }
     if (found) break;
@@ -346,7 +348,8 @@ TEST_F(ServeTest, EveryBadFieldIsA400NamingIt) {
       {R"({"prompts": "a", "use_early_exit": 1})", "use_early_exit: must be true or false"},
       {R"({"prompts": "a", "early_exit_thres": 1.5})", "early_exit_thres: must be a number in [0, 1]"},
       {R"({"prompts": "a", "early_exit_thres": "0.5"})", "early_exit_thres: must be a number"},
-      {R"({"prompts": "a", "exit_layers": [3]})", "exit_layers[0]: no exit at layer 3; the model's exits are at layers [1, 2]"},
+      {R"({"prompts": "a", "exit_layers": [3]})",
+       "exit_layers[0]: no exit at layer 3; the model's exits are at layers [1, 2]"},
       {R"({"prompts": "a", "exit_layers": [1, 9]})", "exit_layers[1]: must be a layer number in [1, 3]"},
       {R"({"prompts": "a", "exit_layers": 1})", "exit_layers: must be a list of layer numbers"},
       {R"({"prompts": "a", "top_k": 1001})", "top_k: must be an integer in [0, 1000]"},
@@ -449,7 +452,8 @@ TEST_F(ServeTest, SigintStopsTooAndBadStartupIsAnError) {
 }
 
 TEST_F(ServeTest, DeviceCudaWithoutGpuIsAClearError) {
-  const std::string cmd = std::string(EELLM_BIN) + " generate " + *ckpt_ + " --prompt hi --max-new-tokens 2 --device cuda 2>&1";
+  const std::string cmd =
+      std::string(EELLM_BIN) + " generate " + *ckpt_ + " --prompt hi --max-new-tokens 2 --device cuda 2>&1";
   const auto [rc, out] = run_command(cmd);
   if (!cuda_compiled()) {
     EXPECT_NE(rc, 0);

@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
       be->norm_forward(c.norm, h.ptr(), mean.ptr(), rstd.ptr(), x.ptr(), lp.ln1_w.ptr(), opt(lp.ln1_b), 1, c.C, c.eps);
       be->matmul_forward(qkv.ptr(), h.ptr(), lp.qkv_w.ptr(), opt(lp.qkv_b), 1, c.C, c.qkv_dim());
       if (c.rope) be->rope_rows(qkv.ptr(), &pos, 1, s, c.rope_base);
-      be->kv_append(K[static_cast<size_t>(l)].ptr(), V[static_cast<size_t>(l)].ptr(), qkv.ptr(), &seq, &pos, 1, max_T, s);
+      be->kv_append(K[static_cast<size_t>(l)].ptr(), V[static_cast<size_t>(l)].ptr(), qkv.ptr(), &seq, &pos, 1, max_T,
+                    s);
       be->attention_cached(att.ptr(), qkv.ptr(), K[static_cast<size_t>(l)].ptr(), V[static_cast<size_t>(l)].ptr(), &seq,
                            &pos, 1, max_T, s);
       be->matmul_forward(tmp.ptr(), att.ptr(), lp.proj_w.ptr(), opt(lp.proj_b), 1, c.Q(), c.C);
@@ -97,8 +98,9 @@ int main(int argc, char** argv) {
   const double tps = tokens / secs, bound = bandwidth / bytes;
   std::printf("decode batch 1 (%s, %s): %d tokens in %.3f s = %.1f tokens/s (%.3f ms/token)\n", sc->name.c_str(),
               be->name().c_str(), tokens, secs, tps, 1e3 * secs / tokens);
-  std::printf("memory-bandwidth bound: %.3f GB of fp32 weights per token / %.0f GB/s = %.1f tokens/s; "
-              "measured is %.2fx the bound's time per token\n",
-              bytes / 1e9, bandwidth / 1e9, bound, bound / tps);
+  std::printf(
+      "memory-bandwidth bound: %.3f GB of fp32 weights per token / %.0f GB/s = %.1f tokens/s; "
+      "measured is %.2fx the bound's time per token\n",
+      bytes / 1e9, bandwidth / 1e9, bound, bound / tps);
   return 0;
 }

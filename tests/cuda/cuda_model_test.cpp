@@ -65,7 +65,8 @@ void compare_models(bool llama) {
   gpu->synchronize();
   EXPECT_NEAR(lg.final_loss, lc.final_loss, 1e-4 * lc.final_loss);
   ASSERT_EQ(lg.exits.size(), lc.exits.size());
-  for (size_t e = 0; e < lc.exits.size(); ++e) EXPECT_NEAR(lg.exits[e], lc.exits[e], 1e-4 * lc.exits[e]) << "exit " << e;
+  for (size_t e = 0; e < lc.exits.size(); ++e)
+    EXPECT_NEAR(lg.exits[e], lc.exits[e], 1e-4 * lc.exits[e]) << "exit " << e;
   auto gc = mc.grads().named();
   auto gg = mg.grads().named();
   ASSERT_EQ(gc.size(), gg.size());

@@ -99,8 +99,8 @@ TEST_F(CudaOps, Norms) {
     cpu->norm_forward(kind, out.data(), ln ? mean.data() : nullptr, rstd.data(), x.data(), w.data(),
                       ln ? b.data() : nullptr, N, C, 1e-5f);
     Tensor X = on_device(x), W = on_device(w), Bi = on_device(b), O({N * C}), M({N}), R({N});
-    gpu->norm_forward(kind, O.ptr(), ln ? M.ptr() : nullptr, R.ptr(), X.ptr(), W.ptr(), ln ? Bi.ptr() : nullptr, N,
-                      C, 1e-5f);
+    gpu->norm_forward(kind, O.ptr(), ln ? M.ptr() : nullptr, R.ptr(), X.ptr(), W.ptr(), ln ? Bi.ptr() : nullptr, N, C,
+                      1e-5f);
     gpu->synchronize();
     EXPECT_CLOSE("norm_forward out", O, out, kFp32Tol);
     EXPECT_CLOSE("norm_forward rstd", R, rstd, kFp32Tol);
@@ -163,8 +163,8 @@ TEST_F(CudaOps, Attention) {
                                  AttentionShape{1, 33, 4, 1, 128}, AttentionShape{1, 20, 2, 1, 160}}) {
     SCOPED_TRACE("B " + std::to_string(s.B) + " T " + std::to_string(s.T) + " NH " + std::to_string(s.NH) + " G " +
                  std::to_string(s.G) + " HS " + std::to_string(s.HS));
-    const size_t nqkv = static_cast<size_t>(s.B) * s.T * s.qkv_stride(), nout = static_cast<size_t>(s.B) * s.T *
-                                                                                 s.out_stride();
+    const size_t nqkv = static_cast<size_t>(s.B) * s.T * s.qkv_stride(),
+                 nout = static_cast<size_t>(s.B) * s.T * s.out_stride();
     const size_t nlse = static_cast<size_t>(s.B) * s.NH * s.T;
     auto qkv = randn(nqkv, rng), dout = randn(nout, rng), dqkv = randn(nqkv, rng);
     std::vector<float> out(nout), lse(nlse);
@@ -213,8 +213,8 @@ TEST_F(CudaOps, ClassifierFused) {
   std::vector<int32_t> tgt(N);
   for (int i = 0; i < N; ++i) tgt[static_cast<size_t>(i)] = (i * 131) % V;
   std::vector<float> losses(N), logits(static_cast<size_t>(N) * Vp);
-  cpu->classifier_fused(losses.data(), dx.data(), dw.data(), logits.data(), x.data(), w.data(), tgt.data(), N, C, V,
-                        Vp, 1.0f / N);
+  cpu->classifier_fused(losses.data(), dx.data(), dw.data(), logits.data(), x.data(), w.data(), tgt.data(), N, C, V, Vp,
+                        1.0f / N);
   Tensor X = on_device(x), W = on_device(w), DX = on_device(dx), DW = on_device(dw), Lo({N}),
          LG({static_cast<int64_t>(logits.size())});
   gpu->classifier_fused(Lo.ptr(), DX.ptr(), DW.ptr(), LG.ptr(), X.ptr(), W.ptr(), tgt.data(), N, C, V, Vp, 1.0f / N);

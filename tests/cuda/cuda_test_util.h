@@ -24,9 +24,9 @@ inline constexpr double kFp32Tol = 1e-4;
 inline constexpr double kBf16Tol = 2e-2;
 
 // GTEST_SKIP()s the calling test (must be used in the test body or SetUp) without a GPU.
-#define EELLM_SKIP_WITHOUT_GPU()                                                                 \
-  do {                                                                                           \
-    std::string why_;                                                                            \
+#define EELLM_SKIP_WITHOUT_GPU()                                                                       \
+  do {                                                                                                 \
+    std::string why_;                                                                                  \
     if (::eellm::exec::cuda::device_count(&why_) == 0) GTEST_SKIP() << "no CUDA GPU (" << why_ << ")"; \
   } while (0)
 
@@ -56,9 +56,9 @@ inline double rel_error(const float* got, const std::vector<float>& want) {
 
 }  // namespace eellm::exec::testing
 
-#define EXPECT_CLOSE(what, got_tensor, want_vec, tol)                                               \
-  do {                                                                                              \
-    ASSERT_EQ((got_tensor).numel(), (want_vec).size()) << what;                                     \
-    const double err_ = ::eellm::exec::testing::rel_error((got_tensor).ptr(), (want_vec));          \
-    EXPECT_LE(err_, (tol)) << what << ": max error relative to the output's scale";                 \
+#define EXPECT_CLOSE(what, got_tensor, want_vec, tol)                                      \
+  do {                                                                                     \
+    ASSERT_EQ((got_tensor).numel(), (want_vec).size()) << what;                            \
+    const double err_ = ::eellm::exec::testing::rel_error((got_tensor).ptr(), (want_vec)); \
+    EXPECT_LE(err_, (tol)) << what << ": max error relative to the output's scale";        \
   } while (0)

@@ -1,6 +1,8 @@
 // Checkpoints: safetensors round trip, and atomicity — a process killed (SIGKILL) at arbitrary
 // points of a save always leaves a checkpoint that loads and verifies (single-process format and
 // the distributed one saved by a 1-process world).
+#include "exec/io/checkpoint.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -11,7 +13,6 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "exec/io/checkpoint.h"
 #include "exec/io/dist_checkpoint.h"
 #include "exec/io/safetensors.h"
 #include "test_util.h"
@@ -71,8 +72,8 @@ TEST(DistCheckpoint, AssignsEachPieceToItsFirstHolder) {
   auto gap = assign_checkpoint_pieces({describe_checkpoint_holdings(p0, m0_all)});
   ASSERT_FALSE(gap.is_ok());
   EXPECT_EQ(gap.status().message(), "checkpoint: the ranks' pieces of tensor layers.0.qkv_w cover 6 of 12 elements");
-  auto short_moments = assign_checkpoint_pieces(
-      {describe_checkpoint_holdings(p0, m0_all), describe_checkpoint_holdings(p1, {m1[1]})});
+  auto short_moments =
+      assign_checkpoint_pieces({describe_checkpoint_holdings(p0, m0_all), describe_checkpoint_holdings(p1, {m1[1]})});
   ASSERT_FALSE(short_moments.is_ok());
   EXPECT_NE(short_moments.status().message().find("AdamW moment slices of tensor layers.0.qkv_w"), std::string::npos)
       << short_moments.status().message();

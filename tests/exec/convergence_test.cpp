@@ -35,7 +35,7 @@ TEST(Convergence, TinyEeBeatsUnigramEntropyAtEveryExit) {
   std::printf("unigram entropy %.4f nats/byte\n", h1);
   for (size_t i = 0; i < after.loss.size(); ++i) {
     std::printf("%-8s validation loss %.4f → %.4f\n", after.names[i].c_str(), before.loss[i], after.loss[i]);
-    EXPECT_GT(before.loss[i], 5.0) << after.names[i];     // ≈ ln 256 at init
+    EXPECT_GT(before.loss[i], 5.0) << after.names[i];      // ≈ ln 256 at init
     EXPECT_LT(after.loss[i], h1 - 0.3) << after.names[i];  // clearly uses context
   }
   // Deeper heads predict better.

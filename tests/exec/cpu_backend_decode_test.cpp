@@ -15,7 +15,6 @@
 namespace eellm::exec {
 namespace {
 
-
 // out (M, OC) = x · wᵀ + bias in double.
 std::vector<double> matmul_ref(const std::vector<float>& x, const std::vector<float>& w, const float* bias, int M,
                                int C, int OC) {
@@ -101,8 +100,7 @@ TEST(CpuBackendDecode, CachedAttentionMatchesReference) {
         for (int i = 0; i < HS; ++i) {
           double o = 0;
           for (int u = 0; u <= pos[r]; ++u)
-            o += p[static_cast<size_t>(u)] / sum *
-                 v[(static_cast<size_t>(seq[r]) * max_T + u) * KV + g * HS + i];
+            o += p[static_cast<size_t>(u)] / sum * v[(static_cast<size_t>(seq[r]) * max_T + u) * KV + g * HS + i];
           EXPECT_NEAR(out[static_cast<size_t>(r) * s.out_stride() + h * HS + i], o, 2e-5)
               << "HS " << HS << " row " << r << " head " << h << " i " << i;
         }

@@ -75,7 +75,8 @@ inline void microbatch_tokens(int iteration, int g, int B, int T, int32_t* in, i
     // A learnable stream: runs of a small alphabet with a seeded start.
     int c = static_cast<int>(rng() % 26);
     for (auto& v : seq) v = 'a' + (c = (c + 1 + static_cast<int>(rng() % 3 == 0)) % 26);
-    for (int t = 0; t < T; ++t) in[b * T + t] = seq[static_cast<size_t>(t)], tgt[b * T + t] = seq[static_cast<size_t>(t) + 1];
+    for (int t = 0; t < T; ++t)
+      in[b * T + t] = seq[static_cast<size_t>(t)], tgt[b * T + t] = seq[static_cast<size_t>(t) + 1];
   }
 }
 
@@ -188,7 +189,8 @@ inline ReferenceRun reference_from_schedule(const Scenario& s, int iters, const 
         for (int r = 0; r < pp; ++r)
           for (const Instr& x : sched.ranks[static_cast<size_t>(r)]) {
             if (x.microbatch != j) continue;
-            if (x.kind == InstrKind::kForward) fwd[static_cast<size_t>(r)] = 1, trunc[static_cast<size_t>(r)] = x.has(kTruncated);
+            if (x.kind == InstrKind::kForward)
+              fwd[static_cast<size_t>(r)] = 1, trunc[static_cast<size_t>(r)] = x.has(kTruncated);
             if (x.kind == InstrKind::kBackward) bwd[static_cast<size_t>(r)] = 1;
           }
         HeadWeights w;
@@ -198,12 +200,14 @@ inline ReferenceRun reference_from_schedule(const Scenario& s, int iters, const 
         for (int r = 0; r < pp && fwd[static_cast<size_t>(r)]; ++r) {
           w.final_weight = trunc[static_cast<size_t>(r)] ? 0.0f : static_cast<float>(s.exits.final_exit_weight / m);
           chunks[static_cast<size_t>(r)]->forward(st[static_cast<size_t>(r)], params, grads, in.data(),
-                                                  r ? st[static_cast<size_t>(r - 1)].output() : nullptr, tgt.data(),
-                                                  B, T, w, bwd[static_cast<size_t>(r)] != 0);
+                                                  r ? st[static_cast<size_t>(r - 1)].output() : nullptr, tgt.data(), B,
+                                                  T, w, bwd[static_cast<size_t>(r)] != 0);
           const auto& ex = chunks[static_cast<size_t>(r)]->exits();
           for (size_t k = 0; k < ex.size(); ++k)
-            sum[static_cast<size_t>(ex[k])] += st[static_cast<size_t>(r)].exit_loss[k], cnt[static_cast<size_t>(ex[k])] += 1;
-          if (r == pp - 1 && !trunc[static_cast<size_t>(r)]) sum.back() += st[static_cast<size_t>(r)].final_loss, cnt.back() += 1;
+            sum[static_cast<size_t>(ex[k])] += st[static_cast<size_t>(r)].exit_loss[k],
+                cnt[static_cast<size_t>(ex[k])] += 1;
+          if (r == pp - 1 && !trunc[static_cast<size_t>(r)])
+            sum.back() += st[static_cast<size_t>(r)].final_loss, cnt.back() += 1;
           last = r;
         }
         std::vector<float> dout, dnext(act);
@@ -221,7 +225,9 @@ inline ReferenceRun reference_from_schedule(const Scenario& s, int iters, const 
       for (float& v : g->data) v /= static_cast<float>(lay.dp);
     out.grad_norm = adam.step(*be, params, grads, s.training, it).grad_norm;
     out.exit_loss.clear();
-    for (int e = 0; e < E; ++e) out.exit_loss.push_back(cnt[static_cast<size_t>(e)] ? sum[static_cast<size_t>(e)] / cnt[static_cast<size_t>(e)] : 0.0);
+    for (int e = 0; e < E; ++e)
+      out.exit_loss.push_back(cnt[static_cast<size_t>(e)] ? sum[static_cast<size_t>(e)] / cnt[static_cast<size_t>(e)]
+                                                          : 0.0);
     out.final_loss = cnt.back() ? sum.back() / cnt.back() : 0.0;
   }
   out.params = params;

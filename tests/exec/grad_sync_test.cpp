@@ -1,11 +1,12 @@
 // GradSync (exec/train/grad_sync.h) in one process: the bucket plan (reverse order, one group per
 // bucket, size cap, no split tensor, DP padding), ZeRO-1 shard ranges tiling every bucket, and a
 // 1-rank GradSync step equal to exec/optimizer's AdamW bit for bit (norm, clipping, decay).
+#include "exec/train/grad_sync.h"
+
 #include <gtest/gtest.h>
 
 #include <numeric>
 
-#include "exec/train/grad_sync.h"
 #include "exec/gpt/optimizer.h"
 #include "tests/exec/dist_reference.h"
 

@@ -8,12 +8,11 @@
 #include <vector>
 
 #include "exec/backend/backend.h"
-#include "test_util.h"
 #include "exec/backend/fast_math.h"
+#include "test_util.h"
 
 namespace eellm::exec {
 namespace {
-
 
 double dot(const std::vector<float>& a, const std::vector<float>& b) {
   double s = 0;
@@ -36,8 +35,8 @@ void check(const char* what, std::vector<float>& x, const std::vector<float>& an
     x[i] = keep;
     const double fd = (lp - lm) / (2.0 * h);
     const double err = std::fabs(fd - analytic[i]);
-    EXPECT_LE(err, 2e-2 * std::fabs(analytic[i]) + 2e-3) << what << " coordinate " << i << ": analytic "
-                                                         << analytic[i] << " vs finite difference " << fd;
+    EXPECT_LE(err, 2e-2 * std::fabs(analytic[i]) + 2e-3)
+        << what << " coordinate " << i << ": analytic " << analytic[i] << " vs finite difference " << fd;
     worst = std::max(worst, err);
   }
 }
@@ -50,7 +49,8 @@ class OpsGrad : public ::testing::Test {
 
 TEST_F(OpsGrad, Matmul) {
   const int N = 6, C = 5, OC = 7;
-  auto x = testing::randn(N * C, rng), w = testing::randn(OC * C, rng), b = testing::randn(OC, rng), r = testing::randn(N * OC, rng);
+  auto x = testing::randn(N * C, rng), w = testing::randn(OC * C, rng), b = testing::randn(OC, rng),
+       r = testing::randn(N * OC, rng);
   std::vector<float> out(N * OC), dx(N * C, 0), dw(OC * C, 0), db(OC, 0);
   auto loss = [&] {
     be->matmul_forward(out.data(), x.data(), w.data(), b.data(), N, C, OC);
@@ -66,7 +66,8 @@ TEST_F(OpsGrad, Norms) {
   for (Normalization kind : {Normalization::kLayerNorm, Normalization::kRMSNorm}) {
     const int N = 5, C = 16;
     const bool ln = kind == Normalization::kLayerNorm;
-    auto x = testing::randn(N * C, rng), w = testing::randn(C, rng), b = testing::randn(C, rng), r = testing::randn(N * C, rng);
+    auto x = testing::randn(N * C, rng), w = testing::randn(C, rng), b = testing::randn(C, rng),
+         r = testing::randn(N * C, rng);
     std::vector<float> out(N * C), mean(N), rstd(N), dx(N * C, 0), dw(C, 0), db(C, 0);
     auto loss = [&] {
       be->norm_forward(kind, out.data(), mean.data(), rstd.data(), x.data(), w.data(), ln ? b.data() : nullptr, N, C,
@@ -98,7 +99,8 @@ TEST_F(OpsGrad, Embedding) {
 
 TEST_F(OpsGrad, RopeAndAttentionWithGqa) {
   const AttentionShape s{2, 7, 4, 2, 6};
-  const size_t nqkv = static_cast<size_t>(s.B) * s.T * s.qkv_stride(), nout = static_cast<size_t>(s.B) * s.T * s.out_stride();
+  const size_t nqkv = static_cast<size_t>(s.B) * s.T * s.qkv_stride(),
+               nout = static_cast<size_t>(s.B) * s.T * s.out_stride();
   auto qkv = testing::randn(nqkv, rng), r = testing::randn(nout, rng);
   std::vector<float> tmp(nqkv), out(nout), lse(static_cast<size_t>(s.B) * s.NH * s.T), dqkv(nqkv, 0);
   auto loss = [&] {
@@ -188,7 +190,8 @@ TEST(FastMath, ExpAndErfcAccuracy) {
 
 TEST_F(OpsGrad, DeterministicForFixedThreads) {
   const AttentionShape s{2, 33, 4, 4, 8};
-  const size_t nqkv = static_cast<size_t>(s.B) * s.T * s.qkv_stride(), nout = static_cast<size_t>(s.B) * s.T * s.out_stride();
+  const size_t nqkv = static_cast<size_t>(s.B) * s.T * s.qkv_stride(),
+               nout = static_cast<size_t>(s.B) * s.T * s.out_stride();
   auto qkv = testing::randn(nqkv, rng), r = testing::randn(nout, rng);
   std::vector<float> out(nout), lse(static_cast<size_t>(s.B) * s.NH * s.T), d1(nqkv, 0), d2(nqkv, 0);
   be->attention_forward(out.data(), lse.data(), qkv.data(), s);

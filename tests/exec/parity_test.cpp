@@ -56,22 +56,47 @@ void run_parity(Variant variant, const std::string& name) {
   HeadWeights w;
   for (double x : s.exits.exit_layer_weight) w.exits.push_back(static_cast<float>(x));
   w.final_weight = 1.0f;
-  nlohmann::json j{{"L", cfg.L}, {"C", cfg.C}, {"NH", cfg.NH}, {"G", cfg.G}, {"HS", cfg.HS}, {"F", cfg.F},
-                   {"V", cfg.V}, {"Vp", cfg.Vp}, {"norm", cfg.norm == Normalization::kLayerNorm ? "LayerNorm" : "RMSNorm"},
-                   {"rope", cfg.rope}, {"swiglu", cfg.swiglu}, {"untie_final", cfg.untie_final}, {"eps", cfg.eps},
-                   {"rope_base", cfg.rope_base}, {"exit_depth", cfg.exit_depth}, {"exit_block", cfg.exit_block},
-                   {"exit_norm", cfg.exit_norm}, {"exit_mlp", cfg.exit_mlp}, {"untie_exits", cfg.untie_exits},
-                   {"exit_weights", w.exits}, {"final_weight", w.final_weight}, {"steps", steps}, {"threads", 2}};
+  nlohmann::json j{{"L", cfg.L},
+                   {"C", cfg.C},
+                   {"NH", cfg.NH},
+                   {"G", cfg.G},
+                   {"HS", cfg.HS},
+                   {"F", cfg.F},
+                   {"V", cfg.V},
+                   {"Vp", cfg.Vp},
+                   {"norm", cfg.norm == Normalization::kLayerNorm ? "LayerNorm" : "RMSNorm"},
+                   {"rope", cfg.rope},
+                   {"swiglu", cfg.swiglu},
+                   {"untie_final", cfg.untie_final},
+                   {"eps", cfg.eps},
+                   {"rope_base", cfg.rope_base},
+                   {"exit_depth", cfg.exit_depth},
+                   {"exit_block", cfg.exit_block},
+                   {"exit_norm", cfg.exit_norm},
+                   {"exit_mlp", cfg.exit_mlp},
+                   {"untie_exits", cfg.untie_exits},
+                   {"exit_weights", w.exits},
+                   {"final_weight", w.final_weight},
+                   {"steps", steps},
+                   {"threads", 2}};
   const TrainingSpec& t = s.training;
-  j["training"] = {{"lr", t.lr}, {"min_lr", t.min_lr}, {"warmup", t.lr_warmup_iters}, {"decay_iters", t.train_iters},
-                   {"weight_decay", t.weight_decay}, {"beta1", t.adam_beta1}, {"beta2", t.adam_beta2},
-                   {"eps", t.adam_eps}, {"clip", t.clip_grad}};
+  j["training"] = {{"lr", t.lr},
+                   {"min_lr", t.min_lr},
+                   {"warmup", t.lr_warmup_iters},
+                   {"decay_iters", t.train_iters},
+                   {"weight_decay", t.weight_decay},
+                   {"beta1", t.adam_beta1},
+                   {"beta2", t.adam_beta2},
+                   {"eps", t.adam_eps},
+                   {"clip", t.clip_grad}};
   std::ofstream(dir + "/config.json") << j.dump(2);
-  ASSERT_TRUE(write_file_atomic(dir + "/weights.safetensors", safetensors_bytes(std::as_const(model.params()).named())).is_ok());
+  ASSERT_TRUE(write_file_atomic(dir + "/weights.safetensors", safetensors_bytes(std::as_const(model.params()).named()))
+                  .is_ok());
   Tensor tok({B, T}), tgt({B, T});
-  for (size_t i = 0; i < tokens.size(); ++i) tok.data[i] = static_cast<float>(tokens[i]), tgt.data[i] = static_cast<float>(targets[i]);
-  ASSERT_TRUE(write_file_atomic(dir + "/batch.safetensors",
-                                safetensors_bytes({{"tokens", &tok}, {"targets", &tgt}})).is_ok());
+  for (size_t i = 0; i < tokens.size(); ++i)
+    tok.data[i] = static_cast<float>(tokens[i]), tgt.data[i] = static_cast<float>(targets[i]);
+  ASSERT_TRUE(
+      write_file_atomic(dir + "/batch.safetensors", safetensors_bytes({{"tokens", &tok}, {"targets", &tgt}})).is_ok());
   const std::string cmd = "/usr/bin/python3 " EELLM_SOURCE_DIR "/tests/exec/torch/reference.py " + dir;
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   auto res_or = read_safetensors(dir + "/results.safetensors");
@@ -122,9 +147,15 @@ void run_parity(Variant variant, const std::string& name) {
   EXPECT_LT(ref_losses.data.back(), ref_losses.data[static_cast<size_t>(cfg.num_exits())] - 0.05);
 }
 
-TEST(TorchParity, Gpt2WithNormExitsTied) { run_parity(Variant::kGpt2, "gpt2"); }
-TEST(TorchParity, LlamaWithBlockNormMlpPreExitsUntiedGqa) { run_parity(Variant::kLlama, "llama"); }
-TEST(TorchParity, Gpt2WithMlpExitsUntiedNoNorm) { run_parity(Variant::kGpt2Mlp, "gpt2mlp"); }
+TEST(TorchParity, Gpt2WithNormExitsTied) {
+  run_parity(Variant::kGpt2, "gpt2");
+}
+TEST(TorchParity, LlamaWithBlockNormMlpPreExitsUntiedGqa) {
+  run_parity(Variant::kLlama, "llama");
+}
+TEST(TorchParity, Gpt2WithMlpExitsUntiedNoNorm) {
+  run_parity(Variant::kGpt2Mlp, "gpt2mlp");
+}
 
 }  // namespace
 }  // namespace eellm::exec

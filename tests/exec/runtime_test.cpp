@@ -1,5 +1,7 @@
 // Process-group arithmetic and the runtime on one process (self communicator): the schedule
 // interpreter must reproduce exec/trainer's numbers exactly and time every instruction.
+#include "exec/train/runtime.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -7,7 +9,6 @@
 #include <filesystem>
 
 #include "exec/comm/comm.h"
-#include "exec/train/runtime.h"
 #include "model/scenario_io.h"
 #include "sim/simulate.h"
 #include "sim/trace.h"

@@ -280,8 +280,8 @@ TEST(Generate, RecomputeTokensAreTheirHeadsArgmaxAndBatchesMixExits) {
         heads_here.insert(h);
         ++per_head[static_cast<size_t>(h)];
         const float* row = logits[static_cast<size_t>(h)].ptr() + (P - 1 + i) * static_cast<size_t>(m.cfg.Vp);
-        EXPECT_EQ(out.tokens[i], argmax_token(row, m.cfg.V)) << "variant " << static_cast<int>(v) << " seq " << b
-                                                                << " token " << i << " head " << h;
+        EXPECT_EQ(out.tokens[i], argmax_token(row, m.cfg.V))
+            << "variant " << static_cast<int>(v) << " seq " << b << " token " << i << " head " << h;
         if (h < m.cfg.num_exits()) {
           EXPECT_GE(confidence_score(Confidence::kMaxProb, row, m.cfg.V), o.threshold);
         }
@@ -323,8 +323,10 @@ TEST(Generate, RecomputedKvEqualsFullModelKv) {
         ASSERT_EQ(got.length(l, b), n) << "layer " << l;
         for (int p = 0; p < n; ++p)
           for (int i = 0; i < m.cfg.KV(); ++i) {
-            max_diff = std::max(max_diff, static_cast<double>(std::fabs(got.k(l, b, p)[i] - ref.cache().k(l, 0, p)[i])));
-            max_diff = std::max(max_diff, static_cast<double>(std::fabs(got.v(l, b, p)[i] - ref.cache().v(l, 0, p)[i])));
+            max_diff =
+                std::max(max_diff, static_cast<double>(std::fabs(got.k(l, b, p)[i] - ref.cache().k(l, 0, p)[i])));
+            max_diff =
+                std::max(max_diff, static_cast<double>(std::fabs(got.v(l, b, p)[i] - ref.cache().v(l, 0, p)[i])));
           }
       }
       EXPECT_LT(max_diff, 1e-5) << "variant " << static_cast<int>(v) << " seq " << b;
@@ -436,7 +438,8 @@ TEST(Generate, ForcedTokensGivePerPositionPredictions) {
   GenerateOptions o;
   o.max_new_tokens = static_cast<int>(text.size());
   o.forced = {text};
-  for (auto [method, head] : {std::pair{InferenceMethod::kFull, m.cfg.num_exits()}, std::pair{InferenceMethod::kRecompute, 0}}) {
+  for (auto [method, head] :
+       {std::pair{InferenceMethod::kFull, m.cfg.num_exits()}, std::pair{InferenceMethod::kRecompute, 0}}) {
     o.method = method;
     o.threshold = method == InferenceMethod::kFull ? 1.0 : 0.0;
     const auto r = run(m, {prompt}, o);

@@ -16,9 +16,9 @@ namespace eellm::exec::testing {
 
 // The three head/backbone variants the tests cover.
 enum class Variant {
-  kGpt2,       // LayerNorm, learned positions, GELU, biases, tied; post-exits with norm, tied
-  kLlama,      // RMSNorm, RoPE, SwiGLU, GQA, no bias, untied; pre-exits with block+norm+MLP, untied
-  kGpt2Mlp,    // GPT-2 backbone; post-exits with an MLP branch and no norm, untied projection
+  kGpt2,     // LayerNorm, learned positions, GELU, biases, tied; post-exits with norm, tied
+  kLlama,    // RMSNorm, RoPE, SwiGLU, GQA, no bias, untied; pre-exits with block+norm+MLP, untied
+  kGpt2Mlp,  // GPT-2 backbone; post-exits with an MLP branch and no norm, untied projection
 };
 
 inline Scenario small_scenario(Variant v) {

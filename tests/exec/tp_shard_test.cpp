@@ -2,11 +2,11 @@
 // rule (GQA, SwiGLU, RMSNorm, untied heads, exit block and MLP), the shards of all tp ranks have
 // the shapes GptParams::allocate(local_config) gives, tile the full tensor exactly once, and
 // extract → insert round-trips.
+#include "exec/gpt/tp_shard.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
-
-#include "exec/gpt/tp_shard.h"
 
 namespace eellm::exec {
 namespace {
@@ -89,12 +89,11 @@ TEST(ParamRole, EveryParameterHasTheRoleItsNameImpliesAndMegatronsSplit) {
     P part;
     int dim;
   };
-  const std::vector<Suffix> layer = {{"ln1_w", P::kNormWeight, -1},   {"ln1_b", P::kNormBias, -1},
-                                     {"qkv_w", P::kQkvWeight, 0},     {"qkv_b", P::kQkvBias, 0},
-                                     {"proj_w", P::kProjWeight, 1},   {"proj_b", P::kProjBias, -1},
-                                     {"ln2_w", P::kNormWeight, -1},   {"ln2_b", P::kNormBias, -1},
-                                     {"fc_w", P::kFcWeight, 0},       {"fc_b", P::kFcBias, 0},
-                                     {"fcproj_w", P::kFcProjWeight, 1}, {"fcproj_b", P::kFcProjBias, -1}};
+  const std::vector<Suffix> layer = {
+      {"ln1_w", P::kNormWeight, -1}, {"ln1_b", P::kNormBias, -1},       {"qkv_w", P::kQkvWeight, 0},
+      {"qkv_b", P::kQkvBias, 0},     {"proj_w", P::kProjWeight, 1},     {"proj_b", P::kProjBias, -1},
+      {"ln2_w", P::kNormWeight, -1}, {"ln2_b", P::kNormBias, -1},       {"fc_w", P::kFcWeight, 0},
+      {"fc_b", P::kFcBias, 0},       {"fcproj_w", P::kFcProjWeight, 1}, {"fcproj_b", P::kFcProjBias, -1}};
   const std::vector<Suffix> exit = {{"norm_w", P::kNormWeight, -1},        {"norm_b", P::kNormBias, -1},
                                     {"mlp_fc_w", P::kFcWeight, 0},         {"mlp_fc_b", P::kFcBias, 0},
                                     {"mlp_fcproj_w", P::kFcProjWeight, 1}, {"mlp_fcproj_b", P::kFcProjBias, -1},
@@ -116,7 +115,8 @@ TEST(ParamRole, EveryParameterHasTheRoleItsNameImpliesAndMegatronsSplit) {
   want.push_back({"lm_head", {ParamOwner::kHead, -1, false, P::kOutputWeight}, 0});
   for (int j = 0; j < 2; ++j) {
     const std::string pre = "exits." + std::to_string(j) + ".";
-    for (const Suffix& x : layer) want.push_back({pre + "block." + x.name, {ParamOwner::kExit, j, true, x.part}, x.dim});
+    for (const Suffix& x : layer)
+      want.push_back({pre + "block." + x.name, {ParamOwner::kExit, j, true, x.part}, x.dim});
     for (const Suffix& x : exit) want.push_back({pre + x.name, {ParamOwner::kExit, j, false, x.part}, x.dim});
   }
   GptParams p;
@@ -135,7 +135,8 @@ TEST(ParamRole, EveryParameterHasTheRoleItsNameImpliesAndMegatronsSplit) {
     EXPECT_EQ(*parsed, got[i].role) << got[i].name;
   }
   EXPECT_EQ(to_string(want[2].role), "layer 0 norm weight (replicated)");
-  EXPECT_EQ(to_string(ParamRole{ParamOwner::kExit, 1, true, P::kQkvWeight}), "exit 1 block qkv weight (column-parallel)");
+  EXPECT_EQ(to_string(ParamRole{ParamOwner::kExit, 1, true, P::kQkvWeight}),
+            "exit 1 block qkv weight (column-parallel)");
   for (const char* bad : {"layers.x.qkv_w", "layers.-1.qkv_w", "exits.0.block.out_w", "layers.0.nonsense", "lnf"}) {
     auto r = param_role_of(bad);
     ASSERT_FALSE(r.is_ok()) << bad;

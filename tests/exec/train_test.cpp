@@ -7,9 +7,9 @@
 #include <fstream>
 #include <limits>
 
-#include "exec/io/dist_checkpoint.h"
-#include "exec/io/data.h"
 #include "exec/gpt/optimizer.h"
+#include "exec/io/data.h"
+#include "exec/io/dist_checkpoint.h"
 #include "exec/io/safetensors.h"
 #include "exec/train/trainer.h"
 #include "model/layout.h"
@@ -240,7 +240,8 @@ TEST(BadInput, CheckpointFromAnotherScenarioOrCorrupted) {
   auto r = Trainer::create(other, o);
   ASSERT_FALSE(r.is_ok());
   EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(r.status().message().find("hidden_size is 32 there but 64 here"), std::string::npos) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("hidden_size is 32 there but 64 here"), std::string::npos)
+      << r.status().to_string();
 
   auto sub = resolve_checkpoint_dir(dir + "/ckpt");
   ASSERT_TRUE(sub.is_ok());

@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "fidelity/calibrate.h"
 #include "exec/train/runtime.h"
+#include "fidelity/calibrate.h"
 #include "fidelity/fidelity.h"
 #include "model/cost_model.h"
 #include "model/fit.h"
@@ -163,7 +163,6 @@ TEST(Calibrate, NelderMeadFindsQuadraticMinimum) {
   EXPECT_NEAR(x[1], -2.0, 1e-4);
   EXPECT_GT(evals, 10);
 }
-
 
 TEST(Fidelity, SummaryOfAKnownCase) {
   PlanMeasurement a{"a", 2, false, 0.100, 0.110, {}, {}};  // +10 %

@@ -16,7 +16,6 @@
 namespace eellm::fidelity {
 namespace {
 
-
 const OpRow* find_row(const std::vector<OpRow>& rows, const std::string& name) {
   for (const OpRow& r : rows)
     if (r.name() == name) return &r;
@@ -30,13 +29,15 @@ constexpr TimeNs kMs = 1'000'000;
 Timeline measured(TimeNs offset) {
   Timeline t;
   t.num_ranks = 2;
-  t.events = {exec::testing::timeline_event(0, InstrKind::kForward, 0, 1 * kMs),
-              exec::testing::timeline_event(0, InstrKind::kSendAct, 1 * kMs, 1 * kMs + 100'000),  // posting only
-              exec::testing::timeline_event(1, InstrKind::kRecvAct, offset, offset + 3 * kMs),    // waited 3 ms
-              exec::testing::timeline_event(0, InstrKind::kAllReduceEmbedding, 5 * kMs, 10 * kMs),  // waited 3 ms, then 2 ms
-              exec::testing::timeline_event(1, InstrKind::kAllReduceEmbedding, offset + 8 * kMs, offset + 10 * kMs),
-              exec::testing::timeline_event(0, InstrKind::kAllReduceEmbedding, 20 * kMs, 21 * kMs),  // second one: 1 ms, no wait
-              exec::testing::timeline_event(1, InstrKind::kAllReduceEmbedding, offset + 20 * kMs, offset + 21 * kMs)};
+  t.events = {
+      exec::testing::timeline_event(0, InstrKind::kForward, 0, 1 * kMs),
+      exec::testing::timeline_event(0, InstrKind::kSendAct, 1 * kMs, 1 * kMs + 100'000),    // posting only
+      exec::testing::timeline_event(1, InstrKind::kRecvAct, offset, offset + 3 * kMs),      // waited 3 ms
+      exec::testing::timeline_event(0, InstrKind::kAllReduceEmbedding, 5 * kMs, 10 * kMs),  // waited 3 ms, then 2 ms
+      exec::testing::timeline_event(1, InstrKind::kAllReduceEmbedding, offset + 8 * kMs, offset + 10 * kMs),
+      exec::testing::timeline_event(0, InstrKind::kAllReduceEmbedding, 20 * kMs,
+                                    21 * kMs),  // second one: 1 ms, no wait
+      exec::testing::timeline_event(1, InstrKind::kAllReduceEmbedding, offset + 20 * kMs, offset + 21 * kMs)};
   return t;
 }
 

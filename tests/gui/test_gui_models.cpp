@@ -65,8 +65,7 @@ class GuiModelsTest : public QObject {
     stages.setSummary(r.summary, r.scenario.cluster.device.memory_GiB);
     QCOMPARE(stages.rowCount(), 4);
     QCOMPARE(stages.data(stages.index(2, StageModel::kStage), Qt::UserRole).toInt(), 2);
-    QCOMPARE(stages.data(stages.index(1, StageModel::kBusy), Qt::UserRole).toDouble(),
-             r.summary.stages[1].busy_s);
+    QCOMPARE(stages.data(stages.index(1, StageModel::kBusy), Qt::UserRole).toDouble(), r.summary.stages[1].busy_s);
     QSortFilterProxyModel proxy;
     proxy.setSourceModel(&stages);
     proxy.setSortRole(Qt::UserRole);
@@ -94,8 +93,10 @@ class GuiModelsTest : public QObject {
     exit_fwd.mean_predicted_s = 1e-3;
     unmeasured.per_op = {exit_fwd};
     errors.setComparison(unmeasured);
-    QCOMPARE(errors.data(errors.index(0, OpErrorModel::kError), Qt::DisplayRole).toString(), QStringLiteral("not measured"));
-    QCOMPARE(errors.data(errors.index(0, OpErrorModel::kMeasured), Qt::DisplayRole).toString(), QStringLiteral("not measured"));
+    QCOMPARE(errors.data(errors.index(0, OpErrorModel::kError), Qt::DisplayRole).toString(),
+             QStringLiteral("not measured"));
+    QCOMPARE(errors.data(errors.index(0, OpErrorModel::kMeasured), Qt::DisplayRole).toString(),
+             QStringLiteral("not measured"));
     QVERIFY(std::isnan(errors.data(errors.index(0, OpErrorModel::kError), Qt::UserRole).toDouble()));
     QCOMPARE(errors.data(errors.index(0, OpErrorModel::kError), Qt::ForegroundRole).value<QBrush>().color(),
              QColor(128, 128, 128));
@@ -155,8 +156,8 @@ class GuiModelsTest : public QObject {
     int32_t f = -1;
     for (size_t i = 0; i < tl.events.size(); ++i) {
       const TimelineEvent& e = tl.events[i];
-      if (e.rank == 1 && e.stream == Stream::kCompute && e.op == InstrKind::kForward &&
-          e.microbatch == 0 && !e.exit_part) {
+      if (e.rank == 1 && e.stream == Stream::kCompute && e.op == InstrKind::kForward && e.microbatch == 0 &&
+          !e.exit_part) {
         f = static_cast<int32_t>(i);
       }
     }
@@ -205,14 +206,12 @@ class GuiModelsTest : public QObject {
     r.eellm = QStringLiteral("/opt/eellm");
     r.scenario_path = QStringLiteral("s.yaml");
     r.metrics_path = QStringLiteral("m.jsonl");
-    QCOMPARE(run_command(r),
-             (QStringList{"/opt/eellm", "train", "s.yaml", "--metrics", "m.jsonl"}));
+    QCOMPARE(run_command(r), (QStringList{"/opt/eellm", "train", "s.yaml", "--metrics", "m.jsonl"}));
     r.processes = 4;
     r.trace_path = QStringLiteral("t.json");
     r.steps = 20;
-    QCOMPARE(run_command(r),
-             (QStringList{"mpirun", "-np", "4", "/opt/eellm", "train", "s.yaml", "--metrics",
-                          "m.jsonl", "--trace", "t.json", "--steps", "20"}));
+    QCOMPARE(run_command(r), (QStringList{"mpirun", "-np", "4", "/opt/eellm", "train", "s.yaml", "--metrics", "m.jsonl",
+                                          "--trace", "t.json", "--steps", "20"}));
   }
 
   void generateCommandLine() {
@@ -221,18 +220,16 @@ class GuiModelsTest : public QObject {
     g.checkpoint = QStringLiteral("ckpt");
     g.prompt = QStringLiteral("Once upon a time");
     QVERIFY(validate_generate(g).isEmpty());
-    QCOMPARE(generate_command(g),
-             (QStringList{"/opt/eellm", "generate", "ckpt", "--prompt", "Once upon a time", "--method",
-                          "recompute", "--max-new-tokens", "64", "--stats"}));
+    QCOMPARE(generate_command(g), (QStringList{"/opt/eellm", "generate", "ckpt", "--prompt", "Once upon a time",
+                                               "--method", "recompute", "--max-new-tokens", "64", "--stats"}));
     g.method = QStringLiteral("pipeline");
     g.processes = 2;
     g.threshold = QStringLiteral(" 0.8 ");
     g.max_new_tokens = 16;
     g.stats_path = QStringLiteral("s.json");
-    QCOMPARE(generate_command(g),
-             (QStringList{"mpirun", "-np", "2", "/opt/eellm", "generate", "ckpt", "--prompt",
-                          "Once upon a time", "--method", "pipeline", "--threshold", "0.8",
-                          "--max-new-tokens", "16", "--stats", "--stats-out", "s.json"}));
+    QCOMPARE(generate_command(g), (QStringList{"mpirun", "-np", "2", "/opt/eellm", "generate", "ckpt", "--prompt",
+                                               "Once upon a time", "--method", "pipeline", "--threshold", "0.8",
+                                               "--max-new-tokens", "16", "--stats", "--stats-out", "s.json"}));
     // Each bad field is named with its value.
     GenerateRequest bad = g;
     bad.threshold = QStringLiteral("1.5");
@@ -250,15 +247,16 @@ class GuiModelsTest : public QObject {
   }
 
   void generateStatsParse() {
-    const GenerateStats s = parse_generate_stats(
-        R"({"exit_rates":[0.25,0.15,0.6],"exit_layers":[2,3],"method":"recompute","tokens":20,)"
-        R"("tokens_per_s":412.5,"avg_exit_layers":3.1,"layers_per_token":3.4})");
+    const GenerateStats s =
+        parse_generate_stats(R"({"exit_rates":[0.25,0.15,0.6],"exit_layers":[2,3],"method":"recompute","tokens":20,)"
+                             R"("tokens_per_s":412.5,"avg_exit_layers":3.1,"layers_per_token":3.4})");
     QVERIFY2(s.ok, qPrintable(s.error));
     QCOMPARE(s.tokens, 20);
     QCOMPARE(s.exit_rates.size(), size_t{3});
     QCOMPARE(s.exit_layers, (std::vector<int>{2, 3}));
-    QCOMPARE(format_generate_stats(s),
-             QStringLiteral("20 tokens, 412.5 tokens/s, 3.40 layers per token; exits: @2 25.0 %, @3 15.0 %, final 60.0 %"));
+    QCOMPARE(
+        format_generate_stats(s),
+        QStringLiteral("20 tokens, 412.5 tokens/s, 3.40 layers per token; exits: @2 25.0 %, @3 15.0 %, final 60.0 %"));
     QVERIFY(!parse_generate_stats("{").ok);
     QVERIFY(!parse_generate_stats(R"({"tokens": 3})").ok);
   }
@@ -323,8 +321,7 @@ class GuiModelsTest : public QObject {
     QVERIFY(view.lastPaintedBlocks() <= visible_lanes * plot);
     QVERIFY(view.lastPaintedBlocks() >= visible_lanes);
     // Zoomed to 1%: only the few events in the window are visited.
-    const TimeAxis zoom =
-        all.showing(tl->end_time() / 10, tl->end_time() / 10 + tl->end_time() / 100);
+    const TimeAxis zoom = all.showing(tl->end_time() / 10, tl->end_time() / 10 + tl->end_time() / 100);
     frame(zoom);
     QVERIFY(view.lastPaintedBlocks() > 0);
     QVERIFY(view.lastPaintedBlocks() <= visible_lanes * (kPerRank / 100 + 6));
@@ -359,8 +356,7 @@ class GuiModelsTest : public QObject {
       QVERIFY(proxy.data(proxy.index(row - 1, PlansModel::kMemory), Qt::UserRole).toDouble() <=
               proxy.data(proxy.index(row, PlansModel::kMemory), Qt::UserRole).toDouble());
     }
-    QCOMPARE(m.data(m.index(0, PlansModel::kGpus), Qt::UserRole).toInt(),
-             res->ranked[0].candidate.world_size);
+    QCOMPARE(m.data(m.index(0, PlansModel::kGpus), Qt::UserRole).toInt(), res->ranked[0].candidate.world_size);
   }
 
   // [plan-trust] The # column, the time column and the planner agree on one key (kRankingKey); ee-fill

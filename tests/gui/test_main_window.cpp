@@ -69,17 +69,15 @@ class MainWindowTest : public QObject {
   void initTestCase() { QStandardPaths::setTestModeEnabled(true); }
 
   void everyShippedScenarioRendersItsForwards() {
-    const QStringList files =
-        QDir(scenarios_dir()).entryList({QStringLiteral("*.yaml")}, QDir::Files, QDir::Name);
+    const QStringList files = QDir(scenarios_dir()).entryList({QStringLiteral("*.yaml")}, QDir::Files, QDir::Name);
     QVERIFY(files.size() >= 5);
     for (const QString& f : files) {
       MainWindow w;
       ErrorSink errors;
       w.setErrorHook(errors.hook());
       const QString path = scenarios_dir() + QLatin1Char('/') + f;
-      QVERIFY2(w.openScenario(path),
-               qPrintable(f + QStringLiteral(": ") + errors.messages.join(QLatin1Char('\n')) +
-                          w.form()->generalErrors()));
+      QVERIFY2(w.openScenario(path), qPrintable(f + QStringLiteral(": ") + errors.messages.join(QLatin1Char('\n')) +
+                                                w.form()->generalErrors()));
       QVERIFY(errors.messages.isEmpty());
       const SimulationResult* r = w.result();
       QVERIFY(r);
@@ -96,8 +94,7 @@ class MainWindowTest : public QObject {
       }
       QVERIFY2(shortest > 0 && shortest < INT64_MAX, qPrintable(f));
       const double ns_per_px = static_cast<double>(shortest) / 6.0;
-      int plot = std::min(
-          12000, static_cast<int>(std::ceil(static_cast<double>(tl.end_time()) / ns_per_px)) + 2);
+      int plot = std::min(12000, static_cast<int>(std::ceil(static_cast<double>(tl.end_time()) / ns_per_px)) + 2);
       TimeAxis ax;
       auto edge_clear = [&] {
         for (const TimelineEvent& e : tl.events) {
@@ -117,8 +114,7 @@ class MainWindowTest : public QObject {
         plot -= 5;
       } while (plot > 100);
       const int width = TimelineView::kLabelWidth + plot;
-      QImage img(width, TimelineView::kHeaderHeight + w.timeline()->lanes().total_height(),
-                 QImage::Format_RGB32);
+      QImage img(width, TimelineView::kHeaderHeight + w.timeline()->lanes().total_height(), QImage::Format_RGB32);
       {
         QPainter p(&img);
         w.timeline()->render(p, img.size(), ax, 0);
@@ -130,23 +126,21 @@ class MainWindowTest : public QObject {
         const QRect rect = w.timeline()->laneRect(lane, width);
         int expected = 0;
         for (const TimelineEvent& e : tl.events) {
-          expected += e.rank == rank && e.stream == Stream::kCompute &&
-                      op_class(e) == OpClass::kFwd && ax.to_px(e.t0) < plot;
+          expected +=
+              e.rank == rank && e.stream == Stream::kCompute && op_class(e) == OpClass::kFwd && ax.to_px(e.t0) < plot;
         }
         const int seen = count_runs(img, rect.top() + 2, rect.left(), rect.right() + 1, fwd);
-        QVERIFY2(seen == expected,
-                 qPrintable(QStringLiteral("%1 stage %2: %3 forward blocks drawn, %4 forwards")
-                                .arg(f)
-                                .arg(rank)
-                                .arg(seen)
-                                .arg(expected)));
+        QVERIFY2(seen == expected, qPrintable(QStringLiteral("%1 stage %2: %3 forward blocks drawn, %4 forwards")
+                                                  .arg(f)
+                                                  .arg(rank)
+                                                  .arg(seen)
+                                                  .arg(expected)));
         QVERIFY(expected > 0);
       }
       // The whole-iteration image has the lanes' height and the requested width.
       const QImage whole = w.timeline()->renderImage(1000);
       QCOMPARE(whole.width(), 1000);
-      QCOMPARE(whole.height(),
-               TimelineView::kHeaderHeight + std::max(40, w.timeline()->lanes().total_height()));
+      QCOMPARE(whole.height(), TimelineView::kHeaderHeight + std::max(40, w.timeline()->lanes().total_height()));
     }
   }
 
@@ -168,11 +162,9 @@ class MainWindowTest : public QObject {
     }
     QVERIFY(target >= 0);
     const TimelineEvent& e = tl.events[static_cast<size_t>(target)];
-    const Lane& lane =
-        v->lanes().lanes()[static_cast<size_t>(v->lanes().lane_of(2, Stream::kCompute))];
-    const QPoint at(
-        TimelineView::kLabelWidth + static_cast<int>(v->axis().to_px((e.t0 + e.t1) / 2)),
-        TimelineView::kHeaderHeight + lane.y + lane.height / 2);
+    const Lane& lane = v->lanes().lanes()[static_cast<size_t>(v->lanes().lane_of(2, Stream::kCompute))];
+    const QPoint at(TimelineView::kLabelWidth + static_cast<int>(v->axis().to_px((e.t0 + e.t1) / 2)),
+                    TimelineView::kHeaderHeight + lane.y + lane.height / 2);
     QCOMPARE(v->eventAt(at), target);
     QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, at);
     QCOMPARE(v->selectedEvent(), target);
@@ -185,8 +177,7 @@ class MainWindowTest : public QObject {
     // Clicking a stage's label collapses its communication sub-lanes, clicking again restores them.
     const size_t lanes_before = v->lanes().lanes().size();
     const int c2 = v->lanes().lane_of(2, Stream::kCompute);
-    const QPoint label(
-        10, TimelineView::kHeaderHeight + v->lanes().lanes()[static_cast<size_t>(c2)].y + 5);
+    const QPoint label(10, TimelineView::kHeaderHeight + v->lanes().lanes()[static_cast<size_t>(c2)].y + 5);
     QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, label);
     QVERIFY(v->stageCollapsed(2));
     QVERIFY(v->lanes().lanes().size() < lanes_before);
@@ -199,18 +190,17 @@ class MainWindowTest : public QObject {
     v->setAllStagesCollapsed(false);
     // Wheel zoom around the click keeps the time under the cursor.
     const TimeNs before = v->axis().to_time(at.x() - TimelineView::kLabelWidth);
-    QWheelEvent wheel(QPointF(at), v->viewport()->mapToGlobal(QPointF(at)), QPoint(),
-                      QPoint(0, 240), Qt::NoButton, Qt::NoModifier, Qt::NoScrollPhase, false);
+    QWheelEvent wheel(QPointF(at), v->viewport()->mapToGlobal(QPointF(at)), QPoint(), QPoint(0, 240), Qt::NoButton,
+                      Qt::NoModifier, Qt::NoScrollPhase, false);
     QApplication::sendEvent(v->viewport(), &wheel);
     QVERIFY(v->axis().span < v->axis().total);
-    QVERIFY(std::abs(v->axis().to_time(at.x() - TimelineView::kLabelWidth) - before) <=
-            2 * v->axis().ns_per_px() + 1);
+    QVERIFY(std::abs(v->axis().to_time(at.x() - TimelineView::kLabelWidth) - before) <= 2 * v->axis().ns_per_px() + 1);
     // Drag pans to later times.
     const TimeNs start = v->axis().start;
     QTest::mousePress(v->viewport(), Qt::LeftButton, {}, at);
     QMouseEvent move(QEvent::MouseMove, QPointF(at - QPoint(100, 0)),
-                     v->viewport()->mapToGlobal(QPointF(at - QPoint(100, 0))), Qt::NoButton,
-                     Qt::LeftButton, Qt::NoModifier);
+                     v->viewport()->mapToGlobal(QPointF(at - QPoint(100, 0))), Qt::NoButton, Qt::LeftButton,
+                     Qt::NoModifier);
     QApplication::sendEvent(v->viewport(), &move);
     QTest::mouseRelease(v->viewport(), Qt::LeftButton, {}, at - QPoint(100, 0));
     QVERIFY(v->axis().start > start);
@@ -219,8 +209,7 @@ class MainWindowTest : public QObject {
   void validationErrorsNextToFields() {
     MainWindow w;
     QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp4")));
-    auto* mbs =
-        qobject_cast<QSpinBox*>(w.form()->editor(QStringLiteral("training.micro_batch_size")));
+    auto* mbs = qobject_cast<QSpinBox*>(w.form()->editor(QStringLiteral("training.micro_batch_size")));
     QVERIFY(mbs);
     mbs->setValue(7);  // 64 is not a multiple of 7
     QVERIFY(!w.simulateNow());
@@ -253,18 +242,16 @@ class MainWindowTest : public QObject {
     // Drag the first exit from boundary 8 to boundary 12: before layer 13.
     QTest::mousePress(ruler, Qt::LeftButton, {}, from);
     const QPoint to(static_cast<int>(ruler->boundaryX(12)), y);
-    QMouseEvent move(QEvent::MouseMove, QPointF(to), ruler->mapToGlobal(QPointF(to)), Qt::NoButton,
-                     Qt::LeftButton, Qt::NoModifier);
+    QMouseEvent move(QEvent::MouseMove, QPointF(to), ruler->mapToGlobal(QPointF(to)), Qt::NoButton, Qt::LeftButton,
+                     Qt::NoModifier);
     QApplication::sendEvent(ruler, &move);
     QTest::mouseRelease(ruler, Qt::LeftButton, {}, to);
     QCOMPARE(w.form()->scenario().exits.exit_layer_nums, (std::vector<int>{13, 17}));
     // Double-click an empty boundary adds an exit; right-click removes one.
-    QTest::mouseDClick(ruler, Qt::LeftButton, {},
-                       QPoint(static_cast<int>(ruler->boundaryX(24)), y));
+    QTest::mouseDClick(ruler, Qt::LeftButton, {}, QPoint(static_cast<int>(ruler->boundaryX(24)), y));
     QCOMPARE(w.form()->scenario().exits.exit_layer_nums, (std::vector<int>{13, 17, 25}));
     QCOMPARE(w.form()->scenario().exits.exit_layer_weight.size(), size_t{3});
-    QTest::mouseClick(ruler, Qt::RightButton, {},
-                      QPoint(static_cast<int>(ruler->boundaryX(16)), y));
+    QTest::mouseClick(ruler, Qt::RightButton, {}, QPoint(static_cast<int>(ruler->boundaryX(16)), y));
     QCOMPARE(w.form()->scenario().exits.exit_layer_nums, (std::vector<int>{13, 25}));
     QVERIFY(w.simulateNow());
     QCOMPARE(w.result()->layout.exits.size(), size_t{2});
@@ -276,8 +263,7 @@ class MainWindowTest : public QObject {
     TimelineView* v = w.timeline();
     v->setAxis(v->axis().showing(0, v->axis().total / 10));
     const TimeNs span = v->axis().span;
-    auto* gbs =
-        qobject_cast<QSpinBox*>(w.form()->editor(QStringLiteral("training.global_batch_size")));
+    auto* gbs = qobject_cast<QSpinBox*>(w.form()->editor(QStringLiteral("training.global_batch_size")));
     QVERIFY(gbs);
     gbs->setValue(128);  // 16 microbatches instead of 8; simulated after the debounce
     QTRY_COMPARE_WITH_TIMEOUT(w.result()->layout.num_microbatches, 16, 10000);
@@ -300,8 +286,7 @@ class MainWindowTest : public QObject {
     }
     QVERIFY(!w.openScenario(yaml));
     QCOMPARE(errors.messages.size(), 1);
-    QVERIFY2(errors.messages[0].contains(QStringLiteral("broken.yaml")),
-             qPrintable(errors.messages[0]));
+    QVERIFY2(errors.messages[0].contains(QStringLiteral("broken.yaml")), qPrintable(errors.messages[0]));
     QVERIFY(!w.result());
     QVERIFY(!w.openScenario(dir.filePath(QStringLiteral("missing.yaml"))));
     QCOMPARE(errors.messages.size(), 2);
@@ -313,8 +298,7 @@ class MainWindowTest : public QObject {
     }
     QVERIFY(!w.openTrace(trace));
     QCOMPARE(errors.messages.size(), 3);
-    QVERIFY2(errors.messages[2].contains(QStringLiteral("bad.json")),
-             qPrintable(errors.messages[2]));
+    QVERIFY2(errors.messages[2].contains(QStringLiteral("bad.json")), qPrintable(errors.messages[2]));
     QCOMPARE(w.lastError(), errors.messages[2]);
     // A trace from another scenario (4 stages) does not overlay a 2-stage prediction.
     MainWindow other;
@@ -324,8 +308,7 @@ class MainWindowTest : public QObject {
     QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp2")));
     QVERIFY(w.overlayMeasuredTrace(pp4));  // file is fine ...
     QCOMPARE(errors.messages.size(), 4);   // ... but it belongs to another scenario
-    QVERIFY2(errors.messages[3].contains(QStringLiteral("4 pipeline ranks")),
-             qPrintable(errors.messages[3]));
+    QVERIFY2(errors.messages[3].contains(QStringLiteral("4 pipeline ranks")), qPrintable(errors.messages[3]));
     QVERIFY(!w.timeline()->overlay());
     // The trace opens on its own, though.
     QVERIFY(w.openTrace(pp4));
@@ -338,10 +321,8 @@ class MainWindowTest : public QObject {
     ErrorSink errors;
     w.setErrorHook(errors.hook());
     QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp2")));
-    const QString png = dir.filePath(QStringLiteral("t.png")),
-                  svg = dir.filePath(QStringLiteral("t.svg")),
-                  csv = dir.filePath(QStringLiteral("m.csv")),
-                  json = dir.filePath(QStringLiteral("t.json"));
+    const QString png = dir.filePath(QStringLiteral("t.png")), svg = dir.filePath(QStringLiteral("t.svg")),
+                  csv = dir.filePath(QStringLiteral("m.csv")), json = dir.filePath(QStringLiteral("t.json"));
     QVERIFY(w.exportTimelinePng(png, 1200));
     QVERIFY(w.exportTimelineSvg(svg, 1200));
     QVERIFY(w.exportMetricsCsv(csv));
@@ -367,7 +348,8 @@ class MainWindowTest : public QObject {
     const QString with_overlay = w.result()->scenario.name.c_str();
     QVERIFY(w.openScenario(QStringLiteral("tiny-ee")));
     QVERIFY(!w.timeline()->overlay());
-    QVERIFY(w.statusBar()->currentMessage().contains(QStringLiteral("measured overlay of %1 cleared").arg(with_overlay)));
+    QVERIFY(
+        w.statusBar()->currentMessage().contains(QStringLiteral("measured overlay of %1 cleared").arg(with_overlay)));
     QVERIFY(w.openScenario(QStringLiteral("tiny-ee-pp2")));
     QVERIFY(w.overlayMeasuredTrace(json));
     QVERIFY(w.timeline()->tooltipText(0).contains(QStringLiteral("measured")));
@@ -472,8 +454,7 @@ class MainWindowTest : public QObject {
     QSignalSpy finished(run, &RunPanel::finished);
     QVERIFY(run->start());
     QTRY_VERIFY_WITH_TIMEOUT(!finished.isEmpty(), 30000);
-    QVERIFY2(finished.front().front().toInt() == 0,
-             qPrintable(run->findChild<QPlainTextEdit*>()->toPlainText()));
+    QVERIFY2(finished.front().front().toInt() == 0, qPrintable(run->findChild<QPlainTextEdit*>()->toPlainText()));
     QCOMPARE(run->metrics().records().size(), size_t{3});
     QCOMPARE(run->metrics().records()[2].exits.size(), size_t{2});
     QVERIFY2(errors.messages.isEmpty(), qPrintable(errors.messages.join(QLatin1Char('\n'))));
@@ -573,7 +554,8 @@ printf '{"exit_rates": [0.5, 0.125, 0.375], "exit_layers": [2, 3], "tokens": 8, 
                              QString::number(s.num_microbatches - s.num_backbone_microbatches) +
                              QStringLiteral(" of ") + QString::number(s.num_microbatches)),
              qPrintable(fill));
-    QVERIFY(w.metrics()->value(QStringLiteral("tokens_per_s"))
+    QVERIFY(w.metrics()
+                ->value(QStringLiteral("tokens_per_s"))
                 .startsWith(QString::number(s.tokens_per_s, 'f', 0) + QStringLiteral(" backbone tokens/s")));
   }
 
@@ -587,8 +569,9 @@ printf '{"exit_rates": [0.5, 0.125, 0.375], "exit_layers": [2, 3], "tokens": 8, 
     };
     const double before = cost_usd();
     QVERIFY(before > 0);
-    QVERIFY2(w.metrics()->value(QStringLiteral("cost")).startsWith(QString::number(before, 'f', 0) + QStringLiteral(" USD")),
-             qPrintable(w.metrics()->value(QStringLiteral("cost"))));
+    QVERIFY2(
+        w.metrics()->value(QStringLiteral("cost")).startsWith(QString::number(before, 'f', 0) + QStringLiteral(" USD")),
+        qPrintable(w.metrics()->value(QStringLiteral("cost"))));
     auto spin = [&w](const char* field) {
       return qobject_cast<QDoubleSpinBox*>(w.form()->editor(QString::fromLatin1(field)));
     };

@@ -56,8 +56,7 @@ class TimeAxisTest : public QObject {
   }
 
   void panMovesAndClamps() {
-    const TimeAxis z =
-        TimeAxis::fit(1'000'000, 1000).zoomed(10.0, 0.0);  // [0, 100'000) over 1000 px
+    const TimeAxis z = TimeAxis::fit(1'000'000, 1000).zoomed(10.0, 0.0);  // [0, 100'000) over 1000 px
     QCOMPARE(z.ns_per_px(), 100.0);
     const TimeAxis p = z.panned(200.0);
     QCOMPARE(p.start, int64_t{20'000});
@@ -108,8 +107,7 @@ class TimeAxisTest : public QObject {
     QCOMPARE(k.start, int64_t{100'000});
     QCOMPARE(k.span, int64_t{200'000});
     // Shrinking data clamps the zoomed view inside it.
-    const TimeAxis s =
-        TimeAxis::fit(1'000'000, 1000).showing(800'000, 1'000'000).retargeted(500'000);
+    const TimeAxis s = TimeAxis::fit(1'000'000, 1000).showing(800'000, 1'000'000).retargeted(500'000);
     QCOMPARE(s.start, int64_t{300'000});
     QCOMPARE(s.span, int64_t{200'000});
   }

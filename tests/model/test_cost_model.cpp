@@ -103,13 +103,13 @@ TEST(CostModel, KorthikantiTable2EveryRow) {
   const double seq = 2048, b = 2, h = 12288, a = 96;
   const double sbh = seq * b * h;
   const std::vector<Row> rows = {
-      {RecomputeGranularity::kNone, false, 1, sbh * (34 + 5 * a * seq / h)},  // no parallelism
+      {RecomputeGranularity::kNone, false, 1, sbh * (34 + 5 * a * seq / h)},                   // no parallelism
       {RecomputeGranularity::kNone, false, 8, sbh * (10 + 24.0 / 8 + 5 * a * seq / (h * 8))},  // TP
-      {RecomputeGranularity::kNone, true, 8, sbh / 8 * (34 + 5 * a * seq / h)},  // TP + SP
-      {RecomputeGranularity::kSelective, false, 8, sbh * (10 + 24.0 / 8)},       // TP + selective
-      {RecomputeGranularity::kSelective, true, 8, sbh / 8 * 34},  // TP + SP + selective
-      {RecomputeGranularity::kFull, false, 8, 2 * sbh},           // full recompute
-      {RecomputeGranularity::kFull, true, 8, 2 * sbh / 8},        // full + SP
+      {RecomputeGranularity::kNone, true, 8, sbh / 8 * (34 + 5 * a * seq / h)},                // TP + SP
+      {RecomputeGranularity::kSelective, false, 8, sbh * (10 + 24.0 / 8)},                     // TP + selective
+      {RecomputeGranularity::kSelective, true, 8, sbh / 8 * 34},                               // TP + SP + selective
+      {RecomputeGranularity::kFull, false, 8, 2 * sbh},                                        // full recompute
+      {RecomputeGranularity::kFull, true, 8, 2 * sbh / 8},                                     // full + SP
       {RecomputeGranularity::kSelective, false, 1, sbh * 34},
   };
   for (const Row& row : rows) {
@@ -130,10 +130,9 @@ TEST(CostModel, BytesPerParameter) {
     double weights, grads, optimizer;
   };
   const int dp = 8;
-  for (const Case& c :
-       {Case{DType::kBF16, false, 2, 4, 12}, Case{DType::kFP16, false, 2, 2, 12},
-        Case{DType::kBF16, true, 2, 4, 12.0 / dp}, Case{DType::kFP32, false, 4, 4, 8},
-        Case{DType::kFP32, true, 4, 4, 8.0 / dp}}) {
+  for (const Case& c : {Case{DType::kBF16, false, 2, 4, 12}, Case{DType::kFP16, false, 2, 2, 12},
+                        Case{DType::kBF16, true, 2, 4, 12.0 / dp}, Case{DType::kFP32, false, 4, 4, 8},
+                        Case{DType::kFP32, true, 4, 4, 8.0 / dp}}) {
     Scenario s = gpt3(8, 16, dp);
     s.training.params_dtype = c.dtype;
     s.parallel.use_distributed_optimizer = c.dist;
@@ -204,9 +203,8 @@ TEST(CostModel, ExitsAddExactlyTheirHeadCosts) {
     const Layout L0 = layout_of(base), L1 = layout_of(ee);
     const CostModel c0(base, L0), c1(ee, L1);
     const int64_t block = 12 * h * h + 13 * h, norm = 2 * h, mlp = 8 * h * h + 5 * h, proj = V * h;
-    const int64_t head = (ee.exits.use_exit_block ? block : 0) +
-                         (ee.exits.use_exit_norm ? norm : 0) + (ee.exits.use_exit_mlp ? mlp : 0) +
-                         (ee.exits.untie_exit_output_weights ? proj : 0);
+    const int64_t head = (ee.exits.use_exit_block ? block : 0) + (ee.exits.use_exit_norm ? norm : 0) +
+                         (ee.exits.use_exit_mlp ? mlp : 0) + (ee.exits.untie_exit_output_weights ? proj : 0);
     const ParamCounts p1 = c1.param_counts();
     ASSERT_EQ(p1.exit_heads.size(), 1u);
     EXPECT_EQ(p1.exit_heads[0], head) << "variant " << variant;
@@ -216,8 +214,8 @@ TEST(CostModel, ExitsAddExactlyTheirHeadCosts) {
     const double head_fwd = (ee.exits.use_exit_block ? 24 * m * h * h + 4 * b * seq * seq * h : 0) +
                             (ee.exits.use_exit_mlp ? 16 * m * h * h : 0) + 2 * m * h * V;
     const double iters = L1.num_microbatches * L1.dp;
-    EXPECT_NEAR(c1.model_flops_per_iteration(true) - c0.model_flops_per_iteration(true),
-                3 * head_fwd * iters, 1e-9 * c1.model_flops_per_iteration(true));
+    EXPECT_NEAR(c1.model_flops_per_iteration(true) - c0.model_flops_per_iteration(true), 3 * head_fwd * iters,
+                1e-9 * c1.model_flops_per_iteration(true));
     EXPECT_EQ(c1.model_flops_per_iteration(false), c0.model_flops_per_iteration(false));
     const ChunkCosts ch = c1.chunk(0);
     ASSERT_EQ(ch.exit_flops.size(), 1u);
@@ -226,22 +224,17 @@ TEST(CostModel, ExitsAddExactlyTheirHeadCosts) {
 
     // Memory of stage 0 (holds the embedding, so a tied head needs no extra copy).
     const StageMemory m0 = c0.stage_memory(0), m1 = c1.stage_memory(0);
-    const int64_t head_gpu =
-        (ee.exits.use_exit_block ? (block - 2 * h - 4 * h) / t + 2 * h + 4 * h : 0) +
-        (ee.exits.use_exit_norm ? norm : 0) + (ee.exits.use_exit_mlp ? (mlp - h) / t + h : 0) +
-        (ee.exits.untie_exit_output_weights ? proj / t : 0);
+    const int64_t head_gpu = (ee.exits.use_exit_block ? (block - 2 * h - 4 * h) / t + 2 * h + 4 * h : 0) +
+                             (ee.exits.use_exit_norm ? norm : 0) + (ee.exits.use_exit_mlp ? (mlp - h) / t + h : 0) +
+                             (ee.exits.untie_exit_output_weights ? proj / t : 0);
     EXPECT_EQ(m1.params - m0.params, head_gpu) << "variant " << variant;
-    EXPECT_EQ(m1.exit_logits_bytes_per_microbatch - m0.exit_logits_bytes_per_microbatch,
-              b * seq * V / t * 4);
+    EXPECT_EQ(m1.exit_logits_bytes_per_microbatch - m0.exit_logits_bytes_per_microbatch, b * seq * V / t * 4);
     const double sbh = static_cast<double>(seq * b * h);
     const int64_t act =
-        (ee.exits.use_exit_block
-             ? static_cast<int64_t>(sbh * (10 + 24.0 / t + 5.0 * 16 * seq / (h * t)))
-             : 0) +
+        (ee.exits.use_exit_block ? static_cast<int64_t>(sbh * (10 + 24.0 / t + 5.0 * 16 * seq / (h * t))) : 0) +
         static_cast<int64_t>((ee.exits.use_exit_norm ? 2 * sbh : 0) +
                              (ee.exits.use_exit_mlp ? 2 * sbh + 16 * sbh / t : 0) + 2 * sbh);
-    EXPECT_EQ(m1.activation_bytes_per_microbatch - m0.activation_bytes_per_microbatch, act)
-        << "variant " << variant;
+    EXPECT_EQ(m1.activation_bytes_per_microbatch - m0.activation_bytes_per_microbatch, act) << "variant " << variant;
     EXPECT_GT(ch.exits[0].fwd, 0);
   }
 }
@@ -266,16 +259,12 @@ TEST(CostModel, CollectivesMatchAlphaBeta) {
   const Scenario s = gpt3();
   const Layout L = layout_of(s);
   const CostModel cm(s, L);
-  const double B = 1e9, bw_intra = 300e9 * 0.5, a_intra = 2e-6, bw_inter = 25e9 * 0.5,
-               a_inter = 5e-6;
-  EXPECT_NEAR(cm.allreduce_time(1000000000, 8, false), 2 * 7.0 / 8 * B / bw_intra + 2 * 7 * a_intra,
+  const double B = 1e9, bw_intra = 300e9 * 0.5, a_intra = 2e-6, bw_inter = 25e9 * 0.5, a_inter = 5e-6;
+  EXPECT_NEAR(cm.allreduce_time(1000000000, 8, false), 2 * 7.0 / 8 * B / bw_intra + 2 * 7 * a_intra, 1e-12);
+  EXPECT_NEAR(cm.allreduce_time(1000000000, 16, true), 2 * 15.0 / 16 * B / bw_inter + 2 * 15 * a_inter, 1e-12);
+  EXPECT_NEAR(cm.allreduce_time(1000000000, 8, false, CollectiveAlgo::kTree), 2 * 3 * a_intra + 2 * B / bw_intra,
               1e-12);
-  EXPECT_NEAR(cm.allreduce_time(1000000000, 16, true),
-              2 * 15.0 / 16 * B / bw_inter + 2 * 15 * a_inter, 1e-12);
-  EXPECT_NEAR(cm.allreduce_time(1000000000, 8, false, CollectiveAlgo::kTree),
-              2 * 3 * a_intra + 2 * B / bw_intra, 1e-12);
-  EXPECT_NEAR(cm.reduce_scatter_time(1000000000, 8, false), 7.0 / 8 * B / bw_intra + 7 * a_intra,
-              1e-12);
+  EXPECT_NEAR(cm.reduce_scatter_time(1000000000, 8, false), 7.0 / 8 * B / bw_intra + 7 * a_intra, 1e-12);
   EXPECT_NEAR(cm.allgather_time(1000000000, 8, true), 7.0 / 8 * B / bw_inter + 7 * a_inter, 1e-12);
   EXPECT_NEAR(cm.p2p_time(1000000, true), a_inter + 1e6 / bw_inter, 1e-15);
   EXPECT_NEAR(cm.p2p_time(0, false), a_intra, 1e-15);
@@ -312,8 +301,7 @@ TEST(CostModel, MicrobatchesInFlightPerSchedule) {
   s.model.num_layers = 8;
   s.training.global_batch_size = 16;  // 8 microbatches
   Layout L = layout_of(s);
-  for (int st = 0; st < 4; ++st)
-    EXPECT_EQ(CostModel(s, L).stage_memory(st).max_microbatches_in_flight, 4 - st);
+  for (int st = 0; st < 4; ++st) EXPECT_EQ(CostModel(s, L).stage_memory(st).max_microbatches_in_flight, 4 - st);
   s.parallel.schedule = ScheduleKind::kGPipe;
   L = layout_of(s);
   EXPECT_EQ(CostModel(s, L).max_microbatches_in_flight(3), 8);

@@ -67,10 +67,8 @@ TEST(Fit, EstimateMatchesClosedForm1F1B) {
   EXPECT_NEAR(e.pipeline_s, F[0] + B[0] + F[1] + B[1] + (m - 1) * worst, 1e-12);
   EXPECT_NEAR(e.p2p_s, 2.0 * (m + 2 - 2) * cm.p2p_activation_time(0), 1e-12);
   EXPECT_NEAR(e.dp_sync_s, std::max(cm.dp_sync_time(0), cm.dp_sync_time(1)), 1e-12);
-  EXPECT_NEAR(
-      e.total_s,
-      e.pipeline_s + e.p2p_s + e.dp_sync_s + e.embedding_sync_s + e.optimizer_s + e.overhead_s,
-      1e-12);
+  EXPECT_NEAR(e.total_s, e.pipeline_s + e.p2p_s + e.dp_sync_s + e.embedding_sync_s + e.optimizer_s + e.overhead_s,
+              1e-12);
   EXPECT_GT(e.bubble_s, 0);
   EXPECT_GT(e.embedding_sync_s, 0);  // tied embeddings over 2 stages
 }
@@ -107,9 +105,8 @@ TEST(Fit, RecoversKnownParametersFromSyntheticData) {
   calibration_mape(rows, truth, 2, &pred);
   for (size_t i = 0; i < rows.size(); ++i) rows[i].time_ms = pred[i];
   FitOptions o;
-  o.params = {FitParam::kGemmMaxEfficiency, FitParam::kElementwiseEfficiency,
-              FitParam::kCollectiveEfficiency, FitParam::kPerLayerOverheadUs,
-              FitParam::kPerIterationOverheadUs};
+  o.params = {FitParam::kGemmMaxEfficiency, FitParam::kElementwiseEfficiency, FitParam::kCollectiveEfficiency,
+              FitParam::kPerLayerOverheadUs, FitParam::kPerIterationOverheadUs};
   const StatusOr<FitResult> r = fit_device_profile(rows, a100_spec(), o);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   for (FitParam p : o.params)
@@ -127,16 +124,14 @@ TEST(Fit, CsvErrorsNameTheLine) {
   }
   const auto rows = read_calibration_csv(path);
   ASSERT_FALSE(rows.is_ok());
-  EXPECT_NE(rows.status().message().find(":3: has 6 columns"), std::string::npos)
-      << rows.status().message();
+  EXPECT_NE(rows.status().message().find(":3: has 6 columns"), std::string::npos) << rows.status().message();
   std::filesystem::remove(path);
   EXPECT_EQ(read_calibration_csv(path).status().code(), StatusCode::kNotFound);
 }
 
 // The shipped, fitted A100 profile on the shared measurements (a fixed number, not a timing).
 TEST(Fit, ShippedA100ProfileValidationMape) {
-  const std::string csv =
-      std::string(EELLM_SOURCE_DIR) + "/data/calibration/a100_megatron_single_node.csv";
+  const std::string csv = std::string(EELLM_SOURCE_DIR) + "/data/calibration/a100_megatron_single_node.csv";
   const auto rows = read_calibration_csv(csv);
   ASSERT_TRUE(rows.is_ok()) << rows.status().to_string();
   EXPECT_EQ(rows->size(), 1440u);

@@ -3,9 +3,9 @@
 // profiles' errors on rows the fit did not see (leave-one-out), as numbers.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <cmath>
 #include <fstream>
 
 #include "model/fit.h"
@@ -84,15 +84,15 @@ TEST(MultiNodeFit, ShippedProfileHeldOutErrors) {
   o.loo_evaluations = 150;
   const auto r = fit_joint(*single, *multi, shipped_cluster(), o);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-  std::printf("single-node held-back MAPE %.2f %% (%d rows); multi-node MAPE fitted on %.2f %%, "
-              "leave-one-out %.2f %% (mean signed %+.2f %%)\n",
-              r->single.validation_mape, r->single.validation_rows, r->multi_fit_mape, r->multi_loo_mape,
-              r->multi_loo_bias);
+  std::printf(
+      "single-node held-back MAPE %.2f %% (%d rows); multi-node MAPE fitted on %.2f %%, "
+      "leave-one-out %.2f %% (mean signed %+.2f %%)\n",
+      r->single.validation_mape, r->single.validation_rows, r->multi_fit_mape, r->multi_loo_mape, r->multi_loo_bias);
   for (const ScaleBucket& b : r->buckets)
     std::printf("  %-7s %4d rows  MAPE %5.2f %%  mean signed %+5.2f %%\n", b.label.c_str(), b.rows, b.mape, b.bias);
   EXPECT_EQ(r->single.validation_rows, 308);
-  EXPECT_LT(r->single.validation_mape, 7.2);  // 7.09 % (7.11 % before the joint fit)
-  EXPECT_LT(r->multi_loo_mape, 3.0);  // 2.32 %; the target 6 %
+  EXPECT_LT(r->single.validation_mape, 7.2);              // 7.09 % (7.11 % before the joint fit)
+  EXPECT_LT(r->multi_loo_mape, 3.0);                      // 2.32 %; the target 6 %
   EXPECT_GE(r->multi_loo_mape, r->multi_fit_mape - 0.5);  // leaving a row out does not help it
   ASSERT_EQ(r->buckets.size(), 4u);
   for (const ScaleBucket& b : r->buckets) {

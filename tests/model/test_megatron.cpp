@@ -66,9 +66,7 @@ TEST(Megatron, ExpandsAShellLaunchScript) {
   }();
   EXPECT_NE(joined.find("--train-iters 72000 "), std::string::npos) << joined;
   EXPECT_NE(joined.find("--save-interval 2400 "), std::string::npos) << joined;
-  EXPECT_NE(joined.find("--data-path 0.25 /data/arxiv 0.75 /data/c4 --tokenizer-type"),
-            std::string::npos)
-      << joined;
+  EXPECT_NE(joined.find("--data-path 0.25 /data/arxiv 0.75 /data/c4 --tokenizer-type"), std::string::npos) << joined;
   EXPECT_EQ(joined.find("train.log"), std::string::npos) << joined;  // redirection dropped
   EXPECT_EQ(joined.back(), ' ');
   EXPECT_EQ(words->back(), "3");
@@ -103,8 +101,7 @@ TEST(Megatron, ImportsEeLlmScript) {
   // torchrun's 2 × 8 with the default device is the shipped 2×8 A100-80GB cluster.
   EXPECT_EQ(s.cluster.name, "a100-80gb-2x8");
   EXPECT_EQ(s.cluster.total_gpus(), 16);
-  EXPECT_TRUE(has_warning(imp->warnings, "unknown flags ignored: --frobnicate"))
-      << imp->warnings.size();
+  EXPECT_TRUE(has_warning(imp->warnings, "unknown flags ignored: --frobnicate")) << imp->warnings.size();
   EXPECT_FALSE(has_warning(imp->warnings, "--wandb-project"));
   EXPECT_FALSE(has_warning(imp->warnings, "--save"));
 }
@@ -163,8 +160,7 @@ TEST(Megatron, EveryExpressibleFieldRoundTrips) {
   s.training.data_path = "/data/corpus_text_document";
   s.training.valid_fraction = 0.05;
   const MegatronExport ex = scenario_to_megatron(s);
-  EXPECT_NE(ex.command.find("--num-layers-per-virtual-pipeline-stage 4"), std::string::npos)
-      << ex.command;
+  EXPECT_NE(ex.command.find("--num-layers-per-virtual-pipeline-stage 4"), std::string::npos) << ex.command;
   auto back = scenario_from_megatron(ex.command);
   ASSERT_TRUE(back.is_ok()) << back.status().to_string() << "\n" << ex.command;
   expect_same_megatron_fields(s, back->scenario);
@@ -178,8 +174,7 @@ TEST(Megatron, ExportWarnsAboutWhatMegatronCannotExpress) {
   const MegatronExport ex = scenario_to_megatron(*s);
   EXPECT_TRUE(has_warning(ex.warnings, "parallel.layer_partition")) << ex.command;
   EXPECT_TRUE(has_warning(ex.warnings, "exits.final_exit_weight (0.5)"));
-  EXPECT_NE(ex.command.find("torchrun --nnodes 1 --nproc_per_node 4 pretrain_early_exit_gpt.py"),
-            std::string::npos)
+  EXPECT_NE(ex.command.find("torchrun --nnodes 1 --nproc_per_node 4 pretrain_early_exit_gpt.py"), std::string::npos)
       << ex.command;
   EXPECT_NE(ex.command.find("--exit-layer-nums 2 4 \\\n"), std::string::npos) << ex.command;
   EXPECT_EQ(ex.command.find("--pre-exit"), std::string::npos);
@@ -223,11 +218,10 @@ TEST(Megatron, ClusterOptionsAndErrors) {
   auto none = scenario_from_megatron("echo hello\nls -l\n");
   ASSERT_FALSE(none.is_ok());
   EXPECT_NE(none.status().message().find("no Megatron launch command found"), std::string::npos);
-  auto choice = scenario_from_megatron(
-      "x.py --num-layers 2 --hidden-size 8 --num-attention-heads 2 --normalization BatchNorm");
+  auto choice =
+      scenario_from_megatron("x.py --num-layers 2 --hidden-size 8 --num-attention-heads 2 --normalization BatchNorm");
   ASSERT_FALSE(choice.is_ok());
-  EXPECT_EQ(choice.status().message(),
-            "--normalization: unknown value 'BatchNorm'; allowed: LayerNorm, RMSNorm");
+  EXPECT_EQ(choice.status().message(), "--normalization: unknown value 'BatchNorm'; allowed: LayerNorm, RMSNorm");
 }
 
 }  // namespace

@@ -38,8 +38,8 @@ TEST(Network, DataParallelAcrossNodesOneRankPerNode) {
   const NetworkModel net(c);
   const CommGroup g{16, 1, 0};  // TP 8: each DP rank on its own node, all 8 rails busy
   EXPECT_NEAR(net.bus_bandwidth(g), 25e9, 1);
-  const double ring = 30 * 5e-6 + 2 * 15.0 / 16 * 1e9 / 25e9;   // 0.07515 s
-  const double tree = 2 * (4 * 5e-6) + 2 * 1e9 / 25e9;           // log2(16) = 4 hops: 0.08004 s
+  const double ring = 30 * 5e-6 + 2 * 15.0 / 16 * 1e9 / 25e9;  // 0.07515 s
+  const double tree = 2 * (4 * 5e-6) + 2 * 1e9 / 25e9;         // log2(16) = 4 hops: 0.08004 s
   EXPECT_NEAR(net.allreduce(1e9, g, CollectiveAlgo::kRing), ring, 1e-12);
   EXPECT_NEAR(net.allreduce(1e9, g, CollectiveAlgo::kTree), tree, 1e-12);
   EXPECT_NEAR(net.allreduce(1e9, g), ring, 1e-12);  // large: ring wins
@@ -50,10 +50,10 @@ TEST(Network, DataParallelAcrossNodesOneRankPerNode) {
 TEST(Network, TensorParallelGroupSpanningTwoNodes) {
   const ClusterSpec c = dgx();
   const NetworkModel net(c);
-  const CommGroup g{16, 8, 0};  // TP 16 on 8-GPU nodes: 8 ranks a node, 8 rails cross
-  EXPECT_NEAR(net.bus_bandwidth(g), 200e9, 1);  // min(NVLink 300, 8 × 25)
-  const double ring = 30 * 5e-6 + 2 * 15.0 / 16 * 1e8 / 200e9;         // 1.0875 ms
-  const double tree = 2 * (1 * 5e-6 + 7 * 2.5e-6) + 2 * 1e8 / 200e9;   // 1.045 ms
+  const CommGroup g{16, 8, 0};                                  // TP 16 on 8-GPU nodes: 8 ranks a node, 8 rails cross
+  EXPECT_NEAR(net.bus_bandwidth(g), 200e9, 1);                  // min(NVLink 300, 8 × 25)
+  const double ring = 30 * 5e-6 + 2 * 15.0 / 16 * 1e8 / 200e9;  // 1.0875 ms
+  const double tree = 2 * (1 * 5e-6 + 7 * 2.5e-6) + 2 * 1e8 / 200e9;  // 1.045 ms
   EXPECT_NEAR(net.allreduce(1e8, g, CollectiveAlgo::kRing), ring, 1e-12);
   EXPECT_NEAR(net.allreduce(1e8, g), tree, 1e-12);
 }

@@ -21,12 +21,11 @@ std::string minimal_yaml(const std::string& extra_model = "", const std::string&
 }
 
 TEST(ScenarioIo, ParsesSectionsEnumsAndResolvesClusterAndDevice) {
-  auto s = parse_scenario(
-      minimal_yaml("  normalization: rmsnorm\n  activation: SwiGLU\n",
-                   "parallel:\n  schedule: 1F1B\n  pipeline_model_parallel_size: 2\n"
-                   "exits:\n  exit_layer_nums: [1, 3]\n  exit_layer_weight: [0.25, 0.5]\n"
-                   "training:\n  params_dtype: BFloat16\n  lr: 3.0e-4\n  seed: 42\n"),
-      "mem.yaml");
+  auto s = parse_scenario(minimal_yaml("  normalization: rmsnorm\n  activation: SwiGLU\n",
+                                       "parallel:\n  schedule: 1F1B\n  pipeline_model_parallel_size: 2\n"
+                                       "exits:\n  exit_layer_nums: [1, 3]\n  exit_layer_weight: [0.25, 0.5]\n"
+                                       "training:\n  params_dtype: BFloat16\n  lr: 3.0e-4\n  seed: 42\n"),
+                          "mem.yaml");
   ASSERT_TRUE(s.is_ok()) << s.status().to_string();
   EXPECT_EQ(s->name, "t");
   EXPECT_EQ(s->model.num_layers, 4);
@@ -71,64 +70,51 @@ TEST(ScenarioIo, UnknownKeySuggestsTheNearestField) {
   auto s = parse_scenario(minimal_yaml("  num_atention_heads: 4\n"), "typo.yaml");
   ASSERT_FALSE(s.is_ok());
   const std::string msg = s.status().message();
-  EXPECT_NE(msg.find("typo.yaml:8:3: model.num_atention_heads: unknown key"), std::string::npos)
-      << msg;
+  EXPECT_NE(msg.find("typo.yaml:8:3: model.num_atention_heads: unknown key"), std::string::npos) << msg;
   EXPECT_NE(msg.find("did you mean 'num_attention_heads'?"), std::string::npos) << msg;
 }
 
 TEST(ScenarioIo, UnknownSectionIsReported) {
   auto s = parse_scenario(minimal_yaml("", "trainig:\n  lr: 1\n"), "x.yaml");
   ASSERT_FALSE(s.is_ok());
-  EXPECT_NE(s.status().message().find("unknown key 'trainig'; did you mean 'training'?"),
-            std::string::npos)
+  EXPECT_NE(s.status().message().find("unknown key 'trainig'; did you mean 'training'?"), std::string::npos)
       << s.status().message();
 }
 
 TEST(ScenarioIo, WrongTypeNamesFieldValueAndExpectedType) {
-  auto s = parse_scenario(
-      minimal_yaml("",
-                   "training:\n  micro_batch_size: four\n  lr: fast\n  "
-                   "seed: -3\nexits:\n  pre_exit: maybe\n  exit_layer_nums: [1, x]\n"),
-      "types.yaml");
+  auto s = parse_scenario(minimal_yaml("",
+                                       "training:\n  micro_batch_size: four\n  lr: fast\n  "
+                                       "seed: -3\nexits:\n  pre_exit: maybe\n  exit_layer_nums: [1, x]\n"),
+                          "types.yaml");
   ASSERT_FALSE(s.is_ok());
   const std::string msg = s.status().message();
   // Every error is collected, not just the first.
-  EXPECT_NE(msg.find("training.micro_batch_size: expected an integer, got 'four'"),
-            std::string::npos)
-      << msg;
+  EXPECT_NE(msg.find("training.micro_batch_size: expected an integer, got 'four'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("training.lr: expected a number, got 'fast'"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("training.seed: expected a non-negative integer, got '-3'"), std::string::npos)
-      << msg;
-  EXPECT_NE(msg.find("exits.pre_exit: expected a boolean (true/false), got 'maybe'"),
-            std::string::npos)
-      << msg;
-  EXPECT_NE(msg.find("exits.exit_layer_nums[1]: expected an integer, got 'x'"), std::string::npos)
-      << msg;
+  EXPECT_NE(msg.find("training.seed: expected a non-negative integer, got '-3'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("exits.pre_exit: expected a boolean (true/false), got 'maybe'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("exits.exit_layer_nums[1]: expected an integer, got 'x'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("types.yaml:11:"), std::string::npos) << msg;  // line of micro_batch_size
 }
 
 TEST(ScenarioIo, DuplicateKeyIsAnError) {
-  auto s =
-      parse_scenario("model:\n  num_layers: 2\n  hidden_size: 8\n  num_layers: 3\n", "dup.yaml");
+  auto s = parse_scenario("model:\n  num_layers: 2\n  hidden_size: 8\n  num_layers: 3\n", "dup.yaml");
   ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.status().message(),
-            "dup.yaml:4:3: model.num_layers: duplicate key 'num_layers' (first given on line 2)");
+  EXPECT_EQ(s.status().message(), "dup.yaml:4:3: model.num_layers: duplicate key 'num_layers' (first given on line 2)");
 }
 
 TEST(ScenarioIo, SectionOfWrongShapeIsAnError) {
   auto s = parse_scenario("model: [1, 2]\n", "shape.yaml");
   ASSERT_FALSE(s.is_ok());
-  EXPECT_NE(s.status().message().find("model: expected a mapping of keys, got a list"),
-            std::string::npos)
+  EXPECT_NE(s.status().message().find("model: expected a mapping of keys, got a list"), std::string::npos)
       << s.status().message();
 }
 
 TEST(ScenarioIo, BadEnumListsAllowedValues) {
   auto s = parse_scenario(minimal_yaml("", "parallel:\n  schedule: zigzag\n"), "enum.yaml");
   ASSERT_FALSE(s.is_ok());
-  EXPECT_NE(s.status().message().find(
-                "parallel.schedule: unknown value 'zigzag'; allowed: none, gpipe, 1f1b, "
-                "interleaved, zb-h1, ee-1f1b, ee-fill, ee-tuning"),
+  EXPECT_NE(s.status().message().find("parallel.schedule: unknown value 'zigzag'; allowed: none, gpipe, 1f1b, "
+                                      "interleaved, zb-h1, ee-1f1b, ee-fill, ee-tuning"),
             std::string::npos)
       << s.status().message();
 }
@@ -154,8 +140,7 @@ TEST(ScenarioIo, MissingFilesAreNotFound) {
   EXPECT_EQ(d.status().code(), StatusCode::kNotFound);
   auto c = parse_scenario("cluster:\n  profile: no-such-cluster\n", "c.yaml");
   ASSERT_FALSE(c.is_ok());
-  EXPECT_NE(c.status().message().find(
-                "c.yaml:2:12: cluster.profile: cluster profile 'no-such-cluster' not found"),
+  EXPECT_NE(c.status().message().find("c.yaml:2:12: cluster.profile: cluster profile 'no-such-cluster' not found"),
             std::string::npos)
       << c.status().message();
 }
@@ -176,9 +161,8 @@ TEST(ScenarioIo, LoadByNameUsesTheShippedFolderAndChecksLayout) {
   auto bad = load_scenario(tmp.string());
   std::filesystem::remove(tmp);
   ASSERT_FALSE(bad.is_ok());
-  EXPECT_NE(
-      bad.status().message().find("eellm_io_layout.yaml: model.num_layers (4) is not divisible"),
-      std::string::npos)
+  EXPECT_NE(bad.status().message().find("eellm_io_layout.yaml: model.num_layers (4) is not divisible"),
+            std::string::npos)
       << bad.status().message();
 }
 

@@ -83,8 +83,7 @@ TEST(Validate, ExitOutOfRange) {
   const Diagnostic* x = find_field(d, "exits.exit_layer_nums[1]");
   ASSERT_NE(x, nullptr) << d.to_string();
   EXPECT_EQ(x->message, "exits.exit_layer_nums[1] (40) is out of range: layers are numbered 1..32");
-  EXPECT_EQ(of(d, Diagnostic::Severity::kError).size(), 1u)
-      << d.to_string();  // not repeated by derive_layout
+  EXPECT_EQ(of(d, Diagnostic::Severity::kError).size(), 1u) << d.to_string();  // not repeated by derive_layout
 }
 
 TEST(Validate, NegativeAndZeroSizesAreAllReported) {
@@ -125,8 +124,7 @@ TEST(Validate, MemoryWarningGivesThePerStageFigure) {
   const CostModel cost(s, *layout);
   int over = 0;
   for (int stage = 0; stage < layout->pp; ++stage) {
-    const double need =
-        static_cast<double>(cost.stage_memory(stage).peak_bytes()) / (1024.0 * 1024 * 1024);
+    const double need = static_cast<double>(cost.stage_memory(stage).peak_bytes()) / (1024.0 * 1024 * 1024);
     const Diagnostic* x = find_field(d, "memory.stage[" + std::to_string(stage) + "]");
     if (need <= 24) {
       EXPECT_EQ(x, nullptr) << "stage " << stage << " fits (" << need << " GiB) but was flagged";
@@ -135,8 +133,7 @@ TEST(Validate, MemoryWarningGivesThePerStageFigure) {
     ++over;
     ASSERT_NE(x, nullptr) << "stage " << stage << " needs " << need << " GiB\n" << d.to_string();
     char figure[96];
-    std::snprintf(figure, sizeof figure, "stage %d needs %.1f GiB of 24.0 GiB on test-gpu", stage,
-                  need);
+    std::snprintf(figure, sizeof figure, "stage %d needs %.1f GiB of 24.0 GiB on test-gpu", stage, need);
     EXPECT_EQ(x->message.rfind(figure, 0), 0u) << x->message;
     EXPECT_EQ(x->severity, Diagnostic::Severity::kWarning);
   }
@@ -157,16 +154,14 @@ TEST(Validate, UnknownKeyWithDidYouMean) {
 TEST(Validate, WrongType) {
   auto s = parse_scenario("parallel:\n  sequence_parallel: 2\n", "t.yaml");
   ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.status().message(),
-            "t.yaml:2:22: parallel.sequence_parallel: expected a boolean (true/false), got '2'");
+  EXPECT_EQ(s.status().message(), "t.yaml:2:22: parallel.sequence_parallel: expected a boolean (true/false), got '2'");
 }
 
 TEST(Validate, BadEnum) {
   auto s = parse_scenario("model:\n  normalization: batchnorm\n", "e.yaml");
   ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(
-      s.status().message(),
-      "e.yaml:2:18: model.normalization: unknown value 'batchnorm'; allowed: LayerNorm, RMSNorm");
+  EXPECT_EQ(s.status().message(),
+            "e.yaml:2:18: model.normalization: unknown value 'batchnorm'; allowed: LayerNorm, RMSNorm");
 }
 
 TEST(Validate, MissingFile) {

@@ -40,7 +40,9 @@ struct ZCase {
   int tp = 1;
   bool every_rule = false;  // testing::every_tp_rule's model: untied heads, exit blocks and MLPs
 };
-std::ostream& operator<<(std::ostream& os, const ZCase& c) { return os << c.name; }
+std::ostream& operator<<(std::ostream& os, const ZCase& c) {
+  return os << c.name;
+}
 
 const ZCase kZCases[] = {
     {"dp2_zero", 1, 2, 1, ScheduleKind::kNoPipelining, 3, true, false, 0},
@@ -274,7 +276,8 @@ TEST(DistCheckpoint, ResumeOnADifferentLayoutContinuesTheLossCurve) {
     auto resumed = train(s, 4, dir + "_" + tag, dir, tag);
     if (!resumed.is_ok() && s.parallel.tensor_model_parallel_size > 1 &&
         resumed.status().message().find("tensor_model_parallel_size") != std::string::npos) {
-      if (world().rank() == 0) std::printf("[ note ] %s skipped: %s\n", tag.c_str(), resumed.status().message().c_str());
+      if (world().rank() == 0)
+        std::printf("[ note ] %s skipped: %s\n", tag.c_str(), resumed.status().message().c_str());
       continue;  // the runtime does not execute TP yet
     }
     ASSERT_TRUE(resumed.is_ok()) << tag << ": " << resumed.status().to_string();
@@ -357,8 +360,10 @@ TEST(DistCheckpoint, ReadsASingleProcessCheckpoint) {
   ASSERT_FALSE(ps.empty());
   for (const CkptParam& p : ps) EXPECT_EQ(p.local->data, P.at(p.name)->data) << p.name;
   for (const CkptMoments& m : ms) {
-    EXPECT_TRUE(std::equal(m.m, m.m + (m.end - m.begin), M.at(m.name)->data.begin() + static_cast<std::ptrdiff_t>(m.begin)));
-    EXPECT_TRUE(std::equal(m.v, m.v + (m.end - m.begin), V.at(m.name)->data.begin() + static_cast<std::ptrdiff_t>(m.begin)));
+    EXPECT_TRUE(
+        std::equal(m.m, m.m + (m.end - m.begin), M.at(m.name)->data.begin() + static_cast<std::ptrdiff_t>(m.begin)));
+    EXPECT_TRUE(
+        std::equal(m.v, m.v + (m.end - m.begin), V.at(m.name)->data.begin() + static_cast<std::ptrdiff_t>(m.begin)));
   }
 }
 
@@ -395,7 +400,9 @@ TEST(DistCheckpoint, IncompleteOrDamagedCheckpointsAreRefusedByName) {
   // A different model.
   Scenario wider = s;
   wider.model.hidden_size = 64;
-  expect_refused(dir, wider, "was written for a different model: ffn_hidden_size is 128 there but 256 here; hidden_size is 32 there but 64 here");
+  expect_refused(dir, wider,
+                 "was written for a different model: ffn_hidden_size is 128 there but 256 here; hidden_size is 32 "
+                 "there but 64 here");
   // An altered shard file (checksum), then a missing one.
   const std::string victim = sub + "/rank_00001.safetensors";
   std::string keep;

@@ -9,8 +9,8 @@
 #include <random>
 
 #include "exec/generate/generate.h"
-#include "exec/gpt/gpt_model.h"
 #include "exec/generate/pipeline_generate.h"
+#include "exec/gpt/gpt_model.h"
 #include "tests/exec/test_util.h"
 #include "tests/mpi/mpi_test_util.h"
 

@@ -10,7 +10,9 @@
 
 namespace eellm::exec::testing {
 extern Communicator* g_world;
-inline Communicator& world() { return *g_world; }
+inline Communicator& world() {
+  return *g_world;
+}
 
 // The runtime of a scenario on world() (tp × pp × dp from the scenario's layout). PipelineRuntime
 // keeps a pointer to its Communicators, so they live here, at a stable address (the fixture is

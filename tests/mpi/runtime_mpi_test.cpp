@@ -1,20 +1,21 @@
 // The distributed runtime under mpirun: for every schedule of sim/schedule at PP=2, PP=4, DP=2 and
 // PP=2×DP=2, and with tensor parallelism at TP=2, PP=2×TP=2 and TP=2×DP=2 (plus a model that uses
-// every TP sharding rule; with and without sequence parallelism), two training iterations give the single-process losses (every exit),
-// gradient norm and updated parameters (each rank's shards of them) within fp32 tolerance. Cases whose world size differs from the job's are
-// skipped (the binary runs at np 2 and np 4). Fault tests run only with EELLM_TEST_FAULT set.
+// every TP sharding rule; with and without sequence parallelism), two training iterations give the single-process
+// losses (every exit), gradient norm and updated parameters (each rank's shards of them) within fp32 tolerance. Cases
+// whose world size differs from the job's are skipped (the binary runs at np 2 and np 4). Fault tests run only with
+// EELLM_TEST_FAULT set.
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <map>
+#include <sstream>
 #include <utility>
 
+#include "exec/gpt/tp_shard.h"
 #include "exec/io/data.h"
 #include "exec/train/runtime.h"
-#include "exec/gpt/tp_shard.h"
 #include "sim/simulate.h"
 #include "sim/trace.h"
 #include "tests/exec/dist_reference.h"
@@ -38,7 +39,9 @@ struct Case {
   int world() const { return tp * pp * dp; }
 };
 
-std::ostream& operator<<(std::ostream& os, const Case& c) { return os << c.name; }
+std::ostream& operator<<(std::ostream& os, const Case& c) {
+  return os << c.name;
+}
 
 const Case kCases[] = {
     // np 2
@@ -134,8 +137,8 @@ void expect_matches(RuntimeFixture& f, const IterationResult& r, const testing::
     size_t at = 0;
     for (size_t k = 0; k < a.numel(); ++k)
       if (std::abs(a.data[k] - b.data[k]) > worst) worst = std::abs(a.data[k] - b.data[k]), at = k;
-    EXPECT_LE(worst, 1e-5) << "rank " << world().rank() << " tensor " << n << "[" << at << "]: " << a.data[at]
-                           << " vs " << b.data[at];
+    EXPECT_LE(worst, 1e-5) << "rank " << world().rank() << " tensor " << n << "[" << at << "]: " << a.data[at] << " vs "
+                           << b.data[at];
   }
 }
 
@@ -155,8 +158,8 @@ TEST_P(Equivalence, TwoStepsMatchTheSingleProcessRun) {
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
 
   const bool fill = c.kind == ScheduleKind::kEEFill, tuning = c.kind == ScheduleKind::kEETuning;
-  const testing::ReferenceRun ref = fill ? testing::reference_from_schedule(s, iters)
-                                         : testing::reference_full(s, iters, tuning);
+  const testing::ReferenceRun ref =
+      fill ? testing::reference_from_schedule(s, iters) : testing::reference_full(s, iters, tuning);
   expect_matches(**f, *r, ref, tuning);
   // EE-Tuning: stages without exits train nothing (no OPT, no tensors, grad norm 0).
   const bool idle = rt.owned_names().empty();

@@ -47,7 +47,8 @@ TEST(Deadlock, EngineReportsBlockedRanksInsteadOfHanging) {
   auto r = simulate_schedule(s, uniform_costs(2, 1, 1000, 2000));
   ASSERT_FALSE(r.is_ok());
   const std::string& msg = r.status().message();
-  EXPECT_NE(msg.find("rank 0 blocked at instruction 2 (RECV-GRAD0←1), waiting for rank 1 instruction"), std::string::npos)
+  EXPECT_NE(msg.find("rank 0 blocked at instruction 2 (RECV-GRAD0←1), waiting for rank 1 instruction"),
+            std::string::npos)
       << msg;
   EXPECT_NE(msg.find("rank 1 blocked at instruction 2 (RECV-ACT1←0), waiting for rank 0 instruction 5 (SEND-ACT1→1)"),
             std::string::npos)

@@ -94,7 +94,8 @@ TEST(EEFillAccounting, ThroughputCountsBackboneTokensAndOverheadIsNotNegative) {
     EXPECT_NEAR(s.tokens_per_s * s.iteration_time_s, s.num_backbone_microbatches * tokens_per_mb,
                 1e-6 * s.num_microbatches * tokens_per_mb);
     EXPECT_NEAR(s.fill_tokens_per_s * s.iteration_time_s,
-                (s.num_microbatches - s.num_backbone_microbatches) * tokens_per_mb, 1e-6 * s.num_microbatches * tokens_per_mb);
+                (s.num_microbatches - s.num_backbone_microbatches) * tokens_per_mb,
+                1e-6 * s.num_microbatches * tokens_per_mb);
     const auto j = nlohmann::json::parse(summary_to_json(s));
     EXPECT_EQ(j["num_backbone_microbatches"].get<int>(), s.num_backbone_microbatches);
     EXPECT_DOUBLE_EQ(j["fill_tokens_per_s"].get<double>(), s.fill_tokens_per_s);

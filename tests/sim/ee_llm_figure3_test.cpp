@@ -84,9 +84,9 @@ TEST(EELLMFigure3, ExitOnFirstStage) {
 }
 
 TEST(EELLMFigure3, ExitOnSecondStage) {
-  // Stage 1 (F' = 3u, B' = 6u): F0 leaves stage 0 at 2u, stage 1 at 5u, stage 3 at 9u; B0 leaves stage 3 at 13u, stage 2 at 17u and
-  // stage 1 at 23u. Stage 1 is then saturated with F3..F5 (3 · 3u) and B1..B5 (5 · 6u) until
-  // 62u, and B5 on stage 0 ends at 66u.
+  // Stage 1 (F' = 3u, B' = 6u): F0 leaves stage 0 at 2u, stage 1 at 5u, stage 3 at 9u; B0 leaves stage 3 at 13u, stage
+  // 2 at 17u and stage 1 at 23u. Stage 1 is then saturated with F3..F5 (3 · 3u) and B1..B5 (5 · 6u) until 62u, and B5
+  // on stage 0 ends at 66u.
   const std::vector<int> exits{1};
   const Schedule s = schedule(ScheduleKind::kEE1F1B, exits);
   const EngineResult r = run(s, costs_with_exits(exits));

@@ -106,7 +106,8 @@ TEST(ScheduleInvariants, HoldForEverySchedule) {
     std::map<std::pair<int, int>, int> fwd;
     for (size_t r = 0; r < s->ranks.size(); ++r)
       for (const Instr& in : s->ranks[r])
-        if (in.kind == InstrKind::kForward && !in.has(kFill)) ++fwd[{in.microbatch, s->virtual_stage(static_cast<int>(r), in.chunk)}];
+        if (in.kind == InstrKind::kForward && !in.has(kFill))
+          ++fwd[{in.microbatch, s->virtual_stage(static_cast<int>(r), in.chunk)}];
     const int full = c.m - s->num_fill_warmup;
     EXPECT_EQ(static_cast<int>(fwd.size()), full * c.pp * c.vp);
     for (const auto& [key, n] : fwd) EXPECT_EQ(n, 1);
@@ -118,7 +119,8 @@ TEST(ScheduleInvariants, HoldForEverySchedule) {
 
     // A rank's compute events never overlap and the clock order is deterministic.
     std::vector<TimeNs> last_end(static_cast<size_t>(c.pp), 0);
-    for (size_t i = 1; i < r->timeline.events.size(); ++i) EXPECT_LE(r->timeline.events[i - 1].t0, r->timeline.events[i].t0);
+    for (size_t i = 1; i < r->timeline.events.size(); ++i)
+      EXPECT_LE(r->timeline.events[i - 1].t0, r->timeline.events[i].t0);
     for (const TimelineEvent& e : r->timeline.events) {
       if (e.stream != Stream::kCompute) continue;
       EXPECT_GE(e.t0, last_end[static_cast<size_t>(e.rank)]);

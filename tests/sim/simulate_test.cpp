@@ -1,12 +1,13 @@
 // simulate(scenario) end to end on the shipped scenarios: layout → costs → schedule → engine →
 // memory → summary, the no-exit baseline in the same call, and the summary renderings.
+#include "sim/simulate.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "model/scenario_io.h"
-#include "sim/simulate.h"
 #include "sim/trace.h"
 
 namespace eellm {
@@ -53,7 +54,8 @@ TEST(Simulate, TinyEEOnOneProcess) {
 TEST(Simulate, PipelinedEEScenariosWithEveryEESchedule) {
   for (const char* name : {"tiny-ee-pp4", "ee-llm-7b"}) {
     Scenario sc = load(name);
-    for (ScheduleKind k : {ScheduleKind::kEE1F1B, ScheduleKind::kEEFill, ScheduleKind::kEETuning, ScheduleKind::k1F1B}) {
+    for (ScheduleKind k :
+         {ScheduleKind::kEE1F1B, ScheduleKind::kEEFill, ScheduleKind::kEETuning, ScheduleKind::k1F1B}) {
       SCOPED_TRACE(std::string(name) + " " + to_string(k));
       sc.parallel.schedule = k;
       sc.parallel.fill_explicit_bubbles = false;
@@ -67,7 +69,8 @@ TEST(Simulate, PipelinedEEScenariosWithEveryEESchedule) {
       if (k == ScheduleKind::kEE1F1B) {
         // The FLOPs of the executed instructions equal the cost model's model FLOPs per iteration.
         const CostModel cm(r->scenario, r->layout);
-        const double executed = r->summary.model_tflops_per_gpu * 1e12 * r->summary.iteration_time_s * r->summary.world_size;
+        const double executed =
+            r->summary.model_tflops_per_gpu * 1e12 * r->summary.iteration_time_s * r->summary.world_size;
         EXPECT_NEAR(executed / cm.model_flops_per_iteration(true), 1.0, 1e-6);
       }
       // The trace of a real scenario round-trips.

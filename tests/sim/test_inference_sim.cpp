@@ -47,7 +47,8 @@ TEST(InferenceSim, KvRecomputationReproducesHandComputedSpeedup) {
   EXPECT_NEAR(r.avg_exit_layers, 20, 0.1);
   EXPECT_NEAR(r.avg_layers_computed, 32, 0.1);  // every KV entry is computed eventually
   // 25 % exit: 0.25·8 + 0.75·32 = 26 → 32/26 = 1.2308.
-  EXPECT_NEAR(simulate_decode(exact_costs(1), InferenceMethod::kRecompute, params(0.25)).speedup_vs_full, 32.0 / 26, 0.01);
+  EXPECT_NEAR(simulate_decode(exact_costs(1), InferenceMethod::kRecompute, params(0.25)).speedup_vs_full, 32.0 / 26,
+              0.01);
 }
 
 // When recomputing KV costs compute (compute-bound steps: t(n) = n ms), an early token's 24 skipped

@@ -110,7 +110,8 @@ TEST(Plan, NeverReturnsAPlanThatDoesNotFit) {
     ASSERT_TRUE(L.is_ok());
     const CostModel cm(s, *L);
     for (int st = 0; st < L->pp; ++st)
-      EXPECT_LE(static_cast<double>(cm.stage_memory(st).peak_bytes()) / (1024.0 * 1024 * 1024), budget) << to_string(e.candidate);
+      EXPECT_LE(static_cast<double>(cm.stage_memory(st).peak_bytes()) / (1024.0 * 1024 * 1024), budget)
+          << to_string(e.candidate);
     EXPECT_LE(e.metrics.peak_memory_GiB, budget) << to_string(e.candidate);
   }
 }
@@ -152,8 +153,8 @@ TEST(Plan, UnevenPartitionBeatsEvenWhenExitsLoadTheLastStages) {
   const double gain = worst.metrics.iteration_time_s / best.metrics.iteration_time_s - 1;
   // Balanced [9,9,7,7] is 7.6 % faster than even [8,8,8,8] (3.22 s vs 3.46 s per iteration on
   // 16 A100s, full recompute, 16 microbatches of 1).
-  EXPECT_NEAR(gain, 0.076, 0.02) << "even " << worst.metrics.iteration_time_s << " s, balanced " << best.metrics.iteration_time_s
-                                 << " s";
+  EXPECT_NEAR(gain, 0.076, 0.02) << "even " << worst.metrics.iteration_time_s << " s, balanced "
+                                 << best.metrics.iteration_time_s << " s";
 }
 
 TEST(Plan, MovableExitsAddBoundaryPlacements) {
@@ -207,7 +208,8 @@ TEST(Plan, ImpossibleGpuCountsGetClearErrors) {
   PlanOptions o = small_space(0);
   auto r = plan(base, o);
   ASSERT_FALSE(r.is_ok());
-  EXPECT_NE(r.status().message().find("--gpus (0) must be a positive number"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("--gpus (0) must be a positive number"), std::string::npos)
+      << r.status().message();
 
   o.gpus = 12;  // a100-80gb-2x8: 8 GPUs per node
   r = plan(base, o);

@@ -93,7 +93,8 @@ TEST(PlanTrust, LaunchProblemsFollowTheConverter) {
   EXPECT_NE(launch_problem(LaunchTarget::kEELLM, ScheduleKind::kInterleaved1F1B, false, true), "");
   EXPECT_EQ(launch_problem(LaunchTarget::kEELLM, ScheduleKind::kInterleaved1F1B, false, false), "");
   EXPECT_NE(launch_problem(LaunchTarget::kEELLM, ScheduleKind::kEE1F1B, true, true), "");
-  EXPECT_EQ(launch_problem(LaunchTarget::kMegatron, ScheduleKind::k1F1B, false, true), "Megatron-LM has no early exits");
+  EXPECT_EQ(launch_problem(LaunchTarget::kMegatron, ScheduleKind::k1F1B, false, true),
+            "Megatron-LM has no early exits");
   EXPECT_EQ(launch_problem(LaunchTarget::kMegatron, ScheduleKind::k1F1B, false, false), "");
   // What the converter warns about for a ZB-H1 plan is what launch_problem refuses.
   Scenario zb = small_1p3b();
@@ -112,7 +113,8 @@ TEST(PlanTrust, LaunchableWithKeepsOnlyPlansTheTargetRuns) {
   auto r = plan(base, o);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   for (const std::vector<PlanEntry>* set : {&r->ranked, &r->pareto, &r->feasible})
-    for (const PlanEntry& e : *set) EXPECT_EQ(launch_problem(LaunchTarget::kEELLM, e.candidate), "") << to_string(e.candidate);
+    for (const PlanEntry& e : *set)
+      EXPECT_EQ(launch_problem(LaunchTarget::kEELLM, e.candidate), "") << to_string(e.candidate);
   bool pruned = false;
   for (const PruneCount& p : r->pruned) pruned |= p.reason == "not launchable with ee-llm" && p.count > 0;
   EXPECT_TRUE(pruned);

@@ -40,9 +40,11 @@ TEST(Sweep, BadKeysAndValuesGetClearErrors) {
   Scenario s = small_1p3b();
   Status st = set_scenario_value(s, "parallel.pipeline_model_paralel_size", "2");
   EXPECT_EQ(st.code(), StatusCode::kNotFound);
-  EXPECT_NE(st.message().find("did you mean 'parallel.pipeline_model_parallel_size'"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("did you mean 'parallel.pipeline_model_parallel_size'"), std::string::npos)
+      << st.message();
   st = set_scenario_value(s, "pipeline_model_parallel_size", "2");
-  EXPECT_NE(st.message().find("did you mean 'parallel.pipeline_model_parallel_size'"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("did you mean 'parallel.pipeline_model_parallel_size'"), std::string::npos)
+      << st.message();
   st = set_scenario_value(s, "parallel.pipeline_model_parallel_size", "two");
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("'two' is not an integer"), std::string::npos) << st.message();
@@ -103,7 +105,9 @@ TEST(Sweep, TwoKeysGiveAGridAndAHeatmap) {
   for (size_t at = svg.find("<title>"); at != std::string::npos; at = svg.find("<title>", at + 1)) ++cells;
   EXPECT_EQ(cells, 6u);
   const std::string csv = sweep_to_csv(*r);
-  EXPECT_EQ(csv.substr(0, csv.find('\n')).rfind("training.micro_batch_size,cluster.inter_node.bandwidth_GBps,iteration_time_s", 0), 0u);
+  EXPECT_EQ(csv.substr(0, csv.find('\n'))
+                .rfind("training.micro_batch_size,cluster.inter_node.bandwidth_GBps,iteration_time_s", 0),
+            0u);
 }
 
 // [plan-trust] EE-LLM 7B on A100-80GB (79.3 GiB as the driver reports it): PP1 needs 135 GiB on

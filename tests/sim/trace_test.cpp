@@ -5,6 +5,8 @@
 // well). After an intended change of the engine or the schedules, regenerate them with
 //   EELLM_UPDATE_GOLDEN=1 build/<dir>/tests/eellm_sim_tests --gtest_filter='GoldenTrace*'
 // and review the diff before committing.
+#include "sim/trace.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -15,7 +17,6 @@
 #include "sim/engine.h"
 #include "sim/memory.h"
 #include "sim/schedule.h"
-#include "sim/trace.h"
 
 namespace eellm {
 namespace {
@@ -83,7 +84,8 @@ Timeline play(const Golden& g) {
   EXPECT_TRUE(r.is_ok()) << r.status().to_string();
   MemoryParams mp;
   mp.static_bytes.assign(static_cast<size_t>(g.params.pp), int64_t{3} << 30);
-  mp.chunks.assign(static_cast<size_t>(g.params.pp * g.params.vp), ChunkMemory{int64_t{1} << 28, int64_t{1} << 27, 1 << 24});
+  mp.chunks.assign(static_cast<size_t>(g.params.pp * g.params.vp),
+                   ChunkMemory{int64_t{1} << 28, int64_t{1} << 27, 1 << 24});
   Timeline t = r->timeline;
   t.memory = memory_timeline(*s, *r, mp).samples;
   return t;
@@ -152,9 +154,9 @@ INSTANTIATE_TEST_SUITE_P(Sim, GoldenTrace,
 TEST(Trace, HasPerfettoStructure) {
   const Timeline t = play(golden_case("ee_fill_pp4_m6"));
   const std::string json = trace_to_json(t);
-  for (const char* needle : {"\"process_name\"", "\"thread_name\"", "\"ph\":\"X\"", "\"ph\":\"s\"", "\"ph\":\"f\"",
-                             "\"ph\":\"C\"", "\"name\":\"EXIT-F0\"", "\"cat\":\"fill\"", "\"name\":\"FILL-F4\"",
-                             "\"cat\":\"exit\"", "\"cat\":\"comm\""})
+  for (const char* needle :
+       {"\"process_name\"", "\"thread_name\"", "\"ph\":\"X\"", "\"ph\":\"s\"", "\"ph\":\"f\"", "\"ph\":\"C\"",
+        "\"name\":\"EXIT-F0\"", "\"cat\":\"fill\"", "\"name\":\"FILL-F4\"", "\"cat\":\"exit\"", "\"cat\":\"comm\""})
     EXPECT_NE(json.find(needle), std::string::npos) << needle;
 }
 

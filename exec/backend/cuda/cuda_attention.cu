@@ -17,8 +17,8 @@
 namespace eellm::exec::cuda {
 namespace {
 
-constexpr int kTpr = 4;     // threads per row
-constexpr int kRows = 32;   // rows per block (query rows in fwd/dq, key rows in dk/dv)
+constexpr int kTpr = 4;    // threads per row
+constexpr int kRows = 32;  // rows per block (query rows in fwd/dq, key rows in dk/dv)
 constexpr int kBlock = kTpr * kRows;
 
 __device__ __forceinline__ float group_sum(float v) {
@@ -38,11 +38,11 @@ __device__ __forceinline__ void load_tile(float* tile, const float* base, int r0
 }
 
 template <int D, int BK>
-__global__ void __launch_bounds__(kBlock) attn_fwd_kernel(float* out, float* lse, const float* qkv, int T, int NH,
-                                                          int G, int HS) {
+__global__ void __launch_bounds__(kBlock)
+    attn_fwd_kernel(float* out, float* lse, const float* qkv, int T, int NH, int G, int HS) {
   extern __shared__ float smem[];
-  float* Ks = smem;             // [BK][HS]
-  float* Vs = Ks + BK * HS;     // [BK][HS]
+  float* Ks = smem;          // [BK][HS]
+  float* Vs = Ks + BK * HS;  // [BK][HS]
   const int bh = blockIdx.y, b = bh / NH, h = bh % NH, g = h / (NH / G);
   const int ld = (NH + 2 * G) * HS, lo = NH * HS;
   const int q0 = blockIdx.x * kRows, t = q0 + threadIdx.x / kTpr, sub = threadIdx.x % kTpr;
@@ -121,9 +121,9 @@ __global__ void attn_delta_kernel(float* delta, const float* dout, const float* 
 }
 
 template <int D, int BK>
-__global__ void __launch_bounds__(kBlock) attn_dq_kernel(float* dqkv, const float* dout, const float* lse,
-                                                         const float* delta, const float* qkv, int T, int NH, int G,
-                                                         int HS) {
+__global__ void __launch_bounds__(kBlock)
+    attn_dq_kernel(float* dqkv, const float* dout, const float* lse, const float* delta, const float* qkv, int T,
+                   int NH, int G, int HS) {
   extern __shared__ float smem[];
   float* Ks = smem;
   float* Vs = Ks + BK * HS;
@@ -180,14 +180,14 @@ __global__ void __launch_bounds__(kBlock) attn_dq_kernel(float* dqkv, const floa
 }
 
 template <int D, int BQ>
-__global__ void __launch_bounds__(kBlock) attn_dkdv_kernel(float* dqkv, const float* dout, const float* lse,
-                                                           const float* delta, const float* qkv, int T, int NH, int G,
-                                                           int HS) {
+__global__ void __launch_bounds__(kBlock)
+    attn_dkdv_kernel(float* dqkv, const float* dout, const float* lse, const float* delta, const float* qkv, int T,
+                     int NH, int G, int HS) {
   extern __shared__ float smem[];
-  float* Qs = smem;               // [BQ][HS]
-  float* Os = Qs + BQ * HS;       // [BQ][HS] (dout)
-  float* Ls = Os + BQ * HS;       // [BQ] lse
-  float* Ds = Ls + BQ;            // [BQ] delta
+  float* Qs = smem;          // [BQ][HS]
+  float* Os = Qs + BQ * HS;  // [BQ][HS] (dout)
+  float* Ls = Os + BQ * HS;  // [BQ] lse
+  float* Ds = Ls + BQ;       // [BQ] delta
   const int bg = blockIdx.y, b = bg / G, g = bg % G, per_group = NH / G;
   const int ld = (NH + 2 * G) * HS, lo = NH * HS;
   const int u0 = blockIdx.x * kRows, u = u0 + threadIdx.x / kTpr, sub = threadIdx.x % kTpr;
@@ -272,10 +272,14 @@ void bwd(float* dqkv, const float* dout, const float* lse, const float* delta, c
 // keeping shared memory at or under 32 KiB without an opt-in).
 void launch_attention_forward(float* out, float* lse, const float* qkv, const AttnDims& a, cudaStream_t st) {
   if (a.B * a.T == 0) return;
-  if (a.HS <= 32) fwd<8, 32>(out, lse, qkv, a, st);
-  else if (a.HS <= 64) fwd<16, 32>(out, lse, qkv, a, st);
-  else if (a.HS <= 128) fwd<32, 32>(out, lse, qkv, a, st);
-  else fwd<64, 16>(out, lse, qkv, a, st);
+  if (a.HS <= 32)
+    fwd<8, 32>(out, lse, qkv, a, st);
+  else if (a.HS <= 64)
+    fwd<16, 32>(out, lse, qkv, a, st);
+  else if (a.HS <= 128)
+    fwd<32, 32>(out, lse, qkv, a, st);
+  else
+    fwd<64, 16>(out, lse, qkv, a, st);
 }
 
 void launch_attention_backward(float* dqkv, const float* dout, const float* out, const float* lse, const float* qkv,
@@ -285,10 +289,14 @@ void launch_attention_backward(float* dqkv, const float* dout, const float* out,
   attn_delta_kernel<<<static_cast<unsigned>(std::min<size_t>((n + 255) / 256, 65535)), 256, 0, st>>>(
       delta, dout, out, a.B, a.T, a.NH, a.HS);
   EELLM_CUDA_LAUNCH_CHECK();
-  if (a.HS <= 32) bwd<8, 32>(dqkv, dout, lse, delta, qkv, a, st);
-  else if (a.HS <= 64) bwd<16, 32>(dqkv, dout, lse, delta, qkv, a, st);
-  else if (a.HS <= 128) bwd<32, 32>(dqkv, dout, lse, delta, qkv, a, st);
-  else bwd<64, 16>(dqkv, dout, lse, delta, qkv, a, st);
+  if (a.HS <= 32)
+    bwd<8, 32>(dqkv, dout, lse, delta, qkv, a, st);
+  else if (a.HS <= 64)
+    bwd<16, 32>(dqkv, dout, lse, delta, qkv, a, st);
+  else if (a.HS <= 128)
+    bwd<32, 32>(dqkv, dout, lse, delta, qkv, a, st);
+  else
+    bwd<64, 16>(dqkv, dout, lse, delta, qkv, a, st);
 }
 
 }  // namespace eellm::exec::cuda

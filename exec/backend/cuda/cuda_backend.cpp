@@ -36,9 +36,12 @@ class CublasHandle {
 
 cublasComputeType_t compute_type(GemmMath m) {
   switch (m) {
-    case GemmMath::kFp32: return CUBLAS_COMPUTE_32F;
-    case GemmMath::kTf32: return CUBLAS_COMPUTE_32F_FAST_TF32;
-    case GemmMath::kBf16: return CUBLAS_COMPUTE_32F_FAST_16BF;
+    case GemmMath::kFp32:
+      return CUBLAS_COMPUTE_32F;
+    case GemmMath::kTf32:
+      return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case GemmMath::kBf16:
+      return CUBLAS_COMPUTE_32F_FAST_16BF;
   }
   return CUBLAS_COMPUTE_32F;
 }
@@ -105,8 +108,8 @@ class CudaBackend final : public Backend {
                      const float* weight, const float* mean, const float* rstd, int N, int C) override {
     if (N == 0) return;
     float* partial = floats(partial_, cuda::norm_partial_floats(N, C));
-    cuda::launch_norm_backward(kind == Normalization::kLayerNorm, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N,
-                               C, partial, st_);
+    cuda::launch_norm_backward(kind == Normalization::kLayerNorm, dinp, dweight, dbias, dout, inp, weight, mean, rstd,
+                               N, C, partial, st_);
   }
 
   void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int B, int T,
@@ -241,8 +244,8 @@ class CudaBackend final : public Backend {
   void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float* A, int lda, const float* B,
             int ldb, float beta, float* Cm, int ldc) {
     const float alpha = 1.0f;
-    EELLM_CUBLAS_CHECK(cublasGemmEx(blas_.get(), ta, tb, m, n, k, &alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb,
-                                    &beta, Cm, CUDA_R_32F, ldc, compute_type(math_), CUBLAS_GEMM_DEFAULT));
+    EELLM_CUBLAS_CHECK(cublasGemmEx(blas_.get(), ta, tb, m, n, k, &alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, &beta,
+                                    Cm, CUDA_R_32F, ldc, compute_type(math_), CUBLAS_GEMM_DEFAULT));
   }
 
   float* floats(DeviceBuffer& b, size_t n) { return static_cast<float*>(b.ensure(std::max<size_t>(n, 1) * 4)); }
@@ -300,9 +303,12 @@ StatusOr<GemmMath> parse_gemm_math(const std::string& s) {
 
 const char* to_string(GemmMath m) {
   switch (m) {
-    case GemmMath::kFp32: return "fp32";
-    case GemmMath::kTf32: return "tf32";
-    case GemmMath::kBf16: return "bf16";
+    case GemmMath::kFp32:
+      return "fp32";
+    case GemmMath::kTf32:
+      return "tf32";
+    case GemmMath::kBf16:
+      return "bf16";
   }
   return "?";
 }

@@ -23,8 +23,8 @@ class CudaError : public std::runtime_error {
 std::string cuda_hint(cudaError_t e);
 std::string cublas_status_string(cublasStatus_t s);
 
-[[noreturn]] void throw_cuda_error(const char* lib, const char* what, const std::string& detail, const std::string& hint,
-                                   const char* file, int line);
+[[noreturn]] void throw_cuda_error(const char* lib, const char* what, const std::string& detail,
+                                   const std::string& hint, const char* file, int line);
 
 inline void check_cuda(cudaError_t e, const char* what, const char* file, int line) {
   if (e != cudaSuccess)
@@ -51,4 +51,5 @@ inline void check_nccl(ncclResult_t r, const char* what, const char* file, int l
 #define EELLM_CUBLAS_CHECK(call) ::eellm::exec::cuda::check_cublas((call), #call, __FILE__, __LINE__)
 #define EELLM_NCCL_CHECK(call) ::eellm::exec::cuda::check_nccl((call), #call, __FILE__, __LINE__)
 // After a kernel launch: reports launch-configuration errors at the launch site.
-#define EELLM_CUDA_LAUNCH_CHECK() ::eellm::exec::cuda::check_cuda(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+#define EELLM_CUDA_LAUNCH_CHECK() \
+  ::eellm::exec::cuda::check_cuda(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)

@@ -21,7 +21,7 @@ unsigned grid_for(size_t n, int threads = kThreads) {
   return static_cast<unsigned>(blocks < 65535 * 8 ? (blocks == 0 ? 1 : blocks) : 65535 * 8);
 }
 
-#define GRID_STRIDE(i, n)                                                                 \
+#define GRID_STRIDE(i, n)                                                              \
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += static_cast<size_t>(gridDim.x) * blockDim.x)
 
@@ -121,9 +121,8 @@ __global__ void norm_dx_kernel(bool ln, float* dinp, const float* dout, const fl
 }
 
 // partial[chunk, c] = Σ dy·xhat, partial[chunks + chunk, c] = Σ dy.
-__global__ void norm_dw_partial_kernel(bool ln, float* partial, const float* dout, const float* inp,
-                                       const float* mean, const float* rstd, int N, int C, int rows_per_chunk,
-                                       int chunks) {
+__global__ void norm_dw_partial_kernel(bool ln, float* partial, const float* dout, const float* inp, const float* mean,
+                                       const float* rstd, int N, int C, int rows_per_chunk, int chunks) {
   __shared__ float sw[8][33], sb[8][33];
   const int c = blockIdx.x * 32 + threadIdx.x, chunk = blockIdx.y;
   const int n0 = chunk * rows_per_chunk, n1 = min(N, n0 + rows_per_chunk);
@@ -147,8 +146,8 @@ __global__ void norm_dw_partial_kernel(bool ln, float* partial, const float* dou
 }
 
 // ---- embedding ----
-__global__ void embedding_forward_kernel(float* out, const int32_t* tokens, const float* wte, const float* wpe,
-                                         int N, int T, int C) {
+__global__ void embedding_forward_kernel(float* out, const int32_t* tokens, const float* wte, const float* wpe, int N,
+                                         int T, int C) {
   GRID_STRIDE(i, static_cast<size_t>(N) * C) {
     const size_t bt = i / C, c = i % C;
     out[i] = wte[static_cast<size_t>(tokens[bt]) * C + c] + (wpe ? wpe[(bt % T) * C + c] : 0.0f);
@@ -164,8 +163,8 @@ __global__ void embedding_backward_kernel(float* dwte, float* dwpe, const float*
 }
 
 // ---- rotary: one thread per (row, head, pair) ----
-__global__ void rope_kernel(float* qkv, const float* inv_freq, const int32_t* pos, int rows, int T, int heads,
-                            int HS, int ld, float sign) {
+__global__ void rope_kernel(float* qkv, const float* inv_freq, const int32_t* pos, int rows, int T, int heads, int HS,
+                            int ld, float sign) {
   const int half = HS / 2;
   GRID_STRIDE(k, static_cast<size_t>(rows) * heads * half) {
     const int i = static_cast<int>(k % half);
@@ -220,8 +219,10 @@ __global__ void cross_entropy_kernel(float* logits, float* losses, const int32_t
   float m = -FLT_MAX, s = 0.0f;  // online max/sum per thread
   for (int j = tid; j < V; j += kCeThreads) {
     const float x = row[j];
-    if (x > m) s = s * expf(m - x) + 1.0f, m = x;
-    else s += expf(x - m);
+    if (x > m)
+      s = s * expf(m - x) + 1.0f, m = x;
+    else
+      s += expf(x - m);
   }
   // Warp, then block combination of (m, s) pairs.
   for (int o = 16; o > 0; o >>= 1) {
@@ -272,7 +273,7 @@ __global__ void sum_partials_kernel(const double* partial, int n, double* out) {
   if (threadIdx.x == 0) *out = s[0];
 }
 __global__ void nonfinite_kernel(const float* p, size_t n, int* flag) {
-  GRID_STRIDE(i, n) if (!isfinite(p[i])) * flag = 1;
+  GRID_STRIDE(i, n) if (!isfinite(p[i]))* flag = 1;
 }
 
 __global__ void adamw_kernel(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1,
@@ -324,9 +325,9 @@ constexpr int kCachedThreads = 128;
 __global__ void attention_cached_kernel(float* out, const float* qkv, const float* kc, const float* vc,
                                         const int32_t* seq, const int32_t* pos, int max_T, int NH, int G, int HS) {
   extern __shared__ float smem[];
-  float* q = smem;             // HS
-  float* red = q + HS;         // 32
-  float* sc = red + 32;        // pos + 1
+  float* q = smem;       // HS
+  float* red = q + HS;   // 32
+  float* sc = red + 32;  // pos + 1
   const int r = blockIdx.x / NH, h = blockIdx.x % NH, g = h / (NH / G), p = pos[r], tid = threadIdx.x;
   const int KV = G * HS, ld = (NH + 2 * G) * HS;
   const float scale = 1.0f / sqrtf(static_cast<float>(HS));
@@ -379,7 +380,9 @@ void launch_add_bias(float* out, const float* bias, int N, int OC, cudaStream_t 
   add_bias_kernel<<<grid_for(static_cast<size_t>(N) * OC), kThreads, 0, st>>>(out, bias, N, OC);
   EELLM_CUDA_LAUNCH_CHECK();
 }
-size_t column_sum_partial_floats(int N, int OC) { return static_cast<size_t>(row_chunks(N)) * OC; }
+size_t column_sum_partial_floats(int N, int OC) {
+  return static_cast<size_t>(row_chunks(N)) * OC;
+}
 void launch_column_sum_add(float* dst, const float* src, int N, int OC, float* partial, cudaStream_t st) {
   const int chunks = row_chunks(N), per = (N + chunks - 1) / chunks;
   column_partial_kernel<<<dim3((OC + 31) / 32, chunks), dim3(32, 8), 0, st>>>(src, partial, N, OC, per);
@@ -392,20 +395,22 @@ void launch_norm_forward(bool layernorm, float* out, float* mean, float* rstd, c
                          const float* bias, int N, int C, float eps, cudaStream_t st) {
   const int rows_per_block = kThreads / 32;
   norm_forward_kernel<<<(N + rows_per_block - 1) / rows_per_block, kThreads, 0, st>>>(layernorm, out, mean, rstd, inp,
-                                                                                       weight, bias, N, C, eps);
+                                                                                      weight, bias, N, C, eps);
   EELLM_CUDA_LAUNCH_CHECK();
 }
-size_t norm_partial_floats(int N, int C) { return 2 * static_cast<size_t>(row_chunks(N)) * C; }
+size_t norm_partial_floats(int N, int C) {
+  return 2 * static_cast<size_t>(row_chunks(N)) * C;
+}
 void launch_norm_backward(bool layernorm, float* dinp, float* dweight, float* dbias, const float* dout,
                           const float* inp, const float* weight, const float* mean, const float* rstd, int N, int C,
                           float* partial, cudaStream_t st) {
   const int rows_per_block = kThreads / 32;
   norm_dx_kernel<<<(N + rows_per_block - 1) / rows_per_block, kThreads, 0, st>>>(layernorm, dinp, dout, inp, weight,
-                                                                                  mean, rstd, N, C);
+                                                                                 mean, rstd, N, C);
   EELLM_CUDA_LAUNCH_CHECK();
   const int chunks = row_chunks(N), per = (N + chunks - 1) / chunks;
-  norm_dw_partial_kernel<<<dim3((C + 31) / 32, chunks), dim3(32, 8), 0, st>>>(layernorm, partial, dout, inp, mean,
-                                                                              rstd, N, C, per, chunks);
+  norm_dw_partial_kernel<<<dim3((C + 31) / 32, chunks), dim3(32, 8), 0, st>>>(layernorm, partial, dout, inp, mean, rstd,
+                                                                              N, C, per, chunks);
   EELLM_CUDA_LAUNCH_CHECK();
   chunks_sum_add_kernel<<<(C + kThreads - 1) / kThreads, kThreads, 0, st>>>(dweight, partial, chunks, C);
   EELLM_CUDA_LAUNCH_CHECK();
@@ -478,16 +483,16 @@ void launch_any_nonfinite(const float* p, size_t n, int* flag_device, cudaStream
 void launch_adamw(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1, float beta2,
                   float eps, float weight_decay, float grad_scale, float bc1, float bc2, cudaStream_t st) {
   if (n == 0) return;
-  adamw_kernel<<<grid_for(n), kThreads, 0, st>>>(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay,
-                                                 grad_scale, bc1, bc2);
+  adamw_kernel<<<grid_for(n), kThreads, 0, st>>>(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale,
+                                                 bc1, bc2);
   EELLM_CUDA_LAUNCH_CHECK();
 }
 
 void launch_embed_rows(float* dst, const int32_t* dst_row, const int32_t* tokens, const int32_t* pos, int R,
                        const float* wte, const float* wpe, int C, cudaStream_t st) {
   if (R == 0) return;
-  embed_rows_kernel<<<grid_for(static_cast<size_t>(R) * C), kThreads, 0, st>>>(dst, dst_row, tokens, pos, R, wte,
-                                                                                wpe, C);
+  embed_rows_kernel<<<grid_for(static_cast<size_t>(R) * C), kThreads, 0, st>>>(dst, dst_row, tokens, pos, R, wte, wpe,
+                                                                               C);
   EELLM_CUDA_LAUNCH_CHECK();
 }
 void launch_gather_rows(float* dst, const float* src, const int32_t* idx, int R, int C, cudaStream_t st) {
@@ -504,8 +509,8 @@ void launch_kv_append(float* k, float* v, const float* qkv, const int32_t* seq, 
                       int NH, int G, int HS, cudaStream_t st) {
   if (R == 0) return;
   const int KV = G * HS;
-  kv_append_kernel<<<grid_for(static_cast<size_t>(R) * KV), kThreads, 0, st>>>(k, v, qkv, seq, pos, R, max_T,
-                                                                                NH * HS, KV, (NH + 2 * G) * HS);
+  kv_append_kernel<<<grid_for(static_cast<size_t>(R) * KV), kThreads, 0, st>>>(k, v, qkv, seq, pos, R, max_T, NH * HS,
+                                                                               KV, (NH + 2 * G) * HS);
   EELLM_CUDA_LAUNCH_CHECK();
 }
 void launch_attention_cached(float* out, const float* qkv, const float* k, const float* v, const int32_t* seq,

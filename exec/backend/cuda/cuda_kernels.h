@@ -79,7 +79,6 @@ void launch_kv_append(float* k, float* v, const float* qkv, const int32_t* seq, 
                       int NH, int G, int HS, cudaStream_t st);
 // max_len: an upper bound of pos[r] + 1 over the rows (host-known).
 void launch_attention_cached(float* out, const float* qkv, const float* k, const float* v, const int32_t* seq,
-                             const int32_t* pos, int R, int max_T, int max_len, int NH, int G, int HS,
-                             cudaStream_t st);
+                             const int32_t* pos, int R, int max_T, int max_len, int NH, int G, int HS, cudaStream_t st);
 
 }  // namespace eellm::exec::cuda

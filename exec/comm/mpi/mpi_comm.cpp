@@ -19,17 +19,17 @@ Status mpi_error(int rc, const char* call, const char* file, int line) {
   char msg[MPI_MAX_ERROR_STRING] = {0};
   int len = 0;
   MPI_Error_string(rc, msg, &len);
-  return Status::internal(std::string(file) + ":" + std::to_string(line) + ": " + call + " failed: " +
-                          std::string(msg, static_cast<size_t>(len)));
+  return Status::internal(std::string(file) + ":" + std::to_string(line) + ": " + call +
+                          " failed: " + std::string(msg, static_cast<size_t>(len)));
 }
 
 }  // namespace
 }  // namespace eellm::exec
 
 // Every MPI call: on failure return a Status naming file, line and the call.
-#define EELLM_MPI_CHECK(call)                                                        \
-  do {                                                                               \
-    const int _mpi_rc = (call);                                                      \
+#define EELLM_MPI_CHECK(call)                                                                        \
+  do {                                                                                               \
+    const int _mpi_rc = (call);                                                                      \
     if (_mpi_rc != MPI_SUCCESS) return ::eellm::exec::mpi_error(_mpi_rc, #call, __FILE__, __LINE__); \
   } while (0)
 
@@ -38,7 +38,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string str(int v) { return std::to_string(v); }
+std::string str(int v) {
+  return std::to_string(v);
+}
 std::string seconds(double s) {
   char b[32];
   std::snprintf(b, sizeof b, "%.1f s", s);
@@ -165,10 +167,10 @@ class MpiCommunicator final : public Communicator {
     EELLM_RETURN_IF_ERROR(check_peer(peer));
     MPI_Request req;
     EELLM_MPI_CHECK(MPI_Irecv(data, static_cast<int>(bytes), MPI_BYTE, peer, tag, comm_.get(), &req));
-    return wait_request(&req, timeout_s,
-                        name_ + ": receive of " + std::to_string(bytes) + " bytes from rank " + str(peer) + " (tag " +
-                            str(tag) + ")",
-                        /*cancel_on_timeout=*/true);
+    return wait_request(
+        &req, timeout_s,
+        name_ + ": receive of " + std::to_string(bytes) + " bytes from rank " + str(peer) + " (tag " + str(tag) + ")",
+        /*cancel_on_timeout=*/true);
   }
 
   Status all_reduce_sum(float* data, size_t n, double timeout_s) override {
@@ -183,14 +185,13 @@ class MpiCommunicator final : public Communicator {
   }
   Status reduce_scatter_sum(const float* in, float* out, size_t n, double timeout_s) override {
     MPI_Request req;
-    EELLM_MPI_CHECK(
-        MPI_Ireduce_scatter_block(in, out, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_.get(), &req));
+    EELLM_MPI_CHECK(MPI_Ireduce_scatter_block(in, out, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_.get(), &req));
     return wait_request(&req, timeout_s, name_ + ": reduce-scatter of " + std::to_string(n) + " floats per rank");
   }
   Status all_gather(const float* in, float* out, size_t n, double timeout_s) override {
     MPI_Request req;
-    EELLM_MPI_CHECK(MPI_Iallgather(in, static_cast<int>(n), MPI_FLOAT, out, static_cast<int>(n), MPI_FLOAT,
-                                   comm_.get(), &req));
+    EELLM_MPI_CHECK(
+        MPI_Iallgather(in, static_cast<int>(n), MPI_FLOAT, out, static_cast<int>(n), MPI_FLOAT, comm_.get(), &req));
     return wait_request(&req, timeout_s, name_ + ": all-gather of " + std::to_string(n) + " floats per rank");
   }
   StatusOr<std::unique_ptr<CollectiveRequest>> iall_reduce_sum(float* data, size_t n) override {
@@ -201,15 +202,14 @@ class MpiCommunicator final : public Communicator {
   }
   StatusOr<std::unique_ptr<CollectiveRequest>> ireduce_scatter_sum(const float* in, float* out, size_t n) override {
     MPI_Request req;
-    EELLM_MPI_CHECK(
-        MPI_Ireduce_scatter_block(in, out, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_.get(), &req));
-    return std::unique_ptr<CollectiveRequest>(new MpiRequest(
-        req, name_ + ": non-blocking reduce-scatter of " + std::to_string(n) + " floats per rank"));
+    EELLM_MPI_CHECK(MPI_Ireduce_scatter_block(in, out, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_.get(), &req));
+    return std::unique_ptr<CollectiveRequest>(
+        new MpiRequest(req, name_ + ": non-blocking reduce-scatter of " + std::to_string(n) + " floats per rank"));
   }
   StatusOr<std::unique_ptr<CollectiveRequest>> iall_gather(const float* in, float* out, size_t n) override {
     MPI_Request req;
-    EELLM_MPI_CHECK(MPI_Iallgather(in, static_cast<int>(n), MPI_FLOAT, out, static_cast<int>(n), MPI_FLOAT,
-                                   comm_.get(), &req));
+    EELLM_MPI_CHECK(
+        MPI_Iallgather(in, static_cast<int>(n), MPI_FLOAT, out, static_cast<int>(n), MPI_FLOAT, comm_.get(), &req));
     return std::unique_ptr<CollectiveRequest>(
         new MpiRequest(req, name_ + ": non-blocking all-gather of " + std::to_string(n) + " floats per rank"));
   }
@@ -267,7 +267,7 @@ class MpiCommunicator final : public Communicator {
   Handle comm_;
   std::string name_;
   int rank_ = 0, size_ = 1;
-  std::list<PendingSend> sends_;  // list: MPI keeps pointers to the buffers and requests
+  std::list<PendingSend> sends_;    // list: MPI keeps pointers to the buffers and requests
   std::unique_ptr<MpiComm> owned_;  // frees a split communicator after the pending sends
 };
 

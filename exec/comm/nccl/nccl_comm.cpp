@@ -20,7 +20,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using cuda::DeviceBuffer;
 
-std::string str(double v) { return std::to_string(v); }
+std::string str(double v) {
+  return std::to_string(v);
+}
 
 struct Deadline {
   Clock::time_point end{};
@@ -118,8 +120,8 @@ Status guarded(F&& f) {
 
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(Comm main, Communicator* boot, std::string name) : main_(std::move(main)), boot_(boot),
-                                                                      name_(std::move(name)) {
+  NcclCommunicator(Comm main, Communicator* boot, std::string name)
+      : main_(std::move(main)), boot_(boot), name_(std::move(name)) {
     EELLM_NCCL_CHECK(ncclCommUserRank(main_.get(), &rank_));
     EELLM_NCCL_CHECK(ncclCommCount(main_.get(), &size_));
   }
@@ -148,8 +150,7 @@ class NcclCommunicator final : public Communicator {
       DeviceBuffer buf = take_buffer();
       void* staged = buf.ensure(bytes);
       if (peer == rank_) {  // a local copy, ordered with the compute stream
-        if (bytes)
-          EELLM_CUDA_CHECK(cudaMemcpyAsync(staged, data, bytes, cudaMemcpyDefault, cuda::process_stream()));
+        if (bytes) EELLM_CUDA_CHECK(cudaMemcpyAsync(staged, data, bytes, cudaMemcpyDefault, cuda::process_stream()));
         self_.push_back({std::move(buf), bytes});
         return Status::ok();
       }
@@ -160,8 +161,8 @@ class NcclCommunicator final : public Communicator {
       EELLM_CUDA_CHECK(cudaEventRecord(copied_.get(), dir.stream->get()));
       EELLM_CUDA_CHECK(cudaStreamWaitEvent(cuda::process_stream(), copied_.get(), 0));
       const Deadline d = Deadline::in(0);
-      EELLM_RETURN_IF_ERROR(settle(dir.comm->get(), ncclSend(staged, bytes, ncclInt8, peer, dir.comm->get(),
-                                                             dir.stream->get()),
+      EELLM_RETURN_IF_ERROR(settle(dir.comm->get(),
+                                   ncclSend(staged, bytes, ncclInt8, peer, dir.comm->get(), dir.stream->get()),
                                    name_ + ": ncclSend to rank " + std::to_string(peer), d, 0));
       auto done = std::make_unique<cuda::Event>();
       EELLM_CUDA_CHECK(cudaEventRecord(done->get(), dir.stream->get()));
@@ -175,8 +176,8 @@ class NcclCommunicator final : public Communicator {
       const Deadline d = Deadline::in(timeout_s);
       while (!sends_.empty()) {
         Pending& p = sends_.front();
-        EELLM_RETURN_IF_ERROR(wait_event(p.done->get(), name_ + ": send to rank " + std::to_string(p.peer), d,
-                                         timeout_s));
+        EELLM_RETURN_IF_ERROR(
+            wait_event(p.done->get(), name_ + ": send to rank " + std::to_string(p.peer), d, timeout_s));
         free_.push_back(std::move(p.buf));
         sends_.pop_front();
       }
@@ -193,8 +194,7 @@ class NcclCommunicator final : public Communicator {
     EELLM_RETURN_IF_ERROR(check_peer(peer));
     return guarded([&]() -> Status {
       if (peer == rank_) {
-        if (self_.empty())
-          return Status::failed_precondition(name_ + ": recv from self with no message sent to self");
+        if (self_.empty()) return Status::failed_precondition(name_ + ": recv from self with no message sent to self");
         SelfMsg m = std::move(self_.front());
         self_.pop_front();
         if (m.bytes != bytes)
@@ -208,9 +208,8 @@ class NcclCommunicator final : public Communicator {
       }
       const Dir& dir = direction_to(peer);
       const std::string what = name_ + ": recv from rank " + std::to_string(peer);
-      return staged_op(data, bytes, /*copy_in=*/false, dir, what, timeout_s, [&](void* p, cudaStream_t s) {
-        return ncclRecv(p, bytes, ncclInt8, peer, dir.comm->get(), s);
-      });
+      return staged_op(data, bytes, /*copy_in=*/false, dir, what, timeout_s,
+                       [&](void* p, cudaStream_t s) { return ncclRecv(p, bytes, ncclInt8, peer, dir.comm->get(), s); });
     });
   }
 
@@ -220,17 +219,15 @@ class NcclCommunicator final : public Communicator {
     });
   }
   Status all_reduce_sum(double* data, size_t n, double timeout_s) override {
-    return collective(data, n * sizeof(double), name_ + ": all-reduce (double)", timeout_s,
-                      [&](void* p, cudaStream_t s) {
-                        return ncclAllReduce(p, p, n, ncclDouble, ncclSum, main_.get(), s);
-                      });
+    return collective(
+        data, n * sizeof(double), name_ + ": all-reduce (double)", timeout_s,
+        [&](void* p, cudaStream_t s) { return ncclAllReduce(p, p, n, ncclDouble, ncclSum, main_.get(), s); });
   }
   Status broadcast(void* data, size_t bytes, int root, double timeout_s) override {
     EELLM_RETURN_IF_ERROR(check_peer(root));
-    return collective(data, bytes, name_ + ": broadcast from rank " + std::to_string(root), timeout_s,
-                      [&](void* p, cudaStream_t s) {
-                        return ncclBroadcast(p, p, bytes, ncclInt8, root, main_.get(), s);
-                      });
+    return collective(
+        data, bytes, name_ + ": broadcast from rank " + std::to_string(root), timeout_s,
+        [&](void* p, cudaStream_t s) { return ncclBroadcast(p, p, bytes, ncclInt8, root, main_.get(), s); });
   }
   Status barrier(double timeout_s) override {
     return guarded([&]() -> Status {
@@ -404,8 +401,8 @@ class NcclCommunicator final : public Communicator {
   }
   // reduce-scatter / all-gather: separate input (n_in floats) and output (n_out floats) buffers.
   template <class Op>
-  Status two_buffer(const float* in, size_t n_in, float* out, size_t n_out, const std::string& what,
-                    double timeout_s, Op op) {
+  Status two_buffer(const float* in, size_t n_in, float* out, size_t n_out, const std::string& what, double timeout_s,
+                    Op op) {
     if (n_in == 0 && n_out == 0) return Status::ok();
     return guarded([&]() -> Status {
       if (!main_.get()) return Status::failed_precondition(what + ": communicator was aborted");
