@@ -24,7 +24,7 @@ enum class StatusCode {
   kCancelled
 };
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;
   static Status ok() { return Status(); }
@@ -87,7 +87,7 @@ inline const char* status_code_name(StatusCode code) {
 
 // Either a value or a non-ok Status.
 template <typename T>
-class StatusOr {
+class [[nodiscard]] StatusOr {
  public:
   StatusOr(Status status) : status_(std::move(status)) { assert(!status_.is_ok()); }  // NOLINT
   StatusOr(T value) : value_(std::move(value)) {}                                     // NOLINT
