@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies if missing, builds (Release), runs ctest; then builds
 # the fast layers (model, sim) with AddressSanitizer + UndefinedBehaviorSanitizer and assertions on
-# (the Release build has NDEBUG) and runs their tests. Extra arguments go to the first ctest.
+# (the Release build has NDEBUG) and runs their tests; warnings are not errors there (GCC reports
+# false maybe-uninitialized under ASan), the Release build enforces them. Extra arguments go to the
+# first ctest.
 # EELLM_SKIP_SANITIZE=1 skips the second part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +25,7 @@ if [ "${EELLM_SKIP_SANITIZE:-0}" != 1 ]; then
   if [ ! -f "$asan/build.ninja" ]; then
     cmake -S . -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
       -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
-      -DEELLM_WERROR=ON -DEELLM_CUDA=OFF -DEELLM_MPI=OFF -DEELLM_GUI=OFF -DEELLM_BUILD_BENCHMARKS=OFF >/dev/null
+      -DEELLM_WERROR=OFF -DEELLM_CUDA=OFF -DEELLM_MPI=OFF -DEELLM_GUI=OFF -DEELLM_BUILD_BENCHMARKS=OFF >/dev/null
   fi
   cmake --build "$asan" -j "$(nproc)" --target eellm_model_tests eellm_sim_tests
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -69,6 +69,43 @@ Scenario scenario_without_exits(const Scenario& scenario) {
   return base;
 }
 
+namespace {
+
+// The per-stage rows of the summary (busy, idle and bubble parts, memory) and the fractions they
+// add up to.
+void add_stage_summaries(const SimulationResult& res, SimulationSummary& s) {
+  const Layout& L = res.layout;
+  const double denom = static_cast<double>(L.pp) * static_cast<double>(res.engine.iteration_ns);
+  for (int r = 0; r < L.pp; ++r) {
+    const BubbleAttribution& b = res.bubbles[static_cast<size_t>(r)];
+    const RankMemory& m = res.memory.ranks[static_cast<size_t>(r)];
+    StageSummary st;
+    st.stage = r;
+    st.busy_s = ns_to_seconds(b.busy);
+    st.exit_busy_s = ns_to_seconds(b.exit_busy);
+    st.idle_s = ns_to_seconds(b.idle);
+    st.bubble_dependency_s = ns_to_seconds(b.dependency);
+    st.bubble_exposed_comm_s = ns_to_seconds(b.exposed_comm);
+    st.bubble_imbalance_s = ns_to_seconds(b.imbalance);
+    st.bubble_exit_s = ns_to_seconds(b.exit);
+    st.peak_memory_GiB = static_cast<double>(m.peak_bytes) / kGiB;
+    st.peak_memory_time_s = ns_to_seconds(m.peak_time);
+    st.static_memory_GiB = static_cast<double>(m.static_bytes) / kGiB;
+    st.max_microbatches_in_flight = m.max_in_flight;
+    s.stages.push_back(st);
+    s.peak_memory_GiB = std::max(s.peak_memory_GiB, st.peak_memory_GiB);
+    if (denom > 0) {
+      s.bubble_fraction += static_cast<double>(b.idle) / denom;
+      s.bubble_dependency_fraction += static_cast<double>(b.dependency) / denom;
+      s.bubble_exposed_comm_fraction += static_cast<double>(b.exposed_comm) / denom;
+      s.bubble_imbalance_fraction += static_cast<double>(b.imbalance) / denom;
+      s.bubble_exit_fraction += static_cast<double>(b.exit) / denom;
+    }
+  }
+}
+
+}  // namespace
+
 StatusOr<SimulationResult> simulate(const Scenario& scenario, const SimulateOptions& options) {
   SimulationResult res;
   res.scenario = scenario;
@@ -123,33 +160,7 @@ StatusOr<SimulationResult> simulate(const Scenario& scenario, const SimulateOpti
     const double peak = cm.peak_flops();
     s.mfu = peak > 0 ? flops / (T * L.world_size * peak) : 0;
   }
-  const double denom = static_cast<double>(L.pp) * static_cast<double>(res.engine.iteration_ns);
-  for (int r = 0; r < L.pp; ++r) {
-    const BubbleAttribution& b = res.bubbles[static_cast<size_t>(r)];
-    const RankMemory& m = res.memory.ranks[static_cast<size_t>(r)];
-    StageSummary st;
-    st.stage = r;
-    st.busy_s = ns_to_seconds(b.busy);
-    st.exit_busy_s = ns_to_seconds(b.exit_busy);
-    st.idle_s = ns_to_seconds(b.idle);
-    st.bubble_dependency_s = ns_to_seconds(b.dependency);
-    st.bubble_exposed_comm_s = ns_to_seconds(b.exposed_comm);
-    st.bubble_imbalance_s = ns_to_seconds(b.imbalance);
-    st.bubble_exit_s = ns_to_seconds(b.exit);
-    st.peak_memory_GiB = static_cast<double>(m.peak_bytes) / kGiB;
-    st.peak_memory_time_s = ns_to_seconds(m.peak_time);
-    st.static_memory_GiB = static_cast<double>(m.static_bytes) / kGiB;
-    st.max_microbatches_in_flight = m.max_in_flight;
-    s.stages.push_back(st);
-    s.peak_memory_GiB = std::max(s.peak_memory_GiB, st.peak_memory_GiB);
-    if (denom > 0) {
-      s.bubble_fraction += static_cast<double>(b.idle) / denom;
-      s.bubble_dependency_fraction += static_cast<double>(b.dependency) / denom;
-      s.bubble_exposed_comm_fraction += static_cast<double>(b.exposed_comm) / denom;
-      s.bubble_imbalance_fraction += static_cast<double>(b.imbalance) / denom;
-      s.bubble_exit_fraction += static_cast<double>(b.exit) / denom;
-    }
-  }
+  add_stage_summaries(res, s);
   s.critical_path = format_critical_path(res.schedule, critical_path(res.schedule, res.engine));
 
   if (options.compare_without_exits && !scenario.exits.exit_layer_nums.empty() &&

@@ -467,14 +467,30 @@ StatusOr<GradSync*> PipelineRuntime::grad_sync() {
     t.name = owned_names_[i];
     t.param = owned_[i].first, t.grad = owned_[i].second;
     t.counts_in_norm = owned_counts_in_norm_[i];
-    t.reduced_again = t.name == "wte" && in_emb_group;
-    for (int c = 0; c < layout_.vp && t.name != "wte"; ++c) {
+    EELLM_ASSIGN_OR_RETURN(t.role, param_role_of(t.name));
+    const ParamRole& role = *t.role;
+    t.reduced_again = role.owner == ParamOwner::kEmbedding && in_emb_group;
+    for (int c = 0; c < layout_.vp && role.owner != ParamOwner::kEmbedding; ++c) {
       const ChunkLayout& cl = layout_.chunk(pp_rank_, c);
-      bool mine = (t.name.starts_with("wpe") && cl.has_embedding) ||
-                  ((t.name.starts_with("lnf_") || t.name.starts_with("lm_head")) && cl.has_final_head);
-      for (int l = 0; l < cl.num_layers && !mine; ++l)
-        mine = t.name.starts_with("layers." + str(cl.first_layer + l) + ".");
-      for (int e : chunks_[static_cast<size_t>(c)]->exits()) mine = mine || t.name.starts_with("exits." + str(e) + ".");
+      const std::vector<int>& exits = chunks_[static_cast<size_t>(c)]->exits();
+      bool mine = false;
+      switch (role.owner) {
+        case ParamOwner::kEmbedding:
+          break;
+        case ParamOwner::kPositionEmbedding:
+          mine = cl.has_embedding;
+          break;
+        case ParamOwner::kFinalNorm:
+        case ParamOwner::kHead:
+          mine = cl.has_final_head;
+          break;
+        case ParamOwner::kLayer:
+          mine = role.index >= cl.first_layer && role.index < cl.first_layer + cl.num_layers;
+          break;
+        case ParamOwner::kExit:
+          mine = std::find(exits.begin(), exits.end(), role.index) != exits.end();
+          break;
+      }
       if (mine) t.group = c;
     }
     ts.push_back(std::move(t));
@@ -483,11 +499,12 @@ StatusOr<GradSync*> PipelineRuntime::grad_sync() {
   head_sync_.assign(static_cast<size_t>(layout_.vp), {});
   layer_sync_.clear();
   for (size_t i = 0; i < ts.size(); ++i) {
-    const std::string& n = ts[i].name;
+    const ParamRole& role = *ts[i].role;
     if (ts[i].group < 0) continue;
-    if (n.starts_with("layers.")) {
-      layer_sync_[std::stoi(n.substr(7))].push_back(i);
-    } else if (n.starts_with("exits.") || n.starts_with("lnf_") || n.starts_with("lm_head")) {
+    if (role.owner == ParamOwner::kLayer) {
+      layer_sync_[role.index].push_back(i);
+    } else if (role.owner == ParamOwner::kExit || role.owner == ParamOwner::kFinalNorm ||
+               role.owner == ParamOwner::kHead) {
       head_sync_[static_cast<size_t>(ts[i].group)].push_back(i);
     }
   }
