@@ -9,33 +9,14 @@
 #include "model/scenario_io.h"
 #include "sim/plan.h"
 #include "sim/simulate.h"
+#include "tests/sim/plan_test_util.h"
 
 namespace eellm {
 namespace {
 
-Scenario load(const std::string& name) {
-  auto s = load_scenario(std::string(EELLM_SOURCE_DIR) + "/scenarios/" + name + ".yaml");
-  EXPECT_TRUE(s.is_ok()) << s.status().to_string();
-  return *s;
-}
-
-// EE-LLM 1.3B with a small global batch so that every candidate simulates in milliseconds.
-Scenario small_1p3b() {
-  Scenario s = load("ee-llm-1.3b");
-  s.training.global_batch_size = 32;
-  return s;
-}
-
-PlanOptions small_space(int gpus) {
-  PlanOptions o;
-  o.gpus = gpus;
-  o.micro_batch_values = {1, 2};
-  o.vp_values = {2};
-  o.recompute = {RecomputeGranularity::kNone, RecomputeGranularity::kSelective};
-  o.exit_overhead = false;
-  o.threads = 2;
-  return o;
-}
+using plan_testing::load;
+using plan_testing::small_1p3b;
+using plan_testing::small_space;
 
 // The planner's ranking key: simulated time per backbone-equivalent batch (ee-fill trains the
 // backbone on num_backbone_microbatches of the m, as EE-LLM; every other schedule on all m).

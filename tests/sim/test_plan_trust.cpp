@@ -9,27 +9,16 @@
 #include "model/megatron.h"
 #include "model/scenario_io.h"
 #include "sim/plan.h"
+#include "tests/sim/plan_test_util.h"
 
 namespace eellm {
 namespace {
 
-Scenario small_1p3b() {
-  auto s = load_scenario(std::string(EELLM_SOURCE_DIR) + "/scenarios/ee-llm-1.3b.yaml");
-  EXPECT_TRUE(s.is_ok()) << s.status().to_string();
-  Scenario out = *s;
-  out.training.global_batch_size = 32;
-  return out;
-}
+using plan_testing::small_1p3b;
 
 // A space big enough that only part of it is simulated (simulate_top 6 of dozens).
 PlanOptions narrow_budget(int gpus) {
-  PlanOptions o;
-  o.gpus = gpus;
-  o.micro_batch_values = {1, 2};
-  o.vp_values = {2};
-  o.recompute = {RecomputeGranularity::kNone, RecomputeGranularity::kSelective};
-  o.exit_overhead = false;
-  o.threads = 2;
+  PlanOptions o = plan_testing::small_space(gpus);
   o.simulate_top = 6;
   o.top_k = 3;
   return o;
