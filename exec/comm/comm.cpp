@@ -2,6 +2,7 @@
 #include "exec/comm/comm.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <functional>
 
@@ -79,6 +80,11 @@ StatusOr<std::unique_ptr<CollectiveRequest>> Communicator::ireduce_scatter_sum(c
 StatusOr<std::unique_ptr<CollectiveRequest>> Communicator::iall_gather(const float* in, float* out, size_t n_per_rank) {
   return std::unique_ptr<CollectiveRequest>(
       new DeferredRequest([this, in, out, n_per_rank](double t) { return all_gather(in, out, n_per_rank, t); }));
+}
+
+int64_t steady_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 RankCoords coords_of(const ParallelDims& d, int world_rank) {

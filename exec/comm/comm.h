@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/status.h"
@@ -70,6 +71,17 @@ class CollectiveRequest {
   virtual Status wait(double timeout_s) = 0;
 };
 
+// steady_clock now in ns: the clock of send completions, GradSync's bucket timings and the
+// runtime's measured timeline.
+int64_t steady_now_ns();
+
+// A send found complete (the runtime's SEND events, sim/timeline.h): the k-th send() of a
+// communicator has id k (from 0); done_ns is steady_now_ns() when a poll found it complete.
+struct SendCompletion {
+  int64_t id = 0;
+  int64_t done_ns = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -87,6 +99,13 @@ class Communicator {
   virtual int pending_sends() = 0;
   // Blocking receive of exactly `bytes` bytes from `peer` with `tag`.
   virtual Status recv(void* data, size_t bytes, int peer, int tag, double timeout_s) = 0;
+
+  // Send completion times, off by default. When on, each send found complete — by pending_sends(),
+  // wait_sends(), or (MPI) the polls of a blocking receive — is kept until take_completed_sends()
+  // returns it, so a completion is seen at the first such poll after it happened.
+  void record_send_completions(bool on) { record_sends_ = on; }
+  int64_t next_send_id() const { return next_send_id_; }  // the id the next send() gets
+  std::vector<SendCompletion> take_completed_sends() { return std::exchange(completed_sends_, {}); }
 
   // Sum collectives over the group, in place where the signature says so.
   virtual Status all_reduce_sum(float* data, size_t n, double timeout_s) = 0;
@@ -110,6 +129,20 @@ class Communicator {
 
   // Ends the whole job with `code` (MPI_Abort); used after a fault so no rank is left waiting.
   [[noreturn]] virtual void abort(int code) = 0;
+
+ protected:
+  // For implementations: send() takes the id of the send it posts; the poll that finds that send
+  // complete reports it.
+  int64_t take_send_id() { return next_send_id_++; }
+  void send_completed(int64_t id) {
+    if (record_sends_) completed_sends_.push_back({id, steady_now_ns()});
+  }
+  bool records_send_completions() const { return record_sends_; }
+
+ private:
+  bool record_sends_ = false;
+  int64_t next_send_id_ = 0;
+  std::vector<SendCompletion> completed_sends_;
 };
 
 // The one-process communicator: collectives are identities, p2p to another rank is an error.

@@ -2,7 +2,6 @@
 #include "exec/train/grad_sync.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <map>
 #include <utility>
@@ -304,11 +303,6 @@ StatusOr<GradSync::Step> GradSync::step(const std::vector<Communicator*>& norm_g
     }
   }
   return r;
-}
-
-int64_t steady_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace eellm::exec

@@ -47,9 +47,6 @@
 
 namespace eellm::exec {
 
-// steady_clock now in ns: the clock of BucketTiming and of the runtime's measured timeline.
-int64_t steady_now_ns();
-
 struct SyncTensor {
   std::string name;  // checkpoint name (GptParams::named()), for messages and checkpoints
   Tensor* param = nullptr;

@@ -203,6 +203,9 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
   loss_count_.assign(static_cast<size_t>(E + 1), 0.0);
   dp_pending_ = false;
   dp_timings_.clear();
+  sends_in_flight_.clear();
+  comms_->pipeline->record_send_completions(opt_.record_timeline);
+  comms_->pipeline->take_completed_sends();  // older sends (the last iteration's timeline) are no SEND events
 
   const double timeout = opt_.recv_timeout_s;
   EELLM_RETURN_IF_ERROR(comms_->world->barrier(timeout).with_context("rank " + str(comms_->groups.world_rank) +
@@ -222,6 +225,7 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
     }
     TimelineEvent ev = instr_event(pp_rank_, in, idx, steady_now_ns() - t_origin_ns_, 0);
     if (in.is_send() || in.is_recv()) ev.bytes = static_cast<int64_t>(activation_floats() * sizeof(float));
+    const int64_t send_id = comms_->pipeline->next_send_id();  // the id of a SEND's send
     Status st;
     if (in.kind == InstrKind::kAllReduceDP && in.has(kOverlapped) && last_backward_index_ > idx) {
       dp_pending_ = true;  // posted here; executed once the last backward has produced its gradients
@@ -233,10 +237,7 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
     }
     if (!st.is_ok()) return st.with_context(where(in, idx));
     ev.t1 = steady_now_ns() - t_origin_ns_;
-    if (opt_.record_timeline && in.is_compute())  // the exit heads are not timed apart: one backbone event
-      append_compute_events(events_, ev, 0, 0, 0);
-    else if (opt_.record_timeline)
-      events_.push_back(ev);
+    record(in, ev, send_id);
     EELLM_RETURN_IF_ERROR(after_instruction(idx).with_context(where(in, idx)));
     if (dp_pending_ && idx == last_backward_index_) {
       dp_pending_ = false;
@@ -246,8 +247,8 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
         events_.push_back(instr_event(pp_rank_, list[ar], dp_pending_index_, ev.t1, steady_now_ns() - t_origin_ns_));
     }
   }
-  EELLM_RETURN_IF_ERROR(comms_->pipeline->wait_sends(timeout).with_context(
-      "rank " + str(comms_->groups.world_rank) + ": completing the sends of iteration " + str(iteration)));
+  EELLM_RETURN_IF_ERROR(finish_sends().with_context("rank " + str(comms_->groups.world_rank) +
+                                                    ": completing the sends of iteration " + str(iteration)));
   if (!states_.empty() || !w_states_.empty() || !act_in_.empty() || !grad_in_.empty() || !grad_out_.empty())
     return Status::internal("rank " + str(comms_->groups.world_rank) + ": microbatch state left after the iteration (" +
                             std::to_string(states_.size()) + " chunk states)");
@@ -268,6 +269,38 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
 
   EELLM_RETURN_IF_ERROR(gather_timeline(r));
   return r;
+}
+
+void PipelineRuntime::record(const Instr& in, const TimelineEvent& ev, int64_t send_id) {
+  if (!opt_.record_timeline) return;
+  if (in.is_compute())
+    append_compute_events(events_, ev, 0, 0, 0);  // the exit heads are not timed apart: one backbone event
+  else if (in.is_send())
+    sends_in_flight_[send_id] = ev;  // the event ends when the send completes (take_send_completions)
+  else
+    events_.push_back(ev);
+  if (sends_in_flight_.empty()) return;
+  comms_->pipeline->pending_sends();  // polls: a send may have completed during this instruction
+  take_send_completions();
+}
+
+void PipelineRuntime::take_send_completions() {
+  for (const SendCompletion& c : comms_->pipeline->take_completed_sends()) {
+    auto it = sends_in_flight_.find(c.id);
+    if (it == sends_in_flight_.end()) continue;  // a send of no SEND instruction
+    it->second.t1 = c.done_ns - t_origin_ns_;
+    events_.push_back(it->second);
+    sends_in_flight_.erase(it);
+  }
+}
+
+Status PipelineRuntime::finish_sends() {
+  EELLM_RETURN_IF_ERROR(comms_->pipeline->wait_sends(opt_.recv_timeout_s));
+  take_send_completions();
+  if (!sends_in_flight_.empty())
+    return Status::internal(comms_->pipeline->name() + ": the completion of " +
+                            std::to_string(sends_in_flight_.size()) + " sends was not reported");
+  return Status::ok();
 }
 
 Status PipelineRuntime::gather_timeline(IterationResult& r) {

@@ -130,6 +130,13 @@ class PipelineRuntime {
   Status bind_schedule(Communicators& comms);
   // run_iteration(): the pipeline of replica (dp 0, tp 0) sends its events to world rank 0.
   Status gather_timeline(IterationResult& r);
+  // The timeline's event(s) of instruction `in`, run over [ev.t0, ev.t1) (sim/timeline.h's contract):
+  // a compute step one backbone event; a SEND (its send got id `send_id`) from the posting to the
+  // send's completion, added once the pipeline communicator reports it; others as timed.
+  void record(const Instr& in, const TimelineEvent& ev, int64_t send_id);
+  void take_send_completions();  // ends the SEND events whose sends were found complete
+  Status finish_sends();         // waits for this iteration's sends; every SEND event ended
+
   // execute()'s handlers of the compute and point-to-point kinds.
   Status run_forward(const Instr& in, const std::vector<int32_t>& inputs, const std::vector<int32_t>& targets,
                      const HeadWeights& w);
@@ -182,6 +189,7 @@ class PipelineRuntime {
   int dp_pending_index_ = -1;  // the overlapped ALLREDUCE_DP posted (dp_pending_)
   int64_t t_origin_ns_ = 0;
   std::vector<TimelineEvent> events_;
+  std::map<int64_t, TimelineEvent> sends_in_flight_;  // SEND events by send id, until the send completes
 };
 
 // `eellm train` under mpirun: every rank reads the same data, takes its DP replica's microbatches,

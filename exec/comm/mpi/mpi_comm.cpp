@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <list>
 #include <string>
 #include <thread>
@@ -67,13 +68,16 @@ class MpiComm {
 };
 
 // Polls `req` until done or the deadline; yields then sleeps between polls so oversubscribed
-// ranks (more processes than cores) leave the CPU to the rank that computes.
-Status wait_request(MPI_Request* req, double timeout_s, const std::string& what, bool cancel_on_timeout = false) {
+// ranks (more processes than cores) leave the CPU to the rank that computes. `between` (if set)
+// runs after each unsuccessful poll.
+Status wait_request(MPI_Request* req, double timeout_s, const std::string& what, bool cancel_on_timeout = false,
+                    const std::function<void()>& between = nullptr) {
   const auto start = Clock::now();
   for (int polls = 0;; ++polls) {
     int done = 0;
     EELLM_MPI_CHECK(MPI_Test(req, &done, MPI_STATUS_IGNORE));
     if (done) return Status::ok();
+    if (between) between();
     const double waited = std::chrono::duration<double>(Clock::now() - start).count();
     if (timeout_s > 0 && waited > timeout_s) {
       // A receive is withdrawn so a late message cannot land in a dead buffer; other requests stay
@@ -133,6 +137,7 @@ class MpiCommunicator final : public Communicator {
   Status send(const void* data, size_t bytes, int peer, int tag) override {
     EELLM_RETURN_IF_ERROR(check_peer(peer));
     auto& s = sends_.emplace_back();
+    s.id = take_send_id();
     s.peer = peer;
     s.tag = tag;
     s.buffer.resize(bytes);
@@ -142,22 +147,22 @@ class MpiCommunicator final : public Communicator {
   }
 
   int pending_sends() override {
-    for (auto it = sends_.begin(); it != sends_.end();) {
-      int done = 0;
-      if (MPI_Test(&it->req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done)
-        it = sends_.erase(it);
-      else
-        ++it;
-    }
+    poll_sends(sends_.begin());
     return static_cast<int>(sends_.size());
   }
 
   Status wait_sends(double timeout_s) override {
+    // While waiting for the oldest send, the others are polled too when their completion times
+    // are recorded (they may complete first).
+    std::function<void()> others;
+    if (records_send_completions()) others = [this] { poll_sends(std::next(sends_.begin())); };
     while (!sends_.empty()) {
-      const PendingSend& s = sends_.front();
-      EELLM_RETURN_IF_ERROR(wait_request(&sends_.front().req, timeout_s,
+      PendingSend& s = sends_.front();
+      EELLM_RETURN_IF_ERROR(wait_request(&s.req, timeout_s,
                                          name_ + ": send of " + std::to_string(s.buffer.size()) + " bytes to rank " +
-                                             str(s.peer) + " (tag " + str(s.tag) + ")"));
+                                             str(s.peer) + " (tag " + str(s.tag) + ")",
+                                         false, others));
+      send_completed(s.id);
       sends_.pop_front();
     }
     return Status::ok();
@@ -167,10 +172,12 @@ class MpiCommunicator final : public Communicator {
     EELLM_RETURN_IF_ERROR(check_peer(peer));
     MPI_Request req;
     EELLM_MPI_CHECK(MPI_Irecv(data, static_cast<int>(bytes), MPI_BYTE, peer, tag, comm_.get(), &req));
+    std::function<void()> sends;  // a send may complete while this rank waits
+    if (records_send_completions() && !sends_.empty()) sends = [this] { poll_sends(sends_.begin()); };
     return wait_request(
         &req, timeout_s,
         name_ + ": receive of " + std::to_string(bytes) + " bytes from rank " + str(peer) + " (tag " + str(tag) + ")",
-        /*cancel_on_timeout=*/true);
+        /*cancel_on_timeout=*/true, sends);
   }
 
   Status all_reduce_sum(float* data, size_t n, double timeout_s) override {
@@ -251,8 +258,21 @@ class MpiCommunicator final : public Communicator {
   struct PendingSend {
     std::vector<char> buffer;
     MPI_Request req = MPI_REQUEST_NULL;
+    int64_t id = 0;  // Communicator::take_send_id
     int peer = 0, tag = 0;
   };
+  // Tests the pending sends from `it` on; reports and drops the completed ones.
+  void poll_sends(std::list<PendingSend>::iterator it) {
+    while (it != sends_.end()) {
+      int done = 0;
+      if (MPI_Test(&it->req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done) {
+        send_completed(it->id);
+        it = sends_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
   struct Handle {
     explicit Handle(MPI_Comm c) : c_(c) {}
     MPI_Comm get() const { return c_; }

@@ -147,11 +147,13 @@ class NcclCommunicator final : public Communicator {
     EELLM_RETURN_IF_ERROR(check_peer(peer));
     return guarded([&]() -> Status {
       reclaim();
+      const int64_t id = take_send_id();
       DeviceBuffer buf = take_buffer();
       void* staged = buf.ensure(bytes);
       if (peer == rank_) {  // a local copy, ordered with the compute stream
         if (bytes) EELLM_CUDA_CHECK(cudaMemcpyAsync(staged, data, bytes, cudaMemcpyDefault, cuda::process_stream()));
         self_.push_back({std::move(buf), bytes});
+        send_completed(id);
         return Status::ok();
       }
       const Dir& dir = direction_to(peer);
@@ -166,7 +168,7 @@ class NcclCommunicator final : public Communicator {
                                    name_ + ": ncclSend to rank " + std::to_string(peer), d, 0));
       auto done = std::make_unique<cuda::Event>();
       EELLM_CUDA_CHECK(cudaEventRecord(done->get(), dir.stream->get()));
-      sends_.push_back({std::move(done), std::move(buf), peer});
+      sends_.push_back({std::move(done), std::move(buf), peer, id});
       return Status::ok();
     });
   }
@@ -178,6 +180,7 @@ class NcclCommunicator final : public Communicator {
         Pending& p = sends_.front();
         EELLM_RETURN_IF_ERROR(
             wait_event(p.done->get(), name_ + ": send to rank " + std::to_string(p.peer), d, timeout_s));
+        send_completed(p.id);
         free_.push_back(std::move(p.buf));
         sends_.pop_front();
       }
@@ -300,6 +303,7 @@ class NcclCommunicator final : public Communicator {
     std::unique_ptr<cuda::Event> done;
     DeviceBuffer buf;
     int peer;
+    int64_t id;  // Communicator::take_send_id
   };
   struct SelfMsg {
     DeviceBuffer buf;
@@ -334,6 +338,7 @@ class NcclCommunicator final : public Communicator {
   }
   void reclaim() {
     while (!sends_.empty() && cudaEventQuery(sends_.front().done->get()) == cudaSuccess) {
+      send_completed(sends_.front().id);
       free_.push_back(std::move(sends_.front().buf));
       sends_.pop_front();
     }
