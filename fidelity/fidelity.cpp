@@ -223,7 +223,7 @@ StatusOr<double> predict(const Scenario& scenario, Timeline* timeline) {
   o.record_timeline = timeline != nullptr;
   o.compare_without_exits = false;
   EELLM_ASSIGN_OR_RETURN(SimulationResult r, simulate(scenario, o));
-  if (timeline) *timeline = executor_shaped_timeline(r);
+  if (timeline) *timeline = std::move(r.engine.timeline);
   return r.summary.iteration_time_s;
 }
 
@@ -334,8 +334,8 @@ FidelityReport summarize_fidelity(const std::vector<PlanMeasurement>& plans) {
       if (!e.comparable()) continue;
       // Work the executor does not do as a separate step (ZB-H1's W: BWD_INPUT runs the whole
       // backward, W is an empty timed step) has no meaningful relative error; it is listed apart.
-      // (Not for waits: a wait the simulator predicts but the run did not have is an error.)
-      if (e.part.empty() && !(e.mean_measured_s > 1e-3 * e.mean_predicted_s)) {
+      // (Not for communication: a wait or send the run did not have is an error.)
+      if (e.part.empty() && !Instr{e.op}.is_send() && !(e.mean_measured_s > 1e-3 * e.mean_predicted_s)) {
         const std::string name = e.name();
         if (std::find(r.not_executed.begin(), r.not_executed.end(), name) == r.not_executed.end())
           r.not_executed.push_back(name);

@@ -29,10 +29,6 @@
 #include "model/status.h"
 #include "sim/timeline.h"
 
-namespace eellm {
-struct SimulationResult;  // sim/simulate.h
-}
-
 namespace eellm::fidelity {
 
 struct FidelityPlan {
@@ -85,8 +81,8 @@ struct ResidualFit {
 DeviceProfile apply_residuals(const DeviceProfile& device, const ResidualFit& fit);
 // The plan's scenario on `device` (cluster intra_node link = the device's nvlink_* figures).
 Scenario with_device(const Scenario& scenario, const DeviceProfile& device);
-// Simulated iteration seconds, and when `timeline` is non-null the prediction shaped as the
-// executor traces an iteration (executor_shaped_timeline), for the per-op comparison.
+// Simulated iteration seconds, and when `timeline` is non-null the engine's timeline of the
+// iteration (the event contract of sim/timeline.h, as the executor traces it), for the per-op comparison.
 StatusOr<double> predict(const Scenario& scenario, Timeline* timeline = nullptr);
 // Fits ResidualFit on the measurements marked for_fit (others ignored), minimising the mean
 // squared log error with Nelder–Mead. Parameters the fitting plans cannot identify (no plan with
@@ -94,13 +90,11 @@ StatusOr<double> predict(const Scenario& scenario, Timeline* timeline = nullptr)
 StatusOr<ResidualFit> fit_residuals(const std::vector<FidelityPlan>& plans,
                                     const std::vector<PlanMeasurement>& measured, const DeviceProfile& device);
 
-// Per-op comparison, like for like (docs/accuracy.md, "What each per-op row compares"). The
-// executor times each instruction as the wall time its rank spends in it; the engine times the
-// modelled work on each stream. Rows compare what both really observe:
+// Per-op comparison, like for like (docs/accuracy.md, "What each per-op row compares"), of two raw
+// timelines: both interpreters record the same events (sim/timeline.h's contract). Rows:
 //  - compute kinds, ALLREDUCE_DP, OPTIMIZER_STEP: mean duration per op (as sim/timeline.h compare());
-//  - RECV_ACT / RECV_GRAD, part "wait": how long the receiving rank blocks until the data is there
-//    (a transfer shows here). SEND_* rows are left out: the executor times only the posting of a
-//    non-blocking send (its completion is not traced), the engine the transfer itself;
+//  - SEND_ACT / SEND_GRAD: the sender's time from posting the send to its local completion;
+//  - RECV_ACT / RECV_GRAD, part "wait": how long the receiving rank blocks until the data is there;
 //  - ALLREDUCE_EMBEDDING, part "transfer": per collective (the k-th on each member rank), the
 //    shortest member's time in the call — the last member to arrive waits for no one — and part
 //    "wait": each member's time in the call beyond that (waiting for the group's slowest rank).
@@ -117,16 +111,8 @@ struct OpRow {
   // predicted only and reported as not measured, never as 0 %).
   bool comparable() const { return count_predicted > 0 && count_measured > 0; }
 };
-// Rows for the op kinds present in either timeline, in (op, exit_part, part) order. `predicted`
-// must be executor-shaped (predict() / executor_shaped_timeline()); a raw engine timeline has no
-// RECV events and collectives that start when the last member arrives.
+// Rows for the op kinds present in either timeline, in (op, exit_part, part) order.
 std::vector<OpRow> compare_ops(const Timeline& predicted, const Timeline& measured);
-// The simulation as the executor traces it: the engine's timeline without the SEND_* transfers on
-// the send stream, plus one RECV_* event per receive on the compute stream from the time the rank
-// reaches it to the time the data is there (zero length when it already was), and each
-// ALLREDUCE_EMBEDDING on each member from the member's post to the collective's end (the engine
-// draws it from the last member's post). Timeline::sort_events order.
-Timeline executor_shaped_timeline(const SimulationResult& result);
 
 // Error summary.
 struct OpKindFidelity {

@@ -1,30 +1,20 @@
-// The per-op part of the fidelity harness: the simulation reshaped into what the executor traces,
-// and the like-for-like comparison of both (see fidelity.h, compare_ops, and
-// docs/accuracy.md "What each per-op row compares"). Rows are taken per instruction with its
-// parts merged (sim/timeline.h whole_instructions, the event contract), exit parts on rows of
-// their own that the executor does not measure.
-//
-// What the executor's trace records (exec/train/runtime.cpp, run_iteration): one event per instruction,
-// from the rank reaching it to the rank leaving it, on the rank's own clock (origin: leaving the
-// barrier before the iteration). So a SEND_* event is the posting of a non-blocking send (its
-// completion is not traced; wait_sends runs after the loop), a RECV_* event the time the rank
-// blocks until the data is there, and an ALLREDUCE_EMBEDDING event a blocking all-reduce: the
-// wait for the group's last member plus the transfer. The engine models SEND_* as the transfer
-// and records no RECV_* event, so executor_shaped_timeline still reshapes the prediction for
-// these (the SEND/RECV half of the event contract is not unified yet). Thread-safety: pure functions.
+// The per-op part of the fidelity harness: the like-for-like comparison of a simulated and a
+// measured timeline (see fidelity.h, compare_ops, and docs/accuracy.md "What each per-op row
+// compares"). Both sides follow sim/timeline.h's event contract, so the raw timelines are compared:
+// rows are taken per instruction with its parts merged (whole_instructions), exit parts on rows of
+// their own that the executor does not measure. A SEND_* row is the sender's time from posting to
+// local completion, a RECV_* row ("wait") the receiver's time blocked until the data is there, and
+// an ALLREDUCE_EMBEDDING event each member's time from its post to the collective's end, split
+// below into the transfer and the wait for the group's last member. Thread-safety: pure functions.
 #include <algorithm>
 #include <map>
 #include <tuple>
 
 #include "fidelity/fidelity.h"
-#include "sim/simulate.h"
 
 namespace eellm::fidelity {
 namespace {
 
-bool is_send(InstrKind k) {
-  return k == InstrKind::kSendAct || k == InstrKind::kSendGrad;
-}
 bool is_recv(InstrKind k) {
   return k == InstrKind::kRecvAct || k == InstrKind::kRecvGrad;
 }
@@ -40,7 +30,6 @@ std::map<RowKey, std::vector<double>> samples(const Timeline& timeline) {
   // ALLREDUCE_EMBEDDING: the k-th on each member rank is one collective.
   std::map<int32_t, std::vector<const TimelineEvent*>> emb_by_rank;
   for (const TimelineEvent& e : t.events) {
-    if (is_send(e.op)) continue;  // posting vs transfer: not comparable (see the header)
     if (e.op == InstrKind::kAllReduceEmbedding) {
       emb_by_rank[e.rank].push_back(&e);
       continue;
@@ -96,68 +85,6 @@ std::vector<OpRow> compare_ops(const Timeline& predicted, const Timeline& measur
     out.push_back(r);
   }
   return out;
-}
-
-Timeline executor_shaped_timeline(const SimulationResult& result) {
-  const Schedule& s = result.schedule;
-  const EngineResult& en = result.engine;
-  Timeline t;
-  t.num_ranks = en.timeline.num_ranks;
-  t.memory = en.timeline.memory;
-  // The engine's collective events of each rank's embedding all-reduces, in order (drawn from the
-  // last member's post to the end; absent when the all-reduce costs nothing).
-  std::map<int32_t, std::vector<const TimelineEvent*>> emb_events;
-  for (const TimelineEvent& e : en.timeline.events) {
-    if (e.op == InstrKind::kAllReduceEmbedding) {
-      emb_events[e.rank].push_back(&e);
-      continue;
-    }
-    if (is_send(e.op)) continue;  // the executor traces the posting, which takes no modelled time
-    t.events.push_back(e);
-  }
-  for (auto& [rank, evs] : emb_events)
-    std::sort(evs.begin(), evs.end(), [](const TimelineEvent* a, const TimelineEvent* b) { return a->t0 < b->t0; });
-  for (size_t r = 0; r < s.ranks.size(); ++r) {
-    const auto& list = s.ranks[r];
-    const auto& timing = en.timing[r];
-    const auto& emb = emb_events[static_cast<int32_t>(r)];
-    size_t emb_k = 0;
-    // The rank's own clock: compute steps and receives advance it; posting a send or a collective
-    // does not (they run on the other streams), so those leave it where it was.
-    TimeNs clock = 0;
-    for (size_t i = 0; i < list.size(); ++i) {
-      const Instr& in = list[i];
-      const InstrTiming ti = timing[i];
-      TimelineEvent e;
-      e.rank = static_cast<int32_t>(r);
-      e.op = in.kind;
-      e.chunk = in.chunk;
-      e.microbatch = in.microbatch;
-      e.instr = static_cast<int32_t>(i);
-      e.peer = in.peer;
-      e.category = Category::kComm;
-      if (in.is_recv()) {
-        e.stream = Stream::kCompute;
-        e.t0 = clock;   // reached the receive
-        e.t1 = ti.end;  // the data is there (= clock when it already was)
-        clock = ti.end;
-        t.events.push_back(e);
-      } else if (in.kind == InstrKind::kAllReduceEmbedding) {
-        if (emb_k < emb.size()) {
-          e.stream = Stream::kCollective;
-          e.t0 = ti.start;        // this member's post
-          e.t1 = emb[emb_k]->t1;  // the collective's end, as a blocking call returns
-          e.bytes = emb[emb_k]->bytes;
-          t.events.push_back(e);
-        }
-        ++emb_k;
-      } else if (in.is_compute()) {
-        clock = ti.end;
-      }
-    }
-  }
-  t.sort_events();
-  return t;
 }
 
 }  // namespace eellm::fidelity

@@ -128,9 +128,10 @@ struct RankState {
   size_t pc = 0;
   bool waiting_msg = false;
   bool waiting_coll = false;
-  int emb_count = 0;     // embedding collectives posted so far
-  TimeNs coll_free = 0;  // collective stream free from
-  TimeNs coll_end = 0;   // end of the latest posted collective
+  TimeNs recv_reached = -1;  // when the rank reached the RECV it waits at (-1: not at a RECV)
+  int emb_count = 0;         // embedding collectives posted so far
+  TimeNs coll_free = 0;      // collective stream free from
+  TimeNs coll_end = 0;       // end of the latest posted collective
 };
 
 std::string describe_block(const Schedule& s, const std::vector<RankState>& st, const MessageMap& mm, int r) {
@@ -253,6 +254,7 @@ class Engine {
       emb_per_rank = std::max(emb_per_rank, n);
     }
     emb_.resize(static_cast<size_t>(emb_per_rank));
+    emb_post_.assign(static_cast<size_t>(pp), std::vector<MemberPost>(static_cast<size_t>(emb_per_rank)));
     for (int r : emb_members_) emb_duration_ = std::max(emb_duration_, rank_times(r).embedding_allreduce);
     res_.timeline.num_ranks = pp;
     if (opt_.record_timeline) res_.timeline.events.reserve(s.num_instructions() * 2);
@@ -293,6 +295,11 @@ class Engine {
   }
   InstrTiming& timing(int r) { return res_.timing[static_cast<size_t>(r)][st_[static_cast<size_t>(r)].pc]; }
   int message(int r, size_t i) const { return mm_.message_of[static_cast<size_t>(r)][i]; }
+  // Bytes of message `id`: the sending chunk's activation or gradient.
+  int64_t message_bytes(int id) const {
+    const MessageMap::Message& m = mm_.messages[static_cast<size_t>(id)];
+    return chunk_times(m.src_rank, list(m.src_rank)[static_cast<size_t>(m.src_index)]).p2p_bytes;
+  }
 
   // At most one pending event per rank: a rank is either computing, or blocked, or waiting for a
   // wake-up at a known time. The rank being run has its queue path replayed once afterwards.
@@ -337,13 +344,13 @@ class Engine {
           break;
         case InstrKind::kRecvAct:
         case InstrKind::kRecvGrad:
-          go = on_recv(r, t);
+          go = on_recv(r, in, t);
           break;
         case InstrKind::kAllReduceDP:
           go = on_allreduce_dp(r, in, t);
           break;
         case InstrKind::kAllReduceEmbedding:
-          go = on_allreduce_embedding(r, in, t);
+          go = on_allreduce_embedding(r, t);
           break;
         case InstrKind::kOptimizerStep:
           go = on_optimizer(r, in, t);
@@ -379,15 +386,21 @@ class Engine {
       ds.waiting_msg = false;
       schedule_event(arrival, in.peer);
     }
+    // The event contract's SEND: from posting to local completion, which the model puts at the
+    // arrival (queueing for the link, transfer and latency).
     timing(r) = {t, arrival};
-    record_comm(r, in, start, arrival, bytes, static_cast<int32_t>(rs.pc));
+    record_comm(r, in, t, arrival, bytes, static_cast<int32_t>(rs.pc));
     ++rs.pc;
     return true;
   }
 
-  bool on_recv(int r, TimeNs t) {
+  // The event contract's RECV: the wait from reaching the instruction until the data is there
+  // (zero length when it already was).
+  bool on_recv(int r, const Instr& in, TimeNs t) {
     RankState& rs = st_[static_cast<size_t>(r)];
-    const TimeNs arrival = res_.msg_arrival[static_cast<size_t>(message(r, rs.pc))];
+    if (rs.recv_reached < 0) rs.recv_reached = t;
+    const int id = message(r, rs.pc);
+    const TimeNs arrival = res_.msg_arrival[static_cast<size_t>(id)];
     if (arrival < 0) {  // not sent yet: the send wakes this rank
       rs.waiting_msg = true;
       return false;
@@ -396,7 +409,9 @@ class Engine {
       schedule_event(arrival, r);
       return false;
     }
-    timing(r) = {t, t};
+    timing(r) = {rs.recv_reached, t};
+    record_comm(r, in, rs.recv_reached, t, message_bytes(id), static_cast<int32_t>(rs.pc));
+    rs.recv_reached = -1;
     ++rs.pc;
     return true;
   }
@@ -407,24 +422,29 @@ class Engine {
     const TimeNs start = std::max(t, rs.coll_free);
     rs.coll_free = rs.coll_end = std::max(rs.coll_end, start + rt.dp_allreduce);
     timing(r) = {start, start + rt.dp_allreduce};
-    if (rt.dp_allreduce > 0)
-      record_comm(r, in, start, start + rt.dp_allreduce, rt.dp_bytes, static_cast<int32_t>(rs.pc));
+    record_comm(r, in, start, start + rt.dp_allreduce, rt.dp_bytes, static_cast<int32_t>(rs.pc));
     ++rs.pc;
     return true;
   }
 
-  bool on_allreduce_embedding(int r, const Instr& in, TimeNs t) {
+  // Each member's event runs from its own post (its collective stream free) to the collective's
+  // end: the wait for the group's last member, then the all-reduce.
+  bool on_allreduce_embedding(int r, TimeNs t) {
     RankState& rs = st_[static_cast<size_t>(r)];
-    Collective& c = emb_[static_cast<size_t>(rs.emb_count++)];
+    const size_t k = static_cast<size_t>(rs.emb_count++);
+    Collective& c = emb_[k];
     ++c.posted;
-    c.max_post = std::max(c.max_post, std::max(t, rs.coll_free));
-    timing(r) = {t, t};
+    const TimeNs post = std::max(t, rs.coll_free);
+    c.max_post = std::max(c.max_post, post);
+    emb_post_[static_cast<size_t>(r)][k] = {post, static_cast<int32_t>(rs.pc)};
+    timing(r) = {post, post};
     if (c.posted == static_cast<int>(emb_members_.size())) {
       c.end = c.max_post + emb_duration_;
       for (int m : emb_members_) {
         RankState& ms = st_[static_cast<size_t>(m)];
         ms.coll_free = ms.coll_end = std::max(ms.coll_end, c.end);
-        if (emb_duration_ > 0) record_comm(m, in, c.max_post, c.end, rank_times(m).embedding_bytes, -1);
+        const MemberPost mp = emb_post_[static_cast<size_t>(m)][k];
+        record_comm(m, list(m)[static_cast<size_t>(mp.instr)], mp.t, c.end, rank_times(m).embedding_bytes, mp.instr);
         if (m != r && ms.waiting_coll) {
           ms.waiting_coll = false;
           schedule_event(t, m);
@@ -469,6 +489,11 @@ class Engine {
   std::vector<TimeNs> link_free_;  // per hop and direction: when its bandwidth is free again
   std::vector<int> emb_members_;
   std::vector<Collective> emb_;
+  struct MemberPost {
+    TimeNs t = 0;        // the member's post
+    int32_t instr = -1;  // its AR-EMB instruction
+  };
+  std::vector<std::vector<MemberPost>> emb_post_;  // [rank][k]: the rank's k-th embedding all-reduce
   TimeNs emb_duration_ = 0;
   RankQueue queue_;
   int running_ = -1;  // the rank being advanced

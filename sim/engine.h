@@ -43,7 +43,8 @@ struct EngineOptions {
   std::shared_ptr<const MessageMap> messages;
 };
 
-// Start and end of every instruction on its rank (a RECV "ends" when its data is there).
+// Start and end of every instruction on its rank: a RECV from the rank reaching it to its data being
+// there, a SEND from its posting to the arrival (the timeline's events, sim/timeline.h).
 struct InstrTiming {
   TimeNs start = 0, end = 0;
 };

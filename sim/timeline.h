@@ -28,10 +28,17 @@ namespace eellm {
 //    simulator knows it (modelled); the executor does not time the heads apart and records the
 //    whole instruction as one backbone event. compare() therefore sums the parts of an
 //    instruction before comparing, and an EXIT-* row that only one side has is "not measured".
-//  - SEND_*: the simulator records the transfer (start on the link to arrival), the executor the
-//    posting of the non-blocking send; RECV_*: the executor records the wait on the compute
-//    stream, the simulator no event (a receive takes no compute time). These rows are not like
-//    for like yet (fidelity/fidelity_ops.cpp reshapes the prediction for its per-op rows).
+//  - SEND_* (send stream): the sender's time from posting the non-blocking send to its local
+//    completion. The executor takes the completion from its communicator (found by polling, at
+//    the latest when the rank next blocks or ends the iteration); the simulator puts it at the
+//    modelled arrival (queueing for the link, transfer, latency). RECV_* (compute stream): the
+//    receiver's time blocked waiting for the data, from reaching the instruction to the data
+//    being there; zero length when it already was. Every receive has its event on both sides.
+//  - ALLREDUCE_* (collective stream): each member's time in the collective, from its post to the
+//    collective's end (for AR-EMB: the wait for the group's last member, then the all-reduce).
+//    The executor records an overlapped AR-DP in two parts of its instruction (the posting, and the
+//    reduction run after the last backward), which compare() sums like exit parts.
+// So compare() and fidelity compare the raw timelines of both sides, with no reshaping.
 // Streams of one rank (trace: one thread per stream).
 enum class Stream : uint8_t { kCompute = 0, kSend = 1, kCollective = 2 };
 inline constexpr int kNumStreams = 3;

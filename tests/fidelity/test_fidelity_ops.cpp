@@ -1,9 +1,10 @@
-// Per-op fidelity rows compare like for like (fidelity/fidelity.h compare_ops and
-// executor_shaped_timeline): SEND_* rows are left out (the executor times only the posting), a
-// RECV row is the receiver's wait on both sides, and an embedding all-reduce splits into the wait
-// for the slowest member and the transfer, from each rank's own durations only.
+// Per-op fidelity rows compare like for like (fidelity/fidelity.h compare_ops) on the raw
+// timelines of both sides (sim/timeline.h's event contract, no reshaping): a SEND row is the
+// sender's posting to completion, a RECV row the receiver's wait, and an embedding all-reduce
+// splits into the wait for the slowest member and the transfer, from each rank's own durations only.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 
 #include "fidelity/fidelity.h"
@@ -31,7 +32,7 @@ Timeline measured(TimeNs offset) {
   t.num_ranks = 2;
   t.events = {
       exec::testing::timeline_event(0, InstrKind::kForward, 0, 1 * kMs),
-      exec::testing::timeline_event(0, InstrKind::kSendAct, 1 * kMs, 1 * kMs + 100'000),    // posting only
+      exec::testing::timeline_event(0, InstrKind::kSendAct, 1 * kMs, 1 * kMs + 100'000),    // posted → complete
       exec::testing::timeline_event(1, InstrKind::kRecvAct, offset, offset + 3 * kMs),      // waited 3 ms
       exec::testing::timeline_event(0, InstrKind::kAllReduceEmbedding, 5 * kMs, 10 * kMs),  // waited 3 ms, then 2 ms
       exec::testing::timeline_event(1, InstrKind::kAllReduceEmbedding, offset + 8 * kMs, offset + 10 * kMs),
@@ -45,13 +46,18 @@ TEST(FidelityOps, RowsCompareTheSameQuantities) {
   Timeline predicted;
   predicted.num_ranks = 2;
   predicted.events = {exec::testing::timeline_event(0, InstrKind::kForward, 0, 2 * kMs),
+                      exec::testing::timeline_event(0, InstrKind::kSendAct, 2 * kMs, 2 * kMs + 50'000),
                       exec::testing::timeline_event(1, InstrKind::kRecvAct, 0, 2 * kMs),
                       exec::testing::timeline_event(0, InstrKind::kAllReduceEmbedding, 6 * kMs, 9 * kMs),
                       exec::testing::timeline_event(1, InstrKind::kAllReduceEmbedding, 7 * kMs, 9 * kMs)};
   for (TimeNs offset : {TimeNs{0}, 7 * kMs, -3 * kMs}) {
     const std::vector<OpRow> rows = compare_ops(predicted, measured(offset));
-    ASSERT_EQ(rows.size(), 4u);  // FWD, RECV_ACT wait, AR-EMB transfer and wait; no SEND row
-    EXPECT_EQ(find_row(rows, "SEND_ACT"), nullptr);
+    ASSERT_EQ(rows.size(), 5u);  // FWD, SEND_ACT, RECV_ACT wait, AR-EMB transfer and wait
+    const OpRow* send = find_row(rows, "SEND_ACT");
+    ASSERT_NE(send, nullptr);
+    EXPECT_EQ(send->count_measured, 1);
+    EXPECT_EQ(send->count_predicted, 1);
+    EXPECT_NEAR(send->relative_error, -0.5, 1e-12);  // 50 µs predicted, 100 µs measured
     const OpRow* fwd = find_row(rows, "FWD");
     ASSERT_NE(fwd, nullptr);
     EXPECT_NEAR(fwd->relative_error, 1.0, 1e-12);
@@ -76,42 +82,27 @@ TEST(FidelityOps, RowsCompareTheSameQuantities) {
   }
 }
 
-// PP 2, 1F1B, 2 microbatches, F 1 ms / B 2 ms, free links: rank 1 reaches its first RECV_ACT at
-// 0 and the activation lands at 1 ms (rank 0's F0); rank 0 reaches RECV_GRAD0 after F0 F1 (2 ms)
-// and the gradient lands when rank 1's B0 ends (F0 1–2 ms, B0 2–4 ms).
-TEST(FidelityOps, ExecutorShapedTimelineHasTheReceiversWaits) {
-  ScheduleParams p;
-  p.kind = ScheduleKind::k1F1B;
-  p.pp = 2;
-  p.num_microbatches = 2;
-  SimulationResult res;
-  res.schedule = *build_schedule(p);
-  res.costs = uniform_costs(2, 1, kMs, 2 * kMs);
-  auto en = simulate_schedule(res.schedule, res.costs);
-  ASSERT_TRUE(en.is_ok()) << en.status().to_string();
-  res.engine = *en;
-  const Timeline t = executor_shaped_timeline(res);
-  int recvs = 0;
-  for (const auto& list : res.schedule.ranks)
-    for (const Instr& in : list) recvs += in.is_recv();
-  int recv_events = 0;
-  TimeNs first_recv_act_r1 = -1, first_recv_act_r1_end = -1, first_recv_grad_r0 = -1, first_recv_grad_r0_end = -1;
-  for (const TimelineEvent& e : t.events) {
-    EXPECT_FALSE(e.op == InstrKind::kSendAct || e.op == InstrKind::kSendGrad) << event_name(e);
-    if (e.op != InstrKind::kRecvAct && e.op != InstrKind::kRecvGrad) continue;
-    ++recv_events;
-    EXPECT_GE(e.t1, e.t0);
-    EXPECT_EQ(e.t1, res.engine.timing[static_cast<size_t>(e.rank)][static_cast<size_t>(e.instr)].end);
-    if (e.rank == 1 && e.op == InstrKind::kRecvAct && first_recv_act_r1 < 0)
-      first_recv_act_r1 = e.t0, first_recv_act_r1_end = e.t1;
-    if (e.rank == 0 && e.op == InstrKind::kRecvGrad && first_recv_grad_r0 < 0)
-      first_recv_grad_r0 = e.t0, first_recv_grad_r0_end = e.t1;
+// The prediction fidelity compares is the engine's own timeline: every SEND and RECV instruction
+// has its row on the predicted side, as on the measured one.
+TEST(FidelityOps, ThePredictionHasARowForEverySendAndReceive) {
+  auto sc = load_scenario(std::string(EELLM_SOURCE_DIR) + "/scenarios/tiny-ee-pp4.yaml");
+  ASSERT_TRUE(sc.is_ok()) << sc.status().to_string();
+  Timeline t;
+  ASSERT_TRUE(predict(*sc, &t).is_ok());
+  auto r = simulate(*sc);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  std::map<InstrKind, int> instrs;
+  for (const auto& list : r->schedule.ranks)
+    for (const Instr& in : list) ++instrs[in.kind];
+  const std::vector<OpRow> rows = compare_ops(t, t);
+  for (const char* name : {"SEND_ACT", "SEND_GRAD", "RECV_ACT wait", "RECV_GRAD wait"}) {
+    const OpRow* row = find_row(rows, name);
+    ASSERT_NE(row, nullptr) << name;
+    EXPECT_EQ(row->count_predicted, instrs[row->op]) << name;
+    EXPECT_GT(instrs[row->op], 0) << name;
+    EXPECT_TRUE(row->comparable()) << name;
   }
-  EXPECT_EQ(recv_events, recvs);
-  EXPECT_EQ(first_recv_act_r1, 0);
-  EXPECT_EQ(first_recv_act_r1_end, 1 * kMs);
-  EXPECT_EQ(first_recv_grad_r0, 2 * kMs);
-  EXPECT_EQ(first_recv_grad_r0_end, 4 * kMs);
+  EXPECT_GT(find_row(rows, "SEND_ACT")->mean_predicted_s, 0);  // a modelled transfer
 }
 
 // A simulated scenario with exits on a pipeline: each embedding all-reduce member's event runs
@@ -123,7 +114,7 @@ TEST(FidelityOps, EmbeddingAllReduceSplitMatchesTheEngine) {
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   TimeNs emb = 0;
   for (const RankTimes& rt : r->costs.ranks) emb = std::max(emb, rt.embedding_allreduce);
-  const Timeline t = executor_shaped_timeline(*r);
+  const Timeline& t = r->engine.timeline;
   int members = 0;
   for (const auto& list : r->schedule.ranks)
     for (const Instr& in : list) members += in.kind == InstrKind::kAllReduceEmbedding;

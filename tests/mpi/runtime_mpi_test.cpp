@@ -6,11 +6,14 @@
 // EELLM_TEST_FAULT set.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 #include "exec/gpt/tp_shard.h"
@@ -281,6 +284,49 @@ TEST(DistributedTraining, TrainsFromATokenFileAndWritesTraceAndMetrics) {
   Scenario wrong = testing::tiny_dist_scenario(np, 2, 1, ScheduleKind::k1F1B, 4);
   const Status bad = run_distributed_training(wrong, world(), o, nullptr);
   EXPECT_NE(bad.message().find("mpirun -np " + std::to_string(2 * np)), std::string::npos) << bad.message();
+}
+
+// The event contract (sim/timeline.h), run for real: at PP = np the executor and the simulator
+// record the same set of (rank, op, microbatch) events, SEND and RECV included, and compare()
+// reports every SEND and RECV kind with one measured and one predicted event per instruction.
+TEST(EventContract, ExecutorAndSimulatorRecordTheSameEvents) {
+  const int np = world().size();
+  const Case c{"event_contract", np, 1, 1, ScheduleKind::kEE1F1B, 2 * np};
+  const Scenario s = scenario_of(c);
+  SimulateOptions so;
+  so.compare_without_exits = false;
+  auto sim = simulate(s, so);
+  ASSERT_TRUE(sim.is_ok()) << sim.status().to_string();
+  RuntimeOptions ro;
+  ro.recv_timeout_s = 60;
+  auto f = RuntimeFixture::create(s, ro);
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  auto r = run((*f)->rt(), c, 0, 2);  // the first iteration's timeline messages stay out of the second's SENDs
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  if (world().rank() != 0) return;
+  using Key = std::tuple<int, InstrKind, int>;
+  auto keys = [](const Timeline& t) {
+    std::set<Key> out;
+    for (const TimelineEvent& e : t.events) out.insert({e.rank, e.op, e.microbatch});
+    return out;
+  };
+  const Timeline& predicted = sim->engine.timeline;
+  const Timeline& measured = r->timeline;
+  EXPECT_EQ(keys(measured), keys(predicted));
+  std::map<InstrKind, int> instrs;
+  for (const auto& list : sim->schedule.ranks)
+    for (const Instr& in : list) ++instrs[in.kind];
+  for (const TimelineEvent& e : measured.events) EXPECT_GE(e.t1, e.t0) << event_name(e);
+  const TimelineComparison cmp = compare(predicted, measured);
+  for (InstrKind k : {InstrKind::kSendAct, InstrKind::kSendGrad, InstrKind::kRecvAct, InstrKind::kRecvGrad}) {
+    auto row = std::find_if(cmp.per_op.begin(), cmp.per_op.end(),
+                            [k](const OpKindError& o) { return o.op == k && !o.exit_part; });
+    ASSERT_NE(row, cmp.per_op.end()) << to_string(k);
+    EXPECT_GT(instrs[k], 0) << to_string(k);
+    EXPECT_EQ(row->count_predicted, instrs[k]) << to_string(k);
+    EXPECT_EQ(row->count_measured, instrs[k]) << to_string(k);
+  }
+  EXPECT_EQ(cmp.to_string().find(std::string(to_string(InstrKind::kSendAct)) + " not measured"), std::string::npos);
 }
 
 // Run by ctest through tests/mpi/expect_failure.cmake with EELLM_TEST_FAULT=kill|hang: world rank
