@@ -39,7 +39,7 @@ ComparePanel::ComparePanel(QWidget* parent) : QWidget(parent) {
       {tr("iteration"), tr("tokens/s"), tr("MFU"), tr("bubble"), tr("exit overhead"), tr("peak memory")});
   deltas_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   deltas_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
-  deltas_->setMinimumWidth(330);
+  deltas_->setMinimumWidth(280);
   lay->addWidget(split, 3);
   lay->addWidget(deltas_, 1);
 }
@@ -118,6 +118,7 @@ Scenario apply_what_if(const Scenario& base, const Layout& layout, const WhatIf&
 
 WhatIfPanel::WhatIfPanel(QWidget* parent) : QWidget(parent) {
   auto* form = new QFormLayout(this);
+  form->setRowWrapPolicy(QFormLayout::WrapAllRows);  // labels above the boxes: narrow enough for 1280×720
   mb_ = new QSpinBox(this);
   mb_->setRange(1, 1 << 20);
   exits_ = new QSpinBox(this);

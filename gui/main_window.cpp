@@ -70,7 +70,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   form_ = new ScenarioForm(scroll);
   scroll->setWidget(form_);
   scroll->setWidgetResizable(true);
-  scroll->setMinimumWidth(340);
+  scroll->setMinimumWidth(370);  // the form without a horizontal scroll bar
   auto* right = new QSplitter(Qt::Vertical, split);
   timeline_ = new TimelineView(right);
   tabs_ = new QTabWidget(right);
@@ -82,7 +82,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   split->addWidget(scroll);
   split->addWidget(right);
   split->setStretchFactor(1, 1);
-  split->setSizes({380, 1200});
+  split->setSizes({390, 1200});
   setCentralWidget(split);
 
   debounce_ = new QTimer(this);
@@ -128,11 +128,14 @@ void MainWindow::buildTabs() {
   compare_ = new ComparePanel(cmp_page);
   auto* side = new QVBoxLayout;
   what_if_ = new WhatIfPanel(cmp_page);
-  auto* pin_current = new QPushButton(tr("Pin current scenario as A"), cmp_page);
+  auto* pin_current = new QPushButton(tr("Pin current as A"), cmp_page);
+  pin_current->setToolTip(tr("Keep the current scenario as A while you edit (A follows the scenario until pinned)"));
   compare_status_ = new QLabel(cmp_page);
   compare_status_->setWordWrap(true);
   side->addWidget(pin_current);
-  side->addWidget(new QLabel(tr("<b>What-if</b> (shown as B, re-simulated live)"), cmp_page));
+  auto* what_if_title = new QLabel(tr("<b>What-if</b> (shown as B, re-simulated live)"), cmp_page);
+  what_if_title->setWordWrap(true);
+  side->addWidget(what_if_title);
   side->addWidget(what_if_);
   side->addWidget(compare_status_);
   side->addStretch(1);

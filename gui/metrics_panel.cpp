@@ -4,6 +4,7 @@
 #include <QBarSet>
 #include <QChart>
 #include <QChartView>
+#include <QCursor>
 #include <QFormLayout>
 #include <QHeaderView>
 #include <QLabel>
@@ -11,6 +12,7 @@
 #include <QSortFilterProxyModel>
 #include <QStackedBarSeries>
 #include <QTableView>
+#include <QToolTip>
 #include <QVBoxLayout>
 #include <QValueAxis>
 
@@ -170,7 +172,8 @@ MemoryCharts::MemoryCharts(QWidget* parent) : QWidget(parent) {
   time_view_ = new QChartView(new QChart, this);
   bars_view_->setRenderHint(QPainter::Antialiasing);
   time_view_->setRenderHint(QPainter::Antialiasing);
-  bars_view_->chart()->setTitle(tr("Peak memory per stage: static (weights, gradients, optimizer) + activations"));
+  bars_view_->chart()->setTitle(tr("Peak memory per stage"));  // short: it fits a 1280-wide window
+  bars_view_->setToolTip(tr("static: weights, gradients and optimizer state; activations: the peak of those in flight"));
   time_view_->chart()->setTitle(tr("Memory over the iteration"));
   lay->addWidget(bars_view_, 2);
   lay->addWidget(time_view_, 3);
@@ -196,7 +199,7 @@ void MemoryCharts::setResult(const SimulationResult& r) {
   for (const StageSummary& s : r.summary.stages) {
     *stat << s.static_memory_GiB;
     *act << std::max(0.0, s.peak_memory_GiB - s.static_memory_GiB);
-    cats << QStringLiteral("stage %1").arg(s.stage);
+    cats << QString::number(s.stage);  // the axis is titled "stage": labels stay legible at PP 16
     ymax = std::max(ymax, s.peak_memory_GiB);
   }
   stat->setColor(QColor(0x5b, 0x6b, 0x7d));
@@ -213,6 +216,8 @@ void MemoryCharts::setResult(const SimulationResult& r) {
   bc->addSeries(cap);
   auto* xa = new QBarCategoryAxis;
   xa->append(cats);
+  xa->setTitleText(tr("stage"));
+  if (cats.size() > 8) xa->setLabelsAngle(-90);  // PP 16: "10"…"15" stay legible, not "…"
   auto* ya = new QValueAxis;
   set_nice_range(ya, 0, ymax * 1.05 + 1e-9);
   ya->setTitleText(tr("GiB"));
@@ -251,7 +256,12 @@ void MemoryCharts::setResult(const SimulationResult& r) {
     last[static_cast<size_t>(m.rank)] = g;
     gmax = std::max(gmax, g);
   }
+  // Beyond 8 stages the legend's names no longer fit: it hides and hovering a line names its stage.
+  tc->legend()->setVisible(pp <= 8);
   for (QLineSeries* l : lines) {
+    connect(l, &QLineSeries::hovered, l, [l](const QPointF&, bool on) {
+      if (on) QToolTip::showText(QCursor::pos(), l->name());
+    });
     if (l->count() > 0) l->append(tmax / unit.seconds, l->at(l->count() - 1).y());
     tc->addSeries(l);
     l->attachAxis(tx);
