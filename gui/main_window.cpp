@@ -125,8 +125,11 @@ void MainWindow::buildTabs() {
 
   auto* cmp_page = new QWidget(tabs_);
   auto* cmp_lay = new QHBoxLayout(cmp_page);
+  cmp_lay->setContentsMargins(0, 0, 0, 0);
   compare_ = new ComparePanel(cmp_page);
-  auto* side = new QVBoxLayout;
+  auto* side_box = new QWidget(compare_);  // under the delta table, so the timelines keep the width
+  auto* side = new QVBoxLayout(side_box);
+  side->setContentsMargins(0, 0, 0, 0);
   what_if_ = new WhatIfPanel(cmp_page);
   auto* pin_current = new QPushButton(tr("Pin current as A"), cmp_page);
   pin_current->setToolTip(tr("Keep the current scenario as A while you edit (A follows the scenario until pinned)"));
@@ -139,8 +142,8 @@ void MainWindow::buildTabs() {
   side->addWidget(what_if_);
   side->addWidget(compare_status_);
   side->addStretch(1);
+  compare_->addToSide(side_box);
   cmp_lay->addWidget(compare_, 1);
-  cmp_lay->addLayout(side);
   tabs_->addTab(scrolled(cmp_page, tabs_), tr("Compare && what-if"));
   connect(what_if_, &WhatIfPanel::simulated, this,
           [this](std::shared_ptr<const SimulationResult> r, const QString& err) {

@@ -217,7 +217,11 @@ void MemoryCharts::setResult(const SimulationResult& r) {
   auto* xa = new QBarCategoryAxis;
   xa->append(cats);
   xa->setTitleText(tr("stage"));
-  if (cats.size() > 8) xa->setLabelsAngle(-90);  // PP 16: "10"…"15" stay legible, not "…"
+  if (cats.size() > 8) {  // PP 16: "10"…"15" stay legible in a smaller font, not "…"
+    QFont f = xa->labelsFont();
+    f.setPointSizeF(f.pointSizeF() * 0.75);
+    xa->setLabelsFont(f);
+  }
   auto* ya = new QValueAxis;
   set_nice_range(ya, 0, ymax * 1.05 + 1e-9);
   ya->setTitleText(tr("GiB"));
