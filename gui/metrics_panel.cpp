@@ -1,6 +1,5 @@
 #include "gui/metrics_panel.h"
 
-#include <QBarCategoryAxis>
 #include <QBarSet>
 #include <QChart>
 #include <QChartView>
@@ -214,14 +213,15 @@ void MemoryCharts::setResult(const SimulationResult& r) {
   cap->append(-0.5, capacity);
   cap->append(std::max<qsizetype>(1, cats.size()) - 0.5, capacity);
   bc->addSeries(cap);
-  auto* xa = new QBarCategoryAxis;
-  xa->append(cats);
+  // Stages on a value axis: one tick per stage up to 8, else every 2nd, 4th, … (labels never elided).
+  auto* xa = new QValueAxis;
+  xa->setRange(-0.5, static_cast<double>(std::max<qsizetype>(1, cats.size())) - 0.5);
+  xa->setTickType(QValueAxis::TicksDynamic);
+  xa->setTickAnchor(0);
+  xa->setTickInterval(std::max(1.0, nice_step(0, static_cast<double>(cats.size()), 8)));
+  xa->setLabelFormat(QStringLiteral("%.0f"));
+  xa->setGridLineVisible(false);
   xa->setTitleText(tr("stage"));
-  if (cats.size() > 8) {  // PP 16: "10"…"15" stay legible in a smaller font, not "…"
-    QFont f = xa->labelsFont();
-    f.setPointSizeF(f.pointSizeF() * 0.75);
-    xa->setLabelsFont(f);
-  }
   auto* ya = new QValueAxis;
   set_nice_range(ya, 0, ymax * 1.05 + 1e-9);
   ya->setTitleText(tr("GiB"));

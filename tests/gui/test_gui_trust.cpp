@@ -162,7 +162,8 @@ class GuiTrustTest : public QObject {
       for (QAbstractAxis* a : v->chart()->axes()) {
         auto* va = qobject_cast<QValueAxis*>(a);
         if (!va) continue;
-        const double step = (va->max() - va->min()) / (va->tickCount() - 1);
+        const double step = va->tickType() == QValueAxis::TicksDynamic ? va->tickInterval()
+                                                                        : (va->max() - va->min()) / (va->tickCount() - 1);
         QVERIFY2(round_step(step), qPrintable(QStringLiteral("%1: %2 to %3 in %4 ticks")
                                                   .arg(va->titleText())
                                                   .arg(va->min())
