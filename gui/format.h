@@ -13,12 +13,12 @@ class QValueAxis;
 
 namespace eellm::gui {
 
-QString format_duration_ns(int64_t ns);   // "830 ns", "12.35 µs", "1.234 ms", "2.500 s"
-QString format_seconds(double s);         // same, from seconds
-QString format_bytes(double bytes);       // "512 B", "16.0 MiB", "1.25 GiB"
-QString format_flops(double flops);       // "1.23 TFLOP"
+QString format_duration_ns(int64_t ns);       // "830 ns", "12.35 µs", "1.234 ms", "2.500 s"
+QString format_seconds(double s);             // same, from seconds
+QString format_bytes(double bytes);           // "512 B", "16.0 MiB", "1.25 GiB"
+QString format_flops(double flops);           // "1.23 TFLOP"
 QString format_flop_rate(double flop_per_s);  // "431.2 TFLOP/s", "12.5 GFLOP/s"
-QString format_percent(double fraction);  // "12.3%"
+QString format_percent(double fraction);      // "12.3%"
 
 // One unit for a whole table column of durations, chosen from its largest value.
 struct ColumnUnit {

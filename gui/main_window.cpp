@@ -1,9 +1,9 @@
 #include "gui/main_window.h"
 
 #include <QAction>
-#include <QDesktopServices>
-#include <QCoreApplication>
 #include <QCloseEvent>
+#include <QCoreApplication>
+#include <QDesktopServices>
 #include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -108,9 +108,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
           [this](std::shared_ptr<const Timeline> t, const QString& path) { setMeasured(std::move(t), path); });
   connect(run_, &RunPanel::runError, this, [this](const QString& m) { reportError(tr("Run"), m); });
   connect(run_, &RunPanel::succeeded, this, [this](const QString& m) { statusBar()->showMessage(m); });
-  connect(run_, &RunPanel::noMeasuredTrace, this, [this](const QString& why) {
-    measured_note_->setText(tr("Nothing measured to compare: %1.").arg(why));
-  });
+  connect(run_, &RunPanel::noMeasuredTrace, this,
+          [this](const QString& why) { measured_note_->setText(tr("Nothing measured to compare: %1.").arg(why)); });
   buildMenus();
   statusBar()->showMessage(tr("Open a scenario (File → Open scenario) to see its pipeline."));
 }
@@ -234,8 +233,9 @@ void MainWindow::buildMenus() {
           ask_save(tr("Export metrics"), tr("CSV (*.csv)"), &MainWindow::exportMetricsCsv));
   connect(file->addAction(tr("Export trace as &JSON…")), &QAction::triggered, this,
           ask_save(tr("Export trace"), tr("Chrome trace (*.json)"), &MainWindow::exportTraceJson));
-  connect(file->addAction(tr("Export as &Megatron/EE-LLM command…")), &QAction::triggered, this,
-          ask_save(tr("Export Megatron/EE-LLM command"), tr("Shell scripts (*.sh)"), &MainWindow::exportMegatronCommand));
+  connect(
+      file->addAction(tr("Export as &Megatron/EE-LLM command…")), &QAction::triggered, this,
+      ask_save(tr("Export Megatron/EE-LLM command"), tr("Shell scripts (*.sh)"), &MainWindow::exportMegatronCommand));
   file->addSeparator();
   QAction* quit = file->addAction(tr("&Quit"));
   quit->setShortcut(QKeySequence::Quit);
@@ -246,9 +246,8 @@ void MainWindow::buildMenus() {
 
 void MainWindow::buildHelpMenu() {
   QMenu* help = menuBar()->addMenu(tr("&Help"));
-  connect(help->addAction(tr("&Keyboard shortcuts")), &QAction::triggered, this, [this] {
-    QMessageBox::information(this, tr("Keyboard shortcuts"), shortcutsText());
-  });
+  connect(help->addAction(tr("&Keyboard shortcuts")), &QAction::triggered, this,
+          [this] { QMessageBox::information(this, tr("Keyboard shortcuts"), shortcutsText()); });
   struct Doc {
     const char* title;
     const char* file;
@@ -260,9 +259,8 @@ void MainWindow::buildHelpMenu() {
       if (!QDesktopServices::openUrl(QUrl(url))) statusBar()->showMessage(tr("Documentation: %1").arg(url));
     });
   help->addSeparator();
-  connect(help->addAction(tr("&About eellm")), &QAction::triggered, this, [this] {
-    QMessageBox::about(this, tr("About eellm"), aboutText());
-  });
+  connect(help->addAction(tr("&About eellm")), &QAction::triggered, this,
+          [this] { QMessageBox::about(this, tr("About eellm"), aboutText()); });
 }
 
 QString MainWindow::shortcutsText() const {
@@ -332,7 +330,8 @@ void MainWindow::closeEvent(QCloseEvent* event) {
 
 bool MainWindow::exportMegatronCommand(const QString& path) {
   const MegatronExport e = scenario_to_megatron(form_->scenario());
-  std::string text = "#!/bin/bash\n# " + form_->scenario().name + ", exported by eellm-gui (eellm convert --to-megatron)\n";
+  std::string text =
+      "#!/bin/bash\n# " + form_->scenario().name + ", exported by eellm-gui (eellm convert --to-megatron)\n";
   for (const std::string& w : e.warnings) text += "# warning: " + w + "\n";
   text += e.command;
   if (!text.empty() && text.back() != '\n') text += '\n';

@@ -172,7 +172,8 @@ MemoryCharts::MemoryCharts(QWidget* parent) : QWidget(parent) {
   bars_view_->setRenderHint(QPainter::Antialiasing);
   time_view_->setRenderHint(QPainter::Antialiasing);
   bars_view_->chart()->setTitle(tr("Peak memory per stage"));  // short: it fits a 1280-wide window
-  bars_view_->setToolTip(tr("static: weights, gradients and optimizer state; activations: the peak of those in flight"));
+  bars_view_->setToolTip(
+      tr("static: weights, gradients and optimizer state; activations: the peak of those in flight"));
   time_view_->chart()->setTitle(tr("Memory over the iteration"));
   lay->addWidget(bars_view_, 2);
   lay->addWidget(time_view_, 3);

@@ -139,8 +139,8 @@ QString format_generate_stats(const GenerateStats& s) {
   if (!s.ok) return s.error;
   QStringList heads;
   for (size_t e = 0; e < s.exit_rates.size(); ++e) {
-    const QString name = e < s.exit_layers.size() ? QString::fromStdString(exit_label(s.exit_layers[e]))
-                                                  : QStringLiteral("final");
+    const QString name =
+        e < s.exit_layers.size() ? QString::fromStdString(exit_label(s.exit_layers[e])) : QStringLiteral("final");
     heads << QStringLiteral("%1 %2 %").arg(name).arg(100.0 * s.exit_rates[e], 0, 'f', 1);
   }
   return QObject::tr("%1 tokens, %2 tokens/s, %3 layers per token; exits: %4")
@@ -490,8 +490,8 @@ bool RunPanel::startTrain() {
   }
   trace_path_ = req.trace_path;
   const QStringList cmd = run_command(req);
-  const QString shortfall =
-      machine_shortfall(req.processes, needs_gpus_ ? req.processes : 0, QThread::idealThreadCount(), gpus_on_this_machine());
+  const QString shortfall = machine_shortfall(req.processes, needs_gpus_ ? req.processes : 0,
+                                              QThread::idealThreadCount(), gpus_on_this_machine());
   log_.clear();
   metrics_offset_ = 0;
   chart_->chart()->removeAllSeries();
@@ -564,7 +564,7 @@ void RunPanel::addPoints(const std::vector<MetricsRecord>& records) {
       c->addAxis(y, Qt::AlignLeft);
       for (size_t e = 0; e < n; ++e) {
         auto* s = new QLineSeries;
-        s->setName(e + 1 == n   ? tr("final")
+        s->setName(e + 1 == n                ? tr("final")
                    : e < exit_layers_.size() ? QString::fromStdString(exit_label(exit_layers_[e]))
                                              : tr("exit %1").arg(e + 1));
         c->addSeries(s);

@@ -93,8 +93,8 @@ QVariant StageModel::data(const QModelIndex& index, int role) const {
 QVariant StageModel::headerData(int section, Qt::Orientation orientation, int role) const {
   if (role != Qt::DisplayRole) return {};
   if (orientation == Qt::Vertical) return section;
-  static const char* names[kNumColumns] = {"stage", "busy", "exit work", "idle", nullptr, nullptr, nullptr,
-                                           nullptr, "peak memory", "static memory", "in flight"};
+  static const char* names[kNumColumns] = {"stage", "busy",  "exit work",   "idle",          nullptr,    nullptr,
+                                           nullptr, nullptr, "peak memory", "static memory", "in flight"};
   if (section < 0 || section >= kNumColumns) return {};
   if (section >= kBubbleDependency && section <= kBubbleExit)  // named as the CLI names them
     return tr("bubble: %1")

@@ -250,13 +250,15 @@ void TimelineView::render(QPainter& p, QSize size, const TimeAxis& ax, int y_off
   const QFontMetrics fm(font());
 
   // Legend: full names when they fit the width, else short ones (the compare panel's narrow views).
-  static const char* kShort[kNumOpClasses] = {"fwd", "bwd", "bwd-W", "exit fwd", "exit bwd", "fill", "comm", "opt", "idle"};
+  static const char* kShort[kNumOpClasses] = {"fwd",  "bwd",  "bwd-W", "exit fwd", "exit bwd",
+                                              "fill", "comm", "opt",   "idle"};
   QFont small = font();  // the last resort: short names in a smaller font
   small.setPointSizeF(font().pointSizeF() * 0.8);
   auto legend_width = [&](bool brief, const QFontMetrics& m) {
     int total = 6;
     for (int c = 0; c < kNumOpClasses; ++c)
-      total += 16 + m.horizontalAdvance(QString::fromLatin1(brief ? kShort[c] : op_class_name(static_cast<OpClass>(c)))) +
+      total += 16 +
+               m.horizontalAdvance(QString::fromLatin1(brief ? kShort[c] : op_class_name(static_cast<OpClass>(c)))) +
                (brief ? 8 : 14);
     return total;
   };

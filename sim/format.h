@@ -24,9 +24,9 @@ std::string format_in_unit(double seconds, TimeUnit unit, int decimals);
 int significant_decimals(double largest, int digits = 4);
 // significant_decimals for a column in a unit chosen by time_unit_for: at most 3.
 int column_decimals(double largest_in_unit);
-std::string format_duration(double seconds);           // "830 ns", "12.35 µs", "1.234 ms", "62.21 s"
+std::string format_duration(double seconds);               // "830 ns", "12.35 µs", "1.234 ms", "62.21 s"
 std::string format_significant(double v, int digits = 4);  // "0.8", "62.21", "1.234e+06" only beyond 10^9
-std::string format_flop_rate(double flop_per_s);       // "431.2 TFLOP/s", "12.5 GFLOP/s", "830 MFLOP/s"
+std::string format_flop_rate(double flop_per_s);           // "431.2 TFLOP/s", "12.5 GFLOP/s", "830 MFLOP/s"
 
 // A round tick step: 1, 2 or 5 × 10^k giving about n intervals over [lo, hi].
 double nice_step(double lo, double hi, int n);
@@ -34,8 +34,8 @@ double nice_step(double lo, double hi, int n);
 struct NiceAxis {
   double lo = 0, hi = 1, step = 1;
   int intervals() const;
-  int decimals() const;          // digits after the point that every tick label needs
-  double tick(int i) const;      // lo + i × step
+  int decimals() const;            // digits after the point that every tick label needs
+  double tick(int i) const;        // lo + i × step
   std::string label(int i) const;  // tick i with decimals() digits ("0.25", "1500")
 };
 NiceAxis nice_axis(double lo, double hi, int n = 5);

@@ -77,9 +77,8 @@ void table(std::ostringstream& os, const std::vector<PlanEntry>& rows) {
                   i + 1, c.world_size, c.tp, c.pp, c.dp, c.vp, c.micro_batch_size, to_string(c.schedule),
                   to_string(c.recompute), c.sequence_parallel ? "y" : "n", c.distributed_optimizer ? "y" : "n", dec,
                   m.ranking_time_s(), m.simulated ? fixed(m.iteration_time_s, dec).c_str() : "-", dec,
-                  m.estimated_time_s,
-                  m.tokens_per_s, m.mfu * 100, m.bubble_fraction * 100, m.exit_overhead_fraction * 100,
-                  m.peak_memory_GiB);
+                  m.estimated_time_s, m.tokens_per_s, m.mfu * 100, m.bubble_fraction * 100,
+                  m.exit_overhead_fraction * 100, m.peak_memory_GiB);
     os << line << partition_str(c) << (c.balanced_partition ? " (balanced)" : "") << " | " << exits_str(c)
        << (c.exits_moved ? " (moved)" : "") << " | " << stage_mem_str(m) << " | " << runs_on(c) << "\n";
   }

@@ -6,7 +6,7 @@
 
 namespace eellm::svg {
 
-std::string esc(const std::string& s);          // &, <, >, " escaped
+std::string esc(const std::string& s);  // &, <, >, " escaped
 std::string num(double v);              // 4 significant digits (format_significant)
 std::string px(double v);               // "%.1f"
 

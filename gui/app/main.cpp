@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   const QStringList size = cli.value(size_opt).split(QLatin1Char('x'));
   const int w = size.size() == 2 ? size[0].toInt() : 0, h = size.size() == 2 ? size[1].toInt() : 0;
   if (w < 200 || h < 200) {
-    std::fprintf(stderr, "eellm-gui: --size %s: expected WIDTHxHEIGHT, each at least 200\n", qPrintable(cli.value(size_opt)));
+    std::fprintf(stderr, "eellm-gui: --size %s: expected WIDTHxHEIGHT, each at least 200\n",
+                 qPrintable(cli.value(size_opt)));
     return 2;
   }
   eellm::gui::MainWindow window;

@@ -119,7 +119,8 @@ class GuiTrustTest : public QObject {
     auto* x = qobject_cast<QValueAxis*>(chart->axes(Qt::Horizontal).front());
     QVERIFY(x);
     QCOMPARE(x->labelFormat(), QStringLiteral("%.0f"));
-    QVERIFY(std::abs((x->max() - x->min()) / (x->tickCount() - 1) - std::round((x->max() - x->min()) / (x->tickCount() - 1))) < 1e-9);
+    QVERIFY(std::abs((x->max() - x->min()) / (x->tickCount() - 1) -
+                     std::round((x->max() - x->min()) / (x->tickCount() - 1))) < 1e-9);
   }
 
   void runLogIsFixedWidthAndRunWarnsAboutThisMachine() {
@@ -149,8 +150,10 @@ class GuiTrustTest : public QObject {
     QVERIFY(w.openScenario(scenario_file("ee-llm-7b")));
     StageModel stages;
     stages.setSummary(w.result()->summary, 80);
-    QCOMPARE(stages.data(stages.index(0, StageModel::kExitBusy), Qt::DisplayRole).toString(), QStringLiteral("0.000 s"));
-    QVERIFY(stages.data(stages.index(1, StageModel::kExitBusy), Qt::DisplayRole).toString().endsWith(QStringLiteral(" s")));
+    QCOMPARE(stages.data(stages.index(0, StageModel::kExitBusy), Qt::DisplayRole).toString(),
+             QStringLiteral("0.000 s"));
+    QVERIFY(
+        stages.data(stages.index(1, StageModel::kExitBusy), Qt::DisplayRole).toString().endsWith(QStringLiteral(" s")));
     QCOMPARE(stages.headerData(StageModel::kBubbleDependency, Qt::Horizontal, Qt::DisplayRole).toString(),
              QStringLiteral("bubble: fill/drain"));
     QVERIFY(w.metrics()->value(QStringLiteral("bubble")).contains(QStringLiteral("exit work")));
@@ -162,8 +165,9 @@ class GuiTrustTest : public QObject {
       for (QAbstractAxis* a : v->chart()->axes()) {
         auto* va = qobject_cast<QValueAxis*>(a);
         if (!va) continue;
-        const double step = va->tickType() == QValueAxis::TicksDynamic ? va->tickInterval()
-                                                                        : (va->max() - va->min()) / (va->tickCount() - 1);
+        const double step = va->tickType() == QValueAxis::TicksDynamic
+                                ? va->tickInterval()
+                                : (va->max() - va->min()) / (va->tickCount() - 1);
         QVERIFY2(round_step(step), qPrintable(QStringLiteral("%1: %2 to %3 in %4 ticks")
                                                   .arg(va->titleText())
                                                   .arg(va->min())
@@ -187,7 +191,8 @@ class GuiTrustTest : public QObject {
     QVERIFY(w.aboutText().contains(QStringLiteral("docs/gui.md")));
     QCOMPARE(w.openDirectory(), QString::fromStdString(scenarios_dir()));  // Open starts in scenarios/
     QVERIFY(w.openScenario(scenario_file("ee-llm-7b")));
-    QCOMPARE(QDir(w.openDirectory()).canonicalPath(), QDir(QStringLiteral(EELLM_SOURCE_DIR "/scenarios")).canonicalPath());
+    QCOMPARE(QDir(w.openDirectory()).canonicalPath(),
+             QDir(QStringLiteral(EELLM_SOURCE_DIR "/scenarios")).canonicalPath());
     const QString sh = dir.filePath(QStringLiteral("megatron.sh"));
     QVERIFY(w.exportMegatronCommand(sh));
     QFile f(sh);
@@ -245,7 +250,8 @@ class GuiTrustTest : public QObject {
     w.setErrorHook([](const QString&, const QString&) {});
     for (const QSize size : {QSize(1280, 720), QSize(1600, 1000)}) {
       QVERIFY2(w.minimumSizeHint().width() <= size.width() && w.minimumSizeHint().height() <= size.height(),
-               qPrintable(QStringLiteral("minimum %1x%2").arg(w.minimumSizeHint().width()).arg(w.minimumSizeHint().height())));
+               qPrintable(
+                   QStringLiteral("minimum %1x%2").arg(w.minimumSizeHint().width()).arg(w.minimumSizeHint().height())));
     }
     w.resize(1280, 720);
     w.show();
