@@ -373,7 +373,9 @@ void MainWindow::rebuildRecentMenu() {
   recent_menu_->clear();
   const QStringList list = recentFiles();
   for (const QString& p : list) {
-    connect(recent_menu_->addAction(p), &QAction::triggered, this, [this, p] { openScenario(p); });
+    connect(recent_menu_->addAction(p), &QAction::triggered, this, [this, p] {
+      if (maybeSave()) openScenario(p);
+    });
   }
   recent_menu_->setEnabled(!list.isEmpty());
 }
