@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "model/scenario_io.h"
+#include "sim/format.h"
 #include "sim/simulate.h"
 
 namespace eellm::cli {
@@ -91,7 +92,8 @@ void print_comparison(const std::string& format, const SimulationSummary (&sum)[
                          : std::abs(d) <= 1e-12 * std::max(1.0, std::abs(r.a)) ? "="
                          : (d < 0) == r.lower_is_better                        ? "B"
                                                                                : "A";
-    std::snprintf(line, sizeof line, "%-38s %14.6g %14.6g %+14.6g %9s  %s\n", r.name.c_str(), r.a, r.b, d,
+    std::snprintf(line, sizeof line, "%-38s %14s %14s %14s %9s  %s\n", r.name.c_str(), format_significant(r.a).c_str(),
+                  format_significant(r.b).c_str(), ((d > 0 ? "+" : "") + format_significant(d)).c_str(),
                   r.a != 0 ? (std::to_string(r.b / r.a).substr(0, 6) + "x").c_str() : "-", better);
     std::cout << line;
   }

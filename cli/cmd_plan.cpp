@@ -173,13 +173,13 @@ StatusOr<PlanCandidate> write_outputs(const PlanCliOptions& opt, const Scenario&
 // Writes the best plan as a scenario (--emit).
 Status emit_best(const PlanCliOptions& opt, const Scenario& sc, const PlanCandidate& candidate) {
   Scenario best = apply_candidate(sc, candidate);
-  best.name = sc.name + "-plan-" + std::to_string(candidate.world_size) + "gpus";
+  best.name = plan_scenario_name(sc.name, candidate);
   best.description =
       "Planned by eellm plan from " + sc.name + " on " + std::to_string(opt.gpus) + " GPUs: " + to_string(candidate);
   std::ofstream out(opt.emit);
   out << scenario_to_yaml(best);
   if (!out) return Status::io_error("cannot write " + opt.emit);
-  if (opt.format == "text") std::cout << "\nbest plan written to " << opt.emit << "\n";
+  if (opt.format == "text") std::cout << "\nbest plan written to " << opt.emit << " as scenario " << best.name << "\n";
   return Status::ok();
 }
 
@@ -249,6 +249,7 @@ void register_plan(CLI::App& app) {
                 "Also try every layer split one layer away from the balanced one (larger search)");
   cmd->add_flag("--no-progress", opt->no_progress, "No progress bar on stderr");
   add_objective_options(cmd, opt->objective);
+  cmd->footer("\nThe ranked table's " + plan_columns_legend());
   cmd->callback([opt] { finish("plan", run_plan(*opt)); });
 }
 

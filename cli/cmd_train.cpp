@@ -1,5 +1,6 @@
 // `eellm train`, `eellm eval` and `eellm data prepare`: single-process training of an early-exit
 // GPT on the CPU backend, validation loss/perplexity per exit, and turning text into a token file.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -16,6 +17,16 @@
 #include "model/scenario_io.h"
 
 namespace eellm::cli {
+
+// The log cadence of a run of `steps` iterations (-1: train_iters): the scenario's log_interval, but
+// at least kMinLogLines lines in all, so that a short run is never silent for long (a 1,000-step run
+// with log_interval 100 on a slow CPU went minutes between lines).
+int capped_log_interval(const TrainingSpec& t, int steps) {
+  constexpr int kMinLogLines = 20;
+  const int total = steps > 0 ? steps : t.train_iters;
+  return std::clamp(total / kMinLogLines, 1, std::max(1, t.log_interval));
+}
+
 void register_train(CLI::App& app) {
   struct Options {
     std::string scenario, data, save, resume, resume_latest, metrics, trace;
@@ -51,6 +62,7 @@ void register_train(CLI::App& app) {
       if (!latest->empty()) o->resume = *latest;
     }
     if (o->save_interval >= 0) s.training.save_interval = o->save_interval;
+    s.training.log_interval = capped_log_interval(s.training, o->steps);
     if (exec::launched_with_mpi()) {  // mpirun -np N eellm train: the distributed runtime (exec/train/runtime.h)
       exec::DistributedTrainOptions d;
       d.save_dir = o->save, d.resume_dir = o->resume, d.save_interval = s.training.save_interval;

@@ -26,10 +26,20 @@ void finish(const std::string& command, const Status& st) {
 }
 }  // namespace eellm::cli
 
+namespace eellm::cli {
+// --help shows every default, except where there is none to show: a required option's, an empty list's.
+void tidy_help_defaults(CLI::App& app) {
+  for (CLI::Option* o : app.get_options())
+    if (o->get_required() || o->get_default_str() == "[]") o->default_str("");
+  for (CLI::App* sub : app.get_subcommands({})) tidy_help_defaults(*sub);
+}
+}  // namespace eellm::cli
+
 int main(int argc, char** argv) {
   CLI::App app{"eellm: plan, simulate and run early-exit LLMs under 3D parallelism"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "eellm 0.1.0");
+  app.option_defaults()->always_capture_default();  // every --help shows the defaults (subcommands inherit it)
   // Plan on the desktop, what-if, interop and device models; then execution and its checks.
   eellm::cli::register_describe(app);
   eellm::cli::register_simulate(app);
@@ -47,6 +57,7 @@ int main(int argc, char** argv) {
   eellm::cli::register_compare_trace(app);
   eellm::cli::register_calibrate(app);
   eellm::cli::register_fidelity(app);
+  eellm::cli::tidy_help_defaults(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

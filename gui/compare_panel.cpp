@@ -39,9 +39,16 @@ ComparePanel::ComparePanel(QWidget* parent) : QWidget(parent) {
       {tr("iteration"), tr("tokens/s"), tr("MFU"), tr("bubble"), tr("exit overhead"), tr("peak memory")});
   deltas_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   deltas_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
-  deltas_->setMinimumWidth(330);
+  deltas_->setMinimumWidth(280);
+  deltas_->setSizeAdjustPolicy(QAbstractScrollArea::AdjustToContents);
   lay->addWidget(split, 3);
-  lay->addWidget(deltas_, 1);
+  side_ = new QVBoxLayout;
+  side_->addWidget(deltas_);
+  lay->addLayout(side_, 1);
+}
+
+void ComparePanel::addToSide(QWidget* widget) {
+  side_->addWidget(widget);
 }
 
 void ComparePanel::setSlot(int slot, const QString& name, std::shared_ptr<const SimulationResult> result) {
@@ -118,6 +125,7 @@ Scenario apply_what_if(const Scenario& base, const Layout& layout, const WhatIf&
 
 WhatIfPanel::WhatIfPanel(QWidget* parent) : QWidget(parent) {
   auto* form = new QFormLayout(this);
+  form->setRowWrapPolicy(QFormLayout::WrapLongRows);  // narrow: a box goes under its label
   mb_ = new QSpinBox(this);
   mb_->setRange(1, 1 << 20);
   exits_ = new QSpinBox(this);

@@ -10,6 +10,7 @@
 
 #include "sim/simulate.h"
 
+class QVBoxLayout;
 class QLabel;
 class QTableWidget;
 class QSpinBox;
@@ -31,6 +32,8 @@ class ComparePanel : public QWidget {
   TimelineView* view(int slot) const { return views_[slot]; }
   // The delta table: rows iteration, tokens/s, MFU, bubble, exit overhead, peak memory.
   QString cell(int row, int column) const;
+  // Adds a widget under the delta table (the what-if knobs): the timelines keep the width.
+  void addToSide(QWidget* widget);
 
  private:
   void refresh();
@@ -38,6 +41,7 @@ class ComparePanel : public QWidget {
   TimelineView* views_[2] = {nullptr, nullptr};
   QLabel* names_[2] = {nullptr, nullptr};
   QTableWidget* deltas_ = nullptr;
+  QVBoxLayout* side_ = nullptr;
 };
 
 // The what-if knobs; variant(base) applies them.

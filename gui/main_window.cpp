@@ -1,6 +1,9 @@
 #include "gui/main_window.h"
 
 #include <QAction>
+#include <QCloseEvent>
+#include <QCoreApplication>
+#include <QDesktopServices>
 #include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -19,6 +22,7 @@
 #include <QTabWidget>
 #include <QTableView>
 #include <QTimer>
+#include <QUrl>
 #include <QVBoxLayout>
 
 #include "gui/compare_panel.h"
@@ -29,6 +33,7 @@
 #include "gui/scenario_form.h"
 #include "gui/stage_model.h"
 #include "gui/timeline_view.h"
+#include "model/megatron.h"
 #include "model/scenario_io.h"
 #include "model/validate.h"
 #include "sim/trace.h"
@@ -46,6 +51,16 @@ bool write_file(const QString& path, const QByteArray& bytes, QString* error) {
   }
   return true;
 }
+
+// A tab page in a scroll area: at 1280×720 the tabs get a third of the height, and a page taller than
+// that scrolls instead of being cut off.
+QWidget* scrolled(QWidget* page, QWidget* parent) {
+  auto* area = new QScrollArea(parent);
+  area->setWidget(page);
+  area->setWidgetResizable(true);
+  area->setFrameShape(QFrame::NoFrame);
+  return area;
+}
 }  // namespace
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
@@ -55,46 +70,11 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   form_ = new ScenarioForm(scroll);
   scroll->setWidget(form_);
   scroll->setWidgetResizable(true);
-  scroll->setMinimumWidth(340);
+  scroll->setMinimumWidth(370);  // the form without a horizontal scroll bar
   auto* right = new QSplitter(Qt::Vertical, split);
   timeline_ = new TimelineView(right);
   tabs_ = new QTabWidget(right);
-  metrics_ = new MetricsPanel(tabs_);
-  memory_ = new MemoryCharts(tabs_);
-  plans_ = new PlansPanel(tabs_);
-  tabs_->addTab(metrics_, tr("Metrics"));
-  tabs_->addTab(memory_, tr("Memory"));
-  tabs_->addTab(plans_, tr("Plans"));
-
-  auto* cmp_page = new QWidget(tabs_);
-  auto* cmp_lay = new QHBoxLayout(cmp_page);
-  compare_ = new ComparePanel(cmp_page);
-  auto* side = new QVBoxLayout;
-  what_if_ = new WhatIfPanel(cmp_page);
-  auto* pin_current = new QPushButton(tr("Pin current scenario as A"), cmp_page);
-  compare_status_ = new QLabel(cmp_page);
-  compare_status_->setWordWrap(true);
-  side->addWidget(pin_current);
-  side->addWidget(new QLabel(tr("<b>What-if</b> (shown as B, re-simulated live)"), cmp_page));
-  side->addWidget(what_if_);
-  side->addWidget(compare_status_);
-  side->addStretch(1);
-  cmp_lay->addWidget(compare_, 1);
-  cmp_lay->addLayout(side);
-  tabs_->addTab(cmp_page, tr("Compare && what-if"));
-
-  run_ = new RunPanel(tabs_);
-  tabs_->addTab(run_, tr("Run"));
-  op_errors_ = new OpErrorModel(this);
-  auto* err_view = new QTableView(tabs_);
-  auto* err_proxy = new QSortFilterProxyModel(this);
-  err_proxy->setSourceModel(op_errors_);
-  err_proxy->setSortRole(Qt::UserRole);
-  err_view->setModel(err_proxy);
-  err_view->setSortingEnabled(true);
-  err_view->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
-  tabs_->addTab(err_view, tr("Predicted vs measured"));
-
+  buildTabs();
   right->addWidget(timeline_);
   right->addWidget(tabs_);
   right->setStretchFactor(0, 3);
@@ -102,7 +82,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   split->addWidget(scroll);
   split->addWidget(right);
   split->setStretchFactor(1, 1);
-  split->setSizes({380, 1200});
+  split->setSizes({390, 1200});
   setCentralWidget(split);
 
   debounce_ = new QTimer(this);
@@ -117,6 +97,53 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
                                    .remove(QStringLiteral("<b>"))
                                    .remove(QStringLiteral("</b>")));
   });
+  connect(plans_, &PlansPanel::useScenario, this, [this](const Scenario& s, const QString& label) {
+    form_->setScenario(s);
+    modified_ = true;  // the form now differs from the file
+    statusBar()->showMessage(tr("plan: %1").arg(label));
+    simulateNow();
+  });
+  connect(plans_, &PlansPanel::pinScenario, this, &MainWindow::pin);
+  connect(run_, &RunPanel::measuredTrace, this,
+          [this](std::shared_ptr<const Timeline> t, const QString& path) { setMeasured(std::move(t), path); });
+  connect(run_, &RunPanel::runError, this, [this](const QString& m) { reportError(tr("Run"), m); });
+  connect(run_, &RunPanel::succeeded, this, [this](const QString& m) { statusBar()->showMessage(m); });
+  connect(run_, &RunPanel::noMeasuredTrace, this,
+          [this](const QString& why) { measured_note_->setText(tr("Nothing measured to compare: %1.").arg(why)); });
+  buildMenus();
+  statusBar()->showMessage(tr("Open a scenario (File → Open scenario) to see its pipeline."));
+}
+
+void MainWindow::buildTabs() {
+  metrics_ = new MetricsPanel(tabs_);
+  memory_ = new MemoryCharts(tabs_);
+  plans_ = new PlansPanel(tabs_);
+  tabs_->addTab(scrolled(metrics_, tabs_), tr("Metrics"));
+  tabs_->addTab(memory_, tr("Memory"));
+  tabs_->addTab(scrolled(plans_, tabs_), tr("Plans"));
+
+  auto* cmp_page = new QWidget(tabs_);
+  auto* cmp_lay = new QHBoxLayout(cmp_page);
+  cmp_lay->setContentsMargins(0, 0, 0, 0);
+  compare_ = new ComparePanel(cmp_page);
+  auto* side_box = new QWidget(compare_);  // under the delta table, so the timelines keep the width
+  auto* side = new QVBoxLayout(side_box);
+  side->setContentsMargins(0, 0, 0, 0);
+  what_if_ = new WhatIfPanel(cmp_page);
+  auto* pin_current = new QPushButton(tr("Pin current as A"), cmp_page);
+  pin_current->setToolTip(tr("Keep the current scenario as A while you edit (A follows the scenario until pinned)"));
+  compare_status_ = new QLabel(cmp_page);
+  compare_status_->setWordWrap(true);
+  side->addWidget(pin_current);
+  auto* what_if_title = new QLabel(tr("<b>What-if</b> (shown as B, re-simulated live)"), cmp_page);
+  what_if_title->setWordWrap(true);
+  side->addWidget(what_if_title);
+  side->addWidget(what_if_);
+  side->addWidget(compare_status_);
+  side->addStretch(1);
+  compare_->addToSide(side_box);
+  cmp_lay->addWidget(compare_, 1);
+  tabs_->addTab(scrolled(cmp_page, tabs_), tr("Compare && what-if"));
   connect(what_if_, &WhatIfPanel::simulated, this,
           [this](std::shared_ptr<const SimulationResult> r, const QString& err) {
             if (r) {
@@ -131,26 +158,35 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     a_pinned_ = true;
     compare_->setSlot(0, tr("%1 (pinned)").arg(QString::fromStdString(result_->scenario.name)), result_);
   });
-  connect(plans_, &PlansPanel::useScenario, this, [this](const Scenario& s, const QString& label) {
-    form_->setScenario(s);
-    statusBar()->showMessage(tr("plan: %1").arg(label));
-    simulateNow();
-  });
-  connect(plans_, &PlansPanel::pinScenario, this, &MainWindow::pin);
-  connect(run_, &RunPanel::measuredTrace, this,
-          [this](std::shared_ptr<const Timeline> t, const QString& path) { setMeasured(std::move(t), path); });
-  connect(run_, &RunPanel::runError, this, [this](const QString& m) { reportError(tr("Run"), m); });
-  buildMenus();
-  statusBar()->showMessage(tr("Open a scenario (File → Open scenario) to see its pipeline."));
+
+  run_ = new RunPanel(tabs_);
+  tabs_->addTab(scrolled(run_, tabs_), tr("Run"));
+  op_errors_ = new OpErrorModel(this);
+  auto* err_page = new QWidget(tabs_);
+  auto* err_lay = new QVBoxLayout(err_page);
+  measured_note_ = new QLabel(tr("Nothing measured yet: run the plan with 2 or more processes (Run tab), or File → "
+                                 "Overlay measured trace."),
+                              err_page);
+  measured_note_->setWordWrap(true);
+  auto* err_view = new QTableView(err_page);
+  auto* err_proxy = new QSortFilterProxyModel(this);
+  err_proxy->setSourceModel(op_errors_);
+  err_proxy->setSortRole(Qt::UserRole);
+  err_view->setModel(err_proxy);
+  err_view->setSortingEnabled(true);
+  err_view->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+  err_lay->addWidget(measured_note_);
+  err_lay->addWidget(err_view, 1);
+  tabs_->addTab(err_page, tr("Predicted vs measured"));
 }
 
 MainWindow::~MainWindow() = default;
 
 void MainWindow::buildMenus() {
   QMenu* file = menuBar()->addMenu(tr("&File"));
-  auto ask_open = [this](const QString& title, const QString& filter, auto fn) {
-    return [this, title, filter, fn] {
-      const QString p = QFileDialog::getOpenFileName(this, title, QString(), filter);
+  auto ask_open = [this](const QString& title, const QString& filter, auto fn, QString dir = {}) {
+    return [this, title, filter, fn, dir] {
+      const QString p = QFileDialog::getOpenFileName(this, title, dir, filter);
       if (!p.isEmpty()) (this->*fn)(p);
     };
   };
@@ -162,8 +198,10 @@ void MainWindow::buildMenus() {
   };
   QAction* open = file->addAction(tr("&Open scenario…"));
   open->setShortcut(QKeySequence::Open);
-  connect(open, &QAction::triggered, this,
-          ask_open(tr("Open scenario"), tr("Scenarios (*.yaml *.yml)"), &MainWindow::openScenario));
+  connect(open, &QAction::triggered, this, [this, ask_open] {
+    if (maybeSave())  // Open starts in the shipped scenarios (scenarios/) until a file has been opened
+      ask_open(tr("Open scenario"), tr("Scenarios (*.yaml *.yml)"), &MainWindow::openScenario, openDirectory())();
+  });
   recent_menu_ = file->addMenu(tr("Open &recent"));
   QAction* save = file->addAction(tr("&Save scenario"));
   save->setShortcut(QKeySequence::Save);
@@ -195,11 +233,115 @@ void MainWindow::buildMenus() {
           ask_save(tr("Export metrics"), tr("CSV (*.csv)"), &MainWindow::exportMetricsCsv));
   connect(file->addAction(tr("Export trace as &JSON…")), &QAction::triggered, this,
           ask_save(tr("Export trace"), tr("Chrome trace (*.json)"), &MainWindow::exportTraceJson));
+  connect(
+      file->addAction(tr("Export as &Megatron/EE-LLM command…")), &QAction::triggered, this,
+      ask_save(tr("Export Megatron/EE-LLM command"), tr("Shell scripts (*.sh)"), &MainWindow::exportMegatronCommand));
   file->addSeparator();
   QAction* quit = file->addAction(tr("&Quit"));
   quit->setShortcut(QKeySequence::Quit);
   connect(quit, &QAction::triggered, this, &QWidget::close);
   rebuildRecentMenu();
+  buildHelpMenu();
+}
+
+void MainWindow::buildHelpMenu() {
+  QMenu* help = menuBar()->addMenu(tr("&Help"));
+  connect(help->addAction(tr("&Keyboard shortcuts")), &QAction::triggered, this,
+          [this] { QMessageBox::information(this, tr("Keyboard shortcuts"), shortcutsText()); });
+  struct Doc {
+    const char* title;
+    const char* file;
+  };
+  for (const Doc& d : {Doc{"The &GUI (docs/gui.md)", "docs/gui.md"}, Doc{"&Scenario format", "docs/scenario-format.md"},
+                       Doc{"&Cost model", "docs/cost.md"}, Doc{"&README", "README.md"}})
+    connect(help->addAction(tr(d.title)), &QAction::triggered, this, [this, file = QString::fromLatin1(d.file)] {
+      const QString url = docUrl(file);
+      if (!QDesktopServices::openUrl(QUrl(url))) statusBar()->showMessage(tr("Documentation: %1").arg(url));
+    });
+  help->addSeparator();
+  connect(help->addAction(tr("&About eellm")), &QAction::triggered, this,
+          [this] { QMessageBox::about(this, tr("About eellm"), aboutText()); });
+}
+
+QString MainWindow::shortcutsText() const {
+  return tr("<table>"
+            "<tr><td><b>%1</b></td><td>open a scenario</td></tr>"
+            "<tr><td><b>%2</b></td><td>save the scenario</td></tr>"
+            "<tr><td><b>%3</b></td><td>quit</td></tr>"
+            "<tr><td colspan=2><br><b>Timeline</b></td></tr>"
+            "<tr><td>wheel</td><td>zoom around the cursor</td></tr>"
+            "<tr><td>drag</td><td>pan</td></tr>"
+            "<tr><td>shift-drag, right-drag</td><td>zoom to the selected range</td></tr>"
+            "<tr><td>double-click</td><td>fit</td></tr>"
+            "<tr><td>shift-wheel, scroll bar</td><td>scroll stages</td></tr>"
+            "<tr><td>click an op</td><td>what it waited for; the critical path in red</td></tr>"
+            "</table>")
+      .arg(QKeySequence(QKeySequence::Open).toString(QKeySequence::NativeText),
+           QKeySequence(QKeySequence::Save).toString(QKeySequence::NativeText),
+           QKeySequence(QKeySequence::Quit).toString(QKeySequence::NativeText));
+}
+
+QString MainWindow::aboutText() const {
+  return tr("<b>eellm</b> — plan, simulate and run early-exit LLMs under 3D parallelism.<br>"
+            "One schedule, two interpreters: the simulator's timeline and the executor's measured one.<br>"
+            "Shipped scenarios: %1<br>Documentation: %2")
+      .arg(QString::fromStdString(scenarios_dir()), docUrl(QStringLiteral("docs/gui.md")));
+}
+
+// A document of the project: the installed or source copy when there is one, else its name.
+QString MainWindow::docUrl(const QString& file) const {
+  for (const QString& root : {QString::fromStdString(scenarios_dir()) + QStringLiteral("/.."),
+                              QCoreApplication::applicationDirPath() + QStringLiteral("/../share/doc/eellm")}) {
+    const QFileInfo f(root + QLatin1Char('/') + file);
+    if (f.exists()) return QUrl::fromLocalFile(f.canonicalFilePath()).toString();
+  }
+  return file;
+}
+
+QString MainWindow::measuredNote() const {
+  return measured_note_->text();
+}
+
+QString MainWindow::openDirectory() const {
+  if (!scenario_path_.isEmpty()) return QFileInfo(scenario_path_).absolutePath();
+  return QString::fromStdString(scenarios_dir());
+}
+
+bool MainWindow::maybeSave() {
+  if (!modified_) return true;
+  const QString q = tr("The scenario has unsaved changes. Save them?");
+  const QMessageBox::StandardButton b =
+      confirm_hook_ ? confirm_hook_(q)
+                    : QMessageBox::question(this, tr("Unsaved changes"), q,
+                                            QMessageBox::Save | QMessageBox::Discard | QMessageBox::Cancel);
+  if (b == QMessageBox::Cancel) return false;
+  if (b == QMessageBox::Discard) return true;
+  if (!scenario_path_.isEmpty()) return saveScenario(scenario_path_);
+  const QString p = QFileDialog::getSaveFileName(this, tr("Save scenario"), openDirectory(), tr("Scenarios (*.yaml)"));
+  return !p.isEmpty() && saveScenario(p);
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+  if (maybeSave())
+    event->accept();
+  else
+    event->ignore();
+}
+
+bool MainWindow::exportMegatronCommand(const QString& path) {
+  const MegatronExport e = scenario_to_megatron(form_->scenario());
+  std::string text =
+      "#!/bin/bash\n# " + form_->scenario().name + ", exported by eellm-gui (eellm convert --to-megatron)\n";
+  for (const std::string& w : e.warnings) text += "# warning: " + w + "\n";
+  text += e.command;
+  if (!text.empty() && text.back() != '\n') text += '\n';
+  QString err;
+  if (!write_file(path, QByteArray::fromStdString(text), &err)) {
+    reportError(tr("Export"), tr("%1: %2").arg(path, err));
+    return false;
+  }
+  statusBar()->showMessage(tr("wrote %1 (%n warning(s))", nullptr, static_cast<int>(e.warnings.size())).arg(path));
+  return true;
 }
 
 void MainWindow::reportError(const QString& title, const QString& message) {
@@ -231,7 +373,9 @@ void MainWindow::rebuildRecentMenu() {
   recent_menu_->clear();
   const QStringList list = recentFiles();
   for (const QString& p : list) {
-    connect(recent_menu_->addAction(p), &QAction::triggered, this, [this, p] { openScenario(p); });
+    connect(recent_menu_->addAction(p), &QAction::triggered, this, [this, p] {
+      if (maybeSave()) openScenario(p);
+    });
   }
   recent_menu_->setEnabled(!list.isEmpty());
 }
@@ -244,6 +388,7 @@ bool MainWindow::openScenario(const QString& path) {
   }
   scenario_path_ = QFileInfo::exists(path) ? path : QString::fromStdString(sc->source_path);
   form_->setScenario(*sc);
+  modified_ = false;
   addRecent(scenario_path_.isEmpty() ? path : scenario_path_);
   setWindowTitle(tr("eellm — %1").arg(QString::fromStdString(sc->name)));
   return simulateNow();
@@ -257,6 +402,7 @@ bool MainWindow::saveScenario(const QString& path) {
     return false;
   }
   scenario_path_ = path;
+  modified_ = false;
   addRecent(path);
   statusBar()->showMessage(tr("saved %1").arg(path));
   return true;
@@ -267,6 +413,7 @@ void MainWindow::showTab(int index) {
 }
 
 void MainWindow::scenarioEdited() {
+  modified_ = true;
   debounce_->start();
 }
 
@@ -305,6 +452,8 @@ void MainWindow::showResult(std::shared_ptr<const SimulationResult> result, bool
   plans_->setBase(r.scenario);
   run_->setScenario(QString::fromStdString(scenario_to_yaml(r.scenario)), QString::fromStdString(r.scenario.name),
                     r.layout.world_size, r.scenario.training.train_iters);
+  run_->setExits(r.scenario.exits.exit_layer_nums);
+  run_->setNeedsGpus(r.scenario.execution.device == DeviceKind::kCUDA);
   op_errors_->clear();
   QString overlay_note;
   if (const Timeline* ov = timeline_->overlay()) {  // a measured overlay is tied to its scenario
@@ -312,6 +461,7 @@ void MainWindow::showResult(std::shared_ptr<const SimulationResult> result, bool
       timeline_->setOverlay(nullptr);
       overlay_note =
           tr(" · measured overlay of %1 cleared: the scenario changed").arg(QString::fromStdString(overlay_scenario_));
+      measured_note_->setText(tr("Nothing measured for this scenario: the%1").arg(overlay_note.mid(2)));
     } else {
       op_errors_->setComparison(eellm::compare(r.engine.timeline, *ov));
     }
@@ -387,6 +537,8 @@ void MainWindow::setMeasured(std::shared_ptr<const Timeline> measured, const QSt
   overlay_stages_ = result_->layout.pp;
   const TimelineComparison cmp = eellm::compare(result_->engine.timeline, *measured);
   op_errors_->setComparison(cmp);
+  measured_note_->setText(tr("Measured trace %1 against the prediction of %2.")
+                              .arg(source, QString::fromStdString(result_->scenario.name)));
   statusBar()->showMessage(tr("measured %1: iteration %2 measured vs %3 predicted (%4)")
                                .arg(source, format_seconds(cmp.measured_iteration_s),
                                     format_seconds(cmp.predicted_iteration_s),

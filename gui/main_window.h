@@ -11,6 +11,7 @@
 #pragma once
 
 #include <QMainWindow>
+#include <QMessageBox>
 #include <QStringList>
 #include <functional>
 #include <memory>
@@ -53,6 +54,17 @@ class MainWindow : public QMainWindow {
   bool exportTimelineSvg(const QString& path, int width = 2400);
   bool exportMetricsCsv(const QString& path);
   bool exportTraceJson(const QString& path);
+  bool exportMegatronCommand(const QString& path);  // model/megatron.h's scenario_to_megatron, warnings as comments
+  // The folder File → Open starts in: the current scenario's, else the shipped scenarios/.
+  QString openDirectory() const;
+  // Unsaved edits: asks Save / Discard / Cancel (confirm_hook in tests); false on Cancel.
+  bool isModified() const { return modified_; }
+  bool maybeSave();
+  using ConfirmHook = std::function<QMessageBox::StandardButton(const QString& question)>;
+  void setConfirmHook(ConfirmHook hook) { confirm_hook_ = std::move(hook); }
+  QString shortcutsText() const;
+  QString aboutText() const;
+  QString measuredNote() const;
 
   void showTab(int index);
   // Simulates the form's scenario now (normally debounced after edits; those keep the timeline's
@@ -75,8 +87,14 @@ class MainWindow : public QMainWindow {
   OpErrorModel* opErrors() const { return op_errors_; }
   QStringList recentFiles() const;
 
+ protected:
+  void closeEvent(QCloseEvent* event) override;
+
  private:
   void buildMenus();
+  void buildTabs();
+  void buildHelpMenu();
+  QString docUrl(const QString& file) const;
   void reportError(const QString& title, const QString& message);
   void scenarioEdited();
   void showResult(std::shared_ptr<const SimulationResult> result, bool keep_view);
@@ -86,6 +104,9 @@ class MainWindow : public QMainWindow {
   void pin(int slot, const Scenario& scenario, const QString& label);
 
   ErrorHook error_hook_;
+  ConfirmHook confirm_hook_;
+  bool modified_ = false;
+  QLabel* measured_note_ = nullptr;  // why "Predicted vs measured" is empty, or what it compares
   QString last_error_;
   int error_count_ = 0;
   QString scenario_path_;

@@ -1,9 +1,9 @@
 #include "gui/metrics_panel.h"
 
-#include <QBarCategoryAxis>
 #include <QBarSet>
 #include <QChart>
 #include <QChartView>
+#include <QCursor>
 #include <QFormLayout>
 #include <QHeaderView>
 #include <QLabel>
@@ -11,6 +11,7 @@
 #include <QSortFilterProxyModel>
 #include <QStackedBarSeries>
 #include <QTableView>
+#include <QToolTip>
 #include <QVBoxLayout>
 #include <QValueAxis>
 
@@ -78,9 +79,9 @@ void MetricsPanel::setResult(const SimulationResult& r) {
                    ? QStringLiteral(" (fill: %1 warm-up, %2 cool-down)").arg(s.num_fill_warmup).arg(s.num_fill_cooldown)
                    : QString()));
   values_[QStringLiteral("iteration")]->setText(format_seconds(s.iteration_time_s));
-  values_[QStringLiteral("tokens_per_s")]->setText(QStringLiteral("%1 backbone tokens/s, %2 TFLOP/s per GPU")
+  values_[QStringLiteral("tokens_per_s")]->setText(QStringLiteral("%1 backbone tokens/s, %2 per GPU")
                                                        .arg(s.tokens_per_s, 0, 'f', 0)
-                                                       .arg(s.model_tflops_per_gpu, 0, 'f', 1));
+                                                       .arg(format_flop_rate(s.model_tflops_per_gpu * 1e12)));
   // EE bubble filling: the fill microbatches train exits (and later stages) only, so their tokens
   // are reported apart from the backbone throughput above, never added to it.
   const int fills = s.num_microbatches - s.num_backbone_microbatches;
@@ -92,10 +93,13 @@ void MetricsPanel::setResult(const SimulationResult& r) {
                                     .arg(s.num_microbatches)
                               : tr("none (%1 schedule)").arg(QString::fromStdString(s.schedule)));
   values_[QStringLiteral("mfu")]->setText(format_percent(s.mfu));
+  const std::vector<std::string>& part = bubble_part_names();  // named as the CLI names them
   values_[QStringLiteral("bubble")]->setText(
-      QStringLiteral("%1 of pp × iteration — fill/drain %2, exposed comm %3, imbalance %4, exits %5")
-          .arg(format_percent(s.bubble_fraction), format_percent(s.bubble_dependency_fraction),
-               format_percent(s.bubble_exposed_comm_fraction), format_percent(s.bubble_imbalance_fraction),
+      QStringLiteral("%1 of pp × iteration — %2 %3, %4 %5, %6 %7, %8 %9")
+          .arg(format_percent(s.bubble_fraction), QString::fromStdString(part[0]),
+               format_percent(s.bubble_dependency_fraction), QString::fromStdString(part[1]),
+               format_percent(s.bubble_exposed_comm_fraction), QString::fromStdString(part[2]),
+               format_percent(s.bubble_imbalance_fraction), QString::fromStdString(part[3]),
                format_percent(s.bubble_exit_fraction)));
   values_[QStringLiteral("exit_overhead")]->setText(
       s.iteration_time_no_exits_s > 0 ? QStringLiteral("%1 (%2 without exits)")
@@ -167,7 +171,9 @@ MemoryCharts::MemoryCharts(QWidget* parent) : QWidget(parent) {
   time_view_ = new QChartView(new QChart, this);
   bars_view_->setRenderHint(QPainter::Antialiasing);
   time_view_->setRenderHint(QPainter::Antialiasing);
-  bars_view_->chart()->setTitle(tr("Peak memory per stage: static (weights, gradients, optimizer) + activations"));
+  bars_view_->chart()->setTitle(tr("Peak memory per stage"));  // short: it fits a 1280-wide window
+  bars_view_->setToolTip(
+      tr("static: weights, gradients and optimizer state; activations: the peak of those in flight"));
   time_view_->chart()->setTitle(tr("Memory over the iteration"));
   lay->addWidget(bars_view_, 2);
   lay->addWidget(time_view_, 3);
@@ -193,7 +199,7 @@ void MemoryCharts::setResult(const SimulationResult& r) {
   for (const StageSummary& s : r.summary.stages) {
     *stat << s.static_memory_GiB;
     *act << std::max(0.0, s.peak_memory_GiB - s.static_memory_GiB);
-    cats << QStringLiteral("stage %1").arg(s.stage);
+    cats << QString::number(s.stage);  // the axis is titled "stage": labels stay legible at PP 16
     ymax = std::max(ymax, s.peak_memory_GiB);
   }
   stat->setColor(QColor(0x5b, 0x6b, 0x7d));
@@ -208,10 +214,17 @@ void MemoryCharts::setResult(const SimulationResult& r) {
   cap->append(-0.5, capacity);
   cap->append(std::max<qsizetype>(1, cats.size()) - 0.5, capacity);
   bc->addSeries(cap);
-  auto* xa = new QBarCategoryAxis;
-  xa->append(cats);
+  // Stages on a value axis: one tick per stage up to 8, else every 2nd, 4th, … (labels never elided).
+  auto* xa = new QValueAxis;
+  xa->setRange(-0.5, static_cast<double>(std::max<qsizetype>(1, cats.size())) - 0.5);
+  xa->setTickType(QValueAxis::TicksDynamic);
+  xa->setTickAnchor(0);
+  xa->setTickInterval(std::max(1.0, nice_step(0, static_cast<double>(cats.size()), 8)));
+  xa->setLabelFormat(QStringLiteral("%.0f"));
+  xa->setGridLineVisible(false);
+  xa->setTitleText(tr("stage"));
   auto* ya = new QValueAxis;
-  ya->setRange(0, ymax * 1.1 + 1e-9);
+  set_nice_range(ya, 0, ymax * 1.05 + 1e-9);
   ya->setTitleText(tr("GiB"));
   bc->addAxis(xa, Qt::AlignBottom);
   bc->addAxis(ya, Qt::AlignLeft);
@@ -224,36 +237,43 @@ void MemoryCharts::setResult(const SimulationResult& r) {
   QChart* tc = time_view_->chart();
   auto* tx = new QValueAxis;
   auto* ty = new QValueAxis;
-  tx->setTitleText(tr("time (ms)"));
+
   ty->setTitleText(tr("GiB"));
   tc->addAxis(tx, Qt::AlignBottom);
   tc->addAxis(ty, Qt::AlignLeft);
   const int pp = static_cast<int>(r.memory.ranks.size());
   std::vector<QLineSeries*> lines(static_cast<size_t>(pp), nullptr);
   std::vector<double> last(static_cast<size_t>(pp), 0.0);
-  double tmax = ns_to_seconds(r.engine.iteration_ns) * 1e3, gmax = 0;
+  double tmax = ns_to_seconds(r.engine.iteration_ns), gmax = 0;
+  for (const MemorySample& m : r.memory.samples) tmax = std::max(tmax, ns_to_seconds(m.t));
+  const TimeUnit unit = time_unit_for(tmax);  // the axis reads in s for a long iteration, ms for a short one
+  tx->setTitleText(tr("time (%1)").arg(QString::fromUtf8(unit.name)));
   for (int k = 0; k < pp; ++k) {
     lines[static_cast<size_t>(k)] = new QLineSeries;
     lines[static_cast<size_t>(k)]->setName(QStringLiteral("stage %1").arg(k));
   }
   for (const MemorySample& m : r.memory.samples) {
     if (m.rank < 0 || m.rank >= pp) continue;
-    const double t = static_cast<double>(m.t) * 1e-6, g = static_cast<double>(m.bytes) / kGiB;
+    const double t = ns_to_seconds(m.t) / unit.seconds, g = static_cast<double>(m.bytes) / kGiB;
     QLineSeries* l = lines[static_cast<size_t>(m.rank)];
     if (l->count() > 0) l->append(t, last[static_cast<size_t>(m.rank)]);  // step
     l->append(t, g);
     last[static_cast<size_t>(m.rank)] = g;
     gmax = std::max(gmax, g);
-    tmax = std::max(tmax, t);
   }
+  // Beyond 8 stages the legend's names no longer fit: it hides and hovering a line names its stage.
+  tc->legend()->setVisible(pp <= 8);
   for (QLineSeries* l : lines) {
-    if (l->count() > 0) l->append(tmax, l->at(l->count() - 1).y());
+    connect(l, &QLineSeries::hovered, l, [l](const QPointF&, bool on) {
+      if (on) QToolTip::showText(QCursor::pos(), l->name());
+    });
+    if (l->count() > 0) l->append(tmax / unit.seconds, l->at(l->count() - 1).y());
     tc->addSeries(l);
     l->attachAxis(tx);
     l->attachAxis(ty);
   }
-  tx->setRange(0, std::max(tmax, 1e-6));
-  ty->setRange(0, std::max(gmax, capacity) * 1.05 + 1e-9);
+  set_nice_range(tx, 0, std::max(tmax / unit.seconds, 1e-6));
+  set_nice_range(ty, 0, std::max(gmax, capacity) * 1.05 + 1e-9);
 }
 
 int MemoryCharts::barCount() const {

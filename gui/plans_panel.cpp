@@ -13,6 +13,7 @@
 #include <QTableView>
 #include <QThread>
 #include <QVBoxLayout>
+#include <algorithm>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -43,6 +44,9 @@ PlansModel::PlansModel(QObject* parent) : QAbstractTableModel(parent) {}
 void PlansModel::setPlans(std::vector<PlanEntry> plans) {
   beginResetModel();
   plans_ = std::move(plans);
+  double largest = 0;  // the time column in one unit (the CLI's table: seconds throughout)
+  for (const PlanEntry& e : plans_) largest = std::max({largest, e.metrics.ranking_time_s(), e.metrics.time_s()});
+  time_unit_ = ColumnUnit::for_largest(largest);
   endResetModel();
 }
 
@@ -96,8 +100,8 @@ QVariant PlansModel::data(const QModelIndex& index, int role) const {
     case kIteration:  // the ranking key; ee-fill trains the backbone on fewer microbatches: both figures
       if (raw) return m.ranking_time_s();
       return m.backbone_fraction < 1.0
-                 ? tr("%1 (iteration %2)").arg(format_seconds(m.ranking_time_s()), format_seconds(m.time_s()))
-                 : format_seconds(m.ranking_time_s());
+                 ? tr("%1 (iteration %2)").arg(time_unit_.format(m.ranking_time_s()), time_unit_.format(m.time_s()))
+                 : time_unit_.format(m.ranking_time_s());
     case kTokens:
       return raw ? QVariant(m.tokens_per_s) : QVariant(QString::number(m.tokens_per_s, 'f', 0));
     case kMfu:
@@ -311,8 +315,9 @@ Scenario PlansPanel::planScenario(int proxy_row) const {
 void PlansPanel::emitForSelection(int slot) {
   const QModelIndex cur = table_->currentIndex();
   if (!cur.isValid()) return;
-  const Scenario s = planScenario(cur.row());
+  Scenario s = planScenario(cur.row());
   const QModelIndex src = proxy_->mapToSource(cur);
+  s.name = plan_scenario_name(base_.name, model_->plans()[static_cast<size_t>(src.row())].candidate);  // as --emit
   const QString label = QString::fromStdString(to_string(model_->plans()[static_cast<size_t>(src.row())].candidate));
   if (slot < 0) {
     emit useScenario(s, label);

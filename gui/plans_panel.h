@@ -17,6 +17,7 @@
 #include <atomic>
 #include <memory>
 
+#include "gui/format.h"
 #include "model/scenario.h"
 #include "sim/plan.h"
 
@@ -64,6 +65,7 @@ class PlansModel : public QAbstractTableModel {
 
  private:
   std::vector<PlanEntry> plans_;
+  ColumnUnit time_unit_;  // the time column's unit, from its largest value
 };
 
 class PlansPanel : public QWidget {

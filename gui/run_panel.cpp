@@ -8,6 +8,7 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QFontDatabase>
 #include <QFormLayout>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -21,10 +22,12 @@
 #include <QSpinBox>
 #include <QStackedWidget>
 #include <QStandardPaths>
+#include <QThread>
 #include <QTimer>
 #include <QVBoxLayout>
 #include <QValueAxis>
 
+#include "gui/format.h"
 #include "sim/trace.h"
 
 #ifdef Q_OS_UNIX
@@ -69,15 +72,45 @@ QString validate_generate(const GenerateRequest& r) {
   return {};
 }
 
+bool generate_uses_mpirun(const GenerateRequest& r) {
+  return r.method == QStringLiteral("pipeline") && r.processes > 1;
+}
+
 QStringList generate_command(const GenerateRequest& r) {
   QStringList cmd;
-  if (r.processes > 1) cmd << r.mpirun << QStringLiteral("-np") << QString::number(r.processes);
+  if (generate_uses_mpirun(r)) cmd << r.mpirun << QStringLiteral("-np") << QString::number(r.processes);
   cmd << r.eellm << QStringLiteral("generate") << r.checkpoint << QStringLiteral("--prompt") << r.prompt
       << QStringLiteral("--method") << r.method;
   if (!r.threshold.trimmed().isEmpty()) cmd << QStringLiteral("--threshold") << r.threshold.trimmed();
   cmd << QStringLiteral("--max-new-tokens") << QString::number(r.max_new_tokens) << QStringLiteral("--stats");
   if (!r.stats_path.isEmpty()) cmd << QStringLiteral("--stats-out") << r.stats_path;
   return cmd;
+}
+
+QString shell_join(const QStringList& command) {
+  QStringList out;
+  static const QString plain = QStringLiteral("@%+=:,./-_");
+  for (const QString& a : command) {
+    bool safe = !a.isEmpty();
+    for (const QChar c : a) safe = safe && (c.isLetterOrNumber() || plain.contains(c));
+    const QString quoted = QString(a).replace(QStringLiteral("'"), QStringLiteral("'\\''"));
+    out << (safe ? a : QStringLiteral("'%1'").arg(quoted));
+  }
+  return out.join(QLatin1Char(' '));
+}
+
+QString machine_shortfall(int ranks, int gpus_needed, int cores, int gpus_here) {
+  QStringList why;
+  if (gpus_needed > gpus_here)
+    why << QObject::tr("it needs %1 GPUs and this machine has %2").arg(gpus_needed).arg(gpus_here);
+  if (ranks > cores) why << QObject::tr("%1 ranks on %2 CPU cores will be oversubscribed").arg(ranks).arg(cores);
+  return why.isEmpty() ? QString() : QObject::tr("This plan may not run here: %1.").arg(why.join(QStringLiteral("; ")));
+}
+
+int gpus_on_this_machine() {
+  int n = 0;
+  while (QFileInfo::exists(QStringLiteral("/dev/nvidia%1").arg(n))) ++n;
+  return n;
 }
 
 GenerateStats parse_generate_stats(const QByteArray& json) {
@@ -107,7 +140,7 @@ QString format_generate_stats(const GenerateStats& s) {
   QStringList heads;
   for (size_t e = 0; e < s.exit_rates.size(); ++e) {
     const QString name =
-        e < s.exit_layers.size() ? QStringLiteral("@%1").arg(s.exit_layers[e]) : QStringLiteral("final");
+        e < s.exit_layers.size() ? QString::fromStdString(exit_label(s.exit_layers[e])) : QStringLiteral("final");
     heads << QStringLiteral("%1 %2 %").arg(name).arg(100.0 * s.exit_rates[e], 0, 'f', 1);
   }
   return QObject::tr("%1 tokens, %2 tokens/s, %3 layers per token; exits: %4")
@@ -266,6 +299,7 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   output_ = new QPlainTextEdit(this);
   output_->setReadOnly(true);
   output_->setMaximumBlockCount(5000);
+  output_->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));  // tables and progress lines line up
   left->addWidget(output_, 1);
   lay->addLayout(left, 2);
   chart_ = new QChartView(new QChart, this);
@@ -291,6 +325,14 @@ void RunPanel::setScenario(const QString& yaml, const QString& name, int world_s
   name_ = name;
   train_iters_ = train_iters;
   if (!running()) np_->setValue(std::max(1, world_size));
+}
+
+void RunPanel::setExits(const std::vector<int>& layers) {
+  exit_layers_ = layers;
+}
+
+void RunPanel::setNeedsGpus(bool gpus) {
+  needs_gpus_ = gpus;
 }
 
 void RunPanel::setBinary(const QString& path) {
@@ -448,6 +490,8 @@ bool RunPanel::startTrain() {
   }
   trace_path_ = req.trace_path;
   const QStringList cmd = run_command(req);
+  const QString shortfall = machine_shortfall(req.processes, needs_gpus_ ? req.processes : 0,
+                                              QThread::idealThreadCount(), gpus_on_this_machine());
   log_.clear();
   metrics_offset_ = 0;
   chart_->chart()->removeAllSeries();
@@ -455,6 +499,10 @@ bool RunPanel::startTrain() {
   progress_->setRange(0, req.steps > 0 ? req.steps : std::max(1, train_iters_));
   progress_->setValue(0);
   launch(cmd, base);
+  if (!shortfall.isEmpty()) {  // started anyway (mpirun may oversubscribe); said in the log and the status
+    appendLog(tr("warning: %1").arg(shortfall));
+    status_->setText(tr("%1 — running in %2").arg(shortfall, base));
+  }
   return true;
 }
 
@@ -476,7 +524,7 @@ void RunPanel::launch(const QStringList& cmd, const QString& base) {
       emit runError(msg);
     }
   });
-  appendLog(QStringLiteral("$ ") + cmd.join(QLatin1Char(' ')));
+  appendLog(QStringLiteral("$ ") + shell_join(cmd));
   status_->setText(tr("running in %1").arg(base));
   start_->setEnabled(false);
   stop_->setEnabled(true);
@@ -516,7 +564,9 @@ void RunPanel::addPoints(const std::vector<MetricsRecord>& records) {
       c->addAxis(y, Qt::AlignLeft);
       for (size_t e = 0; e < n; ++e) {
         auto* s = new QLineSeries;
-        s->setName(e + 1 == n ? tr("final") : tr("exit %1").arg(e + 1));
+        s->setName(e + 1 == n                ? tr("final")
+                   : e < exit_layers_.size() ? QString::fromStdString(exit_label(exit_layers_[e]))
+                                             : tr("exit %1").arg(e + 1));
         c->addSeries(s);
         s->attachAxis(x);
         s->attachAxis(y);
@@ -531,8 +581,8 @@ void RunPanel::addPoints(const std::vector<MetricsRecord>& records) {
     }
     auto* x = static_cast<QValueAxis*>(c->axes(Qt::Horizontal).front());
     auto* y = static_cast<QValueAxis*>(c->axes(Qt::Vertical).front());
-    x->setRange(0, std::max<double>(progress_->maximum(), r.step));
-    if (ymax > y->max()) y->setRange(0, ymax * 1.1);
+    set_nice_range(x, 0, std::max<double>(progress_->maximum(), r.step), true);  // whole steps, no 0.75
+    if (ymax > y->max()) set_nice_range(y, 0, ymax * 1.05);
     status_->setText(
         tr("step %1: loss %2, %3 tokens/s").arg(r.step).arg(r.loss, 0, 'f', 4).arg(r.tokens_per_s, 0, 'f', 0));
   }
@@ -566,6 +616,7 @@ void RunPanel::processFinished(int code, QProcess::ExitStatus status) {
     slurm_script_ = QString::fromUtf8(f.readAll());
     appendLog(slurm_script_);
     status_->setText(tr("wrote %1; submit it with: sbatch %1").arg(script_path_));
+    emit succeeded(status_->text());
     emit finished(0);
     return;
   }
@@ -577,11 +628,20 @@ void RunPanel::processFinished(int code, QProcess::ExitStatus status) {
     status_->setText(tr("generated: %1").arg(format_generate_stats(gen_stats_)));
     if (!gen_stats_.ok)
       emit runError(tr("Generation finished but its statistics cannot be read: %1").arg(gen_stats_.error));
+    else
+      emit succeeded(status_->text());
     emit finished(0);
     return;
   }
   status_->setText(tr("finished: %1 iterations logged").arg(log_.records().size()));
-  if (!trace_path_.isEmpty() && QFileInfo::exists(trace_path_)) {
+  emit succeeded(status_->text());
+  if (trace_path_.isEmpty() || !QFileInfo::exists(trace_path_)) {
+    emit noMeasuredTrace(trace_path_.isEmpty() ? tr("this eellm train cannot record a trace (no --trace in its --help)")
+                         : np_->value() <= 1
+                             ? tr("a single-process run records no measured trace: eellm train writes --trace under "
+                                  "mpirun only; run with 2 or more processes to compare")
+                             : tr("the run wrote no trace file %1").arg(trace_path_));
+  } else {
     auto tl = read_trace(trace_path_.toStdString());
     if (tl.is_ok()) {
       emit measuredTrace(std::make_shared<const Timeline>(std::move(tl).value()), trace_path_);

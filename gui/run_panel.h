@@ -75,7 +75,16 @@ struct GenerateRequest {
 };
 // Empty when the request can run, else the reason naming the field and value.
 QString validate_generate(const GenerateRequest& request);
+// Only the `pipeline` method runs one stage per process; the others are one process (never under
+// mpirun, which would print the text once per rank).
+bool generate_uses_mpirun(const GenerateRequest& request);
 QStringList generate_command(const GenerateRequest& request);
+// A command as a shell reads it: arguments with spaces or shell characters in single quotes.
+QString shell_join(const QStringList& command);
+// Why this machine cannot run `ranks` processes (`cores` CPU cores) on `gpus_needed` GPUs when it has
+// `gpus_here`: the warning "Run this plan" shows; empty when it can.
+QString machine_shortfall(int ranks, int gpus_needed, int cores, int gpus_here);
+int gpus_on_this_machine();  // /dev/nvidia0, /dev/nvidia1, …
 // What --stats-out writes: {"exit_rates": [...], "exit_layers": [...], "tokens", "tokens_per_s",
 // "layers_per_token", ...}; ok = false (and the reason in error) for a missing or malformed file.
 struct GenerateStats {
@@ -127,6 +136,10 @@ class RunPanel : public QWidget {
   ~RunPanel() override;
   // The scenario YAML the run uses (written to a run folder at launch) and its world size.
   void setScenario(const QString& yaml, const QString& name, int world_size, int train_iters);
+  // The exits' layer numbers (the loss chart names its lines exit@L as the CLI does) and whether the
+  // scenario runs on GPUs (Run warns when this machine lacks them).
+  void setExits(const std::vector<int>& layers);
+  void setNeedsGpus(bool gpus);
   bool running() const;
   void setBinary(const QString& path);
   void setProcesses(int n);
@@ -154,6 +167,10 @@ class RunPanel : public QWidget {
 
  signals:
   void measuredTrace(std::shared_ptr<const eellm::Timeline> trace, const QString& path);
+  // A run finished without a measured trace (why: a single process records none, …).
+  void noMeasuredTrace(const QString& why);
+  // A run finished well: clear stale errors.
+  void succeeded(const QString& message);
   void runError(const QString& message);
   void finished(int exit_code);
 
@@ -172,6 +189,8 @@ class RunPanel : public QWidget {
 
   QString yaml_, name_;
   int train_iters_ = 0;
+  std::vector<int> exit_layers_;
+  bool needs_gpus_ = false;
   QString run_dir_;
   QProcess* proc_ = nullptr;
   MetricsLog log_;

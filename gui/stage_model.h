@@ -1,10 +1,13 @@
 // StageModel: the per-stage rows of a SimulationSummary (busy, idle, bubble by cause, memory) as a
-// read-only table. Display text is formatted; Qt::UserRole gives the raw number for sorting
-// (QSortFilterProxyModel with sortRole = Qt::UserRole). GUI thread only.
+// read-only table. Display text is formatted, each time column in one unit chosen from its largest
+// value; Qt::UserRole gives the raw number (seconds, GiB) for sorting (QSortFilterProxyModel with
+// sortRole = Qt::UserRole). GUI thread only.
 #pragma once
 
 #include <QAbstractTableModel>
+#include <array>
 
+#include "gui/format.h"
 #include "sim/simulate.h"
 
 namespace eellm::gui {
@@ -37,6 +40,7 @@ class StageModel : public QAbstractTableModel {
  private:
   std::vector<StageSummary> stages_;
   double capacity_GiB_ = 0;
+  std::array<ColumnUnit, kNumColumns> units_{};  // the time columns' display units
 };
 
 // OpErrorModel: compare(predicted, measured) per op kind (timeline.h), one row per op kind with the
@@ -58,6 +62,7 @@ class OpErrorModel : public QAbstractTableModel {
  private:
   TimelineComparison cmp_;
   bool has_ = false;
+  ColumnUnit unit_;  // the predicted and measured columns share one unit
 };
 
 }  // namespace eellm::gui

@@ -249,20 +249,37 @@ void TimelineView::render(QPainter& p, QSize size, const TimeAxis& ax, int y_off
   p.setFont(font());
   const QFontMetrics fm(font());
 
-  // Legend.
+  // Legend: full names when they fit the width, else short ones (the compare panel's narrow views).
+  static const char* kShort[kNumOpClasses] = {"fwd",  "bwd",  "bwd-W", "exit fwd", "exit bwd",
+                                              "fill", "comm", "opt",   "idle"};
+  QFont small = font();  // the last resort: short names in a smaller font
+  small.setPointSizeF(font().pointSizeF() * 0.8);
+  auto legend_width = [&](bool brief, const QFontMetrics& m) {
+    int total = 6;
+    for (int c = 0; c < kNumOpClasses; ++c)
+      total += 16 +
+               m.horizontalAdvance(QString::fromLatin1(brief ? kShort[c] : op_class_name(static_cast<OpClass>(c)))) +
+               (brief ? 8 : 14);
+    return total;
+  };
+  const bool brief = legend_width(false, fm) > w;
+  if (brief && legend_width(true, fm) > w) p.setFont(small);
+  const QFontMetrics lfm(p.font());
   int lx = 6;
   p.setPen(Qt::black);
   for (int c = 0; c < kNumOpClasses; ++c) {
-    const QString name = QString::fromLatin1(op_class_name(static_cast<OpClass>(c)));
+    const QString name = QString::fromLatin1(brief ? kShort[c] : op_class_name(static_cast<OpClass>(c)));
     p.fillRect(QRect(lx, 5, 12, 12), colors_[static_cast<size_t>(c)]);
     p.drawRect(QRect(lx, 5, 12, 12));
     p.drawText(QPoint(lx + 16, 15), name);
-    lx += 16 + fm.horizontalAdvance(name) + 14;
+    lx += 16 + lfm.horizontalAdvance(name) + (brief ? 8 : 14);
   }
   if (overlay_) {
     p.fillRect(QRect(lx, 11, 12, 6), Qt::darkGray);
     p.drawText(QPoint(lx + 16, 15), QStringLiteral("measured (overlay)"));
   }
+
+  p.setFont(font());
 
   // Ruler.
   const int ruler_y = kLegendHeight;

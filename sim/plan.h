@@ -53,6 +53,11 @@ std::vector<PlanEntry> pareto_front(const std::vector<PlanEntry>& plans);
 std::string plan_to_text(const PlanResult& r);
 std::string plan_to_json(const PlanResult& r);
 std::string plan_to_csv(const PlanResult& r);  // one row per ranked plan
+// The name of a scenario made from a plan (plan --emit, the GUI's "Use this plan"): the base name and
+// the layout, "ee-llm-7b-64gpus-tp1-pp4-dp16-mbs1-1f1b-selective", so two plans never share a name.
+std::string plan_scenario_name(const std::string& base, const PlanCandidate& candidate);
+// What each column of plan_to_text's tables means (printed under the table and in `plan --help`).
+std::string plan_columns_legend();
 // SVG plot: every simulated plan that fits at (GPUs, rank_s), the Pareto front highlighted.
 std::string plan_pareto_svg(const PlanResult& r, const std::string& scenario);
 

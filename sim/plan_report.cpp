@@ -1,8 +1,10 @@
 // Renderings of a PlanResult (see plan.h): text tables, JSON, CSV.
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "sim/format.h"
 #include "sim/plan.h"
 
 namespace eellm {
@@ -11,6 +13,12 @@ namespace {
 std::string fmt(const char* f, double v) {
   char b[64];
   std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+std::string fixed(double v, int decimals) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", decimals, v);
   return b;
 }
 
@@ -51,6 +59,10 @@ std::string runs_on(const PlanCandidate& c) {
 }
 
 void table(std::ostringstream& os, const std::vector<PlanEntry>& rows) {
+  double largest = 0;  // the three time columns in seconds, to 4 significant digits of the largest
+  for (const PlanEntry& e : rows)
+    largest = std::max({largest, e.metrics.ranking_time_s(), e.metrics.iteration_time_s, e.metrics.estimated_time_s});
+  const int dec = significant_decimals(largest);
   char line[512];
   std::snprintf(line, sizeof line,
                 "%4s %6s %4s %4s %4s %3s %4s %-12s %-9s %3s %4s %10s %10s %10s %12s %6s %7s %7s %8s  %s\n", "#", "gpus",
@@ -61,12 +73,12 @@ void table(std::ostringstream& os, const std::vector<PlanEntry>& rows) {
     const PlanCandidate& c = rows[i].candidate;
     const PlanMetrics& m = rows[i].metrics;
     std::snprintf(line, sizeof line,
-                  "%4zu %6d %4d %4d %4d %3d %4d %-12s %-9s %3s %4s %10.3f %10s %10.3f %12.0f %6.1f %7.1f %7.1f %8.1f  ",
+                  "%4zu %6d %4d %4d %4d %3d %4d %-12s %-9s %3s %4s %10.*f %10s %10.*f %12.0f %6.1f %7.1f %7.1f %8.1f  ",
                   i + 1, c.world_size, c.tp, c.pp, c.dp, c.vp, c.micro_batch_size, to_string(c.schedule),
-                  to_string(c.recompute), c.sequence_parallel ? "y" : "n", c.distributed_optimizer ? "y" : "n",
-                  m.ranking_time_s(), m.simulated ? fmt("%.3f", m.iteration_time_s).c_str() : "-", m.estimated_time_s,
-                  m.tokens_per_s, m.mfu * 100, m.bubble_fraction * 100, m.exit_overhead_fraction * 100,
-                  m.peak_memory_GiB);
+                  to_string(c.recompute), c.sequence_parallel ? "y" : "n", c.distributed_optimizer ? "y" : "n", dec,
+                  m.ranking_time_s(), m.simulated ? fixed(m.iteration_time_s, dec).c_str() : "-", dec,
+                  m.estimated_time_s, m.tokens_per_s, m.mfu * 100, m.bubble_fraction * 100,
+                  m.exit_overhead_fraction * 100, m.peak_memory_GiB);
     os << line << partition_str(c) << (c.balanced_partition ? " (balanced)" : "") << " | " << exits_str(c)
        << (c.exits_moved ? " (moved)" : "") << " | " << stage_mem_str(m) << " | " << runs_on(c) << "\n";
   }
@@ -161,11 +173,27 @@ std::string plan_to_text(const PlanResult& r) {
   }
   os << "ranked by " << kRankingKey << ":\n";
   table(os, r.ranked);
-  os << "columns: rank_s the ranking key; iter_s simulated iteration time (- not simulated); est_s the closed-form "
-        "estimate; exit% time added by the exits; peak_GiB the highest of the per-stage peaks that follow\n";
+  os << plan_columns_legend();
   os << "\nPareto front (rank_s vs peak memory vs GPUs: no other plan is as good in all three and better in one):\n";
   table(os, r.pareto);
   return os.str();
+}
+
+std::string plan_scenario_name(const std::string& base, const PlanCandidate& c) {
+  return base + "-" + std::to_string(c.world_size) + "gpus-tp" + std::to_string(c.tp) + "-pp" + std::to_string(c.pp) +
+         "-dp" + std::to_string(c.dp) + (c.vp > 1 ? "-vp" + std::to_string(c.vp) : "") + "-mbs" +
+         std::to_string(c.micro_batch_size) + "-" + to_string(c.schedule) + "-" + to_string(c.recompute);
+}
+
+std::string plan_columns_legend() {
+  return "columns: tp/pp/dp tensor/pipeline/data parallel sizes; vp virtual stages per GPU; mbs micro-batch size; "
+         "sp sequence parallel; dopt distributed optimizer;\n"
+         "  rank_s the ranking key, seconds; iter_s the simulated iteration time, seconds (- not simulated); est_s the "
+         "closed-form estimate the search screened with, seconds;\n"
+         "  tokens/s backbone tokens per second; mfu% model FLOP utilisation; bubble% idle share of pp x iteration; "
+         "exit% iteration time added by the exits (against the same plan without them);\n"
+         "  GiB per stage: the peak (static + activations) of one GPU of each pipeline stage; peak_GiB the largest of "
+         "them, which must fit the memory budget\n";
 }
 
 std::string plan_to_json(const PlanResult& r) {

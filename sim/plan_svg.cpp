@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "sim/format.h"
 #include "sim/plan.h"
 #include "sim/sweep_svg.h"
 
@@ -22,7 +23,8 @@ constexpr double pw = W - left - right, ph = H - top - bottom;
 
 struct Frame {
   std::vector<int> gpus;  // distinct GPU counts, ascending: evenly spaced x positions
-  double y0 = 0, y1 = 1, step = 1;
+  double y0 = 0, y1 = 1;
+  NiceAxis axis;  // the y ticks
   double X(int g) const {
     const size_t i = static_cast<size_t>(std::lower_bound(gpus.begin(), gpus.end(), g) - gpus.begin());
     return left + (gpus.size() > 1 ? pw * static_cast<double>(i) / static_cast<double>(gpus.size() - 1) : pw / 2);
@@ -43,18 +45,20 @@ Frame frame_of(const PlanResult& r) {
   f.gpus.erase(std::unique(f.gpus.begin(), f.gpus.end()), f.gpus.end());
   if (lo > hi) lo = 0, hi = 1;
   const double span = hi > lo ? hi - lo : std::max(std::abs(hi) * 0.1, 1e-3);
-  f.step = svg::nice_step(lo - 0.05 * span, hi + 0.05 * span, 5);
-  f.y0 = std::floor((lo - 0.05 * span) / f.step) * f.step;
-  f.y1 = std::ceil((hi + 0.05 * span) / f.step) * f.step;
-  if (f.y1 <= f.y0) f.y1 = f.y0 + f.step;
+  const NiceAxis ax = nice_axis(lo - 0.05 * span, hi + 0.05 * span);
+  f.axis = ax;
+  f.y0 = ax.lo;
+  f.y1 = ax.hi;
   return f;
 }
 
 void axes(std::ostringstream& os, const Frame& f) {
-  for (double t = f.y0; t <= f.y1 + f.step * 1e-6; t += f.step)
+  for (int i = 0; i <= f.axis.intervals(); ++i) {
+    const double t = f.axis.tick(i);
     os << "<line x1=\"" << left << "\" x2=\"" << left + pw << "\" y1=\"" << px(f.Y(t)) << "\" y2=\"" << px(f.Y(t))
        << "\" stroke=\"#e5e5e5\"/>\n<text x=\"" << left - 8 << "\" y=\"" << px(f.Y(t) + 4) << "\" text-anchor=\"end\">"
-       << num(t) << "</text>\n";
+       << f.axis.label(i) << "</text>\n";
+  }
   for (int g : f.gpus)
     os << "<text x=\"" << px(f.X(g)) << "\" y=\"" << top + ph + 18 << "\" text-anchor=\"middle\">" << g << "</text>\n";
   os << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << pw << "\" height=\"" << ph

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "sim/format.h"
+
 namespace eellm {
 namespace {
 
@@ -271,6 +273,41 @@ std::string summary_to_json(const SimulationSummary& s) {
   return j.dump(2) + "\n";
 }
 
+namespace {
+
+// The per-stage table: each time column in the one unit its largest value needs.
+void stage_table(std::ostringstream& os, const SimulationSummary& s) {
+  using Get = double (*)(const StageSummary&);
+  const std::pair<const char*, Get> cols[] = {
+      {"busy", [](const StageSummary& st) { return st.busy_s; }},
+      {"exit work", [](const StageSummary& st) { return st.exit_busy_s; }},
+      {"idle", [](const StageSummary& st) { return st.idle_s; }},
+      {"peak at", [](const StageSummary& st) { return st.peak_memory_time_s; }}};
+  TimeUnit unit[4];
+  int decimals[4];
+  for (int c = 0; c < 4; ++c) {
+    double largest = 0;
+    for (const StageSummary& st : s.stages) largest = std::max(largest, std::abs(cols[c].second(st)));
+    unit[c] = time_unit_for(largest);
+    decimals[c] = column_decimals(largest / unit[c].seconds);
+  }
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "  %5s  %12s  %12s  %12s  %9s  %12s  %s\n", "stage", cols[0].first, cols[1].first,
+                cols[2].first, "peak GiB", cols[3].first, "in-flight");
+  os << buf;
+  for (const StageSummary& st : s.stages) {
+    std::snprintf(buf, sizeof buf, "  %5d  %12s  %12s  %12s  %9.1f  %12s  %d%s\n", st.stage,
+                  format_in_unit(st.busy_s, unit[0], decimals[0]).c_str(),
+                  format_in_unit(st.exit_busy_s, unit[1], decimals[1]).c_str(),
+                  format_in_unit(st.idle_s, unit[2], decimals[2]).c_str(), st.peak_memory_GiB,
+                  format_in_unit(st.peak_memory_time_s, unit[3], decimals[3]).c_str(), st.max_microbatches_in_flight,
+                  s.device_memory_GiB > 0 && st.peak_memory_GiB > s.device_memory_GiB ? "  over memory" : "");
+    os << buf;
+  }
+}
+
+}  // namespace
+
 std::string summary_to_text(const SimulationSummary& s) {
   std::ostringstream os;
   char buf[512];
@@ -285,28 +322,24 @@ std::string summary_to_text(const SimulationSummary& s) {
                   s.fill_tokens_per_s);
     os << buf;
   }
+  const std::vector<std::string>& part = bubble_part_names();
+  os << "  iteration time     " << format_duration(s.iteration_time_s) << "\n";
   std::snprintf(buf, sizeof buf,
-                "  iteration time     %.6f s\n  throughput         %.1f tokens/s\n  model TFLOP/s/GPU  %.2f\n"
-                "  MFU                %.1f %%\n  bubble             %.1f %% (dependency %.1f, exposed comm %.1f, "
-                "stage imbalance %.1f, exit work %.1f)\n",
-                s.iteration_time_s, s.tokens_per_s, s.model_tflops_per_gpu, 100 * s.mfu, 100 * s.bubble_fraction,
-                100 * s.bubble_dependency_fraction, 100 * s.bubble_exposed_comm_fraction,
-                100 * s.bubble_imbalance_fraction, 100 * s.bubble_exit_fraction);
+                "  throughput         %.1f tokens/s\n  model FLOP rate    %s per GPU\n"
+                "  MFU                %.1f %%\n  bubble             %.1f %% (%s %.1f, %s %.1f, %s %.1f, %s %.1f)\n",
+                s.tokens_per_s, format_flop_rate(s.model_tflops_per_gpu * 1e12).c_str(), 100 * s.mfu,
+                100 * s.bubble_fraction, part[0].c_str(), 100 * s.bubble_dependency_fraction, part[1].c_str(),
+                100 * s.bubble_exposed_comm_fraction, part[2].c_str(), 100 * s.bubble_imbalance_fraction,
+                part[3].c_str(), 100 * s.bubble_exit_fraction);
   os << buf;
   if (s.iteration_time_no_exits_s > 0) {
-    std::snprintf(buf, sizeof buf, "  exit overhead      %+.1f %% (%.6f s without exits)\n",
-                  100 * s.exit_overhead_fraction, s.iteration_time_no_exits_s);
+    std::snprintf(buf, sizeof buf, "  exit overhead      %+.1f %% (%s without exits)\n", 100 * s.exit_overhead_fraction,
+                  format_duration(s.iteration_time_no_exits_s).c_str());
     os << buf;
   }
   const std::string over = memory_overflow(s);
   if (!over.empty()) os << "  MEMORY             " << over << "\n";
-  os << "  stage   busy_s      exit_s      idle_s      peak_GiB  (at s)      in-flight\n";
-  for (const StageSummary& st : s.stages) {
-    std::snprintf(buf, sizeof buf, "  %5d   %-10.6f  %-10.6f  %-10.6f  %-8.3f  %-10.6f  %d%s\n", st.stage, st.busy_s,
-                  st.exit_busy_s, st.idle_s, st.peak_memory_GiB, st.peak_memory_time_s, st.max_microbatches_in_flight,
-                  s.device_memory_GiB > 0 && st.peak_memory_GiB > s.device_memory_GiB ? "  over memory" : "");
-    os << buf;
-  }
+  stage_table(os, s);
   return os.str();
 }
 

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "sim/format.h"
 #include "sim/sweep.h"
 
 namespace eellm {
@@ -32,9 +33,7 @@ std::string esc(const std::string& s) {
 }
 
 std::string num(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.4g", v);
-  return b;
+  return format_significant(v);
 }
 
 std::string px(double v) {
@@ -43,21 +42,11 @@ std::string px(double v) {
   return b;
 }
 
-// A step of 1, 2 or 5 × 10^k giving about `n` intervals over [lo, hi].
-double nice_step(double lo, double hi, int n) {
-  const double raw = (hi - lo) / std::max(1, n);
-  if (raw <= 0) return 1;
-  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-  const double f = raw / mag;
-  return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * mag;
-}
-
 }  // namespace svg
 
 namespace {
 
 using svg::esc;
-using svg::nice_step;
 using svg::num;
 using svg::px;
 
@@ -83,15 +72,16 @@ constexpr double pw = W - left - right, ph = H - top - bottom;
 void line_chart(std::ostringstream& os, const SweepResult& r, double lo, double hi) {
   double span = hi - lo;
   if (span <= 0) span = std::abs(hi) > 0 ? std::abs(hi) * 0.1 : 1;
-  const double step = nice_step(lo - 0.05 * span, hi + 0.05 * span, 5);
-  const double y0 = std::floor((lo - 0.05 * span) / step) * step, y1 = std::ceil((hi + 0.05 * span) / step) * step;
+  const NiceAxis ax = nice_axis(lo - 0.05 * span, hi + 0.05 * span);
+  const double y0 = ax.lo, y1 = ax.hi;
   auto Y = [&](double v) { return top + ph * (1 - (v - y0) / (y1 - y0)); };
   const size_t n = r.points.size();
   auto X = [&](size_t i) { return left + (n > 1 ? pw * static_cast<double>(i) / static_cast<double>(n - 1) : pw / 2); };
-  for (double t = y0; t <= y1 + step * 1e-6; t += step) {
+  for (int i = 0; i <= ax.intervals(); ++i) {
+    const double t = ax.tick(i);
     os << "<line x1=\"" << left << "\" x2=\"" << left + pw << "\" y1=\"" << px(Y(t)) << "\" y2=\"" << px(Y(t))
        << "\" stroke=\"#e5e5e5\"/>\n<text x=\"" << left - 8 << "\" y=\"" << px(Y(t) + 4) << "\" text-anchor=\"end\">"
-       << num(t) << "</text>\n";
+       << ax.label(i) << "</text>\n";
   }
   os << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << pw << "\" height=\"" << ph
      << "\" fill=\"none\" stroke=\"#444\"/>\n";

@@ -74,8 +74,11 @@ void parse_name(std::string name, TimelineEvent* e) {
 
 std::string trace_to_json(const Timeline& t, const TraceOptions& opt) {
   std::ostringstream os;
-  os << "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"title\":" << quoted(opt.title) << ",\"num_ranks\":" << t.num_ranks
-     << "},\n\"traceEvents\":[\n";
+  // The viewer's unit suits the trace's length (Chrome traces know "ms" and "ns" only): a trace of a
+  // millisecond or more reads in ms, not as millions of ns.
+  const char* unit = t.end_time() >= 1'000'000 ? "ms" : "ns";
+  os << "{\"displayTimeUnit\":\"" << unit << "\",\"otherData\":{\"title\":" << quoted(opt.title)
+     << ",\"num_ranks\":" << t.num_ranks << "},\n\"traceEvents\":[\n";
   bool first = true;
   auto sep = [&] {
     if (!first) os << ",\n";

@@ -1,9 +1,10 @@
 // eellm-gui: the desktop planner. Thin: everything lives in eellm_gui (MainWindow and below).
 // Usage: eellm-gui [SCENARIO.yaml | NAME] [--trace TRACE.json] [--zoom FRACTION] [--tab N]
-// [--screenshot OUT.png]
+// [--size WxH] [--screenshot OUT.png]
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QTimer>
+#include <cstdio>
 
 #include "gui/main_window.h"
 #include "gui/timeline_view.h"
@@ -24,14 +25,24 @@ int main(int argc, char** argv) {
   QCommandLineOption tab_opt(QStringLiteral("tab"),
                              QStringLiteral("open this tab (0 metrics, 1 memory, 2 plans, 3 compare, 4 run)"),
                              QStringLiteral("index"));
+  QCommandLineOption size_opt(QStringLiteral("size"), QStringLiteral("window size (default 1600x1000)"),
+                              QStringLiteral("WxH"), QStringLiteral("1600x1000"));
+  cli.addOption(size_opt);
   cli.addOption(tab_opt);
   cli.addOption(trace_opt);
   cli.addOption(zoom_opt);
   cli.addOption(shot_opt);
   cli.process(app);
 
+  const QStringList size = cli.value(size_opt).split(QLatin1Char('x'));
+  const int w = size.size() == 2 ? size[0].toInt() : 0, h = size.size() == 2 ? size[1].toInt() : 0;
+  if (w < 200 || h < 200) {
+    std::fprintf(stderr, "eellm-gui: --size %s: expected WIDTHxHEIGHT, each at least 200\n",
+                 qPrintable(cli.value(size_opt)));
+    return 2;
+  }
   eellm::gui::MainWindow window;
-  window.resize(1600, 1000);
+  window.resize(w, h);
   if (!cli.positionalArguments().isEmpty()) window.openScenario(cli.positionalArguments().front());
   if (cli.isSet(trace_opt)) window.openTrace(cli.value(trace_opt));
   if (cli.isSet(tab_opt)) window.showTab(cli.value(tab_opt).toInt());

@@ -256,7 +256,8 @@ class GuiModelsTest : public QObject {
     QCOMPARE(s.exit_layers, (std::vector<int>{2, 3}));
     QCOMPARE(
         format_generate_stats(s),
-        QStringLiteral("20 tokens, 412.5 tokens/s, 3.40 layers per token; exits: @2 25.0 %, @3 15.0 %, final 60.0 %"));
+        QStringLiteral(
+            "20 tokens, 412.5 tokens/s, 3.40 layers per token; exits: exit@2 25.0 %, exit@3 15.0 %, final 60.0 %"));
     QVERIFY(!parse_generate_stats("{").ok);
     QVERIFY(!parse_generate_stats(R"({"tokens": 3})").ok);
   }

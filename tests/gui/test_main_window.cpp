@@ -516,7 +516,7 @@ printf '{"exit_rates": [0.5, 0.125, 0.375], "exit_layers": [2, 3], "tokens": 8, 
     QVERIFY(log.contains(running_as_root() ? QStringLiteral("ompi=1/1") : QStringLiteral("ompi=/")));
     QVERIFY2(run->generateStats().ok, qPrintable(run->generateStats().error));
     QCOMPARE(run->generateStats().exit_rates, (std::vector<double>{0.5, 0.125, 0.375}));
-    QVERIFY2(run->statusText().contains(QStringLiteral("exits: @2 50.0 %, @3 12.5 %, final 37.5 %")),
+    QVERIFY2(run->statusText().contains(QStringLiteral("exits: exit@2 50.0 %, exit@3 12.5 %, final 37.5 %")),
              qPrintable(run->statusText()));
     QVERIFY2(errors.messages.isEmpty(), qPrintable(errors.messages.join(QLatin1Char('\n'))));
     // A bad threshold is refused before anything starts, naming the field.

@@ -81,17 +81,25 @@ TEST(PlanCancel, CancelFromTheProgressCallbackStopsTheWorkers) {
   PlanOptions o = small_space(2);
   std::atomic<bool> stop{false};
   int64_t reports_after_stop = 0;
-  o.progress = [&](const char* phase, int64_t, int64_t) {
+  bool stopped_mid_phase = false;  // false when the workers had finished before the first report
+  o.progress = [&](const char* phase, int64_t done, int64_t total) {
     if (stop.load()) ++reports_after_stop;
-    if (std::string(phase) == "simulate") stop = true;
+    if (std::string(phase) == "simulate" && !stop.load()) {
+      stopped_mid_phase = done < total;
+      stop = true;
+    }
   };
   o.cancelled = [&] { return stop.load(); };
   auto r = plan(small_1p3b(), o);
   ASSERT_FALSE(r.is_ok());
   EXPECT_TRUE(r.status().is_cancelled()) << r.status().to_string();
   EXPECT_EQ(r.status().code(), StatusCode::kCancelled);
-  // The reporter saw the workers stop (its loop ended) instead of waiting for the phase to finish.
-  EXPECT_GE(reports_after_stop, 1);
+  // The reporter saw the workers stop (its loop ended) instead of waiting for the phase to finish. On a
+  // loaded machine the few simulations may all end before the reporter's first look: then there was
+  // nothing to stop, and the cancel is seen by plan() only.
+  if (stopped_mid_phase) {
+    EXPECT_GE(reports_after_stop, 1);
+  }
 }
 
 TEST(PlanCancel, OnlyTheCancelledStatusCounts) {
