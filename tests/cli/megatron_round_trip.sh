@@ -7,7 +7,7 @@ set -euo pipefail
 eellm=$1; data=$2
 script_words() {  # the words after the .py of the launch in $1
   ( torchrun() { local after=0; for w in "$@"; do [ $after = 1 ] && printf '%s\n' "$w"; [[ $w == *.py ]] && after=1; done; };
-    cd "$(dirname "$1")"; unset WORLD_SIZE; source "$1" )
+    set +eu; cd "$(dirname "$1")"; unset WORLD_SIZE; source "$1" )
 }
 ok=()
 for script in "$data"/*.sh; do
@@ -21,4 +21,11 @@ for script in "$data"/*.sh; do
   fi
   ok+=("$name")
 done
-echo "flags equal after convert → simulate → export: ${ok[*]}"
+# A command line whose scenario has errors (an exit after layer 9 of 8): exit 1, nothing written.
+rm -f bad.yaml
+echo "torchrun x.py --num-layers 8 --hidden-size 64 --num-attention-heads 4 --seq-length 32 \
+  --max-position-embeddings 32 --micro-batch-size 1 --pipeline-model-parallel-size 2 --exit-layer-nums 9" >bad.sh
+if "$eellm" convert --from-megatron bad.sh -o bad.yaml 2>bad.err; then echo "bad.sh converted"; exit 1; fi
+[ -e bad.yaml ] && { echo "bad.yaml written on error"; exit 1; }
+grep -q "nothing written" bad.err
+echo "flags equal after convert → simulate → export: ${ok[*]}, on error nothing written"
