@@ -82,7 +82,8 @@ void register_convert(CLI::App& app) {
                   "Launch command line or script (pretrain_early_exit_gpt.py flags) to read; '-' for stdin");
   cmd->add_option("--to-megatron", o->to_megatron, "Scenario file or shipped name to write as a torchrun command line");
   cmd->add_option("--to-yaml", o->to_yaml, "Scenario to write back with every field explicit");
-  cmd->add_option("--device", o->import.device, "Device profile for --from-megatron (a command line names no hardware); an unambiguous prefix "
+  cmd->add_option("--device", o->import.device,
+                  "Device profile for --from-megatron (a command line names no hardware); an unambiguous prefix "
                   "of a shipped name is enough")
       ->capture_default_str();
   cmd->add_option("--cluster", o->import.cluster, "Cluster profile for --from-megatron (overrides --device)");

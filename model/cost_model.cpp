@@ -650,8 +650,8 @@ StageMemory CostModel::stage_memory(int stage) const {
     ChunkActivation ca = chunk_activation(c * L.pp + stage);
     // EE-Tuning runs the frozen backbone without autograd: only the exit heads keep activations.
     if (tuning)
-      ca.activation_bytes -= layer_activation(dims_of(sc, L), sc.parallel.recompute_granularity) *
-                             L.chunk(stage, c).num_layers;
+      ca.activation_bytes -=
+          layer_activation(dims_of(sc, L), sc.parallel.recompute_granularity) * L.chunk(stage, c).num_layers;
     if (tuning && tuned > 0 && stage >= tuned) ca = ChunkActivation{};
     act += ca.activation_bytes;
     logit_bytes += ca.logits_bytes;

@@ -328,7 +328,7 @@ Launcher parse_launcher(const std::vector<std::string>& words) {
     } else if (i + 1 < words.size()) {
       value = words[i + 1];
     }
-    int* target = name == "--nnodes" ? &l.nodes
+    int* target = name == "--nnodes"                                         ? &l.nodes
                   : name == "--nproc_per_node" || name == "--nproc-per-node" ? &l.procs
                                                                              : nullptr;
     if (target && !parse_as(name, value, *target, "an integer").is_ok()) {
@@ -345,7 +345,8 @@ Launcher parse_launcher(const std::vector<std::string>& words) {
 // A word as the shell reads it back: single-quoted unless it only holds safe characters.
 std::string shell_quote(const std::string& w) {
   const bool safe = !w.empty() && std::all_of(w.begin(), w.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("_-./,:=+@%").find(c) != std::string_view::npos;
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("_-./,:=+@%").find(c) != std::string_view::npos;
   });
   if (safe) return w;
   std::string q = "'";
@@ -412,8 +413,9 @@ void resolve_vocab(ModelSpec& m, const Pending& p, std::vector<std::string>& war
                        " (Llama SentencePiece); set model.vocab_size in the scenario to be exact");
   } else {
     m.vocab_size = 50257;
-    warnings.push_back("no --padded-vocab-size or known tokenizer: GPT-2's 50257 assumed (set model.vocab_size in the "
-                       "scenario to be exact)");
+    warnings.push_back(
+        "no --padded-vocab-size or known tokenizer: GPT-2's 50257 assumed (set model.vocab_size in the "
+        "scenario to be exact)");
   }
 }
 
@@ -501,8 +503,9 @@ Status check_ee_llm_rules(Scenario& s, const Pending& p, std::vector<std::string
   EELLM_RETURN_IF_ERROR(per_exit(e.exit_layer_weight_init, "--exit-layer-weight-init"));
   EELLM_RETURN_IF_ERROR(per_exit(e.exit_layer_temperature, "--exit-layer-temperature"));
   if (n > 0 && par.virtual_pipeline_model_parallel_size > 1)
-    return Status::invalid_argument("--exit-layer-nums with --num-layers-per-virtual-pipeline-stage: EE-LLM does not "
-                                    "support early exits with a virtual pipeline");
+    return Status::invalid_argument(
+        "--exit-layer-nums with --num-layers-per-virtual-pipeline-stage: EE-LLM does not "
+        "support early exits with a virtual pipeline");
   if (e.use_exit_mlp && (n == 0 || e.pre_exit))
     return Status::invalid_argument(n == 0 ? "--use-exit-mlp needs at least one --exit-layer-nums entry (EE-LLM)"
                                            : "--use-exit-mlp with --pre-exit: EE-LLM does not support an exit MLP "
@@ -530,9 +533,10 @@ Status check_ee_llm_rules(Scenario& s, const Pending& p, std::vector<std::string
     const int per = s.model.num_layers / par.pipeline_model_parallel_size;
     for (int x : e.exit_layer_nums)
       if (per > 0 && (x - 1) / per >= par.tune_exit_pipeline_parallel_size)
-        warnings.push_back("exit at layer " + std::to_string(x) + " sits on a stage EE-Tuning does not load "
-                           "(--tune-exit-pipeline-parallel-size " + std::to_string(par.tune_exit_pipeline_parallel_size) +
-                           "): it is not tuned");
+        warnings.push_back("exit at layer " + std::to_string(x) +
+                           " sits on a stage EE-Tuning does not load "
+                           "(--tune-exit-pipeline-parallel-size " +
+                           std::to_string(par.tune_exit_pipeline_parallel_size) + "): it is not tuned");
   }
   return Status::ok();
 }
@@ -542,13 +546,15 @@ Status check_ee_llm_rules(Scenario& s, const Pending& p, std::vector<std::string
 void check_recompute(const Scenario& s, const Pending& p, std::vector<std::string>& warnings) {
   if (p.recompute_method.empty() && p.recompute_num_layers == 0) return;
   if (s.parallel.recompute_granularity != RecomputeGranularity::kFull) {
-    warnings.push_back("--recompute-method/--recompute-num-layers without --recompute-granularity full: Megatron "
-                       "uses them only with full recompute");
+    warnings.push_back(
+        "--recompute-method/--recompute-num-layers without --recompute-granularity full: Megatron "
+        "uses them only with full recompute");
     return;
   }
   if (p.recompute_method == "uniform" && p.recompute_num_layers == 1) return;  // exactly what is modelled
   warnings.push_back("--recompute-method " + p.recompute_method + " --recompute-num-layers " +
-                     std::to_string(p.recompute_num_layers) + ": eellm models full recompute of every layer "
+                     std::to_string(p.recompute_num_layers) +
+                     ": eellm models full recompute of every layer "
                      "(uniform, 1 layer a checkpoint); the flags are kept verbatim for the export");
 }
 
@@ -650,8 +656,10 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text, const M
   const std::map<std::string, FlagSpec> table = flag_table(s, p, out.warnings);
   EELLM_RETURN_IF_ERROR(apply_flags(words, launcher.first, table, p, s.training.megatron_args, out.warnings));
   if (!p.given.count("--train-iters") && !p.given.count("--train-samples"))
-    out.warnings.push_back("neither --train-iters nor --train-samples (Megatron needs one): the scenario simulates "
-                           "with train_iters " + std::to_string(s.training.train_iters) + "; the export adds none");
+    out.warnings.push_back(
+        "neither --train-iters nor --train-samples (Megatron needs one): the scenario simulates "
+        "with train_iters " +
+        std::to_string(s.training.train_iters) + "; the export adds none");
   EELLM_RETURN_IF_ERROR(resolve_model(s, p, out.warnings));
   EELLM_RETURN_IF_ERROR(resolve_schedule(s, p));
   EELLM_RETURN_IF_ERROR(check_ee_llm_rules(s, p, out.warnings));

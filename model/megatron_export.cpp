@@ -135,7 +135,8 @@ void exit_flags(const Scenario& s, Flags& flag, std::vector<std::string>& warnin
   if (par.num_fill_cooldown_microbatches >= 0)
     flag("--num-fill-cooldown-microbatches", num(par.num_fill_cooldown_microbatches));
   if (par.backward_forward_ratio > 0) flag("--backward-forward-ratio", fmt(par.backward_forward_ratio));
-  if (par.fill_semantics != FillSemantics::kEELLM && (par.fill_explicit_bubbles || par.schedule == ScheduleKind::kEEFill))
+  if (par.fill_semantics != FillSemantics::kEELLM &&
+      (par.fill_explicit_bubbles || par.schedule == ScheduleKind::kEEFill))
     warnings.push_back("parallel.fill_semantics exit-truncated has no EE-LLM flag; EE-LLM runs its own fill order");
 }
 
@@ -230,7 +231,9 @@ Flags as_given(const Scenario& s, const Flags& now, std::vector<std::string>& wa
   std::map<std::string, std::string> cur, old;
   for (const std::string& l : now.lines) cur[flag_name(l)] = l;
   for (const std::string& l : modelled_flags(given->scenario, nullptr).lines) old[flag_name(l)] = l;
-  auto changed = [&](const std::string& f) { return cur.count(f) ? !old.count(f) || old[f] != cur[f] : old.count(f) > 0; };
+  auto changed = [&](const std::string& f) {
+    return cur.count(f) ? !old.count(f) || old[f] != cur[f] : old.count(f) > 0;
+  };
   Flags out;
   std::set<std::string> covered;
   std::istringstream in(s.training.megatron_args);

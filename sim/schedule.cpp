@@ -269,8 +269,8 @@ Status build_released_fill(const ScheduleParams& p, int fw, int fc, Schedule& s)
   };
   auto mismatch = [&](int from, int to, bool back, size_t n_sent, size_t n_recv) {
     return Status::invalid_argument(
-        std::string("EE-LLM's released bubble filling cannot run this exit placement: rank ") + str(from) +
-        " sends " + str(static_cast<int>(n_sent)) + (back ? " gradients" : " activations") + " to rank " + str(to) +
+        std::string("EE-LLM's released bubble filling cannot run this exit placement: rank ") + str(from) + " sends " +
+        str(static_cast<int>(n_sent)) + (back ? " gradients" : " activations") + " to rank " + str(to) +
         ", which receives " + str(static_cast<int>(n_recv)) + " (set parallel.fill_semantics: exit-truncated)");
   };
   for (int r = 0; r < pp; ++r) {
@@ -290,7 +290,8 @@ Status build_released_fill(const ScheduleParams& p, int fw, int fc, Schedule& s)
     for (const ReleasedOp& op : ops[static_cast<size_t>(r)]) {
       if (!op.backward) continue;
       if (op.recv && k >= in.size()) return mismatch(r + 1, r, true, in.size(), k + 1);
-      bwd_id[static_cast<size_t>(r)].push_back(op.recv ? in[k++] : fwd_id[static_cast<size_t>(r)][static_cast<size_t>(op.fwd)]);
+      bwd_id[static_cast<size_t>(r)].push_back(op.recv ? in[k++]
+                                                       : fwd_id[static_cast<size_t>(r)][static_cast<size_t>(op.fwd)]);
     }
     if (k != in.size()) return mismatch(r + 1, r, true, in.size(), k);
   }

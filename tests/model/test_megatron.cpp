@@ -101,7 +101,8 @@ TEST(Megatron, ImportsEeLlmScript) {
   // torchrun's 2 × 8 with the default device is the shipped 2×8 A100-80GB cluster.
   EXPECT_EQ(s.cluster.name, "a100-80gb-2x8");
   EXPECT_EQ(s.cluster.total_gpus(), 16);
-  EXPECT_TRUE(has_warning(imp->warnings, "flags eellm does not model (kept verbatim for the export): --frobnicate")) << imp->warnings.size();
+  EXPECT_TRUE(has_warning(imp->warnings, "flags eellm does not model (kept verbatim for the export): --frobnicate"))
+      << imp->warnings.size();
   EXPECT_FALSE(has_warning(imp->warnings, "--wandb-project"));
   EXPECT_FALSE(has_warning(imp->warnings, "--save"));
 }

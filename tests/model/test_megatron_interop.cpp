@@ -21,13 +21,24 @@ namespace {
 const char* const kScripts[] = {"ee_train_fill.sh", "ee_train_pre_exit.sh", "ee_tune_8_exits.sh", "ee_tune_1_exit.sh"};
 
 // Every early-exit flag of EE-LLM's _add_multi_exit_args, and EE-Tuning's.
-const char* const kEarlyExitFlags[] = {
-    "--exit-layer-nums",       "--exit-layer-weight",         "--exit-layer-weight-warmup-iters",
-    "--exit-layer-weight-warmup-style", "--exit-layer-weight-init", "--exit-layer-temperature",
-    "--use-exit-mlp",          "--use-exit-block",            "--use-exit-norm",
-    "--untie-exit-output-weights", "--pre-exit",              "--fill-explicit-bubbles",
-    "--num-fill-warmup-microbatches", "--num-fill-cooldown-microbatches", "--backward-forward-ratio",
-    "--use-dynamic-exit-layer-weight", "--tune-exit",         "--tune-exit-pipeline-parallel-size"};
+const char* const kEarlyExitFlags[] = {"--exit-layer-nums",
+                                       "--exit-layer-weight",
+                                       "--exit-layer-weight-warmup-iters",
+                                       "--exit-layer-weight-warmup-style",
+                                       "--exit-layer-weight-init",
+                                       "--exit-layer-temperature",
+                                       "--use-exit-mlp",
+                                       "--use-exit-block",
+                                       "--use-exit-norm",
+                                       "--untie-exit-output-weights",
+                                       "--pre-exit",
+                                       "--fill-explicit-bubbles",
+                                       "--num-fill-warmup-microbatches",
+                                       "--num-fill-cooldown-microbatches",
+                                       "--backward-forward-ratio",
+                                       "--use-dynamic-exit-layer-weight",
+                                       "--tune-exit",
+                                       "--tune-exit-pipeline-parallel-size"};
 
 std::string read_script(const std::string& name) {
   std::ifstream in(std::string(EELLM_TEST_DATA_DIR) + "/megatron/" + name);

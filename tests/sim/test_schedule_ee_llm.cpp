@@ -47,13 +47,14 @@ TEST_P(EELLMGolden, ScheduleAndSimulationRunEELLMsOrder) {
   EXPECT_EQ(golden::compute_order(sim->engine.timeline, sim->schedule), *c.expected);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    PP4M6, EELLMGolden,
-    ::testing::Values(GoldenCase{"no_fill_exits_12", {4, 6}, false, &golden::kNoFill},
-                      GoldenCase{"no_fill_exits_01", {2, 4}, false, &golden::kNoFill},
-                      GoldenCase{"fill_exits_12", {4, 6}, true, &golden::kFillExitsOnStages12},
-                      GoldenCase{"fill_exits_01", {2, 4}, true, &golden::kFillExitsOnStages01}),
-    [](const ::testing::TestParamInfo<GoldenCase>& param) { return std::string(param.param.name); });
+INSTANTIATE_TEST_SUITE_P(PP4M6, EELLMGolden,
+                         ::testing::Values(GoldenCase{"no_fill_exits_12", {4, 6}, false, &golden::kNoFill},
+                                           GoldenCase{"no_fill_exits_01", {2, 4}, false, &golden::kNoFill},
+                                           GoldenCase{"fill_exits_12", {4, 6}, true, &golden::kFillExitsOnStages12},
+                                           GoldenCase{"fill_exits_01", {2, 4}, true, &golden::kFillExitsOnStages01}),
+                         [](const ::testing::TestParamInfo<GoldenCase>& param) {
+                           return std::string(param.param.name);
+                         });
 
 // A fill forward runs the whole stage under EE-LLM's semantics (it is not truncated at the exit),
 // so it costs as much as a full one; eellm's variant stops it at the exit.
