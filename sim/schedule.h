@@ -115,7 +115,7 @@ struct ScheduleParams {
   int num_fill_cooldown = -1;
   double bwd_fwd_ratio = 2.0;
   FillSemantics fill_semantics = FillSemantics::kEELLM;  // kEEFill: whose fill order to build
-  int tuned_stages = 0;  // kEETuning: stages loaded and run (--tune-exit-pipeline-parallel-size); 0 → pp
+  int tuned_stages = 0;       // kEETuning: stages loaded and run (--tune-exit-pipeline-parallel-size); 0 → pp
   bool dp_allreduce = false;  // emit ALLREDUCE_DP (data_parallel_size > 1)
   bool overlap_grad_reduce = false;
   std::vector<int> embedding_group;  // pipeline ranks of the tied-embedding group (< 2 → none)
