@@ -59,9 +59,10 @@ Status run_convert(const ConvertCliOptions& o) {
     for (const std::string& w : imp->warnings) std::cerr << "eellm convert: warning: " << w << "\n";
     const Diagnostics d = validate_scenario(imp->scenario);
     std::cerr << d.to_string();
-    EELLM_RETURN_IF_ERROR(write_output(o.out, scenario_to_yaml(imp->scenario)));
-    // The diagnostics are printed above; the failure names them only.
-    return d.has_errors() ? Status::invalid_argument("the imported scenario has errors (listed above)") : Status::ok();
+    // The diagnostics are printed above; the failure names them only, and nothing is written.
+    if (d.has_errors())
+      return Status::invalid_argument("the imported scenario has errors (listed above); nothing written");
+    return write_output(o.out, scenario_to_yaml(imp->scenario));
   }
   const std::string& name = o.to_megatron.empty() ? o.to_yaml : o.to_megatron;
   auto sc = load_scenario(name);
@@ -81,7 +82,9 @@ void register_convert(CLI::App& app) {
                   "Launch command line or script (pretrain_early_exit_gpt.py flags) to read; '-' for stdin");
   cmd->add_option("--to-megatron", o->to_megatron, "Scenario file or shipped name to write as a torchrun command line");
   cmd->add_option("--to-yaml", o->to_yaml, "Scenario to write back with every field explicit");
-  cmd->add_option("--device", o->import.device, "Device profile for --from-megatron (a command line names no hardware)")
+  cmd->add_option("--device", o->import.device,
+                  "Device profile for --from-megatron (a command line names no hardware); an unambiguous prefix "
+                  "of a shipped name is enough")
       ->capture_default_str();
   cmd->add_option("--cluster", o->import.cluster, "Cluster profile for --from-megatron (overrides --device)");
   cmd->add_option("--gpus", o->import.gpus, "Total GPUs (default: torchrun's --nnodes × --nproc_per_node, else tp·pp)");

@@ -546,6 +546,19 @@ ChunkCosts CostModel::chunk(int virtual_stage) const {
 // ---------------------------------------------------------------------------------------------
 // Memory.
 
+// One exit head's own parameters per GPU (block, norm, MLP, untied output weights); a tied head
+// reads the word embedding.
+static int64_t exit_head_params(const ModelSpec& m, const ExitSpec& x, const Layout& L) {
+  const LayerParams lp = layer_params(m, L);
+  const int64_t tp = L.tp;
+  int64_t p = 0;
+  if (x.use_exit_block) p += lp.per_gpu(static_cast<int>(tp));
+  if (x.use_exit_norm) p += norm_params(m);
+  if (x.use_exit_mlp) p += lp.mlp_sharded / tp + lp.mlp_replicated;
+  if (x.untie_exit_output_weights) p += static_cast<int64_t>(L.padded_vocab_size) * m.hidden_size / tp;
+  return p;
+}
+
 int64_t CostModel::stage_params(int stage) const {
   const Layout& L = *layout_;
   const ModelSpec& m = scenario_->model;
@@ -572,16 +585,8 @@ int64_t CostModel::stage_params(int stage) const {
       else
         p += V * h / tp;
     }
-    for (int idx : cl.exits) {
-      (void)idx;
-      if (x.use_exit_block) p += lp.per_gpu(static_cast<int>(tp));
-      if (x.use_exit_norm) p += norm_params(m);
-      if (x.use_exit_mlp) p += lp.mlp_sharded / tp + lp.mlp_replicated;
-      if (x.untie_exit_output_weights)
-        p += V * h / tp;
-      else
-        needs_tied_copy = true;
-    }
+    p += exit_head_params(m, x, L) * static_cast<int64_t>(cl.exits.size());
+    if (!cl.exits.empty() && !x.untie_exit_output_weights) needs_tied_copy = true;
   }
   // A tied head on a stage without the embedding keeps its own copy of the word embedding, kept
   // equal by the embedding-group all-reduce.
@@ -620,19 +625,34 @@ StageMemory CostModel::stage_memory(int stage) const {
   mem.params = stage_params(stage);
   const bool mixed = sc.training.params_dtype != DType::kFP32;
   const bool dist = sc.parallel.use_distributed_optimizer;
-  const double P = static_cast<double>(mem.params);
+  // EE-Tuning freezes the backbone: only the exit heads of the stages it loads
+  // (--tune-exit-pipeline-parallel-size) have gradients and optimizer state; the others load nothing.
+  const int tuned = sc.parallel.tune_exit_pipeline_parallel_size;
+  const bool tuning = L.schedule == ScheduleKind::kEETuning;
+  if (tuning && tuned > 0 && stage >= tuned) mem.params = 0;
+  double P = static_cast<double>(mem.params);
+  if (tuning && mem.params > 0) {
+    int64_t exits = 0;
+    for (int c = 0; c < L.vp; ++c) exits += static_cast<int64_t>(L.chunk(stage, c).exits.size());
+    P = static_cast<double>(exits * exit_head_params(sc.model, sc.exits, L));
+  }
   // Megatron's accounting (Rajbhandari et al. 2020's 2 + 2 + 12 for fp16; Megatron-LM's
   // distributed-optimizer doc table for the rest): 16-bit weights, gradients in the dtype of the
   // main-grad buffer (grad_bytes_per_param()), 12 bytes of fp32 master weights and Adam m, v; fp32
   // training: 4 + 4 + 8. The distributed optimizer shards the optimizer part over dp.
-  mem.weights_bytes = static_cast<int64_t>(P * (mixed ? 2 : 4));
+  mem.weights_bytes = static_cast<int64_t>(static_cast<double>(mem.params) * (mixed ? 2 : 4));
   mem.grads_bytes = static_cast<int64_t>(P * grad_bytes_per_param());
   const double opt = mixed ? 12 : 8;
   mem.optimizer_bytes = static_cast<int64_t>(std::ceil(P * opt / (dist ? L.dp : 1)));
 
   int64_t act = 0, logit_bytes = 0;
   for (int c = 0; c < L.vp; ++c) {
-    const ChunkActivation ca = chunk_activation(c * L.pp + stage);
+    ChunkActivation ca = chunk_activation(c * L.pp + stage);
+    // EE-Tuning runs the frozen backbone without autograd: only the exit heads keep activations.
+    if (tuning)
+      ca.activation_bytes -=
+          layer_activation(dims_of(sc, L), sc.parallel.recompute_granularity) * L.chunk(stage, c).num_layers;
+    if (tuning && tuned > 0 && stage >= tuned) ca = ChunkActivation{};
     act += ca.activation_bytes;
     logit_bytes += ca.logits_bytes;
   }

@@ -205,9 +205,11 @@ Status place_exits(const Scenario& s, Layout& L) {
     if (depth < 1)
       return Status::invalid_argument(field + " with pre_exit would sit before the first layer; use 2.." +
                                       str(m.num_layers));
-    if (depth >= m.num_layers)
-      return Status::invalid_argument(
-          field + " would sit after the last layer, where the final head already is; use 1.." + str(m.num_layers - 1));
+    // An exit after the last layer (EE-LLM accepts it; both 8-exit EE-Tuning scripts have one) is
+    // a head of its own next to the final head: it reads the same hidden state, with its own
+    // norm/MLP/output weights and loss weight.
+    if (depth > m.num_layers)
+      return Status::invalid_argument(field + " would sit after the last layer; use 1.." + str(m.num_layers));
     if (i > 0 && n <= e.exit_layer_nums[i - 1])
       return Status::invalid_argument(field + " must be greater than the previous exit (" +
                                       str(e.exit_layer_nums[i - 1]) +

@@ -3,6 +3,8 @@
 // flags back.
 #include "model/megatron.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -10,6 +12,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <utility>
 
 #include "model/scenario_io.h"
@@ -49,6 +52,10 @@ struct Pending {
   long long train_samples = 0;
   double lr_warmup_fraction = -1;
   std::string tokenizer_type, vocab_file;
+  bool tune_exit = false;
+  std::string recompute_method;
+  int recompute_num_layers = 0;
+  std::set<std::string> given;  // every flag the command line gave
 };
 
 struct FlagSpec {
@@ -101,12 +108,6 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p, std::vector<
   auto run = [](int nargs, std::function<Status(const std::vector<std::string>&)> fn) {
     return FlagSpec{nargs, [fn = std::move(fn)](const std::string&, const auto& v) { return fn(v); }};
   };
-  auto ignore = [&warnings](const std::string& why) {
-    return FlagSpec{-2, [&warnings, why](const std::string& flag, const auto&) {
-                      warnings.push_back(flag + " ignored: " + why);
-                      return Status::ok();
-                    }};
-  };
   std::map<std::string, FlagSpec> f = {
       {"--num-layers", int_(m.num_layers)},
       {"--hidden-size", int_(m.hidden_size)},
@@ -117,11 +118,11 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p, std::vector<
       {"--group-query-attention", set(p.group_query_attention, true)},
       {"--seq-length", int_(m.seq_length)},
       {"--max-position-embeddings", int_(m.max_position_embeddings)},
-      {"--vocab-size", run(1,
-                           [&](const auto& v) {
-                             p.vocab_given = true;
-                             return parse_as("--vocab-size", v[0], m.vocab_size, "an integer");
-                           })},
+      {"--padded-vocab-size", run(1,
+                                  [&](const auto& v) {
+                                    p.vocab_given = true;
+                                    return parse_as("--padded-vocab-size", v[0], m.vocab_size, "an integer");
+                                  })},
       {"--make-vocab-size-divisible-by", int_(m.make_vocab_size_divisible_by)},
       {"--normalization", choice(m.normalization)},
       {"--position-embedding-type", choice(m.position_embedding_type)},
@@ -146,6 +147,8 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p, std::vector<
       {"--exit-layer-weight-init", dbls(e.exit_layer_weight_init)},
       {"--exit-layer-weight-warmup-iters", int_(e.exit_layer_weight_warmup_iters)},
       {"--exit-layer-weight-warmup-style", choice(e.exit_layer_weight_warmup_style)},
+      {"--exit-layer-temperature", dbls(e.exit_layer_temperature)},
+      {"--use-dynamic-exit-layer-weight", set(e.use_dynamic_exit_layer_weight, true)},
       {"--pre-exit", set(e.pre_exit, true)},
       {"--use-exit-norm", set(e.use_exit_norm, true)},
       {"--use-exit-mlp", set(e.use_exit_mlp, true)},
@@ -154,7 +157,9 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p, std::vector<
       {"--fill-explicit-bubbles", set(par.fill_explicit_bubbles, true)},
       {"--num-fill-warmup-microbatches", int_(par.num_fill_warmup_microbatches)},
       {"--num-fill-cooldown-microbatches", int_(par.num_fill_cooldown_microbatches)},
-      {"--backward-forward-ratio", ignore("eellm takes the backward/forward ratio from the cost model")},
+      {"--backward-forward-ratio", dbl(par.backward_forward_ratio)},
+      {"--tune-exit", set(p.tune_exit, true)},
+      {"--tune-exit-pipeline-parallel-size", int_(par.tune_exit_pipeline_parallel_size)},
       {"--tensor-model-parallel-size", int_(par.tensor_model_parallel_size)},
       {"--pipeline-model-parallel-size", int_(par.pipeline_model_parallel_size)},
       {"--num-layers-per-virtual-pipeline-stage", int_(p.layers_per_virtual_stage)},
@@ -173,8 +178,12 @@ std::map<std::string, FlagSpec> flag_table(Scenario& s, Pending& p, std::vector<
                                         par.recompute_granularity = RecomputeGranularity::kSelective;
                                         return Status::ok();
                                       })},
-      {"--recompute-method", ignore("full recompute is modelled on every layer (uniform, all layers)")},
-      {"--recompute-num-layers", ignore("full recompute is modelled on every layer (uniform, all layers)")},
+      {"--recompute-method", run(1,
+                                 [&](const auto& v) {
+                                   p.recompute_method = v[0];
+                                   return Status::ok();
+                                 })},
+      {"--recompute-num-layers", int_(p.recompute_num_layers)},
       {"--use-flash-attn", set(m.use_flash_attn, true)},
       {"--accumulate-allreduce-grads-in-fp32", set(t.accumulate_allreduce_grads_in_fp32, true)},
       {"--micro-batch-size", int_(t.micro_batch_size)},
@@ -301,6 +310,7 @@ std::string matching_cluster_profile(const std::string& device, int nodes, int g
 struct Launcher {
   size_t first = 0;  // index of the script's first argument
   int nodes = 0, procs = 0;
+  std::vector<std::string> unreadable;  // launcher flags given without a number (an unset variable)
 };
 
 Launcher parse_launcher(const std::vector<std::string>& words) {
@@ -318,8 +328,13 @@ Launcher parse_launcher(const std::vector<std::string>& words) {
     } else if (i + 1 < words.size()) {
       value = words[i + 1];
     }
-    if (name == "--nnodes") (void)parse_as(name, value, l.nodes, "an integer");
-    if (name == "--nproc_per_node" || name == "--nproc-per-node") (void)parse_as(name, value, l.procs, "an integer");
+    int* target = name == "--nnodes"                                         ? &l.nodes
+                  : name == "--nproc_per_node" || name == "--nproc-per-node" ? &l.procs
+                                                                             : nullptr;
+    if (target && !parse_as(name, value, *target, "an integer").is_ok()) {
+      *target = 0;
+      l.unreadable.push_back(name + (value.starts_with("--") || value.empty() ? " (no value)" : " '" + value + "'"));
+    }
   }
   if (l.first == 0) {
     while (l.first < words.size() && !words[l.first].starts_with("--")) ++l.first;
@@ -327,10 +342,23 @@ Launcher parse_launcher(const std::vector<std::string>& words) {
   return l;
 }
 
-// Applies the script's flags from words[first] on through the table; unknown flags are collected
-// into one warning, stray arguments warned about one by one.
+// A word as the shell reads it back: single-quoted unless it only holds safe characters.
+std::string shell_quote(const std::string& w) {
+  const bool safe = !w.empty() && std::all_of(w.begin(), w.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("_-./,:=+@%").find(c) != std::string_view::npos;
+  });
+  if (safe) return w;
+  std::string q = "'";
+  for (char c : w) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// Applies the script's flags from words[first] on through the table and records each flag line as
+// given (training.megatron_args); flags eellm does not model are collected into one warning, stray
+// arguments warned about one by one.
 Status apply_flags(const std::vector<std::string>& words, size_t first, const std::map<std::string, FlagSpec>& table,
-                   std::vector<std::string>& warnings) {
+                   Pending& pending, std::string& args, std::vector<std::string>& warnings) {
   std::vector<std::string> unknown;
   for (size_t i = first; i < words.size();) {
     std::string flag = words[i++];
@@ -344,6 +372,13 @@ Status apply_flags(const std::vector<std::string>& words, size_t first, const st
       continue;
     }
     while (i < words.size() && !words[i].starts_with("--")) values.push_back(words[i++]);
+    if (!args.empty()) args += '\n';
+    args += flag;
+    for (const std::string& v : values) {
+      args += ' ';
+      args += shell_quote(v);
+    }
+    pending.given.insert(flag);
     auto it = table.find(flag);
     if (it == table.end()) {
       if (!silently_ignored_prefix(flag)) unknown.push_back(flag);
@@ -361,7 +396,7 @@ Status apply_flags(const std::vector<std::string>& words, size_t first, const st
   if (!unknown.empty()) {
     std::string list;
     for (const std::string& u : unknown) list += (list.empty() ? "" : ", ") + u;
-    warnings.push_back("unknown flags ignored: " + list);
+    warnings.push_back("flags eellm does not model (kept verbatim for the export): " + list);
   }
   return Status::ok();
 }
@@ -375,10 +410,12 @@ void resolve_vocab(ModelSpec& m, const Pending& p, std::vector<std::string>& war
   } else if (tok.find("sentencepiece") != std::string::npos || tok.find("llama") != std::string::npos) {
     m.vocab_size = 32000;
     warnings.push_back("vocab_size 32000 assumed for tokenizer " + p.tokenizer_type +
-                       " (Llama SentencePiece); pass --vocab-size to be exact");
+                       " (Llama SentencePiece); set model.vocab_size in the scenario to be exact");
   } else {
     m.vocab_size = 50257;
-    warnings.push_back("no --vocab-size or known tokenizer: GPT-2's 50257 assumed");
+    warnings.push_back(
+        "no --padded-vocab-size or known tokenizer: GPT-2's 50257 assumed (set model.vocab_size in the "
+        "scenario to be exact)");
   }
 }
 
@@ -417,7 +454,9 @@ Status resolve_schedule(Scenario& s, const Pending& p) {
                                       std::to_string(p.layers_per_virtual_stage) + ")");
     par.virtual_pipeline_model_parallel_size = m.num_layers / (pp * p.layers_per_virtual_stage);
   }
-  if (pp == 1) {
+  if (p.tune_exit && !par.fill_explicit_bubbles && pp > 1) {
+    par.schedule = ScheduleKind::kEETuning;  // EE-LLM picks bubble filling first when both are given
+  } else if (pp == 1) {
     par.schedule = ScheduleKind::kNoPipelining;
   } else if (par.virtual_pipeline_model_parallel_size > 1) {
     par.schedule = ScheduleKind::kInterleaved1F1B;
@@ -425,6 +464,98 @@ Status resolve_schedule(Scenario& s, const Pending& p) {
     par.schedule = s.exits.exit_layer_nums.empty() ? ScheduleKind::k1F1B : ScheduleKind::kEE1F1B;
   }
   return Status::ok();
+}
+
+// A device profile name: a shipped name, or the one shipped name it is a prefix of (a100-80gb →
+// a100-80gb-sxm); several candidates are listed. Paths are left to load_device_profile.
+StatusOr<std::string> resolve_device_name(const std::string& name) {
+  if (name.find('/') != std::string::npos || name.ends_with(".yaml")) return name;
+  std::vector<std::string> candidates;
+  std::error_code ec;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::filesystem::path(scenarios_dir()) / "devices", ec)) {
+    const std::string stem = entry.path().stem().string();
+    if (entry.path().extension() != ".yaml") continue;
+    if (stem == name) return name;
+    if (stem.starts_with(name)) candidates.push_back(stem);
+  }
+  if (candidates.size() == 1) return candidates[0];
+  std::sort(candidates.begin(), candidates.end());
+  if (candidates.empty()) return name;  // load_device_profile names the shipped ones
+  std::string list;
+  for (const std::string& c : candidates) list += (list.empty() ? "" : ", ") + c;
+  return Status::invalid_argument("--device '" + name + "' is ambiguous: it starts " + list);
+}
+
+// EE-LLM's own checks of its early-exit flags (megatron/arguments.py): what it refuses is refused
+// here, what it adjusts (fill counts above the optimum) is adjusted the same way, with a warning.
+Status check_ee_llm_rules(Scenario& s, const Pending& p, std::vector<std::string>& warnings) {
+  ExitSpec& e = s.exits;
+  ParallelSpec& par = s.parallel;
+  const size_t n = e.exit_layer_nums.size();
+  auto per_exit = [&](const std::vector<double>& v, const char* flag) -> Status {
+    if (!v.empty() && v.size() != n)
+      return Status::invalid_argument(std::string(flag) + " has " + std::to_string(v.size()) + " value(s) for " +
+                                      std::to_string(n) + " exit(s); EE-LLM requires one per --exit-layer-nums entry");
+    return Status::ok();
+  };
+  EELLM_RETURN_IF_ERROR(per_exit(e.exit_layer_weight, "--exit-layer-weight"));
+  EELLM_RETURN_IF_ERROR(per_exit(e.exit_layer_weight_init, "--exit-layer-weight-init"));
+  EELLM_RETURN_IF_ERROR(per_exit(e.exit_layer_temperature, "--exit-layer-temperature"));
+  if (n > 0 && par.virtual_pipeline_model_parallel_size > 1)
+    return Status::invalid_argument(
+        "--exit-layer-nums with --num-layers-per-virtual-pipeline-stage: EE-LLM does not "
+        "support early exits with a virtual pipeline");
+  if (e.use_exit_mlp && (n == 0 || e.pre_exit))
+    return Status::invalid_argument(n == 0 ? "--use-exit-mlp needs at least one --exit-layer-nums entry (EE-LLM)"
+                                           : "--use-exit-mlp with --pre-exit: EE-LLM does not support an exit MLP "
+                                             "before its layer");
+  if (e.exit_layer_weight_warmup_iters < 0)
+    return Status::invalid_argument("--exit-layer-weight-warmup-iters must be non-negative (EE-LLM)");
+  // EE-LLM's warm-up starts from 0 per exit when --exit-layer-weight-init is not given.
+  if (e.exit_layer_weight_warmup_iters > 0 && e.exit_layer_weight_init.empty()) e.exit_layer_weight_init.assign(n, 0.0);
+  if (par.fill_explicit_bubbles) {
+    if (par.pipeline_model_parallel_size <= 1)
+      return Status::invalid_argument("--fill-explicit-bubbles requires --pipeline-model-parallel-size > 1 (EE-LLM)");
+    const double ratio = par.backward_forward_ratio > 0 ? par.backward_forward_ratio : 2.0;  // EE-LLM's default
+    const int cap = static_cast<int>((par.pipeline_model_parallel_size - 1) * ratio / (1.0 + ratio));
+    for (auto [count, flag] : {std::pair{&par.num_fill_warmup_microbatches, "--num-fill-warmup-microbatches"},
+                               std::pair{&par.num_fill_cooldown_microbatches, "--num-fill-cooldown-microbatches"}})
+      if (*count > cap) {
+        warnings.push_back(std::string(flag) + " " + std::to_string(*count) + " is above EE-LLM's optimum " +
+                           std::to_string(cap) + " for this pipeline size and ratio; EE-LLM sets it to " +
+                           std::to_string(cap) + ", and so does eellm");
+        *count = cap;
+      }
+    if (par.backward_forward_ratio <= 0) par.backward_forward_ratio = ratio;
+  }
+  if (p.tune_exit && par.tune_exit_pipeline_parallel_size > 0 && par.pipeline_model_parallel_size > 0) {
+    const int per = s.model.num_layers / par.pipeline_model_parallel_size;
+    for (int x : e.exit_layer_nums)
+      if (per > 0 && (x - 1) / per >= par.tune_exit_pipeline_parallel_size)
+        warnings.push_back("exit at layer " + std::to_string(x) +
+                           " sits on a stage EE-Tuning does not load "
+                           "(--tune-exit-pipeline-parallel-size " +
+                           std::to_string(par.tune_exit_pipeline_parallel_size) + "): it is not tuned");
+  }
+  return Status::ok();
+}
+
+// --recompute-method / --recompute-num-layers: eellm models full recompute of every layer, which is
+// Megatron's uniform method with one layer per checkpoint.
+void check_recompute(const Scenario& s, const Pending& p, std::vector<std::string>& warnings) {
+  if (p.recompute_method.empty() && p.recompute_num_layers == 0) return;
+  if (s.parallel.recompute_granularity != RecomputeGranularity::kFull) {
+    warnings.push_back(
+        "--recompute-method/--recompute-num-layers without --recompute-granularity full: Megatron "
+        "uses them only with full recompute");
+    return;
+  }
+  if (p.recompute_method == "uniform" && p.recompute_num_layers == 1) return;  // exactly what is modelled
+  warnings.push_back("--recompute-method " + p.recompute_method + " --recompute-num-layers " +
+                     std::to_string(p.recompute_num_layers) +
+                     ": eellm models full recompute of every layer "
+                     "(uniform, 1 layer a checkpoint); the flags are kept verbatim for the export");
 }
 
 // Cluster: named profile, or the device with the launcher's / the caller's GPU count (a shipped
@@ -444,6 +575,13 @@ Status resolve_cluster(Scenario& s, const MegatronImportOptions& opts, const Lau
     return Status::ok();
   }
   int gpus = opts.gpus > 0 ? opts.gpus : std::max(1, launcher.nodes) * launcher.procs;
+  if (opts.gpus <= 0 && launcher.nodes <= 0 && launcher.procs > 0) {
+    std::string why = "torchrun gives no --nnodes";
+    for (const std::string& u : launcher.unreadable)
+      if (u.starts_with("--nnodes")) why = "torchrun's --nnodes has no number: " + u + " (is WORLD_SIZE/NNODES set?)";
+    warnings.push_back(why + ": assuming 1 node of " + std::to_string(launcher.procs) +
+                       " GPUs; pass --gpus or set the launcher's variable in the environment");
+  }
   int gpn = opts.gpus_per_node > 0 ? opts.gpus_per_node : launcher.procs;
   if (gpus <= 0) {
     gpus = s.parallel.tensor_model_parallel_size * s.parallel.pipeline_model_parallel_size;
@@ -507,15 +645,28 @@ StatusOr<MegatronImport> scenario_from_megatron(const std::string& text, const M
   s.training.weight_decay = 0.01;
   s.training.adam_beta2 = 0.999;
   s.training.global_batch_size = 0;
+  s.training.valid_fraction = 0.03;  // --split '969, 30, 1'
+  s.training.eval_interval = 1000;
+  s.training.eval_iters = 100;
+  s.training.log_interval = 100;
   s.execution.device = DeviceKind::kCUDA;
 
   const Launcher launcher = parse_launcher(words);
   Pending p;
   const std::map<std::string, FlagSpec> table = flag_table(s, p, out.warnings);
-  EELLM_RETURN_IF_ERROR(apply_flags(words, launcher.first, table, out.warnings));
+  EELLM_RETURN_IF_ERROR(apply_flags(words, launcher.first, table, p, s.training.megatron_args, out.warnings));
+  if (!p.given.count("--train-iters") && !p.given.count("--train-samples"))
+    out.warnings.push_back(
+        "neither --train-iters nor --train-samples (Megatron needs one): the scenario simulates "
+        "with train_iters " +
+        std::to_string(s.training.train_iters) + "; the export adds none");
   EELLM_RETURN_IF_ERROR(resolve_model(s, p, out.warnings));
   EELLM_RETURN_IF_ERROR(resolve_schedule(s, p));
-  EELLM_RETURN_IF_ERROR(resolve_cluster(s, opts, launcher, out.warnings));
+  EELLM_RETURN_IF_ERROR(check_ee_llm_rules(s, p, out.warnings));
+  check_recompute(s, p, out.warnings);
+  MegatronImportOptions o = opts;
+  EELLM_ASSIGN_OR_RETURN(o.device, resolve_device_name(opts.device));
+  EELLM_RETURN_IF_ERROR(resolve_cluster(s, o, launcher, out.warnings));
   EELLM_RETURN_IF_ERROR(resolve_training(s, p, out.warnings));
   return out;
 }

@@ -3,6 +3,9 @@
 // scenario_from_megatron (megatron.cpp) reads, so the two round-trip.
 #include <algorithm>
 #include <charconv>
+#include <map>
+#include <set>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -56,7 +59,7 @@ void model_flags(const ModelSpec& m, Flags& flag) {
   }
   flag("--seq-length", num(m.seq_length));
   flag("--max-position-embeddings", num(m.max_position_embeddings > 0 ? m.max_position_embeddings : m.seq_length));
-  flag("--vocab-size", num(m.vocab_size));
+  flag("--padded-vocab-size", num(m.vocab_size));
   flag("--make-vocab-size-divisible-by", num(m.make_vocab_size_divisible_by));
   flag("--normalization", to_string(m.normalization));
   flag("--norm-epsilon", fmt(m.layernorm_epsilon));
@@ -89,9 +92,13 @@ void parallel_flags(const Scenario& s, Flags& flag, std::vector<std::string>& wa
   if (par.recompute_granularity != RecomputeGranularity::kNone)
     flag("--recompute-granularity", to_string(par.recompute_granularity));
   switch (par.schedule) {
+    case ScheduleKind::kEETuning:
+      flag("--tune-exit");
+      if (par.tune_exit_pipeline_parallel_size > 0)
+        flag("--tune-exit-pipeline-parallel-size", num(par.tune_exit_pipeline_parallel_size));
+      break;
     case ScheduleKind::kGPipe:
     case ScheduleKind::kZBH1:
-    case ScheduleKind::kEETuning:
       warnings.push_back(std::string("schedule ") + to_string(par.schedule) +
                          " has no Megatron/EE-LLM pretraining flag; the command runs 1F1B");
       break;
@@ -112,7 +119,9 @@ void exit_flags(const Scenario& s, Flags& flag, std::vector<std::string>& warnin
     if (!e.exit_layer_weight_init.empty()) flag("--exit-layer-weight-init", list(e.exit_layer_weight_init));
     flag("--exit-layer-weight-warmup-iters", num(e.exit_layer_weight_warmup_iters));
     flag("--exit-layer-weight-warmup-style", to_string(e.exit_layer_weight_warmup_style));
+    if (!e.exit_layer_temperature.empty()) flag("--exit-layer-temperature", list(e.exit_layer_temperature));
   }
+  if (e.use_dynamic_exit_layer_weight) flag("--use-dynamic-exit-layer-weight");
   if (e.pre_exit) flag("--pre-exit");
   if (e.use_exit_norm) flag("--use-exit-norm");
   if (e.use_exit_mlp) flag("--use-exit-mlp");
@@ -125,6 +134,10 @@ void exit_flags(const Scenario& s, Flags& flag, std::vector<std::string>& warnin
     flag("--num-fill-warmup-microbatches", num(par.num_fill_warmup_microbatches));
   if (par.num_fill_cooldown_microbatches >= 0)
     flag("--num-fill-cooldown-microbatches", num(par.num_fill_cooldown_microbatches));
+  if (par.backward_forward_ratio > 0) flag("--backward-forward-ratio", fmt(par.backward_forward_ratio));
+  if (par.fill_semantics != FillSemantics::kEELLM &&
+      (par.fill_explicit_bubbles || par.schedule == ScheduleKind::kEEFill))
+    warnings.push_back("parallel.fill_semantics exit-truncated has no EE-LLM flag; EE-LLM runs its own fill order");
 }
 
 void training_flags(const TrainingSpec& t, Flags& flag) {
@@ -171,15 +184,82 @@ std::string launch_command(const Scenario& s, const Flags& flags) {
   return cmd + "\n";
 }
 
+// Every flag eellm models, rendered from the scenario (warnings: fields no flag expresses).
+Flags modelled_flags(const Scenario& s, std::vector<std::string>* warnings) {
+  std::vector<std::string> ignored;
+  Flags flags;
+  model_flags(s.model, flags);
+  parallel_flags(s, flags, warnings ? *warnings : ignored);
+  exit_flags(s, flags, warnings ? *warnings : ignored);
+  training_flags(s.training, flags);
+  return flags;
+}
+
+std::string flag_name(const std::string& line) {
+  return line.substr(0, line.find(' '));
+}
+
+// Flags Megatron reads as another spelling of a rendered one.
+std::string canonical_flag(const std::string& flag) {
+  static const std::map<std::string, std::string> aliases = {
+      {"--recompute-activations", "--recompute-granularity"},
+      {"--use-rotary-position-embeddings", "--position-embedding-type"},
+      {"--layernorm-epsilon", "--norm-epsilon"},
+      {"--train-samples", "--train-iters"},
+      {"--lr-warmup-fraction", "--lr-warmup-iters"}};
+  auto it = aliases.find(flag);
+  return it == aliases.end() ? flag : it->second;
+}
+
+// The command line the scenario was imported from (training.megatron_args), with each modelled flag
+// whose value the scenario changed since rewritten, and each changed flag it did not give appended:
+// an unchanged flag keeps its spelling ("990,9,1"), an omitted one stays omitted, and flags eellm
+// does not model come back verbatim.
+Flags as_given(const Scenario& s, const Flags& now, std::vector<std::string>& warnings) {
+  MegatronImportOptions o;
+  o.device = s.cluster.device_name;
+  o.gpus = s.parallel.world_size > 0 ? s.parallel.world_size : s.cluster.total_gpus();
+  o.gpus_per_node = std::min(o.gpus, s.cluster.gpus_per_node);
+  std::string text = "pretrain_early_exit_gpt.py \\\n";
+  for (char c : s.training.megatron_args) text += c == '\n' ? std::string(" \\\n") : std::string(1, c);
+  auto given = scenario_from_megatron(text, o);
+  if (!given.is_ok()) {
+    warnings.push_back("training.megatron_args cannot be read back (" + given.status().message() +
+                       "); the export renders every flag from the scenario");
+    return now;
+  }
+  std::map<std::string, std::string> cur, old;
+  for (const std::string& l : now.lines) cur[flag_name(l)] = l;
+  for (const std::string& l : modelled_flags(given->scenario, nullptr).lines) old[flag_name(l)] = l;
+  auto changed = [&](const std::string& f) {
+    return cur.count(f) ? !old.count(f) || old[f] != cur[f] : old.count(f) > 0;
+  };
+  Flags out;
+  std::set<std::string> covered;
+  std::istringstream in(s.training.megatron_args);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    const std::string f = flag_name(line), canon = canonical_flag(f);
+    covered.insert(canon);
+    if (!cur.count(canon) && !old.count(canon)) {
+      out.lines.push_back(line);  // not modelled, or modelled without a rendered flag (tokenizer, ...)
+    } else if (!changed(canon)) {
+      out.lines.push_back(line);
+    } else if (cur.count(canon)) {
+      out.lines.push_back(cur[canon]);  // the new value, under the rendered spelling
+    }
+  }
+  for (const std::string& l : now.lines)
+    if (!covered.count(flag_name(l)) && changed(flag_name(l))) out.lines.push_back(l);
+  return out;
+}
+
 }  // namespace
 
 MegatronExport scenario_to_megatron(const Scenario& s) {
   MegatronExport out;
-  Flags flags;
-  model_flags(s.model, flags);
-  parallel_flags(s, flags, out.warnings);
-  exit_flags(s, flags, out.warnings);
-  training_flags(s.training, flags);
+  Flags flags = modelled_flags(s, &out.warnings);
+  if (!s.training.megatron_args.empty()) flags = as_given(s, flags, out.warnings);
   out.command = launch_command(s, flags);
   return out;
 }

@@ -4,6 +4,7 @@
 // $(...) and `...` expand to nothing: nothing is ever executed.
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <map>
 
 #include "model/megatron.h"
@@ -105,7 +106,13 @@ struct Word {
 
 class ShellReader {
  public:
-  explicit ShellReader(const std::string& s) : s_(s) {}
+  // The launcher's variables (torchrun's, Slurm's) start from the environment when set there; the
+  // script's own assignments override them.
+  explicit ShellReader(const std::string& s) : s_(s) {
+    for (const char* name : {"WORLD_SIZE", "NNODES", "NUM_NODES", "NODE_RANK", "RANK", "MASTER_ADDR", "MASTER_PORT",
+                             "NPROC_PER_NODE", "GPUS_PER_NODE", "SLURM_NNODES", "SLURM_JOB_NUM_NODES"})
+      if (const char* v = std::getenv(name)) vars_[name] = v;
+  }
 
   // Splits into commands, applying assignments as they come; returns every non-assignment command.
   StatusOr<std::vector<std::vector<std::string>>> run() {

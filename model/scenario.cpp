@@ -68,6 +68,15 @@ const char* to_string(ScheduleKind v) {
   }
   return "?";
 }
+const char* to_string(FillSemantics v) {
+  switch (v) {
+    case FillSemantics::kEELLM:
+      return "ee-llm";
+    case FillSemantics::kExitTruncated:
+      return "exit-truncated";
+  }
+  return "?";
+}
 const char* to_string(Confidence v) {
   switch (v) {
     case Confidence::kMaxProb:

@@ -31,6 +31,13 @@ enum class ScheduleKind {
   kEETuning,         // EE-Tuning: frozen backbone, only exit heads train, no gradients cross stages
 };
 
+// How EE bubble filling runs its fill microbatches (parallel.fill_semantics). kEELLM: as EE-LLM's
+// released code runs them (megatron/core/pipeline_parallel/schedules.py): a fill forward runs the
+// whole stage, stage 0 forwards one more microbatch that is never sent, and which microbatch a stage
+// fills follows the order its p2p messages arrive in. kExitTruncated: eellm's own variant, where a
+// fill forward stops at the deepest exit it reaches and no stage forwards what no exit uses.
+enum class FillSemantics { kEELLM, kExitTruncated };
+
 enum class Confidence { kMaxProb, kMargin, kEntropy };
 enum class InferenceMethod { kFull, kRecompute, kPipeline, kSpeculative };
 enum class DeviceKind { kCPU, kCUDA };
@@ -77,6 +84,8 @@ struct ExitSpec {
   bool use_exit_mlp = false;
   bool use_exit_block = false;
   bool untie_exit_output_weights = false;
+  std::vector<double> exit_layer_temperature;  // EE-LLM's --exit-layer-temperature (empty → 1 per exit)
+  bool use_dynamic_exit_layer_weight = false;  // EE-LLM's --use-dynamic-exit-layer-weight
 };
 
 struct ParallelSpec {
@@ -94,6 +103,13 @@ struct ParallelSpec {
   bool fill_explicit_bubbles = false;     // EE-LLM flag; with an EE schedule selects kEEFill
   int num_fill_warmup_microbatches = -1;  // -1 → derived from pp and the bwd/fwd ratio
   int num_fill_cooldown_microbatches = -1;
+  FillSemantics fill_semantics = FillSemantics::kEELLM;
+  // EE-LLM's --backward-forward-ratio: sets the default fill counts; 0 → the ratio of the
+  // scenario's own cost model.
+  double backward_forward_ratio = 0;
+  // EE-Tuning's --tune-exit-pipeline-parallel-size: only stages below it are loaded and run
+  // (ee-tuning); 0 → every stage.
+  int tune_exit_pipeline_parallel_size = 0;
   RecomputeGranularity recompute_granularity = RecomputeGranularity::kNone;
 };
 
@@ -220,6 +236,10 @@ struct TrainingSpec {
   int log_interval = 1;
   // --- Training budget (what-if cost analysis) ---
   double train_tokens = 0;  // backbone tokens to train on; 0 → train_iters iterations
+  // The flags of the Megatron/EE-LLM command line this scenario was imported from, as given (one
+  // flag and its values a line; `eellm convert`): flags eellm does not model travel through them
+  // verbatim, and the export writes back the given spelling of every flag whose value is unchanged.
+  std::string megatron_args;
 };
 
 struct InferenceSpec {
@@ -263,6 +283,7 @@ const char* to_string(RecomputeGranularity v);
 const char* to_string(WarmupStyle v);
 const char* to_string(LrDecayStyle v);
 const char* to_string(ScheduleKind v);
+const char* to_string(FillSemantics v);
 const char* to_string(Confidence v);
 const char* to_string(InferenceMethod v);
 const char* to_string(DeviceKind v);

@@ -31,6 +31,7 @@ EELLM_ENUM_VALUES(LrDecayStyle, LrDecayStyle::kConstant, LrDecayStyle::kLinear, 
 EELLM_ENUM_VALUES(ScheduleKind, ScheduleKind::kNoPipelining, ScheduleKind::kGPipe, ScheduleKind::k1F1B,
                   ScheduleKind::kInterleaved1F1B, ScheduleKind::kZBH1, ScheduleKind::kEE1F1B, ScheduleKind::kEEFill,
                   ScheduleKind::kEETuning);
+EELLM_ENUM_VALUES(FillSemantics, FillSemantics::kEELLM, FillSemantics::kExitTruncated);
 EELLM_ENUM_VALUES(Confidence, Confidence::kMaxProb, Confidence::kMargin, Confidence::kEntropy);
 EELLM_ENUM_VALUES(InferenceMethod, InferenceMethod::kFull, InferenceMethod::kRecompute, InferenceMethod::kPipeline,
                   InferenceMethod::kSpeculative);
@@ -84,6 +85,8 @@ void for_each_field(S& e, V&& v) {
   v("use_exit_mlp", e.use_exit_mlp);
   v("use_exit_block", e.use_exit_block);
   v("untie_exit_output_weights", e.untie_exit_output_weights);
+  v("exit_layer_temperature", e.exit_layer_temperature);
+  v("use_dynamic_exit_layer_weight", e.use_dynamic_exit_layer_weight);
 }
 
 template <typename S, typename V>
@@ -103,6 +106,9 @@ void for_each_field(S& p, V&& v) {
   v("fill_explicit_bubbles", p.fill_explicit_bubbles);
   v("num_fill_warmup_microbatches", p.num_fill_warmup_microbatches);
   v("num_fill_cooldown_microbatches", p.num_fill_cooldown_microbatches);
+  v("fill_semantics", p.fill_semantics);
+  v("backward_forward_ratio", p.backward_forward_ratio);
+  v("tune_exit_pipeline_parallel_size", p.tune_exit_pipeline_parallel_size);
   v("recompute_granularity", p.recompute_granularity);
 }
 
@@ -192,6 +198,7 @@ void for_each_field(S& t, V&& v) {
   v("log_interval", t.log_interval);
   // Training budget (cost analysis)
   v("train_tokens", t.train_tokens);
+  v("megatron_args", t.megatron_args);
 }
 
 template <typename S, typename V>

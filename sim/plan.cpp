@@ -182,6 +182,9 @@ Scenario apply_candidate(const Scenario& base, const PlanCandidate& pc) {
   c.dopt = pc.distributed_optimizer;
   Scenario s = base;
   write_candidate(s, c, t, base.cluster.gpus_per_node);
+  // The planner places exits freely; EE-LLM's released fill order runs only some placements
+  // (sim/schedule.h), eellm's exit-truncated variant all of them.
+  if (s.parallel.schedule == ScheduleKind::kEEFill) s.parallel.fill_semantics = FillSemantics::kExitTruncated;
   s.source_path.clear();
   return s;
 }

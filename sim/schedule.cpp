@@ -188,12 +188,151 @@ void build_ee_fill(const ScheduleParams& p, const FillPlan& f, int r, RankEmitte
   }
 }
 
+// EE-LLM's released bubble filling (schedules.py, early_exit_forward_backward_pipelining_with_
+// bubble_filling) hard-wires this ratio for each rank's share; --backward-forward-ratio only sets
+// the fill counts (arguments.py).
+constexpr double kReleasedFillRatio = 2.0;
+
+// One compute step of a rank in the released code's order, before microbatch identities are known.
+struct ReleasedOp {
+  bool backward = false;
+  int fwd = 0;        // index among the rank's forwards (a backward: the forward whose tensors it uses)
+  int data = 0;       // forwards: index of the rank's data-iterator item
+  bool recv = false;  // receives its input activation / output gradient first
+  bool send = false;  // sends its output / input gradient after
+  bool fill = false;
+};
+
+// Rank r's steps as the released code runs them (forward_only = false).
+StatusOr<std::vector<ReleasedOp>> released_fill_ops(const ScheduleParams& p, int fw, int fc, int r) {
+  const int pp = p.pp, m = p.num_microbatches, warm = pp - r;
+  const double R = kReleasedFillRatio;
+  auto share = [&](double bubble, int cap) { return std::min(cap, static_cast<int>(bubble / (1.0 + R))); };
+  const double cur_warm = R * (warm - 1) - r;
+  const int cur_pf = share(cur_warm, fw), next_pf = share(std::max(0.0, cur_warm - R - 1.0), fw);
+  const int cur_pb = share(R * r, fc), pre_pb = share(std::max(0.0, R * r - R), fc);
+  const int cooldown = std::max(0, warm - fc + cur_pb);
+  const bool first = r == 0, last = r == pp - 1, has_exit = rank_has_exit(p, r);
+  std::vector<ReleasedOp> ops;
+  std::deque<int> stored;  // input_tensors: popped from the front
+  int nf = 0;
+  auto forward = [&](int data, bool send, bool fill) {
+    ops.push_back({false, nf, data, !first, send && !last, fill});
+    return nf++;
+  };
+  auto backward = [&](int fwd, bool recv, bool send, bool fill) { ops.push_back({true, fwd, 0, recv, send, fill}); };
+  for (int i = 0; i < warm; ++i) stored.push_back(forward(i, true, false));
+  const bool fills = has_exit || (r + 1 < pp && rank_has_exit(p, r + 1));
+  if (!fills && cur_pf > 0)
+    return Status::invalid_argument("EE-LLM's released bubble filling cannot run this exit placement: rank " + str(r) +
+                                    " has no exit and neither has the next stage, yet its share of fill forwards is " +
+                                    str(cur_pf) + " (the code pops fill tensors it never stored; set " +
+                                    "parallel.fill_semantics: exit-truncated)");
+  std::vector<int> warm_fills;
+  for (int i = 0; i < fw; ++i)  // a stage that does not fill still skips the item (aligns the data)
+    if (fills && i < cur_pf) warm_fills.push_back(forward(warm + i, i + 1 <= next_pf, true));
+  for (int i = static_cast<int>(warm_fills.size()) - 1; i >= 0; --i) {
+    const bool gets_grad = i + 1 <= next_pf;
+    if (has_exit || gets_grad) backward(warm_fills[static_cast<size_t>(i)], gets_grad, !first, true);
+  }
+  for (int i = 0; i < m - warm - fw; ++i) {
+    backward(stored.front(), !last, !first, false);
+    stored.pop_front();
+    stored.push_back(forward(warm + fw + i, true, false));
+  }
+  for (int i = 0; i < cooldown && !stored.empty(); ++i) {
+    const bool partial = cooldown - i <= cur_pb - pre_pb;
+    backward(stored.front(), !last, !first && !partial, false);
+    stored.pop_front();
+  }
+  return ops;
+}
+
+// Microbatch identities of the released order: rank 0 names its forwards by data item; every other
+// rank's k-th received activation (gradient) is the k-th one its neighbour sent. Fails where the
+// neighbours' message counts differ (the released code would hang there).
+Status build_released_fill(const ScheduleParams& p, int fw, int fc, Schedule& s) {
+  const int pp = p.pp;
+  std::vector<std::vector<ReleasedOp>> ops(static_cast<size_t>(pp));
+  std::vector<std::vector<int>> fwd_id(static_cast<size_t>(pp)), bwd_id(static_cast<size_t>(pp));
+  for (int r = 0; r < pp; ++r) {
+    EELLM_ASSIGN_OR_RETURN(ops[static_cast<size_t>(r)], released_fill_ops(p, fw, fc, r));
+  }
+  auto sent = [&](int r, bool back) {
+    std::vector<int> ids;
+    const auto& list = ops[static_cast<size_t>(r)];
+    for (size_t i = 0, f = 0, b = 0; i < list.size(); ++i) {
+      const int id = list[i].backward ? bwd_id[static_cast<size_t>(r)][b++] : fwd_id[static_cast<size_t>(r)][f++];
+      if (list[i].backward == back && list[i].send) ids.push_back(id);
+    }
+    return ids;
+  };
+  auto mismatch = [&](int from, int to, bool back, size_t n_sent, size_t n_recv) {
+    return Status::invalid_argument(
+        std::string("EE-LLM's released bubble filling cannot run this exit placement: rank ") + str(from) + " sends " +
+        str(static_cast<int>(n_sent)) + (back ? " gradients" : " activations") + " to rank " + str(to) +
+        ", which receives " + str(static_cast<int>(n_recv)) + " (set parallel.fill_semantics: exit-truncated)");
+  };
+  for (int r = 0; r < pp; ++r) {
+    const std::vector<int> in = r > 0 ? sent(r - 1, false) : std::vector<int>{};
+    size_t k = 0;
+    for (const ReleasedOp& op : ops[static_cast<size_t>(r)]) {
+      if (op.backward) continue;
+      if (r > 0 && k >= in.size()) return mismatch(r - 1, r, false, in.size(), k + 1);
+      fwd_id[static_cast<size_t>(r)].push_back(r == 0 ? op.data : in[k++]);
+    }
+    if (k != in.size()) return mismatch(r - 1, r, false, in.size(), k);
+  }
+  for (int r = pp - 1; r >= 0; --r) {
+    std::vector<int> in;
+    if (r + 1 < pp) in = sent(r + 1, true);  // rank r+1's backward ids are final
+    size_t k = 0;
+    for (const ReleasedOp& op : ops[static_cast<size_t>(r)]) {
+      if (!op.backward) continue;
+      if (op.recv && k >= in.size()) return mismatch(r + 1, r, true, in.size(), k + 1);
+      bwd_id[static_cast<size_t>(r)].push_back(op.recv ? in[k++]
+                                                       : fwd_id[static_cast<size_t>(r)][static_cast<size_t>(op.fwd)]);
+    }
+    if (k != in.size()) return mismatch(r + 1, r, true, in.size(), k);
+  }
+  for (int r = 0; r < pp; ++r) {
+    RankEmitter e(p, r, &s.ranks[static_cast<size_t>(r)]);
+    size_t f = 0, b = 0;
+    for (const ReleasedOp& op : ops[static_cast<size_t>(r)]) {
+      const uint8_t fill = op.fill ? kFill : 0;
+      if (!op.backward) {
+        const int id = fwd_id[static_cast<size_t>(r)][f++];
+        if (op.recv) e.push(InstrKind::kRecvAct, id, 0, fill, r - 1);
+        e.push(InstrKind::kForward, id, 0, fill, -1);
+        if (op.send) e.push(InstrKind::kSendAct, id, 0, fill, r + 1);
+        continue;
+      }
+      const int id = bwd_id[static_cast<size_t>(r)][b++];
+      // No gradient from the next stage: the exit losses alone start it.
+      const uint8_t trunc = !op.recv && r < pp - 1 ? kTruncated : 0;
+      if (op.recv) e.push(InstrKind::kRecvGrad, id, 0, fill, r + 1);
+      e.push(InstrKind::kBackward, id, 0, static_cast<uint8_t>(fill | trunc), -1);
+      if (op.send) e.push(InstrKind::kSendGrad, id, 0, fill, r - 1);
+    }
+  }
+  return Status::ok();
+}
+
 // EE-Tuning: the backbone is frozen, so each microbatch goes forward through the pipeline and
 // every rank with exits back-propagates its exit losses locally; no gradient crosses stages.
+// With tuned_stages k < pp (EE-Tuning's --tune-exit-pipeline-parallel-size) only stages 0..k−1
+// are loaded: stage k−1 sends nothing on and the stages after it run nothing.
 void build_ee_tuning(const ScheduleParams& p, int r, RankEmitter& e) {
+  const int active = p.tuned_stages > 0 ? std::min(p.tuned_stages, p.pp) : p.pp;
+  if (r >= active) return;
   const bool has_exit = rank_has_exit(p, r);
   for (int i = 0; i < p.num_microbatches; ++i) {
-    e.forward(i, 0);
+    if (r + 1 < active) {
+      e.forward(i, 0);
+    } else {
+      if (r > 0) e.push(InstrKind::kRecvAct, i, 0, 0, r - 1);
+      e.push(InstrKind::kForward, i, 0, 0, -1);
+    }
     if (has_exit) e.backward(i, 0, kExitOnly | kTruncated, false);
   }
 }
@@ -302,6 +441,10 @@ StatusOr<Schedule> build_schedule(const ScheduleParams& params) {
     s.num_fill_warmup = p.num_fill_warmup;
     s.num_fill_cooldown = p.num_fill_cooldown;
     fill = plan_fill(p, p.num_fill_warmup, p.num_fill_cooldown);
+    if (p.fill_semantics == FillSemantics::kEELLM && (p.num_fill_warmup > 0 || p.num_fill_cooldown > 0))
+      EELLM_RETURN_IF_ERROR(build_released_fill(p, p.num_fill_warmup, p.num_fill_cooldown, s));
+    else
+      p.fill_semantics = FillSemantics::kExitTruncated;  // no fills: plain 1F1B either way
   }
 
   for (int r = 0; r < pp; ++r) {
@@ -330,11 +473,11 @@ StatusOr<Schedule> build_schedule(const ScheduleParams& params) {
         build_zbh1(p, r, e);
         break;
       case ScheduleKind::kEEFill:
-        build_ee_fill(p, fill, r, e);
+        if (p.fill_semantics == FillSemantics::kExitTruncated) build_ee_fill(p, fill, r, e);
         break;
       case ScheduleKind::kEETuning:
         build_ee_tuning(p, r, e);
-        trains = rank_has_exit(p, r);
+        trains = rank_has_exit(p, r) && (p.tuned_stages <= 0 || r < p.tuned_stages);
         break;
     }
     append_epilogue(p, r, trains, list);
@@ -373,11 +516,20 @@ StatusOr<Schedule> make_schedule(const Scenario& scenario, const Layout& layout)
   p.num_fill_cooldown = scenario.parallel.num_fill_cooldown_microbatches;
   // Only bubble filling uses the ratio (fill counts and each rank's share of them); the cost model
   // is not free, so other schedules skip it.
+  // EE-LLM's --backward-forward-ratio (parallel.backward_forward_ratio) when given.
   if (p.kind == ScheduleKind::kEEFill)
-    p.bwd_fwd_ratio = backward_forward_ratio(sim_costs_from_model(CostModel(scenario, layout)));
+    p.bwd_fwd_ratio = scenario.parallel.backward_forward_ratio > 0
+                          ? scenario.parallel.backward_forward_ratio
+                          : backward_forward_ratio(sim_costs_from_model(CostModel(scenario, layout)));
+  p.fill_semantics = scenario.parallel.fill_semantics;
+  if (p.kind == ScheduleKind::kEETuning) p.tuned_stages = scenario.parallel.tune_exit_pipeline_parallel_size;
   p.dp_allreduce = layout.dp > 1;
   p.overlap_grad_reduce = scenario.parallel.overlap_grad_reduce;
   p.embedding_group = embedding_group_ranks(scenario, layout);
+  if (p.tuned_stages > 0) {  // stages EE-Tuning does not load take no part
+    std::erase_if(p.embedding_group, [&](int r) { return r >= p.tuned_stages; });
+    if (p.embedding_group.size() < 2) p.embedding_group.clear();
+  }
   if (p.kind == ScheduleKind::kNoPipelining && p.pp > 1) p.kind = ScheduleKind::k1F1B;
   auto s = build_schedule(p);
   if (!s.is_ok()) return s.status().with_context("schedule " + std::string(to_string(p.kind)));

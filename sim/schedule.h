@@ -24,6 +24,15 @@
 //    partial-backward count of backwards). So only the microbatches counted by
 //    num_backbone_microbatches() train the whole backbone; sim/simulate counts throughput on those.
 //    Without any exit there is nothing to fill: both counts are 0 and the lists equal 1F1B's.
+//    FillSemantics::kEELLM (the default) replays that code's control flow rank by rank: rank r
+//    forwards pp − r microbatches before filling, a fill forward runs the whole stage (no
+//    kTruncated) and is not sent when the next stage does not fill, stage 0 forwards one more fill
+//    than any exit uses, and the microbatch a stage fills is the one whose activation arrives next
+//    (EE-LLM's p2p is untagged, so identities follow message order). The per-rank shares use the
+//    ratio 2 that the released code hard-wires (its --backward-forward-ratio only sets the counts).
+//    Where that code would hang or mismatch its messages (e.g. exits on stages 0 and 2 of 4), the
+//    build fails naming the ranks. FillSemantics::kExitTruncated is eellm's variant: fill
+//    microbatches are m−f_w..m−1 on every stage and stop at their deepest exit.
 //  - kExitOnly (EE-Tuning): BWD back-propagates only through the exit heads (frozen backbone).
 //  - ALLREDUCE_* are collectives posted on a communication stream; OPTIMIZER_STEP waits for all of
 //    the rank's posted collectives. kOverlapped on ALLREDUCE_DP: posted before the rank's last
@@ -105,6 +114,8 @@ struct ScheduleParams {
   int num_fill_warmup = -1;  // -1 → EE-LLM's default from pp and bwd_fwd_ratio
   int num_fill_cooldown = -1;
   double bwd_fwd_ratio = 2.0;
+  FillSemantics fill_semantics = FillSemantics::kEELLM;  // kEEFill: whose fill order to build
+  int tuned_stages = 0;       // kEETuning: stages loaded and run (--tune-exit-pipeline-parallel-size); 0 → pp
   bool dp_allreduce = false;  // emit ALLREDUCE_DP (data_parallel_size > 1)
   bool overlap_grad_reduce = false;
   std::vector<int> embedding_group;  // pipeline ranks of the tied-embedding group (< 2 → none)

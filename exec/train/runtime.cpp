@@ -156,6 +156,7 @@ Status PipelineRuntime::bind_schedule(Communicators& comms) {
     if (in.kind == InstrKind::kBackward || in.kind == InstrKind::kBackwardInput)
       has_backward_.insert({in.microbatch, in.chunk});
     if (in.kind == InstrKind::kBackwardWeight) has_weight_step_.insert({in.microbatch, in.chunk});
+    if (in.kind == InstrKind::kSendAct) sends_act_.insert({in.microbatch, in.chunk});
     if (in.kind == InstrKind::kBackward || in.kind == InstrKind::kBackwardInput ||
         in.kind == InstrKind::kBackwardWeight)
       last_backward_index_ = static_cast<int>(i);
@@ -417,8 +418,8 @@ Status PipelineRuntime::run_forward(const Instr& in, const std::vector<int32_t>&
     loss_sum_.back() += st.final_loss;
     loss_count_.back() += 1;
   }
-  // Without a backward or a send, nothing needs the state any more.
-  if (!grad && (vs == layout_.num_virtual_stages() - 1 || in.has(kTruncated))) states_.erase(key);
+  // Without a backward or a send (also EE-LLM's unsent fill forward on stage 0), nothing needs the state.
+  if (!grad && !sends_act_.count(key)) states_.erase(key);
   return Status::ok();
 }
 

@@ -178,6 +178,7 @@ class PipelineRuntime {
   Status hook_status_;                              // first failure inside the per-layer hook
   std::vector<GradSync::BucketTiming> dp_timings_;  // of this iteration's reduce()
   std::set<Key> has_backward_;
+  std::set<Key> sends_act_;        // (microbatch, chunk) whose forward output is sent
   std::set<Key> has_weight_step_;  // BWD_WEIGHT steps of this rank (ZB-H1)
   int last_backward_index_ = -1;
   // Per iteration.

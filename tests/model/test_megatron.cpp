@@ -101,7 +101,8 @@ TEST(Megatron, ImportsEeLlmScript) {
   // torchrun's 2 × 8 with the default device is the shipped 2×8 A100-80GB cluster.
   EXPECT_EQ(s.cluster.name, "a100-80gb-2x8");
   EXPECT_EQ(s.cluster.total_gpus(), 16);
-  EXPECT_TRUE(has_warning(imp->warnings, "unknown flags ignored: --frobnicate")) << imp->warnings.size();
+  EXPECT_TRUE(has_warning(imp->warnings, "flags eellm does not model (kept verbatim for the export): --frobnicate"))
+      << imp->warnings.size();
   EXPECT_FALSE(has_warning(imp->warnings, "--wandb-project"));
   EXPECT_FALSE(has_warning(imp->warnings, "--save"));
 }
@@ -141,9 +142,10 @@ TEST(Megatron, EveryExpressibleFieldRoundTrips) {
   s.exits.use_exit_norm = true;
   s.exits.use_exit_mlp = true;
   s.exits.use_exit_block = true;
+  s.exits.pre_exit = false;  // EE-LLM refuses --use-exit-mlp with --pre-exit
+  s.exits.exit_layer_temperature = {1.0, 0.7};
+  s.exits.use_dynamic_exit_layer_weight = true;
   s.parallel.tensor_model_parallel_size = 2;
-  s.parallel.virtual_pipeline_model_parallel_size = 2;
-  s.parallel.schedule = ScheduleKind::kInterleaved1F1B;
   s.parallel.use_distributed_optimizer = true;
   s.parallel.overlap_grad_reduce = true;
   s.parallel.fill_explicit_bubbles = true;
@@ -159,12 +161,24 @@ TEST(Megatron, EveryExpressibleFieldRoundTrips) {
   s.training.params_dtype = DType::kFP16;
   s.training.data_path = "/data/corpus_text_document";
   s.training.valid_fraction = 0.05;
+  s.parallel.backward_forward_ratio = 2.5;
   const MegatronExport ex = scenario_to_megatron(s);
-  EXPECT_NE(ex.command.find("--num-layers-per-virtual-pipeline-stage 4"), std::string::npos) << ex.command;
   auto back = scenario_from_megatron(ex.command);
   ASSERT_TRUE(back.is_ok()) << back.status().to_string() << "\n" << ex.command;
   expect_same_megatron_fields(s, back->scenario);
-  EXPECT_EQ(back->scenario.parallel.schedule, ScheduleKind::kInterleaved1F1B);
+  EXPECT_EQ(back->scenario.exits.exit_layer_temperature, s.exits.exit_layer_temperature);
+  EXPECT_TRUE(back->scenario.exits.use_dynamic_exit_layer_weight);
+  EXPECT_DOUBLE_EQ(back->scenario.parallel.backward_forward_ratio, 2.5);
+  // Virtual stages (EE-LLM allows them only without exits).
+  s.exits = ExitSpec{};
+  s.parallel.fill_explicit_bubbles = false;
+  s.parallel.virtual_pipeline_model_parallel_size = 2;
+  s.parallel.schedule = ScheduleKind::kInterleaved1F1B;
+  const MegatronExport vex = scenario_to_megatron(s);
+  EXPECT_NE(vex.command.find("--num-layers-per-virtual-pipeline-stage 4"), std::string::npos) << vex.command;
+  auto vback = scenario_from_megatron(vex.command);
+  ASSERT_TRUE(vback.is_ok()) << vback.status().to_string() << "\n" << vex.command;
+  EXPECT_EQ(vback->scenario.parallel.schedule, ScheduleKind::kInterleaved1F1B);
 }
 
 TEST(Megatron, ExportWarnsAboutWhatMegatronCannotExpress) {
@@ -190,7 +204,7 @@ TEST(Megatron, ClusterOptionsAndErrors) {
       "python pretrain_gpt.py --num-layers 4 --hidden-size 256 --num-attention-heads 4 "
       "--seq-length 128 "
       "--max-position-embeddings 128 --micro-batch-size 2 --tensor-model-parallel-size 2 "
-      "--vocab-size 1000",
+      "--padded-vocab-size 1000",
       opts);
   ASSERT_TRUE(imp.is_ok()) << imp.status().to_string();
   EXPECT_EQ(imp->scenario.cluster.num_nodes, 4);
@@ -206,7 +220,7 @@ TEST(Megatron, ClusterOptionsAndErrors) {
   // torchrun without --nnodes is one node.
   auto one = scenario_from_megatron(
       "torchrun --nproc_per_node 4 x.py --num-layers 2 --hidden-size 64 --num-attention-heads 4 "
-      "--seq-length 32 --micro-batch-size 1 --vocab-size 100",
+      "--seq-length 32 --micro-batch-size 1 --padded-vocab-size 100",
       MegatronImportOptions{.device = "h100-sxm"});
   ASSERT_TRUE(one.is_ok()) << one.status().to_string();
   EXPECT_EQ(one->scenario.cluster.num_nodes, 1);

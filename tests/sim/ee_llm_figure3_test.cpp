@@ -38,6 +38,9 @@ Schedule schedule(ScheduleKind kind, const std::vector<int>& exit_stages, int fi
   p.num_fill_warmup = fill_w;
   p.num_fill_cooldown = fill_c;
   p.bwd_fwd_ratio = 2.0;
+  // The paper's Figure 3 draws eellm's exit-truncated filling; EE-LLM's released order is pinned
+  // by tests/sim/test_schedule_ee_llm.cpp.
+  p.fill_semantics = FillSemantics::kExitTruncated;
   auto s = build_schedule(p);
   EXPECT_TRUE(s.is_ok()) << s.status().to_string();
   EXPECT_TRUE(check_schedule(*s).is_ok());
