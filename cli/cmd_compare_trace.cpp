@@ -33,7 +33,8 @@ void register_compare_trace(CLI::App& app) {
       return;
     }
     // An empty side would compare as "0 measured": say which one has nothing to compare.
-    for (const auto& [what, path, t] : {std::tuple{"predicted", &o->predicted, &*p}, std::tuple{"measured", &o->measured, &*m}})
+    for (const auto& [what, path, t] :
+         {std::tuple{"predicted", &o->predicted, &*p}, std::tuple{"measured", &o->measured, &*m}})
       if (t->num_ranks == 0 || t->events.empty()) {
         finish("compare-trace", Status::invalid_argument("the " + std::string(what) + " trace " + *path +
                                                          " has no ranks with slices (no ph:\"X\" events)"));

@@ -31,7 +31,8 @@ StatusOr<std::string> read_input(const std::string& path) {
   while (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0) {
     text.append(buf, static_cast<size_t>(std::cin.gcount()));
     if (text.size() > kMaxScriptBytes)
-      return Status::invalid_argument("the command line on stdin is over " + std::to_string(kMaxScriptBytes) + " bytes");
+      return Status::invalid_argument("the command line on stdin is over " + std::to_string(kMaxScriptBytes) +
+                                      " bytes");
   }
   return text;
 }

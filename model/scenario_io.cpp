@@ -3,11 +3,10 @@
 // to an equal Scenario (doubles in shortest round-trip form, strings double-quoted).
 #include "model/scenario_io.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
 #include <cerrno>
 #include <charconv>
@@ -16,9 +15,9 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string_view>
-#include <sstream>
 
 #include "model/layout.h"
 #include "model/parse.h"
@@ -487,12 +486,12 @@ StatusOr<std::string> read_regular_file(const std::string& path, const std::stri
   if (::fstat(fd, &st) != 0) {
     status = Status::io_error("cannot read " + what + " '" + path + "': " + std::strerror(errno));
   } else if (!S_ISREG(st.st_mode)) {
-    status = Status::invalid_argument(what + " '" + path + "' is " + file_type_name(st.st_mode) +
-                                      ", not a regular file");
+    status =
+        Status::invalid_argument(what + " '" + path + "' is " + file_type_name(st.st_mode) + ", not a regular file");
   } else if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-    status = Status::invalid_argument(what + " '" + path + "' is " + std::to_string(st.st_size) +
-                                      " bytes, more than the " + std::to_string(max_bytes) + " a " + what +
-                                      " may have");
+    status =
+        Status::invalid_argument(what + " '" + path + "' is " + std::to_string(st.st_size) + " bytes, more than the " +
+                                 std::to_string(max_bytes) + " a " + what + " may have");
   } else {
     text.resize(static_cast<size_t>(st.st_size));
     size_t got = 0;

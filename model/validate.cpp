@@ -100,8 +100,7 @@ class Checker {
   }
   // A finite v ≤ hi (its sign is checked elsewhere).
   void finite_at_most(const std::string& field, double v, double hi) {
-    if (!std::isfinite(v) || v > hi)
-      error(field, field + " (" + num(v) + ") must be a finite number ≤ " + num(hi));
+    if (!std::isfinite(v) || v > hi) error(field, field + " (" + num(v) + ") must be a finite number ≤ " + num(hi));
   }
   bool reported(const std::string& field) const {
     for (const Diagnostic& d : diags_.items)
@@ -195,15 +194,18 @@ void check_device(Checker& c, const DeviceProfile& d, DType dt) {
   const std::string p = "cluster.device.";
   c.finite_in(p + "memory_GiB", d.memory_GiB, 0, kMaxMemoryGiB, true);
   c.finite_in(p + "memory_bandwidth_GBps", d.memory_bandwidth_GBps, kMinBandwidthGBps, kMaxBandwidthGBps, false);
-  const double peak = dt == DType::kFP32 ? d.peak_tflops_fp32 : dt == DType::kFP16 ? d.peak_tflops_fp16 : d.peak_tflops_bf16;
+  const double peak = dt == DType::kFP32   ? d.peak_tflops_fp32
+                      : dt == DType::kFP16 ? d.peak_tflops_fp16
+                                           : d.peak_tflops_bf16;
   const std::string peak_field = p + "peak_tflops_" + to_string(dt);
   if (!(peak > 0))
-    c.error(peak_field, peak_field + " (" + num(peak) + ") must be positive: training.params_dtype is " + to_string(dt));
+    c.error(peak_field,
+            peak_field + " (" + num(peak) + ") must be positive: training.params_dtype is " + to_string(dt));
   else
     c.finite_in(peak_field, peak, kMinTflops, kMaxTflops, false);
-  for (const auto& [key, v] : {std::pair{"peak_tflops_fp32", d.peak_tflops_fp32},
-                               std::pair{"peak_tflops_fp16", d.peak_tflops_fp16},
-                               std::pair{"peak_tflops_bf16", d.peak_tflops_bf16}})
+  for (const auto& [key, v] :
+       {std::pair{"peak_tflops_fp32", d.peak_tflops_fp32}, std::pair{"peak_tflops_fp16", d.peak_tflops_fp16},
+        std::pair{"peak_tflops_bf16", d.peak_tflops_bf16}})
     if (p + key != peak_field) c.finite_in(p + key, v, 0, kMaxTflops, false);
   for (const auto& [key, v] :
        {std::pair{"kernel_launch_us", d.kernel_launch_us}, std::pair{"collective_latency_us", d.collective_latency_us},
@@ -255,16 +257,16 @@ void check_cluster(Checker& c, const Scenario& s) {
   const DeviceProfile& d = k.device;
   if (k.device_name.empty() && d.name.empty() && d.memory_GiB == 0 && d.peak_tflops_fp32 == 0 &&
       d.peak_tflops_fp16 == 0 && d.peak_tflops_bf16 == 0) {
-    c.error("cluster", "cluster: no device (the scenario has no cluster section, or one naming neither a profile nor "
-                       "a device): name one, e.g. cluster: {profile: a100-80gb-2x8}");
+    c.error("cluster",
+            "cluster: no device (the scenario has no cluster section, or one naming neither a profile nor "
+            "a device): name one, e.g. cluster: {profile: a100-80gb-2x8}");
     return;  // every device figure would be reported as 0
   }
   c.positive("cluster.num_nodes", k.num_nodes);
   c.positive("cluster.gpus_per_node", k.gpus_per_node);
   c.at_most("cluster.gpus_per_node", k.gpus_per_node, bounds::kMaxGpusPerNode, "GPUs");
   if (k.num_nodes > 0 && k.gpus_per_node > 0)
-    c.product("cluster.num_nodes", "cluster.num_nodes × gpus_per_node", k.num_nodes, k.gpus_per_node,
-              bounds::kMaxGpus);
+    c.product("cluster.num_nodes", "cluster.num_nodes × gpus_per_node", k.num_nodes, k.gpus_per_node, bounds::kMaxGpus);
   check_device(c, k.device, s.training.params_dtype);
   // A link only matters when some traffic crosses it.
   check_link(c, "cluster.intra_node", k.intra_node, k.gpus_per_node > 1);
@@ -401,19 +403,18 @@ void check_parallel_bounds(Checker& c, const Scenario& s) {
   c.at_most("training.micro_batch_size", t.micro_batch_size, kMaxBatch, "sequences");
   c.at_most("training.global_batch_size", t.global_batch_size, kMaxBatch, "sequences");
   if (tp <= 0 || pp <= 0 || vp <= 0 || t.micro_batch_size <= 0 || t.global_batch_size <= 0) return;
-  const bool ok = c.product("parallel.tensor_model_parallel_size",
-                            "parallel.tensor_model_parallel_size × pipeline_model_parallel_size", tp, pp, kMaxGpus) &
-                  c.product("parallel.virtual_pipeline_model_parallel_size",
-                            "parallel.pipeline_model_parallel_size × virtual_pipeline_model_parallel_size", pp, vp,
-                            kMaxParallel) &
-                  c.product("model.make_vocab_size_divisible_by",
-                            "model.make_vocab_size_divisible_by × tensor_model_parallel_size",
-                            std::max(1, s.model.make_vocab_size_divisible_by), tp, kMaxVocab);
+  const bool ok =
+      c.product("parallel.tensor_model_parallel_size",
+                "parallel.tensor_model_parallel_size × pipeline_model_parallel_size", tp, pp, kMaxGpus) &
+      c.product("parallel.virtual_pipeline_model_parallel_size",
+                "parallel.pipeline_model_parallel_size × virtual_pipeline_model_parallel_size", pp, vp, kMaxParallel) &
+      c.product("model.make_vocab_size_divisible_by", "model.make_vocab_size_divisible_by × tensor_model_parallel_size",
+                std::max(1, s.model.make_vocab_size_divisible_by), tp, kMaxVocab);
   const int64_t world = p.world_size > 0 ? p.world_size : int64_t{s.cluster.num_nodes} * s.cluster.gpus_per_node;
   const int64_t dp = p.data_parallel_size > 0 ? p.data_parallel_size : world / (tp * pp);
   if (!ok || dp <= 0 || world > kMaxGpus) return;
-  if (!c.product("training.micro_batch_size", "training.micro_batch_size × data_parallel_size", t.micro_batch_size,
-                 dp, kMaxBatch))
+  if (!c.product("training.micro_batch_size", "training.micro_batch_size × data_parallel_size", t.micro_batch_size, dp,
+                 kMaxBatch))
     return;
   const int64_t microbatches = t.global_batch_size / (t.micro_batch_size * dp);
   if (microbatches > kMaxMicrobatches) {
@@ -449,9 +450,9 @@ void check_other_bounds(Checker& c, const Scenario& s) {
   c.at_most("execution.num_threads", s.execution.num_threads, kMaxThreads, "threads");
   c.finite_in("execution.recv_timeout_s", s.execution.recv_timeout_s, 0, 1e7, true);
   const TrainingSpec& t = s.training;
-  for (const auto& [field, v] : {std::pair{"training.lr", t.lr}, std::pair{"training.min_lr", t.min_lr},
-                                 std::pair{"training.weight_decay", t.weight_decay},
-                                 std::pair{"training.clip_grad", t.clip_grad}})
+  for (const auto& [field, v] :
+       {std::pair{"training.lr", t.lr}, std::pair{"training.min_lr", t.min_lr},
+        std::pair{"training.weight_decay", t.weight_decay}, std::pair{"training.clip_grad", t.clip_grad}})
     c.finite_at_most(field, v, 1e6);
   c.finite_at_most("training.adam_eps", t.adam_eps, 1);
 }

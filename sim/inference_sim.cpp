@@ -88,8 +88,9 @@ Status check_exit_rates(const std::vector<double>& rates, size_t num_exits, cons
 StatusOr<MeasuredExitRates> read_exit_rates_file(const std::string& path) {
   EELLM_ASSIGN_OR_RETURN(const std::string text, read_regular_file(path, "exit-rates file", uint64_t{64} << 20));
   if (json_nesting_depth(text, 8) > 8)
-    return Status::invalid_argument(path + ": JSON nested deeper than 8 levels; an exit-rates file is "
-                                           "{\"exit_rates\": [...], \"exit_layers\": [...]}");
+    return Status::invalid_argument(path +
+                                    ": JSON nested deeper than 8 levels; an exit-rates file is "
+                                    "{\"exit_rates\": [...], \"exit_layers\": [...]}");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -109,7 +110,8 @@ StatusOr<MeasuredExitRates> read_exit_rates_file(const std::string& path) {
       return Status::invalid_argument(path + ": exit_layers must be a list of layer numbers");
     for (const auto& v : j["exit_layers"]) {
       if (!v.is_number_integer())
-        return Status::invalid_argument(path + ": exit_layers holds a non-integer (" + std::string(v.type_name()) + ")");
+        return Status::invalid_argument(path + ": exit_layers holds a non-integer (" + std::string(v.type_name()) +
+                                        ")");
       r.exit_layers.push_back(v.get<int>());
     }
   }

@@ -33,7 +33,8 @@ void check_summary(const eellm::SimulationSummary& m) {
   if (!std::isfinite(m.bubble_fraction) || m.bubble_fraction < -1e-9 || m.bubble_fraction > 1 + 1e-9)
     crash("bubble fraction " + std::to_string(m.bubble_fraction));
   if (!std::isfinite(m.tokens_per_s) || m.tokens_per_s <= 0) crash("tokens/s " + std::to_string(m.tokens_per_s));
-  if (!std::isfinite(m.peak_memory_GiB) || m.peak_memory_GiB < 0) crash("peak memory " + std::to_string(m.peak_memory_GiB));
+  if (!std::isfinite(m.peak_memory_GiB) || m.peak_memory_GiB < 0)
+    crash("peak memory " + std::to_string(m.peak_memory_GiB));
 }
 
 void run(const std::string& text) {

@@ -51,7 +51,8 @@ class FileLoadingTest : public QObject {
          "(65536 × 65536) is larger than 1048576"},
         {"vocab.yaml", tiny_with(QStringLiteral("vocab_size: 256 "), QStringLiteral("vocab_size: 2147483647 ")),
          "model.vocab_size (2147483647) is larger than 16777216"},
-        {"batch.yaml", tiny_with(QStringLiteral("global_batch_size: 32"), QStringLiteral("global_batch_size: 1073741824")),
+        {"batch.yaml",
+         tiny_with(QStringLiteral("global_batch_size: 32"), QStringLiteral("global_batch_size: 1073741824")),
          "training.global_batch_size (1073741824)"},
     };
     for (const auto& c : cases) {

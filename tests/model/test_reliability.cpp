@@ -21,11 +21,10 @@ namespace {
 namespace fs = std::filesystem;
 
 // EXPECT_CONTAINS(text, part): `part` occurs in `text` (the message is printed when it does not).
-#define EXPECT_CONTAINS(text, part)                                                   \
-  do {                                                                                \
-    const std::string eellm_text_ = (text), eellm_part_ = (part);                     \
-    EXPECT_NE(eellm_text_.find(eellm_part_), std::string::npos)                       \
-        << "'" << eellm_part_ << "' not in:\n" << eellm_text_;                        \
+#define EXPECT_CONTAINS(text, part)                                                                                    \
+  do {                                                                                                                 \
+    const std::string eellm_text_ = (text), eellm_part_ = (part);                                                      \
+    EXPECT_NE(eellm_text_.find(eellm_part_), std::string::npos) << "'" << eellm_part_ << "' not in:\n" << eellm_text_; \
   } while (0)
 
 // tiny-ee as shipped; each test changes one field.
@@ -116,17 +115,17 @@ TEST(Reliability, FloatsAreFiniteAndPhysical) {
     double value;
   };
   const Case cases[] = {
-      {"cluster.device.memory_bandwidth_GBps", [](Scenario& s, double v) { s.cluster.device.memory_bandwidth_GBps = v; },
-       5e-324},
-      {"cluster.device.memory_bandwidth_GBps", [](Scenario& s, double v) { s.cluster.device.memory_bandwidth_GBps = v; },
-       -0.0},
+      {"cluster.device.memory_bandwidth_GBps",
+       [](Scenario& s, double v) { s.cluster.device.memory_bandwidth_GBps = v; }, 5e-324},
+      {"cluster.device.memory_bandwidth_GBps",
+       [](Scenario& s, double v) { s.cluster.device.memory_bandwidth_GBps = v; }, -0.0},
       {"cluster.device.kernel_launch_us", [](Scenario& s, double v) { s.cluster.device.kernel_launch_us = v; }, 1e30},
       {"cluster.device.peak_tflops_fp32", [](Scenario& s, double v) { s.cluster.device.peak_tflops_fp32 = v; }, -312},
       {"cluster.device.memory_GiB", [](Scenario& s, double v) { s.cluster.device.memory_GiB = v; }, -1},
       {"cluster.device.gemm_max_efficiency", [](Scenario& s, double v) { s.cluster.device.gemm_max_efficiency = v; },
        1.5},
-      {"cluster.device.collective_efficiency", [](Scenario& s, double v) { s.cluster.device.collective_efficiency = v; },
-       inf},
+      {"cluster.device.collective_efficiency",
+       [](Scenario& s, double v) { s.cluster.device.collective_efficiency = v; }, inf},
       {"training.lr", [](Scenario& s, double v) { s.training.lr = v; }, -5},
       {"training.lr", [](Scenario& s, double v) { s.training.lr = v; }, inf},
       {"training.adam_beta1", [](Scenario& s, double v) { s.training.adam_beta1 = v; }, 7},
