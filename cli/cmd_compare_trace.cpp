@@ -4,6 +4,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include "cli/commands.h"
 #include "sim/timeline.h"
@@ -31,6 +32,14 @@ void register_compare_trace(CLI::App& app) {
       finish("compare-trace", m.status());
       return;
     }
+    // An empty side would compare as "0 measured": say which one has nothing to compare.
+    for (const auto& [what, path, t] :
+         {std::tuple{"predicted", &o->predicted, &*p}, std::tuple{"measured", &o->measured, &*m}})
+      if (t->num_ranks == 0 || t->events.empty()) {
+        finish("compare-trace", Status::invalid_argument("the " + std::string(what) + " trace " + *path +
+                                                         " has no ranks with slices (no ph:\"X\" events)"));
+        return;
+      }
     if (p->num_ranks != m->num_ranks)
       std::cerr << "eellm compare-trace: warning: " << p->num_ranks << " pipeline ranks predicted, " << m->num_ranks
                 << " measured\n";

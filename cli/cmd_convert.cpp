@@ -21,15 +21,20 @@ struct ConvertCliOptions {
   MegatronImportOptions import;
 };
 
-bool read_input(const std::string& path, std::string& text) {
-  if (path == "-") {
-    text.assign(std::istreambuf_iterator<char>(std::cin), {});
-    return true;
+// A launch script is a few kilobytes; 16 MiB bounds what a hostile input costs (stdin too).
+constexpr uint64_t kMaxScriptBytes = uint64_t{16} << 20;
+
+StatusOr<std::string> read_input(const std::string& path) {
+  if (path != "-") return read_regular_file(path, "command line file", kMaxScriptBytes);
+  std::string text;
+  char buf[65536];
+  while (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0) {
+    text.append(buf, static_cast<size_t>(std::cin.gcount()));
+    if (text.size() > kMaxScriptBytes)
+      return Status::invalid_argument("the command line on stdin is over " + std::to_string(kMaxScriptBytes) +
+                                      " bytes");
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  text.assign(std::istreambuf_iterator<char>(in), {});
-  return true;
+  return text;
 }
 
 Status write_output(const std::string& out, const std::string& text) {
@@ -50,8 +55,7 @@ Status run_convert(const ConvertCliOptions& o) {
     return Status::invalid_argument(
         "give exactly one of --from-megatron FILE, --to-megatron SCENARIO, --to-yaml SCENARIO");
   if (!o.from_megatron.empty()) {
-    std::string text;
-    if (!read_input(o.from_megatron, text)) return Status::io_error("cannot read " + o.from_megatron);
+    EELLM_ASSIGN_OR_RETURN(const std::string text, read_input(o.from_megatron));
     MegatronImportOptions io = o.import;
     if (io.name.empty() && o.from_megatron != "-") io.name = std::filesystem::path(o.from_megatron).stem().string();
     auto imp = scenario_from_megatron(text, io);

@@ -24,6 +24,7 @@
 #include "cli/commands.h"
 #include "model/scenario_fields.h"
 #include "model/scenario_io.h"
+#include "model/validate.h"
 #include "sim/cost_report.h"
 #include "sim/plan.h"
 
@@ -119,7 +120,26 @@ StatusOr<std::vector<ScheduleKind>> parse_schedules(const std::vector<std::strin
   return out;
 }
 
+// Numeric options within what a real search has (validate.h's bounds), before any arithmetic on them.
+Status check_plan_numbers(const PlanCliOptions& opt) {
+  auto out_of = [](const char* flag, int64_t v, int64_t lo, int64_t hi) {
+    if (v >= lo && v <= hi) return Status::ok();
+    return Status::invalid_argument(std::string(flag) + " (" + std::to_string(v) + ") must be in " +
+                                    std::to_string(lo) + ".." + std::to_string(hi));
+  };
+  EELLM_RETURN_IF_ERROR(out_of("--gpus", opt.gpus, 1, bounds::kMaxGpus));
+  EELLM_RETURN_IF_ERROR(out_of("--min-gpus", opt.min_gpus, 0, opt.gpus));
+  EELLM_RETURN_IF_ERROR(out_of("--top", opt.top, 1, 1000000));
+  EELLM_RETURN_IF_ERROR(out_of("--simulate-top", opt.simulate_top, -1, 1000000));
+  EELLM_RETURN_IF_ERROR(out_of("--threads", opt.threads, 0, bounds::kMaxThreads));
+  EELLM_RETURN_IF_ERROR(out_of("--max-gpus", opt.objective.limits.max_gpus, 0, bounds::kMaxGpus));
+  if (!(opt.margin >= 0 && opt.margin < 1))
+    return Status::invalid_argument("--memory-margin (" + std::to_string(opt.margin) + ") must be in [0, 1)");
+  return Status::ok();
+}
+
 StatusOr<PlanOptions> plan_options(const PlanCliOptions& opt) {
+  EELLM_RETURN_IF_ERROR(check_plan_numbers(opt));
   PlanOptions po;
   if (!opt.schedules.empty()) {
     EELLM_ASSIGN_OR_RETURN(po.schedules, parse_schedules(opt.schedules));
@@ -191,6 +211,7 @@ Status run_plan(const PlanCliOptions& opt) {
     if (!dev.is_ok()) return dev.status();
     sc->cluster.device = *dev;
     sc->cluster.device_name = opt.device;
+    EELLM_RETURN_IF_ERROR(check_scenario(*sc).with_context("--device " + opt.device));
   }
   EELLM_ASSIGN_OR_RETURN(const PlanOptions po, plan_options(opt));
   g_interrupted = false;

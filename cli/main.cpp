@@ -1,4 +1,5 @@
 // eellm: plan, simulate and run early-exit LLMs under 3D parallelism.
+#include <exception>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -58,10 +59,18 @@ int main(int argc, char** argv) {
   eellm::cli::register_calibrate(app);
   eellm::cli::register_fidelity(app);
   eellm::cli::tidy_help_defaults(app);
+  // No exception ends the process unreported: whatever a subcommand (or a reader under it) throws
+  // becomes "error: <what>" and exit 1.
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (...) {
+    std::cerr << "error: an unknown exception\n";
+    return 1;
   }
   const auto& [command, status] = eellm::cli::failure();
   if (!status.is_ok()) {

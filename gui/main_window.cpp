@@ -61,6 +61,19 @@ QWidget* scrolled(QWidget* page, QWidget* parent) {
   area->setFrameShape(QFrame::NoFrame);
   return area;
 }
+
+// Runs a file reader; whatever it throws becomes an error Status, so that no file makes the GUI
+// die (the readers return Status for what they know; this is the net under them).
+template <typename F>
+auto guarded_read(F&& read) -> decltype(read()) {
+  try {
+    return read();
+  } catch (const std::exception& e) {
+    return Status::internal(std::string("unexpected error while reading: ") + e.what());
+  } catch (...) {
+    return Status::internal("unexpected error while reading");
+  }
+}
 }  // namespace
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
@@ -381,7 +394,7 @@ void MainWindow::rebuildRecentMenu() {
 }
 
 bool MainWindow::openScenario(const QString& path) {
-  auto sc = load_scenario(path.toStdString());
+  auto sc = guarded_read([&] { return load_scenario(path.toStdString()); });  // validated (check_scenario)
   if (!sc.is_ok()) {
     reportError(tr("Cannot open scenario"), QString::fromStdString(sc.status().to_string()));
     return false;
@@ -487,7 +500,7 @@ void MainWindow::pin(int slot, const Scenario& scenario, const QString& label) {
 }
 
 bool MainWindow::openTrace(const QString& path) {
-  auto tl = read_trace(path.toStdString());
+  auto tl = guarded_read([&] { return read_trace(path.toStdString()); });
   if (!tl.is_ok()) {
     reportError(tr("Cannot open trace"), QString::fromStdString(tl.status().to_string()));
     return false;
@@ -502,7 +515,7 @@ bool MainWindow::openTrace(const QString& path) {
 }
 
 bool MainWindow::overlayMeasuredTrace(const QString& path) {
-  auto tl = read_trace(path.toStdString());
+  auto tl = guarded_read([&] { return read_trace(path.toStdString()); });
   if (!tl.is_ok()) {
     reportError(tr("Cannot open trace"), QString::fromStdString(tl.status().to_string()));
     return false;

@@ -4,10 +4,12 @@
 // $(...) and `...` expand to nothing: nothing is ever executed.
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <cstdlib>
 #include <map>
 
 #include "model/megatron.h"
+#include "model/parse.h"
 
 namespace eellm {
 namespace {
@@ -16,6 +18,11 @@ bool is_name_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
 }
 
+// Bounds on hostile scripts: parentheses nested deeper than any real script (the evaluator
+// recurses), and the text one expansion may grow to (`A=$A$A` doubling).
+constexpr int kMaxArithDepth = 64;
+constexpr size_t kMaxExpandedBytes = size_t{4} << 20;
+
 // Integer arithmetic for $(( )): + - * / % and parentheses over literals and variable names.
 class Arith {
  public:
@@ -23,7 +30,9 @@ class Arith {
   StatusOr<long long> eval() {
     long long v = expr();
     skip();
-    if (!ok_ || pos_ != s_.size()) return Status::invalid_argument("cannot evaluate $((" + s_ + "))");
+    if (!ok_ || pos_ != s_.size())
+      return Status::invalid_argument("cannot evaluate $((" + s_.substr(0, 80) + (s_.size() > 80 ? "..." : "") + "))" +
+                                      (why_.empty() ? std::string() : ": " + why_));
     return v;
   }
 
@@ -36,7 +45,7 @@ class Arith {
     for (skip(); pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-'); skip()) {
       const char op = s_[pos_++];
       const long long r = term();
-      v = op == '+' ? v + r : v - r;
+      if (op == '+' ? __builtin_add_overflow(v, r, &v) : __builtin_sub_overflow(v, r, &v)) return overflow();
     }
     return v;
   }
@@ -45,34 +54,50 @@ class Arith {
     for (skip(); pos_ < s_.size() && (s_[pos_] == '*' || s_[pos_] == '/' || s_[pos_] == '%'); skip()) {
       const char op = s_[pos_++];
       const long long r = factor();
-      if (op != '*' && r == 0) {
-        ok_ = false;
-        return 0;
+      if (op != '*' && r == 0) return error("division by zero");
+      if (op == '*') {
+        if (__builtin_mul_overflow(v, r, &v)) return overflow();
+      } else if (r == -1) {  // LLONG_MIN / -1 traps (SIGFPE); x % -1 is 0
+        if (op == '/' && v == LLONG_MIN) return overflow();
+        v = op == '/' ? -v : 0;
+      } else {
+        v = op == '/' ? v / r : v % r;
       }
-      v = op == '*' ? v * r : op == '/' ? v / r : v % r;
     }
     return v;
   }
   long long factor() {
     skip();
-    if (pos_ >= s_.size()) {
+    if (pos_ >= s_.size() || !ok_) {
       ok_ = false;
       return 0;
     }
-    if (s_[pos_] == '(') {
-      ++pos_;
-      const long long v = expr();
-      skip();
-      if (pos_ < s_.size() && s_[pos_] == ')')
-        ++pos_;
-      else
-        ok_ = false;
+    if (s_[pos_] == '(' || s_[pos_] == '-') {
+      if (++depth_ > kMaxArithDepth) return error("nested deeper than " + std::to_string(kMaxArithDepth) + " levels");
+      const long long v = s_[pos_] == '(' ? group() : negate();
+      --depth_;
       return v;
     }
-    if (s_[pos_] == '-') {
+    return operand();
+  }
+  long long negate() {
+    ++pos_;
+    const long long v = factor();
+    if (v == LLONG_MIN) return overflow();
+    return -v;
+  }
+  long long group() {
+    ++pos_;
+    const long long v = expr();
+    skip();
+    if (pos_ < s_.size() && s_[pos_] == ')')
       ++pos_;
-      return -factor();
-    }
+    else
+      ok_ = false;
+    return v;
+  }
+  // A literal or a variable name (optionally $NAME); an unset or empty variable is 0.
+  long long operand() {
     if (s_[pos_] == '$') ++pos_;
     const size_t start = pos_;
     while (pos_ < s_.size() && is_name_char(s_[pos_])) ++pos_;
@@ -86,17 +111,22 @@ class Arith {
       auto it = vars_.find(tok);
       text = it == vars_.end() || it->second.empty() ? "0" : it->second;
     }
-    try {
-      return std::stoll(text);
-    } catch (...) {
-      ok_ = false;
-      return 0;
-    }
+    long long v = 0;
+    if (!parse_number(text, v)) return error("'" + text + "' is not a 64-bit integer");
+    return v;
+  }
+  long long overflow() { return error("the result overflows a 64-bit integer"); }
+  long long error(const std::string& why) {
+    if (ok_) why_ = why;
+    ok_ = false;
+    return 0;
   }
   const std::string& s_;
   const std::map<std::string, std::string>& vars_;
   size_t pos_ = 0;
+  int depth_ = 0;
   bool ok_ = true;
+  std::string why_;
 };
 
 struct Word {
@@ -261,8 +291,17 @@ class ShellReader {
     commands.push_back(words);
   }
 
-  // At '$' or '`': returns the expansion and advances past it.
+  // At '$' or '`': returns the expansion and advances past it; the script's expansions together
+  // stay under kMaxExpandedBytes (a few doubling assignments would otherwise take gigabytes).
   std::string expansion() {
+    std::string value = expand_one();
+    expanded_bytes_ += value.size();
+    if (expanded_bytes_ > kMaxExpandedBytes)
+      return fail("the variable expansions exceed " + std::to_string(kMaxExpandedBytes >> 20) +
+                  " MiB (a script that doubles a variable?)");
+    return value;
+  }
+  std::string expand_one() {
     if (s_[pos_] == '`') {
       const size_t end = s_.find('`', pos_ + 1);
       pos_ = end == std::string::npos ? s_.size() : end + 1;
@@ -322,6 +361,7 @@ class ShellReader {
   std::vector<std::string> words_;                  // of the command being read
   Word w_;                                          // the word being read
   bool assignment_word_ = false;                    // w_ is NAME=… at the start of a command
+  size_t expanded_bytes_ = 0;                       // text all expansions produced so far
 };
 
 }  // namespace

@@ -3,17 +3,26 @@
 // to an equal Scenario (doubles in shortest round-trip form, strings double-quoted).
 #include "model/scenario_io.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <stdexcept>
+#include <string_view>
 
 #include "model/layout.h"
+#include "model/parse.h"
 #include "model/scenario_fields.h"
+#include "model/validate.h"
 #include "model/yaml_reader.h"
 
 namespace fs = std::filesystem;
@@ -21,12 +30,20 @@ namespace fs = std::filesystem;
 namespace eellm {
 namespace {
 
-StatusOr<std::string> read_text_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::io_error("cannot read " + path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// Scenario and profile files are a few kilobytes; 16 MiB bounds what a hostile one can cost.
+constexpr uint64_t kMaxYamlBytes = uint64_t{16} << 20;
+
+StatusOr<std::string> read_text_file(const fs::path& path, const char* what) {
+  return read_regular_file(path.string(), what, kMaxYamlBytes);
+}
+
+const char* file_type_name(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
 }
 
 StatusOr<YAML::Node> load_yaml(const std::string& text, const std::string& source) {
@@ -36,6 +53,8 @@ StatusOr<YAML::Node> load_yaml(const std::string& text, const std::string& sourc
     std::string where = source;
     if (e.mark.line >= 0) where += ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
     return Status::invalid_argument(where + ": malformed YAML: " + e.msg);
+  } catch (const YAML::Exception& e) {
+    return Status::invalid_argument(source + ": malformed YAML: " + e.msg);
   }
 }
 
@@ -59,19 +78,27 @@ std::string join(const std::vector<std::string>& v) {
 }
 
 // A profile name ("a100-80gb-sxm") → scenarios_dir()/kind/NAME.yaml; a path → itself, relative to
-// `base_dir` (the file that names it) and then to the working directory.
+// `base_dir` (the file that names it) and then to the working directory. Never throws: a name too
+// long for the filesystem or a symlink loop is an error naming it.
 StatusOr<fs::path> resolve_profile(const char* kind, const char* what, const std::string& name,
                                    const fs::path& base_dir) {
+  std::error_code ec;
+  if (name.empty()) return Status::invalid_argument(std::string(what) + ": the name is empty");
   if (looks_like_path(name)) {
     fs::path p(name);
-    if (p.is_relative() && fs::exists(base_dir / p)) return base_dir / p;
-    if (fs::exists(p)) return p;
+    if (p.is_relative() && fs::exists(fs::symlink_status(base_dir / p, ec))) return base_dir / p;
+    if (fs::exists(fs::symlink_status(p, ec))) return p;
+    if (ec && ec != std::errc::no_such_file_or_directory)
+      return Status::invalid_argument(std::string(what) + " file '" + name + "': " + ec.message());
+    const fs::path cwd = fs::current_path(ec);
     return Status::not_found(std::string(what) + " file '" + name + "' not found (looked in " + base_dir.string() +
-                             " and " + fs::current_path().string() + ")");
+                             " and " + (ec ? std::string("the working directory") : cwd.string()) + ")");
   }
   const fs::path dir = fs::path(scenarios_dir()) / kind;
   const fs::path p = dir / (name + ".yaml");
-  if (fs::exists(p)) return p;
+  if (fs::exists(fs::symlink_status(p, ec))) return p;
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    return Status::invalid_argument(std::string(what) + " '" + name + "': " + ec.message());
   const std::vector<std::string> known = yaml_stems(dir);
   std::string msg = std::string(what) + " '" + name + "' not found: no file " + p.string();
   const std::string hint = closest_match(name, known);
@@ -82,9 +109,9 @@ StatusOr<fs::path> resolve_profile(const char* kind, const char* what, const std
 
 StatusOr<DeviceProfile> load_device_impl(const std::string& name, const fs::path& base_dir) {
   EELLM_ASSIGN_OR_RETURN(const fs::path path, resolve_profile("devices", "device profile", name, base_dir));
-  EELLM_ASSIGN_OR_RETURN(const std::string text, read_text_file(path));
+  EELLM_ASSIGN_OR_RETURN(const std::string text, read_text_file(path, "device profile"));
   EELLM_ASSIGN_OR_RETURN(const YAML::Node root, load_yaml(text, path.string()));
-  YamlContext ctx{path.string(), {}};
+  YamlContext ctx{path.string(), {}, 0};
   DeviceProfile d;
   MapReader r(ctx, root, "");
   if (!r.valid() && ctx.ok()) ctx.error("", "device profile is empty");
@@ -92,6 +119,7 @@ StatusOr<DeviceProfile> load_device_impl(const std::string& name, const fs::path
   r.finish();
   EELLM_RETURN_IF_ERROR(ctx.status());
   if (d.name.empty()) d.name = path.stem().string();
+  if (!valid_utf8(d.name)) return Status::invalid_argument(path.string() + ": the device name is not valid UTF-8");
   return d;
 }
 
@@ -183,15 +211,16 @@ void read_cluster(YamlContext& ctx, const YAML::Node& node, const std::string& p
 
 StatusOr<ClusterSpec> load_cluster_impl(const std::string& name, const fs::path& base_dir) {
   EELLM_ASSIGN_OR_RETURN(const fs::path path, resolve_profile("clusters", "cluster profile", name, base_dir));
-  EELLM_ASSIGN_OR_RETURN(const std::string text, read_text_file(path));
+  EELLM_ASSIGN_OR_RETURN(const std::string text, read_text_file(path, "cluster profile"));
   EELLM_ASSIGN_OR_RETURN(const YAML::Node root, load_yaml(text, path.string()));
-  YamlContext ctx{path.string(), {}};
+  YamlContext ctx{path.string(), {}, 0};
   ClusterSpec c;
   if (!root.IsMap()) ctx.error(root, "", "a cluster profile is a mapping (name, device, num_nodes, ...)");
   read_cluster(ctx, root, "", path.parent_path(), /*allow_profile=*/false, c);
   if (ctx.ok() && !root["device"]) ctx.error(root, "device", "a cluster profile must name its device");
   EELLM_RETURN_IF_ERROR(ctx.status());
   if (c.name.empty()) c.name = path.stem().string();
+  if (!valid_utf8(c.name)) return Status::invalid_argument(path.string() + ": the cluster name is not valid UTF-8");
   return c;
 }
 
@@ -370,7 +399,7 @@ StatusOr<ClusterSpec> load_cluster_profile(const std::string& path_or_name) {
 StatusOr<Scenario> parse_scenario(const std::string& yaml_text, const std::string& source,
                                   const std::string& base_dir) {
   EELLM_ASSIGN_OR_RETURN(const YAML::Node root, load_yaml(yaml_text, source));
-  YamlContext ctx{source, {}};
+  YamlContext ctx{source, {}, 0};
   if (!root.IsMap()) {
     ctx.error(root, "",
               root.IsNull() ? "the scenario is empty" : "a scenario is a mapping of sections (model, exits, ...)");
@@ -391,7 +420,7 @@ StatusOr<Scenario> parse_scenario(const std::string& yaml_text, const std::strin
   section("model", s.model);
   section("exits", s.exits);
   section("parallel", s.parallel);
-  if (const YAML::Node n = top.take("cluster"))
+  if (const YAML::Node n = top.take("cluster"))  // none: check_scenario says the device is missing
     read_cluster(ctx, n, "cluster", base_dir, /*allow_profile=*/true, s.cluster);
   section("training", s.training);
   section("inference", s.inference);
@@ -404,10 +433,10 @@ StatusOr<Scenario> parse_scenario(const std::string& yaml_text, const std::strin
 StatusOr<Scenario> load_scenario(const std::string& path_or_name) {
   fs::path path(path_or_name);
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) {
+  if (!fs::exists(fs::symlink_status(path, ec))) {  // what is there (a FIFO, /dev/zero) is refused by type on reading
     const fs::path dir(scenarios_dir());
     const fs::path shipped = dir / (path_or_name + ".yaml");
-    if (!looks_like_path(path_or_name) && fs::is_regular_file(shipped, ec)) {
+    if (!looks_like_path(path_or_name) && fs::exists(fs::symlink_status(shipped, ec))) {
       path = shipped;
     } else {
       const std::vector<std::string> known = yaml_stems(dir);
@@ -419,12 +448,64 @@ StatusOr<Scenario> load_scenario(const std::string& path_or_name) {
       return Status::not_found(msg);
     }
   }
-  EELLM_ASSIGN_OR_RETURN(const std::string text, read_text_file(path));
+  EELLM_ASSIGN_OR_RETURN(const std::string text, read_text_file(path, "scenario"));
   const std::string base = path.parent_path().empty() ? std::string(".") : path.parent_path().string();
   EELLM_ASSIGN_OR_RETURN(Scenario s, parse_scenario(text, path.string(), base));
-  auto layout = derive_layout(s);
-  if (!layout.is_ok()) return layout.status().with_context(path.string());
+  EELLM_RETURN_IF_ERROR(check_scenario(s, path.string()));
   return s;
+}
+
+Status check_scenario(const Scenario& s, const std::string& source) {
+  const Diagnostics d = validate_scenario(s);
+  std::string msg;
+  for (const Diagnostic& x : d.items)
+    if (x.severity == Diagnostic::Severity::kError) {
+      // Appended piecewise: GCC 12 reports a false -Wrestrict on chained std::string + at -O3.
+      if (!msg.empty()) msg.append("\n");
+      if (!source.empty()) msg.append(source).append(": ");
+      msg.append(x.message);
+    }
+  return msg.empty() ? Status::ok() : Status::invalid_argument(msg);
+}
+
+StatusOr<std::string> read_regular_file(const std::string& path, const std::string& what, uint64_t max_bytes) {
+  // Fault injection for the tests that every entry point turns an exception into an error.
+  if (const char* fault = std::getenv("EELLM_FAULT_INJECT"); fault != nullptr && std::string_view(fault) == "reader")
+    throw std::runtime_error("injected fault (EELLM_FAULT_INJECT=reader) reading " + what + " " + path);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; the type is checked on the open file.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    const std::string why = std::strerror(err);
+    if (err == ENOENT) return Status::not_found(what + " '" + path + "' not found");
+    return Status::io_error("cannot read " + what + " '" + path + "': " + why);
+  }
+  struct stat st {};
+  std::string text;
+  Status status = Status::ok();
+  if (::fstat(fd, &st) != 0) {
+    status = Status::io_error("cannot read " + what + " '" + path + "': " + std::strerror(errno));
+  } else if (!S_ISREG(st.st_mode)) {
+    status =
+        Status::invalid_argument(what + " '" + path + "' is " + file_type_name(st.st_mode) + ", not a regular file");
+  } else if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    status =
+        Status::invalid_argument(what + " '" + path + "' is " + std::to_string(st.st_size) + " bytes, more than the " +
+                                 std::to_string(max_bytes) + " a " + what + " may have");
+  } else {
+    text.resize(static_cast<size_t>(st.st_size));
+    size_t got = 0;
+    while (got < text.size()) {
+      const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    text.resize(got);  // a file that shrank while read: what was there
+  }
+  ::close(fd);
+  if (!status.is_ok()) return status;
+  return text;
 }
 
 std::string scenario_to_yaml(const Scenario& s) {

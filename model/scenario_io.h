@@ -4,6 +4,7 @@
 // (with a "did you mean" for near-misses). Thread-compatible: no shared state.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "model/scenario.h"
@@ -12,9 +13,21 @@
 namespace eellm {
 
 // Loads a scenario file, or a shipped scenario by name ("tiny-ee" → scenarios/tiny-ee.yaml).
-// Resolves the cluster and device profiles and checks the layout (derive_layout); memory warnings
-// are left to validate_scenario().
+// Resolves the cluster and device profiles and runs check_scenario (every error of
+// validate_scenario: bounds, overflow, ranges, layout); memory warnings are left to the caller.
 StatusOr<Scenario> load_scenario(const std::string& path_or_name);
+
+// The errors of validate_scenario (all of them, one per line, each prefixed with `source` when given)
+// as one Status; ok when there are none.
+// The one validation every entry point runs before any arithmetic on a scenario (describe,
+// simulate, plan, sweep, compare, convert, train, the GUI's file loading).
+Status check_scenario(const Scenario& scenario, const std::string& source = "");
+
+// The contents of the regular file `path` (at most max_bytes): a directory, FIFO, device (/dev/zero),
+// socket, symlink loop or over-long name is refused by type before anything is read, with `what`
+// ("scenario", "trace", ...) and the path named. Never blocks on a FIFO. With the environment variable
+// EELLM_FAULT_INJECT=reader it throws instead (tests of the entry points' exception net).
+StatusOr<std::string> read_regular_file(const std::string& path, const std::string& what, uint64_t max_bytes);
 
 // Parses YAML text; `source` names it in messages, `base_dir` resolves relative profile paths.
 StatusOr<Scenario> parse_scenario(const std::string& yaml_text, const std::string& source = "<string>",

@@ -5,6 +5,8 @@
 #include <cctype>
 #include <cmath>
 #include <limits>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "model/parse.h"
 
@@ -25,6 +27,7 @@ int edit_distance(const std::string& a, const std::string& b) {
 }
 
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
+  if (word.size() > 128) return "";  // no typo of a name; and the distance is quadratic in it
   std::string best;
   int best_d = std::numeric_limits<int>::max();
   for (const std::string& c : candidates) {
@@ -40,6 +43,10 @@ std::string closest_match(const std::string& word, const std::vector<std::string
 }
 
 void YamlContext::error(const YAML::Node& node, const std::string& path, const std::string& message) {
+  if (full()) {
+    ++suppressed;
+    return;
+  }
   const YAML::Mark m = node.Mark();
   std::string msg = source;
   if (m.line >= 0) {
@@ -53,6 +60,10 @@ void YamlContext::error(const YAML::Node& node, const std::string& path, const s
 }
 
 void YamlContext::error(const std::string& path, const std::string& message) {
+  if (full()) {
+    ++suppressed;
+    return;
+  }
   std::string msg = source;
   msg.append(": ");
   if (!path.empty()) msg.append(path).append(": ");
@@ -67,6 +78,7 @@ Status YamlContext::status() const {
     if (!msg.empty()) msg += "\n";
     msg += e;
   }
+  if (suppressed > 0) msg += "\n" + source + ": ... and " + std::to_string(suppressed) + " more error(s)";
   return Status::invalid_argument(msg);
 }
 
@@ -120,7 +132,13 @@ void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, 
     out.clear();
     return;
   }
-  if (expect_scalar(ctx, n, path, "a string")) out = n.Scalar();
+  if (!expect_scalar(ctx, n, path, "a string")) return;
+  size_t bad = 0;
+  if (!valid_utf8(n.Scalar(), &bad)) {
+    ctx.error(n, path, "not valid UTF-8 (byte " + std::to_string(bad) + " of the text)");
+    return;
+  }
+  out = n.Scalar();
 }
 
 void read_value(YamlContext& ctx, const YAML::Node& n, const std::string& path, bool& out) {
@@ -191,18 +209,24 @@ YAML::Node MapReader::take(const char* key) {
 
 void MapReader::finish() {
   if (!valid_) return;
-  std::vector<std::pair<std::string, int>> seen;  // key, line: yaml-cpp keeps duplicates silently
+  std::unordered_map<std::string, int> seen;  // key → line: yaml-cpp keeps duplicates silently
+  const std::unordered_set<std::string> known(known_.begin(), known_.end());
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     const std::string key = it->first.IsScalar() ? it->first.Scalar() : std::string("<non-scalar key>");
     const int line = it->first.Mark().line + 1;
-    auto dup = std::find_if(seen.begin(), seen.end(), [&key](const auto& s) { return s.first == key; });
-    if (dup != seen.end()) {
+    const auto [dup, fresh] = seen.emplace(key, line);
+    if (!fresh || known.count(key) == 0) {
+      if (ctx_->full()) {  // past the error cap: count it, skip the "did you mean" search
+        ++ctx_->suppressed;
+        continue;
+      }
+    }
+    if (!fresh) {
       ctx_->error(it->first, child_path(key),
                   "duplicate key '" + key + "' (first given on line " + std::to_string(dup->second) + ")");
       continue;
     }
-    seen.emplace_back(key, line);
-    if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
+    if (known.count(key) > 0) continue;
     std::string msg = "unknown key '" + key + "'";
     const std::string hint = closest_match(key, known_);
     if (!hint.empty()) {

@@ -21,15 +21,19 @@ int edit_distance(const std::string& a, const std::string& b);
 // The candidate nearest to `word` when close enough to be a plausible typo, else "".
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
 
-// Errors collected while reading one document.
+// Errors collected while reading one document: the first kMaxErrors are kept, the rest counted (a
+// file with 100,000 unknown keys is reported in a few lines, in linear time).
 struct YamlContext {
+  static constexpr size_t kMaxErrors = 20;
   std::string source;  // file name (or "<string>") for messages
   std::vector<std::string> errors;
+  size_t suppressed = 0;  // errors beyond kMaxErrors
 
   // "source:line:col: path: message" (line/col when the node carries a mark).
   void error(const YAML::Node& node, const std::string& path, const std::string& message);
   void error(const std::string& path, const std::string& message);
   bool ok() const { return errors.empty(); }
+  bool full() const { return errors.size() >= kMaxErrors; }
   // All errors joined one per line, as an invalid-argument Status (ok when none).
   Status status() const;
 };

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies if missing, builds (Release), runs ctest; then builds
-# the fast layers (model, sim) with AddressSanitizer + UndefinedBehaviorSanitizer and assertions on
+# the fast layers (model, sim) and the fuzzers with AddressSanitizer + UndefinedBehaviorSanitizer and assertions on
 # (the Release build has NDEBUG) and runs their tests; warnings are not errors there (GCC reports
 # false maybe-uninitialized under ASan), the Release build enforces them. Extra arguments go to the
 # first ctest.
@@ -27,7 +27,9 @@ if [ "${EELLM_SKIP_SANITIZE:-0}" != 1 ]; then
       -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
       -DEELLM_WERROR=OFF -DEELLM_CUDA=OFF -DEELLM_MPI=OFF -DEELLM_GUI=OFF -DEELLM_BUILD_BENCHMARKS=OFF >/dev/null
   fi
-  cmake --build "$asan" -j "$(nproc)" --target eellm_model_tests eellm_sim_tests
+  # The fuzzers too (docs/reliability.md): their fixed-seed runs under the sanitizers catch the
+  # out-of-bounds reads and overflows a plain run survives.
+  cmake --build "$asan" -j "$(nproc)" --target eellm_model_tests eellm_sim_tests fuzz_scenario fuzz_megatron fuzz_trace
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir "$asan" --output-on-failure -j "$(nproc)" -L '^(model|sim)$'
+    ctest --test-dir "$asan" --output-on-failure -j "$(nproc)" -L '^(model|sim|fuzz)$'
 fi

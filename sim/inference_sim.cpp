@@ -11,6 +11,8 @@
 
 #include "model/cost_model.h"
 #include "model/layout.h"
+#include "model/parse.h"
+#include "model/scenario_io.h"
 
 namespace eellm {
 namespace {
@@ -84,11 +86,14 @@ Status check_exit_rates(const std::vector<double>& rates, size_t num_exits, cons
 }
 
 StatusOr<MeasuredExitRates> read_exit_rates_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status::not_found("cannot open exit-rates file " + path);
+  EELLM_ASSIGN_OR_RETURN(const std::string text, read_regular_file(path, "exit-rates file", uint64_t{64} << 20));
+  if (json_nesting_depth(text, 8) > 8)
+    return Status::invalid_argument(path +
+                                    ": JSON nested deeper than 8 levels; an exit-rates file is "
+                                    "{\"exit_rates\": [...], \"exit_layers\": [...]}");
   nlohmann::json j;
   try {
-    in >> j;
+    j = nlohmann::json::parse(text);
   } catch (const std::exception& e) {
     return Status::corruption(path + ": not valid JSON: " + e.what());
   }
@@ -96,7 +101,8 @@ StatusOr<MeasuredExitRates> read_exit_rates_file(const std::string& path) {
     return Status::invalid_argument(path + ": expected an object with an array \"exit_rates\"");
   MeasuredExitRates r;
   for (const auto& v : j["exit_rates"]) {
-    if (!v.is_number()) return Status::invalid_argument(path + ": exit_rates holds a non-number: " + v.dump());
+    if (!v.is_number())
+      return Status::invalid_argument(path + ": exit_rates holds a non-number (" + std::string(v.type_name()) + ")");
     r.rates.push_back(v.get<double>());
   }
   if (j.contains("exit_layers")) {
@@ -104,7 +110,8 @@ StatusOr<MeasuredExitRates> read_exit_rates_file(const std::string& path) {
       return Status::invalid_argument(path + ": exit_layers must be a list of layer numbers");
     for (const auto& v : j["exit_layers"]) {
       if (!v.is_number_integer())
-        return Status::invalid_argument(path + ": exit_layers holds a non-integer: " + v.dump());
+        return Status::invalid_argument(path + ": exit_layers holds a non-integer (" + std::string(v.type_name()) +
+                                        ")");
       r.exit_layers.push_back(v.get<int>());
     }
   }

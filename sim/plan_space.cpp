@@ -192,6 +192,9 @@ struct Walk {
   bool has_exits = false;
   std::vector<int> q;  // 0-based reading layer of each given exit
   std::map<std::tuple<int, int, bool, int>, UnitCosts> unit_cache;
+  // balanced_partition is O(v·layers²): computed once per unit costs and chunk count, not once per
+  // world size and schedule (2,048 layers took 37 s before).
+  std::map<std::tuple<int, int, bool, int, int>, std::vector<int>> partition_cache;
   std::vector<Cand> out;
 };
 
@@ -207,7 +210,11 @@ std::vector<int32_t> partitions_of(Walk& w, const Cand& c, int nvs, size_t& narr
   if (it == w.unit_cache.end())
     it = w.unit_cache.emplace(key, unit_costs(w.base, c.tp, c.mbs, c.sp, c.recompute)).first;
   if (!it->second.ok) return parts;
-  std::vector<int> bal = balanced_partition(layers, nvs, it->second, w.q);
+  const auto pkey = std::tuple_cat(key, std::make_tuple(nvs));
+  auto memo = w.partition_cache.find(pkey);
+  if (memo == w.partition_cache.end())
+    memo = w.partition_cache.emplace(pkey, balanced_partition(layers, nvs, it->second, w.q)).first;
+  const std::vector<int>& bal = memo->second;
   const std::vector<int> even = even_parts(layers, nvs);
   if (!bal.empty() && bal != even) parts.push_back(w.tables.partition_id(bal));
   narrow = parts.size();

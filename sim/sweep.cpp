@@ -164,6 +164,10 @@ SweepPoint evaluate(const Scenario& base, const std::vector<SweepAxis>& axes, co
     }
   }
   p.metrics.assign(sweep_metrics().size(), kNaN);
+  if (Status st = check_scenario(s); !st.is_ok()) {  // what simulate refuses, before any arithmetic
+    p.error = st.message();
+    return p;
+  }
   SimulateOptions so;
   so.record_timeline = false;
   so.compare_without_exits = true;

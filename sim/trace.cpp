@@ -8,6 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "model/parse.h"
+#include "model/scenario_io.h"
+
 namespace eellm {
 namespace {
 
@@ -22,6 +25,24 @@ std::string us(TimeNs ns) {
 
 std::string quoted(const std::string& s) {
   return nlohmann::json(s).dump();
+}
+
+// A trace is at most 1 GiB of JSON and has at most 65,536 pipeline ranks (pids); its times are finite,
+// non-negative and under 10^12 µs (11.6 days), so nanoseconds fit in 64 bits with room to add.
+constexpr uint64_t kMaxTraceBytes = uint64_t{1} << 30;
+constexpr int64_t kMaxTraceRanks = 65536;
+constexpr double kMaxTraceUs = 1e12;
+constexpr int kMaxTraceDepth = 32;
+
+// A ts or dur (µs, a JSON number) in nanoseconds; refuses what is not a finite, non-negative time.
+StatusOr<TimeNs> trace_time(const nlohmann::json& v, const std::string& where) {
+  if (!v.is_number())
+    return Status::corruption(where + ": a time is a number of microseconds, got " + std::string(v.type_name()));
+  const double us = v.get<double>();
+  if (!std::isfinite(us) || us < 0 || us > kMaxTraceUs)
+    return Status::corruption(where + ": time " + v.dump() + " µs is " + (us < 0 ? "negative" : "out of range") +
+                              " (times are 0.." + std::to_string(static_cast<int64_t>(kMaxTraceUs)) + " µs)");
+  return static_cast<TimeNs>(std::llround(us * 1000.0));
 }
 
 bool op_from_string(const std::string& s, InstrKind* out) {
@@ -136,7 +157,33 @@ Status write_trace(const Timeline& t, const std::string& path, const TraceOption
   return Status::ok();
 }
 
+// A slice's args {op, mb, chunk, exit, bytes, flops, instr, peer}, each within what a run has.
+Status read_slice_args(const nlohmann::json& a, TimelineEvent& e, const std::string& where) {
+  InstrKind op;
+  if (a.contains("op") && a["op"].is_string() && op_from_string(a["op"].get<std::string>(), &op)) e.op = op;
+  const int64_t mb = a.value("mb", int64_t{e.microbatch});
+  const int64_t chunk = a.value("chunk", int64_t{e.chunk});
+  const int64_t instr = a.value("instr", int64_t{-1});
+  const int64_t peer = a.value("peer", int64_t{-1});
+  e.exit_part = a.value("exit", e.exit_part);
+  e.bytes = a.value("bytes", int64_t{0});
+  e.flops = a.value("flops", 0.0);
+  if (mb < -1 || mb >= (int64_t{1} << 30) || chunk < 0 || chunk >= 1024 || instr < -1 || instr >= (int64_t{1} << 30) ||
+      peer < -1 || peer >= kMaxTraceRanks || e.bytes < 0 || !(e.flops >= 0 && e.flops <= 1e30))
+    return Status::corruption(where + ": args out of range (mb " + std::to_string(mb) + ", chunk " +
+                              std::to_string(chunk) + ", instr " + std::to_string(instr) + ", peer " +
+                              std::to_string(peer) + ", bytes " + std::to_string(e.bytes) + ")");
+  e.microbatch = static_cast<int32_t>(mb);
+  e.chunk = static_cast<int16_t>(chunk);
+  e.instr = static_cast<int32_t>(instr);
+  e.peer = static_cast<int32_t>(peer);
+  return Status::ok();
+}
+
 StatusOr<Timeline> parse_trace(const std::string& text, const std::string& source) {
+  if (json_nesting_depth(text, kMaxTraceDepth) > kMaxTraceDepth)
+    return Status::corruption(source + ": JSON nested deeper than " + std::to_string(kMaxTraceDepth) +
+                              " levels; a trace is {\"traceEvents\": [{...}, ...]}");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -152,52 +199,46 @@ StatusOr<Timeline> parse_trace(const std::string& text, const std::string& sourc
     return Status::corruption(source + ": a trace is an object with \"traceEvents\" or an array of events");
   }
   Timeline t;
-  auto to_ns = [](const nlohmann::json& v) { return static_cast<TimeNs>(std::llround(v.get<double>() * 1000.0)); };
   for (size_t i = 0; i < events->size(); ++i) {
     const nlohmann::json& ev = (*events)[i];
     const std::string where = source + ": traceEvents[" + std::to_string(i) + "]";
     try {
+      if (!ev.is_object()) return Status::corruption(where + ": an event is an object");
       const std::string ph = ev.value("ph", "");
-      const int pid = ev.value("pid", 0);
-      if (pid < 0) return Status::corruption(where + ": negative pid " + std::to_string(pid));
+      const int64_t pid = ev.value("pid", int64_t{0});
+      if (pid < 0 || pid >= kMaxTraceRanks)
+        return Status::corruption(where + ": pid " + std::to_string(pid) + " is not a pipeline rank (0.." +
+                                  std::to_string(kMaxTraceRanks - 1) + ")");
       if (ph == "X") {
         TimelineEvent e;
-        e.rank = pid;
+        e.rank = static_cast<int32_t>(pid);
         const int tid = ev.value("tid", 0);
         e.stream = tid >= 0 && tid < kNumStreams ? static_cast<Stream>(tid) : Stream::kCompute;
         if (!ev.contains("ts")) return Status::corruption(where + ": slice without \"ts\"");
-        e.t0 = to_ns(ev["ts"]);
-        e.t1 = e.t0 + (ev.contains("dur") ? to_ns(ev["dur"]) : 0);
+        EELLM_ASSIGN_OR_RETURN(e.t0, trace_time(ev["ts"], where + ".ts"));
+        EELLM_ASSIGN_OR_RETURN(const TimeNs dur,
+                               ev.contains("dur") ? trace_time(ev["dur"], where + ".dur") : StatusOr<TimeNs>(0));
+        e.t1 = e.t0 + dur;
         parse_name(ev.value("name", ""), &e);
         Category cat;
         if (category_from_string(ev.value("cat", ""), &cat))
           e.category = cat;
         else
           e.category = e.stream == Stream::kCompute ? Category::kFwd : Category::kComm;
-        if (ev.contains("args") && ev["args"].is_object()) {
-          const auto& a = ev["args"];
-          InstrKind op;
-          if (a.contains("op") && a["op"].is_string() && op_from_string(a["op"].get<std::string>(), &op)) e.op = op;
-          e.microbatch = a.value("mb", e.microbatch);
-          e.chunk = static_cast<int16_t>(a.value("chunk", static_cast<int>(e.chunk)));
-          e.exit_part = a.value("exit", e.exit_part);
-          e.bytes = a.value("bytes", int64_t{0});
-          e.flops = a.value("flops", 0.0);
-          e.instr = a.value("instr", -1);
-          e.peer = a.value("peer", -1);
-        }
+        if (ev.contains("args") && ev["args"].is_object()) EELLM_RETURN_IF_ERROR(read_slice_args(ev["args"], e, where));
         t.events.push_back(e);
-        t.num_ranks = std::max(t.num_ranks, pid + 1);
+        t.num_ranks = std::max(t.num_ranks, static_cast<int>(pid) + 1);
       } else if (ph == "C" && ev.value("name", "") == "memory") {
         MemorySample m;
-        m.rank = pid;
-        m.t = to_ns(ev.at("ts"));
+        m.rank = static_cast<int32_t>(pid);
+        EELLM_ASSIGN_OR_RETURN(m.t, trace_time(ev.at("ts"), where + ".ts"));
         const double gib = ev.at("args").value("GiB", 0.0);
+        if (!(gib >= 0 && gib <= 1e6)) return Status::corruption(where + ": memory " + std::to_string(gib) + " GiB");
         m.bytes = static_cast<int64_t>(std::llround(gib * 1024.0 * 1024.0 * 1024.0));
         t.memory.push_back(m);
-        t.num_ranks = std::max(t.num_ranks, pid + 1);
+        t.num_ranks = std::max(t.num_ranks, static_cast<int>(pid) + 1);
       } else if (ph == "M") {
-        t.num_ranks = std::max(t.num_ranks, pid + 1);
+        t.num_ranks = std::max(t.num_ranks, static_cast<int>(pid) + 1);
       }
     } catch (const std::exception& ex) {
       return Status::corruption(where + ": " + ex.what());
@@ -208,11 +249,8 @@ StatusOr<Timeline> parse_trace(const std::string& text, const std::string& sourc
 }
 
 StatusOr<Timeline> read_trace(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status::not_found("cannot open trace " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return parse_trace(ss.str(), path);
+  EELLM_ASSIGN_OR_RETURN(const std::string text, read_regular_file(path, "trace", kMaxTraceBytes));
+  return parse_trace(text, path);
 }
 
 }  // namespace eellm
