@@ -194,6 +194,9 @@ void check_cluster(Checker& c, const Scenario& s) {
   c.positive("cluster.device.gemm_tile_m", d.gemm_tile_m);
   c.positive("cluster.device.gemm_tile_n", d.gemm_tile_n);
   c.positive("cluster.device.num_sms", d.num_sms);
+  if (d.cpu_gemm != "eigen" && d.cpu_gemm != "openblas" && d.cpu_gemm != "auto")
+    c.error("cluster.device.cpu_gemm",
+            "cluster.device.cpu_gemm ('" + d.cpu_gemm + "') must be eigen, openblas or auto");
   // A link only matters when some traffic crosses it.
   if (k.gpus_per_node > 1) c.positive("cluster.intra_node.bandwidth_GBps", k.intra_node.bandwidth_GBps);
   if (k.num_nodes > 1) c.positive("cluster.inter_node.bandwidth_GBps", k.inter_node.bandwidth_GBps);
