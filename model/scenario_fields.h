@@ -151,6 +151,7 @@ void for_each_field(S& d, V&& v) {
   v("oversubscribed_efficiency", d.oversubscribed_efficiency);
   v("optimizer_bytes_per_param", d.optimizer_bytes_per_param);
   v("per_iteration_overhead_us", d.per_iteration_overhead_us);
+  v("cpu_gemm", d.cpu_gemm);
   v("nvlink_bandwidth_GBps", d.nvlink_bandwidth_GBps);
   v("nvlink_latency_us", d.nvlink_latency_us);
   v("network_bandwidth_GBps", d.network_bandwidth_GBps);

@@ -241,6 +241,8 @@ void check_device(Checker& c, const DeviceProfile& d, DType dt) {
     c.positive(p + key, v);
     c.at_most(p + key, v, 65536, "");
   }
+  if (d.cpu_gemm != "eigen" && d.cpu_gemm != "openblas" && d.cpu_gemm != "auto")
+    c.error(p + "cpu_gemm", p + "cpu_gemm ('" + d.cpu_gemm + "') must be eigen, openblas or auto");
 }
 
 void check_link(Checker& c, const std::string& field, const LinkSpec& l, bool used) {

@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 
+#include "exec/backend/gemm.h"
 #include "model/scenario.h"
 
 namespace eellm::exec {
@@ -35,6 +36,8 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
   virtual int num_threads() const = 0;
+  // The GEMM library for log lines ("eigen", "openblas (SkylakeX)", "cublas"); "" when not meaningful.
+  virtual std::string gemm_name() const { return ""; }
 
   // Memory helpers (host memory on the CPU backend).
   virtual void zero(float* p, size_t n) = 0;
@@ -138,7 +141,8 @@ class Backend {
                           float beta2, float eps, float weight_decay, float grad_scale, int t) = 0;
 };
 
-// The CPU reference backend (Eigen GEMM + OpenMP). num_threads ≤ 0 → all cores.
-std::unique_ptr<Backend> make_cpu_backend(int num_threads);
+// The CPU reference backend (Eigen or OpenBLAS GEMM + OpenMP). num_threads ≤ 0 → all cores. gemm
+// kOpenBLAS falls back to Eigen when OpenBLAS cannot be loaded (gemm_name() says which is used).
+std::unique_ptr<Backend> make_cpu_backend(int num_threads, CpuGemm gemm = CpuGemm::kEigen);
 
 }  // namespace eellm::exec

@@ -1,11 +1,11 @@
-// The CPU reference backend: GEMMs through Eigen (decode steps of ≤ 16 rows through skinny_matmul),
-// everything else as OpenMP loops over explicit vectors (fast_math.h) where it matters.
+// The CPU reference backend: GEMMs through Eigen or OpenBLAS (gemm.h: chosen by measuring both;
+// decode steps of ≤ 16 rows through skinny_matmul), everything else as OpenMP loops over explicit
+// vectors (fast_math.h) where it matters.
 //
-// GEMM choice (measured on this 2-core AVX-512 Xeon, 2 threads, shapes of tiny-ee training,
-// e.g. 2048×768×256): Eigen compiled with -march=native reaches ~250-270 GFLOP/s; Debian's
-// OpenBLAS 0.3.21 detects this virtualised CPU as "Prescott" (SSE3 kernels) and reaches ~60
-// GFLOP/s, ~185 with OPENBLAS_CORETYPE=SkylakeX forced. Eigen wins without environment tricks and
-// is deterministic (it splits the output, never the reduction dimension), so it is the GEMM here.
+// GEMM: Eigen compiled with -march=native, or OpenBLAS loaded with the right core type and called
+// single-threaded on row slices that the backend's OpenMP threads take dynamically (one thread
+// pool; a slice's result does not depend on which thread computes it, so results stay bitwise
+// reproducible for a fixed thread count). Neither splits the reduction dimension.
 #include <omp.h>
 
 #include <Eigen/Core>
@@ -16,6 +16,7 @@
 
 #include "exec/backend/backend.h"
 #include "exec/backend/fast_math.h"
+#include "exec/backend/gemm.h"
 
 namespace eellm::exec {
 namespace {
@@ -28,12 +29,13 @@ using CSMap = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) {
+  CpuBackend(int threads, CpuGemm gemm) : blas_(gemm == CpuGemm::kOpenBLAS && openblas_info().available) {
     threads_ = threads > 0 ? threads : omp_get_num_procs();
     omp_set_num_threads(threads_);
     Eigen::setNbThreads(threads_);
   }
   std::string name() const override { return "cpu"; }
+  std::string gemm_name() const override { return cpu_gemm_label(blas_ ? CpuGemm::kOpenBLAS : CpuGemm::kEigen); }
   int num_threads() const override { return threads_; }
 
   void zero(float* p, size_t n) override { std::fill(p, p + n, 0.0f); }
@@ -53,9 +55,13 @@ class CpuBackend final : public Backend {
       skinny_matmul(out, inp, weight, bias, N, C, OC);
       return;
     }
-    Map o(out, N, OC);
-    CMap x(inp, N, C), w(weight, OC, C);
-    o.noalias() = x * w.transpose();
+    if (blas_) {
+      blas_rows(false, true, N, OC, C, inp, C, weight, C, 0.0f, out, OC);
+    } else {
+      Map o(out, N, OC);
+      CMap x(inp, N, C), w(weight, OC, C);
+      o.noalias() = x * w.transpose();
+    }
     if (bias) {
 #pragma omp parallel for schedule(static) num_threads(threads_)
       for (int n = 0; n < N; ++n)
@@ -65,6 +71,12 @@ class CpuBackend final : public Backend {
 
   void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                        const float* weight, int N, int C, int OC) override {
+    if (blas_) {
+      if (dinp) blas_rows(false, false, N, C, OC, dout, OC, weight, C, 1.0f, dinp, C);
+      if (dweight) blas_rows(true, false, OC, C, N, dout, OC, inp, C, 1.0f, dweight, C);
+      if (dbias) column_sums_add(dbias, dout, N, OC);
+      return;
+    }
     CMap dy(dout, N, OC), x(inp, N, C), w(weight, OC, C);
     if (dinp) {
       Map dx(dinp, N, C);
@@ -85,14 +97,22 @@ class CpuBackend final : public Backend {
       float* y = out + static_cast<size_t>(n) * C;
       float m = 0.0f;
       if (kind == Normalization::kLayerNorm) {
+#pragma omp simd reduction(+ : m)
         for (int i = 0; i < C; ++i) m += x[i];
         m /= static_cast<float>(C);
       }
       float var = 0.0f;
+#pragma omp simd reduction(+ : var)
       for (int i = 0; i < C; ++i) var += (x[i] - m) * (x[i] - m);
       var /= static_cast<float>(C);
       const float s = 1.0f / std::sqrt(var + eps);
-      for (int i = 0; i < C; ++i) y[i] = (x[i] - m) * s * weight[i] + (bias ? bias[i] : 0.0f);
+      if (bias) {
+#pragma omp simd
+        for (int i = 0; i < C; ++i) y[i] = (x[i] - m) * s * weight[i] + bias[i];
+      } else {
+#pragma omp simd
+        for (int i = 0; i < C; ++i) y[i] = (x[i] - m) * s * weight[i];
+      }
       if (mean) mean[n] = m;
       rstd[n] = s;
     }
@@ -113,6 +133,7 @@ class CpuBackend final : public Backend {
         float* dx = dinp + static_cast<size_t>(n) * C;
         const float m = ln ? mean[n] : 0.0f, s = rstd[n];
         float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+#pragma omp simd reduction(+ : dnorm_mean, dnorm_norm_mean)
         for (int i = 0; i < C; ++i) {
           const float xhat = (x[i] - m) * s;
           const float dn = weight[i] * dy[i];
@@ -122,6 +143,7 @@ class CpuBackend final : public Backend {
         dnorm_mean /= static_cast<float>(C);
         dnorm_norm_mean /= static_cast<float>(C);
         if (!ln) dnorm_mean = 0.0f;  // RMSNorm does not subtract the mean
+#pragma omp simd
         for (int i = 0; i < C; ++i) {
           const float xhat = (x[i] - m) * s;
           const float dn = weight[i] * dy[i];
@@ -152,13 +174,23 @@ class CpuBackend final : public Backend {
 
   void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int B, int T,
                           int C) override {
-    // Split by channel so every thread owns distinct columns of dwte/dwpe: no races, fixed order.
-#pragma omp parallel for schedule(static) num_threads(threads_)
-    for (int i = 0; i < C; ++i) {
+    // Split by blocks of 16 channels (one cache line of each row) so every thread owns distinct
+    // columns of dwte/dwpe: no races, and each element sums its rows in order (bt ascending).
+    constexpr int kCols = 16;
+    const int blocks = (C + kCols - 1) / kCols;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
+    for (int cb = 0; cb < blocks; ++cb) {
+      const int i0 = cb * kCols, i1 = std::min(C, i0 + kCols);
       for (int bt = 0; bt < B * T; ++bt) {
-        const float g = dout[static_cast<size_t>(bt) * C + i];
-        dwte[static_cast<size_t>(tokens[bt]) * C + i] += g;
-        if (dwpe) dwpe[static_cast<size_t>(bt % T) * C + i] += g;
+        const float* g = dout + static_cast<size_t>(bt) * C;
+        float* e = dwte + static_cast<size_t>(tokens[bt]) * C;
+        float* p = dwpe ? dwpe + static_cast<size_t>(bt % T) * C : nullptr;
+#pragma omp simd
+        for (int i = i0; i < i1; ++i) e[i] += g[i];
+        if (p) {
+#pragma omp simd
+          for (int i = i0; i < i1; ++i) p[i] += g[i];
+        }
       }
     }
   }
@@ -174,10 +206,12 @@ class CpuBackend final : public Backend {
     const int T = s.T, HS = s.HS, per_group = s.NH / s.G;
     const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
     const int ld = s.qkv_stride(), lo = s.out_stride();
+    // Dynamic: a (batch, head) item's result does not depend on the thread, and a core taken by
+    // another process delays one item instead of a fixed share.
 #pragma omp parallel num_threads(threads_)
     {
       RowMat S(T, T);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
       for (int bh = 0; bh < s.B * s.NH; ++bh) {
         const int b = bh / s.NH, h = bh % s.NH, g = h / per_group;
         const float* base = qkv + static_cast<size_t>(b) * T * ld;
@@ -189,6 +223,7 @@ class CpuBackend final : public Backend {
         for (int t = 0; t < T; ++t) {
           float* row = S.data() + static_cast<size_t>(t) * T;
           float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
           for (int u = 0; u <= t; ++u) mx = std::max(mx, row[u] * scale);
           float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
@@ -318,7 +353,7 @@ class CpuBackend final : public Backend {
     {
       RowMat P(T, T), dP(T, T);
       std::vector<float> D(static_cast<size_t>(T));
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
       for (int bg = 0; bg < s.B * s.G; ++bg) {
         const int b = bg / s.G, g = bg % s.G;
         const float* base = qkv + static_cast<size_t>(b) * T * ld;
@@ -426,7 +461,10 @@ class CpuBackend final : public Backend {
       const int R = std::min(rows, N - r0);
       CMap xb(x + static_cast<size_t>(r0) * C, R, C);
       logits.resize(R, Vp);
-      logits.noalias() = xb * w.transpose();
+      if (blas_)
+        blas_rows(false, true, R, Vp, C, xb.data(), C, weight, C, 0.0f, logits.data(), Vp);
+      else
+        logits.noalias() = xb * w.transpose();
       if (logits_out)
         std::copy(logits.data(), logits.data() + static_cast<size_t>(R) * Vp,
                   logits_out + static_cast<size_t>(r0) * Vp);
@@ -434,6 +472,7 @@ class CpuBackend final : public Backend {
       for (int r = 0; r < R; ++r) {
         float* row = logits.data() + static_cast<size_t>(r) * Vp;
         float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
         for (int j = 0; j < V; ++j) mx = std::max(mx, row[j]);
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
@@ -448,7 +487,10 @@ class CpuBackend final : public Backend {
           for (int j = V; j < Vp; ++j) row[j] = 0.0f;
         }
       }
-      if (dx) {
+      if (dx && blas_) {
+        blas_rows(false, false, R, C, Vp, logits.data(), Vp, weight, C, 1.0f, dx + static_cast<size_t>(r0) * C, C);
+        blas_rows(true, false, Vp, C, R, logits.data(), Vp, xb.data(), C, 1.0f, dweight, C);
+      } else if (dx) {
         Map dxb(dx + static_cast<size_t>(r0) * C, R, C);
         dxb.noalias() += logits * w;
         Map dw(dweight, Vp, C);
@@ -574,12 +616,38 @@ class CpuBackend final : public Backend {
     for (int o = tiles * NO; o < OC; ++o) skinny_column<1>(out, x, w, bias, M, C, OC, o);
   }
 
+  // C (M×N) = op(A)·op(B) + beta·C through OpenBLAS, single-threaded calls on slices of C's rows
+  // (multiples of 16, at least kBlasRows each) that the threads take dynamically: a shared core
+  // delays one slice, not a fixed half of the product.
+  void blas_rows(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
+                 float* Cm, int ldc) {
+    constexpr int kBlasRows = 128;
+    const int slices = std::clamp(M / kBlasRows, 1, 4 * threads_);
+    const int step = (M / slices + 15) / 16 * 16;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_) if (threads_ > 1 && slices > 1)
+    for (int t = 0; t < slices; ++t) {
+      const int m0 = t * step, m1 = t + 1 == slices ? M : std::min(M, (t + 1) * step);
+      if (m0 >= m1) continue;
+      const float* a = ta ? A + m0 : A + static_cast<size_t>(m0) * lda;
+      openblas_sgemm(ta, tb, m1 - m0, N, K, 1.0f, a, lda, B, ldb, beta, Cm + static_cast<size_t>(m0) * ldc, ldc);
+    }
+  }
+
+  // dst[j] += Σ_n src[n][j], 16 columns (one cache line per row) at a time; every column still sums
+  // its rows in order (n ascending), so the result is that of the one-column loop, bitwise.
   void column_sums_add(float* dst, const float* src, int N, int OC) {
+    constexpr int kCols = 16;
+    const int blocks = (OC + kCols - 1) / kCols;
 #pragma omp parallel for schedule(static) num_threads(threads_)
-    for (int j = 0; j < OC; ++j) {
-      float acc = 0.0f;
-      for (int n = 0; n < N; ++n) acc += src[static_cast<size_t>(n) * OC + j];
-      dst[j] += acc;
+    for (int b = 0; b < blocks; ++b) {
+      const int j0 = b * kCols, w = std::min(kCols, OC - j0);
+      float acc[kCols] = {};
+      for (int n = 0; n < N; ++n) {
+        const float* row = src + static_cast<size_t>(n) * OC + j0;
+#pragma omp simd
+        for (int j = 0; j < w; ++j) acc[j] += row[j];
+      }
+      for (int j = 0; j < w; ++j) dst[j0 + j] += acc[j];
     }
   }
 
@@ -609,12 +677,13 @@ class CpuBackend final : public Backend {
   }
 
   int threads_ = 1;
+  bool blas_ = false;  // GEMMs through OpenBLAS (else Eigen)
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int num_threads) {
-  return std::make_unique<CpuBackend>(num_threads);
+std::unique_ptr<Backend> make_cpu_backend(int num_threads, CpuGemm gemm) {
+  return std::make_unique<CpuBackend>(num_threads, gemm);
 }
 
 }  // namespace eellm::exec

@@ -1,6 +1,7 @@
 // make_backend: the scenario's execution.device → a Backend (see device.h).
 #include "exec/backend/device.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -35,6 +36,25 @@ StatusOr<std::unique_ptr<Backend>> make_backend(::eellm::DeviceKind device, int 
       "execution.device is cuda but this eellm was built without CUDA (configure with -DEELLM_CUDA=ON on a machine "
       "with the CUDA toolkit and NCCL)");
 #endif
+}
+
+StatusOr<std::unique_ptr<Backend>> make_backend(const Scenario& scenario, int num_threads) {
+  const std::string& g = scenario.cluster.device.cpu_gemm;
+  if (scenario.execution.device != ::eellm::DeviceKind::kCPU || g == "eigen")
+    return make_backend(scenario.execution.device, num_threads);
+  CpuGemm gemm = CpuGemm::kEigen;
+  if (g == "auto") {
+    const ModelSpec& m = scenario.model;
+    const int C = m.hidden_size, F = m.ffn_hidden_size > 0 ? m.ffn_hidden_size : 4 * C;
+    const int fc = m.activation == Activation::kSwiGLU ? 2 * F : F;
+    const int tokens = scenario.training.micro_batch_size * m.seq_length;
+    const GemmChoice c = choose_cpu_gemm(num_threads, gpt_gemm_shapes(tokens, C, 3 * C, fc, F));
+    std::fprintf(stderr, "eellm: cpu_gemm auto → %s\n", c.summary().c_str());
+    gemm = c.gemm;
+  } else {
+    EELLM_ASSIGN_OR_RETURN(gemm, parse_cpu_gemm(g, "cluster.device.cpu_gemm"));
+  }
+  return make_cpu_backend(num_threads, gemm);
 }
 
 }  // namespace eellm::exec

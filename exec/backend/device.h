@@ -18,6 +18,11 @@ namespace eellm::exec {
 // build has no CUDA or the machine has no usable GPU.
 StatusOr<std::unique_ptr<Backend>> make_backend(::eellm::DeviceKind device, int num_threads);
 
+// The backend of a run of `scenario` (its execution.device). On the CPU the GEMM is the device
+// profile's cpu_gemm; auto measures Eigen and OpenBLAS at the model's shapes (one microbatch) once
+// per process (choose_cpu_gemm) and logs the choice on stderr.
+StatusOr<std::unique_ptr<Backend>> make_backend(const Scenario& scenario, int num_threads);
+
 // True when this binary was built with the CUDA backend (EELLM_HAVE_CUDA).
 bool cuda_compiled();
 

@@ -55,7 +55,7 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
   EELLM_ASSIGN_OR_RETURN(rt->full_cfg_, make_gpt_config(scenario));
   EELLM_ASSIGN_OR_RETURN(rt->cfg_, local_config(rt->full_cfg_, L.tp));
   // Before any tensor is allocated: the CUDA backend switches tensors to managed memory.
-  EELLM_ASSIGN_OR_RETURN(rt->be_, make_backend(scenario.execution.device, options.num_threads));
+  EELLM_ASSIGN_OR_RETURN(rt->be_, make_backend(scenario, options.num_threads));
 
   // Chunks of this rank, and the tensors they own.
   const bool tuning = rt->schedule_.kind == ScheduleKind::kEETuning;

@@ -49,7 +49,7 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::create(const Scenario& scenario, con
   tr->steps_ = options.steps >= 0 ? options.steps : scenario.training.train_iters;
   const int threads = options.num_threads > 0 ? options.num_threads : scenario.execution.num_threads;
   // Before any tensor is allocated: the CUDA backend switches tensors to managed memory.
-  EELLM_ASSIGN_OR_RETURN(tr->be_, make_backend(scenario.execution.device, threads));
+  EELLM_ASSIGN_OR_RETURN(tr->be_, make_backend(scenario, threads));
 
   // Data.
   std::vector<int32_t> tokens;
@@ -122,7 +122,7 @@ void Trainer::print_config(std::ostream& os) const {
                         (opt_.resume_dir.empty() ? "" : " (resumed from " + opt_.resume_dir + ")"));
   row("data", data_source_ + ": " + std::to_string(loader_->train_tokens()) + " train / " +
                   std::to_string(loader_->valid_tokens()) + " validation tokens");
-  row("backend", be_->name() + ", " + std::to_string(be_->num_threads()) + " threads, fp32, Eigen GEMM");
+  row("backend", be_->name() + ", " + std::to_string(be_->num_threads()) + " threads, fp32, GEMM " + be_->gemm_name());
   if (!opt_.save_dir.empty())
     row("checkpoints",
         opt_.save_dir + (t.save_interval > 0 ? " every " + std::to_string(t.save_interval) : "") + " and at the end");

@@ -58,6 +58,7 @@ class Trainer {
 
   int iteration() const { return progress_.iteration; }
   GptModel& model() { return *model_; }
+  const Backend& backend() const { return *be_; }
   const GptConfig& config() const { return cfg_; }
   const DataLoader& data() const { return *loader_; }
   const Scenario& scenario() const { return scenario_; }

@@ -5,15 +5,69 @@ a LayerNorm and the tied projection) trained with AdamW in fp32 on N threads; pr
 
 Usage: bench_train.py --layers 6 --hidden 256 --heads 8 --seq 256 --vocab 256 --micro 8
                       --exits 2,4 --threads 2 --steps 5 --warmup 2
+
+A fair baseline: torch's BLAS (Debian's OpenBLAS) runs the best kernels for this CPU. OpenBLAS 0.3.21
+detects CPUs newer than it as an old core (Prescott/Haswell), so the script sets OPENBLAS_CORETYPE
+before torch loads, also over an inherited older family (AVX-512 → SkylakeX, AVX2+FMA → Haswell: what a current OpenBLAS
+picks, the same rule as eellm's exec/backend/gemm.cpp), and OPENBLAS_NUM_THREADS / OMP_NUM_THREADS
+to --threads. The JSON line names the kernel ("blas") and adds the process CPU seconds per step.
 """
 import argparse
+import ctypes
 import json
 import math
+import os
+import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+def best_coretype():
+    try:
+        flags = next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return ""
+    if {"avx512f", "avx512bw", "avx512vl"} <= set(flags):
+        return "SkylakeX"
+    if {"avx2", "fma"} <= set(flags):
+        return "Haswell"
+    return ""
+
+
+# Kernel families at least as new as SkylakeX: an inherited OPENBLAS_CORETYPE naming one is kept.
+AVX512_CORES = {"skylakex", "cooperlake", "sapphirerapids"}
+
+
+def set_blas_env(threads):
+    best, cur = best_coretype(), os.environ.get("OPENBLAS_CORETYPE", "")
+    if best and not (cur.lower() == best.lower() or cur.lower() in AVX512_CORES):
+        os.environ["OPENBLAS_CORETYPE"] = best
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(threads))
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+def blas_kernel():
+    """The BLAS torch loaded and its kernel family, e.g. "OpenBLAS SkylakeX"."""
+    try:
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        return "OpenBLAS " + lib.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return "unknown"
+
+
+def _threads_arg():
+    for i, a in enumerate(sys.argv):
+        if a == "--threads" and i + 1 < len(sys.argv):
+            return int(sys.argv[i + 1])
+        if a.startswith("--threads="):
+            return int(a.split("=", 1)[1])
+    return 2
+
+
+set_blas_env(_threads_arg())
+import torch  # noqa: E402 (after the BLAS environment)
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 
 class Block(nn.Module):
@@ -71,9 +125,9 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1, betas=(0.9, 0.95))
     idx = torch.randint(0, a.vocab, (a.micro, a.seq))
     tgt = torch.randint(0, a.vocab, (a.micro, a.seq))
-    times = []
+    times, cpu = [], []
     for step in range(a.warmup + a.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         losses = model(idx, tgt)
         total = losses[-1] + sum(0.5 * l for l in losses[:-1])
@@ -82,8 +136,10 @@ def main():
         opt.step()
         if step >= a.warmup:
             times.append(time.perf_counter() - t0)
-    step_s = sum(times) / len(times)
-    print(json.dumps({"tokens_per_s": a.micro * a.seq / step_s, "step_s": step_s, "torch": torch.__version__}))
+            cpu.append(time.process_time() - c0)
+    step_s, cpu_s = sum(times) / len(times), sum(cpu) / len(cpu)
+    print(json.dumps({"tokens_per_s": a.micro * a.seq / step_s, "step_s": step_s, "cpu_s": cpu_s,
+                      "torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_kernel()}))
 
 
 if __name__ == "__main__":
