@@ -12,10 +12,12 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "exec/generate/generate.h"
 #include "exec/generate/pipeline_generate.h"
 #include "exec/generate/serve.h"
 #include "exec/io/data.h"
+#include "exec/io/safetensors.h"
 #include "model/yaml_reader.h"
 
 namespace eellm::cli {
@@ -117,6 +119,8 @@ Status report(const GenerateCliOptions& o, const std::vector<std::string>& texts
 int run_generate(const GenerateCliOptions& o) {
   auto texts = prompt_texts(o);
   if (!texts.is_ok()) return fail(texts.status());
+  if (!o.stats_out.empty())
+    if (Status st = exec::check_writable_file(o.stats_out, "--stats-out"); !st.is_ok()) return fail(st);
   std::unique_ptr<exec::Backend> be;
   auto model = load_model(o, be);
   if (!model.is_ok()) return fail(model.status());
@@ -161,13 +165,15 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--draft-threshold", o->draft_threshold,
                   "speculative: stop drafting in a round at a draft whose confidence is below this (0 = never)")
       ->capture_default_str();
-  cmd->add_option("--max-new-tokens", o->max_new_tokens, "Tokens to generate per prompt")->capture_default_str();
+  cmd->add_option("--max-new-tokens", o->max_new_tokens, "Tokens to generate per prompt")
+      ->check(int_in(1, 1 << 20))
+      ->capture_default_str();
   cmd->add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", o->top_k, "Sample from the k most likely tokens (0 = all)");
   cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Sampling seed (sequence b uses seed + b)");
   cmd->add_option("--stop", o->stop, "Stop string (repeatable); not included in the output")->allow_extra_args(false);
-  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")->check(int_in(1, kMaxThreads));
   cmd->add_option("--device", o->device, "cpu | cuda (default: the checkpoint scenario's execution.device)");
   cmd->add_option("--timeout", o->timeout, "pipeline: seconds a stage waits for a message before failing")
       ->capture_default_str();

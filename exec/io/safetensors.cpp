@@ -15,6 +15,7 @@
 #include "exec/io/json_check.h"
 
 namespace eellm::exec {
+namespace fs = std::filesystem;
 
 std::string safetensors_bytes(const std::vector<std::pair<std::string, const Tensor*>>& tensors,
                               const std::map<std::string, std::string>& metadata) {
@@ -199,6 +200,51 @@ Status write_file_atomic(const std::string& path, const std::string& bytes) {
     return Status::io_error("rename " + tmp + " → " + path + ": " + std::strerror(errno));
   std::string dir = std::filesystem::path(path).parent_path().string();
   return fsync_dir(dir.empty() ? "." : dir);
+}
+
+namespace {
+// Creates `path` exclusively and removes it again; the errno text on failure.
+std::string probe_create(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) return std::strerror(errno);
+  ::close(fd);
+  ::unlink(path.c_str());
+  return "";
+}
+}  // namespace
+
+Status check_writable_dir(const std::string& dir, const std::string& option) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir, ec))
+    return Status::invalid_argument(option + " " + dir + ": cannot be used as a directory (" +
+                                    (ec ? ec.message() : "it exists and is not a directory") + ")");
+  const std::string err = probe_create((fs::path(dir) / (".eellm_probe_" + std::to_string(::getpid()))).string());
+  if (!err.empty()) return Status::io_error(option + " " + dir + ": cannot write there (" + err + ")");
+  return Status::ok();
+}
+
+Status check_writable_file(const std::string& path, const std::string& option) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (!S_ISREG(st.st_mode))
+      return Status::invalid_argument(option + " " + path + ": " +
+                                      (S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file"));
+    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND);
+    if (fd < 0) return Status::io_error(option + " " + path + ": cannot write it (" + std::strerror(errno) + ")");
+    ::close(fd);
+    return Status::ok();
+  }
+  // Not there yet: its directory must take a new file (a probe named by pid, so that the ranks of
+  // one job can check the same destination at once).
+  fs::path dir = fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    return Status::invalid_argument(option + " " + path + ": its directory " + dir.string() + " does not exist");
+  const std::string err = probe_create((dir / (".eellm_probe_" + std::to_string(::getpid()))).string());
+  if (!err.empty()) return Status::io_error(option + " " + path + ": cannot create it (" + err + ")");
+  return Status::ok();
 }
 
 std::string fnv1a64_hex(const std::string& bytes) {

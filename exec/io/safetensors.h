@@ -56,6 +56,14 @@ Status write_file_atomic(const std::string& path, const std::string& bytes);
 StatusOr<std::string> read_file(const std::string& path, bool follow_symlinks = true);
 Status fsync_dir(const std::string& dir);
 
+// Destinations checked before work starts (so that hours of training are not lost to a bad path):
+// `dir` is a directory, created if missing, in which a file can be created (a probe file is made
+// and removed); `path` is a file that can be written (its directory exists, it is not a directory
+// or special file; a probe file is made in its place when it does not exist, then removed).
+// kInvalidArgument/kIOError naming `option` (e.g. "--save"), the path and the reason.
+Status check_writable_dir(const std::string& dir, const std::string& option);
+Status check_writable_file(const std::string& path, const std::string& option);
+
 // FNV-1a 64-bit, as 16 hex digits: the checksum recorded for checkpoint files.
 std::string fnv1a64_hex(const std::string& bytes);
 

@@ -23,6 +23,7 @@ struct TrainOptions {
   std::string data_path;          // token file; empty → training.data_path, else the default corpus
   std::string save_dir;           // checkpoints (every training.save_interval and at the end)
   std::string resume_dir;         // resume from this checkpoint directory
+  CheckpointReadOptions resume_read;  // what the resume accepts (NaN/Inf weights only when asked)
   std::string metrics_path;       // JSONL, one line per iteration and per evaluation
   int num_threads = 0;            // 0 → execution.num_threads, 0 there → all cores
   std::ostream* log = nullptr;    // progress and the start-up table; null → silent
