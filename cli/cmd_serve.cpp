@@ -3,11 +3,11 @@
 // each connection on its own thread (up to --connections at once, more wait in order), so slow
 // clients hold only their own thread, never /health's; every read has a timeout (--read-timeout),
 // bodies are bounded (--max-body: 413) and must not be compressed (415: no inflation bombs), URIs
-// too (414); generation runs one request at a time (GenerationService's mutex). SIGINT/SIGTERM stop the server gracefully: the listening socket closes, requests in
-// flight finish and are answered, then the command exits 0. Signals are blocked in every thread and
-// taken by one waiter thread with sigwait, so no work happens in a signal handler. One log line per
-// request on stderr; stdout carries only the "listening on" line (with the bound port, useful with
-// --port 0).
+// too (414); generation runs one request at a time (GenerationService's mutex). SIGINT/SIGTERM stop
+// the server gracefully: the listening socket closes, requests in flight finish and are answered,
+// then the command exits 0. Signals are blocked in every thread and taken by one waiter thread with
+// sigwait, so no work happens in a signal handler. One log line per request on stderr; stdout
+// carries only the "listening on" line (with the bound port, useful with --port 0).
 #include <httplib.h>
 #include <pthread.h>
 #include <signal.h>
@@ -67,6 +67,7 @@ struct ServeCliOptions {
   int port = 5000, threads = 0, max_batch = 128, max_pending = 8, draft_exit = -1, draft_tokens = 4;
   int connections = 64, read_timeout_s = 5;
   size_t max_body = size_t{1} << 20;
+  bool allow_nonfinite = false;
 };
 
 // One thread per connection, at most `max` at once; further connections wait in arrival order and
@@ -263,7 +264,7 @@ int run_serve(const ServeCliOptions& o) {
   sigset_t stop_signals = block_stop_signals();
   auto sc = serve_config(o);
   if (!sc.is_ok()) return fail(sc.status());
-  auto session = exec::open_generation(o.checkpoint, o.device, o.threads);
+  auto session = exec::open_generation(o.checkpoint, o.device, o.threads, {o.allow_nonfinite});
   if (!session.is_ok()) return fail(session.status());
   const exec::GptConfig& cfg = session->model.config;
   if (o.draft_exit >= 0) {
@@ -326,6 +327,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-body", o->max_body, "Largest request body in bytes (larger: 413)")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
       ->capture_default_str();
+  cmd->add_flag("--allow-nonfinite-weights", o->allow_nonfinite, "Load a checkpoint whose weights hold NaN or Inf");
   cmd->callback([o] { exit_code() = run_serve(*o); });
 }
 

@@ -54,8 +54,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--save", o->save,
                   "Checkpoint directory (saved every training.save_interval and at the end; under mpirun per-rank "
                   "shards + manifest)");
-  cmd->add_option("--save-interval", o->save_interval, "Override training.save_interval")
-      ->check(int_in(0, kMaxSteps));
+  cmd->add_option("--save-interval", o->save_interval, "Override training.save_interval")->check(int_in(0, kMaxSteps));
   cmd->add_option("--resume", o->resume,
                   "Resume from this checkpoint directory (under mpirun: from any parallel layout, or a single-process "
                   "checkpoint)");
@@ -113,6 +112,7 @@ void register_eval(CLI::App& app) {
   struct Options {
     std::string target, data;
     int iters = 0, threads = 0;
+    bool allow_nonfinite = false;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("eval", "Validation loss and perplexity per exit of a checkpoint");
@@ -120,12 +120,14 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--data", o->data, "Token file (default: the scenario's data, else the fortunes corpus)");
   cmd->add_option("--iters", o->iters, "Validation batches (default: training.eval_iters)")->check(int_in(1, 1000000));
   cmd->add_option("--threads", o->threads, "CPU threads")->check(int_in(1, kMaxThreads));
+  cmd->add_flag("--allow-nonfinite-weights", o->allow_nonfinite, "Load a checkpoint holding NaN or Inf values");
   cmd->callback([o] {
     auto sc = exec::checkpoint_scenario(o->target);
     if (!sc.is_ok()) return finish("eval", sc.status());
     exec::TrainOptions opt;
     opt.data_path = o->data;
     opt.resume_dir = o->target;
+    opt.resume_read.allow_nonfinite = o->allow_nonfinite;
     opt.num_threads = o->threads;
     auto tr = exec::Trainer::create(*sc, opt);
     if (!tr.is_ok()) return finish("eval", tr.status());

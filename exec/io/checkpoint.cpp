@@ -181,7 +181,8 @@ StatusOr<CheckpointProgress> read_checkpoint_progress(const json& j, const std::
 }
 
 Status check_checkpoint_files(const json& files, const std::string& source) {
-  if (!files.is_object()) return Status::corruption(source + ": files is " + files.type_name() + ", expected an object");
+  if (!files.is_object())
+    return Status::corruption(source + ": files is " + files.type_name() + ", expected an object");
   for (auto it = files.begin(); it != files.end(); ++it) {
     const std::string& name = it.key();
     if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)

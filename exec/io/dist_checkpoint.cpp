@@ -423,7 +423,8 @@ Status check_tiling(const std::vector<const ShardSpec*>& specs, const std::vecto
   std::sort(all.begin(), all.end());
   int64_t at = 0;
   for (auto [b, e] : all) {
-    if (b != at) return Status::corruption(where + ": pieces " + (b < at ? "overlap" : "leave a gap") + " at " + str(b));
+    if (b != at)
+      return Status::corruption(where + ": pieces " + (b < at ? "overlap" : "leave a gap") + " at " + str(b));
     at = e;
   }
   if (at != shape[static_cast<size_t>(specs[0]->dim)])
@@ -588,10 +589,11 @@ class Reader {
   // The manifest entry of tensor `name`, whose shape must be the model's `shape`.
   StatusOr<const TensorEntry*> entry(const std::string& name, const std::vector<int64_t>& shape) const {
     auto it = tensors_.find(name);
-    if (it == tensors_.end()) return Status::failed_precondition(source_ + " has no tensor " + name + " (field `tensors`)");
+    if (it == tensors_.end())
+      return Status::failed_precondition(source_ + " has no tensor " + name + " (field `tensors`)");
     if (it->second.shape != shape)
-      return Status::failed_precondition(source_ + ": tensor " + name + " has shape " +
-                                         shape_string(it->second.shape) + ", the model needs " + shape_string(shape));
+      return Status::failed_precondition(source_ + ": tensor " + name + " has shape " + shape_string(it->second.shape) +
+                                         ", the model needs " + shape_string(shape));
     return &it->second;
   }
 

@@ -91,8 +91,8 @@ Status load_distributed_checkpoint(const std::string& dir, const GptConfig& full
 
 // Any checkpoint into a single process's full model: a single-process one (checkpoint.h) or a
 // distributed one (its pieces assembled into the full tensors). Both are checked as
-// CheckpointReadOptions (checkpoint.h) describes before anything is copied; errors name the file and field. `opt` may be null (weights only),
-// `progress` too.
+// CheckpointReadOptions (checkpoint.h) describes before anything is copied; errors name the file and field. `opt` may
+// be null (weights only), `progress` too.
 Status load_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& params, AdamW* opt,
                        TrainProgress* progress, const CheckpointReadOptions& opts = {});
 

@@ -111,8 +111,8 @@ StatusOr<std::vector<int64_t>> json_shape(const json& value, const std::string& 
   std::vector<int64_t> shape;
   int64_t n = 1;
   for (const json& d : value) {
-    const bool ok = d.is_number_integer() && (d.is_number_unsigned() ? d.get<uint64_t>() <= uint64_t{kMaxElements}
-                                                                     : d.get<int64_t>() >= 0);
+    const bool ok = d.is_number_integer() &&
+                    (d.is_number_unsigned() ? d.get<uint64_t>() <= uint64_t{kMaxElements} : d.get<int64_t>() >= 0);
     if (!ok || d.get<int64_t>() > kMaxElements)
       return Status::corruption(where + " has dimension " + d.dump() + ", expected an integer in [0, 2^40]");
     shape.push_back(d.get<int64_t>());

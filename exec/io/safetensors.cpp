@@ -118,8 +118,7 @@ StatusOr<SafetensorsIndex> index_safetensors(const std::string& bytes, const std
   }
 }
 
-StatusOr<SafetensorsFile> parse_safetensors(const std::string& bytes, const std::string& source,
-                                            bool allow_nonfinite) {
+StatusOr<SafetensorsFile> parse_safetensors(const std::string& bytes, const std::string& source, bool allow_nonfinite) {
   EELLM_ASSIGN_OR_RETURN(SafetensorsIndex idx, index_safetensors(bytes, source));
   SafetensorsFile f;
   f.metadata = std::move(idx.metadata);

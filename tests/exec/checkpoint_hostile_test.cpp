@@ -60,8 +60,8 @@ TEST(HostileSafetensors, HeaderTypesSizesAndOffsets) {
                   "outside the data section"));
   EXPECT_TRUE(has(header_error(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})"), "outside the data"));
   EXPECT_TRUE(has(header_error(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}})"), "needs 12"));
-  EXPECT_TRUE(has(header_error(R"({"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,16]}})"),
-                  "dimension"));
+  EXPECT_TRUE(
+      has(header_error(R"({"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,16]}})"), "dimension"));
   EXPECT_TRUE(has(header_error(R"({"a":{"dtype":"F32","shape":[1048576,1048576,4],"data_offsets":[0,16]}})"),
                   "more than 2^40 elements"));
   // Two tensors sharing bytes.

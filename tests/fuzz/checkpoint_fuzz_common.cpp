@@ -80,9 +80,10 @@ const TinyCheckpoints& tiny_checkpoints() {
   if (const char* out = std::getenv("EELLM_FUZZ_WRITE_SEEDS"); out != nullptr && !fs::exists(fs::path(out) / "done")) {
     for (const auto& sub : {t.single_sub, t.dist_sub})
       for (const auto& e : fs::directory_iterator(sub))
-        fs::copy_file(e.path(), fs::path(out) / (fs::path(sub).parent_path().filename().string() + "_" +
-                                                 e.path().filename().string()),
-                      fs::copy_options::overwrite_existing);
+        fs::copy_file(
+            e.path(),
+            fs::path(out) / (fs::path(sub).parent_path().filename().string() + "_" + e.path().filename().string()),
+            fs::copy_options::overwrite_existing);
     put_file((fs::path(out) / "done").string(), "");
   }
   return t;
