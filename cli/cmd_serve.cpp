@@ -28,7 +28,6 @@
 
 #include "cli/commands.h"
 #include "exec/generate/serve.h"
-#include "model/parse.h"
 #include "model/yaml_reader.h"
 
 namespace eellm::cli {
@@ -188,16 +187,13 @@ void add_routes(httplib::Server& svr, exec::GenerationService& service, size_t m
   svr.Post("/health", not_allowed("GET"));
   svr.Delete("/health", not_allowed("GET"));
   svr.Patch("/health", not_allowed("GET"));
-  // Refused before the body is read: compressed bodies (their inflated size is unbounded) and
-  // declared lengths over the limit.
+  // Refused before the body is read: compressed bodies (their inflated size is unbounded). Bodies over
+  // --max-body are httplib's 413: it reads and discards them (the client gets its answer), keeping none.
   svr.set_pre_routing_handler([max_body](const httplib::Request& req, httplib::Response& res) {
     const std::string enc = req.get_header_value("Content-Encoding");
-    uint64_t length = 0;  // a malformed Content-Length is httplib's 400
-    const bool too_long = parse_number(req.get_header_value("Content-Length"), length) && length > max_body;
-    const int status = !enc.empty() && enc != "identity" ? 415 : too_long ? 413 : 0;
-    if (status == 0) return httplib::Server::HandlerResponse::Unhandled;
+    if (enc.empty() || enc == "identity") return httplib::Server::HandlerResponse::Unhandled;
     res.set_header("Connection", "close");
-    json_error(res, status, http_error_text(req, status, max_body));
+    json_error(res, 415, http_error_text(req, 415, max_body));
     return httplib::Server::HandlerResponse::Handled;
   });
   // Unrouted requests (and httplib's own 4xx: 400, 413, 414) get a JSON body naming the fault;
