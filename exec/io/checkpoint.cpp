@@ -94,7 +94,7 @@ StatusOr<std::string> resolve_checkpoint_dir(const std::string& dir) {
   if (fs::symlink_status(sub, ec).type() != fs::file_type::directory ||
       !(regular_file_exists(sub / "state.json") || regular_file_exists(sub / "manifest.json")))
     return Status::corruption("checkpoint " + latest.string() + " names '" + name +
-                              "', which is not a directory holding state.json or manifest.json (an incomplete save?)");
+                              "', which has neither state.json nor manifest.json (an incomplete save?)");
   return sub.string();
 }
 
