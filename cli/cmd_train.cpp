@@ -12,6 +12,7 @@
 #include "cli/option_checks.h"
 #include "exec/io/checkpoint.h"
 #include "exec/io/data.h"
+#include "exec/io/dist_checkpoint.h"
 #include "exec/io/safetensors.h"
 #include "exec/train/preempt.h"
 #include "exec/train/runtime.h"

@@ -9,8 +9,8 @@
 #include <sstream>
 
 #include "exec/backend/device.h"
-#include "exec/io/checkpoint.h"
 #include "exec/io/data.h"
+#include "exec/io/dist_checkpoint.h"
 #include "exec/io/json_check.h"
 #include "model/yaml_reader.h"
 

@@ -42,10 +42,6 @@ struct CheckpointReadOptions {
   bool allow_nonfinite = false;
 };
 
-// The scenario stored in a checkpoint (for `eellm eval`/`generate CHECKPOINT`); for a distributed
-// checkpoint its parallel section is reset to one process (the weights load into any layout).
-StatusOr<Scenario> checkpoint_scenario(const std::string& dir);
-
 // The directory of the checkpoint `latest` names (or dir itself when it holds state.json or,
 // for a distributed checkpoint (exec/io/dist_checkpoint.h), manifest.json). `latest` must be a
 // regular file naming a sub-directory (a plain name) that holds one of them: a symlink, a directory

@@ -765,4 +765,26 @@ StatusOr<CkptLayout> distributed_checkpoint_layout(const std::string& dir) {
   });
 }
 
+StatusOr<Scenario> checkpoint_scenario(const std::string& dir) {
+  EELLM_ASSIGN_OR_RETURN(std::string sub, resolve_checkpoint_dir(dir));
+  std::error_code ec;
+  const bool dist = fs::is_regular_file(fs::symlink_status(fs::path(sub) / "manifest.json", ec));
+  const std::string path = (fs::path(sub) / (dist ? "manifest.json" : "state.json")).string();
+  EELLM_ASSIGN_OR_RETURN(json j, read_checkpoint_json(path, dist ? "eellm-dist-checkpoint-1" : "eellm-checkpoint-1"));
+  EELLM_ASSIGN_OR_RETURN(std::string yaml, json_string(j, "scenario_yaml", path));
+  StatusOr<Scenario> s = Status::internal("unset");
+  try {
+    s = parse_scenario(yaml, path + ":scenario_yaml", scenarios_dir());
+  } catch (const std::exception& e) {
+    return Status::corruption(path + ": scenario_yaml cannot be read (" + e.what() + ")");
+  }
+  if (!s.is_ok() || !dist) return s;
+  // The weights are layout-independent: a single process (eval, generate) reads them whole.
+  ParallelSpec one;
+  one.schedule = ScheduleKind::kNoPipelining;
+  one.world_size = 1;
+  s->parallel = one;
+  return s;
+}
+
 }  // namespace eellm::exec

@@ -96,6 +96,10 @@ Status load_distributed_checkpoint(const std::string& dir, const GptConfig& full
 Status load_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& params, AdamW* opt,
                        TrainProgress* progress, const CheckpointReadOptions& opts = {});
 
+// The scenario stored in a checkpoint (for `eellm eval`/`generate CHECKPOINT`); for a distributed
+// checkpoint its parallel section is reset to one process (the weights load into any layout).
+StatusOr<Scenario> checkpoint_scenario(const std::string& dir);
+
 // The layout recorded in a distributed checkpoint's manifest.
 StatusOr<CkptLayout> distributed_checkpoint_layout(const std::string& dir);
 
