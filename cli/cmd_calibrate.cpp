@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "exec/backend/gemm.h"
+#include "exec/io/safetensors.h"
 #include "exec/train/runtime.h"
 #include "fidelity/calibrate.h"
 #include "model/fit.h"
@@ -57,7 +59,16 @@ struct CalibrateOptions {
   int threads = 0;
 };
 
+// What must hold before anything is measured: the --base profile loads, --out/--cluster-out can be written.
+Status check_calibrate_options(const CalibrateOptions& o) {
+  if (auto base = load_device_profile(o.base); !base.is_ok()) return base.status().with_context("--base " + o.base);
+  if (!o.out.empty()) EELLM_RETURN_IF_ERROR(exec::check_writable_file(o.out, "--out"));
+  if (!o.cluster_out.empty()) EELLM_RETURN_IF_ERROR(exec::check_writable_file(o.cluster_out, "--cluster-out"));
+  return Status::ok();
+}
+
 Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
+  EELLM_RETURN_IF_ERROR(check_calibrate_options(o));
   const bool root = !world || world->rank() == 0;
   const int ranks = world ? world->size() : 1;
   fidelity::CalibrationOptions co;
@@ -90,7 +101,7 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
   EELLM_ASSIGN_OR_RETURN(fidelity::ComputeCalibration cc, fidelity::calibrate_compute(*be, co));
   fidelity::GemmFit gfit;
   EELLM_ASSIGN_OR_RETURN(DeviceProfile d, fidelity::device_profile_from_calibration(cc, o.name, &gfit));
-  // Links not measured in this run keep the base profile's figures.
+  // Links not measured in this run keep the base profile's figures (checked before the benchmarks).
   // Residuals fitted by `eellm fidelity` are kept too (re-run validate after a calibration).
   if (auto base = load_device_profile(o.base); base.is_ok()) {
     d.nvlink_bandwidth_GBps = base->nvlink_bandwidth_GBps, d.nvlink_latency_us = base->nvlink_latency_us;
@@ -170,7 +181,8 @@ void register_calibrate(CLI::App& app) {
                   "Also write a cluster file (intra_node = the fitted link, device = --out)");
   cmd->add_option("--name", o->name, "Profile name (default cpu-local)");
   cmd->add_option("--base", o->base, "Profile whose link figures are kept when not measured (default cpu-local)");
-  cmd->add_option("--threads", o->threads, "Backend threads for the compute benchmarks (default: cores / ranks)");
+  cmd->add_option("--threads", o->threads, "Backend threads for the compute benchmarks (default: cores / ranks)")
+      ->check(int_in(1, kMaxThreads));
   cmd->add_flag("--quick", o->quick, "Fewer shapes and shorter timing (about 10-20 s)");
   cmd->callback([o] {
     Status st;

@@ -12,10 +12,12 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "exec/generate/generate.h"
 #include "exec/generate/pipeline_generate.h"
 #include "exec/generate/serve.h"
 #include "exec/io/data.h"
+#include "exec/io/safetensors.h"
 #include "model/yaml_reader.h"
 
 namespace eellm::cli {
@@ -27,28 +29,6 @@ int fail(const Status& st) {
   return 1;
 }
 
-// One prompt per line; "\n" inside a line stands for a newline. Blank lines are errors (they would
-// be empty prompts), named by line number.
-StatusOr<std::vector<std::string>> read_batch_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status::not_found("batch file " + path + " cannot be opened");
-  std::vector<std::string> out;
-  std::string line;
-  for (int n = 1; std::getline(in, line); ++n) {
-    std::string p;
-    for (size_t i = 0; i < line.size(); ++i) {
-      if (line[i] == '\\' && i + 1 < line.size() && line[i + 1] == 'n')
-        p += '\n', ++i;
-      else
-        p += line[i];
-    }
-    if (p.empty()) return Status::invalid_argument(path + ":" + std::to_string(n) + ": empty prompt");
-    out.push_back(p);
-  }
-  if (out.empty()) return Status::invalid_argument("batch file " + path + " holds no prompt");
-  return out;
-}
-
 struct GenerateCliOptions {
   std::string checkpoint, device, method = "recompute", threshold = "", confidence = "max_prob", batch_file, stats_out;
   std::vector<std::string> prompts, stop;
@@ -56,7 +36,7 @@ struct GenerateCliOptions {
   int max_new_tokens = 64, top_k = 0, threads = 0, max_pending = 8, draft_exit = -1, draft_tokens = 4;
   float temperature = 0.0f, top_p = 1.0f;
   uint64_t seed = 0;
-  bool stats = false;
+  bool stats = false, allow_nonfinite = false;
   double timeout = 300.0, draft_threshold = 0.0;
 };
 
@@ -64,10 +44,13 @@ struct GenerateCliOptions {
 StatusOr<std::vector<std::string>> prompt_texts(const GenerateCliOptions& o) {
   std::vector<std::string> texts = o.prompts;
   if (!o.batch_file.empty()) {
-    EELLM_ASSIGN_OR_RETURN(const std::vector<std::string> b, read_batch_file(o.batch_file));
+    EELLM_ASSIGN_OR_RETURN(const std::vector<std::string> b, exec::read_prompt_file(o.batch_file));
     texts.insert(texts.end(), b.begin(), b.end());
   }
   if (texts.empty()) return Status::invalid_argument("give a prompt with --prompt or --batch-file");
+  if (texts.size() > exec::kMaxBatchPrompts)
+    return Status::invalid_argument(std::to_string(texts.size()) + " prompts; one batch takes at most " +
+                                    std::to_string(exec::kMaxBatchPrompts));
   return texts;
 }
 
@@ -77,9 +60,10 @@ StatusOr<exec::GenerationModel> load_model(const GenerateCliOptions& o, std::uni
   if (o.method == "pipeline") {
     if (!o.device.empty() && o.device != "cpu")
       return Status::invalid_argument("--device " + o.device + ": method pipeline runs on the CPU backend");
-    return exec::load_generation_model(o.checkpoint);
+    return exec::load_generation_model(o.checkpoint, {o.allow_nonfinite});
   }
-  EELLM_ASSIGN_OR_RETURN(exec::GenerationSession session, exec::open_generation(o.checkpoint, o.device, o.threads));
+  EELLM_ASSIGN_OR_RETURN(exec::GenerationSession session,
+                         exec::open_generation(o.checkpoint, o.device, o.threads, {o.allow_nonfinite}));
   be = std::move(session.backend);
   return std::move(session.model);
 }
@@ -135,6 +119,8 @@ Status report(const GenerateCliOptions& o, const std::vector<std::string>& texts
 int run_generate(const GenerateCliOptions& o) {
   auto texts = prompt_texts(o);
   if (!texts.is_ok()) return fail(texts.status());
+  if (!o.stats_out.empty())
+    if (Status st = exec::check_writable_file(o.stats_out, "--stats-out"); !st.is_ok()) return fail(st);
   std::unique_ptr<exec::Backend> be;
   auto model = load_model(o, be);
   if (!model.is_ok()) return fail(model.status());
@@ -163,7 +149,8 @@ void register_generate(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("generate", "Early-exit text generation from a trained checkpoint");
   cmd->add_option("checkpoint", o->checkpoint, "Checkpoint directory (from eellm train --save)")->required();
   cmd->add_option("--prompt", o->prompts, "Prompt text (repeat for a batch)")->allow_extra_args(false);
-  cmd->add_option("--batch-file", o->batch_file, "Prompts, one per line (\\n for a newline); decoded as one batch");
+  cmd->add_option("--batch-file", o->batch_file,
+                  "Prompts, one per line (\\n for a newline); decoded as one batch (at most 256 prompts, 4 MiB)");
   cmd->add_option("--method", o->method,
                   "full | recompute (EE-LLM KV recomputation) | speculative | pipeline (under mpirun -np P: P stages)")
       ->capture_default_str();
@@ -178,17 +165,20 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--draft-threshold", o->draft_threshold,
                   "speculative: stop drafting in a round at a draft whose confidence is below this (0 = never)")
       ->capture_default_str();
-  cmd->add_option("--max-new-tokens", o->max_new_tokens, "Tokens to generate per prompt")->capture_default_str();
+  cmd->add_option("--max-new-tokens", o->max_new_tokens, "Tokens to generate per prompt")
+      ->check(int_in(1, 1 << 20))
+      ->capture_default_str();
   cmd->add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", o->top_k, "Sample from the k most likely tokens (0 = all)");
   cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Sampling seed (sequence b uses seed + b)");
   cmd->add_option("--stop", o->stop, "Stop string (repeatable); not included in the output")->allow_extra_args(false);
-  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")->check(int_in(1, kMaxThreads));
   cmd->add_option("--device", o->device, "cpu | cuda (default: the checkpoint scenario's execution.device)");
   cmd->add_option("--timeout", o->timeout, "pipeline: seconds a stage waits for a message before failing")
       ->capture_default_str();
   cmd->add_flag("--stats", o->stats, "Print tokens/s, the exit histogram and layers per token");
+  cmd->add_flag("--allow-nonfinite-weights", o->allow_nonfinite, "Load a checkpoint whose weights hold NaN or Inf");
   cmd->add_option("--stats-out", o->stats_out, "Write {\"exit_rates\": [...]} for eellm simulate --exit-rates");
   cmd->callback([o] { exit_code() = run_generate(*o); });
 }

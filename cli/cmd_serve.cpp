@@ -1,23 +1,29 @@
 // `eellm serve CHECKPOINT`: early-exit generation behind HTTP, with EE-LLM's request fields
-// (PUT /api, JSON; exec/generate/serve.h parses and answers) and GET /health. cpp-httplib serves the
-// connections on a small thread pool; generation runs one request at a time (GenerationService's
-// mutex). SIGINT/SIGTERM stop the server gracefully: the listening socket closes, requests in
-// flight finish and are answered, then the command exits 0. Signals are blocked in every thread and
-// taken by one waiter thread with sigwait, so no work happens in a signal handler. One log line per
-// request on stderr; stdout carries only the "listening on" line (with the bound port, useful with
-// --port 0).
+// (PUT /api, JSON; exec/generate/serve.h parses and answers) and GET /health. cpp-httplib serves
+// each connection on its own thread (up to --connections at once, more wait in order), so slow
+// clients hold only their own thread, never /health's; every read has a timeout (--read-timeout),
+// bodies are bounded (--max-body: 413) and must not be compressed (415: no inflation bombs), URIs
+// too (414); generation runs one request at a time (GenerationService's mutex). SIGINT/SIGTERM stop
+// the server gracefully: the listening socket closes, requests in flight finish and are answered,
+// then the command exits 0. Signals are blocked in every thread and taken by one waiter thread with
+// sigwait, so no work happens in a signal handler. One log line per request on stderr; stdout
+// carries only the "listening on" line (with the bound port, useful with --port 0).
 #include <httplib.h>
 #include <pthread.h>
 #include <signal.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
+#include <deque>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "cli/commands.h"
@@ -58,8 +64,76 @@ void json_error(httplib::Response& res, int status, const std::string& message) 
 struct ServeCliOptions {
   std::string checkpoint, host = "127.0.0.1", device, method = "recompute", confidence = "max_prob";
   int port = 5000, threads = 0, max_batch = 128, max_pending = 8, draft_exit = -1, draft_tokens = 4;
-  int connections = 4;
+  int connections = 64, read_timeout_s = 5;
+  size_t max_body = size_t{1} << 20;
+  bool allow_nonfinite = false;
 };
+
+// One thread per connection, at most `max` at once; further connections wait in arrival order and
+// run on the first thread that frees up. A connection that sends slowly (slowloris) holds only its
+// own thread, and only until a read times out.
+class ConnectionThreads : public httplib::TaskQueue {
+ public:
+  explicit ConnectionThreads(size_t max) : max_(max) {}
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (running_ >= max_) {
+      pending_.push_back(std::move(fn));
+      return;
+    }
+    try {
+      std::thread([this, f = std::move(fn)]() mutable { run(std::move(f)); }).detach();
+      ++running_;
+    } catch (const std::system_error&) {  // no thread to be had: wait for one to free up
+      pending_.push_back(std::move(fn));
+    }
+  }
+  // Called by httplib once the listening socket is closed: waits for the connections in flight.
+  void shutdown() override {
+    std::unique_lock<std::mutex> lock(mu_);
+    idle_.wait(lock, [this] { return running_ == 0; });
+  }
+
+ private:
+  void run(std::function<void()> fn) {
+    for (;;) {
+      fn();
+      std::lock_guard<std::mutex> lock(mu_);
+      if (pending_.empty()) {
+        --running_;
+        idle_.notify_all();
+        return;
+      }
+      fn = std::move(pending_.front());
+      pending_.pop_front();
+    }
+  }
+  const size_t max_;
+  std::mutex mu_;
+  std::condition_variable idle_;
+  size_t running_ = 0;
+  std::deque<std::function<void()>> pending_;
+};
+
+// The text of an error status httplib produced itself (before any handler ran).
+std::string http_error_text(const httplib::Request& req, int status, size_t max_body) {
+  switch (status) {
+    case 400:
+      return "malformed HTTP request";
+    case 404:
+      return req.method + " " + req.path + ": no such endpoint (PUT /api, GET /health)";
+    case 408:
+      return "request timed out (the client sent too slowly)";
+    case 413:
+      return "request body larger than the limit of " + std::to_string(max_body) + " bytes (eellm serve --max-body)";
+    case 414:
+      return "request URI too long";
+    case 415:
+      return "compressed request bodies are not accepted; send the JSON uncompressed";
+    default:
+      return "HTTP error " + std::to_string(status);
+  }
+}
 
 // Blocks the stop signals before any thread exists (backend pools, connection threads inherit
 // the mask), so only the waiter of listen_until_stopped receives them.
@@ -87,7 +161,7 @@ StatusOr<exec::ServeConfig> serve_config(const ServeCliOptions& o) {
 
 // PUT/POST /api generates, GET /health reports; other methods get 405 with Allow, unrouted requests
 // a JSON 404, handler exceptions a JSON 500. One log line per request.
-void add_routes(httplib::Server& svr, exec::GenerationService& service) {
+void add_routes(httplib::Server& svr, exec::GenerationService& service, size_t max_body) {
   auto api = [&service](const httplib::Request& req, httplib::Response& res) {
     exec::GenerationService::Reply reply = service.generate(req.body);
     res.status = reply.status;
@@ -113,10 +187,19 @@ void add_routes(httplib::Server& svr, exec::GenerationService& service) {
   svr.Post("/health", not_allowed("GET"));
   svr.Delete("/health", not_allowed("GET"));
   svr.Patch("/health", not_allowed("GET"));
-  // Unrouted requests (and httplib's own 4xx) get a JSON body; handler errors keep theirs.
-  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.body.empty())
-      json_error(res, res.status, req.method + " " + req.path + ": no such endpoint (PUT /api, GET /health)");
+  // Refused before the body is read: compressed bodies (their inflated size is unbounded). Bodies over
+  // --max-body are httplib's 413: it reads and discards them (the client gets its answer), keeping none.
+  svr.set_pre_routing_handler([max_body](const httplib::Request& req, httplib::Response& res) {
+    const std::string enc = req.get_header_value("Content-Encoding");
+    if (enc.empty() || enc == "identity") return httplib::Server::HandlerResponse::Unhandled;
+    res.set_header("Connection", "close");
+    json_error(res, 415, http_error_text(req, 415, max_body));
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  // Unrouted requests (and httplib's own 4xx: 400, 413, 414) get a JSON body naming the fault;
+  // handler errors keep theirs.
+  svr.set_error_handler([max_body](const httplib::Request& req, httplib::Response& res) {
+    if (res.body.empty()) json_error(res, res.status, http_error_text(req, res.status, max_body));
   });
   svr.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
     std::string what = "unknown exception";
@@ -177,7 +260,7 @@ int run_serve(const ServeCliOptions& o) {
   sigset_t stop_signals = block_stop_signals();
   auto sc = serve_config(o);
   if (!sc.is_ok()) return fail(sc.status());
-  auto session = exec::open_generation(o.checkpoint, o.device, o.threads);
+  auto session = exec::open_generation(o.checkpoint, o.device, o.threads, {o.allow_nonfinite});
   if (!session.is_ok()) return fail(session.status());
   const exec::GptConfig& cfg = session->model.config;
   if (o.draft_exit >= 0) {
@@ -191,9 +274,11 @@ int run_serve(const ServeCliOptions& o) {
 
   httplib::Server svr;
   const size_t connections = static_cast<size_t>(o.connections);
-  svr.new_task_queue = [connections] { return new httplib::ThreadPool(connections); };
-  svr.set_payload_max_length(size_t{16} << 20);
-  add_routes(svr, service);
+  svr.new_task_queue = [connections] { return new ConnectionThreads(connections); };
+  svr.set_payload_max_length(o.max_body);
+  svr.set_read_timeout(o.read_timeout_s, 0);
+  svr.set_keep_alive_timeout(o.read_timeout_s);
+  add_routes(svr, service, o.max_body);
   auto port = bind_port(svr, o);
   if (!port.is_ok()) return fail(port.status());
   std::printf("eellm serve: listening on http://%s:%d (model %s, %s, %s)\n", o.host.c_str(), *port,
@@ -226,9 +311,19 @@ void register_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--draft-exit", o->draft_exit, "speculative: drafting exit as a layer number (default: the first)");
   cmd->add_option("--draft-tokens", o->draft_tokens, "speculative: tokens drafted per round")->capture_default_str();
-  cmd->add_option("--connections", o->connections, "Connection threads (requests still generate one at a time)")
-      ->check(CLI::PositiveNumber)
+  cmd->add_option("--connections", o->connections,
+                  "Connections served at once, one thread each; more wait in order (requests still generate one at "
+                  "a time)")
+      ->check(CLI::Range(1, 4096))
       ->capture_default_str();
+  cmd->add_option("--read-timeout", o->read_timeout_s,
+                  "Seconds a connection may stay silent while sending a request (and idle between requests)")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  cmd->add_option("--max-body", o->max_body, "Largest request body in bytes (larger: 413)")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
+      ->capture_default_str();
+  cmd->add_flag("--allow-nonfinite-weights", o->allow_nonfinite, "Load a checkpoint whose weights hold NaN or Inf");
   cmd->callback([o] { exit_code() = run_serve(*o); });
 }
 

@@ -24,7 +24,7 @@ echo; echo "== 2. Plan EE-LLM 1.3B on 16 GPUs (best plan → $out/best-1.3b.yaml
 
 echo; echo "== 3. Run a small plan for real: tiny-ee, 2 pipeline stages over MPI, 3 steps =="
 "$eellm" simulate tiny-ee-pp2 --trace "$out/tiny-ee-pp2.predicted.json"
-mpirun -np 2 "$eellm" train tiny-ee-pp2 --steps 3 --threads 1 --trace "$out/tiny-ee-pp2.measured.json" \
+scripts/mpirun.sh -np 2 "$eellm" train tiny-ee-pp2 --steps 3 --threads 1 --trace "$out/tiny-ee-pp2.measured.json" \
   --metrics "$out/tiny-ee-pp2.metrics.jsonl"
 echo; echo "== predicted vs measured =="
 "$eellm" compare-trace "$out/tiny-ee-pp2.predicted.json" "$out/tiny-ee-pp2.measured.json"

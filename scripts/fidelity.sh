@@ -27,7 +27,7 @@ EELLM="$BUILD/cli/eellm"
 [[ -x "$EELLM" ]] || { echo "no $EELLM: build it first (cmake --build $BUILD --target eellm)" >&2; exit 1; }
 WORK=runs/fidelity
 mkdir -p "$WORK"
-MPIRUN=(mpirun --oversubscribe --allow-run-as-root --bind-to none)
+MPIRUN=(scripts/mpirun.sh --oversubscribe --allow-run-as-root --bind-to none)  # reports SIGINT/SIGTERM, exits 130/143
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 start=$(date +%s)

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "exec/io/dist_checkpoint.h"
+#include "exec/io/safetensors.h"
 
 namespace eellm::exec {
 namespace {
@@ -211,13 +213,45 @@ Status check_prompts(const GptConfig& cfg, const std::vector<std::vector<int32_t
   return Status::ok();
 }
 
-StatusOr<GenerationModel> load_generation_model(const std::string& checkpoint_dir) {
+StatusOr<GenerationModel> load_generation_model(const std::string& checkpoint_dir, const CheckpointReadOptions& read) {
   GenerationModel m;
   EELLM_ASSIGN_OR_RETURN(m.scenario, checkpoint_scenario(checkpoint_dir));
   EELLM_ASSIGN_OR_RETURN(m.config, make_gpt_config(m.scenario));
   m.params.allocate(m.config);
-  EELLM_RETURN_IF_ERROR(load_checkpoint(checkpoint_dir, m.config, m.params, nullptr, nullptr));
+  EELLM_RETURN_IF_ERROR(load_checkpoint(checkpoint_dir, m.config, m.params, nullptr, nullptr, read));
   return m;
+}
+
+StatusOr<std::vector<std::string>> read_prompt_file(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxBatchFileBytes)
+    return Status::invalid_argument("batch file " + path + " has " + std::to_string(size) + " bytes; at most " +
+                                    std::to_string(kMaxBatchFileBytes) + " are read");
+  auto text = read_file(path);  // refuses directories, FIFOs and devices by type
+  if (!text.is_ok()) return text.status().with_context("batch file");
+  if (text->size() > kMaxBatchFileBytes)
+    return Status::invalid_argument("batch file " + path + " has more than " + std::to_string(kMaxBatchFileBytes) +
+                                    " bytes");
+  std::vector<std::string> out;
+  std::istringstream in(*text);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    std::string p;
+    for (size_t i = 0; i < line.size(); ++i) {
+      if (line[i] == '\\' && i + 1 < line.size() && line[i + 1] == 'n')
+        p += '\n', ++i;
+      else
+        p += line[i];
+    }
+    if (p.empty()) return Status::invalid_argument(path + ":" + std::to_string(n) + ": empty prompt");
+    if (out.size() == kMaxBatchPrompts)
+      return Status::invalid_argument("batch file " + path + " holds more than " + std::to_string(kMaxBatchPrompts) +
+                                      " prompts (the most one batch takes)");
+    out.push_back(p);
+  }
+  if (out.empty()) return Status::invalid_argument("batch file " + path + " holds no prompt");
+  return out;
 }
 
 std::vector<double> GenerateStats::exit_rates() const {

@@ -35,6 +35,7 @@
 #include "exec/generate/confidence.h"
 #include "exec/generate/kv_cache.h"
 #include "exec/gpt/gpt.h"
+#include "exec/io/checkpoint.h"
 #include "model/scenario.h"
 #include "model/status.h"
 
@@ -234,8 +235,18 @@ struct GenerationModel {
   GptParams params;
 };
 // Loads CHECKPOINT (a directory with `latest`, or one iteration's directory). Missing or damaged
-// checkpoints are errors naming the path.
-StatusOr<GenerationModel> load_generation_model(const std::string& checkpoint_dir);
+// checkpoints are errors naming the path (every listed file is verified, the optimizer state too).
+StatusOr<GenerationModel> load_generation_model(const std::string& checkpoint_dir,
+                                                const CheckpointReadOptions& read = {});
+
+// Limits of one generation batch from the command line (`eellm generate --prompt/--batch-file`):
+// every prompt holds a KV cache for the whole context, so the batch is bounded up front.
+constexpr size_t kMaxBatchPrompts = 256;
+constexpr size_t kMaxBatchFileBytes = size_t{4} << 20;
+// Prompts of a batch file: one per line, "\n" inside a line standing for a newline. A file that is
+// not a regular file, larger than kMaxBatchFileBytes, with more than kMaxBatchPrompts prompts, with
+// a blank line (an empty prompt, named by line number) or none at all is kInvalidArgument.
+StatusOr<std::vector<std::string>> read_prompt_file(const std::string& path);
 
 // {"exit_rates": [...], ...} as read by read_exit_rates_json (the inference simulator).
 std::string exit_rates_json(const GptConfig& cfg, const GenerateOptions& o, const GenerateStats& s);

@@ -9,8 +9,9 @@
 #include <sstream>
 
 #include "exec/backend/device.h"
-#include "exec/io/checkpoint.h"
 #include "exec/io/data.h"
+#include "exec/io/dist_checkpoint.h"
+#include "exec/io/json_check.h"
 #include "model/yaml_reader.h"
 
 namespace eellm::exec {
@@ -26,7 +27,8 @@ StatusOr<int> exit_index_at_layer(const GptConfig& cfg, int layer) {
                                   have + "]");
 }
 
-StatusOr<GenerationSession> open_generation(const std::string& checkpoint, const std::string& device, int threads) {
+StatusOr<GenerationSession> open_generation(const std::string& checkpoint, const std::string& device, int threads,
+                                            const CheckpointReadOptions& read) {
   GenerationSession s;
   EELLM_ASSIGN_OR_RETURN(Scenario scenario, checkpoint_scenario(checkpoint));
   s.device = scenario.execution.device;
@@ -35,7 +37,7 @@ StatusOr<GenerationSession> open_generation(const std::string& checkpoint, const
     return Status::invalid_argument("--device: unknown device '" + device +
                                     "'; allowed: " + enum_names<::eellm::DeviceKind>());
   EELLM_ASSIGN_OR_RETURN(s.backend, make_backend(s.device, threads));
-  EELLM_ASSIGN_OR_RETURN(s.model, load_generation_model(checkpoint));
+  EELLM_ASSIGN_OR_RETURN(s.model, load_generation_model(checkpoint, read));
   return s;
 }
 
@@ -123,8 +125,12 @@ std::string known_list() {
   return s;
 }
 
-// The body as a JSON object whose every field is known.
+// The body as a JSON object whose every field is known. Nesting is bounded before parsing: no field
+// needs more than 2 levels, and values are printed (recursively) in error messages.
 StatusOr<json> parse_body(const std::string& body) {
+  if (json_nesting_depth(body, kMaxRequestDepth) > kMaxRequestDepth)
+    return Status::invalid_argument("request body: JSON nested deeper than " + std::to_string(kMaxRequestDepth) +
+                                    " levels");
   json req;
   try {
     req = json::parse(body);

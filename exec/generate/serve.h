@@ -44,7 +44,8 @@ struct GenerationSession {
 };
 // `device` empty → the checkpoint scenario's execution.device; `threads` 0 → the scenario's
 // execution.num_threads (0 = all cores).
-StatusOr<GenerationSession> open_generation(const std::string& checkpoint, const std::string& device, int threads);
+StatusOr<GenerationSession> open_generation(const std::string& checkpoint, const std::string& device, int threads,
+                                            const CheckpointReadOptions& read = {});
 
 // Server-wide settings (command-line flags of `eellm serve`).
 struct ServeConfig {
@@ -69,7 +70,9 @@ struct ServeRequest {
   bool no_log = false;
 };
 // Parses a request body. Errors are kInvalidArgument and name the field, the value's fault and the
-// rule ("top_k: must be an integer in [0, 1000], got 2000").
+// rule ("top_k: must be an integer in [0, 1000], got 2000"); a body nested deeper than
+// kMaxRequestDepth is refused before it is parsed.
+constexpr int kMaxRequestDepth = 64;
 StatusOr<ServeRequest> parse_serve_request(const std::string& body, const GenerationModel& model,
                                            const ServeConfig& sc);
 // The answer: text, segments, tokens, per-token exit layer, stats (see docs/serve.md).

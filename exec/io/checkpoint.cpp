@@ -43,17 +43,10 @@ std::string iter_name(int it) {
   return buf;
 }
 
-Status fill(const SafetensorsFile& f, const std::string& prefix, GptParams& p, const std::string& source) {
-  for (auto& [name, t] : p.named()) {
-    auto it = f.tensors.find(prefix + name);
-    if (it == f.tensors.end()) return Status::failed_precondition(source + " has no tensor " + prefix + name);
-    if (it->second.shape != t->shape)
-      return Status::failed_precondition(source + ": tensor " + prefix + name + " has shape " +
-                                         shape_string(it->second.shape) + ", the model needs " +
-                                         shape_string(t->shape));
-    t->data = it->second.data;
-  }
-  return Status::ok();
+// True when `p` is a regular file (not a symlink, directory or special file).
+bool regular_file_exists(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(fs::symlink_status(p, ec));
 }
 
 }  // namespace
@@ -82,15 +75,21 @@ Status check_model_fingerprint(const std::string& stored_json, const GptConfig& 
 
 StatusOr<std::string> resolve_checkpoint_dir(const std::string& dir) {
   std::error_code ec;
-  if (fs::exists(fs::path(dir) / "state.json", ec) || fs::exists(fs::path(dir) / "manifest.json", ec)) return dir;
+  if (!fs::is_directory(dir, ec)) return Status::not_found("checkpoint directory " + dir + " is not a directory");
+  if (regular_file_exists(fs::path(dir) / "state.json") || regular_file_exists(fs::path(dir) / "manifest.json"))
+    return dir;
   const fs::path latest = fs::path(dir) / "latest";
-  if (!fs::exists(latest, ec))
+  if (fs::symlink_status(latest, ec).type() == fs::file_type::not_found)
     return Status::not_found("checkpoint directory " + dir +
                              " has neither a `latest` file nor a state.json / manifest.json");
-  EELLM_ASSIGN_OR_RETURN(std::string name, read_file(latest.string()));
+  EELLM_ASSIGN_OR_RETURN(std::string name, read_file(latest.string(), /*follow_symlinks=*/false));
   while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  if (name.empty() || name.size() > 255 || name == "." || name == ".." ||
+      name.find_first_of("/\\") != std::string::npos || name.find('\0') != std::string::npos)
+    return Status::corruption("checkpoint " + latest.string() + " does not name a checkpoint directory of " + dir);
   const fs::path sub = fs::path(dir) / name;
-  if (name.empty() || !(fs::exists(sub / "state.json", ec) || fs::exists(sub / "manifest.json", ec)))
+  if (fs::symlink_status(sub, ec).type() != fs::file_type::directory ||
+      !(regular_file_exists(sub / "state.json") || regular_file_exists(sub / "manifest.json")))
     return Status::corruption("checkpoint " + latest.string() + " names '" + name +
                               "', which has neither state.json nor manifest.json (an incomplete save?)");
   return sub.string();
@@ -149,87 +148,6 @@ Status publish_checkpoint(const std::string& dir, const std::string& tmp, const 
   std::sort(olds.begin(), olds.end());
   for (size_t i = 0; i + static_cast<size_t>(std::max(1, keep)) < olds.size(); ++i) fs::remove_all(olds[i], ec);
   return Status::ok();
-}
-
-namespace {
-StatusOr<json> read_state(const std::string& sub) {
-  const std::string path = (fs::path(sub) / "state.json").string();
-  EELLM_ASSIGN_OR_RETURN(std::string text, read_file(path));
-  json state = json::parse(text, nullptr, false);
-  if (state.is_discarded() || !state.is_object() || state.value("format", "") != "eellm-checkpoint-1")
-    return Status::corruption(path + " is not an eellm checkpoint state (bad JSON or format)");
-  return state;
-}
-
-StatusOr<std::string> read_verified(const std::string& sub, const json& state, const std::string& file) {
-  const std::string path = (fs::path(sub) / file).string();
-  if (!state["files"].contains(file)) return Status::corruption(sub + "/state.json does not list " + file);
-  EELLM_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
-  const json& f = state["files"][file];
-  if (bytes.size() != f["bytes"].get<size_t>())
-    return Status::corruption(path + " has " + std::to_string(bytes.size()) + " bytes, state.json records " +
-                              std::to_string(f["bytes"].get<size_t>()));
-  if (fnv1a64_hex(bytes) != f["fnv1a64"].get<std::string>())
-    return Status::corruption(path + " checksum " + fnv1a64_hex(bytes) + " does not match state.json (" +
-                              f["fnv1a64"].get<std::string>() + ")");
-  return bytes;
-}
-}  // namespace
-
-Status load_single_process_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& params, AdamW* opt,
-                                      TrainProgress* progress) {
-  EELLM_ASSIGN_OR_RETURN(std::string sub, resolve_checkpoint_dir(dir));
-  EELLM_ASSIGN_OR_RETURN(json state, read_state(sub));
-  const json want = fingerprint(cfg), have = state["model"];
-  std::string diffs;
-  for (auto it = want.begin(); it != want.end(); ++it) {
-    if (!have.contains(it.key()) || have[it.key()] != it.value())
-      diffs += (diffs.empty() ? "" : "; ") + it.key() + " is " +
-               (have.contains(it.key()) ? have[it.key()].dump() : "missing") + " there but " + it.value().dump() +
-               " here";
-  }
-  if (!diffs.empty())
-    return Status::failed_precondition("checkpoint " + sub + " was written for a different model (scenario '" +
-                                       state.value("scenario_name", "?") + "'): " + diffs);
-  EELLM_ASSIGN_OR_RETURN(std::string model_bytes, read_verified(sub, state, "model.safetensors"));
-  EELLM_ASSIGN_OR_RETURN(SafetensorsFile mf, parse_safetensors(model_bytes, sub + "/model.safetensors"));
-  EELLM_RETURN_IF_ERROR(fill(mf, "", params, sub + "/model.safetensors"));
-  if (opt) {
-    EELLM_ASSIGN_OR_RETURN(std::string opt_bytes, read_verified(sub, state, "optimizer.safetensors"));
-    EELLM_ASSIGN_OR_RETURN(SafetensorsFile of, parse_safetensors(opt_bytes, sub + "/optimizer.safetensors"));
-    opt->init(cfg);
-    EELLM_RETURN_IF_ERROR(fill(of, "m.", opt->m(), sub + "/optimizer.safetensors"));
-    EELLM_RETURN_IF_ERROR(fill(of, "v.", opt->v(), sub + "/optimizer.safetensors"));
-    opt->set_step_count(state["adam_step"].get<int>());
-  }
-  if (progress) {
-    progress->iteration = state["iteration"].get<int>();
-    progress->data.epoch = state["data"]["epoch"].get<uint64_t>();
-    progress->data.index = state["data"]["index"].get<uint64_t>();
-    progress->seed = state["seed"].get<uint64_t>();
-  }
-  return Status::ok();
-}
-
-StatusOr<Scenario> checkpoint_scenario(const std::string& dir) {
-  EELLM_ASSIGN_OR_RETURN(std::string sub, resolve_checkpoint_dir(dir));
-  std::error_code ec;
-  if (fs::exists(fs::path(sub) / "manifest.json", ec)) {
-    const std::string path = (fs::path(sub) / "manifest.json").string();
-    EELLM_ASSIGN_OR_RETURN(std::string text, read_file(path));
-    const json m = json::parse(text, nullptr, false);
-    if (m.is_discarded() || !m.is_object()) return Status::corruption(path + " is not valid JSON");
-    EELLM_ASSIGN_OR_RETURN(Scenario s,
-                           parse_scenario(m.value("scenario_yaml", ""), path + ":scenario_yaml", scenarios_dir()));
-    // The weights are layout-independent: a single process (eval, generate) reads them whole.
-    ParallelSpec one;
-    one.schedule = ScheduleKind::kNoPipelining;
-    one.world_size = 1;
-    s.parallel = one;
-    return s;
-  }
-  EELLM_ASSIGN_OR_RETURN(json state, read_state(sub));
-  return parse_scenario(state.value("scenario_yaml", ""), sub + "/state.json:scenario_yaml", scenarios_dir());
 }
 
 }  // namespace eellm::exec

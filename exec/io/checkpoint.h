@@ -8,8 +8,8 @@
 //                                            FNV-1a checksum
 // Saving writes DIR/.tmp_iter_N/ (every file fsynced), renames it to DIR/iter_N, fsyncs DIR, then
 // replaces `latest` atomically; a crash at any point leaves `latest` naming a complete checkpoint.
-// Loading verifies sizes, checksums, tensor names and shapes, and that the model matches.
-// Thread-compatible.
+// Loading (exec/io/dist_checkpoint.h reads both kinds) verifies sizes, checksums, tensor names and
+// shapes, every field's type and range, and that the model matches. Thread-compatible.
 #pragma once
 
 #include <string>
@@ -32,19 +32,20 @@ struct TrainProgress {
 Status save_checkpoint(const std::string& dir, const Scenario& scenario, const GptConfig& cfg, const GptParams& params,
                        AdamW* opt, const TrainProgress& progress, int keep = 2);
 
-// Loads the single-process checkpoint `latest` names (or `dir` itself if it holds state.json). Fails
-// with kFailedPrecondition when it was written for a different model, kCorruption on bad checksums or
-// sizes. `opt` may be null (weights only). load_checkpoint (exec/io/dist_checkpoint.h) reads either
-// kind; this header does not know distributed checkpoints (dist_checkpoint.h builds on it).
-Status load_single_process_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& params, AdamW* opt,
-                                      TrainProgress* progress);
-
-// The scenario stored in a checkpoint (for `eellm eval`/`generate CHECKPOINT`); for a distributed
-// checkpoint its parallel section is reset to one process (the weights load into any layout).
-StatusOr<Scenario> checkpoint_scenario(const std::string& dir);
+// What loading accepts beyond a well-formed checkpoint. Loading (load_checkpoint,
+// load_distributed_checkpoint in exec/io/dist_checkpoint.h) checks every JSON field's type and range,
+// every listed file (present, regular, size, checksum, safetensors header) — also files the caller
+// does not need, such as optimizer state for generation — shapes against the model, and that the
+// pieces of each tensor tile it exactly once; weights and moments holding NaN or ±Inf are refused
+// unless `allow_nonfinite`.
+struct CheckpointReadOptions {
+  bool allow_nonfinite = false;
+};
 
 // The directory of the checkpoint `latest` names (or dir itself when it holds state.json or,
-// for a distributed checkpoint (exec/io/dist_checkpoint.h), manifest.json).
+// for a distributed checkpoint (exec/io/dist_checkpoint.h), manifest.json). `latest` must be a
+// regular file naming a sub-directory (a plain name) that holds one of them: a symlink, a directory
+// or a path is kCorruption/kInvalidArgument naming it.
 StatusOr<std::string> resolve_checkpoint_dir(const std::string& dir);
 
 // The model fingerprint stored in checkpoints (JSON text: architecture fields that must match)

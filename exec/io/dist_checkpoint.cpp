@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "exec/io/checkpoint_files.h"
+#include "exec/io/json_check.h"
 #include "exec/io/safetensors.h"
 #include "model/scenario_io.h"
 
@@ -365,139 +367,270 @@ Status save_distributed_checkpoint(const std::string& dir, Communicator& world, 
 
 namespace {
 
-// A checkpoint opened for reading: its manifest (a single-process checkpoint's state.json is
-// turned into one) and the shard files, each verified once on first use.
+// One stored piece of a tensor, checked against the tensor's shape: a param piece (a TP shard under
+// `key`) or a moment piece (elements [begin, end) of a flattened TP shard, m and v under their keys).
+struct Piece {
+  std::string file, key, m, v;
+  ShardSpec spec;
+  std::vector<int64_t> local_shape;
+  size_t begin = 0, end = 0;
+};
+struct TensorEntry {
+  std::vector<int64_t> shape;
+  std::vector<Piece> params, moments;
+};
+
+// A piece's spec (dim, ranges within the tensor, ascending) and local shape (that of the spec).
+Status read_spec(const json& p, const std::vector<int64_t>& shape, const std::string& where, Piece& out) {
+  EELLM_ASSIGN_OR_RETURN(int64_t dim, json_int(p, "dim", -1, static_cast<int64_t>(shape.size()) - 1, where));
+  out.spec.dim = static_cast<int>(dim);
+  EELLM_ASSIGN_OR_RETURN(const json* ranges, json_array(p, "ranges", where));
+  if (dim < 0 && !ranges->empty()) return Status::corruption(where + ".ranges must be empty for dim -1 (whole tensor)");
+  if (dim >= 0 && ranges->empty()) return Status::corruption(where + ".ranges is empty for dim " + str(dim));
+  int64_t last = 0;
+  for (const json& r : *ranges) {
+    const int64_t extent = shape[static_cast<size_t>(std::max<int64_t>(dim, 0))];
+    const bool pair = r.is_array() && r.size() == 2 && r[0].is_number_integer() && r[1].is_number_integer();
+    if (!pair || r[0].get<int64_t>() < last || r[1].get<int64_t>() <= r[0].get<int64_t>() ||
+        r[1].get<int64_t>() > extent || (r[0].is_number_unsigned() && r[0].get<uint64_t>() > uint64_t(extent)) ||
+        (r[1].is_number_unsigned() && r[1].get<uint64_t>() > uint64_t(extent)))
+      return Status::corruption(where + ".ranges has " + r.dump() + ", expected ascending [begin, end) within [0, " +
+                                str(extent) + "] of dim " + str(dim));
+    last = r[1].get<int64_t>();
+    out.spec.ranges.emplace_back(r[0].get<int64_t>(), last);
+  }
+  if (!p.contains("local_shape")) return Status::corruption(where + ".local_shape is missing");
+  EELLM_ASSIGN_OR_RETURN(out.local_shape, json_shape(p["local_shape"], where + ".local_shape"));
+  const std::vector<int64_t> want = out.spec.replicated() ? shape : shard_shape(shape, out.spec);
+  if (out.local_shape != want)
+    return Status::corruption(where + ".local_shape is " + shape_string(out.local_shape) + ", its ranges give " +
+                              shape_string(want));
+  return Status::ok();
+}
+
+// Pieces (specs) that tile the tensor exactly once: one whole piece, or pieces split along one dim
+// whose ranges cover [0, extent) without overlap.
+Status check_tiling(const std::vector<const ShardSpec*>& specs, const std::vector<int64_t>& shape,
+                    const std::string& where) {
+  if (specs.empty()) return Status::corruption(where + " has no pieces");
+  if (specs.size() == 1 && specs[0]->replicated()) return Status::ok();
+  std::vector<std::pair<int64_t, int64_t>> all;
+  for (const ShardSpec* s : specs) {
+    if (s->replicated() || s->dim != specs[0]->dim)
+      return Status::corruption(where + ": pieces mix a whole tensor or different split dims");
+    all.insert(all.end(), s->ranges.begin(), s->ranges.end());
+  }
+  std::sort(all.begin(), all.end());
+  int64_t at = 0;
+  for (auto [b, e] : all) {
+    if (b != at)
+      return Status::corruption(where + ": pieces " + (b < at ? "overlap" : "leave a gap") + " at " + str(b));
+    at = e;
+  }
+  if (at != shape[static_cast<size_t>(specs[0]->dim)])
+    return Status::corruption(where + ": pieces cover " + str(at) + " of " +
+                              str(shape[static_cast<size_t>(specs[0]->dim)]) + " along dim " + str(specs[0]->dim));
+  return Status::ok();
+}
+
+// Moment pieces: per TP shard (spec), slices [begin, end) tiling its elements; the shards tiling the tensor.
+Status check_moment_tiling(const std::vector<Piece>& moments, const std::vector<int64_t>& shape,
+                           const std::string& where) {
+  if (moments.empty()) return Status::ok();  // saved without optimizer state
+  std::map<std::string, std::vector<const Piece*>> by_spec;
+  for (const Piece& p : moments) by_spec[spec_json(p.spec).dump() + str(p.spec.dim)].push_back(&p);
+  std::vector<const ShardSpec*> specs;
+  for (auto& [k, list] : by_spec) {
+    specs.push_back(&list.front()->spec);
+    std::vector<std::pair<size_t, size_t>> slices;
+    for (const Piece* p : list) slices.emplace_back(p->begin, p->end);
+    std::sort(slices.begin(), slices.end());
+    size_t at = 0;
+    for (auto [b, e] : slices) {
+      if (b != at) return Status::corruption(where + ": AdamW moment slices overlap or leave a gap at " + str(b));
+      at = e;
+    }
+    if (at != static_cast<size_t>(shape_elements(list.front()->local_shape)))
+      return Status::corruption(where + ": AdamW moment slices cover " + str(at) + " of " +
+                                str(shape_elements(list.front()->local_shape)) + " elements of a shard");
+  }
+  return check_tiling(specs, shape, where + " (moments)");
+}
+
+// One manifest piece (a param piece or, when `moment`, a moment piece).
+StatusOr<Piece> read_piece(const json& p, const TensorEntry& t, const json& files, bool moment,
+                           const std::string& where) {
+  Piece out;
+  EELLM_ASSIGN_OR_RETURN(out.file, json_string(p, "file", where));
+  if (!files.contains(out.file)) return Status::corruption(where + ".file " + out.file + " is not listed in files");
+  EELLM_RETURN_IF_ERROR(read_spec(p, t.shape, where, out));
+  if (!moment) {
+    EELLM_ASSIGN_OR_RETURN(out.key, json_string(p, "key", where));
+    return out;
+  }
+  EELLM_ASSIGN_OR_RETURN(out.m, json_string(p, "m", where));
+  EELLM_ASSIGN_OR_RETURN(out.v, json_string(p, "v", where));
+  const int64_t n = shape_elements(out.local_shape);
+  EELLM_ASSIGN_OR_RETURN(int64_t b, json_int(p, "begin", 0, n, where));
+  EELLM_ASSIGN_OR_RETURN(int64_t e, json_int(p, "end", b, n, where));
+  out.begin = static_cast<size_t>(b), out.end = static_cast<size_t>(e);
+  return out;
+}
+
+// The manifest's `tensors` section, every piece checked and each tensor tiled exactly once.
+StatusOr<std::map<std::string, TensorEntry>> read_tensors(const json& m, const std::string& source) {
+  EELLM_ASSIGN_OR_RETURN(const json* tensors, json_object(m, "tensors", source));
+  const json& files = m["files"];
+  std::map<std::string, TensorEntry> out;
+  for (auto it = tensors->begin(); it != tensors->end(); ++it) {
+    const std::string where = source + ": tensors." + it.key();
+    TensorEntry t;
+    if (!it->is_object() || !it->contains("shape")) return Status::corruption(where + " has no shape");
+    EELLM_ASSIGN_OR_RETURN(t.shape, json_shape((*it)["shape"], where + ".shape"));
+    EELLM_ASSIGN_OR_RETURN(const json* params, json_array(*it, "params", where));
+    for (size_t i = 0; i < params->size(); ++i) {
+      EELLM_ASSIGN_OR_RETURN(Piece p, read_piece((*params)[i], t, files, false, where + ".params[" + str(i) + "]"));
+      t.params.push_back(std::move(p));
+    }
+    const json moments = it->value("moments", json::array());
+    if (!moments.is_array()) return Status::corruption(where + ".moments is not an array");
+    for (size_t i = 0; i < moments.size(); ++i) {
+      EELLM_ASSIGN_OR_RETURN(Piece p, read_piece(moments[i], t, files, true, where + ".moments[" + str(i) + "]"));
+      t.moments.push_back(std::move(p));
+    }
+    std::vector<const ShardSpec*> specs;
+    for (const Piece& p : t.params) specs.push_back(&p.spec);
+    EELLM_RETURN_IF_ERROR(check_tiling(specs, t.shape, where + ".params"));
+    EELLM_RETURN_IF_ERROR(check_moment_tiling(t.moments, t.shape, where));
+    out.emplace(it.key(), std::move(t));
+  }
+  return out;
+}
+
+StatusOr<CkptLayout> read_layout(const json& m, const std::string& source) {
+  EELLM_ASSIGN_OR_RETURN(const json* l, json_object(m, "layout", source));
+  const std::string where = source + ": layout";
+  CkptLayout out;
+  int* fields[] = {&out.tp, &out.pp, &out.dp, &out.vp};
+  const char* names[] = {"tp", "pp", "dp", "vp"};
+  for (int i = 0; i < 4; ++i) {
+    EELLM_ASSIGN_OR_RETURN(int64_t v, json_int(*l, names[i], 1, 1 << 20, where));
+    *fields[i] = static_cast<int>(v);
+  }
+  EELLM_ASSIGN_OR_RETURN(out.distributed_optimizer, json_bool(*l, "distributed_optimizer", where));
+  return out;
+}
+
+// A checkpoint opened for reading: its manifest (a single-process checkpoint's state.json is turned
+// into one), checked whole at open; the data files, each verified once on first use, and at the end
+// every listed file the caller did not need (verify_rest).
 class Reader {
  public:
-  static StatusOr<Reader> open(const std::string& dir, const GptConfig* cfg) {
+  static StatusOr<Reader> open(const std::string& dir, const GptConfig* cfg, const CheckpointReadOptions& opts) {
     Reader r;
+    r.opts_ = opts;
     EELLM_ASSIGN_OR_RETURN(r.sub_, resolve_checkpoint_dir(dir));
     std::error_code ec;
     const fs::path mpath = fs::path(r.sub_) / "manifest.json";
-    if (fs::exists(mpath, ec)) {
-      EELLM_ASSIGN_OR_RETURN(std::string text, read_file(mpath.string()));
-      r.m_ = json::parse(text, nullptr, false);
+    if (fs::symlink_status(mpath, ec).type() != fs::file_type::not_found) {
       r.source_ = mpath.string();
-      if (r.m_.is_discarded() || !r.m_.is_object())
-        return Status::corruption(r.source_ + " is not valid JSON (a damaged or truncated manifest)");
-      if (r.m_.value("format", "") != kFormat)
-        return Status::corruption(r.source_ + ": field `format` is " + r.m_.value("format", json("missing")).dump() +
-                                  ", expected \"" + kFormat + "\"");
-      for (const char* f : {"iteration", "data", "seed", "model", "files", "tensors", "layout"})
-        if (!r.m_.contains(f)) return Status::corruption(r.source_ + " has no field `" + std::string(f) + "`");
+      EELLM_ASSIGN_OR_RETURN(r.m_, read_checkpoint_json(r.source_, kFormat));
+      EELLM_RETURN_IF_ERROR(check_checkpoint_files(r.m_.contains("files") ? r.m_["files"] : json(), r.source_));
+      EELLM_ASSIGN_OR_RETURN(r.layout_, read_layout(r.m_, r.source_));
     } else {
       EELLM_RETURN_IF_ERROR(r.adapt_single_process());
     }
-    if (cfg) EELLM_RETURN_IF_ERROR(check_model_fingerprint(r.m_["model"].dump(), *cfg, "checkpoint " + r.source_));
+    EELLM_ASSIGN_OR_RETURN(r.progress_, read_checkpoint_progress(r.m_, r.source_));
+    EELLM_ASSIGN_OR_RETURN(const json* model, json_object(r.m_, "model", r.source_));
+    if (cfg) EELLM_RETURN_IF_ERROR(check_model_fingerprint(model->dump(), *cfg, "checkpoint " + r.source_));
+    EELLM_ASSIGN_OR_RETURN(r.tensors_, read_tensors(r.m_, r.source_));
     return r;
   }
 
-  const json& manifest() const { return m_; }
+  const CheckpointProgress& progress() const { return progress_; }
+  const CkptLayout& layout() const { return layout_; }
 
-  StatusOr<const Tensor*> get(const std::string& file, const std::string& key, const std::string& tensor) {
-    EELLM_ASSIGN_OR_RETURN(const SafetensorsFile* f, load_file(file, tensor));
+  // Tensor `key` of `file`, of shape `shape` (with `flat`, of as many elements: moments are stored
+  // 1-D by distributed saves and in the tensor's shape by single-process ones).
+  StatusOr<const Tensor*> get(const std::string& file, const std::string& key, const std::string& tensor,
+                              const std::vector<int64_t>& shape, bool flat = false) {
+    EELLM_ASSIGN_OR_RETURN(const SafetensorsFile* f, load_file(file));
     auto t = f->tensors.find(key);
     if (t == f->tensors.end())
       return Status::corruption(file + " has no tensor `" + key + "` (" + source_ + " lists it for " + tensor + ")");
+    if (flat ? static_cast<int64_t>(t->second.numel()) != shape_elements(shape) : t->second.shape != shape)
+      return Status::corruption(file + ": tensor `" + key + "` has shape " + shape_string(t->second.shape) + ", " +
+                                source_ + " records " + shape_string(shape));
     return &t->second;
   }
 
-  // The shard file, read and verified against the manifest's size and checksum once.
-  StatusOr<const SafetensorsFile*> load_file(const std::string& file, const std::string& tensor) {
+  // The data file, read, verified against the manifest's size and checksum and parsed once.
+  StatusOr<const SafetensorsFile*> load_file(const std::string& file) {
     auto it = files_.find(file);
     if (it == files_.end()) {
-      const std::string path = (fs::path(sub_) / file).string();
-      if (!m_["files"].contains(file))
-        return Status::corruption(source_ + ": tensor " + tensor + " names file " + file +
-                                  ", which `files` does not list");
-      std::error_code ec;
-      if (!fs::exists(path, ec))
-        return Status::not_found("checkpoint shard file " + path + " is missing (" + source_ + " lists it for tensor " +
-                                 tensor + ")");
-      EELLM_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
-      const json& f = m_["files"][file];
-      if (bytes.size() != f.value("bytes", size_t{0}))
-        return Status::corruption(path + " has " + std::to_string(bytes.size()) + " bytes, " + source_ + " records " +
-                                  f.value("bytes", json(0)).dump());
-      if (fnv1a64_hex(bytes) != f.value("fnv1a64", ""))
-        return Status::corruption(path + " checksum " + fnv1a64_hex(bytes) + " does not match " + source_ + " (" +
-                                  f.value("fnv1a64", "") + ")");
-      EELLM_ASSIGN_OR_RETURN(SafetensorsFile sf, parse_safetensors(bytes, path));
+      EELLM_ASSIGN_OR_RETURN(std::string bytes, read_listed_file(sub_, m_["files"], file, source_));
+      EELLM_ASSIGN_OR_RETURN(SafetensorsFile sf,
+                             parse_safetensors(bytes, (fs::path(sub_) / file).string(), opts_.allow_nonfinite));
       it = files_.emplace(file, std::move(sf)).first;
     }
     return &it->second;
   }
 
-  StatusOr<const json*> entry(const std::string& name) const {
-    if (!m_["tensors"].contains(name))
-      return Status::failed_precondition(source_ + " has no tensor " + name + " (field `tensors`)");
-    return &m_["tensors"][name];
+  // Every listed file not loaded yet: present, size, checksum, header and values (then dropped).
+  Status verify_rest() {
+    for (auto it = m_["files"].begin(); it != m_["files"].end(); ++it) {
+      if (files_.count(it.key())) continue;
+      EELLM_ASSIGN_OR_RETURN(std::string bytes, read_listed_file(sub_, m_["files"], it.key(), source_));
+      EELLM_RETURN_IF_ERROR(check_safetensors(bytes, (fs::path(sub_) / it.key()).string(), opts_.allow_nonfinite));
+    }
+    return Status::ok();
   }
 
-  // Full tensor `name` from its param pieces.
-  StatusOr<Tensor> full_param(const std::string& name) {
-    EELLM_ASSIGN_OR_RETURN(const json* e, entry(name));
-    Tensor full((*e)["shape"].get<std::vector<int64_t>>());
-    int64_t covered = 0;
-    for (const json& p : e->value("params", json::array())) {
-      EELLM_ASSIGN_OR_RETURN(const Tensor* t, get(p["file"], p["key"], name));
-      EELLM_ASSIGN_OR_RETURN(ShardSpec spec, spec_of(p, name));
-      if (t->shape != p["local_shape"].get<std::vector<int64_t>>())
-        return Status::corruption(p["file"].get<std::string>() + ": tensor `" + p["key"].get<std::string>() +
-                                  "` has shape " + shape_string(t->shape) + ", " + source_ + " records " +
-                                  p["local_shape"].dump());
-      place(full, *t, spec);
-      covered += static_cast<int64_t>(t->numel());
+  // The manifest entry of tensor `name`, whose shape must be the model's `shape`.
+  StatusOr<const TensorEntry*> entry(const std::string& name, const std::vector<int64_t>& shape) const {
+    auto it = tensors_.find(name);
+    if (it == tensors_.end())
+      return Status::failed_precondition(source_ + " has no tensor " + name + " (field `tensors`)");
+    if (it->second.shape != shape)
+      return Status::failed_precondition(source_ + ": tensor " + name + " has shape " + shape_string(it->second.shape) +
+                                         ", the model needs " + shape_string(shape));
+    return &it->second;
+  }
+
+  // Full tensor `name` (of the model's `shape`) from its param pieces.
+  StatusOr<Tensor> full_param(const std::string& name, const std::vector<int64_t>& shape) {
+    EELLM_ASSIGN_OR_RETURN(const TensorEntry* e, entry(name, shape));
+    Tensor full(e->shape);
+    for (const Piece& p : e->params) {
+      EELLM_ASSIGN_OR_RETURN(const Tensor* t, get(p.file, p.key, name, p.local_shape));
+      place(full, *t, p.spec);
     }
-    if (covered != static_cast<int64_t>(full.numel()))
-      return Status::corruption(source_ + ": the pieces of tensor " + name + " cover " + str(covered) + " of " +
-                                str(static_cast<int64_t>(full.numel())) + " elements");
     return full;
   }
 
   // Full AdamW moments (m, v) of tensor `name`; false when the checkpoint has none.
-  StatusOr<bool> full_moments(const std::string& name, Tensor& m, Tensor& v) {
-    EELLM_ASSIGN_OR_RETURN(const json* e, entry(name));
-    const json pieces = e->value("moments", json::array());
-    if (pieces.empty()) return false;
-    const auto shape = (*e)["shape"].get<std::vector<int64_t>>();
-    m = Tensor(shape), v = Tensor(shape);
-    std::map<std::string, std::vector<const json*>> by_spec;
-    for (const json& p : pieces) by_spec[p["dim"].dump() + p["ranges"].dump()].push_back(&p);
+  StatusOr<bool> full_moments(const std::string& name, const std::vector<int64_t>& shape, Tensor& m, Tensor& v) {
+    EELLM_ASSIGN_OR_RETURN(const TensorEntry* e, entry(name, shape));
+    if (e->moments.empty()) return false;
+    m = Tensor(e->shape), v = Tensor(e->shape);
+    std::map<std::string, std::vector<const Piece*>> by_spec;
+    for (const Piece& p : e->moments) by_spec[spec_json(p.spec).dump() + str(p.spec.dim)].push_back(&p);
     for (auto& [spec_text, list] : by_spec) {
-      EELLM_ASSIGN_OR_RETURN(ShardSpec spec, spec_of(*list.front(), name));
-      Tensor lm((*list.front())["local_shape"].get<std::vector<int64_t>>()), lv(lm.shape);
-      size_t covered = 0;
-      for (const json* p : list) {
-        const size_t b = (*p)["begin"].get<size_t>(), en = (*p)["end"].get<size_t>();
-        EELLM_ASSIGN_OR_RETURN(const Tensor* tm, get((*p)["file"], (*p)["m"], name));
-        EELLM_ASSIGN_OR_RETURN(const Tensor* tv, get((*p)["file"], (*p)["v"], name));
-        if (en < b || en > lm.numel() || tm->numel() != en - b || tv->numel() != en - b)
-          return Status::corruption(source_ + ": AdamW moment slice [" + std::to_string(b) + ", " + std::to_string(en) +
-                                    ") of tensor " + name + " does not fit its shard or its stored tensors");
-        std::copy_n(tm->ptr(), en - b, lm.ptr() + b);
-        std::copy_n(tv->ptr(), en - b, lv.ptr() + b);
-        covered += en - b;
+      Tensor lm(list.front()->local_shape), lv(lm.shape);
+      for (const Piece* p : list) {
+        const std::vector<int64_t> slice{static_cast<int64_t>(p->end - p->begin)};
+        EELLM_ASSIGN_OR_RETURN(const Tensor* tm, get(p->file, p->m, name, slice, true));
+        EELLM_ASSIGN_OR_RETURN(const Tensor* tv, get(p->file, p->v, name, slice, true));
+        std::copy_n(tm->ptr(), p->end - p->begin, lm.ptr() + p->begin);
+        std::copy_n(tv->ptr(), p->end - p->begin, lv.ptr() + p->begin);
       }
-      if (covered != lm.numel())
-        return Status::corruption(source_ + ": the AdamW moment slices of tensor " + name + " cover " +
-                                  std::to_string(covered) + " of " + std::to_string(lm.numel()) + " elements");
-      place(m, lm, spec);
-      place(v, lv, spec);
+      place(m, lm, list.front()->spec);
+      place(v, lv, list.front()->spec);
     }
     return true;
   }
 
  private:
-  StatusOr<ShardSpec> spec_of(const json& p, const std::string& name) const {
-    ShardSpec s;
-    s.dim = p.value("dim", -1);
-    for (const json& r : p.value("ranges", json::array()))
-      s.ranges.emplace_back(r[0].get<int64_t>(), r[1].get<int64_t>());
-    if (!s.replicated() && (s.ranges.empty() || s.dim >= static_cast<int>(m_["tensors"][name]["shape"].size())))
-      return Status::corruption(source_ + ": tensor " + name + " has a piece with a bad `dim`/`ranges`");
-    return s;
-  }
   static void place(Tensor& full, const Tensor& piece, const ShardSpec& spec) {
     if (spec.replicated())
       full.data = piece.data;
@@ -508,21 +641,13 @@ class Reader {
   // A single-process checkpoint (checkpoint.h) as a one-file manifest.
   Status adapt_single_process() {
     source_ = (fs::path(sub_) / "state.json").string();
-    EELLM_ASSIGN_OR_RETURN(std::string text, read_file(source_));
-    const json st = json::parse(text, nullptr, false);
-    if (st.is_discarded() || !st.is_object() || st.value("format", "") != "eellm-checkpoint-1")
-      return Status::corruption(source_ + " is not an eellm checkpoint state (bad JSON or format)");
-    m_ = json{{"format", kFormat},
-              {"iteration", st["iteration"]},
-              {"data", st["data"]},
-              {"seed", st["seed"]},
-              {"model", st["model"]},
-              {"files", st["files"]},
-              {"scenario_yaml", st.value("scenario_yaml", "")},
-              {"layout", {{"tp", 1}, {"pp", 1}, {"dp", 1}, {"vp", 1}, {"world", 1}, {"distributed_optimizer", false}}},
-              {"tensors", json::object()}};
-    EELLM_ASSIGN_OR_RETURN(const SafetensorsFile* model, load_file("model.safetensors", "(all)"));
-    const bool has_opt = st["files"].contains("optimizer.safetensors");
+    EELLM_ASSIGN_OR_RETURN(const json st, read_checkpoint_json(source_, "eellm-checkpoint-1"));
+    EELLM_ASSIGN_OR_RETURN(const json* files, json_object(st, "files", source_));
+    EELLM_RETURN_IF_ERROR(check_checkpoint_files(*files, source_));
+    m_ = st;
+    m_["tensors"] = json::object();
+    EELLM_ASSIGN_OR_RETURN(const SafetensorsFile* model, load_file("model.safetensors"));
+    const bool has_opt = files->contains("optimizer.safetensors");
     for (const auto& [name, t] : model->tensors) {
       json& e = m_["tensors"][name];
       e["shape"] = t.shape;
@@ -546,17 +671,26 @@ class Reader {
 
   std::string sub_, source_;
   json m_;
+  CheckpointReadOptions opts_;
+  CheckpointProgress progress_;
+  CkptLayout layout_;
+  std::map<std::string, TensorEntry> tensors_;
   std::map<std::string, SafetensorsFile> files_;
 };
 
-}  // namespace
+// Runs `f` (a reader), turning any exception that escapes the checks into kCorruption naming `dir`.
+template <typename F>
+auto guarded(const std::string& dir, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return Status::corruption("checkpoint " + dir + " is malformed: " + e.what());
+  }
+}
 
-Status load_distributed_checkpoint(const std::string& dir, const GptConfig& full_cfg,
-                                   const std::vector<CkptParam>& params, const std::vector<CkptMoments>& moments,
-                                   TrainProgress* progress) {
-  EELLM_ASSIGN_OR_RETURN(Reader r, Reader::open(dir, &full_cfg));
+Status load_into(Reader& r, const std::vector<CkptParam>& params, const std::vector<CkptMoments>& moments) {
   for (const CkptParam& p : params) {
-    EELLM_ASSIGN_OR_RETURN(Tensor full, r.full_param(p.name));
+    EELLM_ASSIGN_OR_RETURN(Tensor full, r.full_param(p.name, p.full_shape));
     Tensor local = p.spec.replicated() ? std::move(full) : extract_shard(full, p.spec);
     if (local.shape != p.local->shape)
       return Status::failed_precondition("checkpoint tensor " + p.name + ": this rank's part has shape " +
@@ -568,7 +702,7 @@ Status load_distributed_checkpoint(const std::string& dir, const GptConfig& full
   Tensor fm, fv, lm, lv;
   for (const CkptMoments& m : moments) {
     if (m.name != last) {
-      EELLM_ASSIGN_OR_RETURN(bool have, r.full_moments(m.name, fm, fv));
+      EELLM_ASSIGN_OR_RETURN(bool have, r.full_moments(m.name, m.full_shape, fm, fv));
       if (!have)
         return Status::failed_precondition("checkpoint has no AdamW moments for tensor " + m.name +
                                            " (saved without optimizer state)");
@@ -585,48 +719,72 @@ Status load_distributed_checkpoint(const std::string& dir, const GptConfig& full
     std::copy(lv.data.begin() + static_cast<std::ptrdiff_t>(m.begin),
               lv.data.begin() + static_cast<std::ptrdiff_t>(m.end), m.v);
   }
-  if (progress) {
-    const json& j = r.manifest();
-    progress->iteration = j["iteration"].get<int>();
-    progress->data.epoch = j["data"]["epoch"].get<uint64_t>();
-    progress->data.index = j["data"]["index"].get<uint64_t>();
-    progress->seed = j["seed"].get<uint64_t>();
-  }
-  return Status::ok();
+  return r.verify_rest();
+}
+
+}  // namespace
+
+Status load_distributed_checkpoint(const std::string& dir, const GptConfig& full_cfg,
+                                   const std::vector<CkptParam>& params, const std::vector<CkptMoments>& moments,
+                                   TrainProgress* progress, const CheckpointReadOptions& opts) {
+  return guarded(dir, [&]() -> Status {
+    EELLM_ASSIGN_OR_RETURN(Reader r, Reader::open(dir, &full_cfg, opts));
+    EELLM_RETURN_IF_ERROR(load_into(r, params, moments));
+    if (progress) *progress = r.progress().progress;
+    return Status::ok();
+  });
 }
 
 Status load_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& params, AdamW* opt,
-                       TrainProgress* progress) {
-  EELLM_ASSIGN_OR_RETURN(std::string sub, resolve_checkpoint_dir(dir));
-  std::error_code ec;
-  if (!fs::exists(fs::path(sub) / "manifest.json", ec))
-    return load_single_process_checkpoint(sub, cfg, params, opt, progress);
-  // A distributed checkpoint: assemble the full tensors.
-  std::vector<CkptParam> ps;
-  std::vector<CkptMoments> ms;
-  if (opt) opt->init(cfg);
-  auto P = params.named();
-  for (auto& [n, t] : P) ps.push_back({n, t->shape, ShardSpec{}, t});
-  if (opt) {
-    auto M = opt->m().named(), V = opt->v().named();
-    for (size_t i = 0; i < P.size(); ++i)
-      ms.push_back({P[i].first, P[i].second->shape, ShardSpec{}, P[i].second->shape, 0, P[i].second->numel(),
-                    M[i].second->ptr(), V[i].second->ptr()});
-  }
-  TrainProgress p;
-  EELLM_RETURN_IF_ERROR(load_distributed_checkpoint(sub, cfg, ps, ms, &p));
-  if (opt) opt->set_step_count(p.iteration);
-  if (progress) *progress = p;
-  return Status::ok();
+                       TrainProgress* progress, const CheckpointReadOptions& opts) {
+  return guarded(dir, [&]() -> Status {
+    EELLM_ASSIGN_OR_RETURN(Reader r, Reader::open(dir, &cfg, opts));
+    // The full model in one process: every tensor whole.
+    std::vector<CkptParam> ps;
+    std::vector<CkptMoments> ms;
+    if (opt) opt->init(cfg);
+    auto P = params.named();
+    for (auto& [n, t] : P) ps.push_back({n, t->shape, ShardSpec{}, t});
+    if (opt) {
+      auto M = opt->m().named(), V = opt->v().named();
+      for (size_t i = 0; i < P.size(); ++i)
+        ms.push_back({P[i].first, P[i].second->shape, ShardSpec{}, P[i].second->shape, 0, P[i].second->numel(),
+                      M[i].second->ptr(), V[i].second->ptr()});
+    }
+    EELLM_RETURN_IF_ERROR(load_into(r, ps, ms));
+    if (opt) opt->set_step_count(r.progress().adam_step);
+    if (progress) *progress = r.progress().progress;
+    return Status::ok();
+  });
 }
 
 StatusOr<CkptLayout> distributed_checkpoint_layout(const std::string& dir) {
-  EELLM_ASSIGN_OR_RETURN(Reader r, Reader::open(dir, nullptr));
-  const json& l = r.manifest()["layout"];
-  CkptLayout out;
-  out.tp = l.value("tp", 1), out.pp = l.value("pp", 1), out.dp = l.value("dp", 1), out.vp = l.value("vp", 1);
-  out.distributed_optimizer = l.value("distributed_optimizer", false);
-  return out;
+  return guarded(dir, [&]() -> StatusOr<CkptLayout> {
+    EELLM_ASSIGN_OR_RETURN(Reader r, Reader::open(dir, nullptr, {}));
+    return r.layout();
+  });
+}
+
+StatusOr<Scenario> checkpoint_scenario(const std::string& dir) {
+  EELLM_ASSIGN_OR_RETURN(std::string sub, resolve_checkpoint_dir(dir));
+  std::error_code ec;
+  const bool dist = fs::is_regular_file(fs::symlink_status(fs::path(sub) / "manifest.json", ec));
+  const std::string path = (fs::path(sub) / (dist ? "manifest.json" : "state.json")).string();
+  EELLM_ASSIGN_OR_RETURN(json j, read_checkpoint_json(path, dist ? "eellm-dist-checkpoint-1" : "eellm-checkpoint-1"));
+  EELLM_ASSIGN_OR_RETURN(std::string yaml, json_string(j, "scenario_yaml", path));
+  StatusOr<Scenario> s = Status::internal("unset");
+  try {
+    s = parse_scenario(yaml, path + ":scenario_yaml", scenarios_dir());
+  } catch (const std::exception& e) {
+    return Status::corruption(path + ": scenario_yaml cannot be read (" + e.what() + ")");
+  }
+  if (!s.is_ok() || !dist) return s;
+  // The weights are layout-independent: a single process (eval, generate) reads them whole.
+  ParallelSpec one;
+  one.schedule = ScheduleKind::kNoPipelining;
+  one.world_size = 1;
+  s->parallel = one;
+  return s;
 }
 
 }  // namespace eellm::exec

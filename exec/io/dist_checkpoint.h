@@ -87,13 +87,18 @@ StatusOr<PieceAssignment> assign_checkpoint_pieces(const std::vector<std::string
 // `progress` may be null.
 Status load_distributed_checkpoint(const std::string& dir, const GptConfig& full_cfg,
                                    const std::vector<CkptParam>& params, const std::vector<CkptMoments>& moments,
-                                   TrainProgress* progress);
+                                   TrainProgress* progress, const CheckpointReadOptions& opts = {});
 
-// Any checkpoint into a single process's full model: a single-process one (load_single_process_checkpoint)
-// or a distributed one (its pieces assembled into the full tensors). `opt` may be null (weights only),
-// `progress` too.
+// Any checkpoint into a single process's full model: a single-process one (checkpoint.h) or a
+// distributed one (its pieces assembled into the full tensors). Both are checked as
+// CheckpointReadOptions (checkpoint.h) describes before anything is copied; errors name the file and field. `opt` may
+// be null (weights only), `progress` too.
 Status load_checkpoint(const std::string& dir, const GptConfig& cfg, GptParams& params, AdamW* opt,
-                       TrainProgress* progress);
+                       TrainProgress* progress, const CheckpointReadOptions& opts = {});
+
+// The scenario stored in a checkpoint (for `eellm eval`/`generate CHECKPOINT`); for a distributed
+// checkpoint its parallel section is reset to one process (the weights load into any layout).
+StatusOr<Scenario> checkpoint_scenario(const std::string& dir);
 
 // The layout recorded in a distributed checkpoint's manifest.
 StatusOr<CkptLayout> distributed_checkpoint_layout(const std::string& dir);

@@ -148,7 +148,8 @@ Status run_distributed_training(const Scenario& scenario, Communicator& world, c
     TrainProgress p;
     Status st;
     auto view = rank_view(*rt, full_cfg, layout, tp_rank);
-    st = view.is_ok() ? load_distributed_checkpoint(options.resume_dir, full_cfg, view->params, view->moments, &p)
+    st = view.is_ok() ? load_distributed_checkpoint(options.resume_dir, full_cfg, view->params, view->moments, &p,
+                                                    options.resume_read)
                       : view.status();
     EELLM_RETURN_IF_ERROR(agree_on_status(world, st.with_context("resuming from " + options.resume_dir), timeout));
     start = p.iteration;

@@ -57,6 +57,7 @@
 #include "exec/backend/backend.h"
 #include "exec/comm/comm.h"
 #include "exec/gpt/gpt.h"
+#include "exec/io/checkpoint.h"
 #include "exec/train/grad_sync.h"
 #include "model/layout.h"
 #include "model/scenario.h"
@@ -204,6 +205,7 @@ struct DistributedTrainOptions {
   // only at the end) and after the last one; a resume may come from any parallel layout or from a
   // single-process checkpoint, and continues the iteration count, LR schedule and data position.
   std::string save_dir, resume_dir;
+  CheckpointReadOptions resume_read;  // what the resume accepts (NaN/Inf weights only when asked)
   int save_interval = 0;
   RuntimeOptions runtime;
 };

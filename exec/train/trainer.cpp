@@ -73,8 +73,8 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::create(const Scenario& scenario, con
   tr->adam_.init(tr->cfg_);
   tr->progress_.seed = scenario.training.seed;
   if (!options.resume_dir.empty()) {
-    EELLM_RETURN_IF_ERROR(
-        load_checkpoint(options.resume_dir, tr->cfg_, tr->model_->params(), &tr->adam_, &tr->progress_));
+    EELLM_RETURN_IF_ERROR(load_checkpoint(options.resume_dir, tr->cfg_, tr->model_->params(), &tr->adam_,
+                                          &tr->progress_, options.resume_read));
     tr->loader_->set_position(tr->progress_.data);
   }
   const size_t n = static_cast<size_t>(scenario.training.micro_batch_size) * T;

@@ -19,14 +19,15 @@
 namespace eellm::exec {
 
 struct TrainOptions {
-  int steps = -1;                 // train until this many iterations are done; -1 → training.train_iters
-  std::string data_path;          // token file; empty → training.data_path, else the default corpus
-  std::string save_dir;           // checkpoints (every training.save_interval and at the end)
-  std::string resume_dir;         // resume from this checkpoint directory
-  std::string metrics_path;       // JSONL, one line per iteration and per evaluation
-  int num_threads = 0;            // 0 → execution.num_threads, 0 there → all cores
-  std::ostream* log = nullptr;    // progress and the start-up table; null → silent
-  std::vector<int> chunk_layers;  // split the model into chunks (tests); empty → one chunk
+  int steps = -1;                     // train until this many iterations are done; -1 → training.train_iters
+  std::string data_path;              // token file; empty → training.data_path, else the default corpus
+  std::string save_dir;               // checkpoints (every training.save_interval and at the end)
+  std::string resume_dir;             // resume from this checkpoint directory
+  CheckpointReadOptions resume_read;  // what the resume accepts (NaN/Inf weights only when asked)
+  std::string metrics_path;           // JSONL, one line per iteration and per evaluation
+  int num_threads = 0;                // 0 → execution.num_threads, 0 there → all cores
+  std::ostream* log = nullptr;        // progress and the start-up table; null → silent
+  std::vector<int> chunk_layers;      // split the model into chunks (tests); empty → one chunk
 };
 
 struct StepResult {

@@ -7,15 +7,20 @@
 // log line per request on SIGTERM.
 #include "exec/generate/serve.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +28,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -461,6 +468,90 @@ TEST_F(ServeTest, DeviceCudaWithoutGpuIsAClearError) {
   } else if (rc != 0) {  // a CUDA build on a machine without a usable GPU
     EXPECT_NE(out.find("execution.device: cuda"), std::string::npos) << out;
   }
+}
+
+// A raw TCP connection to the server (for clients httplib's would not be: slow or malformed).
+class RawClient {
+ public:
+  explicit RawClient(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~RawClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool send_text(const std::string& s) {
+    return connected_ && ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
+  }
+  // True while the server has neither answered nor closed the connection (nothing to read yet).
+  bool waiting() const {
+    char c = 0;
+    const ssize_t n = ::recv(fd_, &c, 1, MSG_DONTWAIT | MSG_PEEK);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+  bool connected() const { return connected_; }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+// Slowloris: 6 clients each send a request line and then one header line every 2 s, never ending
+// their headers. /health is answered while every one of them is still connected and waiting (the
+// order is what is checked; each slow client holds only its own connection thread).
+TEST_F(ServeTest, SlowClientsDoNotStarveHealth) {
+  std::vector<std::unique_ptr<RawClient>> slow;
+  for (int i = 0; i < 6; ++i) {
+    slow.push_back(std::make_unique<RawClient>(server_->port()));
+    ASSERT_TRUE(slow.back()->send_text("PUT /api HTTP/1.1\r\nHost: x\r\n"));
+  }
+  for (int round = 0; round < 2; ++round) {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    for (auto& c : slow) ASSERT_TRUE(c->send_text("X-Slow-" + std::to_string(round) + ": 1\r\n"));
+  }
+  httplib::Client health_client("127.0.0.1", server_->port());
+  health_client.set_read_timeout(30, 0);
+  auto health = health_client.Get("/health");
+  ASSERT_TRUE(health) << httplib::to_string(health.error());
+  EXPECT_EQ(health->status, 200);
+  for (auto& c : slow) {
+    EXPECT_TRUE(c->waiting()) << "a slow client was answered or dropped before /health was";
+    EXPECT_TRUE(c->send_text("X-Slow-after: 1\r\n"));
+  }
+}
+
+// Bodies nested 100,000 deep (the whole body, and one field) are a 400 naming the depth; oversized
+// bodies a 413 and long URIs a 414, each saying so; a compressed body a 415. The server still serves.
+TEST_F(ServeTest, HostileBodiesAndUris) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  auto [status, body] = put(deep);
+  EXPECT_EQ(status, 400);
+  EXPECT_NE(body["error"].get<std::string>().find("nested deeper than 64 levels"), std::string::npos) << body;
+  std::tie(status, body) = put(R"({"prompts": "a", "tokens_to_generate": )" + deep + "}");
+  EXPECT_EQ(status, 400);
+  EXPECT_NE(body["error"].get<std::string>().find("nested deeper than 64"), std::string::npos) << body;
+  std::tie(status, body) = put(json{{"prompts", std::string(2 << 20, 'a')}});
+  EXPECT_EQ(status, 413);
+  EXPECT_NE(body["error"].get<std::string>().find("request body larger than the limit of 1048576 bytes"),
+            std::string::npos)
+      << body;
+  auto uri = client_->Get("/health?" + std::string(20000, 'q'));
+  ASSERT_TRUE(uri);
+  EXPECT_EQ(uri->status, 414);
+  EXPECT_NE(uri->body.find("URI too long"), std::string::npos) << uri->body;
+  httplib::Headers gz = {{"Content-Encoding", "gzip"}};
+  auto compressed = client_->Put("/api", gz, std::string(64, '\x1f'), "application/json");
+  ASSERT_TRUE(compressed);
+  EXPECT_EQ(compressed->status, 415);
+  EXPECT_NE(compressed->body.find("not accepted"), std::string::npos) << compressed->body;
+  httplib::Client fresh("127.0.0.1", server_->port());
+  auto ok = fresh.Put("/api", R"({"prompts": "ok", "tokens_to_generate": 1})", "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
 }
 
 }  // namespace

@@ -420,7 +420,7 @@ TEST(DistCheckpoint, IncompleteOrDamagedCheckpointsAreRefusedByName) {
   as_root([&] { std::ofstream(sub + "/manifest.json") << "{\"format\": \"eellm-dist-checkpoint-1\", \"iter"; });
   expect_refused(dir, s, "manifest.json is not valid JSON");
   as_root([&] { std::ofstream(sub + "/manifest.json") << "{\"format\": \"other\"}"; });
-  expect_refused(dir, s, "field `format` is \"other\"");
+  expect_refused(dir, s, "manifest.json: format is \"other\", expected \"eellm-dist-checkpoint-1\"");
 }
 
 }  // namespace
