@@ -17,7 +17,7 @@
 
 #include "cli/commands.h"
 #include "cli/option_checks.h"
-#include "exec/backend/gemm.h"
+#include "exec/backend/gemm_choice.h"
 #include "exec/io/safetensors.h"
 #include "exec/train/runtime.h"
 #include "fidelity/calibrate.h"

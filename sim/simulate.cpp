@@ -344,8 +344,8 @@ std::string summary_to_text(const SimulationSummary& s) {
                   "  per backbone mb    %+.1f %% time per microbatch that trains the whole backbone (%d of %d "
                   "do)\n",
                   100 * (s.iteration_time_s / s.iteration_time_no_exits_s - 1.0),
-                  format_duration(s.iteration_time_no_exits_s).c_str(),
-                  100 * s.exit_overhead_fraction, s.num_backbone_microbatches, s.num_microbatches);
+                  format_duration(s.iteration_time_no_exits_s).c_str(), 100 * s.exit_overhead_fraction,
+                  s.num_backbone_microbatches, s.num_microbatches);
     os << buf;
   }
   const std::string over = memory_overflow(s);

@@ -7,6 +7,7 @@
 
 #ifdef EELLM_HAVE_CUDA
 #include "exec/backend/cuda/cuda_backend.h"
+#include "exec/backend/gemm_choice.h"
 #endif
 
 namespace eellm::exec {

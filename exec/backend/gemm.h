@@ -31,7 +31,7 @@ StatusOr<CpuGemm> parse_cpu_gemm(const std::string& s, const std::string& field 
 // OpenBLAS as loaded (once per process, thread-safe).
 struct OpenBlasInfo {
   bool available = false;
-  std::string corename;  // openblas_get_corename(), e.g. "SkylakeX"
+  std::string corename;      // openblas_get_corename(), e.g. "SkylakeX"
   std::string coretype_set;  // what this process set OPENBLAS_CORETYPE to ("" if it left it alone)
   std::string error;         // why it is unavailable
 };
@@ -41,26 +41,6 @@ const OpenBlasInfo& openblas_info();
 // op(X) = X or Xᵀ. Requires openblas_info().available.
 void openblas_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
                     const float* B, int ldb, float beta, float* C, int ldc);
-
-// One linear layer's shape: y (N×OC) = x (N×C) · wᵀ.
-struct GemmShape {
-  int N = 0, C = 0, OC = 0;
-};
-
-// The winner of timing both libraries (forward + both backward GEMMs of every shape, best of a
-// few repetitions) with `threads` backend threads.
-struct GemmChoice {
-  CpuGemm gemm = CpuGemm::kEigen;
-  double eigen_gflops = 0, openblas_gflops = 0;  // 0: not measured (OpenBLAS unavailable)
-  std::string summary() const;                    // e.g. "openblas (SkylakeX) 61.2 vs eigen 40.3 GFLOP/s"
-};
-GemmChoice measure_cpu_gemm(int threads, const std::vector<GemmShape>& shapes);
-// measure_cpu_gemm, cached per (threads, shapes) for the life of the process.
-GemmChoice choose_cpu_gemm(int threads, const std::vector<GemmShape>& shapes);
-
-// The linear layers' shapes of one microbatch (tokens = micro batch × sequence) of a GPT with
-// hidden C, qkv width, fc width (F or 2F) and ffn F.
-std::vector<GemmShape> gpt_gemm_shapes(int tokens, int C, int qkv, int fc, int F);
 
 // "openblas (SkylakeX)" / "eigen": the GEMM a backend uses, for log lines.
 std::string cpu_gemm_label(CpuGemm g);

@@ -280,8 +280,8 @@ void side_by_side(int rounds, int steps) {
               load_before.c_str(), load_average().c_str());
   std::printf("  eellm CPU backend (GEMM %s): median %.0f tokens/s (%.0f per CPU-second)\n",
               tr->backend().gemm_name().c_str(), median(ours), median(ours_cpu));
-  std::printf("  PyTorch %s fp32 (%s, %d threads): median %.0f tokens/s (%.0f per CPU-second)\n",
-              last.blas.c_str(), "tests/exec/torch/bench_train.py", last.threads, median(theirs), median(theirs_cpu));
+  std::printf("  PyTorch %s fp32 (%s, %d threads): median %.0f tokens/s (%.0f per CPU-second)\n", last.blas.c_str(),
+              "tests/exec/torch/bench_train.py", last.threads, median(theirs), median(theirs_cpu));
   std::printf("  → eellm is %.2f× PyTorch by wall clock, %.2f× per CPU-second (medians of the rounds; target ≥ 3×)\n",
               median(ratio), median(ratio_cpu));
 }
@@ -308,12 +308,13 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   const exec::OpenBlasInfo& ob = exec::openblas_info();
-  std::printf("\nOpenBLAS: %s\n", ob.available ? ("core " + ob.corename +
-                                                  (ob.coretype_set.empty() ? " (as detected or set)"
-                                                                           : " (OPENBLAS_CORETYPE set to " +
-                                                                                 ob.coretype_set + " by eellm)"))
-                                                     .c_str()
-                                               : ob.error.c_str());
+  std::printf("\nOpenBLAS: %s\n",
+              ob.available
+                  ? ("core " + ob.corename +
+                     (ob.coretype_set.empty() ? " (as detected or set)"
+                                              : " (OPENBLAS_CORETYPE set to " + ob.coretype_set + " by eellm)"))
+                        .c_str()
+                  : ob.error.c_str());
   if (g_gemm_peak[0] > 0)
     std::printf("GEMM peak at the training shapes, %d threads: Eigen %.1f GFLOP/s, OpenBLAS %.1f GFLOP/s\n", kThreads,
                 g_gemm_peak[0], g_gemm_peak[1]);

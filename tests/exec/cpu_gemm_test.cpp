@@ -11,7 +11,7 @@
 
 #include "exec/backend/backend.h"
 #include "exec/backend/device.h"
-#include "exec/backend/gemm.h"
+#include "exec/backend/gemm_choice.h"
 #include "model/scenario_io.h"
 #include "test_util.h"
 
