@@ -13,10 +13,12 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # the test Slu
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 slurm_start "$WORK/slurm" || exit $?
 
-# tiny-ee-pp2 with small sizes so that a step takes milliseconds.
+# tiny-ee-pp2 with small sizes so that a step takes milliseconds (the inference lengths shrink with the
+# positions: validation refuses a prompt + generation longer than the learned positions).
 sed -e 's/hidden_size: 256/hidden_size: 64/' -e 's/seq_length: 256/seq_length: 64/' \
   -e 's/max_position_embeddings: 256/max_position_embeddings: 64/' -e 's/global_batch_size: 32/global_batch_size: 8/' \
-  -e 's/micro_batch_size: 8/micro_batch_size: 2/' -e 's/^name: tiny-ee-pp2/name: tiny-ee-pp2-small/' \
+  -e 's/micro_batch_size: 8/micro_batch_size: 2/' -e 's/prompt_length: 64/prompt_length: 32/' \
+  -e 's/max_new_tokens: 64/max_new_tokens: 32/' -e 's/^name: tiny-ee-pp2/name: tiny-ee-pp2-small/' \
   "$EELLM_SCENARIOS/tiny-ee-pp2.yaml" > small.yaml
 "$E" launch small.yaml --slurm -o job.sbatch --launcher "$LAUNCHER" --steps "$STEPS" --time 00:30:00 || exit 1
 job=$(sbatch --parsable job.sbatch) || { echo "FAIL: sbatch refused job.sbatch"; exit 1; }
