@@ -34,7 +34,7 @@ if [ "${EELLM_SKIP_SANITIZE:-0}" != 1 ]; then
     ctest --test-dir "$asan" --output-on-failure -j "$(nproc)" -L '^(model|sim|fuzz)$' -E '^fuzz\.checkpoint'
   # The checkpoint readers' hostile-input tests (tests/exec/checkpoint_hostile_test.cpp) under the
   # sanitizers: opt-in, EELLM_SANITIZE_EXEC=1 (release checks), because building the exec layer with
-  # ASan added 48 minutes (cold cache) on the 2-core CI machine (docs/reliability-io.md).
+  # ASan added 48 minutes (cold cache) on the 2-core CI machine (docs/reliability.md).
   if [ "${EELLM_SANITIZE_EXEC:-0}" = 1 ]; then
     cmake --build "$asan" -j "$(nproc)" --target eellm_exec_tests
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
