@@ -261,9 +261,11 @@ Status build_released_fill(const ScheduleParams& p, int fw, int fc, Schedule& s)
   auto sent = [&](int r, bool back) {
     std::vector<int> ids;
     const auto& list = ops[static_cast<size_t>(r)];
+    // Only the ids of the wanted direction are read: the other direction's may not be assigned yet.
     for (size_t i = 0, f = 0, b = 0; i < list.size(); ++i) {
-      const int id = list[i].backward ? bwd_id[static_cast<size_t>(r)][b++] : fwd_id[static_cast<size_t>(r)][f++];
-      if (list[i].backward == back && list[i].send) ids.push_back(id);
+      const size_t at = list[i].backward ? b++ : f++;
+      if (list[i].backward != back || !list[i].send) continue;
+      ids.push_back(back ? bwd_id[static_cast<size_t>(r)][at] : fwd_id[static_cast<size_t>(r)][at]);
     }
     return ids;
   };
