@@ -67,6 +67,24 @@ Status check_calibrate_options(const CalibrateOptions& o) {
   return Status::ok();
 }
 
+// Links not measured in this run keep the base profile's figures (checked before the benchmarks), and
+// so do the residuals fitted by `eellm fidelity` (re-run it after a calibration).
+void keep_base_figures(const std::string& base_name, DeviceProfile& d) {
+  if (auto base = load_device_profile(base_name); base.is_ok()) {
+    d.nvlink_bandwidth_GBps = base->nvlink_bandwidth_GBps, d.nvlink_latency_us = base->nvlink_latency_us;
+    d.network_bandwidth_GBps = base->network_bandwidth_GBps, d.network_latency_us = base->network_latency_us;
+    d.collective_efficiency = base->collective_efficiency, d.p2p_efficiency = base->p2p_efficiency;
+    d.collective_latency_us = base->collective_latency_us, d.large_message_KiB = base->large_message_KiB;
+    d.large_message_p2p_efficiency = base->large_message_p2p_efficiency;
+    d.large_message_collective_efficiency = base->large_message_collective_efficiency;
+    d.per_layer_overhead_us = base->per_layer_overhead_us;
+    d.per_exit_overhead_us = base->per_exit_overhead_us;
+    d.per_iteration_overhead_us = base->per_iteration_overhead_us;
+    d.compute_share = base->compute_share;
+    d.oversubscribed_efficiency = base->oversubscribed_efficiency;
+  }
+}
+
 Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
   EELLM_RETURN_IF_ERROR(check_calibrate_options(o));
   const bool root = !world || world->rank() == 0;
@@ -101,21 +119,7 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
   EELLM_ASSIGN_OR_RETURN(fidelity::ComputeCalibration cc, fidelity::calibrate_compute(*be, co));
   fidelity::GemmFit gfit;
   EELLM_ASSIGN_OR_RETURN(DeviceProfile d, fidelity::device_profile_from_calibration(cc, o.name, &gfit));
-  // Links not measured in this run keep the base profile's figures (checked before the benchmarks).
-  // Residuals fitted by `eellm fidelity` are kept too (re-run validate after a calibration).
-  if (auto base = load_device_profile(o.base); base.is_ok()) {
-    d.nvlink_bandwidth_GBps = base->nvlink_bandwidth_GBps, d.nvlink_latency_us = base->nvlink_latency_us;
-    d.network_bandwidth_GBps = base->network_bandwidth_GBps, d.network_latency_us = base->network_latency_us;
-    d.collective_efficiency = base->collective_efficiency, d.p2p_efficiency = base->p2p_efficiency;
-    d.collective_latency_us = base->collective_latency_us, d.large_message_KiB = base->large_message_KiB;
-    d.large_message_p2p_efficiency = base->large_message_p2p_efficiency;
-    d.large_message_collective_efficiency = base->large_message_collective_efficiency;
-    d.per_layer_overhead_us = base->per_layer_overhead_us;
-    d.per_exit_overhead_us = base->per_exit_overhead_us;
-    d.per_iteration_overhead_us = base->per_iteration_overhead_us;
-    d.compute_share = base->compute_share;
-    d.oversubscribed_efficiency = base->oversubscribed_efficiency;
-  }
+  keep_base_figures(o.base, d);
   d.host_cores = hw;
   d.cpu_gemm = exec::cpu_gemm_name(gemm.gemm);
   if (have_link) fidelity::apply_link_fit(link, d);
