@@ -10,13 +10,9 @@
 #include "model/megatron.h"
 #include "model/scenario_io.h"
 #include "model/validate.h"
+#include "tests/fuzz/harness.h"
 
 namespace {
-
-[[noreturn]] void crash(const std::string& why) {
-  std::fprintf(stderr, "fuzz_megatron: %s\n", why.c_str());
-  std::abort();
-}
 
 void run(const std::string& text) {
   auto imp = eellm::scenario_from_megatron(text);
@@ -30,12 +26,5 @@ void run(const std::string& text) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  try {
-    run(std::string(reinterpret_cast<const char*>(data), size));
-  } catch (const std::exception& e) {
-    crash(std::string("exception escaped: ") + e.what());
-  } catch (...) {
-    crash("unknown exception escaped");
-  }
-  return 0;
+  return eellm::fuzz::run_guarded("fuzz_megatron", data, size, run);
 }

@@ -13,12 +13,12 @@
 #include "model/layout.h"
 #include "model/scenario_io.h"
 #include "sim/simulate.h"
+#include "tests/fuzz/harness.h"
 
 namespace {
 
 [[noreturn]] void crash(const std::string& why) {
-  std::fprintf(stderr, "fuzz_scenario: %s\n", why.c_str());
-  std::abort();
+  eellm::fuzz::crash("fuzz_scenario", why);
 }
 
 // Simulating is bounded: at most 64 layers and 4,096 schedule steps per input.
@@ -56,12 +56,5 @@ void run(const std::string& text) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  try {
-    run(std::string(reinterpret_cast<const char*>(data), size));
-  } catch (const std::exception& e) {
-    crash(std::string("exception escaped: ") + e.what());
-  } catch (...) {
-    crash("unknown exception escaped");
-  }
-  return 0;
+  return eellm::fuzz::run_guarded("fuzz_scenario", data, size, run);
 }

@@ -9,12 +9,12 @@
 
 #include "sim/timeline.h"
 #include "sim/trace.h"
+#include "tests/fuzz/harness.h"
 
 namespace {
 
 [[noreturn]] void crash(const std::string& why) {
-  std::fprintf(stderr, "fuzz_trace: %s\n", why.c_str());
-  std::abort();
+  eellm::fuzz::crash("fuzz_trace", why);
 }
 
 void run(const std::string& text) {
@@ -32,12 +32,5 @@ void run(const std::string& text) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  try {
-    run(std::string(reinterpret_cast<const char*>(data), size));
-  } catch (const std::exception& e) {
-    crash(std::string("exception escaped: ") + e.what());
-  } catch (...) {
-    crash("unknown exception escaped");
-  }
-  return 0;
+  return eellm::fuzz::run_guarded("fuzz_trace", data, size, run);
 }
