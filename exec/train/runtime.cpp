@@ -65,6 +65,7 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
     const ChunkLayout& cl = L.chunk(rt->pp_rank_, c);
     auto ch = std::make_unique<GptChunk>(rt->cfg_, cl.first_layer, cl.num_layers, cl.has_embedding, cl.has_final_head);
     ch->set_backend(rt->be_.get());
+    ch->set_progress_hook([r = rt.get()] { r->progress(); });
     EELLM_RETURN_IF_ERROR(
         ch->set_tensor_parallel(comms.tensor.get(), options.recv_timeout_s, scenario.parallel.sequence_parallel));
     std::vector<int> want;
@@ -448,11 +449,13 @@ Status PipelineRuntime::run_backward(const Instr& in, int index) {
   GptChunk& ch = *chunks_[static_cast<size_t>(in.chunk)];
   // BWD_INPUT with a BWD_WEIGHT to follow: the zero-bubble split; the state waits for the W step.
   const bool split = in.kind == InstrKind::kBackwardInput && has_weight_step_.count(key) > 0;
+  // A truncated (fill) backward starts at the chunk's deepest exit, as the simulator charges it.
+  const int layers = in.has(kTruncated) ? ch.layers_to_deepest_exit() : -1;
   EELLM_ASSIGN_OR_RETURN(const bool hooked, arm_layer_hook(in.chunk, index));
   if (split)
-    ch.backward_input(st->second, params_, grads_, dout, dinput);
+    ch.backward_input(st->second, params_, grads_, dout, dinput, layers);
   else
-    ch.backward(st->second, params_, grads_, dout, dinput);
+    ch.backward(st->second, params_, grads_, dout, dinput, layers);
   if (hooked) EELLM_RETURN_IF_ERROR(disarm_layer_hook(in.chunk));
   EELLM_RETURN_IF_ERROR(ch.comm_status());
   if (split) w_states_[key] = std::move(st->second);
@@ -581,14 +584,19 @@ StatusOr<bool> PipelineRuntime::arm_layer_hook(int chunk, int index) {
     if (it != layer_sync_.end()) hook_status_ = gs->tensors_ready(it->second);
     gs->poll();  // MPI progresses the buckets already posted only inside MPI calls
   });
-  chunks_[static_cast<size_t>(chunk)]->set_progress_hook([gs] { gs->poll(); });
+  polled_sync_ = gs;
   return true;
 }
 
 Status PipelineRuntime::disarm_layer_hook(int chunk) {
   chunks_[static_cast<size_t>(chunk)]->set_layer_grads_hook(nullptr);
-  chunks_[static_cast<size_t>(chunk)]->set_progress_hook(nullptr);
+  polled_sync_ = nullptr;
   return hook_status_.with_context("posting a gradient bucket during the backward");
+}
+
+void PipelineRuntime::progress() {
+  if (opt_.progress_polling) comms_->pipeline->progress();
+  if (polled_sync_) polled_sync_->poll();
 }
 
 Status PipelineRuntime::reduce_data_parallel() {

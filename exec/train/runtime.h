@@ -20,6 +20,12 @@
 //    a backward for (microbatch, chunk); so microbatches whose backward the schedule drops (EE fill
 //    cool-down, stages without exits in EE-Tuning) train nothing on this rank.
 //  - kTruncated FWD runs the whole chunk (its deepest exit is in it) with the final head's weight 0.
+//  - kTruncated BWD (EE-LLM's fill backward: no gradient from the next stage) starts at the chunk's
+//    deepest exit (layers_to_deepest_exit, what the simulator charges): the layers above get no
+//    work, and their gradient is zero either way.
+//  - Communication progress: the chunks' progress hook (after every forward layer, between the
+//    backward's matmuls) polls the pipeline communicator's sends in flight (progress_polling) and,
+//    around a chunk's last backward with overlap_grad_reduce, the posted DP buckets.
 //  - ZB-H1: BWD_INPUT computes the input gradient (GptChunk::backward_input) and keeps the chunk
 //    state; BWD_WEIGHT adds the deferred weight gradients of the backbone matmuls
 //    (backward_weight) and frees it. A BWD_INPUT without a BWD_WEIGHT runs the whole backward.
@@ -73,6 +79,11 @@ struct RuntimeOptions {
   double recv_timeout_s = 60;  // execution.recv_timeout_s
   int num_threads = 1;         // CPU backend threads per rank
   bool record_timeline = true;
+  // Drive the pipeline communicator's sends in flight after every layer of a forward and between
+  // the matmuls of a backward (Communicator::progress), so a large MPI send completes while the
+  // rank computes instead of after the step. false: only between instructions (the behaviour
+  // before; EELLM_COMM_PROGRESS=off under `eellm train`, to measure the difference).
+  bool progress_polling = true;
   FaultKind fault = FaultKind::kNone;
   int fault_world_rank = -1;
   int fault_instruction = 0;
@@ -152,6 +163,7 @@ class PipelineRuntime {
   // final and arms the chunk's per-layer hook (disarm_layer_hook after the step). False otherwise.
   StatusOr<bool> arm_layer_hook(int chunk, int index);
   Status disarm_layer_hook(int chunk);
+  void progress();  // the chunks' progress hook: pipeline sends in flight, armed DP buckets
   Status optimizer_step(int iteration, IterationResult& r);
   int tag(int microbatch, bool grad, int chunk) const;
   size_t activation_floats() const;
@@ -177,6 +189,7 @@ class PipelineRuntime {
   std::map<int, std::vector<size_t>> layer_sync_;   // backbone layer → its GradSync tensor indices
   std::vector<std::vector<size_t>> head_sync_;      // per local chunk: its heads' GradSync tensor indices
   Status hook_status_;                              // first failure inside the per-layer hook
+  GradSync* polled_sync_ = nullptr;                 // DP buckets the progress hook polls (while armed)
   std::vector<GradSync::BucketTiming> dp_timings_;  // of this iteration's reduce()
   std::set<Key> has_backward_;
   std::set<Key> sends_act_;        // (microbatch, chunk) whose forward output is sent

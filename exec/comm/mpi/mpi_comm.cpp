@@ -151,6 +151,8 @@ class MpiCommunicator final : public Communicator {
     return static_cast<int>(sends_.size());
   }
 
+  void progress() override { poll_sends(sends_.begin()); }
+
   Status wait_sends(double timeout_s) override {
     // While waiting for the oldest send, the others are polled too when their completion times
     // are recorded (they may complete first).
