@@ -355,14 +355,17 @@ void GptChunk::layer_forward(LayerActs& a, const LayerParams& lp, const float* i
                   c.eps);
   const float* x1 = sp_ ? sp_gather(a.ln1.ptr(), a.ln1_full, N) : a.ln1.ptr();
   be.matmul_forward(a.qkv.ptr(), x1, lp.qkv_w.ptr(), opt(lp.qkv_b), N, c.C, c.qkv_dim());
+  progress();
   if (c.rope) be.rope_forward(a.qkv.ptr(), sh, c.rope_base);
   be.attention_forward(a.att.ptr(), a.lse.ptr(), a.qkv.ptr(), sh);
+  progress();
   row_parallel_forward(a.res2.ptr(), a.att.ptr(), lp.proj_w, lp.proj_b, N, c.Q());
   be.add_inplace(a.res2.ptr(), inp, a.res2.numel());
   be.norm_forward(c.norm, a.ln2.ptr(), opt(a.ln2_mean), a.ln2_rstd.ptr(), a.res2.ptr(), lp.ln2_w.ptr(), opt(lp.ln2_b),
                   R, c.C, c.eps);
   const float* x2 = sp_ ? sp_gather(a.ln2.ptr(), a.ln2_full, N) : a.ln2.ptr();
   be.matmul_forward(a.fc.ptr(), x2, lp.fc_w.ptr(), opt(lp.fc_b), N, c.C, c.fc_dim());
+  progress();
   if (c.swiglu)
     be.swiglu_forward(a.act.ptr(), a.fc.ptr(), N, c.F);
   else

@@ -251,9 +251,10 @@ class GptChunk {
   // it gets nothing). Null → none. The runtime sets it around a chunk's last backward
   // step of the iteration, when those gradients are final.
   void set_layer_grads_hook(std::function<void(int layer)> hook) { layer_hook_ = std::move(hook); }
-  // Called after each layer of the forward and between the big operations of a layer's backward
-  // (after each matmul backward): lets the caller drive the progress of communication in flight
-  // (MPI progresses non-blocking sends and collectives only inside MPI calls). Null → none.
+  // Called between the big operations of a layer's forward and backward (after the matmuls and
+  // the attention core) and after each layer and head of the forward: lets the caller drive the
+  // progress of communication in flight (MPI progresses non-blocking messages and collectives
+  // only inside MPI calls). Null → none.
   void set_progress_hook(std::function<void()> hook) { progress_hook_ = std::move(hook); }
 
   // Tensor parallelism over `tensor` (this stage's tp group; not owned; null → none). The chunk's

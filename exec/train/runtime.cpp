@@ -213,6 +213,8 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
   EELLM_RETURN_IF_ERROR(comms_->world->barrier(timeout).with_context("rank " + str(comms_->groups.world_rank) +
                                                                      ": barrier before iteration " + str(iteration)));
   t_origin_ns_ = steady_now_ns();
+  posted_recv_[0] = posted_recv_[1] = -1;
+  EELLM_RETURN_IF_ERROR(post_receives(0).with_context("rank " + str(comms_->groups.world_rank)));
   const auto& list = instructions();
   for (size_t i = 0; i < list.size(); ++i) {
     const Instr& in = list[i];
@@ -237,6 +239,7 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
     } else {
       st = execute(in, idx, inputs, targets, w);
     }
+    if (st.is_ok() && in.is_recv()) st = post_receives(i + 1);
     if (!st.is_ok()) return st.with_context(where(in, idx));
     ev.t1 = steady_now_ns() - t_origin_ns_;
     record(in, ev, send_id);
@@ -356,14 +359,10 @@ Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<in
     case InstrKind::kSendGrad:
       return send(in);
     case InstrKind::kRecvAct:
-    case InstrKind::kRecvGrad: {
-      const bool grad = in.kind == InstrKind::kRecvGrad;
-      Tensor& t = (grad ? grad_in_ : act_in_)[{in.microbatch, in.chunk}];
-      t.data.assign(activation_floats(), 0.0f);
-      t.shape = {static_cast<int64_t>(activation_floats())};
-      return comms_->pipeline->recv(t.ptr(), activation_floats() * sizeof(float), in.peer,
-                                    tag(in.microbatch, grad, in.chunk), opt_.recv_timeout_s);
-    }
+    case InstrKind::kRecvGrad:  // completes the receive posted ahead (post_receives), if it was
+      return comms_->pipeline->recv(receive_buffer(in).ptr(), activation_floats() * sizeof(float), in.peer,
+                                    tag(in.microbatch, in.kind == InstrKind::kRecvGrad, in.chunk),
+                                    opt_.recv_timeout_s);
     case InstrKind::kAllReduceDP:
       return reduce_data_parallel();
     case InstrKind::kAllReduceEmbedding:
@@ -592,6 +591,33 @@ Status PipelineRuntime::disarm_layer_hook(int chunk) {
   chunks_[static_cast<size_t>(chunk)]->set_layer_grads_hook(nullptr);
   polled_sync_ = nullptr;
   return hook_status_.with_context("posting a gradient bucket during the backward");
+}
+
+Tensor& PipelineRuntime::receive_buffer(const Instr& in) {
+  auto [it, fresh] = (in.kind == InstrKind::kRecvGrad ? grad_in_ : act_in_).try_emplace({in.microbatch, in.chunk});
+  if (fresh) {  // kept at this address until the step that consumes it (std::map nodes do not move)
+    it->second.data.assign(activation_floats(), 0.0f);
+    it->second.shape = {static_cast<int64_t>(activation_floats())};
+  }
+  return it->second;
+}
+
+Status PipelineRuntime::post_receives(size_t from) {
+  if (!opt_.progress_polling) return Status::ok();
+  const auto& list = instructions();
+  for (const InstrKind k : {InstrKind::kRecvAct, InstrKind::kRecvGrad}) {
+    int& posted = posted_recv_[k == InstrKind::kRecvGrad ? 1 : 0];
+    if (posted >= static_cast<int>(from)) continue;  // still ahead of the rank
+    for (size_t j = from; j < list.size(); ++j) {
+      if (list[j].kind != k) continue;
+      const Instr& in = list[j];
+      EELLM_RETURN_IF_ERROR(comms_->pipeline->post_recv(receive_buffer(in).ptr(), activation_floats() * sizeof(float),
+                                                        in.peer, tag(in.microbatch, k == InstrKind::kRecvGrad, in.chunk)));
+      posted = static_cast<int>(j);
+      break;
+    }
+  }
+  return Status::ok();
 }
 
 void PipelineRuntime::progress() {
