@@ -1,8 +1,9 @@
 // Communication progress while a rank computes (RuntimeOptions::progress_polling): Open MPI moves
 // a large (rendezvous) message, and the sender learns that it has arrived, only inside MPI calls.
-// With the runtime's progress hook (Communicator::progress between the layers of a forward) a send
-// posted before a long forward completes before that forward ends; without it, no completion can
-// be seen while the forward runs. Event order from the measured timeline, no wall-clock bounds.
+// With receives posted ahead and the runtime's progress hook (Communicator::progress between the
+// matmuls of a forward) a send posted before a long forward completes before that forward ends;
+// without them, no completion can be seen while the forward runs. Event order from the measured
+// timeline, no wall-clock bounds.
 #include <gtest/gtest.h>
 
 #include <algorithm>
