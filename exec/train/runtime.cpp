@@ -611,8 +611,9 @@ Status PipelineRuntime::post_receives(size_t from) {
     for (size_t j = from; j < list.size(); ++j) {
       if (list[j].kind != k) continue;
       const Instr& in = list[j];
-      EELLM_RETURN_IF_ERROR(comms_->pipeline->post_recv(receive_buffer(in).ptr(), activation_floats() * sizeof(float),
-                                                        in.peer, tag(in.microbatch, k == InstrKind::kRecvGrad, in.chunk)));
+      const int t = tag(in.microbatch, k == InstrKind::kRecvGrad, in.chunk);
+      EELLM_RETURN_IF_ERROR(
+          comms_->pipeline->post_recv(receive_buffer(in).ptr(), activation_floats() * sizeof(float), in.peer, t));
       posted = static_cast<int>(j);
       break;
     }
