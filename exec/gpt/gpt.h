@@ -188,7 +188,7 @@ struct ChunkState {
   Tensor final_dx;               // final head: d(weighted loss)/d(chunk output) (B,T,C)
   std::vector<float> exit_loss;  // per local exit: mean CE over B·T
   float final_loss = 0.0f;
-  int backward_layers = 0;  // layers (from the chunk's first) the last backward/backward_input ran
+  int backward_layers = 0;      // layers (from the first) its last backward or backward_input ran
   const float* output() const;  // (B,T,C) residual after the chunk's last layer
 };
 

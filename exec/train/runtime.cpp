@@ -361,8 +361,7 @@ Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<in
     case InstrKind::kRecvAct:
     case InstrKind::kRecvGrad:  // completes the receive posted ahead (post_receives), if it was
       return comms_->pipeline->recv(receive_buffer(in).ptr(), activation_floats() * sizeof(float), in.peer,
-                                    tag(in.microbatch, in.kind == InstrKind::kRecvGrad, in.chunk),
-                                    opt_.recv_timeout_s);
+                                    tag(in.microbatch, in.kind == InstrKind::kRecvGrad, in.chunk), opt_.recv_timeout_s);
     case InstrKind::kAllReduceDP:
       return reduce_data_parallel();
     case InstrKind::kAllReduceEmbedding:

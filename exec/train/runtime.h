@@ -212,7 +212,7 @@ class PipelineRuntime {
   int64_t t_origin_ns_ = 0;
   std::vector<TimelineEvent> events_;
   std::map<int64_t, TimelineEvent> sends_in_flight_;  // SEND events by send id, until the send completes
-  int posted_recv_[2] = {-1, -1};  // index of the RECV_ACT / RECV_GRAD posted ahead (-1: none yet)
+  int posted_recv_[2] = {-1, -1};                     // the RECV_ACT / RECV_GRAD posted ahead (-1: none)
 };
 
 // `eellm train` under mpirun: every rank reads the same data, takes its DP replica's microbatches,

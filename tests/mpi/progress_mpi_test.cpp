@@ -85,15 +85,15 @@ TEST(CommProgress, ASendPostedBeforeALongForwardCompletesWhileItRuns) {
   ASSERT_EQ(on.send.op, InstrKind::kSendAct);
   ASSERT_EQ(on.forward.op, InstrKind::kForward);
   ASSERT_EQ(on.forward.microbatch, 1);
-  // Polled between the forward's layers: complete before the forward ends.
-  EXPECT_LT(on.send.t1, on.forward.t1) << "SEND_ACT0 [" << on.send.t0 << ", " << on.send.t1 << ") F1 ["
-                                       << on.forward.t0 << ", " << on.forward.t1 << ") ns";
+  // Polled between the forward's matmuls: complete before the forward ends.
+  EXPECT_LT(on.send.t1, on.forward.t1) << "SEND_ACT0 [" << on.send.t0 << ", " << on.send.t1 << ") F1 [" << on.forward.t0
+                                       << ", " << on.forward.t1 << ") ns";
   // Not polled: found complete either at the poll right after its posting (before the forward
   // starts) or only after the forward, never while it runs.
   ASSERT_EQ(off.send.op, InstrKind::kSendAct);
   EXPECT_TRUE(off.send.t1 <= off.forward.t0 || off.send.t1 >= off.forward.t1)
-      << "SEND_ACT0 [" << off.send.t0 << ", " << off.send.t1 << ") F1 [" << off.forward.t0 << ", "
-      << off.forward.t1 << ") ns";
+      << "SEND_ACT0 [" << off.send.t0 << ", " << off.send.t1 << ") F1 [" << off.forward.t0 << ", " << off.forward.t1
+      << ") ns";
 }
 
 }  // namespace
