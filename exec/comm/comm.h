@@ -99,6 +99,19 @@ class Communicator {
   virtual int pending_sends() = 0;
   // Blocking receive of exactly `bytes` bytes from `peer` with `tag`.
   virtual Status recv(void* data, size_t bytes, int peer, int tag, double timeout_s) = 0;
+  // Posts ahead the receive that a later recv() with the same arguments completes, so that the
+  // message can arrive while this rank computes (with progress() polled) and a large send does
+  // not wait for the receiver to reach its recv(). `data` must stay alive and untouched until that
+  // recv(). The default posts nothing: recv() then does all the work.
+  virtual Status post_recv(void* /*data*/, size_t /*bytes*/, int /*peer*/, int /*tag*/) { return Status::ok(); }
+  // Drives the transfers of the sends and posted receives in flight without blocking, and notes
+  // the send completions it finds (record_send_completions). Open MPI moves a large (rendezvous)
+  // message, and learns that it arrived, only inside MPI calls, so a rank that computes for long
+  // calls this between layers (GptChunk's progress hook, set by the runtime); otherwise a send
+  // posted before a compute step completes only after it. A few MPI_Test calls, nothing when
+  // nothing is in flight. The default does nothing: the one-process communicator has no
+  // messages, NCCL's run on the device by themselves.
+  virtual void progress() {}
 
   // Send completion times, off by default. When on, each send found complete — by pending_sends(),
   // wait_sends(), or (MPI) the polls of a blocking receive — is kept until take_completed_sends()

@@ -334,6 +334,13 @@ GptChunk::GptChunk(const GptConfig& cfg, int first_layer, int num_layers, bool h
   }
 }
 
+int GptChunk::layers_to_deepest_exit() const {
+  if (exits_.empty()) return count_;
+  int depth = 0;
+  for (int e : exits_) depth = std::max(depth, cfg_.exit_depth[static_cast<size_t>(e)]);
+  return std::clamp(depth - first_, 0, count_);
+}
+
 void GptChunk::layer_forward(LayerActs& a, const LayerParams& lp, const float* inp, int B, int T) {
   const GptConfig& c = cfg_;
   const int N = B * T, R = rows(N);  // R: this rank's residual rows (N without sequence parallelism)
@@ -348,14 +355,17 @@ void GptChunk::layer_forward(LayerActs& a, const LayerParams& lp, const float* i
                   c.eps);
   const float* x1 = sp_ ? sp_gather(a.ln1.ptr(), a.ln1_full, N) : a.ln1.ptr();
   be.matmul_forward(a.qkv.ptr(), x1, lp.qkv_w.ptr(), opt(lp.qkv_b), N, c.C, c.qkv_dim());
+  progress();
   if (c.rope) be.rope_forward(a.qkv.ptr(), sh, c.rope_base);
   be.attention_forward(a.att.ptr(), a.lse.ptr(), a.qkv.ptr(), sh);
+  progress();
   row_parallel_forward(a.res2.ptr(), a.att.ptr(), lp.proj_w, lp.proj_b, N, c.Q());
   be.add_inplace(a.res2.ptr(), inp, a.res2.numel());
   be.norm_forward(c.norm, a.ln2.ptr(), opt(a.ln2_mean), a.ln2_rstd.ptr(), a.res2.ptr(), lp.ln2_w.ptr(), opt(lp.ln2_b),
                   R, c.C, c.eps);
   const float* x2 = sp_ ? sp_gather(a.ln2.ptr(), a.ln2_full, N) : a.ln2.ptr();
   be.matmul_forward(a.fc.ptr(), x2, lp.fc_w.ptr(), opt(lp.fc_b), N, c.C, c.fc_dim());
+  progress();
   if (c.swiglu)
     be.swiglu_forward(a.act.ptr(), a.fc.ptr(), N, c.F);
   else
@@ -544,9 +554,12 @@ void GptChunk::forward(ChunkState& st, const GptParams& p, GptParams& g, const i
         resize(st.exit_dx[k], {R, c.C}), be.zero(st.exit_dx[k].ptr(), st.exit_dx[k].numel()), dx = st.exit_dx[k].ptr();
       st.exit_loss[k] =
           head(e, p, g, res, targets, B, T, w.exits[static_cast<size_t>(e)], dx, logits ? &(*logits)[k] : nullptr);
+      progress();
     }
-    if (pos < count_)
+    if (pos < count_) {
       layer_forward(st.layers[static_cast<size_t>(pos)], p.layers[static_cast<size_t>(first_ + pos)], res, B, T);
+      progress();
+    }
   }
   if (has_final_) {
     float* dx = nullptr;
@@ -556,20 +569,27 @@ void GptChunk::forward(ChunkState& st, const GptParams& p, GptParams& g, const i
   }
 }
 
-void GptChunk::backward(ChunkState& st, const GptParams& p, GptParams& g, const float* dout, float* dinput) {
+void GptChunk::backward(ChunkState& st, const GptParams& p, GptParams& g, const float* dout, float* dinput,
+                        int layers) {
   const GptConfig& c = cfg_;
   const int B = st.B, T = st.T, N = B * T, R = rows(N);
+  const int top = layers < 0 ? count_ : std::min(layers, count_);  // layers above `top` get no work
+  st.backward_layers = top;
   Backend& be = *be_;
   resize(d_res_, {R, c.C});
   be.zero(d_res_.ptr(), d_res_.numel());
-  if (has_final_ && !st.final_dx.empty()) be.add_inplace(d_res_.ptr(), st.final_dx.ptr(), d_res_.numel());
-  if (dout) be.add_inplace(d_res_.ptr(), dout, d_res_.numel());
+  if (top == count_ && has_final_ && !st.final_dx.empty())
+    be.add_inplace(d_res_.ptr(), st.final_dx.ptr(), d_res_.numel());
+  if (top == count_ && dout) be.add_inplace(d_res_.ptr(), dout, d_res_.numel());
   auto add_exits_at = [&](int pos) {
     for (size_t k = 0; k < exits_.size(); ++k)
       if (c.exit_depth[static_cast<size_t>(exits_[k])] - first_ == pos && !st.exit_dx[k].empty())
         be.add_inplace(d_res_.ptr(), st.exit_dx[k].ptr(), d_res_.numel());
   };
-  for (int pos = count_; pos >= 1; --pos) {
+  // The skipped layers' gradients got nothing from this call: final for the readiness hook already.
+  for (int pos = count_; pos > top; --pos)
+    if (layer_hook_ && !defer_w_) layer_hook_(first_ + pos - 1);
+  for (int pos = top; pos >= 1; --pos) {
     add_exits_at(pos);
     resize(d_res_next_, {R, c.C});
     be.zero(d_res_next_.ptr(), d_res_next_.numel());
@@ -595,9 +615,10 @@ void GptChunk::keep_for_weight(Tensor& t, const float* src, size_t n) {
   be_->copy(t.ptr(), src, n);
 }
 
-void GptChunk::backward_input(ChunkState& st, const GptParams& p, GptParams& g, const float* dout, float* dinput) {
+void GptChunk::backward_input(ChunkState& st, const GptParams& p, GptParams& g, const float* dout, float* dinput,
+                              int layers) {
   defer_w_ = true;
-  backward(st, p, g, dout, dinput);
+  backward(st, p, g, dout, dinput, layers);
   defer_w_ = false;
 }
 
@@ -607,7 +628,10 @@ void GptChunk::backward_weight(ChunkState& st, const GptParams& p, GptParams& g)
   Backend& be = *be_;
   // Top layer first (the layers' weight gradients are independent), so that the overlapped DP
   // reduction can post the last layers' buckets while the earlier layers are still computed.
-  for (int pos = count_ - 1; pos >= 0; --pos) {
+  // Layers backward_input skipped (a truncated fill backward) have nothing to add.
+  for (int pos = count_ - 1; pos >= st.backward_layers; --pos)
+    if (layer_hook_) layer_hook_(first_ + pos);
+  for (int pos = st.backward_layers - 1; pos >= 0; --pos) {
     LayerActs& a = st.layers[static_cast<size_t>(pos)];
     const LayerParams& lp = p.layers[static_cast<size_t>(first_ + pos)];
     LayerParams& lg = g.layers[static_cast<size_t>(first_ + pos)];

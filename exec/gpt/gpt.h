@@ -188,6 +188,7 @@ struct ChunkState {
   Tensor final_dx;               // final head: d(weighted loss)/d(chunk output) (B,T,C)
   std::vector<float> exit_loss;  // per local exit: mean CE over B·T
   float final_loss = 0.0f;
+  int backward_layers = 0;      // layers (from the first) its last backward or backward_input ran
   const float* output() const;  // (B,T,C) residual after the chunk's last layer
 };
 
@@ -208,6 +209,10 @@ class GptChunk {
   int first_layer() const { return first_; }
   int num_layers() const { return count_; }
   const std::vector<int>& exits() const { return exits_; }  // model exit indices held here
+  // The chunk's layers up to (and including) the deepest exit it holds, all of them without an
+  // exit: what a truncated fill backward runs (sim/sim_costs.h's layers_to_deepest_exit, which
+  // the simulator charges, computed from the layout).
+  int layers_to_deepest_exit() const;
 
   // Forward of one microbatch. First chunk: `tokens` (B·T) used, `input` ignored; else `input`
   // (B,T,C). `targets` (B·T) feed the chunk's heads. With compute_grad the heads' gradients are
@@ -219,14 +224,21 @@ class GptChunk {
   // Backward of one microbatch: `dout` (B,T,C) is the gradient from the next chunk (null on the
   // last chunk). Writes d(input) into `dinput` (B,T,C; ignored on the first chunk, which
   // back-propagates into the embedding instead). Accumulates parameter gradients into `grads`.
-  void backward(ChunkState& st, const GptParams& p, GptParams& grads, const float* dout, float* dinput);
+  // `layers` ≥ 0 back-propagates only the chunk's first `layers` layers (EE-LLM's truncated fill
+  // backward, which starts at the chunk's deepest exit): the layers above get no work, which
+  // equals the whole backward when no gradient enters above them — `dout` null and a zero final
+  // head gradient (weight 0) — since their gradients are then exactly zero. −1: all layers.
+  void backward(ChunkState& st, const GptParams& p, GptParams& grads, const float* dout, float* dinput,
+                int layers = -1);
   // The zero-bubble split of backward (ZB-H1's B and W steps): backward_input is backward() without
   // the weight gradients of the backbone layers' four matmuls (qkv, proj, fc, fcproj), whose
   // output gradients it keeps in `st`; backward_weight then accumulates those weight gradients
   // (no communication, tensor-parallel or not). Norm, bias and embedding gradients are taken in
   // backward_input, the heads' at forward time. Together they equal backward() (the weight sums in
   // another order only). `st` must live until backward_weight.
-  void backward_input(ChunkState& st, const GptParams& p, GptParams& grads, const float* dout, float* dinput);
+  // `layers` as for backward(); backward_weight then covers the same layers.
+  void backward_input(ChunkState& st, const GptParams& p, GptParams& grads, const float* dout, float* dinput,
+                      int layers = -1);
   void backward_weight(ChunkState& st, const GptParams& p, GptParams& grads);
 
   Backend& backend() { return *be_; }
@@ -235,12 +247,14 @@ class GptChunk {
   // Per-layer gradient readiness (overlapped DP reduction): called with the backbone layer index
   // (model numbering) right after backward() — not backward_input(), whose matmul weight
   // gradients are still missing — or backward_weight() has accumulated that layer's gradients for
-  // this call, top layer first. Null → none. The runtime sets it around a chunk's last backward
+  // this call, top layer first (a layer a truncated backward skips: at the start of the call, as
+  // it gets nothing). Null → none. The runtime sets it around a chunk's last backward
   // step of the iteration, when those gradients are final.
   void set_layer_grads_hook(std::function<void(int layer)> hook) { layer_hook_ = std::move(hook); }
-  // Called between the big operations of a layer's backward (after each matmul backward): lets
-  // the caller drive the progress of communication in flight (MPI progresses non-blocking
-  // collectives only inside MPI calls). Null → none.
+  // Called between the big operations of a layer's forward and backward (after the matmuls and
+  // the attention core) and after each layer and head of the forward: lets the caller drive the
+  // progress of communication in flight (MPI progresses non-blocking messages and collectives
+  // only inside MPI calls). Null → none.
   void set_progress_hook(std::function<void()> hook) { progress_hook_ = std::move(hook); }
 
   // Tensor parallelism over `tensor` (this stage's tp group; not owned; null → none). The chunk's

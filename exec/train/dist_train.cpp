@@ -215,6 +215,22 @@ bool launched_with_mpi() {
 #endif
 }
 
+#ifdef EELLM_HAVE_MPI
+// EELLM_COMM_PROGRESS: `poll` (default) drives the sends in flight between layers, `off` only between
+// instructions (RuntimeOptions::progress_polling; to measure what the polling changes). False: bad value.
+static bool progress_from_env(RuntimeOptions& o, int world_rank) {
+  const char* v = std::getenv("EELLM_COMM_PROGRESS");
+  const std::string value = v ? v : "poll";
+  if (value != "poll" && value != "off") {
+    if (world_rank == 0)
+      std::fprintf(stderr, "eellm train: EELLM_COMM_PROGRESS is '%s'; it must be 'poll' or 'off'\n", v);
+    return false;
+  }
+  o.progress_polling = value == "poll";
+  return true;
+}
+#endif
+
 int train_distributed_main(const Scenario& scenario, const DistributedTrainOptions& options, std::ostream& log) {
 #ifdef EELLM_HAVE_MPI
   auto env = MpiEnvironment::init(nullptr, nullptr);
@@ -231,6 +247,7 @@ int train_distributed_main(const Scenario& scenario, const DistributedTrainOptio
     const int ranks_here = local ? std::max(1, std::atoi(local)) : 1;
     o.runtime.num_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / ranks_here);
   }
+  if (!progress_from_env(o.runtime, world.rank())) return 1;
   Communicator* comm = &world;
 #ifdef EELLM_HAVE_CUDA
   // GPU ranks talk over NCCL (bootstrapped over MPI; its subgroups are ncclCommSplits), not over

@@ -65,6 +65,7 @@ StatusOr<std::unique_ptr<PipelineRuntime>> PipelineRuntime::create(const Scenari
     const ChunkLayout& cl = L.chunk(rt->pp_rank_, c);
     auto ch = std::make_unique<GptChunk>(rt->cfg_, cl.first_layer, cl.num_layers, cl.has_embedding, cl.has_final_head);
     ch->set_backend(rt->be_.get());
+    ch->set_progress_hook([r = rt.get()] { r->progress(); });
     EELLM_RETURN_IF_ERROR(
         ch->set_tensor_parallel(comms.tensor.get(), options.recv_timeout_s, scenario.parallel.sequence_parallel));
     std::vector<int> want;
@@ -212,6 +213,8 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
   EELLM_RETURN_IF_ERROR(comms_->world->barrier(timeout).with_context("rank " + str(comms_->groups.world_rank) +
                                                                      ": barrier before iteration " + str(iteration)));
   t_origin_ns_ = steady_now_ns();
+  posted_recv_[0] = posted_recv_[1] = -1;
+  EELLM_RETURN_IF_ERROR(post_receives(0).with_context("rank " + str(comms_->groups.world_rank)));
   const auto& list = instructions();
   for (size_t i = 0; i < list.size(); ++i) {
     const Instr& in = list[i];
@@ -236,6 +239,7 @@ StatusOr<IterationResult> PipelineRuntime::run_iteration(const std::vector<int32
     } else {
       st = execute(in, idx, inputs, targets, w);
     }
+    if (st.is_ok() && in.is_recv()) st = post_receives(i + 1);
     if (!st.is_ok()) return st.with_context(where(in, idx));
     ev.t1 = steady_now_ns() - t_origin_ns_;
     record(in, ev, send_id);
@@ -355,14 +359,9 @@ Status PipelineRuntime::execute(const Instr& in, int index, const std::vector<in
     case InstrKind::kSendGrad:
       return send(in);
     case InstrKind::kRecvAct:
-    case InstrKind::kRecvGrad: {
-      const bool grad = in.kind == InstrKind::kRecvGrad;
-      Tensor& t = (grad ? grad_in_ : act_in_)[{in.microbatch, in.chunk}];
-      t.data.assign(activation_floats(), 0.0f);
-      t.shape = {static_cast<int64_t>(activation_floats())};
-      return comms_->pipeline->recv(t.ptr(), activation_floats() * sizeof(float), in.peer,
-                                    tag(in.microbatch, grad, in.chunk), opt_.recv_timeout_s);
-    }
+    case InstrKind::kRecvGrad:  // completes the receive posted ahead (post_receives), if it was
+      return comms_->pipeline->recv(receive_buffer(in).ptr(), activation_floats() * sizeof(float), in.peer,
+                                    tag(in.microbatch, in.kind == InstrKind::kRecvGrad, in.chunk), opt_.recv_timeout_s);
     case InstrKind::kAllReduceDP:
       return reduce_data_parallel();
     case InstrKind::kAllReduceEmbedding:
@@ -448,11 +447,13 @@ Status PipelineRuntime::run_backward(const Instr& in, int index) {
   GptChunk& ch = *chunks_[static_cast<size_t>(in.chunk)];
   // BWD_INPUT with a BWD_WEIGHT to follow: the zero-bubble split; the state waits for the W step.
   const bool split = in.kind == InstrKind::kBackwardInput && has_weight_step_.count(key) > 0;
+  // A truncated (fill) backward starts at the chunk's deepest exit, as the simulator charges it.
+  const int layers = in.has(kTruncated) ? ch.layers_to_deepest_exit() : -1;
   EELLM_ASSIGN_OR_RETURN(const bool hooked, arm_layer_hook(in.chunk, index));
   if (split)
-    ch.backward_input(st->second, params_, grads_, dout, dinput);
+    ch.backward_input(st->second, params_, grads_, dout, dinput, layers);
   else
-    ch.backward(st->second, params_, grads_, dout, dinput);
+    ch.backward(st->second, params_, grads_, dout, dinput, layers);
   if (hooked) EELLM_RETURN_IF_ERROR(disarm_layer_hook(in.chunk));
   EELLM_RETURN_IF_ERROR(ch.comm_status());
   if (split) w_states_[key] = std::move(st->second);
@@ -581,14 +582,47 @@ StatusOr<bool> PipelineRuntime::arm_layer_hook(int chunk, int index) {
     if (it != layer_sync_.end()) hook_status_ = gs->tensors_ready(it->second);
     gs->poll();  // MPI progresses the buckets already posted only inside MPI calls
   });
-  chunks_[static_cast<size_t>(chunk)]->set_progress_hook([gs] { gs->poll(); });
+  polled_sync_ = gs;
   return true;
 }
 
 Status PipelineRuntime::disarm_layer_hook(int chunk) {
   chunks_[static_cast<size_t>(chunk)]->set_layer_grads_hook(nullptr);
-  chunks_[static_cast<size_t>(chunk)]->set_progress_hook(nullptr);
+  polled_sync_ = nullptr;
   return hook_status_.with_context("posting a gradient bucket during the backward");
+}
+
+Tensor& PipelineRuntime::receive_buffer(const Instr& in) {
+  auto [it, fresh] = (in.kind == InstrKind::kRecvGrad ? grad_in_ : act_in_).try_emplace({in.microbatch, in.chunk});
+  if (fresh) {  // kept at this address until the step that consumes it (std::map nodes do not move)
+    it->second.data.assign(activation_floats(), 0.0f);
+    it->second.shape = {static_cast<int64_t>(activation_floats())};
+  }
+  return it->second;
+}
+
+Status PipelineRuntime::post_receives(size_t from) {
+  if (!opt_.progress_polling) return Status::ok();
+  const auto& list = instructions();
+  for (const InstrKind k : {InstrKind::kRecvAct, InstrKind::kRecvGrad}) {
+    int& posted = posted_recv_[k == InstrKind::kRecvGrad ? 1 : 0];
+    if (posted >= static_cast<int>(from)) continue;  // still ahead of the rank
+    for (size_t j = from; j < list.size(); ++j) {
+      if (list[j].kind != k) continue;
+      const Instr& in = list[j];
+      const int t = tag(in.microbatch, k == InstrKind::kRecvGrad, in.chunk);
+      EELLM_RETURN_IF_ERROR(
+          comms_->pipeline->post_recv(receive_buffer(in).ptr(), activation_floats() * sizeof(float), in.peer, t));
+      posted = static_cast<int>(j);
+      break;
+    }
+  }
+  return Status::ok();
+}
+
+void PipelineRuntime::progress() {
+  if (opt_.progress_polling) comms_->pipeline->progress();
+  if (polled_sync_) polled_sync_->poll();
 }
 
 Status PipelineRuntime::reduce_data_parallel() {

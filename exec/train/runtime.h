@@ -20,6 +20,14 @@
 //    a backward for (microbatch, chunk); so microbatches whose backward the schedule drops (EE fill
 //    cool-down, stages without exits in EE-Tuning) train nothing on this rank.
 //  - kTruncated FWD runs the whole chunk (its deepest exit is in it) with the final head's weight 0.
+//  - kTruncated BWD (EE-LLM's fill backward: no gradient from the next stage) starts at the chunk's
+//    deepest exit (layers_to_deepest_exit, what the simulator charges): the layers above get no
+//    work, and their gradient is zero either way.
+//  - Communication progress (RuntimeOptions::progress_polling): the next RECV_ACT and the next
+//    RECV_GRAD of the list are posted ahead; the chunks' progress hook (between the matmuls of a
+//    forward and of a backward) polls the pipeline communicator's messages in flight and, around a
+//    chunk's last backward with overlap_grad_reduce, the posted DP buckets. A RECV event is then the
+//    wait for data still missing when the rank reaches it (zero if it is there), as simulated.
 //  - ZB-H1: BWD_INPUT computes the input gradient (GptChunk::backward_input) and keeps the chunk
 //    state; BWD_WEIGHT adds the deferred weight gradients of the backbone matmuls
 //    (backward_weight) and frees it. A BWD_INPUT without a BWD_WEIGHT runs the whole backward.
@@ -73,6 +81,13 @@ struct RuntimeOptions {
   double recv_timeout_s = 60;  // execution.recv_timeout_s
   int num_threads = 1;         // CPU backend threads per rank
   bool record_timeline = true;
+  // Drive the pipeline's messages while the rank computes: each receive is posted ahead (the next
+  // one of each direction, Communicator::post_recv, as soon as the previous one is done), and the
+  // communicator's sends and receives in flight are polled between the matmuls of every forward
+  // and backward (Communicator::progress), so a large MPI message moves while both ranks compute
+  // instead of when they next block. false: receives posted when reached, polls only between
+  // instructions (the behaviour before; EELLM_COMM_PROGRESS=off under `eellm train`).
+  bool progress_polling = true;
   FaultKind fault = FaultKind::kNone;
   int fault_world_rank = -1;
   int fault_instruction = 0;
@@ -152,6 +167,10 @@ class PipelineRuntime {
   // final and arms the chunk's per-layer hook (disarm_layer_hook after the step). False otherwise.
   StatusOr<bool> arm_layer_hook(int chunk, int index);
   Status disarm_layer_hook(int chunk);
+  void progress();  // the chunks' progress hook: pipeline messages in flight, armed DP buckets
+  // Posts the next RECV_ACT and RECV_GRAD at or after instruction `from` unless one is outstanding.
+  Status post_receives(size_t from);
+  Tensor& receive_buffer(const Instr& in);  // act_in_/grad_in_ of the RECV, allocated on first use
   Status optimizer_step(int iteration, IterationResult& r);
   int tag(int microbatch, bool grad, int chunk) const;
   size_t activation_floats() const;
@@ -177,6 +196,7 @@ class PipelineRuntime {
   std::map<int, std::vector<size_t>> layer_sync_;   // backbone layer → its GradSync tensor indices
   std::vector<std::vector<size_t>> head_sync_;      // per local chunk: its heads' GradSync tensor indices
   Status hook_status_;                              // first failure inside the per-layer hook
+  GradSync* polled_sync_ = nullptr;                 // DP buckets the progress hook polls (while armed)
   std::vector<GradSync::BucketTiming> dp_timings_;  // of this iteration's reduce()
   std::set<Key> has_backward_;
   std::set<Key> sends_act_;        // (microbatch, chunk) whose forward output is sent
@@ -192,6 +212,7 @@ class PipelineRuntime {
   int64_t t_origin_ns_ = 0;
   std::vector<TimelineEvent> events_;
   std::map<int64_t, TimelineEvent> sends_in_flight_;  // SEND events by send id, until the send completes
+  int posted_recv_[2] = {-1, -1};                     // the RECV_ACT / RECV_GRAD posted ahead (-1: none)
 };
 
 // `eellm train` under mpirun: every rank reads the same data, takes its DP replica's microbatches,

@@ -126,7 +126,12 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
   }
   ~MpiCommunicator() override {
-    // Complete what the peers may still be receiving; never block forever on teardown.
+    // Withdraw receives posted ahead and never completed (a failed iteration), then complete what
+    // the peers may still be receiving; never block forever on teardown.
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    for (PostedRecv& r : recvs_)
+      if (!finalized && r.req != MPI_REQUEST_NULL && MPI_Cancel(&r.req) == MPI_SUCCESS) MPI_Request_free(&r.req);
     (void)wait_sends(5.0);
   }
 
@@ -151,6 +156,22 @@ class MpiCommunicator final : public Communicator {
     return static_cast<int>(sends_.size());
   }
 
+  void progress() override {
+    poll_sends(sends_.begin());
+    for (PostedRecv& r : recvs_) {
+      int done = 0;  // MPI_Test sets a completed request to MPI_REQUEST_NULL; recv() then returns at once
+      if (r.req != MPI_REQUEST_NULL) MPI_Test(&r.req, &done, MPI_STATUS_IGNORE);
+    }
+  }
+
+  Status post_recv(void* data, size_t bytes, int peer, int tag) override {
+    EELLM_RETURN_IF_ERROR(check_peer(peer));
+    PostedRecv& r = recvs_.emplace_back();
+    r.data = data, r.bytes = bytes, r.peer = peer, r.tag = tag;
+    EELLM_MPI_CHECK(MPI_Irecv(data, static_cast<int>(bytes), MPI_BYTE, peer, tag, comm_.get(), &r.req));
+    return Status::ok();
+  }
+
   Status wait_sends(double timeout_s) override {
     // While waiting for the oldest send, the others are polled too when their completion times
     // are recorded (they may complete first).
@@ -171,7 +192,15 @@ class MpiCommunicator final : public Communicator {
   Status recv(void* data, size_t bytes, int peer, int tag, double timeout_s) override {
     EELLM_RETURN_IF_ERROR(check_peer(peer));
     MPI_Request req;
-    EELLM_MPI_CHECK(MPI_Irecv(data, static_cast<int>(bytes), MPI_BYTE, peer, tag, comm_.get(), &req));
+    auto posted = std::find_if(recvs_.begin(), recvs_.end(), [&](const PostedRecv& r) {
+      return r.data == data && r.bytes == bytes && r.peer == peer && r.tag == tag;
+    });
+    if (posted != recvs_.end()) {  // posted ahead (post_recv): wait for that one
+      req = posted->req;
+      recvs_.erase(posted);
+    } else {
+      EELLM_MPI_CHECK(MPI_Irecv(data, static_cast<int>(bytes), MPI_BYTE, peer, tag, comm_.get(), &req));
+    }
     std::function<void()> sends;  // a send may complete while this rank waits
     if (records_send_completions() && !sends_.empty()) sends = [this] { poll_sends(sends_.begin()); };
     return wait_request(
@@ -284,9 +313,17 @@ class MpiCommunicator final : public Communicator {
     return Status::ok();
   }
 
+  struct PostedRecv {
+    void* data = nullptr;
+    size_t bytes = 0;
+    int peer = 0, tag = 0;
+    MPI_Request req = MPI_REQUEST_NULL;
+  };
+
   Handle comm_;
   std::string name_;
   int rank_ = 0, size_ = 1;
+  std::list<PostedRecv> recvs_;     // post_recv's, until their recv()
   std::list<PendingSend> sends_;    // list: MPI keeps pointers to the buffers and requests
   std::unique_ptr<MpiComm> owned_;  // frees a split communicator after the pending sends
 };
