@@ -402,8 +402,14 @@ QString RunPanel::makeRunDirectory(const QString& name) {
   return base;
 }
 
+void RunPanel::setBlocked(const QString& why) {
+  blocked_ = why;
+  start_->setEnabled(!running() && why.isEmpty());
+  start_->setToolTip(why);
+}
+
 bool RunPanel::start() {
-  if (running()) return false;
+  if (running() || !blocked_.isEmpty()) return false;
   const Mode m = mode();
   return m == Mode::kTrain ? startTrain() : m == Mode::kGenerate ? startGenerate() : startSlurm();
 }
@@ -518,7 +524,7 @@ void RunPanel::launch(const QStringList& cmd, const QString& base) {
     if (e == QProcess::FailedToStart) {
       const QString msg = tr("Cannot start %1: %2").arg(proc_->program(), proc_->errorString());
       status_->setText(msg);
-      start_->setEnabled(true);
+      start_->setEnabled(blocked_.isEmpty());
       stop_->setEnabled(false);
       timer_->stop();
       emit runError(msg);
@@ -591,7 +597,7 @@ void RunPanel::addPoints(const std::vector<MetricsRecord>& records) {
 void RunPanel::processFinished(int code, QProcess::ExitStatus status) {
   timer_->stop();
   pollMetrics();
-  start_->setEnabled(true);
+  start_->setEnabled(blocked_.isEmpty());
   stop_->setEnabled(false);
   if (running_mode_ != Mode::kTrain) {
     progress_->setRange(0, 1);
