@@ -158,7 +158,10 @@ void MainWindow::buildTabs() {
   side->addStretch(1);
   compare_->addToSide(side_box);
   cmp_lay->addWidget(compare_, 1);
-  tabs_->addTab(scrolled(cmp_page, tabs_), tr("Compare && what-if"));
+  // Not in a scroll area: its wrapped labels made the area size the page to its preferred height
+  // (it scrolled at 1280×720); unscrolled it shrinks to its minimum, and the timelines and the delta
+  // table scroll by themselves.
+  tabs_->addTab(cmp_page, tr("Compare && what-if"));
   connect(what_if_, &WhatIfPanel::simulated, this,
           [this](std::shared_ptr<const SimulationResult> r, const QString& err) {
             if (r) {

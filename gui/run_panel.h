@@ -200,6 +200,7 @@ class RunPanel : public QWidget {
   qint64 metrics_offset_ = 0;
   QString metrics_path_, trace_path_, stats_path_, script_path_, slurm_script_;
   Mode running_mode_ = Mode::kTrain;
+  QWidget* buildGeneratePage();
   GenerateStats gen_stats_;
   QString blocked_;
   QComboBox* mode_ = nullptr;
