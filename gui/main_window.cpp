@@ -455,8 +455,7 @@ bool MainWindow::simulateNow(bool keep_view) {
   setScenarioErrors(errors);
   if (errors > 0) {
     form_->setDiagnostics(diags);
-    statusBar()->showMessage(
-        tr("%n error(s) in the scenario; the timeline shows the last valid one", nullptr, errors));
+    statusBar()->showMessage(tr("%n error(s) in the scenario; the timeline shows the last valid one", nullptr, errors));
     return false;
   }
   auto r = simulate(s);

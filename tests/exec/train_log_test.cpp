@@ -7,7 +7,7 @@ namespace eellm::exec {
 namespace {
 
 TEST(TrainLog, EveryLogIntervalStepsTheFirstAndTheLast) {
-  EXPECT_TRUE(log_line_due(1, 0, 1000, 100, 0.5));     // the first step of the run
+  EXPECT_TRUE(log_line_due(1, 0, 1000, 100, 0.5));  // the first step of the run
   EXPECT_FALSE(log_line_due(2, 0, 1000, 100, 0.5));
   EXPECT_TRUE(log_line_due(200, 0, 1000, 100, 0.5));   // the cadence
   EXPECT_TRUE(log_line_due(1000, 0, 1000, 100, 0.5));  // the last

@@ -70,9 +70,10 @@ class Mutator {
   // flips, invalid UTF-8, deep nesting, a key flood or an alias fan-out.
   QByteArray yaml(QByteArray text, QString* cls) {
     static const QList<QByteArray> extremes = {
-        "0",    "-1",     "-0",   "2147483647", "2147483648", "-2147483648", "9223372036854775807", "1e308", "1e309",
-        "5e-324", ".nan", ".inf", "-.inf",      "1073741824", "65536",       "4097",                "abc",   "\"\"",
-        "[1, 2]", "{a: 1}", "~",  "0x7fffffff", "1e-300",     "-5",          "16777217"};
+        "0",          "-1",     "-0",     "2147483647", "2147483648", "-2147483648", "9223372036854775807",
+        "1e308",      "1e309",  "5e-324", ".nan",       ".inf",       "-.inf",       "1073741824",
+        "65536",      "4097",   "abc",    "\"\"",       "[1, 2]",     "{a: 1}",      "~",
+        "0x7fffffff", "1e-300", "-5",     "16777217"};
     QList<QByteArray> lines = text.split('\n');
     switch (pick(9)) {
       case 0:
@@ -138,8 +139,8 @@ class Mutator {
   // One trace mutation: pids 10^8 / -1, negative / huge / non-finite times, wrong types, deep
   // nesting, key floods, truncation and byte flips; `big`: 10^6 events.
   QByteArray trace(QByteArray text, QString* cls, bool big) {
-    static const QList<QByteArray> values = {"100000000", "-1", "-5", "1e308", "1e400", "-1e400", "NaN", "\"x\"",
-                                             "null",      "[]", "{}", "2147483648", "0", "-0.5", "1e-320"};
+    static const QList<QByteArray> values = {"100000000", "-1", "-5", "1e308",      "1e400", "-1e400", "NaN",   "\"x\"",
+                                             "null",      "[]", "{}", "2147483648", "0",     "-0.5",   "1e-320"};
     static const QList<QByteArray> keys = {"\"pid\":", "\"tid\":", "\"ts\":", "\"dur\":", "\"mb\":", "\"chunk\":"};
     switch (big ? 6 : pick(6)) {
       case 0:
@@ -236,8 +237,10 @@ QList<Input> generate(const QString& dir, quint64 seed, int count) {
     } else {
       bytes = m.trace(m.any(traces), &in.cls, /*big=*/i % 97 == 2);  // inputs 2, 99, 196...: 10^6 events
     }
-    in.path = QStringLiteral("%1/%2-%3-%4.%5").arg(dir).arg(i, 5, 10, QLatin1Char('0')).arg(in.kind, in.cls,
-                                                                                             k < 2 ? "yaml" : "json");
+    in.path = QStringLiteral("%1/%2-%3-%4.%5")
+                  .arg(dir)
+                  .arg(i, 5, 10, QLatin1Char('0'))
+                  .arg(in.kind, in.cls, k < 2 ? "yaml" : "json");
     if (!write_file(in.path, bytes)) continue;
     out << in;
   }
@@ -301,7 +304,8 @@ QPair<QString, QString> open_one(const Input& in) {
   if (errors.isEmpty()) return {ok ? QStringLiteral("accepted") : QStringLiteral("unnamed"), QString()};
   const QString msg = errors.last();
   const QString name = QFileInfo(in.path).fileName();
-  const bool named = msg.contains(in.path) || msg.contains(name.left(200)) || (fault && msg.contains(QLatin1String("injected fault")));
+  const bool named =
+      msg.contains(in.path) || msg.contains(name.left(200)) || (fault && msg.contains(QLatin1String("injected fault")));
   return {named ? QStringLiteral("named") : QStringLiteral("unnamed"), msg};
 }
 

@@ -92,7 +92,8 @@ class FileLoadingTest : public QObject {
   void aValueBeyondTheSpinBoxIsKeptNotClamped() {
     QTemporaryDir dir;
     const QString path = dir.filePath(QStringLiteral("vocab.yaml"));
-    QVERIFY(write(path, tiny_with(QStringLiteral("vocab_size: 256 "), QStringLiteral("vocab_size: 2147483647 ")).toUtf8()));
+    QVERIFY(
+        write(path, tiny_with(QStringLiteral("vocab_size: 256 "), QStringLiteral("vocab_size: 2147483647 ")).toUtf8()));
     MainWindow w;
     w.setErrorHook([](const QString&, const QString&) {});
     QVERIFY(w.openScenario(path));

@@ -34,8 +34,8 @@ class LayoutFitTest : public QObject {
       // A page in a scroll area must not scroll; one without must fit the tab at its minimum size.
       QWidget* page = tabs->widget(index);
       auto* area = qobject_cast<QScrollArea*>(page);
-      const int overflow = area ? area->verticalScrollBar()->maximum()
-                                : std::max(0, page->minimumSizeHint().height() - page->height());
+      const int overflow =
+          area ? area->verticalScrollBar()->maximum() : std::max(0, page->minimumSizeHint().height() - page->height());
       QVERIFY2(overflow == 0, qPrintable(QStringLiteral("%1 overflows by %2 px at 1280x720 (tab %3 px)")
                                              .arg(title)
                                              .arg(overflow)
