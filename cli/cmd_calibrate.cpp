@@ -185,8 +185,9 @@ void register_calibrate(CLI::App& app) {
                   "Also write a cluster file (intra_node = the fitted link, device = --out)");
   cmd->add_option("--name", o->name, "Profile name (default cpu-local)");
   cmd->add_option("--base", o->base, "Profile whose link figures are kept when not measured (default cpu-local)");
-  cmd->add_option("--threads", o->threads, "Backend threads for the compute benchmarks (default: cores / ranks)")
-      ->check(int_in(1, kMaxThreads));
+  default_elsewhere(
+      cmd->add_option("--threads", o->threads, "Backend threads for the compute benchmarks (default: cores / ranks)")
+          ->check(int_in(1, kMaxThreads)));
   cmd->add_flag("--quick", o->quick, "Fewer shapes and shorter timing (about 10-20 s)");
   cmd->callback([o] {
     Status st;

@@ -173,7 +173,8 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Sampling seed (sequence b uses seed + b)");
   cmd->add_option("--stop", o->stop, "Stop string (repeatable); not included in the output")->allow_extra_args(false);
-  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")->check(int_in(1, kMaxThreads));
+  default_elsewhere(
+      cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")->check(int_in(1, kMaxThreads)));
   cmd->add_option("--device", o->device, "cpu | cuda (default: the checkpoint scenario's execution.device)");
   cmd->add_option("--timeout", o->timeout, "pipeline: seconds a stage waits for a message before failing")
       ->capture_default_str();

@@ -59,14 +59,19 @@ void register_train(CLI::App& app) {
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("train", "Train an early-exit GPT on the CPU (single process)");
   cmd->add_option("scenario", o->scenario, "Scenario file or shipped scenario name (e.g. tiny-ee)")->required();
-  cmd->add_option("--steps", o->steps, "Train until this many iterations are done (default: training.train_iters)")
-      ->check(int_in(0, kMaxSteps));
+  default_elsewhere(cmd->add_option("--steps", o->steps,
+                                    "Train until this many iterations are done (default: from the scenario, "
+                                    "training.train_iters)")
+                        ->check(int_in(0, kMaxSteps)));
   cmd->add_option("--data", o->data,
                   "Token file from `eellm data prepare` (default: training.data_path, else the fortunes corpus)");
   cmd->add_option("--save", o->save,
                   "Checkpoint directory (saved every training.save_interval and at the end; under mpirun per-rank "
                   "shards + manifest)");
-  cmd->add_option("--save-interval", o->save_interval, "Override training.save_interval")->check(int_in(0, kMaxSteps));
+  default_elsewhere(cmd->add_option("--save-interval", o->save_interval,
+                                    "Checkpoint every this many iterations (default: from the scenario, "
+                                    "training.save_interval)")
+                        ->check(int_in(0, kMaxSteps)));
   cmd->add_option("--resume", o->resume,
                   "Resume from this checkpoint directory (under mpirun: from any parallel layout, or a single-process "
                   "checkpoint)");
@@ -74,8 +79,10 @@ void register_train(CLI::App& app) {
                   "Resume from the latest complete checkpoint in this directory if there is one, else start fresh "
                   "(for requeued jobs; SIGUSR1/SIGTERM save a checkpoint and exit 75, docs/cluster.md)");
   cmd->add_option("--metrics", o->metrics, "Append one JSON line per iteration and evaluation to this file");
-  cmd->add_option("--threads", o->threads, "CPU threads (default: execution.num_threads, else all cores)")
-      ->check(int_in(1, kMaxThreads));
+  default_elsewhere(cmd->add_option("--threads", o->threads,
+                                    "CPU threads (default: from the scenario, execution.num_threads; 0 there: all "
+                                    "cores)")
+                        ->check(int_in(1, kMaxThreads)));
   cmd->add_option("--trace", o->trace, "Under mpirun: write the measured trace of the last iteration (rank 0)");
   cmd->add_flag("--allow-nonfinite-weights", o->allow_nonfinite, "Resume from a checkpoint holding NaN or Inf values");
   cmd->callback([o] {
@@ -131,8 +138,13 @@ void register_eval(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("eval", "Validation loss and perplexity per exit of a checkpoint");
   cmd->add_option("checkpoint", o->target, "Checkpoint directory (from eellm train --save)")->required();
   cmd->add_option("--data", o->data, "Token file (default: the scenario's data, else the fortunes corpus)");
-  cmd->add_option("--iters", o->iters, "Validation batches (default: training.eval_iters)")->check(int_in(1, 1000000));
-  cmd->add_option("--threads", o->threads, "CPU threads")->check(int_in(1, kMaxThreads));
+  default_elsewhere(
+      cmd->add_option("--iters", o->iters, "Validation batches (default: from the scenario, training.eval_iters)")
+          ->check(int_in(1, 1000000)));
+  default_elsewhere(cmd->add_option("--threads", o->threads,
+                                    "CPU threads (default: from the scenario, execution.num_threads; 0 there: all "
+                                    "cores)")
+                        ->check(int_in(1, kMaxThreads)));
   cmd->add_flag("--allow-nonfinite-weights", o->allow_nonfinite, "Load a checkpoint holding NaN or Inf values");
   cmd->callback([o] {
     auto sc = exec::checkpoint_scenario(o->target);

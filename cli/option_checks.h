@@ -25,6 +25,12 @@ inline CLI::Validator int_in(int64_t lo, int64_t hi) {
       "INT in " + range);
 }
 
+// An option whose "not given" value (0 or -1) lies outside its range: --help shows no "=0"/"=-1" next to
+// the range; the description says where the default comes from ("default: from the scenario").
+inline CLI::Option* default_elsewhere(CLI::Option* option) {
+  return option->default_str("");
+}
+
 constexpr int64_t kMaxThreads = 4096;
 constexpr int64_t kMaxSteps = 1000000000;
 

@@ -24,6 +24,7 @@ ComparePanel::ComparePanel(QWidget* parent) : QWidget(parent) {
     names_[i] =
         new QLabel(i == 0 ? tr("A: (pin a plan or the current scenario)") : tr("B: (pin a plan or use what-if)"), box);
     views_[i] = new TimelineView(box);
+    views_[i]->setMinimumHeight(80);  // two views and the labels fit the tab at 1280×720
     views_[i]->setPlaceholderText(i == 0 ? tr("Pin a plan (Plans tab) or the current scenario as A")
                                          : tr("Pin a plan as B, or turn a what-if knob"));
     v->addWidget(names_[i]);
@@ -40,7 +41,10 @@ ComparePanel::ComparePanel(QWidget* parent) : QWidget(parent) {
   deltas_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   deltas_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
   deltas_->setMinimumWidth(280);
-  deltas_->setSizeAdjustPolicy(QAbstractScrollArea::AdjustToContents);
+  // Compact rows, and the table scrolls by itself rather than making the page taller than the tab.
+  deltas_->verticalHeader()->setDefaultSectionSize(deltas_->fontMetrics().height() + 6);
+  deltas_->setMinimumHeight(deltas_->verticalHeader()->defaultSectionSize() * 3);
+  deltas_->setSizePolicy(QSizePolicy::Preferred, QSizePolicy::Expanding);
   lay->addWidget(split, 3);
   side_ = new QVBoxLayout;
   side_->addWidget(deltas_);

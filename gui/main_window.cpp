@@ -24,9 +24,11 @@
 #include <QTimer>
 #include <QUrl>
 #include <QVBoxLayout>
+#include <filesystem>
 
 #include "gui/compare_panel.h"
 #include "gui/format.h"
+#include "gui/guarded_read.h"
 #include "gui/metrics_panel.h"
 #include "gui/plans_panel.h"
 #include "gui/run_panel.h"
@@ -62,17 +64,17 @@ QWidget* scrolled(QWidget* page, QWidget* parent) {
   return area;
 }
 
-// Runs a file reader; whatever it throws becomes an error Status, so that no file makes the GUI
-// die (the readers return Status for what they know; this is the net under them).
-template <typename F>
-auto guarded_read(F&& read) -> decltype(read()) {
-  try {
-    return read();
-  } catch (const std::exception& e) {
-    return Status::internal(std::string("unexpected error while reading: ") + e.what());
-  } catch (...) {
-    return Status::internal("unexpected error while reading");
-  }
+// A scenario file as it is, for the form: read and parsed (a file of the wrong kind, malformed YAML,
+// wrong types or unknown keys are refused here) but not validated, so that invalid values are shown
+// in their fields instead of refusing the file. A name that is no file is a shipped scenario
+// (valid) or the not-found message of load_scenario.
+StatusOr<Scenario> parse_scenario_file(const std::string& path) {
+  constexpr uint64_t kMaxYamlBytes = uint64_t{16} << 20;  // as load_scenario
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::symlink_status(path, ec))) return load_scenario(path);
+  EELLM_ASSIGN_OR_RETURN(const std::string text, read_regular_file(path, "scenario", kMaxYamlBytes));
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  return parse_scenario(text, path, dir.empty() ? std::string(".") : dir);
 }
 }  // namespace
 
@@ -156,7 +158,10 @@ void MainWindow::buildTabs() {
   side->addStretch(1);
   compare_->addToSide(side_box);
   cmp_lay->addWidget(compare_, 1);
-  tabs_->addTab(scrolled(cmp_page, tabs_), tr("Compare && what-if"));
+  // Not in a scroll area: its wrapped labels made the area size the page to its preferred height
+  // (it scrolled at 1280×720); unscrolled it shrinks to its minimum, and the timelines and the delta
+  // table scroll by themselves.
+  tabs_->addTab(cmp_page, tr("Compare && what-if"));
   connect(what_if_, &WhatIfPanel::simulated, this,
           [this](std::shared_ptr<const SimulationResult> r, const QString& err) {
             if (r) {
@@ -253,6 +258,11 @@ void MainWindow::buildMenus() {
   QAction* quit = file->addAction(tr("&Quit"));
   quit->setShortcut(QKeySequence::Quit);
   connect(quit, &QAction::triggered, this, &QWidget::close);
+  QMenu* scenario = menuBar()->addMenu(tr("&Scenario"));  // edits re-simulate by themselves; F5 does it now
+  simulate_ = scenario->addAction(tr("&Simulate"));
+  simulate_->setShortcut(Qt::Key_F5);
+  simulate_->setEnabled(false);  // until a valid scenario is shown
+  connect(simulate_, &QAction::triggered, this, [this] { simulateNow(true); });
   rebuildRecentMenu();
   buildHelpMenu();
 }
@@ -342,6 +352,10 @@ void MainWindow::closeEvent(QCloseEvent* event) {
 }
 
 bool MainWindow::exportMegatronCommand(const QString& path) {
+  if (!scenario_valid_) {
+    reportError(tr("Export"), tr("%1 not written: the scenario has errors; fix the marked fields first").arg(path));
+    return false;
+  }
   const MegatronExport e = scenario_to_megatron(form_->scenario());
   std::string text =
       "#!/bin/bash\n# " + form_->scenario().name + ", exported by eellm-gui (eellm convert --to-megatron)\n";
@@ -394,7 +408,7 @@ void MainWindow::rebuildRecentMenu() {
 }
 
 bool MainWindow::openScenario(const QString& path) {
-  auto sc = guarded_read([&] { return load_scenario(path.toStdString()); });  // validated (check_scenario)
+  auto sc = guarded_read([&] { return parse_scenario_file(path.toStdString()); });  // validated by simulateNow
   if (!sc.is_ok()) {
     reportError(tr("Cannot open scenario"), QString::fromStdString(sc.status().to_string()));
     return false;
@@ -404,7 +418,9 @@ bool MainWindow::openScenario(const QString& path) {
   modified_ = false;
   addRecent(scenario_path_.isEmpty() ? path : scenario_path_);
   setWindowTitle(tr("eellm — %1").arg(QString::fromStdString(sc->name)));
-  return simulateNow();
+  if (!simulateNow() && !scenario_valid_)  // shown with its fields marked, not refused
+    statusBar()->showMessage(tr("%1: the scenario has errors; fix the marked fields").arg(scenario_path_));
+  return true;
 }
 
 bool MainWindow::saveScenario(const QString& path) {
@@ -434,11 +450,12 @@ bool MainWindow::simulateNow(bool keep_view) {
   debounce_->stop();
   const Scenario s = form_->scenario();
   Diagnostics diags = validate_scenario(s);
-  if (diags.has_errors()) {
+  int errors = 0;
+  for (const Diagnostic& d : diags.items) errors += d.severity == Diagnostic::Severity::kError;
+  setScenarioErrors(errors);
+  if (errors > 0) {
     form_->setDiagnostics(diags);
-    int n = 0;
-    for (const Diagnostic& d : diags.items) n += d.severity == Diagnostic::Severity::kError;
-    statusBar()->showMessage(tr("%n error(s) in the scenario; the timeline shows the last valid one", nullptr, n));
+    statusBar()->showMessage(tr("%n error(s) in the scenario; the timeline shows the last valid one", nullptr, errors));
     return false;
   }
   auto r = simulate(s);
@@ -453,6 +470,16 @@ bool MainWindow::simulateNow(bool keep_view) {
   form_->setDiagnostics(diags);  // warnings stay visible
   showResult(std::make_shared<const SimulationResult>(std::move(r).value()), keep_view);
   return true;
+}
+
+void MainWindow::setScenarioErrors(int errors) {
+  scenario_valid_ = errors == 0;
+  const QString why =
+      scenario_valid_ ? QString() : tr("The scenario has %n error(s): fix the marked fields first", nullptr, errors);
+  plans_->setBlocked(why);
+  run_->setBlocked(why);
+  simulate_->setEnabled(scenario_valid_);
+  simulate_->setToolTip(why);
 }
 
 void MainWindow::showResult(std::shared_ptr<const SimulationResult> result, bool keep_view) {

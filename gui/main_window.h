@@ -45,7 +45,9 @@ class MainWindow : public QMainWindow {
   explicit MainWindow(QWidget* parent = nullptr);
   ~MainWindow() override;
 
-  // File operations; false (after reporting the error) on failure.
+  // File operations; false (after reporting the error) on failure. openScenario refuses only a file
+  // it cannot read or parse (wrong types, unknown keys); one with invalid values is shown in the
+  // form with the fields marked (true), and Simulate, Plan and Run wait until they are fixed.
   bool openScenario(const QString& path_or_name);
   bool saveScenario(const QString& path);
   bool openTrace(const QString& path);             // shows the trace alone
@@ -70,6 +72,10 @@ class MainWindow : public QMainWindow {
   // Simulates the form's scenario now (normally debounced after edits; those keep the timeline's
   // zoom). False on errors.
   bool simulateNow(bool keep_view = false);
+  // Whether the form's scenario passed validation at the last simulateNow (Simulate, Plan and Run
+  // are enabled only then).
+  bool scenarioValid() const { return scenario_valid_; }
+  QAction* simulateAction() const { return simulate_; }
 
   void setErrorHook(ErrorHook hook) { error_hook_ = std::move(hook); }
   QString lastError() const { return last_error_; }
@@ -94,6 +100,7 @@ class MainWindow : public QMainWindow {
   void buildMenus();
   void buildTabs();
   void buildHelpMenu();
+  void setScenarioErrors(int errors);
   QString docUrl(const QString& file) const;
   void reportError(const QString& title, const QString& message);
   void scenarioEdited();
@@ -106,6 +113,8 @@ class MainWindow : public QMainWindow {
   ErrorHook error_hook_;
   ConfirmHook confirm_hook_;
   bool modified_ = false;
+  bool scenario_valid_ = false;
+  QAction* simulate_ = nullptr;
   QLabel* measured_note_ = nullptr;  // why "Predicted vs measured" is empty, or what it compares
   QString last_error_;
   int error_count_ = 0;

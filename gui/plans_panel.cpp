@@ -219,15 +219,21 @@ void PlansPanel::cancel() {
   if (!running_) return;
   generation_->fetch_add(1);
   running_ = false;
-  plan_->setEnabled(true);
+  plan_->setEnabled(blocked_.isEmpty());
   cancel_->setEnabled(false);
   progress_->setValue(0);
   status_->setText(tr("cancelled"));
   emit planningFinished(false);
 }
 
+void PlansPanel::setBlocked(const QString& why) {
+  blocked_ = why;
+  plan_->setEnabled(!running_ && why.isEmpty());
+  plan_->setToolTip(why);
+}
+
 bool PlansPanel::startPlanning() {
-  if (running_) return false;
+  if (running_ || !blocked_.isEmpty()) return false;
   running_ = true;
   plan_->setEnabled(false);
   cancel_->setEnabled(true);
@@ -277,7 +283,7 @@ bool PlansPanel::startPlanning() {
           self->last_cancelled_ = result->status().is_cancelled();  // the code, never the text
           if (generation->load() != gen) return;
           self->running_ = false;
-          self->plan_->setEnabled(true);
+          self->plan_->setEnabled(self->blocked_.isEmpty());
           self->cancel_->setEnabled(false);
           self->progress_->setValue(1000);
           if (!result->is_ok()) {

@@ -78,6 +78,9 @@ class PlansPanel : public QWidget {
   bool startPlanning();
   void cancel();
   bool planning() const { return running_; }
+  // While `why` is not empty (the scenario has errors) Plan is disabled and startPlanning refuses.
+  void setBlocked(const QString& why);
+  QString blocked() const { return blocked_; }
   int planCount() const;
   QString statusText() const;
   // Planner threads that have not returned yet (a cancelled one returns at its next poll), and
@@ -102,6 +105,7 @@ class PlansPanel : public QWidget {
   void emitForSelection(int slot);  // -1 = use
   Scenario base_;
   bool running_ = false;
+  QString blocked_;
   int threads_in_flight_ = 0;
   QString last_outcome_;
   bool last_cancelled_ = false;

@@ -221,6 +221,33 @@ std::vector<MetricsRecord> MetricsLog::feed(const QByteArray& bytes) {
   return out;
 }
 
+// Generate mode's fields: a checkpoint, prompt, method, threshold and token count.
+QWidget* RunPanel::buildGeneratePage() {
+  auto* gen_page = new QWidget(mode_pages_);
+  auto* gen_form = new QFormLayout(gen_page);
+  gen_form->setContentsMargins(0, 0, 0, 0);
+  checkpoint_ = new QLineEdit(gen_page);
+  checkpoint_->setPlaceholderText(tr("directory written by eellm train --save"));
+  prompt_ = new QLineEdit(gen_page);
+  method_ = new QComboBox(gen_page);
+  method_->addItems(
+      {QStringLiteral("recompute"), QStringLiteral("full"), QStringLiteral("speculative"), QStringLiteral("pipeline")});
+  method_->setToolTip(
+      tr("recompute: EE-LLM KV recomputation; speculative: draft through an exit, verify "
+         "with the rest; pipeline: one stage per process under mpirun"));
+  threshold_ = new QLineEdit(gen_page);
+  threshold_->setPlaceholderText(tr("scenario's early_exit_thres (or 0…1, off)"));
+  max_new_ = new QSpinBox(gen_page);
+  max_new_->setRange(1, 100000);
+  max_new_->setValue(64);
+  gen_form->addRow(tr("checkpoint"), checkpoint_);
+  gen_form->addRow(tr("prompt"), prompt_);
+  gen_form->addRow(tr("method"), method_);
+  gen_form->addRow(tr("confidence threshold"), threshold_);
+  gen_form->addRow(tr("max new tokens"), max_new_);
+  return gen_page;
+}
+
 RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   auto* lay = new QHBoxLayout(this);
   auto* left = new QVBoxLayout;
@@ -245,28 +272,7 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   auto* train_form = new QFormLayout(train_page);
   train_form->setContentsMargins(0, 0, 0, 0);
   train_form->addRow(tr("steps"), steps_);
-  auto* gen_page = new QWidget(mode_pages_);
-  auto* gen_form = new QFormLayout(gen_page);
-  gen_form->setContentsMargins(0, 0, 0, 0);
-  checkpoint_ = new QLineEdit(gen_page);
-  checkpoint_->setPlaceholderText(tr("directory written by eellm train --save"));
-  prompt_ = new QLineEdit(gen_page);
-  method_ = new QComboBox(gen_page);
-  method_->addItems(
-      {QStringLiteral("recompute"), QStringLiteral("full"), QStringLiteral("speculative"), QStringLiteral("pipeline")});
-  method_->setToolTip(
-      tr("recompute: EE-LLM KV recomputation; speculative: draft through an exit, verify "
-         "with the rest; pipeline: one stage per process under mpirun"));
-  threshold_ = new QLineEdit(gen_page);
-  threshold_->setPlaceholderText(tr("scenario's early_exit_thres (or 0…1, off)"));
-  max_new_ = new QSpinBox(gen_page);
-  max_new_->setRange(1, 100000);
-  max_new_->setValue(64);
-  gen_form->addRow(tr("checkpoint"), checkpoint_);
-  gen_form->addRow(tr("prompt"), prompt_);
-  gen_form->addRow(tr("method"), method_);
-  gen_form->addRow(tr("confidence threshold"), threshold_);
-  gen_form->addRow(tr("max new tokens"), max_new_);
+  QWidget* gen_page = buildGeneratePage();
   // Slurm: the launcher and time limit of the job script (steps come from the train page's field).
   auto* slurm_page = new QWidget(mode_pages_);
   auto* slurm_form = new QFormLayout(slurm_page);
@@ -280,7 +286,16 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   mode_pages_->addWidget(gen_page);
   mode_pages_->addWidget(slurm_page);
   left->addWidget(mode_pages_);
-  connect(mode_, &QComboBox::currentIndexChanged, mode_pages_, &QStackedWidget::setCurrentIndex);
+  // The stack is as tall as the page shown, not the tallest (at 1280×720 the page fits without scrolling).
+  auto fit_page = [this](int shown) {
+    for (int i = 0; i < mode_pages_->count(); ++i)
+      mode_pages_->widget(i)->setSizePolicy(QSizePolicy::Preferred,
+                                            i == shown ? QSizePolicy::Preferred : QSizePolicy::Ignored);
+    mode_pages_->setCurrentIndex(shown);
+    mode_pages_->adjustSize();
+  };
+  fit_page(0);
+  connect(mode_, &QComboBox::currentIndexChanged, mode_pages_, fit_page);
   connect(mode_, &QComboBox::currentIndexChanged, this, [this](int i) {
     start_->setText(i == 0 ? tr("Run this plan") : i == 1 ? tr("Generate") : tr("Write Slurm script"));
   });
@@ -292,16 +307,21 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   buttons->addWidget(stop_);
   left->addLayout(buttons);
   progress_ = new QProgressBar(this);
+  left->addWidget(progress_);
+  left->addStretch(1);
+  lay->addLayout(left, 2);
+  // Three columns (settings | status and log | loss chart) so that the page fits 1280×720 unscrolled.
+  auto* middle = new QVBoxLayout;
   status_ = new QLabel(tr("idle"), this);
   status_->setWordWrap(true);
-  left->addWidget(progress_);
-  left->addWidget(status_);
+  middle->addWidget(status_);
   output_ = new QPlainTextEdit(this);
   output_->setReadOnly(true);
   output_->setMaximumBlockCount(5000);
   output_->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));  // tables and progress lines line up
-  left->addWidget(output_, 1);
-  lay->addLayout(left, 2);
+  output_->setMinimumHeight(60);
+  middle->addWidget(output_, 1);
+  lay->addLayout(middle, 2);
   chart_ = new QChartView(new QChart, this);
   chart_->chart()->setTitle(tr("Training loss per exit"));
   chart_->setRenderHint(QPainter::Antialiasing);
@@ -402,8 +422,14 @@ QString RunPanel::makeRunDirectory(const QString& name) {
   return base;
 }
 
+void RunPanel::setBlocked(const QString& why) {
+  blocked_ = why;
+  start_->setEnabled(!running() && why.isEmpty());
+  start_->setToolTip(why);
+}
+
 bool RunPanel::start() {
-  if (running()) return false;
+  if (running() || !blocked_.isEmpty()) return false;
   const Mode m = mode();
   return m == Mode::kTrain ? startTrain() : m == Mode::kGenerate ? startGenerate() : startSlurm();
 }
@@ -518,7 +544,7 @@ void RunPanel::launch(const QStringList& cmd, const QString& base) {
     if (e == QProcess::FailedToStart) {
       const QString msg = tr("Cannot start %1: %2").arg(proc_->program(), proc_->errorString());
       status_->setText(msg);
-      start_->setEnabled(true);
+      start_->setEnabled(blocked_.isEmpty());
       stop_->setEnabled(false);
       timer_->stop();
       emit runError(msg);
@@ -591,7 +617,7 @@ void RunPanel::addPoints(const std::vector<MetricsRecord>& records) {
 void RunPanel::processFinished(int code, QProcess::ExitStatus status) {
   timer_->stop();
   pollMetrics();
-  start_->setEnabled(true);
+  start_->setEnabled(blocked_.isEmpty());
   stop_->setEnabled(false);
   if (running_mode_ != Mode::kTrain) {
     progress_->setRange(0, 1);

@@ -162,6 +162,9 @@ class RunPanel : public QWidget {
   // runError) when it cannot start.
   bool start();
   void stop();
+  // While `why` is not empty (the scenario has errors) Run is disabled and start refuses.
+  void setBlocked(const QString& why);
+  QString blocked() const { return blocked_; }
   // Reads new metrics now (also done by a timer while running).
   void pollMetrics();
 
@@ -197,7 +200,9 @@ class RunPanel : public QWidget {
   qint64 metrics_offset_ = 0;
   QString metrics_path_, trace_path_, stats_path_, script_path_, slurm_script_;
   Mode running_mode_ = Mode::kTrain;
+  QWidget* buildGeneratePage();
   GenerateStats gen_stats_;
+  QString blocked_;
   QComboBox* mode_ = nullptr;
   QStackedWidget* mode_pages_ = nullptr;
   QLineEdit* checkpoint_ = nullptr;

@@ -11,12 +11,14 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QPushButton>
+#include <QSet>
 #include <QSpinBox>
 #include <QTableView>
 #include <QVBoxLayout>
 
 #include "gui/exit_ruler.h"
 #include "gui/exits_model.h"
+#include "gui/guarded_read.h"
 #include "model/layout.h"
 #include "model/scenario_fields.h"
 #include "model/scenario_io.h"
@@ -50,12 +52,17 @@ E enum_at(int i) {
 
 ScenarioForm::ScenarioForm(QWidget* parent) : QWidget(parent) {
   auto* top = new QVBoxLayout(this);
-  general_ = new QLabel(this);
-  general_->setWordWrap(true);
-  general_->setStyleSheet(QStringLiteral("color: #b00000;"));
-  general_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-  general_->hide();
-  top->addWidget(general_);
+  auto banner = [&](const QString& style) {  // the error list, then the diagnostics no field takes
+    auto* label = new QLabel(this);
+    label->setWordWrap(true);
+    label->setStyleSheet(style);
+    label->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    label->hide();
+    top->addWidget(label);
+    return label;
+  };
+  summary_ = banner(QStringLiteral("color: #b00000; border: 1px solid #d00000; padding: 4px;"));
+  general_ = banner(QStringLiteral("color: #b00000;"));
 
   auto group = [&](const QString& title) {
     auto* box = new QGroupBox(title, this);
@@ -66,11 +73,13 @@ ScenarioForm::ScenarioForm(QWidget* parent) : QWidget(parent) {
   };
 
   QFormLayout* model = group(tr("Model"));
-  num_layers_ = addSpin(model, QStringLiteral("model.num_layers"), tr("layers"), 1, 1000);
-  hidden_ = addSpin(model, QStringLiteral("model.hidden_size"), tr("hidden size"), 1, 1 << 17);
-  heads_ = addSpin(model, QStringLiteral("model.num_attention_heads"), tr("attention heads"), 1, 1024);
-  seq_ = addSpin(model, QStringLiteral("model.seq_length"), tr("sequence length"), 1, 1 << 20);
-  vocab_ = addSpin(model, QStringLiteral("model.vocab_size"), tr("vocabulary"), 1, 1 << 24);
+  // Ranges: the validation's bounds (model/validate.h, docs/scenario-format.md).
+  using namespace bounds;
+  num_layers_ = addSpin(model, QStringLiteral("model.num_layers"), tr("layers"), 1, kMaxLayers);
+  hidden_ = addSpin(model, QStringLiteral("model.hidden_size"), tr("hidden size"), 1, kMaxHidden);
+  heads_ = addSpin(model, QStringLiteral("model.num_attention_heads"), tr("attention heads"), 1, kMaxHeads);
+  seq_ = addSpin(model, QStringLiteral("model.seq_length"), tr("sequence length"), 1, kMaxSeqLength);
+  vocab_ = addSpin(model, QStringLiteral("model.vocab_size"), tr("vocabulary"), 1, kMaxVocab);
 
   QFormLayout* exits = group(tr("Exits"));
   exits_ = new ExitsModel(this);
@@ -98,10 +107,11 @@ ScenarioForm::ScenarioForm(QWidget* parent) : QWidget(parent) {
   connect(exits_, &ExitsModel::exitsEdited, this, &ScenarioForm::edited);
 
   QFormLayout* par = group(tr("Parallel layout and schedule"));
-  tp_ = addSpin(par, QStringLiteral("parallel.tensor_model_parallel_size"), tr("tensor parallel"), 1, 1024);
-  pp_ = addSpin(par, QStringLiteral("parallel.pipeline_model_parallel_size"), tr("pipeline parallel"), 1, 1024);
-  vp_ = addSpin(par, QStringLiteral("parallel.virtual_pipeline_model_parallel_size"), tr("virtual stages"), 1, 64);
-  world_ = addSpin(par, QStringLiteral("parallel.world_size"), tr("world size (0 = cluster)"), 0, 1 << 20);
+  tp_ = addSpin(par, QStringLiteral("parallel.tensor_model_parallel_size"), tr("tensor parallel"), 1, kMaxParallel);
+  pp_ = addSpin(par, QStringLiteral("parallel.pipeline_model_parallel_size"), tr("pipeline parallel"), 1, kMaxParallel);
+  vp_ = addSpin(par, QStringLiteral("parallel.virtual_pipeline_model_parallel_size"), tr("virtual stages"), 1,
+                kMaxVirtualStages);
+  world_ = addSpin(par, QStringLiteral("parallel.world_size"), tr("world size (0 = cluster)"), 0, kMaxGpus);
   partition_ = new QLineEdit(this);
   partition_->setPlaceholderText(tr("even split, or e.g. 2,2,1,1"));
   par->addRow(tr("layer partition"), partition_);
@@ -122,10 +132,10 @@ ScenarioForm::ScenarioForm(QWidget* parent) : QWidget(parent) {
     clusters << f.chopped(5);
   }
   cluster_ = addCombo(cl, QStringLiteral("cluster.profile"), tr("cluster profile"), clusters);
-  nodes_ = addSpin(cl, QStringLiteral("cluster.num_nodes"), tr("nodes"), 1, 1 << 16);
-  gpus_per_node_ = addSpin(cl, QStringLiteral("cluster.gpus_per_node"), tr("GPUs per node"), 1, 64);
-  mbs_ = addSpin(cl, QStringLiteral("training.micro_batch_size"), tr("micro batch"), 1, 1 << 16);
-  gbs_ = addSpin(cl, QStringLiteral("training.global_batch_size"), tr("global batch"), 1, 1 << 24);
+  nodes_ = addSpin(cl, QStringLiteral("cluster.num_nodes"), tr("nodes"), 1, kMaxGpus);
+  gpus_per_node_ = addSpin(cl, QStringLiteral("cluster.gpus_per_node"), tr("GPUs per node"), 1, kMaxGpusPerNode);
+  mbs_ = addSpin(cl, QStringLiteral("training.micro_batch_size"), tr("micro batch"), 1, kMaxBatch);
+  gbs_ = addSpin(cl, QStringLiteral("training.global_batch_size"), tr("global batch"), 1, kMaxBatch);
   dtype_ = addCombo(cl, QStringLiteral("training.params_dtype"), tr("dtype"), enum_names<DType>());
   disconnect(cluster_, nullptr, this, nullptr);
   connect(cluster_, &QComboBox::currentTextChanged, this, &ScenarioForm::clusterChosen);
@@ -138,22 +148,24 @@ void ScenarioForm::addCostGroup(QVBoxLayout* top) {
   auto* form = new QFormLayout(box);
   form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
   top->addWidget(box);
-  price_ = addDoubleSpin(form, QStringLiteral("cluster.cost.price_per_gpu_hour_usd"), tr("USD per GPU-hour"), 1e4, 2);
+  // Validation asks these to be finite and ≥ 0 only: the ranges are wide, and a value beyond them (or
+  // NaN, or negative) is kept and shown, not clamped.
+  price_ = addDoubleSpin(form, QStringLiteral("cluster.cost.price_per_gpu_hour_usd"), tr("USD per GPU-hour"), 1e6, 2);
   mtbf_ =
-      addDoubleSpin(form, QStringLiteral("cluster.cost.node_mtbf_hours"), tr("node MTBF, hours (0 = none)"), 1e8, 1);
+      addDoubleSpin(form, QStringLiteral("cluster.cost.node_mtbf_hours"), tr("node MTBF, hours (0 = none)"), 1e9, 1);
   ckpt_bw_ = addDoubleSpin(form, QStringLiteral("cluster.cost.checkpoint_write_GBps_per_node"),
-                           tr("checkpoint write GB/s per node"), 1e5, 2);
+                           tr("checkpoint write GB/s per node"), bounds::kMaxBandwidthGBps, 2);
 }
 
 void ScenarioForm::showCost(const CostSpec& cost) {
-  price_->setValue(cost.price_per_gpu_hour_usd);
-  mtbf_->setValue(cost.node_mtbf_hours);
-  ckpt_bw_->setValue(cost.checkpoint_write_GBps_per_node);
+  price_->setRawValue(cost.price_per_gpu_hour_usd);
+  mtbf_->setRawValue(cost.node_mtbf_hours);
+  ckpt_bw_->setRawValue(cost.checkpoint_write_GBps_per_node);
 }
 
-QDoubleSpinBox* ScenarioForm::addDoubleSpin(QFormLayout* form, const QString& field, const QString& label, double hi,
-                                            int decimals) {
-  auto* s = new QDoubleSpinBox(this);
+ScenarioForm::RealSpin* ScenarioForm::addDoubleSpin(QFormLayout* form, const QString& field, const QString& label,
+                                                    double hi, int decimals) {
+  auto* s = new RealSpin(this);
   s->setRange(0, hi);
   s->setDecimals(decimals);
   s->setObjectName(field);
@@ -173,9 +185,10 @@ void ScenarioForm::addErrorRow(QFormLayout* form, const QString& field, QWidget*
   fields_[field] = Field{editor, err};
 }
 
-QSpinBox* ScenarioForm::addSpin(QFormLayout* form, const QString& field, const QString& label, int lo, int hi) {
-  auto* s = new QSpinBox(this);
-  s->setRange(lo, hi);
+ScenarioForm::IntSpin* ScenarioForm::addSpin(QFormLayout* form, const QString& field, const QString& label, int64_t lo,
+                                             int64_t hi) {
+  auto* s = new IntSpin(this);
+  s->setRange(static_cast<int>(lo), static_cast<int>(hi));
   s->setObjectName(field);
   form->addRow(label, s);
   addErrorRow(form, field, s);
@@ -212,6 +225,12 @@ void ScenarioForm::edited() {
 void ScenarioForm::refreshRuler() {
   const Scenario s = scenario();
   std::vector<int> layers, stages;
+  // The form shows invalid scenarios too: derive_layout's int arithmetic (and the ruler's loop over
+  // the layers) only within the validation's bounds (a product that overflows used to be SIGFPE).
+  if (validate_bounds(s).has_errors()) {
+    ruler_->setLayers(1, {}, {}, s.exits.pre_exit);
+    return;
+  }
   auto lay = derive_layout(s);
   if (lay.is_ok()) {
     for (const ChunkLayout& c : lay->chunks) {
@@ -224,7 +243,7 @@ void ScenarioForm::refreshRuler() {
 
 void ScenarioForm::clusterChosen(const QString& name) {
   if (loading_ || name.isEmpty()) return;
-  auto cl = load_cluster_profile(name.toStdString());
+  auto cl = guarded_read([&] { return load_cluster_profile(name.toStdString()); });
   Field& f = fields_[QStringLiteral("cluster.profile")];
   if (!cl.is_ok()) {
     f.error->setText(QString::fromStdString(cl.status().to_string()));
@@ -233,8 +252,8 @@ void ScenarioForm::clusterChosen(const QString& name) {
   }
   base_.cluster = *cl;
   loading_ = true;
-  nodes_->setValue(cl->num_nodes);
-  gpus_per_node_->setValue(cl->gpus_per_node);
+  nodes_->setRawValue(cl->num_nodes);
+  gpus_per_node_->setRawValue(cl->gpus_per_node);
   showCost(cl->cost);
   loading_ = false;
   emit scenarioEdited();
@@ -256,17 +275,17 @@ void ScenarioForm::removeExitClicked() {
 void ScenarioForm::setScenario(const Scenario& s) {
   loading_ = true;
   base_ = s;
-  num_layers_->setValue(s.model.num_layers);
-  hidden_->setValue(s.model.hidden_size);
-  heads_->setValue(s.model.num_attention_heads);
-  seq_->setValue(s.model.seq_length);
-  vocab_->setValue(s.model.vocab_size);
+  num_layers_->setRawValue(s.model.num_layers);
+  hidden_->setRawValue(s.model.hidden_size);
+  heads_->setRawValue(s.model.num_attention_heads);
+  seq_->setRawValue(s.model.seq_length);
+  vocab_->setRawValue(s.model.vocab_size);
   exits_->setExits(s.exits);
   pre_exit_->setChecked(s.exits.pre_exit);
-  tp_->setValue(s.parallel.tensor_model_parallel_size);
-  pp_->setValue(s.parallel.pipeline_model_parallel_size);
-  vp_->setValue(s.parallel.virtual_pipeline_model_parallel_size);
-  world_->setValue(s.parallel.world_size);
+  tp_->setRawValue(s.parallel.tensor_model_parallel_size);
+  pp_->setRawValue(s.parallel.pipeline_model_parallel_size);
+  vp_->setRawValue(s.parallel.virtual_pipeline_model_parallel_size);
+  world_->setRawValue(s.parallel.world_size);
   QStringList parts;
   for (int n : s.parallel.layer_partition) parts << QString::number(n);
   partition_->setText(parts.join(QLatin1Char(',')));
@@ -278,10 +297,10 @@ void ScenarioForm::setScenario(const Scenario& s) {
   const int ci = cluster_->findText(QString::fromStdString(s.cluster.name));
   if (ci < 0 && !s.cluster.name.empty()) cluster_->addItem(QString::fromStdString(s.cluster.name));
   cluster_->setCurrentIndex(cluster_->findText(QString::fromStdString(s.cluster.name)));
-  nodes_->setValue(s.cluster.num_nodes);
-  gpus_per_node_->setValue(s.cluster.gpus_per_node);
-  mbs_->setValue(s.training.micro_batch_size);
-  gbs_->setValue(s.training.global_batch_size);
+  nodes_->setRawValue(s.cluster.num_nodes);
+  gpus_per_node_->setRawValue(s.cluster.gpus_per_node);
+  mbs_->setRawValue(s.training.micro_batch_size);
+  gbs_->setRawValue(s.training.global_batch_size);
   dtype_->setCurrentIndex(enum_index(s.training.params_dtype));
   showCost(s.cluster.cost);
   setDiagnostics({});
@@ -291,17 +310,17 @@ void ScenarioForm::setScenario(const Scenario& s) {
 
 Scenario ScenarioForm::scenario() const {
   Scenario s = base_;
-  s.model.num_layers = num_layers_->value();
-  s.model.hidden_size = hidden_->value();
-  s.model.num_attention_heads = heads_->value();
-  s.model.seq_length = seq_->value();
-  s.model.vocab_size = vocab_->value();
+  s.model.num_layers = num_layers_->rawValue();
+  s.model.hidden_size = hidden_->rawValue();
+  s.model.num_attention_heads = heads_->rawValue();
+  s.model.seq_length = seq_->rawValue();
+  s.model.vocab_size = vocab_->rawValue();
   s.exits = exits_->exits();
   s.exits.pre_exit = pre_exit_->isChecked();
-  s.parallel.tensor_model_parallel_size = tp_->value();
-  s.parallel.pipeline_model_parallel_size = pp_->value();
-  s.parallel.virtual_pipeline_model_parallel_size = vp_->value();
-  s.parallel.world_size = world_->value();
+  s.parallel.tensor_model_parallel_size = tp_->rawValue();
+  s.parallel.pipeline_model_parallel_size = pp_->rawValue();
+  s.parallel.virtual_pipeline_model_parallel_size = vp_->rawValue();
+  s.parallel.world_size = world_->rawValue();
   s.parallel.layer_partition.clear();
   for (const QString& p : partition_->text().split(QLatin1Char(','), Qt::SkipEmptyParts)) {
     bool ok = false;
@@ -314,40 +333,65 @@ Scenario ScenarioForm::scenario() const {
   s.parallel.recompute_granularity = enum_at<RecomputeGranularity>(recompute_->currentIndex());
   s.parallel.sequence_parallel = sp_->isChecked();
   s.parallel.use_distributed_optimizer = dist_opt_->isChecked();
-  s.cluster.num_nodes = nodes_->value();
-  s.cluster.gpus_per_node = gpus_per_node_->value();
-  s.training.micro_batch_size = mbs_->value();
-  s.training.global_batch_size = gbs_->value();
+  s.cluster.num_nodes = nodes_->rawValue();
+  s.cluster.gpus_per_node = gpus_per_node_->rawValue();
+  s.training.micro_batch_size = mbs_->rawValue();
+  s.training.global_batch_size = gbs_->rawValue();
   s.training.params_dtype = enum_at<DType>(dtype_->currentIndex());
-  s.cluster.cost.price_per_gpu_hour_usd = price_->value();
-  s.cluster.cost.node_mtbf_hours = mtbf_->value();
-  s.cluster.cost.checkpoint_write_GBps_per_node = ckpt_bw_->value();
+  s.cluster.cost.price_per_gpu_hour_usd = price_->rawValue();
+  s.cluster.cost.node_mtbf_hours = mtbf_->rawValue();
+  s.cluster.cost.checkpoint_write_GBps_per_node = ckpt_bw_->rawValue();
   return s;
+}
+
+QString ScenarioForm::registeredField(const QString& field) const {
+  // Longest registered field that is a prefix of the diagnostic's field
+  // ("exits.exit_layer_nums[1]" → "exits"; "parallel.layer_partition[2]" →
+  // "parallel.layer_partition").
+  QString best;
+  for (auto it = fields_.cbegin(); it != fields_.cend(); ++it) {
+    const QString& k = it.key();
+    if (it->error && field.startsWith(k) &&
+        (field.size() == k.size() || field[k.size()] == QLatin1Char('.') || field[k.size()] == QLatin1Char('[')) &&
+        k.size() > best.size()) {
+      best = k;
+    }
+  }
+  return best;
+}
+
+void ScenarioForm::markEditor(QWidget* editor, const QStringList& messages, bool error) {
+  if (!editor) return;
+  editor->setStyleSheet(error ? QStringLiteral("border: 2px solid #d00000;") : QString());
+  editor->setToolTip(messages.join(QLatin1Char('\n')));
+}
+
+void ScenarioForm::showSummary(const QStringList& errors) {
+  constexpr int kShown = 20;
+  QStringList lines{tr("%n error(s): fix the marked fields (Simulate, Plan and Run wait until they are fixed)", nullptr,
+                       static_cast<int>(errors.size()))};
+  for (int i = 0; i < errors.size() && i < kShown; ++i) lines << QStringLiteral("• ") + errors[i];
+  if (errors.size() > kShown) lines << tr("… and %1 more").arg(errors.size() - kShown);
+  summary_->setText(errors.isEmpty() ? QString() : lines.join(QLatin1Char('\n')));
+  summary_->setVisible(!errors.isEmpty());
 }
 
 void ScenarioForm::setDiagnostics(const Diagnostics& diagnostics) {
   QHash<QString, QStringList> by_field;
-  QStringList general;
+  QSet<QString> with_errors;
+  QStringList general, errors;
   for (const Diagnostic& d : diagnostics.items) {
     const QString field = QString::fromStdString(d.field);
-    const QString text = (d.severity == Diagnostic::Severity::kError ? tr("error: ") : tr("warning: ")) +
-                         QString::fromStdString(d.message);
-    // Longest registered field that is a prefix of the diagnostic's field
-    // ("exits.exit_layer_nums[1]" → "exits"; "parallel.layer_partition[2]" →
-    // "parallel.layer_partition").
-    QString best;
-    for (auto it = fields_.cbegin(); it != fields_.cend(); ++it) {
-      const QString& k = it.key();
-      if (it->error && field.startsWith(k) &&
-          (field.size() == k.size() || field[k.size()] == QLatin1Char('.') || field[k.size()] == QLatin1Char('[')) &&
-          k.size() > best.size()) {
-        best = k;
-      }
-    }
+    const bool error = d.severity == Diagnostic::Severity::kError;
+    const QString message = QString::fromStdString(d.message);
+    const QString text = (error ? tr("error: ") : tr("warning: ")) + message;
+    if (error) errors << (message.startsWith(field) ? message : field + QStringLiteral(": ") + message);
+    const QString best = registeredField(field);
     if (best.isEmpty()) {
       general << (field.isEmpty() ? text : field + QStringLiteral(": ") + text);
     } else {
       by_field[best] << text;
+      if (error) with_errors.insert(best);
     }
   }
   for (auto it = fields_.begin(); it != fields_.end(); ++it) {
@@ -355,9 +399,11 @@ void ScenarioForm::setDiagnostics(const Diagnostics& diagnostics) {
     const QStringList msgs = by_field.value(it.key());
     it->error->setText(msgs.join(QLatin1Char('\n')));
     it->error->setVisible(!msgs.isEmpty());
+    markEditor(it->editor, msgs, with_errors.contains(it.key()));
   }
   general_->setText(general.join(QLatin1Char('\n')));
   general_->setVisible(!general.isEmpty());
+  showSummary(errors);
 }
 
 QString ScenarioForm::errorText(const QString& field) const {
@@ -367,6 +413,19 @@ QString ScenarioForm::errorText(const QString& field) const {
 
 QString ScenarioForm::generalErrors() const {
   return general_->text();
+}
+
+QString ScenarioForm::errorSummary() const {
+  return summary_->text();
+}
+
+QString ScenarioForm::problems() const {
+  QStringList out;
+  if (!summary_->text().isEmpty()) out << summary_->text();
+  if (!general_->text().isEmpty()) out << general_->text();
+  for (auto it = fields_.cbegin(); it != fields_.cend(); ++it)
+    if (it->error && !it->error->text().isEmpty()) out << it.key() + QStringLiteral(": ") + it->error->text();
+  return out.join(QLatin1Char('\n'));
 }
 
 QWidget* ScenarioForm::editor(const QString& field) const {

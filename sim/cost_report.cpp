@@ -10,6 +10,7 @@
 #include "model/cost_model.h"
 #include "model/layout.h"
 #include "model/validate.h"
+#include "sim/format.h"
 
 namespace eellm {
 namespace {
@@ -66,12 +67,16 @@ std::string training_cost_to_text(const TrainingCost& c, const CostSpec& k) {
   os << "cost (" << fmt("%.0f", c.iterations) << " iterations; docs/cost.md)\n";
   os << "  time to train      " << duration(c.wall_s) << " (useful " << duration(c.useful_s) << ", goodput "
      << fmt("%.1f %%)\n", 100 * c.goodput);
-  os << "  GPU-hours          " << fmt("%.0f\n", c.gpu_hours);
-  os << "  cost               " << fmt("%.0f USD", c.cost_usd)
-     << fmt(" at %.2f USD per GPU-hour\n", k.price_per_gpu_hour_usd);
-  os << "  energy             " << fmt("%.0f kWh", c.energy_kWh) << fmt(" (GPUs busy %.0f", c.energy_gpu_busy_kWh)
-     << fmt(", idle %.0f", c.energy_gpu_idle_kWh) << fmt(", node overhead %.0f kWh", c.energy_node_kWh)
-     << fmt("; PUE %.2f)\n", k.pue);
+  // Significant digits, not "%.0f": a CPU profile or a tiny run has 0.0012 GPU-hours, not 0.
+  os << "  GPU-hours          " << format_significant(c.gpu_hours) << "\n";
+  if (k.price_per_gpu_hour_usd > 0)
+    os << "  cost               " << format_significant(c.cost_usd) << " USD"
+       << fmt(" at %.2f USD per GPU-hour\n", k.price_per_gpu_hour_usd);
+  else
+    os << "  cost               no price in the profile (cluster.cost.price_per_gpu_hour_usd)\n";
+  os << "  energy             " << format_significant(c.energy_kWh) << " kWh (GPUs busy "
+     << format_significant(c.energy_gpu_busy_kWh) << ", idle " << format_significant(c.energy_gpu_idle_kWh)
+     << ", node overhead " << format_significant(c.energy_node_kWh) << " kWh" << fmt("; PUE %.2f)\n", k.pue);
   if (c.job_mtbf_s > 0)
     os << "  failures           job MTBF " << duration(c.job_mtbf_s)
        << fmt(": %.1f expected interruptions", c.interruptions) << " (lost work " << duration(c.lost_work_s)
@@ -170,13 +175,18 @@ StatusOr<std::vector<InferenceCost>> inference_costs(const Scenario& scenario, c
 std::string inference_cost_to_text(const InferenceSimResult& r, const std::vector<InferenceCost>& costs,
                                    const CostSpec& k) {
   std::ostringstream os;
-  os << "cost per million generated tokens (" << r.tp * r.pp
-     << fmt(" GPUs at %.2f USD per GPU-hour", k.price_per_gpu_hour_usd) << fmt(", PUE %.2f)\n", k.pue);
+  os << "cost per million generated tokens (" << r.tp * r.pp;
+  if (k.price_per_gpu_hour_usd > 0)
+    os << fmt(" GPUs at %.2f USD per GPU-hour", k.price_per_gpu_hour_usd);
+  else
+    os << " GPUs, no price in the profile";
+  os << fmt(", PUE %.2f)\n", k.pue);
   os << "  method        USD/Mtok    kWh/Mtok\n";
   for (size_t i = 0; i < r.methods.size() && i < costs.size(); ++i) {
+    const std::string usd = k.price_per_gpu_hour_usd > 0 ? fmt("%.4f", costs[i].usd_per_million_tokens) : "-";
     char line[128];
-    std::snprintf(line, sizeof line, "  %-12s  %-10.4f  %-10.4f\n", to_string(r.methods[i].method),
-                  costs[i].usd_per_million_tokens, costs[i].kWh_per_million_tokens);
+    std::snprintf(line, sizeof line, "  %-12s  %-10s  %-10.4f\n", to_string(r.methods[i].method), usd.c_str(),
+                  costs[i].kWh_per_million_tokens);
     os << line;
   }
   return os.str();

@@ -213,6 +213,11 @@ Status Trainer::save(const std::string& dir) {
   return save_checkpoint(dir, scenario_, cfg_, model_->params(), &adam_, progress_);
 }
 
+bool log_line_due(int iteration, int start, int steps, int log_every, double seconds_since_line) {
+  return iteration % std::max(1, log_every) == 0 || iteration == steps || iteration == start + 1 ||
+         seconds_since_line > kLogQuietSeconds;
+}
+
 Status Trainer::train() {
   const TrainingSpec& t = scenario_.training;
   if (opt_.log) print_config(*opt_.log);
@@ -220,6 +225,7 @@ Status Trainer::train() {
   const int start = progress_.iteration;
   double elapsed = 0;
   const int log_every = std::max(1, t.log_interval);
+  double since_line = 0;  // seconds of steps since the last progress line
   while (progress_.iteration < steps_) {
     StatusOr<StepResult> sr = step();
     if (!sr.is_ok()) {
@@ -229,11 +235,13 @@ Status Trainer::train() {
     }
     const StepResult& r = *sr;
     elapsed += r.seconds;
+    since_line += r.seconds;
     const double tps = tokens_per_iter * (r.iteration - start) / std::max(elapsed, 1e-9);
     nlohmann::json j{{"step", r.iteration}, {"loss", r.total_loss},     {"final", r.final_loss}, {"exits", r.exit_loss},
                      {"lr", r.lr},          {"grad_norm", r.grad_norm}, {"tokens_per_s", tps},   {"step_s", r.seconds}};
     log_metrics(j.dump());
-    if (opt_.log && (r.iteration % log_every == 0 || r.iteration == steps_ || r.iteration == start + 1)) {
+    if (opt_.log && log_line_due(r.iteration, start, steps_, log_every, since_line)) {
+      since_line = 0;
       char buf[256];
       std::ostringstream line;
       std::snprintf(buf, sizeof buf, "step %5d/%d | loss %.4f |", r.iteration, steps_, r.total_loss);

@@ -45,6 +45,12 @@ struct EvalResult {
   std::vector<std::string> names;  // "exit@2", ..., "final"
 };
 
+// Whether the progress log prints a line after `iteration` (of a run to `steps` that started after
+// `start`): every log_every steps, the first and the last, and also when more than kLogQuietSeconds
+// of steps passed since the last line (so one step longer than a minute is not a minute of silence).
+inline constexpr double kLogQuietSeconds = 10;
+bool log_line_due(int iteration, int start, int steps, int log_every, double seconds_since_line);
+
 class Trainer {
  public:
   static StatusOr<std::unique_ptr<Trainer>> create(const Scenario& scenario, const TrainOptions& options);
