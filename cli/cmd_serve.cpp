@@ -38,6 +38,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "exec/generate/serve.h"
 #include "model/yaml_reader.h"
 
@@ -353,6 +354,25 @@ StatusOr<exec::ServeConfig> serve_config(const ServeCliOptions& o) {
   return sc;
 }
 
+// What is wrong with the request's framing, or "": every Content-Length a decimal number, all equal,
+// and not beside Transfer-Encoding (a request that could be read two ways is refused, RFC 9112 6.3);
+// a PUT or POST has one of them (httplib would read a body without either until the connection closes).
+std::string framing_fault(const httplib::Request& req) {
+  const size_t n = req.get_header_value_count("Content-Length");
+  if (n == 0 && (req.method == "PUT" || req.method == "POST") && !req.has_header("Transfer-Encoding"))
+    return "Content-Length: required (or Transfer-Encoding: chunked)";
+  std::string first;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string v = req.get_header_value("Content-Length", i);
+    uint64_t len = 0;
+    if (v.empty() || v[0] == '+' || !parse_number(v, len)) return "Content-Length: not a number, got '" + v + "'";
+    if (i > 0 && v != first) return "Content-Length: given twice with different values";
+    first = v;
+  }
+  if (n > 0 && req.has_header("Transfer-Encoding")) return "Content-Length and Transfer-Encoding: send only one";
+  return "";
+}
+
 // PUT/POST /api generates, GET /health reports; other methods get 405 with Allow, unrouted requests
 // a JSON 404, handler exceptions a JSON 500. One log line per request.
 void add_routes(httplib::Server& svr, exec::GenerationService& service, const ServeCliOptions& o) {
@@ -394,6 +414,11 @@ void add_routes(httplib::Server& svr, exec::GenerationService& service, const Se
       json_error(res, 503,
                  "the server is at its connection limit of " + std::to_string(o.connections) +
                      " (eellm serve --connections); only GET /health is answered now, retry later");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (const std::string fault = framing_fault(req); !fault.empty()) {
+      res.set_header("Connection", "close");
+      json_error(res, 400, fault);
       return httplib::Server::HandlerResponse::Handled;
     }
     const std::string enc = req.get_header_value("Content-Encoding");
@@ -510,39 +535,43 @@ void register_serve(CLI::App& app) {
   cmd->add_option("checkpoint", o->checkpoint, "Checkpoint directory (from eellm train --save)")->required();
   cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", o->port, "Port to listen on (0: any free port, printed on stdout)")
-      ->check(CLI::Range(0, 65535))
+      ->check(int_in(0, 65535))
       ->capture_default_str();
-  cmd->add_option("--threads", o->threads, "Backend CPU threads (default: all cores)");
+  cmd->add_option("--threads", o->threads, "Backend CPU threads (default: all cores)")->check(int_in(1, kMaxThreads));
   cmd->add_option("--device", o->device, "cpu | cuda (default: the checkpoint scenario's execution.device)");
   cmd->add_option("--method", o->method,
                   "Decoding of use_early_exit requests: recompute (EE-LLM KV recomputation) | speculative | full")
       ->capture_default_str();
   cmd->add_option("--confidence", o->confidence, "max_prob | margin | entropy")->capture_default_str();
   cmd->add_option("--max-batch", o->max_batch, "Most prompts in one request (decoded as one batch)")
+      ->check(int_in(1, 4096))
       ->capture_default_str();
   cmd->add_option("--max-pending", o->max_pending, "recompute: pending tokens that force a full pass")
+      ->check(int_in(0, 1 << 20))
       ->capture_default_str();
   cmd->add_option("--draft-exit", o->draft_exit, "speculative: drafting exit as a layer number (default: the first)");
-  cmd->add_option("--draft-tokens", o->draft_tokens, "speculative: tokens drafted per round")->capture_default_str();
+  cmd->add_option("--draft-tokens", o->draft_tokens, "speculative: tokens drafted per round")
+      ->check(int_in(1, 1024))
+      ->capture_default_str();
   cmd->add_option("--connections", o->connections,
                   "Connections served at once, one thread each; beyond them only GET /health is answered, other "
                   "requests get 503 (requests still generate one at a time)")
-      ->check(CLI::Range(1, 4096))
+      ->check(int_in(1, 4096))
       ->capture_default_str();
   cmd->add_option("--header-timeout", o->header_timeout_s,
                   "Seconds a request's line and header fields may take to arrive in all (then 408 and close)")
-      ->check(CLI::Range(0.1, 3600.0))
+      ->check(number_in(0.1, 3600))
       ->capture_default_str();
   cmd->add_option("--body-timeout", o->body_timeout_s,
                   "Seconds a request's body may take to arrive in all, counted from the end of its header")
-      ->check(CLI::Range(0.1, 3600.0))
+      ->check(number_in(0.1, 3600))
       ->capture_default_str();
   cmd->add_option("--read-timeout", o->read_timeout_s,
                   "Seconds a connection may stay silent while sending a request (and idle between requests)")
-      ->check(CLI::Range(1, 3600))
+      ->check(int_in(1, 3600))
       ->capture_default_str();
   cmd->add_option("--max-body", o->max_body, "Largest request body in bytes (larger: 413)")
-      ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
+      ->check(int_in(1024, int64_t{1} << 30))
       ->capture_default_str();
   cmd->add_flag("--allow-nonfinite-weights", o->allow_nonfinite, "Load a checkpoint whose weights hold NaN or Inf");
   cmd->callback([o] { exit_code() = run_serve(*o); });

@@ -494,6 +494,7 @@ class RawClient {
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
   bool connected() const { return connected_; }
+  int fd() const { return fd_; }
   // Everything the server sends until it closes the connection (waiting at most 60 s per read).
   std::string read_until_closed() {
     timeval tv{60, 0};
@@ -549,6 +550,20 @@ TEST_F(ServeTest, HostileBodiesAndUris) {
   EXPECT_NE(body["error"].get<std::string>().find("request body larger than the limit of 1048576 bytes"),
             std::string::npos)
       << body;
+  std::tie(status, body) = put(std::string("1e999"));  // a number JSON cannot hold: was an escaped exception (500)
+  EXPECT_EQ(status, 400);
+  EXPECT_NE(body["error"].get<std::string>().find("not valid JSON"), std::string::npos) << body;
+  // Framing that could be read two ways, or none (an empty Content-Length is none): was read to the end of
+  // the connection and answered 200.
+  for (const char* framing : {"Content-Length: \r\n", "Content-Length: 17\r\nContent-Length: 18\r\n",
+                                     "Content-Length: -1\r\n", "Content-Length: 17\r\nTransfer-Encoding: chunked\r\n"}) {
+    RawClient raw(server_->port());
+    ASSERT_TRUE(raw.send_text("PUT /api HTTP/1.1\r\nHost: x\r\n" + std::string(framing) + "\r\n{\"prompts\": \"ab\"}"));
+    ::shutdown(raw.fd(), SHUT_WR);
+    const std::string answer = raw.read_until_closed();
+    EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << framing << answer;
+    EXPECT_NE(answer.find("Content-Length"), std::string::npos) << framing << answer;
+  }
   auto uri = client_->Get("/health?" + std::string(20000, 'q'));
   ASSERT_TRUE(uri);
   EXPECT_EQ(uri->status, 414);
