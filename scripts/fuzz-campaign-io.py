@@ -59,6 +59,9 @@ class Tally:
             row = self.rows.setdefault(surface, {"inputs": 0, "clean": 0, "crash": 0, "hang": 0, "absurd": 0})
             row["inputs"] += 1
             row[verdict] += 1
+            total = sum(r["inputs"] for r in self.rows.values())
+            if total % 100 == 0:
+                print("... %d inputs run" % total, file=sys.stderr, flush=True)
             if verdict != "clean":
                 d = os.path.join(work, "findings", surface)
                 os.makedirs(d, exist_ok=True)
@@ -109,8 +112,11 @@ def write(p, b):
 
 
 def fix_up(sub, names):
-    """Records the files' new sizes and checksums in state.json, as an attacker would."""
-    st = json.loads(read(os.path.join(sub, "state.json")))
+    """Records the files' new sizes and checksums in state.json, as an attacker would (if it still parses)."""
+    try:
+        st = json.loads(read(os.path.join(sub, "state.json")))
+    except (ValueError, OSError, RecursionError):
+        return
     for n in names:
         b = read(os.path.join(sub, n))
         st.setdefault("files", {})[n] = {"bytes": len(b), "fnv1a64": fnv1a64(b)}
@@ -163,7 +169,7 @@ def mutate_state(rng, st):
     elif what == 4:
         st["scenario"] = rng.choice(["{", "model: [" * 5000, "name: x\n" * 3, "a: &a [*a]", "\xff\xfe", "model: {num_layers: 2147483647}"])
     else:
-        st[rng.choice(["x", "iteration"])] = json.loads("[" * 3000 + "]" * 3000)
+        st[rng.choice(["x", "iteration"])] = "__DEEP__"  # spliced in as text: 3,000 nested arrays
     return st
 
 
@@ -211,8 +217,9 @@ def mutate_checkpoint(rng, sub, top):
         return "mutated %s header, checksum fixed up" % name, NONE
     if kind == 6:
         st = mutate_state(rng, json.loads(read(os.path.join(sub, "state.json"))))
-        write(os.path.join(sub, "state.json"), json.dumps(st).encode())
-        return "state.json field: " + json.dumps(st)[:200], NONE
+        text = json.dumps(st).replace('"__DEEP__"', "[" * 3000 + "]" * 3000)
+        write(os.path.join(sub, "state.json"), text.encode())
+        return "state.json field: " + text[:200], NONE
     if kind == 7:
         latest = os.path.join(top, "latest")
         v = rng.choice(["", "iter_9999999", "../../etc", "/", "x" * 5000, "iter_0000002\n\n", "\0", "state.json"])
