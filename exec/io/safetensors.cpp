@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -234,8 +235,10 @@ Status check_writable_file(const std::string& path, const std::string& option) {
     ::close(fd);
     return Status::ok();
   }
-  // Not there yet: its directory must take a new file (a probe named by pid, so that the ranks of
-  // one job can check the same destination at once).
+  // Not there yet: its name must be one the file system takes, and its directory must take a new file
+  // (a probe named by pid, so that the ranks of one job can check the same destination at once).
+  if (errno == ENAMETOOLONG || fs::path(path).filename().string().size() > NAME_MAX)
+    return Status::invalid_argument(option + " " + path.substr(0, 80) + "...: the name is too long");
   fs::path dir = fs::path(path).parent_path();
   if (dir.empty()) dir = ".";
   std::error_code ec;
