@@ -480,6 +480,8 @@ def option_case(args, tally, ckpt, sp, i):
     cmd = base[cmdname]
     if kind == 2:
         key = rng.choice(list(sp))
+        if cmdname == "calibrate":  # a valid destination would calibrate for minutes
+            key = rng.choice(["fifo", "zero", "dir", "loop", "long", "unwritable"])
         value = sp[key]
         if cmdname == "calibrate" and opt == "--base" and rng.random() < 0.5:
             value = rng.choice([sp["fifo"], sp["zero"], sp["dir"], sp["loop"], "nope"])
@@ -488,9 +490,6 @@ def option_case(args, tally, ckpt, sp, i):
             cmd = cmd + [value]
         else:
             cmd = set_arg(cmd, opt, value, pos)
-        if cmdname == "calibrate":  # a valid destination would calibrate for minutes
-            key = rng.choice(["fifo", "zero", "dir", "loop", "long", "unwritable"])
-            value = sp[key]
         # Outputs may be created (missing) or be checkpoint directories; every other special path is refused.
         output = opt in ("--save", "--metrics", "--stats-out", "-o", "--out", "--cluster-out", "output", "--resume-latest")
         must_fail = not (key == "empty" or (output and key == "missing")
