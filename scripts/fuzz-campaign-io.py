@@ -98,6 +98,8 @@ def fnv1a64(b):
 
 
 def read(p):
+    if os.path.islink(p) or not os.path.isfile(p):  # never open a FIFO the mutators made (it would block)
+        raise OSError("not a regular file: " + p)
     with open(p, "rb") as f:
         return f.read()
 
