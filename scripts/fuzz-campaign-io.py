@@ -484,7 +484,7 @@ def option_case(args, tally, ckpt, sp, i):
         key = rng.choice(list(sp))
         if cmdname == "calibrate":  # a valid destination would calibrate for minutes
             key = rng.choice(["fifo", "zero", "dir", "loop", "long", "unwritable"])
-        value = sp[key]
+        value = sp[key] + ("-%d" % i if key == "missing" else "")  # an earlier case may have created it
         if cmdname == "calibrate" and opt == "--base" and rng.random() < 0.5:
             value = rng.choice([sp["fifo"], sp["zero"], sp["dir"], sp["loop"], "nope"])
         pos = {"checkpoint": 2, "plan": 2, "output": 3}.get(opt)
