@@ -159,24 +159,29 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--confidence", o->confidence, "max_prob | margin | entropy")->capture_default_str();
   cmd->add_option("--exits", o->exits, "Enabled exits as layer numbers (default: all)");
   cmd->add_option("--max-pending", o->max_pending, "recompute: pending tokens that force a full pass")
+      ->check(int_in(0, 1 << 20))
       ->capture_default_str();
   cmd->add_option("--draft-exit", o->draft_exit, "speculative: drafting exit as a layer number (default: the first)");
-  cmd->add_option("--draft-tokens", o->draft_tokens, "speculative: tokens drafted per round")->capture_default_str();
+  cmd->add_option("--draft-tokens", o->draft_tokens, "speculative: tokens drafted per round")
+      ->check(int_in(1, 1024))
+      ->capture_default_str();
   cmd->add_option("--draft-threshold", o->draft_threshold,
                   "speculative: stop drafting in a round at a draft whose confidence is below this (0 = never)")
+      ->check(number_in(0, 1))
       ->capture_default_str();
   cmd->add_option("--max-new-tokens", o->max_new_tokens, "Tokens to generate per prompt")
       ->check(int_in(1, 1 << 20))
       ->capture_default_str();
-  cmd->add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str();
-  cmd->add_option("--top-k", o->top_k, "Sample from the k most likely tokens (0 = all)");
-  cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass")->capture_default_str();
+  cmd->add_option("--temperature", o->temperature, "0 = greedy")->check(number_in(0, 100))->capture_default_str();
+  cmd->add_option("--top-k", o->top_k, "Sample from the k most likely tokens (0 = all)")->check(int_in(0, 1 << 24));
+  cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass")->check(number_in(0, 1))->capture_default_str();
   cmd->add_option("--seed", o->seed, "Sampling seed (sequence b uses seed + b)");
   cmd->add_option("--stop", o->stop, "Stop string (repeatable); not included in the output")->allow_extra_args(false);
   default_elsewhere(
       cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")->check(int_in(1, kMaxThreads)));
   cmd->add_option("--device", o->device, "cpu | cuda (default: the checkpoint scenario's execution.device)");
   cmd->add_option("--timeout", o->timeout, "pipeline: seconds a stage waits for a message before failing")
+      ->check(number_in(0.001, 86400))
       ->capture_default_str();
   cmd->add_flag("--stats", o->stats, "Print tokens/s, the exit histogram and layers per token");
   cmd->add_flag("--allow-nonfinite-weights", o->allow_nonfinite, "Load a checkpoint whose weights hold NaN or Inf");

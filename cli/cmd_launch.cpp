@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
+#include "exec/io/safetensors.h"
 #include "model/job_script.h"
 #include "model/scenario_io.h"
 
@@ -73,6 +75,10 @@ int run_launch(LaunchCliOptions& o) {
     fs::create_directories(d, ec);
     if (ec) return fail(Status::io_error("cannot create " + d.string() + ": " + ec.message()));
   }
+  // Both files checked before either is written (a special file such as /dev/zero is refused).
+  if (Status w = exec::check_writable_file(o.output, "--output"); !w.is_ok()) return fail(w);
+  if (Status w = exec::check_writable_file(o.job.scenario_path, "--output (the scenario beside it)"); !w.is_ok())
+    return fail(w);
   Status st = write_text(o.job.scenario_path, scenario_to_yaml(*sc));
   if (st.is_ok()) st = write_text(out, *script);
   if (!st.is_ok()) return fail(st);
@@ -95,10 +101,13 @@ void register_launch(CLI::App& app) {
   cmd->add_option("-o,--output", o->output,
                   "Job script to write (default: <plan name>.sbatch); the scenario goes beside it");
   cmd->add_flag("--dry-run", o->dry_run, "Print the script; write nothing");
-  cmd->add_option("--nodes", o->job.nodes, "Nodes (default: 1 on the CPU, else ranks / cluster.gpus_per_node)");
-  cmd->add_option("--gpus-per-node", o->job.gpus_per_node, "GPUs per node (default: one per rank on a GPU plan)");
+  cmd->add_option("--nodes", o->job.nodes, "Nodes (default: 1 on the CPU, else ranks / cluster.gpus_per_node)")
+      ->check(int_in(1, 1 << 20));
+  cmd->add_option("--gpus-per-node", o->job.gpus_per_node, "GPUs per node (default: one per rank on a GPU plan)")
+      ->check(int_in(1, 1024));
   cmd->add_option("--cpus-per-task", o->job.cpus_per_task,
-                  "CPUs per rank, its OMP_NUM_THREADS (default: execution.num_threads, else 1)");
+                  "CPUs per rank, its OMP_NUM_THREADS (default: execution.num_threads, else 1)")
+      ->check(int_in(1, kMaxThreads));
   cmd->add_option("--time", o->job.time, "Time limit, [D-]HH:MM:SS")->capture_default_str();
   cmd->add_option("--partition", o->job.partition, "Slurm partition");
   cmd->add_option("--account", o->job.account, "Slurm account");
@@ -110,8 +119,10 @@ void register_launch(CLI::App& app) {
                   "Checkpoints (default: <script>-checkpoints beside the script)");
   cmd->add_option("--log-dir", o->log_dir, "Job, per-rank logs and metrics.jsonl (default: <script>-logs)");
   cmd->add_option("--signal-seconds", o->job.signal_seconds, "Seconds before the time limit the job is signalled")
+      ->check(int_in(1, 86400))
       ->capture_default_str();
-  cmd->add_option("--steps", o->job.steps, "`eellm train --steps` (default: the plan's training.train_iters)");
+  cmd->add_option("--steps", o->job.steps, "`eellm train --steps` (default: the plan's training.train_iters)")
+      ->check(int_in(0, kMaxSteps));
   cmd->add_option("--eellm", o->eellm, "The eellm binary the ranks run (default: this one)");
   cmd->callback([o] { exit_code() = run_launch(*o); });
 }

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <sstream>
 #include <string>
 
 #include "model/parse.h"
@@ -29,6 +30,21 @@ inline CLI::Validator int_in(int64_t lo, int64_t hi) {
 // the range; the description says where the default comes from ("default: from the scenario").
 inline CLI::Option* default_elsewhere(CLI::Option* option) {
   return option->default_str("");
+}
+
+// A number option in [lo, hi] (finite; an empty value is refused, not read as 0).
+inline CLI::Validator number_in(double lo, double hi) {
+  std::ostringstream r;
+  r << "[" << lo << ", " << hi << "]";
+  const std::string range = r.str();
+  return CLI::Validator(
+      [lo, hi, range](std::string& text) -> std::string {
+        double v = 0;
+        if (!parse_number(text, v)) return "expects a number in " + range + ", got '" + text + "'";
+        if (v < lo || v > hi) return "must be in " + range + ", got " + text;
+        return "";
+      },
+      "NUMBER in " + range);
 }
 
 constexpr int64_t kMaxThreads = 4096;

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies if missing, builds (Release), runs ctest; then builds
-# the fast layers (model, sim) and the fuzzers with AddressSanitizer + UndefinedBehaviorSanitizer and assertions on
-# (the Release build has NDEBUG) and runs their tests; warnings are not errors there (GCC reports
-# false maybe-uninitialized under ASan), the Release build enforces them. Extra arguments go to the
-# first ctest.
-# EELLM_SKIP_SANITIZE=1 skips the second part; EELLM_SANITIZE_EXEC=1 adds the checkpoint readers' tests to it.
+# the fast layers (model, sim), the checkpoint readers (eellm_exec_io: exec/io and only what it needs)
+# and the fuzzers with AddressSanitizer + UndefinedBehaviorSanitizer and assertions on (the Release
+# build has NDEBUG) and runs their tests; warnings are not errors there (GCC reports false
+# maybe-uninitialized under ASan), the Release build enforces them. Extra arguments go to the first ctest.
+# EELLM_SKIP_SANITIZE=1 skips the second part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -28,16 +28,10 @@ if [ "${EELLM_SKIP_SANITIZE:-0}" != 1 ]; then
       -DEELLM_WERROR=OFF -DEELLM_CUDA=OFF -DEELLM_MPI=OFF -DEELLM_GUI=OFF -DEELLM_BUILD_BENCHMARKS=OFF >/dev/null
   fi
   # The fuzzers too (docs/reliability.md): their fixed-seed runs under the sanitizers catch the
-  # out-of-bounds reads and overflows a plain run survives.
-  cmake --build "$asan" -j "$(nproc)" --target eellm_model_tests eellm_sim_tests fuzz_scenario fuzz_megatron fuzz_trace
+  # out-of-bounds reads and overflows a plain run survives. The checkpoint tests and fuzzers link
+  # eellm_exec_io only (no backend kernels, no trainer): the whole exec layer is not built here.
+  cmake --build "$asan" -j "$(nproc)" --target eellm_model_tests eellm_sim_tests eellm_exec_io_tests \
+    fuzz_scenario fuzz_megatron fuzz_trace fuzz_checkpoint_safetensors fuzz_checkpoint_manifest
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir "$asan" --output-on-failure -j "$(nproc)" -L '^(model|sim|fuzz)$' -E '^fuzz\.checkpoint'
-  # The checkpoint readers' hostile-input tests (tests/exec/checkpoint_hostile_test.cpp) under the
-  # sanitizers: opt-in, EELLM_SANITIZE_EXEC=1 (release checks), because building the exec layer with
-  # ASan added 48 minutes (cold cache) on the 2-core CI machine (docs/reliability.md).
-  if [ "${EELLM_SANITIZE_EXEC:-0}" = 1 ]; then
-    cmake --build "$asan" -j "$(nproc)" --target eellm_exec_tests
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      "$asan/tests/eellm_exec_tests" --gtest_filter='HostileSafetensors.*:HostileCheckpoint.*:HostileManifest.*:Safetensors.*:PromptFile.*'
-  fi
+    ctest --test-dir "$asan" --output-on-failure -j "$(nproc)" -L '^(model|sim|exec_io|fuzz)$'
 fi

@@ -134,7 +134,7 @@ StatusOr<json> parse_body(const std::string& body) {
   json req;
   try {
     req = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
     return Status::invalid_argument(std::string("request body is not valid JSON: ") + e.what());
   }
   if (!req.is_object()) return field_error("request body", "must be a JSON object", req);

@@ -9,6 +9,8 @@
 #include <random>
 #include <sstream>
 
+#include "model/scenario_io.h"
+
 namespace eellm::exec {
 namespace fs = std::filesystem;
 
@@ -46,8 +48,9 @@ StatusOr<std::string> read_corpus(const std::vector<std::string>& files) {
         "scripts/install-deps.sh installs it)");
   std::string out;
   for (const std::string& f : files) {
-    std::ifstream in(f, std::ios::binary);
-    if (!in) return Status::not_found("cannot open text file " + f);
+    // A FIFO, device (/dev/zero), directory or link loop is refused by type before it is read.
+    EELLM_ASSIGN_OR_RETURN(const std::string text, read_regular_file(f, "text file", uint64_t{1} << 36));
+    std::istringstream in(text);
     std::string line;
     size_t before = out.size();
     while (std::getline(in, line)) {
@@ -55,7 +58,6 @@ StatusOr<std::string> read_corpus(const std::vector<std::string>& files) {
       out += line;
       out += '\n';
     }
-    if (in.bad()) return Status::io_error("error reading " + f);
     if (out.size() == before) return Status::invalid_argument("text file " + f + " is empty");
   }
   return out;

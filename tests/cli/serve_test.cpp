@@ -494,6 +494,17 @@ class RawClient {
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
   bool connected() const { return connected_; }
+  int fd() const { return fd_; }
+  // Everything the server sends until it closes the connection (waiting at most 60 s per read).
+  std::string read_until_closed() {
+    timeval tv{60, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string out;
+    char buf[4096];
+    ssize_t n = 0;
+    while ((n = ::recv(fd_, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+    return out;
+  }
 
  private:
   int fd_ = -1;
@@ -539,6 +550,20 @@ TEST_F(ServeTest, HostileBodiesAndUris) {
   EXPECT_NE(body["error"].get<std::string>().find("request body larger than the limit of 1048576 bytes"),
             std::string::npos)
       << body;
+  std::tie(status, body) = put(std::string("1e999"));  // a number JSON cannot hold: was an escaped exception (500)
+  EXPECT_EQ(status, 400);
+  EXPECT_NE(body["error"].get<std::string>().find("not valid JSON"), std::string::npos) << body;
+  // Framing that could be read two ways, or none (an empty Content-Length is none): was read to the end of
+  // the connection and answered 200.
+  for (const char* framing : {"Content-Length: \r\n", "Content-Length: 17\r\nContent-Length: 18\r\n",
+                                     "Content-Length: -1\r\n", "Content-Length: 17\r\nTransfer-Encoding: chunked\r\n"}) {
+    RawClient raw(server_->port());
+    ASSERT_TRUE(raw.send_text("PUT /api HTTP/1.1\r\nHost: x\r\n" + std::string(framing) + "\r\n{\"prompts\": \"ab\"}"));
+    ::shutdown(raw.fd(), SHUT_WR);
+    const std::string answer = raw.read_until_closed();
+    EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << framing << answer;
+    EXPECT_NE(answer.find("Content-Length"), std::string::npos) << framing << answer;
+  }
   auto uri = client_->Get("/health?" + std::string(20000, 'q'));
   ASSERT_TRUE(uri);
   EXPECT_EQ(uri->status, 414);
@@ -552,6 +577,77 @@ TEST_F(ServeTest, HostileBodiesAndUris) {
   auto ok = fresh.Put("/api", R"({"prompts": "ok", "tokens_to_generate": 1})", "application/json");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200) << ok->body;
+}
+
+// Trickles `text` one byte per 100 ms while the server neither answered nor closed; the number of
+// bytes sent when it did (text.size() if it never did).
+size_t trickle(RawClient& c, const std::string& text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (!c.waiting()) return i;
+    if (!c.send_text(text.substr(i, 1))) return i;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return text.size();
+}
+
+// A client trickling its header (or its body) a byte every 100 ms is cut at --header-timeout
+// (--body-timeout) with a 408 naming the timeout, long before its 600-byte trickle ends; the server
+// then answers the next client.
+TEST(ServeLimits, TricklersAreCutAtTheirHeaderAndBodyDeadlines) {
+  const std::string ckpt = make_checkpoint();
+  ServerProcess server(ckpt, {"--header-timeout", "1", "--body-timeout", "1"});
+  ASSERT_GT(server.port(), 0) << server.log();
+  RawClient header(server.port());
+  const size_t sent = trickle(header, "PUT /api HTTP/1.1\r\nX-Trickle: " + std::string(600, 'a'));
+  EXPECT_LT(sent, 600u) << "the header trickle was never cut";
+  const std::string cut = header.read_until_closed();
+  EXPECT_EQ(cut.rfind("HTTP/1.1 408", 0), 0u) << cut;
+  EXPECT_NE(cut.find("timed out"), std::string::npos) << cut;
+  RawClient body(server.port());
+  ASSERT_TRUE(body.send_text("PUT /api HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             "Content-Length: 700\r\n\r\n"));
+  const size_t body_sent = trickle(body, std::string(700, ' '));
+  EXPECT_LT(body_sent, 700u) << "the body trickle was never cut";
+  const std::string body_cut = body.read_until_closed();
+  EXPECT_EQ(body_cut.rfind("HTTP/1.1 408", 0), 0u) << body_cut;
+  httplib::Client next("127.0.0.1", server.port());
+  auto health = next.Get("/health");
+  ASSERT_TRUE(health) << httplib::to_string(health.error());
+  EXPECT_EQ(health->status, 200);
+}
+
+// --connections 2 and 4 trickling clients (2 hold the regular threads, 2 overflow threads): /health
+// is answered while they are all connected, a generation request gets 503 with Retry-After naming the
+// limit, and the two regular tricklers are still waiting. With 16 more tricklers every overflow thread
+// is taken too: the next connection gets a 503 at once from the accept thread.
+TEST(ServeLimits, BeyondTheConnectionBoundHealthIsAnsweredAndTheRestIs503) {
+  const std::string ckpt = make_checkpoint();
+  ServerProcess server(ckpt, {"--connections", "2", "--header-timeout", "120", "--read-timeout", "120"});
+  ASSERT_GT(server.port(), 0) << server.log();
+  std::vector<std::unique_ptr<RawClient>> slow;
+  for (int i = 0; i < 4; ++i) {
+    slow.push_back(std::make_unique<RawClient>(server.port()));
+    ASSERT_TRUE(slow.back()->send_text("PUT /api HTTP/1.1\r\nHost: x\r\n"));
+  }
+  httplib::Client client("127.0.0.1", server.port());
+  auto health = client.Get("/health");
+  ASSERT_TRUE(health) << httplib::to_string(health.error());
+  EXPECT_EQ(health->status, 200) << health->body;
+  auto api = client.Put("/api", R"({"prompts": "a", "tokens_to_generate": 1})", "application/json");
+  ASSERT_TRUE(api) << httplib::to_string(api.error());
+  EXPECT_EQ(api->status, 503);
+  EXPECT_EQ(api->get_header_value("Retry-After"), "1");
+  EXPECT_NE(api->body.find("connection limit of 2"), std::string::npos) << api->body;
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(slow[static_cast<size_t>(i)]->waiting()) << "regular trickler " << i;
+  for (int i = 0; i < 16; ++i) {
+    slow.push_back(std::make_unique<RawClient>(server.port()));
+    ASSERT_TRUE(slow.back()->send_text("GET /health HTTP/1.1\r\n"));
+  }
+  RawClient refused(server.port());
+  const std::string answer = refused.read_until_closed();
+  EXPECT_EQ(answer.rfind("HTTP/1.1 503", 0), 0u) << answer;
+  EXPECT_NE(answer.find("Retry-After: 1"), std::string::npos) << answer;
+  EXPECT_TRUE(slow[0]->waiting());
 }
 
 }  // namespace

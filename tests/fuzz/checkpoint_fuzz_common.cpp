@@ -10,6 +10,7 @@
 #include "exec/gpt/optimizer.h"
 #include "exec/io/checkpoint.h"
 #include "exec/io/dist_checkpoint.h"
+#include "tests/exec/io/checkpoint_util.h"
 #include "tests/exec/test_util.h"
 #include "tests/fuzz/checkpoint_fuzz.h"
 
@@ -45,18 +46,8 @@ TinyCheckpoints make() {
   prog.iteration = 3;
   t.single_dir = (root / "single").string();
   check(save_checkpoint(t.single_dir, t.scenario, t.cfg, p, &opt, prog), "save_checkpoint");
-  std::vector<CkptParam> ps;
-  std::vector<CkptMoments> ms;
-  auto P = p.named(), M = opt.m().named(), V = opt.v().named();
-  for (size_t i = 0; i < P.size(); ++i) {
-    ps.push_back({P[i].first, P[i].second->shape, ShardSpec{}, P[i].second});
-    ms.push_back({P[i].first, P[i].second->shape, ShardSpec{}, P[i].second->shape, 0, P[i].second->numel(),
-                  M[i].second->ptr(), V[i].second->ptr()});
-  }
-  auto world = make_self_communicator("world");
   t.dist_dir = (root / "dist").string();
-  check(save_distributed_checkpoint(t.dist_dir, *world, t.scenario, t.cfg, CkptLayout{}, ps, ms, prog, 10),
-        "save_distributed_checkpoint");
+  check(testing::save_self_distributed(t.dist_dir, t.scenario, t.cfg, p, opt, prog), "save_distributed_checkpoint");
   t.single_sub = resolve_checkpoint_dir(t.single_dir).value();
   t.dist_sub = resolve_checkpoint_dir(t.dist_dir).value();
   return t;

@@ -6,12 +6,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
 #include <string>
 
 #include "exec/io/dist_checkpoint.h"
 #include "exec/io/safetensors.h"
 #include "tests/fuzz/checkpoint_fuzz.h"
+#include "tests/fuzz/harness.h"
 
 namespace {
 using eellm::exec::fuzz::put_file;
@@ -28,18 +28,13 @@ void run(const std::string& bytes) {
   (void)ex::load_checkpoint(dir, tiny.cfg, p, nullptr, nullptr);
   ex::AdamW opt;
   ex::TrainProgress prog;
-  if (ex::load_checkpoint(dir, tiny.cfg, p, &opt, &prog).is_ok() && prog.iteration < 0) std::abort();
+  if (ex::load_checkpoint(dir, tiny.cfg, p, &opt, &prog).is_ok() && prog.iteration < 0)
+    eellm::fuzz::crash("checkpoint_manifest", "accepted a negative iteration " + std::to_string(prog.iteration));
   (void)ex::distributed_checkpoint_layout(dir);
   (void)ex::checkpoint_scenario(dir);
 }
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  try {
-    run(std::string(reinterpret_cast<const char*>(data), size));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "escaped exception: %s\n", e.what());
-    std::abort();
-  }
-  return 0;
+  return eellm::fuzz::run_guarded("checkpoint_manifest", data, size, run);
 }

@@ -5,13 +5,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "exec/io/dist_checkpoint.h"
 #include "exec/io/safetensors.h"
 #include "tests/fuzz/checkpoint_fuzz.h"
+#include "tests/fuzz/harness.h"
 
 namespace {
 using eellm::exec::fuzz::put_file;
@@ -24,9 +24,10 @@ void run(const std::string& bytes) {
     for (const auto& [name, t] : f->tensors) {
       size_t n = 1;
       for (int64_t d : t.shape) n *= static_cast<size_t>(d);
-      if (n != t.data.size()) std::abort();
+      if (n != t.data.size()) eellm::fuzz::crash("checkpoint_safetensors", "tensor " + name + " has a wrong-sized buffer");
     }
-  if (ex::check_safetensors(bytes, "fuzz.safetensors").is_ok() != f.is_ok()) std::abort();
+  if (ex::check_safetensors(bytes, "fuzz.safetensors").is_ok() != f.is_ok())
+    eellm::fuzz::crash("checkpoint_safetensors", "check_safetensors and parse_safetensors disagree");
   const auto& tiny = tiny_checkpoints();
   const std::string state_path = tiny.single_sub + "/state.json";
   static const std::string good_state = ex::read_file(state_path).value();
@@ -44,11 +45,5 @@ void run(const std::string& bytes) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  try {
-    run(std::string(reinterpret_cast<const char*>(data), size));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "escaped exception: %s\n", e.what());
-    std::abort();
-  }
-  return 0;
+  return eellm::fuzz::run_guarded("checkpoint_safetensors", data, size, run);
 }

@@ -15,7 +15,8 @@
 #include "exec/io/checkpoint.h"
 #include "exec/io/dist_checkpoint.h"
 #include "exec/io/safetensors.h"
-#include "test_util.h"
+#include "tests/exec/io/checkpoint_util.h"
+#include "tests/exec/test_util.h"
 
 namespace eellm::exec {
 namespace {
@@ -265,18 +266,9 @@ class HostileManifest : public HostileCheckpoint {
     dist_ = testing::temp_dir("hostile_dist") + "/ckpt";
     AdamW opt;
     opt.init(cfg_);
-    std::vector<CkptParam> ps;
-    std::vector<CkptMoments> ms;
-    auto P = p_.named(), M = opt.m().named(), V = opt.v().named();
-    for (size_t i = 0; i < P.size(); ++i) {
-      ps.push_back({P[i].first, P[i].second->shape, ShardSpec{}, P[i].second});
-      ms.push_back({P[i].first, P[i].second->shape, ShardSpec{}, P[i].second->shape, 0, P[i].second->numel(),
-                    M[i].second->ptr(), V[i].second->ptr()});
-    }
-    auto world = make_self_communicator("world");
     TrainProgress prog;
     prog.iteration = 4;
-    ASSERT_TRUE(save_distributed_checkpoint(dist_, *world, s_, cfg_, CkptLayout{}, ps, ms, prog, 10).is_ok());
+    ASSERT_TRUE(testing::save_self_distributed(dist_, s_, cfg_, p_, opt, prog).is_ok());
     msub_ = resolve_checkpoint_dir(dist_).value();
     good_ = json::parse(read_file(msub_ + "/manifest.json").value());
   }

@@ -15,7 +15,8 @@
 
 #include "exec/io/dist_checkpoint.h"
 #include "exec/io/safetensors.h"
-#include "test_util.h"
+#include "tests/exec/io/checkpoint_util.h"
+#include "tests/exec/test_util.h"
 
 namespace eellm::exec {
 namespace {
@@ -152,17 +153,8 @@ TEST(DistCheckpoint, SurvivesKillDuringSave) {
   init_params(p, cfg, 1);
   AdamW opt;
   opt.init(cfg);
-  std::vector<CkptParam> ps;
-  std::vector<CkptMoments> ms;
-  auto P = p.named(), M = opt.m().named(), V = opt.v().named();
-  for (size_t i = 0; i < P.size(); ++i) {
-    ps.push_back({P[i].first, P[i].second->shape, ShardSpec{}, P[i].second});
-    ms.push_back({P[i].first, P[i].second->shape, ShardSpec{}, P[i].second->shape, 0, P[i].second->numel(),
-                  M[i].second->ptr(), V[i].second->ptr()});
-  }
-  auto world = make_self_communicator("world");
   TrainProgress prog;
-  ASSERT_TRUE(save_distributed_checkpoint(dir, *world, s, cfg, CkptLayout{}, ps, ms, prog, 10).is_ok());
+  ASSERT_TRUE(testing::save_self_distributed(dir, s, cfg, p, opt, prog).is_ok());
   for (int round = 0; round < 6; ++round) {
     int fds[2];
     ASSERT_EQ(::pipe(fds), 0);
@@ -174,7 +166,7 @@ TEST(DistCheckpoint, SurvivesKillDuringSave) {
         for (float& x : p.wte.data) x += 1.0f;
         TrainProgress pr;
         pr.iteration = round * 1000 + it;
-        if (!save_distributed_checkpoint(dir, *world, s, cfg, CkptLayout{}, ps, ms, pr, 10).is_ok()) ::_exit(3);
+        if (!testing::save_self_distributed(dir, s, cfg, p, opt, pr).is_ok()) ::_exit(3);
         if (it == 1 && ::write(fds[1], "x", 1) != 1) ::_exit(4);
       }
     }
