@@ -35,6 +35,12 @@ using SMap = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
 using CSMap = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
 
 class CpuBackend final : public Backend {
+  // Per-thread buffers of the attention ops (kept between calls: no allocation per step).
+  struct Scratch {
+    RowMat S, dP;
+    std::vector<float> D, sc;
+  };
+
  public:
   CpuBackend(int threads, CpuGemm gemm)
       : threads_(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
@@ -195,6 +201,8 @@ class CpuBackend final : public Backend {
     rope(dqkv, s, base, -1.0f);
   }
 
+  // Causal attention in blocks of kAttRows query rows: block [t0, t1) only meets keys [0, t1), so
+  // the products above the diagonal's blocks are never computed (5/8 of the full T×T work at T = 256).
   void attention_forward(float* out, float* lse, const float* qkv, const AttentionShape& s) override {
     const int T = s.T, HS = s.HS, per_group = s.NH / s.G;
     const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
@@ -202,35 +210,41 @@ class CpuBackend final : public Backend {
     // One item per (batch, head); its result does not depend on the thread.
     pool_.run(s.B * s.NH, [&](long item, int thread) {
       RowMat& S = scratch(thread).S;
-      S.resize(T, T);
-      {
-        const int bh = static_cast<int>(item), b = bh / s.NH, h = bh % s.NH, g = h / per_group;
-        const float* base = qkv + static_cast<size_t>(b) * T * ld;
-        CSMap q(base + h * HS, T, HS, Eigen::OuterStride<>(ld));
-        CSMap k(base + (s.NH + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-        CSMap v(base + (s.NH + s.G + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-        S.noalias() = q * k.transpose();
-        float* l = lse + static_cast<size_t>(bh) * T;
-        for (int t = 0; t < T; ++t) {
-          float* row = S.data() + static_cast<size_t>(t) * T;
-          float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-          for (int u = 0; u <= t; ++u) mx = std::max(mx, row[u] * scale);
-          float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-          for (int u = 0; u <= t; ++u) {
-            row[u] = fast_expf(row[u] * scale - mx);
-            sum += row[u];
-          }
-          const float inv = 1.0f / sum;
-          for (int u = 0; u <= t; ++u) row[u] *= inv;
-          for (int u = t + 1; u < T; ++u) row[u] = 0.0f;
-          l[t] = mx + std::log(sum);
-        }
-        SMap o(out + static_cast<size_t>(b) * T * lo + h * HS, T, HS, Eigen::OuterStride<>(lo));
-        o.noalias() = S * v;
+      S.resize(std::min(T, kAttRows), T);
+      const int bh = static_cast<int>(item), b = bh / s.NH, h = bh % s.NH, g = h / per_group;
+      const float* base = qkv + static_cast<size_t>(b) * T * ld;
+      CSMap q(base + h * HS, T, HS, Eigen::OuterStride<>(ld));
+      CSMap k(base + (s.NH + g) * HS, T, HS, Eigen::OuterStride<>(ld));
+      CSMap v(base + (s.NH + s.G + g) * HS, T, HS, Eigen::OuterStride<>(ld));
+      SMap o(out + static_cast<size_t>(b) * T * lo + h * HS, T, HS, Eigen::OuterStride<>(lo));
+      float* l = lse + static_cast<size_t>(bh) * T;
+      for (int t0 = 0; t0 < T; t0 += kAttRows) {
+        const int rows = std::min(kAttRows, T - t0), keys = t0 + rows;
+        auto Sb = S.topLeftCorner(rows, keys);
+        Sb.noalias() = q.middleRows(t0, rows) * k.topRows(keys).transpose();
+        for (int r = 0; r < rows; ++r) l[t0 + r] = softmax_causal_row(S.data() + static_cast<size_t>(r) * T, t0 + r, keys, scale);
+        o.middleRows(t0, rows).noalias() = Sb * v.topRows(keys);
       }
     });
+  }
+
+  // row[0..keys) = softmax(scale·row[0..t]) with zeros after t (the causal mask); returns the
+  // log-sum-exp of the scaled scores.
+  static float softmax_causal_row(float* row, int t, int keys, float scale) {
+    float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
+    for (int u = 0; u <= t; ++u) mx = std::max(mx, row[u] * scale);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int u = 0; u <= t; ++u) {
+      row[u] = fast_expf(row[u] * scale - mx);
+      sum += row[u];
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int u = 0; u <= t; ++u) row[u] *= inv;
+    for (int u = t + 1; u < keys; ++u) row[u] = 0.0f;
+    return mx + std::log(sum);
   }
 
   void embed_rows(float* dst, const int32_t* dst_row, const int32_t* tokens, const int32_t* pos, int R,
@@ -335,55 +349,61 @@ class CpuBackend final : public Backend {
 
   void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse, const float* qkv,
                           const AttentionShape& s) override {
-    const int T = s.T, HS = s.HS, per_group = s.NH / s.G;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
-    const int ld = s.qkv_stride(), lo = s.out_stride();
     // One work item per (batch, kv group): the heads of a group share dk/dv, so they run in order
     // on one thread.
     pool_.run(s.B * s.G, [&](long item, int thread) {
-      Scratch& sc = scratch(thread);
-      RowMat &P = sc.S, &dP = sc.dP;
-      std::vector<float>& D = sc.D;
-      P.resize(T, T), dP.resize(T, T), D.resize(static_cast<size_t>(T));
-      {
-        const int bg = static_cast<int>(item), b = bg / s.G, g = bg % s.G;
-        const float* base = qkv + static_cast<size_t>(b) * T * ld;
-        float* dbase = dqkv + static_cast<size_t>(b) * T * ld;
-        CSMap k(base + (s.NH + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-        CSMap v(base + (s.NH + s.G + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-        SMap dk(dbase + (s.NH + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-        SMap dv(dbase + (s.NH + s.G + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-        for (int h = g * per_group; h < (g + 1) * per_group; ++h) {
-          CSMap q(base + h * HS, T, HS, Eigen::OuterStride<>(ld));
-          SMap dq(dbase + h * HS, T, HS, Eigen::OuterStride<>(ld));
-          CSMap o(out + static_cast<size_t>(b) * T * lo + h * HS, T, HS, Eigen::OuterStride<>(lo));
-          CSMap dO(dout + static_cast<size_t>(b) * T * lo + h * HS, T, HS, Eigen::OuterStride<>(lo));
-          const float* l = lse + (static_cast<size_t>(b) * s.NH + h) * T;
-          P.noalias() = q * k.transpose();
-          for (int t = 0; t < T; ++t) {
-            float* row = P.data() + static_cast<size_t>(t) * T;
-            const float lt = l[t];
-#pragma omp simd
-            for (int u = 0; u <= t; ++u) row[u] = fast_expf(row[u] * scale - lt);
-            for (int u = t + 1; u < T; ++u) row[u] = 0.0f;
-            float d = 0.0f;
-            for (int i = 0; i < HS; ++i) d += dO(t, i) * o(t, i);
-            D[static_cast<size_t>(t)] = d;
-          }
-          dv.noalias() += P.transpose() * dO;
-          dP.noalias() = dO * v.transpose();
-          for (int t = 0; t < T; ++t) {
-            float* pr = P.data() + static_cast<size_t>(t) * T;
-            const float* dpr = dP.data() + static_cast<size_t>(t) * T;
-            const float dt = D[static_cast<size_t>(t)];
-#pragma omp simd
-            for (int u = 0; u <= t; ++u) pr[u] = pr[u] * (dpr[u] - dt) * scale;
-          }  // P now holds dS (already scaled), zero above the diagonal
-          dq.noalias() += P * k;
-          dk.noalias() += P.transpose() * q;
-        }
-      }
+      const int bg = static_cast<int>(item);
+      for (int h = bg % s.G * (s.NH / s.G); h < (bg % s.G + 1) * (s.NH / s.G); ++h)
+        attention_backward_head(scratch(thread), dqkv, dout, out, lse, qkv, s, bg / s.G, h);
     });
+  }
+  // One head h of batch b, in the forward's causal blocks of query rows: recompute the block's
+  // probabilities from q, k and lse, then dv, dq and dk of the keys the block meets.
+  static void attention_backward_head(Scratch& sc, float* dqkv, const float* dout, const float* out, const float* lse,
+                                      const float* qkv, const AttentionShape& s, int b, int h) {
+    const int T = s.T, HS = s.HS, g = h / (s.NH / s.G), ld = s.qkv_stride(), lo = s.out_stride();
+    const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
+    const float* base = qkv + static_cast<size_t>(b) * T * ld;
+    float* dbase = dqkv + static_cast<size_t>(b) * T * ld;
+    CSMap k(base + (s.NH + g) * HS, T, HS, Eigen::OuterStride<>(ld));
+    CSMap v(base + (s.NH + s.G + g) * HS, T, HS, Eigen::OuterStride<>(ld));
+    SMap dk(dbase + (s.NH + g) * HS, T, HS, Eigen::OuterStride<>(ld));
+    SMap dv(dbase + (s.NH + s.G + g) * HS, T, HS, Eigen::OuterStride<>(ld));
+    CSMap q(base + h * HS, T, HS, Eigen::OuterStride<>(ld));
+    SMap dq(dbase + h * HS, T, HS, Eigen::OuterStride<>(ld));
+    CSMap o(out + static_cast<size_t>(b) * T * lo + h * HS, T, HS, Eigen::OuterStride<>(lo));
+    CSMap dO(dout + static_cast<size_t>(b) * T * lo + h * HS, T, HS, Eigen::OuterStride<>(lo));
+    const float* l = lse + (static_cast<size_t>(b) * s.NH + h) * T;
+    const int R = std::min(T, kAttRows);
+    sc.S.resize(R, T), sc.dP.resize(R, T), sc.D.resize(static_cast<size_t>(R));
+    for (int t0 = 0; t0 < T; t0 += kAttRows) {
+      const int rows = std::min(kAttRows, T - t0), keys = t0 + rows;
+      auto P = sc.S.topLeftCorner(rows, keys);
+      auto dP = sc.dP.topLeftCorner(rows, keys);
+      P.noalias() = q.middleRows(t0, rows) * k.topRows(keys).transpose();
+      for (int r = 0; r < rows; ++r) {
+        float* row = sc.S.data() + static_cast<size_t>(r) * T;
+        const int t = t0 + r;
+        const float lt = l[t];
+#pragma omp simd
+        for (int u = 0; u <= t; ++u) row[u] = fast_expf(row[u] * scale - lt);
+        for (int u = t + 1; u < keys; ++u) row[u] = 0.0f;
+        float d = 0.0f;
+        for (int i = 0; i < HS; ++i) d += dO(t, i) * o(t, i);
+        sc.D[static_cast<size_t>(r)] = d;
+      }
+      dv.topRows(keys).noalias() += P.transpose() * dO.middleRows(t0, rows);
+      dP.noalias() = dO.middleRows(t0, rows) * v.topRows(keys).transpose();
+      for (int r = 0; r < rows; ++r) {
+        float* pr = sc.S.data() + static_cast<size_t>(r) * T;
+        const float* dpr = sc.dP.data() + static_cast<size_t>(r) * T;
+        const float dt = sc.D[static_cast<size_t>(r)];
+#pragma omp simd
+        for (int u = 0; u <= t0 + r; ++u) pr[u] = pr[u] * (dpr[u] - dt) * scale;
+      }  // P now holds dS (already scaled), zero above the diagonal
+      dq.middleRows(t0, rows).noalias() += P * k.topRows(keys);
+      dk.topRows(keys).noalias() += P.transpose() * q.middleRows(t0, rows);
+    }
   }
 
   // Elementwise ops run in vector blocks (fast_math.h: vec_map), split over threads in whole
@@ -547,6 +567,7 @@ class CpuBackend final : public Backend {
   // the row-wise ops. Items are fixed by the sizes alone, so results do not depend on the threads.
   static constexpr size_t kBlock = 8192;
   static constexpr int kRowGrain = 32;
+  static constexpr int kAttRows = 64;  // query rows per causal block of the attention ops
 
   // Calls f(begin, length) on contiguous ranges of [0, n) that start at multiples of kBlock
   // elements, one pool item each.
@@ -566,11 +587,6 @@ class CpuBackend final : public Backend {
     });
   }
 
-  // Per-thread buffers of the attention ops (kept between calls: no allocation per step).
-  struct Scratch {
-    RowMat S, dP;
-    std::vector<float> D, sc;
-  };
   Scratch& scratch(int thread) { return scratch_[static_cast<size_t>(thread)]; }
 
   // out (M, OC) = x (M, C) · wᵀ + bias for M ≤ kSkinnyRows. Batch-1 decoding is bound by reading
