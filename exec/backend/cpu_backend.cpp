@@ -13,11 +13,12 @@
 // single-threaded on row slices of the output (one thread pool; Eigen's own OpenMP GEMM spins on
 // flags between its threads). Neither splits the reduction dimension. Bias additions run in the
 // slice that computed the rows, while they are in cache.
+#include <omp.h>
+
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <thread>
 #include <vector>
 
 #include "exec/backend/backend.h"
@@ -43,7 +44,7 @@ class CpuBackend final : public Backend {
 
  public:
   CpuBackend(int threads, CpuGemm gemm)
-      : threads_(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+      : threads_(threads > 0 ? threads : omp_get_num_procs()),  // the CPUs this process may run on
         blas_(gemm == CpuGemm::kOpenBLAS && openblas_info().available),
         pool_(threads_),
         scratch_(static_cast<size_t>(threads_)) {
@@ -91,8 +92,8 @@ class CpuBackend final : public Backend {
     });
   }
 
-  static void norm_row(Normalization kind, float* out, float* mean, float* rstd, const float* inp,
-                       const float* weight, const float* bias, int n, int C, float eps) {
+  static void norm_row(Normalization kind, float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int n, int C, float eps) {
     const float* x = inp + static_cast<size_t>(n) * C;
     float* y = out + static_cast<size_t>(n) * C;
     float m = 0.0f;
@@ -222,7 +223,8 @@ class CpuBackend final : public Backend {
         const int rows = std::min(kAttRows, T - t0), keys = t0 + rows;
         auto Sb = S.topLeftCorner(rows, keys);
         Sb.noalias() = q.middleRows(t0, rows) * k.topRows(keys).transpose();
-        for (int r = 0; r < rows; ++r) l[t0 + r] = softmax_causal_row(S.data() + static_cast<size_t>(r) * T, t0 + r, keys, scale);
+        for (int r = 0; r < rows; ++r)
+          l[t0 + r] = softmax_causal_row(S.data() + static_cast<size_t>(r) * T, t0 + r, keys, scale);
         o.middleRows(t0, rows).noalias() = Sb * v.topRows(keys);
       }
     });
@@ -483,23 +485,24 @@ class CpuBackend final : public Backend {
           std::copy(lg + static_cast<size_t>(m0) * Vp, lg + static_cast<size_t>(m1) * Vp,
                     logits_out + static_cast<size_t>(r0 + m0) * Vp);
         for (int r = m0; r < m1; ++r)
-          losses[r0 + r] = softmax_ce_row(lg + static_cast<size_t>(r) * Vp, targets[r0 + r], V, Vp, dx ? grad_scale : 0);
+          losses[r0 + r] =
+              softmax_ce_row(lg + static_cast<size_t>(r) * Vp, targets[r0 + r], V, Vp, dx != nullptr, grad_scale);
         if (dx) gemm_slice(false, false, m0, m1, C, Vp, lg, Vp, weight, C, 1.0f, dx + static_cast<size_t>(r0) * C, C);
       });
       if (dx) gemm_rows(true, false, Vp, C, R, lg, Vp, xb, C, 1.0f, dweight, C);
     }
   }
 
-  // The loss of one row of logits (V real columns of Vp) against `tgt`. grad_scale ≠ 0: the row
-  // becomes dlogits = grad_scale·(softmax − onehot), padded columns 0. One pass for the maximum,
-  // one for the exponentials (kept) and their sum, one to scale them.
-  static float softmax_ce_row(float* row, int tgt, int V, int Vp, float grad_scale) {
+  // The loss of one row of logits (V real columns of Vp) against `tgt`. With `grad` the row becomes
+  // dlogits = grad_scale·(softmax − onehot), padded columns 0. One pass for the maximum, one for
+  // the exponentials (kept) and their sum, one to scale them.
+  static float softmax_ce_row(float* row, int tgt, int V, int Vp, bool grad, float grad_scale) {
     float mx = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : mx)
     for (int j = 0; j < V; ++j) mx = std::max(mx, row[j]);
     const float target_logit = row[tgt];
     float sum = 0.0f;
-    if (grad_scale == 0.0f) {
+    if (!grad) {
 #pragma omp simd reduction(+ : sum)
       for (int j = 0; j < V; ++j) sum += fast_expf(row[j] - mx);
       return mx + std::log(sum) - target_logit;
@@ -587,7 +590,9 @@ class CpuBackend final : public Backend {
     });
   }
 
-  Scratch& scratch(int thread) { return scratch_[static_cast<size_t>(thread)]; }
+  Scratch& scratch(int thread) {
+    return scratch_[static_cast<size_t>(thread)];
+  }
 
   // out (M, OC) = x (M, C) · wᵀ + bias for M ≤ kSkinnyRows. Batch-1 decoding is bound by reading
   // the weights (tiny-ee: 19 MB per token, from L3), and Eigen's GEMM packs the whole weight matrix

@@ -40,8 +40,9 @@ class CpuPool {
   template <class F>
   void run(long n, F&& f) {
     using Fn = std::remove_reference_t<F>;
-    run_raw(n, [](void* ctx, long i, int t) { (*static_cast<Fn*>(ctx))(i, t); },
-            const_cast<void*>(static_cast<const void*>(&f)));
+    run_raw(
+        n, [](void* ctx, long i, int t) { (*static_cast<Fn*>(ctx))(i, t); },
+        const_cast<void*>(static_cast<const void*>(&f)));
   }
 
  private:

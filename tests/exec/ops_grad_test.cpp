@@ -149,8 +149,10 @@ TEST_F(OpsGrad, AttentionAcrossCausalBlocks) {
       for (int i = 0; i < s.HS; ++i) {
         double o = 0;
         for (int u = 0; u <= t; ++u)
-          o += p[static_cast<size_t>(u)] / sum * qkv[static_cast<size_t>(u) * s.qkv_stride() + (s.NH + s.G + g) * s.HS + i];
-        EXPECT_NEAR(out[static_cast<size_t>(t) * s.out_stride() + h * s.HS + i], o, 1e-4) << "head " << h << " row " << t;
+          o += p[static_cast<size_t>(u)] / sum *
+               qkv[static_cast<size_t>(u) * s.qkv_stride() + (s.NH + s.G + g) * s.HS + i];
+        EXPECT_NEAR(out[static_cast<size_t>(t) * s.out_stride() + h * s.HS + i], o, 1e-4)
+            << "head " << h << " row " << t;
       }
     }
   }
