@@ -9,7 +9,7 @@
 // Every backward op ACCUMULATES (+=) into its gradient outputs, so residual branches and tied
 // weights need no special casing; callers zero the buffers they own.
 // Determinism: for a fixed thread count every op gives bitwise identical results run to run
-// (work is split by output index; reductions over rows use per-thread partials summed in order).
+// (work is split by output index; reductions over rows use per-item partials summed in order).
 // Thread-safety: one backend instance is used by one thread at a time (ops thread internally).
 #pragma once
 
@@ -141,8 +141,9 @@ class Backend {
                           float beta2, float eps, float weight_decay, float grad_scale, int t) = 0;
 };
 
-// The CPU reference backend (Eigen or OpenBLAS GEMM + OpenMP). num_threads ≤ 0 → all cores. gemm
-// kOpenBLAS falls back to Eigen when OpenBLAS cannot be loaded (gemm_name() says which is used).
+// The CPU reference backend (Eigen or OpenBLAS GEMM, on its own thread pool: cpu_pool.h).
+// num_threads ≤ 0 → all the CPUs the process may use. gemm kOpenBLAS falls back to Eigen when
+// OpenBLAS cannot be loaded (gemm_name() says which is used).
 std::unique_ptr<Backend> make_cpu_backend(int num_threads, CpuGemm gemm = CpuGemm::kEigen);
 
 }  // namespace eellm::exec

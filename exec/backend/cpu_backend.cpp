@@ -1,11 +1,18 @@
 // The CPU reference backend: GEMMs through Eigen or OpenBLAS (gemm.h: chosen by measuring both;
-// decode steps of ≤ 16 rows through skinny_matmul), everything else as OpenMP loops over explicit
-// vectors (fast_math.h) where it matters.
+// decode steps of ≤ 16 rows through skinny_matmul), everything else as loops over explicit vectors
+// (fast_math.h) where it matters.
 //
-// GEMM: Eigen compiled with -march=native, or OpenBLAS loaded with the right core type and called
-// single-threaded on row slices that the backend's OpenMP threads take dynamically (one thread
-// pool; a slice's result does not depend on which thread computes it, so results stay bitwise
-// reproducible for a fixed thread count). Neither splits the reduction dimension.
+// Threads: one CpuPool (cpu_pool.h) per backend, no OpenMP team: every op is one job of items
+// (row slices, blocks of elements, heads) that the threads take dynamically, so a core taken by
+// another process delays one item instead of a fixed share, and waiting threads sleep after a short
+// spin. Items are fixed by the shape and the thread count, never by which thread runs them, so
+// results are bitwise reproducible run to run; reductions over rows sum per-item partials in item
+// order.
+//
+// GEMM: Eigen compiled with -march=native, or OpenBLAS loaded with the right core type, both called
+// single-threaded on row slices of the output (one thread pool; Eigen's own OpenMP GEMM spins on
+// flags between its threads). Neither splits the reduction dimension. Bias additions run in the
+// slice that computed the rows, while they are in cache.
 #include <omp.h>
 
 #include <Eigen/Core>
@@ -15,6 +22,7 @@
 #include <vector>
 
 #include "exec/backend/backend.h"
+#include "exec/backend/cpu_pool.h"
 #include "exec/backend/fast_math.h"
 #include "exec/backend/gemm.h"
 
@@ -28,11 +36,19 @@ using SMap = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
 using CSMap = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
 
 class CpuBackend final : public Backend {
+  // Per-thread buffers of the attention ops (kept between calls: no allocation per step).
+  struct Scratch {
+    RowMat S, dP;
+    std::vector<float> D, sc;
+  };
+
  public:
-  CpuBackend(int threads, CpuGemm gemm) : blas_(gemm == CpuGemm::kOpenBLAS && openblas_info().available) {
-    threads_ = threads > 0 ? threads : omp_get_num_procs();
-    omp_set_num_threads(threads_);
-    Eigen::setNbThreads(threads_);
+  CpuBackend(int threads, CpuGemm gemm)
+      : threads_(threads > 0 ? threads : omp_get_num_procs()),  // the CPUs this process may run on
+        blas_(gemm == CpuGemm::kOpenBLAS && openblas_info().available),
+        pool_(threads_),
+        scratch_(static_cast<size_t>(threads_)) {
+    Eigen::setNbThreads(1);  // Eigen runs inside the pool's items, single-threaded
   }
   std::string name() const override { return "cpu"; }
   std::string gemm_name() const override { return cpu_gemm_label(blas_ ? CpuGemm::kOpenBLAS : CpuGemm::kEigen); }
@@ -41,12 +57,16 @@ class CpuBackend final : public Backend {
   void zero(float* p, size_t n) override { std::fill(p, p + n, 0.0f); }
   void copy(float* dst, const float* src, size_t n) override { std::copy(src, src + n, dst); }
   void add_inplace(float* dst, const float* src, size_t n) override {
-#pragma omp parallel for schedule(static) num_threads(threads_)
-    for (size_t i = 0; i < n; ++i) dst[i] += src[i];
+    for_blocks(n, [&](size_t i0, size_t len) {
+#pragma omp simd
+      for (size_t i = i0; i < i0 + len; ++i) dst[i] += src[i];
+    });
   }
   void scale_inplace(float* p, float s, size_t n) override {
-#pragma omp parallel for schedule(static) num_threads(threads_)
-    for (size_t i = 0; i < n; ++i) p[i] *= s;
+    for_blocks(n, [&](size_t i0, size_t len) {
+#pragma omp simd
+      for (size_t i = i0; i < i0 + len; ++i) p[i] *= s;
+    });
   }
 
   void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C,
@@ -55,79 +75,59 @@ class CpuBackend final : public Backend {
       skinny_matmul(out, inp, weight, bias, N, C, OC);
       return;
     }
-    if (blas_) {
-      blas_rows(false, true, N, OC, C, inp, C, weight, C, 0.0f, out, OC);
-    } else {
-      Map o(out, N, OC);
-      CMap x(inp, N, C), w(weight, OC, C);
-      o.noalias() = x * w.transpose();
-    }
-    if (bias) {
-#pragma omp parallel for schedule(static) num_threads(threads_)
-      for (int n = 0; n < N; ++n)
-        for (int j = 0; j < OC; ++j) out[static_cast<size_t>(n) * OC + j] += bias[j];
-    }
+    gemm_rows(false, true, N, OC, C, inp, C, weight, C, 0.0f, out, OC, bias);
   }
 
   void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                        const float* weight, int N, int C, int OC) override {
-    if (blas_) {
-      if (dinp) blas_rows(false, false, N, C, OC, dout, OC, weight, C, 1.0f, dinp, C);
-      if (dweight) blas_rows(true, false, OC, C, N, dout, OC, inp, C, 1.0f, dweight, C);
-      if (dbias) column_sums_add(dbias, dout, N, OC);
-      return;
-    }
-    CMap dy(dout, N, OC), x(inp, N, C), w(weight, OC, C);
-    if (dinp) {
-      Map dx(dinp, N, C);
-      dx.noalias() += dy * w;
-    }
-    if (dweight) {
-      Map dw(dweight, OC, C);
-      dw.noalias() += dy.transpose() * x;
-    }
+    if (dinp) gemm_rows(false, false, N, C, OC, dout, OC, weight, C, 1.0f, dinp, C);
+    if (dweight) gemm_rows(true, false, OC, C, N, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias) column_sums_add(dbias, dout, N, OC);
   }
 
   void norm_forward(Normalization kind, float* out, float* mean, float* rstd, const float* inp, const float* weight,
                     const float* bias, int N, int C, float eps) override {
-#pragma omp parallel for schedule(static) num_threads(threads_)
-    for (int n = 0; n < N; ++n) {
-      const float* x = inp + static_cast<size_t>(n) * C;
-      float* y = out + static_cast<size_t>(n) * C;
-      float m = 0.0f;
-      if (kind == Normalization::kLayerNorm) {
+    for_rows(N, kRowGrain, [&](int n0, int n1, int) {
+      for (int n = n0; n < n1; ++n) norm_row(kind, out, mean, rstd, inp, weight, bias, n, C, eps);
+    });
+  }
+
+  static void norm_row(Normalization kind, float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int n, int C, float eps) {
+    const float* x = inp + static_cast<size_t>(n) * C;
+    float* y = out + static_cast<size_t>(n) * C;
+    float m = 0.0f;
+    if (kind == Normalization::kLayerNorm) {
 #pragma omp simd reduction(+ : m)
-        for (int i = 0; i < C; ++i) m += x[i];
-        m /= static_cast<float>(C);
-      }
-      float var = 0.0f;
-#pragma omp simd reduction(+ : var)
-      for (int i = 0; i < C; ++i) var += (x[i] - m) * (x[i] - m);
-      var /= static_cast<float>(C);
-      const float s = 1.0f / std::sqrt(var + eps);
-      if (bias) {
-#pragma omp simd
-        for (int i = 0; i < C; ++i) y[i] = (x[i] - m) * s * weight[i] + bias[i];
-      } else {
-#pragma omp simd
-        for (int i = 0; i < C; ++i) y[i] = (x[i] - m) * s * weight[i];
-      }
-      if (mean) mean[n] = m;
-      rstd[n] = s;
+      for (int i = 0; i < C; ++i) m += x[i];
+      m /= static_cast<float>(C);
     }
+    float var = 0.0f;
+#pragma omp simd reduction(+ : var)
+    for (int i = 0; i < C; ++i) var += (x[i] - m) * (x[i] - m);
+    var /= static_cast<float>(C);
+    const float s = 1.0f / std::sqrt(var + eps);
+    if (bias) {
+#pragma omp simd
+      for (int i = 0; i < C; ++i) y[i] = (x[i] - m) * s * weight[i] + bias[i];
+    } else {
+#pragma omp simd
+      for (int i = 0; i < C; ++i) y[i] = (x[i] - m) * s * weight[i];
+    }
+    if (mean) mean[n] = m;
+    rstd[n] = s;
   }
 
   void norm_backward(Normalization kind, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, const float* mean, const float* rstd, int N, int C) override {
     const bool ln = kind == Normalization::kLayerNorm;
-    std::vector<float> partial(static_cast<size_t>(threads_) * 2 * C, 0.0f);
-#pragma omp parallel num_threads(threads_)
-    {
-      float* pw = partial.data() + static_cast<size_t>(omp_get_thread_num()) * 2 * C;
+    // Weight and bias gradients: one partial per item of kRowGrain rows, summed in item order.
+    const int items = (N + kRowGrain - 1) / kRowGrain;
+    partial_.assign(static_cast<size_t>(items) * 2 * C, 0.0f);
+    for_rows(N, kRowGrain, [&](int n0, int n1, int) {
+      float* pw = partial_.data() + static_cast<size_t>(n0 / kRowGrain) * 2 * C;
       float* pb = pw + C;
-#pragma omp for schedule(static)
-      for (int n = 0; n < N; ++n) {
+      for (int n = n0; n < n1; ++n) {
         const float* x = inp + static_cast<size_t>(n) * C;
         const float* dy = dout + static_cast<size_t>(n) * C;
         float* dx = dinp + static_cast<size_t>(n) * C;
@@ -152,9 +152,9 @@ class CpuBackend final : public Backend {
           pb[i] += dy[i];
         }
       }
-    }
-    for (int t = 0; t < threads_; ++t) {
-      const float* pw = partial.data() + static_cast<size_t>(t) * 2 * C;
+    });
+    for (int t = 0; t < items; ++t) {
+      const float* pw = partial_.data() + static_cast<size_t>(t) * 2 * C;
       for (int i = 0; i < C; ++i) dweight[i] += pw[i];
       if (dbias)
         for (int i = 0; i < C; ++i) dbias[i] += pw[C + i];
@@ -163,13 +163,14 @@ class CpuBackend final : public Backend {
 
   void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int B, int T,
                          int C) override {
-#pragma omp parallel for schedule(static) num_threads(threads_)
-    for (int bt = 0; bt < B * T; ++bt) {
-      const float* e = wte + static_cast<size_t>(tokens[bt]) * C;
-      const float* p = wpe ? wpe + static_cast<size_t>(bt % T) * C : nullptr;
-      float* o = out + static_cast<size_t>(bt) * C;
-      for (int i = 0; i < C; ++i) o[i] = e[i] + (p ? p[i] : 0.0f);
-    }
+    for_rows(B * T, kRowGrain, [&](int r0, int r1, int) {
+      for (int bt = r0; bt < r1; ++bt) {
+        const float* e = wte + static_cast<size_t>(tokens[bt]) * C;
+        const float* p = wpe ? wpe + static_cast<size_t>(bt % T) * C : nullptr;
+        float* o = out + static_cast<size_t>(bt) * C;
+        for (int i = 0; i < C; ++i) o[i] = e[i] + (p ? p[i] : 0.0f);
+      }
+    });
   }
 
   void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int B, int T,
@@ -178,9 +179,8 @@ class CpuBackend final : public Backend {
     // columns of dwte/dwpe: no races, and each element sums its rows in order (bt ascending).
     constexpr int kCols = 16;
     const int blocks = (C + kCols - 1) / kCols;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
-    for (int cb = 0; cb < blocks; ++cb) {
-      const int i0 = cb * kCols, i1 = std::min(C, i0 + kCols);
+    pool_.run(blocks, [&](long cb, int) {
+      const int i0 = static_cast<int>(cb) * kCols, i1 = std::min(C, i0 + kCols);
       for (int bt = 0; bt < B * T; ++bt) {
         const float* g = dout + static_cast<size_t>(bt) * C;
         float* e = dwte + static_cast<size_t>(tokens[bt]) * C;
@@ -192,7 +192,7 @@ class CpuBackend final : public Backend {
           for (int i = i0; i < i1; ++i) p[i] += g[i];
         }
       }
-    }
+    });
   }
 
   void rope_forward(float* qkv, const AttentionShape& s, float base) override {
@@ -202,59 +202,67 @@ class CpuBackend final : public Backend {
     rope(dqkv, s, base, -1.0f);
   }
 
+  // Causal attention in blocks of kAttRows query rows: block [t0, t1) only meets keys [0, t1), so
+  // the products above the diagonal's blocks are never computed (5/8 of the full T×T work at T = 256).
   void attention_forward(float* out, float* lse, const float* qkv, const AttentionShape& s) override {
     const int T = s.T, HS = s.HS, per_group = s.NH / s.G;
     const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
     const int ld = s.qkv_stride(), lo = s.out_stride();
-    // Dynamic: a (batch, head) item's result does not depend on the thread, and a core taken by
-    // another process delays one item instead of a fixed share.
-#pragma omp parallel num_threads(threads_)
-    {
-      RowMat S(T, T);
-#pragma omp for schedule(dynamic, 1)
-      for (int bh = 0; bh < s.B * s.NH; ++bh) {
-        const int b = bh / s.NH, h = bh % s.NH, g = h / per_group;
-        const float* base = qkv + static_cast<size_t>(b) * T * ld;
-        CSMap q(base + h * HS, T, HS, Eigen::OuterStride<>(ld));
-        CSMap k(base + (s.NH + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-        CSMap v(base + (s.NH + s.G + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-        S.noalias() = q * k.transpose();
-        float* l = lse + static_cast<size_t>(bh) * T;
-        for (int t = 0; t < T; ++t) {
-          float* row = S.data() + static_cast<size_t>(t) * T;
-          float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-          for (int u = 0; u <= t; ++u) mx = std::max(mx, row[u] * scale);
-          float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-          for (int u = 0; u <= t; ++u) {
-            row[u] = fast_expf(row[u] * scale - mx);
-            sum += row[u];
-          }
-          const float inv = 1.0f / sum;
-          for (int u = 0; u <= t; ++u) row[u] *= inv;
-          for (int u = t + 1; u < T; ++u) row[u] = 0.0f;
-          l[t] = mx + std::log(sum);
-        }
-        SMap o(out + static_cast<size_t>(b) * T * lo + h * HS, T, HS, Eigen::OuterStride<>(lo));
-        o.noalias() = S * v;
+    // One item per (batch, head); its result does not depend on the thread.
+    pool_.run(s.B * s.NH, [&](long item, int thread) {
+      RowMat& S = scratch(thread).S;
+      S.resize(std::min(T, kAttRows), T);
+      const int bh = static_cast<int>(item), b = bh / s.NH, h = bh % s.NH, g = h / per_group;
+      const float* base = qkv + static_cast<size_t>(b) * T * ld;
+      CSMap q(base + h * HS, T, HS, Eigen::OuterStride<>(ld));
+      CSMap k(base + (s.NH + g) * HS, T, HS, Eigen::OuterStride<>(ld));
+      CSMap v(base + (s.NH + s.G + g) * HS, T, HS, Eigen::OuterStride<>(ld));
+      SMap o(out + static_cast<size_t>(b) * T * lo + h * HS, T, HS, Eigen::OuterStride<>(lo));
+      float* l = lse + static_cast<size_t>(bh) * T;
+      for (int t0 = 0; t0 < T; t0 += kAttRows) {
+        const int rows = std::min(kAttRows, T - t0), keys = t0 + rows;
+        auto Sb = S.topLeftCorner(rows, keys);
+        Sb.noalias() = q.middleRows(t0, rows) * k.topRows(keys).transpose();
+        for (int r = 0; r < rows; ++r)
+          l[t0 + r] = softmax_causal_row(S.data() + static_cast<size_t>(r) * T, t0 + r, keys, scale);
+        o.middleRows(t0, rows).noalias() = Sb * v.topRows(keys);
       }
+    });
+  }
+
+  // row[0..keys) = softmax(scale·row[0..t]) with zeros after t (the causal mask); returns the
+  // log-sum-exp of the scaled scores.
+  static float softmax_causal_row(float* row, int t, int keys, float scale) {
+    float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
+    for (int u = 0; u <= t; ++u) mx = std::max(mx, row[u] * scale);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int u = 0; u <= t; ++u) {
+      row[u] = fast_expf(row[u] * scale - mx);
+      sum += row[u];
     }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int u = 0; u <= t; ++u) row[u] *= inv;
+    for (int u = t + 1; u < keys; ++u) row[u] = 0.0f;
+    return mx + std::log(sum);
   }
 
   void embed_rows(float* dst, const int32_t* dst_row, const int32_t* tokens, const int32_t* pos, int R,
                   const float* wte, const float* wpe, int C) override {
-#pragma omp parallel for schedule(static) num_threads(threads_)
-    for (int r = 0; r < R; ++r) {
-      float* o = dst + static_cast<size_t>(dst_row[r]) * C;
-      const float* w = wte + static_cast<size_t>(tokens[r]) * C;
-      if (wpe) {
-        const float* p = wpe + static_cast<size_t>(pos[r]) * C;
-        for (int c = 0; c < C; ++c) o[c] = w[c] + p[c];
-      } else {
-        std::copy_n(w, C, o);
+    for_rows(R, kRowGrain, [&](int r0, int r1, int) {
+      for (int r = r0; r < r1; ++r) {
+        float* o = dst + static_cast<size_t>(dst_row[r]) * C;
+        const float* w = wte + static_cast<size_t>(tokens[r]) * C;
+        if (wpe) {
+          const float* p = wpe + static_cast<size_t>(pos[r]) * C;
+          for (int c = 0; c < C; ++c) o[c] = w[c] + p[c];
+        } else {
+          std::copy_n(w, C, o);
+        }
       }
-    }
+    });
   }
   void gather_rows(float* dst, const float* src, const int32_t* idx, int R, int C) override {
     for (int r = 0; r < R; ++r) std::copy_n(src + static_cast<size_t>(idx[r]) * C, C, dst + static_cast<size_t>(r) * C);
@@ -286,12 +294,11 @@ class CpuBackend final : public Backend {
     // model): per key one vector dot product, the exponentials through the vector fast_expf, and
     // the weighted sum of values accumulated in registers.
     const bool vec = HS % kVecLanes == 0 && HS <= kMaxVecHead;
-#pragma omp parallel num_threads(threads_) if (threads_ > 1 && R * NH > 1)
-    {
-      std::vector<float> sc(static_cast<size_t>(max_len) + kVecLanes);
-#pragma omp for schedule(static)
-      for (int rh = 0; rh < R * NH; ++rh) {
-        const int r = rh / NH, h = rh % NH, g = h / per_group, p = pos[r];
+    pool_.run(static_cast<long>(R) * NH, [&](long item, int thread) {
+      std::vector<float>& sc = scratch(thread).sc;
+      sc.resize(std::max(sc.size(), static_cast<size_t>(max_len) + kVecLanes));
+      {
+        const int rh = static_cast<int>(item), r = rh / NH, h = rh % NH, g = h / per_group, p = pos[r];
         const float* q = qkv + static_cast<size_t>(r) * ld + h * HS;
         const float* kb = k + static_cast<size_t>(seq[r]) * max_T * KV + g * HS;
         const float* vb = v + static_cast<size_t>(seq[r]) * max_T * KV + g * HS;
@@ -320,7 +327,7 @@ class CpuBackend final : public Backend {
           }
           const float inv = 1.0f / sum;
           for (int i = 0; i < nv; ++i) vstore(o + i * kVecLanes, ov[i] * inv);
-          continue;
+          return;
         }
         for (int u = 0; u <= p; ++u) {
           const float* ku = kb + static_cast<size_t>(u) * KV;
@@ -339,59 +346,65 @@ class CpuBackend final : public Backend {
           for (int i = 0; i < HS; ++i) o[i] += w * vu[i];
         }
       }
-    }
+    });
   }
 
   void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse, const float* qkv,
                           const AttentionShape& s) override {
-    const int T = s.T, HS = s.HS, per_group = s.NH / s.G;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
-    const int ld = s.qkv_stride(), lo = s.out_stride();
     // One work item per (batch, kv group): the heads of a group share dk/dv, so they run in order
     // on one thread.
-#pragma omp parallel num_threads(threads_)
-    {
-      RowMat P(T, T), dP(T, T);
-      std::vector<float> D(static_cast<size_t>(T));
-#pragma omp for schedule(dynamic, 1)
-      for (int bg = 0; bg < s.B * s.G; ++bg) {
-        const int b = bg / s.G, g = bg % s.G;
-        const float* base = qkv + static_cast<size_t>(b) * T * ld;
-        float* dbase = dqkv + static_cast<size_t>(b) * T * ld;
-        CSMap k(base + (s.NH + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-        CSMap v(base + (s.NH + s.G + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-        SMap dk(dbase + (s.NH + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-        SMap dv(dbase + (s.NH + s.G + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-        for (int h = g * per_group; h < (g + 1) * per_group; ++h) {
-          CSMap q(base + h * HS, T, HS, Eigen::OuterStride<>(ld));
-          SMap dq(dbase + h * HS, T, HS, Eigen::OuterStride<>(ld));
-          CSMap o(out + static_cast<size_t>(b) * T * lo + h * HS, T, HS, Eigen::OuterStride<>(lo));
-          CSMap dO(dout + static_cast<size_t>(b) * T * lo + h * HS, T, HS, Eigen::OuterStride<>(lo));
-          const float* l = lse + (static_cast<size_t>(b) * s.NH + h) * T;
-          P.noalias() = q * k.transpose();
-          for (int t = 0; t < T; ++t) {
-            float* row = P.data() + static_cast<size_t>(t) * T;
-            const float lt = l[t];
+    pool_.run(s.B * s.G, [&](long item, int thread) {
+      const int bg = static_cast<int>(item);
+      for (int h = bg % s.G * (s.NH / s.G); h < (bg % s.G + 1) * (s.NH / s.G); ++h)
+        attention_backward_head(scratch(thread), dqkv, dout, out, lse, qkv, s, bg / s.G, h);
+    });
+  }
+  // One head h of batch b, in the forward's causal blocks of query rows: recompute the block's
+  // probabilities from q, k and lse, then dv, dq and dk of the keys the block meets.
+  static void attention_backward_head(Scratch& sc, float* dqkv, const float* dout, const float* out, const float* lse,
+                                      const float* qkv, const AttentionShape& s, int b, int h) {
+    const int T = s.T, HS = s.HS, g = h / (s.NH / s.G), ld = s.qkv_stride(), lo = s.out_stride();
+    const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
+    const float* base = qkv + static_cast<size_t>(b) * T * ld;
+    float* dbase = dqkv + static_cast<size_t>(b) * T * ld;
+    CSMap k(base + (s.NH + g) * HS, T, HS, Eigen::OuterStride<>(ld));
+    CSMap v(base + (s.NH + s.G + g) * HS, T, HS, Eigen::OuterStride<>(ld));
+    SMap dk(dbase + (s.NH + g) * HS, T, HS, Eigen::OuterStride<>(ld));
+    SMap dv(dbase + (s.NH + s.G + g) * HS, T, HS, Eigen::OuterStride<>(ld));
+    CSMap q(base + h * HS, T, HS, Eigen::OuterStride<>(ld));
+    SMap dq(dbase + h * HS, T, HS, Eigen::OuterStride<>(ld));
+    CSMap o(out + static_cast<size_t>(b) * T * lo + h * HS, T, HS, Eigen::OuterStride<>(lo));
+    CSMap dO(dout + static_cast<size_t>(b) * T * lo + h * HS, T, HS, Eigen::OuterStride<>(lo));
+    const float* l = lse + (static_cast<size_t>(b) * s.NH + h) * T;
+    const int R = std::min(T, kAttRows);
+    sc.S.resize(R, T), sc.dP.resize(R, T), sc.D.resize(static_cast<size_t>(R));
+    for (int t0 = 0; t0 < T; t0 += kAttRows) {
+      const int rows = std::min(kAttRows, T - t0), keys = t0 + rows;
+      auto P = sc.S.topLeftCorner(rows, keys);
+      auto dP = sc.dP.topLeftCorner(rows, keys);
+      P.noalias() = q.middleRows(t0, rows) * k.topRows(keys).transpose();
+      for (int r = 0; r < rows; ++r) {
+        float* row = sc.S.data() + static_cast<size_t>(r) * T;
+        const int t = t0 + r;
+        const float lt = l[t];
 #pragma omp simd
-            for (int u = 0; u <= t; ++u) row[u] = fast_expf(row[u] * scale - lt);
-            for (int u = t + 1; u < T; ++u) row[u] = 0.0f;
-            float d = 0.0f;
-            for (int i = 0; i < HS; ++i) d += dO(t, i) * o(t, i);
-            D[static_cast<size_t>(t)] = d;
-          }
-          dv.noalias() += P.transpose() * dO;
-          dP.noalias() = dO * v.transpose();
-          for (int t = 0; t < T; ++t) {
-            float* pr = P.data() + static_cast<size_t>(t) * T;
-            const float* dpr = dP.data() + static_cast<size_t>(t) * T;
-            const float dt = D[static_cast<size_t>(t)];
-#pragma omp simd
-            for (int u = 0; u <= t; ++u) pr[u] = pr[u] * (dpr[u] - dt) * scale;
-          }  // P now holds dS (already scaled), zero above the diagonal
-          dq.noalias() += P * k;
-          dk.noalias() += P.transpose() * q;
-        }
+        for (int u = 0; u <= t; ++u) row[u] = fast_expf(row[u] * scale - lt);
+        for (int u = t + 1; u < keys; ++u) row[u] = 0.0f;
+        float d = 0.0f;
+        for (int i = 0; i < HS; ++i) d += dO(t, i) * o(t, i);
+        sc.D[static_cast<size_t>(r)] = d;
       }
+      dv.topRows(keys).noalias() += P.transpose() * dO.middleRows(t0, rows);
+      dP.noalias() = dO.middleRows(t0, rows) * v.topRows(keys).transpose();
+      for (int r = 0; r < rows; ++r) {
+        float* pr = sc.S.data() + static_cast<size_t>(r) * T;
+        const float* dpr = sc.dP.data() + static_cast<size_t>(r) * T;
+        const float dt = sc.D[static_cast<size_t>(r)];
+#pragma omp simd
+        for (int u = 0; u <= t0 + r; ++u) pr[u] = pr[u] * (dpr[u] - dt) * scale;
+      }  // P now holds dS (already scaled), zero above the diagonal
+      dq.middleRows(t0, rows).noalias() += P * k.topRows(keys);
+      dk.topRows(keys).noalias() += P.transpose() * q.middleRows(t0, rows);
     }
   }
 
@@ -421,93 +434,102 @@ class CpuBackend final : public Backend {
     });
   }
   void swiglu_forward(float* out, const float* inp, int N, int F) override {
-#pragma omp parallel for schedule(static) num_threads(threads_)
-    for (int n = 0; n < N; ++n) {
-      const float* a = inp + static_cast<size_t>(n) * 2 * F;
-      const float* b = a + F;
-      float* o = out + static_cast<size_t>(n) * F;
-      vec_map(o, a, static_cast<size_t>(F), [](vfloat x) { return x / (1.0f + fast_expf(-x)); });
-      int i = 0;
-      for (; i + kVecLanes <= F; i += kVecLanes) vstore(o + i, vload(o + i) * vload(b + i));
-      for (; i < F; ++i) o[i] *= b[i];
-    }
+    for_rows(N, kRowGrain, [&](int n0, int n1, int) {
+      for (int n = n0; n < n1; ++n) {
+        const float* a = inp + static_cast<size_t>(n) * 2 * F;
+        const float* b = a + F;
+        float* o = out + static_cast<size_t>(n) * F;
+        vec_map(o, a, static_cast<size_t>(F), [](vfloat x) { return x / (1.0f + fast_expf(-x)); });
+        int i = 0;
+        for (; i + kVecLanes <= F; i += kVecLanes) vstore(o + i, vload(o + i) * vload(b + i));
+        for (; i < F; ++i) o[i] *= b[i];
+      }
+    });
   }
   void swiglu_backward(float* dinp, const float* dout, const float* inp, int N, int F) override {
-#pragma omp parallel for schedule(static) num_threads(threads_)
-    for (int n = 0; n < N; ++n) {
-      const float* a = inp + static_cast<size_t>(n) * 2 * F;
-      const float* b = a + F;
-      float* da = dinp + static_cast<size_t>(n) * 2 * F;
-      float* db = da + F;
-      const float* dy = dout + static_cast<size_t>(n) * F;
+    for_rows(N, kRowGrain, [&](int n0, int n1, int) {
+      for (int n = n0; n < n1; ++n) {
+        const float* a = inp + static_cast<size_t>(n) * 2 * F;
+        const float* b = a + F;
+        float* da = dinp + static_cast<size_t>(n) * 2 * F;
+        float* db = da + F;
+        const float* dy = dout + static_cast<size_t>(n) * F;
 #pragma omp simd
-      for (int i = 0; i < F; ++i) {
-        const float sig = 1.0f / (1.0f + fast_expf(-a[i]));
-        const float silu = a[i] * sig;
-        da[i] += dy[i] * b[i] * sig * (1.0f + a[i] * (1.0f - sig));
-        db[i] += dy[i] * silu;
+        for (int i = 0; i < F; ++i) {
+          const float sig = 1.0f / (1.0f + fast_expf(-a[i]));
+          const float silu = a[i] * sig;
+          da[i] += dy[i] * b[i] * sig * (1.0f + a[i] * (1.0f - sig));
+          db[i] += dy[i] * silu;
+        }
       }
-    }
+    });
   }
 
   void classifier_fused(float* losses, float* dx, float* dweight, float* logits_out, const float* x,
                         const float* weight, const int32_t* targets, int N, int C, int V, int Vp,
                         float grad_scale) override {
-    // Rows per block: keep the logits block near 4 MiB whatever the vocabulary.
+    // Rows per block: keep the logits block near 4 MiB whatever the vocabulary. One job per block:
+    // each slice of rows computes its logits, its losses and softmax gradient, and its rows of dx
+    // while they are in cache; dweight (a sum over all rows) is a second job.
     const int rows = std::max(1, std::min(N, (1 << 20) / std::max(Vp, 1)));
-    RowMat logits;
-    CMap w(weight, Vp, C);
     for (int r0 = 0; r0 < N; r0 += rows) {
       const int R = std::min(rows, N - r0);
-      CMap xb(x + static_cast<size_t>(r0) * C, R, C);
-      logits.resize(R, Vp);
-      if (blas_)
-        blas_rows(false, true, R, Vp, C, xb.data(), C, weight, C, 0.0f, logits.data(), Vp);
-      else
-        logits.noalias() = xb * w.transpose();
-      if (logits_out)
-        std::copy(logits.data(), logits.data() + static_cast<size_t>(R) * Vp,
-                  logits_out + static_cast<size_t>(r0) * Vp);
-#pragma omp parallel for schedule(static) num_threads(threads_)
-      for (int r = 0; r < R; ++r) {
-        float* row = logits.data() + static_cast<size_t>(r) * Vp;
-        float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-        for (int j = 0; j < V; ++j) mx = std::max(mx, row[j]);
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < V; ++j) sum += fast_expf(row[j] - mx);
-        const float lse = mx + std::log(sum);
-        const int tgt = targets[r0 + r];
-        losses[r0 + r] = lse - row[tgt];
-        if (dx) {  // row becomes dlogits = scale·(softmax − onehot); padded columns get 0
-#pragma omp simd
-          for (int j = 0; j < V; ++j) row[j] = fast_expf(row[j] - lse) * grad_scale;
-          row[tgt] -= grad_scale;
-          for (int j = V; j < Vp; ++j) row[j] = 0.0f;
-        }
-      }
-      if (dx && blas_) {
-        blas_rows(false, false, R, C, Vp, logits.data(), Vp, weight, C, 1.0f, dx + static_cast<size_t>(r0) * C, C);
-        blas_rows(true, false, Vp, C, R, logits.data(), Vp, xb.data(), C, 1.0f, dweight, C);
-      } else if (dx) {
-        Map dxb(dx + static_cast<size_t>(r0) * C, R, C);
-        dxb.noalias() += logits * w;
-        Map dw(dweight, Vp, C);
-        dw.noalias() += logits.transpose() * xb;
-      }
+      const float* xb = x + static_cast<size_t>(r0) * C;
+      logits_.resize(static_cast<size_t>(R) * Vp);
+      float* lg = logits_.data();
+      const int step = slice_rows(R);
+      pool_.run((R + step - 1) / step, [&](long item, int) {
+        const int m0 = static_cast<int>(item) * step, m1 = std::min(R, m0 + step);
+        gemm_slice(false, true, m0, m1, Vp, C, xb, C, weight, C, 0.0f, lg, Vp);
+        if (logits_out)
+          std::copy(lg + static_cast<size_t>(m0) * Vp, lg + static_cast<size_t>(m1) * Vp,
+                    logits_out + static_cast<size_t>(r0 + m0) * Vp);
+        for (int r = m0; r < m1; ++r)
+          losses[r0 + r] =
+              softmax_ce_row(lg + static_cast<size_t>(r) * Vp, targets[r0 + r], V, Vp, dx != nullptr, grad_scale);
+        if (dx) gemm_slice(false, false, m0, m1, C, Vp, lg, Vp, weight, C, 1.0f, dx + static_cast<size_t>(r0) * C, C);
+      });
+      if (dx) gemm_rows(true, false, Vp, C, R, lg, Vp, xb, C, 1.0f, dweight, C);
     }
   }
 
-  double sum_squares(const float* p, size_t n) override {
-    std::vector<double> partial(static_cast<size_t>(threads_), 0.0);
-#pragma omp parallel num_threads(threads_)
-    {
-      double acc = 0.0;
-#pragma omp for schedule(static)
-      for (size_t i = 0; i < n; ++i) acc += static_cast<double>(p[i]) * p[i];
-      partial[static_cast<size_t>(omp_get_thread_num())] = acc;
+  // The loss of one row of logits (V real columns of Vp) against `tgt`. With `grad` the row becomes
+  // dlogits = grad_scale·(softmax − onehot), padded columns 0. One pass for the maximum, one for
+  // the exponentials (kept) and their sum, one to scale them.
+  static float softmax_ce_row(float* row, int tgt, int V, int Vp, bool grad, float grad_scale) {
+    float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < V; ++j) mx = std::max(mx, row[j]);
+    const float target_logit = row[tgt];
+    float sum = 0.0f;
+    if (!grad) {
+#pragma omp simd reduction(+ : sum)
+      for (int j = 0; j < V; ++j) sum += fast_expf(row[j] - mx);
+      return mx + std::log(sum) - target_logit;
     }
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < V; ++j) {
+      row[j] = fast_expf(row[j] - mx);
+      sum += row[j];
+    }
+    const float k = grad_scale / sum;
+#pragma omp simd
+    for (int j = 0; j < V; ++j) row[j] *= k;
+    row[tgt] -= grad_scale;
+    for (int j = V; j < Vp; ++j) row[j] = 0.0f;
+    return mx + std::log(sum) - target_logit;
+  }
+
+  double sum_squares(const float* p, size_t n) override {
+    // One double partial per block, summed in block order.
+    const size_t blocks = (n + kBlock - 1) / kBlock;
+    std::vector<double>& partial = dpartial_;
+    partial.assign(blocks, 0.0);
+    for_blocks(n, [&](size_t i0, size_t len) {
+      double acc = 0.0;
+      for (size_t i = i0; i < i0 + len; ++i) acc += static_cast<double>(p[i]) * p[i];
+      partial[i0 / kBlock] = acc;
+    });
     double total = 0.0;
     for (double v : partial) total += v;
     return total;
@@ -522,15 +544,17 @@ class CpuBackend final : public Backend {
                   float eps, float weight_decay, float grad_scale, int t) override {
     const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(t));
     const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(t));
-#pragma omp parallel for schedule(static) num_threads(threads_)
-    for (size_t i = 0; i < n; ++i) {
-      const float g = grad[i] * grad_scale;
-      param[i] -= lr * weight_decay * param[i];
-      m[i] = beta1 * m[i] + (1.0f - beta1) * g;
-      v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
-      const float mhat = m[i] / bc1, vhat = v[i] / bc2;
-      param[i] -= lr * mhat / (std::sqrt(vhat) + eps);
-    }
+    for_blocks(n, [&](size_t i0, size_t len) {
+#pragma omp simd
+      for (size_t i = i0; i < i0 + len; ++i) {
+        const float g = grad[i] * grad_scale;
+        param[i] -= lr * weight_decay * param[i];
+        m[i] = beta1 * m[i] + (1.0f - beta1) * g;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
+        const float mhat = m[i] / bc1, vhat = v[i] / bc2;
+        param[i] -= lr * mhat / (std::sqrt(vhat) + eps);
+      }
+    });
   }
 
  private:
@@ -542,17 +566,32 @@ class CpuBackend final : public Backend {
   static constexpr int kSkinnyRows = 16;
   static constexpr int kMaxVecHead = 256;  // attention_cached's vector path: head sizes up to this
 
-  // Calls f(begin, length) on contiguous ranges of [0, n) that start at multiples of 1024 elements,
-  // in parallel when there is enough work for several threads.
+  // Elements per item of the elementwise ops (a multiple of the vector width), rows per item of
+  // the row-wise ops. Items are fixed by the sizes alone, so results do not depend on the threads.
+  static constexpr size_t kBlock = 8192;
+  static constexpr int kRowGrain = 32;
+  static constexpr int kAttRows = 64;  // query rows per causal block of the attention ops
+
+  // Calls f(begin, length) on contiguous ranges of [0, n) that start at multiples of kBlock
+  // elements, one pool item each.
   template <class F>
   void for_blocks(size_t n, F f) {
-    constexpr size_t kBlock = 1024;
-    const long blocks = static_cast<long>((n + kBlock - 1) / kBlock);
-#pragma omp parallel for schedule(static) num_threads(threads_) if (threads_ > 1 && blocks > 1)
-    for (long b = 0; b < blocks; ++b) {
+    pool_.run(static_cast<long>((n + kBlock - 1) / kBlock), [&](long b, int) {
       const size_t i0 = static_cast<size_t>(b) * kBlock;
       f(i0, std::min(kBlock, n - i0));
-    }
+    });
+  }
+  // Calls f(row begin, row end, thread) on ranges of `grain` rows of [0, n), one pool item each.
+  template <class F>
+  void for_rows(int n, int grain, F f) {
+    pool_.run((n + grain - 1) / grain, [&](long item, int thread) {
+      const int r0 = static_cast<int>(item) * grain;
+      f(r0, std::min(n, r0 + grain), thread);
+    });
+  }
+
+  Scratch& scratch(int thread) {
+    return scratch_[static_cast<size_t>(thread)];
   }
 
   // out (M, OC) = x (M, C) · wᵀ + bias for M ≤ kSkinnyRows. Batch-1 decoding is bound by reading
@@ -610,27 +649,67 @@ class CpuBackend final : public Backend {
   void skinny_matmul(float* out, const float* x, const float* w, const float* bias, int M, int C, int OC) {
     constexpr int NO = 4;
     const int tiles = OC / NO;
+    constexpr int kTilesPerItem = 8;
     const bool par = threads_ > 1 && static_cast<long>(OC) * C >= (1L << 16);
-#pragma omp parallel for schedule(static) num_threads(threads_) if (par)
-    for (int t = 0; t < tiles; ++t) skinny_column<NO>(out, x, w, bias, M, C, OC, t * NO);
+    const int items = par ? (tiles + kTilesPerItem - 1) / kTilesPerItem : 1;
+    const int per = par ? kTilesPerItem : tiles;
+    pool_.run(items, [&](long item, int) {
+      const int t0 = static_cast<int>(item) * per, t1 = std::min(tiles, t0 + per);
+      for (int t = t0; t < t1; ++t) skinny_column<NO>(out, x, w, bias, M, C, OC, t * NO);
+    });
     for (int o = tiles * NO; o < OC; ++o) skinny_column<1>(out, x, w, bias, M, C, OC, o);
   }
 
-  // C (M×N) = op(A)·op(B) + beta·C through OpenBLAS, single-threaded calls on slices of C's rows
-  // (multiples of 16, at least kBlasRows each) that the threads take dynamically: a shared core
-  // delays one slice, not a fixed half of the product.
-  void blas_rows(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
-                 float* Cm, int ldc) {
-    constexpr int kBlasRows = 128;
-    const int slices = std::clamp(M / kBlasRows, 1, 4 * threads_);
-    const int step = (M / slices + 15) / 16 * 16;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_) if (threads_ > 1 && slices > 1)
-    for (int t = 0; t < slices; ++t) {
-      const int m0 = t * step, m1 = t + 1 == slices ? M : std::min(M, (t + 1) * step);
-      if (m0 >= m1) continue;
-      const float* a = ta ? A + m0 : A + static_cast<size_t>(m0) * lda;
-      openblas_sgemm(ta, tb, m1 - m0, N, K, 1.0f, a, lda, B, ldb, beta, Cm + static_cast<size_t>(m0) * ldc, ldc);
+  // Rows per slice of a GEMM's output: multiples of 16, at least kGemmRows, at most 4 slices per
+  // thread (a shared core delays one slice, not a fixed half of the product).
+  int slice_rows(int M) const {
+    constexpr int kGemmRows = 64;
+    const int slices = std::clamp(M / kGemmRows, 1, 4 * threads_);
+    return std::max(16, (M / slices + 15) / 16 * 16);
+  }
+  // C (M×N) = op(A)·op(B) + beta·C (beta 0 or 1) with op(X) = X or Xᵀ, row-major, in slices of C's
+  // rows taken by the pool; bias (N, nullable) is added to each row of C by the slice that made it.
+  void gemm_rows(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
+                 float* Cm, int ldc, const float* bias = nullptr) {
+    const int step = slice_rows(M);
+    pool_.run((M + step - 1) / step, [&](long item, int) {
+      const int m0 = static_cast<int>(item) * step, m1 = std::min(M, m0 + step);
+      gemm_slice(ta, tb, m0, m1, N, K, A, lda, B, ldb, beta, Cm, ldc);
+      if (!bias) return;
+      for (int m = m0; m < m1; ++m) {
+        float* row = Cm + static_cast<size_t>(m) * ldc;
+#pragma omp simd
+        for (int j = 0; j < N; ++j) row[j] += bias[j];
+      }
+    });
+  }
+  // Rows [m0, m1) of gemm_rows' product, single-threaded (OpenBLAS or Eigen).
+  void gemm_slice(bool ta, bool tb, int m0, int m1, int N, int K, const float* A, int lda, const float* B, int ldb,
+                  float beta, float* Cm, int ldc) const {
+    const int M = m1 - m0;
+    const float* a = ta ? A + m0 : A + static_cast<size_t>(m0) * lda;
+    float* c = Cm + static_cast<size_t>(m0) * ldc;
+    if (blas_) {
+      openblas_sgemm(ta, tb, M, N, K, 1.0f, a, lda, B, ldb, beta, c, ldc);
+      return;
     }
+    SMap cm(c, M, N, Eigen::OuterStride<>(ldc));
+    auto product = [&](const auto& x, const auto& y) {
+      if (beta == 0.0f)
+        cm.noalias() = x * y;
+      else
+        cm.noalias() += x * y;
+    };
+    const CSMap am = ta ? CSMap(a, K, M, Eigen::OuterStride<>(lda)) : CSMap(a, M, K, Eigen::OuterStride<>(lda));
+    const CSMap bm = tb ? CSMap(B, N, K, Eigen::OuterStride<>(ldb)) : CSMap(B, K, N, Eigen::OuterStride<>(ldb));
+    if (ta && tb)
+      product(am.transpose(), bm.transpose());
+    else if (ta)
+      product(am.transpose(), bm);
+    else if (tb)
+      product(am, bm.transpose());
+    else
+      product(am, bm);
   }
 
   // dst[j] += Σ_n src[n][j], 16 columns (one cache line per row) at a time; every column still sums
@@ -638,9 +717,8 @@ class CpuBackend final : public Backend {
   void column_sums_add(float* dst, const float* src, int N, int OC) {
     constexpr int kCols = 16;
     const int blocks = (OC + kCols - 1) / kCols;
-#pragma omp parallel for schedule(static) num_threads(threads_)
-    for (int b = 0; b < blocks; ++b) {
-      const int j0 = b * kCols, w = std::min(kCols, OC - j0);
+    pool_.run(blocks, [&](long b, int) {
+      const int j0 = static_cast<int>(b) * kCols, w = std::min(kCols, OC - j0);
       float acc[kCols] = {};
       for (int n = 0; n < N; ++n) {
         const float* row = src + static_cast<size_t>(n) * OC + j0;
@@ -648,36 +726,42 @@ class CpuBackend final : public Backend {
         for (int j = 0; j < w; ++j) acc[j] += row[j];
       }
       for (int j = 0; j < w; ++j) dst[j0 + j] += acc[j];
-    }
+    });
   }
 
   // sign = +1 rotates by +angle (forward), −1 by −angle (gradient of the forward rotation).
   // pos (nullable): per-row positions of `rows` rows (decode); null → row bt is at t = bt % T.
   void rope(float* qkv, const AttentionShape& s, float base, float sign, const int32_t* pos = nullptr, int rows = 0) {
-    const int HS = s.HS, half = HS / 2, ld = s.qkv_stride(), heads = s.NH + s.G;
+    const int HS = s.HS, half = HS / 2;
     std::vector<float> inv_freq(static_cast<size_t>(half));
     for (int i = 0; i < half; ++i)
       inv_freq[static_cast<size_t>(i)] = static_cast<float>(1.0 / std::pow(static_cast<double>(base), 2.0 * i / HS));
     const int n = pos ? rows : s.B * s.T;
-#pragma omp parallel for schedule(static) num_threads(threads_)
-    for (int bt = 0; bt < n; ++bt) {
-      const int t = pos ? pos[bt] : bt % s.T;
-      float* row = qkv + static_cast<size_t>(bt) * ld;
-      for (int i = 0; i < half; ++i) {
-        const float ang = static_cast<float>(t) * inv_freq[static_cast<size_t>(i)];
-        const float c = std::cos(ang), sn = sign * std::sin(ang);
-        for (int h = 0; h < heads; ++h) {  // q heads then k groups: they are contiguous
-          float* x = row + h * HS;
-          const float x1 = x[i], x2 = x[i + half];
-          x[i] = x1 * c - x2 * sn;
-          x[i + half] = x2 * c + x1 * sn;
-        }
+    for_rows(n, kRowGrain, [&](int r0, int r1, int) {
+      for (int bt = r0; bt < r1; ++bt) rope_row(qkv, s, inv_freq.data(), sign, pos ? pos[bt] : bt % s.T, bt);
+    });
+  }
+  static void rope_row(float* qkv, const AttentionShape& s, const float* inv_freq, float sign, int t, int bt) {
+    const int HS = s.HS, half = HS / 2, ld = s.qkv_stride(), heads = s.NH + s.G;
+    float* row = qkv + static_cast<size_t>(bt) * ld;
+    for (int i = 0; i < half; ++i) {
+      const float ang = static_cast<float>(t) * inv_freq[i];
+      const float c = std::cos(ang), sn = sign * std::sin(ang);
+      for (int h = 0; h < heads; ++h) {  // q heads then k groups: they are contiguous
+        float* x = row + h * HS;
+        const float x1 = x[i], x2 = x[i + half];
+        x[i] = x1 * c - x2 * sn;
+        x[i + half] = x2 * c + x1 * sn;
       }
     }
   }
 
   int threads_ = 1;
   bool blas_ = false;  // GEMMs through OpenBLAS (else Eigen)
+  CpuPool pool_;
+  std::vector<Scratch> scratch_;         // per thread
+  std::vector<float> partial_, logits_;  // norm_backward's partials, classifier_fused's logits block
+  std::vector<double> dpartial_;         // sum_squares' partials
 };
 
 }  // namespace

@@ -115,6 +115,49 @@ TEST_F(OpsGrad, RopeAndAttentionWithGqa) {
   check("rope+attention dqkv", qkv, dqkv, loss, 80);
 }
 
+TEST_F(OpsGrad, AttentionAcrossCausalBlocks) {
+  // T = 150: the backend's causal blocks of query rows (64) end with a partial one, and every
+  // block but the first meets keys of earlier blocks.
+  const AttentionShape s{1, 150, 4, 2, 8};
+  const size_t nqkv = static_cast<size_t>(s.T) * s.qkv_stride(), nout = static_cast<size_t>(s.T) * s.out_stride();
+  auto qkv = testing::randn(nqkv, rng), r = testing::randn(nout, rng);
+  std::vector<float> out(nout), lse(static_cast<size_t>(s.NH) * s.T), dqkv(nqkv, 0);
+  auto loss = [&] {
+    be->attention_forward(out.data(), lse.data(), qkv.data(), s);
+    return dot(out, r);
+  };
+  loss();
+  be->attention_backward(dqkv.data(), r.data(), out.data(), lse.data(), qkv.data(), s);
+  check("attention dqkv (T = 150)", qkv, dqkv, loss, 120);
+  // The forward against the definition, row by row: softmax over the keys up to the row.
+  const float scale = 1.0f / std::sqrt(static_cast<float>(s.HS));
+  for (int h = 0; h < s.NH; ++h) {
+    const int g = h / (s.NH / s.G);
+    for (int t : {0, 63, 64, 100, 127, 128, 149}) {
+      std::vector<double> p(static_cast<size_t>(t) + 1);
+      double mx = -1e30, sum = 0;
+      for (int u = 0; u <= t; ++u) {
+        double d = 0;
+        for (int i = 0; i < s.HS; ++i)
+          d += static_cast<double>(qkv[static_cast<size_t>(t) * s.qkv_stride() + h * s.HS + i]) *
+               qkv[static_cast<size_t>(u) * s.qkv_stride() + (s.NH + g) * s.HS + i];
+        p[static_cast<size_t>(u)] = d * scale;
+        mx = std::max(mx, p[static_cast<size_t>(u)]);
+      }
+      for (double& x : p) sum += x = std::exp(x - mx);
+      EXPECT_NEAR(lse[static_cast<size_t>(h) * s.T + t], mx + std::log(sum), 1e-4) << "head " << h << " row " << t;
+      for (int i = 0; i < s.HS; ++i) {
+        double o = 0;
+        for (int u = 0; u <= t; ++u)
+          o += p[static_cast<size_t>(u)] / sum *
+               qkv[static_cast<size_t>(u) * s.qkv_stride() + (s.NH + s.G + g) * s.HS + i];
+        EXPECT_NEAR(out[static_cast<size_t>(t) * s.out_stride() + h * s.HS + i], o, 1e-4)
+            << "head " << h << " row " << t;
+      }
+    }
+  }
+}
+
 TEST_F(OpsGrad, AttentionIsCausal) {
   // Changing the last token's k/v must not change any earlier output.
   const AttentionShape s{1, 5, 2, 2, 4};
