@@ -22,6 +22,7 @@ namespace eellm {
 namespace {
 
 using plan_detail::Cand;
+using plan_detail::cancelled_status;
 using plan_detail::ExitConfig;
 using plan_detail::materialize;
 using plan_detail::Tables;
@@ -101,11 +102,6 @@ int64_t parallel_for(int64_t n, int threads, const PlanOptions& o, const char* p
   }
   for (auto& th : pool) th.join();
   return done.load();  // < n only after a cancel
-}
-
-Status cancelled_status(const char* phase, int64_t done, int64_t total) {
-  return Status::cancelled(std::string("the search was stopped by the caller during ") + phase + " (" +
-                           std::to_string(done) + " of " + std::to_string(total) + " done)");
 }
 
 }  // namespace
