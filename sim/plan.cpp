@@ -168,10 +168,10 @@ Scenario apply_candidate(const Scenario& base, const PlanCandidate& pc) {
   t.exits = {ExitConfig{pc.exit_layer_nums, pc.pre_exit}};
   Cand c;
   c.world = pc.world_size;
-  c.tp = static_cast<int16_t>(pc.tp);
-  c.pp = static_cast<int16_t>(pc.pp);
-  c.vp = static_cast<int16_t>(pc.vp);
-  c.mbs = static_cast<int16_t>(pc.micro_batch_size);
+  c.tp = static_cast<int32_t>(pc.tp);
+  c.pp = static_cast<int32_t>(pc.pp);
+  c.vp = static_cast<int32_t>(pc.vp);
+  c.mbs = static_cast<int32_t>(pc.micro_batch_size);
   c.schedule = pc.schedule;
   c.recompute = pc.recompute;
   c.sp = pc.sequence_parallel;

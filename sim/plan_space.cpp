@@ -326,10 +326,10 @@ StatusOr<std::vector<Cand>> enumerate(const Scenario& base, const PlanOptions& o
       for (auto [kind, vp] : pipeline_schedules(pp, o, w.has_exits)) {
         Cand c;
         c.world = world;
-        c.tp = static_cast<int16_t>(tp);
-        c.pp = static_cast<int16_t>(pp);
-        c.vp = static_cast<int16_t>(vp);
-        c.mbs = static_cast<int16_t>(mbs);
+        c.tp = tp;
+        c.pp = pp;
+        c.vp = vp;
+        c.mbs = mbs;
         c.schedule = kind;
         add_layouts(w, c);
       }

@@ -21,7 +21,7 @@ namespace eellm::plan_detail {
 // millions of candidates costs a few dozen bytes each.
 struct Cand {
   int32_t world = 1;
-  int16_t tp = 1, pp = 1, vp = 1, mbs = 1;
+  int32_t tp = 1, pp = 1, vp = 1, mbs = 1;  // 32-bit: PP reaches 2^20 (int16 wrapped to 0: SIGFPE)
   ScheduleKind schedule = ScheduleKind::k1F1B;
   RecomputeGranularity recompute = RecomputeGranularity::kNone;
   bool sp = false, dopt = false;

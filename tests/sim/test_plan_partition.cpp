@@ -118,5 +118,34 @@ TEST(PlanPartition, SameAsTheQuadraticSearch) {
   EXPECT_GT(n, 100u);
 }
 
+// Pipelines deeper than 32,767 stages (--gpus up to 2^20): the candidate's sizes used to be 16-bit,
+// so PP 65,536 wrapped to 0 and DP = world / (TP × PP) raised SIGFPE.
+TEST(PlanSpace, PipelineSizesBeyondSixteenBits) {
+  PlanOptions o;
+  o.gpus = 1048576;
+  o.tp_values = {1};
+  o.micro_batch_values = {1};
+  o.schedules = {ScheduleKind::k1F1B};
+  o.recompute = {RecomputeGranularity::kNone};
+  o.search_sequence_parallel = false;
+  o.search_distributed_optimizer = false;
+  o.search_partition = false;
+  auto cands = enumerate_candidates(load("ee-llm-1.3b"), o);
+  ASSERT_TRUE(cands.is_ok()) << cands.status().to_string();
+  ASSERT_EQ(cands->size(), 21u);  // PP = 2^0 … 2^20
+  for (size_t k = 0; k < cands->size(); ++k) {
+    const PlanCandidate& c = (*cands)[k];
+    EXPECT_EQ(c.pp, 1 << k);
+    EXPECT_EQ(c.dp, 1048576 >> k);
+    EXPECT_EQ(c.world_size, 1048576);
+  }
+  // The whole search answers (no layout of a 24-layer model fills 2^20 GPUs) instead of a signal.
+  o.simulate_top = 4;
+  o.threads = 1;
+  auto r = plan(load("ee-llm-1.3b"), o);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition) << r.status().to_string();
+}
+
 }  // namespace
 }  // namespace eellm
