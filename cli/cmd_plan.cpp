@@ -2,9 +2,10 @@
 // [--launchable-with T,…] [--schedules S,…] [--format text|json|csv] [--emit best.yaml]
 // [--pareto-svg front.svg]`: searches layouts of the scenario's model on N GPUs (sim/plan.h) and
 // prints the ranked table, prune counts and the Pareto front; --emit writes the best plan as a
-// scenario that simulate/train/the GUI accept. A progress bar goes to stderr when it is a terminal.
-// Ctrl-C (SIGINT) stops the search through PlanOptions::cancelled: the planner stops within one
-// simulation per thread and returns the best plans found so far (partial_on_cancel), which are
+// scenario that simulate/train/the GUI accept. A progress bar goes to stderr when it is a terminal
+// (or with --progress). Ctrl-C (SIGINT) stops the search through PlanOptions::cancelled in every phase
+// (enumeration, screening, simulation): the planner stops within one partition, one block of
+// screened candidates or one simulation per thread and returns the best plans found so far (partial_on_cancel), which are
 // printed before the command exits with 130 (128 + SIGINT, as a shell reports an interrupted
 // command); a second Ctrl-C kills it at once.
 // --objective time|cost|energy|goodput with --max-cost / --deadline-days / --max-gpus ranks the
@@ -96,7 +97,7 @@ struct PlanCliOptions {
   std::vector<std::string> launchable_with, schedules;
   int gpus = 0, min_gpus = 0, top = 10, simulate_top = 128, threads = 0;
   double margin = 0.1;
-  bool no_progress = false, neighbourhood = false;
+  bool no_progress = false, progress = false, neighbourhood = false;
   ObjectiveOptions objective;
 };
 
@@ -163,7 +164,7 @@ StatusOr<PlanOptions> plan_options(const PlanCliOptions& opt) {
     const int max_gpus = opt.objective.limits.max_gpus;  // the cap is the budget searched
     if (max_gpus > 0 && max_gpus < opt.gpus) po.gpus = max_gpus;
   }
-  if (!opt.no_progress && isatty(STDERR_FILENO)) po.progress = progress_bar;
+  if (opt.progress || (!opt.no_progress && isatty(STDERR_FILENO))) po.progress = progress_bar;
   po.cancelled = [] { return g_interrupted.load(std::memory_order_relaxed); };
   return po;
 }
@@ -269,6 +270,7 @@ void register_plan(CLI::App& app) {
   cmd->add_flag("--partition-neighbourhood", opt->neighbourhood,
                 "Also try every layer split one layer away from the balanced one (larger search)");
   cmd->add_flag("--no-progress", opt->no_progress, "No progress bar on stderr");
+  cmd->add_flag("--progress", opt->progress, "The progress bar on stderr even when it is not a terminal");
   add_objective_options(cmd, opt->objective);
   cmd->footer("\nThe ranked table's " + plan_columns_legend());
   cmd->callback([opt] { finish("plan", run_plan(*opt)); });

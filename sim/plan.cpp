@@ -22,6 +22,7 @@ namespace eellm {
 namespace {
 
 using plan_detail::Cand;
+using plan_detail::cancelled_status;
 using plan_detail::ExitConfig;
 using plan_detail::materialize;
 using plan_detail::Tables;
@@ -103,11 +104,6 @@ int64_t parallel_for(int64_t n, int threads, const PlanOptions& o, const char* p
   return done.load();  // < n only after a cancel
 }
 
-Status cancelled_status(const char* phase, int64_t done, int64_t total) {
-  return Status::cancelled(std::string("the search was stopped by the caller during ") + phase + " (" +
-                           std::to_string(done) + " of " + std::to_string(total) + " done)");
-}
-
 }  // namespace
 
 std::string to_string(const PlanCandidate& c) {
@@ -172,10 +168,10 @@ Scenario apply_candidate(const Scenario& base, const PlanCandidate& pc) {
   t.exits = {ExitConfig{pc.exit_layer_nums, pc.pre_exit}};
   Cand c;
   c.world = pc.world_size;
-  c.tp = static_cast<int16_t>(pc.tp);
-  c.pp = static_cast<int16_t>(pc.pp);
-  c.vp = static_cast<int16_t>(pc.vp);
-  c.mbs = static_cast<int16_t>(pc.micro_batch_size);
+  c.tp = static_cast<int32_t>(pc.tp);
+  c.pp = static_cast<int32_t>(pc.pp);
+  c.vp = static_cast<int32_t>(pc.vp);
+  c.mbs = static_cast<int32_t>(pc.micro_batch_size);
   c.schedule = pc.schedule;
   c.recompute = pc.recompute;
   c.sp = pc.sequence_parallel;

@@ -55,8 +55,13 @@ UnitCosts unit_costs(const Scenario& base, int tp, int mbs, bool sp, RecomputeGr
 }
 
 // Min-max partition of `layers` into `v` chunks of ≥ 1 layer; exit k sits in the chunk holding
-// 0-based layer q[k] (derive_layout's rule). O(v·layers²).
+// 0-based layer q[k] (derive_layout's rule). best(s, j), the least bottleneck of j layers in s chunks,
+// grows with j, and the cost of a last chunk [i, j) falls as i grows, so the best i for (s, j) is
+// where the two cross, and that crossing only moves right as j grows: one pass over i per chunk count,
+// O(v·(layers − v + 1)) cost evaluations. Ties (within 1e-15 s) go to the earlier boundary, as the
+// exhaustive O(v·layers²) search this replaces (tests/sim/test_plan_partition.cpp holds its results).
 std::vector<int> balanced_partition(int layers, int v, const UnitCosts& u, const std::vector<int>& q) {
+  if (v <= 0 || v > layers) return {};
   const double inf = 1e300;
   auto cost = [&](int i, int j) {
     double c = (j - i) * u.layer;
@@ -66,28 +71,26 @@ std::vector<int> balanced_partition(int layers, int v, const UnitCosts& u, const
       if (q[k] >= i && q[k] < j) c += u.exits[k];
     return c;
   };
-  std::vector<std::vector<double>> best(static_cast<size_t>(v + 1),
-                                        std::vector<double>(static_cast<size_t>(layers + 1), inf));
-  std::vector<std::vector<int>> from(static_cast<size_t>(v + 1), std::vector<int>(static_cast<size_t>(layers + 1), -1));
-  best[0][0] = 0;
-  for (int s = 1; s <= v; ++s)
-    for (int j = s; j <= layers - (v - s); ++j)
-      for (int i = s - 1; i < j; ++i) {
-        if (best[static_cast<size_t>(s - 1)][static_cast<size_t>(i)] >= inf) continue;
-        const double c = std::max(best[static_cast<size_t>(s - 1)][static_cast<size_t>(i)], cost(i, j));
-        // Ties go to the later boundary: earlier stages hold more microbatches in flight under
-        // 1F1B, so extra layers are cheaper in memory further down the pipeline.
-        if (c < best[static_cast<size_t>(s)][static_cast<size_t>(j)] - 1e-15 ||
-            (c <= best[static_cast<size_t>(s)][static_cast<size_t>(j)] + 1e-15 &&
-             i < from[static_cast<size_t>(s)][static_cast<size_t>(j)])) {
-          best[static_cast<size_t>(s)][static_cast<size_t>(j)] = c;
-          from[static_cast<size_t>(s)][static_cast<size_t>(j)] = i;
-        }
-      }
+  const size_t width = static_cast<size_t>(layers - v + 1);  // the ends j of chunk s lie in [s, s + width)
+  std::vector<double> prev(static_cast<size_t>(layers + 1), inf), cur(prev.size(), inf);
+  std::vector<int> from(static_cast<size_t>(v) * width, -1);
+  prev[0] = 0;
+  for (int s = 1; s <= v; ++s) {
+    std::fill(cur.begin(), cur.end(), inf);
+    int p = s - 1;  // the first start whose best(s − 1, p) is no lower than the chunk [p, j)
+    for (int j = s; j <= layers - (v - s); ++j) {
+      while (p < j && prev[static_cast<size_t>(p)] < cost(p, j)) ++p;
+      int i = p;
+      if (p == j || (p > s - 1 && !(prev[static_cast<size_t>(p)] < cost(p - 1, j) - 1e-15))) i = p - 1;
+      cur[static_cast<size_t>(j)] = std::max(prev[static_cast<size_t>(i)], cost(i, j));
+      from[static_cast<size_t>(s - 1) * width + static_cast<size_t>(j - s)] = i;
+    }
+    std::swap(prev, cur);
+  }
   std::vector<int> parts(static_cast<size_t>(v));
   int j = layers;
   for (int s = v; s >= 1; --s) {
-    const int i = from[static_cast<size_t>(s)][static_cast<size_t>(j)];
+    const int i = from[static_cast<size_t>(s - 1) * width + static_cast<size_t>(j - s)];
     if (i < 0) return {};
     parts[static_cast<size_t>(s - 1)] = j - i;
     j = i;
@@ -192,10 +195,10 @@ struct Walk {
   bool has_exits = false;
   std::vector<int> q;  // 0-based reading layer of each given exit
   std::map<std::tuple<int, int, bool, int>, UnitCosts> unit_cache;
-  // balanced_partition is O(v·layers²): computed once per unit costs and chunk count, not once per
-  // world size and schedule (2,048 layers took 37 s before).
+  // One balanced_partition per unit costs and chunk count, not one per world size and schedule.
   std::map<std::tuple<int, int, bool, int, int>, std::vector<int>> partition_cache;
   std::vector<Cand> out;
+  bool stopped = false;  // o.cancelled turned true: the enumeration ends at the next step
 };
 
 // Partitions of `nvs` chunks under these unit costs: even (id 0), the balanced one and, when asked,
@@ -212,6 +215,10 @@ std::vector<int32_t> partitions_of(Walk& w, const Cand& c, int nvs, size_t& narr
   if (!it->second.ok) return parts;
   const auto pkey = std::tuple_cat(key, std::make_tuple(nvs));
   auto memo = w.partition_cache.find(pkey);
+  if (memo == w.partition_cache.end() && (w.stopped || (w.o.cancelled && w.o.cancelled()))) {
+    w.stopped = true;  // the partition is the costly step between two polls of enumerate()
+    return parts;
+  }
   if (memo == w.partition_cache.end())
     memo = w.partition_cache.emplace(pkey, balanced_partition(layers, nvs, it->second, w.q)).first;
   const std::vector<int>& bal = memo->second;
@@ -277,15 +284,10 @@ void add_layouts(Walk& w, Cand c) {
   }
 }
 
-}  // namespace
-
-StatusOr<std::vector<Cand>> enumerate(const Scenario& base, const PlanOptions& o, Tables& tables) {
-  EELLM_ASSIGN_OR_RETURN(Budget budget, check_budget(base, o));
-  const ModelSpec& m = base.model;
-  Walk w(base, o, tables);
-  w.has_exits = !base.exits.exit_layer_nums.empty();
-  tables.exit_id(ExitConfig{base.exits.exit_layer_nums, base.exits.pre_exit});
-  for (int n : base.exits.exit_layer_nums) w.q.push_back(n - 1);
+// The (world, tp, pp) steps of the walk in enumeration order: TP (default: powers of two up to the
+// heads) and PP (default: every divisor) dividing each world size of the budget.
+std::vector<std::tuple<int, int, int>> walk_steps(const Budget& budget, const ModelSpec& m, const PlanOptions& o) {
+  std::vector<std::tuple<int, int, int>> steps;
   for (int world : budget.worlds) {
     std::vector<int> tps = o.tp_values;
     if (tps.empty())
@@ -293,22 +295,47 @@ StatusOr<std::vector<Cand>> enumerate(const Scenario& base, const PlanOptions& o
     for (int tp : tps) {
       if (tp <= 0 || world % tp != 0) continue;
       std::vector<int> pps = o.pp_values.empty() ? divisors_up_to(world / tp, world / tp) : o.pp_values;
-      for (int pp : pps) {
-        if (pp <= 0 || (world / tp) % pp != 0) continue;
-        for (int mbs : o.micro_batch_values)
-          for (auto [kind, vp] : pipeline_schedules(pp, o, w.has_exits)) {
-            Cand c;
-            c.world = world;
-            c.tp = static_cast<int16_t>(tp);
-            c.pp = static_cast<int16_t>(pp);
-            c.vp = static_cast<int16_t>(vp);
-            c.mbs = static_cast<int16_t>(mbs);
-            c.schedule = kind;
-            add_layouts(w, c);
-          }
-      }
+      for (int pp : pps)
+        if (pp > 0 && (world / tp) % pp == 0) steps.emplace_back(world, tp, pp);
     }
   }
+  return steps;
+}
+
+}  // namespace
+
+Status cancelled_status(const char* phase, int64_t done, int64_t total) {
+  return Status::cancelled(std::string("the search was stopped by the caller during ") + phase + " (" +
+                           std::to_string(done) + " of " + std::to_string(total) + " done)");
+}
+
+StatusOr<std::vector<Cand>> enumerate(const Scenario& base, const PlanOptions& o, Tables& tables) {
+  EELLM_ASSIGN_OR_RETURN(Budget budget, check_budget(base, o));
+  Walk w(base, o, tables);
+  w.has_exits = !base.exits.exit_layer_nums.empty();
+  tables.exit_id(ExitConfig{base.exits.exit_layer_nums, base.exits.pre_exit});
+  for (int n : base.exits.exit_layer_nums) w.q.push_back(n - 1);
+  const std::vector<std::tuple<int, int, int>> steps = walk_steps(budget, base.model, o);
+  const int64_t total = static_cast<int64_t>(steps.size());
+  for (int64_t k = 0; k < total; ++k) {
+    if (o.progress) o.progress("enumerate", k, total);
+    w.stopped = w.stopped || (o.cancelled && o.cancelled());
+    if (w.stopped) return cancelled_status("enumeration", k, total);
+    const auto [world, tp, pp] = steps[static_cast<size_t>(k)];
+    for (int mbs : o.micro_batch_values)
+      for (auto [kind, vp] : pipeline_schedules(pp, o, w.has_exits)) {
+        Cand c;
+        c.world = world;
+        c.tp = tp;
+        c.pp = pp;
+        c.vp = vp;
+        c.mbs = mbs;
+        c.schedule = kind;
+        add_layouts(w, c);
+      }
+  }
+  if (w.stopped) return cancelled_status("enumeration", total - 1, total);
+  if (o.progress) o.progress("enumerate", total, total);
   return std::move(w.out);
 }
 

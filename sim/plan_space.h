@@ -21,7 +21,7 @@ namespace eellm::plan_detail {
 // millions of candidates costs a few dozen bytes each.
 struct Cand {
   int32_t world = 1;
-  int16_t tp = 1, pp = 1, vp = 1, mbs = 1;
+  int32_t tp = 1, pp = 1, vp = 1, mbs = 1;  // 32-bit: PP reaches 2^20 (int16 wrapped to 0: SIGFPE)
   ScheduleKind schedule = ScheduleKind::k1F1B;
   RecomputeGranularity recompute = RecomputeGranularity::kNone;
   bool sp = false, dopt = false;
@@ -53,8 +53,13 @@ struct Tables {
 };
 
 // Enumerates the space in a fixed order, resolving partitions and exit variants into `tables`.
-// Fails on an impossible budget (gpus ≤ 0, or several nodes but not whole ones).
+// Fails on an impossible budget (gpus ≤ 0, or several nodes but not whole ones). Reports progress
+// ("enumerate": (world, tp, pp) steps done of all) and polls o.cancelled before each step and each
+// balanced partition: a cancel returns the cancelled status within one partition.
 StatusOr<std::vector<Cand>> enumerate(const Scenario& base, const PlanOptions& o, Tables& tables);
+// The status of a search the caller stopped: "the search was stopped by the caller during <phase>
+// (<done> of <total> done)".
+Status cancelled_status(const char* phase, int64_t done, int64_t total);
 PlanCandidate materialize(const Cand& c, const Tables& t, int64_t index);
 // Writes a candidate into a scenario in place (the screening loop reuses one scenario per thread).
 void write_candidate(Scenario& s, const Cand& c, const Tables& t, int gpus_per_node);

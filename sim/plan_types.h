@@ -109,12 +109,13 @@ struct PlanOptions {
   // A cancelled search returns the best plans found so far (PlanResult::interrupted set) instead of
   // the cancelled status: simulated ones when any ran, else the best closed-form estimates.
   bool partial_on_cancel = false;
-  // Progress of a phase ("screen", "simulate"): done of total. Called from the calling thread.
+  // Progress of a phase ("enumerate", "screen", "simulate"): done of total. Called from the calling thread.
   std::function<void(const char* phase, int64_t done, int64_t total)> progress;
-  // Stop hook: polled by every planner thread before each block of screened candidates and before
-  // each simulation; once it returns true plan() stops within one block / one simulation per
-  // thread and returns the cancelled status (Status::is_cancelled). Must be thread-safe and cheap
-  // (e.g. an atomic load).
+  // Stop hook: polled while the space is enumerated (before each (world, tp, pp) step and each
+  // balanced partition), by every planner thread before each block of screened candidates and
+  // before each simulation; once it returns true plan() stops within one partition / one block / one
+  // simulation per thread and returns the cancelled status (Status::is_cancelled). Must be
+  // thread-safe and cheap (e.g. an atomic load).
   std::function<bool()> cancelled;
 };
 
