@@ -29,13 +29,13 @@ using CSMap = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(int threads, CpuGemm gemm) : blas_(gemm == CpuGemm::kOpenBLAS && openblas_info().available) {
+  CpuBackend(int threads, CpuGemm gemm) : gemm_(cpu_gemm_info(gemm).available ? gemm : CpuGemm::kEigen) {
     threads_ = threads > 0 ? threads : omp_get_num_procs();
     omp_set_num_threads(threads_);
     Eigen::setNbThreads(threads_);
   }
   std::string name() const override { return "cpu"; }
-  std::string gemm_name() const override { return cpu_gemm_label(blas_ ? CpuGemm::kOpenBLAS : CpuGemm::kEigen); }
+  std::string gemm_name() const override { return cpu_gemm_label(gemm_); }
   int num_threads() const override { return threads_; }
 
   void zero(float* p, size_t n) override { std::fill(p, p + n, 0.0f); }
@@ -616,7 +616,7 @@ class CpuBackend final : public Backend {
     for (int o = tiles * NO; o < OC; ++o) skinny_column<1>(out, x, w, bias, M, C, OC, o);
   }
 
-  // C (M×N) = op(A)·op(B) + beta·C through OpenBLAS, single-threaded calls on slices of C's rows
+  // C (M×N) = op(A)·op(B) + beta·C through the BLAS library (gemm.h), single-threaded calls on slices of C's rows
   // (multiples of 16, at least kBlasRows each) that the threads take dynamically: a shared core
   // delays one slice, not a fixed half of the product.
   void blas_rows(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
@@ -629,7 +629,7 @@ class CpuBackend final : public Backend {
       const int m0 = t * step, m1 = t + 1 == slices ? M : std::min(M, (t + 1) * step);
       if (m0 >= m1) continue;
       const float* a = ta ? A + m0 : A + static_cast<size_t>(m0) * lda;
-      openblas_sgemm(ta, tb, m1 - m0, N, K, 1.0f, a, lda, B, ldb, beta, Cm + static_cast<size_t>(m0) * ldc, ldc);
+      blas_sgemm(gemm_, ta, tb, m1 - m0, N, K, 1.0f, a, lda, B, ldb, beta, Cm + static_cast<size_t>(m0) * ldc, ldc);
     }
   }
 
@@ -677,7 +677,8 @@ class CpuBackend final : public Backend {
   }
 
   int threads_ = 1;
-  bool blas_ = false;  // GEMMs through OpenBLAS (else Eigen)
+  CpuGemm gemm_ = CpuGemm::kEigen;  // GEMM library (gemm.h)
+  bool blas_ = gemm_ != CpuGemm::kEigen;  // GEMMs through a BLAS library (else Eigen)
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "exec/backend/device.h"
+#include "exec/backend/gemm_choice.h"
 #include "exec/train/preempt.h"
 #include "model/layout.h"
 
@@ -232,6 +233,7 @@ Status Trainer::train() {
     const double tps = tokens_per_iter * (r.iteration - start) / std::max(elapsed, 1e-9);
     nlohmann::json j{{"step", r.iteration}, {"loss", r.total_loss},     {"final", r.final_loss}, {"exits", r.exit_loss},
                      {"lr", r.lr},          {"grad_norm", r.grad_norm}, {"tokens_per_s", tps},   {"step_s", r.seconds}};
+    if (r.iteration == start + 1) j["gemm"] = gemm_run_note(be_->gemm_name());  // the run's first line: its GEMM
     log_metrics(j.dump());
     if (opt_.log && (r.iteration % log_every == 0 || r.iteration == steps_ || r.iteration == start + 1)) {
       char buf[256];
