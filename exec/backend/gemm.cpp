@@ -120,9 +120,14 @@ BlasLib load_openblas() {
 
 // oneDNN 2.x's dnnl_cpu_isa_t values → names.
 std::string dnnl_isa_name(int isa) {
-  static const std::map<int, const char*> names = {
-      {0x1, "sse41"},         {0x3, "avx"},           {0x7, "avx2"},          {0x407, "avx2_vnni"},
-      {0x27, "avx512_core"}, {0x67, "avx512_core_vnni"}, {0xe7, "avx512_core_bf16"}, {0x3e7, "avx512_core_amx"}};
+  static const std::map<int, const char*> names = {{0x1, "sse41"},
+                                                   {0x3, "avx"},
+                                                   {0x7, "avx2"},
+                                                   {0x407, "avx2_vnni"},
+                                                   {0x27, "avx512_core"},
+                                                   {0x67, "avx512_core_vnni"},
+                                                   {0xe7, "avx512_core_bf16"},
+                                                   {0x3e7, "avx512_core_amx"}};
   auto it = names.find(isa);
   if (it != names.end()) return it->second;
   char buf[32];

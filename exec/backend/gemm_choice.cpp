@@ -40,8 +40,12 @@ std::vector<ShapeBuffers> make_buffers(const std::vector<GemmShape>& shapes) {
   for (GemmShape s : shapes) {
     s.N = std::min(s.N, kMaxMeasuredRows);
     const size_t nx = static_cast<size_t>(s.N) * s.C, nw = static_cast<size_t>(s.OC) * s.C;
-    ShapeBuffers b{s, std::vector<float>(nx), std::vector<float>(nw), std::vector<float>(static_cast<size_t>(s.N) * s.OC),
-                   std::vector<float>(nx), std::vector<float>(nw)};
+    ShapeBuffers b{s,
+                   std::vector<float>(nx),
+                   std::vector<float>(nw),
+                   std::vector<float>(static_cast<size_t>(s.N) * s.OC),
+                   std::vector<float>(nx),
+                   std::vector<float>(nw)};
     for (float& v : b.x) v = d(rng);
     for (float& v : b.w) v = d(rng);
     for (float& v : b.y) v = d(rng);

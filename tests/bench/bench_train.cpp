@@ -11,7 +11,8 @@
 // training reaches, the steady throughput over 200 steps against the first 20, and tokens/s with a
 // nice-19 busy process on one core against the quiet figure.
 // Run: build/<dir>/tests/bench/bench_train (--benchmark_filter=Gemm for the GEMM rows alone;
-// --rounds=N for the side-by-side rounds, 0 to skip PyTorch)
+// --rounds=N for the side-by-side rounds, 0 to skip PyTorch; --gemm-ab=0 skips the per-shape
+// side-by-side of the GEMM libraries)
 #include <benchmark/benchmark.h>
 #include <sched.h>
 #include <signal.h>
@@ -34,6 +35,7 @@
 
 #include "exec/backend/backend.h"
 #include "exec/backend/gemm.h"
+#include "exec/backend/gemm_choice.h"
 #include "exec/train/trainer.h"
 #include "model/scenario_io.h"
 
@@ -320,6 +322,20 @@ void print_gemm_libraries() {
   }
 }
 
+// Every library at each training shape on its own, A/B alternating in one process (the start-up
+// measurement of cpu_gemm auto, gemm_choice.h), 2 threads: the per-shape winners.
+void gemm_side_by_side() {
+  std::printf("\nGEMM libraries side by side per shape (forward + dx + dw, alternating rounds, %d threads, load %s):\n",
+              kThreads, load_average().c_str());
+  const exec::GemmShape shapes[] = {{2048, 256, 768}, {2048, 256, 256}, {2048, 256, 1024},
+                                    {2048, 1024, 256}, {2048, 1024, 4096}, {2048, 4096, 1024}};
+  for (const exec::GemmShape& sh : shapes) {
+    const exec::GemmChoice c = exec::measure_cpu_gemm(kThreads, {sh});
+    std::printf("  %d × %d → %d: %s\n", sh.N, sh.C, sh.OC, c.summary().c_str());
+  }
+  std::printf("  (load average after: %s)\n", load_average().c_str());
+}
+
 int flag_value(int* argc, char** argv, const std::string& name, int dflt) {
   int v = dflt;
   for (int i = 1; i < *argc; ++i) {
@@ -337,11 +353,13 @@ int flag_value(int* argc, char** argv, const std::string& name, int dflt) {
 
 int main(int argc, char** argv) {
   const int rounds = flag_value(&argc, argv, "--rounds", 3);
+  const int gemm_ab = flag_value(&argc, argv, "--gemm-ab", 1);
   benchmark::Initialize(&argc, argv);
   PeakReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   print_gemm_libraries();
+  if (gemm_ab) gemm_side_by_side();
   if (g_train_tps > 0) {
     const double achieved = g_train_tps * g_model_flops_per_token / 1e9;
     const double peak = g_gemm_peak[g_train_gemm];

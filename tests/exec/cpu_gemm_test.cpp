@@ -73,7 +73,8 @@ TEST_P(CpuGemmLibs, MatchesEigenOnLinearLayersOfOddAndTrainingShapes) {
       auto eigen = make_cpu_backend(threads, CpuGemm::kEigen);
       auto blas = make_cpu_backend(threads, GetParam());
       EXPECT_EQ(eigen->gemm_name(), "eigen");
-      EXPECT_EQ(blas->gemm_name(), std::string(cpu_gemm_name(GetParam())) + " (" + cpu_gemm_info(GetParam()).kernel + ")");
+      EXPECT_EQ(blas->gemm_name(),
+                std::string(cpu_gemm_name(GetParam())) + " (" + cpu_gemm_info(GetParam()).kernel + ")");
       const MatmulOut e = run_linear(*eigen, N, C, OC), o = run_linear(*blas, N, C, OC);
       EXPECT_LT(rel_diff(o.y, e.y), 2e-6) << N << "×" << C << "→" << OC << ", " << threads << " threads";
       EXPECT_LT(rel_diff(o.dx, e.dx), 2e-6) << N << "×" << C << "→" << OC;
