@@ -7,8 +7,8 @@
 // seconds, with the load average; PyTorch's OpenBLAS runs the kernel family a current OpenBLAS picks
 // for this CPU (the script sets OPENBLAS_CORETYPE) and each side prints its GEMM kernel.
 // Also: the GEMM rows of every CPU GEMM library (Eigen, OpenBLAS, oneDNN, BLIS; each with its kernel)
-// at the training shapes, the backend's choice (cpu_gemm auto, exec/backend/gemm_choice.h), the fraction of the GEMM peak
-// training reaches, the steady throughput over 200 steps against the first 20, and tokens/s with a
+// at the training shapes, the backend's choice (cpu_gemm auto, exec/backend/gemm_choice.h), the
+// fraction of the GEMM peak training reaches, the steady throughput over 200 steps against the first 20, and tokens/s with a
 // nice-19 busy process on one core against the quiet figure.
 // Run: build/<dir>/tests/bench/bench_train (--benchmark_filter=Gemm for the GEMM rows alone;
 // --rounds=N for the side-by-side rounds, 0 to skip PyTorch; --gemm-ab=0 skips the per-shape
