@@ -107,13 +107,13 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
   }
   if (!root) return world->barrier(600);  // wait (polling with sleeps) while rank 0 benchmarks compute
 
-  // The GEMM library first (Eigen or OpenBLAS, at GPT shapes of hidden 256 and 512, one microbatch
+  // The GEMM library first (the fastest of Eigen and the loadable BLAS libraries, at GPT shapes of hidden 256 and 512, one microbatch
   // of 2,048 tokens): the compute calibration then measures the executor as it will run.
   std::vector<exec::GemmShape> shapes = exec::gpt_gemm_shapes(2048, 256, 768, 1024, 1024);
   if (!o.quick)
     for (const exec::GemmShape& s : exec::gpt_gemm_shapes(2048, 512, 1536, 2048, 2048)) shapes.push_back(s);
   const exec::GemmChoice gemm = exec::measure_cpu_gemm(co.num_threads, shapes);
-  std::cout << "CPU GEMM: " << gemm.summary() << "\n";
+  std::cout << gemm.log_line() << "\n";
   auto be = exec::make_cpu_backend(co.num_threads, gemm.gemm);
   const auto t0 = std::chrono::steady_clock::now();
   EELLM_ASSIGN_OR_RETURN(fidelity::ComputeCalibration cc, fidelity::calibrate_compute(*be, co));
@@ -136,7 +136,7 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
       " backend thread(s) per rank, load average " + load_average() + " on " + std::to_string(hw) + " cores.\n" +
       "GEMM fit MAPE " + std::to_string(std::lround(gfit.mape)) + " % over " + std::to_string(cc.gemm.size()) +
       " shapes; all peaks = the fitted fp32 GEMM peak " + "(the CPU backend computes in fp32).\n" +
-      "cpu_gemm = the faster at GPT training shapes: " + gemm.summary() + ".\n" +
+      "cpu_gemm = the fastest at GPT training shapes: " + gemm.summary() + ".\n" +
       (have_link ? "nvlink_*, p2p/collective efficiencies and latency, large_message_* = MPI "
                    "shared-memory fit over " +
                        std::to_string(ranks) + " ranks (p2p and all-reduce apart, piecewise in size).\n"

@@ -164,9 +164,10 @@ struct DeviceProfile {
   double oversubscribed_efficiency = 1;
   double optimizer_bytes_per_param = 0;  // 0 → computed from dtypes (read+write of state)
   double per_iteration_overhead_us = 0;  // fitted fixed cost per training iteration (host side)
-  // GEMM library of the CPU executor (exec/backend/gemm.h): eigen | openblas | auto (auto: both
-  // measured at the model's shapes when the backend starts; `eellm calibrate` writes the winner).
-  std::string cpu_gemm = "eigen";
+  // GEMM library of the CPU executor (exec/backend/gemm.h): auto | eigen | openblas | onednn | blis
+  // (auto: every available one measured at the model's shapes once per machine, the fastest kept;
+  // `eellm calibrate` writes the winner).
+  std::string cpu_gemm = "auto";
   // Links this device ships with (spec sheet; a cluster profile's LinkSpecs override them):
   // NVLink per GPU and the InfiniBand NIC per GPU, unidirectional.
   double nvlink_bandwidth_GBps = 0;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <numeric>
 
 #include "model/cost_model.h"
@@ -241,8 +242,9 @@ void check_device(Checker& c, const DeviceProfile& d, DType dt) {
     c.positive(p + key, v);
     c.at_most(p + key, v, 65536, "");
   }
-  if (d.cpu_gemm != "eigen" && d.cpu_gemm != "openblas" && d.cpu_gemm != "auto")
-    c.error(p + "cpu_gemm", p + "cpu_gemm ('" + d.cpu_gemm + "') must be eigen, openblas or auto");
+  static const char* const kGemms[] = {"auto", "eigen", "openblas", "onednn", "blis"};
+  if (std::find(std::begin(kGemms), std::end(kGemms), d.cpu_gemm) == std::end(kGemms))
+    c.error(p + "cpu_gemm", p + "cpu_gemm ('" + d.cpu_gemm + "') must be auto, eigen, openblas, onednn or blis");
 }
 
 void check_link(Checker& c, const std::string& field, const LinkSpec& l, bool used) {

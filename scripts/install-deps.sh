@@ -8,7 +8,9 @@ packages=(
   build-essential cmake ninja-build pkg-config git ccache clang-format clang-tidy
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
   libboost-graph-dev
-  libeigen3-dev libopenblas-dev
+  # OpenBLAS and oneDNN are loaded at run time by the CPU backend (exec/backend/gemm.h). BLIS
+  # (libblis4-pthread) is optional: it won no training shape consistently here (docs/performance.md).
+  libeigen3-dev libopenblas-dev libdnnl2
   libopenmpi-dev openmpi-bin
   slurm-wlm slurmctld slurmd slurm-client munge
   libgtest-dev libgmock-dev libbenchmark-dev

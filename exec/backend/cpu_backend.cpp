@@ -45,13 +45,14 @@ class CpuBackend final : public Backend {
  public:
   CpuBackend(int threads, CpuGemm gemm)
       : threads_(threads > 0 ? threads : omp_get_num_procs()),  // the CPUs this process may run on
-        blas_(gemm == CpuGemm::kOpenBLAS && openblas_info().available),
+        gemm_(cpu_gemm_info(gemm).available ? gemm : CpuGemm::kEigen),
+        blas_(gemm_ != CpuGemm::kEigen),
         pool_(threads_),
         scratch_(static_cast<size_t>(threads_)) {
     Eigen::setNbThreads(1);  // Eigen runs inside the pool's items, single-threaded
   }
   std::string name() const override { return "cpu"; }
-  std::string gemm_name() const override { return cpu_gemm_label(blas_ ? CpuGemm::kOpenBLAS : CpuGemm::kEigen); }
+  std::string gemm_name() const override { return cpu_gemm_label(gemm_); }
   int num_threads() const override { return threads_; }
 
   void zero(float* p, size_t n) override { std::fill(p, p + n, 0.0f); }
@@ -683,14 +684,14 @@ class CpuBackend final : public Backend {
       }
     });
   }
-  // Rows [m0, m1) of gemm_rows' product, single-threaded (OpenBLAS or Eigen).
+  // Rows [m0, m1) of gemm_rows' product, single-threaded (a BLAS library of gemm.h, or Eigen).
   void gemm_slice(bool ta, bool tb, int m0, int m1, int N, int K, const float* A, int lda, const float* B, int ldb,
                   float beta, float* Cm, int ldc) const {
     const int M = m1 - m0;
     const float* a = ta ? A + m0 : A + static_cast<size_t>(m0) * lda;
     float* c = Cm + static_cast<size_t>(m0) * ldc;
     if (blas_) {
-      openblas_sgemm(ta, tb, M, N, K, 1.0f, a, lda, B, ldb, beta, c, ldc);
+      blas_sgemm(gemm_, ta, tb, M, N, K, 1.0f, a, lda, B, ldb, beta, c, ldc);
       return;
     }
     SMap cm(c, M, N, Eigen::OuterStride<>(ldc));
@@ -757,7 +758,8 @@ class CpuBackend final : public Backend {
   }
 
   int threads_ = 1;
-  bool blas_ = false;  // GEMMs through OpenBLAS (else Eigen)
+  CpuGemm gemm_ = CpuGemm::kEigen;  // GEMM library (gemm.h)
+  bool blas_ = false;               // GEMMs through a BLAS library (else Eigen)
   CpuPool pool_;
   std::vector<Scratch> scratch_;         // per thread
   std::vector<float> partial_, logits_;  // norm_backward's partials, classifier_fused's logits block

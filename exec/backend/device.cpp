@@ -50,7 +50,7 @@ StatusOr<std::unique_ptr<Backend>> make_backend(const Scenario& scenario, int nu
     const int fc = m.activation == Activation::kSwiGLU ? 2 * F : F;
     const int tokens = scenario.training.micro_batch_size * m.seq_length;
     const GemmChoice c = choose_cpu_gemm(num_threads, gpt_gemm_shapes(tokens, C, 3 * C, fc, F));
-    std::fprintf(stderr, "eellm: cpu_gemm auto → %s\n", c.summary().c_str());
+    std::fprintf(stderr, "eellm: %s\n", c.log_line().c_str());
     gemm = c.gemm;
   } else {
     EELLM_ASSIGN_OR_RETURN(gemm, parse_cpu_gemm(g, "cluster.device.cpu_gemm"));

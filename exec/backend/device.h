@@ -19,8 +19,9 @@ namespace eellm::exec {
 StatusOr<std::unique_ptr<Backend>> make_backend(::eellm::DeviceKind device, int num_threads);
 
 // The backend of a run of `scenario` (its execution.device). On the CPU the GEMM is the device
-// profile's cpu_gemm; auto measures Eigen and OpenBLAS at the model's shapes (one microbatch) once
-// per process (choose_cpu_gemm) and logs the choice on stderr.
+// profile's cpu_gemm; auto (the default) measures every available library at the model's shapes
+// (one microbatch) once per machine (choose_cpu_gemm: cached in the user's cache dir) and logs the
+// choice on stderr ("eellm: gemm: openblas (SkylakeX), 2 threads, measured 28.3 vs eigen ...").
 StatusOr<std::unique_ptr<Backend>> make_backend(const Scenario& scenario, int num_threads);
 
 // True when this binary was built with the CUDA backend (EELLM_HAVE_CUDA).

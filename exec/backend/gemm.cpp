@@ -1,37 +1,46 @@
-// OpenBLAS loading, and the Eigen-vs-OpenBLAS measurement (see gemm.h).
+// Loading the run-time GEMM libraries (OpenBLAS, oneDNN, BLIS) and calling them (see gemm.h).
 #include "exec/backend/gemm.h"
 
 #include <dlfcn.h>
 
 #include <algorithm>
 #include <cctype>
-#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <mutex>
-#include <random>
-#include <tuple>
-#include <utility>
+#include <string>
 
 namespace eellm::exec {
 namespace {
 
 // cblas_sgemm's signature with the CBLAS enums as ints (CblasRowMajor 101, NoTrans 111, Trans 112).
 using SgemmFn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+// dnnl_sgemm (row-major; dnnl_dim_t is int64_t; returns dnnl_status_t).
+using DnnlSgemmFn = int (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                            float, float*, int64_t);
 using SetThreadsFn = void (*)(int);
+using BliSetThreadsFn = void (*)(long);
 using CorenameFn = char* (*)();
+using IntFn = int (*)();
+using ArchStringFn = const char* (*)(int);
 
-struct OpenBlas {
-  OpenBlasInfo info;
-  SgemmFn sgemm = nullptr;
+struct BlasLib {
+  GemmLibInfo info;
+  SgemmFn cblas = nullptr;     // OpenBLAS, BLIS
+  DnnlSgemmFn dnnl = nullptr;  // oneDNN
 };
+
+bool has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
 
 // The OpenBLAS kernel family for this CPU, as a current OpenBLAS would pick it ("" → let it detect).
 const char* best_coretype() {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-    return "SkylakeX";
+  if (has_avx512()) return "SkylakeX";
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
   return "";
 }
@@ -56,7 +65,8 @@ class ScopedEnvDefault {
   }
   ScopedEnvDefault(const ScopedEnvDefault&) = delete;
   ScopedEnvDefault& operator=(const ScopedEnvDefault&) = delete;
-  const std::string& value_set() const { return set_; }
+  // "NAME=value" when this scope set it, else "".
+  std::string what_set() const { return set_.empty() ? "" : std::string(name_) + "=" + set_; }
 
  private:
   const char* name_;
@@ -64,71 +74,174 @@ class ScopedEnvDefault {
   bool had_old_ = false;
 };
 
+std::string lower(std::string s) {
+  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
 // An inherited OPENBLAS_CORETYPE stays when it names the best family or an AVX-512 one; an older
 // family (e.g. a machine-wide "Haswell" set against Debian 12's Prescott fallback) is replaced.
 bool keep_coretype(const char* cur) {
-  std::string c(cur);
-  for (char& ch : c) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  std::string best(best_coretype());
-  for (char& ch : best) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return c == best || c == "skylakex" || c == "cooperlake" || c == "sapphirerapids";
+  const std::string c = lower(cur);
+  return c == lower(best_coretype()) || c == "skylakex" || c == "cooperlake" || c == "sapphirerapids";
 }
 
-OpenBlas load_openblas() {
-  OpenBlas ob;
+// dlopen + the named symbols, or info.error saying which package to install / what is missing.
+void* open_lib(const char* soname, const char* package, GemmLibInfo& info) {
+  void* h = ::dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    const char* e = ::dlerror();
+    info.error = std::string(soname) + " not loadable (install " + package + "): " + (e ? e : "unknown");
+  }
+  return h;
+}
+
+BlasLib load_openblas() {
+  BlasLib ob;
   // OpenBLAS reads both at load time: the kernel family, and no thread pool (calls are single-threaded).
   ScopedEnvDefault core("OPENBLAS_CORETYPE", best_coretype(), keep_coretype);
   ScopedEnvDefault threads("OPENBLAS_NUM_THREADS", "1");
-  void* h = ::dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
-  if (!h) {
-    const char* e = ::dlerror();
-    ob.info.error = std::string("libopenblas.so.0 not loadable (install libopenblas0): ") + (e ? e : "unknown");
-    return ob;
-  }
-  ob.sgemm = reinterpret_cast<SgemmFn>(::dlsym(h, "cblas_sgemm"));
+  void* h = open_lib("libopenblas.so.0", "libopenblas0", ob.info);
+  if (!h) return ob;
+  ob.cblas = reinterpret_cast<SgemmFn>(::dlsym(h, "cblas_sgemm"));
   auto set_threads = reinterpret_cast<SetThreadsFn>(::dlsym(h, "openblas_set_num_threads"));
   auto corename = reinterpret_cast<CorenameFn>(::dlsym(h, "openblas_get_corename"));
-  if (!ob.sgemm || !set_threads || !corename) {
+  if (!ob.cblas || !set_threads || !corename) {
     ob.info.error = "libopenblas.so.0 lacks cblas_sgemm/openblas_set_num_threads/openblas_get_corename";
-    ob.sgemm = nullptr;
+    ob.cblas = nullptr;
     return ob;
   }
   set_threads(1);  // also when the library was already loaded with a pool
   ob.info.available = true;
-  ob.info.corename = corename();
-  ob.info.coretype_set = core.value_set();
+  ob.info.kernel = corename();
+  ob.info.kernel_set = core.what_set();
   return ob;
 }
 
-const OpenBlas& openblas() {
-  static const OpenBlas ob = load_openblas();
-  return ob;
+// oneDNN 2.x's dnnl_cpu_isa_t values → names.
+std::string dnnl_isa_name(int isa) {
+  static const std::map<int, const char*> names = {{0x1, "sse41"},
+                                                   {0x3, "avx"},
+                                                   {0x7, "avx2"},
+                                                   {0x407, "avx2_vnni"},
+                                                   {0x27, "avx512_core"},
+                                                   {0x67, "avx512_core_vnni"},
+                                                   {0xe7, "avx512_core_bf16"},
+                                                   {0x3e7, "avx512_core_amx"}};
+  auto it = names.find(isa);
+  if (it != names.end()) return it->second;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "isa 0x%x", static_cast<unsigned>(isa));
+  return buf;
+}
+
+BlasLib load_onednn() {
+  BlasLib dn;
+  void* h = open_lib("libdnnl.so.2", "libdnnl2", dn.info);
+  if (!h) return dn;
+  dn.dnnl = reinterpret_cast<DnnlSgemmFn>(::dlsym(h, "dnnl_sgemm"));
+  auto isa = reinterpret_cast<IntFn>(::dlsym(h, "dnnl_get_effective_cpu_isa"));
+  if (!dn.dnnl || !isa) {
+    dn.info.error = "libdnnl.so.2 lacks dnnl_sgemm/dnnl_get_effective_cpu_isa";
+    dn.dnnl = nullptr;
+    return dn;
+  }
+  dn.info.available = true;
+  dn.info.kernel = dnnl_isa_name(isa());
+  return dn;
+}
+
+BlasLib load_blis() {
+  BlasLib bl;
+  // BLIS reads BLIS_ARCH_TYPE when it first queries the architecture (forced below, in the scope).
+  ScopedEnvDefault arch("BLIS_ARCH_TYPE", has_avx512() ? "skx" : "");
+  void* h = open_lib("libblis.so.4", "libblis4-pthread", bl.info);
+  if (!h) return bl;
+  bl.cblas = reinterpret_cast<SgemmFn>(::dlsym(h, "cblas_sgemm"));
+  auto set_threads = reinterpret_cast<BliSetThreadsFn>(::dlsym(h, "bli_thread_set_num_threads"));
+  auto arch_id = reinterpret_cast<IntFn>(::dlsym(h, "bli_arch_query_id"));
+  auto arch_name = reinterpret_cast<ArchStringFn>(::dlsym(h, "bli_arch_string"));
+  if (!bl.cblas || !set_threads || !arch_id || !arch_name) {
+    bl.info.error = "libblis.so.4 lacks cblas_sgemm/bli_thread_set_num_threads/bli_arch_query_id/bli_arch_string";
+    bl.cblas = nullptr;
+    return bl;
+  }
+  set_threads(1);
+  bl.info.available = true;
+  bl.info.kernel = arch_name(arch_id());
+  bl.info.kernel_set = arch.what_set();
+  return bl;
+}
+
+const BlasLib& blas_lib(CpuGemm g) {
+  static const BlasLib eigen{{true, "", "", ""}, nullptr, nullptr};
+  static const BlasLib ob = load_openblas();  // each loaded on first use, thread-safe
+  switch (g) {
+    case CpuGemm::kOpenBLAS:
+      return ob;
+    case CpuGemm::kOneDNN: {
+      static const BlasLib dn = load_onednn();
+      return dn;
+    }
+    case CpuGemm::kBLIS: {
+      static const BlasLib bl = load_blis();
+      return bl;
+    }
+    case CpuGemm::kEigen:
+      break;
+  }
+  return eigen;
 }
 
 }  // namespace
 
+const std::vector<CpuGemm>& all_cpu_gemms() {
+  static const std::vector<CpuGemm> all = {CpuGemm::kEigen, CpuGemm::kOpenBLAS, CpuGemm::kOneDNN, CpuGemm::kBLIS};
+  return all;
+}
+
 const char* cpu_gemm_name(CpuGemm g) {
-  return g == CpuGemm::kOpenBLAS ? "openblas" : "eigen";
+  switch (g) {
+    case CpuGemm::kOpenBLAS:
+      return "openblas";
+    case CpuGemm::kOneDNN:
+      return "onednn";
+    case CpuGemm::kBLIS:
+      return "blis";
+    case CpuGemm::kEigen:
+      break;
+  }
+  return "eigen";
 }
 
 StatusOr<CpuGemm> parse_cpu_gemm(const std::string& s, const std::string& field) {
-  if (s == "eigen") return CpuGemm::kEigen;
-  if (s == "openblas") return CpuGemm::kOpenBLAS;
-  return Status::invalid_argument(field + ": unknown CPU GEMM '" + s + "' (expected eigen, openblas or auto)");
+  for (CpuGemm g : all_cpu_gemms())
+    if (s == cpu_gemm_name(g)) return g;
+  return Status::invalid_argument(field + ": unknown CPU GEMM '" + s +
+                                  "' (expected auto, eigen, openblas, onednn or blis)");
 }
 
-const OpenBlasInfo& openblas_info() {
-  return openblas().info;
+const GemmLibInfo& cpu_gemm_info(CpuGemm g) {
+  return blas_lib(g).info;
 }
 
-void openblas_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-                    const float* B, int ldb, float beta, float* C, int ldc) {
-  openblas().sgemm(101, trans_a ? 112 : 111, trans_b ? 112 : 111, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+const GemmLibInfo& openblas_info() {
+  return cpu_gemm_info(CpuGemm::kOpenBLAS);
+}
+
+void blas_sgemm(CpuGemm g, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+                const float* B, int ldb, float beta, float* C, int ldc) {
+  const BlasLib& lib = blas_lib(g);
+  if (lib.dnnl) {
+    (void)lib.dnnl(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  lib.cblas(101, trans_a ? 112 : 111, trans_b ? 112 : 111, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 std::string cpu_gemm_label(CpuGemm g) {
-  if (g == CpuGemm::kOpenBLAS) return std::string("openblas (") + openblas_info().corename + ")";
-  return "eigen";
+  if (g == CpuGemm::kEigen) return "eigen";
+  return std::string(cpu_gemm_name(g)) + " (" + cpu_gemm_info(g).kernel + ")";
 }
 
 }  // namespace eellm::exec

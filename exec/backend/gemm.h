@@ -1,17 +1,24 @@
 // The CPU backend's GEMM libraries and the choice between them.
 //
-// Eigen is compiled in (-march=native). OpenBLAS is loaded at run time (dlopen of Debian's
-// libopenblas.so.0, no build dependency): while loading it, OPENBLAS_CORETYPE is set to the kernel
-// family a current OpenBLAS picks for this CPU (AVX-512 → SkylakeX, AVX2+FMA → Haswell) unless the
-// environment already names that family or an AVX-512 one, because the OpenBLAS 0.3.21 of Debian 12
-// falls back to old kernels (Prescott, Haswell) on CPUs newer than it, e.g. AVX-512 Zen 4/5 or
-// virtualised Xeons. The environment is restored after loading. OpenBLAS is called single-threaded (its own thread
-// pool busy-waits and would fight the backend's OpenMP threads); the backend splits the output
-// rows over its threads, so there is one pool.
+// Eigen is compiled in (-march=native). The BLAS libraries are loaded at run time (dlopen of the
+// Debian 12 libraries, no build dependency), each called single-threaded on row slices of C that
+// the backend's OpenMP threads take (one thread pool; their own pools would fight it):
+// - OpenBLAS (libopenblas.so.0, package libopenblas0): while loading it, OPENBLAS_CORETYPE is set to
+//   the kernel family a current OpenBLAS picks for this CPU (AVX-512 → SkylakeX, AVX2+FMA → Haswell)
+//   unless the environment already names that family or an AVX-512 one, because the OpenBLAS 0.3.21
+//   of Debian 12 falls back to old kernels (Prescott, Haswell) on CPUs newer than it, e.g. AVX-512
+//   Zen 4/5 or virtualised Xeons. The environment is restored after loading.
+// - oneDNN (libdnnl.so.2, package libdnnl2): dnnl_sgemm, row-major; it dispatches on the CPU's ISA
+//   itself (AVX-512 on Zen 4, where OpenBLAS 0.3.21 does not). Inside the backend's parallel region
+//   it runs sequentially.
+// - BLIS (libblis.so.4, package libblis4-pthread or -openmp): cblas_sgemm. BLIS 0.9 of Debian 12
+//   detects CPUs newer than it (Zen 4) as "generic" (reference kernels, ~5× slower); it is then
+//   loaded with BLIS_ARCH_TYPE set to skx (AVX-512) or haswell (AVX2+FMA), unless the environment
+//   sets it, and the environment is restored.
 //
-// The choice is the device profile's `cpu_gemm` (model/scenario.h): eigen | openblas | auto. auto
-// measures both at the model's GEMM shapes once per process and thread count (choose_cpu_gemm)
-// and keeps the faster; `eellm calibrate` does the same and writes the winner into the profile.
+// The choice is the device profile's `cpu_gemm` (model/scenario.h): auto (default) | eigen |
+// openblas | onednn | blis. auto measures every available library at the model's GEMM shapes and
+// keeps the fastest (gemm_choice.h: once per machine, cached); `eellm calibrate` writes the winner.
 #pragma once
 
 #include <string>
@@ -21,28 +28,31 @@
 
 namespace eellm::exec {
 
-enum class CpuGemm { kEigen, kOpenBLAS };
+enum class CpuGemm { kEigen, kOpenBLAS, kOneDNN, kBLIS };
+// Every library, Eigen first.
+const std::vector<CpuGemm>& all_cpu_gemms();
 
-const char* cpu_gemm_name(CpuGemm g);  // "eigen" | "openblas"
-// "eigen" | "openblas" (case-sensitive); an error naming `field` otherwise. "auto" is resolved by
-// choose_cpu_gemm, not here.
+const char* cpu_gemm_name(CpuGemm g);  // "eigen" | "openblas" | "onednn" | "blis"
+// One of those names (case-sensitive); an error naming `field` otherwise. "auto" is resolved by
+// choose_cpu_gemm (gemm_choice.h), not here.
 StatusOr<CpuGemm> parse_cpu_gemm(const std::string& s, const std::string& field = "cpu_gemm");
 
-// OpenBLAS as loaded (once per process, thread-safe).
-struct OpenBlasInfo {
+// A run-time library as loaded (once per process, thread-safe). Eigen is always available.
+struct GemmLibInfo {
   bool available = false;
-  std::string corename;      // openblas_get_corename(), e.g. "SkylakeX"
-  std::string coretype_set;  // what this process set OPENBLAS_CORETYPE to ("" if it left it alone)
-  std::string error;         // why it is unavailable
+  std::string kernel;      // e.g. "SkylakeX" (openblas_get_corename), "avx512_core_bf16", "skx"
+  std::string kernel_set;  // what this process set (OPENBLAS_CORETYPE=SkylakeX, ...); "" if it left it alone
+  std::string error;       // why it is unavailable
 };
-const OpenBlasInfo& openblas_info();
+const GemmLibInfo& cpu_gemm_info(CpuGemm g);
+const GemmLibInfo& openblas_info();  // cpu_gemm_info(CpuGemm::kOpenBLAS)
 
-// Row-major single-threaded sgemm through OpenBLAS: C[M×N] = alpha·op(A)·op(B) + beta·C with
-// op(X) = X or Xᵀ. Requires openblas_info().available.
-void openblas_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-                    const float* B, int ldb, float beta, float* C, int ldc);
+// Row-major single-threaded sgemm through library g (not Eigen): C[M×N] = alpha·op(A)·op(B) + beta·C
+// with op(X) = X or Xᵀ. Requires cpu_gemm_info(g).available.
+void blas_sgemm(CpuGemm g, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+                const float* B, int ldb, float beta, float* C, int ldc);
 
-// "openblas (SkylakeX)" / "eigen": the GEMM a backend uses, for log lines.
+// "openblas (SkylakeX)" / "onednn (avx512_core_bf16)" / "eigen": the GEMM a backend uses, for log lines.
 std::string cpu_gemm_label(CpuGemm g);
 
 }  // namespace eellm::exec

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "exec/backend/device.h"
+#include "exec/backend/gemm_choice.h"
 #include "exec/train/preempt.h"
 #include "model/layout.h"
 
@@ -239,6 +240,7 @@ Status Trainer::train() {
     const double tps = tokens_per_iter * (r.iteration - start) / std::max(elapsed, 1e-9);
     nlohmann::json j{{"step", r.iteration}, {"loss", r.total_loss},     {"final", r.final_loss}, {"exits", r.exit_loss},
                      {"lr", r.lr},          {"grad_norm", r.grad_norm}, {"tokens_per_s", tps},   {"step_s", r.seconds}};
+    if (r.iteration == start + 1) j["gemm"] = gemm_run_note(be_->gemm_name());  // the run's first line: its GEMM
     log_metrics(j.dump());
     if (opt_.log && log_line_due(r.iteration, start, steps_, log_every, since_line)) {
       since_line = 0;

@@ -6,12 +6,13 @@
 // and reports the median of each and of the per-round ratio, by wall clock and by process CPU
 // seconds, with the load average; PyTorch's OpenBLAS runs the kernel family a current OpenBLAS picks
 // for this CPU (the script sets OPENBLAS_CORETYPE) and each side prints its GEMM kernel.
-// Also: the GEMM rows of both CPU GEMM libraries (Eigen, OpenBLAS) at the training shapes, the
-// backend's choice between them (cpu_gemm auto, exec/backend/gemm.h), the fraction of the GEMM peak
-// training reaches, the steady throughput over 200 steps against the first 20, and tokens/s with a
+// Also: the GEMM rows of every CPU GEMM library (Eigen, OpenBLAS, oneDNN, BLIS; each with its kernel)
+// at the training shapes, the backend's choice (cpu_gemm auto, exec/backend/gemm_choice.h), the
+// fraction of the GEMM peak training reaches, the steady throughput over 200 steps against the first 20, and tokens/s with a
 // nice-19 busy process on one core against the quiet figure.
 // Run: build/<dir>/tests/bench/bench_train (--benchmark_filter=Gemm for the GEMM rows alone;
-// --rounds=N for the side-by-side rounds, 0 to skip PyTorch)
+// --rounds=N for the side-by-side rounds, 0 to skip PyTorch; --gemm-ab=0 skips the per-shape
+// side-by-side of the GEMM libraries)
 #include <benchmark/benchmark.h>
 #include <sched.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -33,6 +35,7 @@
 
 #include "exec/backend/backend.h"
 #include "exec/backend/gemm.h"
+#include "exec/backend/gemm_choice.h"
 #include "exec/train/trainer.h"
 #include "model/scenario_io.h"
 
@@ -40,7 +43,8 @@ namespace {
 
 using namespace eellm;
 constexpr int kThreads = 2;
-double g_train_tps = 0, g_busy_tps = 0, g_gemm_peak[2] = {0, 0}, g_model_flops_per_token = 0;
+double g_train_tps = 0, g_busy_tps = 0, g_model_flops_per_token = 0;
+std::map<std::string, double> g_gemm_peak;  // GEMM label → best GFLOP/s of its rows
 std::string g_train_gemm;
 
 Scenario tiny_ee() {
@@ -169,46 +173,59 @@ void BM_TrainBusyCore(benchmark::State& state) {
 }
 BENCHMARK(BM_TrainBusyCore)->Unit(benchmark::kMillisecond)->Iterations(8)->UseRealTime();
 
-// GEMM on the training shapes, (B·T = 2048) × 256 → 768 / 1024 and 1024 → 256, through each library
-// (the backend's matmul_forward with that GEMM, 2 threads).
+// GEMM at the training shapes through each library (the backend's matmul_forward + matmul_backward
+// with that GEMM, 2 threads: forward x·wᵀ, dx = dy·w, dw = dyᵀ·x): tiny-ee's (B·T = 2048) × 256 → 768
+// / 1024 and 1024 → 256, and ee-gpt-350m's 1024 → 4096 and 4096 → 1024 on 2,048 tokens. A library
+// that is not installed is skipped, saying why.
 template <exec::CpuGemm kGemm>
 void BM_Gemm(benchmark::State& state) {
+  const exec::GemmLibInfo& info = exec::cpu_gemm_info(kGemm);
+  if (!info.available) {
+    state.SkipWithError(info.error.c_str());
+    return;
+  }
   const int N = static_cast<int>(state.range(0)), C = static_cast<int>(state.range(1)),
             OC = static_cast<int>(state.range(2));
   auto be = exec::make_cpu_backend(kThreads, kGemm);
   std::vector<float> x(static_cast<size_t>(N) * C), w(static_cast<size_t>(OC) * C), y(static_cast<size_t>(N) * OC);
+  std::vector<float> dx(x.size()), dw(w.size());
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> d(-1, 1);
   for (float& v : x) v = d(rng);
   for (float& v : w) v = d(rng);
   for (auto _ : state) {
     be->matmul_forward(y.data(), x.data(), w.data(), nullptr, N, C, OC);
-    benchmark::DoNotOptimize(y.data());
+    be->matmul_backward(dx.data(), dw.data(), nullptr, y.data(), x.data(), w.data(), N, C, OC);
+    benchmark::DoNotOptimize(dw.data());
   }
-  const double flops = 2.0 * N * C * OC * static_cast<double>(state.iterations());
+  const double flops = 3 * 2.0 * N * C * OC * static_cast<double>(state.iterations());
   state.counters["GFLOP/s"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsRate);
   state.SetLabel(be->gemm_name());
 }
-BENCHMARK(BM_Gemm<exec::CpuGemm::kEigen>)
-    ->Name("BM_GemmEigen")
-    ->Args({2048, 256, 768})
-    ->Args({2048, 256, 1024})
-    ->Args({2048, 1024, 256})
-    ->UseRealTime();
-BENCHMARK(BM_Gemm<exec::CpuGemm::kOpenBLAS>)
-    ->Name("BM_GemmOpenBLAS")
-    ->Args({2048, 256, 768})
-    ->Args({2048, 256, 1024})
-    ->Args({2048, 1024, 256})
-    ->UseRealTime();
+#define EELLM_GEMM_ROWS(lib, name)                                                                          \
+  BENCHMARK(BM_Gemm<exec::CpuGemm::lib>)                                                                    \
+      ->Name(name)                                                                                          \
+      ->ArgsProduct({{2048}, {256}, {768, 1024}})                                                           \
+      ->Args({2048, 1024, 256})                                                                             \
+      ->Args({2048, 1024, 4096})                                                                            \
+      ->Args({2048, 4096, 1024})                                                                            \
+      ->UseRealTime()
+EELLM_GEMM_ROWS(kEigen, "BM_GemmEigen");
+EELLM_GEMM_ROWS(kOpenBLAS, "BM_GemmOpenBLAS");
+EELLM_GEMM_ROWS(kOneDNN, "BM_GemmOneDNN");
+EELLM_GEMM_ROWS(kBLIS, "BM_GemmBLIS");
 
+// Keeps the best tiny-ee GEMM row (GFLOP/s) per library label.
 class PeakReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& r : runs) {
       auto it = r.counters.find("GFLOP/s");
-      if (it == r.counters.end() || !r.benchmark_name().starts_with("BM_Gemm")) continue;
-      double& peak = g_gemm_peak[r.benchmark_name().starts_with("BM_GemmOpenBLAS") ? 1 : 0];
+      const std::string name = r.benchmark_name();
+      // tiny-ee's rows only (the 350m rows, larger, are printed but not tiny-ee's peak)
+      if (it == r.counters.end() || !name.starts_with("BM_Gemm") || r.error_occurred || name.find("4096") != name.npos)
+        continue;
+      double& peak = g_gemm_peak[r.report_label];
       peak = std::max(peak, static_cast<double>(it->second.value));
     }
     ConsoleReporter::ReportRuns(runs);
@@ -278,12 +295,45 @@ void side_by_side(int rounds, int steps) {
   }
   std::printf("\nside by side, %d rounds × %d steps, %d threads each, load average %s → %s\n", rounds, steps, kThreads,
               load_before.c_str(), load_average().c_str());
-  std::printf("  eellm CPU backend (GEMM %s): median %.0f tokens/s (%.0f per CPU-second)\n",
-              tr->backend().gemm_name().c_str(), median(ours), median(ours_cpu));
+  std::printf("  eellm CPU backend (GEMM %s, %d threads): median %.0f tokens/s (%.0f per CPU-second)\n",
+              tr->backend().gemm_name().c_str(), tr->backend().num_threads(), median(ours), median(ours_cpu));
   std::printf("  PyTorch %s fp32 (%s, %d threads): median %.0f tokens/s (%.0f per CPU-second)\n", last.blas.c_str(),
               "tests/exec/torch/bench_train.py", last.threads, median(theirs), median(theirs_cpu));
   std::printf("  → eellm is %.2f× PyTorch by wall clock, %.2f× per CPU-second (medians of the rounds; target ≥ 3×)\n",
               median(ratio), median(ratio_cpu));
+}
+
+// Each GEMM library: its kernel (and what eellm set to get it) or why it is unavailable, and its
+// best tiny-ee GEMM row.
+void print_gemm_libraries() {
+  std::printf("\nGEMM libraries of the eellm CPU backend (%d threads, one pool: the backend's OpenMP threads):\n",
+              kThreads);
+  for (exec::CpuGemm g : exec::all_cpu_gemms()) {
+    const exec::GemmLibInfo& info = exec::cpu_gemm_info(g);
+    const std::string label = exec::cpu_gemm_label(g);
+    if (!info.available) {
+      std::printf("  %s: unavailable (%s)\n", exec::cpu_gemm_name(g), info.error.c_str());
+      continue;
+    }
+    std::printf("  %s%s", label.c_str(),
+                info.kernel_set.empty() ? "" : (" (" + info.kernel_set + " set by eellm while loading it)").c_str());
+    if (g_gemm_peak.count(label)) std::printf(": best tiny-ee GEMM row %.1f GFLOP/s", g_gemm_peak[label]);
+    std::printf("\n");
+  }
+}
+
+// Every library at each training shape on its own, A/B alternating in one process (the start-up
+// measurement of cpu_gemm auto, gemm_choice.h), 2 threads: the per-shape winners.
+void gemm_side_by_side() {
+  std::printf("\nGEMM libraries side by side per shape (forward + dx + dw, alternating rounds, %d threads, load %s):\n",
+              kThreads, load_average().c_str());
+  const exec::GemmShape shapes[] = {{2048, 256, 768}, {2048, 256, 256}, {2048, 256, 1024},
+                                    {2048, 1024, 256}, {2048, 1024, 4096}, {2048, 4096, 1024}};
+  for (const exec::GemmShape& sh : shapes) {
+    const exec::GemmChoice c = exec::measure_cpu_gemm(kThreads, {sh});
+    std::printf("  %d × %d → %d: %s\n", sh.N, sh.C, sh.OC, c.summary().c_str());
+  }
+  std::printf("  (load average after: %s)\n", load_average().c_str());
 }
 
 int flag_value(int* argc, char** argv, const std::string& name, int dflt) {
@@ -303,24 +353,16 @@ int flag_value(int* argc, char** argv, const std::string& name, int dflt) {
 
 int main(int argc, char** argv) {
   const int rounds = flag_value(&argc, argv, "--rounds", 3);
+  const int gemm_ab = flag_value(&argc, argv, "--gemm-ab", 1);
   benchmark::Initialize(&argc, argv);
   PeakReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
-  const exec::OpenBlasInfo& ob = exec::openblas_info();
-  std::printf("\nOpenBLAS: %s\n",
-              ob.available
-                  ? ("core " + ob.corename +
-                     (ob.coretype_set.empty() ? " (as detected or set)"
-                                              : " (OPENBLAS_CORETYPE set to " + ob.coretype_set + " by eellm)"))
-                        .c_str()
-                  : ob.error.c_str());
-  if (g_gemm_peak[0] > 0)
-    std::printf("GEMM peak at the training shapes, %d threads: Eigen %.1f GFLOP/s, OpenBLAS %.1f GFLOP/s\n", kThreads,
-                g_gemm_peak[0], g_gemm_peak[1]);
+  print_gemm_libraries();
+  if (gemm_ab) gemm_side_by_side();
   if (g_train_tps > 0) {
     const double achieved = g_train_tps * g_model_flops_per_token / 1e9;
-    const double peak = g_train_gemm.starts_with("openblas") ? g_gemm_peak[1] : g_gemm_peak[0];
+    const double peak = g_gemm_peak[g_train_gemm];
     std::printf("tiny-ee training (GEMM %s): %.0f tokens/s = %.1f GFLOP/s model FLOPs (%.2f MFLOP/token)",
                 g_train_gemm.c_str(), g_train_tps, achieved, g_model_flops_per_token / 1e6);
     if (peak > 0) std::printf(" → %.0f%% of that GEMM's peak (target ≥ 75 %%)", 100.0 * achieved / peak);

@@ -1,11 +1,16 @@
-// The CPU backend's GEMM libraries (exec/backend/gemm.h): OpenBLAS — loaded at run time with the
-// right core type, called on row slices by the backend's threads — gives the products of Eigen
-// within fp32 rounding (forward, both backward GEMMs, the fused classifier), bitwise the same
-// results run to run at a fixed thread count; the choice is parsed, validated and measured.
+// The CPU backend's GEMM libraries (exec/backend/gemm.h): each BLAS library — OpenBLAS, oneDNN,
+// BLIS, loaded at run time with the right kernels, called on row slices by the backend's threads —
+// gives the products of Eigen within fp32 rounding (forward, both backward GEMMs, the fused
+// classifier), bitwise the same results run to run at a fixed thread count (a library that is not
+// installed is skipped, saying why); the choice is parsed, validated, measured and cached per machine.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <vector>
 
@@ -47,20 +52,29 @@ MatmulOut run_linear(Backend& be, int N, int C, int OC) {
   return o;
 }
 
-class CpuGemmLibs : public ::testing::Test {
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+
+// One test per BLAS library; skipped (naming the reason) where it is not installed.
+class CpuGemmLibs : public ::testing::TestWithParam<CpuGemm> {
  protected:
   void SetUp() override {
-    if (!openblas_info().available) GTEST_SKIP() << "OpenBLAS not loadable: " << openblas_info().error;
+    const GemmLibInfo& info = cpu_gemm_info(GetParam());
+    if (!info.available) GTEST_SKIP() << cpu_gemm_name(GetParam()) << " not loadable: " << info.error;
   }
 };
 
-TEST_F(CpuGemmLibs, OpenBlasMatchesEigenOnLinearLayersOfOddAndTrainingShapes) {
+TEST_P(CpuGemmLibs, MatchesEigenOnLinearLayersOfOddAndTrainingShapes) {
   for (auto [N, C, OC] : {std::tuple{2048, 256, 768}, std::tuple{300, 37, 13}, std::tuple{129, 1024, 256}}) {
     for (int threads : {1, 2, 3}) {
-      auto eigen = make_cpu_backend(threads, exec::CpuGemm::kEigen);
-      auto blas = make_cpu_backend(threads, exec::CpuGemm::kOpenBLAS);
+      auto eigen = make_cpu_backend(threads, CpuGemm::kEigen);
+      auto blas = make_cpu_backend(threads, GetParam());
       EXPECT_EQ(eigen->gemm_name(), "eigen");
-      EXPECT_EQ(blas->gemm_name(), "openblas (" + openblas_info().corename + ")");
+      EXPECT_EQ(blas->gemm_name(),
+                std::string(cpu_gemm_name(GetParam())) + " (" + cpu_gemm_info(GetParam()).kernel + ")");
       const MatmulOut e = run_linear(*eigen, N, C, OC), o = run_linear(*blas, N, C, OC);
       EXPECT_LT(rel_diff(o.y, e.y), 2e-6) << N << "×" << C << "→" << OC << ", " << threads << " threads";
       EXPECT_LT(rel_diff(o.dx, e.dx), 2e-6) << N << "×" << C << "→" << OC;
@@ -70,51 +84,95 @@ TEST_F(CpuGemmLibs, OpenBlasMatchesEigenOnLinearLayersOfOddAndTrainingShapes) {
   }
 }
 
-TEST_F(CpuGemmLibs, OpenBlasResultsAreBitwiseReproducibleAtAFixedThreadCount) {
-  auto blas = make_cpu_backend(2, exec::CpuGemm::kOpenBLAS);
+TEST_P(CpuGemmLibs, ResultsAreBitwiseReproducibleAtAFixedThreadCount) {
+  auto blas = make_cpu_backend(2, GetParam());
   const MatmulOut a = run_linear(*blas, 2048, 256, 1024), b = run_linear(*blas, 2048, 256, 1024);
   EXPECT_EQ(a.y, b.y);
   EXPECT_EQ(a.dx, b.dx);
   EXPECT_EQ(a.dw, b.dw);
 }
 
-TEST_F(CpuGemmLibs, ClassifierThroughOpenBlasMatchesEigen) {
+TEST_P(CpuGemmLibs, ClassifierMatchesEigen) {
   const int N = 600, C = 64, V = 250, Vp = 256;
   std::mt19937 rng(5);
   const auto x = testing::randn(static_cast<size_t>(N) * C, rng);
   const auto w = testing::randn(static_cast<size_t>(Vp) * C, rng, 0.2f);
   std::vector<int32_t> tgt(N);
   for (int i = 0; i < N; ++i) tgt[static_cast<size_t>(i)] = (i * 37) % V;
-  auto run = [&](exec::CpuGemm g) {
+  auto run = [&](CpuGemm g) {
     auto be = make_cpu_backend(2, g);
     MatmulOut o{std::vector<float>(N), std::vector<float>(x.size(), 0.5f), std::vector<float>(w.size(), -0.25f), {}};
     be->classifier_fused(o.y.data(), o.dx.data(), o.dw.data(), nullptr, x.data(), w.data(), tgt.data(), N, C, V, Vp,
                          1.0f / N);
     return o;
   };
-  const MatmulOut e = run(exec::CpuGemm::kEigen), o = run(exec::CpuGemm::kOpenBLAS);
+  const MatmulOut e = run(CpuGemm::kEigen), o = run(GetParam());
   EXPECT_LT(rel_diff(o.y, e.y), 2e-6);
   EXPECT_LT(rel_diff(o.dx, e.dx), 2e-6);
   EXPECT_LT(rel_diff(o.dw, e.dw), 2e-6);
 }
 
-TEST_F(CpuGemmLibs, ChoiceMeasuresBothLibrariesOnceAndKeepsTheFaster) {
+// The kernels are the current ones for this CPU although Debian 12's libraries predate it: this
+// host's environment even exports OPENBLAS_CORETYPE=Haswell, which eellm overrides on AVX-512.
+TEST_P(CpuGemmLibs, UsesTheCurrentKernelsForThisCpu) {
+  const std::string k = cpu_gemm_info(GetParam()).kernel;
+  EXPECT_FALSE(k.empty());
+  if (!cpu_has_avx512()) GTEST_SKIP() << "no AVX-512 on this CPU: the detected kernels (" << k << ") are kept";
+  bool current = false;
+  if (GetParam() == CpuGemm::kOpenBLAS) current = k == "SkylakeX" || k == "Cooperlake" || k == "SapphireRapids";
+  if (GetParam() == CpuGemm::kOneDNN) current = k.starts_with("avx512_core");
+  if (GetParam() == CpuGemm::kBLIS) current = k == "skx" || k.starts_with("zen");
+  EXPECT_TRUE(current) << cpu_gemm_name(GetParam()) << " runs the " << k << " kernels";
+}
+
+INSTANTIATE_TEST_SUITE_P(Blas, CpuGemmLibs, ::testing::Values(CpuGemm::kOpenBLAS, CpuGemm::kOneDNN, CpuGemm::kBLIS),
+                         [](const auto& p) { return std::string(cpu_gemm_name(p.param)); });
+
+// A cache file in a fresh temporary folder.
+std::string temp_cache_file(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("eellm_gemm_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  return (dir / "sub" / "cpu_gemm.json").string();
+}
+
+TEST(CpuGemmChoice, MeasuresEveryLibraryOncePerMachineAndKeepsTheFastest) {
   const auto shapes = gpt_gemm_shapes(256, 64, 192, 256, 256);
   ASSERT_EQ(shapes.size(), 4u);
   EXPECT_EQ(shapes[3].C, 256);  // fcproj: F → C
   EXPECT_EQ(shapes[3].OC, 64);
-  const GemmChoice c = choose_cpu_gemm(2, shapes), again = choose_cpu_gemm(2, shapes);
-  EXPECT_GT(c.eigen_gflops, 0);
-  EXPECT_GT(c.openblas_gflops, 0);
-  EXPECT_EQ(c.gemm, c.openblas_gflops > c.eigen_gflops ? exec::CpuGemm::kOpenBLAS : exec::CpuGemm::kEigen);
-  EXPECT_EQ(again.eigen_gflops, c.eigen_gflops);  // cached, not measured again
-  EXPECT_EQ(again.openblas_gflops, c.openblas_gflops);
-  EXPECT_NE(c.summary().find(cpu_gemm_label(c.gemm)), std::string::npos) << c.summary();
+  const std::string file = temp_cache_file("choice");
+  const GemmChoice c = choose_cpu_gemm(2, shapes, file);
+  EXPECT_EQ(c.source, "measured");
+  EXPECT_EQ(c.threads, 2);
+  size_t available = 0;
+  for (CpuGemm g : all_cpu_gemms()) {
+    available += cpu_gemm_info(g).available ? 1 : 0;
+    EXPECT_EQ(c.gflops_of(g) > 0, cpu_gemm_info(g).available) << cpu_gemm_name(g);
+    EXPECT_LE(c.gflops_of(g), c.gflops_of(c.gemm)) << cpu_gemm_name(g);  // the fastest is kept
+  }
+  EXPECT_EQ(c.gflops.size(), available);
+  EXPECT_TRUE(c.log_line().starts_with("gemm: " + cpu_gemm_label(c.gemm) + ", 2 threads, measured ")) << c.log_line();
+  EXPECT_TRUE(std::filesystem::exists(file));
+
+  // Another process on this machine (here: the same call again) reads the file, not the clock.
+  const GemmChoice again = choose_cpu_gemm(2, shapes, file);
+  EXPECT_EQ(again.source, "cached in " + file);
+  EXPECT_EQ(again.gemm, c.gemm);
+  for (CpuGemm g : all_cpu_gemms()) EXPECT_NEAR(again.gflops_of(g), c.gflops_of(g), 1e-9 * c.gflops_of(g));
+  EXPECT_NE(again.log_line().find("(cached in " + file + ")"), std::string::npos) << again.log_line();
+  EXPECT_EQ(gemm_run_note(cpu_gemm_label(again.gemm)), again.log_line());  // the run's metadata
+  EXPECT_EQ(gemm_run_note("cublas"), "gemm: cublas");
+
+  // Other threads → another entry; a garbled file is measured again and rewritten.
+  EXPECT_EQ(choose_cpu_gemm(1, shapes, file).source, "measured");
+  { std::ofstream(file) << "{not json"; }
+  EXPECT_EQ(choose_cpu_gemm(2, shapes, file).source, "measured");
+  EXPECT_EQ(choose_cpu_gemm(2, shapes, file).source, "cached in " + file);
+  std::filesystem::remove_all(std::filesystem::path(file).parent_path().parent_path());
 }
 
-TEST(CpuGemmChoice, ProfileFieldSelectsTheLibraryAndRejectsUnknownNames) {
-  EXPECT_EQ(parse_cpu_gemm("eigen").value(), exec::CpuGemm::kEigen);
-  EXPECT_EQ(parse_cpu_gemm("openblas").value(), exec::CpuGemm::kOpenBLAS);
+TEST(CpuGemmChoice, ProfileFieldSelectsTheLibraryAutoByDefaultAndRejectsUnknownNames) {
+  for (CpuGemm g : all_cpu_gemms()) EXPECT_EQ(parse_cpu_gemm(cpu_gemm_name(g)).value(), g);
   auto bad = parse_cpu_gemm("mkl", "cluster.device.cpu_gemm");
   ASSERT_FALSE(bad.is_ok());
   EXPECT_NE(bad.status().to_string().find("cluster.device.cpu_gemm"), std::string::npos);
@@ -123,9 +181,21 @@ TEST(CpuGemmChoice, ProfileFieldSelectsTheLibraryAndRejectsUnknownNames) {
   auto sc = load_scenario("tiny-ee");
   ASSERT_TRUE(sc.is_ok()) << sc.status().to_string();
   Scenario s = *sc;
+  EXPECT_EQ(s.cluster.device.cpu_gemm, "auto");  // the default profile value
+  const std::string file = temp_cache_file("profile");
+  const std::filesystem::path xdg = std::filesystem::path(file).parent_path().parent_path();
+  const char* old = std::getenv("XDG_CACHE_HOME");
+  const std::string old_value = old ? old : "";
+  ::setenv("XDG_CACHE_HOME", xdg.c_str(), 1);
+  EXPECT_EQ(default_cpu_gemm_cache_file(), (xdg / "eellm" / "cpu_gemm.json").string());
   auto be = make_backend(s, 1);
   ASSERT_TRUE(be.is_ok());
-  EXPECT_EQ((*be)->gemm_name(), "eigen");  // the default profile value
+  EXPECT_EQ((*be)->gemm_name(), cpu_gemm_label(last_cpu_gemm_choice().gemm));
+  EXPECT_TRUE(std::filesystem::exists(xdg / "eellm" / "cpu_gemm.json"));
+  old ? (void)::setenv("XDG_CACHE_HOME", old_value.c_str(), 1) : (void)::unsetenv("XDG_CACHE_HOME");
+  std::filesystem::remove_all(xdg);
+  s.cluster.device.cpu_gemm = "eigen";
+  EXPECT_EQ(make_backend(s, 1).value()->gemm_name(), "eigen");  // pinned
   s.cluster.device.cpu_gemm = "mkl";
   auto err = make_backend(s, 1);
   ASSERT_FALSE(err.is_ok());
