@@ -107,8 +107,8 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
   }
   if (!root) return world->barrier(600);  // wait (polling with sleeps) while rank 0 benchmarks compute
 
-  // The GEMM library first (the fastest of Eigen and the loadable BLAS libraries, at GPT shapes of hidden 256 and 512, one microbatch
-  // of 2,048 tokens): the compute calibration then measures the executor as it will run.
+  // The GEMM library first (the fastest of Eigen and the loadable BLAS libraries, at GPT shapes of hidden 256 and 512,
+  // one microbatch of 2,048 tokens): the compute calibration then measures the executor as it will run.
   std::vector<exec::GemmShape> shapes = exec::gpt_gemm_shapes(2048, 256, 768, 1024, 1024);
   if (!o.quick)
     for (const exec::GemmShape& s : exec::gpt_gemm_shapes(2048, 512, 1536, 2048, 2048)) shapes.push_back(s);

@@ -5,9 +5,9 @@
 // scenario that simulate/train/the GUI accept. A progress bar goes to stderr when it is a terminal
 // (or with --progress). Ctrl-C (SIGINT) stops the search through PlanOptions::cancelled in every phase
 // (enumeration, screening, simulation): the planner stops within one partition, one block of
-// screened candidates or one simulation per thread and returns the best plans found so far (partial_on_cancel), which are
-// printed before the command exits with 130 (128 + SIGINT, as a shell reports an interrupted
-// command); a second Ctrl-C kills it at once.
+// screened candidates or one simulation per thread and returns the best plans found so far (partial_on_cancel), which
+// are printed before the command exits with 130 (128 + SIGINT, as a shell reports an interrupted command); a second
+// Ctrl-C kills it at once.
 // --objective time|cost|energy|goodput with --max-cost / --deadline-days / --max-gpus ranks the
 // simulated plans by the what-if cost of the scenario's training budget instead (sim/cost_report.h).
 #include <unistd.h>

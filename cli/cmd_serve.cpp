@@ -100,7 +100,9 @@ thread_local ConnectionKind connection_kind = ConnectionKind::kRegular;
 class DeadlineStream : public httplib::Stream {
  public:
   DeadlineStream(socket_t sock, time_t read_timeout_s, time_t write_timeout_s)
-      : sock_(sock), read_ms_(static_cast<int>(read_timeout_s * 1000)), write_ms_(static_cast<int>(write_timeout_s * 1000)) {}
+      : sock_(sock),
+        read_ms_(static_cast<int>(read_timeout_s * 1000)),
+        write_ms_(static_cast<int>(write_timeout_s * 1000)) {}
   // A new request: its header must arrive within `seconds`.
   void begin_header(double seconds) { start_phase(seconds, true); }
   // The header is read: the body must arrive within `seconds`.

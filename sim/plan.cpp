@@ -21,8 +21,8 @@
 namespace eellm {
 namespace {
 
-using plan_detail::Cand;
 using plan_detail::cancelled_status;
+using plan_detail::Cand;
 using plan_detail::ExitConfig;
 using plan_detail::materialize;
 using plan_detail::Tables;

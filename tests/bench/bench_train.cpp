@@ -8,9 +8,9 @@
 // for this CPU (the script sets OPENBLAS_CORETYPE) and each side prints its GEMM kernel.
 // Also: the GEMM rows of every CPU GEMM library (Eigen, OpenBLAS, oneDNN, BLIS; each with its kernel)
 // at the training shapes, the backend's choice (cpu_gemm auto, exec/backend/gemm_choice.h), the
-// fraction of the GEMM peak training reaches, the steady throughput over 200 steps against the first 20, and tokens/s with a
-// nice-19 busy process on one core against the quiet figure.
-// Run: build/<dir>/tests/bench/bench_train (--benchmark_filter=Gemm for the GEMM rows alone;
+// fraction of the GEMM peak training reaches, the steady throughput over 200 steps against the first 20, and tokens/s
+// with a nice-19 busy process on one core against the quiet figure. Run: build/<dir>/tests/bench/bench_train
+// (--benchmark_filter=Gemm for the GEMM rows alone;
 // --rounds=N for the side-by-side rounds, 0 to skip PyTorch; --gemm-ab=0 skips the per-shape
 // side-by-side of the GEMM libraries)
 #include <benchmark/benchmark.h>
@@ -202,13 +202,13 @@ void BM_Gemm(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsRate);
   state.SetLabel(be->gemm_name());
 }
-#define EELLM_GEMM_ROWS(lib, name)                                                                          \
-  BENCHMARK(BM_Gemm<exec::CpuGemm::lib>)                                                                    \
-      ->Name(name)                                                                                          \
-      ->ArgsProduct({{2048}, {256}, {768, 1024}})                                                           \
-      ->Args({2048, 1024, 256})                                                                             \
-      ->Args({2048, 1024, 4096})                                                                            \
-      ->Args({2048, 4096, 1024})                                                                            \
+#define EELLM_GEMM_ROWS(lib, name)                \
+  BENCHMARK(BM_Gemm<exec::CpuGemm::lib>)          \
+      ->Name(name)                                \
+      ->ArgsProduct({{2048}, {256}, {768, 1024}}) \
+      ->Args({2048, 1024, 256})                   \
+      ->Args({2048, 1024, 4096})                  \
+      ->Args({2048, 4096, 1024})                  \
       ->UseRealTime()
 EELLM_GEMM_ROWS(kEigen, "BM_GemmEigen");
 EELLM_GEMM_ROWS(kOpenBLAS, "BM_GemmOpenBLAS");
@@ -327,7 +327,7 @@ void print_gemm_libraries() {
 void gemm_side_by_side() {
   std::printf("\nGEMM libraries side by side per shape (forward + dx + dw, alternating rounds, %d threads, load %s):\n",
               kThreads, load_average().c_str());
-  const exec::GemmShape shapes[] = {{2048, 256, 768}, {2048, 256, 256}, {2048, 256, 1024},
+  const exec::GemmShape shapes[] = {{2048, 256, 768},  {2048, 256, 256},   {2048, 256, 1024},
                                     {2048, 1024, 256}, {2048, 1024, 4096}, {2048, 4096, 1024}};
   for (const exec::GemmShape& sh : shapes) {
     const exec::GemmChoice c = exec::measure_cpu_gemm(kThreads, {sh});

@@ -556,7 +556,7 @@ TEST_F(ServeTest, HostileBodiesAndUris) {
   // Framing that could be read two ways, or none (an empty Content-Length is none): was read to the end of
   // the connection and answered 200.
   for (const char* framing : {"Content-Length: \r\n", "Content-Length: 17\r\nContent-Length: 18\r\n",
-                                     "Content-Length: -1\r\n", "Content-Length: 17\r\nTransfer-Encoding: chunked\r\n"}) {
+                              "Content-Length: -1\r\n", "Content-Length: 17\r\nTransfer-Encoding: chunked\r\n"}) {
     RawClient raw(server_->port());
     ASSERT_TRUE(raw.send_text("PUT /api HTTP/1.1\r\nHost: x\r\n" + std::string(framing) + "\r\n{\"prompts\": \"ab\"}"));
     ::shutdown(raw.fd(), SHUT_WR);
@@ -604,8 +604,9 @@ TEST(ServeLimits, TricklersAreCutAtTheirHeaderAndBodyDeadlines) {
   EXPECT_EQ(cut.rfind("HTTP/1.1 408", 0), 0u) << cut;
   EXPECT_NE(cut.find("timed out"), std::string::npos) << cut;
   RawClient body(server.port());
-  ASSERT_TRUE(body.send_text("PUT /api HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                             "Content-Length: 700\r\n\r\n"));
+  ASSERT_TRUE(
+      body.send_text("PUT /api HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 700\r\n\r\n"));
   const size_t body_sent = trickle(body, std::string(700, ' '));
   EXPECT_LT(body_sent, 700u) << "the body trickle was never cut";
   const std::string body_cut = body.read_until_closed();

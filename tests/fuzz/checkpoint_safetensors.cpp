@@ -24,7 +24,8 @@ void run(const std::string& bytes) {
     for (const auto& [name, t] : f->tensors) {
       size_t n = 1;
       for (int64_t d : t.shape) n *= static_cast<size_t>(d);
-      if (n != t.data.size()) eellm::fuzz::crash("checkpoint_safetensors", "tensor " + name + " has a wrong-sized buffer");
+      if (n != t.data.size())
+        eellm::fuzz::crash("checkpoint_safetensors", "tensor " + name + " has a wrong-sized buffer");
     }
   if (ex::check_safetensors(bytes, "fuzz.safetensors").is_ok() != f.is_ok())
     eellm::fuzz::crash("checkpoint_safetensors", "check_safetensors and parse_safetensors disagree");
