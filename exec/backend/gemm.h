@@ -2,7 +2,7 @@
 //
 // Eigen is compiled in (-march=native). The BLAS libraries are loaded at run time (dlopen of the
 // Debian 12 libraries, no build dependency), each called single-threaded on row slices of C that
-// the backend's OpenMP threads take (one thread pool; their own pools would fight it):
+// the backend's thread pool (cpu_pool.h) takes (one thread pool; their own pools would fight it):
 // - OpenBLAS (libopenblas.so.0, package libopenblas0): while loading it, OPENBLAS_CORETYPE is set to
 //   the kernel family a current OpenBLAS picks for this CPU (AVX-512 → SkylakeX, AVX2+FMA → Haswell)
 //   unless the environment already names that family or an AVX-512 one, because the OpenBLAS 0.3.21

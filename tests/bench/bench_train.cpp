@@ -306,7 +306,7 @@ void side_by_side(int rounds, int steps) {
 // Each GEMM library: its kernel (and what eellm set to get it) or why it is unavailable, and its
 // best tiny-ee GEMM row.
 void print_gemm_libraries() {
-  std::printf("\nGEMM libraries of the eellm CPU backend (%d threads, one pool: the backend's OpenMP threads):\n",
+  std::printf("\nGEMM libraries of the eellm CPU backend (%d threads, one pool: the backend's own thread pool):\n",
               kThreads);
   for (exec::CpuGemm g : exec::all_cpu_gemms()) {
     const exec::GemmLibInfo& info = exec::cpu_gemm_info(g);
