@@ -140,12 +140,15 @@ def mut_duplicate(lines, rng):
     return lines
 
 
+def pick_line(lines, rng, key_pattern):
+    """A line whose key matches key_pattern, else any key line."""
+    idx = [i for i, l in enumerate(lines) if re.match(key_pattern, l)]
+    return rng.choice(idx or lines_matching(lines, KEY_LINE))
+
+
 def mut_unicode(lines, rng):
-    idx = [i for i, l in enumerate(lines) if re.match(r"^\s*(name|description|profile|device|arch|activation|"
-                                                       r"normalization|schedule|method|params_dtype):", l)]
-    if not idx:
-        idx = lines_matching(lines, KEY_LINE)
-    i = rng.choice(idx)
+    i = pick_line(lines, rng, r"^\s*(name|description|profile|device|arch|activation|"
+                                                       r"normalization|schedule|method|params_dtype):")
     m = KEY_LINE.match(lines[i])
     if rng.random() < 0.3:
         bad = rng.choice(INVALID_UTF8).decode("utf-8", "surrogateescape")  # bytes again in to_bytes
@@ -188,11 +191,8 @@ def mut_structure(lines, rng):
 
 
 def mut_list(lines, rng):
-    idx = [i for i, l in enumerate(lines) if re.match(r"^\s*(exit_layer_nums|exit_layer_weight|layer_partition|"
-                                                       r"exit_rates):", l)]
-    if not idx:
-        idx = lines_matching(lines, KEY_LINE)
-    i = rng.choice(idx)
+    i = pick_line(lines, rng, r"^\s*(exit_layer_nums|exit_layer_weight|layer_partition|"
+                                                       r"exit_rates):")
     m = KEY_LINE.match(lines[i])
     n = rng.choice([0, 1, 3, 4097, 100000])
     lines[i] = m.group(1) + m.group(2) + ": [" + ", ".join(edge_number(rng) for _ in range(min(n, 8)))
