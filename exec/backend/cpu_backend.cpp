@@ -215,18 +215,15 @@ class CpuBackend final : public Backend {
       S.resize(std::min(T, kAttRows), T);
       const int bh = static_cast<int>(item), b = bh / s.NH, h = bh % s.NH, g = h / per_group;
       const float* base = qkv + static_cast<size_t>(b) * T * ld;
-      CSMap q(base + h * HS, T, HS, Eigen::OuterStride<>(ld));
-      CSMap k(base + (s.NH + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-      CSMap v(base + (s.NH + s.G + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-      SMap o(out + static_cast<size_t>(b) * T * lo + h * HS, T, HS, Eigen::OuterStride<>(lo));
+      const float *q = base + h * HS, *k = base + (s.NH + g) * HS, *v = base + (s.NH + s.G + g) * HS;
+      float* o = out + static_cast<size_t>(b) * T * lo + h * HS;
       float* l = lse + static_cast<size_t>(bh) * T;
       for (int t0 = 0; t0 < T; t0 += kAttRows) {
         const int rows = std::min(kAttRows, T - t0), keys = t0 + rows;
-        auto Sb = S.topLeftCorner(rows, keys);
-        Sb.noalias() = q.middleRows(t0, rows) * k.topRows(keys).transpose();
+        small_gemm(false, true, rows, keys, HS, q + static_cast<size_t>(t0) * ld, ld, k, ld, 0.0f, S.data(), T);
         for (int r = 0; r < rows; ++r)
           l[t0 + r] = softmax_causal_row(S.data() + static_cast<size_t>(r) * T, t0 + r, keys, scale);
-        o.middleRows(t0, rows).noalias() = Sb * v.topRows(keys);
+        small_gemm(false, false, rows, HS, keys, S.data(), T, v, ld, 0.0f, o + static_cast<size_t>(t0) * lo, lo);
       }
     });
   }
@@ -362,28 +359,24 @@ class CpuBackend final : public Backend {
   }
   // One head h of batch b, in the forward's causal blocks of query rows: recompute the block's
   // probabilities from q, k and lse, then dv, dq and dk of the keys the block meets.
-  static void attention_backward_head(Scratch& sc, float* dqkv, const float* dout, const float* out, const float* lse,
-                                      const float* qkv, const AttentionShape& s, int b, int h) {
+  void attention_backward_head(Scratch& sc, float* dqkv, const float* dout, const float* out, const float* lse,
+                               const float* qkv, const AttentionShape& s, int b, int h) const {
     const int T = s.T, HS = s.HS, g = h / (s.NH / s.G), ld = s.qkv_stride(), lo = s.out_stride();
     const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
     const float* base = qkv + static_cast<size_t>(b) * T * ld;
     float* dbase = dqkv + static_cast<size_t>(b) * T * ld;
-    CSMap k(base + (s.NH + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-    CSMap v(base + (s.NH + s.G + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-    SMap dk(dbase + (s.NH + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-    SMap dv(dbase + (s.NH + s.G + g) * HS, T, HS, Eigen::OuterStride<>(ld));
-    CSMap q(base + h * HS, T, HS, Eigen::OuterStride<>(ld));
-    SMap dq(dbase + h * HS, T, HS, Eigen::OuterStride<>(ld));
-    CSMap o(out + static_cast<size_t>(b) * T * lo + h * HS, T, HS, Eigen::OuterStride<>(lo));
-    CSMap dO(dout + static_cast<size_t>(b) * T * lo + h * HS, T, HS, Eigen::OuterStride<>(lo));
+    const float *k = base + (s.NH + g) * HS, *v = base + (s.NH + s.G + g) * HS, *q = base + h * HS;
+    float *dk = dbase + (s.NH + g) * HS, *dv = dbase + (s.NH + s.G + g) * HS, *dq = dbase + h * HS;
+    const float* o = out + static_cast<size_t>(b) * T * lo + h * HS;
+    const float* dO = dout + static_cast<size_t>(b) * T * lo + h * HS;
     const float* l = lse + (static_cast<size_t>(b) * s.NH + h) * T;
     const int R = std::min(T, kAttRows);
     sc.S.resize(R, T), sc.dP.resize(R, T), sc.D.resize(static_cast<size_t>(R));
     for (int t0 = 0; t0 < T; t0 += kAttRows) {
       const int rows = std::min(kAttRows, T - t0), keys = t0 + rows;
-      auto P = sc.S.topLeftCorner(rows, keys);
-      auto dP = sc.dP.topLeftCorner(rows, keys);
-      P.noalias() = q.middleRows(t0, rows) * k.topRows(keys).transpose();
+      float *P = sc.S.data(), *dP = sc.dP.data();  // rows × keys blocks, leading dimension T
+      const float *qb = q + static_cast<size_t>(t0) * ld, *dOb = dO + static_cast<size_t>(t0) * lo;
+      small_gemm(false, true, rows, keys, HS, qb, ld, k, ld, 0.0f, P, T);
       for (int r = 0; r < rows; ++r) {
         float* row = sc.S.data() + static_cast<size_t>(r) * T;
         const int t = t0 + r;
@@ -392,11 +385,12 @@ class CpuBackend final : public Backend {
         for (int u = 0; u <= t; ++u) row[u] = fast_expf(row[u] * scale - lt);
         for (int u = t + 1; u < keys; ++u) row[u] = 0.0f;
         float d = 0.0f;
-        for (int i = 0; i < HS; ++i) d += dO(t, i) * o(t, i);
+        const float *dOt = dO + static_cast<size_t>(t) * lo, *ot = o + static_cast<size_t>(t) * lo;
+        for (int i = 0; i < HS; ++i) d += dOt[i] * ot[i];
         sc.D[static_cast<size_t>(r)] = d;
       }
-      dv.topRows(keys).noalias() += P.transpose() * dO.middleRows(t0, rows);
-      dP.noalias() = dO.middleRows(t0, rows) * v.topRows(keys).transpose();
+      small_gemm(true, false, keys, HS, rows, P, T, dOb, lo, 1.0f, dv, ld);
+      small_gemm(false, true, rows, keys, HS, dOb, lo, v, ld, 0.0f, dP, T);
       for (int r = 0; r < rows; ++r) {
         float* pr = sc.S.data() + static_cast<size_t>(r) * T;
         const float* dpr = sc.dP.data() + static_cast<size_t>(r) * T;
@@ -404,8 +398,8 @@ class CpuBackend final : public Backend {
 #pragma omp simd
         for (int u = 0; u <= t0 + r; ++u) pr[u] = pr[u] * (dpr[u] - dt) * scale;
       }  // P now holds dS (already scaled), zero above the diagonal
-      dq.middleRows(t0, rows).noalias() += P * k.topRows(keys);
-      dk.topRows(keys).noalias() += P.transpose() * q.middleRows(t0, rows);
+      small_gemm(false, false, rows, HS, keys, P, T, k, ld, 1.0f, dq + static_cast<size_t>(t0) * ld, ld);
+      small_gemm(true, false, keys, HS, rows, P, T, qb, ld, 1.0f, dk, ld);
     }
   }
 
@@ -683,6 +677,13 @@ class CpuBackend final : public Backend {
         for (int j = 0; j < N; ++j) row[j] += bias[j];
       }
     });
+  }
+  // C (M×N) = op(A)·op(B) + beta·C on the calling thread: the attention's per-head products, through
+  // the backend's GEMM library like the matmuls (OpenBLAS's small-matrix kernels beat Eigen's packing
+  // at these shapes: 64 query rows, ≤ T keys, head size 32 for tiny-ee).
+  void small_gemm(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
+                  float* Cm, int ldc) const {
+    gemm_slice(ta, tb, 0, M, N, K, A, lda, B, ldb, beta, Cm, ldc);
   }
   // Rows [m0, m1) of gemm_rows' product, single-threaded (a BLAS library of gemm.h, or Eigen).
   void gemm_slice(bool ta, bool tb, int m0, int m1, int N, int K, const float* A, int lda, const float* B, int ldb,
