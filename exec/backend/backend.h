@@ -53,9 +53,10 @@ class Backend {
   virtual void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C,
                               int OC) = 0;
   // dinp += dout · weight; dweight += doutᵀ · inp; dbias += Σ_rows dout. dinp/dweight/dbias
-  // nullable (the zero-bubble split computes dinp and dweight in separate calls).
+  // nullable (the zero-bubble split computes dinp and dweight in separate calls). With
+  // accumulate_dinp false, dinp = dout · weight (its old contents are neither read nor need zeroing).
   virtual void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                               const float* weight, int N, int C, int OC) = 0;
+                               const float* weight, int N, int C, int OC, bool accumulate_dinp = true) = 0;
 
   // Norms over the last dim C. LayerNorm saves mean and rstd (N); RMSNorm saves rstd (mean unused,
   // nullable). bias nullable (RMSNorm has none).

@@ -17,7 +17,9 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -55,7 +57,11 @@ class CpuBackend final : public Backend {
   std::string gemm_name() const override { return cpu_gemm_label(gemm_); }
   int num_threads() const override { return threads_; }
 
-  void zero(float* p, size_t n) override { std::fill(p, p + n, 0.0f); }
+  // Split over the pool like the elementwise ops: a layer's backward zeroes ~28 MB of gradient
+  // buffers (tiny-ee), which on the calling thread alone left the other threads idle.
+  void zero(float* p, size_t n) override {
+    for_blocks(n, [&](size_t i0, size_t len) { std::memset(p + i0, 0, len * sizeof(float)); });
+  }
   void copy(float* dst, const float* src, size_t n) override { std::copy(src, src + n, dst); }
   void add_inplace(float* dst, const float* src, size_t n) override {
     for_blocks(n, [&](size_t i0, size_t len) {
@@ -80,8 +86,8 @@ class CpuBackend final : public Backend {
   }
 
   void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                       const float* weight, int N, int C, int OC) override {
-    if (dinp) gemm_rows(false, false, N, C, OC, dout, OC, weight, C, 1.0f, dinp, C);
+                       const float* weight, int N, int C, int OC, bool accumulate_dinp = true) override {
+    if (dinp) gemm_rows(false, false, N, C, OC, dout, OC, weight, C, accumulate_dinp ? 1.0f : 0.0f, dinp, C);
     if (dweight) gemm_rows(true, false, OC, C, N, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias) column_sums_add(dbias, dout, N, OC);
   }
@@ -230,21 +236,36 @@ class CpuBackend final : public Backend {
 
   // row[0..keys) = softmax(scale·row[0..t]) with zeros after t (the causal mask); returns the
   // log-sum-exp of the scaled scores.
+  // Vector passes (fast_math.h's vector fast_expf; GCC leaves a reduction around the scalar one unvectorised).
   static float softmax_causal_row(float* row, int t, int keys, float scale) {
-    float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-    for (int u = 0; u <= t; ++u) mx = std::max(mx, row[u] * scale);
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int u = 0; u <= t; ++u) {
-      row[u] = fast_expf(row[u] * scale - mx);
-      sum += row[u];
-    }
+    const int n = t + 1;
+    const float mx = vec_max(row, n) * scale;  // scale > 0: the maximum of the scaled scores
+    vec_map(row, row, static_cast<size_t>(n), [=](vfloat x) { return fast_expf(x * scale - mx); });
+    const float sum = vec_total(row, n);
     const float inv = 1.0f / sum;
-#pragma omp simd
-    for (int u = 0; u <= t; ++u) row[u] *= inv;
-    for (int u = t + 1; u < keys; ++u) row[u] = 0.0f;
+    vec_map(row, row, static_cast<size_t>(n), [=](vfloat x) { return x * inv; });
+    std::fill(row + n, row + keys, 0.0f);
     return mx + std::log(sum);
+  }
+  static float vec_max(const float* p, int n) {
+    vfloat m = vsplat(-std::numeric_limits<float>::infinity());
+    int i = 0;
+    for (; i + kVecLanes <= n; i += kVecLanes) {
+      const vfloat x = vload(p + i);
+      m = vselect(x > m, x, m);
+    }
+    float r = -std::numeric_limits<float>::infinity();
+    for (int l = 0; l < kVecLanes; ++l) r = std::max(r, m[l]);
+    for (; i < n; ++i) r = std::max(r, p[i]);
+    return r;
+  }
+  static float vec_total(const float* p, int n) {
+    vfloat a = {};
+    int i = 0;
+    for (; i + kVecLanes <= n; i += kVecLanes) a += vload(p + i);
+    float r = vsum(a);
+    for (; i < n; ++i) r += p[i];
+    return r;
   }
 
   void embed_rows(float* dst, const int32_t* dst_row, const int32_t* tokens, const int32_t* pos, int R,
@@ -381,8 +402,7 @@ class CpuBackend final : public Backend {
         float* row = sc.S.data() + static_cast<size_t>(r) * T;
         const int t = t0 + r;
         const float lt = l[t];
-#pragma omp simd
-        for (int u = 0; u <= t; ++u) row[u] = fast_expf(row[u] * scale - lt);
+        vec_map(row, row, static_cast<size_t>(t + 1), [=](vfloat x) { return fast_expf(x * scale - lt); });
         for (int u = t + 1; u < keys; ++u) row[u] = 0.0f;
         float d = 0.0f;
         const float *dOt = dO + static_cast<size_t>(t) * lo, *ot = o + static_cast<size_t>(t) * lo;
@@ -529,10 +549,18 @@ class CpuBackend final : public Backend {
     for (double v : partial) total += v;
     return total;
   }
+  // Vectorised and split over the pool (checked on every gradient and parameter each step): x·0 is
+  // ±0 for a finite x and NaN for ±inf or NaN, so a block is finite iff the sum of x·0 is 0.
   bool all_finite(const float* p, size_t n) override {
-    for (size_t i = 0; i < n; ++i)
-      if (!std::isfinite(p[i])) return false;
-    return true;
+    std::atomic<bool> finite{true};
+    for_blocks(n, [&](size_t i0, size_t len) {
+      if (!finite.load(std::memory_order_relaxed)) return;
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (size_t i = i0; i < i0 + len; ++i) acc += p[i] * 0.0f;
+      if (!(acc == 0.0f)) finite.store(false, std::memory_order_relaxed);
+    });
+    return finite.load();
   }
 
   void adamw_step(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1, float beta2,
@@ -662,22 +690,35 @@ class CpuBackend final : public Backend {
     const int slices = std::clamp(M / kGemmRows, 1, 4 * threads_);
     return std::max(16, (M / slices + 15) / 16 * 16);
   }
-  // C (M×N) = op(A)·op(B) + beta·C (beta 0 or 1) with op(X) = X or Xᵀ, row-major, in slices of C's
-  // rows taken by the pool; bias (N, nullable) is added to each row of C by the slice that made it.
+  // C (M×N) = op(A)·op(B) + beta·C (beta 0 or 1) with op(X) = X or Xᵀ, row-major, in one slice per
+  // thread of C's rows — or of its columns when C is wider than tall — taken by the pool; bias (N,
+  // nullable) is added by the slice that made the entries. Each slice packs the operand it shares
+  // with the others again (a whole pass over it: for dw = dyᵀ·x at tiny-ee's 256 rows, 64-row
+  // slices spent more time packing x than multiplying), so there are as few slices as threads.
   void gemm_rows(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
                  float* Cm, int ldc, const float* bias = nullptr) {
-    const int step = slice_rows(M);
-    pool_.run((M + step - 1) / step, [&](long item, int) {
-      const int m0 = static_cast<int>(item) * step, m1 = std::min(M, m0 + step);
-      gemm_slice(ta, tb, m0, m1, N, K, A, lda, B, ldb, beta, Cm, ldc);
+    const bool by_rows = M >= N;
+    const int D = by_rows ? M : N;
+    const int slices = std::clamp(threads_, 1, std::max(1, D / 16));
+    const int step = (D + slices - 1) / slices;
+    pool_.run((D + step - 1) / step, [&](long item, int) {
+      const int d0 = static_cast<int>(item) * step, d1 = std::min(D, d0 + step);
+      if (by_rows) {
+        gemm_slice(ta, tb, d0, d1, N, K, A, lda, B, ldb, beta, Cm, ldc);
+      } else {  // columns [d0, d1) of op(B) and of C
+        const float* b = tb ? B + static_cast<size_t>(d0) * ldb : B + d0;
+        gemm_slice(ta, tb, 0, M, d1 - d0, K, A, lda, b, ldb, beta, Cm + d0, ldc);
+      }
       if (!bias) return;
+      const int m0 = by_rows ? d0 : 0, m1 = by_rows ? d1 : M, n0 = by_rows ? 0 : d0, n1 = by_rows ? N : d1;
       for (int m = m0; m < m1; ++m) {
         float* row = Cm + static_cast<size_t>(m) * ldc;
 #pragma omp simd
-        for (int j = 0; j < N; ++j) row[j] += bias[j];
+        for (int j = n0; j < n1; ++j) row[j] += bias[j];
       }
     });
   }
+
   // C (M×N) = op(A)·op(B) + beta·C on the calling thread: the attention's per-head products, through
   // the backend's GEMM library like the matmuls (OpenBLAS's small-matrix kernels beat Eigen's packing
   // at these shapes: 64 query rows, ≤ T keys, head size 32 for tiny-ee).

@@ -386,10 +386,11 @@ void GptChunk::layer_backward(LayerActs& a, const LayerParams& lp, LayerParams& 
   // over the group once per call (scratch), so the accumulated gradient is never double counted.
   NormGrads ng2 = norm_grads(lg.ln2_w, lg.ln2_b, 0), ng1 = norm_grads(lg.ln1_w, lg.ln1_b, 2);
   be.copy(d_res2_.ptr(), dout, d_res2_.numel());
-  be.zero(d_act_.ptr(), d_act_.numel());
+  // The input gradients of the matmuls overwrite their buffers (accumulate_dinp false: no zeroing
+  // pass); attention and GELU accumulate into zeroed ones.
   const float* gout = sp_ ? sp_gather(dout, s_gfull_, N) : dout;
   be.matmul_backward(d_act_.ptr(), weight_grad(lg.fcproj_w), opt(lg.fcproj_b), gout, a.act.ptr(), lp.fcproj_w.ptr(), N,
-                     c.F, c.C);
+                     c.F, c.C, false);
   keep_for_weight(a.w_fcproj, gout, static_cast<size_t>(N) * c.C);
   progress();
   be.zero(d_fc_.ptr(), d_fc_.numel());
@@ -397,28 +398,25 @@ void GptChunk::layer_backward(LayerActs& a, const LayerParams& lp, LayerParams& 
     be.swiglu_backward(d_fc_.ptr(), d_act_.ptr(), a.fc.ptr(), N, c.F);
   else
     be.gelu_backward(d_fc_.ptr(), d_act_.ptr(), a.fc.ptr(), d_act_.numel());
-  be.zero(d_ln_.ptr(), d_ln_.numel());
   be.matmul_backward(d_ln_.ptr(), weight_grad(lg.fc_w), opt(lg.fc_b), d_fc_.ptr(), sp_ ? a.ln2_full.ptr() : a.ln2.ptr(),
-                     lp.fc_w.ptr(), N, c.C, c.fc_dim());
+                     lp.fc_w.ptr(), N, c.C, c.fc_dim(), false);
   keep_for_weight(a.w_fc, d_fc_.ptr(), d_fc_.numel());
   progress();
   const float* dln = column_parallel_input_grad(d_ln_, N);  // sum over the ffn shards
   be.norm_backward(c.norm, d_res2_.ptr(), ng2.w, ng2.b, dln, a.res2.ptr(), lp.ln2_w.ptr(), opt(a.ln2_mean),
                    a.ln2_rstd.ptr(), R, c.C);
   be.add_inplace(dinp, d_res2_.ptr(), d_res2_.numel());
-  be.zero(d_att_.ptr(), d_att_.numel());
   const float* g2 = sp_ ? sp_gather(d_res2_.ptr(), s_gfull_, N) : d_res2_.ptr();
   be.matmul_backward(d_att_.ptr(), weight_grad(lg.proj_w), opt(lg.proj_b), g2, a.att.ptr(), lp.proj_w.ptr(), N, c.Q(),
-                     c.C);
+                     c.C, false);
   keep_for_weight(a.w_proj, g2, static_cast<size_t>(N) * c.C);
   progress();
   be.zero(d_qkv_.ptr(), d_qkv_.numel());
   be.attention_backward(d_qkv_.ptr(), d_att_.ptr(), a.att.ptr(), a.lse.ptr(), a.qkv.ptr(), sh);
   progress();
   if (c.rope) be.rope_backward(d_qkv_.ptr(), sh, c.rope_base);
-  be.zero(d_ln_.ptr(), d_ln_.numel());
   be.matmul_backward(d_ln_.ptr(), weight_grad(lg.qkv_w), opt(lg.qkv_b), d_qkv_.ptr(),
-                     sp_ ? a.ln1_full.ptr() : a.ln1.ptr(), lp.qkv_w.ptr(), N, c.C, c.qkv_dim());
+                     sp_ ? a.ln1_full.ptr() : a.ln1.ptr(), lp.qkv_w.ptr(), N, c.C, c.qkv_dim(), false);
   keep_for_weight(a.w_qkv, d_qkv_.ptr(), d_qkv_.numel());
   progress();
   dln = column_parallel_input_grad(d_ln_, N);  // sum over the heads' shards

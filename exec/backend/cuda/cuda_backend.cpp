@@ -89,9 +89,9 @@ class CudaBackend final : public Backend {
     if (bias) cuda::launch_add_bias(out, bias, N, OC, st_);
   }
   void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                       const float* weight, int N, int C, int OC) override {
+                       const float* weight, int N, int C, int OC, bool accumulate_dinp = true) override {
     if (N == 0) return;
-    if (dinp) gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, weight, C, dout, OC, 1.0f, dinp, C);
+    if (dinp) gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, weight, C, dout, OC, accumulate_dinp ? 1.0f : 0.0f, dinp, C);
     if (dweight) gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, 1.0f, dweight, C);
     if (dbias) {
       float* partial = floats(partial_, cuda::column_sum_partial_floats(N, OC));
