@@ -430,7 +430,7 @@ class CpuBackend final : public Backend {
       vec_map(out + i0, inp + i0, len, [](vfloat x) { return 0.5f * x * fast_erfcf(-x * kInvSqrt2); });
     });
   }
-  void gelu_backward(float* dinp, const float* dout, const float* inp, size_t n) override {
+  void gelu_backward(float* dinp, const float* dout, const float* inp, size_t n, bool accumulate = true) override {
     for_blocks(n, [&](size_t i0, size_t len) {
       size_t i = i0;
       const size_t end = i0 + len;
@@ -439,12 +439,15 @@ class CpuBackend final : public Backend {
         const vfloat pdf = fast_expf(-0.5f * x * x) * kInvSqrt2Pi;
         return cdf + x * pdf;
       };
-      for (; i + kVecLanes <= end; i += kVecLanes)
-        vstore(dinp + i, vload(dinp + i) + vload(dout + i) * grad(vload(inp + i)));
+      for (; i + kVecLanes <= end; i += kVecLanes) {
+        const vfloat d = vload(dout + i) * grad(vload(inp + i));
+        vstore(dinp + i, accumulate ? vload(dinp + i) + d : d);
+      }
       for (; i < end; ++i) {
         float g1[kVecLanes] = {};
         g1[0] = inp[i];
-        dinp[i] += dout[i] * grad(vload(g1))[0];
+        const float d = dout[i] * grad(vload(g1))[0];
+        dinp[i] = accumulate ? dinp[i] + d : d;
       }
     });
   }
@@ -555,10 +558,12 @@ class CpuBackend final : public Backend {
     std::atomic<bool> finite{true};
     for_blocks(n, [&](size_t i0, size_t len) {
       if (!finite.load(std::memory_order_relaxed)) return;
-      float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-      for (size_t i = i0; i < i0 + len; ++i) acc += p[i] * 0.0f;
-      if (!(acc == 0.0f)) finite.store(false, std::memory_order_relaxed);
+      vfloat acc = {};
+      size_t i = i0;
+      for (; i + kVecLanes <= i0 + len; i += kVecLanes) acc += vload(p + i) * 0.0f;
+      float tail = vsum(acc);
+      for (; i < i0 + len; ++i) tail += p[i] * 0.0f;
+      if (!(tail == 0.0f)) finite.store(false, std::memory_order_relaxed);
     });
     return finite.load();
   }

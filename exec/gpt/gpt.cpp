@@ -387,17 +387,18 @@ void GptChunk::layer_backward(LayerActs& a, const LayerParams& lp, LayerParams& 
   NormGrads ng2 = norm_grads(lg.ln2_w, lg.ln2_b, 0), ng1 = norm_grads(lg.ln1_w, lg.ln1_b, 2);
   be.copy(d_res2_.ptr(), dout, d_res2_.numel());
   // The input gradients of the matmuls overwrite their buffers (accumulate_dinp false: no zeroing
-  // pass); attention and GELU accumulate into zeroed ones.
+  // pass), and so does GELU's; attention and SwiGLU accumulate into zeroed ones.
   const float* gout = sp_ ? sp_gather(dout, s_gfull_, N) : dout;
   be.matmul_backward(d_act_.ptr(), weight_grad(lg.fcproj_w), opt(lg.fcproj_b), gout, a.act.ptr(), lp.fcproj_w.ptr(), N,
                      c.F, c.C, false);
   keep_for_weight(a.w_fcproj, gout, static_cast<size_t>(N) * c.C);
   progress();
-  be.zero(d_fc_.ptr(), d_fc_.numel());
-  if (c.swiglu)
+  if (c.swiglu) {
+    be.zero(d_fc_.ptr(), d_fc_.numel());
     be.swiglu_backward(d_fc_.ptr(), d_act_.ptr(), a.fc.ptr(), N, c.F);
-  else
-    be.gelu_backward(d_fc_.ptr(), d_act_.ptr(), a.fc.ptr(), d_act_.numel());
+  } else {
+    be.gelu_backward(d_fc_.ptr(), d_act_.ptr(), a.fc.ptr(), d_act_.numel(), false);
+  }
   be.matmul_backward(d_ln_.ptr(), weight_grad(lg.fc_w), opt(lg.fc_b), d_fc_.ptr(), sp_ ? a.ln2_full.ptr() : a.ln2.ptr(),
                      lp.fc_w.ptr(), N, c.C, c.fc_dim(), false);
   keep_for_weight(a.w_fc, d_fc_.ptr(), d_fc_.numel());

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -32,6 +33,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "exec/backend/backend.h"
@@ -317,6 +319,61 @@ void side_by_side(int rounds, int steps) {
               median(ratio), median(ratio_cpu));
 }
 
+// Best GFLOP/s of tiny-ee's GEMM rows (BM_Gemm's shapes, forward + dx + dw through the backend) with
+// library g, `reps` products per shape.
+double gemm_peak_now(exec::CpuGemm g, int reps) {
+  auto be = exec::make_cpu_backend(kThreads, g);
+  double best = 0;
+  for (auto [N, C, OC] : {std::tuple{2048, 256, 768}, std::tuple{2048, 256, 1024}, std::tuple{2048, 1024, 256}}) {
+    std::vector<float> x(static_cast<size_t>(N) * C, 0.5f), w(static_cast<size_t>(OC) * C, 0.25f),
+        y(static_cast<size_t>(N) * OC), dx(x.size()), dw(w.size());
+    be->matmul_forward(y.data(), x.data(), w.data(), nullptr, N, C, OC);  // warm-up
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) {
+      be->matmul_forward(y.data(), x.data(), w.data(), nullptr, N, C, OC);
+      be->matmul_backward(dx.data(), dw.data(), nullptr, y.data(), x.data(), w.data(), N, C, OC);
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 3 * 2.0 * N * C * OC * reps / s / 1e9);
+  }
+  return best;
+}
+
+// The GEMM-peak and busy-core targets again, in alternating rounds in one process: each round times
+// `steps` quiet training steps, the GEMM peak of the trainer's library, and `steps` steps beside a
+// nice-19 busy process on CPU 0; the medians of the per-round fractions. A machine whose speed drifts
+// (a shared host) then moves both sides of each fraction alike, which the separate benchmarks above
+// (seconds apart) do not guarantee.
+void target_rounds(int rounds, int steps) {
+  auto tr = make_trainer();
+  run_steps(*tr, 2);
+  const exec::CpuGemm g = exec::last_cpu_gemm_choice().gemm;
+  const double flops = flops_per_token(tr->config(), tiny_ee().model.seq_length);
+  std::vector<double> peak_frac, busy_frac;
+  std::printf("\ntargets in alternating rounds (%d × %d steps, GEMM %s, load %s):\n", rounds, steps,
+              tr->backend().gemm_name().c_str(), load_average().c_str());
+  for (int r = 0; r < rounds; ++r) {
+    const double quiet = tokens_per_step() * steps / run_steps(*tr, steps).first;
+    const double peak = gemm_peak_now(g, 8);
+    const pid_t busy = spawn_busy_process();
+    if (busy < 0) {
+      std::printf("  could not start the busy process (/bin/sh)\n");
+      return;
+    }
+    const double shared = tokens_per_step() * steps / run_steps(*tr, steps).first;
+    ::kill(busy, SIGKILL);
+    ::waitpid(busy, nullptr, 0);
+    peak_frac.push_back(quiet * flops / 1e9 / peak), busy_frac.push_back(shared / quiet);
+    std::printf(
+        "  round %d: %.0f tokens/s = %.1f GFLOP/s, GEMM peak %.1f GFLOP/s → %.0f%%; busy core %.0f tokens/s → %.0f%%\n",
+        r + 1, quiet, quiet * flops / 1e9, peak, 100 * peak_frac.back(), shared, 100 * busy_frac.back());
+  }
+  std::printf(
+      "  → medians: %.0f%% of the GEMM peak (target ≥ 75 %%), %.0f%% of the quiet figure with a busy core (target ≥ 60 "
+      "%%)\n",
+      100 * median(peak_frac), 100 * median(busy_frac));
+}
+
 // Each GEMM library: its kernel (and what eellm set to get it) or why it is unavailable, and its
 // best tiny-ee GEMM row.
 void print_gemm_libraries() {
@@ -386,5 +443,6 @@ int main(int argc, char** argv) {
                   g_busy_tps, 100.0 * g_busy_tps / g_train_tps);
   }
   if (rounds > 0 && g_train_tps > 0) side_by_side(rounds, 5);
+  if (rounds > 0 && g_train_tps > 0) target_rounds(std::max(rounds, 5), 3);
   return 0;
 }

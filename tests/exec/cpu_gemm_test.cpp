@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -135,6 +136,41 @@ TEST_P(CpuGemmLibs, AttentionMatchesEigen) {
     EXPECT_LT(rel_diff(o.dw, e.dw), 2e-6) << "log-sum-exp, " << shape;
     EXPECT_LT(rel_diff(o.dx, e.dx), 2e-6) << "dqkv, " << shape;
   }
+}
+
+// accumulate false (a layer's backward passes it for buffers it would otherwise zero first): the
+// input gradient overwrites whatever the buffer held — bitwise the result of accumulating into
+// zeros — for the matmul with every GEMM library (Eigen too) and for GELU; weight and bias
+// gradients still accumulate.
+TEST(CpuBackendOverwrite, InputGradientsOverwriteInsteadOfAccumulating) {
+  const int N = 300, C = 64, OC = 96;
+  std::mt19937 rng(11);
+  const auto x = testing::randn(static_cast<size_t>(N) * C, rng), w = testing::randn(static_cast<size_t>(OC) * C, rng);
+  const auto dy = testing::randn(static_cast<size_t>(N) * OC, rng), dw0 = testing::randn(w.size(), rng);
+  const std::vector<float> garbage(x.size(), std::numeric_limits<float>::quiet_NaN());
+  int libraries = 0;
+  for (CpuGemm g : all_cpu_gemms()) {
+    if (!cpu_gemm_info(g).available) continue;
+    ++libraries;
+    auto be = make_cpu_backend(2, g);
+    std::vector<float> dx_acc(x.size(), 0.0f), dx_set = garbage, dw_acc = dw0, dw_set = dw0;
+    be->matmul_backward(dx_acc.data(), dw_acc.data(), nullptr, dy.data(), x.data(), w.data(), N, C, OC);
+    be->matmul_backward(dx_set.data(), dw_set.data(), nullptr, dy.data(), x.data(), w.data(), N, C, OC, false);
+    EXPECT_EQ(dx_set, dx_acc) << cpu_gemm_name(g);
+    EXPECT_EQ(dw_set, dw_acc) << cpu_gemm_name(g) << ": the weight gradient still accumulates";
+    EXPECT_NE(dw_set, dw0);
+  }
+  EXPECT_GE(libraries, 1);  // Eigen is always there
+  auto be = make_cpu_backend(2);
+  const size_t n = 10000 + 7;  // a partial vector at the end
+  const auto gx = testing::randn(n, rng), gy = testing::randn(n, rng);
+  std::vector<float> acc(n, 0.0f), set(n, std::numeric_limits<float>::quiet_NaN()), twice(n, 0.0f);
+  be->gelu_backward(acc.data(), gy.data(), gx.data(), n);
+  be->gelu_backward(set.data(), gy.data(), gx.data(), n, false);
+  EXPECT_EQ(set, acc);
+  be->gelu_backward(twice.data(), gy.data(), gx.data(), n);
+  be->gelu_backward(twice.data(), gy.data(), gx.data(), n);  // accumulating by default
+  for (size_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(twice[i], 2 * acc[i]) << i;
 }
 
 // The kernels are the current ones for this CPU although Debian 12's libraries predate it: this
