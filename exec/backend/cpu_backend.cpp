@@ -708,18 +708,23 @@ class CpuBackend final : public Backend {
     const int step = (D + slices - 1) / slices;
     pool_.run((D + step - 1) / step, [&](long item, int) {
       const int d0 = static_cast<int>(item) * step, d1 = std::min(D, d0 + step);
-      if (by_rows) {
-        gemm_slice(ta, tb, d0, d1, N, K, A, lda, B, ldb, beta, Cm, ldc);
-      } else {  // columns [d0, d1) of op(B) and of C
-        const float* b = tb ? B + static_cast<size_t>(d0) * ldb : B + d0;
-        gemm_slice(ta, tb, 0, M, d1 - d0, K, A, lda, b, ldb, beta, Cm + d0, ldc);
-      }
-      if (!bias) return;
       const int m0 = by_rows ? d0 : 0, m1 = by_rows ? d1 : M, n0 = by_rows ? 0 : d0, n1 = by_rows ? N : d1;
-      for (int m = m0; m < m1; ++m) {
+      // A bias is added first (each row starts as the bias, then C += product): one pass over C
+      // instead of a zeroing pass and an add pass (BLAS libraries zero C themselves for beta 0).
+      for (int m = m0; bias && m < m1; ++m) {
         float* row = Cm + static_cast<size_t>(m) * ldc;
+        if (beta == 0.0f)
+          std::copy(bias + n0, bias + n1, row + n0);
+        else
 #pragma omp simd
-        for (int j = n0; j < n1; ++j) row[j] += bias[j];
+          for (int j = n0; j < n1; ++j) row[j] += bias[j];
+      }
+      const float b = bias ? 1.0f : beta;
+      if (by_rows) {
+        gemm_slice(ta, tb, d0, d1, N, K, A, lda, B, ldb, b, Cm, ldc);
+      } else {  // columns [d0, d1) of op(B) and of C
+        const float* bc = tb ? B + static_cast<size_t>(d0) * ldb : B + d0;
+        gemm_slice(ta, tb, 0, M, d1 - d0, K, A, lda, bc, ldb, b, Cm + d0, ldc);
       }
     });
   }
