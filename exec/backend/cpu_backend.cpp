@@ -406,6 +406,7 @@ class CpuBackend final : public Backend {
         for (int u = t + 1; u < keys; ++u) row[u] = 0.0f;
         float d = 0.0f;
         const float *dOt = dO + static_cast<size_t>(t) * lo, *ot = o + static_cast<size_t>(t) * lo;
+#pragma omp simd reduction(+ : d)
         for (int i = 0; i < HS; ++i) d += dOt[i] * ot[i];
         sc.D[static_cast<size_t>(r)] = d;
       }

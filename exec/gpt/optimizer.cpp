@@ -24,14 +24,19 @@ void AdamW::init(const GptConfig& cfg) {
 }
 
 StepStats AdamW::step(Backend& be, GptParams& params, GptParams& grads, const TrainingSpec& spec, int iter) {
+  double sq = 0.0;
+  for (auto& [name, g] : grads.named()) sq += be.sum_squares(g->ptr(), g->numel());
+  return step(be, params, grads, spec, iter, sq);
+}
+
+StepStats AdamW::step(Backend& be, GptParams& params, GptParams& grads, const TrainingSpec& spec, int iter,
+                      double grad_sum_squares) {
   StepStats s;
   auto P = params.params();
   auto G = grads.named();
   auto M = m_.named();
   auto V = v_.named();
-  double sq = 0.0;
-  for (auto& [name, g] : G) sq += be.sum_squares(g->ptr(), g->numel());
-  s.grad_norm = std::sqrt(sq);
+  s.grad_norm = std::sqrt(grad_sum_squares);
   if (spec.clip_grad > 0 && s.grad_norm > spec.clip_grad) s.clip_scale = spec.clip_grad / (s.grad_norm + 1e-6);
   s.lr = lr_at(spec, iter);
   t_ = iter + 1;

@@ -24,6 +24,9 @@ class AdamW {
   void init(const GptConfig& cfg);
   // One update with lr_at(spec, iter); returns the norm and scale. `step_count` becomes iter+1.
   StepStats step(Backend& be, GptParams& params, GptParams& grads, const TrainingSpec& spec, int iter);
+  // The same with Σ g² over `grads` already computed (in grads.named() order, as step() sums it).
+  StepStats step(Backend& be, GptParams& params, GptParams& grads, const TrainingSpec& spec, int iter,
+                 double grad_sum_squares);
   GptParams& m() { return m_; }
   GptParams& v() { return v_; }
   int step_count() const { return t_; }

@@ -248,12 +248,14 @@ StatusOr<GradSync::Step> GradSync::step(const std::vector<Communicator*>& norm_g
   double buf[2] = {0.0, 0.0};  // Σ g², non-finite pieces
   std::string bad;
   for (const Piece& p : pieces) {
-    const size_t n = p.end - p.begin;
-    if (!be_->all_finite(p.grad, n)) {
+    // One pass: Σ g² is non-finite exactly when the piece holds an inf or NaN.
+    const double sq = be_->sum_squares(p.grad, p.end - p.begin);
+    if (!std::isfinite(sq)) {
       buf[1] += 1;
       if (bad.empty()) bad = tensors_[p.tensor].name;
+    } else if (tensors_[p.tensor].counts_in_norm) {
+      buf[0] += sq;
     }
-    if (tensors_[p.tensor].counts_in_norm) buf[0] += be_->sum_squares(p.grad, n);
   }
   if (zero)
     EELLM_RETURN_IF_ERROR(data_->all_reduce_sum(buf, 2, opt_.timeout_s).with_context("gradient norm over DP shards"));

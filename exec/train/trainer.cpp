@@ -166,8 +166,13 @@ StatusOr<StepResult> Trainer::step() {
       r.exit_loss[static_cast<size_t>(e)] += l.exits[static_cast<size_t>(e)] / M;
     r.final_loss += l.final_loss / M;
   }
+  // One pass over the gradients: Σ g² per tensor is non-finite exactly when the tensor holds an inf
+  // or NaN (a finite float's square is < 1.2e77 in double), and the sum is the norm AdamW needs.
+  double grad_sq = 0.0;
   for (auto& [name, g] : model_->grads().named()) {
-    if (!be_->all_finite(g->ptr(), g->numel())) {
+    const double sq = be_->sum_squares(g->ptr(), g->numel());
+    grad_sq += sq;
+    if (!std::isfinite(sq)) {
       loader_->set_position(before);
       return Status::failed_precondition("non-finite gradient at step " + std::to_string(iter + 1) + " in tensor " +
                                          name + "; parameters left unchanged");
@@ -177,7 +182,7 @@ StatusOr<StepResult> Trainer::step() {
   for (int e = 0; e < cfg_.num_exits(); ++e)
     r.total_loss +=
         static_cast<float>(exit_loss_weight_at(scenario_.exits, e, iter)) * r.exit_loss[static_cast<size_t>(e)];
-  StepStats s = adam_.step(*be_, model_->params(), model_->grads(), t, iter);
+  StepStats s = adam_.step(*be_, model_->params(), model_->grads(), t, iter, grad_sq);
   for (auto& [name, p] : model_->params().named()) {
     if (!be_->all_finite(p->ptr(), p->numel()))
       return Status::failed_precondition("non-finite parameter after the update of step " + std::to_string(iter + 1) +
