@@ -227,24 +227,41 @@ class CpuBackend final : public Backend {
       for (int t0 = 0; t0 < T; t0 += kAttRows) {
         const int rows = std::min(kAttRows, T - t0), keys = t0 + rows;
         small_gemm(false, true, rows, keys, HS, q + static_cast<size_t>(t0) * ld, ld, k, ld, 0.0f, S.data(), T);
+        float inv_sum[kAttRows];
         for (int r = 0; r < rows; ++r)
-          l[t0 + r] = softmax_causal_row(S.data() + static_cast<size_t>(r) * T, t0 + r, keys, scale);
-        small_gemm(false, false, rows, HS, keys, S.data(), T, v, ld, 0.0f, o + static_cast<size_t>(t0) * lo, lo);
+          l[t0 + r] = softmax_causal_row(S.data() + static_cast<size_t>(r) * T, t0 + r, keys, scale, &inv_sum[r]);
+        float* ob = o + static_cast<size_t>(t0) * lo;
+        small_gemm(false, false, rows, HS, keys, S.data(), T, v, ld, 0.0f, ob, lo);
+        for (int r = 0; r < rows; ++r) {  // normalised here: HS outputs per row instead of `keys` weights
+          float* orow = ob + static_cast<size_t>(r) * lo;
+          const float inv = inv_sum[r];
+#pragma omp simd
+          for (int i = 0; i < HS; ++i) orow[i] *= inv;
+        }
       }
     });
   }
 
   // row[0..keys) = softmax(scale·row[0..t]) with zeros after t (the causal mask); returns the
   // log-sum-exp of the scaled scores.
-  // Vector passes (fast_math.h's vector fast_expf; GCC leaves a reduction around the scalar one unvectorised).
-  static float softmax_causal_row(float* row, int t, int keys, float scale) {
+  // row[0..keys) = exp(scale·row[0..t] − max) with zeros after t (the causal mask), unnormalised:
+  // *inv_sum = 1 / their sum (the caller scales the product with v instead). Returns the log-sum-exp
+  // of the scaled scores. One vector pass for the maximum, one for the exponentials and their sum
+  // (fast_math.h's vector fast_expf; GCC leaves the scalar one in a reduction unvectorised).
+  static float softmax_causal_row(float* row, int t, int keys, float scale, float* inv_sum) {
     const int n = t + 1;
     const float mx = vec_max(row, n) * scale;  // scale > 0: the maximum of the scaled scores
-    vec_map(row, row, static_cast<size_t>(n), [=](vfloat x) { return fast_expf(x * scale - mx); });
-    const float sum = vec_total(row, n);
-    const float inv = 1.0f / sum;
-    vec_map(row, row, static_cast<size_t>(n), [=](vfloat x) { return x * inv; });
+    vfloat acc = {};
+    int i = 0;
+    for (; i + kVecLanes <= n; i += kVecLanes) {
+      const vfloat e = fast_expf(vload(row + i) * scale - mx);
+      vstore(row + i, e);
+      acc += e;
+    }
+    float sum = vsum(acc);
+    for (; i < n; ++i) sum += row[i] = fast_expf(row[i] * scale - mx);
     std::fill(row + n, row + keys, 0.0f);
+    *inv_sum = 1.0f / sum;
     return mx + std::log(sum);
   }
   static float vec_max(const float* p, int n) {
@@ -257,14 +274,6 @@ class CpuBackend final : public Backend {
     float r = -std::numeric_limits<float>::infinity();
     for (int l = 0; l < kVecLanes; ++l) r = std::max(r, m[l]);
     for (; i < n; ++i) r = std::max(r, p[i]);
-    return r;
-  }
-  static float vec_total(const float* p, int n) {
-    vfloat a = {};
-    int i = 0;
-    for (; i + kVecLanes <= n; i += kVecLanes) a += vload(p + i);
-    float r = vsum(a);
-    for (; i < n; ++i) r += p[i];
     return r;
   }
 
