@@ -698,8 +698,10 @@ class CpuBackend final : public Backend {
     for (int o = tiles * NO; o < OC; ++o) skinny_column<1>(out, x, w, bias, M, C, OC, o);
   }
 
-  // Rows per slice of a GEMM's output: multiples of 16, at least kGemmRows, at most 4 slices per
-  // thread (a shared core delays one slice, not a fixed half of the product).
+  // Rows per slice of the fused classifier's row blocks: multiples of 16, at least kGemmRows, at most
+  // 4 slices per thread (a shared core delays one slice, not a fixed half of the block). Small slices
+  // are cheap there: each repacks only the head's weight (Vp × C), not a token-long operand, unlike
+  // gemm_rows' products.
   int slice_rows(int M) const {
     constexpr int kGemmRows = 64;
     const int slices = std::clamp(M / kGemmRows, 1, 4 * threads_);
