@@ -101,7 +101,9 @@ class Backend {
                                 const float* weight, const int32_t* targets, int N, int C, int V, int Vp,
                                 float grad_scale) = 0;
 
-  // Σ p² over n elements, accumulated in double (global gradient norm).
+  // Σ p² over n elements, each square and the sum in double (global gradient norm). Hence it is
+  // non-finite exactly when an element is ±inf or NaN (a finite float's square is < 1.2e77): the
+  // trainer and the gradient sync take the gradients' finiteness from it.
   virtual double sum_squares(const float* p, size_t n) = 0;
   // True if all n values are finite.
   virtual bool all_finite(const float* p, size_t n) = 0;

@@ -242,8 +242,6 @@ class CpuBackend final : public Backend {
     });
   }
 
-  // row[0..keys) = softmax(scale·row[0..t]) with zeros after t (the causal mask); returns the
-  // log-sum-exp of the scaled scores.
   // row[0..keys) = exp(scale·row[0..t] − max) with zeros after t (the causal mask), unnormalised:
   // *inv_sum = 1 / their sum (the caller scales the product with v instead). Returns the log-sum-exp
   // of the scaled scores. One vector pass for the maximum, one for the exponentials and their sum
@@ -562,8 +560,8 @@ class CpuBackend final : public Backend {
     for (double v : partial) total += v;
     return total;
   }
-  // Vectorised and split over the pool (checked on every gradient and parameter each step): x·0 is
-  // ±0 for a finite x and NaN for ±inf or NaN, so a block is finite iff the sum of x·0 is 0.
+  // Vectorised and split over the pool (the trainer checks every parameter after each update): x·0
+  // is ±0 for a finite x and NaN for ±inf or NaN, so a block is finite iff the sum of x·0 is 0.
   bool all_finite(const float* p, size_t n) override {
     std::atomic<bool> finite{true};
     for_blocks(n, [&](size_t i0, size_t len) {
@@ -709,7 +707,7 @@ class CpuBackend final : public Backend {
   }
   // C (M×N) = op(A)·op(B) + beta·C (beta 0 or 1) with op(X) = X or Xᵀ, row-major, in one slice per
   // thread of C's rows — or of its columns when C is wider than tall — taken by the pool; bias (N,
-  // nullable) is added by the slice that made the entries. Each slice packs the operand it shares
+  // nullable) starts each slice's entries before the product. Each slice packs the operand it shares
   // with the others again (a whole pass over it: for dw = dyᵀ·x at tiny-ee's 256 rows, 64-row
   // slices spent more time packing x than multiplying), so there are as few slices as threads.
   void gemm_rows(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
@@ -721,8 +719,8 @@ class CpuBackend final : public Backend {
     pool_.run((D + step - 1) / step, [&](long item, int) {
       const int d0 = static_cast<int>(item) * step, d1 = std::min(D, d0 + step);
       const int m0 = by_rows ? d0 : 0, m1 = by_rows ? d1 : M, n0 = by_rows ? 0 : d0, n1 = by_rows ? N : d1;
-      // A bias is added first (each row starts as the bias, then C += product): one pass over C
-      // instead of a zeroing pass and an add pass (BLAS libraries zero C themselves for beta 0).
+      // Each row starts as the bias (beta 0) or gets it added (beta 1), then C += product: one pass
+      // over C instead of the library's zeroing pass and a bias pass after it.
       for (int m = m0; bias && m < m1; ++m) {
         float* row = Cm + static_cast<size_t>(m) * ldc;
         if (beta == 0.0f)

@@ -33,7 +33,6 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "exec/backend/backend.h"
@@ -154,7 +153,6 @@ void BM_TrainSteady(benchmark::State& state) {
 }
 BENCHMARK(BM_TrainSteady)->Unit(benchmark::kMillisecond)->Iterations(200)->UseRealTime();
 
-// Tokens/s with a nice-19 process spinning on CPU 0 (a core briefly taken by someone else).
 // A CPU-bound process of its own image (/bin/sh spinning), pinned to CPU 0 at nice 19. Spawned, not
 // forked: a forked child would share this process's pages copy-on-write, and the trainer's next
 // step would pay for copying its whole address space (measured: 3.75 s instead of 0.36 s), a cost
@@ -172,6 +170,7 @@ pid_t spawn_busy_process() {
   return pid;
 }
 
+// Tokens/s with a nice-19 process spinning on CPU 0 (a core briefly taken by someone else).
 void BM_TrainBusyCore(benchmark::State& state) {
   auto tr = make_trainer();
   run_steps(*tr, 2);
@@ -193,6 +192,34 @@ BENCHMARK(BM_TrainBusyCore)->Unit(benchmark::kMillisecond)->Iterations(8)->UseRe
 // with that GEMM, 2 threads: forward x·wᵀ, dx = dy·w, dw = dyᵀ·x): tiny-ee's (B·T = 2048) × 256 → 768
 // / 1024 and 1024 → 256, and ee-gpt-350m's 1024 → 4096 and 4096 → 1024 on 2,048 tokens. A library
 // that is not installed is skipped, saying why.
+// One linear layer's GEMMs at N × C → OC on a backend (forward x·wᵀ, dx = dy·w, dw = dyᵀ·x), random
+// operands; run() does all three, flops() counts them.
+struct GemmProblem {
+  int N, C, OC;
+  std::vector<float> x, w, y, dx, dw;
+  GemmProblem(int n, int c, int oc)
+      : N(n),
+        C(c),
+        OC(oc),
+        x(static_cast<size_t>(n) * c),
+        w(static_cast<size_t>(oc) * c),
+        y(static_cast<size_t>(n) * oc),
+        dx(x.size()),
+        dw(w.size()) {
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> d(-1, 1);
+    for (float& v : x) v = d(rng);
+    for (float& v : w) v = d(rng);
+  }
+  void run(exec::Backend& be) {
+    be.matmul_forward(y.data(), x.data(), w.data(), nullptr, N, C, OC);
+    be.matmul_backward(dx.data(), dw.data(), nullptr, y.data(), x.data(), w.data(), N, C, OC);
+  }
+  double flops() const { return 3 * 2.0 * N * C * OC; }
+};
+// tiny-ee's GEMM shapes (tokens, in, out): the rows whose best is "the GEMM's peak".
+constexpr int kTinyShapes[][3] = {{2048, 256, 768}, {2048, 256, 1024}, {2048, 1024, 256}};
+
 template <exec::CpuGemm kGemm>
 void BM_Gemm(benchmark::State& state) {
   const exec::GemmLibInfo& info = exec::cpu_gemm_info(kGemm);
@@ -200,22 +227,14 @@ void BM_Gemm(benchmark::State& state) {
     state.SkipWithError(info.error.c_str());
     return;
   }
-  const int N = static_cast<int>(state.range(0)), C = static_cast<int>(state.range(1)),
-            OC = static_cast<int>(state.range(2));
   auto be = exec::make_cpu_backend(kThreads, kGemm);
-  std::vector<float> x(static_cast<size_t>(N) * C), w(static_cast<size_t>(OC) * C), y(static_cast<size_t>(N) * OC);
-  std::vector<float> dx(x.size()), dw(w.size());
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> d(-1, 1);
-  for (float& v : x) v = d(rng);
-  for (float& v : w) v = d(rng);
+  GemmProblem p(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), static_cast<int>(state.range(2)));
   for (auto _ : state) {
-    be->matmul_forward(y.data(), x.data(), w.data(), nullptr, N, C, OC);
-    be->matmul_backward(dx.data(), dw.data(), nullptr, y.data(), x.data(), w.data(), N, C, OC);
-    benchmark::DoNotOptimize(dw.data());
+    p.run(*be);
+    benchmark::DoNotOptimize(p.dw.data());
   }
-  const double flops = 3 * 2.0 * N * C * OC * static_cast<double>(state.iterations());
-  state.counters["GFLOP/s"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(p.flops() * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
   state.SetLabel(be->gemm_name());
 }
 #define EELLM_GEMM_ROWS(lib, name)                \
@@ -319,22 +338,17 @@ void side_by_side(int rounds, int steps) {
               median(ratio), median(ratio_cpu));
 }
 
-// Best GFLOP/s of tiny-ee's GEMM rows (BM_Gemm's shapes, forward + dx + dw through the backend) with
-// library g, `reps` products per shape.
+// Best GFLOP/s of tiny-ee's GEMM rows (BM_Gemm's problems) with library g, `reps` runs per shape.
 double gemm_peak_now(exec::CpuGemm g, int reps) {
   auto be = exec::make_cpu_backend(kThreads, g);
   double best = 0;
-  for (auto [N, C, OC] : {std::tuple{2048, 256, 768}, std::tuple{2048, 256, 1024}, std::tuple{2048, 1024, 256}}) {
-    std::vector<float> x(static_cast<size_t>(N) * C, 0.5f), w(static_cast<size_t>(OC) * C, 0.25f),
-        y(static_cast<size_t>(N) * OC), dx(x.size()), dw(w.size());
-    be->matmul_forward(y.data(), x.data(), w.data(), nullptr, N, C, OC);  // warm-up
+  for (const auto& sh : kTinyShapes) {
+    GemmProblem p(sh[0], sh[1], sh[2]);
+    p.run(*be);  // warm-up
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < reps; ++i) {
-      be->matmul_forward(y.data(), x.data(), w.data(), nullptr, N, C, OC);
-      be->matmul_backward(dx.data(), dw.data(), nullptr, y.data(), x.data(), w.data(), N, C, OC);
-    }
+    for (int i = 0; i < reps; ++i) p.run(*be);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, 3 * 2.0 * N * C * OC * reps / s / 1e9);
+    best = std::max(best, p.flops() * reps / s / 1e9);
   }
   return best;
 }

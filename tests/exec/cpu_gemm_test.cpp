@@ -173,6 +173,23 @@ TEST(CpuBackendOverwrite, InputGradientsOverwriteInsteadOfAccumulating) {
   for (size_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(twice[i], 2 * acc[i]) << i;
 }
 
+// The contract the trainer's and the gradient sync's finiteness checks rely on (backend.h): the sum
+// of squares stays finite for the largest finite floats and is non-finite for one inf or NaN.
+TEST(CpuBackendSumSquares, NonFiniteExactlyWhenAnElementIs) {
+  auto be = make_cpu_backend(2);
+  std::vector<float> big(100000, std::numeric_limits<float>::max());
+  const double sq = be->sum_squares(big.data(), big.size());
+  EXPECT_TRUE(std::isfinite(sq));
+  EXPECT_NEAR(sq, 1e5 * static_cast<double>(std::numeric_limits<float>::max()) * std::numeric_limits<float>::max(),
+              1e-9 * sq);
+  for (float bad : {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                    std::numeric_limits<float>::quiet_NaN()}) {
+    big[77777] = bad;
+    EXPECT_FALSE(std::isfinite(be->sum_squares(big.data(), big.size()))) << bad;
+    EXPECT_FALSE(be->all_finite(big.data(), big.size())) << bad;
+  }
+}
+
 // The kernels are the current ones for this CPU although Debian 12's libraries predate it: this
 // host's environment even exports OPENBLAS_CORETYPE=Haswell, which eellm overrides on AVX-512.
 TEST_P(CpuGemmLibs, UsesTheCurrentKernelsForThisCpu) {
