@@ -10,7 +10,13 @@ A fair baseline: torch's BLAS (Debian's OpenBLAS) runs the best kernels for this
 detects CPUs newer than it as an old core (Prescott/Haswell), so the script sets OPENBLAS_CORETYPE
 before torch loads, also over an inherited older family (AVX-512 → SkylakeX, AVX2+FMA → Haswell: what a current OpenBLAS
 picks, the same rule as eellm's exec/backend/gemm.cpp), and OPENBLAS_NUM_THREADS / OMP_NUM_THREADS
-to --threads. The JSON line names the kernel ("blas") and adds the process CPU seconds per step.
+to --threads. The JSON line names the kernel ("blas"), the OpenMP wait settings it ran with
+("omp_waits") and adds the process CPU seconds per step.
+
+The OpenMP wait policy matters as much as the kernel: torch's OpenMP threads spin (libgomp's default)
+while Debian's pthread OpenBLAS wants the same two cores for its own threads, which halves torch's
+speed here. bench_train (tests/bench/bench_train.cpp) therefore runs this script under each wait
+setting (libgomp default, OMP_WAIT_POLICY=passive, GOMP_SPINCOUNT=1000) and keeps the fastest.
 """
 import argparse
 import ctypes
@@ -138,8 +144,10 @@ def main():
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
     step_s, cpu_s = sum(times) / len(times), sum(cpu) / len(cpu)
+    waits = ", ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ)
     print(json.dumps({"tokens_per_s": a.micro * a.seq / step_s, "step_s": step_s, "cpu_s": cpu_s,
-                      "torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_kernel()}))
+                      "torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_kernel(),
+                      "omp_waits": waits or "libgomp default"}))
 
 
 if __name__ == "__main__":
