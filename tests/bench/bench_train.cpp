@@ -294,7 +294,8 @@ std::string g_torch_waits;  // the chosen entry of kTorchWaits
 
 TorchRun run_torch(int steps, const std::string& waits = g_torch_waits) {
   const Scenario s = tiny_ee();
-  const std::string cmd = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT " + waits + " /usr/bin/python3 " EELLM_SOURCE_DIR "/tests/exec/torch/bench_train.py --layers " +
+  const std::string cmd = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT " + waits +
+                          " /usr/bin/python3 " EELLM_SOURCE_DIR "/tests/exec/torch/bench_train.py --layers " +
                           std::to_string(s.model.num_layers) + " --hidden " + std::to_string(s.model.hidden_size) +
                           " --heads " + std::to_string(s.model.num_attention_heads) + " --seq " +
                           std::to_string(s.model.seq_length) + " --vocab " + std::to_string(s.model.vocab_size) +
@@ -391,11 +392,11 @@ void side_by_side(int rounds, int steps, double gemm_peak) {
               median(ratio), median(ratio_cpu));
   if (gemm_peak <= 0) gemm_peak = gemm_peak_now(exec::last_cpu_gemm_choice().gemm, 8);
   if (gemm_peak > 0)
-    std::printf("  (eellm at 100%% of its GEMM peak, %.1f GFLOP/s ÷ %.2f MFLOP/token = %.0f tokens/s, would be %.2f×)\n",
-                gemm_peak, g_model_flops_per_token / 1e6, gemm_peak * 1e9 / g_model_flops_per_token,
-                gemm_peak * 1e9 / g_model_flops_per_token / median(theirs));
+    std::printf(
+        "  (eellm at 100%% of its GEMM peak, %.1f GFLOP/s ÷ %.2f MFLOP/token = %.0f tokens/s, would be %.2f×)\n",
+        gemm_peak, g_model_flops_per_token / 1e6, gemm_peak * 1e9 / g_model_flops_per_token,
+        gemm_peak * 1e9 / g_model_flops_per_token / median(theirs));
 }
-
 
 // The GEMM-peak and busy-core targets again, in alternating rounds in one process: each round times
 // `steps` quiet training steps, the GEMM peak of the trainer's library, and `steps` steps beside a
