@@ -87,7 +87,11 @@ class Backend {
   // GELU (exact erf form, Megatron's default): out = gelu(inp), N elements.
   virtual void gelu_forward(float* out, const float* inp, size_t n) = 0;
   // dinp += dout · gelu'(inp); with accumulate false, dinp = dout · gelu'(inp) (no zeroing needed).
-  virtual void gelu_backward(float* dinp, const float* dout, const float* inp, size_t n, bool accumulate = true) = 0;
+  // out (nullable): gelu_forward's output for inp, which holds x·Φ(x); a backend may take Φ from it
+  // instead of recomputing erfc (the CPU backend does: one exponential per element instead of two
+  // and the erfc polynomial). Must be exactly the forward's output when given.
+  virtual void gelu_backward(float* dinp, const float* dout, const float* inp, size_t n, bool accumulate = true,
+                             const float* out = nullptr) = 0;
   // SwiGLU: inp (N, 2F) = [a | b] per row, out (N, F) = silu(a) · b.
   virtual void swiglu_forward(float* out, const float* inp, int N, int F) = 0;
   virtual void swiglu_backward(float* dinp, const float* dout, const float* inp, int N, int F) = 0;

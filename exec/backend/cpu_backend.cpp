@@ -441,23 +441,30 @@ class CpuBackend final : public Backend {
       vec_map(out + i0, inp + i0, len, [](vfloat x) { return 0.5f * x * fast_erfcf(-x * kInvSqrt2); });
     });
   }
-  void gelu_backward(float* dinp, const float* dout, const float* inp, size_t n, bool accumulate = true) override {
+  // gelu'(x) = Φ(x) + x·φ(x). With the forward's output (out = x·Φ(x)), Φ = out / x, except near 0
+  // where the quotient loses digits: there Φ = 1/2 + x·φ(0) (error below x³/15 ≤ 1e-10 for |x| ≤ 1e-3).
+  // That saves erfc's exponential and polynomial: about half of this op's time.
+  void gelu_backward(float* dinp, const float* dout, const float* inp, size_t n, bool accumulate = true,
+                     const float* out = nullptr) override {
     for_blocks(n, [&](size_t i0, size_t len) {
       size_t i = i0;
       const size_t end = i0 + len;
-      auto grad = [](vfloat x) {
-        const vfloat cdf = 0.5f * fast_erfcf(-x * kInvSqrt2);
-        const vfloat pdf = fast_expf(-0.5f * x * x) * kInvSqrt2Pi;
-        return cdf + x * pdf;
+      auto pdf = [](vfloat x) { return fast_expf(-0.5f * x * x) * kInvSqrt2Pi; };
+      auto grad = [&](vfloat x) { return 0.5f * fast_erfcf(-x * kInvSqrt2) + x * pdf(x); };
+      auto grad_from_out = [&](vfloat x, vfloat y) {
+        const vint small = (x < 1e-3f) & (x > -1e-3f);
+        return vselect(small, 0.5f + x * kInvSqrt2Pi, y / x) + x * pdf(x);
       };
       for (; i + kVecLanes <= end; i += kVecLanes) {
-        const vfloat d = vload(dout + i) * grad(vload(inp + i));
+        const vfloat x = vload(inp + i);
+        const vfloat d = vload(dout + i) * (out ? grad_from_out(x, vload(out + i)) : grad(x));
         vstore(dinp + i, accumulate ? vload(dinp + i) + d : d);
       }
       for (; i < end; ++i) {
-        float g1[kVecLanes] = {};
+        float g1[kVecLanes] = {}, o1[kVecLanes] = {};
         g1[0] = inp[i];
-        const float d = dout[i] * grad(vload(g1))[0];
+        if (out) o1[0] = out[i];
+        const float d = dout[i] * (out ? grad_from_out(vload(g1), vload(o1)) : grad(vload(g1)))[0];
         dinp[i] = accumulate ? dinp[i] + d : d;
       }
     });

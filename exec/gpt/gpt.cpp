@@ -397,7 +397,7 @@ void GptChunk::layer_backward(LayerActs& a, const LayerParams& lp, LayerParams& 
     be.zero(d_fc_.ptr(), d_fc_.numel());
     be.swiglu_backward(d_fc_.ptr(), d_act_.ptr(), a.fc.ptr(), N, c.F);
   } else {
-    be.gelu_backward(d_fc_.ptr(), d_act_.ptr(), a.fc.ptr(), d_act_.numel(), false);
+    be.gelu_backward(d_fc_.ptr(), d_act_.ptr(), a.fc.ptr(), d_act_.numel(), false, a.act.ptr());
   }
   be.matmul_backward(d_ln_.ptr(), weight_grad(lg.fc_w), opt(lg.fc_b), d_fc_.ptr(), sp_ ? a.ln2_full.ptr() : a.ln2.ptr(),
                      lp.fc_w.ptr(), N, c.C, c.fc_dim(), false);
@@ -496,7 +496,7 @@ float GptChunk::head(int e, const GptParams& p, GptParams& g, const float* x, co
     if (c.swiglu)
       be.swiglu_backward(s_dfc_.ptr(), s_dact_.ptr(), s_fc_.ptr(), N, c.F);
     else
-      be.gelu_backward(s_dfc_.ptr(), s_dact_.ptr(), s_fc_.ptr(), s_dact_.numel());
+      be.gelu_backward(s_dfc_.ptr(), s_dact_.ptr(), s_fc_.ptr(), s_dact_.numel(), true, s_act_.ptr());
     be.matmul_backward(s_dn_.ptr(), eg->mlp_fc_w.ptr(), opt(eg->mlp_fc_b), s_dfc_.ptr(), hn_full, ep->mlp_fc_w.ptr(), N,
                        c.C, c.fc_dim());
     if (tp_ > 1) {

@@ -180,6 +180,11 @@ TEST_F(OpsGrad, Activations) {
   };
   be->gelu_backward(dx.data(), r.data(), x.data(), x.size());
   check("gelu", x, dx, gelu);
+  // Φ from the forward's output (out = x·Φ(x)) instead of erfc: the same gradient.
+  gelu();
+  std::vector<float> dx_out(N * 2 * F, 0);
+  be->gelu_backward(dx_out.data(), r.data(), x.data(), x.size(), true, out.data());
+  check("gelu from the forward's output", x, dx_out, gelu);
   std::vector<float> out2(N * F), dx2(N * 2 * F, 0);
   auto swiglu = [&] {
     be->swiglu_forward(out2.data(), x.data(), N, F);
@@ -187,6 +192,28 @@ TEST_F(OpsGrad, Activations) {
   };
   be->swiglu_backward(dx2.data(), r2.data(), x.data(), N, F);
   check("swiglu", x, dx2, swiglu);
+}
+
+// gelu'(x) from the forward's output agrees with the recomputed one across [-12, 12], through the
+// switch to the series near 0 (|x| < 1e-3) and at 0, with the padded last vector (n not a multiple
+// of the vector width).
+TEST_F(OpsGrad, GeluBackwardFromForwardOutputMatchesRecomputation) {
+  std::vector<float> x;
+  for (float v = -12.0f; v <= 12.0f; v += 0.0137f) x.push_back(v);
+  for (float v : {0.0f, 1e-3f, -1e-3f, 0.99e-3f, -1.01e-3f, 1e-6f, -1e-30f, 5e-4f}) x.push_back(v);
+  const size_t n = x.size();
+  std::vector<float> out(n), ones(n, 1.0f), g_erfc(n), g_out(n);
+  be->gelu_forward(out.data(), x.data(), n);
+  be->gelu_backward(g_erfc.data(), ones.data(), x.data(), n, false);
+  be->gelu_backward(g_out.data(), ones.data(), x.data(), n, false, out.data());
+  double worst = 0;
+  for (size_t i = 0; i < n; ++i) {
+    // gelu' lies in about [-0.17, 1.13]; compare absolutely, on the scale of its values.
+    worst = std::max(worst, static_cast<double>(std::fabs(g_out[i] - g_erfc[i])));
+    EXPECT_TRUE(std::isfinite(g_out[i])) << x[i];
+  }
+  EXPECT_LT(worst, 2e-6);
+  EXPECT_NEAR(g_out[n - 8], 0.5f, 1e-7f);  // x = 0: Φ(0) = 1/2
 }
 
 TEST_F(OpsGrad, FusedClassifierWithPaddedVocab) {

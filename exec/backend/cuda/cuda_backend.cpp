@@ -142,7 +142,8 @@ class CudaBackend final : public Backend {
   }
 
   void gelu_forward(float* out, const float* inp, size_t n) override { cuda::launch_gelu_forward(out, inp, n, st_); }
-  void gelu_backward(float* dinp, const float* dout, const float* inp, size_t n, bool accumulate = true) override {
+  void gelu_backward(float* dinp, const float* dout, const float* inp, size_t n, bool accumulate = true,
+                     const float* /*out: the kernel recomputes Φ, cheap on a GPU*/ = nullptr) override {
     if (!accumulate) zero(dinp, n);  // the kernel accumulates
     cuda::launch_gelu_backward(dinp, dout, inp, n, st_);
   }
