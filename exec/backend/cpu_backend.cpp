@@ -532,27 +532,35 @@ class CpuBackend final : public Backend {
   // The loss of one row of logits (V real columns of Vp) against `tgt`. With `grad` the row becomes
   // dlogits = grad_scale·(softmax − onehot), padded columns 0. One pass for the maximum, one for
   // the exponentials (kept) and their sum, one to scale them.
+  // Cross-entropy of one row of logits (V real, Vp padded): returns the loss; with grad, the row
+  // becomes grad_scale·(softmax − onehot(tgt)) and its padding 0. The exponentials in explicit vectors
+  // (GCC leaves the scalar fast_expf unvectorised even under omp simd, fast_math.h), the last partial
+  // vector zero-padded like vec_map so every logit goes through the same code.
   static float softmax_ce_row(float* row, int tgt, int V, int Vp, bool grad, float grad_scale) {
-    float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-    for (int j = 0; j < V; ++j) mx = std::max(mx, row[j]);
+    const float mx = vec_max(row, V);
     const float target_logit = row[tgt];
-    float sum = 0.0f;
-    if (!grad) {
-#pragma omp simd reduction(+ : sum)
-      for (int j = 0; j < V; ++j) sum += fast_expf(row[j] - mx);
-      return mx + std::log(sum) - target_logit;
+    vfloat acc = {};
+    int j = 0;
+    for (; j + kVecLanes <= V; j += kVecLanes) {
+      const vfloat e = fast_expf(vload(row + j) - mx);
+      if (grad) vstore(row + j, e);
+      acc += e;
     }
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < V; ++j) {
-      row[j] = fast_expf(row[j] - mx);
-      sum += row[j];
+    float sum = vsum(acc);
+    if (j < V) {
+      float buf[kVecLanes] = {};
+      std::memcpy(buf, row + j, static_cast<size_t>(V - j) * sizeof(float));
+      vstore(buf, fast_expf(vload(buf) - mx));
+      for (int l = 0; l < V - j; ++l) sum += buf[l];
+      if (grad) std::memcpy(row + j, buf, static_cast<size_t>(V - j) * sizeof(float));
     }
-    const float k = grad_scale / sum;
+    if (grad) {
+      const float k = grad_scale / sum;
 #pragma omp simd
-    for (int j = 0; j < V; ++j) row[j] *= k;
-    row[tgt] -= grad_scale;
-    for (int j = V; j < Vp; ++j) row[j] = 0.0f;
+      for (int i = 0; i < V; ++i) row[i] *= k;
+      row[tgt] -= grad_scale;
+      for (int i = V; i < Vp; ++i) row[i] = 0.0f;
+    }
     return mx + std::log(sum) - target_logit;
   }
 
@@ -561,10 +569,23 @@ class CpuBackend final : public Backend {
     const size_t blocks = (n + kBlock - 1) / kBlock;
     std::vector<double>& partial = dpartial_;
     partial.assign(blocks, 0.0);
+    // Eight double lanes per block (a fixed order: lane l sums the elements ≡ l mod 8, then the lanes
+    // in order), so the sum vectorises; the scalar double chain could not (no reassociation).
+    using vdouble = double __attribute__((vector_size(64)));
+    using vfloat8 = float __attribute__((vector_size(32)));
     for_blocks(n, [&](size_t i0, size_t len) {
-      double acc = 0.0;
-      for (size_t i = i0; i < i0 + len; ++i) acc += static_cast<double>(p[i]) * p[i];
-      partial[i0 / kBlock] = acc;
+      vdouble acc = {};
+      size_t i = i0;
+      for (; i + 8 <= i0 + len; i += 8) {
+        vfloat8 f;
+        std::memcpy(&f, p + i, sizeof f);
+        const vdouble d = __builtin_convertvector(f, vdouble);
+        acc += d * d;
+      }
+      double total = 0.0;
+      for (int l = 0; l < 8; ++l) total += acc[l];
+      for (; i < i0 + len; ++i) total += static_cast<double>(p[i]) * p[i];
+      partial[i0 / kBlock] = total;
     });
     double total = 0.0;
     for (double v : partial) total += v;
