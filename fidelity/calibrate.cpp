@@ -134,8 +134,12 @@ StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOpt
                            mean.data(), rstd.data(), N, C);
         },
         tmin);
-    const auto [gelu_f, gelu_bwd] = time_pair([&] { be.gelu_forward(y.data(), x.data(), 4 * act); },
-                                              [&] { be.gelu_backward(dx.data(), dy.data(), x.data(), 4 * act); }, tmin);
+    const auto [gelu_f, gelu_bwd] =
+        time_pair([&] { be.gelu_forward(y.data(), x.data(), 4 * act); },
+                  [&] {  // as the layer backward calls it: overwriting, Φ from the forward's output y
+                    be.gelu_backward(dx.data(), dy.data(), x.data(), 4 * act, false, y.data());
+                  },
+                  tmin);
     c.elementwise_backward_ratio = (ln_bwd + gelu_bwd) / (ln_fwd + gelu_f);
   }
   // Attention core forward + backward (tiny-ee's shape; quick: 2 sequences).

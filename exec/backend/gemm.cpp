@@ -2,6 +2,7 @@
 #include "exec/backend/gemm.h"
 
 #include <dlfcn.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cctype>
@@ -233,6 +234,13 @@ void blas_sgemm(CpuGemm g, bool trans_a, bool trans_b, int M, int N, int K, floa
                 const float* B, int ldb, float beta, float* C, int ldc) {
   const BlasLib& lib = blas_lib(g);
   if (lib.dnnl) {
+    // Debian's oneDNN threads dnnl_sgemm with OpenMP, omp_get_max_threads() of the calling thread
+    // (all the CPUs by default), so each of the backend's slices ran a team of its own: 2 busy
+    // threads per slice (oneDNN measured against single-threaded OpenBLAS at cpu_gemm auto), and
+    // under several ranks per core libgomp's spinning teams oversubscribed the cores (a 1-s plan took
+    // 10 s). The contract is one thread per call: nthreads-var is per thread, set once on each.
+    thread_local const bool single = (omp_set_num_threads(1), true);
+    (void)single;
     (void)lib.dnnl(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }

@@ -75,7 +75,9 @@ std::string choice_key(int threads, const std::vector<GemmShape>& shapes) {
       break;
     }
   std::ostringstream k;
-  k << cpu << " (" << omp_get_num_procs() << " cores) | " << threads << " threads |";
+  // "v2": entries from before oneDNN was held to one thread per call (gemm.cpp) compared a 2-thread
+  // oneDNN with the single-threaded others; they no longer match and are measured again.
+  k << "v2 | " << cpu << " (" << omp_get_num_procs() << " cores) | " << threads << " threads |";
   for (const GemmShape& s : shapes) k << " " << std::min(s.N, kMaxMeasuredRows) << "x" << s.C << "x" << s.OC;
   k << " |";
   for (CpuGemm g : all_cpu_gemms())

@@ -13,10 +13,12 @@
 #include <fstream>
 #include <limits>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "exec/backend/backend.h"
 #include "exec/backend/device.h"
+#include "exec/backend/gemm.h"
 #include "exec/backend/gemm_choice.h"
 #include "model/scenario_io.h"
 #include "test_util.h"
@@ -83,6 +85,30 @@ TEST_P(CpuGemmLibs, MatchesEigenOnLinearLayersOfOddAndTrainingShapes) {
       EXPECT_EQ(o.db, e.db);  // column sums: the same code whatever the GEMM
     }
   }
+}
+
+// The backend gives each of its pool's threads one slice of a product and calls the library there, so
+// a call must not start threads of its own. Debian's oneDNN did (OpenMP, a team of all the CPUs per
+// calling thread): with several ranks per core the spinning teams turned a 1-s plan into 10 s. Here:
+// a call from a fresh thread leaves the process's thread count unchanged, and computes right.
+TEST_P(CpuGemmLibs, EachCallRunsOnTheCallingThreadAlone) {
+  auto threads = [] {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+    return n;
+  };
+  const int n = 256;
+  std::vector<float> a(static_cast<size_t>(n) * n, 1.0f), b(a.size(), 0.5f), c(a.size(), 0.0f);
+  size_t before = 0, after = 0;
+  std::thread caller([&] {
+    before = threads();
+    blas_sgemm(GetParam(), false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    after = threads();
+  });
+  caller.join();
+  EXPECT_EQ(after, before) << cpu_gemm_name(GetParam()) << " started threads during a call";
+  EXPECT_EQ(c[0], 128.0f);
+  EXPECT_EQ(c.back(), 128.0f);
 }
 
 TEST_P(CpuGemmLibs, ResultsAreBitwiseReproducibleAtAFixedThreadCount) {
