@@ -27,6 +27,7 @@
 #include "exec/backend/cpu_pool.h"
 #include "exec/backend/fast_math.h"
 #include "exec/backend/gemm.h"
+#include "exec/backend/tensor.h"
 
 namespace eellm::exec {
 namespace {
@@ -866,6 +867,7 @@ class CpuBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend(int num_threads, CpuGemm gemm) {
+  retain_freed_host_memory();  // activations freed per microbatch are reused, not faulted in again
   return std::make_unique<CpuBackend>(num_threads, gemm);
 }
 

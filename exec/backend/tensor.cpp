@@ -2,10 +2,13 @@
 // header that remembers which memory allocated a block.
 #include "exec/backend/tensor.h"
 
+#include <malloc.h>
+
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 
 namespace eellm::exec {
 namespace {
@@ -22,6 +25,14 @@ const TensorMemory kHost{"host", &host_alloc, &host_release, nullptr};
 std::atomic<const TensorMemory*> g_memory{&kHost};
 
 }  // namespace
+
+void retain_freed_host_memory() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    ::mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest: 32 MiB (64-bit)
+    ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  });
+}
 
 const TensorMemory& host_tensor_memory() {
   return kHost;
