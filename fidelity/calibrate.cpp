@@ -70,14 +70,10 @@ std::vector<float> filled(size_t n, float scale) {
   return v;
 }
 
-}  // namespace
+// The phases of calibrate_compute, each filling its fields of c.
 
-StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOptions& o) {
-  ComputeCalibration c;
-  c.num_threads = be.num_threads();
-  const double tmin = o.quick ? std::min(o.min_time_s, 0.02) : o.min_time_s;
-
-  // GEMM grid: rows (B·T tokens) × the (N, K) pairs of a small transformer's linears.
+// GEMM grid: rows (B·T tokens) × the (N, K) pairs of a small transformer's linears.
+void calibrate_gemms(Backend& be, const CalibrationOptions& o, double tmin, ComputeCalibration& c) {
   const std::vector<int> rows = o.quick ? std::vector<int>{256, 2048} : std::vector<int>{64, 256, 1024, 2048, 4096};
   const std::vector<std::pair<int, int>> nk =
       o.quick ? std::vector<std::pair<int, int>>{{64, 64}, {768, 256}, {256, 1024}, {512, 512}}
@@ -92,87 +88,105 @@ StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOpt
       s.seconds = time_case([&] { be.matmul_forward(out.data(), x.data(), w.data(), nullptr, m, k, n); }, tmin);
       c.gemm.push_back(s);
     }
+}
 
-  // Memory bandwidth: dst += src over buffers far larger than the last-level cache.
-  {
-    const size_t n = o.quick ? (size_t{8} << 20) : (size_t{32} << 20);
-    std::vector<float> a = filled(n, 1.0f), b = filled(n, 1.0f);
-    const double t = time_case([&] { be.add_inplace(a.data(), b.data(), n); }, tmin);
-    c.memory_bandwidth_GBps = 12.0 * static_cast<double>(n) / t * 1e-9;
-  }
-  // Element-wise ops at activation sizes (2048 tokens × 256 channels; GELU on the 4× MLP width).
-  {
-    const int N = 2048, C = 256;
-    const size_t act = static_cast<size_t>(N) * C;
-    std::vector<float> x = filled(4 * act, 1.0f), y(4 * act), w = filled(C, 1.0f), bias = filled(C, 0.1f);
-    std::vector<float> mean(N), rstd(N);
-    auto add = [&](double bytes, auto&& fn) { c.elementwise.push_back({bytes, time_case(fn, tmin)}); };
-    add(8.0 * act, [&] {
-      be.norm_forward(Normalization::kLayerNorm, y.data(), mean.data(), rstd.data(), x.data(), w.data(), bias.data(), N,
-                      C, 1e-5f);
-    });
-    add(12.0 * act, [&] { be.add_inplace(y.data(), x.data(), act); });
-    double bytes = 0, secs = 0;
-    for (const SizeSample& s : c.elementwise) bytes += s.bytes, secs += s.seconds;
-    c.elementwise_GBps = bytes / secs * 1e-9;
-    // GELU (erf) is compute-bound on a CPU; the cost model prices it as memory traffic at the same
-    // rate as the GEMMs' operands, so it is reported, not folded into elementwise_GBps (its extra
-    // cost lands in the per-layer overhead `eellm fidelity` fits).
-    const double gelu_fwd = time_case([&] { be.gelu_forward(y.data(), x.data(), 4 * act); }, tmin);
-    c.gelu_GBps = 8.0 * 4 * act / gelu_fwd * 1e-9;
-    // The backward kernels as the executor runs them (its layer backward: norm_backward,
-    // gelu_backward): the cost model prices an element-wise backward at this ratio × its forward.
-    // Each backward is timed alternately with its forward (time_pair).
-    std::vector<float> dy = filled(4 * act, 0.1f), dx(4 * act), dw(C), db(C);
-    const auto [ln_fwd, ln_bwd] = time_pair(
-        [&] {
-          be.norm_forward(Normalization::kLayerNorm, y.data(), mean.data(), rstd.data(), x.data(), w.data(),
-                          bias.data(), N, C, 1e-5f);
-        },
-        [&] {
-          be.norm_backward(Normalization::kLayerNorm, dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(),
-                           mean.data(), rstd.data(), N, C);
-        },
-        tmin);
-    const auto [gelu_f, gelu_bwd] =
-        time_pair([&] { be.gelu_forward(y.data(), x.data(), 4 * act); },
-                  [&] {  // as the layer backward calls it: overwriting, Φ from the forward's output y
-                    be.gelu_backward(dx.data(), dy.data(), x.data(), 4 * act, false, y.data());
-                  },
-                  tmin);
-    c.elementwise_backward_ratio = (ln_bwd + gelu_bwd) / (ln_fwd + gelu_f);
-  }
-  // Attention core forward + backward (tiny-ee's shape; quick: 2 sequences).
-  {
-    AttentionShape s{o.quick ? 2 : 8, 256, 8, 8, 32};
-    c.attention_shape = s;
-    const size_t tok = static_cast<size_t>(s.B) * s.T;
-    std::vector<float> qkv = filled(tok * s.qkv_stride(), 1.0f), out(tok * s.out_stride()),
-                       dout = filled(tok * s.out_stride(), 0.1f);
-    std::vector<float> lse(static_cast<size_t>(s.B) * s.NH * s.T), dqkv(tok * s.qkv_stride());
-    // Forward and backward timed alternately (time_pair): their ratio is a profile field.
-    const auto [fwd, bwd] = time_pair(
-        [&] { be.attention_forward(out.data(), lse.data(), qkv.data(), s); },
-        [&] { be.attention_backward(dqkv.data(), dout.data(), out.data(), lse.data(), qkv.data(), s); }, tmin);
-    c.attention_fwd_s = fwd;
-    c.attention_fwd_bwd_s = fwd + bwd;
-    c.attention_core_flops = 2.0 * (2.0 * s.B * s.NH * double(s.T) * s.T * s.HS);
-  }
-  // AdamW per parameter.
-  {
-    const size_t n = o.quick ? (size_t{256} << 10) : (size_t{1} << 20);
-    std::vector<float> p = filled(n, 0.1f), g = filled(n, 0.01f), m(n, 0.0f), v(n, 0.0f);
-    int t = 0;
-    const double secs = time_case(
-        [&] { be.adamw_step(p.data(), g.data(), m.data(), v.data(), n, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, ++t); },
-        tmin);
-    c.adamw_s_per_param = secs / static_cast<double>(n);
-  }
-  // Dispatch floor: a 16-element op still forks/joins the thread pool.
-  {
-    std::vector<float> a(16, 1.0f), b(16, 0.0f);
-    c.dispatch_us = 1e6 * time_case([&] { be.add_inplace(a.data(), b.data(), 16); }, tmin, 200);
-  }
+// Memory bandwidth: dst += src over buffers far larger than the last-level cache.
+void calibrate_memory(Backend& be, const CalibrationOptions& o, double tmin, ComputeCalibration& c) {
+  const size_t n = o.quick ? (size_t{8} << 20) : (size_t{32} << 20);
+  std::vector<float> a = filled(n, 1.0f), b = filled(n, 1.0f);
+  const double t = time_case([&] { be.add_inplace(a.data(), b.data(), n); }, tmin);
+  c.memory_bandwidth_GBps = 12.0 * static_cast<double>(n) / t * 1e-9;
+}
+
+// Element-wise ops at activation sizes (2048 tokens × 256 channels; GELU on the 4× MLP width).
+void calibrate_elementwise(Backend& be, double tmin, ComputeCalibration& c) {
+  const int N = 2048, C = 256;
+  const size_t act = static_cast<size_t>(N) * C;
+  std::vector<float> x = filled(4 * act, 1.0f), y(4 * act), w = filled(C, 1.0f), bias = filled(C, 0.1f);
+  std::vector<float> mean(N), rstd(N);
+  auto add = [&](double bytes, auto&& fn) { c.elementwise.push_back({bytes, time_case(fn, tmin)}); };
+  add(8.0 * act, [&] {
+    be.norm_forward(Normalization::kLayerNorm, y.data(), mean.data(), rstd.data(), x.data(), w.data(), bias.data(), N,
+                    C, 1e-5f);
+  });
+  add(12.0 * act, [&] { be.add_inplace(y.data(), x.data(), act); });
+  double bytes = 0, secs = 0;
+  for (const SizeSample& s : c.elementwise) bytes += s.bytes, secs += s.seconds;
+  c.elementwise_GBps = bytes / secs * 1e-9;
+  // GELU (erf) is compute-bound on a CPU; the cost model prices it as memory traffic at the same
+  // rate as the GEMMs' operands, so it is reported, not folded into elementwise_GBps (its extra
+  // cost lands in the per-layer overhead `eellm fidelity` fits).
+  const double gelu_fwd = time_case([&] { be.gelu_forward(y.data(), x.data(), 4 * act); }, tmin);
+  c.gelu_GBps = 8.0 * 4 * act / gelu_fwd * 1e-9;
+  // The backward kernels as the executor runs them (its layer backward: norm_backward,
+  // gelu_backward): the cost model prices an element-wise backward at this ratio × its forward.
+  // Each backward is timed alternately with its forward (time_pair).
+  std::vector<float> dy = filled(4 * act, 0.1f), dx(4 * act), dw(C), db(C);
+  const auto [ln_fwd, ln_bwd] = time_pair(
+      [&] {
+        be.norm_forward(Normalization::kLayerNorm, y.data(), mean.data(), rstd.data(), x.data(), w.data(), bias.data(),
+                        N, C, 1e-5f);
+      },
+      [&] {
+        be.norm_backward(Normalization::kLayerNorm, dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(),
+                         mean.data(), rstd.data(), N, C);
+      },
+      tmin);
+  const auto [gelu_f, gelu_bwd] =
+      time_pair([&] { be.gelu_forward(y.data(), x.data(), 4 * act); },
+                [&] {  // as the layer backward calls it: overwriting, Φ from the forward's output y
+                  be.gelu_backward(dx.data(), dy.data(), x.data(), 4 * act, false, y.data());
+                },
+                tmin);
+  c.elementwise_backward_ratio = (ln_bwd + gelu_bwd) / (ln_fwd + gelu_f);
+}
+
+// Attention core forward + backward (tiny-ee's shape; quick: 2 sequences).
+void calibrate_attention(Backend& be, const CalibrationOptions& o, double tmin, ComputeCalibration& c) {
+  AttentionShape s{o.quick ? 2 : 8, 256, 8, 8, 32};
+  c.attention_shape = s;
+  const size_t tok = static_cast<size_t>(s.B) * s.T;
+  std::vector<float> qkv = filled(tok * s.qkv_stride(), 1.0f), out(tok * s.out_stride()),
+                     dout = filled(tok * s.out_stride(), 0.1f);
+  std::vector<float> lse(static_cast<size_t>(s.B) * s.NH * s.T), dqkv(tok * s.qkv_stride());
+  // Forward and backward timed alternately (time_pair): their ratio is a profile field.
+  const auto [fwd, bwd] =
+      time_pair([&] { be.attention_forward(out.data(), lse.data(), qkv.data(), s); },
+                [&] { be.attention_backward(dqkv.data(), dout.data(), out.data(), lse.data(), qkv.data(), s); }, tmin);
+  c.attention_fwd_s = fwd;
+  c.attention_fwd_bwd_s = fwd + bwd;
+  c.attention_core_flops = 2.0 * (2.0 * s.B * s.NH * double(s.T) * s.T * s.HS);
+}
+
+// AdamW per parameter.
+void calibrate_adamw(Backend& be, const CalibrationOptions& o, double tmin, ComputeCalibration& c) {
+  const size_t n = o.quick ? (size_t{256} << 10) : (size_t{1} << 20);
+  std::vector<float> p = filled(n, 0.1f), g = filled(n, 0.01f), m(n, 0.0f), v(n, 0.0f);
+  int t = 0;
+  const double secs = time_case(
+      [&] { be.adamw_step(p.data(), g.data(), m.data(), v.data(), n, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, ++t); },
+      tmin);
+  c.adamw_s_per_param = secs / static_cast<double>(n);
+}
+
+// Dispatch floor: a 16-element op still forks/joins the thread pool.
+void calibrate_dispatch(Backend& be, double tmin, ComputeCalibration& c) {
+  std::vector<float> a(16, 1.0f), b(16, 0.0f);
+  c.dispatch_us = 1e6 * time_case([&] { be.add_inplace(a.data(), b.data(), 16); }, tmin, 200);
+}
+
+}  // namespace
+
+StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOptions& o) {
+  ComputeCalibration c;
+  c.num_threads = be.num_threads();
+  const double tmin = o.quick ? std::min(o.min_time_s, 0.02) : o.min_time_s;
+  calibrate_gemms(be, o, tmin, c);
+  calibrate_memory(be, o, tmin, c);
+  calibrate_elementwise(be, tmin, c);
+  calibrate_attention(be, o, tmin, c);
+  calibrate_adamw(be, o, tmin, c);
+  calibrate_dispatch(be, tmin, c);
   return c;
 }
 

@@ -461,12 +461,16 @@ class CpuBackend final : public Backend {
         const vfloat d = vload(dout + i) * (out ? grad_from_out(x, vload(out + i)) : grad(x));
         vstore(dinp + i, accumulate ? vload(dinp + i) + d : d);
       }
-      for (; i < end; ++i) {
-        float g1[kVecLanes] = {}, o1[kVecLanes] = {};
-        g1[0] = inp[i];
-        if (out) o1[0] = out[i];
-        const float d = dout[i] * (out ? grad_from_out(vload(g1), vload(o1)) : grad(vload(g1)))[0];
-        dinp[i] = accumulate ? dinp[i] + d : d;
+      if (i < end) {  // the last partial vector, zero-padded (as vec_map): the same code per element
+        const size_t r = end - i;
+        float x1[kVecLanes] = {}, o1[kVecLanes] = {};
+        std::memcpy(x1, inp + i, r * sizeof(float));
+        if (out) std::memcpy(o1, out + i, r * sizeof(float));
+        const vfloat g = out ? grad_from_out(vload(x1), vload(o1)) : grad(vload(x1));
+        for (size_t l = 0; l < r; ++l) {
+          const float d = dout[i + l] * g[l];
+          dinp[i + l] = accumulate ? dinp[i + l] + d : d;
+        }
       }
     });
   }
@@ -530,11 +534,9 @@ class CpuBackend final : public Backend {
     }
   }
 
-  // The loss of one row of logits (V real columns of Vp) against `tgt`. With `grad` the row becomes
-  // dlogits = grad_scale·(softmax − onehot), padded columns 0. One pass for the maximum, one for
-  // the exponentials (kept) and their sum, one to scale them.
   // Cross-entropy of one row of logits (V real, Vp padded): returns the loss; with grad, the row
-  // becomes grad_scale·(softmax − onehot(tgt)) and its padding 0. The exponentials in explicit vectors
+  // becomes grad_scale·(softmax − onehot(tgt)) and its padding 0. One pass for the maximum, one for
+  // the exponentials (kept) and their sum, one to scale them. The exponentials in explicit vectors
   // (GCC leaves the scalar fast_expf unvectorised even under omp simd, fast_math.h), the last partial
   // vector zero-padded like vec_map so every logit goes through the same code.
   static float softmax_ce_row(float* row, int tgt, int V, int Vp, bool grad, float grad_scale) {
@@ -814,10 +816,10 @@ class CpuBackend final : public Backend {
   // per 64 bytes, about 3× slower.
   void column_sums_add(float* dst, const float* src, int N, int OC) {
     constexpr int kMaxCols = 256;
-    const int kCols = std::min(kMaxCols, ((OC + threads_ - 1) / threads_ + 15) / 16 * 16);
-    const int blocks = (OC + kCols - 1) / kCols;
+    const int cols = std::min(kMaxCols, ((OC + threads_ - 1) / threads_ + 15) / 16 * 16);
+    const int blocks = (OC + cols - 1) / cols;
     pool_.run(blocks, [&](long b, int) {
-      const int j0 = static_cast<int>(b) * kCols, w = std::min(kCols, OC - j0);
+      const int j0 = static_cast<int>(b) * cols, w = std::min(cols, OC - j0);
       float acc[kMaxCols] = {};
       for (int n = 0; n < N; ++n) {
         const float* row = src + static_cast<size_t>(n) * OC + j0;

@@ -190,10 +190,6 @@ void BM_TrainBusyCore(benchmark::State& state) {
 }
 BENCHMARK(BM_TrainBusyCore)->Unit(benchmark::kMillisecond)->Iterations(8)->UseRealTime();
 
-// GEMM at the training shapes through each library (the backend's matmul_forward + matmul_backward
-// with that GEMM, 2 threads: forward x·wᵀ, dx = dy·w, dw = dyᵀ·x): tiny-ee's (B·T = 2048) × 256 → 768
-// / 1024 and 1024 → 256, and ee-gpt-350m's 1024 → 4096 and 4096 → 1024 on 2,048 tokens. A library
-// that is not installed is skipped, saying why.
 // One linear layer's GEMMs at N × C → OC on a backend (forward x·wᵀ, dx = dy·w, dw = dyᵀ·x), random
 // operands; run() does all three, flops() counts them.
 struct GemmProblem {
@@ -222,6 +218,10 @@ struct GemmProblem {
 // tiny-ee's GEMM shapes (tokens, in, out): the rows whose best is "the GEMM's peak".
 constexpr int kTinyShapes[][3] = {{2048, 256, 768}, {2048, 256, 1024}, {2048, 1024, 256}};
 
+// GEMM at the training shapes through each library (the backend's matmul_forward + matmul_backward
+// with that GEMM, 2 threads: forward x·wᵀ, dx = dy·w, dw = dyᵀ·x): tiny-ee's (B·T = 2048) × 256 → 768
+// / 1024 and 1024 → 256, and ee-gpt-350m's 1024 → 4096 and 4096 → 1024 on 2,048 tokens. A library
+// that is not installed is skipped, saying why.
 template <exec::CpuGemm kGemm>
 void BM_Gemm(benchmark::State& state) {
   const exec::GemmLibInfo& info = exec::cpu_gemm_info(kGemm);
