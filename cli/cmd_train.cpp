@@ -52,7 +52,7 @@ Status check_not_an_input(const std::string& output, const std::vector<std::stri
 
 void register_train(CLI::App& app) {
   struct Options {
-    std::string scenario, data, save, resume, resume_latest, metrics, trace;
+    std::string scenario, data, save, resume, resume_latest, metrics, trace, gemm_math;
     int steps = -1, threads = 0, save_interval = -1;
     bool allow_nonfinite = false;
   };
@@ -84,6 +84,10 @@ void register_train(CLI::App& app) {
                                     "cores)")
                         ->check(int_in(1, kMaxThreads)));
   cmd->add_option("--trace", o->trace, "Under mpirun: write the measured trace of the last iteration (rank 0)");
+  cmd->add_option("--gemm-math", o->gemm_math,
+                  "GEMM math: fp32, bf16 (bfloat16 operands, fp32 accumulation and storage) or tf32 (CUDA); default "
+                  "from the scenario, execution.gemm_math")
+      ->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16"}));
   cmd->add_flag("--allow-nonfinite-weights", o->allow_nonfinite, "Resume from a checkpoint holding NaN or Inf values");
   cmd->callback([o] {
     exec::install_preempt_handlers();  // SIGUSR1/SIGTERM: checkpoint after this step, exit 75
@@ -96,6 +100,7 @@ void register_train(CLI::App& app) {
       if (!latest->empty()) o->resume = *latest;
     }
     if (o->save_interval >= 0) s.training.save_interval = o->save_interval;
+    if (!o->gemm_math.empty()) s.execution.gemm_math = o->gemm_math;
     s.training.log_interval = capped_log_interval(s.training, o->steps);
     if (Status st = check_destinations(o->save, o->metrics, o->trace); !st.is_ok()) return finish("train", st);
     if (exec::launched_with_mpi()) {  // mpirun -np N eellm train: the distributed runtime (exec/train/runtime.h)

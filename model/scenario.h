@@ -263,6 +263,10 @@ struct ExecutionSpec {
   DeviceKind device = DeviceKind::kCPU;
   int num_threads = 0;  // 0 → all cores
   double recv_timeout_s = 60;
+  // The executor's GEMM math (exec/backend/gemm.h): auto | fp32 | tf32 | bf16. auto: fp32 on the
+  // CPU; on CUDA bf16, or the environment variable EELLM_CUDA_GEMM. bf16 = operands rounded to
+  // bfloat16, fp32 accumulation and fp32 storage; tf32 is CUDA only.
+  std::string gemm_math = "auto";
 };
 
 struct Scenario {

@@ -223,6 +223,7 @@ void for_each_field(S& x, V&& v) {
   v("device", x.device);
   v("num_threads", x.num_threads);
   v("recv_timeout_s", x.recv_timeout_s);
+  v("gemm_math", x.gemm_math);
 }
 
 }  // namespace eellm

@@ -520,6 +520,12 @@ Diagnostics validate_scenario(const Scenario& s, double memory_margin_fraction) 
   check_inference(c, s);
   check_cost(c, s);
   c.non_negative("execution.num_threads", s.execution.num_threads);
+  static const char* const kMaths[] = {"auto", "fp32", "tf32", "bf16"};
+  const std::string& math = s.execution.gemm_math;
+  if (std::find(std::begin(kMaths), std::end(kMaths), math) == std::end(kMaths))
+    c.error("execution.gemm_math", "execution.gemm_math ('" + math + "') must be auto, fp32, tf32 or bf16");
+  else if (math == "tf32" && s.execution.device == DeviceKind::kCPU)
+    c.error("execution.gemm_math", "execution.gemm_math tf32 needs execution.device cuda (CPUs have no TF32)");
   if (!bounded) return diags;  // derive_layout's arithmetic assumes the bounds
 
   auto layout = derive_layout(s);

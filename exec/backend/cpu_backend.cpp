@@ -19,6 +19,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -46,16 +48,20 @@ class CpuBackend final : public Backend {
   };
 
  public:
-  CpuBackend(int threads, CpuGemm gemm)
+  CpuBackend(int threads, CpuGemm gemm, GemmMath math)
       : threads_(threads > 0 ? threads : omp_get_num_procs()),  // the CPUs this process may run on
         gemm_(cpu_gemm_info(gemm).available ? gemm : CpuGemm::kEigen),
         blas_(gemm_ != CpuGemm::kEigen),
+        bf16_(math == GemmMath::kBf16),
         pool_(threads_),
         scratch_(static_cast<size_t>(threads_)) {
     Eigen::setNbThreads(1);  // Eigen runs inside the pool's items, single-threaded
   }
   std::string name() const override { return "cpu"; }
-  std::string gemm_name() const override { return cpu_gemm_label(gemm_); }
+  std::string gemm_name() const override {
+    return bf16_ ? "onednn bf16 (" + bf16_gemm_info().kernel + "), fp32 small products " + cpu_gemm_label(gemm_)
+                 : cpu_gemm_label(gemm_);
+  }
   int num_threads() const override { return threads_; }
 
   // Split over the pool like the elementwise ops: a layer's backward zeroes ~28 MB of gradient
@@ -88,6 +94,20 @@ class CpuBackend final : public Backend {
 
   void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                        const float* weight, int N, int C, int OC, bool accumulate_dinp = true) override {
+    if (bf16_ && (dinp || dweight)) {  // dy rounded to bf16 once for both products
+      to_bf16_rows(dout, OC, N, OC, a16_);
+      if (dinp) {
+        to_bf16_rows(weight, C, OC, C, b16_);
+        sliced_gemm(false, false, N, C, OC, a16_.data(), OC, b16_.data(), C, accumulate_dinp ? 1.0f : 0.0f, dinp, C,
+                    nullptr);
+      }
+      if (dweight) {
+        to_bf16_rows(inp, C, N, C, b16_);
+        sliced_gemm(true, false, OC, C, N, a16_.data(), OC, b16_.data(), C, 1.0f, dweight, C, nullptr);
+      }
+      if (dbias) column_sums_add(dbias, dout, N, OC);
+      return;
+    }
     if (dinp) gemm_rows(false, false, N, C, OC, dout, OC, weight, C, accumulate_dinp ? 1.0f : 0.0f, dinp, C);
     if (dweight) gemm_rows(true, false, OC, C, N, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias) column_sums_add(dbias, dout, N, OC);
@@ -746,6 +766,32 @@ class CpuBackend final : public Backend {
   // slices spent more time packing x than multiplying), so there are as few slices as threads.
   void gemm_rows(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
                  float* Cm, int ldc, const float* bias = nullptr) {
+    if (!bf16_) {
+      sliced_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, Cm, ldc, bias);
+      return;
+    }
+    // bf16 math: each operand rounded to bf16 once per call (a pass split over the pool, not once
+    // per slice), then the same slices through oneDNN's bf16 GEMM.
+    const int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    to_bf16_rows(A, lda, ar, ac, a16_);
+    to_bf16_rows(B, ldb, br, bc, b16_);
+    sliced_gemm(ta, tb, M, N, K, a16_.data(), ac, b16_.data(), bc, beta, Cm, ldc, bias);
+  }
+  // out (rows × cols, packed) = X (rows × cols, leading dimension ld) rounded to bf16, in row ranges
+  // of about kBlock elements over the pool.
+  void to_bf16_rows(const float* X, int ld, int rows, int cols, std::vector<uint16_t>& out) {
+    const size_t n = static_cast<size_t>(rows) * cols;
+    if (out.size() < n) out.resize(n);
+    uint16_t* o = out.data();
+    const int grain = std::max(1, static_cast<int>(kBlock) / std::max(1, cols));
+    for_rows(rows, grain, [&](int r0, int r1, int) {
+      for (int r = r0; r < r1; ++r)
+        to_bf16(X + static_cast<size_t>(r) * ld, o + static_cast<size_t>(r) * cols, static_cast<size_t>(cols));
+    });
+  }
+  template <class T>
+  void sliced_gemm(bool ta, bool tb, int M, int N, int K, const T* A, int lda, const T* B, int ldb, float beta,
+                   float* Cm, int ldc, const float* bias) {
     const bool by_rows = M >= N;
     const int D = by_rows ? M : N;
     const int slices = std::clamp(threads_, 1, std::max(1, D / 16));
@@ -767,10 +813,16 @@ class CpuBackend final : public Backend {
       if (by_rows) {
         gemm_slice(ta, tb, d0, d1, N, K, A, lda, B, ldb, b, Cm, ldc);
       } else {  // columns [d0, d1) of op(B) and of C
-        const float* bc = tb ? B + static_cast<size_t>(d0) * ldb : B + d0;
+        const T* bc = tb ? B + static_cast<size_t>(d0) * ldb : B + d0;
         gemm_slice(ta, tb, 0, M, d1 - d0, K, A, lda, bc, ldb, b, Cm + d0, ldc);
       }
     });
+  }
+  // gemm_slice on bf16 operands (oneDNN, fp32 accumulation into C).
+  void gemm_slice(bool ta, bool tb, int m0, int m1, int N, int K, const uint16_t* A, int lda, const uint16_t* B,
+                  int ldb, float beta, float* Cm, int ldc) const {
+    const uint16_t* a = ta ? A + m0 : A + static_cast<size_t>(m0) * lda;
+    bf16_sgemm(ta, tb, m1 - m0, N, K, 1.0f, a, lda, B, ldb, beta, Cm + static_cast<size_t>(m0) * ldc, ldc);
   }
 
   // C (M×N) = op(A)·op(B) + beta·C on the calling thread: the attention's per-head products, through
@@ -860,7 +912,9 @@ class CpuBackend final : public Backend {
   int threads_ = 1;
   CpuGemm gemm_ = CpuGemm::kEigen;  // GEMM library (gemm.h)
   bool blas_ = false;               // GEMMs through a BLAS library (else Eigen)
+  bool bf16_ = false;               // GemmMath::kBf16: gemm_rows' products in bf16 (oneDNN)
   CpuPool pool_;
+  std::vector<uint16_t> a16_, b16_;      // gemm_rows' operands in bf16
   std::vector<Scratch> scratch_;         // per thread
   std::vector<float> partial_, logits_;  // norm_backward's partials, classifier_fused's logits block
   std::vector<double> dpartial_;         // sum_squares' partials
@@ -868,9 +922,14 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int num_threads, CpuGemm gemm) {
+std::unique_ptr<Backend> make_cpu_backend(int num_threads, CpuGemm gemm, GemmMath math) {
+  if (math == GemmMath::kBf16 && !bf16_gemm_info().available) {
+    std::fprintf(stderr, "eellm: make_cpu_backend: bf16 GEMM math requested but %s\n", bf16_gemm_info().error.c_str());
+    std::abort();  // a caller's bug: make_backend checks bf16_gemm_info() and returns a Status
+  }
+  if (math == GemmMath::kTf32) math = GemmMath::kFp32;  // no TF32 on CPUs: callers reject it first
   retain_freed_host_memory();  // activations freed per microbatch are reused, not faulted in again
-  return std::make_unique<CpuBackend>(num_threads, gemm);
+  return std::make_unique<CpuBackend>(num_threads, gemm, math);
 }
 
 }  // namespace eellm::exec

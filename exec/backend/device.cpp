@@ -5,9 +5,10 @@
 #include <cstdlib>
 #include <string>
 
+#include "exec/backend/gemm.h"
+#include "exec/backend/gemm_choice.h"
 #ifdef EELLM_HAVE_CUDA
 #include "exec/backend/cuda/cuda_backend.h"
-#include "exec/backend/gemm_choice.h"
 #endif
 
 namespace eellm::exec {
@@ -20,29 +21,49 @@ bool cuda_compiled() {
 #endif
 }
 
-StatusOr<std::unique_ptr<Backend>> make_backend(::eellm::DeviceKind device, int num_threads) {
-  if (device == ::eellm::DeviceKind::kCPU) return make_cpu_backend(num_threads);
+namespace {
+
+// The CUDA backend with GEMM math `math` ("auto": EELLM_CUDA_GEMM, else bf16).
+StatusOr<std::unique_ptr<Backend>> make_cuda(const std::string& math) {
 #ifdef EELLM_HAVE_CUDA
   CudaOptions o;
-  if (const char* env = std::getenv("EELLM_CUDA_GEMM")) {
-    auto m = parse_gemm_math(env);
-    if (!m.is_ok()) return m.status().with_context("environment variable EELLM_CUDA_GEMM");
+  if (math != "auto") {
+    EELLM_ASSIGN_OR_RETURN(o.gemm, parse_gemm_math(math, "execution.gemm_math"));
+  } else if (const char* env = std::getenv("EELLM_CUDA_GEMM")) {
+    auto m = parse_gemm_math(env, "environment variable EELLM_CUDA_GEMM");
+    if (!m.is_ok()) return m.status();
     o.gemm = m.value();
   }
   auto be = make_cuda_backend(o);
   if (!be.is_ok()) return be.status().with_context("execution.device: cuda");
   return std::move(be).value();
 #else
+  (void)math;
   return Status::failed_precondition(
       "execution.device is cuda but this eellm was built without CUDA (configure with -DEELLM_CUDA=ON on a machine "
       "with the CUDA toolkit and NCCL)");
 #endif
 }
 
+}  // namespace
+
+StatusOr<std::unique_ptr<Backend>> make_backend(::eellm::DeviceKind device, int num_threads) {
+  if (device == ::eellm::DeviceKind::kCPU) return make_cpu_backend(num_threads);
+  return make_cuda("auto");
+}
+
 StatusOr<std::unique_ptr<Backend>> make_backend(const Scenario& scenario, int num_threads) {
+  const std::string& math_s = scenario.execution.gemm_math;
+  if (scenario.execution.device != ::eellm::DeviceKind::kCPU) return make_cuda(math_s);
+  GemmMath math = GemmMath::kFp32;
+  if (math_s != "auto") {
+    EELLM_ASSIGN_OR_RETURN(math, parse_gemm_math(math_s, "execution.gemm_math"));
+  }
+  if (math == GemmMath::kTf32)
+    return Status::invalid_argument("execution.gemm_math tf32 needs execution.device cuda (CPUs have no TF32)");
+  if (math == GemmMath::kBf16 && !bf16_gemm_info().available)
+    return Status::failed_precondition("execution.gemm_math bf16: " + bf16_gemm_info().error);
   const std::string& g = scenario.cluster.device.cpu_gemm;
-  if (scenario.execution.device != ::eellm::DeviceKind::kCPU || g == "eigen")
-    return make_backend(scenario.execution.device, num_threads);
   CpuGemm gemm = CpuGemm::kEigen;
   if (g == "auto") {
     const ModelSpec& m = scenario.model;
@@ -52,10 +73,11 @@ StatusOr<std::unique_ptr<Backend>> make_backend(const Scenario& scenario, int nu
     const GemmChoice c = choose_cpu_gemm(num_threads, gpt_gemm_shapes(tokens, C, 3 * C, fc, F));
     std::fprintf(stderr, "eellm: %s\n", c.log_line().c_str());
     gemm = c.gemm;
-  } else {
+  } else if (g != "eigen") {
     EELLM_ASSIGN_OR_RETURN(gemm, parse_cpu_gemm(g, "cluster.device.cpu_gemm"));
   }
-  return make_cpu_backend(num_threads, gemm);
+  if (math == GemmMath::kBf16) std::fprintf(stderr, "eellm: gemm math bf16: %s\n", bf16_gemm_info().kernel.c_str());
+  return make_cpu_backend(num_threads, gemm, math);
 }
 
 }  // namespace eellm::exec

@@ -18,7 +18,8 @@ namespace eellm::exec {
 // build has no CUDA or the machine has no usable GPU.
 StatusOr<std::unique_ptr<Backend>> make_backend(::eellm::DeviceKind device, int num_threads);
 
-// The backend of a run of `scenario` (its execution.device). On the CPU the GEMM is the device
+// The backend of a run of `scenario` (its execution.device, with its execution.gemm_math: bf16 on a
+// CPU without oneDNN's bf16 GEMM, or tf32 on a CPU, is a Status error). On the CPU the GEMM is the device
 // profile's cpu_gemm; auto (the default) measures every available library at the model's shapes
 // (one microbatch) once per machine (choose_cpu_gemm: cached in the user's cache dir) and logs the
 // choice on stderr ("eellm: gemm: openblas (SkylakeX), 2 threads, measured 28.3 vs eigen ...").

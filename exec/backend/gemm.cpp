@@ -6,11 +6,17 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <string>
+
+#ifdef __AVX512BF16__
+#include <immintrin.h>
+#endif
 
 namespace eellm::exec {
 namespace {
@@ -20,6 +26,9 @@ using SgemmFn = void (*)(int, int, int, int, int, int, float, const float*, int,
 // dnnl_sgemm (row-major; dnnl_dim_t is int64_t; returns dnnl_status_t).
 using DnnlSgemmFn = int (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
                             float, float*, int64_t);
+// dnnl_gemm_bf16bf16f32 (dnnl_bfloat16_t is a 16-bit bit pattern).
+using DnnlBf16GemmFn = int (*)(char, char, int64_t, int64_t, int64_t, float, const uint16_t*, int64_t, const uint16_t*,
+                               int64_t, float, float*, int64_t);
 using SetThreadsFn = void (*)(int);
 using BliSetThreadsFn = void (*)(long);
 using CorenameFn = char* (*)();
@@ -30,6 +39,7 @@ struct BlasLib {
   GemmLibInfo info;
   SgemmFn cblas = nullptr;     // OpenBLAS, BLIS
   DnnlSgemmFn dnnl = nullptr;  // oneDNN
+  DnnlBf16GemmFn dnnl_bf16 = nullptr;
 };
 
 bool has_avx512() {
@@ -141,6 +151,7 @@ BlasLib load_onednn() {
   void* h = open_lib("libdnnl.so.2", "libdnnl2", dn.info);
   if (!h) return dn;
   dn.dnnl = reinterpret_cast<DnnlSgemmFn>(::dlsym(h, "dnnl_sgemm"));
+  dn.dnnl_bf16 = reinterpret_cast<DnnlBf16GemmFn>(::dlsym(h, "dnnl_gemm_bf16bf16f32"));
   auto isa = reinterpret_cast<IntFn>(::dlsym(h, "dnnl_get_effective_cpu_isa"));
   if (!dn.dnnl || !isa) {
     dn.info.error = "libdnnl.so.2 lacks dnnl_sgemm/dnnl_get_effective_cpu_isa";
@@ -194,6 +205,43 @@ const BlasLib& blas_lib(CpuGemm g) {
   return eigen;
 }
 
+// oneDNN's gemm_bf16bf16f32 with its error, after a probe: a 16×16×16 product of values exact in
+// bf16 must equal the fp32 one (oneDNN 2.x answers "unimplemented" without AVX-512).
+BlasLib load_bf16() {
+  BlasLib b = blas_lib(CpuGemm::kOneDNN);
+  if (!b.info.available) return b;
+  if (!b.dnnl_bf16) {
+    b.info = {false, "", "", "libdnnl.so.2 lacks dnnl_gemm_bf16bf16f32"};
+    return b;
+  }
+  constexpr int n = 16;
+  uint16_t a[n * n], w[n * n];
+  float c[n * n], want = 0;
+  for (int i = 0; i < n * n; ++i) {
+    const float x = static_cast<float>(i % 7 - 3) * 0.5f;  // exact in bf16
+    to_bf16(&x, &a[i], 1);
+    w[i] = a[i];
+  }
+  for (int k = 0; k < n; ++k) want += from_bf16(a[k]) * from_bf16(w[k * n]);
+  thread_local const bool single = (omp_set_num_threads(1), true);
+  (void)single;
+  const int st = b.dnnl_bf16('N', 'N', n, n, n, 1.0f, a, n, w, n, 0.0f, c, n);
+  if (st != 0 || c[0] != want) {
+    b.info.available = false;
+    b.info.error = "oneDNN's bf16 GEMM does not run on this CPU (" + b.info.kernel + ", status " + std::to_string(st) +
+                   "): bf16 GEMM math needs AVX-512; use execution.gemm_math fp32";
+    return b;
+  }
+  if (b.info.kernel.find("bf16") == std::string::npos && b.info.kernel.find("amx") == std::string::npos)
+    b.info.kernel += ", bf16 emulated: no AVX512_BF16";
+  return b;
+}
+
+const BlasLib& bf16_lib() {
+  static const BlasLib b = load_bf16();
+  return b;
+}
+
 }  // namespace
 
 const std::vector<CpuGemm>& all_cpu_gemms() {
@@ -245,6 +293,65 @@ void blas_sgemm(CpuGemm g, bool trans_a, bool trans_b, int M, int N, int K, floa
     return;
   }
   lib.cblas(101, trans_a ? 112 : 111, trans_b ? 112 : 111, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+StatusOr<GemmMath> parse_gemm_math(const std::string& s, const std::string& field) {
+  if (s == "fp32") return GemmMath::kFp32;
+  if (s == "tf32") return GemmMath::kTf32;
+  if (s == "bf16") return GemmMath::kBf16;
+  return Status::invalid_argument(field + ": GEMM math '" + s + "' is not one of fp32, tf32, bf16");
+}
+
+const char* to_string(GemmMath m) {
+  switch (m) {
+    case GemmMath::kFp32:
+      return "fp32";
+    case GemmMath::kTf32:
+      return "tf32";
+    case GemmMath::kBf16:
+      return "bf16";
+  }
+  return "?";
+}
+
+const GemmLibInfo& bf16_gemm_info() {
+  return bf16_lib().info;
+}
+
+void bf16_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const uint16_t* A, int lda,
+                const uint16_t* B, int ldb, float beta, float* C, int ldc) {
+  thread_local const bool single = (omp_set_num_threads(1), true);  // as blas_sgemm's oneDNN calls
+  (void)single;
+  (void)bf16_lib().dnnl_bf16(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+namespace {
+uint16_t bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN stays quiet NaN
+  if ((u & 0x7f800000u) == 0) u &= 0x80000000u;  // denormals → ±0, as the AVX512_BF16 instruction does
+  u += 0x7fffu + ((u >> 16) & 1u);  // to nearest, ties to even (Inf stays Inf; the largest finite rounds to Inf)
+  return static_cast<uint16_t>(u >> 16);
+}
+}  // namespace
+
+void to_bf16(const float* src, uint16_t* dst, size_t n) {
+  size_t i = 0;
+#ifdef __AVX512BF16__
+  for (; i + 32 <= n; i += 32) {
+    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
+    _mm512_storeu_si512(dst + i, reinterpret_cast<__m512i>(v));
+  }
+#endif
+  for (; i < n; ++i) dst[i] = bf16_bits(src[i]);
+}
+
+float from_bf16(uint16_t b) {
+  const uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
 }
 
 std::string cpu_gemm_label(CpuGemm g) {

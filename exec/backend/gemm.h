@@ -19,8 +19,16 @@
 // The choice is the device profile's `cpu_gemm` (model/scenario.h): auto (default) | eigen |
 // openblas | onednn | blis. auto measures every available library at the model's GEMM shapes and
 // keeps the fastest (gemm_choice.h: once per machine, cached); `eellm calibrate` writes the winner.
+//
+// GEMM math (both backends): fp32 (exact products), tf32 (CUDA only) or bf16 — operands rounded to
+// bfloat16, products accumulated in fp32, weights/activations/gradients stored in fp32 (the fp32
+// weights are the master weights). On the CPU bf16 runs through oneDNN's gemm_bf16bf16f32 (AVX512_BF16
+// instructions where the CPU has them, e.g. Zen 4/5, Cooper Lake, Sapphire Rapids), whatever library
+// `cpu_gemm` picked for fp32; the scenario's execution.gemm_math selects it.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -54,5 +62,24 @@ void blas_sgemm(CpuGemm g, bool trans_a, bool trans_b, int M, int N, int K, floa
 
 // "openblas (SkylakeX)" / "onednn (avx512_core_bf16)" / "eigen": the GEMM a backend uses, for log lines.
 std::string cpu_gemm_label(CpuGemm g);
+
+enum class GemmMath { kFp32, kTf32, kBf16 };
+// "fp32" | "tf32" | "bf16"; an error naming `field` otherwise.
+StatusOr<GemmMath> parse_gemm_math(const std::string& s, const std::string& field = "gemm_math");
+const char* to_string(GemmMath m);
+
+// The CPU's bf16 GEMM (oneDNN's dnnl_gemm_bf16bf16f32), loaded and probed once per process: a
+// 16×16×16 product checked against fp32, so `available` means it runs on this CPU (oneDNN 2.x has no
+// bf16 GEMM below AVX-512). kernel names oneDNN's ISA; error says why it cannot run.
+const GemmLibInfo& bf16_gemm_info();
+// Row-major single-threaded C[M×N] = alpha·op(A)·op(B) + beta·C, A and B bfloat16 (bit patterns),
+// C fp32, fp32 accumulation. Requires bf16_gemm_info().available.
+void bf16_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const uint16_t* A, int lda,
+                const uint16_t* B, int ldb, float beta, float* C, int ldc);
+// dst[i] = src[i] rounded to bfloat16, to nearest, ties to even (what the AVX512_BF16 conversion
+// does, the same bits with or without it); fp32 denormals become ±0 (the instruction's rule), NaN
+// stays NaN, ±Inf stays ±Inf.
+void to_bf16(const float* src, uint16_t* dst, size_t n);
+float from_bf16(uint16_t b);
 
 }  // namespace eellm::exec

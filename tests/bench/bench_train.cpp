@@ -7,7 +7,9 @@
 // seconds, with the load average; PyTorch's OpenBLAS runs the kernel family a current OpenBLAS picks
 // for this CPU (the script sets OPENBLAS_CORETYPE), under the fastest of libgomp's wait settings
 // (probed first: spinning OpenMP threads starve the pthread OpenBLAS), and each side prints its GEMM
-// kernel.
+// kernel. Twice: in fp32, and (where oneDNN's bf16 GEMM runs) with bf16 GEMMs on both sides — eellm's
+// execution.gemm_math bf16 against PyTorch's bf16 autocast, whose oneDNN bf16 matmuls make it about
+// twice as fast as its fp32 on AVX512_BF16 CPUs — then each side at its fastest math.
 // Also: the GEMM rows of every CPU GEMM library (Eigen, OpenBLAS, oneDNN, BLIS; each with its kernel)
 // at the training shapes, the backend's choice (cpu_gemm auto, exec/backend/gemm_choice.h), the
 // fraction of the GEMM peak training reaches, the steady throughput over 200 steps against the first 20, and tokens/s
@@ -51,7 +53,7 @@ double g_train_tps = 0, g_busy_tps = 0, g_model_flops_per_token = 0;
 std::map<std::string, double> g_gemm_peak;  // GEMM label → best GFLOP/s of its rows
 std::string g_train_gemm;
 
-Scenario tiny_ee() {
+Scenario tiny_ee(const std::string& gemm_math = "fp32") {
   auto sc = load_scenario("tiny-ee");
   if (!sc.is_ok()) {
     std::fprintf(stderr, "bench_train: %s\n", sc.status().to_string().c_str());
@@ -60,14 +62,15 @@ Scenario tiny_ee() {
   Scenario s = *sc;
   s.training.global_batch_size = s.training.micro_batch_size;  // one microbatch of 8 per step
   s.cluster.device.cpu_gemm = "auto";                          // the backend measures and picks
+  s.execution.gemm_math = gemm_math;
   return s;
 }
 
-std::unique_ptr<exec::Trainer> make_trainer() {
+std::unique_ptr<exec::Trainer> make_trainer(const std::string& gemm_math = "fp32") {
   exec::TrainOptions o;
   o.num_threads = kThreads;
   o.steps = 1 << 30;
-  auto tr = exec::Trainer::create(tiny_ee(), o);
+  auto tr = exec::Trainer::create(tiny_ee(gemm_math), o);
   if (!tr.is_ok()) {
     std::fprintf(stderr, "bench_train: %s\n", tr.status().to_string().c_str());
     std::exit(1);
@@ -134,6 +137,24 @@ void BM_TrainTinyEe(benchmark::State& state) {
   state.SetLabel("GEMM " + g_train_gemm);
 }
 BENCHMARK(BM_TrainTinyEe)->Unit(benchmark::kMillisecond)->Iterations(8)->UseRealTime();
+
+// The same with execution.gemm_math bf16 (bf16 GEMM operands, fp32 accumulation and storage).
+double g_train_tps_bf16 = 0;
+void BM_TrainTinyEeBf16(benchmark::State& state) {
+  if (!exec::bf16_gemm_info().available) {
+    state.SkipWithError(("bf16 GEMM unavailable: " + exec::bf16_gemm_info().error).c_str());
+    return;
+  }
+  auto tr = make_trainer("bf16");
+  run_steps(*tr, 2);  // warm-up
+  double seconds = 0;
+  for (auto _ : state) seconds += run_steps(*tr, 1).first;
+  g_train_tps_bf16 = tokens_per_step() * static_cast<double>(state.iterations()) / seconds;
+  state.counters["tokens_per_s"] = g_train_tps_bf16;
+  state.counters["GFLOP/s"] = g_train_tps_bf16 * flops_per_token(tr->config(), tiny_ee().model.seq_length) / 1e9;
+  state.SetLabel("GEMM " + tr->backend().gemm_name());
+}
+BENCHMARK(BM_TrainTinyEeBf16)->Unit(benchmark::kMillisecond)->Iterations(8)->UseRealTime();
 
 // Steady throughput: one 200-step run, tokens/s of the whole run against its first 20 steps. Like
 // BM_TrainTinyEe it starts after 2 warm-up steps (the first step touches every activation and
@@ -280,7 +301,7 @@ namespace {
 
 struct TorchRun {
   double tps = 0, cpu_s = 0;
-  std::string blas, omp_waits;
+  std::string blas, omp_waits, precision;
   int threads = 0;
 };
 
@@ -290,9 +311,10 @@ struct TorchRun {
 // needs for its own threads: on this 2-core host that halves PyTorch's speed, so a fair baseline tries
 // each and keeps the fastest (choose_torch_waits).
 constexpr const char* kTorchWaits[] = {"", "OMP_WAIT_POLICY=passive", "GOMP_SPINCOUNT=1000"};
-std::string g_torch_waits;  // the chosen entry of kTorchWaits
 
-TorchRun run_torch(int steps, const std::string& waits = g_torch_waits) {
+// PyTorch on tiny-ee, `steps` timed steps, with OpenMP wait setting `waits` and GEMM math fp32 or
+// bf16 (autocast); tps 0 when it could not run.
+TorchRun run_torch(int steps, const std::string& waits, const std::string& gemm_math) {
   const Scenario s = tiny_ee();
   const std::string cmd = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT " + waits +
                           " /usr/bin/python3 " EELLM_SOURCE_DIR "/tests/exec/torch/bench_train.py --layers " +
@@ -300,7 +322,8 @@ TorchRun run_torch(int steps, const std::string& waits = g_torch_waits) {
                           " --heads " + std::to_string(s.model.num_attention_heads) + " --seq " +
                           std::to_string(s.model.seq_length) + " --vocab " + std::to_string(s.model.vocab_size) +
                           " --micro " + std::to_string(s.training.micro_batch_size) + " --exits 2,4 --threads " +
-                          std::to_string(kThreads) + " --steps " + std::to_string(steps) + " --warmup 2 2>/dev/null";
+                          std::to_string(kThreads) + " --steps " + std::to_string(steps) + " --gemm-math " + gemm_math +
+                          " --warmup 2 2>/dev/null";
   TorchRun t;
   if (FILE* p = ::popen(cmd.c_str(), "r")) {
     char buf[512] = {0};
@@ -314,14 +337,16 @@ TorchRun run_torch(int steps, const std::string& waits = g_torch_waits) {
       t.blas = j.value("blas", std::string("?"));
       t.threads = j.value("threads", 0);
       t.omp_waits = j.value("omp_waits", std::string("?"));
+      t.precision = j.value("precision", std::string("?"));
     }
   }
   return t;
 }
 
-// Best GFLOP/s of tiny-ee's GEMM rows (BM_Gemm's problems) with library g, `reps` runs per shape.
-double gemm_peak_now(exec::CpuGemm g, int reps) {
-  auto be = exec::make_cpu_backend(kThreads, g);
+// Best GFLOP/s of tiny-ee's GEMM rows (BM_Gemm's problems) with library g (or bf16 math), `reps`
+// runs per shape.
+double gemm_peak_now(exec::CpuGemm g, int reps, exec::GemmMath math = exec::GemmMath::kFp32) {
+  auto be = exec::make_cpu_backend(kThreads, g, math);
   double best = 0;
   for (const auto& sh : kTinyShapes) {
     GemmProblem p(sh[0], sh[1], sh[2]);
@@ -334,45 +359,54 @@ double gemm_peak_now(exec::CpuGemm g, int reps) {
   return best;
 }
 
-// PyTorch under each of kTorchWaits, alternating, `rounds` times `steps` steps; keeps the fastest
-// (median) in g_torch_waits and prints the probe. False when PyTorch cannot run.
-bool choose_torch_waits(int rounds, int steps) {
+// PyTorch (GEMM math `gemm_math`) under each of kTorchWaits, alternating, `rounds` times `steps`
+// steps; prints the probe and returns the fastest (median) entry of kTorchWaits, or nullptr when
+// PyTorch cannot run.
+const char* choose_torch_waits(int rounds, int steps, const std::string& gemm_math) {
   std::vector<std::vector<double>> tps(std::size(kTorchWaits));
   for (int r = 0; r < rounds; ++r)
     for (size_t i = 0; i < std::size(kTorchWaits); ++i) {
-      const TorchRun t = run_torch(steps, kTorchWaits[i]);
-      if (t.tps <= 0) return false;
+      const TorchRun t = run_torch(steps, kTorchWaits[i], gemm_math);
+      if (t.tps <= 0) return nullptr;
       tps[i].push_back(t.tps);
     }
-  std::printf("\nPyTorch's OpenMP wait setting (%d alternating rounds × %d steps, median tokens/s):", rounds, steps);
+  std::printf("\nPyTorch %s: OpenMP wait setting (%d alternating rounds × %d steps, median tokens/s):",
+              gemm_math.c_str(), rounds, steps);
   size_t best = 0;
   for (size_t i = 0; i < tps.size(); ++i) {
     std::printf("%s %s %.0f", i ? "," : "", *kTorchWaits[i] ? kTorchWaits[i] : "libgomp default", median(tps[i]));
     if (median(tps[i]) > median(tps[best])) best = i;
   }
-  g_torch_waits = kTorchWaits[best];
   std::printf(" → PyTorch runs with %s\n", *kTorchWaits[best] ? kTorchWaits[best] : "libgomp's default");
-  return true;
+  return kTorchWaits[best];
 }
 
-// eellm and PyTorch alternating, `rounds` times, `steps` timed steps each; prints the medians and
-// what eellm would reach at 100 % of the GEMM peak (`gemm_peak` GFLOP/s, 0 if not measured).
-void side_by_side(int rounds, int steps, double gemm_peak) {
-  if (!choose_torch_waits(2, 3)) {
+// Medians of one side-by-side comparison (tokens/s), for the summary.
+struct SideBySide {
+  double ours = 0, theirs = 0;
+};
+
+// eellm and PyTorch alternating, both with GEMM math `gemm_math` (fp32, or bf16: eellm's
+// execution.gemm_math bf16 against PyTorch's bf16 autocast), `rounds` times, `steps` timed steps
+// each; prints the medians and what eellm would reach at 100 % of the GEMM peak (`gemm_peak`
+// GFLOP/s, 0: measured here).
+SideBySide side_by_side(int rounds, int steps, double gemm_peak, const std::string& gemm_math) {
+  const char* waits = choose_torch_waits(2, 3, gemm_math);
+  if (!waits) {
     std::printf("  PyTorch: not measured (/usr/bin/python3 with torch unavailable)\n");
-    return;
+    return {};
   }
-  auto tr = make_trainer();
+  auto tr = make_trainer(gemm_math);
   run_steps(*tr, 2);
   std::vector<double> ours, theirs, ratio, ours_cpu, theirs_cpu, ratio_cpu;
   TorchRun last;
   const std::string load_before = load_average();
   for (int r = 0; r < rounds; ++r) {
     const auto [wall, cpu] = run_steps(*tr, steps);
-    last = run_torch(steps);
+    last = run_torch(steps, waits, gemm_math);
     if (last.tps <= 0) {
       std::printf("  PyTorch: not measured (/usr/bin/python3 with torch unavailable)\n");
-      return;
+      return {};
     }
     const double tokens = tokens_per_step() * steps;
     ours.push_back(tokens / wall), theirs.push_back(last.tps), ratio.push_back(ours.back() / theirs.back());
@@ -381,21 +415,24 @@ void side_by_side(int rounds, int steps, double gemm_peak) {
     std::printf("  round %d: eellm %.0f tokens/s, PyTorch %.0f tokens/s → %.2f× (per CPU-second %.2f×)\n", r + 1,
                 ours.back(), theirs.back(), ratio.back(), ratio_cpu.back());
   }
-  std::printf("\nside by side, %d rounds × %d steps, %d threads each, load average %s → %s\n", rounds, steps, kThreads,
-              load_before.c_str(), load_average().c_str());
+  std::printf("\nside by side in %s, %d rounds × %d steps, %d threads each, load average %s → %s\n", gemm_math.c_str(),
+              rounds, steps, kThreads, load_before.c_str(), load_average().c_str());
   std::printf("  eellm CPU backend (GEMM %s, %d threads): median %.0f tokens/s (%.0f per CPU-second)\n",
               tr->backend().gemm_name().c_str(), tr->backend().num_threads(), median(ours), median(ours_cpu));
-  std::printf("  PyTorch %s fp32 (%s, %d threads, %s): median %.0f tokens/s (%.0f per CPU-second)\n", last.blas.c_str(),
-              "tests/exec/torch/bench_train.py", last.threads, last.omp_waits.c_str(), median(theirs),
-              median(theirs_cpu));
+  std::printf("  PyTorch %s %s (%s, %d threads, %s): median %.0f tokens/s (%.0f per CPU-second)\n", last.blas.c_str(),
+              last.precision.c_str(), "tests/exec/torch/bench_train.py", last.threads, last.omp_waits.c_str(),
+              median(theirs), median(theirs_cpu));
   std::printf("  → eellm is %.2f× PyTorch by wall clock, %.2f× per CPU-second (medians of the rounds; target ≥ 3×)\n",
               median(ratio), median(ratio_cpu));
-  if (gemm_peak <= 0) gemm_peak = gemm_peak_now(exec::last_cpu_gemm_choice().gemm, 8);
+  if (gemm_peak <= 0)
+    gemm_peak = gemm_peak_now(exec::last_cpu_gemm_choice().gemm, 8,
+                              gemm_math == "bf16" ? exec::GemmMath::kBf16 : exec::GemmMath::kFp32);
   if (gemm_peak > 0)
     std::printf(
         "  (eellm at 100%% of its GEMM peak, %.1f GFLOP/s ÷ %.2f MFLOP/token = %.0f tokens/s, would be %.2f×)\n",
         gemm_peak, g_model_flops_per_token / 1e6, gemm_peak * 1e9 / g_model_flops_per_token,
         gemm_peak * 1e9 / g_model_flops_per_token / median(theirs));
+  return {median(ours), median(theirs)};
 }
 
 // The GEMM-peak and busy-core targets again, in alternating rounds in one process: each round times
@@ -501,7 +538,19 @@ int main(int argc, char** argv) {
       std::printf("with a nice-19 busy process on CPU 0: %.0f tokens/s = %.0f%% of the quiet figure (target ≥ 60 %%)\n",
                   g_busy_tps, 100.0 * g_busy_tps / g_train_tps);
   }
-  if (rounds > 0 && g_train_tps > 0) side_by_side(rounds, 5, g_gemm_peak[g_train_gemm]);
+  if (rounds > 0 && g_train_tps > 0) {
+    const SideBySide fp = side_by_side(rounds, 5, g_gemm_peak[g_train_gemm], "fp32");
+    if (exec::bf16_gemm_info().available && fp.theirs > 0) {
+      const SideBySide bf = side_by_side(rounds, 5, 0, "bf16");
+      // Each side at its fastest precision: the comparison a user choosing a tool would make.
+      if (bf.theirs > 0)
+        std::printf(
+            "\neach side at its fastest GEMM math: eellm %.0f tokens/s (%s), PyTorch %.0f tokens/s (%s) → %.2f×\n",
+            std::max(fp.ours, bf.ours), fp.ours >= bf.ours ? "fp32" : "bf16", std::max(fp.theirs, bf.theirs),
+            fp.theirs >= bf.theirs ? "fp32" : "bf16 autocast",
+            std::max(fp.ours, bf.ours) / std::max(fp.theirs, bf.theirs));
+    }
+  }
   if (rounds > 0 && g_train_tps > 0) target_rounds(std::max(rounds, 5), 3);
   return 0;
 }

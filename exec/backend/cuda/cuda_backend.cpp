@@ -296,25 +296,6 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-StatusOr<GemmMath> parse_gemm_math(const std::string& s) {
-  if (s == "fp32") return GemmMath::kFp32;
-  if (s == "tf32") return GemmMath::kTf32;
-  if (s == "bf16") return GemmMath::kBf16;
-  return Status::invalid_argument("GEMM math '" + s + "' is not one of fp32, tf32, bf16");
-}
-
-const char* to_string(GemmMath m) {
-  switch (m) {
-    case GemmMath::kFp32:
-      return "fp32";
-    case GemmMath::kTf32:
-      return "tf32";
-    case GemmMath::kBf16:
-      return "bf16";
-  }
-  return "?";
-}
-
 StatusOr<std::unique_ptr<Backend>> make_cuda_backend(const CudaOptions& options) {
   EELLM_ASSIGN_OR_RETURN(int device, cuda::select_device());
   int concurrent = 0;

@@ -23,19 +23,14 @@
 #include <string>
 
 #include "exec/backend/backend.h"
+#include "exec/backend/gemm.h"
 #include "model/status.h"
 
 namespace eellm::exec {
 
-enum class GemmMath { kFp32, kTf32, kBf16 };
-
 struct CudaOptions {
   GemmMath gemm = GemmMath::kBf16;
 };
-
-// "fp32" | "tf32" | "bf16".
-StatusOr<GemmMath> parse_gemm_math(const std::string& s);
-const char* to_string(GemmMath m);
 
 // Fails with a Status naming the cause when no GPU is usable (none present, no driver, no
 // concurrent managed access). Selects device local_rank % device_count.

@@ -1,10 +1,15 @@
 #!/usr/bin/python3
 """PyTorch side of bench_train: the same early-exit GPT as eellm's tiny-ee (GPT-2 style, exits with
-a LayerNorm and the tied projection) trained with AdamW in fp32 on N threads; prints one JSON line
-{"tokens_per_s": ..., "step_s": ...}.
+a LayerNorm and the tied projection) trained with AdamW on N threads, in fp32 or with bf16 autocast;
+prints one JSON line {"tokens_per_s": ..., "step_s": ...}.
 
 Usage: bench_train.py --layers 6 --hidden 256 --heads 8 --seq 256 --vocab 256 --micro 8
-                      --exits 2,4 --threads 2 --steps 5 --warmup 2
+                      --exits 2,4 --threads 2 --steps 5 --warmup 2 [--gemm-math fp32|bf16]
+
+--gemm-math bf16 runs the forward pass under torch.autocast("cpu", dtype=torch.bfloat16), PyTorch's
+mixed precision on CPUs: matmuls and linear layers in bf16 (oneDNN's bf16 kernels in Debian's torch),
+norms, softmax and the losses in fp32, fp32 parameters and optimizer. It is the counterpart of eellm's
+execution.gemm_math bf16 (bf16 GEMM operands, fp32 accumulation, everything else fp32).
 
 A fair baseline: torch's BLAS (Debian's OpenBLAS) runs the best kernels for this CPU. OpenBLAS 0.3.21
 detects CPUs newer than it as an old core (Prescott/Haswell), so the script sets OPENBLAS_CORETYPE
@@ -59,6 +64,13 @@ def blas_kernel():
         return "OpenBLAS " + lib.openblas_get_corename().decode()
     except (OSError, AttributeError):
         return "unknown"
+
+
+def onednn_version():
+    """The oneDNN (MKL-DNN) torch was built with, e.g. "oneDNN v2.6.3": its bf16 matmuls run there."""
+    import re
+    m = re.search(r"MKL-DNN (v[0-9.]+)", torch.__config__.show())
+    return "oneDNN " + m.group(1) if m and torch.backends.mkldnn.is_available() else "no oneDNN"
 
 
 def _threads_arg():
@@ -123,7 +135,9 @@ def main():
     for k, v in dict(layers=6, hidden=256, heads=8, seq=256, vocab=256, micro=8, threads=2, steps=5, warmup=2).items():
         ap.add_argument(f"--{k}", type=int, default=v)
     ap.add_argument("--exits", default="2,4")
+    ap.add_argument("--gemm-math", choices=("fp32", "bf16"), default="fp32")
     a = ap.parse_args()
+    bf16 = a.gemm_math == "bf16"
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     exits = [int(e) for e in a.exits.split(",") if e]
@@ -135,7 +149,8 @@ def main():
     for step in range(a.warmup + a.steps):
         t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
-        losses = model(idx, tgt)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            losses = model(idx, tgt)
         total = losses[-1] + sum(0.5 * l for l in losses[:-1])
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -147,7 +162,8 @@ def main():
     waits = ", ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ)
     print(json.dumps({"tokens_per_s": a.micro * a.seq / step_s, "step_s": step_s, "cpu_s": cpu_s,
                       "torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_kernel(),
-                      "omp_waits": waits or "libgomp default"}))
+                      "omp_waits": waits or "libgomp default",
+                      "precision": f"bf16 autocast ({onednn_version()} bf16 matmuls)" if bf16 else "fp32"}))
 
 
 if __name__ == "__main__":
