@@ -13,6 +13,10 @@
 // single-threaded on row slices of the output (one thread pool; Eigen's own OpenMP GEMM spins on
 // flags between its threads). Neither splits the reduction dimension. Bias additions run in the
 // slice that computed the rows, while they are in cache.
+//
+// bf16 GEMM math (GemmMath::kBf16, gemm.h): gemm_rows rounds both operands to bf16 once per call
+// and the same slices run oneDNN's bf16 GEMM (fp32 accumulation, fp32 outputs); everything else
+// stays fp32.
 #include <omp.h>
 
 #include <Eigen/Core>

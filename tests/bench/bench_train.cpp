@@ -545,7 +545,8 @@ int main(int argc, char** argv) {
       // Each side at its fastest precision: the comparison a user choosing a tool would make.
       if (bf.theirs > 0)
         std::printf(
-            "\neach side at its fastest GEMM math: eellm %.0f tokens/s (%s), PyTorch %.0f tokens/s (%s) → %.2f×\n",
+            "\neach side at its fastest GEMM math (medians above): eellm %.0f tokens/s (%s), PyTorch %.0f tokens/s "
+            "(%s) → %.2f× (ratio of the medians)\n",
             std::max(fp.ours, bf.ours), fp.ours >= bf.ours ? "fp32" : "bf16", std::max(fp.theirs, bf.theirs),
             fp.theirs >= bf.theirs ? "fp32" : "bf16 autocast",
             std::max(fp.ours, bf.ours) / std::max(fp.theirs, bf.theirs));
