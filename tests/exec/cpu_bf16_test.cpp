@@ -46,7 +46,7 @@ TEST(Bf16Rounding, RoundsToNearestTiesToEvenAndKeepsSpecials) {
   EXPECT_EQ(bits_of(std::numeric_limits<float>::max()), 0x7f80);  // rounds up to Inf, as IEEE does
   EXPECT_TRUE(std::isnan(from_bf16(bits_of(std::numeric_limits<float>::quiet_NaN()))));
   EXPECT_TRUE(std::isnan(from_bf16(bits_of(from_bits(0x7f800001)))));  // a NaN whose top bits look like Inf
-  EXPECT_EQ(bits_of(from_bits(0x00000001)), 0x0000);                  // denormals flush, keeping the sign
+  EXPECT_EQ(bits_of(from_bits(0x00000001)), 0x0000);                   // denormals flush, keeping the sign
   EXPECT_EQ(bits_of(from_bits(0x80400000)), 0x8000);
   EXPECT_EQ(from_bf16(0x3f80), 1.0f);
   EXPECT_EQ(from_bf16(0xc0a0), -5.0f);
