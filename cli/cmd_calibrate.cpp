@@ -117,13 +117,19 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
   auto be = exec::make_cpu_backend(co.num_threads, gemm.gemm);
   const auto t0 = std::chrono::steady_clock::now();
   EELLM_ASSIGN_OR_RETURN(fidelity::ComputeCalibration cc, fidelity::calibrate_compute(*be, co));
-  fidelity::GemmFit gfit;
-  EELLM_ASSIGN_OR_RETURN(DeviceProfile d, fidelity::device_profile_from_calibration(cc, o.name, &gfit));
+  // The GEMM grid again in bf16 math (execution.gemm_math bf16) where oneDNN's bf16 GEMM runs.
+  const bool bf16 = exec::bf16_gemm_info().available;
+  if (bf16) {
+    auto be16 = exec::make_cpu_backend(co.num_threads, gemm.gemm, exec::GemmMath::kBf16);
+    cc.gemm_bf16 = fidelity::calibrate_gemm_grid(*be16, co);
+  }
+  fidelity::GemmFit gfit, bfit;
+  EELLM_ASSIGN_OR_RETURN(DeviceProfile d, fidelity::device_profile_from_calibration(cc, o.name, &gfit, &bfit));
   keep_base_figures(o.base, d);
   d.host_cores = hw;
   d.cpu_gemm = exec::cpu_gemm_name(gemm.gemm);
   if (have_link) fidelity::apply_link_fit(link, d);
-  std::cout << fidelity::calibration_report(cc, gfit, d);
+  std::cout << fidelity::calibration_report(cc, gfit, d, bf16 ? &bfit : nullptr);
   if (have_link) std::cout << fidelity::comm_report(comm, link);
   std::cout << "compute benchmarks took "
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
@@ -135,7 +141,11 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
       o.name + ": measured by `" + cmd + "` on " + utc_now() + ", " + std::to_string(co.num_threads) +
       " backend thread(s) per rank, load average " + load_average() + " on " + std::to_string(hw) + " cores.\n" +
       "GEMM fit MAPE " + std::to_string(std::lround(gfit.mape)) + " % over " + std::to_string(cc.gemm.size()) +
-      " shapes; all peaks = the fitted fp32 GEMM peak " + "(the CPU backend computes in fp32).\n" +
+      " shapes; peak_tflops_fp32/fp16 = the fitted fp32 GEMM peak; peak_tflops_bf16 = " +
+      (bf16 ? "the same grid in bf16 GEMM math (oneDNN " + exec::bf16_gemm_info().kernel + "), peak fitted, MAPE " +
+                  std::to_string(std::lround(bfit.heldout_mape)) + " % on the held-out half"
+            : "the fp32 one (no bf16 GEMM here: " + exec::bf16_gemm_info().error + ")") +
+      ".\n" +
       "cpu_gemm = the fastest at GPT training shapes: " + gemm.summary() + ".\n" +
       (have_link ? "nvlink_*, p2p/collective efficiencies and latency, large_message_* = MPI "
                    "shared-memory fit over " +

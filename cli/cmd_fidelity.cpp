@@ -31,6 +31,7 @@ struct FidelityOptions {
   std::string mpirun = "mpirun --oversubscribe --allow-run-as-root --bind-to none";
   std::vector<int> nps{2, 4};
   std::vector<std::string> only;  // plan names to run (empty: all)
+  std::string gemm_math;          // every plan's execution.gemm_math (empty: as the plans say)
   bool no_fit = false;            // judge every plan with the profile's residuals as they are
   bool reuse = false;             // read the measurements an earlier run left in --workdir
   int steps = 5;
@@ -72,6 +73,8 @@ Status run_fidelity(const FidelityOptions& o) {
     }
     plans = std::move(kept);
   }
+  for (fidelity::FidelityPlan& p : plans)
+    if (!o.gemm_math.empty()) p.scenario.execution.gemm_math = o.gemm_math;
   // The executor derives its schedule from the scenario alone: run it on the profile the
   // simulator predicts with, so both build the same EE-fill lists.
   for (fidelity::FidelityPlan& p : plans) p.scenario = fidelity::with_device(p.scenario, device);
@@ -155,6 +158,9 @@ void add_fidelity_command(CLI::App& app, const std::string& name, bool deprecate
   cmd->add_flag("--reuse", o->reuse,
                 "Do not run: re-fit and re-predict the measurements an earlier run left in --workdir");
   cmd->add_flag("--no-fit", o->no_fit, "Judge every plan with the profile's residual figures as they are (no fit)");
+  cmd->add_option("--gemm-math", o->gemm_math,
+                  "Run (and predict) every plan with this execution.gemm_math, e.g. bf16 to judge bf16 runs")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   cmd->add_option("--worker", o->worker, "(internal) run one plan as a rank of the distributed executor")->group("");
   cmd->add_option("--metrics", o->metrics, "(internal, --worker) metrics JSONL")->group("");
   cmd->add_option("--trace", o->trace, "(internal, --worker) measured trace of the last iteration")->group("");

@@ -177,6 +177,12 @@ void calibrate_dispatch(Backend& be, double tmin, ComputeCalibration& c) {
 
 }  // namespace
 
+std::vector<GemmSample> calibrate_gemm_grid(Backend& be, const CalibrationOptions& o) {
+  ComputeCalibration c;
+  calibrate_gemms(be, o, o.quick ? std::min(o.min_time_s, 0.02) : o.min_time_s, c);
+  return c.gemm;
+}
+
 StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOptions& o) {
   ComputeCalibration c;
   c.num_threads = be.num_threads();
@@ -275,6 +281,53 @@ StatusOr<GemmFit> fit_gemm_model(const std::vector<GemmSample>& samples, const D
   for (const GemmSample& s : samples)
     fit.mape += absolute_percentage_error(model_gemm_time(d, s.m, s.n, s.k), s.seconds);
   fit.mape /= static_cast<double>(samples.size());
+  return fit;
+}
+
+StatusOr<GemmFit> fit_gemm_peak(const std::vector<GemmSample>& samples, const DeviceProfile& device) {
+  if (samples.size() < 2)
+    return Status::invalid_argument("GEMM peak fit: " + std::to_string(samples.size()) +
+                                    " samples; need at least 2");
+  double best_gflops = 0;
+  for (const GemmSample& s : samples) {
+    if (!(s.seconds > 0) || s.m <= 0 || s.n <= 0 || s.k <= 0)
+      return Status::invalid_argument("GEMM peak fit: sample " + std::to_string(s.m) + "x" + std::to_string(s.n) +
+                                      "x" + std::to_string(s.k) + " has time " + std::to_string(s.seconds) +
+                                      " s; sizes and times must be > 0");
+    best_gflops = std::max(best_gflops, s.gflops());
+  }
+  DeviceProfile d = device;  // model_gemm_time prices at peak_tflops_fp32: the candidate goes there
+  auto error = [&](size_t parity) {
+    double e = 0;
+    int n = 0;
+    for (size_t i = parity; i < samples.size(); i += 2, ++n) {
+      const double r = std::log(model_gemm_time(d, samples[i].m, samples[i].n, samples[i].k) / samples[i].seconds);
+      e += r * r;
+    }
+    return e / std::max(1, n);
+  };
+  GemmFit fit;
+  std::vector<double> x{std::log(best_gflops * 1.2e-3)};
+  for (int run = 0; run < 2; ++run)
+    x = nelder_mead(
+        [&](const std::vector<double>& v) {
+          d.peak_tflops_fp32 = std::exp(v[0]);
+          return error(0);
+        },
+        x, run == 0 ? 0.5 : 0.1, 300, &fit.evaluations);
+  d.peak_tflops_fp32 = std::exp(x[0]);
+  fit.peak_tflops = d.peak_tflops_fp32;
+  fit.half_efficiency_dim = d.gemm_half_efficiency_dim;
+  double held = 0;
+  int n_held = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const double ape =
+        absolute_percentage_error(model_gemm_time(d, samples[i].m, samples[i].n, samples[i].k), samples[i].seconds);
+    fit.mape += ape;
+    if (i % 2 == 1) held += ape, ++n_held;
+  }
+  fit.mape /= static_cast<double>(samples.size());
+  fit.heldout_mape = held / n_held;
   return fit;
 }
 
@@ -436,7 +489,7 @@ void apply_link_fit(const LinkFit& f, DeviceProfile& d) {
 }
 
 StatusOr<DeviceProfile> device_profile_from_calibration(const ComputeCalibration& c, const std::string& name,
-                                                        GemmFit* gemm_fit) {
+                                                        GemmFit* gemm_fit, GemmFit* bf16_fit) {
   DeviceProfile d;
   d.name = name;
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
@@ -453,6 +506,11 @@ StatusOr<DeviceProfile> device_profile_from_calibration(const ComputeCalibration
   d.peak_tflops_fp32 = d.peak_tflops_fp16 = d.peak_tflops_bf16 = g.peak_tflops;
   d.gemm_max_efficiency = 1.0;
   d.gemm_half_efficiency_dim = g.half_efficiency_dim;
+  if (!c.gemm_bf16.empty()) {
+    EELLM_ASSIGN_OR_RETURN(GemmFit b, fit_gemm_peak(c.gemm_bf16, d));
+    d.peak_tflops_bf16 = b.peak_tflops;
+    if (bf16_fit) *bf16_fit = b;
+  }
   if (c.elementwise_backward_ratio > 0) d.elementwise_backward_ratio = c.elementwise_backward_ratio;
   if (c.attention_fwd_s > 0 && c.attention_fwd_bwd_s > c.attention_fwd_s) {
     const AttentionShape& s = c.attention_shape;
@@ -472,7 +530,8 @@ StatusOr<DeviceProfile> device_profile_from_calibration(const ComputeCalibration
   return d;
 }
 
-std::string calibration_report(const ComputeCalibration& c, const GemmFit& g, const DeviceProfile& d) {
+std::string calibration_report(const ComputeCalibration& c, const GemmFit& g, const DeviceProfile& d,
+                               const GemmFit* bf16_fit) {
   std::ostringstream os;
   char line[640];
   os << "compute (" << c.num_threads << " backend thread" << (c.num_threads == 1 ? "" : "s") << ")\n";
@@ -486,6 +545,24 @@ std::string calibration_report(const ComputeCalibration& c, const GemmFit& g, co
                 "  fit: peak %.1f GFLOP/s, half-efficiency dim %.1f, MAPE %.1f %% over %zu shapes (%d evaluations)\n",
                 g.peak_tflops * 1e3, g.half_efficiency_dim, g.mape, c.gemm.size(), g.evaluations);
   os << line;
+  if (bf16_fit && !c.gemm_bf16.empty()) {
+    DeviceProfile b = d;
+    b.peak_tflops_fp32 = bf16_fit->peak_tflops;  // model_gemm_time prices at the fp32 field
+    os << "  GEMM in bf16 math       measured GFLOP/s   model GFLOP/s\n";
+    for (size_t i = 0; i < c.gemm_bf16.size(); ++i) {
+      const GemmSample& s = c.gemm_bf16[i];
+      const double model = 2.0 * s.m * s.n * s.k / model_gemm_time(b, s.m, s.n, s.k) * 1e-9;
+      std::snprintf(line, sizeof line, "  %5d x %5d x %5d   %14.1f   %13.1f%s\n", s.m, s.n, s.k, s.gflops(), model,
+                    i % 2 ? "  (held out)" : "");
+      os << line;
+    }
+    std::snprintf(line, sizeof line,
+                  "  bf16 fit: peak %.1f GFLOP/s (%.2fx fp32) with the fp32 half-efficiency dim, fitted on %zu "
+                  "shapes; MAPE %.1f %% on the %zu held out, %.1f %% over all\n",
+                  bf16_fit->peak_tflops * 1e3, bf16_fit->peak_tflops / g.peak_tflops, (c.gemm_bf16.size() + 1) / 2,
+                  bf16_fit->heldout_mape, c.gemm_bf16.size() / 2, bf16_fit->mape);
+    os << line;
+  }
   std::snprintf(
       line, sizeof line,
       "  memory bandwidth %.1f GB/s (large buffers); element-wise at activation sizes %.1f GB/s (GELU %.2f GB/s)\n"

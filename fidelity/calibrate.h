@@ -9,7 +9,10 @@
 // dispatch overhead of a tiny op. The GEMM efficiency model of CostModel::gemm_time is fitted to the
 // GEMM samples (free: asymptotic peak and gemm_half_efficiency_dim; gemm_max_efficiency = 1, so
 // peak_tflops_fp32 IS the fitted asymptotic throughput) by Nelder–Mead on the mean squared log
-// error, with the cost model itself as the predictor (no second copy of the formula).
+// error, with the cost model itself as the predictor (no second copy of the formula). Where the CPU
+// has oneDNN's bf16 GEMM, the same grid again with bf16 GEMM math (execution.gemm_math bf16) gives
+// peak_tflops_bf16: its peak alone is fitted, on every other shape, keeping the fp32 curve's
+// half-efficiency dim, and its error is reported on the shapes the fit did not see.
 //
 // Communication (all ranks of a communicator, rank 0 keeps the samples): ping-pong between ranks 0
 // and 1 over message sizes, and all_reduce_sum over all ranks. p2p and all-reduce get separate
@@ -59,6 +62,7 @@ struct SizeSample {
 struct ComputeCalibration {
   int num_threads = 1;
   std::vector<GemmSample> gemm;
+  std::vector<GemmSample> gemm_bf16;    // the same grid in bf16 GEMM math; empty: not measured
   double memory_bandwidth_GBps = 0;     // add_inplace over a buffer far larger than the caches
   std::vector<SizeSample> elementwise;  // LayerNorm and add at activation sizes
   double elementwise_GBps = 0;          // bytes / seconds over `elementwise`
@@ -85,6 +89,7 @@ struct GemmFit {
   double half_efficiency_dim = 0;
   double mape = 0;  // percent, over the samples
   int evaluations = 0;
+  double heldout_mape = -1;  // percent, over samples the fit did not see (-1: none held out)
 };
 
 // One kind of transfer: t = alpha_s + bytes_up_to_threshold / bw + bytes_beyond / large_bw (p2p),
@@ -108,6 +113,8 @@ void apply_link_fit(const LinkFit& fit, DeviceProfile& device);
 
 // Benchmarks (see the file comment).
 StatusOr<ComputeCalibration> calibrate_compute(Backend& backend, const CalibrationOptions& options);
+// The GEMM grid of calibrate_compute alone (for a second backend, e.g. one in bf16 GEMM math).
+std::vector<GemmSample> calibrate_gemm_grid(Backend& backend, const CalibrationOptions& options);
 // Collective over `comm`: every rank calls it. Needs ≥ 2 ranks for p2p samples; with one rank
 // both lists stay empty.
 StatusOr<CommCalibration> calibrate_comm(Communicator& comm, const CalibrationOptions& options);
@@ -117,6 +124,9 @@ double model_gemm_time(const DeviceProfile& device, double m, double n, double k
 // Fits peak_tflops_fp32 and gemm_half_efficiency_dim of `device` (its memory figures, tiles and
 // launch cost are kept) to `samples`; errors when there are fewer than 2 samples or a time ≤ 0.
 StatusOr<GemmFit> fit_gemm_model(const std::vector<GemmSample>& samples, const DeviceProfile& device);
+// Fits the peak alone (peak_tflops in the result; `device`'s gemm_half_efficiency_dim kept) on the
+// even-indexed samples; mape over all, heldout_mape over the odd-indexed ones. Needs ≥ 2 samples.
+StatusOr<GemmFit> fit_gemm_peak(const std::vector<GemmSample>& samples, const DeviceProfile& device);
 
 // Fit of LinkFit: for each candidate threshold (none, or each sample size but the two largest),
 // linear least squares on relative error per kind (latency ≥ 0, rates > 0); the threshold with the
@@ -124,13 +134,15 @@ StatusOr<GemmFit> fit_gemm_model(const std::vector<GemmSample>& samples, const D
 // Needs ≥ 2 p2p samples and, with ranks ≥ 2, ≥ 2 all-reduce samples.
 StatusOr<LinkFit> fit_link(const std::vector<SizeSample>& p2p, const std::vector<SizeSample>& allreduce, int ranks);
 
-// The DeviceProfile the compute calibration implies (name `name`; all three peaks = the fitted
-// fp32 GEMM peak — the CPU backend computes in fp32 whatever the dtype), and the fit behind it.
+// The DeviceProfile the compute calibration implies (name `name`; peak_tflops_fp32 and _fp16 = the
+// fitted fp32 GEMM peak, peak_tflops_bf16 = the bf16 grid's fitted peak, or the fp32 one without
+// it), and the fits behind it.
 StatusOr<DeviceProfile> device_profile_from_calibration(const ComputeCalibration& c, const std::string& name,
-                                                        GemmFit* gemm_fit = nullptr);
+                                                        GemmFit* gemm_fit = nullptr, GemmFit* bf16_fit = nullptr);
 
 // Human-readable table of the measurements and fits.
-std::string calibration_report(const ComputeCalibration& c, const GemmFit& g, const DeviceProfile& d);
+std::string calibration_report(const ComputeCalibration& c, const GemmFit& g, const DeviceProfile& d,
+                               const GemmFit* bf16_fit = nullptr);
 std::string comm_report(const CommCalibration& c, const LinkFit& f);
 
 }  // namespace eellm::fidelity

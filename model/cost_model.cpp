@@ -178,6 +178,14 @@ double CostModel::peak_flops() const {
   return dev.peak_tflops_bf16 * 1e12;
 }
 
+double CostModel::gemm_peak_flops() const {
+  const DeviceProfile& dev = scenario_->cluster.device;
+  const std::string& math = scenario_->execution.gemm_math;
+  if (math == "fp32") return dev.peak_tflops_fp32 * 1e12;
+  if (math == "bf16") return dev.peak_tflops_bf16 * 1e12;
+  return peak_flops();
+}
+
 double CostModel::model_flops_per_iteration(bool include_exits) const {
   const Dims d = dims_of(*scenario_, *layout_);
   Flops per_mb = scaled(layer_flops(d), scenario_->model.num_layers);
@@ -215,7 +223,7 @@ double CostModel::gemm_time_raw(double m, double n, double k) const {
   const double shape_eff = nmin / (nmin + std::max(0.0, dev.gemm_half_efficiency_dim));
   const double eff = std::max(1e-6, dev.gemm_max_efficiency * util * shape_eff);
   const double share = compute_share();
-  const double t_compute = 2 * m * n * k / (peak_flops() * share * eff);
+  const double t_compute = 2 * m * n * k / (gemm_peak_flops() * share * eff);
   const double t_memory = activation_element_bytes() * (m * k + k * n + m * n) /
                           (dev.memory_bandwidth_GBps * share * 1e9 * std::max(1e-6, dev.elementwise_efficiency));
   return std::max(t_compute, t_memory);

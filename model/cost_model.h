@@ -160,6 +160,9 @@ class CostModel {
   // --- Additions (helper "cost"): derived figures the simulator, planner and describe share. ---
   // Peak dense FLOP/s of the device in the training compute dtype.
   double peak_flops() const;
+  // The peak the linear layers' GEMMs run at: execution.gemm_math's when it is fp32 or bf16 (what
+  // the executor multiplies in), else peak_flops() (auto follows params_dtype; tf32 has no field).
+  double gemm_peak_flops() const;
   // Bytes of one activation element in the compute dtype (4 for fp32, 2 for fp16/bf16).
   int activation_element_bytes() const;
   // Parameters held by one GPU of `stage` (TP-sharded; replicated norms/biases counted whole; tied

@@ -263,9 +263,11 @@ struct ExecutionSpec {
   DeviceKind device = DeviceKind::kCPU;
   int num_threads = 0;  // 0 → all cores
   double recv_timeout_s = 60;
-  // The executor's GEMM math (exec/backend/gemm.h): auto | fp32 | tf32 | bf16. auto: fp32 on the
-  // CPU; on CUDA bf16, or the environment variable EELLM_CUDA_GEMM. bf16 = operands rounded to
-  // bfloat16, fp32 accumulation and fp32 storage; tf32 is CUDA only.
+  // The executor's GEMM math (exec/backend/gemm.h): auto | fp32 | tf32 | bf16. auto: the
+  // training.params_dtype (fp32 → fp32, bf16 → bf16, fp16 → bf16 on CUDA and fp32 on the CPU; on
+  // CUDA EELLM_CUDA_GEMM first). bf16 = operands rounded to bfloat16, fp32 accumulation and fp32
+  // storage; tf32 is CUDA only. The cost model prices the linear layers' GEMMs at the peak of an
+  // explicit fp32 / bf16 here, else at the params_dtype's peak.
   std::string gemm_math = "auto";
 };
 

@@ -526,6 +526,12 @@ Diagnostics validate_scenario(const Scenario& s, double memory_margin_fraction) 
     c.error("execution.gemm_math", "execution.gemm_math ('" + math + "') must be auto, fp32, tf32 or bf16");
   else if (math == "tf32" && s.execution.device == DeviceKind::kCPU)
     c.error("execution.gemm_math", "execution.gemm_math tf32 needs execution.device cuda (CPUs have no TF32)");
+  if (s.cluster.device.host_cores > 0 && s.training.params_dtype != DType::kFP32)
+    c.warning("training.params_dtype",
+              "training.params_dtype " + std::string(to_string(s.training.params_dtype)) + " on the CPU device " +
+                  s.cluster.device.name +
+                  ": the cost model prices activations and attention in 16 bits, the CPU executor keeps them in "
+                  "fp32 (only its GEMMs take bf16); for CPU runs use params_dtype fp32 with execution.gemm_math bf16");
   if (!bounded) return diags;  // derive_layout's arithmetic assumes the bounds
 
   auto layout = derive_layout(s);

@@ -14,6 +14,8 @@
 # EELLM_CUDA_GEMM (bf16|tf32|fp32, default bf16), PEAK_TFLOPS (989), HBM_GBPS (4800).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# tiny-ee is an fp32 scenario (gemm_math auto would follow it): the check exercises bf16 tensor cores.
+export EELLM_CUDA_GEMM="${EELLM_CUDA_GEMM:-bf16}"
 
 OUT_DIR=${OUT:-runs/gpu-check}
 mkdir -p "$OUT_DIR"

@@ -152,9 +152,9 @@ class Backend {
 // The CPU reference backend (Eigen or OpenBLAS GEMM, on its own thread pool: cpu_pool.h).
 // num_threads ≤ 0 → all the CPUs the process may use. gemm kOpenBLAS falls back to Eigen when
 // OpenBLAS cannot be loaded (gemm_name() says which is used). math kBf16: the matmuls' products
-// (matmul_forward/backward of ≥ 17 rows, the classifier's weight gradient) in bf16 with fp32
+// (matmul_forward/backward of ≥ 17 rows, the fused classifier's three) in bf16 with fp32
 // accumulation through oneDNN (gemm.h); requires bf16_gemm_info().available. The attention's
-// per-head products, the classifier's row blocks and decode steps stay fp32.
+// per-head products and decode steps stay fp32.
 std::unique_ptr<Backend> make_cpu_backend(int num_threads, CpuGemm gemm = CpuGemm::kEigen,
                                           GemmMath math = GemmMath::kFp32);
 

@@ -15,8 +15,9 @@
 // slice that computed the rows, while they are in cache.
 //
 // bf16 GEMM math (GemmMath::kBf16, gemm.h): gemm_rows rounds both operands to bf16 once per call
-// and the same slices run oneDNN's bf16 GEMM (fp32 accumulation, fp32 outputs); everything else
-// stays fp32.
+// and the same slices run oneDNN's bf16 GEMM (fp32 accumulation, fp32 outputs); the fused
+// classifier rounds its weight once and each slice its rows; the attention's per-head products,
+// decode steps (skinny_matmul) and everything else stay fp32.
 #include <omp.h>
 
 #include <Eigen/Core>
@@ -49,6 +50,7 @@ class CpuBackend final : public Backend {
   struct Scratch {
     RowMat S, dP;
     std::vector<float> D, sc;
+    std::vector<uint16_t> rows16;  // classifier_fused's slice in bf16 (bf16 math)
   };
 
  public:
@@ -63,7 +65,7 @@ class CpuBackend final : public Backend {
   }
   std::string name() const override { return "cpu"; }
   std::string gemm_name() const override {
-    return bf16_ ? "onednn bf16 (" + bf16_gemm_info().kernel + "), fp32 small products " + cpu_gemm_label(gemm_)
+    return bf16_ ? "onednn bf16 (" + bf16_gemm_info().kernel + "), fp32 attention " + cpu_gemm_label(gemm_)
                  : cpu_gemm_label(gemm_);
   }
   int num_threads() const override { return threads_; }
@@ -537,22 +539,37 @@ class CpuBackend final : public Backend {
     // each slice of rows computes its logits, its losses and softmax gradient, and its rows of dx
     // while they are in cache; dweight (a sum over all rows) is a second job.
     const int rows = std::max(1, std::min(N, (1 << 20) / std::max(Vp, 1)));
+    if (bf16_) to_bf16_rows(weight, C, Vp, C, w16_);  // once per call, shared by the slices
     for (int r0 = 0; r0 < N; r0 += rows) {
       const int R = std::min(rows, N - r0);
       const float* xb = x + static_cast<size_t>(r0) * C;
       logits_.resize(static_cast<size_t>(R) * Vp);
       float* lg = logits_.data();
       const int step = slice_rows(R);
-      pool_.run((R + step - 1) / step, [&](long item, int) {
+      pool_.run((R + step - 1) / step, [&](long item, int thread) {
         const int m0 = static_cast<int>(item) * step, m1 = std::min(R, m0 + step);
-        gemm_slice(false, true, m0, m1, Vp, C, xb, C, weight, C, 0.0f, lg, Vp);
+        std::vector<uint16_t>& rows16 = scratch(thread).rows16;
+        if (bf16_) {  // the slice's rows rounded on the thread that multiplies them (still in cache)
+          rows16.resize(static_cast<size_t>(m1 - m0) * std::max(C, Vp));
+          to_bf16(xb + static_cast<size_t>(m0) * C, rows16.data(), static_cast<size_t>(m1 - m0) * C);
+          bf16_sgemm(false, true, m1 - m0, Vp, C, 1.0f, rows16.data(), C, w16_.data(), C, 0.0f,
+                     lg + static_cast<size_t>(m0) * Vp, Vp);
+        } else {
+          gemm_slice(false, true, m0, m1, Vp, C, xb, C, weight, C, 0.0f, lg, Vp);
+        }
         if (logits_out)
           std::copy(lg + static_cast<size_t>(m0) * Vp, lg + static_cast<size_t>(m1) * Vp,
                     logits_out + static_cast<size_t>(r0 + m0) * Vp);
         for (int r = m0; r < m1; ++r)
           losses[r0 + r] =
               softmax_ce_row(lg + static_cast<size_t>(r) * Vp, targets[r0 + r], V, Vp, dx != nullptr, grad_scale);
-        if (dx) gemm_slice(false, false, m0, m1, C, Vp, lg, Vp, weight, C, 1.0f, dx + static_cast<size_t>(r0) * C, C);
+        if (dx && bf16_) {
+          to_bf16(lg + static_cast<size_t>(m0) * Vp, rows16.data(), static_cast<size_t>(m1 - m0) * Vp);
+          bf16_sgemm(false, false, m1 - m0, C, Vp, 1.0f, rows16.data(), Vp, w16_.data(), C, 1.0f,
+                     dx + static_cast<size_t>(r0 + m0) * C, C);
+        } else if (dx) {
+          gemm_slice(false, false, m0, m1, C, Vp, lg, Vp, weight, C, 1.0f, dx + static_cast<size_t>(r0) * C, C);
+        }
       });
       if (dx) gemm_rows(true, false, Vp, C, R, lg, Vp, xb, C, 1.0f, dweight, C);
     }
@@ -919,6 +936,7 @@ class CpuBackend final : public Backend {
   bool bf16_ = false;               // GemmMath::kBf16: gemm_rows' products in bf16 (oneDNN)
   CpuPool pool_;
   std::vector<uint16_t> a16_, b16_;      // gemm_rows' operands in bf16
+  std::vector<uint16_t> w16_;            // classifier_fused's weight in bf16
   std::vector<Scratch> scratch_;         // per thread
   std::vector<float> partial_, logits_;  // norm_backward's partials, classifier_fused's logits block
   std::vector<double> dpartial_;         // sum_squares' partials

@@ -54,10 +54,21 @@ StatusOr<std::unique_ptr<Backend>> make_backend(::eellm::DeviceKind device, int 
 
 StatusOr<std::unique_ptr<Backend>> make_backend(const Scenario& scenario, int num_threads) {
   const std::string& math_s = scenario.execution.gemm_math;
-  if (scenario.execution.device != ::eellm::DeviceKind::kCPU) return make_cuda(math_s);
+  const DType dtype = scenario.training.params_dtype;
+  if (scenario.execution.device != ::eellm::DeviceKind::kCPU) {
+    // auto: EELLM_CUDA_GEMM, else the scenario's dtype (fp16 → bf16: the backend has no fp16 math).
+    if (math_s != "auto" || std::getenv("EELLM_CUDA_GEMM")) return make_cuda(math_s);
+    return make_cuda(dtype == DType::kFP32 ? "fp32" : "bf16");
+  }
   GemmMath math = GemmMath::kFp32;
   if (math_s != "auto") {
     EELLM_ASSIGN_OR_RETURN(math, parse_gemm_math(math_s, "execution.gemm_math"));
+  } else if (dtype == DType::kBF16) {  // auto: the scenario's dtype, what the simulator prices
+    if (bf16_gemm_info().available)
+      math = GemmMath::kBf16;
+    else
+      std::fprintf(stderr, "eellm: training.params_dtype bf16 runs fp32 GEMMs here: %s\n",
+                   bf16_gemm_info().error.c_str());
   }
   if (math == GemmMath::kTf32)
     return Status::invalid_argument("execution.gemm_math tf32 needs execution.device cuda (CPUs have no TF32)");

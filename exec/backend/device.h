@@ -19,7 +19,10 @@ namespace eellm::exec {
 StatusOr<std::unique_ptr<Backend>> make_backend(::eellm::DeviceKind device, int num_threads);
 
 // The backend of a run of `scenario` (its execution.device, with its execution.gemm_math: bf16 on a
-// CPU without oneDNN's bf16 GEMM, or tf32 on a CPU, is a Status error). On the CPU the GEMM is the device
+// CPU without oneDNN's bf16 GEMM, or tf32 on a CPU, is a Status error). gemm_math auto follows
+// training.params_dtype, which the simulator prices: fp32 → fp32; bf16 → bf16 (on a CPU without the
+// bf16 GEMM: fp32, said on stderr); fp16 → bf16 on CUDA, fp32 on the CPU; on CUDA the environment
+// variable EELLM_CUDA_GEMM, when set, takes auto's place. On the CPU the GEMM is the device
 // profile's cpu_gemm; auto (the default) measures every available library at the model's shapes
 // (one microbatch) once per machine (choose_cpu_gemm: cached in the user's cache dir) and logs the
 // choice on stderr ("eellm: gemm: openblas (SkylakeX), 2 threads, measured 28.3 vs eigen ...").

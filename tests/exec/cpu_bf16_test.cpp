@@ -146,6 +146,34 @@ TEST_F(Bf16Gemm, LinearLayersAreFp32ProductsOfRoundedOperands) {
   }
 }
 
+// The fused classifier (logits, cross-entropy, dx, dweight) in bf16 math: within bf16's rounding of
+// fp32, and not equal to it (the bf16 path ran), at a vocabulary that needs several row blocks.
+TEST_F(Bf16Gemm, ClassifierIsWithinBf16RoundingOfFp32) {
+  const int N = 600, C = 96, V = 2000, Vp = 2048;
+  std::mt19937 rng(4);
+  const auto x = testing::randn(static_cast<size_t>(N) * C, rng);
+  const auto w = testing::randn(static_cast<size_t>(Vp) * C, rng, 0.2f);
+  std::vector<int32_t> tgt(N);
+  for (int& t : tgt) t = static_cast<int>(rng() % V);
+  struct Out {
+    std::vector<float> loss, dx, dw;
+  };
+  auto run = [&](GemmMath math) {
+    auto be = make_cpu_backend(2, CpuGemm::kEigen, math);
+    Out o{std::vector<float>(N), std::vector<float>(x.size(), 0.0f), std::vector<float>(w.size(), 0.0f)};
+    be->classifier_fused(o.loss.data(), o.dx.data(), o.dw.data(), nullptr, x.data(), w.data(), tgt.data(), N, C, V, Vp,
+                         1.0f / N);
+    return o;
+  };
+  const Out bf = run(GemmMath::kBf16), fp = run(GemmMath::kFp32);
+  for (const auto& [name, a, b] : {std::tuple{"loss", &bf.loss, &fp.loss}, std::tuple{"dx", &bf.dx, &fp.dx},
+                                   std::tuple{"dweight", &bf.dw, &fp.dw}}) {
+    const double e = rel_diff(*a, *b);
+    EXPECT_GT(e, 1e-5) << name << ": no bf16 rounding seen";
+    EXPECT_LT(e, 3e-2) << name;
+  }
+}
+
 TEST_F(Bf16Gemm, ResultsAreBitwiseReproducibleAtAFixedThreadCount) {
   std::mt19937 rng(2);
   const int N = 1024, C = 256, OC = 512;
@@ -219,6 +247,26 @@ TEST(GemmMathField, ValidatedAndRefusedWhereItCannotRun) {
     ASSERT_FALSE(bf.is_ok());
     EXPECT_NE(bf.status().message().find("execution.gemm_math bf16"), std::string::npos);
   }
+}
+
+// gemm_math auto follows training.params_dtype (what the simulator prices): bf16 → bf16 GEMMs here.
+TEST(GemmMathField, AutoFollowsTheScenariosDtypeOnTheCpu) {
+  Scenario s = load_scenario("tiny-ee").value();
+  ASSERT_EQ(s.training.params_dtype, DType::kFP32);
+  auto fp = make_backend(s, 1);
+  ASSERT_TRUE(fp.is_ok()) << fp.status().to_string();
+  EXPECT_EQ((*fp)->gemm_name().find("bf16"), std::string::npos) << (*fp)->gemm_name();
+  s.training.params_dtype = DType::kBF16;
+  const Diagnostics d = validate_scenario(s);
+  EXPECT_NE(d.to_string().find("for CPU runs use params_dtype fp32 with execution.gemm_math bf16"), std::string::npos)
+      << d.to_string();
+  auto bf = make_backend(s, 1);
+  ASSERT_TRUE(bf.is_ok()) << bf.status().to_string();
+  EXPECT_EQ((*bf)->gemm_name().find("bf16") != std::string::npos, bf16_gemm_info().available) << (*bf)->gemm_name();
+  s.training.params_dtype = DType::kFP16;  // no fp16 GEMM on CPUs: fp32
+  auto f16 = make_backend(s, 1);
+  ASSERT_TRUE(f16.is_ok()) << f16.status().to_string();
+  EXPECT_EQ((*f16)->gemm_name().find("bf16"), std::string::npos) << (*f16)->gemm_name();
 }
 
 }  // namespace

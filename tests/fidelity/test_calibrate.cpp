@@ -105,6 +105,51 @@ TEST(Calibrate, GemmFitRecoversModelParameters) {
   EXPECT_NE(bad.status().message().find("must be > 0"), std::string::npos);
 }
 
+// The bf16 grid's peak alone, with the fp32 curve's half-efficiency dim: recovered from samples the
+// model generates at 2× the fp32 peak, error ≈ 0 on the held-out (odd) samples; then
+// device_profile_from_calibration writes it as peak_tflops_bf16 and keeps fp32/fp16 at the fp32 fit.
+TEST(Calibrate, Bf16PeakFitKeepsTheCurveAndReportsHeldOutError) {
+  DeviceProfile truth;
+  truth.memory_bandwidth_GBps = 500;
+  truth.elementwise_efficiency = 1;
+  truth.gemm_tile_m = truth.gemm_tile_n = 32;
+  truth.num_sms = 2;
+  truth.gemm_max_efficiency = 1;
+  truth.gemm_half_efficiency_dim = 40;
+  truth.peak_tflops_fp32 = 0.3;  // the bf16 rate, where model_gemm_time prices
+  std::vector<GemmSample> samples;
+  for (int m : {64, 256, 1024})
+    for (auto [n, k] : std::vector<std::pair<int, int>>{{64, 64}, {768, 256}, {256, 1024}, {1024, 1024}})
+      samples.push_back({m, n, k, model_gemm_time(truth, m, n, k)});
+  DeviceProfile start = truth;
+  start.peak_tflops_fp32 = 0.15;
+  auto fit = fit_gemm_peak(samples, start);
+  ASSERT_TRUE(fit.is_ok()) << fit.status().to_string();
+  EXPECT_NEAR(fit->peak_tflops, 0.3, 0.3 * 0.01);
+  EXPECT_EQ(fit->half_efficiency_dim, 40);
+  EXPECT_GE(fit->heldout_mape, 0);
+  EXPECT_LT(fit->heldout_mape, 0.5);
+  EXPECT_FALSE(fit_gemm_peak({samples[0]}, start).is_ok());
+
+  ComputeCalibration c;
+  c.num_threads = 2;
+  DeviceProfile fp = truth;
+  fp.peak_tflops_fp32 = 0.15;
+  for (const GemmSample& s : samples) c.gemm.push_back({s.m, s.n, s.k, model_gemm_time(fp, s.m, s.n, s.k)});
+  c.gemm_bf16 = samples;
+  c.memory_bandwidth_GBps = c.elementwise_GBps = 500;
+  GemmFit g, b;
+  auto d = device_profile_from_calibration(c, "cpu-test", &g, &b);
+  ASSERT_TRUE(d.is_ok()) << d.status().to_string();
+  EXPECT_NEAR(d->peak_tflops_fp32, 0.15, 0.15 * 0.02);
+  EXPECT_EQ(d->peak_tflops_fp16, d->peak_tflops_fp32);
+  EXPECT_NEAR(d->peak_tflops_bf16, 0.3, 0.3 * 0.03);
+  EXPECT_EQ(b.peak_tflops, d->peak_tflops_bf16);
+  const std::string report = calibration_report(c, g, *d, &b);
+  EXPECT_NE(report.find("bf16 fit: peak"), std::string::npos) << report;
+  EXPECT_NE(report.find("held out"), std::string::npos) << report;
+}
+
 TEST(Calibrate, LinkFitRecoversOneLinePerKind) {
   // p2p: 3 µs, 4 GB/s; all-reduce: 20 µs per step, 1.5 GB/s — one line for both would miss both.
   const int n = 4;

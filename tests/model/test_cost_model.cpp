@@ -66,6 +66,27 @@ TEST(CostModel, Gpt3ParameterCountMatchesNarayanan) {
   EXPECT_EQ(c.per_layer, static_cast<int64_t>(12 * h * h + 13 * h));
 }
 
+// The linear layers' GEMMs run at execution.gemm_math's peak when it is explicit (what the executor
+// multiplies in), else at the params_dtype's; the attention keeps the params_dtype's.
+TEST(CostModel, GemmPeakFollowsTheExecutorsGemmMath) {
+  Scenario s = gpt3();
+  s.training.params_dtype = DType::kFP32;
+  s.cluster.device.peak_tflops_fp32 = 100;
+  s.cluster.device.peak_tflops_bf16 = 300;
+  const Layout layout = derive_layout(s).value();
+  EXPECT_EQ(CostModel(s, layout).gemm_peak_flops(), 100e12);
+  const double t_auto = CostModel(s, layout).gemm_time(8192, 8192, 8192);
+  s.execution.gemm_math = "bf16";
+  EXPECT_EQ(CostModel(s, layout).gemm_peak_flops(), 300e12);
+  EXPECT_EQ(CostModel(s, layout).peak_flops(), 100e12);
+  EXPECT_NEAR(CostModel(s, layout).gemm_time(8192, 8192, 8192), t_auto / 3, t_auto * 1e-9);
+  s.training.params_dtype = DType::kBF16;
+  s.execution.gemm_math = "fp32";
+  EXPECT_EQ(CostModel(s, layout).gemm_peak_flops(), 100e12);
+  s.execution.gemm_math = "auto";
+  EXPECT_EQ(CostModel(s, layout).gemm_peak_flops(), 300e12);
+}
+
 TEST(CostModel, ModelFlopsPerIterationWithoutRecompute) {
   // The 72 form (no recompute): fwd + bwd = 3 × forward. Narayanan's 96·B·s·l·h² form adds the
   // recompute forward and is not what MFU counts.

@@ -5,7 +5,8 @@
 //
 // Precision: fp32 storage for weights, activations and gradients (master weights are the weights);
 // GEMM math per GemmMath — kBf16 (CUBLAS_COMPUTE_32F_FAST_16BF: bf16 tensor-core products, fp32
-// accumulation; the training default), kTf32, or kFp32 (exact, for tests). NOT DONE YET: bf16
+// accumulation; the default for bf16/fp16 scenarios and of CudaOptions), kTf32, or kFp32 (exact, for
+// tests and fp32 scenarios; exec/backend/device.h resolves execution.gemm_math auto). NOT DONE YET: bf16
 // activation storage (halves activation memory and traffic) and tensor-core attention (the
 // attention kernels are fp32 SIMT flash-style); both limit MFU, see scripts/gpu-check.sh.
 //
