@@ -286,13 +286,12 @@ StatusOr<GemmFit> fit_gemm_model(const std::vector<GemmSample>& samples, const D
 
 StatusOr<GemmFit> fit_gemm_peak(const std::vector<GemmSample>& samples, const DeviceProfile& device) {
   if (samples.size() < 2)
-    return Status::invalid_argument("GEMM peak fit: " + std::to_string(samples.size()) +
-                                    " samples; need at least 2");
+    return Status::invalid_argument("GEMM peak fit: " + std::to_string(samples.size()) + " samples; need at least 2");
   double best_gflops = 0;
   for (const GemmSample& s : samples) {
     if (!(s.seconds > 0) || s.m <= 0 || s.n <= 0 || s.k <= 0)
-      return Status::invalid_argument("GEMM peak fit: sample " + std::to_string(s.m) + "x" + std::to_string(s.n) +
-                                      "x" + std::to_string(s.k) + " has time " + std::to_string(s.seconds) +
+      return Status::invalid_argument("GEMM peak fit: sample " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
+                                      std::to_string(s.k) + " has time " + std::to_string(s.seconds) +
                                       " s; sizes and times must be > 0");
     best_gflops = std::max(best_gflops, s.gflops());
   }
