@@ -145,8 +145,7 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
       (bf16 ? "the same grid in bf16 GEMM math (oneDNN " + exec::bf16_gemm_info().kernel + "), peak fitted, MAPE " +
                   std::to_string(std::lround(bfit.heldout_mape)) + " % on the held-out half"
             : "the fp32 one (no bf16 GEMM here: " + exec::bf16_gemm_info().error + ")") +
-      ".\n" +
-      "cpu_gemm = the fastest at GPT training shapes: " + gemm.summary() + ".\n" +
+      ".\n" + "cpu_gemm = the fastest at GPT training shapes: " + gemm.summary() + ".\n" +
       (have_link ? "nvlink_*, p2p/collective efficiencies and latency, large_message_* = MPI "
                    "shared-memory fit over " +
                        std::to_string(ranks) + " ranks (p2p and all-reduce apart, piecewise in size).\n"
