@@ -254,7 +254,7 @@ StatusOr<ResidualFit> fit_residuals(const std::vector<FidelityPlan>& plans,
     (oversubscribed(it->scenario, device) ? over : under) = true;
   }
   if (rows.empty()) return Status::invalid_argument("no fitting plan among the measurements");
-  // Free coordinates: log(1 + overhead/10 µs) for the per-layer (and, with plans with and without
+  // Free coordinates: ±log(1 + overhead/10 µs) for the per-layer (and, with plans with and without
   // exits, the per-exit) overhead; 1.5·logistic for the compute share (a rank may beat the
   // single-thread micro-benchmark when its caches are warmer) and, when some fitting plan time-shares
   // the cores and some does not, the oversubscribed efficiency.
@@ -267,7 +267,9 @@ StatusOr<ResidualFit> fit_residuals(const std::vector<FidelityPlan>& plans,
   base.fitted = {"per_layer_overhead_us", "compute_share"};
   if (fit_exit) base.fitted.push_back("per_exit_overhead_us");
   if (fit_over) base.fitted.push_back("oversubscribed_efficiency");
-  auto overhead = [](double x) { return 10.0 * std::expm1(std::clamp(x, 0.0, 12.0)); };
+  // |x|, not a clamp at 0: below 0 a clamp is flat, and a simplex vertex that strays there cannot find
+  // its way back (the per-exit overhead stuck at 0 while the per-layer one took its share).
+  auto overhead = [](double x) { return 10.0 * std::expm1(std::min(std::fabs(x), 12.0)); };
   auto fraction = [](double x) { return 1.5 / (1.0 + std::exp(-x)); };
   auto decode = [&](const std::vector<double>& x) {
     ResidualFit f = base;

@@ -6,14 +6,16 @@
 #                                            the fitted profile (what `eellm simulate` then reads)
 # and prints the judged-plan MAPE. With --install the fitted profile replaces
 # scenarios/devices/cpu-local.yaml (commit it with the figures in docs/accuracy.md).
-# Took 301 s at load average 8-12 with --steps 3 (calibrate ≈ 20 s); expect about 3-5 minutes on a
-# quiet machine with the default --steps 4.
+# Took 301 s at load average 8-12 with --steps 3 (calibrate ≈ 20 s); 83-90 s on a quiet machine with
+# the default --steps 6. Six, not four: the harness times the median of iterations 2..N-1, and
+# iteration 2 still warms up (fp32 +21 %, bf16 +35 % over the steady figure), so with 4 steps half of
+# every measurement was warm-up.
 #
 # Usage: scripts/fidelity.sh [--build DIR] [--steps N] [--install]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=build/release
-STEPS=4
+STEPS=6
 INSTALL=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
