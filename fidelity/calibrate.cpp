@@ -245,17 +245,28 @@ double model_gemm_time(const DeviceProfile& device, double m, double n, double k
   return CostModel(s, layout).gemm_time(m, n, k);
 }
 
-StatusOr<GemmFit> fit_gemm_model(const std::vector<GemmSample>& samples, const DeviceProfile& device) {
+namespace {
+
+// The best GFLOP/s of `samples` (the fits' starting peak), or an error naming `what` when there are
+// fewer than 2 samples or one has a size or time ≤ 0.
+StatusOr<double> best_gemm_gflops(const std::vector<GemmSample>& samples, const std::string& what) {
   if (samples.size() < 2)
-    return Status::invalid_argument("GEMM fit: " + std::to_string(samples.size()) + " samples; need at least 2");
-  double best_gflops = 0;
+    return Status::invalid_argument(what + ": " + std::to_string(samples.size()) + " samples; need at least 2");
+  double best = 0;
   for (const GemmSample& s : samples) {
     if (!(s.seconds > 0) || s.m <= 0 || s.n <= 0 || s.k <= 0)
-      return Status::invalid_argument("GEMM fit: sample " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
+      return Status::invalid_argument(what + ": sample " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
                                       std::to_string(s.k) + " has time " + std::to_string(s.seconds) +
                                       " s; sizes and times must be > 0");
-    best_gflops = std::max(best_gflops, s.gflops());
+    best = std::max(best, s.gflops());
   }
+  return best;
+}
+
+}  // namespace
+
+StatusOr<GemmFit> fit_gemm_model(const std::vector<GemmSample>& samples, const DeviceProfile& device) {
+  EELLM_ASSIGN_OR_RETURN(const double best_gflops, best_gemm_gflops(samples, "GEMM fit"));
   DeviceProfile d = device;
   d.gemm_max_efficiency = 1.0;
   // Coordinates: log of the peak (TFLOP/s) and log(1 + half-efficiency dim).
@@ -285,16 +296,7 @@ StatusOr<GemmFit> fit_gemm_model(const std::vector<GemmSample>& samples, const D
 }
 
 StatusOr<GemmFit> fit_gemm_peak(const std::vector<GemmSample>& samples, const DeviceProfile& device) {
-  if (samples.size() < 2)
-    return Status::invalid_argument("GEMM peak fit: " + std::to_string(samples.size()) + " samples; need at least 2");
-  double best_gflops = 0;
-  for (const GemmSample& s : samples) {
-    if (!(s.seconds > 0) || s.m <= 0 || s.n <= 0 || s.k <= 0)
-      return Status::invalid_argument("GEMM peak fit: sample " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
-                                      std::to_string(s.k) + " has time " + std::to_string(s.seconds) +
-                                      " s; sizes and times must be > 0");
-    best_gflops = std::max(best_gflops, s.gflops());
-  }
+  EELLM_ASSIGN_OR_RETURN(const double best_gflops, best_gemm_gflops(samples, "GEMM peak fit"));
   DeviceProfile d = device;  // model_gemm_time prices at peak_tflops_fp32: the candidate goes there
   auto error = [&](size_t parity) {
     double e = 0;
@@ -534,12 +536,19 @@ std::string calibration_report(const ComputeCalibration& c, const GemmFit& g, co
   std::ostringstream os;
   char line[640];
   os << "compute (" << c.num_threads << " backend thread" << (c.num_threads == 1 ? "" : "s") << ")\n";
-  os << "  GEMM (m x n x k)        measured GFLOP/s   model GFLOP/s\n";
-  for (const GemmSample& s : c.gemm) {
-    const double model = 2.0 * s.m * s.n * s.k / model_gemm_time(d, s.m, s.n, s.k) * 1e-9;
-    std::snprintf(line, sizeof line, "  %5d x %5d x %5d   %14.1f   %13.1f\n", s.m, s.n, s.k, s.gflops(), model);
-    os << line;
-  }
+  // One table of GEMM samples against `dev`'s model; with `mark_held_out`, odd rows are marked.
+  auto gemm_table = [&](const char* title, const std::vector<GemmSample>& samples, const DeviceProfile& dev,
+                        bool mark_held_out) {
+    os << "  " << title << "measured GFLOP/s   model GFLOP/s\n";
+    for (size_t i = 0; i < samples.size(); ++i) {
+      const GemmSample& s = samples[i];
+      const double model = 2.0 * s.m * s.n * s.k / model_gemm_time(dev, s.m, s.n, s.k) * 1e-9;
+      std::snprintf(line, sizeof line, "  %5d x %5d x %5d   %14.1f   %13.1f%s\n", s.m, s.n, s.k, s.gflops(), model,
+                    mark_held_out && i % 2 ? "  (held out)" : "");
+      os << line;
+    }
+  };
+  gemm_table("GEMM (m x n x k)        ", c.gemm, d, false);
   std::snprintf(line, sizeof line,
                 "  fit: peak %.1f GFLOP/s, half-efficiency dim %.1f, MAPE %.1f %% over %zu shapes (%d evaluations)\n",
                 g.peak_tflops * 1e3, g.half_efficiency_dim, g.mape, c.gemm.size(), g.evaluations);
@@ -547,14 +556,7 @@ std::string calibration_report(const ComputeCalibration& c, const GemmFit& g, co
   if (bf16_fit && !c.gemm_bf16.empty()) {
     DeviceProfile b = d;
     b.peak_tflops_fp32 = bf16_fit->peak_tflops;  // model_gemm_time prices at the fp32 field
-    os << "  GEMM in bf16 math       measured GFLOP/s   model GFLOP/s\n";
-    for (size_t i = 0; i < c.gemm_bf16.size(); ++i) {
-      const GemmSample& s = c.gemm_bf16[i];
-      const double model = 2.0 * s.m * s.n * s.k / model_gemm_time(b, s.m, s.n, s.k) * 1e-9;
-      std::snprintf(line, sizeof line, "  %5d x %5d x %5d   %14.1f   %13.1f%s\n", s.m, s.n, s.k, s.gflops(), model,
-                    i % 2 ? "  (held out)" : "");
-      os << line;
-    }
+    gemm_table("GEMM in bf16 math       ", c.gemm_bf16, b, true);
     std::snprintf(line, sizeof line,
                   "  bf16 fit: peak %.1f GFLOP/s (%.2fx fp32) with the fp32 half-efficiency dim, fitted on %zu "
                   "shapes; MAPE %.1f %% on the %zu held out, %.1f %% over all\n",

@@ -42,6 +42,16 @@ struct BlasLib {
   DnnlBf16GemmFn dnnl_bf16 = nullptr;
 };
 
+// Debian's oneDNN threads its GEMMs with OpenMP, omp_get_max_threads() of the calling thread (all
+// the CPUs by default), so each of the backend's slices ran a team of its own: 2 busy threads per
+// slice, and under several ranks per core libgomp's spinning teams oversubscribed the cores (a 1-s
+// plan took 10 s). The contract is one thread per call: nthreads-var is per thread, set once on each
+// thread that calls oneDNN.
+void one_openmp_thread_here() {
+  thread_local const bool single = (omp_set_num_threads(1), true);
+  (void)single;
+}
+
 bool has_avx512() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -223,8 +233,7 @@ BlasLib load_bf16() {
     w[i] = a[i];
   }
   for (int k = 0; k < n; ++k) want += from_bf16(a[k]) * from_bf16(w[k * n]);
-  thread_local const bool single = (omp_set_num_threads(1), true);
-  (void)single;
+  one_openmp_thread_here();
   const int st = b.dnnl_bf16('N', 'N', n, n, n, 1.0f, a, n, w, n, 0.0f, c, n);
   if (st != 0 || c[0] != want) {
     b.info.available = false;
@@ -282,13 +291,7 @@ void blas_sgemm(CpuGemm g, bool trans_a, bool trans_b, int M, int N, int K, floa
                 const float* B, int ldb, float beta, float* C, int ldc) {
   const BlasLib& lib = blas_lib(g);
   if (lib.dnnl) {
-    // Debian's oneDNN threads dnnl_sgemm with OpenMP, omp_get_max_threads() of the calling thread
-    // (all the CPUs by default), so each of the backend's slices ran a team of its own: 2 busy
-    // threads per slice (oneDNN measured against single-threaded OpenBLAS at cpu_gemm auto), and
-    // under several ranks per core libgomp's spinning teams oversubscribed the cores (a 1-s plan took
-    // 10 s). The contract is one thread per call: nthreads-var is per thread, set once on each.
-    thread_local const bool single = (omp_set_num_threads(1), true);
-    (void)single;
+    one_openmp_thread_here();
     (void)lib.dnnl(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
@@ -320,8 +323,7 @@ const GemmLibInfo& bf16_gemm_info() {
 
 void bf16_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const uint16_t* A, int lda,
                 const uint16_t* B, int ldb, float beta, float* C, int ldc) {
-  thread_local const bool single = (omp_set_num_threads(1), true);  // as blas_sgemm's oneDNN calls
-  (void)single;
+  one_openmp_thread_here();
   (void)bf16_lib().dnnl_bf16(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

@@ -9,21 +9,15 @@
 #include <cstdio>
 
 #include "exec/train/trainer.h"
-#include "model/scenario_io.h"
+#include "test_util.h"
 
 namespace eellm::exec {
 namespace {
 
 TEST(Convergence, TinyEeBeatsUnigramEntropyAtEveryExit) {
-  auto sc = load_scenario("tiny-ee");
+  auto sc = testing::shrunk_tiny_ee(200);
   ASSERT_TRUE(sc.is_ok()) << sc.status().to_string();
-  Scenario s = *sc;
-  s.model.seq_length = 64;
-  s.training.micro_batch_size = 16;
-  s.training.global_batch_size = 16;
-  s.training.train_iters = 200;
-  s.training.lr = 2e-3;
-  s.training.eval_interval = 0;
+  const Scenario& s = *sc;
   TrainOptions o;
   o.num_threads = 2;
   auto tr = Trainer::create(s, o);

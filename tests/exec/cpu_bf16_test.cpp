@@ -96,14 +96,7 @@ std::vector<float> rounded(const std::vector<float>& x) {
   return r;
 }
 
-double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double d = 0, m = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    d = std::max(d, static_cast<double>(std::fabs(a[i] - b[i])));
-    m = std::max(m, static_cast<double>(std::fabs(b[i])));
-  }
-  return d / std::max(m, 1e-30);
-}
+using testing::rel_diff;
 
 // The linear layer's three products in bf16 math equal the fp32 backend's products of the
 // bf16-rounded operands (what fp32 accumulation of exact bf16 products gives, up to summation
@@ -186,18 +179,6 @@ TEST_F(Bf16Gemm, ResultsAreBitwiseReproducibleAtAFixedThreadCount) {
   EXPECT_EQ(a, b);
 }
 
-Scenario shrunk_tiny_ee(const std::string& math) {
-  Scenario s = load_scenario("tiny-ee").value();
-  s.model.seq_length = 64;
-  s.training.micro_batch_size = 16;
-  s.training.global_batch_size = 16;
-  s.training.train_iters = 40;
-  s.training.lr = 2e-3;
-  s.training.eval_interval = 0;
-  s.execution.gemm_math = math;
-  return s;
-}
-
 // Mixed precision as the GPU backends do it: a shrunk tiny-ee (40 steps) ends at the validation
 // loss of fp32 training within 0.03 nats at every head, far below where it started.
 TEST_F(Bf16Gemm, TinyEeTrainsToTheLossOfFp32) {
@@ -205,7 +186,10 @@ TEST_F(Bf16Gemm, TinyEeTrainsToTheLossOfFp32) {
   for (const char* math : {"fp32", "bf16"}) {
     TrainOptions o;
     o.num_threads = 2;
-    auto tr = Trainer::create(shrunk_tiny_ee(math), o);
+    auto sc = testing::shrunk_tiny_ee(40);
+    ASSERT_TRUE(sc.is_ok()) << sc.status().to_string();
+    sc->execution.gemm_math = math;
+    auto tr = Trainer::create(*sc, o);
     ASSERT_TRUE(tr.is_ok()) << tr.status().to_string();
     EXPECT_EQ((*tr)->backend().gemm_name().find("bf16") != std::string::npos, std::string(math) == "bf16")
         << (*tr)->backend().gemm_name();

@@ -26,15 +26,7 @@
 namespace eellm::exec {
 namespace {
 
-// max |a − b| / max |b| (entries near 0 would make a per-entry relative error noise).
-double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double d = 0, m = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    d = std::max(d, static_cast<double>(std::fabs(a[i] - b[i])));
-    m = std::max(m, static_cast<double>(std::fabs(b[i])));
-  }
-  return d / std::max(m, 1e-30);
-}
+using testing::rel_diff;
 
 struct MatmulOut {
   std::vector<float> y, dx, dw, db;

@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "model/scenario.h"
+#include "model/scenario_io.h"
 #include "sim/timeline.h"
 
 namespace eellm::exec::testing {
@@ -93,6 +96,29 @@ inline TimelineEvent timeline_event(int rank, InstrKind op, TimeNs t0, TimeNs t1
   e.t0 = t0;
   e.t1 = t1;
   return e;
+}
+
+// max |a − b| / max |b| (entries near 0 would make a per-entry relative error noise).
+inline double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0, m = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    d = std::max(d, static_cast<double>(std::fabs(a[i] - b[i])));
+    m = std::max(m, static_cast<double>(std::fabs(b[i])));
+  }
+  return d / std::max(m, 1e-30);
+}
+
+// tiny-ee's architecture shrunk to train in seconds on 2 cores: seq_length 64 (from 256), one
+// microbatch of 16 per step, lr 2e-3, no evaluation during training, `iters` steps.
+inline StatusOr<Scenario> shrunk_tiny_ee(int iters) {
+  EELLM_ASSIGN_OR_RETURN(Scenario s, load_scenario("tiny-ee"));
+  s.model.seq_length = 64;
+  s.training.micro_batch_size = 16;
+  s.training.global_batch_size = 16;
+  s.training.train_iters = iters;
+  s.training.lr = 2e-3;
+  s.training.eval_interval = 0;
+  return s;
 }
 
 }  // namespace eellm::exec::testing

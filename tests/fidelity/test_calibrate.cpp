@@ -75,16 +75,23 @@ TEST(Calibrate, QuickProfileIsWellFormedAndPlausible) {
   std::filesystem::remove(p);
 }
 
+// A CPU-like profile whose GEMM model generates the fits' synthetic samples: 2 "SMs" of 32×32
+// tiles, ample bandwidth (compute-bound), half-efficiency dim 40, fp32 peak `peak_tflops`.
+DeviceProfile synthetic_gemm_device(double peak_tflops) {
+  DeviceProfile d;
+  d.memory_bandwidth_GBps = 500;
+  d.elementwise_efficiency = 1;
+  d.kernel_launch_us = 2;
+  d.gemm_tile_m = d.gemm_tile_n = 32;
+  d.num_sms = 2;
+  d.gemm_max_efficiency = 1;
+  d.peak_tflops_fp32 = peak_tflops;
+  d.gemm_half_efficiency_dim = 40;
+  return d;
+}
+
 TEST(Calibrate, GemmFitRecoversModelParameters) {
-  DeviceProfile truth;
-  truth.memory_bandwidth_GBps = 500;
-  truth.elementwise_efficiency = 1;
-  truth.kernel_launch_us = 2;
-  truth.gemm_tile_m = truth.gemm_tile_n = 32;
-  truth.num_sms = 2;
-  truth.gemm_max_efficiency = 1;
-  truth.peak_tflops_fp32 = 0.15;
-  truth.gemm_half_efficiency_dim = 40;
+  const DeviceProfile truth = synthetic_gemm_device(0.15);
   std::vector<GemmSample> samples;
   for (int m : {64, 256, 1024, 2048})
     for (auto [n, k] : std::vector<std::pair<int, int>>{{64, 64}, {256, 256}, {768, 256}, {256, 1024}, {1024, 1024}})
@@ -109,14 +116,7 @@ TEST(Calibrate, GemmFitRecoversModelParameters) {
 // model generates at 2× the fp32 peak, error ≈ 0 on the held-out (odd) samples; then
 // device_profile_from_calibration writes it as peak_tflops_bf16 and keeps fp32/fp16 at the fp32 fit.
 TEST(Calibrate, Bf16PeakFitKeepsTheCurveAndReportsHeldOutError) {
-  DeviceProfile truth;
-  truth.memory_bandwidth_GBps = 500;
-  truth.elementwise_efficiency = 1;
-  truth.gemm_tile_m = truth.gemm_tile_n = 32;
-  truth.num_sms = 2;
-  truth.gemm_max_efficiency = 1;
-  truth.gemm_half_efficiency_dim = 40;
-  truth.peak_tflops_fp32 = 0.3;  // the bf16 rate, where model_gemm_time prices
+  const DeviceProfile truth = synthetic_gemm_device(0.3);  // the bf16 rate, where model_gemm_time prices
   std::vector<GemmSample> samples;
   for (int m : {64, 256, 1024})
     for (auto [n, k] : std::vector<std::pair<int, int>>{{64, 64}, {768, 256}, {256, 1024}, {1024, 1024}})
