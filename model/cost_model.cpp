@@ -178,6 +178,13 @@ double CostModel::peak_flops() const {
   return dev.peak_tflops_bf16 * 1e12;
 }
 
+bool CostModel::rounds_gemm_operands() const {
+  const Scenario& s = *scenario_;
+  if (s.cluster.device.host_cores <= 0) return false;
+  const std::string& math = s.execution.gemm_math;
+  return math == "bf16" || (math == "auto" && s.training.params_dtype == DType::kBF16);
+}
+
 double CostModel::gemm_peak_flops() const {
   const DeviceProfile& dev = scenario_->cluster.device;
   const std::string& math = scenario_->execution.gemm_math;
@@ -366,14 +373,21 @@ class ChunkKernels {
     tp_ar_ = cm.layout().tp > 1 ? net.allreduce(act_bytes_, cm.tp_group()) : 0;
     small_ar_ = cm.layout().tp > 1 ? net.allreduce(d_.m() * 4, cm.tp_group()) : 0;
     launch_ = dev_.kernel_launch_us * kUs;
+    rounds_ = cm.rounds_gemm_operands();
   }
   const Dims& dims() const { return d_; }
   double launch() const { return launch_; }
 
   // A column/row-parallel GEMM (M×K)·(K×N): forward, input-gradient and weight-gradient kernels.
+  // Where the executor rounds fp32 operands to bf16 in passes of their own (rounds_gemm_operands),
+  // the forward rounds x (M×K) and W (N×K), the input gradient dy (M×N) and W, the weight gradient x.
   Seq gemm3(double M, double N, double K) const {
-    return Seq{{cm_.gemm_time_raw(M, N, K), cm_.gemm_time_raw(M, K, N), cm_.gemm_time_raw(K, N, M)}, {1, 1, 1}};
+    Seq o{{cm_.gemm_time_raw(M, N, K), cm_.gemm_time_raw(M, K, N), cm_.gemm_time_raw(K, N, M)}, {1, 1, 1}};
+    if (rounds_) o += Seq{{rounding(M * K + N * K), rounding(M * N + N * K), rounding(M * K)}, {2, 2, 1}};
+    return o;
   }
+  // A pass rounding `elements` fp32 values to bf16: reads 4 bytes and writes 2 per element.
+  double rounding(double elements) const { return rounds_ ? cm_.elementwise_time_raw(6 * elements) : 0; }
   // Element-wise kernel moving `bytes` forward; its backward takes elementwise_backward_ratio
   // times as long (2 on a GPU: about twice the bytes; measured for the CPU executor's kernels).
   Seq elem(double bytes) const {
@@ -405,6 +419,7 @@ class ChunkKernels {
   const DeviceProfile& dev_;
   Dims d_;
   double act_bytes_ = 0, local_act_ = 0, tp_ar_ = 0, small_ar_ = 0, launch_ = 0;
+  bool rounds_ = false;  // CostModel::rounds_gemm_operands()
 };
 
 // Attention core: QKᵀ and A·V as batched GEMMs at attention_efficiency.
@@ -420,11 +435,19 @@ Seq ChunkKernels::attention_core() const {
   if (dev_.host_cores > 0) {
     // eellm's own CPU executor (profiles with host_cores, measured by `eellm calibrate`): its core
     // GEMMs at attention_efficiency of peak and a softmax moving the scores twice, no dropout — the
-    // pricing fidelity/calibrate.cpp inverts to measure attention_efficiency.
+    // pricing fidelity/calibrate.cpp inverts to measure attention_efficiency. The peak is the GEMM
+    // math's: in bf16 math the executor's attention products are bf16 too.
     const double flops = 2 * (2 * heads * d_.s * d_.s * d_.kv);
-    const double fwd = flops / (cm_.peak_flops() * cm_.compute_share() * std::max(1e-6, dev_.attention_efficiency)) +
-                       cm_.elementwise_time_raw(2 * heads * d_.s * d_.s * d_.e);
-    return Seq{{fwd, dev_.attention_backward_ratio * fwd, 0}, {3, 5, 0}};
+    const double fwd =
+        flops / (cm_.gemm_peak_flops() * cm_.compute_share() * std::max(1e-6, dev_.attention_efficiency)) +
+        cm_.elementwise_time_raw(2 * heads * d_.s * d_.s * d_.e);
+    // bf16 math: q, k, v rounded once per call (and dout in backward), the probabilities of each
+    // causal block of 64 query rows once in the forward, they and their gradients in the backward.
+    const double qkv = d_.m() * (d_.nh + 2 * d_.g) * d_.kv / d_.t, dout = d_.m() * d_.nh * d_.kv / d_.t;
+    const double blocks = heads * d_.s * (d_.s + 64) / 2;
+    return Seq{
+        {fwd + rounding(qkv + blocks), dev_.attention_backward_ratio * fwd + rounding(qkv + dout + 2 * blocks), 0},
+        {3, 5, 0}};
   }
   // The batched GEMMs through the GEMM model (heads stacked along M): QKᵀ (s×kv)·(kv×s) has the
   // head dimension as its K, A·V (s×s)·(s×kv) as its N — the skinny shapes the shape term prices;

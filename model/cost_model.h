@@ -160,9 +160,14 @@ class CostModel {
   // --- Additions (helper "cost"): derived figures the simulator, planner and describe share. ---
   // Peak dense FLOP/s of the device in the training compute dtype.
   double peak_flops() const;
-  // The peak the linear layers' GEMMs run at: execution.gemm_math's when it is fp32 or bf16 (what
-  // the executor multiplies in), else peak_flops() (auto follows params_dtype; tf32 has no field).
+  // The peak the GEMMs (linear layers and attention) run at: execution.gemm_math's when it is fp32
+  // or bf16 (what the executor multiplies in), else peak_flops() (auto follows params_dtype; tf32
+  // has no field).
   double gemm_peak_flops() const;
+  // Whether the executor rounds fp32 operands to bf16 in passes of their own before each GEMM:
+  // eellm's CPU executor (a profile with host_cores) in bf16 math (execution.gemm_math bf16, or auto
+  // with params_dtype bf16). GPUs convert inside the GEMM kernels or store bf16 activations.
+  bool rounds_gemm_operands() const;
   // Bytes of one activation element in the compute dtype (4 for fp32, 2 for fp16/bf16).
   int activation_element_bytes() const;
   // Parameters held by one GPU of `stage` (TP-sharded; replicated norms/biases counted whole; tied

@@ -16,8 +16,10 @@
 //
 // bf16 GEMM math (GemmMath::kBf16, gemm.h): gemm_rows rounds both operands to bf16 once per call
 // and the same slices run oneDNN's bf16 GEMM (fp32 accumulation, fp32 outputs); the fused
-// classifier rounds its weight once and each slice its rows; the attention's per-head products,
-// decode steps (skinny_matmul) and everything else stay fp32.
+// classifier rounds its weight once and each slice its rows; the attention rounds q, k, v (and dout)
+// once per call and its probabilities (and their gradients) once per block, so its per-head
+// products are bf16 too. Scores, softmax, decode steps (skinny_matmul, attention_cached) and
+// everything else stay fp32.
 #include <omp.h>
 
 #include <Eigen/Core>
@@ -28,6 +30,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "exec/backend/backend.h"
@@ -50,7 +53,7 @@ class CpuBackend final : public Backend {
   struct Scratch {
     RowMat S, dP;
     std::vector<float> D, sc;
-    std::vector<uint16_t> rows16;  // classifier_fused's slice in bf16 (bf16 math)
+    std::vector<uint16_t> rows16;  // bf16 math: classifier_fused's slice, the attention's probabilities
   };
 
  public:
@@ -65,7 +68,7 @@ class CpuBackend final : public Backend {
   }
   std::string name() const override { return "cpu"; }
   std::string gemm_name() const override {
-    return bf16_ ? "onednn bf16 (" + bf16_gemm_info().kernel + "), fp32 attention " + cpu_gemm_label(gemm_)
+    return bf16_ ? "onednn bf16 (" + bf16_gemm_info().kernel + "), fp32 decode " + cpu_gemm_label(gemm_)
                  : cpu_gemm_label(gemm_);
   }
   int num_threads() const override { return threads_; }
@@ -241,27 +244,38 @@ class CpuBackend final : public Backend {
 
   // Causal attention in blocks of kAttRows query rows: block [t0, t1) only meets keys [0, t1), so
   // the products above the diagonal's blocks are never computed (5/8 of the full T×T work at T = 256).
+  // bf16 math: q, k and v rounded to bf16 once per call, the probabilities once per block (as a
+  // flash attention kernel feeds its P·V product); scores, softmax and outputs stay fp32.
   void attention_forward(float* out, float* lse, const float* qkv, const AttentionShape& s) override {
-    const int T = s.T, HS = s.HS, per_group = s.NH / s.G;
+    if (!bf16_) return attention_forward_t(out, lse, qkv, s);
+    to_bf16_rows(qkv, s.qkv_stride(), s.B * s.T, s.qkv_stride(), a16_);
+    attention_forward_t(out, lse, static_cast<const uint16_t*>(a16_.data()), s);
+  }
+  // T: float (fp32 products) or uint16_t (bf16 bit patterns; qkv is then the rounded copy).
+  template <class T>
+  void attention_forward_t(float* out, float* lse, const T* qkv, const AttentionShape& s) {
+    const int Tn = s.T, HS = s.HS, per_group = s.NH / s.G;
     const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
     const int ld = s.qkv_stride(), lo = s.out_stride();
     // One item per (batch, head); its result does not depend on the thread.
     pool_.run(s.B * s.NH, [&](long item, int thread) {
-      RowMat& S = scratch(thread).S;
-      S.resize(std::min(T, kAttRows), T);
+      Scratch& sc = scratch(thread);
+      RowMat& S = sc.S;
+      S.resize(std::min(Tn, kAttRows), Tn);
       const int bh = static_cast<int>(item), b = bh / s.NH, h = bh % s.NH, g = h / per_group;
-      const float* base = qkv + static_cast<size_t>(b) * T * ld;
-      const float *q = base + h * HS, *k = base + (s.NH + g) * HS, *v = base + (s.NH + s.G + g) * HS;
-      float* o = out + static_cast<size_t>(b) * T * lo + h * HS;
-      float* l = lse + static_cast<size_t>(bh) * T;
-      for (int t0 = 0; t0 < T; t0 += kAttRows) {
-        const int rows = std::min(kAttRows, T - t0), keys = t0 + rows;
-        small_gemm(false, true, rows, keys, HS, q + static_cast<size_t>(t0) * ld, ld, k, ld, 0.0f, S.data(), T);
+      const T* base = qkv + static_cast<size_t>(b) * Tn * ld;
+      const T *q = base + h * HS, *k = base + (s.NH + g) * HS, *v = base + (s.NH + s.G + g) * HS;
+      float* o = out + static_cast<size_t>(b) * Tn * lo + h * HS;
+      float* l = lse + static_cast<size_t>(bh) * Tn;
+      for (int t0 = 0; t0 < Tn; t0 += kAttRows) {
+        const int rows = std::min(kAttRows, Tn - t0), keys = t0 + rows;
+        small_gemm(false, true, rows, keys, HS, q + static_cast<size_t>(t0) * ld, ld, k, ld, 0.0f, S.data(), Tn);
         float inv_sum[kAttRows];
         for (int r = 0; r < rows; ++r)
-          l[t0 + r] = softmax_causal_row(S.data() + static_cast<size_t>(r) * T, t0 + r, keys, scale, &inv_sum[r]);
+          l[t0 + r] = softmax_causal_row(S.data() + static_cast<size_t>(r) * Tn, t0 + r, keys, scale, &inv_sum[r]);
         float* ob = o + static_cast<size_t>(t0) * lo;
-        small_gemm(false, false, rows, HS, keys, S.data(), T, v, ld, 0.0f, ob, lo);
+        small_gemm(false, false, rows, HS, keys, operand<T>(S.data(), rows, keys, Tn, sc.rows16), Tn, v, ld, 0.0f, ob,
+                   lo);
         for (int r = 0; r < rows; ++r) {  // normalised here: HS outputs per row instead of `keys` weights
           float* orow = ob + static_cast<size_t>(r) * lo;
           const float inv = inv_sum[r];
@@ -270,6 +284,20 @@ class CpuBackend final : public Backend {
         }
       }
     });
+  }
+  // X (rows × cols of leading dimension ld) as a GEMM operand of type T: X itself (float), or X
+  // rounded to bf16 into buf with the same leading dimension (uint16_t).
+  template <class T>
+  static const T* operand(const float* X, int rows, int cols, int ld, std::vector<uint16_t>& buf) {
+    if constexpr (std::is_same_v<T, float>) {
+      return X;
+    } else {
+      const size_t n = static_cast<size_t>(rows) * ld;
+      if (buf.size() < n) buf.resize(n);
+      for (int r = 0; r < rows; ++r)
+        to_bf16(X + static_cast<size_t>(r) * ld, buf.data() + static_cast<size_t>(r) * ld, static_cast<size_t>(cols));
+      return buf.data();
+    }
   }
 
   // row[0..keys) = exp(scale·row[0..t] − max) with zeros after t (the causal mask), unnormalised:
@@ -407,36 +435,49 @@ class CpuBackend final : public Backend {
 
   void attention_backward(float* dqkv, const float* dout, const float* out, const float* lse, const float* qkv,
                           const AttentionShape& s) override {
+    if (!bf16_) return attention_backward_t(dqkv, dout, out, lse, qkv, dout, s);
+    const int lo = s.out_stride();
+    to_bf16_rows(qkv, s.qkv_stride(), s.B * s.T, s.qkv_stride(), a16_);
+    to_bf16_rows(dout, lo, s.B * s.T, lo, b16_);
+    attention_backward_t(dqkv, dout, out, lse, static_cast<const uint16_t*>(a16_.data()),
+                         static_cast<const uint16_t*>(b16_.data()), s);
+  }
+  // qkv_t and dout_t: qkv and dout as GEMM operands of type T (themselves, or rounded to bf16).
+  template <class T>
+  void attention_backward_t(float* dqkv, const float* dout, const float* out, const float* lse, const T* qkv_t,
+                            const T* dout_t, const AttentionShape& s) {
     // One work item per (batch, kv group): the heads of a group share dk/dv, so they run in order
     // on one thread.
     pool_.run(s.B * s.G, [&](long item, int thread) {
       const int bg = static_cast<int>(item);
       for (int h = bg % s.G * (s.NH / s.G); h < (bg % s.G + 1) * (s.NH / s.G); ++h)
-        attention_backward_head(scratch(thread), dqkv, dout, out, lse, qkv, s, bg / s.G, h);
+        attention_backward_head(scratch(thread), dqkv, dout, out, lse, qkv_t, dout_t, s, bg / s.G, h);
     });
   }
   // One head h of batch b, in the forward's causal blocks of query rows: recompute the block's
   // probabilities from q, k and lse, then dv, dq and dk of the keys the block meets.
+  template <class T>
   void attention_backward_head(Scratch& sc, float* dqkv, const float* dout, const float* out, const float* lse,
-                               const float* qkv, const AttentionShape& s, int b, int h) const {
-    const int T = s.T, HS = s.HS, g = h / (s.NH / s.G), ld = s.qkv_stride(), lo = s.out_stride();
+                               const T* qkv_t, const T* dout_t, const AttentionShape& s, int b, int h) const {
+    const int Tn = s.T, HS = s.HS, g = h / (s.NH / s.G), ld = s.qkv_stride(), lo = s.out_stride();
     const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
-    const float* base = qkv + static_cast<size_t>(b) * T * ld;
-    float* dbase = dqkv + static_cast<size_t>(b) * T * ld;
-    const float *k = base + (s.NH + g) * HS, *v = base + (s.NH + s.G + g) * HS, *q = base + h * HS;
+    const T* base = qkv_t + static_cast<size_t>(b) * Tn * ld;
+    float* dbase = dqkv + static_cast<size_t>(b) * Tn * ld;
+    const T *k = base + (s.NH + g) * HS, *v = base + (s.NH + s.G + g) * HS, *q = base + h * HS;
     float *dk = dbase + (s.NH + g) * HS, *dv = dbase + (s.NH + s.G + g) * HS, *dq = dbase + h * HS;
-    const float* o = out + static_cast<size_t>(b) * T * lo + h * HS;
-    const float* dO = dout + static_cast<size_t>(b) * T * lo + h * HS;
-    const float* l = lse + (static_cast<size_t>(b) * s.NH + h) * T;
-    const int R = std::min(T, kAttRows);
-    sc.S.resize(R, T), sc.dP.resize(R, T), sc.D.resize(static_cast<size_t>(R));
-    for (int t0 = 0; t0 < T; t0 += kAttRows) {
-      const int rows = std::min(kAttRows, T - t0), keys = t0 + rows;
-      float *P = sc.S.data(), *dP = sc.dP.data();  // rows × keys blocks, leading dimension T
-      const float *qb = q + static_cast<size_t>(t0) * ld, *dOb = dO + static_cast<size_t>(t0) * lo;
-      small_gemm(false, true, rows, keys, HS, qb, ld, k, ld, 0.0f, P, T);
+    const float* o = out + static_cast<size_t>(b) * Tn * lo + h * HS;
+    const float* dO = dout + static_cast<size_t>(b) * Tn * lo + h * HS;
+    const T* dO_t = dout_t + static_cast<size_t>(b) * Tn * lo + h * HS;
+    const float* l = lse + (static_cast<size_t>(b) * s.NH + h) * Tn;
+    const int R = std::min(Tn, kAttRows);
+    sc.S.resize(R, Tn), sc.dP.resize(R, Tn), sc.D.resize(static_cast<size_t>(R));
+    for (int t0 = 0; t0 < Tn; t0 += kAttRows) {
+      const int rows = std::min(kAttRows, Tn - t0), keys = t0 + rows;
+      float *P = sc.S.data(), *dP = sc.dP.data();  // rows × keys blocks, leading dimension Tn
+      const T *qb = q + static_cast<size_t>(t0) * ld, *dOb = dO_t + static_cast<size_t>(t0) * lo;
+      small_gemm(false, true, rows, keys, HS, qb, ld, k, ld, 0.0f, P, Tn);
       for (int r = 0; r < rows; ++r) {
-        float* row = sc.S.data() + static_cast<size_t>(r) * T;
+        float* row = sc.S.data() + static_cast<size_t>(r) * Tn;
         const int t = t0 + r;
         const float lt = l[t];
         vec_map(row, row, static_cast<size_t>(t + 1), [=](vfloat x) { return fast_expf(x * scale - lt); });
@@ -447,17 +488,18 @@ class CpuBackend final : public Backend {
         for (int i = 0; i < HS; ++i) d += dOt[i] * ot[i];
         sc.D[static_cast<size_t>(r)] = d;
       }
-      small_gemm(true, false, keys, HS, rows, P, T, dOb, lo, 1.0f, dv, ld);
-      small_gemm(false, true, rows, keys, HS, dOb, lo, v, ld, 0.0f, dP, T);
+      small_gemm(true, false, keys, HS, rows, operand<T>(P, rows, keys, Tn, sc.rows16), Tn, dOb, lo, 1.0f, dv, ld);
+      small_gemm(false, true, rows, keys, HS, dOb, lo, v, ld, 0.0f, dP, Tn);
       for (int r = 0; r < rows; ++r) {
-        float* pr = sc.S.data() + static_cast<size_t>(r) * T;
-        const float* dpr = sc.dP.data() + static_cast<size_t>(r) * T;
+        float* pr = sc.S.data() + static_cast<size_t>(r) * Tn;
+        const float* dpr = sc.dP.data() + static_cast<size_t>(r) * Tn;
         const float dt = sc.D[static_cast<size_t>(r)];
 #pragma omp simd
         for (int u = 0; u <= t0 + r; ++u) pr[u] = pr[u] * (dpr[u] - dt) * scale;
       }  // P now holds dS (already scaled), zero above the diagonal
-      small_gemm(false, false, rows, HS, keys, P, T, k, ld, 1.0f, dq + static_cast<size_t>(t0) * ld, ld);
-      small_gemm(true, false, keys, HS, rows, P, T, qb, ld, 1.0f, dk, ld);
+      const T* dS = operand<T>(P, rows, keys, Tn, sc.rows16);
+      small_gemm(false, false, rows, HS, keys, dS, Tn, k, ld, 1.0f, dq + static_cast<size_t>(t0) * ld, ld);
+      small_gemm(true, false, keys, HS, rows, dS, Tn, qb, ld, 1.0f, dk, ld);
     }
   }
 
@@ -849,7 +891,8 @@ class CpuBackend final : public Backend {
   // C (M×N) = op(A)·op(B) + beta·C on the calling thread: the attention's per-head products, through
   // the backend's GEMM library like the matmuls (OpenBLAS's small-matrix kernels beat Eigen's packing
   // at these shapes: 64 query rows, ≤ T keys, head size 32 for tiny-ee).
-  void small_gemm(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
+  template <class T>
+  void small_gemm(bool ta, bool tb, int M, int N, int K, const T* A, int lda, const T* B, int ldb, float beta,
                   float* Cm, int ldc) const {
     gemm_slice(ta, tb, 0, M, N, K, A, lda, B, ldb, beta, Cm, ldc);
   }

@@ -66,8 +66,9 @@ TEST(CostModel, Gpt3ParameterCountMatchesNarayanan) {
   EXPECT_EQ(c.per_layer, static_cast<int64_t>(12 * h * h + 13 * h));
 }
 
-// The linear layers' GEMMs run at execution.gemm_math's peak when it is explicit (what the executor
-// multiplies in), else at the params_dtype's; the attention keeps the params_dtype's.
+// The GEMMs run at execution.gemm_math's peak when it is explicit (what the executor multiplies in),
+// else at the params_dtype's; the attention's products too, on a CPU profile (eellm's own executor
+// runs them in bf16 in bf16 math) as on a GPU one.
 TEST(CostModel, GemmPeakFollowsTheExecutorsGemmMath) {
   Scenario s = gpt3();
   s.training.params_dtype = DType::kFP32;
@@ -85,6 +86,57 @@ TEST(CostModel, GemmPeakFollowsTheExecutorsGemmMath) {
   EXPECT_EQ(CostModel(s, layout).gemm_peak_flops(), 100e12);
   s.execution.gemm_math = "auto";
   EXPECT_EQ(CostModel(s, layout).gemm_peak_flops(), 300e12);
+  // A CPU profile without tensor parallelism, with element-wise work, launches and per-layer
+  // overheads free: a layer's forward (linear layers and attention) is all GEMM work, so bf16 math
+  // prices it at a third of fp32's.
+  Scenario c = gpt3(1, 16, 64);
+  c.training.params_dtype = DType::kFP32;
+  c.cluster.device.peak_tflops_fp32 = 100;
+  c.cluster.device.peak_tflops_bf16 = 300;
+  c.cluster.device.host_cores = 2;
+  c.cluster.device.memory_bandwidth_GBps = 1e12;
+  c.cluster.device.kernel_launch_us = 0;
+  c.cluster.device.per_layer_overhead_us = 0;
+  const Layout cpu_layout = derive_layout(c).value();
+  c.execution.gemm_math = "fp32";
+  const double fp32_layer = CostModel(c, cpu_layout).chunk(0).per_layer.fwd;
+  c.execution.gemm_math = "bf16";
+  EXPECT_NEAR(CostModel(c, cpu_layout).chunk(0).per_layer.fwd, fp32_layer / 3, fp32_layer * 1e-6);
+}
+
+// eellm's CPU executor in bf16 math rounds every GEMM operand to bf16 in a pass of its own (read 4
+// bytes, write 2 per element); the cost model adds those passes, and only there: with the GEMMs
+// made free, a tiny-ee-sized layer's forward in bf16 costs its fp32 forward plus the rounding of
+// x and W of its four linear layers, q/k/v and the causal blocks of probabilities (64-row blocks).
+TEST(CostModel, CpuBf16PricesTheRoundingPasses) {
+  Scenario s = gpt3(1, 1, 1);
+  s.model.num_layers = 6, s.model.hidden_size = 256, s.model.num_attention_heads = 8, s.model.seq_length = 256;
+  s.model.vocab_size = 256;
+  s.training.micro_batch_size = 8, s.training.global_batch_size = 8;
+  s.training.params_dtype = DType::kFP32;
+  s.cluster.num_nodes = 1;
+  DeviceProfile& d = s.cluster.device;
+  d.peak_tflops_fp32 = d.peak_tflops_bf16 = 1e9;  // GEMMs free
+  d.host_cores = 2, d.kernel_launch_us = 0, d.per_layer_overhead_us = 0;
+  d.memory_bandwidth_GBps = 50, d.elementwise_efficiency = 1;
+  const Layout layout = derive_layout(s).value();
+  Scenario s_fp = s, s_bf = s;  // a CostModel keeps a pointer to its scenario
+  s_fp.execution.gemm_math = "fp32";
+  s_bf.execution.gemm_math = "bf16";
+  const CostModel fp(s_fp, layout), bf(s_bf, layout);
+  EXPECT_FALSE(fp.rounds_gemm_operands());
+  ASSERT_TRUE(bf.rounds_gemm_operands());
+  const double M = 8 * 256, h = 256, f = 1024;
+  const double gemms =
+      M * h + 3 * h * h + M * h + h * h + M * h + f * h + M * f + f * h;  // x and W: qkv, proj, fc, fcproj
+  const double attention = M * 3 * h + 8 * 8 * 256 * (256 + 64) / 2.0;    // q/k/v, probability blocks
+  const double pass = 6 / (50e9 * bf.compute_share());
+  EXPECT_NEAR(bf.chunk(0).per_layer.fwd - fp.chunk(0).per_layer.fwd, (gemms + attention) * pass, 1e-9);
+  EXPECT_GT(bf.chunk(0).per_layer.bwd_input, fp.chunk(0).per_layer.bwd_input);
+  EXPECT_GT(bf.chunk(0).per_layer.bwd_weight, fp.chunk(0).per_layer.bwd_weight);
+  // A GPU profile (no host_cores) converts inside its GEMM kernels: no passes.
+  s_bf.cluster.device.host_cores = 0;
+  EXPECT_FALSE(CostModel(s_bf, layout).rounds_gemm_operands());
 }
 
 TEST(CostModel, ModelFlopsPerIterationWithoutRecompute) {
