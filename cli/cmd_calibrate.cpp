@@ -117,11 +117,12 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
   auto be = exec::make_cpu_backend(co.num_threads, gemm.gemm);
   const auto t0 = std::chrono::steady_clock::now();
   EELLM_ASSIGN_OR_RETURN(fidelity::ComputeCalibration cc, fidelity::calibrate_compute(*be, co));
-  // The GEMM grid again in bf16 math (execution.gemm_math bf16) where oneDNN's bf16 GEMM runs.
+  // The GEMM grid and the attention again in bf16 math (execution.gemm_math bf16) where oneDNN's
+  // bf16 GEMM runs.
   const bool bf16 = exec::bf16_gemm_info().available;
   if (bf16) {
     auto be16 = exec::make_cpu_backend(co.num_threads, gemm.gemm, exec::GemmMath::kBf16);
-    cc.gemm_bf16 = fidelity::calibrate_gemm_grid(*be16, co);
+    fidelity::calibrate_bf16_math(*be16, co, cc);
   }
   fidelity::GemmFit gfit, bfit;
   EELLM_ASSIGN_OR_RETURN(DeviceProfile d, fidelity::device_profile_from_calibration(cc, o.name, &gfit, &bfit));
@@ -143,7 +144,7 @@ Status run_calibrate(const CalibrateOptions& o, exec::Communicator* world) {
       "GEMM fit MAPE " + std::to_string(std::lround(gfit.mape)) + " % over " + std::to_string(cc.gemm.size()) +
       " shapes; peak_tflops_fp32/fp16 = the fitted fp32 GEMM peak; peak_tflops_bf16 = " +
       (bf16 ? "the same grid in bf16 GEMM math (oneDNN " + exec::bf16_gemm_info().kernel + "), peak fitted, MAPE " +
-                  std::to_string(std::lround(bfit.heldout_mape)) + " % on the held-out half"
+                  std::to_string(std::lround(bfit.heldout_mape)) + " % on the held-out shapes (checkerboard)"
             : "the fp32 one (no bf16 GEMM here: " + exec::bf16_gemm_info().error + ")") +
       ".\n" + "cpu_gemm = the fastest at GPT training shapes: " + gemm.summary() + ".\n" +
       (have_link ? "nvlink_*, p2p/collective efficiencies and latency, large_message_* = MPI "

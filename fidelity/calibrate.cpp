@@ -141,18 +141,24 @@ void calibrate_elementwise(Backend& be, double tmin, ComputeCalibration& c) {
   c.elementwise_backward_ratio = (ln_bwd + gelu_bwd) / (ln_fwd + gelu_f);
 }
 
-// Attention core forward + backward (tiny-ee's shape; quick: 2 sequences).
-void calibrate_attention(Backend& be, const CalibrationOptions& o, double tmin, ComputeCalibration& c) {
-  AttentionShape s{o.quick ? 2 : 8, 256, 8, 8, 32};
-  c.attention_shape = s;
+// Attention core forward + backward (tiny-ee's shape; quick: 2 sequences): the forward's seconds and
+// the backward's, timed alternately (time_pair: their ratio is a profile field).
+std::pair<double, double> time_attention(Backend& be, const AttentionShape& s, double tmin) {
   const size_t tok = static_cast<size_t>(s.B) * s.T;
   std::vector<float> qkv = filled(tok * s.qkv_stride(), 1.0f), out(tok * s.out_stride()),
                      dout = filled(tok * s.out_stride(), 0.1f);
   std::vector<float> lse(static_cast<size_t>(s.B) * s.NH * s.T), dqkv(tok * s.qkv_stride());
-  // Forward and backward timed alternately (time_pair): their ratio is a profile field.
-  const auto [fwd, bwd] =
-      time_pair([&] { be.attention_forward(out.data(), lse.data(), qkv.data(), s); },
-                [&] { be.attention_backward(dqkv.data(), dout.data(), out.data(), lse.data(), qkv.data(), s); }, tmin);
+  return time_pair([&] { be.attention_forward(out.data(), lse.data(), qkv.data(), s); },
+                   [&] { be.attention_backward(dqkv.data(), dout.data(), out.data(), lse.data(), qkv.data(), s); },
+                   tmin);
+}
+AttentionShape attention_shape(const CalibrationOptions& o) {
+  return AttentionShape{o.quick ? 2 : 8, 256, 8, 8, 32};
+}
+void calibrate_attention(Backend& be, const CalibrationOptions& o, double tmin, ComputeCalibration& c) {
+  const AttentionShape s = attention_shape(o);
+  c.attention_shape = s;
+  const auto [fwd, bwd] = time_attention(be, s, tmin);
   c.attention_fwd_s = fwd;
   c.attention_fwd_bwd_s = fwd + bwd;
   c.attention_core_flops = 2.0 * (2.0 * s.B * s.NH * double(s.T) * s.T * s.HS);
@@ -177,10 +183,13 @@ void calibrate_dispatch(Backend& be, double tmin, ComputeCalibration& c) {
 
 }  // namespace
 
-std::vector<GemmSample> calibrate_gemm_grid(Backend& be, const CalibrationOptions& o) {
-  ComputeCalibration c;
-  calibrate_gemms(be, o, o.quick ? std::min(o.min_time_s, 0.02) : o.min_time_s, c);
-  return c.gemm;
+void calibrate_bf16_math(Backend& be, const CalibrationOptions& o, ComputeCalibration& c) {
+  ComputeCalibration b;
+  calibrate_gemms(be, o, o.quick ? std::min(o.min_time_s, 0.02) : o.min_time_s, b);
+  c.gemm_bf16 = std::move(b.gemm);
+  const auto [fwd, bwd] = time_attention(be, attention_shape(o), o.quick ? std::min(o.min_time_s, 0.02) : o.min_time_s);
+  c.attention_bf16_fwd_s = fwd;
+  c.attention_bf16_fwd_bwd_s = fwd + bwd;
 }
 
 StatusOr<ComputeCalibration> calibrate_compute(Backend& be, const CalibrationOptions& o) {
@@ -245,6 +254,31 @@ double model_gemm_time(const DeviceProfile& device, double m, double n, double k
   return CostModel(s, layout).gemm_time(m, n, k);
 }
 
+double model_bf16_gemm_time(const DeviceProfile& device, double m, double n, double k) {
+  Scenario s;
+  s.cluster.device = device;
+  s.training.params_dtype = DType::kFP32;
+  s.execution.gemm_math = "bf16";
+  const Layout layout;
+  const CostModel cm(s, layout);
+  return cm.gemm_time(m, n, k) + cm.bf16_rounding_time(m * k + n * k);
+}
+
+std::vector<bool> gemm_held_out(const std::vector<GemmSample>& samples) {
+  std::vector<int> rows;
+  std::vector<std::pair<int, int>> shapes;
+  std::vector<bool> held(samples.size());
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const GemmSample& s = samples[i];
+    auto r = std::find(rows.begin(), rows.end(), s.m);
+    if (r == rows.end()) r = rows.insert(rows.end(), s.m);
+    auto c = std::find(shapes.begin(), shapes.end(), std::pair{s.n, s.k});
+    if (c == shapes.end()) c = shapes.insert(shapes.end(), {s.n, s.k});
+    held[i] = ((r - rows.begin()) + (c - shapes.begin())) % 2 == 1;
+  }
+  return held;
+}
+
 namespace {
 
 // The best GFLOP/s of `samples` (the fits' starting peak), or an error naming `what` when there are
@@ -295,40 +329,39 @@ StatusOr<GemmFit> fit_gemm_model(const std::vector<GemmSample>& samples, const D
   return fit;
 }
 
-StatusOr<GemmFit> fit_gemm_peak(const std::vector<GemmSample>& samples, const DeviceProfile& device) {
-  EELLM_ASSIGN_OR_RETURN(const double best_gflops, best_gemm_gflops(samples, "GEMM peak fit"));
-  DeviceProfile d = device;  // model_gemm_time prices at peak_tflops_fp32: the candidate goes there
-  auto error = [&](size_t parity) {
-    double e = 0;
-    int n = 0;
-    for (size_t i = parity; i < samples.size(); i += 2, ++n) {
-      const double r = std::log(model_gemm_time(d, samples[i].m, samples[i].n, samples[i].k) / samples[i].seconds);
-      e += r * r;
-    }
-    return e / std::max(1, n);
-  };
+StatusOr<GemmFit> fit_bf16_gemm_peak(const std::vector<GemmSample>& samples, const DeviceProfile& device) {
+  EELLM_ASSIGN_OR_RETURN(const double best_gflops, best_gemm_gflops(samples, "bf16 GEMM peak fit"));
+  DeviceProfile d = device;
+  const std::vector<bool> held = gemm_held_out(samples);
+  auto model = [&](const GemmSample& s) { return model_bf16_gemm_time(d, s.m, s.n, s.k); };
   GemmFit fit;
   std::vector<double> x{std::log(best_gflops * 1.2e-3)};
   for (int run = 0; run < 2; ++run)
     x = nelder_mead(
         [&](const std::vector<double>& v) {
-          d.peak_tflops_fp32 = std::exp(v[0]);
-          return error(0);
+          d.peak_tflops_bf16 = std::exp(v[0]);
+          double e = 0;
+          int n = 0;
+          for (size_t i = 0; i < samples.size(); ++i) {
+            if (held[i]) continue;
+            const double r = std::log(model(samples[i]) / samples[i].seconds);
+            e += r * r, ++n;
+          }
+          return e / std::max(1, n);
         },
         x, run == 0 ? 0.5 : 0.1, 300, &fit.evaluations);
-  d.peak_tflops_fp32 = std::exp(x[0]);
-  fit.peak_tflops = d.peak_tflops_fp32;
+  d.peak_tflops_bf16 = std::exp(x[0]);
+  fit.peak_tflops = d.peak_tflops_bf16;
   fit.half_efficiency_dim = d.gemm_half_efficiency_dim;
-  double held = 0;
+  double held_sum = 0;
   int n_held = 0;
   for (size_t i = 0; i < samples.size(); ++i) {
-    const double ape =
-        absolute_percentage_error(model_gemm_time(d, samples[i].m, samples[i].n, samples[i].k), samples[i].seconds);
+    const double ape = absolute_percentage_error(model(samples[i]), samples[i].seconds);
     fit.mape += ape;
-    if (i % 2 == 1) held += ape, ++n_held;
+    if (held[i]) held_sum += ape, ++n_held;
   }
   fit.mape /= static_cast<double>(samples.size());
-  fit.heldout_mape = held / n_held;
+  fit.heldout_mape = n_held > 0 ? held_sum / n_held : -1;
   return fit;
 }
 
@@ -508,7 +541,7 @@ StatusOr<DeviceProfile> device_profile_from_calibration(const ComputeCalibration
   d.gemm_max_efficiency = 1.0;
   d.gemm_half_efficiency_dim = g.half_efficiency_dim;
   if (!c.gemm_bf16.empty()) {
-    EELLM_ASSIGN_OR_RETURN(GemmFit b, fit_gemm_peak(c.gemm_bf16, d));
+    EELLM_ASSIGN_OR_RETURN(GemmFit b, fit_bf16_gemm_peak(c.gemm_bf16, d));
     d.peak_tflops_bf16 = b.peak_tflops;
     if (bf16_fit) *bf16_fit = b;
   }
@@ -523,6 +556,21 @@ StatusOr<DeviceProfile> device_profile_from_calibration(const ComputeCalibration
     const double core_s = std::max(0.1 * fwd, fwd - softmax_s);
     d.attention_efficiency = std::clamp(c.attention_core_flops / (core_s * g.peak_tflops * 1e12), 1e-4, 1.0);
     d.attention_backward_ratio = bwd / fwd;
+    // bf16 math: the same pricing at the bf16 peak, after the rounding passes the cost model adds
+    // apart (bf16_attention_rounding) are taken out of both times.
+    if (!c.gemm_bf16.empty() && c.attention_bf16_fwd_s > 0 && c.attention_bf16_fwd_bwd_s > c.attention_bf16_fwd_s) {
+      const double bytes_s = 1.0 / (d.memory_bandwidth_GBps * 1e9 * d.elementwise_efficiency);
+      const double tok = double(s.B) * s.T;
+      const Bf16AttentionRounding r =
+          bf16_attention_rounding(tok, s.qkv_stride(), s.out_stride(), double(s.B) * s.NH, s.T);
+      const double fwd16 = std::max(0.1 * c.attention_bf16_fwd_s, c.attention_bf16_fwd_s - 6 * r.fwd * bytes_s);
+      const double bwd16 = std::max(0.1 * (c.attention_bf16_fwd_bwd_s - c.attention_bf16_fwd_s),
+                                    c.attention_bf16_fwd_bwd_s - c.attention_bf16_fwd_s - 6 * r.bwd * bytes_s);
+      const double core16 = std::max(0.1 * fwd16, fwd16 - softmax_s);
+      d.attention_efficiency_bf16 =
+          std::clamp(c.attention_core_flops / (core16 * d.peak_tflops_bf16 * 1e12), 1e-4, 1.0);
+      d.attention_backward_ratio_bf16 = bwd16 / fwd16;
+    }
   }
   d.optimizer_bytes_per_param = c.adamw_s_per_param * d.memory_bandwidth_GBps * 1e9 * d.elementwise_efficiency;
   d.per_layer_overhead_us = 0;
@@ -536,33 +584,50 @@ std::string calibration_report(const ComputeCalibration& c, const GemmFit& g, co
   std::ostringstream os;
   char line[640];
   os << "compute (" << c.num_threads << " backend thread" << (c.num_threads == 1 ? "" : "s") << ")\n";
-  // One table of GEMM samples against `dev`'s model; with `mark_held_out`, odd rows are marked.
-  auto gemm_table = [&](const char* title, const std::vector<GemmSample>& samples, const DeviceProfile& dev,
+  // One table of GEMM samples against a model's times; with `mark_held_out`, the samples the fit
+  // held out (gemm_held_out) are marked.
+  auto gemm_table = [&](const char* title, const std::vector<GemmSample>& samples, auto model_time,
                         bool mark_held_out) {
     os << "  " << title << "measured GFLOP/s   model GFLOP/s\n";
+    const std::vector<bool> held = gemm_held_out(samples);
     for (size_t i = 0; i < samples.size(); ++i) {
       const GemmSample& s = samples[i];
-      const double model = 2.0 * s.m * s.n * s.k / model_gemm_time(dev, s.m, s.n, s.k) * 1e-9;
+      const double model = 2.0 * s.m * s.n * s.k / model_time(s) * 1e-9;
       std::snprintf(line, sizeof line, "  %5d x %5d x %5d   %14.1f   %13.1f%s\n", s.m, s.n, s.k, s.gflops(), model,
-                    mark_held_out && i % 2 ? "  (held out)" : "");
+                    mark_held_out && held[i] ? "  (held out)" : "");
       os << line;
     }
   };
-  gemm_table("GEMM (m x n x k)        ", c.gemm, d, false);
+  gemm_table(
+      "GEMM (m x n x k)        ", c.gemm, [&](const GemmSample& s) { return model_gemm_time(d, s.m, s.n, s.k); },
+      false);
   std::snprintf(line, sizeof line,
                 "  fit: peak %.1f GFLOP/s, half-efficiency dim %.1f, MAPE %.1f %% over %zu shapes (%d evaluations)\n",
                 g.peak_tflops * 1e3, g.half_efficiency_dim, g.mape, c.gemm.size(), g.evaluations);
   os << line;
   if (bf16_fit && !c.gemm_bf16.empty()) {
     DeviceProfile b = d;
-    b.peak_tflops_fp32 = bf16_fit->peak_tflops;  // model_gemm_time prices at the fp32 field
-    gemm_table("GEMM in bf16 math       ", c.gemm_bf16, b, true);
+    b.peak_tflops_bf16 = bf16_fit->peak_tflops;
+    gemm_table(
+        "GEMM in bf16 math       ", c.gemm_bf16,
+        [&](const GemmSample& s) { return model_bf16_gemm_time(b, s.m, s.n, s.k); }, true);
+    const std::vector<bool> held = gemm_held_out(c.gemm_bf16);
+    const size_t n_held = static_cast<size_t>(std::count(held.begin(), held.end(), true));
     std::snprintf(line, sizeof line,
-                  "  bf16 fit: peak %.1f GFLOP/s (%.2fx fp32) with the fp32 half-efficiency dim, fitted on %zu "
-                  "shapes; MAPE %.1f %% on the %zu held out, %.1f %% over all\n",
-                  bf16_fit->peak_tflops * 1e3, bf16_fit->peak_tflops / g.peak_tflops, (c.gemm_bf16.size() + 1) / 2,
-                  bf16_fit->heldout_mape, c.gemm_bf16.size() / 2, bf16_fit->mape);
+                  "  bf16 fit: peak %.1f GFLOP/s (%.2fx fp32) with the fp32 half-efficiency dim and the rounding "
+                  "passes as element-wise work, fitted on %zu shapes; MAPE %.1f %% on the %zu held out, %.1f %% "
+                  "over all\n",
+                  bf16_fit->peak_tflops * 1e3, bf16_fit->peak_tflops / g.peak_tflops, c.gemm_bf16.size() - n_held,
+                  bf16_fit->heldout_mape, n_held, bf16_fit->mape);
     os << line;
+    if (c.attention_bf16_fwd_s > 0) {
+      std::snprintf(line, sizeof line,
+                    "  attention in bf16 math fwd %.2f ms, bwd %.2f ms -> efficiency %.3f of the bf16 GEMM peak, "
+                    "bwd/fwd %.2f (rounding passes apart)\n",
+                    c.attention_bf16_fwd_s * 1e3, (c.attention_bf16_fwd_bwd_s - c.attention_bf16_fwd_s) * 1e3,
+                    d.attention_efficiency_bf16, d.attention_backward_ratio_bf16);
+      os << line;
+    }
   }
   std::snprintf(
       line, sizeof line,

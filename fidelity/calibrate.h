@@ -73,6 +73,7 @@ struct ComputeCalibration {
   double attention_fwd_s = 0;      // the forward alone (attention_fwd_bwd_s less it: backward)
   AttentionShape attention_shape;
   double attention_core_flops = 0;  // the cost model's forward count: 2·(2·B·NH·T²·HS)
+  double attention_bf16_fwd_bwd_s = 0, attention_bf16_fwd_s = 0;  // the same in bf16 GEMM math; 0: not measured
   double adamw_s_per_param = 0;
   double dispatch_us = 0;  // a tiny op (fork/join of the thread pool)
 };
@@ -113,20 +114,32 @@ void apply_link_fit(const LinkFit& fit, DeviceProfile& device);
 
 // Benchmarks (see the file comment).
 StatusOr<ComputeCalibration> calibrate_compute(Backend& backend, const CalibrationOptions& options);
-// The GEMM grid of calibrate_compute alone (for a second backend, e.g. one in bf16 GEMM math).
-std::vector<GemmSample> calibrate_gemm_grid(Backend& backend, const CalibrationOptions& options);
+// The GEMM grid and the attention core of calibrate_compute again, on a backend in bf16 GEMM math:
+// fills gemm_bf16 and attention_bf16_* of `c` (calibrate_compute filled the rest).
+void calibrate_bf16_math(Backend& backend, const CalibrationOptions& options, ComputeCalibration& c);
 // Collective over `comm`: every rank calls it. Needs ≥ 2 ranks for p2p samples; with one rank
 // both lists stay empty.
 StatusOr<CommCalibration> calibrate_comm(Communicator& comm, const CalibrationOptions& options);
 
 // CostModel::gemm_time of `device` (fp32) for one sample shape: the model the fit targets.
 double model_gemm_time(const DeviceProfile& device, double m, double n, double k);
+// A linear layer's forward in bf16 GEMM math on eellm's CPU executor, as the cost model prices it:
+// the GEMM at device.peak_tflops_bf16 plus the passes rounding x (m×k) and W (n×k) to bf16
+// (CostModel::bf16_rounding_time: element-wise work, 6 bytes an element).
+double model_bf16_gemm_time(const DeviceProfile& device, double m, double n, double k);
+// The samples a GEMM peak fit holds out: a checkerboard over the grid's rows (m) and shapes (n, k),
+// each ranked by first appearance, so every row and every shape has fitted and held-out samples
+// wherever the grid has two of each (index parity followed the grid's columns: the smallest shape
+// was always fitted, the larger ones always held out).
+std::vector<bool> gemm_held_out(const std::vector<GemmSample>& samples);
 // Fits peak_tflops_fp32 and gemm_half_efficiency_dim of `device` (its memory figures, tiles and
 // launch cost are kept) to `samples`; errors when there are fewer than 2 samples or a time ≤ 0.
 StatusOr<GemmFit> fit_gemm_model(const std::vector<GemmSample>& samples, const DeviceProfile& device);
-// Fits the peak alone (peak_tflops in the result; `device`'s gemm_half_efficiency_dim kept) on the
-// even-indexed samples; mape over all, heldout_mape over the odd-indexed ones. Needs ≥ 2 samples.
-StatusOr<GemmFit> fit_gemm_peak(const std::vector<GemmSample>& samples, const DeviceProfile& device);
+// Fits the bf16 peak alone (peak_tflops in the result; `device`'s gemm_half_efficiency_dim, memory
+// figures and launch cost kept) to samples measured in bf16 GEMM math, through model_bf16_gemm_time,
+// on the samples gemm_held_out leaves in; mape over all, heldout_mape over the held-out ones.
+// Needs ≥ 2 samples.
+StatusOr<GemmFit> fit_bf16_gemm_peak(const std::vector<GemmSample>& samples, const DeviceProfile& device);
 
 // Fit of LinkFit: for each candidate threshold (none, or each sample size but the two largest),
 // linear least squares on relative error per kind (latency ≥ 0, rates > 0); the threshold with the

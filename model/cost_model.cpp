@@ -185,6 +185,17 @@ bool CostModel::rounds_gemm_operands() const {
   return math == "bf16" || (math == "auto" && s.training.params_dtype == DType::kBF16);
 }
 
+Bf16AttentionRounding bf16_attention_rounding(double rows, double qkv_width, double out_width, double heads,
+                                              double seq) {
+  const double qkv = rows * qkv_width, dout = rows * out_width;
+  const double blocks = heads * seq * (seq + 64) / 2;  // Σ over causal blocks of 64 query rows: rows × keys
+  return {qkv + blocks, qkv + dout + 2 * blocks};
+}
+
+double CostModel::bf16_rounding_time(double elements) const {
+  return elementwise_time_raw(6 * elements);
+}
+
 double CostModel::gemm_peak_flops() const {
   const DeviceProfile& dev = scenario_->cluster.device;
   const std::string& math = scenario_->execution.gemm_math;
@@ -386,8 +397,7 @@ class ChunkKernels {
     if (rounds_) o += Seq{{rounding(M * K + N * K), rounding(M * N + N * K), rounding(M * K)}, {2, 2, 1}};
     return o;
   }
-  // A pass rounding `elements` fp32 values to bf16: reads 4 bytes and writes 2 per element.
-  double rounding(double elements) const { return rounds_ ? cm_.elementwise_time_raw(6 * elements) : 0; }
+  double rounding(double elements) const { return rounds_ ? cm_.bf16_rounding_time(elements) : 0; }
   // Element-wise kernel moving `bytes` forward; its backward takes elementwise_backward_ratio
   // times as long (2 on a GPU: about twice the bytes; measured for the CPU executor's kernels).
   Seq elem(double bytes) const {
@@ -437,17 +447,17 @@ Seq ChunkKernels::attention_core() const {
     // GEMMs at attention_efficiency of peak and a softmax moving the scores twice, no dropout — the
     // pricing fidelity/calibrate.cpp inverts to measure attention_efficiency. The peak is the GEMM
     // math's: in bf16 math the executor's attention products are bf16 too.
+    // In bf16 math its own measured figures where the profile has them, and the rounding passes.
+    const bool bf = rounds_ && dev_.attention_efficiency_bf16 > 0;
+    const double eff = bf ? dev_.attention_efficiency_bf16 : dev_.attention_efficiency;
+    const double bwd_ratio = rounds_ && dev_.attention_backward_ratio_bf16 > 0 ? dev_.attention_backward_ratio_bf16
+                                                                               : dev_.attention_backward_ratio;
     const double flops = 2 * (2 * heads * d_.s * d_.s * d_.kv);
-    const double fwd =
-        flops / (cm_.gemm_peak_flops() * cm_.compute_share() * std::max(1e-6, dev_.attention_efficiency)) +
-        cm_.elementwise_time_raw(2 * heads * d_.s * d_.s * d_.e);
-    // bf16 math: q, k, v rounded once per call (and dout in backward), the probabilities of each
-    // causal block of 64 query rows once in the forward, they and their gradients in the backward.
-    const double qkv = d_.m() * (d_.nh + 2 * d_.g) * d_.kv / d_.t, dout = d_.m() * d_.nh * d_.kv / d_.t;
-    const double blocks = heads * d_.s * (d_.s + 64) / 2;
-    return Seq{
-        {fwd + rounding(qkv + blocks), dev_.attention_backward_ratio * fwd + rounding(qkv + dout + 2 * blocks), 0},
-        {3, 5, 0}};
+    const double fwd = flops / (cm_.gemm_peak_flops() * cm_.compute_share() * std::max(1e-6, eff)) +
+                       cm_.elementwise_time_raw(2 * heads * d_.s * d_.s * d_.e);
+    const Bf16AttentionRounding r =
+        bf16_attention_rounding(d_.m(), (d_.nh + 2 * d_.g) * d_.kv / d_.t, d_.nh * d_.kv / d_.t, heads, d_.s);
+    return Seq{{fwd + rounding(r.fwd), bwd_ratio * fwd + rounding(r.bwd), 0}, {3, 5, 0}};
   }
   // The batched GEMMs through the GEMM model (heads stacked along M): QKᵀ (s×kv)·(kv×s) has the
   // head dimension as its K, A·V (s×s)·(s×kv) as its N — the skinny shapes the shape term prices;

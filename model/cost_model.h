@@ -94,6 +94,16 @@ struct ChunkCosts {
   int64_t p2p_bytes = 0;     // activation (or its gradient) sent to the neighbour per microbatch
 };
 
+// Elements eellm's CPU executor rounds to bf16 in one attention forward and backward in bf16 math:
+// q, k, v once per call (rows × qkv_width), dout in the backward (rows × out_width), and the
+// probabilities of each causal block of 64 query rows (heads × Σ rows × keys) once in the forward,
+// they and their gradients in the backward.
+struct Bf16AttentionRounding {
+  double fwd = 0, bwd = 0;
+};
+Bf16AttentionRounding bf16_attention_rounding(double rows, double qkv_width, double out_width, double heads,
+                                              double seq);
+
 class CostModel {
  public:
   CostModel(const Scenario& scenario, const Layout& layout);
@@ -168,6 +178,9 @@ class CostModel {
   // eellm's CPU executor (a profile with host_cores) in bf16 math (execution.gemm_math bf16, or auto
   // with params_dtype bf16). GPUs convert inside the GEMM kernels or store bf16 activations.
   bool rounds_gemm_operands() const;
+  // Seconds of the passes rounding `elements` fp32 values to bf16 (read 4 bytes, write 2 each, as
+  // element-wise work without the launch floor); chunk() adds them where rounds_gemm_operands().
+  double bf16_rounding_time(double elements) const;
   // Bytes of one activation element in the compute dtype (4 for fp32, 2 for fp16/bf16).
   int activation_element_bytes() const;
   // Parameters held by one GPU of `stage` (TP-sharded; replicated norms/biases counted whole; tied

@@ -143,6 +143,11 @@ struct DeviceProfile {
   // element-wise backwards read three tensors where the forward reads two: about 1.5).
   double elementwise_backward_ratio = 2;
   double attention_backward_ratio = 2;
+  // The attention core in bf16 GEMM math on a CPU executor (its products bf16, its softmax fp32,
+  // plus the rounding passes the cost model prices apart), measured by `eellm calibrate`; 0: the
+  // two figures above.
+  double attention_efficiency_bf16 = 0;  // of the bf16 GEMM peak
+  double attention_backward_ratio_bf16 = 0;
   double collective_efficiency = 0.8;  // fraction of link bandwidth collectives reach
   // Link model beyond one alpha-beta line (calibrated CPU profiles; the defaults change nothing):
   // p2p transfers reach p2p_efficiency of the link bandwidth (0 → collective_efficiency);

@@ -138,6 +138,8 @@ void for_each_field(S& d, V&& v) {
   v("attention_efficiency", d.attention_efficiency);
   v("elementwise_backward_ratio", d.elementwise_backward_ratio);
   v("attention_backward_ratio", d.attention_backward_ratio);
+  v("attention_efficiency_bf16", d.attention_efficiency_bf16);
+  v("attention_backward_ratio_bf16", d.attention_backward_ratio_bf16);
   v("collective_efficiency", d.collective_efficiency);
   v("p2p_efficiency", d.p2p_efficiency);
   v("collective_latency_us", d.collective_latency_us);

@@ -221,6 +221,9 @@ void check_device(Checker& c, const DeviceProfile& d, DType dt) {
                                std::pair{"collective_efficiency", d.collective_efficiency}})
     c.finite_in(p + key, v, 0, 1, true);
   c.finite_in(p + "p2p_efficiency", d.p2p_efficiency, 0, 1, false, " (0: collective_efficiency)");
+  c.finite_in(p + "attention_efficiency_bf16", d.attention_efficiency_bf16, 0, 1, false, " (0: attention_efficiency)");
+  c.finite_in(p + "attention_backward_ratio_bf16", d.attention_backward_ratio_bf16, 0, 100, false,
+              " (0: attention_backward_ratio)");
   // Fitted multipliers: positive, and within a few times the nominal figure.
   for (const auto& [key, v] : {std::pair{"elementwise_backward_ratio", d.elementwise_backward_ratio},
                                std::pair{"attention_backward_ratio", d.attention_backward_ratio},

@@ -112,32 +112,50 @@ TEST(Calibrate, GemmFitRecoversModelParameters) {
   EXPECT_NE(bad.status().message().find("must be > 0"), std::string::npos);
 }
 
-// The bf16 grid's peak alone, with the fp32 curve's half-efficiency dim: recovered from samples the
-// model generates at 2× the fp32 peak, error ≈ 0 on the held-out (odd) samples; then
-// device_profile_from_calibration writes it as peak_tflops_bf16 and keeps fp32/fp16 at the fp32 fit.
+// The bf16 grid's peak alone, with the fp32 curve's half-efficiency dim and the rounding passes as
+// element-wise work: recovered from samples the bf16 model generates at 2× the fp32 peak, error ≈ 0
+// on the held-out samples; then device_profile_from_calibration writes it as peak_tflops_bf16 and
+// keeps fp32/fp16 at the fp32 fit.
 TEST(Calibrate, Bf16PeakFitKeepsTheCurveAndReportsHeldOutError) {
-  const DeviceProfile truth = synthetic_gemm_device(0.3);  // the bf16 rate, where model_gemm_time prices
+  DeviceProfile truth = synthetic_gemm_device(0.15);
+  truth.peak_tflops_bf16 = 0.3;
+  truth.memory_bandwidth_GBps = 40;  // rounding x and W costs what it costs on a CPU: visible at small shapes
   std::vector<GemmSample> samples;
   for (int m : {64, 256, 1024})
     for (auto [n, k] : std::vector<std::pair<int, int>>{{64, 64}, {768, 256}, {256, 1024}, {1024, 1024}})
-      samples.push_back({m, n, k, model_gemm_time(truth, m, n, k)});
+      samples.push_back({m, n, k, model_bf16_gemm_time(truth, m, n, k)});
+  // The rounding is part of the model: it adds about 40 % to a 64×64×64 product here.
+  DeviceProfile no_rounding = truth;
+  no_rounding.memory_bandwidth_GBps = 1e9;
+  EXPECT_GT(model_bf16_gemm_time(truth, 64, 64, 64), 1.3 * model_bf16_gemm_time(no_rounding, 64, 64, 64));
   DeviceProfile start = truth;
-  start.peak_tflops_fp32 = 0.15;
-  auto fit = fit_gemm_peak(samples, start);
+  start.peak_tflops_bf16 = 0.15;
+  auto fit = fit_bf16_gemm_peak(samples, start);
   ASSERT_TRUE(fit.is_ok()) << fit.status().to_string();
   EXPECT_NEAR(fit->peak_tflops, 0.3, 0.3 * 0.01);
   EXPECT_EQ(fit->half_efficiency_dim, 40);
   EXPECT_GE(fit->heldout_mape, 0);
   EXPECT_LT(fit->heldout_mape, 0.5);
-  EXPECT_FALSE(fit_gemm_peak({samples[0]}, start).is_ok());
+  EXPECT_FALSE(fit_bf16_gemm_peak({samples[0]}, start).is_ok());
 
   ComputeCalibration c;
   c.num_threads = 2;
-  DeviceProfile fp = truth;
-  fp.peak_tflops_fp32 = 0.15;
-  for (const GemmSample& s : samples) c.gemm.push_back({s.m, s.n, s.k, model_gemm_time(fp, s.m, s.n, s.k)});
+  for (const GemmSample& s : samples) c.gemm.push_back({s.m, s.n, s.k, model_gemm_time(truth, s.m, s.n, s.k)});
   c.gemm_bf16 = samples;
-  c.memory_bandwidth_GBps = c.elementwise_GBps = 500;
+  c.memory_bandwidth_GBps = c.elementwise_GBps = 40;
+  // The attention timed as the cost model prices it: fp32 at efficiency 0.7 of the fp32 peak,
+  // backward 2× the forward; bf16 at 0.5 of the bf16 peak, backward 1.8×, plus the rounding passes.
+  const AttentionShape s{8, 256, 8, 8, 32};
+  c.attention_shape = s;
+  c.attention_core_flops = 2.0 * (2.0 * s.B * s.NH * double(s.T) * s.T * s.HS);
+  const double softmax_s = 2.0 * s.B * s.NH * double(s.T) * s.T * 4 / 40e9;
+  const double fwd32 = c.attention_core_flops / (0.15e12 * 0.7) + softmax_s;
+  c.attention_fwd_s = fwd32, c.attention_fwd_bwd_s = 3 * fwd32;
+  const Bf16AttentionRounding r =
+      bf16_attention_rounding(double(s.B) * s.T, s.qkv_stride(), s.out_stride(), double(s.B) * s.NH, s.T);
+  const double fwd16 = c.attention_core_flops / (0.3e12 * 0.5) + softmax_s;
+  c.attention_bf16_fwd_s = fwd16 + 6 * r.fwd / 40e9;
+  c.attention_bf16_fwd_bwd_s = c.attention_bf16_fwd_s + 1.8 * fwd16 + 6 * r.bwd / 40e9;
   GemmFit g, b;
   auto d = device_profile_from_calibration(c, "cpu-test", &g, &b);
   ASSERT_TRUE(d.is_ok()) << d.status().to_string();
@@ -145,9 +163,29 @@ TEST(Calibrate, Bf16PeakFitKeepsTheCurveAndReportsHeldOutError) {
   EXPECT_EQ(d->peak_tflops_fp16, d->peak_tflops_fp32);
   EXPECT_NEAR(d->peak_tflops_bf16, 0.3, 0.3 * 0.03);
   EXPECT_EQ(b.peak_tflops, d->peak_tflops_bf16);
+  EXPECT_NEAR(d->attention_efficiency, 0.7, 0.7 * 0.03);
+  EXPECT_NEAR(d->attention_backward_ratio, 2.0, 1e-9);
+  EXPECT_NEAR(d->attention_efficiency_bf16, 0.5, 0.5 * 0.03);
+  EXPECT_NEAR(d->attention_backward_ratio_bf16, 1.8, 1e-9);
   const std::string report = calibration_report(c, g, *d, &b);
   EXPECT_NE(report.find("bf16 fit: peak"), std::string::npos) << report;
-  EXPECT_NE(report.find("held out"), std::string::npos) << report;
+  EXPECT_NE(report.find("fitted on 6 shapes; MAPE"), std::string::npos) << report;
+  EXPECT_NE(report.find("on the 6 held out"), std::string::npos) << report;
+  EXPECT_NE(report.find("attention in bf16 math"), std::string::npos) << report;
+}
+
+// The held-out samples form a checkerboard over rows × shapes: on `eellm calibrate --quick`'s 2 × 4
+// grid every row and every shape has a fitted and a held-out sample (index parity held out the
+// same two shapes in both rows, and fitted the tiny 64×64 one always).
+TEST(Calibrate, GemmHeldOutIsACheckerboard) {
+  std::vector<GemmSample> samples;
+  for (int m : {256, 2048})
+    for (auto [n, k] : std::vector<std::pair<int, int>>{{64, 64}, {768, 256}, {256, 1024}, {512, 512}})
+      samples.push_back({m, n, k, 1e-3});
+  const std::vector<bool> held = gemm_held_out(samples);
+  EXPECT_EQ(held, (std::vector<bool>{false, true, false, true, true, false, true, false}));
+  samples.push_back(samples[2]);  // a repeated sample keeps its cell's colour
+  EXPECT_FALSE(gemm_held_out(samples).back());
 }
 
 TEST(Calibrate, LinkFitRecoversOneLinePerKind) {

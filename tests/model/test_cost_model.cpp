@@ -134,6 +134,18 @@ TEST(CostModel, CpuBf16PricesTheRoundingPasses) {
   EXPECT_NEAR(bf.chunk(0).per_layer.fwd - fp.chunk(0).per_layer.fwd, (gemms + attention) * pass, 1e-9);
   EXPECT_GT(bf.chunk(0).per_layer.bwd_input, fp.chunk(0).per_layer.bwd_input);
   EXPECT_GT(bf.chunk(0).per_layer.bwd_weight, fp.chunk(0).per_layer.bwd_weight);
+  // The profile's bf16 attention figures replace the fp32 ones in bf16 math only; 0 falls back.
+  Scenario s_att = s_bf;
+  s_att.cluster.device.attention_efficiency_bf16 = d.attention_efficiency / 2;
+  s_att.cluster.device.peak_tflops_bf16 = 1e-3;  // attention GEMM time dominant, and visible
+  Scenario s_ref = s_att;
+  s_ref.cluster.device.attention_efficiency_bf16 = 0;
+  const double halved = CostModel(s_att, layout).chunk(0).per_layer.fwd,
+               ref = CostModel(s_ref, layout).chunk(0).per_layer.fwd;
+  EXPECT_GT(halved, ref * 1.05);
+  s_att.execution.gemm_math = "fp32";
+  s_ref.execution.gemm_math = "fp32";
+  EXPECT_EQ(CostModel(s_att, layout).chunk(0).per_layer.fwd, CostModel(s_ref, layout).chunk(0).per_layer.fwd);
   // A GPU profile (no host_cores) converts inside its GEMM kernels: no passes.
   s_bf.cluster.device.host_cores = 0;
   EXPECT_FALSE(CostModel(s_bf, layout).rounds_gemm_operands());

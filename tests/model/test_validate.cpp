@@ -114,6 +114,22 @@ TEST(Validate, NegativeAndZeroSizesAreAllReported) {
   }
 }
 
+// The bf16 attention figures of a CPU profile: 0 means "the fp32 ones", a negative or out-of-range
+// value is an error naming the field and what 0 means.
+TEST(Validate, Bf16AttentionFiguresAreCheckedAndZeroFallsBack) {
+  Scenario s = valid_scenario();
+  EXPECT_FALSE(validate_scenario(s).has_errors());
+  s.cluster.device.attention_efficiency_bf16 = 1.5;
+  s.cluster.device.attention_backward_ratio_bf16 = -1;
+  const Diagnostics d = validate_scenario(s);
+  const Diagnostic* e = find_field(d, "cluster.device.attention_efficiency_bf16");
+  ASSERT_NE(e, nullptr) << d.to_string();
+  EXPECT_EQ(e->message, "cluster.device.attention_efficiency_bf16 (1.5) must be in [0, 1] (0: attention_efficiency)");
+  const Diagnostic* r = find_field(d, "cluster.device.attention_backward_ratio_bf16");
+  ASSERT_NE(r, nullptr) << d.to_string();
+  EXPECT_NE(r->message.find("(0: attention_backward_ratio)"), std::string::npos) << r->message;
+}
+
 TEST(Validate, MemoryWarningGivesThePerStageFigure) {
   Scenario s = valid_scenario();
   s.cluster.device.memory_GiB = 24;
