@@ -174,22 +174,10 @@ TEST_F(Bf16Gemm, ClassifierIsWithinBf16RoundingOfFp32) {
 // same bits at 1 and 3 threads (one item per head or group, whatever thread takes it).
 TEST_F(Bf16Gemm, AttentionIsWithinBf16RoundingOfFp32) {
   for (const AttentionShape s : {AttentionShape{2, 256, 8, 8, 32}, AttentionShape{3, 77, 6, 2, 24}}) {
-    std::mt19937 rng(7);
-    const size_t nqkv = static_cast<size_t>(s.B) * s.T * s.qkv_stride(),
-                 nout = static_cast<size_t>(s.B) * s.T * s.out_stride();
-    const auto qkv = testing::randn(nqkv, rng), dout = testing::randn(nout, rng);
-    const auto dqkv0 = testing::randn(nqkv, rng);  // the backward accumulates onto it
-    struct Out {
-      std::vector<float> y, lse, dqkv;
-    };
     auto run = [&](GemmMath math, int threads) {
-      auto be = make_cpu_backend(threads, CpuGemm::kOpenBLAS, math);
-      Out o{std::vector<float>(nout), std::vector<float>(static_cast<size_t>(s.B) * s.NH * s.T), dqkv0};
-      be->attention_forward(o.y.data(), o.lse.data(), qkv.data(), s);
-      be->attention_backward(o.dqkv.data(), dout.data(), o.y.data(), o.lse.data(), qkv.data(), s);
-      return o;
+      return testing::run_attention(*make_cpu_backend(threads, CpuGemm::kOpenBLAS, math), s);
     };
-    const Out bf = run(GemmMath::kBf16, 1), bf3 = run(GemmMath::kBf16, 3), fp = run(GemmMath::kFp32, 1);
+    const auto bf = run(GemmMath::kBf16, 1), bf3 = run(GemmMath::kBf16, 3), fp = run(GemmMath::kFp32, 1);
     const std::string shape = std::to_string(s.T) + " positions, head size " + std::to_string(s.HS);
     for (const auto& [name, a, b] : {std::tuple{"output", &bf.y, &fp.y}, std::tuple{"log-sum-exp", &bf.lse, &fp.lse},
                                      std::tuple{"dqkv", &bf.dqkv, &fp.dqkv}}) {

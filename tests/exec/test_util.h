@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "exec/backend/backend.h"
 #include "model/scenario.h"
 #include "model/scenario_io.h"
 #include "sim/timeline.h"
@@ -89,6 +90,23 @@ inline std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f)
 }
 
 // A timeline event with only rank, op and interval set (measured/predicted timelines in tests).
+// One attention forward and backward on `be` of random inputs of shape s (seed 7: the same inputs
+// on every call): the output, the log-sum-exp and dqkv (the backward accumulates onto a random start).
+struct AttentionResult {
+  std::vector<float> y, lse, dqkv;
+};
+inline AttentionResult run_attention(Backend& be, const AttentionShape& s) {
+  std::mt19937 rng(7);
+  const size_t nqkv = static_cast<size_t>(s.B) * s.T * s.qkv_stride(),
+               nout = static_cast<size_t>(s.B) * s.T * s.out_stride();
+  const auto qkv = randn(nqkv, rng), dout = randn(nout, rng);
+  AttentionResult o{std::vector<float>(nout), std::vector<float>(static_cast<size_t>(s.B) * s.NH * s.T),
+                    randn(nqkv, rng)};
+  be.attention_forward(o.y.data(), o.lse.data(), qkv.data(), s);
+  be.attention_backward(o.dqkv.data(), dout.data(), o.y.data(), o.lse.data(), qkv.data(), s);
+  return o;
+}
+
 inline TimelineEvent timeline_event(int rank, InstrKind op, TimeNs t0, TimeNs t1) {
   TimelineEvent e;
   e.rank = rank;
