@@ -254,6 +254,16 @@ double model_gemm_time(const DeviceProfile& device, double m, double n, double k
   return CostModel(s, layout).gemm_time(m, n, k);
 }
 
+namespace {
+// CostModel::bf16_rounding_time of `device` (no layout): what the cost model adds for the passes.
+double model_bf16_rounding_time(const DeviceProfile& device, double elements) {
+  Scenario s;
+  s.cluster.device = device;
+  const Layout layout;
+  return CostModel(s, layout).bf16_rounding_time(elements);
+}
+}  // namespace
+
 double model_bf16_gemm_time(const DeviceProfile& device, double m, double n, double k) {
   Scenario s;
   s.cluster.device = device;
@@ -551,24 +561,25 @@ StatusOr<DeviceProfile> device_profile_from_calibration(const ComputeCalibration
     // The cost model prices the forward as the core GEMMs at attention_efficiency plus the softmax
     // as element-wise traffic (2·B·NH·T²·e), and the backward as attention_backward_ratio × that.
     const double fwd = c.attention_fwd_s, bwd = c.attention_fwd_bwd_s - c.attention_fwd_s;
-    const double softmax_bytes = 2.0 * s.B * s.NH * double(s.T) * s.T * 4.0;
-    const double softmax_s = softmax_bytes / (d.memory_bandwidth_GBps * 1e9 * d.elementwise_efficiency);
-    const double core_s = std::max(0.1 * fwd, fwd - softmax_s);
-    d.attention_efficiency = std::clamp(c.attention_core_flops / (core_s * g.peak_tflops * 1e12), 1e-4, 1.0);
+    // t less `work_s` of element-wise passes, at least a tenth of t.
+    auto less = [](double t, double work_s) { return std::max(0.1 * t, t - work_s); };
+    const double softmax_s =
+        2.0 * s.B * s.NH * double(s.T) * s.T * 4.0 / (d.memory_bandwidth_GBps * 1e9 * d.elementwise_efficiency);
+    // The core GEMMs' fraction of `peak_tflops`, from a forward's seconds without its softmax.
+    auto efficiency = [&](double fwd_s, double peak_tflops) {
+      return std::clamp(c.attention_core_flops / (less(fwd_s, softmax_s) * peak_tflops * 1e12), 1e-4, 1.0);
+    };
+    d.attention_efficiency = efficiency(fwd, g.peak_tflops);
     d.attention_backward_ratio = bwd / fwd;
     // bf16 math: the same pricing at the bf16 peak, after the rounding passes the cost model adds
     // apart (bf16_attention_rounding) are taken out of both times.
     if (!c.gemm_bf16.empty() && c.attention_bf16_fwd_s > 0 && c.attention_bf16_fwd_bwd_s > c.attention_bf16_fwd_s) {
-      const double bytes_s = 1.0 / (d.memory_bandwidth_GBps * 1e9 * d.elementwise_efficiency);
-      const double tok = double(s.B) * s.T;
       const Bf16AttentionRounding r =
-          bf16_attention_rounding(tok, s.qkv_stride(), s.out_stride(), double(s.B) * s.NH, s.T);
-      const double fwd16 = std::max(0.1 * c.attention_bf16_fwd_s, c.attention_bf16_fwd_s - 6 * r.fwd * bytes_s);
-      const double bwd16 = std::max(0.1 * (c.attention_bf16_fwd_bwd_s - c.attention_bf16_fwd_s),
-                                    c.attention_bf16_fwd_bwd_s - c.attention_bf16_fwd_s - 6 * r.bwd * bytes_s);
-      const double core16 = std::max(0.1 * fwd16, fwd16 - softmax_s);
-      d.attention_efficiency_bf16 =
-          std::clamp(c.attention_core_flops / (core16 * d.peak_tflops_bf16 * 1e12), 1e-4, 1.0);
+          bf16_attention_rounding(double(s.B) * s.T, s.qkv_stride(), s.out_stride(), double(s.B) * s.NH, s.T);
+      const double fwd16 = less(c.attention_bf16_fwd_s, model_bf16_rounding_time(d, r.fwd));
+      const double bwd16 =
+          less(c.attention_bf16_fwd_bwd_s - c.attention_bf16_fwd_s, model_bf16_rounding_time(d, r.bwd));
+      d.attention_efficiency_bf16 = efficiency(fwd16, d.peak_tflops_bf16);
       d.attention_backward_ratio_bf16 = bwd16 / fwd16;
     }
   }

@@ -448,10 +448,9 @@ Seq ChunkKernels::attention_core() const {
     // pricing fidelity/calibrate.cpp inverts to measure attention_efficiency. The peak is the GEMM
     // math's: in bf16 math the executor's attention products are bf16 too.
     // In bf16 math its own measured figures where the profile has them, and the rounding passes.
-    const bool bf = rounds_ && dev_.attention_efficiency_bf16 > 0;
-    const double eff = bf ? dev_.attention_efficiency_bf16 : dev_.attention_efficiency;
-    const double bwd_ratio = rounds_ && dev_.attention_backward_ratio_bf16 > 0 ? dev_.attention_backward_ratio_bf16
-                                                                               : dev_.attention_backward_ratio;
+    auto in_math = [&](double bf16, double fp32) { return rounds_ && bf16 > 0 ? bf16 : fp32; };
+    const double eff = in_math(dev_.attention_efficiency_bf16, dev_.attention_efficiency);
+    const double bwd_ratio = in_math(dev_.attention_backward_ratio_bf16, dev_.attention_backward_ratio);
     const double flops = 2 * (2 * heads * d_.s * d_.s * d_.kv);
     const double fwd = flops / (cm_.gemm_peak_flops() * cm_.compute_share() * std::max(1e-6, eff)) +
                        cm_.elementwise_time_raw(2 * heads * d_.s * d_.s * d_.e);

@@ -143,23 +143,10 @@ TEST_F(Bf16Gemm, LinearLayersAreFp32ProductsOfRoundedOperands) {
 // The fused classifier (logits, cross-entropy, dx, dweight) in bf16 math: within bf16's rounding of
 // fp32, and not equal to it (the bf16 path ran), at a vocabulary that needs several row blocks.
 TEST_F(Bf16Gemm, ClassifierIsWithinBf16RoundingOfFp32) {
-  const int N = 600, C = 96, V = 2000, Vp = 2048;
-  std::mt19937 rng(4);
-  const auto x = testing::randn(static_cast<size_t>(N) * C, rng);
-  const auto w = testing::randn(static_cast<size_t>(Vp) * C, rng, 0.2f);
-  std::vector<int32_t> tgt(N);
-  for (int& t : tgt) t = static_cast<int>(rng() % V);
-  struct Out {
-    std::vector<float> loss, dx, dw;
-  };
   auto run = [&](GemmMath math) {
-    auto be = make_cpu_backend(2, CpuGemm::kEigen, math);
-    Out o{std::vector<float>(N), std::vector<float>(x.size(), 0.0f), std::vector<float>(w.size(), 0.0f)};
-    be->classifier_fused(o.loss.data(), o.dx.data(), o.dw.data(), nullptr, x.data(), w.data(), tgt.data(), N, C, V, Vp,
-                         1.0f / N);
-    return o;
+    return testing::run_classifier(*make_cpu_backend(2, CpuGemm::kEigen, math), 600, 96, 2000, 2048, 4);
   };
-  const Out bf = run(GemmMath::kBf16), fp = run(GemmMath::kFp32);
+  const auto bf = run(GemmMath::kBf16), fp = run(GemmMath::kFp32);
   for (const auto& [name, a, b] : {std::tuple{"loss", &bf.loss, &fp.loss}, std::tuple{"dx", &bf.dx, &fp.dx},
                                    std::tuple{"dweight", &bf.dw, &fp.dw}}) {
     const double e = rel_diff(*a, *b);

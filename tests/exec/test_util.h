@@ -107,6 +107,25 @@ inline AttentionResult run_attention(Backend& be, const AttentionShape& s) {
   return o;
 }
 
+// One fused-classifier call (logits, cross-entropy, dx, dweight) on `be` of random x (N×C) and
+// weight (Vp×C, scale 0.2) drawn from `seed`, targets (i·37) mod V; the gradients accumulate onto
+// dx0 and dw0 everywhere.
+struct ClassifierResult {
+  std::vector<float> loss, dx, dw;
+};
+inline ClassifierResult run_classifier(Backend& be, int N, int C, int V, int Vp, uint32_t seed, float dx0 = 0.0f,
+                                       float dw0 = 0.0f) {
+  std::mt19937 rng(seed);
+  const auto x = randn(static_cast<size_t>(N) * C, rng), w = randn(static_cast<size_t>(Vp) * C, rng, 0.2f);
+  std::vector<int32_t> tgt(static_cast<size_t>(N));
+  for (int i = 0; i < N; ++i) tgt[static_cast<size_t>(i)] = (i * 37) % V;
+  ClassifierResult o{std::vector<float>(static_cast<size_t>(N)), std::vector<float>(x.size(), dx0),
+                     std::vector<float>(w.size(), dw0)};
+  be.classifier_fused(o.loss.data(), o.dx.data(), o.dw.data(), nullptr, x.data(), w.data(), tgt.data(), N, C, V, Vp,
+                      1.0f / N);
+  return o;
+}
+
 inline TimelineEvent timeline_event(int rank, InstrKind op, TimeNs t0, TimeNs t1) {
   TimelineEvent e;
   e.rank = rank;
