@@ -25,7 +25,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=${d}/munge/munge.socket
+AuthInfo=socket=${d}/munge/munge.socket,cred_expire=10
 StateSaveLocation=${d}/state
 SlurmdSpoolDir=${d}/spool
 SlurmctldPidFile=${d}/slurmctld.pid
@@ -116,16 +116,20 @@ slurm_job_field() {
   scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1
 }
 
-# Slurm makes a requeued batch job eligible only 121 s after the requeue (Reason=BeginTime). To keep
-# the test short, wait (up to $2 s) for the requeued job to pend and make it eligible now.
-slurm_start_requeued_now() {
+# Slurm makes a requeued batch job eligible cred_expire + 1 s after the requeue (Reason=BeginTime):
+# the credentials of its first run stay revoked that long, and a start inside that window fails
+# ("Killing non-startable batch JobId=…: Job credential revoked", JobState=FAILED). The default is
+# 120 s; the test Slurm sets cred_expire=10 (slurm_write_conf), so the job restarts 11 s after its
+# requeue by Slurm's own rule (its backfill pass starts it within about 30 s more). Forcing
+# StartTime=now instead raced the revocation: a fresh-clone CI run on 2026-12-07 restarted the job
+# 0.23 s after the requeue and lost it. Waits up to $2 s for the restart.
+slurm_wait_requeued_start() {
   local job=$1 limit=$2 t=0
   while [ "$t" -lt $((limit * 5)) ]; do
-    if [ "$(slurm_job_field "$job" JobState)" = PENDING ] && [ "$(slurm_job_field "$job" Reason)" = BeginTime ]; then
-      scontrol update JobId="$job" StartTime=now && echo "requeued job $job made eligible now (Slurm waits 121 s)"
+    if [ "$(slurm_job_field "$job" Restarts)" != 0 ] && [ "$(slurm_job_field "$job" JobState)" != PENDING ]; then
+      echo "requeued job $job restarted"
       return
     fi
-    [ "$(slurm_job_field "$job" Restarts)" != 0 ] && [ "$(slurm_job_field "$job" JobState)" != PENDING ] && return
     sleep 0.2
     t=$((t + 1))
   done

@@ -41,7 +41,7 @@ mpirun --oversubscribe -np 2 "$E" train job.yaml --steps "$STEPS" --threads 1 --
 sed -e 's/pipeline_model_parallel_size: 2/pipeline_model_parallel_size: 1/' -e 's/world_size: 2/world_size: 1/' \
   job.yaml > single.yaml
 "$E" train single.yaml --steps "$STEPS" --threads 1 --metrics single.jsonl > single.log 2>&1 || { cat single.log; exit 1; }
-slurm_start_requeued_now "$job" 300
+slurm_wait_requeued_start "$job" 300
 slurm_wait_job "$job" 900 || exit 1
 state="JobState=$(slurm_job_field "$job" JobState) ExitCode=$(slurm_job_field "$job" ExitCode)"
 restarts="Restarts=$(slurm_job_field "$job" Restarts)"
